@@ -1,0 +1,5 @@
+# C type vocabulary shared by every kernel: 64-bit ids, double loads.
+from libc.stdint cimport int64_t, int32_t, int16_t, int8_t, uint64_t, uint8_t
+
+ctypedef int64_t id_t      # node, link, flow ids
+ctypedef double real_t     # loads, capacities, bytes

@@ -1,0 +1,166 @@
+"""What a fabric is made of: counts, capacities, power, bill of materials.
+
+Owns the static accounting of a built fabric (no traffic, no routing). Returns
+plain JSON-able dicts; printing belongs to the CLI.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .catalog import OPTIC_SPEED_SCALE
+from .fabric import Fabric, LINK_TIER_NAMES, REACH_NAMES, TIER_NAMES
+from .spec import Cluster
+
+
+def _speed_scale(gbps: float) -> float:
+    keys = sorted(OPTIC_SPEED_SCALE)
+    k = min(keys, key=lambda s: abs(s - gbps))
+    return OPTIC_SPEED_SCALE[k]
+
+
+def bill_of_materials(fabric: Fabric, cluster: Cluster, allow_lpo: bool | None = None) -> dict:
+    """Switches by tier and model, optics and cables by reach class and speed.
+
+    Each physical link needs one cable (DAC, AEC) or two transceivers plus
+    fibre (optical classes). LPO replaces DSP optics within its reach when the
+    cluster allows it. Returns counts, watts and dollars.
+    """
+    lpo = cluster.file.costs.allow_lpo if allow_lpo is None else allow_lpo
+    switches = []
+    for t, count in enumerate(fabric.tier_switch_counts):
+        name = fabric.switch_models[t] if t < len(fabric.switch_models) else f"tier{t}"
+        sw = cluster.switches.get(name)
+        if sw is None and t < len(cluster.tiers):
+            sw = cluster.tiers[t].switch
+        w = sw.power_w if sw else 0.0
+        c = sw.cost_usd if sw else 0.0
+        switches.append({"tier": TIER_NAMES[t + 1], "model": name, "count": int(count),
+                         "watts_each": w, "cost_each_usd": c, "kw": count * w / 1e3, "cost_usd": count * c})
+    up = slice(0, None, 2)
+    reach = fabric.link_reach[up]
+    speed = fabric.link_gbps[up]
+    optics = []
+    if reach.size:
+        key = reach.astype(np.int64) * 1_000_000 + np.round(speed).astype(np.int64)
+        keys, n = np.unique(key, return_counts=True)
+        for k, cnt in zip(keys.tolist(), n.tolist()):
+            rclass = REACH_NAMES[k // 1_000_000]
+            gbps = k % 1_000_000
+            part_name = "lpo" if (lpo and rclass in ("mmf", "smf_dr")) else rclass
+            part = cluster.optics[part_name]
+            scale = _speed_scale(gbps)
+            units = cnt * part.ends
+            optics.append({"reach": rclass, "part": part_name, "gbps": gbps, "links": cnt, "units": units,
+                           "watts_each": part.watts * scale, "cost_each_usd": part.cost_usd * scale,
+                           "kw": units * part.watts * scale / 1e3, "cost_usd": units * part.cost_usd * scale})
+    sw_kw = sum(s["kw"] for s in switches)
+    op_kw = sum(o["kw"] for o in optics)
+    return {"switches": switches, "optics": optics,
+            "totals": {"switches": int(sum(s["count"] for s in switches)),
+                       "switch_kw": sw_kw, "optics_kw": op_kw, "network_kw": sw_kw + op_kw,
+                       "switch_cost_usd": sum(s["cost_usd"] for s in switches),
+                       "optics_cost_usd": sum(o["cost_usd"] for o in optics),
+                       "network_cost_usd": sum(s["cost_usd"] for s in switches) + sum(o["cost_usd"] for o in optics)}}
+
+
+def tier_capacity(fabric: Fabric) -> dict:
+    """Upward capacity (Gb/s, one direction) leaving each tier, and injection."""
+    up = (np.arange(fabric.n_links) & 1) == 0
+    cap = np.bincount(fabric.link_tier[up].astype(np.int64), weights=fabric.link_gbps[up], minlength=3)
+    return {"injection_gbps": float(cap[0]), "leaf_up_gbps": float(cap[1]), "spine_up_gbps": float(cap[2])}
+
+
+def bisection_gbps(fabric: Fabric) -> float | None:
+    """Bisection bandwidth of a layered Clos, one direction, from tier capacities.
+
+    A balanced cut of the endpoints crosses at most half the injection, half the
+    leaf uplinks (when a plane has more than one leaf) and half the spine
+    uplinks (when there is more than one pod); the bisection is the smallest.
+    Not defined for custom graphs (returns None).
+    """
+    if fabric.family == "custom":
+        return None
+    c = tier_capacity(fabric)
+    cands = [c["injection_gbps"] / 2]
+    if fabric.tier_switch_counts and fabric.tier_switch_counts[0] > fabric.planes:
+        cands.append(c["leaf_up_gbps"] / 2 if c["leaf_up_gbps"] else 0.0)
+    if fabric.n_tiers == 3 and fabric.pods > 1:
+        cands.append(c["spine_up_gbps"] / 2)
+    return float(min(cands))
+
+
+def rack_power(fabric: Fabric, cluster: Cluster, busy_servers: np.ndarray | None = None) -> dict:
+    """Power per rack (all nodes busy unless `busy_servers` says which are).
+
+    Switches placed in compute racks (top-of-rack leaves) count in their rack.
+    """
+    if busy_servers is None:
+        per = fabric.server_busy_kw
+    else:
+        per = np.where(busy_servers, fabric.server_busy_kw, fabric.server_idle_kw)
+    kw = np.bincount(fabric.server_rack, weights=per, minlength=fabric.n_racks)
+    if cluster.file.floor.leaf_placement == "tor" and fabric.family != "custom" and fabric.n_tiers:
+        leaves = np.flatnonzero(fabric.node_tier == 1)
+        # a ToR leaf sits in the rack of its first endpoint
+        first_link = fabric.adj[fabric.indptr[leaves]]
+        down = fabric.link_dst[first_link]
+        eps = np.where(down < fabric.n_endpoints, down, -1)
+        ok = eps >= 0
+        sw = cluster.tiers[0].switch if cluster.tiers else None
+        if sw is not None:
+            np.add.at(kw, fabric.server_rack[fabric.ep_server[eps[ok]]], sw.power_w / 1e3)
+    over = kw > fabric.rack_limit_kw + 1e-9
+    return {"kw": kw, "limit_kw": np.asarray(fabric.rack_limit_kw), "over": over}
+
+
+def describe(fabric: Fabric, cluster: Cluster) -> dict:
+    """Everything `topo describe` prints, as a JSON-able dict."""
+    n_acc = int(fabric.ep_is_accel.sum())
+    inj = fabric.injection_gbps()
+    acc_inj = inj[fabric.ep_is_accel]
+    bom = bill_of_materials(fabric, cluster)
+    rp = rack_power(fabric, cluster)
+    over_idx = np.flatnonzero(rp["over"])
+    tiers = []
+    up_links = (np.arange(fabric.n_links) & 1) == 0
+    for t in range(fabric.n_tiers):
+        n_up = int(((fabric.link_tier == t + 1) & up_links).sum())
+        tiers.append({"tier": TIER_NAMES[t + 1], "switches": int(fabric.tier_switch_counts[t]),
+                      "model": fabric.switch_models[t] if t < len(fabric.switch_models) else "custom",
+                      "uplinks": n_up,
+                      "oversubscription": (None if not math.isfinite(fabric.tier_oversubscription[t])
+                                           else round(float(fabric.tier_oversubscription[t]), 4))})
+    links_by_tier = {LINK_TIER_NAMES[t]: int(((fabric.link_tier == t) & up_links).sum()) for t in range(3)}
+    dsz, dcount = np.unique(fabric.domain_size, return_counts=True)
+    bis = bisection_gbps(fabric)
+    return {
+        "name": cluster.name,
+        "family": fabric.family,
+        "accelerators": n_acc,
+        "cpu_hosts": int(fabric.n_endpoints - n_acc),
+        "endpoints": fabric.n_endpoints,
+        "nodes": fabric.n_servers,
+        "racks": fabric.n_racks,
+        "planes": fabric.planes,
+        "pods": fabric.pods,
+        "scaleup_domains": {str(int(s)): int(c) for s, c in zip(dsz, dcount)},
+        "scaleup_gbps_per_accelerator": float(np.median(fabric.domain_gbps)) if fabric.n_domains else 0.0,
+        "nic_ports": links_by_tier["endpoint-leaf"],
+        "links": links_by_tier,
+        "tiers": tiers,
+        "bisection_gbps": bis,
+        "bisection_per_accelerator_gbps": (bis * 2 / max(n_acc, 1)) if bis is not None else None,
+        "injection_gbps_per_accelerator": float(acc_inj.mean()) if acc_inj.size else 0.0,
+        "rack_power": {
+            "max_kw": float(rp["kw"].max()) if rp["kw"].size else 0.0,
+            "total_kw": float(rp["kw"].sum()),
+            "racks_over_limit": int(over_idx.size),
+            "over_limit": [{"rack": fabric.rack_name(i), "kw": round(float(rp["kw"][i]), 3),
+                            "limit_kw": float(rp["limit_kw"][i])} for i in over_idx[:50]],
+        },
+        "bill_of_materials": bom,
+        "network_kw": bom["totals"]["network_kw"],
+        "network_cost_usd": bom["totals"]["network_cost_usd"],
+    }

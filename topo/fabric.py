@@ -1,0 +1,620 @@
+"""The fabric: a cluster turned into numpy arrays.
+
+Owns the array representation of a network (nodes, directed links, CSR) and the
+builders for every fabric family. Builders are vectorised numpy: a 1M-endpoint
+fabric is never a Python object per link, and never a networkx graph on this
+path (networkx is used only by :mod:`topo.graphio` for interchange and tests).
+
+Conventions
+-----------
+* Node ids ``0 .. n_endpoints-1`` are endpoints (one per accelerator, or one per
+  CPU-only host); switch ids follow, plane by plane, tier by tier.
+* Every physical link is two directed links with ids ``2*i`` (upward, from the
+  lower tier) and ``2*i + 1`` (downward); ``link ^ 1`` is the reverse.
+* ``link_tier`` is 0 for endpoint-leaf, 1 for leaf-spine, 2 for spine-super.
+* Capacities are Gb/s per direction; lengths are metres.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .spec import Cluster, SpecError
+
+TIER_NAMES = ("endpoint", "leaf", "spine", "super-spine")
+LINK_TIER_NAMES = ("endpoint-leaf", "leaf-spine", "spine-super")
+REACH_NAMES = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Fabric:
+    """A network fabric as arrays. See the module docstring for conventions.
+
+    Attributes are read-only numpy arrays; the object is cheap to pass to
+    kernels (``fabric.link_src`` etc. are C-contiguous int64/float64).
+    """
+    family: str
+    n_endpoints: int
+    # nodes
+    node_tier: np.ndarray    # int8, 0 = endpoint, 1 leaf, 2 spine, 3 super-spine
+    node_plane: np.ndarray   # int16
+    node_pod: np.ndarray     # int32, -1 where not in a pod
+    node_index: np.ndarray   # int64, index within (plane, tier)
+    node_x_m: np.ndarray     # float32, floor position
+    node_y_m: np.ndarray
+    # endpoints (length n_endpoints)
+    ep_server: np.ndarray    # int64 server (host) index
+    ep_local: np.ndarray     # int16 accelerator index within the server (its rail)
+    ep_domain: np.ndarray    # int64 scale-up domain id, -1 for CPU hosts
+    ep_is_accel: np.ndarray  # bool
+    # links (directed, paired)
+    link_src: np.ndarray     # int64
+    link_dst: np.ndarray     # int64
+    link_gbps: np.ndarray    # float64 capacity per direction
+    link_tier: np.ndarray    # int8
+    link_plane: np.ndarray   # int16
+    link_length_m: np.ndarray  # float32
+    link_reach: np.ndarray   # int8 index into REACH_NAMES
+    # CSR over outgoing links
+    indptr: np.ndarray       # int64, n_nodes + 1
+    adj: np.ndarray          # int64 link ids grouped by source node
+    # servers and racks
+    server_type: np.ndarray  # int16 index into server_type_names
+    server_rack: np.ndarray  # int64
+    server_busy_kw: np.ndarray  # float64
+    server_idle_kw: np.ndarray
+    rack_type: np.ndarray    # int16 index into rack_type_names
+    rack_limit_kw: np.ndarray
+    rack_hard: np.ndarray    # bool
+    rack_row: np.ndarray     # int32
+    rack_col: np.ndarray
+    domain_size: np.ndarray  # int64 accelerators per domain
+    domain_gbps: np.ndarray  # float64 scale-up bandwidth per accelerator
+    server_type_names: tuple = ()
+    rack_type_names: tuple = ()
+    switch_models: tuple = ()          # per tier (leaf first): catalog name
+    tier_switch_counts: tuple = ()     # per tier, all planes
+    tier_oversubscription: tuple = ()  # per tier: down capacity / up capacity
+    planes: int = 1
+    pods: int = 1
+    meta: dict = field(default_factory=dict)
+
+    # --- sizes -------------------------------------------------------------------
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_tier.shape[0])
+
+    @property
+    def n_links(self) -> int:
+        """Directed links."""
+        return int(self.link_src.shape[0])
+
+    @property
+    def n_switches(self) -> int:
+        return self.n_nodes - self.n_endpoints
+
+    @property
+    def n_servers(self) -> int:
+        return int(self.server_type.shape[0])
+
+    @property
+    def n_racks(self) -> int:
+        return int(self.rack_type.shape[0])
+
+    @property
+    def n_domains(self) -> int:
+        return int(self.domain_size.shape[0])
+
+    @property
+    def n_tiers(self) -> int:
+        return len(self.tier_switch_counts)
+
+    # --- names -------------------------------------------------------------------
+    def server_name(self, i: int) -> str:
+        w = max(4, len(str(self.n_servers - 1)))
+        return f"n{int(i):0{w}d}"
+
+    def rack_name(self, i: int) -> str:
+        w = max(3, len(str(self.n_racks - 1)))
+        return f"rack{int(i):0{w}d}"
+
+    def node_name(self, i: int) -> str:
+        """Human name of a node id (endpoint or switch)."""
+        i = int(i)
+        custom = self.meta.get("custom_names")
+        if custom is not None:
+            return custom[i]
+        if i < self.n_endpoints:
+            return f"{self.server_name(self.ep_server[i])}-g{int(self.ep_local[i])}"
+        t = int(self.node_tier[i])
+        p = f"p{int(self.node_plane[i])}-" if self.planes > 1 else ""
+        idx = int(self.node_index[i])
+        if t == 1:
+            return f"{p}leaf{idx}"
+        if t == 2:
+            return f"{p}spine{idx}"
+        return f"{p}super{idx}"
+
+    def link_name(self, link: int) -> str:
+        return f"{self.node_name(self.link_src[link])}->{self.node_name(self.link_dst[link])}"
+
+    def node_names(self) -> list[str]:
+        return [self.node_name(i) for i in range(self.n_nodes)]
+
+    def find_node(self, name: str) -> int:
+        """Node id of a name produced by :meth:`node_name` (KeyError if unknown)."""
+        names = self.meta.get("_name_index")
+        if names is None:
+            names = {n: i for i, n in enumerate(self.node_names())}
+            self.meta["_name_index"] = names
+        return names[name]
+
+    def server_ids(self, names) -> np.ndarray:
+        """Server indices for server names (hostlist expressions allowed)."""
+        from .hostlist import expand
+        idx = self.meta.get("_server_index")
+        if idx is None:
+            idx = {self.server_name(i): i for i in range(self.n_servers)}
+            self.meta["_server_index"] = idx
+        out = []
+        for n in names:
+            for h in expand(n):
+                if h not in idx:
+                    raise KeyError(h)
+                out.append(idx[h])
+        return np.array(out, dtype=np.int64)
+
+    # --- derived arrays --------------------------------------------------------------
+    def endpoint_links(self) -> np.ndarray:
+        """Upward link ids leaving endpoints (endpoint -> leaf), grouped by endpoint."""
+        lo, hi = self.indptr[0], self.indptr[self.n_endpoints]
+        return self.adj[lo:hi]
+
+    def ep_rack(self) -> np.ndarray:
+        return self.server_rack[self.ep_server]
+
+    def ep_leaf(self) -> np.ndarray:
+        """First leaf of every endpoint (its home switch on plane 0)."""
+        first = self.adj[self.indptr[: self.n_endpoints]]
+        return self.link_dst[first]
+
+    def ep_pod(self) -> np.ndarray:
+        return self.node_pod[self.ep_leaf()]
+
+    def injection_gbps(self) -> np.ndarray:
+        """Scale-out capacity of every endpoint (sum of its ports)."""
+        up = self.link_tier == 0
+        up &= (np.arange(self.n_links) & 1) == 0
+        return np.bincount(self.link_src[up], weights=self.link_gbps[up], minlength=self.n_endpoints)[: self.n_endpoints]
+
+    def to_networkx(self, max_nodes: int = 200_000):
+        """The fabric as a ``networkx.MultiGraph`` (undirected; one edge per physical link)."""
+        from .graphio import to_networkx
+        return to_networkx(self, max_nodes=max_nodes)
+
+
+# --- helpers ----------------------------------------------------------------------
+def _split_ports(radix: int, os: float) -> tuple[int, int]:
+    """Down and up port counts for a switch of `radix` at oversubscription `os`."""
+    down = int(round(radix * os / (1.0 + os)))
+    down = min(max(down, 1), radix - 1)
+    return down, radix - down
+
+
+def _largest_bundle(up_ports: int, peers: int, radix: int) -> int:
+    """Largest b dividing up_ports with peers * b <= radix (parallel links per pair)."""
+    best = 1
+    for b in range(1, up_ports + 1):
+        if up_ports % b == 0 and peers * b <= radix:
+            best = b
+    return best
+
+
+class _Links:
+    """Accumulates physical links as array chunks."""
+
+    def __init__(self):
+        self.lo, self.hi, self.gbps, self.tier, self.plane = [], [], [], [], []
+
+    def add(self, lo, hi, gbps, tier, plane):
+        lo = np.asarray(lo, dtype=np.int64)
+        self.lo.append(lo)
+        self.hi.append(np.asarray(hi, dtype=np.int64))
+        self.gbps.append(np.broadcast_to(np.asarray(gbps, dtype=np.float64), lo.shape))
+        self.tier.append(np.full(lo.shape, tier, dtype=np.int8))
+        self.plane.append(np.broadcast_to(np.asarray(plane, dtype=np.int16), lo.shape))
+
+    def arrays(self):
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt)
+        return (cat(self.lo, np.int64), cat(self.hi, np.int64), cat(self.gbps, np.float64),
+                cat(self.tier, np.int8), cat(self.plane, np.int16))
+
+
+def build(cluster: Cluster) -> Fabric:
+    """Build the fabric a validated cluster implies, as arrays.
+
+    Cost: O(endpoints + links) time and memory, all numpy; no per-link Python.
+    Raises :class:`SpecError` when the tiers cannot connect the endpoints
+    (for example a spine radix too small for the number of leaves).
+    """
+    f = cluster.file
+    # --- racks, servers, endpoints ------------------------------------------------
+    type_names = list(cluster.node_types)
+    rack_type_names = [r.name for r in cluster.racks]
+    rack_counts = np.array([r.count for r in cluster.racks], dtype=np.int64)
+    rack_type = np.repeat(np.arange(len(cluster.racks), dtype=np.int16), rack_counts)
+    n_racks = int(rack_type.shape[0])
+    # servers per rack type, in node-type order within the rack
+    per_rack_types, per_rack_counts = [], []
+    for r in cluster.racks:
+        per_rack_types.append(np.repeat(np.array([type_names.index(t) for t in r.nodes], dtype=np.int16),
+                                        np.array(list(r.nodes.values()), dtype=np.int64)))
+    servers_in_rack = np.array([len(x) for x in per_rack_types], dtype=np.int64)[rack_type]
+    server_rack = np.repeat(np.arange(n_racks, dtype=np.int64), servers_in_rack)
+    server_type = np.concatenate([np.tile(per_rack_types[t], cluster.racks[t].count)
+                                  for t in range(len(cluster.racks))])
+    nts = [cluster.node_types[t] for t in type_names]
+    acc_per = np.array([nt.accelerators for nt in nts], dtype=np.int64)
+    eps_per_type = np.maximum(acc_per, 1)
+    busy = np.array([nt.power_busy_kw for nt in nts])[server_type]
+    idle = np.array([nt.power_idle_kw for nt in nts])[server_type]
+
+    eps_per_server = eps_per_type[server_type]
+    n_ep = int(eps_per_server.sum())
+    ep_server = np.repeat(np.arange(server_type.shape[0], dtype=np.int64), eps_per_server)
+    first_ep = np.concatenate([[0], np.cumsum(eps_per_server)[:-1]])
+    ep_local = (np.arange(n_ep, dtype=np.int64) - first_ep[ep_server]).astype(np.int16)
+    ep_type = server_type[ep_server]
+    ep_is_accel = acc_per[ep_type] > 0
+
+    # scale-up domains: consecutive accelerators of one node type in one rack
+    su_size = np.array([nt.scaleup_size for nt in nts], dtype=np.int64)
+    su_gbps = np.array([nt.scaleup_gbps for nt in nts], dtype=np.float64)
+    ep_domain = np.full(n_ep, -1, dtype=np.int64)
+    acc_idx = np.flatnonzero(ep_is_accel)
+    if acc_idx.size:
+        key_rt = server_rack[ep_server[acc_idx]] * len(type_names) + ep_type[acc_idx]
+        # running index of the accelerator within its (rack, type) block
+        change = np.concatenate([[True], key_rt[1:] != key_rt[:-1]])
+        block_start = np.maximum.accumulate(np.where(change, np.arange(acc_idx.size), 0))
+        run = np.arange(acc_idx.size) - block_start
+        sizes = su_size[ep_type[acc_idx]]
+        dom_key = np.where(sizes <= acc_per[ep_type[acc_idx]],
+                           ep_server[acc_idx] * 1024 + ep_local[acc_idx] // sizes,
+                           -(key_rt * 1_000_003 + run // sizes) - 1)
+        # domains numbered in order of first appearance
+        chg = np.concatenate([[True], dom_key[1:] != dom_key[:-1]])
+        ep_domain[acc_idx] = np.cumsum(chg) - 1
+        first_of_dom = acc_idx[chg]
+        domain_size = sizes[chg].astype(np.int64)
+        domain_gbps = su_gbps[ep_type[first_of_dom]]
+    else:
+        domain_size = np.zeros(0, np.int64)
+        domain_gbps = np.zeros(0, np.float64)
+
+    # floor positions
+    rpr = f.floor.racks_per_row
+    rack_ids = np.arange(n_racks, dtype=np.int64)
+    rack_row = (rack_ids // rpr).astype(np.int32)
+    rack_col = (rack_ids % rpr).astype(np.int32)
+    pitch, row_pitch = f.floor.rack_pitch_m, f.floor.row_pitch_m
+    ep_x = (rack_col[server_rack[ep_server]] * pitch).astype(np.float32)
+    ep_y = (rack_row[server_rack[ep_server]] * row_pitch).astype(np.float32)
+    limits = np.array([r.power_limit_kw for r in cluster.racks])[rack_type]
+    hard = np.array([r.power_limit_hard for r in cluster.racks])[rack_type]
+
+    # --- endpoint ports ---------------------------------------------------------------
+    ports_per_ep_type = np.array([max(nt.nics * nt.nic_ports // max(nt.accelerators, 1), 1) for nt in nts], dtype=np.int64)
+    port_gbps_type = np.array([nt.nic_gbps / nt.nic_ports for nt in nts])
+    n_ports_ep = ports_per_ep_type[ep_type]
+    port_ep = np.repeat(np.arange(n_ep, dtype=np.int64), n_ports_ep)
+    port_first = np.concatenate([[0], np.cumsum(n_ports_ep)[:-1]])
+    port_k = np.arange(port_ep.shape[0], dtype=np.int64) - port_first[port_ep]
+    port_gbps = port_gbps_type[ep_type[port_ep]]
+
+    fam = f.fabric.family
+    if fam == "custom":
+        from .graphio import build_custom
+        return build_custom(cluster, dict(
+            ep_server=ep_server, ep_local=ep_local, ep_domain=ep_domain, ep_is_accel=ep_is_accel,
+            ep_x=ep_x, ep_y=ep_y, server_type=server_type, server_rack=server_rack, busy=busy, idle=idle,
+            rack_type=rack_type, limits=limits, hard=hard, rack_row=rack_row, rack_col=rack_col,
+            domain_size=domain_size, domain_gbps=domain_gbps, type_names=type_names,
+            rack_type_names=rack_type_names, port_ep=port_ep, port_gbps=port_gbps))
+
+    planes = f.fabric.planes
+    # --- which plane and which leaf each port lands on ---------------------------------
+    if fam == "rail_only":
+        n_rails = int(max(acc_per.max(), 1))
+        port_plane = ep_local[port_ep].astype(np.int64) % n_rails
+        planes = n_rails
+    elif planes > 1:
+        port_plane = port_k % planes
+    else:
+        port_plane = np.zeros(port_ep.shape[0], dtype=np.int64)
+
+    tiers = list(cluster.tiers)
+    if fam == "fat_tree":
+        k = f.fabric.k
+        from .spec import ResolvedTier, SwitchSpec
+        sw = cluster.tiers[0].switch if cluster.tiers else None
+        spec = SwitchSpec(radix=k, port_gbps=sw.port_gbps if sw else 400.0,
+                          power_w=sw.power_w if sw else 0.0, cost_usd=sw.cost_usd if sw else 0.0)
+        name = cluster.tiers[0].switch_name if cluster.tiers else f"k{k}"
+        tiers = [ResolvedTier(switch_name=name, switch=spec, oversubscription=1.0, bundle=1)] * 3
+    n_tiers = len(tiers)
+    radix = [t.switch.radix for t in tiers]
+    sw_gbps = [t.switch.port_gbps for t in tiers]
+    errs: list[tuple[str, str]] = []
+
+    # leaf port split; a switch port faster than the NIC port is broken out
+    nic_port = float(port_gbps.max())
+    breakout = max(int(sw_gbps[0] // nic_port), 1) if sw_gbps[0] >= nic_port else 1
+    if n_tiers == 1:
+        d0, u0 = radix[0], 0
+    else:
+        d0, u0 = _split_ports(radix[0], tiers[0].oversubscription)
+    ep_per_leaf = d0 * breakout
+
+    # sequence of each port within its plane (and rail, for rail-optimized)
+    if fam == "rail_optimized":
+        n_rails = int(max(acc_per.max(), 1))
+        rail = ep_local[port_ep].astype(np.int64) % n_rails
+        seq = _rank_within(rail, n_rails)
+        leaf_in_plane = (seq // ep_per_leaf) * n_rails + rail
+    elif f.fabric.dual_homed:
+        seq = _rank_within(port_k % 2, 2)
+        leaf_in_plane = (seq // ep_per_leaf) * 2 + (port_k % 2)
+    else:
+        seq = _rank_within(port_plane, planes)
+        leaf_in_plane = seq // ep_per_leaf
+
+    if fam == "fat_tree":
+        leaves_per_plane = k * k // 2
+    else:
+        leaves_per_plane = int(leaf_in_plane.max()) + 1 if leaf_in_plane.size else 1
+
+    # --- tier structure per plane -------------------------------------------------------
+    L = leaves_per_plane
+    if n_tiers == 1:
+        if L > 1:
+            errs.append(("fabric.tiers[0].radix", f"one tier of radix {radix[0]} connects {ep_per_leaf} endpoint ports; {int(port_ep.shape[0] // planes)} need a second tier"))
+        S1 = S2 = 0
+        pods, Lp, b1, b2, spines_per_pod = 1, L, 0, 0, 0
+        d1 = u1 = 0
+    elif n_tiers == 2:
+        if abs(tiers[1].oversubscription - 1.0) > 1e-12:
+            errs.append(("fabric.tiers[1].oversubscription", "the top tier has no uplinks; its oversubscription must be 1"))
+        b1 = tiers[0].bundle or _largest_bundle(u0, L, radix[1])
+        if u0 % b1:
+            errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {u0} leaf uplinks"))
+            b1 = 1
+        if L * b1 > radix[1]:
+            errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} is too small for {L} leaves x {b1} links per spine; use a larger switch or a third tier"))
+        spines_per_pod = u0 // b1
+        S1, S2, pods, Lp, b2, d1, u1 = spines_per_pod, 0, 1, L, 0, 0, 0
+    else:
+        b1 = tiers[0].bundle or 1
+        if u0 % b1:
+            errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {u0} leaf uplinks"))
+            b1 = 1
+        d1, u1 = _split_ports(radix[1], tiers[1].oversubscription)
+        if abs(tiers[2].oversubscription - 1.0) > 1e-12:
+            errs.append(("fabric.tiers[2].oversubscription", "the top tier has no uplinks; its oversubscription must be 1"))
+        Lp = d1 // b1
+        if Lp < 1:
+            errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} leaves no down ports for bundles of {b1}"))
+            Lp = 1
+        if fam == "fat_tree":
+            Lp = k // 2
+        pods = -(-L // Lp)
+        spines_per_pod = u0 // b1
+        b2 = tiers[1].bundle or _largest_bundle(u1, pods, radix[2])
+        if u1 % b2:
+            errs.append(("fabric.tiers[1].bundle", f"bundle {b2} does not divide the {u1} spine uplinks"))
+            b2 = 1
+        if pods * b2 > radix[2]:
+            errs.append(("fabric.tiers[2].radix", f"radix {radix[2]} is too small for {pods} pods x {b2} links; use a larger switch"))
+        S1 = pods * spines_per_pod
+        S2 = spines_per_pod * (u1 // b2)
+    if errs:
+        raise SpecError(errs)
+
+    per_plane = L + S1 + S2
+    n_sw = per_plane * planes
+    n_nodes = n_ep + n_sw
+    node_tier = np.zeros(n_nodes, np.int8)
+    node_plane = np.zeros(n_nodes, np.int16)
+    node_pod = np.full(n_nodes, -1, np.int32)
+    node_index = np.zeros(n_nodes, np.int64)
+    node_index[:n_ep] = np.arange(n_ep)
+    plane_base = n_ep + np.arange(planes, dtype=np.int64) * per_plane
+    for p in range(planes):
+        b = plane_base[p]
+        node_tier[b:b + L] = 1
+        node_tier[b + L:b + L + S1] = 2
+        node_tier[b + L + S1:b + per_plane] = 3
+        node_plane[b:b + per_plane] = p
+        node_index[b:b + L] = np.arange(L)
+        node_index[b + L:b + L + S1] = np.arange(S1)
+        node_index[b + L + S1:b + per_plane] = np.arange(S2)
+        if n_tiers == 3:
+            node_pod[b:b + L] = np.arange(L) // Lp
+            node_pod[b + L:b + L + S1] = np.arange(S1) // spines_per_pod
+        else:
+            node_pod[b:b + L + S1] = 0
+
+    links = _Links()
+    # endpoint -> leaf
+    leaf_node = plane_base[port_plane] + leaf_in_plane
+    links.add(port_ep, leaf_node, port_gbps, 0, port_plane)
+    up_gbps = [sw_gbps[0], sw_gbps[1] if n_tiers > 1 else 0]
+    for p in range(planes):
+        b = plane_base[p]
+        if n_tiers >= 2:
+            # leaf l in pod l // Lp connects to every spine of its pod with b1 links
+            leaves = np.repeat(np.arange(L, dtype=np.int64), spines_per_pod * b1)
+            j = np.tile(np.repeat(np.arange(spines_per_pod, dtype=np.int64), b1), L)
+            pod = leaves // Lp if n_tiers == 3 else np.zeros_like(leaves)
+            links.add(b + leaves, b + L + pod * spines_per_pod + j, min(sw_gbps[0], sw_gbps[1]), 1, p)
+        if n_tiers == 3:
+            # spine j of each pod connects to the u1/b2 super-spines of spine-plane j, b2 links each
+            per_plane_sup = u1 // b2
+            spines = np.repeat(np.arange(S1, dtype=np.int64), per_plane_sup * b2)
+            jj = spines % spines_per_pod
+            m = np.tile(np.repeat(np.arange(per_plane_sup, dtype=np.int64), b2), S1)
+            links.add(b + L + spines, b + L + S1 + jj * per_plane_sup + m, min(sw_gbps[1], sw_gbps[2]), 2, p)
+    lo, hi, gbps, ltier, lplane = links.arrays()
+
+    # --- floor positions of switches ---------------------------------------------------
+    x = np.zeros(n_nodes, np.float32)
+    y = np.zeros(n_nodes, np.float32)
+    x[:n_ep], y[:n_ep] = ep_x, ep_y
+    # a leaf sits at the rack of its first endpoint (tor) or at that row's end (eor)
+    first_port_of_leaf = np.full(n_nodes, -1, np.int64)
+    order = np.argsort(leaf_node, kind="stable")
+    ln_sorted = leaf_node[order]
+    firsts = np.concatenate([[True], ln_sorted[1:] != ln_sorted[:-1]]) if ln_sorted.size else np.zeros(0, bool)
+    first_port_of_leaf[ln_sorted[firsts]] = port_ep[order[firsts]]
+    is_leaf = node_tier == 1
+    has_ep = is_leaf & (first_port_of_leaf >= 0)
+    fe = first_port_of_leaf[has_ep]
+    if f.floor.leaf_placement == "tor":
+        x[has_ep] = ep_x[fe]
+    else:
+        x[has_ep] = rpr * pitch
+    y[has_ep] = ep_y[fe]
+    n_rows = int(rack_row.max()) + 1 if n_racks else 1
+    spine_col = (rpr + 1) * pitch
+    if n_tiers >= 2:
+        sp = node_tier == 2
+        # spines of a pod sit beside the middle row of their pod's leaves
+        pod_y = np.zeros(max(pods, 1), np.float64)
+        lp = node_pod[has_ep]
+        cnt = np.bincount(lp, minlength=pods)
+        pod_y[: len(cnt)] = np.bincount(lp, weights=y[has_ep], minlength=pods) / np.maximum(cnt, 1)
+        x[sp] = spine_col
+        y[sp] = pod_y[np.maximum(node_pod[sp], 0)]
+    if n_tiers == 3:
+        su = node_tier == 3
+        x[su] = spine_col + pitch
+        y[su] = (n_rows - 1) * row_pitch / 2.0
+    length = (np.abs(x[lo] - x[hi]) + np.abs(y[lo] - y[hi]) + f.floor.slack_m).astype(np.float32)
+    reach_max = np.array([cluster.optics[r].max_m for r in REACH_NAMES])
+    reach = np.searchsorted(reach_max, length, side="left").astype(np.int8)
+    if reach.size and reach.max() >= len(REACH_NAMES):
+        worst = float(length.max())
+        raise SpecError([("floor", f"a link of {worst:.0f} m is longer than the longest reach class ({reach_max[-1]:.0f} m); shrink the floor or add an optic with more reach")])
+
+    # --- directed links and CSR ---------------------------------------------------------
+    n_phys = lo.shape[0]
+    src = np.empty(2 * n_phys, np.int64)
+    dst = np.empty(2 * n_phys, np.int64)
+    src[0::2], src[1::2] = lo, hi
+    dst[0::2], dst[1::2] = hi, lo
+    rep = lambda a: np.repeat(a, 2)
+    indptr, adj = csr(src, n_nodes)
+
+    os_t = []
+    for t in range(n_tiers):
+        if t == 0 and n_tiers > 1:
+            os_t.append(ep_per_leaf * nic_port / (u0 * up_gbps[0]) if u0 else math.inf)
+        elif t == 1 and n_tiers == 3:
+            os_t.append(d1 / u1 if u1 else math.inf)
+        else:
+            os_t.append(1.0)
+    counts = [L * planes, S1 * planes, S2 * planes][:n_tiers]
+    meta = {"leaves_per_pod": Lp, "spines_per_pod": spines_per_pod, "bundles": [b1, b2][: max(n_tiers - 1, 0)],
+            "endpoint_ports_per_leaf": ep_per_leaf, "breakout": breakout, "leaf_up_ports": u0,
+            "spine_up_ports": u1, "cluster_name": cluster.name}
+    if fam == "fat_tree":
+        meta["k"] = k
+    return Fabric(
+        family=fam, n_endpoints=n_ep,
+        node_tier=_ro(node_tier), node_plane=_ro(node_plane), node_pod=_ro(node_pod), node_index=_ro(node_index),
+        node_x_m=_ro(x), node_y_m=_ro(y),
+        ep_server=_ro(ep_server), ep_local=_ro(ep_local), ep_domain=_ro(ep_domain), ep_is_accel=_ro(ep_is_accel),
+        link_src=_ro(src), link_dst=_ro(dst), link_gbps=_ro(rep(gbps)), link_tier=_ro(rep(ltier)),
+        link_plane=_ro(rep(lplane)), link_length_m=_ro(rep(length)), link_reach=_ro(rep(reach)),
+        indptr=_ro(indptr), adj=_ro(adj),
+        server_type=_ro(server_type), server_rack=_ro(server_rack), server_busy_kw=_ro(busy), server_idle_kw=_ro(idle),
+        rack_type=_ro(rack_type), rack_limit_kw=_ro(limits), rack_hard=_ro(hard), rack_row=_ro(rack_row),
+        rack_col=_ro(rack_col), domain_size=_ro(domain_size), domain_gbps=_ro(domain_gbps),
+        server_type_names=tuple(type_names), rack_type_names=tuple(rack_type_names),
+        switch_models=tuple(t.switch_name for t in tiers), tier_switch_counts=tuple(counts),
+        tier_oversubscription=tuple(os_t), planes=planes, pods=pods, meta=meta)
+
+
+def _rank_within(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """For each element, how many earlier elements share its key (stable)."""
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(key, minlength=n_keys)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0]) - starts[key[order]]
+    return rank
+
+
+def csr(src: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, link ids) over the source node of each directed link."""
+    counts = np.bincount(src, minlength=n_nodes)
+    indptr = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    adj = np.argsort(src, kind="stable").astype(np.int64)
+    return indptr, adj
+
+
+def fabric_from_arrays(n_endpoints: int, lo: np.ndarray, hi: np.ndarray, gbps: np.ndarray,
+                       node_tier: np.ndarray, link_tier: Optional[np.ndarray] = None,
+                       family: str = "custom", **extra) -> Fabric:
+    """A Fabric from physical links (lo, hi), used by custom imports and tests.
+
+    ``extra`` may carry any Fabric field (server arrays, floor, racks); the rest
+    default to one server and one rack per endpoint.
+    """
+    n_nodes = node_tier.shape[0]
+    lo = np.asarray(lo, np.int64)
+    hi = np.asarray(hi, np.int64)
+    if link_tier is None:
+        link_tier = np.maximum(np.minimum(node_tier[lo], node_tier[hi]), 0).astype(np.int8)
+        link_tier = np.where(node_tier[lo] == 0, 0, link_tier).astype(np.int8)
+    n_phys = lo.shape[0]
+    src = np.empty(2 * n_phys, np.int64)
+    dst = np.empty(2 * n_phys, np.int64)
+    src[0::2], src[1::2] = lo, hi
+    dst[0::2], dst[1::2] = hi, lo
+    indptr, adj = csr(src, n_nodes)
+    e = n_endpoints
+    d = dict(
+        node_plane=np.zeros(n_nodes, np.int16), node_pod=np.zeros(n_nodes, np.int32),
+        node_index=np.concatenate([np.arange(e), np.arange(n_nodes - e)]).astype(np.int64),
+        node_x_m=np.zeros(n_nodes, np.float32), node_y_m=np.zeros(n_nodes, np.float32),
+        ep_server=np.arange(e, dtype=np.int64), ep_local=np.zeros(e, np.int16),
+        ep_domain=np.arange(e, dtype=np.int64), ep_is_accel=np.ones(e, bool),
+        link_plane=np.zeros(2 * n_phys, np.int16), link_length_m=np.full(2 * n_phys, 2.0, np.float32),
+        link_reach=np.zeros(2 * n_phys, np.int8),
+        server_type=np.zeros(e, np.int16), server_rack=np.arange(e, dtype=np.int64),
+        server_busy_kw=np.zeros(e), server_idle_kw=np.zeros(e), rack_type=np.zeros(e, np.int16),
+        rack_limit_kw=np.full(e, np.inf), rack_hard=np.zeros(e, bool), rack_row=np.zeros(e, np.int32),
+        rack_col=np.arange(e, dtype=np.int32), domain_size=np.ones(e, np.int64), domain_gbps=np.zeros(e),
+    )
+    d.update(extra)
+    tiers_present = sorted(set(int(t) for t in np.unique(node_tier[e:])))
+    counts = tuple(int((node_tier == t).sum()) for t in tiers_present)
+    d = {k: (_ro(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+    return Fabric(family=family, n_endpoints=e, node_tier=_ro(np.asarray(node_tier, np.int8)),
+                  link_src=_ro(src), link_dst=_ro(dst), link_gbps=_ro(np.repeat(np.asarray(gbps, np.float64), 2) if np.ndim(gbps) else np.full(2 * n_phys, float(gbps))),
+                  link_tier=_ro(np.repeat(np.asarray(link_tier, np.int8), 2)), indptr=_ro(indptr), adj=_ro(adj),
+                  server_type_names=d.pop("server_type_names", ("host",)), rack_type_names=d.pop("rack_type_names", ("rack",)),
+                  switch_models=d.pop("switch_models", ()), tier_switch_counts=d.pop("tier_switch_counts", counts),
+                  tier_oversubscription=d.pop("tier_oversubscription", tuple(1.0 for _ in counts)),
+                  planes=d.pop("planes", 1), pods=d.pop("pods", 1), meta=d.pop("meta", {}), **d)

@@ -1,0 +1,574 @@
+"""The cluster file: schema, loading, validation, unit normalisation.
+
+Owns the edge of the system. A cluster file (JSON or YAML) is parsed once,
+checked completely (every error at once, each with its JSON path), merged with
+the hardware catalog and returned as a frozen :class:`Cluster`. Everything after
+this module trusts its input and must not re-validate it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from . import catalog
+from .errors import SpecError
+
+SPEC_VERSION = 1
+# A file may declare at most this many endpoints; larger files are refused
+# before any array is allocated (the 1M-accelerator target fits 8x under it).
+MAX_ENDPOINTS = 8 * 1024 * 1024
+
+
+# --- units ----------------------------------------------------------------------
+_UNIT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
+_BW = {"gbps": 1.0, "g": 1.0, "gb/s": 1.0, "gbit/s": 1.0, "tbps": 1e3, "t": 1e3, "tb/s": 1e3,
+       "mbps": 1e-3, "mb/s": 1e-3, "gbyte/s": 8.0, "gbytes/s": 8.0}
+_KW = {"kw": 1.0, "w": 1e-3, "mw": 1e3}
+_BYTES = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40, "bytes": 1}
+_METRES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
+
+
+def _unit_parser(table: dict[str, float], unit_name: str):
+    def parse(v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number of {unit_name}, found a boolean")
+        if isinstance(v, (int, float)):
+            return v
+        if isinstance(v, str):
+            m = _UNIT_RE.match(v)
+            if not m:
+                try:
+                    float(v)
+                except ValueError:
+                    raise ValueError(f"expected a number of {unit_name} or a value with a unit, found {v!r}")
+                raise ValueError(f"units missing in {v!r}: give a number (in {unit_name}) or a value with a unit, e.g. '{v}{next(iter(table))}'")
+            unit = m.group(2).lower()
+            if unit not in table:
+                raise ValueError(f"unknown unit {m.group(2)!r}; expected one of {sorted(table)}")
+            return float(m.group(1)) * table[unit]
+        return v
+    return BeforeValidator(parse)
+
+
+Gbps = Annotated[float, _unit_parser(_BW, "Gb/s"), Field(gt=0)]
+KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0)]
+Bytes = Annotated[float, _unit_parser(_BYTES, "bytes"), Field(ge=0)]
+Metres = Annotated[float, _unit_parser(_METRES, "metres"), Field(gt=0)]
+PosInt = Annotated[int, Field(ge=1)]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- catalog overrides -------------------------------------------------------------
+class AcceleratorSpec(_M):
+    power_w: Annotated[float, Field(gt=0)]
+    scaleup_gbps: Annotated[float, Field(ge=0)] = 0.0
+    scaleup_domain: PosInt = 1
+    hbm_gb: Annotated[float, Field(ge=0)] = 0.0
+    source: str = "given in the cluster file"
+
+
+class SwitchSpec(_M):
+    radix: Annotated[int, Field(ge=2)]
+    port_gbps: Gbps
+    power_w: Annotated[float, Field(ge=0)]
+    cost_usd: Annotated[float, Field(ge=0)]
+    ru: PosInt = 2
+    source: str = "given in the cluster file"
+
+
+class OpticSpec(_M):
+    max_m: Metres
+    watts: Annotated[float, Field(ge=0)]
+    cost_usd: Annotated[float, Field(ge=0)]
+    ends: Literal[1, 2] = 2
+    source: str = "given in the cluster file"
+
+
+class CatalogOverrides(_M):
+    accelerators: dict[str, AcceleratorSpec] = {}
+    switches: dict[str, SwitchSpec] = {}
+    optics: dict[Literal["dac", "aec", "mmf", "smf_dr", "smf_fr", "lpo"], OpticSpec] = {}
+
+
+# --- nodes, racks, floor ---------------------------------------------------------
+class ScaleUp(_M):
+    """A scale-up domain (NVLink, UALink, Infinity Fabric): `size` accelerators."""
+    size: PosInt
+    gbps_per_accelerator: Optional[Gbps] = None
+    technology: str = "nvlink"
+
+
+class NodeType(_M):
+    name: str = Field(min_length=1)
+    platform: Optional[str] = None
+    accelerator: Optional[str] = None
+    accelerators: Optional[Annotated[int, Field(ge=0)]] = None
+    nics: Optional[Annotated[int, Field(ge=1)]] = None
+    nic_gbps: Optional[Gbps] = None
+    nic_ports: Optional[PosInt] = None
+    power_busy_kw: Optional[KW] = None
+    power_idle_kw: Optional[KW] = None
+    scaleup: Optional[ScaleUp] = None
+
+
+class RackType(_M):
+    name: str = Field(min_length=1)
+    count: PosInt = 1
+    nodes: dict[str, Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    cooling: Literal["air", "liquid"] = "air"
+    power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0)]] = None
+    power_limit_hard: bool = False
+
+
+class Floor(_M):
+    racks_per_row: PosInt = 16
+    rack_pitch_m: Metres = 0.6
+    row_pitch_m: Metres = 3.0
+    slack_m: Annotated[float, Field(ge=0)] = 2.0
+    leaf_placement: Literal["tor", "eor"] = "eor"
+    network_rack_power_limit_kw: Annotated[float, Field(gt=0)] = 40.0
+
+
+# --- fabric -----------------------------------------------------------------------
+class Tier(_M):
+    switch: Union[str, SwitchSpec] = "th5-128x400"
+    oversubscription: Annotated[float, Field(ge=1.0)] = 1.0
+    bundle: Optional[PosInt] = None
+
+
+class CustomGraph(_M):
+    graphml: Optional[str] = None
+    edge_list: Optional[str] = None
+    link_gbps: Gbps = 400.0
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.graphml is None) == (self.edge_list is None):
+            raise ValueError("give exactly one of graphml or edge_list")
+        return self
+
+
+class Fabric(_M):
+    family: Literal["fat_tree", "clos", "rail_optimized", "rail_only", "custom"] = "clos"
+    k: Optional[Annotated[int, Field(ge=2)]] = None
+    tiers: list[Tier] = Field(default_factory=lambda: [Tier(), Tier()])
+    planes: PosInt = 1
+    dual_homed: bool = False
+    custom: Optional[CustomGraph] = None
+
+
+class Transport(_M):
+    protocol: Literal["roce", "uec", "ideal"] = "roce"
+    mtu_bytes: Annotated[int, Field(ge=256, le=65536)] = 4096
+    qps_per_connection: PosInt = 1
+    header_bytes: Optional[Annotated[int, Field(ge=0, le=1024)]] = None
+    adaptive: bool = False
+
+
+# --- jobs and traffic ---------------------------------------------------------------
+class Collective(_M):
+    op: Literal["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv", "broadcast"]
+    group: Literal["tp", "pp", "dp", "ep", "cp"] = "dp"
+    bytes: Bytes
+    algorithm: Literal["ring", "tree", "hierarchical", "direct"] = "ring"
+
+
+class Job(_M):
+    name: str = Field(min_length=1)
+    accelerators: PosInt
+    tp: PosInt = 1
+    pp: PosInt = 1
+    cp: PosInt = 1
+    ep: PosInt = 1
+    dp: Optional[PosInt] = None
+    collectives: list[Collective] = []
+    model_params_b: Optional[Annotated[float, Field(gt=0)]] = None
+    priority: int = 0
+    pin_racks: list[str] = []
+    forbid_racks: list[str] = []
+    pin_pods: list[int] = []
+    forbid_pods: list[int] = []
+    nodes: list[str] = []  # an explicit placement: node names (hostlist ranges allowed)
+
+
+class TrafficPattern(_M):
+    pattern: Literal["uniform", "permutation", "incast", "matrix"]
+    bytes: Bytes = 1e9
+    endpoints: Optional[PosInt] = None  # use the first N endpoints; default all
+    fan_in: PosInt = 16                 # incast senders per receiver
+    file: Optional[str] = None          # matrix: CSV src,dst,bytes of endpoint names
+    seed: Optional[int] = None
+
+
+class Costs(_M):
+    electricity_usd_per_kwh: Annotated[float, Field(ge=0)] = 0.08
+    horizon_years: Annotated[float, Field(gt=0)] = 5.0
+    pue: Annotated[float, Field(ge=1.0)] = 1.3
+    allow_lpo: bool = False
+
+
+class Goals(_M):
+    target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.8
+    survive: Literal["none", "link", "switch", "plane"] = "none"
+    time_limit_s: Annotated[float, Field(gt=0)] = 10.0
+    seed: int = 1
+    workers: PosInt = 1
+
+
+class FailureRates(_M):
+    link_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
+    switch_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
+    nic_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class ClusterFile(_M):
+    """The cluster file as written (before catalog merge)."""
+    version: Literal[1] = 1
+    name: str = "cluster"
+    description: str = ""
+    catalog: CatalogOverrides = CatalogOverrides()
+    node_types: list[NodeType] = Field(min_length=1)
+    racks: list[RackType] = Field(min_length=1)
+    floor: Floor = Floor()
+    fabric: Fabric = Fabric()
+    transport: Transport = Transport()
+    jobs: list[Job] = []
+    traffic: list[TrafficPattern] = []
+    costs: Costs = Costs()
+    goals: Goals = Goals()
+    failure_rates: FailureRates = FailureRates()
+    busy_nodes: list[str] = []
+
+
+# --- resolved (normalised) cluster -------------------------------------------------
+class ResolvedNodeType(_M):
+    name: str
+    accelerator: Optional[str]
+    accelerators: int
+    nics: int
+    nic_gbps: float
+    nic_ports: int
+    power_busy_kw: float
+    power_idle_kw: float
+    scaleup_size: int
+    scaleup_gbps: float
+    accel_power_w: float
+    sources: dict[str, str] = {}
+
+
+class ResolvedRack(_M):
+    name: str
+    count: int
+    nodes: dict[str, int]
+    cooling: str
+    power_limit_kw: float
+    power_limit_hard: bool
+
+
+class ResolvedTier(_M):
+    switch_name: str
+    switch: SwitchSpec
+    oversubscription: float
+    bundle: Optional[int]
+
+
+class Cluster(_M):
+    """A validated cluster: the file plus catalog values, units normalised."""
+    file: ClusterFile
+    node_types: dict[str, ResolvedNodeType]
+    racks: list[ResolvedRack]
+    tiers: list[ResolvedTier]
+    switches: dict[str, SwitchSpec]
+    optics: dict[str, OpticSpec]
+    header_bytes: int
+    base_dir: str = "."
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+    @property
+    def fabric(self) -> Fabric:
+        return self.file.fabric
+
+    @property
+    def jobs(self) -> list[Job]:
+        return self.file.jobs
+
+    def counts(self) -> dict[str, int]:
+        """Totals the file implies, computed without building anything."""
+        nodes = accels = endpoints = racks = 0
+        for r in self.racks:
+            racks += r.count
+            for t, n in r.nodes.items():
+                nt = self.node_types[t]
+                nodes += r.count * n
+                accels += r.count * n * nt.accelerators
+                endpoints += r.count * n * max(nt.accelerators, 1)
+        return {"racks": racks, "nodes": nodes, "accelerators": accels, "endpoints": endpoints}
+
+
+# --- loading ------------------------------------------------------------------------
+def _loc_to_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.startswith(("function-", "tagged-union")):
+            continue
+        elif part in ("str", "SwitchSpec", "int", "float", "constrained-str", "list[...]"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(root)"
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def parse_text(text: str, suffix: str, source: str = "") -> Any:
+    """Parse JSON or YAML text into Python data; raise SpecError on a syntax error."""
+    if suffix in (".yaml", ".yml"):
+        import yaml
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+            raise SpecError([("(file)", f"malformed YAML at {where}: {getattr(e, 'problem', e)}")], source)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError([("(file)", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}")], source)
+
+
+def load(path: Union[str, Path]) -> Cluster:
+    """Read, validate and resolve a cluster file (JSON or YAML).
+
+    Raises :class:`SpecError` listing every problem with its JSON path.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError([("(file)", f"cannot read {p}: {e.strerror}")], str(p))
+    data = parse_text(text, p.suffix.lower(), str(p))
+    return from_dict(data, source=str(p), base_dir=str(p.parent))
+
+
+def from_dict(data: Any, source: str = "", base_dir: str = ".") -> Cluster:
+    """Validate and resolve a cluster given as Python data."""
+    if not isinstance(data, dict):
+        raise SpecError([("(root)", f"expected an object at the top level, found {type(data).__name__}")], source)
+    try:
+        f = ClusterFile.model_validate(data)
+    except ValidationError as e:
+        errs = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            found = "" if err["type"] == "missing" else f" (found {_short(err.get('input'))})"
+            errs.append((_loc_to_path(err["loc"]), msg + found))
+        raise SpecError(errs, source)
+    return _resolve(f, source, base_dir)
+
+
+def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
+    errs: list[tuple[str, str]] = []
+    accels = {k: AcceleratorSpec(**{kk: vv for kk, vv in v.items() if kk != "unverified"})
+              for k, v in catalog.ACCELERATORS.items()}
+    accels.update(f.catalog.accelerators)
+    switches = {k: SwitchSpec(**{kk: vv for kk, vv in v.items() if kk != "unverified"})
+                for k, v in catalog.SWITCHES.items()}
+    switches.update(f.catalog.switches)
+    optics = {k: OpticSpec(**{kk: vv for kk, vv in v.items() if kk != "unverified"})
+              for k, v in catalog.OPTICS.items()}
+    optics["lpo"] = OpticSpec(**{kk: vv for kk, vv in catalog.LPO.items() if kk != "unverified"})
+    optics.update(f.catalog.optics)
+
+    # node types
+    node_types: dict[str, ResolvedNodeType] = {}
+    for i, nt in enumerate(f.node_types):
+        path = f"node_types[{i}]"
+        if nt.name in node_types:
+            errs.append((f"{path}.name", f"duplicate node type name {nt.name!r}"))
+            continue
+        base: dict = {}
+        if nt.platform is not None:
+            if nt.platform not in catalog.PLATFORMS:
+                errs.append((f"{path}.platform", f"unknown preset {nt.platform!r}; expected one of {sorted(catalog.PLATFORMS)}"))
+                continue
+            base = dict(catalog.PLATFORMS[nt.platform])
+        given = {k: v for k, v in nt.model_dump().items() if v is not None}
+        merged = {**base, **{k: v for k, v in given.items() if k not in ("name", "platform", "scaleup")}}
+        accel_name = merged.get("accelerator")
+        n_acc = merged.get("accelerators", 0 if accel_name is None else None)
+        if n_acc is None:
+            errs.append((f"{path}.accelerators", "missing: give accelerators per node or a platform preset"))
+            continue
+        aspec = None
+        if n_acc > 0:
+            if accel_name is None:
+                errs.append((f"{path}.accelerator", "missing: a node with accelerators needs an accelerator model"))
+                continue
+            if accel_name not in accels:
+                errs.append((f"{path}.accelerator", f"unknown preset {accel_name!r}; expected one of {sorted(accels)}"))
+                continue
+            aspec = accels[accel_name]
+        missing = [k for k in ("nic_gbps", "power_busy_kw") if k not in merged]
+        for k in missing:
+            errs.append((f"{path}.{k}", "missing: give it or choose a platform preset"))
+        if missing:
+            continue
+        nics = merged.get("nics", max(n_acc, 1))
+        busy = merged["power_busy_kw"]
+        idle = merged.get("power_idle_kw", busy * 0.25)
+        if idle > busy:
+            errs.append((f"{path}.power_idle_kw", f"idle power {idle} kW exceeds busy power {busy} kW"))
+        if n_acc > 0 and nics % n_acc != 0 and n_acc % nics != 0:
+            errs.append((f"{path}.nics", f"{nics} NICs cannot be shared evenly by {n_acc} accelerators"))
+        su_size = 1
+        su_gbps = 0.0
+        if n_acc > 0:
+            su_size = nt.scaleup.size if nt.scaleup else aspec.scaleup_domain
+            su_gbps = (nt.scaleup.gbps_per_accelerator if nt.scaleup and nt.scaleup.gbps_per_accelerator
+                       else aspec.scaleup_gbps)
+            if su_size % n_acc != 0 and n_acc % su_size != 0:
+                errs.append((f"{path}.scaleup.size", f"scale-up domain of {su_size} does not align with {n_acc} accelerators per node"))
+        srcs = {"platform": base.get("source", "")} if base else {}
+        if aspec is not None:
+            srcs["accelerator"] = aspec.source
+        node_types[nt.name] = ResolvedNodeType(
+            name=nt.name, accelerator=accel_name if n_acc else None, accelerators=n_acc, nics=nics,
+            nic_gbps=float(merged["nic_gbps"]), nic_ports=merged.get("nic_ports", 1),
+            power_busy_kw=float(busy), power_idle_kw=float(idle), scaleup_size=su_size,
+            scaleup_gbps=float(su_gbps), accel_power_w=float(aspec.power_w) if aspec else 0.0, sources=srcs)
+
+    # racks
+    racks: list[ResolvedRack] = []
+    names = set()
+    total_endpoints = 0
+    for i, r in enumerate(f.racks):
+        path = f"racks[{i}]"
+        if r.name in names:
+            errs.append((f"{path}.name", f"duplicate rack type name {r.name!r}"))
+        names.add(r.name)
+        ok = True
+        for t, n in r.nodes.items():
+            if t not in node_types:
+                if t not in {nt.name for nt in f.node_types}:
+                    errs.append((f"{path}.nodes.{t}", f"unknown node type {t!r}; expected one of {sorted(nt.name for nt in f.node_types)}"))
+                ok = False
+                continue
+            nt = node_types[t]
+            total_endpoints += r.count * n * max(nt.accelerators, 1)
+            if nt.accelerators and nt.scaleup_size > nt.accelerators:
+                if (n * nt.accelerators) % nt.scaleup_size != 0:
+                    errs.append((f"{path}.nodes.{t}", f"{n} nodes x {nt.accelerators} accelerators do not fill whole scale-up domains of {nt.scaleup_size}"))
+        if not ok:
+            continue
+        limit = r.power_limit_kw if r.power_limit_kw is not None else catalog.RACK_LIMIT_KW[r.cooling]["kw"]
+        racks.append(ResolvedRack(name=r.name, count=r.count, nodes=dict(r.nodes), cooling=r.cooling,
+                                  power_limit_kw=float(limit), power_limit_hard=r.power_limit_hard))
+        if r.power_limit_hard and not errs:
+            need = sum(node_types[t].power_busy_kw * n for t, n in r.nodes.items())
+            if need > limit + 1e-9:
+                errs.append((f"{path}.power_limit_kw", f"hard limit {limit:g} kW is below the {need:g} kW its nodes draw when busy"))
+    if total_endpoints > MAX_ENDPOINTS:
+        errs.append(("racks", f"the file declares {total_endpoints:.3g} endpoints; topo supports at most {MAX_ENDPOINTS:,}"))
+        raise SpecError(errs, source)
+    if total_endpoints == 0 and not errs:
+        errs.append(("racks", "the file declares no endpoints"))
+
+    # fabric tiers
+    tiers: list[ResolvedTier] = []
+    fab = f.fabric
+    for i, t in enumerate(fab.tiers):
+        path = f"fabric.tiers[{i}]"
+        if isinstance(t.switch, str):
+            if t.switch not in switches:
+                errs.append((f"{path}.switch", f"unknown preset {t.switch!r}; expected one of {sorted(switches)}"))
+                continue
+            sw, swname = switches[t.switch], t.switch
+        else:
+            sw, swname = t.switch, f"tier{i}-switch"
+        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=t.oversubscription, bundle=t.bundle))
+    if fab.family == "fat_tree":
+        if fab.k is None:
+            errs.append(("fabric.k", "missing: a fat tree needs its switch radix k"))
+        elif fab.k % 2:
+            errs.append(("fabric.k", f"k must be even (found {fab.k})"))
+        elif fab.k ** 3 // 4 < total_endpoints:
+            errs.append(("fabric.k", f"a k={fab.k} fat tree holds {fab.k ** 3 // 4} hosts; the racks declare {total_endpoints}"))
+    elif fab.family == "custom":
+        if fab.custom is None:
+            errs.append(("fabric.custom", "missing: a custom fabric needs graphml or edge_list"))
+    else:
+        if not 1 <= len(fab.tiers) <= 3:
+            errs.append(("fabric.tiers", f"expected 1 to 3 tiers, found {len(fab.tiers)}"))
+        if fab.family in ("rail_optimized", "rail_only"):
+            if fab.planes > 1:
+                errs.append(("fabric.planes", "rail-optimized and rail-only fabrics are built with one plane per rail; leave planes at 1"))
+    if fab.dual_homed and fab.planes > 1:
+        errs.append(("fabric.dual_homed", "dual-homed NICs and multiple planes cannot be combined"))
+    for tname, nt in node_types.items():
+        ports = nt.nic_ports
+        if fab.planes > 1 and ports % fab.planes and ports != 1:
+            errs.append((f"node_types[{[x.name for x in f.node_types].index(tname)}].nic_ports",
+                         f"{ports} ports per NIC cannot be spread over {fab.planes} planes"))
+        if fab.dual_homed and ports % 2:
+            errs.append((f"node_types[{[x.name for x in f.node_types].index(tname)}].nic_ports",
+                         f"dual-homed NICs need an even number of ports (found {ports})"))
+
+    # jobs
+    counts_acc = sum(r.count * n * node_types[t].accelerators for r in racks for t, n in r.nodes.items() if t in node_types)
+    jnames = set()
+    for i, j in enumerate(f.jobs):
+        path = f"jobs[{i}]"
+        if j.name in jnames:
+            errs.append((f"{path}.name", f"duplicate job name {j.name!r}"))
+        jnames.add(j.name)
+        if j.accelerators > counts_acc:
+            errs.append((f"{path}.accelerators", f"job needs {j.accelerators} accelerators; the cluster has {counts_acc}"))
+        inner = j.tp * j.pp * j.cp
+        if j.accelerators % inner:
+            errs.append((f"{path}.accelerators", f"{j.accelerators} is not a multiple of tp*pp*cp = {inner}"))
+        elif j.dp is not None and j.dp * inner != j.accelerators:
+            errs.append((f"{path}.dp", f"tp*pp*cp*dp = {j.dp * inner} differs from accelerators = {j.accelerators}"))
+        dp = j.dp or max(j.accelerators // inner, 1)
+        if dp % j.ep and j.ep > 1:
+            errs.append((f"{path}.ep", f"ep={j.ep} must divide dp={dp}"))
+    for i, tp in enumerate(f.traffic):
+        if tp.pattern == "matrix" and not tp.file:
+            errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
+    if errs:
+        raise SpecError(errs, source)
+    tr = catalog.TRANSPORTS[f.transport.protocol]
+    header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
+    return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
+                   header_bytes=int(header), base_dir=base_dir)
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the cluster file."""
+    s = ClusterFile.model_json_schema()
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    s["title"] = "topo cluster file"
+    return s
+
+
+def wire_efficiency(cluster: Cluster) -> float:
+    """Goodput / line rate at the cluster's MTU after per-packet headers."""
+    mtu = cluster.file.transport.mtu_bytes
+    return mtu / (mtu + cluster.header_bytes) if cluster.header_bytes else 1.0
+
