@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
 from . import catalog
 from .errors import SpecError
@@ -56,10 +56,19 @@ def _unit_parser(table: dict[str, float], unit_name: str):
     return BeforeValidator(parse)
 
 
-Gbps = Annotated[float, _unit_parser(_BW, "Gb/s"), Field(gt=0)]
-KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0)]
-Bytes = Annotated[float, _unit_parser(_BYTES, "bytes"), Field(ge=0)]
-Metres = Annotated[float, _unit_parser(_METRES, "metres"), Field(gt=0)]
+def _unit_schema(table: dict, unit_name: str, minimum_key: str) -> WithJsonSchema:
+    ci = lambda u: "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in u)
+    units = "|".join(ci(u) for u in sorted(table, key=len, reverse=True))
+    return WithJsonSchema({"anyOf": [
+        {"type": "number", minimum_key: 0, "description": f"in {unit_name}"},
+        {"type": "string", "pattern": rf"^\s*[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*({units})\s*$",
+         "description": f"a value with a unit, normalised to {unit_name}"}]})
+
+
+Gbps = Annotated[float, _unit_parser(_BW, "Gb/s"), Field(gt=0), _unit_schema(_BW, "Gb/s", "exclusiveMinimum")]
+KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0), _unit_schema(_KW, "kW", "minimum")]
+Bytes = Annotated[float, _unit_parser(_BYTES, "bytes"), Field(ge=0), _unit_schema(_BYTES, "bytes", "minimum")]
+Metres = Annotated[float, _unit_parser(_METRES, "metres"), Field(gt=0), _unit_schema(_METRES, "metres", "exclusiveMinimum")]
 PosInt = Annotated[int, Field(ge=1)]
 
 
@@ -125,7 +134,8 @@ class RackType(_M):
     count: PosInt = 1
     nodes: dict[str, Annotated[int, Field(ge=1)]] = Field(min_length=1)
     cooling: Literal["air", "liquid"] = "air"
-    power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0)]] = None
+    power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0),
+                                       _unit_schema(_KW, "kW", "exclusiveMinimum")]] = None
     power_limit_hard: bool = False
 
 

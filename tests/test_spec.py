@@ -1,0 +1,159 @@
+"""The cluster file: validation with JSON paths, units, schema, bad input via the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from topo.cli import main
+from topo.errors import SpecError
+from topo.spec import from_dict, json_schema, load
+
+from conftest import EXAMPLES, cluster_dict, sw
+
+
+def errors_of(d):
+    with pytest.raises(SpecError) as e:
+        c = from_dict(d)
+        from topo.fabric import build
+        build(c)
+    return dict(e.value.errors)
+
+
+def test_examples_validate_against_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+    schema = json_schema()
+    files = sorted(EXAMPLES.glob("*.yaml")) + sorted(EXAMPLES.glob("*.json"))
+    assert len(files) >= 4
+    for f in files:
+        data = yaml.safe_load(f.read_text())
+        jsonschema.validate(data, schema)
+        load(f)
+
+
+def test_wrong_types_report_every_path_at_once():
+    d = cluster_dict()
+    d["racks"][0]["count"] = "many"
+    d["fabric"]["tiers"] = [{"switch": sw(64)}, {"switch": {"radix": "big", "port_gbps": 400, "power_w": 1, "cost_usd": 1}}]
+    d["transport"] = {"mtu_bytes": 10}
+    errs = errors_of(d)
+    assert "racks[0].count" in errs and "'many'" in errs["racks[0].count"]
+    assert "fabric.tiers[1].switch.radix" in errs
+    assert "transport.mtu_bytes" in errs
+
+
+@pytest.mark.parametrize("path,value", [("count", 0), ("count", -3)])
+def test_zero_or_negative_counts(path, value):
+    d = cluster_dict()
+    d["racks"][0][path] = value
+    assert f"racks[0].{path}" in errors_of(d)
+
+
+def test_radix_too_small_for_its_tier():
+    # 16 racks x 4 nodes x 8 = 512 endpoints; radix-16 leaves (8 down) -> 64 leaves; a radix-16 spine cannot take them
+    d = cluster_dict(n_racks=16, nodes_per_rack=4, tiers=[{"switch": sw(16)}, {"switch": sw(16)}])
+    errs = errors_of(d)
+    assert "fabric.tiers[1].radix" in errs
+    assert "too small" in errs["fabric.tiers[1].radix"]
+
+
+def test_unknown_preset_and_units():
+    d = cluster_dict()
+    d["node_types"][0]["nic_gbps"] = "400"
+    errs = errors_of(d)
+    assert "units missing" in errs["node_types[0].nic_gbps"]
+    d = cluster_dict()
+    d["node_types"][0]["platform"] = "hgx-h999"
+    d["fabric"]["tiers"] = [{"switch": "th9-1x1"}, {"switch": "th5-128x400"}]
+    errs = errors_of(d)
+    assert "unknown preset" in errs["node_types[0].platform"]
+    assert "unknown preset" in errs["fabric.tiers[0].switch"]
+
+
+def test_values_with_units_are_normalised():
+    d = cluster_dict()
+    d["node_types"][0]["nic_gbps"] = "0.8Tbps"
+    d["node_types"][0]["power_busy_kw"] = "10200W"
+    d["racks"][0]["power_limit_kw"] = "45kW"
+    c = from_dict(d)
+    nt = c.node_types["gpu"]
+    assert nt.nic_gbps == pytest.approx(800)
+    assert nt.power_busy_kw == pytest.approx(10.2)
+    assert c.racks[0].power_limit_kw == pytest.approx(45)
+
+
+def test_job_larger_than_cluster():
+    d = cluster_dict()
+    d["jobs"] = [{"name": "huge", "accelerators": 4096, "tp": 8}]
+    errs = errors_of(d)
+    assert "jobs[0].accelerators" in errs and "4096" in errs["jobs[0].accelerators"]
+
+
+def test_absurd_size_refused_fast():
+    d = cluster_dict()
+    d["racks"][0]["count"] = 10**12
+    t = time.perf_counter()
+    errs = errors_of(d)
+    assert time.perf_counter() - t < 1.0
+    assert "racks" in errs and "at most" in errs["racks"]
+
+
+def test_hard_power_limit_is_an_error_soft_is_flagged():
+    d = cluster_dict()
+    d["racks"][0]["power_limit_kw"] = 15
+    d["racks"][0]["power_limit_hard"] = True
+    assert "racks[0].power_limit_kw" in errors_of(d)
+    d["racks"][0]["power_limit_hard"] = False
+    from topo.describe import describe
+    from topo.fabric import build
+    c = from_dict(d)
+    out = describe(build(c), c)
+    assert out["rack_power"]["racks_over_limit"] == 4
+    assert out["rack_power"]["over_limit"][0]["kw"] == pytest.approx(20.0)
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_validate_ok_and_errors(tmp_path):
+    r = run_cli("validate", str(EXAMPLES / "small.yaml"))
+    assert r.exit_code == 0 and r.output.startswith("OK")
+    bad = tmp_path / "bad.json"
+    d = cluster_dict()
+    d["fabric"]["tiers"] = [{"switch": sw(64)}, {"switch": {"radix": 1, "port_gbps": 400, "power_w": 1, "cost_usd": 1}}]
+    bad.write_text(json.dumps(d))
+    r = run_cli("validate", str(bad))
+    assert r.exit_code == 2
+    assert "fabric.tiers[1].switch.radix" in r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("text,suffix,where", [
+    ('{"version": 1, "name": ', ".json", "malformed JSON"),
+    ("version: 1\nname: [unclosed\n", ".yaml", "malformed YAML"),
+])
+def test_cli_malformed_files(tmp_path, text, suffix, where):
+    p = tmp_path / f"c{suffix}"
+    p.write_text(text)
+    r = run_cli("validate", str(p))
+    assert r.exit_code == 2 and where in r.output and "line" in r.output
+
+
+def test_cli_schema_is_json():
+    r = run_cli("schema")
+    s = json.loads(r.output)
+    assert s["title"] == "topo cluster file" and "fabric" in s["properties"]
+
+
+def test_console_script_exit_code_no_traceback(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text("[1, 2]")
+    r = subprocess.run([sys.executable, "-m", "topo", "validate", str(p)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "(root)" in r.stderr
