@@ -1,0 +1,445 @@
+# cython: language_level=3
+"""Routing kernels: shortest-path ECMP over the fabric arrays.
+
+All kernels work per destination group (endpoints with the same multiset of
+alive home switches), flows sorted by group. For each group a BFS from the home
+switches over the reversed alive switch-to-switch links gives ``dist`` (hops to
+the group) and ``sigma`` (number of shortest paths; at a home switch, the
+number of parallel links to an endpoint). Endpoints are never transit nodes.
+
+Shared inputs (coerced and allocated by topo.routing, never validated here):
+  sw_ptr, sw_adj   CSR over all nodes of the links from a switch to a switch
+  link_dst, link_gbps, alive (uint8 per directed link)
+  up_ptr, up_link  alive uplinks of every endpoint, sorted by (home switch, link id)
+  g_ptr            flows of group g are g_ptr[g] .. g_ptr[g+1]-1
+  g_rep, g_id      a member endpoint of the group, and the group's row in grp_*
+  f_src            source endpoint (a member of src group f_sg when f_sg >= 0)
+  f_dst            destination endpoint (ignored when the flow spreads: f_dst < 0)
+  f_sg             -1, or the source group whose members share the flow evenly
+  f_mass           offered load (Gb/s) of the flow
+Work arrays: dist (int64, all -1 on entry and on exit), hidx (int64, all -1),
+sigma, den, mass (float64, mass all 0 on entry and exit), order (int64),
+A (float64, n_nodes * KH).
+
+route_fluid(mode): mode 0 = fluid (split ~ sigma of the next hop: every
+shortest path equally), 1 = wcmp (split ~ link capacity), 2 = spray (equal
+split over the next-hop links at each hop). Cost O(groups * switch links +
+flows * uplinks * KH).
+
+route_hash: every (flow, queue pair) takes ONE link at each hop, chosen by a
+splitmix64 hash of (seed, flow id, qp, node) modulo the number of equal-cost
+next-hop links. Cost O(groups * switch links + qps * path length).
+
+waterfill: max-min fair rates of paths over link capacities (bottleneck
+order with a lazy binary heap). Cost O(total path length * log).
+"""
+from _typedefs cimport id_t, real_t, uint8_t, int64_t, uint64_t
+
+
+cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
+    z = z + <uint64_t>0x9E3779B97F4A7C15ULL
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t _qp_key(uint64_t seed, uint64_t fid, uint64_t q) noexcept nogil:
+    return _mix(_mix(_mix(seed) ^ fid) ^ q)
+
+
+cdef inline uint64_t _hop(uint64_t key, uint64_t node) noexcept nogil:
+    return _mix(key ^ (node * <uint64_t>0xD6E8FEB86659FD93ULL))
+
+
+def hash_hop(uint64_t seed, uint64_t fid, uint64_t q, uint64_t node):
+    """The hash a queue pair uses at a node (exposed for tests and the twin)."""
+    return _hop(_qp_key(seed, fid, q), node)
+
+
+cdef inline id_t _bfs(id_t t, int mode,
+                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] link_dst,
+                      const real_t[::1] link_gbps, const uint8_t[::1] alive,
+                      const id_t[::1] up_ptr, const id_t[::1] up_link,
+                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
+                      int64_t[::1] order, id_t* n_homes) noexcept nogil:
+    """BFS from the homes of endpoint t; returns the number of visited switches."""
+    cdef id_t nq = 0, head = 0, nh = 0, k, u, h, n, j, l, r, s
+    for k in range(up_ptr[t], up_ptr[t + 1]):
+        u = up_link[k]
+        h = link_dst[u]
+        if dist[h] < 0:
+            dist[h] = 0
+            sigma[h] = 0.0
+            den[h] = 0.0
+            hidx[h] = nh
+            nh += 1
+            order[nq] = h
+            nq += 1
+        sigma[h] += 1.0
+        if mode == 1:
+            den[h] += link_gbps[u ^ 1]
+        else:
+            den[h] += 1.0
+    while head < nq:
+        n = order[head]
+        head += 1
+        for j in range(sw_ptr[n], sw_ptr[n + 1]):
+            l = sw_adj[j]
+            r = l ^ 1
+            if not alive[r]:
+                continue
+            s = link_dst[l]
+            if dist[s] < 0:
+                dist[s] = dist[n] + 1
+                sigma[s] = 0.0
+                den[s] = 0.0
+                order[nq] = s
+                nq += 1
+            if dist[s] == dist[n] + 1:
+                sigma[s] += sigma[n]
+                if mode == 0:
+                    den[s] += sigma[n]
+                elif mode == 1:
+                    den[s] += link_gbps[r]
+                else:
+                    den[s] += 1.0
+    n_homes[0] = nh
+    return nq
+
+
+cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, real_t[::1] sigma) noexcept nogil:
+    if mode == 0:
+        return sigma[n]
+    if mode == 1:
+        return link_gbps[r]
+    return 1.0
+
+
+def route_fluid(int mode, int KU, int KH,
+                const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] link_dst,
+                const real_t[::1] link_gbps, const uint8_t[::1] alive,
+                const id_t[::1] up_ptr, const id_t[::1] up_link,
+                const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
+                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
+                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
+                int64_t[::1] order, real_t[::1] A, real_t[::1] lh,
+                real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach):
+    cdef id_t ng = g_ptr.shape[0] - 1
+    cdef id_t g, f, nq, nh, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
+    cdef real_t m, tot, x, share, wv
+    with nogil:
+        for g in range(ng):
+            if g_ptr[g] == g_ptr[g + 1]:
+                continue
+            nq = _bfs(g_rep[g], mode, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
+                      dist, hidx, sigma, den, order, &nh)
+            if nq == 0:
+                for f in range(g_ptr[g], g_ptr[g + 1]):
+                    unreach[f] += f_mass[f]
+                continue
+            if nh > 1:
+                # A[s, j]: fraction of mass at s that reaches home j
+                for idx in range(nq):
+                    s = order[idx]
+                    for jj in range(nh):
+                        A[s * KH + jj] = 0.0
+                    if dist[s] == 0:
+                        A[s * KH + hidx[s]] = 1.0
+                        continue
+                    for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                        r = sw_adj[j]
+                        if not alive[r]:
+                            continue
+                        n = link_dst[r]
+                        if dist[n] != dist[s] - 1:
+                            continue
+                        wv = _w(mode, r, n, link_gbps, sigma) / den[s]
+                        for jj in range(nh):
+                            A[s * KH + jj] += wv * A[n * KH + jj]
+            for f in range(g_ptr[g], g_ptr[g + 1]):
+                e = f_src[f]
+                m = f_mass[f]
+                best = -1
+                tot = 0.0
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    u = up_link[k]
+                    h = link_dst[u]
+                    if dist[h] < 0:
+                        continue
+                    if best < 0 or dist[h] < best:
+                        best = dist[h]
+                        tot = 0.0
+                    if dist[h] == best:
+                        if mode == 0:
+                            tot += sigma[h]
+                        elif mode == 1:
+                            tot += link_gbps[u]
+                        else:
+                            tot += 1.0
+                if best < 0 or m == 0.0:
+                    if best < 0:
+                        unreach[f] += m
+                    continue
+                for jj in range(nh):
+                    lh[jj] = 0.0
+                k0 = up_ptr[e]
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    u = up_link[k]
+                    h = link_dst[u]
+                    if dist[h] != best:
+                        continue
+                    if mode == 0:
+                        share = m * sigma[h] / tot
+                    elif mode == 1:
+                        share = m * link_gbps[u] / tot
+                    else:
+                        share = m / tot
+                    if f_sg[f] >= 0:
+                        grp_up[f_sg[f] * KU + (k - k0)] += share
+                    else:
+                        load[u] += share
+                    mass[h] += share
+                    if nh == 1:
+                        lh[0] += share
+                    else:
+                        for jj in range(nh):
+                            lh[jj] += share * A[h * KH + jj]
+                td = f_dst[f]
+                if td < 0:
+                    td = g_rep[g]
+                k0 = up_ptr[td]
+                for k in range(up_ptr[td], up_ptr[td + 1]):
+                    u = up_link[k]
+                    h = link_dst[u]
+                    if mode == 1:
+                        x = lh[hidx[h]] * link_gbps[u ^ 1] / den[h]
+                    else:
+                        x = lh[hidx[h]] / den[h]
+                    if f_dst[f] < 0:
+                        grp_down[g_id[g] * KU + (k - k0)] += x
+                    else:
+                        load[u ^ 1] += x
+            # propagate aggregated mass towards the homes, farthest switches first
+            for idx in range(nq - 1, -1, -1):
+                s = order[idx]
+                if dist[s] == 0:
+                    break
+                m = mass[s]
+                if m == 0.0:
+                    continue
+                for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                    r = sw_adj[j]
+                    if not alive[r]:
+                        continue
+                    n = link_dst[r]
+                    if dist[n] != dist[s] - 1:
+                        continue
+                    x = m * _w(mode, r, n, link_gbps, sigma) / den[s]
+                    load[r] += x
+                    mass[n] += x
+            for idx in range(nq):
+                s = order[idx]
+                dist[s] = -1
+                hidx[s] = -1
+                mass[s] = 0.0
+
+
+def route_hash(uint64_t seed, int qps, int H,
+               const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] link_dst,
+               const real_t[::1] link_gbps, const uint8_t[::1] alive,
+               const id_t[::1] up_ptr, const id_t[::1] up_link,
+               const id_t[::1] g_ptr, const id_t[::1] g_rep,
+               const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
+               int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
+               int64_t[::1] order, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
+               real_t[::1] load, real_t[::1] unreach, int64_t[::1] path):
+    """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
+
+    Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
+    """
+    cdef id_t ng = g_ptr.shape[0] - 1
+    cdef id_t g, f, nq, nh, idx, s, n, r, j, k, u, h, e, td, best, c, pos, q, hop, base
+    cdef id_t longest = 0
+    cdef bint rec = path.shape[0] > 0
+    cdef uint64_t key
+    cdef real_t mq
+    with nogil:
+        for g in range(ng):
+            if g_ptr[g] == g_ptr[g + 1]:
+                continue
+            nq = _bfs(g_rep[g], 2, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
+                      dist, hidx, sigma, den, order, &nh)
+            # compact next-hop lists of the group's DAG
+            pos = 0
+            for idx in range(nq):
+                s = order[idx]
+                nh_start[s] = pos
+                if dist[s] > 0:
+                    for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                        r = sw_adj[j]
+                        if alive[r] and dist[link_dst[r]] == dist[s] - 1:
+                            nh_list[pos] = r
+                            pos += 1
+                nh_cnt[s] = pos - nh_start[s]
+            for f in range(g_ptr[g], g_ptr[g + 1]):
+                e = f_src[f]
+                td = f_dst[f]
+                best = -1
+                c = 0
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    h = link_dst[up_link[k]]
+                    if dist[h] < 0:
+                        continue
+                    if best < 0 or dist[h] < best:
+                        best = dist[h]
+                        c = 0
+                    if dist[h] == best:
+                        c += 1
+                if best < 0:
+                    unreach[f] += f_mass[f]
+                    continue
+                mq = f_mass[f] / qps
+                for q in range(qps):
+                    key = _qp_key(seed, <uint64_t>f_id[f], <uint64_t>q)
+                    base = (f * qps + q) * H
+                    hop = 0
+                    # first hop: one of the uplinks at minimal distance
+                    j = <id_t>(_hop(key, <uint64_t>e) % <uint64_t>c)
+                    for k in range(up_ptr[e], up_ptr[e + 1]):
+                        u = up_link[k]
+                        if dist[link_dst[u]] == best:
+                            if j == 0:
+                                break
+                            j -= 1
+                    load[u] += mq
+                    if rec and hop < H:
+                        path[base + hop] = u
+                    hop += 1
+                    s = link_dst[u]
+                    while dist[s] > 0:
+                        r = nh_list[nh_start[s] + <id_t>(_hop(key, <uint64_t>s) % <uint64_t>nh_cnt[s])]
+                        load[r] += mq
+                        if rec and hop < H:
+                            path[base + hop] = r
+                        hop += 1
+                        s = link_dst[r]
+                    # last hop: one of the parallel links from home s to td
+                    c = 0
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        if link_dst[up_link[k]] == s:
+                            c += 1
+                    j = <id_t>(_hop(key, <uint64_t>s) % <uint64_t>c)
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        u = up_link[k]
+                        if link_dst[u] == s:
+                            if j == 0:
+                                break
+                            j -= 1
+                    load[u ^ 1] += mq
+                    if rec and hop < H:
+                        path[base + hop] = u ^ 1
+                    hop += 1
+                    if hop > longest:
+                        longest = hop
+            for idx in range(nq):
+                s = order[idx]
+                dist[s] = -1
+                hidx[s] = -1
+    return longest
+
+
+cdef inline void _push(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size,
+                       real_t key, id_t l, id_t ver) noexcept nogil:
+    cdef id_t i = size[0], p
+    size[0] += 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if hk[p] < key or (hk[p] == key and hl[p] <= l):
+            break
+        hk[i] = hk[p]
+        hl[i] = hl[p]
+        hv[i] = hv[p]
+        i = p
+    hk[i] = key
+    hl[i] = l
+    hv[i] = ver
+
+
+cdef inline void _pop(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size) noexcept nogil:
+    cdef id_t n = size[0] - 1, i = 0, c
+    cdef real_t key = hk[n]
+    cdef id_t l = hl[n], v = hv[n]
+    size[0] = n
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and (hk[c + 1] < hk[c] or (hk[c + 1] == hk[c] and hl[c + 1] < hl[c])):
+            c += 1
+        if key < hk[c] or (key == hk[c] and l <= hl[c]):
+            break
+        hk[i] = hk[c]
+        hl[i] = hl[c]
+        hv[i] = hv[c]
+        i = c
+    if n > 0:
+        hk[i] = key
+        hl[i] = l
+        hv[i] = v
+
+
+def waterfill(int H, const int64_t[::1] path, const real_t[::1] cap,
+              const int64_t[::1] lk_ptr, const int64_t[::1] lk_qp,
+              real_t[::1] rem, int64_t[::1] n_act, int64_t[::1] ver, uint8_t[::1] frozen,
+              real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, real_t[::1] rate):
+    """Max-min fair rates of the paths (rows of ``path``, -1 padded) on capacities ``cap``.
+
+    lk_ptr/lk_qp: the paths through each link (CSR). rem, n_act, ver, frozen,
+    heap arrays (size >= links + total path length) are work arrays. Paths with
+    no link get rate 0. Returns the number of bottleneck levels.
+    """
+    cdef id_t L = cap.shape[0], nq = rate.shape[0], size = 0, l, l2, i, j, p, levels = 0
+    cdef real_t x, key
+    with nogil:
+        for l in range(L):
+            rem[l] = cap[l]
+            n_act[l] = lk_ptr[l + 1] - lk_ptr[l]
+            ver[l] = 0
+            if n_act[l] > 0:
+                _push(hk, hl, hv, &size, rem[l] / n_act[l], l, 0)
+        for p in range(nq):
+            frozen[p] = 0
+            rate[p] = 0.0
+        while size > 0:
+            key = hk[0]
+            l = hl[0]
+            j = hv[0]
+            _pop(hk, hl, hv, &size)
+            if j != ver[l] or n_act[l] == 0:
+                continue
+            x = key
+            if x < 0.0:
+                x = 0.0
+            levels += 1
+            for i in range(lk_ptr[l], lk_ptr[l + 1]):
+                p = lk_qp[i]
+                if frozen[p]:
+                    continue
+                frozen[p] = 1
+                rate[p] = x
+                for j in range(H):
+                    l2 = path[p * H + j]
+                    if l2 < 0:
+                        break
+                    rem[l2] -= x
+                    n_act[l2] -= 1
+                    ver[l2] += 1
+            for i in range(lk_ptr[l], lk_ptr[l + 1]):
+                p = lk_qp[i]
+                for j in range(H):
+                    l2 = path[p * H + j]
+                    if l2 < 0:
+                        break
+                    if n_act[l2] > 0 and l2 != l:
+                        _push(hk, hl, hv, &size, (rem[l2] if rem[l2] > 0.0 else 0.0) / n_act[l2], l2, ver[l2])
+    return levels

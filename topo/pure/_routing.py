@@ -1,0 +1,271 @@
+"""Twin of ext/_routing.pyx (same signatures, numpy level-synchronous BFS)."""
+import heapq
+
+import numpy as np
+
+M64 = (1 << 64) - 1
+
+
+def _mix(z):
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def _qp_key(seed, fid, q):
+    return _mix(_mix(_mix(seed & M64) ^ (fid & M64)) ^ (q & M64))
+
+
+def _hop(key, node):
+    return _mix(key ^ ((node * 0xD6E8FEB86659FD93) & M64))
+
+
+def hash_hop(seed, fid, q, node):
+    return _hop(_qp_key(int(seed), int(fid), int(q)), int(node))
+
+
+class _Graph:
+    """Switch-link entries of the CSR: row node, link id, its head."""
+
+    def __init__(self, sw_ptr, sw_adj, link_dst, alive):
+        sw_ptr = np.asarray(sw_ptr)
+        self.row = np.repeat(np.arange(sw_ptr.shape[0] - 1), np.diff(sw_ptr))
+        self.lnk = np.asarray(sw_adj)
+        self.head = np.asarray(link_dst)[self.lnk]
+        self.alive_fwd = np.asarray(alive)[self.lnk].astype(bool)       # row -> head
+        self.alive_rev = np.asarray(alive)[self.lnk ^ 1].astype(bool)   # head -> row
+
+
+def _bfs(G, t, mode, link_dst, link_gbps, up_ptr, up_link, n_nodes):
+    """dist, sigma, den, hidx (dicts as arrays), levels list, n_homes."""
+    dist = np.full(n_nodes, -1, np.int64)
+    sigma = np.zeros(n_nodes)
+    den = np.zeros(n_nodes)
+    hidx = np.full(n_nodes, -1, np.int64)
+    nh = 0
+    for k in range(up_ptr[t], up_ptr[t + 1]):
+        u = up_link[k]
+        h = link_dst[u]
+        if dist[h] < 0:
+            dist[h] = 0
+            hidx[h] = nh
+            nh += 1
+        sigma[h] += 1.0
+        den[h] += link_gbps[u ^ 1] if mode == 1 else 1.0
+    d = 0
+    while True:
+        # entries: row n at level d, reverse link (head -> n) alive, head s
+        sel = (dist[G.row] == d) & G.alive_rev
+        if not sel.any():
+            break
+        s = G.head[sel]
+        new = s[dist[s] < 0]
+        if new.size == 0:
+            break
+        dist[new] = d + 1
+        ok = dist[s] == d + 1
+        n = G.row[sel][ok]
+        s = s[ok]
+        r = G.lnk[sel][ok] ^ 1
+        np.add.at(sigma, s, sigma[n])
+        if mode == 0:
+            np.add.at(den, s, sigma[n])
+        elif mode == 1:
+            np.add.at(den, s, link_gbps[r])
+        else:
+            np.add.at(den, s, 1.0)
+        d += 1
+    return dist, sigma, den, hidx, d, nh
+
+
+def _next_entries(G, dist):
+    """Entries (row s -> head n) of alive links with dist[n] == dist[s] - 1, dist[s] > 0."""
+    ds = dist[G.row]
+    dn = dist[G.head]
+    return (ds > 0) & (dn == ds - 1) & (dn >= 0) & G.alive_fwd
+
+
+def _wts(mode, G, sel, sigma, link_gbps):
+    if mode == 0:
+        return sigma[G.head[sel]]
+    if mode == 1:
+        return link_gbps[G.lnk[sel]]
+    return np.ones(int(sel.sum()))
+
+
+def route_fluid(mode, KU, KH, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
+                g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
+                dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, A_w, lh_w,
+                load, grp_up, grp_down, unreach):
+    n_nodes = dist_w.shape[0]
+    link_dst = np.asarray(link_dst)
+    link_gbps = np.asarray(link_gbps)
+    G = _Graph(sw_ptr, sw_adj, link_dst, alive)
+    for g in range(len(g_ptr) - 1):
+        lo, hi = g_ptr[g], g_ptr[g + 1]
+        if lo == hi:
+            continue
+        dist, sigma, den, hidx, maxd, nh = _bfs(G, g_rep[g], mode, link_dst, link_gbps, up_ptr, up_link, n_nodes)
+        if nh == 0:
+            unreach[lo:hi] += f_mass[lo:hi]
+            continue
+        nxt = _next_entries(G, dist)
+        w_all = np.zeros(G.row.shape[0])
+        w_all[nxt] = _wts(mode, G, nxt, sigma, link_gbps) / den[G.row[nxt]]
+        A = None
+        if nh > 1:
+            A = np.zeros((n_nodes, nh))
+            homes = np.flatnonzero(dist == 0)
+            A[homes, hidx[homes]] = 1.0
+            for d in range(1, maxd + 1):
+                sel = nxt & (dist[G.row] == d)
+                np.add.at(A, G.row[sel], w_all[sel][:, None] * A[G.head[sel]])
+        mass = np.zeros(n_nodes)
+        for f in range(lo, hi):
+            e = f_src[f]
+            m = f_mass[f]
+            ks = list(range(up_ptr[e], up_ptr[e + 1]))
+            ds = [dist[link_dst[up_link[k]]] for k in ks]
+            ok = [d for d in ds if d >= 0]
+            if not ok:
+                unreach[f] += m
+                continue
+            if m == 0.0:
+                continue
+            best = min(ok)
+            sel = [k for k, d in zip(ks, ds) if d == best]
+            if mode == 0:
+                wt = [sigma[link_dst[up_link[k]]] for k in sel]
+            elif mode == 1:
+                wt = [link_gbps[up_link[k]] for k in sel]
+            else:
+                wt = [1.0] * len(sel)
+            tot = sum(wt)
+            lh = np.zeros(max(nh, 1))
+            for k, w in zip(sel, wt):
+                u = up_link[k]
+                h = link_dst[u]
+                share = m * w / tot
+                if f_sg[f] >= 0:
+                    grp_up[f_sg[f] * KU + (k - up_ptr[e])] += share
+                else:
+                    load[u] += share
+                mass[h] += share
+                if nh == 1:
+                    lh[0] += share
+                else:
+                    lh += share * A[h]
+            td = f_dst[f] if f_dst[f] >= 0 else g_rep[g]
+            for k in range(up_ptr[td], up_ptr[td + 1]):
+                u = up_link[k]
+                h = link_dst[u]
+                x = lh[hidx[h]] * (link_gbps[u ^ 1] if mode == 1 else 1.0) / den[h]
+                if f_dst[f] < 0:
+                    grp_down[g_id[g] * KU + (k - up_ptr[td])] += x
+                else:
+                    load[u ^ 1] += x
+        for d in range(maxd, 0, -1):
+            sel = nxt & (dist[G.row] == d)
+            x = mass[G.row[sel]] * w_all[sel]
+            np.add.at(load, G.lnk[sel], x)
+            np.add.at(mass, G.head[sel], x)
+
+
+def route_hash(seed, qps, H, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
+               g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
+               dist_w, hidx_w, sigma_w, den_w, order_w, nh_start, nh_cnt, nh_list,
+               load, unreach, path):
+    n_nodes = dist_w.shape[0]
+    link_dst = np.asarray(link_dst)
+    link_gbps = np.asarray(link_gbps)
+    G = _Graph(sw_ptr, sw_adj, link_dst, alive)
+    rec = path.shape[0] > 0
+    longest = 0
+    seed = int(seed)
+    for g in range(len(g_ptr) - 1):
+        lo, hi = g_ptr[g], g_ptr[g + 1]
+        if lo == hi:
+            continue
+        dist, _, _, _, _, nh = _bfs(G, g_rep[g], 2, link_dst, link_gbps, up_ptr, up_link, n_nodes)
+        nxt = _next_entries(G, dist)
+        rows = G.row[nxt]
+        lnks = G.lnk[nxt]
+        # next-hop lists in CSR order (entries are already grouped by row in sw_adj order)
+        start = np.searchsorted(rows, np.arange(n_nodes))
+        cnt = np.searchsorted(rows, np.arange(n_nodes), side="right") - start
+        for f in range(lo, hi):
+            e = int(f_src[f])
+            td = int(f_dst[f])
+            ks = [k for k in range(up_ptr[e], up_ptr[e + 1]) if dist[link_dst[up_link[k]]] >= 0]
+            if not ks:
+                unreach[f] += f_mass[f]
+                continue
+            best = min(dist[link_dst[up_link[k]]] for k in ks)
+            cand = [up_link[k] for k in ks if dist[link_dst[up_link[k]]] == best]
+            mq = f_mass[f] / qps
+            for q in range(qps):
+                key = _qp_key(seed, int(f_id[f]), q)
+                base = (f * qps + q) * H
+                hop = 0
+                u = int(cand[_hop(key, e) % len(cand)])
+                load[u] += mq
+                if rec and hop < H:
+                    path[base + hop] = u
+                hop += 1
+                s = int(link_dst[u])
+                while dist[s] > 0:
+                    r = int(lnks[start[s] + _hop(key, s) % int(cnt[s])])
+                    load[r] += mq
+                    if rec and hop < H:
+                        path[base + hop] = r
+                    hop += 1
+                    s = int(link_dst[r])
+                down = [int(up_link[k]) for k in range(up_ptr[td], up_ptr[td + 1]) if link_dst[up_link[k]] == s]
+                u = down[_hop(key, s) % len(down)]
+                load[u ^ 1] += mq
+                if rec and hop < H:
+                    path[base + hop] = u ^ 1
+                hop += 1
+                longest = max(longest, hop)
+    return longest
+
+
+def waterfill(H, path, cap, lk_ptr, lk_qp, rem, n_act, ver, frozen, hk, hl, hv, rate):
+    L = cap.shape[0]
+    nq = rate.shape[0]
+    P = np.asarray(path).reshape(nq, H) if nq else np.zeros((0, H), np.int64)
+    rem[:] = cap
+    n_act[:] = np.diff(lk_ptr)
+    ver[:] = 0
+    frozen[:] = 0
+    rate[:] = 0.0
+    heap = [(rem[l] / n_act[l], l, 0) for l in range(L) if n_act[l] > 0]
+    heapq.heapify(heap)
+    levels = 0
+    while heap:
+        key, l, v = heapq.heappop(heap)
+        if v != ver[l] or n_act[l] == 0:
+            continue
+        x = max(key, 0.0)
+        levels += 1
+        qs = lk_qp[lk_ptr[l]:lk_ptr[l + 1]]
+        for p in qs:
+            if frozen[p]:
+                continue
+            frozen[p] = 1
+            rate[p] = x
+            # a path stops at its first -1
+            neg = np.flatnonzero(P[p] < 0)
+            row = P[p][: neg[0]] if neg.size else P[p]
+            for l2 in row:
+                rem[l2] -= x
+                n_act[l2] -= 1
+                ver[l2] += 1
+        for p in qs:
+            neg = np.flatnonzero(P[p] < 0)
+            row = P[p][: neg[0]] if neg.size else P[p]
+            for l2 in row:
+                if n_act[l2] > 0 and l2 != l:
+                    heapq.heappush(heap, (max(rem[l2], 0.0) / n_act[l2], int(l2), int(ver[l2])))
+    return levels
