@@ -1,0 +1,1080 @@
+"""Topology- and power-aware job placement (OR-Tools CP-SAT) and its greedy baseline.
+
+Owns the placement problem: which servers / scale-up domains every job of the
+cluster file gets, in rank order, so that its collective traffic climbs as
+little of the tree as possible and no rack exceeds its power limit. It must not
+verify its own output: :mod:`topo.place_check` re-checks every placement
+independently before one is returned.
+
+The model
+---------
+* Allocation unit. A job whose TP degree is at least the scale-up domain size
+  takes whole domains, exclusively. Any other job takes whole servers, in
+  chunks of ``ceil(tp / accelerators_per_server)`` servers inside one domain so
+  that a TP group never leaves its domain. A server belongs to one job.
+* A unit's *leaf* is the first leaf (plane 0) of the first accelerator of its
+  scale-up domain; for rail-optimized fabrics this names the rail group. Its
+  *pod* is that leaf's pod. Cells are (leaf, rack) pairs holding whole domains.
+* Power. Busy nodes (``busy_nodes``) draw busy power, free nodes idle power,
+  ToR leaves count in their rack (:func:`topo.describe.rack_power`); a placed
+  server moves from idle to busy power. Every rack stays within its limit.
+* Objective (integer, minimised)::
+
+      sum over placed jobs j:   W_j * (1 * (leaves_j - 1) + 3 * (pods_j - 1)) + racks_j
+      sum over unplaced jobs j: BIG * units_j * 2 ** min(priority_rank_j, 10)
+
+  ``W_j`` is the job's traffic weight: for every collective whose group leaves
+  the scale-up domain, ``factor * bytes * (ranks / group size)`` (factor
+  2(g-1)/g for all-reduce, (g-1)/g for all-gather, reduce-scatter and
+  all-to-all, 1 for send/recv and broadcast), scaled so the heaviest job has
+  ``W = 100`` (at least 1 for a job with any network traffic).
+  ``BIG = 1 + sum_j (W_j * (L - 1 + 3 * (P - 1)) + R)`` with L, P, R the
+  numbers of leaves, pods and racks holding accelerators, so placing a job
+  always beats any saving of traffic; higher priority ranks weigh double per
+  rank (a big-M weighting, not a strict lexicographic order).
+* Decomposition. Small instances are one CP-SAT model over job x cell.
+  Larger ones are solved as jobs -> pods (CP-SAT over job x pod counts, with
+  valid lower bounds on leaves), then jobs -> cells inside every pod (CP-SAT per
+  pod), then a greedy contiguous fill of domains and servers inside the chosen
+  cells. The reported bound is the bound of the job x pod model, which relaxes
+  the whole problem, so it is a valid lower bound on the objective.
+* Baseline. A greedy best-fit in priority order that packs like Slurm's
+  topology/tree plugin and Kueue's topology-aware scheduling: the smallest
+  subtree (leaf, pod, cluster) that fits, the best-fitting one at that level,
+  children taken largest first and the last one best-fit. It hints the solver
+  and is reported beside the optimised placement.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .errors import SolverError, SpecError
+from .fabric import Fabric
+from .spec import Cluster
+
+A_LEAF = 1        # weight of traffic that leaves a leaf (climbs to the spine)
+A_POD = 3         # additional weight of traffic that leaves a pod (climbs to the super-spine)
+F_RACK = 1        # fragmentation: every rack a job spans
+W_SCALE = 100     # heaviest job's traffic weight
+MAX_PRIO_RANK = 10
+MONOLITHIC_MAX_VARS = 6000  # job x cell pairs solved as one model
+
+_FACTOR = {"allreduce": lambda g: 2.0 * (g - 1) / g, "allgather": lambda g: (g - 1) / g,
+           "reducescatter": lambda g: (g - 1) / g, "alltoall": lambda g: (g - 1) / g,
+           "sendrecv": lambda g: 1.0, "broadcast": lambda g: 1.0}
+STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN")
+REASONS = ("too large", "pinned racks full", "power", "capacity", "fragmentation")
+
+
+# --- result -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlacementResult:
+    """A checked placement. ``assignment[job]`` holds endpoint ids in rank order
+    (TP fastest inside one scale-up domain, then CP, PP, DP)."""
+    assignment: dict
+    unplaced: dict
+    status: str
+    objective: int
+    bound: Optional[int]
+    gap: Optional[float]
+    wall_s: float
+    policy: str
+    source: str                # "optimized" | "baseline" (which placement was returned)
+    note: str
+    jobs: dict                 # per job metrics
+    racks: list                # per rack power
+    stranded: dict
+    baseline: Optional[dict]   # greedy metrics beside the optimised ones
+    solver: dict
+    totals: dict
+    server_names: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "version": 1,
+            "policy": self.policy, "source": self.source, "note": self.note,
+            "status": self.status, "objective": int(self.objective),
+            "bound": None if self.bound is None else int(self.bound),
+            "gap": self.gap, "wall_s": round(self.wall_s, 3),
+            "assignment": {j: [int(x) for x in e] for j, e in self.assignment.items()},
+            "nodes": {j: self.server_names.get(j, []) for j in self.assignment},
+            "unplaced": dict(self.unplaced),
+            "jobs": self.jobs, "racks": self.racks, "stranded": self.stranded,
+            "totals": self.totals, "baseline": self.baseline, "solver": self.solver,
+        }
+
+
+# --- problem preparation ------------------------------------------------------------
+@dataclass
+class _Job:
+    idx: int
+    name: str
+    n: int
+    tp: int
+    pp: int
+    cp: int
+    ep: int
+    dp: int
+    domain_job: bool
+    chunk: int            # servers per unit
+    units: int
+    weight: int           # W_j
+    weight_bytes: float
+    prio: int
+    prio_rank: int
+    allowed_rack: np.ndarray   # bool per rack
+    allowed_pod: np.ndarray    # bool per pod index
+    pinned: bool
+    collectives: list
+    fixed: Optional[np.ndarray] = None  # explicit servers (local ids)
+
+
+class _Problem:
+    """Aggregates of the fabric and the jobs (built once, read-only afterwards)."""
+
+    def __init__(self, cluster: Cluster, fabric: Fabric):
+        self.cluster, self.fabric = cluster, fabric
+        f = fabric
+        n_srv = f.n_servers
+        ep_server = np.asarray(f.ep_server)
+        self.first_ep = np.searchsorted(ep_server, np.arange(n_srv))
+        eps_count = np.bincount(ep_server, minlength=n_srv)
+        acc_count = np.bincount(ep_server, weights=f.ep_is_accel.astype(np.int64), minlength=n_srv).astype(np.int64)
+        acc_srv = np.flatnonzero(acc_count > 0)
+        if acc_srv.size == 0:
+            raise SpecError([("node_types", "the cluster has no accelerators to place jobs on")])
+        aps = np.unique(acc_count[acc_srv])
+        if aps.size != 1:
+            raise SpecError([("node_types", "placement supports one accelerator count per node; "
+                              f"the cluster mixes {sorted(int(a) for a in aps)}")])
+        self.aps = int(aps[0])
+        self.srv = acc_srv                          # local server -> global server id
+        self.S = int(acc_srv.size)
+        self.local_of = np.full(n_srv, -1, np.int64)
+        self.local_of[acc_srv] = np.arange(self.S)
+        del eps_count
+        dom_g = np.asarray(f.ep_domain)[self.first_ep[acc_srv]]
+        ds = np.unique(np.asarray(f.domain_size)[dom_g])
+        if ds.size != 1:
+            raise SpecError([("node_types", "placement supports one scale-up domain size; "
+                              f"the cluster mixes {sorted(int(a) for a in ds)}")])
+        self.ds = int(ds[0])
+        self.spd = max(1, self.ds // self.aps)      # servers per domain
+        # local domains: consecutive servers with the same global domain id
+        chg = np.concatenate([[True], dom_g[1:] != dom_g[:-1]])
+        self.s_dom = np.cumsum(chg) - 1
+        self.D = int(self.s_dom[-1]) + 1
+        self.d_first = np.flatnonzero(chg)          # first local server of each domain
+        self.d_len = np.diff(np.concatenate([self.d_first, [self.S]]))
+        # leaf, pod, rack of every unit
+        ep_leaf = f.ep_leaf()
+        first_srv_of_dom = acc_srv[self.d_first]
+        d_leaf = ep_leaf[self.first_ep[first_srv_of_dom]]
+        node_pod = np.asarray(f.node_pod)
+        d_pod = np.maximum(node_pod[d_leaf], 0).astype(np.int64)
+        self.s_rack = np.asarray(f.server_rack)[acc_srv]
+        self.leaf_ids, d_group = np.unique(d_leaf, return_inverse=True)
+        self.G = int(self.leaf_ids.size)
+        self.g_pod = np.zeros(self.G, np.int64)
+        self.g_pod[d_group] = d_pod
+        self.n_pods = max(int(f.pods), int(d_pod.max()) + 1)
+        self.d_group = d_group.astype(np.int64)
+        self.s_group = self.d_group[self.s_dom]
+        self.s_pod = self.g_pod[self.s_group]
+        # cells: (group, rack)
+        d_rack = self.s_rack[self.d_first]
+        key = self.d_group * (f.n_racks + 1) + d_rack
+        ukey, d_cell = np.unique(key, return_inverse=True)
+        self.C = int(ukey.size)
+        self.d_cell = d_cell.astype(np.int64)
+        self.c_group = (ukey // (f.n_racks + 1)).astype(np.int64)
+        self.c_rack = (ukey % (f.n_racks + 1)).astype(np.int64)
+        self.c_pod = self.g_pod[self.c_group]
+        self.s_cell = self.d_cell[self.s_dom]
+        self.n_racks = f.n_racks
+        self.rack_has_acc = np.bincount(self.s_rack, minlength=f.n_racks) > 0
+        order = np.argsort(self.d_cell, kind="stable")
+        bounds = np.searchsorted(self.d_cell[order], np.arange(self.C + 1))
+        self.cell_doms = [order[bounds[c]:bounds[c + 1]] for c in range(self.C)]
+
+        # busy nodes and power
+        fobj = cluster.file
+        try:
+            busy_glob = f.server_ids(fobj.busy_nodes) if fobj.busy_nodes else np.zeros(0, np.int64)
+        except (KeyError, ValueError) as e:
+            raise SpecError([("busy_nodes", f"unknown node or bad hostlist: {e}")])
+        self.busy_mask_glob = np.zeros(n_srv, bool)
+        self.busy_mask_glob[busy_glob] = True
+        from .describe import rack_power
+        rp = rack_power(f, cluster, busy_servers=self.busy_mask_glob)
+        self.rack_kw0 = np.asarray(rp["kw"], np.float64)
+        self.rack_limit = np.asarray(f.rack_limit_kw, np.float64)
+        delta = (np.asarray(f.server_busy_kw) - np.asarray(f.server_idle_kw))[acc_srv]
+        self.s_delta = delta
+        rack_delta = np.zeros(f.n_racks)
+        np.maximum.at(rack_delta, self.s_rack, delta)
+        self.rack_delta = rack_delta
+        head = self.rack_limit - self.rack_kw0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pc = np.where(rack_delta > 0, np.floor((head + 1e-9) / np.where(rack_delta > 0, rack_delta, 1.0)),
+                          np.where(head >= -1e-9, 10 ** 9, 0))
+        self.rack_pcap0 = np.clip(pc, 0, 10 ** 9).astype(np.int64)
+        self.s_busy0 = self.busy_mask_glob[acc_srv]
+        self.rack_names = {f.rack_name(i): i for i in range(f.n_racks)}
+        self.jobs = self._jobs()
+
+    # -- jobs -------------------------------------------------------------------------
+    def _jobs(self) -> list[_Job]:
+        cl, f = self.cluster, self.fabric
+        errs: list[tuple[str, str]] = []
+        prios = sorted({j.priority for j in cl.file.jobs})
+        raw_w = []
+        out = []
+        for i, j in enumerate(cl.file.jobs):
+            p = f"jobs[{i}]"
+            inner = j.tp * j.pp * j.cp
+            dp = j.dp or max(j.accelerators // inner, 1)
+            domain_job = j.tp >= self.ds and self.ds > 1
+            if domain_job:
+                chunk = self.spd
+                units = -(-j.accelerators // self.ds)
+            else:
+                chunk = min(max(1, -(-j.tp // self.aps)), self.spd)
+                units = -(-j.accelerators // (chunk * self.aps))
+            allowed_rack = self.rack_has_acc.copy()
+            pinned = False
+            pin_r = set()
+            for k, name in enumerate(j.pin_racks):
+                if name not in self.rack_names:
+                    errs.append((f"{p}.pin_racks[{k}]", f"unknown rack {name!r} (racks are named {f.rack_name(0)}..{f.rack_name(f.n_racks - 1)})"))
+                else:
+                    pin_r.add(self.rack_names[name])
+            forb_r = set()
+            for k, name in enumerate(j.forbid_racks):
+                if name not in self.rack_names:
+                    errs.append((f"{p}.forbid_racks[{k}]", f"unknown rack {name!r} (racks are named {f.rack_name(0)}..{f.rack_name(f.n_racks - 1)})"))
+                elif self.rack_names[name] in pin_r:
+                    errs.append((f"{p}.forbid_racks[{k}]", f"rack {name!r} is both pinned and forbidden"))
+                else:
+                    forb_r.add(self.rack_names[name])
+            for k, pod in enumerate(j.pin_pods):
+                if not 0 <= pod < self.n_pods:
+                    errs.append((f"{p}.pin_pods[{k}]", f"pod {pod} does not exist (pods are 0..{self.n_pods - 1})"))
+            for k, pod in enumerate(j.forbid_pods):
+                if not 0 <= pod < self.n_pods:
+                    errs.append((f"{p}.forbid_pods[{k}]", f"pod {pod} does not exist (pods are 0..{self.n_pods - 1})"))
+                elif pod in j.pin_pods:
+                    errs.append((f"{p}.forbid_pods[{k}]", f"pod {pod} is both pinned and forbidden"))
+            if pin_r:
+                m = np.zeros(f.n_racks, bool)
+                m[list(pin_r)] = True
+                allowed_rack &= m
+                pinned = True
+            if forb_r:
+                allowed_rack[list(forb_r)] = False
+                pinned = True
+            allowed_pod = np.ones(self.n_pods, bool)
+            if j.pin_pods:
+                allowed_pod[:] = False
+                allowed_pod[[q for q in j.pin_pods if 0 <= q < self.n_pods]] = True
+                pinned = True
+            if j.forbid_pods:
+                allowed_pod[[q for q in j.forbid_pods if 0 <= q < self.n_pods]] = False
+                pinned = True
+            if (j.pin_racks or j.pin_pods) and not errs:
+                cell_ok = allowed_rack[self.c_rack] & allowed_pod[self.c_pod]
+                if not cell_ok.any():
+                    errs.append((f"{p}.pin_racks" if j.pin_racks else f"{p}.pin_pods",
+                                 "the pinned racks/pods and the forbidden ones leave no accelerator to place the job on"))
+            fixed = None
+            if j.nodes:
+                try:
+                    g = f.server_ids(j.nodes)
+                except (KeyError, ValueError) as e:
+                    errs.append((f"{p}.nodes", f"unknown node or bad hostlist: {e}"))
+                    g = None
+                if g is not None:
+                    loc = self.local_of[g]
+                    if (loc < 0).any():
+                        errs.append((f"{p}.nodes", "names a node without accelerators"))
+                    elif loc.size * self.aps < j.accelerators:
+                        errs.append((f"{p}.nodes", f"{loc.size} nodes hold {loc.size * self.aps} accelerators; the job needs {j.accelerators}"))
+                    elif self.s_busy0[loc].any():
+                        errs.append((f"{p}.nodes", "names a node listed in busy_nodes"))
+                    else:
+                        fixed = np.unique(loc)
+            w = 0.0
+            sizes = {"tp": j.tp, "pp": j.pp, "cp": j.cp, "ep": j.ep, "dp": dp}
+            for c in j.collectives:
+                g = sizes[c.group]
+                if g <= 1 or (c.group == "tp" and j.tp <= self.ds):
+                    continue
+                w += _FACTOR[c.op](g) * c.bytes * (j.accelerators / g)
+            raw_w.append(w)
+            out.append(_Job(i, j.name, j.accelerators, j.tp, j.pp, j.cp, j.ep, dp, domain_job, chunk, units,
+                            0, w, j.priority, prios.index(j.priority), allowed_rack, allowed_pod, pinned,
+                            list(j.collectives), fixed))
+        if errs:
+            raise SpecError(errs)
+        # fixed placements must not overlap
+        seen = np.zeros(self.S, bool)
+        for jb in out:
+            if jb.fixed is not None:
+                if seen[jb.fixed].any():
+                    errs.append((f"jobs[{jb.idx}].nodes", "overlaps the explicit nodes of another job"))
+                seen[jb.fixed] = True
+        if errs:
+            raise SpecError(errs)
+        wmax = max(raw_w) if raw_w else 0.0
+        for jb, w in zip(out, raw_w):
+            jb.weight = 0 if w <= 0 else max(1, int(round(W_SCALE * w / wmax)))
+        return out
+
+    # -- objective --------------------------------------------------------------------
+    def big(self) -> int:
+        L, P = self.G, self.n_pods
+        R = int(self.rack_has_acc.sum())
+        return 1 + sum(j.weight * (A_LEAF * (L - 1) + A_POD * (P - 1)) + F_RACK * R for j in self.jobs)
+
+    def penalty(self, j: _Job, big: int) -> int:
+        return big * j.units * (2 ** min(j.prio_rank, MAX_PRIO_RANK))
+
+    def cost_of(self, j: _Job, servers: np.ndarray) -> int:
+        doms = self.s_dom[servers]
+        leaves = np.unique(self.d_group[doms]).size
+        pods = np.unique(self.g_pod[self.d_group[doms]]).size
+        racks = np.unique(self.s_rack[servers]).size
+        return j.weight * (A_LEAF * (leaves - 1) + A_POD * (pods - 1)) + F_RACK * racks
+
+
+# --- mutable state: free servers and rack power ---------------------------------------
+class _State:
+    def __init__(self, pb: _Problem):
+        self.pb = pb
+        self.free = ~pb.s_busy0.copy()
+        self.dom_free = np.bincount(pb.s_dom, weights=self.free.astype(np.int64), minlength=pb.D).astype(np.int64)
+        self.pcap = pb.rack_pcap0.copy()
+        self.owner = np.full(pb.S, -1, np.int64)
+
+    def copy(self) -> "_State":
+        s = object.__new__(_State)
+        s.pb, s.free, s.dom_free = self.pb, self.free.copy(), self.dom_free.copy()
+        s.pcap, s.owner = self.pcap.copy(), self.owner.copy()
+        return s
+
+    def take(self, servers: np.ndarray, job: int):
+        pb = self.pb
+        self.free[servers] = False
+        self.owner[servers] = job
+        np.subtract.at(self.dom_free, pb.s_dom[servers], 1)
+        np.subtract.at(self.pcap, pb.s_rack[servers], 1)
+
+    def release(self, servers: np.ndarray):
+        pb = self.pb
+        self.free[servers] = True
+        self.owner[servers] = -1
+        np.add.at(self.dom_free, pb.s_dom[servers], 1)
+        np.add.at(self.pcap, pb.s_rack[servers], 1)
+
+    def cell_units(self, j: _Job) -> np.ndarray:
+        """Units of job j each cell could take now (an upper bound when racks span cells)."""
+        pb = self.pb
+        if j.domain_job:
+            per_dom = (self.dom_free == pb.d_len).astype(np.int64)
+        else:
+            per_dom = self.dom_free // j.chunk
+        cu = np.bincount(pb.d_cell, weights=per_dom, minlength=pb.C).astype(np.int64)
+        cu = np.minimum(cu, self.pcap[pb.c_rack] // j.chunk)
+        ok = j.allowed_rack[pb.c_rack] & j.allowed_pod[pb.c_pod]
+        return np.where(ok, cu, 0)
+
+    def cell_servers(self) -> np.ndarray:
+        pb = self.pb
+        return np.bincount(pb.s_cell, weights=self.free.astype(np.int64), minlength=pb.C).astype(np.int64)
+
+    def cell_full_domains(self) -> np.ndarray:
+        pb = self.pb
+        return np.bincount(pb.d_cell, weights=(self.dom_free == pb.d_len).astype(np.int64), minlength=pb.C).astype(np.int64)
+
+    def fill_cell(self, j: _Job, cell: int, units: int) -> np.ndarray:
+        """Take up to `units` units of job j in one cell: whole free domains for a
+        domain job, else chunks in the fullest domains first (best fit)."""
+        pb = self.pb
+        rack = int(pb.c_rack[cell])
+        doms = pb.cell_doms[cell]
+        got = []
+        if j.domain_job:
+            for d in doms:
+                if units == 0 or self.pcap[rack] < j.chunk:
+                    break
+                if self.dom_free[d] == pb.d_len[d]:
+                    s = np.arange(pb.d_first[d], pb.d_first[d] + pb.d_len[d])
+                    self.take(s, j.idx)
+                    got.append(s)
+                    units -= 1
+        else:
+            cand = [d for d in doms if self.dom_free[d] >= j.chunk]
+            cand.sort(key=lambda d: (self.dom_free[d], d))
+            for d in cand:
+                while units > 0 and self.dom_free[d] >= j.chunk and self.pcap[rack] >= j.chunk:
+                    lo = pb.d_first[d]
+                    fr = lo + np.flatnonzero(self.free[lo:lo + pb.d_len[d]])[: j.chunk]
+                    self.take(fr, j.idx)
+                    got.append(fr)
+                    units -= 1
+                if units == 0 or self.pcap[rack] < j.chunk:
+                    break
+        return np.concatenate(got) if got else np.zeros(0, np.int64)
+
+
+def _pick(avail: np.ndarray, need: int) -> list[tuple[int, int]]:
+    """Best fit: the smallest child that holds `need`, else children largest
+    first with the last one best-fit (Kueue TAS BestFit). Ties by index."""
+    if need <= 0:
+        return []
+    fits = np.flatnonzero(avail >= need)
+    if fits.size:
+        b = fits[np.argmin(avail[fits])]
+        return [(int(b), need)]
+    order = np.lexsort((np.arange(avail.size), -avail))
+    out = []
+    rem = need
+    taken = np.zeros(avail.size, bool)
+    for i in order:
+        if avail[i] <= 0 or rem <= 0:
+            break
+        rest = avail.copy()
+        rest[taken] = 0
+        fit = np.flatnonzero(rest >= rem)
+        if fit.size:
+            b = fit[np.argmin(rest[fit])]
+            out.append((int(b), rem))
+            return out
+        out.append((int(i), int(avail[i])))
+        taken[i] = True
+        rem -= int(avail[i])
+    return out if rem <= 0 else out
+
+
+def _greedy_job(st: _State, j: _Job, prefer_pods: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """Place one job greedily (smallest subtree, best fit). Returns servers or None."""
+    pb = st.pb
+    need = j.units
+    got = []
+    for _ in range(6):  # cells over-estimate when racks span cells; retry the remainder
+        if need <= 0:
+            break
+        cu = st.cell_units(j)
+        if prefer_pods is not None:
+            cu_pref = np.where(prefer_pods[pb.c_pod], cu, 0)
+            if cu_pref.sum() >= need:
+                cu = cu_pref
+        gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
+        pu = np.bincount(pb.g_pod, weights=gu, minlength=pb.n_pods).astype(np.int64)
+        if pu.sum() < need:
+            break
+        picks: list[tuple[int, int]] = []
+        if gu.max() >= need:
+            for g, k in _pick(gu, need):
+                picks.append((g, k))
+        else:
+            if pu.max() >= need:
+                pods = _pick(pu, need)
+            else:
+                pods = _pick(pu, need)
+            for p, kp in pods:
+                gidx = np.flatnonzero(pb.g_pod == p)
+                for gi, k in _pick(gu[gidx], kp):
+                    picks.append((int(gidx[gi]), k))
+        progress = False
+        for g, k in picks:
+            cidx = np.flatnonzero(pb.c_group == g)
+            for ci, kc in _pick(cu[cidx], k):
+                s = st.fill_cell(j, int(cidx[ci]), kc)
+                if s.size:
+                    got.append(s)
+                    need -= s.size // j.chunk
+                    progress = True
+        if not progress:
+            break
+    if need > 0:
+        if got:
+            st.release(np.concatenate(got))
+        return None
+    return np.concatenate(got)
+
+
+# --- CP-SAT models -------------------------------------------------------------------
+def _params(solver, time_s: float, seed: int, workers: int):
+    solver.parameters.max_time_in_seconds = max(float(time_s), 0.01)
+    solver.parameters.max_deterministic_time = max(float(time_s), 0.01)
+    solver.parameters.random_seed = int(seed)
+    solver.parameters.num_workers = int(workers)
+    solver.parameters.log_search_progress = False
+
+
+def _cell_model(pb: _Problem, st: _State, jobs: list[_Job], cells: np.ndarray, totals: Optional[dict],
+                big: int, hint: Optional[dict], time_s: float, seed: int, workers: int):
+    """CP-SAT over job x cell. totals None: every job optional (monolithic model,
+    exact objective); else job -> fixed unit count (inside one pod, leaf and rack
+    terms only). Returns (status, counts {job: {cell: units}}, objective, bound)."""
+    from ortools.sat.python import cp_model
+    m = cp_model.CpModel()
+    cells = np.asarray(cells, np.int64)
+    srv_c = st.cell_servers()
+    fdom_c = st.cell_full_domains()
+    z: dict = {}
+    ug: dict = {}
+    up: dict = {}
+    vr: dict = {}
+    placed: dict = {}
+    obj = []
+    for j in jobs:
+        cu = st.cell_units(j)
+        need = j.units if totals is None else totals[j.idx]
+        terms = []
+        for c in cells:
+            ub = int(min(cu[c], need))
+            if ub <= 0:
+                continue
+            x = m.NewIntVar(0, ub, f"z[{j.idx},{c}]")
+            z[j.idx, int(c)] = x
+            terms.append(x)
+            g, p, r = int(pb.c_group[c]), int(pb.c_pod[c]), int(pb.c_rack[c])
+            for d, key, nm in ((ug, (j.idx, g), "u"), (up, (j.idx, p), "w"), (vr, (j.idx, r), "v")):
+                if key not in d:
+                    d[key] = m.NewBoolVar(f"{nm}[{key[0]},{key[1]}]")
+            # a unit in a cell means the job spans its leaf, pod and rack
+            m.Add(x <= ub * ug[j.idx, g])
+            m.Add(x <= ub * up[j.idx, p])
+            m.Add(x <= ub * vr[j.idx, r])
+        if totals is None:
+            pl = m.NewBoolVar(f"placed[{j.idx}]")
+            placed[j.idx] = pl
+            # every unit or none
+            m.Add(sum(terms) == j.units * pl) if terms else m.Add(pl == 0)
+            obj.append(j.weight * A_LEAF * (sum(v for k, v in ug.items() if k[0] == j.idx) - pl))
+            obj.append(j.weight * A_POD * (sum(v for k, v in up.items() if k[0] == j.idx) - pl))
+            obj.append(pb.penalty(j, big) * (1 - pl))
+        else:
+            if not terms:
+                return "INFEASIBLE", {}, None, None
+            m.Add(sum(terms) == need)
+            obj.append(j.weight * A_LEAF * sum(v for k, v in ug.items() if k[0] == j.idx))
+        obj.append(F_RACK * sum(v for k, v in vr.items() if k[0] == j.idx))
+    jmap = {j.idx: j for j in jobs}
+    # cell capacity: servers, and whole domains for domain jobs
+    by_cell: dict = {}
+    for (ji, c), x in z.items():
+        by_cell.setdefault(c, []).append((ji, x))
+    by_rack: dict = {}
+    for c, lst in by_cell.items():
+        m.Add(sum(jmap[ji].chunk * x for ji, x in lst) <= int(srv_c[c]))
+        dl = [x for ji, x in lst if jmap[ji].domain_job]
+        if dl:
+            m.Add(sum(dl) <= int(fdom_c[c]))
+        by_rack.setdefault(int(pb.c_rack[c]), []).extend(lst)
+    # rack power: servers the rack can still power
+    for r, lst in by_rack.items():
+        m.Add(sum(jmap[ji].chunk * x for ji, x in lst) <= int(st.pcap[r]))
+    m.Minimize(sum(obj))
+    if hint:
+        for (ji, c), x in z.items():
+            m.AddHint(x, int(hint.get(ji, {}).get(c, 0)))
+        if totals is None:
+            for ji, pl in placed.items():
+                m.AddHint(pl, 1 if hint.get(ji) else 0)
+    solver = cp_model.CpSolver()
+    _params(solver, time_s, seed, workers)
+    status = solver.Solve(m)
+    name = solver.StatusName(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, {}, None, None
+    counts: dict = {}
+    for (ji, c), x in z.items():
+        v = solver.Value(x)
+        if v:
+            counts.setdefault(ji, {})[c] = int(v)
+    return name, counts, int(round(solver.ObjectiveValue())), int(math.ceil(solver.BestObjectiveBound() - 1e-6))
+
+
+def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optional[dict],
+               time_s: float, seed: int, workers: int):
+    """CP-SAT over job x pod unit counts; a relaxation of the whole problem.
+    Returns (status, {job: {pod: units}}, objective, bound)."""
+    from ortools.sat.python import cp_model
+    m = cp_model.CpModel()
+    P = pb.n_pods
+    srv_c = st.cell_servers()
+    fdom_c = st.cell_full_domains()
+    pcap_cell = st.pcap[pb.c_rack]
+    # pod capacity: servers (power-capped per cell; an over-estimate for racks that span cells)
+    S_p = np.bincount(pb.c_pod, weights=np.minimum(srv_c, pcap_cell), minlength=P).astype(np.int64)
+    D_p = np.bincount(pb.c_pod, weights=fdom_c, minlength=P).astype(np.int64)
+    y: dict = {}
+    obj = []
+    placed = {}
+    pin_groups: dict = {}
+    for j in jobs:
+        cu = st.cell_units(j)
+        A_p = np.bincount(pb.c_pod, weights=cu, minlength=P).astype(np.int64)
+        gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
+        Gmax = np.zeros(P, np.int64)
+        np.maximum.at(Gmax, pb.g_pod, gu)
+        pl = m.NewBoolVar(f"placed[{j.idx}]")
+        placed[j.idx] = pl
+        terms, us, ls = [], [], []
+        for p in range(P):
+            ub = int(min(A_p[p], j.units))
+            if ub <= 0:
+                continue
+            if j.units == 1:
+                x = m.NewBoolVar(f"y[{j.idx},{p}]")
+                y[j.idx, p] = x
+                terms.append(x)
+                continue
+            x = m.NewIntVar(0, ub, f"y[{j.idx},{p}]")
+            u = m.NewBoolVar(f"u[{j.idx},{p}]")
+            l = m.NewIntVar(0, int(np.count_nonzero(gu[pb.g_pod == p])), f"l[{j.idx},{p}]")
+            y[j.idx, p] = x
+            # the job spans pod p iff it has units there; it needs at least ceil(y / largest leaf) leaves there
+            m.Add(x <= ub * u)
+            m.Add(x >= u)
+            m.Add(l >= u)
+            m.Add(int(Gmax[p]) * l >= x)
+            terms.append(x)
+            us.append(u)
+            ls.append(l)
+        if not terms:
+            m.Add(pl == 0)
+        else:
+            m.Add(sum(terms) == j.units * pl)
+        if us:
+            obj.append(j.weight * A_POD * (sum(us) - pl))
+            obj.append(j.weight * A_LEAF * (sum(ls) - pl))
+        obj.append(F_RACK * pl)
+        obj.append(pb.penalty(j, big) * (1 - pl))
+        if j.pinned:
+            key = (j.allowed_rack.tobytes(), j.allowed_pod.tobytes())
+            pin_groups.setdefault(key, (j.allowed_rack, j.allowed_pod, []))[2].append(j)
+    jmap = {j.idx: j for j in jobs}
+    for p in range(P):
+        lst = [(ji, x) for (ji, pp), x in y.items() if pp == p]
+        if not lst:
+            continue
+        m.Add(sum(jmap[ji].chunk * x for ji, x in lst) <= int(S_p[p]))
+        dl = [x for ji, x in lst if jmap[ji].domain_job]
+        if dl:
+            m.Add(sum(dl) <= int(D_p[p]))
+    # jobs sharing the same pinned area share its capacity
+    for ar, ap, js in pin_groups.values():
+        okc = ar[pb.c_rack] & ap[pb.c_pod]
+        for p in range(P):
+            cap = int(np.minimum(srv_c, pcap_cell)[okc & (pb.c_pod == p)].sum())
+            lst = [y[j.idx, p] * j.chunk for j in js if (j.idx, p) in y]
+            if lst:
+                m.Add(sum(lst) <= cap)
+    m.Minimize(sum(obj))
+    if hint:
+        for (ji, p), x in y.items():
+            m.AddHint(x, int(hint.get(ji, {}).get(p, 0)))
+        for ji, pl in placed.items():
+            m.AddHint(pl, 1 if hint.get(ji) else 0)
+    solver = cp_model.CpSolver()
+    _params(solver, time_s, seed, workers)
+    status = solver.Solve(m)
+    name = solver.StatusName(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, {}, None, None, m.Proto().variables.__len__()
+    counts: dict = {}
+    for (ji, p), x in y.items():
+        v = solver.Value(x)
+        if v:
+            counts.setdefault(ji, {})[p] = int(v)
+    return (name, counts, int(round(solver.ObjectiveValue())),
+            int(math.ceil(solver.BestObjectiveBound() - 1e-6)), len(m.Proto().variables))
+
+
+# --- driver --------------------------------------------------------------------------
+def _order(jobs: list[_Job]) -> list[_Job]:
+    return sorted(jobs, key=lambda j: (-j.prio, -j.units * j.chunk, j.idx))
+
+
+def _place_fixed(pb: _Problem, st: _State) -> dict:
+    out = {}
+    for j in pb.jobs:
+        if j.fixed is not None:
+            st.take(j.fixed, j.idx)
+            out[j.idx] = j.fixed
+    return out
+
+
+def _greedy(pb: _Problem) -> tuple[dict, _State]:
+    st = _State(pb)
+    placed = _place_fixed(pb, st)
+    for j in _order([j for j in pb.jobs if j.fixed is None]):
+        s = _greedy_job(st, j)
+        if s is not None:
+            placed[j.idx] = s
+    return placed, st
+
+
+def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, workers: int):
+    t0 = time.perf_counter()
+    st = _State(pb)
+    placed = _place_fixed(pb, st)
+    jobs = [j for j in pb.jobs if j.fixed is None]
+    big = pb.big()
+    info: dict = {"stages": []}
+    hint_cells = {j: _counts(pb.s_cell[s]) for j, s in greedy_placed.items()}
+    base_cells = st.cell_servers()
+    n_pairs = len(jobs) * int((base_cells > 0).sum())
+    if n_pairs <= MONOLITHIC_MAX_VARS:
+        info["mode"] = "monolithic"
+        name, counts, obj, bound = _cell_model(pb, st, jobs, np.arange(pb.C), None, big, hint_cells,
+                                               time_s, seed, workers)
+        info["stages"].append({"model": "job x cell", "status": name, "objective": obj, "bound": bound,
+                               "jobs": len(jobs), "cells": pb.C})
+        if counts is None or obj is None:
+            return None, st, info, None, name
+        for j in _order(jobs):
+            got = []
+            for c, k in sorted(counts.get(j.idx, {}).items()):
+                got.append(st.fill_cell(j, c, k))
+            _finish(pb, st, j, got, placed)
+        return placed, st, info, bound, name
+    info["mode"] = "decomposed"
+    hint_pods = {j: _counts(pb.s_pod[s][:: 1]) for j, s in greedy_placed.items()}
+    # unit counts, not server counts
+    hint_pods = {j: {p: v // pb.jobs[j].chunk for p, v in d.items()} for j, d in hint_pods.items()}
+    t_pod = 0.5 * time_s
+    name, pod_counts, obj, bound, nvars = _pod_model(pb, st, jobs, big, hint_pods, t_pod, seed, workers)
+    info["stages"].append({"model": "job x pod", "status": name, "objective": obj, "bound": bound,
+                           "jobs": len(jobs), "pods": pb.n_pods, "variables": nvars,
+                           "seconds": round(time.perf_counter() - t0, 3)})
+    if obj is None:
+        return None, st, info, None, name
+    # per pod: jobs -> cells
+    by_pod: dict = {}
+    for ji, d in pod_counts.items():
+        for p, k in d.items():
+            by_pod.setdefault(p, {})[ji] = k
+    remaining = max(time_s - (time.perf_counter() - t0), 0.05 * time_s)
+    weight_total = sum(len(v) for v in by_pod.values()) or 1
+    got_by_job: dict = {}
+    jmap = {j.idx: j for j in jobs}
+    pod_stats = {"solved": 0, "optimal": 0, "fallback": 0}
+    # big pods first: they hold the big jobs
+    for p in sorted(by_pod, key=lambda q: (-len(by_pod[q]), q)):
+        tot = by_pod[p]
+        cells = np.flatnonzero(pb.c_pod == p)
+        pj = [jmap[ji] for ji in sorted(tot)]
+        tl = remaining * len(tot) / weight_total
+        hint = {ji: {c: k // jmap[ji].chunk for c, k in hint_cells.get(ji, {}).items() if pb.c_pod[c] == p}
+                for ji in tot}
+        nm, counts, _, _ = _cell_model(pb, st, pj, cells, tot, big, hint, tl, seed, workers)
+        pod_stats["solved"] += 1
+        pod_stats["optimal"] += nm == "OPTIMAL"
+        if counts:
+            for j in sorted(pj, key=lambda x: (not x.domain_job, -tot[x.idx], x.idx)):
+                for c, k in sorted(counts.get(j.idx, {}).items()):
+                    got_by_job.setdefault(j.idx, []).append(st.fill_cell(j, c, k))
+        else:
+            pod_stats["fallback"] += 1
+            for j in _order(pj):
+                cu = st.cell_units(j)
+                cu = np.where(pb.c_pod == p, cu, 0)
+                gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
+                for g, k in _pick(gu, tot[j.idx]):
+                    cidx = np.flatnonzero(pb.c_group == g)
+                    for ci, kc in _pick(cu[cidx], k):
+                        got_by_job.setdefault(j.idx, []).append(st.fill_cell(j, int(cidx[ci]), kc))
+    info["stages"].append({"model": "job x cell per pod", "pods": pod_stats,
+                           "seconds": round(time.perf_counter() - t0, 3)})
+    for j in _order(jobs):
+        if j.idx in pod_counts:
+            _finish(pb, st, j, got_by_job.get(j.idx, []), placed, prefer=np.array(
+                [p in pod_counts[j.idx] for p in range(pb.n_pods)]))
+    return placed, st, info, bound, name
+
+
+def _finish(pb, st, j, got, placed, prefer=None):
+    """Complete a job whose cells fell short (racks spanning cells, chunking); drop it if impossible."""
+    s = np.concatenate(got) if got else np.zeros(0, np.int64)
+    short = j.units - s.size // j.chunk
+    if short > 0:
+        jj = _Job(**{**j.__dict__, "units": short})
+        more = _greedy_job(st, jj, prefer_pods=prefer)
+        if more is None:
+            if s.size:
+                st.release(s)
+            return
+        s = np.concatenate([s, more])
+    placed[j.idx] = s
+
+
+def _counts(keys: np.ndarray) -> dict:
+    u, c = np.unique(keys, return_counts=True)
+    return {int(a): int(b) for a, b in zip(u, c)}
+
+
+# --- rank order, metrics --------------------------------------------------------------
+def _rank_order(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
+    """Endpoint ids in rank order: servers by (pod, leaf, rack, domain, server), their
+    accelerators in local order, first n. TP (fastest) then stays in a domain and
+    DP ring neighbours are consecutive blocks, mostly under one leaf."""
+    s = np.asarray(servers, np.int64)
+    key = np.lexsort((s, pb.s_dom[s], pb.s_rack[s], pb.s_group[s], pb.s_pod[s]))
+    s = s[key]
+    f = pb.fabric
+    first = pb.first_ep[pb.srv[s]]
+    eps = (first[:, None] + np.arange(pb.aps)[None, :]).ravel()
+    if j.domain_job or j.tp > pb.aps:
+        # whole TP groups only: a domain (or chunk) must hold complete TP groups
+        pass
+    eps = eps[np.asarray(f.ep_is_accel)[eps]]
+    return eps[: j.n].astype(np.int64)
+
+
+def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
+    """Bytes per iteration of one job by the highest tier they reach:
+    [scale-up, leaf, spine, super-spine], from its collectives on rank order `eps`.
+
+    Ring/tree/hierarchical collectives are counted on the ring of each group,
+    all-to-all on every pair, send/recv on the pipeline chain.
+    """
+    tp, pp, cp = job.tp, job.pp, job.cp
+    n = eps.size
+    dp = n // (tp * pp * cp)
+    if dp * tp * pp * cp != n or n == 0:
+        return np.zeros(4)
+    E = eps.reshape(dp, pp, cp, tp)
+    leaf = fabric.ep_leaf()
+    pod = np.asarray(fabric.node_pod)
+    dom = np.asarray(fabric.ep_domain)
+    out = np.zeros(4)
+    ep = max(job.ep, 1)
+
+    def cls(a, b):
+        c = np.full(a.shape, 3, np.int64)
+        la, lb = leaf[a], leaf[b]
+        c[pod[la] == pod[lb]] = 2
+        c[la == lb] = 1
+        c[dom[a] == dom[b]] = 0
+        return c
+
+    for col in job.collectives:
+        if col.group == "ep":
+            if dp % ep:
+                continue
+            G = E.reshape(dp // ep, ep, pp, cp, tp)
+            G = np.moveaxis(G, 1, -1).reshape(-1, ep)
+        else:
+            axis = {"dp": 0, "pp": 1, "cp": 2, "tp": 3}[col.group]
+            G = np.moveaxis(E, axis, -1).reshape(-1, E.shape[axis])
+        g = G.shape[1]
+        if g <= 1:
+            continue
+        if col.op == "alltoall" and col.algorithm == "direct" or col.op == "alltoall" and g <= 64:
+            a = np.repeat(G, g, axis=1)
+            b = np.tile(G, (1, g))
+            keep = a != b
+            c = cls(a[keep], b[keep])
+            out += np.bincount(c, minlength=4) * (col.bytes / g)
+            continue
+        if col.op == "sendrecv":
+            a, b = G[:, :-1], G[:, 1:]
+            per = col.bytes
+        else:
+            a, b = G, np.roll(G, -1, axis=1)
+            per = _FACTOR[col.op](g) * col.bytes
+        c = cls(a.ravel(), b.ravel())
+        out += np.bincount(c, minlength=4) * per
+    return out
+
+
+# --- public entry point ----------------------------------------------------------------
+def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Optional[float] = None,
+          seed: Optional[int] = None, workers: Optional[int] = None, policy: str = "optimize") -> PlacementResult:
+    """Place every job of the cluster file. See the module docstring for the model.
+
+    Returns a :class:`PlacementResult` that :func:`topo.place_check.check` has
+    accepted. Raises :class:`SpecError` for bad input (unknown or contradictory
+    pins, a time limit that is not positive) and :class:`SolverError` when no
+    placement passes the check.
+    """
+    from . import place_check
+    t0 = time.perf_counter()
+    goals = cluster.file.goals
+    if time_limit is None:
+        time_limit = goals.time_limit_s
+    if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
+        raise SpecError([("--time-limit", f"must be a positive number of seconds (found {time_limit!r})")])
+    seed = goals.seed if seed is None else int(seed)
+    workers = goals.workers if workers is None else int(workers)
+    if workers < 1:
+        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    if policy not in ("optimize", "greedy"):
+        raise SpecError([("--policy", f"expected optimize or greedy (found {policy!r})")])
+    if fabric is None:
+        from .fabric import build
+        fabric = build(cluster)
+    pb = _Problem(cluster, fabric)
+    big = pb.big()
+    g_placed, _ = _greedy(pb)
+    g_res = _assemble(pb, g_placed, big)
+    g_viol = place_check.check(cluster, fabric, g_res["assignment"], g_res["unplaced"], g_res["objective"])
+    g_ok = not g_viol
+    solver_info: dict = {"time_limit_s": float(time_limit), "seed": seed, "workers": workers}
+    baseline = {"objective": g_res["objective"], "totals": g_res["totals"],
+                "placed": len(g_res["assignment"]), "unplaced": len(g_res["unplaced"]),
+                "check": "passed" if g_ok else f"failed: {g_viol[0]}"}
+    note = ""
+    if policy == "greedy":
+        if not g_ok:
+            raise SolverError(f"the greedy placement failed its check: {'; '.join(map(str, g_viol[:5]))}")
+        res, source, status, bound = g_res, "baseline", "FEASIBLE", None
+        note = "greedy best-fit placement (no solver)"
+        baseline = None
+    else:
+        o_placed, _, info, bound, sname = _optimize(pb, g_placed, time_limit, seed, workers)
+        solver_info.update(info)
+        solver_info["status"] = sname
+        res, source = None, "optimized"
+        if o_placed is not None:
+            o_res = _assemble(pb, o_placed, big)
+            viol = place_check.check(cluster, fabric, o_res["assignment"], o_res["unplaced"], o_res["objective"])
+            if viol:
+                note = f"optimised placement failed its check ({viol[0]}); returned the checked greedy baseline"
+                source = "baseline"
+            elif g_ok and g_res["objective"] < o_res["objective"]:
+                note = "the decomposed model did worse than the greedy baseline; returned the baseline"
+                source = "baseline"
+            else:
+                res = o_res
+        else:
+            note = f"the solver found no placement ({sname}); returned the checked greedy baseline"
+            source = "baseline"
+        if res is None:
+            if not g_ok:
+                raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
+            res = g_res
+        obj = res["objective"]
+        if bound is not None and bound > obj:
+            bound = obj  # cannot happen for a valid relaxation; keep the report consistent
+        if o_placed is None:
+            status = "UNKNOWN"
+        elif bound is not None and obj == bound:
+            status = "OPTIMAL"
+        else:
+            status = "FEASIBLE"
+    obj = res["objective"]
+    gap = None if bound is None else (0.0 if obj == 0 else round((obj - bound) / abs(obj), 6))
+    names = {j: [fabric.server_name(s) for s in np.unique(fabric.ep_server[e])] for j, e in res["assignment"].items()}
+    return PlacementResult(
+        assignment=res["assignment"], unplaced=res["unplaced"], status=status, objective=obj,
+        bound=bound, gap=gap, wall_s=time.perf_counter() - t0, policy=policy, source=source, note=note,
+        jobs=res["jobs"], racks=res["racks"], stranded=res["stranded"], baseline=baseline,
+        solver=solver_info, totals=res["totals"], server_names=names)
+
+
+def _assemble(pb: _Problem, placed: dict, big: int) -> dict:
+    """Assignment, unplaced reasons, objective and metrics of a set of placed jobs."""
+    f = pb.fabric
+    ranked = {}
+    for ji, s in placed.items():
+        eps = _rank_order(pb, pb.jobs[ji], s)
+        # servers that hold none of the job's ranks go back to the pool
+        ranked[ji] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])])
+    placed = {ji: v[1] for ji, v in ranked.items()}
+    st = _State(pb)
+    for ji, s in placed.items():
+        st.take(s, ji)
+    assignment, unplaced, jobs = {}, {}, {}
+    objective = 0
+    tot = np.zeros(4)
+    for j in pb.jobs:
+        if j.idx in placed:
+            s = placed[j.idx]
+            eps = ranked[j.idx][0]
+            assignment[j.name] = eps
+            objective += pb.cost_of(j, s)
+            tb = tier_bytes(f, j, eps)
+            tot += tb
+            tb_sum = tb.sum()
+            doms = pb.s_dom[s]
+            jobs[j.name] = {
+                "accelerators": j.n, "nodes": int(s.size), "unit": "domain" if j.domain_job else "node",
+                "pods": int(np.unique(pb.g_pod[pb.d_group[doms]]).size),
+                "leaves": int(np.unique(pb.d_group[doms]).size),
+                "racks": int(np.unique(pb.s_rack[s]).size),
+                "rack_names": [f.rack_name(r) for r in np.unique(pb.s_rack[s])[:64]],
+                "traffic_bytes": float(tb_sum),
+                "share": {k: (float(v / tb_sum) if tb_sum else 0.0)
+                          for k, v in zip(("scaleup", "leaf", "spine", "super_spine"), tb)},
+                "weight": j.weight, "priority": j.prio, "cost": pb.cost_of(j, s),
+            }
+        else:
+            objective += pb.penalty(j, big)
+            unplaced[j.name] = _reason(pb, st, j)
+    # rack power after placement
+    busy_now = pb.busy_mask_glob.copy()
+    busy_now[pb.srv[st.owner >= 0]] = True
+    from .describe import rack_power
+    rp = rack_power(f, pb.cluster, busy_servers=busy_now)
+    kw, lim = np.asarray(rp["kw"]), np.asarray(rp["limit_kw"])
+    racks = [{"rack": f.rack_name(r), "kw": round(float(kw[r]), 3), "limit_kw": float(lim[r]),
+              "share": round(float(kw[r] / lim[r]), 4) if lim[r] > 0 else None} for r in range(f.n_racks)]
+    # stranded accelerators
+    free_srv = st.free
+    pc_ok = st.pcap[pb.s_rack] > 0
+    pending = [pb.jobs[i] for i in range(len(pb.jobs)) if pb.jobs[i].idx not in placed]
+    stranded = {"free_accelerators": int(free_srv.sum()) * pb.aps,
+                "power": int((free_srv & ~pc_ok).sum()) * pb.aps,
+                "partial_nodes": int(sum(placed[j.idx].size * pb.aps - j.n for j in pb.jobs if j.idx in placed)),
+                "fragmentation": 0, "domain": 0, "pending_jobs": len(pending)}
+    usable = free_srv & pc_ok
+    if pending:
+        # free, powered accelerators that no pending job can take: in domains too broken for
+        # every pending domain job, or in pieces smaller than the smallest pending job
+        if all(j.domain_job for j in pending):
+            whole = (st.dom_free == pb.d_len)[pb.s_dom]
+            stranded["domain"] = int((usable & ~whole).sum()) * pb.aps
+            usable = usable & whole
+        smallest = min(j.n for j in pending)
+        if int(usable.sum()) * pb.aps >= smallest:
+            stranded["fragmentation"] = int(usable.sum()) * pb.aps
+    t = {"traffic_bytes": float(tot.sum()), "scaleup_bytes": float(tot[0]), "leaf_bytes": float(tot[1]),
+         "spine_bytes": float(tot[2]), "super_spine_bytes": float(tot[3]),
+         "cross_leaf_bytes": float(tot[2] + tot[3]),
+         "placed_jobs": len(assignment), "unplaced_jobs": len(unplaced),
+         "placed_accelerators": int(sum(j.n for j in pb.jobs if j.idx in placed)),
+         "placement_cost": int(objective - sum(pb.penalty(j, big) for j in pb.jobs if j.idx not in placed)),
+         "racks_over_limit": int(sum(1 for r in range(f.n_racks) if kw[r] > lim[r] + 1e-9)),
+         "racks_near_limit": int(sum(1 for r in range(f.n_racks) if 0.95 * lim[r] <= kw[r] <= lim[r] + 1e-9))}
+    return {"assignment": assignment, "unplaced": unplaced, "objective": int(objective), "jobs": jobs,
+            "racks": racks, "stranded": stranded, "totals": t}
+
+
+def _reason(pb: _Problem, st: _State, j: _Job) -> str:
+    """Why a job could not be placed, judged against the cluster after placement."""
+    allowed_srv = j.allowed_rack[pb.s_rack] & j.allowed_pod[pb.s_pod]
+    free0 = allowed_srv & ~pb.s_busy0
+    if free0.sum() < j.units * j.chunk:
+        # larger than the free accelerators of the cluster (or of its pinned racks)
+        return "pinned racks full" if j.pinned else "too large"
+    powered0 = np.minimum(np.bincount(pb.s_rack[free0], minlength=pb.n_racks), pb.rack_pcap0).sum()
+    if powered0 < j.units * j.chunk:
+        return "power"
+    free_now = allowed_srv & st.free
+    if free_now.sum() < j.units * j.chunk:
+        return "pinned racks full" if j.pinned else "capacity"
+    powered = np.minimum(np.bincount(pb.s_rack[free_now], minlength=pb.n_racks), st.pcap).sum()
+    if powered < j.units * j.chunk:
+        return "power"
+    return "fragmentation"
