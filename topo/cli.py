@@ -87,3 +87,4 @@ def describe(cluster, as_json):
         emit_json(d)
     else:
         click.echo(describe_text(d))
+from . import cli_export  # noqa: E402,F401

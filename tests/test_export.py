@@ -1,0 +1,600 @@
+"""Exports checked against their formats (FORMATS.md), atomic writing, `topo export`."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import topo
+from topo import export as ex
+from topo.atomic import OutputDir, StagedFiles, write_text_atomic
+from topo.cli import main
+from topo.hostlist import collect, expand
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+# --- helpers (independent of the code under test) ---------------------------------------
+def in_order(cluster, fabric) -> dict:
+    """Jobs in file order onto the free accelerator endpoints, endpoint order."""
+    free = np.flatnonzero(fabric.ep_is_accel)
+    out, k = {}, 0
+    for j in cluster.file.jobs:
+        if k + j.accelerators <= free.size:
+            out[j.name] = free[k:k + j.accelerators].tolist()
+            k += j.accelerators
+    return out
+
+
+def split_top(expr: str) -> list[str]:
+    """Split a Slurm hostlist at commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in expr:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p for p in parts if p]
+
+
+def slurm_expand(expr: str) -> list[str]:
+    """Expand a Slurm hostlist (comma lists of prefix[ranges]suffix), by the man-page rules."""
+    out = []
+    for part in split_top(expr):
+        m = re.fullmatch(r"([^\[\]]*)\[([0-9,\-]+)\]([^\[\]]*)", part)
+        if not m:
+            assert "[" not in part and "]" not in part, part
+            out.append(part)
+            continue
+        pre, body, suf = m.groups()
+        for r in body.split(","):
+            if "-" in r:
+                a, b = r.split("-")
+                assert int(a) <= int(b)
+                w = len(a)
+                out += [f"{pre}{i:0{w}d}{suf}" for i in range(int(a), int(b) + 1)]
+            else:
+                out.append(f"{pre}{r}{suf}")
+    return out
+
+
+def parse_topology_conf(text: str) -> list[dict]:
+    """Lines of key=value pairs; keys case-insensitive; '#' starts a comment."""
+    recs = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        rec = {}
+        for tok in line.split():
+            k, v = tok.split("=", 1)
+            rec[k.lower()] = v
+        recs.append(rec)
+    return recs
+
+
+def check_tree(switches: dict, expected_nodes: set):
+    """switches: name -> {"nodes": [...]} or {"switches": [...]}. A strict, connected tree."""
+    parent = {}
+    seen_nodes = []
+    for name, s in switches.items():
+        assert len(name) <= 64
+        for c in s.get("switches", []):
+            assert c in switches, f"{name} lists unknown switch {c}"
+            assert c not in parent, f"{c} has two parents"
+            parent[c] = name
+        seen_nodes += s.get("nodes", [])
+    roots = [n for n in switches if n not in parent]
+    assert len(roots) == 1, roots
+    for n in switches:  # every switch reaches the root without a cycle
+        hops, x = 0, n
+        while x in parent:
+            x = parent[x]
+            hops += 1
+            assert hops <= len(switches)
+        assert x == roots[0]
+    assert len(seen_nodes) == len(set(seen_nodes)), "a node is under two leaves"
+    assert set(seen_nodes) == expected_nodes
+
+
+def all_server_names(f) -> set:
+    return {f.server_name(i) for i in range(f.n_servers)}
+
+
+def accel_server_names(f) -> set:
+    return {f.server_name(i) for i in np.unique(f.ep_server[f.ep_is_accel])}
+
+
+@pytest.fixture(scope="module")
+def small():
+    c = topo.load(EXAMPLES / "small.yaml")
+    f = topo.build(c)
+    plan = {"placement": {"assignment": in_order(c, f)}}
+    return c, f, plan
+
+
+@pytest.fixture(scope="module")
+def rail():
+    c = topo.load(EXAMPLES / "h100-rail-roce.yaml")
+    return c, topo.build(c)
+
+
+@pytest.fixture(scope="module")
+def helios():
+    c = topo.load(EXAMPLES / "helios-mi450-uec.yaml")
+    return c, topo.build(c)
+
+
+def regular_cluster(tiers=2):
+    """An all-GPU cluster whose leaves and spines are uniform (htsim-exportable)."""
+    if tiers == 2:
+        t, racks, sw = [{"switch": "th4-64x400", "oversubscription": 1}, {"switch": "th4-64x400"}], 4, {}
+    else:  # radix-8 switches: 4 endpoints per leaf, 4 leaves per pod, 4 pods
+        sw = {"sw8": {"radix": 8, "port_gbps": 400, "power_w": 100, "cost_usd": 1000}}
+        t, racks = [{"switch": "sw8"}, {"switch": "sw8"}, {"switch": "sw8"}], 2
+    d = {"name": "regular", "catalog": {"switches": sw},
+         "node_types": [{"name": "gpu", "platform": "hgx-h100"}],
+         "racks": [{"name": "r", "count": racks, "nodes": {"gpu": 4}, "power_limit_kw": 60}],
+         "fabric": {"family": "clos", "tiers": t},
+         "jobs": [{"name": "a", "accelerators": 32, "tp": 8,
+                   "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]},
+                  {"name": "b", "accelerators": 16, "tp": 4, "ep": 4,
+                   "collectives": [{"op": "alltoall", "group": "ep", "bytes": "256MiB"}]}]}
+    c = topo.from_dict(d)
+    return c, topo.build(c)
+
+
+# --- hostlist ---------------------------------------------------------------------------
+def test_hostlist_roundtrip_property():
+    rng = random.Random(11)
+    for _ in range(300):
+        names = set()
+        for _ in range(rng.randint(1, 40)):
+            prefix = rng.choice(["n", "node", "gpu-a", "rack7-n", "x"])
+            width = rng.choice([1, 2, 3, 4])
+            names.add(f"{prefix}{rng.randrange(0, 10 ** width):0{width}d}")
+        if rng.random() < 0.2:
+            names.add(rng.choice(["login", "head-node", "mgmt"]))
+        expr = collect(sorted(names))
+        back = [h for part in split_top(expr) for h in expand(part)]
+        assert sorted(back) == sorted(names), expr
+        assert sorted(slurm_expand(expr)) == sorted(names), expr
+
+
+def test_hostlist_compresses_ranges():
+    names = [f"n{i:04d}" for i in range(0, 64)] + ["n0100"]
+    assert collect(names) == "n[0000-0063,0100]"
+
+
+# --- Slurm ------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["small", "rail", "helios"])
+def test_slurm_conf_tree_covers_every_node(which, small, rail, helios):
+    f = {"small": small, "rail": rail, "helios": helios}[which][1]
+    text = ex.render_slurm_conf_tree(f)["topology-tree.conf"]
+    switches = {}
+    for rec in parse_topology_conf(text):
+        name = rec["switchname"]
+        assert name not in switches
+        s = {}
+        if "nodes" in rec:
+            s["nodes"] = slurm_expand(rec["nodes"])
+        if "switches" in rec:
+            s["switches"] = slurm_expand(rec["switches"])
+        assert len(s) == 1, rec
+        switches[name] = s
+    check_tree(switches, all_server_names(f))
+
+
+def test_slurm_tree_leaf_is_the_first_ports_leaf(rail):
+    f = rail[1]
+    text = ex.render_slurm_conf_tree(f)["topology-tree.conf"]
+    leaf_of = {}
+    for rec in parse_topology_conf(text):
+        for n in slurm_expand(rec.get("nodes", "")):
+            leaf_of[n] = rec["switchname"]
+    first_ep = np.searchsorted(f.ep_server, np.arange(f.n_servers))
+    for s in range(0, f.n_servers, 17):
+        e = int(first_ep[s])
+        assert f.ep_local[e] == 0
+        leaf = int(f.link_dst[f.adj[f.indptr[e]]])
+        assert leaf_of[f.server_name(s)] == f.node_name(leaf)
+
+
+def test_slurm_conf_block(small, helios):
+    for f in (small[1], helios[1]):
+        recs = parse_topology_conf(ex.render_slurm_conf_block(f)["topology-block.conf"])
+        sizes = [int(x) for x in recs[-1]["blocksizes"].split(",")]
+        blocks = {r["blockname"]: slurm_expand(r["nodes"]) for r in recs[:-1]}
+        nodes = [n for b in blocks.values() for n in b]
+        assert len(nodes) == len(set(nodes))
+        assert set(nodes) == accel_server_names(f)
+        assert all(len(b) >= sizes[0] for b in blocks.values())
+        assert all(b == 2 * a for a, b in zip(sizes, sizes[1:]))
+        assert sizes[-1] <= len(nodes)
+        # a block is one scale-up domain: every server's first accelerator shares the domain
+        idx = {f.server_name(i): i for i in range(f.n_servers)}
+        for b in blocks.values():
+            doms = {int(f.ep_domain[np.flatnonzero((f.ep_server == idx[n]) & f.ep_is_accel)[0]]) for n in b}
+            assert len(doms) == 1
+
+
+def test_helios_blocks_are_racks_of_nvl_domains(helios):
+    f = helios[1]
+    recs = parse_topology_conf(ex.render_slurm_conf_block(f)["topology-block.conf"])
+    per_block = {len(slurm_expand(r["nodes"])) for r in recs[:-1]}
+    # a 72-GPU domain of 4-GPU servers spans 18 servers
+    eps_per_server = int(np.bincount(f.ep_server).max())
+    assert per_block == {int(f.domain_size[0]) // eps_per_server}
+    assert recs[-1]["blocksizes"].split(",")[0] == str(per_block.pop())
+
+
+def test_slurm_yaml_two_topologies(small):
+    c, f, plan = small
+    doc = yaml.safe_load(ex.render_slurm_yaml(f, plan)["topology.yaml"])
+    assert isinstance(doc, list) and len(doc) == 2
+    names = [t["topology"] for t in doc]
+    assert len(set(names)) == 2
+    for t in doc:
+        assert next(iter(t)) == "topology"
+        assert sum(k in t for k in ("tree", "block", "flat")) == 1
+    assert [t.get("cluster_default") for t in doc].index(True) == 0
+    tree = {}
+    for s in doc[0]["tree"]["switches"]:
+        e = {}
+        if "nodes" in s:
+            e["nodes"] = slurm_expand(s["nodes"])
+        if "children" in s:
+            e["switches"] = slurm_expand(s["children"])
+        tree[s["switch"]] = e
+    check_tree(tree, all_server_names(f))
+    blk = doc[1]["block"]
+    nodes = [n for b in blk["blocks"] for n in slurm_expand(b["nodes"])]
+    assert sorted(nodes) == sorted(accel_server_names(f))
+    assert all(isinstance(x, int) for x in blk["block_sizes"])
+
+
+def test_slurm_placed_nodes_only(small):
+    c, f, plan = small
+    doc = yaml.safe_load(ex.render_slurm_yaml(f, plan, nodes="placed")["topology.yaml"])
+    placed = {f.server_name(s) for eps in plan["placement"]["assignment"].values() for s in f.ep_server[eps]}
+    tree = {s["switch"]: ({"nodes": slurm_expand(s["nodes"])} if "nodes" in s else {"switches": slurm_expand(s["children"])})
+            for s in doc[0]["tree"]["switches"]}
+    check_tree(tree, placed)
+    with pytest.raises(topo.SpecError, match="--nodes"):
+        ex.render_slurm_yaml(f, {"placement": {"assignment": {}}}, nodes="placed")
+
+
+def test_slurm_explicit_block_sizes(small):
+    f = small[1]
+    recs = parse_topology_conf(ex.render_slurm_conf_block(f, block_sizes=[1, 4])["topology-block.conf"])
+    assert recs[-1]["blocksizes"] == "1,4"
+
+
+# --- Kueue ------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["small", "helios"])
+def test_kueue_topology_and_labels(which, small, helios):
+    f = {"small": small, "helios": helios}[which][1]
+    files = ex.render_kueue(f, None, label_prefix="example.com/net-")
+    topo_doc = yaml.safe_load(files["kueue-topology.yaml"])
+    assert topo_doc["apiVersion"] == ex.DEFAULT_KUEUE_API and topo_doc["kind"] == "Topology"
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", topo_doc["metadata"]["name"])
+    levels = [l["nodeLabel"] for l in topo_doc["spec"]["levels"]]
+    assert 1 <= len(levels) <= 16 and len(set(levels)) == len(levels)
+    assert levels[-1] == "kubernetes.io/hostname"
+    fabric_levels = [l for l in levels if l.startswith("example.com/net-")]
+    # coarsest first: tier numbers decrease towards the host
+    nums = [int(l.rsplit("-", 1)[1]) for l in fabric_levels]
+    assert nums == sorted(nums, reverse=True) and nums[-1] == 0
+    nodes = list(yaml.safe_load_all(files["node-labels.yaml"]))
+    assert {d["metadata"]["name"] for d in nodes} == all_server_names(f)
+    labels = {d["metadata"]["name"]: d["metadata"]["labels"] for d in nodes}
+    for d in nodes:
+        assert d["kind"] == "Node" and d["apiVersion"] == "v1"
+        for k in levels[:-1]:
+            v = d["metadata"]["labels"][k]
+            assert len(v) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", v)
+    # levels nest: a value of a finer level lies under exactly one value of each coarser level
+    for fine_i in range(1, len(levels) - 1):
+        for coarse_i in range(fine_i):
+            up = {}
+            for lab in labels.values():
+                key = tuple(lab[l] for l in levels[coarse_i + 1:fine_i + 1])
+                up.setdefault(key, set()).add(lab[levels[coarse_i]])
+            assert all(len(v) == 1 for v in up.values())
+    # the kubectl script sets the same labels
+    sh = files["node-labels.sh"].splitlines()
+    cmds = [l for l in sh if l.startswith("kubectl label node ")]
+    assert len(cmds) == len(nodes)
+    first = cmds[0].split()
+    kv = dict(x.split("=", 1) for x in first[5:])
+    assert kv == labels[first[3]]
+
+
+def test_kueue_api_version_and_domain_label(small):
+    f = small[1]
+    files = ex.render_kueue(f, None, api_version="kueue.x-k8s.io/v1alpha1", domain_label=None)
+    assert yaml.safe_load(files["kueue-topology.yaml"])["apiVersion"] == "kueue.x-k8s.io/v1alpha1"
+    for d in yaml.safe_load_all(files["node-labels.yaml"]):
+        assert ex.DEFAULT_DOMAIN_LABEL not in d["metadata"]["labels"]
+
+
+def test_label_values_hashed_like_topograph():
+    # FNV-1a 64 reference vectors
+    assert ex.fnv1a_64(b"") == 0xCBF29CE484222325
+    assert ex.fnv1a_64(b"a") == 0xAF63DC4C8601EC8C
+    assert ex.fnv1a_64(b"foobar") == 0x85944171F73967E8
+    assert ex.label_value("leaf3") == "leaf3"
+    long = "s" * 64
+    v = ex.label_value(long)
+    assert v == "x" + format(ex.fnv1a_64(long.encode()), "x") and len(v) <= 63
+    assert ex.label_value("s" * 63) == "s" * 63
+
+
+# --- GraphML ----------------------------------------------------------------------------
+def test_graphml_reads_back_as_the_same_fabric(small, tmp_path):
+    c, f, plan = small
+    written = ex.export_graphml(f, plan, tmp_path)
+    assert [p.name for p in written] == ["fabric.graphml"]
+    g = nx.read_graphml(str(written[0]), force_multigraph=True)
+    ref = f.to_networkx()
+    ref = nx.relabel_nodes(ref, {i: d["name"] for i, d in ref.nodes(data=True)})
+    assert g.number_of_nodes() == ref.number_of_nodes() and g.number_of_edges() == ref.number_of_edges()
+    # same edge multiset with capacities, under the same names
+    key = lambda u, v, d: (min(u, v), max(u, v), float(d["gbps"]), int(d["tier"]))
+    assert sorted(key(u, v, d) for u, v, d in g.edges(data=True)) == sorted(key(u, v, d) for u, v, d in ref.edges(data=True))
+    # and isomorphic as graphs, matching tiers and capacities
+    nm = nx.algorithms.isomorphism.categorical_node_match("tier", None)
+    em = nx.algorithms.isomorphism.categorical_multiedge_match("gbps", None)
+    assert nx.is_isomorphic(g, ref, node_match=nm, edge_match=em)
+
+
+# --- ASTRA-sim --------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["small", "rail", "helios"])
+def test_astra_sim_network(which, small, rail, helios):
+    f = {"small": small, "rail": rail, "helios": helios}[which][1]
+    text = ex.render_astra_sim(f)["astra-sim-network.yml"]
+    assert "abstraction" in text.splitlines()[1]
+    d = yaml.safe_load(text)
+    assert set(d) == {"topology", "npus_count", "bandwidth", "latency"}
+    n = len(d["topology"])
+    assert all(len(d[k]) == n for k in d)
+    assert set(d["topology"]) <= {"Ring", "FullyConnected", "Switch"}
+    assert math.prod(d["npus_count"]) == int(f.ep_is_accel.sum())
+    assert all(x > 0 for x in d["bandwidth"]) and all(x > 0 for x in d["latency"])
+    # the first dimension is the scale-up domain when there is one
+    if int(f.domain_size.max()) > 1:
+        assert d["npus_count"][0] == int(np.bincount(f.domain_size).argmax())
+        assert d["bandwidth"][0] == pytest.approx(float(np.median(f.domain_gbps)) / 8, rel=1e-3)
+
+
+def test_astra_latency_option(small):
+    f = small[1]
+    n = len(ex.astra_dims(f))
+    d = yaml.safe_load(ex.render_astra_sim(f, astra_latency_ns=[7.0] * n)["astra-sim-network.yml"])
+    assert d["latency"] == [7.0] * n
+    with pytest.raises(topo.SpecError, match="--astra-latency-ns"):
+        ex.render_astra_sim(f, astra_latency_ns=[1.0] * (n + 1))
+
+
+# --- htsim ------------------------------------------------------------------------------
+def parse_htsim_topo(text: str) -> dict:
+    """Header (Nodes/Tiers/Podsize) then 'Tier i' blocks; keywords case-insensitive."""
+    head, tiers, cur = {}, {}, None
+    for line in text.splitlines():
+        tok = line.split()
+        if not tok or tok[0].startswith("#"):
+            continue
+        k = tok[0].lower()
+        if k == "tier":
+            cur = int(tok[1])
+            assert cur not in tiers
+            tiers[cur] = {}
+        elif cur is None:
+            assert k in ("nodes", "tiers", "podsize"), k
+            head[k] = int(tok[1])
+        else:
+            assert k in ("downlink_speed_gbps", "radix_up", "radix_down", "queue_up", "queue_down",
+                         "oversubscribed", "bundle", "switch_latency_ns", "downlink_latency_ns"), k
+            assert k not in tiers[cur]
+            tiers[cur][k] = int(tok[1])
+    return {"head": head, "tiers": tiers}
+
+
+@pytest.mark.parametrize("n_tiers", [2, 3])
+def test_htsim_topology_matches_fabric(n_tiers, tmp_path):
+    c, f = regular_cluster(n_tiers)
+    plan = {"placement": {"assignment": in_order(c, f)}}
+    written = ex.export_htsim(f, plan, tmp_path, cluster=c)
+    assert sorted(p.name for p in written) == ["htsim-hosts.csv", "htsim.cm", "htsim.topo"]
+    t = parse_htsim_topo((tmp_path / "htsim.topo").read_text())
+    h, T = t["head"], t["tiers"]
+    assert h["tiers"] == n_tiers and set(T) == set(range(n_tiers))
+    for i in range(n_tiers):  # what htsim's loader requires
+        assert T[i]["downlink_speed_gbps"] > 0 and T[i]["downlink_latency_ns"] > 0 and T[i]["radix_down"] > 0
+        if i < n_tiers - 1:
+            assert T[i]["radix_up"] > 0
+        else:
+            assert "radix_up" not in T[i]
+    assert h["nodes"] >= f.n_endpoints and h["nodes"] % h["podsize"] == 0
+    # htsim's own derivation of switch counts gives the fabric's counts
+    pods = h["nodes"] // h["podsize"]
+    tors = h["nodes"] // T[0]["radix_down"]
+    assert tors == f.tier_switch_counts[0]
+    tor_up = h["nodes"] * T[0]["downlink_speed_gbps"] // (T[1]["downlink_speed_gbps"] * T[0]["oversubscribed"])
+    aggs = tor_up // (pods * T[1]["radix_down"]) * pods
+    assert aggs == f.tier_switch_counts[1]
+    if n_tiers == 3:
+        agg_up = tor_up * T[1]["downlink_speed_gbps"] // (T[2]["downlink_speed_gbps"] * T[1]["oversubscribed"])
+        assert agg_up // T[2]["radix_down"] == f.tier_switch_counts[2]
+    # host map: one row per endpoint, distinct hosts, each on its leaf's slots
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "htsim-hosts.csv").read_text())))
+    assert len(rows) == f.n_endpoints
+    hosts = [int(r["htsim_host"]) for r in rows]
+    assert len(set(hosts)) == len(hosts) and max(hosts) < h["nodes"]
+    for r in rows:
+        leaf = f.find_node(r["leaf"])
+        assert int(r["htsim_host"]) // T[0]["radix_down"] == int(f.node_index[leaf])
+    # connection matrix: header counts, ids, endpoints of one job each
+    cm = (tmp_path / "htsim.cm").read_text().splitlines()
+    assert cm[0] == f"Nodes {h['nodes']}"
+    n_conn = int(cm[1].split()[1])
+    flows = cm[2:]
+    assert n_conn == len(flows) > 0
+    host_job = {}
+    for job, eps in plan["placement"]["assignment"].items():
+        for e in eps:
+            host_job[hosts[e]] = job
+    for i, line in enumerate(flows, 1):
+        m = re.fullmatch(r"(\d+)->(\d+) id (\d+) start 0 size (\d+)", line)
+        assert m, line
+        s, d, fid, size = map(int, m.groups())
+        assert fid == i and size > 0 and s != d
+        assert host_job[s] == host_job[d]
+
+
+def test_htsim_refuses_irregular_fabrics(small, rail, helios):
+    for f in (small[1], helios[1]):
+        with pytest.raises(topo.SpecError, match="regular Clos"):
+            ex.render_htsim(f)
+    assert "htsim.topo" in ex.render_htsim(rail[1])  # rail-optimized leaf-spine is a regular Clos
+
+
+# --- link loads ---------------------------------------------------------------------------
+def test_linkloads_csv(small):
+    c, f, plan = small
+    util = np.linspace(0.0, 1.5, f.n_links)
+    p = dict(plan, metrics_after={"link_util": util.tolist()})
+    rows = list(csv.DictReader(io.StringIO(ex.render_linkloads_csv(f, p)["link-loads.csv"])))
+    assert list(rows[0]) == ["link", "src", "dst", "tier", "gbps", "load_gbps", "util"]
+    assert len(rows) == f.n_links
+    for l in (0, 1, f.n_links // 2, f.n_links - 1):
+        r = rows[l]
+        assert int(r["link"]) == l
+        assert f.find_node(r["src"]) == f.link_src[l] and f.find_node(r["dst"]) == f.link_dst[l]
+        assert float(r["util"]) == pytest.approx(util[l], rel=1e-5, abs=1e-9)
+        assert float(r["load_gbps"]) == pytest.approx(util[l] * f.link_gbps[l], rel=1e-5, abs=1e-9)
+    with pytest.raises(topo.SpecError, match="metrics_before"):
+        ex.render_linkloads_csv(f, plan)
+    with pytest.raises(topo.SpecError, match="link_util"):
+        ex.render_linkloads_csv(f, dict(plan, metrics_after={"link_util": [0.1, 0.2]}))
+
+
+def test_export_all_skips_what_does_not_apply(small, tmp_path):
+    c, f, plan = small
+    written = ex.export("all", f, plan, tmp_path, cluster=c)
+    names = {p.name for p in written}
+    assert {"topology.yaml", "topology-tree.conf", "topology-block.conf", "kueue-topology.yaml",
+            "node-labels.yaml", "fabric.graphml", "astra-sim-network.yml"} <= names
+    skipped = (tmp_path / "SKIPPED.txt").read_text()
+    assert "htsim" in skipped and "linkloads-csv" in skipped
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# --- atomic writing ---------------------------------------------------------------------------
+def test_output_dir_refuses_existing_and_keeps_old_on_error(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(topo.SpecError) as e:
+        OutputDir(out)
+    assert "-o" in str(e.value) and "--force" in str(e.value)
+    with pytest.raises(RuntimeError):
+        with OutputDir(out, force=True) as od:
+            od.write_text("new.txt", "new")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    with OutputDir(out, force=True) as od:
+        od.write_text("new.txt", "new")
+        od.write_bytes("sub/x.bin", b"\x00\x01")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt", "sub"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    fresh = tmp_path / "fresh" / "deeper"
+    with OutputDir(fresh) as od:
+        od.write_text("a.txt", "a")
+    assert (fresh / "a.txt").read_text() == "a"
+
+
+def test_staged_files(tmp_path):
+    (tmp_path / "a.txt").write_text("old")
+    with pytest.raises(topo.SpecError, match="--force"):
+        with StagedFiles(tmp_path) as st:
+            st.write_text("a.txt", "new")
+    with pytest.raises(KeyError):
+        with StagedFiles(tmp_path, force=True) as st:
+            st.write_text("a.txt", "new")
+            st.write_text("b.txt", "b")
+            raise KeyError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    assert (tmp_path / "a.txt").read_text() == "old"
+    with StagedFiles(tmp_path, force=True) as st:
+        st.write_text("a.txt", "new")
+        st.write_bytes("imgs/x.png", b"png")
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "imgs"]
+    write_text_atomic(tmp_path / "c.txt", "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "c.txt", "imgs"]
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+def write_plan(path: Path, cluster_yaml: Path, **extra) -> dict:
+    c = topo.load(cluster_yaml)
+    f = topo.build(c)
+    plan = {"plan_version": 1, "cluster_file": yaml.safe_load(cluster_yaml.read_text()), "cluster_file_after": None,
+            "placement": {"assignment": in_order(c, f)}, "metrics_before": {}, "metrics_after": None}
+    plan.update(extra)
+    path.write_text(json.dumps(plan))
+    return plan
+
+
+def test_cli_export(tmp_path):
+    plan_path = tmp_path / "plan.json"
+    write_plan(plan_path, EXAMPLES / "small.yaml")
+    r = CliRunner().invoke(main, ["export", str(plan_path), "--format", "slurm-yaml", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "x" / "topology.yaml").exists()
+    r = CliRunner().invoke(main, ["export", str(plan_path), "--format", "slurm-yaml", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--force" in r.output
+    r = CliRunner().invoke(main, ["export", str(plan_path), "--format", "kueue", "--label-prefix", "acme.io/sw-",
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    files = json.loads(r.output)["files"]
+    assert "acme.io/sw-0" in Path(next(x for x in files if x.endswith("kueue-topology.yaml"))).read_text()
+    r = CliRunner().invoke(main, ["export", str(plan_path), "--format", "htsim", "-o", str(tmp_path / "h")])
+    assert r.exit_code == 2 and "regular Clos" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "h").exists() or not any((tmp_path / "h").iterdir())
+
+
+def test_cli_export_bad_plan(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"plan_version": 1, "cluster_file": {}, "metrics_before": {}}))
+    r = CliRunner().invoke(main, ["export", str(bad), "--format", "graphml"])
+    assert r.exit_code == 2 and "placement" in r.output
+    plan = write_plan(tmp_path / "p.json", EXAMPLES / "small.yaml")
+    plan["placement"]["assignment"]["llm-a"] = [10 ** 6]
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "p.json"), "--format", "graphml"])
+    assert r.exit_code == 2 and "placement.assignment.llm-a" in r.output
+    plan["placement"]["assignment"] = {}
+    plan["cluster_file"]["racks"][0]["count"] = 0
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "p.json"), "--format", "graphml"])
+    assert r.exit_code == 2 and "cluster_file.racks[0].count" in r.output
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "p.json"), "--format", "kueue", "--block-sizes", "x"])
+    assert r.exit_code == 2
