@@ -670,6 +670,126 @@ def expected_loss(ctx: _Ctx, rates) -> dict:
             "capacity_lost_gbps": float(lost.sum())}
 
 
+# --- traffic impact (through topo.routing) --------------------------------------------------
+class Traffic:
+    """Healthy and failed routing of the placed jobs' demands, per routing model.
+
+    Completion time of a job under a model = its ideal communication time x
+    the largest utilisation (at least 1) of any link its flows load
+    (proportional sharing of overloaded links, the fluid-model rule of
+    :mod:`topo.routing`). Under ``uec-spray`` each job is routed on its own
+    (loads add up, so the sum is the joint load) to know which links it uses;
+    under ``roce-hash`` the queue-pair paths of one joint routing give it.
+    Slowdown = failed time / healthy time; ``None`` when the job loses ranks or
+    some of its demand becomes unreachable (the job cannot run as placed).
+    """
+
+    def __init__(self, ctx: "_Ctx", seed: int = 0, models=ROUTING_MODELS):
+        from . import traffic as T
+        from .spec import wire_efficiency
+        self.ctx = ctx
+        self.seed = int(seed)
+        self.models = tuple(models)
+        cl = ctx.cluster
+        self.qps = cl.file.transport.qps_per_connection
+        self.eff = wire_efficiency(cl)
+        self.demands = T.job_demands(cl, ctx.fabric, ctx.placement, efficiency=self.eff)
+        names = list(self.demands.job_names)
+        # job index in ctx.job_names for each demand-job index
+        self.jmap = np.array([ctx.job_names.index(n) for n in names], np.int64) if names else np.zeros(0, np.int64)
+        self.ideal = np.asarray(self.demands.job_time_s, np.float64)
+        self.by_job = [np.flatnonzero(self.demands.job == j) for j in range(len(names))]
+        self.healthy = {}
+        self.healthy_load = {}
+        self.routes = 0
+        for m in self.models:
+            times, unreach, load = self._times(m, None)
+            self.healthy[m] = times
+            self.healthy_load[m] = load
+
+    def _times(self, model: str, failed: Optional[np.ndarray]):
+        """(per-job completion time, per-job unreachable Gb/s, total directed-link load)."""
+        from .routing import route
+        f = self.ctx.fabric
+        nj = len(self.by_job)
+        factor = np.ones(nj)
+        unreach = np.zeros(nj)
+        if model == "roce-hash":
+            rr = route(f, self.demands, model, failed_links=failed, seed=self.seed, qps=self.qps,
+                       efficiency=self.eff, record_paths=True)
+            self.routes += 1
+            load = rr.link_gbps_load
+            util = np.concatenate([rr.utilization, [0.0]])
+            if rr.qp_path is not None and rr.qp_path.size:
+                path = np.where(rr.qp_path >= 0, rr.qp_path, util.shape[0] - 1)
+                qmax = util[path].max(axis=1)
+                qjob = self.demands.job[rr.qp_flow].astype(np.int64)
+                np.maximum.at(factor, qjob, qmax)
+            unreach = np.bincount(self.demands.job.astype(np.int64), weights=rr.flow_unreachable, minlength=nj)[:nj]
+        else:
+            load = np.zeros(f.n_links)
+            used = []
+            for j, idx in enumerate(self.by_job):
+                rr = route(f, self.demands.select(np.isin(np.arange(self.demands.src.shape[0]), idx)), model,
+                           failed_links=failed, seed=self.seed, qps=self.qps, efficiency=self.eff)
+                self.routes += 1
+                load += rr.link_gbps_load
+                used.append(rr.link_gbps_load > 0)
+                unreach[j] = rr.unreachable_gbps
+            dead = np.zeros(f.n_links, bool) if failed is None else failed
+            cap = np.where(dead, 0.0, f.link_gbps)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+            for j, u in enumerate(used):
+                if u.any():
+                    factor[j] = max(1.0, float(util[u].max()))
+        return self.ideal * factor, unreach, load
+
+    def link_color(self) -> np.ndarray:
+        """Codes of (tier, capacity, healthy load both ways under every model) per physical link."""
+        c = self.ctx
+        cols = [c.phys_tier, c.phys_gbps]
+        for m in self.models:
+            ld = self.healthy_load[m]
+            cols += [np.round(ld[0::2], 6), np.round(ld[1::2], 6)]
+        return _codes(*cols)
+
+    def healthy_completion(self, model: str) -> dict:
+        return {self.ctx.job_names[self.jmap[j]]: float(t) for j, t in enumerate(self.healthy[model])}
+
+    def impact(self, links: np.ndarray, down: np.ndarray) -> dict:
+        """Slowdown per job per model, unreachable Gb/s and affected jobs for failed physical links."""
+        f = self.ctx.fabric
+        dead = np.zeros(f.n_links, bool)
+        dead[2 * links] = True
+        dead[2 * links + 1] = True
+        lost = set(int(x) for x in np.unique(self.ctx.ep_job[down]) if x >= 0) if down.size else set()
+        out = {"slowdown": {}, "unreachable_gbps": 0.0, "jobs": set()}
+        for m in self.models:
+            times, unreach, _ = self._times(m, dead)
+            sl = {}
+            for j in range(len(self.by_job)):
+                gj = int(self.jmap[j])
+                name = self.ctx.job_names[gj]
+                if gj in lost or unreach[j] > 1e-9:
+                    sl[name] = None
+                    out["jobs"].add(gj)
+                    continue
+                h = self.healthy[m][j]
+                x = float(times[j] / h) if h > 0 else 1.0
+                sl[name] = x
+                if abs(x - 1.0) > 1e-9:
+                    out["jobs"].add(gj)
+            out["slowdown"][m] = sl
+            out["unreachable_gbps"] = max(out["unreachable_gbps"], float(unreach.sum()))
+        return out
+
+    def summary(self) -> dict:
+        return {"routed": True, "models": list(self.models), "seed": self.seed, "qps": self.qps,
+                "route_calls": self.routes,
+                "healthy_completion_s": {m: self.healthy_completion(m) for m in self.models}}
+
+
 # --- entry point ------------------------------------------------------------------------------
 def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *, single: bool = True,
                      k=None, samples: int = 200, seed: Optional[int] = None, group: bool = True,
@@ -701,7 +821,6 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     if traffic is None:
         traffic = _routing_available() and bool(ctx.job_names)
     if traffic:
-        from ._failure_traffic import Traffic
         ctx.traffic = Traffic(ctx, seed=seed)
         link_color = ctx.traffic.link_color()
     rows, members = ([], [])
