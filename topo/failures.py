@@ -194,41 +194,17 @@ def _tor_leaf_rack(fabric: Fabric, cluster) -> np.ndarray:
 def resolve_placement(cluster, fabric: Fabric, placement=None) -> tuple[dict, str]:
     """The placement to analyse and a note on where it came from.
 
-    Order: the given placement (e.g. a plan's ``placement.assignment``), else
-    :func:`topo.place.place` when that module exists, else the in-order
-    placement of :mod:`topo.traffic`, else jobs filled onto accelerators in order.
+    The given placement (e.g. a plan's ``placement.assignment``) when there is
+    one, else the in-order placement of :func:`topo.traffic.in_order_placement`
+    (deterministic, no solver: pass a plan for an optimised placement).
     """
     if placement is not None:
         return ({str(k): np.asarray(v, np.int64) for k, v in placement.items()}, "given placement")
     if cluster is None or not cluster.file.jobs:
         return {}, "no jobs"
-    try:
-        from . import place as _place  # optional module
-    except ImportError:
-        _place = None
-    if _place is not None:
-        try:
-            res = _place.place(cluster, fabric, seed=cluster.file.goals.seed, workers=1)
-            return ({k: np.asarray(v, np.int64) for k, v in res.assignment.items()}, "topo.place")
-        except Exception as e:  # a placement failure must not hide the failure analysis
-            note = f"topo.place failed ({type(e).__name__}: {e}); "
-        else:
-            note = ""
-    else:
-        note = "topo.place not available; "
-    try:
-        from .traffic import in_order_placement
-        return ({k: np.asarray(v, np.int64) for k, v in in_order_placement(cluster, fabric).items()},
-                note + "in-order placement")
-    except ImportError:
-        pass
-    acc = np.flatnonzero(fabric.ep_is_accel)
-    out, pos = {}, 0
-    for j in cluster.file.jobs:
-        n = min(j.accelerators, acc.size - pos)
-        out[j.name] = acc[pos:pos + n].astype(np.int64)
-        pos += n
-    return out, note + "in-order placement (jobs filled onto accelerators in order)"
+    from .traffic import in_order_placement
+    return ({k: np.asarray(v, np.int64) for k, v in in_order_placement(cluster, fabric).items()},
+            "in-order placement")
 
 
 def _context(cluster, fabric: Fabric, placement, scaleup_switches=None) -> _Ctx:
@@ -500,19 +476,51 @@ def _evaluate(ctx: _Ctx, kind: str, i: int) -> dict:
     return row
 
 
-def single_failures(ctx: _Ctx, group: bool = True, kinds=KINDS, link_color=None) -> tuple[list, list]:
+def single_failures(ctx: _Ctx, group: bool = True, kinds=KINDS, link_color=None, workers: int = 1) -> tuple[list, list]:
     """Rows (one per class) and their member ids."""
     cands = _candidates(ctx)
     cands = {k: v for k, v in cands.items() if k in kinds}
     classes = group_candidates(ctx, cands, group, link_color)
-    rows, members = [], []
-    for kind in KINDS:
-        for g in classes.get(kind, []):
-            row = _evaluate(ctx, kind, int(g[0]))
-            row["count"] = int(g.size)
-            rows.append(row)
-            members.append(g)
+    members = [g for kind in KINDS for g in classes.get(kind, [])]
+    work = [(kind, int(g[0])) for kind in KINDS for g in classes.get(kind, [])]
+    if workers and workers > 1 and len(work) > 1:
+        rows = _evaluate_parallel(ctx, work, workers)
+    else:
+        rows = [_evaluate(ctx, kind, i) for kind, i in work]
+    for row, g in zip(rows, members):
+        row["count"] = int(g.size)
     return rows, members
+
+
+_WORKER_CTX: Optional[_Ctx] = None
+
+
+def _eval_chunk(work):
+    return [_evaluate(_WORKER_CTX, kind, i) for kind, i in work]
+
+
+def _evaluate_parallel(ctx: _Ctx, work: list, workers: int) -> list:
+    """Evaluate failures in forked worker processes that inherit the context (Linux/macOS fork)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    global _WORKER_CTX
+    try:
+        mpc = mp.get_context("fork")
+    except ValueError:  # no fork (Windows): run serially
+        return [_evaluate(ctx, kind, i) for kind, i in work]
+    _WORKER_CTX = ctx
+    try:
+        n = min(workers, len(work))
+        chunks = [work[i::n] for i in range(n)]
+        with cf.ProcessPoolExecutor(max_workers=n, mp_context=mpc) as ex:
+            parts = list(ex.map(_eval_chunk, chunks))
+    finally:
+        _WORKER_CTX = None
+    out = [None] * len(work)
+    for c, part in enumerate(parts):
+        for j, row in enumerate(part):
+            out[c + j * n] = row
+    return out
 
 
 # --- k failures ---------------------------------------------------------------------------
@@ -793,7 +801,8 @@ class Traffic:
 # --- entry point ------------------------------------------------------------------------------
 def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *, single: bool = True,
                      k=None, samples: int = 200, seed: Optional[int] = None, group: bool = True,
-                     traffic: Optional[bool] = None, kinds=KINDS, scaleup_switches=None) -> FailureResult:
+                     traffic: Optional[bool] = None, kinds=KINDS, scaleup_switches=None,
+                     workers: int = 1) -> FailureResult:
     """Failure analysis of a cluster.
 
     Parameters
@@ -805,7 +814,9 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     single : run the single-failure sweep (grouped by symmetry, see module doc)
     k : None, an int, or an iterable of ints (2..4 typical): k-failure analysis
     samples, seed : k-set sampling (seed defaults to the cluster's goals.seed)
-    traffic : route traffic (needs :mod:`topo.routing`); None -> when available
+    traffic : route traffic (needs :mod:`topo.routing`); None -> when there are jobs
+    group : group failures by symmetry class (see the module docstring)
+    workers : processes for the single-failure sweep (forked; results identical)
     """
     import time
     t0 = time.perf_counter()
@@ -825,7 +836,7 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
         link_color = ctx.traffic.link_color()
     rows, members = ([], [])
     if single:
-        rows, members = single_failures(ctx, group=group, kinds=kinds, link_color=link_color)
+        rows, members = single_failures(ctx, group=group, kinds=kinds, link_color=link_color, workers=workers)
     kres = {}
     if k is not None:
         ks = [k] if isinstance(k, int) else list(k)
