@@ -89,3 +89,4 @@ def describe(cluster, as_json):
         click.echo(describe_text(d))
 from . import cli_export  # noqa: E402,F401
 from . import cli_failures  # noqa: E402,F401
+from . import cli_budget  # noqa: E402,F401

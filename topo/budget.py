@@ -1,0 +1,1121 @@
+"""Link budgets: uplinks, spine counts, oversubscription, port speeds and optics, chosen by CP-SAT.
+
+Owns the link-budget model of a layered Clos (2 or 3 tiers; ``clos``,
+``rail_optimized`` and ``fat_tree`` families, any number of planes): the
+decisions per tier, the loads they must carry, their cost and power, and the
+CP-SAT model that chooses them. It never routes through the kernels and never
+re-checks its own answer: :mod:`topo.budget_check` (which shares no code with
+this module) rebuilds the chosen fabric, routes the traffic through
+:mod:`topo.routing` and confirms it before a :class:`BudgetResult` is returned.
+
+Decisions (per tier; one switch model per tier, planes identical)
+------------------------------------------------------------------
+* leaf: down ports ``d0`` (endpoint ports ``E = d0 x breakout``) and uplinks
+  ``u0 = R0 - d0``; the fabric builder uses every port, so fewer uplinks mean
+  more endpoints per leaf and fewer leaves.
+* 2 tiers: the leaf-spine bundle ``b1`` (parallel links per leaf-spine pair);
+  spines per plane ``u0 / b1``.
+* 3 tiers: spine down ports ``d1`` (leaves per pod ``d1 // b1``, ``b1`` as in
+  the file, default 1) and uplinks ``u1 = R1 - d1``; the spine-super bundle
+  ``b2``; super-spines per plane ``spines_per_pod x u1 / b2``.
+* switch model per tier: the file's (``switch_choice="fixed"``) or any catalog
+  switch (``"catalog"``); port speed and breakout follow from the model.
+* optic or cable per link: from its length (floor geometry) and reach class,
+  LPO in place of DSP optics up to its reach where ``costs.allow_lpo``.
+
+Loads (exact for fluid ECMP on a healthy Clos)
+----------------------------------------------
+Flows between different scale-up domains are split evenly over the planes;
+the traffic leaving (entering) a leaf spreads evenly over its ``u0`` uplinks,
+and the traffic leaving (entering) a pod of a plane over its
+``spines_per_pod x u1`` spine uplinks. So the peak per-link load of tier 1 is
+``T1(E) / u0`` and of tier 2 ``T2(E, Lp) / (spines_per_pod x u1)``, where T1
+and T2 are the largest leaf and pod totals for that grouping of endpoints
+(wire load: goodput rate / wire efficiency). Endpoint links (tier 0) are not a
+decision and are not constrained.
+
+Failures (bounds for path-count ECMP, the routing engine's ``fluid`` model)
+---------------------------------------------------------------------------
+Survivors must carry the load at or under 100%. Per-link load after a failure
+is at most the healthy load times: ``link``: tier 1 max(u0/(u0-1),
+SU/(SU-1)), tier 2 max(u1/(u1-1), u0/(u0-1)) with SU = spines_per_pod x u1;
+``switch`` (any spine or super-spine): tier 1 max(u0/(u0-b1), SU/(SU-b2)),
+tier 2 max(spines_per_pod/(spines_per_pod-1), u1/(u1-b2)); ``plane``:
+P/(P-1) on every tier (the surviving planes carry the full offered load).
+A leaf failure cuts its endpoints off and is not survivable by any budget.
+
+Cost: switch and optic prices (capex) plus energy over ``costs.horizon_years``
+at ``costs.electricity_usd_per_kwh`` times ``costs.pue``. Objectives: ``cost``
+(capex + energy), ``power`` (network kW) or ``balanced`` (the mean of both,
+each relative to the design as given).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .errors import SolverError, SpecError
+
+OBJECTIVES = ("cost", "power", "balanced")
+SURVIVE = ("none", "link", "switch", "plane")
+SWITCH_CHOICES = ("fixed", "catalog")
+HOURS_PER_YEAR = 8766.0
+_REACH = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
+_INF = 1 << 60
+
+
+# --- results ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BudgetResult:
+    """A checked link budget. Every field is JSON-able (see :meth:`to_dict`)."""
+    cluster: str
+    family: str
+    objective: str
+    survive: str
+    target_utilization: float
+    switch_choice: str
+    tiers: tuple                 # per switch tier: decisions and counts
+    bill_of_materials: dict      # same shape as topo.describe.bill_of_materials, of the rebuilt fabric
+    network_power: dict          # per rack and per network position, against limits
+    cost: dict                   # capex, energy, total: chosen, as given, non-blocking
+    utilization: dict            # per tier: before (as given) and after (chosen), model and routed
+    headroom: dict               # per tier under the stated failure
+    solver: dict                 # status, objective, bound, gap, seconds, candidates
+    alternatives: dict           # objective name -> cost/power of its optimum
+    check: dict                  # what the independent checker confirmed
+    cluster_after: dict          # the cluster file with the chosen tiers
+    version: int = 1
+
+    def to_dict(self) -> dict:
+        return _plain(asdict(self))
+
+
+def _plain(o):
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+# --- inputs --------------------------------------------------------------------------------
+def _options(cluster, objective, survive, target_util, time_limit, seed, workers, switch_choice,
+             max_oversubscription):
+    g = cluster.file.goals
+    errs = []
+    if objective not in OBJECTIVES:
+        errs.append(("--objective", f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}"))
+    survive = g.survive if survive is None else survive
+    if survive not in SURVIVE:
+        errs.append(("--survive", f"unknown failure {survive!r}; expected one of {list(SURVIVE)}"))
+    if target_util is None:
+        target_util, where = g.target_utilization, "goals.target_utilization"
+    else:
+        where = "--target-util"
+    try:
+        target_util = float(target_util)
+    except (TypeError, ValueError):
+        errs.append((where, f"expected a number in (0, 1], found {target_util!r}"))
+        target_util = 0.0
+    if not (0.0 < target_util <= 1.0) and not any(p == where for p, _ in errs):
+        errs.append((where, f"target utilisation must be in (0, 1], found {target_util:g}"))
+    time_limit = g.time_limit_s if time_limit is None else time_limit
+    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        errs.append(("--time-limit", f"must be a positive number of seconds, found {time_limit!r}"))
+    seed = g.seed if seed is None else seed
+    workers = g.workers if workers is None else workers
+    if not (isinstance(workers, int) and workers >= 1):
+        errs.append(("--workers", f"must be a positive integer, found {workers!r}"))
+    if switch_choice not in SWITCH_CHOICES:
+        errs.append(("--switch-choice", f"expected one of {list(SWITCH_CHOICES)}, found {switch_choice!r}"))
+    if max_oversubscription is not None and not (max_oversubscription >= 1.0):
+        errs.append(("--max-oversubscription", f"must be at least 1, found {max_oversubscription!r}"))
+    if errs:
+        raise SpecError(errs)
+    return survive, target_util, float(time_limit), int(seed), int(workers)
+
+
+def _family_check(cluster, fabric, survive):
+    f = cluster.file.fabric
+    errs = []
+    if f.family not in ("clos", "rail_optimized", "fat_tree"):
+        errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized and fat_tree fabrics, not {f.family!r}"))
+    elif f.dual_homed:
+        errs.append(("fabric.dual_homed", "link budgets are not computed for dual-homed NICs"))
+    elif fabric.n_tiers < 2:
+        errs.append(("fabric.tiers", "a one-tier fabric has no uplinks to budget"))
+    if not errs and survive == "plane" and fabric.planes < 2:
+        errs.append(("goals.survive", "no budget survives the loss of a plane: the fabric has one plane "
+                     "(set fabric.planes >= 2 or choose --survive none|link|switch)"))
+    if errs:
+        raise SpecError(errs)
+
+
+def _demands(cluster, fabric, placement):
+    from .traffic import Demands, job_demands, pattern_demands
+    parts = []
+    if cluster.file.jobs:
+        parts.append(job_demands(cluster, fabric, placement))
+    if cluster.file.traffic:
+        parts.append(pattern_demands(cluster, fabric))
+    return Demands.concat(parts)
+
+
+# --- the model's data: loads, geometry and prices per candidate grouping ----------------------
+class _Data:
+    """Per-port and per-flow arrays from which every candidate's loads and optics follow."""
+
+    def __init__(self, cluster, fabric, demands, efficiency):
+        self.cluster = cluster
+        f = cluster.file
+        self.family = f.fabric.family
+        self.planes = fabric.planes
+        n_ep = fabric.n_endpoints
+        even = (np.arange(fabric.n_links) & 1) == 0
+        up0 = np.flatnonzero(even & (fabric.link_tier == 0))
+        self.port_ep = fabric.link_src[up0].astype(np.int64)
+        self.port_plane = fabric.link_plane[up0].astype(np.int64)
+        self.port_gbps = fabric.link_gbps[up0].astype(np.float64)
+        self.nic_port = float(self.port_gbps.max())
+        n_ports = self.port_ep.shape[0]
+        ep_local = fabric.ep_local.astype(np.int64)
+        acc = [nt.accelerators for nt in cluster.node_types.values()]
+        self.n_rails = max(max(acc), 1)
+        if self.family == "rail_optimized":
+            self.rail = ep_local[self.port_ep] % self.n_rails
+            self.seq = _rank_within(self.rail, self.n_rails)
+        else:
+            self.rail = None
+            self.seq = _rank_within(self.port_plane, self.planes)
+        self.ep_x = np.asarray(fabric.node_x_m[:n_ep], np.float32)
+        self.ep_y = np.asarray(fabric.node_y_m[:n_ep], np.float32)
+        self.rack_row_max = int(fabric.rack_row.max()) if fabric.n_racks else 0
+        # rack power (top-of-rack leaves count in their rack)
+        self.rack_kw = np.bincount(fabric.server_rack, weights=fabric.server_busy_kw, minlength=fabric.n_racks)
+        self.rack_limit = np.asarray(fabric.rack_limit_kw, np.float64)
+        self.rack_hard = np.asarray(fabric.rack_hard, bool)
+        self.ep_rack = fabric.server_rack[fabric.ep_server]
+
+        # flows -> port pairs (same plane), wire load in Gb/s
+        src = np.asarray(demands.src, np.int64)
+        dst = np.asarray(demands.dst, np.int64)
+        rate = np.asarray(demands.rate_gbps, np.float64) / efficiency
+        dom = fabric.ep_domain
+        keep = (src != dst) & ~((dom[src] == dom[dst]) & (dom[src] >= 0)) & (rate > 0)
+        src, dst, rate = src[keep], dst[keep], rate[keep]
+        if src.size:
+            key = src * n_ep + dst
+            uk, inv = np.unique(key, return_inverse=True)
+            rate = np.bincount(inv.ravel(), weights=rate)
+            src, dst = uk // n_ep, uk % n_ep
+        self.offered_gbps = float(rate.sum())
+        cnt = np.bincount(self.port_ep, minlength=n_ep)
+        mp = int(cnt.max()) if n_ports else 1
+        first = np.zeros(n_ep + 1, np.int64)
+        np.cumsum(cnt, out=first[1:])
+        ports = np.full((n_ep, mp), -1, np.int64)
+        order = np.argsort(self.port_ep, kind="stable")
+        k = np.arange(n_ports) - first[self.port_ep[order]]
+        ports[self.port_ep[order], k] = order
+        plane_gbps = np.zeros((n_ep, self.planes))
+        np.add.at(plane_gbps, (self.port_ep, self.port_plane), self.port_gbps)
+        inj = plane_gbps.sum(axis=1)
+        ps, pd, pr = [], [], []
+        for i in range(mp):
+            sp = ports[src, i]
+            ok = sp >= 0
+            for j in range(mp):
+                dp = ports[dst, j]
+                m = ok & (dp >= 0)
+                m[m] &= self.port_plane[sp[m]] == self.port_plane[dp[m]]
+                if not m.any():
+                    continue
+                s_, d_ = sp[m], dp[m]
+                pl = self.port_plane[s_]
+                w = self.port_gbps[s_] / inj[src[m]] * self.port_gbps[d_] / plane_gbps[dst[m], pl]
+                ps.append(s_), pd.append(d_), pr.append(rate[m] * w)
+        self.ps = np.concatenate(ps) if ps else np.zeros(0, np.int64)
+        self.pd = np.concatenate(pd) if pd else np.zeros(0, np.int64)
+        self.pr = np.concatenate(pr) if pr else np.zeros(0)
+        self._leaf_cache: dict = {}
+        self._pod_cache: dict = {}
+
+    # -- leaves ---------------------------------------------------------------------------
+    def leaves(self, E: int) -> dict:
+        """Grouping of ports into leaves of E endpoint ports, its load and its geometry."""
+        hit = self._leaf_cache.get(E)
+        if hit is not None:
+            return hit
+        if self.rail is not None:
+            lip = (self.seq // E) * self.n_rails + self.rail
+        else:
+            lip = self.seq // E
+        L = int(lip.max()) + 1 if lip.size else 1
+        gl = self.port_plane * L + lip
+        nl = self.planes * L
+        ls, ld = gl[self.ps], gl[self.pd]
+        cross = ls != ld
+        up = np.bincount(ls[cross], weights=self.pr[cross], minlength=nl)
+        dn = np.bincount(ld[cross], weights=self.pr[cross], minlength=nl)
+        t1 = float(max(up.max(initial=0.0), dn.max(initial=0.0)))
+        # leaf-pair aggregate of the cross-leaf traffic (for pod loads)
+        key = ls[cross] * nl + ld[cross]
+        uk, inv = np.unique(key, return_inverse=True)
+        pair_rate = np.bincount(inv.ravel(), weights=self.pr[cross]) if uk.size else np.zeros(0)
+        # geometry: a leaf sits at the rack of its first port (tor) or at the row's end (eor)
+        fl = self.cluster.file.floor
+        order = np.argsort(gl, kind="stable")
+        g_sorted = gl[order]
+        firsts = np.concatenate([[True], g_sorted[1:] != g_sorted[:-1]]) if g_sorted.size else np.zeros(0, bool)
+        first_port = np.full(nl, -1, np.int64)
+        first_port[g_sorted[firsts]] = order[firsts]
+        has = first_port >= 0
+        lx = np.zeros(nl, np.float32)
+        ly = np.zeros(nl, np.float32)
+        fe = self.port_ep[first_port[has]]
+        lx[has] = self.ep_x[fe] if fl.leaf_placement == "tor" else fl.racks_per_row * fl.rack_pitch_m
+        ly[has] = self.ep_y[fe]
+        length0 = (np.abs(self.ep_x[self.port_ep] - lx[gl]) + np.abs(self.ep_y[self.port_ep] - ly[gl])
+                   + fl.slack_m).astype(np.float32)
+        r0 = self._reach(length0)
+        ok = bool(r0.max(initial=0) < len(_REACH))
+        c0 = w0 = 0.0
+        if ok:
+            c0, w0 = self._price(r0, self.port_gbps)
+        # top-of-rack leaves draw power in the rack of their first port
+        tor_racks = self.ep_rack[fe] if fl.leaf_placement == "tor" else np.zeros(0, np.int64)
+        d = dict(E=E, L=L, nl=nl, lip=lip, t1=t1, up=up, dn=dn, pair_key=uk, pair_rate=pair_rate,
+                 lx=lx, ly=ly, has=has, c0=c0, w0=w0, ok=ok, tor_racks=tor_racks)
+        self._leaf_cache[E] = d
+        return d
+
+    def tor_power_ok(self, lv: dict, leaf_w: float) -> bool:
+        if lv["tor_racks"].size == 0:
+            return True
+        kw = self.rack_kw + np.bincount(lv["tor_racks"], minlength=self.rack_kw.shape[0]) * leaf_w / 1e3
+        return bool(not np.any(self.rack_hard & (kw > self.rack_limit + 1e-9)))
+
+    # -- pods -------------------------------------------------------------------------------
+    def pods(self, E: int, Lp: int, three_tier: bool) -> dict:
+        """Pod loads and leaf-spine / spine-super link geometry for pods of Lp leaves."""
+        key = (E, Lp if three_tier else 0)
+        hit = self._pod_cache.get(key)
+        if hit is not None:
+            return hit
+        lv = self.leaves(E)
+        L, nl = lv["L"], lv["nl"]
+        fl = self.cluster.file.floor
+        leaf_in_plane = np.arange(nl) % L
+        plane_of = np.arange(nl) // L
+        if three_tier:
+            ppp = -(-L // Lp)
+            pod_in_plane = leaf_in_plane // Lp
+        else:
+            ppp = 1
+            pod_in_plane = np.zeros(nl, np.int64)
+        gpod = plane_of * ppp + pod_in_plane
+        t2 = 0.0
+        if three_tier and lv["pair_key"].size:
+            a = lv["pair_key"] // nl
+            b = lv["pair_key"] % nl
+            cr = gpod[a] != gpod[b]
+            eg = np.bincount(gpod[a[cr]], weights=lv["pair_rate"][cr], minlength=self.planes * ppp)
+            ig = np.bincount(gpod[b[cr]], weights=lv["pair_rate"][cr], minlength=self.planes * ppp)
+            t2 = float(max(eg.max(initial=0.0), ig.max(initial=0.0)))
+        # spine positions: beside the mean row of their pod's leaves (pooled over planes)
+        has = lv["has"]
+        cnt = np.bincount(pod_in_plane[has], minlength=ppp)
+        pod_y = np.zeros(ppp, np.float64)
+        pod_y[: cnt.shape[0]] = (np.bincount(pod_in_plane[has], weights=lv["ly"][has], minlength=ppp)
+                                 / np.maximum(cnt, 1))
+        spine_col = (fl.racks_per_row + 1) * fl.rack_pitch_m
+        sx = np.float32(spine_col)
+        sy = pod_y.astype(np.float32)
+        len1 = (np.abs(lv["lx"] - sx) + np.abs(lv["ly"] - sy[pod_in_plane]) + fl.slack_m).astype(np.float32)
+        r1 = self._reach(len1)
+        d = dict(ppp=ppp, npods=self.planes * ppp, t2=t2, r1=r1, ok=bool(r1.max(initial=0) < len(_REACH)))
+        if three_tier:
+            sup_x = np.float32(spine_col + fl.rack_pitch_m)
+            sup_y = np.float32(self.rack_row_max * fl.row_pitch_m / 2.0)
+            len2 = (np.abs(sx - sup_x) + np.abs(sy - sup_y) + fl.slack_m).astype(np.float32)
+            r2 = np.tile(self._reach(np.atleast_1d(len2)), self.planes)
+            d["r2"] = r2
+            d["ok"] = d["ok"] and bool(r2.max(initial=0) < len(_REACH))
+        self._pod_cache[key] = d
+        return d
+
+    # -- optics -------------------------------------------------------------------------------
+    def _reach(self, length) -> np.ndarray:
+        reach_max = np.array([self.cluster.optics[r].max_m for r in _REACH])
+        return np.searchsorted(reach_max, length, side="left").astype(np.int64)
+
+    def link_price(self, reach: int, gbps: float) -> tuple[float, float]:
+        """(cost USD, watts) of one link of a reach class and speed, both ends included."""
+        from .catalog import OPTIC_SPEED_SCALE
+        rc = _REACH[reach]
+        part = "lpo" if (self.cluster.file.costs.allow_lpo and rc in ("mmf", "smf_dr")) else rc
+        p = self.cluster.optics[part]
+        scale = OPTIC_SPEED_SCALE[min(sorted(OPTIC_SPEED_SCALE), key=lambda s: abs(s - gbps))]
+        return p.ends * p.cost_usd * scale, p.ends * p.watts * scale
+
+    def _price(self, reach: np.ndarray, gbps) -> tuple[float, float]:
+        gbps = np.broadcast_to(np.asarray(gbps, np.float64), reach.shape)
+        key = reach * 1_000_000 + np.round(gbps).astype(np.int64)
+        keys, n = np.unique(key, return_counts=True)
+        c = w = 0.0
+        for k, cnt in zip(keys.tolist(), n.tolist()):
+            pc, pw = self.link_price(k // 1_000_000, k % 1_000_000)
+            c += cnt * pc
+            w += cnt * pw
+        return c, w
+
+    def tier_price(self, reach: np.ndarray, gbps: float) -> tuple[float, float]:
+        return self._price(reach, gbps)
+
+
+def _rank_within(key: np.ndarray, n_keys: int) -> np.ndarray:
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(key, minlength=n_keys)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0]) - starts[key[order]]
+    return rank
+
+
+def _divisors(n: int) -> list[int]:
+    return [b for b in range(1, n + 1) if n % b == 0]
+
+
+# --- candidates for one choice of switch models ----------------------------------------------
+@dataclass
+class _Tables:
+    """Everything the CP model and the enumeration need for one switch-model choice."""
+    models: tuple
+    specs: tuple
+    three: bool
+    planes: int
+    g1: float
+    g2: float
+    b1_fixed: Optional[int]
+    E_opts: list = field(default_factory=list)    # per leaf option: dict
+    D_opts: list = field(default_factory=list)    # per spine option (3 tiers): dict
+    pair: dict = field(default_factory=dict)      # (iE, iD) -> dict (3 tiers)
+    pruned: dict = field(default_factory=dict)    # reason -> count
+
+
+def _speed(a: float, b: float) -> float:
+    return float(min(a, b))
+
+
+def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end) -> _Tables:
+    P = data.planes
+    s0, s1 = specs[0], specs[1]
+    R0, R1 = s0.radix, s1.radix
+    brk = max(int(s0.port_gbps // data.nic_port), 1) if s0.port_gbps >= data.nic_port else 1
+    g1 = _speed(s0.port_gbps, s1.port_gbps)
+    g2 = _speed(s1.port_gbps, specs[2].port_gbps) if three else 0.0
+    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P, g1=g1, g2=g2, b1_fixed=b1_fixed)
+    pr = T.pruned
+
+    def bump(k):
+        pr[k] = pr.get(k, 0) + 1
+
+    for d0 in range(-(-R0 // 2), R0):
+        u0 = R0 - d0
+        if max_os is not None and d0 / u0 > max_os + 1e-9:
+            bump("oversubscription above the limit")
+            continue
+        if b1_fixed is not None and u0 % b1_fixed:
+            bump("bundle does not divide the uplinks")
+            continue
+        E = d0 * brk
+        lv = data.leaves(E)
+        if not lv["ok"]:
+            bump("endpoint link longer than any reach class")
+            continue
+        if not data.tor_power_ok(lv, s0.power_w):
+            bump("top-of-rack leaf over a hard rack power limit")
+            continue
+        t1 = lv["t1"]
+        # tier-1 conditions that depend on the leaf option alone
+        if t1 > tau * g1 * u0 * (1 + 1e-12):
+            bump("leaf uplinks over the target utilisation")
+            continue
+        if survive == "plane" and t1 * P > g1 * u0 * (P - 1) * (1 + 1e-12):
+            bump("leaf uplinks overloaded after a plane failure")
+            continue
+        if survive == "link" and (u0 < 2 or t1 > g1 * (u0 - 1) * (1 + 1e-12)):
+            bump("leaf uplinks overloaded after a link failure")
+            continue
+        T.E_opts.append(dict(d0=d0, u0=u0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"]))
+    if three:
+        R2 = specs[2].radix
+        b1 = b1_fixed or 1
+        for d1 in range(-(-R1 // 2), R1):
+            u1 = R1 - d1
+            if max_os is not None and d1 / u1 > max_os + 1e-9:
+                bump("oversubscription above the limit")
+                continue
+            Lp = d1 // b1
+            if Lp < 1:
+                continue
+            T.D_opts.append(dict(d1=d1, u1=u1, Lp=Lp, b2s=[b for b in _divisors(u1) if b <= R2]))
+        for iE, eo in enumerate(T.E_opts):
+            if time.monotonic() > time_budget_end:
+                raise SolverError("the link-budget tables were not complete within the time limit; raise --time-limit")
+            spp = eo["u0"] // b1
+            for iD, do in enumerate(T.D_opts):
+                pd = data.pods(eo["E"], do["Lp"], True)
+                if not pd["ok"]:
+                    bump("switch link longer than any reach class")
+                    continue
+                ppp = pd["ppp"]
+                su = spp * do["u1"]
+                t2 = pd["t2"]
+                if t2 > tau * g2 * su * (1 + 1e-12):
+                    bump("spine uplinks over the target utilisation")
+                    continue
+                c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
+                c2, w2 = data.tier_price(pd["r2"], g2)        # one uplink of every pod's spine
+                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], t2=t2, su=su, spp=spp,
+                                        c1=c1, w1=w1, c2=c2, w2=w2)
+    else:
+        for eo in T.E_opts:
+            pd = data.pods(eo["E"], 0, False)
+            eo["ok1"] = pd["ok"]
+            eo["c1"], eo["w1"] = data.tier_price(pd["r1"], g1)
+    return T
+
+
+# --- exact evaluation of one candidate (used by the enumeration and to report) ----------------
+def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b: int) -> Optional[dict]:
+    """Counts, cost, power and utilisations of one candidate, or None if it violates a constraint.
+
+    2 tiers: ``b`` is the leaf-spine bundle and ``iD`` is None; 3 tiers: ``b``
+    is the spine-super bundle.
+    """
+    P = T.planes
+    eo = T.E_opts[iE]
+    s = T.specs
+    u0, t1 = eo["u0"], eo["t1"]
+    eps = 1 + 1e-12
+    if not T.three:
+        b1 = b
+        if u0 % b1 or eo["L"] * b1 > s[1].radix or not eo["ok1"]:
+            return None
+        spp = u0 // b1
+        if T.b1_fixed is not None and b1 != T.b1_fixed:
+            return None
+        if survive == "switch" and (u0 - b1 < 1 or t1 > T.g1 * (u0 - b1) * eps):
+            return None
+        counts = [eo["nl"], P * spp]
+        links = [None, eo["nl"] * u0]
+        capex = counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + eo["c0"] + u0 * eo["c1"]
+        watts = counts[0] * s[0].power_w + counts[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
+        util = [t1 / (T.g1 * u0), None]
+        dec = dict(d0=eo["d0"], u0=u0, b1=b1, spines_per_plane=spp)
+        return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
+    do = T.D_opts[iD]
+    pr = T.pair.get((iE, iD))
+    if pr is None:
+        return None
+    u1, b2 = do["u1"], b
+    if u1 % b2 or pr["ppp"] * b2 > s[2].radix:
+        return None
+    spp, su, t2 = pr["spp"], pr["su"], pr["t2"]
+    b1 = T.b1_fixed or 1
+    g1, g2 = T.g1, T.g2
+    if survive == "link":
+        if su < 2 or t1 * su > g1 * u0 * (su - 1) * eps:
+            return None
+        if u1 < 2 or t2 * u1 > g2 * su * (u1 - 1) * eps or t2 * u0 > g2 * su * (u0 - 1) * eps:
+            return None
+    elif survive == "switch":
+        if u0 - b1 < 1 or su - b2 < 1 or spp < 2 or u1 - b2 < 1:
+            return None
+        if t1 > g1 * (u0 - b1) * eps or t1 * su > g1 * u0 * (su - b2) * eps:
+            return None
+        if t2 * spp > g2 * su * (spp - 1) * eps or t2 * u1 > g2 * su * (u1 - b2) * eps:
+            return None
+    elif survive == "plane":
+        if t2 * P > g2 * su * (P - 1) * eps:
+            return None
+    k2 = u1 // b2
+    counts = [eo["nl"], pr["npods"] * spp, P * spp * k2]
+    links = [None, eo["nl"] * u0, pr["npods"] * su]
+    capex = (counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + counts[2] * s[2].cost_usd
+             + eo["c0"] + u0 * pr["c1"] + su * pr["c2"])
+    watts = (counts[0] * s[0].power_w + counts[1] * s[1].power_w + counts[2] * s[2].power_w
+             + eo["w0"] + u0 * pr["w1"] + su * pr["w2"])
+    util = [t1 / (g1 * u0), t2 / (g2 * su)]
+    dec = dict(d0=eo["d0"], u0=u0, b1=b1, d1=do["d1"], u1=u1, b2=b2, leaves_per_pod=do["Lp"],
+               pods_per_plane=pr["ppp"], spines_per_pod=spp, supers_per_plane=spp * k2)
+    return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
+
+
+def _energy_usd_per_w(cluster) -> float:
+    c = cluster.file.costs
+    return c.pue * HOURS_PER_YEAR * c.horizon_years * c.electricity_usd_per_kwh / 1e3
+
+
+def _objective_weights(cluster, objective: str, ref: dict) -> tuple[float, float]:
+    """Weights (per USD of capex, per W) of an objective; ``ref`` = the design as given."""
+    e = _energy_usd_per_w(cluster)
+    if objective == "cost":
+        return 1.0, e
+    if objective == "power":
+        return 0.0, 1.0
+    cref = max(ref["capex"] + e * ref["watts"], 1e-9)
+    wref = max(ref["watts"], 1e-9)
+    return 0.5 / cref, 0.5 * e / cref + 0.5 / wref
+
+
+def enumerate_all(T: _Tables, survive: str, tau: float):
+    """Every feasible candidate of a table set: yields (iE, iD, b, evaluation)."""
+    for iE, eo in enumerate(T.E_opts):
+        if T.three:
+            for iD, do in enumerate(T.D_opts):
+                if (iE, iD) not in T.pair:
+                    continue
+                for b in do["b2s"]:
+                    ev = evaluate(T, survive, tau, iE, iD, b)
+                    if ev is not None:
+                        yield iE, iD, b, ev
+        else:
+            bs = [T.b1_fixed] if T.b1_fixed else _divisors(eo["u0"])
+            for b in bs:
+                ev = evaluate(T, survive, tau, iE, None, b)
+                if ev is not None:
+                    yield iE, None, b, ev
+
+
+def brute_force(T: _Tables, survive: str, tau: float, wc: float, ww: float):
+    """The optimum by enumeration of every candidate (reference for tests; float arithmetic)."""
+    best = None
+    for iE, iD, b, ev in enumerate_all(T, survive, tau):
+        v = wc * ev["capex"] + ww * ev["watts"]
+        if best is None or v < best[0] - 1e-9 * max(1.0, abs(v)):
+            best = (v, iE, iD, b, ev)
+    return best
+
+
+# --- the CP-SAT model ---------------------------------------------------------------------------
+def _int_weights(wc: float, ww: float) -> tuple[int, int]:
+    m = max(wc, ww)
+    if m <= 0:
+        return 0, 0
+    s = 1e7 / m
+    return int(round(wc * s)), int(round(ww * s))
+
+
+def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time_limit: float, seed: int,
+             workers: int, hint: Optional[tuple] = None) -> dict:
+    """Choose one candidate with CP-SAT. Returns status, choice (iE, iD, b), objective, bound."""
+    from ortools.sat.python import cp_model
+    P = T.planes
+    s = T.specs
+    m = cp_model.CpModel()
+    nE = len(T.E_opts)
+    if nE == 0 or (T.three and (not T.D_opts or not T.pair)):
+        return dict(status="INFEASIBLE", choice=None)
+    ac, aw = _int_weights(wc, ww / 1000.0)   # power enters in mW
+    CAP_S = 1_000_000          # utilisation and capacities in parts per million of Gb/s
+    tau_ppm = int(math.floor(tau * CAP_S + 1e-6))
+
+    def mbps(x):               # loads rounded up, integer Mb/s
+        return int(math.ceil(x * 1000 - 1e-6))
+
+    def elem(idx, values, name):
+        lo, hi = min(values), max(values)
+        v = m.NewIntVar(int(lo), int(hi), name)
+        m.AddElement(idx, [int(x) for x in values], v)
+        return v
+
+    def mul(a, b, lo, hi, name):
+        v = m.NewIntVar(int(lo), int(hi), name)
+        m.AddMultiplicationEquality(v, [a, b])
+        return v
+
+    g1 = int(round(T.g1 * 1000))
+    g2 = int(round(T.g2 * 1000))
+    iE = m.NewIntVar(0, nE - 1, "leaf_option")
+    u0 = elem(iE, [e["u0"] for e in T.E_opts], "u0")
+    t1 = elem(iE, [mbps(e["t1"]) for e in T.E_opts], "t1_mbps")
+    nl = elem(iE, [e["nl"] for e in T.E_opts], "leaves")
+    if not T.three:
+        # leaf-spine bundle: divides the uplinks, fits the spine radix
+        allb = sorted({b for e in T.E_opts for b in (_divisors(e["u0"]) if not T.b1_fixed else [T.b1_fixed])})
+        b1 = m.NewIntVarFromDomain(cp_model.Domain.FromValues(allb), "b1")
+        spp = m.NewIntVar(1, max(e["u0"] for e in T.E_opts), "spines_per_plane")
+        m.AddMultiplicationEquality(u0, [b1, spp])
+        Lper = elem(iE, [e["L"] for e in T.E_opts], "leaves_per_plane")
+        lb = mul(Lper, b1, 0, max(e["L"] for e in T.E_opts) * max(allb), "spine_ports_used")
+        m.Add(lb <= s[1].radix)
+        ok1 = elem(iE, [1 if e["ok1"] else 0 for e in T.E_opts], "reach_ok")
+        m.Add(ok1 == 1)
+        if survive == "switch":
+            # T1 <= g1 (u0 - b1): survivors of one dead spine
+            m.Add(t1 <= g1 * u0 - g1 * b1)  # Mb/s
+        capex_fixed = elem(iE, [round(e["nl"] * s[0].cost_usd + e["c0"] + e["u0"] * e["c1"]) for e in T.E_opts], "capex_leaf")
+        watts_fixed = elem(iE, [round((e["nl"] * s[0].power_w + e["w0"] + e["u0"] * e["w1"]) * 1000) for e in T.E_opts], "mw_leaf")
+        capex = capex_fixed + P * int(round(s[1].cost_usd)) * spp
+        mwatts = watts_fixed + P * int(round(s[1].power_w * 1000)) * spp
+        obj = ac * capex + aw * mwatts
+        if hint:
+            m.AddHint(iE, hint[0])
+            m.AddHint(b1, hint[2])
+        vars_out = dict(iE=iE, b=b1)
+    else:
+        nD = len(T.D_opts)
+        iD = m.NewIntVar(0, nD - 1, "spine_option")
+        keys = [(a, d) for a in range(nE) for d in range(nD)]
+        # pairs of (leaf option, spine option) the tables kept
+        m.AddAllowedAssignments([iE, iD], [list(k) for k in keys if k in T.pair])
+        c = m.NewIntVar(0, nE * nD - 1, "pair")
+        m.Add(c == iE * nD + iD)
+
+        def ptab(f, dflt=0):
+            return [f(T.pair[k]) if k in T.pair else dflt for k in keys]
+        u1 = elem(iD, [d["u1"] for d in T.D_opts], "u1")
+        ppp = elem(c, ptab(lambda p: p["ppp"], 1), "pods_per_plane")
+        spp = elem(c, ptab(lambda p: p["spp"], 1), "spines_per_pod")
+        su = elem(c, ptab(lambda p: p["su"], 1), "spine_uplinks_per_pod")
+        t2 = elem(c, ptab(lambda p: mbps(p["t2"])), "t2_mbps")
+        allb = sorted({b for d in T.D_opts for b in d["b2s"]})
+        b2 = m.NewIntVarFromDomain(cp_model.Domain.FromValues(allb), "b2")
+        k2 = m.NewIntVar(1, max(d["u1"] for d in T.D_opts), "supers_per_spine_plane")
+        m.AddMultiplicationEquality(u1, [b2, k2])
+        pb = mul(ppp, b2, 0, max(p["ppp"] for p in T.pair.values()) * max(allb), "super_ports_used")
+        m.Add(pb <= s[2].radix)
+        b1 = T.b1_fixed or 1
+        maxsu = max(p["su"] for p in T.pair.values())
+        maxu0 = max(e["u0"] for e in T.E_opts)
+        maxu1 = max(d["u1"] for d in T.D_opts)
+        maxt1 = max(mbps(e["t1"]) for e in T.E_opts)
+        maxt2 = max(mbps(p["t2"]) for p in T.pair.values())
+        # each failure bound: load x a <= capacity x (a - c), loads in Mb/s
+        if survive == "link":
+            a = mul(t1, su, 0, maxt1 * maxsu, "t1_su")
+            bnd = mul(u0, su, 0, maxu0 * maxsu, "u0_su")
+            m.Add(a <= g1 * (bnd - u0))
+            m.Add(su >= 2)
+            m.Add(u1 >= 2)
+            a = mul(t2, u1, 0, maxt2 * maxu1, "t2_u1")
+            bnd = mul(su, u1, 0, maxsu * maxu1, "su_u1")
+            m.Add(a <= g2 * (bnd - su))
+            a = mul(t2, u0, 0, maxt2 * maxu0, "t2_u0")
+            bnd = mul(su, u0, 0, maxsu * maxu0, "su_u0")
+            m.Add(a <= g2 * (bnd - su))
+        elif survive == "switch":
+            m.Add(u0 - b1 >= 1)
+            m.Add(su - b2 >= 1)
+            m.Add(spp >= 2)
+            m.Add(u1 - b2 >= 1)
+            m.Add(t1 <= g1 * (u0 - b1))
+            a = mul(t1, su, 0, maxt1 * maxsu, "t1_su")
+            bnd = mul(u0, su, 0, maxu0 * maxsu, "u0_su")
+            u0b2 = mul(u0, b2, 0, maxu0 * max(allb), "u0_b2")
+            m.Add(a <= g1 * (bnd - u0b2))
+            a = mul(t2, spp, 0, maxt2 * maxsu, "t2_spp")
+            m.Add(a <= g2 * (mul(su, spp, 0, maxsu * maxsu, "su_spp") - su))
+            a = mul(t2, u1, 0, maxt2 * maxu1, "t2_u1")
+            bnd = mul(su, u1, 0, maxsu * maxu1, "su_u1")
+            sub2 = mul(su, b2, 0, maxsu * max(allb), "su_b2")
+            m.Add(a <= g2 * (bnd - sub2))
+        elif survive == "plane":
+            m.Add(t2 * P <= g2 * su * (P - 1))
+        fixed_c, fixed_w = [], []
+        for k in keys:
+            p = T.pair.get(k)
+            if p is None:
+                fixed_c.append(0), fixed_w.append(0)
+                continue
+            e = T.E_opts[k[0]]
+            fixed_c.append(round(e["nl"] * s[0].cost_usd + p["npods"] * p["spp"] * s[1].cost_usd + e["c0"]
+                                 + e["u0"] * p["c1"] + p["su"] * p["c2"]))
+            fixed_w.append(round((e["nl"] * s[0].power_w + p["npods"] * p["spp"] * s[1].power_w + e["w0"]
+                                  + e["u0"] * p["w1"] + p["su"] * p["w2"]) * 1000))
+        cc = elem(c, fixed_c, "capex_pair")
+        cw = elem(c, fixed_w, "mw_pair")
+        nsup = mul(spp, k2, 0, max(p["spp"] for p in T.pair.values()) * maxu1, "supers_per_plane")
+        capex = cc + P * int(round(s[2].cost_usd)) * nsup
+        mwatts = cw + P * int(round(s[2].power_w * 1000)) * nsup
+        obj = ac * capex + aw * mwatts
+        if hint:
+            m.AddHint(iE, hint[0])
+            m.AddHint(iD, hint[1])
+            m.AddHint(b2, hint[2])
+        vars_out = dict(iE=iE, iD=iD, b=b2)
+    # normal operation: tier 1 at or under the target (tier 2 is pruned in the tables)
+    m.Add(t1 * CAP_S <= tau_ppm * g1 * u0)
+    m.Minimize(obj)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
+    solver.parameters.random_seed = seed
+    solver.parameters.num_search_workers = workers
+    t0 = time.perf_counter()
+    st = solver.Solve(m)
+    secs = time.perf_counter() - t0
+    name = solver.StatusName(st)
+    out = dict(status=name, seconds=secs, choice=None, weights=(ac, aw))
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        ch = (solver.Value(vars_out["iE"]), solver.Value(vars_out["iD"]) if T.three else None, solver.Value(vars_out["b"]))
+        out.update(choice=ch, objective=solver.ObjectiveValue(), bound=solver.BestObjectiveBound())
+    return out
+
+
+# --- the pipeline ----------------------------------------------------------------------------------
+def _tier_specs(cluster, fabric):
+    """Per-tier (names, specs, file switch values) of the design as given."""
+    f = cluster.file.fabric
+    if f.family == "fat_tree":
+        from .spec import SwitchSpec
+        sw = cluster.tiers[0].switch
+        name = f"fat-tree-k{f.k}"
+        spec = SwitchSpec(radix=f.k, port_gbps=sw.port_gbps, power_w=sw.power_w, cost_usd=sw.cost_usd,
+                          ru=sw.ru, source=f"k={f.k} fat tree switch ({cluster.tiers[0].switch_name} port speed, power and price)")
+        return [name] * 3, [spec] * 3, {name: spec}
+    names = [t.switch_name for t in cluster.tiers]
+    specs = [t.switch for t in cluster.tiers]
+    return names, specs, {}
+
+
+def _cluster_after(cluster, models, specs, extra_switches, dec, three):
+    from .spec import from_dict
+    d = cluster.file.model_dump(mode="json")
+    fab = d["fabric"]
+    cat = d.setdefault("catalog", {}).setdefault("switches", {})
+    for n, sp in extra_switches.items():
+        cat[n] = sp.model_dump(mode="json")
+    tiers = []
+    file_tiers = cluster.file.fabric.tiers
+
+    def sw_value(t):
+        name = models[t]
+        if name in cluster.switches or name in cat:
+            return name
+        # an inline switch given in the file: keep it inline
+        return specs[t].model_dump(mode="json")
+    tiers.append({"switch": sw_value(0), "oversubscription": dec["d0"] / dec["u0"], "bundle": dec["b1"]})
+    if three:
+        tiers.append({"switch": sw_value(1), "oversubscription": dec["d1"] / dec["u1"], "bundle": dec["b2"]})
+        tiers.append({"switch": sw_value(2), "oversubscription": 1.0, "bundle": None})
+    else:
+        tiers.append({"switch": sw_value(1), "oversubscription": 1.0, "bundle": None})
+    if fab["family"] == "fat_tree":
+        fab["family"] = "clos"
+        fab["k"] = None
+    fab["tiers"] = tiers
+    return d, from_dict(d, source="(budget)", base_dir=cluster.base_dir)
+
+
+def _bom_money(cluster, bom) -> dict:
+    e = _energy_usd_per_w(cluster)
+    t = bom["totals"]
+    capex = float(t["network_cost_usd"])
+    kw = float(t["network_kw"])
+    energy = kw * 1e3 * e
+    return {"capex_usd": capex, "network_kw": kw, "energy_usd": energy, "total_usd": capex + energy}
+
+
+def _nonblocking_dict(cluster) -> dict:
+    d = cluster.file.model_dump(mode="json")
+    if d["fabric"]["family"] != "fat_tree":
+        for t in d["fabric"]["tiers"]:
+            t["oversubscription"] = 1.0
+    return d
+
+
+def _network_positions(fabric, cluster) -> dict:
+    """Switch power grouped by floor position (one network row-end or spine position each)."""
+    sw = np.flatnonzero(fabric.node_tier > 0)
+    tiers = fabric.node_tier[sw].astype(np.int64) - 1
+    watts = []
+    for t in range(fabric.n_tiers):
+        name = fabric.switch_models[t]
+        spec = cluster.switches.get(name) or cluster.tiers[t].switch
+        watts.append(spec.power_w)
+    w = np.asarray(watts)[tiers]
+    key = np.round(fabric.node_x_m[sw] * 100).astype(np.int64) * 10_000_000 + np.round(fabric.node_y_m[sw] * 100).astype(np.int64)
+    uk, inv = np.unique(key, return_inverse=True)
+    kw = np.bincount(inv.ravel(), weights=w) / 1e3
+    limit = cluster.file.floor.network_rack_power_limit_kw
+    racks = np.ceil(kw / limit - 1e-9).astype(np.int64)
+    out = {"limit_kw_per_network_rack": limit, "positions": int(uk.size),
+           "network_racks": int(racks.sum()), "max_position_kw": float(kw.max(initial=0.0)),
+           "total_switch_kw": float(kw.sum())}
+    if cluster.file.floor.leaf_placement == "tor":
+        out["note"] = "top-of-rack leaves draw power in their compute rack"
+    return out
+
+
+def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str = "cost",
+           survive: Optional[str] = None, target_util: Optional[float] = None,
+           time_limit: Optional[float] = None, seed: Optional[int] = None, workers: Optional[int] = None,
+           switch_choice: str = "fixed", max_oversubscription: Optional[float] = None,
+           check: bool = True) -> BudgetResult:
+    """Choose the fabric's link budget with CP-SAT and check it independently.
+
+    Parameters
+    ----------
+    cluster : Cluster (from topo.spec.load)
+    fabric : the fabric as given (built when None)
+    placement : dict job -> endpoint ids in rank order (default: in-order placement)
+    demands : topo.traffic.Demands to carry (default: the jobs' and traffic patterns' flows)
+    objective : "cost" (capex + energy), "power" or "balanced"
+    survive : "none" | "link" | "switch" | "plane" (default goals.survive)
+    target_util : peak utilisation of switch links in normal operation (default goals.target_utilization)
+    switch_choice : "fixed" (the file's switch per tier) or "catalog" (any catalog switch per tier)
+    max_oversubscription : the largest down/up port ratio allowed on any tier
+
+    Raises SpecError for bad input and when no budget meets the target or survives the
+    failure; SolverError when the solver finds nothing within the time limit or the
+    independent check rejects its answer. Cost: the loads of every candidate grouping are
+    O(flows) each (64 leaf and 64 x 64 pod groupings for radix-128 switches); the CP-SAT model
+    has three decision variables.
+    """
+    from .describe import bill_of_materials, rack_power
+    from .fabric import build
+    from .spec import wire_efficiency
+    from . import budget_check
+    t_start = time.perf_counter()
+    survive, tau, time_limit, seed, workers = _options(
+        cluster, objective, survive, target_util, time_limit, seed, workers, switch_choice, max_oversubscription)
+    if fabric is None:
+        fabric = build(cluster)
+    _family_check(cluster, fabric, survive)
+    if demands is None:
+        demands = _demands(cluster, fabric, placement)
+    eff = wire_efficiency(cluster)
+    data = _Data(cluster, fabric, demands, eff)
+    three = fabric.n_tiers == 3
+    names, specs, extra = _tier_specs(cluster, fabric)
+    b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
+    if three and b1_fixed is None:
+        b1_fixed = 1
+    if switch_choice == "catalog":
+        cat = sorted(cluster.switches)
+        choices = list(itertools.product(*([cat] * fabric.n_tiers)))
+    else:
+        choices = [tuple(names)]
+    deadline = time.monotonic() + time_limit
+    tables = []
+    t_tab = time.perf_counter()
+    for ch in choices:
+        sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
+        if extra:
+            sp = list(specs)
+        tables.append(_tables(data, ch, sp, three, survive, tau, max_oversubscription, b1_fixed, deadline))
+    tables_s = time.perf_counter() - t_tab
+
+    bom_given = bill_of_materials(fabric, cluster)
+    ref = {"capex": float(bom_given["totals"]["network_cost_usd"]), "watts": float(bom_given["totals"]["network_kw"]) * 1e3}
+
+    def optimise(obj_name):
+        wc, ww = _objective_weights(cluster, obj_name, ref)
+        best, statuses, secs, bound_sum = None, [], 0.0, None
+        for T in tables:
+            remaining = max(deadline - time.monotonic(), 0.05)
+            r = solve_cp(T, survive, tau, wc, ww, time_limit=remaining, seed=seed, workers=workers)
+            statuses.append(r["status"])
+            secs += r.get("seconds", 0.0)
+            if r["choice"] is None:
+                continue
+            iE, iD, b = r["choice"]
+            ev = evaluate(T, survive, tau, iE, iD, b)
+            if ev is None:
+                raise SolverError("the link-budget solver returned a candidate its own evaluation rejects "
+                                  f"(leaf option {iE}, spine option {iD}, bundle {b})")
+            val = wc * ev["capex"] + ww * ev["watts"]
+            ac, aw = r["weights"]
+            scale = (ac / wc) if wc > 0 else (aw / ww)
+            lb = r["bound"] / scale
+            if best is None or val < best["value"]:
+                best = dict(value=val, T=T, iE=iE, iD=iD, b=b, ev=ev, status=r["status"])
+            bound_sum = lb if bound_sum is None else min(bound_sum, lb)
+        return best, statuses, secs, bound_sum, (wc, ww)
+
+    best, statuses, solve_s, bound, weights = optimise(objective)
+    if best is None:
+        if all(s == "INFEASIBLE" for s in statuses):
+            raise _infeasible(data, tables, survive, tau, target_util is not None)
+        raise SolverError(f"the link-budget solver found no budget within {time_limit:g} s "
+                          f"(statuses: {sorted(set(statuses))}); raise --time-limit")
+    all_opt = all(s in ("OPTIMAL", "INFEASIBLE") for s in statuses)
+    status = "optimal" if all_opt else "feasible"
+    gap = 0.0 if all_opt else max(0.0, (best["value"] - bound) / max(abs(best["value"]), 1e-12))
+
+    T, ev = best["T"], best["ev"]
+    after_dict, after = _cluster_after(cluster, T.models, T.specs, extra, ev["dec"], three)
+    after_fab = build(after)
+    bom_after = bill_of_materials(after_fab, after)
+    claims = {"switch_counts": [int(x) for x in ev["counts"]], "capex_usd": ev["capex"], "watts": ev["watts"]}
+    chk = budget_check.check(after, demands, survive=survive, target_util=tau, claims=claims,
+                             efficiency=eff) if check else {"ok": None, "skipped": True}
+    if check and not chk["ok"]:
+        raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
+    before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
+
+    # the design as given and a non-blocking design, both carrying the same traffic
+    nb = _nonblocking_dict(cluster)
+    from .spec import from_dict
+    nb_cluster = from_dict(nb, source="(non-blocking)", base_dir=cluster.base_dir)
+    nb_bom = bill_of_materials(build(nb_cluster), nb_cluster)
+    money = {"chosen": _bom_money(after, bom_after), "as_given": _bom_money(cluster, bom_given),
+             "non_blocking": _bom_money(nb_cluster, nb_bom)}
+    for k in ("as_given", "non_blocking"):
+        money[f"saved_vs_{k}"] = {
+            "capex_usd": money[k]["capex_usd"] - money["chosen"]["capex_usd"],
+            "network_kw": money[k]["network_kw"] - money["chosen"]["network_kw"],
+            "total_usd": money[k]["total_usd"] - money["chosen"]["total_usd"],
+            "total_fraction": ((money[k]["total_usd"] - money["chosen"]["total_usd"]) / money[k]["total_usd"]
+                               if money[k]["total_usd"] > 0 else 0.0)}
+    money["horizon_years"] = cluster.file.costs.horizon_years
+    money["electricity_usd_per_kwh"] = cluster.file.costs.electricity_usd_per_kwh
+    money["pue"] = cluster.file.costs.pue
+
+    # alternatives: the optimum of every other objective
+    alternatives = {}
+    for o in OBJECTIVES:
+        if o == objective:
+            b_o = best
+        else:
+            b_o = optimise(o)[0]
+        if b_o is None:
+            alternatives[o] = None
+            continue
+        e_o = b_o["ev"]
+        energy = e_o["watts"] * _energy_usd_per_w(cluster)
+        alternatives[o] = {"capex_usd": e_o["capex"], "network_kw": e_o["watts"] / 1e3, "energy_usd": energy,
+                           "total_usd": e_o["capex"] + energy, "switch_counts": e_o["counts"],
+                           "models": list(b_o["T"].models), "decisions": e_o["dec"]}
+
+    # per tier: decisions, counts and utilisation
+    tier_names = ("leaf", "spine", "super-spine")
+    up_links = (np.arange(after_fab.n_links) & 1) == 0
+    tiers_out = []
+    util_out = {}
+    dec = ev["dec"]
+    before_model = _given_model_util(data, fabric, names, specs)
+    for t in range(after_fab.n_tiers):
+        n_up = int(((after_fab.link_tier == t + 1) & up_links).sum())
+        cnt = int(after_fab.tier_switch_counts[t])
+        row = {"tier": tier_names[t], "model": T.models[t], "radix": T.specs[t].radix,
+               "port_gbps": T.specs[t].port_gbps, "switches": cnt,
+               "switches_as_given": int(fabric.tier_switch_counts[t]),
+               "model_as_given": names[t],
+               "oversubscription": _fin(after_fab.tier_oversubscription[t]),
+               "oversubscription_as_given": _fin(fabric.tier_oversubscription[t]),
+               "uplinks_per_switch": (n_up // cnt) if cnt else 0, "uplinks": n_up}
+        if t == 0:
+            row.update(down_ports=dec["d0"], up_ports=dec["u0"], breakout=int(after_fab.meta["breakout"]),
+                       endpoint_ports=int(after_fab.meta["endpoint_ports_per_leaf"]), bundle=dec["b1"])
+        if t == 1 and three:
+            row.update(down_ports=dec["d1"], up_ports=dec["u1"], bundle=dec["b2"],
+                       leaves_per_pod=dec["leaves_per_pod"], pods_per_plane=dec["pods_per_plane"])
+        if t == 1 and not three:
+            row.update(downlinks_per_switch=int(((after_fab.link_tier == 1) & up_links).sum()) // max(cnt, 1))
+        if t < after_fab.n_tiers - 1:
+            lt = t + 1
+            m = (after_fab.link_tier == lt) & up_links
+            rc, rn = np.unique(after_fab.link_reach[m], return_counts=True)
+            part = lambda r: ("lpo" if cluster.file.costs.allow_lpo and _REACH[r] in ("mmf", "smf_dr") else _REACH[r])
+            row["links_by_optic"] = {part(int(r)): int(n) for r, n in zip(rc, rn)}
+            key = ("leaf-spine", "spine-super")[t]
+            util_out[key] = {
+                "model_before": before_model[t], "model_after": ev["util"][t],
+                "routed_before": (before_routed["tier_max"].get(key) if before_routed else None),
+                "routed_after": (chk.get("util_after", {}).get(key) if check else None),
+                "target": tau}
+        tiers_out.append(row)
+    m0 = (after_fab.link_tier == 0) & up_links
+    rc, rn = np.unique(after_fab.link_reach[m0], return_counts=True)
+    endpoint_optics = {_REACH[int(r)]: int(n) for r, n in zip(rc, rn)}
+    headroom = {}
+    for key, v in (chk.get("util_failure", {}) if check else {}).items():
+        headroom[key] = {"worst_util_after_failure": v, "headroom": (1.0 - v) if v is not None else None}
+    headroom["failure"] = survive
+    rp = rack_power(after_fab, after)
+    over = np.flatnonzero(rp["over"])
+    network_power = {"racks": {"max_kw": float(rp["kw"].max(initial=0.0)), "total_kw": float(rp["kw"].sum()),
+                               "over_limit": [{"rack": after_fab.rack_name(i), "kw": float(rp["kw"][i]),
+                                               "limit_kw": float(rp["limit_kw"][i])} for i in over[:50]],
+                               "racks_over_limit": int(over.size)},
+                     "network": _network_positions(after_fab, after),
+                     "network_kw": float(bom_after["totals"]["network_kw"])}
+    n_cand = sum(1 for T_ in tables for _ in enumerate_all(T_, survive, tau)) if sum(
+        len(T_.E_opts) * max(len(T_.D_opts), 1) for T_ in tables) <= 20000 else None
+    solver = {"engine": "CP-SAT", "status": status, "statuses": statuses, "objective": best["value"],
+              "bound": bound, "gap": gap, "solve_seconds": solve_s, "tables_seconds": tables_s,
+              "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
+              "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
+              "model_choices": len(tables), "feasible_candidates": n_cand,
+              "pruned": _merge_pruned(tables)}
+    return BudgetResult(
+        cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
+        target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
+        bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
+        network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
+        alternatives=alternatives, check=chk, cluster_after=after_dict)
+
+
+def _fin(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _merge_pruned(tables) -> dict:
+    out: dict = {}
+    for T in tables:
+        for k, v in T.pruned.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _given_model_util(data, fabric, names, specs) -> list:
+    """Model utilisation of the design as given (healthy), per switch tier link level."""
+    meta = fabric.meta
+    E = int(meta["endpoint_ports_per_leaf"])
+    lv = data.leaves(E)
+    u0 = int(meta["leaf_up_ports"])
+    g1 = min(specs[0].port_gbps, specs[1].port_gbps)
+    out = [lv["t1"] / (g1 * u0) if u0 else None]
+    if fabric.n_tiers == 3:
+        pd = data.pods(E, int(meta["leaves_per_pod"]), True)
+        su = int(meta["spines_per_pod"]) * int(meta["spine_up_ports"])
+        g2 = min(specs[1].port_gbps, specs[2].port_gbps)
+        out.append(pd["t2"] / (g2 * su) if su else None)
+    return out
+
+
+def _infeasible(data, tables, survive, tau, from_option) -> SpecError:
+    """Why no budget exists: the failure, or the target utilisation (with what the traffic needs)."""
+    where = "--target-util" if from_option else "goals.target_utilization"
+    # the best any candidate achieves with no failure and the target at 100%
+    best_u = None
+    for T in tables:
+        relaxed = _tables(data, T.models, T.specs, T.three, "none", 1.0, None, T.b1_fixed, time.monotonic() + 3600)
+        for _, _, _, ev in enumerate_all(relaxed, "none", 1.0):
+            u = max(x for x in ev["util"] if x is not None)
+            best_u = u if best_u is None else min(best_u, u)
+    if best_u is not None and best_u > tau:
+        return SpecError([(where, f"no link budget keeps switch links at or under {tau:g}: the traffic needs "
+                                  f"at least {best_u:.3f} even with the most uplinks the switches allow")])
+    if survive != "none":
+        what = {"link": "the loss of one link", "switch": "the loss of one spine or super-spine switch",
+                "plane": "the loss of one plane"}[survive]
+        return SpecError([("goals.survive", f"no link budget survives {what} (--survive {survive}) with the "
+                                            f"survivors at or under 100% for this traffic and these switches")])
+    return SpecError([(where, f"no link budget meets the target utilisation {tau:g} within the switch radix "
+                              f"and oversubscription limits")])

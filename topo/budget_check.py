@@ -1,0 +1,137 @@
+"""Independent check of a link budget: rebuild, route, fail, count.
+
+Owns the acceptance test of a link budget. It shares no code with
+:mod:`topo.budget`: it takes the cluster the budget wrote (``cluster_after``),
+builds its fabric with :func:`topo.fabric.build`, routes the traffic through
+:func:`topo.routing.route` (fluid ECMP) and confirms, on the routed loads:
+
+* every switch link (leaf-spine, spine-super) at or under the target utilisation;
+* after the stated failure (the most loaded link of each switch tier in each
+  direction; the most loaded spine and super-spine; the most loaded plane) no
+  flow is cut off (except for plane failures, none can be) and every surviving
+  switch link is at or under 100%;
+* no switch uses more ports than its radix (endpoint ports counted per breakout);
+* no hard rack power limit is exceeded;
+* the switch counts and the cost and power the model claimed equal those of the
+  rebuilt fabric's own bill of materials.
+
+It never chooses anything and never prints.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+_LINK_TIERS = {1: "leaf-spine", 2: "spine-super"}
+
+
+def routed_peaks(fabric, demands, efficiency: float, failed_links=None, failed_nodes=None) -> dict:
+    """Route with the engine; the largest utilisation of each switch link tier and the unreachable load."""
+    from .routing import route
+    r = route(fabric, demands, "fluid", efficiency=efficiency, failed_links=failed_links, failed_nodes=failed_nodes)
+    util = np.asarray(r.utilization)
+    out = {}
+    for t, name in _LINK_TIERS.items():
+        m = fabric.link_tier == t
+        if m.any():
+            u = util[m]
+            u = u[np.isfinite(u)]
+            out[name] = float(u.max(initial=0.0))
+    return {"tier_max": out, "unreachable_gbps": float(r.unreachable_gbps), "load": np.asarray(r.link_gbps_load)}
+
+
+def _ports_ok(fabric, cluster) -> list[str]:
+    """Every switch within its radix: endpoint ports share a switch port per breakout."""
+    problems = []
+    nic = float(fabric.link_gbps[fabric.link_tier == 0].max(initial=0.0))
+    deg_up = np.bincount(fabric.link_src[0::2], minlength=fabric.n_nodes)    # links whose lower end is the node
+    deg_dn = np.bincount(fabric.link_dst[0::2], minlength=fabric.n_nodes)    # links whose upper end is the node
+    for t in range(fabric.n_tiers):
+        name = fabric.switch_models[t]
+        spec = cluster.switches.get(name) or cluster.tiers[t].switch
+        nodes = np.flatnonzero(fabric.node_tier == t + 1)
+        down = deg_dn[nodes]
+        if t == 0 and nic > 0:
+            brk = max(int(spec.port_gbps // nic), 1) if spec.port_gbps >= nic else 1
+            down = -(-down // brk)
+        used = down + deg_up[nodes]
+        worst = int(used.max(initial=0))
+        if worst > spec.radix:
+            problems.append(f"a tier-{t + 1} switch uses {worst} ports; its radix is {spec.radix}")
+    return problems
+
+
+def check(cluster_after, demands, *, survive: str, target_util: float, claims: dict | None = None,
+          efficiency: float = 1.0) -> dict:
+    """Check a budget written as a cluster. Returns ``ok``, ``problems`` and what was measured."""
+    from .describe import bill_of_materials, rack_power
+    from .fabric import build
+    t0 = time.perf_counter()
+    problems: list[str] = []
+    fab = build(cluster_after)
+    base = routed_peaks(fab, demands, efficiency)
+    util_after = base["tier_max"]
+    for k, u in util_after.items():
+        if u > target_util * (1 + 1e-6) + 1e-9:
+            problems.append(f"{k} links at {u:.4f} utilisation, above the target {target_util:g}")
+    if base["unreachable_gbps"] > 1e-9:
+        problems.append(f"{base['unreachable_gbps']:.3g} Gb/s of traffic has no path in the rebuilt fabric")
+    problems += _ports_ok(fab, cluster_after)
+    rp = rack_power(fab, cluster_after)
+    hard_over = np.flatnonzero(rp["over"] & np.asarray(fab.rack_hard, bool))
+    if hard_over.size:
+        i = int(hard_over[0])
+        problems.append(f"{hard_over.size} rack(s) over a hard power limit, e.g. {fab.rack_name(i)} at "
+                        f"{rp['kw'][i]:.1f} kW > {rp['limit_kw'][i]:.1f} kW")
+    bom = bill_of_materials(fab, cluster_after)
+    counts = [s["count"] for s in bom["switches"]]
+    if claims is not None:
+        if list(claims.get("switch_counts", counts)) != counts:
+            problems.append(f"claimed switch counts {claims['switch_counts']} differ from the rebuilt fabric's {counts}")
+        capex = bom["totals"]["network_cost_usd"]
+        watts = bom["totals"]["network_kw"] * 1e3
+        n_links = fab.n_links // 2
+        if "capex_usd" in claims and abs(claims["capex_usd"] - capex) > 1e-6 * capex + 1.0 + 1e-3 * n_links:
+            problems.append(f"claimed capex ${claims['capex_usd']:,.0f} differs from the bill of materials' ${capex:,.0f}")
+        if "watts" in claims and abs(claims["watts"] - watts) > 1e-6 * watts + 1e-3 * n_links:
+            problems.append(f"claimed power {claims['watts']:.0f} W differs from the bill of materials' {watts:.0f} W")
+
+    # failures
+    scenarios = []
+    load = base["load"]
+    if survive == "link":
+        for t in _LINK_TIERS:
+            for direction in (0, 1):
+                ids = np.flatnonzero((fab.link_tier == t) & ((np.arange(fab.n_links) & 1) == direction))
+                if ids.size:
+                    worst = int(ids[np.argmax(load[ids])])
+                    scenarios.append((f"link {fab.link_name(worst)}", dict(failed_links=[worst & ~1])))
+    elif survive == "switch":
+        through = np.bincount(fab.link_dst, weights=load, minlength=fab.n_nodes)
+        for tier in (2, 3):
+            nodes = np.flatnonzero(fab.node_tier == tier)
+            if nodes.size:
+                worst = int(nodes[np.argmax(through[nodes])])
+                scenarios.append((f"switch {fab.node_name(worst)}", dict(failed_nodes=[worst])))
+    elif survive == "plane":
+        sw_load = np.bincount(fab.link_plane[fab.link_tier > 0].astype(np.int64), weights=load[fab.link_tier > 0],
+                              minlength=fab.planes)
+        p = int(np.argmax(sw_load))
+        nodes = np.flatnonzero((fab.node_tier > 0) & (fab.node_plane == p))
+        scenarios.append((f"plane {p}", dict(failed_nodes=nodes.tolist())))
+    util_fail: dict = {}
+    for label, kw in scenarios:
+        r = routed_peaks(fab, demands, efficiency, **kw)
+        if r["unreachable_gbps"] > 1e-9:
+            problems.append(f"after losing {label}, {r['unreachable_gbps']:.3g} Gb/s of traffic has no path")
+        for k, u in r["tier_max"].items():
+            util_fail[k] = max(util_fail.get(k, 0.0), u)
+            if u > 1.0 + 1e-6:
+                problems.append(f"after losing {label}, {k} links at {u:.4f} utilisation (over 100%)")
+    return {"ok": not problems, "problems": problems, "util_after": util_after,
+            "util_failure": util_fail if scenarios else {}, "scenarios": [s[0] for s in scenarios],
+            "switch_counts": counts, "capex_usd": bom["totals"]["network_cost_usd"],
+            "network_kw": bom["totals"]["network_kw"], "routing_model": "fluid",
+            "seconds": time.perf_counter() - t0}

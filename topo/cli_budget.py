@@ -1,0 +1,148 @@
+"""`topo budget`: choose a fabric's link budget (parse, call topo.budget, render, write)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli import _json_default, cluster_arg, emit_json, handle_errors, main
+from .errors import SpecError
+
+
+def _money(x) -> str:
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+def _u(x) -> str:
+    return "n/a" if x is None else f"{100.0 * x:.1f}%"
+
+
+def _os(x) -> str:
+    return "n/a" if x is None else f"{x:.3g}:1"
+
+
+def render(d: dict) -> str:
+    """The readable report `topo budget` prints by default (a pure function of the result dict)."""
+    from .render import table
+    out = []
+    s = d["solver"]
+    gap = f"  gap {100 * s['gap']:.3f}%" if s.get("gap") else ""
+    out.append(f"{d['cluster']}: link budget, objective {d['objective']}, survive {d['survive']}, "
+               f"target utilisation {d['target_utilization']:g}, switches {d['switch_choice']}")
+    out.append(f"solver {s['engine']}: {s['status']}  objective {s['objective']:,.2f}  bound {s['bound']:,.2f}{gap}  "
+               f"solve {s['solve_seconds']:.2f} s, tables {s['tables_seconds']:.2f} s, total {s['total_seconds']:.2f} s")
+    out.append("")
+    rows = []
+    for t in d["tiers"]:
+        rows.append([t["tier"], t["model"] + ("" if t["model"] == t["model_as_given"] else f" (was {t['model_as_given']})"),
+                     f"{t['switches']:,} (was {t['switches_as_given']:,})",
+                     f"{t.get('down_ports', '-')}/{t.get('up_ports', '-')}",
+                     t.get("bundle") or "-", t.get("breakout", "-"),
+                     f"{_os(t['oversubscription'])} (was {_os(t['oversubscription_as_given'])})",
+                     ", ".join(f"{k} {v:,}" for k, v in t.get("links_by_optic", {}).items()) or "-"])
+    out.append(table(rows, ["tier", "switch", "count", "down/up ports", "bundle", "breakout",
+                            "oversubscription", "uplink optics"]))
+    out.append("")
+    rows = []
+    for k, u in d["utilization"].items():
+        h = d["headroom"].get(k, {})
+        rows.append([k, _u(u["routed_before"]), _u(u["routed_after"]), _u(u["target"]),
+                     _u(h.get("worst_util_after_failure")), _u(h.get("headroom"))])
+    out.append(table(rows, ["links", "routed before", "routed after", "target",
+                            f"after {d['survive']} failure", "headroom"]))
+    out.append("")
+    b = d["bill_of_materials"]
+    rows = [[x["tier"], x["model"], f"{x['count']:,}", f"{x['kw']:,.1f} kW", _money(x["cost_usd"])] for x in b["switches"]]
+    rows += [[f"{o['reach']} {o['gbps']}G", o["part"], f"{o['units']:,} ({o['links']:,} links)",
+              f"{o['kw']:,.1f} kW", _money(o["cost_usd"])] for o in b["optics"]]
+    out.append(table(rows, ["bill of materials", "part", "count", "power", "cost"]))
+    out.append("")
+    c = d["cost"]
+    rows = []
+    for k in ("chosen", "as_given", "non_blocking"):
+        v = c[k]
+        rows.append([k.replace("_", " "), _money(v["capex_usd"]), f"{v['network_kw']:,.1f} kW",
+                     _money(v["energy_usd"]), _money(v["total_usd"])])
+    out.append(table(rows, ["design", "capex", "network power",
+                            f"energy {c['horizon_years']:g} y", "total"]))
+    sv = c["saved_vs_non_blocking"]
+    out.append(f"saved against the non-blocking design: {_money(sv['capex_usd'])} capex, "
+               f"{sv['network_kw']:,.1f} kW, {_money(sv['total_usd'])} in total ({100 * sv['total_fraction']:.1f}%)")
+    out.append("")
+    rows = []
+    for k, a in d["alternatives"].items():
+        if a is None:
+            rows.append([k, "infeasible", "", "", ""])
+            continue
+        rows.append([k + (" (chosen)" if k == d["objective"] else ""), _money(a["capex_usd"]),
+                     f"{a['network_kw']:,.1f} kW", _money(a["total_usd"]),
+                     " / ".join(f"{n:,}" for n in a["switch_counts"])])
+    out.append(table(rows, ["objective", "capex", "network power", "total", "switches per tier"]))
+    np_ = d["network_power"]
+    out.append("")
+    out.append(f"power: compute racks max {np_['racks']['max_kw']:.1f} kW, {np_['racks']['racks_over_limit']} over limit; "
+               f"network switches {np_['network']['total_switch_kw']:,.1f} kW in {np_['network']['positions']} positions "
+               f"({np_['network']['network_racks']} network racks at {np_['network']['limit_kw_per_network_rack']:g} kW)")
+    ch = d["check"]
+    if ch.get("ok") is not None:
+        out.append(f"independent check ({ch['routing_model']} routing of the rebuilt fabric"
+                   + (f"; failures: {', '.join(ch['scenarios'])}" if ch["scenarios"] else "") + "): "
+                   + ("passed" if ch["ok"] else "FAILED: " + "; ".join(ch["problems"])))
+    return "\n".join(out)
+
+
+def _write_atomic(path: str, text: str) -> None:
+    from .atomic import write_text_atomic
+    write_text_atomic(path, text)
+
+
+@main.command()
+@cluster_arg
+@click.option("--objective", type=click.Choice(["cost", "power", "balanced"]), default="cost", show_default=True,
+              help="capex + energy over the horizon, network power, or their balance")
+@click.option("--survive", type=click.Choice(["none", "link", "switch", "plane"]), default=None,
+              help="failure the survivors must carry at or under 100% (default: goals.survive)")
+@click.option("--target-util", type=float, default=None,
+              help="peak utilisation of switch links, in (0, 1] (default: goals.target_utilization)")
+@click.option("--switch-choice", type=click.Choice(["fixed", "catalog"]), default="fixed", show_default=True,
+              help="keep the file's switch per tier, or let the solver pick any catalog switch")
+@click.option("--max-oversubscription", type=float, default=None,
+              help="largest down:up port ratio allowed on any tier (default: the radix allows)")
+@click.option("--time-limit", type=float, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
+@click.option("--seed", type=int, default=None, help="solver seed (default: goals.seed)")
+@click.option("--workers", type=int, default=None, help="solver workers (default: goals.workers)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@click.option("-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="write the budget JSON here (atomically; includes cluster_after)")
+@click.option("--force", is_flag=True, help="replace an existing -o file")
+@handle_errors
+def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, time_limit, seed, workers,
+           as_json, output, force):
+    """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
+    from .spec import load
+    from .budget import budget as _budget
+    if target_util is not None and not (0.0 < target_util <= 1.0):
+        raise SpecError([("--target-util", f"target utilisation must be in (0, 1], found {target_util:g}")])
+    if time_limit is not None and not time_limit > 0:
+        raise SpecError([("--time-limit", f"must be a positive number of seconds (found {time_limit:g})")])
+    if workers is not None and workers < 1:
+        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    if output is not None:
+        p = Path(output)
+        if p.exists() and not force:
+            raise SpecError([("-o", f"{output} already exists; choose another file or pass --force to replace it")])
+        if not p.parent.exists():
+            raise SpecError([("-o", f"directory {p.parent} does not exist")])
+    c = load(cluster)
+    r = _budget(c, objective=objective, survive=survive, target_util=target_util, time_limit=time_limit,
+                seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription)
+    d = r.to_dict()
+    if output is not None:
+        _write_atomic(output, json.dumps(d, default=_json_default) + "\n")
+    if as_json:
+        emit_json(d)
+    else:
+        click.echo(render(d))
+        if output is not None:
+            click.echo(f"wrote {output}")
