@@ -382,24 +382,27 @@ def group_candidates(ctx: _Ctx, cands: dict, group: bool, link_color=None) -> di
     cls = _node_classes(ctx, link_color)
     ctx.node_cls = cls
     N, S = f.n_nodes, f.n_servers
-    keys = {}
-    sw = cands["switch"]
-    keys["switch"] = _codes(f.node_tier[sw], f.node_plane[sw], cls[sw])
-    lk = cands["link"]
     lc = _codes(ctx.phys_tier, ctx.phys_gbps) if link_color is None else link_color
-    keys["link"] = _codes(ctx.phys_tier[lk], ctx.phys_plane[lk], cls[ctx.phys_lo[lk]], cls[ctx.phys_hi[lk]], lc[lk])
-    pl = cands.get("plane", np.zeros(0, np.int64))
-    keys["plane"] = np.zeros(0, np.int64)
-    if pl.size:
-        # a plane's class: the multiset of its switch classes
-        sw_pl = f.node_plane[f.n_endpoints:].astype(np.int64)
-        h = np.zeros(int(pl.max()) + 1, np.uint64)
-        np.add.at(h, sw_pl, _mix(cls[f.n_endpoints:].astype(np.uint64)))
-        keys["plane"] = _dense(h[pl])
-    keys["nic"] = cls[cands["nic"]]
-    su = cands.get("scaleup_switch", np.zeros(0, np.int64))
-    keys["scaleup_switch"] = cls[N + S + f.n_racks + su // 1024] if su.size else np.zeros(0, np.int64)
-    keys["rack_power"] = cls[N + S + cands["rack_power"]]
+    empty = np.zeros(0, np.int64)
+
+    def key_of(kind, ids):
+        if kind == "switch":
+            return _codes(f.node_tier[ids], f.node_plane[ids], cls[ids])
+        if kind == "link":
+            return _codes(ctx.phys_tier[ids], ctx.phys_plane[ids], cls[ctx.phys_lo[ids]], cls[ctx.phys_hi[ids]], lc[ids])
+        if kind == "plane":
+            # a plane's class: the multiset of its switch classes
+            sw_pl = f.node_plane[f.n_endpoints:].astype(np.int64)
+            h = np.zeros(int(max(ids.max(), sw_pl.max())) + 1, np.uint64)
+            np.add.at(h, sw_pl, _mix(cls[f.n_endpoints:N].astype(np.uint64)))
+            return _dense(h[ids])
+        if kind == "nic":
+            return cls[ids]
+        if kind == "scaleup_switch":
+            return cls[N + S + f.n_racks + ids // 1024]
+        return cls[N + S + ids]  # rack_power
+
+    keys = {k: (key_of(k, v) if v.size else empty) for k, v in cands.items()}
     out = {}
     for k, ids in cands.items():
         key = keys[k]
