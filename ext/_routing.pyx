@@ -8,8 +8,9 @@ the group) and ``sigma`` (number of shortest paths; at a home switch, the
 number of parallel links to an endpoint). Endpoints are never transit nodes.
 
 Shared inputs (coerced and allocated by topo.routing, never validated here):
-  sw_ptr, sw_adj   CSR over all nodes of the links from a switch to a switch
-  link_dst, link_gbps, alive (uint8 per directed link)
+  sw_ptr, sw_adj   CSR over all nodes of the ALIVE links from a switch to a switch
+  sw_head          link_dst[sw_adj] (the switch each CSR entry leads to)
+  link_dst, link_gbps
   up_ptr, up_link  alive uplinks of every endpoint, sorted by (home switch, link id)
   g_ptr            flows of group g are g_ptr[g] .. g_ptr[g+1]-1
   g_rep, g_id      a member endpoint of the group, and the group's row in grp_*
@@ -18,6 +19,7 @@ Shared inputs (coerced and allocated by topo.routing, never validated here):
   f_sg             -1, or the source group whose members share the flow evenly
   f_mass           offered load (Gb/s) of the flow
 Work arrays: dist (int64, all -1 on entry and on exit), hidx (int64, all -1),
+tstamp (int64, all -1 on entry; stamps of the sources' first hops per group),
 sigma, den, mass (float64, mass all 0 on entry and exit), order (int64),
 A (float64, n_nodes * KH).
 
@@ -56,14 +58,20 @@ def hash_hop(uint64_t seed, uint64_t fid, uint64_t q, uint64_t node):
     return _hop(_qp_key(seed, fid, q), node)
 
 
-cdef inline id_t _bfs(id_t t, int mode,
-                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] link_dst,
-                      const real_t[::1] link_gbps, const uint8_t[::1] alive,
-                      const id_t[::1] up_ptr, const id_t[::1] up_link,
+cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
+                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
+                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                      const id_t[::1] up_ptr, const id_t[::1] up_link, int64_t[::1] tstamp,
                       int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
                       int64_t[::1] order, id_t* n_homes) noexcept nogil:
-    """BFS from the homes of endpoint t; returns the number of visited switches."""
+    """BFS from the homes of endpoint t; returns the number of visited switches.
+
+    Stops as soon as every switch stamped g in tstamp (the first hops of the
+    group's sources; ntarget of them) has its final dist and sigma: nodes at
+    the distance of the farthest one are discovered but not expanded.
+    """
     cdef id_t nq = 0, head = 0, nh = 0, k, u, h, n, j, l, r, s
+    cdef id_t remaining = ntarget, D = -1
     for k in range(up_ptr[t], up_ptr[t + 1]):
         u = up_link[k]
         h = link_dst[u]
@@ -75,6 +83,10 @@ cdef inline id_t _bfs(id_t t, int mode,
             nh += 1
             order[nq] = h
             nq += 1
+            if tstamp[h] == g:
+                remaining -= 1
+                if remaining == 0:
+                    D = 0
         sigma[h] += 1.0
         if mode == 1:
             den[h] += link_gbps[u ^ 1]
@@ -82,29 +94,48 @@ cdef inline id_t _bfs(id_t t, int mode,
             den[h] += 1.0
     while head < nq:
         n = order[head]
+        if D >= 0 and dist[n] >= D:
+            break
         head += 1
         for j in range(sw_ptr[n], sw_ptr[n + 1]):
-            l = sw_adj[j]
-            r = l ^ 1
-            if not alive[r]:
-                continue
-            s = link_dst[l]
+            s = sw_head[j]
             if dist[s] < 0:
                 dist[s] = dist[n] + 1
                 sigma[s] = 0.0
                 den[s] = 0.0
                 order[nq] = s
                 nq += 1
+                if tstamp[s] == g:
+                    remaining -= 1
+                    if remaining == 0:
+                        D = dist[s]
             if dist[s] == dist[n] + 1:
                 sigma[s] += sigma[n]
                 if mode == 0:
                     den[s] += sigma[n]
                 elif mode == 1:
-                    den[s] += link_gbps[r]
+                    den[s] += link_gbps[sw_adj[j] ^ 1]
                 else:
                     den[s] += 1.0
     n_homes[0] = nh
     return nq
+
+
+cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const id_t[::1] up_ptr,
+                        const id_t[::1] up_link, const id_t[::1] link_dst, int64_t[::1] tstamp) noexcept nogil:
+    """Stamp the first-hop switches of flows lo..hi-1 with g; returns how many distinct."""
+    cdef id_t f, k, h, e, c = 0, last = -1
+    for f in range(lo, hi):
+        e = f_src[f]
+        if e == last:
+            continue
+        last = e
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            h = link_dst[up_link[k]]
+            if tstamp[h] != g:
+                tstamp[h] = g
+                c += 1
+    return c
 
 
 cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, real_t[::1] sigma) noexcept nogil:
@@ -116,23 +147,24 @@ cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, rea
 
 
 def route_fluid(int mode, int KU, int KH,
-                const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] link_dst,
-                const real_t[::1] link_gbps, const uint8_t[::1] alive,
+                const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
+                const real_t[::1] link_gbps,
                 const id_t[::1] up_ptr, const id_t[::1] up_link,
                 const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
                 const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
                 int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                int64_t[::1] order, real_t[::1] A, real_t[::1] lh,
+                int64_t[::1] order, int64_t[::1] tstamp, real_t[::1] A, real_t[::1] lh,
                 real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach):
     cdef id_t ng = g_ptr.shape[0] - 1
-    cdef id_t g, f, nq, nh, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
+    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
     cdef real_t m, tot, x, share, wv
     with nogil:
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
                 continue
-            nq = _bfs(g_rep[g], mode, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
-                      dist, hidx, sigma, den, order, &nh)
+            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp)
+            nq = _bfs(g_rep[g], mode, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+                      tstamp, dist, hidx, sigma, den, order, &nh)
             if nq == 0:
                 for f in range(g_ptr[g], g_ptr[g + 1]):
                     unreach[f] += f_mass[f]
@@ -148,9 +180,7 @@ def route_fluid(int mode, int KU, int KH,
                         continue
                     for j in range(sw_ptr[s], sw_ptr[s + 1]):
                         r = sw_adj[j]
-                        if not alive[r]:
-                            continue
-                        n = link_dst[r]
+                        n = sw_head[j]
                         if dist[n] != dist[s] - 1:
                             continue
                         wv = _w(mode, r, n, link_gbps, sigma) / den[s]
@@ -229,9 +259,7 @@ def route_fluid(int mode, int KU, int KH,
                     continue
                 for j in range(sw_ptr[s], sw_ptr[s + 1]):
                     r = sw_adj[j]
-                    if not alive[r]:
-                        continue
-                    n = link_dst[r]
+                    n = sw_head[j]
                     if dist[n] != dist[s] - 1:
                         continue
                     x = m * _w(mode, r, n, link_gbps, sigma) / den[s]
@@ -245,20 +273,20 @@ def route_fluid(int mode, int KU, int KH,
 
 
 def route_hash(uint64_t seed, int qps, int H,
-               const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] link_dst,
-               const real_t[::1] link_gbps, const uint8_t[::1] alive,
+               const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
+               const real_t[::1] link_gbps,
                const id_t[::1] up_ptr, const id_t[::1] up_link,
                const id_t[::1] g_ptr, const id_t[::1] g_rep,
                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
-               int64_t[::1] order, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
+               int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
                real_t[::1] load, real_t[::1] unreach, int64_t[::1] path):
     """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
 
     Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
     """
     cdef id_t ng = g_ptr.shape[0] - 1
-    cdef id_t g, f, nq, nh, idx, s, n, r, j, k, u, h, e, td, best, c, pos, q, hop, base
+    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, pos, q, hop, base
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
     cdef uint64_t key
@@ -267,8 +295,9 @@ def route_hash(uint64_t seed, int qps, int H,
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
                 continue
-            nq = _bfs(g_rep[g], 2, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
-                      dist, hidx, sigma, den, order, &nh)
+            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp)
+            nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+                      tstamp, dist, hidx, sigma, den, order, &nh)
             # compact next-hop lists of the group's DAG
             pos = 0
             for idx in range(nq):
@@ -277,7 +306,7 @@ def route_hash(uint64_t seed, int qps, int H,
                 if dist[s] > 0:
                     for j in range(sw_ptr[s], sw_ptr[s + 1]):
                         r = sw_adj[j]
-                        if alive[r] and dist[link_dst[r]] == dist[s] - 1:
+                        if dist[sw_head[j]] == dist[s] - 1:
                             nh_list[pos] = r
                             pos += 1
                 nh_cnt[s] = pos - nh_start[s]

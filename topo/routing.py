@@ -54,8 +54,9 @@ _FLUID_MODE = {"fluid": 0, "wcmp": 1, "uec-spray": 2}
 class Prepared:
     """Arrays the kernels need for one fabric and one failure mask."""
     alive: np.ndarray       # uint8 per directed link
-    sw_ptr: np.ndarray
+    sw_ptr: np.ndarray      # CSR over all nodes of the alive switch-to-switch links
     sw_adj: np.ndarray
+    sw_head: np.ndarray
     up_ptr: np.ndarray
     up_link: np.ndarray
     ep_group: np.ndarray    # int64 destination group of each endpoint, -1 if it has no alive uplink
@@ -99,7 +100,7 @@ def prepare(fabric, failed=None) -> Prepared:
     alive = (~dead).astype(np.uint8)
     src, dst = fabric.link_src, fabric.link_dst
     is_sw = fabric.node_tier > 0
-    sw = is_sw[src] & is_sw[dst]
+    sw = is_sw[src] & is_sw[dst] & ~dead
     sw_links = np.flatnonzero(sw)  # sorted, so a stable sort by source keeps link order
     order = np.argsort(src[sw_links], kind="stable")
     sw_adj = sw_links[order].astype(np.int64)
@@ -136,7 +137,7 @@ def prepare(fabric, failed=None) -> Prepared:
     if up_link.size:
         distinct[1:] = (src[up_link][1:] != src[up_link][:-1]) | (dst[up_link][1:] != dst[up_link][:-1])
     KH = int(np.bincount(src[up_link][distinct], minlength=E).max()) if E and up_link.size else 1
-    p = Prepared(alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
+    p = Prepared(alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
                  g_rep=g_rep, g_size=g_size, KU=max(KU, 1), KH=max(KH, 1))
     if len(_cache) > 8:
         _cache.clear()
@@ -209,6 +210,17 @@ def _rewrite_scaleup(fabric, src, dst, mass, nbytes):
     return keep, new_src, up_s, up_r
 
 
+def _common_ratio(num: np.ndarray, den: np.ndarray) -> Optional[float]:
+    """num/den when it is the same for every flow (within 1e-12), else None."""
+    if num.size == 0:
+        return 0.0
+    if np.any(den <= 0):
+        return None
+    r = num / den
+    lo, hi = float(r.min()), float(r.max())
+    return lo if hi - lo <= 1e-12 * max(abs(hi), 1e-300) else None
+
+
 def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, failed_nodes=None,
           seed: int = 0, qps: int = 1, efficiency: float = 1.0, record_paths: bool = False) -> RouteResult:
     """Route demands on the fabric; offered wire load = rate_gbps / efficiency.
@@ -272,11 +284,13 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         g_id = np.arange(ng, dtype=np.int64)
         fsg = np.full(fi.shape[0], -1, np.int64)
         gu = np.zeros(1)
-        for w, out in ((fm, load), (fb, bload)):
+        ratio = _common_ratio(fb, fm)
+        runs = ((fm, load),) if ratio is not None else ((fm, load), (fb, bload))
+        for w, out in runs:
             u = np.zeros(fi.shape[0])
-            K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, fabric.link_dst, fabric.link_gbps, P.alive,
+            K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                           P.up_ptr, P.up_link, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
-                          dist, hidx, sigma, den, massw, order_w, A, lh, out, gu, gu, u)
+                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), A, lh, out, gu, gu, u)
             if w is fm:
                 un = u
     else:
@@ -289,17 +303,20 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             path = np.full(fi.shape[0] * qps * H if record_paths else 0, -1, np.int64)
             load[:] = 0.0
             un = np.zeros(fi.shape[0])
-            longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, fabric.link_dst,
-                                   fabric.link_gbps, P.alive, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fm,
-                                   dist, hidx, sigma, den, order_w, nh_start, nh_cnt, nh_list, load, un, path)
+            longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
+                                   fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fm,
+                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, load, un, path)
             if not record_paths or longest <= H:
                 break
             H = int(longest)
-        # bytes follow the same queue-pair paths: rerun with byte weights (cheap next to path recording)
+        # bytes follow the same queue-pair paths: scale when every flow has the same bytes/rate
+        # ratio (one job, one pattern), else route the byte weights along the same hashes
+        ratio = _common_ratio(fb, fm)
         u2 = np.zeros(fi.shape[0])
-        K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, fabric.link_dst,
-                     fabric.link_gbps, P.alive, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fb,
-                     dist, hidx, sigma, den, order_w, nh_start, nh_cnt, nh_list, bload, u2, np.zeros(0, np.int64))
+        if ratio is None:
+          K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
+                       fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fb,
+                       dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, bload, u2, np.zeros(0, np.int64))
         if record_paths:
             qp_flow = np.repeat(fi, qps)
             qp_gbps = np.repeat(fm / qps, qps)
@@ -308,6 +325,8 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             if bad.any():
                 qp_flow, qp_gbps, qp_path = qp_flow[~bad], qp_gbps[~bad], qp_path[~bad]
     unreach[fi] += un
+    if ratio is not None:
+        bload = load * ratio
     bload *= 1e9 / 8.0
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -351,12 +370,12 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     gd = np.zeros(ng * P.KU)
     un = np.zeros(a.shape[0])
     K = kernel("_routing")
-    K.route_fluid(_FLUID_MODE[model], P.KU, P.KH, P.sw_ptr, P.sw_adj, fabric.link_dst, fabric.link_gbps, P.alive,
+    K.route_fluid(_FLUID_MODE[model], P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                   P.up_ptr, P.up_link, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
                   np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
                   np.ascontiguousarray(m), np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n),
-                  np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.zeros(n * P.KH), np.zeros(P.KH),
-                  load, gu, gd, un)
+                  np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.full(n, -1, np.int64),
+                  np.zeros(n * P.KH), np.zeros(P.KH), load, gu, gd, un)
     # spread group totals over the members' uplinks (slot k of every member goes to the same home)
     E = fabric.n_endpoints
     src = fabric.link_src
@@ -379,3 +398,340 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
                        unreachable_gbps=unreach, unreachable_bytes=unreach * 1e9 / 8.0,
                        offered_gbps=per_pair_gbps * E * (E - 1), flow_unreachable=un,
                        scaleup_sent_gbps=z, scaleup_recv_gbps=z.copy())
+
+
+# --- max-min fair rates ----------------------------------------------------------------------
+def waterfill(qp_path: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Max-min fair rates of paths (rows of link ids, -1 padded) over link capacities.
+
+    Progressive filling in bottleneck order: the link with the smallest fair
+    share (remaining capacity / unfrozen paths) fixes the rate of all its
+    unfrozen paths. Cost O(total path length x log links).
+    """
+    qp_path = np.ascontiguousarray(qp_path, np.int64)
+    nq, H = qp_path.shape if qp_path.ndim == 2 else (0, 1)
+    cap = np.ascontiguousarray(capacity, np.float64)
+    L = cap.shape[0]
+    flat = qp_path.ravel()
+    valid = flat >= 0
+    qid = np.repeat(np.arange(nq, dtype=np.int64), H)[valid]
+    links = flat[valid]
+    order = np.argsort(links, kind="stable")
+    lk_qp = np.ascontiguousarray(qid[order])
+    lk_ptr = np.zeros(L + 1, np.int64)
+    np.cumsum(np.bincount(links, minlength=L), out=lk_ptr[1:])
+    rate = np.zeros(nq)
+    heap = L + int(valid.sum()) + 1
+    kernel("_routing").waterfill(H, flat, cap, lk_ptr, lk_qp, np.zeros(L), np.zeros(L, np.int64),
+                                 np.zeros(L, np.int64), np.zeros(nq, np.uint8), np.zeros(heap),
+                                 np.zeros(heap, np.int64), np.zeros(heap, np.int64), rate)
+    return rate
+
+
+# --- analysis ------------------------------------------------------------------------------
+_BUS_FACTOR = {"allreduce": lambda n: 2 * (n - 1) / n, "allgather": lambda n: (n - 1) / n,
+               "reducescatter": lambda n: (n - 1) / n, "alltoall": lambda n: (n - 1) / n,
+               "sendrecv": lambda n: 1.0, "broadcast": lambda n: 1.0}
+
+
+def protocol_efficiency(cluster, protocol: str) -> float:
+    """Wire efficiency of a transport protocol at the cluster's MTU (the cluster's own header if it uses it)."""
+    from . import catalog
+    t = cluster.file.transport
+    if protocol == t.protocol:
+        hdr = cluster.header_bytes
+    else:
+        tr = catalog.TRANSPORTS[protocol]
+        hdr = tr["header_bytes"] + tr["wire_bytes"]
+    return t.mtu_bytes / (t.mtu_bytes + hdr) if hdr else 1.0
+
+
+def parse_failures(fabric, names: Sequence[str]):
+    """Link names ('a->b', 'a--b') and node names into (failed link ids, failed node ids).
+
+    A link name fails every parallel link between the two nodes, both directions.
+    """
+    links, nodes, errs = [], [], []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        sep = "->" if "->" in name else ("--" if "--" in name else None)
+        try:
+            if sep is None:
+                nodes.append(fabric.find_node(name))
+                continue
+            a, b = (fabric.find_node(x.strip()) for x in name.split(sep, 1))
+        except KeyError:
+            errs.append(("--fail", f"unknown link or switch {name!r} (links are 'a->b' or 'a--b' with node names, e.g. {fabric.link_name(fabric.n_links - 1)!r})"))
+            continue
+        m = np.flatnonzero(((fabric.link_src == a) & (fabric.link_dst == b)) | ((fabric.link_src == b) & (fabric.link_dst == a)))
+        if m.size == 0:
+            errs.append(("--fail", f"no link between {name.split(sep)[0].strip()!r} and {name.split(sep)[1].strip()!r}"))
+            continue
+        links.extend(m.tolist())
+    if errs:
+        raise SpecError(errs)
+    return np.array(sorted(set(links)), np.int64), np.array(sorted(set(nodes)), np.int64)
+
+
+def tier_stats(fabric, load: np.ndarray, alive: np.ndarray) -> list[dict]:
+    """Per link tier: links, util max / p99 / mean over alive links, and sibling-uplink imbalance.
+
+    Imbalance: for every node, max/mean of the loads of its alive uplinks of
+    that tier (nodes with loaded uplinks and at least two of them); the worst node.
+    """
+    from .fabric import LINK_TIER_NAMES
+    out = []
+    cap = fabric.link_gbps
+    util = np.where(alive, load / np.where(cap > 0, cap, 1.0), 0.0)
+    up = (np.arange(fabric.n_links) & 1) == 0
+    for t in range(len(LINK_TIER_NAMES)):
+        m = (fabric.link_tier == t) & alive
+        if not m.any():
+            continue
+        u = util[m]
+        um = m & up
+        src = fabric.link_src[um]
+        ld = load[um]
+        n = np.bincount(src, minlength=fabric.n_nodes)
+        s = np.bincount(src, weights=ld, minlength=fabric.n_nodes)
+        mx = np.zeros(fabric.n_nodes)
+        np.maximum.at(mx, src, ld)
+        ok = (n >= 2) & (s > 0)
+        imb = float((mx[ok] / (s[ok] / n[ok])).max()) if ok.any() else 1.0
+        worst = int(np.flatnonzero(ok)[np.argmax(mx[ok] / (s[ok] / n[ok]))]) if ok.any() else None
+        out.append({"tier": LINK_TIER_NAMES[t], "links": int(m.sum()), "util_max": float(u.max()),
+                    "util_p99": float(np.percentile(u, 99)), "util_mean": float(u.mean()),
+                    "uplink_imbalance": imb, "worst_node": fabric.node_name(worst) if worst is not None else None})
+    return out
+
+
+def _hottest(fabric, load, alive, n=10) -> list[dict]:
+    util = np.where(alive, load / np.where(fabric.link_gbps > 0, fabric.link_gbps, 1.0), 0.0)
+    k = min(n, util.shape[0])
+    idx = np.argpartition(-util, k - 1)[:k] if k else np.zeros(0, np.int64)
+    idx = idx[np.lexsort((idx, -util[idx]))]
+    return [{"link": fabric.link_name(int(l)), "id": int(l), "util": float(util[l]), "load_gbps": float(load[l]),
+             "gbps": float(fabric.link_gbps[l])} for l in idx if load[l] > 0]
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """What ``topo analyze`` reports (see :meth:`to_dict`); ``loads`` is the per-link wire load."""
+    summary: dict
+    loads: np.ndarray = field(repr=False)
+    utilization: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return self.summary
+
+    def loads_table(self, fabric) -> dict:
+        """Columns of the per-link load table (link, src, dst, tier, gbps, load_gbps, util)."""
+        from .fabric import LINK_TIER_NAMES
+        names = [fabric.node_name(i) for i in range(fabric.n_nodes)]
+        return {"link": np.arange(fabric.n_links), "src": [names[i] for i in fabric.link_src],
+                "dst": [names[i] for i in fabric.link_dst],
+                "tier": [LINK_TIER_NAMES[t] for t in fabric.link_tier], "gbps": fabric.link_gbps,
+                "load_gbps": self.loads, "util": self.utilization}
+
+
+def _job_collective_bytes(cluster, names) -> dict:
+    """Per job: sum over collectives of S x nccl-tests bus factor (bytes)."""
+    from .traffic import rank_groups
+    out = {}
+    for j in cluster.file.jobs:
+        if j.name not in names:
+            continue
+        tot = 0.0
+        for c in j.collectives:
+            n = rank_groups(j, c.group).shape[1]
+            if n > 1:
+                tot += float(c.bytes) * _BUS_FACTOR[c.op](n)
+        out[j.name] = tot
+    return out
+
+
+def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
+    from .traffic import _ideal_time_s
+    m = d.job == job
+    dom = fabric.ep_domain
+    same = m & (dom[d.src] == dom[d.dst]) & (dom[d.src] >= 0)
+    return _ideal_time_s(fabric, d.src[same], d.dst[same], d.bytes[same], eff) if same.any() else 0.0
+
+
+def _run_model(fabric, d: Demands, model, dead, seed, qps, eff):
+    """Route demands (jobs one at a time for fluid-type models); loads and per-job times."""
+    L = fabric.n_links
+    nj = len(d.job_names)
+    times = np.zeros(nj)
+    total = np.zeros(L)
+    if model == "roce-hash":
+        r = route(fabric, d, model, failed_links=dead, seed=seed, qps=qps, efficiency=eff, record_paths=True)
+        total = r.link_gbps_load
+        cap = np.where(dead, 0.0, fabric.link_gbps)
+        rate = waterfill(r.qp_path, cap) if r.qp_path is not None and r.qp_path.shape[0] else np.zeros(0)
+        if rate.size:
+            qb = d.bytes[r.qp_flow] / qps
+            with np.errstate(divide="ignore"):
+                t = np.where(rate > 0, qb * 8 / (rate * eff * 1e9), np.where(qb > 0, np.inf, 0.0))
+            jq = d.job[r.qp_flow]
+            ok = jq >= 0
+            if ok.any():
+                np.maximum.at(times, jq[ok], t[ok])
+        unreach = r.unreachable_gbps
+        flow_unreach = r.flow_unreachable
+        up = (r.scaleup_sent_gbps, r.scaleup_recv_gbps)
+        for k in range(nj):
+            times[k] = max(times[k], _scaleup_time(fabric, d, k, eff))
+    else:
+        unreach = 0.0
+        flow_unreach = np.zeros(d.n)
+        sent = np.zeros(fabric.n_endpoints)
+        recv = np.zeros(fabric.n_endpoints)
+        used = []
+        for k in list(range(nj)) + [-1]:
+            idx = np.flatnonzero(d.job == k)
+            if idx.size == 0:
+                used.append(None)
+                continue
+            r = route(fabric, d.select(idx), model, failed_links=dead, seed=seed, qps=qps, efficiency=eff)
+            total += r.link_gbps_load
+            unreach += r.unreachable_gbps
+            flow_unreach[idx] = r.flow_unreachable
+            sent += r.scaleup_sent_gbps
+            recv += r.scaleup_recv_gbps
+            used.append(r.link_gbps_load > 0)
+        up = (sent, recv)
+        cap = np.where(dead, 0.0, fabric.link_gbps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), np.where(total > 0, np.inf, 0.0))
+        for k in range(nj):
+            u = float(util[used[k]].max()) if used[k] is not None and used[k].any() else 0.0
+            times[k] = d.job_time_s[k] * max(1.0, u)
+    for k in range(nj):
+        if (flow_unreach[d.job == k] > 0).any():
+            times[k] = math.inf
+    return total, times, unreach, up
+
+
+def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs", placement=None,
+            fail: Sequence[str] = (), seed: Optional[int] = None, qps: Optional[int] = None,
+            compare: bool = True, all_to_all: bool = True) -> Analysis:
+    """Route the cluster's traffic and report congestion, job times and the hash-vs-spray penalty.
+
+    ``routing``: a model (default from transport.protocol: roce -> roce-hash,
+    uec -> uec-spray, ideal -> fluid). ``traffic``: "jobs" (jobs plus the
+    file's traffic patterns), "uniform", "permutation", "incast" or a CSV path.
+    ``fail``: link ('a->b', 'a--b') and switch names.
+    """
+    from . import traffic as T
+    from .describe import bisection_gbps
+    from .fabric import build
+    from .spec import wire_efficiency
+    if fabric is None:
+        fabric = build(cluster)
+    tr = cluster.file.transport
+    model = routing or {"roce": "roce-hash", "uec": "uec-spray", "ideal": "fluid"}[tr.protocol]
+    if model not in MODELS:
+        raise SpecError([("--routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
+    seed = cluster.file.goals.seed if seed is None else int(seed)
+    qps = tr.qps_per_connection if qps is None else int(qps)
+    if qps < 1:
+        raise SpecError([("--qps", f"must be at least 1 (found {qps})")])
+    links, nodes = parse_failures(fabric, list(fail))
+    dead = failure_mask(fabric, links, nodes)
+    alive = ~dead
+    eff_c = wire_efficiency(cluster)
+
+    def demands_for(eff):
+        if traffic == "jobs":
+            d = T.job_demands(cluster, fabric, placement, efficiency=eff)
+            if cluster.file.traffic:
+                d = Demands.concat([d, T.pattern_demands(cluster, fabric, seed)])
+            return d
+        if traffic == "uniform":
+            return T.uniform(fabric, 1e9, None, eff)
+        if traffic == "permutation":
+            return T.permutation(fabric, 1e9, None, seed, eff)
+        if traffic == "incast":
+            return T.incast(fabric, 1e9, None, 16, seed, eff)
+        return T.matrix(fabric, traffic, eff, where="--traffic")
+
+    summary: dict = {"cluster": cluster.name, "family": fabric.family, "endpoints": fabric.n_endpoints,
+                     "links": fabric.n_links, "routing": model, "traffic": str(traffic), "seed": seed, "qps": qps,
+                     "wire_efficiency": eff_c,
+                     "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
+    lp_model = model == "optimal"
+    run_model = "fluid" if lp_model else model
+    d = demands_for(eff_c)
+    total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c)
+    offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
+    cap = np.where(alive, fabric.link_gbps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), 0.0)
+    summary.update({
+        "flows": d.n, "offered_gbps": offered, "unreachable_gbps": unreach,
+        "unreachable_fraction": unreach / offered if offered > 0 else 0.0,
+        "max_util": float(util.max()) if util.size else 0.0,
+        "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive),
+    })
+    dg = fabric.domain_gbps[np.maximum(fabric.ep_domain, 0)] if fabric.n_domains else np.zeros(fabric.n_endpoints)
+    su = np.maximum(su_s, su_r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        su_util = np.where(dg > 0, su / np.where(dg > 0, dg, 1.0), np.where(su > 0, np.inf, 0.0))
+    summary["scaleup"] = {"max_gbps_per_accelerator": float(su.max()) if su.size else 0.0,
+                          "max_util": float(su_util.max()) if su_util.size else 0.0}
+    busb = _job_collective_bytes(cluster, set(d.job_names))
+    jobs = []
+    for k, name in enumerate(d.job_names):
+        t = float(times[k])
+        bb = busb.get(name, 0.0)
+        jobs.append({"name": name, "ideal_s": float(d.job_time_s[k]), "time_s": t,
+                     "slowdown": t / d.job_time_s[k] if d.job_time_s[k] > 0 and math.isfinite(t) else None,
+                     "busbw_gbps": bb * 8 / t / 1e9 if t > 0 and math.isfinite(t) else 0.0})
+    summary["jobs"] = jobs
+    summary["bisection_gbps"] = bisection_gbps(fabric)
+    if all_to_all:
+        r = uniform_loads(fabric, "fluid", 1.0, failed_links=dead)
+        u = float(r.utilization.max()) if r.utilization.size else 0.0
+        inj = fabric.injection_gbps()
+        acc = fabric.ep_is_accel & (inj > 0)
+        per = (fabric.n_endpoints - 1) / u if u > 0 else 0.0
+        summary["all_to_all_gbps_per_accelerator"] = float(min(per, inj[acc].min())) if acc.any() else 0.0
+        summary["all_to_all_unreachable_fraction"] = r.unreachable_fraction
+    if lp_model:
+        from .routing_lp import max_concurrent_flow
+        summary["optimal"] = max_concurrent_flow(fabric, d, failed_links=dead, efficiency=eff_c)
+    if compare and traffic != "uniform" or (compare and fabric.n_endpoints ** 2 <= T.MAX_UNIFORM_FLOWS):
+        side = {}
+        for m, proto in (("roce-hash", "roce"), ("uec-spray", "uec")):
+            eff = protocol_efficiency(cluster, proto)
+            if m == model and abs(eff - eff_c) < 1e-15:
+                tot_m, times_m = total, times
+            else:
+                dm = demands_for(eff)
+                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
+            side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
+                       "jobs": {n: float(times_m[k]) for k, n in enumerate(d.job_names)}}
+        a, b = side["roce-hash"], side["uec-spray"]
+        side["collision_penalty_max_util"] = a["max_util"] / b["max_util"] if b["max_util"] > 0 else None
+        side["collision_penalty_time"] = {n: (a["jobs"][n] / b["jobs"][n] if b["jobs"][n] > 0 and math.isfinite(a["jobs"][n]) else None)
+                                          for n in d.job_names}
+        summary["roce_vs_uec"] = side
+    return Analysis(summary=_jsonable(summary), loads=total, utilization=util)
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {k: _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        v = float(o)
+        return v if math.isfinite(v) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o

@@ -26,15 +26,13 @@ def hash_hop(seed, fid, q, node):
 
 
 class _Graph:
-    """Switch-link entries of the CSR: row node, link id, its head."""
+    """Entries of the CSR of alive switch links: row node, link id, its head."""
 
-    def __init__(self, sw_ptr, sw_adj, link_dst, alive):
+    def __init__(self, sw_ptr, sw_adj, sw_head):
         sw_ptr = np.asarray(sw_ptr)
         self.row = np.repeat(np.arange(sw_ptr.shape[0] - 1), np.diff(sw_ptr))
         self.lnk = np.asarray(sw_adj)
-        self.head = np.asarray(link_dst)[self.lnk]
-        self.alive_fwd = np.asarray(alive)[self.lnk].astype(bool)       # row -> head
-        self.alive_rev = np.asarray(alive)[self.lnk ^ 1].astype(bool)   # head -> row
+        self.head = np.asarray(sw_head)
 
 
 def _bfs(G, t, mode, link_dst, link_gbps, up_ptr, up_link, n_nodes):
@@ -56,7 +54,7 @@ def _bfs(G, t, mode, link_dst, link_gbps, up_ptr, up_link, n_nodes):
     d = 0
     while True:
         # entries: row n at level d, reverse link (head -> n) alive, head s
-        sel = (dist[G.row] == d) & G.alive_rev
+        sel = dist[G.row] == d
         if not sel.any():
             break
         s = G.head[sel]
@@ -83,7 +81,7 @@ def _next_entries(G, dist):
     """Entries (row s -> head n) of alive links with dist[n] == dist[s] - 1, dist[s] > 0."""
     ds = dist[G.row]
     dn = dist[G.head]
-    return (ds > 0) & (dn == ds - 1) & (dn >= 0) & G.alive_fwd
+    return (ds > 0) & (dn == ds - 1) & (dn >= 0)
 
 
 def _wts(mode, G, sel, sigma, link_gbps):
@@ -94,14 +92,14 @@ def _wts(mode, G, sel, sigma, link_gbps):
     return np.ones(int(sel.sum()))
 
 
-def route_fluid(mode, KU, KH, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
+def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
                 g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, A_w, lh_w,
+                dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, A_w, lh_w,
                 load, grp_up, grp_down, unreach):
     n_nodes = dist_w.shape[0]
     link_dst = np.asarray(link_dst)
     link_gbps = np.asarray(link_gbps)
-    G = _Graph(sw_ptr, sw_adj, link_dst, alive)
+    G = _Graph(sw_ptr, sw_adj, sw_head)
     for g in range(len(g_ptr) - 1):
         lo, hi = g_ptr[g], g_ptr[g + 1]
         if lo == hi:
@@ -172,14 +170,14 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr
             np.add.at(mass, G.head[sel], x)
 
 
-def route_hash(seed, qps, H, sw_ptr, sw_adj, link_dst, link_gbps, alive, up_ptr, up_link,
+def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
                g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
-               dist_w, hidx_w, sigma_w, den_w, order_w, nh_start, nh_cnt, nh_list,
+               dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, nh_start, nh_cnt, nh_list,
                load, unreach, path):
     n_nodes = dist_w.shape[0]
     link_dst = np.asarray(link_dst)
     link_gbps = np.asarray(link_gbps)
-    G = _Graph(sw_ptr, sw_adj, link_dst, alive)
+    G = _Graph(sw_ptr, sw_adj, sw_head)
     rec = path.shape[0] > 0
     longest = 0
     seed = int(seed)

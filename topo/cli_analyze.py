@@ -1,0 +1,130 @@
+"""`topo analyze`: route a cluster's traffic and report congestion.
+
+Thin layer: parse options, call :func:`topo.routing.analyze`, render a table
+or one JSON document, write the optional per-link load file atomically.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from .cli import cluster_arg, emit_json, handle_errors, main
+from .errors import SpecError
+
+
+def _write_loads(path: str, table: dict) -> None:
+    """CSV (or Parquet when the path ends with .parquet), written to a temp file then renamed."""
+    import numpy as np
+    p = Path(path)
+    d = p.parent if str(p.parent) else Path(".")
+    if not d.is_dir():
+        raise SpecError([("--loads", f"directory {d} does not exist")])
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(d))
+    os.close(fd)
+    try:
+        if p.suffix.lower() == ".parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise SpecError([("--loads", "writing Parquet needs pyarrow (pip install 'topo[parquet]'); use a .csv path")])
+            pq.write_table(pa.table({k: (np.asarray(v) if not isinstance(v, list) else v) for k, v in table.items()}), tmp)
+        else:
+            cols = list(table)
+            with open(tmp, "w") as fh:
+                fh.write(",".join(cols) + "\n")
+                rows = zip(*(table[c] for c in cols))
+                for r in rows:
+                    fh.write(f"{int(r[0])},{r[1]},{r[2]},{r[3]},{float(r[4]):g},{float(r[5]):.6g},{float(r[6]):.6g}\n")
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fmt(x, nd=3):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def _render(s: dict) -> str:
+    lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, routing {s['routing']} "
+             f"(qps {s['qps']}, seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
+    if s["failed"]["links"] or s["failed"]["nodes"]:
+        lines.append(f"failed: {s['failed']['links']} links, nodes {', '.join(s['failed']['nodes']) or '-'}")
+    lines.append(f"offered {s['offered_gbps']:,.0f} Gb/s, unreachable {s['unreachable_gbps']:,.1f} Gb/s "
+                 f"({100 * s['unreachable_fraction']:.2f}%), max utilisation {_fmt(s['max_util'])}")
+    lines.append("")
+    lines.append(f"{'tier':<15}{'links':>9}{'util max':>10}{'p99':>8}{'mean':>8}{'imbalance':>11}  worst node")
+    for t in s["tiers"]:
+        lines.append(f"{t['tier']:<15}{t['links']:>9,}{_fmt(t['util_max']):>10}{_fmt(t['util_p99']):>8}"
+                     f"{_fmt(t['util_mean']):>8}{_fmt(t['uplink_imbalance'], 2):>11}  {t['worst_node'] or '-'}")
+    if s["hottest"]:
+        lines.append("")
+        lines.append("hottest links:")
+        for h in s["hottest"][:10]:
+            lines.append(f"  {h['link']:<40} util {h['util']:.3f}  ({h['load_gbps']:,.1f} / {h['gbps']:g} Gb/s)")
+    if s["jobs"]:
+        lines.append("")
+        lines.append(f"{'job':<20}{'ideal s':>10}{'time s':>10}{'slowdown':>10}{'busbw Gb/s':>12}")
+        for j in s["jobs"]:
+            lines.append(f"{j['name']:<20}{_fmt(j['ideal_s'], 4):>10}{_fmt(j['time_s'], 4):>10}"
+                         f"{_fmt(j['slowdown'], 2):>10}{_fmt(j['busbw_gbps'], 1):>12}")
+    lines.append("")
+    su = s["scaleup"]
+    lines.append(f"scale-up: max {su['max_gbps_per_accelerator']:,.1f} Gb/s per accelerator (util {_fmt(su['max_util'])})")
+    if s.get("bisection_gbps") is not None:
+        lines.append(f"bisection: {s['bisection_gbps']:,.0f} Gb/s")
+    if "all_to_all_gbps_per_accelerator" in s:
+        lines.append(f"uniform all-to-all (fluid): {s['all_to_all_gbps_per_accelerator']:,.1f} Gb/s per accelerator")
+    if "optimal" in s:
+        o = s["optimal"]
+        lines.append(f"optimal (max concurrent flow LP): lambda = {_fmt(o.get('lambda'), 4)} "
+                     f"({o.get('status')}, {o.get('variables', 0):,} variables)")
+    if "roce_vs_uec" in s:
+        c = s["roce_vs_uec"]
+        lines.append("")
+        lines.append(f"RoCE hashing vs UEC spraying: max util {_fmt(c['roce-hash']['max_util'])} vs "
+                     f"{_fmt(c['uec-spray']['max_util'])} (collision penalty {_fmt(c['collision_penalty_max_util'], 2)}x)")
+        for n, p in c["collision_penalty_time"].items():
+            lines.append(f"  {n:<20} {_fmt(c['roce-hash']['jobs'][n], 4)} s vs {_fmt(c['uec-spray']['jobs'][n], 4)} s"
+                         f"  ({_fmt(p, 2)}x)")
+    return "\n".join(lines)
+
+
+@main.command()
+@cluster_arg
+@click.option("--routing", type=click.Choice(["fluid", "wcmp", "roce-hash", "uec-spray", "optimal"]), default=None,
+              help="routing model (default from transport.protocol: roce -> roce-hash, uec -> uec-spray, ideal -> fluid)")
+@click.option("--traffic", default="jobs", show_default=True,
+              help="jobs | uniform | permutation | incast | FILE.csv (src,dst,bytes with endpoint names)")
+@click.option("--fail", "fail", default="", help="comma-separated links ('a->b' or 'a--b') and switch names to fail")
+@click.option("--seed", type=int, default=None, help="seed of the hash and the random patterns (default goals.seed)")
+@click.option("--qps", type=int, default=None, help="queue pairs per connection (default transport.qps_per_connection)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
+@handle_errors
+def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path):
+    """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
+    from .fabric import build
+    from .routing import analyze as _analyze
+    from .spec import load
+    c = load(cluster)
+    if traffic not in ("jobs", "uniform", "permutation", "incast") and not Path(traffic).is_file():
+        raise SpecError([("--traffic", f"expected jobs, uniform, permutation, incast or a CSV file; {traffic!r} is none of these")])
+    f = build(c)
+    a = _analyze(c, f, routing=routing, traffic=traffic, fail=[x for x in fail.split(",") if x.strip()],
+                 seed=seed, qps=qps)
+    if loads_path:
+        _write_loads(loads_path, a.loads_table(f))
+    if as_json:
+        emit_json(a.to_dict())
+    else:
+        click.echo(_render(a.to_dict()))
