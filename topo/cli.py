@@ -90,3 +90,4 @@ def describe(cluster, as_json):
 from . import cli_export  # noqa: E402,F401
 from . import cli_failures  # noqa: E402,F401
 from . import cli_budget  # noqa: E402,F401
+from . import cli_analyze  # noqa: E402,F401
