@@ -516,14 +516,18 @@ def _read_results(res_dir: Path) -> dict:
 
 
 # --- outputs ------------------------------------------------------------------------------
-def pareto_front(rows: list[dict], keys=("network_cost_usd", "total_kw", "completion_time_s")) -> list[int]:
+def pareto_front(rows: list[dict], keys=("network_cost_usd", "total_kw", "completion_time_s"),
+                 healthy_only: bool = False) -> list[int]:
     """Indices of rows not dominated in all of ``keys`` (smaller is better).
 
-    Rows missing a key are left out. A row is dominated when another is no
-    worse in every key and better in one. Ties (equal in all keys) are all kept.
+    Rows missing a key are left out; with ``healthy_only`` only rows of the
+    ``none`` scenario compete (when there are any). A row is dominated when
+    another is no worse in every key and better in one. Ties are all kept.
     """
+    use_healthy = healthy_only and any(r.get("scenario") == "none" for r in rows)
     pts = [(i, tuple(r[k] for k in keys)) for i, r in enumerate(rows)
-           if r.get("status") == "ok" and all(r.get(k) is not None for k in keys)]
+           if r.get("status") == "ok" and all(r.get(k) is not None for k in keys)
+           and (not use_healthy or r.get("scenario") == "none")]
     front = []
     for i, a in pts:
         dominated = any(all(bj <= aj for aj, bj in zip(a, b)) and any(bj < aj for aj, bj in zip(a, b))
@@ -563,7 +567,7 @@ def write_outputs(rows: list[dict], out: Path, name: str) -> list[Path]:
         buf = pa.BufferOutputStream()
         pq.write_table(pa.table(cols), buf)
         files.append(write_bytes_atomic(out / "results.parquet", buf.getvalue().to_pybytes()))
-    front = pareto_front(rows)
+    front = pareto_front(rows, healthy_only=True)
     files.append(write_text_atomic(out / "report.md", report_md(rows, front, name)))
     files.append(write_text_atomic(out / "report.html", report_html(rows, front, name)))
     return files
@@ -584,7 +588,7 @@ def _fmt(v) -> str:
 def report_md(rows, front, name) -> str:
     ok = sum(1 for r in rows if r.get("status") == "ok")
     lines = [f"# Sweep {name}", "", f"{len(rows)} results ({ok} ok, {len(rows) - ok} infeasible).", "",
-             "## Pareto front (network cost, total power, completion time; smaller is better)", ""]
+             "## Pareto front of the healthy designs (network cost, total power, completion time; smaller is better)", ""]
     if not front:
         lines.append("No result has all three figures (completion time needs the routing engine).")
     lines += _md_table([rows[i] for i in front]) if front else []
@@ -612,5 +616,5 @@ def report_html(rows, front, name) -> str:
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}</style></head><body>"
             f"<h1>Sweep {e(name)}</h1><p>{len(rows)} results ({ok} ok, {len(rows) - ok} infeasible).</p>"
-            "<h2 id='pareto'>Pareto front (network cost, total power, completion time; smaller is better)</h2>"
+            "<h2 id='pareto'>Pareto front of the healthy designs (network cost, total power, completion time; smaller is better)</h2>"
             f"{front_html}<h2 id='all'>All results</h2>{table(rows)}</body></html>\n")
