@@ -685,31 +685,29 @@ def expected_loss(ctx: _Ctx, rates) -> dict:
 class Traffic:
     """Healthy and failed routing of the placed jobs' demands, per routing model.
 
-    Completion time of a job under a model = its ideal communication time x
-    the largest utilisation (at least 1) of any link its flows load
-    (proportional sharing of overloaded links, the fluid-model rule of
-    :mod:`topo.routing`). Under ``uec-spray`` each job is routed on its own
-    (loads add up, so the sum is the joint load) to know which links it uses;
-    under ``roce-hash`` the queue-pair paths of one joint routing give it.
-    Slowdown = failed time / healthy time; ``None`` when the job loses ranks or
-    some of its demand becomes unreachable (the job cannot run as placed).
+    Job completion times come from :mod:`topo.routing` (the same rule as
+    ``topo analyze``): under ``uec-spray`` a job's ideal time x the largest
+    utilisation (at least 1) of the links it loads; under ``roce-hash`` the
+    max-min fair (water-filling) rates of its queue pairs. Each model uses its
+    own protocol's wire efficiency. Slowdown = failed time / healthy time;
+    ``None`` when the job loses ranks or some of its demand becomes
+    unreachable (the job cannot run as placed).
     """
 
     def __init__(self, ctx: "_Ctx", seed: int = 0, models=ROUTING_MODELS):
         from . import traffic as T
-        from .spec import wire_efficiency
+        from .routing import protocol_efficiency
         self.ctx = ctx
         self.seed = int(seed)
         self.models = tuple(models)
         cl = ctx.cluster
         self.qps = cl.file.transport.qps_per_connection
-        self.eff = wire_efficiency(cl)
-        self.demands = T.job_demands(cl, ctx.fabric, ctx.placement, efficiency=self.eff)
-        names = list(self.demands.job_names)
+        proto = {"roce-hash": "roce", "uec-spray": "uec", "fluid": "ideal", "wcmp": "ideal"}
+        self.eff = {m: protocol_efficiency(cl, proto[m]) for m in self.models}
+        self.demands = {m: T.job_demands(cl, ctx.fabric, ctx.placement, efficiency=self.eff[m]) for m in self.models}
+        names = list(self.demands[self.models[0]].job_names)
         # job index in ctx.job_names for each demand-job index
         self.jmap = np.array([ctx.job_names.index(n) for n in names], np.int64) if names else np.zeros(0, np.int64)
-        self.ideal = np.asarray(self.demands.job_time_s, np.float64)
-        self.by_job = [np.flatnonzero(self.demands.job == j) for j in range(len(names))]
         self.healthy = {}
         self.healthy_load = {}
         self.routes = 0
@@ -719,42 +717,13 @@ class Traffic:
             self.healthy_load[m] = load
 
     def _times(self, model: str, failed: Optional[np.ndarray]):
-        """(per-job completion time, per-job unreachable Gb/s, total directed-link load)."""
-        from .routing import route
+        """(per-job completion time (inf when unreachable), unreachable Gb/s, total directed-link load)."""
+        from .routing import _run_model
         f = self.ctx.fabric
-        nj = len(self.by_job)
-        factor = np.ones(nj)
-        unreach = np.zeros(nj)
-        if model == "roce-hash":
-            rr = route(f, self.demands, model, failed_links=failed, seed=self.seed, qps=self.qps,
-                       efficiency=self.eff, record_paths=True)
-            self.routes += 1
-            load = rr.link_gbps_load
-            util = np.concatenate([rr.utilization, [0.0]])
-            if rr.qp_path is not None and rr.qp_path.size:
-                path = np.where(rr.qp_path >= 0, rr.qp_path, util.shape[0] - 1)
-                qmax = util[path].max(axis=1)
-                qjob = self.demands.job[rr.qp_flow].astype(np.int64)
-                np.maximum.at(factor, qjob, qmax)
-            unreach = np.bincount(self.demands.job.astype(np.int64), weights=rr.flow_unreachable, minlength=nj)[:nj]
-        else:
-            load = np.zeros(f.n_links)
-            used = []
-            for j, idx in enumerate(self.by_job):
-                rr = route(f, self.demands.select(np.isin(np.arange(self.demands.src.shape[0]), idx)), model,
-                           failed_links=failed, seed=self.seed, qps=self.qps, efficiency=self.eff)
-                self.routes += 1
-                load += rr.link_gbps_load
-                used.append(rr.link_gbps_load > 0)
-                unreach[j] = rr.unreachable_gbps
-            dead = np.zeros(f.n_links, bool) if failed is None else failed
-            cap = np.where(dead, 0.0, f.link_gbps)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
-            for j, u in enumerate(used):
-                if u.any():
-                    factor[j] = max(1.0, float(util[u].max()))
-        return self.ideal * factor, unreach, load
+        dead = np.zeros(f.n_links, bool) if failed is None else failed
+        total, times, unreach, _ = _run_model(f, self.demands[model], model, dead, self.seed, self.qps, self.eff[model])
+        self.routes += 1
+        return np.asarray(times, np.float64), float(unreach), total
 
     def link_color(self) -> np.ndarray:
         """Codes of (tier, capacity, healthy load both ways under every model) per physical link."""
@@ -779,10 +748,10 @@ class Traffic:
         for m in self.models:
             times, unreach, _ = self._times(m, dead)
             sl = {}
-            for j in range(len(self.by_job)):
+            for j in range(self.jmap.shape[0]):
                 gj = int(self.jmap[j])
                 name = self.ctx.job_names[gj]
-                if gj in lost or unreach[j] > 1e-9:
+                if gj in lost or not math.isfinite(times[j]):
                     sl[name] = None
                     out["jobs"].add(gj)
                     continue
@@ -792,11 +761,12 @@ class Traffic:
                 if abs(x - 1.0) > 1e-9:
                     out["jobs"].add(gj)
             out["slowdown"][m] = sl
-            out["unreachable_gbps"] = max(out["unreachable_gbps"], float(unreach.sum()))
+            out["unreachable_gbps"] = max(out["unreachable_gbps"], unreach)
         return out
 
     def summary(self) -> dict:
         return {"routed": True, "models": list(self.models), "seed": self.seed, "qps": self.qps,
+                "wire_efficiency": dict(self.eff),
                 "route_calls": self.routes,
                 "healthy_completion_s": {m: self.healthy_completion(m) for m in self.models}}
 
