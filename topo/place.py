@@ -201,6 +201,7 @@ class _Problem:
         order = np.argsort(self.d_cell, kind="stable")
         bounds = np.searchsorted(self.d_cell[order], np.arange(self.C + 1))
         self.cell_doms = [order[bounds[c]:bounds[c + 1]] for c in range(self.C)]
+        self.group_cells = [np.flatnonzero(self.c_group == g) for g in range(self.G)]
 
         # busy nodes and power
         fobj = cluster.file
@@ -603,6 +604,79 @@ def _cell_model(pb: _Problem, st: _State, jobs: list[_Job], cells: np.ndarray, t
     return name, counts, int(round(solver.ObjectiveValue())), int(math.ceil(solver.BestObjectiveBound() - 1e-6))
 
 
+def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray, totals: dict,
+                 hint: Optional[dict], time_s: float, seed: int, workers: int):
+    """CP-SAT over job x leaf inside one pod: every job gets its fixed unit count;
+    minimise traffic-weighted leaves spanned (plus one rack per leaf at least).
+    Returns (status, {job: {leaf group: units}})."""
+    from ortools.sat.python import cp_model
+    m = cp_model.CpModel()
+    srv_c = st.cell_servers()
+    fdom_c = st.cell_full_domains()
+    cap_c = np.minimum(srv_c, st.pcap[pb.c_rack])
+    S_g = np.bincount(pb.c_group, weights=cap_c, minlength=pb.G).astype(np.int64)
+    D_g = np.bincount(pb.c_group, weights=fdom_c, minlength=pb.G).astype(np.int64)
+    z: dict = {}
+    obj = []
+    jmap = {j.idx: j for j in jobs}
+    pin_groups: dict = {}
+    for j in jobs:
+        gu = np.bincount(pb.c_group, weights=st.cell_units(j), minlength=pb.G).astype(np.int64)
+        terms = []
+        for g in groups:
+            ub = int(min(gu[g], totals[j.idx]))
+            if ub <= 0:
+                continue
+            x = m.NewIntVar(0, ub, f"z[{j.idx},{g}]")
+            u = m.NewBoolVar(f"u[{j.idx},{g}]")
+            # units under leaf g mean the job spans it
+            m.Add(x <= ub * u)
+            z[j.idx, int(g)] = (x, u)
+            terms.append(x)
+            obj.append((j.weight * A_LEAF + F_RACK) * u)
+        if not terms:
+            return "INFEASIBLE", {}
+        m.Add(sum(terms) == totals[j.idx])
+        if j.pinned:
+            key = (j.allowed_rack.tobytes(), j.allowed_pod.tobytes())
+            pin_groups.setdefault(key, (j.allowed_rack, j.allowed_pod, []))[2].append(j)
+    # leaf capacity: servers (power-capped), whole domains for domain jobs
+    for g in groups:
+        lst = [(ji, xu[0]) for (ji, gg), xu in z.items() if gg == g]
+        if not lst:
+            continue
+        m.Add(sum(jmap[ji].chunk * x for ji, x in lst) <= int(S_g[g]))
+        dl = [x for ji, x in lst if jmap[ji].domain_job]
+        if dl:
+            m.Add(sum(dl) <= int(D_g[g]))
+    # jobs sharing a pinned area share its capacity
+    for ar, ap, js in pin_groups.values():
+        okc = ar[pb.c_rack] & ap[pb.c_pod]
+        capg = np.bincount(pb.c_group, weights=np.where(okc, cap_c, 0), minlength=pb.G)
+        for g in groups:
+            lst = [z[j.idx, int(g)][0] * j.chunk for j in js if (j.idx, int(g)) in z]
+            if lst:
+                m.Add(sum(lst) <= int(capg[g]))
+    m.Minimize(sum(obj))
+    if hint:
+        for (ji, g), (x, u) in z.items():
+            v = int(hint.get(ji, {}).get(g, 0))
+            m.AddHint(x, v)
+            m.AddHint(u, 1 if v else 0)
+    solver = cp_model.CpSolver()
+    _params(solver, time_s, seed, workers)
+    status = solver.Solve(m)
+    name = solver.StatusName(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, {}
+    counts: dict = {}
+    for (ji, g), (x, _) in z.items():
+        v = solver.Value(x)
+        if v:
+            counts.setdefault(ji, {})[g] = int(v)
+    return name, counts
+
+
 def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optional[dict],
                time_s: float, seed: int, workers: int):
     """CP-SAT over job x pod unit counts; a relaxation of the whole problem.
@@ -617,6 +691,8 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
     S_p = np.bincount(pb.c_pod, weights=np.minimum(srv_c, pcap_cell), minlength=P).astype(np.int64)
     D_p = np.bincount(pb.c_pod, weights=fdom_c, minlength=P).astype(np.int64)
     y: dict = {}
+    uvar: dict = {}
+    lvar: dict = {}
     obj = []
     placed = {}
     pin_groups: dict = {}
@@ -642,11 +718,22 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             u = m.NewBoolVar(f"u[{j.idx},{p}]")
             l = m.NewIntVar(0, int(np.count_nonzero(gu[pb.g_pod == p])), f"l[{j.idx},{p}]")
             y[j.idx, p] = x
+            uvar[j.idx, p], lvar[j.idx, p] = u, l
             # the job spans pod p iff it has units there; it needs at least ceil(y / largest leaf) leaves there
             m.Add(x <= ub * u)
             m.Add(x >= u)
             m.Add(l >= u)
             m.Add(int(Gmax[p]) * l >= x)
+            # sharper: with the pod's leaves sorted by capacity c_1 >= c_2 >= ..., holding x
+            # units needs l >= k - 1 + (x - C_{k-1}) / c_k for every k (C = cumulative sum)
+            caps = np.sort(gu[(pb.g_pod == p) & (gu > 0)])[::-1]
+            cum = 0
+            for k, ck in enumerate(caps.tolist(), start=1):
+                if k >= 2 and cum < ub:
+                    m.Add(int(ck) * l >= int(ck) * (k - 1) + x - int(cum))
+                cum += ck
+                if cum >= ub:
+                    break
             terms.append(x)
             us.append(u)
             ls.append(l)
@@ -681,16 +768,20 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
                 m.Add(sum(lst) <= cap)
     m.Minimize(sum(obj))
     if hint:
+        counts_h, leaves_h = hint
         for (ji, p), x in y.items():
-            m.AddHint(x, int(hint.get(ji, {}).get(p, 0)))
+            m.AddHint(x, int(counts_h.get(ji, {}).get(p, 0)))
+        for (ji, p), u in uvar.items():
+            m.AddHint(u, 1 if counts_h.get(ji, {}).get(p, 0) else 0)
+            m.AddHint(lvar[ji, p], int(leaves_h.get(ji, {}).get(p, 0)))
         for ji, pl in placed.items():
-            m.AddHint(pl, 1 if hint.get(ji) else 0)
+            m.AddHint(pl, 1 if counts_h.get(ji) else 0)
     solver = cp_model.CpSolver()
     _params(solver, time_s, seed, workers)
     status = solver.Solve(m)
     name = solver.StatusName(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return name, {}, None, None, m.Proto().variables.__len__()
+        return name, {}, None, None, len(m.Proto().variables)
     counts: dict = {}
     for (ji, p), x in y.items():
         v = solver.Value(x)
@@ -705,6 +796,31 @@ def _order(jobs: list[_Job]) -> list[_Job]:
     return sorted(jobs, key=lambda j: (-j.prio, -j.units * j.chunk, j.idx))
 
 
+def _kmin(avail: np.ndarray, need: int) -> Optional[int]:
+    """Fewest children (largest first) that together hold `need` units; None if they cannot."""
+    a = np.sort(avail[avail > 0])[::-1]
+    c = np.cumsum(a)
+    if c.size == 0 or c[-1] < need:
+        return None
+    return int(np.searchsorted(c, need) + 1)
+
+
+def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int) -> int:
+    """A valid lower bound: every job alone on the cluster as it is, in the fewest
+    leaves, pods and racks that could hold it (or its penalty when nothing could)."""
+    lb = 0
+    for j in jobs:
+        cu = st.cell_units(j)
+        kl = _kmin(np.bincount(pb.c_group, weights=cu, minlength=pb.G), j.units)
+        if kl is None:
+            lb += pb.penalty(j, big)
+            continue
+        kp = _kmin(np.bincount(pb.c_pod, weights=cu, minlength=pb.n_pods), j.units)
+        kr = _kmin(np.bincount(pb.c_rack, weights=cu, minlength=pb.n_racks), j.units)
+        lb += min(j.weight * (A_LEAF * (kl - 1) + A_POD * (kp - 1)) + F_RACK * kr, pb.penalty(j, big))
+    return lb
+
+
 def _place_fixed(pb: _Problem, st: _State) -> dict:
     out = {}
     for j in pb.jobs:
@@ -714,10 +830,19 @@ def _place_fixed(pb: _Problem, st: _State) -> dict:
     return out
 
 
-def _greedy(pb: _Problem) -> tuple[dict, _State]:
+_ORDERS = {
+    # Slurm / Kueue: priority first, then larger jobs first
+    "priority": lambda j: (-j.prio, -j.units * j.chunk, j.idx),
+    # heuristic starts for the solver: largest first, heaviest traffic first
+    "size": lambda j: (-j.units * j.chunk, -j.prio, j.idx),
+    "traffic": lambda j: (-j.weight * j.units * j.chunk, -j.prio, j.idx),
+}
+
+
+def _greedy(pb: _Problem, order: str = "priority") -> tuple[dict, _State]:
     st = _State(pb)
     placed = _place_fixed(pb, st)
-    for j in _order([j for j in pb.jobs if j.fixed is None]):
+    for j in sorted([j for j in pb.jobs if j.fixed is None], key=_ORDERS[order]):
         s = _greedy_job(st, j)
         if s is not None:
             placed[j.idx] = s
@@ -730,7 +855,9 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
     placed = _place_fixed(pb, st)
     jobs = [j for j in pb.jobs if j.fixed is None]
     big = pb.big()
-    info: dict = {"stages": []}
+    fixed_cost = sum(pb.cost_of(pb.jobs[ji], s) for ji, s in placed.items())
+    simple = fixed_cost + _simple_bound(pb, st, jobs, big)
+    info: dict = {"stages": [], "simple_bound": simple}
     hint_cells = {j: _counts(pb.s_cell[s]) for j, s in greedy_placed.items()}
     base_cells = st.cell_servers()
     n_pairs = len(jobs) * int((base_cells > 0).sum())
@@ -740,8 +867,9 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
                                                time_s, seed, workers)
         info["stages"].append({"model": "job x cell", "status": name, "objective": obj, "bound": bound,
                                "jobs": len(jobs), "cells": pb.C})
-        if counts is None or obj is None:
-            return None, st, info, None, name
+        if obj is None:
+            return None, st, info, simple, name
+        bound = max(bound + fixed_cost, simple)
         for j in _order(jobs):
             got = []
             for c, k in sorted(counts.get(j.idx, {}).items()):
@@ -749,16 +877,19 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
             _finish(pb, st, j, got, placed)
         return placed, st, info, bound, name
     info["mode"] = "decomposed"
-    hint_pods = {j: _counts(pb.s_pod[s][:: 1]) for j, s in greedy_placed.items()}
-    # unit counts, not server counts
-    hint_pods = {j: {p: v // pb.jobs[j].chunk for p, v in d.items()} for j, d in hint_pods.items()}
-    t_pod = 0.5 * time_s
-    name, pod_counts, obj, bound, nvars = _pod_model(pb, st, jobs, big, hint_pods, t_pod, seed, workers)
+    # hint: the greedy placement's units per pod and leaves per pod
+    hint_pods = {j: {p: v // pb.jobs[j].chunk for p, v in _counts(pb.s_pod[s]).items()}
+                 for j, s in greedy_placed.items()}
+    hint_leaves = {j: _counts(pb.g_pod[np.unique(pb.s_group[s])]) for j, s in greedy_placed.items()}
+    t_pod = 0.4 * time_s
+    name, pod_counts, obj, bound, nvars = _pod_model(pb, st, jobs, big, (hint_pods, hint_leaves), t_pod,
+                                                     seed, workers)
     info["stages"].append({"model": "job x pod", "status": name, "objective": obj, "bound": bound,
                            "jobs": len(jobs), "pods": pb.n_pods, "variables": nvars,
                            "seconds": round(time.perf_counter() - t0, 3)})
     if obj is None:
-        return None, st, info, None, name
+        return None, st, info, simple, name
+    bound = max(bound + fixed_cost, simple)
     # per pod: jobs -> cells
     by_pod: dict = {}
     for ji, d in pod_counts.items():
@@ -775,26 +906,30 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
         cells = np.flatnonzero(pb.c_pod == p)
         pj = [jmap[ji] for ji in sorted(tot)]
         tl = remaining * len(tot) / weight_total
-        hint = {ji: {c: k // jmap[ji].chunk for c, k in hint_cells.get(ji, {}).items() if pb.c_pod[c] == p}
-                for ji in tot}
-        nm, counts, _, _ = _cell_model(pb, st, pj, cells, tot, big, hint, tl, seed, workers)
+        hint = {ji: {int(pb.c_group[c]): 0 for c in hint_cells.get(ji, {})} for ji in tot}
+        for ji in tot:
+            for c, k in hint_cells.get(ji, {}).items():
+                if pb.c_pod[c] == p:
+                    g = int(pb.c_group[c])
+                    hint[ji][g] = hint[ji].get(g, 0) + k // jmap[ji].chunk
+        nm, counts = _group_model(pb, st, pj, np.flatnonzero(pb.g_pod == p), tot, hint, tl, seed, workers)
         pod_stats["solved"] += 1
         pod_stats["optimal"] += nm == "OPTIMAL"
-        if counts:
-            for j in sorted(pj, key=lambda x: (not x.domain_job, -tot[x.idx], x.idx)):
-                for c, k in sorted(counts.get(j.idx, {}).items()):
-                    got_by_job.setdefault(j.idx, []).append(st.fill_cell(j, c, k))
-        else:
+        if not counts:
             pod_stats["fallback"] += 1
+            counts = {}
             for j in _order(pj):
-                cu = st.cell_units(j)
-                cu = np.where(pb.c_pod == p, cu, 0)
+                cu = np.where(pb.c_pod == p, st.cell_units(j), 0)
                 gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
-                for g, k in _pick(gu, tot[j.idx]):
-                    cidx = np.flatnonzero(pb.c_group == g)
-                    for ci, kc in _pick(cu[cidx], k):
-                        got_by_job.setdefault(j.idx, []).append(st.fill_cell(j, int(cidx[ci]), kc))
-    info["stages"].append({"model": "job x cell per pod", "pods": pod_stats,
+                counts[j.idx] = dict(_pick(gu, tot[j.idx]))
+        # inside each leaf: racks best fit, domains and nodes contiguous
+        for j in sorted(pj, key=lambda x: (not x.domain_job, -tot[x.idx], x.idx)):
+            cu = st.cell_units(j)
+            for g, k in sorted(counts.get(j.idx, {}).items()):
+                cidx = pb.group_cells[g]
+                for ci, kc in _pick(cu[cidx], k):
+                    got_by_job.setdefault(j.idx, []).append(st.fill_cell(j, int(cidx[ci]), kc))
+    info["stages"].append({"model": "job x leaf per pod", "pods": pod_stats,
                            "seconds": round(time.perf_counter() - t0, 3)})
     for j in _order(jobs):
         if j.idx in pod_counts:
@@ -942,31 +1077,50 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         note = "greedy best-fit placement (no solver)"
         baseline = None
     else:
-        o_placed, _, info, bound, sname = _optimize(pb, g_placed, time_limit, seed, workers)
+        # solver start: the best of a few greedy orders (the baseline's among them)
+        starts = {"priority": (g_placed, g_res, g_ok)}
+        if len(pb.jobs) > 1:
+            for order in ("size", "traffic"):
+                pl, _ = _greedy(pb, order)
+                r_ = _assemble(pb, pl, big)
+                starts[order] = (pl, r_, not place_check.check(cluster, fabric, r_["assignment"], r_["unplaced"],
+                                                                r_["objective"]))
+        ok_starts = [k for k in starts if starts[k][2]]
+        best_start = min(ok_starts or ["priority"], key=lambda k: (starts[k][1]["objective"], _tier_cost(starts[k][1])))
+        h_placed, h_res, h_ok = starts[best_start]
+        solver_info["start"] = {k: v[1]["objective"] for k, v in starts.items()}
+        t_left = max(float(time_limit) - (time.perf_counter() - t0), 0.1 * float(time_limit))
+        o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers)
         solver_info.update(info)
         solver_info["status"] = sname
-        res, source = None, "optimized"
+        # candidates, each checked: the solver's placement, the solver's start, the baseline
+        cands = []
         if o_placed is not None:
             o_res = _assemble(pb, o_placed, big)
             viol = place_check.check(cluster, fabric, o_res["assignment"], o_res["unplaced"], o_res["objective"])
             if viol:
-                note = f"optimised placement failed its check ({viol[0]}); returned the checked greedy baseline"
-                source = "baseline"
-            elif g_ok and g_res["objective"] < o_res["objective"]:
-                note = "the decomposed model did worse than the greedy baseline; returned the baseline"
-                source = "baseline"
+                note = f"the solver's placement failed its check ({viol[0]}); "
             else:
-                res = o_res
+                cands.append((o_res["objective"], _tier_cost(o_res), 0, "optimized", o_res))
         else:
-            note = f"the solver found no placement ({sname}); returned the checked greedy baseline"
-            source = "baseline"
-        if res is None:
-            if not g_ok:
-                raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
-            res = g_res
+            note = f"the solver found no placement ({sname}); "
+        if h_ok:
+            cands.append((h_res["objective"], _tier_cost(h_res), 1, "start", h_res))
+        if g_ok:
+            cands.append((g_res["objective"], _tier_cost(g_res), 2, "baseline", g_res))
+        if not cands:
+            raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
+        cands.sort(key=lambda c: c[:3])
+        source, res = cands[0][3], cands[0][4]
+        tied = o_placed is not None and any(c[3] == "optimized" and c[0] == cands[0][0] for c in cands)
+        if source == "start":
+            note += (f"the solver's start (greedy, {best_start} order) " +
+                     ("ties the solver's placement and sends less traffic up the tree" if tied
+                      else "was not improved on") + "; returned the start")
+        elif source == "baseline":
+            note += ("the greedy baseline ties the solver's placement and sends less traffic up the tree"
+                     if tied else "nothing better passed the check") + "; returned the baseline"
         obj = res["objective"]
-        if bound is not None and bound > obj:
-            bound = obj  # cannot happen for a valid relaxation; keep the report consistent
         if o_placed is None:
             status = "UNKNOWN"
         elif bound is not None and obj == bound:
@@ -981,6 +1135,13 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         bound=bound, gap=gap, wall_s=time.perf_counter() - t0, policy=policy, source=source, note=note,
         jobs=res["jobs"], racks=res["racks"], stranded=res["stranded"], baseline=baseline,
         solver=solver_info, totals=res["totals"], server_names=names)
+
+
+def _tier_cost(res: dict) -> float:
+    """Tie-break between placements of equal objective: estimated bytes leaving
+    leaves, with bytes leaving pods weighted like the objective does."""
+    t = res["totals"]
+    return A_LEAF * t["cross_leaf_bytes"] + A_POD * t["super_spine_bytes"]
 
 
 def _assemble(pb: _Problem, placed: dict, big: int) -> dict:
