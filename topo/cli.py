@@ -88,6 +88,7 @@ def describe(cluster, as_json):
     else:
         click.echo(describe_text(d))
 from . import cli_export  # noqa: E402,F401
+from . import cli_place  # noqa: E402,F401
 from . import cli_failures  # noqa: E402,F401
 from . import cli_budget  # noqa: E402,F401
 from . import cli_analyze  # noqa: E402,F401
