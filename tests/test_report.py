@@ -1,0 +1,291 @@
+"""The report: structure, escaping, determinism, self-containment, headless Chromium, `topo report`."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import topo
+from topo import report as rp
+from topo.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EVIL = "<script>alert(\"x\")</script>'q\""
+
+
+# --- a plan made of real results on a small cluster ---------------------------------------
+def _metrics(fabric, util: dict, demands) -> dict:
+    """Metrics dict in the plan's shape from real routing results (one per transport model)."""
+    from topo.fabric import LINK_TIER_NAMES
+    out = {}
+    for model, u in util.items():
+        tiers = []
+        for t in range(3):
+            x = u[fabric.link_tier == t]
+            if x.size:
+                tiers.append({"tier": LINK_TIER_NAMES[t], "max_util": float(x.max()),
+                              "p99_util": float(np.percentile(x, 99)), "mean_util": float(x.mean())})
+        out[model] = tiers
+    u = util["roce-hash"]
+    pods = fabric.ep_pod()
+    P = int(pods.max()) + 1
+    pm = np.zeros((P, P))
+    np.add.at(pm, (pods[demands.src], pods[demands.dst]), demands.rate_gbps)
+    hot = np.argsort(-u, kind="stable")[:10]
+    return {"tiers": out["roce-hash"], "link_util": u.tolist(), "pod_matrix_gbps": pm.tolist(),
+            "hottest_links": [{"name": fabric.link_name(int(l)), "util": float(u[l])} for l in hot],
+            "transport_compare": {m: {"tiers": {t["tier"]: {"max_util": t["max_util"]} for t in tiers}}
+                                  for m, tiers in out.items()}}
+
+
+def real_plan(data: dict, *, with_budget=True, with_failures=True) -> dict:
+    from topo.budget import budget
+    from topo.describe import describe
+    from topo.failures import analyze_failures
+    from topo.place import place
+    from topo.routing import route
+    from topo.traffic import job_demands
+    c = topo.from_dict(data)
+    f = topo.build(c)
+    pr = place(c, f, time_limit=5, seed=1, workers=1).to_dict()
+    a = {k: np.asarray(v) for k, v in pr["assignment"].items()}
+    d = job_demands(c, f, a)
+    util = {m: route(f, d, m, seed=1).utilization for m in ("roce-hash", "uec-spray")}
+    plan = {"plan_version": 1, "topo_version": topo.__version__, "versions": {"numpy": np.__version__},
+            "created": "2026-01-01T00:00:00+00:00", "seed": 1, "workers": 1, "time_limit_s": 5.0,
+            "cluster_file": data, "cluster_file_after": None, "describe_before": describe(f, c),
+            "describe_after": None, "placement": pr, "budget": None, "metrics_before": _metrics(f, util, d),
+            "metrics_after": None, "failures": None, "solver": {"placement": pr["solver"], "budget": None}}
+    ca, fa = c, f
+    if with_budget:
+        b = budget(c, f, placement=a, time_limit=5, seed=1, workers=1)
+        bd = b.to_dict()
+        after = bd.pop("cluster_after")
+        after = after.file.model_dump(mode="json") if hasattr(after, "file") else after
+        ca = topo.from_dict(after)
+        fa = topo.build(ca)
+        da = job_demands(ca, fa, a)
+        ua = {m: route(fa, da, m, seed=1).utilization for m in ("roce-hash", "uec-spray")}
+        plan.update(budget=bd, cluster_file_after=after, describe_after=describe(fa, ca),
+                    metrics_after=_metrics(fa, ua, da))
+        plan["solver"]["budget"] = bd.get("solver")
+    if with_failures:
+        plan["failures"] = analyze_failures(ca, fa, placement=a).to_dict()
+    return json.loads(json.dumps(plan, default=float))
+
+
+def small_data() -> dict:
+    return yaml.safe_load((EXAMPLES / "small.yaml").read_text())
+
+
+def evil_data() -> dict:
+    d = small_data()
+    d["name"] = "cl" + EVIL
+    d["description"] = "desc " + EVIL
+    d["node_types"][0]["name"] = "gpu" + EVIL
+    d["racks"][0]["nodes"] = {"gpu" + EVIL: 2, "cpu": 1}
+    d["racks"][0]["name"] = "rack" + EVIL
+    for j in d["jobs"]:
+        j["name"] = j["name"] + EVIL + "<img src=x onerror=alert(1)>"
+    return d
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return real_plan(small_data())
+
+
+@pytest.fixture(scope="module")
+def html(plan):
+    return rp.render_html(plan)
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.attrs, self.ids, self.text = [], [], [], []
+        self.stack = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += attrs
+        self.ids += [v for k, v in attrs if k == "id"]
+        self.stack.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(html: str) -> Tags:
+    p = Tags()
+    p.feed(html)
+    return p
+
+
+SVG_TAGS = {"svg", "g", "path", "defs", "clippath", "use", "text", "rect", "image", "style", "lineargradient",
+            "stop", "polyline", "line", "circle", "tspan", "pattern", "mask", "polygon", "symbol", "title"}
+HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "nav", "a", "main", "section", "h2",
+             "p", "dl", "dt", "dd", "figure", "figcaption", "strong", "div", "table", "caption", "thead", "tr",
+             "th", "tbody", "td", "footer"}
+
+
+# --- structure -------------------------------------------------------------------------------
+def test_sections_and_figures_present(html):
+    t = parse(html)
+    first_section = re.search(r'<section id="([^"]+)"', html).group(1)
+    assert first_section == "summary"
+    for sid in ("summary", "fabric", "budget", "utilisation", "traffic", "transport", "power", "bom", "placement",
+                "failures", "solver"):
+        assert sid in t.ids, sid
+    for fid in ("fig-tiers", "fig-util", "fig-pods", "fig-transport", "fig-power", "fig-failures"):
+        assert fid in t.ids, fid
+    assert t.tags.count("svg") >= 6
+    text = " ".join(t.text)
+    for label in ("What changed", "What it costs", "What it saves", "What is at risk"):
+        assert label in text
+    assert "Not computed" not in text  # every section has its data in this plan
+
+
+def test_numbers_come_from_the_plan(plan, html):
+    text = " ".join(parse(html).text)
+    # the summary's capex is the budget's chosen capex; switch counts are the plan's
+    assert rp.usd(plan["budget"]["cost"]["chosen"]["capex_usd"]) in text
+    for t in plan["describe_after"]["tiers"]:
+        assert f"{t['tier']}: " in text
+    for job in plan["placement"]["assignment"]:
+        assert job in text
+    n_racks = len(plan["placement"]["racks"])
+    assert f"{n_racks} racks" in text
+
+
+def test_self_contained(html):
+    t = parse(html)
+    assert "script" not in t.tags
+    assert set(t.tags) <= HTML_TAGS | SVG_TAGS, set(t.tags) - HTML_TAGS - SVG_TAGS
+    for k, v in t.attrs:
+        if k in ("src", "href", "xlink:href"):
+            assert not re.match(r"\s*(https?:)?//", v or ""), (k, v)
+    assert "<link" not in html and "@import" not in html and "url(http" not in html
+    assert len(html.encode()) < 5_000_000
+
+
+def test_missing_sections_say_not_computed():
+    p = real_plan(small_data(), with_budget=False, with_failures=False)
+    t = parse(rp.render_html(p))
+    text = " ".join(t.text)
+    assert "Not computed: the link budget was not computed" in text
+    assert "Not computed: failure analysis not computed" in text
+    assert "failure headroom not computed" in text  # and the summary says what is at risk
+    minimal = {"plan_version": 1, "cluster_file": small_data(), "placement": {"assignment": {}}, "metrics_before": None}
+    text = " ".join(parse(rp.render_html(minimal)).text)
+    assert text.count("Not computed") >= 6
+
+
+def test_escaping_of_every_user_name():
+    p = real_plan(evil_data(), with_budget=False, with_failures=True)
+    html = rp.render_html(p)
+    t = parse(html)
+    assert "script" not in t.tags and "img" not in t.tags
+    assert set(t.tags) <= HTML_TAGS | SVG_TAGS
+    assert not [k for k, _ in t.attrs if k.startswith("on")]
+    assert EVIL in "".join(t.text)  # shown as text, not markup
+    md, images = rp.render_markdown(p)
+    assert "<script" not in md and "<img" not in md
+    assert "&lt;script&gt;" in md
+
+
+# --- determinism, Markdown, files ---------------------------------------------------------------
+def test_deterministic(plan, html):
+    assert rp.render_html(plan) == html
+    md1, img1 = rp.render_markdown(plan)
+    md2, img2 = rp.render_markdown(plan)
+    assert md1 == md2 and img1 == img2
+
+
+def test_markdown_same_content(plan, html):
+    md, images = rp.render_markdown(plan, "imgs")
+    heads = re.findall(r"^## (.+)$", md, re.M)
+    assert heads[0] == "Summary"
+    html_heads = re.findall(r"<h2>(.*?)</h2>", html)
+    assert heads == [h.replace("&amp;", "&") for h in html_heads]
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert sorted(links) == sorted(images) and all(l.startswith("imgs/") for l in links)
+    assert all(v.startswith(b"\x89PNG\r\n\x1a\n") for v in images.values())
+    # every table row has as many cells as its header
+    for block in re.findall(r"((?:^\|.*\|\n)+)", md, re.M):
+        rows = [r for r in block.splitlines() if r.strip()]
+        n = len(re.findall(r"(?<!\\)\|", rows[0]))
+        assert all(len(re.findall(r"(?<!\\)\|", r)) == n for r in rows), rows[:3]
+
+
+def test_tables_are_capped():
+    t = rp.make_table([{"name": f"r{i}", "v": i} for i in range(500)], limit=40)
+    assert len(t.rows) == 40 and t.total == 500 and "40 of 500" in t.note
+
+
+def test_write_report_atomic(plan, tmp_path):
+    out = tmp_path / "out"
+    written = rp.write_report(plan, out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["report-images", "report.html", "report.md"]
+    assert {p.name for p in written} >= {"report.html", "report.md"}
+    md = (out / "report.md").read_text()
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / link).is_file()
+    with pytest.raises(topo.SpecError, match="--force"):
+        rp.write_report(plan, out)
+    (out / "report-images" / "stale.png").write_bytes(b"x")
+    rp.write_report(plan, out, force=True)
+    assert not (out / "report-images" / "stale.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["report-images", "report.html", "report.md"]
+
+
+def test_cli_report(plan, html, tmp_path):
+    pp = tmp_path / "plan.json"
+    pp.write_text(json.dumps(plan))
+    r = CliRunner().invoke(main, ["report", str(pp), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r" / "report.html").read_text() == html
+    r = CliRunner().invoke(main, ["report", str(pp), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--force" in r.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"plan_version": 1, "cluster_file": {}, "metrics_before": {}}))
+    r = CliRunner().invoke(main, ["report", str(bad), "-o", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "placement" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "b").exists()
+
+
+# --- headless Chromium ------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium); "
+                                             "the report screenshot test needs it")
+def test_report_renders_in_headless_chromium(plan, tmp_path):
+    from PIL import Image
+    rp.write_report(plan, tmp_path / "out")
+    shot = tmp_path / "shot.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,3000",
+           (tmp_path / "out" / "report.html").resolve().as_uri()]
+    subprocess.run(cmd, check=True, timeout=120, capture_output=True)
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(np.int16)
+    assert img.shape[0] >= 2000 and img.shape[1] >= 1200
+    # not blank: many distinct colours (text, figure fills) and dark text pixels in the top part
+    flat = img.reshape(-1, 3)
+    assert len(np.unique(flat[:: 7], axis=0)) > 50
+    top = img[:800]
+    assert (top.sum(axis=2) < 200).mean() > 0.001
+    # the accent blue of the figures is on screen
+    blue = (np.abs(img - np.array([31, 111, 235])).sum(axis=2) < 40).mean()
+    assert blue > 0.001
