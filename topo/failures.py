@@ -433,10 +433,23 @@ class FailureResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"version": 1, "cluster": self.cluster, "placement": self.placement_note,
+        return _finite({"version": 1, "cluster": self.cluster, "placement": self.placement_note,
                 "grouped": self.grouped, "single": [dict(r) for r in self.single], "k": dict(self.k),
                 "expected_loss": dict(self.expected_loss), "traffic": dict(self.traffic),
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3)})
+
+
+def _finite(o):
+    """JSON-safe copy: non-finite floats become None, numpy scalars Python numbers."""
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _jobs_hit(ctx: _Ctx, links: np.ndarray, down: np.ndarray) -> set:
@@ -710,11 +723,13 @@ class Traffic:
         self.jmap = np.array([ctx.job_names.index(n) for n in names], np.int64) if names else np.zeros(0, np.int64)
         self.healthy = {}
         self.healthy_load = {}
+        self.healthy_unreach = {}
         self.routes = 0
         for m in self.models:
             times, unreach, load = self._times(m, None)
             self.healthy[m] = times
             self.healthy_load[m] = load
+            self.healthy_unreach[m] = unreach
 
     def _times(self, model: str, failed: Optional[np.ndarray]):
         """(per-job completion time (inf when unreachable), unreachable Gb/s, total directed-link load)."""
@@ -745,17 +760,24 @@ class Traffic:
         dead[2 * links + 1] = True
         lost = set(int(x) for x in np.unique(self.ctx.ep_job[down]) if x >= 0) if down.size else set()
         out = {"slowdown": {}, "unreachable_gbps": 0.0, "jobs": set()}
+        nothing = links.size == 0 and down.size == 0
         for m in self.models:
-            times, unreach, _ = self._times(m, dead)
+            if nothing:  # the healthy fabric: no need to route again
+                times, unreach = self.healthy[m], self.healthy_unreach[m]
+            else:
+                times, unreach, _ = self._times(m, dead)
             sl = {}
             for j in range(self.jmap.shape[0]):
                 gj = int(self.jmap[j])
                 name = self.ctx.job_names[gj]
+                h = self.healthy[m][j]
+                if not math.isfinite(h):  # cannot run even on the healthy fabric
+                    sl[name] = None
+                    continue
                 if gj in lost or not math.isfinite(times[j]):
                     sl[name] = None
                     out["jobs"].add(gj)
                     continue
-                h = self.healthy[m][j]
                 x = float(times[j] / h) if h > 0 else 1.0
                 sl[name] = x
                 if abs(x - 1.0) > 1e-9:

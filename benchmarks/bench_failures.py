@@ -1,0 +1,164 @@
+"""Failure analysis and sweep throughput.
+
+1. The exhaustive single-failure sweep of the 131,072-accelerator reference
+   (examples/reference-131k.yaml): every switch, every link (one of each
+   bundle), every NIC, scale-up switch and rack power feed, grouped by
+   symmetry class; capacity loss per tier, isolation and jobs hit. Then the
+   cost of the traffic part at this size: the healthy routing under
+   roce-hash and uec-spray, the number of classes once healthy loads refine
+   them, and one routed failure (a spine), from which the routed sweep time
+   is extrapolated (not run).
+2. A 1,000-variant sweep of a small cluster on 1 local worker process and on
+   2 workers of a local Dask cluster, and the ratio.
+
+    python benchmarks/bench_failures.py [--variants 1000] [--skip-traffic]
+
+Prints a table and, as the last line, one JSON object with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def part_failures(skip_traffic: bool) -> dict:
+    import numpy as np
+    from topo import failures as F
+    from topo.fabric import build
+    from topo.spec import load
+    t0 = time.perf_counter()
+    c = load(ROOT / "examples" / "reference-131k.yaml")
+    fab = build(c)
+    t1 = time.perf_counter()
+    res = F.analyze_failures(c, fab, traffic=False)
+    t2 = time.perf_counter()
+    kinds = {}
+    for r in res.single:
+        k = kinds.setdefault(r["kind"], [0, 0])
+        k[0] += 1
+        k[1] += r["count"]
+    out = {"accelerators": int(fab.ep_is_accel.sum()), "switches": fab.n_switches,
+           "physical_links": fab.n_links // 2, "build_s": t1 - t0, "single_sweep_s": t2 - t1,
+           "failures": sum(r["count"] for r in res.single), "classes": len(res.single),
+           "by_kind": {k: {"classes": v[0], "failures": v[1]} for k, v in kinds.items()},
+           "peak_rss_mb_structural": rss_mb()}
+    if skip_traffic:
+        return out
+    ctx = F._context(c, fab, None)
+    t3 = time.perf_counter()
+    ctx.traffic = F.Traffic(ctx, seed=c.file.goals.seed)
+    t4 = time.perf_counter()
+    cands = F._candidates(ctx)
+    classes = F.group_candidates(ctx, cands, True, ctx.traffic.link_color())
+    t5 = time.perf_counter()
+    n_routed_classes = sum(len(v) for v in classes.values())
+    spine = int(np.flatnonzero(fab.node_tier == 2)[0])
+    row = F._evaluate(ctx, "switch", spine)
+    t6 = time.perf_counter()
+    out.update({"healthy_routing_s": t4 - t3, "grouping_with_loads_s": t5 - t4,
+                "classes_with_loads": n_routed_classes, "one_routed_failure_s": t6 - t5,
+                "routed_sweep_estimate_s": n_routed_classes * (t6 - t5),
+                "spine_failure": {"name": row["name"], "slowdown": row["slowdown"],
+                                  "unreachable_gbps": row["unreachable_gbps"]},
+                "peak_rss_mb": rss_mb()})
+    return out
+
+
+SMALL = {
+    "version": 1, "name": "bench-small",
+    "node_types": [{"name": "gpu", "platform": "hgx-h100"}],
+    "racks": [{"name": "r", "count": 4, "nodes": {"gpu": 2}, "power_limit_kw": 40}],
+    "fabric": {"family": "clos", "tiers": [{"switch": "th4-64x400"}, {"switch": "th4-64x400"}]},
+    "transport": {"protocol": "roce", "qps_per_connection": 2},
+    "jobs": [{"name": "a", "accelerators": 32, "tp": 8,
+              "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]},
+             {"name": "b", "accelerators": 16, "tp": 8, "ep": 2,
+              "collectives": [{"op": "alltoall", "group": "ep", "bytes": "256MiB"}]}],
+    "goals": {"seed": 1},
+}
+
+
+def write_sweep(tmp: Path, n_variants: int) -> Path:
+    import yaml
+    (tmp / "base.yaml").write_text(yaml.safe_dump(SMALL))
+    os_vals = [1, 1.5, 2, 3, 4]
+    qps = [1, 2, 4, 8]
+    tr = ["roce", "uec"]
+    n_limit = max(1, -(-n_variants // (len(os_vals) * len(qps) * len(tr))))
+    limits = [30 + i for i in range(n_limit)]
+    grid = {"oversubscription": os_vals, "qps_per_connection": qps, "transport": tr, "rack_power_limit_kw": limits}
+    (tmp / "sweep.yaml").write_text(yaml.safe_dump({"version": 1, "name": "bench", "base": "base.yaml",
+                                                    "seed": 1, "grid": grid, "failures": ["none"]}))
+    return tmp / "sweep.yaml"
+
+
+def part_sweep(n_variants: int) -> dict:
+    import distributed
+    from topo.sweep import load_sweep, run_sweep
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        sw = write_sweep(tmp, n_variants)
+        n = len(load_sweep(sw)["tasks"])
+        t0 = time.perf_counter()
+        local = run_sweep(sw, tmp / "local", workers=1)
+        t1 = time.perf_counter()
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as lc:
+            t2 = time.perf_counter()
+            dask = run_sweep(sw, tmp / "dask", scheduler=lc.scheduler_address)
+            t3 = time.perf_counter()
+        strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "seconds"} for r in rows), key=lambda r: r["id"])
+        out = {"variants": n, "local_1_worker_s": t1 - t0, "dask_2_workers_s": t3 - t2,
+               "dask_cluster_start_s": t2 - t1,
+               "local_variants_per_s": n / (t1 - t0), "dask_variants_per_s": n / (t3 - t2),
+               "speedup_dask2_over_local1": (t1 - t0) / (t3 - t2),
+               "identical_results": strip(local["rows"]) == strip(dask["rows"]),
+               "ok": sum(1 for r in local["rows"] if r["status"] == "ok")}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--variants", type=int, default=1000)
+    ap.add_argument("--skip-traffic", action="store_true", help="skip the routed part at 131k")
+    ap.add_argument("--skip-sweep", action="store_true")
+    a = ap.parse_args(argv)
+    fig = {"benchmark": "failures"}
+    f = part_failures(a.skip_traffic)
+    fig["reference_131k"] = f
+    print("1. single-failure sweep of reference-131k (grouped by symmetry, capacity/isolation/jobs hit)")
+    print(f"   {f['accelerators']:,} accelerators, {f['switches']:,} switches, {f['physical_links']:,} links; build {f['build_s']:.2f} s")
+    print(f"   {f['failures']:,} single failures in {f['classes']} classes: {f['single_sweep_s']:.2f} s, peak RSS {f['peak_rss_mb_structural']:.0f} MB")
+    for k, v in f["by_kind"].items():
+        print(f"     {k:<15} {v['failures']:>9,} failures  {v['classes']:>4} classes")
+    if "healthy_routing_s" in f:
+        print(f"   traffic: healthy routing (roce-hash + uec-spray) {f['healthy_routing_s']:.1f} s; "
+              f"{f['classes_with_loads']} classes once loads refine them ({f['grouping_with_loads_s']:.1f} s)")
+        print(f"   one routed failure ({f['spine_failure']['name']}): {f['one_routed_failure_s']:.1f} s -> "
+              f"routed sweep estimate {f['routed_sweep_estimate_s']:.0f} s (not run); peak RSS {f['peak_rss_mb']:.0f} MB")
+    if not a.skip_sweep:
+        s = part_sweep(a.variants)
+        fig["sweep"] = s
+        print(f"2. sweep of {s['variants']} small variants ({s['ok']} ok)")
+        print(f"   local pool, 1 worker : {s['local_1_worker_s']:.1f} s ({s['local_variants_per_s']:.1f} variants/s)")
+        print(f"   Dask, 2 local workers: {s['dask_2_workers_s']:.1f} s ({s['dask_variants_per_s']:.1f} variants/s; "
+              f"cluster start {s['dask_cluster_start_s']:.1f} s not counted)")
+        print(f"   ratio (Dask 2 / local 1): {s['speedup_dask2_over_local1']:.2f}x; identical results: {s['identical_results']}")
+    print(json.dumps(fig, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
