@@ -286,7 +286,7 @@ def route_hash(uint64_t seed, int qps, int H,
     Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
     """
     cdef id_t ng = g_ptr.shape[0] - 1
-    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, pos, q, hop, base
+    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
     cdef uint64_t key
@@ -327,13 +327,14 @@ def route_hash(uint64_t seed, int qps, int H,
                 if best < 0:
                     unreach[f] += f_mass[f]
                     continue
+                c1 = c
                 mq = f_mass[f] / qps
                 for q in range(qps):
                     key = _qp_key(seed, <uint64_t>f_id[f], <uint64_t>q)
                     base = (f * qps + q) * H
                     hop = 0
                     # first hop: one of the uplinks at minimal distance
-                    j = <id_t>(_hop(key, <uint64_t>e) % <uint64_t>c)
+                    j = <id_t>(_hop(key, <uint64_t>e) % <uint64_t>c1)
                     for k in range(up_ptr[e], up_ptr[e + 1]):
                         u = up_link[k]
                         if dist[link_dst[u]] == best:

@@ -1,0 +1,261 @@
+"""Routing models against networkx and against their invariants, on small fabrics."""
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import EXAMPLES, cluster_dict, sw
+from topo import routing
+from topo.errors import SpecError
+from topo.fabric import build, fabric_from_arrays
+from topo.spec import from_dict, load
+from topo.traffic import Demands, permutation, uniform
+
+
+# --- small fabrics ------------------------------------------------------------------------
+def fat_tree(k: int, gbps=100.0):
+    """A k-ary fat tree from raw arrays (hosts, edge, aggregation, core)."""
+    h = k // 2
+    E = k ** 3 // 4
+    edge0, agg0 = E, E + k * h
+    core0 = agg0 + k * h
+    lo, hi = [np.arange(E)], [edge0 + np.arange(E) // h]
+    p, e, a = np.meshgrid(np.arange(k), np.arange(h), np.arange(h), indexing="ij")
+    lo.append((edge0 + p * h + e).ravel()), hi.append((agg0 + p * h + a).ravel())
+    p, a, c = np.meshgrid(np.arange(k), np.arange(h), np.arange(h), indexing="ij")
+    lo.append((agg0 + p * h + a).ravel()), hi.append((core0 + a * h + c).ravel())
+    tier = np.concatenate([np.zeros(E), np.ones(k * h), np.full(k * h, 2), np.full(h * h, 3)]).astype(np.int8)
+    return fabric_from_arrays(E, np.concatenate(lo), np.concatenate(hi), gbps, tier, family="fat_tree")
+
+
+def clos(leaves=4, spines=3, per_leaf=3, gbps=100.0):
+    E = leaves * per_leaf
+    lo = [np.arange(E)]
+    hi = [E + np.arange(E) // per_leaf]
+    l, s = np.meshgrid(np.arange(leaves), np.arange(spines), indexing="ij")
+    lo.append(E + l.ravel()), hi.append(E + leaves + s.ravel())
+    tier = np.concatenate([np.zeros(E), np.ones(leaves), np.full(spines, 2)]).astype(np.int8)
+    return fabric_from_arrays(E, np.concatenate(lo), np.concatenate(hi), gbps, tier, family="clos")
+
+
+def unit(d: Demands) -> Demands:
+    return Demands(d.src, d.dst, d.bytes, d.job, np.ones(d.n))
+
+
+def nx_graph(f, dead):
+    G = nx.Graph()
+    G.add_nodes_from(range(f.n_nodes))
+    for l in range(0, f.n_links, 2):
+        if not dead[l]:
+            G.add_edge(int(f.link_src[l]), int(f.link_dst[l]), l=l)
+    return G
+
+
+def switch_link(f, nth):
+    """Directed id of the nth physical switch-to-switch link."""
+    ids = np.flatnonzero((f.link_src >= f.n_endpoints) & (f.link_dst >= f.n_endpoints) & (np.arange(f.n_links) % 2 == 0))
+    return int(ids[nth % ids.size])
+
+
+CASES = [("fat4", lambda: fat_tree(4)), ("fat6", lambda: fat_tree(6)), ("clos", lambda: clos(5, 3, 3))]
+
+
+@pytest.mark.parametrize("name,make", CASES)
+@pytest.mark.parametrize("n_fail", [0, 2])
+def test_fluid_equals_edge_betweenness(name, make, n_fail):
+    f = make()
+    fail = [switch_link(f, 3 + 7 * i) for i in range(n_fail)]
+    dead = routing.failure_mask(f, fail)
+    r = routing.route(f, unit(uniform(f)), "fluid", failed_links=fail)
+    G = nx_graph(f, dead)
+    eps = list(range(f.n_endpoints))
+    bc = nx.edge_betweenness_centrality_subset(G, eps, eps, normalized=False)
+    ref = np.zeros(f.n_links // 2)
+    for (u, v), x in bc.items():
+        ref[G[u][v]["l"] // 2] = x
+    mine = r.link_gbps_load[0::2] + r.link_gbps_load[1::2]
+    # networkx counts each unordered pair once per direction and halves: loads = 2 x betweenness
+    np.testing.assert_allclose(mine, 2 * ref, rtol=1e-9, atol=1e-9)
+    assert r.unreachable_gbps == 0
+    # the aggregated uniform all-to-all gives the same loads
+    ru = routing.uniform_loads(f, "fluid", 1.0, failed_links=fail)
+    np.testing.assert_allclose(ru.link_gbps_load, r.link_gbps_load, rtol=1e-9, atol=1e-9)
+
+
+def test_fluid_betweenness_on_built_fat_tree():
+    d = cluster_dict(n_racks=2, nodes_per_rack=2, accel=4, family="fat_tree", k=4)
+    d["fabric"]["tiers"] = [{"switch": sw(4)}]
+    d["node_types"][0]["scaleup"] = {"size": 1}  # every pair crosses the fabric
+    c = from_dict(d)
+    f = build(c)
+    assert f.n_endpoints == 16
+    r = routing.route(f, unit(uniform(f)), "fluid")
+    G = nx_graph(f, np.zeros(f.n_links, bool))
+    bc = nx.edge_betweenness_centrality_subset(G, list(range(16)), list(range(16)), normalized=False)
+    for (u, v), x in bc.items():
+        l = G[u][v]["l"]
+        assert abs(r.link_gbps_load[l] + r.link_gbps_load[l ^ 1] - 2 * x) < 1e-9
+
+
+def _hops(f, dead, src, dst):
+    G = nx_graph(f, dead)
+    out = np.zeros(src.shape[0])
+    cache = {}
+    for i, (a, b) in enumerate(zip(src.tolist(), dst.tolist())):
+        if a not in cache:
+            cache[a] = nx.single_source_shortest_path_length(G, a)
+        out[i] = cache[a][b]
+    return out
+
+
+@pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray", "roce-hash"])
+def test_load_is_bytes_times_hops_and_conserved(model):
+    f = fat_tree(4)
+    fail = [switch_link(f, 5)]
+    dead = routing.failure_mask(f, fail)
+    d = permutation(f, 3e9, seed=3)
+    d = Demands.concat([d, uniform(f, 1e8)])
+    r = routing.route(f, d, model, failed_links=fail, qps=3, seed=11)
+    hops = _hops(f, dead, d.src, d.dst)
+    np.testing.assert_allclose(r.link_bytes.sum(), (d.bytes * hops).sum(), rtol=1e-9)
+    np.testing.assert_allclose(r.link_gbps_load.sum(), (d.rate_gbps * hops).sum(), rtol=1e-9)
+    # conservation: at every switch what comes in goes out; endpoints send and receive their demand
+    inflow = np.bincount(f.link_dst, weights=r.link_gbps_load, minlength=f.n_nodes)
+    outflow = np.bincount(f.link_src, weights=r.link_gbps_load, minlength=f.n_nodes)
+    S = slice(f.n_endpoints, None)
+    np.testing.assert_allclose(inflow[S], outflow[S], rtol=1e-9, atol=1e-9)
+    sent = np.bincount(d.src, weights=d.rate_gbps, minlength=f.n_endpoints)
+    np.testing.assert_allclose(outflow[: f.n_endpoints], sent, rtol=1e-9)
+    assert np.all(r.link_gbps_load[dead] == 0)
+
+
+def test_hash_tends_to_fluid():
+    f = fat_tree(4)
+    d = permutation(f, 1e9, seed=1)
+    fl = routing.route(f, d, "fluid").link_gbps_load
+    errs = []
+    for q in (1, 16, 1024):
+        h = routing.route(f, d, "roce-hash", qps=q, seed=2).link_gbps_load
+        errs.append(np.abs(h - fl).max() / fl.max())
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 0.1
+
+
+def test_hash_idle_fraction_matches_balls_in_bins():
+    n, m = 8, 6
+    f = clos(leaves=2, spines=n, per_leaf=m)
+    src = np.arange(m)
+    dst = m + np.arange(m)
+    d = Demands(src, dst, np.ones(m), np.full(m, -1, np.int32), np.ones(m))
+    up = np.flatnonzero((f.link_src == f.n_endpoints) & (f.link_dst > f.n_endpoints))
+    idle = []
+    for s in range(300):
+        r = routing.route(f, d, "roce-hash", seed=s)
+        idle.append(int((r.link_gbps_load[up] == 0).sum()))
+    expect = n * (1 - 1 / n) ** m
+    se = np.std(idle) / np.sqrt(len(idle))
+    assert abs(np.mean(idle) - expect) < 4 * se + 0.05
+
+
+def test_ring_allreduce_reaches_link_bandwidth():
+    d = cluster_dict(n_racks=2, nodes_per_rack=2, accel=8, tiers=[{"switch": "th4-64x400"}, {"switch": "th4-64x400"}])
+    d["transport"] = {"protocol": "ideal"}
+    d["jobs"] = [{"name": "ar", "accelerators": 32, "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}]
+    c = from_dict(d)
+    for model in ("fluid", "uec-spray"):
+        a = routing.analyze(c, routing=model, compare=False, all_to_all=False).to_dict()
+        j = a["jobs"][0]
+        assert j["busbw_gbps"] == pytest.approx(400.0, rel=1e-9)
+        assert j["slowdown"] == pytest.approx(1.0)
+
+
+def test_failures_disconnect_and_report_unreachable():
+    f = clos(leaves=3, spines=2, per_leaf=2)
+    spines = [f.n_endpoints + 3, f.n_endpoints + 4]
+    d = uniform(f, 1e9)
+    for model in ("fluid", "roce-hash", "uec-spray", "wcmp"):
+        r = routing.route(f, d, model, failed_nodes=spines)
+        cross = f.ep_server[d.src] // 2 != f.ep_server[d.dst] // 2
+        assert r.unreachable_gbps == pytest.approx(float(d.rate_gbps[cross].sum()))
+        assert 0 < r.unreachable_fraction < 1
+        assert np.isfinite(r.utilization).all()
+    # an endpoint whose only link fails is unreachable too
+    r = routing.route(f, d, "fluid", failed_links=[0])
+    assert r.unreachable_gbps == pytest.approx(float(d.rate_gbps[(d.src == 0) | (d.dst == 0)].sum()))
+
+
+def test_waterfill_max_min_fair():
+    # two links of capacity 10 and 4; path A uses both, B only the first, C only the second
+    path = np.array([[0, 1], [0, -1], [1, -1]])
+    rate = routing.waterfill(path, np.array([10.0, 4.0]))
+    np.testing.assert_allclose(rate, [2.0, 8.0, 2.0])
+
+
+def test_scaleup_flows_stay_off_the_fabric(small_cluster):
+    f = build(small_cluster)
+    # two accelerators of one node (one domain) and one across nodes
+    d = Demands(np.array([0, 0]), np.array([1, 8]), np.array([1e9, 1e9]), np.array([-1, -1], np.int32), np.array([5.0, 5.0]))
+    r = routing.route(f, d, "fluid")
+    assert r.scaleup_sent_gbps[0] == 5.0 and r.scaleup_recv_gbps[1] == 5.0
+    assert f.ep_leaf()[0] == f.ep_leaf()[8]
+    assert r.link_gbps_load.sum() == pytest.approx(5.0 * 2)  # only the cross-node flow: up and down one leaf
+
+
+def test_rail_only_goes_through_the_scaleup_domain():
+    d = cluster_dict(n_racks=2, nodes_per_rack=1, accel=8, family="rail_only", tiers=[{"switch": "th4-64x400"}])
+    c = from_dict(d)
+    f = build(c)
+    # rank 0 (node 0, rail 0) to node 1 rail 3: proxy is node 0 rail 3
+    dm = Demands(np.array([0]), np.array([11]), np.array([1e9]), np.array([-1], np.int32), np.array([7.0]))
+    r = routing.route(f, dm, "fluid")
+    assert r.unreachable_gbps == 0
+    assert r.scaleup_sent_gbps[0] == 7.0 and r.scaleup_recv_gbps[3] == 7.0
+    assert r.link_gbps_load.sum() == pytest.approx(14.0)  # up and down on rail 3
+
+
+def test_analyze_small_example(small_cluster):
+    a = routing.analyze(small_cluster, fail=["leaf0->spine0"])
+    s = a.to_dict()
+    json.dumps(s)
+    assert s["routing"] == "roce-hash" and s["failed"]["links"] >= 1
+    assert {t["tier"] for t in s["tiers"]} == {"endpoint-leaf", "leaf-spine"}
+    assert len(s["jobs"]) == 3 and all(j["time_s"] >= j["ideal_s"] * (1 - 1e-12) for j in s["jobs"])
+    assert s["roce_vs_uec"]["collision_penalty_max_util"] >= 1.0 - 1e-9
+    assert s["hottest"][0]["util"] == pytest.approx(s["max_util"])
+
+
+def test_bad_failure_names(small_cluster):
+    with pytest.raises(SpecError, match="--fail"):
+        routing.analyze(small_cluster, fail=["leaf0->nowhere"])
+    with pytest.raises(SpecError, match="no link"):
+        routing.analyze(small_cluster, fail=["leaf0->leaf1"])
+
+
+def test_cli_analyze(tmp_path):
+    from topo.cli import main
+    run = CliRunner()
+    res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--json", "--routing", "fluid",
+                            "--loads", str(tmp_path / "loads.csv")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["routing"] == "fluid"
+    lines = (tmp_path / "loads.csv").read_text().splitlines()
+    assert lines[0] == "link,src,dst,tier,gbps,load_gbps,util"
+    assert len(lines) == 1 + doc["links"]
+    res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--fail", "bogus"])
+    assert res.exit_code == 2 and "--fail" in res.output
+    m = tmp_path / "m.csv"
+    m.write_text("src,dst,bytes\nn0000-g0,n0001-g0,1e9\nn0000-g0,n9999-g0,5\n")
+    res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(m)])
+    assert res.exit_code == 2 and "m.csv:3" in res.output and "n9999-g0" in res.output
+    m.write_text("n0000-g0,n0001-g0,-4\n")
+    res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(m)])
+    assert res.exit_code == 2 and "m.csv:1" in res.output
+    m.write_text("n0000-g0,n0003-g3,1GB\n")
+    res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(m), "--routing", "uec-spray"])
+    assert res.exit_code == 0, res.output
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
