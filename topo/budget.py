@@ -40,9 +40,17 @@ Survivors must carry the load at or under 100%. Per-link load after a failure
 is at most the healthy load times: ``link``: tier 1 max(u0/(u0-1),
 SU/(SU-1)), tier 2 max(u1/(u1-1), u0/(u0-1)) with SU = spines_per_pod x u1;
 ``switch`` (any spine or super-spine): tier 1 max(u0/(u0-b1), SU/(SU-b2)),
-tier 2 max(spines_per_pod/(spines_per_pod-1), u1/(u1-b2)); ``plane``:
-P/(P-1) on every tier (the surviving planes carry the full offered load).
-A leaf failure cuts its endpoints off and is not survivable by any budget.
+tier 2 max(spines_per_pod/(spines_per_pod-1), u1/(u1-b2)); ``plane``: the
+NIC ports on the lost plane are gone, so endpoints inject at most (P-1)/P of
+their line rate and the surviving planes carry the same per-link load as
+before (checked by routing the scaled traffic). A leaf failure cuts its
+endpoints off and is not survivable by any budget.
+
+Target utilisation: switch links at or under the target in normal operation.
+Traffic offered at NIC line rate can load a tier beyond the target even when
+it is non-blocking; no budget can do better there (oversubscription >= 1), so
+such a tier may run as loaded as its non-blocking grouping (reported as its
+effective target) and is kept non-blocking wherever the traffic needs it.
 
 Cost: switch and optic prices (capex) plus energy over ``costs.horizon_years``
 at ``costs.electricity_usd_per_kwh`` times ``costs.pue``. Objectives: ``cost``
@@ -412,6 +420,8 @@ class _Tables:
     D_opts: list = field(default_factory=list)    # per spine option (3 tiers): dict
     pair: dict = field(default_factory=dict)      # (iE, iD) -> dict (3 tiers)
     pruned: dict = field(default_factory=dict)    # reason -> count
+    cap: tuple = (1.0, 1.0)                       # utilisation allowed per switch link tier (healthy)
+    nonblocking_util: tuple = (None, None)        # peak utilisation per tier of the non-blocking grouping
 
 
 def _speed(a: float, b: float) -> float:
@@ -427,6 +437,23 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     g2 = _speed(s1.port_gbps, specs[2].port_gbps) if three else 0.0
     T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P, g1=g1, g2=g2, b1_fixed=b1_fixed)
     pr = T.pruned
+    # A tier the traffic loads beyond the target even when non-blocking cannot be helped by any
+    # budget (oversubscription >= 1): it may run as loaded as its non-blocking grouping does.
+    b1n = b1_fixed or 1
+    d0n = -(-R0 // 2)
+    u0n = R0 - d0n
+    lvn = data.leaves(d0n * brk)
+    nb1 = lvn["t1"] / (g1 * u0n)
+    nb2 = None
+    if three:
+        d1n = -(-R1 // 2)
+        pdn = data.pods(d0n * brk, max(d1n // b1n, 1), True)
+        sun = max(u0n // b1n, 1) * (R1 - d1n)
+        nb2 = pdn["t2"] / (g2 * sun)
+    T.nonblocking_util = (nb1, nb2)
+    slack = 1 + 1e-6
+    T.cap = (max(tau, min(nb1 * slack, 1.0)), max(tau, min(nb2 * slack, 1.0)) if three else tau)
+    cap1, cap2 = T.cap
 
     def bump(k):
         pr[k] = pr.get(k, 0) + 1
@@ -449,11 +476,8 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
             continue
         t1 = lv["t1"]
         # tier-1 conditions that depend on the leaf option alone
-        if t1 > tau * g1 * u0 * (1 + 1e-12):
+        if t1 > cap1 * g1 * u0 * (1 + 1e-12):
             bump("leaf uplinks over the target utilisation")
-            continue
-        if survive == "plane" and t1 * P > g1 * u0 * (P - 1) * (1 + 1e-12):
-            bump("leaf uplinks overloaded after a plane failure")
             continue
         if survive == "link" and (u0 < 2 or t1 > g1 * (u0 - 1) * (1 + 1e-12)):
             bump("leaf uplinks overloaded after a link failure")
@@ -483,7 +507,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
                 ppp = pd["ppp"]
                 su = spp * do["u1"]
                 t2 = pd["t2"]
-                if t2 > tau * g2 * su * (1 + 1e-12):
+                if t2 > cap2 * g2 * su * (1 + 1e-12):
                     bump("spine uplinks over the target utilisation")
                     continue
                 c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
@@ -548,9 +572,6 @@ def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b
             return None
         if t2 * spp > g2 * su * (spp - 1) * eps or t2 * u1 > g2 * su * (u1 - b2) * eps:
             return None
-    elif survive == "plane":
-        if t2 * P > g2 * su * (P - 1) * eps:
-            return None
     k2 = u1 // b2
     counts = [eo["nl"], pr["npods"] * spp, P * spp * k2]
     links = [None, eo["nl"] * u0, pr["npods"] * su]
@@ -611,155 +632,110 @@ def brute_force(T: _Tables, survive: str, tau: float, wc: float, ww: float):
 
 
 # --- the CP-SAT model ---------------------------------------------------------------------------
-def _int_weights(wc: float, ww: float) -> tuple[int, int]:
-    m = max(wc, ww)
-    if m <= 0:
-        return 0, 0
-    s = 1e7 / m
-    return int(round(wc * s)), int(round(ww * s))
+def _shapes(T: _Tables):
+    """Every structurally valid candidate (divisibility, radix, reach): (iE, iD, b)."""
+    R1 = T.specs[1].radix
+    for iE, eo in enumerate(T.E_opts):
+        if T.three:
+            for iD, do in enumerate(T.D_opts):
+                pr = T.pair.get((iE, iD))
+                if pr is None:
+                    continue
+                for b in do["b2s"]:
+                    if pr["ppp"] * b <= T.specs[2].radix:
+                        yield iE, iD, b
+        else:
+            if not eo["ok1"]:
+                continue
+            for b in ([T.b1_fixed] if T.b1_fixed else _divisors(eo["u0"])):
+                if eo["u0"] % b == 0 and eo["L"] * b <= R1:
+                    yield iE, None, b
 
 
 def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time_limit: float, seed: int,
              workers: int, hint: Optional[tuple] = None) -> dict:
-    """Choose one candidate with CP-SAT. Returns status, choice (iE, iD, b), objective, bound."""
+    """Choose one candidate with CP-SAT. Returns status, choice (iE, iD, b), objective, bound.
+
+    Extended formulation: one boolean per structurally valid shape (leaf option, spine
+    option, bundle), exactly one of them true; every constraint family is one linear row
+    ``sum_c x_c * (load_c * a_c - capacity_c * (a_c - k_c)) <= 0`` in integers (loads rounded
+    up to Mb/s, capacities down), and the objective is linear in the booleans. With one shape
+    chosen the rows are exact, and the assignment structure gives CP-SAT a tight relaxation.
+    """
     from ortools.sat.python import cp_model
-    P = T.planes
+    shapes = list(_shapes(T))
+    if not shapes:
+        return dict(status="INFEASIBLE", choice=None, seconds=0.0, scale=1.0, n_shapes=0)
     s = T.specs
+    P = T.planes
+    g1 = int(round(T.g1 * 1e6))    # kb/s
+    g2 = int(round(T.g2 * 1e6))
+    ppm = 1_000_000
+    cap1 = int(math.floor(T.cap[0] * ppm + 1e-6))
+    cap2 = int(math.floor(T.cap[1] * ppm + 1e-6))
+
+    def mbps(x):                   # kb/s, rounded
+        return int(round(x * 1e6))
+
+    rows: dict[str, list[int]] = {}
+
+    def row(name, lhs, rhs):
+        rows.setdefault(name, []).append(int(lhs) - int(rhs))
+
+    costs = []
+    for iE, iD, b in shapes:
+        eo = T.E_opts[iE]
+        u0, t1 = eo["u0"], mbps(eo["t1"])
+        row("leaf uplinks at or under the target", t1 * ppm, cap1 * g1 * u0)
+        if not T.three:
+            b1, spp = b, u0 // b
+            if survive == "link":
+                row("leaf uplinks after a link failure", t1, g1 * (u0 - 1))
+            elif survive == "switch":
+                row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
+            nsw = [eo["nl"], P * spp]
+            capex = nsw[0] * s[0].cost_usd + nsw[1] * s[1].cost_usd + eo["c0"] + u0 * eo["c1"]
+            watts = nsw[0] * s[0].power_w + nsw[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
+        else:
+            do, pr = T.D_opts[iD], T.pair[(iE, iD)]
+            u1, b2, spp, su, t2 = do["u1"], b, pr["spp"], pr["su"], mbps(pr["t2"])
+            b1 = T.b1_fixed or 1
+            row("spine uplinks at or under the target", t2 * ppm, cap2 * g2 * su)
+            if survive == "link":
+                row("leaf uplinks after a link failure", t1 * su, g1 * u0 * (su - 1))
+                row("spine uplinks after a spine-super link failure", t2 * u1, g2 * su * (u1 - 1))
+                row("spine uplinks after a leaf-spine link failure", t2 * u0, g2 * su * (u0 - 1))
+                row("at least two uplinks", 2, min(su, u1))
+            elif survive == "switch":
+                row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
+                row("leaf uplinks after a super-spine failure", t1 * su, g1 * u0 * (su - b2))
+                row("spine uplinks after a spine failure", t2 * spp, g2 * su * (spp - 1))
+                row("spine uplinks after a super-spine failure", t2 * u1, g2 * su * (u1 - b2))
+                row("a spare spine and super-spine", 1, min(u0 - b1, su - b2, spp - 1, u1 - b2))
+            k2 = u1 // b2
+            nsw = [eo["nl"], pr["npods"] * spp, P * spp * k2]
+            capex = (sum(n * sp.cost_usd for n, sp in zip(nsw, s)) + eo["c0"] + u0 * pr["c1"] + su * pr["c2"])
+            watts = (sum(n * sp.power_w for n, sp in zip(nsw, s)) + eo["w0"] + u0 * pr["w1"] + su * pr["w2"])
+        costs.append(wc * capex + ww * watts)
+    # integer objective: scaled so that its sum over all shapes stays far inside int64
+    top = max(max(abs(v) for v in costs), 1e-300)
+    scale = 1e12 / top / max(1, len(costs) // 1000)
+    icost = [int(round(v * scale)) for v in costs]
     m = cp_model.CpModel()
-    nE = len(T.E_opts)
-    if nE == 0 or (T.three and (not T.D_opts or not T.pair)):
-        return dict(status="INFEASIBLE", choice=None)
-    ac, aw = _int_weights(wc, ww / 1000.0)   # power enters in mW
-    CAP_S = 1_000_000          # utilisation and capacities in parts per million of Gb/s
-    tau_ppm = int(math.floor(tau * CAP_S + 1e-6))
-
-    def mbps(x):               # loads rounded up, integer Mb/s
-        return int(math.ceil(x * 1000 - 1e-6))
-
-    def elem(idx, values, name):
-        lo, hi = min(values), max(values)
-        v = m.NewIntVar(int(lo), int(hi), name)
-        m.AddElement(idx, [int(x) for x in values], v)
-        return v
-
-    def mul(a, b, lo, hi, name):
-        v = m.NewIntVar(int(lo), int(hi), name)
-        m.AddMultiplicationEquality(v, [a, b])
-        return v
-
-    g1 = int(round(T.g1 * 1000))
-    g2 = int(round(T.g2 * 1000))
-    iE = m.NewIntVar(0, nE - 1, "leaf_option")
-    u0 = elem(iE, [e["u0"] for e in T.E_opts], "u0")
-    t1 = elem(iE, [mbps(e["t1"]) for e in T.E_opts], "t1_mbps")
-    nl = elem(iE, [e["nl"] for e in T.E_opts], "leaves")
-    if not T.three:
-        # leaf-spine bundle: divides the uplinks, fits the spine radix
-        allb = sorted({b for e in T.E_opts for b in (_divisors(e["u0"]) if not T.b1_fixed else [T.b1_fixed])})
-        b1 = m.NewIntVarFromDomain(cp_model.Domain.FromValues(allb), "b1")
-        spp = m.NewIntVar(1, max(e["u0"] for e in T.E_opts), "spines_per_plane")
-        m.AddMultiplicationEquality(u0, [b1, spp])
-        Lper = elem(iE, [e["L"] for e in T.E_opts], "leaves_per_plane")
-        lb = mul(Lper, b1, 0, max(e["L"] for e in T.E_opts) * max(allb), "spine_ports_used")
-        m.Add(lb <= s[1].radix)
-        ok1 = elem(iE, [1 if e["ok1"] else 0 for e in T.E_opts], "reach_ok")
-        m.Add(ok1 == 1)
-        if survive == "switch":
-            # T1 <= g1 (u0 - b1): survivors of one dead spine
-            m.Add(t1 <= g1 * u0 - g1 * b1)  # Mb/s
-        capex_fixed = elem(iE, [round(e["nl"] * s[0].cost_usd + e["c0"] + e["u0"] * e["c1"]) for e in T.E_opts], "capex_leaf")
-        watts_fixed = elem(iE, [round((e["nl"] * s[0].power_w + e["w0"] + e["u0"] * e["w1"]) * 1000) for e in T.E_opts], "mw_leaf")
-        capex = capex_fixed + P * int(round(s[1].cost_usd)) * spp
-        mwatts = watts_fixed + P * int(round(s[1].power_w * 1000)) * spp
-        obj = ac * capex + aw * mwatts
-        if hint:
-            m.AddHint(iE, hint[0])
-            m.AddHint(b1, hint[2])
-        vars_out = dict(iE=iE, b=b1)
-    else:
-        nD = len(T.D_opts)
-        iD = m.NewIntVar(0, nD - 1, "spine_option")
-        keys = [(a, d) for a in range(nE) for d in range(nD)]
-        # pairs of (leaf option, spine option) the tables kept
-        m.AddAllowedAssignments([iE, iD], [list(k) for k in keys if k in T.pair])
-        c = m.NewIntVar(0, nE * nD - 1, "pair")
-        m.Add(c == iE * nD + iD)
-
-        def ptab(f, dflt=0):
-            return [f(T.pair[k]) if k in T.pair else dflt for k in keys]
-        u1 = elem(iD, [d["u1"] for d in T.D_opts], "u1")
-        ppp = elem(c, ptab(lambda p: p["ppp"], 1), "pods_per_plane")
-        spp = elem(c, ptab(lambda p: p["spp"], 1), "spines_per_pod")
-        su = elem(c, ptab(lambda p: p["su"], 1), "spine_uplinks_per_pod")
-        t2 = elem(c, ptab(lambda p: mbps(p["t2"])), "t2_mbps")
-        allb = sorted({b for d in T.D_opts for b in d["b2s"]})
-        b2 = m.NewIntVarFromDomain(cp_model.Domain.FromValues(allb), "b2")
-        k2 = m.NewIntVar(1, max(d["u1"] for d in T.D_opts), "supers_per_spine_plane")
-        m.AddMultiplicationEquality(u1, [b2, k2])
-        pb = mul(ppp, b2, 0, max(p["ppp"] for p in T.pair.values()) * max(allb), "super_ports_used")
-        m.Add(pb <= s[2].radix)
-        b1 = T.b1_fixed or 1
-        maxsu = max(p["su"] for p in T.pair.values())
-        maxu0 = max(e["u0"] for e in T.E_opts)
-        maxu1 = max(d["u1"] for d in T.D_opts)
-        maxt1 = max(mbps(e["t1"]) for e in T.E_opts)
-        maxt2 = max(mbps(p["t2"]) for p in T.pair.values())
-        # each failure bound: load x a <= capacity x (a - c), loads in Mb/s
-        if survive == "link":
-            a = mul(t1, su, 0, maxt1 * maxsu, "t1_su")
-            bnd = mul(u0, su, 0, maxu0 * maxsu, "u0_su")
-            m.Add(a <= g1 * (bnd - u0))
-            m.Add(su >= 2)
-            m.Add(u1 >= 2)
-            a = mul(t2, u1, 0, maxt2 * maxu1, "t2_u1")
-            bnd = mul(su, u1, 0, maxsu * maxu1, "su_u1")
-            m.Add(a <= g2 * (bnd - su))
-            a = mul(t2, u0, 0, maxt2 * maxu0, "t2_u0")
-            bnd = mul(su, u0, 0, maxsu * maxu0, "su_u0")
-            m.Add(a <= g2 * (bnd - su))
-        elif survive == "switch":
-            m.Add(u0 - b1 >= 1)
-            m.Add(su - b2 >= 1)
-            m.Add(spp >= 2)
-            m.Add(u1 - b2 >= 1)
-            m.Add(t1 <= g1 * (u0 - b1))
-            a = mul(t1, su, 0, maxt1 * maxsu, "t1_su")
-            bnd = mul(u0, su, 0, maxu0 * maxsu, "u0_su")
-            u0b2 = mul(u0, b2, 0, maxu0 * max(allb), "u0_b2")
-            m.Add(a <= g1 * (bnd - u0b2))
-            a = mul(t2, spp, 0, maxt2 * maxsu, "t2_spp")
-            m.Add(a <= g2 * (mul(su, spp, 0, maxsu * maxsu, "su_spp") - su))
-            a = mul(t2, u1, 0, maxt2 * maxu1, "t2_u1")
-            bnd = mul(su, u1, 0, maxsu * maxu1, "su_u1")
-            sub2 = mul(su, b2, 0, maxsu * max(allb), "su_b2")
-            m.Add(a <= g2 * (bnd - sub2))
-        elif survive == "plane":
-            m.Add(t2 * P <= g2 * su * (P - 1))
-        fixed_c, fixed_w = [], []
-        for k in keys:
-            p = T.pair.get(k)
-            if p is None:
-                fixed_c.append(0), fixed_w.append(0)
-                continue
-            e = T.E_opts[k[0]]
-            fixed_c.append(round(e["nl"] * s[0].cost_usd + p["npods"] * p["spp"] * s[1].cost_usd + e["c0"]
-                                 + e["u0"] * p["c1"] + p["su"] * p["c2"]))
-            fixed_w.append(round((e["nl"] * s[0].power_w + p["npods"] * p["spp"] * s[1].power_w + e["w0"]
-                                  + e["u0"] * p["w1"] + p["su"] * p["w2"]) * 1000))
-        cc = elem(c, fixed_c, "capex_pair")
-        cw = elem(c, fixed_w, "mw_pair")
-        nsup = mul(spp, k2, 0, max(p["spp"] for p in T.pair.values()) * maxu1, "supers_per_plane")
-        capex = cc + P * int(round(s[2].cost_usd)) * nsup
-        mwatts = cw + P * int(round(s[2].power_w * 1000)) * nsup
-        obj = ac * capex + aw * mwatts
-        if hint:
-            m.AddHint(iE, hint[0])
-            m.AddHint(iD, hint[1])
-            m.AddHint(b2, hint[2])
-        vars_out = dict(iE=iE, iD=iD, b=b2)
-    # normal operation: tier 1 at or under the target (tier 2 is pruned in the tables)
-    m.Add(t1 * CAP_S <= tau_ppm * g1 * u0)
-    m.Minimize(obj)
+    x = [m.NewBoolVar(f"x[{iE},{iD},{b}]") for iE, iD, b in shapes]
+    # exactly one shape
+    m.AddExactlyOne(x)
+    # each constraint family: one row over the shapes. With exactly one shape true only the
+    # sign of a coefficient matters, so rows are rescaled (signs kept) to stay inside int64.
+    for name, coef in rows.items():
+        big = max(abs(c) for c in coef)
+        if big > 10**6:
+            k = big / 10**6
+            coef = [0 if c == 0 else (1 if c > 0 else -1) * max(1, int(abs(c) / k)) for c in coef]
+        m.Add(sum(c * v for c, v in zip(coef, x) if c) <= 0)
+    m.Minimize(sum(c * v for c, v in zip(icost, x)))
+    if hint is not None and hint in shapes:
+        m.AddHint(x[shapes.index(hint)], 1)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
     solver.parameters.random_seed = seed
@@ -767,11 +743,11 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     t0 = time.perf_counter()
     st = solver.Solve(m)
     secs = time.perf_counter() - t0
-    name = solver.StatusName(st)
-    out = dict(status=name, seconds=secs, choice=None, weights=(ac, aw))
+    out = dict(status=solver.StatusName(st), seconds=secs, choice=None, scale=scale, n_shapes=len(shapes),
+               n_rows=len(rows))
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        ch = (solver.Value(vars_out["iE"]), solver.Value(vars_out["iD"]) if T.three else None, solver.Value(vars_out["b"]))
-        out.update(choice=ch, objective=solver.ObjectiveValue(), bound=solver.BestObjectiveBound())
+        k = next(i for i, v in enumerate(x) if solver.BooleanValue(v))
+        out.update(choice=shapes[k], objective=solver.ObjectiveValue(), bound=solver.BestObjectiveBound())
     return out
 
 
@@ -922,11 +898,11 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     bom_given = bill_of_materials(fabric, cluster)
     ref = {"capex": float(bom_given["totals"]["network_cost_usd"]), "watts": float(bom_given["totals"]["network_kw"]) * 1e3}
 
-    def optimise(obj_name):
+    def optimise(obj_name, until):
         wc, ww = _objective_weights(cluster, obj_name, ref)
         best, statuses, secs, bound_sum = None, [], 0.0, None
         for T in tables:
-            remaining = max(deadline - time.monotonic(), 0.05)
+            remaining = max(until - time.monotonic(), 0.05)
             r = solve_cp(T, survive, tau, wc, ww, time_limit=remaining, seed=seed, workers=workers)
             statuses.append(r["status"])
             secs += r.get("seconds", 0.0)
@@ -938,18 +914,16 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
                 raise SolverError("the link-budget solver returned a candidate its own evaluation rejects "
                                   f"(leaf option {iE}, spine option {iD}, bundle {b})")
             val = wc * ev["capex"] + ww * ev["watts"]
-            ac, aw = r["weights"]
-            scale = (ac / wc) if wc > 0 else (aw / ww)
-            lb = r["bound"] / scale
+            lb = r["bound"] / r["scale"]
             if best is None or val < best["value"]:
                 best = dict(value=val, T=T, iE=iE, iD=iD, b=b, ev=ev, status=r["status"])
             bound_sum = lb if bound_sum is None else min(bound_sum, lb)
         return best, statuses, secs, bound_sum, (wc, ww)
 
-    best, statuses, solve_s, bound, weights = optimise(objective)
+    best, statuses, solve_s, bound, weights = optimise(objective, deadline)
     if best is None:
         if all(s == "INFEASIBLE" for s in statuses):
-            raise _infeasible(data, tables, survive, tau, target_util is not None)
+            raise _infeasible(data, tables, survive, tau, target_util is not None, max_oversubscription)
         raise SolverError(f"the link-budget solver found no budget within {time_limit:g} s "
                           f"(statuses: {sorted(set(statuses))}); raise --time-limit")
     all_opt = all(s in ("OPTIMAL", "INFEASIBLE") for s in statuses)
@@ -961,7 +935,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     after_fab = build(after)
     bom_after = bill_of_materials(after_fab, after)
     claims = {"switch_counts": [int(x) for x in ev["counts"]], "capex_usd": ev["capex"], "watts": ev["watts"]}
-    chk = budget_check.check(after, demands, survive=survive, target_util=tau, claims=claims,
+    caps = {"leaf-spine": T.cap[0], "spine-super": T.cap[1]}
+    chk = budget_check.check(after, demands, survive=survive, target_util=caps, claims=claims,
                              efficiency=eff) if check else {"ok": None, "skipped": True}
     if check and not chk["ok"]:
         raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
@@ -989,15 +964,15 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     alternatives = {}
     for o in OBJECTIVES:
         if o == objective:
-            b_o = best
+            b_o, st_o = best, statuses
         else:
-            b_o = optimise(o)[0]
+            b_o, st_o = optimise(o, time.monotonic() + time_limit)[:2]
         if b_o is None:
-            alternatives[o] = None
+            alternatives[o] = {"status": "infeasible" if all(x == "INFEASIBLE" for x in st_o) else "not solved within the time limit"}
             continue
         e_o = b_o["ev"]
         energy = e_o["watts"] * _energy_usd_per_w(cluster)
-        alternatives[o] = {"capex_usd": e_o["capex"], "network_kw": e_o["watts"] / 1e3, "energy_usd": energy,
+        alternatives[o] = {"status": b_o["status"].lower(), "capex_usd": e_o["capex"], "network_kw": e_o["watts"] / 1e3, "energy_usd": energy,
                            "total_usd": e_o["capex"] + energy, "switch_counts": e_o["counts"],
                            "models": list(b_o["T"].models), "decisions": e_o["dec"]}
 
@@ -1037,7 +1012,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
                 "model_before": before_model[t], "model_after": ev["util"][t],
                 "routed_before": (before_routed["tier_max"].get(key) if before_routed else None),
                 "routed_after": (chk.get("util_after", {}).get(key) if check else None),
-                "target": tau}
+                "target": tau, "effective_target": T.cap[t],
+                "nonblocking_model": T.nonblocking_util[t]}
         tiers_out.append(row)
     m0 = (after_fab.link_tier == 0) & up_links
     rc, rn = np.unique(after_fab.link_reach[m0], return_counts=True)
@@ -1099,23 +1075,27 @@ def _given_model_util(data, fabric, names, specs) -> list:
     return out
 
 
-def _infeasible(data, tables, survive, tau, from_option) -> SpecError:
-    """Why no budget exists: the failure, or the target utilisation (with what the traffic needs)."""
+def _infeasible(data, tables, survive, tau, from_option, max_os) -> SpecError:
+    """Why no budget exists: the stated failure, or the target utilisation (with what the traffic needs)."""
     where = "--target-util" if from_option else "goals.target_utilization"
-    # the best any candidate achieves with no failure and the target at 100%
+    far = time.monotonic() + 3600
+    healthy_ok = False
     best_u = None
     for T in tables:
-        relaxed = _tables(data, T.models, T.specs, T.three, "none", 1.0, None, T.b1_fixed, time.monotonic() + 3600)
-        for _, _, _, ev in enumerate_all(relaxed, "none", 1.0):
+        relaxed = _tables(data, T.models, T.specs, T.three, "none", tau, max_os, T.b1_fixed, far)
+        if next(iter(enumerate_all(relaxed, "none", tau)), None) is not None:
+            healthy_ok = True
+        loose = _tables(data, T.models, T.specs, T.three, "none", 1.0, max_os, T.b1_fixed, far)
+        for _, _, _, ev in enumerate_all(loose, "none", 1.0):
             u = max(x for x in ev["util"] if x is not None)
             best_u = u if best_u is None else min(best_u, u)
+    if healthy_ok and survive != "none":
+        what = {"link": "the loss of one link", "switch": "the loss of one spine or super-spine switch",
+                "plane": "the loss of one plane"}[survive]
+        return SpecError([("goals.survive", f"no link budget survives {what} (--survive {survive}): the survivors "
+                                            f"would run over 100% for this traffic with these switches")])
     if best_u is not None and best_u > tau:
         return SpecError([(where, f"no link budget keeps switch links at or under {tau:g}: the traffic needs "
                                   f"at least {best_u:.3f} even with the most uplinks the switches allow")])
-    if survive != "none":
-        what = {"link": "the loss of one link", "switch": "the loss of one spine or super-spine switch",
-                "plane": "the loss of one plane"}[survive]
-        return SpecError([("goals.survive", f"no link budget survives {what} (--survive {survive}) with the "
-                                            f"survivors at or under 100% for this traffic and these switches")])
-    return SpecError([(where, f"no link budget meets the target utilisation {tau:g} within the switch radix "
-                              f"and oversubscription limits")])
+    return SpecError([(where, f"no link budget meets the target utilisation {tau:g} within the switch radix, "
+                              f"reach and oversubscription limits")])

@@ -47,10 +47,14 @@ def render(d: dict) -> str:
     rows = []
     for k, u in d["utilization"].items():
         h = d["headroom"].get(k, {})
-        rows.append([k, _u(u["routed_before"]), _u(u["routed_after"]), _u(u["target"]),
+        tgt = _u(u["effective_target"]) + ("" if abs(u["effective_target"] - u["target"]) < 1e-12 else " *")
+        rows.append([k, _u(u["routed_before"]), _u(u["routed_after"]), tgt,
                      _u(h.get("worst_util_after_failure")), _u(h.get("headroom"))])
     out.append(table(rows, ["links", "routed before", "routed after", "target",
                             f"after {d['survive']} failure", "headroom"]))
+    if any(abs(u["effective_target"] - u["target"]) > 1e-12 for u in d["utilization"].values()):
+        out.append("* the traffic loads this tier beyond the target even when non-blocking; no budget can do "
+                   "better, so it may run as loaded as its non-blocking design")
     out.append("")
     b = d["bill_of_materials"]
     rows = [[x["tier"], x["model"], f"{x['count']:,}", f"{x['kw']:,.1f} kW", _money(x["cost_usd"])] for x in b["switches"]]
@@ -72,8 +76,8 @@ def render(d: dict) -> str:
     out.append("")
     rows = []
     for k, a in d["alternatives"].items():
-        if a is None:
-            rows.append([k, "infeasible", "", "", ""])
+        if "capex_usd" not in a:
+            rows.append([k, a["status"], "", "", ""])
             continue
         rows.append([k + (" (chosen)" if k == d["objective"] else ""), _money(a["capex_usd"]),
                      f"{a['network_kw']:,.1f} kW", _money(a["total_usd"]),

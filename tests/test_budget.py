@@ -1,0 +1,312 @@
+"""Link budgets: CP-SAT against enumeration, BOM against the rebuilt fabric, fat trees, Meta's 1:7, bad input."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from topo import budget as B
+from topo.describe import bill_of_materials
+from topo.errors import SpecError
+from topo.fabric import build
+from topo.spec import from_dict, load, wire_efficiency
+from topo.traffic import Demands
+
+from conftest import EXAMPLES, cluster_dict, sw
+
+
+def _demands(src, dst, rate):
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    rate = np.asarray(rate, np.float64)
+    return Demands(src, dst, rate * 1e9 / 8, np.full(src.size, -1, np.int32), rate)
+
+
+def _random_demands(n_ep, n_flows, gbps, seed):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, n_ep, n_flows)
+    d = rng.integers(0, n_ep, n_flows)
+    keep = s != d
+    return _demands(s[keep], d[keep], rng.uniform(0.2, 1.0, keep.sum()) * gbps)
+
+
+def _single_host_nodes(n_racks, nodes_per_rack, family="clos", **fabric):
+    """Hosts with one accelerator each (scale-up domain of 1), so every flow uses the fabric."""
+    d = cluster_dict(n_racks=n_racks, nodes_per_rack=nodes_per_rack, accel=1, family=family, **fabric)
+    d["node_types"][0]["scaleup"] = {"size": 1}
+    d["transport"] = {"protocol": "ideal"}
+    return d
+
+
+def _two_tier(radix=16, n_racks=8, nodes=2, **goals):
+    d = cluster_dict(n_racks=n_racks, nodes_per_rack=nodes, accel=8,
+                     tiers=[{"switch": sw(radix)}, {"switch": sw(radix, cost_usd=12000)}])
+    d["transport"] = {"protocol": "ideal"}
+    d["goals"] = goals
+    return from_dict(d)
+
+
+def _three_tier(radix=16, n_racks=8, nodes=2, **goals):
+    d = cluster_dict(n_racks=n_racks, nodes_per_rack=nodes, accel=8,
+                     tiers=[{"switch": sw(radix)}, {"switch": sw(radix, cost_usd=11000)},
+                            {"switch": sw(radix, power_w=1200, cost_usd=15000)}])
+    d["transport"] = {"protocol": "ideal"}
+    d["goals"] = goals
+    return from_dict(d)
+
+
+def _tables(c, dem, survive, tau):
+    f = build(c)
+    data = B._Data(c, f, dem, wire_efficiency(c))
+    names, specs, extra = B._tier_specs(c, f)
+    b1 = c.file.fabric.tiers[0].bundle if c.file.fabric.family != "fat_tree" else 1
+    if f.n_tiers == 3 and b1 is None:
+        b1 = 1
+    return f, B._tables(data, names, specs, f.n_tiers == 3, survive, tau, None, b1, math.inf), extra
+
+
+# --- CP-SAT agrees with brute-force enumeration -------------------------------------------------
+INSTANCES = [
+    # (tiers, seed, flows, Gb/s per flow, survive, tau, objective)
+    (2, 1, 400, 10.0, "none", 0.8, "cost"),
+    (2, 2, 400, 25.0, "link", 0.8, "cost"),
+    (2, 3, 800, 12.0, "switch", 0.7, "cost"),
+    (2, 4, 300, 30.0, "none", 0.6, "power"),
+    (2, 5, 600, 8.0, "switch", 0.9, "balanced"),
+    (3, 6, 400, 10.0, "none", 0.8, "cost"),
+    (3, 7, 400, 25.0, "link", 0.8, "cost"),
+    (3, 8, 600, 15.0, "switch", 0.8, "cost"),
+    (3, 9, 300, 40.0, "none", 0.5, "power"),
+    (3, 10, 500, 12.0, "link", 0.9, "balanced"),
+    (3, 11, 200, 6.0, "switch", 1.0, "power"),
+    (2, 12, 1000, 60.0, "link", 1.0, "cost"),
+]
+
+
+@pytest.mark.parametrize("tiers,seed,flows,gbps,survive,tau,objective", INSTANCES)
+def test_cp_sat_agrees_with_enumeration(tiers, seed, flows, gbps, survive, tau, objective):
+    c = _two_tier() if tiers == 2 else _three_tier()
+    dem = _random_demands(128, flows, gbps, seed)
+    f, T, _ = _tables(c, dem, survive, tau)
+    ref = bill_of_materials(f, c)["totals"]
+    wc, ww = B._objective_weights(c, objective, {"capex": ref["network_cost_usd"], "watts": ref["network_kw"] * 1e3})
+    brute = B.brute_force(T, survive, tau, wc, ww)
+    r = B.solve_cp(T, survive, tau, wc, ww, time_limit=20, seed=1, workers=1)
+    if brute is None:
+        assert r["choice"] is None and r["status"] == "INFEASIBLE"
+        return
+    assert r["status"] == "OPTIMAL"
+    ev = B.evaluate(T, survive, tau, *r["choice"])
+    assert ev is not None, "the solver chose a candidate the enumeration rejects"
+    got = wc * ev["capex"] + ww * ev["watts"]
+    # integer rounding of costs (whole dollars, milliwatts) and of the energy weight only
+    assert got <= brute[0] * (1 + 1e-4) + 1e-6
+    assert got >= brute[0] - 1e-9 * abs(brute[0])
+
+
+def test_enumeration_instances_are_not_trivial():
+    """The agreement test covers infeasible candidates, several feasible ones, and distinct optima."""
+    optima, sizes = set(), []
+    for tiers, seed, flows, gbps, survive, tau, objective in INSTANCES:
+        c = _two_tier() if tiers == 2 else _three_tier()
+        dem = _random_demands(128, flows, gbps, seed)
+        _, T, _ = _tables(c, dem, survive, tau)
+        cands = list(B.enumerate_all(T, survive, tau))
+        sizes.append(len(cands))
+        ref = {"capex": 1.0, "watts": 1.0}
+        wc, ww = B._objective_weights(c, "cost", ref)
+        b = B.brute_force(T, survive, tau, wc, ww)
+        if b is not None:
+            optima.add((tiers, b[1], b[2], b[3]))
+    assert sum(1 for s in sizes if s >= 3) >= 8
+    assert len(optima) >= 5
+
+
+# --- the model's counts and prices equal the rebuilt fabric's own ---------------------------------
+@pytest.mark.parametrize("tiers", [2, 3])
+def test_bom_counts_equal_rebuilt_fabric(tiers):
+    c = _two_tier() if tiers == 2 else _three_tier()
+    dem = _random_demands(128, 300, 20.0, 3)
+    f, T, extra = _tables(c, dem, "none", 1.0)
+    cands = list(B.enumerate_all(T, "none", 1.0))
+    assert len(cands) >= (6 if tiers == 2 else 50)
+    for iE, iD, b, ev in cands[:: max(len(cands) // 12, 1)]:
+        _, after = B._cluster_after(c, T.models, T.specs, extra, ev["dec"], tiers == 3)
+        fab = build(after)
+        bom = bill_of_materials(fab, after)
+        assert [s["count"] for s in bom["switches"]] == ev["counts"] == list(fab.tier_switch_counts)
+        up = (np.arange(fab.n_links) & 1) == 0
+        for t in (1, 2)[: tiers - 1]:
+            assert int(((fab.link_tier == t) & up).sum()) == ev["links"][t]
+        assert bom["totals"]["network_cost_usd"] == pytest.approx(ev["capex"], rel=1e-9, abs=1e-6)
+        assert bom["totals"]["network_kw"] * 1e3 == pytest.approx(ev["watts"], rel=1e-9, abs=1e-6)
+
+
+def test_budget_result_bom_matches_fabric_and_checker_used_engine():
+    c = load(EXAMPLES / "small.yaml")
+    r = B.budget(c)
+    d = r.to_dict()
+    json.dumps(d)
+    after = from_dict(d["cluster_after"])
+    fab = build(after)
+    assert [s["count"] for s in d["bill_of_materials"]["switches"]] == list(fab.tier_switch_counts)
+    n_up = int((((np.arange(fab.n_links) & 1) == 0)).sum())
+    assert sum(o["links"] for o in d["bill_of_materials"]["optics"]) == n_up
+    assert d["check"]["ok"] and d["check"]["routing_model"] == "fluid"
+    assert d["solver"]["status"] == "optimal"
+    # the routed utilisation of the chosen fabric equals the model's own (fluid ECMP, healthy Clos)
+    u = d["utilization"]["leaf-spine"]
+    assert u["routed_after"] == pytest.approx(u["model_after"], rel=1e-9)
+    assert u["routed_before"] == pytest.approx(u["model_before"], rel=1e-9)
+    assert u["routed_after"] <= 0.8 + 1e-9
+    assert d["headroom"]["leaf-spine"]["worst_util_after_failure"] <= 1.0
+    assert set(d["alternatives"]) == {"cost", "power", "balanced"}
+    assert d["cost"]["chosen"]["total_usd"] <= d["cost"]["non_blocking"]["total_usd"]
+
+
+# --- fat trees: keep full bisection when the traffic needs it, remove uplinks when not --------------
+def _fat_tree_k8():
+    return _single_host_nodes(16, 8, family="fat_tree", k=8, tiers=[{"switch": sw(64)}])
+
+
+def test_fat_tree_keeps_full_bisection_under_uniform_all_to_all():
+    d = _fat_tree_k8()
+    d["traffic"] = [{"pattern": "uniform", "bytes": 1e6}]
+    c = from_dict(d)
+    r = B.budget(c, survive="none").to_dict()
+    t = r["tiers"]
+    assert [x["switches"] for x in t] == [32, 32, 16]          # k^2/2, k^2/2, (k/2)^2
+    assert t[0]["oversubscription"] == pytest.approx(1.0)
+    assert t[1]["oversubscription"] == pytest.approx(1.0)
+    fab = build(from_dict(r["cluster_after"]))
+    from topo.describe import bisection_gbps
+    assert bisection_gbps(fab) == pytest.approx(bisection_gbps(build(c)))
+    assert r["check"]["ok"]
+
+
+def test_fat_tree_removes_uplinks_when_traffic_stays_under_leaves():
+    c = from_dict(_fat_tree_k8())
+    f = build(c)
+    leaf = f.ep_leaf()
+    # every endpoint sends to its neighbour under the same leaf at 100 Gb/s
+    src = np.arange(f.n_endpoints)
+    dst = np.where(leaf[src] == leaf[(src + 1) % f.n_endpoints], (src + 1) % f.n_endpoints, src - 3)
+    dem = _demands(src, dst, np.full(src.size, 100.0))
+    r = B.budget(c, f, demands=dem, survive="none").to_dict()
+    t = r["tiers"]
+    assert t[0]["up_ports"] < 4 and t[0]["oversubscription"] > 1.0
+    assert sum(x["switches"] for x in t) < 80
+    assert r["cost"]["chosen"]["total_usd"] < r["cost"]["non_blocking"]["total_usd"]
+    assert r["check"]["ok"]
+
+
+# --- Meta's 1:7 oversubscribed cross-pod tier ---------------------------------------------------------
+def test_meta_one_to_seven_cross_pod_tier_when_traffic_stays_in_pods():
+    # radix-16 switches: a spine of 14 down / 2 up ports is 7:1 (Meta's AI zone to ATSW ratio)
+    d = _single_host_nodes(16, 8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}, {"switch": sw(16)}])
+    c = from_dict(d)
+    f = build(c)
+    # traffic inside blocks of 16 endpoints (two leaves), which every pod size keeps together
+    src = np.arange(f.n_endpoints)
+    dst = (src // 16) * 16 + (src + 5) % 16
+    dem = _demands(src, dst, np.full(src.size, 200.0))
+    r = B.budget(c, f, demands=dem, survive="none", max_oversubscription=7).to_dict()
+    spine = r["tiers"][1]
+    assert spine["down_ports"] == 14 and spine["up_ports"] == 2
+    assert spine["oversubscription"] == pytest.approx(7.0)
+    assert r["utilization"]["spine-super"]["routed_after"] == pytest.approx(0.0, abs=1e-12)
+    assert r["check"]["ok"]
+    # with traffic between halves of a cluster larger than any pod (at most 14 x 14 endpoints), 7:1 is too little
+    d = _single_host_nodes(32, 8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}, {"switch": sw(16)}])
+    c2 = from_dict(d)
+    f2 = build(c2)
+    src = np.arange(f2.n_endpoints)
+    dst2 = (src + f2.n_endpoints // 2) % f2.n_endpoints
+    r2 = B.budget(c2, f2, demands=_demands(src, dst2, np.full(src.size, 200.0)), survive="none",
+                  max_oversubscription=7).to_dict()
+    assert r2["tiers"][1]["oversubscription"] < 7.0
+    assert r2["utilization"]["spine-super"]["routed_after"] <= 0.8 + 1e-9
+    assert r2["check"]["ok"]
+
+
+# --- failures ------------------------------------------------------------------------------------
+def test_switch_survival_keeps_a_spare_spine():
+    c = _two_tier()
+    dem = _random_demands(128, 400, 30.0, 5)
+    r0 = B.budget(c, demands=dem, survive="none").to_dict()
+    r1 = B.budget(c, demands=dem, survive="switch").to_dict()
+    assert r1["tiers"][1]["switches"] >= 2
+    assert r1["headroom"]["leaf-spine"]["worst_util_after_failure"] <= 1.0 + 1e-9
+    assert r1["cost"]["chosen"]["total_usd"] >= r0["cost"]["chosen"]["total_usd"]
+    assert r1["check"]["scenarios"] and r1["check"]["ok"]
+
+
+# --- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("u", [0.0, -0.1, 1.5])
+def test_bad_target_util(u):
+    c = load(EXAMPLES / "small.yaml")
+    with pytest.raises(SpecError) as e:
+        B.budget(c, target_util=u)
+    assert "--target-util" in str(e.value)
+
+
+def test_bad_target_util_in_file():
+    d = _single_host_nodes(4, 8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}])
+    d["goals"] = {"target_utilization": 1.2}
+    with pytest.raises(SpecError) as e:
+        from_dict(d)
+    assert "goals.target_utilization" in str(e.value)
+
+
+def test_missing_price_or_watts_named():
+    d = _single_host_nodes(4, 8, tiers=[{"switch": "mine"}, {"switch": "mine"}])
+    d["catalog"] = {"switches": {"mine": {"radix": 16, "port_gbps": 400, "power_w": 900}},
+                    "optics": {"aec": {"max_m": 7, "cost_usd": 500}}}
+    with pytest.raises(SpecError) as e:
+        from_dict(d)
+    msg = str(e.value)
+    assert "catalog.switches.mine.cost_usd" in msg and "catalog.optics.aec.watts" in msg
+
+
+def test_plane_failure_on_one_plane_is_refused():
+    c = load(EXAMPLES / "small.yaml")
+    with pytest.raises(SpecError) as e:
+        B.budget(c, survive="plane")
+    assert "plane" in str(e.value) and "goals.survive" in str(e.value)
+
+
+def test_unsurvivable_failure_names_the_failure_cli(tmp_path):
+    from topo.cli import main
+    # every endpoint sends across the fabric at line rate: leaf uplinks are full even non-blocking,
+    # so no budget survives the loss of a link
+    d = _single_host_nodes(16, 8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}])
+    d["traffic"] = [{"pattern": "uniform", "bytes": 1e6}]
+    d["goals"] = {"survive": "link"}
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(d))
+    out = tmp_path / "b.json"
+    res = CliRunner().invoke(main, ["budget", str(p), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "link" in res.output and "goals.survive" in res.output
+    assert not out.exists()
+
+
+def test_cli_table_json_and_output(tmp_path):
+    from topo.cli import main
+    out = tmp_path / "budget.json"
+    res = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "bill of materials" in res.output and "non blocking" in res.output and "optimal" in res.output
+    d = json.loads(out.read_text())
+    assert d["check"]["ok"]
+    res = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "-o", str(out)])
+    assert res.exit_code == 2 and "--force" in res.output
+    res = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--json", "--objective", "power"])
+    assert res.exit_code == 0
+    d = json.loads(res.output)
+    assert d["objective"] == "power"
+    res = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--target-util", "2"])
+    assert res.exit_code == 2 and "--target-util" in res.output
