@@ -92,3 +92,59 @@ from . import cli_place  # noqa: E402,F401
 from . import cli_failures  # noqa: E402,F401
 from . import cli_budget  # noqa: E402,F401
 from . import cli_analyze  # noqa: E402,F401
+
+
+@main.command()
+@cluster_arg
+@click.option("-o", "--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="output directory (written atomically)")
+@click.option("--time-limit", type=float, default=None, help="seconds per solver (default goals.time_limit_s)")
+@click.option("--seed", type=int, default=None, help="solver and hashing seed (default goals.seed)")
+@click.option("--workers", type=int, default=None, help="solver workers (default goals.workers)")
+@click.option("--force", is_flag=True, help="replace an existing output directory")
+@click.option("--no-failures", is_flag=True, help="skip the failure-headroom stage")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON summary on stdout")
+@handle_errors
+def optimize(cluster, out_dir, time_limit, seed, workers, force, no_failures, as_json):
+    """Place jobs, size the link budget, and write plan, report and exports."""
+    from .atomic import check_output_dir
+    from .errors import SpecError
+    from .optimize import optimize as run, render_outputs, write_outputs
+    from .spec import load
+    if time_limit is not None and time_limit <= 0:
+        raise SpecError([("--time-limit", f"must be positive (found {time_limit:g})")])
+    if workers is not None and workers < 1:
+        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    check_output_dir(out_dir, force)  # fail before the long work, not after it
+    c = load(cluster)
+    plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures,
+               progress=sys.stderr.isatty() and not as_json)
+    files = render_outputs(plan)
+    written = write_outputs(files, out_dir, force=force)
+    summary = optimize_summary(plan, out_dir, written)
+    if as_json:
+        emit_json(summary)
+    else:
+        from .render import optimize_text
+        click.echo(optimize_text(summary))
+
+
+def optimize_summary(plan: dict, out_dir, written) -> dict:
+    """The short JSON summary `topo optimize --json` prints."""
+    pl, bu = plan.get("placement") or {}, plan.get("budget") or {}
+    mb, ma = plan.get("metrics_before") or {}, plan.get("metrics_after") or {}
+
+    def tiers(m):
+        return {t.get("tier"): t.get("util_max") for t in m.get("tiers", [])}
+    bsol, bcost = bu.get("solver", {}), (bu.get("cost") or {}).get("chosen", {})
+    return {
+        "cluster": plan.get("cluster_name"), "out_dir": str(out_dir), "files": len(written),
+        "placement": {"status": pl.get("status"), "objective": pl.get("objective"), "bound": pl.get("bound"),
+                      "gap": pl.get("gap"), "placed": len(pl.get("assignment", {})), "unplaced": pl.get("unplaced", {})},
+        "budget": {"status": bsol.get("status"), "objective": bsol.get("objective"), "gap": bsol.get("gap"),
+                   "capex_usd": bcost.get("capex_usd"), "energy_usd": bcost.get("energy_usd"),
+                   "network_kw": bcost.get("network_kw"),
+                   "saved_vs_as_given": (bu.get("cost") or {}).get("saved_vs_as_given")},
+        "max_util_before": tiers(mb), "max_util_after": tiers(ma),
+        "timings_s": plan.get("timings_s"),
+    }

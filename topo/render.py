@@ -56,3 +56,24 @@ def describe_text(d: dict) -> str:
                f"(switches {t['switch_kw']:,.1f}, optics {t['optics_kw']:,.1f}), "
                f"${t['network_cost_usd']:,.0f}")
     return "\n".join(out)
+
+
+def optimize_text(s: dict) -> str:
+    p, b = s["placement"], s["budget"]
+    out = [f"{s['cluster']}: wrote {s['files']} files to {s['out_dir']}/",
+           f"placement: {p['status']}, objective {_fmt(p['objective'])}, bound {_fmt(p['bound'])}, "
+           f"gap {_fmt(p['gap'])}; {p['placed']} job(s) placed, {len(p['unplaced'])} unplaced"]
+    for j, why in (p["unplaced"] or {}).items():
+        out.append(f"  unplaced {j}: {why}")
+    out.append(f"link budget: {b['status']}, gap {_fmt(b['gap'])}; capex {_fmt(b['capex_usd'], '$')}, "
+               f"energy {_fmt(b['energy_usd'], '$')}, network {_fmt(b['network_kw'], 'kW')}")
+    saved = b.get("saved_vs_as_given")
+    if saved:
+        out.append(f"  saves {_fmt(saved.get('total_usd'), '$')} ({100 * saved.get('total_fraction', 0):.1f}%) "
+                   f"and {_fmt(saved.get('network_kw'), 'kW')} against the fabric as given")
+    rows = [[t, _fmt(s["max_util_before"].get(t)), _fmt(s["max_util_after"].get(t))]
+            for t in sorted(set(s["max_util_before"]) | set(s["max_util_after"]), key=str)]
+    if rows:
+        out.append("")
+        out.append(table(rows, ["tier", "max util before", "max util after"]))
+    return "\n".join(out)

@@ -1,0 +1,169 @@
+"""`topo optimize`: the whole pipeline, from a cluster file to a plan.
+
+Owns the order of the stages and nothing else: validate -> build -> place ->
+route -> size the link budget -> rebuild and route again -> failure headroom
+-> plan. Each stage is a library call of its own module; this module only
+wires them together, reports progress and assembles the plan dict.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from typing import Callable, Optional
+
+from .fabric import build
+from .spec import Cluster
+
+STAGES = ("build", "place", "route", "budget", "reroute", "failures")
+
+
+class _Progress:
+    """Stage progress through rich on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                               transient=False)
+            self._p.__enter__()
+        return self
+
+    def stage(self, text: str):
+        if self._p is None:
+            return nullcontext()
+        p = self._p
+        tid = p.add_task(text, total=None)
+
+        class _Ctx:
+            def __enter__(s):
+                return s
+
+            def __exit__(s, *exc):
+                p.update(tid, total=1, completed=1, description=text + (" (failed)" if exc[0] else ""))
+        return _Ctx()
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+
+def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Optional[int] = None,
+             workers: Optional[int] = None, failures: bool = True, progress: bool = False,
+             on_stage: Optional[Callable[[str, float], None]] = None) -> dict:
+    """Run the pipeline and return the plan (a JSON-able dict, see topo.plan).
+
+    ``time_limit`` bounds each solver (placement, budget) separately; ``seed``
+    and ``workers`` go to both. With one worker and a fixed seed the result is
+    repeatable on one machine and OR-Tools version.
+    """
+    from .budget import budget as size_budget
+    from .describe import describe
+    from .place import place
+    from .plan import new_plan
+    from .routing import analyze
+    from .traffic import in_order_placement
+
+    g = cluster.file.goals
+    seed = g.seed if seed is None else seed
+    workers = g.workers if workers is None else workers
+    time_limit = g.time_limit_s if time_limit is None else time_limit
+    timings: dict[str, float] = {}
+
+    def timed(name):
+        class _T:
+            def __enter__(s):
+                s.t = time.perf_counter()
+
+            def __exit__(s, *exc):
+                timings[name] = round(time.perf_counter() - s.t, 3)
+                if on_stage is not None and not exc[0]:
+                    on_stage(name, timings[name])
+        return _T()
+
+    with _Progress(progress) as pr:
+        with pr.stage("building the fabric"), timed("build"):
+            fabric = build(cluster)
+            desc_before = describe(fabric, cluster)
+        with pr.stage("placing jobs (CP-SAT)"), timed("place"):
+            placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
+        with pr.stage("routing traffic"), timed("route"):
+            in_order = in_order_placement(cluster, fabric)
+            before = analyze(cluster, fabric, placement=in_order, seed=seed)
+            placed = analyze(cluster, fabric, placement=placement.assignment, seed=seed)
+        with pr.stage("sizing the link budget"), timed("budget"):
+            bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
+                              seed=seed, workers=workers)
+        cluster_after = bud.cluster_after
+        if isinstance(cluster_after, dict):
+            from .spec import from_dict
+            cluster_after = from_dict(cluster_after, source="link budget", base_dir=cluster.base_dir)
+        with pr.stage("routing on the chosen fabric"), timed("reroute"):
+            fabric_after = build(cluster_after)
+            desc_after = describe(fabric_after, cluster_after)
+            after = analyze(cluster_after, fabric_after, placement=placement.assignment, seed=seed)
+        fail = None
+        if failures:
+            from .failures import analyze_failures
+            with pr.stage("failure headroom"), timed("failures"):
+                fail = analyze_failures(cluster_after, fabric_after, placement=placement.assignment,
+                                        single=True, seed=seed)
+
+    return new_plan(
+        seed=seed, workers=workers, time_limit_s=time_limit,
+        cluster_name=cluster.name,
+        cluster_file=cluster.file.model_dump(mode="json"),
+        cluster_file_after=cluster_after.file.model_dump(mode="json"),
+        describe_before=desc_before, describe_after=desc_after,
+        placement=placement, budget=bud,
+        metrics_before=before, metrics_placed=placed, metrics_after=after,
+        failures=fail,
+        solver={"placement": {k: getattr(placement, k, None) for k in ("status", "objective", "bound", "gap", "wall_s")},
+                "budget": bud.to_dict().get("solver", {})},
+        timings_s=timings,
+    )
+
+
+def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict:
+    """Every file of an optimize run: {relative path: text or bytes or writer}.
+
+    plan.json, report.html, report.md with its PNG figures, and every export
+    format under exports/ (formats that do not apply are listed in
+    exports/SKIPPED.txt with the reason).
+    """
+    from .export import render
+    from .plan import dumps, plan_cluster
+    from .report import render_html, render_markdown
+    if fabric_after is None:
+        fabric_after = build(plan_cluster(plan, after=True))
+    if fabric_before is None:
+        fabric_before = build(plan_cluster(plan, after=False))
+    files: dict = {"plan.json": dumps(plan)}
+    files["report.html"] = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
+    md, images = render_markdown(plan, fabric_before=fabric_before, fabric_after=fabric_after)
+    files["report.md"] = md
+    files.update(images)
+    cluster_after = plan_cluster(plan, after=True)
+    for name, v in render("all", fabric_after, plan, cluster_after).items():
+        files[f"exports/{name}"] = v
+    return files
+
+
+def write_outputs(files: dict, out_dir, force: bool = False) -> list:
+    """Write rendered outputs into `out_dir` atomically (all or nothing)."""
+    from .atomic import OutputDir
+    written = []
+    with OutputDir(out_dir, force=force) as out:
+        for name in sorted(files):
+            v = files[name]
+            if callable(v):
+                v(out.path(name))
+            elif isinstance(v, bytes):
+                out.write_bytes(name, v)
+            else:
+                out.write_text(name, v)
+            written.append(name)
+    return written
