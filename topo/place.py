@@ -27,7 +27,8 @@ The model
   the scale-up domain, ``factor * bytes * (ranks / group size)`` (factor
   2(g-1)/g for all-reduce, (g-1)/g for all-gather, reduce-scatter and
   all-to-all, 1 for send/recv and broadcast), scaled so the heaviest job has
-  ``W = 100`` (at least 1 for a job with any network traffic).
+  ``W = 100`` (at least 1 for a job with any network traffic), computed in exact
+  rational arithmetic and rounded half up.
   ``BIG = 1 + sum_j (W_j * (L - 1 + 3 * (P - 1)) + R)`` with L, P, R the
   numbers of leaves, pods and racks holding accelerators, so placing a job
   always beats any saving of traffic; higher priority ranks weigh double per
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import math
 import time
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -67,6 +69,9 @@ MONOLITHIC_MAX_VARS = 6000  # job x cell pairs solved as one model
 _FACTOR = {"allreduce": lambda g: 2.0 * (g - 1) / g, "allgather": lambda g: (g - 1) / g,
            "reducescatter": lambda g: (g - 1) / g, "alltoall": lambda g: (g - 1) / g,
            "sendrecv": lambda g: 1.0, "broadcast": lambda g: 1.0}
+_FACTOR_EXACT = {"allreduce": lambda g: Fraction(2 * (g - 1), g), "allgather": lambda g: Fraction(g - 1, g),
+                 "reducescatter": lambda g: Fraction(g - 1, g), "alltoall": lambda g: Fraction(g - 1, g),
+                 "sendrecv": lambda g: Fraction(1), "broadcast": lambda g: Fraction(1)}
 STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN")
 REASONS = ("too large", "pinned racks full", "power", "capacity", "fragmentation")
 
@@ -309,13 +314,13 @@ class _Problem:
                         errs.append((f"{p}.nodes", "names a node listed in busy_nodes"))
                     else:
                         fixed = np.unique(loc)
-            w = 0.0
+            w = Fraction(0)  # exact, so that any independent recomputation rounds the same way
             sizes = {"tp": j.tp, "pp": j.pp, "cp": j.cp, "ep": j.ep, "dp": dp}
             for c in j.collectives:
                 g = sizes[c.group]
                 if g <= 1 or (c.group == "tp" and j.tp <= self.ds):
                     continue
-                w += _FACTOR[c.op](g) * c.bytes * (j.accelerators / g)
+                w += _FACTOR_EXACT[c.op](g) * Fraction(c.bytes) * Fraction(j.accelerators, g)
             raw_w.append(w)
             out.append(_Job(i, j.name, j.accelerators, j.tp, j.pp, j.cp, j.ep, dp, domain_job, chunk, units,
                             0, w, j.priority, prios.index(j.priority), allowed_rack, allowed_pod, pinned,
@@ -331,9 +336,11 @@ class _Problem:
                 seen[jb.fixed] = True
         if errs:
             raise SpecError(errs)
-        wmax = max(raw_w) if raw_w else 0.0
+        wmax = max(raw_w) if raw_w else 0
         for jb, w in zip(out, raw_w):
-            jb.weight = 0 if w <= 0 else max(1, int(round(W_SCALE * w / wmax)))
+            # W = round half up of W_SCALE * w / wmax, at least 1
+            jb.weight = 0 if w <= 0 else max(1, math.floor(W_SCALE * w / wmax + Fraction(1, 2)))
+            jb.weight_bytes = float(w)
         return out
 
     # -- objective --------------------------------------------------------------------
@@ -834,6 +841,7 @@ _ORDERS = {
     # Slurm / Kueue: priority first, then larger jobs first
     "priority": lambda j: (-j.prio, -j.units * j.chunk, j.idx),
     # heuristic starts for the solver: largest first, heaviest traffic first
+    # (and "file": file order, contiguous first fit, see _first_fit)
     "size": lambda j: (-j.units * j.chunk, -j.prio, j.idx),
     "traffic": lambda j: (-j.weight * j.units * j.chunk, -j.prio, j.idx),
 }
@@ -847,6 +855,40 @@ def _greedy(pb: _Problem, order: str = "priority") -> tuple[dict, _State]:
         if s is not None:
             placed[j.idx] = s
     return placed, st
+
+
+def _first_fit(pb: _Problem) -> dict:
+    """Jobs in file order, each on the next free units in server order (contiguous,
+    like an in-order placement), within power limits and pins."""
+    st = _State(pb)
+    placed = _place_fixed(pb, st)
+    for j in pb.jobs:
+        if j.fixed is not None:
+            continue
+        ok_dom = (j.allowed_rack[pb.s_rack[pb.d_first]] & j.allowed_pod[pb.g_pod[pb.d_group]])
+        need, got = j.units, []
+        for d in np.flatnonzero(ok_dom):
+            if need == 0:
+                break
+            rack = int(pb.s_rack[pb.d_first[d]])
+            lo = int(pb.d_first[d])
+            if j.domain_job:
+                if st.dom_free[d] == pb.d_len[d] and st.pcap[rack] >= j.chunk:
+                    s = np.arange(lo, lo + pb.d_len[d])
+                    st.take(s, j.idx)
+                    got.append(s)
+                    need -= 1
+                continue
+            while need and st.dom_free[d] >= j.chunk and st.pcap[rack] >= j.chunk:
+                s = lo + np.flatnonzero(st.free[lo:lo + pb.d_len[d]])[: j.chunk]
+                st.take(s, j.idx)
+                got.append(s)
+                need -= 1
+        if need == 0:
+            placed[j.idx] = np.concatenate(got)
+        elif got:
+            st.release(np.concatenate(got))
+    return placed
 
 
 def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, workers: int):
@@ -1080,8 +1122,8 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         # solver start: the best of a few greedy orders (the baseline's among them)
         starts = {"priority": (g_placed, g_res, g_ok)}
         if len(pb.jobs) > 1:
-            for order in ("size", "traffic"):
-                pl, _ = _greedy(pb, order)
+            for order in ("size", "traffic", "file"):
+                pl = _greedy(pb, order)[0] if order != "file" else _first_fit(pb)
                 r_ = _assemble(pb, pl, big)
                 starts[order] = (pl, r_, not place_check.check(cluster, fabric, r_["assignment"], r_["unplaced"],
                                                                 r_["objective"]))
@@ -1104,7 +1146,7 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
                 cands.append((o_res["objective"], _tier_cost(o_res), 0, "optimized", o_res))
         else:
             note = f"the solver found no placement ({sname}); "
-        if h_ok:
+        if h_ok and best_start != "priority":  # the priority-order start is the baseline itself
             cands.append((h_res["objective"], _tier_cost(h_res), 1, "start", h_res))
         if g_ok:
             cands.append((g_res["objective"], _tier_cost(g_res), 2, "baseline", g_res))
@@ -1114,7 +1156,7 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         source, res = cands[0][3], cands[0][4]
         tied = o_placed is not None and any(c[3] == "optimized" and c[0] == cands[0][0] for c in cands)
         if source == "start":
-            note += (f"the solver's start (greedy, {best_start} order) " +
+            note += (f"the solver's start ({best_start} order) " +
                      ("ties the solver's placement and sends less traffic up the tree" if tied
                       else "was not improved on") + "; returned the start")
         elif source == "baseline":

@@ -24,18 +24,21 @@ What it checks
 from __future__ import annotations
 
 
+from fractions import Fraction
+
 import numpy as np
 
 KNOWN_REASONS = {"too large", "pinned racks full", "power", "capacity", "fragmentation"}
 
 
-def _weights(cluster, ds: int) -> list[float]:
-    out = []
+def _weights(cluster, ds: int) -> list[int]:
+    """Traffic weight of every job, 0..100, in exact rationals (rounded half up)."""
+    raw = []
     for j in cluster.file.jobs:
         inner = j.tp * j.pp * j.cp
         dp = j.dp if j.dp else max(j.accelerators // inner, 1)
         size = {"tp": j.tp, "pp": j.pp, "cp": j.cp, "ep": j.ep, "dp": dp}
-        w = 0.0
+        w = Fraction(0)
         for c in j.collectives:
             g = size[c.group]
             if g < 2:
@@ -43,14 +46,15 @@ def _weights(cluster, ds: int) -> list[float]:
             if c.group == "tp" and j.tp <= ds:
                 continue  # stays inside the scale-up domain
             if c.op == "allreduce":
-                fac = 2.0 * (g - 1) / g
+                fac = Fraction(2 * g - 2, g)
             elif c.op in ("allgather", "reducescatter", "alltoall"):
-                fac = (g - 1) / g
+                fac = Fraction(g - 1, g)
             else:
-                fac = 1.0
-            w += fac * c.bytes * j.accelerators / g
-        out.append(w)
-    return out
+                fac = Fraction(1)
+            w += fac * Fraction(c.bytes) * j.accelerators / g
+        raw.append(w)
+    top = max(raw) if raw else 0
+    return [0 if w <= 0 else max(1, int((200 * w / top + 1) // 2)) for w in raw]
 
 
 def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> list[str]:
@@ -199,9 +203,7 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> 
         L = int(np.unique(dom_leaf[acc_doms]).size)
         P = max(int(f.pods), int(dom_pod[acc_doms].max()) + 1)
         R = int(np.unique(srv_rack[ep_server[acc_idx]]).size)
-        raw = _weights(cluster, ds)
-        wmax = max(raw) if raw else 0.0
-        W = [0 if w <= 0 else max(1, int(round(100 * w / wmax))) for w in raw]
+        W = _weights(cluster, ds)
         big = 1 + sum(W[i] * ((L - 1) + 3 * (P - 1)) + R for i in range(len(jobs)))
         prios = sorted({j.priority for j in jobs})
         total = 0

@@ -1,0 +1,392 @@
+"""Job placement: brute-force optima on tiny fabrics, the independent checker,
+power limits, bad input, the CLI, and routed traffic against in-order placement."""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from topo import place as place_mod
+from topo.errors import SpecError
+from topo.fabric import build
+from topo.place import place
+from topo.place_check import check
+from topo.spec import from_dict, load
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def _sw(radix):
+    return {"radix": radix, "port_gbps": 400, "power_w": 0, "cost_usd": 0}
+
+
+def tiny(nodes_per_rack=1, n_racks=8, limit_kw=100.0, busy_kw=2.0, idle_kw=0.5, scaleup=2, jobs=(), busy=()):
+    """8 servers of 2 accelerators; 4 leaves of 2 servers; 2 pods of 2 leaves."""
+    return {
+        "version": 1, "name": "tiny",
+        "node_types": [{"name": "g", "accelerator": "H100", "accelerators": 2, "nics": 2, "nic_gbps": 400,
+                        "power_busy_kw": busy_kw, "power_idle_kw": idle_kw, "scaleup": {"size": scaleup}}],
+        "racks": [{"name": "r", "count": n_racks, "nodes": {"g": nodes_per_rack}, "power_limit_kw": limit_kw}],
+        "fabric": {"family": "clos", "tiers": [{"switch": _sw(8)}, {"switch": _sw(4)}, {"switch": _sw(8)}]},
+        "jobs": list(jobs), "busy_nodes": list(busy),
+        "goals": {"time_limit_s": 5, "seed": 3, "workers": 1},
+    }
+
+
+# --- brute force oracle (the objective as documented in topo.place) ---------------------------
+def _oracle(c, f):
+    """Minimum objective over every placement of whole servers, by enumeration."""
+    jobs = c.file.jobs
+    n_srv = f.n_servers
+    aps, ds = 2, int(f.domain_size[0])
+    first_ep = np.searchsorted(f.ep_server, np.arange(n_srv))
+    leaf = f.ep_leaf()[first_ep]
+    pod = f.node_pod[leaf]
+    rack = f.server_rack
+    busy = np.zeros(n_srv, bool)
+    if c.file.busy_nodes:
+        busy[f.server_ids(c.file.busy_nodes)] = True
+    kw0 = np.bincount(rack, weights=np.where(busy, f.server_busy_kw, f.server_idle_kw), minlength=f.n_racks)
+    delta = f.server_busy_kw - f.server_idle_kw
+    L, P, R = len(set(leaf.tolist())), len(set(pod.tolist())), f.n_racks
+    raw = []
+    for j in jobs:
+        dp = j.accelerators // (j.tp * j.pp * j.cp)
+        w = Fraction(0)
+        for col in j.collectives:
+            g = {"dp": dp, "tp": j.tp, "pp": j.pp}[col.group]
+            if g > 1 and not (col.group == "tp" and j.tp <= ds):
+                w += Fraction(2 * (g - 1), g) * Fraction(col.bytes) * Fraction(j.accelerators, g)
+        raw.append(w)
+    W = [0 if w <= 0 else max(1, math.floor(100 * w / max(raw) + Fraction(1, 2))) for w in raw]
+    big = 1 + sum(Wj * ((L - 1) + 3 * (P - 1)) + R for Wj in W)
+    prios = sorted({j.priority for j in jobs})
+    spd = max(1, ds // aps)
+    units, pen = [], []
+    for j in jobs:
+        if j.tp >= ds and ds > 1:
+            u, size = -(-j.accelerators // ds), spd
+        else:
+            u, size = -(-j.accelerators // aps), 1
+        units.append(u * size)
+        pen.append(big * u * 2 ** prios.index(j.priority))
+    names = {f.rack_name(i): i for i in range(f.n_racks)}
+    allowed = []
+    for j in jobs:
+        ok = np.ones(n_srv, bool)
+        if j.pin_racks:
+            ok &= np.isin(rack, [names[r] for r in j.pin_racks])
+        if j.forbid_racks:
+            ok &= ~np.isin(rack, [names[r] for r in j.forbid_racks])
+        if j.pin_pods:
+            ok &= np.isin(pod, j.pin_pods)
+        if j.forbid_pods:
+            ok &= ~np.isin(pod, j.forbid_pods)
+        allowed.append(ok)
+    best = math.inf
+
+    def rec(i, free, kw, acc):
+        nonlocal best
+        if acc >= best:
+            return
+        if i == len(jobs):
+            best = acc
+            return
+        rec(i + 1, free, kw, acc + pen[i])  # job i unplaced
+        cand = [s for s in range(n_srv) if free[s] and allowed[i][s]]
+        for combo in itertools.combinations(cand, units[i]):
+            combo = list(combo)
+            if spd > 1:  # whole domains: servers come in domain pairs
+                doms = [int(f.ep_domain[first_ep[s]]) for s in combo]
+                if any(doms.count(d) != spd for d in doms):
+                    continue
+            k2 = kw.copy()
+            np.add.at(k2, rack[combo], delta[combo])
+            if (k2 > f.rack_limit_kw + 1e-9)[np.unique(rack[combo])].any():
+                continue
+            cost = W[i] * ((len(set(leaf[combo])) - 1) + 3 * (len(set(pod[combo])) - 1)) + len(set(rack[combo]))
+            fr = free.copy()
+            fr[combo] = False
+            rec(i + 1, fr, k2, acc + cost)
+
+    rec(0, ~busy, kw0, 0)
+    return best
+
+
+def _instance(seed):
+    rng = np.random.default_rng(seed)
+    npr = int(rng.choice([1, 2]))
+    n_racks = 8 // npr
+    per_rack_limit = float(rng.choice([100.0, 100.0, 3.0 * npr, 2.6 * npr]))
+    n_jobs = int(rng.integers(1, 4))
+    jobs = []
+    for k in range(n_jobs):
+        size = int(rng.choice([2, 4, 6]))
+        tp = int(rng.choice([1, 2]))
+        job = {"name": f"j{k}", "accelerators": size, "tp": tp, "priority": int(rng.integers(0, 2)),
+               "collectives": [{"op": "allreduce", "group": "dp", "bytes": f"{int(rng.integers(1, 9))}GiB"}]}
+        if rng.random() < 0.25:
+            job["pin_racks"] = [f"rack{r:03d}" for r in sorted(rng.choice(n_racks, size=n_racks // 2, replace=False))]
+        elif rng.random() < 0.2:
+            job["forbid_pods"] = [int(rng.integers(0, 2))]
+        jobs.append(job)
+    busy = [f"n{s:04d}" for s in sorted(rng.choice(8, size=int(rng.integers(0, 3)), replace=False))]
+    return tiny(nodes_per_rack=npr, n_racks=n_racks, limit_kw=per_rack_limit, jobs=jobs, busy=busy)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_cp_sat_finds_brute_force_optimum(seed):
+    c = from_dict(_instance(seed))
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    best = _oracle(c, f)
+    assert r.objective == best
+    assert r.status == "OPTIMAL" and r.bound == best
+    for name in r.unplaced:
+        assert r.unplaced[name] in place_mod.REASONS
+
+
+@pytest.mark.parametrize("seed", [1, 5, 9, 13])
+def test_decomposed_model_is_checked_and_bounded(seed, monkeypatch):
+    monkeypatch.setattr(place_mod, "MONOLITHIC_MAX_VARS", 0)
+    c = from_dict(_instance(seed))
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    best = _oracle(c, f)
+    assert r.solver["mode"] == "decomposed"
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    assert r.bound <= best <= r.objective
+
+
+def test_greedy_policy_is_checked_and_reported():
+    c = from_dict(_instance(3))
+    f = build(c)
+    r = place(c, f, policy="greedy")
+    assert r.source == "baseline" and r.bound is None
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    assert r.objective >= _oracle(c, f)
+
+
+def test_repeatable_with_one_worker_and_seed():
+    c = load(EXAMPLES / "h100-rail-roce.yaml")
+    f = build(c)
+    a = place(c, f, time_limit=5, seed=11, workers=1)
+    b = place(c, f, time_limit=5, seed=11, workers=1)
+    assert a.objective == b.objective and a.status == b.status
+
+
+# --- the checker rejects bad placements of every kind -----------------------------------------
+@pytest.fixture
+def good():
+    d = tiny(jobs=[{"name": "a", "accelerators": 4, "tp": 2,
+                    "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]},
+                   {"name": "b", "accelerators": 2, "tp": 2}], busy=["n0007"])
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    return c, f, r
+
+
+def _kinds(v):
+    return {s.split(":")[0] for s in v}
+
+
+def test_checker_rejects_shared_accelerator(good):
+    c, f, r = good
+    a = dict(r.assignment)
+    a["b"] = a["a"][:2].copy()
+    assert "capacity" in _kinds(check(c, f, a, r.unplaced, None))
+
+
+def test_checker_rejects_busy_node_and_wrong_size(good):
+    c, f, r = good
+    a = dict(r.assignment)
+    a["b"] = np.array([14, 15])  # n0007 is busy
+    assert "capacity" in _kinds(check(c, f, a, r.unplaced, None))
+    a["b"] = np.array([12])
+    assert "capacity" in _kinds(check(c, f, a, r.unplaced, None))
+
+
+def test_checker_rejects_split_domain():
+    d = tiny(nodes_per_rack=2, n_racks=4, scaleup=4,
+             jobs=[{"name": "big", "accelerators": 4, "tp": 4}, {"name": "small", "accelerators": 2, "tp": 2}])
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    # TP group across two domains
+    bad = {"big": np.array([0, 1, 4, 5]), "small": np.array([8, 9])}
+    assert "domain" in _kinds(check(c, f, bad, {}, None))
+    # a whole-domain job sharing its domain with another job
+    bad = {"big": np.array([0, 1, 2, 3]), "small": np.array([2, 3])}
+    assert "domain" in _kinds(check(c, f, bad, {}, None))
+
+
+def test_checker_rejects_over_power():
+    d = tiny(limit_kw=2.6, jobs=[{"name": "a", "accelerators": 2}])  # 1 server at 2 kW fits, rack idle 0.5
+    d["racks"] = [{"name": "r", "count": 4, "nodes": {"g": 2}, "power_limit_kw": 3.0}]
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    d["jobs"] = [{"name": "a", "accelerators": 4}]
+    c2 = from_dict(d)
+    bad = {"a": np.array([0, 1, 2, 3])}  # both servers of rack000: 4 kW > 3 kW
+    assert "power" in _kinds(check(c2, f, bad, {}, None))
+
+
+def test_checker_rejects_pin_violation():
+    d = tiny(jobs=[{"name": "a", "accelerators": 2, "pin_racks": ["rack005"]}])
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    assert set(f.server_rack[f.ep_server[r.assignment["a"]]]) == {5}
+    assert "pin" in _kinds(check(c, f, {"a": np.array([0, 1])}, {}, None))
+    d["jobs"][0] = {"name": "a", "accelerators": 2, "forbid_pods": [0]}
+    c2 = from_dict(d)
+    assert "pin" in _kinds(check(c2, f, {"a": np.array([0, 1])}, {}, None))
+
+
+def test_checker_rejects_dropped_job_and_wrong_objective(good):
+    c, f, r = good
+    a = dict(r.assignment)
+    del a["b"]
+    assert "dropped" in _kinds(check(c, f, a, {}, None))
+    assert "dropped" in _kinds(check(c, f, r.assignment, {"b": "power"}, None))
+    assert "objective" in _kinds(check(c, f, r.assignment, r.unplaced, r.objective + 1))
+    assert "reason" in _kinds(check(c, f, a, {"b": "bad luck"}, None))
+
+
+def test_returned_placement_never_fails_the_check(monkeypatch):
+    """A placement that fails the checker is not returned: the checked baseline is."""
+    from topo import place_check
+    c = from_dict(_instance(2))
+    f = build(c)
+    real = place_check.check
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        v = real(*a, **k)
+        return v if calls["n"] == 1 else ["capacity: injected failure"]
+    monkeypatch.setattr(place_check, "check", flaky)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert r.source == "baseline"
+    assert real(c, f, r.assignment, r.unplaced, r.objective) == []
+
+
+# --- power limits bind ---------------------------------------------------------------------------
+def test_power_limits_half_fill_racks():
+    # racks of 2 servers that can power only one of them busy: 0.5+0.5 idle, +1.5 for one busy -> 2.5 <= 2.6
+    d = tiny(nodes_per_rack=2, n_racks=4, limit_kw=2.6,
+             jobs=[{"name": f"j{k}", "accelerators": 2} for k in range(6)])
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    used = np.concatenate([f.ep_server[e] for e in r.assignment.values()])
+    per_rack = np.bincount(f.server_rack[np.unique(used)], minlength=4)
+    assert per_rack.tolist() == [1, 1, 1, 1]
+    assert len(r.unplaced) == 2 and set(r.unplaced.values()) == {"power"}
+    assert all(x["kw"] <= x["limit_kw"] + 1e-9 for x in r.racks)
+    assert r.stranded["power"] == 8
+
+
+def test_rack_already_over_limit_gets_nothing():
+    d = tiny(nodes_per_rack=2, n_racks=4, limit_kw=2.6, busy=["n0000", "n0001"],
+             jobs=[{"name": "a", "accelerators": 2}])
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert 0 not in set(f.server_rack[f.ep_server[r.assignment["a"]]])
+
+
+# --- bad input -------------------------------------------------------------------------------------
+def test_job_larger_than_free_capacity_is_unplaced_honestly():
+    d = tiny(busy=["n000[0-3]"], jobs=[{"name": "huge", "accelerators": 10}, {"name": "ok", "accelerators": 2}])
+    c = from_dict(d)
+    r = place(c, build(c), time_limit=5)
+    assert r.unplaced == {"huge": "too large"}
+    assert "ok" in r.assignment
+
+
+@pytest.mark.parametrize("job,path", [
+    ({"pin_racks": ["rack001"], "forbid_racks": ["rack001"]}, "jobs[0].forbid_racks[0]"),
+    ({"pin_racks": ["rack999"]}, "jobs[0].pin_racks[0]"),
+    ({"forbid_racks": ["nope"]}, "jobs[0].forbid_racks[0]"),
+    ({"pin_pods": [7]}, "jobs[0].pin_pods[0]"),
+    ({"pin_pods": [0], "forbid_pods": [0]}, "jobs[0].forbid_pods[0]"),
+    ({"pin_racks": ["rack000"], "forbid_pods": [0]}, "jobs[0].pin_racks"),
+])
+def test_contradictory_or_unknown_pins(job, path):
+    c = from_dict(tiny(jobs=[{"name": "a", "accelerators": 2, **job}]))
+    with pytest.raises(SpecError) as e:
+        place(c, build(c))
+    assert path in [p for p, _ in e.value.errors]
+
+
+def test_time_limit_zero_and_zero_power_limit():
+    c = from_dict(tiny(jobs=[{"name": "a", "accelerators": 2}]))
+    with pytest.raises(SpecError) as e:
+        place(c, build(c), time_limit=0)
+    assert e.value.errors[0][0] == "--time-limit"
+    with pytest.raises(SpecError) as e:
+        from_dict(tiny(limit_kw=0))
+    assert any("power_limit_kw" in p for p, _ in e.value.errors)
+
+
+def test_cli_table_json_and_atomic_output(tmp_path):
+    from topo.cli import main
+    runner = CliRunner()
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(tiny(jobs=[{"name": "a", "accelerators": 4,
+                                          "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}])))
+    out = tmp_path / "p.json"
+    res = runner.invoke(main, ["place", str(src), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "status OPTIMAL" in res.output and "greedy baseline" in res.output
+    d = json.loads(out.read_text())
+    assert d["status"] == "OPTIMAL" and len(d["assignment"]["a"]) == 4 and d["nodes"]["a"]
+    before = out.read_text()
+    res = runner.invoke(main, ["place", str(src), "-o", str(out)])
+    assert res.exit_code == 2 and out.read_text() == before
+    res = runner.invoke(main, ["place", str(src), "--json", "--policy", "greedy"])
+    assert res.exit_code == 0 and json.loads(res.output)["source"] == "baseline"
+    res = runner.invoke(main, ["place", str(src), "--time-limit", "0", "-o", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "--time-limit" in res.output and not (tmp_path / "x.json").exists()
+    bad = tiny(jobs=[{"name": "a", "accelerators": 2, "pin_racks": ["rack001"], "forbid_racks": ["rack001"]}])
+    src.write_text(json.dumps(bad))
+    res = runner.invoke(main, ["place", str(src), "-o", str(tmp_path / "y.json")])
+    assert res.exit_code == 2 and "jobs[0].forbid_racks[0]" in res.output
+    assert not (tmp_path / "y.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- routed traffic is never worse than the in-order placement on the shipped examples ------------
+@pytest.mark.parametrize("example", ["small.yaml", "h100-rail-roce.yaml", "helios-mi450-uec.yaml"])
+def test_routed_traffic_not_worse_than_in_order(example):
+    from topo.routing import route
+    from topo.traffic import in_order_placement, job_demands
+    c = load(EXAMPLES / example)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert not r.unplaced
+    above_leaf = f.link_tier >= 1
+
+    def climbing_bytes(assign):
+        res = route(f, job_demands(c, f, assign), "fluid")
+        return float(res.link_bytes[above_leaf].sum())
+    placed = climbing_bytes(r.assignment)
+    in_order = climbing_bytes(in_order_placement(c, f))
+    assert placed <= in_order * (1 + 1e-9)
