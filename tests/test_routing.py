@@ -259,3 +259,51 @@ def test_cli_analyze(tmp_path):
     res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(m), "--routing", "uec-spray"])
     assert res.exit_code == 0, res.output
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+# --- optimal bound ------------------------------------------------------------------------------
+def test_optimal_lp_is_an_upper_bound_and_checked():
+    from topo import routing_lpcheck
+    from topo.routing_lp import max_concurrent_flow
+    # two leaves with two endpoints each, one spine, and a direct leaf-leaf link:
+    # shortest paths all take the direct link, the LP also uses the spine
+    tier = np.array([0, 0, 0, 0, 1, 1, 2], np.int8)
+    lo = np.array([0, 1, 2, 3, 4, 5, 4])
+    hi = np.array([4, 4, 5, 5, 6, 6, 5])
+    f = fabric_from_arrays(4, lo, hi, 100.0, tier)
+    d = Demands(np.array([0, 1]), np.array([2, 3]), np.ones(2), np.full(2, -1, np.int32), np.array([100.0, 100.0]))
+    fl = routing.route(f, d, "fluid")
+    assert fl.utilization.max() == pytest.approx(2.0)
+    r = max_concurrent_flow(f, d)
+    assert r["checked"] and r["lambda"] == pytest.approx(1.0)
+    # on fat trees the LP is never below what fluid ECMP achieves
+    f4 = fat_tree(4)
+    for seed in range(3):
+        dp = permutation(f4, 1e9, seed=seed)
+        lam = max_concurrent_flow(f4, dp)["lambda"]
+        assert lam >= 1 / routing.route(f4, dp, "fluid").utilization.max() - 1e-7
+        assert lam <= 1 + 1e-7  # endpoint links are at line rate
+    # the checker rejects a solution that breaks capacity or conservation
+    ls, ld = f.link_src, f.link_dst
+    links = [np.arange(f.n_links)]
+    sent = np.array([100.0, 100.0, 0, 0, 0, 0, 0])
+    recv = np.array([0, 0, 100.0, 100.0, 0, 0, 0])
+    x = np.zeros(f.n_links)
+    assert not routing_lpcheck.check(ls, ld, 4, f.link_gbps, links, [x], [(sent, recv)], 1.0)[0]
+
+
+def test_optimal_refused_above_limit(monkeypatch):
+    from topo import routing_lp
+    monkeypatch.setattr(routing_lp, "MAX_LINKS", 10)
+    f = fat_tree(4)
+    with pytest.raises(SpecError, match="optimal"):
+        routing_lp.max_concurrent_flow(f, permutation(f, 1e9))
+
+
+def test_cli_optimal(small_cluster):
+    from topo.cli import main
+    res = CliRunner().invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--routing", "optimal", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["optimal"]["checked"] and 0 < doc["optimal"]["lambda"]
+    assert doc["optimal"]["lambda"] >= 1 / doc["max_util"] - 1e-6
