@@ -310,3 +310,60 @@ def test_cli_table_json_and_output(tmp_path):
     assert d["objective"] == "power"
     res = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--target-util", "2"])
     assert res.exit_code == 2 and "--target-util" in res.output
+
+
+# --- the model's loads are the routing engine's loads; its failure bounds hold -----------------------
+def test_model_loads_equal_routed_loads_and_failure_bounds_hold():
+    from topo import budget_check
+    c = _three_tier()
+    dem = _random_demands(128, 500, 10.0, 21)
+    f, T, extra = _tables(c, dem, "none", 1.0)
+    cands = list(B.enumerate_all(T, "none", 1.0))
+    picked = cands[:: max(len(cands) // 6, 1)][:6]
+    assert len(picked) >= 5
+    for iE, iD, b, ev in picked:
+        _, after = B._cluster_after(c, T.models, T.specs, extra, ev["dec"], True)
+        fab = build(after)
+        r = budget_check.routed_peaks(fab, dem, 1.0)
+        assert r["tier_max"]["leaf-spine"] == pytest.approx(ev["util"][0], rel=1e-9, abs=1e-12)
+        assert r["tier_max"]["spine-super"] == pytest.approx(ev["util"][1], rel=1e-9, abs=1e-12)
+        d = ev["dec"]
+        u0, u1, su, spp, b1, b2 = d["u0"], d["u1"], d["spines_per_pod"] * d["u1"], d["spines_per_pod"], d["b1"], d["b2"]
+        link_bound = [max(u0 / (u0 - 1), su / (su - 1)) * ev["util"][0],
+                      max(u1 / (u1 - 1), u0 / (u0 - 1)) * ev["util"][1]] if min(u0, u1, su) > 1 else None
+        # every single leaf-spine and spine-super link failure stays within the model's bound
+        if link_bound:
+            for t in (1, 2):
+                ids = np.flatnonzero((fab.link_tier == t) & ((np.arange(fab.n_links) & 1) == 0))
+                for lid in ids[:: max(ids.size // 4, 1)][:4]:
+                    rf = budget_check.routed_peaks(fab, dem, 1.0, failed_links=[int(lid)])
+                    assert rf["tier_max"]["leaf-spine"] <= link_bound[0] * (1 + 1e-9) + 1e-12
+                    assert rf["tier_max"]["spine-super"] <= link_bound[1] * (1 + 1e-9) + 1e-12
+        if spp > 1 and u0 > b1 and u1 > b2:
+            sw_bound = [max(u0 / (u0 - b1), su / (su - b2)) * ev["util"][0],
+                        max(spp / (spp - 1), u1 / (u1 - b2)) * ev["util"][1]]
+            for tier in (2, 3):
+                node = int(np.flatnonzero(fab.node_tier == tier)[0])
+                rf = budget_check.routed_peaks(fab, dem, 1.0, failed_nodes=[node])
+                assert rf["tier_max"]["leaf-spine"] <= sw_bound[0] * (1 + 1e-9) + 1e-12
+                assert rf["tier_max"]["spine-super"] <= sw_bound[1] * (1 + 1e-9) + 1e-12
+
+
+def test_catalog_switch_choice_is_the_enumerated_optimum():
+    c = load(EXAMPLES / "small.yaml")
+    r = B.budget(c, switch_choice="catalog", survive="none").to_dict()
+    f = build(c)
+    dem = B._demands(c, f, None)
+    data = B._Data(c, f, dem, wire_efficiency(c))
+    ref = bill_of_materials(f, c)["totals"]
+    wc, ww = B._objective_weights(c, "cost", {"capex": ref["network_cost_usd"], "watts": ref["network_kw"] * 1e3})
+    best = None
+    import itertools
+    for ch in itertools.product(sorted(c.switches), repeat=2):
+        T = B._tables(data, ch, [c.switches[n] for n in ch], False, "none", 0.8, None, None, math.inf)
+        b = B.brute_force(T, "none", 0.8, wc, ww)
+        if b is not None and (best is None or b[0] < best[0]):
+            best = b
+    assert r["solver"]["status"] == "optimal"
+    assert r["solver"]["objective"] == pytest.approx(best[0], rel=1e-6)
+    assert r["check"]["ok"]

@@ -693,6 +693,7 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
                 row("leaf uplinks after a link failure", t1, g1 * (u0 - 1))
             elif survive == "switch":
                 row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
+                row("a spare spine", 1, u0 - b1)
             nsw = [eo["nl"], P * spp]
             capex = nsw[0] * s[0].cost_usd + nsw[1] * s[1].cost_usd + eo["c0"] + u0 * eo["c1"]
             watts = nsw[0] * s[0].power_w + nsw[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
@@ -949,6 +950,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     nb_bom = bill_of_materials(build(nb_cluster), nb_cluster)
     money = {"chosen": _bom_money(after, bom_after), "as_given": _bom_money(cluster, bom_given),
              "non_blocking": _bom_money(nb_cluster, nb_bom)}
+    for k, bm in (("chosen", bom_after), ("as_given", bom_given), ("non_blocking", nb_bom)):
+        money[k]["switch_counts"] = [int(x["count"]) for x in bm["switches"]]
     for k in ("as_given", "non_blocking"):
         money[f"saved_vs_{k}"] = {
             "capex_usd": money[k]["capex_usd"] - money["chosen"]["capex_usd"],
