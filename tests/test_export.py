@@ -598,3 +598,22 @@ def test_cli_export_bad_plan(tmp_path):
     assert r.exit_code == 2 and "cluster_file.racks[0].count" in r.output
     r = CliRunner().invoke(main, ["export", str(tmp_path / "p.json"), "--format", "kueue", "--block-sizes", "x"])
     assert r.exit_code == 2
+
+
+def test_yaml_scalars_round_trip():
+    for s in ["leaf0", "n[0000-0003],n0005", "yes", "No", "0001", "12", "a: b", "#x", '"q"', "-x", "[x]", "p0-leaf3",
+              "x'y", "on", "null", "tab\there", "<script>"]:
+        assert yaml.safe_load(f"k: {ex._ys(s)}") == {"k": s}, s
+
+
+def test_streamed_graphml_equals_the_networkx_writer(small, tmp_path):
+    from topo.graphio import write_graphml as nx_write
+    f = small[1]
+    ex.write_graphml(f, tmp_path / "a.graphml")
+    nx_write(f, tmp_path / "b.graphml")
+    a = nx.read_graphml(str(tmp_path / "a.graphml"), force_multigraph=True)
+    b = nx.read_graphml(str(tmp_path / "b.graphml"), force_multigraph=True)
+    assert dict(a.nodes(data=True)) == dict(b.nodes(data=True))
+    ea = sorted((min(u, v), max(u, v), k, tuple(sorted(d.items()))) for u, v, k, d in a.edges(keys=True, data=True))
+    eb = sorted((min(u, v), max(u, v), k, tuple(sorted(d.items()))) for u, v, k, d in b.edges(keys=True, data=True))
+    assert ea == eb
