@@ -881,9 +881,11 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
     if three and b1_fixed is None:
         b1_fixed = 1
-    if switch_choice == "catalog":
+    if switch_choice == "catalog" and not extra:
+        # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
         cat = sorted(cluster.switches)
-        choices = list(itertools.product(*([cat] * fabric.n_tiers)))
+        choices = [ch for ch in itertools.product(*([cat] * fabric.n_tiers))
+                   if cluster.switches[ch[0]].port_gbps >= data.nic_port]
     else:
         choices = [tuple(names)]
     deadline = time.monotonic() + time_limit

@@ -19,7 +19,6 @@ It never chooses anything and never prints.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
