@@ -367,3 +367,21 @@ def test_catalog_switch_choice_is_the_enumerated_optimum():
     assert r["solver"]["status"] == "optimal"
     assert r["solver"]["objective"] == pytest.approx(best[0], rel=1e-6)
     assert r["check"]["ok"]
+
+
+def test_plane_failure_on_a_two_plane_fabric():
+    d = cluster_dict(n_racks=8, nodes_per_rack=2, accel=8, planes=2,
+                     tiers=[{"switch": sw(16)}, {"switch": sw(16)}, {"switch": sw(16)}])
+    d["node_types"][0]["nic_ports"] = 2
+    d["transport"] = {"protocol": "ideal"}
+    c = from_dict(d)
+    dem = _random_demands(128, 400, 20.0, 8)
+    r = B.budget(c, demands=dem, survive="plane").to_dict()
+    assert r["check"]["ok"] and len(r["check"]["scenarios"]) == 1
+    assert r["check"]["scenarios"][0].startswith("plane")
+    for k, u in r["utilization"].items():
+        assert u["routed_after"] == pytest.approx(u["model_after"], rel=1e-9, abs=1e-12)
+        assert r["headroom"][k]["worst_util_after_failure"] <= 1.0 + 1e-9
+    fab = build(from_dict(r["cluster_after"]))
+    assert fab.planes == 2
+    assert [s["count"] for s in r["bill_of_materials"]["switches"]] == list(fab.tier_switch_counts)
