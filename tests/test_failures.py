@@ -142,13 +142,19 @@ def test_grouped_equals_exhaustive_on_small_symmetric_fabrics(case):
         d["node_types"][0]["nic_ports"] = 2
         c = from_dict(d)
     fab = build(c)
-    g = F.analyze_failures(c, fab, group=True)
     e = F.analyze_failures(c, fab, group=False)
-    assert sum(r["count"] for r in g.single) == sum(r["count"] for r in e.single) == len(e.single)
-    assert len(g.single) < len(e.single)
     ex = {}
     for r, m in zip(e.single, e.members):
         ex[(r["kind"], int(m[0]))] = r
+    # default grouping: exact for capacity and the fluid-type model; hash_exact adds roce-hash
+    for hash_exact, models in ((False, ("uec-spray",)), (True, ("uec-spray", "roce-hash"))):
+        g = F.analyze_failures(c, fab, group=True, hash_exact=hash_exact)
+        assert sum(r["count"] for r in g.single) == sum(r["count"] for r in e.single) == len(e.single)
+        assert len(g.single) < len(e.single)
+        _compare(g, ex, models)
+
+
+def _compare(g, ex, models):
     for r, m in zip(g.single, g.members):
         for i in m.tolist():
             other = ex[(r["kind"], i)]
@@ -157,7 +163,7 @@ def test_grouped_equals_exhaustive_on_small_symmetric_fabrics(case):
             assert r["endpoints_down"] == other["endpoints_down"]
             assert len(r["jobs_affected"]) == len(other["jobs_affected"])
             if "slowdown" in r:
-                for model in ("uec-spray", "roce-hash"):
+                for model in models:
                     a, b = r["slowdown"][model], other["slowdown"][model]
                     assert set(a) == set(b)
                     for j in a:
@@ -248,6 +254,26 @@ def test_result_dict_shape_and_traffic_metrics():
     idle = [r for r in d["single"] if r["kind"] == "nic" and not r["jobs_affected"]]
     assert idle and all(r["unreachable_gbps"] == 0.0 for r in idle)
     assert d["k"]["2"]["worst"]["capacity_lost_frac"] >= d["k"]["2"]["capacity_lost_frac"]["max"]
+
+
+def test_failure_of_unloaded_elements_needs_no_routing():
+    c = load(EXAMPLES / "small.yaml")
+    fab = build(c)
+    ctx = F._context(c, fab, None)
+    ctx.traffic = F.Traffic(ctx, seed=1)
+    idle = int(np.flatnonzero(ctx.ep_job < 0)[0])
+    calls = ctx.traffic.routes
+    row = F._evaluate(ctx, "nic", idle)
+    assert ctx.traffic.routes == calls and ctx.traffic.skipped == 1
+    assert row["jobs_affected"] == [] and row["endpoints_isolated"] == 1
+    assert all(v == 1.0 for per in row["slowdown"].values() for v in per.values())
+    # the same answer as routing it
+    links, _, _ = F._effect(ctx, "nic", idle)
+    dead = np.zeros(fab.n_links, bool)
+    dead[2 * links] = dead[2 * links + 1] = True
+    for m in F.ROUTING_MODELS:
+        times, _, _ = ctx.traffic._times(m, dead)
+        assert np.allclose(times, ctx.traffic.healthy[m], rtol=1e-12)
 
 
 def test_parallel_single_sweep_equals_serial():

@@ -35,6 +35,20 @@ def default_workers() -> int:
     return max(os.cpu_count() or 1, 1)
 
 
+def n_workers(ex: cf.Executor) -> int:
+    """How many tasks the executor runs at once (local processes, or Dask worker threads)."""
+    n = getattr(ex, "_max_workers", None)
+    if n:
+        return int(n)
+    client = getattr(ex, "_client", None)
+    if client is not None:
+        try:
+            return max(sum(client.nthreads().values()), 1)
+        except Exception:  # scheduler gone: the first submit will say so
+            return 1
+    return 1
+
+
 @contextlib.contextmanager
 def open_executor(workers: Optional[int] = None, scheduler: Optional[str] = None,
                   connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,

@@ -641,12 +641,15 @@ def k_failures(ctx: _Ctx, k: int, samples: int, seed: int, rates=None) -> dict:
 
 
 def _greedy_worst(ctx: _Ctx, kinds, pool: np.ndarray, k: int) -> np.ndarray:
+    """A bad k-set built greedily: among the 8k (at least 64) elements that lose the
+    most capacity alone, repeatedly add the one that makes the set lose the most."""
     f = ctx.fabric
-    # capacity of every pool element alone (vectorised)
-    node_cap = np.bincount(ctx.phys_lo, weights=ctx.phys_gbps, minlength=f.n_nodes) + \
-        np.bincount(ctx.phys_hi, weights=ctx.phys_gbps, minlength=f.n_nodes)
-    single = np.where(kinds_arr(kinds, pool) == "link", ctx.phys_gbps[np.minimum(pool[:, 1], ctx.phys_gbps.size - 1)],
-                      node_cap[np.minimum(pool[:, 1], f.n_nodes - 1)])
+    node_cap = (np.bincount(ctx.phys_lo, weights=ctx.phys_gbps, minlength=f.n_nodes)
+                + np.bincount(ctx.phys_hi, weights=ctx.phys_gbps, minlength=f.n_nodes))
+    is_link = pool[:, 0] == kinds.index("link")
+    single = np.empty(pool.shape[0])
+    single[is_link] = ctx.phys_gbps[pool[is_link, 1]]
+    single[~is_link] = node_cap[pool[~is_link, 1]]
     chosen: list[int] = []
     cand = np.argsort(-single, kind="stable")[: max(8 * k, 64)]
     for _ in range(k):
@@ -659,10 +662,6 @@ def _greedy_worst(ctx: _Ctx, kinds, pool: np.ndarray, k: int) -> np.ndarray:
                 best, best_i = tot, c
         chosen.append(best_i)
     return np.sort(np.array(chosen, np.int64))
-
-
-def kinds_arr(kinds, pool):
-    return np.asarray(kinds, dtype=object)[pool[:, 0]]
 
 
 # --- expected loss --------------------------------------------------------------------------
@@ -725,6 +724,7 @@ class Traffic:
         self.healthy_load = {}
         self.healthy_unreach = {}
         self.routes = 0
+        self.skipped = 0
         for m in self.models:
             times, unreach, load = self._times(m, None)
             self.healthy[m] = times
@@ -740,11 +740,18 @@ class Traffic:
         self.routes += 1
         return np.asarray(times, np.float64), float(unreach), total
 
-    def link_color(self) -> np.ndarray:
-        """Codes of (tier, capacity, healthy load both ways under every model) per physical link."""
+    def link_color(self, hash_exact: bool = False) -> np.ndarray:
+        """Codes of (tier, capacity, healthy load both ways) per physical link.
+
+        Loads of the fluid-type models always refine the classes; the
+        roce-hash loads only with ``hash_exact`` (they differ link by link, so
+        at scale almost every link becomes its own class).
+        """
         c = self.ctx
         cols = [c.phys_tier, c.phys_gbps]
         for m in self.models:
+            if m == "roce-hash" and not hash_exact and len(self.models) > 1:
+                continue
             ld = self.healthy_load[m]
             cols += [np.round(ld[0::2], 6), np.round(ld[1::2], 6)]
         return _codes(*cols)
@@ -760,7 +767,12 @@ class Traffic:
         dead[2 * links + 1] = True
         lost = set(int(x) for x in np.unique(self.ctx.ep_job[down]) if x >= 0) if down.size else set()
         out = {"slowdown": {}, "unreachable_gbps": 0.0, "jobs": set()}
-        nothing = links.size == 0 and down.size == 0
+        # A failure that removes no loaded link and no endpoint of a job changes no
+        # routing decision of any model (an unloaded link is on no flow's
+        # equal-cost paths), so the healthy answer is exact: no need to route.
+        loaded = any(bool((self.healthy_load[m][dead] > 0).any()) for m in self.models)
+        nothing = not loaded and not bool((self.ctx.ep_job[down] >= 0).any()) if down.size else not loaded
+        self.skipped += int(nothing and (links.size > 0 or down.size > 0))
         for m in self.models:
             if nothing:  # the healthy fabric: no need to route again
                 times, unreach = self.healthy[m], self.healthy_unreach[m]
@@ -789,7 +801,7 @@ class Traffic:
     def summary(self) -> dict:
         return {"routed": True, "models": list(self.models), "seed": self.seed, "qps": self.qps,
                 "wire_efficiency": dict(self.eff),
-                "route_calls": self.routes,
+                "route_calls": self.routes, "failures_not_routed_no_load": self.skipped,
                 "healthy_completion_s": {m: self.healthy_completion(m) for m in self.models}}
 
 
@@ -797,7 +809,7 @@ class Traffic:
 def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *, single: bool = True,
                      k=None, samples: int = 200, seed: Optional[int] = None, group: bool = True,
                      traffic: Optional[bool] = None, kinds=KINDS, scaleup_switches=None,
-                     workers: int = 1) -> FailureResult:
+                     workers: int = 1, hash_exact: bool = False) -> FailureResult:
     """Failure analysis of a cluster.
 
     Parameters
@@ -811,6 +823,8 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     samples, seed : k-set sampling (seed defaults to the cluster's goals.seed)
     traffic : route traffic (needs :mod:`topo.routing`); None -> when there are jobs
     group : group failures by symmetry class (see the module docstring)
+    hash_exact : let healthy roce-hash loads refine the classes too (exact for
+        roce-hash, but at scale nearly every link becomes its own class)
     workers : processes for the single-failure sweep (forked; results identical)
     """
     import time
@@ -828,7 +842,7 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
         traffic = _routing_available() and bool(ctx.job_names)
     if traffic:
         ctx.traffic = Traffic(ctx, seed=seed)
-        link_color = ctx.traffic.link_color()
+        link_color = ctx.traffic.link_color(hash_exact)
     rows, members = ([], [])
     if single:
         rows, members = single_failures(ctx, group=group, kinds=kinds, link_color=link_color, workers=workers)

@@ -48,7 +48,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, TopoError
 
 SWEEP_VERSION = 1
 VARIANT_KEYS = ("switch", "oversubscription", "planes", "qps_per_connection", "transport",
@@ -311,6 +311,11 @@ def _blob_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def run_batch(batch: dict) -> list[dict]:
+    """Run several tasks that share one base cluster (one executor task)."""
+    return [run_task(dict(t, base_data=batch["base_data"], base_dir=batch["base_dir"])) for t in batch["tasks"]]
+
+
 def run_task(task: dict) -> dict:
     """Run one (variant, scenario): build, place, route, metrics. Returns one table row.
 
@@ -344,6 +349,16 @@ def run_task(task: dict) -> dict:
                network_cost_usd=round(bom["network_cost_usd"], 2), network_kw=round(bom["network_kw"], 4),
                total_kw=round(bom["network_kw"] + server_kw, 4), bisection_gbps=bis,
                bisection_per_accelerator_gbps=(bis * 2 / max(n_acc, 1)) if bis is not None else None)
+    try:
+        _pipeline(row, cluster, fabric, var, scen, seed)
+    except TopoError as e:  # a placement or routing that finds nothing usable is a result, not a crash
+        row.update(status="failed", message=str(e).replace("\n", " ")[:500])
+    row["seconds"] = round(time.perf_counter() - t0, 4)
+    return row
+
+
+def _pipeline(row: dict, cluster, fabric, var: dict, scen, seed: int) -> None:
+    """Place, route and measure one variant under one scenario; fills ``row``."""
     placement, note = _placement(cluster, fabric, var.get("placement", "in_order"), seed)
     row["placement_note"] = note
     from . import failures as F
@@ -383,8 +398,6 @@ def run_task(task: dict) -> dict:
     exp = F.expected_loss(ctx, cluster.file.failure_rates)
     if exp and sum(exp["rates"].values()) > 0:
         row["expected_lost_frac"] = exp["capacity_lost_gbps"] / float(ctx.tier_total.sum())
-    row["seconds"] = round(time.perf_counter() - t0, 4)
-    return row
 
 
 def _placement(cluster, fabric, policy: str, seed: int):
@@ -458,7 +471,7 @@ def run_sweep(sweep_path, out_dir, *, scheduler: Optional[str] = None, workers: 
     Returns ``{"rows": [...], "ran": n, "skipped": n, "files": [...]}``.
     """
     from .atomic import write_text_atomic
-    from .executor import as_completed, open_executor
+    from .executor import as_completed, n_workers, open_executor
     plan = load_sweep(sweep_path)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -482,16 +495,21 @@ def run_sweep(sweep_path, out_dir, *, scheduler: Optional[str] = None, workers: 
     skipped = len(plan["tasks"]) - len(todo)
     if todo:
         with open_executor(workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout_s) as ex:
-            futs = {}
-            for t in todo:
-                payload = dict(t, base_data=plan["base_data"], base_dir=plan["base_dir"])
-                futs[ex.submit(run_task, payload)] = t
-            for n, fut in enumerate(as_completed(list(futs)), 1):
-                row = fut.result()
-                write_text_atomic(res_dir / f"{row['id']}.json", json.dumps(row, sort_keys=True, default=_jd) + "\n")
-                done[row["id"]] = row
-                if progress:
-                    progress(n, len(todo), row)
+            # small tasks go in batches (about 4 per worker, at most 32 variants each) so that
+            # per-task overhead, large on a Dask cluster, does not dominate; results are still
+            # written one file per variant as each batch returns
+            size = max(1, min(32, -(-len(todo) // (4 * n_workers(ex)))))
+            futs = [ex.submit(run_batch, {"base_data": plan["base_data"], "base_dir": plan["base_dir"],
+                                          "tasks": todo[i:i + size]})
+                    for i in range(0, len(todo), size)]
+            n = 0
+            for fut in as_completed(futs):
+                for row in fut.result():
+                    write_text_atomic(res_dir / f"{row['id']}.json", json.dumps(row, sort_keys=True, default=_jd) + "\n")
+                    done[row["id"]] = row
+                    n += 1
+                    if progress:
+                        progress(n, len(todo), row)
     rows = [done[t["id"]] for t in plan["tasks"] if t["id"] in done]
     files = write_outputs(rows, out, plan["name"])
     return {"rows": rows, "ran": len(todo), "skipped": skipped, "files": [str(f) for f in files]}
