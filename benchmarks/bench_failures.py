@@ -1,13 +1,12 @@
 """Failure analysis and sweep throughput.
 
 1. The exhaustive single-failure sweep of the 131,072-accelerator reference
-   (examples/reference-131k.yaml): every switch, every link (one of each
-   bundle), every NIC, scale-up switch and rack power feed, grouped by
+   (examples/reference-131k.yaml): every switch, every link (each parallel
+   link of a bundle), every NIC, scale-up switch and rack power feed, grouped by
    symmetry class; capacity loss per tier, isolation and jobs hit. Then the
-   cost of the traffic part at this size: the healthy routing under
-   roce-hash and uec-spray, the number of classes once healthy loads refine
-   them, and one routed failure (a spine), from which the routed sweep time
-   is extrapolated (not run).
+   same sweep with traffic: the healthy routing under roce-hash and
+   uec-spray, the classes once healthy loads refine
+   them (the fluid-type loads), and every class routed on 2 forked workers.
 2. A 1,000-variant sweep of a small cluster on 1 local worker process and on
    2 workers of a local Dask cluster, and the ratio.
 
@@ -55,22 +54,20 @@ def part_failures(skip_traffic: bool) -> dict:
            "peak_rss_mb_structural": rss_mb()}
     if skip_traffic:
         return out
-    ctx = F._context(c, fab, None)
+    # the same sweep with traffic: healthy routing under roce-hash and uec-spray, classes
+    # refined by the healthy spray loads, every class routed (2 forked workers)
     t3 = time.perf_counter()
-    ctx.traffic = F.Traffic(ctx, seed=c.file.goals.seed)
+    routed = F.analyze_failures(c, fab, workers=2)
     t4 = time.perf_counter()
-    cands = F._candidates(ctx)
-    classes = F.group_candidates(ctx, cands, True, ctx.traffic.link_color())
-    t5 = time.perf_counter()
-    n_routed_classes = sum(len(v) for v in classes.values())
-    spine = int(np.flatnonzero(fab.node_tier == 2)[0])
-    row = F._evaluate(ctx, "switch", spine)
-    t6 = time.perf_counter()
-    out.update({"healthy_routing_s": t4 - t3, "grouping_with_loads_s": t5 - t4,
-                "classes_with_loads": n_routed_classes, "one_routed_failure_s": t6 - t5,
-                "routed_sweep_estimate_s": n_routed_classes * (t6 - t5),
-                "spine_failure": {"name": row["name"], "slowdown": row["slowdown"],
-                                  "unreachable_gbps": row["unreachable_gbps"]},
+    worst = max((r for r in routed.single if r.get("slowdown")),
+                key=lambda r: max((v for per in r["slowdown"].values() for v in per.values() if v is not None),
+                                  default=1.0))
+    out.update({"routed_sweep_s": t4 - t3, "routed_classes": len(routed.single),
+                "routed_failures": sum(r["count"] for r in routed.single),
+                "parent_route_calls": routed.traffic.get("route_calls"),
+                "healthy_completion_s": routed.traffic.get("healthy_completion_s"),
+                "worst_slowdown_class": {"kind": worst["kind"], "name": worst["name"], "count": worst["count"],
+                                         "slowdown": worst["slowdown"]},
                 "peak_rss_mb": rss_mb()})
     return out
 
@@ -143,11 +140,11 @@ def main(argv=None) -> int:
     print(f"   {f['failures']:,} single failures in {f['classes']} classes: {f['single_sweep_s']:.2f} s, peak RSS {f['peak_rss_mb_structural']:.0f} MB")
     for k, v in f["by_kind"].items():
         print(f"     {k:<15} {v['failures']:>9,} failures  {v['classes']:>4} classes")
-    if "healthy_routing_s" in f:
-        print(f"   traffic: healthy routing (roce-hash + uec-spray) {f['healthy_routing_s']:.1f} s; "
-              f"{f['classes_with_loads']} classes once loads refine them ({f['grouping_with_loads_s']:.1f} s)")
-        print(f"   one routed failure ({f['spine_failure']['name']}): {f['one_routed_failure_s']:.1f} s -> "
-              f"routed sweep estimate {f['routed_sweep_estimate_s']:.0f} s (not run); peak RSS {f['peak_rss_mb']:.0f} MB")
+    if "routed_sweep_s" in f:
+        print(f"   with traffic (roce-hash + uec-spray, 2 workers): {f['routed_failures']:,} failures in "
+              f"{f['routed_classes']} classes: {f['routed_sweep_s']:.1f} s; peak RSS {f['peak_rss_mb']:.0f} MB")
+        w = f["worst_slowdown_class"]
+        print(f"   worst slowdown: {w['kind']} {w['name']} (x{w['count']}): {w['slowdown']}")
     if not a.skip_sweep:
         s = part_sweep(a.variants)
         fig["sweep"] = s
