@@ -26,17 +26,44 @@ Grouping is used when ``group=True`` (the default) and the fabric was built by
 :mod:`topo.fabric` (any family but ``custom``). Custom graphs are always
 evaluated exhaustively, one failure per element. Classes are the coarsest
 equitable partition (colour refinement) of the fabric graph augmented with
-servers, racks, scale-up domains and the top-of-rack leaf/rack relation, where
-an endpoint's initial colour also carries the job placed on it and a link's
-colour carries its capacity and, when traffic is routed, its healthy load under
-every routing model. Failure candidates are grouped by (kind, tier, plane,
-class); one representative (the lowest id) is evaluated and the result counted
-``count`` times. Capacity loss per tier is identical within a class by
-construction (a stable colouring gives every member the same multiset of link
-colours). For the traffic metrics the grouping assumes the colour classes are
-the symmetry orbits of the loaded fabric; ``tests/test_failures.py`` checks
-grouped == exhaustive on small symmetric fabrics. A fabric whose classes are
-all singletons (irregular) simply degenerates to the exhaustive sweep.
+servers, racks, scale-up domains and the top-of-rack leaf/rack relation. An
+endpoint's initial colour carries the job placed on it; a link's colour
+carries its tier, capacity and, when traffic is routed, its healthy load in
+both directions under the fluid-type model (``uec-spray``), and with
+``hash_exact=True`` also under ``roce-hash``. Failure candidates are grouped
+by (kind, tier, plane, class); the lowest id is evaluated and the result
+counted ``count`` times (``members`` holds the ids).
+
+* Capacity loss per tier, isolated and down endpoints: identical within a
+  class by construction (a stable colouring gives every member the same
+  multiset of link colours).
+* Traffic metrics: grouping assumes the classes are symmetry orbits of the
+  loaded fabric; ``tests/test_failures.py`` checks grouped == exhaustive
+  (uec-spray; roce-hash with ``hash_exact``) on small symmetric fabrics with
+  and without jobs. Without ``hash_exact`` the roce-hash figure of a class is
+  the representative's: members differ only in which flows the seeded hash
+  happened to put on them.
+* A fabric whose classes are all singletons (irregular) simply degenerates
+  to the exhaustive sweep.
+
+A failure that removes no link carrying healthy load and no endpoint of a job
+is answered without routing: no model changes any routing decision for it.
+
+k failures
+----------
+Sets of k switches, links (and NICs when a NIC rate is given) are drawn without
+replacement, weighted by the failure rate of their kind when rates are given;
+all sets are enumerated when there are at most ``samples`` of them. The score
+is the fraction of fabric capacity removed; the result gives the mean with a
+95% confidence interval (normal approximation), and the worst set found (the
+worse of the worst sample and a greedy set), routed when traffic is on.
+
+Expected loss
+-------------
+From ``failure_rates`` (probabilities per year per link, switch and NIC):
+the exact expected fraction of each tier's capacity lost within a year with
+independent failures and no repair (a link is lost when it, either of its
+switches or its endpoint's NIC fails).
 """
 from __future__ import annotations
 
