@@ -151,11 +151,12 @@ def test_cp_sat_finds_brute_force_optimum(seed):
     best = _oracle(c, f)
     assert r.objective == best
     assert r.status == "OPTIMAL" and r.bound == best
+    assert r.solver["simple_bound"] <= best
     for name in r.unplaced:
         assert r.unplaced[name] in place_mod.REASONS
 
 
-@pytest.mark.parametrize("seed", [1, 5, 9, 13])
+@pytest.mark.parametrize("seed", [1, 5, 9, 13, 17, 21])
 def test_decomposed_model_is_checked_and_bounded(seed, monkeypatch):
     monkeypatch.setattr(place_mod, "MONOLITHIC_MAX_VARS", 0)
     c = from_dict(_instance(seed))
@@ -165,6 +166,7 @@ def test_decomposed_model_is_checked_and_bounded(seed, monkeypatch):
     assert r.solver["mode"] == "decomposed"
     assert check(c, f, r.assignment, r.unplaced, r.objective) == []
     assert r.bound <= best <= r.objective
+    assert r.solver["simple_bound"] <= best
 
 
 def test_greedy_policy_is_checked_and_reported():

@@ -812,19 +812,64 @@ def _kmin(avail: np.ndarray, need: int) -> Optional[int]:
     return int(np.searchsorted(c, need) + 1)
 
 
-def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int) -> int:
-    """A valid lower bound: every job alone on the cluster as it is, in the fewest
-    leaves, pods and racks that could hold it (or its penalty when nothing could)."""
+def _leaf_pod_min(pb: _Problem, gu: np.ndarray, units: int, weight: int) -> Optional[int]:
+    """min over (pods k, leaves l) of weight * (A_LEAF (l - 1) + A_POD (k - 1)) such that
+    some l leaves lying in at most k pods hold `units` (a job alone on the cluster).
+    Dynamic programme over pods of the best capacity of (k pods, l leaves)."""
+    P, G = pb.n_pods, pb.G
+    NEG = -1
+    best = np.full((P + 1, G + 1), NEG, np.int64)
+    best[0, 0] = 0
+    for p in range(P):
+        caps = np.sort(gu[pb.g_pod == p])[::-1]
+        caps = caps[caps > 0]
+        if caps.size == 0:
+            continue
+        pref = np.cumsum(caps)
+        new = best.copy()
+        for l in range(1, caps.size + 1):
+            src = best[:-1, : G + 1 - l]
+            cand = np.where(src >= 0, src + pref[l - 1], NEG)
+            np.maximum(new[1:, l:], cand, out=new[1:, l:])
+        best = new
+    best = np.maximum.accumulate(np.maximum.accumulate(best, axis=0), axis=1)
+    k, l = np.nonzero(best >= units)
+    if k.size == 0:
+        return None
+    return int((weight * (A_LEAF * (l - 1) + A_POD * (k - 1))).min())
+
+
+def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_placeable: bool = False) -> int:
+    """A valid lower bound on the objective of the jobs in `jobs`.
+
+    Every job alone on the cluster as it is: the cheapest (pods, leaves) that could
+    hold it (exact, by a dynamic programme) plus the fewest racks, or its penalty
+    when nothing could hold it. When some placement places every job (so the
+    optimum does too, since a penalty outweighs all traffic costs), the racks term
+    is at least the fewest racks that hold all the jobs' nodes together."""
     lb = 0
+    racks_sum = 0
     for j in jobs:
         cu = st.cell_units(j)
-        kl = _kmin(np.bincount(pb.c_group, weights=cu, minlength=pb.G), j.units)
+        gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
+        kl = _kmin(gu, j.units)
         if kl is None:
             lb += pb.penalty(j, big)
             continue
-        kp = _kmin(np.bincount(pb.c_pod, weights=cu, minlength=pb.n_pods), j.units)
         kr = _kmin(np.bincount(pb.c_rack, weights=cu, minlength=pb.n_racks), j.units)
-        lb += min(j.weight * (A_LEAF * (kl - 1) + A_POD * (kp - 1)) + F_RACK * kr, pb.penalty(j, big))
+        if kl == 1:
+            traffic = 0
+        else:
+            traffic = _leaf_pod_min(pb, gu, j.units, j.weight)
+        if all_placeable:
+            lb += traffic
+            racks_sum += F_RACK * kr
+        else:
+            lb += min(traffic + F_RACK * kr, pb.penalty(j, big))
+    if all_placeable:
+        srv = np.minimum(np.bincount(pb.s_rack[st.free], minlength=pb.n_racks), st.pcap)
+        k_all = _kmin(srv, sum(j.units * j.chunk for j in jobs)) or 0
+        lb += max(racks_sum, F_RACK * k_all)
     return lb
 
 
@@ -891,14 +936,15 @@ def _first_fit(pb: _Problem) -> dict:
     return placed
 
 
-def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, workers: int):
+def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, workers: int,
+              all_placeable: bool = False):
     t0 = time.perf_counter()
     st = _State(pb)
     placed = _place_fixed(pb, st)
     jobs = [j for j in pb.jobs if j.fixed is None]
     big = pb.big()
     fixed_cost = sum(pb.cost_of(pb.jobs[ji], s) for ji, s in placed.items())
-    simple = fixed_cost + _simple_bound(pb, st, jobs, big)
+    simple = fixed_cost + _simple_bound(pb, st, jobs, big, all_placeable)
     info: dict = {"stages": [], "simple_bound": simple}
     hint_cells = {j: _counts(pb.s_cell[s]) for j, s in greedy_placed.items()}
     base_cells = st.cell_servers()
@@ -1132,7 +1178,9 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         h_placed, h_res, h_ok = starts[best_start]
         solver_info["start"] = {k: v[1]["objective"] for k, v in starts.items()}
         t_left = max(float(time_limit) - (time.perf_counter() - t0), 0.1 * float(time_limit))
-        o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers)
+        # a checked start that places every job proves the optimum places every job
+        all_placeable = any(v[2] and not v[1]["unplaced"] for v in starts.values())
+        o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers, all_placeable)
         solver_info.update(info)
         solver_info["status"] = sname
         # candidates, each checked: the solver's placement, the solver's start, the baseline
