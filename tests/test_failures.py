@@ -297,14 +297,18 @@ def test_cli_failures_json_and_bad_input(tmp_path):
         r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), *args])
         assert r.exit_code == 2, (args, r.output)
         assert where in r.output and "Traceback" not in r.output
-    bad = tmp_path / "plan.json"
-    from topo.plan import new_plan, dumps
-    plan = new_plan(placement={"assignment": {"llm-a": [10 ** 6]}})
-    for key in ("cluster_file", "metrics_before", "metrics_after"):
-        plan.setdefault(key, {})
-    try:
-        bad.write_text(dumps(plan))
-    except Exception:
-        pytest.skip("plan format not writable with these keys")
-    r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--plan", str(bad)])
-    assert r.exit_code == 2 and "Traceback" not in r.output
+    bad = tmp_path / "placement.json"
+    for content, where in (({"assignment": {"llm-a": [10 ** 6]}}, "assignment.llm-a"),
+                           ({"assignment": {"llm-a": "n0000"}}, "assignment.llm-a"),
+                           ({"other": 1}, "placement.assignment")):
+        bad.write_text(json.dumps(content))
+        r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--plan", str(bad)])
+        assert r.exit_code == 2 and where in r.output and "Traceback" not in r.output
+    good = tmp_path / "plan.json"
+    c = load(EXAMPLES / "small.yaml")
+    from topo.traffic import in_order_placement
+    pl = {k: v.tolist()[::-1] for k, v in in_order_placement(c, build(c)).items()}
+    good.write_text(json.dumps({"placement": {"assignment": pl}}))
+    r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--plan", str(good), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["placement"] == "given placement"

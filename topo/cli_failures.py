@@ -112,11 +112,7 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     c = load(cluster)
     placement = None
     if plan_path:
-        from .plan import load_plan, plan_assignment
-        plan = load_plan(plan_path)
-        if not isinstance(plan.get("placement"), dict) or "assignment" not in plan["placement"]:
-            raise SpecError([("placement.assignment", "missing: the plan holds no placement")], plan_path)
-        placement = plan_assignment(plan)
+        placement = _read_assignment(plan_path)
     from .fabric import build
     fab = build(c)
     if placement is not None:
@@ -131,6 +127,37 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
         emit_json(_clean(d))
     else:
         click.echo(_text(d))
+
+
+def _read_assignment(path) -> dict:
+    """Job -> endpoint ids from a plan (``placement.assignment``) or a ``topo place -o`` file (``assignment``)."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except OSError as e:
+        raise SpecError([("(file)", f"cannot read {p}: {e.strerror}")], str(p))
+    except json.JSONDecodeError as e:
+        raise SpecError([("(file)", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}")], str(p))
+    if isinstance(data, dict) and "plan_version" in data:
+        from .plan import load_plan
+        data = load_plan(p)  # checks the plan version
+    where, a = "placement.assignment", None
+    if isinstance(data, dict) and isinstance(data.get("placement"), dict):
+        a = data["placement"].get("assignment")
+    elif isinstance(data, dict) and "assignment" in data:
+        where, a = "assignment", data["assignment"]
+    if not isinstance(a, dict):
+        raise SpecError([(where, "missing: the file holds no placement (a plan or a `topo place -o` file)")], str(p))
+    out = {}
+    for job, ids in a.items():
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise SpecError([(f"{where}.{job}", "expected a list of endpoint ids")], str(p))
+        out[str(job)] = np.asarray(ids, np.int64)
+    return out
 
 
 def _clean(o):
