@@ -392,3 +392,27 @@ def test_routed_traffic_not_worse_than_in_order(example):
     placed = climbing_bytes(r.assignment)
     in_order = climbing_bytes(in_order_placement(c, f))
     assert placed <= in_order * (1 + 1e-9)
+
+
+def test_result_is_json_able_and_cli_routes(tmp_path):
+    from topo.cli import main
+    c = load(EXAMPLES / "small.yaml")
+    r = place(c, build(c), time_limit=5)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert set(d["assignment"]) == {j.name for j in c.file.jobs}
+    assert all(len(v) == j.accelerators for j in c.file.jobs for v in [d["assignment"][j.name]])
+    assert d["baseline"]["check"] == "passed" and d["bound"] <= d["objective"]
+    res = CliRunner().invoke(main, ["place", str(EXAMPLES / "small.yaml"), "--route", "--json"])
+    assert res.exit_code == 0, res.output
+    routed = json.loads(res.output)["routed"]
+    assert set(routed["jobs"]) == {j.name for j in c.file.jobs} and routed["in_order"]
+
+
+def test_explicit_nodes_are_kept():
+    d = tiny(jobs=[{"name": "fixed", "accelerators": 4, "nodes": ["n000[5-6]"]},
+                   {"name": "free", "accelerators": 4}])
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5)
+    assert sorted(set(f.ep_server[r.assignment["fixed"]])) == [5, 6]
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []

@@ -58,6 +58,15 @@ def render(d: dict) -> str:
         out.append(f"{name[:24]:<24} UNPLACED: {why}")
     out.append("(shares: the job's collective bytes that stay in the scale-up domain, under one leaf, "
                "climb to a spine, climb to a super-spine)")
+    rt = d.get("routed")
+    if rt:
+        out.append("")
+        out.append(f"routed ({rt['routing']}): collective completion time per iteration")
+        out.append(f"{'job':<24} {'placed (s)':>11} {'slowdown':>9} {'in-order (s)':>13}")
+        for name, j in rt["jobs"].items():
+            io = rt["in_order"].get(name) if rt.get("in_order") else None
+            out.append(f"{name[:24]:<24} {j['time_s']:>11.4f} {j['slowdown']:>9.2f} "
+                       f"{(f'{io:.4f}' if io is not None else '-'):>13}")
     t = d["totals"]
     out.append("")
     tb = t["traffic_bytes"] or 1.0
@@ -83,6 +92,24 @@ def render(d: dict) -> str:
     return "\n".join(out)
 
 
+def _routed(c, f, assignment: dict, seed) -> dict:
+    """Per-job completion times of the placement, and of the in-order placement when it fits."""
+    from .routing import analyze
+    from .traffic import in_order_placement
+    a = analyze(c, f, placement=assignment, seed=seed, compare=False, all_to_all=False).to_dict()
+    out = {"routing": a["routing"], "max_util": a["max_util"],
+           "jobs": {j["name"]: {k: j[k] for k in ("time_s", "ideal_s", "slowdown", "busbw_gbps")} for j in a["jobs"]},
+           "in_order": None}
+    try:
+        io = in_order_placement(c, f)
+    except SpecError:
+        return out  # the in-order placement does not fit; nothing to compare with
+    b = analyze(c, f, placement=io, seed=seed, compare=False, all_to_all=False).to_dict()
+    out["in_order"] = {j["name"]: j["time_s"] for j in b["jobs"]}
+    out["in_order_max_util"] = b["max_util"]
+    return out
+
+
 @main.command()
 @cluster_arg
 @click.option("--time-limit", type=float, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
@@ -93,8 +120,10 @@ def render(d: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None, help="write the placement JSON here (atomically)")
 @click.option("--force", is_flag=True, help="replace an existing -o file")
+@click.option("--route", "do_route", is_flag=True,
+              help="route the placed jobs (and the in-order placement) through topo.routing: completion times")
 @handle_errors
-def place(cluster, time_limit, seed, workers, policy, as_json, output, force):
+def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do_route):
     """Place the jobs of CLUSTER onto domains, nodes and accelerators (topology- and power-aware)."""
     from .spec import load
     from .fabric import build
@@ -109,6 +138,8 @@ def place(cluster, time_limit, seed, workers, policy, as_json, output, force):
     f = build(c)
     r = _place(c, f, time_limit=time_limit, seed=seed, workers=workers, policy=policy)
     d = r.to_dict()
+    if do_route:
+        d["routed"] = _routed(c, f, r.assignment, seed)
     if output is not None:
         _write_atomic(output, json.dumps(d, default=_json_default) + "\n", force)
     if as_json:
