@@ -166,3 +166,18 @@ def test_pareto_front():
     ]
     assert pareto_front(rows, healthy_only=True) == [0, 2, 3]
     assert pareto_front(rows) == [4]
+
+
+def test_uplink_scenario_loses_one_link_of_a_bundle():
+    from topo.fabric import build
+    from topo.spec import load
+    from topo.sweep import run_task, task_id
+    base = yaml.safe_load(open(BASE))
+    fab = build(load(BASE))
+    n_up = int(((fab.link_tier == 1).sum()) // 2)
+    t = {"id": task_id({}, "uplink", 1), "variant_name": "base", "variant": {}, "scenario": "uplink", "seed": 1,
+         "base_data": base, "base_dir": str(EXAMPLES)}
+    row = run_task(t)
+    assert row["status"] == "ok"
+    assert row["lost_leaf_spine"] == pytest.approx(1.0 / n_up)
+    assert row["unreachable_gbps"] == 0.0

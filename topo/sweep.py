@@ -29,8 +29,11 @@ Sweep file (YAML or JSON)::
 
 Every variant runs once per failure scenario (default ``[none]``). A scenario
 names the first element of that kind (``leaf``, ``spine``, ``super-spine``,
-``link``, ``nic``, ``plane``, ``rack_power``, ``scaleup_switch``) failing, or a
-k-failure sample. Result ids are a hash of (variant, scenario, seed), so a
+``link`` (an endpoint link), ``uplink`` (a leaf-spine link), ``nic``, ``plane``,
+``rack_power``, ``scaleup_switch``) failing, or ``{k: N, samples: M}``: the
+worst (by capacity) of M seeded random k-sets of switches and links. Variants
+run in batches (about 4 per worker, at most 32 each); each result is written
+as its own file as soon as its batch returns. Result ids are a hash of (variant, scenario, seed), so a
 resumed or reordered sweep finds its earlier results.
 """
 from __future__ import annotations
@@ -54,7 +57,8 @@ SWEEP_VERSION = 1
 VARIANT_KEYS = ("switch", "oversubscription", "planes", "qps_per_connection", "transport",
                 "rack_power_limit_kw", "placement", "failure_rates")
 TOP_KEYS = ("version", "name", "base", "seed", "grid", "variants", "failures", "description")
-SCENARIO_KINDS = ("none", "leaf", "spine", "super-spine", "link", "nic", "plane", "rack_power", "scaleup_switch")
+SCENARIO_KINDS = ("none", "leaf", "spine", "super-spine", "link", "uplink", "nic", "plane", "rack_power",
+                  "scaleup_switch")
 PLACEMENTS = ("in_order", "optimized")
 TRANSPORTS = ("roce", "uec", "ideal")
 RATE_KEYS = ("link_per_year", "switch_per_year", "nic_per_year")
@@ -452,6 +456,11 @@ def _scenario_effect(ctx, scen, seed):
             return None, None
         links, down, _ = F._effect(ctx, "switch", int(ids[0]))
         return links, down
+    if scen == "uplink":  # the first leaf-to-spine link (one of its bundle)
+        up = np.flatnonzero(ctx.phys_tier == 1)
+        if up.size == 0:
+            return None, None
+        return up[:1].astype(np.int64), empty
     kind = scen
     cands = F._candidates(ctx)[kind]
     if cands.size == 0:
