@@ -307,3 +307,15 @@ def test_cli_optimal(small_cluster):
     doc = json.loads(res.output)
     assert doc["optimal"]["checked"] and 0 < doc["optimal"]["lambda"]
     assert doc["optimal"]["lambda"] >= 1 / doc["max_util"] - 1e-6
+
+
+@pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray"])
+def test_uniform_symmetry_shortcut_is_exact(model):
+    from test_kernels_twin import random_case
+    cases = [fat_tree(6), clos(6, 4, 3)] + [random_case(s)[0] for s in range(30)]
+    for i, f in enumerate(cases):
+        for fail in ([], [switch_link(f, 2 + i)]):
+            a = routing.uniform_loads(f, model, 1.0, failed_links=fail)
+            b = routing.uniform_loads(f, model, 1.0, failed_links=fail, symmetry=False)
+            np.testing.assert_allclose(a.link_gbps_load, b.link_gbps_load, rtol=1e-9, atol=1e-9)
+            assert a.unreachable_gbps == pytest.approx(b.unreachable_gbps)

@@ -340,7 +340,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
 
 
 def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, failed_links=None,
-                  failed_nodes=None) -> RouteResult:
+                  failed_nodes=None, symmetry: bool = True) -> RouteResult:
     """Uniform all-to-all among all endpoints (each ordered pair ``per_pair_gbps``), aggregated.
 
     Exact for fluid-type models: flows are aggregated per (source group,
@@ -348,34 +348,59 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     is exact because members of a group share their home switches. Cost
     O(groups x switch links + groups^2). Scale-up domains are ignored (every
     pair crosses the scale-out fabric).
+
+    With ``symmetry`` (default), destination groups whose home switches are
+    twins (same alive switch neighbours and capacities, same number and kind of
+    endpoints, no other endpoints) are routed once per twin class: swapping two
+    twins is an automorphism that leaves uniform demand unchanged, so the loads
+    towards every member follow from those towards one member (links not
+    incident to the class: |C| times; links of a member: its own share as the
+    destination plus |C|-1 times the share of a non-destination member). The
+    BFS count drops from one per group to one per class (k/2 x fewer on a fat
+    tree); failures simply break classes.
     """
     if model not in _FLUID_MODE:
         raise SpecError([("--routing", f"uniform loads are aggregated for fluid, wcmp and uec-spray only (found {model!r})")])
     dead = failure_mask(fabric, failed_links, failed_nodes)
     P = prepare(fabric, dead)
     ng = P.g_rep.shape[0]
-    a, b = np.meshgrid(np.arange(ng), np.arange(ng), indexing="ij")
-    a, b = a.ravel(), b.ravel()  # sorted by destination group after the transpose below
-    order = np.argsort(b, kind="stable")
-    a, b = a[order], b[order]
-    m = per_pair_gbps * P.g_size[a] * (P.g_size[b] - (a == b))
-    sel = m > 0
-    a, b, m = a[sel], b[sel], m[sel]
-    g_ptr = np.zeros(ng + 1, np.int64)
-    np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
     n = fabric.n_nodes
     L = fabric.n_links
+    K = kernel("_routing")
+    mode = _FLUID_MODE[model]
+    work = (np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n),
+            np.zeros(n, np.int64))
+
+    def run(dsts, mult, load, gu, gd):
+        """Loads of the uniform demand (x mult per destination) from every group to ``dsts``."""
+        a = np.tile(np.arange(ng), dsts.size)
+        b = np.repeat(dsts, ng)
+        m = per_pair_gbps * P.g_size[a] * (P.g_size[b] - (a == b)) * np.repeat(mult, ng)
+        sel = m > 0
+        a, b, m = a[sel], b[sel], m[sel]
+        g_ptr = np.zeros(ng + 1, np.int64)
+        np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
+        un = np.zeros(a.shape[0])
+        K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
+                      P.up_ptr, P.up_link, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
+                      np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
+                      np.ascontiguousarray(m), *work, np.full(n, -1, np.int64),
+                      np.zeros(n * P.KH), np.zeros(P.KH), load, gu, gd, un)
+        return float(un.sum())
+
     load = np.zeros(L)
     gu = np.zeros(ng * P.KU)
     gd = np.zeros(ng * P.KU)
-    un = np.zeros(a.shape[0])
-    K = kernel("_routing")
-    K.route_fluid(_FLUID_MODE[model], P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
-                  P.up_ptr, P.up_link, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
-                  np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
-                  np.ascontiguousarray(m), np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n),
-                  np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.full(n, -1, np.int64),
-                  np.zeros(n * P.KH), np.zeros(P.KH), load, gu, gd, un)
+    classes = _twin_classes(fabric, P) if symmetry else []
+    mult = np.ones(ng)
+    routed = np.ones(ng, bool)
+    for c in classes:
+        routed[c[1:]] = False
+        mult[c[0]] = c.size
+    dsts = np.flatnonzero(routed)
+    unreach = run(dsts, mult[dsts], load, gu, gd)
+    for c in classes:
+        _fix_twin_class(fabric, P, c, load, gu, gd)
     # spread group totals over the members' uplinks (slot k of every member goes to the same home)
     E = fabric.n_endpoints
     src = fabric.link_src
@@ -389,15 +414,76 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     load[ul[ok] ^ 1] += gd[g[ok] * P.KU + slot[ok]] / sz
     # endpoints with no alive uplink neither send nor receive
     n_dead = int((P.ep_group < 0).sum())
-    unreach = float(un.sum()) + per_pair_gbps * n_dead * (E - 1) * 2 - per_pair_gbps * n_dead * max(n_dead - 1, 0)
+    unreach += per_pair_gbps * n_dead * (E - 1) * 2 - per_pair_gbps * n_dead * max(n_dead - 1, 0)
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
     z = np.zeros(E)
     return RouteResult(model=model, link_gbps_load=load, link_bytes=load * 1e9 / 8.0, utilization=util,
                        unreachable_gbps=unreach, unreachable_bytes=unreach * 1e9 / 8.0,
-                       offered_gbps=per_pair_gbps * E * (E - 1), flow_unreachable=un,
+                       offered_gbps=per_pair_gbps * E * (E - 1), flow_unreachable=np.zeros(0),
                        scaleup_sent_gbps=z, scaleup_recv_gbps=z.copy())
+
+
+def _twin_classes(fabric, P) -> list[np.ndarray]:
+    """Classes (>= 2 groups) of destination groups whose single home switches are twins."""
+    ng = P.g_rep.shape[0]
+    if ng < 2:
+        return []
+    E = fabric.n_endpoints
+    rep = P.g_rep
+    lo, hi = P.up_ptr[rep], P.up_ptr[rep + 1]
+    h_first = fabric.link_dst[P.up_link[lo]]
+    h_last = fabric.link_dst[P.up_link[hi - 1]]
+    nup = hi - lo
+    # endpoint links arriving at each switch must all belong to its group's members
+    ep_at = np.bincount(fabric.link_dst[P.up_link], minlength=fabric.n_nodes)
+    sole = (h_first == h_last) & (ep_at[h_first] == P.g_size * nup)
+    is_home = np.zeros(fabric.n_nodes, bool)
+    is_home[fabric.link_dst[P.up_link]] = True
+    keys: dict = {}
+    ul_gbps = fabric.link_gbps[P.up_link]
+    for g in np.flatnonzero(sole).tolist():
+        h = int(h_first[g])
+        a, b = P.sw_ptr[h], P.sw_ptr[h + 1]
+        nb = P.sw_head[a:b]
+        if is_home[nb].any():  # only homes whose neighbours are pure transit switches
+            continue
+        gb = fabric.link_gbps[P.sw_adj[a:b]]
+        o = np.lexsort((gb, nb))
+        key = (nb[o].tobytes(), gb[o].tobytes(), int(P.g_size[g]), int(nup[g]),
+               np.sort(ul_gbps[lo[g]:hi[g]]).tobytes(), np.sort(fabric.link_gbps[P.up_link[lo[g]:hi[g]] ^ 1]).tobytes())
+        keys.setdefault(key, []).append(g)
+    return [np.array(v, np.int64) for v in keys.values() if len(v) >= 2]
+
+
+def _fix_twin_class(fabric, P, cls: np.ndarray, load, gu, gd) -> None:
+    """Turn loads routed towards the class representative (x |C|) into loads towards every member.
+
+    On a link at position j of member h (matched by neighbour, then link id),
+    the loads towards the class must be D_j + (C-1) S_j plus what other
+    destinations put there, which is the same for every member; with the
+    representative routed at weight C the batch holds C D_j + Z on the
+    representative's link and C S_j + Z on the second member's, so the wanted
+    value is (B_rep + (C-1) B_second) / C.
+    """
+    KU = P.KU
+    C = cls.size
+    g1, g2 = int(cls[0]), int(cls[1])
+    homes = fabric.link_dst[P.up_link[P.up_ptr[P.g_rep[cls]]]]
+    links = []
+    for h in homes.tolist():
+        a, b = P.sw_ptr[h], P.sw_ptr[h + 1]
+        o = np.lexsort((P.sw_adj[a:b], P.sw_head[a:b]))
+        links.append(P.sw_adj[a:b][o])
+    Lm = np.stack(links)  # [C, degree]
+    for M in (Lm, Lm ^ 1):
+        val = (load[M[0]] + (C - 1) * load[M[1]]) / C
+        load[M] = val[None, :]
+    G = gu.reshape(-1, KU)
+    G[cls] = ((G[g1] + (C - 1) * G[g2]) / C)[None, :]
+    Dd = gd.reshape(-1, KU)
+    Dd[cls] = (Dd[g1] / C)[None, :]
 
 
 # --- max-min fair rates ----------------------------------------------------------------------
