@@ -148,7 +148,6 @@ class _Problem:
         n_srv = f.n_servers
         ep_server = np.asarray(f.ep_server)
         self.first_ep = np.searchsorted(ep_server, np.arange(n_srv))
-        eps_count = np.bincount(ep_server, minlength=n_srv)
         acc_count = np.bincount(ep_server, weights=f.ep_is_accel.astype(np.int64), minlength=n_srv).astype(np.int64)
         acc_srv = np.flatnonzero(acc_count > 0)
         if acc_srv.size == 0:
@@ -162,7 +161,6 @@ class _Problem:
         self.S = int(acc_srv.size)
         self.local_of = np.full(n_srv, -1, np.int64)
         self.local_of[acc_srv] = np.arange(self.S)
-        del eps_count
         dom_g = np.asarray(f.ep_domain)[self.first_ep[acc_srv]]
         ds = np.unique(np.asarray(f.domain_size)[dom_g])
         if ds.size != 1:
@@ -466,7 +464,7 @@ def _pick(avail: np.ndarray, need: int) -> list[tuple[int, int]]:
         out.append((int(i), int(avail[i])))
         taken[i] = True
         rem -= int(avail[i])
-    return out if rem <= 0 else out
+    return out
 
 
 def _greedy_job(st: _State, j: _Job, prefer_pods: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
@@ -491,11 +489,7 @@ def _greedy_job(st: _State, j: _Job, prefer_pods: Optional[np.ndarray] = None) -
             for g, k in _pick(gu, need):
                 picks.append((g, k))
         else:
-            if pu.max() >= need:
-                pods = _pick(pu, need)
-            else:
-                pods = _pick(pu, need)
-            for p, kp in pods:
+            for p, kp in _pick(pu, need):
                 gidx = np.flatnonzero(pb.g_pod == p)
                 for gi, k in _pick(gu[gidx], kp):
                     picks.append((int(gidx[gi]), k))
@@ -1032,7 +1026,9 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
     fixed_cost = sum(pb.cost_of(pb.jobs[ji], s) for ji, s in placed.items())
     simple = fixed_cost + _simple_bound(pb, st, jobs, big, all_placeable)
     info: dict = {"stages": [], "simple_bound": simple}
-    hint_cells = {j: _counts(pb.s_cell[s]) for j, s in greedy_placed.items()}
+    # hint: the start's units per cell
+    hint_cells = {j: {c: k // pb.jobs[j].chunk for c, k in _counts(pb.s_cell[s]).items()}
+                  for j, s in greedy_placed.items()}
     base_cells = st.cell_servers()
     n_pairs = len(jobs) * int((base_cells > 0).sum())
     if n_pairs <= MONOLITHIC_MAX_VARS:
@@ -1080,12 +1076,12 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
         cells = np.flatnonzero(pb.c_pod == p)
         pj = [jmap[ji] for ji in sorted(tot)]
         tl = remaining * len(tot) / weight_total
-        hint = {ji: {int(pb.c_group[c]): 0 for c in hint_cells.get(ji, {})} for ji in tot}
+        hint = {ji: {} for ji in tot}
         for ji in tot:
             for c, k in hint_cells.get(ji, {}).items():
                 if pb.c_pod[c] == p:
                     g = int(pb.c_group[c])
-                    hint[ji][g] = hint[ji].get(g, 0) + k // jmap[ji].chunk
+                    hint[ji][g] = hint[ji].get(g, 0) + k
         nm, counts = _group_model(pb, st, pj, np.flatnonzero(pb.g_pod == p), tot, hint, tl, seed, workers)
         pod_stats["solved"] += 1
         pod_stats["optimal"] += nm == "OPTIMAL"
@@ -1151,9 +1147,6 @@ def _rank_order(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
     f = pb.fabric
     first = pb.first_ep[pb.srv[s]]
     eps = (first[:, None] + np.arange(pb.aps)[None, :]).ravel()
-    if j.domain_job or j.tp > pb.aps:
-        # whole TP groups only: a domain (or chunk) must hold complete TP groups
-        pass
     eps = eps[np.asarray(f.ep_is_accel)[eps]]
     return eps[: j.n].astype(np.int64)
 
@@ -1197,12 +1190,14 @@ def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
         g = G.shape[1]
         if g <= 1:
             continue
-        if col.op == "alltoall" and col.algorithm == "direct" or col.op == "alltoall" and g <= 64:
-            a = np.repeat(G, g, axis=1)
-            b = np.tile(G, (1, g))
-            keep = a != b
-            c = cls(a[keep], b[keep])
-            out += np.bincount(c, minlength=4) * (col.bytes / g)
+        if col.op == "alltoall":
+            # every ordered pair sends bytes/g; past 64 members, 64 evenly spaced
+            # partner offsets stand for all g - 1 (an estimate, scaled up)
+            offs = np.arange(1, g) if g <= 65 else np.unique(np.linspace(1, g - 1, 64).astype(np.int64))
+            per = col.bytes / g * (g - 1) / offs.size
+            for d in offs:
+                c = cls(G.ravel(), np.roll(G, -int(d), axis=1).ravel())
+                out += np.bincount(c, minlength=4) * per
             continue
         if col.op == "sendrecv":
             a, b = G[:, :-1], G[:, 1:]
