@@ -32,8 +32,8 @@ route_hash: every (flow, queue pair) takes ONE link at each hop, chosen by a
 splitmix64 hash of (seed, flow id, qp, node) modulo the number of equal-cost
 next-hop links. Cost O(groups * switch links + qps * path length).
 
-waterfill: max-min fair rates of paths over link capacities (bottleneck
-order with a lazy binary heap). Cost O(total path length * log).
+waterfill: weighted max-min fair rates of paths over link capacities
+(bottleneck order with a lazy binary heap). Cost O(total path length * log).
 """
 from _typedefs cimport id_t, real_t, uint8_t, int64_t, uint64_t
 
@@ -418,25 +418,31 @@ cdef inline void _pop(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* si
         hv[i] = v
 
 
-def waterfill(int H, const int64_t[::1] path, const real_t[::1] cap,
+def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const real_t[::1] cap,
               const int64_t[::1] lk_ptr, const int64_t[::1] lk_qp,
-              real_t[::1] rem, int64_t[::1] n_act, int64_t[::1] ver, uint8_t[::1] frozen,
+              real_t[::1] rem, real_t[::1] wsum, int64_t[::1] n_act, int64_t[::1] ver, uint8_t[::1] frozen,
               real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, real_t[::1] rate):
-    """Max-min fair rates of the paths (rows of ``path``, -1 padded) on capacities ``cap``.
+    """Weighted max-min fair rates of the paths (rows of ``path``, -1 padded) on capacities ``cap``.
 
-    lk_ptr/lk_qp: the paths through each link (CSR). rem, n_act, ver, frozen,
-    heap arrays (size >= links + total path length) are work arrays. Paths with
-    no link get rate 0. Returns the number of bottleneck levels.
+    Path p gets rate level x weight[p]; the link with the smallest level
+    (remaining capacity / active weight) freezes all its active paths at that
+    level. lk_ptr/lk_qp: the paths through each link (CSR). rem, wsum, n_act,
+    ver, frozen and the heap arrays (size >= links + total path length) are
+    work arrays. Paths with no link get rate 0. Returns the number of levels.
     """
     cdef id_t L = cap.shape[0], nq = rate.shape[0], size = 0, l, l2, i, j, p, levels = 0
     cdef real_t x, key
     with nogil:
         for l in range(L):
             rem[l] = cap[l]
+            wsum[l] = 0.0
             n_act[l] = lk_ptr[l + 1] - lk_ptr[l]
             ver[l] = 0
-            if n_act[l] > 0:
-                _push(hk, hl, hv, &size, rem[l] / n_act[l], l, 0)
+        for l in range(L):
+            for i in range(lk_ptr[l], lk_ptr[l + 1]):
+                wsum[l] += weight[lk_qp[i]]
+            if n_act[l] > 0 and wsum[l] > 0.0:
+                _push(hk, hl, hv, &size, rem[l] / wsum[l], l, 0)
         for p in range(nq):
             frozen[p] = 0
             rate[p] = 0.0
@@ -456,12 +462,13 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] cap,
                 if frozen[p]:
                     continue
                 frozen[p] = 1
-                rate[p] = x
+                rate[p] = x * weight[p]
                 for j in range(H):
                     l2 = path[p * H + j]
                     if l2 < 0:
                         break
-                    rem[l2] -= x
+                    rem[l2] -= x * weight[p]
+                    wsum[l2] -= weight[p]
                     n_act[l2] -= 1
                     ver[l2] += 1
             for i in range(lk_ptr[l], lk_ptr[l + 1]):
@@ -470,6 +477,6 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] cap,
                     l2 = path[p * H + j]
                     if l2 < 0:
                         break
-                    if n_act[l2] > 0 and l2 != l:
-                        _push(hk, hl, hv, &size, (rem[l2] if rem[l2] > 0.0 else 0.0) / n_act[l2], l2, ver[l2])
+                    if n_act[l2] > 0 and l2 != l and wsum[l2] > 0.0:
+                        _push(hk, hl, hv, &size, (rem[l2] if rem[l2] > 0.0 else 0.0) / wsum[l2], l2, ver[l2])
     return levels

@@ -126,10 +126,11 @@ def test_waterfill_twin(both):
         _swap(False)
         r = routing.route(f, d, "roce-hash", failed_links=fail, seed=seed, qps=2, record_paths=True)
         cap = np.where(routing.failure_mask(f, fail), 0.0, f.link_gbps)
+        w = np.random.default_rng(seed).random(r.qp_path.shape[0]) + 0.1 if seed % 2 else None
         rates = []
         for pure in (False, True):
             _swap(pure)
-            rates.append(routing.waterfill(r.qp_path, cap))
+            rates.append(routing.waterfill(r.qp_path, cap, w))
         assert _close(*rates), seed
         # feasibility and max-min: no link over capacity; every path has a saturated link
         a = rates[0]

@@ -193,6 +193,9 @@ def test_waterfill_max_min_fair():
     path = np.array([[0, 1], [0, -1], [1, -1]])
     rate = routing.waterfill(path, np.array([10.0, 4.0]))
     np.testing.assert_allclose(rate, [2.0, 8.0, 2.0])
+    # weighted: rates proportional to weight on the shared bottleneck
+    rate = routing.waterfill(path, np.array([10.0, 4.0]), np.array([1.0, 1.0, 3.0]))
+    np.testing.assert_allclose(rate, [1.0, 9.0, 3.0])
 
 
 def test_scaleup_flows_stay_off_the_fabric(small_cluster):

@@ -30,8 +30,10 @@ travels on that rail (PXN).
 
 Job completion under fluid-type models: a job's time is its ideal time times
 the largest utilisation (at least 1) of any link its flows load (proportional
-sharing of overloaded links). Under roce-hash: max-min fair water-filling of
-all queue pairs; a collective ends when its slowest flow ends.
+sharing of overloaded links). Under roce-hash: weighted max-min fair
+water-filling of all queue pairs (weight = the queue pair's bytes, so flows
+sharing no bottleneck finish together, as a collective's flows do on an idle
+fabric); a collective ends when its slowest flow ends.
 """
 from __future__ import annotations
 
@@ -487,12 +489,13 @@ def _fix_twin_class(fabric, P, cls: np.ndarray, load, gu, gd) -> None:
 
 
 # --- max-min fair rates ----------------------------------------------------------------------
-def waterfill(qp_path: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """Max-min fair rates of paths (rows of link ids, -1 padded) over link capacities.
+def waterfill(qp_path: np.ndarray, capacity: np.ndarray, weight: Optional[np.ndarray] = None) -> np.ndarray:
+    """Weighted max-min fair rates of paths (rows of link ids, -1 padded) over link capacities.
 
     Progressive filling in bottleneck order: the link with the smallest fair
-    share (remaining capacity / unfrozen paths) fixes the rate of all its
-    unfrozen paths. Cost O(total path length x log links).
+    level (remaining capacity / active weight) fixes the rate (level x weight)
+    of all its unfrozen paths. With weights = bytes, flows that share no
+    bottleneck all finish together. Cost O(total path length x log links).
     """
     qp_path = np.ascontiguousarray(qp_path, np.int64)
     nq, H = qp_path.shape if qp_path.ndim == 2 else (0, 1)
@@ -507,8 +510,9 @@ def waterfill(qp_path: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     lk_ptr = np.zeros(L + 1, np.int64)
     np.cumsum(np.bincount(links, minlength=L), out=lk_ptr[1:])
     rate = np.zeros(nq)
+    w = np.ones(nq) if weight is None else np.ascontiguousarray(weight, np.float64)
     heap = L + int(valid.sum()) + 1
-    kernel("_routing").waterfill(H, flat, cap, lk_ptr, lk_qp, np.zeros(L), np.zeros(L, np.int64),
+    kernel("_routing").waterfill(H, flat, w, cap, lk_ptr, lk_qp, np.zeros(L), np.zeros(L), np.zeros(L, np.int64),
                                  np.zeros(L, np.int64), np.zeros(nq, np.uint8), np.zeros(heap),
                                  np.zeros(heap, np.int64), np.zeros(heap, np.int64), rate)
     return rate
@@ -656,9 +660,9 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff):
         r = route(fabric, d, model, failed_links=dead, seed=seed, qps=qps, efficiency=eff, record_paths=True)
         total = r.link_gbps_load
         cap = np.where(dead, 0.0, fabric.link_gbps)
-        rate = waterfill(r.qp_path, cap) if r.qp_path is not None and r.qp_path.shape[0] else np.zeros(0)
+        qb = d.bytes[r.qp_flow] / qps if r.qp_flow is not None else np.zeros(0)
+        rate = waterfill(r.qp_path, cap, qb) if qb.size else np.zeros(0)
         if rate.size:
-            qb = d.bytes[r.qp_flow] / qps
             with np.errstate(divide="ignore"):
                 t = np.where(rate > 0, qb * 8 / (rate * eff * 1e9), np.where(qb > 0, np.inf, 0.0))
             jq = d.job[r.qp_flow]

@@ -229,7 +229,7 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
     return longest
 
 
-def waterfill(H, path, cap, lk_ptr, lk_qp, rem, n_act, ver, frozen, hk, hl, hv, rate):
+def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen, hk, hl, hv, rate):
     L = cap.shape[0]
     nq = rate.shape[0]
     P = np.asarray(path).reshape(nq, H) if nq else np.zeros((0, H), np.int64)
@@ -238,9 +238,18 @@ def waterfill(H, path, cap, lk_ptr, lk_qp, rem, n_act, ver, frozen, hk, hl, hv, 
     ver[:] = 0
     frozen[:] = 0
     rate[:] = 0.0
-    heap = [(rem[l] / n_act[l], l, 0) for l in range(L) if n_act[l] > 0]
+    wsum[:] = 0.0
+    for l in range(L):
+        for i in range(lk_ptr[l], lk_ptr[l + 1]):
+            wsum[l] += weight[lk_qp[i]]
+    heap = [(rem[l] / wsum[l], l, 0) for l in range(L) if n_act[l] > 0 and wsum[l] > 0.0]
     heapq.heapify(heap)
     levels = 0
+
+    def row(p):
+        neg = np.flatnonzero(P[p] < 0)
+        return P[p][: neg[0]] if neg.size else P[p]
+
     while heap:
         key, l, v = heapq.heappop(heap)
         if v != ver[l] or n_act[l] == 0:
@@ -252,18 +261,14 @@ def waterfill(H, path, cap, lk_ptr, lk_qp, rem, n_act, ver, frozen, hk, hl, hv, 
             if frozen[p]:
                 continue
             frozen[p] = 1
-            rate[p] = x
-            # a path stops at its first -1
-            neg = np.flatnonzero(P[p] < 0)
-            row = P[p][: neg[0]] if neg.size else P[p]
-            for l2 in row:
-                rem[l2] -= x
+            rate[p] = x * weight[p]
+            for l2 in row(p):
+                rem[l2] -= x * weight[p]
+                wsum[l2] -= weight[p]
                 n_act[l2] -= 1
                 ver[l2] += 1
         for p in qs:
-            neg = np.flatnonzero(P[p] < 0)
-            row = P[p][: neg[0]] if neg.size else P[p]
-            for l2 in row:
-                if n_act[l2] > 0 and l2 != l:
-                    heapq.heappush(heap, (max(rem[l2], 0.0) / n_act[l2], int(l2), int(ver[l2])))
+            for l2 in row(p):
+                if n_act[l2] > 0 and l2 != l and wsum[l2] > 0.0:
+                    heapq.heappush(heap, (max(rem[l2], 0.0) / wsum[l2], int(l2), int(ver[l2])))
     return levels
