@@ -23,64 +23,44 @@ EVIL = "<script>alert(\"x\")</script>'q\""
 
 
 # --- a plan made of real results on a small cluster ---------------------------------------
-def _metrics(fabric, util: dict, demands) -> dict:
-    """Metrics dict in the plan's shape from real routing results (one per transport model)."""
-    from topo.fabric import LINK_TIER_NAMES
-    out = {}
-    for model, u in util.items():
-        tiers = []
-        for t in range(3):
-            x = u[fabric.link_tier == t]
-            if x.size:
-                tiers.append({"tier": LINK_TIER_NAMES[t], "max_util": float(x.max()),
-                              "p99_util": float(np.percentile(x, 99)), "mean_util": float(x.mean())})
-        out[model] = tiers
-    u = util["roce-hash"]
-    pods = fabric.ep_pod()
-    P = int(pods.max()) + 1
-    pm = np.zeros((P, P))
-    np.add.at(pm, (pods[demands.src], pods[demands.dst]), demands.rate_gbps)
-    hot = np.argsort(-u, kind="stable")[:10]
-    return {"tiers": out["roce-hash"], "link_util": u.tolist(), "pod_matrix_gbps": pm.tolist(),
-            "hottest_links": [{"name": fabric.link_name(int(l)), "util": float(u[l])} for l in hot],
-            "transport_compare": {m: {"tiers": {t["tier"]: {"max_util": t["max_util"]} for t in tiers}}
-                                  for m, tiers in out.items()}}
+def _with_figure_data(plan: dict) -> dict:
+    """Add the compact figure data (utilisation histograms, pod matrix) the pipeline may not store yet.
+
+    Computed from the plan's own placement with the real routing engine, as
+    ``topo optimize`` does for its metrics.
+    """
+    from topo.plan import plan_cluster
+    from topo.routing import analyze
+    from topo.traffic import job_demands
+    a = {k: np.asarray(v) for k, v in plan["placement"]["assignment"].items()}
+    for which, after in (("before", False), ("after", True)):
+        m = plan.get(f"metrics_{which}")
+        if not m or ("util_hist" in m and "pod_matrix_gbps" in m):
+            continue
+        c = plan_cluster(plan, after=after)
+        f = topo.build(c)
+        if which == "before" and "metrics_placed" in plan:  # the pipeline's "before" is the in-order placement
+            from topo.traffic import in_order_placement
+            pl = in_order_placement(c, f)
+        else:
+            pl = a
+        an = analyze(c, f, placement=pl, seed=plan.get("seed", 1))
+        m.setdefault("util_hist", rp.util_histograms(f, an.utilization))
+        m.setdefault("pod_matrix_gbps", rp.pod_matrix_gbps(f, job_demands(c, f, pl)))
+    return plan
 
 
 def real_plan(data: dict, *, with_budget=True, with_failures=True) -> dict:
-    from topo.budget import budget
-    from topo.describe import describe
-    from topo.failures import analyze_failures
-    from topo.place import place
-    from topo.routing import route
-    from topo.traffic import job_demands
+    """The plan `topo optimize` writes for ``data`` (one worker, fixed seed)."""
+    from topo.optimize import optimize
+    from topo.plan import to_jsonable
     c = topo.from_dict(data)
-    f = topo.build(c)
-    pr = place(c, f, time_limit=5, seed=1, workers=1).to_dict()
-    a = {k: np.asarray(v) for k, v in pr["assignment"].items()}
-    d = job_demands(c, f, a)
-    util = {m: route(f, d, m, seed=1).utilization for m in ("roce-hash", "uec-spray")}
-    plan = {"plan_version": 1, "topo_version": topo.__version__, "versions": {"numpy": np.__version__},
-            "created": "2026-01-01T00:00:00+00:00", "seed": 1, "workers": 1, "time_limit_s": 5.0,
-            "cluster_file": data, "cluster_file_after": None, "describe_before": describe(f, c),
-            "describe_after": None, "placement": pr, "budget": None, "metrics_before": _metrics(f, util, d),
-            "metrics_after": None, "failures": None, "solver": {"placement": pr["solver"], "budget": None}}
-    ca, fa = c, f
-    if with_budget:
-        b = budget(c, f, placement=a, time_limit=5, seed=1, workers=1)
-        bd = b.to_dict()
-        after = bd.pop("cluster_after")
-        after = after.file.model_dump(mode="json") if hasattr(after, "file") else after
-        ca = topo.from_dict(after)
-        fa = topo.build(ca)
-        da = job_demands(ca, fa, a)
-        ua = {m: route(fa, da, m, seed=1).utilization for m in ("roce-hash", "uec-spray")}
-        plan.update(budget=bd, cluster_file_after=after, describe_after=describe(fa, ca),
-                    metrics_after=_metrics(fa, ua, da))
-        plan["solver"]["budget"] = bd.get("solver")
-    if with_failures:
-        plan["failures"] = analyze_failures(ca, fa, placement=a).to_dict()
-    return json.loads(json.dumps(plan, default=float))
+    plan = optimize(c, time_limit=5, seed=1, workers=1, failures=with_failures)
+    plan = json.loads(json.dumps(to_jsonable(plan)))
+    if not with_budget:
+        plan.update(budget=None, cluster_file_after=None, describe_after=None, metrics_after=None)
+        plan["solver"]["budget"] = None
+    return _with_figure_data(plan)
 
 
 def small_data() -> dict:
@@ -178,8 +158,10 @@ def test_self_contained(html):
     assert len(html.encode()) < 5_000_000
 
 
-def test_missing_sections_say_not_computed():
-    p = real_plan(small_data(), with_budget=False, with_failures=False)
+def test_missing_sections_say_not_computed(plan):
+    p = copy.deepcopy(plan)
+    p.update(budget=None, cluster_file_after=None, describe_after=None, metrics_after=None, failures=None)
+    p["solver"]["budget"] = None
     t = parse(rp.render_html(p))
     text = " ".join(t.text)
     assert "Not computed: the link budget was not computed" in text

@@ -67,7 +67,7 @@ def _ints(opt: str, text):
                                  "astra-sim", "htsim", "linkloads-csv", "all"]),
               help="what to write (all = every format that applies)")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
-              help="directory to write into (default: the plan's directory)")
+              help="directory to write into (default: exports/ beside the plan, as topo optimize lays it out)")
 @click.option("--force", is_flag=True, help="overwrite existing files")
 @click.option("--label-prefix", default=None, help="Kueue/node label key prefix for fabric levels "
               "(default fabric.topograph.run/tier-, giving tier-0 = leaf)")
@@ -98,7 +98,7 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nod
     if astra_latency_ns is not None:
         opts["astra_latency_ns"] = _floats("--astra-latency-ns", astra_latency_ns)
     p, cluster, fabric = load_plan_and_fabric(plan)
-    out_dir = Path(out) if out else Path(plan).parent
+    out_dir = Path(out) if out else Path(plan).parent / "exports"
     written = ex.export(fmt, fabric, p, out_dir, cluster=cluster, force=force, **opts)
     if as_json:
         emit_json({"format": fmt, "directory": str(out_dir), "files": [str(w) for w in written]})

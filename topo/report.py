@@ -252,6 +252,53 @@ def _link_util(plan: dict, which: str, fabrics: _Fabrics):
     return util, np.asarray(f.link_tier)
 
 
+def _hists(plan: dict, which: str, fabrics: _Fabrics) -> Optional[dict]:
+    """Histograms of metrics_<which>: stored ones, or binned from a stored per-link list."""
+    h = _get(plan, f"metrics_{which}.util_hist")
+    if isinstance(h, dict) and h:
+        return h
+    if which == "placed":
+        return None
+    lu = _link_util(plan, which, fabrics)
+    if lu is None:
+        return None
+    return util_histograms(lu[1], lu[0])
+
+
+# --- compact figure data for the plan ---------------------------------------------------------
+def util_histograms(fabric, utilization, bins: int = HIST_BINS) -> dict:
+    """Per link tier: histogram of directed-link utilisation, ``{tier: {"edges", "counts", "links", "max"}}``.
+
+    For ``topo optimize`` to store in a plan's metrics (a few hundred numbers
+    instead of one per link), so the report can draw the utilisation figure
+    without the per-link array.
+    """
+    from .fabric import LINK_TIER_NAMES
+    u = np.asarray(utilization, dtype=float)
+    tiers = np.asarray(getattr(fabric, "link_tier", fabric))   # a Fabric, or its link_tier array
+    out = {}
+    for t in np.unique(tiers).tolist():
+        x = u[tiers == t]
+        x = x[np.isfinite(x)]
+        top = max(1.0, float(x.max()) if x.size else 1.0)
+        counts, edges = np.histogram(x, bins=bins, range=(0.0, top))
+        out[LINK_TIER_NAMES[t]] = {"edges": [round(float(e), 6) for e in edges], "counts": counts.tolist(),
+                                   "links": int(x.size), "max": float(x.max()) if x.size else 0.0}
+    return out
+
+
+def pod_matrix_gbps(fabric, demands) -> list:
+    """Offered scale-out Gb/s from each pod to each pod (flows inside a scale-up domain left out)."""
+    pods = np.asarray(fabric.ep_pod())
+    P = int(max(pods.max(), 0)) + 1 if pods.size else 1
+    m = np.zeros((P, P))
+    src, dst = np.asarray(demands.src), np.asarray(demands.dst)
+    dom = np.asarray(fabric.ep_domain)
+    out = ~((dom[src] >= 0) & (dom[src] == dom[dst])) & (src != dst)
+    np.add.at(m, (pods[src[out]], pods[dst[out]]), np.asarray(demands.rate_gbps)[out])
+    return m.tolist()
+
+
 # --- sections ----------------------------------------------------------------------------------
 def _tiers_of(desc) -> list:
     return list((desc or {}).get("tiers") or [])
@@ -307,6 +354,17 @@ def _find_number(d: dict, key: str):
     return None
 
 
+_MAX_KEYS = ("max_util", "util_max", "max")
+
+
+def _tier_max(row: dict):
+    """The peak utilisation of a per-tier row, whatever the metrics module calls it."""
+    for k in _MAX_KEYS:
+        if _num(row.get(k)) is not None:
+            return float(row[k])
+    return None
+
+
 def _tier_rows(metrics) -> dict:
     return {str(t.get("tier")): t for t in ((metrics or {}).get("tiers") or []) if isinstance(t, dict)}
 
@@ -342,6 +400,11 @@ def _summary(plan: dict, ctx: dict) -> Section:
     unplaced = p.get("unplaced") or {}
     changed.append(f"{fmt(n_placed)} job(s) placed" + (f", {fmt(len(unplaced))} not placed" if unplaced else "")
                    + f" (placement status {p.get('status', 'n/a')})")
+    mb, ma = _tier_rows(plan.get("metrics_before")), _tier_rows(plan.get("metrics_after"))
+    peaks = [f"{t} {pct(_tier_max(mb[t]))} -> {pct(_tier_max(ma[t]))}" for t in ma
+             if t in mb and _tier_max(mb[t]) is not None and _tier_max(ma[t]) is not None]
+    if peaks:
+        changed.append("peak link utilisation before -> after: " + ", ".join(peaks))
     s.bullets.append(("What changed", "; ".join(changed) + "."))
     # what it costs
     c = _costs(plan)
@@ -375,10 +438,6 @@ def _summary(plan: dict, ctx: dict) -> Section:
             saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration against {fmt(base[key] / 1e9)} GB "
                          f"for the greedy baseline")
             break
-    mb, ma = _tier_rows(plan.get("metrics_before")), _tier_rows(plan.get("metrics_after"))
-    for t in ma:
-        if t in mb and _num(mb[t].get("max_util")) is not None and _num(ma[t].get("max_util")) is not None:
-            saves.append(f"{t} peak utilisation {pct(mb[t]['max_util'])} -> {pct(ma[t]['max_util'])}")
     s.bullets.append(("What it saves", ("; ".join(saves) or "nothing to compare: the plan has no before/after figures") + "."))
     # what is at risk
     risk = []
@@ -393,8 +452,8 @@ def _summary(plan: dict, ctx: dict) -> Section:
     target = _get(cf, "goals.target_utilization")
     rows = ma or mb
     if target is not None:
-        hot = [f"{t} {pct(r['max_util'])}" for t, r in rows.items()
-               if _num(r.get("max_util")) is not None and r["max_util"] > target]
+        hot = [f"{t} {pct(_tier_max(r))}" for t, r in rows.items()
+               if _tier_max(r) is not None and _tier_max(r) > target]
         if hot:
             risk.append(f"tiers above the {pct(target)} utilisation target: " + ", ".join(hot))
     for key, label in (("placement", "placement"), ("budget", "link budget")):
@@ -553,35 +612,36 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                             + "; after: with the chosen link budget.")
     if ma is None:
         s.paragraphs.append("Metrics after the link budget: not computed.")
-    data = {w: _link_util(plan, w, fabrics) for w in ("before", "after")}
-    if any(v is not None for v in data.values()):
-        tiers_present = sorted({int(t) for v in data.values() if v is not None for t in np.unique(v[1])})
-        from .fabric import LINK_TIER_NAMES
+    hists = {w: _hists(plan, w, fabrics) for w in ("before", "placed", "after")}
+    hists = {w: h for w, h in hists.items() if h}
+    if hists:
+        tiers_present = [t for t in ("endpoint-leaf", "leaf-spine", "spine-super")
+                         if any(t in h for h in hists.values())]
+        tiers_present += sorted({t for h in hists.values() for t in h} - set(tiers_present))
 
         def draw(fig):
             axes = fig.subplots(1, len(tiers_present), squeeze=False)[0]
             for ax, t in zip(axes, tiers_present):
-                top = max([1.0] + [float(v[0][v[1] == t].max()) for v in data.values() if v is not None and (v[1] == t).any()])
-                bins = np.linspace(0.0, top, HIST_BINS + 1)
-                for w, v in data.items():
-                    if v is None:
+                for w, h in hists.items():
+                    if t not in h:
                         continue
-                    u = v[0][v[1] == t]
-                    h, _ = np.histogram(u, bins=bins)
-                    ax.stairs(h, bins, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
-                              color=_COLORS[w], label=f"{w} ({fmt(int(u.size))} links)")
-                ax.set_title(LINK_TIER_NAMES[t])
+                    edges, counts = np.asarray(h[t]["edges"], float), np.asarray(h[t]["counts"], float)
+                    ax.stairs(counts, edges, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
+                              color=_COLORS.get(w, "#e59500"), label=f"{w} ({fmt(int(counts.sum()))} links)")
+                ax.set_title(t)
                 ax.set_xlabel("utilisation")
                 ax.set_yscale("symlog", linthresh=1)
                 ax.legend(fontsize=7)
             axes[0].set_ylabel("directed links")
         s.figures.append(Figure("fig-util", "Link utilisation per tier",
-                                f"Histogram ({HIST_BINS} bins) of the utilisation of every directed link, per tier; "
-                                "filled = after the link budget, outline = before.", draw,
+                                "Histogram of the utilisation of every directed link, per tier; "
+                                "filled = after the link budget, outlines = before.", draw,
                                 size=(3.0 * max(len(tiers_present), 1) + 1.0, 3.0)))
     else:
-        s.paragraphs.append("Per-link utilisation not recorded in the plan: no histogram.")
-    hot = (ma or mb or {}).get("hottest_links")
+        s.paragraphs.append("Per-link utilisation not recorded in the plan (metrics.util_hist or metrics.link_util): "
+                            "no histogram.")
+    m = ma or mb or {}
+    hot = m.get("hottest_links") or m.get("hottest")
     if hot:
         s.tables.append(make_table(hot, limit=20, caption="Hottest links (" + ("after" if ma else "before") + ")"))
     return s
@@ -618,34 +678,75 @@ def _traffic_section(plan: dict) -> Section:
 
 def _transport_section(plan: dict) -> Section:
     s = Section("transport", "RoCE hashing vs Ultra Ethernet spraying")
-    m = plan.get("metrics_after") or plan.get("metrics_before") or {}
-    tc = m.get("transport_compare")
+    which = "after" if plan.get("metrics_after") else "before"
+    m = plan.get(f"metrics_{which}") or {}
+    tc = m.get("roce_vs_uec") or m.get("transport_compare")
     if not isinstance(tc, dict) or not tc:
-        s.missing = "transport_compare not in the plan's metrics"
+        s.missing = "the RoCE/UEC comparison (roce_vs_uec) is not in the plan's metrics"
         return s
-    models = sorted(tc)
-    flat = {k: flatten(v) if isinstance(v, dict) else {} for k, v in tc.items()}
-    keys = sorted(set.intersection(*[set(k for k, v in f.items() if _num(v) is not None) for f in flat.values()])
-                  if flat else set())
-    rows = [{"metric": k, **{mod: flat[mod].get(k) for mod in models}} for k in keys]
-    s.tables.append(make_table(rows, columns=["metric"] + models, limit=60,
-                               caption="The same traffic routed with ECMP hashing (RoCEv2) and packet spraying (UEC)"))
-    util_keys = [k for k in keys if "util" in k][:10]
-    if util_keys:
+    models = [k for k in ("roce-hash", "uec-spray") if isinstance(tc.get(k), dict)]
+    models += sorted(k for k, v in tc.items() if k not in models and isinstance(v, dict)
+                     and ("max_util" in v or "tiers" in v))
+    if not models:
+        s.missing = "the RoCE/UEC comparison has no transport models"
+        return s
+    s.paragraphs.append(f"The same traffic ({which} the link budget) routed with RoCEv2 ECMP hashing and with "
+                        "Ultra Ethernet packet spraying.")
+    pen = _num(tc.get("collision_penalty_max_util"))
+    if pen is not None:
+        s.paragraphs.append(f"Hash collisions raise the peak link utilisation {fmt(pen)}x over spraying.")
+    # scalar metrics side by side
+    flat = {mod: {k: v for k, v in flatten(tc[mod]).items() if _num(v) is not None and not k.startswith("jobs.")}
+            for mod in models}
+    keys = sorted(set.intersection(*[set(f) for f in flat.values()])) if flat else []
+    if keys:
+        s.tables.append(make_table([{"metric": k, **{mod: flat[mod].get(k) for mod in models}} for k in keys],
+                                   columns=["metric"] + models, caption="Side by side"))
+    # per-job completion times and the collision penalty
+    times = {mod: tc[mod].get("jobs") for mod in models if isinstance(tc[mod].get("jobs"), dict)}
+    jobs_pen = tc.get("collision_penalty_time") if isinstance(tc.get("collision_penalty_time"), dict) else {}
+    if times:
+        names = sorted(set.intersection(*[set(t) for t in times.values()]))
+        rows = [{"job": n, **{f"{mod} time_s": times[mod].get(n) for mod in times},
+                 **({"penalty": jobs_pen.get(n)} if jobs_pen else {})} for n in names]
+        rows.sort(key=lambda r: (-(_num(r.get("penalty")) or 0.0), str(r["job"])))
+        s.tables.append(make_table(rows, limit=30, caption="Communication time per job and the hashing penalty "
+                                                           "(time with hashing / time with spraying), worst first"))
+        top = rows[:15]
+        tmods = list(times)
+
+        def draw(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(top))
+            h = 0.8 / len(tmods)
+            for i, mod in enumerate(tmods):
+                ax.barh(y + i * h, [(_num(r.get(f"{mod} time_s")) or 0.0) * 1e3 for r in top], height=h,
+                        color=_COLORS.get(mod), label=mod)
+            ax.set_yticks(y + h * (len(tmods) - 1) / 2, [str(r["job"])[:40] for r in top], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel("communication time per iteration (ms)")
+            ax.legend(fontsize=8)
+        s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
+                                "Communication time of each job under ECMP hashing and under packet spraying "
+                                "(jobs with the largest hashing penalty first).", draw,
+                                size=(7.5, 1.0 + 0.3 * len(top) * len(tmods))))
+    elif keys:
+        util_keys = [k for k in keys if "util" in k and "mean" not in k][:10]
+
         def draw(fig):
             ax = fig.add_subplot(111)
             y = np.arange(len(util_keys))
             h = 0.8 / len(models)
             for i, mod in enumerate(models):
-                ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h,
-                        color=_COLORS.get(mod, None), label=mod)
+                ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h, color=_COLORS.get(mod), label=mod)
             ax.set_yticks(y + h * (len(models) - 1) / 2, util_keys)
             ax.invert_yaxis()
             ax.set_xlabel("utilisation")
             ax.legend(fontsize=8)
-        s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
-                                "Utilisation figures of the two transports side by side.", draw,
-                                size=(7.5, 0.9 + 0.35 * len(util_keys) * len(models))))
+        if util_keys:
+            s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
+                                    "Utilisation of the two transports side by side.", draw,
+                                    size=(7.5, 0.9 + 0.35 * len(util_keys) * len(models))))
     return s
 
 
