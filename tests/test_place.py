@@ -416,3 +416,15 @@ def test_explicit_nodes_are_kept():
     r = place(c, f, time_limit=5)
     assert sorted(set(f.ep_server[r.assignment["fixed"]])) == [5, 6]
     assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+
+
+def test_pod_stage_timeout_keeps_start_split(monkeypatch):
+    """When the job x pod model finds nothing in time, the start's split is solved inside the pods."""
+    monkeypatch.setattr(place_mod, "MONOLITHIC_MAX_VARS", 0)
+    monkeypatch.setattr(place_mod, "_pod_model", lambda *a, **k: ("UNKNOWN", {}, None, None, 0))
+    c = from_dict(_instance(5))
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert r.solver["stages"][0]["fallback"] == "the start's jobs per pod"
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    assert r.bound <= _oracle(c, f) <= r.objective

@@ -1058,9 +1058,13 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
                            "jobs": len(jobs), "pods": pb.n_pods, "variables": nvars,
                            "seconds": round(time.perf_counter() - t0, 3)})
     if obj is None:
-        return None, st, info, simple, name
-    bound = max(bound + fixed_cost, simple)
-    # per pod: jobs -> cells
+        # no pod split within its time: keep the start's split, still solve inside the pods
+        pod_counts = {ji: d for ji, d in hint_pods.items() if pb.jobs[ji].fixed is None}
+        bound = simple
+        info["stages"][-1]["fallback"] = "the start's jobs per pod"
+    else:
+        bound = max(bound + fixed_cost, simple)
+    # per pod: jobs -> leaves
     by_pod: dict = {}
     for ji, d in pod_counts.items():
         for p, k in d.items():
