@@ -904,19 +904,45 @@ def _improve(pb: _Problem, st: _State, placed: dict, deadline: float) -> int:
         if time.perf_counter() > deadline:
             break
         j, old = pb.jobs[ji], placed[ji]
-        if np.unique(pb.s_group[old]).size <= 1:
+        multi_leaf = np.unique(pb.s_group[old]).size > 1
+        if not multi_leaf and np.unique(pb.s_rack[old]).size <= 1:
             continue
         before = pb.cost_of(j, old)
         st.release(old)
-        new = _best_single(pb, st, j)
-        if new is not None and pb.cost_of(j, new) < before:
-            placed[ji] = new
-            saved += before - pb.cost_of(j, new)
-            continue
-        if new is not None:
+        best, best_cost = None, before
+        # candidates: the cheapest pods/leaves, and the best-fitting single cell (one rack)
+        for make in ((lambda: _best_single(pb, st, j)) if multi_leaf else None, lambda: _single_cell(pb, st, j)):
+            if make is None:
+                continue
+            new = make()
+            if new is None:
+                continue
+            cost = pb.cost_of(j, new)
             st.release(new)
-        st.take(old, ji)
+            if cost < best_cost:
+                best, best_cost = new, cost
+        if best is not None:
+            st.take(best, ji)
+            placed[ji] = best
+            saved += before - best_cost
+        else:
+            st.take(old, ji)
     return saved
+
+
+def _single_cell(pb: _Problem, st: _State, j: _Job) -> Optional[np.ndarray]:
+    """The job in the best-fitting single cell (one leaf, one rack), if one holds it."""
+    cu = st.cell_units(j)
+    fits = np.flatnonzero(cu >= j.units)
+    if fits.size == 0:
+        return None
+    c = int(fits[np.argmin(cu[fits])])
+    s_ = st.fill_cell(j, c, j.units)
+    if s_.size // j.chunk < j.units:
+        if s_.size:
+            st.release(s_)
+        return None
+    return s_
 
 
 def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_placeable: bool = False) -> int:
