@@ -83,6 +83,8 @@ def main(argv=None):
     t, b = r.totals, r.baseline["totals"]
     ratio_spine = t["cross_leaf_bytes"] / b["cross_leaf_bytes"] if b["cross_leaf_bytes"] else None
     ratio_pod = t["super_spine_bytes"] / b["super_spine_bytes"] if b["super_spine_bytes"] else None
+    bp = r.solver.get("simple_bound_parts", {})
+    traffic_part = t["placement_cost"] - t["rack_cost"]
     rows = [
         ("accelerators", f"{n_acc:,}"), ("nodes busy", f"{n_busy:,} of {f.n_servers:,}"),
         ("jobs / accelerators asked", f"{len(c.file.jobs):,} / {demand:,}"),
@@ -97,6 +99,9 @@ def main(argv=None):
         ("bytes leaving a pod, opt / greedy", f"{t['super_spine_bytes'] / 1e12:.2f} TB / {b['super_spine_bytes'] / 1e12:.2f} TB"
          f"  (x{ratio_pod:.3f})" if ratio_pod is not None else "n/a"),
         ("racks over limit", str(t["racks_over_limit"])), ("peak memory (MB)", f"{peak_mb:.0f}"),
+        ("traffic part: opt / greedy / bound", f"{traffic_part:,} / {b['placement_cost'] - b['rack_cost']:,} / "
+         f"{bp.get('traffic', 'n/a')}"),
+        ("rack part: opt / greedy / bound", f"{t['rack_cost']:,} / {b['rack_cost']:,} / {bp.get('racks', 'n/a')}"),
     ]
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
@@ -114,6 +119,11 @@ def main(argv=None):
            "cross_leaf_ratio": ratio_spine, "cross_pod_bytes": t["super_spine_bytes"],
            "baseline_cross_pod_bytes": b["super_spine_bytes"], "cross_pod_ratio": ratio_pod,
            "placement_cost": t["placement_cost"], "baseline_placement_cost": b["placement_cost"],
+           "traffic_cost": traffic_part, "baseline_traffic_cost": b["placement_cost"] - b["rack_cost"],
+           "traffic_bound": bp.get("traffic"), "rack_cost": t["rack_cost"], "baseline_rack_cost": b["rack_cost"],
+           "rack_bound": bp.get("racks"),
+           "traffic_gap": (None if not bp.get("traffic") else round((traffic_part - bp["traffic"]) / traffic_part, 4)),
+           "load_avg_1m": round(__import__("os").getloadavg()[0], 2),
            "racks_over_limit": t["racks_over_limit"], "peak_mb": round(peak_mb, 1)}
     print(json.dumps(out))
     return 0

@@ -945,7 +945,8 @@ def _single_cell(pb: _Problem, st: _State, j: _Job) -> Optional[np.ndarray]:
     return s_
 
 
-def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_placeable: bool = False) -> int:
+def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_placeable: bool = False,
+                  parts: Optional[dict] = None) -> int:
     """A valid lower bound on the objective of the jobs in `jobs`.
 
     Every job alone on the cluster as it is: the cheapest (pods, leaves) that could
@@ -975,6 +976,8 @@ def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_plac
     if all_placeable:
         srv = np.minimum(np.bincount(pb.s_rack[st.free], minlength=pb.n_racks), st.pcap)
         k_all = _kmin(srv, sum(j.units * j.chunk for j in jobs)) or 0
+        if parts is not None:
+            parts.update(traffic=int(lb), racks=int(max(racks_sum, F_RACK * k_all)))
         lb += max(racks_sum, F_RACK * k_all)
     return lb
 
@@ -1050,8 +1053,11 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
     jobs = [j for j in pb.jobs if j.fixed is None]
     big = pb.big()
     fixed_cost = sum(pb.cost_of(pb.jobs[ji], s) for ji, s in placed.items())
-    simple = fixed_cost + _simple_bound(pb, st, jobs, big, all_placeable)
+    parts: dict = {}
+    simple = fixed_cost + _simple_bound(pb, st, jobs, big, all_placeable, parts)
     info: dict = {"stages": [], "simple_bound": simple}
+    if parts:
+        info["simple_bound_parts"] = {"traffic": parts["traffic"], "racks": parts["racks"], "fixed_jobs": fixed_cost}
     # hint: the start's units per cell
     hint_cells = {j: {c: k // pb.jobs[j].chunk for c, k in _counts(pb.s_cell[s]).items()}
                   for j, s in greedy_placed.items()}
@@ -1425,6 +1431,7 @@ def _assemble(pb: _Problem, placed: dict, big: int) -> dict:
          "placed_jobs": len(assignment), "unplaced_jobs": len(unplaced),
          "placed_accelerators": int(sum(j.n for j in pb.jobs if j.idx in placed)),
          "placement_cost": int(objective - sum(pb.penalty(j, big) for j in pb.jobs if j.idx not in placed)),
+         "rack_cost": int(F_RACK * sum(np.unique(pb.s_rack[s]).size for s in placed.values())),
          "racks_over_limit": int(sum(1 for r in range(f.n_racks) if kw[r] > lim[r] + 1e-9)),
          "racks_near_limit": int(sum(1 for r in range(f.n_racks) if 0.95 * lim[r] <= kw[r] <= lim[r] + 1e-9))}
     return {"assignment": assignment, "unplaced": unplaced, "objective": int(objective), "jobs": jobs,
