@@ -1,6 +1,7 @@
 """Exports checked against their formats (FORMATS.md), atomic writing, `topo export`."""
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -617,3 +618,37 @@ def test_streamed_graphml_equals_the_networkx_writer(small, tmp_path):
     ea = sorted((min(u, v), max(u, v), k, tuple(sorted(d.items()))) for u, v, k, d in a.edges(keys=True, data=True))
     eb = sorted((min(u, v), max(u, v), k, tuple(sorted(d.items()))) for u, v, k, d in b.edges(keys=True, data=True))
     assert ea == eb
+
+
+@pytest.fixture(scope="module")
+def optimized():
+    from topo.optimize import optimize
+    from topo.plan import plan_cluster, to_jsonable
+    c = topo.load(EXAMPLES / "small.yaml")
+    plan = json.loads(json.dumps(to_jsonable(optimize(c, time_limit=5, seed=1, workers=1, failures=False))))
+    ca = plan_cluster(plan, after=True)
+    return plan, ca, topo.build(ca)
+
+
+def test_linkloads_reproduced_from_a_pipeline_plan(optimized):
+    plan, ca, fa = optimized
+    for which in ("after", "placed", "before"):
+        stored = plan[f"metrics_{which}"].get("link_util")
+        p = copy.deepcopy(plan)
+        p[f"metrics_{which}"].pop("link_util", None)  # force routing the plan's placement again
+        rows = list(csv.DictReader(io.StringIO(ex.render_linkloads_csv(fa, p, ca, which=which)["link-loads.csv"])))
+        util = np.array([float(r["util"] or 0) for r in rows])
+        peak = {}
+        for r, u in zip(rows, util):
+            peak[r["tier"]] = max(peak.get(r["tier"], 0.0), u)
+        for t in plan[f"metrics_{which}"]["tiers"]:
+            assert peak[t["tier"]] == pytest.approx(t["util_max"], rel=1e-5), (which, t["tier"])
+        if stored is not None:  # the stored per-link list and the re-routed one agree
+            assert util == pytest.approx(np.asarray(stored), rel=1e-5, abs=1e-9)
+            rows2 = list(csv.DictReader(io.StringIO(ex.render_linkloads_csv(fa, plan, ca, which=which)["link-loads.csv"])))
+            assert [r["link"] for r in rows2] == [r["link"] for r in rows]
+    bad = copy.deepcopy(plan)
+    bad["metrics_after"].pop("link_util", None)
+    bad["metrics_after"]["tiers"][-1]["util_max"] *= 1.5
+    with pytest.raises(topo.SpecError, match="does not reproduce"):
+        ex.render_linkloads_csv(fa, bad, ca)

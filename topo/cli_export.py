@@ -78,8 +78,8 @@ def _ints(opt: str, text):
               help="Slurm/Kueue: every declared node, or only nodes holding placed jobs")
 @click.option("--block-sizes", default=None, help="Slurm block sizes in nodes, e.g. 18,36,72 (default [D, 2D, 4D, ...])")
 @click.option("--astra-latency-ns", default=None, help="ASTRA-sim latency per dimension, comma-separated")
-@click.option("--metrics", type=click.Choice(["after", "before"]), default="after",
-              help="link loads from the metrics after the budget (default) or before")
+@click.option("--metrics", type=click.Choice(["after", "placed", "before"]), default="after",
+              help="link loads: after the budget (default), placed (optimised placement, fabric as given) or before")
 @click.option("--json", "as_json", is_flag=True, help="print the written files as JSON")
 @handle_errors
 def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nodes, block_sizes,

@@ -705,11 +705,74 @@ def link_loads(fabric: Fabric, plan: dict, which: str = "after") -> tuple[np.nda
     return np.nan_to_num(load), key
 
 
+def _same(a, b, rel: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= rel * max(abs(float(a)), abs(float(b)), 1e-12)
+
+
+def reproduce_loads(cluster, fabric: Fabric, plan: dict, key: str) -> np.ndarray:
+    """Per-link load of ``plan[key]`` by routing the plan's placement again, checked against the plan.
+
+    Used when a plan keeps only the routing summary. The run repeats the
+    plan's routing model, seed and queue pairs; its peak utilisation per tier
+    must equal the plan's, else SpecError (the plan cannot be reproduced).
+    For ``metrics_before`` of a pipeline plan (one that also has
+    ``metrics_placed``) the placement is the in-order one.
+    """
+    from .routing import analyze
+    from .traffic import in_order_placement
+    m = plan.get(key) or {}
+    cands = [("the plan's placement", _assignment(plan))]
+    if key == "metrics_before" and "metrics_placed" in plan:
+        cands.insert(0, ("the in-order placement", in_order_placement(cluster, fabric)))
+    want = {t.get("tier"): t.get("util_max", t.get("max_util")) for t in m.get("tiers") or [] if isinstance(t, dict)}
+    got_desc = []
+    for label, pl in cands:
+        an = analyze(cluster, fabric, routing=m.get("routing"), placement=pl, seed=m.get("seed"), qps=m.get("qps"),
+                     compare=False, all_to_all=False)
+        tiers = {t.get("tier"): t.get("util_max", t.get("max_util")) for t in an.to_dict().get("tiers") or []}
+        ok = bool(want) and all(_same(want[t], tiers.get(t)) for t in want)
+        if "max_util" in m:
+            ok = ok and _same(m["max_util"], an.to_dict().get("max_util"))
+        if ok:
+            return np.asarray(an.loads, dtype=float)
+        got_desc.append(f"{label}: peak {', '.join(f'{t} {tiers.get(t)}' for t in want)}")
+    raise SpecError([(f"{key}.link_util", "not in the plan, and routing the plan's placement again does not reproduce "
+                      f"its metrics (plan: {', '.join(f'{t} {v}' for t, v in want.items())}; " + "; ".join(got_desc) + ")")])
+
+
 def render_linkloads_csv(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, which: str = "after", **_) -> dict:
-    """CSV ``link,src,dst,tier,gbps,load_gbps,util``, one row per directed link."""
+    """CSV ``link,src,dst,tier,gbps,load_gbps,util``, one row per directed link.
+
+    Loads come from ``metrics_<which>.link_util`` when the plan stores them;
+    otherwise (given the cluster) the plan's placement is routed again and the
+    result checked against the plan's per-tier peaks (:func:`reproduce_loads`).
+    ``which`` is ``after`` (default; falls back to ``before`` when the plan has
+    no metrics after the budget), ``placed`` or ``before``.
+    """
     if not plan:
         raise SpecError([("metrics_after", "link loads need a plan with metrics")])
+    if which not in ("after", "placed", "before"):
+        raise SpecError([("--metrics", f"expected after, placed or before, found {which!r}")])
+    key = f"metrics_{which}"
+    if plan.get(key) is None and which == "after":
+        which, key = "before", "metrics_before"
+    if plan.get(key) is None:
+        raise SpecError([(key, "not in the plan: no link loads to export")])
+    if which != "after" and plan.get("cluster_file_after") and isinstance(plan.get("cluster_file"), dict):
+        from .fabric import build
+        from .spec import from_dict
+        cluster = from_dict(plan["cluster_file"], source="plan:cluster_file")
+        fabric = build(cluster)
+    if plan[key].get("link_util") is None and cluster is not None:
+        load = reproduce_loads(cluster, fabric, plan, key)
+        return {"link-loads.csv": _loads_csv(fabric, load)}
     load, _key = link_loads(fabric, plan, which)
+    return {"link-loads.csv": _loads_csv(fabric, load)}
+
+
+def _loads_csv(fabric: Fabric, load: np.ndarray) -> str:
     names = fabric.node_names()
     if any(("," in n) or ('"' in n) or ("\n" in n) for n in names):  # custom names: quote as csv does
         names = ['"' + n.replace('"', '""') + '"' if ("," in n or '"' in n or "\n" in n) else n for n in names]
@@ -719,7 +782,7 @@ def render_linkloads_csv(fabric: Fabric, plan: Optional[dict] = None, cluster=No
     lines = ["link,src,dst,tier,gbps,load_gbps,util"]
     lines += [f"{l},{names[src[l]]},{names[dst[l]]},{tn[tier[l]]},{cap[l]:g},{ld[l]:.6g},"
               + (f"{ld[l] / cap[l]:.6g}" if cap[l] > 0 else "") for l in range(fabric.n_links)]
-    return {"link-loads.csv": "\n".join(lines) + "\n"}
+    return "\n".join(lines) + "\n"
 
 
 # --- registry and writers -----------------------------------------------------------------------

@@ -223,6 +223,7 @@ class _Fabrics:
         self.cache = {"before": fabric_before, "after": fabric_after}
 
     def get(self, which: str):
+        which = "after" if which == "after" else "before"   # "placed" runs on the fabric as given
         if self.cache.get(which) is None:
             from .fabric import build
             from .spec import from_dict
@@ -257,8 +258,6 @@ def _hists(plan: dict, which: str, fabrics: _Fabrics) -> Optional[dict]:
     h = _get(plan, f"metrics_{which}.util_hist")
     if isinstance(h, dict) and h:
         return h
-    if which == "placed":
-        return None
     lu = _link_util(plan, which, fabrics)
     if lu is None:
         return None
@@ -649,8 +648,10 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
 
 def _traffic_section(plan: dict) -> Section:
     s = Section("traffic", "Pod-to-pod traffic")
-    which = "after" if _get(plan, "metrics_after.pod_matrix_gbps") is not None else "before"
+    which = next((w for w in ("after", "placed", "before") if _get(plan, f"metrics_{w}.pod_matrix_gbps") is not None),
+                 "before")
     m = _get(plan, f"metrics_{which}.pod_matrix_gbps")
+    unit = str(_get(plan, f"metrics_{which}.pod_matrix_unit") or "pod")
     if m is None:
         s.missing = "pod_matrix_gbps not in the plan's metrics"
         return s
@@ -658,20 +659,23 @@ def _traffic_section(plan: dict) -> Section:
     if M.ndim != 2 or M.size == 0:
         s.missing = "pod_matrix_gbps is empty"
         return s
-    s.paragraphs.append(f"Offered traffic between pods ({which} the link budget): {fmt(float(M.sum()))} Gb/s in total, "
-                        f"{fmt(float(np.trace(M)))} Gb/s of it inside a pod.")
+    when = {"after": "after the link budget", "placed": "optimised placement, fabric as given",
+            "before": "before optimisation"}[which]
+    s.paragraphs.append(f"Offered scale-out traffic between {unit}s ({when}): {fmt(float(M.sum()))} Gb/s in total, "
+                        f"{fmt(float(np.trace(M)))} Gb/s of it inside one {unit}."
+                        + (" The fabric has one pod, so the matrix is per leaf." if unit == "leaf" else ""))
 
     def draw(fig):
         ax = fig.add_subplot(111)
         im = ax.imshow(M, cmap="viridis", interpolation="nearest", aspect="equal")
-        ax.set_xlabel("destination pod")
-        ax.set_ylabel("source pod")
+        ax.set_xlabel(f"destination {unit}")
+        ax.set_ylabel(f"source {unit}")
         ax.grid(False)
         if M.shape[0] <= 16:
             ax.set_xticks(np.arange(M.shape[1]))
             ax.set_yticks(np.arange(M.shape[0]))
         fig.colorbar(im, ax=ax, label="Gb/s")
-    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap", "Offered Gb/s from each pod to each pod.",
+    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap", f"Offered Gb/s from each {unit} to each {unit}.",
                             draw, size=(5.0, 4.2)))
     return s
 
