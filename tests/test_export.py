@@ -652,3 +652,25 @@ def test_linkloads_reproduced_from_a_pipeline_plan(optimized):
     bad["metrics_after"]["tiers"][-1]["util_max"] *= 1.5
     with pytest.raises(topo.SpecError, match="does not reproduce"):
         ex.render_linkloads_csv(fa, bad, ca)
+
+
+def test_custom_graph_names_checked(tmp_path):
+    # a custom GraphML fabric whose switch names Slurm cannot take
+    g = nx.Graph()
+    eps = [f"e{i}" for i in range(8)]
+    for i, e in enumerate(eps):
+        g.add_node(e, tier=0)
+        g.add_edge(e, "tor a" if i < 4 else "tor-b", gbps=400.0)
+    g.add_edge("tor a", "core", gbps=400.0)
+    g.add_edge("tor-b", "core", gbps=400.0)
+    nx.write_graphml(g, str(tmp_path / "g.graphml"))
+    d = {"name": "custom", "node_types": [{"name": "h", "platform": "cpu-host"}],
+         "racks": [{"name": "r", "count": 8, "nodes": {"h": 1}}],
+         "fabric": {"family": "custom", "custom": {"graphml": "g.graphml"}}}
+    c = topo.from_dict(d, base_dir=str(tmp_path))
+    f = topo.build(c)
+    with pytest.raises(topo.SpecError, match="cannot be written in Slurm"):
+        ex.render_slurm_conf_tree(f)
+    with pytest.raises(topo.SpecError, match="label value"):
+        ex.render_kueue(f)
+    assert "fabric.graphml" in ex.render_graphml(f)

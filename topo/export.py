@@ -218,6 +218,18 @@ def scaleup_blocks(fabric: Fabric, servers: Optional[np.ndarray] = None,
 
 
 # --- helpers --------------------------------------------------------------------------------
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+
+
+def _check_names(tv: "TreeView", what: str, pattern=_SLURM_NAME) -> None:
+    """Switch names must be writable in the target format (custom graphs may name them freely)."""
+    bad = [n for level in tv.levels for n, _ in level if not pattern.fullmatch(n)]
+    if bad:
+        raise SpecError([("--format", f"{len(bad)} switch name(s) cannot be written in {what} (e.g. {bad[0]!r}); "
+                          "names need letters, digits, '_', '.', '-'")])
+
+
 def _hl(fabric: Fabric, servers) -> str:
     return collect([fabric.server_name(int(s)) for s in servers])
 
@@ -272,6 +284,7 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     """
     servers = _select_servers(fabric, plan, nodes)
     tv = tree_view(fabric, servers)
+    _check_names(tv, "Slurm topology.yaml")
     out = [f"- topology: {_ys(tree_name)}", "  cluster_default: true", "  tree:", "    switches:"]
     for level in reversed(tv.levels[1:]):
         for name, children in level:
@@ -294,6 +307,7 @@ def render_slurm_conf_tree(fabric: Fabric, plan: Optional[dict] = None, cluster=
     """Slurm ``topology.conf`` for ``TopologyPlugin=topology/tree``."""
     servers = _select_servers(fabric, plan, nodes)
     tv = tree_view(fabric, servers)
+    _check_names(tv, "Slurm topology.conf")
     lines = [_header(fabric, "Slurm topology.conf, topology/tree").rstrip("\n"),
              "# servers under the leaf of their first port (rail 0 / plane 0); a logical switch",
              "# per group of leaves that share the same spines"]
@@ -331,6 +345,9 @@ def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_
     several servers and lies under a single leaf, so that the levels nest.
     """
     tv = tree_view(fabric, servers)
+    bad = [n for level in tv.levels for n, _ in level if not _LABEL_VALUE.fullmatch(label_value(n))]
+    if bad:
+        raise SpecError([("--format", f"switch name {bad[0]!r} is not a valid Kubernetes label value")])
     bl = scaleup_blocks(fabric, tv.servers)
     keys = [f"{label_prefix}{i}" for i in range(tv.depth)]
     labels: dict[str, dict[str, str]] = {}

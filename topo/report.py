@@ -145,7 +145,8 @@ class Section:
 
 
 def make_table(records, columns: Optional[list] = None, *, name_key: str = "name", limit: int = TABLE_ROWS,
-               caption: str = "", sort_key=None) -> Table:
+               caption: str = "", sort_key=None, first: tuple = ("metrics", "kind", "name", "job", "tier", "link",
+                                                                    "rack")) -> Table:
     """A table from a list of flat dicts, or a dict of dicts (its keys become ``name_key``).
 
     Nested dicts are flattened to dotted columns; columns are the keys in
@@ -167,6 +168,7 @@ def make_table(records, columns: Optional[list] = None, *, name_key: str = "name
             for k in r:
                 if k not in columns:
                     columns.append(k)
+        columns = [c for c in first if c in columns] + [c for c in columns if c not in first]
     rows = [[fmt(r.get(c)) if c in r else "" for c in columns] for r in recs[:limit]]
     return Table(columns=list(columns), rows=rows, total=len(recs), caption=caption)
 
@@ -661,7 +663,8 @@ def _traffic_section(plan: dict) -> Section:
         return s
     when = {"after": "after the link budget", "placed": "optimised placement, fabric as given",
             "before": "before optimisation"}[which]
-    s.paragraphs.append(f"Offered scale-out traffic between {unit}s ({when}): {fmt(float(M.sum()))} Gb/s in total, "
+    plural = {"leaf": "leaves", "pod": "pods"}.get(unit, unit + "s")
+    s.paragraphs.append(f"Offered scale-out traffic between {plural} ({when}): {fmt(float(M.sum()))} Gb/s in total, "
                         f"{fmt(float(np.trace(M)))} Gb/s of it inside one {unit}."
                         + (" The fabric has one pod, so the matrix is per leaf." if unit == "leaf" else ""))
 
