@@ -77,7 +77,12 @@ def _oracle(c, f):
         else:
             u, size = -(-j.accelerators // aps), 1
         units.append(u * size)
-        pen.append(big * u * 2 ** prios.index(j.priority))
+        pen.append((u, prios.index(j.priority)))
+    per_rank = [sum(u for u, r in pen if r == q) for q in range(len(prios))]
+    lvl = [big]
+    for q in range(1, len(prios)):
+        lvl.append(lvl[-1] * (sum(per_rank[:q]) + 1))
+    pen = [lvl[r] * u for u, r in pen]
     names = {f.rack_name(i): i for i in range(f.n_racks)}
     allowed = []
     for j in jobs:
@@ -428,3 +433,13 @@ def test_pod_stage_timeout_keeps_start_split(monkeypatch):
     assert r.solver["stages"][0]["fallback"] == "the start's jobs per pod"
     assert check(c, f, r.assignment, r.unplaced, r.objective) == []
     assert r.bound <= _oracle(c, f) <= r.objective
+
+
+def test_higher_priority_wins_when_not_everything_fits():
+    c = from_dict(tiny(jobs=[{"name": "big-low", "accelerators": 16},
+                             {"name": "small-high", "accelerators": 2, "priority": 5}]))
+    f = build(c)
+    for policy in ("optimize", "greedy"):
+        r = place(c, f, time_limit=5, policy=policy)
+        assert "small-high" in r.assignment and r.unplaced == {"big-low": "capacity"}
+        assert check(c, f, r.assignment, r.unplaced, r.objective) == []

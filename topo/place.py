@@ -21,7 +21,7 @@ The model
 * Objective (integer, minimised)::
 
       sum over placed jobs j:   W_j * (1 * (leaves_j - 1) + 3 * (pods_j - 1)) + racks_j
-      sum over unplaced jobs j: BIG * units_j * 2 ** min(priority_rank_j, 10)
+      sum over unplaced jobs j: M[priority_rank_j] * units_j
 
   ``W_j`` is the job's traffic weight: for every collective whose group leaves
   the scale-up domain, ``factor * bytes * (ranks / group size)`` (factor
@@ -31,19 +31,37 @@ The model
   rational arithmetic and rounded half up.
   ``BIG = 1 + sum_j (W_j * (L - 1 + 3 * (P - 1)) + R)`` with L, P, R the
   numbers of leaves, pods and racks holding accelerators, so placing a job
-  always beats any saving of traffic; higher priority ranks weigh double per
-  rank (a big-M weighting, not a strict lexicographic order).
-* Decomposition. Small instances are one CP-SAT model over job x cell.
-  Larger ones are solved as jobs -> pods (CP-SAT over job x pod counts, with
-  valid lower bounds on leaves), then jobs -> cells inside every pod (CP-SAT per
-  pod), then a greedy contiguous fill of domains and servers inside the chosen
-  cells. The reported bound is the bound of the job x pod model, which relaxes
-  the whole problem, so it is a valid lower bound on the objective.
-* Baseline. A greedy best-fit in priority order that packs like Slurm's
-  topology/tree plugin and Kueue's topology-aware scheduling: the smallest
-  subtree (leaf, pod, cluster) that fits, the best-fitting one at that level,
-  children taken largest first and the last one best-fit. It hints the solver
-  and is reported beside the optimised placement.
+  always beats any saving of traffic. ``M[0] = BIG`` and
+  ``M[r] = M[r-1] * (units of all lower ranks + 1)``: strictly lexicographic
+  by priority (a higher-priority unit outweighs every lower one). When those
+  weights would exceed 2**50 in total, ``M[r] = BIG * 2**min(r, 10)`` instead
+  (big-M weights that keep the solver's objective exact in floating point).
+* Decomposition. Small instances (job x cell pairs <= MONOLITHIC_MAX_VARS)
+  are one CP-SAT model over job x cell with the exact objective. Larger ones
+  are solved as jobs -> pods (CP-SAT over job x pod unit counts, with valid
+  lower bounds on the leaves a job needs in a pod), then jobs -> leaves inside
+  every pod (one small CP-SAT per pod), then racks best fit and a contiguous
+  fill of domains and servers inside the chosen leaves, then a ruin-and-
+  recreate pass (each multi-leaf or multi-rack job re-placed in its cheapest
+  pods/leaves or in one rack, kept when its cost drops).
+* Bound. The larger of the solver's bound and a combinatorial one: every job
+  alone on the cluster in its cheapest (pods, leaves) combination (a dynamic
+  programme over pods) plus its fewest racks; when some checked placement
+  places every job, the racks term is at least the fewest racks holding all
+  jobs' nodes together. Both are valid lower bounds on the objective.
+* Starts and baseline. A greedy best-fit in priority order that packs like
+  Slurm's topology/tree plugin and Kueue's topology-aware scheduling (the
+  smallest subtree (leaf, pod, cluster) that fits, the best-fitting one at that
+  level, children taken largest first and the last one best-fit) is the
+  baseline. The same greedy in size and traffic order and a contiguous
+  file-order first fit are further starts; the best start hints the solver.
+  The returned placement is the best checked one of the solver's, the best
+  start and the baseline (ties: less estimated traffic above the leaves), and
+  ``source``/``note`` say which.
+* Status. OPTIMAL when the objective equals the bound, else FEASIBLE with the
+  gap; UNKNOWN when the solver found nothing in its time (the checked start or
+  baseline is returned). Jobs are optional, so the model is never infeasible;
+  a job that cannot be placed is reported in ``unplaced`` with its reason.
 """
 from __future__ import annotations
 
@@ -347,8 +365,28 @@ class _Problem:
         R = int(self.rack_has_acc.sum())
         return 1 + sum(j.weight * (A_LEAF * (L - 1) + A_POD * (P - 1)) + F_RACK * R for j in self.jobs)
 
+    def level_weights(self, big: int) -> list[int]:
+        """Penalty per unit of an unplaced job, by priority rank (lowest first).
+
+        Strictly lexicographic: M_0 = BIG, M_r = M_(r-1) * (units of all lower
+        ranks + 1), so one unit of rank r outweighs every lower-rank penalty and all
+        traffic. When that would exceed 2**50 in total (the solver's objective must
+        stay exact in floating point), M_r = BIG * 2**min(r, 10) instead.
+        """
+        n = max((j.prio_rank for j in self.jobs), default=-1) + 1
+        units = [sum(j.units for j in self.jobs if j.prio_rank == r) for r in range(n)]
+        m = [big]
+        for r in range(1, n):
+            m.append(m[-1] * (sum(units[:r]) + 1))
+        if sum(mr * u for mr, u in zip(m, units)) > 2 ** 50:
+            m = [big * 2 ** min(r, MAX_PRIO_RANK) for r in range(n)]
+        return m
+
     def penalty(self, j: _Job, big: int) -> int:
-        return big * j.units * (2 ** min(j.prio_rank, MAX_PRIO_RANK))
+        key = ("_lw", big)
+        if getattr(self, "_lw_key", None) != key:
+            self._lw, self._lw_key = self.level_weights(big), key
+        return self._lw[j.prio_rank] * j.units
 
     def cost_of(self, j: _Job, servers: np.ndarray) -> int:
         doms = self.s_dom[servers]
@@ -799,6 +837,8 @@ def _order(jobs: list[_Job]) -> list[_Job]:
 
 def _kmin(avail: np.ndarray, need: int) -> Optional[int]:
     """Fewest children (largest first) that together hold `need` units; None if they cannot."""
+    if need <= 0:
+        return 0
     a = np.sort(avail[avail > 0])[::-1]
     c = np.cumsum(a)
     if c.size == 0 or c[-1] < need:

@@ -206,6 +206,20 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> 
         W = _weights(cluster, ds)
         big = 1 + sum(W[i] * ((L - 1) + 3 * (P - 1)) + R for i in range(len(jobs)))
         prios = sorted({j.priority for j in jobs})
+
+        def units_of(j):
+            if j.tp >= ds and ds > 1:
+                return -(-j.accelerators // ds)
+            chunk = min(max(1, -(-j.tp // aps)), spd)
+            return -(-j.accelerators // (chunk * aps))
+        per_rank = [0] * len(prios)
+        for j in jobs:
+            per_rank[prios.index(j.priority)] += units_of(j)
+        lvl = [big]
+        for r in range(1, len(prios)):
+            lvl.append(lvl[-1] * (sum(per_rank[:r]) + 1))
+        if sum(a * b for a, b in zip(lvl, per_rank)) > 2 ** 50:
+            lvl = [big * 2 ** min(r, 10) for r in range(len(prios))]
         total = 0
         for ji, j in enumerate(jobs):
             if ji in valid:
@@ -215,12 +229,7 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> 
                 nr = int(np.unique(srv_rack[ep_server[e]]).size)
                 total += W[ji] * ((nl - 1) + 3 * (npd - 1)) + nr
             elif j.name in unplaced:
-                if j.tp >= ds and ds > 1:
-                    units = -(-j.accelerators // ds)
-                else:
-                    chunk = min(max(1, -(-j.tp // aps)), spd)
-                    units = -(-j.accelerators // (chunk * aps))
-                total += big * units * 2 ** min(prios.index(j.priority), 10)
+                total += lvl[prios.index(j.priority)] * units_of(j)
         if int(objective) != total:
             v.append(f"objective: reported {int(objective)}, recomputed {total}")
     return v
