@@ -2,7 +2,6 @@
 power limits, bad input, the CLI, and routed traffic against in-order placement."""
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import math

@@ -1433,7 +1433,8 @@ def _assemble(pb: _Problem, placed: dict, big: int) -> dict:
                 "traffic_bytes": float(tb_sum),
                 "share": {k: (float(v / tb_sum) if tb_sum else 0.0)
                           for k, v in zip(("scaleup", "leaf", "spine", "super_spine"), tb)},
-                "weight": j.weight, "priority": j.prio, "cost": pb.cost_of(j, s),
+                "weight": j.weight, "weight_bytes": j.weight_bytes, "priority": j.prio,
+                "cost": pb.cost_of(j, s),
             }
         else:
             objective += pb.penalty(j, big)
