@@ -29,8 +29,10 @@ split over the next-hop links at each hop). Cost O(groups * switch links +
 flows * uplinks * KH).
 
 route_hash: every (flow, queue pair) takes ONE link at each hop, chosen by a
-splitmix64 hash of (seed, flow id, qp, node) modulo the number of equal-cost
-next-hop links. Cost O(groups * switch links + qps * path length).
+splitmix64 hash of (seed, flow id, qp, node) mapped onto the equal-cost
+next-hop links (multiply-shift of the high 32 bits). Next-hop lists are built
+lazily per group (nh_cnt all -1 on entry and exit). Cost O(BFS + qps * path
+length).
 
 waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
@@ -51,6 +53,54 @@ cdef inline uint64_t _qp_key(uint64_t seed, uint64_t fid, uint64_t q) noexcept n
 
 cdef inline uint64_t _hop(uint64_t key, uint64_t node) noexcept nogil:
     return _mix(key ^ (node * <uint64_t>0xD6E8FEB86659FD93ULL))
+
+
+def bucket_flows(const id_t[::1] src, const id_t[::1] dst, const real_t[::1] mass, const uint8_t[::1] keep,
+                 const int64_t[::1] ep_group, int64_t[::1] g_ptr, int64_t[::1] cursor,
+                 int64_t[::1] f_idx, int64_t[::1] f_src, int64_t[::1] f_dst, real_t[::1] f_mass,
+                 real_t[::1] unreach):
+    """Stable counting sort of the kept flows by destination group.
+
+    Kept flows whose source or destination has no group (no alive uplink) add
+    their mass to unreach instead. g_ptr (groups + 1) and cursor (groups) must
+    be zero; outputs hold at least the number of kept flows. Returns how many
+    flows were bucketed. O(flows + groups).
+    """
+    cdef id_t n = src.shape[0], ng = cursor.shape[0], i, g, c = 0
+    with nogil:
+        for i in range(n):
+            if not keep[i]:
+                continue
+            g = ep_group[dst[i]]
+            if g < 0 or ep_group[src[i]] < 0:
+                continue
+            g_ptr[g + 1] += 1
+        for g in range(ng):
+            g_ptr[g + 1] += g_ptr[g]
+            cursor[g] = g_ptr[g]
+        for i in range(n):
+            if not keep[i]:
+                continue
+            g = ep_group[dst[i]]
+            if g < 0 or ep_group[src[i]] < 0:
+                unreach[i] += mass[i]
+                continue
+            c = cursor[g]
+            cursor[g] = c + 1
+            f_idx[c] = i
+            f_src[c] = src[i]
+            f_dst[c] = dst[i]
+            f_mass[c] = mass[i]
+    return g_ptr[ng]
+
+
+cdef inline id_t _pick(uint64_t h, id_t c) noexcept nogil:
+    """h mapped onto 0..c-1 by multiply-shift of its high 32 bits (no division)."""
+    return <id_t>(((h >> 32) * <uint64_t>c) >> 32)
+
+
+def pick(uint64_t h, id_t c):
+    return _pick(h, c)
 
 
 def hash_hop(uint64_t seed, uint64_t fid, uint64_t q, uint64_t node):
@@ -289,7 +339,7 @@ def route_hash(uint64_t seed, int qps, int H,
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
-    cdef uint64_t key
+    cdef uint64_t key, kf
     cdef real_t mq
     with nogil:
         for g in range(ng):
@@ -298,18 +348,7 @@ def route_hash(uint64_t seed, int qps, int H,
             nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp)
             nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
                       tstamp, dist, hidx, sigma, den, order, &nh)
-            # compact next-hop lists of the group's DAG
             pos = 0
-            for idx in range(nq):
-                s = order[idx]
-                nh_start[s] = pos
-                if dist[s] > 0:
-                    for j in range(sw_ptr[s], sw_ptr[s + 1]):
-                        r = sw_adj[j]
-                        if dist[sw_head[j]] == dist[s] - 1:
-                            nh_list[pos] = r
-                            pos += 1
-                nh_cnt[s] = pos - nh_start[s]
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 e = f_src[f]
                 td = f_dst[f]
@@ -329,12 +368,13 @@ def route_hash(uint64_t seed, int qps, int H,
                     continue
                 c1 = c
                 mq = f_mass[f] / qps
+                kf = _mix(_mix(seed) ^ <uint64_t>f_id[f])
                 for q in range(qps):
-                    key = _qp_key(seed, <uint64_t>f_id[f], <uint64_t>q)
+                    key = _mix(kf ^ <uint64_t>q)
                     base = (f * qps + q) * H
                     hop = 0
                     # first hop: one of the uplinks at minimal distance
-                    j = <id_t>(_hop(key, <uint64_t>e) % <uint64_t>c1)
+                    j = _pick(_hop(key, <uint64_t>e), c1) if c1 > 1 else 0
                     for k in range(up_ptr[e], up_ptr[e + 1]):
                         u = up_link[k]
                         if dist[link_dst[u]] == best:
@@ -347,7 +387,16 @@ def route_hash(uint64_t seed, int qps, int H,
                     hop += 1
                     s = link_dst[u]
                     while dist[s] > 0:
-                        r = nh_list[nh_start[s] + <id_t>(_hop(key, <uint64_t>s) % <uint64_t>nh_cnt[s])]
+                        if nh_cnt[s] < 0:
+                            # next-hop list of s in this group's DAG, built on first visit
+                            nh_start[s] = pos
+                            for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                                if dist[sw_head[j]] == dist[s] - 1:
+                                    nh_list[pos] = sw_adj[j]
+                                    pos += 1
+                            nh_cnt[s] = pos - nh_start[s]
+                        c = nh_cnt[s]
+                        r = nh_list[nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)]
                         load[r] += mq
                         if rec and hop < H:
                             path[base + hop] = r
@@ -358,7 +407,7 @@ def route_hash(uint64_t seed, int qps, int H,
                     for k in range(up_ptr[td], up_ptr[td + 1]):
                         if link_dst[up_link[k]] == s:
                             c += 1
-                    j = <id_t>(_hop(key, <uint64_t>s) % <uint64_t>c)
+                    j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
                     for k in range(up_ptr[td], up_ptr[td + 1]):
                         u = up_link[k]
                         if link_dst[u] == s:
@@ -375,6 +424,7 @@ def route_hash(uint64_t seed, int qps, int H,
                 s = order[idx]
                 dist[s] = -1
                 hidx[s] = -1
+                nh_cnt[s] = -1
     return longest
 
 

@@ -186,7 +186,7 @@ def _rewrite_scaleup(fabric, src, dst, mass, nbytes):
     E = fabric.n_endpoints
     dom = fabric.ep_domain
     same = (dom[src] == dom[dst]) & (dom[src] >= 0)
-    new_src = src.copy()
+    new_src = src
     up_s = np.zeros(E)
     up_r = np.zeros(E)
     if same.any():
@@ -207,19 +207,19 @@ def _rewrite_scaleup(fabric, src, dst, mass, nbytes):
             idx = np.flatnonzero(cross)[has]
             up_s += np.bincount(src[idx], weights=mass[idx], minlength=E)[:E]
             up_r += np.bincount(proxy[has], weights=mass[idx], minlength=E)[:E]
+            new_src = src.copy()
             new_src[idx] = proxy[has]
     keep = ~same
     return keep, new_src, up_s, up_r
 
 
-def _common_ratio(num: np.ndarray, den: np.ndarray) -> Optional[float]:
-    """num/den when it is the same for every flow (within 1e-12), else None."""
-    if num.size == 0:
-        return 0.0
-    if np.any(den <= 0):
+def _common_ratio(num: np.ndarray, den: np.ndarray, where: np.ndarray) -> Optional[float]:
+    """num/den when it is the same for every selected flow (within 1e-12), else None."""
+    if np.any(den[where] <= 0) if where.size < 1_000_000 else np.min(den, where=where, initial=np.inf) <= 0:
         return None
-    r = num / den
-    lo, hi = float(r.min()), float(r.max())
+    r = num / np.where(den > 0, den, 1.0)
+    lo = float(np.min(r, where=where, initial=np.inf))
+    hi = float(np.max(r, where=where, initial=-np.inf))
     return lo if hi - lo <= 1e-12 * max(abs(hi), 1e-300) else None
 
 
@@ -246,29 +246,27 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     mass = np.asarray(demands.rate_gbps, np.float64) / efficiency
     if np.any(mass < 0) or np.any(nbytes < 0):
         raise SpecError([("traffic", "demands must be non-negative")])
-    real = src != dst
     keep, new_src, up_s, up_r = _rewrite_scaleup(fabric, src, dst, mass, nbytes)
+    real = src != dst
     keep &= real
     L = fabric.n_links
     load = np.zeros(L)
     bload = np.zeros(L)
     unreach = np.zeros(src.shape[0])
-    fi = np.flatnonzero(keep)
-    gdst = P.ep_group[dst[fi]]
-    gsrc = P.ep_group[new_src[fi]]
-    dead_f = (gdst < 0) | (gsrc < 0)
-    unreach[fi[dead_f]] = mass[fi[dead_f]]
-    fi = fi[~dead_f]
-    gdst = gdst[~dead_f]
-    order = np.argsort(gdst, kind="stable")
-    fi = fi[order]
     ng = P.g_rep.shape[0]
+    K = kernel("_routing")
+    # counting sort of the routable flows by destination group (stable)
     g_ptr = np.zeros(ng + 1, np.int64)
-    np.cumsum(np.bincount(gdst, minlength=ng), out=g_ptr[1:])
-    fs = np.ascontiguousarray(new_src[fi])
-    fd = np.ascontiguousarray(dst[fi])
-    fm = np.ascontiguousarray(mass[fi])
-    fb = np.ascontiguousarray(nbytes[fi] * 8.0 / 1e9)  # routed as Gb so that bytes follow the same split
+    nk = int(np.count_nonzero(keep))
+    fi = np.empty(nk, np.int64)
+    fs = np.empty(nk, np.int64)
+    fd = np.empty(nk, np.int64)
+    fm = np.empty(nk)
+    nb = K.bucket_flows(np.ascontiguousarray(new_src), dst, mass, keep.view(np.uint8), P.ep_group, g_ptr,
+                        np.zeros(ng, np.int64), fi, fs, fd, fm, unreach)
+    fi, fs, fd, fm = fi[:nb], fs[:nb], fd[:nb], fm[:nb]
+    ratio = _common_ratio(nbytes, mass, keep) if nk else 0.0
+    fb = None if ratio is not None else np.ascontiguousarray(nbytes[fi] * 8.0 / 1e9)  # bytes follow the same split
     un = np.zeros(fi.shape[0])
     n = fabric.n_nodes
     K = kernel("_routing")
@@ -286,7 +284,6 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         g_id = np.arange(ng, dtype=np.int64)
         fsg = np.full(fi.shape[0], -1, np.int64)
         gu = np.zeros(1)
-        ratio = _common_ratio(fb, fm)
         runs = ((fm, load),) if ratio is not None else ((fm, load), (fb, bload))
         for w, out in runs:
             u = np.zeros(fi.shape[0])
@@ -296,9 +293,9 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             if w is fm:
                 un = u
     else:
-        fid = np.ascontiguousarray(fi.astype(np.int64))
+        fid = fi
         nh_start = np.zeros(n, np.int64)
-        nh_cnt = np.zeros(n, np.int64)
+        nh_cnt = np.full(n, -1, np.int64)
         nh_list = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
         H = 2 * max(fabric.n_tiers, 1) + 2 if fabric.family != "custom" else 16
         while True:
@@ -313,7 +310,6 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             H = int(longest)
         # bytes follow the same queue-pair paths: scale when every flow has the same bytes/rate
         # ratio (one job, one pattern), else route the byte weights along the same hashes
-        ratio = _common_ratio(fb, fm)
         u2 = np.zeros(fi.shape[0])
         if ratio is None:
           K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
@@ -326,9 +322,10 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             bad = np.repeat(un > 0, qps)
             if bad.any():
                 qp_flow, qp_gbps, qp_path = qp_flow[~bad], qp_gbps[~bad], qp_path[~bad]
-    unreach[fi] += un
+    if un.any():
+        unreach[fi] += un
     if ratio is not None:
-        bload = load * ratio
+        bload = load * (ratio * 8.0 / 1e9)
     bload *= 1e9 / 8.0
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -336,7 +333,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     un_b = float((unreach > 0) @ nbytes) if unreach.size else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
                        unreachable_gbps=float(unreach.sum()), unreachable_bytes=un_b,
-                       offered_gbps=float(mass[real].sum()), flow_unreachable=unreach,
+                       offered_gbps=float(np.sum(mass, where=real)), flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 

@@ -21,8 +21,30 @@ def _hop(key, node):
     return _mix(key ^ ((node * 0xD6E8FEB86659FD93) & M64))
 
 
+def pick(h, c):
+    return ((int(h) >> 32) * int(c)) >> 32
+
+
 def hash_hop(seed, fid, q, node):
     return _hop(_qp_key(int(seed), int(fid), int(q)), int(node))
+
+
+def bucket_flows(src, dst, mass, keep, ep_group, g_ptr, cursor, f_idx, f_src, f_dst, f_mass, unreach):
+    ng = cursor.shape[0]
+    k = np.flatnonzero(np.asarray(keep).astype(bool))
+    gd = ep_group[dst[k]]
+    bad = (gd < 0) | (ep_group[src[k]] < 0)
+    unreach[k[bad]] += mass[k[bad]]
+    k, gd = k[~bad], gd[~bad]
+    order = np.argsort(gd, kind="stable")
+    k = k[order]
+    g_ptr[1:] += np.cumsum(np.bincount(gd, minlength=ng))
+    c = k.shape[0]
+    f_idx[:c] = k
+    f_src[:c] = src[k]
+    f_dst[:c] = dst[k]
+    f_mass[:c] = mass[k]
+    return c
 
 
 class _Graph:
@@ -206,21 +228,21 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
                 key = _qp_key(seed, int(f_id[f]), q)
                 base = (f * qps + q) * H
                 hop = 0
-                u = int(cand[_hop(key, e) % len(cand)])
+                u = int(cand[pick(_hop(key, e), len(cand)) if len(cand) > 1 else 0])
                 load[u] += mq
                 if rec and hop < H:
                     path[base + hop] = u
                 hop += 1
                 s = int(link_dst[u])
                 while dist[s] > 0:
-                    r = int(lnks[start[s] + _hop(key, s) % int(cnt[s])])
+                    r = int(lnks[start[s] + (pick(_hop(key, s), int(cnt[s])) if cnt[s] > 1 else 0)])
                     load[r] += mq
                     if rec and hop < H:
                         path[base + hop] = r
                     hop += 1
                     s = int(link_dst[r])
                 down = [int(up_link[k]) for k in range(up_ptr[td], up_ptr[td + 1]) if link_dst[up_link[k]] == s]
-                u = down[_hop(key, s) % len(down)]
+                u = down[pick(_hop(key, s), len(down)) if len(down) > 1 else 0]
                 load[u ^ 1] += mq
                 if rec and hop < H:
                     path[base + hop] = u ^ 1

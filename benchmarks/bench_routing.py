@@ -1,0 +1,176 @@
+"""Routing benchmark: kernels against numpy's bincount floor and networkx, measured in one run.
+
+1. `topo analyze examples/reference-131k.yaml` (the file's jobs, default routing) as a
+   subprocess: wall time and peak resident memory.
+2. The 131,072-accelerator reference with a job mix of >= 10M flows (one job over every
+   accelerator: tp=8, pp=4, ep=64; DP ring all-reduce, EP all-to-all dispatch and combine in
+   groups of 64, PP send/recv pairs): roce-hash and uec-spray routing time per flow-hop against
+   numpy.bincount over the same number of random link updates, healthy and with 1% of the
+   switch-to-switch links failed.
+3. Uniform all-to-all, fluid: k=16 fat tree against networkx edge_betweenness_centrality_subset
+   (loads compared), and the k=64 fat tree (65,536 hosts).
+
+Prints a table, then (last line) one JSON object with every figure.
+Run: python benchmarks/bench_routing.py [--reps 3] [--skip-nx]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fat_tree(k: int, gbps=400.0):
+    from topo.fabric import fabric_from_arrays
+    h = k // 2
+    E = k ** 3 // 4
+    edge0, agg0 = E, E + k * h
+    core0 = agg0 + k * h
+    lo, hi = [np.arange(E)], [edge0 + np.arange(E) // h]
+    p, e, a = np.meshgrid(np.arange(k), np.arange(h), np.arange(h), indexing="ij")
+    lo.append((edge0 + p * h + e).ravel()), hi.append((agg0 + p * h + a).ravel())
+    p, a, c = np.meshgrid(np.arange(k), np.arange(h), np.arange(h), indexing="ij")
+    lo.append((agg0 + p * h + a).ravel()), hi.append((core0 + a * h + c).ravel())
+    tier = np.concatenate([np.zeros(E), np.ones(k * h), np.full(k * h, 2), np.full(h * h, 3)]).astype(np.int8)
+    return fabric_from_arrays(E, np.concatenate(lo), np.concatenate(hi), gbps, tier, family="fat_tree")
+
+
+def timed(fn, reps):
+    ts, out = [], None
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), out
+
+
+def bincount_time(n_updates: int, n_links: int, reps: int, chunk: int = 8_000_000) -> float:
+    """Median time of bincount scatter-adds of n_updates random link ids (in chunks)."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, n_links, min(chunk, n_updates))
+    w = rng.random(ids.shape[0])
+    full, rest = divmod(n_updates, ids.shape[0])
+
+    def run():
+        acc = np.zeros(n_links)
+        for _ in range(full):
+            acc += np.bincount(ids, weights=w, minlength=n_links)
+        if rest:
+            acc += np.bincount(ids[:rest], weights=w[:rest], minlength=n_links)
+        return acc
+    return timed(run, reps)[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--skip-nx", action="store_true", help="skip the networkx comparison (tens of seconds)")
+    args = ap.parse_args()
+    reps = max(args.reps, 1)
+    out: dict = {"machine_cpus": os.cpu_count()}
+    rows = []
+
+    # 1. whole analyze of the reference, in a fresh process
+    ref = ROOT / "examples" / "reference-131k.yaml"
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", "from topo.cli import main; main()", "analyze", str(ref), "--json"],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
+    ok = p.returncode == 0
+    doc = json.loads(p.stdout) if ok else {}
+    out["analyze_131k"] = {"seconds": wall, "peak_rss_gb": peak_gb, "ok": ok, "flows": doc.get("flows"),
+                           "routing": doc.get("routing"), "max_util": doc.get("max_util")}
+    rows.append(("topo analyze reference-131k (wall, peak RSS)", f"{wall:.2f} s", f"{peak_gb:.2f} GB",
+                 "target < 30 s, < 4 GB"))
+    if not ok:
+        print(p.stderr[-2000:], file=sys.stderr)
+
+    # 2. reference with a >= 10M-flow job mix
+    import topo
+    from topo import routing, traffic
+    from topo.spec import from_dict, parse_text
+    data = parse_text(ref.read_text(), ".yaml")
+    data["jobs"] = [{"name": "mix", "accelerators": 131072, "tp": 8, "pp": 4, "ep": 64, "collectives": [
+        {"op": "allreduce", "group": "dp", "bytes": "4GiB"},
+        {"op": "alltoall", "group": "ep", "bytes": "1GiB"},
+        {"op": "alltoall", "group": "ep", "bytes": "1GiB"},
+        {"op": "sendrecv", "group": "pp", "bytes": "512MiB"}]}]
+    c = from_dict(data, base_dir=str(ref.parent))
+    f = topo.build(c)
+    qps = c.file.transport.qps_per_connection
+    d = traffic.job_demands(c, f)
+    unit = traffic.Demands(d.src, d.dst, d.bytes, d.job, np.ones(d.n))
+    del d
+    out["mix"] = {"flows": unit.n, "qps": qps, "links": f.n_links}
+    rng = np.random.default_rng(0)
+    swl = np.flatnonzero((f.link_src >= f.n_endpoints) & (f.link_dst >= f.n_endpoints) & (np.arange(f.n_links) % 2 == 0))
+    failed = rng.choice(swl, int(round(0.01 * swl.size)), replace=False)
+    bc_cache = {}
+    for label, fl in (("healthy", None), ("1% failed", failed)):
+        for model in ("roce-hash", "uec-spray"):
+            q = qps if model == "roce-hash" else 1
+            routing._cache.clear()
+            secs, r = timed(lambda: routing.route(f, unit, model, failed_links=fl, qps=q, seed=1), reps)
+            flow_hops = int(round(r.link_gbps_load.sum())) * q  # unit mass: total load = sum of hops
+            if flow_hops not in bc_cache:
+                bc_cache[flow_hops] = bincount_time(flow_hops, f.n_links, reps)
+            bc = bc_cache[flow_hops]
+            key = f"{model} {label}"
+            out[key] = {"seconds": secs, "flow_hops": flow_hops, "ns_per_flow_hop": secs / flow_hops * 1e9,
+                        "bincount_seconds": bc, "ratio_to_bincount": secs / bc,
+                        "unreachable_fraction": r.unreachable_fraction}
+            rows.append((f"{key}: {flow_hops / 1e6:.1f}M {'QP-' if q > 1 else ''}flow-hops",
+                         f"{secs:.2f} s ({secs / flow_hops * 1e9:.2f} ns/hop)", f"bincount {bc:.2f} s",
+                         f"ratio {secs / bc:.2f}"))
+            del r
+    out["peak_rss_gb_in_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    del unit
+
+    # 3. uniform all-to-all, fluid, on fat trees
+    f16 = fat_tree(16)
+    secs16, r16 = timed(lambda: routing.uniform_loads(f16, "fluid", 1.0), max(reps, 5))
+    out["fat_tree_k16"] = {"hosts": f16.n_endpoints, "seconds": secs16}
+    if not args.skip_nx:
+        import networkx as nx
+        G = nx.Graph()
+        for l in range(0, f16.n_links, 2):
+            G.add_edge(int(f16.link_src[l]), int(f16.link_dst[l]), l=l)
+        eps = list(range(f16.n_endpoints))
+        t = time.perf_counter()
+        bcm = nx.edge_betweenness_centrality_subset(G, eps, eps, normalized=False)
+        nx_s = time.perf_counter() - t
+        ref_l = np.zeros(f16.n_links // 2)
+        for (u, v), x in bcm.items():
+            ref_l[G[u][v]["l"] // 2] = x
+        mine = r16.link_gbps_load[0::2] + r16.link_gbps_load[1::2]
+        err = float(np.abs(mine - 2 * ref_l).max() / max(ref_l.max(), 1e-300))
+        out["fat_tree_k16"].update({"networkx_seconds": nx_s, "speedup": nx_s / secs16, "max_rel_diff": err})
+        rows.append(("uniform fluid k=16 fat tree vs networkx", f"{secs16 * 1e3:.1f} ms", f"networkx {nx_s:.1f} s",
+                     f"{nx_s / secs16:,.0f}x, loads equal to {err:.1e}"))
+    f64 = fat_tree(64)
+    secs64, r64 = timed(lambda: routing.uniform_loads(f64, "fluid", 1.0), reps)
+    out["fat_tree_k64"] = {"hosts": f64.n_endpoints, "seconds": secs64,
+                           "max_util_per_pair_gbps_1": float(r64.utilization.max())}
+    rows.append(("uniform fluid k=64 fat tree (65,536 hosts)", f"{secs64:.3f} s", "", "target < 1 s"))
+    out["peak_rss_gb_in_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measurement':<{w}}  figures (median of {reps} unless noted)")
+    for r in rows:
+        print(f"{r[0]:<{w}}  " + "  ".join(x for x in r[1:] if x))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
