@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -59,15 +60,18 @@ def part_failures(skip_traffic: bool) -> dict:
     t3 = time.perf_counter()
     routed = F.analyze_failures(c, fab, workers=2)
     t4 = time.perf_counter()
-    worst = max((r for r in routed.single if r.get("slowdown")),
-                key=lambda r: max((v for per in r["slowdown"].values() for v in per.values() if v is not None),
-                                  default=1.0))
+    def worst_finite(r):
+        return max((v for per in r["slowdown"].values() for v in per.values() if v is not None), default=1.0)
+    worst = max((r for r in routed.single if r.get("slowdown")), key=worst_finite)
+    down = sum(r["count"] for r in routed.single
+               if any(v is None for per in (r.get("slowdown") or {}).values() for v in per.values()))
     out.update({"routed_sweep_s": t4 - t3, "routed_classes": len(routed.single),
                 "routed_failures": sum(r["count"] for r in routed.single),
                 "parent_route_calls": routed.traffic.get("route_calls"),
                 "healthy_completion_s": routed.traffic.get("healthy_completion_s"),
                 "worst_slowdown_class": {"kind": worst["kind"], "name": worst["name"], "count": worst["count"],
-                                         "slowdown": worst["slowdown"]},
+                                         "max_finite_slowdown": worst_finite(worst), "slowdown": worst["slowdown"]},
+                "failures_stopping_a_job": down,
                 "peak_rss_mb": rss_mb()})
     return out
 
@@ -108,6 +112,9 @@ def part_sweep(n_variants: int) -> dict:
         tmp = Path(d)
         sw = write_sweep(tmp, n_variants)
         n = len(load_sweep(sw)["tasks"])
+        load0 = os.getloadavg()[0]
+        tl = time.perf_counter()
+        local2 = run_sweep(sw, tmp / "local2", workers=2)
         t0 = time.perf_counter()
         local = run_sweep(sw, tmp / "local", workers=1)
         t1 = time.perf_counter()
@@ -121,7 +128,9 @@ def part_sweep(n_variants: int) -> dict:
                "dask_cluster_start_s": t2 - t1,
                "local_variants_per_s": n / (t1 - t0), "dask_variants_per_s": n / (t3 - t2),
                "speedup_dask2_over_local1": (t1 - t0) / (t3 - t2),
-               "identical_results": strip(local["rows"]) == strip(dask["rows"]),
+               "local_2_workers_s": t0 - tl, "speedup_local2_over_local1": (t1 - t0) / (t0 - tl),
+               "identical_results": strip(local["rows"]) == strip(dask["rows"]) == strip(local2["rows"]),
+               "load_average_1min_before": load0, "load_average_1min_after": os.getloadavg()[0],
                "ok": sum(1 for r in local["rows"] if r["status"] == "ok")}
     return out
 
@@ -131,10 +140,22 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", type=int, default=1000)
     ap.add_argument("--skip-traffic", action="store_true", help="skip the routed part at 131k")
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--skip-131k", action="store_true", help="only the sweep part")
     a = ap.parse_args(argv)
     fig = {"benchmark": "failures"}
-    f = part_failures(a.skip_traffic)
-    fig["reference_131k"] = f
+    f = {} if a.skip_131k else part_failures(a.skip_traffic)
+    if f:
+        fig["reference_131k"] = f
+        _print_failures(f)
+    if not a.skip_sweep:
+        s = part_sweep(a.variants)
+        fig["sweep"] = s
+        _print_sweep(s)
+    print(json.dumps(fig, default=float))
+    return 0
+
+
+def _print_failures(f):
     print("1. single-failure sweep of reference-131k (grouped by symmetry, capacity/isolation/jobs hit)")
     print(f"   {f['accelerators']:,} accelerators, {f['switches']:,} switches, {f['physical_links']:,} links; build {f['build_s']:.2f} s")
     print(f"   {f['failures']:,} single failures in {f['classes']} classes: {f['single_sweep_s']:.2f} s, peak RSS {f['peak_rss_mb_structural']:.0f} MB")
@@ -144,17 +165,18 @@ def main(argv=None) -> int:
         print(f"   with traffic (roce-hash + uec-spray, 2 workers): {f['routed_failures']:,} failures in "
               f"{f['routed_classes']} classes: {f['routed_sweep_s']:.1f} s; peak RSS {f['peak_rss_mb']:.0f} MB")
         w = f["worst_slowdown_class"]
-        print(f"   worst slowdown: {w['kind']} {w['name']} (x{w['count']}): {w['slowdown']}")
-    if not a.skip_sweep:
-        s = part_sweep(a.variants)
-        fig["sweep"] = s
-        print(f"2. sweep of {s['variants']} small variants ({s['ok']} ok)")
-        print(f"   local pool, 1 worker : {s['local_1_worker_s']:.1f} s ({s['local_variants_per_s']:.1f} variants/s)")
-        print(f"   Dask, 2 local workers: {s['dask_2_workers_s']:.1f} s ({s['dask_variants_per_s']:.1f} variants/s; "
-              f"cluster start {s['dask_cluster_start_s']:.1f} s not counted)")
-        print(f"   ratio (Dask 2 / local 1): {s['speedup_dask2_over_local1']:.2f}x; identical results: {s['identical_results']}")
-    print(json.dumps(fig, default=float))
-    return 0
+        print(f"   largest finite slowdown: {w['kind']} {w['name']} (class of {w['count']}): x{w['max_finite_slowdown']:.3f}; "
+              f"{f['failures_stopping_a_job']:,} failures stop a job (lost ranks or unreachable demand)")
+
+
+def _print_sweep(s):
+    print(f"2. sweep of {s['variants']} small variants ({s['ok']} ok)")
+    print(f"   local pool, 1 worker : {s['local_1_worker_s']:.1f} s ({s['local_variants_per_s']:.1f} variants/s)")
+    print(f"   Dask, 2 local workers: {s['dask_2_workers_s']:.1f} s ({s['dask_variants_per_s']:.1f} variants/s; "
+          f"cluster start {s['dask_cluster_start_s']:.1f} s not counted)")
+    print(f"   local pool, 2 workers: {s['local_2_workers_s']:.1f} s (ratio {s['speedup_local2_over_local1']:.2f}x)")
+    print(f"   ratio (Dask 2 / local 1): {s['speedup_dask2_over_local1']:.2f}x; identical results: {s['identical_results']}; "
+          f"1-min load average {s['load_average_1min_before']:.1f} -> {s['load_average_1min_after']:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
