@@ -18,7 +18,9 @@ Failure kinds
                     (``floor.leaf_placement: tor``) go down;
 ``scaleup_switch``  one of the S switches of a scale-up domain: the domain keeps
                     (S-1)/S of its scale-up bandwidth (S from
-                    :data:`SCALEUP_SWITCHES`).
+                    :data:`SCALEUP_SWITCHES` by accelerator model, or the
+                    ``scaleup_switches`` argument; S = 0, a switchless mesh,
+                    has no such failure).
 
 Symmetry grouping (exactly when it is used)
 -------------------------------------------
@@ -86,7 +88,10 @@ SCALEUP_SWITCHES = {
     "h200": 4,   # HGX H200: same baseboard as HGX H100
     "b200": 2,   # HGX B200: two NVLink 5 switch chips (NVIDIA HGX B200 datasheet)
     "gb200": 18,  # GB200 NVL72: 9 NVLink switch trays x 2 chips
-    "mi450": 6,  # Helios: UALink switch count not published; assumption
+    "mi300x": 0,  # 8 OAM GPUs in a direct Infinity Fabric mesh: no scale-up switch to fail
+    "mi355x": 0,  # same OAM mesh
+    "mi450": 6,  # Helios (UALink): switch count not published; an assumption
+    "mi455x": 6,  # as MI450
 }
 DEFAULT_SCALEUP_SWITCHES = 4
 
