@@ -33,7 +33,6 @@ def rss_mb() -> float:
 
 
 def part_failures(skip_traffic: bool) -> dict:
-    import numpy as np
     from topo import failures as F
     from topo.fabric import build
     from topo.spec import load

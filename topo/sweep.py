@@ -405,7 +405,7 @@ def _pipeline(row: dict, cluster, fabric, var: dict, scen, seed: int) -> None:
 
 
 def _placement(cluster, fabric, policy: str, seed: int):
-    from .failures import resolve_placement
+    """(placement, note): ``optimized`` uses topo.place when it is installed, else in-order (said in the note)."""
     if not cluster.file.jobs:
         return {}, "no jobs"
     if policy == "optimized":
@@ -420,12 +420,7 @@ def _placement(cluster, fabric, policy: str, seed: int):
 
 
 def _in_order(cluster, fabric):
-    try:
-        from .traffic import in_order_placement
-    except ImportError:
-        from .failures import resolve_placement
-        pl, note = resolve_placement(cluster, fabric, None)
-        return pl, note
+    from .traffic import in_order_placement
     return {k: np.asarray(v, np.int64) for k, v in in_order_placement(cluster, fabric).items()}, "in-order placement"
 
 
