@@ -7,6 +7,7 @@ wires them together, reports progress and assembles the plan dict.
 """
 from __future__ import annotations
 
+import json
 import time
 from contextlib import nullcontext
 from typing import Callable, Optional
@@ -64,7 +65,6 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     from .describe import describe
     from .place import place
     from .plan import new_plan
-    from .routing import analyze
     from .traffic import in_order_placement
 
     g = cluster.file.goals
@@ -92,8 +92,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
         with pr.stage("routing traffic"), timed("route"):
             in_order = in_order_placement(cluster, fabric)
-            before = analyze(cluster, fabric, placement=in_order, seed=seed)
-            placed = analyze(cluster, fabric, placement=placement.assignment, seed=seed)
+            before = _metrics(cluster, fabric, in_order, seed)
+            placed = _metrics(cluster, fabric, placement.assignment, seed)
         with pr.stage("sizing the link budget"), timed("budget"):
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
                               seed=seed, workers=workers)
@@ -104,7 +104,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         with pr.stage("routing on the chosen fabric"), timed("reroute"):
             fabric_after = build(cluster_after)
             desc_after = describe(fabric_after, cluster_after)
-            after = analyze(cluster_after, fabric_after, placement=placement.assignment, seed=seed)
+            after = _metrics(cluster_after, fabric_after, placement.assignment, seed)
         fail = None
         if failures:
             from .failures import analyze_failures
@@ -127,6 +127,42 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     )
 
 
+def pod_matrix_gbps(fabric, demands) -> tuple[str, list]:
+    """Offered scale-out Gb/s between pods (or between leaves when there is one pod).
+
+    Flows inside a scale-up domain never reach the fabric and are left out.
+    Returns the unit ("pod" or "leaf") and the square matrix as nested lists.
+    """
+    import numpy as np
+    if fabric.pods > 1:
+        unit, key = "pod", np.asarray(fabric.ep_pod(), np.int64)
+    else:
+        leaf = np.asarray(fabric.ep_leaf(), np.int64)
+        unit, key = "leaf", np.unique(leaf, return_inverse=True)[1]
+    n = int(key.max()) + 1 if key.size else 1
+    src, dst = np.asarray(demands.src), np.asarray(demands.dst)
+    dom = np.asarray(fabric.ep_domain)
+    out = ~((dom[src] >= 0) & (dom[src] == dom[dst])) & (src != dst)
+    m = np.bincount(key[src[out]] * n + key[dst[out]], weights=np.asarray(demands.rate_gbps)[out],
+                    minlength=n * n).reshape(n, n)
+    return unit, np.round(m, 6).tolist()
+
+
+def _metrics(cluster, fabric, assignment, seed) -> dict:
+    """Routed metrics of one (fabric, placement) plus the per-link and pod data the report draws."""
+    import numpy as np
+    from .routing import analyze
+    from .traffic import job_demands
+    a = analyze(cluster, fabric, placement=assignment, seed=seed)
+    d = dict(a.to_dict())
+    util = np.asarray(a.utilization, dtype=np.float64)
+    d["link_util"] = [float(f"{x:.6g}") for x in np.nan_to_num(util).tolist()]
+    unit, m = pod_matrix_gbps(fabric, job_demands(cluster, fabric, assignment))
+    d["pod_matrix_unit"] = unit
+    d["pod_matrix_gbps"] = m
+    return d
+
+
 def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict:
     """Every file of an optimize run: {relative path: text or bytes or writer}.
 
@@ -141,7 +177,10 @@ def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict
         fabric_after = build(plan_cluster(plan, after=True))
     if fabric_before is None:
         fabric_before = build(plan_cluster(plan, after=False))
-    files: dict = {"plan.json": dumps(plan)}
+    text = dumps(plan)
+    # the report is a function of the plan as written, so `topo report plan.json` gives the same bytes
+    plan = json.loads(text)
+    files: dict = {"plan.json": text}
     files["report.html"] = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
     md, images = render_markdown(plan, fabric_before=fabric_before, fabric_after=fabric_after)
     files["report.md"] = md
