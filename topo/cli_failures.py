@@ -41,7 +41,8 @@ def _severity(row):
             else:
                 worst = max(worst, v)
     cap = max(row["bandwidth_lost_frac"].values()) if row["bandwidth_lost_frac"] else 0.0
-    return (lost, row.get("unreachable_gbps") or 0.0, worst, cap)
+    cut = row.get("endpoints_down", 0) + row.get("endpoints_isolated", 0)
+    return (lost, row.get("unreachable_gbps") or 0.0, worst, cut, len(row["jobs_affected"]), cap)
 
 
 def _text(d, top=30):
@@ -51,9 +52,10 @@ def _text(d, top=30):
     if rows:
         n_fail = sum(r["count"] for r in rows)
         out.append(f"single failures: {n_fail:,} in {len(rows):,} classes; the {min(top, len(rows))} most severe:")
-        tiers = sorted({t for r in rows for t in r["bandwidth_lost_frac"]})
+        order = ["endpoint-leaf", "leaf-spine", "spine-super", "scaleup"]
+        tiers = [t for t in order if any(t in r["bandwidth_lost_frac"] for r in rows)]
         head = f"  {'kind':<15}{'name':<28}{'count':>7}  " + "".join(f"{t:>14}" for t in tiers) + \
-            f"{'roce-hash':>11}{'uec-spray':>11}{'unreach Gb/s':>14}  jobs affected"
+            f"{'cut off':>9}{'roce-hash':>11}{'uec-spray':>11}{'unreach Gb/s':>14}  jobs affected"
         out.append(head)
         for r in sorted(rows, key=_severity, reverse=True)[:top]:
             sl = r.get("slowdown") or {}
@@ -69,7 +71,7 @@ def _text(d, top=30):
             un = r.get("unreachable_gbps")
             out.append(f"  {r['kind']:<15}{r['name'][:27]:<28}{r['count']:>7}  "
                        + "".join(f"{_pct(r['bandwidth_lost_frac'].get(t)):>14}" for t in tiers)
-                       + f"{cols[0]:>11}{cols[1]:>11}{'' if un is None else f'{un:,.0f}':>14}  "
+                       + f"{r.get('endpoints_down', 0) + r.get('endpoints_isolated', 0):>9}{cols[0]:>11}{cols[1]:>11}{'' if un is None else f'{un:,.0f}':>14}  "
                        + (", ".join(r["jobs_affected"]) or "-"))
     for k, kr in d["k"].items():
         c = kr["capacity_lost_frac"]
@@ -85,7 +87,7 @@ def _text(d, top=30):
                    + ", ".join(f"{k}={v:g}" for k, v in e["rates"].items()) + "): "
                    + ", ".join(f"{t} {_pct(v)}" for t, v in e["bandwidth_lost_frac"].items()))
     if not d["traffic"].get("routed"):
-        out.append("no traffic routed (no jobs): slowdown and unreachable demand not computed")
+        out.append("no traffic routed (no jobs, or --no-traffic): slowdown and unreachable demand not computed")
     return "\n".join(out)
 
 
@@ -98,9 +100,11 @@ def _text(d, top=30):
 @click.option("--seed", type=int, help="sampling and hashing seed (default: goals.seed)")
 @click.option("--workers", type=int, default=1, show_default=True, help="processes for the single sweep")
 @click.option("--exhaustive", is_flag=True, help="evaluate every element (no symmetry grouping)")
+@click.option("--no-traffic", is_flag=True, help="capacity, isolation and jobs hit only (no routing; fast at any size)")
+@click.option("--hash-exact", is_flag=True, help="let healthy roce-hash loads refine the symmetry classes too")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @handle_errors
-def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, as_json):
+def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, no_traffic, hash_exact, as_json):
     """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
     from .failures import analyze_failures
     from .spec import load
@@ -121,7 +125,8 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
                 raise SpecError([(f"placement.assignment.{name}",
                                   f"endpoint ids must be in [0, {fab.n_endpoints}) for this cluster")], plan_path)
     res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
-                           group=not exhaustive, workers=workers)
+                           group=not exhaustive, workers=workers, traffic=False if no_traffic else None,
+                           hash_exact=hash_exact)
     d = res.to_dict()
     if as_json:
         emit_json(_clean(d))
