@@ -366,6 +366,17 @@ def _tier_max(row: dict):
     return None
 
 
+def _job_times(metrics) -> dict:
+    """Job name -> communication time (s) from a metrics dict's job list."""
+    out = {}
+    for j in (metrics or {}).get("jobs") or []:
+        if isinstance(j, dict) and "name" in j:
+            t = _num(j.get("time_s", j.get("completion_s")))
+            if t is not None:
+                out[str(j["name"])] = t
+    return out
+
+
 def _tier_rows(metrics) -> dict:
     return {str(t.get("tier")): t for t in ((metrics or {}).get("tiers") or []) if isinstance(t, dict)}
 
@@ -406,6 +417,13 @@ def _summary(plan: dict, ctx: dict) -> Section:
              if t in mb and _tier_max(mb[t]) is not None and _tier_max(ma[t]) is not None]
     if peaks:
         changed.append("peak link utilisation before -> after: " + ", ".join(peaks))
+    jb, ja = _job_times(plan.get("metrics_before")), _job_times(plan.get("metrics_after"))
+    common = sorted(set(jb) & set(ja))
+    if common:
+        tb_, ta_ = sum(jb[j] for j in common), sum(ja[j] for j in common)
+        worst = max(common, key=lambda j: (ja[j], j))
+        changed.append(f"communication time per iteration, summed over {len(common)} job(s): {fmt(tb_)} s -> "
+                       f"{fmt(ta_)} s (slowest job {worst}: {fmt(jb[worst])} s -> {fmt(ja[worst])} s)")
     s.bullets.append(("What changed", "; ".join(changed) + "."))
     # what it costs
     c = _costs(plan)
