@@ -298,7 +298,9 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
         for n, srv in bl.blocks:
             out += [f"    - block: {_ys(n)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
     head = _header(fabric, "Slurm topology.yaml (topology.yaml(5))")
-    head += ("# tree: servers under the leaf of their first port (rail 0 / plane 0); leaves sharing\n"
+    head += ("# install beside slurm.conf (it takes precedence over topology.conf); partitions refer\n"
+             "# to a topology by its name\n"
+             "# tree: servers under the leaf of their first port (rail 0 / plane 0); leaves sharing\n"
              "# the same spines grouped under one logical switch. block: scale-up domains.\n")
     return {"topology.yaml": head + "\n".join(out) + "\n"}
 
@@ -309,6 +311,7 @@ def render_slurm_conf_tree(fabric: Fabric, plan: Optional[dict] = None, cluster=
     tv = tree_view(fabric, servers)
     _check_names(tv, "Slurm topology.conf")
     lines = [_header(fabric, "Slurm topology.conf, topology/tree").rstrip("\n"),
+             "# install as topology.conf beside slurm.conf, with TopologyPlugin=topology/tree",
              "# servers under the leaf of their first port (rail 0 / plane 0); a logical switch",
              "# per group of leaves that share the same spines"]
     for name, srv in tv.levels[0]:
@@ -327,6 +330,7 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
     if not bl.blocks:
         raise SpecError([("--format", "slurm-conf-block needs scale-up domains; this cluster has no accelerator nodes")])
     lines = [_header(fabric, "Slurm topology.conf, topology/block").rstrip("\n"),
+             "# install as topology.conf beside slurm.conf, with TopologyPlugin=topology/block",
              "# one block per scale-up domain; BlockSizes = [D, 2D, 4D, ...] (topograph convention)"]
     for name, srv in bl.blocks:
         lines.append(f"BlockName={name} Nodes={_hl(fabric, srv)}")
