@@ -57,7 +57,7 @@ def part_failures(skip_traffic: bool) -> dict:
     # the same sweep with traffic: healthy routing under roce-hash and uec-spray, classes
     # refined by the healthy spray loads, every class routed (2 forked workers)
     t3 = time.perf_counter()
-    routed = F.analyze_failures(c, fab, workers=2)
+    routed = F.analyze_failures(c, fab, workers=2, traffic=True)
     t4 = time.perf_counter()
     def worst_finite(r):
         return max((v for per in r["slowdown"].values() for v in per.values() if v is not None), default=1.0)

@@ -87,7 +87,8 @@ def _text(d, top=30):
                    + ", ".join(f"{k}={v:g}" for k, v in e["rates"].items()) + "): "
                    + ", ".join(f"{t} {_pct(v)}" for t, v in e["bandwidth_lost_frac"].items()))
     if not d["traffic"].get("routed"):
-        out.append("no traffic routed (no jobs, or --no-traffic): slowdown and unreachable demand not computed")
+        out.append("no traffic routed (no jobs, --no-traffic, or a large fabric without --traffic): "
+                   "slowdown and unreachable demand not computed")
     return "\n".join(out)
 
 
@@ -100,11 +101,13 @@ def _text(d, top=30):
 @click.option("--seed", type=int, help="sampling and hashing seed (default: goals.seed)")
 @click.option("--workers", type=int, default=1, show_default=True, help="processes for the single sweep")
 @click.option("--exhaustive", is_flag=True, help="evaluate every element (no symmetry grouping)")
-@click.option("--no-traffic", is_flag=True, help="capacity, isolation and jobs hit only (no routing; fast at any size)")
+@click.option("--traffic/--no-traffic", default=None,
+              help="route the jobs for every failure (default: when the fabric has at most 200,000 links); "
+                   "--no-traffic: capacity, isolation and jobs hit only, fast at any size")
 @click.option("--hash-exact", is_flag=True, help="let healthy roce-hash loads refine the symmetry classes too")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @handle_errors
-def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, no_traffic, hash_exact, as_json):
+def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact, as_json):
     """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
     from .failures import analyze_failures
     from .spec import load
@@ -125,7 +128,7 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
                 raise SpecError([(f"placement.assignment.{name}",
                                   f"endpoint ids must be in [0, {fab.n_endpoints}) for this cluster")], plan_path)
     res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
-                           group=not exhaustive, workers=workers, traffic=False if no_traffic else None,
+                           group=not exhaustive, workers=workers, traffic=traffic,
                            hash_exact=hash_exact)
     d = res.to_dict()
     if as_json:

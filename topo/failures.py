@@ -94,6 +94,9 @@ SCALEUP_SWITCHES = {
     "mi455x": 6,  # as MI450
 }
 DEFAULT_SCALEUP_SWITCHES = 4
+# traffic=None routes the jobs only up to this many directed links (about 25k
+# accelerators): above it every routed failure class costs seconds to minutes.
+AUTO_TRAFFIC_MAX_LINKS = 200_000
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -853,7 +856,8 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     single : run the single-failure sweep (grouped by symmetry, see module doc)
     k : None, an int, or an iterable of ints (2..4 typical): k-failure analysis
     samples, seed : k-set sampling (seed defaults to the cluster's goals.seed)
-    traffic : route traffic (needs :mod:`topo.routing`); None -> when there are jobs
+    traffic : route the jobs' traffic for every failure; None -> when there are jobs
+        and the fabric has at most ``AUTO_TRAFFIC_MAX_LINKS`` directed links
     group : group failures by symmetry class (see the module docstring)
     hash_exact : let healthy roce-hash loads refine the classes too (exact for
         roce-hash, but at scale nearly every link becomes its own class)
@@ -871,7 +875,10 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     ctx = _context(cluster, fabric, placement, scaleup_switches)
     link_color = None
     if traffic is None:
-        traffic = _routing_available() and bool(ctx.job_names)
+        traffic = bool(ctx.job_names) and fabric.n_links <= AUTO_TRAFFIC_MAX_LINKS and _routing_available()
+        if ctx.job_names and fabric.n_links > AUTO_TRAFFIC_MAX_LINKS:
+            ctx.placement_note += (f"; traffic not routed automatically above {AUTO_TRAFFIC_MAX_LINKS:,} links "
+                                   "(pass traffic=True / --traffic)")
     if traffic:
         ctx.traffic = Traffic(ctx, seed=seed)
         link_color = ctx.traffic.link_color(hash_exact)
