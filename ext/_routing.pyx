@@ -55,42 +55,76 @@ cdef inline uint64_t _hop(uint64_t key, uint64_t node) noexcept nogil:
     return _mix(key ^ (node * <uint64_t>0xD6E8FEB86659FD93ULL))
 
 
-def bucket_flows(const id_t[::1] src, const id_t[::1] dst, const real_t[::1] mass, const uint8_t[::1] keep,
-                 const int64_t[::1] ep_group, int64_t[::1] g_ptr, int64_t[::1] cursor,
+def bucket_flows(const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
+                 real_t inv_eff, const int64_t[::1] ep_domain, const int64_t[::1] ep_group,
+                 int64_t[::1] g_ptr, int64_t[::1] cursor,
                  int64_t[::1] f_idx, int64_t[::1] f_src, int64_t[::1] f_dst, real_t[::1] f_mass,
-                 real_t[::1] unreach):
-    """Stable counting sort of the kept flows by destination group.
+                 real_t[::1] unreach, real_t[::1] stats):
+    """Classify flows and counting-sort the routable ones by destination group (stable).
 
-    Kept flows whose source or destination has no group (no alive uplink) add
-    their mass to unreach instead. g_ptr (groups + 1) and cursor (groups) must
-    be zero; outputs hold at least the number of kept flows. Returns how many
-    flows were bucketed. O(flows + groups).
+    A flow is routed when src != dst, the two are not in one scale-up domain
+    and both have a group; mass = rate * inv_eff. Flows that should be routed
+    but have no group add their mass to unreach. g_ptr (groups + 1) and cursor
+    (groups) must be zero; outputs hold n flows. stats (>= 7) receives:
+    offered mass (src != dst), same-domain flows, min and max of bytes/mass
+    over routed flows with mass > 0, routed flows with mass <= 0, negative
+    rates or bytes, unreachable mass. Returns the number of routed flows. O(n).
     """
-    cdef id_t n = src.shape[0], ng = cursor.shape[0], i, g, c = 0
+    cdef id_t n = src.shape[0], ng = cursor.shape[0], i, g, c = 0, a, b
+    cdef real_t m, r, lo = 1e308, hi = -1e308, offered = 0.0, unr = 0.0
+    cdef id_t same = 0, nonpos = 0, neg = 0
     with nogil:
         for i in range(n):
-            if not keep[i]:
+            if rate[i] < 0.0 or nbytes[i] < 0.0:
+                neg += 1
+            a = src[i]
+            b = dst[i]
+            if a == b:
                 continue
-            g = ep_group[dst[i]]
-            if g < 0 or ep_group[src[i]] < 0:
+            m = rate[i] * inv_eff
+            offered += m
+            if ep_domain[a] >= 0 and ep_domain[a] == ep_domain[b]:
+                same += 1
+                continue
+            g = ep_group[b]
+            if g < 0 or ep_group[a] < 0:
                 continue
             g_ptr[g + 1] += 1
         for g in range(ng):
             g_ptr[g + 1] += g_ptr[g]
             cursor[g] = g_ptr[g]
         for i in range(n):
-            if not keep[i]:
+            a = src[i]
+            b = dst[i]
+            if a == b or (ep_domain[a] >= 0 and ep_domain[a] == ep_domain[b]):
                 continue
-            g = ep_group[dst[i]]
-            if g < 0 or ep_group[src[i]] < 0:
-                unreach[i] += mass[i]
+            m = rate[i] * inv_eff
+            g = ep_group[b]
+            if g < 0 or ep_group[a] < 0:
+                unreach[i] += m
+                unr += m
                 continue
+            if m > 0.0:
+                r = nbytes[i] / m
+                if r < lo:
+                    lo = r
+                if r > hi:
+                    hi = r
+            else:
+                nonpos += 1
             c = cursor[g]
             cursor[g] = c + 1
             f_idx[c] = i
-            f_src[c] = src[i]
-            f_dst[c] = dst[i]
-            f_mass[c] = mass[i]
+            f_src[c] = a
+            f_dst[c] = b
+            f_mass[c] = m
+    stats[0] = offered
+    stats[1] = same
+    stats[2] = lo
+    stats[3] = hi
+    stats[4] = nonpos
+    stats[5] = neg
+    stats[6] = unr
     return g_ptr[ng]
 
 
@@ -330,13 +364,13 @@ def route_hash(uint64_t seed, int qps, int H,
                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
                int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
-               real_t[::1] load, real_t[::1] unreach, int64_t[::1] path):
+               int64_t[::1] nh_head, real_t[::1] load, real_t[::1] unreach, int64_t[::1] path):
     """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
 
     Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
     """
     cdef id_t ng = g_ptr.shape[0] - 1
-    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base
+    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
     cdef uint64_t key, kf
@@ -369,54 +403,74 @@ def route_hash(uint64_t seed, int qps, int H,
                 c1 = c
                 mq = f_mass[f] / qps
                 kf = _mix(_mix(seed) ^ <uint64_t>f_id[f])
+                # the only uplink, and the only link down to td, need no hashing
+                u1 = -1
+                if c1 == 1:
+                    for k in range(up_ptr[e], up_ptr[e + 1]):
+                        if dist[link_dst[up_link[k]]] == best:
+                            u1 = up_link[k]
+                            break
+                d1 = -1
+                if up_ptr[td + 1] - up_ptr[td] == 1:
+                    d1 = up_link[up_ptr[td]] ^ 1
                 for q in range(qps):
                     key = _mix(kf ^ <uint64_t>q)
                     base = (f * qps + q) * H
                     hop = 0
                     # first hop: one of the uplinks at minimal distance
-                    j = _pick(_hop(key, <uint64_t>e), c1) if c1 > 1 else 0
-                    for k in range(up_ptr[e], up_ptr[e + 1]):
-                        u = up_link[k]
-                        if dist[link_dst[u]] == best:
-                            if j == 0:
-                                break
-                            j -= 1
+                    if u1 >= 0:
+                        u = u1
+                    else:
+                        j = _pick(_hop(key, <uint64_t>e), c1)
+                        for k in range(up_ptr[e], up_ptr[e + 1]):
+                            u = up_link[k]
+                            if dist[link_dst[u]] == best:
+                                if j == 0:
+                                    break
+                                j -= 1
                     load[u] += mq
                     if rec and hop < H:
                         path[base + hop] = u
                     hop += 1
                     s = link_dst[u]
                     while dist[s] > 0:
-                        if nh_cnt[s] < 0:
+                        c = nh_cnt[s]
+                        if c < 0:
                             # next-hop list of s in this group's DAG, built on first visit
                             nh_start[s] = pos
                             for j in range(sw_ptr[s], sw_ptr[s + 1]):
                                 if dist[sw_head[j]] == dist[s] - 1:
                                     nh_list[pos] = sw_adj[j]
+                                    nh_head[pos] = sw_head[j]
                                     pos += 1
-                            nh_cnt[s] = pos - nh_start[s]
-                        c = nh_cnt[s]
-                        r = nh_list[nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)]
+                            c = pos - nh_start[s]
+                            nh_cnt[s] = c
+                        j = nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
+                        r = nh_list[j]
                         load[r] += mq
                         if rec and hop < H:
                             path[base + hop] = r
                         hop += 1
-                        s = link_dst[r]
+                        s = nh_head[j]
                     # last hop: one of the parallel links from home s to td
-                    c = 0
-                    for k in range(up_ptr[td], up_ptr[td + 1]):
-                        if link_dst[up_link[k]] == s:
-                            c += 1
-                    j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
-                    for k in range(up_ptr[td], up_ptr[td + 1]):
-                        u = up_link[k]
-                        if link_dst[u] == s:
-                            if j == 0:
-                                break
-                            j -= 1
-                    load[u ^ 1] += mq
+                    if d1 >= 0:
+                        u = d1
+                    else:
+                        c = 0
+                        for k in range(up_ptr[td], up_ptr[td + 1]):
+                            if link_dst[up_link[k]] == s:
+                                c += 1
+                        j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
+                        for k in range(up_ptr[td], up_ptr[td + 1]):
+                            u = up_link[k]
+                            if link_dst[u] == s:
+                                if j == 0:
+                                    break
+                                j -= 1
+                        u = u ^ 1
+                    load[u] += mq
                     if rec and hop < H:
-                        path[base + hop] = u ^ 1
+                        path[base + hop] = u
                     hop += 1
                     if hop > longest:
                         longest = hop

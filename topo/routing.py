@@ -178,49 +178,44 @@ class RouteResult:
         return self.unreachable_gbps / self.offered_gbps if self.offered_gbps > 0 else 0.0
 
 
-def _rewrite_scaleup(fabric, src, dst, mass, nbytes):
-    """Split flows into scale-out flows and scale-up loads (rail-only: PXN proxy).
+def _scaleup_loads(fabric, src, dst, mass):
+    """Per endpoint, Gb/s sent and received inside its scale-up domain."""
+    E = fabric.n_endpoints
+    dom = fabric.ep_domain
+    same = (dom[src] == dom[dst]) & (dom[src] >= 0) & (src != dst)
+    up_s = np.bincount(src[same], weights=mass[same], minlength=E)[:E].astype(float)
+    up_r = np.bincount(dst[same], weights=mass[same], minlength=E)[:E].astype(float)
+    return up_s, up_r
 
-    Returns (keep mask, new src for kept flows, scale-up sent, scale-up recv, scale-up bytes sent).
+
+def _pxn(fabric, src, dst, mass):
+    """Rail-only fabrics: a flow between rails of two domains first crosses the source domain
+    to the member on the destination rail (the proxy), which then sends it on that rail.
+
+    Returns (sources after the proxy rewrite, scale-up sent, scale-up received).
     """
     E = fabric.n_endpoints
     dom = fabric.ep_domain
+    up_s, up_r = _scaleup_loads(fabric, src, dst, mass)
     same = (dom[src] == dom[dst]) & (dom[src] >= 0)
     new_src = src
-    up_s = np.zeros(E)
-    up_r = np.zeros(E)
-    if same.any():
-        up_s += np.bincount(src[same], weights=mass[same], minlength=E)[:E]
-        up_r += np.bincount(dst[same], weights=mass[same], minlength=E)[:E]
-    if fabric.family == "rail_only":
-        rail = fabric.ep_local.astype(np.int64)
-        R = int(rail.max()) + 1 if E else 1
-        cross = ~same & (rail[src] != rail[dst]) & (dom[src] >= 0)
-        if cross.any():
-            key = dom * R + rail
-            ok_ep = dom >= 0
-            table = np.full(int(key[ok_ep].max()) + 1, -1, np.int64)
-            eps = np.flatnonzero(ok_ep)[::-1]
-            table[key[eps]] = eps  # first endpoint of each (domain, rail)
-            proxy = table[dom[src[cross]] * R + rail[dst[cross]]]
-            has = proxy >= 0
-            idx = np.flatnonzero(cross)[has]
-            up_s += np.bincount(src[idx], weights=mass[idx], minlength=E)[:E]
-            up_r += np.bincount(proxy[has], weights=mass[idx], minlength=E)[:E]
-            new_src = src.copy()
-            new_src[idx] = proxy[has]
-    keep = ~same
-    return keep, new_src, up_s, up_r
-
-
-def _common_ratio(num: np.ndarray, den: np.ndarray, where: np.ndarray) -> Optional[float]:
-    """num/den when it is the same for every selected flow (within 1e-12), else None."""
-    if np.any(den[where] <= 0) if where.size < 1_000_000 else np.min(den, where=where, initial=np.inf) <= 0:
-        return None
-    r = num / np.where(den > 0, den, 1.0)
-    lo = float(np.min(r, where=where, initial=np.inf))
-    hi = float(np.max(r, where=where, initial=-np.inf))
-    return lo if hi - lo <= 1e-12 * max(abs(hi), 1e-300) else None
+    rail = fabric.ep_local.astype(np.int64)
+    R = int(rail.max()) + 1 if E else 1
+    cross = ~same & (rail[src] != rail[dst]) & (dom[src] >= 0)
+    if cross.any():
+        key = dom * R + rail
+        ok_ep = dom >= 0
+        table = np.full(int(key[ok_ep].max()) + 1, -1, np.int64)
+        eps = np.flatnonzero(ok_ep)[::-1]
+        table[key[eps]] = eps  # first endpoint of each (domain, rail)
+        proxy = table[dom[src[cross]] * R + rail[dst[cross]]]
+        has = proxy >= 0
+        idx = np.flatnonzero(cross)[has]
+        up_s += np.bincount(src[idx], weights=mass[idx], minlength=E)[:E]
+        up_r += np.bincount(proxy[has], weights=mass[idx], minlength=E)[:E]
+        new_src = src.copy()
+        new_src[idx] = proxy[has]
+    return new_src, up_s, up_r
 
 
 def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, failed_nodes=None,
@@ -242,30 +237,40 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     P = prepare(fabric, dead)
     src = np.asarray(demands.src, np.int64)
     dst = np.asarray(demands.dst, np.int64)
-    nbytes = np.asarray(demands.bytes, np.float64)
-    mass = np.asarray(demands.rate_gbps, np.float64) / efficiency
-    if np.any(mass < 0) or np.any(nbytes < 0):
-        raise SpecError([("traffic", "demands must be non-negative")])
-    keep, new_src, up_s, up_r = _rewrite_scaleup(fabric, src, dst, mass, nbytes)
-    real = src != dst
-    keep &= real
+    nbytes = np.ascontiguousarray(demands.bytes, np.float64)
+    rate = np.ascontiguousarray(demands.rate_gbps, np.float64)
+    E = fabric.n_endpoints
+    new_src, up_s, up_r = src, np.zeros(E), np.zeros(E)
+    if fabric.family == "rail_only":
+        new_src, up_s, up_r = _pxn(fabric, src, dst, rate / efficiency)
     L = fabric.n_links
     load = np.zeros(L)
     bload = np.zeros(L)
-    unreach = np.zeros(src.shape[0])
+    n_fl = src.shape[0]
+    unreach = np.zeros(n_fl)
     ng = P.g_rep.shape[0]
     K = kernel("_routing")
-    # counting sort of the routable flows by destination group (stable)
+    # classify (scale-up, unreachable) and counting-sort the routed flows by destination group
     g_ptr = np.zeros(ng + 1, np.int64)
-    nk = int(np.count_nonzero(keep))
-    fi = np.empty(nk, np.int64)
-    fs = np.empty(nk, np.int64)
-    fd = np.empty(nk, np.int64)
-    fm = np.empty(nk)
-    nb = K.bucket_flows(np.ascontiguousarray(new_src), dst, mass, keep.view(np.uint8), P.ep_group, g_ptr,
-                        np.zeros(ng, np.int64), fi, fs, fd, fm, unreach)
+    fi = np.empty(n_fl, np.int64)
+    fs = np.empty(n_fl, np.int64)
+    fd = np.empty(n_fl, np.int64)
+    fm = np.empty(n_fl)
+    st = np.zeros(8)
+    nb = K.bucket_flows(np.ascontiguousarray(new_src, np.int64), np.ascontiguousarray(dst, np.int64), rate, nbytes,
+                        1.0 / efficiency, fabric.ep_domain, P.ep_group, g_ptr, np.zeros(ng, np.int64),
+                        fi, fs, fd, fm, unreach, st)
+    if st[5] > 0:
+        raise SpecError([("traffic", f"{int(st[5])} demands have negative bytes or rates")])
+    if st[1] > 0 and fabric.family != "rail_only":
+        up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     fi, fs, fd, fm = fi[:nb], fs[:nb], fd[:nb], fm[:nb]
-    ratio = _common_ratio(nbytes, mass, keep) if nk else 0.0
+    if nb == 0:
+        ratio = 0.0
+    elif st[4] == 0 and st[3] - st[2] <= 1e-12 * max(abs(st[3]), 1e-300):
+        ratio = float(st[2])
+    else:
+        ratio = None
     fb = None if ratio is not None else np.ascontiguousarray(nbytes[fi] * 8.0 / 1e9)  # bytes follow the same split
     un = np.zeros(fi.shape[0])
     n = fabric.n_nodes
@@ -297,6 +302,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         nh_start = np.zeros(n, np.int64)
         nh_cnt = np.full(n, -1, np.int64)
         nh_list = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
+        nh_head = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
         H = 2 * max(fabric.n_tiers, 1) + 2 if fabric.family != "custom" else 16
         while True:
             path = np.full(fi.shape[0] * qps * H if record_paths else 0, -1, np.int64)
@@ -304,7 +310,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             un = np.zeros(fi.shape[0])
             longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
                                    fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fm,
-                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, load, un, path)
+                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path)
             if not record_paths or longest <= H:
                 break
             H = int(longest)
@@ -314,7 +320,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         if ratio is None:
           K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
                        fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fb,
-                       dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, bload, u2, np.zeros(0, np.int64))
+                       dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, nh_head, bload, u2, np.zeros(0, np.int64))
         if record_paths:
             qp_flow = np.repeat(fi, qps)
             qp_gbps = np.repeat(fm / qps, qps)
@@ -330,10 +336,10 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
-    un_b = float((unreach > 0) @ nbytes) if unreach.size else 0.0
+    un_b = float((unreach > 0) @ nbytes) if unreach.size and (st[6] > 0 or un.any()) else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
-                       unreachable_gbps=float(unreach.sum()), unreachable_bytes=un_b,
-                       offered_gbps=float(np.sum(mass, where=real)), flow_unreachable=unreach,
+                       unreachable_gbps=float(st[6] + un.sum()), unreachable_bytes=un_b,
+                       offered_gbps=float(st[0]), flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 

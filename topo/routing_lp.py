@@ -34,7 +34,7 @@ def max_concurrent_flow(fabric, demands, *, failed_links=None, efficiency: float
     """
     from ortools.linear_solver import pywraplp
     from . import routing_lpcheck
-    from .routing import _rewrite_scaleup, failure_mask, prepare
+    from .routing import _pxn, failure_mask, prepare
 
     dead = failure_mask(fabric, failed_links)
     if fabric.n_links > MAX_LINKS:
@@ -43,8 +43,9 @@ def max_concurrent_flow(fabric, demands, *, failed_links=None, efficiency: float
     src = np.asarray(demands.src, np.int64)
     dst = np.asarray(demands.dst, np.int64)
     mass = np.asarray(demands.rate_gbps, np.float64) / efficiency
-    keep, new_src, _, _ = _rewrite_scaleup(fabric, src, dst, mass, np.asarray(demands.bytes))
-    keep &= src != dst
+    new_src = _pxn(fabric, src, dst, mass)[0] if fabric.family == "rail_only" else src
+    dom = fabric.ep_domain
+    keep = (src != dst) & ~((dom[new_src] == dom[dst]) & (dom[dst] >= 0))
     keep &= mass > 0
     s, t, m = new_src[keep], dst[keep], mass[keep]
     gs, gt = P.ep_group[s], P.ep_group[t]

@@ -29,12 +29,21 @@ def hash_hop(seed, fid, q, node):
     return _hop(_qp_key(int(seed), int(fid), int(q)), int(node))
 
 
-def bucket_flows(src, dst, mass, keep, ep_group, g_ptr, cursor, f_idx, f_src, f_dst, f_mass, unreach):
+def bucket_flows(src, dst, rate, nbytes, inv_eff, ep_domain, ep_group, g_ptr, cursor,
+                 f_idx, f_src, f_dst, f_mass, unreach, stats):
     ng = cursor.shape[0]
-    k = np.flatnonzero(np.asarray(keep).astype(bool))
+    src = np.asarray(src)
+    dst = np.asarray(dst)
+    neg = int(((np.asarray(rate) < 0) | (np.asarray(nbytes) < 0)).sum())
+    real = src != dst
+    mass = np.asarray(rate) * inv_eff
+    offered = float(mass[real].sum())
+    same = real & (ep_domain[src] >= 0) & (ep_domain[src] == ep_domain[dst])
+    k = np.flatnonzero(real & ~same)
     gd = ep_group[dst[k]]
     bad = (gd < 0) | (ep_group[src[k]] < 0)
     unreach[k[bad]] += mass[k[bad]]
+    unr = float(mass[k[bad]].sum())
     k, gd = k[~bad], gd[~bad]
     order = np.argsort(gd, kind="stable")
     k = k[order]
@@ -44,6 +53,15 @@ def bucket_flows(src, dst, mass, keep, ep_group, g_ptr, cursor, f_idx, f_src, f_
     f_src[:c] = src[k]
     f_dst[:c] = dst[k]
     f_mass[:c] = mass[k]
+    pos = mass[k] > 0
+    r = np.asarray(nbytes)[k][pos] / mass[k][pos]
+    stats[0] = offered
+    stats[1] = int(same.sum())
+    stats[2] = r.min() if r.size else 1e308
+    stats[3] = r.max() if r.size else -1e308
+    stats[4] = int((~pos).sum())
+    stats[5] = neg
+    stats[6] = unr
     return c
 
 
@@ -195,7 +213,7 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
 def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
                g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
                dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, nh_start, nh_cnt, nh_list,
-               load, unreach, path):
+               nh_head, load, unreach, path):
     n_nodes = dist_w.shape[0]
     link_dst = np.asarray(link_dst)
     link_gbps = np.asarray(link_gbps)
