@@ -180,3 +180,13 @@ def test_uplink_scenario_loses_one_link_of_a_bundle():
     assert row["status"] == "ok"
     assert row["lost_leaf_spine"] == pytest.approx(1.0 / n_up)
     assert row["unreachable_gbps"] == 0.0
+
+
+def test_missing_dask_gives_a_clear_message(monkeypatch):
+    import sys
+    from topo.executor import open_executor
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(SpecError) as ei:
+        with open_executor(scheduler="tcp://127.0.0.1:8786"):
+            pass
+    assert "--scheduler" in str(ei.value) and "topo[dask]" in str(ei.value)
