@@ -845,7 +845,7 @@ def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
 
     With ``all``, a format that does not apply to this fabric (htsim on an
     irregular fabric, link loads without metrics) is skipped and its reason
-    recorded in ``SKIPPED.txt``.
+    recorded in ``SKIPPED.txt`` (which says so when nothing was skipped).
     """
     if fmt == "all":
         files, skipped = {}, []
@@ -854,8 +854,9 @@ def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
                 files.update(f.render(fabric, plan, cluster, **options))
             except SpecError as e:
                 skipped.append(f"{f.name}: " + "; ".join(f"{p}: {m}" for p, m in e.errors))
-        if skipped:
-            files["SKIPPED.txt"] = "Formats not written for this plan:\n" + "\n".join(skipped) + "\n"
+        # always written, so a re-export with --force never leaves a stale list behind
+        files["SKIPPED.txt"] = ("Formats not written for this plan:\n" + "\n".join(skipped) + "\n" if skipped
+                                else "Every format was written for this plan.\n")
         return files
     if fmt not in FORMATS:
         raise SpecError([("--format", f"unknown format {fmt!r}; expected one of {', '.join(list(FORMATS) + ['all'])}")])

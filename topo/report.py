@@ -32,7 +32,7 @@ TABLE_ROWS = 40          # rows shown per table (the rest summarised in a note)
 HIST_BINS = 40
 IMAGE_DIR = "report-images"
 _SALT = "topo-report"
-_COLORS = {"before": "#9aa5b1", "after": "#1f6feb", "roce-hash": "#d1495b", "uec-spray": "#2e933c",
+_COLORS = {"before": "#9aa5b1", "placed": "#e59500", "after": "#1f6feb", "roce-hash": "#d1495b", "uec-spray": "#2e933c",
            "limit": "#d1495b", "ok": "#1f6feb", "over": "#d1495b"}
 
 
@@ -646,15 +646,16 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                         continue
                     edges, counts = np.asarray(h[t]["edges"], float), np.asarray(h[t]["counts"], float)
                     ax.stairs(counts, edges, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
-                              color=_COLORS.get(w, "#e59500"), label=f"{w} ({fmt(int(counts.sum()))} links)")
+                              color=_COLORS[w], label=f"{w} ({fmt(int(counts.sum()))} links)")
                 ax.set_title(t)
                 ax.set_xlabel("utilisation")
                 ax.set_yscale("symlog", linthresh=1)
                 ax.legend(fontsize=7)
             axes[0].set_ylabel("directed links")
         s.figures.append(Figure("fig-util", "Link utilisation per tier",
-                                "Histogram of the utilisation of every directed link, per tier; "
-                                "filled = after the link budget, outlines = before.", draw,
+                                "Histogram of the utilisation of every directed link, per tier (log count scale); "
+                                "filled blue = after the link budget, outlines = before (grey) and with the optimised "
+                                "placement on the fabric as given (orange).", draw,
                                 size=(3.0 * max(len(tiers_present), 1) + 1.0, 3.0)))
     else:
         s.paragraphs.append("Per-link utilisation not recorded in the plan (metrics.util_hist or metrics.link_util): "
