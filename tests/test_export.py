@@ -674,3 +674,30 @@ def test_custom_graph_names_checked(tmp_path):
     with pytest.raises(topo.SpecError, match="label value"):
         ex.render_kueue(f)
     assert "fabric.graphml" in ex.render_graphml(f)
+
+
+def test_slurm_jobs_node_lists(small):
+    c, f, plan = small
+    recs = parse_topology_conf(ex.render_slurm_jobs(f, plan)["slurm-jobs.conf"])
+    assert {r["jobname"] for r in recs} == set(plan["placement"]["assignment"])
+    for r in recs:
+        eps = plan["placement"]["assignment"][r["jobname"]]
+        assert sorted(slurm_expand(r["nodes"])) == sorted({f.server_name(s) for s in f.ep_server[eps]})
+        assert int(r["accelerators"]) == len(eps)
+    with pytest.raises(topo.SpecError, match="placement.assignment"):
+        ex.render_slurm_jobs(f, {"placement": {"assignment": {}}})
+
+
+def test_plan_file_keeps_the_server_order(optimized, tmp_path):
+    # small.yaml racks list gpu nodes before the cpu host; a plan file must not renumber them
+    from topo.plan import dumps
+    plan, _, _ = optimized
+    (tmp_path / "plan.json").write_text(dumps(plan))
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "plan.json"), "--format", "slurm-jobs", "-o", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    f = topo.build(topo.load(EXAMPLES / "small.yaml"))
+    recs = parse_topology_conf((tmp_path / "slurm-jobs.conf").read_text())
+    for rec in recs:
+        eps = np.asarray(plan["placement"]["assignment"][rec["jobname"]])
+        assert f.ep_is_accel[eps].all()
+        assert sorted(slurm_expand(rec["nodes"])) == sorted({f.server_name(s) for s in f.ep_server[eps]})

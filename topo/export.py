@@ -338,6 +338,26 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
     return {"topology-block.conf": "\n".join(lines) + "\n"}
 
 
+def render_slurm_jobs(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+    """The placement for Slurm: one ``JobName=<job> Nodes=<hostlist>`` line per placed job.
+
+    The node list is what ``sbatch --nodelist`` takes to pin the job where the
+    plan put it; ``Accelerators`` is the number of the job's endpoints.
+    """
+    a = _assignment(plan)
+    if not a:
+        raise SpecError([("placement.assignment", "the plan places no job")])
+    bad = [j for j in a if not j or any(ch.isspace() or ch in "=#" for ch in j)]
+    lines = [_header(fabric, "Placed jobs as Slurm node lists (sbatch --nodelist=<Nodes>)").rstrip("\n")]
+    if bad:
+        lines.append(f"# {len(bad)} job name(s) with spaces, '=' or '#' are written with those characters as '_'")
+    for job in sorted(a):
+        eps = a[job]
+        name = re.sub(r"[\s=#]", "_", job) or "_"
+        lines.append(f"JobName={name} Nodes={_hl(fabric, np.unique(fabric.ep_server[eps]))} Accelerators={eps.size}")
+    return {"slurm-jobs.conf": "\n".join(lines) + "\n"}
+
+
 # --- Kueue -----------------------------------------------------------------------------------
 def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_prefix: str = DEFAULT_LABEL_PREFIX,
                  domain_label: Optional[str] = DEFAULT_DOMAIN_LABEL) -> tuple[list[str], dict]:
@@ -818,6 +838,7 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in [
     ExportFormat("slurm-yaml", render_slurm_yaml, "Slurm topology.yaml: tree (fabric) and block (scale-up domains)"),
     ExportFormat("slurm-conf-tree", render_slurm_conf_tree, "Slurm topology.conf for topology/tree"),
     ExportFormat("slurm-conf-block", render_slurm_conf_block, "Slurm topology.conf for topology/block"),
+    ExportFormat("slurm-jobs", render_slurm_jobs, "placed jobs as Slurm node lists (sbatch --nodelist)"),
     ExportFormat("kueue", render_kueue, "Kueue Topology, node label patches and kubectl label script"),
     ExportFormat("graphml", render_graphml, "GraphML of the fabric (networkx, Gephi, yEd)"),
     ExportFormat("astra-sim", render_astra_sim, "ASTRA-sim analytical network YAML (an abstraction)"),
@@ -889,6 +910,7 @@ def _make_exporter(name: str):
 export_slurm_yaml = _make_exporter("slurm-yaml")
 export_slurm_conf_tree = _make_exporter("slurm-conf-tree")
 export_slurm_conf_block = _make_exporter("slurm-conf-block")
+export_slurm_jobs = _make_exporter("slurm-jobs")
 export_kueue = _make_exporter("kueue")
 export_graphml = _make_exporter("graphml")
 export_astra_sim = _make_exporter("astra-sim")

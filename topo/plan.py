@@ -51,9 +51,20 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+# Cluster files keep their key order: the order of a rack's `nodes` mapping is the
+# order of its servers, so sorting it would renumber servers and endpoints.
+_ORDERED_KEYS = ("cluster_file", "cluster_file_after")
+
+
 def dumps(plan: dict) -> str:
-    """Deterministic JSON text of a plan (sorted keys, fixed indentation)."""
-    return json.dumps(to_jsonable(plan), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    """Deterministic JSON text of a plan (sorted keys except inside the cluster files, fixed indentation)."""
+    data = to_jsonable(plan)
+    marks = {k: f"\x00{k}\x00" for k in _ORDERED_KEYS if isinstance(data.get(k), dict)}
+    text = json.dumps({k: marks.get(k, v) for k, v in data.items()}, indent=1, sort_keys=True, allow_nan=False)
+    for k, mark in marks.items():
+        ordered = json.dumps(data[k], indent=1, allow_nan=False).replace("\n", "\n ")
+        text = text.replace(json.dumps(mark), ordered, 1)
+    return text + "\n"
 
 
 def load_plan(path) -> dict:

@@ -381,7 +381,7 @@ def _tier_rows(metrics) -> dict:
     return {str(t.get("tier")): t for t in ((metrics or {}).get("tiers") or []) if isinstance(t, dict)}
 
 
-def _summary(plan: dict, ctx: dict) -> Section:
+def _summary(plan: dict) -> Section:
     s = Section("summary", "Summary")
     cf = plan.get("cluster_file") or {}
     db = plan.get("describe_before") or {}
@@ -953,7 +953,7 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
         from .errors import SpecError
         raise SpecError([("(root)", "a plan is a JSON object")])
     fabrics = _Fabrics(plan, fabric_before, fabric_after)
-    return [_summary(plan, {}), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
+    return [_summary(plan), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
             _transport_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
             _failure_section(plan), _solver_section(plan)]
 
