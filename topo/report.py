@@ -2,10 +2,11 @@
 
 Owns the layout of ``report.html`` and ``report.md`` (templates in
 ``topo/templates/``) and the figures. A report is a function of the plan: it
-formats numbers the plan holds and never invents one. Two things are derived
-rather than read: the per-tier split of the per-link utilisation (which needs
-the link tiers of the fabric the plan names, rebuilt from the plan's cluster
-file) and, when the placement has no rack table, nothing else.
+formats numbers the plan holds and never invents one. The only thing derived
+rather than read is the per-tier binning of a stored per-link utilisation list,
+which needs the link tiers of the fabric the plan names (rebuilt from the
+plan's cluster file, or passed in). ``util_histograms`` and ``pod_matrix_gbps``
+are for the pipeline, to store compact figure data in a plan.
 
 Every section is built from plain data (:class:`Section`: paragraphs, tables,
 figures, notes), so the HTML and Markdown carry the same content. A section
