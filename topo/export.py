@@ -674,6 +674,11 @@ def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
     lines = [_header(fabric, "htsim fat-tree topology (csg-htsim fat_tree_topology.cpp)").rstrip("\n"),
              f"# {st['nodes']} host slots ({fabric.n_endpoints} used, see htsim-hosts.csv); latencies are assumptions",
              f"Nodes {st['nodes']}", f"Tiers {st['tiers']}", f"Podsize {st['podsize']}", ""]
+    tor_ports = st[0]["radix_down"] + st[0].get("radix_up", 0)
+    agg_ports = st[1]["radix_down"] + st[1].get("radix_up", 0)
+    if tor_ports >= 96 or agg_ports >= 64:
+        lines.insert(2, f"# note: these switches have {tor_ports} (tier 0) and {agg_ports} (tier 1) ports; some csg-htsim "
+                        "versions assert fewer than 96 and 64 in fat_tree_topology.cpp")
     for t in range(st["tiers"]):
         s = st[t]
         lines.append(f"Tier {t}")
