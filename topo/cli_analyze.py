@@ -88,7 +88,7 @@ def _render(s: dict) -> str:
         o = s["optimal"]
         lines.append(f"optimal (max concurrent flow LP): lambda = {_fmt(o.get('lambda'), 4)} "
                      f"({o.get('status')}, {o.get('variables', 0):,} variables)")
-    if "roce_vs_uec" in s:
+    if s.get("roce_vs_uec"):
         c = s["roce_vs_uec"]
         lines.append("")
         lines.append(f"RoCE hashing vs UEC spraying: max util {_fmt(c['roce-hash']['max_util'])} vs "

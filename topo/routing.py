@@ -757,14 +757,33 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
                      "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
     lp_model = model == "optimal"
     run_model = "fluid" if lp_model else model
-    d = demands_for(eff_c)
-    total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c)
-    offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
+    E = fabric.n_endpoints
+    big_uniform = traffic == "uniform" and (run_model in _FLUID_MODE or E * (E - 1) > T.MAX_UNIFORM_FLOWS)
+    if big_uniform:
+        # too many pairs to expand: aggregated uniform loads (fluid-type models only), at line rate
+        if run_model not in _FLUID_MODE:
+            raise SpecError([("--traffic", f"uniform all-to-all over {E:,} endpoints is {E * (E - 1):,} flows, too many "
+                              f"to hash one by one; use --routing fluid, wcmp or uec-spray (aggregated exactly)")])
+        inj = fabric.injection_gbps()
+        per_pair = float(inj[inj > 0].min()) / (E - 1) if (inj > 0).any() and E > 1 else 0.0
+        r = uniform_loads(fabric, run_model, per_pair, failed_links=dead)
+        d = Demands.concat([])
+        total, times, unreach = r.link_gbps_load, np.zeros(0), r.unreachable_gbps
+        su_s = su_r = np.zeros(E)
+        offered = r.offered_gbps
+        summary["aggregated_uniform"] = True
+    else:
+        d = demands_for(eff_c)
+        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c)
+        offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
+    if compare and traffic == "uniform" and E * (E - 1) > 1_000_000:
+        compare = False
+        summary["roce_vs_uec"] = None  # hashing the uniform pattern needs every pair: skipped above 1M pairs
     cap = np.where(alive, fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), 0.0)
     summary.update({
-        "flows": d.n, "offered_gbps": offered, "unreachable_gbps": unreach,
+        "flows": (E * (E - 1) if big_uniform else d.n), "offered_gbps": offered, "unreachable_gbps": unreach,
         "unreachable_fraction": unreach / offered if offered > 0 else 0.0,
         "max_util": float(util.max()) if util.size else 0.0,
         "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive),
@@ -793,10 +812,10 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
         per = (fabric.n_endpoints - 1) / u if u > 0 else 0.0
         summary["all_to_all_gbps_per_accelerator"] = float(min(per, inj[acc].min())) if acc.any() else 0.0
         summary["all_to_all_unreachable_fraction"] = r.unreachable_fraction
-    if lp_model:
+    if lp_model and not big_uniform:
         from .routing_lp import max_concurrent_flow
         summary["optimal"] = max_concurrent_flow(fabric, d, failed_links=dead, efficiency=eff_c)
-    if compare and traffic != "uniform" or (compare and fabric.n_endpoints ** 2 <= T.MAX_UNIFORM_FLOWS):
+    if compare:
         side = {}
         for m, proto in (("roce-hash", "roce"), ("uec-spray", "uec")):
             eff = protocol_efficiency(cluster, proto)
