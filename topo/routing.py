@@ -14,9 +14,10 @@ Models
   uniform all-to-all this is subset edge betweenness.
 * ``wcmp``: like fluid, split in proportion to link capacity.
 * ``roce-hash``: each queue pair of a flow takes one link per hop chosen by a
-  seeded splitmix64 hash of (seed, flow id, qp, node) modulo the number of
-  equal-cost next-hop links (per-hop ECMP as switches do it); the flow's bytes
-  are split evenly across its queue pairs.
+  seeded splitmix64 hash of (seed, flow id, qp, node) mapped onto the
+  equal-cost next-hop links (per-hop ECMP as switches do it; the first hop
+  picks one of the endpoint's ports the same way); the flow's bytes are split
+  evenly across its queue pairs.
 * ``uec-spray``: packet spraying, per-hop equal split over the equal-cost next
   hops. On symmetric fabrics it equals fluid; it differs where the number of
   paths behind each next hop differs (asymmetric graphs, failed links).
@@ -33,7 +34,12 @@ the largest utilisation (at least 1) of any link its flows load (proportional
 sharing of overloaded links). Under roce-hash: weighted max-min fair
 water-filling of all queue pairs (weight = the queue pair's bytes, so flows
 sharing no bottleneck finish together, as a collective's flows do on an idle
-fabric); a collective ends when its slowest flow ends.
+fabric); a collective ends when its slowest flow ends. Scale-up traffic adds
+its own ideal time (bytes / scale-up bandwidth) as a floor.
+
+Wire efficiency: demands carry goodput rates; the wire load is rate /
+efficiency (transport headers at the MTU). The RoCE-vs-UEC comparison uses
+each protocol's own efficiency at the cluster's MTU.
 """
 from __future__ import annotations
 
