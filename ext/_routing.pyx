@@ -20,6 +20,7 @@ Shared inputs (coerced and allocated by topo.routing, never validated here):
   f_mass           offered load (Gb/s) of the flow
 Work arrays: dist (int64, all -1 on entry and on exit), hidx (int64, all -1),
 tstamp (int64, all -1 on entry; stamps of the sources' first hops per group),
+tlist (int64, those first hops of the current group),
 sigma, den, mass (float64, mass all 0 on entry and exit), order (int64),
 A (float64, n_nodes * KH).
 
@@ -146,16 +147,20 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
                       const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
                       const id_t[::1] link_dst, const real_t[::1] link_gbps,
                       const id_t[::1] up_ptr, const id_t[::1] up_link, int64_t[::1] tstamp,
+                      const int64_t[::1] tlist,
                       int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
                       int64_t[::1] order, id_t* n_homes) noexcept nogil:
-    """BFS from the homes of endpoint t; returns the number of visited switches.
+    """Level-synchronous BFS from the homes of endpoint t; returns the number of visited switches.
 
-    Stops as soon as every switch stamped g in tstamp (the first hops of the
-    group's sources; ntarget of them) has its final dist and sigma: nodes at
-    the distance of the farthest one are discovered but not expanded.
+    Stops once every target (the ntarget switches in tlist, stamped g in
+    tstamp: first hops of the group's sources) has its final dist and sigma.
+    When the targets still missing all neighbour the current level, they are
+    pulled in directly (their sigma summed over those neighbours) instead of
+    expanding the whole level.
     """
-    cdef id_t nq = 0, head = 0, nh = 0, k, u, h, n, j, l, r, s
-    cdef id_t remaining = ntarget, D = -1
+    cdef id_t nq = 0, nh = 0, k, u, h, n, j, s, i, x, lo, hi, d = 0
+    cdef id_t remaining = ntarget
+    cdef bint ok, found
     for k in range(up_ptr[t], up_ptr[t + 1]):
         u = up_link[k]
         h = link_dst[u]
@@ -169,45 +174,81 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
             nq += 1
             if tstamp[h] == g:
                 remaining -= 1
-                if remaining == 0:
-                    D = 0
         sigma[h] += 1.0
         if mode == 1:
             den[h] += link_gbps[u ^ 1]
         else:
             den[h] += 1.0
-    while head < nq:
-        n = order[head]
-        if D >= 0 and dist[n] >= D:
-            break
-        head += 1
-        for j in range(sw_ptr[n], sw_ptr[n + 1]):
-            s = sw_head[j]
-            if dist[s] < 0:
-                dist[s] = dist[n] + 1
-                sigma[s] = 0.0
-                den[s] = 0.0
-                order[nq] = s
-                nq += 1
-                if tstamp[s] == g:
-                    remaining -= 1
-                    if remaining == 0:
-                        D = dist[s]
-            if dist[s] == dist[n] + 1:
-                sigma[s] += sigma[n]
-                if mode == 0:
-                    den[s] += sigma[n]
-                elif mode == 1:
-                    den[s] += link_gbps[sw_adj[j] ^ 1]
-                else:
-                    den[s] += 1.0
+    lo = 0
+    hi = nq
+    while lo < hi and remaining > 0:
+        if remaining <= 512:
+            ok = True
+            for i in range(ntarget):
+                x = tlist[i]
+                if dist[x] >= 0:
+                    continue
+                found = False
+                for j in range(sw_ptr[x], sw_ptr[x + 1]):
+                    if dist[sw_head[j]] == d:
+                        found = True
+                        break
+                if not found:
+                    ok = False
+                    break
+            if ok:
+                for i in range(ntarget):
+                    x = tlist[i]
+                    if dist[x] >= 0:
+                        continue
+                    dist[x] = d + 1
+                    sigma[x] = 0.0
+                    den[x] = 0.0
+                    for j in range(sw_ptr[x], sw_ptr[x + 1]):
+                        n = sw_head[j]
+                        if dist[n] == d:
+                            sigma[x] += sigma[n]
+                            if mode == 0:
+                                den[x] += sigma[n]
+                            elif mode == 1:
+                                den[x] += link_gbps[sw_adj[j]]
+                            else:
+                                den[x] += 1.0
+                    order[nq] = x
+                    nq += 1
+                remaining = 0
+                break
+        for i in range(lo, hi):
+            n = order[i]
+            for j in range(sw_ptr[n], sw_ptr[n + 1]):
+                s = sw_head[j]
+                if dist[s] < 0:
+                    dist[s] = d + 1
+                    sigma[s] = 0.0
+                    den[s] = 0.0
+                    order[nq] = s
+                    nq += 1
+                    if tstamp[s] == g:
+                        remaining -= 1
+                if dist[s] == d + 1:
+                    sigma[s] += sigma[n]
+                    if mode == 0:
+                        den[s] += sigma[n]
+                    elif mode == 1:
+                        den[s] += link_gbps[sw_adj[j] ^ 1]
+                    else:
+                        den[s] += 1.0
+        lo = hi
+        hi = nq
+        d += 1
     n_homes[0] = nh
     return nq
 
 
 cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const id_t[::1] up_ptr,
-                        const id_t[::1] up_link, const id_t[::1] link_dst, int64_t[::1] tstamp) noexcept nogil:
-    """Stamp the first-hop switches of flows lo..hi-1 with g; returns how many distinct."""
+                        const id_t[::1] up_link, const id_t[::1] link_dst, int64_t[::1] tstamp,
+                        int64_t[::1] tlist) noexcept nogil:
+    """Stamp the first-hop switches of flows lo..hi-1 with g and list them; returns how many."""
     cdef id_t f, k, h, e, c = 0, last = -1
     for f in range(lo, hi):
         e = f_src[f]
@@ -218,6 +259,7 @@ cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const i
             h = link_dst[up_link[k]]
             if tstamp[h] != g:
                 tstamp[h] = g
+                tlist[c] = h
                 c += 1
     return c
 
@@ -237,7 +279,7 @@ def route_fluid(int mode, int KU, int KH,
                 const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
                 const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
                 int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                int64_t[::1] order, int64_t[::1] tstamp, real_t[::1] A, real_t[::1] lh,
+                int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
                 real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach):
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
@@ -246,9 +288,9 @@ def route_fluid(int mode, int KU, int KH,
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
                 continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp)
+            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
             nq = _bfs(g_rep[g], mode, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                      tstamp, dist, hidx, sigma, den, order, &nh)
+                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
             if nq == 0:
                 for f in range(g_ptr[g], g_ptr[g + 1]):
                     unreach[f] += f_mass[f]
@@ -363,7 +405,7 @@ def route_hash(uint64_t seed, int qps, int H,
                const id_t[::1] g_ptr, const id_t[::1] g_rep,
                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
-               int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
+               int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
                int64_t[::1] nh_head, real_t[::1] load, real_t[::1] unreach, int64_t[::1] path):
     """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
 
@@ -379,9 +421,9 @@ def route_hash(uint64_t seed, int qps, int H,
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
                 continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp)
+            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
             nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                      tstamp, dist, hidx, sigma, den, order, &nh)
+                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
             pos = 0
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 e = f_src[f]

@@ -300,7 +300,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             u = np.zeros(fi.shape[0])
             K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                           P.up_ptr, P.up_link, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
-                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), A, lh, out, gu, gu, u)
+                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u)
             if w is fm:
                 un = u
     else:
@@ -316,7 +316,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             un = np.zeros(fi.shape[0])
             longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
                                    fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fm,
-                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path)
+                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path)
             if not record_paths or longest <= H:
                 break
             H = int(longest)
@@ -326,7 +326,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         if ratio is None:
           K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
                        fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fb,
-                       dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), nh_start, nh_cnt, nh_list, nh_head, bload, u2, np.zeros(0, np.int64))
+                       dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, bload, u2, np.zeros(0, np.int64))
         if record_paths:
             qp_flow = np.repeat(fi, qps)
             qp_gbps = np.repeat(fm / qps, qps)
@@ -395,7 +395,7 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
         K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                       P.up_ptr, P.up_link, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
                       np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
-                      np.ascontiguousarray(m), *work, np.full(n, -1, np.int64),
+                      np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
                       np.zeros(n * P.KH), np.zeros(P.KH), load, gu, gd, un)
         return float(un.sum())
 

@@ -134,7 +134,7 @@ def _wts(mode, G, sel, sigma, link_gbps):
 
 def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
                 g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, A_w, lh_w,
+                dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, tlist_w, A_w, lh_w,
                 load, grp_up, grp_down, unreach):
     n_nodes = dist_w.shape[0]
     link_dst = np.asarray(link_dst)
@@ -212,7 +212,7 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
 
 def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
                g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
-               dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, nh_start, nh_cnt, nh_list,
+               dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, tlist_w, nh_start, nh_cnt, nh_list,
                nh_head, load, unreach, path):
     n_nodes = dist_w.shape[0]
     link_dst = np.asarray(link_dst)
