@@ -12,6 +12,7 @@ Shared inputs (coerced and allocated by topo.routing, never validated here):
   sw_head          link_dst[sw_adj] (the switch each CSR entry leads to)
   link_dst, link_gbps
   up_ptr, up_link  alive uplinks of every endpoint, sorted by (home switch, link id)
+  ep_up1, ep_home1 the only alive uplink of an endpoint and its switch (-1 if not exactly one)
   g_ptr            flows of group g are g_ptr[g] .. g_ptr[g+1]-1
   g_rep, g_id      a member endpoint of the group, and the group's row in grp_*
   f_src            source endpoint (a member of src group f_sg when f_sg >= 0)
@@ -22,7 +23,7 @@ Work arrays: dist (int64, all -1 on entry and on exit), hidx (int64, all -1),
 tstamp (int64, all -1 on entry; stamps of the sources' first hops per group),
 tlist (int64, those first hops of the current group),
 sigma, den, mass (float64, mass all 0 on entry and exit), order (int64),
-A (float64, n_nodes * KH).
+A (float64, n_nodes * KH), lh (float64, 2 * KH).
 
 route_fluid(mode): mode 0 = fluid (split ~ sigma of the next hop: every
 shortest path equally), 1 = wcmp (split ~ link capacity), 2 = spray (equal
@@ -275,7 +276,7 @@ cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, rea
 def route_fluid(int mode, int KU, int KH,
                 const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
                 const real_t[::1] link_gbps,
-                const id_t[::1] up_ptr, const id_t[::1] up_link,
+                const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
                 const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
                 const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
                 int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
@@ -315,6 +316,20 @@ def route_fluid(int mode, int KU, int KH,
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 e = f_src[f]
                 m = f_mass[f]
+                u = ep_up1[e]
+                if u >= 0 and nh == 1 and f_dst[f] >= 0 and ep_up1[f_dst[f]] >= 0:
+                    # single-homed at both ends (the common case): no split at either end
+                    h = ep_home1[e]
+                    if dist[h] < 0:
+                        unreach[f] += m
+                        continue
+                    if f_sg[f] >= 0:
+                        grp_up[f_sg[f] * KU] += m
+                    else:
+                        load[u] += m
+                    mass[h] += m
+                    load[ep_up1[f_dst[f]] ^ 1] += m
+                    continue
                 best = -1
                 tot = 0.0
                 for k in range(up_ptr[e], up_ptr[e + 1]):
@@ -364,11 +379,18 @@ def route_fluid(int mode, int KU, int KH,
                 if td < 0:
                     td = g_rep[g]
                 k0 = up_ptr[td]
+                if mode == 1:
+                    # capacities of td's own links from each home (members may differ)
+                    for jj in range(nh):
+                        lh[KH + jj] = 0.0
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        u = up_link[k]
+                        lh[KH + hidx[link_dst[u]]] += link_gbps[u ^ 1]
                 for k in range(up_ptr[td], up_ptr[td + 1]):
                     u = up_link[k]
                     h = link_dst[u]
                     if mode == 1:
-                        x = lh[hidx[h]] * link_gbps[u ^ 1] / den[h]
+                        x = lh[hidx[h]] * link_gbps[u ^ 1] / lh[KH + hidx[h]]
                     else:
                         x = lh[hidx[h]] / den[h]
                     if f_dst[f] < 0:
@@ -401,7 +423,7 @@ def route_fluid(int mode, int KU, int KH,
 def route_hash(uint64_t seed, int qps, int H,
                const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
                const real_t[::1] link_gbps,
-               const id_t[::1] up_ptr, const id_t[::1] up_link,
+               const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
                const id_t[::1] g_ptr, const id_t[::1] g_rep,
                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
@@ -430,15 +452,20 @@ def route_hash(uint64_t seed, int qps, int H,
                 td = f_dst[f]
                 best = -1
                 c = 0
-                for k in range(up_ptr[e], up_ptr[e + 1]):
-                    h = link_dst[up_link[k]]
-                    if dist[h] < 0:
-                        continue
-                    if best < 0 or dist[h] < best:
-                        best = dist[h]
-                        c = 0
-                    if dist[h] == best:
-                        c += 1
+                if ep_up1[e] >= 0:
+                    if dist[ep_home1[e]] >= 0:
+                        best = dist[ep_home1[e]]
+                        c = 1
+                else:
+                    for k in range(up_ptr[e], up_ptr[e + 1]):
+                        h = link_dst[up_link[k]]
+                        if dist[h] < 0:
+                            continue
+                        if best < 0 or dist[h] < best:
+                            best = dist[h]
+                            c = 0
+                        if dist[h] == best:
+                            c += 1
                 if best < 0:
                     unreach[f] += f_mass[f]
                     continue
@@ -446,8 +473,8 @@ def route_hash(uint64_t seed, int qps, int H,
                 mq = f_mass[f] / qps
                 kf = _mix(_mix(seed) ^ <uint64_t>f_id[f])
                 # the only uplink, and the only link down to td, need no hashing
-                u1 = -1
-                if c1 == 1:
+                u1 = ep_up1[e]
+                if u1 < 0 and c1 == 1:
                     for k in range(up_ptr[e], up_ptr[e + 1]):
                         if dist[link_dst[up_link[k]]] == best:
                             u1 = up_link[k]

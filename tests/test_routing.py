@@ -322,3 +322,15 @@ def test_uniform_symmetry_shortcut_is_exact(model):
             b = routing.uniform_loads(f, model, 1.0, failed_links=fail, symmetry=False)
             np.testing.assert_allclose(a.link_gbps_load, b.link_gbps_load, rtol=1e-9, atol=1e-9)
             assert a.unreachable_gbps == pytest.approx(b.unreachable_gbps)
+
+
+def test_uniform_aggregation_equals_explicit_with_mixed_capacities():
+    from test_kernels_twin import random_case
+    for seed in range(20):
+        f, _, fail = random_case(seed)
+        d = unit(uniform(f))
+        for model in ("fluid", "wcmp", "uec-spray"):
+            a = routing.uniform_loads(f, model, 1.0, failed_links=fail)
+            b = routing.route(f, d, model, failed_links=fail)
+            np.testing.assert_allclose(a.link_gbps_load, b.link_gbps_load, rtol=1e-9, atol=1e-9)
+            assert a.unreachable_gbps == pytest.approx(b.unreachable_gbps)

@@ -66,10 +66,12 @@ class Prepared:
     sw_adj: np.ndarray
     sw_head: np.ndarray
     up_ptr: np.ndarray
-    up_link: np.ndarray
-    ep_group: np.ndarray    # int64 destination group of each endpoint, -1 if it has no alive uplink
+    up_link: np.ndarray     # sorted by (endpoint, home switch, capacity, link id)
+    ep_group: np.ndarray    # int64 destination group (same alive home switches and link capacities), -1 if none
     g_rep: np.ndarray       # a member of each group
     g_size: np.ndarray
+    ep_up1: np.ndarray      # the only alive uplink of an endpoint, -1 if it has none or several
+    ep_home1: np.ndarray    # its switch
     KU: int                 # most uplinks of one endpoint
     KH: int                 # most distinct home switches of one endpoint
 
@@ -116,7 +118,8 @@ def prepare(fabric, failed=None) -> Prepared:
     sw_ptr = np.zeros(fabric.n_nodes + 1, np.int64)
     np.cumsum(cnt, out=sw_ptr[1:])
     up = np.flatnonzero((src < E) & is_sw[dst] & ~dead)
-    order = np.lexsort((up, dst[up], src[up]))
+    gb = fabric.link_gbps
+    order = np.lexsort((up, gb[up], dst[up], src[up]))
     up_link = up[order].astype(np.int64)
     ucnt = np.bincount(src[up_link], minlength=E)[:E]
     up_ptr = np.zeros(E + 1, np.int64)
@@ -125,11 +128,14 @@ def prepare(fabric, failed=None) -> Prepared:
     homes = np.full((E, max(KU, 1)), -1, np.int64)
     pos = np.arange(up_link.shape[0]) - up_ptr[src[up_link]]
     homes[src[up_link], pos] = dst[up_link]
-    if KU <= 1:
+    # members of a group share home switches and link capacities, so they are interchangeable
+    caps = np.zeros_like(homes)
+    caps[src[up_link], pos] = np.round(gb[up_link] * 1000).astype(np.int64)
+    if KU <= 1 and np.unique(caps[:, 0]).size <= 1:
         keys, inv = np.unique(homes[:, 0], return_inverse=True)
         keys = keys[:, None]
     else:
-        keys, inv = np.unique(homes, axis=0, return_inverse=True)
+        keys, inv = np.unique(np.concatenate([homes, caps], axis=1), axis=0, return_inverse=True)
     inv = inv.ravel().astype(np.int64)
     # the all -1 key (no alive uplink) is not a group
     valid = keys[:, 0] >= 0
@@ -145,7 +151,11 @@ def prepare(fabric, failed=None) -> Prepared:
     if up_link.size:
         distinct[1:] = (src[up_link][1:] != src[up_link][:-1]) | (dst[up_link][1:] != dst[up_link][:-1])
     KH = int(np.bincount(src[up_link][distinct], minlength=E).max()) if E and up_link.size else 1
-    p = Prepared(alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
+    one = ucnt == 1
+    ep_up1 = np.full(E, -1, np.int64)
+    ep_up1[one] = up_link[up_ptr[:E][one]]
+    ep_home1 = np.where(one, dst[np.maximum(ep_up1, 0)], -1).astype(np.int64)
+    p = Prepared(ep_up1=ep_up1, ep_home1=ep_home1, alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
                  g_rep=g_rep, g_size=g_size, KU=max(KU, 1), KH=max(KH, 1))
     if len(_cache) > 8:
         _cache.clear()
@@ -291,7 +301,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         mode = _FLUID_MODE[model]
         massw = np.zeros(n)
         A = np.zeros(n * P.KH)
-        lh = np.zeros(P.KH)
+        lh = np.zeros(2 * P.KH)
         g_id = np.arange(ng, dtype=np.int64)
         fsg = np.full(fi.shape[0], -1, np.int64)
         gu = np.zeros(1)
@@ -299,7 +309,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         for w, out in runs:
             u = np.zeros(fi.shape[0])
             K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
-                          P.up_ptr, P.up_link, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
+                          P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
                           dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u)
             if w is fm:
                 un = u
@@ -315,7 +325,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             load[:] = 0.0
             un = np.zeros(fi.shape[0])
             longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
-                                   fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fm,
+                                   fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fm,
                                    dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path)
             if not record_paths or longest <= H:
                 break
@@ -325,7 +335,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         u2 = np.zeros(fi.shape[0])
         if ratio is None:
           K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
-                       fabric.link_gbps, P.up_ptr, P.up_link, g_ptr, P.g_rep, fs, fd, fid, fb,
+                       fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fb,
                        dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, bload, u2, np.zeros(0, np.int64))
         if record_paths:
             qp_flow = np.repeat(fi, qps)
@@ -393,10 +403,10 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
         np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
         un = np.zeros(a.shape[0])
         K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
-                      P.up_ptr, P.up_link, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
+                      P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
                       np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
                       np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
-                      np.zeros(n * P.KH), np.zeros(P.KH), load, gu, gd, un)
+                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un)
         return float(un.sum())
 
     load = np.zeros(L)

@@ -132,7 +132,7 @@ def _wts(mode, G, sel, sigma, link_gbps):
     return np.ones(int(sel.sum()))
 
 
-def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
                 g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
                 dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, tlist_w, A_w, lh_w,
                 load, grp_up, grp_down, unreach):
@@ -195,10 +195,16 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
                 else:
                     lh += share * A[h]
             td = f_dst[f] if f_dst[f] >= 0 else g_rep[g]
+            capd = np.zeros(max(nh, 1))
+            for k in range(up_ptr[td], up_ptr[td + 1]):
+                capd[hidx[link_dst[up_link[k]]]] += link_gbps[up_link[k] ^ 1]
             for k in range(up_ptr[td], up_ptr[td + 1]):
                 u = up_link[k]
                 h = link_dst[u]
-                x = lh[hidx[h]] * (link_gbps[u ^ 1] if mode == 1 else 1.0) / den[h]
+                if mode == 1:
+                    x = lh[hidx[h]] * link_gbps[u ^ 1] / capd[hidx[h]]
+                else:
+                    x = lh[hidx[h]] / den[h]
                 if f_dst[f] < 0:
                     grp_down[g_id[g] * KU + (k - up_ptr[td])] += x
                 else:
@@ -210,7 +216,7 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
             np.add.at(mass, G.head[sel], x)
 
 
-def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
                g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
                dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, tlist_w, nh_start, nh_cnt, nh_list,
                nh_head, load, unreach, path):
