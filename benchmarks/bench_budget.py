@@ -1,6 +1,6 @@
 """Link budget at scale: the 131,072-accelerator reference (examples/reference-131k.yaml).
 
-Measures, in one run: wall time of the stages (fabric, traffic, topo.budget with its
+Measures, in one run: wall time of the stages (fabric, traffic, topo.linkbudget with its
 CP-SAT solve and its independent check), the solver's status, objective and bound,
 and the cost and power the chosen budget saves against a non-blocking design that
 carries the same traffic (that design's bill of materials is computed in the same
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     from topo.spec import load
     from topo.fabric import build
-    from topo.budget import budget, _demands
+    from topo.linkbudget import budget, _demands
 
     t0 = time.perf_counter()
     c = load(a.cluster)

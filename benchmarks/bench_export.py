@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     import numpy as np
     import yaml
 
-    from topo import export as ex
+    from topo import exports as ex
     from topo.describe import describe, rack_power
     from topo.fabric import build
     from topo.report import pod_matrix_gbps, render_html, render_markdown

@@ -3,7 +3,7 @@
 The reference cluster (examples/reference-131k.yaml) with its jobs replaced by
 1,000 jobs of mixed sizes (8 to 16,384 accelerators, seeded) and 30% of the
 nodes busy in a scattered seeded pattern. Measures, in one run: wall time of
-topo.place (optimize), the greedy baseline's figures from the same run, the
+topo.placement (optimize), the greedy baseline's figures from the same run, the
 traffic that leaves a leaf (crosses the spine) and a pod, objective against the
 solver's bound, and peak memory. Prints a table, then one JSON line.
 
@@ -70,7 +70,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
-    from topo.place import place
+    from topo.placement import place
     t0 = time.perf_counter()
     c, f, n_busy = make_cluster(a.seed)
     t_build = time.perf_counter() - t0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo import budget as B
+from topo import linkbudget as B
 from topo.describe import bill_of_materials
 from topo.errors import SpecError
 from topo.fabric import build

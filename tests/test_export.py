@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 import topo
-from topo import export as ex
+from topo import exports as ex
 from topo.atomic import OutputDir, StagedFiles, write_text_atomic
 from topo.cli import main
 from topo.hostlist import collect, expand
@@ -622,7 +622,7 @@ def test_streamed_graphml_equals_the_networkx_writer(small, tmp_path):
 
 @pytest.fixture(scope="module")
 def optimized():
-    from topo.optimize import optimize
+    from topo.pipeline import optimize
     from topo.plan import plan_cluster, to_jsonable
     c = topo.load(EXAMPLES / "small.yaml")
     plan = json.loads(json.dumps(to_jsonable(optimize(c, time_limit=5, seed=1, workers=1, failures=False))))

@@ -83,7 +83,7 @@ def test_failure_mid_write_leaves_old_directory(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    import topo.optimize as opt
+    import topo.pipeline as opt
     real = opt.render_outputs
 
     def broken(plan, **kw):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo import place as place_mod
+from topo import placement as place_mod
 from topo.errors import SpecError
 from topo.fabric import build
-from topo.place import place
+from topo.placement import place
 from topo.place_check import check
 from topo.spec import from_dict, load
 
@@ -40,7 +40,7 @@ def tiny(nodes_per_rack=1, n_racks=8, limit_kw=100.0, busy_kw=2.0, idle_kw=0.5, 
     }
 
 
-# --- brute force oracle (the objective as documented in topo.place) ---------------------------
+# --- brute force oracle (the objective as documented in topo.placement) ---------------------------
 def _oracle(c, f):
     """Minimum objective over every placement of whole servers, by enumeration."""
     jobs = c.file.jobs

@@ -52,7 +52,7 @@ def _with_figure_data(plan: dict) -> dict:
 
 def real_plan(data: dict, *, with_budget=True, with_failures=True) -> dict:
     """The plan `topo optimize` writes for ``data`` (one worker, fixed seed)."""
-    from topo.optimize import optimize
+    from topo.pipeline import optimize
     from topo.plan import to_jsonable
     c = topo.from_dict(data)
     plan = optimize(c, time_limit=5, seed=1, workers=1, failures=with_failures)

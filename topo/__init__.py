@@ -5,8 +5,8 @@ Stable public API (documented in README.md):
 * ``load(path)``, ``from_dict(data)`` -> :class:`Cluster` (validated, frozen)
 * ``build(cluster)`` -> :class:`Fabric` (numpy arrays); ``describe(fabric, cluster)``
 * ``analyze(cluster, ...)`` -> routed congestion metrics (``topo.routing``)
-* ``place(cluster, ...)`` -> job placement (``topo.place``)
-* ``budget(cluster, ...)`` -> link budget and bill of materials (``topo.budget``)
+* ``place(cluster, ...)`` -> job placement (``topo.placement``)
+* ``budget(cluster, ...)`` -> link budget and bill of materials (``topo.linkbudget``)
 * ``optimize(cluster, ...)`` -> plan dict; ``load_plan(path)``; ``write_report(plan, dir)``
 * ``export(fmt, fabric, plan, dir)``; ``write_graphml(fabric, path)``
 * ``analyze_failures(cluster, ...)``; ``run_sweep(sweep_file, out_dir, ...)``
@@ -33,12 +33,12 @@ _LAZY = {
     "analyze": ("topo.routing", "analyze"),
     "route": ("topo.routing", "route"),
     "job_demands": ("topo.traffic", "job_demands"),
-    "place": ("topo.place", "place"),
-    "budget": ("topo.budget", "budget"),
-    "optimize": ("topo.optimize", "optimize"),
+    "place": ("topo.placement", "place"),
+    "budget": ("topo.linkbudget", "budget"),
+    "optimize": ("topo.pipeline", "optimize"),
     "load_plan": ("topo.plan", "load_plan"),
     "write_report": ("topo.report", "write_report"),
-    "export": ("topo.export", "export"),
+    "export": ("topo.exports", "export"),
     "write_graphml": ("topo.graphio", "write_graphml"),
     "analyze_failures": ("topo.failures", "analyze_failures"),
     "run_sweep": ("topo.sweep", "run_sweep"),

@@ -1,7 +1,7 @@
 """Independent check of a link budget: rebuild, route, fail, count.
 
 Owns the acceptance test of a link budget. It shares no code with
-:mod:`topo.budget`: it takes the cluster the budget wrote (``cluster_after``),
+:mod:`topo.linkbudget`: it takes the cluster the budget wrote (``cluster_after``),
 builds its fabric with :func:`topo.fabric.build`, routes the traffic through
 :func:`topo.routing.route` (fluid ECMP) and confirms, on the routed loads:
 

@@ -109,7 +109,7 @@ def optimize(cluster, out_dir, time_limit, seed, workers, force, no_failures, as
     """Place jobs, size the link budget, and write plan, report and exports."""
     from .atomic import check_output_dir
     from .errors import SpecError
-    from .optimize import optimize as run, render_outputs, write_outputs
+    from .pipeline import optimize as run, render_outputs, write_outputs
     from .spec import load
     if time_limit is not None and time_limit <= 0:
         raise SpecError([("--time-limit", f"must be positive (found {time_limit:g})")])

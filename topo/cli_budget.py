@@ -1,4 +1,4 @@
-"""`topo budget`: choose a fabric's link budget (parse, call topo.budget, render, write)."""
+"""`topo budget`: choose a fabric's link budget (parse, call topo.linkbudget, render, write)."""
 from __future__ import annotations
 
 import json
@@ -125,7 +125,7 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
            as_json, output, force):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
     from .spec import load
-    from .budget import budget as _budget
+    from .linkbudget import budget as _budget
     if target_util is not None and not (0.0 < target_util <= 1.0):
         raise SpecError([("--target-util", f"target utilisation must be in (0, 1], found {target_util:g}")])
     if time_limit is not None and not time_limit > 0:

@@ -1,6 +1,6 @@
 """`topo export` and `topo report`: write exports and the report from a saved plan.
 
-Thin: read the plan, rebuild its fabric, call :mod:`topo.export` or
+Thin: read the plan, rebuild its fabric, call :mod:`topo.exports` or
 :mod:`topo.report`, print what was written. Nothing is solved again.
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _ints(opt: str, text):
 def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nodes, block_sizes,
                astra_latency_ns, metrics, as_json):
     """Write scheduler and simulator files from a plan (no solving)."""
-    from . import export as ex
+    from . import exports as ex
     opts = {"nodes": nodes, "which": metrics}
     if label_prefix is not None:
         opts["label_prefix"] = label_prefix

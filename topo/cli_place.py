@@ -1,4 +1,4 @@
-"""`topo place`: place the jobs of a cluster file (parse, call topo.place, render, write)."""
+"""`topo place`: place the jobs of a cluster file (parse, call topo.placement, render, write)."""
 from __future__ import annotations
 
 import json
@@ -127,7 +127,7 @@ def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do
     """Place the jobs of CLUSTER onto domains, nodes and accelerators (topology- and power-aware)."""
     from .spec import load
     from .fabric import build
-    from .place import place as _place
+    from .placement import place as _place
     if time_limit is not None and not time_limit > 0:
         raise SpecError([("--time-limit", f"must be a positive number of seconds (found {time_limit:g})")])
     if workers is not None and workers < 1:

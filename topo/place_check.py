@@ -1,6 +1,6 @@
 """Independent checker of a job placement.
 
-Owns the verdict on a placement; shares no code with :mod:`topo.place` (it
+Owns the verdict on a placement; shares no code with :mod:`topo.placement` (it
 imports nothing from it and recomputes everything from the raw fabric arrays
 and the cluster file). It must not repair anything: it only reports.
 
@@ -19,7 +19,7 @@ What it checks
   no rack holding a placed job is over its limit;
 * pins and forbids of racks and pods (a unit's pod is the pod of the first
   leaf of the first accelerator of its scale-up domain);
-* the objective, recomputed from its definition (see :mod:`topo.place`).
+* the objective, recomputed from its definition (see :mod:`topo.placement`).
 """
 from __future__ import annotations
 

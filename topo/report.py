@@ -247,7 +247,7 @@ def _link_util(plan: dict, which: str, fabrics: _Fabrics):
     if f is None:
         return None
     try:
-        from .export import link_loads
+        from .exports import link_loads
         load, _ = link_loads(f, {f"metrics_{which}": plan[f"metrics_{which}"]}, which)
     except Exception:
         return None

@@ -405,17 +405,13 @@ def _pipeline(row: dict, cluster, fabric, var: dict, scen, seed: int) -> None:
 
 
 def _placement(cluster, fabric, policy: str, seed: int):
-    """(placement, note): ``optimized`` uses topo.place when it is installed, else in-order (said in the note)."""
+    """(placement, note): ``optimized`` runs topo.placement (CP-SAT, one worker); anything else places in order."""
     if not cluster.file.jobs:
         return {}, "no jobs"
     if policy == "optimized":
-        try:
-            from . import place as _place
-        except ImportError:
-            pl, note = _in_order(cluster, fabric)
-            return pl, "topo.place not available; " + note
-        res = _place.place(cluster, fabric, seed=seed, workers=1)
-        return {k: np.asarray(v, np.int64) for k, v in res.assignment.items()}, "topo.place"
+        from .placement import place
+        res = place(cluster, fabric, seed=seed, workers=1)
+        return {k: np.asarray(v, np.int64) for k, v in res.assignment.items()}, "topo.placement"
     return _in_order(cluster, fabric)
 
 

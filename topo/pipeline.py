@@ -61,9 +61,9 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     and ``workers`` go to both. With one worker and a fixed seed the result is
     repeatable on one machine and OR-Tools version.
     """
-    from .budget import budget as size_budget
+    from .linkbudget import budget as size_budget
     from .describe import describe
-    from .place import place
+    from .placement import place
     from .plan import new_plan
     from .traffic import in_order_placement
 
@@ -170,7 +170,7 @@ def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict
     format under exports/ (formats that do not apply are listed in
     exports/SKIPPED.txt with the reason).
     """
-    from .export import render
+    from .exports import render
     from .plan import dumps, plan_cluster
     from .report import render_html, render_markdown
     if fabric_after is None:
