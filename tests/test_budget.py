@@ -385,3 +385,83 @@ def test_plane_failure_on_a_two_plane_fabric():
     fab = build(from_dict(r["cluster_after"]))
     assert fab.planes == 2
     assert [s["count"] for s in r["bill_of_materials"]["switches"]] == list(fab.tier_switch_counts)
+
+
+# --- transport-aware budgets ---------------------------------------------------------------
+def _small_roce(qps=2, **goals):
+    import yaml
+    d = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
+    d["transport"]["qps_per_connection"] = qps
+    d.pop("busy_nodes", None)
+    d["goals"].update(goals)
+    return from_dict(d, base_dir=str(EXAMPLES))
+
+
+def _roce_times(c, f, placement, seed):
+    from topo.routing import analyze
+    a = analyze(c, f, placement=placement, routing="roce-hash", seed=seed, compare=False, all_to_all=False)
+    return {j["name"]: j["time_s"] for j in a.to_dict()["jobs"]}
+
+
+def test_transport_aware_budget_keeps_jobs_within_the_slowdown():
+    # With 2 queue pairs the budget sized for ideal ECMP slows some job under RoCE hashing by
+    # more than 5%; the transport-aware search lowers the target until none is. Re-checked
+    # here by routing the chosen fabric independently of the search's own numbers.
+    from topo.traffic import in_order_placement
+    c = _small_roce(qps=2)
+    f = build(c)
+    pl = in_order_placement(c, f)
+    seed = c.file.goals.seed
+    base = _roce_times(c, f, pl, seed)
+    plain = B.budget(c, f, placement=pl, seed=seed)
+    ca = from_dict(plain.cluster_after, base_dir=c.base_dir)
+    plain_times = _roce_times(ca, build(ca), pl, seed)
+    assert max(plain_times[j] / base[j] for j in base) > 1.05, "instance no longer exercises the search"
+
+    r = B.budget_for_transport(c, f, placement=pl, max_slowdown=1.05, seed=seed)
+    tc = r.transport_check
+    assert tc["accepted"] and tc["routing"] == "roce-hash" and len(tc["tried"]) >= 2
+    assert r.target_utilization == pytest.approx(tc["chosen_target_utilization"])
+    assert r.target_utilization < c.file.goals.target_utilization
+    ca = from_dict(r.cluster_after, base_dir=c.base_dir)
+    times = _roce_times(ca, build(ca), pl, seed)
+    assert max(times[j] / base[j] for j in base) <= 1.05 + 1e-12
+    assert max(times[j] / base[j] for j in base) == pytest.approx(tc["worst_slowdown"])
+    # the search never returns something dearer than a candidate that also passed
+    passing = [t for t in tc["tried"] if "error" not in t and t["worst_slowdown"] <= 1.05]
+    assert r.cost["chosen"]["total_usd"] == pytest.approx(min(t["total_usd"] for t in passing))
+
+
+def test_transport_check_off_is_the_plain_budget():
+    c = _small_roce(qps=2, max_job_slowdown=None)
+    r = B.budget_for_transport(c, seed=7)
+    assert r.transport_check == {}
+    assert r.to_dict()["cost"] == B.budget(c, seed=7).to_dict()["cost"]
+
+
+def test_ideal_transport_passes_at_the_first_target():
+    # under ideal ECMP the budget's own constraint (switch links under the target) already
+    # keeps every job as fast as on the fabric as given: one step, no slowdown
+    c = _small_roce()
+    d = c.file.model_dump(mode="json")
+    d["transport"] = {"protocol": "ideal"}
+    c = from_dict(d, base_dir=c.base_dir)
+    r = B.budget_for_transport(c, max_slowdown=1.0 + 1e-9)
+    tc = r.transport_check
+    assert tc["routing"] == "fluid" and tc["accepted"] and len(tc["tried"]) == 1
+    assert tc["worst_slowdown"] <= 1.0 + 1e-9 and r.cost["saved_vs_as_given"]["total_fraction"] > 0
+
+
+@pytest.mark.parametrize("args,key", [(["--for-transport", "--max-slowdown", "0.5"], "--max-slowdown"),
+                                      (["--max-slowdown", "1.2"], "--max-slowdown")])
+def test_cli_max_slowdown_bad(args, key):
+    from topo.cli import main
+    r = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), *args])
+    assert r.exit_code == 2 and key in r.output and "Traceback" not in r.output
+
+
+def test_cli_for_transport_prints_the_search():
+    from topo.cli import main
+    r = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--for-transport"])
+    assert r.exit_code == 0, r.output
+    assert "transport check (roce-hash)" in r.output and "worst job slowdown" in r.output

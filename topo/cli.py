@@ -134,8 +134,16 @@ def optimize_summary(plan: dict, out_dir, written) -> dict:
     pl, bu = plan.get("placement") or {}, plan.get("budget") or {}
     mb, ma = plan.get("metrics_before") or {}, plan.get("metrics_after") or {}
 
+    mp = plan.get("metrics_placed") or {}
+
     def tiers(m):
         return {t.get("tier"): t.get("util_max") for t in m.get("tiers", [])}
+
+    def times(m):
+        return {j.get("name"): j.get("time_s") for j in m.get("jobs", []) if isinstance(j, dict)}
+
+    def uec(m):
+        return ((m.get("roce_vs_uec") or {}).get("uec-spray") or {}).get("jobs") or {}
     bsol, bcost = bu.get("solver", {}), (bu.get("cost") or {}).get("chosen", {})
     return {
         "cluster": plan.get("cluster_name"), "out_dir": str(out_dir), "files": len(written),
@@ -144,7 +152,15 @@ def optimize_summary(plan: dict, out_dir, written) -> dict:
         "budget": {"status": bsol.get("status"), "objective": bsol.get("objective"), "gap": bsol.get("gap"),
                    "capex_usd": bcost.get("capex_usd"), "energy_usd": bcost.get("energy_usd"),
                    "network_kw": bcost.get("network_kw"),
-                   "saved_vs_as_given": (bu.get("cost") or {}).get("saved_vs_as_given")},
-        "max_util_before": tiers(mb), "max_util_after": tiers(ma),
+                   "saved_vs_as_given": (bu.get("cost") or {}).get("saved_vs_as_given"),
+                   "target_utilization": bu.get("target_utilization"),
+                   "transport_check": {k: v for k, v in (bu.get("transport_check") or {}).items() if k != "tried"}},
+        "routing": ma.get("routing") or mb.get("routing"),
+        "max_util_before": tiers(mb), "max_util_placed": tiers(mp), "max_util_after": tiers(ma),
+        "ideal_ecmp_util": {t: {"target": u.get("target"), "placed": u.get("routed_before"), "after": u.get("routed_after")}
+                            for t, u in (bu.get("utilization") or {}).items()},
+        "jobs": {name: {"before_s": times(mb).get(name), "placed_s": times(mp).get(name),
+                        "after_s": times(ma).get(name), "after_uec_s": uec(ma).get(name)}
+                 for name in times(ma) or times(mp)},
         "timings_s": plan.get("timings_s"),
     }

@@ -88,12 +88,37 @@ def render(d: dict) -> str:
     out.append(f"power: compute racks max {np_['racks']['max_kw']:.1f} kW, {np_['racks']['racks_over_limit']} over limit; "
                f"network switches {np_['network']['total_switch_kw']:,.1f} kW in {np_['network']['positions']} positions "
                f"({np_['network']['network_racks']} network racks at {np_['network']['limit_kw_per_network_rack']:g} kW)")
+    tc = d.get("transport_check") or {}
+    if tc:
+        out.append("")
+        out.append(transport_text(tc))
     ch = d["check"]
     if ch.get("ok") is not None:
         out.append(f"independent check ({ch['routing_model']} routing of the rebuilt fabric"
                    + (f"; failures: {', '.join(ch['scenarios'])}" if ch["scenarios"] else "") + "): "
                    + ("passed" if ch["ok"] else "FAILED: " + "; ".join(ch["problems"])))
     return "\n".join(out)
+
+
+def transport_text(tc: dict) -> str:
+    """The transport-aware search of a budget, as lines of text."""
+    from .render import table
+    rows = []
+    for t in tc.get("tried", []):
+        if "error" in t:
+            rows.append([f"{t['target_utilization']:.3g}", "-", "-", "-", t["error"][:60]])
+            continue
+        rows.append([f"{t['target_utilization']:.3g}", _money(t["total_usd"]), _u(t["saved_vs_as_given"]),
+                     f"{t['worst_slowdown']:.3f}" + (f" ({t['worst_job']})" if t.get("worst_job") else ""),
+                     "" if "same_as" not in t else f"same fabric as target {t['same_as']:.3g}"])
+    head = (f"transport check ({tc.get('routing')}): every job at most {tc['max_slowdown']:g}x its time on the "
+            f"fabric as given; " + (f"met at target utilisation {tc['chosen_target_utilization']:.3g}"
+                                     if tc.get("accepted") else
+                                     f"NOT met by any target tried; kept the least-slowing budget "
+                                     f"(target {tc['chosen_target_utilization']:.3g}, worst slowdown "
+                                     f"{tc['worst_slowdown']:.3f}). More queue pairs per connection or packet "
+                                     f"spraying would let the budget save more."))
+    return head + "\n" + table(rows, ["target", "total cost", "saved vs as given", "worst job slowdown", ""])
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -116,13 +141,18 @@ def _write_atomic(path: str, text: str) -> None:
 @click.option("--time-limit", type=float, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
 @click.option("--seed", type=int, default=None, help="solver seed (default: goals.seed)")
 @click.option("--workers", type=int, default=None, help="solver workers (default: goals.workers)")
+@click.option("--for-transport", is_flag=True,
+              help="also route the jobs under the transport's own model (RoCE hashing, UEC spraying) and lower "
+                   "the target until no job is slower than --max-slowdown times on the fabric as given")
+@click.option("--max-slowdown", type=float, default=None,
+              help="with --for-transport: the largest job slowdown allowed, >= 1 (default: goals.max_job_slowdown)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None,
               help="write the budget JSON here (atomically; includes cluster_after)")
 @click.option("--force", is_flag=True, help="replace an existing -o file")
 @handle_errors
 def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, time_limit, seed, workers,
-           as_json, output, force):
+           for_transport, max_slowdown, as_json, output, force):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
     from .spec import load
     from .linkbudget import budget as _budget
@@ -138,9 +168,19 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
             raise SpecError([("-o", f"{output} already exists; choose another file or pass --force to replace it")])
         if not p.parent.exists():
             raise SpecError([("-o", f"directory {p.parent} does not exist")])
+    if max_slowdown is not None and not max_slowdown >= 1.0:
+        raise SpecError([("--max-slowdown", f"must be a number >= 1 (found {max_slowdown:g})")])
+    if max_slowdown is not None and not for_transport:
+        raise SpecError([("--max-slowdown", "applies only with --for-transport")])
     c = load(cluster)
-    r = _budget(c, objective=objective, survive=survive, target_util=target_util, time_limit=time_limit,
+    opts = dict(objective=objective, survive=survive, target_util=target_util, time_limit=time_limit,
                 seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription)
+    if for_transport:
+        from .linkbudget import budget_for_transport
+        slow = max_slowdown if max_slowdown is not None else (c.file.goals.max_job_slowdown or 1.05)
+        r = budget_for_transport(c, max_slowdown=slow, **opts)
+    else:
+        r = _budget(c, **opts)
     d = r.to_dict()
     if output is not None:
         _write_atomic(output, json.dumps(d, default=_json_default) + "\n")

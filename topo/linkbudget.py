@@ -60,9 +60,10 @@ each relative to the design as given).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -98,6 +99,7 @@ class BudgetResult:
     check: dict                  # what the independent checker confirmed
     cluster_after: dict          # the cluster file with the chosen tiers
     version: int = 1
+    transport_check: dict = field(default_factory=dict)  # see budget_for_transport (empty when not run)
 
     def to_dict(self) -> dict:
         return _plain(asdict(self))
@@ -1049,6 +1051,94 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
         bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
         network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
         alternatives=alternatives, check=chk, cluster_after=after_dict)
+
+
+# --- transport-aware search ------------------------------------------------------------------
+TARGET_STEPS = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25)
+
+
+def _job_times(cluster, fabric, placement, seed, routing) -> dict:
+    from .routing import analyze
+    a = analyze(cluster, fabric, placement=placement, routing=routing, seed=seed, compare=False, all_to_all=False)
+    d = a.to_dict()
+    return {"jobs": {j["name"]: j["time_s"] for j in d.get("jobs", []) if j.get("time_s") is not None},
+            "routing": d.get("routing"), "max_util": d.get("max_util")}
+
+
+def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: Optional[float] = None,
+                         routing: Optional[str] = None, baseline_times: Optional[dict] = None,
+                         target_util: Optional[float] = None, seed: Optional[int] = None,
+                         steps=TARGET_STEPS, **kw) -> BudgetResult:
+    """The cheapest budget whose jobs stay within ``max_slowdown`` of the fabric as given
+    when routed under the cluster's own transport model.
+
+    :func:`budget` sizes links for ideal ECMP. Under RoCEv2 hashing with few queue pairs,
+    collisions load some links well past that, so a budget that is right for ideal ECMP can
+    slow jobs down. This routes the placed jobs on the fabric as given and on each candidate
+    budget with ``routing`` (default: the transport's model, e.g. roce-hash) and the same seed,
+    and lowers the target utilisation along ``steps`` (fractions of the target) until every
+    job's collective time is at most ``max_slowdown`` (default ``goals.max_job_slowdown``)
+    times its time on the fabric as given. The search stops when a candidate saves nothing
+    against the fabric as given. When no step passes, the candidate with the smallest worst
+    slowdown (then the cheapest) is returned with ``transport_check["accepted"] = False``.
+    Every candidate is a full, independently checked :func:`budget` result; the search is
+    recorded in ``transport_check``. ``max_slowdown=None`` with the goal unset runs
+    :func:`budget` once.
+    """
+    from .fabric import build
+    from .spec import from_dict
+    from .traffic import in_order_placement
+    g = cluster.file.goals
+    if max_slowdown is None:
+        max_slowdown = g.max_job_slowdown
+    seed = g.seed if seed is None else seed
+    tau0 = g.target_utilization if target_util is None else target_util
+    first = budget(cluster, fabric, placement=placement, target_util=target_util, seed=seed, **kw)
+    if max_slowdown is None or not cluster.file.jobs:
+        return first
+    if fabric is None:
+        fabric = build(cluster)
+    if placement is None:
+        placement = in_order_placement(cluster, fabric)
+    t0 = time.perf_counter()
+    base = baseline_times if baseline_times is not None else _job_times(cluster, fabric, placement, seed, routing)["jobs"]
+    tried, seen = [], {}
+    best = None
+    for k, f in enumerate(steps):
+        tau = tau0 * f
+        try:
+            res = first if k == 0 else budget(cluster, fabric, placement=placement, target_util=tau, seed=seed, **kw)
+        except (SpecError, SolverError) as e:
+            tried.append({"target_utilization": tau, "error": str(e).splitlines()[-1].strip()})
+            break
+        key = json.dumps(res.cluster_after.get("fabric"), sort_keys=True, default=str)
+        if key in seen and tried and tried[-1].get("total_usd") == seen[key]["total_usd"] and k > 1 \
+                and tried[-1].get("same_as") is not None:
+            break  # lowering the target no longer changes the fabric
+        if key in seen:
+            ev = dict(seen[key], target_utilization=tau, same_as=seen[key]["target_utilization"])
+        else:
+            ca = from_dict(res.cluster_after, source="link budget", base_dir=cluster.base_dir)
+            jt = _job_times(ca, build(ca), placement, seed, routing)
+            slow = {j: (jt["jobs"][j] / base[j] if base.get(j) else 1.0) for j in jt["jobs"] if j in base}
+            worst = max(slow.items(), key=lambda x: x[1]) if slow else (None, 1.0)
+            ev = {"target_utilization": tau, "routing": jt["routing"], "max_util": jt["max_util"],
+                  "total_usd": res.cost["chosen"]["total_usd"],
+                  "saved_vs_as_given": res.cost["saved_vs_as_given"]["total_fraction"],
+                  "worst_job": worst[0], "worst_slowdown": worst[1]}
+            seen[key] = ev
+        tried.append(ev)
+        ok = ev["worst_slowdown"] <= max_slowdown
+        rank = (not ok, ev["worst_slowdown"] if not ok else 0.0, ev["total_usd"])
+        if best is None or rank < best[0]:
+            best = (rank, res, ev)
+        if ok or ev["saved_vs_as_given"] <= 0:
+            break
+    _, res, ev = best
+    check = {"routing": ev.get("routing"), "max_slowdown": max_slowdown, "accepted": ev["worst_slowdown"] <= max_slowdown,
+             "chosen_target_utilization": ev["target_utilization"], "worst_job": ev["worst_job"],
+             "worst_slowdown": ev["worst_slowdown"], "tried": tried, "seconds": time.perf_counter() - t0}
+    return replace(res, transport_check=_plain(check))
 
 
 def _fin(x):

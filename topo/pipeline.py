@@ -1,8 +1,9 @@
 """`topo optimize`: the whole pipeline, from a cluster file to a plan.
 
 Owns the order of the stages and nothing else: validate -> build -> place ->
-route -> size the link budget -> rebuild and route again -> failure headroom
--> plan. Each stage is a library call of its own module; this module only
+route -> size the link budget (lowering its target until no job is more than
+goals.max_job_slowdown slower under the cluster's own transport model) ->
+rebuild and route again -> failure headroom -> plan. Each stage is a library call of its own module; this module only
 wires them together, reports progress and assembles the plan dict.
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     and ``workers`` go to both. With one worker and a fixed seed the result is
     repeatable on one machine and OR-Tools version.
     """
-    from .linkbudget import budget as size_budget
+    from .linkbudget import budget_for_transport as size_budget
     from .describe import describe
     from .placement import place
     from .plan import new_plan
@@ -95,8 +96,9 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             before = _metrics(cluster, fabric, in_order, seed)
             placed = _metrics(cluster, fabric, placement.assignment, seed)
         with pr.stage("sizing the link budget"), timed("budget"):
+            base_times = {j["name"]: j["time_s"] for j in placed.get("jobs", []) if j.get("time_s") is not None}
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
-                              seed=seed, workers=workers)
+                              seed=seed, workers=workers, baseline_times=base_times)
         cluster_after = bud.cluster_after
         if isinstance(cluster_after, dict):
             from .spec import from_dict

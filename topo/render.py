@@ -71,9 +71,44 @@ def optimize_text(s: dict) -> str:
     if saved:
         out.append(f"  saves {_fmt(saved.get('total_usd'), '$')} ({100 * saved.get('total_fraction', 0):.1f}%) "
                    f"and {_fmt(saved.get('network_kw'), 'kW')} against the fabric as given")
-    rows = [[t, _fmt(s["max_util_before"].get(t)), _fmt(s["max_util_after"].get(t))]
-            for t in sorted(set(s["max_util_before"]) | set(s["max_util_after"]), key=str)]
+    model = s.get("routing") or "routed"
+    tc = b.get("transport_check") or {}
+    if tc:
+        if tc.get("accepted"):
+            out.append(f"  transport check ({tc.get('routing')}): no job more than {tc['max_slowdown']:g}x slower than on "
+                       f"the fabric as given (worst {tc.get('worst_job')}, {tc['worst_slowdown']:.3f}x) at target "
+                       f"utilisation {tc['chosen_target_utilization']:.3g}")
+        else:
+            out.append(f"  transport check ({tc.get('routing')}): NOT met; every target tried slows some job by more "
+                       f"than {tc['max_slowdown']:g}x; kept the least-slowing budget (worst {tc.get('worst_job')}, "
+                       f"{tc['worst_slowdown']:.3f}x)")
+    ideal = s.get("ideal_ecmp_util") or {}
+    before, placed, after = s["max_util_before"], s.get("max_util_placed") or {}, s["max_util_after"]
+    rows = [[t, _fmt(ideal.get(t, {}).get("target")), _fmt(ideal.get(t, {}).get("placed")),
+             _fmt(ideal.get(t, {}).get("after")), _fmt(before.get(t)), _fmt(placed.get(t)), _fmt(after.get(t))]
+            for t in sorted(set(before) | set(after), key=str)]
     if rows:
         out.append("")
-        out.append(table(rows, ["tier", "max util before", "max util after"]))
+        out.append(f"max link utilisation per tier (before: in-order placement on the fabric as given; "
+                   f"placed: optimised placement; after: on the budgeted fabric)")
+        out.append(table(rows, ["tier", "target", "ideal ECMP placed", "ideal ECMP after",
+                                f"{model} before", f"{model} placed", f"{model} after"]))
+    jobs = s.get("jobs") or {}
+    if jobs:
+        jrows = [[j, _fmt(v.get("before_s")), _fmt(v.get("placed_s")), _fmt(v.get("after_s")), _fmt(v.get("after_uec_s"))]
+                 for j, v in jobs.items()]
+        out.append("")
+        out.append(f"collective time per iteration, s ({model}; last column: the same fabric with Ultra Ethernet spraying)")
+        out.append(table(jrows[:20], ["job", "before", "placed", "after", "after, uec-spray"]))
+        if len(jrows) > 20:
+            out.append(f"  ... and {len(jrows) - 20} more jobs (all in plan.json and the report)")
+        slower = [(j, v["after_s"] / v["placed_s"]) for j, v in jobs.items()
+                  if v.get("after_s") and v.get("placed_s") and v["after_s"] > 1.05 * v["placed_s"]]
+        if slower:
+            worst = max(slower, key=lambda x: x[1])
+            out.append(f"warning: on the budgeted fabric {len(slower)} job(s) are more than 5% slower under {model} "
+                       f"than on the fabric as given (worst {worst[0]}, {worst[1]:.2f}x). The budget sizes links for "
+                       f"ideal ECMP; hash collisions add the rest. More queue pairs per connection "
+                       f"(transport.qps_per_connection) or packet spraying reduce it; keeping the fabric as given "
+                       f"avoids it.")
     return "\n".join(out)

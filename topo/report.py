@@ -848,6 +848,26 @@ def _budget_section(plan: dict) -> Section:
     if isinstance(chk, dict) and "ok" in chk:
         probs = chk.get("problems") or []
         s.paragraphs.append("Independent check: " + ("passed." if chk["ok"] else "FAILED: " + "; ".join(str(p) for p in probs[:5])))
+    tc = b.get("transport_check")
+    if isinstance(tc, dict) and tc.get("tried"):
+        slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
+        if tc.get("accepted"):
+            s.paragraphs.append(
+                f"Transport check ({model}): the budget was sized for ideal ECMP, then the placed jobs were routed on "
+                f"each candidate under {model}; the chosen target utilisation "
+                f"{pct(tc.get('chosen_target_utilization'))} is the first at which no job is more than "
+                f"{fmt(slow)}x slower than on the fabric as given (worst {tc.get('worst_job')}, "
+                f"{fmt(tc.get('worst_slowdown'))}x).")
+        else:
+            s.paragraphs.append(
+                f"Transport check ({model}): NOT met. Every target tried slows some job by more than {fmt(slow)}x "
+                f"under {model}; the least-slowing budget was kept (worst {tc.get('worst_job')}, "
+                f"{fmt(tc.get('worst_slowdown'))}x). More queue pairs per connection or packet spraying would let "
+                f"the budget save more without slowing jobs.")
+        rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given",
+                                                     "worst_job", "worst_slowdown", "max_util", "error")}
+                for t in tc["tried"] if isinstance(t, dict)]
+        s.tables.append(make_table(rows, caption=f"Targets tried by the transport check ({model} routing)"))
     return s
 
 
