@@ -59,6 +59,15 @@ def main(argv=None):
             ("placement", f"{summary['placement']['status']}, gap {summary['placement']['gap']}, "
                           f"{summary['placement']['placed']} placed, {len(summary['placement']['unplaced'])} unplaced"),
             ("budget", f"{summary['budget']['status']}, gap {summary['budget']['gap']}")]
+    tc = summary["budget"].get("transport_check") or {}
+    if tc:
+        rows.append(("transport check", f"{tc.get('routing')}: {'met' if tc.get('accepted') else 'NOT met'} at target "
+                                        f"{tc.get('chosen_target_utilization', 0):.3g}, worst slowdown "
+                                        f"{tc.get('worst_slowdown', 0):.3f} ({tc.get('worst_job')}), "
+                                        f"{tc.get('seconds', 0):.1f} s"))
+    saved = summary["budget"].get("saved_vs_as_given") or {}
+    if saved:
+        rows.append(("budget saves", f"{100 * saved.get('total_fraction', 0):.1f}% of capex + energy vs as given"))
     rows += [(f"stage {k}", f"{v:.1f} s") for k, v in (summary.get("timings_s") or {}).items()]
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
@@ -67,7 +76,8 @@ def main(argv=None):
                       "wall_s": wall, "peak_rss_mb": peak_mb, "report_html_mb": report_mb,
                       "wall_over_target": wall / 180.0, "rss_over_target": peak_mb / 4096.0,
                       "stages_s": summary.get("timings_s"), "sizes_bytes": sizes,
-                      "placement": summary["placement"]["status"], "budget": summary["budget"]["status"]}))
+                      "placement": summary["placement"]["status"], "budget": summary["budget"]["status"],
+                      "transport_check": tc}))
 
 
 if __name__ == "__main__":
