@@ -62,8 +62,8 @@ def main(argv=None):
     tc = summary["budget"].get("transport_check") or {}
     if tc:
         rows.append(("transport check", f"{tc.get('routing')}: {'met' if tc.get('accepted') else 'NOT met'} at target "
-                                        f"{tc.get('chosen_target_utilization', 0):.3g}, worst slowdown "
-                                        f"{tc.get('worst_slowdown', 0):.3f} ({tc.get('worst_job')}), "
+                                        f"{tc.get('chosen_target_utilization', 0):.3g}, summed time x{tc.get('total', 0):.3f}, "
+                                        f"worst penalty x{tc.get('tail', 0):.3f}, "
                                         f"{tc.get('seconds', 0):.1f} s"))
     saved = summary["budget"].get("saved_vs_as_given") or {}
     if saved:

@@ -106,19 +106,21 @@ def transport_text(tc: dict) -> str:
     rows = []
     for t in tc.get("tried", []):
         if "error" in t:
-            rows.append([f"{t['target_utilization']:.3g}", "-", "-", "-", t["error"][:60]])
+            rows.append([f"{t['target_utilization']:.3g}", "-", "-", "-", "-", "-", t["error"][:60]])
             continue
         rows.append([f"{t['target_utilization']:.3g}", _money(t["total_usd"]), _u(t["saved_vs_as_given"]),
-                     f"{t['worst_slowdown']:.3f}" + (f" ({t['worst_job']})" if t.get("worst_job") else ""),
+                     f"{t['total']:.3f}", f"{t['tail']:.3f}",
+                     f"{t['worst_job_slowdown']:.3f}" + (f" ({t['worst_job']})" if t.get("worst_job") else ""),
                      "" if "same_as" not in t else f"same fabric as target {t['same_as']:.3g}"])
-    head = (f"transport check ({tc.get('routing')}): every job at most {tc['max_slowdown']:g}x its time on the "
-            f"fabric as given; " + (f"met at target utilisation {tc['chosen_target_utilization']:.3g}"
-                                     if tc.get("accepted") else
-                                     f"NOT met by any target tried; kept the least-slowing budget "
-                                     f"(target {tc['chosen_target_utilization']:.3g}, worst slowdown "
-                                     f"{tc['worst_slowdown']:.3f}). More queue pairs per connection or packet "
-                                     f"spraying would let the budget save more."))
-    return head + "\n" + table(rows, ["target", "total cost", "saved vs as given", "worst job slowdown", ""])
+    head = (f"transport check ({tc.get('routing')}): summed job time and worst job penalty at most "
+            f"{tc['max_slowdown']:g}x those on the fabric as given; "
+            + (f"met at target utilisation {tc['chosen_target_utilization']:.3g} (slowdown {tc['slowdown']:.3f})"
+               if tc.get("accepted") else
+               f"NOT met by any target tried; kept the least-slowing budget (target "
+               f"{tc['chosen_target_utilization']:.3g}, slowdown {tc['slowdown']:.3f}). More queue pairs per "
+               f"connection or packet spraying would let the budget save more."))
+    return head + "\n" + table(rows, ["target", "total cost", "saved vs as given", "summed time", "worst penalty",
+                                      "job most slowed", ""])
 
 
 def _write_atomic(path: str, text: str) -> None:

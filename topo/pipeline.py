@@ -96,7 +96,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             before = _metrics(cluster, fabric, in_order, seed)
             placed = _metrics(cluster, fabric, placement.assignment, seed)
         with pr.stage("sizing the link budget"), timed("budget"):
-            base_times = {j["name"]: j["time_s"] for j in placed.get("jobs", []) if j.get("time_s") is not None}
+            base_times = {j["name"]: (j["time_s"], j.get("ideal_s")) for j in placed.get("jobs", []) if j.get("time_s")}
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
                               seed=seed, workers=workers, baseline_times=base_times)
         cluster_after = bud.cluster_after

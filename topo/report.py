@@ -851,21 +851,20 @@ def _budget_section(plan: dict) -> Section:
     tc = b.get("transport_check")
     if isinstance(tc, dict) and tc.get("tried"):
         slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
+        what = (f"the summed collective time of the jobs is {fmt(tc.get('total'))}x, and the worst job's time over "
+                f"its ideal time {fmt(tc.get('tail'))}x, what they are on the fabric as given")
         if tc.get("accepted"):
             s.paragraphs.append(
                 f"Transport check ({model}): the budget was sized for ideal ECMP, then the placed jobs were routed on "
-                f"each candidate under {model}; the chosen target utilisation "
-                f"{pct(tc.get('chosen_target_utilization'))} is the first at which no job is more than "
-                f"{fmt(slow)}x slower than on the fabric as given (worst {tc.get('worst_job')}, "
-                f"{fmt(tc.get('worst_slowdown'))}x).")
+                f"each candidate under {model} with the same seed; at the chosen target utilisation "
+                f"{pct(tc.get('chosen_target_utilization'))} {what} (limit {fmt(slow)}x).")
         else:
             s.paragraphs.append(
-                f"Transport check ({model}): NOT met. Every target tried slows some job by more than {fmt(slow)}x "
-                f"under {model}; the least-slowing budget was kept (worst {tc.get('worst_job')}, "
-                f"{fmt(tc.get('worst_slowdown'))}x). More queue pairs per connection or packet spraying would let "
-                f"the budget save more without slowing jobs.")
-        rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given",
-                                                     "worst_job", "worst_slowdown", "max_util", "error")}
+                f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
+                f"under {model}; the least-slowing budget was kept: {what}. More queue pairs per connection or "
+                f"packet spraying would let the budget save more without slowing jobs.")
+        rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total",
+                                                     "tail", "worst_job", "worst_job_slowdown", "max_util", "error")}
                 for t in tc["tried"] if isinstance(t, dict)]
         s.tables.append(make_table(rows, caption=f"Targets tried by the transport check ({model} routing)"))
     return s
