@@ -63,7 +63,7 @@ def main(argv=None):
     if tc:
         rows.append(("transport check", f"{tc.get('routing')}: {'met' if tc.get('accepted') else 'NOT met'} at target "
                                         f"{tc.get('chosen_target_utilization', 0):.3g}, summed time x{tc.get('total', 0):.3f}, "
-                                        f"worst penalty x{tc.get('tail', 0):.3f}, "
+                                        f"p95 penalty x{tc.get('tail', 0):.3f}, "
                                         f"{tc.get('seconds', 0):.1f} s"))
     saved = summary["budget"].get("saved_vs_as_given") or {}
     if saved:

@@ -479,4 +479,4 @@ def test_cli_for_transport_prints_the_search():
     from topo.cli import main
     r = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--for-transport"])
     assert r.exit_code == 0, r.output
-    assert "transport check (roce-hash)" in r.output and "worst penalty" in r.output
+    assert "transport check (roce-hash)" in r.output and "p95 penalty" in r.output

@@ -112,14 +112,14 @@ def transport_text(tc: dict) -> str:
                      f"{t['total']:.3f}", f"{t['tail']:.3f}",
                      f"{t['worst_job_slowdown']:.3f}" + (f" ({t['worst_job']})" if t.get("worst_job") else ""),
                      "" if "same_as" not in t else f"same fabric as target {t['same_as']:.3g}"])
-    head = (f"transport check ({tc.get('routing')}): summed job time and worst job penalty at most "
+    head = (f"transport check ({tc.get('routing')}): summed job time and 95th-percentile job penalty (time over ideal) at most "
             f"{tc['max_slowdown']:g}x those on the fabric as given; "
             + (f"met at target utilisation {tc['chosen_target_utilization']:.3g} (slowdown {tc['slowdown']:.3f})"
                if tc.get("accepted") else
                f"NOT met by any target tried; kept the least-slowing budget (target "
                f"{tc['chosen_target_utilization']:.3g}, slowdown {tc['slowdown']:.3f}). More queue pairs per "
                f"connection or packet spraying would let the budget save more."))
-    return head + "\n" + table(rows, ["target", "total cost", "saved vs as given", "summed time", "worst penalty",
+    return head + "\n" + table(rows, ["target", "total cost", "saved vs as given", "summed time", "p95 penalty",
                                       "job most slowed", ""])
 
 
@@ -145,9 +145,10 @@ def _write_atomic(path: str, text: str) -> None:
 @click.option("--workers", type=int, default=None, help="solver workers (default: goals.workers)")
 @click.option("--for-transport", is_flag=True,
               help="also route the jobs under the transport's own model (RoCE hashing, UEC spraying) and lower "
-                   "the target until no job is slower than --max-slowdown times on the fabric as given")
+                   "the target until the jobs' summed time and 95th-percentile penalty are within --max-slowdown "
+                   "of the fabric as given")
 @click.option("--max-slowdown", type=float, default=None,
-              help="with --for-transport: the largest job slowdown allowed, >= 1 (default: goals.max_job_slowdown)")
+              help="with --for-transport: the largest slowdown allowed, >= 1 (default: goals.max_job_slowdown)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None,
               help="write the budget JSON here (atomically; includes cluster_after)")

@@ -74,7 +74,7 @@ def optimize_text(s: dict) -> str:
     model = s.get("routing") or "routed"
     tc = b.get("transport_check") or {}
     if tc:
-        what = (f"summed job time x{tc['total']:.3f}, worst job penalty x{tc['tail']:.3f} against the fabric as given")
+        what = (f"summed job time x{tc['total']:.3f}, 95th-percentile job penalty x{tc['tail']:.3f} against the fabric as given")
         if tc.get("accepted"):
             out.append(f"  transport check ({tc.get('routing')}): {what}, within {tc['max_slowdown']:g}x at target "
                        f"utilisation {tc['chosen_target_utilization']:.3g}")
@@ -110,7 +110,7 @@ def optimize_text(s: dict) -> str:
                 out.append(f"note: {len(slower)} of {len(ratio)} job(s) are more than 5% slower under {model} on the "
                            f"budgeted fabric (most: {worst}, {slower[worst]:.2f}x) and {faster} more than 5% faster; "
                            f"each fabric is a different draw of hash collisions, so the check is on the summed time "
-                           f"and the worst penalty (above).")
+                           f"and the 95th-percentile penalty (above).")
             else:
                 out.append(f"warning: on the budgeted fabric {len(slower)} of {len(ratio)} job(s) are more than 5% "
                            f"slower under {model} than on the fabric as given (most: {worst}, {slower[worst]:.2f}x). "

@@ -851,8 +851,8 @@ def _budget_section(plan: dict) -> Section:
     tc = b.get("transport_check")
     if isinstance(tc, dict) and tc.get("tried"):
         slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
-        what = (f"the summed collective time of the jobs is {fmt(tc.get('total'))}x, and the worst job's time over "
-                f"its ideal time {fmt(tc.get('tail'))}x, what they are on the fabric as given")
+        what = (f"the summed collective time of the jobs is {fmt(tc.get('total'))}x, and the 95th percentile of the jobs' "
+                f"time over ideal time (the worst job with 20 jobs or fewer) {fmt(tc.get('tail'))}x, what they are on the fabric as given")
         if tc.get("accepted"):
             s.paragraphs.append(
                 f"Transport check ({model}): the budget was sized for ideal ECMP, then the placed jobs were routed on "

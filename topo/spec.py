@@ -232,9 +232,9 @@ class Goals(_M):
     time_limit_s: Annotated[float, Field(gt=0)] = 10.0
     seed: int = 1
     workers: PosInt = 1
-    # topo optimize / topo budget --for-transport: the budget may slow no job by more than this
-    # factor under the cluster's own transport model (RoCE hashing, UEC spraying); null: size for
-    # ideal ECMP only
+    # topo optimize / topo budget --for-transport: the budget may slow the jobs (summed time and
+    # 95th-percentile penalty) by at most this factor under the cluster's own transport model
+    # (RoCE hashing, UEC spraying); null: size for ideal ECMP only
     max_job_slowdown: Optional[Annotated[float, Field(ge=1)]] = 1.05
 
 
