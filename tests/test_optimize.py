@@ -124,3 +124,23 @@ def test_golden_plan_and_report(small_out):
         gm.write_text(md)
     assert plan == json.loads(gp.read_text()), "plan.json differs from tests/golden (TOPO_UPDATE_GOLDEN=1 to accept)"
     assert md == gm.read_text(), "report.md differs from tests/golden (TOPO_UPDATE_GOLDEN=1 to accept)"
+
+
+def test_summary_after_budget_matches_the_routed_plan(small_out):
+    # the printed/JSON summary is the plan's own figures: job times before/placed/after and the
+    # transport check, whose slowdown is recomputable from metrics_placed and metrics_after
+    out, summary = small_out
+    plan = load_plan(out / "plan.json")
+    jobs = {j["name"]: j for j in plan["metrics_after"]["jobs"]}
+    placed = {j["name"]: j for j in plan["metrics_placed"]["jobs"]}
+    for name, v in summary["jobs"].items():
+        assert v["after_s"] == jobs[name]["time_s"] and v["placed_s"] == placed[name]["time_s"]
+    tc = summary["budget"]["transport_check"]
+    total = sum(j["time_s"] for j in jobs.values()) / sum(j["time_s"] for j in placed.values())
+    assert tc["total"] == pytest.approx(total, rel=1e-9)
+    tail = (max(j["time_s"] / j["ideal_s"] for j in jobs.values())
+            / max(j["time_s"] / j["ideal_s"] for j in placed.values()))
+    assert tc["tail"] == pytest.approx(tail, rel=1e-9)
+    assert tc["accepted"] == (max(total, tail) <= tc["max_slowdown"])
+    text = run("optimize", EXAMPLES / "small.yaml", "-o", out.parent / "again", "--seed", 7, "--workers", 1).output
+    assert "transport check (roce-hash)" in text and "collective time per iteration" in text

@@ -271,3 +271,20 @@ def test_report_renders_in_headless_chromium(plan, tmp_path):
     # the accent blue of the figures is on screen
     blue = (np.abs(img - np.array([31, 111, 235])).sum(axis=2) < 40).mean()
     assert blue > 0.001
+
+
+def test_transport_check_in_summary_and_budget(plan):
+    tc = plan["budget"]["transport_check"]
+    assert tc["routing"] == plan["metrics_after"]["routing"]
+    text = " ".join(parse(rp.render_html(plan)).text)
+    assert "Transport check (" in text and "Targets tried by the transport check" in text
+    what = f"summed collective time is {rp.fmt(tc['total'])}x"
+    if tc["accepted"]:
+        assert what in text.split("What it saves")[1].split("What is at risk")[0]
+    # a check that failed is a risk in the summary
+    p = copy.deepcopy(plan)
+    p["budget"]["transport_check"].update(accepted=False, total=1.4, tail=2.0)
+    text = " ".join(parse(rp.render_html(p)).text)
+    risk = text.split("What is at risk")[1]
+    assert "slows the jobs under" in risk and "summed collective time is 1.4x" in risk
+    assert "NOT met" in text

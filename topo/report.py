@@ -458,6 +458,13 @@ def _summary(plan: dict) -> Section:
             saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration against {fmt(base[key] / 1e9)} GB "
                          f"for the greedy baseline")
             break
+    tc = _get(plan, "budget.transport_check")
+    if isinstance(tc, dict) and tc.get("routing"):
+        what = (f"under {tc['routing']} the jobs' summed collective time is {fmt(tc.get('total'))}x and their "
+                f"95th-percentile penalty {fmt(tc.get('tail'))}x those on the fabric as given")
+        if tc.get("accepted"):
+            saves.append(f"{what} (limit {fmt(tc.get('max_slowdown'))}x, met at target utilisation "
+                         f"{pct(tc.get('chosen_target_utilization'))})")
     s.bullets.append(("What it saves", ("; ".join(saves) or "nothing to compare: the plan has no before/after figures") + "."))
     # what is at risk
     risk = []
@@ -480,6 +487,9 @@ def _summary(plan: dict) -> Section:
         st = _get(plan, f"{key}.status") or _get(plan, f"{key}.solver.status")
         if st is not None and str(st).upper() != "OPTIMAL":
             risk.append(f"{label} solver status {st}")
+    if isinstance(tc, dict) and tc.get("routing") and not tc.get("accepted"):
+        risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {fmt(tc.get('max_slowdown'))}x "
+                    f"limit at every target tried: {what}")
     worst = _worst_failure(plan.get("failures"))
     if worst:
         risk.append(worst)
