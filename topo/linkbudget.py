@@ -1035,7 +1035,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
 
 
 # --- transport-aware search ------------------------------------------------------------------
-TARGET_STEPS = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25)
+TARGET_STEPS = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.15, 0.1, 0.05, 0.025, 0.01)
 TAIL_QUANTILE = 0.95   # of per-job penalties; 'higher' makes it the worst job up to 20 jobs
 
 
