@@ -281,10 +281,18 @@ def route_fluid(int mode, int KU, int KH,
                 const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
                 int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
                 int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
-                real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach):
+                real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
+                const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2):
+    """Fluid-type loads of the flows, aggregated per destination group.
+
+    ``f_mass2``/``load2``/``mass2`` (all empty, or per flow/link/node): a second weight
+    carried along the same splits in the same pass. It needs f_sg < 0, f_dst >= 0, and
+    f_mass > 0 wherever f_mass2 > 0 (each flow's second weight is a multiple of its first).
+    """
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
-    cdef real_t m, tot, x, share, wv
+    cdef real_t m, tot, x, share, wv, rr = 0.0
+    cdef bint two = f_mass2.shape[0] > 0
     with nogil:
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
@@ -316,6 +324,8 @@ def route_fluid(int mode, int KU, int KH,
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 e = f_src[f]
                 m = f_mass[f]
+                if two:
+                    rr = f_mass2[f] / m if m > 0.0 else 0.0
                 u = ep_up1[e]
                 if u >= 0 and nh == 1 and f_dst[f] >= 0 and ep_up1[f_dst[f]] >= 0:
                     # single-homed at both ends (the common case): no split at either end
@@ -329,6 +339,10 @@ def route_fluid(int mode, int KU, int KH,
                         load[u] += m
                     mass[h] += m
                     load[ep_up1[f_dst[f]] ^ 1] += m
+                    if two:
+                        load2[u] += m * rr
+                        mass2[h] += m * rr
+                        load2[ep_up1[f_dst[f]] ^ 1] += m * rr
                     continue
                 best = -1
                 tot = 0.0
@@ -370,6 +384,9 @@ def route_fluid(int mode, int KU, int KH,
                     else:
                         load[u] += share
                     mass[h] += share
+                    if two:
+                        load2[u] += share * rr
+                        mass2[h] += share * rr
                     if nh == 1:
                         lh[0] += share
                     else:
@@ -397,6 +414,8 @@ def route_fluid(int mode, int KU, int KH,
                         grp_down[g_id[g] * KU + (k - k0)] += x
                     else:
                         load[u ^ 1] += x
+                        if two:
+                            load2[u ^ 1] += x * rr
             # propagate aggregated mass towards the homes, farthest switches first
             for idx in range(nq - 1, -1, -1):
                 s = order[idx]
@@ -410,14 +429,20 @@ def route_fluid(int mode, int KU, int KH,
                     n = sw_head[j]
                     if dist[n] != dist[s] - 1:
                         continue
-                    x = m * _w(mode, r, n, link_gbps, sigma) / den[s]
+                    wv = _w(mode, r, n, link_gbps, sigma) / den[s]
+                    x = m * wv
                     load[r] += x
                     mass[n] += x
+                    if two:
+                        load2[r] += mass2[s] * wv
+                        mass2[n] += mass2[s] * wv
             for idx in range(nq):
                 s = order[idx]
                 dist[s] = -1
                 hidx[s] = -1
                 mass[s] = 0.0
+                if two:
+                    mass2[s] = 0.0
 
 
 def route_hash(uint64_t seed, int qps, int H,
@@ -428,17 +453,21 @@ def route_hash(uint64_t seed, int qps, int H,
                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
                int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
-               int64_t[::1] nh_head, real_t[::1] load, real_t[::1] unreach, int64_t[::1] path):
+               int64_t[::1] nh_head, real_t[::1] load, real_t[::1] unreach, int64_t[::1] path,
+               const real_t[::1] f_mass2, real_t[::1] load2):
     """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
 
+    ``f_mass2``/``load2`` (both empty, or one entry per flow/link): a second weight carried
+    along the same queue-pair paths (bytes beside rates) in the same pass.
     Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
     """
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
+    cdef bint two = f_mass2.shape[0] > 0
     cdef uint64_t key, kf
-    cdef real_t mq
+    cdef real_t mq, mq2 = 0.0
     with nogil:
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
@@ -471,6 +500,8 @@ def route_hash(uint64_t seed, int qps, int H,
                     continue
                 c1 = c
                 mq = f_mass[f] / qps
+                if two:
+                    mq2 = f_mass2[f] / qps
                 kf = _mix(_mix(seed) ^ <uint64_t>f_id[f])
                 # the only uplink, and the only link down to td, need no hashing
                 u1 = ep_up1[e]
@@ -498,6 +529,8 @@ def route_hash(uint64_t seed, int qps, int H,
                                     break
                                 j -= 1
                     load[u] += mq
+                    if two:
+                        load2[u] += mq2
                     if rec and hop < H:
                         path[base + hop] = u
                     hop += 1
@@ -517,6 +550,8 @@ def route_hash(uint64_t seed, int qps, int H,
                         j = nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
                         r = nh_list[j]
                         load[r] += mq
+                        if two:
+                            load2[r] += mq2
                         if rec and hop < H:
                             path[base + hop] = r
                         hop += 1
@@ -538,6 +573,8 @@ def route_hash(uint64_t seed, int qps, int H,
                                 j -= 1
                         u = u ^ 1
                     load[u] += mq
+                    if two:
+                        load2[u] += mq2
                     if rec and hop < H:
                         path[base + hop] = u
                     hop += 1

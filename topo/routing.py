@@ -54,6 +54,7 @@ from .errors import SpecError
 from .traffic import Demands
 
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
+_EMPTY = np.zeros(0)
 _FLUID_MODE = {"fluid": 0, "wcmp": 1, "uec-spray": 2}
 
 
@@ -305,12 +306,21 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         g_id = np.arange(ng, dtype=np.int64)
         fsg = np.full(fi.shape[0], -1, np.int64)
         gu = np.zeros(1)
-        runs = ((fm, load),) if ratio is not None else ((fm, load), (fb, bload))
-        for w, out in runs:
+        # bytes follow the same splits: scaled afterwards when every flow has the same bytes/rate
+        # ratio, else carried as a second weight in the same pass (which needs a positive rate
+        # wherever there are bytes; otherwise a second pass)
+        if ratio is not None:
+            runs = ((fm, load, _EMPTY, _EMPTY),)
+        elif not ((fb > 0) & ~(fm > 0)).any():
+            runs = ((fm, load, fb, bload),)
+        else:
+            runs = ((fm, load, _EMPTY, _EMPTY), (fb, bload, _EMPTY, _EMPTY))
+        for w, out, w2, out2 in runs:
             u = np.zeros(fi.shape[0])
             K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                           P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
-                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u)
+                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u,
+                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY)
             if w is fm:
                 un = u
     else:
@@ -320,23 +330,21 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         nh_list = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
         nh_head = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
         H = 2 * max(fabric.n_tiers, 1) + 2 if fabric.family != "custom" else 16
+        # bytes follow the same queue-pair paths: scaled afterwards when every flow has the same
+        # bytes/rate ratio (one job, one pattern), else carried as a second weight in the same pass
+        w2 = _EMPTY if ratio is not None else fb
         while True:
             path = np.full(fi.shape[0] * qps * H if record_paths else 0, -1, np.int64)
             load[:] = 0.0
+            bload[:] = 0.0
             un = np.zeros(fi.shape[0])
             longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
                                    fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fm,
-                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path)
+                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path,
+                                   w2, bload if ratio is None else _EMPTY)
             if not record_paths or longest <= H:
                 break
             H = int(longest)
-        # bytes follow the same queue-pair paths: scale when every flow has the same bytes/rate
-        # ratio (one job, one pattern), else route the byte weights along the same hashes
-        u2 = np.zeros(fi.shape[0])
-        if ratio is None:
-          K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
-                       fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fb,
-                       dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, bload, u2, np.zeros(0, np.int64))
         if record_paths:
             qp_flow = np.repeat(fi, qps)
             qp_gbps = np.repeat(fm / qps, qps)
@@ -406,7 +414,7 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
                       P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
                       np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
                       np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
-                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un)
+                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY)
         return float(un.sum())
 
     load = np.zeros(L)

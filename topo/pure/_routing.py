@@ -135,8 +135,9 @@ def _wts(mode, G, sel, sigma, link_gbps):
 def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
                 g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
                 dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, tlist_w, A_w, lh_w,
-                load, grp_up, grp_down, unreach):
+                load, grp_up, grp_down, unreach, f_mass2, load2, mass2_w):
     n_nodes = dist_w.shape[0]
+    two = f_mass2.shape[0] > 0
     link_dst = np.asarray(link_dst)
     link_gbps = np.asarray(link_gbps)
     G = _Graph(sw_ptr, sw_adj, sw_head)
@@ -160,9 +161,11 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
                 sel = nxt & (dist[G.row] == d)
                 np.add.at(A, G.row[sel], w_all[sel][:, None] * A[G.head[sel]])
         mass = np.zeros(n_nodes)
+        mass2 = np.zeros(n_nodes)
         for f in range(lo, hi):
             e = f_src[f]
             m = f_mass[f]
+            rr = (f_mass2[f] / m if m > 0.0 else 0.0) if two else 0.0
             ks = list(range(up_ptr[e], up_ptr[e + 1]))
             ds = [dist[link_dst[up_link[k]]] for k in ks]
             ok = [d for d in ds if d >= 0]
@@ -190,6 +193,9 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
                 else:
                     load[u] += share
                 mass[h] += share
+                if two:
+                    load2[u] += share * rr
+                    mass2[h] += share * rr
                 if nh == 1:
                     lh[0] += share
                 else:
@@ -209,18 +215,25 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
                     grp_down[g_id[g] * KU + (k - up_ptr[td])] += x
                 else:
                     load[u ^ 1] += x
+                    if two:
+                        load2[u ^ 1] += x * rr
         for d in range(maxd, 0, -1):
             sel = nxt & (dist[G.row] == d)
             x = mass[G.row[sel]] * w_all[sel]
             np.add.at(load, G.lnk[sel], x)
             np.add.at(mass, G.head[sel], x)
+            if two:
+                x2 = mass2[G.row[sel]] * w_all[sel]
+                np.add.at(load2, G.lnk[sel], x2)
+                np.add.at(mass2, G.head[sel], x2)
 
 
 def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
                g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
                dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, tlist_w, nh_start, nh_cnt, nh_list,
-               nh_head, load, unreach, path):
+               nh_head, load, unreach, path, f_mass2, load2):
     n_nodes = dist_w.shape[0]
+    two = f_mass2.shape[0] > 0
     link_dst = np.asarray(link_dst)
     link_gbps = np.asarray(link_gbps)
     G = _Graph(sw_ptr, sw_adj, sw_head)
@@ -248,12 +261,15 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
             best = min(dist[link_dst[up_link[k]]] for k in ks)
             cand = [up_link[k] for k in ks if dist[link_dst[up_link[k]]] == best]
             mq = f_mass[f] / qps
+            mq2 = f_mass2[f] / qps if two else 0.0
             for q in range(qps):
                 key = _qp_key(seed, int(f_id[f]), q)
                 base = (f * qps + q) * H
                 hop = 0
                 u = int(cand[pick(_hop(key, e), len(cand)) if len(cand) > 1 else 0])
                 load[u] += mq
+                if two:
+                    load2[u] += mq2
                 if rec and hop < H:
                     path[base + hop] = u
                 hop += 1
@@ -261,6 +277,8 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
                 while dist[s] > 0:
                     r = int(lnks[start[s] + (pick(_hop(key, s), int(cnt[s])) if cnt[s] > 1 else 0)])
                     load[r] += mq
+                    if two:
+                        load2[r] += mq2
                     if rec and hop < H:
                         path[base + hop] = r
                     hop += 1
@@ -268,6 +286,8 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
                 down = [int(up_link[k]) for k in range(up_ptr[td], up_ptr[td + 1]) if link_dst[up_link[k]] == s]
                 u = down[pick(_hop(key, s), len(down)) if len(down) > 1 else 0]
                 load[u ^ 1] += mq
+                if two:
+                    load2[u ^ 1] += mq2
                 if rec and hop < H:
                     path[base + hop] = u ^ 1
                 hop += 1
