@@ -588,6 +588,20 @@ def route_hash(uint64_t seed, int qps, int H,
     return longest
 
 
+def bucket_links(const int64_t[::1] flat, int H, int64_t[::1] cursor, int64_t[::1] lk_qp):
+    """Counting sort of path entries by link: lk_qp gets, link by link, the queue pairs
+    (entry index // H) using it, in increasing order. cursor starts as the CSR row starts
+    (lk_ptr[:-1]) and ends as the row ends. O(entries)."""
+    cdef id_t i, l, c, n = flat.shape[0]
+    with nogil:
+        for i in range(n):
+            l = flat[i]
+            if l >= 0:
+                c = cursor[l]
+                lk_qp[c] = i // H
+                cursor[l] = c + 1
+
+
 cdef inline void _push(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size,
                        real_t key, id_t l, id_t ver) noexcept nogil:
     cdef id_t i = size[0], p

@@ -159,3 +159,23 @@ def test_bytes_carried_in_the_same_pass_equal_a_routing_of_the_bytes(model, pure
         as_rate = Demands(d.src, d.dst, d.bytes, d.job, d.bytes * 8.0 / 1e9)
         b = routing.route(f, as_rate, model, failed_links=fail, seed=seed, qps=1 + seed % 3)
         assert _close(r.link_bytes, b.link_gbps_load * 1e9 / 8.0), seed
+
+
+def test_bucket_links_twin():
+    mod = compiled()
+    for seed in range(N_FABRICS):
+        rng = np.random.default_rng(seed)
+        H, nq, L = int(rng.integers(1, 7)), int(rng.integers(0, 40)), int(rng.integers(1, 30))
+        flat = rng.integers(-1, L, nq * H).astype(np.int64)
+        ptr = np.zeros(L + 1, np.int64)
+        np.cumsum(np.bincount(flat[flat >= 0], minlength=L), out=ptr[1:])
+        out = []
+        for m in (mod, twin):
+            cur, qp = ptr[:-1].copy(), np.full(int((flat >= 0).sum()), -1, np.int64)
+            m.bucket_links(flat, H, cur, qp)
+            assert (cur == ptr[1:]).all()
+            out.append(qp)
+        assert (out[0] == out[1]).all(), seed
+        for l in range(L):  # every entry of row l is a queue pair whose path uses l, in order
+            row = out[0][ptr[l]:ptr[l + 1]]
+            assert (np.diff(row) >= 0).all() and all(l in flat[q * H:(q + 1) * H] for q in row)

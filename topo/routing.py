@@ -530,15 +530,14 @@ def waterfill(qp_path: np.ndarray, capacity: np.ndarray, weight: Optional[np.nda
     L = cap.shape[0]
     flat = qp_path.ravel()
     valid = flat >= 0
-    qid = np.repeat(np.arange(nq, dtype=np.int64), H)[valid]
-    links = flat[valid]
-    order = np.argsort(links, kind="stable")
-    lk_qp = np.ascontiguousarray(qid[order])
+    n_valid = int(valid.sum())
     lk_ptr = np.zeros(L + 1, np.int64)
-    np.cumsum(np.bincount(links, minlength=L), out=lk_ptr[1:])
+    np.cumsum(np.bincount(flat[valid], minlength=L), out=lk_ptr[1:])
+    lk_qp = np.empty(n_valid, np.int64)
+    kernel("_routing").bucket_links(flat, H, lk_ptr[:-1].copy(), lk_qp)
     rate = np.zeros(nq)
     w = np.ones(nq) if weight is None else np.ascontiguousarray(weight, np.float64)
-    heap = L + int(valid.sum()) + 1
+    heap = L + n_valid + 1
     kernel("_routing").waterfill(H, flat, w, cap, lk_ptr, lk_qp, np.zeros(L), np.zeros(L), np.zeros(L, np.int64),
                                  np.zeros(L, np.int64), np.zeros(nq, np.uint8), np.zeros(heap),
                                  np.zeros(heap, np.int64), np.zeros(heap, np.int64), rate)

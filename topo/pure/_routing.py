@@ -295,6 +295,14 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
     return longest
 
 
+def bucket_links(flat, H, cursor, lk_qp):
+    flat = np.asarray(flat)
+    idx = np.flatnonzero(flat >= 0)
+    order = idx[np.argsort(flat[idx], kind="stable")]
+    lk_qp[: order.size] = order // H
+    np.add.at(cursor, flat[idx], 1)
+
+
 def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen, hk, hl, hv, rate):
     L = cap.shape[0]
     nq = rate.shape[0]
