@@ -190,3 +190,14 @@ def test_missing_dask_gives_a_clear_message(monkeypatch):
         with open_executor(scheduler="tcp://127.0.0.1:8786"):
             pass
     assert "--scheduler" in str(ei.value) and "topo[dask]" in str(ei.value)
+
+
+def test_shipped_sweep_example_runs(tmp_path):
+    sw = EXAMPLES / "sweeps" / "small-design-study.yaml"
+    run_sweep(sw, tmp_path / "out", workers=1)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+    assert len(rows) == 72 and all(r["status"] == "ok" for r in rows)
+    assert {r["scenario"] for r in rows} == {"none", "spine", "uplink"}
+    # a 4:1 leaf costs less than 1:1 in the same study
+    cost = {r["oversubscription"]: float(r["network_cost_usd"]) for r in rows}
+    assert cost["4"] < cost["2"] < cost["1"]
