@@ -30,3 +30,17 @@ def test_library_round_trip(tmp_path):
     assert g.stat().st_size > 0
     nxg = f.to_networkx()
     assert nxg.number_of_edges() == f.n_links // 2
+
+
+def test_optimize_save_and_load_plan(tmp_path):
+    c = topo.load(EXAMPLES / "small.yaml")
+    plan = topo.optimize(c, seed=7, workers=1, failures=False)
+    written = topo.save(plan, tmp_path / "out")
+    assert {"plan.json", "report.html", "report.md", "exports/topology.yaml"} <= set(written)
+    back = topo.load_plan(tmp_path / "out" / "plan.json")
+    assert back["placement"]["assignment"] == plan["placement"]["assignment"]
+    # an existing directory is kept without force, replaced with it
+    import pytest
+    with pytest.raises(topo.SpecError):
+        topo.save(plan, tmp_path / "out")
+    assert topo.save(plan, tmp_path / "out", force=True) == written

@@ -36,6 +36,7 @@ _LAZY = {
     "place": ("topo.placement", "place"),
     "budget": ("topo.linkbudget", "budget"),
     "optimize": ("topo.pipeline", "optimize"),
+    "save": ("topo.pipeline", "save"),
     "load_plan": ("topo.plan", "load_plan"),
     "write_report": ("topo.report", "write_report"),
     "export": ("topo.exports", "export"),

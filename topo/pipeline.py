@@ -208,3 +208,10 @@ def write_outputs(files: dict, out_dir, force: bool = False) -> list:
                 out.write_text(name, v)
             written.append(name)
     return written
+
+
+def save(plan: dict, out_dir, force: bool = False) -> list:
+    """Write what `topo optimize` writes for a plan (plan.json, report.html, report.md and
+    its figures, exports/) into ``out_dir``, atomically: all or nothing, an existing directory
+    replaced only with ``force``. Returns the written paths, relative to ``out_dir``."""
+    return write_outputs(render_outputs(plan), out_dir, force=force)
