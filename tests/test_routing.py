@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, cluster_dict, sw
+import topo
 from topo import routing
 from topo.errors import SpecError
 from topo.fabric import build, fabric_from_arrays
@@ -334,3 +335,23 @@ def test_uniform_aggregation_equals_explicit_with_mixed_capacities():
             b = routing.route(f, d, model, failed_links=fail)
             np.testing.assert_allclose(a.link_gbps_load, b.link_gbps_load, rtol=1e-9, atol=1e-9)
             assert a.unreachable_gbps == pytest.approx(b.unreachable_gbps)
+
+
+def test_parallel_links_are_labelled_and_can_fail_one_by_one():
+    from topo.routing import parse_failures
+    c = topo.load(EXAMPLES / "small.yaml")
+    f = topo.build(c)
+    a, b = f.find_node("leaf2"), f.find_node("spine2")
+    fwd = np.sort(np.flatnonzero((f.link_src == a) & (f.link_dst == b)))
+    assert fwd.size > 1
+    labels = [f.link_label(int(l)) for l in fwd]
+    assert labels == [f"leaf2->spine2 [{i}/{fwd.size}]" for i in range(1, fwd.size + 1)]
+    links, nodes = parse_failures(f, [labels[2]])
+    assert sorted(links.tolist()) == sorted([int(fwd[2]), int(fwd[2]) ^ 1]) and nodes.size == 0
+    all_links, _ = parse_failures(f, ["leaf2->spine2"])
+    assert all_links.size == 2 * fwd.size
+    with pytest.raises(SpecError, match=r"give \[i/"):
+        parse_failures(f, [f"leaf2->spine2 [0/{fwd.size}]"])
+    # a single link has no suffix
+    e = f.adj[f.indptr[0]]
+    assert f.parallel_index(int(e)) == (1, 1) and "[" not in f.link_label(int(e))

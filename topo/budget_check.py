@@ -113,7 +113,7 @@ def check(cluster_after, demands, *, survive: str, target_util, claims: dict | N
                 ids = np.flatnonzero((fab.link_tier == t) & ((np.arange(fab.n_links) & 1) == direction))
                 if ids.size:
                     worst = int(ids[np.argmax(load[ids])])
-                    scenarios.append((f"link {fab.link_name(worst)}", dict(failed_links=[worst & ~1])))
+                    scenarios.append((f"link {fab.link_label(worst)}", dict(failed_links=[worst & ~1])))
     elif survive == "switch":
         through = np.bincount(fab.link_dst, weights=load, minlength=fab.n_nodes)
         for tier in (2, 3):

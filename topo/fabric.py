@@ -147,6 +147,19 @@ class Fabric:
     def link_name(self, link: int) -> str:
         return f"{self.node_name(self.link_src[link])}->{self.node_name(self.link_dst[link])}"
 
+    def parallel_index(self, link: int) -> tuple[int, int]:
+        """(position, count) of a link among the parallel links with its source and destination
+        (1-based position, in link-id order); (1, 1) for a single link."""
+        s, d = int(self.link_src[link]), int(self.link_dst[link])
+        out = self.adj[self.indptr[s]:self.indptr[s + 1]]
+        par = np.sort(out[self.link_dst[out] == d])
+        return int(np.searchsorted(par, link)) + 1, int(par.size)
+
+    def link_label(self, link: int) -> str:
+        """The link's name, with ``[i/n]`` when it is one of n parallel links."""
+        i, n = self.parallel_index(link)
+        return self.link_name(link) + (f" [{i}/{n}]" if n > 1 else "")
+
     def node_names(self) -> list[str]:
         return [self.node_name(i) for i in range(self.n_nodes)]
 

@@ -281,7 +281,7 @@ def element_name(ctx_or_fabric, e: Element) -> str:
     if e.kind == "switch":
         return f.node_name(e.id)
     if e.kind == "link":
-        return f.link_name(2 * e.id)
+        return f.link_label(2 * e.id)
     if e.kind == "plane":
         return f"plane{e.id}"
     if e.kind == "nic":

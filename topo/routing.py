@@ -565,13 +565,19 @@ def protocol_efficiency(cluster, protocol: str) -> float:
 def parse_failures(fabric, names: Sequence[str]):
     """Link names ('a->b', 'a--b') and node names into (failed link ids, failed node ids).
 
-    A link name fails every parallel link between the two nodes, both directions.
+    A link name fails every parallel link between the two nodes, both directions;
+    'a->b [i/n]' (as ``topo analyze`` and ``topo failures`` print links) only the i-th of the
+    n parallel links from a to b, both directions.
     """
+    import re
     links, nodes, errs = [], [], []
     for raw in names:
         name = raw.strip()
         if not name:
             continue
+        pick = re.fullmatch(r"(.*?)\s*\[(\d+)/(\d+)\]", name)
+        if pick:
+            name, pick = pick.group(1), (int(pick.group(2)), int(pick.group(3)))
         sep = "->" if "->" in name else ("--" if "--" in name else None)
         try:
             if sep is None:
@@ -584,6 +590,17 @@ def parse_failures(fabric, names: Sequence[str]):
         m = np.flatnonzero(((fabric.link_src == a) & (fabric.link_dst == b)) | ((fabric.link_src == b) & (fabric.link_dst == a)))
         if m.size == 0:
             errs.append(("--fail", f"no link between {name.split(sep)[0].strip()!r} and {name.split(sep)[1].strip()!r}"))
+            continue
+        if pick:
+            fwd = np.sort(np.flatnonzero((fabric.link_src == a) & (fabric.link_dst == b)))
+            i, n = pick
+            if n != fwd.size or not 1 <= i <= n:
+                errs.append(("--fail", f"{raw.strip()!r}: there are {fwd.size} parallel link(s) from "
+                                       f"{name.split(sep)[0].strip()!r} to {name.split(sep)[1].strip()!r}; "
+                                       f"give [i/{fwd.size}] with i from 1 to {fwd.size}"))
+                continue
+            l = int(fwd[i - 1])
+            links.extend([l, l ^ 1])
             continue
         links.extend(m.tolist())
     if errs:
@@ -628,7 +645,7 @@ def _hottest(fabric, load, alive, n=10) -> list[dict]:
     k = min(n, util.shape[0])
     idx = np.argpartition(-util, k - 1)[:k] if k else np.zeros(0, np.int64)
     idx = idx[np.lexsort((idx, -util[idx]))]
-    return [{"link": fabric.link_name(int(l)), "id": int(l), "util": float(util[l]), "load_gbps": float(load[l]),
+    return [{"link": fabric.link_label(int(l)), "id": int(l), "util": float(util[l]), "load_gbps": float(load[l]),
              "gbps": float(fabric.link_gbps[l])} for l in idx if load[l] > 0]
 
 
