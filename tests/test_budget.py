@@ -480,3 +480,11 @@ def test_cli_for_transport_prints_the_search():
     r = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--for-transport"])
     assert r.exit_code == 0, r.output
     assert "transport check (roce-hash)" in r.output and "p95 penalty" in r.output
+
+
+def test_transport_slowdown_ignores_jobs_that_cannot_run_as_given():
+    base = {"a": (1.0, 1.0), "b": (math.inf, 1.0)}
+    d = B.transport_slowdown(base, {"a": (1.0, 1.0), "b": (math.inf, 1.0)})
+    assert d["slowdown"] == pytest.approx(1.0)
+    d = B.transport_slowdown({"a": (1.0, 1.0)}, {"a": (math.inf, 1.0)})
+    assert d["slowdown"] == math.inf  # a job the candidate cannot run fails the check

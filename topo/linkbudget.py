@@ -1060,7 +1060,8 @@ def transport_slowdown(base: dict, cand: dict) -> dict:
     ``slowdown`` is the larger of the two; ``worst_job`` / ``worst_job_slowdown`` name the job
     whose own time grew most (for information).
     """
-    names = [j for j in cand if j in base and base[j][0] > 0]
+    # jobs that cannot run on the fabric as given (infinite time) say nothing about the budget
+    names = [j for j in cand if j in base and 0 < base[j][0] < math.inf]
     if not names:
         return {"slowdown": 1.0, "total": 1.0, "tail": 1.0, "worst_job": None, "worst_job_slowdown": 1.0}
     total = sum(cand[j][0] for j in names) / sum(base[j][0] for j in names)
