@@ -147,7 +147,8 @@ def _instance(seed):
 
 
 @pytest.mark.parametrize("seed", range(24))
-def test_cp_sat_finds_brute_force_optimum(seed):
+def test_cp_sat_finds_brute_force_optimum(seed, monkeypatch):
+    monkeypatch.setattr(place_mod, "SKIP_SOLVER_AT_BOUND", False)  # the solver itself, every time
     c = from_dict(_instance(seed))
     f = build(c)
     r = place(c, f, time_limit=5, seed=0, workers=1)
@@ -163,6 +164,7 @@ def test_cp_sat_finds_brute_force_optimum(seed):
 @pytest.mark.parametrize("seed", [1, 5, 9, 13, 17, 21])
 def test_decomposed_model_is_checked_and_bounded(seed, monkeypatch):
     monkeypatch.setattr(place_mod, "MONOLITHIC_MAX_VARS", 0)
+    monkeypatch.setattr(place_mod, "SKIP_SOLVER_AT_BOUND", False)
     c = from_dict(_instance(seed))
     f = build(c)
     r = place(c, f, time_limit=5, seed=0, workers=1)
@@ -426,6 +428,7 @@ def test_pod_stage_timeout_keeps_start_split(monkeypatch):
     """When the job x pod model finds nothing in time, the start's split is solved inside the pods."""
     monkeypatch.setattr(place_mod, "MONOLITHIC_MAX_VARS", 0)
     monkeypatch.setattr(place_mod, "_pod_model", lambda *a, **k: ("UNKNOWN", {}, None, None, 0))
+    monkeypatch.setattr(place_mod, "SKIP_SOLVER_AT_BOUND", False)
     c = from_dict(_instance(5))
     f = build(c)
     r = place(c, f, time_limit=5, seed=0, workers=1)
@@ -442,3 +445,19 @@ def test_higher_priority_wins_when_not_everything_fits():
         r = place(c, f, time_limit=5, policy=policy)
         assert "small-high" in r.assignment and r.unplaced == {"big-low": "capacity"}
         assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+
+
+def test_start_that_meets_the_bound_skips_the_solver(monkeypatch):
+    # when a checked start's objective equals the lower bound it is optimal: no CP-SAT run,
+    # same answer as the solver's, status OPTIMAL
+    hits = 0
+    for seed in range(1, 12):
+        c = from_dict(_instance(seed))
+        f = build(c)
+        r = place(c, f, time_limit=5, seed=0, workers=1)
+        assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+        if r.solver.get("status") == place_mod.BOUND_MET:
+            hits += 1
+            assert r.status == "OPTIMAL" and r.objective == r.bound == _oracle(c, f)
+            assert not r.solver["stages"] and "without a solver run" in r.note
+    assert hits, "no instance exercised the shortcut"

@@ -1085,8 +1085,15 @@ def _first_fit(pb: _Problem) -> dict:
     return placed
 
 
+BOUND_MET = "BOUND_MET"   # _optimize's status when the start already meets the lower bound
+SKIP_SOLVER_AT_BOUND = True  # tests turn this off to exercise the solver on every instance
+
+
 def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, workers: int,
-              all_placeable: bool = False):
+              all_placeable: bool = False, start_objective: Optional[int] = None):
+    """Solve (monolithic or decomposed). Returns (placed, state, info, bound, status name);
+    placed is None when no solver ran because ``start_objective`` (a checked start's
+    objective) already equals the lower bound, status BOUND_MET."""
     t0 = time.perf_counter()
     st = _State(pb)
     placed = _place_fixed(pb, st)
@@ -1098,6 +1105,9 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
     info: dict = {"stages": [], "simple_bound": simple}
     if parts:
         info["simple_bound_parts"] = {"traffic": parts["traffic"], "racks": parts["racks"], "fixed_jobs": fixed_cost}
+    if SKIP_SOLVER_AT_BOUND and start_objective is not None and start_objective <= simple:
+        info["mode"] = "none: the start meets the lower bound"
+        return None, st, info, simple, BOUND_MET
     # hint: the start's units per cell
     hint_cells = {j: {c: k // pb.jobs[j].chunk for c, k in _counts(pb.s_cell[s]).items()}
                   for j, s in greedy_placed.items()}
@@ -1345,7 +1355,8 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         t_left = max(float(time_limit) - (time.perf_counter() - t0), 0.1 * float(time_limit))
         # a checked start that places every job proves the optimum places every job
         all_placeable = any(v[2] and not v[1]["unplaced"] for v in starts.values())
-        o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers, all_placeable)
+        o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers, all_placeable,
+                                                    start_objective=h_res["objective"] if h_ok else None)
         solver_info.update(info)
         solver_info["status"] = sname
         # candidates, each checked: the solver's placement, the solver's start, the baseline
@@ -1357,6 +1368,8 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
                 note = f"the solver's placement failed its check ({viol[0]}); "
             else:
                 cands.append((o_res["objective"], _tier_cost(o_res), 0, "optimized", o_res))
+        elif sname == BOUND_MET:
+            note = f"the {best_start}-order start meets the lower bound, so it is optimal without a solver run; "
         else:
             note = f"the solver found no placement ({sname}); "
         if h_ok and best_start != "priority":  # the priority-order start is the baseline itself
@@ -1368,15 +1381,19 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         cands.sort(key=lambda c: c[:3])
         source, res = cands[0][3], cands[0][4]
         tied = o_placed is not None and any(c[3] == "optimized" and c[0] == cands[0][0] for c in cands)
-        if source == "start":
+        if source == "start" and sname == BOUND_MET:
+            note += "returned the start"
+        elif source == "start":
             note += (f"the solver's start ({best_start} order) " +
                      ("ties the solver's placement and sends less traffic up the tree" if tied
                       else "was not improved on") + "; returned the start")
+        elif source == "baseline" and sname == BOUND_MET:
+            note += "returned the baseline"
         elif source == "baseline":
             note += ("the greedy baseline ties the solver's placement and sends less traffic up the tree"
                      if tied else "nothing better passed the check") + "; returned the baseline"
         obj = res["objective"]
-        if o_placed is None:
+        if o_placed is None and sname != BOUND_MET:
             status = "UNKNOWN"
         elif bound is not None and obj == bound:
             status = "OPTIMAL"
