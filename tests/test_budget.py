@@ -488,3 +488,42 @@ def test_transport_slowdown_ignores_jobs_that_cannot_run_as_given():
     assert d["slowdown"] == pytest.approx(1.0)
     d = B.transport_slowdown({"a": (1.0, 1.0)}, {"a": (math.inf, 1.0)})
     assert d["slowdown"] == math.inf  # a job the candidate cannot run fails the check
+
+
+# --- network racks --------------------------------------------------------------------------
+def _small_with_network_limit(kw):
+    import yaml
+    d = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
+    d["floor"]["network_rack_power_limit_kw"] = kw
+    return from_dict(d, base_dir=str(EXAMPLES))
+
+
+def test_network_rack_limit_prunes_switches_that_do_not_fit():
+    # the catalog's deep-buffer chassis draws 16 kW: with 12 kW network racks it is never chosen,
+    # and every switch of the answer fits a network rack
+    c = _small_with_network_limit(12)
+    r = B.budget(c, switch_choice="catalog", survive="none", objective="power").to_dict()
+    assert r["check"]["ok"]
+    for row in r["bill_of_materials"]["switches"]:
+        assert row["watts_each"] <= 12e3 and row["model"] != "deep-buffer-576x400"
+
+
+def test_switch_over_the_network_rack_limit_is_refused(tmp_path):
+    c = _small_with_network_limit(1.0)   # the file's 1.1 kW switches cannot be housed
+    with pytest.raises(SpecError) as e:
+        B.budget(c, survive="none")
+    (path, msg), = e.value.errors
+    assert path == "floor.network_rack_power_limit_kw" and "th4-64x400" in msg
+    # the checker says the same, independently, of a fabric written by hand
+    from topo import budget_check
+    f = build(c)
+    chk = budget_check.check(c, B._demands(c, f, None), survive="none", target_util=1.0)
+    assert not chk["ok"] and any("network rack" in p for p in chk["problems"])
+    import yaml
+    from topo.cli import main
+    d = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
+    d["floor"]["network_rack_power_limit_kw"] = 1.0
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    r = CliRunner().invoke(main, ["budget", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "b.json")])
+    assert r.exit_code == 2 and "floor.network_rack_power_limit_kw" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "b.json").exists()

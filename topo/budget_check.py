@@ -11,7 +11,8 @@ builds its fabric with :func:`topo.fabric.build`, routes the traffic through
   flow is cut off (except for plane failures, none can be) and every surviving
   switch link is at or under 100%;
 * no switch uses more ports than its radix (endpoint ports counted per breakout);
-* no hard rack power limit is exceeded;
+* no hard rack power limit is exceeded, and no switch that sits in a network rack draws
+  more than a network rack may (floor.network_rack_power_limit_kw);
 * the switch counts and the cost and power the model claimed equal those of the
   rebuilt fabric's own bill of materials.
 
@@ -92,6 +93,7 @@ def check(cluster_after, demands, *, survive: str, target_util, claims: dict | N
         problems.append(f"{hard_over.size} rack(s) over a hard power limit, e.g. {fab.rack_name(i)} at "
                         f"{rp['kw'][i]:.1f} kW > {rp['limit_kw'][i]:.1f} kW")
     bom = bill_of_materials(fab, cluster_after)
+    problems += _network_racks_ok(bom, cluster_after)
     counts = [s["count"] for s in bom["switches"]]
     if claims is not None:
         if list(claims.get("switch_counts", counts)) != counts:
@@ -145,3 +147,18 @@ def check(cluster_after, demands, *, survive: str, target_util, claims: dict | N
             "switch_counts": counts, "capex_usd": bom["totals"]["network_cost_usd"],
             "network_kw": bom["totals"]["network_kw"], "routing_model": "fluid",
             "seconds": time.perf_counter() - t0}
+
+
+def _network_racks_ok(bom, cluster) -> list[str]:
+    """Every switch housed in a network rack (all but top-of-rack leaves) within the rack limit."""
+    limit_kw = cluster.file.floor.network_rack_power_limit_kw
+    tor = cluster.file.floor.leaf_placement == "tor"
+    out = []
+    for row in bom["switches"]:
+        if tor and row["tier"] == "leaf" or not row["count"]:
+            continue
+        kw_each = row["watts_each"] / 1e3
+        if kw_each > limit_kw * (1 + 1e-9):
+            out.append(f"{row['tier']} switch {row['model']} draws {kw_each:g} kW, more than a network rack's "
+                       f"{limit_kw:g} kW")
+    return out

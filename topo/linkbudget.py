@@ -751,6 +751,30 @@ def _tier_specs(cluster, fabric):
     return names, specs, {}
 
 
+def _network_rack_fit(cluster, choices, names, specs):
+    """Model choices whose switches each fit a network rack's power limit (switches in network
+    racks: spines and super-spines, and leaves unless they sit top of rack, where their power
+    counts in the compute rack instead). Network racks are otherwise filled by power, as many as
+    the switches need, so a switch that alone draws more than the limit is what no budget can
+    house. Returns (kept choices, 'tier switch (kW)' of the first one refused)."""
+    limit_w = cluster.file.floor.network_rack_power_limit_kw * 1e3
+    first_tier = 1 if cluster.file.floor.leaf_placement == "tor" else 0
+    tier_names = ("leaf", "spine", "super-spine")
+    kept, refused = [], None
+    for ch in choices:
+        bad = None
+        for t, n in enumerate(ch):
+            sp = cluster.switches[n] if n in cluster.switches else specs[t]
+            if t >= first_tier and sp.power_w > limit_w:
+                bad = f"{tier_names[min(t, 2)]} switch {n} ({sp.power_w / 1e3:g} kW)"
+                break
+        if bad is None:
+            kept.append(ch)
+        elif refused is None:
+            refused = bad
+    return kept, refused
+
+
 def _cluster_after(cluster, models, specs, extra_switches, dec, three):
     from .spec import from_dict
     d = cluster.file.model_dump(mode="json")
@@ -871,6 +895,12 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
                    if cluster.switches[ch[0]].port_gbps >= data.nic_port]
     else:
         choices = [tuple(names)]
+    choices, too_hot = _network_rack_fit(cluster, choices, names, specs)
+    if not choices:
+        limit = cluster.file.floor.network_rack_power_limit_kw
+        raise SpecError([("floor.network_rack_power_limit_kw",
+                          f"{too_hot} draws more than a network rack may ({limit:g} kW), so no budget can house it; "
+                          f"raise the limit or choose another switch")])
     deadline = time.monotonic() + time_limit
     tables = []
     t_tab = time.perf_counter()
