@@ -701,3 +701,36 @@ def test_plan_file_keeps_the_server_order(optimized, tmp_path):
         eps = np.asarray(plan["placement"]["assignment"][rec["jobname"]])
         assert f.ep_is_accel[eps].all()
         assert sorted(slurm_expand(rec["nodes"])) == sorted({f.server_name(s) for s in f.ep_server[eps]})
+
+
+@pytest.fixture(scope="module")
+def full_plan():
+    """A whole plan as `topo optimize` writes it (small example, no failure stage)."""
+    plan = topo.optimize(topo.load(EXAMPLES / "small.yaml"), seed=7, workers=1, failures=False)
+    from topo.plan import dumps
+    return json.loads(dumps(plan))
+
+
+@pytest.mark.parametrize("path,value", [
+    (("versions",), 3),
+    (("metrics_after", "link_util", 0), "abc"),
+    (("metrics_after", "pod_matrix_gbps", 0), [1.0]),
+    (("metrics_placed", "jobs", 0, "time_s"), "slow"),
+    (("placement", "racks", 0), "rack000"),
+    (("placement", "assignment"), [1, 2]),
+])
+def test_hand_edited_plan_is_refused_naming_the_field(tmp_path, full_plan, path, value):
+    plan_path = tmp_path / "plan.json"
+    plan = copy.deepcopy(full_plan)
+    cur = plan
+    for k in path[:-1]:
+        cur = cur[k]
+    cur[path[-1]] = value
+    plan_path.write_text(json.dumps(plan))
+    want = ".".join(str(k) for k in path[:2] if not isinstance(k, int))
+    for cmd in (["report", str(plan_path), "-o", str(tmp_path / "r")],
+                ["export", str(plan_path), "--format", "all", "-o", str(tmp_path / "x")]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2, (cmd, r.output)
+        assert want in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "r").exists() and not (tmp_path / "x").exists()

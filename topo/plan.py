@@ -83,7 +83,75 @@ def load_plan(path) -> dict:
         raise SpecError([(k, "missing: not a topo plan") for k in missing], str(p))
     if data["plan_version"] != PLAN_VERSION:
         raise SpecError([("plan_version", f"this topo reads plan version {PLAN_VERSION}, found {data['plan_version']!r}")], str(p))
+    errs = plan_shape_errors(data)
+    if errs:
+        raise SpecError(errs, str(p))
     return data
+
+
+_DICT_KEYS = ("cluster_file", "placement")
+_OPT_DICT_KEYS = ("cluster_file_after", "budget", "failures", "describe_before", "describe_after", "solver",
+                  "timings_s", "versions", "metrics_before", "metrics_placed", "metrics_after")
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
+    """(JSON path, message) for every part of a plan that reports and exports read and that
+    does not have the shape `topo optimize` writes (a hand-edited or truncated plan)."""
+    errs: list[tuple[str, str]] = []
+
+    def kind(x):
+        return "null" if x is None else type(x).__name__
+
+    for k in _DICT_KEYS:
+        if not isinstance(data.get(k), dict):
+            errs.append((k, f"expected an object, found {kind(data.get(k))}"))
+    for k in _OPT_DICT_KEYS:
+        if k in data and data[k] is not None and not isinstance(data[k], dict):
+            errs.append((k, f"expected an object or null, found {kind(data[k])}"))
+    pl = data.get("placement") if isinstance(data.get("placement"), dict) else {}
+    a = pl.get("assignment", {})
+    if not isinstance(a, dict):
+        errs.append(("placement.assignment", f"expected an object of job name -> endpoint ids, found {kind(a)}"))
+    else:
+        for job, eps in a.items():
+            if not isinstance(eps, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in eps):
+                errs.append((f"placement.assignment.{job}", "expected a list of endpoint ids (integers)"))
+    for key, want in (("unplaced", dict), ("racks", list), ("jobs", (dict, list)), ("totals", dict), ("baseline", dict)):
+        if key in pl and pl[key] is not None and not isinstance(pl[key], want):
+            errs.append((f"placement.{key}", f"unexpected {kind(pl[key])}"))
+    for i, r in enumerate(pl.get("racks") or [] if isinstance(pl.get("racks"), list) else []):
+        if not isinstance(r, dict) or not all(_num(r.get(f)) or r.get(f) is None for f in ("kw", "limit_kw")):
+            errs.append((f"placement.racks[{i}]", "expected an object with numeric kw and limit_kw"))
+            break
+    for m in ("metrics_before", "metrics_placed", "metrics_after"):
+        md = data.get(m)
+        if not isinstance(md, dict):
+            continue
+        for key in ("tiers", "jobs", "hottest"):
+            v = md.get(key)
+            if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
+                errs.append((f"{m}.{key}", "expected a list of objects"))
+        for i, t in enumerate(md.get("jobs") or [] if isinstance(md.get("jobs"), list) else []):
+            if isinstance(t, dict) and any(t.get(f) is not None and not _num(t.get(f)) for f in ("time_s", "ideal_s", "busbw_gbps")):
+                errs.append((f"{m}.jobs[{i}]", "time_s, ideal_s and busbw_gbps must be numbers"))
+        for i, t in enumerate(md.get("tiers") or [] if isinstance(md.get("tiers"), list) else []):
+            if isinstance(t, dict) and any(k.startswith("util") and v is not None and not _num(v) for k, v in t.items()):
+                errs.append((f"{m}.tiers[{i}]", "utilisation figures must be numbers"))
+        lu = md.get("link_util")
+        if lu is not None and (not isinstance(lu, list) or not all(_num(x) or x is None for x in lu)):
+            errs.append((f"{m}.link_util", "expected a list of numbers, one per directed link"))
+        pm = md.get("pod_matrix_gbps")
+        if pm is not None and (not isinstance(pm, list) or not all(isinstance(r, list) and len(r) == len(pm)
+                                                                    and all(_num(x) for x in r) for r in pm)):
+            errs.append((f"{m}.pod_matrix_gbps", "expected a square matrix of numbers"))
+        for key in ("roce_vs_uec", "scaleup"):
+            if md.get(key) is not None and not isinstance(md.get(key), dict):
+                errs.append((f"{m}.{key}", f"expected an object, found {kind(md.get(key))}"))
+    return errs
 
 
 def plan_cluster(plan: dict, after: bool = True, base_dir: str = "."):
