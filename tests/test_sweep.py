@@ -109,6 +109,8 @@ def test_unanswered_scheduler_fails_fast_with_a_clear_message(tmp_path):
     ({"failures": []}, "failures"),
     ({"grid": None, "variants": [{"id": "x", "bogus": 1}]}, "variants[0].bogus"),
     ({"grid": {"switch": ["no-such-switch"]}}, "fabric.tiers[0].switch"),
+    ({"name": 7}, "name"),
+    ({"version": True}, "version"),
 ])
 def test_bad_sweep_files_name_the_path(tmp_path, over, where):
     sw = write_sweep(tmp_path / "s.yaml", **over)

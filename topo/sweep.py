@@ -161,8 +161,12 @@ def load_sweep(path) -> dict:
     for key in data:
         if key not in TOP_KEYS:
             errs.append((key, f"unknown key {key!r}; expected one of {list(TOP_KEYS)}"))
-    if data.get("version", 1) != SWEEP_VERSION:
-        errs.append(("version", f"unsupported sweep version {data.get('version')!r}; expected {SWEEP_VERSION}"))
+    ver = data.get("version", SWEEP_VERSION)
+    if isinstance(ver, bool) or ver != SWEEP_VERSION:
+        errs.append(("version", f"unsupported sweep version {ver!r}; expected {SWEEP_VERSION}"))
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            errs.append((key, f"expected a string, found {data[key]!r}"))
     if "base" not in data or not isinstance(data.get("base"), str):
         errs.append(("base", "missing: the cluster file every variant starts from"))
     seed = data.get("seed")
