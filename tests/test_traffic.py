@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import cluster_dict
+from conftest import EXAMPLES, cluster_dict
 from topo import traffic as T
 from topo.errors import SpecError
 from topo.fabric import build
@@ -126,3 +126,13 @@ def test_matrix_errors_name_file_and_line(tmp_path):
     m.write_text("src,dst,bytes\nn0000-g0,n0001-g1,2GB\n")
     d = T.matrix(f, m)
     assert d.n == 1 and d.bytes[0] == 2e9
+
+
+def test_traffic_file_of_zero_bytes_runs(tmp_path):
+    from click.testing import CliRunner
+    from topo.cli import main
+    p = tmp_path / "t.csv"
+    p.write_text("src,dst,bytes\nn0001-g3,n0000-g0,0\n")
+    for model in ("fluid", "roce-hash", "optimal"):
+        r = CliRunner().invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(p), "--routing", model])
+        assert r.exit_code == 0, (model, r.output)

@@ -277,7 +277,7 @@ def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float) -> float:
         ok = busy > 0
         with np.errstate(divide="ignore"):
             per = np.where(inj[ok] > 0, busy[ok] / np.where(inj[ok] > 0, inj[ok], 1.0), np.inf)
-        t = max(t, float(per.max()))
+        t = max(t, float(per.max(initial=0.0)))
     if same.any():
         sent = np.bincount(src[same], weights=nbytes[same], minlength=n)
         recv = np.bincount(dst[same], weights=nbytes[same], minlength=n)
@@ -285,7 +285,7 @@ def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float) -> float:
         ok = busy > 0
         dg = fabric.domain_gbps[dom[np.flatnonzero(ok)]] * 1e9 / 8.0
         per = np.where(dg > 0, busy[ok] / np.where(dg > 0, dg, 1.0), np.inf)
-        t = max(t, float(per.max()))
+        t = max(t, float(per.max(initial=0.0)))
     return t
 
 
