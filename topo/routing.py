@@ -706,7 +706,7 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff):
         qb = d.bytes[r.qp_flow] / qps if r.qp_flow is not None else np.zeros(0)
         rate = waterfill(r.qp_path, cap, qb) if qb.size else np.zeros(0)
         if rate.size:
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
                 t = np.where(rate > 0, qb * 8 / (rate * eff * 1e9), np.where(qb > 0, np.inf, 0.0))
             jq = d.job[r.qp_flow]
             ok = jq >= 0
