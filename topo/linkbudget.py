@@ -107,8 +107,6 @@ class BudgetResult:
         return to_jsonable(asdict(self))
 
 
-
-
 # --- inputs --------------------------------------------------------------------------------
 def _options(cluster, objective, survive, target_util, time_limit, seed, workers, switch_choice,
              max_oversubscription):
