@@ -191,5 +191,8 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
         emit_json(d)
     else:
         click.echo(render(d))
+        if not for_transport and c.file.transport.protocol == "roce":
+            click.echo("note: sized for ideal ECMP; RoCEv2 hashing loads some links past that. --for-transport "
+                       "checks the jobs under roce-hash and lowers the target until they are not slowed.")
         if output is not None:
             click.echo(f"wrote {output}")
