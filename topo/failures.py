@@ -547,7 +547,12 @@ _WORKER_CTX: Optional[_Ctx] = None
 
 
 def _eval_chunk(work):
-    return [_evaluate(_WORKER_CTX, kind, i) for kind, i in work]
+    """Rows of a chunk, and the routing counters it added (the parent adds them to its own)."""
+    tr = _WORKER_CTX.traffic
+    before = (tr.routes, tr.skipped) if tr is not None else (0, 0)
+    rows = [_evaluate(_WORKER_CTX, kind, i) for kind, i in work]
+    after = (tr.routes, tr.skipped) if tr is not None else (0, 0)
+    return rows, (after[0] - before[0], after[1] - before[1])
 
 
 def _evaluate_parallel(ctx: _Ctx, work: list, workers: int) -> list:
@@ -568,9 +573,12 @@ def _evaluate_parallel(ctx: _Ctx, work: list, workers: int) -> list:
     finally:
         _WORKER_CTX = None
     out = [None] * len(work)
-    for c, part in enumerate(parts):
+    for c, (part, (routes, skipped)) in enumerate(parts):
         for j, row in enumerate(part):
             out[c + j * n] = row
+        if ctx.traffic is not None:  # the same counts as a serial run
+            ctx.traffic.routes += routes
+            ctx.traffic.skipped += skipped
     return out
 
 

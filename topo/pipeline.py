@@ -59,8 +59,9 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     """Run the pipeline and return the plan (a JSON-able dict, see topo.plan).
 
     ``time_limit`` bounds each solver (placement, budget) separately; ``seed``
-    and ``workers`` go to both. With one worker and a fixed seed the result is
-    repeatable on one machine and OR-Tools version.
+    and ``workers`` go to both, and ``workers`` also to the failure sweep (forked
+    processes; its results do not depend on them). With one worker and a fixed
+    seed the result is repeatable on one machine and OR-Tools version.
     """
     from .linkbudget import budget_for_transport as size_budget
     from .describe import describe
@@ -111,8 +112,9 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         if failures:
             from .failures import analyze_failures
             with pr.stage("failure headroom"), timed("failures"):
+                # worker processes for the failure sweep too (its results do not depend on them)
                 fail = analyze_failures(cluster_after, fabric_after, placement=placement.assignment,
-                                        single=True, seed=seed)
+                                        single=True, seed=seed, workers=workers)
 
     return new_plan(
         seed=seed, workers=workers, time_limit_s=time_limit,
