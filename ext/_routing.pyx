@@ -466,7 +466,7 @@ def route_hash(uint64_t seed, int qps, int H,
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
     cdef bint two = f_mass2.shape[0] > 0
-    cdef uint64_t key, kf
+    cdef uint64_t key, kf, ks = _mix(seed)
     cdef real_t mq, mq2 = 0.0
     with nogil:
         for g in range(ng):
@@ -502,7 +502,7 @@ def route_hash(uint64_t seed, int qps, int H,
                 mq = f_mass[f] / qps
                 if two:
                     mq2 = f_mass2[f] / qps
-                kf = _mix(_mix(seed) ^ <uint64_t>f_id[f])
+                kf = _mix(ks ^ <uint64_t>f_id[f])
                 # the only uplink, and the only link down to td, need no hashing
                 u1 = ep_up1[e]
                 if u1 < 0 and c1 == 1:
