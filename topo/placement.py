@@ -935,8 +935,8 @@ def _best_single(pb: _Problem, st: _State, j: _Job) -> Optional[np.ndarray]:
 
 
 def _improve(pb: _Problem, st: _State, placed: dict, deadline: float) -> int:
-    """Ruin and recreate: take each multi-leaf job out and put it back in the cheapest
-    place the others leave (kept only when its cost drops). Returns the saving."""
+    """Ruin and recreate: take each job that spans leaves or racks out and put it back in the
+    cheapest place the others leave (kept only when its cost drops). Returns the saving."""
     saved = 0
     order = sorted((ji for ji in placed if pb.jobs[ji].fixed is None),
                    key=lambda ji: (-pb.jobs[ji].weight * pb.jobs[ji].units, ji))
@@ -950,10 +950,9 @@ def _improve(pb: _Problem, st: _State, placed: dict, deadline: float) -> int:
         before = pb.cost_of(j, old)
         st.release(old)
         best, best_cost = None, before
-        # candidates: the cheapest pods/leaves, and the best-fitting single cell (one rack)
-        for make in ((lambda: _best_single(pb, st, j)) if multi_leaf else None, lambda: _single_cell(pb, st, j)):
-            if make is None:
-                continue
+        # candidates: the cheapest pods/leaves (for single-leaf jobs too: another leaf may hold
+        # the job in fewer racks), and the best-fitting single cell (one rack)
+        for make in (lambda: _best_single(pb, st, j), lambda: _single_cell(pb, st, j)):
             new = make()
             if new is None:
                 continue
