@@ -718,6 +718,9 @@ def full_plan():
     (("metrics_placed", "jobs", 0, "time_s"), "slow"),
     (("placement", "racks", 0), "rack000"),
     (("placement", "assignment"), [1, 2]),
+    (("describe_before", "tiers", 0, "model"), 5),
+    (("budget", "bill_of_materials", "switches", 0, "count"), "four"),
+    (("budget", "cost"), [1]),
 ])
 def test_hand_edited_plan_is_refused_naming_the_field(tmp_path, full_plan, path, value):
     plan_path = tmp_path / "plan.json"
@@ -727,10 +730,23 @@ def test_hand_edited_plan_is_refused_naming_the_field(tmp_path, full_plan, path,
         cur = cur[k]
     cur[path[-1]] = value
     plan_path.write_text(json.dumps(plan))
-    want = ".".join(str(k) for k in path[:2] if not isinstance(k, int))
+    want = path[0] + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path[1:])
+    if isinstance(path[-1], int):  # a bad element of a list: the list is named
+        want = want.rsplit("[", 1)[0]
     for cmd in (["report", str(plan_path), "-o", str(tmp_path / "r")],
                 ["export", str(plan_path), "--format", "all", "-o", str(tmp_path / "x")]):
         r = CliRunner().invoke(main, cmd)
         assert r.exit_code == 2, (cmd, r.output)
         assert want in r.output and "Traceback" not in r.output
         assert not (tmp_path / "r").exists() and not (tmp_path / "x").exists()
+
+
+def test_render_failure_past_the_shape_check_is_bad_input(tmp_path, full_plan, monkeypatch):
+    # a field deeper than the shape check reaches: exit 2 naming the plan, nothing written
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(full_plan))
+    from topo import report
+    monkeypatch.setattr(report, "render_html", lambda *a, **k: (_ for _ in ()).throw(TypeError("a bad field")))
+    r = CliRunner().invoke(main, ["report", str(plan_path), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "(plan)" in r.output and "a bad field" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "r").exists()

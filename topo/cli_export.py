@@ -5,12 +5,26 @@ Thin: read the plan, rebuild its fabric, call :mod:`topo.exports` or
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
 
 from .cli import emit_json, handle_errors, main
 from .errors import SpecError
+
+
+@contextlib.contextmanager
+def _rendering(path):
+    """Past the plan's shape check (topo.plan.plan_shape_errors), a field deeper in a
+    hand-edited plan can still be of a kind the renderers cannot use: say so as bad input
+    (exit 2, nothing written: every writer stages its files) rather than with a traceback."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError) as e:
+        raise SpecError([("(plan)", f"cannot render from this plan ({type(e).__name__}: {e}); a field has a kind "
+                                    f"topo optimize does not write. Re-create the plan with topo optimize; a plan it "
+                                    f"wrote, unchanged, that fails here is a bug in topo")], str(path))
 
 
 def load_plan_and_fabric(path, after: bool = True):
@@ -99,7 +113,8 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nod
         opts["astra_latency_ns"] = _floats("--astra-latency-ns", astra_latency_ns)
     p, cluster, fabric = load_plan_and_fabric(plan)
     out_dir = Path(out) if out else Path(plan).parent / "exports"
-    written = ex.export(fmt, fabric, p, out_dir, cluster=cluster, force=force, **opts)
+    with _rendering(plan):
+        written = ex.export(fmt, fabric, p, out_dir, cluster=cluster, force=force, **opts)
     if as_json:
         emit_json({"format": fmt, "directory": str(out_dir), "files": [str(w) for w in written]})
     else:
@@ -119,5 +134,7 @@ def report_cmd(plan, out, force):
     from .report import write_report
     p = load_plan(plan)
     out_dir = Path(out) if out else Path(plan).parent
-    for w in write_report(p, out_dir, force=force):
+    with _rendering(plan):
+        written = write_report(p, out_dir, force=force)
+    for w in written:
         click.echo(str(w))

@@ -94,8 +94,41 @@ _OPT_DICT_KEYS = ("cluster_file_after", "budget", "failures", "describe_before",
                   "timings_s", "versions", "metrics_before", "metrics_placed", "metrics_after")
 
 
+_DESCRIBE_FIELDS = {"tiers": "records", "bill_of_materials": dict, "links": dict, "rack_power": dict,
+                    "scaleup_domains": dict, "accelerators": "number", "nodes": "number", "racks": "number",
+                    "bisection_gbps": "number", "network_cost_usd": "number", "network_kw": "number",
+                    "planes": "number", "pods": "number", "name": str, "family": str}
+_SECTION_FIELDS = {
+    "describe_before": _DESCRIBE_FIELDS, "describe_after": _DESCRIBE_FIELDS,
+    "budget": {"tiers": "records", "bill_of_materials": dict, "cost": dict, "utilization": dict, "headroom": dict,
+               "network_power": dict, "solver": dict, "alternatives": dict, "check": dict,
+               "transport_check": dict, "target_utilization": "number", "objective": str, "survive": str},
+    "failures": {"single": "records", "k": dict, "expected_loss": dict, "traffic": dict},
+    "placement": {"jobs": (dict, list), "racks": "records", "totals": dict, "baseline": dict, "solver": dict,
+                  "stranded": dict, "unplaced": dict, "note": str, "status": str},
+    "solver": {"budget": dict, "placement": dict},
+}
+
+
+_TEXT_FIELDS = {"tier", "model", "model_as_given", "part", "reach", "kind", "name"}
+_NUMBER_SUFFIXES = ("_usd", "_kw", "kw", "_gbps", "gbps", "count", "switches", "switches_as_given", "uplinks",
+                    "oversubscription", "oversubscription_as_given", "units", "links", "radix", "breakout",
+                    "bundle", "_ports", "_each", "_per_switch", "endpoints_down", "endpoints_isolated")
+
+
 def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _numeric_list(x) -> bool:
+    """A flat list of numbers (nulls allowed), checked in numpy (link lists are long)."""
+    if not isinstance(x, list):
+        return False
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim == 1
 
 
 def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
@@ -118,15 +151,59 @@ def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
         errs.append(("placement.assignment", f"expected an object of job name -> endpoint ids, found {kind(a)}"))
     else:
         for job, eps in a.items():
-            if not isinstance(eps, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in eps):
+            try:
+                arr = np.asarray(eps) if isinstance(eps, list) else None
+            except (TypeError, ValueError):  # ragged lists
+                arr = None
+            if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
                 errs.append((f"placement.assignment.{job}", "expected a list of endpoint ids (integers)"))
-    for key, want in (("unplaced", dict), ("racks", list), ("jobs", (dict, list)), ("totals", dict), ("baseline", dict)):
-        if key in pl and pl[key] is not None and not isinstance(pl[key], want):
-            errs.append((f"placement.{key}", f"unexpected {kind(pl[key])}"))
     for i, r in enumerate(pl.get("racks") or [] if isinstance(pl.get("racks"), list) else []):
         if not isinstance(r, dict) or not all(_num(r.get(f)) or r.get(f) is None for f in ("kw", "limit_kw")):
             errs.append((f"placement.racks[{i}]", "expected an object with numeric kw and limit_kw"))
             break
+    # the sections' own fields, by the kind topo writes them (a missing field is allowed: the
+    # report says "not computed"; a field of another kind is an error)
+    for sec, fields in _SECTION_FIELDS.items():
+        sd = data.get(sec)
+        if not isinstance(sd, dict):
+            continue
+        for key, want in fields.items():
+            v = sd.get(key)
+            if v is None:
+                continue
+            ok = (_num(v) if want == "number" else
+                  isinstance(v, list) and all(isinstance(x, dict) for x in v) if want == "records" else
+                  isinstance(v, want))
+            if not ok:
+                what = ({"number": "a number", "records": "a list of objects"}[want] if isinstance(want, str) else
+                        " or ".join({"dict": "an object", "list": "a list", "str": "a string"}[w.__name__]
+                                    for w in (want if isinstance(want, tuple) else (want,))))
+                errs.append((f"{sec}.{key}", f"expected {what}, found {kind(v)}"))
+    # records (tiers, bill-of-materials rows, failure rows): names are strings, figures numbers
+    lists = [(f"{d}.tiers", (data.get(d) or {}).get("tiers") if isinstance(data.get(d), dict) else None)
+             for d in ("describe_before", "describe_after", "budget")]
+    for dkey in ("describe_before", "describe_after", "budget"):
+        bom = data.get(dkey).get("bill_of_materials") if isinstance(data.get(dkey), dict) else None
+        if isinstance(bom, dict):
+            for key in ("switches", "optics"):
+                v = bom.get(key)
+                if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
+                    errs.append((f"{dkey}.bill_of_materials.{key}", "expected a list of objects"))
+                else:
+                    lists.append((f"{dkey}.bill_of_materials.{key}", v))
+    if isinstance(data.get("failures"), dict):
+        lists.append(("failures.single", data["failures"].get("single")))
+    for where, rows in lists:
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            if not isinstance(row, dict):
+                continue
+            for key, v in row.items():
+                if v is None:
+                    continue
+                if key in _TEXT_FIELDS and not isinstance(v, str):
+                    errs.append((f"{where}[{i}].{key}", f"expected a string, found {kind(v)}"))
+                elif key.endswith(_NUMBER_SUFFIXES) and not _num(v):
+                    errs.append((f"{where}[{i}].{key}", f"expected a number, found {kind(v)}"))
     for m in ("metrics_before", "metrics_placed", "metrics_after"):
         md = data.get(m)
         if not isinstance(md, dict):
@@ -136,13 +213,14 @@ def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
             if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
                 errs.append((f"{m}.{key}", "expected a list of objects"))
         for i, t in enumerate(md.get("jobs") or [] if isinstance(md.get("jobs"), list) else []):
-            if isinstance(t, dict) and any(t.get(f) is not None and not _num(t.get(f)) for f in ("time_s", "ideal_s", "busbw_gbps")):
-                errs.append((f"{m}.jobs[{i}]", "time_s, ideal_s and busbw_gbps must be numbers"))
+            for fld in ("time_s", "ideal_s", "busbw_gbps", "slowdown"):
+                if isinstance(t, dict) and t.get(fld) is not None and not _num(t.get(fld)):
+                    errs.append((f"{m}.jobs[{i}].{fld}", f"expected a number, found {kind(t.get(fld))}"))
         for i, t in enumerate(md.get("tiers") or [] if isinstance(md.get("tiers"), list) else []):
             if isinstance(t, dict) and any(k.startswith("util") and v is not None and not _num(v) for k, v in t.items()):
                 errs.append((f"{m}.tiers[{i}]", "utilisation figures must be numbers"))
         lu = md.get("link_util")
-        if lu is not None and (not isinstance(lu, list) or not all(_num(x) or x is None for x in lu)):
+        if lu is not None and not _numeric_list(lu):
             errs.append((f"{m}.link_util", "expected a list of numbers, one per directed link"))
         pm = md.get("pod_matrix_gbps")
         if pm is not None and (not isinstance(pm, list) or not all(isinstance(r, list) and len(r) == len(pm)
