@@ -133,6 +133,11 @@ def test_traffic_file_of_zero_bytes_runs(tmp_path):
     from topo.cli import main
     p = tmp_path / "t.csv"
     p.write_text("src,dst,bytes\nn0001-g3,n0000-g0,0\n")
+    import json
     for model in ("fluid", "roce-hash", "optimal"):
-        r = CliRunner().invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(p), "--routing", model])
+        r = CliRunner().invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(p), "--routing", model,
+                                      "--json"])
         assert r.exit_code == 0, (model, r.output)
+        d = json.loads(r.output)
+        assert d["flows"] == 1 and d["offered_gbps"] == 0 and d["unreachable_gbps"] == 0
+        assert all(t["util_max"] == 0 for t in d["tiers"]), model

@@ -147,12 +147,15 @@ class Fabric:
     def link_name(self, link: int) -> str:
         return f"{self.node_name(self.link_src[link])}->{self.node_name(self.link_dst[link])}"
 
+    def parallel_links(self, a: int, b: int) -> np.ndarray:
+        """Ids of the directed links from node a to node b, in increasing order."""
+        out = self.adj[self.indptr[a]:self.indptr[a + 1]]
+        return np.sort(out[self.link_dst[out] == b])
+
     def parallel_index(self, link: int) -> tuple[int, int]:
         """(position, count) of a link among the parallel links with its source and destination
         (1-based position, in link-id order); (1, 1) for a single link."""
-        s, d = int(self.link_src[link]), int(self.link_dst[link])
-        out = self.adj[self.indptr[s]:self.indptr[s + 1]]
-        par = np.sort(out[self.link_dst[out] == d])
+        par = self.parallel_links(int(self.link_src[link]), int(self.link_dst[link]))
         return int(np.searchsorted(par, link)) + 1, int(par.size)
 
     def link_label(self, link: int) -> str:

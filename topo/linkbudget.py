@@ -1116,10 +1116,10 @@ def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: 
     budget with ``routing`` (default: the transport's model, e.g. roce-hash) and the same seed,
     and lowers the target utilisation along ``steps`` (fractions of the target) until the
     candidate's :func:`transport_slowdown` (summed job time, and the 95th-percentile job
-    penalty over ideal time, each against the fabric as given) is at most ``max_slowdown`` (default
-    ``goals.max_job_slowdown``). The search stops when a candidate saves nothing against the
-    fabric as given. When no step passes,
-    the candidate with the smallest slowdown (then the cheapest) is returned with
+    penalty over ideal time, each against the fabric as given) is at most ``max_slowdown``
+    (default ``goals.max_job_slowdown``). The search stops when a candidate saves nothing against the
+    fabric as given. When no step passes, the candidate with the smallest slowdown (then the
+    cheapest) is returned with
     ``transport_check["accepted"] = False``. Every candidate is a full, independently checked
     :func:`budget` result; the search is recorded in ``transport_check``.
     ``baseline_times``: job -> (time_s, ideal_s) on the fabric as given, when already routed.
@@ -1133,13 +1133,14 @@ def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: 
         max_slowdown = g.max_job_slowdown
     seed = g.seed if seed is None else seed
     tau0 = g.target_utilization if target_util is None else target_util
+    if fabric is None:
+        fabric = build(cluster)
+    if placement is None and cluster.file.jobs:
+        placement = in_order_placement(cluster, fabric)
+    kw.setdefault("demands", _demands(cluster, fabric, placement))  # the same traffic at every step
     first = budget(cluster, fabric, placement=placement, target_util=target_util, seed=seed, **kw)
     if max_slowdown is None or not cluster.file.jobs:
         return first
-    if fabric is None:
-        fabric = build(cluster)
-    if placement is None:
-        placement = in_order_placement(cluster, fabric)
     t0 = time.perf_counter()
     base = baseline_times if baseline_times is not None else _job_times(cluster, fabric, placement, seed, routing)["jobs"]
     tried, seen = [], {}

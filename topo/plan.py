@@ -93,142 +93,99 @@ _DICT_KEYS = ("cluster_file", "placement")
 _OPT_DICT_KEYS = ("cluster_file_after", "budget", "failures", "describe_before", "describe_after", "solver",
                   "timings_s", "versions", "metrics_before", "metrics_placed", "metrics_after")
 
-
-_DESCRIBE_FIELDS = {"tiers": "records", "bill_of_materials": dict, "links": dict, "rack_power": dict,
-                    "scaleup_domains": dict, "accelerators": "number", "nodes": "number", "racks": "number",
-                    "bisection_gbps": "number", "network_cost_usd": "number", "network_kw": "number",
-                    "planes": "number", "pods": "number", "name": str, "family": str}
+# What reports and exports read, by the kind topo writes it: "number", "numbers" (a flat list
+# of numbers), "matrix" (square, of numbers), "records" (a list of objects whose rows are then
+# checked field by field), or Python types. Dotted keys reach into nested objects.
+_BOM = {"bill_of_materials": dict, "bill_of_materials.switches": "records", "bill_of_materials.optics": "records"}
+_DESCRIBE = {"tiers": "records", "links": dict, "rack_power": dict, "scaleup_domains": dict, **_BOM,
+             "accelerators": "number", "nodes": "number", "racks": "number", "bisection_gbps": "number",
+             "network_cost_usd": "number", "network_kw": "number", "planes": "number", "pods": "number",
+             "name": str, "family": str}
+_METRICS = {"tiers": "records", "jobs": "records", "hottest": "records", "roce_vs_uec": dict, "scaleup": dict,
+            "link_util": "numbers", "pod_matrix_gbps": "matrix"}
 _SECTION_FIELDS = {
-    "describe_before": _DESCRIBE_FIELDS, "describe_after": _DESCRIBE_FIELDS,
-    "budget": {"tiers": "records", "bill_of_materials": dict, "cost": dict, "utilization": dict, "headroom": dict,
-               "network_power": dict, "solver": dict, "alternatives": dict, "check": dict,
-               "transport_check": dict, "target_utilization": "number", "objective": str, "survive": str},
+    "describe_before": _DESCRIBE, "describe_after": _DESCRIBE,
+    "metrics_before": _METRICS, "metrics_placed": _METRICS, "metrics_after": _METRICS,
+    "budget": {"tiers": "records", "cost": dict, "utilization": dict, "headroom": dict, "network_power": dict,
+               "solver": dict, "alternatives": dict, "check": dict, "transport_check": dict, **_BOM,
+               "target_utilization": "number", "objective": str, "survive": str},
     "failures": {"single": "records", "k": dict, "expected_loss": dict, "traffic": dict},
-    "placement": {"jobs": (dict, list), "racks": "records", "totals": dict, "baseline": dict, "solver": dict,
-                  "stranded": dict, "unplaced": dict, "note": str, "status": str},
+    "placement": {"assignment": dict, "jobs": (dict, list), "racks": "records", "totals": dict, "baseline": dict,
+                  "solver": dict, "stranded": dict, "unplaced": dict, "note": str, "status": str},
     "solver": {"budget": dict, "placement": dict},
 }
-
-
-_TEXT_FIELDS = {"tier", "model", "model_as_given", "part", "reach", "kind", "name"}
-_NUMBER_SUFFIXES = ("_usd", "_kw", "kw", "_gbps", "gbps", "count", "switches", "switches_as_given", "uplinks",
-                    "oversubscription", "oversubscription_as_given", "units", "links", "radix", "breakout",
-                    "bundle", "_ports", "_each", "_per_switch", "endpoints_down", "endpoints_isolated")
+# fields of records: names are strings, figures numbers (by name)
+_TEXT_FIELDS = {"tier", "model", "model_as_given", "part", "reach", "kind", "name", "rack", "link"}
+_NUMBER_SUFFIXES = ("_usd", "kw", "gbps", "count", "switches", "switches_as_given", "uplinks", "oversubscription",
+                    "oversubscription_as_given", "units", "links", "radix", "breakout", "bundle", "_ports", "_each",
+                    "_per_switch", "endpoints_down", "endpoints_isolated", "time_s", "ideal_s", "imbalance")
+_KIND_NAMES = {"number": "a number", "numbers": "a list of numbers", "matrix": "a square matrix of numbers",
+               "records": "a list of objects", "dict": "an object", "list": "a list", "str": "a string"}
 
 
 def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _numeric_list(x) -> bool:
+def _numbers(x) -> bool:
     """A flat list of numbers (nulls allowed), checked in numpy (link lists are long)."""
-    if not isinstance(x, list):
-        return False
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        return isinstance(x, list) and np.asarray(x, dtype=np.float64).ndim == 1
     except (TypeError, ValueError):
         return False
-    return arr.ndim == 1
+
+
+def _is(v, want) -> bool:
+    if want == "number":
+        return _num(v)
+    if want == "numbers":
+        return _numbers(v)
+    if want == "matrix":
+        return isinstance(v, list) and all(isinstance(r, list) and len(r) == len(v) and all(_num(x) for x in r)
+                                           for r in v)
+    if want == "records":
+        return isinstance(v, list) and all(isinstance(x, dict) for x in v)
+    return isinstance(v, want)
 
 
 def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
     """(JSON path, message) for every part of a plan that reports and exports read and that
-    does not have the shape `topo optimize` writes (a hand-edited or truncated plan)."""
-    errs: list[tuple[str, str]] = []
-
+    does not have the kind `topo optimize` writes (a hand-edited or truncated plan). A
+    missing field is allowed (the report says "not computed")."""
     def kind(x):
         return "null" if x is None else type(x).__name__
 
-    for k in _DICT_KEYS:
-        if not isinstance(data.get(k), dict):
-            errs.append((k, f"expected an object, found {kind(data.get(k))}"))
-    for k in _OPT_DICT_KEYS:
-        if k in data and data[k] is not None and not isinstance(data[k], dict):
-            errs.append((k, f"expected an object or null, found {kind(data[k])}"))
-    pl = data.get("placement") if isinstance(data.get("placement"), dict) else {}
-    a = pl.get("assignment", {})
-    if not isinstance(a, dict):
-        errs.append(("placement.assignment", f"expected an object of job name -> endpoint ids, found {kind(a)}"))
-    else:
-        for job, eps in a.items():
-            try:
-                arr = np.asarray(eps) if isinstance(eps, list) else None
-            except (TypeError, ValueError):  # ragged lists
-                arr = None
-            if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-                errs.append((f"placement.assignment.{job}", "expected a list of endpoint ids (integers)"))
-    for i, r in enumerate(pl.get("racks") or [] if isinstance(pl.get("racks"), list) else []):
-        if not isinstance(r, dict) or not all(_num(r.get(f)) or r.get(f) is None for f in ("kw", "limit_kw")):
-            errs.append((f"placement.racks[{i}]", "expected an object with numeric kw and limit_kw"))
-            break
-    # the sections' own fields, by the kind topo writes them (a missing field is allowed: the
-    # report says "not computed"; a field of another kind is an error)
+    errs = [(k, f"expected an object, found {kind(data.get(k))}") for k in _DICT_KEYS
+            if not isinstance(data.get(k), dict)]
+    errs += [(k, f"expected an object or null, found {kind(data[k])}") for k in _OPT_DICT_KEYS
+             if data.get(k) is not None and not isinstance(data[k], dict)]
     for sec, fields in _SECTION_FIELDS.items():
-        sd = data.get(sec)
-        if not isinstance(sd, dict):
-            continue
-        for key, want in fields.items():
-            v = sd.get(key)
+        for key, want in fields.items() if isinstance(data.get(sec), dict) else ():
+            v = data[sec]
+            for part in key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
             if v is None:
                 continue
-            ok = (_num(v) if want == "number" else
-                  isinstance(v, list) and all(isinstance(x, dict) for x in v) if want == "records" else
-                  isinstance(v, want))
-            if not ok:
-                what = ({"number": "a number", "records": "a list of objects"}[want] if isinstance(want, str) else
-                        " or ".join({"dict": "an object", "list": "a list", "str": "a string"}[w.__name__]
-                                    for w in (want if isinstance(want, tuple) else (want,))))
-                errs.append((f"{sec}.{key}", f"expected {what}, found {kind(v)}"))
-    # records (tiers, bill-of-materials rows, failure rows): names are strings, figures numbers
-    lists = [(f"{d}.tiers", (data.get(d) or {}).get("tiers") if isinstance(data.get(d), dict) else None)
-             for d in ("describe_before", "describe_after", "budget")]
-    for dkey in ("describe_before", "describe_after", "budget"):
-        bom = data.get(dkey).get("bill_of_materials") if isinstance(data.get(dkey), dict) else None
-        if isinstance(bom, dict):
-            for key in ("switches", "optics"):
-                v = bom.get(key)
-                if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
-                    errs.append((f"{dkey}.bill_of_materials.{key}", "expected a list of objects"))
-                else:
-                    lists.append((f"{dkey}.bill_of_materials.{key}", v))
-    if isinstance(data.get("failures"), dict):
-        lists.append(("failures.single", data["failures"].get("single")))
-    for where, rows in lists:
-        for i, row in enumerate(rows if isinstance(rows, list) else []):
-            if not isinstance(row, dict):
-                continue
-            for key, v in row.items():
-                if v is None:
-                    continue
-                if key in _TEXT_FIELDS and not isinstance(v, str):
-                    errs.append((f"{where}[{i}].{key}", f"expected a string, found {kind(v)}"))
-                elif key.endswith(_NUMBER_SUFFIXES) and not _num(v):
-                    errs.append((f"{where}[{i}].{key}", f"expected a number, found {kind(v)}"))
-    for m in ("metrics_before", "metrics_placed", "metrics_after"):
-        md = data.get(m)
-        if not isinstance(md, dict):
-            continue
-        for key in ("tiers", "jobs", "hottest"):
-            v = md.get(key)
-            if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
-                errs.append((f"{m}.{key}", "expected a list of objects"))
-        for i, t in enumerate(md.get("jobs") or [] if isinstance(md.get("jobs"), list) else []):
-            for fld in ("time_s", "ideal_s", "busbw_gbps", "slowdown"):
-                if isinstance(t, dict) and t.get(fld) is not None and not _num(t.get(fld)):
-                    errs.append((f"{m}.jobs[{i}].{fld}", f"expected a number, found {kind(t.get(fld))}"))
-        for i, t in enumerate(md.get("tiers") or [] if isinstance(md.get("tiers"), list) else []):
-            if isinstance(t, dict) and any(k.startswith("util") and v is not None and not _num(v) for k, v in t.items()):
-                errs.append((f"{m}.tiers[{i}]", "utilisation figures must be numbers"))
-        lu = md.get("link_util")
-        if lu is not None and not _numeric_list(lu):
-            errs.append((f"{m}.link_util", "expected a list of numbers, one per directed link"))
-        pm = md.get("pod_matrix_gbps")
-        if pm is not None and (not isinstance(pm, list) or not all(isinstance(r, list) and len(r) == len(pm)
-                                                                    and all(_num(x) for x in r) for r in pm)):
-            errs.append((f"{m}.pod_matrix_gbps", "expected a square matrix of numbers"))
-        for key in ("roce_vs_uec", "scaleup"):
-            if md.get(key) is not None and not isinstance(md.get(key), dict):
-                errs.append((f"{m}.{key}", f"expected an object, found {kind(md.get(key))}"))
+            if not _is(v, want):
+                names = [want] if isinstance(want, str) else [w.__name__ for w in (want if isinstance(want, tuple) else (want,))]
+                errs.append((f"{sec}.{key}", f"expected {' or '.join(_KIND_NAMES[n] for n in names)}, found {kind(v)}"))
+            elif want == "records":
+                for i, row in enumerate(v):
+                    for f, x in row.items():
+                        if x is None:
+                            continue
+                        if f in _TEXT_FIELDS and not isinstance(x, str):
+                            errs.append((f"{sec}.{key}[{i}].{f}", f"expected a string, found {kind(x)}"))
+                        elif (f.endswith(_NUMBER_SUFFIXES) or f.startswith("util")) and not _num(x):
+                            errs.append((f"{sec}.{key}[{i}].{f}", f"expected a number, found {kind(x)}"))
+    a = data["placement"].get("assignment") if isinstance(data.get("placement"), dict) else None
+    for job, eps in a.items() if isinstance(a, dict) else ():
+        try:
+            arr = np.asarray(eps) if isinstance(eps, list) else None
+        except (TypeError, ValueError):  # ragged lists
+            arr = None
+        if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            errs.append((f"placement.assignment.{job}", "expected a list of endpoint ids (integers)"))
     return errs
 
 

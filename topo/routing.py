@@ -332,7 +332,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
         H = 2 * max(fabric.n_tiers, 1) + 2 if fabric.family != "custom" else 16
         # bytes follow the same queue-pair paths: scaled afterwards when every flow has the same
         # bytes/rate ratio (one job, one pattern), else carried as a second weight in the same pass
-        w2 = _EMPTY if ratio is not None else fb
+        w2, out2 = (_EMPTY, _EMPTY) if ratio is not None else (fb, bload)
         while True:
             path = np.full(fi.shape[0] * qps * H if record_paths else 0, -1, np.int64)
             load[:] = 0.0
@@ -341,7 +341,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
                                    fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fm,
                                    dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path,
-                                   w2, bload if ratio is None else _EMPTY)
+                                   w2, out2)
             if not record_paths or longest <= H:
                 break
             H = int(longest)
@@ -592,7 +592,7 @@ def parse_failures(fabric, names: Sequence[str]):
             errs.append(("--fail", f"no link between {name.split(sep)[0].strip()!r} and {name.split(sep)[1].strip()!r}"))
             continue
         if pick:
-            fwd = np.sort(np.flatnonzero((fabric.link_src == a) & (fabric.link_dst == b)))
+            fwd = fabric.parallel_links(a, b)
             i, n = pick
             if n != fwd.size or not 1 <= i <= n:
                 errs.append(("--fail", f"{raw.strip()!r}: there are {fwd.size} parallel link(s) from "
