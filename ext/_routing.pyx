@@ -50,7 +50,8 @@ cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
 
 
 cdef inline uint64_t _qp_key(uint64_t seed, uint64_t fid, uint64_t q) noexcept nogil:
-    return _mix(_mix(_mix(seed) ^ fid) ^ q)
+    # a flow key from a full mix; queue pairs differ by a Weyl step (each hop hash mixes again)
+    return (_mix(_mix(seed) ^ fid)) ^ (q * <uint64_t>0x9E3779B97F4A7C15ULL)
 
 
 cdef inline uint64_t _hop(uint64_t key, uint64_t node) noexcept nogil:
@@ -514,7 +515,7 @@ def route_hash(uint64_t seed, int qps, int H,
                 if up_ptr[td + 1] - up_ptr[td] == 1:
                     d1 = up_link[up_ptr[td]] ^ 1
                 for q in range(qps):
-                    key = _mix(kf ^ <uint64_t>q)
+                    key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
                     base = (f * qps + q) * H
                     hop = 0
                     # first hop: one of the uplinks at minimal distance
@@ -704,3 +705,174 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
                     if n_act[l2] > 0 and l2 != l and wsum[l2] > 0.0:
                         _push(hk, hl, hv, &size, (rem[l2] if rem[l2] > 0.0 else 0.0) / wsum[l2], l2, ver[l2])
     return levels
+
+
+def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
+               const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
+               real_t inv_eff, const id_t[::1] ept, const id_t[::1] pod_b1,
+               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+               const id_t[::1] sd_base, const id_t[::1] sd_lnk,
+               const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
+               const id_t[::1] xd_lnk, const id_t[::1] xd_head,
+               real_t[::1] lw, real_t[::1] agg, real_t[::1] agg2,
+               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, real_t[::1] stats):
+    """Classify the demands and route them on a regular Clos in one pass (see topo.routing_clos).
+
+    ept: per endpoint 8 entries (one cache line): scale-up domain, leaf, only uplink,
+    plane, pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of
+    them), slot of the pod in its plane.
+    spray = 0: roce-hash, the paths route_hash gives (same hash, same next-hop order), with
+    the loads in lw; spray = 1: uec-spray, each flow's endpoint links in lw and its mass
+    aggregated in agg (agg[leaf A] mass leaving A upward, agg[NL + leaf D] mass arriving
+    at D from its own pod, agg[(2 + slot of the source pod) * NL + leaf D] mass arriving at
+    D from another pod); the caller spreads agg over the switch links.
+    The second weight (bytes * 8e-9 per flow) is tracked lazily: while every routed flow has
+    the bytes/mass ratio of the first, only mass is carried; at the first flow that differs,
+    the second weights so far are set to ratio * the first and both are carried from then
+    on. lw interleaves the two weights of a link (lw[2l], lw[2l + 1]) so that one cache line
+    takes both updates of a hop. f_idx (len 0, or n) receives the routed flows (original
+    index, in order); path (len 0, or n * qps * H) their queue pairs' links, row by routed
+    flow. stats: offered mass, same-domain flows, routed flows with mass <= 0, negative
+    rates or bytes, mass unreachable between planes. Returns (routed flows, longest path,
+    carried both weights, ratio of the first flow).
+    """
+    cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
+    cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0]
+    cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
+    cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
+    cdef uint64_t key, kf, ks = _mix(seed)
+    cdef const id_t* ea
+    cdef const id_t* eb
+    with nogil:
+        for i in range(n):
+            if rate[i] < 0.0 or nbytes[i] < 0.0:
+                neg += 1
+            a = src[i]
+            b = dst[i]
+            if a == b:
+                continue
+            m = rate[i] * inv_eff
+            offered += m
+            ea = &ept[8 * a]
+            eb = &ept[8 * b]
+            if ea[0] >= 0 and ea[0] == eb[0]:
+                same += 1
+                continue
+            w2 = nbytes[i] * 8e-9
+            if m <= 0.0:
+                nonpos += 1
+            if ea[3] != eb[3]:
+                unreach[i] += m
+                unr += m
+                continue
+            if keep:
+                f_idx[nb] = i
+            nb += 1
+            if not two:
+                if m > 0.0:
+                    if r0 < 0.0:
+                        r0 = w2 / m
+                    else:
+                        dev = w2 - r0 * m
+                        if dev > 1e-12 * r0 * m or -dev > 1e-12 * r0 * m:
+                            two = True
+                elif w2 > 0.0:
+                    two = True
+                if two:
+                    if r0 < 0.0:
+                        r0 = 0.0
+                    for k in range(L):
+                        lw[2 * k + 1] = lw[2 * k] * r0
+                    for k in range(nagg):
+                        agg2[k] = agg[k] * r0
+            A = ea[1]
+            D = eb[1]
+            eu = ea[2]
+            ed = eb[2] ^ 1
+            lw[2 * eu] += m
+            lw[2 * ed] += m
+            if two:
+                lw[2 * eu + 1] += w2
+                lw[2 * ed + 1] += w2
+            if A == D and not rec:
+                continue
+            P = ea[4]
+            Q = eb[4]
+            if spray:
+                if A != D:
+                    k = ea[6]
+                    if P == Q:
+                        j = NL + eb[6]
+                    else:
+                        j = (2 + ea[7]) * NL + eb[6]
+                    agg[k] += m
+                    agg[j] += m
+                    if two:
+                        agg2[k] += w2
+                        agg2[j] += w2
+                continue
+            # roce-hash: every queue pair hashed at every switch hop
+            mq = m / qps
+            if two:
+                mq2 = w2 / qps
+            kf = _mix(ks ^ <uint64_t>i)
+            b1 = pod_b1[Q]
+            rk = eb[5] * b1
+            for q in range(qps):
+                base = ((nb - 1) * qps + q) * H
+                hop = 1
+                if rec:
+                    path[base] = eu
+                if A != D:
+                    key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
+                    c = up_ptr[A + 1] - up_ptr[A]
+                    j = up_ptr[A] + (_pick(_hop(key, <uint64_t>A), c) if c > 1 else 0)
+                    r = up_lnk[j]
+                    s = up_head[j]
+                    lw[2 * r] += mq
+                    if two:
+                        lw[2 * r + 1] += mq2
+                    if rec and hop < H:
+                        path[base + hop] = r
+                    hop += 1
+                    if P != Q:
+                        c = up_ptr[s + 1] - up_ptr[s]
+                        j = up_ptr[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
+                        r = up_lnk[j]
+                        X = up_head[j]
+                        lw[2 * r] += mq
+                        if two:
+                            lw[2 * r + 1] += mq2
+                        if rec and hop < H:
+                            path[base + hop] = r
+                        hop += 1
+                        k = xd_base[X] + eb[7]
+                        c = xd_cnt[k]
+                        j = xd_start[k] + (_pick(_hop(key, <uint64_t>X), c) if c > 1 else 0)
+                        r = xd_lnk[j]
+                        s = xd_head[j]
+                        lw[2 * r] += mq
+                        if two:
+                            lw[2 * r + 1] += mq2
+                        if rec and hop < H:
+                            path[base + hop] = r
+                        hop += 1
+                    j = sd_base[s] + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
+                    r = sd_lnk[j]
+                    lw[2 * r] += mq
+                    if two:
+                        lw[2 * r + 1] += mq2
+                    if rec and hop < H:
+                        path[base + hop] = r
+                    hop += 1
+                if rec and hop < H:
+                    path[base + hop] = ed
+                hop += 1
+                if hop > longest:
+                    longest = hop
+    stats[0] = offered
+    stats[1] = same
+    stats[2] = nonpos
+    stats[3] = neg
+    stats[4] = unr
+    return nb, longest, two, (r0 if r0 >= 0.0 else 0.0)

@@ -80,8 +80,12 @@ def _swap(pure: bool):
 
 @pytest.fixture
 def both():
+    # the general kernels: regular Clos cases would otherwise take the structural path
+    # (compared with its own twin in test_routing_clos)
     old = __import__("topo._ext", fromlist=["PURE"]).PURE
+    routing.STRUCTURAL = False
     yield
+    routing.STRUCTURAL = True
     _swap(old)
 
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from ._ext import kernel
 from .errors import SpecError
+from .routing_clos import clos_plan, spread_spray
 from .traffic import Demands
 
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
@@ -78,6 +79,10 @@ class Prepared:
 
 
 _cache: dict = {}
+_plans: dict = {}
+# route roce-hash and uec-spray structurally on regular Clos fabrics (tests switch it off to
+# compare with the general kernels)
+STRUCTURAL = True
 
 
 def failure_mask(fabric, failed_links=None, failed_nodes=None) -> np.ndarray:
@@ -260,6 +265,11 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     new_src, up_s, up_r = src, np.zeros(E), np.zeros(E)
     if fabric.family == "rail_only":
         new_src, up_s, up_r = _pxn(fabric, src, dst, rate / efficiency)
+    if model in ("roce-hash", "uec-spray") and STRUCTURAL:
+        plan = _plan(fabric, P)
+        if plan is not None:
+            return _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps,
+                               record_paths, src, up_s, up_r)
     L = fabric.n_links
     load = np.zeros(L)
     bload = np.zeros(L)
@@ -349,7 +359,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             qp_flow = np.repeat(fi, qps)
             qp_gbps = np.repeat(fm / qps, qps)
             qp_path = path.reshape(-1, H)
-            bad = np.repeat(un > 0, qps)
+            bad = np.repeat(un > 0, qps) | (qp_path[:, 0] < 0)  # unreachable (also with zero rate)
             if bad.any():
                 qp_flow, qp_gbps, qp_path = qp_flow[~bad], qp_gbps[~bad], qp_path[~bad]
     if un.any():
@@ -363,6 +373,70 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     un_b = float((unreach > 0) @ nbytes) if unreach.size and (st[6] > 0 or un.any()) else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
                        unreachable_gbps=float(st[6] + un.sum()), unreachable_bytes=un_b,
+                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
+                       qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
+
+
+def _plan(fabric, P):
+    """The regular-Clos tables of this fabric and mask (cached beside the prepared arrays), or None."""
+    hit = _plans.get(id(P))
+    if hit is not None and hit[0] is P:
+        return hit[1]
+    plan = clos_plan(fabric, P)
+    if len(_plans) > 8:
+        _plans.clear()
+    _plans[id(P)] = (P, plan)
+    return plan
+
+
+def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
+                src, up_s, up_r) -> RouteResult:
+    """route() on a regular Clos: one structural pass over the demands (see topo.routing_clos)."""
+    K = kernel("_routing")
+    L = fabric.n_links
+    n_fl = dst.shape[0]
+    spray = model == "uec-spray"
+    H = 6 if not spray else 0
+    q = 1 if spray else qps
+    NL = plan.n_leaves
+    lw = np.zeros(2 * L)
+    agg = np.zeros((2 + plan.n_slots) * NL if spray else 0)
+    agg2 = np.zeros_like(agg)
+    unreach = np.zeros(n_fl)
+    rec = record_paths and not spray
+    f_idx = np.empty(n_fl if rec else 0, np.int64)
+    path = np.full(n_fl * q * H if rec else 0, -1, np.int64)
+    st = np.zeros(5)
+    nb, longest, two, r0 = K.route_clos(
+        int(spray), NL, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
+        np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
+        plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
+        plan.xd_cnt, plan.xd_lnk, plan.xd_head, lw, agg, agg2, unreach, f_idx, path, st)
+    load, load2 = lw[0::2].copy(), lw[1::2].copy()
+    del lw
+    if st[3] > 0:
+        raise SpecError([("traffic", f"{int(st[3])} demands have negative bytes or rates")])
+    if st[1] > 0 and fabric.family != "rail_only":
+        up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
+    if spray:
+        spread_spray(fabric, plan, agg, load)
+        if two:
+            spread_spray(fabric, plan, agg2, load2)
+    bload = (load2 if two else load * r0) * (1e9 / 8.0)
+    qp_flow = qp_gbps = qp_path = None
+    if rec:
+        fi = f_idx[:nb]
+        qp_flow = np.repeat(fi, q)
+        m = rate[fi] * (1.0 / efficiency)
+        qp_gbps = np.repeat(m / q, q)
+        qp_path = path[:nb * q * H].reshape(-1, H)
+    cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+    un_b = float((unreach > 0) @ nbytes) if st[4] > 0 else 0.0
+    return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
+                       unreachable_gbps=float(st[4]), unreachable_bytes=un_b,
                        offered_gbps=float(st[0]), flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)

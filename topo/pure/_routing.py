@@ -14,7 +14,7 @@ def _mix(z):
 
 
 def _qp_key(seed, fid, q):
-    return _mix(_mix(_mix(seed & M64) ^ (fid & M64)) ^ (q & M64))
+    return _mix(_mix(seed & M64) ^ (fid & M64)) ^ ((q * 0x9E3779B97F4A7C15) & M64)
 
 
 def _hop(key, node):
@@ -346,3 +346,104 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
                 if n_act[l2] > 0 and l2 != l and wsum[l2] > 0.0:
                     heapq.heappush(heap, (max(rem[l2], 0.0) / wsum[l2], int(l2), int(ver[l2])))
     return levels
+
+
+def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
+               up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
+               lw, agg, agg2, unreach, f_idx, path, stats):
+    load, load2 = lw[0::2], lw[1::2]  # views: writes land in lw
+    keep = f_idx.shape[0] > 0
+    rec = path.shape[0] > 0
+    seed = int(seed)
+    nb = longest = same = nonpos = neg = 0
+    offered = unr = 0.0
+    T = np.asarray(ept).reshape(-1, 8)
+    two = False
+    r0 = -1.0
+    for i in range(len(src)):
+        if rate[i] < 0 or nbytes[i] < 0:
+            neg += 1
+        a, b = int(src[i]), int(dst[i])
+        if a == b:
+            continue
+        m = float(rate[i]) * inv_eff
+        offered += m
+        ea, eb = T[a], T[b]
+        if ea[0] >= 0 and ea[0] == eb[0]:
+            same += 1
+            continue
+        w2 = float(nbytes[i]) * 8e-9
+        if m <= 0:
+            nonpos += 1
+        A, D = int(ea[1]), int(eb[1])
+        if ea[3] != eb[3]:
+            unreach[i] += m
+            unr += m
+            continue
+        if keep:
+            f_idx[nb] = i
+        nb += 1
+        if not two:
+            if m > 0:
+                rr = w2 / m
+                if r0 < 0:
+                    r0 = rr
+                elif abs(w2 - r0 * m) > 1e-12 * r0 * m:
+                    two = True
+            elif w2 > 0:
+                two = True
+            if two:
+                r0 = max(r0, 0.0)
+                load2[:] = load * r0
+                agg2[:] = agg * r0
+        eu, ed = int(ea[2]), int(eb[2]) ^ 1
+        for x in (eu, ed):
+            load[x] += m
+            if two:
+                load2[x] += w2
+        if spray:
+            if A != D:
+                k = ea[6]
+                j = NL + eb[6] if ea[4] == eb[4] else (2 + ea[7]) * NL + eb[6]
+                agg[k] += m
+                agg[j] += m
+                if two:
+                    agg2[k] += w2
+                    agg2[j] += w2
+            continue
+        mq = m / qps
+        mq2 = w2 / qps
+        P, Q = ea[4], eb[4]
+        b1 = int(pod_b1[Q])
+        for q in range(qps):
+            links = []
+            if A != D:
+                key = _qp_key(seed, i, q)
+                c = up_ptr[A + 1] - up_ptr[A]
+                j = up_ptr[A] + (pick(_hop(key, A), c) if c > 1 else 0)
+                links.append(int(up_lnk[j]))
+                s = int(up_head[j])
+                if P != Q:
+                    c = up_ptr[s + 1] - up_ptr[s]
+                    j = up_ptr[s] + (pick(_hop(key, s), c) if c > 1 else 0)
+                    links.append(int(up_lnk[j]))
+                    X = int(up_head[j])
+                    k = xd_base[X] + eb[7]
+                    c = xd_cnt[k]
+                    j = xd_start[k] + (pick(_hop(key, X), c) if c > 1 else 0)
+                    links.append(int(xd_lnk[j]))
+                    s = int(xd_head[j])
+                j = sd_base[s] + eb[5] * b1 + (pick(_hop(key, s), b1) if b1 > 1 else 0)
+                links.append(int(sd_lnk[j]))
+            for r in links:
+                load[r] += mq
+                if two:
+                    load2[r] += mq2
+            full = [eu] + links + [ed]
+            if rec:
+                base = ((nb - 1) * qps + q) * H
+                for h, r in enumerate(full[:H]):
+                    path[base + h] = r
+            longest = max(longest, len(full))
+    stats[:5] = [offered, same, nonpos, neg, unr]
+    return nb, longest, two, (r0 if r0 >= 0 else 0.0)

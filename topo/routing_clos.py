@@ -1,0 +1,347 @@
+"""Structural routing on regular Clos fabrics: next hops from the tier structure, no BFS.
+
+On a fabric whose alive graph is a regular up-down Clos, the shortest paths
+between two leaves are known without a search: every uplink is an equal-cost
+next hop until the lowest tier that joins the two leaves (the leaf itself, the
+spines of its pod, or the super-spines of its plane), and from there exactly
+one switch per tier leads down to the destination leaf. ``clos_plan`` checks
+that structure on the alive graph and, when it holds, returns the lookup
+tables the structural kernels (``route_clos_hash`` and ``route_clos_spray`` in
+ext/_routing.pyx) use to route each flow in one pass over the demands, with
+neither the bucketing of flows by destination nor a BFS per destination.
+
+The kernels make the same choices as the general ones: next-hop lists are in
+the same (CSR, link id) order and the same hash picks from them, so
+``route_clos_hash`` gives the very paths ``route_hash`` gives, and
+``route_clos_spray`` the loads of ``route_fluid`` in spray mode; tests compare
+them on seeded random regular fabrics. A fabric that is not regular (failed
+switch links, dual-homed or multi-plane endpoints, custom extra links) gets
+``None`` and the general kernels.
+
+What "regular" means here, checked link by link on the alive graph:
+* every endpoint has exactly one alive uplink, to a tier-1 switch (a leaf);
+* every switch-to-switch link joins tiers t and t+1, with at most 3 tiers;
+* pods: the leaves that share their spines. Each pod's leaves and spines form
+  a complete bipartite graph with one bundle size (parallel links) per pod,
+  and a spine has leaves of one pod only;
+* each super-spine has exactly one spine in every pod of its plane (the
+  pods it joins), super-spines that share a pod join the same pods, and every
+  spine of a plane with more than one pod has an uplink.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class ClosPlan:
+    """Lookup tables of a regular Clos (int64 arrays; node-indexed unless said)."""
+    ep_up: np.ndarray      # per endpoint: its only uplink (its downlink is ep_up ^ 1)
+    leaf_of: np.ndarray    # per endpoint: its leaf
+    pod: np.ndarray        # per node: pod (leaves, spines), -1 for others
+    comp: np.ndarray       # per node: plane (connected component) of leaves, spines, supers
+    rank: np.ndarray       # per leaf: index among its pod's leaves (ascending node id)
+    pod_b1: np.ndarray     # per pod: leaf-spine bundle size
+    pod_nsp: np.ndarray    # per pod: spines
+    pod_nlf: np.ndarray    # per pod: leaves
+    up_ptr: np.ndarray     # per node: CSR of alive uplinks (leaf->spine, spine->super) in CSR order
+    up_lnk: np.ndarray
+    up_head: np.ndarray
+    sd_base: np.ndarray    # per spine: start of its down table (rank-major, b1 links per leaf, by link id)
+    sd_lnk: np.ndarray
+    xd_base: np.ndarray    # per super: start of its row of pod slots
+    xd_start: np.ndarray   # per (super, pod slot): first entry in xd_lnk, and count
+    xd_cnt: np.ndarray
+    xd_lnk: np.ndarray     # super->spine links, by (pod, link id)
+    xd_head: np.ndarray
+    pod_slot: np.ndarray   # per pod: its index among the pods of its plane
+    leaf_idx: np.ndarray   # per node: index among all leaves, -1 for others
+    n_pods: int
+    n_slots: int           # most pods in one plane
+    n_leaves: int
+    ept: np.ndarray        # per endpoint, 8 entries: domain, leaf, uplink, plane, pod, rank, leaf index, pod slot
+    cache: dict = field(default_factory=dict)   # derived tables (spread_spray's)
+
+
+def clos_plan(fabric, P) -> ClosPlan | None:
+    """The structural tables of the alive fabric, or None when it is not a regular Clos."""
+    E = fabric.n_endpoints
+    n = fabric.n_nodes
+    tier = fabric.node_tier.astype(np.int64)
+    src, dst = fabric.link_src, fabric.link_dst
+    alive = P.alive.astype(bool)
+    if E == 0 or (P.ep_up1 < 0).any() or (tier[P.ep_home1] != 1).any():
+        return None
+    if tier.max(initial=0) > 3:
+        return None
+    # endpoint links: exactly the endpoints' uplinks and their reverses are alive
+    ep_side = (src < E) | (dst < E)
+    if int((alive & ep_side).sum()) != 2 * E:
+        return None
+    sw = P.sw_adj                      # alive switch->switch links, CSR order
+    ts, th = tier[src[sw]], tier[P.sw_head]
+    if not (np.abs(ts - th) == 1).all():
+        return None
+    pod = np.full(n, -1, np.int64)
+    comp = np.full(n, -1, np.int64)
+    leaves = np.flatnonzero(tier == 1)
+    spines = np.flatnonzero(tier == 2)
+    supers = np.flatnonzero(tier == 3)
+    # --- pods: leaves with their spines, complete bipartite, one bundle size ---
+    ls = sw[(ts == 1) & (th == 2)]
+    a, b = src[ls], dst[ls]
+    if spines.size:
+        deg_l = np.bincount(a, minlength=n)
+        if (deg_l[leaves] == 0).any() or (np.bincount(b, minlength=n)[spines] == 0).any():
+            return None
+        label = np.full(n, n, np.int64)
+        np.minimum.at(label, a, b)             # a leaf's pod label: its lowest spine
+        sp_lab = np.full(n, n, np.int64)
+        np.minimum.at(sp_lab, b, label[a])
+        sp_max = np.full(n, -1, np.int64)
+        np.maximum.at(sp_max, b, label[a])
+        if (sp_lab[spines] != sp_max[spines]).any():
+            return None                         # a spine with leaves of two pods
+        labs, pod_leaf = np.unique(label[leaves], return_inverse=True)
+        pod[leaves] = pod_leaf
+        pod[spines] = np.searchsorted(labs, sp_lab[spines])
+        if (labs[pod[spines]] != sp_lab[spines]).any():
+            return None
+        npods = labs.size
+        nlf = np.bincount(pod[leaves], minlength=npods)
+        nsp = np.bincount(pod[spines], minlength=npods)
+        pair = a * n + b
+        up_pairs, mult = np.unique(pair, return_counts=True)
+        pa = up_pairs // n
+        pp = pod[pa]
+        if (np.bincount(pp, minlength=npods) != nlf * nsp).any():
+            return None                         # not complete bipartite
+        b1 = np.zeros(npods, np.int64)
+        b1[pp] = mult
+        if (mult != b1[pp]).any():
+            return None                         # bundle sizes differ within a pod
+    else:
+        npods = leaves.size                     # one switch tier: every leaf alone
+        pod[leaves] = np.arange(npods)
+        nlf = np.ones(npods, np.int64)
+        nsp = np.zeros(npods, np.int64)
+        b1 = np.zeros(npods, np.int64)
+    # --- planes: pods joined by super-spines ---
+    xs = sw[(ts == 3) & (th == 2)]            # super -> spine
+    x_of, s_of = src[xs], P.sw_head[(ts == 3) & (th == 2)]
+    pod_comp = np.arange(npods, dtype=np.int64)
+    if supers.size:
+        if (np.bincount(x_of, minlength=n)[supers] == 0).any():
+            return None
+        xp = pod[s_of]
+        xl = np.full(n, npods, np.int64)
+        np.minimum.at(xl, x_of, xp)            # a super's plane label: its lowest pod
+        pl_lo = np.full(npods, npods, np.int64)
+        pl_hi = np.full(npods, -1, np.int64)
+        np.minimum.at(pl_lo, xp, xl[x_of])
+        np.maximum.at(pl_hi, xp, xl[x_of])
+        if (pl_lo[xp] != pl_hi[xp]).any():
+            return None                         # supers sharing a pod join different pod sets
+        touched = pl_hi >= 0
+        pod_comp[touched] = pl_lo[touched]
+        # one spine per pod per super, and every pod of the plane
+        xsp, _ = np.unique(x_of * n + s_of, return_counts=True)
+        xx, ss = xsp // n, xsp % n
+        xpod = np.unique(xx * npods + pod[ss])
+        if xpod.size != xsp.size:
+            return None                         # a super with two spines in one pod
+        pods_in = np.bincount(pod_comp, minlength=npods)
+        if (np.bincount(xx, minlength=n)[supers] != pods_in[xl[supers]]).any():
+            return None
+    comp_sizes = np.bincount(pod_comp, minlength=npods)
+    multi = comp_sizes[pod_comp] > 1
+    if spines.size:
+        sup_deg = np.bincount(src[sw[(ts == 2) & (th == 3)]], minlength=n)
+        if (multi[pod[spines]] & (sup_deg[spines] == 0)).any():
+            return None                         # a spine that cannot reach the other pods
+    comp[leaves] = pod_comp[pod[leaves]]
+    if spines.size:
+        comp[spines] = pod_comp[pod[spines]]
+    if supers.size:
+        first = np.full(n, -1, np.int64)
+        first[x_of[::-1]] = s_of[::-1]
+        comp[supers] = pod_comp[pod[first[supers]]]
+    # pod slot within its plane
+    order = np.lexsort((np.arange(npods), pod_comp))
+    slot = np.zeros(npods, np.int64)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(pod_comp[order]) != 0) + 1]) if npods else np.zeros(0, np.int64)
+    run = np.zeros(npods, np.int64)
+    if npods:
+        run[starts] = starts
+        run = np.maximum.accumulate(run)
+        slot[order] = np.arange(npods) - run
+    # --- leaf ranks within pods ---
+    rank = np.full(n, -1, np.int64)
+    lo = np.lexsort((leaves, pod[leaves]))
+    lv = leaves[lo]
+    first_of_pod = np.concatenate([[0], np.cumsum(nlf)[:-1]]).astype(np.int64)
+    rank[lv] = np.arange(lv.size) - first_of_pod[pod[lv]]
+    leaf_idx = np.full(n, -1, np.int64)
+    leaf_idx[leaves] = np.arange(leaves.size)
+    # --- uplink CSR (CSR order kept) ---
+    up_sel = th > ts
+    ul = sw[up_sel]
+    cnt = np.bincount(src[ul], minlength=n)
+    up_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(cnt, out=up_ptr[1:])
+    # --- spine down tables: rank-major, b1 links per leaf, by link id ---
+    dn = sw[(ts == 2) & (th == 1)]
+    sd_base = np.full(n, -1, np.int64)
+    sd_lnk = np.zeros(0, np.int64)
+    if dn.size:
+        o = np.lexsort((dn, rank[dst[dn]], src[dn]))
+        sd_lnk = dn[o].astype(np.int64)
+        c = np.bincount(src[sd_lnk], minlength=n)
+        base = np.zeros(n + 1, np.int64)
+        np.cumsum(c, out=base[1:])
+        sd_base[spines] = base[spines]
+    # --- super down tables: per (super, pod slot) the links to that pod's spine ---
+    xd_base = np.full(n, -1, np.int64)
+    xd_start = np.zeros(0, np.int64)
+    xd_cnt = np.zeros(0, np.int64)
+    xd_lnk = np.zeros(0, np.int64)
+    xd_head = np.zeros(0, np.int64)
+    if supers.size:
+        o = np.lexsort((xs, slot[pod[s_of]], x_of))
+        xd_lnk = xs[o].astype(np.int64)
+        xd_head = dst[xd_lnk].astype(np.int64)
+        rows = comp_sizes[pod_comp[pod[first[supers]]]]
+        xb = np.zeros(supers.size + 1, np.int64)
+        np.cumsum(rows, out=xb[1:])
+        xd_base[supers] = xb[:-1]
+        key = xd_base[src[xd_lnk]] + slot[pod[xd_head]]
+        xd_cnt = np.bincount(key, minlength=int(xb[-1])).astype(np.int64)
+        xd_start = np.concatenate([[0], np.cumsum(xd_cnt)[:-1]]).astype(np.int64)
+    lf = P.ep_home1
+    ept = np.stack([fabric.ep_domain.astype(np.int64), lf, P.ep_up1, comp[lf], pod[lf], rank[lf], leaf_idx[lf],
+                    slot[pod[lf]]], axis=1).astype(np.int64).ravel()
+    return ClosPlan(ept=ept, ep_up=P.ep_up1, leaf_of=P.ep_home1, pod=pod, comp=comp, rank=rank,
+                    pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
+                    up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),
+                    sd_base=sd_base, sd_lnk=sd_lnk, xd_base=xd_base, xd_start=xd_start, xd_cnt=xd_cnt,
+                    xd_lnk=xd_lnk, xd_head=xd_head, pod_slot=slot, leaf_idx=leaf_idx, n_pods=int(npods),
+                    n_slots=int(comp_sizes.max(initial=1)), n_leaves=int(leaves.size))
+
+
+def _spray_tables(fabric, plan: ClosPlan) -> dict:
+    """The parts of spread_spray that depend on the fabric only (cached on the plan)."""
+    T = plan.cache.get("spray")
+    if T is not None:
+        return T
+    n = fabric.n_nodes
+    tier = fabric.node_tier
+    link_src = fabric.link_src
+    pod, slot, comp = plan.pod, plan.pod_slot, plan.comp
+    NS, npods = plan.n_slots, plan.n_pods
+    leaves = np.flatnonzero(plan.leaf_idx >= 0)
+    up_src = link_src[plan.up_lnk]
+    up_cnt = np.diff(plan.up_ptr)
+    nsp = plan.pod_nsp.astype(np.float64)
+    T = {}
+    lf = tier[up_src] == 1
+    own = up_src[lf]
+    T["lu"] = (plan.up_lnk[lf], plan.leaf_idx[own], up_cnt[own].astype(np.float64))
+    if plan.sd_lnk.size:
+        leaf_pod = pod[leaves]
+        perm = np.argsort(leaf_pod, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(leaf_pod, minlength=npods))[:-1]])
+        T["pods"] = (perm, bounds, np.bincount(leaf_pod, minlength=npods) > 0)
+        pod_comp = np.full(npods, -1, np.int64)
+        pod_comp[leaf_pod] = comp[leaves]
+        comps, cidx = np.unique(pod_comp, return_inverse=True)
+        pod_at = np.full((comps.size, NS), -1, np.int64)
+        pod_at[cidx, slot] = np.arange(npods)
+        src_pod = pod_at[cidx]                       # [Q, p] -> the source pod in slot p of Q's plane
+        ok = src_pod >= 0
+        T["cross"] = (src_pod[ok], ok)
+        sp = tier[up_src] == 2
+        s_own = up_src[sp]
+        T["su"] = (plan.up_lnk[sp], pod[s_own], nsp[pod[s_own]] * up_cnt[s_own])
+        spines = np.flatnonzero(tier == 2)
+        srow = np.full(n, -1, np.int64)
+        srow[spines] = np.arange(spines.size)
+        F = np.zeros((spines.size, NS))
+        if plan.xd_lnk.size:
+            # W[X, p]: share of source slot p's cross-pod mass that passes super X
+            supers = np.flatnonzero(plan.xd_base >= 0)
+            xrow = np.full(n, -1, np.int64)
+            xrow[supers] = np.arange(supers.size)
+            xc = np.searchsorted(comps, comp[supers])
+            W = np.zeros((supers.size, NS))
+            rows = plan.xd_base[supers]
+            for p in range(NS):
+                has = pod_at[xc, p] >= 0
+                k = rows[has] + p
+                c = plan.xd_cnt[k]
+                s = plan.xd_head[plan.xd_start[k]]
+                W[np.flatnonzero(has), p] = np.where(c > 0, c / (nsp[pod_at[xc[has], p]] * up_cnt[s]), 0.0)
+            groups = [(np.flatnonzero(xc == ci), pod_at[ci]) for ci in range(comps.size)]
+            xl = plan.xd_lnk
+            x_of = link_src[xl]
+            q_of = slot[pod[plan.xd_head]]
+            T["x"] = (W, groups, xl, xrow[x_of], q_of, plan.xd_cnt[plan.xd_base[x_of] + q_of].astype(np.float64))
+            # F[s, p]: share of source slot p's mass for a leaf of s's pod that passes spine s
+            pairs = np.unique(s_own * n + plan.up_head[sp])
+            np.add.at(F, srow[pairs // n], W[xrow[pairs % n]])
+        # spine -> leaf links, pod by pod: rows of F, the pod's leaves, and the table entries
+        per_pod = []
+        for Q in range(npods):
+            Sq = spines[pod[spines] == Q]
+            Dq = leaves[leaf_pod == Q]
+            if Sq.size == 0 or Dq.size == 0:
+                continue
+            bq = int(plan.pod_b1[Q])
+            idx = plan.sd_lnk[plan.sd_base[Sq][:, None] + np.arange(Dq.size * bq)[None, :]]
+            per_pod.append((F[srow[Sq]], plan.leaf_idx[Dq], nsp[Q], bq, idx))
+        T["down"] = per_pod
+    plan.cache["spray"] = T
+    return T
+
+
+def spread_spray(fabric, plan: ClosPlan, agg: np.ndarray, load: np.ndarray) -> None:
+    """Add to ``load`` the switch-link loads of the aggregated uec-spray masses ``agg``.
+
+    Per-hop equal split over the next-hop links, as route_fluid's spray mode: a leaf splits
+    what it sends up evenly over its uplinks, so every spine of its pod gets the same share;
+    a spine splits its cross-pod mass evenly over its uplinks; a super-spine sends what it
+    holds for pod Q down its links to Q's spine; a spine splits what it holds for leaf D over
+    its links to D. The mass a super-spine holds for Q, and a spine for D, depends on the
+    source pod, hence the (source pod slot, destination leaf) matrix. The products are
+    small; einsum keeps them off the BLAS thread pool, whose idle threads would spin on
+    the other core.
+    """
+    NL, NS = plan.n_leaves, plan.n_slots
+    if NL == 0 or not agg.any():
+        return
+    T = _spray_tables(fabric, plan)
+    upm, inpod = agg[:NL], agg[NL:2 * NL]
+    pd = agg[2 * NL:].reshape(NS, NL)
+    idx, li, div = T["lu"]
+    load[idx] += upm[li] / div
+    if "pods" not in T:
+        return
+    perm, bounds, has = T["pods"]
+    M = np.add.reduceat(pd[:, perm], bounds, axis=1) * has     # [slot p, pod Q]
+    src_pod, ok = T["cross"]
+    crossout = np.bincount(src_pod, weights=M.T[ok], minlength=plan.n_pods)
+    idx, sp_pod, div = T["su"]
+    load[idx] += crossout[sp_pod] / div
+    if "x" in T:
+        W, groups, xl, xr, q_of, div = T["x"]
+        held = np.zeros((W.shape[0], NS))
+        for xs, pods_c in groups:
+            have = pods_c >= 0
+            Mc = np.zeros((NS, NS))
+            Mc[:, have] = M[:, pods_c[have]]
+            held[xs] = np.einsum("ij,jk->ik", W[xs], Mc)
+        load[xl] += held[xr, q_of] / div
+    for Fq, lq, nq, bq, idx in T["down"]:
+        down = inpod[lq][None, :] / nq + np.einsum("ij,jk->ik", Fq, pd[:, lq])
+        load[idx] += np.repeat(down / bq, bq, axis=1)
