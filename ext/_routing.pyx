@@ -714,18 +714,30 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] sd_base, const id_t[::1] sd_lnk,
                const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
                const id_t[::1] xd_lnk, const id_t[::1] xd_head,
+               const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
+               int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
                real_t[::1] lw, real_t[::1] agg, real_t[::1] agg2,
-               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, real_t[::1] stats):
+               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
+               real_t[::1] stats, int64_t[::1] counts):
     """Classify the demands and route them on a regular Clos in one pass (see topo.routing_clos).
 
-    ept: per endpoint 8 entries (one cache line): scale-up domain, leaf, only uplink,
-    plane, pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of
-    them), slot of the pod in its plane.
+    ept: per endpoint 8 entries (one cache line): scale-up domain, leaf, uplink, plane,
+    pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of them), slot
+    of the pod in its plane. The tables describe the healthy fabric.
     spray = 0: roce-hash, the paths route_hash gives (same hash, same next-hop order), with
     the loads in lw; spray = 1: uec-spray, each flow's endpoint links in lw and its mass
     aggregated in agg (agg[leaf A] mass leaving A upward, agg[NL + leaf D] mass arriving
     at D from its own pod, agg[(2 + slot of the source pod) * NL + leaf D] mass arriving at
     D from another pod); the caller spreads agg over the switch links.
+    Failures (alive: empty when every link is up, else per link): a flow whose endpoint
+    link is down is unreachable; a flow between two leaves whose uplinks are all up takes
+    the healthy choices; between two leaves of one pod otherwise, its next hops at the
+    leaf are the alive uplinks to spines with an alive link to the destination (listed
+    once per leaf pair in pool, at pair_ptr/pair_cnt[leaf index * LP + rank], -1 until
+    built) and at the spine the alive links to the destination; under spraying such a
+    flow's mass goes to pmass[2 * pair] (and + 1 for the second weight). Every other flow
+    (between pods, or a pair with no such spine) is left to the general kernels: its index
+    goes to defer.
     The second weight (bytes * 8e-9 per flow) is tracked lazily: while every routed flow has
     the bytes/mass ratio of the first, only mass is carried; at the first flow that differs,
     the second weights so far are set to ratio * the first and both are carried from then
@@ -733,13 +745,15 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     takes both updates of a hop. f_idx (len 0, or n) receives the routed flows (original
     index, in order); path (len 0, or n * qps * H) their queue pairs' links, row by routed
     flow. stats: offered mass, same-domain flows, routed flows with mass <= 0, negative
-    rates or bytes, mass unreachable between planes. Returns (routed flows, longest path,
-    carried both weights, ratio of the first flow).
+    rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
+    (routed flows, longest path, carried both weights, ratio of the first flow).
     """
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
     cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0]
+    cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca
     cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
     cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
+    cdef bint fm = alive.shape[0] > 0, masked, ok
     cdef uint64_t key, kf, ks = _mix(seed)
     cdef const id_t* ea
     cdef const id_t* eb
@@ -761,10 +775,54 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
             w2 = nbytes[i] * 8e-9
             if m <= 0.0:
                 nonpos += 1
-            if ea[3] != eb[3]:
+            eu = ea[2]
+            ed = eb[2] ^ 1
+            if ea[3] != eb[3] or (fm and (not alive[eu] or not alive[ed])):
                 unreach[i] += m
                 unr += m
                 continue
+            A = ea[1]
+            D = eb[1]
+            P = ea[4]
+            Q = eb[4]
+            b1 = pod_b1[Q]
+            rk = eb[5] * b1
+            masked = False
+            if fm and A != D:
+                if P != Q:
+                    defer[nd] = i
+                    nd += 1
+                    continue
+                if not (lclean[A] and lclean[D]):
+                    masked = True
+                    pair = ea[6] * LP + eb[5]
+                    if pair_ptr[pair] < 0:
+                        if used + up_ptr[A + 1] - up_ptr[A] > cap:
+                            defer[nd] = i
+                            nd += 1
+                            continue
+                        # A's alive uplinks (CSR order) to spines with an alive link to D
+                        pair_ptr[pair] = used
+                        for k in range(up_ptr[A], up_ptr[A + 1]):
+                            r = up_lnk[k]
+                            if not alive[r]:
+                                continue
+                            s = up_head[k]
+                            ok = False
+                            for t in range(b1):
+                                if alive[sd_lnk[sd_base[s] + rk + t]]:
+                                    ok = True
+                                    break
+                            if ok:
+                                pool[used] = r
+                                used += 1
+                        pair_cnt[pair] = used - pair_ptr[pair]
+                    pb = pair_ptr[pair]
+                    pc = pair_cnt[pair]
+                    if pc == 0:
+                        defer[nd] = i
+                        nd += 1
+                        continue
             if keep:
                 f_idx[nb] = i
             nb += 1
@@ -785,10 +843,8 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                         lw[2 * k + 1] = lw[2 * k] * r0
                     for k in range(nagg):
                         agg2[k] = agg[k] * r0
-            A = ea[1]
-            D = eb[1]
-            eu = ea[2]
-            ed = eb[2] ^ 1
+                    for k in range(pmass.shape[0] // 2):
+                        pmass[2 * k + 1] = pmass[2 * k] * r0
             lw[2 * eu] += m
             lw[2 * ed] += m
             if two:
@@ -796,10 +852,12 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                 lw[2 * ed + 1] += w2
             if A == D and not rec:
                 continue
-            P = ea[4]
-            Q = eb[4]
             if spray:
-                if A != D:
+                if masked:
+                    pmass[2 * pair] += m
+                    if two:
+                        pmass[2 * pair + 1] += w2
+                elif A != D:
                     k = ea[6]
                     if P == Q:
                         j = NL + eb[6]
@@ -816,8 +874,6 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
             if two:
                 mq2 = w2 / qps
             kf = _mix(ks ^ <uint64_t>i)
-            b1 = pod_b1[Q]
-            rk = eb[5] * b1
             for q in range(qps):
                 base = ((nb - 1) * qps + q) * H
                 hop = 1
@@ -825,10 +881,15 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                     path[base] = eu
                 if A != D:
                     key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
-                    c = up_ptr[A + 1] - up_ptr[A]
-                    j = up_ptr[A] + (_pick(_hop(key, <uint64_t>A), c) if c > 1 else 0)
-                    r = up_lnk[j]
-                    s = up_head[j]
+                    if masked:
+                        j = pb + (_pick(_hop(key, <uint64_t>A), pc) if pc > 1 else 0)
+                        r = pool[j]
+                        s = link_dst[r]
+                    else:
+                        c = up_ptr[A + 1] - up_ptr[A]
+                        j = up_ptr[A] + (_pick(_hop(key, <uint64_t>A), c) if c > 1 else 0)
+                        r = up_lnk[j]
+                        s = up_head[j]
                     lw[2 * r] += mq
                     if two:
                         lw[2 * r + 1] += mq2
@@ -857,8 +918,21 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                         if rec and hop < H:
                             path[base + hop] = r
                         hop += 1
-                    j = sd_base[s] + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
-                    r = sd_lnk[j]
+                    if masked and b1 > 1:
+                        # the alive links of the spine to D
+                        ca = 0
+                        for t in range(b1):
+                            ca += alive[sd_lnk[sd_base[s] + rk + t]]
+                        j = _pick(_hop(key, <uint64_t>s), ca) if ca > 1 else 0
+                        for t in range(b1):
+                            r = sd_lnk[sd_base[s] + rk + t]
+                            if alive[r]:
+                                if j == 0:
+                                    break
+                                j -= 1
+                    else:
+                        j = sd_base[s] + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
+                        r = sd_lnk[j]
                     lw[2 * r] += mq
                     if two:
                         lw[2 * r + 1] += mq2
@@ -875,4 +949,6 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     stats[2] = nonpos
     stats[3] = neg
     stats[4] = unr
+    counts[0] = nd
+    counts[1] = used
     return nb, longest, two, (r0 if r0 >= 0.0 else 0.0)

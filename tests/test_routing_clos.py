@@ -94,18 +94,29 @@ def restore():
     routing._plans.clear()
 
 
+def random_failures(f, rng):
+    """None, or a few failed links (switch or endpoint links) and sometimes a failed switch."""
+    if rng.random() < 0.3:
+        return None, None
+    links = rng.choice(f.n_links, int(rng.integers(1, 5)), replace=False)
+    nodes = rng.choice(np.arange(f.n_endpoints, f.n_nodes), 1) if rng.random() < 0.3 else None
+    return links, nodes
+
+
 @pytest.mark.parametrize("model", ["roce-hash", "uec-spray"])
 def test_structural_equals_general_on_random_regular_fabrics(model, restore):
+    # healthy and with failed links and switches: paths and loads equal those of the general kernels
     structural = 0
     for seed in range(N_FABRICS):
         f, d = regular_case(seed)
         P = routing.prepare(f, np.zeros(f.n_links, bool))
         structural += clos_plan(f, P) is not None
+        fl, fn = random_failures(f, np.random.default_rng(1000 + seed))
         out = []
         for st in (True, False):
             routing.STRUCTURAL = st
             out.append(routing.route(f, d, model, seed=seed, qps=1 + seed % 3, efficiency=0.9,
-                                     record_paths=model == "roce-hash"))
+                                     record_paths=model == "roce-hash", failed_links=fl, failed_nodes=fn))
         a, b = out
         assert _close(a.link_gbps_load, b.link_gbps_load), seed
         assert _close(a.link_bytes, b.link_bytes), seed
@@ -130,13 +141,15 @@ def test_route_clos_twin_on_random_regular_fabrics(model, restore):
     from topo import _ext
     for seed in range(N_FABRICS):
         f, d = regular_case(seed)
+        fl, fn = random_failures(f, np.random.default_rng(1000 + seed))
         out = []
         for pure in (False, True):
             _ext._cache.clear()
             _ext.PURE = pure
             routing._cache.clear()
             routing._plans.clear()
-            out.append(routing.route(f, d, model, seed=seed, qps=1 + seed % 3, record_paths=model == "roce-hash"))
+            out.append(routing.route(f, d, model, seed=seed, qps=1 + seed % 3, record_paths=model == "roce-hash",
+                                     failed_links=fl, failed_nodes=fn))
         a, b = out
         assert _close(a.link_gbps_load, b.link_gbps_load), seed
         assert _close(a.link_bytes, b.link_bytes), seed

@@ -51,7 +51,7 @@ import numpy as np
 
 from ._ext import kernel
 from .errors import SpecError
-from .routing_clos import clos_plan, spread_spray
+from .routing_clos import clos_plan, spread_pairs, spread_spray
 from .traffic import Demands
 
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
@@ -266,10 +266,22 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     if fabric.family == "rail_only":
         new_src, up_s, up_r = _pxn(fabric, src, dst, rate / efficiency)
     if model in ("roce-hash", "uec-spray") and STRUCTURAL:
-        plan = _plan(fabric, P)
+        # the tables describe the healthy fabric; failures are applied per flow
+        plan = _plan(fabric, P if not dead.any() else prepare(fabric, None))
         if plan is not None:
             return _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps,
-                               record_paths, src, up_s, up_r)
+                               record_paths, src, up_s, up_r, dead)
+    return _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
+                          src, up_s, up_r)
+
+
+def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
+                   src, up_s, up_r, flow_ids=None) -> RouteResult:
+    """route() with the general kernels: flows bucketed by destination group, a BFS per group.
+
+    ``flow_ids`` (optional): the flows' ids for the hash (default: their index).
+    """
+    E = fabric.n_endpoints
     L = fabric.n_links
     load = np.zeros(L)
     bload = np.zeros(L)
@@ -334,7 +346,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
             if w is fm:
                 un = u
     else:
-        fid = fi
+        fid = fi if flow_ids is None else np.ascontiguousarray(flow_ids[fi], np.int64)
         nh_start = np.zeros(n, np.int64)
         nh_cnt = np.full(n, -1, np.int64)
         nh_list = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
@@ -391,8 +403,13 @@ def _plan(fabric, P):
 
 
 def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
-                src, up_s, up_r) -> RouteResult:
-    """route() on a regular Clos: one structural pass over the demands (see topo.routing_clos)."""
+                src, up_s, up_r, dead) -> RouteResult:
+    """route() on a regular Clos: one structural pass over the demands (see topo.routing_clos).
+
+    With failures, flows inside a pod between leaves that lost links take the alive
+    choices from per-leaf-pair lists; flows between pods (and pairs with no direct spine
+    left) go to the general kernels, which add their loads to the same arrays.
+    """
     K = kernel("_routing")
     L = fabric.n_links
     n_fl = dst.shape[0]
@@ -400,6 +417,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     H = 6 if not spray else 0
     q = 1 if spray else qps
     NL = plan.n_leaves
+    fm = bool(dead.any())
     lw = np.zeros(2 * L)
     agg = np.zeros((2 + plan.n_slots) * NL if spray else 0)
     agg2 = np.zeros_like(agg)
@@ -408,11 +426,32 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     f_idx = np.empty(n_fl if rec else 0, np.int64)
     path = np.full(n_fl * q * H if rec else 0, -1, np.int64)
     st = np.zeros(5)
+    counts = np.zeros(2, np.int64)
+    if fm:
+        alive = P.alive
+        up_src = fabric.link_src[plan.up_lnk]
+        lf = fabric.node_tier[up_src] == 1
+        bad = np.bincount(up_src[lf], weights=1.0 - alive[plan.up_lnk[lf]], minlength=fabric.n_nodes)
+        lclean = (bad == 0).astype(np.uint8)
+        LP = int(plan.pod_nlf.max(initial=1))
+        deg = np.diff(plan.up_ptr)
+        pool_size = int(min(NL * LP * max(int(deg.max(initial=1)), 1), 1 << 24))
+        pair_ptr = np.full(NL * LP, -1, np.int64)
+        pair_cnt = np.zeros(NL * LP, np.int64)
+        pool = np.empty(pool_size, np.int64)
+        pmass = np.zeros(2 * NL * LP if spray else 0)
+        defer = np.empty(n_fl, np.int64)
+    else:
+        alive = lclean = np.zeros(0, np.uint8)
+        LP = 0
+        pair_ptr = pair_cnt = pool = defer = np.zeros(0, np.int64)
+        pmass = np.zeros(0)
     nb, longest, two, r0 = K.route_clos(
         int(spray), NL, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
         np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
         plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
-        plan.xd_cnt, plan.xd_lnk, plan.xd_head, lw, agg, agg2, unreach, f_idx, path, st)
+        plan.xd_cnt, plan.xd_lnk, plan.xd_head, alive, lclean, fabric.link_dst, LP, pair_ptr, pair_cnt,
+        pool, pmass, lw, agg, agg2, unreach, f_idx, path, defer, st, counts)
     load, load2 = lw[0::2].copy(), lw[1::2].copy()
     del lw
     if st[3] > 0:
@@ -421,9 +460,14 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     if spray:
         spread_spray(fabric, plan, agg, load)
+        if pmass.size:
+            spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, pmass[0::2], alive, LP, load)
         if two:
             spread_spray(fabric, plan, agg2, load2)
+            if pmass.size:
+                spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, pmass[1::2], alive, LP, load2)
     bload = (load2 if two else load * r0) * (1e9 / 8.0)
+    unreachable = float(st[4])
     qp_flow = qp_gbps = qp_path = None
     if rec:
         fi = f_idx[:nb]
@@ -431,12 +475,29 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         m = rate[fi] * (1.0 / efficiency)
         qp_gbps = np.repeat(m / q, q)
         qp_path = path[:nb * q * H].reshape(-1, H)
+    nd = int(counts[0])
+    if nd:
+        d = defer[:nd]
+        z = np.zeros(fabric.n_endpoints)
+        sub = _route_general(fabric, P, model, np.ascontiguousarray(new_src[d]), np.ascontiguousarray(dst[d]),
+                             np.ascontiguousarray(rate[d]), np.ascontiguousarray(nbytes[d]), efficiency, seed, qps,
+                             record_paths, src[d], z, z, flow_ids=d)
+        load += sub.link_gbps_load
+        bload += sub.link_bytes
+        unreach[d] += sub.flow_unreachable
+        unreachable += sub.unreachable_gbps
+        if rec:
+            w = max(qp_path.shape[1], sub.qp_path.shape[1])
+            pad = lambda x: np.pad(x, ((0, 0), (0, w - x.shape[1])), constant_values=-1)
+            qp_flow = np.concatenate([qp_flow, d[sub.qp_flow]])
+            qp_gbps = np.concatenate([qp_gbps, sub.qp_gbps])
+            qp_path = np.concatenate([pad(qp_path), pad(sub.qp_path)])
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
-    un_b = float((unreach > 0) @ nbytes) if st[4] > 0 else 0.0
+    un_b = float((unreach > 0) @ nbytes) if unreachable > 0 else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
-                       unreachable_gbps=float(st[4]), unreachable_bytes=un_b,
+                       unreachable_gbps=unreachable, unreachable_bytes=un_b,
                        offered_gbps=float(st[0]), flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)

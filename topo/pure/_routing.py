@@ -350,14 +350,18 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
 
 def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
                up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
-               lw, agg, agg2, unreach, f_idx, path, stats):
+               alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass,
+               lw, agg, agg2, unreach, f_idx, path, defer, stats, counts):
     load, load2 = lw[0::2], lw[1::2]  # views: writes land in lw
+    pm, pm2 = pmass[0::2], pmass[1::2]
     keep = f_idx.shape[0] > 0
     rec = path.shape[0] > 0
-    seed = int(seed)
-    nb = longest = same = nonpos = neg = 0
-    offered = unr = 0.0
+    fm = alive.shape[0] > 0
     T = np.asarray(ept).reshape(-1, 8)
+    seed = int(seed)
+    nb = longest = same = nonpos = neg = nd = 0
+    used = int(counts[1])
+    offered = unr = 0.0
     two = False
     r0 = -1.0
     for i in range(len(src)):
@@ -375,19 +379,47 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
         w2 = float(nbytes[i]) * 8e-9
         if m <= 0:
             nonpos += 1
-        A, D = int(ea[1]), int(eb[1])
-        if ea[3] != eb[3]:
+        eu, ed = int(ea[2]), int(eb[2]) ^ 1
+        if ea[3] != eb[3] or (fm and not (alive[eu] and alive[ed])):
             unreach[i] += m
             unr += m
             continue
+        A, D = int(ea[1]), int(eb[1])
+        P, Q = ea[4], eb[4]
+        b1 = int(pod_b1[Q])
+        down = lambda s: [int(sd_lnk[sd_base[s] + eb[5] * b1 + t]) for t in range(b1)]
+        masked = False
+        if fm and A != D:
+            if P != Q:
+                defer[nd] = i
+                nd += 1
+                continue
+            if not (lclean[A] and lclean[D]):
+                masked = True
+                pair = int(ea[6]) * LP + int(eb[5])
+                if pair_ptr[pair] < 0:
+                    cand = [int(up_lnk[k]) for k in range(up_ptr[A], up_ptr[A + 1])
+                            if alive[up_lnk[k]] and any(alive[x] for x in down(int(up_head[k])))]
+                    if used + up_ptr[A + 1] - up_ptr[A] > pool.shape[0]:
+                        defer[nd] = i
+                        nd += 1
+                        continue
+                    pair_ptr[pair] = used
+                    pair_cnt[pair] = len(cand)
+                    pool[used:used + len(cand)] = cand
+                    used += len(cand)
+                if pair_cnt[pair] == 0:
+                    defer[nd] = i
+                    nd += 1
+                    continue
+                cand = [int(x) for x in pool[pair_ptr[pair]:pair_ptr[pair] + pair_cnt[pair]]]
         if keep:
             f_idx[nb] = i
         nb += 1
         if not two:
             if m > 0:
-                rr = w2 / m
                 if r0 < 0:
-                    r0 = rr
+                    r0 = w2 / m
                 elif abs(w2 - r0 * m) > 1e-12 * r0 * m:
                     two = True
             elif w2 > 0:
@@ -396,15 +428,19 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
                 r0 = max(r0, 0.0)
                 load2[:] = load * r0
                 agg2[:] = agg * r0
-        eu, ed = int(ea[2]), int(eb[2]) ^ 1
+                pm2[:] = pm * r0
         for x in (eu, ed):
             load[x] += m
             if two:
                 load2[x] += w2
         if spray:
-            if A != D:
+            if masked:
+                pm[pair] += m
+                if two:
+                    pm2[pair] += w2
+            elif A != D:
                 k = ea[6]
-                j = NL + eb[6] if ea[4] == eb[4] else (2 + ea[7]) * NL + eb[6]
+                j = NL + eb[6] if P == Q else (2 + ea[7]) * NL + eb[6]
                 agg[k] += m
                 agg[j] += m
                 if two:
@@ -413,16 +449,19 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
             continue
         mq = m / qps
         mq2 = w2 / qps
-        P, Q = ea[4], eb[4]
-        b1 = int(pod_b1[Q])
         for q in range(qps):
             links = []
             if A != D:
                 key = _qp_key(seed, i, q)
-                c = up_ptr[A + 1] - up_ptr[A]
-                j = up_ptr[A] + (pick(_hop(key, A), c) if c > 1 else 0)
-                links.append(int(up_lnk[j]))
-                s = int(up_head[j])
+                if masked:
+                    r = cand[pick(_hop(key, A), len(cand)) if len(cand) > 1 else 0]
+                    s = int(link_dst[r])
+                    links.append(r)
+                else:
+                    c = up_ptr[A + 1] - up_ptr[A]
+                    j = up_ptr[A] + (pick(_hop(key, A), c) if c > 1 else 0)
+                    links.append(int(up_lnk[j]))
+                    s = int(up_head[j])
                 if P != Q:
                     c = up_ptr[s + 1] - up_ptr[s]
                     j = up_ptr[s] + (pick(_hop(key, s), c) if c > 1 else 0)
@@ -433,8 +472,8 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
                     j = xd_start[k] + (pick(_hop(key, X), c) if c > 1 else 0)
                     links.append(int(xd_lnk[j]))
                     s = int(xd_head[j])
-                j = sd_base[s] + eb[5] * b1 + (pick(_hop(key, s), b1) if b1 > 1 else 0)
-                links.append(int(sd_lnk[j]))
+                dl = [x for x in down(s) if alive[x]] if masked else down(s)
+                links.append(dl[pick(_hop(key, s), len(dl)) if len(dl) > 1 else 0])
             for r in links:
                 load[r] += mq
                 if two:
@@ -446,4 +485,6 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
                     path[base + h] = r
             longest = max(longest, len(full))
     stats[:5] = [offered, same, nonpos, neg, unr]
+    counts[0] = nd
+    counts[1] = used
     return nb, longest, two, (r0 if r0 >= 0 else 0.0)
