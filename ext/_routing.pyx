@@ -39,7 +39,7 @@ length).
 waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
 """
-from _typedefs cimport id_t, real_t, uint8_t, int64_t, uint64_t
+from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t
 
 
 cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
@@ -709,26 +709,27 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
 
 def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
-               real_t inv_eff, const id_t[::1] ept, const id_t[::1] pod_b1,
+               real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
                const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
                const id_t[::1] sd_base, const id_t[::1] sd_lnk,
                const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
                const id_t[::1] xd_lnk, const id_t[::1] xd_head,
                const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
                int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
-               real_t[::1] lw, real_t[::1] agg, real_t[::1] agg2,
+               real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
                real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
                real_t[::1] stats, int64_t[::1] counts):
     """Classify the demands and route them on a regular Clos in one pass (see topo.routing_clos).
 
-    ept: per endpoint 8 entries (one cache line): scale-up domain, leaf, uplink, plane,
+    ept: per endpoint 8 int32 entries (half a cache line): scale-up domain, leaf, uplink, plane,
     pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of them), slot
     of the pod in its plane. The tables describe the healthy fabric.
     spray = 0: roce-hash, the paths route_hash gives (same hash, same next-hop order), with
-    the loads in lw; spray = 1: uec-spray, each flow's endpoint links in lw and its mass
-    aggregated in agg (agg[leaf A] mass leaving A upward, agg[NL + leaf D] mass arriving
-    at D from its own pod, agg[(2 + slot of the source pod) * NL + leaf D] mass arriving at
-    D from another pod); the caller spreads agg over the switch links.
+    the loads in lw; spray = 1: uec-spray (lw may be empty), each flow's mass aggregated
+    in agg, two weights interleaved (agg[2k], agg[2k + 1]) over the rows: [leaf A] mass
+    leaving A upward, [NL + leaf D] mass arriving at D from its own pod, [(2 + slot of
+    the source pod) * NL + leaf D] mass arriving at D from another pod; the caller spreads
+    them over the switch links.
     Failures (alive: empty when every link is up, else per link): a flow whose endpoint
     link is down is unreachable; a flow between two leaves whose uplinks are all up takes
     the healthy choices; between two leaves of one pod otherwise, its next hops at the
@@ -742,21 +743,23 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     the bytes/mass ratio of the first, only mass is carried; at the first flow that differs,
     the second weights so far are set to ratio * the first and both are carried from then
     on. lw interleaves the two weights of a link (lw[2l], lw[2l + 1]) so that one cache line
-    takes both updates of a hop. f_idx (len 0, or n) receives the routed flows (original
+    takes both updates of a hop; epw (4 per endpoint: sent, sent second weight, received,
+    received second weight) takes the endpoint links' loads, which the caller adds to the
+    uplink of each endpoint and its reverse. f_idx (len 0, or n) receives the routed flows (original
     index, in order); path (len 0, or n * qps * H) their queue pairs' links, row by routed
     flow. stats: offered mass, same-domain flows, routed flows with mass <= 0, negative
     rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
     (routed flows, longest path, carried both weights, ratio of the first flow).
     """
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
-    cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0]
+    cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
     cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca
     cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
     cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
     cdef bint fm = alive.shape[0] > 0, masked, ok
     cdef uint64_t key, kf, ks = _mix(seed)
-    cdef const id_t* ea
-    cdef const id_t* eb
+    cdef const int32_t* ea
+    cdef const int32_t* eb
     with nogil:
         for i in range(n):
             if rate[i] < 0.0 or nbytes[i] < 0.0:
@@ -841,15 +844,17 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                         r0 = 0.0
                     for k in range(L):
                         lw[2 * k + 1] = lw[2 * k] * r0
+                    for k in range(epw.shape[0] // 2):
+                        epw[2 * k + 1] = epw[2 * k] * r0
                     for k in range(nagg):
-                        agg2[k] = agg[k] * r0
+                        agg[2 * k + 1] = agg[2 * k] * r0
                     for k in range(pmass.shape[0] // 2):
                         pmass[2 * k + 1] = pmass[2 * k] * r0
-            lw[2 * eu] += m
-            lw[2 * ed] += m
+            epw[4 * a] += m
+            epw[4 * b + 2] += m
             if two:
-                lw[2 * eu + 1] += w2
-                lw[2 * ed + 1] += w2
+                epw[4 * a + 1] += w2
+                epw[4 * b + 3] += w2
             if A == D and not rec:
                 continue
             if spray:
@@ -863,11 +868,11 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                         j = NL + eb[6]
                     else:
                         j = (2 + ea[7]) * NL + eb[6]
-                    agg[k] += m
-                    agg[j] += m
+                    agg[2 * k] += m
+                    agg[2 * j] += m
                     if two:
-                        agg2[k] += w2
-                        agg2[j] += w2
+                        agg[2 * k + 1] += w2
+                        agg[2 * j + 1] += w2
                 continue
             # roce-hash: every queue pair hashed at every switch hop
             mq = m / qps

@@ -418,9 +418,9 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     q = 1 if spray else qps
     NL = plan.n_leaves
     fm = bool(dead.any())
-    lw = np.zeros(2 * L)
-    agg = np.zeros((2 + plan.n_slots) * NL if spray else 0)
-    agg2 = np.zeros_like(agg)
+    lw = np.zeros(2 * L if not spray else 0)  # spraying loads switch links from agg/pmass afterwards
+    epw = np.zeros(4 * fabric.n_endpoints)
+    agg = np.zeros(2 * (2 + plan.n_slots) * NL if spray else 0)
     unreach = np.zeros(n_fl)
     rec = record_paths and not spray
     f_idx = np.empty(n_fl if rec else 0, np.int64)
@@ -451,19 +451,25 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
         plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
         plan.xd_cnt, plan.xd_lnk, plan.xd_head, alive, lclean, fabric.link_dst, LP, pair_ptr, pair_cnt,
-        pool, pmass, lw, agg, agg2, unreach, f_idx, path, defer, st, counts)
-    load, load2 = lw[0::2].copy(), lw[1::2].copy()
+        pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, st, counts)
+    load, load2 = (lw[0::2].copy(), lw[1::2].copy()) if not spray else (np.zeros(L), np.zeros(L) if two else None)
     del lw
+    epw = epw.reshape(-1, 4)
+    load[plan.ep_up] += epw[:, 0]
+    load[plan.ep_up ^ 1] += epw[:, 2]
+    if two:
+        load2[plan.ep_up] += epw[:, 1]
+        load2[plan.ep_up ^ 1] += epw[:, 3]
     if st[3] > 0:
         raise SpecError([("traffic", f"{int(st[3])} demands have negative bytes or rates")])
     if st[1] > 0 and fabric.family != "rail_only":
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     if spray:
-        spread_spray(fabric, plan, agg, load)
+        spread_spray(fabric, plan, agg[0::2], load)
         if pmass.size:
             spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, pmass[0::2], alive, LP, load)
         if two:
-            spread_spray(fabric, plan, agg2, load2)
+            spread_spray(fabric, plan, agg[1::2], load2)
             if pmass.size:
                 spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, pmass[1::2], alive, LP, load2)
     bload = (load2 if two else load * r0) * (1e9 / 8.0)

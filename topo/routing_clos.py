@@ -61,7 +61,7 @@ class ClosPlan:
     n_pods: int
     n_slots: int           # most pods in one plane
     n_leaves: int
-    ept: np.ndarray        # per endpoint, 8 entries: domain, leaf, uplink, plane, pod, rank, leaf index, pod slot
+    ept: np.ndarray        # per endpoint, 8 int32: domain, leaf, uplink, plane, pod, rank, leaf index, pod slot
     cache: dict = field(default_factory=dict)   # derived tables (spread_spray's)
 
 
@@ -74,6 +74,8 @@ def clos_plan(fabric, P) -> ClosPlan | None:
     alive = P.alive.astype(bool)
     if E == 0 or (P.ep_up1 < 0).any() or (tier[P.ep_home1] != 1).any():
         return None
+    if fabric.n_links >= 2**31 or n >= 2**31:
+        return None                             # the endpoint table holds int32 ids
     if tier.max(initial=0) > 3:
         return None
     # endpoint links: exactly the endpoints' uplinks and their reverses are alive
@@ -221,7 +223,7 @@ def clos_plan(fabric, P) -> ClosPlan | None:
         xd_start = np.concatenate([[0], np.cumsum(xd_cnt)[:-1]]).astype(np.int64)
     lf = P.ep_home1
     ept = np.stack([fabric.ep_domain.astype(np.int64), lf, P.ep_up1, comp[lf], pod[lf], rank[lf], leaf_idx[lf],
-                    slot[pod[lf]]], axis=1).astype(np.int64).ravel()
+                    slot[pod[lf]]], axis=1).astype(np.int32).ravel()
     return ClosPlan(ept=ept, ep_up=P.ep_up1, leaf_of=P.ep_home1, pod=pod, comp=comp, rank=rank,
                     pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
                     up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),

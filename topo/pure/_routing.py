@@ -351,9 +351,10 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
 def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
                up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
                alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass,
-               lw, agg, agg2, unreach, f_idx, path, defer, stats, counts):
+               lw, epw, aggw, unreach, f_idx, path, defer, stats, counts):
     load, load2 = lw[0::2], lw[1::2]  # views: writes land in lw
     pm, pm2 = pmass[0::2], pmass[1::2]
+    agg, agg2 = aggw[0::2], aggw[1::2]
     keep = f_idx.shape[0] > 0
     rec = path.shape[0] > 0
     fm = alive.shape[0] > 0
@@ -427,12 +428,14 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
             if two:
                 r0 = max(r0, 0.0)
                 load2[:] = load * r0
+                epw[1::2] = epw[0::2] * r0
                 agg2[:] = agg * r0
                 pm2[:] = pm * r0
-        for x in (eu, ed):
-            load[x] += m
-            if two:
-                load2[x] += w2
+        epw[4 * a] += m
+        epw[4 * b + 2] += m
+        if two:
+            epw[4 * a + 1] += w2
+            epw[4 * b + 3] += w2
         if spray:
             if masked:
                 pm[pair] += m
