@@ -39,6 +39,7 @@ length).
 waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
 """
+import numpy as np
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t
 
 
@@ -707,6 +708,230 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     return levels
 
 
+cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, int H,
+               const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
+               real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
+               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+               const id_t[::1] sd_base, const id_t[::1] sd_lnk,
+               const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
+               const id_t[::1] xd_lnk, const id_t[::1] xd_head,
+               const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
+               int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
+               real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
+               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
+               real_t[::1] stats, int64_t[::1] counts, real_t[::1] ret) noexcept nogil:
+    """route_clos's pass; spray is a constant at each call, so the compiler specialises the loop."""
+
+    cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
+    cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
+    cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca
+    cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
+    cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
+    cdef bint fm = alive.shape[0] > 0, masked, ok
+    cdef uint64_t key, kf, ks = _mix(seed)
+    cdef const int32_t* ea
+    cdef const int32_t* eb
+    for i in range(n):
+        if rate[i] < 0.0 or nbytes[i] < 0.0:
+            neg += 1
+        a = src[i]
+        b = dst[i]
+        if a == b:
+            continue
+        m = rate[i] * inv_eff
+        offered += m
+        ea = &ept[8 * a]
+        eb = &ept[8 * b]
+        if ea[0] >= 0 and ea[0] == eb[0]:
+            same += 1
+            continue
+        w2 = nbytes[i] * 8e-9
+        if m <= 0.0:
+            nonpos += 1
+        eu = ea[2]
+        ed = eb[2] ^ 1
+        if ea[3] != eb[3] or (fm and (not alive[eu] or not alive[ed])):
+            unreach[i] += m
+            unr += m
+            continue
+        A = ea[1]
+        D = eb[1]
+        P = ea[4]
+        Q = eb[4]
+        b1 = pod_b1[Q]
+        rk = eb[5] * b1
+        masked = False
+        if fm and A != D:
+            if P != Q:
+                defer[nd] = i
+                nd += 1
+                continue
+            if not (lclean[A] and lclean[D]):
+                masked = True
+                pair = ea[6] * LP + eb[5]
+                if pair_ptr[pair] < 0:
+                    if used + up_ptr[A + 1] - up_ptr[A] > cap:
+                        defer[nd] = i
+                        nd += 1
+                        continue
+                    # A's alive uplinks (CSR order) to spines with an alive link to D
+                    pair_ptr[pair] = used
+                    for k in range(up_ptr[A], up_ptr[A + 1]):
+                        r = up_lnk[k]
+                        if not alive[r]:
+                            continue
+                        s = up_head[k]
+                        ok = False
+                        for t in range(b1):
+                            if alive[sd_lnk[sd_base[s] + rk + t]]:
+                                ok = True
+                                break
+                        if ok:
+                            pool[used] = r
+                            used += 1
+                    pair_cnt[pair] = used - pair_ptr[pair]
+                pb = pair_ptr[pair]
+                pc = pair_cnt[pair]
+                if pc == 0:
+                    defer[nd] = i
+                    nd += 1
+                    continue
+        if keep:
+            f_idx[nb] = i
+        nb += 1
+        if not two:
+            if m > 0.0:
+                if r0 < 0.0:
+                    r0 = w2 / m
+                else:
+                    dev = w2 - r0 * m
+                    if dev > 1e-12 * r0 * m or -dev > 1e-12 * r0 * m:
+                        two = True
+            elif w2 > 0.0:
+                two = True
+            if two:
+                if r0 < 0.0:
+                    r0 = 0.0
+                for k in range(L):
+                    lw[2 * k + 1] = lw[2 * k] * r0
+                for k in range(epw.shape[0] // 2):
+                    epw[2 * k + 1] = epw[2 * k] * r0
+                for k in range(nagg):
+                    agg[2 * k + 1] = agg[2 * k] * r0
+                for k in range(pmass.shape[0] // 2):
+                    pmass[2 * k + 1] = pmass[2 * k] * r0
+        epw[4 * a] += m
+        epw[4 * b + 2] += m
+        if two:
+            epw[4 * a + 1] += w2
+            epw[4 * b + 3] += w2
+        if A == D and not rec:
+            continue
+        if spray:
+            if masked:
+                pmass[2 * pair] += m
+                if two:
+                    pmass[2 * pair + 1] += w2
+            elif A != D:
+                k = ea[6]
+                if P == Q:
+                    j = NL + eb[6]
+                else:
+                    j = (2 + ea[7]) * NL + eb[6]
+                agg[2 * k] += m
+                agg[2 * j] += m
+                if two:
+                    agg[2 * k + 1] += w2
+                    agg[2 * j + 1] += w2
+            continue
+        # roce-hash: every queue pair hashed at every switch hop
+        mq = m / qps
+        if two:
+            mq2 = w2 / qps
+        kf = _mix(ks ^ <uint64_t>i)
+        for q in range(qps):
+            base = ((nb - 1) * qps + q) * H
+            hop = 1
+            if rec:
+                path[base] = eu
+            if A != D:
+                key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
+                if masked:
+                    j = pb + (_pick(_hop(key, <uint64_t>A), pc) if pc > 1 else 0)
+                    r = pool[j]
+                    s = link_dst[r]
+                else:
+                    c = up_ptr[A + 1] - up_ptr[A]
+                    j = up_ptr[A] + (_pick(_hop(key, <uint64_t>A), c) if c > 1 else 0)
+                    r = up_lnk[j]
+                    s = up_head[j]
+                lw[2 * r] += mq
+                if two:
+                    lw[2 * r + 1] += mq2
+                if rec and hop < H:
+                    path[base + hop] = r
+                hop += 1
+                if P != Q:
+                    c = up_ptr[s + 1] - up_ptr[s]
+                    j = up_ptr[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
+                    r = up_lnk[j]
+                    X = up_head[j]
+                    lw[2 * r] += mq
+                    if two:
+                        lw[2 * r + 1] += mq2
+                    if rec and hop < H:
+                        path[base + hop] = r
+                    hop += 1
+                    k = xd_base[X] + eb[7]
+                    c = xd_cnt[k]
+                    j = xd_start[k] + (_pick(_hop(key, <uint64_t>X), c) if c > 1 else 0)
+                    r = xd_lnk[j]
+                    s = xd_head[j]
+                    lw[2 * r] += mq
+                    if two:
+                        lw[2 * r + 1] += mq2
+                    if rec and hop < H:
+                        path[base + hop] = r
+                    hop += 1
+                if masked and b1 > 1:
+                    # the alive links of the spine to D
+                    ca = 0
+                    for t in range(b1):
+                        ca += alive[sd_lnk[sd_base[s] + rk + t]]
+                    j = _pick(_hop(key, <uint64_t>s), ca) if ca > 1 else 0
+                    for t in range(b1):
+                        r = sd_lnk[sd_base[s] + rk + t]
+                        if alive[r]:
+                            if j == 0:
+                                break
+                            j -= 1
+                else:
+                    j = sd_base[s] + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
+                    r = sd_lnk[j]
+                lw[2 * r] += mq
+                if two:
+                    lw[2 * r + 1] += mq2
+                if rec and hop < H:
+                    path[base + hop] = r
+                hop += 1
+            if rec and hop < H:
+                path[base + hop] = ed
+            hop += 1
+            if hop > longest:
+                longest = hop
+    stats[0] = offered
+    stats[1] = same
+    stats[2] = nonpos
+    stats[3] = neg
+    stats[4] = unr
+    counts[0] = nd
+    counts[1] = used
+    ret[0] = nb
+    ret[1] = longest
+    ret[2] = two
+    ret[3] = r0 if r0 >= 0.0 else 0.0
+
+
 def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
@@ -751,209 +976,10 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
     (routed flows, longest path, carried both weights, ratio of the first flow).
     """
-    cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
-    cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
-    cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca
-    cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
-    cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
-    cdef bint fm = alive.shape[0] > 0, masked, ok
-    cdef uint64_t key, kf, ks = _mix(seed)
-    cdef const int32_t* ea
-    cdef const int32_t* eb
+    cdef real_t[::1] ret = np.zeros(4)
     with nogil:
-        for i in range(n):
-            if rate[i] < 0.0 or nbytes[i] < 0.0:
-                neg += 1
-            a = src[i]
-            b = dst[i]
-            if a == b:
-                continue
-            m = rate[i] * inv_eff
-            offered += m
-            ea = &ept[8 * a]
-            eb = &ept[8 * b]
-            if ea[0] >= 0 and ea[0] == eb[0]:
-                same += 1
-                continue
-            w2 = nbytes[i] * 8e-9
-            if m <= 0.0:
-                nonpos += 1
-            eu = ea[2]
-            ed = eb[2] ^ 1
-            if ea[3] != eb[3] or (fm and (not alive[eu] or not alive[ed])):
-                unreach[i] += m
-                unr += m
-                continue
-            A = ea[1]
-            D = eb[1]
-            P = ea[4]
-            Q = eb[4]
-            b1 = pod_b1[Q]
-            rk = eb[5] * b1
-            masked = False
-            if fm and A != D:
-                if P != Q:
-                    defer[nd] = i
-                    nd += 1
-                    continue
-                if not (lclean[A] and lclean[D]):
-                    masked = True
-                    pair = ea[6] * LP + eb[5]
-                    if pair_ptr[pair] < 0:
-                        if used + up_ptr[A + 1] - up_ptr[A] > cap:
-                            defer[nd] = i
-                            nd += 1
-                            continue
-                        # A's alive uplinks (CSR order) to spines with an alive link to D
-                        pair_ptr[pair] = used
-                        for k in range(up_ptr[A], up_ptr[A + 1]):
-                            r = up_lnk[k]
-                            if not alive[r]:
-                                continue
-                            s = up_head[k]
-                            ok = False
-                            for t in range(b1):
-                                if alive[sd_lnk[sd_base[s] + rk + t]]:
-                                    ok = True
-                                    break
-                            if ok:
-                                pool[used] = r
-                                used += 1
-                        pair_cnt[pair] = used - pair_ptr[pair]
-                    pb = pair_ptr[pair]
-                    pc = pair_cnt[pair]
-                    if pc == 0:
-                        defer[nd] = i
-                        nd += 1
-                        continue
-            if keep:
-                f_idx[nb] = i
-            nb += 1
-            if not two:
-                if m > 0.0:
-                    if r0 < 0.0:
-                        r0 = w2 / m
-                    else:
-                        dev = w2 - r0 * m
-                        if dev > 1e-12 * r0 * m or -dev > 1e-12 * r0 * m:
-                            two = True
-                elif w2 > 0.0:
-                    two = True
-                if two:
-                    if r0 < 0.0:
-                        r0 = 0.0
-                    for k in range(L):
-                        lw[2 * k + 1] = lw[2 * k] * r0
-                    for k in range(epw.shape[0] // 2):
-                        epw[2 * k + 1] = epw[2 * k] * r0
-                    for k in range(nagg):
-                        agg[2 * k + 1] = agg[2 * k] * r0
-                    for k in range(pmass.shape[0] // 2):
-                        pmass[2 * k + 1] = pmass[2 * k] * r0
-            epw[4 * a] += m
-            epw[4 * b + 2] += m
-            if two:
-                epw[4 * a + 1] += w2
-                epw[4 * b + 3] += w2
-            if A == D and not rec:
-                continue
-            if spray:
-                if masked:
-                    pmass[2 * pair] += m
-                    if two:
-                        pmass[2 * pair + 1] += w2
-                elif A != D:
-                    k = ea[6]
-                    if P == Q:
-                        j = NL + eb[6]
-                    else:
-                        j = (2 + ea[7]) * NL + eb[6]
-                    agg[2 * k] += m
-                    agg[2 * j] += m
-                    if two:
-                        agg[2 * k + 1] += w2
-                        agg[2 * j + 1] += w2
-                continue
-            # roce-hash: every queue pair hashed at every switch hop
-            mq = m / qps
-            if two:
-                mq2 = w2 / qps
-            kf = _mix(ks ^ <uint64_t>i)
-            for q in range(qps):
-                base = ((nb - 1) * qps + q) * H
-                hop = 1
-                if rec:
-                    path[base] = eu
-                if A != D:
-                    key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
-                    if masked:
-                        j = pb + (_pick(_hop(key, <uint64_t>A), pc) if pc > 1 else 0)
-                        r = pool[j]
-                        s = link_dst[r]
-                    else:
-                        c = up_ptr[A + 1] - up_ptr[A]
-                        j = up_ptr[A] + (_pick(_hop(key, <uint64_t>A), c) if c > 1 else 0)
-                        r = up_lnk[j]
-                        s = up_head[j]
-                    lw[2 * r] += mq
-                    if two:
-                        lw[2 * r + 1] += mq2
-                    if rec and hop < H:
-                        path[base + hop] = r
-                    hop += 1
-                    if P != Q:
-                        c = up_ptr[s + 1] - up_ptr[s]
-                        j = up_ptr[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
-                        r = up_lnk[j]
-                        X = up_head[j]
-                        lw[2 * r] += mq
-                        if two:
-                            lw[2 * r + 1] += mq2
-                        if rec and hop < H:
-                            path[base + hop] = r
-                        hop += 1
-                        k = xd_base[X] + eb[7]
-                        c = xd_cnt[k]
-                        j = xd_start[k] + (_pick(_hop(key, <uint64_t>X), c) if c > 1 else 0)
-                        r = xd_lnk[j]
-                        s = xd_head[j]
-                        lw[2 * r] += mq
-                        if two:
-                            lw[2 * r + 1] += mq2
-                        if rec and hop < H:
-                            path[base + hop] = r
-                        hop += 1
-                    if masked and b1 > 1:
-                        # the alive links of the spine to D
-                        ca = 0
-                        for t in range(b1):
-                            ca += alive[sd_lnk[sd_base[s] + rk + t]]
-                        j = _pick(_hop(key, <uint64_t>s), ca) if ca > 1 else 0
-                        for t in range(b1):
-                            r = sd_lnk[sd_base[s] + rk + t]
-                            if alive[r]:
-                                if j == 0:
-                                    break
-                                j -= 1
-                    else:
-                        j = sd_base[s] + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
-                        r = sd_lnk[j]
-                    lw[2 * r] += mq
-                    if two:
-                        lw[2 * r + 1] += mq2
-                    if rec and hop < H:
-                        path[base + hop] = r
-                    hop += 1
-                if rec and hop < H:
-                    path[base + hop] = ed
-                hop += 1
-                if hop > longest:
-                    longest = hop
-    stats[0] = offered
-    stats[1] = same
-    stats[2] = nonpos
-    stats[3] = neg
-    stats[4] = unr
-    counts[0] = nd
-    counts[1] = used
-    return nb, longest, two, (r0 if r0 >= 0.0 else 0.0)
+        if spray:
+            _clos_loop(1, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+        else:
+            _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+    return int(ret[0]), int(ret[1]), bool(ret[2]), float(ret[3])
