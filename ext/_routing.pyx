@@ -983,3 +983,165 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
         else:
             _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
     return int(ret[0]), int(ret[1]), bool(ret[2]), float(ret[3])
+
+
+
+cdef inline bint _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1,
+                        const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                        const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
+                        const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
+                        const id_t[::1] xd_head, const uint8_t[::1] alive,
+                        int64_t[::1] rstamp, uint8_t[::1] rval) noexcept nogil:
+    """Whether u still reaches leaf D on a shortest up-down path (memo per destination g):
+    v = 1, a spine of D's pod (slot q) with an alive link to D; v = 2, a super-spine with an
+    alive link to such a spine; v = 3, a spine with an alive uplink to such a super-spine."""
+    cdef id_t k, t
+    cdef bint ok = False
+    if rstamp[u] == g:
+        return rval[u]
+    if v == 1:
+        for t in range(b1):
+            if alive[sd_lnk[sd_base[u] + rk + t]]:
+                ok = True
+                break
+    elif v == 2:
+        k = xd_base[u] + q
+        for t in range(xd_start[k], xd_start[k] + xd_cnt[k]):
+            if alive[xd_lnk[t]] and _reach(xd_head[t], 1, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base,
+                                           sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
+                ok = True
+                break
+    else:
+        for k in range(up_ptr[u], up_ptr[u + 1]):
+            if alive[up_lnk[k]] and _reach(up_head[k], 2, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base,
+                                           sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
+                ok = True
+                break
+    rstamp[u] = g
+    rval[u] = ok
+    return ok
+
+
+def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_leaf, const real_t[::1] f_m,
+                const real_t[::1] f_m2, const id_t[::1] pod, const id_t[::1] rank, const id_t[::1] pod_b1,
+                const id_t[::1] pod_slot, const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base, const id_t[::1] xd_start,
+                const id_t[::1] xd_cnt, const id_t[::1] xd_lnk, const id_t[::1] xd_head, const uint8_t[::1] alive,
+                int64_t[::1] rstamp, uint8_t[::1] rval, int64_t[::1] tstamp, real_t[::1] mass, real_t[::1] mass2,
+                int64_t[::1] touched, real_t[::1] load, real_t[::1] load2, uint8_t[::1] f_ok):
+    """uec-spray of flows between pods of a regular Clos with failed links, per destination leaf.
+
+    The shortest paths between pods go up to a super-spine and down; the equal-cost next
+    hops of a switch are its alive links to switches that still reach the destination (see
+    _reach). Mass is pushed level by level (source leaves, their spines, super-spines,
+    spines of the destination pod) and split evenly over those links, as route_fluid's
+    spray mode does. Flows of destination g are g_ptr[g] .. g_ptr[g+1]-1 (leaf g_dst[g]),
+    from leaf f_leaf with masses f_m and f_m2 (second weight). A source leaf with no such
+    uplink has only longer paths: its flows get f_ok 0 and no load (the general kernels
+    route them). Work arrays per node: rstamp and tstamp (all -1 on entry), rval, mass and
+    mass2 (all 0 on entry and exit), touched.
+    """
+    cdef id_t ng = g_ptr.shape[0] - 1, g, f, D, Q, q, b1, rk, A, s, k, r, t, c, nt, lo, hi, v, e, u
+    cdef real_t x, x2
+    with nogil:
+        for g in range(ng):
+            D = g_dst[g]
+            Q = pod[D]
+            q = pod_slot[Q]
+            b1 = pod_b1[Q]
+            rk = rank[D] * b1
+            nt = 0
+            for f in range(g_ptr[g], g_ptr[g + 1]):
+                A = f_leaf[f]
+                if tstamp[A] != g:
+                    tstamp[A] = g
+                    touched[nt] = A
+                    nt += 1
+                mass[A] += f_m[f]
+                mass2[A] += f_m2[f]
+            lo = 0
+            hi = nt
+            for v in range(3):          # leaves, spines of the source pods, super-spines
+                for e in range(lo, hi):
+                    u = touched[e]
+                    c = 0
+                    if v < 2:
+                        for k in range(up_ptr[u], up_ptr[u + 1]):
+                            if alive[up_lnk[k]] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, up_ptr, up_lnk,
+                                                           up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt,
+                                                           xd_lnk, xd_head, alive, rstamp, rval):
+                                c += 1
+                    else:
+                        k = xd_base[u] + q
+                        for t in range(xd_start[k], xd_start[k] + xd_cnt[k]):
+                            c += alive[xd_lnk[t]]
+                    if c == 0:
+                        continue        # only a source leaf can be here (the others were chosen as reaching)
+                    x = mass[u] / c
+                    x2 = mass2[u] / c
+                    if v < 2:
+                        for k in range(up_ptr[u], up_ptr[u + 1]):
+                            r = up_lnk[k]
+                            if alive[r] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, up_ptr, up_lnk, up_head,
+                                                   sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
+                                                   alive, rstamp, rval):
+                                load[r] += x
+                                load2[r] += x2
+                                s = up_head[k]
+                                if tstamp[s] != g:
+                                    tstamp[s] = g
+                                    touched[nt] = s
+                                    nt += 1
+                                mass[s] += x
+                                mass2[s] += x2
+                    else:
+                        for t in range(xd_start[k], xd_start[k] + xd_cnt[k]):
+                            r = xd_lnk[t]
+                            if alive[r]:
+                                load[r] += x
+                                load2[r] += x2
+                                s = xd_head[t]
+                                if tstamp[s] != g:
+                                    tstamp[s] = g
+                                    touched[nt] = s
+                                    nt += 1
+                                mass[s] += x
+                                mass2[s] += x2
+                lo = hi
+                hi = nt
+            for e in range(lo, hi):     # spines of the destination pod -> D
+                u = touched[e]
+                c = 0
+                for t in range(b1):
+                    c += alive[sd_lnk[sd_base[u] + rk + t]]
+                x = mass[u] / c
+                x2 = mass2[u] / c
+                for t in range(b1):
+                    r = sd_lnk[sd_base[u] + rk + t]
+                    if alive[r]:
+                        load[r] += x
+                        load2[r] += x2
+            # flows from a leaf with no way up are not routed here
+            for f in range(g_ptr[g], g_ptr[g + 1]):
+                A = f_leaf[f]
+                f_ok[f] = _reach_leaf(A, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base,
+                                      xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval)
+            for e in range(nt):
+                u = touched[e]
+                mass[u] = 0.0
+                mass2[u] = 0.0
+
+
+cdef inline bint _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,
+                             const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                             const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
+                             const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
+                             const id_t[::1] xd_head, const uint8_t[::1] alive,
+                             int64_t[::1] rstamp, uint8_t[::1] rval) noexcept nogil:
+    """Whether source leaf A has an alive uplink to a spine that still reaches D."""
+    cdef id_t k
+    for k in range(up_ptr[A], up_ptr[A + 1]):
+        if alive[up_lnk[k]] and _reach(up_head[k], 3, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk,
+                                       xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
+            return True
+    return False

@@ -482,8 +482,12 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         qp_gbps = np.repeat(m / q, q)
         qp_path = path[:nb * q * H].reshape(-1, H)
     nd = int(counts[0])
-    if nd:
-        d = defer[:nd]
+    d = defer[:nd]
+    if nd and spray:
+        # flows between pods under failures: aggregated per destination leaf on the structure
+        ok = _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload)
+        d = d[~ok]
+    if d.size:
         z = np.zeros(fabric.n_endpoints)
         sub = _route_general(fabric, P, model, np.ascontiguousarray(new_src[d]), np.ascontiguousarray(dst[d]),
                              np.ascontiguousarray(rate[d]), np.ascontiguousarray(nbytes[d]), efficiency, seed, qps,
@@ -507,6 +511,42 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
                        offered_gbps=float(st[0]), flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
+
+
+def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload) -> np.ndarray:
+    """uec-spray of the deferred flows ``d`` that cross pods (kernel spray_cross), added to
+    load and bload; returns which of ``d`` were routed (the others need the general kernels)."""
+    K = kernel("_routing")
+    A = plan.leaf_of[new_src[d]]
+    D = plan.leaf_of[dst[d]]
+    cross = plan.pod[A] != plan.pod[D]
+    ok = np.zeros(d.size, bool)
+    if not cross.any():
+        return ok
+    idx = np.flatnonzero(cross)
+    idx = idx[np.argsort(D[idx], kind="stable")]
+    Dg, first = np.unique(D[idx], return_index=True)
+    g_ptr = np.append(first, idx.size).astype(np.int64)
+    f = d[idx]
+    m = rate[f] * (1.0 / efficiency)
+    m2 = nbytes[f] * 8e-9
+    n, L = fabric.n_nodes, fabric.n_links
+    lc, lc2 = np.zeros(L), np.zeros(L)
+    f_ok = np.zeros(idx.size, np.uint8)
+    K.spray_cross(g_ptr, Dg.astype(np.int64), np.ascontiguousarray(A[idx]), m, m2, plan.pod, plan.rank, plan.pod_b1,
+                  plan.pod_slot, plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base,
+                  plan.xd_start, plan.xd_cnt, plan.xd_lnk, plan.xd_head, P.alive, np.full(n, -1, np.int64),
+                  np.zeros(n, np.uint8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n, np.int64),
+                  lc, lc2, f_ok)
+    good = f_ok.astype(bool)
+    f, m, m2 = f[good], m[good], m2[good]
+    for w, out in ((m, lc), (m2, lc2)):
+        out += np.bincount(plan.ep_up[new_src[f]], weights=w, minlength=L)
+        out += np.bincount(plan.ep_up[dst[f]] ^ 1, weights=w, minlength=L)
+    load += lc
+    bload += lc2 * (1e9 / 8.0)
+    ok[idx[good]] = True
+    return ok
 
 
 def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, failed_links=None,

@@ -491,3 +491,57 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
     counts[0] = nd
     counts[1] = used
     return nb, longest, two, (r0 if r0 >= 0 else 0.0)
+
+
+def spray_cross(g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head,
+                sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive,
+                rstamp, rval, tstamp, mass, mass2, touched, load, load2, f_ok):
+    for g in range(len(g_ptr) - 1):
+        D = int(g_dst[g])
+        Q = pod[D]
+        q = int(pod_slot[Q])
+        b1 = int(pod_b1[Q])
+        rk = int(rank[D]) * b1
+        down_d = lambda s: [int(sd_lnk[sd_base[s] + rk + t]) for t in range(b1)]
+        to_q = lambda X: [(int(xd_lnk[t]), int(xd_head[t])) for t in
+                          range(xd_start[xd_base[X] + q], xd_start[xd_base[X] + q] + xd_cnt[xd_base[X] + q])]
+        ups = lambda u: [(int(up_lnk[k]), int(up_head[k])) for k in range(up_ptr[u], up_ptr[u + 1])]
+        memo = {}
+
+        def reach(u, v):
+            if (u, v) not in memo:
+                if v == 1:
+                    memo[u, v] = any(alive[x] for x in down_d(u))
+                elif v == 2:
+                    memo[u, v] = any(alive[r] and reach(s, 1) for r, s in to_q(u))
+                else:
+                    memo[u, v] = any(alive[r] and reach(x, 2) for r, x in ups(u))
+            return memo[u, v]
+
+        m1, m2 = {}, {}
+        for f in range(g_ptr[g], g_ptr[g + 1]):
+            A = int(f_leaf[f])
+            m1[A] = m1.get(A, 0.0) + f_m[f]
+            m2[A] = m2.get(A, 0.0) + f_m2[f]
+        level = list(m1)
+        for v in range(3):
+            nxt1, nxt2 = {}, {}
+            for u in level:
+                hops = [(r, s) for r, s in ups(u) if alive[r] and reach(s, 3 - v)] if v < 2 else \
+                       [(r, s) for r, s in to_q(u) if alive[r]]
+                if not hops:
+                    continue
+                for r, s in hops:
+                    load[r] += m1[u] / len(hops)
+                    load2[r] += m2[u] / len(hops)
+                    nxt1[s] = nxt1.get(s, 0.0) + m1[u] / len(hops)
+                    nxt2[s] = nxt2.get(s, 0.0) + m2[u] / len(hops)
+            level, m1, m2 = list(nxt1), nxt1, nxt2
+        for u in level:
+            live = [x for x in down_d(u) if alive[x]]
+            for r in live:
+                load[r] += m1[u] / len(live)
+                load2[r] += m2[u] / len(live)
+        for f in range(g_ptr[g], g_ptr[g + 1]):
+            A = int(f_leaf[f])
+            f_ok[f] = any(alive[r] and reach(s, 3) for r, s in ups(A))
