@@ -711,7 +711,7 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
 cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head, const id_t[::1] uph,
                const id_t[::1] sd_base, const id_t[::1] sd_lnk,
                const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
                const id_t[::1] xd_lnk, const id_t[::1] xd_head,
@@ -724,7 +724,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
 
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
     cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
-    cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca
+    cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca, sb = 0
     cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
     cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
     cdef bint fm = alive.shape[0] > 0, masked, ok
@@ -860,11 +860,13 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
                     j = pb + (_pick(_hop(key, <uint64_t>A), pc) if pc > 1 else 0)
                     r = pool[j]
                     s = link_dst[r]
+                    sb = sd_base[s]
                 else:
                     c = up_ptr[A + 1] - up_ptr[A]
                     j = up_ptr[A] + (_pick(_hop(key, <uint64_t>A), c) if c > 1 else 0)
-                    r = up_lnk[j]
-                    s = up_head[j]
+                    r = uph[3 * j]
+                    s = uph[3 * j + 1]
+                    sb = uph[3 * j + 2]
                 lw[2 * r] += mq
                 if two:
                     lw[2 * r + 1] += mq2
@@ -874,8 +876,8 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
                 if P != Q:
                     c = up_ptr[s + 1] - up_ptr[s]
                     j = up_ptr[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
-                    r = up_lnk[j]
-                    X = up_head[j]
+                    r = uph[3 * j]
+                    X = uph[3 * j + 1]
                     lw[2 * r] += mq
                     if two:
                         lw[2 * r + 1] += mq2
@@ -887,6 +889,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
                     j = xd_start[k] + (_pick(_hop(key, <uint64_t>X), c) if c > 1 else 0)
                     r = xd_lnk[j]
                     s = xd_head[j]
+                    sb = sd_base[s]
                     lw[2 * r] += mq
                     if two:
                         lw[2 * r + 1] += mq2
@@ -897,16 +900,16 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
                     # the alive links of the spine to D
                     ca = 0
                     for t in range(b1):
-                        ca += alive[sd_lnk[sd_base[s] + rk + t]]
+                        ca += alive[sd_lnk[sb + rk + t]]
                     j = _pick(_hop(key, <uint64_t>s), ca) if ca > 1 else 0
                     for t in range(b1):
-                        r = sd_lnk[sd_base[s] + rk + t]
+                        r = sd_lnk[sb + rk + t]
                         if alive[r]:
                             if j == 0:
                                 break
                             j -= 1
                 else:
-                    j = sd_base[s] + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
+                    j = sb + rk + (_pick(_hop(key, <uint64_t>s), b1) if b1 > 1 else 0)
                     r = sd_lnk[j]
                 lw[2 * r] += mq
                 if two:
@@ -935,7 +938,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
 def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head, const id_t[::1] uph,
                const id_t[::1] sd_base, const id_t[::1] sd_lnk,
                const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
                const id_t[::1] xd_lnk, const id_t[::1] xd_head,
@@ -948,7 +951,9 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
 
     ept: per endpoint 8 int32 entries (half a cache line): scale-up domain, leaf, uplink, plane,
     pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of them), slot
-    of the pod in its plane. The tables describe the healthy fabric.
+    of the pod in its plane. uph: per uplink entry the link, its head and the head's
+    sd_base (one cache line per hop).
+    The tables describe the healthy fabric.
     spray = 0: roce-hash, the paths route_hash gives (same hash, same next-hop order), with
     the loads in lw; spray = 1: uec-spray (lw may be empty), each flow's mass aggregated
     in agg, two weights interleaved (agg[2k], agg[2k + 1]) over the rows: [leaf A] mass
@@ -979,9 +984,9 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     cdef real_t[::1] ret = np.zeros(4)
     with nogil:
         if spray:
-            _clos_loop(1, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(1, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
         else:
-            _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
     return int(ret[0]), int(ret[1]), bool(ret[2]), float(ret[3])
 
 

@@ -49,6 +49,7 @@ class ClosPlan:
     up_ptr: np.ndarray     # per node: CSR of alive uplinks (leaf->spine, spine->super) in CSR order
     up_lnk: np.ndarray
     up_head: np.ndarray
+    uph: np.ndarray        # per uplink entry: link, head, the head's sd_base
     sd_base: np.ndarray    # per spine: start of its down table (rank-major, b1 links per leaf, by link id)
     sd_lnk: np.ndarray
     xd_base: np.ndarray    # per super: start of its row of pod slots
@@ -227,6 +228,7 @@ def clos_plan(fabric, P) -> ClosPlan | None:
     return ClosPlan(ept=ept, ep_up=P.ep_up1, leaf_of=P.ep_home1, pod=pod, comp=comp, rank=rank,
                     pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
                     up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),
+                    uph=np.stack([ul, dst[ul], sd_base[dst[ul]]], axis=1).astype(np.int64).ravel(),
                     sd_base=sd_base, sd_lnk=sd_lnk, xd_base=xd_base, xd_start=xd_start, xd_cnt=xd_cnt,
                     xd_lnk=xd_lnk, xd_head=xd_head, pod_slot=slot, leaf_idx=leaf_idx, n_pods=int(npods),
                     n_slots=int(comp_sizes.max(initial=1)), n_leaves=int(leaves.size))

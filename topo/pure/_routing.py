@@ -349,7 +349,7 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
 
 
 def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
-               up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
+               up_ptr, up_lnk, up_head, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
                alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass,
                lw, epw, aggw, unreach, f_idx, path, defer, stats, counts):
     load, load2 = lw[0::2], lw[1::2]  # views: writes land in lw
