@@ -515,7 +515,8 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
 
 def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload) -> np.ndarray:
     """uec-spray of the deferred flows ``d`` that cross pods (kernel spray_cross), added to
-    load and bload; returns which of ``d`` were routed (the others need the general kernels)."""
+    load (Gb/s) and bload (bytes); returns which of ``d`` were routed (the others need the
+    general kernels)."""
     K = kernel("_routing")
     A = plan.leaf_of[new_src[d]]
     D = plan.leaf_of[dst[d]]
@@ -529,22 +530,25 @@ def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, loa
     g_ptr = np.append(first, idx.size).astype(np.int64)
     f = d[idx]
     m = rate[f] * (1.0 / efficiency)
-    m2 = nbytes[f] * 8e-9
-    n, L = fabric.n_nodes, fabric.n_links
-    lc, lc2 = np.zeros(L), np.zeros(L)
+    b = np.ascontiguousarray(nbytes[f])
+    work = plan.cache.get("cross_work")
+    if work is None:
+        n = fabric.n_nodes
+        work = plan.cache["cross_work"] = (np.full(n, -1, np.int64), np.zeros(n, np.uint8), np.full(n, -1, np.int64),
+                                           np.zeros(n), np.zeros(n), np.zeros(n, np.int64))
+    rstamp, rval, tstamp, mass, mass2, touched = work
+    rstamp[:] = -1
+    tstamp[:] = -1
     f_ok = np.zeros(idx.size, np.uint8)
-    K.spray_cross(g_ptr, Dg.astype(np.int64), np.ascontiguousarray(A[idx]), m, m2, plan.pod, plan.rank, plan.pod_b1,
+    K.spray_cross(g_ptr, Dg.astype(np.int64), np.ascontiguousarray(A[idx]), m, b, plan.pod, plan.rank, plan.pod_b1,
                   plan.pod_slot, plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base,
-                  plan.xd_start, plan.xd_cnt, plan.xd_lnk, plan.xd_head, P.alive, np.full(n, -1, np.int64),
-                  np.zeros(n, np.uint8), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n, np.int64),
-                  lc, lc2, f_ok)
+                  plan.xd_start, plan.xd_cnt, plan.xd_lnk, plan.xd_head, P.alive, rstamp, rval, tstamp, mass, mass2,
+                  touched, load, bload, f_ok)
     good = f_ok.astype(bool)
-    f, m, m2 = f[good], m[good], m2[good]
-    for w, out in ((m, lc), (m2, lc2)):
-        out += np.bincount(plan.ep_up[new_src[f]], weights=w, minlength=L)
-        out += np.bincount(plan.ep_up[dst[f]] ^ 1, weights=w, minlength=L)
-    load += lc
-    bload += lc2 * (1e9 / 8.0)
+    f, m, b = f[good], m[good], b[good]
+    for w, out in ((m, load), (b, bload)):
+        np.add.at(out, plan.ep_up[new_src[f]], w)
+        np.add.at(out, plan.ep_up[dst[f]] ^ 1, w)
     ok[idx[good]] = True
     return ok
 
