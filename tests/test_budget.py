@@ -527,3 +527,15 @@ def test_switch_over_the_network_rack_limit_is_refused(tmp_path):
     r = CliRunner().invoke(main, ["budget", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "b.json")])
     assert r.exit_code == 2 and "floor.network_rack_power_limit_kw" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "b.json").exists()
+
+
+def test_target_below_what_the_traffic_needs_runs_at_the_nonblocking_need():
+    # regression: the CP rows quantise utilisation caps to 1e-6; a cap of exactly the
+    # non-blocking grouping's need was floored below it, and CP-SAT called the budgets the
+    # enumeration accepts infeasible (the reference at target 0.08: leaf tier needs 0.1067)
+    c = load(EXAMPLES / "reference-131k.yaml")
+    r = B.budget(c, target_util=0.08, survive="link", time_limit=20, workers=1)
+    assert r.solver["status"] == "optimal"
+    ls = r.utilization["leaf-spine"]
+    assert ls["target"] == 0.08 and ls["effective_target"] > ls["nonblocking_model"] > 0.08
+    assert ls["model_after"] <= ls["effective_target"]

@@ -432,7 +432,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
         sun = max(u0n // b1n, 1) * (R1 - d1n)
         nb2 = pdn["t2"] / (g2 * sun)
     T.nonblocking_util = (nb1, nb2)
-    slack = 1 + 1e-6
+    slack = 1 + 1e-4  # above the CP rows' 1e-6 quantisation of utilisation caps
     T.cap = (max(tau, min(nb1 * slack, 1.0)), max(tau, min(nb2 * slack, 1.0)) if three else tau)
     cap1, cap2 = T.cap
 
