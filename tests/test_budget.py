@@ -539,3 +539,107 @@ def test_target_below_what_the_traffic_needs_runs_at_the_nonblocking_need():
     ls = r.utilization["leaf-spine"]
     assert ls["target"] == 0.08 and ls["effective_target"] > ls["nonblocking_model"] > 0.08
     assert ls["model_after"] <= ls["effective_target"]
+
+
+# --- decisions per pod: the partly filled last pod's spine uplinks ----------------------------------
+def _partial_pod_cluster():
+    """40 endpoints on radix-8 switches: 10 leaves per plane, pods of 4, 4 and 2 leaves."""
+    d = cluster_dict(n_racks=5, nodes_per_rack=1, accel=8,
+                     tiers=[{"switch": sw(8)}, {"switch": sw(8, cost_usd=11000)}, {"switch": sw(8, cost_usd=15000)}])
+    d["transport"] = {"protocol": "ideal"}
+    return from_dict(d)
+
+
+def _pods_demands(pairs, gbps, seed, n=200):
+    """Flows both ways between endpoint ranges (pod p holds endpoints 16p .. 16p+15)."""
+    rng = np.random.default_rng(seed)
+    src, dst = [], []
+    for a, b in pairs:
+        s = rng.integers(16 * a, min(16 * a + 16, 40), n)
+        t = rng.integers(16 * b, min(16 * b + 16, 40), n)
+        src += [s, t]
+        dst += [t, s]
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    return Demands(src, dst, np.full(src.size, 1e9), np.zeros(src.size, np.int32), np.full(src.size, gbps))
+
+
+def test_partial_pod_bundle_builds_thinner_uplinks_and_is_checked():
+    c = _partial_pod_cluster()
+    f = build(c)
+    assert f.meta["partial_pod_leaves"] == 2 and f.meta["partial_pod_bundle"] == f.meta["bundles"][1] == 2
+    d = c.file.model_dump(mode="json")
+    d["fabric"]["tiers"][1]["partial_pod_bundle"] = 1
+    g = build(from_dict(d))
+    up = (g.node_tier[g.link_src] == 2) & (g.node_tier[g.link_dst] == 3)
+    per_spine = np.bincount(g.link_src[up], minlength=g.n_nodes)
+    spines = np.flatnonzero(g.node_tier == 2)
+    last = g.node_pod[spines] == g.pods - 1
+    assert set(per_spine[spines[~last]]) == {4} and set(per_spine[spines[last]]) == {2}
+    # every super-spine still reaches every pod (the structural routing takes this fabric)
+    from topo import routing
+    from topo.routing_clos import clos_plan
+    assert clos_plan(g, routing.prepare(g, None)) is not None
+    for bad, msg in ((3, "more than the bundle"), (None, None)):
+        d["fabric"]["tiers"][1]["partial_pod_bundle"] = bad
+        if bad is not None:
+            with pytest.raises(SpecError, match=msg):
+                build(from_dict(d))
+    d["fabric"]["tiers"][0]["partial_pod_bundle"] = 1
+    with pytest.raises(SpecError, match=r"fabric.tiers\[0\].partial_pod_bundle"):
+        from_dict(d)
+    full = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8,
+                        tiers=[{"switch": sw(8)}, {"switch": sw(8), "partial_pod_bundle": 1}, {"switch": sw(8)}])
+    with pytest.raises(SpecError, match="every pod is full"):
+        build(from_dict(full))
+
+
+def test_partial_pod_decision_follows_its_own_traffic():
+    c = _partial_pod_cluster()
+    f = build(c)
+    ref = bill_of_materials(f, c)["totals"]
+    wc, ww = B._objective_weights(c, "cost", {"capex": ref["network_cost_usd"], "watts": ref["network_kw"] * 1e3})
+    # traffic between the two full pods only: the last pod's spines need one link per super
+    quiet = _pods_demands([(0, 1)], 4.0, 1)
+    f, T, extra = _tables(c, quiet, "none", 0.8)
+    iD = next(i for i, do in enumerate(T.D_opts) if do["Lp"] == 4)
+    thin, thick = (B.evaluate(T, "none", 0.8, 0, iD, (2, bp)) for bp in (1, 2))
+    assert thin is not None and thick is not None and thin["capex"] < thick["capex"]
+    P, spp, k2 = T.planes, T.pair[(0, iD)]["spp"], T.D_opts[iD]["u1"] // 2
+    assert thick["links"][2] - thin["links"][2] == P * spp * k2
+    _, after = B._cluster_after(c, T.models, T.specs, extra, thin["dec"], True)
+    assert after.file.fabric.tiers[1].partial_pod_bundle == 1
+    fab = build(after)
+    bom = bill_of_materials(fab, after)
+    assert [s["count"] for s in bom["switches"]] == thin["counts"]
+    assert int(((fab.link_tier == 2) & (np.arange(fab.n_links) % 2 == 0)).sum()) == thin["links"][2]
+    # heavy traffic into the last pod: one link per super is too thin for it
+    busy = _pods_demands([(0, 2), (1, 2)], 40.0, 2)
+    _, T2, _ = _tables(c, busy, "none", 0.8)
+    iD2 = next(i for i, do in enumerate(T2.D_opts) if do["Lp"] == 4)
+    if (0, iD2) in T2.pair:
+        assert B.evaluate(T2, "none", 0.8, 0, iD2, (2, 1)) is None
+    # the solver agrees with the enumeration, which includes the per-pod choices
+    for dem in (quiet, busy, _pods_demands([(0, 1), (1, 2)], 8.0, 3)):
+        for survive in ("none", "link", "switch"):
+            _, T3, _ = _tables(c, dem, survive, 0.8)
+            brute = B.brute_force(T3, survive, 0.8, wc, ww)
+            r = B.solve_cp(T3, survive, 0.8, wc, ww, time_limit=20, seed=1, workers=1)
+            if brute is None:
+                assert r["choice"] is None
+                continue
+            ev = B.evaluate(T3, survive, 0.8, *r["choice"])
+            assert ev is not None
+            assert wc * ev["capex"] + ww * ev["watts"] <= brute[0] * (1 + 1e-4) + 1e-6
+
+
+def test_budget_on_a_partial_pod_reports_and_rebuilds_the_decision():
+    c = _partial_pod_cluster()
+    r = B.budget(c, demands=_pods_demands([(0, 1)], 4.0, 1), survive="none", target_util=0.8,
+                 time_limit=20, workers=1)
+    t = r.tiers[1]
+    after = from_dict(r.cluster_after)
+    fab = build(after)
+    if "partial_pod_bundle" in t:
+        assert t["partial_pod_leaves"] == fab.meta["partial_pod_leaves"]
+        assert fab.meta["partial_pod_bundle"] == t["partial_pod_bundle"] <= t["bundle"]
+    assert r.check["ok"]

@@ -18,6 +18,17 @@ def _u(x) -> str:
     return "n/a" if x is None else f"{100.0 * x:.1f}%"
 
 
+def _bundle(t: dict) -> str:
+    """A tier's bundle, and the partly filled last pod's when it differs."""
+    b = t.get("bundle")
+    if b is None:
+        return "-"
+    pb = t.get("partial_pod_bundle")
+    if pb is not None and pb != b:
+        return f"{b} (last pod {pb}, {t.get('partial_pod_leaves')} leaves)"
+    return str(b)
+
+
 def _os(x) -> str:
     return "n/a" if x is None else f"{x:.3g}:1"
 
@@ -38,7 +49,7 @@ def render(d: dict) -> str:
         rows.append([t["tier"], t["model"] + ("" if t["model"] == t["model_as_given"] else f" (was {t['model_as_given']})"),
                      f"{t['switches']:,} (was {t['switches_as_given']:,})",
                      f"{t.get('down_ports', '-')}/{t.get('up_ports', '-')}",
-                     t.get("bundle") or "-", t.get("breakout", "-"),
+                     _bundle(t), t.get("breakout", "-"),
                      f"{_os(t['oversubscription'])} (was {_os(t['oversubscription_as_given'])})",
                      ", ".join(f"{k} {v:,}" for k, v in t.get("links_by_optic", {}).items()) or "-"])
     out.append(table(rows, ["tier", "switch", "count", "down/up ports", "bundle", "breakout",

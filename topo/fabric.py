@@ -442,6 +442,14 @@ def build(cluster: Cluster) -> Fabric:
             errs.append(("fabric.tiers[2].radix", f"radix {radix[2]} is too small for {pods} pods x {b2} links; use a larger switch"))
         S1 = pods * spines_per_pod
         S2 = spines_per_pod * (u1 // b2)
+        # the last pod, when partly filled, may have thinner spine uplinks
+        partial = L % Lp != 0
+        bp = tiers[1].partial_pod_bundle
+        if bp is not None and not partial:
+            errs.append(("fabric.tiers[1].partial_pod_bundle", f"every pod is full ({L} leaves per plane, {Lp} per pod)"))
+        elif bp is not None and bp > b2:
+            errs.append(("fabric.tiers[1].partial_pod_bundle", f"{bp} is more than the bundle of the full pods ({b2})"))
+        b2_last = bp if (bp is not None and partial and bp <= b2) else b2
     if errs:
         raise SpecError(errs)
 
@@ -484,11 +492,16 @@ def build(cluster: Cluster) -> Fabric:
             links.add(b + leaves, b + L + pod * spines_per_pod + j, min(sw_gbps[0], sw_gbps[1]), 1, p)
         if n_tiers == 3:
             # spine j of each pod connects to the u1/b2 super-spines of spine-plane j, b2 links each
+            # (the last pod's spines with b2_last links each when it is partly filled)
             per_plane_sup = u1 // b2
-            spines = np.repeat(np.arange(S1, dtype=np.int64), per_plane_sup * b2)
-            jj = spines % spines_per_pod
-            m = np.tile(np.repeat(np.arange(per_plane_sup, dtype=np.int64), b2), S1)
-            links.add(b + L + spines, b + L + S1 + jj * per_plane_sup + m, min(sw_gbps[1], sw_gbps[2]), 2, p)
+            full = S1 - spines_per_pod if b2_last != b2 else S1
+            for first, count, bb in ((0, full, b2), (full, S1 - full, b2_last)):
+                if count <= 0:
+                    continue
+                spines = first + np.repeat(np.arange(count, dtype=np.int64), per_plane_sup * bb)
+                jj = spines % spines_per_pod
+                m = np.tile(np.repeat(np.arange(per_plane_sup, dtype=np.int64), bb), count)
+                links.add(b + L + spines, b + L + S1 + jj * per_plane_sup + m, min(sw_gbps[1], sw_gbps[2]), 2, p)
     lo, hi, gbps, ltier, lplane = links.arrays()
 
     # --- floor positions of switches ---------------------------------------------------
@@ -552,6 +565,9 @@ def build(cluster: Cluster) -> Fabric:
     meta = {"leaves_per_pod": Lp, "spines_per_pod": spines_per_pod, "bundles": [b1, b2][: max(n_tiers - 1, 0)],
             "endpoint_ports_per_leaf": ep_per_leaf, "breakout": breakout, "leaf_up_ports": u0,
             "spine_up_ports": u1, "cluster_name": cluster.name}
+    if n_tiers == 3 and L % Lp:
+        meta["partial_pod_bundle"] = b2_last
+        meta["partial_pod_leaves"] = L - (pods - 1) * Lp
     if fam == "fat_tree":
         meta["k"] = k
     return Fabric(

@@ -323,14 +323,20 @@ class _Data:
             ppp = 1
             pod_in_plane = np.zeros(nl, np.int64)
         gpod = plane_of * ppp + pod_in_plane
-        t2 = 0.0
+        # the last pod of a plane may be partly filled: its spine uplinks are a decision of their own
+        partial = bool(three_tier and L % Lp)
+        t2 = t2_full = t2_last = 0.0
         if three_tier and lv["pair_key"].size:
             a = lv["pair_key"] // nl
             b = lv["pair_key"] % nl
             cr = gpod[a] != gpod[b]
             eg = np.bincount(gpod[a[cr]], weights=lv["pair_rate"][cr], minlength=self.planes * ppp)
             ig = np.bincount(gpod[b[cr]], weights=lv["pair_rate"][cr], minlength=self.planes * ppp)
-            t2 = float(max(eg.max(initial=0.0), ig.max(initial=0.0)))
+            per_pod = np.maximum(eg, ig)
+            t2 = float(per_pod.max(initial=0.0))
+            last = (np.arange(self.planes * ppp) % ppp) == ppp - 1
+            t2_last = float(per_pod[last].max(initial=0.0)) if partial else 0.0
+            t2_full = float(per_pod[~last].max(initial=0.0)) if partial else t2
         # spine positions: beside the mean row of their pod's leaves (pooled over planes)
         has = lv["has"]
         cnt = np.bincount(pod_in_plane[has], minlength=ppp)
@@ -342,13 +348,16 @@ class _Data:
         sy = pod_y.astype(np.float32)
         len1 = (np.abs(lv["lx"] - sx) + np.abs(lv["ly"] - sy[pod_in_plane]) + fl.slack_m).astype(np.float32)
         r1 = self._reach(len1)
-        d = dict(ppp=ppp, npods=self.planes * ppp, t2=t2, r1=r1, ok=bool(r1.max(initial=0) < len(_REACH)))
+        d = dict(ppp=ppp, npods=self.planes * ppp, t2=t2, t2_full=t2_full, t2_last=t2_last, partial=partial,
+                 r1=r1, ok=bool(r1.max(initial=0) < len(_REACH)))
         if three_tier:
             sup_x = np.float32(spine_col + fl.rack_pitch_m)
             sup_y = np.float32(self.rack_row_max * fl.row_pitch_m / 2.0)
             len2 = (np.abs(sx - sup_x) + np.abs(sy - sup_y) + fl.slack_m).astype(np.float32)
             r2 = np.tile(self._reach(np.atleast_1d(len2)), self.planes)
             d["r2"] = r2
+            last = (np.arange(r2.shape[0]) % ppp) == ppp - 1
+            d["r2_full"], d["r2_last"] = (r2[~last], r2[last]) if partial else (r2, r2[:0])
             d["ok"] = d["ok"] and bool(r2.max(initial=0) < len(_REACH))
         self._pod_cache[key] = d
         return d
@@ -492,9 +501,11 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
                     bump("spine uplinks over the target utilisation")
                     continue
                 c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
-                c2, w2 = data.tier_price(pd["r2"], g2)        # one uplink of every pod's spine
-                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], t2=t2, su=su, spp=spp,
-                                        c1=c1, w1=w1, c2=c2, w2=w2)
+                c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
+                c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
+                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], t2=pd["t2_full"], t2_last=pd["t2_last"],
+                                        partial=pd["partial"], su=su, spp=spp, c1=c1, w1=w1, c2=c2, w2=w2,
+                                        c2l=c2l, w2l=w2l)
     else:
         for eo in T.E_opts:
             pd = data.pods(eo["E"], 0, False)
@@ -507,8 +518,9 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
 def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b: int) -> Optional[dict]:
     """Counts, cost, power and utilisations of one candidate, or None if it violates a constraint.
 
-    2 tiers: ``b`` is the leaf-spine bundle and ``iD`` is None; 3 tiers: ``b``
-    is the spine-super bundle.
+    2 tiers: ``b`` is the leaf-spine bundle and ``iD`` is None; 3 tiers: ``b`` is
+    (spine-super bundle of the full pods, that of the partly filled last pod of each plane;
+    equal when every pod is full).
     """
     P = T.planes
     eo = T.E_opts[iE]
@@ -535,34 +547,47 @@ def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b
     pr = T.pair.get((iE, iD))
     if pr is None:
         return None
-    u1, b2 = do["u1"], b
-    if u1 % b2 or pr["ppp"] * b2 > s[2].radix:
+    b2, bp = b
+    u1 = do["u1"]
+    if u1 % b2 or pr["ppp"] * b2 > s[2].radix or not 1 <= bp <= b2 or (bp != b2 and not pr["partial"]):
         return None
     spp, su, t2 = pr["spp"], pr["su"], pr["t2"]
+    k2 = u1 // b2
+    # the partly filled last pod of each plane (if any): bp links per spine and super-spine
+    ul = k2 * bp
+    sl, t2l = spp * ul, pr["t2_last"]
     b1 = T.b1_fixed or 1
     g1, g2 = T.g1, T.g2
+    if t2l > T.cap[1] * g2 * sl * eps:
+        return None
     if survive == "link":
         if su < 2 or t1 * su > g1 * u0 * (su - 1) * eps:
             return None
-        if u1 < 2 or t2 * u1 > g2 * su * (u1 - 1) * eps or t2 * u0 > g2 * su * (u0 - 1) * eps:
-            return None
+        for tt, s_, u_ in ((t2, su, u1), (t2l, sl, ul)):
+            if u_ < 2 or tt * u_ > g2 * s_ * (u_ - 1) * eps or tt * u0 > g2 * s_ * (u0 - 1) * eps:
+                return None
     elif survive == "switch":
         if u0 - b1 < 1 or su - b2 < 1 or spp < 2 or u1 - b2 < 1:
             return None
         if t1 > g1 * (u0 - b1) * eps or t1 * su > g1 * u0 * (su - b2) * eps:
             return None
-        if t2 * spp > g2 * su * (spp - 1) * eps or t2 * u1 > g2 * su * (u1 - b2) * eps:
-            return None
-    k2 = u1 // b2
+        for tt, s_, u_, bb in ((t2, su, u1, b2), (t2l, sl, ul, bp)):
+            if s_ - bb < 1 or u_ - bb < 1:
+                return None
+            if tt * spp > g2 * s_ * (spp - 1) * eps or tt * u_ > g2 * s_ * (u_ - bb) * eps:
+                return None
+    n_last = P if pr["partial"] else 0
     counts = [eo["nl"], pr["npods"] * spp, P * spp * k2]
-    links = [None, eo["nl"] * u0, pr["npods"] * su]
+    links = [None, eo["nl"] * u0, (pr["npods"] - n_last) * su + n_last * sl]
     capex = (counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + counts[2] * s[2].cost_usd
-             + eo["c0"] + u0 * pr["c1"] + su * pr["c2"])
+             + eo["c0"] + u0 * pr["c1"] + su * pr["c2"] + sl * pr["c2l"])
     watts = (counts[0] * s[0].power_w + counts[1] * s[1].power_w + counts[2] * s[2].power_w
-             + eo["w0"] + u0 * pr["w1"] + su * pr["w2"])
-    util = [t1 / (g1 * u0), t2 / (g2 * su)]
+             + eo["w0"] + u0 * pr["w1"] + su * pr["w2"] + sl * pr["w2l"])
+    util = [t1 / (g1 * u0), max(t2 / (g2 * su), t2l / (g2 * sl) if pr["partial"] else 0.0)]
     dec = dict(d0=eo["d0"], u0=u0, b1=b1, d1=do["d1"], u1=u1, b2=b2, leaves_per_pod=do["Lp"],
                pods_per_plane=pr["ppp"], spines_per_pod=spp, supers_per_plane=spp * k2)
+    if pr["partial"]:
+        dec["partial_pod_bundle"] = bp
     return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
 
 
@@ -590,7 +615,7 @@ def enumerate_all(T: _Tables, survive: str, tau: float):
             for iD, do in enumerate(T.D_opts):
                 if (iE, iD) not in T.pair:
                     continue
-                for b in do["b2s"]:
+                for b in _bundles(do, T.pair[(iE, iD)]):
                     ev = evaluate(T, survive, tau, iE, iD, b)
                     if ev is not None:
                         yield iE, iD, b, ev
@@ -600,6 +625,13 @@ def enumerate_all(T: _Tables, survive: str, tau: float):
                 ev = evaluate(T, survive, tau, iE, None, b)
                 if ev is not None:
                     yield iE, None, b, ev
+
+
+def _bundles(do: dict, pr: dict):
+    """The spine-super bundle choices of a spine option: (full pods', partly filled pod's)."""
+    for b in do["b2s"]:
+        for bp in (range(1, b + 1) if pr["partial"] else (b,)):
+            yield b, bp
 
 
 def brute_force(T: _Tables, survive: str, tau: float, wc: float, ww: float):
@@ -622,8 +654,8 @@ def _shapes(T: _Tables):
                 pr = T.pair.get((iE, iD))
                 if pr is None:
                     continue
-                for b in do["b2s"]:
-                    if pr["ppp"] * b <= T.specs[2].radix:
+                for b in _bundles(do, pr):
+                    if pr["ppp"] * b[0] <= T.specs[2].radix:
                         yield iE, iD, b
         else:
             if not eo["ok1"]:
@@ -658,10 +690,10 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     def mbps(x):                   # kb/s, rounded
         return int(round(x * 1e6))
 
-    rows: dict[str, list[int]] = {}
+    rows: dict[str, dict[int, int]] = {}   # constraint family -> {shape index: coefficient}
 
     def row(name, lhs, rhs):
-        rows.setdefault(name, []).append(int(lhs) - int(rhs))
+        rows.setdefault(name, {})[len(costs)] = int(lhs) - int(rhs)
 
     costs = []
     for iE, iD, b in shapes:
@@ -680,24 +712,34 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
             watts = nsw[0] * s[0].power_w + nsw[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
         else:
             do, pr = T.D_opts[iD], T.pair[(iE, iD)]
-            u1, b2, spp, su, t2 = do["u1"], b, pr["spp"], pr["su"], mbps(pr["t2"])
+            (b2, bp), u1, spp, su, t2 = b, do["u1"], pr["spp"], pr["su"], mbps(pr["t2"])
             b1 = T.b1_fixed or 1
-            row("spine uplinks at or under the target", t2 * ppm, cap2 * g2 * su)
+            k2 = u1 // b2
+            # full pods, and the partly filled last pod of each plane (bp links per spine and super)
+            pods_ = [("", t2, su, u1, b2)]
+            if pr["partial"]:
+                pods_.append((" (partly filled pod)", mbps(pr["t2_last"]), spp * k2 * bp, k2 * bp, bp))
             if survive == "link":
                 row("leaf uplinks after a link failure", t1 * su, g1 * u0 * (su - 1))
-                row("spine uplinks after a spine-super link failure", t2 * u1, g2 * su * (u1 - 1))
-                row("spine uplinks after a leaf-spine link failure", t2 * u0, g2 * su * (u0 - 1))
-                row("at least two uplinks", 2, min(su, u1))
             elif survive == "switch":
                 row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
                 row("leaf uplinks after a super-spine failure", t1 * su, g1 * u0 * (su - b2))
-                row("spine uplinks after a spine failure", t2 * spp, g2 * su * (spp - 1))
-                row("spine uplinks after a super-spine failure", t2 * u1, g2 * su * (u1 - b2))
-                row("a spare spine and super-spine", 1, min(u0 - b1, su - b2, spp - 1, u1 - b2))
-            k2 = u1 // b2
+            for tag, tt, s_, u_, bb in pods_:
+                row("spine uplinks at or under the target" + tag, tt * ppm, cap2 * g2 * s_)
+                if survive == "link":
+                    row("spine uplinks after a spine-super link failure" + tag, tt * u_, g2 * s_ * (u_ - 1))
+                    row("spine uplinks after a leaf-spine link failure" + tag, tt * u0, g2 * s_ * (u0 - 1))
+                    row("at least two uplinks" + tag, 2, min(s_, u_))
+                elif survive == "switch":
+                    row("spine uplinks after a spine failure" + tag, tt * spp, g2 * s_ * (spp - 1))
+                    row("spine uplinks after a super-spine failure" + tag, tt * u_, g2 * s_ * (u_ - bb))
+                    row("a spare spine and super-spine" + tag, 1, min(u0 - b1, s_ - bb, spp - 1, u_ - bb))
+            sl = spp * k2 * bp
             nsw = [eo["nl"], pr["npods"] * spp, P * spp * k2]
-            capex = (sum(n * sp.cost_usd for n, sp in zip(nsw, s)) + eo["c0"] + u0 * pr["c1"] + su * pr["c2"])
-            watts = (sum(n * sp.power_w for n, sp in zip(nsw, s)) + eo["w0"] + u0 * pr["w1"] + su * pr["w2"])
+            capex = (sum(n * sp.cost_usd for n, sp in zip(nsw, s)) + eo["c0"] + u0 * pr["c1"] + su * pr["c2"]
+                     + sl * pr["c2l"])
+            watts = (sum(n * sp.power_w for n, sp in zip(nsw, s)) + eo["w0"] + u0 * pr["w1"] + su * pr["w2"]
+                     + sl * pr["w2l"])
         costs.append(wc * capex + ww * watts)
     # integer objective: scaled so that its sum over all shapes stays far inside int64
     top = max(max(abs(v) for v in costs), 1e-300)
@@ -709,12 +751,12 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     m.AddExactlyOne(x)
     # each constraint family: one row over the shapes. With exactly one shape true only the
     # sign of a coefficient matters, so rows are rescaled (signs kept) to stay inside int64.
-    for name, coef in rows.items():
-        big = max(abs(c) for c in coef)
+    for name, entries in rows.items():
+        big = max(abs(c) for c in entries.values())
         if big > 10**6:
             k = big / 10**6
-            coef = [0 if c == 0 else (1 if c > 0 else -1) * max(1, int(abs(c) / k)) for c in coef]
-        m.Add(sum(c * v for c, v in zip(coef, x) if c) <= 0)
+            entries = {i: 0 if c == 0 else (1 if c > 0 else -1) * max(1, int(abs(c) / k)) for i, c in entries.items()}
+        m.Add(sum(c * x[i] for i, c in entries.items() if c) <= 0)
     m.Minimize(sum(c * v for c, v in zip(icost, x)))
     if hint is not None and hint in shapes:
         m.AddHint(x[shapes.index(hint)], 1)
@@ -791,7 +833,10 @@ def _cluster_after(cluster, models, specs, extra_switches, dec, three):
         return specs[t].model_dump(mode="json")
     tiers.append({"switch": sw_value(0), "oversubscription": dec["d0"] / dec["u0"], "bundle": dec["b1"]})
     if three:
-        tiers.append({"switch": sw_value(1), "oversubscription": dec["d1"] / dec["u1"], "bundle": dec["b2"]})
+        t1 = {"switch": sw_value(1), "oversubscription": dec["d1"] / dec["u1"], "bundle": dec["b2"]}
+        if dec.get("partial_pod_bundle", dec["b2"]) != dec["b2"]:
+            t1["partial_pod_bundle"] = dec["partial_pod_bundle"]
+        tiers.append(t1)
         tiers.append({"switch": sw_value(2), "oversubscription": 1.0, "bundle": None})
     else:
         tiers.append({"switch": sw_value(1), "oversubscription": 1.0, "bundle": None})
@@ -1015,6 +1060,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
         if t == 1 and three:
             row.update(down_ports=dec["d1"], up_ports=dec["u1"], bundle=dec["b2"],
                        leaves_per_pod=dec["leaves_per_pod"], pods_per_plane=dec["pods_per_plane"])
+            if "partial_pod_bundle" in dec:
+                row.update(partial_pod_bundle=dec["partial_pod_bundle"],
+                           partial_pod_leaves=int(after_fab.meta.get("partial_pod_leaves", 0)) or None)
         if t == 1 and not three:
             row.update(downlinks_per_switch=int(((after_fab.link_tier == 1) & up_links).sum()) // max(cnt, 1))
         if t < after_fab.n_tiers - 1:

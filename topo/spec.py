@@ -153,6 +153,9 @@ class Tier(_M):
     switch: Union[str, SwitchSpec] = "th5-128x400"
     oversubscription: Annotated[float, Field(ge=1.0)] = 1.0
     bundle: Optional[PosInt] = None
+    # spine tier of a 3-tier Clos: links from each spine of the last pod to each of its
+    # super-spines when that pod has fewer leaves than the others (default: bundle)
+    partial_pod_bundle: Optional[PosInt] = None
 
 
 class CustomGraph(_M):
@@ -293,6 +296,7 @@ class ResolvedTier(_M):
     switch: SwitchSpec
     oversubscription: float
     bundle: Optional[int]
+    partial_pod_bundle: Optional[int] = None
 
 
 class Cluster(_M):
@@ -516,7 +520,10 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             sw, swname = switches[t.switch], t.switch
         else:
             sw, swname = t.switch, f"tier{i}-switch"
-        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=t.oversubscription, bundle=t.bundle))
+        if t.partial_pod_bundle is not None and (i != 1 or len(fab.tiers) != 3 or fab.family == "fat_tree"):
+            errs.append((f"{path}.partial_pod_bundle", "applies to the spine tier (tiers[1]) of a 3-tier Clos only"))
+        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=t.oversubscription, bundle=t.bundle,
+                                  partial_pod_bundle=t.partial_pod_bundle))
     if fab.family == "fat_tree":
         if fab.k is None:
             errs.append(("fabric.k", "missing: a fat tree needs its switch radix k"))
