@@ -711,7 +711,7 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
 cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head, const id_t[::1] uph,
+               const id_t[::1] up_ptr, const id_t[::1] uph,
                const id_t[::1] sd_base, const id_t[::1] sd_lnk,
                const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
                const id_t[::1] xd_lnk, const id_t[::1] xd_head,
@@ -723,7 +723,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
     """route_clos's pass; spray is a constant at each call, so the compiler specialises the loop."""
 
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
-    cdef id_t nb = 0, longest = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
+    cdef id_t nb = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
     cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca, sb = 0
     cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
     cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
@@ -777,10 +777,10 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
                     # A's alive uplinks (CSR order) to spines with an alive link to D
                     pair_ptr[pair] = used
                     for k in range(up_ptr[A], up_ptr[A + 1]):
-                        r = up_lnk[k]
+                        r = uph[3 * k]
                         if not alive[r]:
                             continue
-                        s = up_head[k]
+                        s = uph[3 * k + 1]
                         ok = False
                         for t in range(b1):
                             if alive[sd_lnk[sd_base[s] + rk + t]]:
@@ -920,8 +920,6 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
             if rec and hop < H:
                 path[base + hop] = ed
             hop += 1
-            if hop > longest:
-                longest = hop
     stats[0] = offered
     stats[1] = same
     stats[2] = nonpos
@@ -930,15 +928,14 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
     counts[0] = nd
     counts[1] = used
     ret[0] = nb
-    ret[1] = longest
-    ret[2] = two
-    ret[3] = r0 if r0 >= 0.0 else 0.0
+    ret[1] = two
+    ret[2] = r0 if r0 >= 0.0 else 0.0
 
 
 def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head, const id_t[::1] uph,
+               const id_t[::1] up_ptr, const id_t[::1] uph,
                const id_t[::1] sd_base, const id_t[::1] sd_lnk,
                const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
                const id_t[::1] xd_lnk, const id_t[::1] xd_head,
@@ -979,15 +976,15 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     index, in order); path (len 0, or n * qps * H) their queue pairs' links, row by routed
     flow. stats: offered mass, same-domain flows, routed flows with mass <= 0, negative
     rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
-    (routed flows, longest path, carried both weights, ratio of the first flow).
+    (routed flows, carried both weights, ratio of the first flow).
     """
-    cdef real_t[::1] ret = np.zeros(4)
+    cdef real_t[::1] ret = np.zeros(3)
     with nogil:
         if spray:
-            _clos_loop(1, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(1, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
         else:
-            _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, up_lnk, up_head, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
-    return int(ret[0]), int(ret[1]), bool(ret[2]), float(ret[3])
+            _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+    return int(ret[0]), bool(ret[1]), float(ret[2])
 
 
 

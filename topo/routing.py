@@ -446,10 +446,10 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         LP = 0
         pair_ptr = pair_cnt = pool = defer = np.zeros(0, np.int64)
         pmass = np.zeros(0)
-    nb, longest, two, r0 = K.route_clos(
+    nb, two, r0 = K.route_clos(
         int(spray), NL, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
         np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
-        plan.up_ptr, plan.up_lnk, plan.up_head, plan.uph, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
+        plan.up_ptr, plan.uph, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
         plan.xd_cnt, plan.xd_lnk, plan.xd_head, alive, lclean, fabric.link_dst, LP, pair_ptr, pair_cnt,
         pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, st, counts)
     load, load2 = (lw[0::2].copy(), lw[1::2].copy()) if not spray else (np.zeros(L), np.zeros(L) if two else None)

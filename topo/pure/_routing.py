@@ -349,7 +349,7 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
 
 
 def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
-               up_ptr, up_lnk, up_head, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
+               up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
                alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass,
                lw, epw, aggw, unreach, f_idx, path, defer, stats, counts):
     load, load2 = lw[0::2], lw[1::2]  # views: writes land in lw
@@ -360,7 +360,8 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
     fm = alive.shape[0] > 0
     T = np.asarray(ept).reshape(-1, 8)
     seed = int(seed)
-    nb = longest = same = nonpos = neg = nd = 0
+    up_lnk, up_head = np.asarray(uph)[0::3], np.asarray(uph)[1::3]
+    nb = same = nonpos = neg = nd = 0
     used = int(counts[1])
     offered = unr = 0.0
     two = False
@@ -486,11 +487,10 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
                 base = ((nb - 1) * qps + q) * H
                 for h, r in enumerate(full[:H]):
                     path[base + h] = r
-            longest = max(longest, len(full))
     stats[:5] = [offered, same, nonpos, neg, unr]
     counts[0] = nd
     counts[1] = used
-    return nb, longest, two, (r0 if r0 >= 0 else 0.0)
+    return nb, two, (r0 if r0 >= 0 else 0.0)
 
 
 def spray_cross(g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head,
