@@ -461,3 +461,26 @@ def test_start_that_meets_the_bound_skips_the_solver(monkeypatch):
             assert r.status == "OPTIMAL" and r.objective == r.bound == _oracle(c, f)
             assert not r.solver["stages"] and "without a solver run" in r.note
     assert hits, "no instance exercised the shortcut"
+
+
+def test_racks_shared_bound_is_a_lower_bound_and_binds():
+    # jobs of 2-3 servers crowding racks of 2 with scattered busy nodes: the shared-racks
+    # relaxation must never exceed the brute-force optimum, and it must bind somewhere
+    binding = 0
+    for seed in range(80):
+        rng = np.random.default_rng(100 + seed)
+        jobs = [{"name": f"j{k}", "accelerators": int(rng.choice([2, 4, 6])), "tp": 1,
+                 "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}
+                for k in range(int(rng.integers(2, 4)))]
+        busy = [f"n{s:04d}" for s in sorted(rng.choice(8, size=int(rng.integers(1, 5)), replace=False))]
+        c = from_dict(tiny(nodes_per_rack=2, n_racks=4, jobs=jobs, busy=busy))
+        f = build(c)
+        r = place(c, f, time_limit=5, seed=0, workers=1)
+        if r.unplaced:
+            continue
+        best = _oracle(c, f)
+        parts = r.solver.get("simple_bound_parts") or {}
+        assert r.solver["simple_bound"] <= best <= r.objective, seed
+        assert r.bound <= best, seed
+        binding += parts.get("racks_shared", 0) > parts.get("racks_alone", 0)
+    assert binding >= 3, binding

@@ -48,7 +48,10 @@ The model
   alone on the cluster in its cheapest (pods, leaves) combination (a dynamic
   programme over pods) plus its fewest racks; when some checked placement
   places every job, the racks term is at least the fewest racks holding all
-  jobs' nodes together. Both are valid lower bounds on the objective.
+  jobs' nodes together, and at least the optimum of a relaxation in which the
+  jobs compete for racks by class of free capacity (_racks_shared_bound, a
+  small CP-SAT model whose proven bound is used). All are valid lower bounds on
+  the objective.
 * Starts and baseline. A greedy best-fit in priority order that packs like
   Slurm's topology/tree plugin and Kueue's topology-aware scheduling (the
   smallest subtree (leaf, pod, cluster) that fits, the best-fitting one at that
@@ -985,7 +988,7 @@ def _single_cell(pb: _Problem, st: _State, j: _Job) -> Optional[np.ndarray]:
 
 
 def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_placeable: bool = False,
-                  parts: Optional[dict] = None) -> int:
+                  parts: Optional[dict] = None, contention_s: float = 0.0) -> int:
     """A valid lower bound on the objective of the jobs in `jobs`.
 
     Every job alone on the cluster as it is: the cheapest (pods, leaves) that could
@@ -995,6 +998,7 @@ def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_plac
     is at least the fewest racks that hold all the jobs' nodes together."""
     lb = 0
     racks_sum = 0
+    per_rack = []
     for j in jobs:
         cu = st.cell_units(j)
         gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
@@ -1002,7 +1006,9 @@ def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_plac
         if kl is None:
             lb += pb.penalty(j, big)
             continue
-        kr = _kmin(np.bincount(pb.c_rack, weights=cu, minlength=pb.n_racks), j.units)
+        ru = np.bincount(pb.c_rack, weights=cu, minlength=pb.n_racks).astype(np.int64)
+        per_rack.append(ru * j.chunk)
+        kr = _kmin(ru, j.units)
         if kl == 1:
             traffic = 0
         else:
@@ -1015,10 +1021,60 @@ def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_plac
     if all_placeable:
         srv = np.minimum(np.bincount(pb.s_rack[st.free], minlength=pb.n_racks), st.pcap)
         k_all = _kmin(srv, sum(j.units * j.chunk for j in jobs)) or 0
+        k_share = _racks_shared_bound(srv, jobs, per_rack, contention_s)
+        racks = max(racks_sum, F_RACK * k_all, F_RACK * k_share)
         if parts is not None:
-            parts.update(traffic=int(lb), racks=int(max(racks_sum, F_RACK * k_all)))
-        lb += max(racks_sum, F_RACK * k_all)
+            parts.update(traffic=int(lb), racks=int(racks), racks_alone=int(racks_sum), racks_shared=int(F_RACK * k_share))
+        lb += racks
     return lb
+
+
+def _racks_shared_bound(cap: np.ndarray, jobs: list[_Job], per_rack: list, time_s: float) -> int:
+    """A lower bound on the racks all jobs span together, with the jobs competing for racks.
+
+    Racks fall into classes by the servers they can still take (free and powered, ``cap``).
+    A relaxation of the placement keeps, per job and class, the servers it puts there (at
+    most what it alone could take in the class's racks) and the racks it spans there (each
+    holding at most its own largest share of one such rack), every job's servers in full,
+    and per class the servers of all jobs within the class's capacity; it forgets which
+    rack is which. Its optimum (or CP-SAT's proven bound on it within ``time_s``) is at
+    most the racks term of any placement that places every job. Stronger than each job
+    alone when jobs crowd the few emptiest racks. Returns 0 when no bound was proven."""
+    from ortools.sat.python import cp_model
+    if not jobs or time_s <= 0:
+        return 0
+    classes = [int(k) for k in np.unique(cap[cap > 0])]
+    n_class = {k: int((cap == k).sum()) for k in classes}
+    m = cp_model.CpModel()
+    spans, load = [], {k: [] for k in classes}
+    for j, pr in zip(jobs, per_rack):
+        pr = np.minimum(pr, cap)
+        ws = []
+        for k in classes:
+            sel = (cap == k) & (pr > 0)
+            if not sel.any():
+                continue
+            need = j.units * j.chunk
+            z = m.NewIntVar(0, int(sel.sum()), "")
+            w = m.NewIntVar(0, min(int(pr[sel].sum()), need), "")
+            m.Add(w <= int(pr[sel].max()) * z)
+            ws.append(w)
+            spans.append(z)
+            load[k].append(w)
+        if not ws:
+            return 0
+        m.Add(sum(ws) == j.units * j.chunk)
+    for k in classes:
+        if load[k]:
+            m.Add(sum(load[k]) <= k * n_class[k])
+    m.Minimize(sum(spans))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_s
+    solver.parameters.num_search_workers = 1
+    st = solver.Solve(m)
+    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return 0
+    return int(math.ceil(solver.BestObjectiveBound() - 1e-6))
 
 
 def _place_fixed(pb: _Problem, st: _State) -> dict:
@@ -1100,10 +1156,11 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
     big = pb.big()
     fixed_cost = sum(pb.cost_of(pb.jobs[ji], s) for ji, s in placed.items())
     parts: dict = {}
-    simple = fixed_cost + _simple_bound(pb, st, jobs, big, all_placeable, parts)
+    simple = fixed_cost + _simple_bound(pb, st, jobs, big, all_placeable, parts,
+                                        contention_s=min(5.0, 0.05 * time_s))
     info: dict = {"stages": [], "simple_bound": simple}
     if parts:
-        info["simple_bound_parts"] = {"traffic": parts["traffic"], "racks": parts["racks"], "fixed_jobs": fixed_cost}
+        info["simple_bound_parts"] = {**parts, "fixed_jobs": fixed_cost}
     if SKIP_SOLVER_AT_BOUND and start_objective is not None and start_objective <= simple:
         info["mode"] = "none: the start meets the lower bound"
         return None, st, info, simple, BOUND_MET
