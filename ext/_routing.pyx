@@ -708,7 +708,7 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     return levels
 
 
-cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, int H,
+cdef inline void _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
                const id_t[::1] up_ptr, const id_t[::1] uph,
@@ -725,7 +725,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
     cdef id_t nb = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
     cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca, sb = 0
-    cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev
+    cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev, mk, wk
     cdef bint two = False, rec = path.shape[0] > 0, keep = f_idx.shape[0] > 0
     cdef bint fm = alive.shape[0] > 0, masked, ok
     cdef uint64_t key, kf, ks = _mix(seed)
@@ -740,8 +740,8 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
             continue
         m = rate[i] * inv_eff
         offered += m
-        ea = &ept[8 * a]
-        eb = &ept[8 * b]
+        ea = &ept[8 * a * K]
+        eb = &ept[8 * b * K]
         if ea[0] >= 0 and ea[0] == eb[0]:
             same += 1
             continue
@@ -820,12 +820,37 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
                     agg[2 * k + 1] = agg[2 * k] * r0
                 for k in range(pmass.shape[0] // 2):
                     pmass[2 * k + 1] = pmass[2 * k] * r0
-        epw[4 * a] += m
-        epw[4 * b + 2] += m
-        if two:
-            epw[4 * a + 1] += w2
-            epw[4 * b + 3] += w2
-        if A == D and not rec:
+        if K == 1:
+            epw[4 * a] += m
+            epw[4 * b + 2] += m
+            if two:
+                epw[4 * a + 1] += w2
+                epw[4 * b + 3] += w2
+            if A == D and not rec:
+                continue
+        if spray and K > 1:
+            # one equal share per plane (every endpoint sits at the same place in each)
+            mk = m / K
+            wk = w2 / K
+            for t in range(K):
+                ea = &ept[8 * (a * K + t)]
+                eb = &ept[8 * (b * K + t)]
+                epw[4 * (a * K + t)] += mk
+                epw[4 * (b * K + t) + 2] += mk
+                if two:
+                    epw[4 * (a * K + t) + 1] += wk
+                    epw[4 * (b * K + t) + 3] += wk
+                if ea[1] != eb[1]:
+                    k = ea[6]
+                    if ea[4] == eb[4]:
+                        j = NL + eb[6]
+                    else:
+                        j = (2 + ea[7]) * NL + eb[6]
+                    agg[2 * k] += mk
+                    agg[2 * j] += mk
+                    if two:
+                        agg[2 * k + 1] += wk
+                        agg[2 * j + 1] += wk
             continue
         if spray:
             if masked:
@@ -852,10 +877,28 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
         for q in range(qps):
             base = ((nb - 1) * qps + q) * H
             hop = 1
+            key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
+            if K > 1:
+                # the first hop: one of the endpoint's planes, hashed like any hop
+                t = _pick(_hop(key, <uint64_t>a), K)
+                ea = &ept[8 * (a * K + t)]
+                eb = &ept[8 * (b * K + t)]
+                A = ea[1]
+                D = eb[1]
+                P = ea[4]
+                Q = eb[4]
+                b1 = pod_b1[Q]
+                rk = eb[5] * b1
+                eu = ea[2]
+                ed = eb[2] ^ 1
+                epw[4 * (a * K + t)] += mq
+                epw[4 * (b * K + t) + 2] += mq
+                if two:
+                    epw[4 * (a * K + t) + 1] += mq2
+                    epw[4 * (b * K + t) + 3] += mq2
             if rec:
                 path[base] = eu
             if A != D:
-                key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
                 if masked:
                     j = pb + (_pick(_hop(key, <uint64_t>A), pc) if pc > 1 else 0)
                     r = pool[j]
@@ -932,7 +975,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, uint64_t seed, int qps, in
     ret[2] = r0 if r0 >= 0.0 else 0.0
 
 
-def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
+def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
                const id_t[::1] up_ptr, const id_t[::1] uph,
@@ -946,9 +989,11 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
                real_t[::1] stats, int64_t[::1] counts):
     """Classify the demands and route them on a regular Clos in one pass (see topo.routing_clos).
 
-    ept: per endpoint 8 int32 entries (half a cache line): scale-up domain, leaf, uplink, plane,
+    ept: per (endpoint, plane) 8 int32 entries (half a cache line), K planes per endpoint: scale-up domain, leaf, uplink, plane,
     pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of them), slot
-    of the pod in its plane. uph: per uplink entry the link, its head and the head's
+    of the pod in its plane. With K > 1 (every endpoint at the same place in K planes, healthy
+    fabric only) spraying sends an equal share into each plane and hashing picks a queue
+    pair's plane at the first hop, as the general kernels do. uph: per uplink entry the link, its head and the head's
     sd_base (one cache line per hop).
     The tables describe the healthy fabric.
     spray = 0: roce-hash, the paths route_hash gives (same hash, same next-hop order), with
@@ -981,9 +1026,9 @@ def route_clos(int spray, id_t NL, uint64_t seed, int qps, int H,
     cdef real_t[::1] ret = np.zeros(3)
     with nogil:
         if spray:
-            _clos_loop(1, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(1, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
         else:
-            _clos_loop(0, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(0, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
     return int(ret[0]), bool(ret[1]), float(ret[2])
 
 

@@ -64,9 +64,49 @@ def regular_fabric(rng):
     return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom", ep_domain=dom)
 
 
+def multiplane_fabric(rng):
+    """K identical planes (pods of complete leaf-spine bipartite graphs, super-spines with one
+    spine per pod); every endpoint has one port in each plane, on the same leaf position;
+    switch ids plane by plane, link order shuffled."""
+    K = int(rng.integers(2, 4))
+    pods = int(rng.integers(1, 4))
+    lpp, spp = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    sup = spp * int(rng.integers(1, 3)) if pods > 1 else 0
+    per_leaf = int(rng.integers(1, 3))
+    b1 = int(rng.integers(1, 3))
+    b2 = int(rng.integers(1, 3))
+    n_leaf, n_sp = pods * lpp, pods * spp
+    per_plane = n_leaf + n_sp + sup
+    E = n_leaf * per_leaf
+    base = lambda p: E + p * per_plane
+    lo, hi = [], []
+    for p in range(K):
+        for l in range(n_leaf):
+            for k in range(per_leaf):
+                lo.append(l * per_leaf + k), hi.append(base(p) + l)
+            d = l // lpp
+            for s_ in range(spp):
+                for _ in range(b1):
+                    lo.append(base(p) + l), hi.append(base(p) + n_leaf + d * spp + s_)
+        for x in range(sup):
+            for d in range(pods):
+                for _ in range(b2):
+                    lo.append(base(p) + n_leaf + d * spp + x % spp), hi.append(base(p) + n_leaf + n_sp + x)
+    tier = np.zeros(E + K * per_plane, np.int8)
+    for p in range(K):
+        tier[base(p):base(p) + n_leaf] = 1
+        tier[base(p) + n_leaf:base(p) + n_leaf + n_sp] = 2
+        tier[base(p) + n_leaf + n_sp:base(p) + per_plane] = 3
+    o = rng.permutation(len(lo))
+    lo, hi = np.array(lo)[o], np.array(hi)[o]
+    gbps = rng.choice([200.0, 400.0], size=lo.shape[0])
+    dom = np.where(rng.random(E) < 0.3, np.arange(E) // 2, -1).astype(np.int64)
+    return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom", ep_domain=dom)
+
+
 def regular_case(seed):
     rng = np.random.default_rng(seed)
-    f = regular_fabric(rng)
+    f = regular_fabric(rng) if seed % 4 else multiplane_fabric(rng)
     n = int(rng.integers(1, 40))
     src = rng.integers(0, f.n_endpoints, n)
     dst = rng.integers(0, f.n_endpoints, n)
@@ -158,12 +198,13 @@ def test_route_clos_twin_on_random_regular_fabrics(model, restore):
 
 
 def test_plan_holds_for_built_clos_families_and_not_for_irregular_graphs():
-    for name, regular in (("small", True), ("h100-rail-roce", True), ("helios-mi450-uec", False)):
+    for name, planes in (("small", 1), ("h100-rail-roce", 1), ("helios-mi450-uec", 3)):
         c = topo.load(EXAMPLES / f"{name}.yaml")
         f = topo.build(c)
         P = routing.prepare(f, np.zeros(f.n_links, bool))
-        assert (clos_plan(f, P) is not None) == regular, name  # helios: every endpoint in 3 planes
-        if regular:
+        plan = clos_plan(f, P)
+        assert plan is not None and plan.K == planes, name   # helios: every endpoint in 3 planes
+        if planes == 1:
             # a failed switch link breaks the structure: the general kernels take over
             sw = np.flatnonzero((f.link_src >= f.n_endpoints) & (f.link_dst >= f.n_endpoints))[0]
             assert clos_plan(f, routing.prepare(f, routing.failure_mask(f, [sw]))) is None

@@ -268,7 +268,7 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     if model in ("roce-hash", "uec-spray") and STRUCTURAL:
         # the tables describe the healthy fabric; failures are applied per flow
         plan = _plan(fabric, P if not dead.any() else prepare(fabric, None))
-        if plan is not None:
+        if plan is not None and (plan.K == 1 or not dead.any()):   # several planes: healthy only
             return _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps,
                                record_paths, src, up_s, up_r, dead)
     return _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
@@ -419,7 +419,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     NL = plan.n_leaves
     fm = bool(dead.any())
     lw = np.zeros(2 * L if not spray else 0)  # spraying loads switch links from agg/pmass afterwards
-    epw = np.zeros(4 * fabric.n_endpoints)
+    epw = np.zeros(4 * fabric.n_endpoints * plan.K)
     agg = np.zeros(2 * (2 + plan.n_slots) * NL if spray else 0)
     unreach = np.zeros(n_fl)
     rec = record_paths and not spray
@@ -447,7 +447,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         pair_ptr = pair_cnt = pool = defer = np.zeros(0, np.int64)
         pmass = np.zeros(0)
     nb, two, r0 = K.route_clos(
-        int(spray), NL, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
+        int(spray), NL, plan.K, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
         np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
         plan.up_ptr, plan.uph, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
         plan.xd_cnt, plan.xd_lnk, plan.xd_head, alive, lclean, fabric.link_dst, LP, pair_ptr, pair_cnt,

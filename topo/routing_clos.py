@@ -1,25 +1,32 @@
 """Structural routing on regular Clos fabrics: next hops from the tier structure, no BFS.
 
-On a fabric whose alive graph is a regular up-down Clos, the shortest paths
-between two leaves are known without a search: every uplink is an equal-cost
-next hop until the lowest tier that joins the two leaves (the leaf itself, the
-spines of its pod, or the super-spines of its plane), and from there exactly
-one switch per tier leads down to the destination leaf. ``clos_plan`` checks
-that structure on the alive graph and, when it holds, returns the lookup
-tables the structural kernels (``route_clos_hash`` and ``route_clos_spray`` in
-ext/_routing.pyx) use to route each flow in one pass over the demands, with
-neither the bucketing of flows by destination nor a BFS per destination.
+On a regular up-down Clos the shortest paths between two leaves are known
+without a search: every uplink is an equal-cost next hop until the lowest tier
+that joins the two leaves (the leaf itself, the spines of its pod, or the
+super-spines of its plane), and from there exactly one switch per tier leads
+down to the destination leaf. ``clos_plan`` checks that structure on the
+healthy fabric and, when it holds, returns the lookup tables the kernel
+``route_clos`` (ext/_routing.pyx) uses to classify and route every flow in one
+pass over the demands, with neither the bucketing of flows by destination nor
+a BFS per destination; ``spread_spray`` and ``spread_pairs`` turn its
+aggregated spraying masses into link loads.
 
-The kernels make the same choices as the general ones: next-hop lists are in
-the same (CSR, link id) order and the same hash picks from them, so
-``route_clos_hash`` gives the very paths ``route_hash`` gives, and
-``route_clos_spray`` the loads of ``route_fluid`` in spray mode; tests compare
-them on seeded random regular fabrics. A fabric that is not regular (failed
-switch links, dual-homed or multi-plane endpoints, custom extra links) gets
-``None`` and the general kernels.
+The kernel makes the general kernels' own choices: next-hop lists are in the
+same (CSR, link id) order and the same hash picks from them, so under hashing
+the paths are those of ``route_hash`` and under spraying the loads those of
+``route_fluid``'s spray mode; tests compare them on seeded random regular
+fabrics, healthy and with failures. Failed links and switches (single-plane
+fabrics) are applied per flow: a flow inside a pod between leaves that lost
+links takes the alive next hops of its leaf pair; spraying between pods goes
+level by level over the links that still reach the destination (kernel
+``spray_cross``); flows left with no shortest up-down path go to the general
+kernels. A fabric that is not regular (dual-homed endpoints, links between
+non-adjacent tiers, incomplete pods) gets ``None`` and the general kernels.
 
 What "regular" means here, checked link by link on the alive graph:
-* every endpoint has exactly one alive uplink, to a tier-1 switch (a leaf);
+* every endpoint has K alive uplinks to tier-1 switches (leaves), its k-th in
+  plane k; with K > 1 the endpoint sits at the same leaf position, pod slot and
+  rank in every plane;
 * every switch-to-switch link joins tiers t and t+1, with at most 3 tiers;
 * pods: the leaves that share their spines. Each pod's leaves and spines form
   a complete bipartite graph with one bundle size (parallel links) per pod,
@@ -38,8 +45,9 @@ import numpy as np
 @dataclass(frozen=True, eq=False)
 class ClosPlan:
     """Lookup tables of a regular Clos (int64 arrays; node-indexed unless said)."""
-    ep_up: np.ndarray      # per endpoint: its only uplink (its downlink is ep_up ^ 1)
-    leaf_of: np.ndarray    # per endpoint: its leaf
+    K: int                 # uplinks (planes) per endpoint
+    ep_up: np.ndarray      # per (endpoint, plane): its uplink (its downlink is ep_up ^ 1)
+    leaf_of: np.ndarray    # per (endpoint, plane): its leaf
     pod: np.ndarray        # per node: pod (leaves, spines), -1 for others
     comp: np.ndarray       # per node: plane (connected component) of leaves, spines, supers
     rank: np.ndarray       # per leaf: index among its pod's leaves (ascending node id)
@@ -62,7 +70,7 @@ class ClosPlan:
     n_pods: int
     n_slots: int           # most pods in one plane
     n_leaves: int
-    ept: np.ndarray        # per endpoint, 8 int32: domain, leaf, uplink, plane, pod, rank, leaf index, pod slot
+    ept: np.ndarray        # per (endpoint, plane), 8 int32: domain, leaf, uplink, plane, pod, rank, leaf index, pod slot
     cache: dict = field(default_factory=dict)   # derived tables (spread_spray's)
 
 
@@ -73,15 +81,20 @@ def clos_plan(fabric, P) -> ClosPlan | None:
     tier = fabric.node_tier.astype(np.int64)
     src, dst = fabric.link_src, fabric.link_dst
     alive = P.alive.astype(bool)
-    if E == 0 or (P.ep_up1 < 0).any() or (tier[P.ep_home1] != 1).any():
+    if E == 0 or fabric.n_links >= 2**31 or n >= 2**31 or tier.max(initial=0) > 3:
+        return None                             # (the endpoint table holds int32 ids)
+    # every endpoint: K alive uplinks to leaves, the k-th of each in plane k (checked below)
+    cnt = np.diff(P.up_ptr)
+    K = int(cnt[0]) if E else 0
+    if K < 1 or (cnt != K).any():
         return None
-    if fabric.n_links >= 2**31 or n >= 2**31:
-        return None                             # the endpoint table holds int32 ids
-    if tier.max(initial=0) > 3:
+    ep_up = P.up_link.reshape(E, K)             # sorted by home switch per endpoint
+    ep_leaf = dst[ep_up]
+    if (tier[ep_leaf] != 1).any() or (K > 1 and (ep_leaf[:, 1:] == ep_leaf[:, :-1]).any()):
         return None
     # endpoint links: exactly the endpoints' uplinks and their reverses are alive
     ep_side = (src < E) | (dst < E)
-    if int((alive & ep_side).sum()) != 2 * E:
+    if int((alive & ep_side).sum()) != 2 * E * K:
         return None
     sw = P.sw_adj                      # alive switch->switch links, CSR order
     ts, th = tier[src[sw]], tier[P.sw_head]
@@ -222,10 +235,26 @@ def clos_plan(fabric, P) -> ClosPlan | None:
         key = xd_base[src[xd_lnk]] + slot[pod[xd_head]]
         xd_cnt = np.bincount(key, minlength=int(xb[-1])).astype(np.int64)
         xd_start = np.concatenate([[0], np.cumsum(xd_cnt)[:-1]]).astype(np.int64)
-    lf = P.ep_home1
-    ept = np.stack([fabric.ep_domain.astype(np.int64), lf, P.ep_up1, comp[lf], pod[lf], rank[lf], leaf_idx[lf],
+    if K > 1:
+        # planes of one shape, every endpoint at the same place in each: the k-th uplinks all
+        # in one plane, and the same leaf position, pod slot and rank in every plane
+        pc = comp[ep_leaf]
+        if (pc != pc[:1]).any() or np.unique(pc[0]).size != K:
+            return None
+        lpos = np.zeros(n, np.int64)
+        o = np.lexsort((leaves, comp[leaves]))
+        lc = comp[leaves][o]
+        first = np.searchsorted(lc, lc)
+        lpos[leaves[o]] = np.arange(leaves.size) - first
+        for key in (lpos, slot[np.maximum(pod, 0)], rank):
+            v = key[ep_leaf]
+            if (v != v[:, :1]).any():
+                return None
+    lf = ep_leaf.ravel()                        # rows (endpoint, plane)
+    dom = np.repeat(fabric.ep_domain.astype(np.int64), K)
+    ept = np.stack([dom, lf, ep_up.ravel(), comp[lf], pod[lf], rank[lf], leaf_idx[lf],
                     slot[pod[lf]]], axis=1).astype(np.int32).ravel()
-    return ClosPlan(ept=ept, ep_up=P.ep_up1, leaf_of=P.ep_home1, pod=pod, comp=comp, rank=rank,
+    return ClosPlan(ept=ept, K=K, ep_up=ep_up.ravel(), leaf_of=lf, pod=pod, comp=comp, rank=rank,
                     pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
                     up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),
                     uph=np.stack([ul, dst[ul], sd_base[dst[ul]]], axis=1).astype(np.int64).ravel(),

@@ -348,7 +348,7 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
     return levels
 
 
-def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
+def route_clos(spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
                up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
                alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass,
                lw, epw, aggw, unreach, f_idx, path, defer, stats, counts):
@@ -374,7 +374,7 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
             continue
         m = float(rate[i]) * inv_eff
         offered += m
-        ea, eb = T[a], T[b]
+        ea, eb = T[a * K], T[b * K]
         if ea[0] >= 0 and ea[0] == eb[0]:
             same += 1
             continue
@@ -432,11 +432,30 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
                 epw[1::2] = epw[0::2] * r0
                 agg2[:] = agg * r0
                 pm2[:] = pm * r0
-        epw[4 * a] += m
-        epw[4 * b + 2] += m
-        if two:
-            epw[4 * a + 1] += w2
-            epw[4 * b + 3] += w2
+        if K == 1:
+            epw[4 * a] += m
+            epw[4 * b + 2] += m
+            if two:
+                epw[4 * a + 1] += w2
+                epw[4 * b + 3] += w2
+        elif spray:
+            for t in range(K):
+                ra, rb = a * K + t, b * K + t
+                ea, eb = T[ra], T[rb]
+                epw[4 * ra] += m / K
+                epw[4 * rb + 2] += m / K
+                if two:
+                    epw[4 * ra + 1] += w2 / K
+                    epw[4 * rb + 3] += w2 / K
+                if ea[1] != eb[1]:
+                    k = ea[6]
+                    j = NL + eb[6] if ea[4] == eb[4] else (2 + ea[7]) * NL + eb[6]
+                    agg[k] += m / K
+                    agg[j] += m / K
+                    if two:
+                        agg2[k] += w2 / K
+                        agg2[j] += w2 / K
+            continue
         if spray:
             if masked:
                 pm[pair] += m
@@ -455,8 +474,19 @@ def route_clos(spray, NL, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, po
         mq2 = w2 / qps
         for q in range(qps):
             links = []
+            key = _qp_key(seed, i, q)
+            if K > 1:
+                t = pick(_hop(key, a), K)
+                ea, eb = T[a * K + t], T[b * K + t]
+                A, D, P, Q = int(ea[1]), int(eb[1]), ea[4], eb[4]
+                b1 = int(pod_b1[Q])
+                eu, ed = int(ea[2]), int(eb[2]) ^ 1
+                epw[4 * (a * K + t)] += mq
+                epw[4 * (b * K + t) + 2] += mq
+                if two:
+                    epw[4 * (a * K + t) + 1] += mq2
+                    epw[4 * (b * K + t) + 3] += mq2
             if A != D:
-                key = _qp_key(seed, i, q)
                 if masked:
                     r = cand[pick(_hop(key, A), len(cand)) if len(cand) > 1 else 0]
                     s = int(link_dst[r])
