@@ -37,6 +37,10 @@ sharing no bottleneck finish together, as a collective's flows do on an idle
 fabric); a collective ends when its slowest flow ends. Scale-up traffic adds
 its own ideal time (bytes / scale-up bandwidth) as a floor.
 
+Structural path: on a regular Clos, roce-hash and uec-spray route every flow
+in one pass from the tier structure (see :mod:`topo.routing_clos`), with the
+choices of the general kernels described above.
+
 Wire efficiency: demands carry goodput rates; the wire load is rate /
 efficiency (transport headers at the MTU). The RoCE-vs-UEC comparison uses
 each protocol's own efficiency at the cluster's MTU.
@@ -247,7 +251,9 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     ``failed_links``: link ids or a boolean mask over directed links (both
     directions fail); ``failed_nodes``: switch ids whose links all fail.
     Cost: O(destination groups x switch links) for the BFS, plus O(flows x
-    uplinks) (fluid-type) or O(flows x qps x hops) (roce-hash).
+    uplinks) (fluid-type) or O(flows x qps x hops) (roce-hash). roce-hash and
+    uec-spray on a regular Clos take the structural path (topo.routing_clos):
+    O(flows x qps x hops) and O(flows) with no BFS, the same paths and loads.
     """
     if model not in MODELS:
         raise SpecError([("--routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
