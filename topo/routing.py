@@ -472,12 +472,11 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     if spray:
         spread_spray(fabric, plan, agg[0::2], load)
-        if pmass.size:
-            spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, pmass[0::2], alive, LP, load)
         if two:
             spread_spray(fabric, plan, agg[1::2], load2)
-            if pmass.size:
-                spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, pmass[1::2], alive, LP, load2)
+        if pmass.size:
+            spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, [pmass[0::2], pmass[1::2]][:1 + two], alive, LP,
+                         [load, load2][:1 + two])
     bload = (load2 if two else load * r0) * (1e9 / 8.0)
     unreachable = float(st[4])
     qp_flow = qp_gbps = qp_path = None

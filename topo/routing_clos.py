@@ -380,19 +380,17 @@ def spread_spray(fabric, plan: ClosPlan, agg: np.ndarray, load: np.ndarray) -> N
         load[idx] += np.repeat(down / bq, bq, axis=1)
 
 
-def spread_pairs(fabric, plan: ClosPlan, pair_ptr, pair_cnt, pool, pm, alive, LP: int, load: np.ndarray) -> None:
-    """Add to ``load`` the uec-spray loads of the masses ``pm`` of leaf pairs inside a pod
-    that lost links: split evenly over the pair's next hops at the leaf (its list in
-    ``pool``), then at each spine evenly over its alive links to the destination leaf."""
-    sel = np.flatnonzero(pm > 0)
+def spread_pairs(fabric, plan: ClosPlan, pair_ptr, pair_cnt, pool, pms, alive, LP: int, loads) -> None:
+    """Add to each of ``loads`` the uec-spray loads of the masses in ``pms`` (one array per
+    weight, same leaf pairs) of leaf pairs inside a pod that lost links: split evenly over the
+    pair's next hops at the leaf (its list in ``pool``), then at each spine evenly over its
+    alive links to the destination leaf. The paths are worked out once for all weights."""
+    sel = np.flatnonzero(np.any([pm > 0 for pm in pms], axis=0))
     if sel.size == 0:
         return
     cnt = pair_cnt[sel]
     first = np.repeat(pair_ptr[sel] - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt)
     links = pool[first + np.arange(int(cnt.sum()))]
-    share = np.repeat(pm[sel] / cnt, cnt)
-    L = load.shape[0]
-    load += np.bincount(links, weights=share, minlength=L)
     leaves = np.flatnonzero(plan.leaf_idx >= 0)
     A = np.repeat(leaves[sel // LP], cnt)
     b1 = plan.pod_b1[plan.pod[A]]
@@ -403,5 +401,11 @@ def spread_pairs(fabric, plan: ClosPlan, pair_ptr, pair_cnt, pool, pm, alive, LP
     ok = np.arange(bmax)[None, :] < b1[:, None]
     lk = plan.sd_lnk[np.where(ok, ent, 0)]
     ok &= alive[lk].astype(bool)
-    per = share / ok.sum(axis=1)
-    load += np.bincount(lk[ok], weights=np.broadcast_to(per[:, None], ok.shape)[ok], minlength=L)
+    n_ok = ok.sum(axis=1)
+    down = lk[ok]
+    row = np.broadcast_to(np.arange(ok.shape[0])[:, None], ok.shape)[ok]
+    for pm, load in zip(pms, loads):
+        share = np.repeat(pm[sel] / cnt, cnt)
+        L = load.shape[0]
+        load += np.bincount(links, weights=share, minlength=L)
+        load += np.bincount(down, weights=(share / n_ok)[row], minlength=L)
