@@ -163,7 +163,7 @@ def clos_plan(fabric, P) -> ClosPlan | None:
         touched = pl_hi >= 0
         pod_comp[touched] = pl_lo[touched]
         # one spine per pod per super, and every pod of the plane
-        xsp, _ = np.unique(x_of * n + s_of, return_counts=True)
+        xsp = np.unique(x_of * n + s_of)
         xx, ss = xsp // n, xsp % n
         xpod = np.unique(xx * npods + pod[ss])
         if xpod.size != xsp.size:
