@@ -684,13 +684,7 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
             pin_groups.setdefault(key, (j.allowed_rack, j.allowed_pod, []))[2].append(j)
     # leaf capacity: servers (power-capped), whole domains for domain jobs
     for g in groups:
-        lst = [(ji, xu[0]) for (ji, gg), xu in z.items() if gg == g]
-        if not lst:
-            continue
-        m.Add(sum(jmap[ji].chunk * x for ji, x in lst) <= int(S_g[g]))
-        dl = [x for ji, x in lst if jmap[ji].domain_job]
-        if dl:
-            m.Add(sum(dl) <= int(D_g[g]))
+        _add_capacity(m, jmap, [(ji, xu[0]) for (ji, gg), xu in z.items() if gg == g], S_g[g], D_g[g])
     # jobs sharing a pinned area share its capacity
     for ar, ap, js in pin_groups.values():
         okc = ar[pb.c_rack] & ap[pb.c_pod]
@@ -793,13 +787,7 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             pin_groups.setdefault(key, (j.allowed_rack, j.allowed_pod, []))[2].append(j)
     jmap = {j.idx: j for j in jobs}
     for p in range(P):
-        lst = [(ji, x) for (ji, pp), x in y.items() if pp == p]
-        if not lst:
-            continue
-        m.Add(sum(jmap[ji].chunk * x for ji, x in lst) <= int(S_p[p]))
-        dl = [x for ji, x in lst if jmap[ji].domain_job]
-        if dl:
-            m.Add(sum(dl) <= int(D_p[p]))
+        _add_capacity(m, jmap, [(ji, x) for (ji, pp), x in y.items() if pp == p], S_p[p], D_p[p])
     # jobs sharing the same pinned area share its capacity
     for ar, ap, js in pin_groups.values():
         okc = ar[pb.c_rack] & ap[pb.c_pod]
@@ -836,6 +824,17 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
 # --- driver --------------------------------------------------------------------------
 def _order(jobs: list[_Job]) -> list[_Job]:
     return sorted(jobs, key=lambda j: (-j.prio, -j.units * j.chunk, j.idx))
+
+
+def _add_capacity(m, jmap: dict, units: list, servers, domains) -> None:
+    """Capacity rows of one area (a leaf or a pod): ``units`` are (job index, unit-count
+    variable); the jobs' servers fit the area's servers and whole-domain jobs its free domains."""
+    if not units:
+        return
+    m.Add(sum(jmap[ji].chunk * x for ji, x in units) <= int(servers))
+    dl = [x for ji, x in units if jmap[ji].domain_job]
+    if dl:
+        m.Add(sum(dl) <= int(domains))
 
 
 def _kmin(avail: np.ndarray, need: int) -> Optional[int]:
