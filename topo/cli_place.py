@@ -78,7 +78,13 @@ def render(d: dict) -> str:
         rel = (lambda a, c: f"{100 * (a - c) / c:+.1f}%" if c else "n/a")
         out.append(f"greedy baseline: objective {b['objective']:,} ({rel(d['objective'], b['objective'])} optimised vs baseline), "
                    f"leaving a leaf {bt['cross_leaf_bytes'] / 1e9:,.1f} GB ({rel(t['cross_leaf_bytes'], bt['cross_leaf_bytes'])}), "
-                   f"placed {b['placed']}, unplaced {b['unplaced']}")
+                   f"placed {b['placed']}, unplaced {b['unplaced']} (ranks in the job's own order)")
+        bm = b.get("totals_rank_mapped")
+        if bm:
+            out.append(f"greedy baseline's nodes with topo's rank mapping: leaving a leaf "
+                       f"{bm['cross_leaf_bytes'] / 1e9:,.1f} GB ({rel(t['cross_leaf_bytes'], bm['cross_leaf_bytes'])}), "
+                       f"leaving a pod {bm['super_spine_bytes'] / 1e9:,.1f} GB "
+                       f"({rel(t['super_spine_bytes'], bm['super_spine_bytes'])})")
     over = [r for r in d["racks"] if r["limit_kw"] and r["kw"] > r["limit_kw"] + 1e-9]
     near = [r for r in d["racks"] if r["limit_kw"] and 0.95 * r["limit_kw"] <= r["kw"] <= r["limit_kw"] + 1e-9]
     out.append(f"racks: {len(d['racks'])}, over limit {len(over)}, within 5% of limit {len(near)}")

@@ -44,6 +44,11 @@ The model
   fill of domains and servers inside the chosen leaves, then a ruin-and-
   recreate pass (each multi-leaf or multi-rack job re-placed in its cheapest
   pods/leaves or in one rack, kept when its cost drops).
+* Rank mapping. Every candidate placement is assembled with the ranks of each
+  job mapped onto its accelerators by :func:`_rank_order`: TP fastest (TP
+  groups keep their domain), the dimensions above TP in the nesting order
+  (slowest first) whose collectives send the fewest bytes above the leaves,
+  bytes leaving a pod weighted A_POD more; ties keep the job's own order.
 * Bound. The larger of the solver's bound and a combinatorial one: every job
   alone on the cluster in its cheapest (pods, leaves) combination (a dynamic
   programme over pods) plus its fewest racks; when some checked placement
@@ -56,7 +61,9 @@ The model
   Slurm's topology/tree plugin and Kueue's topology-aware scheduling (the
   smallest subtree (leaf, pod, cluster) that fits, the best-fitting one at that
   level, children taken largest first and the last one best-fit) is the
-  baseline. The same greedy in size and traffic order and a contiguous
+  baseline; it is reported with ranks in the job's own order (as a block
+  distribution over its node list runs them) and, as ``totals_rank_mapped``,
+  with the rank mapping, and it takes part as a candidate mapped. The same greedy in size and traffic order and a contiguous
   file-order first fit are further starts; the best start hints the solver.
   The returned placement is the best checked one of the solver's, the best
   start and the baseline (ties: less estimated traffic above the leaves), and
@@ -68,6 +75,7 @@ The model
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from fractions import Fraction
@@ -1278,10 +1286,9 @@ def _counts(keys: np.ndarray) -> dict:
 
 
 # --- rank order, metrics --------------------------------------------------------------
-def _rank_order(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
-    """Endpoint ids in rank order: servers by (pod, leaf, rack, domain, server), their
-    accelerators in local order, first n. TP (fastest) then stays in a domain and
-    DP ring neighbours are consecutive blocks, mostly under one leaf."""
+def _slots(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
+    """The job's accelerator endpoints in slot order: servers by (pod, leaf, rack,
+    domain, server), their accelerators in local order, first n."""
     s = np.asarray(servers, np.int64)
     key = np.lexsort((s, pb.s_dom[s], pb.s_rack[s], pb.s_group[s], pb.s_pod[s]))
     s = s[key]
@@ -1290,6 +1297,50 @@ def _rank_order(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
     eps = (first[:, None] + np.arange(pb.aps)[None, :]).ravel()
     eps = eps[np.asarray(f.ep_is_accel)[eps]]
     return eps[: j.n].astype(np.int64)
+
+
+def _nestings(j: _Job) -> list:
+    """Orders in which the parallel dimensions above TP fill the slots, slowest
+    first: the job's own rank order (dp, pp, cp) first, then the other
+    permutations of the dimensions larger than 1."""
+    dims = [d for d in ("dp", "pp", "cp") if getattr(j, d) > 1]
+    out = [tuple(dims)]
+    for p in itertools.permutations(dims):
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _rank_order(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
+    """Endpoint ids in rank order on the given servers.
+
+    TP stays fastest, so every TP group takes TP consecutive slots (one domain,
+    as the allocation unit guarantees). The dimensions above it may fill the
+    slots in any nesting order: the job's own order (DP slowest: whole replicas
+    under one leaf, DP rings cross a leaf boundary once per leaf) or, e.g., PP
+    slowest (every pipeline stage on its own run of leaves: each DP ring spans
+    about 1/PP of the job's leaves, while send/recv between stages crosses).
+    The order whose collectives send the fewest bytes above the leaves (bytes
+    leaving a pod weighted as the objective weights pods) is taken; ties keep
+    the job's own order.
+    """
+    slots = _slots(pb, j, servers)
+    nest = _nestings(j)
+    if len(nest) == 1 or slots.size != j.n:
+        return slots
+    size = {"dp": j.dp, "pp": j.pp, "cp": j.cp}
+    best, best_cost = None, None
+    for order in nest:
+        # slot array shaped by the nesting (slowest first, TP last), then transposed
+        # into rank order (dp, pp, cp, tp)
+        full = [d for d in order] + [d for d in ("dp", "pp", "cp") if d not in order]
+        E = slots.reshape([size[d] for d in full] + [j.tp])
+        E = np.transpose(E, [full.index(d) for d in ("dp", "pp", "cp")] + [3]).ravel()
+        tb = tier_bytes(pb.fabric, j, E)
+        cost = A_LEAF * (tb[2] + tb[3]) + A_POD * tb[3]
+        if best_cost is None or cost < best_cost * (1 - 1e-9):
+            best, best_cost = E, cost
+    return best
 
 
 def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
@@ -1380,21 +1431,26 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
     pb = _Problem(cluster, fabric)
     big = pb.big()
     g_placed, _ = _greedy(pb)
-    g_res = _assemble(pb, g_placed, big)
-    g_viol = place_check.check(cluster, fabric, g_res["assignment"], g_res["unplaced"], g_res["objective"])
-    g_ok = not g_viol
+    # the baseline as Slurm or Kueue would run it: ranks in the job's own order
+    b_res = _assemble(pb, g_placed, big, remap=False)
+    b_viol = place_check.check(cluster, fabric, b_res["assignment"], b_res["unplaced"], b_res["objective"])
     solver_info: dict = {"time_limit_s": float(time_limit), "seed": seed, "workers": workers}
-    baseline = {"objective": g_res["objective"], "totals": g_res["totals"],
-                "placed": len(g_res["assignment"]), "unplaced": len(g_res["unplaced"]),
-                "check": "passed" if g_ok else f"failed: {g_viol[0]}"}
+    baseline = {"objective": b_res["objective"], "totals": b_res["totals"],
+                "placed": len(b_res["assignment"]), "unplaced": len(b_res["unplaced"]),
+                "check": "passed" if not b_viol else f"failed: {b_viol[0]}"}
     note = ""
     if policy == "greedy":
-        if not g_ok:
-            raise SolverError(f"the greedy placement failed its check: {'; '.join(map(str, g_viol[:5]))}")
-        res, source, status, bound = g_res, "baseline", "FEASIBLE", None
+        if b_viol:
+            raise SolverError(f"the greedy placement failed its check: {'; '.join(map(str, b_viol[:5]))}")
+        res, source, status, bound = b_res, "baseline", "FEASIBLE", None
         note = "greedy best-fit placement (no solver)"
         baseline = None
     else:
+        # the baseline's servers with ranks mapped like every other candidate
+        g_res = _assemble(pb, g_placed, big)
+        g_viol = place_check.check(cluster, fabric, g_res["assignment"], g_res["unplaced"], g_res["objective"])
+        g_ok = not g_viol
+        baseline["totals_rank_mapped"] = g_res["totals"]
         # solver start: the best of a few greedy orders (the baseline's among them)
         starts = {"priority": (g_placed, g_res, g_ok)}
         if len(pb.jobs) > 1:
@@ -1471,12 +1527,15 @@ def _tier_cost(res: dict) -> float:
     return A_LEAF * t["cross_leaf_bytes"] + A_POD * t["super_spine_bytes"]
 
 
-def _assemble(pb: _Problem, placed: dict, big: int) -> dict:
-    """Assignment, unplaced reasons, objective and metrics of a set of placed jobs."""
+def _assemble(pb: _Problem, placed: dict, big: int, remap: bool = True) -> dict:
+    """Assignment, unplaced reasons, objective and metrics of a set of placed jobs.
+    ``remap``: ranks in the nesting order that sends the fewest bytes above the
+    leaves (:func:`_rank_order`); otherwise in the job's own rank order on the
+    slots, as a block distribution over the node list would run them."""
     f = pb.fabric
     ranked = {}
     for ji, s in placed.items():
-        eps = _rank_order(pb, pb.jobs[ji], s)
+        eps = (_rank_order if remap else _slots)(pb, pb.jobs[ji], s)
         # servers that hold none of the job's ranks go back to the pool
         ranked[ji] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])])
     placed = {ji: v[1] for ji, v in ranked.items()}

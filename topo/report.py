@@ -456,7 +456,7 @@ def _summary(plan: dict) -> Section:
     for key, label in (("super_spine_bytes", "super-spine"), ("spine_bytes", "spine")):
         if _num(tot.get(key)) is not None and _num(base.get(key)) is not None and (tot[key] or base[key]):
             saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration against {fmt(base[key] / 1e9)} GB "
-                         f"for the greedy baseline")
+                         f"for the greedy baseline (ranks in the job's own order)")
             break
     tc = _get(plan, "budget.transport_check")
     if isinstance(tc, dict) and tc.get("routing"):
