@@ -750,3 +750,28 @@ def test_render_failure_past_the_shape_check_is_bad_input(tmp_path, full_plan, m
     r = CliRunner().invoke(main, ["report", str(plan_path), "-o", str(tmp_path / "r")])
     assert r.exit_code == 2 and "(plan)" in r.output and "a bad field" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "r").exists()
+
+
+def test_rank_map_lists_every_rank_in_order(optimized, tmp_path):
+    import csv
+    import io
+    plan, _, _ = optimized
+    from topo.plan import dumps
+    (tmp_path / "plan.json").write_text(dumps(plan))
+    r = CliRunner().invoke(main, ["export", str(tmp_path / "plan.json"), "--format", "rank-map", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    f = topo.build(topo.load(EXAMPLES / "small.yaml"))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "x" / "rank-map.csv").read_text())))
+    a = plan["placement"]["assignment"]
+    assert len(rows) == sum(len(v) for v in a.values())
+    for job, eps in a.items():
+        mine = [row for row in rows if row["job"] == job]
+        assert [int(row["rank"]) for row in mine] == list(range(len(eps)))
+        for row, e in zip(mine, eps):
+            s = int(f.ep_server[e])
+            assert row["node"] == f.server_name(s)
+            # the endpoint is the node's accelerator with that index
+            accs = [k for k in range(f.n_endpoints) if f.ep_server[k] == s and f.ep_is_accel[k]]
+            assert accs[int(row["accelerator"])] == e
+    with pytest.raises(topo.SpecError, match="placement.assignment"):
+        ex.render_rank_map(f, {"placement": {"assignment": {}}})

@@ -358,6 +358,36 @@ def render_slurm_jobs(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     return {"slurm-jobs.conf": "\n".join(lines) + "\n"}
 
 
+def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+    """Where every rank of every placed job runs: ``job,rank,node,accelerator`` rows (CSV).
+
+    ``accelerator`` is the index of the accelerator among the node's
+    accelerators (the device index a launcher binds the rank to). The rows are
+    the plan's assignment in rank order: a launcher that starts rank ``r`` on
+    that node and device runs the rank order topo chose, which need not be a
+    block distribution over the node list (see ``topo place``).
+    """
+    a = _assignment(plan)
+    if not a:
+        raise SpecError([("placement.assignment", "the plan places no job")])
+    ep_server = np.asarray(fabric.ep_server)
+    acc = np.asarray(fabric.ep_is_accel, bool)
+    first = np.searchsorted(ep_server, np.arange(fabric.n_servers))
+    # index of every endpoint among its node's accelerators
+    acc_before = np.concatenate([[0], np.cumsum(acc)])
+    lines = ["job,rank,node,accelerator"]
+    for job in sorted(a):
+        eps = np.asarray(a[job], np.int64)
+        srv = ep_server[eps]
+        local = acc_before[eps] - acc_before[first[srv]]
+        u, inv = np.unique(srv, return_inverse=True)
+        uname = [fabric.server_name(int(x)) for x in u]
+        names = [uname[i] for i in inv]
+        q = '"' + job.replace('"', '""') + '"' if any(ch in job for ch in ',"\n') else job
+        lines.extend(f"{q},{r},{n},{int(k)}" for r, (n, k) in enumerate(zip(names, local)))
+    return {"rank-map.csv": "\n".join(lines) + "\n"}
+
+
 # --- Kueue -----------------------------------------------------------------------------------
 def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_prefix: str = DEFAULT_LABEL_PREFIX,
                  domain_label: Optional[str] = DEFAULT_DOMAIN_LABEL) -> tuple[list[str], dict]:
@@ -844,6 +874,7 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in [
     ExportFormat("slurm-conf-tree", render_slurm_conf_tree, "Slurm topology.conf for topology/tree"),
     ExportFormat("slurm-conf-block", render_slurm_conf_block, "Slurm topology.conf for topology/block"),
     ExportFormat("slurm-jobs", render_slurm_jobs, "placed jobs as Slurm node lists (sbatch --nodelist)"),
+    ExportFormat("rank-map", render_rank_map, "placed jobs' ranks: node and accelerator of every rank (CSV)"),
     ExportFormat("kueue", render_kueue, "Kueue Topology, node label patches and kubectl label script"),
     ExportFormat("graphml", render_graphml, "GraphML of the fabric (networkx, Gephi, yEd)"),
     ExportFormat("astra-sim", render_astra_sim, "ASTRA-sim analytical network YAML (an abstraction)"),
@@ -916,6 +947,7 @@ export_slurm_yaml = _make_exporter("slurm-yaml")
 export_slurm_conf_tree = _make_exporter("slurm-conf-tree")
 export_slurm_conf_block = _make_exporter("slurm-conf-block")
 export_slurm_jobs = _make_exporter("slurm-jobs")
+export_rank_map = _make_exporter("rank-map")
 export_kueue = _make_exporter("kueue")
 export_graphml = _make_exporter("graphml")
 export_astra_sim = _make_exporter("astra-sim")
