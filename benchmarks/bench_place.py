@@ -10,7 +10,8 @@ solver's bound, and peak memory. Prints a table, then one JSON line.
 The greedy baseline runs its ranks in each job's own order (DP slowest), as a
 block distribution over its node list would; its nodes are also measured with
 topo's rank mapping, so the gain of the mapping and the gain of the choice of
-nodes show apart.
+nodes show apart. The bytes are also measured by routing both placements
+(ideal ECMP) and summing what crosses the leaf-spine and spine-super links.
 
     python benchmarks/bench_place.py [--time-limit 90] [--workers 2] [--seed 1]
 """
@@ -84,6 +85,19 @@ def main(argv=None):
     t1 = time.perf_counter()
     r = place(c, f, time_limit=a.time_limit, seed=a.seed, workers=a.workers)
     wall = time.perf_counter() - t1
+    # the same figures from routing, independent of the placement module's estimate: ideal
+    # ECMP of the jobs' flows; bytes on leaf-spine links / 2 leave a leaf, on spine-super / 2 a pod
+    from topo.routing import route
+    from topo.traffic import job_demands
+    t2 = time.perf_counter()
+    g = place(c, f, time_limit=a.time_limit, seed=a.seed, workers=a.workers, policy="greedy")
+
+    def routed(assign):
+        lb = route(f, job_demands(c, f, assign), "fluid").link_bytes
+        return float(lb[f.link_tier == 1].sum()) / 2, float(lb[f.link_tier == 2].sum()) / 2
+    r_leaf, r_pod = routed(r.assignment)
+    g_leaf, g_pod = routed(g.assignment)
+    t_routed = time.perf_counter() - t2
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     t, b = r.totals, r.baseline["totals"]
     bm = r.baseline["totals_rank_mapped"]
@@ -107,6 +121,9 @@ def main(argv=None):
          f" (opt x{t['super_spine_bytes'] / bm['super_spine_bytes']:.3f})" if bm["cross_leaf_bytes"] and bm["super_spine_bytes"] else "n/a"),
         ("bytes leaving a pod, opt / greedy", f"{t['super_spine_bytes'] / 1e12:.2f} TB / {b['super_spine_bytes'] / 1e12:.2f} TB"
          f"  (x{ratio_pod:.3f})" if ratio_pod is not None else "n/a"),
+        ("routed (fluid), opt / greedy", f"leaving a leaf {r_leaf / 1e12:.2f} TB / {g_leaf / 1e12:.2f} TB (x{r_leaf / g_leaf:.3f}), "
+         f"leaving a pod {r_pod / 1e12:.2f} TB / {g_pod / 1e12:.2f} TB (x{r_pod / g_pod:.3f}); {t_routed:.1f} s"
+         if g_leaf and g_pod else "n/a"),
         ("racks over limit", str(t["racks_over_limit"])), ("peak memory (MB)", f"{peak_mb:.0f}"),
         ("traffic part: opt / greedy / bound", f"{traffic_part:,} / {b['placement_cost'] - b['rack_cost']:,} / "
          f"{bp.get('traffic', 'n/a')}"),
@@ -127,6 +144,8 @@ def main(argv=None):
            "cross_leaf_bytes": t["cross_leaf_bytes"], "baseline_cross_leaf_bytes": b["cross_leaf_bytes"],
            "cross_leaf_ratio": ratio_spine, "cross_pod_bytes": t["super_spine_bytes"],
            "baseline_cross_pod_bytes": b["super_spine_bytes"], "cross_pod_ratio": ratio_pod,
+           "routed_cross_leaf_bytes": r_leaf, "routed_baseline_cross_leaf_bytes": g_leaf,
+           "routed_cross_pod_bytes": r_pod, "routed_baseline_cross_pod_bytes": g_pod,
            "baseline_mapped_cross_leaf_bytes": bm["cross_leaf_bytes"],
            "baseline_mapped_cross_pod_bytes": bm["super_spine_bytes"],
            "placement_cost": t["placement_cost"], "baseline_placement_cost": b["placement_cost"],
