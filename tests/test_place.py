@@ -540,8 +540,9 @@ def test_rank_mapping_keeps_the_job_order_when_send_recv_dominates():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_rank_mapping_never_sends_more_above_the_leaves(seed):
-    """Random jobs on a fabric of 8-accelerator nodes: for every placed job, the mapped rank
-    order sends no more weighted bytes above the leaves than the job's own order on the same
+    """Random jobs (random rank orders) on a fabric of 8-accelerator nodes: for every placed
+    job, the mapped rank order sends no more weighted bytes above the leaves than the job's
+    own order on the same
     accelerators, keeps every TP group in one node, and is a permutation of them.
     16 leaves of 2 nodes in 4 pods."""
     from topo.traffic import job_demands
@@ -557,8 +558,9 @@ def test_rank_mapping_never_sends_more_above_the_leaves(seed):
             cols.append({"op": "sendrecv", "group": "pp", "bytes": f"{int(rng.integers(1, 512))}MiB"})
         if cp > 1:
             cols.append({"op": "allgather", "group": "cp", "bytes": f"{int(rng.integers(1, 512))}MiB"})
+        order = "-".join(["tp"] + [str(x) for x in rng.permutation(["cp", "pp", "dp"])])
         jobs.append({"name": f"j{k}", "accelerators": tp * pp * cp * dp, "tp": tp, "pp": pp, "cp": cp,
-                     "collectives": cols})
+                     "rank_order": order, "collectives": cols})
     d = {"version": 1, "name": "mix",
          "node_types": [{"name": "g", "accelerator": "H100", "accelerators": 8, "nics": 8, "nic_gbps": 400,
                          "power_busy_kw": 2.0, "power_idle_kw": 0.5, "scaleup": {"size": 8}}],
@@ -587,3 +589,21 @@ def test_rank_mapping_never_sends_more_above_the_leaves(seed):
             return lb + 3 * pb
         assert cost(eps) <= cost(own) * (1 + 1e-9) + 1e-6
     assert r.totals["cross_leaf_bytes"] == pytest.approx(_crossing(c, f, r.assignment)[0])
+
+
+def test_rank_mapping_keeps_a_megatron_order_that_is_already_best():
+    # rank_order tp-cp-ep-dp-pp puts PP slowest: the in-order baseline already has the stages
+    # apart, so the mapping keeps it and the two baseline figures agree
+    d = _whole_cluster_job("1GiB", "64MiB")
+    d["jobs"][0]["rank_order"] = "tp-cp-ep-dp-pp"
+    c = from_dict(d)
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    g = place(c, f, time_limit=5, seed=0, workers=1, policy="greedy")
+    assert r.assignment["j"].tolist() == g.assignment["j"].tolist()
+    gib, mib = 2 ** 30, 2 ** 20
+    leaf_m, pod_m = _crossing(c, f, r.assignment)
+    assert leaf_m == pytest.approx(4 * 2 * 1.5 * gib + 8 * 64 * mib) and pod_m == pytest.approx(8 * 64 * mib)
+    assert r.baseline["totals"]["cross_leaf_bytes"] == pytest.approx(leaf_m)
+    assert r.baseline["totals_rank_mapped"]["cross_leaf_bytes"] == pytest.approx(leaf_m)
+    assert r.totals["cross_leaf_bytes"] == pytest.approx(leaf_m)

@@ -157,3 +157,24 @@ def test_console_script_exit_code_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "topo", "validate", str(p)], capture_output=True, text=True)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "(root)" in r.stderr
+
+
+@pytest.mark.parametrize("order,msg", [
+    ("pp-tp-cp-dp", "tp must be fastest"), ("tp-cp-ep-pp-dp", "ep must come just before dp"),
+    ("tp-xx-pp-dp", "unknown dimension 'xx'"), ("tp-cp-pp", "lacks dp"), ("tp-cp-pp-dp-pp", "more than once")])
+def test_rank_order_errors_name_the_field(order, msg, tmp_path):
+    d = cluster_dict()
+    d["jobs"] = [{"name": "j", "accelerators": 16, "tp": 8, "rank_order": order}]
+    errs = errors_of(d)
+    assert msg in errs["jobs[0].rank_order"]
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(d))
+    r = CliRunner().invoke(main, ["validate", str(p)])
+    assert r.exit_code == 2 and "jobs[0].rank_order" in r.output and "Traceback" not in r.output
+
+
+def test_rank_order_forms():
+    from topo.spec import parse_rank_order
+    assert parse_rank_order("tp-cp-pp-dp") == ("tp", "cp", "pp", "dp")
+    assert parse_rank_order("tp-cp-ep-dp-pp") == ("tp", "cp", "dp", "pp")  # Megatron-LM's default
+    assert parse_rank_order("TP-DP-CP-PP") == ("tp", "dp", "cp", "pp")

@@ -141,3 +141,37 @@ def test_traffic_file_of_zero_bytes_runs(tmp_path):
         d = json.loads(r.output)
         assert d["flows"] == 1 and d["offered_gbps"] == 0 and d["unreachable_gbps"] == 0
         assert all(t["util_max"] == 0 for t in d["tiers"]), model
+
+
+def test_rank_order_megatron_groups():
+    # tp-cp-ep-dp-pp: rank = t + 8 * d + 8 * dp * p (PP slowest)
+    c = _job(accelerators=64, tp=8, pp=2, ep=2, rank_order="tp-cp-ep-dp-pp")
+    j = c.file.jobs[0]
+    assert (T.rank_groups(j, "tp")[0] == np.arange(8)).all()
+    assert (T.rank_groups(j, "dp")[0] == [0, 8, 16, 24]).all()
+    assert (T.rank_groups(j, "pp")[0] == [0, 32]).all()
+    assert (T.rank_groups(j, "ep")[0] == [0, 8]).all()
+    for g in ("tp", "pp", "dp", "ep", "cp"):
+        assert np.sort(T.rank_groups(j, g).ravel()).tolist() == list(range(64))
+
+
+@pytest.mark.parametrize("order", ["tp-pp-dp-cp", "tp-cp-ep-dp-pp", "tp-dp-cp-pp"])
+def test_rank_order_is_a_relabelling_of_ranks(order):
+    """The same accelerators, each holding the same (dp, pp, cp, tp) coordinates, give the
+    same flows whatever the rank order: only which rank number names them changes."""
+    kw = dict(accelerators=64, tp=2, pp=2, cp=2, ep=2, collectives=[
+        {"op": "allreduce", "group": "dp", "bytes": "1GiB"}, {"op": "sendrecv", "group": "pp", "bytes": "8MiB"},
+        {"op": "allgather", "group": "cp", "bytes": "4MiB"}, {"op": "alltoall", "group": "ep", "bytes": "2MiB"}])
+    c0, c1 = _job(**kw), _job(rank_order=order, **kw)
+    f = build(c0)
+    eps0 = T.in_order_placement(c0, f)["j"]
+    from topo.spec import parse_rank_order
+    R0 = T.rank_layout(parse_rank_order("tp-cp-pp-dp"), 8, 2, 2, 2)
+    R1 = T.rank_layout(parse_rank_order(order), 8, 2, 2, 2)
+    eps1 = np.empty_like(eps0)
+    eps1[R1.ravel()] = eps0[R0.ravel()]
+    d0, d1 = T.job_demands(c0, f, {"j": eps0}), T.job_demands(c1, f, {"j": eps1})
+    k0 = sorted(zip(d0.src.tolist(), d0.dst.tolist(), d0.bytes.tolist()))
+    k1 = sorted(zip(d1.src.tolist(), d1.dst.tolist(), d1.bytes.tolist()))
+    assert k0 == k1
+    assert not np.array_equal(eps0, eps1)

@@ -86,7 +86,8 @@ import numpy as np
 
 from .errors import SolverError, SpecError
 from .fabric import Fabric
-from .spec import Cluster
+from .spec import Cluster, parse_rank_order
+from .traffic import rank_layout
 
 A_LEAF = 1        # weight of traffic that leaves a leaf (climbs to the spine)
 A_POD = 3         # additional weight of traffic that leaves a pod (climbs to the super-spine)
@@ -166,6 +167,7 @@ class _Job:
     pinned: bool
     collectives: list
     fixed: Optional[np.ndarray] = None  # explicit servers (local ids)
+    order: tuple = ("tp", "cp", "pp", "dp")  # the job's rank order, fastest first
 
 
 class _Problem:
@@ -351,7 +353,7 @@ class _Problem:
             raw_w.append(w)
             out.append(_Job(i, j.name, j.accelerators, j.tp, j.pp, j.cp, j.ep, dp, domain_job, chunk, units,
                             0, w, j.priority, prios.index(j.priority), allowed_rack, allowed_pod, pinned,
-                            list(j.collectives), fixed))
+                            list(j.collectives), fixed, parse_rank_order(j.rank_order)))
         if errs:
             raise SpecError(errs)
         # fixed placements must not overlap
@@ -1301,13 +1303,25 @@ def _slots(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
 
 def _nestings(j: _Job) -> list:
     """Orders in which the parallel dimensions above TP fill the slots, slowest
-    first: the job's own rank order (dp, pp, cp) first, then the other
-    permutations of the dimensions larger than 1."""
-    dims = [d for d in ("dp", "pp", "cp") if getattr(j, d) > 1]
-    out = [tuple(dims)]
+    first, as tuples of (name, size): the job's own rank order first, then the
+    other permutations of the dimensions larger than 1, then, for every divisor
+    ``di`` of DP (1 < di < DP), DP split into an outer part ``do`` (slowest) and
+    an inner part ``di`` (fastest above TP) with PP and CP between them: blocks
+    of ``di`` replicas, each block with its stages apart."""
+    size = {"dp": j.dp, "pp": j.pp, "cp": j.cp}
+    dims = [d for d in reversed(j.order) if d != "tp" and size[d] > 1]
+    out = [tuple((d, size[d]) for d in dims)]
     for p in itertools.permutations(dims):
-        if p not in out:
-            out.append(p)
+        cand = tuple((d, size[d]) for d in p)
+        if cand not in out:
+            out.append(cand)
+    mid = [d for d in dims if d != "dp"]
+    if "dp" in dims and mid:
+        for di in range(2, j.dp):
+            if j.dp % di:
+                continue
+            for p in itertools.permutations(mid):
+                out.append((("do", j.dp // di),) + tuple((d, size[d]) for d in p) + (("di", di),))
     return out
 
 
@@ -1316,36 +1330,43 @@ def _rank_order(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
 
     TP stays fastest, so every TP group takes TP consecutive slots (one domain,
     as the allocation unit guarantees). The dimensions above it may fill the
-    slots in any nesting order: the job's own order (DP slowest: whole replicas
-    under one leaf, DP rings cross a leaf boundary once per leaf) or, e.g., PP
-    slowest (every pipeline stage on its own run of leaves: each DP ring spans
-    about 1/PP of the job's leaves, while send/recv between stages crosses).
-    The order whose collectives send the fewest bytes above the leaves (bytes
-    leaving a pod weighted as the objective weights pods) is taken; ties keep
-    the job's own order.
+    slots in any nesting order (:func:`_nestings`): DP slowest (whole replicas
+    under one leaf, DP rings cross a leaf boundary once per leaf), PP slowest
+    (every pipeline stage on its own run of leaves: each DP ring spans about
+    1/PP of the job's leaves, while send/recv between stages crosses), or
+    blocks of replicas with their stages apart (DP rings leave a block, which
+    may be a pod, only at its ends). The order whose collectives send the
+    fewest bytes above the leaves (bytes leaving a pod weighted as the
+    objective weights pods) is taken; ties keep the job's own rank order
+    (``rank_order``), which is the in-order layout on the slots.
     """
     slots = _slots(pb, j, servers)
     nest = _nestings(j)
     if len(nest) == 1 or slots.size != j.n:
         return slots
-    size = {"dp": j.dp, "pp": j.pp, "cp": j.cp}
     best, best_cost = None, None
     for order in nest:
-        # slot array shaped by the nesting (slowest first, TP last), then transposed
-        # into rank order (dp, pp, cp, tp)
-        full = [d for d in order] + [d for d in ("dp", "pp", "cp") if d not in order]
-        E = slots.reshape([size[d] for d in full] + [j.tp])
-        E = np.transpose(E, [full.index(d) for d in ("dp", "pp", "cp")] + [3]).ravel()
-        tb = tier_bytes(pb.fabric, j, E)
+        names = [d for d, _ in order]
+        # slots shaped by the nesting (slowest first, TP last), as a (dp, pp, cp, tp) grid;
+        # a split DP is (do, di) with di the faster part
+        canon = (["do", "di"] if "di" in names else ["dp"]) + ["pp", "cp"]
+        full = order + tuple((d, 1) for d in canon if d not in names)
+        grid = slots.reshape([n for _, n in full] + [j.tp])
+        grid = np.transpose(grid, [[d for d, _ in full].index(d) for d in canon] + [len(full)])
+        grid = grid.reshape(j.dp, j.pp, j.cp, j.tp)
+        tb = _grid_tier_bytes(pb.fabric, j, grid)
         cost = A_LEAF * (tb[2] + tb[3]) + A_POD * tb[3]
         if best_cost is None or cost < best_cost * (1 - 1e-9):
-            best, best_cost = E, cost
-    return best
+            best, best_cost = grid, cost
+    out = np.empty(j.n, np.int64)
+    out[rank_layout(j.order, j.dp, j.pp, j.cp, j.tp).ravel()] = best.ravel()
+    return out
 
 
 def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
     """Bytes per iteration of one job by the highest tier they reach:
-    [scale-up, leaf, spine, super-spine], from its collectives on rank order `eps`.
+    [scale-up, leaf, spine, super-spine], from its collectives on rank order `eps`
+    (the job's ``rank_order`` maps ranks to parallel coordinates).
 
     Ring/tree/hierarchical collectives are counted on the ring of each group,
     all-to-all on every pair, send/recv on the pipeline chain.
@@ -1355,7 +1376,13 @@ def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
     dp = n // (tp * pp * cp)
     if dp * tp * pp * cp != n or n == 0:
         return np.zeros(4)
-    E = eps.reshape(dp, pp, cp, tp)
+    order = job.order if isinstance(job, _Job) else parse_rank_order(job.rank_order)
+    return _grid_tier_bytes(fabric, job, np.asarray(eps)[rank_layout(order, dp, pp, cp, tp)])
+
+
+def _grid_tier_bytes(fabric: Fabric, job, E: np.ndarray) -> np.ndarray:
+    """:func:`tier_bytes` of the endpoints laid out as a (dp, pp, cp, tp) grid."""
+    dp, pp, cp, tp = E.shape
     leaf = fabric.ep_leaf()
     pod = np.asarray(fabric.node_pod)
     dom = np.asarray(fabric.ep_domain)

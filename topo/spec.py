@@ -211,6 +211,9 @@ class Job(_M):
     pin_pods: list[int] = []
     forbid_pods: list[int] = []
     nodes: list[str] = []  # an explicit placement: node names (hostlist ranges allowed)
+    # how ranks map to parallel coordinates, fastest first (Megatron-LM's --order default
+    # "tp-cp-ep-dp-pp" is accepted: EP groups are consecutive DP ranks)
+    rank_order: str = "tp-cp-pp-dp"
 
 
 class TrafficPattern(_M):
@@ -569,6 +572,10 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         dp = j.dp or max(j.accelerators // inner, 1)
         if dp % j.ep and j.ep > 1:
             errs.append((f"{path}.ep", f"ep={j.ep} must divide dp={dp}"))
+        try:
+            parse_rank_order(j.rank_order)
+        except ValueError as e:
+            errs.append((f"{path}.rank_order", str(e)))
     for i, tp in enumerate(f.traffic):
         if tp.pattern == "matrix" and not tp.file:
             errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
@@ -578,6 +585,34 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
     return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
                    header_bytes=int(header), base_dir=base_dir)
+
+
+def parse_rank_order(text: str) -> tuple:
+    """A job's ``rank_order`` as the four dimensions fastest first, e.g.
+    ``("tp", "cp", "pp", "dp")``. Names are tp, cp, pp, dp, each once, joined by
+    ``-``; TP must be fastest (a TP group takes consecutive ranks inside one
+    scale-up domain); ``ep`` may appear just before ``dp`` (EP groups are
+    consecutive DP ranks) and is dropped. Raises ValueError naming the problem."""
+    parts = [x.strip().lower() for x in str(text).split("-")]
+    known = ("tp", "cp", "pp", "dp", "ep")
+    bad = [x for x in parts if x not in known]
+    if bad:
+        raise ValueError(f"unknown dimension {bad[0]!r} in {text!r}; expected tp, cp, pp, dp (and ep) joined by '-'")
+    dup = sorted({x for x in parts if parts.count(x) > 1})
+    if dup:
+        raise ValueError(f"{dup[0]} appears more than once in {text!r}")
+    if "ep" in parts:
+        i = parts.index("ep")
+        if i + 1 >= len(parts) or parts[i + 1] != "dp":
+            raise ValueError(f"ep must come just before dp in {text!r} (EP groups are consecutive DP ranks)")
+        parts.remove("ep")
+    missing = [x for x in ("tp", "cp", "pp", "dp") if x not in parts]
+    if missing:
+        raise ValueError(f"{text!r} lacks {', '.join(missing)}; name tp, cp, pp and dp, fastest first")
+    if parts[0] != "tp":
+        raise ValueError(f"tp must be fastest (first) in {text!r}: a TP group takes consecutive ranks in one "
+                         "scale-up domain")
+    return tuple(parts)
 
 
 def json_schema() -> dict:

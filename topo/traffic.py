@@ -6,11 +6,13 @@ flows (nccl-tests semantics) and the standard background patterns. Produces
 
 Rank map
 --------
-Rank ``r`` of a job with parallelism (tp, cp, pp, dp) has coordinates
-``tp = r % TP``, ``cp = (r // TP) % CP``, ``pp = (r // (TP*CP)) % PP`` and
-``dp = r // (TP*CP*PP)``: TP varies fastest, so with an in-order placement a
-TP group sits inside one scale-up domain, then CP, PP and DP. EP groups are
-``ep`` consecutive DP ranks with the same (tp, cp, pp) coordinates.
+By default (``rank_order: tp-cp-pp-dp``) rank ``r`` of a job with parallelism
+(tp, cp, pp, dp) has coordinates ``tp = r % TP``, ``cp = (r // TP) % CP``,
+``pp = (r // (TP*CP)) % PP`` and ``dp = r // (TP*CP*PP)``: TP varies fastest,
+so with an in-order placement a TP group sits inside one scale-up domain, then
+CP, PP and DP. A job's ``rank_order`` may name another order of CP, PP and DP
+(TP stays fastest), e.g. Megatron-LM's ``tp-cp-ep-dp-pp`` (PP slowest). EP
+groups are ``ep`` consecutive DP ranks with the same (tp, cp, pp) coordinates.
 
 Collectives (S = ``bytes`` of the collective, n = group size)
 ---------------------------------------------------------------
@@ -158,12 +160,23 @@ def in_order_placement(cluster, fabric) -> dict[str, np.ndarray]:
 
 
 # --- rank map and collectives --------------------------------------------------------------
+def rank_layout(order, dp: int, pp: int, cp: int, tp: int) -> np.ndarray:
+    """Rank of every (dp, pp, cp, tp) coordinate, as a [dp, pp, cp, tp] int64 array,
+    for the rank order ``order`` (dimension names fastest first, as
+    :func:`topo.spec.parse_rank_order` returns them)."""
+    size = {"dp": dp, "pp": pp, "cp": cp, "tp": tp}
+    slow = list(order)[::-1]
+    R = np.arange(dp * pp * cp * tp, dtype=np.int64).reshape([size[d] for d in slow])
+    return R.transpose([slow.index(d) for d in ("dp", "pp", "cp", "tp")])
+
+
 def rank_groups(job, group: str) -> np.ndarray:
     """Ranks of every group of kind ``group`` as a [n_groups, size] int64 array."""
+    from .spec import parse_rank_order
     tp, cp, pp = job.tp, job.cp, job.pp
     dp = job.dp or max(job.accelerators // (tp * cp * pp), 1)
     ep = job.ep
-    R = np.arange(dp * pp * cp * tp, dtype=np.int64).reshape(dp, pp, cp, tp)
+    R = rank_layout(parse_rank_order(job.rank_order), dp, pp, cp, tp)
     if group == "tp":
         return R.reshape(-1, tp)
     if group == "cp":
