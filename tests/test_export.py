@@ -775,3 +775,12 @@ def test_rank_map_lists_every_rank_in_order(optimized, tmp_path):
             assert accs[int(row["accelerator"])] == e
     with pytest.raises(topo.SpecError, match="placement.assignment"):
         ex.render_rank_map(f, {"placement": {"assignment": {}}})
+    # any job name survives the CSV; an endpoint that is not an accelerator is refused
+    acc = np.flatnonzero(f.ep_is_accel)
+    odd = 'a,b\r\n"c'
+    got = list(csv.DictReader(io.StringIO(ex.render_rank_map(f, {"placement": {"assignment": {odd: acc[:4]}}})["rank-map.csv"])))
+    assert [row["job"] for row in got] == [odd] * 4
+    cpu = np.flatnonzero(~np.asarray(f.ep_is_accel, bool))
+    assert cpu.size
+    with pytest.raises(topo.SpecError, match="placement.assignment.j"):
+        ex.render_rank_map(f, {"placement": {"assignment": {"j": np.concatenate([acc[:3], cpu[:1]])}}})

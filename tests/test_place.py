@@ -538,13 +538,45 @@ def test_rank_mapping_keeps_the_job_order_when_send_recv_dominates():
     assert r.assignment["j"].tolist() == g.assignment["j"].tolist()
 
 
-@pytest.mark.parametrize("seed", range(6))
+def _mix(jobs):
+    """32 nodes of 8 accelerators (one scale-up domain each), 2 per rack and per leaf;
+    16 leaves in 4 pods of 4."""
+    return {"version": 1, "name": "mix",
+            "node_types": [{"name": "g", "accelerator": "H100", "accelerators": 8, "nics": 8, "nic_gbps": 400,
+                            "power_busy_kw": 2.0, "power_idle_kw": 0.5, "scaleup": {"size": 8}}],
+            "racks": [{"name": "r", "count": 16, "nodes": {"g": 2}, "power_limit_kw": 100}],
+            "fabric": {"family": "clos", "tiers": [{"switch": _sw(32)}, {"switch": _sw(8)}, {"switch": _sw(8)}]},
+            "jobs": list(jobs), "goals": {"time_limit_s": 5, "seed": 1, "workers": 1}}
+
+
+def test_rank_mapping_blocks_of_replicas_with_their_stages_apart():
+    """tp 8, pp 2, dp 8 on 8 leaves in 2 pods, DP all-reduce S = 1 GiB, send/recv 1.25 GiB.
+    Per 16 DP rings (2 x 8) of 8 members and 64 send/recv chains, weighting pods 3 more:
+    DP slowest: 8 leaf and 2 pod crossings per ring = 16*8*1.75 + 3*16*2*1.75 = 392 GiB;
+    PP slowest: 4 leaf crossings per ring, every chain leaves its pod = 112 + 4*64*1.25 = 432;
+    blocks of 4 (or 2) replicas per pod with their stages on different leaves: 4 leaf and 2
+    pod crossings per ring, chains stay in their pod = 112 + 64*1.25 + 3*56 = 360 (best)."""
+    c = from_dict(_mix([{"name": "j", "accelerators": 128, "tp": 8, "pp": 2, "collectives": [
+        {"op": "allreduce", "group": "dp", "bytes": "1GiB"}, {"op": "sendrecv", "group": "pp", "bytes": "1.25GiB"}]}]))
+    f = build(c)
+    r = place(c, f, time_limit=5, seed=0, workers=1)
+    assert check(c, f, r.assignment, r.unplaced, r.objective) == []
+    assert r.jobs["j"]["leaves"] == 8 and r.jobs["j"]["pods"] == 2
+    gib = 2 ** 30
+    leaf_b, pod_b = _crossing(c, f, r.assignment)
+    assert leaf_b == pytest.approx((16 * 4 * 1.75 + 64 * 1.25) * gib)
+    assert pod_b == pytest.approx(16 * 2 * 1.75 * gib)
+    own_leaf, own_pod = r.baseline["totals"]["cross_leaf_bytes"], r.baseline["totals"]["super_spine_bytes"]
+    assert own_leaf + 3 * own_pod == pytest.approx(392 * gib)
+
+
+@pytest.mark.parametrize("seed", range(12))
 def test_rank_mapping_never_sends_more_above_the_leaves(seed):
-    """Random jobs (random rank orders) on a fabric of 8-accelerator nodes: for every placed
-    job, the mapped rank order sends no more weighted bytes above the leaves than the job's
-    own order on the same
-    accelerators, keeps every TP group in one node, and is a permutation of them.
-    16 leaves of 2 nodes in 4 pods."""
+    """Random jobs (random rank orders, collectives and algorithms) on a fabric of
+    8-accelerator nodes: for every placed job, the mapped rank order sends no more weighted
+    bytes above the leaves than the job's own order on the same accelerators (counted from
+    the traffic model's flows), keeps every TP group in one node, and is a permutation of
+    them. 16 leaves of 2 nodes in 4 pods."""
     from topo.traffic import job_demands
     rng = np.random.default_rng(seed)
     jobs = []
@@ -552,22 +584,23 @@ def test_rank_mapping_never_sends_more_above_the_leaves(seed):
         tp = int(rng.choice([2, 4, 8]))
         pp = int(rng.choice([1, 2, 4]))
         cp = int(rng.choice([1, 1, 2]))
-        dp = int(rng.choice([1, 2, 3, 4]))
-        cols = [{"op": "allreduce", "group": "dp", "bytes": f"{int(rng.integers(1, 512))}MiB"}]
+        dp = int(rng.choice([1, 2, 3, 4, 6]))
+        while tp * pp * cp * dp > 128:  # half the cluster at most
+            dp //= 2
+        def col(group, choices):
+            op, alg = choices[int(rng.integers(len(choices)))]
+            return {"op": op, "algorithm": alg, "group": group, "bytes": f"{int(rng.integers(1, 512))}MiB"}
+        cols = [col("dp", [("allreduce", "ring"), ("allreduce", "tree"), ("allreduce", "direct"),
+                           ("allreduce", "hierarchical"), ("broadcast", "ring"), ("broadcast", "tree"),
+                           ("allgather", "direct"), ("reducescatter", "ring")])]
         if pp > 1:
-            cols.append({"op": "sendrecv", "group": "pp", "bytes": f"{int(rng.integers(1, 512))}MiB"})
+            cols.append(col("pp", [("sendrecv", "ring"), ("broadcast", "ring"), ("allreduce", "tree")]))
         if cp > 1:
-            cols.append({"op": "allgather", "group": "cp", "bytes": f"{int(rng.integers(1, 512))}MiB"})
+            cols.append(col("cp", [("allgather", "ring"), ("allgather", "direct"), ("broadcast", "tree")]))
         order = "-".join(["tp"] + [str(x) for x in rng.permutation(["cp", "pp", "dp"])])
         jobs.append({"name": f"j{k}", "accelerators": tp * pp * cp * dp, "tp": tp, "pp": pp, "cp": cp,
                      "rank_order": order, "collectives": cols})
-    d = {"version": 1, "name": "mix",
-         "node_types": [{"name": "g", "accelerator": "H100", "accelerators": 8, "nics": 8, "nic_gbps": 400,
-                         "power_busy_kw": 2.0, "power_idle_kw": 0.5, "scaleup": {"size": 8}}],
-         "racks": [{"name": "r", "count": 16, "nodes": {"g": 2}, "power_limit_kw": 100}],
-         "fabric": {"family": "clos", "tiers": [{"switch": _sw(32)}, {"switch": _sw(8)}, {"switch": _sw(8)}]},
-         "jobs": jobs, "goals": {"time_limit_s": 5, "seed": 1, "workers": 1}}
-    c = from_dict(d)
+    c = from_dict(_mix(jobs))
     f = build(c)
     r = place(c, f, time_limit=5, seed=0, workers=1)
     assert check(c, f, r.assignment, r.unplaced, r.objective) == []
@@ -578,9 +611,11 @@ def test_rank_mapping_never_sends_more_above_the_leaves(seed):
             continue
         eps = np.asarray(r.assignment[j.name])
         srv = np.asarray(f.ep_server)[eps]
-        # the job's own order on the same accelerators: by (pod, leaf, rack, domain, node, endpoint)
-        l0 = leaf[eps]
-        own = eps[np.lexsort((eps, srv, dom[eps], rack[srv], l0, pod[l0]))]
+        # the job's own order: the accelerators of its nodes by (pod, leaf, rack, domain, node,
+        # endpoint), the first n of them; the mapping must use exactly those
+        acc = np.flatnonzero(np.isin(f.ep_server, np.unique(srv)) & np.asarray(f.ep_is_accel, bool))
+        s0, l0 = np.asarray(f.ep_server)[acc], leaf[acc]
+        own = acc[np.lexsort((acc, s0, dom[acc], rack[s0], l0, pod[l0]))][: j.accelerators]
         assert sorted(eps.tolist()) == sorted(own.tolist())
         assert all(np.unique(srv[i:i + j.tp]).size == 1 for i in range(0, eps.size, j.tp))
 

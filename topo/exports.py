@@ -375,17 +375,21 @@ def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *
     first = np.searchsorted(ep_server, np.arange(fabric.n_servers))
     # index of every endpoint among its node's accelerators
     acc_before = np.concatenate([[0], np.cumsum(acc)])
-    lines = ["job,rank,node,accelerator"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["job", "rank", "node", "accelerator"])
     for job in sorted(a):
         eps = np.asarray(a[job], np.int64)
+        if eps.size and (eps.min() < 0 or eps.max() >= fabric.n_endpoints or not acc[eps].all()):
+            raise SpecError([(f"placement.assignment.{job}", "names an endpoint that is not an accelerator "
+                              "of this fabric")])
         srv = ep_server[eps]
         local = acc_before[eps] - acc_before[first[srv]]
         u, inv = np.unique(srv, return_inverse=True)
         uname = [fabric.server_name(int(x)) for x in u]
-        names = [uname[i] for i in inv]
-        q = '"' + job.replace('"', '""') + '"' if any(ch in job for ch in ',"\n') else job
-        lines.extend(f"{q},{r},{n},{int(k)}" for r, (n, k) in enumerate(zip(names, local)))
-    return {"rank-map.csv": "\n".join(lines) + "\n"}
+        for r, (i, k) in enumerate(zip(inv.tolist(), local.tolist())):
+            w.writerow([job, r, uname[i], k])
+    return {"rank-map.csv": buf.getvalue()}
 
 
 # --- Kueue -----------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ import numpy as np
 from .errors import SolverError, SpecError
 from .fabric import Fabric
 from .spec import Cluster, parse_rank_order
-from .traffic import rank_layout
+from .traffic import expand_collective, rank_layout
 
 A_LEAF = 1        # weight of traffic that leaves a leaf (climbs to the spine)
 A_POD = 3         # additional weight of traffic that leaves a pod (climbs to the super-spine)
@@ -96,9 +96,8 @@ W_SCALE = 100     # heaviest job's traffic weight
 MAX_PRIO_RANK = 10
 MONOLITHIC_MAX_VARS = 6000  # job x cell pairs solved as one model
 
-_FACTOR = {"allreduce": lambda g: 2.0 * (g - 1) / g, "allgather": lambda g: (g - 1) / g,
-           "reducescatter": lambda g: (g - 1) / g, "alltoall": lambda g: (g - 1) / g,
-           "sendrecv": lambda g: 1.0, "broadcast": lambda g: 1.0}
+# bytes each member sends to each other member, in units of S / g, for direct algorithms
+_PAIR_SHARE = {"alltoall": 1.0, "allgather": 1.0, "reducescatter": 1.0, "allreduce": 2.0}
 _FACTOR_EXACT = {"allreduce": lambda g: Fraction(2 * (g - 1), g), "allgather": lambda g: Fraction(g - 1, g),
                  "reducescatter": lambda g: Fraction(g - 1, g), "alltoall": lambda g: Fraction(g - 1, g),
                  "sendrecv": lambda g: Fraction(1), "broadcast": lambda g: Fraction(1)}
@@ -110,7 +109,8 @@ REASONS = ("too large", "pinned racks full", "power", "capacity", "fragmentation
 @dataclass(frozen=True)
 class PlacementResult:
     """A checked placement. ``assignment[job]`` holds endpoint ids in rank order
-    (TP fastest inside one scale-up domain, then CP, PP, DP)."""
+    (ranks as the job's ``rank_order`` defines them; TP groups inside one scale-up
+    domain; the layout of the other dimensions chosen by :func:`_rank_order`)."""
     assignment: dict
     unplaced: dict
     status: str
@@ -1368,8 +1368,10 @@ def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
     [scale-up, leaf, spine, super-spine], from its collectives on rank order `eps`
     (the job's ``rank_order`` maps ranks to parallel coordinates).
 
-    Ring/tree/hierarchical collectives are counted on the ring of each group,
-    all-to-all on every pair, send/recv on the pipeline chain.
+    Every collective is counted on the flows the traffic model expands it into
+    (:func:`topo.traffic.expand_collective`: rings, chains, trees, hierarchical
+    all-reduce), except that all-to-all and direct algorithms in groups of more
+    than 65 members are estimated from 64 evenly spaced partner offsets.
     """
     tp, pp, cp = job.tp, job.pp, job.cp
     n = eps.size
@@ -1409,23 +1411,20 @@ def _grid_tier_bytes(fabric: Fabric, job, E: np.ndarray) -> np.ndarray:
         g = G.shape[1]
         if g <= 1:
             continue
-        if col.op == "alltoall":
-            # every ordered pair sends bytes/g; past 64 members, 64 evenly spaced
+        S = float(col.bytes)
+        if col.op == "alltoall" or (col.algorithm == "direct" and col.op in _PAIR_SHARE):
+            # every ordered pair sends the same share; past 64 members, 64 evenly spaced
             # partner offsets stand for all g - 1 (an estimate, scaled up)
             offs = np.arange(1, g) if g <= 65 else np.unique(np.linspace(1, g - 1, 64).astype(np.int64))
-            per = col.bytes / g * (g - 1) / offs.size
+            per = _PAIR_SHARE[col.op] * S / g * (g - 1) / offs.size
             for d in offs:
                 c = cls(G.ravel(), np.roll(G, -int(d), axis=1).ravel())
                 out += np.bincount(c, minlength=4) * per
             continue
-        if col.op == "sendrecv":
-            a, b = G[:, :-1], G[:, 1:]
-            per = col.bytes
-        else:
-            a, b = G, np.roll(G, -1, axis=1)
-            per = _FACTOR[col.op](g) * col.bytes
-        c = cls(a.ravel(), b.ravel())
-        out += np.bincount(c, minlength=4) * per
+        # rings, chains, trees and hierarchical all-reduce: the traffic model's own flows
+        src, dst, nb = expand_collective(G, col.op, col.algorithm, S, dom)
+        if src.size:
+            out += np.bincount(cls(src, dst), weights=nb, minlength=4)
     return out
 
 

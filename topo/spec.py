@@ -592,7 +592,11 @@ def parse_rank_order(text: str) -> tuple:
     ``("tp", "cp", "pp", "dp")``. Names are tp, cp, pp, dp, each once, joined by
     ``-``; TP must be fastest (a TP group takes consecutive ranks inside one
     scale-up domain); ``ep`` may appear just before ``dp`` (EP groups are
-    consecutive DP ranks) and is dropped. Raises ValueError naming the problem."""
+    consecutive DP ranks) and is dropped. So Megatron-LM's default
+    ``tp-cp-ep-dp-pp`` reads as PP slowest; it is Megatron's layout when cp = 1
+    (with cp > 1 Megatron forms EP groups over CP and DP ranks together, topo
+    over DP ranks with the same CP coordinate). Raises ValueError naming the
+    problem."""
     parts = [x.strip().lower() for x in str(text).split("-")]
     known = ("tp", "cp", "pp", "dp", "ep")
     bad = [x for x in parts if x not in known]
