@@ -63,8 +63,9 @@ The model
   level, children taken largest first and the last one best-fit) is the
   baseline; it is reported with ranks in the job's own order (as a block
   distribution over its node list runs them) and, as ``totals_rank_mapped``,
-  with the rank mapping, and it takes part as a candidate mapped. The same greedy in size and traffic order and a contiguous
-  file-order first fit are further starts; the best start hints the solver.
+  with the rank mapping, and it takes part as a candidate mapped. The same
+  greedy in size and traffic order and a contiguous file-order first fit are
+  further starts; the best start hints the solver.
   The returned placement is the best checked one of the solver's, the best
   start and the baseline (ties: less estimated traffic above the leaves), and
   ``source``/``note`` say which.
