@@ -564,12 +564,17 @@ def _greedy_job(st: _State, j: _Job, prefer_pods: Optional[np.ndarray] = None) -
 
 
 # --- CP-SAT models -------------------------------------------------------------------
-def _params(solver, time_s: float, seed: int, workers: int):
+def _solve(m, time_s: float, seed: int, workers: int):
+    """Solve CP-SAT model ``m`` with the placement's parameters: (solver, status, name)."""
+    from ortools.sat.python import cp_model
+    solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(float(time_s), 0.01)
     solver.parameters.max_deterministic_time = max(float(time_s), 0.01)
     solver.parameters.random_seed = int(seed)
     solver.parameters.num_workers = int(workers)
     solver.parameters.log_search_progress = False
+    status = solver.Solve(m)
+    return solver, status, solver.StatusName(status)
 
 
 def _cell_model(pb: _Problem, st: _State, jobs: list[_Job], cells: np.ndarray, totals: Optional[dict],
@@ -643,10 +648,7 @@ def _cell_model(pb: _Problem, st: _State, jobs: list[_Job], cells: np.ndarray, t
         if totals is None:
             for ji, pl in placed.items():
                 m.AddHint(pl, 1 if hint.get(ji) else 0)
-    solver = cp_model.CpSolver()
-    _params(solver, time_s, seed, workers)
-    status = solver.Solve(m)
-    name = solver.StatusName(status)
+    solver, status, name = _solve(m, time_s, seed, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}, None, None
     counts: dict = {}
@@ -710,10 +712,7 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
             v = int(hint.get(ji, {}).get(g, 0))
             m.AddHint(x, v)
             m.AddHint(u, 1 if v else 0)
-    solver = cp_model.CpSolver()
-    _params(solver, time_s, seed, workers)
-    status = solver.Solve(m)
-    name = solver.StatusName(status)
+    solver, status, name = _solve(m, time_s, seed, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}
     counts: dict = {}
@@ -817,10 +816,7 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             m.AddHint(lvar[ji, p], int(leaves_h.get(ji, {}).get(p, 0)))
         for ji, pl in placed.items():
             m.AddHint(pl, 1 if counts_h.get(ji) else 0)
-    solver = cp_model.CpSolver()
-    _params(solver, time_s, seed, workers)
-    status = solver.Solve(m)
-    name = solver.StatusName(status)
+    solver, status, name = _solve(m, time_s, seed, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}, None, None, len(m.Proto().variables)
     counts: dict = {}
