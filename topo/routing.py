@@ -830,11 +830,26 @@ def tier_stats(fabric, load: np.ndarray, alive: np.ndarray) -> list[dict]:
     return out
 
 
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest ``values``, largest first, equal values by index.
+
+    Ties are broken explicitly, so the answer does not depend on the selection
+    algorithm numpy happens to use (``argpartition`` picks an arbitrary subset of
+    equal values at the boundary, and which one changed between numpy releases)."""
+    values = np.asarray(values)
+    k = min(int(k), values.shape[0])
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    kth = np.partition(values, values.shape[0] - k)[values.shape[0] - k]  # k-th largest value
+    above = np.flatnonzero(values > kth)
+    at = np.flatnonzero(values == kth)[: k - above.size]  # lowest ids among the ties
+    idx = np.concatenate([above, at])
+    return idx[np.lexsort((idx, -values[idx]))].astype(np.int64)
+
+
 def _hottest(fabric, load, alive, n=10) -> list[dict]:
     util = np.where(alive, load / np.where(fabric.link_gbps > 0, fabric.link_gbps, 1.0), 0.0)
-    k = min(n, util.shape[0])
-    idx = np.argpartition(-util, k - 1)[:k] if k else np.zeros(0, np.int64)
-    idx = idx[np.lexsort((idx, -util[idx]))]
+    idx = top_k(util, n)
     return [{"link": fabric.link_label(int(l)), "id": int(l), "util": float(util[l]), "load_gbps": float(load[l]),
              "gbps": float(fabric.link_gbps[l])} for l in idx if load[l] > 0]
 
