@@ -342,8 +342,11 @@ class _Problem:
                         errs.append((f"{p}.nodes", f"{loc.size} nodes hold {loc.size * self.aps} accelerators; the job needs {j.accelerators}"))
                     elif self.s_busy0[loc].any():
                         errs.append((f"{p}.nodes", "names a node listed in busy_nodes"))
+                    elif np.unique(loc).size != loc.size:
+                        dup = int(g[np.flatnonzero(np.bincount(loc, minlength=self.S)[loc] > 1)[0]])
+                        errs.append((f"{p}.nodes", f"lists node {f.server_name(dup)!r} more than once"))
                     else:
-                        fixed = np.unique(loc)
+                        fixed = loc.astype(np.int64)  # listed order: the job's rank order
             w = Fraction(0)  # exact, so that any independent recomputation rounds the same way
             sizes = {"tp": j.tp, "pp": j.pp, "cp": j.cp, "ep": j.ep, "dp": dp}
             for c in j.collectives:
@@ -1298,6 +1301,17 @@ def _slots(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
     return eps[: j.n].astype(np.int64)
 
 
+def _listed(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
+    """The job's accelerator endpoints in the order its ``nodes`` list them (their
+    accelerators in local order), first n: a job that names its nodes keeps that
+    rank order, as a launcher given the same host list would run it."""
+    s = np.asarray(servers, np.int64)
+    first = pb.first_ep[pb.srv[s]]
+    eps = (first[:, None] + np.arange(pb.aps)[None, :]).ravel()
+    eps = eps[np.asarray(pb.fabric.ep_is_accel)[eps]]
+    return eps[: j.n].astype(np.int64)
+
+
 def _nestings(j: _Job) -> list:
     """Orders in which the parallel dimensions above TP fill the slots, slowest
     first, as tuples of (name, size): the job's own rank order first, then the
@@ -1558,7 +1572,11 @@ def _assemble(pb: _Problem, placed: dict, big: int, remap: bool = True) -> dict:
     f = pb.fabric
     ranked = {}
     for ji, s in placed.items():
-        eps = (_rank_order if remap else _slots)(pb, pb.jobs[ji], s)
+        j = pb.jobs[ji]
+        if j.fixed is not None:
+            eps = _listed(pb, j, s)  # explicit nodes: ranks in the order the file lists them
+        else:
+            eps = (_rank_order if remap else _slots)(pb, j, s)
         # servers that hold none of the job's ranks go back to the pool
         ranked[ji] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])])
     placed = {ji: v[1] for ji, v in ranked.items()}

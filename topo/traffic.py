@@ -131,12 +131,15 @@ def in_order_placement(cluster, fabric) -> dict[str, np.ndarray]:
         except KeyError as e:
             errs.append((f"jobs[{i}].nodes", f"unknown node {e.args[0]!r}"))
             continue
+        if np.unique(srv).size != srv.size:
+            errs.append((f"jobs[{i}].nodes", "lists a node more than once"))
+            continue
         order = np.argsort(srv, kind="stable")
-        pos = np.empty_like(order)
-        pos[order] = np.arange(order.size)
         cand = np.flatnonzero(np.isin(fabric.ep_server, srv) & free)
-        # rank order follows the order the nodes are listed in
-        rank_key = pos[np.searchsorted(srv[order], fabric.ep_server[cand])] * 65536 + fabric.ep_local[cand]
+        # rank order follows the order the nodes are listed in: a candidate's key is the
+        # listed position of its server (order[k] for the k-th server in sorted order)
+        listed = order[np.searchsorted(srv[order], fabric.ep_server[cand])]
+        rank_key = listed.astype(np.int64) * 65536 + fabric.ep_local[cand]
         cand = cand[np.argsort(rank_key, kind="stable")]
         if cand.size < j.accelerators:
             errs.append((f"jobs[{i}].nodes", f"the listed nodes have {cand.size} free accelerators; the job needs {j.accelerators}"))
