@@ -181,6 +181,12 @@ class Fabric:
         if idx is None:
             idx = {self.server_name(i): i for i in range(self.n_servers)}
             self.meta["_server_index"] = idx
+        from .hostlist import count
+        total = 0
+        for n in names:
+            total += count(n)
+            if total > self.n_servers:
+                raise ValueError(f"the list names {total:,} or more nodes; the cluster has {self.n_servers:,}")
         out = []
         for n in names:
             for h in expand(n):

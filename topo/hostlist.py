@@ -6,11 +6,38 @@ from __future__ import annotations
 
 import re
 
+from .limits import MAX_HOSTLIST
+
 _BRACKET = re.compile(r"^(.*?)\[([^\]]+)\](.*)$")
 
 
-def expand(expr: str) -> list[str]:
-    """Expand one hostlist expression (one bracket group, comma ranges) to names."""
+def count(expr: str) -> int:
+    """How many names ``expr`` expands to, without expanding it (ValueError if malformed)."""
+    m = _BRACKET.match(expr)
+    if not m:
+        return 1
+    n = 0
+    for part in m.group(2).split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            if not (a.isdigit() and b.isdigit()) or len(a) > 18 or len(b) > 18 or int(b) < int(a):
+                raise ValueError(f"bad range {part!r} in hostlist {expr!r}")
+            n += int(b) - int(a) + 1
+        else:
+            if not part.isdigit() or len(part) > 18:
+                raise ValueError(f"bad index {part!r} in hostlist {expr!r}")
+            n += 1
+    return n
+
+
+def expand(expr: str, limit: int = MAX_HOSTLIST) -> list[str]:
+    """Expand one hostlist expression (one bracket group, comma ranges) to names.
+
+    Refuses (ValueError) an expression of more than ``limit`` names before
+    expanding anything."""
+    n = count(expr)
+    if n > limit:
+        raise ValueError(f"hostlist {expr[:60]!r} names {n:,} nodes; at most {limit:,}")
     m = _BRACKET.match(expr)
     if not m:
         return [expr]
@@ -19,13 +46,9 @@ def expand(expr: str) -> list[str]:
     for part in body.split(","):
         if "-" in part:
             a, b = part.split("-", 1)
-            if not (a.isdigit() and b.isdigit()) or int(b) < int(a):
-                raise ValueError(f"bad range {part!r} in hostlist {expr!r}")
             w = len(a) if a.startswith("0") or len(a) == len(b) else 0
             out += [f"{prefix}{i:0{w}d}{suffix}" for i in range(int(a), int(b) + 1)]
         else:
-            if not part.isdigit():
-                raise ValueError(f"bad index {part!r} in hostlist {expr!r}")
             out.append(f"{prefix}{part}{suffix}")
     return out
 

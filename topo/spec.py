@@ -15,13 +15,11 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
-from . import catalog
+from . import catalog, limits
 from .errors import SpecError
+from .limits import MAX_ENDPOINTS
 
 SPEC_VERSION = 1
-# A file may declare at most this many endpoints; larger files are refused
-# before any array is allocated (the 1M-accelerator target fits 8x under it).
-MAX_ENDPOINTS = 8 * 1024 * 1024
 
 
 # --- units ----------------------------------------------------------------------
@@ -51,7 +49,10 @@ def _unit_parser(table: dict[str, float], unit_name: str):
             unit = m.group(2).lower()
             if unit not in table:
                 raise ValueError(f"unknown unit {m.group(2)!r}; expected one of {sorted(table)}")
-            return float(m.group(1)) * table[unit]
+            x = float(m.group(1)) * table[unit]
+            if not math.isfinite(x):
+                raise ValueError(f"{v[:40]!r} is too large for a number")
+            return x
         return v
     return BeforeValidator(parse)
 
@@ -65,102 +66,112 @@ def _unit_schema(table: dict, unit_name: str, minimum_key: str) -> WithJsonSchem
          "description": f"a value with a unit, normalised to {unit_name}"}]})
 
 
-Gbps = Annotated[float, _unit_parser(_BW, "Gb/s"), Field(gt=0), _unit_schema(_BW, "Gb/s", "exclusiveMinimum")]
-KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0), _unit_schema(_KW, "kW", "minimum")]
-Bytes = Annotated[float, _unit_parser(_BYTES, "bytes"), Field(ge=0), _unit_schema(_BYTES, "bytes", "minimum")]
-Metres = Annotated[float, _unit_parser(_METRES, "metres"), Field(gt=0), _unit_schema(_METRES, "metres", "exclusiveMinimum")]
-PosInt = Annotated[int, Field(ge=1)]
+Gbps = Annotated[float, _unit_parser(_BW, "Gb/s"), Field(ge=limits.MIN_GBPS, le=limits.MAX_GBPS),
+                 _unit_schema(_BW, "Gb/s", "exclusiveMinimum")]
+KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0, le=limits.MAX_KW), _unit_schema(_KW, "kW", "minimum")]
+Bytes = Annotated[float, _unit_parser(_BYTES, "bytes"), Field(ge=0, le=limits.MAX_BYTES),
+                  _unit_schema(_BYTES, "bytes", "minimum")]
+Metres = Annotated[float, _unit_parser(_METRES, "metres"), Field(gt=0, le=limits.MAX_METRES),
+                   _unit_schema(_METRES, "metres", "exclusiveMinimum")]
+PosInt = Annotated[int, Field(ge=1, le=limits.MAX_INT)]
+Count = Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]   # a count of things that are built
+Name = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LEN)]
+Text = Annotated[str, Field(max_length=limits.MAX_STRING)]
+Money = Annotated[float, Field(ge=0, le=1e15)]
+Seed = Annotated[int, Field(ge=0, le=limits.MAX_SEED)]
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: Infinity, NaN and strings such as "1e400" are refused, never saved as null
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- catalog overrides -------------------------------------------------------------
 class AcceleratorSpec(_M):
-    power_w: Annotated[float, Field(gt=0)]
-    scaleup_gbps: Annotated[float, Field(ge=0)] = 0.0
-    scaleup_domain: PosInt = 1
-    hbm_gb: Annotated[float, Field(ge=0)] = 0.0
-    source: str = "given in the cluster file"
+    power_w: Annotated[float, Field(gt=0, le=limits.MAX_KW * 1e3)]
+    scaleup_gbps: Annotated[float, Field(ge=0, le=limits.MAX_GBPS)] = 0.0
+    scaleup_domain: Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)] = 1
+    hbm_gb: Annotated[float, Field(ge=0, le=1e9)] = 0.0
+    source: Text = "given in the cluster file"
 
 
 class SwitchSpec(_M):
-    radix: Annotated[int, Field(ge=2)]
+    radix: Annotated[int, Field(ge=2, le=limits.MAX_RADIX)]
     port_gbps: Gbps
-    power_w: Annotated[float, Field(ge=0)]
-    cost_usd: Annotated[float, Field(ge=0)]
-    ru: PosInt = 2
-    source: str = "given in the cluster file"
+    power_w: Annotated[float, Field(ge=0, le=limits.MAX_KW * 1e3)]
+    cost_usd: Money
+    ru: Annotated[int, Field(ge=1, le=64)] = 2
+    source: Text = "given in the cluster file"
 
 
 class OpticSpec(_M):
     max_m: Metres
-    watts: Annotated[float, Field(ge=0)]
-    cost_usd: Annotated[float, Field(ge=0)]
+    watts: Annotated[float, Field(ge=0, le=1e4)]
+    cost_usd: Money
     ends: Literal[1, 2] = 2
-    source: str = "given in the cluster file"
+    source: Text = "given in the cluster file"
 
 
 class CatalogOverrides(_M):
-    accelerators: dict[str, AcceleratorSpec] = {}
-    switches: dict[str, SwitchSpec] = {}
+    accelerators: dict[Name, AcceleratorSpec] = {}
+    switches: dict[Name, SwitchSpec] = {}
     optics: dict[Literal["dac", "aec", "mmf", "smf_dr", "smf_fr", "lpo"], OpticSpec] = {}
 
 
 # --- nodes, racks, floor ---------------------------------------------------------
 class ScaleUp(_M):
     """A scale-up domain (NVLink, UALink, Infinity Fabric): `size` accelerators."""
-    size: PosInt
+    size: Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]
     gbps_per_accelerator: Optional[Gbps] = None
-    technology: str = "nvlink"
+    technology: Name = "nvlink"
 
 
 class NodeType(_M):
-    name: str = Field(min_length=1)
-    platform: Optional[str] = None
-    accelerator: Optional[str] = None
-    accelerators: Optional[Annotated[int, Field(ge=0)]] = None
-    nics: Optional[Annotated[int, Field(ge=1)]] = None
+    name: Name
+    platform: Optional[Name] = None
+    accelerator: Optional[Name] = None
+    accelerators: Optional[Annotated[int, Field(ge=0, le=limits.MAX_ACCELERATORS_PER_NODE)]] = None
+    nics: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NICS_PER_NODE)]] = None
+    # per NIC: a NIC of nic_ports ports gives each port nic_gbps / nic_ports
     nic_gbps: Optional[Gbps] = None
-    nic_ports: Optional[PosInt] = None
+    nic_ports: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NIC_PORTS)]] = None
     power_busy_kw: Optional[KW] = None
     power_idle_kw: Optional[KW] = None
     scaleup: Optional[ScaleUp] = None
 
 
 class RackType(_M):
-    name: str = Field(min_length=1)
-    count: PosInt = 1
-    nodes: dict[str, Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    name: Name
+    count: Annotated[int, Field(ge=1, le=limits.MAX_RACK_COUNT)] = 1
+    nodes: dict[Name, Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]] = Field(min_length=1)
     cooling: Literal["air", "liquid"] = "air"
-    power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0),
+    power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0, le=limits.MAX_KW),
                                        _unit_schema(_KW, "kW", "exclusiveMinimum")]] = None
     power_limit_hard: bool = False
 
 
 class Floor(_M):
-    racks_per_row: PosInt = 16
+    racks_per_row: Count = 16
     rack_pitch_m: Metres = 0.6
     row_pitch_m: Metres = 3.0
-    slack_m: Annotated[float, Field(ge=0)] = 2.0
+    slack_m: Annotated[float, Field(ge=0, le=limits.MAX_METRES)] = 2.0
     leaf_placement: Literal["tor", "eor"] = "eor"
-    network_rack_power_limit_kw: Annotated[float, Field(gt=0)] = 40.0
+    network_rack_power_limit_kw: Annotated[float, Field(gt=0, le=limits.MAX_KW)] = 40.0
 
 
 # --- fabric -----------------------------------------------------------------------
 class Tier(_M):
-    switch: Union[str, SwitchSpec] = "th5-128x400"
-    oversubscription: Annotated[float, Field(ge=1.0)] = 1.0
-    bundle: Optional[PosInt] = None
+    switch: Union[Name, SwitchSpec] = "th5-128x400"
+    oversubscription: Annotated[float, Field(ge=1.0, le=1e6)] = 1.0
+    bundle: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
     # spine tier of a 3-tier Clos: links from each spine of the last pod to each of its
     # super-spines when that pod has fewer leaves than the others (default: bundle)
-    partial_pod_bundle: Optional[PosInt] = None
+    partial_pod_bundle: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
 
 
 class CustomGraph(_M):
-    graphml: Optional[str] = None
-    edge_list: Optional[str] = None
+    graphml: Optional[Annotated[str, Field(min_length=1, max_length=4096)]] = None
+    edge_list: Optional[Annotated[str, Field(min_length=1, max_length=4096)]] = None
     link_gbps: Gbps = 400.0
 
     @model_validator(mode="after")
@@ -172,9 +183,9 @@ class CustomGraph(_M):
 
 class Fabric(_M):
     family: Literal["fat_tree", "clos", "rail_optimized", "rail_only", "custom"] = "clos"
-    k: Optional[Annotated[int, Field(ge=2)]] = None
-    tiers: list[Tier] = Field(default_factory=lambda: [Tier(), Tier()])
-    planes: PosInt = 1
+    k: Optional[Annotated[int, Field(ge=2, le=limits.MAX_RADIX)]] = None
+    tiers: list[Tier] = Field(default_factory=lambda: [Tier(), Tier()], max_length=8)
+    planes: Annotated[int, Field(ge=1, le=limits.MAX_PLANES)] = 1
     dual_homed: bool = False
     custom: Optional[CustomGraph] = None
 
@@ -182,7 +193,7 @@ class Fabric(_M):
 class Transport(_M):
     protocol: Literal["roce", "uec", "ideal"] = "roce"
     mtu_bytes: Annotated[int, Field(ge=256, le=65536)] = 4096
-    qps_per_connection: PosInt = 1
+    qps_per_connection: Annotated[int, Field(ge=1, le=1024)] = 1
     header_bytes: Optional[Annotated[int, Field(ge=0, le=1024)]] = None
     adaptive: bool = False
 
@@ -196,52 +207,54 @@ class Collective(_M):
 
 
 class Job(_M):
-    name: str = Field(min_length=1)
-    accelerators: PosInt
-    tp: PosInt = 1
-    pp: PosInt = 1
-    cp: PosInt = 1
-    ep: PosInt = 1
-    dp: Optional[PosInt] = None
-    collectives: list[Collective] = []
-    model_params_b: Optional[Annotated[float, Field(gt=0)]] = None
-    priority: int = 0
-    pin_racks: list[str] = []
-    forbid_racks: list[str] = []
-    pin_pods: list[int] = []
-    forbid_pods: list[int] = []
-    nodes: list[str] = []  # an explicit placement: node names (hostlist ranges allowed)
+    name: Name
+    accelerators: Count
+    tp: Count = 1
+    pp: Count = 1
+    cp: Count = 1
+    ep: Count = 1
+    dp: Optional[Count] = None
+    collectives: list[Collective] = Field(default=[], max_length=limits.MAX_COLLECTIVES)
+    model_params_b: Optional[Annotated[float, Field(gt=0, le=1e9)]] = None
+    # higher runs first: when the free accelerators do not hold every job, lower priorities wait
+    priority: Annotated[int, Field(ge=-(10 ** 9), le=10 ** 9)] = 0
+    pin_racks: list[Name] = []
+    forbid_racks: list[Name] = []
+    pin_pods: list[Annotated[int, Field(ge=0, le=limits.MAX_ENDPOINTS)]] = []
+    forbid_pods: list[Annotated[int, Field(ge=0, le=limits.MAX_ENDPOINTS)]] = []
+    # an explicit placement: node names (hostlist ranges allowed), in rank order
+    nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
     # how ranks map to parallel coordinates, fastest first (Megatron-LM's --order default
     # "tp-cp-ep-dp-pp" is accepted: EP groups are consecutive DP ranks)
-    rank_order: str = "tp-cp-pp-dp"
+    rank_order: Annotated[str, Field(max_length=64)] = "tp-cp-pp-dp"
 
 
 class TrafficPattern(_M):
     pattern: Literal["uniform", "permutation", "incast", "matrix"]
     bytes: Bytes = 1e9
-    endpoints: Optional[PosInt] = None  # use the first N endpoints; default all
-    fan_in: PosInt = 16                 # incast senders per receiver
-    file: Optional[str] = None          # matrix: CSV src,dst,bytes of endpoint names
-    seed: Optional[int] = None
+    endpoints: Optional[Count] = None   # use the first N endpoints; default all
+    fan_in: Count = 16                  # incast senders per receiver
+    file: Optional[Annotated[str, Field(min_length=1, max_length=4096)]] = None  # matrix: CSV src,dst,bytes
+    seed: Optional[Seed] = None
 
 
 class Costs(_M):
-    electricity_usd_per_kwh: Annotated[float, Field(ge=0)] = 0.08
-    horizon_years: Annotated[float, Field(gt=0)] = 5.0
-    pue: Annotated[float, Field(ge=1.0)] = 1.3
+    electricity_usd_per_kwh: Annotated[float, Field(ge=0, le=1e3)] = 0.08
+    horizon_years: Annotated[float, Field(gt=0, le=100)] = 5.0
+    pue: Annotated[float, Field(ge=1.0, le=10)] = 1.3
     allow_lpo: bool = False
 
 
 class Goals(_M):
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.8
     survive: Literal["none", "link", "switch", "plane"] = "none"
-    time_limit_s: Annotated[float, Field(gt=0)] = 10.0
-    seed: int = 1
-    workers: PosInt = 1
+    time_limit_s: Annotated[float, Field(gt=0, le=limits.MAX_TIME_LIMIT_S)] = 10.0
+    seed: Seed = 1
+    workers: Annotated[int, Field(ge=1, le=limits.MAX_WORKERS)] = 1
     # topo optimize / topo budget --for-transport: the budget may slow the jobs (summed time and
     # 95th-percentile penalty) by at most this factor under the cluster's own transport model
     # (RoCE hashing, UEC spraying); null: size for ideal ECMP only
-    max_job_slowdown: Optional[Annotated[float, Field(ge=1)]] = 1.05
+    max_job_slowdown: Optional[Annotated[float, Field(ge=1, le=1e6)]] = 1.05
 
 
 class FailureRates(_M):
@@ -253,20 +266,20 @@ class FailureRates(_M):
 class ClusterFile(_M):
     """The cluster file as written (before catalog merge)."""
     version: Literal[1] = 1
-    name: str = "cluster"
-    description: str = ""
+    name: Name = "cluster"
+    description: Text = ""
     catalog: CatalogOverrides = CatalogOverrides()
-    node_types: list[NodeType] = Field(min_length=1)
-    racks: list[RackType] = Field(min_length=1)
+    node_types: list[NodeType] = Field(min_length=1, max_length=10_000)
+    racks: list[RackType] = Field(min_length=1, max_length=100_000)
     floor: Floor = Floor()
     fabric: Fabric = Fabric()
     transport: Transport = Transport()
-    jobs: list[Job] = []
-    traffic: list[TrafficPattern] = []
+    jobs: list[Job] = Field(default=[], max_length=limits.MAX_JOBS)
+    traffic: list[TrafficPattern] = Field(default=[], max_length=limits.MAX_TRAFFIC_PATTERNS)
     costs: Costs = Costs()
     goals: Goals = Goals()
     failure_rates: FailureRates = FailureRates()
-    busy_nodes: list[str] = []
+    busy_nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
 
 
 # --- resolved (normalised) cluster -------------------------------------------------
@@ -354,24 +367,28 @@ def _loc_to_path(loc: tuple) -> str:
 
 
 def _short(v: Any) -> str:
-    s = repr(v)
+    """A value for an error message, at most 60 characters, in time bounded by
+    that length (reprlib never walks more than a few levels of a shared YAML
+    alias tree)."""
+    import reprlib
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 2, 4, 4, 4, 4
+    r.maxstring, r.maxother, r.maxlong = 60, 60, 40
+    s = r.repr(v)
     return s if len(s) <= 60 else s[:57] + "..."
 
 
 def parse_text(text: str, suffix: str, source: str = "") -> Any:
-    """Parse JSON or YAML text into Python data; raise SpecError on a syntax error."""
-    if suffix in (".yaml", ".yml"):
-        import yaml
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-            raise SpecError([("(file)", f"malformed YAML at {where}: {getattr(e, 'problem', e)}")], source)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError([("(file)", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}")], source)
+    """Parse JSON or YAML text into Python data (bounded: see :mod:`topo.inputs`);
+    raise SpecError on a syntax error or a value over a limit."""
+    from .inputs import parse
+    return parse(text, suffix, source)
+
+
+def read_file(path: Union[str, Path]) -> str:
+    """A cluster or sweep file's text: refused by size before it is read, UTF-8 only."""
+    from .inputs import read_text
+    return read_text(path, "(file)", limit=limits.MAX_CLUSTER_FILE_BYTES, what="cluster file")
 
 
 def load(path: Union[str, Path]) -> Cluster:
@@ -380,10 +397,7 @@ def load(path: Union[str, Path]) -> Cluster:
     Raises :class:`SpecError` listing every problem with its JSON path.
     """
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError([("(file)", f"cannot read {p}: {e.strerror}")], str(p))
+    text = read_file(p)
     data = parse_text(text, p.suffix.lower(), str(p))
     return from_dict(data, source=str(p), base_dir=str(p.parent))
 
@@ -478,7 +492,7 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     # racks
     racks: list[ResolvedRack] = []
     names = set()
-    total_endpoints = 0
+    total_endpoints = total_ports = 0
     for i, r in enumerate(f.racks):
         path = f"racks[{i}]"
         if r.name in names:
@@ -493,6 +507,7 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
                 continue
             nt = node_types[t]
             total_endpoints += r.count * n * max(nt.accelerators, 1)
+            total_ports += r.count * n * max(nt.nics * nt.nic_ports, max(nt.accelerators, 1))
             if nt.accelerators and nt.scaleup_size > nt.accelerators:
                 if (n * nt.accelerators) % nt.scaleup_size != 0:
                     errs.append((f"{path}.nodes.{t}", f"{n} nodes x {nt.accelerators} accelerators do not fill whole scale-up domains of {nt.scaleup_size}"))
@@ -507,6 +522,10 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
                 errs.append((f"{path}.power_limit_kw", f"hard limit {limit:g} kW is below the {need:g} kW its nodes draw when busy"))
     if total_endpoints > MAX_ENDPOINTS:
         errs.append(("racks", f"the file declares {total_endpoints:.3g} endpoints; topo supports at most {MAX_ENDPOINTS:,}"))
+        raise SpecError(errs, source)
+    if total_ports > limits.MAX_PORTS:
+        errs.append(("racks", f"the file declares {total_ports:.3g} NIC ports (nodes x nics x nic_ports); "
+                              f"topo supports at most {limits.MAX_PORTS:,}"))
         raise SpecError(errs, source)
     if total_endpoints == 0 and not errs:
         errs.append(("racks", "the file declares no endpoints"))
@@ -532,6 +551,9 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             errs.append(("fabric.k", "missing: a fat tree needs its switch radix k"))
         elif fab.k % 2:
             errs.append(("fabric.k", f"k must be even (found {fab.k})"))
+        elif fab.k ** 3 // 4 > MAX_ENDPOINTS:
+            errs.append(("fabric.k", f"a k={fab.k} fat tree has {fab.k ** 3 // 4:,} host ports; topo builds at most "
+                                     f"{MAX_ENDPOINTS:,} (k <= {int((4 * MAX_ENDPOINTS) ** (1 / 3))})"))
         elif fab.k ** 3 // 4 < total_endpoints:
             errs.append(("fabric.k", f"a k={fab.k} fat tree holds {fab.k ** 3 // 4} hosts; the racks declare {total_endpoints}"))
     elif fab.family == "custom":
@@ -576,6 +598,11 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             parse_rank_order(j.rank_order)
         except ValueError as e:
             errs.append((f"{path}.rank_order", str(e)))
+    n_nodes = sum(r.count * n for r in racks for n in r.nodes.values())
+    for where, lst in [("busy_nodes", f.busy_nodes)] + [(f"jobs[{i}].nodes", j.nodes) for i, j in enumerate(f.jobs)]:
+        err = _hostlist_error(lst, n_nodes)
+        if err:
+            errs.append((where + err[0], err[1]))
     for i, tp in enumerate(f.traffic):
         if tp.pattern == "matrix" and not tp.file:
             errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
@@ -585,6 +612,22 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
     return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
                    header_bytes=int(header), base_dir=base_dir)
+
+
+def _hostlist_error(names: list, n_nodes: int) -> tuple:
+    """Why a list of node names and hostlist expressions cannot name nodes of a
+    cluster of ``n_nodes`` nodes (malformed, or more names than nodes), as (path
+    suffix, message), or ()."""
+    from .hostlist import count
+    total = 0
+    for k, expr in enumerate(names):
+        try:
+            total += count(expr)
+        except ValueError as e:
+            return f"[{k}]", str(e)
+        if total > n_nodes:
+            return "", f"names {total:,} or more nodes; the cluster has {n_nodes:,}"
+    return ()
 
 
 def parse_rank_order(text: str) -> tuple:
