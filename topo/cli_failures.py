@@ -139,17 +139,14 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
 
 def _read_assignment(path) -> dict:
     """Job -> endpoint ids from a plan (``placement.assignment``) or a ``topo place -o`` file (``assignment``)."""
-    import json
     from pathlib import Path
 
     import numpy as np
+
+    from .inputs import parse_json, read_text
+    from .limits import MAX_PLAN_BYTES
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except OSError as e:
-        raise SpecError([("(file)", f"cannot read {p}: {e.strerror}")], str(p))
-    except json.JSONDecodeError as e:
-        raise SpecError([("(file)", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}")], str(p))
+    data = parse_json(read_text(p, "(file)", limit=MAX_PLAN_BYTES, what="placement file"), str(p), walk=False)
     if isinstance(data, dict) and "plan_version" in data:
         from .plan import load_plan
         data = load_plan(p)  # checks the plan version

@@ -69,13 +69,10 @@ def dumps(plan: dict) -> str:
 
 def load_plan(path) -> dict:
     """Read a plan written by `topo optimize`; SpecError naming what is wrong."""
+    from .inputs import parse_json, read_text
+    from .limits import MAX_PLAN_BYTES
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except OSError as e:
-        raise SpecError([("(file)", f"cannot read {p}: {e.strerror}")], str(p))
-    except json.JSONDecodeError as e:
-        raise SpecError([("(file)", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}")], str(p))
+    data = parse_json(read_text(p, "(file)", limit=MAX_PLAN_BYTES, what="plan"), str(p), walk=False)
     if not isinstance(data, dict):
         raise SpecError([("(root)", "a plan is a JSON object")], str(p))
     missing = [k for k in REQUIRED_KEYS if k not in data]

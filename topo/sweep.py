@@ -149,12 +149,9 @@ def load_sweep(path) -> dict:
     Raises :class:`SpecError` (every problem with its path) before anything runs.
     """
     from .spec import load as _load_cluster, parse_text
+    from .spec import read_file
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError([("(file)", f"cannot read {p}: {e.strerror}")], str(p))
-    data = parse_text(text, p.suffix.lower(), str(p))
+    data = parse_text(read_file(p), p.suffix.lower(), str(p))
     if not isinstance(data, dict):
         raise SpecError([("(root)", f"expected an object at the top level, found {type(data).__name__}")], str(p))
     errs: list[tuple[str, str]] = []
@@ -221,7 +218,8 @@ def load_sweep(path) -> dict:
     base_path = (p.parent / data["base"]).resolve()
     base_cluster = _load_cluster(base_path)  # SpecError names the base file's own paths
     from .spec import parse_text as _pt
-    base_data = _pt(base_path.read_text(), base_path.suffix.lower(), str(base_path))
+    from .spec import read_file as _rf
+    base_data = _pt(_rf(base_path), base_path.suffix.lower(), str(base_path))
     if seed is None:
         seed = base_cluster.file.goals.seed
     # every variant must make a valid cluster file (checked now, before any result is written)

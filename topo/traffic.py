@@ -419,13 +419,22 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
     names, negative or malformed bytes raise SpecError naming file and line.
     """
     from .spec import _BYTES, _UNIT_RE
+    from .inputs import read_text
+    from .limits import MAX_CSV_FIELD, MAX_DATA_FILE_BYTES
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError([(where, f"cannot read traffic matrix {p}: {e.strerror}")])
+    text = read_text(p, where, limit=MAX_DATA_FILE_BYTES, what="traffic matrix")
     src, dst, nb, errs = [], [], [], []
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+    rows = csv.reader(text.splitlines())
+    for lineno in range(1, 1 << 62):
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise SpecError([(where, f"traffic matrix {str(p)!r} line {lineno}: malformed CSV ({e})")])
+        if any(len(c) > MAX_CSV_FIELD for c in row):
+            raise SpecError([(where, f"traffic matrix {str(p)!r} line {lineno}: a field is longer than "
+                                     f"{MAX_CSV_FIELD:,} characters")])
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         row = [c.strip() for c in row]
