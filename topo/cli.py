@@ -57,10 +57,9 @@ def main():
 def validate(cluster):
     """Check a cluster file; print OK or every error with its JSON path."""
     from .spec import load
-    from .fabric import build
+    from .validate import validate as _validate
     c = load(cluster)
-    build(c)  # structural errors (radix too small ...) surface here too
-    n = c.counts()
+    n = _validate(c)  # the fabric, placement inputs and traffic files too: all but solving
     click.echo(f"OK: {cluster}: {n['accelerators']:,} accelerators, {n['nodes']:,} nodes, {n['racks']:,} racks")
 
 

@@ -5,6 +5,7 @@ Clos families; a custom fabric is read here once and turned into arrays.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,41 +45,76 @@ def write_graphml(fabric, path) -> None:
     nx.write_graphml(g, str(path))
 
 
-def read_graph(path) -> tuple[list[str], list[int], list[tuple[str, str, float]]]:
+def read_graph(path, field: str = "") -> tuple[list[str], list[int], list[tuple[str, str, float]]]:
     """Read GraphML or an edge list: node names, tiers (-1 = infer), edges (u, v, gbps or nan).
 
     In an edge list each line is ``u v [gbps]`` (comma or space separated, ``#``
     comments). Nodes with a ``tier`` attribute of 0, or named ``e<number>``
     in an edge list, are endpoints.
     """
+    from .inputs import decode, read_bytes
+    from .limits import MAX_DATA_FILE_BYTES, MAX_NAME_LEN
     p = Path(path)
-    if p.suffix.lower() in (".graphml", ".xml"):
+    graphml = p.suffix.lower() in (".graphml", ".xml")
+    field = field or ("fabric.custom.graphml" if graphml else "fabric.custom.edge_list")
+    data = read_bytes(p, field, limit=MAX_DATA_FILE_BYTES, what="graph file")
+    if graphml:
         import networkx as nx
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            raise SpecError([(field, f"GraphML {str(p)!r} declares a DOCTYPE or entities; topo reads plain GraphML only")])
         try:
-            g = nx.read_graphml(str(p))
-        except Exception as e:  # networkx raises several XML error types
-            raise SpecError([("fabric.custom.graphml", f"cannot read GraphML {p}: {e}")])
+            g = nx.parse_graphml(decode(data, p, field, "GraphML"))
+        except SpecError:
+            raise
+        except Exception as e:  # networkx and the XML parser raise several error types
+            raise SpecError([(field, f"cannot read GraphML {str(p)!r}: {type(e).__name__}"
+                                     + (f" at line {e.position[0]}" if hasattr(e, "position") else ""))])
         names = [str(n) for n in g.nodes]
-        tiers = [int(g.nodes[n].get("tier", -1)) for n in g.nodes]
-        edges = [(str(u), str(v), float(d.get("gbps", np.nan))) for u, v, d in g.edges(data=True)]
+        tiers, edges = [], []
+        for n in g.nodes:
+            t = g.nodes[n].get("tier", -1)
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t != int(t) or t < -1:
+                raise SpecError([(field, f"GraphML {str(p)!r}: node {_clip(n)}: tier must be a whole number "
+                                         "(0 for endpoints)")])
+            tiers.append(int(t))
+        for u, v, d in g.edges(data=True):
+            gb = d.get("gbps", np.nan)
+            if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not (math.isnan(gb) or 0 < gb < math.inf):
+                raise SpecError([(field, f"GraphML {str(p)!r}: edge {_clip(u)} - {_clip(v)}: gbps must be a positive "
+                                         "finite number")])
+            edges.append((str(u), str(v), float(gb)))
+        long = [n for n in names if len(n) > MAX_NAME_LEN]
+        if long:
+            raise SpecError([(field, f"GraphML {str(p)!r}: a node name is {len(long[0])} characters; "
+                                     f"at most {MAX_NAME_LEN}")])
         return names, tiers, edges
+    text = decode(data, p, field, "edge list")
     names: dict[str, int] = {}
     edges = []
-    for ln, line in enumerate(p.read_text().splitlines(), 1):
+    for ln, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].replace(",", " ").split()
         if not line:
             continue
         if len(line) not in (2, 3):
-            raise SpecError([("fabric.custom.edge_list", f"{p}:{ln}: expected 'u v [gbps]', found {' '.join(line)!r}")])
+            raise SpecError([(field, f"edge list {str(p)!r} line {ln}: expected 'u v [gbps]', found {len(line)} fields")])
+        if any(len(x) > MAX_NAME_LEN for x in line[:2]):
+            raise SpecError([(field, f"edge list {str(p)!r} line {ln}: a node name is longer than {MAX_NAME_LEN}")])
         try:
             gbps = float(line[2]) if len(line) == 3 else np.nan
         except ValueError:
-            raise SpecError([("fabric.custom.edge_list", f"{p}:{ln}: capacity {line[2]!r} is not a number")])
+            gbps = -1.0
+        if len(line) == 3 and not 0 < gbps < math.inf:
+            raise SpecError([(field, f"edge list {str(p)!r} line {ln}: the capacity is not a positive finite number")])
         for n in line[:2]:
             names.setdefault(n, len(names))
         edges.append((line[0], line[1], gbps))
     tiers = [0 if (n[0] == "e" and n[1:].isdigit()) else -1 for n in names]
     return list(names), tiers, edges
+
+
+def _clip(n) -> str:
+    s = repr(str(n))
+    return s if len(s) <= 40 else s[:37] + "..."
 
 
 def build_custom(cluster: Cluster, parts: dict):
@@ -87,9 +123,7 @@ def build_custom(cluster: Cluster, parts: dict):
     c = cluster.file.fabric.custom
     field = "fabric.custom.graphml" if c.graphml else "fabric.custom.edge_list"
     path = Path(cluster.base_dir) / (c.graphml or c.edge_list)
-    if not path.exists():
-        raise SpecError([(field, f"file not found: {path}")])
-    names, tiers, edges = read_graph(path)
+    names, tiers, edges = read_graph(path, field)
     ep_names = [n for n, t in zip(names, tiers) if t == 0]
     n_ep = parts["ep_server"].shape[0]
     if len(ep_names) != n_ep:

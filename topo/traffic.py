@@ -441,17 +441,17 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
         if lineno == 1 and row[0].lower() == "src":
             continue
         if len(row) != 3:
-            errs.append((f"{p}:{lineno}", f"expected src,dst,bytes; found {len(row)} fields"))
+            errs.append((where, f"{str(p)!r} line {lineno}: expected src,dst,bytes; found {len(row)} fields"))
             continue
         ids = []
         for name in row[:2]:
             try:
                 i = fabric.find_node(name)
             except KeyError:
-                errs.append((f"{p}:{lineno}", f"unknown endpoint {name!r}"))
+                errs.append((where, f"{str(p)!r} line {lineno}: unknown endpoint {name!r}"))
                 break
             if i >= fabric.n_endpoints:
-                errs.append((f"{p}:{lineno}", f"{name!r} is a switch, not an endpoint"))
+                errs.append((where, f"{str(p)!r} line {lineno}: {name!r} is a switch, not an endpoint"))
                 break
             ids.append(i)
         if len(ids) != 2:
@@ -462,11 +462,11 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
         except ValueError:
             m = _UNIT_RE.match(b)
             if not m or m.group(2).lower() not in _BYTES:
-                errs.append((f"{p}:{lineno}", f"bytes {b!r} is not a number of bytes"))
+                errs.append((where, f"{str(p)!r} line {lineno}: bytes {b!r} is not a number of bytes"))
                 continue
             v = float(m.group(1)) * _BYTES[m.group(2).lower()]
         if not np.isfinite(v) or v < 0:
-            errs.append((f"{p}:{lineno}", f"bytes must be a non-negative number (found {b!r})"))
+            errs.append((where, f"{str(p)!r} line {lineno}: bytes must be a non-negative number (found {b!r})"))
             continue
         src.append(ids[0]), dst.append(ids[1]), nb.append(v)
         if len(errs) > 50:

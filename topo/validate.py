@@ -1,0 +1,28 @@
+"""`topo validate`: every check that does not need a solver.
+
+A file `validate` accepts is one `optimize` accepts: the schema and the
+cross-field rules (:mod:`topo.spec`), the fabric the file implies
+(:func:`topo.fabric.build`: radix, tiers, custom graphs), the placement
+problem's inputs (pins, forbidden racks and pods, explicit nodes, busy nodes,
+power: :class:`topo.placement._Problem`, built without solving) and the traffic
+patterns (matrix CSVs read and every name resolved). A queue larger than the
+free accelerators is not an error: the jobs that do not fit wait.
+"""
+from __future__ import annotations
+
+from .spec import Cluster
+
+
+def validate(cluster: Cluster, fabric=None) -> dict:
+    """Run every solver-free check on ``cluster``; raise SpecError naming each
+    problem's JSON path. Returns the counts `topo validate` prints."""
+    from .fabric import build
+    from .placement import _Problem
+    from .traffic import pattern_demands
+    if fabric is None:
+        fabric = build(cluster)
+    if cluster.file.jobs:
+        _Problem(cluster, fabric)
+    if cluster.file.traffic:
+        pattern_demands(cluster, fabric)
+    return {**cluster.counts(), "fabric_nodes": int(fabric.n_nodes), "links": int(fabric.n_links)}
