@@ -122,7 +122,9 @@ def test_matrix_errors_name_file_and_line(tmp_path):
     with pytest.raises(SpecError) as e:
         T.matrix(f, m)
     msg = str(e.value)
-    assert "tm.csv:3" in msg and "switch" in msg and "tm.csv:4" in msg and "'bad'" in msg and "tm.csv:5" in msg
+    assert "traffic: " in msg  # the field that names the file
+    assert "tm.csv' line 3" in msg and "switch" in msg and "tm.csv' line 4" in msg and "'bad'" in msg
+    assert "tm.csv' line 5" in msg
     m.write_text("src,dst,bytes\nn0000-g0,n0001-g1,2GB\n")
     d = T.matrix(f, m)
     assert d.n == 1 and d.bytes[0] == 2e9
