@@ -121,9 +121,10 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nod
 @handle_errors
 def report_cmd(plan, out, force):
     """Render report.html and report.md from a plan (no solving)."""
-    from .plan import load_plan
     from .report import write_report
-    p = load_plan(plan)
+    # the checks export runs: both cluster files valid, every assignment id an endpoint
+    load_plan_and_fabric(plan, after=False)
+    p, _, _ = load_plan_and_fabric(plan, after=True)
     out_dir = Path(out) if out else Path(plan).parent
     with _rendering(plan):
         written = write_report(p, out_dir, force=force)

@@ -125,6 +125,8 @@ def parse_yaml(text: str, source: str = "") -> Any:
     """Safe YAML (no Python tags) with duplicate keys, deep nesting and alias bombs refused."""
     import yaml
 
+    # the pure-Python loader: libyaml's composer recurses in C and overflows the stack on
+    # deeply nested input, where this one raises RecursionError
     class _Loader(yaml.SafeLoader):
         pass
 
