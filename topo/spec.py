@@ -248,6 +248,8 @@ class Costs(_M):
 class Goals(_M):
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.8
     survive: Literal["none", "link", "switch", "plane"] = "none"
+    # what the link budget minimises (topo optimize --objective, topo budget --objective override it)
+    objective: Literal["cost", "power", "balanced"] = "cost"
     time_limit_s: Annotated[float, Field(gt=0, le=limits.MAX_TIME_LIMIT_S)] = 10.0
     seed: Seed = 1
     workers: Annotated[int, Field(ge=1, le=limits.MAX_WORKERS)] = 1
