@@ -125,9 +125,9 @@ def parse_yaml(text: str, source: str = "") -> Any:
     """Safe YAML (no Python tags) with duplicate keys, deep nesting and alias bombs refused."""
     import yaml
 
-    # the pure-Python loader: libyaml's composer recurses in C and overflows the stack on
-    # deeply nested input, where this one raises RecursionError
-    class _Loader(yaml.SafeLoader):
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C parser when present
+
+    class _Loader(base):
         pass
 
     def mapping(loader, node, deep=False):
@@ -148,6 +148,18 @@ def parse_yaml(text: str, source: str = "") -> Any:
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     try:
+        # the nesting depth first, from the parser's events (no recursion): composing a
+        # deeper document would recurse (in C with libyaml, where it cannot be caught)
+        depth = 0
+        for ev in yaml.parse(text, Loader=base):
+            if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > limits.MAX_DEPTH:
+                    m = ev.start_mark
+                    raise SpecError([("(file)", f"mappings and lists nest more than {limits.MAX_DEPTH} deep "
+                                                f"(line {m.line + 1}); topo reads at most {limits.MAX_DEPTH}")], source)
+            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -165,42 +177,60 @@ def parse_yaml(text: str, source: str = "") -> Any:
 def check_tree(data: Any, source: str = "") -> None:
     """Refuse a parsed document that nests too deep, holds too many values (aliases
     counted as expanded), a non-finite float, an integer over ``MAX_INT`` or a
-    string over ``MAX_STRING``; the error names the first offending value's path."""
-    stack = [(data, "", 0)]
-    n = 0
-    while stack:
-        v, path, depth = stack.pop()
-        n += 1
-        if n > limits.MAX_VALUES:
-            raise SpecError([("(file)", f"the document holds more than {limits.MAX_VALUES:,} values "
-                                        "(counting each use of a YAML alias); topo refuses it")], source)
-        if depth > limits.MAX_DEPTH:
-            raise SpecError([(_clip(path) or "(root)", f"nests deeper than {limits.MAX_DEPTH} levels")], source)
-        if isinstance(v, dict):
-            for k, x in v.items():
-                if not isinstance(k, (str, int, float, bool)) and k is not None:
-                    raise SpecError([(path or "(root)", "a key must be a plain value")], source)
-                key = str(k)
-                if len(key) > limits.MAX_STRING:
-                    raise SpecError([(path or "(root)", f"a key is {len(key):,} characters; at most {limits.MAX_STRING:,}")],
-                                    source)
-                stack.append((x, f"{path}.{key}" if path else key, depth + 1))
-        elif isinstance(v, (list, tuple)):
-            for i, x in enumerate(v):
-                stack.append((x, f"{path}[{i}]", depth + 1))
-        elif isinstance(v, bool) or v is None:
-            continue
+    string over ``MAX_STRING``; the error names the first offending value's path.
+
+    A container reached again (a YAML alias) is not walked again: its expanded
+    size and height are remembered, so the work is bounded by the document's
+    text, not by its expansion."""
+    memo: dict[int, tuple[int, int]] = {}  # id(container) -> (values, height)
+
+    def fail(path, msg):
+        raise SpecError([(_clip(path) or "(root)", msg)], source)
+
+    def visit(v, path: str, depth: int) -> tuple[int, int]:
+        if isinstance(v, (dict, list, tuple)):
+            if depth > limits.MAX_DEPTH:
+                fail(path, f"nests deeper than {limits.MAX_DEPTH} levels")
+            seen = memo.get(id(v))
+            if seen is not None:
+                if depth + seen[1] > limits.MAX_DEPTH:
+                    fail(path, f"nests deeper than {limits.MAX_DEPTH} levels")
+                return seen
+            n, h = 1, 0
+            if isinstance(v, dict):
+                items = []
+                for k, x in v.items():
+                    if not isinstance(k, (str, int, float, bool)) and k is not None:
+                        fail(path, "a key must be a plain value")
+                    key = str(k)
+                    if len(key) > limits.MAX_STRING:
+                        fail(path, f"a key is {len(key):,} characters; at most {limits.MAX_STRING:,}")
+                    items.append((f"{path}.{key}" if path else key, x))
+            else:
+                items = [(f"{path}[{i}]", x) for i, x in enumerate(v)]
+            for p, x in items:
+                cn, ch = visit(x, p, depth + 1)
+                n += cn
+                h = max(h, ch + 1)
+                if n > limits.MAX_VALUES:
+                    raise SpecError([("(file)", f"the document holds more than {limits.MAX_VALUES:,} values "
+                                                "(counting each use of a YAML alias); topo refuses it")], source)
+            memo[id(v)] = (n, h)
+            return n, h
+        if isinstance(v, bool) or v is None:
+            pass
         elif isinstance(v, int):
             if abs(v) > limits.MAX_INT:
-                raise SpecError([(path or "(root)", f"integer of {len(str(abs(v)))} digits; at most {limits.MAX_INT:,}")],
-                                source)
+                fail(path, f"integer of {len(str(abs(v)))} digits; at most {limits.MAX_INT:,}")
         elif isinstance(v, float):
             if not math.isfinite(v):
-                raise SpecError([(path or "(root)", f"must be a finite number (found {v!r})")], source)
+                fail(path, f"must be a finite number (found {v!r})")
         elif isinstance(v, str):
             if len(v) > limits.MAX_STRING:
-                raise SpecError([(path or "(root)", f"a string of {len(v):,} characters; at most {limits.MAX_STRING:,}")],
-                                source)
+                fail(path, f"a string of {len(v):,} characters; at most {limits.MAX_STRING:,}")
+        return 1, 0
+
+    visit(data, "", 0)
 
 
 def parse(text: str, suffix: str, source: str = "") -> Any:
