@@ -7,6 +7,7 @@ import re
 import click
 
 from .cli import cluster_arg, emit_json, handle_errors, main
+from .cli_options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS
 from .errors import SpecError
 
 
@@ -97,9 +98,9 @@ def _text(d, top=30):
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False), help="use this plan's placement")
 @click.option("--single", is_flag=True, help="single-failure sweep (default unless --k is given)")
 @click.option("--k", "k_text", help="k simultaneous failures: N or A..B (e.g. 2..4)")
-@click.option("--samples", type=int, default=200, show_default=True, help="k-sets sampled per k")
-@click.option("--seed", type=int, help="sampling and hashing seed (default: goals.seed)")
-@click.option("--workers", type=int, default=1, show_default=True, help="processes for the single sweep")
+@click.option("--samples", type=SAMPLES, default=200, show_default=True, help="k-sets sampled per k")
+@click.option("--seed", type=SEED, help="sampling and hashing seed (default: goals.seed)")
+@click.option("--workers", type=WORKERS, default=1, show_default=True, help="processes for the single sweep")
 @click.option("--exhaustive", is_flag=True, help="evaluate every element (no symmetry grouping)")
 @click.option("--traffic/--no-traffic", default=None,
               help="route the jobs for every failure (default: when the fabric has at most 200,000 links); "
@@ -179,11 +180,11 @@ def _clean(o):
 @main.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: local processes)")
-@click.option("--workers", type=int, help="local worker processes (default: CPU count)")
+@click.option("--workers", type=WORKERS, help="local worker processes (default: CPU count)")
 @click.option("-o", "--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="output directory (resumes the results already in it)")
 @click.option("--force", is_flag=True, help="recompute every result, even those already written")
-@click.option("--connect-timeout", type=float, default=10.0, show_default=True, help="seconds to reach --scheduler")
+@click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True, help="seconds to reach --scheduler")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @handle_errors
 def sweep(sweep_file, scheduler, workers, out_dir, force, connect_timeout, as_json):
