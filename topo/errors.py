@@ -1,6 +1,18 @@
 """Errors topo raises to its users, with the exit code the CLI gives each."""
 from __future__ import annotations
 
+import re
+
+# C0 and C1 control characters (but newline, which separates errors), DEL, and the
+# bidirectional overrides: shown escaped, so a name in a message cannot drive the terminal
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\x1b`` for ESC)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                        else f"\\u{ord(m.group()):04x}", str(text))
+
 
 class TopoError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with."""
@@ -14,8 +26,9 @@ class SpecError(TopoError):
     def __init__(self, errors: list[tuple[str, str]], source: str = ""):
         self.errors = list(errors)
         self.source = source
-        head = f"{source}: " if source else ""
-        lines = [f"{head}{len(self.errors)} error(s) in input"] + [f"  {p}: {m}" for p, m in self.errors]
+        head = f"{printable(source)}: " if source else ""
+        lines = [f"{head}{len(self.errors)} error(s) in input"] + [
+            f"  {printable(p)}: {printable(m).replace(chr(10), ' ')}" for p, m in self.errors]
         super().__init__("\n".join(lines))
 
 
