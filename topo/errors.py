@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 control characters (but newline, which separates errors), DEL, and the
+# C0 and C1 control characters (but tab, and newline, which separates errors), DEL, and the
 # bidirectional overrides: shown escaped, so a name in a message cannot drive the terminal
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
