@@ -2,9 +2,12 @@
 
 Thin layer: parse options, call :func:`topo.routing.analyze`, render a table
 or one JSON document, write the optional per-link load file atomically.
+The jobs are routed where ``--placement`` (a `topo place -o` file) puts them,
+else in order; jobs that do not fit are named, not an error.
 """
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +16,21 @@ import click
 
 from .cli import cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
+
+
+def _loads_csv(fh, table: dict) -> None:
+    """The load table as CSV: topo.textsafe's writer (quoted, formula-leading cells guarded);
+    plain csv.writer with QUOTE_MINIMAL where that module is not installed."""
+    try:
+        from .textsafe import write_loads_csv
+    except ImportError:
+        cols = list(table)
+        w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        w.writerow(cols)
+        for r in zip(*(table[c] for c in cols)):
+            w.writerow([int(r[0]), r[1], r[2], r[3], f"{float(r[4]):g}", f"{float(r[5]):.6g}", f"{float(r[6]):.6g}"])
+        return
+    write_loads_csv(fh, table)
 
 
 def _write_loads(path: str, table: dict) -> None:
@@ -33,12 +51,9 @@ def _write_loads(path: str, table: dict) -> None:
                 raise SpecError([("--loads", "writing Parquet needs pyarrow (pip install 'topo[parquet]'); use a .csv path")])
             pq.write_table(pa.table({k: (np.asarray(v) if not isinstance(v, list) else v) for k, v in table.items()}), tmp)
         else:
-            cols = list(table)
-            with open(tmp, "w") as fh:
-                fh.write(",".join(cols) + "\n")
-                rows = zip(*(table[c] for c in cols))
-                for r in rows:
-                    fh.write(f"{int(r[0])},{r[1]},{r[2]},{r[3]},{float(r[4]):g},{float(r[5]):.6g},{float(r[6]):.6g}\n")
+            # node names (a custom graph's) may hold commas, quotes, line breaks or a leading '='
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                _loads_csv(fh, table)
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
@@ -55,8 +70,12 @@ def _fmt(x, nd=3):
 
 
 def _render(s: dict) -> str:
+    from .pipeline import unplaced_line
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, routing {s['routing']} "
              f"(qps {s['qps']}, seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
+    if s.get("placement"):
+        lines.append(f"placement: {s['placement']}")
+    lines += [unplaced_line(n, u) for n, u in (s.get("unplaced") or {}).items()]
     if s["failed"]["links"] or s["failed"]["nodes"]:
         lines.append(f"failed: {s['failed']['links']} links, nodes {', '.join(s['failed']['nodes']) or '-'}")
     lines.append(f"offered {s['offered_gbps']:,.0f} Gb/s, unreachable {s['unreachable_gbps']:,.1f} Gb/s "
@@ -110,21 +129,40 @@ def _render(s: dict) -> str:
 @click.option("--qps", type=int, default=None, help="queue pairs per connection (default transport.qps_per_connection)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
+@click.option("--placement", "placement_path", default=None, metavar="FILE",
+              help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
+                   "default: in order, the jobs that fit")
 @handle_errors
-def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path):
+def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path, placement_path):
     """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
     from .fabric import build
+    from .pipeline import fit_in_order, read_placement, unplaced_jobs, unplaced_line
     from .routing import analyze as _analyze
     from .spec import load
     c = load(cluster)
     if traffic not in ("jobs", "uniform", "permutation", "incast") and not Path(traffic).is_file():
         raise SpecError([("--traffic", f"expected jobs, uniform, permutation, incast or a CSV file; {traffic!r} is none of these")])
+    if placement_path is not None and traffic != "jobs":
+        raise SpecError([("--placement", f"places the jobs; it applies only with --traffic jobs (found {traffic!r})")])
     f = build(c)
+    placement, unplaced, source = None, {}, None
+    if placement_path is not None:
+        placement = read_placement(placement_path, c, f)
+        unplaced, source = unplaced_jobs(c, f, placement), str(placement_path)
+    elif traffic == "jobs" and c.file.jobs:
+        placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
+        source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
     a = _analyze(c, f, routing=routing, traffic=traffic, fail=[x for x in fail.split(",") if x.strip()],
-                 seed=seed, qps=qps)
+                 seed=seed, qps=qps, placement=placement)
     if loads_path:
         _write_loads(loads_path, a.loads_table(f))
+    d = a.to_dict()
+    if source is not None:
+        d["placement"] = source
+        d["unplaced"] = unplaced
     if as_json:
-        emit_json(a.to_dict())
+        for n, u in unplaced.items():
+            click.echo(unplaced_line(n, u), err=True)
+        emit_json(d)
     else:
-        click.echo(_render(a.to_dict()))
+        click.echo(_render(d))

@@ -1,4 +1,8 @@
-"""`topo budget`: choose a fabric's link budget (parse, call topo.linkbudget, render, write)."""
+"""`topo budget`: choose a fabric's link budget (parse, call topo.linkbudget, render, write).
+
+The budget carries the traffic of the placed jobs: where ``--placement`` (a `topo place -o`
+file) puts them, else in order; jobs that do not fit are named, not an error.
+"""
 from __future__ import annotations
 
 import json
@@ -35,12 +39,16 @@ def _os(x) -> str:
 
 def render(d: dict) -> str:
     """The readable report `topo budget` prints by default (a pure function of the result dict)."""
+    from .pipeline import unplaced_line
     from .render import table
     out = []
     s = d["solver"]
     gap = f"  gap {100 * s['gap']:.3f}%" if s.get("gap") else ""
     out.append(f"{d['cluster']}: link budget, objective {d['objective']}, survive {d['survive']}, "
                f"target utilisation {d['target_utilization']:g}, switches {d['switch_choice']}")
+    if d.get("placement"):
+        out.append(f"placement: {d['placement']}")
+    out += [unplaced_line(n, u) for n, u in (d.get("unplaced") or {}).items()]
     out.append(f"solver {s['engine']}: {s['status']}  objective {s['objective']:,.2f}  bound {s['bound']:,.2f}{gap}  "
                f"solve {s['solve_seconds']:.2f} s, tables {s['tables_seconds']:.2f} s, total {s['total_seconds']:.2f} s")
     out.append("")
@@ -164,10 +172,15 @@ def _write_atomic(path: str, text: str) -> None:
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None,
               help="write the budget JSON here (atomically; includes cluster_after)")
 @click.option("--force", is_flag=True, help="replace an existing -o file")
+@click.option("--placement", "placement_path", default=None, metavar="FILE",
+              help="carry the jobs where this placement puts them (the JSON `topo place -o` writes); "
+                   "default: in order, the jobs that fit")
 @handle_errors
 def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, time_limit, seed, workers,
-           for_transport, max_slowdown, as_json, output, force):
+           for_transport, max_slowdown, as_json, output, force, placement_path):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
+    from .fabric import build
+    from .pipeline import fit_in_order, read_placement, unplaced_jobs, unplaced_line
     from .spec import load
     from .linkbudget import budget as _budget
     if target_util is not None and not (0.0 < target_util <= 1.0):
@@ -187,18 +200,31 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
     if max_slowdown is not None and not for_transport:
         raise SpecError([("--max-slowdown", "applies only with --for-transport")])
     c = load(cluster)
+    f = build(c)
+    placement, unplaced, source = None, {}, None
+    if placement_path is not None:
+        placement = read_placement(placement_path, c, f)
+        unplaced, source = unplaced_jobs(c, f, placement), str(placement_path)
+    elif c.file.jobs:
+        placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
+        source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
     opts = dict(objective=objective, survive=survive, target_util=target_util, time_limit=time_limit,
                 seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription)
     if for_transport:
         from .linkbudget import budget_for_transport
         slow = max_slowdown if max_slowdown is not None else (c.file.goals.max_job_slowdown or 1.05)
-        r = budget_for_transport(c, max_slowdown=slow, **opts)
+        r = budget_for_transport(c, f, placement=placement, max_slowdown=slow, **opts)
     else:
-        r = _budget(c, **opts)
+        r = _budget(c, f, placement=placement, **opts)
     d = r.to_dict()
+    if source is not None:
+        d["placement"] = source
+        d["unplaced"] = unplaced
     if output is not None:
         _write_atomic(output, json.dumps(d, default=_json_default) + "\n")
     if as_json:
+        for n, u in unplaced.items():
+            click.echo(unplaced_line(n, u), err=True)
         emit_json(d)
     else:
         click.echo(render(d))

@@ -63,6 +63,8 @@ def render(d: dict) -> str:
         out.append("")
         out.append(f"routed ({rt['routing']}): collective completion time per iteration")
         out.append(f"{'job':<24} {'placed (s)':>11} {'slowdown':>9} {'in-order (s)':>13}")
+        if rt.get("in_order_unplaced"):
+            out.insert(-1, "(in order, the jobs that fit by priority; left out: " + ", ".join(rt["in_order_unplaced"]) + ")")
         for name, j in rt["jobs"].items():
             io = rt["in_order"].get(name) if rt.get("in_order") else None
             out.append(f"{name[:24]:<24} {j['time_s']:>11.4f} {j['slowdown']:>9.2f} "
@@ -99,18 +101,20 @@ def render(d: dict) -> str:
 
 
 def _routed(c, f, assignment: dict, seed) -> dict:
-    """Per-job completion times of the placement, and of the in-order placement when it fits."""
+    """Per-job completion times of the placement, and of the in-order placement (of the jobs
+    that fit, see topo.pipeline.fit_in_order) beside it."""
+    from .pipeline import fit_in_order
     from .routing import analyze
-    from .traffic import in_order_placement
     a = analyze(c, f, placement=assignment, seed=seed, compare=False, all_to_all=False).to_dict()
     out = {"routing": a["routing"], "max_util": a["max_util"],
            "jobs": {j["name"]: {k: j[k] for k in ("time_s", "ideal_s", "slowdown", "busbw_gbps")} for j in a["jobs"]},
            "in_order": None}
-    try:
-        io = in_order_placement(c, f)
-    except SpecError:
-        return out  # the in-order placement does not fit; nothing to compare with
+    io, left = fit_in_order(c, f)
+    if not io:
+        return out  # not one job fits in order; nothing to compare with
     b = analyze(c, f, placement=io, seed=seed, compare=False, all_to_all=False).to_dict()
+    if left:
+        out["in_order_unplaced"] = list(left)
     out["in_order"] = {j["name"]: j["time_s"] for j in b["jobs"]}
     out["in_order_max_util"] = b["max_util"]
     return out

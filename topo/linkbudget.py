@@ -102,9 +102,15 @@ class BudgetResult:
     cluster_after: dict          # the cluster file with the chosen tiers
     version: int = 1
     transport_check: dict = field(default_factory=dict)  # see budget_for_transport (empty when not run)
+    # jobs of the file the placement leaves out (topo.pipeline.unplaced_jobs); the budget carries
+    # the placed jobs' traffic only
+    unplaced: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return to_jsonable(asdict(self))
+        d = to_jsonable(asdict(self))
+        if not d["unplaced"]:
+            del d["unplaced"]  # a queue that fits: the layout plans and budget files always had
+        return d
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -158,6 +164,17 @@ def _family_check(cluster, fabric, survive):
                      "(set fabric.planes >= 2 or choose --survive none|link|switch)"))
     if errs:
         raise SpecError(errs)
+
+
+def _placement(cluster, fabric, placement) -> tuple[Optional[dict], dict]:
+    """(placement, unplaced): the given placement and the jobs it leaves out, or the in-order
+    placement of the jobs that fit (topo.pipeline.fit_in_order) when none is given."""
+    from .pipeline import fit_in_order, unplaced_jobs
+    if not cluster.file.jobs:
+        return placement, {}
+    if placement is None:
+        return fit_in_order(cluster, fabric)
+    return placement, unplaced_jobs(cluster, fabric, placement)
 
 
 def _demands(cluster, fabric, placement):
@@ -898,7 +915,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     ----------
     cluster : Cluster (from topo.spec.load)
     fabric : the fabric as given (built when None)
-    placement : dict job -> endpoint ids in rank order (default: in-order placement)
+    placement : dict job -> endpoint ids in rank order (default: the in-order placement of the
+        jobs that fit, see topo.pipeline.fit_in_order); jobs absent from it carry no traffic
+        and are listed in the result's ``unplaced``
     demands : topo.traffic.Demands to carry (default: the jobs' and traffic patterns' flows)
     objective : "cost" (capex + energy), "power" or "balanced"
     survive : "none" | "link" | "switch" | "plane" (default goals.survive)
@@ -922,6 +941,10 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     if fabric is None:
         fabric = build(cluster)
     _family_check(cluster, fabric, survive)
+    if demands is None or placement is not None:
+        placement, unplaced = _placement(cluster, fabric, placement)
+    else:
+        unplaced = {}  # demands given without a placement: nothing to say about the jobs
     if demands is None:
         demands = _demands(cluster, fabric, placement)
     eff = wire_efficiency(cluster)
@@ -1107,7 +1130,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
         target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
         bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
         network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
-        alternatives=alternatives, check=chk, cluster_after=after_dict)
+        alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
 
 
 # --- transport-aware search ------------------------------------------------------------------
@@ -1175,7 +1198,6 @@ def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: 
     """
     from .fabric import build
     from .spec import from_dict
-    from .traffic import in_order_placement
     g = cluster.file.goals
     if max_slowdown is None:
         max_slowdown = g.max_job_slowdown
@@ -1184,7 +1206,7 @@ def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: 
     if fabric is None:
         fabric = build(cluster)
     if placement is None and cluster.file.jobs:
-        placement = in_order_placement(cluster, fabric)
+        placement, _ = _placement(cluster, fabric, None)  # the jobs that fit, in order
     kw.setdefault("demands", _demands(cluster, fabric, placement))  # the same traffic at every step
     first = budget(cluster, fabric, placement=placement, target_util=target_util, seed=seed, **kw)
     if max_slowdown is None or not cluster.file.jobs:

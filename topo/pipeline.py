@@ -5,6 +5,13 @@ route -> size the link budget (lowering its target until no job is more than
 goals.max_job_slowdown slower under the cluster's own transport model) ->
 rebuild and route again -> failure headroom -> plan. Each stage is a library call of its own module; this module only
 wires them together, reports progress and assembles the plan dict.
+
+A queue larger than the free capacity is a normal state: every stage continues with the
+placed jobs and the plan names the others (``placement.unplaced``; ``unplaced`` in the metrics
+and the budget when there are any). This module also owns what the stages and commands share
+about that: the in-order placement of the jobs that fit (:func:`fit_in_order`), the record of
+the jobs left out (:func:`unplaced_jobs`, :func:`unplaced_line`), and reading a placement
+file written by ``topo place -o`` (:func:`read_placement`).
 """
 from __future__ import annotations
 
@@ -61,13 +68,13 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     ``time_limit`` bounds each solver (placement, budget) separately; ``seed``
     and ``workers`` go to both, and ``workers`` also to the failure sweep (forked
     processes; its results do not depend on them). With one worker and a fixed
-    seed the result is repeatable on one machine and OR-Tools version.
+    seed the result is repeatable on one machine and OR-Tools version. Jobs the
+    placement cannot place are left out of every later stage and named in the plan.
     """
     from .linkbudget import budget_for_transport as size_budget
     from .describe import describe
     from .placement import place
     from .plan import new_plan
-    from .traffic import in_order_placement
 
     g = cluster.file.goals
     seed = g.seed if seed is None else seed
@@ -93,9 +100,12 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         with pr.stage("placing jobs (CP-SAT)"), timed("place"):
             placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
         with pr.stage("routing traffic"), timed("route"):
-            in_order = in_order_placement(cluster, fabric)
-            before = _metrics(cluster, fabric, in_order, seed)
-            placed = _metrics(cluster, fabric, placement.assignment, seed)
+            # a queue larger than the free capacity is normal: each placement routes the jobs it
+            # placed, and the metrics name the jobs it left out
+            in_order, in_order_left = fit_in_order(cluster, fabric)
+            before = _metrics(cluster, fabric, in_order, seed, in_order_left)
+            left = unplaced_jobs(cluster, fabric, placement.assignment, placement.unplaced)
+            placed = _metrics(cluster, fabric, placement.assignment, seed, left)
         with pr.stage("sizing the link budget"), timed("budget"):
             base_times = {j["name"]: (j["time_s"], j.get("ideal_s")) for j in placed.get("jobs", []) if j.get("time_s")}
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
@@ -107,7 +117,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         with pr.stage("routing on the chosen fabric"), timed("reroute"):
             fabric_after = build(cluster_after)
             desc_after = describe(fabric_after, cluster_after)
-            after = _metrics(cluster_after, fabric_after, placement.assignment, seed)
+            after = _metrics(cluster_after, fabric_after, placement.assignment, seed, left)
         fail = None
         if failures:
             from .failures import analyze_failures
@@ -152,8 +162,318 @@ def pod_matrix_gbps(fabric, demands) -> tuple[str, list]:
     return unit, np.round(m, 6).tolist()
 
 
-def _metrics(cluster, fabric, assignment, seed) -> dict:
-    """Routed metrics of one (fabric, placement) plus the per-link and pod data the report draws."""
+# --- a queue larger than the free capacity ----------------------------------------------------
+# Every stage continues with the jobs that are placed and names the others. Which jobs an
+# in-order placement leaves out is deterministic: jobs are admitted by priority (higher
+# first, ties by name), each one that still fits beside those admitted before it; the
+# admitted jobs are then laid out in file order exactly as topo.traffic.in_order_placement
+# lays out a queue that fits.
+
+def free_accelerators(cluster, fabric):
+    """Boolean mask over endpoints: accelerators not on a node listed in ``busy_nodes``."""
+    import numpy as np
+    from .errors import SpecError
+    free = np.asarray(fabric.ep_is_accel, bool).copy()
+    if cluster.file.busy_nodes:
+        try:
+            busy = fabric.server_ids(cluster.file.busy_nodes)
+        except (KeyError, ValueError) as e:
+            raise SpecError([("busy_nodes", f"unknown node or bad hostlist: {e}")])
+        free &= ~np.isin(np.asarray(fabric.ep_server), busy)
+    return free
+
+
+def unplaced_jobs(cluster, fabric, assignment, reasons: Optional[dict] = None) -> dict:
+    """The jobs of the cluster file that ``assignment`` leaves out, in file order:
+    ``{job: {"accelerators": needed, "free": accelerators left free}}`` (plus ``"reason"``
+    when ``reasons`` names one). "Free" counts accelerators on nodes not listed busy that
+    hold no rank of a placed job."""
+    import numpy as np
+    missing = [j for j in cluster.file.jobs if j.name not in assignment]
+    if not missing:
+        return {}
+    free = free_accelerators(cluster, fabric)
+    used = [np.asarray(e, np.int64) for e in assignment.values()]
+    if used:
+        u = np.concatenate(used)
+        free[u[(u >= 0) & (u < free.shape[0])]] = False
+    n_free = int(free.sum())
+    out = {}
+    for j in missing:
+        out[j.name] = {"accelerators": int(j.accelerators), "free": n_free}
+        if reasons and reasons.get(j.name):
+            out[j.name]["reason"] = str(reasons[j.name])
+    return out
+
+
+def unplaced_line(name: str, info: dict) -> str:
+    """One line naming a job left out: ``unplaced: job-x (needs N accelerators; M free)``."""
+    extra = f"; {info['reason']}" if info.get("reason") else ""
+    return f"unplaced: {name} (needs {info['accelerators']:,} accelerators; {info['free']:,} free{extra})"
+
+
+def fit_in_order(cluster, fabric) -> tuple[dict, dict]:
+    """(placement, unplaced): :func:`topo.traffic.in_order_placement` of the jobs that fit.
+
+    When every job fits this is exactly the in-order placement. Otherwise jobs are admitted
+    by priority (higher first, ties by name), each one that fits beside those admitted
+    before it, and the admitted ones are placed in file order. ``unplaced`` is
+    :func:`unplaced_jobs` of the result. Input errors (unknown or busy nodes, bad hostlists)
+    are raised as they are, never taken for a job that does not fit.
+    """
+    from .errors import SpecError
+    from .traffic import in_order_placement
+    jobs = list(cluster.file.jobs)
+    try:
+        return in_order_placement(cluster, fabric), {}
+    except SpecError as e:
+        first = e
+    # an unknown name is an error of the file, not a full cluster: report it as it is
+    free_accelerators(cluster, fabric)
+    for j in jobs:
+        if j.nodes:
+            try:
+                fabric.server_ids(j.nodes)
+            except (KeyError, ValueError):
+                raise first from None
+    keep: list[int] = []
+    placed: dict = {}
+    for i in sorted(range(len(jobs)), key=lambda k: (-jobs[k].priority, jobs[k].name)):
+        trial = sorted(keep + [i])
+        sub = cluster.model_copy(update={"file": cluster.file.model_copy(update={"jobs": [jobs[k] for k in trial]})})
+        try:
+            placed = in_order_placement(sub, fabric)
+        except SpecError:
+            continue
+        keep = trial
+    reasons = {j.name: f"its nodes (jobs[{i}].nodes) have too few free accelerators"
+               for i, j in enumerate(jobs) if j.nodes and i not in keep}
+    return placed, unplaced_jobs(cluster, fabric, placed, reasons)
+
+
+# --- a placement file (`topo place -o`) --------------------------------------------------------
+MAX_PLACEMENT_ERRORS = 50
+
+
+class _Obj(dict):
+    """A JSON object that remembers the keys it held more than once."""
+    dups: tuple = ()
+
+
+def _obj(pairs):
+    d = _Obj()
+    dups = []
+    for k, v in pairs:
+        if k in d:
+            dups.append(k)
+        d[k] = v
+    d.dups = tuple(dups)
+    return d
+
+
+def _key(base: str, name) -> str:
+    """The JSON path of member ``name`` of ``base`` ("" for the root), quoting names that
+    are not plain words."""
+    import re
+    name = str(name)
+    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        return f"{base}.{name}" if base else name
+    return f"{base}[{json.dumps(name)}]"
+
+
+def _kind(x) -> str:
+    if isinstance(x, dict):
+        return "an object"
+    return {list: "a list", str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+            type(None): "null"}.get(type(x), type(x).__name__)
+
+
+def read_placement(path, cluster, fabric) -> dict:
+    """The placement in a file written by ``topo place -o``, checked against the cluster:
+    job name -> endpoint ids in rank order, in file order of the cluster's jobs.
+
+    Uses ``assignment`` (job -> endpoint ids in rank order) when the file has it, else
+    ``nodes`` (job -> node names; ranks fill the listed nodes' accelerators in the order
+    listed, as a job's own ``nodes`` do in the in-order placement); when both are given they
+    must agree. Checked: known jobs and nodes; no node listed twice (in one job or across
+    jobs) and no accelerator twice; nodes that hold accelerators and are not in
+    ``busy_nodes``; as many accelerators as the job has and, with ``nodes`` alone, as many
+    nodes as those accelerators take. Rack power, pins and scale-up domains are not checked,
+    so a placement made elsewhere (a scheduler's) can be analysed as it is. Jobs of the
+    cluster file absent from the file are unplaced (see :func:`unplaced_jobs`).
+    Raises SpecError naming the JSON path of every problem (exit code 2).
+    """
+    import numpy as np
+    from pathlib import Path
+    from .errors import SpecError
+    from .inputs import read_text
+    from .limits import MAX_PLAN_BYTES
+    p = Path(path)
+    src = str(p)
+    # size, UTF-8 and NUL checks as for every input; parsed here so that a job given twice
+    # is named by its path, and NaN/Infinity are refused like any other non-integer id
+    text = read_text(p, "--placement", limit=MAX_PLAN_BYTES, what="placement file")
+
+    def constant(name):
+        raise ValueError(f"{name} is not a number JSON allows")
+    try:
+        data = json.loads(text, object_pairs_hook=_obj, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise SpecError([("(file)", f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}")], src)
+    except RecursionError:
+        raise SpecError([("(file)", "objects and lists nest too deep to read")], src)
+    except ValueError as e:
+        raise SpecError([("(file)", f"malformed JSON: {e}")], src)
+    if not isinstance(data, dict):
+        raise SpecError([("(root)", f"expected an object, as `topo place -o` writes, found {_kind(data)}")], src)
+    errs: list[tuple[str, str]] = [(_key("", k), "key given twice") for k in data.dups]
+    if "assignment" not in data and "nodes" not in data:
+        raise SpecError(errs + [("(root)", "neither 'assignment' nor 'nodes': not a placement written by `topo place -o`")], src)
+
+    jobs = {j.name: j for j in cluster.file.jobs}
+    known = ", ".join(sorted(jobs)[:8]) + (" ..." if len(jobs) > 8 else "") if jobs else "none"
+    n_srv = int(fabric.n_servers)
+    ep_server = np.asarray(fabric.ep_server, np.int64)
+    ep_acc = np.asarray(fabric.ep_is_accel, bool)
+    # accelerators of every server, in local order: acc_eps[lo[s]:lo[s + 1]]
+    acc_eps = np.flatnonzero(ep_acc)
+    acc_eps = acc_eps[np.lexsort((np.asarray(fabric.ep_local)[acc_eps], ep_server[acc_eps]))]
+    lo = np.searchsorted(ep_server[acc_eps], np.arange(n_srv + 1))
+    acc_per = np.diff(lo)
+    busy = ~free_accelerators(cluster, fabric)[acc_eps]  # per accelerator, in acc_eps order
+    busy_srv = np.zeros(n_srv, bool)
+    busy_srv[ep_server[acc_eps[busy]]] = True
+    server_of = {fabric.server_name(i): i for i in range(n_srv)}
+    naming = f" (nodes are named {fabric.server_name(0)}..{fabric.server_name(n_srv - 1)})" if n_srv else ""
+
+    sec: dict[str, dict] = {}
+    for key in ("assignment", "nodes", "unplaced"):
+        v = data.get(key)
+        if key not in data or (v is None and key == "unplaced"):
+            continue
+        if not isinstance(v, dict):
+            what = "reason" if key == "unplaced" else ("endpoint ids" if key == "assignment" else "node names")
+            errs.append((key, f"expected an object of job name -> {what}, found {_kind(v)}"))
+            continue
+        errs += [(_key(key, k), "job given twice") for k in v.dups]
+        errs += [(_key(key, k), f"unknown job {k!r}; the cluster file's jobs are {known}") for k in v if k not in jobs]
+        sec[key] = {k: x for k, x in v.items() if k in jobs}
+
+    # nodes: job -> server ids
+    owner_srv: dict[int, str] = {}
+    by_nodes: dict[str, np.ndarray] = {}
+    for name, lst in sec.get("nodes", {}).items():
+        base = _key("nodes", name)
+        if not isinstance(lst, list):
+            errs.append((base, f"expected a list of node names, found {_kind(lst)}"))
+            continue
+        ids, ok = [], True
+        for k, n in enumerate(lst):
+            here = f"{base}[{k}]"
+            s = server_of.get(n) if isinstance(n, str) else None
+            if not isinstance(n, str):
+                errs.append((here, f"expected a node name, found {_kind(n)}"))
+            elif s is None:
+                errs.append((here, f"unknown node {n!r}{naming}"))
+            elif s in owner_srv:
+                errs.append((here, f"node {n!r} is listed twice (also at {owner_srv[s]})"))
+            elif acc_per[s] == 0:
+                errs.append((here, f"node {n!r} has no accelerators"))
+            elif busy_srv[s]:
+                errs.append((here, f"node {n!r} is busy (listed in the cluster file's busy_nodes)"))
+            else:
+                owner_srv[s] = here
+                ids.append(s)
+                continue
+            if s is not None and s not in owner_srv:
+                owner_srv[s] = here
+            ok = False
+        if ok:
+            by_nodes[name] = np.asarray(ids, np.int64)
+
+    # assignment: job -> endpoint ids in rank order
+    owner_ep: dict[int, str] = {}
+    out: dict[str, np.ndarray] = {}
+    is_busy_ep = np.zeros(fabric.n_endpoints, bool)
+    is_busy_ep[acc_eps[busy]] = True
+    for name, lst in sec.get("assignment", {}).items():
+        base = _key("assignment", name)
+        need = jobs[name].accelerators
+        if not isinstance(lst, list):
+            errs.append((base, f"expected a list of endpoint ids, found {_kind(lst)}"))
+            continue
+        ok = True
+        for k, e in enumerate(lst):
+            here = f"{base}[{k}]"
+            if not isinstance(e, int) or isinstance(e, bool):
+                errs.append((here, f"expected an endpoint id (an integer), found {_kind(e)}"))
+            elif not (0 <= e < fabric.n_endpoints and ep_acc[e]):
+                errs.append((here, f"{e} is not an accelerator of this cluster"))
+            elif e in owner_ep:
+                errs.append((here, f"accelerator {e} ({fabric.node_name(e)}) is listed twice (also at {owner_ep[e]})"))
+            elif is_busy_ep[e]:
+                owner_ep[e] = here
+                errs.append((here, f"accelerator {e} is on node {fabric.server_name(ep_server[e])!r}, which is busy "
+                                   "(listed in the cluster file's busy_nodes)"))
+            else:
+                owner_ep[e] = here
+                continue
+            ok = False
+        if ok and len(lst) != need:
+            errs.append((base, f"lists {len(lst)} accelerators; the job has {need}"))
+            ok = False
+        if not ok:
+            continue
+        eps = np.asarray(lst, np.int64)
+        if name in sec.get("nodes", {}):
+            if name not in by_nodes:
+                continue  # its node list is wrong, reported above
+            have = np.unique(ep_server[eps])
+            listed = by_nodes[name]
+            extra, miss = np.setdiff1d(listed, have), np.setdiff1d(have, listed)
+            if extra.size or miss.size:
+                errs.append((_key("nodes", name),
+                             f"lists node {fabric.server_name(extra[0])!r}, which holds none of the job's accelerators "
+                             f"in {base}" if extra.size else
+                             f"leaves out node {fabric.server_name(miss[0])!r}, which holds accelerators of the job "
+                             f"in {base}"))
+                continue
+        out[name] = eps
+
+    # nodes alone: ranks fill the listed nodes' accelerators in order
+    per = np.unique(acc_per[acc_per > 0])
+    for name, srv in by_nodes.items():
+        if name in sec.get("assignment", {}):
+            continue
+        need = jobs[name].accelerators
+        cum = np.cumsum(acc_per[srv])
+        total = int(cum[-1]) if cum.size else 0
+        take = int(np.searchsorted(cum, need)) + 1 if total >= need else None
+        if take != srv.size:
+            at = f" at {int(per[0])} per node" if per.size == 1 else ""
+            errs.append((_key("nodes", name),
+                         f"lists {srv.size} node(s) holding {total} accelerators; the job needs {need}" if take is None
+                         else f"lists {srv.size} node(s); the job's {need} accelerators{at} take {take}"))
+            continue
+        eps = np.concatenate([acc_eps[lo[s]:lo[s + 1]] for s in srv])[:need]
+        clash = [e for e in eps.tolist() if e in owner_ep]
+        if clash:
+            errs.append((_key("nodes", name), f"accelerator {clash[0]} is also at {owner_ep[clash[0]]}"))
+            continue
+        out[name] = eps
+    for name in sec.get("unplaced", {}):
+        if name in sec.get("nodes", {}) or name in sec.get("assignment", {}):
+            errs.append((_key("unplaced", name), "the job is also placed in this file"))
+    if errs:
+        if len(errs) > MAX_PLACEMENT_ERRORS:
+            errs = errs[:MAX_PLACEMENT_ERRORS] + [("(file)", f"... and {len(errs) - MAX_PLACEMENT_ERRORS} more")]
+        raise SpecError(errs, src)
+    return {j.name: out[j.name] for j in cluster.file.jobs if j.name in out}
+
+
+def _metrics(cluster, fabric, assignment, seed, unplaced=None) -> dict:
+    """Routed metrics of one (fabric, placement) plus the per-link and pod data the report draws,
+    and (when there are any) the jobs the placement left out, as :func:`unplaced_jobs` gives them."""
     import numpy as np
     from .routing import analyze
     from .traffic import job_demands
@@ -164,6 +484,8 @@ def _metrics(cluster, fabric, assignment, seed) -> dict:
     unit, m = pod_matrix_gbps(fabric, job_demands(cluster, fabric, assignment))
     d["pod_matrix_unit"] = unit
     d["pod_matrix_gbps"] = m
+    if unplaced:  # only when there are any: plans of queues that fit keep their layout
+        d["unplaced"] = dict(unplaced)
     return d
 
 

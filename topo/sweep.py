@@ -68,7 +68,7 @@ COLUMNS = ["id", "variant", "scenario", *VARIANT_KEYS, "status", "message", "acc
            "network_cost_usd", "network_kw", "total_kw", "bisection_gbps", "bisection_per_accelerator_gbps",
            "capacity_lost_frac", "lost_endpoint_leaf", "lost_leaf_spine", "lost_spine_super",
            "completion_time_s", "slowdown_max", "unreachable_gbps", "jobs_affected", "expected_lost_frac",
-           "routing_model", "placement_note", "seed", "seconds"]
+           "routing_model", "placement_note", "unplaced", "unplaced_accelerators", "seed", "seconds"]
 
 
 # --- validation and expansion ------------------------------------------------------------
@@ -367,6 +367,10 @@ def _pipeline(row: dict, cluster, fabric, var: dict, scen, seed: int) -> None:
     """Place, route and measure one variant under one scenario; fills ``row``."""
     placement, note = _placement(cluster, fabric, var.get("placement", "in_order"), seed)
     row["placement_note"] = note
+    # a queue larger than the design's free capacity: the placed jobs are measured, the others named
+    left = [j for j in cluster.file.jobs if j.name not in placement]
+    row["unplaced"] = json.dumps([j.name for j in left]) if left else ""
+    row["unplaced_accelerators"] = sum(j.accelerators for j in left)
     from . import failures as F
     ctx = F._context(cluster, fabric, placement)
     model = {"roce": "roce-hash", "uec": "uec-spray", "ideal": "fluid"}[cluster.file.transport.protocol]
@@ -407,7 +411,8 @@ def _pipeline(row: dict, cluster, fabric, var: dict, scen, seed: int) -> None:
 
 
 def _placement(cluster, fabric, policy: str, seed: int):
-    """(placement, note): ``optimized`` runs topo.placement (CP-SAT, one worker); anything else places in order."""
+    """(placement, note): ``optimized`` runs topo.placement (CP-SAT, one worker); anything else places
+    in order the jobs that fit (topo.pipeline.fit_in_order). Jobs absent from the placement are unplaced."""
     if not cluster.file.jobs:
         return {}, "no jobs"
     if policy == "optimized":
@@ -418,8 +423,10 @@ def _placement(cluster, fabric, policy: str, seed: int):
 
 
 def _in_order(cluster, fabric):
-    from .traffic import in_order_placement
-    return {k: np.asarray(v, np.int64) for k, v in in_order_placement(cluster, fabric).items()}, "in-order placement"
+    from .pipeline import fit_in_order
+    placed, left = fit_in_order(cluster, fabric)
+    return ({k: np.asarray(v, np.int64) for k, v in placed.items()},
+            "in-order placement" + (" of the jobs that fit, by priority" if left else ""))
 
 
 def _scenario_effect(ctx, scen, seed):
@@ -541,13 +548,17 @@ def pareto_front(rows: list[dict], keys=("network_cost_usd", "total_kw", "comple
     """Indices of rows not dominated in all of ``keys`` (smaller is better).
 
     Rows missing a key are left out; with ``healthy_only`` only rows of the
-    ``none`` scenario compete (when there are any). A row is dominated when
+    ``none`` scenario compete (when there are any). A design that leaves jobs
+    unplaced runs less work, so it competes only when no design places every
+    job (then those with the fewest unplaced accelerators do). A row is dominated when
     another is no worse in every key and better in one. Ties are all kept.
     """
     use_healthy = healthy_only and any(r.get("scenario") == "none" for r in rows)
-    pts = [(i, tuple(r[k] for k in keys)) for i, r in enumerate(rows)
-           if r.get("status") == "ok" and all(r.get(k) is not None for k in keys)
-           and (not use_healthy or r.get("scenario") == "none")]
+    ok = [i for i, r in enumerate(rows)
+          if r.get("status") == "ok" and all(r.get(k) is not None for k in keys)
+          and (not use_healthy or r.get("scenario") == "none")]
+    least = min((rows[i].get("unplaced_accelerators") or 0 for i in ok), default=0)
+    pts = [(i, tuple(rows[i][k] for k in keys)) for i in ok if (rows[i].get("unplaced_accelerators") or 0) == least]
     front = []
     for i, a in pts:
         dominated = any(all(bj <= aj for aj, bj in zip(a, b)) and any(bj < aj for aj, bj in zip(a, b))
@@ -594,7 +605,7 @@ def write_outputs(rows: list[dict], out: Path, name: str) -> list[Path]:
 
 
 _REPORT_COLS = ["variant", "scenario", "status", "network_cost_usd", "total_kw", "completion_time_s",
-                "slowdown_max", "capacity_lost_frac", "placement_note"]
+                "slowdown_max", "capacity_lost_frac", "placement_note", "unplaced"]
 
 
 def _fmt(v) -> str:
@@ -607,7 +618,9 @@ def _fmt(v) -> str:
 
 def report_md(rows, front, name) -> str:
     ok = sum(1 for r in rows if r.get("status") == "ok")
-    lines = [f"# Sweep {name}", "", f"{len(rows)} results ({ok} ok, {len(rows) - ok} infeasible).", "",
+    short = sum(1 for r in rows if r.get("unplaced"))
+    lines = [f"# Sweep {name}", "", f"{len(rows)} results ({ok} ok, {len(rows) - ok} infeasible)."
+             + (f" {short} leave jobs unplaced (column unplaced); their figures are of the placed jobs." if short else ""), "",
              "## Pareto front of the healthy designs (network cost, total power, completion time; smaller is better)", ""]
     if not front:
         lines.append("No result has all three figures (completion time needs the routing engine).")
@@ -630,11 +643,14 @@ def report_html(rows, front, name) -> str:
         b = "".join("<tr>" + "".join(f"<td>{e(_fmt(r.get(c)))}</td>" for c in _REPORT_COLS) + "</tr>" for r in rs)
         return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
     ok = sum(1 for r in rows if r.get("status") == "ok")
+    short = sum(1 for r in rows if r.get("unplaced"))
     front_html = table([rows[i] for i in front]) if front else \
         "<p>No result has all three figures (completion time needs the routing engine).</p>"
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Sweep " + e(name) + "</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}</style></head><body>"
-            f"<h1>Sweep {e(name)}</h1><p>{len(rows)} results ({ok} ok, {len(rows) - ok} infeasible).</p>"
+            f"<h1>Sweep {e(name)}</h1><p>{len(rows)} results ({ok} ok, {len(rows) - ok} infeasible)."
+            + (f" {short} leave jobs unplaced (column unplaced); their figures are of the placed jobs." if short else "")
+            + "</p>"
             "<h2 id='pareto'>Pareto front of the healthy designs (network cost, total power, completion time; smaller is better)</h2>"
             f"{front_html}<h2 id='all'>All results</h2>{table(rows)}</body></html>\n")
