@@ -30,10 +30,21 @@ leaves share the same spines", which is what the schedulers use.
 Scale-up blocks (Slurm block topology, Kueue domain label) are the scale-up
 domains: a server belongs to the domain of its first accelerator; servers
 without accelerators are in no block.
+
+Names in each format's own syntax (:mod:`topo.textsafe`)
+---------------------------------------------------------
+CSV files go through :class:`topo.textsafe.CsvWriter` (quoted fields, a ``'``
+before a cell a spreadsheet would run as a formula); YAML scalars are plain
+only when unambiguous, else double-quoted; GraphML names are XML-escaped and a
+name XML cannot carry is refused; Slurm switch names and Kubernetes label
+keys, values and object names outside their syntax are refused (SpecError
+naming the field) before anything is written; ``slurm-jobs.conf`` writes job
+names with letters, digits, ``_ . -`` only; shell words go through
+:func:`shlex.quote`; the cluster name in file headers is a Python ``repr``
+(one line, control characters escaped).
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -47,6 +58,8 @@ import numpy as np
 from .errors import SpecError
 from .fabric import Fabric, LINK_TIER_NAMES, TIER_NAMES
 from .hostlist import collect
+from .textsafe import (CsvWriter, csv_cell, dns_subdomain_ok, k8s_label_key_ok, sh_quote, visible,
+                       xml_text_ok)
 
 DEFAULT_KUEUE_API = "kueue.x-k8s.io/v1beta2"
 DEFAULT_LABEL_PREFIX = "fabric.topograph.run/tier-"
@@ -87,9 +100,11 @@ _DNS_BAD = re.compile(r"[^a-z0-9.-]+")
 
 
 def _dns_name(s: str, default: str = "topo") -> str:
-    """A Kubernetes object name (DNS-1123 subdomain) derived from ``s``."""
-    n = _DNS_BAD.sub("-", str(s).lower()).strip("-.")[:253].strip("-.")
-    return n or default
+    """A Kubernetes object name (DNS-1123 subdomain) derived from ``s``: every character but
+    ``a-z 0-9 . -`` as ``-``, each dot-separated label alphanumeric at both ends."""
+    labels = [p.strip("-") for p in _DNS_BAD.sub("-", str(s).lower()).split(".")]
+    n = ".".join(p for p in labels if p)[:253].strip("-.")
+    return n if dns_subdomain_ok(n) else default
 
 
 # --- the tree view and the blocks ----------------------------------------------------------
@@ -338,6 +353,11 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
     return {"topology-block.conf": "\n".join(lines) + "\n"}
 
 
+# a job name in slurm-jobs.conf: Unicode letters and digits, '_', '.', '-' (no space, '=', '#',
+# quote, shell or control character), so that the line splits into Key=Value words
+_SLURM_JOB_BAD = re.compile(r"[^\w.\-]")
+
+
 def render_slurm_jobs(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
     """The placement for Slurm: one ``JobName=<job> Nodes=<hostlist>`` line per placed job.
 
@@ -347,14 +367,23 @@ def render_slurm_jobs(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     a = _assignment(plan)
     if not a:
         raise SpecError([("placement.assignment", "the plan places no job")])
-    bad = [j for j in a if not j or any(ch.isspace() or ch in "=#" for ch in j)]
+    safe = {job: _SLURM_JOB_BAD.sub("_", job) or "_" for job in a}
+    seen: dict = {}
+    for job in sorted(a):
+        other = seen.setdefault(safe[job], job)
+        if other != job:
+            raise SpecError([(f"placement.assignment.{visible(job)}",
+                              f"job names {other!r} and {job!r} are both written {safe[job]!r} in slurm-jobs.conf "
+                              "(characters other than letters, digits, '_', '.', '-' become '_'); rename one")])
     lines = [_header(fabric, "Placed jobs as Slurm node lists (sbatch --nodelist=<Nodes>)").rstrip("\n")]
-    if bad:
-        lines.append(f"# {len(bad)} job name(s) with spaces, '=' or '#' are written with those characters as '_'")
+    renamed = [j for j in sorted(a) if safe[j] != j]
+    if renamed:
+        lines.append(f"# {len(renamed)} job name(s) hold characters other than letters, digits, '_', '.', '-'; "
+                     "they are written with those characters as '_':")
+        lines += [f"#   JobName={safe[j]} is the job {j!r}" for j in renamed]
     for job in sorted(a):
         eps = a[job]
-        name = re.sub(r"[\s=#]", "_", job) or "_"
-        lines.append(f"JobName={name} Nodes={_hl(fabric, np.unique(fabric.ep_server[eps]))} Accelerators={eps.size}")
+        lines.append(f"JobName={safe[job]} Nodes={_hl(fabric, np.unique(fabric.ep_server[eps]))} Accelerators={eps.size}")
     return {"slurm-jobs.conf": "\n".join(lines) + "\n"}
 
 
@@ -366,6 +395,10 @@ def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *
     the plan's assignment in rank order: a launcher that starts rank ``r`` on
     that node and device runs the rank order topo chose, which need not be a
     block distribution over the node list (see ``topo place``).
+
+    Written with :class:`topo.textsafe.CsvWriter`: a job name with a comma,
+    quote or line break is quoted, and one starting with ``= + - @``, tab or
+    CR gets a leading ``'`` so that no spreadsheet runs it as a formula.
     """
     a = _assignment(plan)
     if not a:
@@ -376,12 +409,12 @@ def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *
     # index of every endpoint among its node's accelerators
     acc_before = np.concatenate([[0], np.cumsum(acc)])
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = CsvWriter(buf)
     w.writerow(["job", "rank", "node", "accelerator"])
     for job in sorted(a):
         eps = np.asarray(a[job], np.int64)
         if eps.size and (eps.min() < 0 or eps.max() >= fabric.n_endpoints or not acc[eps].all()):
-            raise SpecError([(f"placement.assignment.{job}", "names an endpoint that is not an accelerator "
+            raise SpecError([(f"placement.assignment.{visible(job)}", "names an endpoint that is not an accelerator "
                               "of this fabric")])
         srv = ep_server[eps]
         local = acc_before[eps] - acc_before[first[srv]]
@@ -429,11 +462,16 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
                  api_version: str = DEFAULT_KUEUE_API, label_prefix: str = DEFAULT_LABEL_PREFIX,
                  domain_label: Optional[str] = DEFAULT_DOMAIN_LABEL, topology_name: Optional[str] = None, **_) -> dict:
     """Kueue ``Topology`` plus node labels as Node patches and a ``kubectl label`` script."""
-    import shlex
-
     import yaml
-    if not label_prefix or any(c.isspace() for c in label_prefix):
-        raise SpecError([("--label-prefix", f"must be a non-empty label key prefix without spaces, found {label_prefix!r}")])
+    # names are checked before anything is rendered: Kubernetes refuses keys and names outside its syntax
+    if not label_prefix or not k8s_label_key_ok(f"{label_prefix}0"):
+        raise SpecError([("--label-prefix", f"{label_prefix!r} + a level number is not a Kubernetes label key "
+                          "([DNS subdomain/]name, the name 1-63 of letters, digits, '-', '_', '.')")])
+    if domain_label and not k8s_label_key_ok(domain_label):
+        raise SpecError([("--domain-label", f"{domain_label!r} is not a Kubernetes label key "
+                          "([DNS subdomain/]name, the name 1-63 of letters, digits, '-', '_', '.')")])
+    if topology_name is not None and not dns_subdomain_ok(topology_name):
+        raise SpecError([("topology_name", f"{topology_name!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
     servers = _select_servers(fabric, plan, nodes)
     levels, labels = kueue_labels(fabric, servers, label_prefix=label_prefix, domain_label=domain_label)
     name = topology_name or _dns_name(fabric.meta.get("cluster_name", "topo"))
@@ -450,8 +488,8 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
                                  + "\n".join(docs) + "\n")
     sh = ["#!/bin/sh", _header(fabric, "Node labels as kubectl commands").rstrip("\n"), "set -e"]
     for n, l in labels.items():
-        kv = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(l.items()))
-        sh.append(f"kubectl label node {shlex.quote(n)} --overwrite {kv}")
+        kv = " ".join(sh_quote(f"{k}={v}") for k, v in sorted(l.items()))
+        sh.append(f"kubectl label node {sh_quote(n)} --overwrite {kv}")
     files["node-labels.sh"] = "\n".join(sh) + "\n"
     return files
 
@@ -512,7 +550,16 @@ def write_graphml(fabric: Fabric, path, chunk: int = 65536) -> None:
 
 
 def render_graphml(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
-    """The fabric as GraphML (node ids are names; see :func:`write_graphml`)."""
+    """The fabric as GraphML (node ids are names; see :func:`write_graphml`).
+
+    Names are XML-escaped; a name holding a character XML 1.0 cannot carry (a
+    control character other than tab, LF, CR) is refused before anything is written.
+    """
+    if fabric.meta.get("custom_names") is not None:
+        bad = [n for n in fabric.node_names() if not xml_text_ok(n)]
+        if bad:
+            raise SpecError([("fabric.custom", f"{len(bad)} node name(s) hold characters GraphML (XML 1.0) cannot "
+                              f"carry (e.g. {bad[0]!r}): control characters other than tab and line breaks")])
     return {"fabric.graphml": lambda path: write_graphml(fabric, path)}
 
 
@@ -735,7 +782,7 @@ def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
         cm.append(f"{s}->{d} id {i} start 0 size {int(round(b))}")
     files["htsim.cm"] = "\n".join(cm) + "\n"
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = CsvWriter(buf)
     w.writerow(["htsim_host", "endpoint", "name", "leaf"])
     leaf = fabric.ep_leaf()
     for e in range(fabric.n_endpoints):
@@ -853,16 +900,27 @@ def render_linkloads_csv(fabric: Fabric, plan: Optional[dict] = None, cluster=No
 
 
 def _loads_csv(fabric: Fabric, load: np.ndarray) -> str:
-    names = fabric.node_names()
-    if any(("," in n) or ('"' in n) or ("\n" in n) for n in names):  # custom names: quote as csv does
-        names = ['"' + n.replace('"', '""') + '"' if ("," in n or '"' in n or "\n" in n) else n for n in names]
+    """The link-loads CSV through :class:`topo.textsafe.CsvWriter` (names of a custom graph quoted and guarded)."""
+    raw = fabric.node_names()
+    names = [csv_cell(n) for n in raw]
     src, dst, tier, cap = fabric.link_src.tolist(), fabric.link_dst.tolist(), fabric.link_tier.tolist(), fabric.link_gbps.tolist()
     ld = load.tolist()
     tn = LINK_TIER_NAMES
-    lines = ["link,src,dst,tier,gbps,load_gbps,util"]
-    lines += [f"{l},{names[src[l]]},{names[dst[l]]},{tn[tier[l]]},{cap[l]:g},{ld[l]:.6g},"
-              + (f"{ld[l] / cap[l]:.6g}" if cap[l] > 0 else "") for l in range(fabric.n_links)]
-    return "\n".join(lines) + "\n"
+    if names == raw and not any(c in n for n in raw for c in ',"\r\n'):
+        # plain names (every generated fabric): no cell needs quoting or a guard, and joining the
+        # cells gives the same bytes as the csv writer, twice as fast at 786k links
+        lines = ["link,src,dst,tier,gbps,load_gbps,util"]
+        lines += [f"{l},{raw[src[l]]},{raw[dst[l]]},{tn[tier[l]]},{cap[l]:g},{ld[l]:.6g},"
+                  + (f"{ld[l] / cap[l]:.6g}" if cap[l] > 0 else "") for l in range(fabric.n_links)]
+        return "\n".join(lines) + "\n"
+    buf = io.StringIO()
+    w = CsvWriter(buf)
+    w.writerow(["link", "src", "dst", "tier", "gbps", "load_gbps", "util"])
+    for l in range(fabric.n_links):
+        # cells already guarded: names above, numbers formatted (a number is never guarded)
+        w.writerow_guarded([l, names[src[l]], names[dst[l]], tn[tier[l]], f"{cap[l]:g}", f"{ld[l]:.6g}",
+                            f"{ld[l] / cap[l]:.6g}" if cap[l] > 0 else ""])
+    return buf.getvalue()
 
 
 # --- registry and writers -----------------------------------------------------------------------

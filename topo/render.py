@@ -1,5 +1,13 @@
-"""Plain-text tables for the terminal. Pure functions of result dicts."""
+"""Plain-text tables for the terminal. Pure functions of result dicts.
+
+Every string of a result dict (names come from the user's files) is made
+:func:`topo.textsafe.terminal_safe` before it is laid out, and the composed
+text once more: no escape sequence, control byte, line break or bidi override
+from a name reaches the terminal.
+"""
 from __future__ import annotations
+
+from .textsafe import terminal_safe, terminal_safe_data, terminal_safe_text
 
 
 def _fmt(x, unit="") -> str:
@@ -18,13 +26,17 @@ def _fmt(x, unit="") -> str:
 
 
 def table(rows: list[list], header: list[str]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    cells = [[terminal_safe(c) for c in header]] + [[terminal_safe(c) for c in r] for r in rows]
     w = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = lambda r: "  ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r))
     return "\n".join([line(cells[0]), "  ".join("-" * x for x in w)] + [line(r) for r in cells[1:]])
 
 
 def describe_text(d: dict) -> str:
+    return terminal_safe_text(_describe_text(terminal_safe_data(d)))
+
+
+def _describe_text(d: dict) -> str:
     out = [f"{d['name']}  ({d['family']}, {d['planes']} plane(s), {d['pods']} pod(s))", ""]
     out.append(table([
         ["accelerators", _fmt(d["accelerators"])], ["CPU-only hosts", _fmt(d["cpu_hosts"])],
@@ -59,6 +71,10 @@ def describe_text(d: dict) -> str:
 
 
 def optimize_text(s: dict) -> str:
+    return terminal_safe_text(_optimize_text(terminal_safe_data(s)))
+
+
+def _optimize_text(s: dict) -> str:
     p, b = s["placement"], s["budget"]
     out = [f"{s['cluster']}: wrote {s['files']} files to {s['out_dir']}/",
            f"placement: {p['status']}, objective {_fmt(p['objective'])}, bound {_fmt(p['bound'])}, "

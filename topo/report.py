@@ -29,6 +29,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .textsafe import md_block, md_escape, mpl_text, visible
+
 TABLE_ROWS = 40          # rows shown per table (the rest summarised in a note)
 HIST_BINS = 40
 IMAGE_DIR = "report-images"
@@ -179,6 +181,7 @@ def _rc():
     import matplotlib
     return matplotlib.rc_context({
         "svg.hashsalt": _SALT, "svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9,
+        "text.usetex": False,   # names are text: no LaTeX (mathtext is kept off by textsafe.mpl_text)
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
         "figure.dpi": 100, "savefig.dpi": 100, "path.simplify": True})
 
@@ -213,7 +216,7 @@ def figure_png(fig_spec: Figure) -> bytes:
 
 
 def _no_data(ax, text: str):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
+    ax.text(0.5, 0.5, mpl_text(text), ha="center", va="center", transform=ax.transAxes, color="#666")
     ax.set_axis_off()
 
 
@@ -610,7 +613,7 @@ def _fabric_section(plan: dict) -> Section:
             face = _COLORS["after"] if changed else "#e8eef7"
             ax.add_patch(FancyBboxPatch((0.15, i - 0.28), 0.7, 0.56, boxstyle="round,pad=0.02",
                                         facecolor=face, edgecolor="#334"))
-            ax.text(0.5, i, label, ha="center", va="center", color="white" if changed else "#111")
+            ax.text(0.5, i, mpl_text(label), ha="center", va="center", color="white" if changed else "#111")
             if i > 0:
                 ax.plot([0.5, 0.5], [i - 1 + 0.3, i - 0.3], color="#556", linewidth=1)
                 key = link_keys[i - 1] if i - 1 < len(link_keys) else None
@@ -657,8 +660,8 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                         continue
                     edges, counts = np.asarray(h[t]["edges"], float), np.asarray(h[t]["counts"], float)
                     ax.stairs(counts, edges, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
-                              color=_COLORS[w], label=f"{w} ({fmt(int(counts.sum()))} links)")
-                ax.set_title(t)
+                              color=_COLORS[w], label=mpl_text(f"{w} ({fmt(int(counts.sum()))} links)"))
+                ax.set_title(mpl_text(t))
                 ax.set_xlabel("utilisation")
                 ax.set_yscale("symlog", linthresh=1)
                 ax.legend(fontsize=7)
@@ -701,8 +704,8 @@ def _traffic_section(plan: dict) -> Section:
     def draw(fig):
         ax = fig.add_subplot(111)
         im = ax.imshow(M, cmap="viridis", interpolation="nearest", aspect="equal")
-        ax.set_xlabel(f"destination {unit}")
-        ax.set_ylabel(f"source {unit}")
+        ax.set_xlabel(mpl_text(f"destination {unit}"))
+        ax.set_ylabel(mpl_text(f"source {unit}"))
         ax.grid(False)
         if M.shape[0] <= 16:
             ax.set_xticks(np.arange(M.shape[1]))
@@ -758,8 +761,8 @@ def _transport_section(plan: dict) -> Section:
             h = 0.8 / len(tmods)
             for i, mod in enumerate(tmods):
                 ax.barh(y + i * h, [(_num(r.get(f"{mod} time_s")) or 0.0) * 1e3 for r in top], height=h,
-                        color=_COLORS.get(mod), label=mod)
-            ax.set_yticks(y + h * (len(tmods) - 1) / 2, [str(r["job"])[:40] for r in top], fontsize=7)
+                        color=_COLORS.get(mod), label=mpl_text(mod))
+            ax.set_yticks(y + h * (len(tmods) - 1) / 2, [mpl_text(str(r["job"])[:40]) for r in top], fontsize=7)
             ax.invert_yaxis()
             ax.set_xlabel("communication time per iteration (ms)")
             ax.legend(fontsize=8)
@@ -775,8 +778,9 @@ def _transport_section(plan: dict) -> Section:
             y = np.arange(len(util_keys))
             h = 0.8 / len(models)
             for i, mod in enumerate(models):
-                ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h, color=_COLORS.get(mod), label=mod)
-            ax.set_yticks(y + h * (len(models) - 1) / 2, util_keys)
+                ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h, color=_COLORS.get(mod),
+                        label=mpl_text(mod))
+            ax.set_yticks(y + h * (len(models) - 1) / 2, [mpl_text(k) for k in util_keys])
             ax.invert_yaxis()
             ax.set_xlabel("utilisation")
             ax.legend(fontsize=8)
@@ -808,7 +812,7 @@ def _power_section(plan: dict) -> Section:
             ax.bar(x, kw, color=[_COLORS["over"] if o else _COLORS["ok"] for o in over])
             ax.step(np.concatenate([x - 0.5, [x[-1] + 0.5]]), np.concatenate([lim, [lim[-1]]]), where="post",
                     color=_COLORS["limit"], linestyle="--", label="limit")
-            ax.set_xticks(x, names, rotation=90, fontsize=7)
+            ax.set_xticks(x, [mpl_text(n[:40]) for n in names], rotation=90, fontsize=7)
         else:
             order = np.argsort(-kw, kind="stable")
             x = np.arange(len(racks))
@@ -943,7 +947,7 @@ def _failure_section(plan: dict) -> Section:
             ax = fig.add_subplot(111)
             y = np.arange(len(top))
             ax.barh(y, [100 * _failure_impact(r) for r in top], color=_COLORS["over"])
-            ax.set_yticks(y, [f"{r.get('kind', '')} {r.get('name', '')}".strip()[:40] for r in top], fontsize=7)
+            ax.set_yticks(y, [mpl_text(f"{r.get('kind', '')} {r.get('name', '')}".strip()[:40]) for r in top], fontsize=7)
             ax.invert_yaxis()
             ax.set_xlabel("largest share of a tier's bandwidth lost (%)")
         s.figures.append(Figure("fig-failures", "Failure headroom",
@@ -990,26 +994,27 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
 
 # --- rendering ------------------------------------------------------------------------------------
 def _env(kind: str):
+    """The Jinja environment of one report format; every value is text, never markup.
+
+    HTML: autoescaped, and control/bidi characters shown as escapes first
+    (:func:`topo.textsafe.visible`). Markdown: every value through
+    :func:`topo.textsafe.md_escape`, paragraphs through the ``md_block`` filter.
+    Only :class:`~markupsafe.Markup` (figures, the stylesheet) passes as is.
+    """
     from jinja2 import Environment, PackageLoader, StrictUndefined
     from markupsafe import Markup
     if kind == "html":
+        def finalize_html(x):
+            return x if isinstance(x, Markup) else visible(x)
         return Environment(loader=PackageLoader("topo", "templates"), autoescape=True, undefined=StrictUndefined,
-                           trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                           trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize_html)
 
     def finalize(x):
         return x if isinstance(x, Markup) else md_escape(str(x))
-    return Environment(loader=PackageLoader("topo", "templates"), autoescape=False, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize)
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-
-
-def md_escape(text: str) -> str:
-    """Text safe in Markdown and in any HTML a Markdown renderer makes of it."""
-    t = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    t = _MD_SPECIAL.sub(r"\\\1", t)
-    return t.replace("\n", " ")
+    env = Environment(loader=PackageLoader("topo", "templates"), autoescape=False, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize)
+    env.filters["md_block"] = lambda x: x if isinstance(x, Markup) else Markup(md_block(x))
+    return env
 
 
 def _title(plan: dict) -> str:
