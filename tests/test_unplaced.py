@@ -45,7 +45,7 @@ def placed(over):
     return out, d
 
 
-def test_fit_in_order_by_priority_then_name(small_cluster):
+def test_fit_in_order_by_priority_then_file_order(small_cluster):
     from topo.fabric import build
     from topo.pipeline import fit_in_order
     from topo.spec import from_dict
@@ -55,11 +55,11 @@ def test_fit_in_order_by_priority_then_name(small_cluster):
     full, left = fit_in_order(small_cluster, f)
     ref = in_order_placement(small_cluster, f)
     assert not left and list(full) == list(ref) and all((full[k] == ref[k]).all() for k in ref)
-    # two jobs of 64 on 120 free accelerators: the higher priority, then the name decides, not file order
+    # two jobs of 64 on 120 free accelerators: the higher priority, then file order (the queue's) decides
     job = lambda n, prio=0: {"name": n, "accelerators": 64, "tp": 8, "priority": prio,
                              "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}
     base = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
-    for jobs, kept in (([job("b"), job("a")], "a"), ([job("a"), job("b", 1)], "b")):
+    for jobs, kept in (([job("b"), job("a")], "b"), ([job("a"), job("b")], "a"), ([job("a"), job("b", 1)], "b")):
         c = from_dict(dict(base, jobs=jobs))
         pl, left = fit_in_order(c, f)
         assert list(pl) == [kept] and (pl[kept] == in_order_placement(from_dict(dict(base, jobs=[job(kept)])), f)[kept]).all()

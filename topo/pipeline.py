@@ -165,7 +165,7 @@ def pod_matrix_gbps(fabric, demands) -> tuple[str, list]:
 # --- a queue larger than the free capacity ----------------------------------------------------
 # Every stage continues with the jobs that are placed and names the others. Which jobs an
 # in-order placement leaves out is deterministic: jobs are admitted by priority (higher
-# first, ties by name), each one that still fits beside those admitted before it; the
+# first, ties in file order), each one that still fits beside those admitted before it; the
 # admitted jobs are then laid out in file order exactly as topo.traffic.in_order_placement
 # lays out a queue that fits.
 
@@ -216,7 +216,7 @@ def fit_in_order(cluster, fabric) -> tuple[dict, dict]:
     """(placement, unplaced): :func:`topo.traffic.in_order_placement` of the jobs that fit.
 
     When every job fits this is exactly the in-order placement. Otherwise jobs are admitted
-    by priority (higher first, ties by name), each one that fits beside those admitted
+    by priority (higher first, ties in file order: the queue's order), each one that fits beside those admitted
     before it, and the admitted ones are placed in file order. ``unplaced`` is
     :func:`unplaced_jobs` of the result. Input errors (unknown or busy nodes, bad hostlists)
     are raised as they are, never taken for a job that does not fit.
@@ -238,7 +238,7 @@ def fit_in_order(cluster, fabric) -> tuple[dict, dict]:
                 raise first from None
     keep: list[int] = []
     placed: dict = {}
-    for i in sorted(range(len(jobs)), key=lambda k: (-jobs[k].priority, jobs[k].name)):
+    for i in sorted(range(len(jobs)), key=lambda k: (-jobs[k].priority, k)):
         trial = sorted(keep + [i])
         sub = cluster.model_copy(update={"file": cluster.file.model_copy(update={"jobs": [jobs[k] for k in trial]})})
         try:
