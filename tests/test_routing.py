@@ -258,7 +258,7 @@ def test_cli_analyze(tmp_path):
     assert res.exit_code == 2 and "m.csv' line 3" in res.output and "n9999-g0" in res.output
     m.write_text("n0000-g0,n0001-g0,-4\n")
     res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(m)])
-    assert res.exit_code == 2 and "m.csv:1" in res.output
+    assert res.exit_code == 2 and "m.csv' line 1" in res.output
     m.write_text("n0000-g0,n0003-g3,1GB\n")
     res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--traffic", str(m), "--routing", "uec-spray"])
     assert res.exit_code == 0, res.output

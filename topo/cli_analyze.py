@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import echo
 from .cli import cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -162,7 +163,7 @@ def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path, pla
         d["unplaced"] = unplaced
     if as_json:
         for n, u in unplaced.items():
-            click.echo(unplaced_line(n, u), err=True)
+            echo(unplaced_line(n, u), err=True)
         emit_json(d)
     else:
-        click.echo(_render(d))
+        echo(_render(d))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import echo
 from .cli import _json_default, cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -224,12 +225,12 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
         _write_atomic(output, json.dumps(d, default=_json_default) + "\n")
     if as_json:
         for n, u in unplaced.items():
-            click.echo(unplaced_line(n, u), err=True)
+            echo(unplaced_line(n, u), err=True)
         emit_json(d)
     else:
-        click.echo(render(d))
+        echo(render(d))
         if not for_transport and c.file.transport.protocol == "roce":
-            click.echo("note: sized for ideal ECMP; RoCEv2 hashing loads some links past that. --for-transport "
+            echo("note: sized for ideal ECMP; RoCEv2 hashing loads some links past that. --for-transport "
                        "checks the jobs under roce-hash and lowers the target until they are not slowed.")
         if output is not None:
-            click.echo(f"wrote {output}")
+            echo(f"wrote {output}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import echo
 from .cli import emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -110,7 +111,7 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nod
         emit_json({"format": fmt, "directory": str(out_dir), "files": [str(w) for w in written]})
     else:
         for w in written:
-            click.echo(str(w))
+            echo(str(w))
 
 
 @main.command("report")
@@ -129,4 +130,4 @@ def report_cmd(plan, out, force):
     with _rendering(plan):
         written = write_report(p, out_dir, force=force)
     for w in written:
-        click.echo(str(w))
+        echo(str(w))

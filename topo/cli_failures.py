@@ -7,7 +7,7 @@ import re
 import click
 
 from .cli import cluster_arg, emit_json, handle_errors, main
-from .cli_options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS
+from .cli_options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS, echo
 from .errors import SpecError
 
 
@@ -135,7 +135,7 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     if as_json:
         emit_json(_clean(d))
     else:
-        click.echo(_text(d))
+        echo(_text(d))
 
 
 def _read_assignment(path) -> dict:
@@ -195,7 +195,7 @@ def sweep(sweep_file, scheduler, workers, out_dir, force, connect_timeout, as_js
 
     def progress(n, total, row):
         if not as_json:
-            click.echo(f"[{n}/{total}] {row['variant']} / {row['scenario']}: {row['status']}", err=True)
+            echo(f"[{n}/{total}] {row['variant']} / {row['scenario']}: {row['status']}", err=True)
 
     res = run_sweep(sweep_file, out_dir, scheduler=scheduler, workers=workers, force=force,
                     connect_timeout_s=connect_timeout, progress=progress)
@@ -205,6 +205,6 @@ def sweep(sweep_file, scheduler, workers, out_dir, force, connect_timeout, as_js
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"{len(res['rows'])} results ({ok} ok; {res['ran']} run now, {res['skipped']} already written)")
+        echo(f"{len(res['rows'])} results ({ok} ok; {res['ran']} run now, {res['skipped']} already written)")
         for f in res["files"]:
-            click.echo(f"  wrote {f}")
+            echo(f"  wrote {f}")

@@ -48,3 +48,10 @@ SAMPLES = click.IntRange(1, 1_000_000)
 def finite(lo: float, hi: float, open_lo: bool = False, unit: str = "") -> click.ParamType:
     """A finite-number option type in (lo, hi] or [lo, hi]."""
     return _Finite(lo, hi, open_lo, unit)
+
+
+def echo(text="", err: bool = False) -> None:
+    """Print composed text to the terminal with every name made safe (no ESC, no
+    control or bidi character: :func:`topo.textsafe.terminal_safe_text`)."""
+    from .textsafe import terminal_safe_text
+    click.echo(terminal_safe_text(text), err=err)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import echo
 from .cli import _json_default, cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -155,6 +156,6 @@ def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do
     if as_json:
         emit_json(d)
     else:
-        click.echo(render(d))
+        echo(render(d))
         if output is not None:
-            click.echo(f"wrote {output}")
+            echo(f"wrote {output}")
