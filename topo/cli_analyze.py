@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import echo
+from .cli_options import SEED, echo
 from .cli import cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -126,8 +126,8 @@ def _render(s: dict) -> str:
 @click.option("--traffic", default="jobs", show_default=True,
               help="jobs | uniform | permutation | incast | FILE.csv (src,dst,bytes with endpoint names)")
 @click.option("--fail", "fail", default="", help="comma-separated links ('a->b' or 'a--b') and switch names to fail")
-@click.option("--seed", type=int, default=None, help="seed of the hash and the random patterns (default goals.seed)")
-@click.option("--qps", type=int, default=None, help="queue pairs per connection (default transport.qps_per_connection)")
+@click.option("--seed", type=SEED, default=None, help="seed of the hash and the random patterns (default goals.seed)")
+@click.option("--qps", type=click.IntRange(1, 1024), default=None, help="queue pairs per connection (default transport.qps_per_connection)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
 @click.option("--placement", "placement_path", default=None, metavar="FILE",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import echo
+from .cli_options import SEED, TIME_LIMIT, WORKERS, echo, finite
 from .cli import _json_default, cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -154,20 +154,20 @@ def _write_atomic(path: str, text: str) -> None:
               help="capex + energy over the horizon, network power, or their balance")
 @click.option("--survive", type=click.Choice(["none", "link", "switch", "plane"]), default=None,
               help="failure the survivors must carry at or under 100% (default: goals.survive)")
-@click.option("--target-util", type=float, default=None,
+@click.option("--target-util", type=finite(0.0, 1.0, open_lo=True), default=None,
               help="peak utilisation of switch links, in (0, 1] (default: goals.target_utilization)")
 @click.option("--switch-choice", type=click.Choice(["fixed", "catalog"]), default="fixed", show_default=True,
               help="keep the file's switch per tier, or let the solver pick any catalog switch")
-@click.option("--max-oversubscription", type=float, default=None,
+@click.option("--max-oversubscription", type=finite(1.0, 1e6), default=None,
               help="largest down:up port ratio allowed on any tier (default: the radix allows)")
-@click.option("--time-limit", type=float, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
-@click.option("--seed", type=int, default=None, help="solver seed (default: goals.seed)")
-@click.option("--workers", type=int, default=None, help="solver workers (default: goals.workers)")
+@click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
+@click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
+@click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers)")
 @click.option("--for-transport", is_flag=True,
               help="also route the jobs under the transport's own model (RoCE hashing, UEC spraying) and lower "
                    "the target until the jobs' summed time and 95th-percentile penalty are within --max-slowdown "
                    "of the fabric as given")
-@click.option("--max-slowdown", type=float, default=None,
+@click.option("--max-slowdown", type=finite(1.0, 1e6), default=None,
               help="with --for-transport: the largest slowdown allowed, >= 1 (default: goals.max_job_slowdown)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None,

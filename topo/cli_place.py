@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import echo
+from .cli_options import SEED, TIME_LIMIT, WORKERS, echo
 from .cli import _json_default, cluster_arg, emit_json, handle_errors, main
 from .errors import SpecError
 
@@ -123,9 +123,9 @@ def _routed(c, f, assignment: dict, seed) -> dict:
 
 @main.command()
 @cluster_arg
-@click.option("--time-limit", type=float, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
-@click.option("--seed", type=int, default=None, help="solver seed (default: goals.seed)")
-@click.option("--workers", type=int, default=None, help="solver workers (default: goals.workers); 1 + seed is repeatable")
+@click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
+@click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
+@click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers); 1 + seed is repeatable")
 @click.option("--policy", type=click.Choice(["optimize", "greedy"]), default="optimize", show_default=True,
               help="CP-SAT placement, or the greedy best-fit baseline alone")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
