@@ -264,3 +264,18 @@ def test_oversized_cluster_file_refused_by_size_before_parsing(tmp_path):
         fh.write("'\n")
     out = _refused(_cli("validate", p), "(file)")
     assert "at most" in out
+
+
+def test_goals_objective_is_read_from_the_file(tmp_path):
+    import json
+    d = small()
+    d["goals"]["objective"] = "power"
+    d["goals"]["time_limit_s"] = 2
+    p = _write(tmp_path, d)
+    res = _cli("budget", p, "--json", "--workers", 1)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["objective"] == "power"
+    res = _cli("budget", p, "--json", "--workers", 1, "--objective", "cost")
+    assert json.loads(res.stdout)["objective"] == "cost"
+    d["goals"]["objective"] = "cheapest"
+    _refused(_cli("validate", _write(tmp_path, d)), "goals.objective")

@@ -150,8 +150,8 @@ def _write_atomic(path: str, text: str) -> None:
 
 @main.command()
 @cluster_arg
-@click.option("--objective", type=click.Choice(["cost", "power", "balanced"]), default="cost", show_default=True,
-              help="capex + energy over the horizon, network power, or their balance")
+@click.option("--objective", type=click.Choice(["cost", "power", "balanced"]), default=None,
+              help="capex + energy over the horizon, network power, or their balance (default: goals.objective)")
 @click.option("--survive", type=click.Choice(["none", "link", "switch", "plane"]), default=None,
               help="failure the survivors must carry at or under 100% (default: goals.survive)")
 @click.option("--target-util", type=finite(0.0, 1.0, open_lo=True), default=None,
@@ -209,7 +209,7 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
     elif c.file.jobs:
         placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
         source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
-    opts = dict(objective=objective, survive=survive, target_util=target_util, time_limit=time_limit,
+    opts = dict(objective=objective or c.file.goals.objective, survive=survive, target_util=target_util, time_limit=time_limit,
                 seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription)
     if for_transport:
         from .linkbudget import budget_for_transport

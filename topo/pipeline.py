@@ -62,8 +62,11 @@ class _Progress:
 
 def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Optional[int] = None,
              workers: Optional[int] = None, failures: bool = True, progress: bool = False,
-             on_stage: Optional[Callable[[str, float], None]] = None) -> dict:
+             on_stage: Optional[Callable[[str, float], None]] = None, objective: Optional[str] = None) -> dict:
     """Run the pipeline and return the plan (a JSON-able dict, see topo.plan).
+
+    ``objective`` is what the link budget minimises (cost, power or balanced;
+    default ``goals.objective``).
 
     ``time_limit`` bounds each solver (placement, budget) separately; ``seed``
     and ``workers`` go to both, and ``workers`` also to the failure sweep (forked
@@ -109,7 +112,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         with pr.stage("sizing the link budget"), timed("budget"):
             base_times = {j["name"]: (j["time_s"], j.get("ideal_s")) for j in placed.get("jobs", []) if j.get("time_s")}
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
-                              seed=seed, workers=workers, baseline_times=base_times)
+                              seed=seed, workers=workers, baseline_times=base_times,
+                              objective=objective or cluster.file.goals.objective)
         cluster_after = bud.cluster_after
         if isinstance(cluster_after, dict):
             from .spec import from_dict
