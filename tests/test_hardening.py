@@ -201,10 +201,12 @@ def test_custom_graph_errors_name_the_field_and_leak_nothing(tmp_path):
     d["fabric"]["custom"]["edge_list"] = "."
     _refused(_cli("validate", _write(tmp_path, d)), "fabric.custom.edge_list")
     g = tmp_path / "g.graphml"
-    for attr, value, field in [("gbps", "fast", "gbps"), ("tier", "leaf", "tier")]:
+    for attr, value, field in [("gbps", "fast", "gbps"), ("gbps", "NaN", "gbps"), ("gbps", "-1", "gbps"),
+                               ("tier", "leaf", "tier"), ("tier", "NaN", "tier")]:
         kind = "double" if attr == "gbps" else "int"
         g.write_text(f'<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
-                     f'<key id="k" for="{"edge" if attr == "gbps" else "node"}" attr.name="{attr}" attr.type="string"/>'
+                     f'<key id="k" for="{"edge" if attr == "gbps" else "node"}" attr.name="{attr}" '
+                     f'attr.type="{"string" if value in ("fast", "leaf") else "double"}"/>'
                      f'<graph edgedefault="undirected"><node id="e0"><data key="k">{value if attr == "tier" else 0}'
                      f'</data></node><node id="s"/><edge source="e0" target="s"><data key="k">'
                      f'{value if attr == "gbps" else 1}</data></edge></graph></graphml>')

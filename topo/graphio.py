@@ -78,8 +78,11 @@ def read_graph(path, field: str = "") -> tuple[list[str], list[int], list[tuple[
                                          "(0 for endpoints)")])
             tiers.append(int(t))
         for u, v, d in g.edges(data=True):
-            gb = d.get("gbps", np.nan)
-            if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not (math.isnan(gb) or 0 < gb < math.inf):
+            gb = d.get("gbps")  # absent: the fabric's link_gbps; given: a positive finite number
+            if gb is None:
+                edges.append((str(u), str(v), np.nan))
+                continue
+            if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not 0 < gb < math.inf:
                 raise SpecError([(field, f"GraphML {str(p)!r}: edge {_clip(u)} - {_clip(v)}: gbps must be a positive "
                                          "finite number")])
             edges.append((str(u), str(v), float(gb)))
