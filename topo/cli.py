@@ -15,17 +15,25 @@ from .errors import TopoError
 
 
 def handle_errors(fn):
-    """Turn topo errors into one clear message and an exit code, no traceback."""
+    """Turn topo errors into one clear message and an exit code, no traceback.
+
+    Inside, SIGINT raises KeyboardInterrupt and SIGTERM raises
+    topo.signals.Terminated (so clean-up runs); they exit 130 and 143 with one
+    line on stderr.
+    """
     @functools.wraps(fn)
     def wrapper(*a, **kw):
+        from .signals import Terminated, exit_code, handled
         try:
-            return fn(*a, **kw)
+            with handled():
+                return fn(*a, **kw)
         except TopoError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted; nothing half-written was left behind", err=True)
-            sys.exit(130)
+        except (KeyboardInterrupt, Terminated) as e:
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted (SIGINT)"
+            click.echo(f"{what}; nothing half-written was left behind", err=True)
+            sys.exit(exit_code(e))
     return wrapper
 
 
@@ -106,20 +114,25 @@ from . import cli_analyze  # noqa: E402,F401
 @handle_errors
 def optimize(cluster, out_dir, time_limit, seed, workers, force, no_failures, as_json):
     """Place jobs, size the link budget, and write plan, report and exports."""
-    from .atomic import check_output_dir
+    from .atomic import check_output_dir, output_lock
     from .errors import SpecError
     from .pipeline import optimize as run, render_outputs, write_outputs
+    from .signals import resync
     from .spec import load
     if time_limit is not None and time_limit <= 0:
         raise SpecError([("--time-limit", f"must be positive (found {time_limit:g})")])
     if workers is not None and workers < 1:
         raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
-    check_output_dir(out_dir, force)  # fail before the long work, not after it
-    c = load(cluster)
-    plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures,
-               progress=sys.stderr.isatty() and not as_json)
-    files = render_outputs(plan)
-    written = write_outputs(files, out_dir, force=force)
+    # fail before the long work, not after it: refuses -o . / .. / a parent of the cluster file too
+    check_output_dir(out_dir, force, protect=(cluster,))
+    # one run per output directory: a second one fails here (exit 2); leftovers of killed runs are cleaned
+    with output_lock(out_dir):
+        check_output_dir(out_dir, force, protect=(cluster,))
+        c = load(cluster)
+        plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures,
+                   progress=sys.stderr.isatty() and not as_json, on_stage=lambda *_: resync())
+        files = render_outputs(plan)
+        written = write_outputs(files, out_dir, force=force)
     summary = optimize_summary(plan, out_dir, written)
     if as_json:
         emit_json(summary)

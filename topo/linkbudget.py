@@ -782,7 +782,8 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     solver.parameters.random_seed = seed
     solver.parameters.num_search_workers = workers
     t0 = time.perf_counter()
-    st = solver.Solve(m)
+    from .signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.signals
+    st = solve_interruptible(solver, m)
     secs = time.perf_counter() - t0
     out = dict(status=solver.StatusName(st), seconds=secs, choice=None, scale=scale, n_shapes=len(shapes),
                n_rows=len(rows))

@@ -576,7 +576,8 @@ def _solve(m, time_s: float, seed: int, workers: int):
     solver.parameters.random_seed = int(seed)
     solver.parameters.num_workers = int(workers)
     solver.parameters.log_search_progress = False
-    status = solver.Solve(m)
+    from .signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.signals
+    status = solve_interruptible(solver, m)
     return solver, status, solver.StatusName(status)
 
 
@@ -1080,7 +1081,8 @@ def _racks_shared_bound(cap: np.ndarray, jobs: list[_Job], per_rack: list, time_
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_s
     solver.parameters.num_search_workers = 1
-    st = solver.Solve(m)
+    from .signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.signals
+    st = solve_interruptible(solver, m)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return 0
     return int(math.ceil(solver.BestObjectiveBound() - 1e-6))
