@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from .cli_options import SEED, TIME_LIMIT, WORKERS, echo
 from .errors import TopoError
 
 
@@ -28,7 +29,7 @@ def handle_errors(fn):
             with handled():
                 return fn(*a, **kw)
         except TopoError as e:
-            click.echo(f"error: {e}", err=True)
+            echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, Terminated) as e:
             what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted (SIGINT)"
@@ -68,7 +69,7 @@ def validate(cluster):
     from .validate import validate as _validate
     c = load(cluster)
     n = _validate(c)  # the fabric, placement inputs and traffic files too: all but solving
-    click.echo(f"OK: {cluster}: {n['accelerators']:,} accelerators, {n['nodes']:,} nodes, {n['racks']:,} racks")
+    echo(f"OK: {cluster}: {n['accelerators']:,} accelerators, {n['nodes']:,} nodes, {n['racks']:,} racks")
 
 
 @main.command()
@@ -93,7 +94,7 @@ def describe(cluster, as_json):
     if as_json:
         emit_json(d)
     else:
-        click.echo(describe_text(d))
+        echo(describe_text(d))
 from . import cli_export  # noqa: E402,F401
 from . import cli_place  # noqa: E402,F401
 from . import cli_failures  # noqa: E402,F401
@@ -105,14 +106,16 @@ from . import cli_analyze  # noqa: E402,F401
 @cluster_arg
 @click.option("-o", "--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="output directory (written atomically)")
-@click.option("--time-limit", type=float, default=None, help="seconds per solver (default goals.time_limit_s)")
-@click.option("--seed", type=int, default=None, help="solver and hashing seed (default goals.seed)")
-@click.option("--workers", type=int, default=None, help="solver workers (default goals.workers)")
+@click.option("--time-limit", type=TIME_LIMIT, default=None, help="seconds per solver (default goals.time_limit_s)")
+@click.option("--seed", type=SEED, default=None, help="solver and hashing seed (default goals.seed)")
+@click.option("--workers", type=WORKERS, default=None, help="solver workers (default goals.workers)")
+@click.option("--objective", type=click.Choice(["cost", "power", "balanced"]), default=None,
+              help="what the link budget minimises (default goals.objective)")
 @click.option("--force", is_flag=True, help="replace an existing output directory")
 @click.option("--no-failures", is_flag=True, help="skip the failure-headroom stage")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary on stdout")
 @handle_errors
-def optimize(cluster, out_dir, time_limit, seed, workers, force, no_failures, as_json):
+def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_failures, as_json):
     """Place jobs, size the link budget, and write plan, report and exports."""
     from .atomic import check_output_dir, output_lock
     from .errors import SpecError
@@ -129,7 +132,7 @@ def optimize(cluster, out_dir, time_limit, seed, workers, force, no_failures, as
     with output_lock(out_dir):
         check_output_dir(out_dir, force, protect=(cluster,))
         c = load(cluster)
-        plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures,
+        plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures, objective=objective,
                    progress=sys.stderr.isatty() and not as_json, on_stage=lambda *_: resync())
         files = render_outputs(plan)
         written = write_outputs(files, out_dir, force=force)
@@ -138,7 +141,7 @@ def optimize(cluster, out_dir, time_limit, seed, workers, force, no_failures, as
         emit_json(summary)
     else:
         from .render import optimize_text
-        click.echo(optimize_text(summary))
+        echo(optimize_text(summary))
 
 
 def optimize_summary(plan: dict, out_dir, written) -> dict:

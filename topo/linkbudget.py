@@ -905,7 +905,7 @@ def _network_positions(fabric, cluster) -> dict:
     return out
 
 
-def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str = "cost",
+def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Optional[str] = None,
            survive: Optional[str] = None, target_util: Optional[float] = None,
            time_limit: Optional[float] = None, seed: Optional[int] = None, workers: Optional[int] = None,
            switch_choice: str = "fixed", max_oversubscription: Optional[float] = None,
@@ -937,6 +937,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: str
     from .spec import wire_efficiency
     from . import budget_check
     t_start = time.perf_counter()
+    if objective is None:
+        objective = cluster.file.goals.objective
     survive, tau, time_limit, seed, workers = _options(
         cluster, objective, survive, target_util, time_limit, seed, workers, switch_choice, max_oversubscription)
     if fabric is None:
