@@ -250,3 +250,14 @@ def test_loads_csv_quotes_hostile_node_names(tmp_path):
     assert head == ["link", "src", "dst", "tier", "gbps", "load_gbps", "util"]
     assert body and all(len(x) == len(head) for x in body)
     assert any(x[1] == hostile for x in body) and any(x[2] == hostile for x in body)
+
+
+def test_failures_and_the_analyze_api_take_an_over_full_queue(over):
+    import topo
+    from topo.spec import load
+    c = load(over)
+    a = topo.analyze(c, routing="fluid")
+    assert {j["name"] for j in a.summary["jobs"]} == {"llm-a", "moe-b", "ft-c"}
+    r = run("failures", over, "--single", "--json")
+    assert r.exit_code == 0, r.output
+    assert "aaa-x" in r.output

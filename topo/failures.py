@@ -230,16 +230,18 @@ def resolve_placement(cluster, fabric: Fabric, placement=None) -> tuple[dict, st
     """The placement to analyse and a note on where it came from.
 
     The given placement (e.g. a plan's ``placement.assignment``) when there is
-    one, else the in-order placement of :func:`topo.traffic.in_order_placement`
-    (deterministic, no solver: pass a plan for an optimised placement).
+    one, else the in-order placement of the jobs that fit
+    (:func:`topo.pipeline.fit_in_order`: deterministic, no solver; pass a plan
+    for an optimised placement).
     """
     if placement is not None:
         return ({str(k): np.asarray(v, np.int64) for k, v in placement.items()}, "given placement")
     if cluster is None or not cluster.file.jobs:
         return {}, "no jobs"
-    from .traffic import in_order_placement
-    return ({k: np.asarray(v, np.int64) for k, v in in_order_placement(cluster, fabric).items()},
-            "in-order placement")
+    from .pipeline import fit_in_order
+    pl, left = fit_in_order(cluster, fabric)  # a queue larger than the free capacity is normal
+    return ({k: np.asarray(v, np.int64) for k, v in pl.items()},
+            "in-order placement" + (f" of the jobs that fit; unplaced: {', '.join(left)}" if left else ""))
 
 
 def _context(cluster, fabric: Fabric, placement, scaleup_switches=None) -> _Ctx:
