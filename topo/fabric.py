@@ -225,11 +225,30 @@ class Fabric:
 
 
 # --- helpers ----------------------------------------------------------------------
-def _split_ports(radix: int, os: float) -> tuple[int, int]:
-    """Down and up port counts for a switch of `radix` at oversubscription `os`."""
-    down = int(round(radix * os / (1.0 + os)))
-    down = min(max(down, 1), radix - 1)
-    return down, radix - down
+def _exact_split(radix: int, os: float) -> Optional[tuple[int, int]]:
+    """Down and up port counts with down / up equal to `os` exactly, using as many of the `radix`
+    ports as possible (ties: more down ports); None when no split of at most `radix` ports has
+    that ratio. Under-subscription (os < 1) gives more up than down ports."""
+    best = None
+    for u in range(1, radix):
+        d = int(round(os * u))
+        if d < 1 or d + u > radix:
+            continue
+        if abs(d - os * u) > 1e-9 * max(1.0, os * u):
+            continue
+        if best is None or d + u > best[0] + best[1] or (d + u == best[0] + best[1] and d > best[0]):
+            best = (d, u)
+    return best
+
+
+def _split_refusal(radix: int, os: float) -> str:
+    """Why a radix cannot be split at `os` exactly, with the nearest exact ratios."""
+    d = int(round(radix * os / (1.0 + os)))
+    d = min(max(d, 1), radix - 1)
+    near = sorted({(dd, radix - dd) for dd in (d - 1, d, d + 1) if 1 <= dd < radix})
+    return (f"{radix} ports at {os:g}:1 would be {radix * os / (1 + os):.4g} down and {radix / (1 + os):.4g} up; "
+            f"no whole split of at most {radix} ports has that ratio. Exact choices: "
+            + ", ".join(f"{dd}/{uu} = {dd / uu:.4g}" for dd, uu in near))
 
 
 def _largest_bundle(up_ports: int, peers: int, radix: int) -> int:
@@ -354,19 +373,20 @@ def build(cluster: Cluster) -> Fabric:
             rack_type_names=rack_type_names, port_ep=port_ep, port_gbps=port_gbps))
 
     planes = f.fabric.planes
-    # --- which plane and which leaf each port lands on ---------------------------------
-    if fam == "rail_only":
-        n_rails = int(max(acc_per.max(), 1))
-        port_plane = ep_local[port_ep].astype(np.int64) % n_rails
-        planes = n_rails
-    elif planes > 1:
-        port_plane = port_k % planes
-    else:
-        port_plane = np.zeros(port_ep.shape[0], dtype=np.int64)
+    fab = f.fabric
+    dual = bool(fab.dual_homed)
+    n_rails = int(max(acc_per.max(), 1))
+    port_type = ep_type[port_ep]
+    file_index = {nt.name: i for i, nt in enumerate(f.node_types)}
+    errs: list[tuple[str, str]] = []
+    derived: list[dict] = []
+
+    def derive(what: str, value, rule: str, stated: bool = False):
+        derived.append({"what": what, "value": value, "rule": rule, "stated": stated})
 
     tiers = list(cluster.tiers)
     if fam == "fat_tree":
-        k = f.fabric.k
+        k = fab.k
         from .spec import ResolvedTier, SwitchSpec
         sw = cluster.tiers[0].switch if cluster.tiers else None
         spec = SwitchSpec(radix=k, port_gbps=sw.port_gbps if sw else 400.0,
@@ -376,138 +396,350 @@ def build(cluster: Cluster) -> Fabric:
     n_tiers = len(tiers)
     radix = [t.switch.radix for t in tiers]
     sw_gbps = [t.switch.port_gbps for t in tiers]
-    errs: list[tuple[str, str]] = []
 
-    # leaf port split; a switch port faster than the NIC port is broken out
+    # --- endpoint ports against the leaf ports ------------------------------------------
+    # A NIC port faster than the leaf port would run at the leaf's speed: refused, never slowed.
+    for ti in np.unique(port_type).tolist():
+        pg = float(port_gbps_type[ti])
+        if pg > sw_gbps[0] * (1 + 1e-12):
+            nt = nts[ti]
+            need = math.ceil(pg / sw_gbps[0])
+            errs.append((f"node_types[{file_index[type_names[ti]]}].nic_gbps",
+                         f"a {pg:g}G NIC port (nic_gbps {nt.nic_gbps:g} / nic_ports {nt.nic_ports}) is faster than "
+                         f"the {sw_gbps[0]:g}G port of the leaf switch {tiers[0].switch_name!r}; split each NIC into "
+                         f"{nt.nic_ports * need} ports (nic_ports: {nt.nic_ports * need}) or choose a leaf with ports of "
+                         f"at least {pg:g}G"))
+    if errs:
+        raise SpecError(errs)
     nic_port = float(port_gbps.max())
-    breakout = max(int(sw_gbps[0] // nic_port), 1) if sw_gbps[0] >= nic_port else 1
+    breakout = max(int(sw_gbps[0] // nic_port), 1)
+    if breakout > 1:
+        derive("leaf port breakout", breakout,
+               f"leaf port {sw_gbps[0]:g}G / fastest NIC port {nic_port:g}G = {breakout} NIC ports per leaf port")
+
+    # --- leaf port split (exact: down/up capacity is the stated ratio) ----------------------
     if n_tiers == 1:
         d0, u0 = radix[0], 0
     else:
-        d0, u0 = _split_ports(radix[0], tiers[0].oversubscription)
+        sp = _exact_split(radix[0], tiers[0].oversubscription)
+        if sp is None:
+            raise SpecError([("fabric.tiers[0].oversubscription", _split_refusal(radix[0], tiers[0].oversubscription))])
+        d0, u0 = sp
+        spare = radix[0] - d0 - u0
+        derive("leaf ports down / up", f"{d0} / {u0}",
+               f"largest split of radix {radix[0]} with down/up = {tiers[0].oversubscription:g} exactly"
+               + (f" ({spare} port(s) idle)" if spare else ""))
     ep_per_leaf = d0 * breakout
 
-    # sequence of each port within its plane (and rail, for rail-optimized)
-    if fam == "rail_optimized":
-        n_rails = int(max(acc_per.max(), 1))
+    # --- rail, plane and side of every port --------------------------------------------------
+    if fam in ("rail_optimized", "rail_only"):
         rail = ep_local[port_ep].astype(np.int64) % n_rails
-        seq = _rank_within(rail, n_rails)
-        leaf_in_plane = (seq // ep_per_leaf) * n_rails + rail
-    elif f.fabric.dual_homed:
-        seq = _rank_within(port_k % 2, 2)
-        leaf_in_plane = (seq // ep_per_leaf) * 2 + (port_k % 2)
+        host = ~ep_is_accel[port_ep]
+        if host.any():
+            # hosts without accelerators: port k on rail k (k // 2 when dual-homed: a NIC's two
+            # ports on two leaves of one rail) unless the node type states its rails
+            rail[host] = (port_k[host] // (2 if dual else 1)) % n_rails
+            for ti, tname in enumerate(type_names):
+                stated = f.node_types[file_index[tname]].rails
+                m = host & (port_type == ti)
+                if stated is not None and m.any():
+                    rail[m] = np.asarray(stated, np.int64)[port_k[m]]
     else:
-        seq = _rank_within(port_plane, planes)
-        leaf_in_plane = seq // ep_per_leaf
+        rail = np.zeros(port_ep.shape[0], np.int64)
+    side = (port_k & 1) if dual else np.zeros(port_ep.shape[0], np.int64)
+    if fam == "rail_only":
+        port_plane = rail
+        planes = n_rails
+        lane = np.zeros_like(rail)
+    elif planes > 1:
+        port_plane = port_k % planes
+        lane = np.zeros_like(rail)
+    else:
+        port_plane = np.zeros(port_ep.shape[0], dtype=np.int64)
+        lane = rail if fam == "rail_optimized" else np.zeros_like(rail)
 
+    # leaves: (plane, group, lane, side); a group holds ep_per_leaf ports of one lane and side.
+    # Only leaves with ports are built, numbered per plane in (group, lane, side) order.
+    nsub = 2 * n_rails
+    sub = lane * 2 + side
+    seq = _rank_within(port_plane * nsub + sub, planes * nsub)
+    lk = (seq // ep_per_leaf) * nsub + sub
+    span = int(lk.max()) + 1 if lk.size else 1
+    uk, leaf_global = np.unique(port_plane * span + lk, return_inverse=True)
+    leaf_global = leaf_global.ravel().astype(np.int64)
+    Ls = np.bincount(uk // span, minlength=planes).astype(np.int64)
+    first_leaf = np.concatenate([[0], np.cumsum(Ls)[:-1]])
+    leaf_in_plane = leaf_global - first_leaf[port_plane]
+    empty_planes = np.flatnonzero(Ls == 0)
+    if empty_planes.size:
+        what = "rail" if fam == "rail_only" else "plane"
+        raise SpecError([("fabric.planes", f"{what} {int(empty_planes[0])} of {planes} gets no endpoint port "
+                                           f"(ports go to plane = port index mod planes; some nodes have fewer ports "
+                                           f"per endpoint than planes); a plane with nothing attached is not built")])
     if fam == "fat_tree":
-        leaves_per_plane = k * k // 2
-    else:
-        leaves_per_plane = int(leaf_in_plane.max()) + 1 if leaf_in_plane.size else 1
+        if int(Ls.max()) < k * k // 2:
+            raise SpecError([("fabric.k", f"a k={k} fat tree has {k * k // 2} edge switches of {k // 2} host ports; "
+                                          f"the {port_ep.shape[0]:,} endpoint ports fill {int(Ls.max())}, so "
+                                          f"{k * k // 2 - int(Ls.max())} would have nothing attached; use a smaller k "
+                                          f"or family clos")])
+        Ls = np.full(planes, k * k // 2, np.int64)
+    L = int(Ls.max())
 
-    # --- tier structure per plane -------------------------------------------------------
-    L = leaves_per_plane
+    # --- speeds between switch tiers: the faster port breaks out into lanes of the slower -------
+    def lanes(t: int) -> tuple[float, int, int]:
+        a, b = sw_gbps[t], sw_gbps[t + 1]
+        g = min(a, b)
+        ka, kb = a / g, b / g
+        if abs(ka - round(ka)) > 1e-9 or abs(kb - round(kb)) > 1e-9:
+            errs.append((f"fabric.tiers[{t + 1}].switch",
+                         f"a {a:g}G {TIER_NAMES[t + 1]} port cannot face a {b:g}G {TIER_NAMES[t + 2]} port exactly: "
+                         f"{max(a, b):g}G is not a whole number of {g:g}G lanes; choose port speeds that divide"))
+            return g, 1, 1
+        ka, kb = int(round(ka)), int(round(kb))
+        if ka > 1:
+            derive(f"{TIER_NAMES[t + 1]} uplink breakout", ka,
+                   f"{TIER_NAMES[t + 1]} port {a:g}G / {TIER_NAMES[t + 2]} port {b:g}G = {ka} x {g:g}G links per port")
+        if kb > 1:
+            derive(f"{TIER_NAMES[t + 2]} downlink breakout", kb,
+                   f"{TIER_NAMES[t + 2]} port {b:g}G / {TIER_NAMES[t + 1]} port {a:g}G = {kb} x {g:g}G links per port")
+        return g, ka, kb
+
+    def refuse_fields(names):
+        for nm in names:
+            if getattr(fab, nm) is not None:
+                errs.append((f"fabric.{nm}", f"applies to a {'3' if nm != 'spines_per_pod' else '2- or 3'}-tier "
+                                             f"fabric; this one has {n_tiers} tier(s)"))
+
+    g1 = g2 = 0.0
+    k0 = kS1 = k1 = kS2 = 1
+    U0 = U1 = 0
+    Lp = L
+    b2_last = 0
+    partial_planes = np.zeros(planes, bool)
     if n_tiers == 1:
+        refuse_fields(("leaves_per_pod", "spines_per_pod", "pods", "super_spines"))
         if L > 1:
             errs.append(("fabric.tiers[0].radix", f"one tier of radix {radix[0]} connects {ep_per_leaf} endpoint ports; {int(port_ep.shape[0] // planes)} need a second tier"))
-        S1 = S2 = 0
-        pods, Lp, b1, b2, spines_per_pod = 1, L, 0, 0, 0
+        pods_p = np.ones(planes, np.int64)
+        S1p = np.zeros(planes, np.int64)
+        S2 = 0
+        pods, b1, b2, spines_per_pod = 1, 0, 0, 0
         d1 = u1 = 0
     elif n_tiers == 2:
+        refuse_fields(("super_spines",))
+        if fab.pods is not None and fab.pods != 1:
+            errs.append(("fabric.pods", f"a 2-tier fabric is one pod per plane; found pods: {fab.pods}"))
+        if fab.leaves_per_pod is not None and fab.leaves_per_pod != L:
+            errs.append(("fabric.leaves_per_pod", f"a 2-tier fabric is one pod of all its leaves: the endpoint ports "
+                                                  f"fill {L} leaves of {ep_per_leaf} ports per plane, not {fab.leaves_per_pod}"))
         if abs(tiers[1].oversubscription - 1.0) > 1e-12:
             errs.append(("fabric.tiers[1].oversubscription", "the top tier has no uplinks; its oversubscription must be 1"))
-        b1 = tiers[0].bundle or _largest_bundle(u0, L, radix[1])
-        if u0 % b1:
-            errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {u0} leaf uplinks"))
+        g1, k0, kS1 = lanes(0)
+        U0 = u0 * k0
+        b1 = tiers[0].bundle
+        spl = fab.spines_per_pod
+        if spl is not None:
+            if U0 % spl:
+                errs.append(("fabric.spines_per_pod", f"{U0} leaf uplinks cannot be spread evenly over {spl} spines "
+                                                      f"({U0} / {spl} = {U0 / spl:.4g} links per leaf-spine pair)"))
+            elif b1 is not None and b1 != U0 // spl:
+                errs.append(("fabric.tiers[0].bundle", f"bundle {b1} disagrees with spines_per_pod {spl}: {U0} leaf "
+                                                       f"uplinks / {spl} spines = {U0 // spl} links per pair"))
+            else:
+                b1 = U0 // spl
+        if b1 is None:
+            b1 = _largest_bundle(U0, L, radix[1] * kS1)
+            derive("leaf-spine bundle", b1, f"largest b dividing the {U0} leaf uplinks with {L} leaves x b <= "
+                                            f"{radix[1] * kS1} spine links")
+        if U0 % b1:
+            errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {U0} leaf uplinks"))
             b1 = 1
-        if L * b1 > radix[1]:
+        if -(-L * b1 // kS1) > radix[1]:
             errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} is too small for {L} leaves x {b1} links per spine; use a larger switch or a third tier"))
-        spines_per_pod = u0 // b1
-        S1, S2, pods, Lp, b2, d1, u1 = spines_per_pod, 0, 1, L, 0, 0, 0
+        spines_per_pod = U0 // b1
+        derive("spines per plane", spines_per_pod, f"leaf uplinks / bundle = {U0} / {b1} = {spines_per_pod}",
+               stated=spl is not None)
+        pods_p = np.ones(planes, np.int64)
+        S1p = np.full(planes, spines_per_pod, np.int64)
+        S2, pods, b2, d1, u1 = 0, 1, 0, 0, 0
     else:
-        b1 = tiers[0].bundle or 1
-        if u0 % b1:
-            errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {u0} leaf uplinks"))
-            b1 = 1
-        d1, u1 = _split_ports(radix[1], tiers[1].oversubscription)
         if abs(tiers[2].oversubscription - 1.0) > 1e-12:
             errs.append(("fabric.tiers[2].oversubscription", "the top tier has no uplinks; its oversubscription must be 1"))
-        Lp = d1 // b1
-        if Lp < 1:
-            errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} leaves no down ports for bundles of {b1}"))
-            Lp = 1
+        g1, k0, kS1 = lanes(0)
+        g2, k1, kS2 = lanes(1)
+        U0 = u0 * k0
+        b1 = tiers[0].bundle
+        spl = fab.spines_per_pod
+        if spl is not None:
+            if U0 % spl:
+                errs.append(("fabric.spines_per_pod", f"{U0} leaf uplinks cannot be spread evenly over {spl} spines "
+                                                      f"per pod ({U0} / {spl} = {U0 / spl:.4g} links per leaf-spine pair)"))
+            elif b1 is not None and b1 != U0 // spl:
+                errs.append(("fabric.tiers[0].bundle", f"bundle {b1} disagrees with spines_per_pod {spl}: {U0} leaf "
+                                                       f"uplinks / {spl} spines = {U0 // spl} links per pair"))
+            else:
+                b1 = U0 // spl
+        b1 = b1 or 1
+        if U0 % b1:
+            errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {U0} leaf uplinks"))
+            b1 = 1
+        spines_per_pod = U0 // b1
+        derive("spines per pod", spines_per_pod, f"leaf uplinks / bundle = {U0} / {b1} = {spines_per_pod}",
+               stated=spl is not None)
+        os1 = tiers[1].oversubscription
         if fam == "fat_tree":
+            if fab.leaves_per_pod is not None or fab.pods is not None or fab.super_spines is not None:
+                errs.append(("fabric.k", "a fat tree's pods follow from k (k/2 edge switches per pod); leave "
+                                         "leaves_per_pod, pods and super_spines out"))
             Lp = k // 2
-        pods = -(-L // Lp)
-        spines_per_pod = u0 // b1
-        b2 = tiers[1].bundle or _largest_bundle(u1, pods, radix[2])
-        if u1 % b2:
-            errs.append(("fabric.tiers[1].bundle", f"bundle {b2} does not divide the {u1} spine uplinks"))
+            d1 = u1 = k // 2
+        elif fab.leaves_per_pod is not None or fab.pods is not None:
+            # pod size stated: the spine's down ports are exactly the pod's links, its up ports follow from
+            # the stated oversubscription; anything else is refused with the arithmetic
+            path = "fabric.leaves_per_pod" if fab.leaves_per_pod is not None else "fabric.pods"
+            if fab.leaves_per_pod is not None:
+                Lp = fab.leaves_per_pod
+            else:
+                Lp = -(-L // fab.pods)
+                derive("leaves per pod", Lp, f"ceil(leaves per plane / pods) = ceil({L} / {fab.pods}) = {Lp}")
+            D1 = Lp * b1
+            if D1 % kS1:
+                errs.append((path, f"{Lp} leaves x {b1} links = {D1} spine downlinks do not fill whole "
+                                   f"{sw_gbps[1]:g}G spine ports of {kS1} x {g1:g}G lanes"))
+            d1 = -(-D1 // kS1)
+            up = d1 / os1
+            u1 = int(round(up))
+            if abs(up - u1) > 1e-9 * max(1.0, up) or u1 < 1:
+                lo_u, hi_u = max(int(math.floor(up)), 1), int(math.ceil(up))
+                alts = sorted({lp for lp in (int(round(lo_u * os1)) // b1, int(round(hi_u * os1)) // b1)
+                               if lp > 0 and abs((lp * b1 / kS1) / os1 - round((lp * b1 / kS1) / os1)) < 1e-9
+                               and (lp * b1) % kS1 == 0})
+                errs.append((path, f"{Lp} leaves per pod x bundle {b1} = {d1} spine down ports; at "
+                                   f"{os1:g}:1 (fabric.tiers[1].oversubscription) they need {d1} / {os1:g} = "
+                                   f"{up:.4g} up ports, not a whole number. Exact choices: "
+                                   + (", ".join(f"{lp} leaves per pod" for lp in alts) + " or " if alts else "")
+                                   + f"oversubscription {d1}/{lo_u} = {d1 / lo_u:.4g}"
+                                   + (f" or {d1}/{hi_u} = {d1 / hi_u:.4g}" if hi_u != lo_u else "")))
+                u1 = max(lo_u, 1)
+            if d1 + u1 > radix[1]:
+                errs.append(("fabric.tiers[1].radix", f"{Lp} leaves per pod x bundle {b1} = {d1} down ports + "
+                                                      f"{d1} / {os1:g} = {u1} up ports = {d1 + u1} exceed the spine "
+                                                      f"radix {radix[1]}"))
+            derive("spine ports down / up", f"{d1} / {u1}",
+                   f"down = leaves per pod x bundle = {Lp} x {b1}; up = down / {os1:g}"
+                   + (f"; {radix[1] - d1 - u1} of {radix[1]} ports unused" if d1 + u1 < radix[1] else ""))
+            derive("leaves per pod", Lp, "stated" if fab.leaves_per_pod is not None else "from pods",
+                   stated=fab.leaves_per_pod is not None)
+        else:
+            sp1 = _exact_split(radix[1], os1)
+            if sp1 is None:
+                raise SpecError([("fabric.tiers[1].oversubscription", _split_refusal(radix[1], os1))])
+            d1, u1 = sp1
+            derive("spine ports down / up", f"{d1} / {u1}",
+                   f"largest split of radix {radix[1]} with down/up = {os1:g} exactly"
+                   + (f" ({radix[1] - d1 - u1} port(s) idle)" if d1 + u1 < radix[1] else ""))
+            Lp = (d1 * kS1) // b1
+            if Lp < 1:
+                errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} leaves no down ports for bundles of {b1}"))
+                Lp = 1
+            derive("leaves per pod", Lp, f"spine downlinks / bundle = {d1 * kS1} / {b1} = {Lp} (not stated: set "
+                                         f"fabric.leaves_per_pod to fix the pod size)")
+        pods_p = -(-Ls // Lp)
+        pods = int(pods_p.max())
+        if fab.pods is not None and (pods_p != fab.pods).any():
+            bad = int(np.flatnonzero(pods_p != fab.pods)[0])
+            errs.append(("fabric.pods", f"{int(Ls[bad])} leaves per plane in pods of {Lp} make "
+                                        f"ceil({int(Ls[bad])} / {Lp}) = {int(pods_p[bad])} pods, not {fab.pods}"))
+        if fam != "fat_tree":
+            derive("pods per plane", pods, f"ceil(leaves per plane / leaves per pod) = ceil({L} / {Lp}) = {pods}",
+                   stated=fab.pods is not None)
+        U1 = u1 * k1
+        b2 = tiers[1].bundle
+        ssp = fab.super_spines
+        if ssp is not None:
+            if ssp % spines_per_pod or U1 % (ssp // spines_per_pod or 1) or ssp < spines_per_pod:
+                errs.append(("fabric.super_spines", f"{ssp} super-spines per plane cannot take the {U1} uplinks of "
+                                                    f"each of {spines_per_pod} spine positions evenly (need a multiple "
+                                                    f"of {spines_per_pod} that divides {spines_per_pod} x {U1})"))
+            else:
+                want = U1 // (ssp // spines_per_pod)
+                if b2 is not None and b2 != want:
+                    errs.append(("fabric.tiers[1].bundle", f"bundle {b2} disagrees with super_spines {ssp}: {U1} "
+                                                           f"spine uplinks / {ssp // spines_per_pod} = {want}"))
+                b2 = want
+        if b2 is None:
+            b2 = _largest_bundle(U1, pods, radix[2] * kS2) if U1 else 1
+            derive("spine-super bundle", b2, f"largest b dividing the {U1} spine uplinks with {pods} pods x b <= "
+                                             f"{radix[2] * kS2} super-spine links")
+        if U1 % b2:
+            errs.append(("fabric.tiers[1].bundle", f"bundle {b2} does not divide the {U1} spine uplinks"))
             b2 = 1
-        if pods * b2 > radix[2]:
+        if -(-pods * b2 // kS2) > radix[2]:
             errs.append(("fabric.tiers[2].radix", f"radix {radix[2]} is too small for {pods} pods x {b2} links; use a larger switch"))
-        S1 = pods * spines_per_pod
-        S2 = spines_per_pod * (u1 // b2)
-        # the last pod, when partly filled, may have thinner spine uplinks
-        partial = L % Lp != 0
+        S1p = pods_p * spines_per_pod
+        S2 = spines_per_pod * (U1 // b2)
+        derive("super-spines per plane", S2, f"spines per pod x spine uplinks / bundle = {spines_per_pod} x {U1} / "
+                                             f"{b2} = {S2}", stated=ssp is not None)
+        # the last pod of a plane, when partly filled, may have thinner spine uplinks
+        partial_planes = (Ls % Lp) != 0
         bp = tiers[1].partial_pod_bundle
-        if bp is not None and not partial:
+        if bp is not None and not partial_planes.any():
             errs.append(("fabric.tiers[1].partial_pod_bundle", f"every pod is full ({L} leaves per plane, {Lp} per pod)"))
         elif bp is not None and bp > b2:
             errs.append(("fabric.tiers[1].partial_pod_bundle", f"{bp} is more than the bundle of the full pods ({b2})"))
-        b2_last = bp if (bp is not None and partial and bp <= b2) else b2
+        b2_last = bp if (bp is not None and partial_planes.any() and bp <= b2) else b2
     if errs:
         raise SpecError(errs)
+    S1 = int(S1p.max()) if S1p.size else 0
 
-    per_plane = L + S1 + S2
-    n_sw = per_plane * planes
+    per_plane = Ls + S1p + S2
+    n_sw = int(per_plane.sum())
     n_nodes = n_ep + n_sw
     node_tier = np.zeros(n_nodes, np.int8)
     node_plane = np.zeros(n_nodes, np.int16)
     node_pod = np.full(n_nodes, -1, np.int32)
     node_index = np.zeros(n_nodes, np.int64)
     node_index[:n_ep] = np.arange(n_ep)
-    plane_base = n_ep + np.arange(planes, dtype=np.int64) * per_plane
+    plane_base = n_ep + np.concatenate([[0], np.cumsum(per_plane)[:-1]]).astype(np.int64)
     for p in range(planes):
-        b = plane_base[p]
-        node_tier[b:b + L] = 1
-        node_tier[b + L:b + L + S1] = 2
-        node_tier[b + L + S1:b + per_plane] = 3
-        node_plane[b:b + per_plane] = p
-        node_index[b:b + L] = np.arange(L)
-        node_index[b + L:b + L + S1] = np.arange(S1)
-        node_index[b + L + S1:b + per_plane] = np.arange(S2)
+        b, Lq, Sq = int(plane_base[p]), int(Ls[p]), int(S1p[p])
+        node_tier[b:b + Lq] = 1
+        node_tier[b + Lq:b + Lq + Sq] = 2
+        node_tier[b + Lq + Sq:b + Lq + Sq + S2] = 3
+        node_plane[b:b + Lq + Sq + S2] = p
+        node_index[b:b + Lq] = np.arange(Lq)
+        node_index[b + Lq:b + Lq + Sq] = np.arange(Sq)
+        node_index[b + Lq + Sq:b + Lq + Sq + S2] = np.arange(S2)
         if n_tiers == 3:
-            node_pod[b:b + L] = np.arange(L) // Lp
-            node_pod[b + L:b + L + S1] = np.arange(S1) // spines_per_pod
+            node_pod[b:b + Lq] = np.arange(Lq) // Lp
+            node_pod[b + Lq:b + Lq + Sq] = np.arange(Sq) // spines_per_pod
         else:
-            node_pod[b:b + L + S1] = 0
+            node_pod[b:b + Lq + Sq] = 0
 
     links = _Links()
     # endpoint -> leaf
     leaf_node = plane_base[port_plane] + leaf_in_plane
     links.add(port_ep, leaf_node, port_gbps, 0, port_plane)
-    up_gbps = [sw_gbps[0], sw_gbps[1] if n_tiers > 1 else 0]
     for p in range(planes):
-        b = plane_base[p]
+        b, Lq, Sq = int(plane_base[p]), int(Ls[p]), int(S1p[p])
         if n_tiers >= 2:
             # leaf l in pod l // Lp connects to every spine of its pod with b1 links
-            leaves = np.repeat(np.arange(L, dtype=np.int64), spines_per_pod * b1)
-            j = np.tile(np.repeat(np.arange(spines_per_pod, dtype=np.int64), b1), L)
+            leaves = np.repeat(np.arange(Lq, dtype=np.int64), spines_per_pod * b1)
+            j = np.tile(np.repeat(np.arange(spines_per_pod, dtype=np.int64), b1), Lq)
             pod = leaves // Lp if n_tiers == 3 else np.zeros_like(leaves)
-            links.add(b + leaves, b + L + pod * spines_per_pod + j, min(sw_gbps[0], sw_gbps[1]), 1, p)
+            links.add(b + leaves, b + Lq + pod * spines_per_pod + j, g1, 1, p)
         if n_tiers == 3:
-            # spine j of each pod connects to the u1/b2 super-spines of spine-plane j, b2 links each
+            # spine j of each pod connects to the U1/b2 super-spines of spine-plane j, b2 links each
             # (the last pod's spines with b2_last links each when it is partly filled)
-            per_plane_sup = u1 // b2
-            full = S1 - spines_per_pod if b2_last != b2 else S1
-            for first, count, bb in ((0, full, b2), (full, S1 - full, b2_last)):
+            per_plane_sup = U1 // b2
+            full = Sq - spines_per_pod if (b2_last != b2 and partial_planes[p]) else Sq
+            for first, count, bb in ((0, full, b2), (full, Sq - full, b2_last)):
                 if count <= 0:
                     continue
                 spines = first + np.repeat(np.arange(count, dtype=np.int64), per_plane_sup * bb)
                 jj = spines % spines_per_pod
                 m = np.tile(np.repeat(np.arange(per_plane_sup, dtype=np.int64), bb), count)
-                links.add(b + L + spines, b + L + S1 + jj * per_plane_sup + m, min(sw_gbps[1], sw_gbps[2]), 2, p)
+                links.add(b + Lq + spines, b + Lq + Sq + jj * per_plane_sup + m, g2, 2, p)
     lo, hi, gbps, ltier, lplane = links.arrays()
 
     # --- floor positions of switches ---------------------------------------------------
@@ -559,21 +791,34 @@ def build(cluster: Cluster) -> Fabric:
     rep = lambda a: np.repeat(a, 2)
     indptr, adj = csr(src, n_nodes)
 
-    os_t = []
+    # oversubscription per tier, in capacity: a full switch's down capacity over its up capacity
+    # (the design ratio), and the largest over the switches actually built (counted from the links)
+    cap_dn = np.bincount(hi, weights=gbps, minlength=n_nodes)
+    cap_up = np.bincount(lo, weights=gbps, minlength=n_nodes)
+    os_t, os_built = [], []
     for t in range(n_tiers):
-        if t == 0 and n_tiers > 1:
-            os_t.append(ep_per_leaf * nic_port / (u0 * up_gbps[0]) if u0 else math.inf)
-        elif t == 1 and n_tiers == 3:
-            os_t.append(d1 / u1 if u1 else math.inf)
-        else:
+        if t == n_tiers - 1:
             os_t.append(1.0)
-    counts = [L * planes, S1 * planes, S2 * planes][:n_tiers]
+            os_built.append(1.0)
+            continue
+        if t == 0:
+            os_t.append(ep_per_leaf * nic_port / (U0 * g1) if U0 else math.inf)
+        else:
+            os_t.append(d1 * kS1 * g1 / (U1 * g2) if U1 else math.inf)
+        m = node_tier == t + 1
+        up_c = cap_up[m]
+        os_built.append(float((cap_dn[m] / up_c).max()) if up_c.size and (up_c > 0).all() else math.inf)
+    counts = [int(Ls.sum()), int(S1p.sum()), S2 * planes][:n_tiers]
     meta = {"leaves_per_pod": Lp, "spines_per_pod": spines_per_pod, "bundles": [b1, b2][: max(n_tiers - 1, 0)],
-            "endpoint_ports_per_leaf": ep_per_leaf, "breakout": breakout, "leaf_up_ports": u0,
-            "spine_up_ports": u1, "cluster_name": cluster.name}
-    if n_tiers == 3 and L % Lp:
+            "endpoint_ports_per_leaf": ep_per_leaf, "breakout": breakout, "leaf_up_ports": U0,
+            "spine_up_ports": U1, "cluster_name": cluster.name,
+            "port_split": [[d0, u0], [d1, u1]][: max(n_tiers - 1, 1)],
+            "uplink_breakout": [k0, k1][: max(n_tiers - 1, 0)],
+            "leaves_per_plane": Ls.tolist(), "pods_per_plane": pods_p.tolist(),
+            "derived": derived, "oversubscription_built": os_built}
+    if n_tiers == 3 and partial_planes.any():
         meta["partial_pod_bundle"] = b2_last
-        meta["partial_pod_leaves"] = L - (pods - 1) * Lp
+        meta["partial_pod_leaves"] = L - (pods - 1) * Lp if L % Lp else Lp
     if fam == "fat_tree":
         meta["k"] = k
     return Fabric(

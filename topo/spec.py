@@ -138,6 +138,11 @@ class NodeType(_M):
     power_busy_kw: Optional[KW] = None
     power_idle_kw: Optional[KW] = None
     scaleup: Optional[ScaleUp] = None
+    # rail-optimized and rail-only fabrics, nodes without accelerators: the rail of each fabric port
+    # (nics x nic_ports of them, in order). Default: port k on rail k mod rails (a NIC's two ports
+    # on one rail when dual-homed)
+    rails: Optional[list[Annotated[int, Field(ge=0, le=limits.MAX_ACCELERATORS_PER_NODE)]]] = Field(
+        default=None, min_length=1, max_length=limits.MAX_NICS_PER_NODE * limits.MAX_NIC_PORTS)
 
 
 class RackType(_M):
@@ -162,7 +167,10 @@ class Floor(_M):
 # --- fabric -----------------------------------------------------------------------
 class Tier(_M):
     switch: Union[Name, SwitchSpec] = "th5-128x400"
-    oversubscription: Annotated[float, Field(ge=1.0, le=1e6)] = 1.0
+    # down capacity / up capacity of each switch of the tier; below 1 is under-subscribed (more
+    # uplink than downlink capacity). Built exactly (the largest whole split of the radix with this
+    # ratio) or refused
+    oversubscription: Annotated[float, Field(gt=0, le=1e6)] = 1.0
     bundle: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
     # spine tier of a 3-tier Clos: links from each spine of the last pod to each of its
     # super-spines when that pod has fewer leaves than the others (default: bundle)
@@ -188,6 +196,12 @@ class Fabric(_M):
     planes: Annotated[int, Field(ge=1, le=limits.MAX_PLANES)] = 1
     dual_homed: bool = False
     custom: Optional[CustomGraph] = None
+    # pod structure stated, not derived (per plane); the builder uses it exactly or refuses with the
+    # arithmetic. Unset, each is derived and `topo describe` shows the rule
+    leaves_per_pod: Optional[Count] = None
+    spines_per_pod: Optional[Count] = None
+    pods: Optional[Count] = None
+    super_spines: Optional[Count] = None
 
 
 class Transport(_M):
@@ -567,16 +581,43 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         if fab.family in ("rail_optimized", "rail_only"):
             if fab.planes > 1:
                 errs.append(("fabric.planes", "rail-optimized and rail-only fabrics are built with one plane per rail; leave planes at 1"))
+    if fab.family in ("custom",):
+        for fld in ("leaves_per_pod", "spines_per_pod", "pods", "super_spines"):
+            if getattr(fab, fld) is not None:
+                errs.append((f"fabric.{fld}", "a custom graph states its own structure; leave it out"))
     if fab.dual_homed and fab.planes > 1:
         errs.append(("fabric.dual_homed", "dual-homed NICs and multiple planes cannot be combined"))
+    n_rails = max([nt.accelerators for nt in node_types.values()] + [1])
     for tname, nt in node_types.items():
         ports = nt.nic_ports
+        ti = [x.name for x in f.node_types].index(tname)
         if fab.planes > 1 and ports % fab.planes and ports != 1:
-            errs.append((f"node_types[{[x.name for x in f.node_types].index(tname)}].nic_ports",
+            errs.append((f"node_types[{ti}].nic_ports",
                          f"{ports} ports per NIC cannot be spread over {fab.planes} planes"))
         if fab.dual_homed and ports % 2:
-            errs.append((f"node_types[{[x.name for x in f.node_types].index(tname)}].nic_ports",
+            errs.append((f"node_types[{ti}].nic_ports",
                          f"dual-homed NICs need an even number of ports (found {ports})"))
+        elif fab.dual_homed and nt.accelerators and (nt.nics * ports // nt.accelerators) % 2:
+            errs.append((f"node_types[{ti}].nics",
+                         f"dual-homed: {nt.nics} NICs x {ports} ports for {nt.accelerators} accelerators give "
+                         f"{max(nt.nics * ports // nt.accelerators, 1)} port(s) per accelerator; each accelerator "
+                         f"needs its NIC's two ports (a whole number of pairs)"))
+        stated = f.node_types[ti].rails
+        if stated is not None:
+            if fab.family not in ("rail_optimized", "rail_only"):
+                errs.append((f"node_types[{ti}].rails", f"rails apply to rail-optimized and rail-only fabrics "
+                                                         f"(family is {fab.family})"))
+            elif nt.accelerators:
+                errs.append((f"node_types[{ti}].rails", "an accelerator's NIC is on its accelerator's rail; rails "
+                                                         "applies to nodes without accelerators"))
+            elif len(stated) != nt.nics * ports:
+                errs.append((f"node_types[{ti}].rails", f"give one rail per fabric port: {nt.nics} NICs x {ports} "
+                                                         f"ports = {nt.nics * ports}, found {len(stated)}"))
+            else:
+                bad = [r for r in stated if r >= n_rails]
+                if bad:
+                    errs.append((f"node_types[{ti}].rails", f"rail {bad[0]} does not exist: the fabric has "
+                                                             f"{n_rails} rail(s), 0 to {n_rails - 1}"))
 
     # jobs
     counts_acc = sum(r.count * n * node_types[t].accelerators for r in racks for t, n in r.nodes.items() if t in node_types)

@@ -1,0 +1,173 @@
+"""Fabric fidelity (issue 13): every build is exactly the fabric the file describes, or a refusal
+naming the JSON path. Small fabrics only; every count is taken from the fabric arrays."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from topo.errors import SpecError
+from topo.fabric import build
+from topo.spec import from_dict
+
+from conftest import cluster_dict, sw
+
+
+# --- counting helpers (from the arrays only) --------------------------------------------------
+def up_links(f, tier):
+    """Physical links of a link tier as (lower node, upper node, gbps)."""
+    m = (f.link_tier == tier) & ((np.arange(f.n_links) & 1) == 0)
+    return f.link_src[m], f.link_dst[m], f.link_gbps[m]
+
+
+def switches(f, tier):
+    return np.flatnonzero(f.node_tier == tier)
+
+
+def ports_per_leaf(f):
+    """Endpoint ports attached to each leaf, leaf by leaf in id order."""
+    _, leaf, _ = up_links(f, 0)
+    return np.bincount(leaf, minlength=f.n_nodes)[switches(f, 1)]
+
+
+def homes(f, e):
+    """Leaves endpoint e's ports land on, in port order."""
+    lo, hi, _ = up_links(f, 0)
+    return hi[lo == e]
+
+
+def refused(d, path):
+    with pytest.raises(SpecError) as e:
+        build(from_dict(d))
+    errs = dict(e.value.errors)
+    assert path in errs, errs
+    return errs[path]
+
+
+def rail_cluster(n_racks=8, nodes=2, dual=False, nic_ports=1, tiers=None, **fabric):
+    d = cluster_dict(n_racks=n_racks, nodes_per_rack=nodes, accel=8, family="rail_optimized",
+                     tiers=tiers or [{"switch": sw(16)}, {"switch": sw(32)}], dual_homed=dual, **fabric)
+    d["node_types"][0]["nic_ports"] = nic_ports
+    d["node_types"][0]["nic_gbps"] = 400 * nic_ports
+    return d
+
+
+def add_cpu_hosts(d, per_rack=1, nics=1, nic_ports=1, rails=None, racks=None):
+    nt = {"name": "cpu", "accelerators": 0, "nics": nics, "nic_gbps": 400 * nic_ports, "nic_ports": nic_ports,
+          "power_busy_kw": 0.8}
+    if rails is not None:
+        nt["rails"] = rails
+    d["node_types"].append(nt)
+    d["racks"][0]["nodes"]["cpu"] = per_rack
+    return d
+
+
+# --- defect 1: rail-optimized + dual-homed ------------------------------------------------------
+def test_rail_optimized_dual_homed_puts_each_nic_on_two_leaves_of_its_rail():
+    f = build(from_dict(rail_cluster(dual=True, nic_ports=2)))
+    lo, hi, g = up_links(f, 0)
+    assert lo.size == 2 * f.n_endpoints and (g == 400).all()
+    leaf_rail = {}
+    for e in range(f.n_endpoints):
+        h = homes(f, e)
+        assert h.size == 2 and h[0] != h[1], (e, h)
+        for leaf in h.tolist():
+            leaf_rail.setdefault(leaf, set()).add(int(f.ep_local[e]))
+    # every leaf serves one rail only, so both homes of a NIC are leaves of its rail
+    assert all(len(r) == 1 for r in leaf_rail.values())
+    # 16 nodes x 8 GPUs x 2 ports of 400G on 8-down-port leaves: 2 groups x 8 rails x 2 sides
+    assert f.tier_switch_counts[0] == switches(f, 1).size == 32
+    assert (ports_per_leaf(f) == 8).all()
+
+
+def test_rail_optimized_dual_homed_leaf_failure_isolates_no_gpu():
+    from topo.failures import analyze_failures
+    c = from_dict(rail_cluster(dual=True, nic_ports=2))
+    res = analyze_failures(c, traffic=False, kinds=("switch",)).to_dict()
+    leaf_rows = [r for r in res["single"] if r["kind"] == "switch" and "leaf" in r["name"]]
+    assert sum(r["count"] for r in leaf_rows) == 32
+    assert all(r["endpoints_isolated"] == 0 for r in leaf_rows)
+    # single-homed, a leaf failure cuts off its 8 GPUs
+    c1 = from_dict(rail_cluster(dual=False, nic_ports=1))
+    res1 = analyze_failures(c1, traffic=False, kinds=("switch",)).to_dict()
+    rows1 = [r for r in res1["single"] if r["kind"] == "switch" and "leaf" in r["name"]]
+    assert max(r["endpoints_isolated"] for r in rows1) == 8
+
+
+def test_dual_homed_needs_a_port_pair_per_accelerator():
+    d = rail_cluster(dual=True, nic_ports=2)
+    d["node_types"][0]["nics"] = 4          # 4 dual-port NICs for 8 GPUs: one port per GPU
+    with pytest.raises(SpecError) as e:
+        from_dict(d)
+    assert "node_types[0].nics" in dict(e.value.errors)
+
+
+# --- defect 5: hosts without accelerators on a rail-optimized fabric; no empty leaf ----------------
+def test_cpu_hosts_create_no_empty_leaf():
+    # 16 GPU nodes fill 8 rails x 2 groups of 8; 16 single-port CPU hosts go on rail 0
+    d = add_cpu_hosts(rail_cluster(tiers=[{"switch": sw(16)}, {"switch": sw(32)}]), per_rack=2)
+    f = build(from_dict(d))
+    per = ports_per_leaf(f)
+    assert (per >= 1).all(), per
+    # rail 0 (16 GPU + 16 CPU ports) needs 4 leaves, every other rail 2: 18 leaves; the old builder
+    # made 3 x 8 + 1 = 25, rails 1 to 7 of the third group with nothing attached
+    assert per.size == f.tier_switch_counts[0] == 18
+    assert per.sum() == 16 * 8 + 16
+    cpu = np.flatnonzero(~f.ep_is_accel)
+    rail_of_leaf = {}
+    lo, hi, _ = up_links(f, 0)
+    for e, leaf in zip(lo.tolist(), hi.tolist()):
+        if f.ep_is_accel[e]:
+            rail_of_leaf.setdefault(leaf, set()).add(int(f.ep_local[e]))
+    for e in cpu.tolist():
+        assert rail_of_leaf.get(int(homes(f, e)[0]), {0}) == {0}
+
+
+def test_cpu_host_ports_spread_over_rails_by_default_and_as_stated():
+    d = add_cpu_hosts(rail_cluster(), per_rack=1, nics=2, nic_ports=1)
+    f = build(from_dict(d))
+    assert (ports_per_leaf(f) >= 1).all()
+    lo, hi, _ = up_links(f, 0)
+    gpu_leaf_rail = {leaf: int(f.ep_local[e]) for e, leaf in zip(lo.tolist(), hi.tolist()) if f.ep_is_accel[e]}
+    for e in np.flatnonzero(~f.ep_is_accel).tolist():
+        h = homes(f, e)
+        assert [gpu_leaf_rail.get(int(x), -1) for x in h] in ([0, 1], [-1, 1], [0, -1], [-1, -1])
+    # stated: both ports on rail 5
+    d2 = add_cpu_hosts(rail_cluster(), per_rack=1, nics=2, nic_ports=1, rails=[5, 5])
+    f2 = build(from_dict(d2))
+    assert (ports_per_leaf(f2) >= 1).all()
+    lo, hi, _ = up_links(f2, 0)
+    rail_of = {leaf: int(f2.ep_local[e]) for e, leaf in zip(lo.tolist(), hi.tolist()) if f2.ep_is_accel[e]}
+    cpu_leaves = {int(x) for e in np.flatnonzero(~f2.ep_is_accel).tolist() for x in homes(f2, e)}
+    assert {rail_of.get(x, 5) for x in cpu_leaves} == {5}
+
+
+@pytest.mark.parametrize("rails, why", [([0], "one rail per fabric port"), ([0, 8], "does not exist")])
+def test_stated_rails_are_checked(rails, why):
+    d = add_cpu_hosts(rail_cluster(), per_rack=1, nics=2, nic_ports=1, rails=rails)
+    with pytest.raises(SpecError) as e:
+        from_dict(d)
+    assert why in dict(e.value.errors)["node_types[1].rails"]
+    d = add_cpu_hosts(cluster_dict(), per_rack=1, nics=1, rails=[0])
+    with pytest.raises(SpecError) as e:
+        from_dict(d)
+    assert "node_types[1].rails" in dict(e.value.errors)
+
+
+def test_multi_plane_single_port_hosts_build_no_empty_leaf():
+    # two planes; GPUs have a port on each, CPU hosts one port (plane 0 only)
+    d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8, nic_gbps=800, planes=2,
+                     tiers=[{"switch": sw(16)}, {"switch": sw(16)}])
+    d["node_types"][0]["nic_ports"] = 2
+    d = add_cpu_hosts(d, per_rack=4)
+    d["node_types"][1]["nic_gbps"] = 400
+    f = build(from_dict(d))
+    per = ports_per_leaf(f)
+    assert (per >= 1).all(), per
+    leaves_per_plane = np.bincount(f.node_plane[switches(f, 1)], minlength=2)
+    assert leaves_per_plane.tolist() == [6, 4]   # (32 + 16) / 8 and 32 / 8
+    assert f.meta["leaves_per_plane"] == [6, 4]
+
+
+def test_partly_filled_fat_tree_is_refused():
+    d = cluster_dict(n_racks=10, nodes_per_rack=1, accel=1, family="fat_tree", k=4)
+    assert "nothing attached" in refused(d, "fabric.k")
