@@ -163,4 +163,13 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
         "bill_of_materials": bom,
         "network_kw": bom["totals"]["network_kw"],
         "network_cost_usd": bom["totals"]["network_cost_usd"],
-    }
+    } | _custom_graph(fabric, tiers)
+
+
+def _custom_graph(fabric: Fabric, tiers: list) -> dict:
+    """Custom graphs: planes, pods, tier oversubscription, bisection and the all-to-all bound inferred
+    from the graph, each with its method (topo.graphinfer); nothing for the families topo builds."""
+    if fabric.family != "custom":
+        return {}
+    from .graphinfer import describe_fields
+    return describe_fields(fabric, tiers)
