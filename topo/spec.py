@@ -83,7 +83,8 @@ Seed = Annotated[int, Field(ge=0, le=limits.MAX_SEED)]
 
 class _M(BaseModel):
     # allow_inf_nan=False: Infinity, NaN and strings such as "1e400" are refused, never saved as null
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # protected_namespaces=(): `model_params_b` is a field, not pydantic's (older pydantic warned)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=())
 
 
 # --- catalog overrides -------------------------------------------------------------
