@@ -171,3 +171,106 @@ def test_multi_plane_single_port_hosts_build_no_empty_leaf():
 def test_partly_filled_fat_tree_is_refused():
     d = cluster_dict(n_racks=10, nodes_per_rack=1, accel=1, family="fat_tree", k=4)
     assert "nothing attached" in refused(d, "fabric.k")
+
+
+# --- defect 2: pod size stated, or derived and shown with its rule ----------------------------------
+def zone_cluster(**fabric):
+    """1,536 racks of two 8-GPU nodes, a 32-port 400G top-of-rack leaf, 576-port deep-buffer
+    chassis as spine (7:1) and super-spine: the issue's 24,576-GPU case."""
+    d = cluster_dict(n_racks=1536, nodes_per_rack=2, accel=8,
+                     tiers=[{"switch": sw(32)}, {"switch": "deep-buffer-576x400", "oversubscription": 7},
+                            {"switch": "deep-buffer-576x400"}], **fabric)
+    d["floor"] = {"racks_per_row": 32}
+    return d
+
+
+def leaves_per_pod_counted(f):
+    return np.bincount(f.node_pod[switches(f, 1)]).tolist()
+
+
+def test_576_port_spine_pod_size_derived_is_shown_with_its_rule():
+    from topo.describe import describe
+    c = from_dict(zone_cluster())
+    f = build(c)
+    assert leaves_per_pod_counted(f) == [504, 504, 504, 24]
+    sp = switches(f, 2)
+    lo, hi, _ = up_links(f, 1)
+    assert (np.bincount(hi, minlength=f.n_nodes)[sp] <= 504).all()
+    lo2, _, _ = up_links(f, 2)
+    assert (np.bincount(lo2, minlength=f.n_nodes)[sp] == 72).all()
+    d = describe(f, c)
+    rules = {x["what"]: x for x in d["structure"]["derived"]}
+    assert rules["leaves per pod"]["value"] == 504
+    assert "spine downlinks / bundle = 504 / 1 = 504" in rules["leaves per pod"]["rule"]
+    assert "ceil(1536 / 504) = 4" in rules["pods per plane"]["rule"]
+    assert not d["structure"]["stated"]
+
+
+def test_576_port_spine_192_leaf_pods_at_7_to_1_refused_with_the_arithmetic():
+    msg = refused(zone_cluster(leaves_per_pod=192), "fabric.leaves_per_pod")
+    assert "192 / 7 = 27.43 up ports" in msg
+    assert "189 leaves per pod" in msg and "196 leaves per pod" in msg
+    assert "192/27 = 7.111" in msg and "192/28 = 6.857" in msg
+
+
+def test_576_port_spine_192_leaf_pods_built_exactly_when_the_ratio_allows():
+    from topo.describe import describe
+    d = zone_cluster(leaves_per_pod=192)
+    d["fabric"]["tiers"][1]["oversubscription"] = 192 / 28
+    c = from_dict(d)
+    f = build(c)
+    assert leaves_per_pod_counted(f) == [192] * 8
+    sp = switches(f, 2)
+    assert sp.size == 8 * 16
+    _, hi, _ = up_links(f, 1)
+    lo2, hi2, _ = up_links(f, 2)
+    assert (np.bincount(hi, minlength=f.n_nodes)[sp] == 192).all()
+    assert (np.bincount(lo2, minlength=f.n_nodes)[sp] == 28).all()
+    # 16 super-spines, each with 8 pods x 28 links
+    assert (np.bincount(hi2, minlength=f.n_nodes)[switches(f, 3)] == 8 * 28).all()
+    assert f.tier_oversubscription[1] == pytest.approx(192 / 28)
+    desc = describe(f, c)
+    stated = {x["what"]: x for x in desc["structure"]["stated"]}
+    assert stated["leaves per pod"]["value"] == 192
+    # the same pods stated by count
+    d2 = zone_cluster(pods=8)
+    d2["fabric"]["tiers"][1]["oversubscription"] = 192 / 28
+    assert leaves_per_pod_counted(build(from_dict(d2))) == [192] * 8
+    d3 = zone_cluster(pods=5)
+    d3["fabric"]["tiers"][1]["oversubscription"] = 192 / 28
+    refused(d3, "fabric.pods")
+
+
+def test_spines_and_super_spines_stated():
+    # 2 tiers: 8 leaves of radix 16 (8 down, 8 up); 4 spines stated -> bundle 2
+    d = cluster_dict(n_racks=8, nodes_per_rack=1, accel=8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}],
+                     spines_per_pod=4)
+    f = build(from_dict(d))
+    assert switches(f, 2).size == 4 and f.meta["bundles"] == [2]
+    lo, hi, _ = up_links(f, 1)
+    _, cnt = np.unique(lo * f.n_nodes + hi, return_counts=True)
+    assert (cnt == 2).all() and cnt.size == 8 * 4
+    d["fabric"]["spines_per_pod"] = 3
+    assert "8 / 3" in refused(d, "fabric.spines_per_pod")
+    d["fabric"]["spines_per_pod"] = 4
+    d["fabric"]["tiers"][0]["bundle"] = 1
+    refused(d, "fabric.tiers[0].bundle")
+    # 2 tiers are one pod
+    d2 = cluster_dict(n_racks=8, nodes_per_rack=1, accel=8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}],
+                      leaves_per_pod=4)
+    refused(d2, "fabric.leaves_per_pod")
+    # 3 tiers: radix-8 switches, 8 leaves in 2 pods; 4 spines per pod x 4 uplinks; 8 super-spines
+    # stated -> bundle 2 (derived: bundle 4, 4 super-spines)
+    d3 = cluster_dict(n_racks=8, nodes_per_rack=1, accel=4,
+                      tiers=[{"switch": sw(8)}, {"switch": sw(8)}, {"switch": sw(8)}], super_spines=8)
+    f3 = build(from_dict(d3))
+    assert switches(f3, 3).size == 8 and f3.meta["bundles"] == [1, 2]
+    d3["fabric"]["super_spines"] = 6
+    refused(d3, "fabric.super_spines")
+
+
+def test_pod_fields_refused_where_they_do_not_apply():
+    d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8, tiers=[{"switch": sw(64)}], super_spines=2)
+    refused(d, "fabric.super_spines")
+    d = cluster_dict(n_racks=16, nodes_per_rack=1, accel=1, family="fat_tree", k=4, pods=4)
+    refused(d, "fabric.k")

@@ -133,6 +133,11 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
                       "oversubscription": (None if not math.isfinite(fabric.tier_oversubscription[t])
                                            else round(float(fabric.tier_oversubscription[t]), 4))})
     links_by_tier = {LINK_TIER_NAMES[t]: int(((fabric.link_tier == t) & up_links).sum()) for t in range(3)}
+    built_os = fabric.meta.get("oversubscription_built") or []
+    for t, row in enumerate(tiers):
+        if t < len(built_os) and built_os[t] > fabric.tier_oversubscription[t] + 1e-9:
+            # some switch of the tier (a partly filled last pod with thinner uplinks) runs at another ratio
+            row["oversubscription_built_max"] = (None if not math.isfinite(built_os[t]) else round(float(built_os[t]), 4))
     dsz, dcount = np.unique(fabric.domain_size, return_counts=True)
     bis = bisection_gbps(fabric)
     return {
@@ -163,6 +168,9 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
         "bill_of_materials": bom,
         "network_kw": bom["totals"]["network_kw"],
         "network_cost_usd": bom["totals"]["network_cost_usd"],
+        "structure": structure(fabric),
+        "all_to_all": all_to_all_by_class(fabric),
+        "capacity_cliff": capacity_cliff(fabric, cluster, bom),
     } | _custom_graph(fabric, tiers)
 
 
@@ -173,3 +181,121 @@ def _custom_graph(fabric: Fabric, tiers: list) -> dict:
         return {}
     from .graphinfer import describe_fields
     return describe_fields(fabric, tiers)
+
+
+def structure(fabric: Fabric) -> dict | None:
+    """How the builder shaped the fabric: what the file stated and what it derived, with the rule
+    for each derived value (issue 13's honesty rule). None for custom graphs."""
+    m = fabric.meta
+    if "derived" not in m:
+        return None
+    return {"leaves_per_plane": m.get("leaves_per_plane"), "pods_per_plane": m.get("pods_per_plane"),
+            "leaves_per_pod": m.get("leaves_per_pod"), "spines_per_pod": m.get("spines_per_pod"),
+            "bundles": m.get("bundles"), "port_split": m.get("port_split"), "breakout": m.get("breakout"),
+            "uplink_breakout": m.get("uplink_breakout"),
+            "stated": [d for d in m["derived"] if d["stated"]],
+            "derived": [d for d in m["derived"] if not d["stated"]]}
+
+
+def all_to_all_by_class(fabric: Fabric) -> dict | None:
+    """Uniform all-to-all rate per endpoint (Gb/s, fluid ECMP), per node class: accelerators and
+    hosts without accelerators. Each class is limited by its own NIC links and by the shared switch
+    links, so slower CPU hosts do not cap the accelerators' figure. None for custom graphs (their
+    figure is inferred elsewhere) and for fabrics with fewer than two endpoints."""
+    if fabric.family == "custom" or fabric.n_endpoints < 2:
+        return None
+    from .routing import uniform_loads
+    r = uniform_loads(fabric, "fluid", 1.0)
+    util = np.asarray(r.utilization, np.float64)
+    n = fabric.n_endpoints
+    sw = fabric.link_tier >= 1
+    u_sw = float(util[sw].max()) if sw.any() else 0.0
+    ep_link = fabric.link_tier == 0
+    owner = np.where(fabric.link_src < n, fabric.link_src, fabric.link_dst)
+    out = {"method": "fluid ECMP, uniform all-to-all among all endpoints; per class: (endpoints - 1) / the "
+                     "highest utilisation of its own NIC links and of the switch links"}
+    for cls, mask in (("accelerators", fabric.ep_is_accel), ("cpu_hosts", ~fabric.ep_is_accel)):
+        if not mask.any():
+            continue
+        m = ep_link & mask[np.minimum(owner, n - 1)]
+        u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
+        out[cls] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
+                    "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links"}
+    return out
+
+
+def capacity_cliff(fabric: Fabric, cluster: Cluster, bom: dict) -> dict | None:
+    """A few ports that force a whole pod: when the last pod of a 3-tier fabric holds a small share
+    of the endpoint ports but a larger share of the cost, the same fabric without those ports
+    (without the hosts that have no accelerators, else without the racks of the last pod) is built
+    and compared. None when there is no such pod."""
+    m = fabric.meta
+    if fabric.family == "custom" or fabric.n_tiers != 3 or fabric.pods < 2 or "leaves_per_pod" not in m:
+        return None
+    leaves = np.flatnonzero(fabric.node_tier == 1)
+    ep_up = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+    port_leaf = fabric.link_dst[ep_up]
+    last = fabric.node_pod[port_leaf] == fabric.pods - 1
+    n_ports = int(port_leaf.size)
+    last_ports = int(last.sum())
+    if last_ports == 0 or last_ports > 0.25 * n_ports:
+        return None
+    alt = _without(fabric, cluster, last)
+    if alt is None:
+        return None
+    what, f2, c2 = alt
+    if f2.pods >= fabric.pods:
+        return None
+    b2 = bill_of_materials(f2, c2)
+    sw1, sw2 = bom["totals"]["switches"], b2["totals"]["switches"]
+    cost1, cost2 = bom["totals"]["network_cost_usd"], b2["totals"]["network_cost_usd"]
+    kw1, kw2 = bom["totals"]["network_kw"], b2["totals"]["network_kw"]
+    ports2 = int(((f2.link_tier == 0) & ((np.arange(f2.n_links) & 1) == 0)).sum())
+    return {"what": what, "ports": n_ports - ports2, "ports_fraction": (n_ports - ports2) / n_ports,
+            "pods": fabric.pods, "pods_without": f2.pods,
+            "switches": sw1, "switches_without": sw2, "extra_switches": sw1 - sw2,
+            "network_cost_usd": cost1, "network_cost_usd_without": cost2,
+            "extra_cost_fraction": (cost1 - cost2) / cost2 if cost2 else None,
+            "network_kw": kw1, "network_kw_without": kw2,
+            "leaves_in_last_pod": int(np.unique(port_leaf[last]).size), "leaves_per_pod": int(m["leaves_per_pod"])}
+
+
+def _without(fabric: Fabric, cluster: Cluster, last: np.ndarray):
+    """(what, fabric, cluster) without the hosts that have no accelerators (when there are any),
+    else without the racks whose ports reach the last pod; None when that leaves nothing."""
+    from .errors import SpecError
+    from .fabric import build
+    from .spec import from_dict
+    d = cluster.file.model_dump(mode="json")
+    cpu = [t for t, nt in cluster.node_types.items() if nt.accelerators == 0]
+    used_cpu = any(n for r in cluster.racks for t, n in r.nodes.items() if t in cpu)
+    if used_cpu:
+        n_cpu = int((~fabric.ep_is_accel).sum())
+        racks = []
+        for r in d["racks"]:
+            r = dict(r)
+            r["nodes"] = {t: n for t, n in r["nodes"].items() if t not in cpu}
+            if r["nodes"]:
+                racks.append(r)
+        what = f"the {n_cpu:,} hosts without accelerators"
+    else:
+        ep_up = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+        first_rack = int(fabric.server_rack[fabric.ep_server[fabric.link_src[ep_up][last]]].min())
+        keep, racks = first_rack, []
+        for r in d["racks"]:
+            if keep <= 0:
+                break
+            r = dict(r)
+            r["count"] = min(r["count"], keep)
+            keep -= r["count"]
+            racks.append(r)
+        what = f"the last {fabric.n_racks - first_rack:,} racks"
+    if not racks:
+        return None
+    d["racks"] = racks
+    d["jobs"], d["busy_nodes"], d["traffic"] = [], [], []
+    try:
+        c2 = from_dict(d, base_dir=cluster.base_dir)
+        return what, build(c2), c2
+    except SpecError:
+        return None

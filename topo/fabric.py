@@ -642,8 +642,8 @@ def build(cluster: Cluster) -> Fabric:
             if Lp < 1:
                 errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} leaves no down ports for bundles of {b1}"))
                 Lp = 1
-            derive("leaves per pod", Lp, f"spine downlinks / bundle = {d1 * kS1} / {b1} = {Lp} (not stated: set "
-                                         f"fabric.leaves_per_pod to fix the pod size)")
+            derive("leaves per pod", Lp, f"spine downlinks / bundle = {d1 * kS1} / {b1} = {Lp}; state "
+                                         f"fabric.leaves_per_pod (or fabric.pods) to fix the pod size")
         pods_p = -(-Ls // Lp)
         pods = int(pods_p.max())
         if fab.pods is not None and (pods_p != fab.pods).any():

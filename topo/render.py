@@ -50,8 +50,32 @@ def _describe_text(d: dict) -> str:
     ], ["cluster", "value"]))
     out.append("")
     out.append(table([[t["tier"], t["model"], _fmt(t["switches"]), _fmt(t["uplinks"]),
-                       "n/a" if t["oversubscription"] is None else f"{t['oversubscription']:g}:1"]
-                      for t in d["tiers"]], ["tier", "switch", "count", "uplinks", "oversubscription"]))
+                       ("n/a" if t["oversubscription"] is None else f"{t['oversubscription']:g}:1")
+                       + (f" (up to {t['oversubscription_built_max']:g}:1 built)" if t.get("oversubscription_built_max") else "")]
+                      for t in d["tiers"]], ["tier", "switch", "count", "uplinks", "oversubscription (capacity)"]))
+    st = d.get("structure")
+    if st:
+        out.append("")
+        for x in st.get("stated") or []:
+            out.append(f"stated:  {x['what']} = {x['value']} ({x['rule']})")
+        for x in st.get("derived") or []:
+            out.append(f"derived: {x['what']} = {x['value']} ({x['rule']})")
+    a2a = d.get("all_to_all")
+    if a2a:
+        parts = [f"{cls.replace('_', ' ')} {_fmt(a2a[cls]['gbps_per_endpoint'], 'Gb/s')} "
+                 f"(limited by {a2a[cls]['limited_by']})" for cls in ("accelerators", "cpu_hosts") if cls in a2a]
+        out.append("")
+        out.append("uniform all-to-all per endpoint (fluid ECMP): " + "; ".join(parts))
+    cl = d.get("capacity_cliff")
+    if cl:
+        out.append("")
+        extra = cl["extra_cost_fraction"]
+        out.append(f"CAPACITY CLIFF: {cl['what']} ({cl['ports']:,} endpoint ports, {100 * cl['ports_fraction']:.1f}% "
+                   f"of them) force pod {cl['pods']} ({cl['leaves_in_last_pod']} of {cl['leaves_per_pod']} leaves): "
+                   f"{cl['switches']:,} switches and ${cl['network_cost_usd']:,.0f} with them, "
+                   f"{cl['switches_without']:,} and ${cl['network_cost_usd_without']:,.0f} without "
+                   f"(+{cl['extra_switches']:,} switches"
+                   + (f", +{100 * extra:.1f}% network cost)" if extra is not None else ")"))
     out.append("")
     b = d["bill_of_materials"]
     out.append(table([[o["reach"], o["part"], f"{o['gbps']}G", _fmt(o["links"]), _fmt(o["units"]),
