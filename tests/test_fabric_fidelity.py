@@ -274,3 +274,124 @@ def test_pod_fields_refused_where_they_do_not_apply():
     refused(d, "fabric.super_spines")
     d = cluster_dict(n_racks=16, nodes_per_rack=1, accel=1, family="fat_tree", k=4, pods=4)
     refused(d, "fabric.k")
+
+
+# --- defect 3: oversubscription in capacity; mixed port speeds built as breakouts or refused ----------
+def test_800g_leaf_facing_400g_spine_breaks_out_into_two_400g_links():
+    from topo.describe import bisection_gbps, tier_capacity
+    # 8 nodes x 8 GPUs x 800G; 64-port 800G leaves (32 down / 32 up), 128-port 400G spines
+    d = cluster_dict(n_racks=8, nodes_per_rack=1, accel=8, nic_gbps=800,
+                     tiers=[{"switch": sw(64, 800)}, {"switch": sw(128, 400)}])
+    f = build(from_dict(d))
+    lo, hi, g = up_links(f, 1)
+    leaves = switches(f, 1)
+    assert leaves.size == 2 and (g == 400).all()
+    assert (np.bincount(lo, minlength=f.n_nodes)[leaves] == 64).all()      # 32 ports x 2 lanes
+    cap = tier_capacity(f)
+    assert cap["leaf_up_gbps"] == pytest.approx(cap["injection_gbps"])       # 1:1 in capacity
+    assert f.tier_oversubscription[0] == pytest.approx(1.0)
+    assert bisection_gbps(f) == pytest.approx(64 * 800 / 2)
+    # spine ports used: each leaf-spine link takes one 400G spine port
+    assert (np.bincount(hi, minlength=f.n_nodes)[switches(f, 2)] <= 128).all()
+
+
+def test_800g_leaf_port_facing_400g_nics_is_a_2x400g_breakout():
+    d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8, nic_gbps=400,
+                     tiers=[{"switch": sw(16, 800)}, {"switch": sw(16, 800)}])
+    f = build(from_dict(d))
+    assert f.meta["breakout"] == 2
+    per = ports_per_leaf(f)
+    assert per.tolist() == [16, 16]                  # 8 down ports x 2 NIC ports each
+    assert f.tier_oversubscription[0] == pytest.approx(16 * 400 / (8 * 800))
+
+
+def test_nic_port_faster_than_the_leaf_port_is_refused():
+    d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8, nic_gbps=800,
+                     tiers=[{"switch": sw(16, 400)}, {"switch": sw(16, 400)}])
+    msg = refused(d, "node_types[0].nic_gbps")
+    assert "nic_ports: 2" in msg
+
+
+def test_port_speeds_that_do_not_divide_are_refused():
+    d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8, nic_gbps=400,
+                     tiers=[{"switch": sw(16, 400)}, {"switch": sw(16, 600)}])
+    assert "not a whole number" in refused(d, "fabric.tiers[1].switch")
+
+
+def test_under_subscription_is_built_exactly():
+    from topo.describe import bisection_gbps, tier_capacity
+    # radix-24 leaves at 1:2: 8 down, 16 up (twice the uplink capacity); 4 leaves
+    d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8,
+                     tiers=[{"switch": sw(24), "oversubscription": 0.5}, {"switch": sw(64)}])
+    f = build(from_dict(d))
+    assert ports_per_leaf(f).tolist() == [8] * 4
+    lo, _, _ = up_links(f, 1)
+    assert (np.bincount(lo, minlength=f.n_nodes)[switches(f, 1)] == 16).all()
+    assert f.tier_oversubscription[0] == pytest.approx(0.5)
+    cap = tier_capacity(f)
+    assert cap["leaf_up_gbps"] == pytest.approx(2 * cap["injection_gbps"])
+    assert bisection_gbps(f) == pytest.approx(cap["injection_gbps"] / 2)
+
+
+@pytest.mark.parametrize("os, radix, expect", [(3, 16, (12, 4)), (2.5, 16, (10, 4)), (1, 15, (7, 7)),
+                                               (0.25, 20, (4, 16))])
+def test_port_split_is_exact(os, radix, expect):
+    d = cluster_dict(n_racks=2, nodes_per_rack=1, accel=4,
+                     tiers=[{"switch": sw(radix), "oversubscription": os}, {"switch": sw(64)}])
+    f = build(from_dict(d))
+    assert tuple(f.meta["port_split"][0]) == expect
+    lo, _, _ = up_links(f, 1)
+    assert np.bincount(lo, minlength=f.n_nodes)[switches(f, 1)].max() == expect[1]
+
+
+def test_ratio_no_whole_split_reaches_is_refused():
+    d = cluster_dict(n_racks=2, nodes_per_rack=1, accel=4,
+                     tiers=[{"switch": sw(16), "oversubscription": 1.7}, {"switch": sw(64)}])
+    msg = refused(d, "fabric.tiers[0].oversubscription")
+    assert "Exact choices" in msg
+
+
+# --- defect 6: capacity cliffs and the all-to-all figure per node class --------------------------------
+def cliff_cluster(cpu_hosts=1):
+    # radix-8 switches: 4 endpoint ports per leaf, 4 leaves per pod; 8 nodes of 4 GPUs fill 2 pods
+    d = cluster_dict(n_racks=8, nodes_per_rack=1, accel=4,
+                     tiers=[{"switch": sw(8)}, {"switch": sw(8)}, {"switch": sw(8)}])
+    d["node_types"][0]["scaleup"] = {"size": 1}
+    if cpu_hosts:
+        d["node_types"].append({"name": "cpu", "accelerators": 0, "nics": 1, "nic_gbps": 200, "power_busy_kw": 0.8})
+        d["racks"].append({"name": "cpu-rack", "count": 1, "nodes": {"cpu": cpu_hosts}, "power_limit_kw": 30})
+    return d
+
+
+def test_capacity_cliff_names_the_ports_that_force_a_pod_and_their_cost():
+    from topo.describe import describe
+    c = from_dict(cliff_cluster(1))
+    f = build(c)
+    assert f.pods == 3 and leaves_per_pod_counted(f) == [4, 4, 1]
+    f0 = build(from_dict(cliff_cluster(0)))
+    assert f0.pods == 2
+    d = describe(f, c)
+    cl = d["capacity_cliff"]
+    assert cl is not None and "1 hosts without accelerators" in cl["what"]
+    assert cl["ports"] == 1 and (cl["pods"], cl["pods_without"]) == (3, 2)
+    assert cl["switches"] == f.n_switches and cl["switches_without"] == f0.n_switches
+    assert cl["extra_switches"] == f.n_switches - f0.n_switches > 0
+    cost = lambda fab: sum(n * 10000 for n in fab.tier_switch_counts)
+    assert cl["extra_cost_fraction"] > 0
+    assert cl["network_cost_usd"] - cl["network_cost_usd_without"] >= cost(f) - cost(f0)
+    from topo.render import describe_text
+    assert "CAPACITY CLIFF" in describe_text(d)
+    # no cliff when the pods are full
+    assert describe(f0, from_dict(cliff_cluster(0)))["capacity_cliff"] is None
+
+
+def test_all_to_all_is_reported_per_node_class():
+    from topo.describe import describe
+    c = from_dict(cliff_cluster(1))
+    f = build(c)
+    a = describe(f, c)["all_to_all"]
+    assert a["cpu_hosts"]["endpoints"] == 1 and a["accelerators"]["endpoints"] == 32
+    assert a["cpu_hosts"]["gbps_per_endpoint"] == pytest.approx(200.0)
+    assert a["cpu_hosts"]["limited_by"] == "its NIC links"
+    # the accelerators are not capped by the 200G host: their figure is the switch tiers' (or 400G)
+    assert a["accelerators"]["gbps_per_endpoint"] > 200.0
