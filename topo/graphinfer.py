@@ -304,8 +304,11 @@ def _max_flow(n, a, b, cap, loop, inj, A, B):
             from scipy.sparse import csr_array
             from scipy.sparse.csgraph import maximum_flow
             keep = w > 0
-            g = csr_array((w[keep].astype(np.int32), (rows[keep], cols[keep])), shape=(n + 2, n + 2))
+            g = csr_array((w[keep].astype(np.int32), (rows[keep].astype(np.int32), cols[keep].astype(np.int32))),
+                          shape=(n + 2, n + 2))
             g.sum_duplicates()
+            # scipy before 1.15 takes 32-bit index arrays only
+            g.indices, g.indptr = g.indices.astype(np.int32), g.indptr.astype(np.int32)
             if int(g.data.max(initial=0)) <= _INT32:
                 return float(maximum_flow(g, src, snk).flow_value) * unit, "scipy, integral capacities"
     if a.size > _NX_FLOW_LINKS:
