@@ -281,3 +281,13 @@ def test_goals_objective_is_read_from_the_file(tmp_path):
     assert json.loads(res.stdout)["objective"] == "cost"
     d["goals"]["objective"] = "cheapest"
     _refused(_cli("validate", _write(tmp_path, d)), "goals.objective")
+
+
+def test_custom_graph_deeper_than_three_switch_tiers_is_refused(tmp_path):
+    import corpus
+    # the small example's edge list with a chain of switches above the spines: tiers 3 and 4
+    g = tmp_path / "graph.txt"
+    g.write_text(corpus.small_edge_list() + "spine0 top0 400\ntop0 top1 400\n")
+    d = small(fabric={"family": "custom", "custom": {"edge_list": str(g)}})
+    _refused(_cli("validate", _write(tmp_path, d)), "fabric.custom.edge_list")
+    _refused(_cli("describe", _write(tmp_path, d)), "3 switch tiers")

@@ -164,6 +164,10 @@ def build_custom(cluster: Cluster, parts: dict):
     swap = tier[lo] > tier[hi]
     lo2, hi2 = np.where(swap, hi, lo), np.where(swap, lo, hi)
     ltier = np.minimum(tier[lo2], 2).astype(np.int8)  # 0 endpoint-leaf, 1 leaf-up, 2 above
+    if int(tier.max()) > 3:
+        far = int((tier > 3).sum())
+        raise SpecError([(field, f"{far} switches are more than 3 hops from the nearest endpoint; topo models "
+                                 "fabrics of at most 3 switch tiers (leaf, spine, super-spine)")])
     counts = tuple(int((tier == t).sum()) for t in range(1, int(tier.max()) + 1))
     return fabric_from_arrays(
         n_ep, lo2, hi2, gb, tier.astype(np.int8), link_tier=ltier,
