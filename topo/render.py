@@ -66,6 +66,10 @@ def _describe_text(d: dict) -> str:
                  f"(limited by {a2a[cls]['limited_by']})" for cls in ("accelerators", "cpu_hosts") if cls in a2a]
         out.append("")
         out.append("uniform all-to-all per endpoint (fluid ECMP): " + "; ".join(parts))
+    if d.get("inferred"):  # a custom graph: what was inferred from it, and how
+        from .graphinfer import text_lines
+        out.append("")
+        out.extend(text_lines(d["inferred"]))
     cl = d.get("capacity_cliff")
     if cl:
         out.append("")
