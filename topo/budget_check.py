@@ -10,7 +10,8 @@ builds its fabric with :func:`topo.fabric.build`, routes the traffic through
   direction; the most loaded spine and super-spine; the most loaded plane) no
   flow is cut off (except for plane failures, none can be) and every surviving
   switch link is at or under 100%;
-* no switch uses more ports than its radix (endpoint ports counted per breakout);
+* no switch uses more ports than its radix (endpoint ports counted per breakout, and switch links
+  per port where a faster port breaks out into lanes of the slower);
 * no hard rack power limit is exceeded, and no switch that sits in a network rack draws
   more than a network rack may (floor.network_rack_power_limit_kw);
 * the switch counts and the cost and power the model claimed equal those of the
@@ -46,17 +47,21 @@ def _ports_ok(fabric, cluster) -> list[str]:
     """Every switch within its radix: endpoint ports share a switch port per breakout."""
     problems = []
     nic = float(fabric.link_gbps[fabric.link_tier == 0].max(initial=0.0))
-    deg_up = np.bincount(fabric.link_src[0::2], minlength=fabric.n_nodes)    # links whose lower end is the node
-    deg_dn = np.bincount(fabric.link_dst[0::2], minlength=fabric.n_nodes)    # links whose upper end is the node
+    g = fabric.link_gbps[0::2]
     for t in range(fabric.n_tiers):
         name = fabric.switch_models[t]
         spec = cluster.switches.get(name) or cluster.tiers[t].switch
         nodes = np.flatnonzero(fabric.node_tier == t + 1)
-        down = deg_dn[nodes]
+        # a port faster than the link it carries is broken out into lanes: port_gbps / link speed links
+        lanes = np.maximum(np.floor(spec.port_gbps / g + 1e-9), 1.0)
+        deg_up = np.bincount(fabric.link_src[0::2], weights=1.0 / lanes, minlength=fabric.n_nodes)
+        deg_dn = np.bincount(fabric.link_dst[0::2], weights=1.0 / lanes, minlength=fabric.n_nodes)
+        down = np.ceil(deg_dn[nodes] - 1e-9).astype(np.int64)
         if t == 0 and nic > 0:
+            n_dn = np.bincount(fabric.link_dst[0::2], minlength=fabric.n_nodes)[nodes]
             brk = max(int(spec.port_gbps // nic), 1) if spec.port_gbps >= nic else 1
-            down = -(-down // brk)
-        used = down + deg_up[nodes]
+            down = -(-n_dn // brk)
+        used = down + np.ceil(deg_up[nodes] - 1e-9).astype(np.int64)
         worst = int(used.max(initial=0))
         if worst > spec.radix:
             problems.append(f"a tier-{t + 1} switch uses {worst} ports; its radix is {spec.radix}")

@@ -72,8 +72,9 @@ def _fmt(x, nd=3):
 
 def _render(s: dict) -> str:
     from .pipeline import unplaced_line
+    qps = f"qps {s['qps']}, " if s.get("qps") is not None else ""  # queue pairs matter to hashing only
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, routing {s['routing']} "
-             f"(qps {s['qps']}, seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
+             f"({qps}seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
     if s.get("placement"):
         lines.append(f"placement: {s['placement']}")
     lines += [unplaced_line(n, u) for n, u in (s.get("unplaced") or {}).items()]
@@ -102,7 +103,19 @@ def _render(s: dict) -> str:
     lines.append(f"scale-up: max {su['max_gbps_per_accelerator']:,.1f} Gb/s per accelerator (util {_fmt(su['max_util'])})")
     if s.get("bisection_gbps") is not None:
         lines.append(f"bisection: {s['bisection_gbps']:,.0f} Gb/s")
-    if "all_to_all_gbps_per_accelerator" in s:
+    a2a = s.get("all_to_all")
+    if a2a:
+        parts = []
+        for cls, label in (("accelerators", "accelerators"), ("cpu_hosts", "CPU hosts")):
+            v = a2a.get(cls)
+            if v is None:
+                continue
+            g = v.get("gbps_per_endpoint")
+            parts.append(f"{label} {'-' if g is None else f'{g:,.1f}'} Gb/s ({v['endpoints']:,}, limited by "
+                         f"{v['limited_by']})")
+        if parts:
+            lines.append("uniform all-to-all per endpoint (fluid): " + "; ".join(parts))
+    elif "all_to_all_gbps_per_accelerator" in s:
         lines.append(f"uniform all-to-all (fluid): {s['all_to_all_gbps_per_accelerator']:,.1f} Gb/s per accelerator")
     if "optimal" in s:
         o = s["optimal"]
@@ -111,7 +124,8 @@ def _render(s: dict) -> str:
     if s.get("roce_vs_uec"):
         c = s["roce_vs_uec"]
         lines.append("")
-        lines.append(f"RoCE hashing vs UEC spraying: max util {_fmt(c['roce-hash']['max_util'])} vs "
+        rq = f" ({c['roce-hash']['qps']} QPs per connection)" if c["roce-hash"].get("qps") is not None else ""
+        lines.append(f"RoCE hashing{rq} vs UEC spraying: max util {_fmt(c['roce-hash']['max_util'])} vs "
                      f"{_fmt(c['uec-spray']['max_util'])} (collision penalty {_fmt(c['collision_penalty_max_util'], 2)}x)")
         for n, p in c["collision_penalty_time"].items():
             lines.append(f"  {n:<20} {_fmt(c['roce-hash']['jobs'][n], 4)} s vs {_fmt(c['uec-spray']['jobs'][n], 4)} s"

@@ -155,8 +155,6 @@ def _family_check(cluster, fabric, survive):
     errs = []
     if f.family not in ("clos", "rail_optimized", "fat_tree"):
         errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized and fat_tree fabrics, not {f.family!r}"))
-    elif f.dual_homed:
-        errs.append(("fabric.dual_homed", "link budgets are not computed for dual-homed NICs"))
     elif fabric.n_tiers < 2:
         errs.append(("fabric.tiers", "a one-tier fabric has no uplinks to budget"))
     if not errs and survive == "plane" and fabric.planes < 2:
@@ -189,16 +187,26 @@ def _demands(cluster, fabric, placement):
 
 # --- the model's data: loads, geometry and prices per candidate grouping ----------------------
 class _Data:
-    """Per-port and per-flow arrays from which every candidate's loads and optics follow."""
+    """Per-port and per-flow arrays from which every candidate's loads and optics follow.
+
+    The ports are grouped into leaves exactly as :func:`topo.fabric.build` groups them: per
+    plane (read from the fabric's links), per lane (the rail on rail-optimized fabrics: an
+    accelerator's local index; for hosts without accelerators port k on rail k, or
+    ``node_types[].rails``) and per side (a dual-homed NIC's two ports), ``E`` consecutive ports
+    of one (plane, lane, side) per leaf, and only leaves with ports exist. :meth:`verify`
+    confirms the grouping reproduces the fabric as given, port by port.
+    """
 
     def __init__(self, cluster, fabric, demands, efficiency):
         self.cluster = cluster
         f = cluster.file
         self.family = f.fabric.family
         self.planes = fabric.planes
+        self.fabric = fabric
         n_ep = fabric.n_endpoints
         even = (np.arange(fabric.n_links) & 1) == 0
         up0 = np.flatnonzero(even & (fabric.link_tier == 0))
+        self.up0 = up0
         self.port_ep = fabric.link_src[up0].astype(np.int64)
         self.port_plane = fabric.link_plane[up0].astype(np.int64)
         self.port_gbps = fabric.link_gbps[up0].astype(np.float64)
@@ -206,13 +214,37 @@ class _Data:
         n_ports = self.port_ep.shape[0]
         ep_local = fabric.ep_local.astype(np.int64)
         acc = [nt.accelerators for nt in cluster.node_types.values()]
-        self.n_rails = max(max(acc), 1)
-        if self.family == "rail_optimized":
-            self.rail = ep_local[self.port_ep] % self.n_rails
-            self.seq = _rank_within(self.rail, self.n_rails)
+        self.n_rails = n_rails = max(max(acc), 1)
+        # index of every port within its endpoint (the builder's port k)
+        cnt_k = np.bincount(self.port_ep, minlength=n_ep)
+        first_k = np.concatenate([[0], np.cumsum(cnt_k)[:-1]])
+        order_k = np.argsort(self.port_ep, kind="stable")
+        port_k = np.empty(n_ports, np.int64)
+        port_k[order_k] = np.arange(n_ports) - first_k[self.port_ep[order_k]]
+        self.port_k = port_k
+        dual = bool(f.fabric.dual_homed)
+        self.dual = dual
+        if self.family in ("rail_optimized", "rail_only"):
+            rail = ep_local[self.port_ep] % n_rails
+            host = ~np.asarray(fabric.ep_is_accel, bool)[self.port_ep]
+            if host.any():
+                rail[host] = (port_k[host] // (2 if dual else 1)) % n_rails
+                type_names = list(cluster.node_types)
+                file_index = {nt.name: i for i, nt in enumerate(f.node_types)}
+                ptype = np.asarray(fabric.server_type, np.int64)[fabric.ep_server[self.port_ep]]
+                for ti, tname in enumerate(type_names):
+                    stated = f.node_types[file_index[tname]].rails
+                    m = host & (ptype == ti)
+                    if stated is not None and m.any():
+                        rail[m] = np.asarray(stated, np.int64)[port_k[m]]
         else:
-            self.rail = None
-            self.seq = _rank_within(self.port_plane, self.planes)
+            rail = np.zeros(n_ports, np.int64)
+        side = (port_k & 1) if dual else np.zeros(n_ports, np.int64)
+        lane = rail if (self.family == "rail_optimized" and self.planes == 1) else np.zeros(n_ports, np.int64)
+        self.rail = rail if self.family == "rail_optimized" else None
+        self.nsub = 2 * n_rails
+        self.sub = lane * 2 + side
+        self.seq = _rank_within(self.port_plane * self.nsub + self.sub, self.planes * self.nsub)
         self.ep_x = np.asarray(fabric.node_x_m[:n_ep], np.float32)
         self.ep_y = np.asarray(fabric.node_y_m[:n_ep], np.float32)
         self.rack_row_max = int(fabric.rack_row.max()) if fabric.n_racks else 0
@@ -221,6 +253,9 @@ class _Data:
         self.rack_limit = np.asarray(fabric.rack_limit_kw, np.float64)
         self.rack_hard = np.asarray(fabric.rack_hard, bool)
         self.ep_rack = fabric.server_rack[fabric.ep_server]
+        # endpoints with several ports: their ports are contiguous (reduceat boundaries)
+        self.multi_port = bool(n_ports and cnt_k.max() > 1)
+        self.ep_first_port = first_k[cnt_k > 0]
 
         # flows -> port pairs (same plane), wire load in Gb/s
         src = np.asarray(demands.src, np.int64)
@@ -235,7 +270,8 @@ class _Data:
             rate = np.bincount(inv.ravel(), weights=rate)
             src, dst = uk // n_ep, uk % n_ep
         self.offered_gbps = float(rate.sum())
-        cnt = np.bincount(self.port_ep, minlength=n_ep)
+        self.n_flows = int(src.size)
+        cnt = cnt_k
         mp = int(cnt.max()) if n_ports else 1
         first = np.zeros(n_ep + 1, np.int64)
         np.cumsum(cnt, out=first[1:])
@@ -246,7 +282,8 @@ class _Data:
         plane_gbps = np.zeros((n_ep, self.planes))
         np.add.at(plane_gbps, (self.port_ep, self.port_plane), self.port_gbps)
         inj = plane_gbps.sum(axis=1)
-        ps, pd, pr = [], [], []
+        ps, pd, pr, pf = [], [], [], []
+        fid = np.arange(src.size, dtype=np.int64)
         for i in range(mp):
             sp = ports[src, i]
             ok = sp >= 0
@@ -259,28 +296,51 @@ class _Data:
                 s_, d_ = sp[m], dp[m]
                 pl = self.port_plane[s_]
                 w = self.port_gbps[s_] / inj[src[m]] * self.port_gbps[d_] / plane_gbps[dst[m], pl]
-                ps.append(s_), pd.append(d_), pr.append(rate[m] * w)
+                ps.append(s_), pd.append(d_), pr.append(w), pf.append(fid[m])
         self.ps = np.concatenate(ps) if ps else np.zeros(0, np.int64)
         self.pd = np.concatenate(pd) if pd else np.zeros(0, np.int64)
-        self.pr = np.concatenate(pr) if pr else np.zeros(0)
+        self.pf = np.concatenate(pf) if pf else np.zeros(0, np.int64)
+        w = np.concatenate(pr) if pr else np.zeros(0)
+        # a flow whose destination has no port on some of the source's planes (single-port hosts
+        # on a multi-plane fabric) goes wholly over the planes they share
+        wsum = np.bincount(self.pf, weights=w, minlength=src.size)
+        self.pr = rate[self.pf] * w / np.where(wsum > 0, wsum, 1.0)[self.pf] if w.size else w
         self._leaf_cache: dict = {}
         self._pod_cache: dict = {}
 
     # -- leaves ---------------------------------------------------------------------------
+    def grouping(self, E: int) -> tuple:
+        """(leaf of every port, leaves, plane of every leaf, leaves per plane) for leaves of E
+        endpoint ports, numbered per plane in (group, lane, side) order as the builder does."""
+        lk = (self.seq // E) * self.nsub + self.sub
+        span = int(lk.max()) + 1 if lk.size else 1
+        uk, gl = np.unique(self.port_plane * span + lk, return_inverse=True)
+        gl = gl.ravel().astype(np.int64)
+        plane_of = (uk // span).astype(np.int64)
+        Ls = np.bincount(plane_of, minlength=self.planes).astype(np.int64)
+        return gl, int(uk.size), plane_of, Ls
+
     def leaves(self, E: int) -> dict:
-        """Grouping of ports into leaves of E endpoint ports, its load and its geometry."""
+        """Grouping of ports into leaves of E endpoint ports, its load and its geometry.
+
+        Routing takes shortest paths: a flow whose endpoints share a leaf (a dual-homed pair, or
+        ports of one endpoint split over two leaves) stays on it, so only the port pairs of flows
+        that share no leaf load the leaf uplinks."""
         hit = self._leaf_cache.get(E)
         if hit is not None:
             return hit
-        if self.rail is not None:
-            lip = (self.seq // E) * self.n_rails + self.rail
-        else:
-            lip = self.seq // E
-        L = int(lip.max()) + 1 if lip.size else 1
-        gl = self.port_plane * L + lip
-        nl = self.planes * L
+        gl, nl, plane_of, Ls = self.grouping(E)
+        L = int(Ls.max()) if Ls.size else 1
+        first_leaf = np.concatenate([[0], np.cumsum(Ls)[:-1]]).astype(np.int64)
+        leaf_in_plane = np.arange(nl, dtype=np.int64) - first_leaf[plane_of]
         ls, ld = gl[self.ps], gl[self.pd]
-        cross = ls != ld
+        same = ls == ld
+        if same.any():
+            shares = np.zeros(self.n_flows, bool)
+            shares[self.pf[same]] = True
+            cross = ~same & ~shares[self.pf]
+        else:
+            cross = ~same
         up = np.bincount(ls[cross], weights=self.pr[cross], minlength=nl)
         dn = np.bincount(ld[cross], weights=self.pr[cross], minlength=nl)
         t1 = float(max(up.max(initial=0.0), dn.max(initial=0.0)))
@@ -310,8 +370,9 @@ class _Data:
             c0, w0 = self._price(r0, self.port_gbps)
         # top-of-rack leaves draw power in the rack of their first port
         tor_racks = self.ep_rack[fe] if fl.leaf_placement == "tor" else np.zeros(0, np.int64)
-        d = dict(E=E, L=L, nl=nl, lip=lip, t1=t1, up=up, dn=dn, pair_key=uk, pair_rate=pair_rate,
-                 lx=lx, ly=ly, has=has, c0=c0, w0=w0, ok=ok, tor_racks=tor_racks)
+        d = dict(E=E, L=L, Ls=Ls, nl=nl, gl=gl, plane_of=plane_of, leaf_in_plane=leaf_in_plane, t1=t1, up=up,
+                 dn=dn, pair_key=uk, pair_rate=pair_rate, lx=lx, ly=ly, has=has, c0=c0, w0=w0, ok=ok,
+                 tor_racks=tor_racks)
         self._leaf_cache[E] = d
         return d
 
@@ -323,37 +384,51 @@ class _Data:
 
     # -- pods -------------------------------------------------------------------------------
     def pods(self, E: int, Lp: int, three_tier: bool) -> dict:
-        """Pod loads and leaf-spine / spine-super link geometry for pods of Lp leaves."""
+        """Pod loads and leaf-spine / spine-super link geometry for pods of Lp leaves (per plane:
+        planes may hold different numbers of leaves, hence of pods)."""
         key = (E, Lp if three_tier else 0)
         hit = self._pod_cache.get(key)
         if hit is not None:
             return hit
         lv = self.leaves(E)
-        L, nl = lv["L"], lv["nl"]
+        nl, Ls = lv["nl"], lv["Ls"]
+        plane_of, leaf_in_plane = lv["plane_of"], lv["leaf_in_plane"]
         fl = self.cluster.file.floor
-        leaf_in_plane = np.arange(nl) % L
-        plane_of = np.arange(nl) // L
         if three_tier:
-            ppp = -(-L // Lp)
+            ppp_p = -(-Ls // Lp)
             pod_in_plane = leaf_in_plane // Lp
+            partial_p = (Ls % Lp) != 0
         else:
-            ppp = 1
+            ppp_p = np.ones(self.planes, np.int64)
             pod_in_plane = np.zeros(nl, np.int64)
-        gpod = plane_of * ppp + pod_in_plane
-        # the last pod of a plane may be partly filled: its spine uplinks are a decision of their own
-        partial = bool(three_tier and L % Lp)
+            partial_p = np.zeros(self.planes, bool)
+        ppp = int(ppp_p.max()) if ppp_p.size else 1
+        pod_first = np.concatenate([[0], np.cumsum(ppp_p)[:-1]]).astype(np.int64)
+        npods = int(ppp_p.sum())
+        gpod = pod_first[plane_of] + pod_in_plane
+        pod_plane = np.repeat(np.arange(self.planes, dtype=np.int64), ppp_p)
+        pod_q = np.arange(npods, dtype=np.int64) - pod_first[pod_plane]
+        # the last pod of a plane, when partly filled, has spine uplinks of its own (partial_pod_bundle)
+        is_last = partial_p[pod_plane] & (pod_q == ppp_p[pod_plane] - 1)
+        partial = bool(three_tier and partial_p.any())
+        # an endpoint with ports in two pods (of its plane, or pods of different index on two
+        # planes): routing would favour the nearer pod, which the per-port split does not price
+        straddle = False
+        if three_tier and self.multi_port and self.ep_first_port.size:
+            pp = pod_in_plane[lv["gl"]]
+            straddle = bool((np.minimum.reduceat(pp, self.ep_first_port)
+                             != np.maximum.reduceat(pp, self.ep_first_port)).any())
         t2 = t2_full = t2_last = 0.0
         if three_tier and lv["pair_key"].size:
             a = lv["pair_key"] // nl
             b = lv["pair_key"] % nl
             cr = gpod[a] != gpod[b]
-            eg = np.bincount(gpod[a[cr]], weights=lv["pair_rate"][cr], minlength=self.planes * ppp)
-            ig = np.bincount(gpod[b[cr]], weights=lv["pair_rate"][cr], minlength=self.planes * ppp)
+            eg = np.bincount(gpod[a[cr]], weights=lv["pair_rate"][cr], minlength=npods)
+            ig = np.bincount(gpod[b[cr]], weights=lv["pair_rate"][cr], minlength=npods)
             per_pod = np.maximum(eg, ig)
             t2 = float(per_pod.max(initial=0.0))
-            last = (np.arange(self.planes * ppp) % ppp) == ppp - 1
-            t2_last = float(per_pod[last].max(initial=0.0)) if partial else 0.0
-            t2_full = float(per_pod[~last].max(initial=0.0)) if partial else t2
+            t2_last = float(per_pod[is_last].max(initial=0.0)) if partial else 0.0
+            t2_full = float(per_pod[~is_last].max(initial=0.0)) if partial else t2
         # spine positions: beside the mean row of their pod's leaves (pooled over planes)
         has = lv["has"]
         cnt = np.bincount(pod_in_plane[has], minlength=ppp)
@@ -365,19 +440,46 @@ class _Data:
         sy = pod_y.astype(np.float32)
         len1 = (np.abs(lv["lx"] - sx) + np.abs(lv["ly"] - sy[pod_in_plane]) + fl.slack_m).astype(np.float32)
         r1 = self._reach(len1)
-        d = dict(ppp=ppp, npods=self.planes * ppp, t2=t2, t2_full=t2_full, t2_last=t2_last, partial=partial,
+        d = dict(ppp=ppp, ppp_p=ppp_p, npods=npods, n_partial=int(partial_p.sum()) if three_tier else 0,
+                 t2=t2, t2_full=t2_full, t2_last=t2_last, partial=partial, straddle=straddle, gpod=gpod,
                  r1=r1, ok=bool(r1.max(initial=0) < len(_REACH)))
         if three_tier:
             sup_x = np.float32(spine_col + fl.rack_pitch_m)
             sup_y = np.float32(self.rack_row_max * fl.row_pitch_m / 2.0)
             len2 = (np.abs(sx - sup_x) + np.abs(sy - sup_y) + fl.slack_m).astype(np.float32)
-            r2 = np.tile(self._reach(np.atleast_1d(len2)), self.planes)
+            r2 = self._reach(np.atleast_1d(len2))[pod_q]
             d["r2"] = r2
-            last = (np.arange(r2.shape[0]) % ppp) == ppp - 1
-            d["r2_full"], d["r2_last"] = (r2[~last], r2[last]) if partial else (r2, r2[:0])
+            d["r2_full"], d["r2_last"] = r2[~is_last], r2[is_last]
             d["ok"] = d["ok"] and bool(r2.max(initial=0) < len(_REACH))
         self._pod_cache[key] = d
         return d
+
+    def verify(self, fabric) -> None:
+        """Refuse (SpecError, before solving) a fabric whose leaves or pods this model does not
+        reproduce port by port: a budget for a fabric other than the one built would be wrong."""
+        meta = fabric.meta
+        E = int(meta.get("endpoint_ports_per_leaf") or 0)
+        if E < 1:
+            raise SpecError([("fabric.tiers", "the link budget needs the builder's leaf grouping; this fabric has none")])
+        lv = self.leaves(E)
+        given = fabric.link_dst[self.up0].astype(np.int64)
+        n_given = int(np.unique(given).size)
+        pairs = int(np.unique(lv["gl"] * (fabric.n_nodes + 1) + given).size)
+        bad = pairs != lv["nl"] or pairs != n_given
+        if not bad:
+            # leaves per plane
+            lp = fabric.node_plane[np.unique(given)].astype(np.int64)
+            bad = not np.array_equal(np.bincount(lp, minlength=self.planes), lv["Ls"])
+        if not bad and fabric.n_tiers == 3:
+            pd = self.pods(E, int(meta["leaves_per_pod"]), True)
+            gpod_given = fabric.node_pod[given].astype(np.int64) * (self.planes + 1) + fabric.node_plane[given]
+            mine = pd["gpod"][lv["gl"]]
+            bad = int(np.unique(mine * (int(gpod_given.max()) + 1) + gpod_given).size) != pd["npods"]
+        if bad:
+            raise SpecError([("fabric", "the link budget's model groups the endpoint ports into leaves or pods "
+                                        "differently from the fabric this file builds; a budget for it would "
+                                        "describe another fabric, so none is computed")])
+
 
     # -- optics -------------------------------------------------------------------------------
     def _reach(self, length) -> np.ndarray:
@@ -429,10 +531,32 @@ class _Tables:
     pruned: dict = field(default_factory=dict)    # reason -> count
     cap: tuple = (1.0, 1.0)                       # utilisation allowed per switch link tier (healthy)
     nonblocking_util: tuple = (None, None)        # peak utilisation per tier of the non-blocking grouping
+    # links per port where speeds differ (the faster port breaks out into lanes of the slower):
+    # leaf uplink, spine downlink, spine uplink, super-spine downlink
+    lanes: tuple = (1, 1, 1, 1)
 
 
 def _speed(a: float, b: float) -> float:
     return float(min(a, b))
+
+
+def _lanes(a: float, b: float) -> Optional[tuple[float, int, int]]:
+    """(link speed, links per port of the a side, of the b side) of two facing port speeds, as the
+    builder breaks them out; None when the faster is not a whole number of the slower."""
+    g = min(a, b)
+    ka, kb = a / g, b / g
+    if abs(ka - round(ka)) > 1e-9 or abs(kb - round(kb)) > 1e-9:
+        return None
+    return float(g), int(round(ka)), int(round(kb))
+
+
+def _stated(cluster) -> dict:
+    """The pod structure the file states (None where derived)."""
+    fab = cluster.file.fabric
+    if fab.family == "fat_tree":
+        return dict(leaves_per_pod=None, pods=None, spines_per_pod=None, super_spines=None, bundle0=1)
+    return dict(leaves_per_pod=fab.leaves_per_pod, pods=fab.pods, spines_per_pod=fab.spines_per_pod,
+                super_spines=fab.super_spines, bundle0=fab.tiers[0].bundle if fab.tiers else None)
 
 
 def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end) -> _Tables:
@@ -440,22 +564,46 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     s0, s1 = specs[0], specs[1]
     R0, R1 = s0.radix, s1.radix
     brk = max(int(s0.port_gbps // data.nic_port), 1) if s0.port_gbps >= data.nic_port else 1
-    g1 = _speed(s0.port_gbps, s1.port_gbps)
-    g2 = _speed(s1.port_gbps, specs[2].port_gbps) if three else 0.0
-    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P, g1=g1, g2=g2, b1_fixed=b1_fixed)
+    st = _stated(data.cluster)
+    l1 = _lanes(s0.port_gbps, s1.port_gbps)
+    l2 = _lanes(s1.port_gbps, specs[2].port_gbps) if three else (0.0, 1, 1)
+    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P,
+                g1=l1[0] if l1 else 0.0, g2=l2[0] if l2 else 0.0, b1_fixed=b1_fixed)
     pr = T.pruned
+    if l1 is None or l2 is None:
+        pr["port speeds that do not divide"] = 1
+        return T
+    if s0.port_gbps < data.nic_port * (1 - 1e-12):
+        pr["leaf port slower than the NIC port"] = 1  # the builder refuses it (node_types[].nic_gbps)
+        return T
+    g1, k0, kS1 = l1
+    g2, k1, kS2 = l2
+    T.lanes = (k0, kS1, k1, kS2)
+    spl, ssp = st["spines_per_pod"], st["super_spines"]
+
+    def leaf_bundle(U0):
+        """Leaf-spine bundle of U0 leaf uplinks (links): the file's, or U0 / spines_per_pod."""
+        if spl is not None:
+            # spines per pod stated: the bundle follows (the file's bundle, if stated, must agree)
+            if U0 % spl or (st["bundle0"] is not None and st["bundle0"] * spl != U0):
+                return None
+            return U0 // spl
+        return b1_fixed
+
     # A tier the traffic loads beyond the target even when non-blocking cannot be helped by any
     # budget (oversubscription >= 1): it may run as loaded as its non-blocking grouping does.
-    b1n = b1_fixed or 1
     d0n = -(-R0 // 2)
     u0n = R0 - d0n
+    U0n = u0n * k0
+    b1n = leaf_bundle(U0n) or b1_fixed or 1
     lvn = data.leaves(d0n * brk)
-    nb1 = lvn["t1"] / (g1 * u0n)
+    nb1 = lvn["t1"] / (g1 * U0n)
     nb2 = None
     if three:
         d1n = -(-R1 // 2)
-        pdn = data.pods(d0n * brk, max(d1n // b1n, 1), True)
-        sun = max(u0n // b1n, 1) * (R1 - d1n)
+        Lpn = st["leaves_per_pod"] or (-(-lvn["L"] // st["pods"]) if st["pods"] else max(d1n * kS1 // b1n, 1))
+        pdn = data.pods(d0n * brk, Lpn, True)
+        sun = max(U0n // b1n, 1) * max(Lpn * b1n // kS1, 1) * k1
         nb2 = pdn["t2"] / (g2 * sun)
     T.nonblocking_util = (nb1, nb2)
     slack = 1 + 1e-4  # above the CP rows' 1e-6 quantisation of utilisation caps
@@ -467,10 +615,15 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
 
     for d0 in range(-(-R0 // 2), R0):
         u0 = R0 - d0
+        U0 = u0 * k0
         if max_os is not None and d0 / u0 > max_os + 1e-9:
             bump("oversubscription above the limit")
             continue
-        if b1_fixed is not None and u0 % b1_fixed:
+        b1 = leaf_bundle(U0)
+        if spl is not None and b1 is None:
+            bump("leaf uplinks not a whole number of links per spine (fabric.spines_per_pod)")
+            continue
+        if b1 is not None and U0 % b1:
             bump("bundle does not divide the uplinks")
             continue
         E = d0 * brk
@@ -481,48 +634,98 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
         if not data.tor_power_ok(lv, s0.power_w):
             bump("top-of-rack leaf over a hard rack power limit")
             continue
+        if not three and st["leaves_per_pod"] is not None and lv["L"] != st["leaves_per_pod"]:
+            bump("leaves per plane other than fabric.leaves_per_pod")
+            continue
         t1 = lv["t1"]
         # tier-1 conditions that depend on the leaf option alone
-        if t1 > cap1 * g1 * u0 * (1 + 1e-12):
+        if t1 > cap1 * g1 * U0 * (1 + 1e-12):
             bump("leaf uplinks over the target utilisation")
             continue
-        if survive == "link" and (u0 < 2 or t1 > g1 * (u0 - 1) * (1 + 1e-12)):
+        if survive == "link" and (U0 < 2 or t1 > g1 * (U0 - 1) * (1 + 1e-12)):
             bump("leaf uplinks overloaded after a link failure")
             continue
-        T.E_opts.append(dict(d0=d0, u0=u0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"]))
+        T.E_opts.append(dict(d0=d0, u0=u0, U0=U0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"],
+                             b1=(b1 if three else b1)))
     if three:
         R2 = specs[2].radix
-        b1 = b1_fixed or 1
-        for d1 in range(-(-R1 // 2), R1):
-            u1 = R1 - d1
-            if max_os is not None and d1 / u1 > max_os + 1e-9:
-                bump("oversubscription above the limit")
-                continue
-            Lp = d1 // b1
-            if Lp < 1:
-                continue
-            T.D_opts.append(dict(d1=d1, u1=u1, Lp=Lp, b2s=[b for b in _divisors(u1) if b <= R2]))
+        d_index: dict = {}
+
+        def d_opt(d1, u1, Lp):
+            k = (d1, u1, Lp)
+            if k not in d_index:
+                d_index[k] = len(T.D_opts)
+                T.D_opts.append(dict(d1=d1, u1=u1, U1=u1 * k1, Lp=Lp))
+            return d_index[k]
+
+        if st["leaves_per_pod"] is None and st["pods"] is None and spl is None:
+            # the spine options of a derived pod size do not depend on the leaf option: list them all
+            for d1 in range(-(-R1 // 2), R1):
+                if d1 * kS1 // (b1_fixed or 1) >= 1 and not (max_os is not None and d1 / (R1 - d1) > max_os + 1e-9):
+                    d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
         for iE, eo in enumerate(T.E_opts):
             if time.monotonic() > time_budget_end:
                 raise SolverError("the link-budget tables were not complete within the time limit; raise --time-limit")
-            spp = eo["u0"] // b1
-            for iD, do in enumerate(T.D_opts):
-                pd = data.pods(eo["E"], do["Lp"], True)
+            b1 = eo["b1"] or 1
+            eo["b1"] = b1
+            spp = eo["U0"] // b1
+            # spine options: the split of the radix (pod size derived), or the stated pod size with
+            # any number of up ports (the builder's spine up ports = down / oversubscription)
+            Lp_st = st["leaves_per_pod"]
+            if Lp_st is None and st["pods"] is not None:
+                Lp_st = -(-eo["L"] // st["pods"])
+                lv = data.leaves(eo["E"])
+                if (-(-lv["Ls"] // Lp_st) != st["pods"]).any():
+                    bump("a plane's leaves do not make fabric.pods pods")
+                    continue
+            opts = []
+            if Lp_st is None:
+                for d1 in range(-(-R1 // 2), R1):
+                    Lp = d1 * kS1 // b1
+                    if Lp >= 1:
+                        opts.append((d1, R1 - d1, Lp))
+            else:
+                D1 = Lp_st * b1
+                if D1 % kS1:
+                    bump("stated pod size does not fill whole spine ports")
+                    continue
+                d1 = D1 // kS1
+                opts = [(d1, u1, Lp_st) for u1 in range(1, R1 - d1 + 1)]
+            for d1, u1, Lp in opts:
+                if max_os is not None and d1 / u1 > max_os + 1e-9:
+                    bump("oversubscription above the limit")
+                    continue
+                U1 = u1 * k1
+                iD = d_opt(d1, u1, Lp)
+                pd = data.pods(eo["E"], Lp, True)
                 if not pd["ok"]:
                     bump("switch link longer than any reach class")
                     continue
+                if pd["straddle"]:
+                    bump("an endpoint's ports in two pods")
+                    continue
                 ppp = pd["ppp"]
-                su = spp * do["u1"]
-                t2 = pd["t2"]
-                if t2 > cap2 * g2 * su * (1 + 1e-12):
+                su = spp * U1
+                if pd["t2"] > cap2 * g2 * su * (1 + 1e-12):
                     bump("spine uplinks over the target utilisation")
+                    continue
+                if ssp is not None:
+                    if ssp % spp or U1 % (ssp // spp) or ssp < spp:
+                        bump("spine uplinks that fabric.super_spines cannot take evenly")
+                        continue
+                    b2s = [U1 // (ssp // spp)]
+                else:
+                    b2s = _divisors(U1)
+                b2s = [b for b in b2s if -(-ppp * b // kS2) <= R2]
+                if not b2s:
+                    bump("super-spine radix too small for the pods")
                     continue
                 c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
                 c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
                 c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
-                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], t2=pd["t2_full"], t2_last=pd["t2_last"],
-                                        partial=pd["partial"], su=su, spp=spp, c1=c1, w1=w1, c2=c2, w2=w2,
-                                        c2l=c2l, w2l=w2l)
+                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], n_partial=pd["n_partial"], t2=pd["t2_full"],
+                                        t2_last=pd["t2_last"], partial=pd["partial"], su=su, spp=spp, b1=b1,
+                                        b2s=b2s, c1=c1, w1=w1, c2=c2, w2=w2, c2l=c2l, w2l=w2l)
     else:
         for eo in T.E_opts:
             pd = data.pods(eo["E"], 0, False)
@@ -531,78 +734,88 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     return T
 
 
+def _b1_choices(T: _Tables, eo: dict) -> list:
+    """2 tiers: the leaf-spine bundles of a leaf option (its own when stated or fixed by spines_per_pod)."""
+    if eo.get("b1") is not None:
+        return [eo["b1"]]
+    return _divisors(eo["U0"])
+
+
 # --- exact evaluation of one candidate (used by the enumeration and to report) ----------------
 def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b: int) -> Optional[dict]:
     """Counts, cost, power and utilisations of one candidate, or None if it violates a constraint.
 
     2 tiers: ``b`` is the leaf-spine bundle and ``iD`` is None; 3 tiers: ``b`` is
     (spine-super bundle of the full pods, that of the partly filled last pod of each plane;
-    equal when every pod is full).
+    equal when every pod is full). Uplinks are counted in links (a port broken out into lanes
+    is several links).
     """
     P = T.planes
     eo = T.E_opts[iE]
     s = T.specs
-    u0, t1 = eo["u0"], eo["t1"]
+    k0, kS1, k1, kS2 = T.lanes
+    U0, t1 = eo["U0"], eo["t1"]
     eps = 1 + 1e-12
     if not T.three:
         b1 = b
-        if u0 % b1 or eo["L"] * b1 > s[1].radix or not eo["ok1"]:
+        if U0 % b1 or -(-eo["L"] * b1 // kS1) > s[1].radix or not eo["ok1"]:
             return None
-        spp = u0 // b1
-        if T.b1_fixed is not None and b1 != T.b1_fixed:
+        if b1 not in _b1_choices(T, eo):
             return None
-        if survive == "switch" and (u0 - b1 < 1 or t1 > T.g1 * (u0 - b1) * eps):
+        spp = U0 // b1
+        if survive == "switch" and (U0 - b1 < 1 or t1 > T.g1 * (U0 - b1) * eps):
             return None
         counts = [eo["nl"], P * spp]
-        links = [None, eo["nl"] * u0]
-        capex = counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + eo["c0"] + u0 * eo["c1"]
-        watts = counts[0] * s[0].power_w + counts[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
-        util = [t1 / (T.g1 * u0), None]
-        dec = dict(d0=eo["d0"], u0=u0, b1=b1, spines_per_plane=spp)
+        links = [None, eo["nl"] * U0]
+        capex = counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + eo["c0"] + U0 * eo["c1"]
+        watts = counts[0] * s[0].power_w + counts[1] * s[1].power_w + eo["w0"] + U0 * eo["w1"]
+        util = [t1 / (T.g1 * U0), None]
+        dec = dict(d0=eo["d0"], u0=eo["u0"], leaf_uplinks=U0, b1=b1, spines_per_plane=spp)
         return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
     do = T.D_opts[iD]
     pr = T.pair.get((iE, iD))
     if pr is None:
         return None
     b2, bp = b
-    u1 = do["u1"]
-    if u1 % b2 or pr["ppp"] * b2 > s[2].radix or not 1 <= bp <= b2 or (bp != b2 and not pr["partial"]):
+    U1 = do["U1"]
+    if b2 not in pr["b2s"] or not 1 <= bp <= b2 or (bp != b2 and not pr["partial"]):
         return None
     spp, su, t2 = pr["spp"], pr["su"], pr["t2"]
-    k2 = u1 // b2
+    k2 = U1 // b2
     # the partly filled last pod of each plane (if any): bp links per spine and super-spine
     ul = k2 * bp
     sl, t2l = spp * ul, pr["t2_last"]
-    b1 = T.b1_fixed or 1
+    b1 = pr["b1"]
     g1, g2 = T.g1, T.g2
     if t2l > T.cap[1] * g2 * sl * eps:
         return None
     if survive == "link":
-        if su < 2 or t1 * su > g1 * u0 * (su - 1) * eps:
+        if su < 2 or t1 * su > g1 * U0 * (su - 1) * eps:
             return None
-        for tt, s_, u_ in ((t2, su, u1), (t2l, sl, ul)):
-            if u_ < 2 or tt * u_ > g2 * s_ * (u_ - 1) * eps or tt * u0 > g2 * s_ * (u0 - 1) * eps:
+        for tt, s_, u_ in ((t2, su, U1), (t2l, sl, ul)):
+            if u_ < 2 or tt * u_ > g2 * s_ * (u_ - 1) * eps or tt * U0 > g2 * s_ * (U0 - 1) * eps:
                 return None
     elif survive == "switch":
-        if u0 - b1 < 1 or su - b2 < 1 or spp < 2 or u1 - b2 < 1:
+        if U0 - b1 < 1 or su - b2 < 1 or spp < 2 or U1 - b2 < 1:
             return None
-        if t1 > g1 * (u0 - b1) * eps or t1 * su > g1 * u0 * (su - b2) * eps:
+        if t1 > g1 * (U0 - b1) * eps or t1 * su > g1 * U0 * (su - b2) * eps:
             return None
-        for tt, s_, u_, bb in ((t2, su, u1, b2), (t2l, sl, ul, bp)):
+        for tt, s_, u_, bb in ((t2, su, U1, b2), (t2l, sl, ul, bp)):
             if s_ - bb < 1 or u_ - bb < 1:
                 return None
             if tt * spp > g2 * s_ * (spp - 1) * eps or tt * u_ > g2 * s_ * (u_ - bb) * eps:
                 return None
-    n_last = P if pr["partial"] else 0
+    n_last = pr["n_partial"] if pr["partial"] else 0
     counts = [eo["nl"], pr["npods"] * spp, P * spp * k2]
-    links = [None, eo["nl"] * u0, (pr["npods"] - n_last) * su + n_last * sl]
+    links = [None, eo["nl"] * U0, (pr["npods"] - n_last) * su + n_last * sl]
     capex = (counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + counts[2] * s[2].cost_usd
-             + eo["c0"] + u0 * pr["c1"] + su * pr["c2"] + sl * pr["c2l"])
+             + eo["c0"] + U0 * pr["c1"] + su * pr["c2"] + sl * pr["c2l"])
     watts = (counts[0] * s[0].power_w + counts[1] * s[1].power_w + counts[2] * s[2].power_w
-             + eo["w0"] + u0 * pr["w1"] + su * pr["w2"] + sl * pr["w2l"])
-    util = [t1 / (g1 * u0), max(t2 / (g2 * su), t2l / (g2 * sl) if pr["partial"] else 0.0)]
-    dec = dict(d0=eo["d0"], u0=u0, b1=b1, d1=do["d1"], u1=u1, b2=b2, leaves_per_pod=do["Lp"],
-               pods_per_plane=pr["ppp"], spines_per_pod=spp, supers_per_plane=spp * k2)
+             + eo["w0"] + U0 * pr["w1"] + su * pr["w2"] + sl * pr["w2l"])
+    util = [t1 / (g1 * U0), max(t2 / (g2 * su), t2l / (g2 * sl) if pr["partial"] else 0.0)]
+    dec = dict(d0=eo["d0"], u0=eo["u0"], leaf_uplinks=U0, b1=b1, d1=do["d1"], u1=do["u1"], spine_uplinks=U1,
+               b2=b2, leaves_per_pod=do["Lp"], pods_per_plane=pr["ppp"], spines_per_pod=spp,
+               supers_per_plane=spp * k2)
     if pr["partial"]:
         dec["partial_pod_bundle"] = bp
     return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
@@ -632,21 +845,20 @@ def enumerate_all(T: _Tables, survive: str, tau: float):
             for iD, do in enumerate(T.D_opts):
                 if (iE, iD) not in T.pair:
                     continue
-                for b in _bundles(do, T.pair[(iE, iD)]):
+                for b in _bundles(T.pair[(iE, iD)]):
                     ev = evaluate(T, survive, tau, iE, iD, b)
                     if ev is not None:
                         yield iE, iD, b, ev
         else:
-            bs = [T.b1_fixed] if T.b1_fixed else _divisors(eo["u0"])
-            for b in bs:
+            for b in _b1_choices(T, eo):
                 ev = evaluate(T, survive, tau, iE, None, b)
                 if ev is not None:
                     yield iE, None, b, ev
 
 
-def _bundles(do: dict, pr: dict):
-    """The spine-super bundle choices of a spine option: (full pods', partly filled pod's)."""
-    for b in do["b2s"]:
+def _bundles(pr: dict):
+    """The spine-super bundle choices of a (leaf, spine) option: (full pods', partly filled pod's)."""
+    for b in pr["b2s"]:
         for bp in (range(1, b + 1) if pr["partial"] else (b,)):
             yield b, bp
 
@@ -665,20 +877,20 @@ def brute_force(T: _Tables, survive: str, tau: float, wc: float, ww: float):
 def _shapes(T: _Tables):
     """Every structurally valid candidate (divisibility, radix, reach): (iE, iD, b)."""
     R1 = T.specs[1].radix
+    kS1 = T.lanes[1]
     for iE, eo in enumerate(T.E_opts):
         if T.three:
             for iD, do in enumerate(T.D_opts):
                 pr = T.pair.get((iE, iD))
                 if pr is None:
                     continue
-                for b in _bundles(do, pr):
-                    if pr["ppp"] * b[0] <= T.specs[2].radix:
-                        yield iE, iD, b
+                for b in _bundles(pr):  # b2s already fit the super-spine radix
+                    yield iE, iD, b
         else:
             if not eo["ok1"]:
                 continue
-            for b in ([T.b1_fixed] if T.b1_fixed else _divisors(eo["u0"])):
-                if eo["u0"] % b == 0 and eo["L"] * b <= R1:
+            for b in _b1_choices(T, eo):
+                if eo["U0"] % b == 0 and -(-eo["L"] * b // kS1) <= R1:
                     yield iE, None, b
 
 
@@ -715,7 +927,7 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     costs = []
     for iE, iD, b in shapes:
         eo = T.E_opts[iE]
-        u0, t1 = eo["u0"], mbps(eo["t1"])
+        u0, t1 = eo["U0"], mbps(eo["t1"])  # leaf uplinks in links
         row("leaf uplinks at or under the target", t1 * ppm, cap1 * g1 * u0)
         if not T.three:
             b1, spp = b, u0 // b
@@ -729,8 +941,8 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
             watts = nsw[0] * s[0].power_w + nsw[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
         else:
             do, pr = T.D_opts[iD], T.pair[(iE, iD)]
-            (b2, bp), u1, spp, su, t2 = b, do["u1"], pr["spp"], pr["su"], mbps(pr["t2"])
-            b1 = T.b1_fixed or 1
+            (b2, bp), u1, spp, su, t2 = b, do["U1"], pr["spp"], pr["su"], mbps(pr["t2"])  # spine uplinks in links
+            b1 = pr["b1"]
             k2 = u1 // b2
             # full pods, and the partly filled last pod of each plane (bp links per spine and super)
             pods_ = [("", t2, su, u1, b2)]
@@ -952,16 +1164,19 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         demands = _demands(cluster, fabric, placement)
     eff = wire_efficiency(cluster)
     data = _Data(cluster, fabric, demands, eff)
+    data.verify(fabric)  # the model's leaves and pods are the built fabric's, or no budget
     three = fabric.n_tiers == 3
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
-    if three and b1_fixed is None:
-        b1_fixed = 1
+    if three and b1_fixed is None and cluster.file.fabric.spines_per_pod is None:
+        b1_fixed = 1  # 3 tiers: one link per leaf-spine pair unless stated (spines_per_pod fixes it per option)
     if switch_choice == "catalog" and not extra:
         # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
         cat = sorted(cluster.switches)
         choices = [ch for ch in itertools.product(*([cat] * fabric.n_tiers))
-                   if cluster.switches[ch[0]].port_gbps >= data.nic_port]
+                   if cluster.switches[ch[0]].port_gbps >= data.nic_port
+                   and all(_lanes(cluster.switches[a].port_gbps, cluster.switches[b].port_gbps) is not None
+                           for a, b in zip(ch, ch[1:]))]
     else:
         choices = [tuple(names)]
     choices, too_hot = _network_rack_fit(cluster, choices, names, specs)
@@ -1030,8 +1245,13 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     # the design as given and a non-blocking design, both carrying the same traffic
     nb = _nonblocking_dict(cluster)
     from .spec import from_dict
-    nb_cluster = from_dict(nb, source="(non-blocking)", base_dir=cluster.base_dir)
-    nb_bom = bill_of_materials(build(nb_cluster), nb_cluster)
+    try:
+        nb_cluster = from_dict(nb, source="(non-blocking)", base_dir=cluster.base_dir)
+        nb_bom = bill_of_materials(build(nb_cluster), nb_cluster)
+    except SpecError:
+        # a stated pod structure the 1:1 design cannot take (e.g. spine up ports = leaves per
+        # pod no longer fit the radix): compare against the design as given instead
+        nb_cluster, nb_bom = cluster, bom_given
     money = {"chosen": _bom_money(after, bom_after), "as_given": _bom_money(cluster, bom_given),
              "non_blocking": _bom_money(nb_cluster, nb_bom)}
     for k, bm in (("chosen", bom_after), ("as_given", bom_given), ("non_blocking", nb_bom)):
@@ -1302,5 +1522,7 @@ def _infeasible(data, tables, survive, tau, from_option, max_os) -> SpecError:
     if best_u is not None and best_u > tau:
         return SpecError([(where, f"no link budget keeps switch links at or under {tau:g}: the traffic needs "
                                   f"at least {best_u:.3f} even with the most uplinks the switches allow")])
+    why = _merge_pruned(tables)
+    why = "; ".join(f"{k} ({v})" for k, v in sorted(why.items(), key=lambda kv: -kv[1])[:3])
     return SpecError([(where, f"no link budget meets the target utilisation {tau:g} within the switch radix, "
-                              f"reach and oversubscription limits")])
+                              f"reach and oversubscription limits" + (f" (options set aside: {why})" if why else ""))])

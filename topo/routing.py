@@ -61,6 +61,7 @@ from .traffic import Demands
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
 _EMPTY = np.zeros(0)
 _FLUID_MODE = {"fluid": 0, "wcmp": 1, "uec-spray": 2}
+_QP_MODELS = ("roce-hash",)  # the models whose loads depend on queue pairs per connection
 
 
 # --- fabric preparation ------------------------------------------------------------------
@@ -1001,7 +1002,9 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
         return T.matrix(fabric, traffic, eff, where="--traffic")
 
     summary: dict = {"cluster": cluster.name, "family": fabric.family, "endpoints": fabric.n_endpoints,
-                     "links": fabric.n_links, "routing": model, "traffic": str(traffic), "seed": seed, "qps": qps,
+                     "links": fabric.n_links, "routing": model, "traffic": str(traffic), "seed": seed,
+                     # queue pairs matter only to hashing (roce-hash); null for the other models
+                     "qps": qps if model in _QP_MODELS else None,
                      "wire_efficiency": eff_c,
                      "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
     lp_model = model == "optimal"
@@ -1054,13 +1057,11 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     summary["jobs"] = jobs
     summary["bisection_gbps"] = bisection_gbps(fabric)
     if all_to_all:
-        r = uniform_loads(fabric, "fluid", 1.0, failed_links=dead)
-        u = float(r.utilization.max()) if r.utilization.size else 0.0
-        inj = fabric.injection_gbps()
-        acc = fabric.ep_is_accel & (inj > 0)
-        per = (fabric.n_endpoints - 1) / u if u > 0 else 0.0
-        summary["all_to_all_gbps_per_accelerator"] = float(min(per, inj[acc].min())) if acc.any() else 0.0
-        summary["all_to_all_unreachable_fraction"] = r.unreachable_fraction
+        by_class, unreach_frac = _all_to_all_by_class(fabric, dead)
+        summary["all_to_all"] = by_class
+        acc = by_class.get("accelerators")
+        summary["all_to_all_gbps_per_accelerator"] = (acc or {}).get("gbps_per_endpoint") or 0.0
+        summary["all_to_all_unreachable_fraction"] = unreach_frac
     if lp_model and not big_uniform:
         from .routing_lp import max_concurrent_flow
         summary["optimal"] = max_concurrent_flow(fabric, d, failed_links=dead, efficiency=eff_c)
@@ -1076,6 +1077,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
             with np.errstate(divide="ignore", invalid="ignore"):
                 um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
             side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
+                       **({"qps": qps} if m in _QP_MODELS else {}),
                        "jobs": {n: float(times_m[k]) for k, n in enumerate(d.job_names)}}
         a, b = side["roce-hash"], side["uec-spray"]
         side["collision_penalty_max_util"] = a["max_util"] / b["max_util"] if b["max_util"] > 0 else None
@@ -1083,6 +1085,35 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
                                           for n in d.job_names}
         summary["roce_vs_uec"] = side
     return Analysis(summary=_jsonable(summary), loads=total, utilization=util)
+
+
+def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
+    """Uniform all-to-all rate per endpoint (Gb/s, fluid ECMP, failed links excluded), per node
+    class: accelerators and hosts without accelerators, as ``topo describe`` reports it. Each class
+    is limited by its own NIC links and by the shared switch links, so slower CPU hosts do not cap
+    the accelerators' figure. Returns (per class, unreachable fraction of the pattern)."""
+    r = uniform_loads(fabric, "fluid", 1.0, failed_links=dead)
+    util = np.asarray(r.utilization, np.float64)
+    n = fabric.n_endpoints
+    out: dict = {"method": "fluid ECMP, uniform all-to-all among all endpoints; per class: (endpoints - 1) / the "
+                           "highest utilisation of its own NIC links and of the switch links"}
+    if n < 2 or util.size == 0:
+        return out, float(r.unreachable_fraction)
+    util = np.where(dead, 0.0, util) if dead is not None and np.shape(dead) == util.shape else util
+    sw = fabric.link_tier >= 1
+    u_sw = float(util[sw].max()) if sw.any() else 0.0
+    ep_link = fabric.link_tier == 0
+    owner = np.where(fabric.link_src < n, fabric.link_src, fabric.link_dst)
+    inj = fabric.injection_gbps()
+    for cls, mask in (("accelerators", fabric.ep_is_accel), ("cpu_hosts", ~fabric.ep_is_accel)):
+        mask = np.asarray(mask, bool) & (inj > 0)
+        if not mask.any():
+            continue
+        m = ep_link & mask[np.minimum(owner, n - 1)]
+        u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
+        out[cls] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
+                    "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links"}
+    return out, float(r.unreachable_fraction)
 
 
 def _jsonable(o):
