@@ -110,41 +110,15 @@ def _check_built(f, family, planes, dual, os_, speeds):
         assert f.tier_oversubscription[0] == pytest.approx(os_, rel=1e-9)
 
 
-# Builder defects (topo/fabric.py, topo/spec.py; not the link budget's) this matrix found: the
-# fat tree builds something other than the file states and validate accepts it. Strict xfails:
-# each turns into a failure the day the builder honours or refuses the combination.
-FAT_TREE_DEFECTS = {
-    "oversubscription": "family fat_tree ignores fabric.tiers[0].oversubscription (builds 1:1, validate says OK)",
-    "dual": "family fat_tree with dual_homed attaches ports beyond its k*k/2 edge switches to spine and "
-            "super-spine nodes (validate says OK)",
-    "speeds": "family fat_tree takes tiers[0]'s port speed for every tier: 400G spine ports stated, 800G "
-              "links built (validate says OK)",
-}
-
-
-def _known_defect(family, planes, dual, os_, speed):
-    if family != "fat_tree" or (dual and planes > 1):
-        return None
-    d = _file(family, planes, dual, os_, SPEEDS[speed])
-    try:
-        build(from_dict(d))
-    except SpecError:
-        return None  # refused: honest
-    if dual and speed != "nic400-leaf800":  # 800G edge ports take two ports each: 8 edge switches suffice
-        return FAT_TREE_DEFECTS["dual"]
-    if speed == "leaf800-spine400":
-        return FAT_TREE_DEFECTS["speeds"]
-    if os_ != 1.0:
-        return FAT_TREE_DEFECTS["oversubscription"]
-    return None
+# The fat-tree combinations this matrix found built as something else (oversubscription ignored,
+# dual homing onto spine ports, one port speed for every tier) are refused by validate now
+# (fabric.tiers[i].oversubscription, fabric.dual_homed, fabric.tiers), so they count as refusals.
 
 
 def _params():
     out = []
     for a, b, c, d, e in itertools.product(FAMILIES, PLANES, DUAL, OVERSUB, SPEEDS):
-        why = _known_defect(a, b, c, d, e)
-        marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
-        out.append(pytest.param(a, b, c, d, e, marks=marks, id=f"{a}-p{b}-{'dual' if c else 'single'}-os{d:g}-{e}"))
+        out.append(pytest.param(a, b, c, d, e, id=f"{a}-p{b}-{'dual' if c else 'single'}-os{d:g}-{e}"))
     return out
 
 

@@ -573,6 +573,19 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
                                      f"{MAX_ENDPOINTS:,} (k <= {int((4 * MAX_ENDPOINTS) ** (1 / 3))})"))
         elif fab.k ** 3 // 4 < total_endpoints:
             errs.append(("fabric.k", f"a k={fab.k} fat tree holds {fab.k ** 3 // 4} hosts; the racks declare {total_endpoints}"))
+        # a k-ary fat tree is one switch model, 1:1 at every tier, one edge port per host: say
+        # anything else with family clos (which builds it exactly) instead of having it ignored
+        for i, t in enumerate(fab.tiers):
+            if t.oversubscription != 1.0:
+                errs.append((f"fabric.tiers[{i}].oversubscription", f"a k-ary fat tree is 1:1 at every tier by "
+                             f"construction (found {t.oversubscription:g}); use family clos for an oversubscribed tree"))
+        if tiers and any(t.switch.port_gbps != tiers[0].switch.port_gbps for t in tiers[1:]):
+            errs.append(("fabric.tiers", "a k-ary fat tree is built of one switch model at one port speed "
+                         f"({tiers[0].switch.port_gbps:g}G from tiers[0]); tiers with other port speeds would be "
+                         "ignored: use family clos"))
+        if fab.dual_homed:
+            errs.append(("fabric.dual_homed", "a k-ary fat tree has one edge port per host; use family clos "
+                                              "(or rail_optimized) with dual_homed"))
     elif fab.family == "custom":
         if fab.custom is None:
             errs.append(("fabric.custom", "missing: a custom fabric needs graphml or edge_list"))
