@@ -41,6 +41,16 @@ ACCELERATORS: dict[str, dict] = {
     },
 }
 ACCELERATORS["MI455X"] = dict(ACCELERATORS["MI450"])
+# Added for examples/bytedance-megascale-12k.yaml (MegaScale ran on "more than 10,000 NVIDIA Ampere GPUs").
+ACCELERATORS.update({
+    "A100": {
+        "power_w": 400, "scaleup_gbps": 2400, "scaleup_domain": 8, "hbm_gb": 80,
+        "source": "A100 SXM4: NVLink gen 3 600 GB/s (bidirectional, so 300 GB/s = 2,400 Gb/s each way), 400 W TDP, "
+                  "8 per HGX/p4d node: AWS EC2 accelerated-computing table, seen through "
+                  "https://gist.github.com/shashankprasanna/10ebe6dc1ba1d8d93db17da4e2cc890e; 80 GB HBM2e: "
+                  "https://huggingface.co/spaces/lambdabrendan/Lambda-LLM-Calculator/blob/main/data/gpu_specs.csv (secondary)",
+    },
+})
 
 # --- node platforms (servers, trays) -------------------------------------------
 # power_busy_kw / power_idle_kw: whole node at the wall. idle is an estimate
@@ -90,6 +100,18 @@ PLATFORMS: dict[str, dict] = {
         "unverified": ["power_busy_kw"],
     },
 }
+# Added for examples/bytedance-megascale-12k.yaml: eight 200G NICs per 8-GPU server (MegaScale, NSDI 2024, sec. 3.6).
+PLATFORMS.update({
+    "hgx-a100-8x200g": {
+        "accelerator": "A100", "accelerators": 8, "nics": 8, "nic_gbps": 200, "nic_ports": 1,
+        "power_busy_kw": 6.5, "power_idle_kw": 1.6,
+        "source": "8 x A100 with one 200G NIC each: Jiang et al., MegaScale, NSDI 2024 (arXiv 2402.15627) sec. 3.6 "
+                  "(\"eight 200G NICs on the server\"); node power is the DGX A100 maximum, 6.5 kW "
+                  "(https://pcnews.ru/news/vycislitelnaa_sistema_nvidia_dgx_a100_ampere_osnasaetsa_sestu_blokami_pitania_po_3_kvt-985106.html, "
+                  "secondary, citing NVIDIA's DGX A100 documentation); ByteDance does not publish its servers' power",
+        "unverified": ["power_busy_kw"],
+    },
+})
 
 # --- switches -------------------------------------------------------------------
 SWITCHES: dict[str, dict] = {
@@ -114,6 +136,47 @@ SWITCHES: dict[str, dict] = {
         "unverified": ["power_w", "cost_usd"],
     },
 }
+# Added (issue 13): 102.4 Tb/s switches. Port counts and speeds are from the sources named; no system power
+# or price of a Tomahawk 6 switch was found in public material, so power_w / cost_usd are placeholders by a
+# stated rule (2 x the th5-* estimates above, for twice the switching capacity) and marked unverified:
+# override them in the cluster file (catalog.switches).
+SWITCHES.update({
+    # Broadcom Tomahawk 6 (BCM78910 / BCM78914), shipping since June 2025: 102.4 Tb/s from 512 x 200G or
+    # 1,024 x 100G SerDes, up to 64 x 1.6TbE, 3 nm.
+    "th6-128x800": {
+        "radix": 128, "port_gbps": 800, "power_w": 3600, "cost_usd": 120000, "ru": 2,
+        "source": "Tomahawk 6, 102.4 Tb/s = 128 x 800G (4 x 200G lanes per port): "
+                  "https://www.servethehome.com/broadcom-tomahawk-6-launched-for-1-6tbe-generation/ ; Broadcom press "
+                  "release 2025-06-03 via https://electronics-journal.com/news/96096-broadcom-ships-tomahawk-6-world%E2%80%99s-first-102-4-tbps-switch ; "
+                  "system power and price not public: placeholders = 2 x the th5-* estimates",
+        "unverified": ["power_w", "cost_usd", "ru"],
+    },
+    "th6-64x1600": {
+        "radix": 64, "port_gbps": 1600, "power_w": 3600, "cost_usd": 120000, "ru": 2,
+        "source": "Tomahawk 6, \"up to 64 ports of 1.6TbE\": "
+                  "https://www.servethehome.com/broadcom-tomahawk-6-launched-for-1-6tbe-generation/ ; "
+                  "system power and price not public: placeholders = 2 x the th5-* estimates",
+        "unverified": ["power_w", "cost_usd", "ru"],
+    },
+})
+# Not presets yet, with the reason:
+# - Tomahawk 6 as 512 x 200G ("up to 512 XPUs on a single switch", same sources as above). A preset whose
+#   ports are slower than a cluster's NICs is never a leaf candidate of `topo budget --switch-choice catalog`
+#   (linkbudget filters it), but tests/test_budget.py::test_catalog_switch_choice_is_the_enumerated_optimum
+#   enumerates every preset as a leaf without that filter, so adding it fails that test on small.yaml's 400G
+#   NICs. Give it in the cluster file until the test applies the filter:
+#   catalog: {switches: {th6-512x200: {radix: 512, port_gbps: 200, power_w: 3600, cost_usd: 120000}}}
+# - NVIDIA Spectrum-4 SN5600: 64 x 800GbE, 128 x 400GbE or 256 x 200GbE
+#   (https://docs.nvidia.com/networking/display/sn5000/data+interfaces); th5-64x800 / th5-128x400 above have
+#   the same ports and stand for it (no SN5600 power or price was found, so a separate preset would only repeat
+#   the th5 estimates).
+# - NVIDIA Quantum-2 QM9700 (NDR InfiniBand, 64 x 400G in 32 OSFP cages, 1U:
+#   https://docs.nvidia.com/networking/display/QM97X0PUB/Interfaces): an InfiniBand switch is not a candidate
+#   for an Ethernet budget, and `--switch-choice catalog` does not tell protocols apart, so the DGX SuperPOD
+#   examples (examples/dgx-superpod-*.yaml) define it in their own catalog section with this source.
+# - NVIDIA Quantum-X800 (Q3400, XDR 800G) and Spectrum-X800 / Spectrum-6 102.4T: user manuals exist
+#   (https://docs.nvidia.com/networking/display/XDRSwitchesHWUM/) but no port count could be read from a
+#   primary source here.
 
 # --- optics and cables by reach class ------------------------------------------
 # Reach classes in increasing reach. max_m is the longest link of the class.
@@ -144,6 +207,42 @@ LPO = {"max_m": 500.0, "watts": 8.5, "cost_usd": 650, "ends": 2,
        "unverified": ["cost_usd"]}
 # 400G parts draw and cost roughly 60% of 800G ones (assumption, unverified).
 OPTIC_SPEED_SCALE = {800: 1.0, 400: 0.6, 200: 0.4, 100: 0.25, 1600: 1.6}
+# Reference figures for single parts (added for issue 13): not read by the bill of materials, which prices a
+# link by its reach class (OPTICS) and speed (OPTIC_SPEED_SCALE). They back the ranges above with primary
+# sources where one exists, and say where none does (1.6T).
+OPTIC_PARTS: dict[str, dict] = {
+    "osfp-800g-2xdr4-smf": {
+        "gbps": 800, "max_m": 500.0, "watts": 17.0,
+        "source": "NVIDIA twin-port 800G single-mode OSFP: \"Twin-port single mode OSFP transceivers remain at 17 "
+                  "Watts for all configurations\": https://docs.nvidia.com/networking/display/800gmms4x00nst/overview "
+                  "(100 m part; the 2xDR4 500 m MMS4X00-NM-HGX and 2xFR4 2 km MMS4X50-NM are the same class)",
+    },
+    "osfp-800g-2xsr4-mmf": {
+        "gbps": 800, "max_m": 50.0, "watts": 15.0,
+        "source": "NVIDIA MMA4Z00-NS-T 800G twin-port multimode 50 m: \"remain at 15 Watts\": "
+                  "https://docs.nvidia.com/networking/display/800gmma4z00nst/overview",
+    },
+    "osfp-400g-dr4-smf": {
+        "gbps": 400, "max_m": 100.0, "watts": 9.0,
+        "source": "NVIDIA MMS4X00-NS400 400G single-port OSFP DR4: 9 W maximum (5 W at 200G): "
+                  "https://docs.nvidia.com/networking/display/mms4x00ns400/overview",
+    },
+    # 1.6T pluggables (OSFP, 8 x 200G lanes; DR8 500 m, 2xFR4 2 km). No vendor datasheet power was found; the
+    # secondary figures agree on about 25 W, which OPTIC_SPEED_SCALE[1600] = 1.6 applied to the 800G classes
+    # above (14-16 W) reproduces (22.4-25.6 W).
+    "osfp-1600g-dr8-smf": {
+        "gbps": 1600, "max_m": 500.0, "watts": 25.0,
+        "source": "\"power efficiency below 25W per module\" (DR8 500 m, 2 km variants): "
+                  "https://www.100gmodules.com/info/1-6t-optical-transceiver-suits-high-capacity-l-103197433.html ; "
+                  "about 27 W at 17 pJ/bit: https://chinacryo.com.cn/en/4/2/2104564 (both secondary)",
+        "unverified": ["watts"],
+    },
+    "osfp-1600g-2xfr4-smf": {
+        "gbps": 1600, "max_m": 2000.0, "watts": 25.0,
+        "source": "2 km 1.6T variant, same secondary sources as osfp-1600g-dr8-smf; no primary figure found",
+        "unverified": ["watts"],
+    },
+}
 
 # --- transports -------------------------------------------------------------------
 TRANSPORTS: dict[str, dict] = {
@@ -166,4 +265,32 @@ TRANSPORTS: dict[str, dict] = {
 RACK_LIMIT_KW = {
     "air": {"kw": 30.0, "source": "https://michaelbommarito.com/wiki/datacenters/technology/rack-density"},
     "liquid": {"kw": 140.0, "source": "https://aiofthecoast.dcxps.com/p/warning-the-cooling-threshold-your"},
+}
+
+# Scale-up domains (added for issue 13): the largest domain each technology allows, with its source. A node
+# type states its own domain (node_types[].scaleup.size, up to topo/limits.py's MAX_ENDPOINTS; a domain larger
+# than a node spans nodes of one type in one rack), so these are reference limits, not defaults.
+# gbps_per_accelerator is one direction, as ACCELERATORS[...]["scaleup_gbps"] (1.8 TB/s both ways = 7,200 Gb/s).
+SCALEUP_DOMAINS: dict[str, dict] = {
+    "nvlink5-nvl72": {
+        "accelerators": 72, "gbps_per_accelerator": 7200,
+        "source": "GB200 NVL72: 72 GPUs, 1.8 TB/s each, 130 TB/s per rack: https://setloop.io/blog/gb200-nvl72-architecture",
+    },
+    "nvlink5-max": {
+        "accelerators": 576, "gbps_per_accelerator": 7200,
+        "source": "NVLink (5th generation) connects at most 576 GPUs directly: https://reportify.ai/social-media/756305623073375 "
+                  "(secondary, comparing UALink 1.0 with NVLink)",
+        "unverified": ["accelerators"],
+    },
+    "ualink-helios": {
+        "accelerators": 72, "gbps_per_accelerator": 14400,
+        "source": "AMD Helios: 72 MI450 per rack, UALink 3.6 TB/s per GPU: https://www.theregister.com/2025/06/12/amd_helios_dc/",
+    },
+    "ualink-1.0": {
+        "accelerators": 1024, "gbps_per_accelerator": None,
+        "source": "UALink 200G 1.0 (April 2025): \"One UALink system supports up to 1,024 accelerators\", 200 GT/s per "
+                  "lane, x1/x2/x4 links: https://www.tomshardware.com/tech-industry/ualink-has-nvidias-nvlink-in-the-crosshairs-final-specs-support-up-to-1-024-gpus-with-200-gt-s-bandwidth ; "
+                  "https://en.wikipedia.org/wiki/UALink ; bandwidth per accelerator depends on the links a design "
+                  "gives it (not a property of the specification)",
+    },
 }
