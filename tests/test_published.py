@@ -327,3 +327,11 @@ def test_scale_up_domain_of_1024_accelerators_builds():
     d["fabric"]["family"] = "clos"
     f, info = built(d)
     assert info["scaleup_domains"] == {"1024": 1}
+
+
+@pytest.mark.parametrize("name", ["dgx-superpod-b200-64su.yaml", "meta-llama3-24k-roce.yaml",
+                                  "bytedance-megascale-12k.yaml"])
+def test_full_pods_are_no_capacity_cliff(name):
+    # every pod of these designs is full: describe warned of a cliff ("pod 16 (32 of 32 leaves)")
+    info = described(name)
+    assert info["pods"] >= 4 and info["capacity_cliff"] is None

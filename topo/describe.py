@@ -240,6 +240,9 @@ def capacity_cliff(fabric: Fabric, cluster: Cluster, bom: dict) -> dict | None:
     last_ports = int(last.sum())
     if last_ports == 0 or last_ports > 0.25 * n_ports:
         return None
+    # a full last pod is no cliff: the ports fill what they force (leaves_per_pod counts one plane)
+    if np.unique(port_leaf[last]).size >= int(m["leaves_per_pod"]) * max(int(fabric.planes), 1):
+        return None
     alt = _without(fabric, cluster, last)
     if alt is None:
         return None
