@@ -333,5 +333,5 @@ def test_scale_up_domain_of_1024_accelerators_builds():
                                   "bytedance-megascale-12k.yaml"])
 def test_full_pods_are_no_capacity_cliff(name):
     # every pod of these designs is full: describe warned of a cliff ("pod 16 (32 of 32 leaves)")
-    info = described(name)
+    info = described(name)[2]
     assert info["pods"] >= 4 and info["capacity_cliff"] is None
