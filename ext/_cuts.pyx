@@ -6,7 +6,10 @@ cut_capacity(link_src, link_dst, link_gbps, alive, side, out)
     (side[src] != side[dst], sides >= 0), add its capacity to out[side[src]].
     O(links), no allocation. out must be zeroed by the caller.
 """
-from _typedefs cimport id_t, real_t, uint8_t, int64_t
+from _typedefs cimport id_t, real_t, uint8_t, int64_t, TOPO_BOUNDSCHECK
+
+# whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
+BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
 
 
 def cut_capacity(const id_t[::1] link_src, const id_t[::1] link_dst, const real_t[::1] link_gbps,

@@ -7,7 +7,7 @@ switches over the reversed alive switch-to-switch links gives ``dist`` (hops to
 the group) and ``sigma`` (number of shortest paths; at a home switch, the
 number of parallel links to an endpoint). Endpoints are never transit nodes.
 
-Shared inputs (coerced and allocated by topo.routing, never validated here):
+Shared inputs (coerced and allocated by topo.routing; topo._ext checks them before every call):
   sw_ptr, sw_adj   CSR over all nodes of the ALIVE links from a switch to a switch
   sw_head          link_dst[sw_adj] (the switch each CSR entry leads to)
   link_dst, link_gbps
@@ -40,7 +40,10 @@ waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
 """
 import numpy as np
-from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t
+from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
+
+# whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
+BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
 
 
 cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
@@ -152,7 +155,7 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
                       const id_t[::1] up_ptr, const id_t[::1] up_link, int64_t[::1] tstamp,
                       const int64_t[::1] tlist,
                       int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
-                      int64_t[::1] order, id_t* n_homes) noexcept nogil:
+                      int64_t[::1] order, id_t* n_homes) except -1 nogil:
     """Level-synchronous BFS from the homes of endpoint t; returns the number of visited switches.
 
     Stops once every target (the ntarget switches in tlist, stamped g in
@@ -250,7 +253,7 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
 
 cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const id_t[::1] up_ptr,
                         const id_t[::1] up_link, const id_t[::1] link_dst, int64_t[::1] tstamp,
-                        int64_t[::1] tlist) noexcept nogil:
+                        int64_t[::1] tlist) except -1 nogil:
     """Stamp the first-hop switches of flows lo..hi-1 with g and list them; returns how many."""
     cdef id_t f, k, h, e, c = 0, last = -1
     for f in range(lo, hi):
@@ -267,7 +270,7 @@ cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const i
     return c
 
 
-cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, real_t[::1] sigma) noexcept nogil:
+cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, real_t[::1] sigma) except? -1.0 nogil:
     if mode == 0:
         return sigma[n]
     if mode == 1:
@@ -398,6 +401,11 @@ def route_fluid(int mode, int KU, int KH,
                 if td < 0:
                     td = g_rep[g]
                 k0 = up_ptr[td]
+                for k in range(up_ptr[td], up_ptr[td + 1]):
+                    if hidx[link_dst[up_link[k]]] < 0:
+                        with gil:
+                            raise ValueError(f"route_fluid: endpoint {td} has a home switch that is not one of its "
+                                             f"group's (representative {g_rep[g]}): flows are not grouped by destination")
                 if mode == 1:
                     # capacities of td's own links from each home (members may differ)
                     for jj in range(nh):
@@ -561,11 +569,19 @@ def route_hash(uint64_t seed, int qps, int H,
                     # last hop: one of the parallel links from home s to td
                     if d1 >= 0:
                         u = d1
+                        if link_dst[u ^ 1] != s:
+                            with gil:
+                                raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of "
+                                                 f"its group (representative {g_rep[g]}): flows are not grouped by destination")
                     else:
                         c = 0
                         for k in range(up_ptr[td], up_ptr[td + 1]):
                             if link_dst[up_link[k]] == s:
                                 c += 1
+                        if c == 0:
+                            with gil:
+                                raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of "
+                                                 f"its group (representative {g_rep[g]}): flows are not grouped by destination")
                         j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
                         for k in range(up_ptr[td], up_ptr[td + 1]):
                             u = up_link[k]
@@ -604,9 +620,13 @@ def bucket_links(const int64_t[::1] flat, int H, int64_t[::1] cursor, int64_t[::
                 cursor[l] = c + 1
 
 
-cdef inline void _push(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size,
-                       real_t key, id_t l, id_t ver) noexcept nogil:
+cdef inline int _push(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size,
+                      real_t key, id_t l, id_t ver) except -1 nogil:
     cdef id_t i = size[0], p
+    if i >= hk.shape[0] or i >= hl.shape[0] or i >= hv.shape[0]:
+        with gil:
+            raise IndexError(f"waterfill: the heap arrays hold {min(hk.shape[0], hl.shape[0], hv.shape[0])} "
+                             f"entries and a push needs one more")
     size[0] += 1
     while i > 0:
         p = (i - 1) >> 1
@@ -619,9 +639,10 @@ cdef inline void _push(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* s
     hk[i] = key
     hl[i] = l
     hv[i] = ver
+    return 0
 
 
-cdef inline void _pop(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size) noexcept nogil:
+cdef inline int _pop(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* size) except -1 nogil:
     cdef id_t n = size[0] - 1, i = 0, c
     cdef real_t key = hk[n]
     cdef id_t l = hl[n], v = hv[n]
@@ -642,6 +663,7 @@ cdef inline void _pop(real_t[::1] hk, int64_t[::1] hl, int64_t[::1] hv, id_t* si
         hk[i] = key
         hl[i] = l
         hv[i] = v
+    return 0
 
 
 def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const real_t[::1] cap,
@@ -653,8 +675,16 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     Path p gets rate level x weight[p]; the link with the smallest level
     (remaining capacity / active weight) freezes all its active paths at that
     level. lk_ptr/lk_qp: the paths through each link (CSR). rem, wsum, n_act,
-    ver, frozen and the heap arrays (size >= links + total path length) are
-    work arrays. Paths with no link get rate 0. Returns the number of levels.
+    ver, frozen and the heap arrays are work arrays. Paths with no link get
+    rate 0. Returns the number of levels.
+
+    Heap bound: a link is pushed once at the start and then only when a path
+    through it freezes (its version changes), once per such path and level, so
+    there are at most links + (valid path entries) pushes in all; heap arrays
+    of that size never overflow (a push past their end raises IndexError).
+    Pushing again the links of paths frozen at earlier levels, as this kernel
+    once did, only duplicated entries that were still valid, and grew the heap
+    past that size on oversubscribed fabrics.
     """
     cdef id_t L = cap.shape[0], nq = rate.shape[0], size = 0, l, l2, i, j, p, levels = 0
     cdef real_t x, key
@@ -683,11 +713,12 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
             if x < 0.0:
                 x = 0.0
             levels += 1
+            # freeze the active paths of l (marked 2 until their links are pushed below)
             for i in range(lk_ptr[l], lk_ptr[l + 1]):
                 p = lk_qp[i]
                 if frozen[p]:
                     continue
-                frozen[p] = 1
+                frozen[p] = 2
                 rate[p] = x * weight[p]
                 for j in range(H):
                     l2 = path[p * H + j]
@@ -697,8 +728,12 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
                     wsum[l2] -= weight[p]
                     n_act[l2] -= 1
                     ver[l2] += 1
+            # re-key the links whose version changed: those of the paths frozen just now
             for i in range(lk_ptr[l], lk_ptr[l + 1]):
                 p = lk_qp[i]
+                if frozen[p] != 2:
+                    continue
+                frozen[p] = 1
                 for j in range(H):
                     l2 = path[p * H + j]
                     if l2 < 0:
@@ -708,7 +743,7 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     return levels
 
 
-cdef inline void _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int qps, int H,
+cdef inline int _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int qps, int H,
                const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
                real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
                const id_t[::1] up_ptr, const id_t[::1] uph,
@@ -719,7 +754,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int 
                int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
                real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
                real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
-               real_t[::1] stats, int64_t[::1] counts, real_t[::1] ret) noexcept nogil:
+               real_t[::1] stats, int64_t[::1] counts, real_t[::1] ret) except -1 nogil:
     """route_clos's pass; spray is a constant at each call, so the compiler specialises the loop."""
 
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
@@ -973,6 +1008,7 @@ cdef inline void _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int 
     ret[0] = nb
     ret[1] = two
     ret[2] = r0 if r0 >= 0.0 else 0.0
+    return 0
 
 
 def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
@@ -1033,12 +1069,12 @@ def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
 
 
 
-cdef inline bint _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1,
+cdef inline int _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1,
                         const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
                         const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
                         const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
                         const id_t[::1] xd_head, const uint8_t[::1] alive,
-                        int64_t[::1] rstamp, uint8_t[::1] rval) noexcept nogil:
+                        int64_t[::1] rstamp, uint8_t[::1] rval) except -1 nogil:
     """Whether u still reaches leaf D on a shortest up-down path (memo per destination g):
     v = 1, a spine of D's pod (slot q) with an alive link to D; v = 2, a super-spine with an
     alive link to such a spine; v = 3, a spine with an alive uplink to such a super-spine."""
@@ -1179,12 +1215,12 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
                 mass2[u] = 0.0
 
 
-cdef inline bint _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,
+cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,
                              const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
                              const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
                              const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
                              const id_t[::1] xd_head, const uint8_t[::1] alive,
-                             int64_t[::1] rstamp, uint8_t[::1] rval) noexcept nogil:
+                             int64_t[::1] rstamp, uint8_t[::1] rval) except -1 nogil:
     """Whether source leaf A has an alive uplink to a spine that still reaches D."""
     cdef id_t k
     for k in range(up_ptr[A], up_ptr[A + 1]):

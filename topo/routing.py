@@ -53,7 +53,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ._ext import kernel
+from ._ext import KernelArgumentError, kernel
 from .errors import SpecError
 from .routing_clos import clos_plan, spread_pairs, spread_spray
 from .traffic import Demands
@@ -545,6 +545,8 @@ def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, loa
     rstamp, rval, tstamp, mass, mass2, touched = work
     rstamp[:] = -1
     tstamp[:] = -1
+    mass[:] = 0.0        # the kernel leaves them at 0; reset in case a call before raised midway
+    mass2[:] = 0.0
     f_ok = np.zeros(idx.size, np.uint8)
     K.spray_cross(g_ptr, Dg.astype(np.int64), np.ascontiguousarray(A[idx]), m, b, plan.pod, plan.rank, plan.pod_b1,
                   plan.pod_slot, plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base,
@@ -720,6 +722,14 @@ def waterfill(qp_path: np.ndarray, capacity: np.ndarray, weight: Optional[np.nda
     cap = np.ascontiguousarray(capacity, np.float64)
     L = cap.shape[0]
     flat = qp_path.ravel()
+    if qp_path.ndim not in (1, 2) or (qp_path.ndim == 1 and qp_path.size) or cap.ndim != 1:
+        raise KernelArgumentError(f"waterfill: qp_path must be [paths, hops] and capacity one-dimensional "
+                                  f"(found {qp_path.shape} and {cap.shape})")
+    if flat.size and (int(flat.min()) < -1 or int(flat.max()) >= L):
+        raise KernelArgumentError(f"waterfill: qp_path holds link ids {int(flat.min())}..{int(flat.max())}; "
+                                  f"capacity has {L} links (-1 pads a path)")
+    if weight is not None and np.shape(weight) != (nq,):
+        raise KernelArgumentError(f"waterfill: weight must have one entry per path ({nq}; found {np.shape(weight)})")
     valid = flat >= 0
     n_valid = int(valid.sum())
     lk_ptr = np.zeros(L + 1, np.int64)
@@ -728,7 +738,7 @@ def waterfill(qp_path: np.ndarray, capacity: np.ndarray, weight: Optional[np.nda
     kernel("_routing").bucket_links(flat, H, lk_ptr[:-1].copy(), lk_qp)
     rate = np.zeros(nq)
     w = np.ones(nq) if weight is None else np.ascontiguousarray(weight, np.float64)
-    heap = L + n_valid + 1
+    heap = L + n_valid + 1    # enough: a link is pushed once, then at most once per path through it (as it freezes)
     kernel("_routing").waterfill(H, flat, w, cap, lk_ptr, lk_qp, np.zeros(L), np.zeros(L), np.zeros(L, np.int64),
                                  np.zeros(L, np.int64), np.zeros(nq, np.uint8), np.zeros(heap),
                                  np.zeros(heap, np.int64), np.zeros(heap, np.int64), rate)

@@ -254,13 +254,72 @@ def clos_plan(fabric, P) -> ClosPlan | None:
     dom = np.repeat(fabric.ep_domain.astype(np.int64), K)
     ept = np.stack([dom, lf, ep_up.ravel(), comp[lf], pod[lf], rank[lf], leaf_idx[lf],
                     slot[pod[lf]]], axis=1).astype(np.int32).ravel()
-    return ClosPlan(ept=ept, K=K, ep_up=ep_up.ravel(), leaf_of=lf, pod=pod, comp=comp, rank=rank,
+    plan = ClosPlan(ept=ept, K=K, ep_up=ep_up.ravel(), leaf_of=lf, pod=pod, comp=comp, rank=rank,
                     pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
                     up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),
                     uph=np.stack([ul, dst[ul], sd_base[dst[ul]]], axis=1).astype(np.int64).ravel(),
                     sd_base=sd_base, sd_lnk=sd_lnk, xd_base=xd_base, xd_start=xd_start, xd_cnt=xd_cnt,
                     xd_lnk=xd_lnk, xd_head=xd_head, pod_slot=slot, leaf_idx=leaf_idx, n_pods=int(npods),
                     n_slots=int(comp_sizes.max(initial=1)), n_leaves=int(leaves.size))
+    check_plan(fabric, plan)
+    return plan
+
+
+def check_plan(fabric, plan: ClosPlan) -> None:
+    """The composite structure the kernels route_clos and spray_cross index by, checked once per
+    table set (topo._ext checks every call's index ranges): leaves' uplinks lead to spines of
+    their own pod, and every spine's down table has b1 links for each leaf rank of its pod; a
+    spine's uplinks lead to super-spines of its plane, each with one row per pod slot of that
+    plane; the endpoint table agrees with the per-node arrays. Raises RuntimeError (a bug in
+    clos_plan) when it does not hold."""
+    def bad(what):
+        raise RuntimeError(f"clos_plan built inconsistent tables: {what}")
+
+    n = fabric.n_nodes
+    tier = fabric.node_tier
+    src = fabric.link_src
+    pod, comp, rank = plan.pod, plan.comp, plan.rank
+    leaves = np.flatnonzero(tier == 1)
+    spines = np.flatnonzero(tier == 2)
+    supers = np.flatnonzero(tier == 3)
+    owner = src[plan.up_lnk]
+    if not (np.repeat(np.arange(n), np.diff(plan.up_ptr)) == owner).all() or (fabric.link_dst[plan.up_lnk] != plan.up_head).any():
+        bad("uplink rows")
+    lf = tier[owner] == 1
+    if (tier[plan.up_head[lf]] != 2).any() or (pod[plan.up_head[lf]] != pod[owner[lf]]).any():
+        bad("a leaf's uplink leaves its pod")
+    sp = tier[owner] == 2
+    if (tier[plan.up_head[sp]] != 3).any() or (comp[plan.up_head[sp]] != comp[owner[sp]]).any():
+        bad("a spine's uplink leaves its plane")
+    if (plan.uph.reshape(-1, 3)[:, 2] != plan.sd_base[plan.up_head]).any():
+        bad("uph down-table column")
+    if leaves.size and ((pod[leaves] < 0).any() or (rank[leaves] < 0).any()
+                        or (rank[leaves] >= plan.pod_nlf[pod[leaves]]).any()):
+        bad("leaf ranks")
+    if spines.size:
+        rows = np.bincount(src[plan.sd_lnk], minlength=n)[spines] if plan.sd_lnk.size else np.zeros(spines.size, np.int64)
+        ps = pod[spines]
+        if (ps < 0).any() or (plan.sd_base[spines] < 0).any() or (rows != plan.pod_nlf[ps] * plan.pod_b1[ps]).any():
+            bad("spine down tables")
+        if (plan.sd_base[spines] + rows > plan.sd_lnk.size).any():
+            bad("spine down tables past sd_lnk")
+    if supers.size:
+        base = plan.xd_base[supers]
+        pods_of = np.zeros(n, np.int64)          # pods per plane (planes are labelled by a pod id)
+        np.add.at(pods_of, np.unique(np.stack([comp[leaves], pod[leaves]], 1), axis=0)[:, 0], 1)
+        if (base < 0).any() or (base + pods_of[comp[supers]] > plan.xd_start.size).any():
+            bad("super-spine rows of pod slots")
+        xh = plan.xd_head
+        if (tier[xh] != 2).any() or (comp[xh] != comp[src[plan.xd_lnk]]).any():
+            bad("super-spine down links")
+    T = plan.ept.reshape(-1, 8).astype(np.int64)
+    lv = T[:, 1]
+    if ((tier[lv] != 1).any() or (T[:, 4] != pod[lv]).any() or (T[:, 5] != rank[lv]).any()
+            or (T[:, 6] != plan.leaf_idx[lv]).any() or (T[:, 7] != plan.pod_slot[pod[lv]]).any()
+            or (T[:, 3] != comp[lv]).any() or (src[T[:, 2]] >= fabric.n_endpoints).any()
+            or (fabric.link_dst[T[:, 2]] != lv).any()
+            or (supers.size and (T[:, 7] >= pods_of[T[:, 3]]).any())):
+        bad("endpoint table")
 
 
 def _spray_tables(fabric, plan: ClosPlan) -> dict:

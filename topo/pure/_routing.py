@@ -201,6 +201,9 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
                 else:
                     lh += share * A[h]
             td = f_dst[f] if f_dst[f] >= 0 else g_rep[g]
+            if (hidx[link_dst[up_link[up_ptr[td]:up_ptr[td + 1]]]] < 0).any():
+                raise ValueError(f"route_fluid: endpoint {td} has a home switch that is not one of its group's "
+                                 f"(representative {g_rep[g]}): flows are not grouped by destination")
             capd = np.zeros(max(nh, 1))
             for k in range(up_ptr[td], up_ptr[td + 1]):
                 capd[hidx[link_dst[up_link[k]]]] += link_gbps[up_link[k] ^ 1]
@@ -284,6 +287,9 @@ def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_pt
                     hop += 1
                     s = int(link_dst[r])
                 down = [int(up_link[k]) for k in range(up_ptr[td], up_ptr[td + 1]) if link_dst[up_link[k]] == s]
+                if not down:
+                    raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of its group "
+                                     f"(representative {g_rep[g]}): flows are not grouped by destination")
                 u = down[pick(_hop(key, s), len(down)) if len(down) > 1 else 0]
                 load[u ^ 1] += mq
                 if two:
@@ -317,6 +323,8 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
         for i in range(lk_ptr[l], lk_ptr[l + 1]):
             wsum[l] += weight[lk_qp[i]]
     heap = [(rem[l] / wsum[l], l, 0) for l in range(L) if n_act[l] > 0 and wsum[l] > 0.0]
+    if len(heap) > hk.shape[0]:
+        raise IndexError(f"waterfill: the heap arrays hold {hk.shape[0]} entries and a push needs one more")
     heapq.heapify(heap)
     levels = 0
 
@@ -331,19 +339,24 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
         x = max(key, 0.0)
         levels += 1
         qs = lk_qp[lk_ptr[l]:lk_ptr[l + 1]]
+        new = []
         for p in qs:
             if frozen[p]:
                 continue
             frozen[p] = 1
+            new.append(p)
             rate[p] = x * weight[p]
             for l2 in row(p):
                 rem[l2] -= x * weight[p]
                 wsum[l2] -= weight[p]
                 n_act[l2] -= 1
                 ver[l2] += 1
-        for p in qs:
+        # only the links of the paths frozen just now changed (the kernel's heap bound)
+        for p in new:
             for l2 in row(p):
                 if n_act[l2] > 0 and l2 != l and wsum[l2] > 0.0:
+                    if len(heap) >= hk.shape[0]:
+                        raise IndexError(f"waterfill: the heap arrays hold {hk.shape[0]} entries and a push needs one more")
                     heapq.heappush(heap, (max(rem[l2], 0.0) / wsum[l2], int(l2), int(ver[l2])))
     return levels
 
