@@ -291,3 +291,13 @@ def test_custom_graph_deeper_than_three_switch_tiers_is_refused(tmp_path):
     d = small(fabric={"family": "custom", "custom": {"edge_list": str(g)}})
     _refused(_cli("validate", _write(tmp_path, d)), "fabric.custom.edge_list")
     _refused(_cli("describe", _write(tmp_path, d)), "3 switch tiers")
+
+
+def test_failure_mask_refuses_ids_out_of_range():
+    from topo.routing import failure_mask
+    f = build(from_dict(small()))
+    with pytest.raises(ValueError):
+        failure_mask(f, failed_links=[-1])
+    with pytest.raises(ValueError):
+        failure_mask(f, failed_nodes=[f.n_nodes])
+    assert failure_mask(f, failed_links=[0]).sum() == 2

@@ -101,11 +101,16 @@ def failure_mask(fabric, failed_links=None, failed_nodes=None) -> np.ndarray:
             dead |= fl
         elif fl.size:
             fl = fl.astype(np.int64)
+            if fl.min() < 0 or fl.max() >= fabric.n_links:  # -1 would fail the last link
+                raise ValueError(f"failed link ids must be 0..{fabric.n_links - 1}")
             dead[fl] = True
     dead |= dead[np.arange(fabric.n_links) ^ 1]
     if failed_nodes is not None and len(failed_nodes):
         fn = np.zeros(fabric.n_nodes, bool)
-        fn[np.asarray(failed_nodes, np.int64)] = True
+        ids = np.asarray(failed_nodes, np.int64)
+        if ids.min() < 0 or ids.max() >= fabric.n_nodes:
+            raise ValueError(f"failed node ids must be 0..{fabric.n_nodes - 1}")
+        fn[ids] = True
         dead |= fn[fabric.link_src] | fn[fabric.link_dst]
     return dead
 
