@@ -200,28 +200,13 @@ def structure(fabric: Fabric) -> dict | None:
 def all_to_all_by_class(fabric: Fabric) -> dict | None:
     """Uniform all-to-all rate per endpoint (Gb/s, fluid ECMP), per node class: accelerators and
     hosts without accelerators. Each class is limited by its own NIC links and by the shared switch
-    links, so slower CPU hosts do not cap the accelerators' figure. None for custom graphs (their
-    figure is inferred elsewhere) and for fabrics with fewer than two endpoints."""
+    links, so slower CPU hosts do not cap the accelerators' figure. The same computation as
+    ``topo analyze`` reports (:func:`topo.routing._all_to_all_by_class`, no failures). None for
+    custom graphs (their figure is inferred elsewhere) and for fabrics with fewer than two endpoints."""
     if fabric.family == "custom" or fabric.n_endpoints < 2:
         return None
-    from .routing import uniform_loads
-    r = uniform_loads(fabric, "fluid", 1.0)
-    util = np.asarray(r.utilization, np.float64)
-    n = fabric.n_endpoints
-    sw = fabric.link_tier >= 1
-    u_sw = float(util[sw].max()) if sw.any() else 0.0
-    ep_link = fabric.link_tier == 0
-    owner = np.where(fabric.link_src < n, fabric.link_src, fabric.link_dst)
-    out = {"method": "fluid ECMP, uniform all-to-all among all endpoints; per class: (endpoints - 1) / the "
-                     "highest utilisation of its own NIC links and of the switch links"}
-    for cls, mask in (("accelerators", fabric.ep_is_accel), ("cpu_hosts", ~fabric.ep_is_accel)):
-        if not mask.any():
-            continue
-        m = ep_link & mask[np.minimum(owner, n - 1)]
-        u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
-        out[cls] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
-                    "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links"}
-    return out
+    from .routing import _all_to_all_by_class
+    return _all_to_all_by_class(fabric, None)[0]
 
 
 def capacity_cliff(fabric: Fabric, cluster: Cluster, bom: dict) -> dict | None:
