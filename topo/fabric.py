@@ -280,6 +280,23 @@ class _Links:
                 cat(self.tier, np.int8), cat(self.plane, np.int16))
 
 
+def _stated_leaf_bundle(fab, U0: int, b1, errs: list, where: str):
+    """The leaf-spine bundle that ``fabric.spines_per_pod`` implies (U0 leaf uplinks over that many
+    spines), checked against a stated ``tiers[0].bundle``; ``b1`` unchanged when no spine count is stated."""
+    spl = fab.spines_per_pod
+    if spl is None:
+        return b1, spl
+    if U0 % spl:
+        errs.append(("fabric.spines_per_pod", f"{U0} leaf uplinks cannot be spread evenly over {spl} spines{where} "
+                                              f"({U0} / {spl} = {U0 / spl:.4g} links per leaf-spine pair)"))
+    elif b1 is not None and b1 != U0 // spl:
+        errs.append(("fabric.tiers[0].bundle", f"bundle {b1} disagrees with spines_per_pod {spl}: {U0} leaf "
+                                               f"uplinks / {spl} spines = {U0 // spl} links per pair"))
+    else:
+        b1 = U0 // spl
+    return b1, spl
+
+
 def build(cluster: Cluster) -> Fabric:
     """Build the fabric a validated cluster implies, as arrays.
 
@@ -536,17 +553,7 @@ def build(cluster: Cluster) -> Fabric:
             errs.append(("fabric.tiers[1].oversubscription", "the top tier has no uplinks; its oversubscription must be 1"))
         g1, k0, kS1 = lanes(0)
         U0 = u0 * k0
-        b1 = tiers[0].bundle
-        spl = fab.spines_per_pod
-        if spl is not None:
-            if U0 % spl:
-                errs.append(("fabric.spines_per_pod", f"{U0} leaf uplinks cannot be spread evenly over {spl} spines "
-                                                      f"({U0} / {spl} = {U0 / spl:.4g} links per leaf-spine pair)"))
-            elif b1 is not None and b1 != U0 // spl:
-                errs.append(("fabric.tiers[0].bundle", f"bundle {b1} disagrees with spines_per_pod {spl}: {U0} leaf "
-                                                       f"uplinks / {spl} spines = {U0 // spl} links per pair"))
-            else:
-                b1 = U0 // spl
+        b1, spl = _stated_leaf_bundle(fab, U0, tiers[0].bundle, errs, "")
         if b1 is None:
             b1 = _largest_bundle(U0, L, radix[1] * kS1)
             derive("leaf-spine bundle", b1, f"largest b dividing the {U0} leaf uplinks with {L} leaves x b <= "
@@ -568,17 +575,7 @@ def build(cluster: Cluster) -> Fabric:
         g1, k0, kS1 = lanes(0)
         g2, k1, kS2 = lanes(1)
         U0 = u0 * k0
-        b1 = tiers[0].bundle
-        spl = fab.spines_per_pod
-        if spl is not None:
-            if U0 % spl:
-                errs.append(("fabric.spines_per_pod", f"{U0} leaf uplinks cannot be spread evenly over {spl} spines "
-                                                      f"per pod ({U0} / {spl} = {U0 / spl:.4g} links per leaf-spine pair)"))
-            elif b1 is not None and b1 != U0 // spl:
-                errs.append(("fabric.tiers[0].bundle", f"bundle {b1} disagrees with spines_per_pod {spl}: {U0} leaf "
-                                                       f"uplinks / {spl} spines = {U0 // spl} links per pair"))
-            else:
-                b1 = U0 // spl
+        b1, spl = _stated_leaf_bundle(fab, U0, tiers[0].bundle, errs, " per pod")
         b1 = b1 or 1
         if U0 % b1:
             errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {U0} leaf uplinks"))
