@@ -37,7 +37,9 @@ The model
   weights would exceed 2**50 in total, ``M[r] = BIG * 2**min(r, 10)`` instead
   (big-M weights that keep the solver's objective exact in floating point).
 * Decomposition. Small instances (job x cell pairs <= MONOLITHIC_MAX_VARS)
-  are one CP-SAT model over job x cell with the exact objective. Larger ones
+  are one CP-SAT model over job x cell with the exact objective; its units per
+  cell become servers for the jobs it placed (whole-domain jobs first), and only
+  then are the jobs it left out tried on what remains (:func:`_realise`). Larger ones
   are solved as jobs -> pods (CP-SAT over job x pod unit counts, with valid
   lower bounds on the leaves a job needs in a pod), then jobs -> leaves inside
   every pod (one small CP-SAT per pod), then racks best fit and a contiguous
@@ -1189,11 +1191,7 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
         if obj is None:
             return None, st, info, simple, name
         bound = max(bound + fixed_cost, simple)
-        for j in _order(jobs):
-            got = []
-            for c, k in sorted(counts.get(j.idx, {}).items()):
-                got.append(st.fill_cell(j, c, k))
-            _finish(pb, st, j, got, placed)
+        _realise(pb, st, jobs, counts, placed)
         return placed, st, info, bound, name
     info["mode"] = "decomposed"
     # hint: the greedy placement's units per pod and leaves per pod
@@ -1258,6 +1256,12 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
         if j.idx in pod_counts:
             _finish(pb, st, j, got_by_job.get(j.idx, []), placed, prefer=np.array(
                 [p in pod_counts[j.idx] for p in range(pb.n_pods)]))
+    # jobs the pod stage left out (or whose leaves fell short) on what is left: placing one
+    # can only lower the objective (a unit's penalty outweighs every traffic and rack term)
+    for j in _order([j for j in jobs if j.idx not in placed]):
+        s = _greedy_job(st, j)
+        if s is not None:
+            placed[j.idx] = s
     saved = 0
     for _ in range(5):
         step = _improve(pb, st, placed, t0 + time_s)
@@ -1267,6 +1271,28 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
     info["stages"].append({"model": "ruin and recreate per job", "saved": int(saved),
                            "seconds": round(time.perf_counter() - t0, 3)})
     return placed, st, info, bound, name
+
+
+def _realise(pb: _Problem, st: _State, jobs: list[_Job], counts: dict, placed: dict) -> None:
+    """Turn the cell model's units per (job, cell) into servers.
+
+    Only the jobs the solver placed take servers first, every one of them in its
+    cells before any shortfall is completed elsewhere: whole-domain jobs first
+    (another job's servers must not break a domain the model kept whole for them),
+    then the others, each in the fullest domains of its cells. A job the solver
+    left out is tried only afterwards, on what is left (placing it can only lower
+    the objective): filling it first in priority order took the servers or the
+    rack power of jobs the solver had placed, which then went unplaced (issue 14)."""
+    mine = [j for j in jobs if counts.get(j.idx)]
+    got: dict = {}
+    for j in sorted(mine, key=lambda x: (not x.domain_job, -x.prio, -x.units * x.chunk, x.idx)):
+        got[j.idx] = [st.fill_cell(j, c, k) for c, k in sorted(counts[j.idx].items())]
+    for j in _order(mine):
+        _finish(pb, st, j, got[j.idx], placed)
+    for j in _order([j for j in jobs if j.idx not in placed]):
+        s = _greedy_job(st, j)
+        if s is not None:
+            placed[j.idx] = s
 
 
 def _finish(pb, st, j, got, placed, prefer=None):
