@@ -38,9 +38,12 @@ Failures (bounds for path-count ECMP, the routing engine's ``fluid`` model)
 ---------------------------------------------------------------------------
 Survivors must carry the load at or under 100%. Per-link load after a failure
 is at most the healthy load times: ``link``: tier 1 max(u0/(u0-1),
-SU/(SU-1)), tier 2 max(u1/(u1-1), u0/(u0-1)) with SU = spines_per_pod x u1;
+SU/(SU-1)), tier 2 max(SU/(SU-1), u0/(u0-1)) with SU = spines_per_pod x u1;
 ``switch`` (any spine or super-spine): tier 1 max(u0/(u0-b1), SU/(SU-b2)),
-tier 2 max(spines_per_pod/(spines_per_pod-1), u1/(u1-b2)); ``plane``: the
+tier 2 max(spines_per_pod/(spines_per_pod-1), SU/(SU-b2)). Every shortest path
+carries the same share, so a spine that loses uplinks (even all of them, when
+u1 = b2) gets less of its leaves' traffic and the pod's remaining SU-1 (SU-b2)
+uplinks share it evenly: no spine needs an uplink of its own to spare; ``plane``: the
 NIC ports on the lost plane are gone, so endpoints inject at most (P-1)/P of
 their line rate and the surviving planes carry the same per-link load as
 before (checked by routing the scaled traffic). A leaf failure cuts its
@@ -78,6 +81,28 @@ SWITCH_CHOICES = ("fixed", "catalog")
 HOURS_PER_YEAR = 8766.0
 _REACH = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
 _INF = 1 << 60
+
+
+# The rules that restrict the budget's search below what the cluster file can state; "optimal"
+# is claimed for the designs these rules leave (README, `topo budget`; the plan's solver section).
+SPACE_RULES = (
+    "every switch port is used and no tier is under-subscribed: a leaf or spine splits its radix "
+    "down + up = radix with down >= up. The file can also state ratios whose exact split leaves "
+    "ports idle (3:1 on 10 ports is 6 down / 2 up) or has fewer down than up ports; they are not "
+    "searched, because the candidates per tier would grow from the radix to about 0.3 x radix^2 "
+    "(squared again over two tiers) and a CP model of that size is not solved in seconds at radix 128",
+    "the pod structure the file states (fabric.leaves_per_pod or pods, spines_per_pod, super_spines, "
+    "planes, dual_homed) is kept; unstated, leaves per pod are the spine's down ports over the "
+    "leaf-spine bundle, as the builder derives them",
+    "3 tiers: the leaf-spine bundle is the file's (fabric.tiers[0].bundle, or what fabric.spines_per_pod "
+    "implies), 1 when it states neither; other bundles make pods of fewer leaves (spine down ports / "
+    "bundle) and are cheaper on some clusters (tests/test_budget_exhaustive.py), but are not yet searched",
+    "the switch model per tier is the file's (--switch-choice fixed) or any catalog switch (catalog)",
+    "failure loads are the fluid-ECMP bounds of the model (topo.linkbudget, Failures), not routed "
+    "per candidate: a pod needs two spine uplinks for --survive link, a second spine and a leaf "
+    "uplink to another spine for --survive switch; the chosen design is then routed under the "
+    "failure by the independent check",
+)
 
 
 # --- results ------------------------------------------------------------------------------
@@ -626,6 +651,9 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
         if b1 is not None and U0 % b1:
             bump("bundle does not divide the uplinks")
             continue
+        # 3 tiers: every leaf-spine bundle when none is fixed (budget() fixes 1 unless the file states
+        # one: SPACE_RULES; dropping that line searches them all)
+        b1s = [b1] if (b1 is not None or not three) else _divisors(U0)
         E = d0 * brk
         lv = data.leaves(E)
         if not lv["ok"]:
@@ -645,8 +673,9 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
         if survive == "link" and (U0 < 2 or t1 > g1 * (U0 - 1) * (1 + 1e-12)):
             bump("leaf uplinks overloaded after a link failure")
             continue
-        T.E_opts.append(dict(d0=d0, u0=u0, U0=U0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"],
-                             b1=(b1 if three else b1)))
+        for b1_ in b1s:
+            T.E_opts.append(dict(d0=d0, u0=u0, U0=U0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"],
+                                 b1=b1_))
     if three:
         R2 = specs[2].radix
         d_index: dict = {}
@@ -793,17 +822,17 @@ def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b
         if su < 2 or t1 * su > g1 * U0 * (su - 1) * eps:
             return None
         for tt, s_, u_ in ((t2, su, U1), (t2l, sl, ul)):
-            if u_ < 2 or tt * u_ > g2 * s_ * (u_ - 1) * eps or tt * U0 > g2 * s_ * (U0 - 1) * eps:
+            if s_ < 2 or tt > g2 * (s_ - 1) * eps or tt * U0 > g2 * s_ * (U0 - 1) * eps:
                 return None
     elif survive == "switch":
-        if U0 - b1 < 1 or su - b2 < 1 or spp < 2 or U1 - b2 < 1:
+        if U0 - b1 < 1 or su - b2 < 1 or spp < 2:
             return None
         if t1 > g1 * (U0 - b1) * eps or t1 * su > g1 * U0 * (su - b2) * eps:
             return None
         for tt, s_, u_, bb in ((t2, su, U1, b2), (t2l, sl, ul, bp)):
-            if s_ - bb < 1 or u_ - bb < 1:
+            if s_ - bb < 1:
                 return None
-            if tt * spp > g2 * s_ * (spp - 1) * eps or tt * u_ > g2 * s_ * (u_ - bb) * eps:
+            if tt * spp > g2 * s_ * (spp - 1) * eps or tt > g2 * (s_ - bb) * eps:
                 return None
     n_last = pr["n_partial"] if pr["partial"] else 0
     counts = [eo["nl"], pr["npods"] * spp, P * spp * k2]
@@ -956,13 +985,13 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
             for tag, tt, s_, u_, bb in pods_:
                 row("spine uplinks at or under the target" + tag, tt * ppm, cap2 * g2 * s_)
                 if survive == "link":
-                    row("spine uplinks after a spine-super link failure" + tag, tt * u_, g2 * s_ * (u_ - 1))
+                    row("spine uplinks after a spine-super link failure" + tag, tt, g2 * (s_ - 1))
                     row("spine uplinks after a leaf-spine link failure" + tag, tt * u0, g2 * s_ * (u0 - 1))
-                    row("at least two uplinks" + tag, 2, min(s_, u_))
+                    row("two spine uplinks per pod" + tag, 2, s_)
                 elif survive == "switch":
                     row("spine uplinks after a spine failure" + tag, tt * spp, g2 * s_ * (spp - 1))
-                    row("spine uplinks after a super-spine failure" + tag, tt * u_, g2 * s_ * (u_ - bb))
-                    row("a spare spine and super-spine" + tag, 1, min(u0 - b1, s_ - bb, spp - 1, u_ - bb))
+                    row("spine uplinks after a super-spine failure" + tag, tt, g2 * (s_ - bb))
+                    row("a spare spine and super-spine" + tag, 1, min(u0 - b1, s_ - bb, spp - 1))
             sl = spp * k2 * bp
             nsw = [eo["nl"], pr["npods"] * spp, P * spp * k2]
             capex = (sum(n * sp.cost_usd for n, sp in zip(nsw, s)) + eo["c0"] + u0 * pr["c1"] + su * pr["c2"]
@@ -1169,7 +1198,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
     if three and b1_fixed is None and cluster.file.fabric.spines_per_pod is None:
-        b1_fixed = 1  # 3 tiers: one link per leaf-spine pair unless stated (spines_per_pod fixes it per option)
+        # 3 tiers: one link per leaf-spine pair unless stated (spines_per_pod fixes it per option);
+        # a stated rule of the search space (SPACE_RULES)
+        b1_fixed = 1
     if switch_choice == "catalog" and not extra:
         # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
         cat = sorted(cluster.switches)
@@ -1347,7 +1378,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
               "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
               "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
               "model_choices": len(tables), "feasible_candidates": n_cand,
-              "pruned": _merge_pruned(tables)}
+              "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
     return BudgetResult(
         cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
         target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
