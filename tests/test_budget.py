@@ -206,10 +206,12 @@ def test_fat_tree_removes_uplinks_when_traffic_stays_under_leaves():
 # --- Meta's 1:7 oversubscribed cross-pod tier ---------------------------------------------------------
 def test_meta_one_to_seven_cross_pod_tier_when_traffic_stays_in_pods():
     # radix-16 switches: a spine of 14 down / 2 up ports is 7:1 (Meta's AI zone to ATSW ratio)
-    d = _single_host_nodes(16, 8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}, {"switch": sw(16)}])
+    # one link per leaf-spine pair, stated: pods of 14 leaves keep every two-leaf block together
+    # (with the bundle free the budget may choose pods of 7 leaves, which split some blocks)
+    d = _single_host_nodes(16, 8, tiers=[{"switch": sw(16), "bundle": 1}, {"switch": sw(16)}, {"switch": sw(16)}])
     c = from_dict(d)
     f = build(c)
-    # traffic inside blocks of 16 endpoints (two leaves), which every pod size keeps together
+    # traffic inside blocks of 16 endpoints (two leaves), which pods of 14 leaves keep together
     src = np.arange(f.n_endpoints)
     dst = (src // 16) * 16 + (src + 5) % 16
     dem = _demands(src, dst, np.full(src.size, 200.0))

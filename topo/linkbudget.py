@@ -15,8 +15,9 @@ Decisions (per tier; one switch model per tier, planes identical)
   more endpoints per leaf and fewer leaves.
 * 2 tiers: the leaf-spine bundle ``b1`` (parallel links per leaf-spine pair);
   spines per plane ``u0 / b1``.
-* 3 tiers: spine down ports ``d1`` (leaves per pod ``d1 // b1``, ``b1`` as in
-  the file, default 1) and uplinks ``u1 = R1 - d1``; the spine-super bundle
+* 3 tiers: the leaf-spine bundle ``b1`` (the file's, else every divisor of the
+  leaf uplinks), spine down ports ``d1`` (leaves per pod ``d1 // b1``) and
+  uplinks ``u1 = R1 - d1``; the spine-super bundle
   ``b2``; super-spines per plane ``spines_per_pod x u1 / b2``.
 * switch model per tier: the file's (``switch_choice="fixed"``) or any catalog
   switch (``"catalog"``); port speed and breakout follow from the model.
@@ -95,8 +96,7 @@ SPACE_RULES = (
     "planes, dual_homed) is kept; unstated, leaves per pod are the spine's down ports over the "
     "leaf-spine bundle, as the builder derives them",
     "3 tiers: the leaf-spine bundle is the file's (fabric.tiers[0].bundle, or what fabric.spines_per_pod "
-    "implies), 1 when it states neither; other bundles make pods of fewer leaves (spine down ports / "
-    "bundle) and are cheaper on some clusters (tests/test_budget_exhaustive.py), but are not yet searched",
+    "implies); unstated, every bundle dividing the leaf uplinks is searched",
     "the switch model per tier is the file's (--switch-choice fixed) or any catalog switch (catalog)",
     "failure loads are the fluid-ECMP bounds of the model (topo.linkbudget, Failures), not routed "
     "per candidate: a pod needs two spine uplinks for --survive link, a second spine and a leaf "
@@ -651,8 +651,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
         if b1 is not None and U0 % b1:
             bump("bundle does not divide the uplinks")
             continue
-        # 3 tiers: every leaf-spine bundle when none is fixed (budget() fixes 1 unless the file states
-        # one: SPACE_RULES; dropping that line searches them all)
+        # 3 tiers: every leaf-spine bundle when the file fixes none (SPACE_RULES)
         b1s = [b1] if (b1 is not None or not three) else _divisors(U0)
         E = d0 * brk
         lv = data.leaves(E)
@@ -1197,10 +1196,6 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     three = fabric.n_tiers == 3
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
-    if three and b1_fixed is None and cluster.file.fabric.spines_per_pod is None:
-        # 3 tiers: one link per leaf-spine pair unless stated (spines_per_pod fixes it per option);
-        # a stated rule of the search space (SPACE_RULES)
-        b1_fixed = 1
     if switch_choice == "catalog" and not extra:
         # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
         cat = sorted(cluster.switches)
