@@ -79,10 +79,32 @@ _LAUNCHER = textwrap.dedent(r'''
 ''')
 
 
+def _child(umask=None):
+    """A preexec_fn: SIGINT and SIGTERM at their defaults in the child, whatever this process
+    inherited (a job started in the background of a non-interactive shell ignores SIGINT, and
+    topo keeps a signal that was ignored when it started ignored, as nohup'd programs expect)."""
+    def pre():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if umask is not None:
+            os.umask(umask)
+    return pre
+
+
+@pytest.fixture(autouse=True)
+def _default_signals():
+    """This process too: Python's own SIGINT handler and SIGTERM's default for the in-process tests."""
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGINT, old[0])
+    signal.signal(signal.SIGTERM, old[1])
+
+
 def topo(*args, cwd=None, umask=None, timeout=120):
-    pre = (lambda: os.umask(umask)) if umask is not None else None
     return subprocess.run([sys.executable, "-m", "topo", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=pre)
+                          text=True, timeout=timeout, preexec_fn=_child(umask))
 
 
 def litter(parent: Path) -> list[str]:
@@ -101,7 +123,7 @@ class Paused:
         self.flag, self.go = tmp / f"paused-{stage}", tmp / f"go-{stage}"
         env = dict(os.environ, PAUSE_AT=stage, PAUSE_FLAG=str(self.flag), PAUSE_GO=str(self.go))
         self.p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, *map(str, args)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child())
 
     def wait_paused(self):
         deadline = time.monotonic() + 120  # a guard against hanging only
@@ -200,7 +222,7 @@ def test_kill9_between_renames_then_next_run_recovers(tmp_path):
     out = tmp_path / "out"
     old_output(out)
     r = subprocess.run([sys.executable, "-c", _KILL_BETWEEN_RENAMES, str(out)], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, preexec_fn=_child())
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert not out.exists()  # killed between the renames: old moved aside, new not yet in place
     assert any(n.startswith(".out.old-") for n in litter(tmp_path)), litter(tmp_path)
@@ -258,7 +280,7 @@ def test_output_modes_follow_umask(tmp_path):
         d.mkdir()
         procs[mask] = (d, subprocess.Popen([sys.executable, "-m", "topo", "optimize", str(SMALL), "-o", str(d / "out"),
                                             *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                           preexec_fn=lambda m=mask: os.umask(m)))
+                                           preexec_fn=_child(mask)))
     for mask, (d, p) in procs.items():
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
