@@ -4,8 +4,8 @@ Each limit is checked before anything it sizes is allocated, and a value over
 it is refused with its JSON path (exit 2). The limits are generous for real
 designs (a 1M-accelerator cluster is 8x under the endpoint limit) and tight
 enough that no input can make topo allocate tens of GiB or run for minutes
-before saying no. README.md ("Limits") lists them; tests/test_limits.py checks
-each one is enforced where it says.
+before saying no. README.md ("Limits") lists them; tests/test_hardening.py and
+tests/test_corpus.py check that they are enforced.
 """
 from __future__ import annotations
 
