@@ -52,6 +52,10 @@ def render(d: dict) -> str:
     out += [unplaced_line(n, u) for n, u in (d.get("unplaced") or {}).items()]
     out.append(f"solver {s['engine']}: {s['status']}  objective {s['objective']:,.2f}  bound {s['bound']:,.2f}{gap}  "
                f"solve {s['solve_seconds']:.2f} s, tables {s['tables_seconds']:.2f} s, total {s['total_seconds']:.2f} s")
+    caps = s.get("max_oversubscription")
+    if caps:
+        out.append(f"oversubscription caps ({caps['source']}): " + ", ".join(
+            f"{k} <= {v:g}" if v is not None else f"{k} uncapped" for k, v in caps.items() if k != "source"))
     out.append("")
     rows = []
     for t in d["tiers"]:
@@ -158,8 +162,10 @@ def _write_atomic(path: str, text: str) -> None:
               help="peak utilisation of switch links, in (0, 1] (default: goals.target_utilization)")
 @click.option("--switch-choice", type=click.Choice(["fixed", "catalog"]), default="fixed", show_default=True,
               help="keep the file's switch per tier, or let the solver pick any catalog switch")
-@click.option("--max-oversubscription", type=finite(1.0, 1e6), default=None,
-              help="largest down:up port ratio allowed on any tier (default: the radix allows)")
+@click.option("--max-oversubscription", default=None, metavar="R|leaf=R,spine=R",
+              help="largest down:up port ratio allowed: one number for every tier with uplinks, or per tier "
+                   "(leaf=1,spine=3; a tier not named is uncapped; spine only on 3 tiers) "
+                   "(default: goals.max_oversubscription, else what the radix allows)")
 @click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
 @click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
 @click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers)")
@@ -200,6 +206,12 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
         raise SpecError([("--max-slowdown", f"must be a number >= 1 (found {max_slowdown:g})")])
     if max_slowdown is not None and not for_transport:
         raise SpecError([("--max-slowdown", "applies only with --for-transport")])
+    if max_oversubscription is not None:
+        from .spec import oversubscription_caps
+        try:
+            max_oversubscription = oversubscription_caps(max_oversubscription)
+        except ValueError as e:
+            raise SpecError([("--max-oversubscription", str(e))])
     c = load(cluster)
     f = build(c)
     placement, unplaced, source = None, {}, None

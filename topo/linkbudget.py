@@ -168,11 +168,55 @@ def _options(cluster, objective, survive, target_util, time_limit, seed, workers
         errs.append(("--workers", f"must be a positive integer, found {workers!r}"))
     if switch_choice not in SWITCH_CHOICES:
         errs.append(("--switch-choice", f"expected one of {list(SWITCH_CHOICES)}, found {switch_choice!r}"))
-    if max_oversubscription is not None and not (max_oversubscription >= 1.0):
-        errs.append(("--max-oversubscription", f"must be at least 1, found {max_oversubscription!r}"))
+    caps = None
+    try:
+        caps = _parse_caps(cluster, max_oversubscription)
+    except SpecError as e:
+        errs += list(e.errors)
     if errs:
         raise SpecError(errs)
-    return survive, target_util, float(time_limit), int(seed), int(workers)
+    return survive, target_util, float(time_limit), int(seed), int(workers), caps
+
+
+def _parse_caps(cluster, max_oversubscription):
+    """(where, caps as stated): the option's caps (a number, a mapping tier -> number or the
+    CLI's ``leaf=1,spine=3``), else goals.max_oversubscription's; None when neither is given."""
+    from .spec import oversubscription_caps
+    if max_oversubscription is None:
+        v, where = cluster.file.goals.max_oversubscription, "goals.max_oversubscription"
+    else:
+        v, where = max_oversubscription, "--max-oversubscription"
+    if v is None:
+        return None
+    try:
+        return where, oversubscription_caps(v)
+    except ValueError as e:
+        raise SpecError([(where, str(e))])
+
+
+def _tier_caps(caps, fabric) -> tuple:
+    """(leaf cap, spine cap) for the fabric's tiers with uplinks (None: uncapped); a spine cap on a
+    2-tier fabric is refused: its spine is the top tier and has no uplinks."""
+    if caps is None:
+        return None, None
+    where, c = caps
+    if not isinstance(c, dict):
+        return c, (c if fabric.n_tiers == 3 else None)
+    if "spine" in c and fabric.n_tiers != 3:
+        raise SpecError([(where, f"spine={c['spine']:g}: on a {fabric.n_tiers}-tier fabric the spine is the top tier "
+                                 f"and has no uplinks, so it has no oversubscription to cap (cap leaf only)")])
+    return c.get("leaf"), c.get("spine")
+
+
+def _caps_rule(caps, fabric) -> Optional[str]:
+    """The solver section's statement of the caps (None without caps)."""
+    if caps is None:
+        return None
+    c0, c1 = _tier_caps(caps, fabric)
+    names = ["leaf"] + (["spine"] if fabric.n_tiers == 3 else [])
+    shown = ", ".join(f"{n} <= {c:g}" if c is not None else f"{n} uncapped" for n, c in zip(names, (c0, c1)))
+    return (f"oversubscription caps ({caps[0]}): {shown}; every candidate whose tier ratio (down / up ports) "
+            f"exceeds its tier's cap is excluded")
 
 
 def _family_check(cluster, fabric, survive):
@@ -585,6 +629,10 @@ def _stated(cluster) -> dict:
 
 
 def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end) -> _Tables:
+    # max_os: (leaf cap, spine cap), each None when uncapped (a bare number caps both, as before)
+    if not isinstance(max_os, tuple):
+        max_os = (max_os, max_os)
+    os0, os1 = max_os
     P = data.planes
     s0, s1 = specs[0], specs[1]
     R0, R1 = s0.radix, s1.radix
@@ -641,7 +689,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     for d0 in range(-(-R0 // 2), R0):
         u0 = R0 - d0
         U0 = u0 * k0
-        if max_os is not None and d0 / u0 > max_os + 1e-9:
+        if os0 is not None and d0 / u0 > os0 + 1e-9:
             bump("oversubscription above the limit")
             continue
         b1 = leaf_bundle(U0)
@@ -689,7 +737,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
         if st["leaves_per_pod"] is None and st["pods"] is None and spl is None:
             # the spine options of a derived pod size do not depend on the leaf option: list them all
             for d1 in range(-(-R1 // 2), R1):
-                if d1 * kS1 // (b1_fixed or 1) >= 1 and not (max_os is not None and d1 / (R1 - d1) > max_os + 1e-9):
+                if d1 * kS1 // (b1_fixed or 1) >= 1 and not (os1 is not None and d1 / (R1 - d1) > os1 + 1e-9):
                     d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
         for iE, eo in enumerate(T.E_opts):
             if time.monotonic() > time_budget_end:
@@ -720,7 +768,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
                 d1 = D1 // kS1
                 opts = [(d1, u1, Lp_st) for u1 in range(1, R1 - d1 + 1)]
             for d1, u1, Lp in opts:
-                if max_os is not None and d1 / u1 > max_os + 1e-9:
+                if os1 is not None and d1 / u1 > os1 + 1e-9:
                     bump("oversubscription above the limit")
                     continue
                 U1 = u1 * k1
@@ -1164,7 +1212,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     survive : "none" | "link" | "switch" | "plane" (default goals.survive)
     target_util : peak utilisation of switch links in normal operation (default goals.target_utilization)
     switch_choice : "fixed" (the file's switch per tier) or "catalog" (any catalog switch per tier)
-    max_oversubscription : the largest down/up port ratio allowed on any tier
+    max_oversubscription : the largest down/up port ratio allowed: one number for every tier with
+        uplinks, or a mapping (or the CLI's string ``leaf=1,spine=3``) over ``leaf`` and ``spine``
+        (a 3-tier spine); a tier not named is uncapped (default goals.max_oversubscription)
 
     Raises SpecError for bad input and when no budget meets the target or survives the
     failure; SolverError when the solver finds nothing within the time limit or the
@@ -1179,11 +1229,12 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     t_start = time.perf_counter()
     if objective is None:
         objective = cluster.file.goals.objective
-    survive, tau, time_limit, seed, workers = _options(
+    survive, tau, time_limit, seed, workers, os_caps = _options(
         cluster, objective, survive, target_util, time_limit, seed, workers, switch_choice, max_oversubscription)
     if fabric is None:
         fabric = build(cluster)
     _family_check(cluster, fabric, survive)
+    tier_caps = _tier_caps(os_caps, fabric)
     if demands is None or placement is not None:
         placement, unplaced = _placement(cluster, fabric, placement)
     else:
@@ -1218,7 +1269,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
         if extra:
             sp = list(specs)
-        tables.append(_tables(data, ch, sp, three, survive, tau, max_oversubscription, b1_fixed, deadline))
+        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, deadline))
     tables_s = time.perf_counter() - t_tab
 
     bom_given = bill_of_materials(fabric, cluster)
@@ -1249,7 +1300,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     best, statuses, solve_s, bound, weights = optimise(objective, deadline)
     if best is None:
         if all(s == "INFEASIBLE" for s in statuses):
-            raise _infeasible(data, tables, survive, tau, target_util is not None, max_oversubscription)
+            raise _infeasible(data, tables, survive, tau, target_util is not None, tier_caps)
         raise SolverError(f"the link-budget solver found no budget within {time_limit:g} s "
                           f"(statuses: {sorted(set(statuses))}); raise --time-limit")
     all_opt = all(s in ("OPTIMAL", "INFEASIBLE") for s in statuses)
@@ -1374,6 +1425,10 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
               "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
               "model_choices": len(tables), "feasible_candidates": n_cand,
               "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    if os_caps is not None:
+        solver["space"].append(_caps_rule(os_caps, fabric))
+        solver["max_oversubscription"] = {"source": os_caps[0], "leaf": tier_caps[0],
+                                          **({"spine": tier_caps[1]} if three else {})}
     return BudgetResult(
         cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
         target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),

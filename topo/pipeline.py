@@ -113,7 +113,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             base_times = {j["name"]: (j["time_s"], j.get("ideal_s")) for j in placed.get("jobs", []) if j.get("time_s")}
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
                               seed=seed, workers=workers, baseline_times=base_times,
-                              objective=objective or cluster.file.goals.objective)
+                              objective=objective or cluster.file.goals.objective,
+                              max_oversubscription=cluster.file.goals.max_oversubscription)
         cluster_after = bud.cluster_after
         if isinstance(cluster_after, dict):
             from .spec import from_dict

@@ -260,6 +260,58 @@ class Costs(_M):
     allow_lpo: bool = False
 
 
+OVERSUBSCRIPTION_CAP_TIERS = ("leaf", "spine")  # the tiers with uplinks (a 3-tier spine; never the top tier)
+
+
+def oversubscription_caps(v: Any) -> Union[None, float, dict]:
+    """A per-tier oversubscription cap as stated: None, one number for every tier with uplinks,
+    or a mapping tier -> number over ``leaf`` and ``spine`` (a string ``leaf=1,spine=3`` is
+    the CLI's form of the mapping). Returns None, a float or a dict; raises ValueError naming
+    the tier at fault. A cap must be finite and >= 1: the budget's space only splits a radix
+    down >= up (oversubscription >= 1), so a cap below 1 would leave nothing to search."""
+    def num(x, tier):
+        at = f"{tier}: " if tier else ""
+        if isinstance(x, bool):
+            raise ValueError(f"{at}expected a number >= 1, found {x!r}")
+        try:
+            f = float(x.strip()) if isinstance(x, str) else float(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"{at}expected a number >= 1, found {_short(x)}")
+        if not math.isfinite(f):
+            raise ValueError(f"{at}expected a finite number >= 1, found {_short(x)}")
+        if f < 1.0:
+            raise ValueError(f"{at}a cap below 1 ({f:g}) is refused: the budget searches only splits with "
+                             f"down >= up ports (oversubscription >= 1), so nothing would be left to search")
+        if f > 1e6:
+            raise ValueError(f"{at}must be at most 1e6, found {f:g}")
+        return f
+
+    if v is None:
+        return None
+    if isinstance(v, str) and "=" in v:
+        items = {}
+        for part in v.split(","):
+            k, eq, x = part.partition("=")
+            k = k.strip()
+            if not eq or not k:
+                raise ValueError(f"expected tier=number pairs separated by commas (e.g. leaf=1,spine=3), found {_short(v)}")
+            if k in items:
+                raise ValueError(f"tier {k!r} named twice")
+            items[k] = x
+        v = items
+    if isinstance(v, dict):
+        if not v:
+            raise ValueError("an empty mapping caps nothing; name leaf and/or spine")
+        out = {}
+        for k, x in v.items():
+            if k not in OVERSUBSCRIPTION_CAP_TIERS:
+                raise ValueError(f"unknown tier {_short(k)}; expected {' or '.join(OVERSUBSCRIPTION_CAP_TIERS)} "
+                                 f"(the tiers with uplinks)")
+            out[k] = num(x, k)
+        return out
+    return num(v, "")
+
+
 class Goals(_M):
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.8
     survive: Literal["none", "link", "switch", "plane"] = "none"
@@ -272,6 +324,15 @@ class Goals(_M):
     # 95th-percentile penalty) by at most this factor under the cluster's own transport model
     # (RoCE hashing, UEC spraying); null: size for ideal ECMP only
     max_job_slowdown: Optional[Annotated[float, Field(ge=1, le=1e6)]] = 1.05
+    # topo budget / topo optimize: the largest down:up capacity ratio per tier, one number for
+    # every tier with uplinks or {leaf: 1, spine: 3}; a tier not named is uncapped; null: none
+    # (topo budget --max-oversubscription overrides it)
+    max_oversubscription: Annotated[
+        Any, BeforeValidator(oversubscription_caps),
+        WithJsonSchema({"anyOf": [{"type": "null"}, {"type": "number", "minimum": 1},
+                                  {"type": "object", "additionalProperties": False, "minProperties": 1,
+                                   "properties": {"leaf": {"type": "number", "minimum": 1},
+                                                  "spine": {"type": "number", "minimum": 1}}}]})] = None
 
 
 class FailureRates(_M):
