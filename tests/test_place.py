@@ -41,88 +41,9 @@ def tiny(nodes_per_rack=1, n_racks=8, limit_kw=100.0, busy_kw=2.0, idle_kw=0.5, 
 
 
 # --- brute force oracle (the objective as documented in topo.placement) ---------------------------
-def _oracle(c, f):
-    """Minimum objective over every placement of whole servers, by enumeration."""
-    jobs = c.file.jobs
-    n_srv = f.n_servers
-    aps, ds = 2, int(f.domain_size[0])
-    first_ep = np.searchsorted(f.ep_server, np.arange(n_srv))
-    leaf = f.ep_leaf()[first_ep]
-    pod = f.node_pod[leaf]
-    rack = f.server_rack
-    busy = np.zeros(n_srv, bool)
-    if c.file.busy_nodes:
-        busy[f.server_ids(c.file.busy_nodes)] = True
-    kw0 = np.bincount(rack, weights=np.where(busy, f.server_busy_kw, f.server_idle_kw), minlength=f.n_racks)
-    delta = f.server_busy_kw - f.server_idle_kw
-    L, P, R = len(set(leaf.tolist())), len(set(pod.tolist())), f.n_racks
-    raw = []
-    for j in jobs:
-        dp = j.accelerators // (j.tp * j.pp * j.cp)
-        w = Fraction(0)
-        for col in j.collectives:
-            g = {"dp": dp, "tp": j.tp, "pp": j.pp}[col.group]
-            if g > 1 and not (col.group == "tp" and j.tp <= ds):
-                w += Fraction(2 * (g - 1), g) * Fraction(col.bytes) * Fraction(j.accelerators, g)
-        raw.append(w)
-    W = [0 if w <= 0 else max(1, math.floor(100 * w / max(raw) + Fraction(1, 2))) for w in raw]
-    big = 1 + sum(Wj * ((L - 1) + 3 * (P - 1)) + R for Wj in W)
-    prios = sorted({j.priority for j in jobs})
-    spd = max(1, ds // aps)
-    units, pen = [], []
-    for j in jobs:
-        if j.tp >= ds and ds > 1:
-            u, size = -(-j.accelerators // ds), spd
-        else:
-            u, size = -(-j.accelerators // aps), 1
-        units.append(u * size)
-        pen.append((u, prios.index(j.priority)))
-    per_rank = [sum(u for u, r in pen if r == q) for q in range(len(prios))]
-    lvl = [big]
-    for q in range(1, len(prios)):
-        lvl.append(lvl[-1] * (sum(per_rank[:q]) + 1))
-    pen = [lvl[r] * u for u, r in pen]
-    names = {f.rack_name(i): i for i in range(f.n_racks)}
-    allowed = []
-    for j in jobs:
-        ok = np.ones(n_srv, bool)
-        if j.pin_racks:
-            ok &= np.isin(rack, [names[r] for r in j.pin_racks])
-        if j.forbid_racks:
-            ok &= ~np.isin(rack, [names[r] for r in j.forbid_racks])
-        if j.pin_pods:
-            ok &= np.isin(pod, j.pin_pods)
-        if j.forbid_pods:
-            ok &= ~np.isin(pod, j.forbid_pods)
-        allowed.append(ok)
-    best = math.inf
-
-    def rec(i, free, kw, acc):
-        nonlocal best
-        if acc >= best:
-            return
-        if i == len(jobs):
-            best = acc
-            return
-        rec(i + 1, free, kw, acc + pen[i])  # job i unplaced
-        cand = [s for s in range(n_srv) if free[s] and allowed[i][s]]
-        for combo in itertools.combinations(cand, units[i]):
-            combo = list(combo)
-            if spd > 1:  # whole domains: servers come in domain pairs
-                doms = [int(f.ep_domain[first_ep[s]]) for s in combo]
-                if any(doms.count(d) != spd for d in doms):
-                    continue
-            k2 = kw.copy()
-            np.add.at(k2, rack[combo], delta[combo])
-            if (k2 > f.rack_limit_kw + 1e-9)[np.unique(rack[combo])].any():
-                continue
-            cost = W[i] * ((len(set(leaf[combo])) - 1) + 3 * (len(set(pod[combo])) - 1)) + len(set(rack[combo]))
-            fr = free.copy()
-            fr[combo] = False
-            rec(i + 1, fr, k2, acc + cost)
-
-    rec(0, ~busy, kw0, 0)
-    return best
+# one oracle for both files: tests/test_place_exhaustive.py's, written from the README (whole servers,
+# whole free domains for TP >= domain jobs, busy nodes, rack power, pins and forbids, priorities)
+from test_place_exhaustive import oracle as _oracle  # noqa: E402
 
 
 def _instance(seed):
