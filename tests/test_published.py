@@ -284,19 +284,17 @@ def test_megascale_fully_used_core_is_refused():
 
 
 # --- catalog additions ------------------------------------------------------------------------------------
-def test_tomahawk6_presets_are_102_4_tbps():
-    # Broadcom press release 2025-06-03 / ServeTheHome: 102.4 Tb/s, 128 x 800G or 64 x 1.6T
-    for name, radix, gbps in (("th6-128x800", 128, 800), ("th6-64x1600", 64, 1600)):
-        sw = catalog.SWITCHES[name]
-        assert (sw["radix"], sw["port_gbps"]) == (radix, gbps)
-        assert sw["radix"] * sw["port_gbps"] == 102_400
-        assert {"power_w", "cost_usd"} <= set(sw["unverified"])   # not public: placeholders, flagged
-        assert "servethehome" in sw["source"]
+def test_tomahawk6_is_reference_silicon_not_a_preset_with_invented_figures():
+    # Broadcom press release 2025-06-03 / ServeTheHome: 102.4 Tb/s, 64 x 1.6T .. 512 x 200G
+    t6 = catalog.SWITCH_SILICON["tomahawk6"]
+    assert all(n * g == t6["capacity_gbps"] == 102_400 for n, g in t6["port_configs"])
+    assert "servethehome" in t6["source"]
+    # no public system power or price: not a preset (a preset would need both)
+    assert not any(name.startswith("th6") for name in catalog.SWITCHES)
 
 
 def test_new_presets_carry_sources_and_flag_only_their_own_fields():
-    new = [("ACCELERATORS", "A100"), ("PLATFORMS", "hgx-a100-8x200g"), ("SWITCHES", "th6-128x800"),
-           ("SWITCHES", "th6-64x1600")]
+    new = [("ACCELERATORS", "A100"), ("PLATFORMS", "hgx-a100-8x200g")]
     for table, name in new:
         entry = getattr(catalog, table)[name]
         assert entry["source"].strip()

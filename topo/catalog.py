@@ -136,36 +136,21 @@ SWITCHES: dict[str, dict] = {
         "unverified": ["power_w", "cost_usd"],
     },
 }
-# Added (issue 13): 102.4 Tb/s switches. Port counts and speeds are from the sources named; no system power
-# or price of a Tomahawk 6 switch was found in public material, so power_w / cost_usd are placeholders by a
-# stated rule (2 x the th5-* estimates above, for twice the switching capacity) and marked unverified:
-# override them in the cluster file (catalog.switches).
-SWITCHES.update({
+# 102.4 Tb/s switch silicon (issue 13): the port configurations are public, a system's power and price are
+# not, so these are reference figures, not presets (a preset needs power_w and cost_usd, and topo does not
+# invent them). State such a switch inline in the cluster file (catalog.switches or tiers[].switch) with the
+# vendor's power and price.
+SWITCH_SILICON = {
     # Broadcom Tomahawk 6 (BCM78910 / BCM78914), shipping since June 2025: 102.4 Tb/s from 512 x 200G or
     # 1,024 x 100G SerDes, up to 64 x 1.6TbE, 3 nm.
-    "th6-128x800": {
-        "radix": 128, "port_gbps": 800, "power_w": 3600, "cost_usd": 120000, "ru": 2,
-        "source": "Tomahawk 6, 102.4 Tb/s = 128 x 800G (4 x 200G lanes per port): "
+    "tomahawk6": {
+        "capacity_gbps": 102_400, "port_configs": [(64, 1600), (128, 800), (256, 400), (512, 200)],
+        "source": "Tomahawk 6, 102.4 Tb/s, up to 64 x 1.6TbE: "
                   "https://www.servethehome.com/broadcom-tomahawk-6-launched-for-1-6tbe-generation/ ; Broadcom press "
-                  "release 2025-06-03 via https://electronics-journal.com/news/96096-broadcom-ships-tomahawk-6-world%E2%80%99s-first-102-4-tbps-switch ; "
-                  "system power and price not public: placeholders = 2 x the th5-* estimates",
-        "unverified": ["power_w", "cost_usd", "ru"],
+                  "release 2025-06-03 via https://electronics-journal.com/news/96096-broadcom-ships-tomahawk-6-world%E2%80%99s-first-102-4-tbps-switch",
     },
-    "th6-64x1600": {
-        "radix": 64, "port_gbps": 1600, "power_w": 3600, "cost_usd": 120000, "ru": 2,
-        "source": "Tomahawk 6, \"up to 64 ports of 1.6TbE\": "
-                  "https://www.servethehome.com/broadcom-tomahawk-6-launched-for-1-6tbe-generation/ ; "
-                  "system power and price not public: placeholders = 2 x the th5-* estimates",
-        "unverified": ["power_w", "cost_usd", "ru"],
-    },
-})
+}
 # Not presets yet, with the reason:
-# - Tomahawk 6 as 512 x 200G ("up to 512 XPUs on a single switch", same sources as above). A preset whose
-#   ports are slower than a cluster's NICs is never a leaf candidate of `topo budget --switch-choice catalog`
-#   (linkbudget filters it), but tests/test_budget.py::test_catalog_switch_choice_is_the_enumerated_optimum
-#   enumerates every preset as a leaf without that filter, so adding it fails that test on small.yaml's 400G
-#   NICs. Give it in the cluster file until the test applies the filter:
-#   catalog: {switches: {th6-512x200: {radix: 512, port_gbps: 200, power_w: 3600, cost_usd: 120000}}}
 # - NVIDIA Spectrum-4 SN5600: 64 x 800GbE, 128 x 400GbE or 256 x 200GbE
 #   (https://docs.nvidia.com/networking/display/sn5000/data+interfaces); th5-64x800 / th5-128x400 above have
 #   the same ports and stand for it (no SN5600 power or price was found, so a separate preset would only repeat
