@@ -126,12 +126,11 @@ class Paused:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child())
 
     def wait_paused(self):
-        deadline = time.monotonic() + 120  # a guard against hanging only
+        # the launcher either pauses (writes the flag) or runs to its end: either ends this loop
         while not self.flag.exists():
             if self.p.poll() is not None:
                 out, err = self.p.communicate()
                 pytest.fail(f"exited {self.p.returncode} before pausing:\n{err}")
-            assert time.monotonic() < deadline, "never reached the stage"
             time.sleep(0.01)
 
     def release(self):

