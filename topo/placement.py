@@ -1321,12 +1321,7 @@ def _slots(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
     domain, server), their accelerators in local order, first n."""
     s = np.asarray(servers, np.int64)
     key = np.lexsort((s, pb.s_dom[s], pb.s_rack[s], pb.s_group[s], pb.s_pod[s]))
-    s = s[key]
-    f = pb.fabric
-    first = pb.first_ep[pb.srv[s]]
-    eps = (first[:, None] + np.arange(pb.aps)[None, :]).ravel()
-    eps = eps[np.asarray(f.ep_is_accel)[eps]]
-    return eps[: j.n].astype(np.int64)
+    return _listed(pb, j, s[key])
 
 
 def _listed(pb: _Problem, j: _Job, servers: np.ndarray) -> np.ndarray:
