@@ -47,7 +47,7 @@ def placed(over):
 
 def test_fit_in_order_by_priority_then_file_order(small_cluster):
     from topo.fabric import build
-    from topo.pipeline import fit_in_order
+    from topo.traffic import fit_in_order
     from topo.spec import from_dict
     from topo.traffic import in_order_placement
     f = build(small_cluster)

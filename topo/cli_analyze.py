@@ -71,7 +71,7 @@ def _fmt(x, nd=3):
 
 
 def _render(s: dict) -> str:
-    from .pipeline import unplaced_line
+    from .traffic import unplaced_line
     qps = f"qps {s['qps']}, " if s.get("qps") is not None else ""  # queue pairs matter to hashing only
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, routing {s['routing']} "
              f"({qps}seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
@@ -151,7 +151,8 @@ def _render(s: dict) -> str:
 def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path, placement_path):
     """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
     from .fabric import build
-    from .pipeline import fit_in_order, read_placement, unplaced_jobs, unplaced_line
+    from .pipeline import read_placement
+    from .traffic import fit_in_order, unplaced_jobs, unplaced_line
     from .routing import analyze as _analyze
     from .spec import load
     c = load(cluster)

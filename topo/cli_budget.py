@@ -40,7 +40,7 @@ def _os(x) -> str:
 
 def render(d: dict) -> str:
     """The readable report `topo budget` prints by default (a pure function of the result dict)."""
-    from .pipeline import unplaced_line
+    from .traffic import unplaced_line
     from .render import table
     out = []
     s = d["solver"]
@@ -187,7 +187,8 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
            for_transport, max_slowdown, as_json, output, force, placement_path):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
     from .fabric import build
-    from .pipeline import fit_in_order, read_placement, unplaced_jobs, unplaced_line
+    from .pipeline import read_placement
+    from .traffic import fit_in_order, unplaced_jobs, unplaced_line
     from .spec import load
     from .linkbudget import budget as _budget
     if target_util is not None and not (0.0 < target_util <= 1.0):

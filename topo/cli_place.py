@@ -103,8 +103,8 @@ def render(d: dict) -> str:
 
 def _routed(c, f, assignment: dict, seed) -> dict:
     """Per-job completion times of the placement, and of the in-order placement (of the jobs
-    that fit, see topo.pipeline.fit_in_order) beside it."""
-    from .pipeline import fit_in_order
+    that fit, see topo.traffic.fit_in_order) beside it."""
+    from .traffic import fit_in_order
     from .routing import analyze
     a = analyze(c, f, placement=assignment, seed=seed, compare=False, all_to_all=False).to_dict()
     out = {"routing": a["routing"], "max_util": a["max_util"],

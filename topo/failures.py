@@ -231,14 +231,14 @@ def resolve_placement(cluster, fabric: Fabric, placement=None) -> tuple[dict, st
 
     The given placement (e.g. a plan's ``placement.assignment``) when there is
     one, else the in-order placement of the jobs that fit
-    (:func:`topo.pipeline.fit_in_order`: deterministic, no solver; pass a plan
+    (:func:`topo.traffic.fit_in_order`: deterministic, no solver; pass a plan
     for an optimised placement).
     """
     if placement is not None:
         return ({str(k): np.asarray(v, np.int64) for k, v in placement.items()}, "given placement")
     if cluster is None or not cluster.file.jobs:
         return {}, "no jobs"
-    from .pipeline import fit_in_order
+    from .traffic import fit_in_order
     pl, left = fit_in_order(cluster, fabric)  # a queue larger than the free capacity is normal
     return ({k: np.asarray(v, np.int64) for k, v in pl.items()},
             "in-order placement" + (f" of the jobs that fit; unplaced: {', '.join(left)}" if left else ""))

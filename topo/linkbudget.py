@@ -127,7 +127,7 @@ class BudgetResult:
     cluster_after: dict          # the cluster file with the chosen tiers
     version: int = 1
     transport_check: dict = field(default_factory=dict)  # see budget_for_transport (empty when not run)
-    # jobs of the file the placement leaves out (topo.pipeline.unplaced_jobs); the budget carries
+    # jobs of the file the placement leaves out (topo.traffic.unplaced_jobs); the budget carries
     # the placed jobs' traffic only
     unplaced: dict = field(default_factory=dict)
 
@@ -235,8 +235,8 @@ def _family_check(cluster, fabric, survive):
 
 def _placement(cluster, fabric, placement) -> tuple[Optional[dict], dict]:
     """(placement, unplaced): the given placement and the jobs it leaves out, or the in-order
-    placement of the jobs that fit (topo.pipeline.fit_in_order) when none is given."""
-    from .pipeline import fit_in_order, unplaced_jobs
+    placement of the jobs that fit (topo.traffic.fit_in_order) when none is given."""
+    from .traffic import fit_in_order, unplaced_jobs
     if not cluster.file.jobs:
         return placement, {}
     if placement is None:
@@ -1205,7 +1205,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     cluster : Cluster (from topo.spec.load)
     fabric : the fabric as given (built when None)
     placement : dict job -> endpoint ids in rank order (default: the in-order placement of the
-        jobs that fit, see topo.pipeline.fit_in_order); jobs absent from it carry no traffic
+        jobs that fit, see topo.traffic.fit_in_order); jobs absent from it carry no traffic
         and are listed in the result's ``unplaced``
     demands : topo.traffic.Demands to carry (default: the jobs' and traffic patterns' flows)
     objective : "cost" (capex + energy), "power" or "balanced"

@@ -8,10 +8,10 @@ wires them together, reports progress and assembles the plan dict.
 
 A queue larger than the free capacity is a normal state: every stage continues with the
 placed jobs and the plan names the others (``placement.unplaced``; ``unplaced`` in the metrics
-and the budget when there are any). This module also owns what the stages and commands share
-about that: the in-order placement of the jobs that fit (:func:`fit_in_order`), the record of
-the jobs left out (:func:`unplaced_jobs`, :func:`unplaced_line`), and reading a placement
-file written by ``topo place -o`` (:func:`read_placement`).
+and the budget when there are any). The in-order placement of the jobs that fit and the record
+of the jobs left out live beside the in-order placement in :mod:`topo.traffic`
+(:func:`~topo.traffic.fit_in_order`, :func:`~topo.traffic.unplaced_jobs`); this module reads a
+placement file written by ``topo place -o`` (:func:`read_placement`).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from .fabric import build
 from .spec import Cluster
+from .traffic import fit_in_order, free_accelerators, unplaced_jobs
 
 STAGES = ("build", "place", "route", "budget", "reroute", "failures")
 
@@ -165,95 +166,6 @@ def pod_matrix_gbps(fabric, demands) -> tuple[str, list]:
     m = np.bincount(key[src[out]] * n + key[dst[out]], weights=np.asarray(demands.rate_gbps)[out],
                     minlength=n * n).reshape(n, n)
     return unit, np.round(m, 6).tolist()
-
-
-# --- a queue larger than the free capacity ----------------------------------------------------
-# Every stage continues with the jobs that are placed and names the others. Which jobs an
-# in-order placement leaves out is deterministic: jobs are admitted by priority (higher
-# first, ties in file order), each one that still fits beside those admitted before it; the
-# admitted jobs are then laid out in file order exactly as topo.traffic.in_order_placement
-# lays out a queue that fits.
-
-def free_accelerators(cluster, fabric):
-    """Boolean mask over endpoints: accelerators not on a node listed in ``busy_nodes``."""
-    import numpy as np
-    from .errors import SpecError
-    free = np.asarray(fabric.ep_is_accel, bool).copy()
-    if cluster.file.busy_nodes:
-        try:
-            busy = fabric.server_ids(cluster.file.busy_nodes)
-        except (KeyError, ValueError) as e:
-            raise SpecError([("busy_nodes", f"unknown node or bad hostlist: {e}")])
-        free &= ~np.isin(np.asarray(fabric.ep_server), busy)
-    return free
-
-
-def unplaced_jobs(cluster, fabric, assignment, reasons: Optional[dict] = None) -> dict:
-    """The jobs of the cluster file that ``assignment`` leaves out, in file order:
-    ``{job: {"accelerators": needed, "free": accelerators left free}}`` (plus ``"reason"``
-    when ``reasons`` names one). "Free" counts accelerators on nodes not listed busy that
-    hold no rank of a placed job."""
-    import numpy as np
-    missing = [j for j in cluster.file.jobs if j.name not in assignment]
-    if not missing:
-        return {}
-    free = free_accelerators(cluster, fabric)
-    used = [np.asarray(e, np.int64) for e in assignment.values()]
-    if used:
-        u = np.concatenate(used)
-        free[u[(u >= 0) & (u < free.shape[0])]] = False
-    n_free = int(free.sum())
-    out = {}
-    for j in missing:
-        out[j.name] = {"accelerators": int(j.accelerators), "free": n_free}
-        if reasons and reasons.get(j.name):
-            out[j.name]["reason"] = str(reasons[j.name])
-    return out
-
-
-def unplaced_line(name: str, info: dict) -> str:
-    """One line naming a job left out: ``unplaced: job-x (needs N accelerators; M free)``."""
-    extra = f"; {info['reason']}" if info.get("reason") else ""
-    return f"unplaced: {name} (needs {info['accelerators']:,} accelerators; {info['free']:,} free{extra})"
-
-
-def fit_in_order(cluster, fabric) -> tuple[dict, dict]:
-    """(placement, unplaced): :func:`topo.traffic.in_order_placement` of the jobs that fit.
-
-    When every job fits this is exactly the in-order placement. Otherwise jobs are admitted
-    by priority (higher first, ties in file order: the queue's order), each one that fits beside those admitted
-    before it, and the admitted ones are placed in file order. ``unplaced`` is
-    :func:`unplaced_jobs` of the result. Input errors (unknown or busy nodes, bad hostlists)
-    are raised as they are, never taken for a job that does not fit.
-    """
-    from .errors import SpecError
-    from .traffic import in_order_placement
-    jobs = list(cluster.file.jobs)
-    try:
-        return in_order_placement(cluster, fabric), {}
-    except SpecError as e:
-        first = e
-    # an unknown name is an error of the file, not a full cluster: report it as it is
-    free_accelerators(cluster, fabric)
-    for j in jobs:
-        if j.nodes:
-            try:
-                fabric.server_ids(j.nodes)
-            except (KeyError, ValueError):
-                raise first from None
-    keep: list[int] = []
-    placed: dict = {}
-    for i in sorted(range(len(jobs)), key=lambda k: (-jobs[k].priority, k)):
-        trial = sorted(keep + [i])
-        sub = cluster.model_copy(update={"file": cluster.file.model_copy(update={"jobs": [jobs[k] for k in trial]})})
-        try:
-            placed = in_order_placement(sub, fabric)
-        except SpecError:
-            continue
-        keep = trial
-    reasons = {j.name: f"its nodes (jobs[{i}].nodes) have too few free accelerators"
-               for i, j in enumerate(jobs) if j.nodes and i not in keep}
-    return placed, unplaced_jobs(cluster, fabric, placed, reasons)
 
 
 # --- a placement file (`topo place -o`) --------------------------------------------------------

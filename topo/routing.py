@@ -997,10 +997,6 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     dead = failure_mask(fabric, links, nodes)
     alive = ~dead
     eff_c = wire_efficiency(cluster)
-    if traffic == "jobs" and placement is None and cluster.file.jobs:
-        # a queue larger than the free capacity is normal: route the jobs that fit
-        from .pipeline import fit_in_order
-        placement = fit_in_order(cluster, fabric)[0]
 
     def demands_for(eff):
         if traffic == "jobs":

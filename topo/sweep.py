@@ -412,7 +412,7 @@ def _pipeline(row: dict, cluster, fabric, var: dict, scen, seed: int) -> None:
 
 def _placement(cluster, fabric, policy: str, seed: int):
     """(placement, note): ``optimized`` runs topo.placement (CP-SAT, one worker); anything else places
-    in order the jobs that fit (topo.pipeline.fit_in_order). Jobs absent from the placement are unplaced."""
+    in order the jobs that fit (topo.traffic.fit_in_order). Jobs absent from the placement are unplaced."""
     if not cluster.file.jobs:
         return {}, "no jobs"
     if policy == "optimized":
@@ -423,7 +423,7 @@ def _placement(cluster, fabric, policy: str, seed: int):
 
 
 def _in_order(cluster, fabric):
-    from .pipeline import fit_in_order
+    from .traffic import fit_in_order
     placed, left = fit_in_order(cluster, fabric)
     return ({k: np.asarray(v, np.int64) for k, v in placed.items()},
             "in-order placement" + (" of the jobs that fit, by priority" if left else ""))

@@ -113,13 +113,7 @@ def in_order_placement(cluster, fabric) -> dict[str, np.ndarray]:
     (in node order); the others fill the remaining free accelerators, skipping
     servers listed in ``busy_nodes``. Raises SpecError when a job does not fit.
     """
-    free = np.asarray(fabric.ep_is_accel, bool).copy()
-    if cluster.file.busy_nodes:
-        try:
-            busy = fabric.server_ids(cluster.file.busy_nodes)
-        except KeyError as e:
-            raise SpecError([("busy_nodes", f"unknown node {e.args[0]!r}")])
-        free &= ~np.isin(fabric.ep_server, busy)
+    free = free_accelerators(cluster, fabric)
     out: dict[str, np.ndarray] = {}
     errs = []
     jobs = cluster.file.jobs
@@ -163,6 +157,94 @@ def in_order_placement(cluster, fabric) -> dict[str, np.ndarray]:
 
 
 # --- rank map and collectives --------------------------------------------------------------
+# --- a queue larger than the free capacity ----------------------------------------------------
+# Every stage continues with the jobs that are placed and names the others. Which jobs an
+# in-order placement leaves out is deterministic: jobs are admitted by priority (higher
+# first, ties in file order), each one that still fits beside those admitted before it; the
+# admitted jobs are then laid out in file order exactly as in_order_placement lays out a
+# queue that fits.
+
+def free_accelerators(cluster, fabric):
+    """Boolean mask over endpoints: accelerators not on a node listed in ``busy_nodes``."""
+    import numpy as np
+    from .errors import SpecError
+    free = np.asarray(fabric.ep_is_accel, bool).copy()
+    if cluster.file.busy_nodes:
+        try:
+            busy = fabric.server_ids(cluster.file.busy_nodes)
+        except (KeyError, ValueError) as e:
+            raise SpecError([("busy_nodes", f"unknown node or bad hostlist: {e}")])
+        free &= ~np.isin(np.asarray(fabric.ep_server), busy)
+    return free
+
+
+def unplaced_jobs(cluster, fabric, assignment, reasons: Optional[dict] = None) -> dict:
+    """The jobs of the cluster file that ``assignment`` leaves out, in file order:
+    ``{job: {"accelerators": needed, "free": accelerators left free}}`` (plus ``"reason"``
+    when ``reasons`` names one). "Free" counts accelerators on nodes not listed busy that
+    hold no rank of a placed job."""
+    import numpy as np
+    missing = [j for j in cluster.file.jobs if j.name not in assignment]
+    if not missing:
+        return {}
+    free = free_accelerators(cluster, fabric)
+    used = [np.asarray(e, np.int64) for e in assignment.values()]
+    if used:
+        u = np.concatenate(used)
+        free[u[(u >= 0) & (u < free.shape[0])]] = False
+    n_free = int(free.sum())
+    out = {}
+    for j in missing:
+        out[j.name] = {"accelerators": int(j.accelerators), "free": n_free}
+        if reasons and reasons.get(j.name):
+            out[j.name]["reason"] = str(reasons[j.name])
+    return out
+
+
+def unplaced_line(name: str, info: dict) -> str:
+    """One line naming a job left out: ``unplaced: job-x (needs N accelerators; M free)``."""
+    extra = f"; {info['reason']}" if info.get("reason") else ""
+    return f"unplaced: {name} (needs {info['accelerators']:,} accelerators; {info['free']:,} free{extra})"
+
+
+def fit_in_order(cluster, fabric) -> tuple[dict, dict]:
+    """(placement, unplaced): :func:`in_order_placement` of the jobs that fit.
+
+    When every job fits this is exactly the in-order placement. Otherwise jobs are admitted
+    by priority (higher first, ties in file order: the queue's order), each one that fits beside those admitted
+    before it, and the admitted ones are placed in file order. ``unplaced`` is
+    :func:`unplaced_jobs` of the result. Input errors (unknown or busy nodes, bad hostlists)
+    are raised as they are, never taken for a job that does not fit.
+    """
+    from .errors import SpecError
+    jobs = list(cluster.file.jobs)
+    try:
+        return in_order_placement(cluster, fabric), {}
+    except SpecError as e:
+        first = e
+    # an unknown name is an error of the file, not a full cluster: report it as it is
+    free_accelerators(cluster, fabric)
+    for j in jobs:
+        if j.nodes:
+            try:
+                fabric.server_ids(j.nodes)
+            except (KeyError, ValueError):
+                raise first from None
+    keep: list[int] = []
+    placed: dict = {}
+    for i in sorted(range(len(jobs)), key=lambda k: (-jobs[k].priority, k)):
+        trial = sorted(keep + [i])
+        sub = cluster.model_copy(update={"file": cluster.file.model_copy(update={"jobs": [jobs[k] for k in trial]})})
+        try:
+            placed = in_order_placement(sub, fabric)
+        except SpecError:
+            continue
+        keep = trial
+    reasons = {j.name: f"its nodes (jobs[{i}].nodes) have too few free accelerators"
+               for i, j in enumerate(jobs) if j.nodes and i not in keep}
+    return placed, unplaced_jobs(cluster, fabric, placed, reasons)
+
+
 def rank_layout(order, dp: int, pp: int, cp: int, tp: int) -> np.ndarray:
     """Rank of every (dp, pp, cp, tp) coordinate, as a [dp, pp, cp, tp] int64 array,
     for the rank order ``order`` (dimension names fastest first, as
@@ -308,12 +390,12 @@ def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float) -> float:
 def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: Optional[float] = None) -> Demands:
     """Flows of every placed job's collectives (one iteration), with offered rates.
 
-    ``placement`` maps job name to endpoint ids in rank order (default:
-    :func:`in_order_placement`); jobs absent from it are skipped.
+    ``placement`` maps job name to endpoint ids in rank order (default: the in-order
+    placement of the jobs that fit, :func:`fit_in_order`); jobs absent from it are skipped.
     """
     from .spec import wire_efficiency
     if placement is None:
-        placement = in_order_placement(cluster, fabric)
+        placement = fit_in_order(cluster, fabric)[0]
     eff = wire_efficiency(cluster) if efficiency is None else efficiency
     parts = []
     names = []
