@@ -449,13 +449,32 @@ def build(cluster: Cluster) -> Fabric:
     ep_per_leaf = d0 * breakout
 
     # --- rail, plane and side of every port --------------------------------------------------
+    # dual homing: a NIC's two ports on two leaves of one plane (side 0 and 1; the pair k, k+1 on
+    # plane (k // 2) mod planes) or on two planes (port k on plane k mod planes, as without dual
+    # homing); stated by fabric.dual_homed_across, else "planes" with planes > 1
+    across = None
+    if dual:
+        across = fab.dual_homed_across or ("planes" if planes > 1 else "leaves")
+        if fam == "rail_only":
+            across = "leaves"
+        derive("dual homing", f"across {across}",
+               "stated (fabric.dual_homed_across)" if fab.dual_homed_across is not None else
+               (f"default with {planes} planes: a NIC's two ports on two planes" if planes > 1 else
+                "default with one plane: a NIC's two ports on two leaves"
+                + (" of its rail" if fam in ("rail_optimized", "rail_only") else "")),
+               stated=fab.dual_homed_across is not None)
+    dual_leaves = across == "leaves"
+    # ports per rail slot of a host without accelerators: its first `per` ports take rail 0 on
+    # every (plane, side), the next `per` rail 1, ...
+    per = (2 if dual_leaves else 1) * (planes if (fam == "rail_optimized" and planes > 1) else 1)
     if fam in ("rail_optimized", "rail_only"):
         rail = ep_local[port_ep].astype(np.int64) % n_rails
         host = ~ep_is_accel[port_ep]
         if host.any():
-            # hosts without accelerators: port k on rail k (k // 2 when dual-homed: a NIC's two
-            # ports on two leaves of one rail) unless the node type states its rails
-            rail[host] = (port_k[host] // (2 if dual else 1)) % n_rails
+            # hosts without accelerators: port k on rail k // per (per = the planes and sides a
+            # rail slot spans: 2 when dual-homed on one plane, a NIC's two ports on two leaves of
+            # one rail) unless the node type states its rails
+            rail[host] = (port_k[host] // per) % n_rails
             for ti, tname in enumerate(type_names):
                 stated = f.node_types[file_index[tname]].rails
                 m = host & (port_type == ti)
@@ -463,17 +482,16 @@ def build(cluster: Cluster) -> Fabric:
                     rail[m] = np.asarray(stated, np.int64)[port_k[m]]
     else:
         rail = np.zeros(port_ep.shape[0], np.int64)
-    side = (port_k & 1) if dual else np.zeros(port_ep.shape[0], np.int64)
+    side = (port_k & 1) if dual_leaves else np.zeros(port_ep.shape[0], np.int64)
+    # a rail-optimized fabric keeps its rails in every plane: a plane's leaves each serve one rail
+    lane = rail if fam == "rail_optimized" else np.zeros_like(rail)
     if fam == "rail_only":
         port_plane = rail
         planes = n_rails
-        lane = np.zeros_like(rail)
     elif planes > 1:
-        port_plane = port_k % planes
-        lane = np.zeros_like(rail)
+        port_plane = ((port_k // 2) if dual_leaves else port_k) % planes
     else:
         port_plane = np.zeros(port_ep.shape[0], dtype=np.int64)
-        lane = rail if fam == "rail_optimized" else np.zeros_like(rail)
 
     # leaves: (plane, group, lane, side); a group holds ep_per_leaf ports of one lane and side.
     # Only leaves with ports are built, numbered per plane in (group, lane, side) order.
@@ -812,7 +830,7 @@ def build(cluster: Cluster) -> Fabric:
             "port_split": [[d0, u0], [d1, u1]][: max(n_tiers - 1, 1)],
             "uplink_breakout": [k0, k1][: max(n_tiers - 1, 0)],
             "leaves_per_plane": Ls.tolist(), "pods_per_plane": pods_p.tolist(),
-            "derived": derived, "oversubscription_built": os_built}
+            "derived": derived, "oversubscription_built": os_built, "dual_homed_across": across}
     if n_tiers == 3 and partial_planes.any():
         meta["partial_pod_bundle"] = b2_last
         meta["partial_pod_leaves"] = L - (pods - 1) * Lp if L % Lp else Lp

@@ -196,6 +196,11 @@ class Fabric(_M):
     tiers: list[Tier] = Field(default_factory=lambda: [Tier(), Tier()], max_length=8)
     planes: Annotated[int, Field(ge=1, le=limits.MAX_PLANES)] = 1
     dual_homed: bool = False
+    # dual-homed with planes: where each NIC's second port goes. "planes": the NIC's two ports on
+    # two planes (port k on plane k mod planes; the dual-ToR, dual-plane design); "leaves": on two
+    # leaves of one plane (of its rail on rail-optimized fabrics), the pair of ports k, k+1 on plane
+    # (k // 2) mod planes. Default: "planes" with planes > 1, else "leaves"
+    dual_homed_across: Optional[Literal["leaves", "planes"]] = None
     custom: Optional[CustomGraph] = None
     # pod structure stated, not derived (per plane); the builder uses it exactly or refuses with the
     # arithmetic. Unset, each is derived and `topo describe` shows the rule
@@ -653,15 +658,22 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     else:
         if not 1 <= len(fab.tiers) <= 3:
             errs.append(("fabric.tiers", f"expected 1 to 3 tiers, found {len(fab.tiers)}"))
-        if fab.family in ("rail_optimized", "rail_only"):
+        if fab.family == "rail_only":
             if fab.planes > 1:
-                errs.append(("fabric.planes", "rail-optimized and rail-only fabrics are built with one plane per rail; leave planes at 1"))
+                errs.append(("fabric.planes", "a rail-only fabric is built with one plane per rail; leave planes at 1"))
+            if fab.dual_homed_across == "planes":
+                errs.append(("fabric.dual_homed_across", "a rail-only fabric has one plane per rail: a NIC's two "
+                                                         "ports go to two leaves of its rail's plane (leaves)"))
     if fab.family in ("custom",):
-        for fld in ("leaves_per_pod", "spines_per_pod", "pods", "super_spines"):
+        for fld in ("leaves_per_pod", "spines_per_pod", "pods", "super_spines", "dual_homed_across"):
             if getattr(fab, fld) is not None:
                 errs.append((f"fabric.{fld}", "a custom graph states its own structure; leave it out"))
-    if fab.dual_homed and fab.planes > 1:
-        errs.append(("fabric.dual_homed", "dual-homed NICs and multiple planes cannot be combined"))
+    across = fab.dual_homed_across or ("planes" if fab.planes > 1 else "leaves")
+    if fab.dual_homed_across is not None and not fab.dual_homed:
+        errs.append(("fabric.dual_homed_across", "applies to dual-homed NICs (dual_homed: true)"))
+    elif fab.dual_homed and across == "planes" and fab.planes < 2 and fab.family != "rail_only":
+        errs.append(("fabric.dual_homed_across", f"a NIC's two ports on two planes needs planes >= 2 "
+                                                 f"(found planes: {fab.planes})"))
     n_rails = max([nt.accelerators for nt in node_types.values()] + [1])
     for tname, nt in node_types.items():
         ports = nt.nic_ports
@@ -669,14 +681,17 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         if fab.planes > 1 and ports % fab.planes and ports != 1:
             errs.append((f"node_types[{ti}].nic_ports",
                          f"{ports} ports per NIC cannot be spread over {fab.planes} planes"))
-        if fab.dual_homed and ports % 2:
+        # dual-homed across leaves with P planes: a pair of ports per NIC on each plane
+        pair = 2 * fab.planes if (fab.dual_homed and across == "leaves" and fab.family != "rail_only") else 2
+        pair_why = (f"a pair per plane: 2 x {fab.planes} planes" if pair > 2 else "a whole number of pairs")
+        if fab.dual_homed and ports % pair:
             errs.append((f"node_types[{ti}].nic_ports",
-                         f"dual-homed NICs need an even number of ports (found {ports})"))
-        elif fab.dual_homed and nt.accelerators and (nt.nics * ports // nt.accelerators) % 2:
+                         f"dual-homed NICs need their ports in {pair_why} (found {ports} ports per NIC)"))
+        elif fab.dual_homed and nt.accelerators and (nt.nics * ports // nt.accelerators) % pair:
             errs.append((f"node_types[{ti}].nics",
                          f"dual-homed: {nt.nics} NICs x {ports} ports for {nt.accelerators} accelerators give "
                          f"{max(nt.nics * ports // nt.accelerators, 1)} port(s) per accelerator; each accelerator "
-                         f"needs its NIC's two ports (a whole number of pairs)"))
+                         f"needs its NIC's ports in {pair_why}"))
         stated = f.node_types[ti].rails
         if stated is not None:
             if fab.family not in ("rail_optimized", "rail_only"):
