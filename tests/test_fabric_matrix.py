@@ -4,7 +4,8 @@ Every combination either builds a fabric with exactly the stated properties, cou
 arrays (the planes, each endpoint port's leaf — two distinct leaves per dual-homed NIC —, the
 down:up capacity of every leaf against the stated oversubscription, the link speeds), or
 `topo validate` refuses it with exit 2 and a JSON path. Small fabrics (four racks of one
-4-accelerator node), so the 180 combinations run in seconds.
+4-accelerator node), so the 360 combinations run in seconds. Dual homing is single, or dual with
+the second port where `fabric.dual_homed_across` says (unset: its default).
 """
 from __future__ import annotations
 

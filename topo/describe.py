@@ -132,6 +132,14 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
                       "uplinks": n_up,
                       "oversubscription": (None if not math.isfinite(fabric.tier_oversubscription[t])
                                            else round(float(fabric.tier_oversubscription[t]), 4))})
+    tp = fabric.meta.get("tier_ports") or []
+    stated_groups = fabric.meta.get("port_groups_stated") or []
+    for t, row in enumerate(tiers):
+        if t < len(tp) and tp[t] is not None:
+            # each switch's ports below the top: stated port groups, or the derived split at the switch's speed
+            d, dg, u, ug = tp[t]
+            row["ports"] = {"down": int(d), "down_gbps": float(dg), "up": int(u), "up_gbps": float(ug),
+                            "stated": bool(t < len(stated_groups) and stated_groups[t])}
     links_by_tier = {LINK_TIER_NAMES[t]: int(((fabric.link_tier == t) & up_links).sum()) for t in range(3)}
     built_os = fabric.meta.get("oversubscription_built") or []
     for t, row in enumerate(tiers):

@@ -226,6 +226,11 @@ def _family_check(cluster, fabric, survive):
         errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized and fat_tree fabrics, not {f.family!r}"))
     elif fabric.n_tiers < 2:
         errs.append(("fabric.tiers", "a one-tier fabric has no uplinks to budget"))
+    elif any(t.ports is not None for t in f.tiers):
+        i = next(i for i, t in enumerate(f.tiers) if t.ports is not None)
+        errs.append((f"fabric.tiers[{i}].ports", "the link budget chooses each tier's port split itself, every port "
+                                                 "at the switch's port speed; port groups with their own speeds are "
+                                                 "not in its model (budget the file without them)"))
     elif f.family == "rail_optimized" and f.planes > 1:
         errs.append(("fabric.planes", f"the link budget's model groups the ports of a multi-plane fabric into "
                                       f"leaves without rails; a rail-optimized fabric of {f.planes} planes keeps its "

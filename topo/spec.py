@@ -166,8 +166,27 @@ class Floor(_M):
 
 
 # --- fabric -----------------------------------------------------------------------
+class PortGroup(_M):
+    """Ports of one role on a switch: `ports` logical ports of `gbps` each. A speed below the
+    switch's port speed is a breakout (port_gbps / gbps logical ports per physical port)."""
+    ports: Annotated[int, Field(ge=1, le=limits.MAX_RADIX * 8)]
+    gbps: Gbps
+
+
+class TierPorts(_M):
+    """How a tier's switches use their ports: down (towards the endpoints) and up (towards the
+    next tier; absent on the top tier). Stated, the port split, the speeds and the
+    oversubscription (down capacity / up capacity) follow from it."""
+    down: PortGroup
+    up: Optional[PortGroup] = None
+
+
 class Tier(_M):
     switch: Union[Name, SwitchSpec] = "th5-128x400"
+    # port groups with their own speed and breakout (e.g. 128 x 200G down and 64 x 400G up on a
+    # 128 x 400G switch); unset, every port runs at the switch's port speed and the split follows
+    # from `oversubscription`
+    ports: Optional[TierPorts] = None
     # down capacity / up capacity of each switch of the tier; below 1 is under-subscribed (more
     # uplink than downlink capacity). Built exactly (the largest whole split of the radix with this
     # ratio) or refused
@@ -627,7 +646,10 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             sw, swname = t.switch, f"tier{i}-switch"
         if t.partial_pod_bundle is not None and (i != 1 or len(fab.tiers) != 3 or fab.family == "fat_tree"):
             errs.append((f"{path}.partial_pod_bundle", "applies to the spine tier (tiers[1]) of a 3-tier Clos only"))
-        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=t.oversubscription, bundle=t.bundle,
+        os_ = t.oversubscription
+        if t.ports is not None:
+            os_ = _port_group_errors(fab, i, t, sw, path, errs)
+        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=os_, bundle=t.bundle,
                                   partial_pod_bundle=t.partial_pod_bundle))
     if fab.family == "fat_tree":
         if fab.k is None:
@@ -745,6 +767,67 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
     return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
                    header_bytes=int(header), base_dir=base_dir)
+
+
+def port_group_breakout(sw_gbps: float, gbps: float) -> Optional[int]:
+    """Logical ports per physical port of `sw_gbps` at `gbps` (1: the port as is), None when
+    `gbps` is faster than the port or not a whole fraction of it."""
+    k = sw_gbps / gbps
+    if k < 1 - 1e-12 or abs(k - round(k)) > 1e-9:
+        return None
+    return int(round(k))
+
+
+def _port_group_errors(fab, i: int, t, sw, path: str, errs: list) -> float:
+    """Check `fabric.tiers[i].ports` against the switch (speeds that divide its port speed, whole
+    physical ports, at most its radix, so at most its capacity) and the tier; returns the
+    oversubscription the groups imply (down capacity / up capacity; 1 on the top tier)."""
+    g = t.ports
+    top = i == len(fab.tiers) - 1
+    if fab.family in ("fat_tree", "custom"):
+        errs.append((f"{path}.ports", f"a {'k-ary fat tree is built of whole ports at one speed' if fab.family == 'fat_tree' else 'custom graph states its own links'}; "
+                                      f"port groups apply to clos, rail_optimized and rail_only"))
+        return t.oversubscription
+    if top and g.up is not None:
+        errs.append((f"{path}.ports.up", "the top tier has no uplinks; leave up out"))
+    if not top and g.up is None:
+        errs.append((f"{path}.ports.up", "missing: a tier below the top needs its uplinks"))
+    used = 0
+    cages = []
+    for role in ("down", "up"):
+        grp = getattr(g, role)
+        if grp is None:
+            continue
+        k = port_group_breakout(sw.port_gbps, grp.gbps)
+        if k is None:
+            errs.append((f"{path}.ports.{role}.gbps", f"{grp.gbps:g}G ports on a switch of {sw.port_gbps:g}G ports: "
+                                                      f"a port breaks out into whole lanes of {sw.port_gbps:g}G / n, "
+                                                      f"it never runs faster"))
+            return t.oversubscription
+        if grp.ports % k:
+            errs.append((f"{path}.ports.{role}.ports", f"{grp.ports} ports of {grp.gbps:g}G do not fill whole "
+                                                       f"{sw.port_gbps:g}G ports ({k} per port): use a multiple of {k}"))
+            return t.oversubscription
+        used += grp.ports // k
+        cages.append(f"{grp.ports} x {grp.gbps:g}G = {grp.ports // k} ports")
+    if used > sw.radix:
+        cap = sw.radix * sw.port_gbps
+        want = g.down.ports * g.down.gbps + (g.up.ports * g.up.gbps if g.up else 0)
+        errs.append((f"{path}.ports", f"{' + '.join(cages)}: {used} of the switch's {sw.radix} {sw.port_gbps:g}G ports "
+                                      f"({want / 1e3:g} Tb/s of its {cap / 1e3:g} Tb/s)"))
+    if top or g.up is None:
+        ratio = 1.0
+    else:
+        ratio = g.down.ports * g.down.gbps / (g.up.ports * g.up.gbps)
+    if "oversubscription" in t.model_fields_set and abs(t.oversubscription - ratio) > 1e-9 * max(1.0, ratio):
+        errs.append((f"{path}.oversubscription", f"{t.oversubscription:g} disagrees with the port groups: "
+                                                 f"{g.down.ports} x {g.down.gbps:g}G down / "
+                                                 + (f"{g.up.ports} x {g.up.gbps:g}G up = {ratio:.4g}" if g.up else "no up = 1")
+                                                 + "; state one of them"))
+    if i == 1 and len(fab.tiers) == 3 and (fab.leaves_per_pod is not None or fab.pods is not None):
+        errs.append((f"{path}.ports", "with fabric.leaves_per_pod or fabric.pods stated the spine's ports follow "
+                                      "from the pod size; state the spine's port groups or the pod size, not both"))
+    return ratio
 
 
 def _hostlist_error(names: list, n_nodes: int) -> tuple:
