@@ -419,6 +419,14 @@ def build(cluster: Cluster) -> Fabric:
     dn_g = [g.down.gbps if g else sw_gbps[i] for i, g in enumerate(groups)]
     up_g = [g.up.gbps if (g and g.up) else sw_gbps[i] for i, g in enumerate(groups)]
     top_ports = [g.down.ports if g else radix[i] for i, g in enumerate(groups)]
+    for i in range(n_tiers if fam != "fat_tree" else 0):
+        ft = fab.tiers[i]
+        if ft.line_cards is not None or ft.ports_populated is not None:
+            spec_i = tiers[i].switch
+            field_ = "line_cards" if ft.line_cards is not None else "ports_populated"
+            derive(f"{TIER_NAMES[i + 1]} chassis", tiers[i].switch_name,
+                   f"stated (fabric.tiers[{i}].{field_}); {spec_i.radix} ports, {spec_i.power_w:g} W and "
+                   f"{spec_i.cost_usd:g} USD per switch", stated=True)
     for i, g in enumerate(groups):
         if g is None:
             continue

@@ -226,6 +226,11 @@ def _family_check(cluster, fabric, survive):
         errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized and fat_tree fabrics, not {f.family!r}"))
     elif fabric.n_tiers < 2:
         errs.append(("fabric.tiers", "a one-tier fabric has no uplinks to budget"))
+    elif any(t.line_cards is not None or t.ports_populated is not None for t in f.tiers):
+        i = next(i for i, t in enumerate(f.tiers) if t.line_cards is not None or t.ports_populated is not None)
+        errs.append((f"fabric.tiers[{i}].{'line_cards' if f.tiers[i].line_cards is not None else 'ports_populated'}",
+                     "the link budget prices whole switches from the catalog; a chassis populated in part is not "
+                     "in its model (budget the file with the chassis's full radix)"))
     elif any(t.ports is not None for t in f.tiers):
         i = next(i for i, t in enumerate(f.tiers) if t.ports is not None)
         errs.append((f"fabric.tiers[{i}].ports", "the link budget chooses each tier's port split itself, every port "

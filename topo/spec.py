@@ -96,6 +96,18 @@ class AcceleratorSpec(_M):
     source: Text = "given in the cluster file"
 
 
+class LineCards(_M):
+    """A chassis switch's line cards: `slots` cards of `ports_per_card` ports (slots x
+    ports_per_card = radix). The per-card power and price, where a source gives them (else the
+    user states them), let a tier populate part of the chassis; the switch's power_w and cost_usd
+    are the fully populated chassis."""
+    slots: Annotated[int, Field(ge=1, le=64)]
+    ports_per_card: Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]
+    power_w_per_card: Optional[Annotated[float, Field(ge=0, le=limits.MAX_KW * 1e3)]] = None
+    cost_usd_per_card: Optional[Money] = None
+    source: Text = "given in the cluster file"
+
+
 class SwitchSpec(_M):
     radix: Annotated[int, Field(ge=2, le=limits.MAX_RADIX)]
     port_gbps: Gbps
@@ -103,6 +115,23 @@ class SwitchSpec(_M):
     cost_usd: Money
     ru: Annotated[int, Field(ge=1, le=64)] = 2
     source: Text = "given in the cluster file"
+    line_cards: Optional[LineCards] = None
+
+    @model_validator(mode="after")
+    def _cards(self):
+        lc = self.line_cards
+        if lc is None:
+            return self
+        if lc.slots * lc.ports_per_card != self.radix:
+            raise ValueError(f"line_cards: {lc.slots} slots x {lc.ports_per_card} ports = "
+                             f"{lc.slots * lc.ports_per_card}, not the radix {self.radix}")
+        if lc.power_w_per_card is not None and lc.slots * lc.power_w_per_card > self.power_w:
+            raise ValueError(f"line_cards: {lc.slots} x {lc.power_w_per_card:g} W per card exceed the fully "
+                             f"populated chassis's power_w {self.power_w:g}")
+        if lc.cost_usd_per_card is not None and lc.slots * lc.cost_usd_per_card > self.cost_usd:
+            raise ValueError(f"line_cards: {lc.slots} x {lc.cost_usd_per_card:g} USD per card exceed the fully "
+                             f"populated chassis's cost_usd {self.cost_usd:g}")
+        return self
 
 
 class OpticSpec(_M):
@@ -187,6 +216,10 @@ class Tier(_M):
     # 128 x 400G switch); unset, every port runs at the switch's port speed and the split follows
     # from `oversubscription`
     ports: Optional[TierPorts] = None
+    # a chassis switch populated in part (its switch gives line_cards): line cards per switch, or
+    # ports per switch (the cards that hold them); power and price follow the cards populated
+    line_cards: Optional[Annotated[int, Field(ge=1, le=64)]] = None
+    ports_populated: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
     # down capacity / up capacity of each switch of the tier; below 1 is under-subscribed (more
     # uplink than downlink capacity). Built exactly (the largest whole split of the radix with this
     # ratio) or refused
@@ -646,6 +679,8 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             sw, swname = t.switch, f"tier{i}-switch"
         if t.partial_pod_bundle is not None and (i != 1 or len(fab.tiers) != 3 or fab.family == "fat_tree"):
             errs.append((f"{path}.partial_pod_bundle", "applies to the spine tier (tiers[1]) of a 3-tier Clos only"))
+        if t.line_cards is not None or t.ports_populated is not None:
+            sw, swname = _populated(fab, i, t, sw, swname, path, errs)
         os_ = t.oversubscription
         if t.ports is not None:
             os_ = _port_group_errors(fab, i, t, sw, path, errs)
@@ -767,6 +802,50 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
     return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
                    header_bytes=int(header), base_dir=base_dir)
+
+
+def _populated(fab, i: int, t, sw: SwitchSpec, swname: str, path: str, errs: list) -> tuple:
+    """(switch, name) of a chassis populated in part: the radix of the ports populated, power and
+    price less the empty slots' cards. Errors (no line cards, both fields, too many, per-card
+    figures missing) go to `errs` and the switch is returned as is."""
+    lc = sw.line_cards
+    if fab.family in ("fat_tree", "custom"):
+        errs.append((f"{path}.line_cards" if t.line_cards is not None else f"{path}.ports_populated",
+                     f"applies to clos, rail_optimized and rail_only tiers, not {fab.family}"))
+        return sw, swname
+    if lc is None:
+        errs.append((f"{path}.line_cards" if t.line_cards is not None else f"{path}.ports_populated",
+                     f"switch {swname!r} states no line cards; give its line_cards (slots, ports_per_card and "
+                     f"the per-card power and price) in catalog.switches or the inline switch"))
+        return sw, swname
+    if t.line_cards is not None and t.ports_populated is not None:
+        errs.append((f"{path}.ports_populated", "state line_cards or ports_populated, not both"))
+        return sw, swname
+    if t.line_cards is not None:
+        cards, ports, where = t.line_cards, t.line_cards * lc.ports_per_card, f"{path}.line_cards"
+    else:
+        ports, where = t.ports_populated, f"{path}.ports_populated"
+        cards = -(-ports // lc.ports_per_card)
+    if ports < 2:
+        errs.append((where, f"{ports} port: a switch needs at least 2"))
+        return sw, swname
+    if cards > lc.slots or ports > sw.radix:
+        errs.append((where, f"{cards} line cards ({ports} ports) do not fit the chassis's {lc.slots} slots of "
+                            f"{lc.ports_per_card} ports"))
+        return sw, swname
+    if cards < lc.slots and (lc.power_w_per_card is None or lc.cost_usd_per_card is None):
+        missing = " and ".join(k for k in ("power_w_per_card", "cost_usd_per_card") if getattr(lc, k) is None)
+        errs.append((where, f"{cards} of {lc.slots} line cards: the switch {swname!r} gives no {missing}, so the "
+                            f"power and price of a partly populated chassis are unknown; state them in its "
+                            f"line_cards (topo does not invent them)"))
+        return sw, swname
+    empty = lc.slots - cards
+    power = sw.power_w - empty * (lc.power_w_per_card or 0.0)
+    cost = sw.cost_usd - empty * (lc.cost_usd_per_card or 0.0)
+    src = (f"{sw.source}; {cards} of {lc.slots} line cards populated ({ports} ports): power and price less "
+           f"{empty} card(s) of {lc.power_w_per_card or 0:g} W and {lc.cost_usd_per_card or 0:g} USD ({lc.source})")
+    out = SwitchSpec(radix=ports, port_gbps=sw.port_gbps, power_w=power, cost_usd=cost, ru=sw.ru, source=src)
+    return out, f"{swname} ({cards}/{lc.slots} line cards)"
 
 
 def port_group_breakout(sw_gbps: float, gbps: float) -> Optional[int]:
