@@ -270,3 +270,30 @@ def test_structural_routing_of_rail_planes_matches_the_general_kernels(model, mo
     monkeypatch.setattr(routing, "STRUCTURAL", False)
     b = routing.route(f, dem, model, seed=3, qps=2)
     assert np.allclose(a.link_gbps_load, b.link_gbps_load, rtol=1e-9, atol=1e-9)
+
+
+# --- hosts without accelerators with several fabric ports -----------------------------------------
+def test_a_many_port_host_spreads_over_the_rails_and_adds_no_switch():
+    """node_types[].rails (default: port k on rail k) spreads a management host's 8 ports over
+    the 8 rails: each lands on the spare port of its rail's leaf, so the fabric keeps the leaves
+    and spines it has without the host; stated all on rail 0 they need a ninth leaf."""
+    def fab(rails=None):
+        d = cluster_dict(n_racks=8, nodes_per_rack=1, accel=8, family="rail_optimized",
+                         tiers=[{"switch": sw(18)}, {"switch": sw(36)}])
+        if rails is not False:
+            nt = {"name": "mgmt", "accelerators": 0, "nics": 2, "nic_ports": 4, "nic_gbps": 1600,
+                  "power_busy_kw": 0.8}
+            if rails is not None:
+                nt["rails"] = rails
+            d["node_types"].append(nt)
+            d["racks"].append({"name": "mgmt-rack", "count": 1, "nodes": {"mgmt": 1}, "power_limit_kw": 100})
+        return build(from_dict(d))
+    bare, spread, stacked = fab(False), fab(), fab([0] * 8)
+    assert bare.meta["endpoint_ports_per_leaf"] == 9          # 18 ports at 1:1: 9 down, 8 GPUs a rail
+    count = lambda f: [int((f.node_tier == t).sum()) for t in (1, 2)]
+    assert count(spread) == count(bare) == [8, count(bare)[1]]
+    ep, leaf = port_leaves(spread)
+    host_leaves = leaf[~spread.ep_is_accel[ep]]
+    rails = leaf_rails(spread)
+    assert sorted(min(rails[x]) for x in host_leaves.tolist()) == list(range(8))
+    assert count(stacked)[0] == 9
