@@ -1,10 +1,11 @@
-"""The honesty matrix of issue 13: family x planes x dual homing x oversubscription x port speeds.
+"""The honesty matrix of issue 13: family x planes x dual homing x oversubscription x port speeds
+(one speed per switch, or port groups of two speeds on the leaf).
 
 Every combination either builds a fabric with exactly the stated properties, counted from the
 arrays (the planes, each endpoint port's leaf — two distinct leaves per dual-homed NIC —, the
 down:up capacity of every leaf against the stated oversubscription, the link speeds), or
 `topo validate` refuses it with exit 2 and a JSON path. Small fabrics (four racks of one
-4-accelerator node), so the 360 combinations run in seconds. Dual homing is single, or dual with
+4-accelerator node), so the 480 combinations run in seconds. Dual homing is single, or dual with
 the second port where `fabric.dual_homed_across` says (unset: its default).
 """
 from __future__ import annotations
@@ -32,7 +33,12 @@ DUAL = (False, None, "leaves", "planes")
 OVERSUB = (0.5, 1.0, 3.0)
 # (NIC port, leaf port, spine and super-spine port) in Gb/s
 SPEEDS = {"nic400-leaf400": (400, 400, 400), "nic400-leaf800": (400, 800, 800),
-          "leaf800-spine400": (400, 800, 400)}
+          "leaf800-spine400": (400, 800, 400),
+          # port groups on one 400G leaf: 200G down ports (400G ports broken out 2 ways), 400G up,
+          # as many of each as give the oversubscription (fabric.tiers[0].ports)
+          "groups-200down-400up": (200, 400, 400)}
+# (down 200G ports, up 400G ports) of the leaf's port groups per oversubscription: at most 6 of 8 ports
+GROUPS = {0.5: (4, 4), 1.0: (8, 4), 3.0: (12, 2)}
 ACCEL = 4
 PATH = re.compile(r"^\s+((fabric|node_types|racks)[\w.\[\]]*): ", re.M)
 
@@ -73,6 +79,9 @@ def _file(family, planes, dual, os_, speeds):
     d["node_types"][0].update(nics=ACCEL, nic_ports=ports, nic_gbps=nic * ports)
     if family == "fat_tree":
         d["fabric"]["k"] = 4
+    if speeds == SPEEDS["groups-200down-400up"]:
+        dn, up = GROUPS[os_]
+        d["fabric"]["tiers"][0]["ports"] = {"down": {"ports": dn, "gbps": 200}, "up": {"ports": up, "gbps": 400}}
     return d
 
 
