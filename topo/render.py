@@ -158,7 +158,7 @@ def _optimize_text(s: dict) -> str:
             else:
                 out.append(f"warning: on the budgeted fabric {len(slower)} of {len(ratio)} job(s) are more than 5% "
                            f"slower under {model} than on the fabric as given (most: {worst}, {slower[worst]:.2f}x). "
-                           f"The budget sizes links for ideal ECMP; hash collisions add the rest. More queue pairs per "
-                           f"connection (transport.qps_per_connection) or packet spraying reduce it; keeping the "
+                           f"The budget sizes links for ideal ECMP; hash collisions add the rest. More channels or queue "
+                           f"pairs per channel (transport.channels, transport.qps_per_channel) or packet spraying reduce it; keeping the "
                            f"fabric as given avoids it.")
     return "\n".join(out)
