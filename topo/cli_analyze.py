@@ -124,6 +124,13 @@ def _render(s: dict) -> str:
                          f"{v['limited_by']})")
         if parts:
             lines.append("uniform all-to-all per endpoint (fluid): " + "; ".join(parts))
+        nt = a2a.get("node_types") or {}
+        if nt:
+            per = []
+            for n, v in nt.items():
+                g = v.get("gbps_per_endpoint")
+                per.append(f"{n} {'-' if g is None else f'{g:,.1f}'} Gb/s ({v['endpoints']:,}, limited by {v['limited_by']})")
+            lines.append("  per node type: " + "; ".join(per))
     elif "all_to_all_gbps_per_accelerator" in s:
         lines.append(f"uniform all-to-all (fluid): {s['all_to_all_gbps_per_accelerator']:,.1f} Gb/s per accelerator")
     if "optimal" in s:

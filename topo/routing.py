@@ -1156,6 +1156,24 @@ def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
         u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
         out[cls] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
                     "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links"}
+    # per node type, when a class holds several (mixed NIC generations: a 400G node type's figure is
+    # limited by its 400G links, an 800G one's by its own), by the same rule
+    ep_type = np.asarray(fabric.server_type, np.int64)[fabric.ep_server] if fabric.server_type.size else None
+    names = tuple(fabric.server_type_names)
+    several = ep_type is not None and any(
+        np.unique(ep_type[np.asarray(c, bool)]).size > 1 for c in (fabric.ep_is_accel, ~fabric.ep_is_accel))
+    if several and len(names) > 1:   # some class holds several node types
+        by_type = {}
+        for t in np.unique(ep_type).tolist():
+            mask = (ep_type == t) & (inj > 0)
+            if not mask.any():
+                continue
+            m = ep_link & mask[np.minimum(owner, n - 1)]
+            u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
+            by_type[names[t]] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
+                                 "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links",
+                                 "nic_port_gbps": sorted({float(g) for g in fabric.link_gbps[m]})}
+        out["node_types"] = by_type
     return out, float(r.unreachable_fraction)
 
 
