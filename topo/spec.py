@@ -231,9 +231,27 @@ class Fabric(_M):
 class Transport(_M):
     protocol: Literal["roce", "uec", "ideal"] = "roce"
     mtu_bytes: Annotated[int, Field(ge=256, le=65536)] = 4096
-    qps_per_connection: Annotated[int, Field(ge=1, le=1024)] = 1
+    # RoCE hashing is modelled per (channel, queue pair): a collective opens `channels` channels
+    # per peer connection (each 1/channels of the bytes), each channel `qps_per_channel` queue pairs,
+    # and every (channel, QP) has its own source-port entropy. qps_per_connection N is the one-channel
+    # shorthand (channels 1, qps_per_channel N); stating it with either of the two is refused
+    qps_per_connection: Optional[Annotated[int, Field(ge=1, le=limits.MAX_QPS_PER_CHANNEL)]] = None
+    channels: Optional[Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)]] = None
+    qps_per_channel: Optional[Annotated[int, Field(ge=1, le=limits.MAX_QPS_PER_CHANNEL)]] = None
     header_bytes: Optional[Annotated[int, Field(ge=0, le=1024)]] = None
     adaptive: bool = False
+
+    @property
+    def n_channels(self) -> int:
+        """Channels per collective (1 unless stated)."""
+        return self.channels if self.channels is not None else 1
+
+    @property
+    def qps(self) -> int:
+        """Queue pairs per channel: qps_per_channel, else the qps_per_connection shorthand, else 1."""
+        if self.qps_per_channel is not None:
+            return self.qps_per_channel
+        return self.qps_per_connection if self.qps_per_connection is not None else 1
 
 
 # --- jobs and traffic ---------------------------------------------------------------
@@ -747,6 +765,17 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     for i, tp in enumerate(f.traffic):
         if tp.pattern == "matrix" and not tp.file:
             errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
+    t = f.transport
+    if t.qps_per_connection is not None and (t.channels is not None or t.qps_per_channel is not None):
+        both = " and ".join(f"transport.{k} ({getattr(t, k)})" for k in ("channels", "qps_per_channel")
+                            if getattr(t, k) is not None)
+        errs.append(("transport.qps_per_connection",
+                     f"the one-channel shorthand ({t.qps_per_connection}) is stated together with {both}: give "
+                     f"channels and qps_per_channel, or qps_per_connection alone"))
+    elif t.n_channels * t.qps > limits.MAX_QPS_PER_CONNECTION:
+        errs.append(("transport.qps_per_channel",
+                     f"{t.n_channels} channels x {t.qps} queue pairs per channel = {t.n_channels * t.qps:,} hashed "
+                     f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}"))
     if errs:
         raise SpecError(errs, source)
     tr = catalog.TRANSPORTS[f.transport.protocol]
