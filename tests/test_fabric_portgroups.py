@@ -148,7 +148,7 @@ def test_three_tier_spine_groups():
     ([{"switch": sw(64), "ports": groups(32, 400, 16, 400), "oversubscription": 1},
       {"switch": sw(64)}], "fabric.tiers[0].oversubscription", "= 2"),
     ([{"switch": sw(64), "ports": groups(32, 100, 16, 400)}, {"switch": sw(64)}], "node_types[0].nic_gbps",
-     "100G down port"),
+     "100G port of the leaf switch 'tier0-switch' (fabric.tiers[0].ports.down)"),
 ])
 def test_refused_by_validate(tiers, path, why, tmp_path):
     d = cluster_dict(n_racks=2, nodes_per_rack=1, accel=8, tiers=tiers)

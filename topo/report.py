@@ -732,6 +732,12 @@ def _transport_section(plan: dict) -> Section:
         return s
     s.paragraphs.append(f"The same traffic ({which} the link budget) routed with RoCEv2 ECMP hashing and with "
                         "Ultra Ethernet packet spraying.")
+    rh = tc.get("roce-hash") if isinstance(tc.get("roce-hash"), dict) else {}
+    ch, qp = rh.get("channels"), rh.get("qps_per_channel")
+    if isinstance(ch, int) and isinstance(qp, int):
+        s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
+                            f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
+                            f"each carrying 1/{ch * qp} of its bytes.")
     pen = _num(tc.get("collision_penalty_max_util"))
     if pen is not None:
         s.paragraphs.append(f"Hash collisions raise the peak link utilisation {fmt(pen)}x over spraying.")
@@ -875,8 +881,8 @@ def _budget_section(plan: dict) -> Section:
         else:
             s.paragraphs.append(
                 f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
-                f"under {model}; the least-slowing budget was kept: {what}. More queue pairs per connection or "
-                f"packet spraying would let the budget save more without slowing jobs.")
+                f"under {model}; the least-slowing budget was kept: {what}. More channels or queue pairs per channel "
+                f"(more source-port entropy) or packet spraying would let the budget save more without slowing jobs.")
         rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total",
                                                      "tail", "worst_job", "worst_job_slowdown", "max_util", "error")}
                 for t in tc["tried"] if isinstance(t, dict)]
