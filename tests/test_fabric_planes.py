@@ -297,3 +297,32 @@ def test_a_many_port_host_spreads_over_the_rails_and_adds_no_switch():
     rails = leaf_rails(spread)
     assert sorted(min(rails[x]) for x in host_leaves.tolist()) == list(range(8))
     assert count(stacked)[0] == 9
+
+
+def test_graph_inference_recovers_planes_and_ratios_of_a_built_rail_fabric(tmp_path):
+    """The built two-plane rail-optimized fabric (leaves of 200G down and 400G up port groups at
+    2:1, every leaf full), written as an edge list and read back as a custom graph: describe infers the planes, the
+    switches per plane, the leaf oversubscription and the bisection the builder's fabric has."""
+    d = cluster_dict(n_racks=8, nodes_per_rack=1, accel=4, family="rail_optimized", planes=2, nic_gbps=400,
+                     tiers=[{"switch": sw(8), "ports": {"down": {"ports": 8, "gbps": 200}, "up": {"ports": 2, "gbps": 400}}},
+                            {"switch": sw(8)}])
+    d["node_types"][0]["nic_ports"] = 2
+    c = from_dict(d)
+    f = build(c)
+    built = describe(f, c)
+    up = (np.arange(f.n_links) & 1) == 0
+    name = lambda i: f"e{i}" if i < f.n_endpoints else f.node_name(i)
+    lines = [f"{name(a)} {name(b)} {g:g}" for a, b, g in zip(f.link_src[up].tolist(), f.link_dst[up].tolist(),
+                                                            f.link_gbps[up].tolist())]
+    (tmp_path / "g.txt").write_text("\n".join(lines) + "\n")
+    dc = cluster_dict(n_racks=f.n_endpoints, nodes_per_rack=1, accel=1, family="custom",
+                      custom={"edge_list": "g.txt", "link_gbps": 400})
+    cc = from_dict(dc, base_dir=str(tmp_path))
+    g = build(cc)
+    inferred = describe(g, cc)
+    assert built["tiers"][0]["oversubscription"] == 2.0
+    assert inferred["planes"] == built["planes"] == 2
+    assert inferred["inferred"]["planes"]["switches_per_plane"] == [p["leaves"] + p["spines"]
+                                                                    for p in built["structure"]["per_plane"]]
+    assert inferred["tiers"][0]["oversubscription"] == 2.0
+    assert inferred["bisection_gbps"] == pytest.approx(built["bisection_gbps"])
