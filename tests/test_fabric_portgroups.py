@@ -113,7 +113,9 @@ def test_under_subscribed_groups_and_a_leaf_uplink_broken_out_to_the_spine():
     # 2 leaves x 64 links of 200G over spines of 128 x 200G down ports
     sp = np.flatnonzero(f.node_tier == 2)
     assert (np.bincount(hi1, minlength=f.n_nodes)[sp] <= 128).all()
-    assert any(x["what"] == "leaf uplink breakout" for x in describe(f, c)["structure"]["derived"])
+    info = describe(f, c)
+    assert any(x["what"] == "leaf uplink breakout" for x in info["structure"]["derived"])
+    assert info["tiers"][1]["ports"] == {"down": 128, "down_gbps": 200.0, "up": 0, "up_gbps": None, "stated": True}
 
 
 def test_three_tier_spine_groups():

@@ -140,6 +140,9 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
             d, dg, u, ug = tp[t]
             row["ports"] = {"down": int(d), "down_gbps": float(dg), "up": int(u), "up_gbps": float(ug),
                             "stated": bool(t < len(stated_groups) and stated_groups[t])}
+        elif t == len(tiers) - 1 and fabric.meta.get("top_ports"):
+            d, dg = fabric.meta["top_ports"]
+            row["ports"] = {"down": int(d), "down_gbps": float(dg), "up": 0, "up_gbps": None, "stated": True}
     links_by_tier = {LINK_TIER_NAMES[t]: int(((fabric.link_tier == t) & up_links).sum()) for t in range(3)}
     built_os = fabric.meta.get("oversubscription_built") or []
     for t, row in enumerate(tiers):

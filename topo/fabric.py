@@ -900,7 +900,9 @@ def build(cluster: Cluster) -> Fabric:
             # per tier: the ports each switch uses, [down ports, their Gb/s, up ports, their Gb/s]
             "tier_ports": [[d0, dn_g[0], u0, up_g[0]], [d1, dn_g[1], u1, up_g[1]] if n_tiers == 3 else None,
                            None][:n_tiers],
-            "port_groups_stated": [g is not None for g in groups]}
+            "port_groups_stated": [g is not None for g in groups],
+            # a top tier's stated port groups: [down ports, their Gb/s] (its own ports otherwise)
+            "top_ports": [top_ports[n_tiers - 1], dn_g[n_tiers - 1]] if groups and groups[-1] is not None else None}
     if n_tiers == 3 and partial_planes.any():
         meta["partial_pod_bundle"] = b2_last
         meta["partial_pod_leaves"] = L - (pods - 1) * Lp if L % Lp else Lp
