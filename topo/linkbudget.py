@@ -464,7 +464,8 @@ class _Data:
 
     def _analytic_ok(self, n_ep: int) -> None:
         """The uniform and permutation loads are computed from port counts; they are exact when
-        every endpoint has one port on every plane, all of one speed, and no NIC is dual-homed.
+        every endpoint has one port on every plane (any speed: ECMP splits an endpoint's traffic
+        evenly over its planes) and no NIC is dual-homed.
         Refuse (SpecError at the scenario) any other fabric rather than load it wrongly."""
         P = self.planes
         per = np.bincount(self.port_ep * P + self.port_plane, minlength=n_ep * P)
@@ -474,12 +475,10 @@ class _Data:
         elif per.size and (per.min() != 1 or per.max() != 1):
             why = (f"endpoints with other than one port per plane ({int(per.max())} ports on one plane, "
                    f"{P} plane(s))")
-        elif self.port_gbps.size and self.port_gbps.min() != self.port_gbps.max():
-            why = "endpoint ports of different speeds"
         if why is not None:
             s = self.analytic[0]
             raise SpecError([(s["where"], f"the {s['kind']} scenario's loads are computed exactly for endpoints with "
-                                          f"one port on every plane, all of one speed; this fabric has {why}")])
+                                          f"one port on every plane; this fabric has {why}")])
 
     def _scenario_loads(self, n: np.ndarray) -> list:
         """Per analytic scenario, the largest load (Gb/s, one direction) leaving or entering a group
@@ -1629,6 +1628,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
               "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
               "model_choices": len(tables), "feasible_candidates": n_cand,
               "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    if req["floor"] or req["scenarios"] is not None:
+        solver["space"].append(_requirements_rule(req))
     if os_caps is not None:
         solver["space"].append(_caps_rule(os_caps, fabric))
         solver["max_oversubscription"] = {"source": os_caps[0], "leaf": tier_caps[0],
@@ -1641,6 +1642,17 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
         network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
         alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
+
+
+def _requirements_rule(req) -> str:
+    """The solver section's statement of the design requirements in force."""
+    bits = []
+    if req["floor"]:
+        bits.append(f"bisection at least {req['floor'][1]:g} Gb/s per accelerator ({req['floor'][0]})")
+    if req["scenarios"] is not None:
+        bits.append("each of these traffic scenarios alone at or under the target: "
+                    + ", ".join(sc["label"] for sc in req["scenarios"]))
+    return "design requirements: " + "; ".join(bits) + "; every candidate that misses one is excluded"
 
 
 def _requirement_rows(req, chk, caps, tau, ev, fabric, after_fab, nb_fab) -> dict:
