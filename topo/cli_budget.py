@@ -55,9 +55,13 @@ def requirements_text(req: dict) -> list:
         m = "n/a" if margin is None else (f"{margin:+,.1f} Gb/s" if gbps else f"{100 * margin:+.1f} pts")
         rows.append([r["requirement"], r["source"], ("at least " if gbps else "at most ") + _req_value(r["required"], r["unit"]),
                      _req_value(r.get("achieved"), r["unit"]), m,
-                     {True: "met", False: "NOT MET", None: "not checked"}[r.get("met")]])
+                     {True: "met", False: "NOT MET", None: "not checked"}[r.get("met")]
+                     + (" *" if r.get("effective_target") else "")])
     if rows:
         out.append(table(rows, ["requirement", "from", "required", "achieved", "margin", ""]))
+        if any(r.get("effective_target") for r in req.get("rows") or []):
+            out.append("* this traffic loads a tier beyond the target even on a non-blocking design: no design "
+                       "meets it, so the budget runs that tier as loaded as the non-blocking design would")
     b = req.get("bisection") or {}
     if b.get("chosen", {}).get("gbps") is not None:
         def f(k):
