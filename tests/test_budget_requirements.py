@@ -308,3 +308,32 @@ def test_summary_names_a_bisection_cut_as_a_risk():
     plan["describe_after"] = plan["describe_before"]
     plan["budget"]["requirements"]["rows"] = plan["budget"]["requirements"]["rows"][:1]
     assert _requirement_risks(plan) == []
+
+
+def test_file_requirements_honoured_by_optimize_and_for_transport(tmp_path):
+    """topo optimize reads requirements from the file: the plan's budget section lists each
+    requirement (required, achieved, margin), the report shows the table, and the summary names
+    the bisection the budget cuts, with the floor."""
+    from topo.pipeline import optimize
+    from topo.report import build_sections
+    from topo.spec import load
+    d = yaml.safe_load(SMALL.read_text())
+    d["requirements"] = {"min_bisection_gbps_per_accelerator": 200,
+                         "scenarios": [{"kind": "uniform", "gbps_per_endpoint": 100}, {"kind": "jobs", "growth": 1.2}]}
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(d))
+    plan = optimize(load(p), seed=1, workers=1, failures=False)
+    rows = plan["budget"]["requirements"]["rows"]
+    assert [r["source"] for r in rows] == ["requirements.min_bisection_gbps_per_accelerator",
+                                           "requirements.scenarios[0]", "requirements.scenarios[1]"]
+    assert all(r["met"] for r in rows) and rows[0]["achieved"] >= 200
+    assert plan["describe_after"]["bisection_per_accelerator_gbps"] >= 200
+    secs = {s.id: s for s in build_sections(plan)}
+    caps = [t.caption for t in secs["budget"].tables]
+    assert any(c.startswith("Design requirements") for c in caps)
+    risk = dict(secs["summary"].bullets)["What is at risk"]
+    assert plan["describe_after"]["bisection_gbps"] < plan["describe_before"]["bisection_gbps"]  # a cut
+    assert "the link budget cuts bisection from 26.4 to" in risk and "stated floor of 200 Gb/s" in risk
+    # --for-transport keeps the requirements
+    j = json.loads(run("budget", p, "--for-transport", "--json", "--workers", 1).output)
+    assert [r["source"] for r in j["requirements"]["rows"]] == [r["source"] for r in rows]
