@@ -138,6 +138,8 @@ class BudgetResult:
         d = to_jsonable(asdict(self))
         if not d["unplaced"]:
             del d["unplaced"]  # a queue that fits: the layout plans and budget files always had
+        if not d["requirements"].get("rows"):
+            del d["requirements"]  # nothing stated: the layout of budgets without requirements
         return d
 
 
@@ -1516,7 +1518,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     chk_req = {"min_bisection_gbps_per_accelerator": req["floor"][1] if req["floor"] else None,
                "scenarios": analytic}
     chk = budget_check.check(after, demands, survive=survive, target_util=caps, claims=claims,
-                             efficiency=eff, requirements=chk_req) if check else {"ok": None, "skipped": True}
+                             efficiency=eff, requirements=chk_req if (req["floor"] or analytic) else None) \
+        if check else {"ok": None, "skipped": True}
     if check and not chk["ok"]:
         raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
     before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
