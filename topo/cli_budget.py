@@ -114,6 +114,9 @@ def render(d: dict) -> str:
         out.append("* the traffic loads this tier beyond the target even when non-blocking; no budget can do "
                    "better, so it may run as loaded as its non-blocking design")
     req_lines = requirements_text(d.get("requirements") or {})
+    if (d.get("requirements") or {}).get("scenarios_stated"):
+        out.append("routed before/after: the job mix as listed (empty without a jobs scenario); each scenario's "
+                   "peaks are in the requirements table")
     if req_lines:
         out.append("")
         out += req_lines
