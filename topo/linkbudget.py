@@ -56,6 +56,19 @@ it is non-blocking; no budget can do better there (oversubscription >= 1), so
 such a tier may run as loaded as its non-blocking grouping (reported as its
 effective target) and is kept non-blocking wherever the traffic needs it.
 
+Requirements (``requirements:`` in the cluster file, ``--min-bisection``, ``--scenario``)
+------------------------------------------------------------------------------------
+A bisection floor per accelerator is one more CP row: a candidate's bisection is
+topo.describe's (the smallest of the injection, the leaf uplinks when a plane has several
+leaves and the spine uplinks when it has several pods, halved), a constant per candidate.
+Scenarios are carried each alone (a tier's load is the largest of theirs): the job mix (the
+demands, times its growth) through the flows above; ``uniform`` and ``permutation`` at r Gb/s
+per endpoint from port counts, never from flows: a group (leaf or pod) of n of a plane's N
+ports sends r/P x n(N-n)/(N-1) out of it under uniform all-to-all, and at most r/P x
+min(n, N-n) under any permutation (only N-n destinations lie outside; a permutation reaches
+it). Both hold for endpoints with one port on every plane and no dual homing; other fabrics
+are refused. Without a scenario list the demands are carried as before.
+
 Cost: switch and optic prices (capex) plus energy over ``costs.horizon_years``
 at ``costs.electricity_usd_per_kwh`` times ``costs.pue``. Objectives: ``cost``
 (capex + energy), ``power`` (network kW) or ``balanced`` (the mean of both,
@@ -457,8 +470,8 @@ class _Data:
         self.pr = rate[self.pf] * w / np.where(wsum > 0, wsum, 1.0)[self.pf] if w.size else w
         self._leaf_cache: dict = {}
         self._pod_cache: dict = {}
-        # analytic scenarios (uniform, permutation): per-port wire rate, loads per leaf and pod
-        # from port counts alone (Requirements below)
+        # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
+        # alone (the module's Requirements)
         self.analytic = list(analytic)
         if self.analytic:
             self._analytic_ok(n_ep)
@@ -475,8 +488,8 @@ class _Data:
         if self.dual:
             why = "dual-homed NICs (fabric.dual_homed)"
         elif per.size and (per.min() != 1 or per.max() != 1):
-            why = (f"endpoints with other than one port per plane ({int(per.max())} ports on one plane, "
-                   f"{P} plane(s))")
+            why = (f"endpoints with other than one port per plane (from {int(per.min())} to {int(per.max())} "
+                   f"ports on a plane, {P} plane(s))")
         if why is not None:
             s = self.analytic[0]
             raise SpecError([(s["where"], f"the {s['kind']} scenario's loads are computed exactly for endpoints with "
@@ -742,8 +755,9 @@ class _Tables:
     # links per port where speeds differ (the faster port breaks out into lanes of the slower):
     # leaf uplink, spine downlink, spine uplink, super-spine downlink
     lanes: tuple = (1, 1, 1, 1)
-    # bisection (requirements.min_bisection_gbps_per_accelerator): twice the floor times the
-    # accelerators (Gb/s; 0: no floor), the endpoint injection and the accelerators
+    # bisection (requirements.min_bisection_gbps_per_accelerator): the floor times the
+    # accelerators, i.e. twice the bisection needed (Gb/s; 0: no floor), the endpoint injection
+    # and the accelerators
     bis_floor: float = 0.0
     injection_gbps: float = 0.0
     n_acc: int = 1
