@@ -433,6 +433,39 @@ class Goals(_M):
                                                   "spine": {"type": "number", "minimum": 1}}}]})] = None
 
 
+class Scenario(_M):
+    """Traffic the fabric must carry with every switch link at or under the target utilisation
+    (topo budget, topo optimize): ``uniform`` (every endpoint sends ``gbps_per_endpoint`` on the
+    wire, spread evenly over all other endpoints), ``permutation`` (the worst case over every
+    permutation at ``gbps_per_endpoint``; a bound, see topo.linkbudget) or ``jobs`` (the placed
+    jobs and the file's traffic patterns, their rates times ``growth``)."""
+    kind: Literal["uniform", "permutation", "jobs"]
+    gbps_per_endpoint: Optional[Annotated[float, Field(gt=0, le=1e6)]] = None
+    growth: Annotated[float, Field(ge=1, le=1e3)] = 1.0
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        if self.kind in ("uniform", "permutation") and self.gbps_per_endpoint is None:
+            raise ValueError(f"a {self.kind} scenario needs gbps_per_endpoint (Gb/s each endpoint sends on the wire)")
+        if self.kind == "jobs" and self.gbps_per_endpoint is not None:
+            raise ValueError("a jobs scenario takes its rates from the jobs; gbps_per_endpoint is for uniform "
+                             "and permutation (use growth to scale the job mix)")
+        if self.kind != "jobs" and self.growth != 1.0:
+            raise ValueError(f"growth scales the job mix (kind: jobs); for a {self.kind} scenario raise "
+                             f"gbps_per_endpoint instead")
+        return self
+
+
+class Requirements(_M):
+    """What the design must provide, whatever the jobs of today (topo budget, topo optimize):
+    a bisection floor per accelerator (describe's bisection_per_accelerator_gbps) and the
+    traffic scenarios it must carry at goals.target_utilization. ``scenarios`` null: the jobs
+    and traffic patterns of the file, as without requirements; a list: exactly those scenarios
+    (the job mix only if a ``jobs`` scenario is listed)."""
+    min_bisection_gbps_per_accelerator: Optional[Annotated[float, Field(gt=0, le=1e6)]] = None
+    scenarios: Optional[list[Scenario]] = Field(default=None, min_length=1, max_length=16)
+
+
 class FailureRates(_M):
     link_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
     switch_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -454,6 +487,7 @@ class ClusterFile(_M):
     traffic: list[TrafficPattern] = Field(default=[], max_length=limits.MAX_TRAFFIC_PATTERNS)
     costs: Costs = Costs()
     goals: Goals = Goals()
+    requirements: Requirements = Requirements()
     failure_rates: FailureRates = FailureRates()
     busy_nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
 
