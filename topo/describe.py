@@ -132,6 +132,17 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
                       "uplinks": n_up,
                       "oversubscription": (None if not math.isfinite(fabric.tier_oversubscription[t])
                                            else round(float(fabric.tier_oversubscription[t]), 4))})
+    tp = fabric.meta.get("tier_ports") or []
+    stated_groups = fabric.meta.get("port_groups_stated") or []
+    for t, row in enumerate(tiers):
+        if t < len(tp) and tp[t] is not None:
+            # each switch's ports below the top: stated port groups, or the derived split at the switch's speed
+            d, dg, u, ug = tp[t]
+            row["ports"] = {"down": int(d), "down_gbps": float(dg), "up": int(u), "up_gbps": float(ug),
+                            "stated": bool(t < len(stated_groups) and stated_groups[t])}
+        elif t == len(tiers) - 1 and fabric.meta.get("top_ports"):
+            d, dg = fabric.meta["top_ports"]
+            row["ports"] = {"down": int(d), "down_gbps": float(dg), "up": 0, "up_gbps": None, "stated": True}
     links_by_tier = {LINK_TIER_NAMES[t]: int(((fabric.link_tier == t) & up_links).sum()) for t in range(3)}
     built_os = fabric.meta.get("oversubscription_built") or []
     for t, row in enumerate(tiers):
@@ -189,12 +200,44 @@ def structure(fabric: Fabric) -> dict | None:
     m = fabric.meta
     if "derived" not in m:
         return None
+    derived = [d for d in m["derived"] if not d["stated"]]
+    per_plane = per_plane_counts(fabric)
+    if fabric.planes > 1:
+        # what each plane holds, counted from the built arrays
+        shown = "; ".join(f"p{p['plane']}: " + ", ".join(f"{p[k]:,} {k.replace('_', ' ')}" for k in
+                                                         ("leaves", "spines", "super_spines") if k in p)
+                          + ", " + ", ".join(f"{v:,} {k}" for k, v in p["links"].items() if v)
+                          for p in per_plane)
+        derived.append({"what": "per plane", "value": shown, "rule": "counted from the built links",
+                        "stated": False})
     return {"leaves_per_plane": m.get("leaves_per_plane"), "pods_per_plane": m.get("pods_per_plane"),
             "leaves_per_pod": m.get("leaves_per_pod"), "spines_per_pod": m.get("spines_per_pod"),
             "bundles": m.get("bundles"), "port_split": m.get("port_split"), "breakout": m.get("breakout"),
-            "uplink_breakout": m.get("uplink_breakout"),
+            "uplink_breakout": m.get("uplink_breakout"), "dual_homed_across": m.get("dual_homed_across"),
+            "per_plane": per_plane,
             "stated": [d for d in m["derived"] if d["stated"]],
-            "derived": [d for d in m["derived"] if not d["stated"]]}
+            "derived": derived}
+
+
+def per_plane_counts(fabric: Fabric) -> list[dict]:
+    """Switches per tier and physical links per link tier in every plane, counted from the arrays
+    (a link's plane is its upper switch's plane; endpoint links are counted in their leaf's)."""
+    names = ("leaves", "spines", "super_spines")[: fabric.n_tiers]
+    P = max(int(fabric.planes), 1)
+    sw = fabric.node_tier > 0
+    key = fabric.node_plane[sw].astype(np.int64) * 4 + fabric.node_tier[sw].astype(np.int64)
+    nsw = np.bincount(key, minlength=4 * P).reshape(P, 4)
+    up = slice(0, None, 2)
+    hi = fabric.link_dst[up]
+    lkey = fabric.node_plane[hi].astype(np.int64) * 3 + fabric.link_tier[up].astype(np.int64)
+    nl = np.bincount(lkey, minlength=3 * P).reshape(P, 3)
+    out = []
+    for p in range(P):
+        row = {"plane": p}
+        row.update({n: int(nsw[p, t + 1]) for t, n in enumerate(names)})
+        row["links"] = {LINK_TIER_NAMES[t]: int(nl[p, t]) for t in range(3)}
+        out.append(row)
+    return out
 
 
 def all_to_all_by_class(fabric: Fabric) -> dict | None:

@@ -413,34 +413,62 @@ def build(cluster: Cluster) -> Fabric:
     n_tiers = len(tiers)
     radix = [t.switch.radix for t in tiers]
     sw_gbps = [t.switch.port_gbps for t in tiers]
+    # port groups stated per tier (fabric.tiers[i].ports): down and up ports with their own speeds;
+    # unset, every port is at the switch's speed. top_ports: the down ports of a top-tier switch
+    groups = [fab.tiers[i].ports if fam != "fat_tree" else None for i in range(n_tiers)]
+    dn_g = [g.down.gbps if g else sw_gbps[i] for i, g in enumerate(groups)]
+    up_g = [g.up.gbps if (g and g.up) else sw_gbps[i] for i, g in enumerate(groups)]
+    top_ports = [g.down.ports if g else radix[i] for i, g in enumerate(groups)]
+    for i in range(n_tiers if fam != "fat_tree" else 0):
+        ft = fab.tiers[i]
+        if ft.line_cards is not None or ft.ports_populated is not None:
+            spec_i = tiers[i].switch
+            field_ = "line_cards" if ft.line_cards is not None else "ports_populated"
+            derive(f"{TIER_NAMES[i + 1]} chassis", tiers[i].switch_name,
+                   f"stated (fabric.tiers[{i}].{field_}); {spec_i.radix} ports, {spec_i.power_w:g} W and "
+                   f"{spec_i.cost_usd:g} USD per switch", stated=True)
+    for i, g in enumerate(groups):
+        if g is None:
+            continue
+        parts = []
+        for role, grp in (("down", g.down), ("up", g.up)):
+            if grp is not None:
+                from .spec import port_group_breakout
+                k = port_group_breakout(sw_gbps[i], grp.gbps)
+                parts.append(f"{grp.ports} x {grp.gbps:g}G {role}" + (f" ({grp.ports // k} ports of {sw_gbps[i]:g}G "
+                                                                       f"broken out {k} ways)" if k > 1 else ""))
+        used = sum(grp.ports * grp.gbps for grp in (g.down, g.up) if grp is not None)
+        derive(f"{TIER_NAMES[i + 1]} port groups", " + ".join(parts),
+               f"stated (fabric.tiers[{i}].ports); {used / 1e3:g} of {radix[i] * sw_gbps[i] / 1e3:g} Tb/s", stated=True)
 
     # --- endpoint ports against the leaf ports ------------------------------------------
     # A NIC port faster than the leaf port would run at the leaf's speed: refused, never slowed.
     for ti in np.unique(port_type).tolist():
         pg = float(port_gbps_type[ti])
-        if pg > sw_gbps[0] * (1 + 1e-12):
+        if pg > dn_g[0] * (1 + 1e-12):
             nt = nts[ti]
-            need = math.ceil(pg / sw_gbps[0])
+            need = math.ceil(pg / dn_g[0])
             errs.append((f"node_types[{file_index[type_names[ti]]}].nic_gbps",
                          f"a {pg:g}G NIC port (nic_gbps {nt.nic_gbps:g} / nic_ports {nt.nic_ports}) is faster than "
-                         f"the {sw_gbps[0]:g}G port of the leaf switch {tiers[0].switch_name!r}; split each NIC into "
+                         f"the {dn_g[0]:g}G port of the leaf switch {tiers[0].switch_name!r}"
+                         + (" (fabric.tiers[0].ports.down)" if groups[0] is not None else "") + "; split each NIC into "
                          f"{nt.nic_ports * need} ports (nic_ports: {nt.nic_ports * need}) or choose a leaf with ports of "
                          f"at least {pg:g}G"))
         else:
             # a slower NIC port shares a leaf port through a breakout: a whole number of them per port
-            lanes_f = sw_gbps[0] / pg
+            lanes_f = dn_g[0] / pg
             if abs(lanes_f - round(lanes_f)) > 1e-9:
                 nt = nts[ti]
-                fit = [f"{sw_gbps[0] / n:g}G" for n in (1, 2, 4, 8)]
+                fit = [f"{dn_g[0] / n:g}G" for n in (1, 2, 4, 8)]
                 errs.append((f"node_types[{file_index[type_names[ti]]}].nic_gbps",
                              f"a {pg:g}G NIC port (nic_gbps {nt.nic_gbps:g} / nic_ports {nt.nic_ports}) cannot share "
-                             f"the {sw_gbps[0]:g}G port of the leaf switch {tiers[0].switch_name!r} exactly: "
-                             f"{sw_gbps[0]:g}G / {pg:g}G = {lanes_f:.3g} is not a whole number of NIC ports per leaf "
+                             f"the {dn_g[0]:g}G port of the leaf switch {tiers[0].switch_name!r} exactly: "
+                             f"{dn_g[0]:g}G / {pg:g}G = {lanes_f:.3g} is not a whole number of NIC ports per leaf "
                              f"port; this leaf serves NIC ports of {', '.join(fit)} (leaf port / a whole number)"))
     if errs:
         raise SpecError(errs)
     nic_port = float(port_gbps.max())
-    breakout = max(int(sw_gbps[0] // nic_port), 1)
+    breakout = max(int(dn_g[0] // nic_port), 1)
     # node types whose NIC ports are slower than the fastest (mixed generations on the same leaves):
     # the leaf port breakout is set by the fastest NIC port; each slower port takes one leaf port
     # and the link runs at the NIC port's own speed
@@ -450,15 +478,17 @@ def build(cluster: Cluster) -> Fabric:
             n_sl = int((port_type == ti).sum())
             derive(f"leaf ports of node type {type_names[ti]}",
                    f"{n_sl:,} x {port_gbps_type[ti]:g}G",
-                   f"slower than the fastest NIC port ({nic_port:g}G, {breakout} per {sw_gbps[0]:g}G leaf port): "
+                   f"slower than the fastest NIC port ({nic_port:g}G, {breakout} per {dn_g[0]:g}G leaf port): "
                    f"each {port_gbps_type[ti]:g}G NIC port takes one leaf port, its link at {port_gbps_type[ti]:g}G")
     if breakout > 1:
         derive("leaf port breakout", breakout,
-               f"leaf port {sw_gbps[0]:g}G / fastest NIC port {nic_port:g}G = {breakout} NIC ports per leaf port")
+               f"leaf port {dn_g[0]:g}G / fastest NIC port {nic_port:g}G = {breakout} NIC ports per leaf port")
 
     # --- leaf port split (exact: down/up capacity is the stated ratio) ----------------------
     if n_tiers == 1:
-        d0, u0 = radix[0], 0
+        d0, u0 = top_ports[0], 0
+    elif groups[0] is not None:
+        d0, u0 = groups[0].down.ports, groups[0].up.ports
     else:
         sp = _exact_split(radix[0], tiers[0].oversubscription)
         if sp is None:
@@ -471,13 +501,32 @@ def build(cluster: Cluster) -> Fabric:
     ep_per_leaf = d0 * breakout
 
     # --- rail, plane and side of every port --------------------------------------------------
+    # dual homing: a NIC's two ports on two leaves of one plane (side 0 and 1; the pair k, k+1 on
+    # plane (k // 2) mod planes) or on two planes (port k on plane k mod planes, as without dual
+    # homing); stated by fabric.dual_homed_across, else "planes" with planes > 1
+    across = None
+    if dual:
+        across = fab.dual_homed_across or ("planes" if planes > 1 else "leaves")
+        if fam == "rail_only":
+            across = "leaves"
+        derive("dual homing", f"across {across}",
+               "stated (fabric.dual_homed_across)" if fab.dual_homed_across is not None else
+               (f"default with {planes} planes: a NIC's two ports on two planes" if planes > 1 else
+                "default with one plane: a NIC's two ports on two leaves"
+                + (" of its rail" if fam in ("rail_optimized", "rail_only") else "")),
+               stated=fab.dual_homed_across is not None)
+    dual_leaves = across == "leaves"
+    # ports per rail slot of a host without accelerators: its first `per` ports take rail 0 on
+    # every (plane, side), the next `per` rail 1, ...
+    per = (2 if dual_leaves else 1) * (planes if (fam == "rail_optimized" and planes > 1) else 1)
     if fam in ("rail_optimized", "rail_only"):
         rail = ep_local[port_ep].astype(np.int64) % n_rails
         host = ~ep_is_accel[port_ep]
         if host.any():
-            # hosts without accelerators: port k on rail k (k // 2 when dual-homed: a NIC's two
-            # ports on two leaves of one rail) unless the node type states its rails
-            rail[host] = (port_k[host] // (2 if dual else 1)) % n_rails
+            # hosts without accelerators: port k on rail k // per (per = the planes and sides a
+            # rail slot spans: 2 when dual-homed on one plane, a NIC's two ports on two leaves of
+            # one rail) unless the node type states its rails
+            rail[host] = (port_k[host] // per) % n_rails
             for ti, tname in enumerate(type_names):
                 stated = f.node_types[file_index[tname]].rails
                 m = host & (port_type == ti)
@@ -485,17 +534,16 @@ def build(cluster: Cluster) -> Fabric:
                     rail[m] = np.asarray(stated, np.int64)[port_k[m]]
     else:
         rail = np.zeros(port_ep.shape[0], np.int64)
-    side = (port_k & 1) if dual else np.zeros(port_ep.shape[0], np.int64)
+    side = (port_k & 1) if dual_leaves else np.zeros(port_ep.shape[0], np.int64)
+    # a rail-optimized fabric keeps its rails in every plane: a plane's leaves each serve one rail
+    lane = rail if fam == "rail_optimized" else np.zeros_like(rail)
     if fam == "rail_only":
         port_plane = rail
         planes = n_rails
-        lane = np.zeros_like(rail)
     elif planes > 1:
-        port_plane = port_k % planes
-        lane = np.zeros_like(rail)
+        port_plane = ((port_k // 2) if dual_leaves else port_k) % planes
     else:
         port_plane = np.zeros(port_ep.shape[0], dtype=np.int64)
-        lane = rail if fam == "rail_optimized" else np.zeros_like(rail)
 
     # leaves: (plane, group, lane, side); a group holds ep_per_leaf ports of one lane and side.
     # Only leaves with ports are built, numbered per plane in (group, lane, side) order.
@@ -526,7 +574,7 @@ def build(cluster: Cluster) -> Fabric:
 
     # --- speeds between switch tiers: the faster port breaks out into lanes of the slower -------
     def lanes(t: int) -> tuple[float, int, int]:
-        a, b = sw_gbps[t], sw_gbps[t + 1]
+        a, b = up_g[t], dn_g[t + 1]
         g = min(a, b)
         ka, kb = a / g, b / g
         if abs(ka - round(ka)) > 1e-9 or abs(kb - round(kb)) > 1e-9:
@@ -577,14 +625,16 @@ def build(cluster: Cluster) -> Fabric:
         U0 = u0 * k0
         b1, spl = _stated_leaf_bundle(fab, U0, tiers[0].bundle, errs, "")
         if b1 is None:
-            b1 = _largest_bundle(U0, L, radix[1] * kS1)
+            b1 = _largest_bundle(U0, L, top_ports[1] * kS1)
             derive("leaf-spine bundle", b1, f"largest b dividing the {U0} leaf uplinks with {L} leaves x b <= "
-                                            f"{radix[1] * kS1} spine links")
+                                            f"{top_ports[1] * kS1} spine links")
         if U0 % b1:
             errs.append(("fabric.tiers[0].bundle", f"bundle {b1} does not divide the {U0} leaf uplinks"))
             b1 = 1
-        if -(-L * b1 // kS1) > radix[1]:
-            errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} is too small for {L} leaves x {b1} links per spine; use a larger switch or a third tier"))
+        if -(-L * b1 // kS1) > top_ports[1]:
+            what = (f"radix {radix[1]}" if groups[1] is None else f"{top_ports[1]} down ports (fabric.tiers[1].ports.down)")
+            errs.append(("fabric.tiers[1].radix" if groups[1] is None else "fabric.tiers[1].ports.down.ports",
+                         f"{what} is too small for {L} leaves x {b1} links per spine; use a larger switch or a third tier"))
         spines_per_pod = U0 // b1
         derive("spines per plane", spines_per_pod, f"leaf uplinks / bundle = {U0} / {b1} = {spines_per_pod}",
                stated=spl is not None)
@@ -624,7 +674,7 @@ def build(cluster: Cluster) -> Fabric:
             D1 = Lp * b1
             if D1 % kS1:
                 errs.append((path, f"{Lp} leaves x {b1} links = {D1} spine downlinks do not fill whole "
-                                   f"{sw_gbps[1]:g}G spine ports of {kS1} x {g1:g}G lanes"))
+                                   f"{dn_g[1]:g}G spine ports of {kS1} x {g1:g}G lanes"))
             d1 = -(-D1 // kS1)
             up = d1 / os1
             u1 = int(round(up))
@@ -650,16 +700,20 @@ def build(cluster: Cluster) -> Fabric:
             derive("leaves per pod", Lp, "stated" if fab.leaves_per_pod is not None else "from pods",
                    stated=fab.leaves_per_pod is not None)
         else:
-            sp1 = _exact_split(radix[1], os1)
-            if sp1 is None:
-                raise SpecError([("fabric.tiers[1].oversubscription", _split_refusal(radix[1], os1))])
-            d1, u1 = sp1
-            derive("spine ports down / up", f"{d1} / {u1}",
-                   f"largest split of radix {radix[1]} with down/up = {os1:g} exactly"
-                   + (f" ({radix[1] - d1 - u1} port(s) idle)" if d1 + u1 < radix[1] else ""))
+            if groups[1] is not None:
+                d1, u1 = groups[1].down.ports, groups[1].up.ports
+            else:
+                sp1 = _exact_split(radix[1], os1)
+                if sp1 is None:
+                    raise SpecError([("fabric.tiers[1].oversubscription", _split_refusal(radix[1], os1))])
+                d1, u1 = sp1
+                derive("spine ports down / up", f"{d1} / {u1}",
+                       f"largest split of radix {radix[1]} with down/up = {os1:g} exactly"
+                       + (f" ({radix[1] - d1 - u1} port(s) idle)" if d1 + u1 < radix[1] else ""))
             Lp = (d1 * kS1) // b1
             if Lp < 1:
-                errs.append(("fabric.tiers[1].radix", f"radix {radix[1]} leaves no down ports for bundles of {b1}"))
+                errs.append(("fabric.tiers[1].radix" if groups[1] is None else "fabric.tiers[1].ports.down.ports",
+                             f"{d1} spine down ports leave no room for bundles of {b1}"))
                 Lp = 1
             derive("leaves per pod", Lp, f"spine downlinks / bundle = {d1 * kS1} / {b1} = {Lp}; state "
                                          f"fabric.leaves_per_pod (or fabric.pods) to fix the pod size")
@@ -687,14 +741,16 @@ def build(cluster: Cluster) -> Fabric:
                                                            f"spine uplinks / {ssp // spines_per_pod} = {want}"))
                 b2 = want
         if b2 is None:
-            b2 = _largest_bundle(U1, pods, radix[2] * kS2) if U1 else 1
+            b2 = _largest_bundle(U1, pods, top_ports[2] * kS2) if U1 else 1
             derive("spine-super bundle", b2, f"largest b dividing the {U1} spine uplinks with {pods} pods x b <= "
-                                             f"{radix[2] * kS2} super-spine links")
+                                             f"{top_ports[2] * kS2} super-spine links")
         if U1 % b2:
             errs.append(("fabric.tiers[1].bundle", f"bundle {b2} does not divide the {U1} spine uplinks"))
             b2 = 1
-        if -(-pods * b2 // kS2) > radix[2]:
-            errs.append(("fabric.tiers[2].radix", f"radix {radix[2]} is too small for {pods} pods x {b2} links; use a larger switch"))
+        if -(-pods * b2 // kS2) > top_ports[2]:
+            what = (f"radix {radix[2]}" if groups[2] is None else f"{top_ports[2]} down ports (fabric.tiers[2].ports.down)")
+            errs.append(("fabric.tiers[2].radix" if groups[2] is None else "fabric.tiers[2].ports.down.ports",
+                         f"{what} is too small for {pods} pods x {b2} links; use a larger switch"))
         S1p = pods_p * spines_per_pod
         S2 = spines_per_pod * (U1 // b2)
         derive("super-spines per plane", S2, f"spines per pod x spine uplinks / bundle = {spines_per_pod} x {U1} / "
@@ -840,7 +896,13 @@ def build(cluster: Cluster) -> Fabric:
             "port_split": [[d0, u0], [d1, u1]][: max(n_tiers - 1, 1)],
             "uplink_breakout": [k0, k1][: max(n_tiers - 1, 0)],
             "leaves_per_plane": Ls.tolist(), "pods_per_plane": pods_p.tolist(),
-            "derived": derived, "oversubscription_built": os_built}
+            "derived": derived, "oversubscription_built": os_built, "dual_homed_across": across,
+            # per tier: the ports each switch uses, [down ports, their Gb/s, up ports, their Gb/s]
+            "tier_ports": [[d0, dn_g[0], u0, up_g[0]], [d1, dn_g[1], u1, up_g[1]] if n_tiers == 3 else None,
+                           None][:n_tiers],
+            "port_groups_stated": [g is not None for g in groups],
+            # a top tier's stated port groups: [down ports, their Gb/s] (its own ports otherwise)
+            "top_ports": [top_ports[n_tiers - 1], dn_g[n_tiers - 1]] if groups and groups[-1] is not None else None}
     if n_tiers == 3 and partial_planes.any():
         meta["partial_pod_bundle"] = b2_last
         meta["partial_pod_leaves"] = L - (pods - 1) * Lp if L % Lp else Lp

@@ -320,6 +320,26 @@ def _family_check(cluster, fabric, survive):
         errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized and fat_tree fabrics, not {f.family!r}"))
     elif fabric.n_tiers < 2:
         errs.append(("fabric.tiers", "a one-tier fabric has no uplinks to budget"))
+    elif any(t.line_cards is not None or t.ports_populated is not None for t in f.tiers):
+        i = next(i for i, t in enumerate(f.tiers) if t.line_cards is not None or t.ports_populated is not None)
+        errs.append((f"fabric.tiers[{i}].{'line_cards' if f.tiers[i].line_cards is not None else 'ports_populated'}",
+                     "the link budget prices whole switches from the catalog; a chassis populated in part is not "
+                     "in its model (budget the file with the chassis's full radix)"))
+    elif any(t.ports is not None for t in f.tiers):
+        i = next(i for i, t in enumerate(f.tiers) if t.ports is not None)
+        errs.append((f"fabric.tiers[{i}].ports", "the link budget chooses each tier's port split itself, every port "
+                                                 "at the switch's port speed; port groups with their own speeds are "
+                                                 "not in its model (budget the file without them)"))
+    elif f.family == "rail_optimized" and f.planes > 1:
+        errs.append(("fabric.planes", f"the link budget's model groups the ports of a multi-plane fabric into "
+                                      f"leaves without rails; a rail-optimized fabric of {f.planes} planes keeps its "
+                                      f"rails in every plane, which the model does not reproduce (budget it with "
+                                      f"planes: 1, or as a clos)"))
+    elif f.dual_homed and f.planes > 1 and (f.dual_homed_across or "planes") == "planes":
+        errs.append(("fabric.dual_homed_across", "the link budget's model puts a dual-homed NIC's two ports on "
+                                                 "two leaves of one plane; across planes it does not reproduce the "
+                                                 "built fabric (budget it without dual_homed: the ports go to the "
+                                                 "same planes)"))
     if not errs and survive == "plane" and fabric.planes < 2:
         errs.append(("goals.survive", "no budget survives the loss of a plane: the fabric has one plane "
                      "(set fabric.planes >= 2 or choose --survive none|link|switch)"))

@@ -119,6 +119,18 @@ class AcceleratorSpec(_M):
     source: Text = "given in the cluster file"
 
 
+class LineCards(_M):
+    """A chassis switch's line cards: `slots` cards of `ports_per_card` ports (slots x
+    ports_per_card = radix). The per-card power and price, where a source gives them (else the
+    user states them), let a tier populate part of the chassis; the switch's power_w and cost_usd
+    are the fully populated chassis."""
+    slots: Annotated[int, Field(ge=1, le=64)]
+    ports_per_card: Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]
+    power_w_per_card: Optional[Annotated[float, Field(ge=0, le=limits.MAX_KW * 1e3)]] = None
+    cost_usd_per_card: Optional[Money] = None
+    source: Text = "given in the cluster file"
+
+
 class SwitchSpec(_M):
     radix: Annotated[int, Field(ge=2, le=limits.MAX_RADIX)]
     port_gbps: Gbps
@@ -126,6 +138,23 @@ class SwitchSpec(_M):
     cost_usd: Money
     ru: Annotated[int, Field(ge=1, le=64)] = 2
     source: Text = "given in the cluster file"
+    line_cards: Optional[LineCards] = None
+
+    @model_validator(mode="after")
+    def _cards(self):
+        lc = self.line_cards
+        if lc is None:
+            return self
+        if lc.slots * lc.ports_per_card != self.radix:
+            raise ValueError(f"line_cards: {lc.slots} slots x {lc.ports_per_card} ports = "
+                             f"{lc.slots * lc.ports_per_card}, not the radix {self.radix}")
+        if lc.power_w_per_card is not None and lc.slots * lc.power_w_per_card > self.power_w:
+            raise ValueError(f"line_cards: {lc.slots} x {lc.power_w_per_card:g} W per card exceed the fully "
+                             f"populated chassis's power_w {self.power_w:g}")
+        if lc.cost_usd_per_card is not None and lc.slots * lc.cost_usd_per_card > self.cost_usd:
+            raise ValueError(f"line_cards: {lc.slots} x {lc.cost_usd_per_card:g} USD per card exceed the fully "
+                             f"populated chassis's cost_usd {self.cost_usd:g}")
+        return self
 
 
 class OpticSpec(_M):
@@ -189,8 +218,31 @@ class Floor(_M):
 
 
 # --- fabric -----------------------------------------------------------------------
+class PortGroup(_M):
+    """Ports of one role on a switch: `ports` logical ports of `gbps` each. A speed below the
+    switch's port speed is a breakout (port_gbps / gbps logical ports per physical port)."""
+    ports: Annotated[int, Field(ge=1, le=limits.MAX_RADIX * 8)]
+    gbps: Gbps
+
+
+class TierPorts(_M):
+    """How a tier's switches use their ports: down (towards the endpoints) and up (towards the
+    next tier; absent on the top tier). Stated, the port split, the speeds and the
+    oversubscription (down capacity / up capacity) follow from it."""
+    down: PortGroup
+    up: Optional[PortGroup] = None
+
+
 class Tier(_M):
     switch: Union[Name, SwitchSpec] = "th5-128x400"
+    # port groups with their own speed and breakout (e.g. 128 x 200G down and 64 x 400G up on a
+    # 128 x 400G switch); unset, every port runs at the switch's port speed and the split follows
+    # from `oversubscription`
+    ports: Optional[TierPorts] = None
+    # a chassis switch populated in part (its switch gives line_cards): line cards per switch, or
+    # ports per switch (the cards that hold them); power and price follow the cards populated
+    line_cards: Optional[Annotated[int, Field(ge=1, le=64)]] = None
+    ports_populated: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
     # down capacity / up capacity of each switch of the tier; below 1 is under-subscribed (more
     # uplink than downlink capacity). Built exactly (the largest whole split of the radix with this
     # ratio) or refused
@@ -219,6 +271,11 @@ class Fabric(_M):
     tiers: list[Tier] = Field(default_factory=lambda: [Tier(), Tier()], max_length=8)
     planes: Annotated[int, Field(ge=1, le=limits.MAX_PLANES)] = 1
     dual_homed: bool = False
+    # dual-homed with planes: where each NIC's second port goes. "planes": the NIC's two ports on
+    # two planes (port k on plane k mod planes; the dual-ToR, dual-plane design); "leaves": on two
+    # leaves of one plane (of its rail on rail-optimized fabrics), the pair of ports k, k+1 on plane
+    # (k // 2) mod planes. Default: "planes" with planes > 1, else "leaves"
+    dual_homed_across: Optional[Literal["leaves", "planes"]] = None
     custom: Optional[CustomGraph] = None
     # pod structure stated, not derived (per plane); the builder uses it exactly or refuses with the
     # arithmetic. Unset, each is derived and `topo describe` shows the rule
@@ -697,7 +754,12 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             sw, swname = t.switch, f"tier{i}-switch"
         if t.partial_pod_bundle is not None and (i != 1 or len(fab.tiers) != 3 or fab.family == "fat_tree"):
             errs.append((f"{path}.partial_pod_bundle", "applies to the spine tier (tiers[1]) of a 3-tier Clos only"))
-        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=t.oversubscription, bundle=t.bundle,
+        if t.line_cards is not None or t.ports_populated is not None:
+            sw, swname = _populated(fab, i, t, sw, swname, path, errs)
+        os_ = t.oversubscription
+        if t.ports is not None:
+            os_ = _port_group_errors(fab, i, t, sw, path, errs)
+        tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=os_, bundle=t.bundle,
                                   partial_pod_bundle=t.partial_pod_bundle))
     if fab.family == "fat_tree":
         if fab.k is None:
@@ -728,15 +790,22 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     else:
         if not 1 <= len(fab.tiers) <= 3:
             errs.append(("fabric.tiers", f"expected 1 to 3 tiers, found {len(fab.tiers)}"))
-        if fab.family in ("rail_optimized", "rail_only"):
+        if fab.family == "rail_only":
             if fab.planes > 1:
-                errs.append(("fabric.planes", "rail-optimized and rail-only fabrics are built with one plane per rail; leave planes at 1"))
+                errs.append(("fabric.planes", "a rail-only fabric is built with one plane per rail; leave planes at 1"))
+            if fab.dual_homed_across == "planes":
+                errs.append(("fabric.dual_homed_across", "a rail-only fabric has one plane per rail: a NIC's two "
+                                                         "ports go to two leaves of its rail's plane (leaves)"))
     if fab.family in ("custom",):
-        for fld in ("leaves_per_pod", "spines_per_pod", "pods", "super_spines"):
+        for fld in ("leaves_per_pod", "spines_per_pod", "pods", "super_spines", "dual_homed_across"):
             if getattr(fab, fld) is not None:
                 errs.append((f"fabric.{fld}", "a custom graph states its own structure; leave it out"))
-    if fab.dual_homed and fab.planes > 1:
-        errs.append(("fabric.dual_homed", "dual-homed NICs and multiple planes cannot be combined"))
+    across = fab.dual_homed_across or ("planes" if fab.planes > 1 else "leaves")
+    if fab.dual_homed_across is not None and not fab.dual_homed:
+        errs.append(("fabric.dual_homed_across", "applies to dual-homed NICs (dual_homed: true)"))
+    elif fab.dual_homed and across == "planes" and fab.planes < 2 and fab.family != "rail_only":
+        errs.append(("fabric.dual_homed_across", f"a NIC's two ports on two planes needs planes >= 2 "
+                                                 f"(found planes: {fab.planes})"))
     n_rails = max([nt.accelerators for nt in node_types.values()] + [1])
     for tname, nt in node_types.items():
         ports = nt.nic_ports
@@ -744,14 +813,17 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         if fab.planes > 1 and ports % fab.planes and ports != 1:
             errs.append((f"node_types[{ti}].nic_ports",
                          f"{ports} ports per NIC cannot be spread over {fab.planes} planes"))
-        if fab.dual_homed and ports % 2:
+        # dual-homed across leaves with P planes: a pair of ports per NIC on each plane
+        pair = 2 * fab.planes if (fab.dual_homed and across == "leaves" and fab.family != "rail_only") else 2
+        pair_why = (f"a pair per plane: 2 x {fab.planes} planes" if pair > 2 else "a whole number of pairs")
+        if fab.dual_homed and ports % pair:
             errs.append((f"node_types[{ti}].nic_ports",
-                         f"dual-homed NICs need an even number of ports (found {ports})"))
-        elif fab.dual_homed and nt.accelerators and (nt.nics * ports // nt.accelerators) % 2:
+                         f"dual-homed NICs need their ports in {pair_why} (found {ports} ports per NIC)"))
+        elif fab.dual_homed and nt.accelerators and (nt.nics * ports // nt.accelerators) % pair:
             errs.append((f"node_types[{ti}].nics",
                          f"dual-homed: {nt.nics} NICs x {ports} ports for {nt.accelerators} accelerators give "
                          f"{max(nt.nics * ports // nt.accelerators, 1)} port(s) per accelerator; each accelerator "
-                         f"needs its NIC's two ports (a whole number of pairs)"))
+                         f"needs its NIC's ports in {pair_why}"))
         stated = f.node_types[ti].rails
         if stated is not None:
             if fab.family not in ("rail_optimized", "rail_only"):
@@ -816,6 +888,111 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
     return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
                    header_bytes=int(header), base_dir=base_dir)
+
+
+def _populated(fab, i: int, t, sw: SwitchSpec, swname: str, path: str, errs: list) -> tuple:
+    """(switch, name) of a chassis populated in part: the radix of the ports populated, power and
+    price less the empty slots' cards. Errors (no line cards, both fields, too many, per-card
+    figures missing) go to `errs` and the switch is returned as is."""
+    lc = sw.line_cards
+    if fab.family in ("fat_tree", "custom"):
+        errs.append((f"{path}.line_cards" if t.line_cards is not None else f"{path}.ports_populated",
+                     f"applies to clos, rail_optimized and rail_only tiers, not {fab.family}"))
+        return sw, swname
+    if lc is None:
+        errs.append((f"{path}.line_cards" if t.line_cards is not None else f"{path}.ports_populated",
+                     f"switch {swname!r} states no line cards; give its line_cards (slots, ports_per_card and "
+                     f"the per-card power and price) in catalog.switches or the inline switch"))
+        return sw, swname
+    if t.line_cards is not None and t.ports_populated is not None:
+        errs.append((f"{path}.ports_populated", "state line_cards or ports_populated, not both"))
+        return sw, swname
+    if t.line_cards is not None:
+        cards, ports, where = t.line_cards, t.line_cards * lc.ports_per_card, f"{path}.line_cards"
+    else:
+        ports, where = t.ports_populated, f"{path}.ports_populated"
+        cards = -(-ports // lc.ports_per_card)
+    if ports < 2:
+        errs.append((where, f"{ports} port: a switch needs at least 2"))
+        return sw, swname
+    if cards > lc.slots or ports > sw.radix:
+        errs.append((where, f"{cards} line cards ({ports} ports) do not fit the chassis's {lc.slots} slots of "
+                            f"{lc.ports_per_card} ports"))
+        return sw, swname
+    if cards < lc.slots and (lc.power_w_per_card is None or lc.cost_usd_per_card is None):
+        missing = " and ".join(k for k in ("power_w_per_card", "cost_usd_per_card") if getattr(lc, k) is None)
+        errs.append((where, f"{cards} of {lc.slots} line cards: the switch {swname!r} gives no {missing}, so the "
+                            f"power and price of a partly populated chassis are unknown; state them in its "
+                            f"line_cards (topo does not invent them)"))
+        return sw, swname
+    empty = lc.slots - cards
+    power = sw.power_w - empty * (lc.power_w_per_card or 0.0)
+    cost = sw.cost_usd - empty * (lc.cost_usd_per_card or 0.0)
+    src = (f"{sw.source}; {cards} of {lc.slots} line cards populated ({ports} ports): power and price less "
+           f"{empty} card(s) of {lc.power_w_per_card or 0:g} W and {lc.cost_usd_per_card or 0:g} USD ({lc.source})")
+    out = SwitchSpec(radix=ports, port_gbps=sw.port_gbps, power_w=power, cost_usd=cost, ru=sw.ru, source=src)
+    return out, f"{swname} ({cards}/{lc.slots} line cards)"
+
+
+def port_group_breakout(sw_gbps: float, gbps: float) -> Optional[int]:
+    """Logical ports per physical port of `sw_gbps` at `gbps` (1: the port as is), None when
+    `gbps` is faster than the port or not a whole fraction of it."""
+    k = sw_gbps / gbps
+    if k < 1 - 1e-12 or abs(k - round(k)) > 1e-9:
+        return None
+    return int(round(k))
+
+
+def _port_group_errors(fab, i: int, t, sw, path: str, errs: list) -> float:
+    """Check `fabric.tiers[i].ports` against the switch (speeds that divide its port speed, whole
+    physical ports, at most its radix, so at most its capacity) and the tier; returns the
+    oversubscription the groups imply (down capacity / up capacity; 1 on the top tier)."""
+    g = t.ports
+    top = i == len(fab.tiers) - 1
+    if fab.family in ("fat_tree", "custom"):
+        errs.append((f"{path}.ports", f"a {'k-ary fat tree is built of whole ports at one speed' if fab.family == 'fat_tree' else 'custom graph states its own links'}; "
+                                      f"port groups apply to clos, rail_optimized and rail_only"))
+        return t.oversubscription
+    if top and g.up is not None:
+        errs.append((f"{path}.ports.up", "the top tier has no uplinks; leave up out"))
+    if not top and g.up is None:
+        errs.append((f"{path}.ports.up", "missing: a tier below the top needs its uplinks"))
+    used = 0
+    cages = []
+    for role in ("down", "up"):
+        grp = getattr(g, role)
+        if grp is None:
+            continue
+        k = port_group_breakout(sw.port_gbps, grp.gbps)
+        if k is None:
+            errs.append((f"{path}.ports.{role}.gbps", f"{grp.gbps:g}G ports on a switch of {sw.port_gbps:g}G ports: "
+                                                      f"a port breaks out into whole lanes of {sw.port_gbps:g}G / n, "
+                                                      f"it never runs faster"))
+            return t.oversubscription
+        if grp.ports % k:
+            errs.append((f"{path}.ports.{role}.ports", f"{grp.ports} ports of {grp.gbps:g}G do not fill whole "
+                                                       f"{sw.port_gbps:g}G ports ({k} per port): use a multiple of {k}"))
+            return t.oversubscription
+        used += grp.ports // k
+        cages.append(f"{grp.ports} x {grp.gbps:g}G = {grp.ports // k} ports")
+    if used > sw.radix:
+        cap = sw.radix * sw.port_gbps
+        want = g.down.ports * g.down.gbps + (g.up.ports * g.up.gbps if g.up else 0)
+        errs.append((f"{path}.ports", f"{' + '.join(cages)}: {used} of the switch's {sw.radix} {sw.port_gbps:g}G ports "
+                                      f"({want / 1e3:g} Tb/s of its {cap / 1e3:g} Tb/s)"))
+    if top or g.up is None:
+        ratio = 1.0
+    else:
+        ratio = g.down.ports * g.down.gbps / (g.up.ports * g.up.gbps)
+    if "oversubscription" in t.model_fields_set and abs(t.oversubscription - ratio) > 1e-9 * max(1.0, ratio):
+        errs.append((f"{path}.oversubscription", f"{t.oversubscription:g} disagrees with the port groups: "
+                                                 f"{g.down.ports} x {g.down.gbps:g}G down / "
+                                                 + (f"{g.up.ports} x {g.up.gbps:g}G up = {ratio:.4g}" if g.up else "no up = 1")
+                                                 + "; state one of them"))
+    if i == 1 and len(fab.tiers) == 3 and (fab.leaves_per_pod is not None or fab.pods is not None):
+        errs.append((f"{path}.ports", "with fabric.leaves_per_pod or fabric.pods stated the spine's ports follow "
+                                      "from the pod size; state the spine's port groups or the pod size, not both"))
+    return ratio
 
 
 def _hostlist_error(names: list, n_nodes: int) -> tuple:
