@@ -112,6 +112,23 @@ def test_units_where_case_carries_the_meaning():
     assert "ambiguous unit" in errs["jobs[0].collectives[0].bytes"] and "'GB'" in errs["jobs[0].collectives[0].bytes"]
 
 
+@pytest.mark.parametrize("edit,path,words", [
+    (lambda d: d["fabric"].update(k=16), "fabric.k", "fat_tree only"),
+    (lambda d: d["fabric"]["tiers"][1].update(bundle=2), "fabric.tiers[1].bundle", "no uplinks"),
+    (lambda d: d.update(transport={"adaptive": True}), "transport.adaptive", "not modelled"),
+    (lambda d: d.update(traffic=[{"pattern": "uniform", "file": "m.csv"}]), "traffic[0].file", "matrix pattern only"),
+    (lambda d: d["node_types"].append({"name": "cpu", "platform": "cpu-host",
+                                       "scaleup": {"size": 8}}), "node_types[1].scaleup",
+     "without accelerators"),
+])
+def test_values_that_would_be_ignored_are_refused(edit, path, words):
+    """A value the builder or the models would not use is refused with its path, never dropped."""
+    d = cluster_dict(tiers=[{"switch": sw(64)}, {"switch": sw(64)}])
+    edit(d)
+    errs = errors_of(d)
+    assert path in errs and words in errs[path], errs
+
+
 def test_job_larger_than_cluster():
     d = cluster_dict()
     d["jobs"] = [{"name": "huge", "accelerators": 4096, "tp": 8}]

@@ -192,7 +192,26 @@ LPO = {"max_m": 500.0, "watts": 8.5, "cost_usd": 650, "ends": 2,
        "unverified": ["cost_usd"]}
 # 400G parts draw and cost roughly 60% of 800G ones (assumption, unverified).
 OPTIC_SPEED_SCALE = {800: 1.0, 400: 0.6, 200: 0.4, 100: 0.25, 1600: 1.6}
-# Reference figures for single parts (added for issue 13): not read by the bill of materials, which prices a
+
+
+def optic_scale(gbps: float) -> float:
+    """Price and power of a part at ``gbps`` against the 800G figures: the nearest speed in
+    OPTIC_SPEED_SCALE (ties to the slower). Optic figures, the catalog's and a file's overrides alike,
+    are 800G figures."""
+    keys = sorted(OPTIC_SPEED_SCALE)
+    return OPTIC_SPEED_SCALE[min(keys, key=lambda s: abs(s - gbps))]
+
+
+def optic_part(optics: dict, reach_class: str, allow_lpo: bool) -> str:
+    """The part a link of ``reach_class`` uses: linear-drive (``lpo``) in place of a DSP optic where
+    LPO is allowed and its reach covers the whole class, else the class's own part."""
+    if (allow_lpo and reach_class not in ("dac", "aec")
+            and optics[reach_class].max_m <= optics["lpo"].max_m):
+        return "lpo"
+    return reach_class
+
+
+# Reference figures for single parts: not read by the bill of materials, which prices a
 # link by its reach class (OPTICS) and speed (OPTIC_SPEED_SCALE). They back the ranges above with primary
 # sources where one exists, and say where none does (1.6T).
 OPTIC_PARTS: dict[str, dict] = {

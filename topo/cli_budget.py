@@ -222,7 +222,8 @@ def _write_atomic(path: str, text: str) -> None:
                    "the target until the jobs' summed time and 95th-percentile penalty are within --max-slowdown "
                    "of the fabric as given")
 @click.option("--max-slowdown", type=finite(1.0, 1e6), default=None,
-              help="with --for-transport: the largest slowdown allowed, >= 1 (default: goals.max_job_slowdown)")
+              help="with --for-transport: the largest slowdown allowed, >= 1 (default: goals.max_job_slowdown, "
+                   "or 1.05 where the goal is null)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None,
               help="write the budget JSON here (atomically; includes cluster_after)")

@@ -5,19 +5,15 @@ plain JSON-able dicts; printing belongs to the CLI.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import math
 
 import numpy as np
 
-from .catalog import OPTIC_SPEED_SCALE
+from .catalog import optic_part, optic_scale
 from .fabric import Fabric, LINK_TIER_NAMES, REACH_NAMES, TIER_NAMES
 from .spec import Cluster
-
-
-def _speed_scale(gbps: float) -> float:
-    keys = sorted(OPTIC_SPEED_SCALE)
-    k = min(keys, key=lambda s: abs(s - gbps))
-    return OPTIC_SPEED_SCALE[k]
 
 
 def bill_of_materials(fabric: Fabric, cluster: Cluster, allow_lpo: bool | None = None) -> dict:
@@ -48,9 +44,9 @@ def bill_of_materials(fabric: Fabric, cluster: Cluster, allow_lpo: bool | None =
         for k, cnt in zip(keys.tolist(), n.tolist()):
             rclass = REACH_NAMES[k // 1_000_000]
             gbps = k % 1_000_000
-            part_name = "lpo" if (lpo and rclass in ("mmf", "smf_dr")) else rclass
+            part_name = optic_part(cluster.optics, rclass, lpo)
             part = cluster.optics[part_name]
-            scale = _speed_scale(gbps)
+            scale = optic_scale(gbps)
             units = cnt * part.ends
             optics.append({"reach": rclass, "part": part_name, "gbps": gbps, "links": cnt, "units": units,
                            "watts_each": part.watts * scale, "cost_each_usd": part.cost_usd * scale,
@@ -182,6 +178,7 @@ def describe(fabric: Fabric, cluster: Cluster) -> dict:
         "structure": structure(fabric),
         "all_to_all": all_to_all_by_class(fabric),
         "capacity_cliff": capacity_cliff(fabric, cluster, bom),
+        "unverified_figures": unverified_figures(cluster, bom),
     } | _custom_graph(fabric, tiers)
 
 
@@ -330,3 +327,33 @@ def _without(fabric: Fabric, cluster: Cluster, last: np.ndarray):
         return what, build(c2), c2
     except SpecError:
         return None
+
+
+def unverified_figures(cluster: Cluster, bom: dict) -> list[dict]:
+    """The catalog figures this cluster uses that no primary source confirms (the catalog's
+    ``unverified`` lists), for the presets it uses and does not override: platforms, accelerators,
+    switches and the optic parts in its bill of materials. Sorted by kind and name."""
+    from . import catalog
+    f = cluster.file
+    out: list[tuple] = []
+
+    def add(kind: str, name: str, entry: Optional[dict], given: set):
+        fields = [x for x in (entry or {}).get("unverified", []) if x not in given]
+        if fields:
+            out.append((kind, name, sorted(fields), (entry or {}).get("source", "")))
+
+    for nt in f.node_types:
+        given = set(nt.model_dump(exclude_unset=True))
+        if nt.platform:
+            add("platform", nt.platform, catalog.PLATFORMS.get(nt.platform), given)
+    for nt in cluster.node_types.values():
+        if nt.accelerator and nt.accelerator not in f.catalog.accelerators:
+            add("accelerator", nt.accelerator, catalog.ACCELERATORS.get(nt.accelerator), set())
+    for t in cluster.tiers:
+        if t.switch_name not in f.catalog.switches:
+            add("switch", t.switch_name, catalog.SWITCHES.get(t.switch_name), set())
+    for part in sorted({o["part"] for o in bom.get("optics", [])}):
+        if part not in f.catalog.optics:
+            add("optic", part, catalog.LPO if part == "lpo" else catalog.OPTICS.get(part), set())
+    return [{"kind": k, "name": n, "fields": list(fl), "source": s} for k, n, fl, s in sorted(set(
+        (k, n, tuple(fl), s) for k, n, fl, s in out))]

@@ -729,11 +729,9 @@ class _Data:
 
     def link_price(self, reach: int, gbps: float) -> tuple[float, float]:
         """(cost USD, watts) of one link of a reach class and speed, both ends included."""
-        from .catalog import OPTIC_SPEED_SCALE
-        rc = _REACH[reach]
-        part = "lpo" if (self.cluster.file.costs.allow_lpo and rc in ("mmf", "smf_dr")) else rc
-        p = self.cluster.optics[part]
-        scale = OPTIC_SPEED_SCALE[min(sorted(OPTIC_SPEED_SCALE), key=lambda s: abs(s - gbps))]
+        from .catalog import optic_part, optic_scale
+        p = self.cluster.optics[optic_part(self.cluster.optics, _REACH[reach], self.cluster.file.costs.allow_lpo)]
+        scale = optic_scale(gbps)
         return p.ends * p.cost_usd * scale, p.ends * p.watts * scale
 
     def _price(self, reach: np.ndarray, gbps) -> tuple[float, float]:
@@ -1632,7 +1630,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
             lt = t + 1
             m = (after_fab.link_tier == lt) & up_links
             rc, rn = np.unique(after_fab.link_reach[m], return_counts=True)
-            part = lambda r: ("lpo" if cluster.file.costs.allow_lpo and _REACH[r] in ("mmf", "smf_dr") else _REACH[r])
+            from .catalog import optic_part
+            part = lambda r: optic_part(cluster.optics, _REACH[r], cluster.file.costs.allow_lpo)
             row["links_by_optic"] = {part(int(r)): int(n) for r, n in zip(rc, rn)}
             key = ("leaf-spine", "spine-super")[t]
             util_out[key] = {

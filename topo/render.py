@@ -91,6 +91,10 @@ def _describe_text(d: dict) -> str:
     out.append(table([[o["reach"], o["part"], f"{o['gbps']}G", _fmt(o["links"]), _fmt(o["units"]),
                        _fmt(o["kw"], "kW"), _fmt(o["cost_usd"], "$")] for o in b["optics"]],
                      ["reach", "part", "speed", "links", "units", "power", "cost"]))
+    uv = d.get("unverified_figures") or []
+    if uv:
+        out.append("unverified catalog figures in use (no primary source; state your own in the file's catalog "
+                   "to replace them): " + "; ".join(f"{x['kind']} {x['name']} ({', '.join(x['fields'])})" for x in uv))
     out.append("")
     rp = d["rack_power"]
     out.append(f"rack power: max {rp['max_kw']:.1f} kW, total {rp['total_kw']:,.0f} kW; "

@@ -79,23 +79,26 @@ def _unit_parser(table: dict[str, float], unit_name: str):
     return BeforeValidator(parse)
 
 
-def _unit_schema(table: dict, unit_name: str, minimum_key: str) -> WithJsonSchema:
+def _unit_schema(table: dict, unit_name: str, minimum_key: str, low: float = 0.0,
+                 high: Optional[float] = None) -> WithJsonSchema:
     any_case = set(_ANY_CASE[id(table)])
     ci = lambda u: "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in u)
     units = "|".join(ci(u) if u in any_case else re.escape(u) for u in sorted(table, key=len, reverse=True))
     return WithJsonSchema({"anyOf": [
-        {"type": "number", minimum_key: 0, "description": f"in {unit_name}"},
+        {"type": "number", minimum_key: low, **({"maximum": high} if high is not None else {}),
+         "description": f"in {unit_name}"},
         {"type": "string", "pattern": rf"^\s*[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*({units})\s*$",
          "description": f"a value with a unit, normalised to {unit_name}"}]})
 
 
 Gbps = Annotated[float, _unit_parser(_BW, "Gb/s"), Field(ge=limits.MIN_GBPS, le=limits.MAX_GBPS),
-                 _unit_schema(_BW, "Gb/s", "exclusiveMinimum")]
-KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0, le=limits.MAX_KW), _unit_schema(_KW, "kW", "minimum")]
+                 _unit_schema(_BW, "Gb/s", "minimum", limits.MIN_GBPS, limits.MAX_GBPS)]
+KW = Annotated[float, _unit_parser(_KW, "kW"), Field(ge=0, le=limits.MAX_KW),
+               _unit_schema(_KW, "kW", "minimum", 0.0, limits.MAX_KW)]
 Bytes = Annotated[float, _unit_parser(_BYTES, "bytes"), Field(ge=0, le=limits.MAX_BYTES),
-                  _unit_schema(_BYTES, "bytes", "minimum")]
+                  _unit_schema(_BYTES, "bytes", "minimum", 0.0, limits.MAX_BYTES)]
 Metres = Annotated[float, _unit_parser(_METRES, "metres"), Field(gt=0, le=limits.MAX_METRES),
-                   _unit_schema(_METRES, "metres", "exclusiveMinimum")]
+                   _unit_schema(_METRES, "metres", "exclusiveMinimum", 0.0, limits.MAX_METRES)]
 PosInt = Annotated[int, Field(ge=1, le=limits.MAX_INT)]
 Count = Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]   # a count of things that are built
 Name = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LEN)]
@@ -204,7 +207,7 @@ class RackType(_M):
     nodes: dict[Name, Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]] = Field(min_length=1)
     cooling: Literal["air", "liquid"] = "air"
     power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0, le=limits.MAX_KW),
-                                       _unit_schema(_KW, "kW", "exclusiveMinimum")]] = None
+                                       _unit_schema(_KW, "kW", "exclusiveMinimum", 0.0, limits.MAX_KW)]] = None
     power_limit_hard: bool = False
 
 
@@ -428,6 +431,8 @@ class Goals(_M):
     max_oversubscription: Annotated[
         Any, BeforeValidator(oversubscription_caps),
         WithJsonSchema({"anyOf": [{"type": "null"}, {"type": "number", "minimum": 1},
+                                  {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*$|^\s*(leaf|spine)\s*=",
+                                   "description": "a number, or per tier: 'leaf=1,spine=3'"},
                                   {"type": "object", "additionalProperties": False, "minProperties": 1,
                                    "properties": {"leaf": {"type": "number", "minimum": 1},
                                                   "spine": {"type": "number", "minimum": 1}}}]})] = None
@@ -690,6 +695,8 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
                        else aspec.scaleup_gbps)
             if su_size % n_acc != 0 and n_acc % su_size != 0:
                 errs.append((f"{path}.scaleup.size", f"scale-up domain of {su_size} does not align with {n_acc} accelerators per node"))
+        elif nt.scaleup is not None:
+            errs.append((f"{path}.scaleup", "a node type without accelerators has no scale-up domain"))
         srcs = {"platform": base.get("source", "")} if base else {}
         if aspec is not None:
             srcs["accelerator"] = aspec.source
@@ -752,6 +759,8 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             sw, swname = switches[t.switch], t.switch
         else:
             sw, swname = t.switch, f"tier{i}-switch"
+        if t.bundle is not None and i == len(fab.tiers) - 1:
+            errs.append((f"{path}.bundle", "the top tier has no uplinks to bundle; bundle applies to a tier's uplinks"))
         if t.partial_pod_bundle is not None and (i != 1 or len(fab.tiers) != 3 or fab.family == "fat_tree"):
             errs.append((f"{path}.partial_pod_bundle", "applies to the spine tier (tiers[1]) of a 3-tier Clos only"))
         if t.line_cards is not None or t.ports_populated is not None:
@@ -761,6 +770,8 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             os_ = _port_group_errors(fab, i, t, sw, path, errs)
         tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=os_, bundle=t.bundle,
                                   partial_pod_bundle=t.partial_pod_bundle))
+    if fab.k is not None and fab.family != "fat_tree":
+        errs.append(("fabric.k", f"applies to family fat_tree only (this fabric is {fab.family}; its tiers give the switches)"))
     if fab.family == "fat_tree":
         if fab.k is None:
             errs.append(("fabric.k", "missing: a fat tree needs its switch radix k"))
@@ -871,6 +882,12 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     for i, tp in enumerate(f.traffic):
         if tp.pattern == "matrix" and not tp.file:
             errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
+        elif tp.pattern != "matrix" and tp.file:
+            errs.append((f"traffic[{i}].file", f"applies to the matrix pattern only (this pattern is {tp.pattern!r})"))
+    if f.transport.adaptive:
+        errs.append(("transport.adaptive", "adaptive routing is not modelled: topo routes by ideal ECMP (fluid), "
+                     "per-flow hashing (roce-hash) or per-packet spraying (uec-spray, the closest to adaptive "
+                     "routing); leave adaptive false and choose the routing model"))
     t = f.transport
     if t.qps_per_connection is not None and (t.channels is not None or t.qps_per_channel is not None):
         both = " and ".join(f"transport.{k} ({getattr(t, k)})" for k in ("channels", "qps_per_channel")
