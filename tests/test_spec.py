@@ -222,3 +222,23 @@ def test_rank_order_forms():
     assert parse_rank_order("tp-cp-pp-dp") == ("tp", "cp", "pp", "dp")
     assert parse_rank_order("tp-cp-ep-dp-pp") == ("tp", "cp", "dp", "pp")  # Megatron-LM's default
     assert parse_rank_order("TP-DP-CP-PP") == ("tp", "dp", "cp", "pp")
+
+
+def test_every_schema_field_has_a_description():
+    """Editors show the schema's descriptions on hover: every property of every object has one."""
+    from topo.spec import json_schema
+    missing = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for name, prop in (node.get("properties") or {}).items():
+                if not (isinstance(prop, dict) and str(prop.get("description", "")).strip()):
+                    missing.append(f"{where}.{name}")
+            for k, v in node.items():
+                walk(v, where if k == "properties" else f"{where}/{k}")
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, where)
+
+    walk(json_schema(), "")
+    assert not missing, missing

@@ -110,16 +110,23 @@ Seed = Annotated[int, Field(ge=0, le=limits.MAX_SEED)]
 class _M(BaseModel):
     # allow_inf_nan=False: Infinity, NaN and strings such as "1e400" are refused, never saved as null
     # protected_namespaces=(): `model_params_b` is a field, not pydantic's (older pydantic warned)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=())
+    # use_attribute_docstrings: the string under each field is its description in the JSON Schema
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=(),
+                              use_attribute_docstrings=True)
 
 
 # --- catalog overrides -------------------------------------------------------------
 class AcceleratorSpec(_M):
     power_w: Annotated[float, Field(gt=0, le=limits.MAX_KW * 1e3)]
+    """Power of one accelerator in watts (plain number, required). Recorded with the model; rack and node power come from node_types[].power_busy_kw, not from this."""
     scaleup_gbps: Annotated[float, Field(ge=0, le=limits.MAX_GBPS)] = 0.0
+    """Scale-up bandwidth per accelerator in Gb/s, one direction (plain number). Used when the node type's scaleup gives no gbps_per_accelerator. Default 0."""
     scaleup_domain: Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)] = 1
+    """Accelerators per scale-up domain, used when the node type has no scaleup.size. Default 1 (each accelerator alone)."""
     hbm_gb: Annotated[float, Field(ge=0, le=1e9)] = 0.0
+    """HBM capacity per accelerator in GB. Informational: not used in any calculation. Default 0."""
     source: Text = "given in the cluster file"
+    """Free text saying where these figures come from (e.g. a datasheet URL). Recorded, not used in calculations."""
 
 
 class LineCards(_M):
@@ -128,20 +135,32 @@ class LineCards(_M):
     user states them), let a tier populate part of the chassis; the switch's power_w and cost_usd
     are the fully populated chassis."""
     slots: Annotated[int, Field(ge=1, le=64)]
+    """Line-card slots in the chassis (1 to 64); slots x ports_per_card must equal the switch's radix."""
     ports_per_card: Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]
+    """Ports on each line card, at the switch's port speed."""
     power_w_per_card: Optional[Annotated[float, Field(ge=0, le=limits.MAX_KW * 1e3)]] = None
+    """Power of one line card in watts, from a source or your own figure. Needed to populate a chassis in part; unset, partial population is refused (nothing is invented)."""
     cost_usd_per_card: Optional[Money] = None
+    """Price of one line card in USD, from a source or your own figure. Needed to populate a chassis in part."""
     source: Text = "given in the cluster file"
+    """Free text saying where the line-card figures come from. Recorded, not used in calculations."""
 
 
 class SwitchSpec(_M):
     radix: Annotated[int, Field(ge=2, le=limits.MAX_RADIX)]
+    """Number of ports, all at port_gbps (2 to 4,096)."""
     port_gbps: Gbps
+    """Speed of each port in Gb/s (number, or a string such as 400G, 800Gbps, 1.6Tbps). A faster port facing slower ones breaks out into lanes of the slower speed."""
     power_w: Annotated[float, Field(ge=0, le=limits.MAX_KW * 1e3)]
+    """Power of one switch in watts (plain number). Counts in network power and energy cost, in its compute rack for top-of-rack leaves, else in a network rack."""
     cost_usd: Money
+    """Price of one switch in USD, counted in capex."""
     ru: Annotated[int, Field(ge=1, le=64)] = 2
+    """Rack units the switch occupies. Recorded only: network racks are filled by power, not by space. Default 2."""
     source: Text = "given in the cluster file"
+    """Free text saying where these figures come from (e.g. a datasheet URL). Recorded, not used in calculations."""
     line_cards: Optional[LineCards] = None
+    """For a chassis switch: its line cards (slots, ports per card, per-card power and price), so a tier can populate part of it. power_w and cost_usd stay the full chassis."""
 
     @model_validator(mode="after")
     def _cards(self):
@@ -162,62 +181,96 @@ class SwitchSpec(_M):
 
 class OpticSpec(_M):
     max_m: Metres
+    """Longest link in metres this class serves (number or e.g. 100m, 300ft). A link takes the first of dac, aec, mmf, smf_dr, smf_fr whose max_m covers it; lpo's decides which classes LPO replaces."""
     watts: Annotated[float, Field(ge=0, le=1e4)]
+    """Power per unit in watts (per transceiver when ends is 2, per cable when 1), as an 800G figure: scaled by link speed (400G x0.6, 200G x0.4, 1.6T x1.6). Plain number."""
     cost_usd: Money
+    """Price per unit in USD (per transceiver when ends is 2, per cable when 1), as an 800G figure scaled by link speed like watts."""
     ends: Literal[1, 2] = 2
+    """Units a link needs: 1 for a cable priced whole (DAC, AEC), 2 for one transceiver at each end (optics). Default 2."""
     source: Text = "given in the cluster file"
+    """Free text saying where these figures come from (e.g. a datasheet URL). Recorded, not used in calculations."""
 
 
 class CatalogOverrides(_M):
     accelerators: dict[Name, AcceleratorSpec] = {}
+    """Accelerator models by name, added to the catalog or replacing a preset of that name (whole: give every required field). node_types[].accelerator refers to them."""
     switches: dict[Name, SwitchSpec] = {}
+    """Switch models by name, added to the catalog or replacing a preset of that name (whole). fabric.tiers[].switch refers to them."""
     optics: dict[Literal["dac", "aec", "mmf", "smf_dr", "smf_fr", "lpo"], OpticSpec] = {}
+    """Optic or cable specs by reach class: dac, aec, mmf, smf_dr, smf_fr, lpo. An entry replaces that class's preset whole."""
 
 
 # --- nodes, racks, floor ---------------------------------------------------------
 class ScaleUp(_M):
     """A scale-up domain (NVLink, UALink, Infinity Fabric): `size` accelerators."""
     size: Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]
+    """Accelerators per scale-up domain (NVLink, UALink...). Must divide, or be a multiple of, the node's accelerators; a larger domain spans consecutive nodes of this type in one rack."""
     gbps_per_accelerator: Optional[Gbps] = None
+    """Scale-up bandwidth per accelerator in Gb/s, one direction (number or unit string; Gb/s is bits, GB/s bytes). Default: the accelerator's scaleup_gbps."""
     technology: Name = "nvlink"
+    """Label of the scale-up interconnect (e.g. nvlink, ualink). Informational: not used in any calculation. Default nvlink."""
 
 
 class NodeType(_M):
     name: Name
+    """Name of this node type, unique in the file (1 to 128 characters); racks[].nodes refers to it."""
     platform: Optional[Name] = None
+    """Platform preset giving every other field: hgx-h100, hgx-b200, mi300x-oam, mi355x-oam, helios-tray, nvl72-tray, cpu-host, hgx-a100-8x200g. Fields given here override it."""
     accelerator: Optional[Name] = None
+    """Accelerator model: a catalog name (H100, B200, GB200, MI300X, MI355X, MI450, MI455X, A100) or one in catalog.accelerators. Omitted (and no platform): a host without accelerators."""
     accelerators: Optional[Annotated[int, Field(ge=0, le=limits.MAX_ACCELERATORS_PER_NODE)]] = None
+    """Accelerators per node; 0 is a host without accelerators (one endpoint). Required when an accelerator is named without a platform; 0 when none is named."""
     nics: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NICS_PER_NODE)]] = None
+    """Scale-out NICs per node; NICs and accelerators must share evenly (one divides the other). Default: the platform's value, else one per accelerator (1 for a host)."""
     # per NIC: a NIC of nic_ports ports gives each port nic_gbps / nic_ports
     nic_gbps: Optional[Gbps] = None
+    """Bandwidth of each NIC in Gb/s (number or e.g. 400G, 1.6Tbps); a NIC of nic_ports ports gives each port nic_gbps / nic_ports. Required unless the platform gives it."""
     nic_ports: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NIC_PORTS)]] = None
+    """Fabric ports per NIC, each a separate link at nic_gbps / nic_ports. Must be even when dual_homed. Default: the platform's value, else 1."""
     power_busy_kw: Optional[KW] = None
+    """Whole-node power at the wall when busy, in kW (number or e.g. 10.2kW, 800W). Required unless the platform gives it."""
     power_idle_kw: Optional[KW] = None
+    """Whole-node power when idle, in kW (number or e.g. 2.6kW); free nodes count at this in rack power. Default: the platform's value, else 25% of power_busy_kw."""
     scaleup: Optional[ScaleUp] = None
+    """Scale-up domain of this node type's accelerators (size, bandwidth). Omitted: the accelerator model's scaleup_domain and scaleup_gbps. Refused for hosts without accelerators."""
     # rail-optimized and rail-only fabrics, nodes without accelerators: the rail of each fabric port
     # (nics x nic_ports of them, in order). Default: port k on rail k mod rails (a NIC's two ports
     # on one rail when dual-homed)
     rails: Optional[list[Annotated[int, Field(ge=0, le=limits.MAX_ACCELERATORS_PER_NODE)]]] = Field(
         default=None, min_length=1, max_length=limits.MAX_NICS_PER_NODE * limits.MAX_NIC_PORTS)
+    """Rail-optimized and rail-only fabrics, nodes without accelerators only: the rail of each fabric port (nics x nic_ports entries, in order). Default: port k on rail k mod rails (k // 2 when dual-homed)."""
 
 
 class RackType(_M):
     name: Name
+    """Name of this rack type, unique in the file. Individual racks are named rack000, rack001, ... (those names, not this one, go in pin_racks)."""
     count: Annotated[int, Field(ge=1, le=limits.MAX_RACK_COUNT)] = 1
+    """Number of racks of this type. Default 1."""
     nodes: dict[Name, Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]] = Field(min_length=1)
+    """Nodes in each rack, by node type name, e.g. {gpu: 4, cpu: 1}; nodes sit in the rack in this order. At least one entry."""
     cooling: Literal["air", "liquid"] = "air"
+    """air or liquid. It only sets the default power_limit_kw: 30 kW for air, 140 kW for liquid. Default air."""
     power_limit_kw: Optional[Annotated[float, _unit_parser(_KW, "kW"), Field(gt=0, le=limits.MAX_KW),
                                        _unit_schema(_KW, "kW", "exclusiveMinimum", 0.0, limits.MAX_KW)]] = None
+    """Power limit per rack in kW (number or e.g. 45kW); placement keeps every rack at or under it. Default by cooling: 30 kW air, 140 kW liquid."""
     power_limit_hard: bool = False
+    """true: the file is refused if the rack's nodes at busy power exceed the limit, and the budget never adds top-of-rack leaves past it. Placement respects either kind. Default false."""
 
 
 class Floor(_M):
     racks_per_row: Count = 16
+    """Racks per row of the floor layout; racks fill rows in file order. Used for link lengths. Default 16."""
     rack_pitch_m: Metres = 0.6
+    """Distance in metres between neighbouring racks in a row (number or e.g. 60cm, 2ft). Link length = Manhattan distance between positions + slack_m. Default 0.6."""
     row_pitch_m: Metres = 3.0
+    """Distance in metres between neighbouring rows of racks (number or e.g. 3m, 10ft). Default 3.0."""
     slack_m: Annotated[float, Field(ge=0, le=limits.MAX_METRES)] = 2.0
+    """Cable length in metres added to every link's floor distance (plain number; unit strings are not accepted here). Default 2.0."""
     leaf_placement: Literal["tor", "eor"] = "eor"
+    """tor: each leaf sits in the rack of its first endpoint and its power counts there; eor: leaves sit at the end of their row. Sets cable lengths and rack power. Default eor."""
     network_rack_power_limit_kw: Annotated[float, Field(gt=0, le=limits.MAX_KW)] = 40.0
+    """Power limit in kW (plain number) of each network rack holding non-top-of-rack switches; the budget fills them by power and never picks a switch drawing more. Default 40."""
 
 
 # --- fabric -----------------------------------------------------------------------
@@ -225,7 +278,9 @@ class PortGroup(_M):
     """Ports of one role on a switch: `ports` logical ports of `gbps` each. A speed below the
     switch's port speed is a breakout (port_gbps / gbps logical ports per physical port)."""
     ports: Annotated[int, Field(ge=1, le=limits.MAX_RADIX * 8)]
+    """Logical ports in this group, each at gbps. A speed below the switch's port speed is a breakout: port_gbps / gbps logical ports per physical port."""
     gbps: Gbps
+    """Speed of each logical port in Gb/s (number or unit string); must divide the switch's port speed."""
 
 
 class TierPorts(_M):
@@ -233,33 +288,45 @@ class TierPorts(_M):
     next tier; absent on the top tier). Stated, the port split, the speeds and the
     oversubscription (down capacity / up capacity) follow from it."""
     down: PortGroup
+    """The ports facing the endpoints (leaf) or the tier below: count and speed."""
     up: Optional[PortGroup] = None
+    """The ports facing the next tier: count and speed. Required below the top tier, refused on it."""
 
 
 class Tier(_M):
     switch: Union[Name, SwitchSpec] = "th5-128x400"
+    """Switch model of this tier: a preset name (th5-64x800, th5-128x400, th4-64x400, deep-buffer-576x400, or one in catalog.switches) or an inline switch spec. Default th5-128x400."""
     # port groups with their own speed and breakout (e.g. 128 x 200G down and 64 x 400G up on a
     # 128 x 400G switch); unset, every port runs at the switch's port speed and the split follows
     # from `oversubscription`
     ports: Optional[TierPorts] = None
+    """Port groups with their own speeds: down (towards the endpoints) and up (absent on the top tier), e.g. 128 x 200G down, 64 x 400G up. Unset: every port at port_gbps, split by oversubscription."""
     # a chassis switch populated in part (its switch gives line_cards): line cards per switch, or
     # ports per switch (the cards that hold them); power and price follow the cards populated
     line_cards: Optional[Annotated[int, Field(ge=1, le=64)]] = None
+    """A chassis switch populated in part: line cards per switch (its switch must give line_cards with per-card power and price). Radix, power and price follow the cards populated."""
     ports_populated: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
+    """A chassis switch populated in part, stated as ports per switch: the cards that hold them are populated. Alternative to line_cards."""
     # down capacity / up capacity of each switch of the tier; below 1 is under-subscribed (more
     # uplink than downlink capacity). Built exactly (the largest whole split of the radix with this
     # ratio) or refused
     oversubscription: Annotated[float, Field(gt=0, le=1e6)] = 1.0
+    """Down capacity / up capacity of each switch of this tier (3 = 3:1; below 1 under-subscribed). Built with an exact port split or refused. Top tier and fat_tree: 1. Default 1."""
     bundle: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
+    """Parallel links from each switch of this tier to each switch above it (tiers[0]: leaf-spine, tiers[1]: spine-super). Unset: derived (topo describe shows the rule). Refused on the top tier."""
     # spine tier of a 3-tier Clos: links from each spine of the last pod to each of its
     # super-spines when that pod has fewer leaves than the others (default: bundle)
     partial_pod_bundle: Optional[Annotated[int, Field(ge=1, le=limits.MAX_RADIX)]] = None
+    """Spine tier (tiers[1]) of a 3-tier Clos only: links from each spine of a partly filled last pod to each super-spine, at most bundle. Default: bundle."""
 
 
 class CustomGraph(_M):
     graphml: Optional[Annotated[str, Field(min_length=1, max_length=4096)]] = None
+    """Path to a GraphML file, relative to the cluster file; nodes with attribute tier 0 are endpoints, edge attribute gbps optional. Read as GraphML only if it ends .graphml or .xml."""
     edge_list: Optional[Annotated[str, Field(min_length=1, max_length=4096)]] = None
+    """Path to an edge list, relative to the cluster file: 'u v [gbps]' per line, # comments; nodes named e<number> are endpoints. Give exactly one of graphml and edge_list."""
     link_gbps: Gbps = 400.0
+    """Capacity in Gb/s of the graph's links whose file gives none (number or e.g. 400G). Default 400."""
 
     @model_validator(mode="after")
     def _one(self):
@@ -270,36 +337,54 @@ class CustomGraph(_M):
 
 class Fabric(_M):
     family: Literal["fat_tree", "clos", "rail_optimized", "rail_only", "custom"] = "clos"
+    """fat_tree (k-ary, from k), clos (leaf-spine[-super] from tiers), rail_optimized (accelerator i's port on a leaf of rail i), rail_only (one network per rail) or custom (graph file). Default clos."""
     k: Optional[Annotated[int, Field(ge=2, le=limits.MAX_RADIX)]] = None
+    """fat_tree only, and required there: the switch radix k, even. The endpoint ports must fill all k^2/2 edge switches (k^3/4 host ports). Refused for other families."""
     tiers: list[Tier] = Field(default_factory=lambda: [Tier(), Tier()], max_length=8)
+    """Switch tiers, leaf first: 1 to 3 for clos and rail families. fat_tree uses tiers[0]'s port speed, power and price at radix k. Default: two tiers of th5-128x400."""
     planes: Annotated[int, Field(ge=1, le=limits.MAX_PLANES)] = 1
+    """Parallel copies of the fabric; NIC port k goes to plane k mod planes, so nic_ports must be 1 or a multiple. Must be 1 for rail families and with dual_homed. Default 1."""
     dual_homed: bool = False
+    """Each NIC's two ports go to two different leaves (of its rail when rail-optimized). Needs an even nic_ports; not with fat_tree or planes > 1. Default false."""
     # dual-homed with planes: where each NIC's second port goes. "planes": the NIC's two ports on
     # two planes (port k on plane k mod planes; the dual-ToR, dual-plane design); "leaves": on two
     # leaves of one plane (of its rail on rail-optimized fabrics), the pair of ports k, k+1 on plane
     # (k // 2) mod planes. Default: "planes" with planes > 1, else "leaves"
     dual_homed_across: Optional[Literal["leaves", "planes"]] = None
+    """With dual_homed: where a NIC's second port goes: 'planes' (port k on plane k mod planes) or 'leaves' (two leaves of one plane, of its rail on rail-optimized). Default planes if planes > 1, else leaves."""
     custom: Optional[CustomGraph] = None
+    """family custom only, and required there: the fabric read from a GraphML file or an edge list."""
     # pod structure stated, not derived (per plane); the builder uses it exactly or refuses with the
     # arithmetic. Unset, each is derived and `topo describe` shows the rule
     leaves_per_pod: Optional[Count] = None
+    """Leaves per pod, per plane. Stated: built exactly or refused with the arithmetic; 2 tiers: must equal all leaves. Unset: spine down ports / leaf-spine bundle."""
     spines_per_pod: Optional[Count] = None
+    """Spines per pod (per plane on 2 tiers); fixes the leaf-spine bundle = leaf uplinks / spines, which must be whole. Unset: derived from the bundle (topo describe shows it)."""
     pods: Optional[Count] = None
+    """Pods per plane (3 tiers); sets leaves per pod = ceil(leaves per plane / pods). 2 tiers: only 1. Unset: ceil(leaves per plane / leaves per pod)."""
     super_spines: Optional[Count] = None
+    """Super-spines per plane (3 tiers only); fixes the spine-super bundle and must be a multiple of spines per pod. Unset: spines per pod x spine uplinks / bundle."""
 
 
 class Transport(_M):
     protocol: Literal["roce", "uec", "ideal"] = "roce"
+    """roce (RoCEv2, each queue pair hashed onto one path), uec (Ultra Ethernet packet spraying) or ideal (ideal ECMP, no header overhead). Sets routing model and headers. Default roce."""
     mtu_bytes: Annotated[int, Field(ge=256, le=65536)] = 4096
+    """Payload bytes per packet (256 to 65,536); goodput = line rate x mtu_bytes / (mtu_bytes + header_bytes). Default 4096."""
     # RoCE hashing is modelled per (channel, queue pair): a collective opens `channels` channels
     # per peer connection (each 1/channels of the bytes), each channel `qps_per_channel` queue pairs,
     # and every (channel, QP) has its own source-port entropy. qps_per_connection N is the one-channel
     # shorthand (channels 1, qps_per_channel N); stating it with either of the two is refused
     qps_per_connection: Optional[Annotated[int, Field(ge=1, le=limits.MAX_QPS_PER_CHANNEL)]] = None
+    """Queue pairs per connection under RoCE hashing; each is hashed onto its own path, so more spread the load. Matters only for roce-hash; --qps overrides. Default 1."""
     channels: Optional[Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)]] = None
+    """Channels per collective under RoCE hashing: each carries 1/channels of the bytes with its own source-port entropy. Give it with qps_per_channel, not with qps_per_connection. Default 1."""
     qps_per_channel: Optional[Annotated[int, Field(ge=1, le=limits.MAX_QPS_PER_CHANNEL)]] = None
+    """Queue pairs per channel under RoCE hashing, each hashed onto its own path (channels x qps_per_channel hashed flows per connection, at most 1,024). Default 1."""
     header_bytes: Optional[Annotated[int, Field(ge=0, le=1024)]] = None
+    """Per-packet overhead in bytes, wire framing (preamble, gap) included. Default by protocol: roce 82, uec 98 (UET sizes unverified), ideal 0."""
     adaptive: bool = False
+    """Must be false: adaptive routing is not modelled (true is refused). Choose the routing model instead; uec-spray is per-packet spraying."""
 
     @property
     def n_channels(self) -> int:
@@ -317,48 +402,78 @@ class Transport(_M):
 # --- jobs and traffic ---------------------------------------------------------------
 class Collective(_M):
     op: Literal["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv", "broadcast"]
+    """allreduce, allgather, reducescatter, alltoall, sendrecv (pipeline stage i to i+1) or broadcast; flows follow nccl-tests semantics."""
     group: Literal["tp", "pp", "dp", "ep", "cp"] = "dp"
+    """Parallel dimension whose groups run it: tp, pp, dp, ep or cp; every group of that dimension runs it. Default dp."""
     bytes: Bytes
+    """Buffer size per rank per iteration, in bytes (number or e.g. 8GiB, 512MB; GB = 1e9, GiB = 2^30). A ring allreduce sends 2(n-1)/n of it per rank."""
     algorithm: Literal["ring", "tree", "hierarchical", "direct"] = "ring"
+    """ring, tree, hierarchical (scale-up domain first; allreduce only) or direct. alltoall is always direct; allgather/reducescatter are ring unless direct. Default ring."""
 
 
 class Job(_M):
     name: Name
+    """Name of the job, unique in the file (1 to 128 characters)."""
     accelerators: Count
+    """Accelerators the job needs; a multiple of tp x pp x cp and at most the cluster's accelerators."""
     tp: Count = 1
+    """Tensor-parallel group size; TP ranks are fastest, so a TP group sits inside one scale-up domain when it fits. Default 1."""
     pp: Count = 1
+    """Pipeline-parallel stages. Default 1."""
     cp: Count = 1
+    """Context-parallel group size. Default 1."""
     ep: Count = 1
+    """Expert-parallel group size: EP groups are ep consecutive DP ranks, so ep must divide dp. Not a factor of accelerators. Default 1."""
     dp: Optional[Count] = None
+    """Data-parallel degree. Default: accelerators / (tp x pp x cp); if given it must equal that."""
     collectives: list[Collective] = Field(default=[], max_length=limits.MAX_COLLECTIVES)
+    """Collectives of one training iteration; they become the job's traffic. Empty: the job takes accelerators but sends nothing."""
     model_params_b: Optional[Annotated[float, Field(gt=0, le=1e9)]] = None
+    """Model size in billions of parameters. Informational: not used to derive traffic or anything else."""
     # higher runs first: when the free accelerators do not hold every job, lower priorities wait
     priority: Annotated[int, Field(ge=-(10 ** 9), le=10 ** 9)] = 0
+    """Admission order when free accelerators cannot hold every job: higher first, ties in file order; lower ones wait and are reported unplaced. Default 0."""
     pin_racks: list[Name] = []
+    """Racks the job must run in, by rack name (rack000, rack001, ...; not rack type names). Empty: any rack."""
     forbid_racks: list[Name] = []
+    """Racks the job must not use, by rack name (rack000, rack001, ...; not rack type names). Empty: none forbidden."""
     pin_pods: list[Annotated[int, Field(ge=0, le=limits.MAX_ENDPOINTS)]] = []
+    """Pods the job must run in, by index from 0 (a 2-tier fabric has one pod, 0). Empty: any pod."""
     forbid_pods: list[Annotated[int, Field(ge=0, le=limits.MAX_ENDPOINTS)]] = []
+    """Pods the job must not use, by index from 0. Empty: none forbidden."""
     # an explicit placement: node names (hostlist ranges allowed), in rank order
     nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
+    """Explicit placement: node names (n0000, ...; hostlist ranges such as n[0000-0015] allowed) in rank order. Nodes must have accelerators and not be busy. Empty: topo places the job."""
     # how ranks map to parallel coordinates, fastest first (Megatron-LM's --order default
     # "tp-cp-ep-dp-pp" is accepted: EP groups are consecutive DP ranks)
     rank_order: Annotated[str, Field(max_length=64)] = "tp-cp-pp-dp"
+    """Rank-to-coordinate order, fastest first: tp, cp, pp, dp joined by '-', tp first; ep may sit just before dp (Megatron's tp-cp-ep-dp-pp). Default tp-cp-pp-dp."""
 
 
 class TrafficPattern(_M):
     pattern: Literal["uniform", "permutation", "incast", "matrix"]
+    """uniform (every endpoint to every other), permutation (each to one random other), incast (fan_in senders per receiver) or matrix (CSV file of src,dst,bytes)."""
     bytes: Bytes = 1e9
+    """Bytes per flow (number or e.g. 1GiB): per pair for uniform, per sender for permutation and incast; ignored by matrix. Default 1e9 (1 GB)."""
     endpoints: Optional[Count] = None   # use the first N endpoints; default all
+    """Use only the first N endpoints, in endpoint order. Default all. Ignored by matrix."""
     fan_in: Count = 16                  # incast senders per receiver
+    """incast only: senders per receiver; endpoints are split into blocks of fan_in + 1. Default 16."""
     file: Optional[Annotated[str, Field(min_length=1, max_length=4096)]] = None  # matrix: CSV src,dst,bytes
+    """matrix only, and required there: CSV of src,dst,bytes with endpoint names (n0000-g0, ...), path relative to the cluster file."""
     seed: Optional[Seed] = None
+    """Seed for the random choices of permutation and incast. Default: the run's --seed, else goals.seed."""
 
 
 class Costs(_M):
     electricity_usd_per_kwh: Annotated[float, Field(ge=0, le=1e3)] = 0.08
+    """Electricity price in USD per kWh, for the energy cost of the network (switches and optics) over horizon_years. Default 0.08."""
     horizon_years: Annotated[float, Field(gt=0, le=100)] = 5.0
+    """Years of network energy counted in the cost objective (capex + energy). Default 5."""
     pue: Annotated[float, Field(ge=1.0, le=10)] = 1.3
+    """Power usage effectiveness (1 to 10): multiplies network energy cost for facility overhead; rack power limits are unaffected. Default 1.3."""
     allow_lpo: bool = False
+    """Allow linear-drive pluggable optics (catalog class lpo) in place of the DSP optics of every reach class its max_m covers (mmf and smf_dr by default), in the bill of materials and budget. Default false."""
 
 
 OVERSUBSCRIPTION_CAP_TIERS = ("leaf", "spine")  # the tiers with uplinks (a 3-tier spine; never the top tier)
@@ -415,16 +530,23 @@ def oversubscription_caps(v: Any) -> Union[None, float, dict]:
 
 class Goals(_M):
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """Peak utilisation, in (0, 1], the link budget allows on switch links under ideal-ECMP loads of the placed jobs; --target-util overrides. Default 0.8."""
     survive: Literal["none", "link", "switch", "plane"] = "none"
+    """Failure the budgeted fabric must carry at or under 100%: none, link (one link), switch (one spine or super-spine) or plane (needs planes >= 2). Default none."""
     # what the link budget minimises (topo optimize --objective, topo budget --objective override it)
     objective: Literal["cost", "power", "balanced"] = "cost"
+    """What the link budget minimises: cost (capex + energy over costs.horizon_years), power (network kW) or balanced (both, relative to the fabric as given). Default cost."""
     time_limit_s: Annotated[float, Field(gt=0, le=limits.MAX_TIME_LIMIT_S)] = 10.0
+    """Time limit in seconds for each solver run (placement, link budget), up to one week; --time-limit overrides. Default 10."""
     seed: Seed = 1
+    """Seed for the solvers, RoCE hashing, random traffic patterns and failure sampling; --seed overrides. Default 1."""
     workers: Annotated[int, Field(ge=1, le=limits.MAX_WORKERS)] = 1
+    """CP-SAT workers and failure-sweep processes (1 to 256); one worker with a fixed seed repeats solver results. Default 1."""
     # topo optimize / topo budget --for-transport: the budget may slow the jobs (summed time and
     # 95th-percentile penalty) by at most this factor under the cluster's own transport model
     # (RoCE hashing, UEC spraying); null: size for ideal ECMP only
     max_job_slowdown: Optional[Annotated[float, Field(ge=1, le=1e6)]] = 1.05
+    """Largest factor the budget may slow the jobs (summed time, 95th-percentile penalty) under the transport's own model. null: topo optimize sizes for ideal ECMP only. Default 1.05."""
     # topo budget / topo optimize: the largest down:up capacity ratio per tier, one number for
     # every tier with uplinks or {leaf: 1, spine: 3}; a tier not named is uncapped; null: none
     # (topo budget --max-oversubscription overrides it)
@@ -434,8 +556,11 @@ class Goals(_M):
                                   {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*$|^\s*(leaf|spine)\s*=",
                                    "description": "a number, or per tier: 'leaf=1,spine=3'"},
                                   {"type": "object", "additionalProperties": False, "minProperties": 1,
-                                   "properties": {"leaf": {"type": "number", "minimum": 1},
-                                                  "spine": {"type": "number", "minimum": 1}}}]})] = None
+                                   "properties": {"leaf": {"type": "number", "minimum": 1,
+                                                           "description": "cap on each leaf's down:up capacity"},
+                                                  "spine": {"type": "number", "minimum": 1,
+                                                            "description": "cap on each spine's down:up capacity"}}}]})] = None
+    """Cap on each tier's down:up ratio in the link budget: one number >= 1 for every tier with uplinks, or {leaf: x, spine: y} (spine: 3 tiers only); unnamed tiers uncapped. Default null."""
 
 
 class Scenario(_M):
@@ -445,8 +570,11 @@ class Scenario(_M):
     permutation at ``gbps_per_endpoint``; a bound, see topo.linkbudget) or ``jobs`` (the placed
     jobs and the file's traffic patterns, their rates times ``growth``)."""
     kind: Literal["uniform", "permutation", "jobs"]
+    """uniform (every endpoint spreads gbps_per_endpoint over all others), permutation (the worst case over all permutations, a bound) or jobs (the placed job mix, times growth)."""
     gbps_per_endpoint: Optional[Annotated[float, Field(gt=0, le=1e6)]] = None
+    """For uniform and permutation: Gb/s each endpoint sends on the wire. Refused for jobs."""
     growth: Annotated[float, Field(ge=1, le=1e3)] = 1.0
+    """For jobs: the factor on the job mix's rates (1 or more), for headroom. Default 1."""
 
     @model_validator(mode="after")
     def _fields_of_kind(self):
@@ -468,33 +596,54 @@ class Requirements(_M):
     and traffic patterns of the file, as without requirements; a list: exactly those scenarios
     (the job mix only if a ``jobs`` scenario is listed)."""
     min_bisection_gbps_per_accelerator: Optional[Annotated[float, Field(gt=0, le=1e6)]] = None
+    """Bisection floor in Gb/s per accelerator (as describe's bisection per accelerator): the budget never goes below it and the checker measures it on the built design."""
     scenarios: Optional[list[Scenario]] = Field(default=None, min_length=1, max_length=16)
+    """Traffic the fabric must carry at the target utilisation, each on its own: uniform, permutation, jobs. Unset: the file's jobs and patterns; a list: exactly these (jobs only if listed)."""
 
 
 class FailureRates(_M):
     link_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Probability (0 to 1) that a link fails within a year, failures independent, no repair. Used for expected capacity lost and to weight sampled failure sets. Default 0."""
     switch_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Probability (0 to 1) that a switch fails within a year; its links are lost with it. Default 0 (all rates 0: failure sets sample switches and links evenly)."""
     nic_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Probability (0 to 1) that an endpoint's NIC fails within a year, cutting the endpoint's fabric links. Default 0."""
 
 
 class ClusterFile(_M):
     """The cluster file as written (before catalog merge)."""
     version: Literal[1] = 1
+    """Cluster file format version. Must be 1, the default."""
     name: Name = "cluster"
+    """Name of the cluster, shown in printouts, reports and exports (1 to 128 characters). Default 'cluster'."""
     description: Text = ""
+    """Free text about the cluster, kept with the file and the plan; not used in any calculation. Default empty."""
     catalog: CatalogOverrides = CatalogOverrides()
+    """Additions to, or replacements of, hardware catalog presets (accelerators, switches, optics). An entry with a preset's name replaces that preset whole."""
     node_types: list[NodeType] = Field(min_length=1, max_length=10_000)
+    """Node types (servers, trays, hosts): each a platform preset, fields given inline, or a preset with fields overridden. At least one."""
     racks: list[RackType] = Field(min_length=1, max_length=100_000)
+    """Rack types: nodes per rack, count, cooling and power limit. Racks are laid out and named rack000, rack001, ... in file order. At least one."""
     floor: Floor = Floor()
+    """Floor layout (racks per row, pitches, slack, leaf placement). It gives every link a length, and the length picks its optic or cable."""
     fabric: Fabric = Fabric()
+    """The scale-out network: family, switch tiers (leaf first), planes, dual homing and optional stated pod structure. Default: 2-tier clos of th5-128x400."""
     transport: Transport = Transport()
+    """Transport protocol and packet parameters used to route and time the traffic. Default: RoCEv2, MTU 4096 bytes, 1 queue pair per connection."""
     jobs: list[Job] = Field(default=[], max_length=limits.MAX_JOBS)
+    """Jobs to place and route, each with its parallelism and collectives. Jobs that do not fit the free accelerators are reported unplaced, not an error."""
     traffic: list[TrafficPattern] = Field(default=[], max_length=limits.MAX_TRAFFIC_PATTERNS)
+    """Optional background traffic patterns, routed together with the jobs' collectives. Default none."""
     costs: Costs = Costs()
+    """Electricity price, time horizon, PUE and LPO permission used by the link budget's cost of switches and optics."""
     goals: Goals = Goals()
+    """Targets and limits for placement and link budget: utilisation, failure to survive, objective, time limit, seed, workers, slowdown and oversubscription caps."""
     requirements: Requirements = Requirements()
+    """What the design must provide whatever today's jobs: a bisection floor per accelerator and traffic scenarios to carry at goals.target_utilization. Honoured by topo budget and topo optimize."""
     failure_rates: FailureRates = FailureRates()
+    """Annual failure probabilities of links, switches and NICs, turning failure analysis into expected capacity lost per year. Default all 0."""
     busy_nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
+    """Nodes already in use, by name (n0000, ...; Slurm hostlist ranges such as n[0000-0031] allowed). Placement leaves them out and counts them at busy power."""
 
 
 # --- resolved (normalised) cluster -------------------------------------------------
