@@ -69,7 +69,7 @@ def _ints(opt: str, text):
 @main.command("export")
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", required=True,
-              type=click.Choice(["slurm-yaml", "slurm-conf-tree", "slurm-conf-block", "slurm-jobs", "rank-map", "kueue", "graphml",
+              type=click.Choice(["slurm-yaml", "slurm-conf-tree", "slurm-conf-block", "slurm-jobs", "rank-map", "kueue", "volcano", "graphml",
                                  "astra-sim", "htsim", "linkloads-csv", "all"]),
               help="what to write (all = every format that applies)")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,

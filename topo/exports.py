@@ -102,18 +102,16 @@ def validate_options(*, api_version: Optional[str] = None, label_prefix: Optiona
             hint = f" (did you mean {KUEUE_GROUP}/{ver}?)" if not group and ver in KUEUE_SERVED_VERSIONS else ""
             errs.append(("--kueue-api", f"{visible(str(api_version))!r} is not an API version Kueue serves for "
                                         f"Topology; expected one of {served}{hint}"))
-    keys = []
     if label_prefix is not None:
         if not label_prefix or not k8s_label_key_ok(f"{label_prefix}0"):
             errs.append(("--label-prefix", f"{visible(str(label_prefix))!r} + a level number is not a Kubernetes "
                                            f"label key ({_KEY_RULE})"))
-        else:
-            keys.append(("--label-prefix", f"{label_prefix}0"))
+    prefix = DEFAULT_LABEL_PREFIX if label_prefix is None else label_prefix
     if domain_label is not None:
         if not k8s_label_key_ok(domain_label):
             errs.append(("--domain-label", f"{visible(str(domain_label))!r} is not a Kubernetes label key ({_KEY_RULE})"))
-        elif domain_label == HOSTNAME_LABEL or (label_prefix and domain_label.startswith(label_prefix)
-                                                 and domain_label[len(label_prefix):].isdigit()):
+        elif domain_label == HOSTNAME_LABEL or (prefix and domain_label.startswith(prefix)
+                                                 and domain_label[len(prefix):].isdigit()):
             errs.append(("--domain-label", f"{domain_label!r} is also a fabric level's or the host's label; "
                                            "Kueue needs distinct level labels"))
     if label_prefix and f"{label_prefix}0" == HOSTNAME_LABEL:
@@ -167,6 +165,7 @@ class TreeView:
     levels: list
     servers: np.ndarray          # server ids in the view (sorted)
     server_path: dict
+    members: dict = None         # logical switch name -> names of the real switches it stands for
 
     @property
     def depth(self) -> int:
@@ -212,18 +211,36 @@ def tree_view(fabric: Fabric, servers: Optional[np.ndarray] = None) -> TreeView:
 
     levels = [level0]
     parent_of_leaf: list[list[str]] = [[] for _ in range(leaves.size)]
+    members: dict[str, list[str]] = {}
+    up = (np.arange(fabric.n_links) & 1) == 0
+    usrc, udst = fabric.link_src[up], fabric.link_dst[up]
+
+    def above(nodes) -> np.ndarray:
+        """Switches one tier up from ``nodes`` (sorted ids)."""
+        return np.unique(udst[np.isin(usrc, np.asarray(nodes, np.int64))])
+
+    def group(real: np.ndarray, synthetic: str) -> str:
+        """The real switch's name when the group is one switch, else a logical name (members recorded)."""
+        if real.size == 1 and fabric.node_name(int(real[0])) not in taken:
+            return fresh(fabric.node_name(int(real[0])))
+        name = fresh(synthetic)
+        members[name] = [fabric.node_name(int(x)) for x in real]
+        return name
+
     if fabric.n_tiers >= 3 and fabric.pods > 1 and fabric.family != "custom":
         pods = np.asarray(fabric.node_pod)[leaves]
         pod_ids = np.unique(pods)
-        pod_names = {int(p): fresh(f"pod{int(p)}") for p in pod_ids}
+        pod_sw = {int(p): above(leaves[pods == p]) for p in pod_ids}
+        pod_names = {int(p): group(pod_sw[int(p)], f"pod{int(p)}") for p in pod_ids}
         level1 = [(pod_names[int(p)], [leaf_names[i] for i in np.flatnonzero(pods == p)]) for p in pod_ids]
-        root = fresh(f"{TIER_NAMES[3]}-tier")
+        root = group(above(np.concatenate(list(pod_sw.values()))), f"{TIER_NAMES[3]}-tier")
         levels += [level1, [(root, [n for n, _ in level1])]]
         for i in range(leaves.size):
             parent_of_leaf[i] = [pod_names[int(pods[i])], root]
     elif leaves.size > 1:
         top = min(fabric.n_tiers, 3) if fabric.n_tiers >= 2 else 2
-        root = fresh(f"{TIER_NAMES[top]}-tier")
+        real = above(leaves) if fabric.family != "custom" else np.zeros(0, np.int64)
+        root = group(real, f"{TIER_NAMES[top]}-tier")
         levels.append([(root, list(leaf_names))])
         for i in range(leaves.size):
             parent_of_leaf[i] = [root]
@@ -232,7 +249,7 @@ def tree_view(fabric: Fabric, servers: Optional[np.ndarray] = None) -> TreeView:
         path = [name] + parent_of_leaf[i]
         for s in srv.tolist():
             server_path[s] = path
-    return TreeView(levels=levels, servers=servers, server_path=server_path)
+    return TreeView(levels=levels, servers=servers, server_path=server_path, members=members)
 
 
 @dataclass(frozen=True)
@@ -240,6 +257,7 @@ class Blocks:
     """Scale-up blocks: ``blocks`` is a list of (name, server ids)."""
     blocks: list
     sizes: list        # Slurm block_sizes (nodes)
+    domains: list = None   # the scale-up domain of each block (domain_name)
 
     @property
     def base(self) -> int:
@@ -272,12 +290,19 @@ def scaleup_blocks(fabric: Fabric, servers: Optional[np.ndarray] = None,
     doms, inv = np.unique(d, return_inverse=True)
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(doms.size + 1))
-    w = max(3, len(str(max(int(doms.size) - 1, 0))))
-    blocks = [(f"block{i:0{w}d}", s[order[bounds[i]:bounds[i + 1]]]) for i in range(doms.size)]
+    w = max(3, len(str(int(doms.size))))
+    # topograph's numbering: block001, block002, ... (1-based, at least 3 digits)
+    blocks = [(f"block{i + 1:0{w}d}", s[order[bounds[i]:bounds[i + 1]]]) for i in range(doms.size)]
     if sizes is None:
         smallest = min((b.size for _, b in blocks), default=0)
         sizes = block_sizes(int(smallest), len(blocks))
-    return Blocks(blocks=blocks, sizes=[int(x) for x in sizes])
+    return Blocks(blocks=blocks, sizes=[int(x) for x in sizes], domains=[domain_name(int(d)) for d in doms])
+
+
+def domain_name(d: int) -> str:
+    """Name of scale-up domain ``d``: the ``accelerator.topograph.run/domain`` label value and the
+    ``# blockNNN=<domain>`` comment of the block files."""
+    return f"domain{d}"
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -351,6 +376,8 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     out = [f"- topology: {_ys(tree_name)}", "  cluster_default: true", "  tree:", "    switches:"]
     for level in reversed(tv.levels[1:]):
         for name, children in level:
+            if name in tv.members:
+                out.append(f"    # {name}: logical switch for {len(tv.members[name])} switches {collect(tv.members[name])}")
             out += [f"    - switch: {_ys(name)}", f"      children: {_ys(collect(list(children)))}"]
     for name, srv in tv.levels[0]:
         out += [f"    - switch: {_ys(name)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
@@ -358,8 +385,8 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     if bl.blocks:
         out += [f"- topology: {_ys(block_name)}", "  cluster_default: false", "  block:",
                 "    block_sizes: [" + ", ".join(str(int(x)) for x in bl.sizes) + "]", "    blocks:"]
-        for n, srv in bl.blocks:
-            out += [f"    - block: {_ys(n)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
+        for (n, srv), dom in zip(bl.blocks, bl.domains):
+            out += [f"    # {n}={dom}", f"    - block: {_ys(n)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
     head = _header(fabric, "Slurm topology.yaml (topology.yaml(5))")
     head += ("# install beside slurm.conf (it takes precedence over topology.conf); partitions refer\n"
              "# to a topology by its name\n"
@@ -381,6 +408,8 @@ def render_slurm_conf_tree(fabric: Fabric, plan: Optional[dict] = None, cluster=
         lines.append(f"SwitchName={name} Nodes={_hl(fabric, srv)}")
     for level in tv.levels[1:]:
         for name, children in level:
+            if name in tv.members:
+                lines.append(f"# {name}: logical switch for {len(tv.members[name])} switches {collect(tv.members[name])}")
             lines.append(f"SwitchName={name} Switches={collect(list(children))}")
     return {"topology-tree.conf": "\n".join(lines) + "\n"}
 
@@ -395,8 +424,8 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
     lines = [_header(fabric, "Slurm topology.conf, topology/block").rstrip("\n"),
              "# install as topology.conf beside slurm.conf, with TopologyPlugin=topology/block",
              "# one block per scale-up domain; BlockSizes = [D, 2D, 4D, ...] (topograph convention)"]
-    for name, srv in bl.blocks:
-        lines.append(f"BlockName={name} Nodes={_hl(fabric, srv)}")
+    for (name, srv), dom in zip(bl.blocks, bl.domains):
+        lines += [f"# {name}={dom}", f"BlockName={name} Nodes={_hl(fabric, srv)}"]
     lines.append("BlockSizes=" + ",".join(str(x) for x in bl.sizes))
     return {"topology-block.conf": "\n".join(lines) + "\n"}
 
@@ -476,12 +505,14 @@ def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *
 # --- Kueue -----------------------------------------------------------------------------------
 def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_prefix: str = DEFAULT_LABEL_PREFIX,
                  domain_label: Optional[str] = DEFAULT_DOMAIN_LABEL) -> tuple[list[str], dict]:
-    """Kueue levels (coarsest first) and ``{server name: {label: value}}``.
+    """Kueue levels (coarsest first), ``{server name: {label: value}}`` and why the domain level is out (or None).
 
     Fabric levels are ``<label_prefix><i>`` with tier 0 the leaf (topograph's
-    numbering). The domain label is added to every accelerator server; it is a
-    Kueue level (between the leaf and the host) only when every domain spans
-    several servers and lies under a single leaf, so that the levels nest.
+    numbering). The domain label (value: :func:`domain_name`) is added to every
+    accelerator server; it is a Kueue level between the leaf and the host when
+    every domain lies under a single leaf, so that the levels nest. Then a
+    server without accelerators is labelled a domain of its own
+    (``host-<server>``), since Kueue reads every level label of a node.
     """
     tv = tree_view(fabric, servers)
     bad = [n for level in tv.levels for n, _ in level if not _LABEL_VALUE.fullmatch(label_value(n))]
@@ -493,17 +524,24 @@ def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_
     for s in tv.servers.tolist():
         path = tv.server_path[s]
         labels[fabric.server_name(s)] = {k: label_value(v) for k, v in zip(keys, path)}
-    domain_level = False
+    domain_level, why_not = False, None
     if domain_label:
-        nested = bool(bl.blocks)
-        for name, srv in bl.blocks:
-            if srv.size < 2 or len({tv.server_path[int(x)][0] for x in srv}) != 1:
-                nested = False
+        split = [dom for (name, srv), dom in zip(bl.blocks, bl.domains)
+                 if len({tv.server_path[int(x)][0] for x in srv}) != 1]
+        for (name, srv), dom in zip(bl.blocks, bl.domains):
             for x in srv.tolist():
-                labels[fabric.server_name(x)][domain_label] = label_value(name)
-        domain_level = nested
+                labels[fabric.server_name(x)][domain_label] = label_value(dom)
+        if not bl.blocks:
+            why_not = "no scale-up domains"
+        elif split:
+            why_not = (f"{len(split)} of {len(bl.blocks)} scale-up domains span servers under several leaves "
+                       f"(e.g. {split[0]}), so the domain level does not nest under the leaf level")
+        else:
+            domain_level = True
+            for name, lab in labels.items():
+                lab.setdefault(domain_label, label_value(f"host-{name}"))
     levels = list(reversed(keys)) + ([domain_label] if domain_level else []) + [HOSTNAME_LABEL]
-    return levels, labels
+    return levels, labels, why_not
 
 
 def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all",
@@ -516,11 +554,13 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
     if topology_name is not None and not dns_subdomain_ok(topology_name):
         raise SpecError([("topology_name", f"{topology_name!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
     servers = _select_servers(fabric, plan, nodes)
-    levels, labels = kueue_labels(fabric, servers, label_prefix=label_prefix, domain_label=domain_label)
+    levels, labels, why_not = kueue_labels(fabric, servers, label_prefix=label_prefix, domain_label=domain_label)
     name = topology_name or _dns_name(fabric.meta.get("cluster_name", "topo"))
     topo_doc = {"apiVersion": api_version, "kind": "Topology", "metadata": {"name": name},
                 "spec": {"levels": [{"nodeLabel": k} for k in levels]}}
     head = _header(fabric, "Kueue Topology (levels coarsest first)")
+    if domain_label and why_not:
+        head += f"# the {domain_label} label is on the nodes but not a level: {why_not}\n"
     files = {"kueue-topology.yaml": head + yaml.safe_dump(topo_doc, sort_keys=False)}
     docs = []
     for n, l in labels.items():
@@ -534,7 +574,47 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
         kv = " ".join(sh_quote(f"{k}={v}") for k, v in sorted(l.items()))
         sh.append(f"kubectl label node {sh_quote(n)} --overwrite {kv}")
     files["node-labels.sh"] = "\n".join(sh) + "\n"
+    if domain_label and why_not and why_not != "no scale-up domains":
+        files[APPROXIMATIONS] = [f"kueue: the {domain_label} label is on the nodes but not a Topology level: {why_not}"]
     return files
+
+
+def render_volcano(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all", **_) -> dict:
+    """Volcano ``HyperNode`` objects (topology.volcano.sh/v1alpha1), one per switch of the tree view.
+
+    Tier 1 are the leaves, whose members are their Nodes (``exactMatch`` by
+    name); each higher tier's members are the HyperNodes below it. Names are
+    the switch names of the Slurm tree (DNS-1123 object names: refused
+    otherwise, naming the switch); ``tierName`` is the fabric tier.
+    """
+    servers = _select_servers(fabric, plan, nodes)
+    tv = tree_view(fabric, servers)
+    bad = [n for level in tv.levels for n, _ in level if not dns_subdomain_ok(n)]
+    if bad:
+        raise SpecError([("--format", f"switch name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain: "
+                          "lower-case letters, digits, '-', '.'), as a Volcano HyperNode needs")])
+    bad = [fabric.server_name(int(x)) for x in tv.servers if not dns_subdomain_ok(fabric.server_name(int(x)))]
+    if bad:
+        raise SpecError([("--format", f"node name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
+    tier_names = ["leaf", "pod" if tv.depth == 3 else TIER_NAMES[2], TIER_NAMES[3]]
+    docs = []
+    for t, level in enumerate(tv.levels):
+        for name, children in level:
+            docs += ["---", "apiVersion: topology.volcano.sh/v1alpha1", "kind: HyperNode", "metadata:",
+                     f"  name: {_ys(name)}"]
+            if name in tv.members:
+                docs.append(f"  # logical switch for {len(tv.members[name])} switches {collect(tv.members[name])}")
+            docs += ["spec:", f"  tier: {t + 1}", f"  tierName: {_ys(tier_names[min(t, 2)])}", "  members:"]
+            if t == 0:
+                mem = [("Node", fabric.server_name(int(x))) for x in children]
+            else:
+                mem = [("HyperNode", c) for c in children]
+            for kind, m in mem:
+                docs += [f"  - type: {kind}", "    selector:", "      exactMatch:", f"        name: {_ys(m)}"]
+    head = _header(fabric, "Volcano HyperNodes (network topology aware scheduling)")
+    head += "# tier 1 = leaves (their nodes), higher tiers the groups of switches above; jobs ask with\n"
+    head += "# spec.networkTopology.highestTierAllowed\n"
+    return {"volcano-hypernodes.yaml": head + "\n".join(docs) + "\n"}
 
 
 # --- GraphML ---------------------------------------------------------------------------------
@@ -1224,6 +1304,7 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in [
     ExportFormat("slurm-jobs", render_slurm_jobs, "placed jobs as Slurm node lists (sbatch --nodelist)"),
     ExportFormat("rank-map", render_rank_map, "placed jobs' ranks: node and accelerator of every rank (CSV)"),
     ExportFormat("kueue", render_kueue, "Kueue Topology, node label patches and kubectl label script"),
+    ExportFormat("volcano", render_volcano, "Volcano HyperNode objects, one per switch of the tree view"),
     ExportFormat("graphml", render_graphml, "GraphML of the fabric (networkx, Gephi, yEd)"),
     ExportFormat("astra-sim", render_astra_sim, "ASTRA-sim analytical network YAML (an abstraction)"),
     ExportFormat("htsim", render_htsim, "csg-htsim fat-tree .topo, connection matrix .cm, host map and run script"),
@@ -1307,6 +1388,7 @@ export_slurm_jobs = _make_exporter("slurm-jobs")
 export_rank_map = _make_exporter("rank-map")
 export_kueue = _make_exporter("kueue")
 export_graphml = _make_exporter("graphml")
+export_volcano = _make_exporter("volcano")
 export_astra_sim = _make_exporter("astra-sim")
 export_htsim = _make_exporter("htsim")
 export_linkloads_csv = _make_exporter("linkloads-csv")
