@@ -939,3 +939,86 @@ def test_rank_map_lists_every_rank_in_order(optimized, tmp_path):
     assert cpu.size
     with pytest.raises(topo.SpecError, match="placement.assignment.j"):
         ex.render_rank_map(f, {"placement": {"assignment": {"j": np.concatenate([acc[:3], cpu[:1]])}}})
+
+
+# --- scheduler conventions: topograph blocks, real switch names, Kueue domain level, Volcano ----------
+def test_blocks_numbered_like_topograph_with_domain_comments(small):
+    f = small[1]
+    text = ex.render_slurm_conf_block(f)["topology-block.conf"]
+    lines = [l for l in text.splitlines() if not l.startswith("# ") or re.match(r"# block\d+=", l)]
+    blocks = [l for l in lines if l.startswith("BlockName=")]
+    assert blocks[0].startswith("BlockName=block001 ")
+    assert [l.split()[0] for l in blocks] == [f"BlockName=block{i:03d}" for i in range(1, len(blocks) + 1)]
+    # each block line follows its '# blockNNN=<domain>' comment, the domain of the block's servers
+    idx = {f.server_name(i): i for i in range(f.n_servers)}
+    for prev, line in zip(lines, lines[1:]):
+        if line.startswith("BlockName="):
+            name = line.split()[0].split("=")[1]
+            m = re.fullmatch(rf"# {name}=domain(\d+)", prev)
+            assert m, (prev, line)
+            first = slurm_expand(line.split("Nodes=")[1])[0]
+            acc = np.flatnonzero((f.ep_server == idx[first]) & f.ep_is_accel)[0]
+            assert int(f.ep_domain[acc]) == int(m.group(1))
+    y = ex.render_slurm_yaml(f)["topology.yaml"]
+    assert "    # block001=domain" in y and yaml.safe_load(y)[1]["block"]["blocks"][0]["block"] == "block001"
+
+
+def test_tree_uses_the_real_switch_name_when_a_group_is_one_switch():
+    d = {"name": "one-spine", "catalog": {}, "node_types": [{"name": "gpu", "platform": "hgx-h100"}],
+         "racks": [{"name": "r", "count": 2, "nodes": {"gpu": 4}, "power_limit_kw": 60}],
+         "fabric": {"family": "clos", "tiers": [{"switch": "th4-64x400", "oversubscription": 1},
+                                                {"switch": "th4-64x400"}]}, "jobs": []}
+    c = topo.from_dict(d)
+    f = topo.build(c)
+    assert f.tier_switch_counts == (2, 1)
+    recs = parse_topology_conf(ex.render_slurm_conf_tree(f)["topology-tree.conf"])
+    top = [r for r in recs if "switches" in r]
+    assert [r["switchname"] for r in top] == [f.node_name(int(np.flatnonzero(f.node_tier == 2)[0]))]
+    # several spines: a logical switch, with the real switches it stands for in a comment
+    small_f = topo.build(topo.load(EXAMPLES / "small.yaml"))
+    text = ex.render_slurm_conf_tree(small_f)["topology-tree.conf"]
+    assert "# spine-tier: logical switch for 4 switches spine[0-3]" in text
+
+
+def test_kueue_domain_level_when_it_nests(small, helios):
+    f = small[1]
+    doc = yaml.safe_load(ex.render_kueue(f)["kueue-topology.yaml"])
+    levels = [l["nodeLabel"] for l in doc["spec"]["levels"]]
+    assert levels[-2:] == [ex.DEFAULT_DOMAIN_LABEL, "kubernetes.io/hostname"]
+    nodes = {d["metadata"]["name"]: d["metadata"]["labels"] for d in
+             yaml.safe_load_all(ex.render_kueue(f)["node-labels.yaml"]) if d}
+    assert all(ex.DEFAULT_DOMAIN_LABEL in lab for lab in nodes.values())   # Kueue reads every level label
+    cpu = sorted(all_server_names(f) - accel_server_names(f))
+    assert cpu and nodes[cpu[0]][ex.DEFAULT_DOMAIN_LABEL] == f"host-{cpu[0]}"
+    # helios: a 72-GPU domain spans 18 servers under 3 leaves: not a level, and the file says why
+    files = ex.render_kueue(helios[1])
+    hl = [l["nodeLabel"] for l in yaml.safe_load(files["kueue-topology.yaml"])["spec"]["levels"]]
+    assert ex.DEFAULT_DOMAIN_LABEL not in hl
+    assert "span servers under several leaves" in files["kueue-topology.yaml"]
+    assert any("span servers under several leaves" in a for a in files[ex.APPROXIMATIONS])
+
+
+@pytest.mark.parametrize("which", ["small", "helios"])
+def test_volcano_hypernodes_form_the_tree(which, small, helios):
+    f = {"small": small, "helios": helios}[which][1]
+    docs = [d for d in yaml.safe_load_all(ex.render_volcano(f)["volcano-hypernodes.yaml"]) if d]
+    assert all(d["apiVersion"] == "topology.volcano.sh/v1alpha1" and d["kind"] == "HyperNode" for d in docs)
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    assert len(by_name) == len(docs)
+    nodes, parent = [], {}
+    for d in docs:
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", d["metadata"]["name"])
+        for m in d["spec"]["members"]:
+            assert list(m["selector"]) == ["exactMatch"]
+            name = m["selector"]["exactMatch"]["name"]
+            if m["type"] == "Node":
+                assert d["spec"]["tier"] == 1
+                nodes.append(name)
+            else:
+                child = by_name[name]
+                assert child["spec"]["tier"] == d["spec"]["tier"] - 1
+                assert name not in parent
+                parent[name] = d["metadata"]["name"]
+    assert sorted(nodes) == sorted(all_server_names(f))
+    roots = [n for n in by_name if n not in parent]
+    assert len(roots) == 1 and by_name[roots[0]]["spec"]["tier"] == max(d["spec"]["tier"] for d in docs)

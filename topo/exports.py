@@ -2,10 +2,12 @@
 
 Owns the translation of a built :class:`~topo.fabric.Fabric` (plus the plan's
 placement and metrics) into Slurm ``topology.yaml``/``topology.conf``, Kueue
-``Topology`` and node labels, GraphML, ASTRA-sim analytical network YAML,
-htsim ``.topo``/``.cm`` and a link-loads CSV. Formats are described in
-FORMATS.md (sections 1.1-1.3, 2.1, 2.4). It computes no metrics: loads come
-from the plan; only the htsim connection matrix expands the placed jobs'
+``Topology`` and node labels, Volcano ``HyperNode`` objects, GraphML,
+ASTRA-sim analytical network YAML, csg-htsim ``.topo``/``.cm`` with a run
+script, and a link-loads CSV. Formats are described in FORMATS.md (sections
+1.1-1.4, 2.1, 2.4); what each consumer accepts is tested against the consumer
+itself (``tests/test_consumers.py``). It computes no metrics: loads come from
+the plan; only the htsim connection matrix expands the placed jobs'
 collectives into flows (:func:`topo.traffic.job_demands`).
 
 Every format has a pure renderer ``render_<fmt>(fabric, plan, cluster=None,
@@ -13,6 +15,11 @@ Every format has a pure renderer ``render_<fmt>(fabric, plan, cluster=None,
 ``export_<fmt>(fabric, plan, out_dir, *, cluster=None, force=False,
 **options) -> [paths]`` that stages all files and renames them into place
 (:class:`topo.atomic.StagedFiles`). ``FORMATS`` maps the CLI names to both.
+A renderer that had to approximate (htsim, ASTRA-sim, the Kueue domain level)
+lists how under the key :data:`APPROXIMATIONS`; :func:`render` drops that key
+and, for ``all``, writes the list into ``SKIPPED.txt`` after the formats not
+written. Options are checked first (:func:`validate_options`), so ``all``
+refuses a bad ``--kueue-api`` or label key instead of skipping the Kueue files.
 
 Hierarchy used by the tree views (Slurm tree, Kueue levels, node labels)
 -------------------------------------------------------------------------
@@ -24,12 +31,15 @@ carry the same servers and are left out. Above the leaves the view is a strict
 tree of logical groups: in a 3-tier fabric with several pods one group per pod
 (``pod<N>``, all spines of that pod) under one root (``super-spine-tier``); in
 a 2-tier fabric (or a custom graph with several leaves) one root
-(``spine-tier``). A leaf-spine mesh is not a tree; the groups say "these
-leaves share the same spines", which is what the schedulers use.
+(``spine-tier``). A group that is a single real switch carries that switch's
+name; a logical one lists the real switches it stands for in a comment. A
+leaf-spine mesh is not a tree; the groups say "these leaves share the same
+spines", which is what the schedulers use.
 
 Scale-up blocks (Slurm block topology, Kueue domain label) are the scale-up
 domains: a server belongs to the domain of its first accelerator; servers
-without accelerators are in no block.
+without accelerators are in no block. Blocks are numbered as topograph does
+(``block001``, ...), each preceded by a ``# block001=domain<N>`` comment.
 
 Names in each format's own syntax (:mod:`topo.textsafe`)
 ---------------------------------------------------------
