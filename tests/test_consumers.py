@@ -78,6 +78,21 @@ def _mem_available_gb() -> float:
     return float("inf")
 
 
+def _htsim_switch_counts(stdout: str) -> tuple:
+    """Switches per tier as csg-htsim reports building them."""
+    g = {k: int(v) for k, v in re.findall(r"^(No of pods|ToR switches per pod|Agg switches per pod|No of core "
+                                          r"switches): (\d+)$", stdout, re.M)}
+    pods = g["No of pods"]
+    t = (g["ToR switches per pod"] * pods, g["Agg switches per pod"] * pods)
+    return t + ((g["No of core switches"],) if g["No of core switches"] else ())
+
+
+def _fabric_switch_counts(f, st) -> tuple:
+    """The fabric's switches per tier on one plane, the leaves htsim adds to fill the last pod included."""
+    per_plane = tuple(int(x) // st["planes"] for x in f.tier_switch_counts)
+    return (per_plane[0] + st["padded_leaves"],) + per_plane[1:]
+
+
 @pytest.mark.parametrize("name", ALL_EXAMPLES)
 def test_htsim_runs_every_example_or_refuses_with_the_reason(name, tmp_path):
     ndp = _htsim_bin("htsim_ndp")
@@ -104,9 +119,33 @@ def test_htsim_runs_every_example_or_refuses_with_the_reason(name, tmp_path):
         assert r.returncode == 0, f"{b.name}: {r.stderr[-2000:]}"
         assert f"FatTree constructor done, {nodes} nodes created" in r.stdout
         assert "Done" in r.stdout
+        assert _htsim_switch_counts(r.stdout) == _fabric_switch_counts(f, ex.htsim_structure(f))
         if b == ndp:   # htsim_ndp reports every connection it starts
             conns = int(files["htsim.cm"].splitlines()[1].split()[1])
             assert r.stdout.count("startflow") == conns
+
+
+def test_htsim_builds_an_oversubscribed_three_tier_fabric(tmp_path):
+    """3:1 at the leaves and 2:1 at the spines: csg-htsim builds the fabric's 16 + 6 + 3 switches."""
+    ndp = _htsim_bin("htsim_ndp")
+    sw = {"sw12": {"radix": 12, "port_gbps": 400, "power_w": 100, "cost_usd": 1000}}
+    d = {"name": "oversub", "catalog": {"switches": sw}, "node_types": [{"name": "gpu", "platform": "hgx-h100"}],
+         "racks": [{"name": "r", "count": 6, "nodes": {"gpu": 3}, "power_limit_kw": 60}],
+         "fabric": {"family": "clos", "tiers": [{"switch": "sw12", "oversubscription": 3},
+                                                {"switch": "sw12", "oversubscription": 2}, {"switch": "sw12"}]},
+         "jobs": [{"name": "a", "accelerators": 64, "tp": 8,
+                   "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}]}
+    c = topo.from_dict(d)
+    f = topo.build(c)
+    assert f.tier_switch_counts == (16, 6, 3)
+    plan = {"placement": {"assignment": {k: np.asarray(v).tolist() for k, v in in_order_placement(c, f).items()}}}
+    ex.export("htsim", f, plan, tmp_path / "h", cluster=c)
+    topo_text = (tmp_path / "h" / "htsim.topo").read_text()
+    assert "Oversubscribed 3" in topo_text and "Oversubscribed 2" in topo_text
+    r = subprocess.run(["sh", str(tmp_path / "h" / "htsim-run.sh"), "5"], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, HTSIM=str(ndp)), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _htsim_switch_counts(r.stdout) == (16, 6, 3)
 
 
 def test_htsim_oversize_files_are_what_csg_htsim_refuses(tmp_path):

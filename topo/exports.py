@@ -234,7 +234,8 @@ def tree_view(fabric: Fabric, servers: Optional[np.ndarray] = None) -> TreeView:
         if real.size == 1 and fabric.node_name(int(real[0])) not in taken:
             return fresh(fabric.node_name(int(real[0])))
         name = fresh(synthetic)
-        members[name] = [fabric.node_name(int(x)) for x in real]
+        if real.size:
+            members[name] = [fabric.node_name(int(x)) for x in real]
         return name
 
     if fabric.n_tiers >= 3 and fabric.pods > 1 and fabric.family != "custom":
