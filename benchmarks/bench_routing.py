@@ -131,7 +131,7 @@ def main():
         {"op": "sendrecv", "group": "pp", "bytes": "512MiB"}]}]
     c = from_dict(data, base_dir=str(ref.parent))
     f = topo.build(c)
-    qps = c.file.transport.qps_per_connection
+    qps = c.file.transport.n_channels * c.file.transport.qps  # hashed (channel, QP) flows per connection
     d = traffic.job_demands(c, f)
     unit = traffic.Demands(d.src, d.dst, d.bytes, d.job, np.ones(d.n))
     del d

@@ -34,3 +34,10 @@ def sw(radix, gbps=400, power_w=1000, cost_usd=10000):
 def small_cluster():
     from topo.spec import load
     return load(EXAMPLES / "small.yaml")
+
+
+def no_crash(result) -> bool:
+    """A CliRunner result ended by the CLI itself (an exit code), not by an exception it let escape.
+    CliRunner catches escaped exceptions and never prints their traceback, so checking the output
+    for "Traceback" proves nothing; the captured exception does."""
+    return result.exception is None or isinstance(result.exception, SystemExit)

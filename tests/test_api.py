@@ -8,8 +8,17 @@ from conftest import EXAMPLES
 
 
 def test_public_names_resolve():
+    """Each public name is what README says it is: a class, a function of topo's, or the version."""
+    import inspect
+    import re
     for name in topo.__all__:
-        assert getattr(topo, name) is not None, name
+        obj = getattr(topo, name)
+        if name == "__version__":
+            assert isinstance(obj, str) and re.match(r"\d+\.\d+", obj), obj
+        elif name[0].isupper():
+            assert inspect.isclass(obj) and obj.__name__ == name, name
+        else:
+            assert inspect.isfunction(obj) and obj.__module__.startswith("topo.") and obj.__name__ == name, name
 
 
 def test_library_round_trip(tmp_path):

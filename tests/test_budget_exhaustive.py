@@ -18,7 +18,7 @@ import pytest
 
 from topo import budget_check
 from topo import linkbudget as B
-from topo.describe import bill_of_materials
+from topo.describe import bill_of_materials, bisection_gbps
 from topo.errors import SpecError
 from topo.fabric import build
 from topo.spec import from_dict
@@ -80,7 +80,7 @@ def _designs(d):
                         yield e
 
 
-def _brute(d, survive, objective, caps, demands, eff, e_per_w, space=None):
+def _brute(d, survive, objective, caps, demands, eff, e_per_w, space=None, requirements=None):
     """Every distinct design the file expresses (within the budget's stated space when ``space``,
     the radix per tier, is given), built, checked and priced."""
     rows, seen = [], set()
@@ -98,12 +98,15 @@ def _brute(d, survive, objective, caps, demands, eff, e_per_w, space=None):
         if key in seen:
             continue
         seen.add(key)
-        chk = budget_check.check(c, demands, survive=survive, target_util=caps, efficiency=eff)
+        chk = budget_check.check(c, demands, survive=survive, target_util=caps, efficiency=eff,
+                                 requirements=requirements)
         bom = bill_of_materials(f, c)
         capex = float(bom["totals"]["network_cost_usd"])
         watts = float(bom["totals"]["network_kw"]) * 1e3
         val = capex + e_per_w * watts if objective == "cost" else watts
+        bis = bisection_gbps(f)
         rows.append(dict(value=val, cost=capex + e_per_w * watts, watts=watts, ok=chk["ok"], fabric=f,
+                         bisection_per_acc=bis * 2 / int(f.ep_is_accel.sum()),
                          tiers=e["fabric"]["tiers"], problems=chk["problems"]))
     return rows
 
@@ -231,3 +234,45 @@ def test_three_tier_leaf_bundles_outside_the_stated_space():
     rows = [x for x in rows if _in_space(x["tiers"], (6, 6, 6))]
     best = min(x["cost"] for x in rows if x["ok"])
     assert r.cost["chosen"]["total_usd"] == pytest.approx(best, rel=1e-9)
+
+
+@pytest.mark.parametrize("radix,racks,nodes,planes,modes", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_budget_with_requirements_equals_the_cheapest_stated_design(radix, racks, nodes, planes, modes):
+    """With a bisection floor that binds (above the cheapest feasible design's bisection), and
+    again with a uniform all-to-all scenario besides the floor, the budget's objective equals the
+    cheapest design of the brute force that the checker accepts (routed, healthy and under the
+    failure, uniform loads aggregated) and whose bisection (topo.describe) reaches the floor."""
+    from topo.spec import wire_efficiency
+    d = _instance([sw(r) for r in radix], racks, nodes, planes=planes)
+    c = from_dict(d)
+    f = build(c)
+    placement, _ = B._placement(c, f, None)
+    demands = B._demands(c, f, placement)
+    eff = wire_efficiency(c)
+    e_per_w = B._energy_usd_per_w(c)
+    for survive in modes:
+        r0 = B.budget(c, f, placement=placement, demands=demands, survive=survive, workers=1, seed=1)
+        caps = {k: v["effective_target"] for k, v in r0.utilization.items()}
+        rows = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
+        cheapest = min(rows, key=lambda x: x["cost"])
+        above = sorted({x["bisection_per_acc"] for x in rows if x["bisection_per_acc"] > cheapest["bisection_per_acc"] + 1e-9})
+        if not above:
+            continue  # the cheapest design already has the most bisection: no floor can bind
+        floor = above[0]  # the next bisection up: the cheapest design misses it
+        for scen in (None, ["uniform=150", "jobs"]):
+            analytic = [{"kind": "uniform", "gbps": 150.0, "label": "u"}] if scen else []
+            req = {"min_bisection_gbps_per_accelerator": floor, "scenarios": analytic}
+            ok = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix, requirements=req)
+                  if x["ok"]]
+            assert all(x["bisection_per_acc"] >= floor * (1 - 1e-9) for x in ok)
+            for o in ("cost", "power"):
+                r = B.budget(c, f, placement=placement, demands=demands, survive=survive, objective=o,
+                             workers=1, seed=1, min_bisection=floor, scenarios=scen)
+                assert r.solver["status"] == "optimal" and r.check["ok"]
+                got = r.cost["chosen"]["total_usd"] if o == "cost" else r.cost["chosen"]["network_kw"] * 1e3
+                best = min(x["cost"] if o == "cost" else x["watts"] for x in ok)
+                assert got == pytest.approx(best, rel=1e-9), (survive, o, scen, got, best)
+                assert all(row["met"] for row in r.requirements["rows"])
+            if scen is None:
+                # the floor binds: the budget without it chose a design below it
+                assert r0.requirements["bisection"]["chosen"]["per_accelerator_gbps"] < floor

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import EXAMPLES, cluster_dict, sw
+from conftest import EXAMPLES, cluster_dict, sw, no_crash
 from topo import failures as F
 from topo.errors import SpecError
 from topo.fabric import build, fabric_from_arrays
@@ -299,14 +299,14 @@ def test_cli_failures_json_and_bad_input(tmp_path):
                         (["--workers", "0"], "--workers"), (["--plan", str(tmp_path / "none.json")], "(file)")):
         r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), *args])
         assert r.exit_code == 2, (args, r.output)
-        assert where in r.output and "Traceback" not in r.output
+        assert where in r.output and no_crash(r)
     bad = tmp_path / "placement.json"
     for content, where in (({"assignment": {"llm-a": [10 ** 6]}}, "assignment.llm-a"),
                            ({"assignment": {"llm-a": "n0000"}}, "assignment.llm-a"),
                            ({"other": 1}, "placement.assignment")):
         bad.write_text(json.dumps(content))
         r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--plan", str(bad)])
-        assert r.exit_code == 2 and where in r.output and "Traceback" not in r.output
+        assert r.exit_code == 2 and where in r.output and no_crash(r)
     good = tmp_path / "plan.json"
     c = load(EXAMPLES / "small.yaml")
     from topo.traffic import in_order_placement

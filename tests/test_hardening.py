@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import no_crash
 import yaml
 
 from topo.fabric import build
@@ -75,7 +76,7 @@ def _cli(*args):
 
 def _refused(res, field):
     assert res.exit_code == 2, (res.exit_code, res.output, res.exc_info)
-    assert "Traceback" not in res.output
+    assert no_crash(res)
     assert field in res.output, res.output
     return res.output
 

@@ -110,7 +110,10 @@ def test_repeatable_with_one_worker_and_seed():
     f = build(c)
     a = place(c, f, time_limit=5, seed=11, workers=1)
     b = place(c, f, time_limit=5, seed=11, workers=1)
-    assert a.objective == b.objective and a.status == b.status
+    assert (a.objective, a.status, a.bound, a.unplaced) == (b.objective, b.status, b.bound, b.unplaced)
+    assert sorted(a.assignment) == sorted(b.assignment)
+    for job in a.assignment:  # the same servers, not just the same cost
+        assert np.array_equal(a.assignment[job], b.assignment[job]), job
 
 
 # --- the checker rejects bad placements of every kind -----------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, no_crash
 from topo.errors import SpecError
 from topo.sweep import load_sweep, pareto_front, run_sweep
 
@@ -127,7 +127,7 @@ def test_cli_bad_sweep_exits_2_and_keeps_written_results(tmp_path):
     assert len(before) == 1
     write_sweep(sw, grid={"oversubscription": [1], "failure_rates": [{"nic_per_year": 2}]})
     r = CliRunner().invoke(main, ["sweep", str(sw), "-o", str(out)])
-    assert r.exit_code == 2 and "nic_per_year" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "nic_per_year" in r.output and no_crash(r)
     assert sorted(p.name for p in (out / "results").iterdir()) == before
     write_sweep(sw, grid={"oversubscription": [1, 2]}, failures=["none"])
     r = CliRunner().invoke(main, ["sweep", str(sw), "-o", str(out), "--scheduler", "nonsense"])

@@ -15,7 +15,13 @@ builds its fabric with :func:`topo.fabric.build`, routes the traffic through
 * no hard rack power limit is exceeded, and no switch that sits in a network rack draws
   more than a network rack may (floor.network_rack_power_limit_kw);
 * the switch counts and the cost and power the model claimed equal those of the
-  rebuilt fabric's own bill of materials.
+  rebuilt fabric's own bill of materials;
+* the design requirements (``requirements``): the bisection per accelerator of the
+  rebuilt fabric (:func:`topo.describe.bisection_gbps`) at or above the floor; a uniform
+  all-to-all scenario routed by :func:`topo.routing.uniform_loads` (fluid ECMP, aggregated,
+  at any scale) at or under the target, and under the stated failure at or under 100%; a
+  permutation scenario's worst case from the rebuilt fabric's own structure (per leaf and
+  per pod: min(n, N - n) ports' rate over the uplink capacity), healthy.
 
 It never chooses anything and never prints.
 """
@@ -69,13 +75,16 @@ def _ports_ok(fabric, cluster) -> list[str]:
 
 
 def check(cluster_after, demands, *, survive: str, target_util, claims: dict | None = None,
-          efficiency: float = 1.0) -> dict:
+          efficiency: float = 1.0, requirements: dict | None = None) -> dict:
     """Check a budget written as a cluster. Returns ``ok``, ``problems`` and what was measured.
 
     ``target_util``: one number for every switch link tier, or a dict per tier name
     ("leaf-spine", "spine-super"). After a plane failure endpoints inject at most
     (P-1)/P of their line rate (their ports on the lost plane are gone), so the
     traffic is scaled by that before it is routed.
+    ``requirements``: {"min_bisection_gbps_per_accelerator": floor or None, "scenarios":
+    [{"kind": "uniform" | "permutation", "gbps": rate per endpoint, "label": ...}]}; what was
+    measured for each is returned under ``requirements``.
     """
     from .describe import bill_of_materials, rack_power
     from .fabric import build
@@ -147,11 +156,143 @@ def check(cluster_after, demands, *, survive: str, target_util, claims: dict | N
             util_fail[k] = max(util_fail.get(k, 0.0), u)
             if u > 1.0 + 1e-6:
                 problems.append(f"after losing {label}, {k} links at {u:.4f} utilisation (over 100%)")
-    return {"ok": not problems, "problems": problems, "util_after": util_after,
+    req_out = _requirements(fab, requirements, target_util, survive, problems) if requirements else {}
+    return {"ok": not problems, "problems": problems, "util_after": util_after, "requirements": req_out,
             "util_failure": util_fail if scenarios else {}, "scenarios": [s[0] for s in scenarios],
             "switch_counts": counts, "capex_usd": bom["totals"]["network_cost_usd"],
             "network_kw": bom["totals"]["network_kw"], "routing_model": "fluid",
             "seconds": time.perf_counter() - t0}
+
+
+def _tgt(target_util, k):
+    return target_util.get(k, 1.0) if isinstance(target_util, dict) else target_util
+
+
+def _peaks(fab, util) -> dict:
+    out = {}
+    for t, name in _LINK_TIERS.items():
+        m = fab.link_tier == t
+        if m.any():
+            u = util[m]
+            u = u[np.isfinite(u)]
+            out[name] = float(u.max(initial=0.0))
+    return out
+
+
+def _failure_cases(fab, load, survive) -> list:
+    """The failures the check applies to one traffic: the most loaded link of each switch tier
+    and direction, the most loaded spine and super-spine, or the most loaded plane."""
+    cases = []
+    if survive == "link":
+        for t in _LINK_TIERS:
+            for direction in (0, 1):
+                ids = np.flatnonzero((fab.link_tier == t) & ((np.arange(fab.n_links) & 1) == direction))
+                if ids.size:
+                    worst = int(ids[np.argmax(load[ids])])
+                    cases.append((f"link {fab.link_label(worst)}", dict(failed_links=[worst & ~1]), 1.0))
+    elif survive == "switch":
+        through = np.bincount(fab.link_dst, weights=load, minlength=fab.n_nodes)
+        for tier in (2, 3):
+            nodes = np.flatnonzero(fab.node_tier == tier)
+            if nodes.size:
+                worst = int(nodes[np.argmax(through[nodes])])
+                cases.append((f"switch {fab.node_name(worst)}", dict(failed_nodes=[worst]), 1.0))
+    elif survive == "plane" and fab.planes > 1:
+        sw = fab.link_tier > 0
+        sw_load = np.bincount(fab.link_plane[sw].astype(np.int64), weights=load[sw], minlength=fab.planes)
+        p = int(np.argmax(sw_load))
+        nodes = np.flatnonzero((fab.node_tier > 0) & (fab.node_plane == p))
+        cases.append((f"plane {p}", dict(failed_nodes=nodes.tolist()), (fab.planes - 1) / fab.planes))
+    return cases
+
+
+def _permutation_peaks(fab, gbps: float) -> dict:
+    """Worst-case permutation utilisation per switch link tier, from the fabric's structure.
+
+    Each endpoint sends ``gbps`` to one other, split evenly over its planes (one port on each).
+    Out of a group of n ports of a plane (a leaf, or a pod of leaves) at most min(n, N - n) can
+    send (only N - n destinations lie outside), and fluid ECMP spreads what leaves a group evenly
+    over its uplinks (the same holds entering it), so min(n, N - n) x gbps / P over the group's
+    uplink capacity is the largest utilisation any permutation puts on them."""
+    up = (np.arange(fab.n_links) & 1) == 0
+    e = up & (fab.link_tier == 0)
+    leaf_of_port = fab.link_dst[e].astype(np.int64)
+    plane = fab.node_plane.astype(np.int64)
+    n_leaf = np.bincount(leaf_of_port, minlength=fab.n_nodes).astype(np.float64)
+    N = np.bincount(plane[leaf_of_port], minlength=fab.planes).astype(np.float64)
+    rho = gbps / fab.planes
+    out = {}
+    m1 = up & (fab.link_tier == 1)
+    cap1 = np.bincount(fab.link_src[m1], weights=fab.link_gbps[m1], minlength=fab.n_nodes)
+    leaves = np.flatnonzero((fab.node_tier == 1) & (n_leaf > 0))
+    if leaves.size and m1.any():
+        load = rho * np.minimum(n_leaf[leaves], N[plane[leaves]] - n_leaf[leaves])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(cap1[leaves] > 0, load / np.where(cap1[leaves] > 0, cap1[leaves], 1.0),
+                         np.where(load > 0, np.inf, 0.0))
+        out["leaf-spine"] = float(u.max(initial=0.0))
+    m2 = up & (fab.link_tier == 2)
+    if fab.n_tiers == 3 and m2.any():
+        pod = fab.node_pod.astype(np.int64)
+        key = plane * (int(pod.max()) + 1) + pod
+        nk = int(key.max()) + 1
+        n_pod = np.bincount(key[leaves], weights=n_leaf[leaves], minlength=nk)
+        cap2 = np.bincount(key[fab.link_src[m2]], weights=fab.link_gbps[m2], minlength=nk)
+        has = n_pod > 0
+        kp = np.flatnonzero(has)
+        kplane = kp // (int(pod.max()) + 1)
+        load = rho * np.minimum(n_pod[kp], N[kplane] - n_pod[kp])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(cap2[kp] > 0, load / np.where(cap2[kp] > 0, cap2[kp], 1.0), np.where(load > 0, np.inf, 0.0))
+        out["spine-super"] = float(u.max(initial=0.0))
+    return out
+
+
+def _requirements(fab, req, target_util, survive, problems) -> dict:
+    """Measure the design requirements on the rebuilt fabric; append what fails to ``problems``."""
+    from .describe import bisection_gbps
+    from .routing import uniform_loads
+    out: dict = {}
+    n_acc = max(int(np.asarray(fab.ep_is_accel).sum()), 1)
+    bis = bisection_gbps(fab)
+    per_acc = bis * 2 / n_acc if bis is not None else None
+    out["bisection_gbps"] = bis
+    out["bisection_per_accelerator_gbps"] = per_acc
+    floor = req.get("min_bisection_gbps_per_accelerator")
+    if floor is not None:
+        if per_acc is None or per_acc < floor * (1 - 1e-9):
+            problems.append(f"bisection {per_acc if per_acc is not None else 0:.4g} Gb/s per accelerator, "
+                            f"below the floor {floor:g}")
+    scen = []
+    N = fab.n_endpoints
+    for sc in req.get("scenarios") or []:
+        row = {"label": sc["label"], "kind": sc["kind"]}
+        if sc["kind"] == "uniform":
+            per_pair = sc["gbps"] / max(N - 1, 1)
+            r = uniform_loads(fab, "fluid", per_pair)
+            row["util"] = _peaks(fab, np.asarray(r.utilization))
+            row["method"] = "routed (fluid ECMP, aggregated uniform loads)"
+            if r.unreachable_gbps > 1e-9:
+                problems.append(f"{sc['label']}: {r.unreachable_gbps:.3g} Gb/s has no path")
+            fail = {}
+            for label, kw, scale in _failure_cases(fab, np.asarray(r.link_gbps_load), survive):
+                rf = uniform_loads(fab, "fluid", per_pair * scale, **kw)
+                if rf.unreachable_gbps > 1e-9:
+                    problems.append(f"{sc['label']}: after losing {label}, {rf.unreachable_gbps:.3g} Gb/s has no path")
+                for k, u in _peaks(fab, np.asarray(rf.utilization)).items():
+                    fail[k] = max(fail.get(k, 0.0), u)
+                    if u > 1.0 + 1e-6:
+                        problems.append(f"{sc['label']}: after losing {label}, {k} links at {u:.4f} utilisation (over 100%)")
+            row["util_failure"] = fail
+        else:
+            row["util"] = _permutation_peaks(fab, sc["gbps"])
+            row["method"] = "worst-case bound from the rebuilt fabric's structure (healthy)"
+        for k, u in row["util"].items():
+            if u > _tgt(target_util, k) * (1 + 1e-6) + 1e-9:
+                problems.append(f"{sc['label']}: {k} links at {u:.4f} utilisation, above the target {_tgt(target_util, k):g}")
+        scen.append(row)
+    out["scenarios"] = scen
+    return out
 
 
 def _network_racks_ok(bom, cluster) -> list[str]:

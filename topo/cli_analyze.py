@@ -16,6 +16,7 @@ import click
 
 from .cli_options import SEED, echo
 from .cli import cluster_arg, emit_json, handle_errors, main
+from . import limits
 from .errors import SpecError
 
 
@@ -70,9 +71,17 @@ def _fmt(x, nd=3):
     return str(x)
 
 
+def _hashing(d: dict) -> str:
+    """'2 channels x 4 QPs per channel' for a hashing model's summary, '' for the others (null there)."""
+    c, q = d.get("channels"), d.get("qps_per_channel")
+    if c is None or q is None:
+        return ""
+    return f"{c} channel{'s' if c != 1 else ''} x {q} QP{'s' if q != 1 else ''} per channel"
+
+
 def _render(s: dict) -> str:
     from .traffic import unplaced_line
-    qps = f"qps {s['qps']}, " if s.get("qps") is not None else ""  # queue pairs matter to hashing only
+    qps = f"{_hashing(s)}, " if _hashing(s) else ""  # channels and queue pairs matter to hashing only
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, routing {s['routing']} "
              f"({qps}seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
     if s.get("placement"):
@@ -115,6 +124,13 @@ def _render(s: dict) -> str:
                          f"{v['limited_by']})")
         if parts:
             lines.append("uniform all-to-all per endpoint (fluid): " + "; ".join(parts))
+        nt = a2a.get("node_types") or {}
+        if nt:
+            per = []
+            for n, v in nt.items():
+                g = v.get("gbps_per_endpoint")
+                per.append(f"{n} {'-' if g is None else f'{g:,.1f}'} Gb/s ({v['endpoints']:,}, limited by {v['limited_by']})")
+            lines.append("  per node type: " + "; ".join(per))
     elif "all_to_all_gbps_per_accelerator" in s:
         lines.append(f"uniform all-to-all (fluid): {s['all_to_all_gbps_per_accelerator']:,.1f} Gb/s per accelerator")
     if "optimal" in s:
@@ -124,7 +140,7 @@ def _render(s: dict) -> str:
     if s.get("roce_vs_uec"):
         c = s["roce_vs_uec"]
         lines.append("")
-        rq = f" ({c['roce-hash']['qps']} QPs per connection)" if c["roce-hash"].get("qps") is not None else ""
+        rq = f" ({_hashing(c['roce-hash'])})" if _hashing(c["roce-hash"]) else ""
         lines.append(f"RoCE hashing{rq} vs UEC spraying: max util {_fmt(c['roce-hash']['max_util'])} vs "
                      f"{_fmt(c['uec-spray']['max_util'])} (collision penalty {_fmt(c['collision_penalty_max_util'], 2)}x)")
         for n, p in c["collision_penalty_time"].items():
@@ -141,14 +157,18 @@ def _render(s: dict) -> str:
               help="jobs | uniform | permutation | incast | FILE.csv (src,dst,bytes with endpoint names)")
 @click.option("--fail", "fail", default="", help="comma-separated links ('a->b' or 'a--b') and switch names to fail")
 @click.option("--seed", type=SEED, default=None, help="seed of the hash and the random patterns (default goals.seed)")
-@click.option("--qps", type=click.IntRange(1, 1024), default=None, help="queue pairs per connection (default transport.qps_per_connection)")
+@click.option("--qps", type=click.IntRange(1, limits.MAX_QPS_PER_CHANNEL), default=None,
+              help="queue pairs per channel (default transport.qps_per_channel, or its shorthand "
+                   "transport.qps_per_connection); the channels stay the file's unless --channels")
+@click.option("--channels", type=click.IntRange(1, limits.MAX_CHANNELS), default=None,
+              help="channels per collective (default transport.channels, 1 unless stated)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
 @click.option("--placement", "placement_path", default=None, metavar="FILE",
               help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")
 @handle_errors
-def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path, placement_path):
+def analyze(cluster, routing, traffic, fail, seed, qps, channels, as_json, loads_path, placement_path):
     """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
     from .fabric import build
     from .pipeline import read_placement
@@ -169,7 +189,7 @@ def analyze(cluster, routing, traffic, fail, seed, qps, as_json, loads_path, pla
         placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
         source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
     a = _analyze(c, f, routing=routing, traffic=traffic, fail=[x for x in fail.split(",") if x.strip()],
-                 seed=seed, qps=qps, placement=placement)
+                 seed=seed, qps=qps, channels=channels, placement=placement)
     if loads_path:
         _write_loads(loads_path, a.loads_table(f))
     d = a.to_dict()

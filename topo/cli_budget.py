@@ -38,6 +38,40 @@ def _os(x) -> str:
     return "n/a" if x is None else f"{x:.3g}:1"
 
 
+def _req_value(x, unit: str) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.1f} Gb/s" if unit == "Gb/s" else _u(x)
+
+
+def requirements_text(req: dict) -> list:
+    """The design requirements (required, achieved, margin) and the bisection, as lines of text."""
+    from .render import table
+    out = []
+    rows = []
+    for r in req.get("rows") or []:
+        gbps = r["unit"] == "Gb/s"
+        margin = r.get("margin")
+        m = "n/a" if margin is None else (f"{margin:+,.1f} Gb/s" if gbps else f"{100 * margin:+.1f} pts")
+        rows.append([r["requirement"], r["source"], ("at least " if gbps else "at most ") + _req_value(r["required"], r["unit"]),
+                     _req_value(r.get("achieved"), r["unit"]), m,
+                     {True: "met", False: "NOT MET", None: "not checked"}[r.get("met")]
+                     + (" *" if r.get("effective_target") else "")])
+    if rows:
+        out.append(table(rows, ["requirement", "from", "required", "achieved", "margin", ""]))
+        if any(r.get("effective_target") for r in req.get("rows") or []):
+            out.append("* this traffic loads a tier beyond the target even on a non-blocking design: no design "
+                       "meets it, so the budget runs that tier as loaded as the non-blocking design would")
+    b = req.get("bisection") or {}
+    if b.get("chosen", {}).get("gbps") is not None:
+        def f(k):
+            v = b.get(k) or {}
+            return (f"{v['gbps'] / 1e3:,.1f} Tb/s ({v['per_accelerator_gbps']:,.1f} Gb/s per accelerator)"
+                    if v.get("gbps") is not None else "n/a")
+        out.append(f"bisection (one direction): chosen {f('chosen')}; as given {f('as_given')}; non-blocking {f('non_blocking')}")
+    return out
+
+
 def render(d: dict) -> str:
     """The readable report `topo budget` prints by default (a pure function of the result dict)."""
     from .traffic import unplaced_line
@@ -79,6 +113,13 @@ def render(d: dict) -> str:
     if any(abs(u["effective_target"] - u["target"]) > 1e-12 for u in d["utilization"].values()):
         out.append("* the traffic loads this tier beyond the target even when non-blocking; no budget can do "
                    "better, so it may run as loaded as its non-blocking design")
+    req_lines = requirements_text(d.get("requirements") or {})
+    if (d.get("requirements") or {}).get("scenarios_stated"):
+        out.append("routed before/after: the job mix as listed (empty without a jobs scenario); each scenario's "
+                   "peaks are in the requirements table")
+    if req_lines:
+        out.append("")
+        out += req_lines
     out.append("")
     b = d["bill_of_materials"]
     rows = [[x["tier"], x["model"], f"{x['count']:,}", f"{x['kw']:,.1f} kW", _money(x["cost_usd"])] for x in b["switches"]]
@@ -166,6 +207,13 @@ def _write_atomic(path: str, text: str) -> None:
               help="largest down:up port ratio allowed: one number for every tier with uplinks, or per tier "
                    "(leaf=1,spine=3; a tier not named is uncapped; spine only on 3 tiers) "
                    "(default: goals.max_oversubscription, else what the radix allows)")
+@click.option("--min-bisection", type=finite(0.0, 1e6, open_lo=True), default=None, metavar="GBPS",
+              help="smallest bisection per accelerator the design may have, Gb/s "
+                   "(default: requirements.min_bisection_gbps_per_accelerator)")
+@click.option("--scenario", "scenarios", multiple=True, metavar="uniform=GBPS|permutation=GBPS|jobs[=GROWTH]",
+              help="traffic the design must carry at the target, each alone; repeat for several: uniform all-to-all "
+                   "or the worst-case permutation at GBPS per endpoint, or the job mix (times GROWTH) "
+                   "(default: requirements.scenarios, else the jobs and traffic patterns)")
 @click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
 @click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
 @click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers)")
@@ -183,8 +231,8 @@ def _write_atomic(path: str, text: str) -> None:
               help="carry the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")
 @handle_errors
-def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, time_limit, seed, workers,
-           for_transport, max_slowdown, as_json, output, force, placement_path):
+def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, min_bisection, scenarios,
+           time_limit, seed, workers, for_transport, max_slowdown, as_json, output, force, placement_path):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
     from .fabric import build
     from .pipeline import read_placement
@@ -213,6 +261,16 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
             max_oversubscription = oversubscription_caps(max_oversubscription)
         except ValueError as e:
             raise SpecError([("--max-oversubscription", str(e))])
+    if scenarios:
+        from .linkbudget import parse_scenario
+        errs = []
+        for i, x in enumerate(scenarios):
+            try:
+                parse_scenario(x)
+            except ValueError as e:
+                errs.append((f"--scenario[{i}]", str(e)))
+        if errs:
+            raise SpecError(errs)
     c = load(cluster)
     f = build(c)
     placement, unplaced, source = None, {}, None
@@ -223,7 +281,8 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
         placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
         source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
     opts = dict(objective=objective or c.file.goals.objective, survive=survive, target_util=target_util, time_limit=time_limit,
-                seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription)
+                seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription,
+                min_bisection=min_bisection, scenarios=list(scenarios) or None)
     if for_transport:
         from .linkbudget import budget_for_transport
         slow = max_slowdown if max_slowdown is not None else (c.file.goals.max_job_slowdown or 1.05)

@@ -1233,7 +1233,8 @@ def reproduce_loads(cluster, fabric: Fabric, plan: dict, key: str) -> np.ndarray
     want = {t.get("tier"): t.get("util_max", t.get("max_util")) for t in m.get("tiers") or [] if isinstance(t, dict)}
     got_desc = []
     for label, pl in cands:
-        an = analyze(cluster, fabric, routing=m.get("routing"), placement=pl, seed=m.get("seed"), qps=m.get("qps"),
+        an = analyze(cluster, fabric, routing=m.get("routing"), placement=pl, seed=m.get("seed"),
+                     qps=m.get("qps_per_channel", m.get("qps")), channels=m.get("channels"),
                      compare=False, all_to_all=False)
         tiers = {t.get("tier"): t.get("util_max", t.get("max_util")) for t in an.to_dict().get("tiers") or []}
         ok = bool(want) and all(_same(want[t], tiers.get(t)) for t in want)

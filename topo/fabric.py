@@ -426,10 +426,32 @@ def build(cluster: Cluster) -> Fabric:
                          f"the {sw_gbps[0]:g}G port of the leaf switch {tiers[0].switch_name!r}; split each NIC into "
                          f"{nt.nic_ports * need} ports (nic_ports: {nt.nic_ports * need}) or choose a leaf with ports of "
                          f"at least {pg:g}G"))
+        else:
+            # a slower NIC port shares a leaf port through a breakout: a whole number of them per port
+            lanes_f = sw_gbps[0] / pg
+            if abs(lanes_f - round(lanes_f)) > 1e-9:
+                nt = nts[ti]
+                fit = [f"{sw_gbps[0] / n:g}G" for n in (1, 2, 4, 8)]
+                errs.append((f"node_types[{file_index[type_names[ti]]}].nic_gbps",
+                             f"a {pg:g}G NIC port (nic_gbps {nt.nic_gbps:g} / nic_ports {nt.nic_ports}) cannot share "
+                             f"the {sw_gbps[0]:g}G port of the leaf switch {tiers[0].switch_name!r} exactly: "
+                             f"{sw_gbps[0]:g}G / {pg:g}G = {lanes_f:.3g} is not a whole number of NIC ports per leaf "
+                             f"port; this leaf serves NIC ports of {', '.join(fit)} (leaf port / a whole number)"))
     if errs:
         raise SpecError(errs)
     nic_port = float(port_gbps.max())
     breakout = max(int(sw_gbps[0] // nic_port), 1)
+    # node types whose NIC ports are slower than the fastest (mixed generations on the same leaves):
+    # the leaf port breakout is set by the fastest NIC port; each slower port takes one leaf port
+    # and the link runs at the NIC port's own speed
+    slower = [ti for ti in np.unique(port_type).tolist() if port_gbps_type[ti] < nic_port * (1 - 1e-12)]
+    if slower:
+        for ti in slower:
+            n_sl = int((port_type == ti).sum())
+            derive(f"leaf ports of node type {type_names[ti]}",
+                   f"{n_sl:,} x {port_gbps_type[ti]:g}G",
+                   f"slower than the fastest NIC port ({nic_port:g}G, {breakout} per {sw_gbps[0]:g}G leaf port): "
+                   f"each {port_gbps_type[ti]:g}G NIC port takes one leaf port, its link at {port_gbps_type[ti]:g}G")
     if breakout > 1:
         derive("leaf port breakout", breakout,
                f"leaf port {sw_gbps[0]:g}G / fastest NIC port {nic_port:g}G = {breakout} NIC ports per leaf port")
@@ -805,6 +827,12 @@ def build(cluster: Cluster) -> Fabric:
         m = node_tier == t + 1
         up_c = cap_up[m]
         os_built.append(float((cap_dn[m] / up_c).max()) if up_c.size and (up_c > 0).all() else math.inf)
+        if t == 0 and slower and up_c.size and (up_c > 0).all():
+            r = cap_dn[m] / up_c
+            derive("leaf down / up capacity", f"{r.min():.4g} to {r.max():.4g}",
+                   f"counted from the links, per leaf: a slower NIC port uses part of its leaf port, a partly "
+                   f"filled leaf has fewer ports; the stated {tiers[0].oversubscription:g}:1 is a full leaf at the "
+                   f"fastest NIC port's speed")
     counts = [int(Ls.sum()), int(S1p.sum()), S2 * planes][:n_tiers]
     meta = {"leaves_per_pod": Lp, "spines_per_pod": spines_per_pod, "bundles": [b1, b2][: max(n_tiers - 1, 0)],
             "endpoint_ports_per_leaf": ep_per_leaf, "breakout": breakout, "leaf_up_ports": U0,

@@ -758,7 +758,8 @@ class Traffic:
         self.seed = int(seed)
         self.models = tuple(models)
         cl = ctx.cluster
-        self.qps = cl.file.transport.qps_per_connection
+        self.qps = cl.file.transport.qps              # queue pairs per channel
+        self.channels = cl.file.transport.n_channels  # channels per collective
         proto = {"roce-hash": "roce", "uec-spray": "uec", "fluid": "ideal", "wcmp": "ideal"}
         self.eff = {m: protocol_efficiency(cl, proto[m]) for m in self.models}
         self.demands = {m: T.job_demands(cl, ctx.fabric, ctx.placement, efficiency=self.eff[m]) for m in self.models}
@@ -781,7 +782,8 @@ class Traffic:
         from .routing import _run_model
         f = self.ctx.fabric
         dead = np.zeros(f.n_links, bool) if failed is None else failed
-        total, times, unreach, _ = _run_model(f, self.demands[model], model, dead, self.seed, self.qps, self.eff[model])
+        total, times, unreach, _ = _run_model(f, self.demands[model], model, dead, self.seed, self.qps, self.eff[model],
+                                               self.channels)
         self.routes += 1
         return np.asarray(times, np.float64), float(unreach), total
 
@@ -844,7 +846,10 @@ class Traffic:
         return out
 
     def summary(self) -> dict:
-        return {"routed": True, "models": list(self.models), "seed": self.seed, "qps": self.qps,
+        return {"routed": True, "models": list(self.models), "seed": self.seed,
+                # hashing's channels and queue pairs per channel (null when no hashing model is routed)
+                "channels": self.channels if "roce-hash" in self.models else None,
+                "qps_per_channel": self.qps if "roce-hash" in self.models else None,
                 "wire_efficiency": dict(self.eff),
                 "route_calls": self.routes, "failures_not_routed_no_load": self.skipped,
                 "healthy_completion_s": {m: self.healthy_completion(m) for m in self.models}}

@@ -46,3 +46,9 @@ MAX_HOSTLIST = MAX_ENDPOINTS        # names one hostlist expression may expand t
 MAX_JOBS = 100_000
 MAX_TRAFFIC_PATTERNS = 1_000
 MAX_COLLECTIVES = 1_000             # per job
+
+# --- transport (RoCE hashing: one hashed flow per (channel, queue pair) of each connection) ---
+MAX_CHANNELS = 64                   # transport.channels, --channels
+MAX_QPS_PER_CHANNEL = 1024          # transport.qps_per_channel (and qps_per_connection), --qps
+MAX_QPS_PER_CONNECTION = 1024       # channels x qps_per_channel
+MAX_HASHED_QPS = 64 * 1024 * 1024   # flows x channels x qps_per_channel routed by roce-hash at once

@@ -56,6 +56,19 @@ it is non-blocking; no budget can do better there (oversubscription >= 1), so
 such a tier may run as loaded as its non-blocking grouping (reported as its
 effective target) and is kept non-blocking wherever the traffic needs it.
 
+Requirements (``requirements:`` in the cluster file, ``--min-bisection``, ``--scenario``)
+------------------------------------------------------------------------------------
+A bisection floor per accelerator is one more CP row: a candidate's bisection is
+topo.describe's (the smallest of the injection, the leaf uplinks when a plane has several
+leaves and the spine uplinks when it has several pods, halved), a constant per candidate.
+Scenarios are carried each alone (a tier's load is the largest of theirs): the job mix (the
+demands, times its growth) through the flows above; ``uniform`` and ``permutation`` at r Gb/s
+per endpoint from port counts, never from flows: a group (leaf or pod) of n of a plane's N
+ports sends r/P x n(N-n)/(N-1) out of it under uniform all-to-all, and at most r/P x
+min(n, N-n) under any permutation (only N-n destinations lie outside; a permutation reaches
+it). Both hold for endpoints with one port on every plane and no dual homing; other fabrics
+are refused. Without a scenario list the demands are carried as before.
+
 Cost: switch and optic prices (capex) plus energy over ``costs.horizon_years``
 at ``costs.electricity_usd_per_kwh`` times ``costs.pue``. Objectives: ``cost``
 (capex + energy), ``power`` (network kW) or ``balanced`` (the mean of both,
@@ -130,11 +143,16 @@ class BudgetResult:
     # jobs of the file the placement leaves out (topo.traffic.unplaced_jobs); the budget carries
     # the placed jobs' traffic only
     unplaced: dict = field(default_factory=dict)
+    # the design requirements: one row per requirement (required, achieved, margin, met) and the
+    # bisection of the chosen design, the design as given and the non-blocking one
+    requirements: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = to_jsonable(asdict(self))
         if not d["unplaced"]:
             del d["unplaced"]  # a queue that fits: the layout plans and budget files always had
+        if not d["requirements"].get("rows"):
+            del d["requirements"]  # nothing stated: the layout of budgets without requirements
         return d
 
 
@@ -219,6 +237,82 @@ def _caps_rule(caps, fabric) -> Optional[str]:
             f"exceeds its tier's cap is excluded")
 
 
+# --- design requirements (requirements: in the cluster file; --min-bisection, --scenario) ----------
+def parse_scenario(text: str) -> dict:
+    """The CLI's form of one scenario: ``uniform=GBPS``, ``permutation=GBPS``, ``jobs`` or
+    ``jobs=GROWTH``; returns the cluster file's mapping (validated later as a spec.Scenario).
+    Raises ValueError."""
+    kind, eq, val = str(text).partition("=")
+    kind = kind.strip()
+    if kind not in ("uniform", "permutation", "jobs"):
+        raise ValueError(f"unknown scenario {kind!r}; expected uniform=GBPS, permutation=GBPS, jobs or jobs=GROWTH")
+    if kind == "jobs":
+        return {"kind": "jobs"} if not eq else {"kind": "jobs", "growth": val.strip()}
+    if not eq:
+        raise ValueError(f"{kind} needs the rate each endpoint sends, e.g. {kind}=100 (Gb/s)")
+    return {"kind": kind, "gbps_per_endpoint": val.strip()}
+
+
+def _requirements(cluster, min_bisection, scenarios) -> dict:
+    """The design requirements in force: the options' where given (``min_bisection`` Gb/s per
+    accelerator; ``scenarios`` a list of spec.Scenario mappings or the CLI's strings), else the
+    file's ``requirements``. Returns {"floor": (where, Gb/s) or None, "scenarios": None or a list
+    of {kind, gbps, growth, where, label}}; SpecError names the field at fault."""
+    from pydantic import ValidationError
+    from .spec import Scenario
+    req = cluster.file.requirements
+    errs = []
+    floor = None
+    if min_bisection is None:
+        if req.min_bisection_gbps_per_accelerator is not None:
+            floor = ("requirements.min_bisection_gbps_per_accelerator", float(req.min_bisection_gbps_per_accelerator))
+    else:
+        try:
+            v = float(min_bisection)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not (math.isfinite(v) and 0 < v <= 1e6):
+            errs.append(("--min-bisection", f"expected Gb/s per accelerator in (0, 1e6], found {min_bisection!r}"))
+        else:
+            floor = ("--min-bisection", v)
+    out = None
+    if scenarios is None:
+        if req.scenarios is not None:
+            out = [(f"requirements.scenarios[{i}]", sc) for i, sc in enumerate(req.scenarios)]
+    else:
+        out = []
+        for i, x in enumerate(scenarios):
+            where = f"--scenario[{i}]"
+            try:
+                m = parse_scenario(x) if isinstance(x, str) else x
+                out.append((where, x if isinstance(x, Scenario) else Scenario.model_validate(m)))
+            except ValueError as e:  # ValidationError is a ValueError
+                msg = (e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e))
+                errs.append((where, f"{msg} (found {str(x)[:80]!r})"))
+        if not out and not errs:
+            errs.append(("--scenario", "at least one scenario"))
+    if errs:
+        raise SpecError(errs)
+    if out is not None:
+        rows = []
+        for where, sc in out:
+            label = (f"{sc.kind} {sc.gbps_per_endpoint:g} Gb/s per endpoint" if sc.kind != "jobs"
+                     else "job mix" + (f" x {sc.growth:g}" if sc.growth != 1.0 else ""))
+            rows.append({"kind": sc.kind, "gbps": sc.gbps_per_endpoint, "growth": sc.growth, "where": where,
+                         "label": label})
+        out = rows
+    return {"floor": floor, "scenarios": out}
+
+
+def _scaled(demands, factor: float):
+    """Demands with every rate and byte count times ``factor`` (the job mix's growth)."""
+    import dataclasses
+    if factor == 1.0:
+        return demands
+    return dataclasses.replace(demands, rate_gbps=np.asarray(demands.rate_gbps) * factor,
+                               bytes=np.asarray(demands.bytes) * factor)
+
+
 def _family_check(cluster, fabric, survive):
     f = cluster.file.fabric
     errs = []
@@ -266,7 +360,7 @@ class _Data:
     confirms the grouping reproduces the fabric as given, port by port.
     """
 
-    def __init__(self, cluster, fabric, demands, efficiency):
+    def __init__(self, cluster, fabric, demands, efficiency, analytic=()):
         self.cluster = cluster
         f = cluster.file
         self.family = f.fabric.family
@@ -376,6 +470,51 @@ class _Data:
         self.pr = rate[self.pf] * w / np.where(wsum > 0, wsum, 1.0)[self.pf] if w.size else w
         self._leaf_cache: dict = {}
         self._pod_cache: dict = {}
+        # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
+        # alone (the module's Requirements)
+        self.analytic = list(analytic)
+        if self.analytic:
+            self._analytic_ok(n_ep)
+        self.n_ep = n_ep
+
+    def _analytic_ok(self, n_ep: int) -> None:
+        """The uniform and permutation loads are computed from port counts; they are exact when
+        every endpoint has one port on every plane (any speed: ECMP splits an endpoint's traffic
+        evenly over its planes) and no NIC is dual-homed.
+        Refuse (SpecError at the scenario) any other fabric rather than load it wrongly."""
+        P = self.planes
+        per = np.bincount(self.port_ep * P + self.port_plane, minlength=n_ep * P)
+        why = None
+        if self.dual:
+            why = "dual-homed NICs (fabric.dual_homed)"
+        elif per.size and (per.min() != 1 or per.max() != 1):
+            why = (f"endpoints with other than one port per plane (from {int(per.min())} to {int(per.max())} "
+                   f"ports on a plane, {P} plane(s))")
+        if why is not None:
+            s = self.analytic[0]
+            raise SpecError([(s["where"], f"the {s['kind']} scenario's loads are computed exactly for endpoints with "
+                                          f"one port on every plane; this fabric has {why}")])
+
+    def _scenario_loads(self, n: np.ndarray) -> list:
+        """Per analytic scenario, the largest load (Gb/s, one direction) leaving or entering a group
+        of ``n`` ports of one plane (a leaf or a pod), given every group's port count ``n``.
+
+        uniform: each endpoint sends r over the wire, r / (N-1) to every other endpoint, r / P per
+        plane; a group of n ports sends r / P x n (N - n) / (N - 1) out of it (and receives as much).
+        permutation: each endpoint sends r to one other; at most min(n, N - n) of a group's n ports
+        can send out of it (only N - n destinations lie outside), so r / P x min(n, N - n) bounds
+        every permutation's load, and a permutation reaches it (the bound is the worst case)."""
+        N = self.n_ep
+        out = []
+        for s in self.analytic:
+            rho = s["gbps"] / self.planes
+            if n.size == 0 or N < 2:
+                out.append(0.0)
+            elif s["kind"] == "uniform":
+                out.append(float((rho * n * (N - n) / (N - 1)).max()))
+            else:
+                out.append(float((rho * np.minimum(n, N - n)).max()))
+        return out
 
     # -- leaves ---------------------------------------------------------------------------
     def grouping(self, E: int) -> tuple:
@@ -413,6 +552,9 @@ class _Data:
         up = np.bincount(ls[cross], weights=self.pr[cross], minlength=nl)
         dn = np.bincount(ld[cross], weights=self.pr[cross], minlength=nl)
         t1 = float(max(up.max(initial=0.0), dn.max(initial=0.0)))
+        # every scenario must fit alone: the tier carries the largest of their loads
+        t1_parts = [t1] + self._scenario_loads(np.bincount(gl, minlength=nl).astype(np.float64))
+        t1 = max(t1_parts)
         # leaf-pair aggregate of the cross-leaf traffic (for pod loads)
         key = ls[cross] * nl + ld[cross]
         uk, inv = np.unique(key, return_inverse=True)
@@ -439,7 +581,8 @@ class _Data:
             c0, w0 = self._price(r0, self.port_gbps)
         # top-of-rack leaves draw power in the rack of their first port
         tor_racks = self.ep_rack[fe] if fl.leaf_placement == "tor" else np.zeros(0, np.int64)
-        d = dict(E=E, L=L, Ls=Ls, nl=nl, gl=gl, plane_of=plane_of, leaf_in_plane=leaf_in_plane, t1=t1, up=up,
+        d = dict(E=E, L=L, Ls=Ls, nl=nl, gl=gl, plane_of=plane_of, leaf_in_plane=leaf_in_plane, t1=t1,
+                 t1_parts=t1_parts, up=up,
                  dn=dn, pair_key=uk, pair_rate=pair_rate, lx=lx, ly=ly, has=has, c0=c0, w0=w0, ok=ok,
                  tor_racks=tor_racks)
         self._leaf_cache[E] = d
@@ -498,6 +641,15 @@ class _Data:
             t2 = float(per_pod.max(initial=0.0))
             t2_last = float(per_pod[is_last].max(initial=0.0)) if partial else 0.0
             t2_full = float(per_pod[~is_last].max(initial=0.0)) if partial else t2
+        t2_parts = [t2]
+        if three_tier and self.analytic:
+            n_pod = np.bincount(gpod[lv["gl"]], minlength=npods).astype(np.float64)
+            t2_parts += self._scenario_loads(n_pod)
+            t2 = max(t2_parts)
+            full = self._scenario_loads(n_pod[~is_last]) if partial else t2_parts[1:]
+            t2_full = max([t2_full] + full)
+            if partial:
+                t2_last = max([t2_last] + self._scenario_loads(n_pod[is_last]))
         # spine positions: beside the mean row of their pod's leaves (pooled over planes)
         has = lv["has"]
         cnt = np.bincount(pod_in_plane[has], minlength=ppp)
@@ -510,7 +662,7 @@ class _Data:
         len1 = (np.abs(lv["lx"] - sx) + np.abs(lv["ly"] - sy[pod_in_plane]) + fl.slack_m).astype(np.float32)
         r1 = self._reach(len1)
         d = dict(ppp=ppp, ppp_p=ppp_p, npods=npods, n_partial=int(partial_p.sum()) if three_tier else 0,
-                 t2=t2, t2_full=t2_full, t2_last=t2_last, partial=partial, straddle=straddle, gpod=gpod,
+                 t2=t2, t2_parts=t2_parts, t2_full=t2_full, t2_last=t2_last, partial=partial, straddle=straddle, gpod=gpod,
                  r1=r1, ok=bool(r1.max(initial=0) < len(_REACH)))
         if three_tier:
             sup_x = np.float32(spine_col + fl.rack_pitch_m)
@@ -603,6 +755,33 @@ class _Tables:
     # links per port where speeds differ (the faster port breaks out into lanes of the slower):
     # leaf uplink, spine downlink, spine uplink, super-spine downlink
     lanes: tuple = (1, 1, 1, 1)
+    # bisection (requirements.min_bisection_gbps_per_accelerator): the floor times the
+    # accelerators, i.e. twice the bisection needed (Gb/s; 0: no floor), the endpoint injection
+    # and the accelerators
+    bis_floor: float = 0.0
+    injection_gbps: float = 0.0
+    n_acc: int = 1
+
+
+def _bisection2(T: _Tables, nl: int, leaf_links: int, pods_per_plane: int, spine_links: int) -> float:
+    """Twice the bisection (Gb/s) of a candidate, as topo.describe.bisection_gbps defines it: a
+    balanced cut crosses at most half the injection, half the leaf uplinks (when a plane has more
+    than one leaf) and half the spine uplinks (when a plane has more than one pod)."""
+    c = [T.injection_gbps]
+    if nl > T.planes:
+        c.append(leaf_links * T.g1)
+    if T.three and pods_per_plane > 1:
+        c.append(spine_links * T.g2)
+    return float(min(c))
+
+
+def _floor_mbps(T: _Tables) -> int:
+    return int(math.floor(T.bis_floor * 1e3 * (1 - 1e-12)))
+
+
+def _below_floor(T: _Tables, bis2: float) -> bool:
+    """The candidate's bisection under the floor (in whole Mb/s, as the CP row compares them)."""
+    return T.bis_floor > 0 and int(math.floor(bis2 * 1e3)) < _floor_mbps(T)
 
 
 def _speed(a: float, b: float) -> float:
@@ -628,7 +807,8 @@ def _stated(cluster) -> dict:
                 super_spines=fab.super_spines, bundle0=fab.tiers[0].bundle if fab.tiers else None)
 
 
-def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end) -> _Tables:
+def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end,
+            bis_floor: float = 0.0) -> _Tables:
     # max_os: (leaf cap, spine cap), each None when uncapped (a bare number caps both, as before)
     if not isinstance(max_os, tuple):
         max_os = (max_os, max_os)
@@ -641,7 +821,9 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     l1 = _lanes(s0.port_gbps, s1.port_gbps)
     l2 = _lanes(s1.port_gbps, specs[2].port_gbps) if three else (0.0, 1, 1)
     T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P,
-                g1=l1[0] if l1 else 0.0, g2=l2[0] if l2 else 0.0, b1_fixed=b1_fixed)
+                g1=l1[0] if l1 else 0.0, g2=l2[0] if l2 else 0.0, b1_fixed=b1_fixed,
+                bis_floor=float(bis_floor), injection_gbps=float(data.port_gbps.sum()),
+                n_acc=max(int(np.asarray(data.fabric.ep_is_accel).sum()), 1))
     pr = T.pruned
     if l1 is None or l2 is None:
         pr["port speeds that do not divide"] = 1
@@ -719,6 +901,10 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
             continue
         if survive == "link" and (U0 < 2 or t1 > g1 * (U0 - 1) * (1 + 1e-12)):
             bump("leaf uplinks overloaded after a link failure")
+            continue
+        if T.bis_floor > 0 and (T.injection_gbps < T.bis_floor * (1 - 1e-12)
+                                or (lv["nl"] > P and lv["nl"] * U0 * g1 < T.bis_floor * (1 - 1e-12))):
+            bump("bisection below the floor (requirements.min_bisection_gbps_per_accelerator)")
             continue
         for b1_ in b1s:
             T.E_opts.append(dict(d0=d0, u0=u0, U0=U0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"],
@@ -846,8 +1032,12 @@ def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b
         capex = counts[0] * s[0].cost_usd + counts[1] * s[1].cost_usd + eo["c0"] + U0 * eo["c1"]
         watts = counts[0] * s[0].power_w + counts[1] * s[1].power_w + eo["w0"] + U0 * eo["w1"]
         util = [t1 / (T.g1 * U0), None]
+        bis2 = _bisection2(T, eo["nl"], eo["nl"] * U0, 1, 0)
+        if _below_floor(T, bis2):
+            return None
         dec = dict(d0=eo["d0"], u0=eo["u0"], leaf_uplinks=U0, b1=b1, spines_per_plane=spp)
-        return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
+        return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec,
+                    bisection_gbps=bis2 / 2)
     do = T.D_opts[iD]
     pr = T.pair.get((iE, iD))
     if pr is None:
@@ -894,7 +1084,10 @@ def evaluate(T: _Tables, survive: str, tau: float, iE: int, iD: Optional[int], b
                supers_per_plane=spp * k2)
     if pr["partial"]:
         dec["partial_pod_bundle"] = bp
-    return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec)
+    bis2 = _bisection2(T, eo["nl"], links[1], pr["ppp"], links[2])
+    if _below_floor(T, bis2):
+        return None
+    return dict(counts=counts, links=links, capex=capex, watts=watts, util=util, dec=dec, bisection_gbps=bis2 / 2)
 
 
 def _energy_usd_per_w(cluster) -> float:
@@ -1012,6 +1205,7 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
             elif survive == "switch":
                 row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
                 row("a spare spine", 1, u0 - b1)
+            bis2 = _bisection2(T, eo["nl"], eo["nl"] * u0, 1, 0)
             nsw = [eo["nl"], P * spp]
             capex = nsw[0] * s[0].cost_usd + nsw[1] * s[1].cost_usd + eo["c0"] + u0 * eo["c1"]
             watts = nsw[0] * s[0].power_w + nsw[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
@@ -1040,11 +1234,17 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
                     row("spine uplinks after a super-spine failure" + tag, tt, g2 * (s_ - bb))
                     row("a spare spine and super-spine" + tag, 1, min(u0 - b1, s_ - bb, spp - 1))
             sl = spp * k2 * bp
+            n_last = pr["n_partial"] if pr["partial"] else 0
+            bis2 = _bisection2(T, eo["nl"], eo["nl"] * u0, pr["ppp"], (pr["npods"] - n_last) * su + n_last * sl)
             nsw = [eo["nl"], pr["npods"] * spp, P * spp * k2]
             capex = (sum(n * sp.cost_usd for n, sp in zip(nsw, s)) + eo["c0"] + u0 * pr["c1"] + su * pr["c2"]
                      + sl * pr["c2l"])
             watts = (sum(n * sp.power_w for n, sp in zip(nsw, s)) + eo["w0"] + u0 * pr["w1"] + su * pr["w2"]
                      + sl * pr["w2l"])
+        if T.bis_floor > 0:
+            # requirements.min_bisection_gbps_per_accelerator (Mb/s; the floor rounded down, the
+            # candidate's bisection rounded down: a shape exactly at the floor stays)
+            row("bisection at or above the floor", _floor_mbps(T), int(math.floor(bis2 * 1e3)))
         costs.append(wc * capex + ww * watts)
     # integer objective: scaled so that its sum over all shapes stays far inside int64
     top = max(max(abs(v) for v in costs), 1e-300)
@@ -1197,6 +1397,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
            survive: Optional[str] = None, target_util: Optional[float] = None,
            time_limit: Optional[float] = None, seed: Optional[int] = None, workers: Optional[int] = None,
            switch_choice: str = "fixed", max_oversubscription: Optional[float] = None,
+           min_bisection: Optional[float] = None, scenarios: Optional[list] = None,
            check: bool = True) -> BudgetResult:
     """Choose the fabric's link budget with CP-SAT and check it independently.
 
@@ -1215,6 +1416,13 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     max_oversubscription : the largest down/up port ratio allowed: one number for every tier with
         uplinks, or a mapping (or the CLI's string ``leaf=1,spine=3``) over ``leaf`` and ``spine``
         (a 3-tier spine); a tier not named is uncapped (default goals.max_oversubscription)
+    min_bisection : the smallest bisection per accelerator allowed, Gb/s (describe's
+        bisection_per_accelerator_gbps; default requirements.min_bisection_gbps_per_accelerator)
+    scenarios : the traffic the design must carry at the target, each alone: spec.Scenario
+        mappings or the CLI's ``uniform=GBPS``, ``permutation=GBPS``, ``jobs``, ``jobs=GROWTH``
+        (default requirements.scenarios; None there: the jobs and traffic patterns, as given).
+        ``demands`` (or the placed jobs') is the job mix: carried only by a ``jobs`` scenario,
+        its rates times the scenario's growth
 
     Raises SpecError for bad input and when no budget meets the target or survives the
     failure; SolverError when the solver finds nothing within the time limit or the
@@ -1231,6 +1439,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         objective = cluster.file.goals.objective
     survive, tau, time_limit, seed, workers, os_caps = _options(
         cluster, objective, survive, target_util, time_limit, seed, workers, switch_choice, max_oversubscription)
+    req = _requirements(cluster, min_bisection, scenarios)
     if fabric is None:
         fabric = build(cluster)
     _family_check(cluster, fabric, survive)
@@ -1241,8 +1450,15 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         unplaced = {}  # demands given without a placement: nothing to say about the jobs
     if demands is None:
         demands = _demands(cluster, fabric, placement)
+    if req["scenarios"] is not None:
+        growth = [sc["growth"] for sc in req["scenarios"] if sc["kind"] == "jobs"]
+        # the job mix is one scenario: carried (times its growth) only when listed
+        demands = _scaled(demands, max(growth)) if growth else demands.select(np.zeros(demands.n, bool))
+    analytic = [sc for sc in (req["scenarios"] or []) if sc["kind"] != "jobs"]
     eff = wire_efficiency(cluster)
-    data = _Data(cluster, fabric, demands, eff)
+    data = _Data(cluster, fabric, demands, eff, analytic)
+    n_acc = max(int(np.asarray(fabric.ep_is_accel).sum()), 1)
+    bis_floor = req["floor"][1] * n_acc if req["floor"] else 0.0
     data.verify(fabric)  # the model's leaves and pods are the built fabric's, or no budget
     three = fabric.n_tiers == 3
     names, specs, extra = _tier_specs(cluster, fabric)
@@ -1269,7 +1485,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
         if extra:
             sp = list(specs)
-        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, deadline))
+        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, deadline, bis_floor))
     tables_s = time.perf_counter() - t_tab
 
     bom_given = bill_of_materials(fabric, cluster)
@@ -1300,7 +1516,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     best, statuses, solve_s, bound, weights = optimise(objective, deadline)
     if best is None:
         if all(s == "INFEASIBLE" for s in statuses):
-            raise _infeasible(data, tables, survive, tau, target_util is not None, tier_caps)
+            raise _infeasible(data, tables, survive, tau, target_util is not None, tier_caps, req)
         raise SolverError(f"the link-budget solver found no budget within {time_limit:g} s "
                           f"(statuses: {sorted(set(statuses))}); raise --time-limit")
     all_opt = all(s in ("OPTIMAL", "INFEASIBLE") for s in statuses)
@@ -1313,8 +1529,11 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     bom_after = bill_of_materials(after_fab, after)
     claims = {"switch_counts": [int(x) for x in ev["counts"]], "capex_usd": ev["capex"], "watts": ev["watts"]}
     caps = {"leaf-spine": T.cap[0], "spine-super": T.cap[1]}
+    chk_req = {"min_bisection_gbps_per_accelerator": req["floor"][1] if req["floor"] else None,
+               "scenarios": analytic}
     chk = budget_check.check(after, demands, survive=survive, target_util=caps, claims=claims,
-                             efficiency=eff) if check else {"ok": None, "skipped": True}
+                             efficiency=eff, requirements=chk_req if (req["floor"] or analytic) else None) \
+        if check else {"ok": None, "skipped": True}
     if check and not chk["ok"]:
         raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
     before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
@@ -1324,11 +1543,12 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     from .spec import from_dict
     try:
         nb_cluster = from_dict(nb, source="(non-blocking)", base_dir=cluster.base_dir)
-        nb_bom = bill_of_materials(build(nb_cluster), nb_cluster)
+        nb_fab = build(nb_cluster)
+        nb_bom = bill_of_materials(nb_fab, nb_cluster)
     except SpecError:
         # a stated pod structure the 1:1 design cannot take (e.g. spine up ports = leaves per
         # pod no longer fit the radix): compare against the design as given instead
-        nb_cluster, nb_bom = cluster, bom_given
+        nb_cluster, nb_bom, nb_fab = cluster, bom_given, fabric
     money = {"chosen": _bom_money(after, bom_after), "as_given": _bom_money(cluster, bom_given),
              "non_blocking": _bom_money(nb_cluster, nb_bom)}
     for k, bm in (("chosen", bom_after), ("as_given", bom_given), ("non_blocking", nb_bom)):
@@ -1425,16 +1645,78 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
               "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
               "model_choices": len(tables), "feasible_candidates": n_cand,
               "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    if req["floor"] or req["scenarios"] is not None:
+        solver["space"].append(_requirements_rule(req))
     if os_caps is not None:
         solver["space"].append(_caps_rule(os_caps, fabric))
         solver["max_oversubscription"] = {"source": os_caps[0], "leaf": tier_caps[0],
                                           **({"spine": tier_caps[1]} if three else {})}
+    requirements = _requirement_rows(req, chk if check else None, caps, tau, ev, fabric, after_fab, nb_fab)
     return BudgetResult(
+        requirements=requirements,
         cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
         target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
         bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
         network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
         alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
+
+
+def _requirements_rule(req) -> str:
+    """The solver section's statement of the design requirements in force."""
+    bits = []
+    if req["floor"]:
+        bits.append(f"bisection at least {req['floor'][1]:g} Gb/s per accelerator ({req['floor'][0]})")
+    if req["scenarios"] is not None:
+        bits.append("each of these traffic scenarios alone at or under the target: "
+                    + ", ".join(sc["label"] for sc in req["scenarios"]))
+    return "design requirements: " + "; ".join(bits) + "; every candidate that misses one is excluded"
+
+
+def _requirement_rows(req, chk, caps, tau, ev, fabric, after_fab, nb_fab) -> dict:
+    """Each stated requirement with its required value, what the independent check measured on the
+    rebuilt design (achieved) and the margin; and the bisection of the designs compared."""
+    from .describe import bisection_gbps
+    n_acc = max(int(np.asarray(fabric.ep_is_accel).sum()), 1)
+
+    def bis(f):
+        b = bisection_gbps(f)
+        return {"gbps": b, "per_accelerator_gbps": (b * 2 / n_acc) if b is not None else None}
+    rows = []
+    measured = (chk or {}).get("requirements") or {}
+    if req["floor"]:
+        where, floor = req["floor"]
+        got = measured.get("bisection_per_accelerator_gbps")
+        rows.append({"requirement": "bisection per accelerator", "source": where, "unit": "Gb/s",
+                     "required": floor, "achieved": got, "model": ev["bisection_gbps"] * 2 / n_acc,
+                     "margin": (got - floor) if got is not None else None,
+                     "met": (got >= floor * (1 - 1e-9)) if got is not None else None,
+                     "method": "rebuilt fabric, topo.describe.bisection_gbps"})
+    by_label = {r["label"]: r for r in measured.get("scenarios", [])}
+    for sc in req["scenarios"] or []:
+        if sc["kind"] == "jobs":
+            util = (chk or {}).get("util_after") if chk else None
+            fail = (chk or {}).get("util_failure") if chk else None
+            method = "routed (fluid ECMP) job mix" + (f" x {sc['growth']:g}" if sc["growth"] != 1.0 else "")
+        else:
+            m = by_label.get(sc["label"], {})
+            util, fail, method = m.get("util"), m.get("util_failure"), m.get("method")
+        row = {"requirement": sc["label"], "source": sc["where"], "unit": "peak switch-link utilisation",
+               "required": tau, "achieved": None, "margin": None, "met": None, "method": method}
+        if util:
+            row["achieved"] = max(util.values())
+            # against the stated target: where the traffic loads a tier beyond it even when
+            # non-blocking, the budget may run the tier as loaded as that (effective_target), and
+            # the requirement is reported not met (no design meets it)
+            row["margin"] = tau - row["achieved"]
+            row["met"] = row["margin"] >= -1e-6
+            row["per_tier"] = util
+            if any(abs(caps.get(k, tau) - tau) > 1e-12 for k in util):
+                row["effective_target"] = {k: caps.get(k, tau) for k in util}
+        if fail:
+            row["after_failure"] = fail
+        rows.append(row)
+    return {"rows": rows, "bisection": {"chosen": bis(after_fab), "as_given": bis(fabric), "non_blocking": bis(nb_fab)},
+            "scenarios_stated": req["scenarios"] is not None}
 
 
 # --- transport-aware search ------------------------------------------------------------------
@@ -1581,20 +1863,38 @@ def _given_model_util(data, fabric, names, specs) -> list:
     return out
 
 
-def _infeasible(data, tables, survive, tau, from_option, max_os) -> SpecError:
-    """Why no budget exists: the stated failure, or the target utilisation (with what the traffic needs)."""
+def _infeasible(data, tables, survive, tau, from_option, max_os, req=None) -> SpecError:
+    """Why no budget exists: the bisection floor, the stated failure, or the target utilisation
+    (with what the traffic needs)."""
     where = "--target-util" if from_option else "goals.target_utilization"
     far = time.monotonic() + 3600
-    healthy_ok = False
-    best_u = None
+    healthy_ok = healthy_free = False
+    best_u = best_b = None
+    floor = req["floor"] if req else None
     for T in tables:
-        relaxed = _tables(data, T.models, T.specs, T.three, "none", tau, max_os, T.b1_fixed, far)
+        relaxed = _tables(data, T.models, T.specs, T.three, "none", tau, max_os, T.b1_fixed, far, T.bis_floor)
         if next(iter(enumerate_all(relaxed, "none", tau)), None) is not None:
             healthy_ok = True
+        if floor:
+            free = _tables(data, T.models, T.specs, T.three, "none", tau, max_os, T.b1_fixed, far)
+            healthy_free = healthy_free or next(iter(enumerate_all(free, "none", tau)), None) is not None
         loose = _tables(data, T.models, T.specs, T.three, "none", 1.0, max_os, T.b1_fixed, far)
         for _, _, _, ev in enumerate_all(loose, "none", 1.0):
             u = max(x for x in ev["util"] if x is not None)
             best_u = u if best_u is None else min(best_u, u)
+            b = ev["bisection_gbps"] * 2 / T.n_acc
+            best_b = b if best_b is None else max(best_b, b)
+    if floor and (best_b is None or best_b < floor[1] * (1 - 1e-9)):
+        inj = tables[0].injection_gbps / tables[0].n_acc if tables else 0.0
+        most = (f"the most any design reaches is {best_b:.4g} Gb/s" if best_b is not None
+                else "no design carries the traffic at all")
+        return SpecError([(floor[0], f"no link budget reaches a bisection of {floor[1]:g} Gb/s per accelerator: "
+                                     f"{most} (the endpoints inject {inj:.4g} Gb/s per accelerator; a balanced "
+                                     f"cut crosses at most the injection and the uplinks of each tier)")])
+    if floor and not healthy_ok and healthy_free:
+        return SpecError([(floor[0], f"no link budget both reaches a bisection of {floor[1]:g} Gb/s per accelerator "
+                                     f"and keeps switch links at or under {tau:g} within the switch radix, reach "
+                                     f"and oversubscription limits")])
     if healthy_ok and survive != "none":
         what = {"link": "the loss of one link", "switch": "the loss of one spine or super-spine switch",
                 "plane": "the loss of one plane"}[survive]

@@ -572,12 +572,9 @@ def _greedy_job(st: _State, j: _Job, prefer_pods: Optional[np.ndarray] = None) -
 def _solve(m, time_s: float, seed: int, workers: int):
     """Solve CP-SAT model ``m`` with the placement's parameters: (solver, status, name)."""
     from ortools.sat.python import cp_model
+    from .cpsat import configure
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(float(time_s), 0.01)
-    solver.parameters.max_deterministic_time = max(float(time_s), 0.01)
-    solver.parameters.random_seed = int(seed)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.log_search_progress = False
+    configure(solver, time_limit=time_s, seed=seed, workers=workers)
     from .signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.signals
     status = solve_interruptible(solver, m)
     return solver, status, solver.StatusName(status)
@@ -1080,9 +1077,9 @@ def _racks_shared_bound(cap: np.ndarray, jobs: list[_Job], per_rack: list, time_
         if load[k]:
             m.Add(sum(load[k]) <= k * n_class[k])
     m.Minimize(sum(spans))
+    from .cpsat import configure
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_s
-    solver.parameters.num_search_workers = 1
+    configure(solver, time_limit=time_s, seed=1, workers=1)  # CP-SAT's default seed
     from .signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.signals
     st = solve_interruptible(solver, m)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

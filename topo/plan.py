@@ -105,6 +105,7 @@ _SECTION_FIELDS = {
     "metrics_before": _METRICS, "metrics_placed": _METRICS, "metrics_after": _METRICS,
     "budget": {"tiers": "records", "cost": dict, "utilization": dict, "headroom": dict, "network_power": dict,
                "solver": dict, "alternatives": dict, "check": dict, "transport_check": dict, **_BOM,
+               "requirements": dict,
                "target_utilization": "number", "objective": str, "survive": str},
     "failures": {"single": "records", "k": dict, "expected_loss": dict, "traffic": dict},
     "placement": {"assignment": dict, "jobs": (dict, list), "racks": "records", "totals": dict, "baseline": dict,

@@ -66,6 +66,12 @@ def _describe_text(d: dict) -> str:
                  f"(limited by {a2a[cls]['limited_by']})" for cls in ("accelerators", "cpu_hosts") if cls in a2a]
         out.append("")
         out.append("uniform all-to-all per endpoint (fluid ECMP): " + "; ".join(parts))
+        nt = a2a.get("node_types") or {}
+        if nt:
+            out.append("  per node type: " + "; ".join(
+                f"{n} {_fmt(v['gbps_per_endpoint'], 'Gb/s')} ({v['endpoints']:,}, "
+                f"{'/'.join(f'{g:g}G' for g in v.get('nic_port_gbps') or [])} NIC ports, limited by {v['limited_by']})"
+                for n, v in nt.items()))
     if d.get("inferred"):  # a custom graph: what was inferred from it, and how
         from .graphinfer import text_lines
         out.append("")
@@ -158,7 +164,7 @@ def _optimize_text(s: dict) -> str:
             else:
                 out.append(f"warning: on the budgeted fabric {len(slower)} of {len(ratio)} job(s) are more than 5% "
                            f"slower under {model} than on the fabric as given (most: {worst}, {slower[worst]:.2f}x). "
-                           f"The budget sizes links for ideal ECMP; hash collisions add the rest. More queue pairs per "
-                           f"connection (transport.qps_per_connection) or packet spraying reduce it; keeping the "
+                           f"The budget sizes links for ideal ECMP; hash collisions add the rest. More channels or queue "
+                           f"pairs per channel (transport.channels, transport.qps_per_channel) or packet spraying reduce it; keeping the "
                            f"fabric as given avoids it.")
     return "\n".join(out)

@@ -493,6 +493,7 @@ def _summary(plan: dict) -> Section:
     if isinstance(tc, dict) and tc.get("routing") and not tc.get("accepted"):
         risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {fmt(tc.get('max_slowdown'))}x "
                     f"limit at every target tried: {what}")
+    risk += _requirement_risks(plan)
     worst = _worst_failure(plan.get("failures"))
     if worst:
         risk.append(worst)
@@ -501,6 +502,33 @@ def _summary(plan: dict) -> Section:
     s.bullets.append(("What is at risk", ("; ".join(risk) or "no rack over its limit, every job placed, "
                                           "no tier above the utilisation target") + "."))
     return s
+
+
+def _requirement_risks(plan: dict) -> list:
+    """A bisection the link budget cuts (with the figures, and the floor if one is stated) and
+    every design requirement the chosen design does not meet."""
+    out = []
+    db, da = plan.get("describe_before") or {}, plan.get("describe_after") or {}
+    rows = _get(plan, "budget.requirements.rows") or []
+    rows = [r for r in rows if isinstance(r, dict)]
+    b0, b1 = _num(db.get("bisection_gbps")), _num(da.get("bisection_gbps"))
+    if b0 is not None and b1 is not None and b1 < b0 * (1 - 1e-9):
+        a0, a1 = _num(db.get("bisection_per_accelerator_gbps")), _num(da.get("bisection_per_accelerator_gbps"))
+        txt = (f"the link budget cuts bisection from {fmt(b0 / 1e3)} to {fmt(b1 / 1e3)} Tb/s "
+               f"({100 * (1 - b1 / b0):.0f}% less" + (f"; {fmt(a0)} -> {fmt(a1)} Gb/s per accelerator" if
+                                                   a0 is not None and a1 is not None else "") + ")")
+        floor = next((r for r in rows if r.get("unit") == "Gb/s"), None)
+        if floor is not None and _num(floor.get("required")) is not None:
+            txt += f", against a stated floor of {fmt(floor['required'])} Gb/s per accelerator"
+        else:
+            txt += ("; no bisection floor is stated (requirements.min_bisection_gbps_per_accelerator), so traffic "
+                    "other than the jobs sized for may not fit")
+        out.append(txt)
+    for r in rows:
+        if r.get("met") is False:
+            out.append(f"requirement not met: {r.get('requirement')} (required {fmt(r.get('required'))}, "
+                       f"achieved {fmt(r.get('achieved'))})")
+    return out
 
 
 def _count(x) -> int:
@@ -732,6 +760,12 @@ def _transport_section(plan: dict) -> Section:
         return s
     s.paragraphs.append(f"The same traffic ({which} the link budget) routed with RoCEv2 ECMP hashing and with "
                         "Ultra Ethernet packet spraying.")
+    rh = tc.get("roce-hash") if isinstance(tc.get("roce-hash"), dict) else {}
+    ch, qp = rh.get("channels"), rh.get("qps_per_channel")
+    if isinstance(ch, int) and isinstance(qp, int):
+        s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
+                            f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
+                            f"each carrying 1/{ch * qp} of its bytes.")
     pen = _num(tc.get("collision_penalty_max_util"))
     if pen is not None:
         s.paragraphs.append(f"Hash collisions raise the peak link utilisation {fmt(pen)}x over spraying.")
@@ -858,6 +892,13 @@ def _budget_section(plan: dict) -> Section:
                 s.tables.append(make_table(v, name_key="tier" if key != "alternatives" else "objective", caption=caption))
         elif isinstance(v, list) and v:
             s.tables.append(make_table(v, caption=caption))
+    req = b.get("requirements")
+    rows = [r for r in (req.get("rows") or []) if isinstance(r, dict)] if isinstance(req, dict) else []
+    if rows:
+        s.tables.append(make_table(
+            [{k: r.get(k) for k in ("requirement", "source", "unit", "required", "achieved", "margin", "met")} for r in rows],
+            caption="Design requirements: required, achieved on the rebuilt design (independent check) and margin "
+                    "(Gb/s above the floor; utilisation below the target)"))
     chk = b.get("check")
     if isinstance(chk, dict) and "ok" in chk:
         probs = chk.get("problems") or []
@@ -875,8 +916,8 @@ def _budget_section(plan: dict) -> Section:
         else:
             s.paragraphs.append(
                 f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
-                f"under {model}; the least-slowing budget was kept: {what}. More queue pairs per connection or "
-                f"packet spraying would let the budget save more without slowing jobs.")
+                f"under {model}; the least-slowing budget was kept: {what}. More channels or queue pairs per channel "
+                f"(more source-port entropy) or packet spraying would let the budget save more without slowing jobs.")
         rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total",
                                                      "tail", "worst_job", "worst_job_slowdown", "max_util", "error")}
                 for t in tc["tried"] if isinstance(t, dict)]

@@ -13,11 +13,15 @@ Models
   to the destination (every shortest path carries the same share). Under
   uniform all-to-all this is subset edge betweenness.
 * ``wcmp``: like fluid, split in proportion to link capacity.
-* ``roce-hash``: each queue pair of a flow takes one link per hop chosen by a
-  seeded splitmix64 hash of (seed, flow id, qp, node) mapped onto the
-  equal-cost next-hop links (per-hop ECMP as switches do it; the first hop
-  picks one of the endpoint's ports the same way); the flow's bytes are split
-  evenly across its queue pairs.
+* ``roce-hash``: a flow is opened as ``channels`` channels of ``qps`` queue
+  pairs each, as collective libraries open them; each (channel, queue pair)
+  carries 1/(channels x qps) of the flow's bytes and takes one link per hop
+  chosen by a seeded splitmix64 hash of (seed, flow id, k, node), where
+  k = channel x qps + queue pair is its own source-port entropy, mapped onto
+  the equal-cost next-hop links (per-hop ECMP as switches do it; the first hop
+  picks one of the endpoint's ports the same way). A switch sees only the
+  5-tuples, so the loads depend on the product channels x qps alone (one
+  channel of q queue pairs is the earlier qps_per_connection = q exactly).
 * ``uec-spray``: packet spraying, per-hop equal split over the equal-cost next
   hops. On symmetric fabrics it equals fluid; it differs where the number of
   paths behind each next hop differs (asymmetric graphs, failed links).
@@ -53,6 +57,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import limits
 from ._ext import KernelArgumentError, kernel
 from .errors import SpecError
 from .routing_clos import clos_plan, spread_pairs, spread_spray
@@ -61,7 +66,7 @@ from .traffic import Demands
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
 _EMPTY = np.zeros(0)
 _FLUID_MODE = {"fluid": 0, "wcmp": 1, "uec-spray": 2}
-_QP_MODELS = ("roce-hash",)  # the models whose loads depend on queue pairs per connection
+_QP_MODELS = ("roce-hash",)  # the models whose loads depend on channels and queue pairs per channel
 
 
 # --- fabric preparation ------------------------------------------------------------------
@@ -251,7 +256,8 @@ def _pxn(fabric, src, dst, mass):
 
 
 def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, failed_nodes=None,
-          seed: int = 0, qps: int = 1, efficiency: float = 1.0, record_paths: bool = False) -> RouteResult:
+          seed: int = 0, qps: int = 1, efficiency: float = 1.0, record_paths: bool = False,
+          channels: int = 1) -> RouteResult:
     """Route demands on the fabric; offered wire load = rate_gbps / efficiency.
 
     ``failed_links``: link ids or a boolean mask over directed links (both
@@ -260,13 +266,25 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     uplinks) (fluid-type) or O(flows x qps x hops) (roce-hash). roce-hash and
     uec-spray on a regular Clos take the structural path (topo.routing_clos):
     O(flows x qps x hops) and O(flows) with no BFS, the same paths and loads.
+    ``channels`` x ``qps`` (channels per collective x queue pairs per channel) is the
+    number of hashed (channel, QP) flows each flow is opened as (roce-hash only; the
+    other models do not depend on them); at most limits.MAX_HASHED_QPS of them in all.
     """
     if model not in MODELS:
         raise SpecError([("--routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
     if model == "optimal":
         raise SpecError([("--routing", "the optimal model is a bound, computed by topo.routing_lp.max_concurrent_flow, not a routing of loads")])
     if qps < 1:
-        raise SpecError([("transport.qps_per_connection", f"must be at least 1 (found {qps})")])
+        raise SpecError([("transport.qps_per_channel", f"must be at least 1 (found {qps})")])
+    if channels < 1:
+        raise SpecError([("transport.channels", f"must be at least 1 (found {channels})")])
+    hashed = demands.n * channels * qps
+    if model == "roce-hash" and hashed > limits.MAX_HASHED_QPS:
+        raise SpecError([("transport.qps_per_channel",
+                          f"{demands.n:,} flows x {channels} channels x {qps} queue pairs per channel = {hashed:,} "
+                          f"hashed flows; at most {limits.MAX_HASHED_QPS:,} are routed at once (fewer channels "
+                          f"or queue pairs, or --routing uec-spray / fluid, which do not depend on them)")])
+    qps = channels * qps   # the kernels hash k = channel x qps_per_channel + queue pair, k < channels x qps
     dead = failure_mask(fabric, failed_links, failed_nodes)
     P = prepare(fabric, dead)
     src = np.asarray(demands.src, np.int64)
@@ -914,17 +932,22 @@ def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
     return _ideal_time_s(fabric, d.src[same], d.dst[same], d.bytes[same], eff) if same.any() else 0.0
 
 
-def _run_model(fabric, d: Demands, model, dead, seed, qps, eff):
-    """Route demands (jobs one at a time for fluid-type models); loads and per-job times."""
+def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1):
+    """Route demands (jobs one at a time for fluid-type models); loads and per-job times.
+
+    ``qps`` is queue pairs per channel, ``channels`` channels per collective (roce-hash only):
+    each (channel, QP) of a flow carries bytes / (channels x qps).
+    """
     L = fabric.n_links
     nj = len(d.job_names)
     times = np.zeros(nj)
     total = np.zeros(L)
     if model == "roce-hash":
-        r = route(fabric, d, model, failed_links=dead, seed=seed, qps=qps, efficiency=eff, record_paths=True)
+        r = route(fabric, d, model, failed_links=dead, seed=seed, qps=qps, channels=channels, efficiency=eff,
+                  record_paths=True)
         total = r.link_gbps_load
         cap = np.where(dead, 0.0, fabric.link_gbps)
-        qb = d.bytes[r.qp_flow] / qps if r.qp_flow is not None else np.zeros(0)
+        qb = d.bytes[r.qp_flow] / (channels * qps) if r.qp_flow is not None else np.zeros(0)
         rate = waterfill(r.qp_path, cap, qb) if qb.size else np.zeros(0)
         if rate.size:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -949,7 +972,7 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff):
             if idx.size == 0:
                 used.append(None)
                 continue
-            r = route(fabric, d.select(idx), model, failed_links=dead, seed=seed, qps=qps, efficiency=eff)
+            r = route(fabric, d.select(idx), model, failed_links=dead, seed=seed, efficiency=eff)
             total += r.link_gbps_load
             unreach += r.unreachable_gbps
             flow_unreach[idx] = r.flow_unreachable
@@ -971,13 +994,15 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff):
 
 def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs", placement=None,
             fail: Sequence[str] = (), seed: Optional[int] = None, qps: Optional[int] = None,
-            compare: bool = True, all_to_all: bool = True) -> Analysis:
+            compare: bool = True, all_to_all: bool = True, channels: Optional[int] = None) -> Analysis:
     """Route the cluster's traffic and report congestion, job times and the hash-vs-spray penalty.
 
     ``routing``: a model (default from transport.protocol: roce -> roce-hash,
     uec -> uec-spray, ideal -> fluid). ``traffic``: "jobs" (jobs plus the
     file's traffic patterns), "uniform", "permutation", "incast" or a CSV path.
-    ``fail``: link ('a->b', 'a--b') and switch names.
+    ``fail``: link ('a->b', 'a--b') and switch names. ``qps`` (queue pairs per channel)
+    and ``channels`` (per collective) override transport.qps_per_channel and
+    transport.channels each (``--qps`` / ``--channels``); unset, the file's values.
     """
     from . import traffic as T
     from .describe import bisection_gbps
@@ -990,9 +1015,15 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     if model not in MODELS:
         raise SpecError([("--routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
     seed = cluster.file.goals.seed if seed is None else int(seed)
-    qps = tr.qps_per_connection if qps is None else int(qps)
+    qps = tr.qps if qps is None else int(qps)
+    channels = tr.n_channels if channels is None else int(channels)
     if qps < 1:
         raise SpecError([("--qps", f"must be at least 1 (found {qps})")])
+    if channels < 1:
+        raise SpecError([("--channels", f"must be at least 1 (found {channels})")])
+    if channels * qps > limits.MAX_QPS_PER_CONNECTION:
+        raise SpecError([("--qps", f"{channels} channels x {qps} queue pairs per channel = {channels * qps:,} hashed "
+                                   f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}")])
     links, nodes = parse_failures(fabric, list(fail))
     dead = failure_mask(fabric, links, nodes)
     alive = ~dead
@@ -1014,8 +1045,9 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
 
     summary: dict = {"cluster": cluster.name, "family": fabric.family, "endpoints": fabric.n_endpoints,
                      "links": fabric.n_links, "routing": model, "traffic": str(traffic), "seed": seed,
-                     # queue pairs matter only to hashing (roce-hash); null for the other models
-                     "qps": qps if model in _QP_MODELS else None,
+                     # channels and queue pairs matter only to hashing (roce-hash); null for the others
+                     "channels": channels if model in _QP_MODELS else None,
+                     "qps_per_channel": qps if model in _QP_MODELS else None,
                      "wire_efficiency": eff_c,
                      "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
     lp_model = model == "optimal"
@@ -1037,7 +1069,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
         summary["aggregated_uniform"] = True
     else:
         d = demands_for(eff_c)
-        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c)
+        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels)
         offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
     if compare and traffic == "uniform" and E * (E - 1) > 1_000_000:
         compare = False
@@ -1084,11 +1116,11 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
                 tot_m, times_m = total, times
             else:
                 dm = demands_for(eff)
-                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff)
+                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels)
             with np.errstate(divide="ignore", invalid="ignore"):
                 um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
             side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
-                       **({"qps": qps} if m in _QP_MODELS else {}),
+                       **({"channels": channels, "qps_per_channel": qps} if m in _QP_MODELS else {}),
                        "jobs": {n: float(times_m[k]) for k, n in enumerate(d.job_names)}}
         a, b = side["roce-hash"], side["uec-spray"]
         side["collision_penalty_max_util"] = a["max_util"] / b["max_util"] if b["max_util"] > 0 else None
@@ -1124,6 +1156,24 @@ def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
         u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
         out[cls] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
                     "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links"}
+    # per node type, when a class holds several (mixed NIC generations: a 400G node type's figure is
+    # limited by its 400G links, an 800G one's by its own), by the same rule
+    ep_type = np.asarray(fabric.server_type, np.int64)[fabric.ep_server] if fabric.server_type.size else None
+    names = tuple(fabric.server_type_names)
+    several = ep_type is not None and any(
+        np.unique(ep_type[np.asarray(c, bool)]).size > 1 for c in (fabric.ep_is_accel, ~fabric.ep_is_accel))
+    if several and len(names) > 1:   # some class holds several node types
+        by_type = {}
+        for t in np.unique(ep_type).tolist():
+            mask = (ep_type == t) & (inj > 0)
+            if not mask.any():
+                continue
+            m = ep_link & mask[np.minimum(owner, n - 1)]
+            u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
+            by_type[names[t]] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
+                                 "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links",
+                                 "nic_port_gbps": sorted({float(g) for g in fabric.link_gbps[m]})}
+        out["node_types"] = by_type
     return out, float(r.unreachable_fraction)
 
 

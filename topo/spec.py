@@ -24,12 +24,37 @@ SPEC_VERSION = 1
 
 # --- units ----------------------------------------------------------------------
 _UNIT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
-_BW = {"gbps": 1.0, "g": 1.0, "gb/s": 1.0, "gbit/s": 1.0, "tbps": 1e3, "t": 1e3, "tb/s": 1e3,
-       "mbps": 1e-3, "mb/s": 1e-3, "gbyte/s": 8.0, "gbytes/s": 8.0}
-_KW = {"kw": 1.0, "w": 1e-3, "mw": 1e3}
-_BYTES = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20,
-          "gib": 2**30, "tib": 2**40, "bytes": 1}
+# A unit is matched exactly as written, then, for spellings whose case cannot change their meaning
+# ("gbps", "400g", "gib"), in lower case. Where case carries the meaning (b = bit, B = byte; m = milli,
+# M = mega) only the exact spelling counts and the other cases are refused as ambiguous.
+_BW = {"Gbps": 1.0, "Gb/s": 1.0, "Gbit/s": 1.0, "G": 1.0, "Tbps": 1e3, "Tb/s": 1e3, "Tbit/s": 1e3, "T": 1e3,
+       "Mbps": 1e-3, "Mb/s": 1e-3, "Mbit/s": 1e-3,
+       "GB/s": 8.0, "GByte/s": 8.0, "GBytes/s": 8.0, "TB/s": 8e3, "MB/s": 8e-3}
+_BW_ANY_CASE = ("Gbps", "Gbit/s", "G", "Tbps", "Tbit/s", "T", "Mbps", "Mbit/s", "GByte/s", "GBytes/s")
+_KW = {"kW": 1.0, "W": 1e-3, "MW": 1e3}
+_KW_ANY_CASE = ("kW", "W")
+_BYTES = {"B": 1, "bytes": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+          "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_BYTES_ANY_CASE = ("bytes", "KiB", "MiB", "GiB", "TiB")
 _METRES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
+_METRES_ANY_CASE = ("m", "cm", "mm", "ft")
+_ANY_CASE = {id(_BW): _BW_ANY_CASE, id(_KW): _KW_ANY_CASE, id(_BYTES): _BYTES_ANY_CASE, id(_METRES): _METRES_ANY_CASE}
+
+
+def _unit_factor(table: dict[str, float], unit: str) -> float:
+    """The factor of ``unit`` in ``table``: exact spelling first, then case-insensitive for the spellings
+    whose case does not matter; a spelling that differs from a unit only in a case that carries meaning
+    is refused with the spellings to use."""
+    if unit in table:
+        return table[unit]
+    lowered = {u.lower(): u for u in _ANY_CASE[id(table)]}
+    if unit.lower() in lowered:
+        return table[lowered[unit.lower()]]
+    near = sorted(u for u in table if u.lower() == unit.lower())
+    if near:
+        raise ValueError(f"ambiguous unit {unit!r}: case carries the meaning here (b bit, B byte; m milli, M mega);"
+                         f" write {' or '.join(repr(u) for u in near)}")
+    raise ValueError(f"unknown unit {unit!r}; expected one of {sorted(table)}")
 
 
 def _unit_parser(table: dict[str, float], unit_name: str):
@@ -46,10 +71,7 @@ def _unit_parser(table: dict[str, float], unit_name: str):
                 except ValueError:
                     raise ValueError(f"expected a number of {unit_name} or a value with a unit, found {v!r}")
                 raise ValueError(f"units missing in {v!r}: give a number (in {unit_name}) or a value with a unit, e.g. '{v}{next(iter(table))}'")
-            unit = m.group(2).lower()
-            if unit not in table:
-                raise ValueError(f"unknown unit {m.group(2)!r}; expected one of {sorted(table)}")
-            x = float(m.group(1)) * table[unit]
+            x = float(m.group(1)) * _unit_factor(table, m.group(2))
             if not math.isfinite(x):
                 raise ValueError(f"{v[:40]!r} is too large for a number")
             return x
@@ -58,8 +80,9 @@ def _unit_parser(table: dict[str, float], unit_name: str):
 
 
 def _unit_schema(table: dict, unit_name: str, minimum_key: str) -> WithJsonSchema:
+    any_case = set(_ANY_CASE[id(table)])
     ci = lambda u: "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in u)
-    units = "|".join(ci(u) for u in sorted(table, key=len, reverse=True))
+    units = "|".join(ci(u) if u in any_case else re.escape(u) for u in sorted(table, key=len, reverse=True))
     return WithJsonSchema({"anyOf": [
         {"type": "number", minimum_key: 0, "description": f"in {unit_name}"},
         {"type": "string", "pattern": rf"^\s*[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*({units})\s*$",
@@ -208,9 +231,27 @@ class Fabric(_M):
 class Transport(_M):
     protocol: Literal["roce", "uec", "ideal"] = "roce"
     mtu_bytes: Annotated[int, Field(ge=256, le=65536)] = 4096
-    qps_per_connection: Annotated[int, Field(ge=1, le=1024)] = 1
+    # RoCE hashing is modelled per (channel, queue pair): a collective opens `channels` channels
+    # per peer connection (each 1/channels of the bytes), each channel `qps_per_channel` queue pairs,
+    # and every (channel, QP) has its own source-port entropy. qps_per_connection N is the one-channel
+    # shorthand (channels 1, qps_per_channel N); stating it with either of the two is refused
+    qps_per_connection: Optional[Annotated[int, Field(ge=1, le=limits.MAX_QPS_PER_CHANNEL)]] = None
+    channels: Optional[Annotated[int, Field(ge=1, le=limits.MAX_CHANNELS)]] = None
+    qps_per_channel: Optional[Annotated[int, Field(ge=1, le=limits.MAX_QPS_PER_CHANNEL)]] = None
     header_bytes: Optional[Annotated[int, Field(ge=0, le=1024)]] = None
     adaptive: bool = False
+
+    @property
+    def n_channels(self) -> int:
+        """Channels per collective (1 unless stated)."""
+        return self.channels if self.channels is not None else 1
+
+    @property
+    def qps(self) -> int:
+        """Queue pairs per channel: qps_per_channel, else the qps_per_connection shorthand, else 1."""
+        if self.qps_per_channel is not None:
+            return self.qps_per_channel
+        return self.qps_per_connection if self.qps_per_connection is not None else 1
 
 
 # --- jobs and traffic ---------------------------------------------------------------
@@ -335,6 +376,39 @@ class Goals(_M):
                                                   "spine": {"type": "number", "minimum": 1}}}]})] = None
 
 
+class Scenario(_M):
+    """Traffic the fabric must carry with every switch link at or under the target utilisation
+    (topo budget, topo optimize): ``uniform`` (every endpoint sends ``gbps_per_endpoint`` on the
+    wire, spread evenly over all other endpoints), ``permutation`` (the worst case over every
+    permutation at ``gbps_per_endpoint``; a bound, see topo.linkbudget) or ``jobs`` (the placed
+    jobs and the file's traffic patterns, their rates times ``growth``)."""
+    kind: Literal["uniform", "permutation", "jobs"]
+    gbps_per_endpoint: Optional[Annotated[float, Field(gt=0, le=1e6)]] = None
+    growth: Annotated[float, Field(ge=1, le=1e3)] = 1.0
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        if self.kind in ("uniform", "permutation") and self.gbps_per_endpoint is None:
+            raise ValueError(f"a {self.kind} scenario needs gbps_per_endpoint (Gb/s each endpoint sends on the wire)")
+        if self.kind == "jobs" and self.gbps_per_endpoint is not None:
+            raise ValueError("a jobs scenario takes its rates from the jobs; gbps_per_endpoint is for uniform "
+                             "and permutation (use growth to scale the job mix)")
+        if self.kind != "jobs" and self.growth != 1.0:
+            raise ValueError(f"growth scales the job mix (kind: jobs); for a {self.kind} scenario raise "
+                             f"gbps_per_endpoint instead")
+        return self
+
+
+class Requirements(_M):
+    """What the design must provide, whatever the jobs of today (topo budget, topo optimize):
+    a bisection floor per accelerator (describe's bisection_per_accelerator_gbps) and the
+    traffic scenarios it must carry at goals.target_utilization. ``scenarios`` null: the jobs
+    and traffic patterns of the file, as without requirements; a list: exactly those scenarios
+    (the job mix only if a ``jobs`` scenario is listed)."""
+    min_bisection_gbps_per_accelerator: Optional[Annotated[float, Field(gt=0, le=1e6)]] = None
+    scenarios: Optional[list[Scenario]] = Field(default=None, min_length=1, max_length=16)
+
+
 class FailureRates(_M):
     link_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
     switch_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -356,6 +430,7 @@ class ClusterFile(_M):
     traffic: list[TrafficPattern] = Field(default=[], max_length=limits.MAX_TRAFFIC_PATTERNS)
     costs: Costs = Costs()
     goals: Goals = Goals()
+    requirements: Requirements = Requirements()
     failure_rates: FailureRates = FailureRates()
     busy_nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
 
@@ -724,6 +799,17 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     for i, tp in enumerate(f.traffic):
         if tp.pattern == "matrix" and not tp.file:
             errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
+    t = f.transport
+    if t.qps_per_connection is not None and (t.channels is not None or t.qps_per_channel is not None):
+        both = " and ".join(f"transport.{k} ({getattr(t, k)})" for k in ("channels", "qps_per_channel")
+                            if getattr(t, k) is not None)
+        errs.append(("transport.qps_per_connection",
+                     f"the one-channel shorthand ({t.qps_per_connection}) is stated together with {both}: give "
+                     f"channels and qps_per_channel, or qps_per_connection alone"))
+    elif t.n_channels * t.qps > limits.MAX_QPS_PER_CONNECTION:
+        errs.append(("transport.qps_per_channel",
+                     f"{t.n_channels} channels x {t.qps} queue pairs per channel = {t.n_channels * t.qps:,} hashed "
+                     f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}"))
     if errs:
         raise SpecError(errs, source)
     tr = catalog.TRANSPORTS[f.transport.protocol]

@@ -500,7 +500,7 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
     A header line (first field ``src``) and ``#`` comments are allowed. Unknown
     names, negative or malformed bytes raise SpecError naming file and line.
     """
-    from .spec import _BYTES, _UNIT_RE
+    from .spec import _BYTES, _UNIT_RE, _unit_factor
     from .inputs import read_text
     from .limits import MAX_CSV_FIELD, MAX_DATA_FILE_BYTES
     p = Path(path)
@@ -543,10 +543,14 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
             v = float(b)
         except ValueError:
             m = _UNIT_RE.match(b)
-            if not m or m.group(2).lower() not in _BYTES:
+            try:
+                v = float(m.group(1)) * _unit_factor(_BYTES, m.group(2)) if m else None
+            except ValueError as e:
+                errs.append((where, f"{str(p)!r} line {lineno}: bytes {b!r}: {e}"))
+                continue
+            if v is None:
                 errs.append((where, f"{str(p)!r} line {lineno}: bytes {b!r} is not a number of bytes"))
                 continue
-            v = float(m.group(1)) * _BYTES[m.group(2).lower()]
         if not np.isfinite(v) or v < 0:
             errs.append((where, f"{str(p)!r} line {lineno}: bytes must be a non-negative number (found {b!r})"))
             continue
