@@ -79,7 +79,8 @@ def _ints(opt: str, text):
               "(default fabric.topograph.run/tier-, giving tier-0 = leaf)")
 @click.option("--domain-label", default=None, help="label key for the scale-up domain "
               "(default accelerator.topograph.run/domain; empty string: none)")
-@click.option("--kueue-api", default=None, help="apiVersion of the Kueue Topology (default kueue.x-k8s.io/v1beta2)")
+@click.option("--kueue-api", default=None, help="apiVersion of the Kueue Topology: kueue.x-k8s.io/v1beta2 (default) "
+              "or kueue.x-k8s.io/v1beta1, the versions Kueue serves")
 @click.option("--nodes", type=click.Choice(["all", "placed"]), default="all",
               help="Slurm/Kueue: every declared node, or only nodes holding placed jobs")
 @click.option("--block-sizes", default=None, help="Slurm block sizes in nodes, e.g. 18,36,72 (default [D, 2D, 4D, ...])")
