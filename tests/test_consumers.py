@@ -364,14 +364,19 @@ def test_slurmctld_loads_the_tree_and_expands_the_job_lists(name, slurm):
     expand = lambda lists: [scontrol("show", "hostnames", x).stdout.split() for x in lists]
     held, wrote = expand([h for _, h in leaves]), expand([written[n] for n, _ in leaves])
     assert held == wrote and sum(map(len, held)) == f.n_servers
-    # slurm-jobs.conf: each job's Nodes= expands to the servers of its ranks
+    # slurm-jobs.conf: each job's Nodes= expands to the nodes of its ranks in rank-map.csv
+    import csv
+    import io
     jobs = ex.render("slurm-jobs", f, plan, c)["slurm-jobs.conf"]
-    for line in jobs.splitlines():
-        if line.startswith("JobName="):
-            kv = dict(t.split("=", 1) for t in line.split())
-            eps = np.asarray(plan["placement"]["assignment"][kv["JobName"]])
-            want_nodes = [f.server_name(int(s)) for s in np.unique(f.ep_server[eps])]
-            assert scontrol("show", "hostnames", kv["Nodes"]).stdout.split() == want_nodes
+    rank_nodes: dict = {}
+    for row in csv.DictReader(io.StringIO(ex.render("rank-map", f, plan, c)["rank-map.csv"])):
+        rank_nodes.setdefault(row["job"], set()).add(row["node"])
+    lines = [l for l in jobs.splitlines() if l.startswith("JobName=")]
+    assert len(lines) == len(rank_nodes) > 0
+    for line in lines:
+        kv = dict(t.split("=", 1) for t in line.split())
+        got = scontrol("show", "hostnames", kv["Nodes"]).stdout.split()
+        assert len(got) == len(set(got)) and set(got) == rank_nodes[kv["JobName"]]
 
 
 def test_slurm_block_and_yaml_need_a_newer_slurm(slurm):
