@@ -329,10 +329,41 @@ def test_kueue_topology_and_labels(which, small, helios):
 
 def test_kueue_api_version_and_domain_label(small):
     f = small[1]
-    files = ex.render_kueue(f, None, api_version="kueue.x-k8s.io/v1alpha1", domain_label=None)
-    assert yaml.safe_load(files["kueue-topology.yaml"])["apiVersion"] == "kueue.x-k8s.io/v1alpha1"
+    files = ex.render_kueue(f, None, api_version="kueue.x-k8s.io/v1beta1", domain_label=None)
+    assert yaml.safe_load(files["kueue-topology.yaml"])["apiVersion"] == "kueue.x-k8s.io/v1beta1"
     for d in yaml.safe_load_all(files["node-labels.yaml"]):
         assert ex.DEFAULT_DOMAIN_LABEL not in d["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("opt,value,field", [
+    ("api_version", "v1beta1", "--kueue-api"),                    # no group
+    ("api_version", "kueue.x-k8s.io/v1alpha1", "--kueue-api"),    # not served by Kueue's Topology CRD
+    ("api_version", "example.com/v1beta2", "--kueue-api"),
+    ("domain_label", "a b/$(id)", "--domain-label"),
+    ("domain_label", "kubernetes.io/hostname", "--domain-label"),
+    ("domain_label", "fabric.topograph.run/tier-1", "--domain-label"),
+    ("label_prefix", "bad prefix/", "--label-prefix"),
+    ("label_prefix", "x/" + "a" * 63, "--label-prefix"),
+])
+def test_export_options_refused_before_anything_is_written(small, tmp_path, opt, value, field):
+    c, f, plan = small
+    for fmt in ("kueue", "all", "slurm-yaml"):
+        with pytest.raises(topo.SpecError) as e:
+            ex.export(fmt, f, plan, tmp_path / fmt, cluster=c, **{opt: value})
+        assert e.value.errors[0][0] == field
+        assert not (tmp_path / fmt).exists()
+    if opt == "api_version" and "/" not in value:
+        assert "kueue.x-k8s.io/v1beta1" in e.value.errors[0][1]   # the hint
+
+
+def test_cli_export_bad_options_exit_2(tmp_path):
+    write_plan(tmp_path / "p.json", EXAMPLES / "small.yaml")
+    for args in (["--kueue-api", "v1beta1"], ["--domain-label", "a b/$(id)"], ["--label-prefix", "-x"]):
+        r = CliRunner().invoke(main, ["export", str(tmp_path / "p.json"), "--format", "all", "-o",
+                                      str(tmp_path / "out"), *args])
+        assert r.exit_code == 2, r.output
+        assert args[0] in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "out").exists()
 
 
 def test_label_values_hashed_like_topograph():
@@ -377,11 +408,39 @@ def test_astra_sim_network(which, small, rail, helios):
     assert all(len(d[k]) == n for k in d)
     assert set(d["topology"]) <= {"Ring", "FullyConnected", "Switch"}
     assert math.prod(d["npus_count"]) == int(f.ep_is_accel.sum())
-    assert all(x > 0 for x in d["bandwidth"]) and all(x > 0 for x in d["latency"])
+    assert all(x > 0 for x in d["bandwidth"]) and all(x >= 0 for x in d["latency"])
     # the first dimension is the scale-up domain when there is one
     if int(f.domain_size.max()) > 1:
         assert d["npus_count"][0] == int(np.bincount(f.domain_size).argmax())
         assert d["bandwidth"][0] == pytest.approx(float(np.median(f.domain_gbps)) / 8, rel=1e-3)
+
+
+def test_astra_sim_bandwidth_and_latency_per_level(rail, helios):
+    f = rail[1]
+    dims = {d["kind"]: d for d in ex.astra_dims(f)}
+    # rail example: 8 GPUs per NVLink domain, 64 servers per rail group under one leaf per rail, 1:1 spines
+    assert dims["scale-up"]["npus"] == 8 and dims["leaf"]["npus"] == 64 and dims["fabric"]["npus"] == 4
+    assert dims["leaf"]["bandwidth_GBps"] == pytest.approx(400 / 8)
+    assert dims["fabric"]["bandwidth_GBps"] == pytest.approx(400 / 8)     # non-blocking: no 1/31 share
+    up = (np.arange(f.n_links) & 1) == 0
+    mean = lambda t: float(f.link_length_m[up & (f.link_tier == t)].mean())
+    assert dims["leaf"]["latency_ns"] == pytest.approx(2 * mean(0) * ex.PROPAGATION_NS_PER_M)
+    assert dims["fabric"]["latency_ns"] == pytest.approx(2 * (mean(0) + mean(1)) * ex.PROPAGATION_NS_PER_M)
+    assert dims["scale-up"]["latency_ns"] == 0.0
+    # helios: 3 planes x 800G = 300 GB/s per GPU across the fabric
+    hd = ex.astra_dims(helios[1])
+    assert hd[-1]["bandwidth_GBps"] == pytest.approx(3 * 800 / 8)
+
+
+def test_astra_sim_bandwidth_never_exceeds_injection():
+    """A leaf with more uplink than downlink capacity (oversubscription < 1) gives no more than the NIC."""
+    c = topo.load(EXAMPLES / "meta-llama3-24k-roce.yaml")
+    f = topo.build(c)
+    dims = ex.astra_dims(f)
+    inj = float(np.median(f.injection_gbps()[f.ep_is_accel])) / 8
+    assert all(d["bandwidth_GBps"] <= inj + 1e-9 for d in dims if d["kind"] != "scale-up")
+    os0, os1 = f.tier_oversubscription[:2]
+    assert dims[-1]["bandwidth_GBps"] == pytest.approx(min(inj, inj / os0, inj / (os0 * os1)))
 
 
 def test_astra_latency_option(small):
@@ -422,7 +481,7 @@ def test_htsim_topology_matches_fabric(n_tiers, tmp_path):
     c, f = regular_cluster(n_tiers)
     plan = {"placement": {"assignment": in_order(c, f)}}
     written = ex.export_htsim(f, plan, tmp_path, cluster=c)
-    assert sorted(p.name for p in written) == ["htsim-hosts.csv", "htsim.cm", "htsim.topo"]
+    assert sorted(p.name for p in written) == ["htsim-hosts.csv", "htsim-run.sh", "htsim.cm", "htsim.topo"]
     t = parse_htsim_topo((tmp_path / "htsim.topo").read_text())
     h, T = t["head"], t["tiers"]
     assert h["tiers"] == n_tiers and set(T) == set(range(n_tiers))
@@ -469,13 +528,46 @@ def test_htsim_topology_matches_fabric(n_tiers, tmp_path):
         assert host_job[s] == host_job[d]
 
 
-def test_htsim_refuses_irregular_fabrics(small, rail, helios):
-    for f in (small[1], helios[1]):
-        with pytest.raises(topo.SpecError, match="regular Clos"):
-            ex.render_htsim(f)
-    assert "htsim.topo" in ex.render_htsim(rail[1])  # rail-optimized leaf-spine is a regular Clos
+def test_htsim_refuses_what_csg_htsim_cannot_build(rail):
+    with pytest.raises(topo.SpecError) as e:
+        ex.render_htsim(rail[1])
+    msg = e.value.errors[0][1]
+    # rail example: 64 + 64 ports per leaf, 128 per spine
+    assert "128 ports" in msg and "at most 96 per ToR" in msg and "at most 64 per aggregation" in msg
 
 
+def test_htsim_approximations_are_stated(small, helios):
+    c, f, plan = small
+    files = ex.render_htsim(f, plan, c)
+    approx = files[ex.APPROXIMATIONS]
+    assert any("200 Gb/s" in a and "written at 400 Gb/s" in a for a in approx)     # CPU hosts' links
+    assert any("divided by 2" in a for a in approx)                               # 3 GiB flows
+    for a in approx:
+        assert f"# approximation: {a[len('htsim: '):]}" in files["htsim.topo"]
+    sizes = [int(l.rsplit(" ", 1)[1]) for l in files["htsim.cm"].splitlines()[2:]]
+    assert sizes and max(sizes) <= 2 ** 31 - 1
+    hc, hf = helios
+    h = ex.render_htsim(hf, {"placement": {"assignment": in_order(hc, hf)}}, hc)
+    assert any("3 identical, disjoint planes" in a for a in h[ex.APPROXIMATIONS])
+    assert any("16 unused leaves" in a for a in h[ex.APPROXIMATIONS])
+    t = parse_htsim_topo(h["htsim.topo"])
+    assert t["head"]["nodes"] == 5 * 32 * 32 and t["head"]["podsize"] == 32 * 32
+    # the run script passes what the .cm and .topo need
+    run = h["htsim-run.sh"]
+    assert "-nodes 5120" in run and "-linkspeed 800000" in run and "-tm" in run and "-topo" in run
+    # in SKIPPED.txt with every format not written
+    skipped = ex.render("all", hf, {"placement": {"assignment": in_order(hc, hf)}}, hc)["SKIPPED.txt"]
+    assert "htsim: the fabric has 3 identical" in skipped and "linkloads-csv:" in skipped
+
+
+def test_htsim_port_limits_are_csg_htsims(tmp_path):
+    """96 ports on a ToR and 64 on an aggregation switch pass; one more is refused (values checked
+    against the csg-htsim binary: 48 + 48 runs, 49 + 49 aborts in fat_tree_topology.cpp)."""
+    st = {"tiers": 2, "nodes": 96, "podsize": 96,
+          0: {"radix_down": 48, "radix_up": 48, "downlink_gbps": 400, "oversubscribed": 1},
+          1: {"radix_down": 2, "downlink_gbps": 400, "bundle": 1}}
+    assert ex.htsim_switch_counts(st) == (2, 48)
+    assert ex.HTSIM_TOR_MAX_PORTS == 96 and ex.HTSIM_SWITCH_MAX_PORTS == 64
 # --- link loads ---------------------------------------------------------------------------
 def test_linkloads_csv(small):
     c, f, plan = small
@@ -578,8 +670,13 @@ def test_cli_export(tmp_path):
     files = json.loads(r.output)["files"]
     assert "acme.io/sw-0" in Path(next(x for x in files if x.endswith("kueue-topology.yaml"))).read_text()
     r = CliRunner().invoke(main, ["export", str(plan_path), "--format", "htsim", "-o", str(tmp_path / "h")])
-    assert r.exit_code == 2 and "regular Clos" in r.output and "Traceback" not in r.output
-    assert not (tmp_path / "h").exists() or not any((tmp_path / "h").iterdir())
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["htsim-hosts.csv", "htsim-run.sh", "htsim.cm",
+                                                                  "htsim.topo"]
+    r = CliRunner().invoke(main, ["export", str(plan_path), "--format", "volcano", "-o", str(tmp_path / "v")])
+    assert r.exit_code == 0, r.output
+    docs = list(yaml.safe_load_all((tmp_path / "v" / "volcano-hypernodes.yaml").read_text()))
+    assert {d["kind"] for d in docs if d} == {"HyperNode"}
 
 
 def test_cli_export_bad_plan(tmp_path):
@@ -615,9 +712,67 @@ def test_streamed_graphml_equals_the_networkx_writer(small, tmp_path):
     a = nx.read_graphml(str(tmp_path / "a.graphml"), force_multigraph=True)
     b = nx.read_graphml(str(tmp_path / "b.graphml"), force_multigraph=True)
     assert dict(a.nodes(data=True)) == dict(b.nodes(data=True))
-    ea = sorted((min(u, v), max(u, v), k, tuple(sorted(d.items()))) for u, v, k, d in a.edges(keys=True, data=True))
-    eb = sorted((min(u, v), max(u, v), k, tuple(sorted(d.items()))) for u, v, k, d in b.edges(keys=True, data=True))
+    # same edges and attributes; the ids differ (networkx's writer numbers parallel edges 0, 1, ... per pair)
+    ea = sorted((min(u, v), max(u, v), tuple(sorted(d.items()))) for u, v, k, d in a.edges(keys=True, data=True))
+    eb = sorted((min(u, v), max(u, v), tuple(sorted(d.items()))) for u, v, k, d in b.edges(keys=True, data=True))
     assert ea == eb
+    assert sorted(k for _, _, k in a.edges(keys=True)) == sorted(f"e{d['link']}" for _, _, d in a.edges(data=True))
+
+
+GRAPHML_NS = "{http://graphml.graphdrawing.org/xmlns}"
+
+
+def check_graphml_structure(path) -> tuple[int, int]:
+    """The identity constraints and attribute domains of the GraphML 1.0 schema (graphml.xsd /
+    graphml-structure.xsd), checked by hand: key ids unique, key.for and attr.type in their
+    enumerations, node ids unique per graph, edge ids unique per graph, edge source/target naming
+    nodes of the graph, every data key declared for that element kind. Returns (nodes, edges)."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(path).getroot()
+    assert root.tag == GRAPHML_NS + "graphml"
+    keys = {}
+    for k in root.findall(GRAPHML_NS + "key"):
+        assert k.get("id") not in keys, f"duplicate key id {k.get('id')}"
+        assert k.get("for", "all") in ("all", "graphml", "graph", "node", "edge", "hyperedge", "port", "endpoint")
+        assert k.get("attr.type", "string") in ("boolean", "int", "long", "float", "double", "string")
+        keys[k.get("id")] = k.get("for", "all")
+    graphs = root.findall(GRAPHML_NS + "graph")
+    assert len(graphs) == 1
+    g = graphs[0]
+    assert g.get("edgedefault") in ("directed", "undirected")
+    nodes = [n.get("id") for n in g.findall(GRAPHML_NS + "node")]
+    assert all(nodes) and len(set(nodes)) == len(nodes), "node ids must be unique within a graph"
+    nodeset = set(nodes)
+    edges = g.findall(GRAPHML_NS + "edge")
+    ids = [e.get("id") for e in edges if e.get("id") is not None]
+    assert len(set(ids)) == len(ids), f"edge ids must be unique within a graph ({len(ids) - len(set(ids))} repeated)"
+    for e in edges:
+        assert e.get("source") in nodeset and e.get("target") in nodeset
+    for kind, elems in (("node", g.findall(GRAPHML_NS + "node")), ("edge", edges)):
+        for el in elems:
+            for d in el.findall(GRAPHML_NS + "data"):
+                assert keys.get(d.get("key")) in (kind, "all"), f"data key {d.get('key')} not declared for {kind}"
+    return len(nodes), len(edges)
+
+
+@pytest.mark.parametrize("which", ["small", "rail", "helios"])
+def test_graphml_structure_and_counts_match_describe(which, small, rail, helios, tmp_path):
+    from topo.describe import describe
+    c, f = {"small": small, "rail": rail, "helios": helios}[which][:2]
+    ex.write_graphml(f, tmp_path / "f.graphml")
+    n_nodes, n_edges = check_graphml_structure(tmp_path / "f.graphml")
+    d = describe(f, c)
+    assert n_nodes == d["endpoints"] + sum(t["switches"] for t in d["tiers"])
+    assert n_edges == sum(d["links"].values())
+
+
+def test_graphml_structure_check_catches_repeated_edge_ids(tmp_path):
+    p = tmp_path / "bad.graphml"
+    p.write_text('<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault='
+                 '"undirected"><node id="a"/><node id="b"/><edge id="0" source="a" target="b"/>'
+                 '<edge id="0" source="a" target="b"/></graph></graphml>')
+    with pytest.raises(AssertionError, match="edge ids must be unique"):
+        check_graphml_structure(p)
 
 
 @pytest.fixture(scope="module")
@@ -784,3 +939,86 @@ def test_rank_map_lists_every_rank_in_order(optimized, tmp_path):
     assert cpu.size
     with pytest.raises(topo.SpecError, match="placement.assignment.j"):
         ex.render_rank_map(f, {"placement": {"assignment": {"j": np.concatenate([acc[:3], cpu[:1]])}}})
+
+
+# --- scheduler conventions: topograph blocks, real switch names, Kueue domain level, Volcano ----------
+def test_blocks_numbered_like_topograph_with_domain_comments(small):
+    f = small[1]
+    text = ex.render_slurm_conf_block(f)["topology-block.conf"]
+    lines = [l for l in text.splitlines() if not l.startswith("# ") or re.match(r"# block\d+=", l)]
+    blocks = [l for l in lines if l.startswith("BlockName=")]
+    assert blocks[0].startswith("BlockName=block001 ")
+    assert [l.split()[0] for l in blocks] == [f"BlockName=block{i:03d}" for i in range(1, len(blocks) + 1)]
+    # each block line follows its '# blockNNN=<domain>' comment, the domain of the block's servers
+    idx = {f.server_name(i): i for i in range(f.n_servers)}
+    for prev, line in zip(lines, lines[1:]):
+        if line.startswith("BlockName="):
+            name = line.split()[0].split("=")[1]
+            m = re.fullmatch(rf"# {name}=domain(\d+)", prev)
+            assert m, (prev, line)
+            first = slurm_expand(line.split("Nodes=")[1])[0]
+            acc = np.flatnonzero((f.ep_server == idx[first]) & f.ep_is_accel)[0]
+            assert int(f.ep_domain[acc]) == int(m.group(1))
+    y = ex.render_slurm_yaml(f)["topology.yaml"]
+    assert "    # block001=domain" in y and yaml.safe_load(y)[1]["block"]["blocks"][0]["block"] == "block001"
+
+
+def test_tree_uses_the_real_switch_name_when_a_group_is_one_switch():
+    d = {"name": "one-spine", "catalog": {}, "node_types": [{"name": "gpu", "platform": "hgx-h100"}],
+         "racks": [{"name": "r", "count": 2, "nodes": {"gpu": 4}, "power_limit_kw": 60}],
+         "fabric": {"family": "clos", "tiers": [{"switch": "th4-64x400", "oversubscription": 1},
+                                                {"switch": "th4-64x400"}]}, "jobs": []}
+    c = topo.from_dict(d)
+    f = topo.build(c)
+    assert f.tier_switch_counts == (2, 1)
+    recs = parse_topology_conf(ex.render_slurm_conf_tree(f)["topology-tree.conf"])
+    top = [r for r in recs if "switches" in r]
+    assert [r["switchname"] for r in top] == [f.node_name(int(np.flatnonzero(f.node_tier == 2)[0]))]
+    # several spines: a logical switch, with the real switches it stands for in a comment
+    small_f = topo.build(topo.load(EXAMPLES / "small.yaml"))
+    text = ex.render_slurm_conf_tree(small_f)["topology-tree.conf"]
+    assert "# spine-tier: logical switch for 4 switches spine[0-3]" in text
+
+
+def test_kueue_domain_level_when_it_nests(small, helios):
+    f = small[1]
+    doc = yaml.safe_load(ex.render_kueue(f)["kueue-topology.yaml"])
+    levels = [l["nodeLabel"] for l in doc["spec"]["levels"]]
+    assert levels[-2:] == [ex.DEFAULT_DOMAIN_LABEL, "kubernetes.io/hostname"]
+    nodes = {d["metadata"]["name"]: d["metadata"]["labels"] for d in
+             yaml.safe_load_all(ex.render_kueue(f)["node-labels.yaml"]) if d}
+    assert all(ex.DEFAULT_DOMAIN_LABEL in lab for lab in nodes.values())   # Kueue reads every level label
+    cpu = sorted(all_server_names(f) - accel_server_names(f))
+    assert cpu and nodes[cpu[0]][ex.DEFAULT_DOMAIN_LABEL] == f"host-{cpu[0]}"
+    # helios: a 72-GPU domain spans 18 servers under 3 leaves: not a level, and the file says why
+    files = ex.render_kueue(helios[1])
+    hl = [l["nodeLabel"] for l in yaml.safe_load(files["kueue-topology.yaml"])["spec"]["levels"]]
+    assert ex.DEFAULT_DOMAIN_LABEL not in hl
+    assert "span servers under several leaves" in files["kueue-topology.yaml"]
+    assert any("span servers under several leaves" in a for a in files[ex.APPROXIMATIONS])
+
+
+@pytest.mark.parametrize("which", ["small", "helios"])
+def test_volcano_hypernodes_form_the_tree(which, small, helios):
+    f = {"small": small, "helios": helios}[which][1]
+    docs = [d for d in yaml.safe_load_all(ex.render_volcano(f)["volcano-hypernodes.yaml"]) if d]
+    assert all(d["apiVersion"] == "topology.volcano.sh/v1alpha1" and d["kind"] == "HyperNode" for d in docs)
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    assert len(by_name) == len(docs)
+    nodes, parent = [], {}
+    for d in docs:
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", d["metadata"]["name"])
+        for m in d["spec"]["members"]:
+            assert list(m["selector"]) == ["exactMatch"]
+            name = m["selector"]["exactMatch"]["name"]
+            if m["type"] == "Node":
+                assert d["spec"]["tier"] == 1
+                nodes.append(name)
+            else:
+                child = by_name[name]
+                assert child["spec"]["tier"] == d["spec"]["tier"] - 1
+                assert name not in parent
+                parent[name] = d["metadata"]["name"]
+    assert sorted(nodes) == sorted(all_server_names(f))
+    roots = [n for n in by_name if n not in parent]
+    assert len(roots) == 1 and by_name[roots[0]]["spec"]["tier"] == max(d["spec"]["tier"] for d in docs)

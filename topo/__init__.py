@@ -40,7 +40,7 @@ _LAZY = {
     "load_plan": ("topo.plan", "load_plan"),
     "write_report": ("topo.report", "write_report"),
     "export": ("topo.exports", "export"),
-    "write_graphml": ("topo.graphio", "write_graphml"),
+    "write_graphml": ("topo.exports", "write_graphml"),
     "analyze_failures": ("topo.failures", "analyze_failures"),
     "run_sweep": ("topo.sweep", "run_sweep"),
 }

@@ -69,7 +69,7 @@ def _ints(opt: str, text):
 @main.command("export")
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", required=True,
-              type=click.Choice(["slurm-yaml", "slurm-conf-tree", "slurm-conf-block", "slurm-jobs", "rank-map", "kueue", "graphml",
+              type=click.Choice(["slurm-yaml", "slurm-conf-tree", "slurm-conf-block", "slurm-jobs", "rank-map", "kueue", "volcano", "graphml",
                                  "astra-sim", "htsim", "linkloads-csv", "all"]),
               help="what to write (all = every format that applies)")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
@@ -79,7 +79,8 @@ def _ints(opt: str, text):
               "(default fabric.topograph.run/tier-, giving tier-0 = leaf)")
 @click.option("--domain-label", default=None, help="label key for the scale-up domain "
               "(default accelerator.topograph.run/domain; empty string: none)")
-@click.option("--kueue-api", default=None, help="apiVersion of the Kueue Topology (default kueue.x-k8s.io/v1beta2)")
+@click.option("--kueue-api", default=None, help="apiVersion of the Kueue Topology: kueue.x-k8s.io/v1beta2 (default) "
+              "or kueue.x-k8s.io/v1beta1, the versions Kueue serves")
 @click.option("--nodes", type=click.Choice(["all", "placed"]), default="all",
               help="Slurm/Kueue: every declared node, or only nodes holding placed jobs")
 @click.option("--block-sizes", default=None, help="Slurm block sizes in nodes, e.g. 18,36,72 (default [D, 2D, 4D, ...])")

@@ -2,10 +2,12 @@
 
 Owns the translation of a built :class:`~topo.fabric.Fabric` (plus the plan's
 placement and metrics) into Slurm ``topology.yaml``/``topology.conf``, Kueue
-``Topology`` and node labels, GraphML, ASTRA-sim analytical network YAML,
-htsim ``.topo``/``.cm`` and a link-loads CSV. Formats are described in
-FORMATS.md (sections 1.1-1.3, 2.1, 2.4). It computes no metrics: loads come
-from the plan; only the htsim connection matrix expands the placed jobs'
+``Topology`` and node labels, Volcano ``HyperNode`` objects, GraphML,
+ASTRA-sim analytical network YAML, csg-htsim ``.topo``/``.cm`` with a run
+script, and a link-loads CSV. Formats are described in FORMATS.md (sections
+1.1-1.4, 2.1, 2.4); what each consumer accepts is tested against the consumer
+itself (``tests/test_consumers.py``). It computes no metrics: loads come from
+the plan; only the htsim connection matrix expands the placed jobs'
 collectives into flows (:func:`topo.traffic.job_demands`).
 
 Every format has a pure renderer ``render_<fmt>(fabric, plan, cluster=None,
@@ -13,6 +15,11 @@ Every format has a pure renderer ``render_<fmt>(fabric, plan, cluster=None,
 ``export_<fmt>(fabric, plan, out_dir, *, cluster=None, force=False,
 **options) -> [paths]`` that stages all files and renames them into place
 (:class:`topo.atomic.StagedFiles`). ``FORMATS`` maps the CLI names to both.
+A renderer that had to approximate (htsim, ASTRA-sim, the Kueue domain level)
+lists how under the key :data:`APPROXIMATIONS`; :func:`render` drops that key
+and, for ``all``, writes the list into ``SKIPPED.txt`` after the formats not
+written. Options are checked first (:func:`validate_options`), so ``all``
+refuses a bad ``--kueue-api`` or label key instead of skipping the Kueue files.
 
 Hierarchy used by the tree views (Slurm tree, Kueue levels, node labels)
 -------------------------------------------------------------------------
@@ -24,12 +31,15 @@ carry the same servers and are left out. Above the leaves the view is a strict
 tree of logical groups: in a 3-tier fabric with several pods one group per pod
 (``pod<N>``, all spines of that pod) under one root (``super-spine-tier``); in
 a 2-tier fabric (or a custom graph with several leaves) one root
-(``spine-tier``). A leaf-spine mesh is not a tree; the groups say "these
-leaves share the same spines", which is what the schedulers use.
+(``spine-tier``). A group that is a single real switch carries that switch's
+name; a logical one lists the real switches it stands for in a comment. A
+leaf-spine mesh is not a tree; the groups say "these leaves share the same
+spines", which is what the schedulers use.
 
 Scale-up blocks (Slurm block topology, Kueue domain label) are the scale-up
 domains: a server belongs to the domain of its first accelerator; servers
-without accelerators are in no block.
+without accelerators are in no block. Blocks are numbered as topograph does
+(``block001``, ...), each preceded by a ``# block001=domain<N>`` comment.
 
 Names in each format's own syntax (:mod:`topo.textsafe`)
 ---------------------------------------------------------
@@ -62,16 +72,62 @@ from .textsafe import (CsvWriter, csv_cell, dns_subdomain_ok, k8s_label_key_ok, 
                        xml_text_ok)
 
 DEFAULT_KUEUE_API = "kueue.x-k8s.io/v1beta2"
+# The Topology API versions Kueue serves (its CRD kueue.x-k8s.io_topologies.yaml: spec.group and the
+# spec.versions names with served: true; v1beta1 is served but deprecated). The consumer tests compare
+# this with the CRD.
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_SERVED_VERSIONS = ("v1beta1", "v1beta2")
 DEFAULT_LABEL_PREFIX = "fabric.topograph.run/tier-"
 DEFAULT_DOMAIN_LABEL = "accelerator.topograph.run/domain"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-# ASTRA-sim needs a latency per dimension; the cluster file has none, so these
-# are stated assumptions (override with astra_latency_ns=[...]).
-DEFAULT_SCALEUP_LATENCY_NS = 500.0
-DEFAULT_HOP_LATENCY_NS = 1000.0
-# htsim link and switch latencies (override with htsim_link_latency_ns / htsim_switch_latency_ns)
-DEFAULT_HTSIM_LINK_LATENCY_NS = 1000
-DEFAULT_HTSIM_SWITCH_LATENCY_NS = 0
+# Propagation: light in standard single-mode fibre, group index 1.4676 at 1310 nm (Corning SMF-28 Ultra
+# product information; unverified here) = 4.896 ns per metre. Applied to every link, copper and
+# multimode included; serialisation, FEC, NIC and switch latencies are not in it.
+FIBRE_GROUP_INDEX = 1.4676
+SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
+PROPAGATION_NS_PER_M = 1e9 * FIBRE_GROUP_INDEX / SPEED_OF_LIGHT_M_PER_S
+# render results may carry the approximations made under this key; render("all") lists them in SKIPPED.txt
+APPROXIMATIONS = "(approximations)"
+
+
+# --- options ----------------------------------------------------------------------------
+_KEY_RULE = "[DNS subdomain/]name, the name 1-63 of letters, digits, '-', '_', '.', alphanumeric at both ends"
+
+
+def validate_options(*, api_version: Optional[str] = None, label_prefix: Optional[str] = None,
+                     domain_label: Optional[str] = None, **_) -> None:
+    """Refuse export options the consumers would reject, naming the option (SpecError).
+
+    ``api_version`` must be ``kueue.x-k8s.io/<v>`` with ``<v>`` a version Kueue
+    serves; ``label_prefix`` + a level number and ``domain_label`` must be
+    Kubernetes label keys, distinct from each other and from
+    ``kubernetes.io/hostname``. Checked before any format is rendered, so that
+    ``--format all`` refuses them too instead of skipping the Kueue files.
+    """
+    errs = []
+    if api_version is not None:
+        group, _, ver = str(api_version).rpartition("/")
+        served = ", ".join(f"{KUEUE_GROUP}/{v}" for v in KUEUE_SERVED_VERSIONS)
+        if group != KUEUE_GROUP or ver not in KUEUE_SERVED_VERSIONS:
+            hint = f" (did you mean {KUEUE_GROUP}/{ver}?)" if not group and ver in KUEUE_SERVED_VERSIONS else ""
+            errs.append(("--kueue-api", f"{visible(str(api_version))!r} is not an API version Kueue serves for "
+                                        f"Topology; expected one of {served}{hint}"))
+    if label_prefix is not None:
+        if not label_prefix or not k8s_label_key_ok(f"{label_prefix}0"):
+            errs.append(("--label-prefix", f"{visible(str(label_prefix))!r} + a level number is not a Kubernetes "
+                                           f"label key ({_KEY_RULE})"))
+    prefix = DEFAULT_LABEL_PREFIX if label_prefix is None else label_prefix
+    if domain_label is not None:
+        if not k8s_label_key_ok(domain_label):
+            errs.append(("--domain-label", f"{visible(str(domain_label))!r} is not a Kubernetes label key ({_KEY_RULE})"))
+        elif domain_label == HOSTNAME_LABEL or (prefix and domain_label.startswith(prefix)
+                                                 and domain_label[len(prefix):].isdigit()):
+            errs.append(("--domain-label", f"{domain_label!r} is also a fabric level's or the host's label; "
+                                           "Kueue needs distinct level labels"))
+    if label_prefix and f"{label_prefix}0" == HOSTNAME_LABEL:
+        errs.append(("--label-prefix", "gives kubernetes.io/hostname as a fabric level"))
+    if errs:
+        raise SpecError(errs)
 
 
 # --- label values ------------------------------------------------------------------
@@ -119,6 +175,7 @@ class TreeView:
     levels: list
     servers: np.ndarray          # server ids in the view (sorted)
     server_path: dict
+    members: dict = None         # logical switch name -> names of the real switches it stands for
 
     @property
     def depth(self) -> int:
@@ -164,18 +221,37 @@ def tree_view(fabric: Fabric, servers: Optional[np.ndarray] = None) -> TreeView:
 
     levels = [level0]
     parent_of_leaf: list[list[str]] = [[] for _ in range(leaves.size)]
+    members: dict[str, list[str]] = {}
+    up = (np.arange(fabric.n_links) & 1) == 0
+    usrc, udst = fabric.link_src[up], fabric.link_dst[up]
+
+    def above(nodes) -> np.ndarray:
+        """Switches one tier up from ``nodes`` (sorted ids)."""
+        return np.unique(udst[np.isin(usrc, np.asarray(nodes, np.int64))])
+
+    def group(real: np.ndarray, synthetic: str) -> str:
+        """The real switch's name when the group is one switch, else a logical name (members recorded)."""
+        if real.size == 1 and fabric.node_name(int(real[0])) not in taken:
+            return fresh(fabric.node_name(int(real[0])))
+        name = fresh(synthetic)
+        if real.size:
+            members[name] = [fabric.node_name(int(x)) for x in real]
+        return name
+
     if fabric.n_tiers >= 3 and fabric.pods > 1 and fabric.family != "custom":
         pods = np.asarray(fabric.node_pod)[leaves]
         pod_ids = np.unique(pods)
-        pod_names = {int(p): fresh(f"pod{int(p)}") for p in pod_ids}
+        pod_sw = {int(p): above(leaves[pods == p]) for p in pod_ids}
+        pod_names = {int(p): group(pod_sw[int(p)], f"pod{int(p)}") for p in pod_ids}
         level1 = [(pod_names[int(p)], [leaf_names[i] for i in np.flatnonzero(pods == p)]) for p in pod_ids]
-        root = fresh(f"{TIER_NAMES[3]}-tier")
+        root = group(above(np.concatenate(list(pod_sw.values()))), f"{TIER_NAMES[3]}-tier")
         levels += [level1, [(root, [n for n, _ in level1])]]
         for i in range(leaves.size):
             parent_of_leaf[i] = [pod_names[int(pods[i])], root]
     elif leaves.size > 1:
         top = min(fabric.n_tiers, 3) if fabric.n_tiers >= 2 else 2
-        root = fresh(f"{TIER_NAMES[top]}-tier")
+        real = above(leaves) if fabric.family != "custom" else np.zeros(0, np.int64)
+        root = group(real, f"{TIER_NAMES[top]}-tier")
         levels.append([(root, list(leaf_names))])
         for i in range(leaves.size):
             parent_of_leaf[i] = [root]
@@ -184,7 +260,7 @@ def tree_view(fabric: Fabric, servers: Optional[np.ndarray] = None) -> TreeView:
         path = [name] + parent_of_leaf[i]
         for s in srv.tolist():
             server_path[s] = path
-    return TreeView(levels=levels, servers=servers, server_path=server_path)
+    return TreeView(levels=levels, servers=servers, server_path=server_path, members=members)
 
 
 @dataclass(frozen=True)
@@ -192,6 +268,7 @@ class Blocks:
     """Scale-up blocks: ``blocks`` is a list of (name, server ids)."""
     blocks: list
     sizes: list        # Slurm block_sizes (nodes)
+    domains: list = None   # the scale-up domain of each block (domain_name)
 
     @property
     def base(self) -> int:
@@ -224,12 +301,19 @@ def scaleup_blocks(fabric: Fabric, servers: Optional[np.ndarray] = None,
     doms, inv = np.unique(d, return_inverse=True)
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(doms.size + 1))
-    w = max(3, len(str(max(int(doms.size) - 1, 0))))
-    blocks = [(f"block{i:0{w}d}", s[order[bounds[i]:bounds[i + 1]]]) for i in range(doms.size)]
+    w = max(3, len(str(int(doms.size))))
+    # topograph's numbering: block001, block002, ... (1-based, at least 3 digits)
+    blocks = [(f"block{i + 1:0{w}d}", s[order[bounds[i]:bounds[i + 1]]]) for i in range(doms.size)]
     if sizes is None:
         smallest = min((b.size for _, b in blocks), default=0)
         sizes = block_sizes(int(smallest), len(blocks))
-    return Blocks(blocks=blocks, sizes=[int(x) for x in sizes])
+    return Blocks(blocks=blocks, sizes=[int(x) for x in sizes], domains=[domain_name(int(d)) for d in doms])
+
+
+def domain_name(d: int) -> str:
+    """Name of scale-up domain ``d``: the ``accelerator.topograph.run/domain`` label value and the
+    ``# blockNNN=<domain>`` comment of the block files."""
+    return f"domain{d}"
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -303,6 +387,8 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     out = [f"- topology: {_ys(tree_name)}", "  cluster_default: true", "  tree:", "    switches:"]
     for level in reversed(tv.levels[1:]):
         for name, children in level:
+            if name in tv.members:
+                out.append(f"    # {name}: logical switch for {len(tv.members[name])} switches {collect(tv.members[name])}")
             out += [f"    - switch: {_ys(name)}", f"      children: {_ys(collect(list(children)))}"]
     for name, srv in tv.levels[0]:
         out += [f"    - switch: {_ys(name)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
@@ -310,8 +396,8 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     if bl.blocks:
         out += [f"- topology: {_ys(block_name)}", "  cluster_default: false", "  block:",
                 "    block_sizes: [" + ", ".join(str(int(x)) for x in bl.sizes) + "]", "    blocks:"]
-        for n, srv in bl.blocks:
-            out += [f"    - block: {_ys(n)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
+        for (n, srv), dom in zip(bl.blocks, bl.domains):
+            out += [f"    # {n}={dom}", f"    - block: {_ys(n)}", f"      nodes: {_ys(_hl(fabric, srv))}"]
     head = _header(fabric, "Slurm topology.yaml (topology.yaml(5))")
     head += ("# install beside slurm.conf (it takes precedence over topology.conf); partitions refer\n"
              "# to a topology by its name\n"
@@ -333,6 +419,8 @@ def render_slurm_conf_tree(fabric: Fabric, plan: Optional[dict] = None, cluster=
         lines.append(f"SwitchName={name} Nodes={_hl(fabric, srv)}")
     for level in tv.levels[1:]:
         for name, children in level:
+            if name in tv.members:
+                lines.append(f"# {name}: logical switch for {len(tv.members[name])} switches {collect(tv.members[name])}")
             lines.append(f"SwitchName={name} Switches={collect(list(children))}")
     return {"topology-tree.conf": "\n".join(lines) + "\n"}
 
@@ -347,8 +435,8 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
     lines = [_header(fabric, "Slurm topology.conf, topology/block").rstrip("\n"),
              "# install as topology.conf beside slurm.conf, with TopologyPlugin=topology/block",
              "# one block per scale-up domain; BlockSizes = [D, 2D, 4D, ...] (topograph convention)"]
-    for name, srv in bl.blocks:
-        lines.append(f"BlockName={name} Nodes={_hl(fabric, srv)}")
+    for (name, srv), dom in zip(bl.blocks, bl.domains):
+        lines += [f"# {name}={dom}", f"BlockName={name} Nodes={_hl(fabric, srv)}"]
     lines.append("BlockSizes=" + ",".join(str(x) for x in bl.sizes))
     return {"topology-block.conf": "\n".join(lines) + "\n"}
 
@@ -428,12 +516,14 @@ def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *
 # --- Kueue -----------------------------------------------------------------------------------
 def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_prefix: str = DEFAULT_LABEL_PREFIX,
                  domain_label: Optional[str] = DEFAULT_DOMAIN_LABEL) -> tuple[list[str], dict]:
-    """Kueue levels (coarsest first) and ``{server name: {label: value}}``.
+    """Kueue levels (coarsest first), ``{server name: {label: value}}`` and why the domain level is out (or None).
 
     Fabric levels are ``<label_prefix><i>`` with tier 0 the leaf (topograph's
-    numbering). The domain label is added to every accelerator server; it is a
-    Kueue level (between the leaf and the host) only when every domain spans
-    several servers and lies under a single leaf, so that the levels nest.
+    numbering). The domain label (value: :func:`domain_name`) is added to every
+    accelerator server; it is a Kueue level between the leaf and the host when
+    every domain lies under a single leaf, so that the levels nest. Then a
+    server without accelerators is labelled a domain of its own
+    (``host-<server>``), since Kueue reads every level label of a node.
     """
     tv = tree_view(fabric, servers)
     bad = [n for level in tv.levels for n, _ in level if not _LABEL_VALUE.fullmatch(label_value(n))]
@@ -445,17 +535,24 @@ def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_
     for s in tv.servers.tolist():
         path = tv.server_path[s]
         labels[fabric.server_name(s)] = {k: label_value(v) for k, v in zip(keys, path)}
-    domain_level = False
+    domain_level, why_not = False, None
     if domain_label:
-        nested = bool(bl.blocks)
-        for name, srv in bl.blocks:
-            if srv.size < 2 or len({tv.server_path[int(x)][0] for x in srv}) != 1:
-                nested = False
+        split = [dom for (name, srv), dom in zip(bl.blocks, bl.domains)
+                 if len({tv.server_path[int(x)][0] for x in srv}) != 1]
+        for (name, srv), dom in zip(bl.blocks, bl.domains):
             for x in srv.tolist():
-                labels[fabric.server_name(x)][domain_label] = label_value(name)
-        domain_level = nested
+                labels[fabric.server_name(x)][domain_label] = label_value(dom)
+        if not bl.blocks:
+            why_not = "no scale-up domains"
+        elif split:
+            why_not = (f"{len(split)} of {len(bl.blocks)} scale-up domains span servers under several leaves "
+                       f"(e.g. {split[0]}), so the domain level does not nest under the leaf level")
+        else:
+            domain_level = True
+            for name, lab in labels.items():
+                lab.setdefault(domain_label, label_value(f"host-{name}"))
     levels = list(reversed(keys)) + ([domain_label] if domain_level else []) + [HOSTNAME_LABEL]
-    return levels, labels
+    return levels, labels, why_not
 
 
 def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all",
@@ -464,20 +561,17 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
     """Kueue ``Topology`` plus node labels as Node patches and a ``kubectl label`` script."""
     import yaml
     # names are checked before anything is rendered: Kubernetes refuses keys and names outside its syntax
-    if not label_prefix or not k8s_label_key_ok(f"{label_prefix}0"):
-        raise SpecError([("--label-prefix", f"{label_prefix!r} + a level number is not a Kubernetes label key "
-                          "([DNS subdomain/]name, the name 1-63 of letters, digits, '-', '_', '.')")])
-    if domain_label and not k8s_label_key_ok(domain_label):
-        raise SpecError([("--domain-label", f"{domain_label!r} is not a Kubernetes label key "
-                          "([DNS subdomain/]name, the name 1-63 of letters, digits, '-', '_', '.')")])
+    validate_options(api_version=api_version, label_prefix=label_prefix, domain_label=domain_label)
     if topology_name is not None and not dns_subdomain_ok(topology_name):
         raise SpecError([("topology_name", f"{topology_name!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
     servers = _select_servers(fabric, plan, nodes)
-    levels, labels = kueue_labels(fabric, servers, label_prefix=label_prefix, domain_label=domain_label)
+    levels, labels, why_not = kueue_labels(fabric, servers, label_prefix=label_prefix, domain_label=domain_label)
     name = topology_name or _dns_name(fabric.meta.get("cluster_name", "topo"))
     topo_doc = {"apiVersion": api_version, "kind": "Topology", "metadata": {"name": name},
                 "spec": {"levels": [{"nodeLabel": k} for k in levels]}}
     head = _header(fabric, "Kueue Topology (levels coarsest first)")
+    if domain_label and why_not:
+        head += f"# the {domain_label} label is on the nodes but not a level: {why_not}\n"
     files = {"kueue-topology.yaml": head + yaml.safe_dump(topo_doc, sort_keys=False)}
     docs = []
     for n, l in labels.items():
@@ -491,7 +585,47 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
         kv = " ".join(sh_quote(f"{k}={v}") for k, v in sorted(l.items()))
         sh.append(f"kubectl label node {sh_quote(n)} --overwrite {kv}")
     files["node-labels.sh"] = "\n".join(sh) + "\n"
+    if domain_label and why_not and why_not != "no scale-up domains":
+        files[APPROXIMATIONS] = [f"kueue: the {domain_label} label is on the nodes but not a Topology level: {why_not}"]
     return files
+
+
+def render_volcano(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all", **_) -> dict:
+    """Volcano ``HyperNode`` objects (topology.volcano.sh/v1alpha1), one per switch of the tree view.
+
+    Tier 1 are the leaves, whose members are their Nodes (``exactMatch`` by
+    name); each higher tier's members are the HyperNodes below it. Names are
+    the switch names of the Slurm tree (DNS-1123 object names: refused
+    otherwise, naming the switch); ``tierName`` is the fabric tier.
+    """
+    servers = _select_servers(fabric, plan, nodes)
+    tv = tree_view(fabric, servers)
+    bad = [n for level in tv.levels for n, _ in level if not dns_subdomain_ok(n)]
+    if bad:
+        raise SpecError([("--format", f"switch name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain: "
+                          "lower-case letters, digits, '-', '.'), as a Volcano HyperNode needs")])
+    bad = [fabric.server_name(int(x)) for x in tv.servers if not dns_subdomain_ok(fabric.server_name(int(x)))]
+    if bad:
+        raise SpecError([("--format", f"node name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
+    tier_names = ["leaf", "pod" if tv.depth == 3 else TIER_NAMES[2], TIER_NAMES[3]]
+    docs = []
+    for t, level in enumerate(tv.levels):
+        for name, children in level:
+            docs += ["---", "apiVersion: topology.volcano.sh/v1alpha1", "kind: HyperNode", "metadata:",
+                     f"  name: {_ys(name)}"]
+            if name in tv.members:
+                docs.append(f"  # logical switch for {len(tv.members[name])} switches {collect(tv.members[name])}")
+            docs += ["spec:", f"  tier: {t + 1}", f"  tierName: {_ys(tier_names[min(t, 2)])}", "  members:"]
+            if t == 0:
+                mem = [("Node", fabric.server_name(int(x))) for x in children]
+            else:
+                mem = [("HyperNode", c) for c in children]
+            for kind, m in mem:
+                docs += [f"  - type: {kind}", "    selector:", "      exactMatch:", f"        name: {_ys(m)}"]
+    head = _header(fabric, "Volcano HyperNodes (network topology aware scheduling)")
+    head += "# tier 1 = leaves (their nodes), higher tiers the groups of switches above; jobs ask with\n"
+    head += "# spec.networkTopology.highestTierAllowed\n"
+    return {"volcano-hypernodes.yaml": head + "\n".join(docs) + "\n"}
 
 
 # --- GraphML ---------------------------------------------------------------------------------
@@ -514,9 +648,12 @@ def write_graphml(fabric: Fabric, path, chunk: int = 65536) -> None:
     """Stream the fabric as GraphML, in the schema of :func:`topo.graphio.write_graphml`.
 
     Same keys, node ids (names) and attributes as the networkx writer (one
-    edge per physical link, parallel links keyed 0, 1, ...), but written
-    straight from the arrays: at 131,072 accelerators networkx needs about
-    2 GB and two minutes, this a few seconds and no graph object.
+    edge per physical link), but written straight from the arrays: at 131,072
+    accelerators networkx needs about 2 GB and two minutes, this a few seconds
+    and no graph object. Edge ids are unique within the graph, as GraphML's
+    schema requires: ``e<link>``, the fabric's id of the link's upward
+    direction (also in the ``link`` attribute); a multigraph reader
+    (``networkx.read_graphml``) keys parallel edges by these ids.
     """
     from xml.sax.saxutils import escape, quoteattr
 
@@ -525,13 +662,6 @@ def write_graphml(fabric: Fabric, path, chunk: int = 65536) -> None:
     tier, plane, pod = fabric.node_tier.tolist(), fabric.node_plane.tolist(), fabric.node_pod.tolist()
     up = np.arange(0, fabric.n_links, 2, dtype=np.int64)
     u, v = fabric.link_src[up], fabric.link_dst[up]
-    # multigraph edge key: running count of earlier links between the same pair
-    pair = np.minimum(u, v) * fabric.n_nodes + np.maximum(u, v)
-    order = np.argsort(pair, kind="stable")
-    ps = pair[order]
-    start = np.searchsorted(ps, ps)
-    key = np.empty(up.size, np.int64)
-    key[order] = np.arange(up.size) - start
     reach = [escape(r) for r in REACH_NAMES]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(_GRAPHML_HEAD)
@@ -541,11 +671,11 @@ def write_graphml(fabric: Fabric, path, chunk: int = 65536) -> None:
         gb, lt, lm, rc = fabric.link_gbps[up], fabric.link_tier[up], fabric.link_length_m[up], fabric.link_reach[up]
         for lo in range(0, up.size, chunk):
             sl = slice(lo, lo + chunk)
-            rows = zip(u[sl].tolist(), v[sl].tolist(), key[sl].tolist(), up[sl].tolist(), gb[sl].tolist(),
+            rows = zip(u[sl].tolist(), v[sl].tolist(), up[sl].tolist(), gb[sl].tolist(),
                        lt[sl].tolist(), lm[sl].astype(np.float64).tolist(), rc[sl].tolist())
-            fh.write("".join(f'    <edge source={names[a]} target={names[b]} id="{k}"><data key="d3">{l}</data>'
+            fh.write("".join(f'    <edge source={names[a]} target={names[b]} id="e{l}"><data key="d3">{l}</data>'
                              f'<data key="d4">{g!r}</data><data key="d5">{t}</data><data key="d6">{m!r}</data>'
-                             f'<data key="d7">{reach[r]}</data></edge>\n' for a, b, k, l, g, t, m, r in rows))
+                             f'<data key="d7">{reach[r]}</data></edge>\n' for a, b, l, g, t, m, r in rows))
         fh.write("  </graph>\n</graphml>\n")
 
 
@@ -568,11 +698,17 @@ def astra_dims(fabric: Fabric) -> list[dict]:
     """Hierarchical dimensions of the accelerators for ASTRA-sim's analytical backend.
 
     Group sizes (accelerators) from fine to coarse: the scale-up domain, the
-    accelerators under one home leaf (rail group), a pod, everything. A level is
-    kept only when its size is a multiple of the previous one, so the product of
-    ``npus`` is the number of accelerators. Bandwidth per accelerator (GB/s):
-    scale-up bandwidth; then injection; injection divided by the oversubscription
-    of every tier crossed to leave the group.
+    accelerators under one home leaf (in a rail-optimized fabric the servers
+    sharing a leaf per rail), a pod, everything. A level is kept only when its
+    size is a multiple of the previous one, so the product of ``npus`` is the
+    number of accelerators. Bandwidth per accelerator (GB/s): the scale-up
+    bandwidth; under one leaf the injection bandwidth; above, the smallest of
+    the injection and the share of every tier's uplinks crossed to leave the
+    group (injection / the product of the oversubscriptions below that tier).
+    ``tiers`` is the number of link tiers a message of that dimension climbs
+    (0 for scale-up); the latency is twice the mean propagation delay of those
+    tiers' links (:data:`PROPAGATION_NS_PER_M`), no switch latency (the catalog
+    has none) and none for scale-up (the cluster file has no scale-up link lengths).
     """
     acc = np.flatnonzero(fabric.ep_is_accel)
     n = int(acc.size)
@@ -584,22 +720,37 @@ def astra_dims(fabric: Fabric) -> list[dict]:
     D = int(np.bincount(dom_sizes).argmax()) if dom_sizes.size else 1
     sleaf = server_leaf(fabric)[fabric.ep_server[acc]]
     A1 = int(np.bincount(np.unique(sleaf, return_counts=True)[1]).argmax())
-    cand = []  # (size, kind, bandwidth GB/s)
+    cand = []  # (size, kind, link tiers climbed)
     if D > 1:
-        cand.append((D, "scale-up", float(np.median(fabric.domain_gbps)) / 8.0))
-    cand.append((A1, "leaf", inj / 8.0))
+        cand.append((D, "scale-up", 0))
+    cand.append((A1, "leaf", 1))
     if fabric.n_tiers >= 3 and fabric.pods > 1 and fabric.family != "custom":
         pod_of = fabric.node_pod[sleaf]
         A2 = int(np.bincount(np.unique(pod_of, return_counts=True)[1]).argmax())
-        cand.append((A2, "pod", inj / 8.0 / os_[0]))
-        cand.append((n, "fabric", inj / 8.0 / (os_[0] * os_[1])))
+        cand.append((A2, "pod", 2))
+        cand.append((n, "fabric", 3))
     else:
-        cand.append((n, "fabric", inj / 8.0 / (os_[0] if fabric.n_tiers >= 2 else 1.0)))
+        cand.append((n, "fabric", 2 if fabric.n_tiers >= 2 else 1))
+    up = (np.arange(fabric.n_links) & 1) == 0
+    lt, ll = fabric.link_tier[up], fabric.link_length_m[up]
+    mean_len = [float(np.mean(ll[lt == t])) if np.any(lt == t) else 0.0 for t in range(max(fabric.n_tiers, 1))]
     dims, prev = [], 1
-    for size, kind, bw in cand:
+    for size, kind, climb in cand:
         if size <= prev or size % prev or n % size:
             continue
-        dims.append({"kind": kind, "npus": size // prev, "bandwidth_GBps": bw})
+        if kind == "scale-up":
+            bw = float(np.median(fabric.domain_gbps)) / 8.0
+            lat = 0.0
+        else:
+            share, prod = inj, 1.0
+            for t in range(climb - 1):     # the uplinks of tiers 0 .. climb-2
+                prod *= os_[t]
+                share = min(share, inj / prod if prod > 0 else inj)
+            bw = share / 8.0
+            lat = 2.0 * sum(mean_len[:climb]) * PROPAGATION_NS_PER_M
+        if not bw > 0:
+            raise SpecError([("--format", f"astra-sim: the {kind} level has no bandwidth (a tier without uplinks)")])
+        dims.append({"kind": kind, "npus": size // prev, "bandwidth_GBps": bw, "latency_ns": lat, "tiers": climb})
         prev = size
     if prev != n:  # cannot happen: the last candidate is n
         raise AssertionError("ASTRA-sim dimensions do not multiply to the accelerator count")
@@ -614,111 +765,297 @@ def render_astra_sim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
         if len(astra_latency_ns) != len(dims):
             raise SpecError([("--astra-latency-ns", f"give {len(dims)} latencies (one per dimension: "
                               f"{', '.join(d['kind'] for d in dims)}), found {len(astra_latency_ns)}")])
+        if any(not (math.isfinite(x) and x >= 0) for x in astra_latency_ns):
+            raise SpecError([("--astra-latency-ns", "latencies must be finite and >= 0 ns")])
         lat = [float(x) for x in astra_latency_ns]
     else:
-        hops = {"scale-up": 0, "leaf": 1, "pod": 2, "fabric": fabric.n_tiers}
-        lat = [DEFAULT_SCALEUP_LATENCY_NS if d["kind"] == "scale-up" else DEFAULT_HOP_LATENCY_NS * max(hops[d["kind"]], 1)
-               for d in dims]
+        lat = [d["latency_ns"] for d in dims]
     fmt = lambda xs: "[ " + ", ".join(xs) + " ]"
     text = _header(fabric, "ASTRA-sim analytical network")
     text += ("# An abstraction of the fabric, not a wiring: one Switch dimension per level of the\n"
              "# hierarchy (" + ", ".join(f"{d['kind']} x{d['npus']}" for d in dims) + "); per-link congestion\n"
-             "# is not modelled. Bandwidth = GB/s per accelerator in that dimension (injection divided\n"
-             "# by the oversubscription of the tiers crossed); latency in ns is an assumption\n"
-             "# (override with --astra-latency-ns).\n")
+             "# is not modelled. Bandwidth = GB/s per accelerator in that dimension (injection, or the\n"
+             "# accelerator's share of the uplinks of every tier crossed, whichever is smaller).\n")
+    if astra_latency_ns is not None:
+        text += "# Latency (ns) as given with --astra-latency-ns.\n"
+    else:
+        text += (f"# Latency (ns): link propagation only, twice the mean length of the links of each tier\n"
+                 f"# climbed x {PROPAGATION_NS_PER_M:.3f} ns/m; no switch, NIC or FEC latency (none in the\n"
+                 "# catalog), scale-up 0 (no scale-up link lengths); set them with --astra-latency-ns.\n")
     text += "topology: " + fmt(["Switch"] * len(dims)) + "\n"
     text += "npus_count: " + fmt([str(d["npus"]) for d in dims]) + "\n"
     text += "bandwidth: " + fmt([f"{d['bandwidth_GBps']:.3f}" for d in dims]) + "\n"
     text += "latency: " + fmt([f"{x:.2f}" for x in lat]) + "\n"
-    return {"astra-sim-network.yml": text}
+    files: dict[str, Any] = {"astra-sim-network.yml": text}
+    notes = []
+    if astra_latency_ns is None:
+        notes.append("astra-sim: latencies are link propagation only (no switch latency in the catalog; "
+                     "scale-up latency 0)")
+    kept = {d["kind"] for d in dims}
+    if "leaf" not in kept:
+        notes.append("astra-sim: no leaf dimension (the accelerators under one leaf are not a whole number of "
+                     "scale-up domains); leaf-local traffic gets the next dimension's bandwidth")
+    if "pod" not in kept and fabric.n_tiers >= 3 and fabric.pods > 1:
+        notes.append("astra-sim: no pod dimension (a pod is not a whole number of the groups below it)")
+    files[APPROXIMATIONS] = notes
+    return files
 
 
 # --- htsim ----------------------------------------------------------------------------------
-def _one_value(x: np.ndarray, what: str, problems: list) -> float:
-    u = np.unique(x)
-    if u.size > 1:
-        shown = ", ".join(f"{float(v):g}" for v in u[:4]) + (" ..." if u.size > 4 else "")
-        problems.append(f"{what} differ ({shown})")
-    return float(u[0]) if u.size else 0.0
+# Limits of csg-htsim's readers (sim/datacenter/fat_tree_topology.cpp and connection_matrix.cpp):
+# every port a switch gets is ``assert(addPort(...) < 96)`` on a top-of-rack switch and ``< 64`` on an
+# aggregation or core switch (addPort returns the new port's index, so 96 and 64 ports at most); flow
+# sizes are read with ``stoi`` into an int; every .topo number is read with ``stoi``.
+HTSIM_TOR_MAX_PORTS = 96
+HTSIM_SWITCH_MAX_PORTS = 64
+HTSIM_MAX_FLOW_BYTES = 2 ** 31 - 1
+
+
+def _tier_latency_ns(lengths_m: np.ndarray) -> tuple[int, str]:
+    """Downlink latency of one htsim tier (whole ns, at least 1: htsim refuses 0) and how it was derived."""
+    if lengths_m.size == 0:
+        return 1, "no links"
+    mean = float(np.mean(lengths_m))
+    ns = max(1, int(round(mean * PROPAGATION_NS_PER_M)))
+    lo, hi = float(lengths_m.min()), float(lengths_m.max())
+    span = f"{lo:g} m" if lo == hi else f"mean of {lo:g}-{hi:g} m = {mean:.3g} m"
+    return ns, f"{span} x {PROPAGATION_NS_PER_M:.3f} ns/m"
+
+
+def _htsim_refuse(problems: list) -> None:
+    raise SpecError([("--format", "htsim: csg-htsim's fat-tree .topo cannot describe this fabric: "
+                      + "; ".join(problems))])
 
 
 def htsim_structure(fabric: Fabric) -> dict:
-    """Parameters of htsim's fat tree for a regular Clos, or SpecError saying why not.
+    """Parameters of csg-htsim's fat tree for the fabric, or SpecError with the reasons it cannot be.
 
-    Regular means: 2 or 3 tiers (a rail-optimized fabric is a Clos whose leaves
-    hold one rail each; the host map says which endpoint is which host), one plane, one port per endpoint, every switch
-    of a tier above the leaves with the same down/up port counts, one speed per
-    tier, whole-number oversubscription, full pods. Leaves are described by
-    their endpoint port capacity: host ids are slots ``leaf * Radix_Down + k``
-    and unused leaf ports become unused hosts.
+    csg-htsim (``fat_tree_topology.cpp``) builds a 2- or 3-tier tree from one
+    parameter set per tier: every top-of-rack (ToR) switch has ``Radix_Down``
+    host slots and ``Radix_Up`` uplinks, each to every aggregation switch of
+    its pod ``Bundle`` times; aggregation switch ``p`` of every pod connects to
+    the same core switches. One link speed per tier; the ToR's
+    ``Oversubscribed`` must equal ``Radix_Down / Radix_Up`` while the uplink
+    count is derived from the speeds, so a ToR's host and uplink speeds must be
+    equal; the aggregation tier's ``Oversubscribed`` is its bandwidth ratio, a
+    whole number. Port limits: 96 per ToR, 64 per aggregation or core switch.
+
+    What the files model (each also listed in ``approximations``): plane 0 of
+    a multi-plane fabric whose planes are identical and disjoint, carrying
+    1/planes of every flow; a last pod with fewer leaves padded with unused
+    leaves (no host of the connection matrix on them); endpoint links slower
+    than the tier's speed written at that speed (refused by the renderer when a
+    flow uses one); one latency per tier, the mean propagation delay of its
+    links. Host ids are ``leaf index * Radix_Down + position on the leaf``.
     """
-    problems = []
-    if fabric.family not in ("clos", "fat_tree", "rail_optimized", "custom"):
-        problems.append(f"family {fabric.family!r} is not a plain Clos")
-    if fabric.family == "custom" and fabric.n_tiers != 2:
-        problems.append("a custom graph has no pods; only a 2-tier one maps to htsim")
-    if fabric.planes != 1:
-        problems.append(f"{fabric.planes} planes (htsim models one)")
-    if fabric.n_tiers not in (2, 3):
-        problems.append(f"{fabric.n_tiers} tier(s) (htsim models 2 or 3)")
-    if fabric.meta.get("breakout", 1) != 1:
-        problems.append("leaf ports are broken out")
-
-    def refuse():
-        raise SpecError([("--format", "htsim .topo describes only a regular Clos: " + "; ".join(problems)
-                          + ". Use the GraphML export for this fabric.")])
-    if problems:
-        refuse()
-    up = (np.arange(fabric.n_links) & 1) == 0
-    src, dst, tier, gbps = fabric.link_src[up], fabric.link_dst[up], fabric.link_tier[up], fabric.link_gbps[up]
-    n = fabric.n_nodes
-    ports = np.bincount(src[tier == 0], minlength=n)[: fabric.n_endpoints]
-    if ports.size and ports.max() != 1:
-        problems.append("endpoints have several ports")
+    problems: list[str] = []
+    approx: list[str] = []
     T = fabric.n_tiers
-    out: dict[Any, Any] = {"tiers": T}
-    for t in range(T):
-        sw = np.flatnonzero(fabric.node_tier == t + 1)
-        down = np.bincount(dst[tier == t], minlength=n)[sw]
-        if t == 0:
-            d = int(fabric.meta.get("endpoint_ports_per_leaf", int(down.max()) if down.size else 0))
-            if down.size and down.max() > d:
-                problems.append("a leaf has more endpoint ports than its capacity")
-        else:
-            d = int(_one_value(down, f"down links of tier-{t} switches", problems))
-        speed = _one_value(gbps[tier == t], f"link speeds below tier {t}", problems)
-        if not speed.is_integer():
-            problems.append(f"link speed {speed:g} Gb/s below tier {t} is not whole")
-        s = {"radix_down": d, "downlink_gbps": int(speed), "switches": int(sw.size)}
-        if t < T - 1:
-            u = int(_one_value(np.bincount(src[tier == t + 1], minlength=n)[sw], f"up links of tier-{t} switches", problems))
-            speed_up = _one_value(gbps[tier == t + 1], f"link speeds above tier {t}", problems)
-            ratio = d * speed / (u * speed_up) if u and speed_up else float("inf")
-            if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
-                problems.append(f"tier-{t} oversubscription {ratio:.3g} is not a whole number")
-            s.update(radix_up=u, oversubscribed=int(round(ratio)) if math.isfinite(ratio) else 0)
-        if t >= 1:
-            # Bundle: parallel links between one pair of switches of tiers t-1 and t
-            m = tier == t
-            _, cnt = np.unique(src[m] * n + dst[m], return_counts=True)
-            s["bundle"] = int(_one_value(cnt, f"parallel links between tier-{t - 1} and tier-{t} switches", problems))
-        out[t] = s
-    leaves = out[0]["switches"]
-    if T == 3:
-        lp = int(fabric.meta.get("leaves_per_pod", leaves))
-        if leaves % lp:
-            problems.append("the last pod is not full")
-        out["podsize"] = lp * out[0]["radix_down"]
-    else:
-        out["podsize"] = leaves * out[0]["radix_down"]
-    out["nodes"] = leaves * out[0]["radix_down"]
+    if fabric.family not in ("clos", "fat_tree", "rail_optimized", "custom"):
+        problems.append(f"family {fabric.family!r} is not a tree of leaves, spines and super-spines")
+    if fabric.family == "custom" and T != 2:
+        problems.append("a custom graph has no pods; only a 2-tier one maps to htsim")
+    if T not in (2, 3):
+        problems.append(f"{T} tier(s) (htsim builds 2 or 3)")
     if problems:
-        refuse()
+        _htsim_refuse(problems)
+    n = fabric.n_nodes
+    up = (np.arange(fabric.n_links) & 1) == 0
+    src, dst, tier = fabric.link_src[up], fabric.link_dst[up], fabric.link_tier[up]
+    gbps, length = fabric.link_gbps[up], fabric.link_length_m[up]
+    node_tier, node_plane = np.asarray(fabric.node_tier), np.asarray(fabric.node_plane)
+    E = fabric.n_endpoints
+    # per plane: the links whose upper end is a switch of that plane
+    plane_of = node_plane[dst]
+    planes = int(fabric.planes)
+    if planes > 1:
+        sig = []
+        for p in range(planes):
+            m = plane_of == p
+            sig.append((tuple(np.bincount(node_tier[np.flatnonzero(node_plane == p)], minlength=T + 1)[1:].tolist()),
+                        tuple(np.bincount(tier[m], minlength=T).tolist()), tuple(np.unique(gbps[m]).tolist())))
+        if any(s != sig[0] for s in sig):
+            _htsim_refuse([f"its {planes} planes differ (switches, links or speeds per tier); htsim builds one tree"])
+        approx.append(f"the fabric has {planes} identical, disjoint planes: the files model plane 0, carrying "
+                      f"1/{planes} of every flow's bytes (an even split over the planes)")
+    m0 = plane_of == 0
+    src, dst, tier, gbps, length = src[m0], dst[m0], tier[m0], gbps[m0], length[m0]
+    out: dict[Any, Any] = {"tiers": T, "planes": planes}
+    # --- tier 0: endpoints -> leaves
+    ep_links = np.flatnonzero(tier == 0)
+    per_ep = np.bincount(src[ep_links], minlength=E)[:E]
+    if per_ep.max(initial=0) > 1:
+        problems.append(f"endpoints have {int(per_ep.max())} ports on one plane (htsim hosts have one)")
+    leaves = np.flatnonzero((node_tier == 1) & (node_plane == 0))
+    lidx = np.asarray(fabric.node_index)[leaves]
+    if not np.array_equal(np.sort(lidx), np.arange(leaves.size)):
+        problems.append("leaf indices of plane 0 are not 0..n-1")
+    d0 = int(fabric.meta.get("endpoint_ports_per_leaf", 0)) or int(np.bincount(dst[ep_links], minlength=n)[leaves].max(initial=0))
+    down0 = np.bincount(dst[ep_links], minlength=n)[leaves]
+    if down0.size and down0.max() > d0:
+        problems.append(f"a leaf has {int(down0.max())} endpoint links, more than its {d0} endpoint ports")
+    sp = np.unique(gbps[ep_links], return_counts=True)
+    s0 = float(sp[0][np.argmax(sp[1])]) if sp[0].size else 0.0
+    slow = np.zeros(0, np.int64)
+    if sp[0].size > 1:
+        other = ep_links[gbps[ep_links] != s0]
+        slow = np.unique(src[other])
+        approx.append(f"{other.size} of {ep_links.size} endpoint links are not {s0:g} Gb/s ("
+                      + ", ".join(f"{int(c)} at {float(g):g}" for g, c in zip(*sp) if g != s0)
+                      + f" Gb/s): htsim has one speed per tier, so they are written at {s0:g} Gb/s; "
+                        "no flow of the connection matrix starts or ends at them")
+    l01 = np.flatnonzero(tier == 1)
+    s1s = np.unique(gbps[l01])
+    if s1s.size > 1:
+        problems.append("leaf-spine links of several speeds (" + ", ".join(f"{x:g}" for x in s1s) + " Gb/s); htsim has one per tier")
+    s1 = float(s1s[0]) if s1s.size else 0.0
+    if s0 != s1 and s1s.size == 1:
+        problems.append(f"endpoint links of {s0:g} Gb/s under leaf uplinks of {s1:g} Gb/s: csg-htsim derives the "
+                        "ToR uplink count as hosts x tier-0 speed / (tier-1 speed x Oversubscribed) and also requires "
+                        "Oversubscribed = Radix_Down / Radix_Up, which hold together only when the two speeds are equal")
+    for s in (s0, s1):
+        if not float(s).is_integer():
+            problems.append(f"link speed {s:g} Gb/s is not a whole number (Downlink_speed_Gbps is read as an integer)")
+    u0s = np.unique(np.bincount(src[l01], minlength=n)[leaves])
+    if u0s.size != 1:
+        problems.append("leaves have different numbers of uplinks (" + ", ".join(str(int(x)) for x in u0s) + ")")
+    u0 = int(u0s[0]) if u0s.size else 0
+    if u0 == 0 or d0 % u0 or d0 < u0:
+        problems.append(f"a leaf has {d0} endpoint ports and {u0} uplinks: htsim's ToR needs Oversubscribed = "
+                        "Radix_Down / Radix_Up, a whole number of at least 1")
+    if d0 + u0 > HTSIM_TOR_MAX_PORTS:
+        problems.append(f"a leaf has {d0} endpoint ports + {u0} uplinks = {d0 + u0} ports; csg-htsim asserts at most "
+                        f"{HTSIM_TOR_MAX_PORTS} per ToR (fat_tree_topology.cpp: assert(addPort(...) < {HTSIM_TOR_MAX_PORTS}))")
+    pair01 = np.unique(src[l01] * n + dst[l01], return_counts=True)
+    b1s = np.unique(pair01[1])
+    if b1s.size != 1:
+        problems.append("leaf-spine bundles differ (" + ", ".join(str(int(x)) for x in b1s) + " links per pair)")
+    b1 = int(b1s[0]) if b1s.size else 1
+    spines = np.flatnonzero((node_tier == 2) & (node_plane == 0))
+    node_pod = np.asarray(fabric.node_pod)
+    lat0, why0 = _tier_latency_ns(length[ep_links])
+    lat1, why1 = _tier_latency_ns(length[l01])
+    if T == 3:
+        lp = int(fabric.meta.get("leaves_per_pod", 0)) or leaves.size
+        pods = -(-leaves.size // lp)
+        if not np.array_equal(node_pod[leaves], lidx // lp):
+            problems.append(f"leaves are not numbered pod by pod ({lp} per pod)")
+        padded = pods * lp - leaves.size
+        if padded:
+            approx.append(f"the last pod has {lp - padded} of {lp} leaves: htsim needs full pods, so {padded} unused "
+                          f"leaves (host ids {leaves.size * d0}-{pods * lp * d0 - 1}, no flow) complete it")
+        sp_pod = node_pod[spines]
+        app = np.bincount(sp_pod, minlength=pods)
+        if app.size != pods or np.unique(app).size != 1:
+            problems.append("pods have different numbers of spines")
+        agg_pp = int(app[0]) if app.size else 0
+    else:
+        lp, pods, padded, agg_pp = leaves.size, 1, 0, int(spines.size)
+    if b1 and u0 != agg_pp * b1:
+        problems.append(f"a leaf's {u0} uplinks are not {b1} to each of the {agg_pp} spines of its pod")
+    d1 = lp * b1
+    out[0] = {"radix_down": d0, "radix_up": u0, "downlink_gbps": int(s0), "oversubscribed": d0 // u0 if u0 else 0,
+              "latency_ns": lat0, "latency_from": why0, "switches": int(leaves.size), "ports": d0 + u0}
+    out[1] = {"radix_down": d1, "downlink_gbps": int(s1), "bundle": b1, "latency_ns": lat1, "latency_from": why1,
+              "switches": int(spines.size)}
+    agg_ports = d1
+    if T == 3:
+        l12 = np.flatnonzero(tier == 2)
+        s2s = np.unique(gbps[l12])
+        if s2s.size > 1:
+            problems.append("spine-super-spine links of several speeds (" + ", ".join(f"{x:g}" for x in s2s) + " Gb/s)")
+        s2 = float(s2s[0]) if s2s.size else 0.0
+        if not float(s2).is_integer():
+            problems.append(f"link speed {s2:g} Gb/s is not a whole number")
+        u1s = np.unique(np.bincount(src[l12], minlength=n)[spines])
+        if u1s.size != 1:
+            problems.append("spines have different numbers of uplinks")
+        u1 = int(u1s[0]) if u1s.size else 0
+        ratio = d1 * s1 / (u1 * s2) if u1 and s2 else float("inf")
+        if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
+            problems.append(f"spine oversubscription {ratio:.4g} (pod-full {d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up) "
+                            "is not a whole number of at least 1 (Oversubscribed is read as an integer)")
+        pair12 = np.unique(src[l12] * n + dst[l12], return_counts=True)
+        b2s = np.unique(pair12[1])
+        if b2s.size != 1:
+            problems.append("spine-super-spine bundles differ")
+        b2 = int(b2s[0]) if b2s.size else 1
+        cores = np.flatnonzero((node_tier == 3) & (node_plane == 0))
+        # htsim: spine at position p of every pod connects to cores p, p + agg_pp, ...; each core to one spine per pod
+        pos = np.zeros(n, np.int64)
+        for pod in range(pods):
+            s = spines[node_pod[spines] == pod]
+            pos[s] = np.arange(s.size)
+        c_of = dst[l12]
+        s_of = src[l12]
+        for c in cores.tolist():
+            mine = s_of[c_of == c]
+            if np.unique(pos[mine]).size != 1 or np.unique(node_pod[mine]).size != pods:
+                problems.append("a super-spine does not connect to the same spine position in every pod")
+                break
+        d2 = pods * b2
+        out[1].update(radix_up=u1, oversubscribed=int(round(ratio)) if math.isfinite(ratio) else 0)
+        lat2, why2 = _tier_latency_ns(length[l12])
+        out[2] = {"radix_down": d2, "downlink_gbps": int(s2), "bundle": b2, "latency_ns": lat2, "latency_from": why2,
+                  "switches": int(cores.size), "ports": d2}
+        agg_ports = d1 + u1
+        if d2 > HTSIM_SWITCH_MAX_PORTS:
+            problems.append(f"a super-spine has {d2} ports; csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per core switch")
+    out[1]["ports"] = agg_ports
+    if agg_ports > HTSIM_SWITCH_MAX_PORTS:
+        problems.append(f"a spine has {agg_ports} ports ({d1} down" + (f" + {out[1]['radix_up']} up" if T == 3 else "")
+                        + f"); csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per aggregation switch "
+                          f"(fat_tree_topology.cpp: assert(addPort(...) < {HTSIM_SWITCH_MAX_PORTS}))")
+    if problems:
+        _htsim_refuse(problems)
+    out["podsize"] = lp * d0
+    out["nodes"] = pods * lp * d0
+    out["pods"] = pods
+    out["padded_leaves"] = padded
+    out["slow_endpoints"] = slow
+    out["approximations"] = approx
+    # csg-htsim's own derivation (FatTreeTopology::set_custom_params) must give back the fabric's switch counts
+    counts = htsim_switch_counts(out)
+    want = (leaves.size + padded, int(spines.size)) + ((int(out[2]["switches"]),) if T == 3 else ())
+    if counts != want:
+        _htsim_refuse([f"csg-htsim would build {counts} switches per tier from these parameters, the fabric has {want}"])
     return out
 
 
+def htsim_switch_counts(st: dict) -> tuple:
+    """Switches per tier as csg-htsim derives them from a .topo (FatTreeTopology::set_custom_params); SpecError
+    where it would stop."""
+    N, T, pp = st["nodes"], st["tiers"], st["podsize"]
+    t0, t1 = st[0], st[1]
+    if N % pp or pp % t0["radix_down"]:
+        _htsim_refuse([f"{N} nodes, pod size {pp} and ToR radix {t0['radix_down']} do not divide"])
+    pods, tor_pp = N // pp, pp // t0["radix_down"]
+    s0, s1, o0 = t0["downlink_gbps"], t1["downlink_gbps"], t0["oversubscribed"]
+    if t0["radix_down"] // t0["radix_up"] != o0 or (N * s0) % (s1 * o0):
+        _htsim_refuse(["the ToR's Radix_Down / Radix_Up differs from Oversubscribed"])
+    tor_up = N * s0 // (s1 * o0)
+    if tor_up % (pods * t1["radix_down"]):
+        _htsim_refuse([f"{tor_up} ToR uplinks do not fill whole aggregation switches"])
+    agg_pp = tor_up // (pods * t1["radix_down"])
+    if agg_pp * t1.get("bundle", 1) != t0["radix_up"]:
+        _htsim_refuse([f"{agg_pp} aggregation switches per pod x bundle {t1.get('bundle', 1)} != ToR Radix_Up {t0['radix_up']}"])
+    if T == 2:
+        return (tor_pp * pods, agg_pp * pods)
+    t2 = st[2]
+    s2, o1 = t2["downlink_gbps"], t1["oversubscribed"]
+    if (tor_up * s1) % (s2 * o1):
+        _htsim_refuse(["aggregation uplinks are not a whole number"])
+    agg_up = tor_up * s1 // (s2 * o1)
+    if agg_up % t2["radix_down"]:
+        _htsim_refuse(["aggregation uplinks do not fill whole core switches"])
+    cores = agg_up // t2["radix_down"]
+    if cores % agg_pp or cores * t2.get("bundle", 1) // agg_pp != t1["radix_up"]:
+        _htsim_refuse([f"{cores} core switches do not match the aggregation Radix_Up {t1['radix_up']}"])
+    return (tor_pp * pods, agg_pp * pods, cores)
+
+
 def htsim_host_ids(fabric: Fabric, radix_down: int) -> np.ndarray:
-    """htsim host id of every endpoint: ``leaf index * radix_down + position on the leaf``."""
+    """htsim host id of every endpoint: ``leaf index * radix_down + position on the leaf`` (plane-0 leaf)."""
     leaf = fabric.ep_leaf()
     order = np.lexsort((np.arange(fabric.n_endpoints), leaf))
     ls = leaf[order]
@@ -747,39 +1084,77 @@ def _flows(cluster, fabric: Fabric, plan: Optional[dict]):
     return uk // fabric.n_endpoints, uk % fabric.n_endpoints, tot
 
 
-def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
-                 htsim_link_latency_ns: int = DEFAULT_HTSIM_LINK_LATENCY_NS,
-                 htsim_switch_latency_ns: int = DEFAULT_HTSIM_SWITCH_LATENCY_NS, **_) -> dict:
-    """htsim fat-tree ``.topo``, the placed jobs' connection matrix ``.cm`` and the host map."""
+
+
+def _htsim_run_sh(fabric: Fabric, nodes: int, mbps: int) -> str:
+    return "\n".join([
+        "#!/bin/sh",
+        _header(fabric, "Run csg-htsim on htsim.topo and htsim.cm").rstrip("\n"),
+        "# usage: HTSIM=/path/to/htsim_ndp sh htsim-run.sh [END_US] [more htsim flags]",
+        "# END_US is the simulated time in microseconds (default 1000); htsim_eqds takes the same files",
+        "# (its -strat is ecmp_host). -nodes is the .topo's host count, -linkspeed the host NIC speed (Mb/s).",
+        "set -eu",
+        'here=$(cd "$(dirname "$0")" && pwd)',
+        'htsim=${HTSIM:-htsim_ndp}',
+        'end=${1:-1000}',
+        '[ $# -gt 0 ] && shift',
+        'case $(basename "$htsim") in',
+        "  htsim_eqds*) strat=ecmp_host ;;",
+        "  *) strat=perm ;;",
+        "esac",
+        f'exec "$htsim" -topo "$here/htsim.topo" -tm "$here/htsim.cm" -nodes {nodes} -strat "$strat" '
+        f'-linkspeed {mbps} -end "$end" "$@"', ""])
+
+
+def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+    """csg-htsim fat-tree ``htsim.topo``, the placed jobs' connection matrix ``htsim.cm``, the host map
+    ``htsim-hosts.csv`` and ``htsim-run.sh`` (see :func:`htsim_structure` for what is modelled).
+
+    Flow sizes above 2,147,483,647 bytes (csg-htsim reads them into an int) are
+    handled by dividing every flow by the same whole factor, stated in the
+    header and in the approximations.
+    """
     st = htsim_structure(fabric)
-    lines = [_header(fabric, "htsim fat-tree topology (csg-htsim fat_tree_topology.cpp)").rstrip("\n"),
-             f"# {st['nodes']} host slots ({fabric.n_endpoints} used, see htsim-hosts.csv); latencies are assumptions",
-             f"Nodes {st['nodes']}", f"Tiers {st['tiers']}", f"Podsize {st['podsize']}", ""]
-    tor_ports = st[0]["radix_down"] + st[0].get("radix_up", 0)
-    agg_ports = st[1]["radix_down"] + st[1].get("radix_up", 0)
-    if tor_ports >= 96 or agg_ports >= 64:
-        lines.insert(2, f"# note: these switches have {tor_ports} (tier 0) and {agg_ports} (tier 1) ports; some csg-htsim "
-                        "versions assert fewer than 96 and 64 in fat_tree_topology.cpp")
-    for t in range(st["tiers"]):
-        s = st[t]
-        lines.append(f"Tier {t}")
-        if "oversubscribed" in s:
-            lines.append(f"Oversubscribed {s['oversubscribed']}")
-        lines.append(f"Downlink_speed_Gbps {int(s['downlink_gbps'])}")
-        lines.append(f"Radix_Down {s['radix_down']}")
-        if "radix_up" in s:
-            lines.append(f"Radix_Up {s['radix_up']}")
-        lines.append(f"Downlink_Latency_ns {int(htsim_link_latency_ns)}")
-        lines.append(f"Switch_Latency_ns {int(htsim_switch_latency_ns)}")
-        if "bundle" in s:
-            lines.append(f"Bundle {s['bundle']}")
-        lines.append("")
-    files = {"htsim.topo": "\n".join(lines)}
+    approx = list(st["approximations"])
+    T = st["tiers"]
     hid = htsim_host_ids(fabric, st[0]["radix_down"])
     src, dst, nb = _flows(cluster, fabric, plan)
+    if st["slow_endpoints"].size and src.size:
+        slow = np.zeros(fabric.n_endpoints, bool)
+        slow[st["slow_endpoints"]] = True
+        hit = int(np.count_nonzero(slow[src] | slow[dst]))
+        if hit:
+            _htsim_refuse([f"{hit} flow(s) start or end at endpoints whose links are slower than the tier's "
+                           f"{st[0]['downlink_gbps']} Gb/s; htsim has one speed per tier"])
+    nb = nb / st["planes"]
+    scale = 1
+    if nb.size and float(nb.max()) > HTSIM_MAX_FLOW_BYTES:
+        scale = int(math.ceil(float(nb.max()) / HTSIM_MAX_FLOW_BYTES))
+        big = int(np.count_nonzero(nb > HTSIM_MAX_FLOW_BYTES))
+        approx.append(f"{big} of {nb.size} flows exceed 2,147,483,647 bytes (csg-htsim reads sizes into an int; the "
+                      f"largest is {float(nb.max()):.4g} bytes): every flow size is divided by {scale}, so simulated "
+                      f"completion times are about 1/{scale} of the real ones")
+    sizes = np.maximum(1, np.ceil(nb / scale - 1e-9)).astype(np.int64) if nb.size else np.zeros(0, np.int64)
+    lines = [_header(fabric, "csg-htsim fat-tree topology (sim/datacenter/fat_tree_topology.cpp)").rstrip("\n"),
+             f"# {st['nodes']} host slots ({int(np.count_nonzero(fabric.ep_leaf() >= 0))} endpoints, see "
+             "htsim-hosts.csv); run with htsim-run.sh",
+             "# latency per tier: mean propagation delay of its links; no switch latency (none in the catalog)"]
+    lines += [f"# approximation: {a}" for a in approx]
+    lines += [f"Nodes {st['nodes']}", f"Tiers {T}", f"Podsize {st['podsize']}", ""]
+    for t in range(T):
+        s = st[t]
+        lines += [f"Tier {t}", f"# {s['switches']} switches of {s['ports']} ports; latency from {s['latency_from']}",
+                  f"Downlink_speed_Gbps {s['downlink_gbps']}", f"Radix_Down {s['radix_down']}"]
+        if "radix_up" in s:
+            lines += [f"Radix_Up {s['radix_up']}", f"Oversubscribed {s['oversubscribed']}"]
+        lines += [f"Downlink_Latency_ns {s['latency_ns']}", "Switch_Latency_ns 0"]
+        if s.get("bundle", 1) != 1:
+            lines.append(f"Bundle {s['bundle']}")
+        lines.append("")
+    files: dict[str, Any] = {"htsim.topo": "\n".join(lines)}
     cm = [f"Nodes {st['nodes']}", f"Connections {src.size}"]
-    for i, (s, d, b) in enumerate(zip(hid[src].tolist(), hid[dst].tolist(), nb.tolist()), 1):
-        cm.append(f"{s}->{d} id {i} start 0 size {int(round(b))}")
+    cm += [f"{s}->{d} id {i} start 0 size {b}"
+           for i, (s, d, b) in enumerate(zip(hid[src].tolist(), hid[dst].tolist(), sizes.tolist()), 1)]
     files["htsim.cm"] = "\n".join(cm) + "\n"
     buf = io.StringIO()
     w = CsvWriter(buf)
@@ -788,6 +1163,8 @@ def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
     for e in range(fabric.n_endpoints):
         w.writerow([int(hid[e]), e, fabric.node_name(e), fabric.node_name(int(leaf[e]))])
     files["htsim-hosts.csv"] = buf.getvalue()
+    files["htsim-run.sh"] = _htsim_run_sh(fabric, st["nodes"], st[0]["downlink_gbps"] * 1000)
+    files[APPROXIMATIONS] = [f"htsim: {a}" for a in approx]
     return files
 
 
@@ -939,9 +1316,10 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in [
     ExportFormat("slurm-jobs", render_slurm_jobs, "placed jobs as Slurm node lists (sbatch --nodelist)"),
     ExportFormat("rank-map", render_rank_map, "placed jobs' ranks: node and accelerator of every rank (CSV)"),
     ExportFormat("kueue", render_kueue, "Kueue Topology, node label patches and kubectl label script"),
+    ExportFormat("volcano", render_volcano, "Volcano HyperNode objects, one per switch of the tree view"),
     ExportFormat("graphml", render_graphml, "GraphML of the fabric (networkx, Gephi, yEd)"),
     ExportFormat("astra-sim", render_astra_sim, "ASTRA-sim analytical network YAML (an abstraction)"),
-    ExportFormat("htsim", render_htsim, "htsim fat-tree .topo, connection matrix .cm and host map"),
+    ExportFormat("htsim", render_htsim, "csg-htsim fat-tree .topo, connection matrix .cm, host map and run script"),
     ExportFormat("linkloads-csv", render_linkloads_csv, "offered load and utilisation of every directed link (CSV)"),
 ]}
 
@@ -967,20 +1345,29 @@ def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
     irregular fabric, link loads without metrics) is skipped and its reason
     recorded in ``SKIPPED.txt`` (which says so when nothing was skipped).
     """
+    validate_options(**options)
     if fmt == "all":
-        files, skipped = {}, []
+        files, skipped, approx = {}, [], []
         for f in FORMATS.values():
             try:
-                files.update(f.render(fabric, plan, cluster, **options))
+                got = f.render(fabric, plan, cluster, **options)
             except SpecError as e:
                 skipped.append(f"{f.name}: " + "; ".join(f"{p}: {m}" for p, m in e.errors))
+                continue
+            approx += got.pop(APPROXIMATIONS, [])
+            files.update(got)
         # always written, so a re-export with --force never leaves a stale list behind
-        files["SKIPPED.txt"] = ("Formats not written for this plan:\n" + "\n".join(skipped) + "\n" if skipped
-                                else "Every format was written for this plan.\n")
+        text = ("Formats not written for this plan:\n" + "\n".join(skipped) + "\n" if skipped
+                else "Every format was written for this plan.\n")
+        text += ("\nApproximations in the formats written:\n" + "\n".join(approx) + "\n" if approx
+                 else "\nNo format was written with an approximation.\n")
+        files["SKIPPED.txt"] = text
         return files
     if fmt not in FORMATS:
         raise SpecError([("--format", f"unknown format {fmt!r}; expected one of {', '.join(list(FORMATS) + ['all'])}")])
-    return FORMATS[fmt].render(fabric, plan, cluster, **options)
+    files = FORMATS[fmt].render(fabric, plan, cluster, **options)
+    files.pop(APPROXIMATIONS, None)
+    return files
 
 
 def export(fmt: str, fabric: Fabric, plan: Optional[dict], out_dir, *, cluster=None, force: bool = False,
@@ -1013,6 +1400,7 @@ export_slurm_jobs = _make_exporter("slurm-jobs")
 export_rank_map = _make_exporter("rank-map")
 export_kueue = _make_exporter("kueue")
 export_graphml = _make_exporter("graphml")
+export_volcano = _make_exporter("volcano")
 export_astra_sim = _make_exporter("astra-sim")
 export_htsim = _make_exporter("htsim")
 export_linkloads_csv = _make_exporter("linkloads-csv")
