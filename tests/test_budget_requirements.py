@@ -86,7 +86,7 @@ def test_unreachable_floor_is_infeasible_with_the_reason():
     with pytest.raises(SpecError) as e:
         B.budget(c, f, workers=1, seed=1, min_bisection=401)
     (where, msg), = e.value.errors
-    assert where == "--min-bisection"
+    assert where == "min_bisection"   # the library names its parameter; the CLI shows --min-bisection
     assert "401 Gb/s per accelerator" in msg and "the most any design reaches is 400 Gb/s" in msg
     # in the file: the field's path; the CLI exits 2, as for a target no budget meets
     d["requirements"] = {"min_bisection_gbps_per_accelerator": 450}
@@ -122,7 +122,7 @@ def test_floor_binds_and_changes_the_design():
     assert r.cost["chosen"]["total_usd"] > free.cost["chosen"]["total_usd"]
     assert r.cluster_after["fabric"]["tiers"] != free.cluster_after["fabric"]["tiers"]
     row, = r.requirements["rows"]
-    assert row["requirement"] == "bisection per accelerator" and row["source"] == "--min-bisection"
+    assert row["requirement"] == "bisection per accelerator" and row["source"] == "min_bisection"
     assert row["required"] == 150 and row["achieved"] == pytest.approx(got) and row["met"]
     assert row["margin"] == pytest.approx(got - 150) and row["model"] == pytest.approx(got)
     assert any(s.startswith("design requirements: bisection at least 150") for s in r.solver["space"])
@@ -211,7 +211,7 @@ def test_uniform_on_three_tiers_and_two_planes_matches_routing():
         r = B.budget(c, f, workers=1, seed=1, scenarios=["uniform=150"])
         assert r.check["ok"]
         row, = r.requirements["rows"]
-        assert row["source"] == "--scenario[0]" and row["met"]
+        assert row["source"] == "scenarios[0]" and row["met"]
         ca = from_dict(r.cluster_after)
         fa = build(ca)
         data = B._Data(ca, fa, data_demands_empty(ca, fa), 1.0, [{"kind": "uniform", "gbps": 150.0, "where": "x"}])
@@ -281,7 +281,7 @@ def test_cli_json_and_text_show_each_requirement():
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout if hasattr(r, "stdout") else r.output)
     rows = d["requirements"]["rows"]
-    assert [x["source"] for x in rows] == ["--min-bisection", "--scenario[0]", "--scenario[1]"]
+    assert [x["source"] for x in rows] == ["min_bisection", "scenarios[0]", "scenarios[1]"]  # the budget parameters they came from
     assert all(x["met"] and x["margin"] >= 0 for x in rows)
     t = run("budget", SMALL, "--min-bisection", 150, "--scenario", "uniform=100", "--workers", 1)
     assert t.exit_code == 0

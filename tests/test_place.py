@@ -273,7 +273,7 @@ def test_time_limit_zero_and_zero_power_limit():
     c = from_dict(tiny(jobs=[{"name": "a", "accelerators": 2}]))
     with pytest.raises(SpecError) as e:
         place(c, build(c), time_limit=0)
-    assert e.value.errors[0][0] == "--time-limit"
+    assert e.value.errors[0][0] == "time_limit"
     with pytest.raises(SpecError) as e:
         from_dict(tiny(limit_kw=0))
     assert any("power_limit_kw" in p for p, _ in e.value.errors)

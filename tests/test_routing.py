@@ -233,7 +233,7 @@ def test_analyze_small_example(small_cluster):
 
 
 def test_bad_failure_names(small_cluster):
-    with pytest.raises(SpecError, match="--fail"):
+    with pytest.raises(SpecError, match="fail: "):
         routing.analyze(small_cluster, fail=["leaf0->nowhere"])
     with pytest.raises(SpecError, match="no link"):
         routing.analyze(small_cluster, fail=["leaf0->leaf1"])

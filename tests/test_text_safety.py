@@ -260,9 +260,9 @@ def test_slurm_jobs_names_and_collisions(small):
 
 def test_kueue_refuses_label_keys_kubernetes_refuses(small):
     _, f, _ = small
-    with pytest.raises(topo.SpecError, match="--label-prefix"):
+    with pytest.raises(topo.SpecError, match="label_prefix"):
         ex.render_kueue(f, None, label_prefix="bad$/x-")
-    with pytest.raises(topo.SpecError, match="--domain-label"):
+    with pytest.raises(topo.SpecError, match="domain_label"):
         ex.render_kueue(f, None, domain_label="evil.example/<b>")
     with pytest.raises(topo.SpecError, match="topology_name"):
         ex.render_kueue(f, None, topology_name="Bad Name")

@@ -12,7 +12,7 @@ import sys
 import click
 
 from .cli_options import SEED, TIME_LIMIT, WORKERS, echo
-from .errors import TopoError
+from .errors import SpecError, TopoError
 
 
 def handle_errors(fn):
@@ -29,6 +29,8 @@ def handle_errors(fn):
             with handled():
                 return fn(*a, **kw)
         except TopoError as e:
+            if isinstance(e, SpecError):
+                e = e.renamed(_flag_names())
             echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, Terminated) as e:
@@ -36,6 +38,20 @@ def handle_errors(fn):
             click.echo(f"{what}; nothing half-written was left behind", err=True)
             sys.exit(exit_code(e))
     return wrapper
+
+
+def _flag_names() -> dict[str, str]:
+    """Library parameter names -> this command's flags (``time_limit`` -> ``--time-limit``): by the
+    option's destination and by its long flag's own name (``format`` -> ``--format`` for ``fmt``)."""
+    ctx = click.get_current_context(silent=True)
+    names: dict[str, str] = {}
+    for p in (ctx.command.params if ctx else []):
+        longs = [o for o in getattr(p, "opts", []) if o.startswith("--")]
+        if isinstance(p, click.Option) and longs:
+            names.setdefault(p.name, longs[0])
+            for o in longs:
+                names.setdefault(o[2:].replace("-", "_"), o)
+    return names
 
 
 def emit_json(obj) -> None:

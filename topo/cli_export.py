@@ -79,7 +79,7 @@ def _ints(opt: str, text):
               "(default fabric.topograph.run/tier-, giving tier-0 = leaf)")
 @click.option("--domain-label", default=None, help="label key for the scale-up domain "
               "(default accelerator.topograph.run/domain; empty string: none)")
-@click.option("--kueue-api", default=None, help="apiVersion of the Kueue Topology: kueue.x-k8s.io/v1beta2 (default) "
+@click.option("--kueue-api", "api_version", default=None, help="apiVersion of the Kueue Topology: kueue.x-k8s.io/v1beta2 (default) "
               "or kueue.x-k8s.io/v1beta1, the versions Kueue serves")
 @click.option("--nodes", type=click.Choice(["all", "placed"]), default="all",
               help="Slurm/Kueue: every declared node, or only nodes holding placed jobs")
@@ -89,7 +89,7 @@ def _ints(opt: str, text):
               help="link loads: after the budget (default), placed (optimised placement, fabric as given) or before")
 @click.option("--json", "as_json", is_flag=True, help="print the written files as JSON")
 @handle_errors
-def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nodes, block_sizes,
+def export_cmd(plan, fmt, out, force, label_prefix, domain_label, api_version, nodes, block_sizes,
                astra_latency_ns, metrics, as_json):
     """Write scheduler and simulator files from a plan (no solving)."""
     from . import exports as ex
@@ -98,8 +98,8 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, kueue_api, nod
         opts["label_prefix"] = label_prefix
     if domain_label is not None:
         opts["domain_label"] = domain_label or None
-    if kueue_api is not None:
-        opts["api_version"] = kueue_api
+    if api_version is not None:
+        opts["api_version"] = api_version
     if block_sizes is not None:
         opts["block_sizes"] = _ints("--block-sizes", block_sizes)
     if astra_latency_ns is not None:

@@ -31,6 +31,14 @@ class SpecError(TopoError):
             f"  {printable(p)}: {printable(m).replace(chr(10), ' ')}" for p, m in self.errors]
         super().__init__("\n".join(lines))
 
+    def renamed(self, names: dict[str, str]) -> "SpecError":
+        """The same errors with each path found in ``names`` replaced (the CLI names its flags
+        where the library names its parameters: ``time_limit`` -> ``--time-limit``)."""
+        def rename(path: str) -> str:
+            head, sep, rest = re.match(r"([^.\[]*)(.?)(.*)", path, re.S).groups()
+            return names[head] + sep + rest if head in names else path
+        return SpecError([(rename(p), m) for p, m in self.errors], self.source)
+
 
 class SolverError(TopoError):
     """A solver found nothing usable within its limits (exit code 1)."""

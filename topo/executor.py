@@ -66,7 +66,7 @@ def open_executor(workers: Optional[int] = None, scheduler: Optional[str] = None
         about this time; nothing hangs.
     """
     if workers is not None and workers < 1:
-        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+        raise SpecError([("workers", f"must be at least 1 (found {workers})")])
     if scheduler is None:
         with cf.ProcessPoolExecutor(max_workers=workers or default_workers()) as ex:
             yield ex

@@ -110,22 +110,22 @@ def validate_options(*, api_version: Optional[str] = None, label_prefix: Optiona
         served = ", ".join(f"{KUEUE_GROUP}/{v}" for v in KUEUE_SERVED_VERSIONS)
         if group != KUEUE_GROUP or ver not in KUEUE_SERVED_VERSIONS:
             hint = f" (did you mean {KUEUE_GROUP}/{ver}?)" if not group and ver in KUEUE_SERVED_VERSIONS else ""
-            errs.append(("--kueue-api", f"{visible(str(api_version))!r} is not an API version Kueue serves for "
+            errs.append(("api_version", f"{visible(str(api_version))!r} is not an API version Kueue serves for "
                                         f"Topology; expected one of {served}{hint}"))
     if label_prefix is not None:
         if not label_prefix or not k8s_label_key_ok(f"{label_prefix}0"):
-            errs.append(("--label-prefix", f"{visible(str(label_prefix))!r} + a level number is not a Kubernetes "
+            errs.append(("label_prefix", f"{visible(str(label_prefix))!r} + a level number is not a Kubernetes "
                                            f"label key ({_KEY_RULE})"))
     prefix = DEFAULT_LABEL_PREFIX if label_prefix is None else label_prefix
     if domain_label is not None:
         if not k8s_label_key_ok(domain_label):
-            errs.append(("--domain-label", f"{visible(str(domain_label))!r} is not a Kubernetes label key ({_KEY_RULE})"))
+            errs.append(("domain_label", f"{visible(str(domain_label))!r} is not a Kubernetes label key ({_KEY_RULE})"))
         elif domain_label == HOSTNAME_LABEL or (prefix and domain_label.startswith(prefix)
                                                  and domain_label[len(prefix):].isdigit()):
-            errs.append(("--domain-label", f"{domain_label!r} is also a fabric level's or the host's label; "
+            errs.append(("domain_label", f"{domain_label!r} is also a fabric level's or the host's label; "
                                            "Kueue needs distinct level labels"))
     if label_prefix and f"{label_prefix}0" == HOSTNAME_LABEL:
-        errs.append(("--label-prefix", "gives kubernetes.io/hostname as a fabric level"))
+        errs.append(("label_prefix", "gives kubernetes.io/hostname as a fabric level"))
     if errs:
         raise SpecError(errs)
 
@@ -325,7 +325,7 @@ def _check_names(tv: "TreeView", what: str, pattern=_SLURM_NAME) -> None:
     """Switch names must be writable in the target format (custom graphs may name them freely)."""
     bad = [n for level in tv.levels for n, _ in level if not pattern.fullmatch(n)]
     if bad:
-        raise SpecError([("--format", f"{len(bad)} switch name(s) cannot be written in {what} (e.g. {bad[0]!r}); "
+        raise SpecError([("format", f"{len(bad)} switch name(s) cannot be written in {what} (e.g. {bad[0]!r}); "
                           "names need letters, digits, '_', '.', '-'")])
 
 
@@ -346,9 +346,9 @@ def _select_servers(fabric: Fabric, plan: Optional[dict], nodes: str) -> Optiona
     if nodes == "placed":
         s = placed_servers(fabric, _assignment(plan))
         if s.size == 0:
-            raise SpecError([("--nodes", "'placed' asks for the placed nodes, but the plan places no job")])
+            raise SpecError([("nodes", "'placed' asks for the placed nodes, but the plan places no job")])
         return s
-    raise SpecError([("--nodes", f"expected 'all' or 'placed', found {nodes!r}")])
+    raise SpecError([("nodes", f"expected 'all' or 'placed', found {nodes!r}")])
 
 
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_.\-\[\],/]*")
@@ -431,7 +431,7 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
     servers = _select_servers(fabric, plan, nodes)
     bl = scaleup_blocks(fabric, servers, block_sizes)
     if not bl.blocks:
-        raise SpecError([("--format", "slurm-conf-block needs scale-up domains; this cluster has no accelerator nodes")])
+        raise SpecError([("format", "slurm-conf-block needs scale-up domains; this cluster has no accelerator nodes")])
     lines = [_header(fabric, "Slurm topology.conf, topology/block").rstrip("\n"),
              "# install as topology.conf beside slurm.conf, with TopologyPlugin=topology/block",
              "# one block per scale-up domain; BlockSizes = [D, 2D, 4D, ...] (topograph convention)"]
@@ -528,7 +528,7 @@ def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_
     tv = tree_view(fabric, servers)
     bad = [n for level in tv.levels for n, _ in level if not _LABEL_VALUE.fullmatch(label_value(n))]
     if bad:
-        raise SpecError([("--format", f"switch name {bad[0]!r} is not a valid Kubernetes label value")])
+        raise SpecError([("format", f"switch name {bad[0]!r} is not a valid Kubernetes label value")])
     bl = scaleup_blocks(fabric, tv.servers)
     keys = [f"{label_prefix}{i}" for i in range(tv.depth)]
     labels: dict[str, dict[str, str]] = {}
@@ -602,11 +602,11 @@ def render_volcano(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
     tv = tree_view(fabric, servers)
     bad = [n for level in tv.levels for n, _ in level if not dns_subdomain_ok(n)]
     if bad:
-        raise SpecError([("--format", f"switch name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain: "
+        raise SpecError([("format", f"switch name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain: "
                           "lower-case letters, digits, '-', '.'), as a Volcano HyperNode needs")])
     bad = [fabric.server_name(int(x)) for x in tv.servers if not dns_subdomain_ok(fabric.server_name(int(x)))]
     if bad:
-        raise SpecError([("--format", f"node name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
+        raise SpecError([("format", f"node name {bad[0]!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
     tier_names = ["leaf", "pod" if tv.depth == 3 else TIER_NAMES[2], TIER_NAMES[3]]
     docs = []
     for t, level in enumerate(tv.levels):
@@ -713,7 +713,7 @@ def astra_dims(fabric: Fabric) -> list[dict]:
     acc = np.flatnonzero(fabric.ep_is_accel)
     n = int(acc.size)
     if n == 0:
-        raise SpecError([("--format", "astra-sim needs accelerators; this cluster has none")])
+        raise SpecError([("format", "astra-sim needs accelerators; this cluster has none")])
     inj = float(np.median(fabric.injection_gbps()[acc]))
     os_ = [float(x) if math.isfinite(x) else float("inf") for x in fabric.tier_oversubscription]
     dom_sizes = np.asarray(fabric.domain_size)
@@ -749,7 +749,7 @@ def astra_dims(fabric: Fabric) -> list[dict]:
             bw = share / 8.0
             lat = 2.0 * sum(mean_len[:climb]) * PROPAGATION_NS_PER_M
         if not bw > 0:
-            raise SpecError([("--format", f"astra-sim: the {kind} level has no bandwidth (a tier without uplinks)")])
+            raise SpecError([("format", f"astra-sim: the {kind} level has no bandwidth (a tier without uplinks)")])
         dims.append({"kind": kind, "npus": size // prev, "bandwidth_GBps": bw, "latency_ns": lat, "tiers": climb})
         prev = size
     if prev != n:  # cannot happen: the last candidate is n
@@ -763,10 +763,10 @@ def render_astra_sim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
     dims = astra_dims(fabric)
     if astra_latency_ns is not None:
         if len(astra_latency_ns) != len(dims):
-            raise SpecError([("--astra-latency-ns", f"give {len(dims)} latencies (one per dimension: "
+            raise SpecError([("astra_latency_ns", f"give {len(dims)} latencies (one per dimension: "
                               f"{', '.join(d['kind'] for d in dims)}), found {len(astra_latency_ns)}")])
         if any(not (math.isfinite(x) and x >= 0) for x in astra_latency_ns):
-            raise SpecError([("--astra-latency-ns", "latencies must be finite and >= 0 ns")])
+            raise SpecError([("astra_latency_ns", "latencies must be finite and >= 0 ns")])
         lat = [float(x) for x in astra_latency_ns]
     else:
         lat = [d["latency_ns"] for d in dims]
@@ -823,7 +823,7 @@ def _tier_latency_ns(lengths_m: np.ndarray) -> tuple[int, str]:
 
 
 def _htsim_refuse(problems: list) -> None:
-    raise SpecError([("--format", "htsim: csg-htsim's fat-tree .topo cannot describe this fabric: "
+    raise SpecError([("format", "htsim: csg-htsim's fat-tree .topo cannot describe this fabric: "
                       + "; ".join(problems))])
 
 
@@ -1259,7 +1259,7 @@ def render_linkloads_csv(fabric: Fabric, plan: Optional[dict] = None, cluster=No
     if not plan:
         raise SpecError([("metrics_after", "link loads need a plan with metrics")])
     if which not in ("after", "placed", "before"):
-        raise SpecError([("--metrics", f"expected after, placed or before, found {which!r}")])
+        raise SpecError([("metrics", f"expected after, placed or before, found {which!r}")])
     key = f"metrics_{which}"
     if plan.get(key) is None and which == "after":
         which, key = "before", "metrics_before"
@@ -1364,7 +1364,7 @@ def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
         files["SKIPPED.txt"] = text
         return files
     if fmt not in FORMATS:
-        raise SpecError([("--format", f"unknown format {fmt!r}; expected one of {', '.join(list(FORMATS) + ['all'])}")])
+        raise SpecError([("format", f"unknown format {fmt!r}; expected one of {', '.join(list(FORMATS) + ['all'])}")])
     files = FORMATS[fmt].render(fabric, plan, cluster, **options)
     files.pop(APPROXIMATIONS, None)
     return files

@@ -634,7 +634,7 @@ def k_failures(ctx: _Ctx, k: int, samples: int, seed: int, rates=None) -> dict:
     kinds, pool, weight = _k_pool(ctx, rates)
     n = pool.shape[0]
     if k < 1 or k > n:
-        raise SpecError([("--k", f"k must be between 1 and the {n} elements that can fail")])
+        raise SpecError([("k", f"k must be between 1 and the {n} elements that can fail")])
     rng = np.random.default_rng(seed)
     n_sets = math.comb(n, k)
     uniform = np.allclose(weight, weight[0])
@@ -886,7 +886,7 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     if seed is None:
         seed = cluster.file.goals.seed if cluster is not None else 0
     if samples < 1:
-        raise SpecError([("--samples", f"must be at least 1 (found {samples})")])
+        raise SpecError([("samples", f"must be at least 1 (found {samples})")])
     ctx = _context(cluster, fabric, placement, scaleup_switches)
     link_color = None
     if traffic is None:

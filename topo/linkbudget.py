@@ -162,10 +162,10 @@ def _options(cluster, objective, survive, target_util, time_limit, seed, workers
     g = cluster.file.goals
     errs = []
     if objective not in OBJECTIVES:
-        errs.append(("--objective", f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}"))
+        errs.append(("objective", f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}"))
     survive = g.survive if survive is None else survive
     if survive not in SURVIVE:
-        errs.append(("--survive", f"unknown failure {survive!r}; expected one of {list(SURVIVE)}"))
+        errs.append(("survive", f"unknown failure {survive!r}; expected one of {list(SURVIVE)}"))
     if target_util is None:
         target_util, where = g.target_utilization, "goals.target_utilization"
     else:
@@ -177,15 +177,13 @@ def _options(cluster, objective, survive, target_util, time_limit, seed, workers
         target_util = 0.0
     if not (0.0 < target_util <= 1.0) and not any(p == where for p, _ in errs):
         errs.append((where, f"target utilisation must be in (0, 1], found {target_util:g}"))
-    time_limit = g.time_limit_s if time_limit is None else time_limit
-    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        errs.append(("--time-limit", f"must be a positive number of seconds, found {time_limit!r}"))
-    seed = g.seed if seed is None else seed
-    workers = g.workers if workers is None else workers
-    if not (isinstance(workers, int) and workers >= 1):
-        errs.append(("--workers", f"must be a positive integer, found {workers!r}"))
+    from .spec import run_settings
+    try:
+        seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
+    except SpecError as e:
+        errs.extend(e.errors)
     if switch_choice not in SWITCH_CHOICES:
-        errs.append(("--switch-choice", f"expected one of {list(SWITCH_CHOICES)}, found {switch_choice!r}"))
+        errs.append(("switch_choice", f"expected one of {list(SWITCH_CHOICES)}, found {switch_choice!r}"))
     caps = None
     try:
         caps = _parse_caps(cluster, max_oversubscription)
@@ -272,9 +270,9 @@ def _requirements(cluster, min_bisection, scenarios) -> dict:
         except (TypeError, ValueError):
             v = float("nan")
         if not (math.isfinite(v) and 0 < v <= 1e6):
-            errs.append(("--min-bisection", f"expected Gb/s per accelerator in (0, 1e6], found {min_bisection!r}"))
+            errs.append(("min_bisection", f"expected Gb/s per accelerator in (0, 1e6], found {min_bisection!r}"))
         else:
-            floor = ("--min-bisection", v)
+            floor = ("min_bisection", v)
     out = None
     if scenarios is None:
         if req.scenarios is not None:
@@ -282,7 +280,7 @@ def _requirements(cluster, min_bisection, scenarios) -> dict:
     else:
         out = []
         for i, x in enumerate(scenarios):
-            where = f"--scenario[{i}]"
+            where = f"scenarios[{i}]"
             try:
                 m = parse_scenario(x) if isinstance(x, str) else x
                 out.append((where, x if isinstance(x, Scenario) else Scenario.model_validate(m)))
@@ -290,7 +288,7 @@ def _requirements(cluster, min_bisection, scenarios) -> dict:
                 msg = (e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e))
                 errs.append((where, f"{msg} (found {str(x)[:80]!r})"))
         if not out and not errs:
-            errs.append(("--scenario", "at least one scenario"))
+            errs.append(("scenario", "at least one scenario"))
     if errs:
         raise SpecError(errs)
     if out is not None:
@@ -1283,10 +1281,9 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     m.Minimize(sum(c * v for c, v in zip(icost, x)))
     if hint is not None and hint in shapes:
         m.AddHint(x[shapes.index(hint)], 1)
+    from .cpsat import configure
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
-    solver.parameters.random_seed = seed
-    solver.parameters.num_search_workers = workers
+    configure(solver, time_limit=time_limit, seed=seed, workers=workers)
     t0 = time.perf_counter()
     from .signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.signals
     st = solve_interruptible(solver, m)
@@ -1806,7 +1803,8 @@ def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: 
     g = cluster.file.goals
     if max_slowdown is None:
         max_slowdown = g.max_job_slowdown
-    seed = g.seed if seed is None else seed
+    from .spec import run_settings
+    seed = run_settings(cluster, seed=seed).seed
     tau0 = g.target_utilization if target_util is None else target_util
     if fabric is None:
         fabric = build(cluster)

@@ -81,9 +81,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     from .plan import new_plan
 
     g = cluster.file.goals
-    seed = g.seed if seed is None else seed
-    workers = g.workers if workers is None else workers
-    time_limit = g.time_limit_s if time_limit is None else time_limit
+    from .spec import run_settings
+    seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
     timings: dict[str, float] = {}
 
     def timed(name):

@@ -1471,17 +1471,10 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
     """
     from . import place_check
     t0 = time.perf_counter()
-    goals = cluster.file.goals
-    if time_limit is None:
-        time_limit = goals.time_limit_s
-    if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
-        raise SpecError([("--time-limit", f"must be a positive number of seconds (found {time_limit!r})")])
-    seed = goals.seed if seed is None else int(seed)
-    workers = goals.workers if workers is None else int(workers)
-    if workers < 1:
-        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    from .spec import run_settings
+    seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
     if policy not in ("optimize", "greedy"):
-        raise SpecError([("--policy", f"expected optimize or greedy (found {policy!r})")])
+        raise SpecError([("policy", f"expected optimize or greedy (found {policy!r})")])
     if fabric is None:
         from .fabric import build
         fabric = build(cluster)

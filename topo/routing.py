@@ -271,9 +271,9 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
     other models do not depend on them); at most limits.MAX_HASHED_QPS of them in all.
     """
     if model not in MODELS:
-        raise SpecError([("--routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
+        raise SpecError([("routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
     if model == "optimal":
-        raise SpecError([("--routing", "the optimal model is a bound, computed by topo.routing_lp.max_concurrent_flow, not a routing of loads")])
+        raise SpecError([("routing", "the optimal model is a bound, computed by topo.routing_lp.max_concurrent_flow, not a routing of loads")])
     if qps < 1:
         raise SpecError([("transport.qps_per_channel", f"must be at least 1 (found {qps})")])
     if channels < 1:
@@ -605,7 +605,7 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     tree); failures simply break classes.
     """
     if model not in _FLUID_MODE:
-        raise SpecError([("--routing", f"uniform loads are aggregated for fluid, wcmp and uec-spray only (found {model!r})")])
+        raise SpecError([("routing", f"uniform loads are aggregated for fluid, wcmp and uec-spray only (found {model!r})")])
     dead = failure_mask(fabric, failed_links, failed_nodes)
     P = prepare(fabric, dead)
     ng = P.g_rep.shape[0]
@@ -809,17 +809,17 @@ def parse_failures(fabric, names: Sequence[str]):
                 continue
             a, b = (fabric.find_node(x.strip()) for x in name.split(sep, 1))
         except KeyError:
-            errs.append(("--fail", f"unknown link or switch {name!r} (links are 'a->b' or 'a--b' with node names, e.g. {fabric.link_name(fabric.n_links - 1)!r})"))
+            errs.append(("fail", f"unknown link or switch {name!r} (links are 'a->b' or 'a--b' with node names, e.g. {fabric.link_name(fabric.n_links - 1)!r})"))
             continue
         m = np.flatnonzero(((fabric.link_src == a) & (fabric.link_dst == b)) | ((fabric.link_src == b) & (fabric.link_dst == a)))
         if m.size == 0:
-            errs.append(("--fail", f"no link between {name.split(sep)[0].strip()!r} and {name.split(sep)[1].strip()!r}"))
+            errs.append(("fail", f"no link between {name.split(sep)[0].strip()!r} and {name.split(sep)[1].strip()!r}"))
             continue
         if pick:
             fwd = fabric.parallel_links(a, b)
             i, n = pick
             if n != fwd.size or not 1 <= i <= n:
-                errs.append(("--fail", f"{raw.strip()!r}: there are {fwd.size} parallel link(s) from "
+                errs.append(("fail", f"{raw.strip()!r}: there are {fwd.size} parallel link(s) from "
                                        f"{name.split(sep)[0].strip()!r} to {name.split(sep)[1].strip()!r}; "
                                        f"give [i/{fwd.size}] with i from 1 to {fwd.size}"))
                 continue
@@ -1013,16 +1013,17 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     tr = cluster.file.transport
     model = routing or {"roce": "roce-hash", "uec": "uec-spray", "ideal": "fluid"}[tr.protocol]
     if model not in MODELS:
-        raise SpecError([("--routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
-    seed = cluster.file.goals.seed if seed is None else int(seed)
+        raise SpecError([("routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
+    from .spec import run_settings
+    seed = run_settings(cluster, seed=seed).seed
     qps = tr.qps if qps is None else int(qps)
     channels = tr.n_channels if channels is None else int(channels)
     if qps < 1:
-        raise SpecError([("--qps", f"must be at least 1 (found {qps})")])
+        raise SpecError([("qps", f"must be at least 1 (found {qps})")])
     if channels < 1:
-        raise SpecError([("--channels", f"must be at least 1 (found {channels})")])
+        raise SpecError([("channels", f"must be at least 1 (found {channels})")])
     if channels * qps > limits.MAX_QPS_PER_CONNECTION:
-        raise SpecError([("--qps", f"{channels} channels x {qps} queue pairs per channel = {channels * qps:,} hashed "
+        raise SpecError([("qps", f"{channels} channels x {qps} queue pairs per channel = {channels * qps:,} hashed "
                                    f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}")])
     links, nodes = parse_failures(fabric, list(fail))
     dead = failure_mask(fabric, links, nodes)
@@ -1057,7 +1058,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     if big_uniform:
         # too many pairs to expand: aggregated uniform loads (fluid-type models only), at line rate
         if run_model not in _FLUID_MODE:
-            raise SpecError([("--traffic", f"uniform all-to-all over {E:,} endpoints is {E * (E - 1):,} flows, too many "
+            raise SpecError([("traffic", f"uniform all-to-all over {E:,} endpoints is {E * (E - 1):,} flows, too many "
                               f"to hash one by one; use --routing fluid, wcmp or uec-spray (aggregated exactly)")])
         inj = fabric.injection_gbps()
         per_pair = float(inj[inj > 0].min()) / (E - 1) if (inj > 0).any() and E > 1 else 0.0

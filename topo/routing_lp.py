@@ -38,7 +38,7 @@ def max_concurrent_flow(fabric, demands, *, failed_links=None, efficiency: float
 
     dead = failure_mask(fabric, failed_links)
     if fabric.n_links > MAX_LINKS:
-        raise SpecError([("--routing", f"the optimal LP is limited to {MAX_LINKS:,} directed links; this fabric has {fabric.n_links:,} (use fluid, uec-spray or roce-hash)")])
+        raise SpecError([("routing", f"the optimal LP is limited to {MAX_LINKS:,} directed links; this fabric has {fabric.n_links:,} (use fluid, uec-spray or roce-hash)")])
     P = prepare(fabric, dead)
     src = np.asarray(demands.src, np.int64)
     dst = np.asarray(demands.dst, np.int64)
@@ -72,7 +72,7 @@ def max_concurrent_flow(fabric, demands, *, failed_links=None, efficiency: float
         usable.append(np.flatnonzero(ok))
         n_var += usable[-1].size
     if n_var > MAX_VARIABLES:
-        raise SpecError([("--routing", f"the optimal LP would have {n_var:,} variables ({groups.size} destination groups x links); the limit is {MAX_VARIABLES:,}")])
+        raise SpecError([("routing", f"the optimal LP would have {n_var:,} variables ({groups.size} destination groups x links); the limit is {MAX_VARIABLES:,}")])
     t0 = time.perf_counter()
     solver = pywraplp.Solver.CreateSolver("GLOP")
     if solver is None:

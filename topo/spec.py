@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
@@ -1207,6 +1208,34 @@ def parse_rank_order(text: str) -> tuple:
         raise ValueError(f"tp must be fastest (first) in {text!r}: a TP group takes consecutive ranks in one "
                          "scale-up domain")
     return tuple(parts)
+
+
+class RunSettings(NamedTuple):
+    """A run's solver settings: seed, CP-SAT workers, seconds per solver."""
+    seed: int
+    workers: int
+    time_limit: float
+
+
+def run_settings(cluster: "Cluster", seed: Any = None, workers: Any = None, time_limit: Any = None) -> RunSettings:
+    """The one place a run's settings are resolved: each argument given, else the cluster's goals.
+    Errors name the parameter (the CLI shows its flag)."""
+    g = cluster.file.goals
+    seed = g.seed if seed is None else seed
+    workers = g.workers if workers is None else workers
+    time_limit = g.time_limit_s if time_limit is None else time_limit
+    errs = []
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= limits.MAX_SEED:
+        errs.append(("seed", f"must be an integer from 0 to {limits.MAX_SEED} (found {seed!r})"))
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or not 1 <= workers <= limits.MAX_WORKERS:
+        errs.append(("workers", f"must be an integer from 1 to {limits.MAX_WORKERS} (found {workers!r})"))
+    if (isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real)
+            or not math.isfinite(time_limit) or not 0 < time_limit <= limits.MAX_TIME_LIMIT_S):
+        errs.append(("time_limit", f"must be a positive number of seconds, at most {limits.MAX_TIME_LIMIT_S:g} "
+                                   f"(found {time_limit!r})"))
+    if errs:
+        raise SpecError(errs)
+    return RunSettings(int(seed), int(workers), float(time_limit))
 
 
 def json_schema() -> dict:

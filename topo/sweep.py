@@ -220,8 +220,8 @@ def load_sweep(path) -> dict:
     from .spec import parse_text as _pt
     from .spec import read_file as _rf
     base_data = _pt(_rf(base_path), base_path.suffix.lower(), str(base_path))
-    if seed is None:
-        seed = base_cluster.file.goals.seed
+    from .spec import run_settings
+    seed = run_settings(base_cluster, seed=seed).seed
     # every variant must make a valid cluster file (checked now, before any result is written)
     verrs = []
     tasks = []
