@@ -7,7 +7,7 @@ printed with its required value, what the independent check measured and the mar
 run fails (exit 1) unless each is met and the budget takes under 2 minutes (the target the
 requirements example is held to; measured, not asserted in the tests).
 
-Measures, in one run: wall time of the stages (fabric, traffic, topo.linkbudget with its
+Measures, in one run: wall time of the stages (fabric, traffic, topo.solve.linkbudget with its
 CP-SAT solve and its independent check), the solver's status, objective and bound,
 and the cost and power the chosen budget saves against a non-blocking design that
 carries the same traffic (that design's bill of materials is computed in the same
@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     ap.add_argument("--objective", default="cost")
     a = ap.parse_args(argv)
 
-    from topo.spec import load
-    from topo.fabric import build
-    from topo.linkbudget import budget, _demands
+    from topo.model.spec import load
+    from topo.model.fabric import build
+    from topo.solve.linkbudget import budget, _demands
 
     t0 = time.perf_counter()
     c = load(a.cluster)

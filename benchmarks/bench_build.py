@@ -17,9 +17,9 @@ import textwrap
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
     import numpy as np
-    from topo.spec import from_dict
-    from topo.fabric import build
-    from topo.describe import describe
+    from topo.model.spec import from_dict
+    from topo.model.fabric import build
+    from topo.routing.describe import describe
     n = int(sys.argv[1])
     nodes = n // 8
     racks = nodes // 4

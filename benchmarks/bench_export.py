@@ -43,13 +43,13 @@ def main(argv=None) -> int:
     import numpy as np
     import yaml
 
-    from topo import exports as ex
-    from topo.describe import describe, rack_power
-    from topo.fabric import build
-    from topo.report import pod_matrix_gbps, render_html, render_markdown
-    from topo.routing import analyze
-    from topo.spec import from_dict
-    from topo.traffic import in_order_placement, job_demands
+    from topo.io import exports as ex
+    from topo.routing.describe import describe, rack_power
+    from topo.model.fabric import build
+    from topo.io.report import pod_matrix_gbps, render_html, render_markdown
+    from topo.routing.engine import analyze
+    from topo.model.spec import from_dict
+    from topo.traffic.demand import in_order_placement, job_demands
 
     data = yaml.safe_load(Path(a.cluster).read_text())
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             size = sum(_size(v, tmp, k) for k, v in files.items())
             rows.append({"what": name, "seconds": round(time.perf_counter() - t0, 3), "bytes": size, "note": ""})
         if not a.skip_networkx:
-            from topo.graphio import write_graphml as nx_write
+            from topo.model.graphio import write_graphml as nx_write
             t0 = time.perf_counter()
             nx_write(f, tmp / "nx.graphml")
             rows.append({"what": "graphml (networkx writer)", "seconds": round(time.perf_counter() - t0, 3),

@@ -33,9 +33,9 @@ def rss_mb() -> float:
 
 
 def part_failures(skip_traffic: bool) -> dict:
-    from topo import failures as F
-    from topo.fabric import build
-    from topo.spec import load
+    from topo.study import failures as F
+    from topo.model.fabric import build
+    from topo.model.spec import load
     t0 = time.perf_counter()
     c = load(ROOT / "examples" / "reference-131k.yaml")
     fab = build(c)
@@ -105,7 +105,7 @@ def write_sweep(tmp: Path, n_variants: int) -> Path:
 
 def part_sweep(n_variants: int) -> dict:
     import distributed
-    from topo.sweep import load_sweep, run_sweep
+    from topo.study.sweep import load_sweep, run_sweep
     out = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -3,7 +3,7 @@
 The reference cluster (examples/reference-131k.yaml) with its jobs replaced by
 1,000 jobs of mixed sizes (8 to 16,384 accelerators, seeded) and 30% of the
 nodes busy in a scattered seeded pattern. Measures, in one run: wall time of
-topo.placement (optimize), the greedy baseline's figures from the same run, the
+topo.solve.placement (optimize), the greedy baseline's figures from the same run, the
 traffic that leaves a leaf (crosses the spine) and a pod, objective against the
 solver's bound, and peak memory. Prints a table, then one JSON line.
 
@@ -36,8 +36,8 @@ MIX = [(16384, 1), (8192, 1), (4096, 2), (2048, 3), (1024, 6), (512, 12), (256, 
 
 
 def make_cluster(seed: int, busy_share: float = 0.3, rank_order: str = "tp-cp-pp-dp"):
-    from topo.spec import from_dict
-    from topo.fabric import build
+    from topo.model.spec import from_dict
+    from topo.model.fabric import build
     data = yaml.safe_load((ROOT / "examples" / "reference-131k.yaml").read_text())
     data["jobs"] = []
     c0 = from_dict(data)
@@ -80,7 +80,7 @@ def main(argv=None):
                     help="every job's rank_order (e.g. tp-cp-ep-dp-pp, Megatron-LM's default: the baseline "
                          "then runs PP slowest)")
     a = ap.parse_args(argv)
-    from topo.placement import place
+    from topo.solve.placement import place
     t0 = time.perf_counter()
     c, f, n_busy = make_cluster(a.seed, rank_order=a.rank_order)
     t_build = time.perf_counter() - t0
@@ -91,8 +91,8 @@ def main(argv=None):
     wall = time.perf_counter() - t1
     # the same figures from routing, independent of the placement module's estimate: ideal
     # ECMP of the jobs' flows; bytes on leaf-spine links / 2 leave a leaf, on spine-super / 2 a pod
-    from topo.routing import route
-    from topo.traffic import job_demands
+    from topo.routing.engine import route
+    from topo.traffic.demand import job_demands
     t2 = time.perf_counter()
     g = place(c, f, time_limit=a.time_limit, seed=a.seed, workers=a.workers, policy="greedy")
 

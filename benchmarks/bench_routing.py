@@ -19,6 +19,7 @@ Run: python benchmarks/bench_routing.py [--reps 3] [--skip-nx]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def fat_tree(k: int, gbps=400.0):
-    from topo.fabric import fabric_from_arrays
+    from topo.model.fabric import fabric_from_arrays
     h = k // 2
     E = k ** 3 // 4
     edge0, agg0 = E, E + k * h
@@ -121,8 +122,9 @@ def main():
 
     # 2. reference with a >= 10M-flow job mix
     import topo
-    from topo import routing, traffic
-    from topo.spec import from_dict, parse_text
+    from topo.routing import engine as routing
+    from topo.traffic import demand as traffic
+    from topo.model.spec import from_dict, parse_text
     data = parse_text(ref.read_text(), ".yaml")
     data["jobs"] = [{"name": "mix", "accelerators": 131072, "tp": 8, "pp": 4, "ep": 64, "collectives": [
         {"op": "allreduce", "group": "dp", "bytes": "4GiB"},
@@ -143,7 +145,7 @@ def main():
         for model in ("roce-hash", "uec-spray"):
             q = qps if model == "roce-hash" else 1
             routing._cache.clear()
-            run = lambda: routing.route(f, unit, model, failed_links=fl, qps=q, seed=1)
+            run = functools.partial(routing.route, f, unit, model, failed_links=fl, qps=q, seed=1)
             r = run()  # warm: the prepared arrays of this failure mask
             flow_hops = int(round(r.link_gbps_load.sum())) * q  # unit mass: total load = sum of hops
             (secs, cpu), (bc, bc_cpu), r = interleaved(run, bincount_run(flow_hops, f.n_links), reps)

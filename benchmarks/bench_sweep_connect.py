@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from topo.errors import SpecError
-from topo.sweep import run_sweep
+from topo.core.errors import SpecError
+from topo.study.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -32,7 +32,7 @@ def sw(radix, gbps=400, power_w=1000, cost_usd=10000):
 
 @pytest.fixture
 def small_cluster():
-    from topo.spec import load
+    from topo.model.spec import load
     return load(EXAMPLES / "small.yaml")
 
 

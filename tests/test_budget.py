@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo import linkbudget as B
-from topo.describe import bill_of_materials
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict, load, wire_efficiency
-from topo.traffic import Demands
+from topo.solve import linkbudget as B
+from topo.routing.describe import bill_of_materials
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict, load, wire_efficiency
+from topo.traffic.demand import Demands
 
 from conftest import EXAMPLES, cluster_dict, sw
 
@@ -182,7 +182,7 @@ def test_fat_tree_keeps_full_bisection_under_uniform_all_to_all():
     assert t[0]["oversubscription"] == pytest.approx(1.0)
     assert t[1]["oversubscription"] == pytest.approx(1.0)
     fab = build(from_dict(r["cluster_after"]))
-    from topo.describe import bisection_gbps
+    from topo.routing.describe import bisection_gbps
     assert bisection_gbps(fab) == pytest.approx(bisection_gbps(build(c)))
     assert r["check"]["ok"]
 
@@ -281,7 +281,7 @@ def test_plane_failure_on_one_plane_is_refused():
 
 
 def test_unsurvivable_failure_names_the_failure_cli(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     # every endpoint sends across the fabric at line rate: leaf uplinks are full even non-blocking,
     # so no budget survives the loss of a link
     d = _single_host_nodes(16, 8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}])
@@ -297,7 +297,7 @@ def test_unsurvivable_failure_names_the_failure_cli(tmp_path):
 
 
 def test_cli_table_json_and_output(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     out = tmp_path / "budget.json"
     res = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -316,7 +316,7 @@ def test_cli_table_json_and_output(tmp_path):
 
 # --- the model's loads are the routing engine's loads; its failure bounds hold -----------------------
 def test_model_loads_equal_routed_loads_and_failure_bounds_hold():
-    from topo import budget_check
+    from topo.solve import budget_check
     c = _three_tier()
     dem = _random_demands(128, 500, 10.0, 21)
     f, T, extra = _tables(c, dem, "none", 1.0)
@@ -400,7 +400,7 @@ def _small_roce(qps=2, **goals):
 
 
 def _roce_times(c, f, placement, seed):
-    from topo.routing import analyze
+    from topo.routing.engine import analyze
     a = analyze(c, f, placement=placement, routing="roce-hash", seed=seed, compare=False, all_to_all=False)
     return {j["name"]: (j["time_s"], j["ideal_s"]) for j in a.to_dict()["jobs"]}
 
@@ -415,7 +415,7 @@ def test_transport_aware_budget_keeps_jobs_within_the_slowdown():
     # With 2 queue pairs the budget sized for ideal ECMP slows the jobs under RoCE hashing by
     # more than 5%; the transport-aware search lowers the target until it does not. Re-checked
     # here by routing the chosen fabric independently of the search's own numbers.
-    from topo.traffic import in_order_placement
+    from topo.traffic.demand import in_order_placement
     c = _small_roce(qps=2)
     f = build(c)
     pl = in_order_placement(c, f)
@@ -472,13 +472,13 @@ def test_ideal_transport_passes_at_the_first_target():
 @pytest.mark.parametrize("args,key", [(["--for-transport", "--max-slowdown", "0.5"], "--max-slowdown"),
                                       (["--max-slowdown", "1.2"], "--max-slowdown")])
 def test_cli_max_slowdown_bad(args, key):
-    from topo.cli import main
+    from topo.cli.app import main
     r = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), *args])
     assert r.exit_code == 2 and key in r.output and "Traceback" not in r.output
 
 
 def test_cli_for_transport_prints_the_search():
-    from topo.cli import main
+    from topo.cli.app import main
     r = CliRunner().invoke(main, ["budget", str(EXAMPLES / "small.yaml"), "--for-transport"])
     assert r.exit_code == 0, r.output
     assert "transport check (roce-hash)" in r.output and "p95 penalty" in r.output
@@ -517,12 +517,12 @@ def test_switch_over_the_network_rack_limit_is_refused(tmp_path):
     (path, msg), = e.value.errors
     assert path == "floor.network_rack_power_limit_kw" and "th4-64x400" in msg
     # the checker says the same, independently, of a fabric written by hand
-    from topo import budget_check
+    from topo.solve import budget_check
     f = build(c)
     chk = budget_check.check(c, B._demands(c, f, None), survive="none", target_util=1.0)
     assert not chk["ok"] and any("network rack" in p for p in chk["problems"])
     import yaml
-    from topo.cli import main
+    from topo.cli.app import main
     d = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
     d["floor"]["network_rack_power_limit_kw"] = 1.0
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
@@ -578,8 +578,8 @@ def test_partial_pod_bundle_builds_thinner_uplinks_and_is_checked():
     last = g.node_pod[spines] == g.pods - 1
     assert set(per_spine[spines[~last]]) == {4} and set(per_spine[spines[last]]) == {2}
     # every super-spine still reaches every pod (the structural routing takes this fabric)
-    from topo import routing
-    from topo.routing_clos import clos_plan
+    from topo.routing import engine as routing
+    from topo.routing.clos import clos_plan
     assert clos_plan(g, routing.prepare(g, None)) is not None
     for bad, msg in ((3, "more than the bundle"), (None, None)):
         d["fabric"]["tiers"][1]["partial_pod_bundle"] = bad

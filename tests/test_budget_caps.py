@@ -8,14 +8,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from topo import linkbudget as B
-from topo.cli import main
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict, load
+from topo.solve import linkbudget as B
+from topo.cli.app import main
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict, load
 
 from conftest import EXAMPLES, sw
-from test_budget_exhaustive import _brute, _in_space, _instance, _splits
+from test_budget_exhaustive import _brute, _instance, _splits
 
 SMALL = EXAMPLES / "small.yaml"
 
@@ -51,7 +51,7 @@ def test_leaf_cap_on_two_tiers_makes_leaves_non_blocking():
 def test_three_tier_caps_equal_the_cheapest_capped_design():
     """Brute force (test_budget_exhaustive's enumeration): the budget with leaf=1, spine=3 costs
     what the cheapest feasible design with leaf ratio <= 1 and spine ratio <= 3 does."""
-    from topo.spec import wire_efficiency
+    from topo.model.spec import wire_efficiency
     radix = (8, 8, 8)
     d = _instance([sw(r) for r in radix], racks=9, nodes=4)
     c = from_dict(d)

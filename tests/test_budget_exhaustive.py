@@ -3,8 +3,8 @@
 A brute force written from the README, sharing nothing with the budget's model: every design
 the file can express for a small 2- or 3-tier cluster (each tier's oversubscription at every
 ratio that splits the radix exactly, every leaf-spine and spine-super bundle, every partly
-filled pod's bundle; the file's pod structure as stated) is built with topo.fabric.build,
-checked by the independent checker (topo.budget_check: routed fluid ECMP, healthy and under
+filled pod's bundle; the file's pod structure as stated) is built with topo.model.fabric.build,
+checked by the independent checker (topo.solve.budget_check: routed fluid ECMP, healthy and under
 the stated failure) and priced by topo.describe. The budget's objective must equal the
 cheapest feasible design inside the space the budget states (``solver["space"]``).
 """
@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import copy
 import math
-from fractions import Fraction
 
 import pytest
 
-from topo import budget_check
-from topo import linkbudget as B
-from topo.describe import bill_of_materials, bisection_gbps
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.solve import budget_check
+from topo.solve import linkbudget as B
+from topo.routing.describe import bill_of_materials, bisection_gbps
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -43,7 +42,7 @@ def _instance(tiers, racks, nodes, survive="none", planes=1, target=0.8):
 
 def _splits(radix):
     """Every (down, up) split the builder makes from some oversubscription: the largest exact
-    split of each reduced ratio p/q (topo.fabric._exact_split)."""
+    split of each reduced ratio p/q (topo.model.fabric._exact_split)."""
     out = set()
     for p in range(1, radix):
         for q in range(1, radix - p + 1):
@@ -154,7 +153,7 @@ CASES = [
 
 @pytest.mark.parametrize("radix,racks,nodes,planes,modes", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, modes):
-    from topo.spec import wire_efficiency
+    from topo.model.spec import wire_efficiency
     d = _instance([sw(r) for r in radix], racks, nodes, planes=planes)
     c = from_dict(d)
     f = build(c)
@@ -186,7 +185,7 @@ def test_issue_reproducer_gets_the_cheaper_spine_split():
     with one uplink (9:1, bundle 1) is feasible under fluid ECMP (its leaves route around it when
     its super-spine fails) and cheaper than the budget's former choice; the budget finds a design
     at least as cheap as every such one."""
-    from topo.spec import wire_efficiency
+    from topo.model.spec import wire_efficiency
     d = _instance([sw(10)] * 3, racks=12, nodes=8, survive="switch")
     c = from_dict(d)
     f = build(c)
@@ -220,7 +219,7 @@ def test_issue_reproducer_gets_the_cheaper_spine_split():
 
 
 def test_three_tier_leaf_bundles_outside_the_stated_space():
-    from topo.spec import wire_efficiency
+    from topo.model.spec import wire_efficiency
     d = _instance([sw(6)] * 3, racks=6, nodes=4)
     c = from_dict(d)
     f = build(c)
@@ -242,7 +241,7 @@ def test_budget_with_requirements_equals_the_cheapest_stated_design(radix, racks
     again with a uniform all-to-all scenario besides the floor, the budget's objective equals the
     cheapest design of the brute force that the checker accepts (routed, healthy and under the
     failure, uniform loads aggregated) and whose bisection (topo.describe) reaches the floor."""
-    from topo.spec import wire_efficiency
+    from topo.model.spec import wire_efficiency
     d = _instance([sw(r) for r in radix], racks, nodes, planes=planes)
     c = from_dict(d)
     f = build(c)

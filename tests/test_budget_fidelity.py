@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo import linkbudget as B
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.solve import linkbudget as B
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -33,7 +33,7 @@ def _ideal(d, cpu=None, cpu_per_rack=1, **goals):
 
 def _uniform(c, fab, gbps=2.0):
     """Every endpoint to every other at `gbps` (so every tier carries traffic)."""
-    from topo.traffic import Demands
+    from topo.traffic.demand import Demands
     n = fab.n_endpoints
     s, t = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     m = s != t
@@ -217,7 +217,7 @@ def test_under_subscribed_leaf_as_given():
 ])
 def test_refused_with_the_field(d, path, tmp_path):
     import json
-    from topo.cli import main
+    from topo.cli.app import main
     d = _ideal(d)
     c = from_dict(d)
     with pytest.raises(SpecError) as e:

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from topo import budget_check
-from topo import linkbudget as B
-from topo.cli import main
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict, wire_efficiency
+from topo.solve import budget_check
+from topo.solve import linkbudget as B
+from topo.cli.app import main
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict, wire_efficiency
 
 from conftest import EXAMPLES, cluster_dict, sw
 from test_budget_exhaustive import _instance
@@ -168,8 +168,8 @@ def test_uniform_load_matches_a_hand_calculation():
     u = chk["requirements"]["scenarios"][0]["util"]["leaf-spine"]
     assert u == pytest.approx(hand, rel=1e-9)
     # and the same pattern expanded into its 552 flows, routed one by one
-    from topo.routing import route
-    from topo.traffic import Demands
+    from topo.routing.engine import route
+    from topo.traffic.demand import Demands
     n = f.n_endpoints
     s, t = np.nonzero(~np.eye(n, dtype=bool))
     dem = Demands(s.astype(np.int64), t.astype(np.int64), np.ones(s.size), np.full(s.size, -1, np.int32),
@@ -194,8 +194,8 @@ def test_permutation_bound_is_reached_by_a_permutation():
     assert chk["requirements"]["scenarios"][0]["util"]["leaf-spine"] == pytest.approx(0.75)
     data = B._Data(c, f, data_demands_empty(c, f), 1.0, [dict(sc, where="x")])
     assert data.leaves(6)["t1_parts"][1] == pytest.approx(600.0)
-    from topo.routing import route
-    from topo.traffic import Demands
+    from topo.routing.engine import route
+    from topo.traffic.demand import Demands
     n = f.n_endpoints
     s = np.arange(n, dtype=np.int64)
     dem = Demands(s, (s + n // 2) % n, np.ones(n), np.full(n, -1, np.int32), np.full(n, 100.0))
@@ -290,7 +290,7 @@ def test_cli_json_and_text_show_each_requirement():
 
 
 def test_summary_names_a_bisection_cut_as_a_risk():
-    from topo.report import _requirement_risks
+    from topo.io.report import _requirement_risks
     plan = {"describe_before": {"bisection_gbps": 3_302_000.0, "bisection_per_accelerator_gbps": 403.1},
             "describe_after": {"bisection_gbps": 154_000.0, "bisection_per_accelerator_gbps": 18.8},
             "budget": {"requirements": {"rows": []}}}
@@ -315,8 +315,8 @@ def test_file_requirements_honoured_by_optimize_and_for_transport(tmp_path):
     requirement (required, achieved, margin), the report shows the table, and the summary names
     the bisection the budget cuts, with the floor."""
     from topo.pipeline import optimize
-    from topo.report import build_sections
-    from topo.spec import load
+    from topo.io.report import build_sections
+    from topo.model.spec import load
     d = yaml.safe_load(SMALL.read_text())
     d["requirements"] = {"min_bisection_gbps_per_accelerator": 200,
                          "scenarios": [{"kind": "uniform", "gbps_per_endpoint": 100}, {"kind": "jobs", "growth": 1.2}]}

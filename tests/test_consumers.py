@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 import topo
-from topo import exports as ex
-from topo.traffic import in_order_placement
+from topo.io import exports as ex
+from topo.traffic.demand import in_order_placement
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -401,7 +401,7 @@ def test_slurm_block_and_yaml_need_a_newer_slurm(slurm):
 # --- GraphML readers -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", SMALL_EXAMPLES)
 def test_graphml_reads_back_in_networkx_and_igraph(name, tmp_path):
-    from topo.describe import describe
+    from topo.routing.describe import describe
     c, f, plan = example(name)
     ex.export("graphml", f, plan, tmp_path, cluster=c)
     d = describe(f, c)

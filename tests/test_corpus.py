@@ -29,9 +29,9 @@ RUNNER = textwrap.dedent(r"""
     sys.path.insert(0, sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
     import corpus
-    from topo.errors import SpecError
-    from topo.plan import load_plan
-    from topo.spec import load
+    from topo.core.errors import SpecError
+    from topo.io.plan import load_plan
+    from topo.model.spec import load
     from topo.validate import validate
 
     class Guard(Exception):
@@ -103,7 +103,7 @@ def test_hostile_corpus_is_accepted_or_refused_with_a_path(tmp_path):
 def test_cli_sample_exits_2_without_traceback(tmp_path, seed):
     from click.testing import CliRunner
     import corpus
-    from topo.cli import main
+    from topo.cli.app import main
     runner = CliRunner()
     n_refused = 0
     for i, (kind, name, data) in enumerate(corpus.cases(150, seed=seed)):

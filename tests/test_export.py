@@ -17,10 +17,10 @@ import yaml
 from click.testing import CliRunner
 
 import topo
-from topo import exports as ex
-from topo.atomic import OutputDir, StagedFiles, write_text_atomic
-from topo.cli import main
-from topo.hostlist import collect, expand
+from topo.io import exports as ex
+from topo.core.atomic import OutputDir, StagedFiles, write_text_atomic
+from topo.cli.app import main
+from topo.model.hostlist import collect, expand
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -705,7 +705,7 @@ def test_yaml_scalars_round_trip():
 
 
 def test_streamed_graphml_equals_the_networkx_writer(small, tmp_path):
-    from topo.graphio import write_graphml as nx_write
+    from topo.model.graphio import write_graphml as nx_write
     f = small[1]
     ex.write_graphml(f, tmp_path / "a.graphml")
     nx_write(f, tmp_path / "b.graphml")
@@ -757,7 +757,7 @@ def check_graphml_structure(path) -> tuple[int, int]:
 
 @pytest.mark.parametrize("which", ["small", "rail", "helios"])
 def test_graphml_structure_and_counts_match_describe(which, small, rail, helios, tmp_path):
-    from topo.describe import describe
+    from topo.routing.describe import describe
     c, f = {"small": small, "rail": rail, "helios": helios}[which][:2]
     ex.write_graphml(f, tmp_path / "f.graphml")
     n_nodes, n_edges = check_graphml_structure(tmp_path / "f.graphml")
@@ -778,7 +778,7 @@ def test_graphml_structure_check_catches_repeated_edge_ids(tmp_path):
 @pytest.fixture(scope="module")
 def optimized():
     from topo.pipeline import optimize
-    from topo.plan import plan_cluster, to_jsonable
+    from topo.io.plan import plan_cluster, to_jsonable
     c = topo.load(EXAMPLES / "small.yaml")
     plan = json.loads(json.dumps(to_jsonable(optimize(c, time_limit=5, seed=1, workers=1, failures=False))))
     ca = plan_cluster(plan, after=True)
@@ -845,7 +845,7 @@ def test_slurm_jobs_node_lists(small):
 
 def test_plan_file_keeps_the_server_order(optimized, tmp_path):
     # small.yaml racks list gpu nodes before the cpu host; a plan file must not renumber them
-    from topo.plan import dumps
+    from topo.io.plan import dumps
     plan, _, _ = optimized
     (tmp_path / "plan.json").write_text(dumps(plan))
     r = CliRunner().invoke(main, ["export", str(tmp_path / "plan.json"), "--format", "slurm-jobs", "-o", str(tmp_path)])
@@ -862,7 +862,7 @@ def test_plan_file_keeps_the_server_order(optimized, tmp_path):
 def full_plan():
     """A whole plan as `topo optimize` writes it (small example, no failure stage)."""
     plan = topo.optimize(topo.load(EXAMPLES / "small.yaml"), seed=7, workers=1, failures=False)
-    from topo.plan import dumps
+    from topo.io.plan import dumps
     return json.loads(dumps(plan))
 
 
@@ -900,7 +900,7 @@ def test_render_failure_past_the_shape_check_is_bad_input(tmp_path, full_plan, m
     # a field deeper than the shape check reaches: exit 2 naming the plan, nothing written
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(full_plan))
-    from topo import report
+    from topo.io import report
     monkeypatch.setattr(report, "render_html", lambda *a, **k: (_ for _ in ()).throw(TypeError("a bad field")))
     r = CliRunner().invoke(main, ["report", str(plan_path), "-o", str(tmp_path / "r")])
     assert r.exit_code == 2 and "(plan)" in r.output and "a bad field" in r.output
@@ -911,7 +911,7 @@ def test_rank_map_lists_every_rank_in_order(optimized, tmp_path):
     import csv
     import io
     plan, _, _ = optimized
-    from topo.plan import dumps
+    from topo.io.plan import dumps
     (tmp_path / "plan.json").write_text(dumps(plan))
     r = CliRunner().invoke(main, ["export", str(tmp_path / "plan.json"), "--format", "rank-map", "-o", str(tmp_path / "x")])
     assert r.exit_code == 0, r.output

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from networkx.algorithms.isomorphism import categorical_multiedge_match
 
-from topo.describe import bisection_gbps, describe, tier_capacity
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.routing.describe import bisection_gbps, describe, tier_capacity
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -69,7 +69,7 @@ def test_oversubscription_and_bisection():
     # bisection: half of the leaf uplinks = injection / (2 * oversubscription)
     assert bisection_gbps(f) == pytest.approx(384 * 400 / 2 / 3)
     # and the same number out of the cut kernel: half the leaves (with their endpoints) vs the rest
-    from topo._ext import kernel
+    from topo.routing.kernels import kernel
     side = np.ones(f.n_nodes, np.int64)
     leaves = np.flatnonzero(f.node_tier == 1)
     first_half = leaves[: len(leaves) // 2]
@@ -226,7 +226,7 @@ def test_floor_gives_reach_classes():
 
 
 def test_graphml_round_trip_and_custom_import(tmp_path):
-    from topo.graphio import write_graphml
+    from topo.model.graphio import write_graphml
     d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8, tiers=[{"switch": sw(16)}, {"switch": sw(16)}])
     f = build(from_dict(d))
     p = tmp_path / "fabric.graphml"

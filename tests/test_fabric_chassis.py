@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo.cli import main
-from topo.describe import describe
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.cli.app import main
+from topo.routing.describe import describe
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -104,7 +104,7 @@ def test_a_switch_without_line_cards_and_inconsistent_cards_are_refused():
 
 
 def test_budget_refuses_a_partly_populated_chassis(monkeypatch):
-    from topo import linkbudget as B
+    from topo.solve import linkbudget as B
     d = spine_chassis({"line_cards": 4})
     d["transport"] = {"protocol": "ideal"}
     called = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -80,7 +80,7 @@ def test_rail_optimized_dual_homed_puts_each_nic_on_two_leaves_of_its_rail():
 
 
 def test_rail_optimized_dual_homed_leaf_failure_isolates_no_gpu():
-    from topo.failures import analyze_failures
+    from topo.study.failures import analyze_failures
     c = from_dict(rail_cluster(dual=True, nic_ports=2))
     res = analyze_failures(c, traffic=False, kinds=("switch",)).to_dict()
     leaf_rows = [r for r in res["single"] if r["kind"] == "switch" and "leaf" in r["name"]]
@@ -189,7 +189,7 @@ def leaves_per_pod_counted(f):
 
 
 def test_576_port_spine_pod_size_derived_is_shown_with_its_rule():
-    from topo.describe import describe
+    from topo.routing.describe import describe
     c = from_dict(zone_cluster())
     f = build(c)
     assert leaves_per_pod_counted(f) == [504, 504, 504, 24]
@@ -214,7 +214,7 @@ def test_576_port_spine_192_leaf_pods_at_7_to_1_refused_with_the_arithmetic():
 
 
 def test_576_port_spine_192_leaf_pods_built_exactly_when_the_ratio_allows():
-    from topo.describe import describe
+    from topo.routing.describe import describe
     d = zone_cluster(leaves_per_pod=192)
     d["fabric"]["tiers"][1]["oversubscription"] = 192 / 28
     c = from_dict(d)
@@ -278,7 +278,7 @@ def test_pod_fields_refused_where_they_do_not_apply():
 
 # --- defect 3: oversubscription in capacity; mixed port speeds built as breakouts or refused ----------
 def test_800g_leaf_facing_400g_spine_breaks_out_into_two_400g_links():
-    from topo.describe import bisection_gbps, tier_capacity
+    from topo.routing.describe import bisection_gbps, tier_capacity
     # 8 nodes x 8 GPUs x 800G; 64-port 800G leaves (32 down / 32 up), 128-port 400G spines
     d = cluster_dict(n_racks=8, nodes_per_rack=1, accel=8, nic_gbps=800,
                      tiers=[{"switch": sw(64, 800)}, {"switch": sw(128, 400)}])
@@ -319,7 +319,7 @@ def test_port_speeds_that_do_not_divide_are_refused():
 
 
 def test_under_subscription_is_built_exactly():
-    from topo.describe import bisection_gbps, tier_capacity
+    from topo.routing.describe import bisection_gbps, tier_capacity
     # radix-24 leaves at 1:2: 8 down, 16 up (twice the uplink capacity); 4 leaves
     d = cluster_dict(n_racks=4, nodes_per_rack=1, accel=8,
                      tiers=[{"switch": sw(24), "oversubscription": 0.5}, {"switch": sw(64)}])
@@ -364,7 +364,7 @@ def cliff_cluster(cpu_hosts=1):
 
 
 def test_capacity_cliff_names_the_ports_that_force_a_pod_and_their_cost():
-    from topo.describe import describe
+    from topo.routing.describe import describe
     c = from_dict(cliff_cluster(1))
     f = build(c)
     assert f.pods == 3 and leaves_per_pod_counted(f) == [4, 4, 1]
@@ -379,14 +379,14 @@ def test_capacity_cliff_names_the_ports_that_force_a_pod_and_their_cost():
     cost = lambda fab: sum(n * 10000 for n in fab.tier_switch_counts)
     assert cl["extra_cost_fraction"] > 0
     assert cl["network_cost_usd"] - cl["network_cost_usd_without"] >= cost(f) - cost(f0)
-    from topo.render import describe_text
+    from topo.io.render import describe_text
     assert "CAPACITY CLIFF" in describe_text(d)
     # no cliff when the pods are full
     assert describe(f0, from_dict(cliff_cluster(0)))["capacity_cliff"] is None
 
 
 def test_all_to_all_is_reported_per_node_class():
-    from topo.describe import describe
+    from topo.routing.describe import describe
     c = from_dict(cliff_cluster(1))
     f = build(c)
     a = describe(f, c)["all_to_all"]

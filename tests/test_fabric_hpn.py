@@ -6,11 +6,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import pytest
 
-from topo.describe import describe
-from topo.fabric import build
-from topo.spec import load
+from topo.routing.describe import describe
+from topo.model.fabric import build
+from topo.model.spec import load
 
 from conftest import EXAMPLES
 
@@ -54,7 +53,7 @@ def test_published_counts():
 
 
 def test_no_tor_or_plane_failure_isolates_a_gpu():
-    from topo.failures import analyze_failures
+    from topo.study.failures import analyze_failures
     c, f, _ = hpn()
     res = analyze_failures(c, f, traffic=False, kinds=("switch", "plane")).to_dict()
     rows = [r for r in res["single"] if r["kind"] in ("switch", "plane")]

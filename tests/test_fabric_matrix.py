@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo.cli import main
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.cli.app import main
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo.cli import main
-from topo.describe import describe
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.cli.app import main
+from topo.routing.describe import describe
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -139,7 +139,7 @@ def test_dual_homed_across_leaves_of_the_rail_in_each_plane():
 
 @pytest.mark.parametrize("across,nic_ports", [("leaves", 4), ("planes", 2)])
 def test_no_single_leaf_or_plane_failure_isolates_a_gpu(across, nic_ports):
-    from topo.failures import analyze_failures
+    from topo.study.failures import analyze_failures
     c = from_dict(rail_planes(planes=2, nic_ports=nic_ports, dual=True, across=across))
     res = analyze_failures(c, traffic=False, kinds=("switch", "plane")).to_dict()
     leaf_rows = [r for r in res["single"] if r["kind"] == "switch" and "leaf" in r["name"]]
@@ -155,8 +155,8 @@ def test_no_single_leaf_or_plane_failure_isolates_a_gpu(across, nic_ports):
 
 # --- routing: ECMP over the planes -----------------------------------------------------------
 def test_uniform_traffic_splits_evenly_over_the_planes_and_survives_a_lost_plane():
-    from topo.routing import route
-    from topo.traffic import uniform
+    from topo.routing.engine import route
+    from topo.traffic.demand import uniform
     f = build(from_dict(rail_planes(planes=2, nic_ports=2, dual=True)))
     dem = uniform(f, nbytes=1e6)
     r = route(f, dem, "fluid")
@@ -227,7 +227,7 @@ def test_refused_by_validate(d, path, why, tmp_path):
     (rail_planes(planes=2, nic_ports=2, dual=True, family="clos"), "fabric.dual_homed_across"),
 ])
 def test_budget_refuses_what_its_model_does_not_reproduce(d, path, tmp_path, monkeypatch):
-    from topo import linkbudget as B
+    from topo.solve import linkbudget as B
     d["transport"] = {"protocol": "ideal"}
     c = from_dict(d)
     called = []
@@ -258,10 +258,10 @@ def after_across(r):
 @pytest.mark.parametrize("model", ["roce-hash", "uec-spray"])
 def test_structural_routing_of_rail_planes_matches_the_general_kernels(model, monkeypatch):
     """A rail-optimized fabric of two planes is a regular multi-plane Clos: the structural path
-    (topo.routing_clos) routes it with the general kernels' own choices."""
-    from topo import routing
-    from topo.routing_clos import clos_plan
-    from topo.traffic import uniform
+    (topo.routing.clos) routes it with the general kernels' own choices."""
+    from topo.routing import engine as routing
+    from topo.routing.clos import clos_plan
+    from topo.traffic.demand import uniform
     f = build(from_dict(rail_planes(planes=2, nic_ports=2, dual=True)))
     dem = uniform(f, nbytes=1e6)
     assert clos_plan(f, routing.prepare(f, np.zeros(f.n_links, bool))) is not None

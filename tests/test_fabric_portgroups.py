@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo.cli import main
-from topo.describe import describe
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.cli.app import main
+from topo.routing.describe import describe
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict, sw
 
@@ -172,7 +172,7 @@ def test_refused_where_it_does_not_apply():
 
 
 def test_budget_refuses_port_groups(tmp_path, monkeypatch):
-    from topo import linkbudget as B
+    from topo.solve import linkbudget as B
     d = cluster_dict(n_racks=4, nodes_per_rack=2, accel=8, nic_gbps=200,
                      tiers=[{"switch": sw(64), "ports": groups(32, 200, 16, 400)}, {"switch": sw(64)}])
     d["transport"] = {"protocol": "ideal"}

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, cluster_dict, sw, no_crash
-from topo import failures as F
-from topo.errors import SpecError
-from topo.fabric import build, fabric_from_arrays
-from topo.spec import from_dict, load
+from topo.study import failures as F
+from topo.core.errors import SpecError
+from topo.model.fabric import build, fabric_from_arrays
+from topo.model.spec import from_dict, load
 
 
 def fat_tree(k, jobs=None, **extra):
@@ -49,8 +49,8 @@ def test_one_of_n_parallel_uplinks_loses_exactly_one_nth_of_the_bundle():
 
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_one_of_n_parallel_links_under_fluid_routing(n):
-    from topo.routing import route
-    from topo.traffic import Demands
+    from topo.routing.engine import route
+    from topo.traffic.demand import Demands
     # e0 - leaf0 =n= spine =n= leaf1 - e1
     lo = [0, 1] + [2] * n + [3] * n
     hi = [2, 3] + [4] * n + [4] * n
@@ -288,7 +288,7 @@ def test_parallel_single_sweep_equals_serial(traffic):
 
 # --- CLI -----------------------------------------------------------------------------------------
 def test_cli_failures_json_and_bad_input(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--k", "2..3", "--samples", "30", "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
@@ -309,7 +309,7 @@ def test_cli_failures_json_and_bad_input(tmp_path):
         assert r.exit_code == 2 and where in r.output and no_crash(r)
     good = tmp_path / "plan.json"
     c = load(EXAMPLES / "small.yaml")
-    from topo.traffic import in_order_placement
+    from topo.traffic.demand import in_order_placement
     pl = {k: v.tolist()[::-1] for k, v in in_order_placement(c, build(c)).items()}
     good.write_text(json.dumps({"placement": {"assignment": pl}}))
     r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--plan", str(good), "--json"])

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 import topo
-from topo.describe import describe
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.routing.describe import describe
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 from conftest import cluster_dict
 
@@ -172,7 +172,7 @@ def test_ring_bisection_by_hand_and_all_to_all_not_determined(tmp_path):
 
 
 def test_too_large_for_max_flow_says_so(tmp_path):
-    from topo.graphinfer import infer
+    from topo.model.graphinfer import infer
     _, ring, _ = custom(tmp_path, [f"e{e} r{e // 2} 400" for e in range(8)]
                         + [f"r{i} r{(i + 1) % 4} 100" for i in range(4)], 8, "ring.txt")
     b = infer(ring, max_flow_links=5)["bisection"]
@@ -195,7 +195,7 @@ def test_fractional_capacities_use_the_networkx_fallback(tmp_path):
 
 def test_cli_describe_json_and_text(tmp_path):
     from click.testing import CliRunner
-    from topo.cli import main
+    from topo.cli.app import main
     _, _, d = custom(tmp_path, two_planes(), 8)
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(d, sort_keys=False))

@@ -9,10 +9,10 @@ import pytest
 from conftest import no_crash
 import yaml
 
-from topo.fabric import build
-from topo.placement import place
-from topo.spec import from_dict
-from topo.traffic import in_order_placement
+from topo.model.fabric import build
+from topo.solve.placement import place
+from topo.model.spec import from_dict
+from topo.traffic.demand import in_order_placement
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LISTED = ["n0006", "n0012", "n0007", "n0013", "n0009", "n0015", "n0010", "n0016"]
@@ -57,7 +57,7 @@ def test_explicit_nodes_set_the_rank_order_in_placement():
 
 
 def test_explicit_node_listed_twice_is_refused():
-    from topo.errors import SpecError
+    from topo.core.errors import SpecError
     d = small()
     d["jobs"][0]["nodes"] = LISTED[:7] + [LISTED[0]]
     c = from_dict(d)
@@ -70,7 +70,7 @@ def test_explicit_node_listed_twice_is_refused():
 # --- hostile input: exit 2, the field named, no traceback -----------------------------------
 def _cli(*args):
     from click.testing import CliRunner
-    from topo.cli import main
+    from topo.cli.app import main
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
@@ -118,7 +118,7 @@ def test_job_nodes_hostlist_bomb(tmp_path):
     d = small()
     d["jobs"][0]["nodes"] = ["n[0-99999999999]"]
     _refused(_cli("validate", _write(tmp_path, d)), "jobs[0].nodes")
-    from topo.hostlist import expand
+    from topo.model.hostlist import expand
     with pytest.raises(ValueError):
         expand("n[0-99999999999]")
 
@@ -188,7 +188,7 @@ def test_yaml_alias_bomb_is_refused_in_bounded_work(tmp_path):
     p.write_text(s + "name: *a8\n")
     _refused(_cli("validate", p), "alias")
     # the error message of a shared alias tree is cut short without walking it
-    from topo.spec import _short
+    from topo.model.spec import _short
     bomb = ["x"] * 10
     for _ in range(9):
         bomb = [bomb] * 10
@@ -259,7 +259,7 @@ def test_report_refuses_plans_export_refuses(tmp_path):
 
 
 def test_oversized_cluster_file_refused_by_size_before_parsing(tmp_path):
-    from topo import limits
+    from topo.core import limits
     p = tmp_path / "big.yaml"
     with open(p, "w") as fh:
         fh.write("name: x\ndescription: '")
@@ -295,7 +295,7 @@ def test_custom_graph_deeper_than_three_switch_tiers_is_refused(tmp_path):
 
 
 def test_failure_mask_refuses_ids_out_of_range():
-    from topo.routing import failure_mask
+    from topo.routing.engine import failure_mask
     f = build(from_dict(small()))
     with pytest.raises(ValueError):
         failure_mask(f, failed_links=[-1])

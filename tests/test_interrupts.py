@@ -57,8 +57,8 @@ _LAUNCHER = textwrap.dedent(r'''
         setattr(owner, name, f)
 
     if stage == "load":
-        import topo.spec
-        wrap(topo.spec, "load")
+        import topo.model.spec
+        wrap(topo.model.spec, "load")
     elif stage == "solve":
         from ortools.sat.python import cp_model
         wrap(cp_model.CpSolver, "Solve", after=True)
@@ -66,12 +66,12 @@ _LAUNCHER = textwrap.dedent(r'''
         import topo.pipeline
         wrap(topo.pipeline, "render_outputs")
     elif stage == "write":
-        import topo.atomic
-        wrap(topo.atomic.OutputDir, "write_text", after=True)
+        import topo.core.atomic
+        wrap(topo.core.atomic.OutputDir, "write_text", after=True)
     elif stage == "swap":
-        import topo.atomic
-        if hasattr(topo.atomic, "_replace_dir"):
-            wrap(topo.atomic, "_replace_dir")
+        import topo.core.atomic
+        if hasattr(topo.core.atomic, "_replace_dir"):
+            wrap(topo.core.atomic, "_replace_dir")
         else:
             wrap(os, "rename")
     sys.argv = ["topo"] + sys.argv[1:]
@@ -202,7 +202,7 @@ def test_concurrent_force_runs(tmp_path):
 
 _KILL_BETWEEN_RENAMES = textwrap.dedent(r'''
     import os, signal, sys
-    import topo.atomic as atomic
+    import topo.core.atomic as atomic
     target = sys.argv[1]
     atomic._exchange = lambda a, b: False  # the two-rename swap (as where renameat2 is missing)
     real = os.rename
@@ -235,7 +235,7 @@ def test_kill9_between_renames_then_next_run_recovers(tmp_path):
 def test_stale_stage_of_killed_export_is_cleaned(tmp_path):
     """StagedFiles: a staging area of a dead process is removed by the next run, and a
     sub-directory it had moved aside (killed between two renames) is put back."""
-    from topo.atomic import StagedFiles
+    from topo.core.atomic import StagedFiles
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = tmp_path / f".topo-stage-{dead.pid}-abc123"
@@ -250,7 +250,7 @@ def test_stale_stage_of_killed_export_is_cleaned(tmp_path):
 
 def test_signal_during_staged_commit_lands_after_it(tmp_path, monkeypatch):
     """A SIGINT during StagedFiles.commit waits for the renames: all files new, none old."""
-    from topo.atomic import StagedFiles
+    from topo.core.atomic import StagedFiles
     for n in ("a.txt", "b.txt", "c.txt"):
         (tmp_path / n).write_text("old")
     real = os.replace

@@ -29,11 +29,12 @@ import pytest
 import yaml
 
 import topo
-from topo import _ext, routing
-from topo._ext import KernelArgumentError
-from topo.traffic import Demands, uniform
+from topo.routing import kernels as _ext
+from topo.routing import engine as routing
+from topo.routing.kernels import KernelArgumentError
+from topo.traffic.demand import Demands, uniform
 
-import topo.pure._routing as twin
+import topo.routing.pure._routing as twin
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,11 +6,11 @@ import importlib
 import numpy as np
 import pytest
 
-from topo import routing
-from topo.fabric import fabric_from_arrays
-from topo.traffic import Demands
+from topo.routing import engine as routing
+from topo.model.fabric import fabric_from_arrays
+from topo.traffic.demand import Demands
 
-import topo.pure._routing as twin
+import topo.routing.pure._routing as twin
 
 N_FABRICS = 100
 
@@ -72,7 +72,7 @@ def random_case(seed):
 
 
 def _swap(pure: bool):
-    from topo import _ext
+    from topo.routing import kernels as _ext
     _ext._cache.clear()
     _ext.PURE = pure
     routing._cache.clear()
@@ -82,7 +82,7 @@ def _swap(pure: bool):
 def both():
     # the general kernels: regular Clos cases would otherwise take the structural path
     # (compared with its own twin in test_routing_clos)
-    old = __import__("topo._ext", fromlist=["PURE"]).PURE
+    old = __import__("topo.routing.kernels", fromlist=["PURE"]).PURE
     routing.STRUCTURAL = False
     yield
     routing.STRUCTURAL = True

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo import routing
-from topo.cli import main
-from topo.describe import describe
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.routing import engine as routing
+from topo.cli.app import main
+from topo.routing.describe import describe
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 from conftest import no_crash
 
 
@@ -88,7 +88,7 @@ def test_routing_caps_every_flow_by_its_nic_speed():
     assert nt["g800"]["gbps_per_endpoint"] == pytest.approx(800.0)
     assert a["all_to_all"]["accelerators"]["gbps_per_endpoint"] == pytest.approx(400.0)
     # hashing: max-min fair rates of the queue pairs leaving a 400G host sum to at most 400G
-    from topo.traffic import job_demands
+    from topo.traffic.demand import job_demands
     d = job_demands(c, f, efficiency=eff)
     r = routing.route(f, d, "roce-hash", seed=3, channels=2, qps=2, record_paths=True)
     cap = f.link_gbps.astype(float)

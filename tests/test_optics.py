@@ -9,8 +9,8 @@ import yaml
 
 import topo
 from conftest import EXAMPLES
-from topo.catalog import OPTIC_SPEED_SCALE, optic_part, optic_scale
-from topo.describe import bill_of_materials
+from topo.model.catalog import OPTIC_SPEED_SCALE, optic_part, optic_scale
+from topo.routing.describe import bill_of_materials
 
 
 def _small(**catalog_optics):
@@ -54,7 +54,7 @@ def test_bill_of_materials_prices_each_link_at_its_speed():
 
 
 def test_describe_flags_the_unverified_catalog_figures_in_use():
-    from topo import catalog
+    from topo.model import catalog
     c = _small()
     uv = {(x["kind"], x["name"]): x["fields"] for x in topo.describe(topo.build(c), c)["unverified_figures"]}
     switch = c.tiers[0].switch_name

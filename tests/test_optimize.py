@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from topo.cli import main
-from topo.plan import PLAN_VERSION, load_plan
+from topo.cli.app import main
+from topo.io.plan import PLAN_VERSION, load_plan
 
 from conftest import EXAMPLES
 
@@ -47,7 +47,7 @@ def test_plan_round_trips(small_out, tmp_path):
     out, _ = small_out
     plan = load_plan(out / "plan.json")
     assert plan["plan_version"] == PLAN_VERSION
-    from topo.plan import dumps, plan_assignment, plan_cluster
+    from topo.io.plan import dumps, plan_assignment, plan_cluster
     assert json.loads(dumps(plan)) == plan
     c = plan_cluster(plan, after=True)
     assert c.name == "small-2tier"

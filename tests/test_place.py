@@ -2,22 +2,19 @@
 power limits, bad input, the CLI, and routed traffic against in-order placement."""
 from __future__ import annotations
 
-import itertools
 import json
-import math
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from topo import placement as place_mod
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.placement import place
-from topo.place_check import check
-from topo.spec import from_dict, load
+from topo.solve import placement as place_mod
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.solve.placement import place
+from topo.solve.place_check import check
+from topo.model.spec import from_dict, load
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -40,7 +37,7 @@ def tiny(nodes_per_rack=1, n_racks=8, limit_kw=100.0, busy_kw=2.0, idle_kw=0.5, 
     }
 
 
-# --- brute force oracle (the objective as documented in topo.placement) ---------------------------
+# --- brute force oracle (the objective as documented in topo.solve.placement) ---------------------------
 # one oracle for both files: tests/test_place_exhaustive.py's, written from the README (whole servers,
 # whole free domains for TP >= domain jobs, busy nodes, rack power, pins and forbids, priorities)
 from test_place_exhaustive import oracle as _oracle  # noqa: E402
@@ -203,7 +200,7 @@ def test_checker_rejects_dropped_job_and_wrong_objective(good):
 def test_returned_placement_never_fails_the_check(monkeypatch):
     """A placement that fails the checker is not returned: the checked baseline is.
     The baseline is checked twice (ranks in the job's own order, then mapped)."""
-    from topo import place_check
+    from topo.solve import place_check
     c = from_dict(_instance(2))
     f = build(c)
     real = place_check.check
@@ -280,7 +277,7 @@ def test_time_limit_zero_and_zero_power_limit():
 
 
 def test_cli_table_json_and_atomic_output(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     runner = CliRunner()
     src = tmp_path / "c.json"
     src.write_text(json.dumps(tiny(jobs=[{"name": "a", "accelerators": 4,
@@ -309,8 +306,8 @@ def test_cli_table_json_and_atomic_output(tmp_path):
 # --- routed traffic is never worse than the in-order placement on the shipped examples ------------
 @pytest.mark.parametrize("example", ["small.yaml", "h100-rail-roce.yaml", "helios-mi450-uec.yaml"])
 def test_routed_traffic_not_worse_than_in_order(example):
-    from topo.routing import route
-    from topo.traffic import in_order_placement, job_demands
+    from topo.routing.engine import route
+    from topo.traffic.demand import in_order_placement, job_demands
     c = load(EXAMPLES / example)
     f = build(c)
     r = place(c, f, time_limit=5, seed=0, workers=1)
@@ -326,7 +323,7 @@ def test_routed_traffic_not_worse_than_in_order(example):
 
 
 def test_result_is_json_able_and_cli_routes(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     c = load(EXAMPLES / "small.yaml")
     r = place(c, build(c), time_limit=5)
     d = json.loads(json.dumps(r.to_dict()))
@@ -415,7 +412,7 @@ def test_racks_shared_bound_is_a_lower_bound_and_binds():
 def _crossing(c, f, assign):
     """Bytes of the jobs' flows between endpoints on different leaves and on different pods,
     counted from the expanded flows (independent of the placement module's estimate)."""
-    from topo.traffic import job_demands
+    from topo.traffic.demand import job_demands
     d = job_demands(c, f, assign)
     leaf = f.ep_leaf()
     pod = np.asarray(f.node_pod)
@@ -501,7 +498,6 @@ def test_rank_mapping_never_sends_more_above_the_leaves(seed):
     bytes above the leaves than the job's own order on the same accelerators (counted from
     the traffic model's flows), keeps every TP group in one node, and is a permutation of
     them. 16 leaves of 2 nodes in 4 pods."""
-    from topo.traffic import job_demands
     rng = np.random.default_rng(seed)
     jobs = []
     for k in range(5):

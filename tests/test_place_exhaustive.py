@@ -1,7 +1,7 @@
 """Placement against an exhaustive search on a few hundred generated tiny clusters.
 
 The oracle below is written from the README's objective and constraints (not from
-topo.placement): whole servers, whole free scale-up domains for jobs whose TP is at
+topo.solve.placement): whole servers, whole free scale-up domains for jobs whose TP is at
 least the domain size, busy nodes, rack power, pins and forbids of racks and pods,
 lexicographic priority penalties. Clusters have 2 or 3 pods (3-tier Clos), 1 to 4
 nodes per rack, tight rack power and 1 to 4 jobs. On every instance topo's returned
@@ -18,11 +18,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from topo import placement as place_mod
-from topo.fabric import build
-from topo.placement import place
-from topo.place_check import check
-from topo.spec import from_dict
+from topo.solve import placement as place_mod
+from topo.model.fabric import build
+from topo.solve.placement import place
+from topo.solve.place_check import check
+from topo.model.spec import from_dict
 
 OFFSET = 10_000
 N_INSTANCES = 400

@@ -9,7 +9,6 @@ with uniform traffic. No CP-SAT solve runs here; every fabric builds in well und
 """
 from __future__ import annotations
 
-import copy
 import functools
 import json
 
@@ -19,12 +18,13 @@ import yaml
 from click.testing import CliRunner
 
 import topo
-from topo import catalog, limits
-from topo.cli import main
-from topo.describe import describe
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict, load
+from topo.model import catalog
+from topo.core import limits
+from topo.cli.app import main
+from topo.routing.describe import describe
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict, load
 
 from conftest import EXAMPLES
 

@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 
 import topo
-from topo import report as rp
-from topo.cli import main
+from topo.io import report as rp
+from topo.cli.app import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EVIL = "<script>alert(\"x\")</script>'q\""
@@ -30,9 +30,9 @@ def _with_figure_data(plan: dict) -> dict:
     Computed from the plan's own placement with the real routing engine, as
     ``topo optimize`` does for its metrics.
     """
-    from topo.plan import plan_cluster
-    from topo.routing import analyze
-    from topo.traffic import job_demands
+    from topo.io.plan import plan_cluster
+    from topo.routing.engine import analyze
+    from topo.traffic.demand import job_demands
     a = {k: np.asarray(v) for k, v in plan["placement"]["assignment"].items()}
     for which, after in (("before", False), ("after", True)):
         m = plan.get(f"metrics_{which}")
@@ -41,7 +41,7 @@ def _with_figure_data(plan: dict) -> dict:
         c = plan_cluster(plan, after=after)
         f = topo.build(c)
         if which == "before" and "metrics_placed" in plan:  # the pipeline's "before" is the in-order placement
-            from topo.traffic import in_order_placement
+            from topo.traffic.demand import in_order_placement
             pl = in_order_placement(c, f)
         else:
             pl = a
@@ -54,7 +54,7 @@ def _with_figure_data(plan: dict) -> dict:
 def real_plan(data: dict, *, with_budget=True, with_failures=True) -> dict:
     """The plan `topo optimize` writes for ``data`` (one worker, fixed seed)."""
     from topo.pipeline import optimize
-    from topo.plan import to_jsonable
+    from topo.io.plan import to_jsonable
     c = topo.from_dict(data)
     plan = optimize(c, time_limit=5, seed=1, workers=1, failures=with_failures)
     plan = json.loads(json.dumps(to_jsonable(plan)))

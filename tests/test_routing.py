@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from conftest import EXAMPLES, cluster_dict, sw
 import topo
-from topo import routing
-from topo.errors import SpecError
-from topo.fabric import build, fabric_from_arrays
-from topo.spec import from_dict, load
-from topo.traffic import Demands, permutation, uniform
+from topo.routing import engine as routing
+from topo.core.errors import SpecError
+from topo.model.fabric import build, fabric_from_arrays
+from topo.model.spec import from_dict
+from topo.traffic.demand import Demands, permutation, uniform
 
 
 # --- small fabrics ------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_bad_failure_names(small_cluster):
 
 
 def test_cli_analyze(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     run = CliRunner()
     res = run.invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--json", "--routing", "fluid",
                             "--loads", str(tmp_path / "loads.csv")])
@@ -267,8 +267,8 @@ def test_cli_analyze(tmp_path):
 
 # --- optimal bound ------------------------------------------------------------------------------
 def test_optimal_lp_is_an_upper_bound_and_checked():
-    from topo import routing_lpcheck
-    from topo.routing_lp import max_concurrent_flow
+    from topo.routing import lpcheck as routing_lpcheck
+    from topo.routing.lp import max_concurrent_flow
     # two leaves with two endpoints each, one spine, and a direct leaf-leaf link:
     # shortest paths all take the direct link, the LP also uses the spine
     tier = np.array([0, 0, 0, 0, 1, 1, 2], np.int8)
@@ -297,7 +297,7 @@ def test_optimal_lp_is_an_upper_bound_and_checked():
 
 
 def test_optimal_refused_above_limit(monkeypatch):
-    from topo import routing_lp
+    from topo.routing import lp as routing_lp
     monkeypatch.setattr(routing_lp, "MAX_LINKS", 10)
     f = fat_tree(4)
     with pytest.raises(SpecError, match="optimal"):
@@ -305,7 +305,7 @@ def test_optimal_refused_above_limit(monkeypatch):
 
 
 def test_cli_optimal(small_cluster):
-    from topo.cli import main
+    from topo.cli.app import main
     res = CliRunner().invoke(main, ["analyze", str(EXAMPLES / "small.yaml"), "--routing", "optimal", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
@@ -338,7 +338,7 @@ def test_uniform_aggregation_equals_explicit_with_mixed_capacities():
 
 
 def test_parallel_links_are_labelled_and_can_fail_one_by_one():
-    from topo.routing import parse_failures
+    from topo.routing.engine import parse_failures
     c = topo.load(EXAMPLES / "small.yaml")
     f = topo.build(c)
     a, b = f.find_node("leaf2"), f.find_node("spine2")

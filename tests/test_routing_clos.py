@@ -8,12 +8,11 @@ import pytest
 import yaml
 
 import topo
-from topo import routing
-from topo.fabric import fabric_from_arrays
-from topo.routing_clos import clos_plan
-from topo.traffic import Demands
+from topo.routing import engine as routing
+from topo.model.fabric import fabric_from_arrays
+from topo.routing.clos import clos_plan
+from topo.traffic.demand import Demands
 
-import topo.pure._routing as twin
 
 from conftest import EXAMPLES
 from test_kernels_twin import _close, random_fabric
@@ -124,10 +123,10 @@ def _sorted_paths(r):
 
 @pytest.fixture
 def restore():
-    old = routing.STRUCTURAL, __import__("topo._ext", fromlist=["PURE"]).PURE
+    old = routing.STRUCTURAL, __import__("topo.routing.kernels", fromlist=["PURE"]).PURE
     yield
     routing.STRUCTURAL = old[0]
-    from topo import _ext
+    from topo.routing import kernels as _ext
     _ext._cache.clear()
     _ext.PURE = old[1]
     routing._cache.clear()
@@ -178,7 +177,7 @@ def test_structural_equals_general_on_random_regular_fabrics(model, restore):
 @pytest.mark.parametrize("model", ["roce-hash", "uec-spray"])
 def test_route_clos_twin_on_random_regular_fabrics(model, restore):
     importlib.import_module("topo._routing")
-    from topo import _ext
+    from topo.routing import kernels as _ext
     for seed in range(N_FABRICS):
         f, d = regular_case(seed)
         fl, fn = random_failures(f, np.random.default_rng(1000 + seed))

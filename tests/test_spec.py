@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
 
-from topo.cli import main
-from topo.errors import SpecError
-from topo.spec import from_dict, json_schema, load
+from topo.cli.app import main
+from topo.core.errors import SpecError
+from topo.model.spec import from_dict, json_schema, load
 
 from conftest import EXAMPLES, cluster_dict, sw, no_crash
 
@@ -19,7 +18,7 @@ from conftest import EXAMPLES, cluster_dict, sw, no_crash
 def errors_of(d):
     with pytest.raises(SpecError) as e:
         c = from_dict(d)
-        from topo.fabric import build
+        from topo.model.fabric import build
         build(c)
     return dict(e.value.errors)
 
@@ -153,8 +152,8 @@ def test_hard_power_limit_is_an_error_soft_is_flagged():
     d["racks"][0]["power_limit_hard"] = True
     assert "racks[0].power_limit_kw" in errors_of(d)
     d["racks"][0]["power_limit_hard"] = False
-    from topo.describe import describe
-    from topo.fabric import build
+    from topo.routing.describe import describe
+    from topo.model.fabric import build
     c = from_dict(d)
     out = describe(build(c), c)
     assert out["rack_power"]["racks_over_limit"] == 4
@@ -218,7 +217,7 @@ def test_rank_order_errors_name_the_field(order, msg, tmp_path):
 
 
 def test_rank_order_forms():
-    from topo.spec import parse_rank_order
+    from topo.model.spec import parse_rank_order
     assert parse_rank_order("tp-cp-pp-dp") == ("tp", "cp", "pp", "dp")
     assert parse_rank_order("tp-cp-ep-dp-pp") == ("tp", "cp", "dp", "pp")  # Megatron-LM's default
     assert parse_rank_order("TP-DP-CP-PP") == ("tp", "dp", "cp", "pp")
@@ -226,7 +225,7 @@ def test_rank_order_forms():
 
 def test_every_schema_field_has_a_description():
     """Editors show the schema's descriptions on hover: every property of every object has one."""
-    from topo.spec import json_schema
+    from topo.model.spec import json_schema
     missing = []
 
     def walk(node, where):

@@ -8,8 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, no_crash
-from topo.errors import SpecError
-from topo.sweep import load_sweep, pareto_front, run_sweep
+from topo.core.errors import SpecError
+from topo.study.sweep import load_sweep, pareto_front, run_sweep
 
 BASE = str(EXAMPLES / "small.yaml")
 
@@ -118,7 +118,7 @@ def test_bad_sweep_files_name_the_path(tmp_path, over, where):
 
 
 def test_cli_bad_sweep_exits_2_and_keeps_written_results(tmp_path):
-    from topo.cli import main
+    from topo.cli.app import main
     sw = write_sweep(tmp_path / "s.yaml", grid={"oversubscription": [1]}, failures=["none"])
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["sweep", str(sw), "-o", str(out), "--workers", "1"])
@@ -168,9 +168,9 @@ def test_pareto_front():
 
 
 def test_uplink_scenario_loses_one_link_of_a_bundle():
-    from topo.fabric import build
-    from topo.spec import load
-    from topo.sweep import run_task, task_id
+    from topo.model.fabric import build
+    from topo.model.spec import load
+    from topo.study.sweep import run_task, task_id
     base = yaml.safe_load(open(BASE))
     fab = build(load(BASE))
     n_up = int(((fab.link_tier == 1).sum()) // 2)
@@ -184,7 +184,7 @@ def test_uplink_scenario_loses_one_link_of_a_bundle():
 
 def test_missing_dask_gives_a_clear_message(monkeypatch):
     import sys
-    from topo.executor import open_executor
+    from topo.study.executor import open_executor
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(SpecError) as ei:
         with open_executor(scheduler="tcp://127.0.0.1:8786"):

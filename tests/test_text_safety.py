@@ -4,7 +4,7 @@ A copy of examples/small.yaml whose cluster, job, node type and rack names are
 hostile (formula injection, markup, mathtext, escape sequences, URLs, bidi
 overrides, line breaks, 200+ characters) goes through the whole `topo
 optimize` command once; every file it writes and its terminal output are
-checked. Smaller tests drive each renderer and the helpers in topo.textsafe.
+checked. Smaller tests drive each renderer and the helpers in topo.core.textsafe.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import yaml
 from click.testing import CliRunner
 
 import topo
-import topo.exports as ex
-from topo import report as rp
-from topo.cli import main
+import topo.io.exports as ex
+from topo.io import report as rp
+from topo.cli.app import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -36,7 +36,7 @@ JOB_NAMES = [
     "-2+3 \x1b[31mred\x1b]0;title\x07",
     "\t=1+1 a\rb\nc",
     "x,=1+1 <script>alert(1)</script> \"'><img src=x onerror=1>",
-    "\u202e日本語 " + "L" * 120,    # cluster files cap names at 128 characters (topo.limits.MAX_NAME_LEN)
+    "\u202e日本語 " + "L" * 120,    # cluster files cap names at 128 characters (topo.core.limits.MAX_NAME_LEN)
 ]
 LONG = "=L" + "\u202e" + "L" * 200 + "\x1b[0m"   # plans carry longer names; renderers take them
 NODE_TYPES = ["gpu$\\undefined$<b>bold</b>", "=cpu|~~x~~"]
@@ -222,7 +222,7 @@ def test_exports_write_names_in_their_own_syntax(run):
         docs = list(yaml.safe_load_all((out / "exports" / name).read_text(encoding="utf-8")))
         assert docs, name
     topo_doc = yaml.safe_load((out / "exports" / "kueue-topology.yaml").read_text(encoding="utf-8"))
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     assert ts.dns_subdomain_ok(topo_doc["metadata"]["name"])
     sh = (out / "exports" / "node-labels.sh").read_text(encoding="utf-8")
     r = subprocess.run(["sh", "-n"], input=sh, text=True, capture_output=True)
@@ -266,7 +266,7 @@ def test_kueue_refuses_label_keys_kubernetes_refuses(small):
         ex.render_kueue(f, None, domain_label="evil.example/<b>")
     with pytest.raises(topo.SpecError, match="topology_name"):
         ex.render_kueue(f, None, topology_name="Bad Name")
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     assert ex._dns_name(CLUSTER) and ts.dns_subdomain_ok(ex._dns_name(CLUSTER))
     assert ex._dns_name("x.-y") == "x.y"
 
@@ -299,8 +299,8 @@ def test_csvs_of_a_custom_graph_with_hostile_switch_names(tmp_path):
     hosts = check_csv(ex.render_htsim(f)["htsim-hosts.csv"])
     assert {unguard(r[3]) for r in hosts[1:]} == set(SWITCHES[:2])
     # the writer for `topo analyze --loads`
-    from topo import textsafe as ts
-    from topo.routing import analyze
+    from topo.core import textsafe as ts
+    from topo.routing.engine import analyze
     table = analyze(c, f, traffic="uniform").loads_table(f)
     buf = io.StringIO()
     ts.write_loads_csv(buf, table)
@@ -339,7 +339,7 @@ def test_report_renders_a_plan_with_mathtext_names(small):
 
 # --- the helpers --------------------------------------------------------------------------------
 def test_terminal_safe():
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     assert ts.terminal_safe("a\x1b[31mb\x07\x9b\x7f\u202e\u2066\n\t\r") == \
         "a\\x1b[31mb\\x07\\x9b\\x7f\\u202e\\u2066\\n\\t\\r"
     assert ts.terminal_safe("日本語 plain") == "日本語 plain"
@@ -348,7 +348,7 @@ def test_terminal_safe():
 
 
 def test_csv_cell_guard_keeps_numbers():
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     assert ts.csv_cell("=1+1") == "'=1+1" and ts.csv_cell("@SUM(A1)") == "'@SUM(A1)"
     assert ts.csv_cell("+cmd") == "'+cmd" and ts.csv_cell("-x") == "'-x"
     assert ts.csv_cell("\t=1") == "'\t=1" and ts.csv_cell("\r=1") == "'\r=1"
@@ -361,7 +361,7 @@ def test_csv_cell_guard_keeps_numbers():
 
 
 def test_md_escape_and_block():
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     e = ts.md_escape("~~s~~ https://x.example/a www.x.example a@x.example $x^2$ $5 <b> | [l](u) ! # * _ ` \\")
     assert "~~" not in e and "https://" not in e and "www." not in e and "a@" not in e and "<b>" not in e
     assert not re.search(r"(?<!\\)\$(?!\d)", e) and " $5" in e
@@ -371,7 +371,7 @@ def test_md_escape_and_block():
 
 
 def test_mpl_text_draws_names_exactly():
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     from matplotlib.figure import Figure
     fig = Figure()
     ax = fig.add_subplot(111)
@@ -387,7 +387,7 @@ def test_mpl_text_draws_names_exactly():
 
 
 def test_format_predicates():
-    from topo import textsafe as ts
+    from topo.core import textsafe as ts
     assert ts.slurm_name_ok("leaf-0.a_b") and not ts.slurm_name_ok("a b") and not ts.slurm_name_ok("a=b")
     assert ts.k8s_label_key_ok("fabric.topograph.run/tier-0") and ts.k8s_label_key_ok("tier-0")
     assert not ts.k8s_label_key_ok("Bad_Prefix/x") and not ts.k8s_label_key_ok("a/-x")

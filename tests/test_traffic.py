@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLES, cluster_dict
-from topo import traffic as T
-from topo.errors import SpecError
-from topo.fabric import build
-from topo.spec import from_dict
+from topo.traffic import demand as T
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict
 
 
 def _job(**kw):
@@ -132,7 +132,7 @@ def test_matrix_errors_name_file_and_line(tmp_path):
 
 def test_traffic_file_of_zero_bytes_runs(tmp_path):
     from click.testing import CliRunner
-    from topo.cli import main
+    from topo.cli.app import main
     p = tmp_path / "t.csv"
     p.write_text("src,dst,bytes\nn0001-g3,n0000-g0,0\n")
     import json
@@ -167,7 +167,7 @@ def test_rank_order_is_a_relabelling_of_ranks(order):
     c0, c1 = _job(**kw), _job(rank_order=order, **kw)
     f = build(c0)
     eps0 = T.in_order_placement(c0, f)["j"]
-    from topo.spec import parse_rank_order
+    from topo.model.spec import parse_rank_order
     R0 = T.rank_layout(parse_rank_order("tp-cp-pp-dp"), 8, 2, 2, 2)
     R1 = T.rank_layout(parse_rank_order(order), 8, 2, 2, 2)
     eps1 = np.empty_like(eps0)

@@ -8,12 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, cluster_dict, no_crash
-from topo import limits, routing
-from topo.cli import main
-from topo.errors import SpecError
-from topo.fabric import build, fabric_from_arrays
-from topo.spec import from_dict, load, parse_text
-from topo.traffic import Demands, permutation
+from topo.core import limits
+from topo.routing import engine as routing
+from topo.cli.app import main
+from topo.core.errors import SpecError
+from topo.model.fabric import build
+from topo.model.spec import from_dict, parse_text
+from topo.traffic.demand import Demands, permutation
 from test_routing import clos, fat_tree
 
 
@@ -162,7 +163,7 @@ def test_analyze_prints_channels_and_qps_for_hashing_only(tmp_path):
 
 
 def test_failures_route_every_channel_and_queue_pair():
-    from topo.failures import analyze_failures
+    from topo.study.failures import analyze_failures
     c = _small(channels=2, qps_per_channel=2)
     f = build(c)
     tr = analyze_failures(c, f, single=False, traffic=True).traffic

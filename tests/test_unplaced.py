@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, no_crash
-from topo.cli import main
+from topo.cli.app import main
 
 # small.yaml has 128 GPUs, 8 of them on the busy node n0003: 120 free. Its jobs take
 # 64 + 32 + 16 = 112; one more of 32 does not fit. It comes first in the file and first by
@@ -46,10 +46,10 @@ def placed(over):
 
 
 def test_fit_in_order_by_priority_then_file_order(small_cluster):
-    from topo.fabric import build
-    from topo.traffic import fit_in_order
-    from topo.spec import from_dict
-    from topo.traffic import in_order_placement
+    from topo.model.fabric import build
+    from topo.traffic.demand import fit_in_order
+    from topo.model.spec import from_dict
+    from topo.traffic.demand import in_order_placement
     f = build(small_cluster)
     # a queue that fits: exactly the in-order placement
     full, left = fit_in_order(small_cluster, f)
@@ -80,7 +80,7 @@ def test_optimize_continues_and_names_the_unplaced(over, tmp_path):
     assert {j["name"] for j in plan["metrics_before"]["jobs"]} == {"llm-a", "moe-b", "ft-c"}
     assert plan["budget"]["unplaced"]["aaa-x"]["accelerators"] == 32
     assert "aaa-x" in (out / "report.md").read_text()
-    from topo.plan import load_plan
+    from topo.io.plan import load_plan
     load_plan(out / "plan.json")  # still a valid plan
 
 
@@ -108,7 +108,7 @@ def test_budget_continues_and_names_the_unplaced(over):
 
 
 def test_sweep_records_unplaced_jobs_per_design_point(over, tmp_path):
-    from topo.sweep import run_sweep
+    from topo.study.sweep import run_sweep
     sw = tmp_path / "s.yaml"
     sw.write_text(yaml.safe_dump({"version": 1, "name": "over", "base": str(over), "seed": 3,
                                   "grid": {"placement": ["in_order", "optimized"]}, "failures": ["none"]}))
@@ -125,7 +125,7 @@ def test_sweep_records_unplaced_jobs_per_design_point(over, tmp_path):
 
 
 def test_pareto_front_prefers_designs_that_place_every_job():
-    from topo.sweep import pareto_front
+    from topo.study.sweep import pareto_front
     row = lambda cost, t, left: {"status": "ok", "scenario": "none", "network_cost_usd": cost, "total_kw": 1.0,
                                  "completion_time_s": t, "unplaced_accelerators": left}
     rows = [row(10.0, 1.0, 0), row(5.0, 0.5, 32)]  # the second runs less work: it must not win
@@ -148,9 +148,9 @@ def test_place_output_chains_into_analyze_with_the_same_figures(over, placed):
 
 
 def test_place_output_chains_into_budget(over, placed):
-    from topo.fabric import build
-    from topo.linkbudget import budget
-    from topo.spec import load
+    from topo.model.fabric import build
+    from topo.solve.linkbudget import budget
+    from topo.model.spec import load
     path, d = placed
     r = run("budget", over, "--placement", path, "--json", "--time-limit", 5, "--workers", 1)
     assert r.exit_code == 0, r.output
@@ -174,8 +174,8 @@ def _write(tmp_path, data, raw=None):
 
 def _free_gpu_node(d):
     """A GPU node of small.yaml that is neither busy nor used by the placement."""
-    from topo.fabric import build
-    from topo.spec import load
+    from topo.model.fabric import build
+    from topo.model.spec import load
     f = build(load(EXAMPLES / "small.yaml"))
     gpu = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers) > 0
     used = {n for v in d["nodes"].values() for n in v} | {"n0003"}
@@ -254,7 +254,7 @@ def test_loads_csv_quotes_hostile_node_names(tmp_path):
 
 def test_failures_and_the_analyze_api_take_an_over_full_queue(over):
     import topo
-    from topo.spec import load
+    from topo.model.spec import load
     c = load(over)
     a = topo.analyze(c, routing="fluid")
     assert {j["name"] for j in a.summary["jobs"]} == {"llm-a", "moe-b", "ft-c"}

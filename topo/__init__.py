@@ -4,9 +4,9 @@ Stable public API (documented in README.md):
 
 * ``load(path)``, ``from_dict(data)`` -> :class:`Cluster` (validated, frozen)
 * ``build(cluster)`` -> :class:`Fabric` (numpy arrays); ``describe(fabric, cluster)``
-* ``analyze(cluster, ...)`` -> routed congestion metrics (``topo.routing``)
-* ``place(cluster, ...)`` -> job placement (``topo.placement``)
-* ``budget(cluster, ...)`` -> link budget and bill of materials (``topo.linkbudget``)
+* ``analyze(cluster, ...)`` -> routed congestion metrics (``topo.routing.engine``)
+* ``place(cluster, ...)`` -> job placement (``topo.solve.placement``)
+* ``budget(cluster, ...)`` -> link budget and bill of materials (``topo.solve.linkbudget``)
 * ``optimize(cluster, ...)`` -> plan dict; ``load_plan(path)``; ``write_report(plan, dir)``
 * ``export(fmt, fabric, plan, dir)``; ``write_graphml(fabric, path)``
 * ``analyze_failures(cluster, ...)``; ``run_sweep(sweep_file, out_dir, ...)``
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .describe import describe
-from .errors import SolverError, SpecError, TopoError
-from .fabric import Fabric, build
-from .spec import Cluster, from_dict, json_schema, load
+from topo.routing.describe import describe
+from topo.core.errors import SolverError, SpecError, TopoError
+from topo.model.fabric import Fabric, build
+from topo.model.spec import Cluster, from_dict, json_schema, load
 
 try:
     from importlib.metadata import version as _v
@@ -30,19 +30,19 @@ except Exception:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
 
 _LAZY = {
-    "analyze": ("topo.routing", "analyze"),
-    "route": ("topo.routing", "route"),
-    "job_demands": ("topo.traffic", "job_demands"),
-    "place": ("topo.placement", "place"),
-    "budget": ("topo.linkbudget", "budget"),
+    "analyze": ("topo.routing.engine", "analyze"),
+    "route": ("topo.routing.engine", "route"),
+    "job_demands": ("topo.traffic.demand", "job_demands"),
+    "place": ("topo.solve.placement", "place"),
+    "budget": ("topo.solve.linkbudget", "budget"),
     "optimize": ("topo.pipeline", "optimize"),
     "save": ("topo.pipeline", "save"),
-    "load_plan": ("topo.plan", "load_plan"),
-    "write_report": ("topo.report", "write_report"),
-    "export": ("topo.exports", "export"),
-    "write_graphml": ("topo.exports", "write_graphml"),
-    "analyze_failures": ("topo.failures", "analyze_failures"),
-    "run_sweep": ("topo.sweep", "run_sweep"),
+    "load_plan": ("topo.io.plan", "load_plan"),
+    "write_report": ("topo.io.report", "write_report"),
+    "export": ("topo.io.exports", "export"),
+    "write_graphml": ("topo.io.exports", "write_graphml"),
+    "analyze_failures": ("topo.study.failures", "analyze_failures"),
+    "run_sweep": ("topo.study.sweep", "run_sweep"),
 }
 
 
@@ -56,4 +56,7 @@ def __getattr__(name: str):
 
 
 __all__ = ["Cluster", "Fabric", "SolverError", "SpecError", "TopoError", "build", "describe", "from_dict",
-           "json_schema", "load", "__version__", *_LAZY]
+           "json_schema", "load", "__version__",
+           "analyze", "route", "job_demands", "place", "budget", "optimize", "save", "load_plan", "write_report",
+           "export", "write_graphml", "analyze_failures", "run_sweep"]
+assert set(__all__) >= set(_LAZY), "every lazy name is public"

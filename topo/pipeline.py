@@ -9,7 +9,7 @@ wires them together, reports progress and assembles the plan dict.
 A queue larger than the free capacity is a normal state: every stage continues with the
 placed jobs and the plan names the others (``placement.unplaced``; ``unplaced`` in the metrics
 and the budget when there are any). The in-order placement of the jobs that fit and the record
-of the jobs left out live beside the in-order placement in :mod:`topo.traffic`
+of the jobs left out live beside the in-order placement in :mod:`topo.traffic.demand`
 (:func:`~topo.traffic.fit_in_order`, :func:`~topo.traffic.unplaced_jobs`); this module reads a
 placement file written by ``topo place -o`` (:func:`read_placement`).
 """
@@ -20,9 +20,9 @@ import time
 from contextlib import nullcontext
 from typing import Callable, Optional
 
-from .fabric import build
-from .spec import Cluster
-from .traffic import fit_in_order, free_accelerators, unplaced_jobs
+from topo.model.fabric import build
+from topo.model.spec import Cluster
+from topo.traffic.demand import fit_in_order, free_accelerators, unplaced_jobs
 
 STAGES = ("build", "place", "route", "budget", "reroute", "failures")
 
@@ -64,7 +64,7 @@ class _Progress:
 def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Optional[int] = None,
              workers: Optional[int] = None, failures: bool = True, progress: bool = False,
              on_stage: Optional[Callable[[str, float], None]] = None, objective: Optional[str] = None) -> dict:
-    """Run the pipeline and return the plan (a JSON-able dict, see topo.plan).
+    """Run the pipeline and return the plan (a JSON-able dict, see topo.io.plan).
 
     ``objective`` is what the link budget minimises (cost, power or balanced;
     default ``goals.objective``).
@@ -75,13 +75,12 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     seed the result is repeatable on one machine and OR-Tools version. Jobs the
     placement cannot place are left out of every later stage and named in the plan.
     """
-    from .linkbudget import budget_for_transport as size_budget
-    from .describe import describe
-    from .placement import place
-    from .plan import new_plan
+    from topo.solve.linkbudget import budget_for_transport as size_budget
+    from topo.routing.describe import describe
+    from topo.solve.placement import place
+    from topo.io.plan import new_plan
 
-    g = cluster.file.goals
-    from .spec import run_settings
+    from topo.model.spec import run_settings
     seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
     timings: dict[str, float] = {}
 
@@ -117,7 +116,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                               max_oversubscription=cluster.file.goals.max_oversubscription)
         cluster_after = bud.cluster_after
         if isinstance(cluster_after, dict):
-            from .spec import from_dict
+            from topo.model.spec import from_dict
             cluster_after = from_dict(cluster_after, source="link budget", base_dir=cluster.base_dir)
         with pr.stage("routing on the chosen fabric"), timed("reroute"):
             fabric_after = build(cluster_after)
@@ -125,7 +124,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             after = _metrics(cluster_after, fabric_after, placement.assignment, seed, left)
         fail = None
         if failures:
-            from .failures import analyze_failures
+            from topo.study.failures import analyze_failures
             with pr.stage("failure headroom"), timed("failures"):
                 # worker processes for the failure sweep too (its results do not depend on them)
                 fail = analyze_failures(cluster_after, fabric_after, placement=placement.assignment,
@@ -221,9 +220,9 @@ def read_placement(path, cluster, fabric) -> dict:
     """
     import numpy as np
     from pathlib import Path
-    from .errors import SpecError
-    from .inputs import read_text
-    from .limits import MAX_PLAN_BYTES
+    from topo.core.errors import SpecError
+    from topo.core.inputs import read_text
+    from topo.core.limits import MAX_PLAN_BYTES
     p = Path(path)
     src = str(p)
     # size, UTF-8 and NUL checks as for every input; parsed here so that a job given twice
@@ -391,8 +390,8 @@ def _metrics(cluster, fabric, assignment, seed, unplaced=None) -> dict:
     """Routed metrics of one (fabric, placement) plus the per-link and pod data the report draws,
     and (when there are any) the jobs the placement left out, as :func:`unplaced_jobs` gives them."""
     import numpy as np
-    from .routing import analyze
-    from .traffic import job_demands
+    from topo.routing.engine import analyze
+    from topo.traffic.demand import job_demands
     a = analyze(cluster, fabric, placement=assignment, seed=seed)
     d = dict(a.to_dict())
     util = np.asarray(a.utilization, dtype=np.float64)
@@ -412,9 +411,9 @@ def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict
     format under exports/ (formats that do not apply are listed in
     exports/SKIPPED.txt with the reason).
     """
-    from .exports import render
-    from .plan import dumps, plan_cluster
-    from .report import render_html, render_markdown
+    from topo.io.exports import render
+    from topo.io.plan import dumps, plan_cluster
+    from topo.io.report import render_html, render_markdown
     if fabric_after is None:
         fabric_after = build(plan_cluster(plan, after=True))
     if fabric_before is None:
@@ -435,7 +434,7 @@ def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict
 
 def write_outputs(files: dict, out_dir, force: bool = False) -> list:
     """Write rendered outputs into `out_dir` atomically (all or nothing)."""
-    from .atomic import OutputDir
+    from topo.core.atomic import OutputDir
     written = []
     with OutputDir(out_dir, force=force) as out:
         for name in sorted(files):

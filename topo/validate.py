@@ -1,24 +1,24 @@
 """`topo validate`: every check that does not need a solver.
 
 A file `validate` accepts is one `optimize` accepts: the schema and the
-cross-field rules (:mod:`topo.spec`), the fabric the file implies
-(:func:`topo.fabric.build`: radix, tiers, custom graphs), the placement
+cross-field rules (:mod:`topo.model.spec`), the fabric the file implies
+(:func:`topo.model.fabric.build`: radix, tiers, custom graphs), the placement
 problem's inputs (pins, forbidden racks and pods, explicit nodes, busy nodes,
-power: :class:`topo.placement._Problem`, built without solving) and the traffic
+power: :class:`topo.solve.placement._Problem`, built without solving) and the traffic
 patterns (matrix CSVs read and every name resolved). A queue larger than the
 free accelerators is not an error: the jobs that do not fit wait.
 """
 from __future__ import annotations
 
-from .spec import Cluster
+from topo.model.spec import Cluster
 
 
 def validate(cluster: Cluster, fabric=None) -> dict:
     """Run every solver-free check on ``cluster``; raise SpecError naming each
     problem's JSON path. Returns the counts `topo validate` prints."""
-    from .fabric import build
-    from .placement import _Problem
-    from .traffic import pattern_demands
+    from topo.model.fabric import build
+    from topo.solve.placement import _Problem
+    from topo.traffic.demand import pattern_demands
     if fabric is None:
         fabric = build(cluster)
     if cluster.file.jobs:

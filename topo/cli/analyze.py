@@ -1,0 +1,204 @@
+"""`topo analyze`: route a cluster's traffic and report congestion.
+
+Thin layer: parse options, call :func:`topo.routing.engine.analyze`, render a table
+or one JSON document, write the optional per-link load file atomically.
+The jobs are routed where ``--placement`` (a `topo place -o` file) puts them,
+else in order; jobs that do not fit are named, not an error.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from topo.cli.options import SEED, echo
+from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.core import limits
+from topo.core.errors import SpecError
+
+
+def _loads_csv(fh, table: dict) -> None:
+    """The load table as CSV: topo.core.textsafe's writer (quoted, formula-leading cells guarded);
+    plain csv.writer with QUOTE_MINIMAL where that module is not installed."""
+    try:
+        from topo.core.textsafe import write_loads_csv
+    except ImportError:
+        cols = list(table)
+        w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        w.writerow(cols)
+        for r in zip(*(table[c] for c in cols)):
+            w.writerow([int(r[0]), r[1], r[2], r[3], f"{float(r[4]):g}", f"{float(r[5]):.6g}", f"{float(r[6]):.6g}"])
+        return
+    write_loads_csv(fh, table)
+
+
+def _write_loads(path: str, table: dict) -> None:
+    """CSV (or Parquet when the path ends with .parquet), written to a temp file then renamed."""
+    import numpy as np
+    p = Path(path)
+    d = p.parent if str(p.parent) else Path(".")
+    if not d.is_dir():
+        raise SpecError([("--loads", f"directory {d} does not exist")])
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=str(d))
+    os.close(fd)
+    try:
+        if p.suffix.lower() == ".parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise SpecError([("--loads", "writing Parquet needs pyarrow (pip install 'topo[parquet]'); use a .csv path")])
+            pq.write_table(pa.table({k: (np.asarray(v) if not isinstance(v, list) else v) for k, v in table.items()}), tmp)
+        else:
+            # node names (a custom graph's) may hold commas, quotes, line breaks or a leading '='
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                _loads_csv(fh, table)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fmt(x, nd=3):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def _hashing(d: dict) -> str:
+    """'2 channels x 4 QPs per channel' for a hashing model's summary, '' for the others (null there)."""
+    c, q = d.get("channels"), d.get("qps_per_channel")
+    if c is None or q is None:
+        return ""
+    return f"{c} channel{'s' if c != 1 else ''} x {q} QP{'s' if q != 1 else ''} per channel"
+
+
+def _render(s: dict) -> str:
+    from topo.traffic.demand import unplaced_line
+    qps = f"{_hashing(s)}, " if _hashing(s) else ""  # channels and queue pairs matter to hashing only
+    lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, routing {s['routing']} "
+             f"({qps}seed {s['seed']}), traffic {s['traffic']}, {s['flows']:,} flows"]
+    if s.get("placement"):
+        lines.append(f"placement: {s['placement']}")
+    lines += [unplaced_line(n, u) for n, u in (s.get("unplaced") or {}).items()]
+    if s["failed"]["links"] or s["failed"]["nodes"]:
+        lines.append(f"failed: {s['failed']['links']} links, nodes {', '.join(s['failed']['nodes']) or '-'}")
+    lines.append(f"offered {s['offered_gbps']:,.0f} Gb/s, unreachable {s['unreachable_gbps']:,.1f} Gb/s "
+                 f"({100 * s['unreachable_fraction']:.2f}%), max utilisation {_fmt(s['max_util'])}")
+    lines.append("")
+    lines.append(f"{'tier':<15}{'links':>9}{'util max':>10}{'p99':>8}{'mean':>8}{'imbalance':>11}  worst node")
+    for t in s["tiers"]:
+        lines.append(f"{t['tier']:<15}{t['links']:>9,}{_fmt(t['util_max']):>10}{_fmt(t['util_p99']):>8}"
+                     f"{_fmt(t['util_mean']):>8}{_fmt(t['uplink_imbalance'], 2):>11}  {t['worst_node'] or '-'}")
+    if s["hottest"]:
+        lines.append("")
+        lines.append("hottest links:")
+        for h in s["hottest"][:10]:
+            lines.append(f"  {h['link']:<40} util {h['util']:.3f}  ({h['load_gbps']:,.1f} / {h['gbps']:g} Gb/s)")
+    if s["jobs"]:
+        lines.append("")
+        lines.append(f"{'job':<20}{'ideal s':>10}{'time s':>10}{'slowdown':>10}{'busbw Gb/s':>12}")
+        for j in s["jobs"]:
+            lines.append(f"{j['name']:<20}{_fmt(j['ideal_s'], 4):>10}{_fmt(j['time_s'], 4):>10}"
+                         f"{_fmt(j['slowdown'], 2):>10}{_fmt(j['busbw_gbps'], 1):>12}")
+    lines.append("")
+    su = s["scaleup"]
+    lines.append(f"scale-up: max {su['max_gbps_per_accelerator']:,.1f} Gb/s per accelerator (util {_fmt(su['max_util'])})")
+    if s.get("bisection_gbps") is not None:
+        lines.append(f"bisection: {s['bisection_gbps']:,.0f} Gb/s")
+    a2a = s.get("all_to_all")
+    if a2a:
+        parts = []
+        for cls, label in (("accelerators", "accelerators"), ("cpu_hosts", "CPU hosts")):
+            v = a2a.get(cls)
+            if v is None:
+                continue
+            g = v.get("gbps_per_endpoint")
+            parts.append(f"{label} {'-' if g is None else f'{g:,.1f}'} Gb/s ({v['endpoints']:,}, limited by "
+                         f"{v['limited_by']})")
+        if parts:
+            lines.append("uniform all-to-all per endpoint (fluid): " + "; ".join(parts))
+        nt = a2a.get("node_types") or {}
+        if nt:
+            per = []
+            for n, v in nt.items():
+                g = v.get("gbps_per_endpoint")
+                per.append(f"{n} {'-' if g is None else f'{g:,.1f}'} Gb/s ({v['endpoints']:,}, limited by {v['limited_by']})")
+            lines.append("  per node type: " + "; ".join(per))
+    elif "all_to_all_gbps_per_accelerator" in s:
+        lines.append(f"uniform all-to-all (fluid): {s['all_to_all_gbps_per_accelerator']:,.1f} Gb/s per accelerator")
+    if "optimal" in s:
+        o = s["optimal"]
+        lines.append(f"optimal (max concurrent flow LP): lambda = {_fmt(o.get('lambda'), 4)} "
+                     f"({o.get('status')}, {o.get('variables', 0):,} variables)")
+    if s.get("roce_vs_uec"):
+        c = s["roce_vs_uec"]
+        lines.append("")
+        rq = f" ({_hashing(c['roce-hash'])})" if _hashing(c["roce-hash"]) else ""
+        lines.append(f"RoCE hashing{rq} vs UEC spraying: max util {_fmt(c['roce-hash']['max_util'])} vs "
+                     f"{_fmt(c['uec-spray']['max_util'])} (collision penalty {_fmt(c['collision_penalty_max_util'], 2)}x)")
+        for n, p in c["collision_penalty_time"].items():
+            lines.append(f"  {n:<20} {_fmt(c['roce-hash']['jobs'][n], 4)} s vs {_fmt(c['uec-spray']['jobs'][n], 4)} s"
+                         f"  ({_fmt(p, 2)}x)")
+    return "\n".join(lines)
+
+
+@main.command()
+@cluster_arg
+@click.option("--routing", type=click.Choice(["fluid", "wcmp", "roce-hash", "uec-spray", "optimal"]), default=None,
+              help="routing model (default from transport.protocol: roce -> roce-hash, uec -> uec-spray, ideal -> fluid)")
+@click.option("--traffic", default="jobs", show_default=True,
+              help="jobs | uniform | permutation | incast | FILE.csv (src,dst,bytes with endpoint names)")
+@click.option("--fail", "fail", default="", help="comma-separated links ('a->b' or 'a--b') and switch names to fail")
+@click.option("--seed", type=SEED, default=None, help="seed of the hash and the random patterns (default goals.seed)")
+@click.option("--qps", type=click.IntRange(1, limits.MAX_QPS_PER_CHANNEL), default=None,
+              help="queue pairs per channel (default transport.qps_per_channel, or its shorthand "
+                   "transport.qps_per_connection); the channels stay the file's unless --channels")
+@click.option("--channels", type=click.IntRange(1, limits.MAX_CHANNELS), default=None,
+              help="channels per collective (default transport.channels, 1 unless stated)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
+@click.option("--placement", "placement_path", default=None, metavar="FILE",
+              help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
+                   "default: in order, the jobs that fit")
+@handle_errors
+def analyze(cluster, routing, traffic, fail, seed, qps, channels, as_json, loads_path, placement_path):
+    """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
+    from topo.model.fabric import build
+    from topo.pipeline import read_placement
+    from topo.traffic.demand import fit_in_order, unplaced_jobs, unplaced_line
+    from topo.routing.engine import analyze as _analyze
+    from topo.model.spec import load
+    c = load(cluster)
+    if traffic not in ("jobs", "uniform", "permutation", "incast") and not Path(traffic).is_file():
+        raise SpecError([("--traffic", f"expected jobs, uniform, permutation, incast or a CSV file; {traffic!r} is none of these")])
+    if placement_path is not None and traffic != "jobs":
+        raise SpecError([("--placement", f"places the jobs; it applies only with --traffic jobs (found {traffic!r})")])
+    f = build(c)
+    placement, unplaced, source = None, {}, None
+    if placement_path is not None:
+        placement = read_placement(placement_path, c, f)
+        unplaced, source = unplaced_jobs(c, f, placement), str(placement_path)
+    elif traffic == "jobs" and c.file.jobs:
+        placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
+        source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
+    a = _analyze(c, f, routing=routing, traffic=traffic, fail=[x for x in fail.split(",") if x.strip()],
+                 seed=seed, qps=qps, channels=channels, placement=placement)
+    if loads_path:
+        _write_loads(loads_path, a.loads_table(f))
+    d = a.to_dict()
+    if source is not None:
+        d["placement"] = source
+        d["unplaced"] = unplaced
+    if as_json:
+        for n, u in unplaced.items():
+            echo(unplaced_line(n, u), err=True)
+        emit_json(d)
+    else:
+        echo(_render(d))

@@ -1,0 +1,192 @@
+"""The `topo` command line: parse, call the library, render, write.
+
+Exit codes: 0 success, 2 bad input (names the JSON path), 1 a solver or run
+found nothing usable. Messages go to stderr; `--json` output alone to stdout.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo
+from topo.core.errors import SpecError, TopoError
+
+
+def handle_errors(fn):
+    """Turn topo errors into one clear message and an exit code, no traceback.
+
+    Inside, SIGINT raises KeyboardInterrupt and SIGTERM raises
+    topo.core.signals.Terminated (so clean-up runs); they exit 130 and 143 with one
+    line on stderr.
+    """
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        from topo.core.signals import Terminated, exit_code, handled
+        try:
+            with handled():
+                return fn(*a, **kw)
+        except TopoError as e:
+            if isinstance(e, SpecError):
+                e = e.renamed(_flag_names())
+            echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except (KeyboardInterrupt, Terminated) as e:
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted (SIGINT)"
+            click.echo(f"{what}; nothing half-written was left behind", err=True)
+            sys.exit(exit_code(e))
+    return wrapper
+
+
+def _flag_names() -> dict[str, str]:
+    """Library parameter names -> this command's flags (``time_limit`` -> ``--time-limit``): by the
+    option's destination and by its long flag's own name (``format`` -> ``--format`` for ``fmt``)."""
+    ctx = click.get_current_context(silent=True)
+    names: dict[str, str] = {}
+    for p in (ctx.command.params if ctx else []):
+        longs = [o for o in getattr(p, "opts", []) if o.startswith("--")]
+        if isinstance(p, click.Option) and longs:
+            names.setdefault(p.name, longs[0])
+            for o in longs:
+                names.setdefault(o[2:].replace("-", "_"), o)
+    return names
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+cluster_arg = click.argument("cluster", type=click.Path(dir_okay=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="topo")
+def main():
+    """topo: accelerator-cluster network-topology optimizer."""
+
+
+@main.command()
+@cluster_arg
+@handle_errors
+def validate(cluster):
+    """Check a cluster file; print OK or every error with its JSON path."""
+    from topo.model.spec import load
+    from topo.validate import validate as _validate
+    c = load(cluster)
+    n = _validate(c)  # the fabric, placement inputs and traffic files too: all but solving
+    echo(f"OK: {cluster}: {n['accelerators']:,} accelerators, {n['nodes']:,} nodes, {n['racks']:,} racks")
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of the cluster file."""
+    from topo.model.spec import json_schema
+    emit_json(json_schema())
+
+
+@main.command()
+@cluster_arg
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@handle_errors
+def describe(cluster, as_json):
+    """Show the fabric a cluster file implies, at full size."""
+    from topo.model.spec import load
+    from topo.model.fabric import build
+    from topo.routing.describe import describe as _describe
+    from topo.io.render import describe_text
+    c = load(cluster)
+    d = _describe(build(c), c)
+    if as_json:
+        emit_json(d)
+    else:
+        echo(describe_text(d))
+
+
+@main.command()
+@cluster_arg
+@click.option("-o", "--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="output directory (written atomically)")
+@click.option("--time-limit", type=TIME_LIMIT, default=None, help="seconds per solver (default goals.time_limit_s)")
+@click.option("--seed", type=SEED, default=None, help="solver and hashing seed (default goals.seed)")
+@click.option("--workers", type=WORKERS, default=None, help="solver workers (default goals.workers)")
+@click.option("--objective", type=click.Choice(["cost", "power", "balanced"]), default=None,
+              help="what the link budget minimises (default goals.objective)")
+@click.option("--force", is_flag=True, help="replace an existing output directory")
+@click.option("--no-failures", is_flag=True, help="skip the failure-headroom stage")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON summary on stdout")
+@handle_errors
+def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_failures, as_json):
+    """Place jobs, size the link budget, and write plan, report and exports."""
+    from topo.core.atomic import check_output_dir, output_lock
+    from topo.core.errors import SpecError
+    from topo.pipeline import optimize as run, render_outputs, write_outputs
+    from topo.core.signals import resync
+    from topo.model.spec import load
+    if time_limit is not None and time_limit <= 0:
+        raise SpecError([("--time-limit", f"must be positive (found {time_limit:g})")])
+    if workers is not None and workers < 1:
+        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    # fail before the long work, not after it: refuses -o . / .. / a parent of the cluster file too
+    check_output_dir(out_dir, force, protect=(cluster,))
+    # one run per output directory: a second one fails here (exit 2); leftovers of killed runs are cleaned
+    with output_lock(out_dir):
+        check_output_dir(out_dir, force, protect=(cluster,))
+        c = load(cluster)
+        plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures, objective=objective,
+                   progress=sys.stderr.isatty() and not as_json, on_stage=lambda *_: resync())
+        files = render_outputs(plan)
+        written = write_outputs(files, out_dir, force=force)
+    summary = optimize_summary(plan, out_dir, written)
+    if as_json:
+        emit_json(summary)
+    else:
+        from topo.io.render import optimize_text
+        echo(optimize_text(summary))
+
+
+def optimize_summary(plan: dict, out_dir, written) -> dict:
+    """The short JSON summary `topo optimize --json` prints."""
+    pl, bu = plan.get("placement") or {}, plan.get("budget") or {}
+    mb, ma = plan.get("metrics_before") or {}, plan.get("metrics_after") or {}
+
+    mp = plan.get("metrics_placed") or {}
+
+    def tiers(m):
+        return {t.get("tier"): t.get("util_max") for t in m.get("tiers", [])}
+
+    def times(m):
+        return {j.get("name"): j.get("time_s") for j in m.get("jobs", []) if isinstance(j, dict)}
+
+    def uec(m):
+        return ((m.get("roce_vs_uec") or {}).get("uec-spray") or {}).get("jobs") or {}
+    bsol, bcost = bu.get("solver", {}), (bu.get("cost") or {}).get("chosen", {})
+    return {
+        "cluster": plan.get("cluster_name"), "out_dir": str(out_dir), "files": len(written),
+        "placement": {"status": pl.get("status"), "objective": pl.get("objective"), "bound": pl.get("bound"),
+                      "gap": pl.get("gap"), "placed": len(pl.get("assignment", {})), "unplaced": pl.get("unplaced", {})},
+        "budget": {"status": bsol.get("status"), "objective": bsol.get("objective"), "gap": bsol.get("gap"),
+                   "capex_usd": bcost.get("capex_usd"), "energy_usd": bcost.get("energy_usd"),
+                   "network_kw": bcost.get("network_kw"),
+                   "saved_vs_as_given": (bu.get("cost") or {}).get("saved_vs_as_given"),
+                   "target_utilization": bu.get("target_utilization"),
+                   "transport_check": {k: v for k, v in (bu.get("transport_check") or {}).items() if k != "tried"}},
+        "routing": ma.get("routing") or mb.get("routing"),
+        "max_util_before": tiers(mb), "max_util_placed": tiers(mp), "max_util_after": tiers(ma),
+        "ideal_ecmp_util": {t: {"target": u.get("target"), "placed": u.get("routed_before"), "after": u.get("routed_after")}
+                            for t, u in (bu.get("utilization") or {}).items()},
+        "jobs": {name: {"before_s": times(mb).get(name), "placed_s": times(mp).get(name),
+                        "after_s": times(ma).get(name), "after_uec_s": uec(ma).get(name)}
+                 for name in times(ma) or times(mp)},
+        "timings_s": plan.get("timings_s"),
+    }

@@ -1,0 +1,210 @@
+"""`topo failures` and `topo sweep`: thin commands over topo.study.failures and topo.study.sweep."""
+from __future__ import annotations
+
+import math
+import re
+
+import click
+
+from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.cli.options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS, echo
+from topo.core.errors import SpecError
+
+
+def _parse_k(text):
+    """'2' -> [2]; '2..4' -> [2, 3, 4]; SpecError naming --k otherwise."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", text)
+    if not m:
+        raise SpecError([("--k", f"expected N or A..B (e.g. 2 or 2..4), found {text!r}")])
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) else a
+    if a < 1 or b < a:
+        raise SpecError([("--k", f"expected 1 <= A <= B, found {text!r}")])
+    if b - a > 8:
+        raise SpecError([("--k", f"at most 9 values of k at once, found {text!r}")])
+    return list(range(a, b + 1))
+
+
+def _pct(x):
+    return "" if x is None else f"{100 * x:.3g}%"
+
+
+def _severity(row):
+    sl = row.get("slowdown") or {}
+    worst = 1.0
+    lost = 0
+    for per in sl.values():
+        for v in per.values():
+            if v is None:
+                lost = 1
+            else:
+                worst = max(worst, v)
+    cap = max(row["bandwidth_lost_frac"].values()) if row["bandwidth_lost_frac"] else 0.0
+    cut = row.get("endpoints_down", 0) + row.get("endpoints_isolated", 0)
+    return (lost, row.get("unreachable_gbps") or 0.0, worst, cut, len(row["jobs_affected"]), cap)
+
+
+def _text(d, top=30):
+    out = [f"failure analysis of {d['cluster']} ({d['placement']}; "
+           f"{'grouped by symmetry' if d['grouped'] else 'exhaustive'}; {d['seconds']:.2f} s)"]
+    rows = d["single"]
+    if rows:
+        n_fail = sum(r["count"] for r in rows)
+        out.append(f"single failures: {n_fail:,} in {len(rows):,} classes; the {min(top, len(rows))} most severe:")
+        order = ["endpoint-leaf", "leaf-spine", "spine-super", "scaleup"]
+        tiers = [t for t in order if any(t in r["bandwidth_lost_frac"] for r in rows)]
+        head = f"  {'kind':<15}{'name':<28}{'count':>7}  " + "".join(f"{t:>14}" for t in tiers) + \
+            f"{'cut off':>9}{'roce-hash':>11}{'uec-spray':>11}{'unreach Gb/s':>14}  jobs affected"
+        out.append(head)
+        for r in sorted(rows, key=_severity, reverse=True)[:top]:
+            sl = r.get("slowdown") or {}
+            cols = []
+            for m in ("roce-hash", "uec-spray"):
+                v = list((sl.get(m) or {}).values())
+                if not v:
+                    cols.append("")
+                elif any(x is None for x in v):
+                    cols.append("down")
+                else:
+                    cols.append(f"x{max(v):.3f}")
+            un = r.get("unreachable_gbps")
+            out.append(f"  {r['kind']:<15}{r['name'][:27]:<28}{r['count']:>7}  "
+                       + "".join(f"{_pct(r['bandwidth_lost_frac'].get(t)):>14}" for t in tiers)
+                       + f"{r.get('endpoints_down', 0) + r.get('endpoints_isolated', 0):>9}{cols[0]:>11}{cols[1]:>11}{'' if un is None else f'{un:,.0f}':>14}  "
+                       + (", ".join(r["jobs_affected"]) or "-"))
+    for k, kr in d["k"].items():
+        c = kr["capacity_lost_frac"]
+        w = kr["worst"]
+        out.append(f"k={k}: {kr['method']} over {kr['sets']:,} sets: capacity lost mean {_pct(c['mean'])} "
+                   f"(95% CI {_pct(c['ci95'][0])} .. {_pct(c['ci95'][1])}), max sampled {_pct(c['max'])}")
+        out.append(f"  worst set found ({w['found_by']}): {', '.join(w['elements'])}: "
+                   f"{_pct(w['capacity_lost_frac'])} of capacity, {w['endpoints_isolated']} endpoints isolated"
+                   + (f", jobs affected: {', '.join(w['jobs_affected']) or '-'}" if "jobs_affected" in w else ""))
+    e = d["expected_loss"]
+    if e and any(e["rates"].values()):
+        out.append("expected capacity lost per year (failure rates "
+                   + ", ".join(f"{k}={v:g}" for k, v in e["rates"].items()) + "): "
+                   + ", ".join(f"{t} {_pct(v)}" for t, v in e["bandwidth_lost_frac"].items()))
+    if not d["traffic"].get("routed"):
+        out.append("no traffic routed (no jobs, --no-traffic, or a large fabric without --traffic): "
+                   "slowdown and unreachable demand not computed")
+    return "\n".join(out)
+
+
+@main.command()
+@cluster_arg
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), help="use this plan's placement")
+@click.option("--single", is_flag=True, help="single-failure sweep (default unless --k is given)")
+@click.option("--k", "k_text", help="k simultaneous failures: N or A..B (e.g. 2..4)")
+@click.option("--samples", type=SAMPLES, default=200, show_default=True, help="k-sets sampled per k")
+@click.option("--seed", type=SEED, help="sampling and hashing seed (default: goals.seed)")
+@click.option("--workers", type=WORKERS, default=1, show_default=True, help="processes for the single sweep")
+@click.option("--exhaustive", is_flag=True, help="evaluate every element (no symmetry grouping)")
+@click.option("--traffic/--no-traffic", default=None,
+              help="route the jobs for every failure (default: when the fabric has at most 200,000 links); "
+                   "--no-traffic: capacity, isolation and jobs hit only, fast at any size")
+@click.option("--hash-exact", is_flag=True, help="let healthy roce-hash loads refine the symmetry classes too")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@handle_errors
+def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact, as_json):
+    """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
+    from topo.study.failures import analyze_failures
+    from topo.model.spec import load
+    ks = _parse_k(k_text)
+    if samples < 1:
+        raise SpecError([("--samples", f"must be at least 1 (found {samples})")])
+    if workers < 1:
+        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    c = load(cluster)
+    placement = None
+    if plan_path:
+        placement = _read_assignment(plan_path)
+    from topo.model.fabric import build
+    fab = build(c)
+    if placement is not None:
+        for name, ids in placement.items():
+            if ids.size and (ids.min() < 0 or ids.max() >= fab.n_endpoints):
+                raise SpecError([(f"placement.assignment.{name}",
+                                  f"endpoint ids must be in [0, {fab.n_endpoints}) for this cluster")], plan_path)
+    res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
+                           group=not exhaustive, workers=workers, traffic=traffic,
+                           hash_exact=hash_exact)
+    d = res.to_dict()
+    if as_json:
+        emit_json(_clean(d))
+    else:
+        echo(_text(d))
+
+
+def _read_assignment(path) -> dict:
+    """Job -> endpoint ids from a plan (``placement.assignment``) or a ``topo place -o`` file (``assignment``)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from topo.core.inputs import parse_json, read_text
+    from topo.core.limits import MAX_PLAN_BYTES
+    p = Path(path)
+    data = parse_json(read_text(p, "(file)", limit=MAX_PLAN_BYTES, what="placement file"), str(p), walk=False)
+    if isinstance(data, dict) and "plan_version" in data:
+        from topo.io.plan import load_plan
+        data = load_plan(p)  # checks the plan version
+    where, a = "placement.assignment", None
+    if isinstance(data, dict) and isinstance(data.get("placement"), dict):
+        a = data["placement"].get("assignment")
+    elif isinstance(data, dict) and "assignment" in data:
+        where, a = "assignment", data["assignment"]
+    if not isinstance(a, dict):
+        raise SpecError([(where, "missing: the file holds no placement (a plan or a `topo place -o` file)")], str(p))
+    out = {}
+    for job, ids in a.items():
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise SpecError([(f"{where}.{job}", "expected a list of endpoint ids")], str(p))
+        out[str(job)] = np.asarray(ids, np.int64)
+    return out
+
+
+def _clean(o):
+    """JSON-safe: non-finite floats become None."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+@main.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False))
+@click.option("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: local processes)")
+@click.option("--workers", type=WORKERS, help="local worker processes (default: CPU count)")
+@click.option("-o", "--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="output directory (resumes the results already in it)")
+@click.option("--force", is_flag=True, help="recompute every result, even those already written")
+@click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True, help="seconds to reach --scheduler")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@handle_errors
+def sweep(sweep_file, scheduler, workers, out_dir, force, connect_timeout, as_json):
+    """Run a grid or list of design variants x failure scenarios; write a table and a comparison report."""
+    from topo.study.sweep import run_sweep
+    if connect_timeout <= 0:
+        raise SpecError([("--connect-timeout", f"must be positive (found {connect_timeout})")])
+
+    def progress(n, total, row):
+        if not as_json:
+            echo(f"[{n}/{total}] {row['variant']} / {row['scenario']}: {row['status']}", err=True)
+
+    res = run_sweep(sweep_file, out_dir, scheduler=scheduler, workers=workers, force=force,
+                    connect_timeout_s=connect_timeout, progress=progress)
+    ok = sum(1 for r in res["rows"] if r["status"] == "ok")
+    summary = {"results": len(res["rows"]), "ok": ok, "ran": res["ran"], "skipped_existing": res["skipped"],
+               "files": res["files"]}
+    if as_json:
+        emit_json(summary)
+    else:
+        echo(f"{len(res['rows'])} results ({ok} ok; {res['ran']} run now, {res['skipped']} already written)")
+        for f in res["files"]:
+            echo(f"  wrote {f}")

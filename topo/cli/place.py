@@ -1,0 +1,161 @@
+"""`topo place`: place the jobs of a cluster file (parse, call topo.solve.placement, render, write)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo
+from topo.cli.app import _json_default, cluster_arg, emit_json, handle_errors, main
+from topo.core.errors import SpecError
+
+
+def _write_atomic(path: str, text: str, force: bool) -> None:
+    p = Path(path)
+    if p.exists() and not force:
+        raise SpecError([("-o", f"{p} already exists; choose another file or pass --force to replace it")])
+    if not p.parent.exists():
+        raise SpecError([("-o", f"directory {p.parent} does not exist")])
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:5.1f}%"
+
+
+def render(d: dict) -> str:
+    """The readable table `topo place` prints by default."""
+    out = []
+    gap = "" if d["gap"] is None else f"  gap {100 * d['gap']:.2f}%"
+    bound = "" if d["bound"] is None else f"  bound {d['bound']:,}"
+    out.append(f"status {d['status']} ({d['policy']}, returned: {d['source']})  objective {d['objective']:,}"
+               f"{bound}{gap}  time {d['wall_s']:.2f} s")
+    if d.get("note"):
+        out.append(f"note: {d['note']}")
+    out.append("")
+    hdr = f"{'job':<24} {'accel':>7} {'pods':>4} {'leaves':>6} {'racks':>5}  {'scale-up':>8} {'leaf':>6} {'spine':>6} {'super':>6}"
+    out.append(hdr)
+    out.append("-" * len(hdr))
+    for name, j in d["jobs"].items():
+        s = j["share"]
+        out.append(f"{name[:24]:<24} {j['accelerators']:>7} {j['pods']:>4} {j['leaves']:>6} {j['racks']:>5}  "
+                   f"{_pct(s['scaleup']):>8} {_pct(s['leaf']):>6} {_pct(s['spine']):>6} {_pct(s['super_spine']):>6}")
+    for name, why in d["unplaced"].items():
+        out.append(f"{name[:24]:<24} UNPLACED: {why}")
+    out.append("(shares: the job's collective bytes that stay in the scale-up domain, under one leaf, "
+               "climb to a spine, climb to a super-spine)")
+    rt = d.get("routed")
+    if rt:
+        out.append("")
+        out.append(f"routed ({rt['routing']}): collective completion time per iteration")
+        out.append(f"{'job':<24} {'placed (s)':>11} {'slowdown':>9} {'in-order (s)':>13}")
+        if rt.get("in_order_unplaced"):
+            out.insert(-1, "(in order, the jobs that fit by priority; left out: " + ", ".join(rt["in_order_unplaced"]) + ")")
+        for name, j in rt["jobs"].items():
+            io = rt["in_order"].get(name) if rt.get("in_order") else None
+            out.append(f"{name[:24]:<24} {j['time_s']:>11.4f} {j['slowdown']:>9.2f} "
+                       f"{(f'{io:.4f}' if io is not None else '-'):>13}")
+    t = d["totals"]
+    out.append("")
+    tb = t["traffic_bytes"] or 1.0
+    out.append(f"traffic leaving a leaf: {t['cross_leaf_bytes'] / 1e9:,.1f} GB per iteration ({_pct(t['cross_leaf_bytes'] / tb).strip()}), "
+               f"leaving a pod: {t['super_spine_bytes'] / 1e9:,.1f} GB")
+    b = d.get("baseline")
+    if b:
+        bt = b["totals"]
+        rel = (lambda a, c: f"{100 * (a - c) / c:+.1f}%" if c else "n/a")
+        out.append(f"greedy baseline: objective {b['objective']:,} ({rel(d['objective'], b['objective'])} optimised vs baseline), "
+                   f"leaving a leaf {bt['cross_leaf_bytes'] / 1e9:,.1f} GB ({rel(t['cross_leaf_bytes'], bt['cross_leaf_bytes'])}), "
+                   f"placed {b['placed']}, unplaced {b['unplaced']} (ranks in the job's own order)")
+        bm = b.get("totals_rank_mapped")
+        if bm:
+            out.append(f"greedy baseline's nodes with topo's rank mapping: leaving a leaf "
+                       f"{bm['cross_leaf_bytes'] / 1e9:,.1f} GB ({rel(t['cross_leaf_bytes'], bm['cross_leaf_bytes'])}), "
+                       f"leaving a pod {bm['super_spine_bytes'] / 1e9:,.1f} GB "
+                       f"({rel(t['super_spine_bytes'], bm['super_spine_bytes'])})")
+    over = [r for r in d["racks"] if r["limit_kw"] and r["kw"] > r["limit_kw"] + 1e-9]
+    near = [r for r in d["racks"] if r["limit_kw"] and 0.95 * r["limit_kw"] <= r["kw"] <= r["limit_kw"] + 1e-9]
+    out.append(f"racks: {len(d['racks'])}, over limit {len(over)}, within 5% of limit {len(near)}")
+    for r in (over + near)[:10]:
+        flag = "OVER" if r in over else "near"
+        out.append(f"  {r['rack']:<10} {r['kw']:8.2f} kW of {r['limit_kw']:g} kW  {flag}")
+    s = d["stranded"]
+    out.append(f"free accelerators {s['free_accelerators']:,}; stranded: power {s['power']:,}, "
+               f"fragmentation {s['fragmentation']:,}, broken domains {s['domain']:,}, "
+               f"unused in allocated nodes {s['partial_nodes']:,} ({s['pending_jobs']} pending jobs)")
+    return "\n".join(out)
+
+
+def _routed(c, f, assignment: dict, seed) -> dict:
+    """Per-job completion times of the placement, and of the in-order placement (of the jobs
+    that fit, see topo.traffic.fit_in_order) beside it."""
+    from topo.traffic.demand import fit_in_order
+    from topo.routing.engine import analyze
+    a = analyze(c, f, placement=assignment, seed=seed, compare=False, all_to_all=False).to_dict()
+    out = {"routing": a["routing"], "max_util": a["max_util"],
+           "jobs": {j["name"]: {k: j[k] for k in ("time_s", "ideal_s", "slowdown", "busbw_gbps")} for j in a["jobs"]},
+           "in_order": None}
+    io, left = fit_in_order(c, f)
+    if not io:
+        return out  # not one job fits in order; nothing to compare with
+    b = analyze(c, f, placement=io, seed=seed, compare=False, all_to_all=False).to_dict()
+    if left:
+        out["in_order_unplaced"] = list(left)
+    out["in_order"] = {j["name"]: j["time_s"] for j in b["jobs"]}
+    out["in_order_max_util"] = b["max_util"]
+    return out
+
+
+@main.command()
+@cluster_arg
+@click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
+@click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
+@click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers); 1 + seed is repeatable")
+@click.option("--policy", type=click.Choice(["optimize", "greedy"]), default="optimize", show_default=True,
+              help="CP-SAT placement, or the greedy best-fit baseline alone")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@click.option("-o", "output", type=click.Path(dir_okay=False), default=None, help="write the placement JSON here (atomically)")
+@click.option("--force", is_flag=True, help="replace an existing -o file")
+@click.option("--route", "do_route", is_flag=True,
+              help="route the placed jobs (and the in-order placement) through topo.routing: completion times")
+@handle_errors
+def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do_route):
+    """Place the jobs of CLUSTER onto domains, nodes and accelerators (topology- and power-aware)."""
+    from topo.model.spec import load
+    from topo.model.fabric import build
+    from topo.solve.placement import place as _place
+    if time_limit is not None and not time_limit > 0:
+        raise SpecError([("--time-limit", f"must be a positive number of seconds (found {time_limit:g})")])
+    if workers is not None and workers < 1:
+        raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    if output is not None and Path(output).exists() and not force:
+        raise SpecError([("-o", f"{output} already exists; choose another file or pass --force to replace it")])
+    c = load(cluster)
+    f = build(c)
+    r = _place(c, f, time_limit=time_limit, seed=seed, workers=workers, policy=policy)
+    d = r.to_dict()
+    if do_route:
+        d["routed"] = _routed(c, f, r.assignment, seed)
+    if output is not None:
+        _write_atomic(output, json.dumps(d, default=_json_default) + "\n", force)
+    if as_json:
+        emit_json(d)
+    else:
+        echo(render(d))
+        if output is not None:
+            echo(f"wrote {output}")

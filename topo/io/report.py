@@ -1,0 +1,1108 @@
+"""The report: a plan rendered for people, as self-contained HTML and as Markdown.
+
+Owns the layout of ``report.html`` and ``report.md`` (templates in
+``topo/io/templates/``) and the figures. A report is a function of the plan: it
+formats numbers the plan holds and never invents one. The only thing derived
+rather than read is the per-tier binning of a stored per-link utilisation list,
+which needs the link tiers of the fabric the plan names (rebuilt from the
+plan's cluster file, or passed in). ``util_histograms`` and ``pod_matrix_gbps``
+are for the pipeline, to store compact figure data in a plan.
+
+Every section is built from plain data (:class:`Section`: paragraphs, tables,
+figures, notes), so the HTML and Markdown carry the same content. A section
+whose plan key is null or absent is kept with a visible "not computed" note.
+
+Determinism: keys are sorted where the plan gives no order, numbers use one
+formatting function, figures are drawn with a fixed SVG hash salt, no dates in
+the figure metadata and no wall-clock values other than those in the plan.
+Size: histograms are binned (one bar per bin, whatever the link count), tables
+show the top rows with a note of how many were left out.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from topo.core.textsafe import md_block, md_escape, mpl_text, visible
+
+TABLE_ROWS = 40          # rows shown per table (the rest summarised in a note)
+HIST_BINS = 40
+IMAGE_DIR = "report-images"
+_SALT = "topo-report"
+_COLORS = {"before": "#9aa5b1", "placed": "#e59500", "after": "#1f6feb", "roce-hash": "#d1495b", "uec-spray": "#2e933c",
+           "limit": "#d1495b", "ok": "#1f6feb", "over": "#d1495b"}
+
+
+# --- formatting -------------------------------------------------------------------------
+def fmt(x: Any, digits: int = 4) -> str:
+    """One deterministic text form for every value a report shows."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (np.integer,)):
+        x = int(x)
+    if isinstance(x, (np.floating,)):
+        x = float(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return "n/a" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        if x == 0:
+            return "0"
+        if abs(x) >= 1e5:
+            return f"{x:,.0f}"
+        if abs(x) >= 100:
+            return f"{x:,.0f}" if x.is_integer() else f"{x:,.1f}"
+        return f"{x:.{digits}g}"
+    if isinstance(x, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in x):
+            shown = ", ".join(fmt(v) for v in x[:8])
+            return shown + (f", ... (+{len(x) - 8})" if len(x) > 8 else "")
+        return f"{len(x)} items"
+    if isinstance(x, dict):
+        return f"{len(x)} entries"
+    return str(x)
+
+
+def usd(x) -> str:
+    return "n/a" if x is None else f"${float(x):,.0f}"
+
+
+def pct(x) -> str:
+    return "n/a" if x is None else f"{100.0 * float(x):.1f}%"
+
+
+def _num(x) -> Optional[float]:
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return None
+
+
+def _get(d, path: str, default=None):
+    """``_get(plan, "budget.cost.capex_usd")``: None-safe nested lookup."""
+    cur = d
+    for k in path.split("."):
+        if not isinstance(cur, dict) or k not in cur or cur[k] is None:
+            return default
+        cur = cur[k]
+    return cur
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts to dotted keys (lists kept as values)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and len(v) <= 12:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# --- content model ------------------------------------------------------------------------
+@dataclass
+class Table:
+    columns: list
+    rows: list            # lists of already formatted strings
+    total: int
+    caption: str = ""
+
+    @property
+    def note(self) -> str:
+        if self.total > len(self.rows):
+            return f"showing {len(self.rows)} of {self.total:,} rows"
+        return ""
+
+
+@dataclass
+class Figure:
+    id: str
+    title: str
+    caption: str
+    draw: Any = field(repr=False, default=None)   # callable(fig) drawing into a matplotlib Figure
+    size: tuple = (7.5, 3.4)
+    svg: str = ""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    paragraphs: list = field(default_factory=list)
+    bullets: list = field(default_factory=list)   # (label, text)
+    tables: list = field(default_factory=list)
+    figures: list = field(default_factory=list)
+    missing: str = ""     # non-empty: "not computed" note
+
+
+def make_table(records, columns: Optional[list] = None, *, name_key: str = "name", limit: int = TABLE_ROWS,
+               caption: str = "", sort_key=None, first: tuple = ("metrics", "kind", "name", "job", "tier", "link",
+                                                                    "rack")) -> Table:
+    """A table from a list of flat dicts, or a dict of dicts (its keys become ``name_key``).
+
+    Nested dicts are flattened to dotted columns; columns are the keys in
+    first-seen order unless given. Rows beyond ``limit`` are counted, not shown.
+    """
+    if isinstance(records, dict):
+        recs = []
+        for k in sorted(records, key=str):
+            v = records[k]
+            recs.append({name_key: k, **(v if isinstance(v, dict) else {"value": v})})
+    else:
+        recs = [r if isinstance(r, dict) else {"value": r} for r in (records or [])]
+    recs = [flatten(r) for r in recs]
+    if sort_key is not None:
+        recs = sorted(recs, key=sort_key)
+    if columns is None:
+        columns = []
+        for r in recs:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+        columns = [c for c in first if c in columns] + [c for c in columns if c not in first]
+    rows = [[fmt(r.get(c)) if c in r else "" for c in columns] for r in recs[:limit]]
+    return Table(columns=list(columns), rows=rows, total=len(recs), caption=caption)
+
+
+# --- figures ---------------------------------------------------------------------------------
+def _rc():
+    import matplotlib
+    return matplotlib.rc_context({
+        "svg.hashsalt": _SALT, "svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9,
+        "text.usetex": False,   # names are text: no LaTeX (mathtext is kept off by textsafe.mpl_text)
+        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+        "figure.dpi": 100, "savefig.dpi": 100, "path.simplify": True})
+
+
+def _draw(fig_spec: Figure):
+    from matplotlib.figure import Figure as MplFigure
+    fig = MplFigure(figsize=fig_spec.size, layout="constrained")
+    fig_spec.draw(fig)
+    return fig
+
+
+_SVG_HEAD = re.compile(r"^.*?(?=<svg)", re.S)
+_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+
+
+def figure_svg(fig_spec: Figure) -> str:
+    """SVG text (no XML prolog, no metadata) of a figure, reproducible byte for byte."""
+    with _rc():
+        fig = _draw(fig_spec)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    s = _SVG_META.sub("", _SVG_HEAD.sub("", buf.getvalue(), count=1), count=1)
+    return s
+
+
+def figure_png(fig_spec: Figure) -> bytes:
+    with _rc():
+        fig = _draw(fig_spec)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _no_data(ax, text: str):
+    ax.text(0.5, 0.5, mpl_text(text), ha="center", va="center", transform=ax.transAxes, color="#666")
+    ax.set_axis_off()
+
+
+# --- the plan's fabrics (for per-link tiers only) ----------------------------------------------
+class _Fabrics:
+    """Lazily rebuilt fabrics of the plan (before/after the budget)."""
+
+    def __init__(self, plan: dict, fabric_before=None, fabric_after=None):
+        self.plan = plan
+        self.cache = {"before": fabric_before, "after": fabric_after}
+
+    def get(self, which: str):
+        which = "after" if which == "after" else "before"   # "placed" runs on the fabric as given
+        if self.cache.get(which) is None:
+            from topo.model.fabric import build
+            from topo.model.spec import from_dict
+            key = "cluster_file_after" if which == "after" and self.plan.get("cluster_file_after") else "cluster_file"
+            try:
+                self.cache[which] = build(from_dict(self.plan[key], source=f"plan:{key}"))
+            except Exception:  # a plan whose cluster file no longer builds: figures say so
+                self.cache[which] = False
+        return self.cache[which] or None
+
+
+def _link_util(plan: dict, which: str, fabrics: _Fabrics):
+    """(util per directed link, link tier per link) from ``metrics_<which>.link_util``, or None."""
+    lu = _get(plan, f"metrics_{which}.link_util")
+    if lu is None:
+        return None
+    f = fabrics.get(which)
+    if f is None:
+        return None
+    try:
+        from topo.io.exports import link_loads
+        load, _ = link_loads(f, {f"metrics_{which}": plan[f"metrics_{which}"]}, which)
+    except Exception:
+        return None
+    cap = np.asarray(f.link_gbps)
+    util = np.divide(load, cap, out=np.zeros_like(load), where=cap > 0)
+    return util, np.asarray(f.link_tier)
+
+
+def _hists(plan: dict, which: str, fabrics: _Fabrics) -> Optional[dict]:
+    """Histograms of metrics_<which>: stored ones, or binned from a stored per-link list."""
+    h = _get(plan, f"metrics_{which}.util_hist")
+    if isinstance(h, dict) and h:
+        return h
+    lu = _link_util(plan, which, fabrics)
+    if lu is None:
+        return None
+    return util_histograms(lu[1], lu[0])
+
+
+# --- compact figure data for the plan ---------------------------------------------------------
+def util_histograms(fabric, utilization, bins: int = HIST_BINS) -> dict:
+    """Per link tier: histogram of directed-link utilisation, ``{tier: {"edges", "counts", "links", "max"}}``.
+
+    For ``topo optimize`` to store in a plan's metrics (a few hundred numbers
+    instead of one per link), so the report can draw the utilisation figure
+    without the per-link array.
+    """
+    from topo.model.fabric import LINK_TIER_NAMES
+    u = np.asarray(utilization, dtype=float)
+    tiers = np.asarray(getattr(fabric, "link_tier", fabric))   # a Fabric, or its link_tier array
+    out = {}
+    for t in np.unique(tiers).tolist():
+        x = u[tiers == t]
+        x = x[np.isfinite(x)]
+        top = max(1.0, float(x.max()) if x.size else 1.0)
+        counts, edges = np.histogram(x, bins=bins, range=(0.0, top))
+        out[LINK_TIER_NAMES[t]] = {"edges": [round(float(e), 6) for e in edges], "counts": counts.tolist(),
+                                   "links": int(x.size), "max": float(x.max()) if x.size else 0.0}
+    return out
+
+
+def pod_matrix_gbps(fabric, demands) -> list:
+    """Offered scale-out Gb/s from each pod to each pod (flows inside a scale-up domain left out)."""
+    pods = np.asarray(fabric.ep_pod())
+    P = int(max(pods.max(), 0)) + 1 if pods.size else 1
+    m = np.zeros((P, P))
+    src, dst = np.asarray(demands.src), np.asarray(demands.dst)
+    dom = np.asarray(fabric.ep_domain)
+    out = ~((dom[src] >= 0) & (dom[src] == dom[dst])) & (src != dst)
+    np.add.at(m, (pods[src[out]], pods[dst[out]]), np.asarray(demands.rate_gbps)[out])
+    return m.tolist()
+
+
+# --- sections ----------------------------------------------------------------------------------
+def _tiers_of(desc) -> list:
+    return list((desc or {}).get("tiers") or [])
+
+
+def _bom(plan: dict):
+    for path in ("budget.bom", "budget.bill_of_materials", "describe_after.bill_of_materials",
+                 "describe_before.bill_of_materials"):
+        b = _get(plan, path)
+        if isinstance(b, dict):
+            return b, path
+    return None, ""
+
+
+def _costs(plan: dict) -> dict:
+    """Capex / energy / network power of the chosen design and of the file as given, where the plan has them."""
+    b = plan.get("budget") or {}
+    out = {}
+    cost = b.get("cost") if isinstance(b.get("cost"), dict) else {}
+    for k in ("capex_usd", "energy_usd", "network_kw", "total_usd"):
+        v = b.get(k)
+        if v is None:
+            v = _find_number(cost, k)
+        if v is not None:
+            out[k] = v
+    given = cost.get("as_given") if isinstance(cost.get("as_given"), dict) else {}
+    db, da = plan.get("describe_before") or {}, plan.get("describe_after") or {}
+    if _num(given.get("capex_usd")) is not None:
+        out["before_network_cost_usd"] = given["capex_usd"]
+        out["before_network_kw"] = given.get("network_kw")
+        out["before_total_usd"] = given.get("total_usd")
+    elif "network_cost_usd" in db:
+        out["before_network_cost_usd"] = db["network_cost_usd"]
+        out["before_network_kw"] = db.get("network_kw")
+    if "capex_usd" in out:
+        out["after_network_cost_usd"] = out["capex_usd"]
+        out["after_network_kw"] = out.get("network_kw")
+    elif da and "network_cost_usd" in da:
+        out["after_network_cost_usd"] = da["network_cost_usd"]
+        out["after_network_kw"] = da.get("network_kw")
+    return out
+
+
+def _find_number(d: dict, key: str):
+    """A number stored under ``key`` (or ``chosen.<key>``) in a cost dict."""
+    if not isinstance(d, dict):
+        return None
+    if _num(d.get(key)) is not None:
+        return d[key]
+    for sub in ("chosen", "after"):
+        if isinstance(d.get(sub), dict) and _num(d[sub].get(key)) is not None:
+            return d[sub][key]
+    return None
+
+
+_MAX_KEYS = ("max_util", "util_max", "max")
+
+
+def _tier_max(row: dict):
+    """The peak utilisation of a per-tier row, whatever the metrics module calls it."""
+    for k in _MAX_KEYS:
+        if _num(row.get(k)) is not None:
+            return float(row[k])
+    return None
+
+
+def _job_times(metrics) -> dict:
+    """Job name -> communication time (s) from a metrics dict's job list."""
+    out = {}
+    for j in (metrics or {}).get("jobs") or []:
+        if isinstance(j, dict) and "name" in j:
+            t = _num(j.get("time_s", j.get("completion_s")))
+            if t is not None:
+                out[str(j["name"])] = t
+    return out
+
+
+def _tier_rows(metrics) -> dict:
+    return {str(t.get("tier")): t for t in ((metrics or {}).get("tiers") or []) if isinstance(t, dict)}
+
+
+def _summary(plan: dict) -> Section:
+    s = Section("summary", "Summary")
+    cf = plan.get("cluster_file") or {}
+    db = plan.get("describe_before") or {}
+    da = plan.get("describe_after")
+    name = db.get("name") or cf.get("name") or "cluster"
+    desc = cf.get("description") or ""
+    s.paragraphs.append(
+        f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
+        f"{fmt(db.get('racks'))} racks; {db.get('family', 'n/a')} fabric, {fmt(db.get('planes'))} plane(s), "
+        f"{fmt(db.get('pods'))} pod(s)." + (f" {desc}" if desc else ""))
+    # what changed
+    changed = []
+    tb, ta = _tiers_of(db), _tiers_of(da)
+    if da is None:
+        changed.append("the link budget was not computed: the fabric is as given in the cluster file")
+    else:
+        for i, t in enumerate(ta):
+            b = tb[i] if i < len(tb) else {}
+            if b.get("switches") != t.get("switches") or b.get("oversubscription") != t.get("oversubscription") \
+                    or b.get("model") != t.get("model"):
+                changed.append(f"{t.get('tier')}: {fmt(b.get('switches'))} x {b.get('model', 'n/a')} "
+                               f"(oversubscription {fmt(b.get('oversubscription'))}) -> {fmt(t.get('switches'))} x "
+                               f"{t.get('model', 'n/a')} (oversubscription {fmt(t.get('oversubscription'))})")
+        if not changed:
+            changed.append("the link budget keeps the fabric as given")
+    p = plan.get("placement") or {}
+    n_placed = len(p.get("assignment") or {})
+    unplaced = p.get("unplaced") or {}
+    changed.append(f"{fmt(n_placed)} job(s) placed" + (f", {fmt(len(unplaced))} not placed" if unplaced else "")
+                   + f" (placement status {p.get('status', 'n/a')})")
+    mb, ma = _tier_rows(plan.get("metrics_before")), _tier_rows(plan.get("metrics_after"))
+    peaks = [f"{t} {pct(_tier_max(mb[t]))} -> {pct(_tier_max(ma[t]))}" for t in ma
+             if t in mb and _tier_max(mb[t]) is not None and _tier_max(ma[t]) is not None]
+    if peaks:
+        changed.append("peak link utilisation before -> after: " + ", ".join(peaks))
+    jb, ja = _job_times(plan.get("metrics_before")), _job_times(plan.get("metrics_after"))
+    common = sorted(set(jb) & set(ja))
+    if common:
+        tb_, ta_ = sum(jb[j] for j in common), sum(ja[j] for j in common)
+        worst = max(common, key=lambda j: (ja[j], j))
+        changed.append(f"communication time per iteration, summed over {len(common)} job(s): {fmt(tb_)} s -> "
+                       f"{fmt(ta_)} s (slowest job {worst}: {fmt(jb[worst])} s -> {fmt(ja[worst])} s)")
+    s.bullets.append(("What changed", "; ".join(changed) + "."))
+    # what it costs
+    c = _costs(plan)
+    cost_bits = []
+    if "capex_usd" in c:
+        cost_bits.append(f"network capex {usd(c['capex_usd'])}")
+    elif "after_network_cost_usd" in c:
+        cost_bits.append(f"network capex {usd(c['after_network_cost_usd'])}")
+    elif "before_network_cost_usd" in c:
+        cost_bits.append(f"network capex {usd(c['before_network_cost_usd'])} (fabric as given)")
+    if "energy_usd" in c:
+        cost_bits.append(f"energy over the horizon {usd(c['energy_usd'])}")
+    kw = c.get("network_kw", c.get("after_network_kw", c.get("before_network_kw")))
+    if kw is not None:
+        cost_bits.append(f"network power {fmt(float(kw))} kW")
+    s.bullets.append(("What it costs", ("; ".join(cost_bits) or "no cost figures in the plan") + "."))
+    # what it saves
+    saves = []
+    if "after_network_cost_usd" in c and "before_network_cost_usd" in c:
+        d = c["before_network_cost_usd"] - c["after_network_cost_usd"]
+        saves.append(f"network capex {usd(abs(d))} {'less' if d >= 0 else 'more'} than the fabric as given")
+        if c.get("before_network_kw") is not None and c.get("after_network_kw") is not None:
+            dk = c["before_network_kw"] - c["after_network_kw"]
+            saves.append(f"{fmt(abs(dk))} kW {'less' if dk >= 0 else 'more'} network power")
+        if _num(c.get("before_total_usd")) is not None and _num(c.get("total_usd")) is not None:
+            dt = c["before_total_usd"] - c["total_usd"]
+            saves.append(f"{usd(abs(dt))} {'less' if dt >= 0 else 'more'} capex plus energy over the horizon")
+    tot, base = p.get("totals") or {}, _get(p, "baseline.totals") or {}
+    for key, label in (("super_spine_bytes", "super-spine"), ("spine_bytes", "spine")):
+        if _num(tot.get(key)) is not None and _num(base.get(key)) is not None and (tot[key] or base[key]):
+            saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration against {fmt(base[key] / 1e9)} GB "
+                         f"for the greedy baseline (ranks in the job's own order)")
+            break
+    tc = _get(plan, "budget.transport_check")
+    if isinstance(tc, dict) and tc.get("routing"):
+        what = (f"under {tc['routing']} the jobs' summed collective time is {fmt(tc.get('total'))}x and their "
+                f"95th-percentile penalty {fmt(tc.get('tail'))}x those on the fabric as given")
+        if tc.get("accepted"):
+            saves.append(f"{what} (limit {fmt(tc.get('max_slowdown'))}x, met at target utilisation "
+                         f"{pct(tc.get('chosen_target_utilization'))})")
+    s.bullets.append(("What it saves", ("; ".join(saves) or "nothing to compare: the plan has no before/after figures") + "."))
+    # what is at risk
+    risk = []
+    over = [r for r in (p.get("racks") or []) if isinstance(r, dict) and _num(r.get("kw")) is not None
+            and _num(r.get("limit_kw")) is not None and r["kw"] > r["limit_kw"] + 1e-9]
+    if over:
+        risk.append(f"{len(over)} rack(s) over their power limit (" + ", ".join(str(r.get("rack")) for r in over[:5])
+                    + (" ..." if len(over) > 5 else "") + ")")
+    if unplaced:
+        risk.append("not placed: " + ", ".join(f"{k} ({v})" for k, v in sorted(unplaced.items())[:5])
+                    + (" ..." if len(unplaced) > 5 else ""))
+    target = _get(cf, "goals.target_utilization")
+    rows = ma or mb
+    if target is not None:
+        hot = [f"{t} {pct(_tier_max(r))}" for t, r in rows.items()
+               if _tier_max(r) is not None and _tier_max(r) > target]
+        if hot:
+            risk.append(f"tiers above the {pct(target)} utilisation target: " + ", ".join(hot))
+    for key, label in (("placement", "placement"), ("budget", "link budget")):
+        st = _get(plan, f"{key}.status") or _get(plan, f"{key}.solver.status")
+        if st is not None and str(st).upper() != "OPTIMAL":
+            risk.append(f"{label} solver status {st}")
+    if isinstance(tc, dict) and tc.get("routing") and not tc.get("accepted"):
+        risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {fmt(tc.get('max_slowdown'))}x "
+                    f"limit at every target tried: {what}")
+    risk += _requirement_risks(plan)
+    worst = _worst_failure(plan.get("failures"))
+    if worst:
+        risk.append(worst)
+    elif plan.get("failures") is None:
+        risk.append("failure headroom not computed")
+    s.bullets.append(("What is at risk", ("; ".join(risk) or "no rack over its limit, every job placed, "
+                                          "no tier above the utilisation target") + "."))
+    return s
+
+
+def _requirement_risks(plan: dict) -> list:
+    """A bisection the link budget cuts (with the figures, and the floor if one is stated) and
+    every design requirement the chosen design does not meet."""
+    out = []
+    db, da = plan.get("describe_before") or {}, plan.get("describe_after") or {}
+    rows = _get(plan, "budget.requirements.rows") or []
+    rows = [r for r in rows if isinstance(r, dict)]
+    b0, b1 = _num(db.get("bisection_gbps")), _num(da.get("bisection_gbps"))
+    if b0 is not None and b1 is not None and b1 < b0 * (1 - 1e-9):
+        a0, a1 = _num(db.get("bisection_per_accelerator_gbps")), _num(da.get("bisection_per_accelerator_gbps"))
+        txt = (f"the link budget cuts bisection from {fmt(b0 / 1e3)} to {fmt(b1 / 1e3)} Tb/s "
+               f"({100 * (1 - b1 / b0):.0f}% less" + (f"; {fmt(a0)} -> {fmt(a1)} Gb/s per accelerator" if
+                                                   a0 is not None and a1 is not None else "") + ")")
+        floor = next((r for r in rows if r.get("unit") == "Gb/s"), None)
+        if floor is not None and _num(floor.get("required")) is not None:
+            txt += f", against a stated floor of {fmt(floor['required'])} Gb/s per accelerator"
+        else:
+            txt += ("; no bisection floor is stated (requirements.min_bisection_gbps_per_accelerator), so traffic "
+                    "other than the jobs sized for may not fit")
+        out.append(txt)
+    for r in rows:
+        if r.get("met") is False:
+            out.append(f"requirement not met: {r.get('requirement')} (required {fmt(r.get('required'))}, "
+                       f"achieved {fmt(r.get('achieved'))})")
+    return out
+
+
+def _count(x) -> int:
+    """A count given as a number or as the list of what is counted."""
+    if isinstance(x, (list, tuple, dict)):
+        return len(x)
+    v = _num(x)
+    return int(v) if v is not None else 0
+
+
+def _failure_row(r: dict) -> dict:
+    """One single-failure scenario as a flat table row."""
+    row = {"kind": r.get("kind"), "name": r.get("name")}
+    if "count" in r:
+        row["alike"] = r.get("count")
+    lost = r.get("bandwidth_lost_frac")
+    if isinstance(lost, dict):
+        for t in sorted(lost):
+            row[f"lost {t}"] = pct(lost[t]) if _num(lost[t]) is not None else None
+    elif lost is not None:
+        row["lost"] = pct(lost) if _num(lost) is not None else None
+    for k in ("endpoints_down", "endpoints_isolated", "unreachable_gbps"):
+        if k in r:
+            row[k.replace("_", " ")] = r[k]
+    if "jobs_affected" in r:
+        row["jobs affected"] = _count(r["jobs_affected"])
+    if "jobs_lost_ranks" in r:
+        row["jobs losing ranks"] = _count(r["jobs_lost_ranks"])
+    sd = r.get("slowdown")
+    if isinstance(sd, dict):
+        for model in sorted(sd):
+            v = sd[model]
+            vals = [_num(x) for x in v.values()] if isinstance(v, dict) else [_num(v)]
+            vals = [x for x in vals if x is not None]
+            row[f"worst slowdown {model}"] = max(vals) if vals else None
+    return row
+
+
+def _failure_impact(r: dict) -> float:
+    lost = r.get("bandwidth_lost_frac")
+    if isinstance(lost, dict):
+        vals = [v for v in (_num(x) for x in lost.values()) if v is not None]
+        return max(vals) if vals else 0.0
+    return _num(lost) or 0.0
+
+
+def _worst_failure(failures) -> str:
+    if not isinstance(failures, dict):
+        return ""
+    single = [r for r in failures.get("single") or [] if isinstance(r, dict)]
+    if not single:
+        return ""
+    w = max(single, key=lambda r: (_failure_impact(r), _count(r.get("jobs_affected"))))
+    bits = [f"worst single failure: {w.get('kind', '')} {w.get('name', '')}".rstrip()]
+    bits.append(f"loses up to {pct(_failure_impact(w))} of a tier's bandwidth")
+    if w.get("jobs_affected") is not None:
+        bits.append(f"affects {fmt(_count(w['jobs_affected']))} job(s)")
+    if _num(w.get("unreachable_gbps")):
+        bits.append(f"leaves {fmt(w['unreachable_gbps'])} Gb/s unreachable")
+    return ", ".join(bits)
+
+
+def _fabric_section(plan: dict) -> Section:
+    s = Section("fabric", "Fabric: tiers and switch counts")
+    db, da = plan.get("describe_before"), plan.get("describe_after")
+    if not db:
+        s.missing = "describe_before not in the plan"
+        return s
+    tb, ta = _tiers_of(db), _tiers_of(da)
+    rows = []
+    for i, t in enumerate(tb):
+        a = ta[i] if i < len(ta) else {}
+        rows.append({"tier": t.get("tier"), "model": t.get("model"), "switches": t.get("switches"),
+                     "uplinks": t.get("uplinks"), "oversubscription": t.get("oversubscription"),
+                     "model after": a.get("model") if da else None, "switches after": a.get("switches") if da else None,
+                     "oversubscription after": a.get("oversubscription") if da else None})
+    s.tables.append(make_table(rows, caption="Switch tiers as given and with the chosen link budget"
+                               + ("" if da else " (budget not computed)")))
+    facts = [("accelerators", db.get("accelerators")), ("nodes", db.get("nodes")), ("racks", db.get("racks")),
+             ("bisection (Tb/s, one direction)", (db["bisection_gbps"] / 1e3) if _num(db.get("bisection_gbps")) else None),
+             ("bisection per accelerator (Gb/s)", db.get("bisection_per_accelerator_gbps")),
+             ("injection per accelerator (Gb/s)", db.get("injection_gbps_per_accelerator"))]
+    if da:
+        facts.append(("bisection after (Tb/s)", (da["bisection_gbps"] / 1e3) if _num(da.get("bisection_gbps")) else None))
+    s.tables.append(make_table([{"quantity": k, "value": v} for k, v in facts], caption="Cluster"))
+
+    def draw(fig):
+        from matplotlib.patches import FancyBboxPatch
+        ax = fig.add_subplot(111)
+        ax.set_axis_off()
+        levels = [("endpoints", db.get("endpoints"), None)] + [
+            (t.get("tier"), t.get("switches"), (ta[i].get("switches") if da and i < len(ta) else None))
+            for i, t in enumerate(tb)]
+        links = db.get("links") or {}
+        link_keys = ["endpoint-leaf", "leaf-spine", "spine-super"]
+        for i, (name, before, after) in enumerate(levels):
+            changed = after is not None and after != before
+            label = f"{name}: {fmt(before)}" + (f" -> {fmt(after)}" if changed else "")
+            if i > 0:
+                t = tb[i - 1]
+                a = ta[i - 1] if da and i - 1 < len(ta) else t
+                model = t.get("model", "")
+                if a.get("model") != model:
+                    model += f" -> {a.get('model', '')}"
+                label += f"   ({model}"
+                os_b, os_a = t.get("oversubscription"), a.get("oversubscription")
+                if os_b is not None or os_a is not None:
+                    label += f", {fmt(os_b)}:1" + (f" -> {fmt(os_a)}:1" if os_a != os_b else "")
+                label += ")"
+            face = _COLORS["after"] if changed else "#e8eef7"
+            ax.add_patch(FancyBboxPatch((0.15, i - 0.28), 0.7, 0.56, boxstyle="round,pad=0.02",
+                                        facecolor=face, edgecolor="#334"))
+            ax.text(0.5, i, mpl_text(label), ha="center", va="center", color="white" if changed else "#111")
+            if i > 0:
+                ax.plot([0.5, 0.5], [i - 1 + 0.3, i - 0.3], color="#556", linewidth=1)
+                key = link_keys[i - 1] if i - 1 < len(link_keys) else None
+                if key in links:
+                    ax.text(0.52, i - 0.5, f"{fmt(links[key])} links", fontsize=8, color="#445", va="center")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.45, len(levels) - 0.55)
+    s.figures.append(Figure("fig-tiers", "Tier diagram",
+                            "Switch count per tier (as given -> with the chosen budget), switch model and "
+                            "oversubscription; physical links between tiers.", draw, size=(7.5, 0.8 + 0.75 * (len(tb) + 1))))
+    return s
+
+
+def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
+    s = Section("utilisation", "Link utilisation")
+    mb, ma = plan.get("metrics_before"), plan.get("metrics_after")
+    if not mb and not ma:
+        s.missing = "no routing metrics in the plan (metrics_before / metrics_after)"
+        return s
+    rows = []
+    for which, m in (("before", mb), ("placed", plan.get("metrics_placed")), ("after", ma)):
+        for t in (m or {}).get("tiers") or []:
+            if isinstance(t, dict):
+                rows.append({"metrics": which, **{k: v for k, v in t.items()}})
+    if rows:
+        s.tables.append(make_table(rows, caption="Utilisation per tier (load / capacity, offered by the placed jobs)"))
+        s.paragraphs.append("before: the fabric as given"
+                            + ("; placed: the optimised placement on the fabric as given" if plan.get("metrics_placed") else "")
+                            + "; after: with the chosen link budget.")
+    if ma is None:
+        s.paragraphs.append("Metrics after the link budget: not computed.")
+    hists = {w: _hists(plan, w, fabrics) for w in ("before", "placed", "after")}
+    hists = {w: h for w, h in hists.items() if h}
+    if hists:
+        tiers_present = [t for t in ("endpoint-leaf", "leaf-spine", "spine-super")
+                         if any(t in h for h in hists.values())]
+        tiers_present += sorted({t for h in hists.values() for t in h} - set(tiers_present))
+
+        def draw(fig):
+            axes = fig.subplots(1, len(tiers_present), squeeze=False)[0]
+            for ax, t in zip(axes, tiers_present):
+                for w, h in hists.items():
+                    if t not in h:
+                        continue
+                    edges, counts = np.asarray(h[t]["edges"], float), np.asarray(h[t]["counts"], float)
+                    ax.stairs(counts, edges, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
+                              color=_COLORS[w], label=mpl_text(f"{w} ({fmt(int(counts.sum()))} links)"))
+                ax.set_title(mpl_text(t))
+                ax.set_xlabel("utilisation")
+                ax.set_yscale("symlog", linthresh=1)
+                ax.legend(fontsize=7)
+            axes[0].set_ylabel("directed links")
+        s.figures.append(Figure("fig-util", "Link utilisation per tier",
+                                "Histogram of the utilisation of every directed link, per tier (log count scale); "
+                                "filled blue = after the link budget, outlines = before (grey) and with the optimised "
+                                "placement on the fabric as given (orange).", draw,
+                                size=(3.0 * max(len(tiers_present), 1) + 1.0, 3.0)))
+    else:
+        s.paragraphs.append("Per-link utilisation not recorded in the plan (metrics.util_hist or metrics.link_util): "
+                            "no histogram.")
+    m = ma or mb or {}
+    hot = m.get("hottest_links") or m.get("hottest")
+    if hot:
+        s.tables.append(make_table(hot, limit=20, caption="Hottest links (" + ("after" if ma else "before") + ")"))
+    return s
+
+
+def _traffic_section(plan: dict) -> Section:
+    s = Section("traffic", "Pod-to-pod traffic")
+    which = next((w for w in ("after", "placed", "before") if _get(plan, f"metrics_{w}.pod_matrix_gbps") is not None),
+                 "before")
+    m = _get(plan, f"metrics_{which}.pod_matrix_gbps")
+    unit = str(_get(plan, f"metrics_{which}.pod_matrix_unit") or "pod")
+    if m is None:
+        s.missing = "pod_matrix_gbps not in the plan's metrics"
+        return s
+    M = np.asarray(m, dtype=float)
+    if M.ndim != 2 or M.size == 0:
+        s.missing = "pod_matrix_gbps is empty"
+        return s
+    when = {"after": "after the link budget", "placed": "optimised placement, fabric as given",
+            "before": "before optimisation"}[which]
+    plural = {"leaf": "leaves", "pod": "pods"}.get(unit, unit + "s")
+    s.paragraphs.append(f"Offered scale-out traffic between {plural} ({when}): {fmt(float(M.sum()))} Gb/s in total, "
+                        f"{fmt(float(np.trace(M)))} Gb/s of it inside one {unit}."
+                        + (" The fabric has one pod, so the matrix is per leaf." if unit == "leaf" else ""))
+
+    def draw(fig):
+        ax = fig.add_subplot(111)
+        im = ax.imshow(M, cmap="viridis", interpolation="nearest", aspect="equal")
+        ax.set_xlabel(mpl_text(f"destination {unit}"))
+        ax.set_ylabel(mpl_text(f"source {unit}"))
+        ax.grid(False)
+        if M.shape[0] <= 16:
+            ax.set_xticks(np.arange(M.shape[1]))
+            ax.set_yticks(np.arange(M.shape[0]))
+        fig.colorbar(im, ax=ax, label="Gb/s")
+    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap", f"Offered Gb/s from each {unit} to each {unit}.",
+                            draw, size=(5.0, 4.2)))
+    return s
+
+
+def _transport_section(plan: dict) -> Section:
+    s = Section("transport", "RoCE hashing vs Ultra Ethernet spraying")
+    which = "after" if plan.get("metrics_after") else "before"
+    m = plan.get(f"metrics_{which}") or {}
+    tc = m.get("roce_vs_uec") or m.get("transport_compare")
+    if not isinstance(tc, dict) or not tc:
+        s.missing = "the RoCE/UEC comparison (roce_vs_uec) is not in the plan's metrics"
+        return s
+    models = [k for k in ("roce-hash", "uec-spray") if isinstance(tc.get(k), dict)]
+    models += sorted(k for k, v in tc.items() if k not in models and isinstance(v, dict)
+                     and ("max_util" in v or "tiers" in v))
+    if not models:
+        s.missing = "the RoCE/UEC comparison has no transport models"
+        return s
+    s.paragraphs.append(f"The same traffic ({which} the link budget) routed with RoCEv2 ECMP hashing and with "
+                        "Ultra Ethernet packet spraying.")
+    rh = tc.get("roce-hash") if isinstance(tc.get("roce-hash"), dict) else {}
+    ch, qp = rh.get("channels"), rh.get("qps_per_channel")
+    if isinstance(ch, int) and isinstance(qp, int):
+        s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
+                            f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
+                            f"each carrying 1/{ch * qp} of its bytes.")
+    pen = _num(tc.get("collision_penalty_max_util"))
+    if pen is not None:
+        s.paragraphs.append(f"Hash collisions raise the peak link utilisation {fmt(pen)}x over spraying.")
+    # scalar metrics side by side
+    flat = {mod: {k: v for k, v in flatten(tc[mod]).items() if _num(v) is not None and not k.startswith("jobs.")}
+            for mod in models}
+    keys = sorted(set.intersection(*[set(f) for f in flat.values()])) if flat else []
+    if keys:
+        s.tables.append(make_table([{"metric": k, **{mod: flat[mod].get(k) for mod in models}} for k in keys],
+                                   columns=["metric"] + models, caption="Side by side"))
+    # per-job completion times and the collision penalty
+    times = {mod: tc[mod].get("jobs") for mod in models if isinstance(tc[mod].get("jobs"), dict)}
+    jobs_pen = tc.get("collision_penalty_time") if isinstance(tc.get("collision_penalty_time"), dict) else {}
+    if times:
+        names = sorted(set.intersection(*[set(t) for t in times.values()]))
+        rows = [{"job": n, **{f"{mod} time_s": times[mod].get(n) for mod in times},
+                 **({"penalty": jobs_pen.get(n)} if jobs_pen else {})} for n in names]
+        rows.sort(key=lambda r: (-(_num(r.get("penalty")) or 0.0), str(r["job"])))
+        s.tables.append(make_table(rows, limit=30, caption="Communication time per job and the hashing penalty "
+                                                           "(time with hashing / time with spraying), worst first"))
+        top = rows[:15]
+        tmods = list(times)
+
+        def draw(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(top))
+            h = 0.8 / len(tmods)
+            for i, mod in enumerate(tmods):
+                ax.barh(y + i * h, [(_num(r.get(f"{mod} time_s")) or 0.0) * 1e3 for r in top], height=h,
+                        color=_COLORS.get(mod), label=mpl_text(mod))
+            ax.set_yticks(y + h * (len(tmods) - 1) / 2, [mpl_text(str(r["job"])[:40]) for r in top], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel("communication time per iteration (ms)")
+            ax.legend(fontsize=8)
+        s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
+                                "Communication time of each job under ECMP hashing and under packet spraying "
+                                "(jobs with the largest hashing penalty first).", draw,
+                                size=(7.5, 1.0 + 0.3 * len(top) * len(tmods))))
+    elif keys:
+        util_keys = [k for k in keys if "util" in k and "mean" not in k][:10]
+
+        def draw(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(util_keys))
+            h = 0.8 / len(models)
+            for i, mod in enumerate(models):
+                ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h, color=_COLORS.get(mod),
+                        label=mpl_text(mod))
+            ax.set_yticks(y + h * (len(models) - 1) / 2, [mpl_text(k) for k in util_keys])
+            ax.invert_yaxis()
+            ax.set_xlabel("utilisation")
+            ax.legend(fontsize=8)
+        if util_keys:
+            s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
+                                    "Utilisation of the two transports side by side.", draw,
+                                    size=(7.5, 0.9 + 0.35 * len(util_keys) * len(models))))
+    return s
+
+
+def _power_section(plan: dict) -> Section:
+    s = Section("power", "Rack power")
+    racks = [r for r in (_get(plan, "placement.racks") or []) if isinstance(r, dict)]
+    racks = [r for r in racks if _num(r.get("kw")) is not None]
+    if not racks:
+        s.missing = "placement.racks (power per rack) not in the plan"
+        return s
+    kw = np.array([float(r["kw"]) for r in racks])
+    lim = np.array([_num(r.get("limit_kw")) if _num(r.get("limit_kw")) is not None else np.nan for r in racks])
+    over = kw > lim + 1e-9
+    s.paragraphs.append(f"{fmt(len(racks))} racks: {fmt(float(kw.sum()))} kW in total, the fullest at "
+                        f"{fmt(float(kw.max()))} kW; {fmt(int(over.sum()))} over their limit.")
+    names = [str(r.get("rack", i)) for i, r in enumerate(racks)]
+
+    def draw(fig):
+        ax = fig.add_subplot(111)
+        if len(racks) <= 48:
+            x = np.arange(len(racks))
+            ax.bar(x, kw, color=[_COLORS["over"] if o else _COLORS["ok"] for o in over])
+            ax.step(np.concatenate([x - 0.5, [x[-1] + 0.5]]), np.concatenate([lim, [lim[-1]]]), where="post",
+                    color=_COLORS["limit"], linestyle="--", label="limit")
+            ax.set_xticks(x, [mpl_text(n[:40]) for n in names], rotation=90, fontsize=7)
+        else:
+            order = np.argsort(-kw, kind="stable")
+            x = np.arange(len(racks))
+            ax.fill_between(x, kw[order], step="mid", color=_COLORS["ok"], alpha=0.7, label="rack power (sorted)")
+            ax.plot(x, lim[order], color=_COLORS["limit"], linestyle="--", label="limit of that rack")
+            ax.set_xlabel("racks, fullest first")
+        ax.set_ylabel("kW")
+        ax.legend(fontsize=8)
+    s.figures.append(Figure("fig-power", "Rack power against limits",
+                            "Power per rack with the placed jobs busy (red: over the limit).", draw))
+    top = sorted(racks, key=lambda r: (-(float(r["kw"]) - (_num(r.get("limit_kw")) or 0.0)), str(r.get("rack"))))
+    s.tables.append(make_table(top, limit=20, caption="Racks closest to (or over) their limit"))
+    return s
+
+
+def _budget_section(plan: dict) -> Section:
+    s = Section("budget", "Link budget")
+    b = plan.get("budget")
+    if not isinstance(b, dict):
+        s.missing = "the link budget was not computed"
+        return s
+    st = b.get("status") or _get(b, "solver.status")
+    s.paragraphs.append(f"Objective {b.get('objective', 'n/a')}, survive {b.get('survive', 'n/a')}, "
+                        f"target utilisation {pct(b.get('target_utilization')) if _num(b.get('target_utilization')) is not None else 'n/a'}; "
+                        f"solver status {st if st is not None else 'n/a'}.")
+    cost = b.get("cost")
+    if isinstance(cost, dict):
+        designs = {k: v for k, v in cost.items() if isinstance(v, dict) and any(_num(x) is not None for x in v.values())}
+        if designs:
+            order = [k for k in ("chosen", "as_given", "non_blocking") if k in designs] + \
+                    sorted(k for k in designs if k not in ("chosen", "as_given", "non_blocking"))
+            rows = [{"design": k.replace("_", " "), **{kk: vv for kk, vv in designs[k].items() if not isinstance(vv, (dict, list))}}
+                    for k in order]
+            s.tables.append(make_table(rows, caption="Cost of the chosen design, the design as given and a non-blocking one"))
+    for key, caption in (("tiers", "Per switch tier: decisions and counts"),
+                         ("utilization", "Utilisation per tier before and after the budget (model and routed)"),
+                         ("headroom", "Headroom per tier under the stated failure"),
+                         ("alternatives", "Optimum of each objective")):
+        v = b.get(key)
+        if isinstance(v, dict):
+            v = {k: x for k, x in v.items() if isinstance(x, dict)}
+            if v:
+                s.tables.append(make_table(v, name_key="tier" if key != "alternatives" else "objective", caption=caption))
+        elif isinstance(v, list) and v:
+            s.tables.append(make_table(v, caption=caption))
+    req = b.get("requirements")
+    rows = [r for r in (req.get("rows") or []) if isinstance(r, dict)] if isinstance(req, dict) else []
+    if rows:
+        s.tables.append(make_table(
+            [{k: r.get(k) for k in ("requirement", "source", "unit", "required", "achieved", "margin", "met")} for r in rows],
+            caption="Design requirements: required, achieved on the rebuilt design (independent check) and margin "
+                    "(Gb/s above the floor; utilisation below the target)"))
+    chk = b.get("check")
+    if isinstance(chk, dict) and "ok" in chk:
+        probs = chk.get("problems") or []
+        s.paragraphs.append("Independent check: " + ("passed." if chk["ok"] else "FAILED: " + "; ".join(str(p) for p in probs[:5])))
+    tc = b.get("transport_check")
+    if isinstance(tc, dict) and tc.get("tried"):
+        slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
+        what = (f"the summed collective time of the jobs is {fmt(tc.get('total'))}x, and the 95th percentile of the jobs' "
+                f"time over ideal time (the worst job with 20 jobs or fewer) {fmt(tc.get('tail'))}x, what they are on the fabric as given")
+        if tc.get("accepted"):
+            s.paragraphs.append(
+                f"Transport check ({model}): the budget was sized for ideal ECMP, then the placed jobs were routed on "
+                f"each candidate under {model} with the same seed; at the chosen target utilisation "
+                f"{pct(tc.get('chosen_target_utilization'))} {what} (limit {fmt(slow)}x).")
+        else:
+            s.paragraphs.append(
+                f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
+                f"under {model}; the least-slowing budget was kept: {what}. More channels or queue pairs per channel "
+                f"(more source-port entropy) or packet spraying would let the budget save more without slowing jobs.")
+        rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total",
+                                                     "tail", "worst_job", "worst_job_slowdown", "max_util", "error")}
+                for t in tc["tried"] if isinstance(t, dict)]
+        s.tables.append(make_table(rows, caption=f"Targets tried by the transport check ({model} routing)"))
+    return s
+
+
+def _bom_section(plan: dict) -> Section:
+    s = Section("bom", "Bill of materials")
+    bom, where = _bom(plan)
+    if bom is None:
+        s.missing = "no bill of materials in the plan"
+        return s
+    s.paragraphs.append("From " + {"budget.bom": "the chosen link budget", "budget.bill_of_materials": "the chosen link budget",
+                                   "describe_after.bill_of_materials": "the fabric with the chosen budget",
+                                   "describe_before.bill_of_materials": "the fabric as given (no budget computed)"}[where] + ".")
+    if bom.get("switches"):
+        s.tables.append(make_table(bom["switches"], caption="Switches"))
+    if bom.get("optics"):
+        s.tables.append(make_table(bom["optics"], caption="Optics and cables by reach class and speed"))
+    if isinstance(bom.get("totals"), dict):
+        s.tables.append(make_table([{"total": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
+    return s
+
+
+def _placement_section(plan: dict) -> Section:
+    s = Section("placement", "Placement per job")
+    p = plan.get("placement")
+    if not p:
+        s.missing = "no placement in the plan"
+        return s
+    s.paragraphs.append(f"Status {p.get('status', 'n/a')}, objective {fmt(p.get('objective'))}, bound {fmt(p.get('bound'))}, "
+                        f"gap {fmt(p.get('gap'))}." + (f" {p['note']}" if p.get("note") else ""))
+    jobs = p.get("jobs")
+    if jobs:
+        recs = jobs
+        if isinstance(jobs, dict):
+            recs = {k: {kk: vv for kk, vv in v.items() if kk != "rack_names"} if isinstance(v, dict) else v
+                    for k, v in jobs.items()}
+        s.tables.append(make_table(recs, caption="Jobs: size, spread over pods/leaves/racks and share of traffic per tier"))
+    elif p.get("assignment"):
+        s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p["assignment"].items()}, caption="Jobs"))
+    if p.get("unplaced"):
+        s.tables.append(make_table({k: {"reason": v} for k, v in p["unplaced"].items()}, caption="Jobs not placed"))
+    for which in ("after", "before"):
+        jm = _get(plan, f"metrics_{which}.jobs")
+        if jm:
+            s.tables.append(make_table(jm, caption=f"Job communication ({which} the link budget)"))
+            break
+    return s
+
+
+def _failure_section(plan: dict) -> Section:
+    s = Section("failures", "Failure headroom")
+    fr = plan.get("failures")
+    if not isinstance(fr, dict):
+        s.missing = "failure analysis not computed"
+        return s
+    single = [r for r in fr.get("single") or [] if isinstance(r, dict)]
+    if single:
+        ranked = sorted(single, key=lambda r: (-_failure_impact(r), -_count(r.get("jobs_affected")),
+                                               str(r.get("kind")), str(r.get("name"))))
+        s.tables.append(make_table([_failure_row(r) for r in ranked], limit=30,
+                                   caption="Single failures, worst first (alike = how many equivalent elements)"))
+        top = ranked[:15]
+
+        def draw(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(top))
+            ax.barh(y, [100 * _failure_impact(r) for r in top], color=_COLORS["over"])
+            ax.set_yticks(y, [mpl_text(f"{r.get('kind', '')} {r.get('name', '')}".strip()[:40]) for r in top], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel("largest share of a tier's bandwidth lost (%)")
+        s.figures.append(Figure("fig-failures", "Failure headroom",
+                                "Bandwidth lost in the worst-hit tier for the worst single failures.", draw,
+                                size=(7.5, 1.0 + 0.28 * len(top))))
+    else:
+        s.paragraphs.append("No single-failure scenarios in the plan.")
+    k = fr.get("k")
+    if isinstance(k, dict) and k:
+        s.tables.append(make_table([{"quantity": kk, "value": vv} for kk, vv in flatten(k).items()
+                                    if not isinstance(vv, (list, dict))], caption="Several simultaneous failures"))
+    return s
+
+
+def _solver_section(plan: dict) -> Section:
+    s = Section("solver", "Solvers and provenance")
+    rows = [{"item": "topo", "value": plan.get("topo_version")}, {"item": "plan version", "value": plan.get("plan_version")},
+            {"item": "created", "value": plan.get("created")}, {"item": "seed", "value": plan.get("seed")},
+            {"item": "workers", "value": plan.get("workers")}, {"item": "time limit (s)", "value": plan.get("time_limit_s")}]
+    for k, v in sorted((plan.get("versions") or {}).items()):
+        rows.append({"item": k, "value": v})
+    s.tables.append(make_table(rows, caption="Run"))
+    solver = plan.get("solver") or {}
+    for part in ("placement", "budget"):
+        d = solver.get(part) or _get(plan, f"{part}.solver")
+        if isinstance(d, dict) and d:
+            s.tables.append(make_table([{"field": k, "value": v} for k, v in flatten(d).items()],
+                                       caption=f"{part.capitalize()} solver"))
+        else:
+            s.paragraphs.append(f"{part.capitalize()} solver: not computed.")
+    return s
+
+
+def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
+    """Every section of the report, in order, from the plan alone."""
+    if not isinstance(plan, dict):
+        from topo.core.errors import SpecError
+        raise SpecError([("(root)", "a plan is a JSON object")])
+    fabrics = _Fabrics(plan, fabric_before, fabric_after)
+    return [_summary(plan), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
+            _transport_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
+            _failure_section(plan), _solver_section(plan)]
+
+
+# --- rendering ------------------------------------------------------------------------------------
+def _env(kind: str):
+    """The Jinja environment of one report format; every value is text, never markup.
+
+    HTML: autoescaped, and control/bidi characters shown as escapes first
+    (:func:`topo.core.textsafe.visible`). Markdown: every value through
+    :func:`topo.core.textsafe.md_escape`, paragraphs through the ``md_block`` filter.
+    Only :class:`~markupsafe.Markup` (figures, the stylesheet) passes as is.
+    """
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from markupsafe import Markup
+    if kind == "html":
+        def finalize_html(x):
+            return x if isinstance(x, Markup) else visible(x)
+        return Environment(loader=PackageLoader("topo.io", "templates"), autoescape=True, undefined=StrictUndefined,
+                           trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize_html)
+
+    def finalize(x):
+        return x if isinstance(x, Markup) else md_escape(str(x))
+    env = Environment(loader=PackageLoader("topo.io", "templates"), autoescape=False, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize)
+    env.filters["md_block"] = lambda x: x if isinstance(x, Markup) else Markup(md_block(x))
+    return env
+
+
+def _title(plan: dict) -> str:
+    name = _get(plan, "describe_before.name") or _get(plan, "cluster_file.name") or "cluster"
+    return f"topo plan: {name}"
+
+
+def render_html(plan: dict, *, fabric_before=None, fabric_after=None) -> str:
+    """The report as one self-contained HTML page (inline CSS and SVG, no scripts, no links out)."""
+    from markupsafe import Markup
+    sections = build_sections(plan, fabric_before, fabric_after)
+    for s in sections:
+        for f in s.figures:
+            f.svg = Markup(figure_svg(f))
+    css = (Path(__file__).parent / "templates" / "report.css").read_text()
+    return _env("html").get_template("report.html").render(title=_title(plan), sections=sections, css=Markup(css))
+
+
+def render_markdown(plan: dict, image_dir: str = IMAGE_DIR, *, fabric_before=None,
+                    fabric_after=None) -> tuple[str, dict]:
+    """The report as Markdown and its figures as PNG: ``(text, {relative path: png bytes})``."""
+    from markupsafe import Markup
+    sections = build_sections(plan, fabric_before, fabric_after)
+    images = {}
+    for s in sections:
+        for f in s.figures:
+            rel = f"{image_dir}/{f.id}.png"
+            images[rel] = figure_png(f)
+            f.svg = Markup(f"![{md_escape(f.title)}]({rel})")
+    text = _env("md").get_template("report.md").render(title=_title(plan), sections=sections)
+    return text, images
+
+
+def write_report(plan: dict, out_dir, force: bool = False, *, image_dir: str = IMAGE_DIR,
+                 fabric_before=None, fabric_after=None) -> list[Path]:
+    """Write ``report.html``, ``report.md`` and ``<image_dir>/*.png`` into ``out_dir`` atomically.
+
+    Existing report files are replaced only with ``force`` (SpecError naming
+    ``-o``/``--force`` otherwise, before anything is rendered or written).
+    """
+    from topo.core.atomic import StagedFiles
+    st = StagedFiles(out_dir, force=force)
+    st.check(["report.html", "report.md", image_dir])
+    html = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
+    md, images = render_markdown(plan, image_dir, fabric_before=fabric_before, fabric_after=fabric_after)
+    with st:
+        out = [st.write_text("report.html", html), st.write_text("report.md", md)]
+        for rel in sorted(images):
+            st.write_bytes(rel, images[rel])
+    return out + [Path(out_dir) / image_dir]

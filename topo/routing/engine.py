@@ -1,0 +1,1189 @@
+"""Routing and congestion: demands onto links, per routing model.
+
+Owns the Python layer over the routing kernels (ext/_routing.pyx): the alive
+mask of links after failures, destination groups, dtype coercion, output
+allocation, scale-up accounting, and the analysis built on top (per-tier
+statistics, per-job completion times and bus bandwidth, RoCE hashing against
+Ultra Ethernet spraying). It never parses files and never prints.
+
+Models
+------
+* ``fluid``: ideal ECMP over all equal-cost shortest paths: at every switch a
+  flow splits over next hops in proportion to their number of shortest paths
+  to the destination (every shortest path carries the same share). Under
+  uniform all-to-all this is subset edge betweenness.
+* ``wcmp``: like fluid, split in proportion to link capacity.
+* ``roce-hash``: a flow is opened as ``channels`` channels of ``qps`` queue
+  pairs each, as collective libraries open them; each (channel, queue pair)
+  carries 1/(channels x qps) of the flow's bytes and takes one link per hop
+  chosen by a seeded splitmix64 hash of (seed, flow id, k, node), where
+  k = channel x qps + queue pair is its own source-port entropy, mapped onto
+  the equal-cost next-hop links (per-hop ECMP as switches do it; the first hop
+  picks one of the endpoint's ports the same way). A switch sees only the
+  5-tuples, so the loads depend on the product channels x qps alone (one
+  channel of q queue pairs is the earlier qps_per_connection = q exactly).
+* ``uec-spray``: packet spraying, per-hop equal split over the equal-cost next
+  hops. On symmetric fabrics it equals fluid; it differs where the number of
+  paths behind each next hop differs (asymmetric graphs, failed links).
+* ``optimal``: the max-concurrent-flow LP (see :mod:`topo.routing.lp`).
+
+Flows between endpoints of one scale-up domain never touch the scale-out
+fabric; they are counted as scale-up load of their endpoints. On rail-only
+fabrics a flow between rails of two different domains first crosses the
+source domain to the member on the destination rail (scale-up load), then
+travels on that rail (PXN).
+
+Job completion under fluid-type models: a job's time is its ideal time times
+the largest utilisation (at least 1) of any link its flows load (proportional
+sharing of overloaded links). Under roce-hash: weighted max-min fair
+water-filling of all queue pairs (weight = the queue pair's bytes, so flows
+sharing no bottleneck finish together, as a collective's flows do on an idle
+fabric); a collective ends when its slowest flow ends. Scale-up traffic adds
+its own ideal time (bytes / scale-up bandwidth) as a floor.
+
+Structural path: on a regular Clos, roce-hash and uec-spray route every flow
+in one pass from the tier structure (see :mod:`topo.routing.clos`), with the
+choices of the general kernels described above.
+
+Wire efficiency: demands carry goodput rates; the wire load is rate /
+efficiency (transport headers at the MTU). The RoCE-vs-UEC comparison uses
+each protocol's own efficiency at the cluster's MTU.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from topo.core import limits
+from topo.routing.kernels import KernelArgumentError, kernel
+from topo.core.errors import SpecError
+from topo.routing.clos import clos_plan, spread_pairs, spread_spray
+from topo.traffic.demand import Demands
+
+MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
+_EMPTY = np.zeros(0)
+_FLUID_MODE = {"fluid": 0, "wcmp": 1, "uec-spray": 2}
+_QP_MODELS = ("roce-hash",)  # the models whose loads depend on channels and queue pairs per channel
+
+
+# --- fabric preparation ------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Arrays the kernels need for one fabric and one failure mask."""
+    alive: np.ndarray       # uint8 per directed link
+    sw_ptr: np.ndarray      # CSR over all nodes of the alive switch-to-switch links
+    sw_adj: np.ndarray
+    sw_head: np.ndarray
+    up_ptr: np.ndarray
+    up_link: np.ndarray     # sorted by (endpoint, home switch, capacity, link id)
+    ep_group: np.ndarray    # int64 destination group (same alive home switches and link capacities), -1 if none
+    g_rep: np.ndarray       # a member of each group
+    g_size: np.ndarray
+    ep_up1: np.ndarray      # the only alive uplink of an endpoint, -1 if it has none or several
+    ep_home1: np.ndarray    # its switch
+    KU: int                 # most uplinks of one endpoint
+    KH: int                 # most distinct home switches of one endpoint
+
+
+_cache: dict = {}
+_plans: dict = {}
+# route roce-hash and uec-spray structurally on regular Clos fabrics (tests switch it off to
+# compare with the general kernels)
+STRUCTURAL = True
+
+
+def failure_mask(fabric, failed_links=None, failed_nodes=None) -> np.ndarray:
+    """Boolean mask of failed directed links: both directions of each failed link, all links of failed nodes."""
+    dead = np.zeros(fabric.n_links, bool)
+    if failed_links is not None:
+        fl = np.asarray(failed_links)
+        if fl.dtype == bool:
+            if fl.shape[0] != fabric.n_links:
+                raise ValueError("failed_links mask must have one entry per directed link")
+            dead |= fl
+        elif fl.size:
+            fl = fl.astype(np.int64)
+            if fl.min() < 0 or fl.max() >= fabric.n_links:  # -1 would fail the last link
+                raise ValueError(f"failed link ids must be 0..{fabric.n_links - 1}")
+            dead[fl] = True
+    dead |= dead[np.arange(fabric.n_links) ^ 1]
+    if failed_nodes is not None and len(failed_nodes):
+        fn = np.zeros(fabric.n_nodes, bool)
+        ids = np.asarray(failed_nodes, np.int64)
+        if ids.min() < 0 or ids.max() >= fabric.n_nodes:
+            raise ValueError(f"failed node ids must be 0..{fabric.n_nodes - 1}")
+        fn[ids] = True
+        dead |= fn[fabric.link_src] | fn[fabric.link_dst]
+    return dead
+
+
+def prepare(fabric, failed=None) -> Prepared:
+    """Alive mask, switch CSR, endpoint uplinks and destination groups (cached per mask)."""
+    dead = np.zeros(fabric.n_links, bool) if failed is None else np.asarray(failed, bool)
+    key = (id(fabric), hash(dead.tobytes()) if dead.any() else 0)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is fabric:
+        return hit[1]
+    E = fabric.n_endpoints
+    alive = (~dead).astype(np.uint8)
+    src, dst = fabric.link_src, fabric.link_dst
+    is_sw = fabric.node_tier > 0
+    sw = is_sw[src] & is_sw[dst] & ~dead
+    sw_links = np.flatnonzero(sw)  # sorted, so a stable sort by source keeps link order
+    order = np.argsort(src[sw_links], kind="stable")
+    sw_adj = sw_links[order].astype(np.int64)
+    cnt = np.bincount(src[sw_adj], minlength=fabric.n_nodes)
+    sw_ptr = np.zeros(fabric.n_nodes + 1, np.int64)
+    np.cumsum(cnt, out=sw_ptr[1:])
+    up = np.flatnonzero((src < E) & is_sw[dst] & ~dead)
+    gb = fabric.link_gbps
+    order = np.lexsort((up, gb[up], dst[up], src[up]))
+    up_link = up[order].astype(np.int64)
+    ucnt = np.bincount(src[up_link], minlength=E)[:E]
+    up_ptr = np.zeros(E + 1, np.int64)
+    np.cumsum(ucnt, out=up_ptr[1:])
+    KU = int(ucnt.max()) if E else 0
+    homes = np.full((E, max(KU, 1)), -1, np.int64)
+    pos = np.arange(up_link.shape[0]) - up_ptr[src[up_link]]
+    homes[src[up_link], pos] = dst[up_link]
+    # members of a group share home switches and link capacities, so they are interchangeable
+    caps = np.zeros_like(homes)
+    caps[src[up_link], pos] = np.round(gb[up_link] * 1000).astype(np.int64)
+    if KU <= 1 and np.unique(caps[:, 0]).size <= 1:
+        keys, inv = np.unique(homes[:, 0], return_inverse=True)
+        keys = keys[:, None]
+    else:
+        keys, inv = np.unique(np.concatenate([homes, caps], axis=1), axis=0, return_inverse=True)
+    inv = inv.ravel().astype(np.int64)
+    # the all -1 key (no alive uplink) is not a group
+    valid = keys[:, 0] >= 0
+    remap = np.full(keys.shape[0], -1, np.int64)
+    remap[valid] = np.arange(int(valid.sum()))
+    ep_group = remap[inv]
+    ng = int(valid.sum())
+    g_size = np.bincount(ep_group[ep_group >= 0], minlength=ng).astype(np.int64)
+    g_rep = np.full(ng, -1, np.int64)
+    idx = np.flatnonzero(ep_group >= 0)
+    g_rep[ep_group[idx[::-1]]] = idx[::-1]  # first member of each group
+    distinct = np.ones(up_link.shape[0], bool)
+    if up_link.size:
+        distinct[1:] = (src[up_link][1:] != src[up_link][:-1]) | (dst[up_link][1:] != dst[up_link][:-1])
+    KH = int(np.bincount(src[up_link][distinct], minlength=E).max()) if E and up_link.size else 1
+    one = ucnt == 1
+    ep_up1 = np.full(E, -1, np.int64)
+    ep_up1[one] = up_link[up_ptr[:E][one]]
+    ep_home1 = np.where(one, dst[np.maximum(ep_up1, 0)], -1).astype(np.int64)
+    p = Prepared(ep_up1=ep_up1, ep_home1=ep_home1, alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
+                 g_rep=g_rep, g_size=g_size, KU=max(KU, 1), KH=max(KH, 1))
+    if len(_cache) > 8:
+        _cache.clear()
+    _cache[key] = (fabric, p)
+    return p
+
+
+# --- results --------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class RouteResult:
+    """Loads of one routing of demands.
+
+    link_gbps_load: offered wire load (Gb/s) per directed link; link_bytes: bytes
+    per iteration per directed link; utilization = load / capacity (0 where
+    the link is failed). unreachable_*: demand with no alive path. scaleup_*:
+    per endpoint, Gb/s sent and received inside its scale-up domain.
+    qp_*: for roce-hash with paths recorded: per queue pair its flow (index
+    into the demands), wire load, and link ids ([n_qp, H], -1 padded).
+    """
+    model: str
+    link_gbps_load: np.ndarray
+    link_bytes: np.ndarray
+    utilization: np.ndarray
+    unreachable_gbps: float
+    unreachable_bytes: float
+    offered_gbps: float
+    flow_unreachable: np.ndarray
+    scaleup_sent_gbps: np.ndarray
+    scaleup_recv_gbps: np.ndarray
+    qp_flow: Optional[np.ndarray] = None
+    qp_gbps: Optional[np.ndarray] = None
+    qp_path: Optional[np.ndarray] = None
+
+    @property
+    def unreachable_fraction(self) -> float:
+        return self.unreachable_gbps / self.offered_gbps if self.offered_gbps > 0 else 0.0
+
+
+def _scaleup_loads(fabric, src, dst, mass):
+    """Per endpoint, Gb/s sent and received inside its scale-up domain."""
+    E = fabric.n_endpoints
+    dom = fabric.ep_domain
+    same = (dom[src] == dom[dst]) & (dom[src] >= 0) & (src != dst)
+    up_s = np.bincount(src[same], weights=mass[same], minlength=E)[:E].astype(float)
+    up_r = np.bincount(dst[same], weights=mass[same], minlength=E)[:E].astype(float)
+    return up_s, up_r
+
+
+def _pxn(fabric, src, dst, mass):
+    """Rail-only fabrics: a flow between rails of two domains first crosses the source domain
+    to the member on the destination rail (the proxy), which then sends it on that rail.
+
+    Returns (sources after the proxy rewrite, scale-up sent, scale-up received).
+    """
+    E = fabric.n_endpoints
+    dom = fabric.ep_domain
+    up_s, up_r = _scaleup_loads(fabric, src, dst, mass)
+    same = (dom[src] == dom[dst]) & (dom[src] >= 0)
+    new_src = src
+    rail = fabric.ep_local.astype(np.int64)
+    R = int(rail.max()) + 1 if E else 1
+    cross = ~same & (rail[src] != rail[dst]) & (dom[src] >= 0)
+    if cross.any():
+        key = dom * R + rail
+        ok_ep = dom >= 0
+        table = np.full(int(key[ok_ep].max()) + 1, -1, np.int64)
+        eps = np.flatnonzero(ok_ep)[::-1]
+        table[key[eps]] = eps  # first endpoint of each (domain, rail)
+        proxy = table[dom[src[cross]] * R + rail[dst[cross]]]
+        has = proxy >= 0
+        idx = np.flatnonzero(cross)[has]
+        up_s += np.bincount(src[idx], weights=mass[idx], minlength=E)[:E]
+        up_r += np.bincount(proxy[has], weights=mass[idx], minlength=E)[:E]
+        new_src = src.copy()
+        new_src[idx] = proxy[has]
+    return new_src, up_s, up_r
+
+
+def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, failed_nodes=None,
+          seed: int = 0, qps: int = 1, efficiency: float = 1.0, record_paths: bool = False,
+          channels: int = 1) -> RouteResult:
+    """Route demands on the fabric; offered wire load = rate_gbps / efficiency.
+
+    ``failed_links``: link ids or a boolean mask over directed links (both
+    directions fail); ``failed_nodes``: switch ids whose links all fail.
+    Cost: O(destination groups x switch links) for the BFS, plus O(flows x
+    uplinks) (fluid-type) or O(flows x qps x hops) (roce-hash). roce-hash and
+    uec-spray on a regular Clos take the structural path (topo.routing.clos):
+    O(flows x qps x hops) and O(flows) with no BFS, the same paths and loads.
+    ``channels`` x ``qps`` (channels per collective x queue pairs per channel) is the
+    number of hashed (channel, QP) flows each flow is opened as (roce-hash only; the
+    other models do not depend on them); at most limits.MAX_HASHED_QPS of them in all.
+    """
+    if model not in MODELS:
+        raise SpecError([("routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
+    if model == "optimal":
+        raise SpecError([("routing", "the optimal model is a bound, computed by topo.routing.lp.max_concurrent_flow, not a routing of loads")])
+    if qps < 1:
+        raise SpecError([("transport.qps_per_channel", f"must be at least 1 (found {qps})")])
+    if channels < 1:
+        raise SpecError([("transport.channels", f"must be at least 1 (found {channels})")])
+    hashed = demands.n * channels * qps
+    if model == "roce-hash" and hashed > limits.MAX_HASHED_QPS:
+        raise SpecError([("transport.qps_per_channel",
+                          f"{demands.n:,} flows x {channels} channels x {qps} queue pairs per channel = {hashed:,} "
+                          f"hashed flows; at most {limits.MAX_HASHED_QPS:,} are routed at once (fewer channels "
+                          f"or queue pairs, or --routing uec-spray / fluid, which do not depend on them)")])
+    qps = channels * qps   # the kernels hash k = channel x qps_per_channel + queue pair, k < channels x qps
+    dead = failure_mask(fabric, failed_links, failed_nodes)
+    P = prepare(fabric, dead)
+    src = np.asarray(demands.src, np.int64)
+    dst = np.asarray(demands.dst, np.int64)
+    nbytes = np.ascontiguousarray(demands.bytes, np.float64)
+    rate = np.ascontiguousarray(demands.rate_gbps, np.float64)
+    E = fabric.n_endpoints
+    new_src, up_s, up_r = src, np.zeros(E), np.zeros(E)
+    if fabric.family == "rail_only":
+        new_src, up_s, up_r = _pxn(fabric, src, dst, rate / efficiency)
+    if model in ("roce-hash", "uec-spray") and STRUCTURAL:
+        # the tables describe the healthy fabric; failures are applied per flow
+        plan = _plan(fabric, P if not dead.any() else prepare(fabric, None))
+        if plan is not None and (plan.K == 1 or not dead.any()):   # several planes: healthy only
+            return _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps,
+                               record_paths, src, up_s, up_r, dead)
+    return _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
+                          src, up_s, up_r)
+
+
+def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
+                   src, up_s, up_r, flow_ids=None) -> RouteResult:
+    """route() with the general kernels: flows bucketed by destination group, a BFS per group.
+
+    ``flow_ids`` (optional): the flows' ids for the hash (default: their index).
+    """
+    L = fabric.n_links
+    load = np.zeros(L)
+    bload = np.zeros(L)
+    n_fl = src.shape[0]
+    unreach = np.zeros(n_fl)
+    ng = P.g_rep.shape[0]
+    K = kernel("_routing")
+    # classify (scale-up, unreachable) and counting-sort the routed flows by destination group
+    g_ptr = np.zeros(ng + 1, np.int64)
+    fi = np.empty(n_fl, np.int64)
+    fs = np.empty(n_fl, np.int64)
+    fd = np.empty(n_fl, np.int64)
+    fm = np.empty(n_fl)
+    st = np.zeros(8)
+    nb = K.bucket_flows(np.ascontiguousarray(new_src, np.int64), np.ascontiguousarray(dst, np.int64), rate, nbytes,
+                        1.0 / efficiency, fabric.ep_domain, P.ep_group, g_ptr, np.zeros(ng, np.int64),
+                        fi, fs, fd, fm, unreach, st)
+    if st[5] > 0:
+        raise SpecError([("traffic", f"{int(st[5])} demands have negative bytes or rates")])
+    if st[1] > 0 and fabric.family != "rail_only":
+        up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
+    fi, fs, fd, fm = fi[:nb], fs[:nb], fd[:nb], fm[:nb]
+    if nb == 0:
+        ratio = 0.0
+    elif st[4] == 0 and st[3] - st[2] <= 1e-12 * max(abs(st[3]), 1e-300):
+        ratio = float(st[2])
+    else:
+        ratio = None
+    fb = None if ratio is not None else np.ascontiguousarray(nbytes[fi] * 8.0 / 1e9)  # bytes follow the same split
+    un = np.zeros(fi.shape[0])
+    n = fabric.n_nodes
+    K = kernel("_routing")
+    dist = np.full(n, -1, np.int64)
+    hidx = np.full(n, -1, np.int64)
+    sigma = np.zeros(n)
+    den = np.zeros(n)
+    order_w = np.zeros(n, np.int64)
+    qp_flow = qp_gbps = qp_path = None
+    if model in _FLUID_MODE:
+        mode = _FLUID_MODE[model]
+        massw = np.zeros(n)
+        A = np.zeros(n * P.KH)
+        lh = np.zeros(2 * P.KH)
+        g_id = np.arange(ng, dtype=np.int64)
+        fsg = np.full(fi.shape[0], -1, np.int64)
+        gu = np.zeros(1)
+        # bytes follow the same splits: scaled afterwards when every flow has the same bytes/rate
+        # ratio, else carried as a second weight in the same pass (which needs a positive rate
+        # wherever there are bytes; otherwise a second pass)
+        if ratio is not None:
+            runs = ((fm, load, _EMPTY, _EMPTY),)
+        elif not ((fb > 0) & ~(fm > 0)).any():
+            runs = ((fm, load, fb, bload),)
+        else:
+            runs = ((fm, load, _EMPTY, _EMPTY), (fb, bload, _EMPTY, _EMPTY))
+        for w, out, w2, out2 in runs:
+            u = np.zeros(fi.shape[0])
+            K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
+                          P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
+                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u,
+                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY)
+            if w is fm:
+                un = u
+    else:
+        fid = fi if flow_ids is None else np.ascontiguousarray(flow_ids[fi], np.int64)
+        nh_start = np.zeros(n, np.int64)
+        nh_cnt = np.full(n, -1, np.int64)
+        nh_list = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
+        nh_head = np.zeros(max(P.sw_adj.shape[0], 1), np.int64)
+        H = 2 * max(fabric.n_tiers, 1) + 2 if fabric.family != "custom" else 16
+        # bytes follow the same queue-pair paths: scaled afterwards when every flow has the same
+        # bytes/rate ratio (one job, one pattern), else carried as a second weight in the same pass
+        w2, out2 = (_EMPTY, _EMPTY) if ratio is not None else (fb, bload)
+        while True:
+            path = np.full(fi.shape[0] * qps * H if record_paths else 0, -1, np.int64)
+            load[:] = 0.0
+            bload[:] = 0.0
+            un = np.zeros(fi.shape[0])
+            longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
+                                   fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fm,
+                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path,
+                                   w2, out2)
+            if not record_paths or longest <= H:
+                break
+            H = int(longest)
+        if record_paths:
+            qp_flow = np.repeat(fi, qps)
+            qp_gbps = np.repeat(fm / qps, qps)
+            qp_path = path.reshape(-1, H)
+            bad = np.repeat(un > 0, qps) | (qp_path[:, 0] < 0)  # unreachable (also with zero rate)
+            if bad.any():
+                qp_flow, qp_gbps, qp_path = qp_flow[~bad], qp_gbps[~bad], qp_path[~bad]
+    if un.any():
+        unreach[fi] += un
+    if ratio is not None:
+        bload = load * (ratio * 8.0 / 1e9)
+    bload *= 1e9 / 8.0
+    cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+    un_b = float((unreach > 0) @ nbytes) if unreach.size and (st[6] > 0 or un.any()) else 0.0
+    return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
+                       unreachable_gbps=float(st[6] + un.sum()), unreachable_bytes=un_b,
+                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
+                       qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
+
+
+def _plan(fabric, P):
+    """The regular-Clos tables of this fabric and mask (cached beside the prepared arrays), or None."""
+    hit = _plans.get(id(P))
+    if hit is not None and hit[0] is P:
+        return hit[1]
+    plan = clos_plan(fabric, P)
+    if len(_plans) > 8:
+        _plans.clear()
+    _plans[id(P)] = (P, plan)
+    return plan
+
+
+def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
+                src, up_s, up_r, dead) -> RouteResult:
+    """route() on a regular Clos: one structural pass over the demands (see topo.routing.clos).
+
+    With failures, flows inside a pod between leaves that lost links take the alive
+    choices from per-leaf-pair lists; flows between pods (and pairs with no direct spine
+    left) go to the general kernels, which add their loads to the same arrays.
+    """
+    K = kernel("_routing")
+    L = fabric.n_links
+    n_fl = dst.shape[0]
+    spray = model == "uec-spray"
+    H = 6 if not spray else 0
+    q = 1 if spray else qps
+    NL = plan.n_leaves
+    fm = bool(dead.any())
+    lw = np.zeros(2 * L if not spray else 0)  # spraying loads switch links from agg/pmass afterwards
+    epw = np.zeros(4 * fabric.n_endpoints * plan.K)
+    agg = np.zeros(2 * (2 + plan.n_slots) * NL if spray else 0)
+    unreach = np.zeros(n_fl)
+    rec = record_paths and not spray
+    f_idx = np.empty(n_fl if rec else 0, np.int64)
+    path = np.full(n_fl * q * H if rec else 0, -1, np.int64)
+    st = np.zeros(5)
+    counts = np.zeros(2, np.int64)
+    if fm:
+        alive = P.alive
+        up_src = fabric.link_src[plan.up_lnk]
+        lf = fabric.node_tier[up_src] == 1
+        bad = np.bincount(up_src[lf], weights=1.0 - alive[plan.up_lnk[lf]], minlength=fabric.n_nodes)
+        lclean = (bad == 0).astype(np.uint8)
+        LP = int(plan.pod_nlf.max(initial=1))
+        deg = np.diff(plan.up_ptr)
+        pool_size = int(min(NL * LP * max(int(deg.max(initial=1)), 1), 1 << 24))
+        pair_ptr = np.full(NL * LP, -1, np.int64)
+        pair_cnt = np.zeros(NL * LP, np.int64)
+        pool = np.empty(pool_size, np.int64)
+        pmass = np.zeros(2 * NL * LP if spray else 0)
+        defer = np.empty(n_fl, np.int64)
+    else:
+        alive = lclean = np.zeros(0, np.uint8)
+        LP = 0
+        pair_ptr = pair_cnt = pool = defer = np.zeros(0, np.int64)
+        pmass = np.zeros(0)
+    nb, two, r0 = K.route_clos(
+        int(spray), NL, plan.K, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
+        np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
+        plan.up_ptr, plan.uph, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
+        plan.xd_cnt, plan.xd_lnk, plan.xd_head, alive, lclean, fabric.link_dst, LP, pair_ptr, pair_cnt,
+        pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, st, counts)
+    load, load2 = (lw[0::2].copy(), lw[1::2].copy()) if not spray else (np.zeros(L), np.zeros(L) if two else None)
+    del lw
+    epw = epw.reshape(-1, 4)
+    load[plan.ep_up] += epw[:, 0]
+    load[plan.ep_up ^ 1] += epw[:, 2]
+    if two:
+        load2[plan.ep_up] += epw[:, 1]
+        load2[plan.ep_up ^ 1] += epw[:, 3]
+    if st[3] > 0:
+        raise SpecError([("traffic", f"{int(st[3])} demands have negative bytes or rates")])
+    if st[1] > 0 and fabric.family != "rail_only":
+        up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
+    if spray:
+        spread_spray(fabric, plan, agg[0::2], load)
+        if two:
+            spread_spray(fabric, plan, agg[1::2], load2)
+        if pmass.size:
+            spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, [pmass[0::2], pmass[1::2]][:1 + two], alive, LP,
+                         [load, load2][:1 + two])
+    bload = (load2 if two else load * r0) * (1e9 / 8.0)
+    unreachable = float(st[4])
+    qp_flow = qp_gbps = qp_path = None
+    if rec:
+        fi = f_idx[:nb]
+        qp_flow = np.repeat(fi, q)
+        m = rate[fi] * (1.0 / efficiency)
+        qp_gbps = np.repeat(m / q, q)
+        qp_path = path[:nb * q * H].reshape(-1, H)
+    nd = int(counts[0])
+    d = defer[:nd]
+    if nd and spray:
+        # flows between pods under failures: aggregated per destination leaf on the structure
+        ok = _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload)
+        d = d[~ok]
+    if d.size:
+        z = np.zeros(fabric.n_endpoints)
+        sub = _route_general(fabric, P, model, np.ascontiguousarray(new_src[d]), np.ascontiguousarray(dst[d]),
+                             np.ascontiguousarray(rate[d]), np.ascontiguousarray(nbytes[d]), efficiency, seed, qps,
+                             record_paths, src[d], z, z, flow_ids=d)
+        load += sub.link_gbps_load
+        bload += sub.link_bytes
+        unreach[d] += sub.flow_unreachable
+        unreachable += sub.unreachable_gbps
+        if rec:
+            w = max(qp_path.shape[1], sub.qp_path.shape[1])
+            pad = lambda x: np.pad(x, ((0, 0), (0, w - x.shape[1])), constant_values=-1)
+            qp_flow = np.concatenate([qp_flow, d[sub.qp_flow]])
+            qp_gbps = np.concatenate([qp_gbps, sub.qp_gbps])
+            qp_path = np.concatenate([pad(qp_path), pad(sub.qp_path)])
+    cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+    un_b = float((unreach > 0) @ nbytes) if unreachable > 0 else 0.0
+    return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
+                       unreachable_gbps=unreachable, unreachable_bytes=un_b,
+                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
+                       qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
+
+
+def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload) -> np.ndarray:
+    """uec-spray of the deferred flows ``d`` that cross pods (kernel spray_cross), added to
+    load (Gb/s) and bload (bytes); returns which of ``d`` were routed (the others need the
+    general kernels)."""
+    K = kernel("_routing")
+    A = plan.leaf_of[new_src[d]]
+    D = plan.leaf_of[dst[d]]
+    cross = plan.pod[A] != plan.pod[D]
+    ok = np.zeros(d.size, bool)
+    if not cross.any():
+        return ok
+    idx = np.flatnonzero(cross)
+    idx = idx[np.argsort(D[idx], kind="stable")]
+    Dg, first = np.unique(D[idx], return_index=True)
+    g_ptr = np.append(first, idx.size).astype(np.int64)
+    f = d[idx]
+    m = rate[f] * (1.0 / efficiency)
+    b = np.ascontiguousarray(nbytes[f])
+    work = plan.cache.get("cross_work")
+    if work is None:
+        n = fabric.n_nodes
+        work = plan.cache["cross_work"] = (np.full(n, -1, np.int64), np.zeros(n, np.uint8), np.full(n, -1, np.int64),
+                                           np.zeros(n), np.zeros(n), np.zeros(n, np.int64))
+    rstamp, rval, tstamp, mass, mass2, touched = work
+    rstamp[:] = -1
+    tstamp[:] = -1
+    mass[:] = 0.0        # the kernel leaves them at 0; reset in case a call before raised midway
+    mass2[:] = 0.0
+    f_ok = np.zeros(idx.size, np.uint8)
+    K.spray_cross(g_ptr, Dg.astype(np.int64), np.ascontiguousarray(A[idx]), m, b, plan.pod, plan.rank, plan.pod_b1,
+                  plan.pod_slot, plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base,
+                  plan.xd_start, plan.xd_cnt, plan.xd_lnk, plan.xd_head, P.alive, rstamp, rval, tstamp, mass, mass2,
+                  touched, load, bload, f_ok)
+    good = f_ok.astype(bool)
+    f, m, b = f[good], m[good], b[good]
+    for w, out in ((m, load), (b, bload)):
+        np.add.at(out, plan.ep_up[new_src[f]], w)
+        np.add.at(out, plan.ep_up[dst[f]] ^ 1, w)
+    ok[idx[good]] = True
+    return ok
+
+
+def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, failed_links=None,
+                  failed_nodes=None, symmetry: bool = True) -> RouteResult:
+    """Uniform all-to-all among all endpoints (each ordered pair ``per_pair_gbps``), aggregated.
+
+    Exact for fluid-type models: flows are aggregated per (source group,
+    destination group) and spread evenly over the members at both ends, which
+    is exact because members of a group share their home switches. Cost
+    O(groups x switch links + groups^2). Scale-up domains are ignored (every
+    pair crosses the scale-out fabric).
+
+    With ``symmetry`` (default), destination groups whose home switches are
+    twins (same alive switch neighbours and capacities, same number and kind of
+    endpoints, no other endpoints) are routed once per twin class: swapping two
+    twins is an automorphism that leaves uniform demand unchanged, so the loads
+    towards every member follow from those towards one member (links not
+    incident to the class: |C| times; links of a member: its own share as the
+    destination plus |C|-1 times the share of a non-destination member). The
+    BFS count drops from one per group to one per class (k/2 x fewer on a fat
+    tree); failures simply break classes.
+    """
+    if model not in _FLUID_MODE:
+        raise SpecError([("routing", f"uniform loads are aggregated for fluid, wcmp and uec-spray only (found {model!r})")])
+    dead = failure_mask(fabric, failed_links, failed_nodes)
+    P = prepare(fabric, dead)
+    ng = P.g_rep.shape[0]
+    n = fabric.n_nodes
+    L = fabric.n_links
+    K = kernel("_routing")
+    mode = _FLUID_MODE[model]
+    work = (np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n),
+            np.zeros(n, np.int64))
+
+    def run(dsts, mult, load, gu, gd):
+        """Loads of the uniform demand (x mult per destination) from every group to ``dsts``."""
+        a = np.tile(np.arange(ng), dsts.size)
+        b = np.repeat(dsts, ng)
+        m = per_pair_gbps * P.g_size[a] * (P.g_size[b] - (a == b)) * np.repeat(mult, ng)
+        sel = m > 0
+        a, b, m = a[sel], b[sel], m[sel]
+        g_ptr = np.zeros(ng + 1, np.int64)
+        np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
+        un = np.zeros(a.shape[0])
+        K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
+                      P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
+                      np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
+                      np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
+                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY)
+        return float(un.sum())
+
+    load = np.zeros(L)
+    gu = np.zeros(ng * P.KU)
+    gd = np.zeros(ng * P.KU)
+    classes = _twin_classes(fabric, P) if symmetry else []
+    mult = np.ones(ng)
+    routed = np.ones(ng, bool)
+    for c in classes:
+        routed[c[1:]] = False
+        mult[c[0]] = c.size
+    dsts = np.flatnonzero(routed)
+    unreach = run(dsts, mult[dsts], load, gu, gd)
+    for c in classes:
+        _fix_twin_class(fabric, P, c, load, gu, gd)
+    # spread group totals over the members' uplinks (slot k of every member goes to the same home)
+    E = fabric.n_endpoints
+    src = fabric.link_src
+    ul = P.up_link
+    ep = src[ul]
+    slot = np.arange(ul.shape[0]) - P.up_ptr[ep]
+    g = P.ep_group[ep]
+    ok = g >= 0
+    sz = P.g_size[g[ok]].astype(np.float64)
+    load[ul[ok]] += gu[g[ok] * P.KU + slot[ok]] / sz
+    load[ul[ok] ^ 1] += gd[g[ok] * P.KU + slot[ok]] / sz
+    # endpoints with no alive uplink neither send nor receive
+    n_dead = int((P.ep_group < 0).sum())
+    unreach += per_pair_gbps * n_dead * (E - 1) * 2 - per_pair_gbps * n_dead * max(n_dead - 1, 0)
+    cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+    z = np.zeros(E)
+    return RouteResult(model=model, link_gbps_load=load, link_bytes=load * 1e9 / 8.0, utilization=util,
+                       unreachable_gbps=unreach, unreachable_bytes=unreach * 1e9 / 8.0,
+                       offered_gbps=per_pair_gbps * E * (E - 1), flow_unreachable=np.zeros(0),
+                       scaleup_sent_gbps=z, scaleup_recv_gbps=z.copy())
+
+
+def _twin_classes(fabric, P) -> list[np.ndarray]:
+    """Classes (>= 2 groups) of destination groups whose single home switches are twins."""
+    ng = P.g_rep.shape[0]
+    if ng < 2:
+        return []
+    rep = P.g_rep
+    lo, hi = P.up_ptr[rep], P.up_ptr[rep + 1]
+    h_first = fabric.link_dst[P.up_link[lo]]
+    h_last = fabric.link_dst[P.up_link[hi - 1]]
+    nup = hi - lo
+    # endpoint links arriving at each switch must all belong to its group's members
+    ep_at = np.bincount(fabric.link_dst[P.up_link], minlength=fabric.n_nodes)
+    sole = (h_first == h_last) & (ep_at[h_first] == P.g_size * nup)
+    is_home = np.zeros(fabric.n_nodes, bool)
+    is_home[fabric.link_dst[P.up_link]] = True
+    keys: dict = {}
+    ul_gbps = fabric.link_gbps[P.up_link]
+    for g in np.flatnonzero(sole).tolist():
+        h = int(h_first[g])
+        a, b = P.sw_ptr[h], P.sw_ptr[h + 1]
+        nb = P.sw_head[a:b]
+        if is_home[nb].any():  # only homes whose neighbours are pure transit switches
+            continue
+        gb = fabric.link_gbps[P.sw_adj[a:b]]
+        o = np.lexsort((gb, nb))
+        key = (nb[o].tobytes(), gb[o].tobytes(), int(P.g_size[g]), int(nup[g]),
+               np.sort(ul_gbps[lo[g]:hi[g]]).tobytes(), np.sort(fabric.link_gbps[P.up_link[lo[g]:hi[g]] ^ 1]).tobytes())
+        keys.setdefault(key, []).append(g)
+    return [np.array(v, np.int64) for v in keys.values() if len(v) >= 2]
+
+
+def _fix_twin_class(fabric, P, cls: np.ndarray, load, gu, gd) -> None:
+    """Turn loads routed towards the class representative (x |C|) into loads towards every member.
+
+    On a link at position j of member h (matched by neighbour, then link id),
+    the loads towards the class must be D_j + (C-1) S_j plus what other
+    destinations put there, which is the same for every member; with the
+    representative routed at weight C the batch holds C D_j + Z on the
+    representative's link and C S_j + Z on the second member's, so the wanted
+    value is (B_rep + (C-1) B_second) / C.
+    """
+    KU = P.KU
+    C = cls.size
+    g1, g2 = int(cls[0]), int(cls[1])
+    homes = fabric.link_dst[P.up_link[P.up_ptr[P.g_rep[cls]]]]
+    links = []
+    for h in homes.tolist():
+        a, b = P.sw_ptr[h], P.sw_ptr[h + 1]
+        o = np.lexsort((P.sw_adj[a:b], P.sw_head[a:b]))
+        links.append(P.sw_adj[a:b][o])
+    Lm = np.stack(links)  # [C, degree]
+    for M in (Lm, Lm ^ 1):
+        val = (load[M[0]] + (C - 1) * load[M[1]]) / C
+        load[M] = val[None, :]
+    G = gu.reshape(-1, KU)
+    G[cls] = ((G[g1] + (C - 1) * G[g2]) / C)[None, :]
+    Dd = gd.reshape(-1, KU)
+    Dd[cls] = (Dd[g1] / C)[None, :]
+
+
+# --- max-min fair rates ----------------------------------------------------------------------
+def waterfill(qp_path: np.ndarray, capacity: np.ndarray, weight: Optional[np.ndarray] = None) -> np.ndarray:
+    """Weighted max-min fair rates of paths (rows of link ids, -1 padded) over link capacities.
+
+    Progressive filling in bottleneck order: the link with the smallest fair
+    level (remaining capacity / active weight) fixes the rate (level x weight)
+    of all its unfrozen paths. With weights = bytes, flows that share no
+    bottleneck all finish together. Cost O(total path length x log links).
+    """
+    qp_path = np.ascontiguousarray(qp_path, np.int64)
+    nq, H = qp_path.shape if qp_path.ndim == 2 else (0, 1)
+    cap = np.ascontiguousarray(capacity, np.float64)
+    L = cap.shape[0]
+    flat = qp_path.ravel()
+    if qp_path.ndim not in (1, 2) or (qp_path.ndim == 1 and qp_path.size) or cap.ndim != 1:
+        raise KernelArgumentError(f"waterfill: qp_path must be [paths, hops] and capacity one-dimensional "
+                                  f"(found {qp_path.shape} and {cap.shape})")
+    if flat.size and (int(flat.min()) < -1 or int(flat.max()) >= L):
+        raise KernelArgumentError(f"waterfill: qp_path holds link ids {int(flat.min())}..{int(flat.max())}; "
+                                  f"capacity has {L} links (-1 pads a path)")
+    if weight is not None and np.shape(weight) != (nq,):
+        raise KernelArgumentError(f"waterfill: weight must have one entry per path ({nq}; found {np.shape(weight)})")
+    valid = flat >= 0
+    n_valid = int(valid.sum())
+    lk_ptr = np.zeros(L + 1, np.int64)
+    np.cumsum(np.bincount(flat[valid], minlength=L), out=lk_ptr[1:])
+    lk_qp = np.empty(n_valid, np.int64)
+    kernel("_routing").bucket_links(flat, H, lk_ptr[:-1].copy(), lk_qp)
+    rate = np.zeros(nq)
+    w = np.ones(nq) if weight is None else np.ascontiguousarray(weight, np.float64)
+    heap = L + n_valid + 1    # enough: a link is pushed once, then at most once per path through it (as it freezes)
+    kernel("_routing").waterfill(H, flat, w, cap, lk_ptr, lk_qp, np.zeros(L), np.zeros(L), np.zeros(L, np.int64),
+                                 np.zeros(L, np.int64), np.zeros(nq, np.uint8), np.zeros(heap),
+                                 np.zeros(heap, np.int64), np.zeros(heap, np.int64), rate)
+    return rate
+
+
+# --- analysis ------------------------------------------------------------------------------
+_BUS_FACTOR = {"allreduce": lambda n: 2 * (n - 1) / n, "allgather": lambda n: (n - 1) / n,
+               "reducescatter": lambda n: (n - 1) / n, "alltoall": lambda n: (n - 1) / n,
+               "sendrecv": lambda n: 1.0, "broadcast": lambda n: 1.0}
+
+
+def protocol_efficiency(cluster, protocol: str) -> float:
+    """Wire efficiency of a transport protocol at the cluster's MTU (the cluster's own header if it uses it)."""
+    from topo.model import catalog
+    t = cluster.file.transport
+    if protocol == t.protocol:
+        hdr = cluster.header_bytes
+    else:
+        tr = catalog.TRANSPORTS[protocol]
+        hdr = tr["header_bytes"] + tr["wire_bytes"]
+    return t.mtu_bytes / (t.mtu_bytes + hdr) if hdr else 1.0
+
+
+def parse_failures(fabric, names: Sequence[str]):
+    """Link names ('a->b', 'a--b') and node names into (failed link ids, failed node ids).
+
+    A link name fails every parallel link between the two nodes, both directions;
+    'a->b [i/n]' (as ``topo analyze`` and ``topo failures`` print links) only the i-th of the
+    n parallel links from a to b, both directions.
+    """
+    import re
+    links, nodes, errs = [], [], []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        pick = re.fullmatch(r"(.*?)\s*\[(\d+)/(\d+)\]", name)
+        if pick:
+            name, pick = pick.group(1), (int(pick.group(2)), int(pick.group(3)))
+        sep = "->" if "->" in name else ("--" if "--" in name else None)
+        try:
+            if sep is None:
+                nodes.append(fabric.find_node(name))
+                continue
+            a, b = (fabric.find_node(x.strip()) for x in name.split(sep, 1))
+        except KeyError:
+            errs.append(("fail", f"unknown link or switch {name!r} (links are 'a->b' or 'a--b' with node names, e.g. {fabric.link_name(fabric.n_links - 1)!r})"))
+            continue
+        m = np.flatnonzero(((fabric.link_src == a) & (fabric.link_dst == b)) | ((fabric.link_src == b) & (fabric.link_dst == a)))
+        if m.size == 0:
+            errs.append(("fail", f"no link between {name.split(sep)[0].strip()!r} and {name.split(sep)[1].strip()!r}"))
+            continue
+        if pick:
+            fwd = fabric.parallel_links(a, b)
+            i, n = pick
+            if n != fwd.size or not 1 <= i <= n:
+                errs.append(("fail", f"{raw.strip()!r}: there are {fwd.size} parallel link(s) from "
+                                       f"{name.split(sep)[0].strip()!r} to {name.split(sep)[1].strip()!r}; "
+                                       f"give [i/{fwd.size}] with i from 1 to {fwd.size}"))
+                continue
+            l = int(fwd[i - 1])
+            links.extend([l, l ^ 1])
+            continue
+        links.extend(m.tolist())
+    if errs:
+        raise SpecError(errs)
+    return np.array(sorted(set(links)), np.int64), np.array(sorted(set(nodes)), np.int64)
+
+
+def tier_stats(fabric, load: np.ndarray, alive: np.ndarray) -> list[dict]:
+    """Per link tier: links, util max / p99 / mean over alive links, and sibling-uplink imbalance.
+
+    Imbalance: for every node, max/mean of the loads of its alive uplinks of
+    that tier (nodes with loaded uplinks and at least two of them); the worst node.
+    """
+    from topo.model.fabric import LINK_TIER_NAMES
+    out = []
+    cap = fabric.link_gbps
+    util = np.where(alive, load / np.where(cap > 0, cap, 1.0), 0.0)
+    up = (np.arange(fabric.n_links) & 1) == 0
+    for t in range(len(LINK_TIER_NAMES)):
+        m = (fabric.link_tier == t) & alive
+        if not m.any():
+            continue
+        u = util[m]
+        um = m & up
+        src = fabric.link_src[um]
+        ld = load[um]
+        n = np.bincount(src, minlength=fabric.n_nodes)
+        s = np.bincount(src, weights=ld, minlength=fabric.n_nodes)
+        mx = np.zeros(fabric.n_nodes)
+        np.maximum.at(mx, src, ld)
+        ok = (n >= 2) & (s > 0)
+        imb = float((mx[ok] / (s[ok] / n[ok])).max()) if ok.any() else 1.0
+        worst = int(np.flatnonzero(ok)[np.argmax(mx[ok] / (s[ok] / n[ok]))]) if ok.any() else None
+        out.append({"tier": LINK_TIER_NAMES[t], "links": int(m.sum()), "util_max": float(u.max()),
+                    "util_p99": float(np.percentile(u, 99)), "util_mean": float(u.mean()),
+                    "uplink_imbalance": imb, "worst_node": fabric.node_name(worst) if worst is not None else None})
+    return out
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest ``values``, largest first, equal values by index.
+
+    Ties are broken explicitly, so the answer does not depend on the selection
+    algorithm numpy happens to use (``argpartition`` picks an arbitrary subset of
+    equal values at the boundary, and which one changed between numpy releases)."""
+    values = np.asarray(values)
+    k = min(int(k), values.shape[0])
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    kth = np.partition(values, values.shape[0] - k)[values.shape[0] - k]  # k-th largest value
+    above = np.flatnonzero(values > kth)
+    at = np.flatnonzero(values == kth)[: k - above.size]  # lowest ids among the ties
+    idx = np.concatenate([above, at])
+    return idx[np.lexsort((idx, -values[idx]))].astype(np.int64)
+
+
+def _hottest(fabric, load, alive, n=10) -> list[dict]:
+    util = np.where(alive, load / np.where(fabric.link_gbps > 0, fabric.link_gbps, 1.0), 0.0)
+    idx = top_k(util, n)
+    return [{"link": fabric.link_label(int(l)), "id": int(l), "util": float(util[l]), "load_gbps": float(load[l]),
+             "gbps": float(fabric.link_gbps[l])} for l in idx if load[l] > 0]
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """What ``topo analyze`` reports (see :meth:`to_dict`); ``loads`` is the per-link wire load."""
+    summary: dict
+    loads: np.ndarray = field(repr=False)
+    utilization: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return self.summary
+
+    def loads_table(self, fabric) -> dict:
+        """Columns of the per-link load table (link, src, dst, tier, gbps, load_gbps, util)."""
+        from topo.model.fabric import LINK_TIER_NAMES
+        names = [fabric.node_name(i) for i in range(fabric.n_nodes)]
+        return {"link": np.arange(fabric.n_links), "src": [names[i] for i in fabric.link_src],
+                "dst": [names[i] for i in fabric.link_dst],
+                "tier": [LINK_TIER_NAMES[t] for t in fabric.link_tier], "gbps": fabric.link_gbps,
+                "load_gbps": self.loads, "util": self.utilization}
+
+
+def _job_collective_bytes(cluster, names) -> dict:
+    """Per job: sum over collectives of S x nccl-tests bus factor (bytes)."""
+    from topo.traffic.demand import rank_groups
+    out = {}
+    for j in cluster.file.jobs:
+        if j.name not in names:
+            continue
+        tot = 0.0
+        for c in j.collectives:
+            n = rank_groups(j, c.group).shape[1]
+            if n > 1:
+                tot += float(c.bytes) * _BUS_FACTOR[c.op](n)
+        out[j.name] = tot
+    return out
+
+
+def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
+    from topo.traffic.demand import _ideal_time_s
+    m = d.job == job
+    dom = fabric.ep_domain
+    same = m & (dom[d.src] == dom[d.dst]) & (dom[d.src] >= 0)
+    return _ideal_time_s(fabric, d.src[same], d.dst[same], d.bytes[same], eff) if same.any() else 0.0
+
+
+def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1):
+    """Route demands (jobs one at a time for fluid-type models); loads and per-job times.
+
+    ``qps`` is queue pairs per channel, ``channels`` channels per collective (roce-hash only):
+    each (channel, QP) of a flow carries bytes / (channels x qps).
+    """
+    L = fabric.n_links
+    nj = len(d.job_names)
+    times = np.zeros(nj)
+    total = np.zeros(L)
+    if model == "roce-hash":
+        r = route(fabric, d, model, failed_links=dead, seed=seed, qps=qps, channels=channels, efficiency=eff,
+                  record_paths=True)
+        total = r.link_gbps_load
+        cap = np.where(dead, 0.0, fabric.link_gbps)
+        qb = d.bytes[r.qp_flow] / (channels * qps) if r.qp_flow is not None else np.zeros(0)
+        rate = waterfill(r.qp_path, cap, qb) if qb.size else np.zeros(0)
+        if rate.size:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(rate > 0, qb * 8 / (rate * eff * 1e9), np.where(qb > 0, np.inf, 0.0))
+            jq = d.job[r.qp_flow]
+            ok = jq >= 0
+            if ok.any():
+                np.maximum.at(times, jq[ok], t[ok])
+        unreach = r.unreachable_gbps
+        flow_unreach = r.flow_unreachable
+        up = (r.scaleup_sent_gbps, r.scaleup_recv_gbps)
+        for k in range(nj):
+            times[k] = max(times[k], _scaleup_time(fabric, d, k, eff))
+    else:
+        unreach = 0.0
+        flow_unreach = np.zeros(d.n)
+        sent = np.zeros(fabric.n_endpoints)
+        recv = np.zeros(fabric.n_endpoints)
+        used = []
+        for k in list(range(nj)) + [-1]:
+            idx = np.flatnonzero(d.job == k)
+            if idx.size == 0:
+                used.append(None)
+                continue
+            r = route(fabric, d.select(idx), model, failed_links=dead, seed=seed, efficiency=eff)
+            total += r.link_gbps_load
+            unreach += r.unreachable_gbps
+            flow_unreach[idx] = r.flow_unreachable
+            sent += r.scaleup_sent_gbps
+            recv += r.scaleup_recv_gbps
+            used.append(r.link_gbps_load > 0)
+        up = (sent, recv)
+        cap = np.where(dead, 0.0, fabric.link_gbps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), np.where(total > 0, np.inf, 0.0))
+        for k in range(nj):
+            u = float(util[used[k]].max()) if used[k] is not None and used[k].any() else 0.0
+            times[k] = d.job_time_s[k] * max(1.0, u)
+    for k in range(nj):
+        if (flow_unreach[d.job == k] > 0).any():
+            times[k] = math.inf
+    return total, times, unreach, up
+
+
+def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs", placement=None,
+            fail: Sequence[str] = (), seed: Optional[int] = None, qps: Optional[int] = None,
+            compare: bool = True, all_to_all: bool = True, channels: Optional[int] = None) -> Analysis:
+    """Route the cluster's traffic and report congestion, job times and the hash-vs-spray penalty.
+
+    ``routing``: a model (default from transport.protocol: roce -> roce-hash,
+    uec -> uec-spray, ideal -> fluid). ``traffic``: "jobs" (jobs plus the
+    file's traffic patterns), "uniform", "permutation", "incast" or a CSV path.
+    ``fail``: link ('a->b', 'a--b') and switch names. ``qps`` (queue pairs per channel)
+    and ``channels`` (per collective) override transport.qps_per_channel and
+    transport.channels each (``--qps`` / ``--channels``); unset, the file's values.
+    """
+    from topo.traffic import demand as T
+    from topo.routing.describe import bisection_gbps
+    from topo.model.fabric import build
+    from topo.model.spec import wire_efficiency
+    if fabric is None:
+        fabric = build(cluster)
+    tr = cluster.file.transport
+    model = routing or {"roce": "roce-hash", "uec": "uec-spray", "ideal": "fluid"}[tr.protocol]
+    if model not in MODELS:
+        raise SpecError([("routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
+    from topo.model.spec import run_settings
+    seed = run_settings(cluster, seed=seed).seed
+    qps = tr.qps if qps is None else int(qps)
+    channels = tr.n_channels if channels is None else int(channels)
+    if qps < 1:
+        raise SpecError([("qps", f"must be at least 1 (found {qps})")])
+    if channels < 1:
+        raise SpecError([("channels", f"must be at least 1 (found {channels})")])
+    if channels * qps > limits.MAX_QPS_PER_CONNECTION:
+        raise SpecError([("qps", f"{channels} channels x {qps} queue pairs per channel = {channels * qps:,} hashed "
+                                   f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}")])
+    links, nodes = parse_failures(fabric, list(fail))
+    dead = failure_mask(fabric, links, nodes)
+    alive = ~dead
+    eff_c = wire_efficiency(cluster)
+
+    def demands_for(eff):
+        if traffic == "jobs":
+            d = T.job_demands(cluster, fabric, placement, efficiency=eff)
+            if cluster.file.traffic:
+                d = Demands.concat([d, T.pattern_demands(cluster, fabric, seed)])
+            return d
+        if traffic == "uniform":
+            return T.uniform(fabric, 1e9, None, eff)
+        if traffic == "permutation":
+            return T.permutation(fabric, 1e9, None, seed, eff)
+        if traffic == "incast":
+            return T.incast(fabric, 1e9, None, 16, seed, eff)
+        return T.matrix(fabric, traffic, eff, where="--traffic")
+
+    summary: dict = {"cluster": cluster.name, "family": fabric.family, "endpoints": fabric.n_endpoints,
+                     "links": fabric.n_links, "routing": model, "traffic": str(traffic), "seed": seed,
+                     # channels and queue pairs matter only to hashing (roce-hash); null for the others
+                     "channels": channels if model in _QP_MODELS else None,
+                     "qps_per_channel": qps if model in _QP_MODELS else None,
+                     "wire_efficiency": eff_c,
+                     "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
+    lp_model = model == "optimal"
+    run_model = "fluid" if lp_model else model
+    E = fabric.n_endpoints
+    big_uniform = traffic == "uniform" and (run_model in _FLUID_MODE or E * (E - 1) > T.MAX_UNIFORM_FLOWS)
+    if big_uniform:
+        # too many pairs to expand: aggregated uniform loads (fluid-type models only), at line rate
+        if run_model not in _FLUID_MODE:
+            raise SpecError([("traffic", f"uniform all-to-all over {E:,} endpoints is {E * (E - 1):,} flows, too many "
+                              f"to hash one by one; use --routing fluid, wcmp or uec-spray (aggregated exactly)")])
+        inj = fabric.injection_gbps()
+        per_pair = float(inj[inj > 0].min()) / (E - 1) if (inj > 0).any() and E > 1 else 0.0
+        r = uniform_loads(fabric, run_model, per_pair, failed_links=dead)
+        d = Demands.concat([])
+        total, times, unreach = r.link_gbps_load, np.zeros(0), r.unreachable_gbps
+        su_s = su_r = np.zeros(E)
+        offered = r.offered_gbps
+        summary["aggregated_uniform"] = True
+    else:
+        d = demands_for(eff_c)
+        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels)
+        offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
+    if compare and traffic == "uniform" and E * (E - 1) > 1_000_000:
+        compare = False
+        summary["roce_vs_uec"] = None  # hashing the uniform pattern needs every pair: skipped above 1M pairs
+    cap = np.where(alive, fabric.link_gbps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), 0.0)
+    summary.update({
+        "flows": (E * (E - 1) if big_uniform else d.n), "offered_gbps": offered, "unreachable_gbps": unreach,
+        "unreachable_fraction": unreach / offered if offered > 0 else 0.0,
+        "max_util": float(util.max()) if util.size else 0.0,
+        "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive),
+    })
+    dg = fabric.domain_gbps[np.maximum(fabric.ep_domain, 0)] if fabric.n_domains else np.zeros(fabric.n_endpoints)
+    su = np.maximum(su_s, su_r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        su_util = np.where(dg > 0, su / np.where(dg > 0, dg, 1.0), np.where(su > 0, np.inf, 0.0))
+    summary["scaleup"] = {"max_gbps_per_accelerator": float(su.max()) if su.size else 0.0,
+                          "max_util": float(su_util.max()) if su_util.size else 0.0}
+    busb = _job_collective_bytes(cluster, set(d.job_names))
+    jobs = []
+    for k, name in enumerate(d.job_names):
+        t = float(times[k])
+        bb = busb.get(name, 0.0)
+        jobs.append({"name": name, "ideal_s": float(d.job_time_s[k]), "time_s": t,
+                     "slowdown": t / d.job_time_s[k] if d.job_time_s[k] > 0 and math.isfinite(t) else None,
+                     "busbw_gbps": bb * 8 / t / 1e9 if t > 0 and math.isfinite(t) else 0.0})
+    summary["jobs"] = jobs
+    summary["bisection_gbps"] = bisection_gbps(fabric)
+    if all_to_all:
+        by_class, unreach_frac = _all_to_all_by_class(fabric, dead)
+        summary["all_to_all"] = by_class
+        acc = by_class.get("accelerators")
+        summary["all_to_all_gbps_per_accelerator"] = (acc or {}).get("gbps_per_endpoint") or 0.0
+        summary["all_to_all_unreachable_fraction"] = unreach_frac
+    if lp_model and not big_uniform:
+        from topo.routing.lp import max_concurrent_flow
+        summary["optimal"] = max_concurrent_flow(fabric, d, failed_links=dead, efficiency=eff_c)
+    if compare:
+        side = {}
+        for m, proto in (("roce-hash", "roce"), ("uec-spray", "uec")):
+            eff = protocol_efficiency(cluster, proto)
+            if m == model and abs(eff - eff_c) < 1e-15:
+                tot_m, times_m = total, times
+            else:
+                dm = demands_for(eff)
+                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
+            side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
+                       **({"channels": channels, "qps_per_channel": qps} if m in _QP_MODELS else {}),
+                       "jobs": {n: float(times_m[k]) for k, n in enumerate(d.job_names)}}
+        a, b = side["roce-hash"], side["uec-spray"]
+        side["collision_penalty_max_util"] = a["max_util"] / b["max_util"] if b["max_util"] > 0 else None
+        side["collision_penalty_time"] = {n: (a["jobs"][n] / b["jobs"][n] if b["jobs"][n] > 0 and math.isfinite(a["jobs"][n]) else None)
+                                          for n in d.job_names}
+        summary["roce_vs_uec"] = side
+    return Analysis(summary=_jsonable(summary), loads=total, utilization=util)
+
+
+def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
+    """Uniform all-to-all rate per endpoint (Gb/s, fluid ECMP, failed links excluded), per node
+    class: accelerators and hosts without accelerators, as ``topo describe`` reports it. Each class
+    is limited by its own NIC links and by the shared switch links, so slower CPU hosts do not cap
+    the accelerators' figure. Returns (per class, unreachable fraction of the pattern)."""
+    r = uniform_loads(fabric, "fluid", 1.0, failed_links=dead)
+    util = np.asarray(r.utilization, np.float64)
+    n = fabric.n_endpoints
+    out: dict = {"method": "fluid ECMP, uniform all-to-all among all endpoints; per class: (endpoints - 1) / the "
+                           "highest utilisation of its own NIC links and of the switch links"}
+    if n < 2 or util.size == 0:
+        return out, float(r.unreachable_fraction)
+    util = np.where(dead, 0.0, util) if dead is not None and np.shape(dead) == util.shape else util
+    sw = fabric.link_tier >= 1
+    u_sw = float(util[sw].max()) if sw.any() else 0.0
+    ep_link = fabric.link_tier == 0
+    owner = np.where(fabric.link_src < n, fabric.link_src, fabric.link_dst)
+    inj = fabric.injection_gbps()
+    for cls, mask in (("accelerators", fabric.ep_is_accel), ("cpu_hosts", ~fabric.ep_is_accel)):
+        mask = np.asarray(mask, bool) & (inj > 0)
+        if not mask.any():
+            continue
+        m = ep_link & mask[np.minimum(owner, n - 1)]
+        u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
+        out[cls] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
+                    "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links"}
+    # per node type, when a class holds several (mixed NIC generations: a 400G node type's figure is
+    # limited by its 400G links, an 800G one's by its own), by the same rule
+    ep_type = np.asarray(fabric.server_type, np.int64)[fabric.ep_server] if fabric.server_type.size else None
+    names = tuple(fabric.server_type_names)
+    several = ep_type is not None and any(
+        np.unique(ep_type[np.asarray(c, bool)]).size > 1 for c in (fabric.ep_is_accel, ~fabric.ep_is_accel))
+    if several and len(names) > 1:   # some class holds several node types
+        by_type = {}
+        for t in np.unique(ep_type).tolist():
+            mask = (ep_type == t) & (inj > 0)
+            if not mask.any():
+                continue
+            m = ep_link & mask[np.minimum(owner, n - 1)]
+            u = max(float(util[m].max()) if m.any() else 0.0, u_sw)
+            by_type[names[t]] = {"endpoints": int(mask.sum()), "gbps_per_endpoint": (n - 1) / u if u > 0 else None,
+                                 "limited_by": "switch links" if u_sw >= u - 1e-12 else "its NIC links",
+                                 "nic_port_gbps": sorted({float(g) for g in fabric.link_gbps[m]})}
+        out["node_types"] = by_type
+    return out, float(r.unreachable_fraction)
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {k: _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        v = float(o)
+        return v if math.isfinite(v) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o

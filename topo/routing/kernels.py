@@ -1,0 +1,548 @@
+"""The switch between compiled kernels and their pure-Python twins, and the checks made
+before every kernel call.
+
+``kernel("_cuts")`` returns the compiled ``topo._cuts`` unless the environment
+sets TOPO_PURE_PYTHON=1, in which case it returns ``topo.routing.pure._cuts``. If the
+compiled module is missing the twin is used and a warning says so once; the
+test suite imports the compiled modules directly so a broken build fails there.
+
+The module comes wrapped: every kernel function listed in ``_CHECKS`` first has
+its arguments checked (dtype, one dimension, C order, writable outputs, lengths
+that fit together, every value used as an index inside the array it indexes,
+work arrays in the state the kernel expects), and a call that does not fit
+raises :class:`KernelArgumentError` naming the kernel and the argument instead
+of reading or writing out of bounds. The checks are vectorised numpy passes over
+the arguments, O(size of the arguments), far below the kernels' own cost; the
+compiled kernels themselves run without bounds checks (build them with
+TOPO_BOUNDSCHECK=1 to add those, see setup.py). The composite structure of the
+regular-Clos tables (down-table rows long enough for every leaf rank, one row
+of pod slots per super-spine) is checked once per table set, where the tables
+are built (``topo.routing.clos.check_plan``).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+
+import numpy as np
+
+PURE = os.environ.get("TOPO_PURE_PYTHON", "") == "1"
+_cache: dict[str, object] = {}
+
+I64 = np.dtype(np.int64)
+I32 = np.dtype(np.int32)
+F64 = np.dtype(np.float64)
+U8 = np.dtype(np.uint8)
+
+
+class KernelArgumentError(ValueError):
+    """A kernel call whose arrays do not fit together (a bug in the caller), raised before the kernel runs."""
+
+
+def kernel(name: str):
+    mod = _cache.get(name)
+    if mod is not None:
+        return mod
+    if PURE:
+        raw = importlib.import_module(f"topo.routing.pure.{name}")
+    else:
+        try:
+            raw = importlib.import_module(f"topo.{name}")
+        except ImportError:
+            warnings.warn(f"compiled kernel topo.{name} is not built; using the pure-Python twin (slow)",
+                          RuntimeWarning, stacklevel=2)
+            raw = importlib.import_module(f"topo.routing.pure.{name}")
+    mod = Checked(raw, name)
+    _cache[name] = mod
+    return mod
+
+
+class Checked:
+    """A kernel module whose checked functions validate their arguments before running."""
+
+    def __init__(self, module, name: str):
+        self.module = module
+        self.name = name
+        self._fns: dict[str, object] = {}
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        fn = self._fns.get(attr)
+        if fn is not None:
+            return fn
+        raw = getattr(self.module, attr)
+        check = _CHECKS.get((self.name, attr))
+        if check is None or not callable(raw):
+            fn = raw
+        else:
+            label = f"{self.name}.{attr}"
+
+            def fn(*args, _raw=raw, _check=check, _label=label):
+                _check(_Args(_label), *args)
+                return _raw(*args)
+            fn.__name__ = attr
+            fn.__doc__ = getattr(raw, "__doc__", None)
+        self._fns[attr] = fn
+        return fn
+
+    def __repr__(self) -> str:
+        return f"<checked kernels {self.module.__name__}>"
+
+
+class _Args:
+    """Checks of one kernel call; a failure names the kernel and the argument."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: str):
+        self.fn = fn
+
+    def fail(self, name: str, what: str):
+        raise KernelArgumentError(f"{self.fn}: {name} {what}")
+
+    def arr(self, name, a, dtype, n=None, at_least=None, out=False) -> int:
+        """a: a one-dimensional C-ordered numpy array of this dtype (writable if out); returns its length."""
+        if not isinstance(a, np.ndarray):
+            self.fail(name, f"must be a numpy array (found {type(a).__name__})")
+        if a.dtype != dtype:
+            self.fail(name, f"must have dtype {dtype} (found {a.dtype})")
+        if a.ndim != 1:
+            self.fail(name, f"must be one-dimensional (found shape {a.shape})")
+        if not a.flags.c_contiguous:
+            self.fail(name, "must be C-contiguous")
+        if out and not a.flags.writeable:
+            self.fail(name, "must be writable")
+        m = a.shape[0]
+        if n is not None and m != n:
+            self.fail(name, f"must have {n} entries (found {m})")
+        if at_least is not None and m < at_least:
+            self.fail(name, f"must have at least {at_least} entries (found {m})")
+        return m
+
+    def ints(self, name, a, lo, hi):
+        """Every value of a (int64 or int32) in [lo, hi)."""
+        if a.shape[0] == 0:
+            return
+        if lo == 0 and a.dtype.itemsize == 8 and hi > 0:
+            ok = not (a.view(np.uint64) >= hi).any()     # one pass: negatives are huge unsigned
+        else:
+            ok = int(a.min()) >= lo and int(a.max()) < hi
+        if not ok:
+            self.fail(name, f"values must be in [{lo}, {hi}) (found {int(a.min())}..{int(a.max())})")
+
+    def csr(self, name, ptr, rows, end):
+        """ptr: rows + 1 non-decreasing offsets from 0 to at most end."""
+        self.arr(name, ptr, I64, n=rows + 1)
+        if ptr[0] != 0 or ptr[-1] > end or (rows and (np.diff(ptr) < 0).any()):
+            self.fail(name, f"must be non-decreasing offsets from 0 to at most {end}")
+
+    def filled(self, name, a, value, n):
+        """The first n entries of a all equal value (a work array's state on entry)."""
+        if n and (a[:n] != value).any():
+            self.fail(name, f"must hold {value} in its first {n} entries on entry")
+
+    def scalar(self, name, x, lo, hi=None):
+        try:
+            v = int(x)
+        except (TypeError, ValueError):
+            self.fail(name, f"must be an integer (found {x!r})")
+        if v != x or v < lo or (hi is not None and v >= hi):
+            self.fail(name, f"must be an integer in [{lo}, {'inf' if hi is None else hi}) (found {x!r})")
+        return v
+
+
+# --- the routing kernels ---------------------------------------------------------------------
+def _fabric(c, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1):
+    """The CSR of alive switch links and the endpoints' uplinks; returns (nodes, links, endpoints)."""
+    Lk = c.arr("link_dst", link_dst, I64)
+    c.arr("link_gbps", link_gbps, F64, n=Lk)
+    if Lk % 2:
+        c.fail("link_dst", f"must list links in pairs (l, l ^ 1) (found {Lk} links)")
+    if sw_ptr.shape[0] < 1:
+        c.fail("sw_ptr", "must have one entry per node plus one")
+    N = sw_ptr.shape[0] - 1
+    S = c.arr("sw_adj", sw_adj, I64)
+    c.csr("sw_ptr", sw_ptr, N, S)
+    c.arr("sw_head", sw_head, I64, n=S)
+    c.ints("sw_adj", sw_adj, 0, Lk)
+    c.ints("sw_head", sw_head, 0, N)
+    c.ints("link_dst", link_dst, 0, N)
+    if up_ptr.shape[0] < 1:
+        c.fail("up_ptr", "must have one entry per endpoint plus one")
+    E = up_ptr.shape[0] - 1
+    U = c.arr("up_link", up_link, I64)
+    c.csr("up_ptr", up_ptr, E, U)
+    c.ints("up_link", up_link, 0, Lk)
+    c.arr("ep_up1", ep_up1, I64, at_least=E)
+    c.arr("ep_home1", ep_home1, I64, at_least=E)
+    c.ints("ep_up1", ep_up1[:E], -1, Lk)
+    c.ints("ep_home1", ep_home1[:E], -1, N)
+    if E and ((ep_up1[:E] >= 0) & (ep_home1[:E] < 0)).any():
+        c.fail("ep_home1", "must name the switch of every endpoint's only uplink (ep_up1 >= 0)")
+    return N, Lk, E
+
+
+def _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok):
+    """Destination groups (flows g_ptr[g] .. g_ptr[g+1]-1) and their flows; returns (groups, flows)."""
+    if g_ptr.shape[0] < 1:
+        c.fail("g_ptr", "must have one entry per group plus one")
+    ng = g_ptr.shape[0] - 1
+    nf_max = c.arr("f_src", f_src, I64)
+    c.csr("g_ptr", g_ptr, ng, nf_max)
+    nf = int(g_ptr[-1])
+    c.arr("f_dst", f_dst, I64, at_least=nf)
+    c.arr("g_rep", g_rep, I64, at_least=ng)
+    c.ints("g_rep", g_rep[:ng], 0, E)
+    c.ints("f_src", f_src[:nf], 0, E)
+    c.ints("f_dst", f_dst[:nf], -1 if spread_ok else 0, E)
+    return ng, nf
+
+
+def _homes_fit(c, g_rep, ng, up_ptr, up_link, link_dst, N, KH):
+    """No group representative has more than KH distinct home switches (the kernel's per-home
+    arrays hold KH). That every destination shares its representative's homes is checked by
+    the kernels themselves, per flow, at no extra pass (they raise ValueError)."""
+    if ng == 0:
+        return
+    rep = g_rep[:ng]
+    deg = up_ptr[rep + 1] - up_ptr[rep]
+    gi = np.repeat(np.arange(ng, dtype=np.int64), deg)
+    pos = np.arange(gi.shape[0], dtype=np.int64) - np.repeat(np.cumsum(deg) - deg, deg)
+    keys = np.unique(gi * N + link_dst[up_link[np.repeat(up_ptr[rep], deg) + pos]])
+    nh = np.bincount(keys // N, minlength=ng)
+    if int(nh.max()) > KH:
+        c.fail("KH", f"must be at least the most distinct home switches of a group ({int(nh.max())}; found {KH})")
+
+
+def _work(c, N, **arrays):
+    for name, (a, dtype, state) in arrays.items():
+        c.arr(name, a, dtype, at_least=N, out=True)
+        if state is not None:
+            c.filled(name, a, state, N)
+
+
+def _check_bucket_flows(c, src, dst, rate, nbytes, inv_eff, ep_domain, ep_group, g_ptr, cursor,
+                        f_idx, f_src, f_dst, f_mass, unreach, stats):
+    n = c.arr("src", src, I64)
+    c.arr("dst", dst, I64, n=n)
+    c.arr("rate", rate, F64, n=n)
+    c.arr("nbytes", nbytes, F64, n=n)
+    E = c.arr("ep_domain", ep_domain, I64)
+    c.arr("ep_group", ep_group, I64, n=E)
+    ng = c.arr("cursor", cursor, I64, out=True)
+    c.arr("g_ptr", g_ptr, I64, n=ng + 1, out=True)
+    c.filled("g_ptr", g_ptr, 0, ng + 1)
+    c.filled("cursor", cursor, 0, ng)
+    c.ints("src", src, 0, E)
+    c.ints("dst", dst, 0, E)
+    c.ints("ep_group", ep_group, -1, ng)
+    for name, a, dt in (("f_idx", f_idx, I64), ("f_src", f_src, I64), ("f_dst", f_dst, I64), ("f_mass", f_mass, F64),
+                        ("unreach", unreach, F64)):
+        c.arr(name, a, dt, at_least=n, out=True)
+    c.arr("stats", stats, F64, at_least=7, out=True)
+
+
+def _check_route_fluid(c, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
+                       ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass, order,
+                       tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2):
+    c.scalar("mode", mode, 0, 3)
+    KU = c.scalar("KU", KU, 1)
+    KH = c.scalar("KH", KH, 1)
+    for name, a in (("sw_ptr", sw_ptr), ("up_ptr", up_ptr), ("g_ptr", g_ptr)):
+        c.arr(name, a, I64)
+    N, Lk, E = _fabric(c, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1)
+    if E and int(np.diff(up_ptr).max()) > KU:
+        c.fail("KU", f"must be at least the most uplinks of an endpoint ({int(np.diff(up_ptr).max())}; found {KU})")
+    ng, nf = _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok=True)
+    c.arr("g_id", g_id, I64, at_least=ng)
+    c.arr("f_sg", f_sg, I64, at_least=nf)
+    c.arr("f_mass", f_mass, F64, at_least=nf)
+    _homes_fit(c, g_rep, ng, up_ptr, up_link, link_dst, N, KH)
+    _work(c, N, dist=(dist, I64, -1), hidx=(hidx, I64, -1), sigma=(sigma, F64, None), den=(den, F64, None),
+          mass=(mass, F64, 0.0), order=(order, I64, None), tstamp=(tstamp, I64, -1), tlist=(tlist, I64, None))
+    c.arr("A", A, F64, at_least=N * KH, out=True)
+    c.arr("lh", lh, F64, at_least=2 * KH, out=True)
+    c.arr("load", load, F64, at_least=Lk, out=True)
+    c.arr("unreach", unreach, F64, at_least=nf, out=True)
+    nup = c.arr("grp_up", grp_up, F64, out=True)
+    ndn = c.arr("grp_down", grp_down, F64, out=True)
+    sg = f_sg[:nf]
+    c.ints("f_sg", sg, -1, nup // KU)
+    if nf and (f_dst[:nf] < 0).any():
+        spread = np.repeat(np.arange(ng, dtype=np.int64), np.diff(g_ptr))[f_dst[:nf] < 0]
+        c.ints("g_id", g_id[np.unique(spread)], 0, ndn // KU)
+    if c.arr("f_mass2", f_mass2, F64):
+        c.arr("f_mass2", f_mass2, F64, at_least=nf)
+        c.arr("load2", load2, F64, at_least=Lk, out=True)
+        c.arr("mass2", mass2, F64, at_least=N, out=True)
+        c.filled("mass2", mass2, 0.0, N)
+        if nf and ((sg >= 0) | (f_dst[:nf] < 0)).any():
+            c.fail("f_mass2", "needs every flow to have one destination and no source group")
+    else:
+        c.arr("load2", load2, F64)
+        c.arr("mass2", mass2, F64)
+
+
+def _check_route_hash(c, seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
+                      ep_home1, g_ptr, g_rep, f_src, f_dst, f_id, f_mass, dist, hidx, sigma, den, order, tstamp, tlist,
+                      nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2):
+    qps = c.scalar("qps", qps, 1)
+    H = c.scalar("H", H, 1)
+    for name, a in (("sw_ptr", sw_ptr), ("up_ptr", up_ptr), ("g_ptr", g_ptr)):
+        c.arr(name, a, I64)
+    N, Lk, E = _fabric(c, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1)
+    ng, nf = _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok=False)
+    c.arr("f_id", f_id, I64, at_least=nf)
+    c.arr("f_mass", f_mass, F64, at_least=nf)
+    _work(c, N, dist=(dist, I64, -1), hidx=(hidx, I64, -1), sigma=(sigma, F64, None), den=(den, F64, None),
+          order=(order, I64, None), tstamp=(tstamp, I64, -1), tlist=(tlist, I64, None),
+          nh_start=(nh_start, I64, None), nh_cnt=(nh_cnt, I64, -1))
+    S = sw_adj.shape[0]
+    c.arr("nh_list", nh_list, I64, at_least=S, out=True)
+    c.arr("nh_head", nh_head, I64, at_least=S, out=True)
+    c.arr("load", load, F64, at_least=Lk, out=True)
+    c.arr("unreach", unreach, F64, at_least=nf, out=True)
+    if c.arr("path", path, I64, out=True):
+        c.arr("path", path, I64, at_least=nf * qps * H)
+    if c.arr("f_mass2", f_mass2, F64):
+        c.arr("f_mass2", f_mass2, F64, at_least=nf)
+        c.arr("load2", load2, F64, at_least=Lk, out=True)
+    else:
+        c.arr("load2", load2, F64)
+
+
+def _check_bucket_links(c, flat, H, cursor, lk_qp):
+    H = c.scalar("H", H, 1)
+    n = c.arr("flat", flat, I64)
+    if n % H:
+        c.fail("flat", f"must hold whole paths of H = {H} entries (found {n})")
+    L = c.arr("cursor", cursor, I64, out=True)
+    m = c.arr("lk_qp", lk_qp, I64, out=True)
+    c.ints("flat", flat, -1, L)
+    if n:
+        cnt = np.bincount(flat[flat >= 0], minlength=L)
+        if L and ((cursor < 0).any() or (cursor + cnt > m).any()):
+            c.fail("cursor", f"must leave room in lk_qp ({m} entries) for every link's queue pairs")
+
+
+def _check_waterfill(c, H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen, hk, hl, hv, rate):
+    H = c.scalar("H", H, 1)
+    nq = c.arr("rate", rate, F64, out=True)
+    c.arr("path", path, I64, at_least=nq * H)
+    c.arr("weight", weight, F64, at_least=nq)
+    L = c.arr("cap", cap, F64)
+    c.arr("lk_ptr", lk_ptr, I64)
+    m = c.arr("lk_qp", lk_qp, I64)
+    c.csr("lk_ptr", lk_ptr, L, m)
+    p = path[:nq * H]
+    c.ints("path", p, -1, L)
+    c.ints("lk_qp", lk_qp[:int(lk_ptr[-1])], 0, nq)
+    for name, a, dt in (("rem", rem, F64), ("wsum", wsum, F64), ("n_act", n_act, I64), ("ver", ver, I64)):
+        c.arr(name, a, dt, at_least=L, out=True)
+    c.arr("frozen", frozen, U8, at_least=nq, out=True)
+    heap = L + int((p >= 0).sum())
+    for name, a, dt in (("hk", hk, F64), ("hl", hl, I64), ("hv", hv, I64)):
+        c.arr(name, a, dt, at_least=heap, out=True)
+
+
+def _tables(c, N, Lk, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head):
+    """Index ranges of the regular-Clos tables (their composite structure: routing_clos.check_plan)."""
+    U = c.arr("up_lnk", up_lnk, I64) if up_lnk is not None else None
+    c.arr("up_ptr", up_ptr, I64)
+    if up_ptr.shape[0] != N + 1:
+        c.fail("up_ptr", f"must have one entry per node plus one ({N + 1}; found {up_ptr.shape[0]})")
+    if U is not None:
+        c.csr("up_ptr", up_ptr, N, U)
+        c.arr("up_head", up_head, I64, n=U)
+        c.ints("up_lnk", up_lnk, 0, Lk)
+        c.ints("up_head", up_head, 0, N)
+    S = c.arr("sd_lnk", sd_lnk, I64)
+    c.arr("sd_base", sd_base, I64, n=N)
+    c.ints("sd_base", sd_base, -1, max(S, 1))
+    c.ints("sd_lnk", sd_lnk, 0, Lk)
+    X = c.arr("xd_start", xd_start, I64)
+    c.arr("xd_cnt", xd_cnt, I64, n=X)
+    c.arr("xd_base", xd_base, I64, n=N)
+    c.ints("xd_base", xd_base, -1, max(X, 1))
+    XL = c.arr("xd_lnk", xd_lnk, I64)
+    c.arr("xd_head", xd_head, I64, n=XL)
+    if X and ((xd_start < 0).any() or (xd_cnt < 0).any() or (xd_start + xd_cnt > XL).any()):
+        c.fail("xd_start", f"rows (xd_start, xd_cnt) must lie in xd_lnk ({XL} entries)")
+    c.ints("xd_lnk", xd_lnk, 0, Lk)
+    c.ints("xd_head", xd_head, 0, N)
+
+
+def _down_rows_fit(c, what, leaves, ranks, b1, up_ptr, heads_base, S):
+    """For leaves with spines above them: the deepest entry of a spine's down table read for the
+    leaf, the largest base among its uplink heads + (rank + 1) x b1, lies inside sd_lnk."""
+    if leaves.shape[0] == 0 or heads_base.shape[0] == 0:
+        return
+    N = up_ptr.shape[0] - 1
+    top = np.full(N, -2, np.int64)
+    np.maximum.at(top, np.repeat(np.arange(N, dtype=np.int64), np.diff(up_ptr)), heads_base)
+    t = top[leaves]
+    up = t > -2                                  # the leaf has an uplink
+    if ((t >= 0) & (t + (ranks + 1) * b1 > S)).any() or (up & (t < 0) & (b1 > 0)).any():
+        c.fail(what, f"would read a spine's down table past sd_lnk ({S} entries): leaf rank x bundle too large")
+
+
+def _super_rows(xd_base, X):
+    """The longest row of pod slots of a super-spine (0 without super-spines)."""
+    b = np.unique(xd_base[xd_base >= 0])
+    if b.shape[0] == 0:
+        return 0
+    return int(np.diff(np.append(b, X)).max())
+
+
+def _check_route_clos(c, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph,
+                      sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP,
+                      pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts):
+    spray = c.scalar("spray", spray, 0, 2)
+    NL = c.scalar("NL", NL, 0)
+    K = c.scalar("K", K, 1)
+    qps = c.scalar("qps", qps, 1)
+    H = c.scalar("H", H, 1)
+    LP = c.scalar("LP", LP, 0)
+    n = c.arr("src", src, I64)
+    c.arr("dst", dst, I64, n=n)
+    c.arr("rate", rate, F64, n=n)
+    c.arr("nbytes", nbytes, F64, n=n)
+    Lk = c.arr("link_dst", link_dst, I64)
+    if Lk % 2:
+        c.fail("link_dst", f"must list links in pairs (l, l ^ 1) (found {Lk} links)")
+    c.arr("up_ptr", up_ptr, I64)
+    N = up_ptr.shape[0] - 1
+    if N < 0:
+        c.fail("up_ptr", "must have one entry per node plus one")
+    c.ints("link_dst", link_dst, 0, N)
+    ne = c.arr("ept", ept, I32)
+    if ne % (8 * K):
+        c.fail("ept", f"must hold 8 entries per endpoint and plane (K = {K}; found {ne})")
+    E = ne // (8 * K)
+    c.ints("src", src, 0, E)
+    c.ints("dst", dst, 0, E)
+    T = ept.reshape(-1, 8)
+    npods = c.arr("pod_b1", pod_b1, I64)
+    c.ints("pod_b1", pod_b1, 0, 1 << 40)
+    c.ints("ept leaf column", T[:, 1], 0, N)
+    c.ints("ept uplink column", T[:, 2], 0, Lk)
+    c.ints("ept pod column", T[:, 4], 0, npods)
+    c.ints("ept rank column", T[:, 5], 0, 1 << 31)
+    c.ints("ept leaf-index column", T[:, 6], 0, NL)
+    c.ints("ept pod-slot column", T[:, 7], 0, 1 << 31)
+    _tables(c, N, Lk, up_ptr, None, None, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head)
+    U = int(up_ptr[-1])
+    c.csr("up_ptr", up_ptr, N, U)
+    c.arr("uph", uph, I64, n=3 * U)
+    W = uph.reshape(-1, 3)
+    c.ints("uph link column", W[:, 0], 0, Lk)
+    c.ints("uph head column", W[:, 1], 0, N)
+    c.ints("uph down-table column", W[:, 2], -1, max(sd_lnk.shape[0], 1))
+    _down_rows_fit(c, "pod_b1 and the ept rank column", T[:, 1].astype(np.int64), T[:, 5].astype(np.int64),
+                   pod_b1[T[:, 4]], up_ptr, W[:, 2], sd_lnk.shape[0])
+    if T.shape[0] and _super_rows(xd_base, xd_start.shape[0]):
+        c.ints("ept pod-slot column", T[:, 7], 0, _super_rows(xd_base, xd_start.shape[0]))
+    fm = c.arr("alive", alive, U8) > 0
+    c.arr("unreach", unreach, F64, at_least=n, out=True)
+    c.arr("epw", epw, F64, at_least=4 * E * K, out=True)
+    c.arr("agg", agg, F64, out=True)
+    if not spray:
+        c.arr("lw", lw, F64, at_least=2 * Lk, out=True)
+    else:
+        c.arr("lw", lw, F64, out=True)
+        slots = int(T[:, 7].max()) + 1 if T.shape[0] else 0
+        c.arr("agg", agg, F64, at_least=2 * (2 + slots) * NL)
+    if fm:
+        c.arr("alive", alive, U8, n=Lk)
+        c.arr("lclean", lclean, U8, at_least=N)
+        c.ints("ept rank column", T[:, 5], 0, max(LP, 1))
+        c.arr("pair_ptr", pair_ptr, I64, at_least=NL * LP, out=True)
+        c.arr("pair_cnt", pair_cnt, I64, at_least=NL * LP, out=True)
+        c.arr("counts", counts, I64, at_least=2, out=True)
+        pool_n = c.arr("pool", pool, I64, out=True)
+        c.ints("pair_ptr", pair_ptr[:NL * LP], -1, max(pool_n, 1))
+        if not 0 <= int(counts[1]) <= pool_n:
+            c.fail("counts", f"[1] (pool entries used) must be in [0, {pool_n}]")
+        c.ints("pair_cnt", pair_cnt[:NL * LP], 0, pool_n + 1)
+        built = pair_ptr[:NL * LP] >= 0
+        if (pair_ptr[:NL * LP][built] + pair_cnt[:NL * LP][built] > pool_n).any():
+            c.fail("pair_cnt", f"rows must lie in pool ({pool_n} entries)")
+        c.ints("pool", pool[:int(counts[1])], 0, Lk)
+        if spray:
+            c.arr("pmass", pmass, F64, at_least=2 * NL * LP, out=True)
+        c.arr("defer", defer, I64, at_least=n, out=True)
+    else:
+        c.arr("lclean", lclean, U8)
+        c.arr("counts", counts, I64, at_least=2, out=True)
+    if c.arr("f_idx", f_idx, I64, out=True):
+        c.arr("f_idx", f_idx, I64, at_least=n)
+    if c.arr("path", path, I64, out=True):
+        c.arr("path", path, I64, at_least=n * qps * H)
+    c.arr("pmass", pmass, F64, out=True)
+    c.arr("stats", stats, F64, at_least=5, out=True)
+
+
+def _check_spray_cross(c, g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head,
+                       sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval, tstamp,
+                       mass, mass2, touched, load, load2, f_ok):
+    nf = c.arr("f_leaf", f_leaf, I64)
+    c.arr("g_ptr", g_ptr, I64)
+    ng = g_ptr.shape[0] - 1
+    if ng < 0:
+        c.fail("g_ptr", "must have one entry per destination plus one")
+    c.csr("g_ptr", g_ptr, ng, nf)
+    c.arr("g_dst", g_dst, I64, at_least=ng)
+    c.arr("f_m", f_m, F64, at_least=nf)
+    c.arr("f_m2", f_m2, F64, at_least=nf)
+    c.arr("f_ok", f_ok, U8, at_least=nf, out=True)
+    Lk = c.arr("alive", alive, U8)
+    c.arr("load", load, F64, n=Lk, out=True)
+    c.arr("load2", load2, F64, n=Lk, out=True)
+    N = up_ptr.shape[0] - 1 if isinstance(up_ptr, np.ndarray) and up_ptr.ndim == 1 else -1
+    if N < 0:
+        c.fail("up_ptr", "must have one entry per node plus one")
+    _tables(c, N, Lk, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head)
+    c.arr("pod", pod, I64, n=N)
+    c.arr("rank", rank, I64, n=N)
+    npods = c.arr("pod_b1", pod_b1, I64)
+    c.arr("pod_slot", pod_slot, I64, n=npods)
+    c.ints("pod", pod, -1, npods)
+    c.ints("f_leaf", f_leaf, 0, N)
+    c.ints("g_dst", g_dst[:ng], 0, N)
+    if ng and ((pod[g_dst[:ng]] < 0).any() or (rank[g_dst[:ng]] < 0).any()):
+        c.fail("g_dst", "must name leaves (a pod and a rank)")
+    c.ints("pod_b1", pod_b1, 0, max(sd_lnk.shape[0], 1))
+    D = g_dst[:ng]
+    _down_rows_fit(c, "pod_b1 and rank", D, rank[D], pod_b1[pod[D]], up_ptr, sd_base[up_head], sd_lnk.shape[0])
+    rows = _super_rows(xd_base, xd_start.shape[0])
+    if rows:
+        c.ints("pod_slot", pod_slot, 0, rows)
+    _work(c, N, rstamp=(rstamp, I64, -1), tstamp=(tstamp, I64, -1), mass=(mass, F64, 0.0), mass2=(mass2, F64, 0.0),
+          touched=(touched, I64, None))
+    c.arr("rval", rval, U8, at_least=N, out=True)
+
+
+def _check_cut_capacity(c, link_src, link_dst, link_gbps, alive, side, out):
+    Lk = c.arr("link_src", link_src, I64)
+    c.arr("link_dst", link_dst, I64, n=Lk)
+    c.arr("link_gbps", link_gbps, F64, n=Lk)
+    c.arr("alive", alive, U8, n=Lk)
+    N = c.arr("side", side, I64)
+    c.ints("link_src", link_src, 0, N)
+    c.ints("link_dst", link_dst, 0, N)
+    m = c.arr("out", out, F64, out=True)
+    c.ints("side", side, -1 << 62, m)
+
+
+_CHECKS = {
+    ("_routing", "bucket_flows"): _check_bucket_flows,
+    ("_routing", "route_fluid"): _check_route_fluid,
+    ("_routing", "route_hash"): _check_route_hash,
+    ("_routing", "bucket_links"): _check_bucket_links,
+    ("_routing", "waterfill"): _check_waterfill,
+    ("_routing", "route_clos"): _check_route_clos,
+    ("_routing", "spray_cross"): _check_spray_cross,
+    ("_cuts", "cut_capacity"): _check_cut_capacity,
+}

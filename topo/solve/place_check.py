@@ -1,0 +1,245 @@
+"""Independent checker of a job placement.
+
+Owns the verdict on a placement; shares no code with :mod:`topo.solve.placement` (it
+imports nothing from it and recomputes everything from the raw fabric arrays
+and the cluster file). It must not repair anything: it only reports.
+
+What it checks
+--------------
+* every job of the file is placed or reported unplaced (with a known reason),
+  never both, and no unknown job appears;
+* a placed job holds exactly its number of accelerators, distinct valid
+  accelerator endpoints, none on a busy node, none shared with another job,
+  and no node shared with another job (nodes are allocated whole);
+* scale-up domains: every TP group (TP consecutive ranks) lies in one domain
+  when TP <= domain size; a job with TP >= domain size shares none of its
+  domains with another job or a busy node;
+* rack power: a node holding a job or listed busy draws busy power, every
+  other node idle power, ToR leaves count in the rack of their first endpoint;
+  no rack holding a placed job is over its limit;
+* pins and forbids of racks and pods (a unit's pod is the pod of the first
+  leaf of the first accelerator of its scale-up domain);
+* the objective, recomputed from its definition (see :mod:`topo.solve.placement`).
+"""
+from __future__ import annotations
+
+
+from fractions import Fraction
+
+import numpy as np
+
+KNOWN_REASONS = {"too large", "pinned racks full", "power", "capacity", "fragmentation"}
+
+
+def _weights(cluster, ds: int) -> list[int]:
+    """Traffic weight of every job, 0..100, in exact rationals (rounded half up)."""
+    raw = []
+    for j in cluster.file.jobs:
+        inner = j.tp * j.pp * j.cp
+        dp = j.dp if j.dp else max(j.accelerators // inner, 1)
+        size = {"tp": j.tp, "pp": j.pp, "cp": j.cp, "ep": j.ep, "dp": dp}
+        w = Fraction(0)
+        for c in j.collectives:
+            g = size[c.group]
+            if g < 2:
+                continue
+            if c.group == "tp" and j.tp <= ds:
+                continue  # stays inside the scale-up domain
+            if c.op == "allreduce":
+                fac = Fraction(2 * g - 2, g)
+            elif c.op in ("allgather", "reducescatter", "alltoall"):
+                fac = Fraction(g - 1, g)
+            else:
+                fac = Fraction(1)
+            w += fac * Fraction(c.bytes) * j.accelerators / g
+        raw.append(w)
+    top = max(raw) if raw else 0
+    return [0 if w <= 0 else max(1, int((200 * w / top + 1) // 2)) for w in raw]
+
+
+def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> list[str]:
+    """Violations of a placement, as "kind: message" strings (empty when valid)."""
+    v: list[str] = []
+    f = fabric
+    jobs = list(cluster.file.jobs)
+    names = [j.name for j in jobs]
+    n_ep = int(f.n_endpoints)
+    ep_server = np.asarray(f.ep_server)
+    ep_acc = np.asarray(f.ep_is_accel)
+    ep_dom = np.asarray(f.ep_domain)
+    srv_rack = np.asarray(f.server_rack)
+    n_srv = int(srv_rack.shape[0])
+
+    # --- bookkeeping: every job placed or reported ----------------------------------
+    for name in assignment:
+        if name not in names:
+            v.append(f"unknown job: {name!r} is placed but not in the file")
+    for name, why in unplaced.items():
+        if name not in names:
+            v.append(f"unknown job: {name!r} is reported unplaced but not in the file")
+        if name in assignment:
+            v.append(f"dropped: {name!r} is both placed and unplaced")
+        if why not in KNOWN_REASONS:
+            v.append(f"reason: {name!r} unplaced for an unknown reason {why!r}")
+    for name in names:
+        if name not in assignment and name not in unplaced:
+            v.append(f"dropped: job {name!r} is neither placed nor reported unplaced")
+
+    # --- per endpoint facts from raw arrays ---------------------------------------------
+    busy = np.zeros(n_srv, bool)
+    for expr in cluster.file.busy_nodes:
+        for sid in f.server_ids([expr]):
+            busy[int(sid)] = True
+    first_link = np.asarray(f.adj)[np.asarray(f.indptr)[:n_ep]]
+    leaf_of_ep = np.asarray(f.link_dst)[first_link]
+    n_dom = int(np.asarray(f.domain_size).shape[0])
+    acc_idx = np.flatnonzero(ep_acc)
+    dom_first_ep = np.full(n_dom, n_ep, np.int64)
+    np.minimum.at(dom_first_ep, ep_dom[acc_idx], acc_idx)
+    dom_leaf = leaf_of_ep[np.minimum(dom_first_ep, n_ep - 1)]
+    pods_arr = np.asarray(f.node_pod)
+    dom_pod = np.maximum(pods_arr[dom_leaf], 0)
+    unit_leaf = dom_leaf[np.maximum(ep_dom, 0)]
+    unit_pod = dom_pod[np.maximum(ep_dom, 0)]
+    acc_per_srv = np.bincount(ep_server[acc_idx], minlength=n_srv)
+    aps = int(acc_per_srv[acc_per_srv > 0].max()) if acc_idx.size else 1
+    ds = int(np.asarray(f.domain_size)[ep_dom[acc_idx[0]]]) if acc_idx.size else 1
+    spd = max(1, ds // aps)
+    rack_index = {f.rack_name(i): i for i in range(f.n_racks)}
+
+    owner_ep = np.full(n_ep, -1, np.int64)
+    owner_srv = np.full(n_srv, -1, np.int64)
+    used_srv = np.zeros(n_srv, bool)
+    valid = {}
+    for ji, j in enumerate(jobs):
+        if j.name not in assignment:
+            continue
+        e = np.asarray(assignment[j.name])
+        if e.ndim != 1 or e.dtype.kind not in "iu":
+            v.append(f"capacity: {j.name!r} endpoint ids are not a 1-d integer array")
+            continue
+        if e.size != j.accelerators:
+            v.append(f"capacity: {j.name!r} holds {e.size} accelerators, needs {j.accelerators}")
+        if e.size and (e.min() < 0 or e.max() >= n_ep):
+            v.append(f"capacity: {j.name!r} names endpoints outside 0..{n_ep - 1}")
+            continue
+        if np.unique(e).size != e.size:
+            v.append(f"capacity: {j.name!r} holds an accelerator twice")
+        if not ep_acc[e].all():
+            v.append(f"capacity: {j.name!r} is placed on an endpoint without an accelerator")
+        clash = owner_ep[e] >= 0
+        if clash.any():
+            other = names[int(owner_ep[e][clash][0])]
+            v.append(f"capacity: {j.name!r} and {other!r} share accelerator {int(e[clash][0])}")
+        owner_ep[e] = ji
+        srv = np.unique(ep_server[e])
+        if busy[srv].any():
+            v.append(f"capacity: {j.name!r} uses busy node {f.server_name(int(srv[busy[srv]][0]))}")
+        sclash = (owner_srv[srv] >= 0) & (owner_srv[srv] != ji)
+        if sclash.any():
+            v.append(f"capacity: {j.name!r} and {names[int(owner_srv[srv][sclash][0])]!r} share node "
+                     f"{f.server_name(int(srv[sclash][0]))}")
+        owner_srv[srv] = ji
+        used_srv[srv] = True
+        valid[ji] = e
+
+    # --- scale-up domains ----------------------------------------------------------------
+    for ji, e in valid.items():
+        j = jobs[ji]
+        if j.tp <= ds and e.size % j.tp == 0 and j.tp > 1:
+            groups = ep_dom[e].reshape(-1, j.tp)
+            bad = (groups != groups[:, :1]).any(axis=1)
+            if bad.any():
+                v.append(f"domain: {j.name!r} TP group {int(np.flatnonzero(bad)[0])} spans scale-up domains")
+        if j.tp >= ds and ds > 1:
+            doms = np.unique(ep_dom[e])
+            dmask = np.isin(ep_dom, doms)
+            others = owner_ep[dmask]
+            if ((others >= 0) & (others != ji)).any():
+                v.append(f"domain: {j.name!r} shares a scale-up domain with another job")
+            if busy[ep_server[dmask]].any():
+                v.append(f"domain: {j.name!r} shares a scale-up domain with a busy node")
+
+    # --- rack power -----------------------------------------------------------------------
+    on = busy | used_srv
+    kw = np.bincount(srv_rack, weights=np.where(on, f.server_busy_kw, f.server_idle_kw), minlength=f.n_racks)
+    if cluster.file.floor.leaf_placement == "tor" and f.family != "custom" and cluster.tiers:
+        tier = np.asarray(f.node_tier)
+        leaves = np.flatnonzero(tier == 1)
+        down_ep = np.asarray(f.link_dst)[np.asarray(f.adj)[np.asarray(f.indptr)[leaves]]]
+        down_ep = down_ep[down_ep < n_ep]
+        watts = cluster.tiers[0].switch.power_w
+        for ep in down_ep:
+            kw[srv_rack[ep_server[ep]]] += watts / 1000.0
+    lim = np.asarray(f.rack_limit_kw)
+    over = kw > lim + 1e-6
+    for r in np.flatnonzero(over):
+        holders = np.unique(owner_srv[(srv_rack == r) & used_srv])
+        if holders.size:
+            v.append(f"power: {f.rack_name(int(r))} draws {kw[r]:.2f} kW over its {lim[r]:g} kW limit "
+                     f"with {names[int(holders[0])]!r} placed in it")
+
+    # --- pins and forbids --------------------------------------------------------------------
+    for ji, e in valid.items():
+        j = jobs[ji]
+        racks = set(int(r) for r in np.unique(srv_rack[ep_server[e]]))
+        pods = set(int(p) for p in np.unique(unit_pod[e]))
+        if j.pin_racks:
+            allowed = {rack_index.get(n, -1) for n in j.pin_racks}
+            if racks - allowed:
+                v.append(f"pin: {j.name!r} placed outside its pinned racks ({f.rack_name(min(racks - allowed))})")
+        if j.forbid_racks:
+            bad = racks & {rack_index.get(n, -1) for n in j.forbid_racks}
+            if bad:
+                v.append(f"pin: {j.name!r} placed in forbidden rack {f.rack_name(min(bad))}")
+        if j.pin_pods and pods - set(j.pin_pods):
+            v.append(f"pin: {j.name!r} placed outside its pinned pods (pod {min(pods - set(j.pin_pods))})")
+        if j.forbid_pods and pods & set(j.forbid_pods):
+            v.append(f"pin: {j.name!r} placed in forbidden pod {min(pods & set(j.forbid_pods))}")
+
+    # --- objective ------------------------------------------------------------------------------
+    if objective is not None and not v:
+        acc_doms = np.unique(ep_dom[acc_idx])
+        L = int(np.unique(dom_leaf[acc_doms]).size)
+        P = max(int(f.pods), int(dom_pod[acc_doms].max()) + 1)
+        R = int(np.unique(srv_rack[ep_server[acc_idx]]).size)
+        W = _weights(cluster, ds)
+        big = 1 + sum(W[i] * ((L - 1) + 3 * (P - 1)) + R for i in range(len(jobs)))
+        prios = sorted({j.priority for j in jobs})
+
+        def units_of(j):
+            if j.tp >= ds and ds > 1:
+                return -(-j.accelerators // ds)
+            chunk = min(max(1, -(-j.tp // aps)), spd)
+            return -(-j.accelerators // (chunk * aps))
+        per_rank = [0] * len(prios)
+        for j in jobs:
+            per_rank[prios.index(j.priority)] += units_of(j)
+        lvl = [big]
+        for r in range(1, len(prios)):
+            lvl.append(lvl[-1] * (sum(per_rank[:r]) + 1))
+        if sum(a * b for a, b in zip(lvl, per_rank)) > 2 ** 50:
+            lvl = [big * 2 ** min(r, 10) for r in range(len(prios))]
+        total = 0
+        for ji, j in enumerate(jobs):
+            if ji in valid:
+                e = valid[ji]
+                nl = int(np.unique(unit_leaf[e]).size)
+                npd = int(np.unique(unit_pod[e]).size)
+                nr = int(np.unique(srv_rack[ep_server[e]]).size)
+                total += W[ji] * ((nl - 1) + 3 * (npd - 1)) + nr
+            elif j.name in unplaced:
+                total += lvl[prios.index(j.priority)] * units_of(j)
+        if int(objective) != total:
+            v.append(f"objective: reported {int(objective)}, recomputed {total}")
+    return v
+
+
+def assert_valid(cluster, fabric, assignment, unplaced, objective=None) -> None:
+    """Raise AssertionError listing the violations, if any."""
+    v = check(cluster, fabric, assignment, unplaced, objective)
+    if v:
+        raise AssertionError("placement check failed:\n  " + "\n  ".join(v))
+
+
+__all__ = ["check", "assert_valid", "KNOWN_REASONS"]
