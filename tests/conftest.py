@@ -41,3 +41,26 @@ def no_crash(result) -> bool:
     CliRunner catches escaped exceptions and never prints their traceback, so checking the output
     for "Traceback" proves nothing; the captured exception does."""
     return result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def refused(d, path):
+    """Build cluster dict ``d``; it must be refused with an error at ``path``: that error's message."""
+    from topo.core.errors import SpecError
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    with pytest.raises(SpecError) as e:
+        build(from_dict(d))
+    errs = dict(e.value.errors)
+    assert path in errs, errs
+    return errs[path]
+
+
+def validate_refuses(d, path, tmp_path):
+    """`topo validate` on cluster dict ``d`` exits 2 naming ``path``."""
+    import json
+    from click.testing import CliRunner
+    from topo.cli import main
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(d))
+    res = CliRunner().invoke(main, ["validate", str(p)])
+    assert res.exit_code == 2 and path in res.output and no_crash(res), res.output

@@ -4,19 +4,16 @@ cards, from per-card figures the switch states (none are invented). The chassis 
 the test's own, not hardware data."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from topo.cli.app import main
 from topo.routing.describe import describe
 from topo.core.errors import SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict
 
-from conftest import cluster_dict, sw
+from conftest import cluster_dict, sw, refused, validate_refuses
 
 FULL_W, FULL_USD, CARD_W, CARD_USD = 16000.0, 900000.0, 700.0, 40000.0
 
@@ -34,14 +31,6 @@ def spine_chassis(tier, per_card=True, n_racks=16, **fab):
                      tiers=[{"switch": sw(64)}, dict({"switch": "chassis"}, **tier)], **fab)
     d["catalog"] = {"switches": {"chassis": chassis(per_card)}}
     return d
-
-
-def refused(d, path):
-    with pytest.raises(SpecError) as e:
-        build(from_dict(d))
-    errs = dict(e.value.errors)
-    assert path in errs, errs
-    return errs[path]
 
 
 @pytest.mark.parametrize("tier,cards,ports", [({"line_cards": 4}, 4, 144), ({"ports_populated": 100}, 3, 100),
@@ -85,10 +74,7 @@ def test_partly_populated_radix_limits_the_fabric():
 ])
 def test_refused(d, path, why, tmp_path):
     assert why in refused(d, path)
-    p = tmp_path / "c.json"
-    p.write_text(json.dumps(d))
-    res = CliRunner().invoke(main, ["validate", str(p)])
-    assert res.exit_code == 2 and path in res.output, res.output
+    validate_refuses(d, path, tmp_path)
 
 
 def test_a_switch_without_line_cards_and_inconsistent_cards_are_refused():

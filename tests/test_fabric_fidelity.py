@@ -9,7 +9,7 @@ from topo.core.errors import SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict
 
-from conftest import cluster_dict, sw
+from conftest import cluster_dict, sw, refused
 
 
 # --- counting helpers (from the arrays only) --------------------------------------------------
@@ -33,14 +33,6 @@ def homes(f, e):
     """Leaves endpoint e's ports land on, in port order."""
     lo, hi, _ = up_links(f, 0)
     return hi[lo == e]
-
-
-def refused(d, path):
-    with pytest.raises(SpecError) as e:
-        build(from_dict(d))
-    errs = dict(e.value.errors)
-    assert path in errs, errs
-    return errs[path]
 
 
 def rail_cluster(n_racks=8, nodes=2, dual=False, nic_ports=1, tiers=None, **fabric):

@@ -18,7 +18,7 @@ from topo.core.errors import SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict
 
-from conftest import cluster_dict, sw
+from conftest import cluster_dict, sw, refused, validate_refuses
 
 
 def rail_planes(planes=2, nic_ports=2, dual=False, across=None, family="rail_optimized", tiers=None, nodes=2):
@@ -54,14 +54,6 @@ def per_plane(f, tier):
 def links_per_plane(f, link_tier):
     m = (f.link_tier == link_tier) & ((np.arange(f.n_links) & 1) == 0)
     return np.bincount(f.link_plane[m], minlength=f.planes).tolist()
-
-
-def refused(d, path):
-    with pytest.raises(SpecError) as e:
-        build(from_dict(d))
-    errs = dict(e.value.errors)
-    assert path in errs, errs
-    return errs[path]
 
 
 # --- counts -------------------------------------------------------------------------------
@@ -215,10 +207,7 @@ def test_cpu_host_ports_cover_every_plane_then_the_next_rail():
 ])
 def test_refused_by_validate(d, path, why, tmp_path):
     assert why in refused(d, path)
-    p = tmp_path / "c.json"
-    p.write_text(json.dumps(d))
-    res = CliRunner().invoke(main, ["validate", str(p)])
-    assert res.exit_code == 2 and path in res.output, res.output
+    validate_refuses(d, path, tmp_path)
 
 
 # --- the link budget: modelled, or refused with the reason ------------------------------------

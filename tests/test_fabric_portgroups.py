@@ -3,19 +3,16 @@ breakouts on one switch, checked against the switch's ports and capacity; every 
 fabric arrays."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from topo.cli.app import main
 from topo.routing.describe import describe
 from topo.core.errors import SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict
 
-from conftest import cluster_dict, sw
+from conftest import cluster_dict, sw, refused, validate_refuses
 
 
 def groups(down, dg, up=None, ug=None):
@@ -39,14 +36,6 @@ def leaf_capacity(f):
     lo, _, g1 = phys(f, 1)
     upc = np.bincount(lo, weights=g1, minlength=f.n_nodes)[lv]
     return dn, upc
-
-
-def refused(d, path):
-    with pytest.raises(SpecError) as e:
-        build(from_dict(d))
-    errs = dict(e.value.errors)
-    assert path in errs, errs
-    return errs[path]
 
 
 def test_128x200g_down_and_64x400g_up_on_a_51_2t_switch():
@@ -155,10 +144,7 @@ def test_three_tier_spine_groups():
 def test_refused_by_validate(tiers, path, why, tmp_path):
     d = cluster_dict(n_racks=2, nodes_per_rack=1, accel=8, tiers=tiers)
     assert why in refused(d, path)
-    p = tmp_path / "c.json"
-    p.write_text(json.dumps(d))
-    res = CliRunner().invoke(main, ["validate", str(p)])
-    assert res.exit_code == 2 and path in res.output, res.output
+    validate_refuses(d, path, tmp_path)
 
 
 def test_refused_where_it_does_not_apply():

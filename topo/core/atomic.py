@@ -367,17 +367,11 @@ def _release(key: str) -> None:
                     break
 
 
-def _recover(target: Path) -> None:
-    """Clean up after runs on ``target`` that were killed (SIGKILL, power loss). Hold the lock.
-
-    Removes ``.<name>.tmp-<pid>-*`` and ``.<name>.old-<pid>-*`` whose process is
-    gone; when ``target`` is missing, the newest such ``old`` (the output a swap
-    was replacing) is renamed back first.
-    """
-    pat = re.compile(r"\.%s\.(tmp|old)-(\d+)-[A-Za-z0-9_]+" % re.escape(target.name))
-    tmps, olds = [], []
+def _orphans(directory: Path, pat: "re.Pattern"):
+    """Directories in ``directory`` whose name matches ``pat`` (a ``pid`` group) and whose process is
+    gone: (entry, match) pairs, in directory order. Nothing when the directory cannot be read."""
     try:
-        entries = list(os.scandir(target.parent))
+        entries = list(os.scandir(directory))
     except OSError:
         return
     me = os.getpid()
@@ -388,11 +382,23 @@ def _recover(target: Path) -> None:
         try:
             if not e.is_dir(follow_symlinks=False):
                 continue
-            pid = int(m.group(2))
+            pid = int(m.group("pid"))
         except (OSError, ValueError):
             continue
-        if pid == me or _pid_alive(pid):
-            continue
+        if pid != me and not _pid_alive(pid):
+            yield e, m
+
+
+def _recover(target: Path) -> None:
+    """Clean up after runs on ``target`` that were killed (SIGKILL, power loss). Hold the lock.
+
+    Removes ``.<name>.tmp-<pid>-*`` and ``.<name>.old-<pid>-*`` whose process is
+    gone; when ``target`` is missing, the newest such ``old`` (the output a swap
+    was replacing) is renamed back first.
+    """
+    pat = re.compile(r"\.%s\.(tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+" % re.escape(target.name))
+    tmps, olds = [], []
+    for e, m in _orphans(target.parent, pat):
         (olds if m.group(1) == "old" else tmps).append(Path(e.path))
     if olds and not os.path.lexists(target):
         olds.sort(key=lambda q: q.stat().st_mtime, reverse=True)
@@ -519,24 +525,8 @@ _STAGE = "topo-stage"
 def _recover_stages(directory: Path) -> None:
     """Remove staging areas of killed ``StagedFiles`` runs in ``directory``, putting back
     any sub-directory a commit had moved aside (killed between two renames)."""
-    pat = re.compile(r"\.%s-(\d+)-[A-Za-z0-9_]+" % _STAGE)
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    me = os.getpid()
-    for e in entries:
-        m = pat.fullmatch(e.name)
-        if not m:
-            continue
-        try:
-            if not e.is_dir(follow_symlinks=False):
-                continue
-        except OSError:
-            continue
-        pid = int(m.group(1))
-        if pid == me or _pid_alive(pid):
-            continue
+    pat = re.compile(r"\.%s-(?P<pid>\d+)-[A-Za-z0-9_]+" % _STAGE)
+    for e, m in _orphans(directory, pat):
         stage = Path(e.path)
         try:
             for old in stage.iterdir():

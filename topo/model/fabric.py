@@ -22,11 +22,12 @@ from typing import Optional
 
 import numpy as np
 
+from topo.model.catalog import REACH_CLASSES
 from topo.model.spec import Cluster, SpecError
 
 TIER_NAMES = ("endpoint", "leaf", "spine", "super-spine")
 LINK_TIER_NAMES = ("endpoint-leaf", "leaf-spine", "spine-super")
-REACH_NAMES = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
+REACH_NAMES = REACH_CLASSES  # one tuple: the catalog's reach classes, shortest first
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

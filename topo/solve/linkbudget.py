@@ -88,12 +88,12 @@ import numpy as np
 from topo.core.errors import SolverError, SpecError
 from topo.model.fabric import _rank_within
 from topo.core.jsonable import to_jsonable
+from topo.model.catalog import REACH_CLASSES as _REACH
 
 OBJECTIVES = ("cost", "power", "balanced")
 SURVIVE = ("none", "link", "switch", "plane")
 SWITCH_CHOICES = ("fixed", "catalog")
 HOURS_PER_YEAR = 8766.0
-_REACH = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
 _INF = 1 << 60
 
 
