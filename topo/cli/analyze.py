@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from topo.cli.options import SEED, echo
+from topo.cli.options import FAIL, SEED, echo, json_option, routing_choice
 from topo.cli.app import cluster_arg, emit_json, handle_errors, main
 from topo.core import limits
 from topo.core.errors import SpecError
@@ -151,18 +151,18 @@ def _render(s: dict) -> str:
 
 @main.command()
 @cluster_arg
-@click.option("--routing", type=click.Choice(["fluid", "wcmp", "roce-hash", "uec-spray", "optimal"]), default=None,
+@click.option("--routing", type=routing_choice(), default=None,
               help="routing model (default from transport.protocol: roce -> roce-hash, uec -> uec-spray, ideal -> fluid)")
 @click.option("--traffic", default="jobs", show_default=True,
               help="jobs | uniform | permutation | incast | FILE.csv (src,dst,bytes with endpoint names)")
-@click.option("--fail", "fail", default="", help="comma-separated links ('a->b' or 'a--b') and switch names to fail")
+@click.option("--fail", "fail", type=FAIL, default="", help="comma-separated links ('a->b' or 'a--b') and switch names to fail")
 @click.option("--seed", type=SEED, default=None, help="seed of the hash and the random patterns (default goals.seed)")
 @click.option("--qps", type=click.IntRange(1, limits.MAX_QPS_PER_CHANNEL), default=None,
               help="queue pairs per channel (default transport.qps_per_channel, or its shorthand "
                    "transport.qps_per_connection); the channels stay the file's unless --channels")
 @click.option("--channels", type=click.IntRange(1, limits.MAX_CHANNELS), default=None,
               help="channels per collective (default transport.channels, 1 unless stated)")
-@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@json_option()
 @click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
 @click.option("--placement", "placement_path", default=None, metavar="FILE",
               help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
@@ -188,7 +188,7 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, as_json, loads
     elif traffic == "jobs" and c.file.jobs:
         placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
         source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
-    a = _analyze(c, f, routing=routing, traffic=traffic, fail=[x for x in fail.split(",") if x.strip()],
+    a = _analyze(c, f, routing=routing, traffic=traffic, fail=fail,
                  seed=seed, qps=qps, channels=channels, placement=placement)
     if loads_path:
         _write_loads(loads_path, a.loads_table(f))

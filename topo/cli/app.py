@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo
+from topo.cli.options import echo, force_option, json_option, solver_options
 from topo.core.errors import SpecError, TopoError
 
 
@@ -97,7 +97,7 @@ def schema():
 
 @main.command()
 @cluster_arg
-@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@json_option()
 @handle_errors
 def describe(cluster, as_json):
     """Show the fabric a cluster file implies, at full size."""
@@ -117,14 +117,12 @@ def describe(cluster, as_json):
 @cluster_arg
 @click.option("-o", "--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="output directory (written atomically)")
-@click.option("--time-limit", type=TIME_LIMIT, default=None, help="seconds per solver (default goals.time_limit_s)")
-@click.option("--seed", type=SEED, default=None, help="solver and hashing seed (default goals.seed)")
-@click.option("--workers", type=WORKERS, default=None, help="solver workers (default goals.workers)")
+@solver_options(what="solver")
 @click.option("--objective", type=click.Choice(["cost", "power", "balanced"]), default=None,
               help="what the link budget minimises (default goals.objective)")
-@click.option("--force", is_flag=True, help="replace an existing output directory")
+@force_option("replace an existing output directory")
 @click.option("--no-failures", is_flag=True, help="skip the failure-headroom stage")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON summary on stdout")
+@json_option("print one JSON summary on stdout")
 @handle_errors
 def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_failures, as_json):
     """Place jobs, size the link budget, and write plan, report and exports."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo, finite
+from topo.cli.options import echo, finite, force_option, json_option, solver_options
 from topo.cli.app import _json_default, cluster_arg, emit_json, handle_errors, main
 from topo.core.errors import SpecError
 
@@ -214,9 +214,7 @@ def _write_atomic(path: str, text: str) -> None:
               help="traffic the design must carry at the target, each alone; repeat for several: uniform all-to-all "
                    "or the worst-case permutation at GBPS per endpoint, or the job mix (times GROWTH) "
                    "(default: requirements.scenarios, else the jobs and traffic patterns)")
-@click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
-@click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
-@click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers)")
+@solver_options
 @click.option("--for-transport", is_flag=True,
               help="also route the jobs under the transport's own model (RoCE hashing, UEC spraying) and lower "
                    "the target until the jobs' summed time and 95th-percentile penalty are within --max-slowdown "
@@ -224,10 +222,10 @@ def _write_atomic(path: str, text: str) -> None:
 @click.option("--max-slowdown", type=finite(1.0, 1e6), default=None,
               help="with --for-transport: the largest slowdown allowed, >= 1 (default: goals.max_job_slowdown, "
                    "or 1.05 where the goal is null)")
-@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@json_option()
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None,
               help="write the budget JSON here (atomically; includes cluster_after)")
-@click.option("--force", is_flag=True, help="replace an existing -o file")
+@force_option("replace an existing -o file")
 @click.option("--placement", "placement_path", default=None, metavar="FILE",
               help="carry the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from topo.cli.options import echo
+from topo.cli.options import echo, force_option, json_option
 from topo.cli.app import emit_json, handle_errors, main
 from topo.core.errors import SpecError
 
@@ -74,7 +74,7 @@ def _ints(opt: str, text):
               help="what to write (all = every format that applies)")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
               help="directory to write into (default: exports/ beside the plan, as topo optimize lays it out)")
-@click.option("--force", is_flag=True, help="overwrite existing files")
+@force_option("overwrite existing files")
 @click.option("--label-prefix", default=None, help="Kueue/node label key prefix for fabric levels "
               "(default fabric.topograph.run/tier-, giving tier-0 = leaf)")
 @click.option("--domain-label", default=None, help="label key for the scale-up domain "
@@ -87,7 +87,7 @@ def _ints(opt: str, text):
 @click.option("--astra-latency-ns", default=None, help="ASTRA-sim latency per dimension, comma-separated")
 @click.option("--metrics", type=click.Choice(["after", "placed", "before"]), default="after",
               help="link loads: after the budget (default), placed (optimised placement, fabric as given) or before")
-@click.option("--json", "as_json", is_flag=True, help="print the written files as JSON")
+@json_option("print the written files as JSON")
 @handle_errors
 def export_cmd(plan, fmt, out, force, label_prefix, domain_label, api_version, nodes, block_sizes,
                astra_latency_ns, metrics, as_json):
@@ -119,7 +119,7 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, api_version, n
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
               help="directory to write report.html, report.md and report-images/ into (default: the plan's directory)")
-@click.option("--force", is_flag=True, help="overwrite an existing report")
+@force_option("overwrite an existing report")
 @handle_errors
 def report_cmd(plan, out, force):
     """Render report.html and report.md from a plan (no solving)."""

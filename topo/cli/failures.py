@@ -7,7 +7,7 @@ import re
 import click
 
 from topo.cli.app import cluster_arg, emit_json, handle_errors, main
-from topo.cli.options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS, echo
+from topo.cli.options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS, echo, force_option, json_option
 from topo.core.errors import SpecError
 
 
@@ -106,7 +106,7 @@ def _text(d, top=30):
               help="route the jobs for every failure (default: when the fabric has at most 200,000 links); "
                    "--no-traffic: capacity, isolation and jobs hit only, fast at any size")
 @click.option("--hash-exact", is_flag=True, help="let healthy roce-hash loads refine the symmetry classes too")
-@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@json_option()
 @handle_errors
 def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact, as_json):
     """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
@@ -183,9 +183,9 @@ def _clean(o):
 @click.option("--workers", type=WORKERS, help="local worker processes (default: CPU count)")
 @click.option("-o", "--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="output directory (resumes the results already in it)")
-@click.option("--force", is_flag=True, help="recompute every result, even those already written")
+@force_option("recompute every result, even those already written")
 @click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True, help="seconds to reach --scheduler")
-@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@json_option("print the summary as JSON")
 @handle_errors
 def sweep(sweep_file, scheduler, workers, out_dir, force, connect_timeout, as_json):
     """Run a grid or list of design variants x failure scenarios; write a table and a comparison report."""

@@ -55,3 +55,43 @@ def echo(text="", err: bool = False) -> None:
     control or bidi character: :func:`topo.core.textsafe.terminal_safe_text`)."""
     from topo.core.textsafe import terminal_safe_text
     click.echo(terminal_safe_text(text), err=err)
+
+
+class _NameList(click.ParamType):
+    """A comma-separated list of names (``--fail 'leaf0->spine0,spine3'``): stripped, empties dropped."""
+    name = "names"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        return [x.strip() for x in str(value).split(",") if x.strip()]
+
+
+FAIL = _NameList()
+
+
+def routing_choice() -> click.Choice:
+    """The routing models, as the engine names them (one list: topo.routing.engine.MODELS)."""
+    from topo.routing.engine import MODELS
+    return click.Choice(list(MODELS))
+
+
+def solver_options(fn=None, *, what: str = "solver"):
+    """--time-limit, --seed and --workers, each defaulting to the cluster's goals (resolved by
+    topo.model.spec.run_settings), declared once for every command that runs CP-SAT."""
+    def apply(f):
+        f = click.option("--workers", type=WORKERS, default=None,
+                         help=f"{what} workers (default goals.workers); one worker and a seed repeat a run")(f)
+        f = click.option("--seed", type=SEED, default=None, help=f"{what} seed (default goals.seed)")(f)
+        f = click.option("--time-limit", type=TIME_LIMIT, default=None,
+                         help=f"seconds per {what} (default goals.time_limit_s)")(f)
+        return f
+    return apply(fn) if fn is not None else apply
+
+
+def json_option(help: str = "one JSON document on stdout"):
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def force_option(help: str):
+    return click.option("--force", is_flag=True, help=help)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo
+from topo.cli.options import echo, force_option, json_option, solver_options
 from topo.cli.app import _json_default, cluster_arg, emit_json, handle_errors, main
 from topo.core.errors import SpecError
 
@@ -123,14 +123,12 @@ def _routed(c, f, assignment: dict, seed) -> dict:
 
 @main.command()
 @cluster_arg
-@click.option("--time-limit", type=TIME_LIMIT, default=None, help="solver time limit in seconds (default: goals.time_limit_s)")
-@click.option("--seed", type=SEED, default=None, help="solver seed (default: goals.seed)")
-@click.option("--workers", type=WORKERS, default=None, help="solver workers (default: goals.workers); 1 + seed is repeatable")
+@solver_options
 @click.option("--policy", type=click.Choice(["optimize", "greedy"]), default="optimize", show_default=True,
               help="CP-SAT placement, or the greedy best-fit baseline alone")
-@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@json_option()
 @click.option("-o", "output", type=click.Path(dir_okay=False), default=None, help="write the placement JSON here (atomically)")
-@click.option("--force", is_flag=True, help="replace an existing -o file")
+@force_option("replace an existing -o file")
 @click.option("--route", "do_route", is_flag=True,
               help="route the placed jobs (and the in-order placement) through topo.routing: completion times")
 @handle_errors
