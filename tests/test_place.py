@@ -38,9 +38,9 @@ def tiny(nodes_per_rack=1, n_racks=8, limit_kw=100.0, busy_kw=2.0, idle_kw=0.5, 
 
 
 # --- brute force oracle (the objective as documented in topo.solve.placement) ---------------------------
-# one oracle for both files: tests/test_place_exhaustive.py's, written from the README (whole servers,
+# one oracle for both files (tests/helpers/place_oracle.py), written from the README (whole servers,
 # whole free domains for TP >= domain jobs, busy nodes, rack power, pins and forbids, priorities)
-from test_place_exhaustive import oracle as _oracle  # noqa: E402
+from helpers.place_oracle import oracle as _oracle  # noqa: E402
 
 
 def _instance(seed):
