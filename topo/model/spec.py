@@ -687,7 +687,10 @@ def _lengths(v: Any) -> Any:
     return {"mean": v} if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-Lengths = Annotated[TokenLengths, BeforeValidator(_lengths)]
+Lengths = Annotated[TokenLengths, BeforeValidator(_lengths),
+                    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 10_000_000,
+                                               "description": "a fixed length in tokens"},
+                                              TokenLengths.model_json_schema()]})]
 
 
 class ServingLoad(_M):
