@@ -162,3 +162,21 @@ def test_example_runs_and_python_api():
     moe = s["deployments"][1]
     # fp8 KV: 2 x 8 layers x 8 heads x 128 x 1 byte
     assert moe["kv_bytes_per_token"] == 16_384 and moe["bytes_per_s"]["kv_transfer"] == 0
+
+
+def test_kv_time_inside_one_scaleup_domain_uses_scaleup_bandwidth():
+    """Prefill and decode replicas on two accelerators of one scale-up domain: the KV cache never
+    touches the fabric and moves at the domain's bandwidth per accelerator."""
+    from topo.model.fabric import build
+    from topo.routing.serving import serving
+    d = copy.deepcopy(TINY)
+    d["node_types"][0].update(accelerators=2, nics=2, scaleup={"size": 2, "gbps_per_accelerator": 3600})
+    d["serving"]["deployments"][0]["load"]["prompt_tokens"] = {"mean": 1000, "percentiles": {"p90": 4000}}
+    c = _cluster(d)
+    f = build(c)
+    s = serving(c, f)
+    dep = s["deployments"][0]
+    assert dep["network_gbps"] == 0 and dep["max_util"] == 0
+    assert dep["scaleup_gbps"] == pytest.approx(10 * 1000 * 327_680 * 8 / 1e9)
+    assert dep["kv_transfer"]["p90"]["idle_s"] == pytest.approx(4000 * 327_680 * 8 / 3600e9)
+    assert dep["limited_by"] == "scale-up"

@@ -57,15 +57,18 @@ def _render(s: dict) -> str:
 @click.option("--seed", type=SEED, default=None, help="seed of the RoCE hash (default goals.seed)")
 @click.option("--qps", type=click.IntRange(1, limits.MAX_QPS_PER_CHANNEL), default=None,
               help="queue pairs per channel (default the file's transport)")
+@click.option("--channels", type=click.IntRange(1, limits.MAX_CHANNELS), default=None,
+              help="channels per connection (default the file's transport)")
 @click.option("--target-util", "target_utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="target utilisation (default goals.target_utilization)")
 @json_option()
 @handle_errors
-def serve(cluster, routing, seed, qps, target_utilization, as_json):
+def serve(cluster, routing, seed, qps, channels, target_utilization, as_json):
     """Route the serving deployments' traffic: load per deployment, busiest links, KV-transfer time."""
     from topo.model.spec import load
     from topo.routing.serving import serving
-    s = serving(load(cluster), routing=routing, seed=seed, qps=qps, target_utilization=target_utilization)
+    s = serving(load(cluster), routing=routing, seed=seed, qps=qps, channels=channels,
+                target_utilization=target_utilization)
     if as_json:
         emit_json(s)
     else:

@@ -136,8 +136,9 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
             used = rk.link_gbps_load > 0 if rk is not None else np.zeros(fabric.n_links, bool)
             slow = max(1.0, float(util[used].max(initial=0.0)))
             times = {}
+            inj = fabric.injection_gbps()
             for name, n in lens.items():
-                t = max(kv_transfer_time_s(fabric, P[p], D[q], M, n, eff)
+                t = max(kv_transfer_time_s(fabric, P[p], D[q], M, n, eff, inj)
                         for p in range(P.shape[0]) for q in range(D.shape[0]))
                 times[name] = {"tokens": n, "bytes": kv_bytes_per_token(m) * n, "idle_s": t, "loaded_s": t * slow}
             out["kv_transfer"] = times

@@ -56,7 +56,7 @@ from typing import Optional
 import numpy as np
 
 from topo.core.errors import SpecError
-from topo.traffic.demand import Demands, _ideal_time_s, expand_collective, fit_in_order, free_accelerators
+from topo.traffic.demand import Demands, expand_collective, fit_in_order, free_accelerators
 
 KINDS = ("kv_transfer", "tp_allreduce", "pp_send", "moe_dispatch", "moe_combine", "agent_request",
          "agent_response")
@@ -277,13 +277,29 @@ def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: fl
 
 
 def kv_transfer_time_s(fabric, pre_eps, dec_eps, per_token: np.ndarray, tokens: float,
-                       efficiency: float) -> float:
+                       efficiency: float, injection_gbps: Optional[np.ndarray] = None) -> float:
     """Time to move one request's KV cache of ``tokens`` prompt tokens from the prefill ranks
     ``pre_eps`` to the decode ranks ``dec_eps`` on an idle fabric: the largest, over the ranks, of
-    the bytes each sends or receives over its NIC goodput (scale-up bandwidth inside one domain)."""
-    rows, cols = np.nonzero(per_token)
-    src = np.asarray(pre_eps, np.int64)[rows]
-    dst = np.asarray(dec_eps, np.int64)[cols]
-    nb = per_token[rows, cols] * float(tokens)
-    keep = src != dst
-    return _ideal_time_s(fabric, src[keep], dst[keep], nb[keep], efficiency)
+    the bytes each sends or receives over its NIC goodput (``injection_gbps x efficiency``), and of
+    the bytes it sends or receives inside its scale-up domain over the domain's bandwidth per
+    accelerator. Cost O(ranks), independent of the fabric's size (``injection_gbps`` may be passed
+    in to reuse it across calls)."""
+    pre = np.asarray(pre_eps, np.int64)
+    dec = np.asarray(dec_eps, np.int64)
+    inj = fabric.injection_gbps() if injection_gbps is None else injection_gbps
+    dom = np.asarray(fabric.ep_domain)
+    B = per_token * float(tokens)
+    B = np.where(pre[:, None] == dec[None, :], 0.0, B)          # a rank that keeps its own share
+    same = (dom[pre][:, None] == dom[dec][None, :]) & (dom[pre][:, None] >= 0)
+    t = 0.0
+    for mask, cap_src, cap_dst in (
+            (~same, inj[pre] * efficiency, inj[dec] * efficiency),
+            (same, fabric.domain_gbps[np.maximum(dom[pre], 0)], fabric.domain_gbps[np.maximum(dom[dec], 0)])):
+        Bm = np.where(mask, B, 0.0)
+        for sent, cap in ((Bm.sum(axis=1), cap_src), (Bm.sum(axis=0), cap_dst)):
+            busy = sent > 0
+            if busy.any():
+                c = np.asarray(cap, float)[busy]
+                per = np.where(c > 0, sent[busy] * 8 / (np.where(c > 0, c, 1.0) * 1e9), np.inf)
+                t = max(t, float(per.max()))
+    return t
