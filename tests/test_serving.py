@@ -180,3 +180,19 @@ def test_kv_time_inside_one_scaleup_domain_uses_scaleup_bandwidth():
     assert dep["scaleup_gbps"] == pytest.approx(10 * 1000 * 327_680 * 8 / 1e9)
     assert dep["kv_transfer"]["p90"]["idle_s"] == pytest.approx(4000 * 327_680 * 8 / 3600e9)
     assert dep["limited_by"] == "scale-up"
+
+
+def test_with_training_on_disjoint_links():
+    """A 2-rank training job under the same leaf as the deployment: no link carries both, so the
+    peak with training is the larger of the two alone (training at line rate: 1.0 with no headers)."""
+    from topo.routing.serving import serving
+    d = copy.deepcopy(TINY)
+    d["jobs"] = [{"name": "t", "accelerators": 2, "collectives": [{"op": "allreduce", "bytes": 1e9}]}]
+    s = serving(_cluster(d))
+    w = s["with_training"]
+    assert s["deployments"][0]["replicas"] == {"prefill": [["n0002-g0", "n0002-g0"]],
+                                               "decode": [["n0003-g0", "n0003-g0"]]}
+    assert w["training_max_util"] == pytest.approx(1.0)
+    assert w["shared_links"] == 0 and w["shared_max_serving_share"] is None
+    assert w["max_util"] == pytest.approx(max(1.0, s["all"]["max_util"]))
+    assert serving(_cluster(TINY))["with_training"] is None

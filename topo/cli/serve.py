@@ -25,6 +25,9 @@ def _render(s: dict) -> str:
     for d in s["deployments"]:
         lines.append(f"deployment {d['name']} ({d['mode']}, {d['accelerators']:,} accelerators, "
                      f"{d['requests_per_s']:,.4g} requests/s)")
+        for role, reps in d["replicas"].items():
+            shown = ", ".join(f"{a}..{b}" for a, b in reps[:4]) + (f", ... ({len(reps)} replicas)" if len(reps) > 4 else "")
+            lines.append(f"  {role}: {shown}")
         lines.append(f"  KV bytes per token {d['kv_bytes_per_token']:,.0f}; MoE dispatch bytes per token per layer "
                      f"{d['moe_dispatch_bytes_per_token_per_layer']:,.0f}")
         lines.append("  GB/s by kind: " + ", ".join(f"{k} {d['bytes_per_s'][k] / 1e9:,.4g}" for k in KINDS
@@ -47,6 +50,12 @@ def _render(s: dict) -> str:
               f"{_g(a['load_scale_at_target'])}x", "busiest links (fluid):"]
     for h in a["busiest_links"][:10]:
         lines.append(f"  {h['link']:<40} util {h['util']:.4f} ({h['load_gbps']:,.2f} / {h['gbps']:g} Gb/s)")
+    w = s.get("with_training")
+    if w:
+        lines += ["", f"with the training jobs communicating at line rate (fluid): max link util {w['max_util']:.4f} "
+                      f"(training alone {w['training_max_util']:.4f}); {w['shared_links']:,} links carry both"
+                      + (f", serving at most {100 * w['shared_max_serving_share']:.1f}% of one"
+                         if w["shared_max_serving_share"] is not None else "")]
     return "\n".join(lines)
 
 

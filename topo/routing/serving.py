@@ -14,7 +14,9 @@ that reaches it first is the busiest one. The KV-transfer time is the network sh
 first token on an idle fabric (NIC goodput or scale-up bandwidth); ``loaded`` multiplies it by
 the largest utilisation (at least 1) of a link the deployment's KV flows use, the engine's rule
 for proportional sharing of overloaded links. Compute time, batching and queueing are not
-modelled. Only the serving traffic is routed here (training jobs take accelerators, not links).
+modelled. The verdict is for the serving traffic alone; ``with_training`` adds the training jobs'
+flows at their communication-phase line rate (the engine's offered rate, fluid) on the same links:
+the peak utilisation while a training job communicates, and the links both kinds share.
 """
 from __future__ import annotations
 
@@ -114,6 +116,9 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
             "mode": "colocated" if dep.colocated is not None else "disaggregated",
             "requests_per_s": dep.load.requests_per_s,
             "accelerators": int(sum(v.size for (n, _), v in st.replicas.items() if n == dep.name)),
+            # derived: the endpoints of every replica, first and last in rank order
+            "replicas": {role: [[fabric.node_name(int(r[0])), fabric.node_name(int(r[-1]))] for r in R]
+                         for (n, role), R in st.replicas.items() if n == dep.name},
             "kv_bytes_per_token": kv_bytes_per_token(m),
             "moe_dispatch_bytes_per_token_per_layer": moe_dispatch_bytes_per_token(m),
             "bytes_per_s": {kk: st.bytes_per_s[dep.name][kk] for kk in KINDS},
@@ -146,6 +151,24 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
     mu_all = float(util.max(initial=0.0))
     worst_all = max(mu_all, su_all)
     hot = _hottest(fabric, both.link_gbps_load, alive, 10)
+    with_training = None
+    if f.jobs:
+        from topo.traffic.demand import fit_in_order, job_demands
+        jp = placement if placement is not None else fit_in_order(cluster, fabric)[0]
+        jd = job_demands(cluster, fabric, jp)
+        if jd.n:
+            rj = route(fabric, jd, "fluid", efficiency=eff)
+            tot = rj.link_gbps_load + both.link_gbps_load
+            ut = _util(fabric, tot)
+            shared = (rj.link_gbps_load > 0) & (both.link_gbps_load > 0)
+            with_training = {
+                "training_max_util": float(_util(fabric, rj.link_gbps_load).max(initial=0.0)),
+                "max_util": float(ut.max(initial=0.0)),
+                "shared_links": int(shared.sum()),
+                "shared_max_serving_share": (float((both.link_gbps_load[shared] / tot[shared]).max())
+                                             if shared.any() else None),
+                "busiest_links": _hottest(fabric, tot, alive, 5),
+            }
     return {
         "cluster": f.name, "family": fabric.family, "endpoints": fabric.n_endpoints, "flows": d.n,
         "placement": "training jobs " + ("as given" if placement is not None else "in order")
@@ -166,4 +189,5 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
             "carries_at_target_transport": bool(max(float(util_m.max(initial=0.0)), su_all) <= target),
             "unreachable_gbps": float(both.unreachable_gbps),
         },
+        "with_training": with_training,
     }
