@@ -611,6 +611,198 @@ class FailureRates(_M):
     """Probability (0 to 1) that an endpoint's NIC fails within a year, cutting the endpoint's fabric links. Default 0."""
 
 
+# --- serving (inference deployments) ------------------------------------------------
+# bytes per element of each data type a serving model states
+DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5, "int4": 0.5}
+DType = Literal["fp32", "bf16", "fp16", "fp8", "int8", "fp4", "int4"]
+Tokens = Annotated[int, Field(ge=1, le=10_000_000)]
+
+
+class ServingModel(_M):
+    """The shape of a served model: what its traffic follows from."""
+    layers: Annotated[int, Field(ge=1, le=10_000)]
+    """Transformer layers (decoder blocks). Sets the KV cache per token and the all-reduces and expert exchanges per token."""
+    hidden_size: Annotated[int, Field(ge=1, le=1_000_000)]
+    """Hidden (model) dimension: the width of the activations each tensor-parallel all-reduce, pipeline send and expert dispatch carries per token."""
+    attention_heads: Annotated[int, Field(ge=1, le=100_000)]
+    """Query attention heads. Recorded; the KV cache follows from kv_heads."""
+    kv_heads: Annotated[int, Field(ge=1, le=100_000)]
+    """Key/value heads (grouped-query attention; equal to attention_heads for multi-head attention). Must divide attention_heads."""
+    head_dim: Annotated[int, Field(ge=1, le=100_000)]
+    """Dimension of each attention head. KV bytes per token = 2 x layers x kv_heads x head_dim x bytes of kv_dtype."""
+    weight_dtype: DType = "bf16"
+    """Data type of the weights (fp32, bf16, fp16, fp8, int8, fp4, int4). Recorded only: weights do not move while serving. Default bf16."""
+    activation_dtype: DType = "bf16"
+    """Data type of the activations on the wire: tensor-parallel all-reduces, pipeline sends, expert dispatch and combine. Default bf16."""
+    kv_dtype: DType = "bf16"
+    """Data type of the KV cache, which sets the bytes of the prefill-to-decode KV transfer. Default bf16."""
+    experts: Optional[Annotated[int, Field(ge=2, le=100_000)]] = None
+    """Routed experts per MoE layer (every layer is taken as MoE). Unset: a dense model."""
+    experts_per_token: Optional[Annotated[int, Field(ge=1, le=100_000)]] = None
+    """Routed experts each token is sent to (top-k); required with experts, at most experts. Dispatch bytes per token per layer = hidden_size x experts_per_token x activation bytes."""
+    expert_ffn_size: Optional[Annotated[int, Field(ge=1, le=10_000_000)]] = None
+    """Intermediate (FFN) size of one expert. Recorded only: expert weights stay in place, so it sets no traffic."""
+
+
+class ServingPool(_M):
+    """Replicas of one role (prefill, decode or colocated) and the parallelism of each."""
+    replicas: Count
+    """Replicas in this pool; requests are spread evenly over them."""
+    tp: Count = 1
+    """Tensor-parallel size per replica (attention and dense layers); one all-reduce of the activations per dense block. Default 1."""
+    pp: Count = 1
+    """Pipeline stages per replica; layers must divide evenly over them. Default 1."""
+    ep: Count = 1
+    """Expert-parallel size per stage: the experts of a stage spread over ep ranks; ep must be 1 or a multiple of tp (the ep / tp attention data-parallel groups). A replica has pp x max(tp, ep) accelerators. Default 1."""
+
+    @property
+    def stage_ranks(self) -> int:
+        """Accelerators per pipeline stage: max(tp, ep)."""
+        return max(self.tp, self.ep)
+
+    @property
+    def accelerators(self) -> int:
+        """Accelerators per replica: pp x max(tp, ep)."""
+        return self.pp * self.stage_ranks
+
+
+class TokenLengths(_M):
+    """A length distribution in tokens: its mean (which sets the rates) and optional percentiles
+    (at which the per-request KV transfer time is reported)."""
+    mean: Tokens
+    """Mean length in tokens; the traffic rates follow from it."""
+    percentiles: dict[Annotated[str, Field(pattern=r"^p(100|[1-9]?[0-9](\.[0-9]+)?)$")], Tokens] = {}
+    """Length at percentiles, e.g. {p50: 1500, p99: 12000}; keys p0 to p100, values non-decreasing with the percentile. Used for the per-request KV transfer time. Default none."""
+
+    @model_validator(mode="after")
+    def _monotone(self):
+        items = sorted((float(k[1:]), v, k) for k, v in self.percentiles.items())
+        for (_, a, ka), (_, b, kb) in zip(items, items[1:]):
+            if b < a:
+                raise ValueError(f"percentiles: {kb} = {b} is below {ka} = {a}")
+        return self
+
+
+def _lengths(v: Any) -> Any:
+    return {"mean": v} if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+Lengths = Annotated[TokenLengths, BeforeValidator(_lengths),
+                    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 10_000_000,
+                                               "description": "a fixed length in tokens"},
+                                              TokenLengths.model_json_schema()]})]
+
+
+class ServingLoad(_M):
+    requests_per_s: Annotated[float, Field(gt=0, le=1e12)]
+    """Requests per second the deployment serves, in total over its replicas."""
+    prompt_tokens: Lengths
+    """Prompt (input) length: a number of tokens (fixed), or {mean, percentiles: {p50, p99, ...}}."""
+    output_tokens: Lengths
+    """Output (generated) length: a number of tokens (fixed), or {mean, percentiles}. Sets the decode token rate."""
+
+
+class Deployment(_M):
+    name: Name
+    """Name of the deployment, unique among deployments and jobs."""
+    model: ServingModel
+    """The served model's shape: layers, hidden size, heads, KV heads, head dim, data types, experts."""
+    load: ServingLoad
+    """Requests per second and the prompt and output lengths."""
+    prefill: Optional[ServingPool] = None
+    """Disaggregated serving: the prefill pool (replicas, tp, pp, ep). Give it with decode, not with colocated."""
+    decode: Optional[ServingPool] = None
+    """Disaggregated serving: the decode pool; every request's KV cache moves from a prefill replica to a decode replica. Give it with prefill."""
+    colocated: Optional[ServingPool] = None
+    """Colocated serving: one pool doing prefill and decode (no KV transfer over the network). Give it instead of prefill and decode."""
+
+
+class AgentTier(_M):
+    name: Name
+    """Name of the tier, unique among agent tiers."""
+    node_type: Name
+    """Node type of its hosts: one without accelerators (e.g. platform cpu-host). The tier is that type's nodes, in node order."""
+    hosts: Optional[Count] = None
+    """Use only the first hosts nodes of that type. Default: all of them."""
+    deployments: list[Name] = Field(min_length=1, max_length=limits.MAX_JOBS)
+    """Deployments the tier sends requests to; a deployment's requests are split evenly over the hosts of every tier that names it."""
+    request_bytes: Bytes
+    """Bytes per request from the agent host to the deployment: prompt, tool results and retrieved context (number or e.g. 64KiB). Goes to the first accelerator of a prefill (or colocated) replica."""
+    response_bytes: Bytes
+    """Bytes per request from the deployment back to the agent host: the generated output and tool calls. Comes from the first accelerator of a decode (or colocated) replica."""
+
+
+class Serving(_M):
+    deployments: list[Deployment] = Field(default=[], max_length=limits.MAX_JOBS)
+    """Inference deployments served on the cluster's accelerators, placed in order after the training jobs. Default none."""
+    agent_tiers: list[AgentTier] = Field(default=[], max_length=limits.MAX_JOBS)
+    """Pools of CPU-only hosts sending requests to the deployments and receiving their responses. Default none."""
+
+
+def serving_errors(f: "ClusterFile", node_types: dict) -> list:
+    """(path, message) for every serving entry the traffic model cannot honour exactly."""
+    errs = []
+    names = {j.name for j in f.jobs}
+    dnames: set = set()
+    for i, d in enumerate(f.serving.deployments):
+        p = f"serving.deployments[{i}]"
+        if d.name in dnames or d.name in names:
+            errs.append((f"{p}.name", f"duplicate name {d.name!r} (deployments and jobs share one name space)"))
+        dnames.add(d.name)
+        m = d.model
+        if m.attention_heads % m.kv_heads:
+            errs.append((f"{p}.model.kv_heads", f"{m.kv_heads} does not divide attention_heads {m.attention_heads}"))
+        if (m.experts is None) != (m.experts_per_token is None):
+            errs.append((f"{p}.model.experts_per_token" if m.experts is not None else f"{p}.model.experts",
+                         "give experts and experts_per_token together (a MoE model) or neither (dense)"))
+        elif m.experts is not None and m.experts_per_token > m.experts:
+            errs.append((f"{p}.model.experts_per_token", f"{m.experts_per_token} exceeds experts {m.experts}"))
+        if d.colocated is not None and (d.prefill is not None or d.decode is not None):
+            errs.append((f"{p}.colocated", "give colocated, or prefill and decode, not both"))
+        elif d.colocated is None and (d.prefill is None or d.decode is None):
+            errs.append((f"{p}.{'decode' if d.prefill is not None else 'prefill'}",
+                         "missing: disaggregated serving needs prefill and decode (or give colocated)"))
+        for role in ("prefill", "decode", "colocated"):
+            pool = getattr(d, role)
+            if pool is None:
+                continue
+            q = f"{p}.{role}"
+            if m.layers % pool.pp:
+                errs.append((f"{q}.pp", f"{pool.pp} stages do not divide the model's {m.layers} layers"))
+            if pool.tp > 1 and m.kv_heads % pool.tp and pool.tp % m.kv_heads:
+                errs.append((f"{q}.tp", f"tp {pool.tp} and kv_heads {m.kv_heads}: one must divide the other "
+                                        f"(KV heads are split over, or replicated across, the TP ranks)"))
+            if pool.tp > 1 and m.hidden_size % pool.tp:
+                errs.append((f"{q}.tp", f"tp {pool.tp} does not divide hidden_size {m.hidden_size}"))
+            if pool.ep > 1:
+                if m.experts is None:
+                    errs.append((f"{q}.ep", "expert parallelism needs a MoE model (model.experts)"))
+                elif m.experts % pool.ep:
+                    errs.append((f"{q}.ep", f"{pool.ep} ranks do not share the model's {m.experts} experts evenly"))
+                if pool.ep % pool.tp:
+                    errs.append((f"{q}.ep", f"ep {pool.ep} is not a multiple of tp {pool.tp} (each stage is ep "
+                                            f"ranks: ep / tp attention groups of tp)"))
+            if pool.replicas * pool.accelerators > MAX_ENDPOINTS:
+                errs.append((f"{q}.replicas", f"{pool.replicas} replicas x {pool.accelerators} accelerators exceed "
+                                              f"{MAX_ENDPOINTS:,}"))
+    tnames: set = set()
+    for i, t in enumerate(f.serving.agent_tiers):
+        p = f"serving.agent_tiers[{i}]"
+        if t.name in tnames:
+            errs.append((f"{p}.name", f"duplicate agent tier name {t.name!r}"))
+        tnames.add(t.name)
+        nt = node_types.get(t.node_type)
+        if nt is None:
+            errs.append((f"{p}.node_type", f"unknown node type {t.node_type!r}"))
+        elif nt.accelerators:
+            errs.append((f"{p}.node_type", f"{t.node_type!r} has {nt.accelerators} accelerators; an agent tier is "
+                                           f"CPU-only hosts (a node type with none, e.g. platform cpu-host)"))
+        for k, n in enumerate(t.deployments):
+            if n not in dnames:
+                errs.append((f"{p}.deployments[{k}]", f"unknown deployment {n!r}"))
+    return errs
+
+
 class ClusterFile(_M):
     """The cluster file as written (before catalog merge)."""
     version: Literal[1] = 1
@@ -645,6 +837,8 @@ class ClusterFile(_M):
     """Annual failure probabilities of links, switches and NICs, turning failure analysis into expected capacity lost per year. Default all 0."""
     busy_nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
     """Nodes already in use, by name (n0000, ...; Slurm hostlist ranges such as n[0000-0031] allowed). Placement leaves them out and counts them at busy power."""
+    serving: Serving = Serving()
+    """Inference deployments (model shape, prefill/decode or colocated pools, load) and the CPU agent tiers that drive them; `topo serve` routes their traffic. Default none."""
 
 
 # --- resolved (normalised) cluster -------------------------------------------------
@@ -1049,6 +1243,7 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         errs.append(("transport.qps_per_channel",
                      f"{t.n_channels} channels x {t.qps} queue pairs per channel = {t.n_channels * t.qps:,} hashed "
                      f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}"))
+    errs.extend(serving_errors(f, node_types))
     if errs:
         raise SpecError(errs, source)
     tr = catalog.TRANSPORTS[f.transport.protocol]

@@ -1,0 +1,84 @@
+"""`topo serve`: route the serving deployments' traffic and report it per deployment.
+
+Thin layer: parse options, call :func:`topo.routing.serving.serving`, render a table or one
+JSON document. Exit 0 whether or not the fabric carries the load (the report says which);
+bad input exits 2.
+"""
+from __future__ import annotations
+
+import click
+
+from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.cli.options import SEED, echo, json_option, routing_choice
+from topo.core import limits
+
+
+def _g(x) -> str:
+    return "-" if x is None else f"{x:,.4g}"
+
+
+def _render(s: dict) -> str:
+    from topo.traffic.serving import KINDS
+    lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, {s['flows']:,} serving flows, "
+             f"routing fluid and {s['routing']}, target utilisation {s['target_utilization']:g}",
+             f"placement: {s['placement']}", ""]
+    for d in s["deployments"]:
+        lines.append(f"deployment {d['name']} ({d['mode']}, {d['accelerators']:,} accelerators, "
+                     f"{d['requests_per_s']:,.4g} requests/s)")
+        for role, reps in d["replicas"].items():
+            shown = ", ".join(f"{a}..{b}" for a, b in reps[:4]) + (f", ... ({len(reps)} replicas)" if len(reps) > 4 else "")
+            lines.append(f"  {role}: {shown}")
+        lines.append(f"  KV bytes per token {d['kv_bytes_per_token']:,.0f}; MoE dispatch bytes per token per layer "
+                     f"{d['moe_dispatch_bytes_per_token_per_layer']:,.0f}")
+        lines.append("  GB/s by kind: " + ", ".join(f"{k} {d['bytes_per_s'][k] / 1e9:,.4g}" for k in KINDS
+                                                   if d["bytes_per_s"][k] > 0))
+        lines.append(f"  network {d['network_gbps']:,.1f} Gb/s, scale-up {d['scaleup_gbps']:,.1f} Gb/s; alone: max "
+                     f"link util {d['max_util']:.4f}, scale-up util {d['scaleup_max_util']:.4f}")
+        lines.append(f"  highest rate at the target: {_g(d['max_requests_per_s_at_target'])} requests/s "
+                     f"(limited by {d['limited_by'] or '-'})")
+        for name, k in (d.get("kv_transfer") or {}).items():
+            lines.append(f"  KV transfer at {name} ({k['tokens']:,} tokens, {k['bytes'] / 1e6:,.1f} MB): "
+                         f"{k['idle_s'] * 1e3:,.3f} ms idle, {k['loaded_s'] * 1e3:,.3f} ms loaded")
+        for h in d["busiest_links"][:3]:
+            lines.append(f"    {h['link']:<40} util {h['util']:.4f} ({h['load_gbps']:,.2f} / {h['gbps']:g} Gb/s)")
+    a = s["all"]
+    lines += ["", f"all deployments: network {a['network_gbps']:,.1f} Gb/s, scale-up {a['scaleup_gbps']:,.1f} Gb/s; "
+                  f"max link util {a['max_util']:.4f} (fluid), {a['max_util_transport']:.4f} ({s['routing']}); "
+                  f"scale-up util {a['scaleup_max_util']:.4f}",
+              f"carries the load at the target: {'yes' if a['carries_at_target'] else 'NO'} (fluid), "
+              f"{'yes' if a['carries_at_target_transport'] else 'NO'} ({s['routing']}); load scale at the target "
+              f"{_g(a['load_scale_at_target'])}x", "busiest links (fluid):"]
+    for h in a["busiest_links"][:10]:
+        lines.append(f"  {h['link']:<40} util {h['util']:.4f} ({h['load_gbps']:,.2f} / {h['gbps']:g} Gb/s)")
+    w = s.get("with_training")
+    if w:
+        lines += ["", f"with the training jobs communicating at line rate (fluid): max link util {w['max_util']:.4f} "
+                      f"(training alone {w['training_max_util']:.4f}); {w['shared_links']:,} links carry both"
+                      + (f", serving at most {100 * w['shared_max_serving_share']:.1f}% of one"
+                         if w["shared_max_serving_share"] is not None else "")]
+    return "\n".join(lines)
+
+
+@main.command()
+@cluster_arg
+@click.option("--routing", type=routing_choice(), default=None,
+              help="the transport's model reported beside fluid (default from transport.protocol)")
+@click.option("--seed", type=SEED, default=None, help="seed of the RoCE hash (default goals.seed)")
+@click.option("--qps", type=click.IntRange(1, limits.MAX_QPS_PER_CHANNEL), default=None,
+              help="queue pairs per channel (default the file's transport)")
+@click.option("--channels", type=click.IntRange(1, limits.MAX_CHANNELS), default=None,
+              help="channels per connection (default the file's transport)")
+@click.option("--target-util", "target_utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="target utilisation (default goals.target_utilization)")
+@json_option()
+@handle_errors
+def serve(cluster, routing, seed, qps, channels, target_utilization, as_json):
+    """Route the serving deployments' traffic: load per deployment, busiest links, KV-transfer time."""
+    from topo.model.spec import load
+    from topo.routing.serving import serving
+    s = serving(load(cluster), routing=routing, seed=seed, qps=qps, channels=channels,
+                target_utilization=target_utilization)
+    if as_json:
+        emit_json(s)
+    else:
+        echo(_render(s))
