@@ -195,3 +195,38 @@ def test_cli_sizes_and_explain(tmp_path):
     r = CliRunner().invoke(main, ["analyze", str(p), "--sizes", "big"])
     assert r.exit_code == 2 and no_crash(r) and "--sizes" in r.output
     assert math.isfinite(e["busbw_gbps"])
+
+
+# --- the sharing model of the load analysis's job times (topo.routing.engine.completion_times) ---
+B = 1e9 / 8   # bytes that take 1 s at 1 Gb/s
+
+
+def test_max_min_sharing_lets_the_small_flow_finish_in_its_own_time():
+    from topo.routing.engine import SHARING, completion_times
+    assert SHARING["roce-hash"] == "max-min"
+    paths = np.array([[0], [0]])
+    cap = np.array([100.0])
+    t = completion_times(paths, cap, np.array([B, 9 * B]), 1.0, "max-min")
+    # 50 Gb/s each until the small one ends at 1/50 s; the large one then runs alone at 100 Gb/s
+    assert t[0] == pytest.approx(1 / 50)
+    assert t[1] == pytest.approx(1 / 50 + 8 / 100)
+    # byte-weighted: 10 and 90 Gb/s, both end at 0.1 s (the small flow waits for the large one)
+    tb = completion_times(paths, cap, np.array([B, 9 * B]), 1.0, "bytes")
+    assert tb == pytest.approx([0.1, 0.1])
+    # out of refill rounds, the rest keep their rates: an upper bound
+    t1 = completion_times(paths, cap, np.array([B, 9 * B]), 1.0, "max-min", rounds=1)
+    assert t1 == pytest.approx([1 / 50, 9 / 50]) and t1[1] >= t[1]
+
+
+def test_max_min_sharing_with_two_bottlenecks_and_a_dead_path():
+    from topo.routing.engine import completion_times
+    # a on link 0 (100), b on links 0 and 1 (30), c on link 1; d has a failed link (capacity 0)
+    paths = np.array([[0, -1], [0, 1], [1, -1], [2, -1]])
+    cap = np.array([100.0, 30.0, 0.0])
+    t = completion_times(paths, cap, np.full(4, B), 0.5, "max-min")
+    # link 1 splits 15/15; a takes the 85 left on link 0; goodput is half the wire rate
+    assert t[0] == pytest.approx(2 / 85)
+    assert t[1] == pytest.approx(2 / 15) and t[2] == pytest.approx(2 / 15)
+    assert t[3] == math.inf
+    with pytest.raises(SpecError):
+        completion_times(paths, cap, np.full(4, B), 1.0, "fair-ish")

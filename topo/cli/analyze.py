@@ -165,6 +165,9 @@ def _render(s: dict) -> str:
 @click.option("--sizes", "sizes", default=None, metavar="RANGE",
               help="collective time and bus bandwidth per message size, e.g. 1KiB..16GiB (powers of two) or "
                    "1MiB,64MiB, for every job's collectives under RoCE hashing and UEC spraying")
+@click.option("--sharing", type=click.Choice(["max-min", "bytes"]), default=None,
+              help="how roce-hash queue pairs share a bottleneck in the job times: per-QP max-min fairness "
+                   "(default) or byte-weighted (flows sharing a link finish together)")
 @click.option("--explain", is_flag=True, help="show every candidate algorithm of each collective with its time")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
@@ -172,7 +175,7 @@ def _render(s: dict) -> str:
               help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")
 @handle_errors
-def analyze(cluster, routing, traffic, fail, seed, qps, channels, sizes, explain, as_json, loads_path, placement_path):
+def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes, explain, as_json, loads_path, placement_path):
     """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
     from topo.model.fabric import build
     from topo.pipeline import read_placement
@@ -193,7 +196,7 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, sizes, explain
         placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
         source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
     a = _analyze(c, f, routing=routing, traffic=traffic, fail=[x for x in fail.split(",") if x.strip()],
-                 seed=seed, qps=qps, channels=channels, placement=placement)
+                 seed=seed, qps=qps, channels=channels, placement=placement, sharing=sharing)
     if loads_path:
         _write_loads(loads_path, a.loads_table(f))
     d = a.to_dict()
