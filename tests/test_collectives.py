@@ -230,3 +230,15 @@ def test_max_min_sharing_with_two_bottlenecks_and_a_dead_path():
     assert t[3] == math.inf
     with pytest.raises(SpecError):
         completion_times(paths, cap, np.full(4, B), 1.0, "fair-ish")
+
+
+def test_slowest_max_min_rate_equals_the_waterfill_minimum():
+    from topo.routing.engine import waterfill
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        L = int(rng.integers(3, 12))
+        cap = rng.uniform(10, 400, L)
+        n, H = int(rng.integers(1, 30)), int(rng.integers(1, 5))
+        paths = np.array([np.concatenate([rng.choice(L, size=h, replace=False), np.full(H - h, -1)])
+                          for h in rng.integers(1, H + 1, n)], np.int64)
+        assert C.min_maxmin_rate(paths, cap) == pytest.approx(float(waterfill(paths, cap).min()), rel=1e-12)

@@ -128,12 +128,24 @@ def path_latency_s(fabric, paths: np.ndarray, node_latency_ns: np.ndarray) -> np
     paths = np.asarray(paths, np.int64)
     if paths.size == 0:
         return np.zeros(paths.shape[0] if paths.ndim == 2 else 0)
-    ok = paths >= 0
-    lk = np.where(ok, paths, 0)
-    length = np.where(ok, fabric.link_length_m[lk].astype(np.float64), 0.0)
-    into = np.where(ok, node_latency_ns[fabric.link_dst[lk]], 0.0)
-    # the last valid link of each row enters the destination endpoint (latency 0 there anyway)
-    return (length.sum(axis=1) * PROPAGATION_NS_PER_M + into.sum(axis=1)) * 1e-9
+    # per link: its cable delay plus the latency of the node it enters (0 for the destination endpoint);
+    # the extra last entry (index -1) is the padding's 0
+    cost = np.zeros(fabric.n_links + 1)
+    cost[:-1] = fabric.link_length_m.astype(np.float64) * PROPAGATION_NS_PER_M + node_latency_ns[fabric.link_dst]
+    return cost[paths].sum(axis=1) * 1e-9
+
+
+def min_maxmin_rate(paths: np.ndarray, capacity: np.ndarray) -> float:
+    """The smallest rate of equal-weight max-min fair sharing of ``paths`` (rows of link ids, -1 padded):
+    the first level progressive filling freezes, min over used links of capacity / paths through it.
+    Equals ``topo.routing.engine.waterfill(paths, capacity).min()`` (tests compare them) in O(path length)."""
+    paths = np.asarray(paths, np.int64)
+    flat = paths[paths >= 0]
+    if flat.size == 0:
+        return math.inf
+    cnt = np.bincount(flat, minlength=capacity.shape[0])
+    used = cnt > 0
+    return float((np.asarray(capacity, np.float64)[used] / cnt[used]).min())
 
 
 # --- one pattern: alpha and the slowest flow's rate --------------------------------------------
@@ -156,7 +168,7 @@ class _Patterns:
         return hit
 
     def _compute(self, src, dst):
-        from topo.routing.engine import route, waterfill
+        from topo.routing.engine import route
         from topo.traffic.demand import Demands
         f = self.fabric
         keep = src != dst
@@ -180,11 +192,10 @@ class _Patterns:
         rate = math.inf
         if (~same).any():
             if hashed:
-                q = rh.qp_flow
-                r = waterfill(rh.qp_path, cap)  # per-QP max-min fair (equal weights)
-                per_flow = np.full(n, np.inf)
-                np.minimum.at(per_flow, q, r)
-                rate = float(per_flow[~same].min()) * self.channels * self.qps
+                # per-QP max-min fair (equal weights): the slowest queue pair gets the first level of
+                # progressive filling, min over links of capacity / queue pairs crossing it; a flow is
+                # as fast as its slowest queue pair times channels x qps
+                rate = min_maxmin_rate(rh.qp_path, cap) * self.channels * self.qps
             else:
                 r = route(f, d, self.model, failed_links=self.dead, efficiency=1.0)
                 if (r.flow_unreachable[~same] > 0).any():

@@ -944,7 +944,7 @@ def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
 # its ideal time times the highest utilisation it meets), which is not this switch.
 SHARING = {"roce-hash": "max-min"}
 SHARING_MODELS = ("max-min", "bytes")
-MAXMIN_ROUNDS = 16
+MAXMIN_ROUNDS = 8
 
 
 def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarray, efficiency: float,
