@@ -936,8 +936,8 @@ def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
 # * "max-min": per-QP max-min fairness, equal weights, what per-QP rate control of the DCQCN kind
 #   converges to: every queue pair crossing a bottleneck gets the same rate whatever its bytes, so a
 #   small job beside a large one finishes in its own time. Rates are refilled when queue pairs finish
-#   (progressive filling), for at most MAXMIN_ROUNDS completion events; after that the rest keep
-#   their rates (an upper bound on their times: rates only grow as others finish).
+#   (progressive filling) for MAXMIN_ROUNDS - 1 completion events; then the remaining bytes share by
+#   weight = remaining bytes (see completion_times), which bounds the cost at large scale.
 # * "bytes": weighted max-min with weight = bytes, so flows sharing no other bottleneck finish together
 #   (every flow of a link ends at the same time, as if the link served bytes in proportion).
 # The fluid-type models (fluid, wcmp, uec-spray) share in proportion to offered load (a job's time is
@@ -948,7 +948,7 @@ MAXMIN_ROUNDS = 8
 
 
 def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarray, efficiency: float,
-                     sharing: str = "max-min", rounds: int = MAXMIN_ROUNDS) -> np.ndarray:
+                     sharing: str = "max-min", rounds: Optional[int] = None) -> np.ndarray:
     """Completion time in seconds of each queue pair (rows of link ids, -1 padded) carrying ``qbytes``
     over links of ``capacity`` Gb/s (wire) at goodput ``efficiency``, under ``sharing`` (see SHARING).
 
@@ -966,6 +966,7 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
         rate = waterfill(qp_path, capacity, qbytes)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(rate > 0, qbytes / (rate * bps), np.where(qbytes > 0, np.inf, 0.0))
+    rounds = MAXMIN_ROUNDS if rounds is None else rounds
     qp_path = np.asarray(qp_path, np.int64)
     rem = qbytes.copy()
     active = rem > 0
@@ -985,7 +986,12 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
                 break
         dt_i = rem[idx] / g
         if k == max(int(rounds), 1) - 1:
-            done[idx] = now + dt_i         # the last round: the rest keep their rates
+            # out of rounds: the remaining bytes share by weight = remaining bytes, so the queue pairs of
+            # a bottleneck end together when it drains (max-min's last completion there, exactly, when
+            # one link is the bottleneck of them all; the earlier ones among them end later than max-min's)
+            rb = waterfill(qp_path[idx], capacity, rem[idx]) * bps
+            with np.errstate(divide="ignore", invalid="ignore"):
+                done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
             active[idx] = False
             break
         dt = float(dt_i.min())
