@@ -936,15 +936,17 @@ def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
 # * "max-min": per-QP max-min fairness, equal weights, what per-QP rate control of the DCQCN kind
 #   converges to: every queue pair crossing a bottleneck gets the same rate whatever its bytes, so a
 #   small job beside a large one finishes in its own time. Rates are refilled when queue pairs finish
-#   (progressive filling) for MAXMIN_ROUNDS - 1 completion events; then the remaining bytes share by
-#   weight = remaining bytes (see completion_times), which bounds the cost at large scale.
+#   (progressive filling, exact) until all are done, or until MAXMIN_WORK queue pairs have been
+#   water-filled in all; then the remaining bytes share by weight = remaining bytes (see
+#   completion_times), which bounds the cost at large scale.
 # * "bytes": weighted max-min with weight = bytes, so flows sharing no other bottleneck finish together
 #   (every flow of a link ends at the same time, as if the link served bytes in proportion).
 # The fluid-type models (fluid, wcmp, uec-spray) share in proportion to offered load (a job's time is
 # its ideal time times the highest utilisation it meets), which is not this switch.
 SHARING = {"roce-hash": "max-min"}
 SHARING_MODELS = ("max-min", "bytes")
-MAXMIN_ROUNDS = 8
+MAXMIN_ROUNDS = 100_000          # refill events at most
+MAXMIN_WORK = 200_000_000        # queue pairs water-filled over all refill rounds at most (bounds the cost at scale)
 
 
 def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarray, efficiency: float,
@@ -971,9 +973,20 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
     rem = qbytes.copy()
     active = rem > 0
     now = 0.0
+    work = 0
     for k in range(max(int(rounds), 1)):
         idx = np.flatnonzero(active)
         if idx.size == 0:
+            break
+        work += idx.size
+        if k == max(int(rounds), 1) - 1 or work > MAXMIN_WORK:
+            # out of rounds: the remaining bytes share by weight = remaining bytes, so the queue pairs of
+            # a bottleneck end together when it drains (max-min's last completion there, exactly, when
+            # one link is the bottleneck of them all; the earlier ones among them end later than max-min's)
+            rb = waterfill(qp_path[idx], capacity, rem[idx]) * bps
+            with np.errstate(divide="ignore", invalid="ignore"):
+                done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
+            active[idx] = False
             break
         rate = waterfill(qp_path[idx], capacity)
         g = rate * bps
@@ -985,15 +998,6 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
             if idx.size == 0:
                 break
         dt_i = rem[idx] / g
-        if k == max(int(rounds), 1) - 1:
-            # out of rounds: the remaining bytes share by weight = remaining bytes, so the queue pairs of
-            # a bottleneck end together when it drains (max-min's last completion there, exactly, when
-            # one link is the bottleneck of them all; the earlier ones among them end later than max-min's)
-            rb = waterfill(qp_path[idx], capacity, rem[idx]) * bps
-            with np.errstate(divide="ignore", invalid="ignore"):
-                done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
-            active[idx] = False
-            break
         dt = float(dt_i.min())
         fin = dt_i <= dt * (1 + 1e-12)
         done[idx[fin]] = now + dt_i[fin]
