@@ -122,6 +122,11 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             fabric_after = build(cluster_after)
             desc_after = describe(fabric_after, cluster_after)
             after = _metrics(cluster_after, fabric_after, placement.assignment, seed, left)
+            from topo.routing.collectives import collective_times, size_range
+            from topo.core.jsonable import to_jsonable
+            # collective time (alpha + beta) of the placed jobs on the chosen fabric, with its size curve
+            colls = to_jsonable(collective_times(cluster_after, fabric_after, placement=placement.assignment,
+                                                 seed=seed, sizes=size_range("1KiB..16GiB")))
         fail = None
         if failures:
             from topo.study.failures import analyze_failures
@@ -138,7 +143,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         describe_before=desc_before, describe_after=desc_after,
         placement=placement, budget=bud,
         metrics_before=before, metrics_placed=placed, metrics_after=after,
-        failures=fail,
+        failures=fail, collectives=colls,
         solver={"placement": {k: getattr(placement, k, None) for k in ("status", "objective", "bound", "gap", "wall_s")},
                 "budget": bud.to_dict().get("solver", {})},
         timings_s=timings,

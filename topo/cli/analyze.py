@@ -162,13 +162,20 @@ def _render(s: dict) -> str:
                    "transport.qps_per_connection); the channels stay the file's unless --channels")
 @click.option("--channels", type=click.IntRange(1, limits.MAX_CHANNELS), default=None,
               help="channels per collective (default transport.channels, 1 unless stated)")
+@click.option("--sizes", "sizes", default=None, metavar="RANGE",
+              help="collective time and bus bandwidth per message size, e.g. 1KiB..16GiB (powers of two) or "
+                   "1MiB,64MiB, for every job's collectives under RoCE hashing and UEC spraying")
+@click.option("--sharing", type=click.Choice(["max-min", "bytes"]), default=None,
+              help="how roce-hash queue pairs share a bottleneck in the job times: per-QP max-min fairness "
+                   "(default) or byte-weighted (flows sharing a link finish together)")
+@click.option("--explain", is_flag=True, help="show every candidate algorithm of each collective with its time")
 @json_option()
 @click.option("--loads", "loads_path", default=None, help="write per-link loads (CSV, or Parquet for *.parquet)")
 @click.option("--placement", "placement_path", default=None, metavar="FILE",
               help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")
 @handle_errors
-def analyze(cluster, routing, traffic, fail, seed, qps, channels, as_json, loads_path, placement_path):
+def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes, explain, as_json, loads_path, placement_path):
     """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
     from topo.model.fabric import build
     from topo.pipeline import read_placement
@@ -189,10 +196,22 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, as_json, loads
         placement, unplaced = fit_in_order(c, f)  # a queue larger than the free capacity is normal
         source = "in order" + (" (the jobs that fit, by priority)" if unplaced else "")
     a = _analyze(c, f, routing=routing, traffic=traffic, fail=fail,
-                 seed=seed, qps=qps, channels=channels, placement=placement)
+                 seed=seed, qps=qps, channels=channels, placement=placement, sharing=sharing)
     if loads_path:
         _write_loads(loads_path, a.loads_table(f))
     d = a.to_dict()
+    if (sizes is not None or explain) and traffic != "jobs":
+        raise SpecError([("--sizes" if sizes is not None else "--explain",
+                          f"time the jobs' collectives; they apply only with --traffic jobs (found {traffic!r})")])
+    if traffic == "jobs" and c.file.jobs and d.get("routing") != "optimal":
+        d["collectives"] = _collectives(c, f, placement, routing, seed, qps, channels, fail)
+        if sizes is not None:
+            from topo.routing.collectives import size_range, size_sweep
+            try:
+                sz = size_range(sizes)
+            except SpecError as e:
+                raise e.renamed({"sizes": "--sizes"}) from None
+            d["size_sweep"] = size_sweep(c, sz, f, placement=placement, seed=seed, qps=qps, channels=channels)
     if source is not None:
         d["placement"] = source
         d["unplaced"] = unplaced
@@ -202,3 +221,84 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, as_json, loads
         emit_json(d)
     else:
         echo(_render(d))
+        if "collectives" in d:
+            echo("")
+            echo(render_collectives(d["collectives"], explain))
+        if "size_sweep" in d:
+            echo("")
+            echo(render_sweep(d["size_sweep"]))
+
+
+def _collectives(c, f, placement, routing, seed, qps, channels, fail):
+    from topo.core.jsonable import to_jsonable
+    from topo.routing.collectives import collective_times
+    from topo.routing.engine import failure_mask, parse_failures
+    links, nodes = parse_failures(f, [x for x in fail.split(",") if x.strip()])
+    dead = failure_mask(f, links, nodes)
+    return to_jsonable(collective_times(c, f, placement=placement, routing=routing, seed=seed, qps=qps,
+                                        channels=channels, failed=dead if dead.any() else None))
+
+
+def _t(x) -> str:
+    """Seconds with a unit that keeps three significant figures readable."""
+    if x is None:
+        return "-"
+    x = float(x)
+    for unit, k in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(x) >= k:
+            return f"{x / k:.3g} {unit}"
+    return f"{x * 1e9:.3g} ns"
+
+
+def render_collectives(cs: dict, explain: bool = False) -> str:
+    """The collective-time table: per job and collective, algorithm, time = alpha + beta, bus bandwidth."""
+    from topo.core.textsafe import terminal_safe as _safe
+    lines = [f"collective time (alpha-beta, routing {cs['routing']}; {cs['sharing']}; step overhead "
+             f"{_t(cs['step_overhead_s'])})"]
+    if cs.get("switch_latency_unknown"):
+        lines.append("  switch latency not counted (no figure for " + ", ".join(_safe(x) for x in cs["switch_latency_unknown"])
+                     + "; set catalog.switches.<name>.latency_ns)")
+    lines.append(f"  {'job':<18}{'op':<14}{'group':<6}{'ranks':>6}{'x':>4}  {'algorithm':<19}{'time':>10}"
+                 f"{'alpha':>10}{'beta':>10}{'busbw Gb/s':>12}")
+    for j in cs["jobs"]:
+        for e in j["collectives"]:
+            alg = (e["algorithm"] or "-") + (" (pinned)" if e.get("chosen_by") == "pinned" else "")
+            bb = "-" if e["busbw_gbps"] is None else f"{e['busbw_gbps']:,.1f}"
+            lines.append(f"  {_safe(j['name'])[:17]:<18}{e['op']:<14}{e['group']:<6}{e['ranks']:>6}{e['count']:>4}  "
+                         f"{alg:<19}{_t(e['time_s']):>10}{_t(e['alpha_s']):>10}{_t(e['beta_s']):>10}{bb:>12}")
+            if explain:
+                for cd in e["candidates"]:
+                    if cd["time_s"] is None:
+                        lines.append(f"      {cd['algorithm']:<19} not applicable: {cd['why_not']}")
+                    else:
+                        lines.append(f"      {cd['algorithm']:<19} {_t(cd['time_s']):>10} = {_t(cd['alpha_s'])} alpha "
+                                     f"({cd['steps']} steps) + {_t(cd['beta_s'])} beta")
+        it = f", iteration {_t(j['iteration_s'])} with {_t(j['compute_s'])} compute (overlap {j['overlap']:g}): " \
+             f"network {100 * j['network_share']:.1f}%" if j.get("iteration_s") is not None else ""
+        lines.append(f"  {_safe(j['name'])[:17]:<18}communication per iteration {_t(j['comm_s'])}{it}")
+    return "\n".join(lines)
+
+
+def render_sweep(sw: dict) -> str:
+    """Per transport, job and collective: time (alpha + beta) and bus bandwidth against message size."""
+    from topo.core.textsafe import terminal_safe as _safe
+    lines = []
+    for model, cs in sw.items():
+        for j in cs["jobs"]:
+            for e in j["collectives"]:
+                if not e.get("sweep"):
+                    continue
+                lines.append(f"{model}: {_safe(j['name'])} {e['op']} over {e['group']} ({e['ranks']} ranks)")
+                lines.append(f"  {'size':>10}  {'algorithm':<19}{'time':>10}{'alpha':>10}{'beta':>10}{'busbw Gb/s':>12}")
+                for r in e["sweep"]:
+                    bb = "-" if r["busbw_gbps"] is None else f"{r['busbw_gbps']:,.2f}"
+                    lines.append(f"  {_size(r['bytes']):>10}  {r['algorithm']:<19}{_t(r['time_s']):>10}"
+                                 f"{_t(r['alpha_s']):>10}{_t(r['beta_s']):>10}{bb:>12}")
+    return "\n".join(lines)
+
+
+def _size(b: float) -> str:
+    for unit, k in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if b >= k and b % k == 0:
+            return f"{int(b // k)} {unit}"
+    return f"{b:g} B"

@@ -1022,6 +1022,52 @@ def _solver_section(plan: dict) -> Section:
     return s
 
 
+def _collectives_section(plan: dict) -> Section:
+    """Collective time with its alpha and beta parts per job, and time / bus bandwidth against size."""
+    s = Section("collectives", "Collective time: latency and bandwidth")
+    cs = plan.get("collectives")
+    if not isinstance(cs, dict) or not isinstance(cs.get("jobs"), list):
+        s.missing = "collective times (collectives) are not in the plan"
+        return s
+    s.paragraphs.append(f"Alpha-beta model on the chosen fabric under {cs.get('routing')} ({cs.get('sharing')}): "
+                        f"time = alpha (steps x (step overhead {fmt((_num(cs.get('step_overhead_s')) or 0) * 1e6)} us "
+                        "+ switch latency + cable propagation of the slowest path)) + beta (bytes / goodput of the "
+                        "step's slowest flow). The algorithm is the cheapest allowed at the size unless pinned.")
+    if cs.get("switch_latency_unknown"):
+        s.paragraphs.append("Switch latency not counted for: " + ", ".join(map(str, cs["switch_latency_unknown"]))
+                            + " (no latency_ns in the catalog).")
+    rows, curves = [], []
+    for j in cs["jobs"]:
+        for e in j.get("collectives") or []:
+            rows.append({"job": j.get("name"), "op": e.get("op"), "group": e.get("group"), "ranks": e.get("ranks"),
+                         "count": e.get("count"), "algorithm": e.get("algorithm"), "time_s": e.get("time_s"),
+                         "alpha_s": e.get("alpha_s"), "beta_s": e.get("beta_s"), "busbw_gbps": e.get("busbw_gbps")})
+            if e.get("sweep"):
+                curves.append((f"{j.get('name')} {e.get('op')}/{e.get('group')}", e["sweep"]))
+        if j.get("iteration_s") is not None:
+            s.paragraphs.append(f"{j.get('name')}: iteration {fmt(j['iteration_s'])} s with {fmt(j['compute_s'])} s "
+                                f"compute; the network's share is {fmt(100 * (_num(j.get('network_share')) or 0))}%.")
+    if rows:
+        s.tables.append(make_table(rows, limit=60, caption="Per collective: time = alpha + beta, bus bandwidth"))
+    curves = curves[:8]
+    if curves:
+        def draw(fig):
+            a1, a2 = fig.add_subplot(121), fig.add_subplot(122)
+            for label, sw in curves:
+                x = [float(r["bytes"]) for r in sw]
+                a1.loglog(x, [float(r["time_s"]) for r in sw], marker=".", label=mpl_text(label[:40]))
+                a2.semilogx(x, [float(r["busbw_gbps"] or 0.0) for r in sw], marker=".")
+            for ax, yl in ((a1, "time (s)"), (a2, "bus bandwidth (Gb/s)")):
+                ax.set_xlabel("message size (bytes)")
+                ax.set_ylabel(yl)
+                ax.grid(True, which="both", alpha=0.3)
+            a1.legend(fontsize=6)
+        s.figures.append(Figure("fig-collectives", "Collective time and bus bandwidth against message size",
+                                "Flat time at small sizes is the latency (alpha) region; bus bandwidth reaching its "
+                                "plateau is the bandwidth (beta) region.", draw, size=(9.0, 3.6)))
+    return s
+
+
 def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
     """Every section of the report, in order, from the plan alone."""
     if not isinstance(plan, dict):
@@ -1029,7 +1075,7 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
         raise SpecError([("(root)", "a plan is a JSON object")])
     fabrics = _Fabrics(plan, fabric_before, fabric_after)
     return [_summary(plan), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
-            _transport_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
+            _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
             _failure_section(plan), _solver_section(plan)]
 
 

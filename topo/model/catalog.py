@@ -114,24 +114,32 @@ PLATFORMS.update({
 })
 
 # --- switches -------------------------------------------------------------------
+# latency_ns: port-to-port forwarding latency of one switch hop (cut-through, unloaded), used by the
+# collective-time model's alpha term. No primary (vendor datasheet) figure was found for any preset, so
+# every preset leaves it None: the model then counts no switch latency for that tier and says so
+# (`topo analyze --explain`, the report); state catalog.switches.<name>.latency_ns from the vendor's
+# datasheet to count it.
+SWITCH_LATENCY_SOURCE = ("no primary source found for the presets (Broadcom and NVIDIA publish no port-to-port "
+                         "latency for Tomahawk 4/5 or Spectrum-4 systems in the material read); set latency_ns "
+                         "per switch model from its datasheet")
 SWITCHES: dict[str, dict] = {
     "th5-64x800": {
-        "radix": 64, "port_gbps": 800, "power_w": 1800, "cost_usd": 60000, "ru": 2,
+        "radix": 64, "port_gbps": 800, "power_w": 1800, "cost_usd": 60000, "ru": 2, "latency_ns": None,
         "source": "Tomahawk 5, 51.2 Tb/s, 64x800G: https://chipcraft.tech/field-studies/broadcom-tomahawk5-switch; ASIC ~450-500 W; system power and price are estimates",
         "unverified": ["power_w", "cost_usd"],
     },
     "th5-128x400": {
-        "radix": 128, "port_gbps": 400, "power_w": 1800, "cost_usd": 60000, "ru": 2,
+        "radix": 128, "port_gbps": 400, "power_w": 1800, "cost_usd": 60000, "ru": 2, "latency_ns": None,
         "source": "Tomahawk 5 / Spectrum-4 SN5600, 51.2 Tb/s as 128x400G: https://convergedigest.blogspot.com/2022_08_21_archive.html; system power and price are estimates",
         "unverified": ["power_w", "cost_usd"],
     },
     "th4-64x400": {
-        "radix": 64, "port_gbps": 400, "power_w": 1100, "cost_usd": 30000, "ru": 2,
+        "radix": 64, "port_gbps": 400, "power_w": 1100, "cost_usd": 30000, "ru": 2, "latency_ns": None,
         "source": "Tomahawk 4, 25.6 Tb/s, 64x400G: https://www.tomshardware.com/news/broadcom-ships-first-256tbps-switch-on-7nm; power and price are estimates",
         "unverified": ["power_w", "cost_usd"],
     },
     "deep-buffer-576x400": {
-        "radix": 576, "port_gbps": 400, "power_w": 16000, "cost_usd": 900000, "ru": 30,
+        "radix": 576, "port_gbps": 400, "power_w": 16000, "cost_usd": 900000, "ru": 30, "latency_ns": None,
         "source": "Jericho-class chassis (Arista 7800 class), up to 576x400G; power and price are estimates",
         "unverified": ["power_w", "cost_usd"],
     },
@@ -162,6 +170,21 @@ SWITCH_SILICON = {
 # - NVIDIA Quantum-X800 (Q3400, XDR 800G) and Spectrum-X800 / Spectrum-6 102.4T: user manuals exist
 #   (https://docs.nvidia.com/networking/display/XDRSwitchesHWUM/) but no port count could be read from a
 #   primary source here.
+
+# --- collective-time model (alpha term) ------------------------------------------------
+# Signal propagation in fibre and twinax copper: about 200 m per microsecond (70% of c), 5 ns per metre.
+PROPAGATION_NS_PER_M = 5.0
+PROPAGATION_SOURCE = ("about 200,000 km/s (70% of the speed of light) in fibre, copper a little faster: "
+                      "https://blog.ipspace.net/2021/04/switching-latency-relevant.html")
+# Software + NIC overhead of one step of a collective over the network, in microseconds: NCCL's own tuner
+# figure for a ring step over the network with its low-latency protocol (hwLat[NCCL_HW_NET][Ring][LL] = 2.7 us,
+# NVIDIA/nccl src/graph/tuning.cc, commit 01afd20a77b5804e0ecf1042509dd9d20ebf9e93). NCCL fitted it on its
+# reference systems, so it holds their switch hops and cables too: treated here as the host-side overhead
+# only (unverified as such), which double counts at most those systems' few hops.
+STEP_OVERHEAD_US = 2.7
+STEP_OVERHEAD_SOURCE = ("NCCL tuner, hwLat[NET][Ring][LL] = 2.7 us per step: https://github.com/NVIDIA/nccl/blob/"
+                        "01afd20a77b5804e0ecf1042509dd9d20ebf9e93/src/graph/tuning.cc (unverified as a pure "
+                        "software + NIC figure)")
 
 # --- optics and cables by reach class ------------------------------------------
 # Reach classes in increasing reach. max_m is the longest link of the class.

@@ -160,6 +160,8 @@ class SwitchSpec(_M):
     """Rack units the switch occupies. Recorded only: network racks are filled by power, not by space. Default 2."""
     source: Text = "given in the cluster file"
     """Free text saying where these figures come from (e.g. a datasheet URL). Recorded, not used in calculations."""
+    latency_ns: Optional[Annotated[float, Field(ge=0, le=1e6)]] = None
+    """Port-to-port latency of one hop through this switch in nanoseconds (unloaded, from its datasheet); the collective-time model adds it per switch on a path. Unset (every preset: no primary source found): no switch latency is counted, and the output says so."""
     line_cards: Optional[LineCards] = None
     """For a chassis switch: its line cards (slots, ports per card, per-card power and price), so a tier can populate part of it. power_w and cost_usd stay the full chassis."""
 
@@ -401,6 +403,16 @@ class Transport(_M):
 
 
 # --- jobs and traffic ---------------------------------------------------------------
+# Algorithms of the collective-time model per op (topo.routing.collectives), in the tuner's tie order.
+COLLECTIVE_ALGORITHMS = {
+    "allreduce": ("ring", "tree", "recursive_doubling", "halving_doubling", "hierarchical", "in_network"),
+    "allgather": ("ring", "recursive_doubling", "direct"),
+    "reducescatter": ("ring", "halving_doubling", "direct"),
+    "alltoall": ("direct", "pairwise"),
+    "sendrecv": ("direct",),
+    "broadcast": ("chain", "tree"),
+}
+
 class Collective(_M):
     op: Literal["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv", "broadcast"]
     """allreduce, allgather, reducescatter, alltoall, sendrecv (pipeline stage i to i+1) or broadcast; flows follow nccl-tests semantics."""
@@ -410,6 +422,11 @@ class Collective(_M):
     """Buffer size per rank per iteration, in bytes (number or e.g. 8GiB, 512MB; GB = 1e9, GiB = 2^30). A ring allreduce sends 2(n-1)/n of it per rank."""
     algorithm: Literal["ring", "tree", "hierarchical", "direct"] = "ring"
     """ring, tree, hierarchical (scale-up domain first; allreduce only) or direct. alltoall is always direct; allgather/reducescatter are ring unless direct. Default ring."""
+    pinned_algorithm: Optional[Literal["ring", "tree", "recursive_doubling", "halving_doubling", "hierarchical",
+                                       "in_network", "direct", "pairwise", "chain"]] = None
+    """Algorithm the collective-time model must use for it (as NCCL_ALGO pins a library's tuner): ring, tree, recursive_doubling, halving_doubling, hierarchical, in_network (switch reduction; only when pinned), direct, pairwise or chain, among those its op allows. Unset: the cheapest allowed at its size. Link loads still follow algorithm."""
+    count: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    """Times this collective runs per iteration (e.g. per layer or micro-batch); the job's iteration time counts it count times. Default 1."""
 
 
 class Job(_M):
@@ -429,6 +446,10 @@ class Job(_M):
     """Data-parallel degree. Default: accelerators / (tp x pp x cp); if given it must equal that."""
     collectives: list[Collective] = Field(default=[], max_length=limits.MAX_COLLECTIVES)
     """Collectives of one training iteration; they become the job's traffic. Empty: the job takes accelerators but sends nothing."""
+    compute_s: Optional[Annotated[float, Field(ge=0, le=1e6)]] = None
+    """Compute time of one iteration in seconds, without communication. Stated: the iteration time and the network's share of it are reported. Unset: communication time only."""
+    overlap: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Fraction (0 to 1) of the iteration's communication that can run under its compute (hidden up to compute_s). Needs compute_s when above 0. Default 0 (none)."""
     model_params_b: Optional[Annotated[float, Field(gt=0, le=1e9)]] = None
     """Model size in billions of parameters. Informational: not used to derive traffic or anything else."""
     # higher runs first: when the free accelerators do not hold every job, lower priorities wait
@@ -1218,6 +1239,21 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             parse_rank_order(j.rank_order)
         except ValueError as e:
             errs.append((f"{path}.rank_order", str(e)))
+        if j.overlap > 0 and j.compute_s is None:
+            errs.append((f"{path}.overlap", f"{j.overlap:g} of the communication overlaps compute, but compute_s is "
+                                            f"not stated: give compute_s or leave overlap at 0"))
+        for ci, c in enumerate(j.collectives):
+            pin = c.pinned_algorithm
+            if pin is None:
+                continue
+            ok = COLLECTIVE_ALGORITHMS[c.op]
+            if pin not in ok:
+                errs.append((f"{path}.collectives[{ci}].pinned_algorithm",
+                             f"{c.op} runs as {', '.join(ok)}; {pin!r} is not one of them"))
+            elif "algorithm" in c.model_fields_set and c.algorithm in ok and c.algorithm != pin:
+                errs.append((f"{path}.collectives[{ci}].pinned_algorithm",
+                             f"pins {pin!r} for the time model while algorithm routes the loads as {c.algorithm!r}: "
+                             f"state one of them, or the same algorithm in both"))
     n_nodes = sum(r.count * n for r in racks for n in r.nodes.values())
     for where, lst in [("busy_nodes", f.busy_nodes)] + [(f"jobs[{i}].nodes", j.nodes) for i, j in enumerate(f.jobs)]:
         err = _hostlist_error(lst, n_nodes)

@@ -35,10 +35,12 @@ travels on that rail (PXN).
 
 Job completion under fluid-type models: a job's time is its ideal time times
 the largest utilisation (at least 1) of any link its flows load (proportional
-sharing of overloaded links). Under roce-hash: weighted max-min fair
-water-filling of all queue pairs (weight = the queue pair's bytes, so flows
-sharing no bottleneck finish together, as a collective's flows do on an idle
-fabric); a collective ends when its slowest flow ends. Scale-up traffic adds
+sharing of overloaded links). Under roce-hash: per-QP max-min fair
+water-filling of all queue pairs with equal weights (what DCQCN-like per-QP
+rate control approximates), refilled as queue pairs finish (see
+:func:`completion_times`); ``sharing="bytes"`` keeps the byte-weighted variant
+(weight = the queue pair's bytes, so flows sharing no bottleneck finish
+together); a collective ends when its slowest flow ends. Scale-up traffic adds
 its own ideal time (bytes / scale-up bandwidth) as a floor.
 
 Structural path: on a regular Clos, roce-hash and uec-spray route every flow
@@ -930,11 +932,88 @@ def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
     return _ideal_time_s(fabric, d.src[same], d.dst[same], d.bytes[same], eff) if same.any() else 0.0
 
 
-def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1):
+# How flows share a bottleneck, per routing model (the job times of the load analysis):
+# * "max-min": per-QP max-min fairness, equal weights, what per-QP rate control of the DCQCN kind
+#   converges to: every queue pair crossing a bottleneck gets the same rate whatever its bytes, so a
+#   small job beside a large one finishes in its own time. Rates are refilled when queue pairs finish
+#   (progressive filling, exact) until all are done, or until MAXMIN_WORK queue pairs have been
+#   water-filled in all; then the remaining bytes share by weight = remaining bytes (see
+#   completion_times), which bounds the cost at large scale.
+# * "bytes": weighted max-min with weight = bytes, so flows sharing no other bottleneck finish together
+#   (every flow of a link ends at the same time, as if the link served bytes in proportion).
+# The fluid-type models (fluid, wcmp, uec-spray) share in proportion to offered load (a job's time is
+# its ideal time times the highest utilisation it meets), which is not this switch.
+SHARING = {"roce-hash": "max-min"}
+SHARING_MODELS = ("max-min", "bytes")
+MAXMIN_ROUNDS = 100_000          # refill events at most
+MAXMIN_WORK = 200_000_000        # queue pairs water-filled over all refill rounds at most (bounds the cost at scale)
+
+
+def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarray, efficiency: float,
+                     sharing: str = "max-min", rounds: Optional[int] = None) -> np.ndarray:
+    """Completion time in seconds of each queue pair (rows of link ids, -1 padded) carrying ``qbytes``
+    over links of ``capacity`` Gb/s (wire) at goodput ``efficiency``, under ``sharing`` (see SHARING).
+
+    A queue pair with no rate (a failed path) never completes (inf); one with no bytes takes 0.
+    """
+    if sharing not in SHARING_MODELS:
+        raise SpecError([("sharing", f"unknown sharing model {sharing!r}; expected one of {list(SHARING_MODELS)}")])
+    qbytes = np.asarray(qbytes, np.float64)
+    n = qbytes.shape[0]
+    done = np.zeros(n)
+    if n == 0:
+        return done
+    bps = efficiency * 1e9 / 8.0   # goodput bytes/s per Gb/s of wire rate
+    if sharing == "bytes":
+        rate = waterfill(qp_path, capacity, qbytes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(rate > 0, qbytes / (rate * bps), np.where(qbytes > 0, np.inf, 0.0))
+    rounds = MAXMIN_ROUNDS if rounds is None else rounds
+    qp_path = np.asarray(qp_path, np.int64)
+    rem = qbytes.copy()
+    active = rem > 0
+    now = 0.0
+    work = 0
+    for k in range(max(int(rounds), 1)):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        work += idx.size
+        if k == max(int(rounds), 1) - 1 or work > MAXMIN_WORK:
+            # out of rounds: the remaining bytes share by weight = remaining bytes, so the queue pairs of
+            # a bottleneck end together when it drains (max-min's last completion there, exactly, when
+            # one link is the bottleneck of them all; the earlier ones among them end later than max-min's)
+            rb = waterfill(qp_path[idx], capacity, rem[idx]) * bps
+            with np.errstate(divide="ignore", invalid="ignore"):
+                done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
+            active[idx] = False
+            break
+        rate = waterfill(qp_path[idx], capacity)
+        g = rate * bps
+        stuck = g <= 0
+        if stuck.any():
+            done[idx[stuck]] = np.inf
+            active[idx[stuck]] = False
+            idx, g = idx[~stuck], g[~stuck]
+            if idx.size == 0:
+                break
+        dt_i = rem[idx] / g
+        dt = float(dt_i.min())
+        fin = dt_i <= dt * (1 + 1e-12)
+        done[idx[fin]] = now + dt_i[fin]
+        active[idx[fin]] = False
+        rem[idx] -= g * dt
+        rem[idx[fin]] = 0.0
+        now += dt
+    return done
+
+
+def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1, sharing: Optional[str] = None):
     """Route demands (jobs one at a time for fluid-type models); loads and per-job times.
 
     ``qps`` is queue pairs per channel, ``channels`` channels per collective (roce-hash only):
-    each (channel, QP) of a flow carries bytes / (channels x qps).
+    each (channel, QP) of a flow carries bytes / (channels x qps). ``sharing`` overrides the
+    model's sharing of bottlenecks (``SHARING``; roce-hash only).
     """
     L = fabric.n_links
     nj = len(d.job_names)
@@ -946,10 +1025,8 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         total = r.link_gbps_load
         cap = np.where(dead, 0.0, fabric.link_gbps)
         qb = d.bytes[r.qp_flow] / (channels * qps) if r.qp_flow is not None else np.zeros(0)
-        rate = waterfill(r.qp_path, cap, qb) if qb.size else np.zeros(0)
-        if rate.size:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(rate > 0, qb * 8 / (rate * eff * 1e9), np.where(qb > 0, np.inf, 0.0))
+        if qb.size:
+            t = completion_times(r.qp_path, cap, qb, eff, sharing or SHARING[model])
             jq = d.job[r.qp_flow]
             ok = jq >= 0
             if ok.any():
@@ -992,7 +1069,8 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
 
 def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs", placement=None,
             fail: Sequence[str] = (), seed: Optional[int] = None, qps: Optional[int] = None,
-            compare: bool = True, all_to_all: bool = True, channels: Optional[int] = None) -> Analysis:
+            compare: bool = True, all_to_all: bool = True, channels: Optional[int] = None,
+            sharing: Optional[str] = None) -> Analysis:
     """Route the cluster's traffic and report congestion, job times and the hash-vs-spray penalty.
 
     ``routing``: a model (default from transport.protocol: roce -> roce-hash,
@@ -1001,6 +1079,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     ``fail``: link ('a->b', 'a--b') and switch names. ``qps`` (queue pairs per channel)
     and ``channels`` (per collective) override transport.qps_per_channel and
     transport.channels each (``--qps`` / ``--channels``); unset, the file's values.
+    ``sharing``: how roce-hash queue pairs share a bottleneck, "max-min" (default) or "bytes" (SHARING).
     """
     from topo.traffic import demand as T
     from topo.routing.describe import bisection_gbps
@@ -1023,6 +1102,8 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     if channels * qps > limits.MAX_QPS_PER_CONNECTION:
         raise SpecError([("qps", f"{channels} channels x {qps} queue pairs per channel = {channels * qps:,} hashed "
                                    f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}")])
+    if sharing is not None and sharing not in SHARING_MODELS:
+        raise SpecError([("sharing", f"unknown sharing model {sharing!r}; expected one of {list(SHARING_MODELS)}")])
     links, nodes = parse_failures(fabric, list(fail))
     dead = failure_mask(fabric, links, nodes)
     alive = ~dead
@@ -1047,6 +1128,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
                      # channels and queue pairs matter only to hashing (roce-hash); null for the others
                      "channels": channels if model in _QP_MODELS else None,
                      "qps_per_channel": qps if model in _QP_MODELS else None,
+                     "sharing": (sharing or SHARING[model]) if model in SHARING else "proportional",
                      "wire_efficiency": eff_c,
                      "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
     lp_model = model == "optimal"
@@ -1068,7 +1150,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
         summary["aggregated_uniform"] = True
     else:
         d = demands_for(eff_c)
-        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels)
+        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels, sharing)
         offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
     if compare and traffic == "uniform" and E * (E - 1) > 1_000_000:
         compare = False
@@ -1115,7 +1197,7 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
                 tot_m, times_m = total, times
             else:
                 dm = demands_for(eff)
-                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels)
+                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels, sharing)
             with np.errstate(divide="ignore", invalid="ignore"):
                 um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
             side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
