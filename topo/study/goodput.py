@@ -116,14 +116,19 @@ def goodput_first_order(mtbi_s: float, checkpoint_s: float, restart_s: float, in
 
 def monte_carlo(mtbi_s: float, checkpoint_s: float, restart_s: float, interval_s: float, wall_s: float,
                 trials: int = 200, seed: int = 0) -> dict:
-    """Seeded simulation of the goodput model: exponential failures over ``wall_s`` seconds of a job
-    that computes ``interval_s``, writes a checkpoint (``checkpoint_s``), repeats, and after a failure
-    restarts (``restart_s``, itself interruptible) from the last checkpoint written.
+    """Seeded simulation of the goodput model: exponential failures striking a job that computes
+    ``interval_s``, writes a checkpoint (``checkpoint_s``), repeats, and after a failure restarts
+    (``restart_s``, itself interruptible) from the last checkpoint written.
 
-    Returns the mean goodput and interruptions with 95% confidence intervals (normal approximation
-    over the trials). A twin of :func:`goodput_exact` (which is the long-run limit)."""
+    Each trial runs for ``wall_s`` seconds and on to the next completed checkpoint; its goodput is
+    useful time / elapsed time, its interruptions the failures within ``wall_s``. Returns the means
+    with 95% confidence intervals (normal approximation over the trials). A twin of
+    :func:`goodput_exact` (the long-run ratio this estimates)."""
     if trials < 2:
         raise SpecError([("trials", f"must be at least 2 (found {trials})")])
+    if not (interval_s > 0 and math.isfinite(interval_s)) or not (wall_s > 0 and math.isfinite(wall_s)):
+        raise SpecError([("interval_s" if not (interval_s > 0 and math.isfinite(interval_s)) else "wall_s",
+                          "must be a finite number of seconds > 0")])
     rng = np.random.default_rng(seed)
     good = np.empty(trials)
     fails = np.empty(trials)
@@ -132,26 +137,23 @@ def monte_carlo(mtbi_s: float, checkpoint_s: float, restart_s: float, interval_s
         now, useful, n_fail = 0.0, 0.0, 0
         next_fail = rng.exponential(mtbi_s) if math.isfinite(mtbi_s) else math.inf
         restarting = False
-        while now < wall_s:
-            need = restart_s if restarting else seg
-            end = now + need
+        # runs whole cycles: stops at the first checkpoint completed at or after wall_s, so the
+        # ratio useful/elapsed estimates the long-run goodput without a cut-off segment at the end
+        while True:
+            end = now + (restart_s if restarting else seg)
             if end <= next_fail:
-                if end > wall_s:  # the run ends mid-phase: work done since the last checkpoint is not kept
-                    now = wall_s
-                    break
                 now = end
                 if not restarting:
                     useful += interval_s
+                    if now >= wall_s:
+                        break
                 restarting = False
                 continue
-            if next_fail >= wall_s:
-                now = wall_s
-                break
             now = next_fail
-            n_fail += 1
+            n_fail += now <= wall_s
             restarting = True
             next_fail = now + rng.exponential(mtbi_s)
-        good[t] = useful / wall_s
+        good[t] = useful / now if now > 0 else 1.0
         fails[t] = n_fail
 
     def ci(x):
