@@ -216,3 +216,19 @@ def test_cli_and_api():
     assert r.exit_code == 2
     r = CliRunner().invoke(main, ["goodput", str(EXAMPLES / "small.yaml")])
     assert r.exit_code == 0 and "goodput not computed" in r.output
+
+
+def test_degraded_failures_take_their_slowdown_from_the_failure_analysis():
+    from topo.study.failures import analyze_failures
+    d = cluster_dict(n_racks=4, nodes_per_rack=2, tiers=[{"switch": sw(32), "oversubscription": 2}, {"switch": sw(32)}])
+    d["jobs"] = [{"name": "a", "accelerators": 64, "tp": 8,
+                  "collectives": [{"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}]
+    c = from_dict(d)
+    f = analyze_failures(c, traffic=True, kinds=("switch", "link", "plane"))
+    worst = max(v for r in f.single if r["kind"] in ("switch", "link") for per in r["slowdown"].values()
+                for v in per.values() if v is not None)
+    j = G.goodput(c, failures=f, checkpoint_s=10, restart_s=60, repair_hours=24).jobs[0]
+    assert worst > 1 and j["worst_degraded_slowdown"] == pytest.approx(worst)
+    frac = min(1.0, j["degrading_per_hour"] * 24)
+    assert j["goodput_with_degraded"] == pytest.approx(j["goodput"] * (1 - frac * (1 - 1 / worst)))
+    assert G.goodput(c, checkpoint_s=10, restart_s=60, repair_hours=24).jobs[0]["worst_degraded_slowdown"] is None
