@@ -232,3 +232,57 @@ def test_degraded_failures_take_their_slowdown_from_the_failure_analysis():
     frac = min(1.0, j["degrading_per_hour"] * 24)
     assert j["goodput_with_degraded"] == pytest.approx(j["goodput"] * (1 - frac * (1 - 1 / worst)))
     assert G.goodput(c, checkpoint_s=10, restart_s=60, repair_hours=24).jobs[0]["worst_degraded_slowdown"] is None
+
+
+# --- hot spares (CP-SAT, independently checked) -------------------------------------------------------
+def _spare_cluster(limit_kw=100):
+    d = cluster_dict(n_racks=4, nodes_per_rack=2, tiers=[{"switch": sw(32)}, {"switch": sw(32)}])
+    d["racks"][0]["power_limit_kw"] = limit_kw
+    d["jobs"] = [{"name": "a", "accelerators": 8, "tp": 8, "collectives": [{"op": "allreduce", "group": "tp",
+                                                                           "bytes": "1GiB"}]}]
+    return from_dict(d)
+
+
+def test_spares_meet_the_target_at_least_cost():
+    c = _spare_cluster()
+    for scope, held in (("rack", 8), ("pod", 8)):
+        sp = G.choose_spares(c, scope=scope, per_domain=1, time_limit=5, seed=0, workers=1)
+        assert sp["status"] == "OPTIMAL" and not sp["short"]
+        assert sp["accelerators_held"] == held == sp["check"]["lower_bound_accelerators"]
+        assert sp["check"]["ok"]
+    sp = G.choose_spares(c, scope="rack", per_domain=2, time_limit=5, seed=0, workers=1)
+    assert sp["short"] == [{"domain": "rack000", "node_type": "gpu", "missing": 1}]   # one idle node in its rack
+
+
+def test_spares_respect_rack_power():
+    # the job's node busy (10 kW) and one idle (2 kW): 12 kW; a busy spare would need 20 kW
+    c = _spare_cluster(limit_kw=15)
+    sp = G.choose_spares(c, scope="rack", per_domain=1, time_limit=5, seed=0, workers=1)
+    assert sp["spare_nodes"] == 0 and sp["short"][0]["missing"] == 1
+    assert G.goodput(c, checkpoint_s=1, restart_s=1, spares_scope="rack", time_limit=5).spares["spare_nodes"] == 0
+
+
+def test_spare_checker_refuses_a_bad_choice():
+    c = _spare_cluster(limit_kw=15)
+    from topo.model.fabric import build
+    f = build(c)
+    used = np.zeros(f.n_servers, bool)
+    used[0] = True
+    cand = ~used
+    dom = f.server_rack.astype(np.int64)
+    kw = np.bincount(f.server_rack, weights=np.where(used, f.server_busy_kw, f.server_idle_kw), minlength=f.n_racks)
+    stype = f.server_type.astype(np.int64)
+    bad = G.check_spares(f, np.array([1]), used, cand, dom, stype, kw, 1, [((0, 0), 0)])
+    assert not bad["ok"] and "over their limit" in bad["problems"][0]
+    assert not G.check_spares(f, np.array([0]), used, cand, dom, stype, kw, 1, [((0, 0), 0)])["ok"]
+    assert not G.check_spares(f, np.zeros(0, np.int64), used, cand, dom, stype, kw, 1, [((0, 0), 0)])["ok"]
+    with pytest.raises(SpecError) as ei:
+        G.choose_spares(c, scope="plane")
+    assert ei.value.errors[0][0] == "scope"
+
+
+def test_cli_spares():
+    r = CliRunner().invoke(main, ["goodput", str(EXAMPLES / "small.yaml"), "--spares", "pod", "--json"])
+    assert r.exit_code == 0, r.output
+    sp = json.loads(r.output)["spares"]
+    assert sp["check"]["ok"] and sp["scope"] == "pod"

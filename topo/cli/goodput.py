@@ -52,6 +52,15 @@ def render(d: dict, top: int = 30) -> str:
                    f"(95% CI {mc['goodput_ci95'][0]:.4f} .. {mc['goodput_ci95'][1]:.4f}; analytic "
                    f"{mc['analytic_goodput']:.4f}), interruptions {mc['interruptions']:.1f} "
                    f"(analytic {mc['analytic_interruptions']:.1f})")
+    sp = d.get("spares")
+    if sp:
+        out.append(f"hot spares per {sp['scope']} ({sp['per_domain']} per domain and node type, CP-SAT {sp['status']}, "
+                   f"checked): {sp['spare_nodes']} node(s), {sp['accelerators_held']} accelerators held back"
+                   + (f": {', '.join(sp['spares'][:12])}{' ...' if len(sp['spares']) > 12 else ''}" if sp["spares"] else ""))
+        for x in sp["short"][:10]:
+            out.append(f"  short: {x['domain']} lacks {x['missing']} idle {x['node_type']} node(s) (none free there, or its racks' power has no room)")
+        if len(sp["short"]) > 10:
+            out.append(f"  ... {len(sp['short']) - 10} more domains short")
     return "\n".join(out)
 
 
@@ -86,11 +95,15 @@ def _plan_assignment(path) -> dict:
               help="run the failure analysis for the slowdowns of degraded failures (routes traffic)")
 @click.option("--monte-carlo", "monte_carlo_trials", type=click.IntRange(0, 100_000), default=0, show_default=True,
               help="simulate the largest job's run N times beside the analytic goodput")
-@click.option("--seed", type=SEED, help="Monte Carlo seed (default: goals.seed)")
+@click.option("--spares", "spares_scope", type=click.Choice(["rack", "leaf", "pod"]),
+              help="choose hot-spare nodes with CP-SAT so that node failures are restored within each rack, leaf or pod")
+@click.option("--spares-per-domain", "spares_per_domain", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="node failures each domain must restore")
+@click.option("--seed", type=SEED, help="Monte Carlo and CP-SAT seed (default: goals.seed)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @handle_errors
 def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb, storage_gbps, restart_overhead_s,
-            repair_hours, with_failures, monte_carlo_trials, seed, as_json):
+            repair_hours, with_failures, monte_carlo_trials, spares_scope, spares_per_domain, seed, as_json):
     """Interruptions, checkpoint interval and goodput of every placed job, and the blast radius of each failure domain."""
     from topo.model.fabric import build
     from topo.model.spec import load
@@ -109,7 +122,8 @@ def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb
         fail = analyze_failures(c, fab, placement, single=True, traffic=True, kinds=("switch", "link", "plane"))
     res = run(c, fab, placement, run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s,
               checkpoint_gb=checkpoint_gb, storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s,
-              failures=fail, repair_hours=repair_hours, monte_carlo_trials=monte_carlo_trials, seed=seed)
+              failures=fail, repair_hours=repair_hours, monte_carlo_trials=monte_carlo_trials, seed=seed,
+              spares_scope=spares_scope, spares_per_domain=spares_per_domain)
     d = res.to_dict()
     if as_json:
         from topo.core.textsafe import terminal_safe_data

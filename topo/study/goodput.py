@@ -449,6 +449,7 @@ class GoodputResult:
     blast_radius: dict = field(default_factory=dict)
     scaling: tuple = ()
     monte_carlo: Optional[dict] = None
+    spares: Optional[dict] = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -466,7 +467,7 @@ class GoodputResult:
             "version": 1, "cluster": self.cluster, "placement": self.placement_note, "run_days": self.run_days,
             "checkpoint": self.checkpoint, "rates_per_hour": self.rates_per_hour, "jobs": list(self.jobs),
             "totals": self.totals, "blast_radius": self.blast_radius, "scaling": list(self.scaling),
-            "monte_carlo": self.monte_carlo, "seconds": round(self.seconds, 3)}))
+            "monte_carlo": self.monte_carlo, "spares": self.spares, "seconds": round(self.seconds, 3)}))
 
 
 def _goodput_at(mtbi_s: float, ck: Checkpoint) -> tuple[float, float]:
@@ -509,7 +510,8 @@ def _job_row(name: str, comp: dict, rates: dict, ck: Optional[Checkpoint], run_h
 def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_days: float = 30.0,
             checkpoint_s=None, restart_s=None, checkpoint_gb=None, storage_gbps=None, restart_overhead_s=None,
             failures=None, repair_hours: Optional[float] = None, monte_carlo_trials: int = 0,
-            seed: Optional[int] = None, scaling_points: int = 8) -> GoodputResult:
+            seed: Optional[int] = None, scaling_points: int = 8, spares_scope: Optional[str] = None,
+            spares_per_domain: int = 1, time_limit=None, workers=None) -> GoodputResult:
     """Goodput under failures of every placed job (see the module docstring).
 
     Parameters
@@ -529,6 +531,8 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         the analytic figure
     seed : Monte Carlo seed (defaults to the cluster's goals.seed)
     scaling_points : job sizes in the goodput-against-size curve
+    spares_scope, spares_per_domain : choose hot spares (:func:`choose_spares`) per rack, leaf or pod;
+        ``time_limit`` and ``workers`` are CP-SAT's (default: the cluster's goals)
     """
     import time
     from topo.study.failures import resolve_placement
@@ -599,7 +603,11 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         tau = big["checkpoint_interval_s"] if big["checkpoint_interval_s"] else run_h * 3600.0
         mc = dict(monte_carlo(mt, ck.write_s, ck.restart_s, tau, run_h * 3600.0, monte_carlo_trials, seed),
                   job=big["name"], analytic_goodput=big["goodput"], analytic_interruptions=big["interruptions"])
-    return GoodputResult(cluster=cluster.name, placement_note=note, run_days=float(run_days),
+    sp = None
+    if spares_scope is not None:
+        sp = choose_spares(cluster, fabric, pl, scope=spares_scope, per_domain=spares_per_domain,
+                           time_limit=time_limit, seed=seed, workers=workers)
+    return GoodputResult(cluster=cluster.name, placement_note=note, run_days=float(run_days), spares=sp,
                          checkpoint=({"write_s": ck.write_s, "restart_s": ck.restart_s, "source": ck.source}
                                      if ck is not None else {"write_s": None, "restart_s": None,
                                                              "source": "not stated: goodput not computed"}),
@@ -626,3 +634,156 @@ def _scaling(rows, comps, rates, ck: Optional[Checkpoint], fabric: Fabric, point
         out.append({"accelerators": s, "mtbi_h": (1.0 / lam) if lam > 0 else None,
                     "goodput": _goodput_at(m, ck)[1] if ck is not None else None})
     return out
+
+
+# --- hot spares ----------------------------------------------------------------------------------
+SPARE_SCOPES = ("rack", "leaf", "pod")
+
+
+def _server_domains(fabric: Fabric, view: _View, scope: str) -> np.ndarray:
+    """Domain code per server: its rack; the set of leaves its endpoints reach; or the pod of those leaves."""
+    f = fabric
+    if scope == "rack":
+        return f.server_rack.astype(np.int64)
+    # per server, the multiset of leaves of its endpoints, hashed order-free (sum of 64-bit mixes)
+    from topo.study.failures import _dense, _mix
+    leaf_or_pod = view.ep_leaf if scope == "leaf" else f.node_pod[view.ep_leaf].astype(np.int64)
+    srv = f.ep_server[view.ep_end]
+    if scope == "pod":
+        pairs = np.unique(np.stack([srv, leaf_or_pod], 1), axis=0)
+        srv, leaf_or_pod = pairs[:, 0], pairs[:, 1]
+    h = np.zeros(f.n_servers, np.uint64)
+    with np.errstate(over="ignore"):
+        np.add.at(h, srv, _mix(leaf_or_pod.astype(np.uint64) + np.uint64(1)))
+    return _dense(h)
+
+
+def choose_spares(cluster, fabric: Optional[Fabric] = None, placement=None, *, scope: str = "leaf",
+                  per_domain: int = 1, time_limit=None, seed=None, workers=None) -> dict:
+    """Hot-spare nodes chosen with CP-SAT: in every ``scope`` domain (rack, leaf set, pod) holding a
+    job, ``per_domain`` idle nodes of each node type the jobs there use, so that any ``per_domain``
+    node failures there are restored within the domain; fewest accelerators held back; every rack
+    within its power limit with all its spares busy (the running jobs busy, other nodes idle).
+
+    A domain without enough idle nodes that fit its racks' power is short (``short``), never
+    silently met. The answer is re-checked independently (:func:`check_spares`) before it is
+    returned; the lower bound is each domain's own minimum without the power coupling.
+    """
+    from ortools.sat.python import cp_model
+
+    from topo.model.spec import run_settings
+    from topo.solve.cpsat import configure
+    from topo.study.failures import resolve_placement
+    from topo.traffic.demand import free_accelerators
+    if scope not in SPARE_SCOPES:
+        raise SpecError([("scope", f"must be one of {', '.join(SPARE_SCOPES)} (found {scope!r})")])
+    if isinstance(per_domain, bool) or not isinstance(per_domain, int) or not 1 <= per_domain <= 64:
+        raise SpecError([("per_domain", f"must be an integer from 1 to 64 (found {per_domain!r})")])
+    rs = run_settings(cluster, seed, workers, time_limit)
+    if fabric is None:
+        from topo.model.fabric import build
+        fabric = build(cluster)
+    f = fabric
+    view = _View(cluster, f)
+    pl, note = resolve_placement(cluster, f, placement)
+    used = np.zeros(f.n_servers, bool)
+    for ids in pl.values():
+        used[f.ep_server[np.asarray(ids, np.int64)]] = True
+    free_ep = free_accelerators(cluster, f)
+    has_acc = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers) > 0
+    n_free = np.bincount(f.ep_server, weights=free_ep, minlength=f.n_servers)
+    n_acc = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers).astype(np.int64)
+    candidate = has_acc & ~used & (n_free == n_acc)
+    dom = _server_domains(f, view, scope)
+    stype = f.server_type.astype(np.int64)
+    need = sorted({(int(d), int(t)) for d, t in zip(dom[used].tolist(), stype[used].tolist())})
+    busy_now = used | (has_acc & (n_free < n_acc))
+    rack_kw = np.bincount(f.server_rack, weights=np.where(busy_now, f.server_busy_kw, f.server_idle_kw),
+                          minlength=f.n_racks)
+    extra = f.server_busy_kw - f.server_idle_kw
+    m = cp_model.CpModel()
+    cand = np.flatnonzero(candidate)
+    by_need = {k: [] for k in need}
+    x = {}
+    for s in cand.tolist():
+        k = (int(dom[s]), int(stype[s]))
+        if k in by_need:
+            x[s] = m.NewBoolVar(f"x[{s}]")
+            by_need[k].append(s)
+    short = {}
+    for k in need:
+        short[k] = m.NewIntVar(0, per_domain, f"short[{k[0]},{k[1]}]")
+        # each domain and node type: per_domain spares, or a shortfall
+        m.Add(sum(x[s] for s in by_need[k]) + short[k] >= per_domain)
+    # each rack: its spares busy at once stay within its limit
+    scale = 1000
+    for r in sorted({int(f.server_rack[s]) for s in x}):
+        members = [s for s in x if int(f.server_rack[s]) == r]
+        room = int(math.floor((f.rack_limit_kw[r] - rack_kw[r]) * scale + 1e-6))
+        m.Add(sum(int(round(extra[s] * scale)) * x[s] for s in members) <= max(room, 0))
+    big = int(n_acc.max() if n_acc.size else 1) * (len(x) + 1)
+    m.Minimize(sum(big * v for v in short.values()) + sum(int(n_acc[s]) * v for s, v in x.items()))
+    solver = cp_model.CpSolver()
+    configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
+    status = solver.Solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        from topo.core.errors import SolverError
+        raise SolverError(f"spares: CP-SAT returned {solver.StatusName(status)} within {rs.time_limit:g} s")
+    chosen = sorted(s for s, v in x.items() if solver.Value(v))
+    out = {"scope": scope, "per_domain": per_domain, "placement": note, "status": solver.StatusName(status),
+           "domains": len({k[0] for k in need}), "spares": [f.server_name(s) for s in chosen],
+           "spare_nodes": len(chosen), "accelerators_held": int(n_acc[chosen].sum()) if chosen else 0,
+           "short": [{"domain": _domain_name(f, view, scope, dom, k[0]), "node_type": f.server_type_names[k[1]],
+                      "missing": int(solver.Value(v))} for k, v in short.items() if solver.Value(v)]}
+    chk = check_spares(f, np.asarray(chosen, np.int64), used, candidate, dom, stype, rack_kw, per_domain,
+                       [(k, int(solver.Value(v))) for k, v in short.items()])
+    if not chk["ok"]:
+        from topo.core.errors import SolverError
+        raise SolverError("spares: the independent check refused CP-SAT's answer: " + "; ".join(chk["problems"]))
+    out["check"] = chk
+    return out
+
+
+def _domain_name(f: Fabric, view: _View, scope: str, dom: np.ndarray, code: int) -> str:
+    """A domain's name: its rack, or the leaves (pods) of its first server's endpoints."""
+    srv = int(np.flatnonzero(dom == code)[0])
+    if scope == "rack":
+        return f.rack_name(int(f.server_rack[srv]))
+    leaves = np.unique(view.ep_leaf[f.ep_server[view.ep_end] == srv])
+    if scope == "pod":
+        return "+".join(f"pod{p}" for p in np.unique(f.node_pod[leaves]).tolist())
+    return "+".join(f.node_name(int(x)) for x in leaves.tolist())
+
+
+def check_spares(fabric: Fabric, chosen: np.ndarray, used: np.ndarray, candidate: np.ndarray, dom: np.ndarray,
+                 stype: np.ndarray, rack_kw: np.ndarray, per_domain: int, short: list) -> dict:
+    """Independent check of a spare choice, from the fabric arrays alone: every spare is an idle node
+    with accelerators; every (domain, node type) with a job has ``per_domain`` spares of that type
+    in it or reports its shortfall exactly; every rack stays within its limit with its spares busy.
+    Also a lower bound on the accelerators held when no domain is short: per (domain, type),
+    min(per_domain, idle candidates there) nodes at the fewest accelerators, racks' power ignored."""
+    f = fabric
+    problems = []
+    if chosen.size and not candidate[chosen].all():
+        problems.append("a spare is not an idle node")
+    got: dict = {}
+    for s in chosen.tolist():
+        k = (int(dom[s]), int(stype[s]))
+        got[k] = got.get(k, 0) + 1
+    for k, miss in short:
+        if got.get(k, 0) + miss < per_domain or (miss and got.get(k, 0) + miss > per_domain):
+            problems.append(f"domain {k[0]} type {k[1]}: {got.get(k, 0)} spares, {miss} reported missing")
+    kw = rack_kw + np.bincount(f.server_rack[chosen], weights=(f.server_busy_kw - f.server_idle_kw)[chosen],
+                               minlength=f.n_racks) if chosen.size else rack_kw
+    racks = np.unique(f.server_rack[chosen]) if chosen.size else np.zeros(0, np.int64)
+    over = [int(r) for r in racks.tolist() if kw[r] > f.rack_limit_kw[r] + 1e-6]
+    if over:
+        problems.append(f"racks over their limit with spares busy: {over[:5]}")
+    n_acc = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers).astype(np.int64)
+    bound = 0
+    for k, _ in short:
+        cands = np.flatnonzero(candidate & (dom == k[0]) & (stype == k[1]))
+        bound += int(np.sort(n_acc[cands])[:per_domain].sum())
+    held = int(n_acc[chosen].sum()) if chosen.size else 0
+    return {"ok": not problems, "problems": problems, "accelerators_held": held,
+            "lower_bound_accelerators": bound}
