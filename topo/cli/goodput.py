@@ -126,7 +126,6 @@ def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb
               spares_scope=spares_scope, spares_per_domain=spares_per_domain)
     d = res.to_dict()
     if as_json:
-        from topo.core.textsafe import terminal_safe_data
-        emit_json(terminal_safe_data(d))
+        emit_json(d)  # json escapes every control character
     else:
         echo(render(d))
