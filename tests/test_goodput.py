@@ -286,3 +286,13 @@ def test_cli_spares():
     assert r.exit_code == 0, r.output
     sp = json.loads(r.output)["spares"]
     assert sp["check"]["ok"] and sp["scope"] == "pod"
+
+
+def test_report_section_from_a_plan():
+    from topo.io.report import _goodput_section
+    c = load(EXAMPLES / "small.yaml")
+    plan = {"goodput": G.goodput(c, checkpoint_s=30, restart_s=300).to_dict()}
+    s = _goodput_section(plan)
+    assert not s.missing and len(s.tables) == 2 and [f.id for f in s.figures] == ["fig-goodput"]
+    assert "Checkpoint write 30 s" in s.paragraphs[0]
+    assert _goodput_section({}).missing == "goodput not computed"

@@ -293,7 +293,10 @@ class _View:
         links, nodes = [], []
         for p in np.unique(f.node_plane[leaves]).tolist():
             cur = np.unique(leaves[f.node_plane[leaves] == p])
-            while cur.size > 1:
+            # one step per tier at most (a custom graph's same-tier links cannot make it loop)
+            for _ in range(int(f.node_tier.max()) if f.n_nodes else 0):
+                if cur.size <= 1:
+                    break
                 lk = self.gather(self.up_ptr, self.up_link, cur)
                 hi = self.gather(self.up_ptr, self.up_high, cur)
                 if lk.size == 0:
