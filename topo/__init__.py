@@ -9,7 +9,8 @@ Stable public API (documented in README.md):
 * ``budget(cluster, ...)`` -> link budget and bill of materials (``topo.solve.linkbudget``)
 * ``optimize(cluster, ...)`` -> plan dict; ``load_plan(path)``; ``write_report(plan, dir)``
 * ``export(fmt, fabric, plan, dir)``; ``write_graphml(fabric, path)``
-* ``analyze_failures(cluster, ...)``; ``run_sweep(sweep_file, out_dir, ...)``
+* ``analyze_failures(cluster, ...)``; ``goodput(cluster, ...)`` (interruptions, checkpoints, goodput per job);
+  ``run_sweep(sweep_file, out_dir, ...)``
 * ``serving(cluster, ...)`` -> the serving deployments' traffic routed (``topo.routing.serving``)
 * errors: ``TopoError``, ``SpecError`` (bad input, exit 2), ``SolverError`` (exit 1)
 
@@ -43,6 +44,7 @@ _LAZY = {
     "export": ("topo.io.exports", "export"),
     "write_graphml": ("topo.io.exports", "write_graphml"),
     "analyze_failures": ("topo.study.failures", "analyze_failures"),
+    "goodput": ("topo.study.goodput", "goodput"),
     "run_sweep": ("topo.study.sweep", "run_sweep"),
     "serving": ("topo.routing.serving", "serving"),
 }
@@ -60,5 +62,5 @@ def __getattr__(name: str):
 __all__ = ["Cluster", "Fabric", "SolverError", "SpecError", "TopoError", "build", "describe", "from_dict",
            "json_schema", "load", "__version__",
            "analyze", "route", "job_demands", "place", "budget", "optimize", "save", "load_plan", "write_report",
-           "export", "write_graphml", "analyze_failures", "run_sweep", "serving"]
+           "export", "write_graphml", "analyze_failures", "goodput", "run_sweep", "serving"]
 assert set(__all__) >= set(_LAZY), "every lazy name is public"

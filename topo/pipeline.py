@@ -24,7 +24,7 @@ from topo.model.fabric import build
 from topo.model.spec import Cluster
 from topo.traffic.demand import fit_in_order, free_accelerators, unplaced_jobs
 
-STAGES = ("build", "place", "route", "budget", "reroute", "failures")
+STAGES = ("build", "place", "route", "budget", "reroute", "failures", "goodput")
 
 
 class _Progress:
@@ -127,13 +127,16 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             # collective time (alpha + beta) of the placed jobs on the chosen fabric, with its size curve
             colls = to_jsonable(collective_times(cluster_after, fabric_after, placement=placement.assignment,
                                                  seed=seed, sizes=size_range("1KiB..16GiB")))
-        fail = None
+        fail = gp = None
         if failures:
             from topo.study.failures import analyze_failures
             with pr.stage("failure headroom"), timed("failures"):
                 # worker processes for the failure sweep too (its results do not depend on them)
                 fail = analyze_failures(cluster_after, fabric_after, placement=placement.assignment,
                                         single=True, seed=seed, workers=workers)
+            from topo.study.goodput import goodput
+            with pr.stage("goodput under failures"), timed("goodput"):
+                gp = goodput(cluster_after, fabric_after, placement=placement.assignment, failures=fail, seed=seed)
 
     return new_plan(
         seed=seed, workers=workers, time_limit_s=time_limit,
@@ -143,7 +146,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         describe_before=desc_before, describe_after=desc_after,
         placement=placement, budget=bud,
         metrics_before=before, metrics_placed=placed, metrics_after=after,
-        failures=fail, collectives=colls,
+        failures=fail, collectives=colls, goodput=gp,
         solver={"placement": {k: getattr(placement, k, None) for k in ("status", "objective", "bound", "gap", "wall_s")},
                 "budget": bud.to_dict().get("solver", {})},
         timings_s=timings,

@@ -233,7 +233,7 @@ def _collectives(c, f, placement, routing, seed, qps, channels, fail):
     from topo.core.jsonable import to_jsonable
     from topo.routing.collectives import collective_times
     from topo.routing.engine import failure_mask, parse_failures
-    links, nodes = parse_failures(f, [x for x in fail.split(",") if x.strip()])
+    links, nodes = parse_failures(f, fail)
     dead = failure_mask(f, links, nodes)
     return to_jsonable(collective_times(c, f, placement=placement, routing=routing, seed=seed, qps=qps,
                                         channels=channels, failed=dead if dead.any() else None))

@@ -31,34 +31,21 @@ def _pct(x):
     return "" if x is None else f"{100 * x:.3g}%"
 
 
-def _severity(row):
-    sl = row.get("slowdown") or {}
-    worst = 1.0
-    lost = 0
-    for per in sl.values():
-        for v in per.values():
-            if v is None:
-                lost = 1
-            else:
-                worst = max(worst, v)
-    cap = max(row["bandwidth_lost_frac"].values()) if row["bandwidth_lost_frac"] else 0.0
-    cut = row.get("endpoints_down", 0) + row.get("endpoints_isolated", 0)
-    return (lost, row.get("unreachable_gbps") or 0.0, worst, cut, len(row["jobs_affected"]), cap)
-
-
 def _text(d, top=30):
     out = [f"failure analysis of {d['cluster']} ({d['placement']}; "
            f"{'grouped by symmetry' if d['grouped'] else 'exhaustive'}; {d['seconds']:.2f} s)"]
     rows = d["single"]
     if rows:
         n_fail = sum(r["count"] for r in rows)
-        out.append(f"single failures: {n_fail:,} in {len(rows):,} classes; the {min(top, len(rows))} most severe:")
+        out.append(f"single failures: {n_fail:,} in {len(rows):,} classes; the {min(top, len(rows))} most severe "
+                   "(jobs stopped, then accelerators cut off, then slowdown, then bandwidth):")
         order = ["endpoint-leaf", "leaf-spine", "spine-super", "scaleup"]
         tiers = [t for t in order if any(t in r["bandwidth_lost_frac"] for r in rows)]
         head = f"  {'kind':<15}{'name':<28}{'count':>7}  " + "".join(f"{t:>14}" for t in tiers) + \
             f"{'cut off':>9}{'roce-hash':>11}{'uec-spray':>11}{'unreach Gb/s':>14}  jobs affected"
         out.append(head)
-        for r in sorted(rows, key=_severity, reverse=True)[:top]:
+        from topo.study.failures import rank_single
+        for r in rank_single(rows)[:top]:
             sl = r.get("slowdown") or {}
             cols = []
             for m in ("roce-hash", "uec-spray"):

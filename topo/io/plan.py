@@ -72,7 +72,7 @@ def load_plan(path) -> dict:
 
 
 _DICT_KEYS = ("cluster_file", "placement")
-_OPT_DICT_KEYS = ("cluster_file_after", "budget", "failures", "describe_before", "describe_after", "solver",
+_OPT_DICT_KEYS = ("cluster_file_after", "budget", "failures", "goodput", "describe_before", "describe_after", "solver",
                   "timings_s", "versions", "metrics_before", "metrics_placed", "metrics_after")
 
 # What reports and exports read, by the kind topo writes it: "number", "numbers" (a flat list
@@ -93,6 +93,8 @@ _SECTION_FIELDS = {
                "requirements": dict,
                "target_utilization": "number", "objective": str, "survive": str},
     "failures": {"single": "records", "k": dict, "expected_loss": dict, "traffic": dict},
+    "goodput": {"jobs": "records", "totals": dict, "blast_radius": dict, "scaling": "records", "checkpoint": dict,
+                "rates_per_hour": dict, "run_days": "number"},
     "placement": {"assignment": dict, "jobs": (dict, list), "racks": "records", "totals": dict, "baseline": dict,
                   "solver": dict, "stranded": dict, "unplaced": dict, "note": str, "status": str},
     "solver": {"budget": dict, "placement": dict},

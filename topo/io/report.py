@@ -576,13 +576,24 @@ def _failure_impact(r: dict) -> float:
 
 
 def _worst_failure(failures) -> str:
+    """The worst single failure, ranked by jobs stopped, then accelerators cut off, then slowdown,
+    then bandwidth (topo.study.failures.severity)."""
+    from topo.study.failures import jobs_stopped, rank_single, severity
     if not isinstance(failures, dict):
         return ""
-    single = [r for r in failures.get("single") or [] if isinstance(r, dict)]
+    single = rank_single(failures.get("single") or [])
     if not single:
         return ""
-    w = max(single, key=lambda r: (_failure_impact(r), _count(r.get("jobs_affected"))))
+    w = single[0]
+    sev = severity(w)
     bits = [f"worst single failure: {w.get('kind', '')} {w.get('name', '')}".rstrip()]
+    stopped = jobs_stopped(w)
+    bits.append(f"stops {len(stopped)} job(s)" + (f" ({', '.join(stopped[:5])}{' ...' if len(stopped) > 5 else ''})"
+                                                  if stopped else ""))
+    if sev[1]:
+        bits.append(f"cuts off {fmt(sev[1])} endpoint(s)")
+    if sev[2] > 1.0 + 1e-9:
+        bits.append(f"slows a job {fmt(sev[2])}x")
     bits.append(f"loses up to {pct(_failure_impact(w))} of a tier's bandwidth")
     if w.get("jobs_affected") is not None:
         bits.append(f"affects {fmt(_count(w['jobs_affected']))} job(s)")
@@ -978,10 +989,11 @@ def _failure_section(plan: dict) -> Section:
         return s
     single = [r for r in fr.get("single") or [] if isinstance(r, dict)]
     if single:
-        ranked = sorted(single, key=lambda r: (-_failure_impact(r), -_count(r.get("jobs_affected")),
-                                               str(r.get("kind")), str(r.get("name"))))
+        from topo.study.failures import rank_single
+        ranked = rank_single(single)
         s.tables.append(make_table([_failure_row(r) for r in ranked], limit=30,
-                                   caption="Single failures, worst first (alike = how many equivalent elements)"))
+                                   caption="Single failures, worst first: jobs stopped, then endpoints cut off, "
+                                           "then slowdown, then bandwidth (alike = how many equivalent elements)"))
         top = ranked[:15]
 
         def draw(fig):
@@ -1068,6 +1080,55 @@ def _collectives_section(plan: dict) -> Section:
     return s
 
 
+def _goodput_section(plan: dict) -> Section:
+    """Per job: MTBI, interruptions, checkpoint interval, goodput and the components that dominate its
+    interruptions; the blast radius per failure domain; goodput against job size (topo.study.goodput)."""
+    s = Section("goodput", "Goodput under failures")
+    g = plan.get("goodput")
+    if not isinstance(g, dict):
+        s.missing = "goodput not computed"
+        return s
+    ck = g.get("checkpoint") or {}
+    s.paragraphs.append(
+        f"Interruptions over a {fmt(g.get('run_days'))}-day run from the cluster file's failure rates (per component "
+        "per hour); a job stops when one of its accelerators, hosts, NICs, single links, sole leaves or rack feeds "
+        "fails. " + (f"Checkpoint write {fmt(ck.get('write_s'))} s, restart {fmt(ck.get('restart_s'))} s "
+                     f"({ck.get('source')}); interval by Young, sqrt(2 x MTBI x write)."
+                     if _num(ck.get("write_s")) is not None else
+                     "No checkpoint or restart time is stated (failure_rates.checkpoint_s, restart_s): goodput not computed."))
+    rows = []
+    for r in [r for r in g.get("jobs") or [] if isinstance(r, dict)]:
+        dom = r.get("dominant") or []
+        rows.append({"job": r.get("name"), "accelerators": r.get("accelerators"), "MTBI h": r.get("mtbi_h"),
+                     "interruptions": r.get("interruptions"), "checkpoint every s": r.get("checkpoint_interval_s"),
+                     "goodput": r.get("goodput"), "degraded events": r.get("degraded_events"),
+                     "dominant": ", ".join(f"{d.get('component')} {pct(d.get('share'))}" for d in dom
+                                           if isinstance(d, dict))})
+    if rows:
+        rows.sort(key=lambda r: (-(_num(r["interruptions"]) or 0.0), str(r["job"])))
+        s.tables.append(make_table(rows, limit=30, caption="Jobs, most interrupted first"))
+    br = g.get("blast_radius") or {}
+    if isinstance(br, dict) and br:
+        s.tables.append(make_table(
+            [{"domain": k, "count": v.get("domains"), "max jobs stopped": v.get("max_jobs_stopped"),
+              "max accelerators stopped": v.get("max_accelerators_stopped"),
+              "mean accelerators stopped": v.get("mean_accelerators_stopped"),
+              "worst": (v.get("worst") or [{}])[0].get("name")} for k, v in sorted(br.items()) if isinstance(v, dict)],
+            caption="Blast radius per failure domain"))
+    sc = [p for p in g.get("scaling") or [] if isinstance(p, dict) and _num(p.get("goodput")) is not None]
+    if len(sc) >= 2:
+        def draw(fig):
+            ax = fig.add_subplot(111)
+            ax.plot([p["accelerators"] for p in sc], [100 * p["goodput"] for p in sc], marker="o",
+                    color=_COLORS["over"])
+            ax.set_xscale("log")
+            ax.set_xlabel("accelerators in the job")
+            ax.set_ylabel("goodput (%)")
+        s.figures.append(Figure("fig-goodput", "Goodput against job size",
+                                "Goodput of a job with the largest job's failure rate per accelerator, by size.", draw))
+    return s
+
+
 def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
     """Every section of the report, in order, from the plan alone."""
     if not isinstance(plan, dict):
@@ -1075,8 +1136,8 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
         raise SpecError([("(root)", "a plan is a JSON object")])
     fabrics = _Fabrics(plan, fabric_before, fabric_after)
     return [_summary(plan), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
-            _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
-            _failure_section(plan), _solver_section(plan)]
+            _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan),
+            _placement_section(plan), _failure_section(plan), _goodput_section(plan), _solver_section(plan)]
 
 
 # --- rendering ------------------------------------------------------------------------------------

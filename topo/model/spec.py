@@ -623,6 +623,12 @@ class Requirements(_M):
     """Traffic the fabric must carry at the target utilisation, each on its own: uniform, permutation, jobs. Unset: the file's jobs and patterns; a list: exactly these (jobs only if listed)."""
 
 
+# Per-link rate of the Llama 3 run's 35 switch/cable interruptions (see FailureRates); the link count is
+# topo's, for the 16,384-GPU job of examples/meta-llama3-24k-roce.yaml (tests/test_goodput.py recounts it).
+LLAMA3_JOB_LINKS = 54_528  # 16,384 GPU links + 32,768 RTSW-CTSW + 5,376 CTSW-ATSW links
+LLAMA3_LINK_RATE = 35 / (LLAMA3_JOB_LINKS * 1_296)
+
+
 class FailureRates(_M):
     link_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Probability (0 to 1) that a link fails within a year, failures independent, no repair. Used for expected capacity lost and to weight sampled failure sets. Default 0."""
@@ -630,6 +636,41 @@ class FailureRates(_M):
     """Probability (0 to 1) that a switch fails within a year; its links are lost with it. Default 0 (all rates 0: failure sets sample switches and links evenly)."""
     nic_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Probability (0 to 1) that an endpoint's NIC fails within a year, cutting the endpoint's fabric links. Default 0."""
+    # Interruption rates per component per hour, for goodput (topo.study.goodput). Defaults from the
+    # 54-day, 16,384-GPU Llama 3 405B pre-training run (Llama Team, AI @ Meta, "The Llama 3 Herd of
+    # Models", arXiv:2407.21783, 2024, Table 5: 419 unexpected interruptions by root cause), read
+    # through secondary copies of the table (https://glennklockwood.com/garden/component-reliability;
+    # counts 148/72/35/19/17 also in DatacenterDynamics' report): UNVERIFIED against the paper itself.
+    # Exposure: 16,384 GPUs and 2,048 hosts of 8 GPUs over 54 days = 1,296 h, i.e. 21,233,664
+    # GPU-hours and 2,654,208 host-hours.
+    accelerator_per_hour: Annotated[float, Field(ge=0, le=1)] = 196 / 21_233_664
+    """Stopping failures per accelerator per hour, HBM excluded. Default 196 / 21,233,664 = 9.23e-6 (Llama 3 run: faulty GPU 148 + GPU SRAM 19 + GPU system processor 17 + silent data corruption 6 + thermal interface and sensor 6 over 21.2M GPU-hours; secondary source, unverified)."""
+    hbm_per_hour: Annotated[float, Field(ge=0, le=1)] = 72 / 21_233_664
+    """Stopping failures of an accelerator's HBM per accelerator per hour. Default 72 / 21,233,664 = 3.39e-6 (Llama 3 run: GPU HBM3 memory 72; secondary source, unverified)."""
+    software_per_accelerator_hour: Annotated[float, Field(ge=0, le=1)] = 63 / 21_233_664
+    """Interruptions from software per accelerator of the job per hour. Default 63 / 21,233,664 = 2.97e-6 (Llama 3 run: software bug 54 + NCCL watchdog timeouts 7 + dependency 2; secondary source, unverified). Set 0 to count hardware only."""
+    host_per_hour: Annotated[float, Field(ge=0, le=1)] = 46 / 2_654_208
+    """Stopping failures per host (server) per hour, its accelerators and NICs excluded. Default 46 / 2,654,208 = 1.73e-5 (Llama 3 run: unplanned host maintenance 32 + SSD 3 + power supply 3 + chassis 2 + IO expansion board 2 + CPU 2 + system memory 2 over 2.65M host-hours; secondary source, unverified)."""
+    nic_per_hour: Annotated[float, Field(ge=0, le=1)] = 7 / 21_233_664
+    """Failures per endpoint NIC per hour (the endpoint loses every scale-out port). Default 7 / 21,233,664 = 3.30e-7 (Llama 3 run: NIC 7, one 400G NIC per GPU assumed; secondary source, unverified)."""
+    cable_per_hour: Annotated[float, Field(ge=0, le=1)] = LLAMA3_LINK_RATE
+    """Failures per copper link (reach class dac or aec) per hour. Default: the Llama 3 run's 35 network switch and cable interruptions charged to links only, per link of the 16,384-GPU job placed on examples/meta-llama3-24k-roce.yaml (derived; the paper does not split switches from cables or copper from optics: unverified)."""
+    optic_per_hour: Annotated[float, Field(ge=0, le=1)] = LLAMA3_LINK_RATE
+    """Failures per optical link (reach class mmf, smf_dr or smf_fr) per hour. Default: as cable_per_hour (derived, unverified)."""
+    leaf_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Failures per leaf switch per hour. Default 0: the published switch and cable interruptions are charged to links (cable_per_hour, optic_per_hour) since no public source splits them."""
+    spine_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Failures per spine switch per hour. Default 0 (see leaf_per_hour)."""
+    super_spine_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Failures per super-spine switch per hour. Default 0 (see leaf_per_hour)."""
+    power_feed_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Failures per rack power feed per hour (every host of the rack stops). Default 0: no public per-feed figure was found (host power supplies are in host_per_hour)."""
+    cooling_loop_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Failures per liquid-cooled rack's cooling loop per hour (every host of the rack stops). Default 0: no public figure was found."""
+    checkpoint_s: Optional[Annotated[float, Field(ge=0, le=86400)]] = None
+    """Seconds a job takes to write a checkpoint, for the Young/Daly interval and goodput (topo goodput). Default null: goodput is not computed unless stated here or given to topo goodput (--checkpoint-s, or --checkpoint-gb with --storage-gbps)."""
+    restart_s: Optional[Annotated[float, Field(ge=0, le=86400)]] = None
+    """Seconds from a stopping failure until the job computes again (detection, rescheduling, reloading the checkpoint). Default null; given with checkpoint_s."""
 
 
 # --- serving (inference deployments) ------------------------------------------------
@@ -855,7 +896,7 @@ class ClusterFile(_M):
     requirements: Requirements = Requirements()
     """What the design must provide whatever today's jobs: a bisection floor per accelerator and traffic scenarios to carry at goals.target_utilization. Honoured by topo budget and topo optimize."""
     failure_rates: FailureRates = FailureRates()
-    """Annual failure probabilities of links, switches and NICs, turning failure analysis into expected capacity lost per year. Default all 0."""
+    """Failure rates: annual failure probabilities of links, switches and NICs (expected capacity lost per year; default 0), and interruption rates per component per hour for goodput (defaults from the published 16,384-GPU Llama 3 run)."""
     busy_nodes: list[Annotated[str, Field(min_length=1, max_length=1024)]] = []
     """Nodes already in use, by name (n0000, ...; Slurm hostlist ranges such as n[0000-0031] allowed). Placement leaves them out and counts them at busy power."""
     serving: Serving = Serving()

@@ -60,6 +60,14 @@ is the fraction of fabric capacity removed; the result gives the mean with a
 95% confidence interval (normal approximation), and the worst set found (the
 worse of the worst sample and a greedy set), routed when traffic is on.
 
+Worst failure
+-------------
+Everywhere a worst single failure is named it is ranked by :func:`severity`: jobs
+stopped, then accelerators cut off, then job slowdown, then the share of a
+tier's bandwidth lost (a spine losing 2% of a tier's bandwidth ranks below a
+leaf that cuts off its endpoints and stops their jobs). ``to_dict()`` names it
+under ``worst_single``.
+
 Expected loss
 -------------
 From ``failure_rates`` (probabilities per year per link, switch and NIC):
@@ -455,6 +463,38 @@ def group_candidates(ctx: _Ctx, cands: dict, group: bool, link_color=None) -> di
     return out
 
 
+# --- ranking: the worst failure is what it does to jobs ----------------------------------
+def jobs_stopped(row: dict) -> list:
+    """Jobs a single failure stops: those losing a rank, and those it leaves unable to run as
+    placed (a null slowdown under any routing model), sorted by name."""
+    out = set(row.get("jobs_lost_ranks") or [])
+    for per in (row.get("slowdown") or {}).values():
+        if isinstance(per, dict):
+            out.update(j for j, v in per.items() if v is None)
+    return sorted(out)
+
+
+def severity(row: dict) -> tuple:
+    """Rank key of a single-failure row, larger is worse: jobs stopped, then accelerators
+    (endpoints) cut off, then the largest job slowdown (scale-out or scale-up), then the largest
+    share of a tier's bandwidth lost, then unreachable demand."""
+    slow = 1.0
+    for per in list((row.get("slowdown") or {}).values()) + [row.get("scaleup_slowdown") or {}]:
+        if isinstance(per, dict):
+            slow = max([slow] + [float(v) for v in per.values() if isinstance(v, (int, float))])
+    bw = row.get("bandwidth_lost_frac") or {}
+    lost = max([float(v) for v in bw.values() if isinstance(v, (int, float))] or [0.0]) if isinstance(bw, dict) else 0.0
+    cut = int(row.get("endpoints_down") or 0) + int(row.get("endpoints_isolated") or 0)
+    return (len(jobs_stopped(row)), cut, slow, lost, float(row.get("unreachable_gbps") or 0.0))
+
+
+def rank_single(rows) -> list:
+    """Single-failure rows, worst first by :func:`severity`; ties by kind, then name."""
+    rows = [r for r in rows if isinstance(r, dict)]
+    by_name = sorted(rows, key=lambda r: (str(r.get("kind")), str(r.get("name"))))
+    return sorted(by_name, key=severity, reverse=True)
+
+
 # --- results ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FailureResult:
@@ -470,8 +510,16 @@ class FailureResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
+        ranked = rank_single(self.single)
+        worst = None
+        if ranked:
+            w = ranked[0]
+            sev = severity(w)
+            worst = {"kind": w["kind"], "name": w["name"], "jobs_stopped": jobs_stopped(w),
+                     "endpoints_cut_off": sev[1], "slowdown": sev[2], "bandwidth_lost_frac": sev[3]}
         return _finite({"version": 1, "cluster": self.cluster, "placement": self.placement_note,
-                "grouped": self.grouped, "single": [dict(r) for r in self.single], "k": dict(self.k),
+                "grouped": self.grouped, "single": [dict(r) for r in self.single], "worst_single": worst,
+                "k": dict(self.k),
                 "expected_loss": dict(self.expected_loss), "traffic": dict(self.traffic),
                 "seconds": round(self.seconds, 3)})
 

@@ -1,0 +1,131 @@
+"""`topo goodput`: a thin command over topo.study.goodput (parse, call, render)."""
+from __future__ import annotations
+
+import click
+
+from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.cli.options import SEED, _Finite, echo
+from topo.core.errors import SpecError
+
+DAYS = _Finite(0.0, 36500.0, open_lo=True, unit=" days")
+SECONDS = _Finite(0.0, 86400.0, unit=" seconds")
+HOURS = _Finite(0.0, 87600.0, unit=" hours")
+POSITIVE = _Finite(0.0, 1e9, open_lo=True)
+NONNEG = _Finite(0.0, 1e9)
+
+
+def _f(x, nd=3):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def render(d: dict, top: int = 30) -> str:
+    ck = d["checkpoint"]
+    out = [f"goodput of {d['cluster']} over a {d['run_days']:g}-day run ({d['placement']}; {d['seconds']:.2f} s)",
+           "checkpoint: " + (f"write {ck['write_s']:g} s, restart {ck['restart_s']:g} s ({ck['source']})"
+                             if ck["write_s"] is not None else ck["source"])]
+    jobs = sorted(d["jobs"], key=lambda r: (-(r["stopping_per_hour"] or 0.0), r["name"]))
+    if not jobs:
+        out.append("no placed jobs")
+    else:
+        out.append(f"  {'job':<24}{'accel':>8}{'MTBI h':>9}{'interrupts':>11}{'ckpt every s':>13}{'goodput':>9}"
+                   f"{'degraded':>10}  dominant causes")
+        for r in jobs[:top]:
+            dom = ", ".join(f"{x['component']} {100 * x['share']:.0f}%" for x in r["dominant"])
+            out.append(f"  {r['name'][:23]:<24}{r['accelerators']:>8}{_f(r['mtbi_h'], 2):>9}"
+                       f"{r['interruptions']:>11.1f}{_f(r['checkpoint_interval_s'], 0):>13}"
+                       f"{_f(r['goodput']):>9}{r['degraded_events']:>10.1f}  {dom or '-'}")
+        if len(jobs) > top:
+            out.append(f"  ... {len(jobs) - top} more jobs (--json for all)")
+    t = d["totals"]
+    if t:
+        out.append(f"all jobs: {t['interruptions']:.1f} interruptions expected"
+                   + (f", accelerator-weighted goodput {t['goodput_weighted']:.3f} (lowest: {t['lowest_goodput_job']})"
+                      if "goodput_weighted" in t else ""))
+    for kind, b in d["blast_radius"].items():
+        w = b["worst"][0] if b["worst"] else None
+        out.append(f"blast radius per {kind} ({b['domains']:,}): at most {b['max_jobs_stopped']} job(s) and "
+                   f"{b['max_accelerators_stopped']:,} accelerators stopped, {b['mean_accelerators_stopped']:.1f} on average"
+                   + (f"; worst {w['name']}: {', '.join(w['jobs']) or '-'}" if w and w["jobs_stopped"] else ""))
+    mc = d.get("monte_carlo")
+    if mc:
+        out.append(f"Monte Carlo ({mc['trials']} runs, seed {mc['seed']}) of {mc['job']}: goodput {mc['goodput']:.4f} "
+                   f"(95% CI {mc['goodput_ci95'][0]:.4f} .. {mc['goodput_ci95'][1]:.4f}; analytic "
+                   f"{mc['analytic_goodput']:.4f}), interruptions {mc['interruptions']:.1f} "
+                   f"(analytic {mc['analytic_interruptions']:.1f})")
+    sp = d.get("spares")
+    if sp:
+        out.append(f"hot spares per {sp['scope']} ({sp['per_domain']} per domain and node type, CP-SAT {sp['status']}, "
+                   f"checked): {sp['spare_nodes']} node(s), {sp['accelerators_held']} accelerators held back"
+                   + (f": {', '.join(sp['spares'][:12])}{' ...' if len(sp['spares']) > 12 else ''}" if sp["spares"] else ""))
+        for x in sp["short"][:10]:
+            out.append(f"  short: {x['domain']} lacks {x['missing']} idle {x['node_type']} node(s) (none free there, or its racks' power has no room)")
+        if len(sp["short"]) > 10:
+            out.append(f"  ... {len(sp['short']) - 10} more domains short")
+    return "\n".join(out)
+
+
+def _plan_assignment(path) -> dict:
+    """Job -> endpoint ids from a plan written by `topo optimize` (``placement.assignment``)."""
+    import numpy as np
+
+    from topo.io.plan import load_plan
+    a = (load_plan(path).get("placement") or {}).get("assignment")
+    if not isinstance(a, dict):
+        raise SpecError([("placement.assignment", "missing: the plan holds no placement")], str(path))
+    out = {}
+    for job, ids in a.items():
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise SpecError([(f"placement.assignment.{job}", "expected a list of endpoint ids")], str(path))
+        out[str(job)] = np.asarray(ids, np.int64)
+    return out
+
+
+@main.command()
+@cluster_arg
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), help="use this plan's placement")
+@click.option("--run-days", "run_days", type=DAYS, default=30.0, show_default=True, help="wall-clock run length")
+@click.option("--checkpoint-s", "checkpoint_s", type=SECONDS, help="checkpoint write time (default: failure_rates.checkpoint_s)")
+@click.option("--restart-s", "restart_s", type=SECONDS, help="restart time after a stopping failure")
+@click.option("--checkpoint-gb", "checkpoint_gb", type=NONNEG, help="checkpoint size, GB (with --storage-gbps)")
+@click.option("--storage-gbps", "storage_gbps", type=POSITIVE, help="storage bandwidth per job, Gb/s")
+@click.option("--restart-overhead-s", "restart_overhead_s", type=SECONDS,
+              help="restart time besides reading the checkpoint back (with --checkpoint-gb)")
+@click.option("--repair-hours", "repair_hours", type=HOURS, help="how long a degraded failure lasts")
+@click.option("--failures/--no-failures", "with_failures", default=False, show_default=True,
+              help="run the failure analysis for the slowdowns of degraded failures (routes traffic)")
+@click.option("--monte-carlo", "monte_carlo_trials", type=click.IntRange(0, 100_000), default=0, show_default=True,
+              help="simulate the largest job's run N times beside the analytic goodput")
+@click.option("--spares", "spares_scope", type=click.Choice(["rack", "leaf", "pod"]),
+              help="choose hot-spare nodes with CP-SAT so that node failures are restored within each rack, leaf or pod")
+@click.option("--spares-per-domain", "spares_per_domain", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="node failures each domain must restore")
+@click.option("--seed", type=SEED, help="Monte Carlo and CP-SAT seed (default: goals.seed)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
+@handle_errors
+def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb, storage_gbps, restart_overhead_s,
+            repair_hours, with_failures, monte_carlo_trials, spares_scope, spares_per_domain, seed, as_json):
+    """Interruptions, checkpoint interval and goodput of every placed job, and the blast radius of each failure domain."""
+    from topo.model.fabric import build
+    from topo.model.spec import load
+    from topo.study.goodput import goodput as run
+    c = load(cluster)
+    fab = build(c)
+    placement = _plan_assignment(plan_path) if plan_path else None
+    if placement is not None:
+        for name, ids in placement.items():
+            if ids.size and (ids.min() < 0 or ids.max() >= fab.n_endpoints):
+                raise SpecError([(f"placement.assignment.{name}",
+                                  f"endpoint ids must be in [0, {fab.n_endpoints}) for this cluster")], plan_path)
+    fail = None
+    if with_failures:
+        from topo.study.failures import analyze_failures
+        fail = analyze_failures(c, fab, placement, single=True, traffic=True, kinds=("switch", "link", "plane"))
+    res = run(c, fab, placement, run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s,
+              checkpoint_gb=checkpoint_gb, storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s,
+              failures=fail, repair_hours=repair_hours, monte_carlo_trials=monte_carlo_trials, seed=seed,
+              spares_scope=spares_scope, spares_per_domain=spares_per_domain)
+    d = res.to_dict()
+    if as_json:
+        emit_json(d)  # json escapes every control character
+    else:
+        echo(render(d))
