@@ -144,7 +144,7 @@ def main():
     for label, fl in (("healthy", None), ("1% failed", failed)):
         for model in ("roce-hash", "uec-spray"):
             q = qps if model == "roce-hash" else 1
-            routing._cache.clear()
+            routing._prepared.clear()
             run = functools.partial(routing.route, f, unit, model, failed_links=fl, qps=q, seed=1)
             r = run()  # warm: the prepared arrays of this failure mask
             flow_hops = int(round(r.link_gbps_load.sum())) * q  # unit mass: total load = sum of hops

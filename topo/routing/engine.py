@@ -52,13 +52,14 @@ each protocol's own efficiency at the cluster's MTU.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
 
 from topo.core import limits
-from topo.routing.kernels import KernelArgumentError, kernel
+from topo.routing.kernels import KernelArgumentError, kernel, threads
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands
@@ -88,8 +89,15 @@ class Prepared:
     KH: int                 # most distinct home switches of one endpoint
 
 
-_cache: dict = {}
-_plans: dict = {}
+# Prepared arrays per fabric and failure mask, and the regular-Clos tables per prepared set.
+# Both are keyed by the object itself through weak references, so an entry lives exactly as long
+# as its fabric (or prepared set): no id() that a later object could reuse, nothing to clear by
+# hand, and the callers (route, uniform_loads, the LP, every study) keep their plain signatures.
+# The failure mask is keyed by its packed bits (exact, not a hash that could collide); at most
+# _MASKS masks are kept per fabric (a failure study sees many: the oldest goes first).
+_prepared: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_plans: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MASKS = 8
 # route roce-hash and uec-spray structurally on regular Clos fabrics (tests switch it off to
 # compare with the general kernels)
 STRUCTURAL = True
@@ -123,10 +131,13 @@ def failure_mask(fabric, failed_links=None, failed_nodes=None) -> np.ndarray:
 def prepare(fabric, failed=None) -> Prepared:
     """Alive mask, switch CSR, endpoint uplinks and destination groups (cached per mask)."""
     dead = np.zeros(fabric.n_links, bool) if failed is None else np.asarray(failed, bool)
-    key = (id(fabric), hash(dead.tobytes()) if dead.any() else 0)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] is fabric:
-        return hit[1]
+    key = np.packbits(dead).tobytes() if dead.any() else b""
+    masks = _prepared.get(fabric)
+    if masks is None:
+        masks = _prepared[fabric] = {}
+    hit = masks.get(key)
+    if hit is not None:
+        return hit
     E = fabric.n_endpoints
     alive = (~dead).astype(np.uint8)
     src, dst = fabric.link_src, fabric.link_dst
@@ -178,9 +189,9 @@ def prepare(fabric, failed=None) -> Prepared:
     ep_home1 = np.where(one, dst[np.maximum(ep_up1, 0)], -1).astype(np.int64)
     p = Prepared(ep_up1=ep_up1, ep_home1=ep_home1, alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
                  g_rep=g_rep, g_size=g_size, KU=max(KU, 1), KH=max(KH, 1))
-    if len(_cache) > 8:
-        _cache.clear()
-    _cache[key] = (fabric, p)
+    if len(masks) >= _MASKS:
+        del masks[next(iter(masks))]
+    masks[key] = p
     return p
 
 
@@ -371,7 +382,7 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
             K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                           P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
                           dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u,
-                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY)
+                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY, threads())
             if w is fm:
                 un = u
     else:
@@ -421,13 +432,10 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
 
 def _plan(fabric, P):
     """The regular-Clos tables of this fabric and mask (cached beside the prepared arrays), or None."""
-    hit = _plans.get(id(P))
-    if hit is not None and hit[0] is P:
-        return hit[1]
+    if P in _plans:
+        return _plans[P]
     plan = clos_plan(fabric, P)
-    if len(_plans) > 8:
-        _plans.clear()
-    _plans[id(P)] = (P, plan)
+    _plans[P] = plan
     return plan
 
 
@@ -629,7 +637,8 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
                       P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
                       np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
                       np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
-                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY)
+                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY,
+                      threads())
         return float(un.sum())
 
     load = np.zeros(L)
