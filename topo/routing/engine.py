@@ -59,7 +59,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from topo.core import limits
-from topo.routing.kernels import KernelArgumentError, kernel, threads
+from topo.routing.kernels import FlowStats, KernelArgumentError, kernel, threads
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands
@@ -339,15 +339,17 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
     nb = K.bucket_flows(np.ascontiguousarray(new_src, np.int64), np.ascontiguousarray(dst, np.int64), rate, nbytes,
                         1.0 / efficiency, fabric.ep_domain, P.ep_group, g_ptr, np.zeros(ng, np.int64),
                         fi, fs, fd, fm, unreach, st)
-    if st[5] > 0:
-        raise SpecError([("traffic", f"{int(st[5])} demands have negative bytes or rates")])
-    if st[1] > 0 and fabric.family != "rail_only":
+    st = FlowStats.of_bucket_flows(st)
+    if st.negative_flows > 0:
+        raise SpecError([("traffic", f"{st.negative_flows} demands have negative bytes or rates")])
+    if st.same_domain_flows > 0 and fabric.family != "rail_only":
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     fi, fs, fd, fm = fi[:nb], fs[:nb], fd[:nb], fm[:nb]
     if nb == 0:
         ratio = 0.0
-    elif st[4] == 0 and st[3] - st[2] <= 1e-12 * max(abs(st[3]), 1e-300):
-        ratio = float(st[2])
+    elif st.nonpositive_flows == 0 and (st.max_bytes_per_mass - st.min_bytes_per_mass
+                                        <= 1e-12 * max(abs(st.max_bytes_per_mass), 1e-300)):
+        ratio = st.min_bytes_per_mass
     else:
         ratio = None
     fb = None if ratio is not None else np.ascontiguousarray(nbytes[fi] * 8.0 / 1e9)  # bytes follow the same split
@@ -422,10 +424,10 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
-    un_b = float((unreach > 0) @ nbytes) if unreach.size and (st[6] > 0 or un.any()) else 0.0
+    un_b = float((unreach > 0) @ nbytes) if unreach.size and (st.unreachable_gbps > 0 or un.any()) else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
-                       unreachable_gbps=float(st[6] + un.sum()), unreachable_bytes=un_b,
-                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       unreachable_gbps=float(st.unreachable_gbps + un.sum()), unreachable_bytes=un_b,
+                       offered_gbps=st.offered_gbps, flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 
@@ -497,9 +499,10 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     if two:
         load2[plan.ep_up] += epw[:, 1]
         load2[plan.ep_up ^ 1] += epw[:, 3]
-    if st[3] > 0:
-        raise SpecError([("traffic", f"{int(st[3])} demands have negative bytes or rates")])
-    if st[1] > 0 and fabric.family != "rail_only":
+    stats = FlowStats.of_route_clos(st)
+    if stats.negative_flows > 0:
+        raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
+    if stats.same_domain_flows > 0 and fabric.family != "rail_only":
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     if spray:
         spread_spray(fabric, plan, agg[0::2], load)
@@ -509,7 +512,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
             spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, [pmass[0::2], pmass[1::2]][:1 + two], alive, LP,
                          [load, load2][:1 + two])
     bload = (load2 if two else load * r0) * (1e9 / 8.0)
-    unreachable = float(st[4])
+    unreachable = stats.unreachable_gbps
     qp_flow = qp_gbps = qp_path = None
     if rec:
         fi = f_idx[:nb]
@@ -544,7 +547,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     un_b = float((unreach > 0) @ nbytes) if unreachable > 0 else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
                        unreachable_gbps=unreachable, unreachable_bytes=un_b,
-                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       offered_gbps=stats.offered_gbps, flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 

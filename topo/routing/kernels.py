@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
+from typing import NamedTuple
 
 from topo.core.errors import SpecError
 
@@ -62,6 +63,25 @@ def threads() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_THREADS))
+
+
+class FlowStats(NamedTuple):
+    """The statistics bucket_flows and route_clos leave in their ``stats`` array, by name."""
+    offered_gbps: float           # mass of the flows with src != dst
+    same_domain_flows: int        # flows inside one scale-up domain (not routed here)
+    nonpositive_flows: int        # routed flows with mass <= 0
+    negative_flows: int           # flows with a negative rate or bytes
+    unreachable_gbps: float       # mass of routed flows with no alive uplink at an end
+    min_bytes_per_mass: float     # bucket_flows only (nan for route_clos): over routed flows with mass > 0
+    max_bytes_per_mass: float
+
+    @classmethod
+    def of_bucket_flows(cls, st) -> "FlowStats":
+        return cls(float(st[0]), int(st[1]), int(st[4]), int(st[5]), float(st[6]), float(st[2]), float(st[3]))
+
+    @classmethod
+    def of_route_clos(cls, st) -> "FlowStats":
+        return cls(float(st[0]), int(st[1]), int(st[2]), int(st[3]), float(st[4]), float("nan"), float("nan"))
 
 
 class KernelArgumentError(ValueError):
