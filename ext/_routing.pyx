@@ -507,7 +507,7 @@ def route_fluid(int mode, int KU, int KH,
     its own, which are then added in block order: the loads are the same bits for any
     ``threads``, and with one block the same bits as a plain loop over the groups. Blocks run
     on up to ``threads`` OpenMP threads, each with its own work arrays (the caller's serve
-    the single-block case).
+    the single-block case); with ``threads`` 1, on this thread without OpenMP.
     """
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, b, l, i, t
@@ -546,7 +546,22 @@ def route_fluid(int mode, int KU, int KH,
     cdef real_t[:, ::1] o_up = np.zeros((NB - 1, grp_up.shape[0]))
     cdef real_t[:, ::1] o_down = np.zeros((NB - 1, grp_down.shape[0]))
     bad = np.full(2 * NB, -1, np.int64)
-    for b in prange(NB, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+    if T == 1:
+        with nogil:
+            for b in range(NB):
+                if b == 0:
+                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
+                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
+                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
+                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], load, grp_up, grp_down, unreach, f_mass2,
+                                 load2, w_mass2[0], two, bad, b)
+                else:
+                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
+                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
+                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
+                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], o_load[b - 1], o_up[b - 1], o_down[b - 1],
+                                 unreach, f_mass2, o_load2[b - 1], w_mass2[0], two, bad, b)
+    for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
         t = threadid()
         if b == 0:
             _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
@@ -563,10 +578,10 @@ def route_fluid(int mode, int KU, int KH,
         if bad[2 * b] >= 0:
             _bad_group(bad[2 * b], g_rep[bad[2 * b + 1]])
     # add the blocks' outputs in block order (each entry independently: any thread count, same sums)
-    for l in prange(load.shape[0], nogil=True, num_threads=T, schedule="static"):
-        for i in range(NB - 1):
-            load[l] += o_load[i, l]
     with nogil:
+        for i in range(NB - 1):
+            for l in range(load.shape[0]):
+                load[l] += o_load[i, l]
         for i in range(NB - 1):
             for l in range(load2.shape[0]):
                 load2[l] += o_load2[i, l]

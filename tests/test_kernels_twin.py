@@ -217,7 +217,10 @@ def test_fluid_blocks_depend_on_the_groups_only():
 @pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray"])
 def test_fluid_loads_are_the_same_bits_on_any_number_of_threads(model, dual, both, monkeypatch):
     # 96 destination groups: several blocks; flows and the uniform all-to-all, healthy and with
-    # failures; 1, 2 and 3 threads give identical bytes, and the twin agrees to rounding
+    # failures; 1, 2 and 3 threads give identical bytes, and the twin agrees to rounding (threads
+    # for any work, however small)
+    from topo.routing import kernels as _ext
+    monkeypatch.setattr(_ext, "PARALLEL_WORK", 0.0)
     f = random_regular_fabric(96, 4, 2, seed=5, dual=dual)
     assert compiled().fluid_blocks(np.arange(97, dtype=np.int64)).shape[0] - 1 > 1
     rng = np.random.default_rng(7)
@@ -287,6 +290,8 @@ def test_thread_count_knob(monkeypatch):
     assert 1 <= threads() <= MAX_THREADS
     monkeypatch.setenv("TOPO_THREADS", "3")
     assert threads() == 3
+    from topo.routing.kernels import PARALLEL_WORK, fluid_threads
+    assert fluid_threads(2, 100) == 1 and fluid_threads(int(PARALLEL_WORK), 1) == 3
     for bad in ("0", "two", "-1", "1.5"):
         monkeypatch.setenv("TOPO_THREADS", bad)
         with pytest.raises(SpecError, match="TOPO_THREADS"):

@@ -59,7 +59,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from topo.core import limits
-from topo.routing.kernels import FlowStats, KernelArgumentError, kernel, threads
+from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands
@@ -384,7 +384,8 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
             K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                           P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
                           dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u,
-                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY, threads())
+                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY,
+                          fluid_threads(ng, P.sw_adj.shape[0]))
             if w is fm:
                 un = u
     else:
@@ -641,7 +642,7 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
                       np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
                       np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
                       np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY,
-                      threads())
+                      fluid_threads(ng, P.sw_adj.shape[0]))
         return float(un.sum())
 
     load = np.zeros(L)

@@ -65,6 +65,16 @@ def threads() -> int:
     return max(1, min(cores, MAX_THREADS))
 
 
+# destination groups x switch links below which route_fluid gets one thread: the threads' start
+# and barriers cost more than they save (a 1,024-host Jellyfish graph: 0.5M; 8,192 hosts: 34M)
+PARALLEL_WORK = 4e6
+
+
+def fluid_threads(n_groups: int, n_switch_links: int) -> int:
+    """Threads for one route_fluid call: :func:`threads` where the work pays for them, else 1."""
+    return threads() if float(n_groups) * float(n_switch_links + 1) >= PARALLEL_WORK else 1
+
+
 class FlowStats(NamedTuple):
     """The statistics bucket_flows and route_clos leave in their ``stats`` array, by name."""
     offered_gbps: float           # mass of the flows with src != dst
@@ -95,6 +105,10 @@ def kernel(name: str):
     if PURE:
         raw = importlib.import_module(f"topo.routing.pure.{name}")
     else:
+        # OpenMP threads that wait sleep instead of spinning (the machine is often shared, and a
+        # spinning waiter steals the core its partner needs); read by the OpenMP runtime when it
+        # loads with the kernels, and left alone if the user set it
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             raw = importlib.import_module(f"topo.{name}")
         except ImportError:
