@@ -16,7 +16,8 @@
    4 hosts per switch; no symmetry to exploit) against python-igraph's subset edge betweenness
    (loads compared).
 5. Two-core scaling of the parallel kernel (route_fluid's blocks of destination groups): the
-   uniform all-to-all of 3. and 4. on 1 and 2 threads (TOPO_THREADS), timed alternately;
+   uniform all-to-all of 3. and 4. on 1 and 2 threads (TOPO_THREADS), timed alternately (a case
+   below topo.routing.kernels.PARALLEL_WORK runs on one thread either way, and says so);
    speedup = wall(1) / wall(2), efficiency = speedup / 2; the loads of both runs compared
    byte for byte.
 
@@ -122,7 +123,11 @@ def general_and_scaling(out, rows, reps, hosts_list, k16=None):
         cases.append((f"Jellyfish {hosts:,} hosts", f))
     if k16 is not None:
         cases.append(("k=16 fat tree (twin classes)", k16))
+    from topo.routing.kernels import PARALLEL_WORK
     for label, f in cases:
+        P = routing.prepare(f, None)
+        if float(P.g_rep.shape[0]) * (P.sw_adj.shape[0] + 1) < PARALLEL_WORK:
+            label += " [below PARALLEL_WORK: one thread in both runs]"
         med, same = scaling(lambda f=f: routing.uniform_loads(f, "fluid", 1.0), max(reps, 3))
         sp = med[1][0] / med[2][0]
         out[f"scaling uniform fluid {label}"] = {"wall_1": med[1][0], "cpu_1": med[1][1], "wall_2": med[2][0],
