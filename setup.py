@@ -16,10 +16,18 @@ needs no cleaning. For example
 
 builds checked copies of the modules under /tmp/checked/topo/ and leaves the
 installed ones alone (.ci/run runs the kernel tests against such a copy).
+
+OpenMP: the kernels' parallel loops (cython.parallel.prange) are compiled with
+-fopenmp when the C compiler accepts it (tried on a small program first), and as
+plain loops otherwise; TOPO_OPENMP=0 builds without it. topo._routing.OPENMP says
+which build is installed. The results do not depend on it (see route_fluid).
 """
 import glob
 import os
+import subprocess
 import sys
+import sysconfig
+import tempfile
 
 from setuptools import Extension, setup
 
@@ -46,13 +54,37 @@ if not same:
     os.makedirs(os.path.dirname(mode_file), exist_ok=True)
     with open(mode_file, "w") as fh:
         fh.write(mode + "\n")
+
+
+def _openmp_flags() -> list[str]:
+    """["-fopenmp"] if the C compiler builds and links an OpenMP program with it, else []."""
+    if os.environ.get("TOPO_OPENMP", "") == "0":
+        return []
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp.c")
+        with open(src, "w") as fh:
+            fh.write("#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\n"
+                     "return omp_get_max_threads() > 0 && n > 0 ? 0 : 1;}\n")
+        try:
+            r = subprocess.run([*cc, "-fopenmp", src, "-o", os.path.join(tmp, "omp")], capture_output=True,
+                               timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return []
+    return ["-fopenmp"] if r.returncode == 0 else []
+
+
+omp = _openmp_flags()
+if not omp:
+    print("topo: building the kernels without OpenMP (one thread)", file=sys.stderr)
 extensions = [
     Extension(f"topo.{os.path.splitext(os.path.basename(p))[0]}", [p],
               include_dirs=[np.get_include(), "ext"],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                              ("TOPO_BOUNDSCHECK", "1" if checks else "0")],
               depends=[mode_file],
-              extra_compile_args=["-O3"] if not checks else ["-O1", "-g"])
+              extra_compile_args=(["-O3"] if not checks else ["-O1", "-g"]) + omp,
+              extra_link_args=omp)
     for p in sorted(glob.glob("ext/_*.pyx"))
 ]
 setup(ext_modules=cythonize(

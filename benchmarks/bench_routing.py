@@ -12,9 +12,18 @@
    alternating exposes both to the same drift.
 3. Uniform all-to-all, fluid: k=16 fat tree against networkx edge_betweenness_centrality_subset
    (loads compared), and the k=64 fat tree (65,536 hosts).
+4. General graphs: uniform all-to-all, fluid, on Jellyfish-style random regular graphs (degree 8,
+   4 hosts per switch; no symmetry to exploit) against python-igraph's subset edge betweenness
+   (loads compared).
+5. Two-core scaling of the parallel kernel (route_fluid's blocks of destination groups): the
+   uniform all-to-all of 3. and 4. on 1 and 2 threads (TOPO_THREADS), timed alternately (a case
+   below topo.routing.kernels.PARALLEL_WORK runs on one thread either way, and says so);
+   speedup = wall(1) / wall(2), efficiency = speedup / 2; the loads of both runs compared
+   byte for byte.
 
 Prints a table, then (last line) one JSON object with every figure.
-Run: python benchmarks/bench_routing.py [--reps 3] [--skip-nx]
+Run: python benchmarks/bench_routing.py [--reps 3] [--skip-nx] [--jellyfish-hosts 1024,8192]
+     [--only-general] (sections 4 and 5 alone)
 """
 from __future__ import annotations
 
@@ -47,6 +56,87 @@ def fat_tree(k: int, gbps=400.0):
     lo.append((agg0 + p * h + a).ravel()), hi.append((core0 + a * h + c).ravel())
     tier = np.concatenate([np.zeros(E), np.ones(k * h), np.full(k * h, 2), np.full(h * h, 3)]).astype(np.int8)
     return fabric_from_arrays(E, np.concatenate(lo), np.concatenate(hi), gbps, tier, family="fat_tree")
+
+
+def jellyfish(hosts: int, degree: int = 8, per_switch: int = 4, seed: int = 0, gbps=400.0):
+    """A Jellyfish-style fabric: a random regular graph of hosts / per_switch switches."""
+    import networkx as nx
+    from topo.model.fabric import fabric_from_arrays
+    n_sw = hosts // per_switch
+    G = nx.random_regular_graph(degree, n_sw, seed=seed)
+    a = np.array([u for u, _ in G.edges()], np.int64)
+    b = np.array([v for _, v in G.edges()], np.int64)
+    ep = np.arange(hosts)
+    tier = np.concatenate([np.zeros(hosts), np.ones(n_sw)]).astype(np.int8)
+    return fabric_from_arrays(hosts, np.concatenate([ep, hosts + a]),
+                              np.concatenate([hosts + ep // per_switch, hosts + b]), gbps, tier, family="custom")
+
+
+def igraph_uniform(f):
+    """(wall s, cpu s, per physical link: both directions' fluid load) from igraph's subset edge
+    betweenness among the endpoints (each unordered pair once: x 2 for both directions)."""
+    import igraph
+    g = igraph.Graph(n=f.n_nodes, edges=np.stack([f.link_src[0::2], f.link_dst[0::2]], axis=1).tolist())
+    eps = list(range(f.n_endpoints))
+    t, c = time.perf_counter(), time.process_time()
+    bc = np.asarray(g.edge_betweenness(directed=False, sources=eps, targets=eps))
+    return time.perf_counter() - t, time.process_time() - c, 2.0 * bc
+
+
+def scaling(fn, reps):
+    """{threads: (median wall, median cpu)} of fn on 1 and 2 threads, timed alternately, and
+    whether the two runs' results are the same bytes."""
+    old = os.environ.get("TOPO_THREADS")
+    res, got = {1: [], 2: []}, {}
+    try:
+        for _ in range(reps):
+            for t in (1, 2):
+                os.environ["TOPO_THREADS"] = str(t)
+                w, c, r = timed(fn, 1)
+                res[t].append((w, c))
+                got[t] = r.link_gbps_load.tobytes()
+    finally:
+        if old is None:
+            os.environ.pop("TOPO_THREADS", None)
+        else:
+            os.environ["TOPO_THREADS"] = old
+    med = {t: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for t, v in res.items()}
+    return med, got[1] == got[2]
+
+
+def general_and_scaling(out, rows, reps, hosts_list, k16=None):
+    """Sections 4 and 5."""
+    from topo.routing import engine as routing
+    cases = []
+    for hosts in hosts_list:
+        f = jellyfish(hosts)
+        w, c, r = timed(lambda: routing.uniform_loads(f, "fluid", 1.0), reps)
+        ig_w, ig_c, ref = igraph_uniform(f)
+        mine = r.link_gbps_load[0::2] + r.link_gbps_load[1::2]
+        err = float(np.abs(mine - ref).max() / max(ref.max(), 1e-300))
+        out[f"jellyfish_{hosts}"] = {"hosts": hosts, "switches": f.n_nodes - hosts, "seconds": w, "cpu_seconds": c,
+                                     "igraph_seconds": ig_w, "igraph_cpu_seconds": ig_c, "speedup_wall": ig_w / w,
+                                     "speedup_cpu": ig_c / c, "max_rel_diff": err}
+        rows.append((f"uniform fluid Jellyfish {hosts:,} hosts vs igraph", f"{w * 1e3:.1f} ms (cpu {c * 1e3:.1f} ms)",
+                     f"igraph {ig_w:.2f} s (cpu {ig_c:.2f} s)",
+                     f"{ig_w / w:,.0f}x wall, {ig_c / c:,.0f}x cpu, loads equal to {err:.1e}"))
+        cases.append((f"Jellyfish {hosts:,} hosts", f))
+    if k16 is not None:
+        cases.append(("k=16 fat tree (twin classes)", k16))
+    from topo.routing.kernels import PARALLEL_WORK
+    for label, f in cases:
+        P = routing.prepare(f, None)
+        if float(P.g_rep.shape[0]) * (P.sw_adj.shape[0] + 1) < PARALLEL_WORK:
+            label += " [below PARALLEL_WORK: one thread in both runs]"
+        med, same = scaling(lambda f=f: routing.uniform_loads(f, "fluid", 1.0), max(reps, 3))
+        sp = med[1][0] / med[2][0]
+        out[f"scaling uniform fluid {label}"] = {"wall_1": med[1][0], "cpu_1": med[1][1], "wall_2": med[2][0],
+                                                 "cpu_2": med[2][1], "speedup": sp, "efficiency": sp / 2,
+                                                 "identical": same}
+        rows.append((f"route_fluid 1 vs 2 threads: uniform fluid {label}",
+                     f"1 thread {med[1][0] * 1e3:.1f} ms, 2 threads {med[2][0] * 1e3:.1f} ms",
+                     f"speedup {sp:.2f}, efficiency {sp / 2:.2f}", "same bytes" if same else "RESULTS DIFFER"))
+    out["load_average_1min"] = os.getloadavg()[0]
 
 
 def timed(fn, reps):
@@ -97,10 +187,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--skip-nx", action="store_true", help="skip the networkx comparison (tens of seconds)")
+    ap.add_argument("--jellyfish-hosts", default="1024,8192",
+                    help="hosts of the Jellyfish graphs of sections 4 and 5, comma-separated")
+    ap.add_argument("--only-general", action="store_true", help="run sections 4 and 5 only")
     args = ap.parse_args()
     reps = max(args.reps, 1)
     out: dict = {"machine_cpus": os.cpu_count()}
     rows = []
+    hosts_list = [int(x) for x in args.jellyfish_hosts.split(",") if x.strip()]
+    if args.only_general:
+        general_and_scaling(out, rows, reps, hosts_list, fat_tree(16))
+        _print(rows, reps, out)
+        return
 
     # 1. whole analyze of the reference, in a fresh process
     ref = ROOT / "examples" / "reference-131k.yaml"
@@ -144,7 +242,7 @@ def main():
     for label, fl in (("healthy", None), ("1% failed", failed)):
         for model in ("roce-hash", "uec-spray"):
             q = qps if model == "roce-hash" else 1
-            routing._cache.clear()
+            routing._prepared.clear()
             run = functools.partial(routing.route, f, unit, model, failed_links=fl, qps=q, seed=1)
             r = run()  # warm: the prepared arrays of this failure mask
             flow_hops = int(round(r.link_gbps_load.sum())) * q  # unit mass: total load = sum of hops
@@ -192,7 +290,11 @@ def main():
                            "max_util_per_pair_gbps_1": float(r64.utilization.max())}
     rows.append(("uniform fluid k=64 fat tree (65,536 hosts)", f"{secs64:.3f} s (cpu {cpu64:.3f} s)", "", "target < 1 s"))
     out["peak_rss_gb_in_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    general_and_scaling(out, rows, reps, hosts_list, f16)
+    _print(rows, reps, out)
 
+
+def _print(rows, reps, out):
     w = max(len(r[0]) for r in rows)
     print(f"{'measurement':<{w}}  figures (median of {reps} unless noted)")
     for r in rows:

@@ -40,10 +40,24 @@ waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
 """
 import numpy as np
+from cython.parallel cimport prange, threadid
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
 
 # whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
 BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define TOPO_OPENMP 1
+    #else
+    #define TOPO_OPENMP 0
+    #endif
+    """
+    const int TOPO_OPENMP
+
+# whether this build runs its parallel loops on several threads (compiled with OpenMP, see setup.py)
+OPENMP = bool(TOPO_OPENMP)
 
 
 cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
@@ -278,6 +292,200 @@ cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, rea
     return 1.0
 
 
+cdef int _fluid_group(id_t g, int mode, int KU, int KH,
+                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
+                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                      const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
+                      const id_t[::1] ep_home1, const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
+                      const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
+                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
+                      int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
+                      real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
+                      const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, bint two,
+                      id_t* bad) except -1 nogil:
+    """The flows of destination group g (route_fluid's work for one group); returns 1, with the
+    destination in bad[0], if a destination does not share its group's home switches."""
+    cdef id_t f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
+    cdef real_t m, tot, x, share, wv, rr = 0.0
+    if g_ptr[g] == g_ptr[g + 1]:
+        return 0
+    nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
+    nq = _bfs(g_rep[g], mode, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+              tstamp, tlist, dist, hidx, sigma, den, order, &nh)
+    if nq == 0:
+        for f in range(g_ptr[g], g_ptr[g + 1]):
+            unreach[f] += f_mass[f]
+        return 0
+    if nh > 1:
+        # A[s, j]: fraction of mass at s that reaches home j
+        for idx in range(nq):
+            s = order[idx]
+            for jj in range(nh):
+                A[s * KH + jj] = 0.0
+            if dist[s] == 0:
+                A[s * KH + hidx[s]] = 1.0
+                continue
+            for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                r = sw_adj[j]
+                n = sw_head[j]
+                if dist[n] != dist[s] - 1:
+                    continue
+                wv = _w(mode, r, n, link_gbps, sigma) / den[s]
+                for jj in range(nh):
+                    A[s * KH + jj] += wv * A[n * KH + jj]
+    for f in range(g_ptr[g], g_ptr[g + 1]):
+        e = f_src[f]
+        m = f_mass[f]
+        if two:
+            rr = f_mass2[f] / m if m > 0.0 else 0.0
+        u = ep_up1[e]
+        if u >= 0 and nh == 1 and f_dst[f] >= 0 and ep_up1[f_dst[f]] >= 0:
+            # single-homed at both ends (the common case): no split at either end
+            h = ep_home1[e]
+            if dist[h] < 0:
+                unreach[f] += m
+                continue
+            if f_sg[f] >= 0:
+                grp_up[f_sg[f] * KU] += m
+            else:
+                load[u] += m
+            mass[h] += m
+            load[ep_up1[f_dst[f]] ^ 1] += m
+            if two:
+                load2[u] += m * rr
+                mass2[h] += m * rr
+                load2[ep_up1[f_dst[f]] ^ 1] += m * rr
+            continue
+        best = -1
+        tot = 0.0
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if dist[h] < 0:
+                continue
+            if best < 0 or dist[h] < best:
+                best = dist[h]
+                tot = 0.0
+            if dist[h] == best:
+                if mode == 0:
+                    tot += sigma[h]
+                elif mode == 1:
+                    tot += link_gbps[u]
+                else:
+                    tot += 1.0
+        if best < 0 or m == 0.0:
+            if best < 0:
+                unreach[f] += m
+            continue
+        for jj in range(nh):
+            lh[jj] = 0.0
+        k0 = up_ptr[e]
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if dist[h] != best:
+                continue
+            if mode == 0:
+                share = m * sigma[h] / tot
+            elif mode == 1:
+                share = m * link_gbps[u] / tot
+            else:
+                share = m / tot
+            if f_sg[f] >= 0:
+                grp_up[f_sg[f] * KU + (k - k0)] += share
+            else:
+                load[u] += share
+            mass[h] += share
+            if two:
+                load2[u] += share * rr
+                mass2[h] += share * rr
+            if nh == 1:
+                lh[0] += share
+            else:
+                for jj in range(nh):
+                    lh[jj] += share * A[h * KH + jj]
+        td = f_dst[f]
+        if td < 0:
+            td = g_rep[g]
+        k0 = up_ptr[td]
+        for k in range(up_ptr[td], up_ptr[td + 1]):
+            if hidx[link_dst[up_link[k]]] < 0:
+                bad[0] = td      # reported by route_fluid (the first such block, for a fixed message)
+                return 1
+        if mode == 1:
+            # capacities of td's own links from each home (members may differ)
+            for jj in range(nh):
+                lh[KH + jj] = 0.0
+            for k in range(up_ptr[td], up_ptr[td + 1]):
+                u = up_link[k]
+                lh[KH + hidx[link_dst[u]]] += link_gbps[u ^ 1]
+        for k in range(up_ptr[td], up_ptr[td + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if mode == 1:
+                x = lh[hidx[h]] * link_gbps[u ^ 1] / lh[KH + hidx[h]]
+            else:
+                x = lh[hidx[h]] / den[h]
+            if f_dst[f] < 0:
+                grp_down[g_id[g] * KU + (k - k0)] += x
+            else:
+                load[u ^ 1] += x
+                if two:
+                    load2[u ^ 1] += x * rr
+    # propagate aggregated mass towards the homes, farthest switches first
+    for idx in range(nq - 1, -1, -1):
+        s = order[idx]
+        if dist[s] == 0:
+            break
+        m = mass[s]
+        if m == 0.0:
+            continue
+        for j in range(sw_ptr[s], sw_ptr[s + 1]):
+            r = sw_adj[j]
+            n = sw_head[j]
+            if dist[n] != dist[s] - 1:
+                continue
+            wv = _w(mode, r, n, link_gbps, sigma) / den[s]
+            x = m * wv
+            load[r] += x
+            mass[n] += x
+            if two:
+                load2[r] += mass2[s] * wv
+                mass2[n] += mass2[s] * wv
+    for idx in range(nq):
+        s = order[idx]
+        dist[s] = -1
+        hidx[s] = -1
+        mass[s] = 0.0
+        if two:
+            mass2[s] = 0.0
+    return 0
+
+
+cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH,
+                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
+                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                      const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
+                      const id_t[::1] ep_home1, const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
+                      const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
+                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
+                      int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
+                      real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
+                      const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, bint two,
+                      int64_t[::1] bad, id_t b) except -1 nogil:
+    """Groups glo .. ghi-1 in order into one block's outputs; stops at the first bad destination."""
+    cdef id_t g, td = -1
+    for g in range(glo, ghi):
+        if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
+                        ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass,
+                        order, tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2, two,
+                        &td):
+            bad[2 * b] = td
+            bad[2 * b + 1] = g
+            return 1
+    return 0
+
+
 def route_fluid(int mode, int KU, int KH,
                 const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
                 const real_t[::1] link_gbps,
@@ -287,172 +495,124 @@ def route_fluid(int mode, int KU, int KH,
                 int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
                 int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
                 real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
-                const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2):
+                const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, int threads):
     """Fluid-type loads of the flows, aggregated per destination group.
 
     ``f_mass2``/``load2``/``mass2`` (all empty, or per flow/link/node): a second weight
     carried along the same splits in the same pass. It needs f_sg < 0, f_dst >= 0, and
     f_mass > 0 wherever f_mass2 > 0 (each flow's second weight is a multiple of its first).
+
+    The groups are cut into blocks (fluid_blocks: a function of the groups' flows only, never
+    of ``threads``). Block 0 adds into the outputs, every other block into zeroed buffers of
+    its own, which are then added in block order: the loads are the same bits for any
+    ``threads``, and with one block the same bits as a plain loop over the groups. Blocks run
+    on up to ``threads`` OpenMP threads, each with its own work arrays (the caller's serve
+    the single-block case); with ``threads`` 1, on this thread without OpenMP.
     """
     cdef id_t ng = g_ptr.shape[0] - 1
-    cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
-    cdef real_t m, tot, x, share, wv, rr = 0.0
+    cdef id_t g, b, l, i, t
     cdef bint two = f_mass2.shape[0] > 0
+    cdef id_t N = dist.shape[0]
+    cdef int64_t[::1] bad
+    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(g_ptr))
+    cdef id_t NB = bounds.shape[0] - 1
+    cdef id_t td = -1
+    if NB <= 1:
+        with nogil:
+            for g in range(ng):
+                if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+                                ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma,
+                                den, mass, order, tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2,
+                                load2, mass2, two, &td):
+                    with gil:
+                        _bad_group(td, g_rep[g])
+        return
+    cdef id_t T = max(1, min(threads, NB))
+    # per-thread work arrays, in their entry state
+    cdef int64_t[:, ::1] w_dist = np.full((T, N), -1, np.int64)
+    cdef int64_t[:, ::1] w_hidx = np.full((T, N), -1, np.int64)
+    cdef int64_t[:, ::1] w_tstamp = np.full((T, N), -1, np.int64)
+    cdef int64_t[:, ::1] w_order = np.zeros((T, N), np.int64)
+    cdef int64_t[:, ::1] w_tlist = np.zeros((T, N), np.int64)
+    cdef real_t[:, ::1] w_sigma = np.zeros((T, N))
+    cdef real_t[:, ::1] w_den = np.zeros((T, N))
+    cdef real_t[:, ::1] w_mass = np.zeros((T, N))
+    cdef real_t[:, ::1] w_mass2 = np.zeros((T, N if two else 0))
+    cdef real_t[:, ::1] w_A = np.zeros((T, A.shape[0]))
+    cdef real_t[:, ::1] w_lh = np.zeros((T, lh.shape[0]))
+    # per-block outputs of blocks 1 .. NB-1
+    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, load.shape[0]))
+    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, load2.shape[0]))
+    cdef real_t[:, ::1] o_up = np.zeros((NB - 1, grp_up.shape[0]))
+    cdef real_t[:, ::1] o_down = np.zeros((NB - 1, grp_down.shape[0]))
+    bad = np.full(2 * NB, -1, np.int64)
+    if T == 1:
+        with nogil:
+            for b in range(NB):
+                if b == 0:
+                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
+                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
+                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
+                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], load, grp_up, grp_down, unreach, f_mass2,
+                                 load2, w_mass2[0], two, bad, b)
+                else:
+                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
+                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
+                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
+                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], o_load[b - 1], o_up[b - 1], o_down[b - 1],
+                                 unreach, f_mass2, o_load2[b - 1], w_mass2[0], two, bad, b)
+    for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+        t = threadid()
+        if b == 0:
+            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
+                         up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
+                         w_dist[t], w_hidx[t], w_sigma[t], w_den[t], w_mass[t], w_order[t], w_tstamp[t], w_tlist[t],
+                         w_A[t], w_lh[t], load, grp_up, grp_down, unreach, f_mass2, load2, w_mass2[t], two, bad, b)
+        else:
+            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
+                         up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
+                         w_dist[t], w_hidx[t], w_sigma[t], w_den[t], w_mass[t], w_order[t], w_tstamp[t], w_tlist[t],
+                         w_A[t], w_lh[t], o_load[b - 1], o_up[b - 1], o_down[b - 1], unreach, f_mass2, o_load2[b - 1],
+                         w_mass2[t], two, bad, b)
+    for b in range(NB):
+        if bad[2 * b] >= 0:
+            _bad_group(bad[2 * b], g_rep[bad[2 * b + 1]])
+    # add the blocks' outputs in block order (each entry independently: any thread count, same sums)
     with nogil:
-        for g in range(ng):
-            if g_ptr[g] == g_ptr[g + 1]:
-                continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
-            nq = _bfs(g_rep[g], mode, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
-            if nq == 0:
-                for f in range(g_ptr[g], g_ptr[g + 1]):
-                    unreach[f] += f_mass[f]
-                continue
-            if nh > 1:
-                # A[s, j]: fraction of mass at s that reaches home j
-                for idx in range(nq):
-                    s = order[idx]
-                    for jj in range(nh):
-                        A[s * KH + jj] = 0.0
-                    if dist[s] == 0:
-                        A[s * KH + hidx[s]] = 1.0
-                        continue
-                    for j in range(sw_ptr[s], sw_ptr[s + 1]):
-                        r = sw_adj[j]
-                        n = sw_head[j]
-                        if dist[n] != dist[s] - 1:
-                            continue
-                        wv = _w(mode, r, n, link_gbps, sigma) / den[s]
-                        for jj in range(nh):
-                            A[s * KH + jj] += wv * A[n * KH + jj]
-            for f in range(g_ptr[g], g_ptr[g + 1]):
-                e = f_src[f]
-                m = f_mass[f]
-                if two:
-                    rr = f_mass2[f] / m if m > 0.0 else 0.0
-                u = ep_up1[e]
-                if u >= 0 and nh == 1 and f_dst[f] >= 0 and ep_up1[f_dst[f]] >= 0:
-                    # single-homed at both ends (the common case): no split at either end
-                    h = ep_home1[e]
-                    if dist[h] < 0:
-                        unreach[f] += m
-                        continue
-                    if f_sg[f] >= 0:
-                        grp_up[f_sg[f] * KU] += m
-                    else:
-                        load[u] += m
-                    mass[h] += m
-                    load[ep_up1[f_dst[f]] ^ 1] += m
-                    if two:
-                        load2[u] += m * rr
-                        mass2[h] += m * rr
-                        load2[ep_up1[f_dst[f]] ^ 1] += m * rr
-                    continue
-                best = -1
-                tot = 0.0
-                for k in range(up_ptr[e], up_ptr[e + 1]):
-                    u = up_link[k]
-                    h = link_dst[u]
-                    if dist[h] < 0:
-                        continue
-                    if best < 0 or dist[h] < best:
-                        best = dist[h]
-                        tot = 0.0
-                    if dist[h] == best:
-                        if mode == 0:
-                            tot += sigma[h]
-                        elif mode == 1:
-                            tot += link_gbps[u]
-                        else:
-                            tot += 1.0
-                if best < 0 or m == 0.0:
-                    if best < 0:
-                        unreach[f] += m
-                    continue
-                for jj in range(nh):
-                    lh[jj] = 0.0
-                k0 = up_ptr[e]
-                for k in range(up_ptr[e], up_ptr[e + 1]):
-                    u = up_link[k]
-                    h = link_dst[u]
-                    if dist[h] != best:
-                        continue
-                    if mode == 0:
-                        share = m * sigma[h] / tot
-                    elif mode == 1:
-                        share = m * link_gbps[u] / tot
-                    else:
-                        share = m / tot
-                    if f_sg[f] >= 0:
-                        grp_up[f_sg[f] * KU + (k - k0)] += share
-                    else:
-                        load[u] += share
-                    mass[h] += share
-                    if two:
-                        load2[u] += share * rr
-                        mass2[h] += share * rr
-                    if nh == 1:
-                        lh[0] += share
-                    else:
-                        for jj in range(nh):
-                            lh[jj] += share * A[h * KH + jj]
-                td = f_dst[f]
-                if td < 0:
-                    td = g_rep[g]
-                k0 = up_ptr[td]
-                for k in range(up_ptr[td], up_ptr[td + 1]):
-                    if hidx[link_dst[up_link[k]]] < 0:
-                        with gil:
-                            raise ValueError(f"route_fluid: endpoint {td} has a home switch that is not one of its "
-                                             f"group's (representative {g_rep[g]}): flows are not grouped by destination")
-                if mode == 1:
-                    # capacities of td's own links from each home (members may differ)
-                    for jj in range(nh):
-                        lh[KH + jj] = 0.0
-                    for k in range(up_ptr[td], up_ptr[td + 1]):
-                        u = up_link[k]
-                        lh[KH + hidx[link_dst[u]]] += link_gbps[u ^ 1]
-                for k in range(up_ptr[td], up_ptr[td + 1]):
-                    u = up_link[k]
-                    h = link_dst[u]
-                    if mode == 1:
-                        x = lh[hidx[h]] * link_gbps[u ^ 1] / lh[KH + hidx[h]]
-                    else:
-                        x = lh[hidx[h]] / den[h]
-                    if f_dst[f] < 0:
-                        grp_down[g_id[g] * KU + (k - k0)] += x
-                    else:
-                        load[u ^ 1] += x
-                        if two:
-                            load2[u ^ 1] += x * rr
-            # propagate aggregated mass towards the homes, farthest switches first
-            for idx in range(nq - 1, -1, -1):
-                s = order[idx]
-                if dist[s] == 0:
-                    break
-                m = mass[s]
-                if m == 0.0:
-                    continue
-                for j in range(sw_ptr[s], sw_ptr[s + 1]):
-                    r = sw_adj[j]
-                    n = sw_head[j]
-                    if dist[n] != dist[s] - 1:
-                        continue
-                    wv = _w(mode, r, n, link_gbps, sigma) / den[s]
-                    x = m * wv
-                    load[r] += x
-                    mass[n] += x
-                    if two:
-                        load2[r] += mass2[s] * wv
-                        mass2[n] += mass2[s] * wv
-            for idx in range(nq):
-                s = order[idx]
-                dist[s] = -1
-                hidx[s] = -1
-                mass[s] = 0.0
-                if two:
-                    mass2[s] = 0.0
+        for i in range(NB - 1):
+            for l in range(load.shape[0]):
+                load[l] += o_load[i, l]
+        for i in range(NB - 1):
+            for l in range(load2.shape[0]):
+                load2[l] += o_load2[i, l]
+            for l in range(grp_up.shape[0]):
+                grp_up[l] += o_up[i, l]
+            for l in range(grp_down.shape[0]):
+                grp_down[l] += o_down[i, l]
+
+
+def _bad_group(td, rep):
+    raise ValueError(f"route_fluid: endpoint {td} has a home switch that is not one of its "
+                     f"group's (representative {rep}): flows are not grouped by destination")
+
+
+# blocks of destination groups for route_fluid: at most FLUID_BLOCKS, each with at least
+# FLUID_GROUPS_PER_BLOCK groups that have flows (fewer: one block, a plain loop)
+FLUID_BLOCKS = 8
+FLUID_GROUPS_PER_BLOCK = 16
+
+
+def fluid_blocks(g_ptr):
+    """Block boundaries over the destination groups (int64, blocks + 1 entries, from 0 to the
+    number of groups): equal numbers of groups with flows per block. A function of g_ptr only."""
+    g_ptr = np.asarray(g_ptr, np.int64)
+    ng = g_ptr.shape[0] - 1
+    busy = np.flatnonzero(np.diff(g_ptr) > 0)
+    nb = int(min(FLUID_BLOCKS, max(1, busy.shape[0] // FLUID_GROUPS_PER_BLOCK)))
+    if nb <= 1:
+        return np.array([0, max(ng, 0)], np.int64)
+    cut = busy[(np.arange(1, nb) * busy.shape[0]) // nb]
+    return np.concatenate([[0], cut, [ng]]).astype(np.int64)
 
 
 def route_hash(uint64_t seed, int qps, int H,

@@ -316,7 +316,7 @@ def restore_kernels():
     yield
     _ext.PURE, routing.STRUCTURAL = old
     _ext._cache.clear()
-    routing._cache.clear()
+    routing._prepared.clear()
     routing._plans.clear()
 
 
@@ -536,7 +536,7 @@ def test_waterfill_refuses_paths_that_do_not_fit():
 def test_required_bounds_checked_build():
     if os.environ.get("TOPO_REQUIRE_BOUNDSCHECK", "") != "1":
         pytest.skip("TOPO_REQUIRE_BOUNDSCHECK=1 is set by .ci/run's bounds-checked step")
-    for name in ("_routing", "_cuts"):
+    for name in ("_routing",):
         mod = compiled(name)
         assert mod.BOUNDSCHECK, f"{mod.__file__} is not a TOPO_BOUNDSCHECK=1 build"
 

@@ -75,7 +75,7 @@ def _swap(pure: bool):
     from topo.routing import kernels as _ext
     _ext._cache.clear()
     _ext.PURE = pure
-    routing._cache.clear()
+    routing._prepared.clear()
 
 
 @pytest.fixture
@@ -183,3 +183,116 @@ def test_bucket_links_twin():
         for l in range(L):  # every entry of row l is a queue pair whose path uses l, in order
             row = out[0][ptr[l]:ptr[l + 1]]
             assert (np.diff(row) >= 0).all() and all(l in flat[q * H:(q + 1) * H] for q in row)
+
+
+# --- route_fluid's blocks of destination groups on several threads --------------------------------
+def random_regular_fabric(n_sw, degree, hosts, seed, dual=False):
+    """A Jellyfish-style fabric: a random regular switch graph (no symmetry), hosts per switch
+    (with ``dual``, each also on the next switch)."""
+    import networkx as nx
+    G = nx.random_regular_graph(degree, n_sw, seed=seed)
+    a = np.array([u for u, _ in G.edges()], np.int64)
+    b = np.array([v for _, v in G.edges()], np.int64)
+    E = n_sw * hosts
+    ep = np.arange(E)
+    lo = np.concatenate([ep, ep, E + a] if dual else [ep, E + a])
+    hi = np.concatenate([E + ep // hosts, E + (ep // hosts + 1) % n_sw, E + b] if dual else [E + ep // hosts, E + b])
+    tier = np.concatenate([np.zeros(E), np.ones(n_sw)]).astype(np.int8)
+    gbps = np.random.default_rng(seed).choice([100.0, 400.0], lo.shape[0])
+    return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom")
+
+
+def test_fluid_blocks_depend_on_the_groups_only():
+    mod = compiled()
+    assert (mod.fluid_blocks(np.array([0, 3, 3, 5], np.int64)) == [0, 3]).all()     # few groups: one block
+    g_ptr = np.concatenate([[0], np.cumsum(np.tile([2, 0, 1], 100))]).astype(np.int64)   # 200 busy of 300
+    b = mod.fluid_blocks(g_ptr)
+    assert b[0] == 0 and b[-1] == 300 and (np.diff(b) > 0).all() and b.shape[0] - 1 == mod.FLUID_BLOCKS
+    busy = np.diff(g_ptr) > 0
+    per = [int(busy[lo:hi].sum()) for lo, hi in zip(b[:-1], b[1:])]
+    assert max(per) - min(per) <= 1
+
+
+@pytest.mark.parametrize("dual", [False, True])
+@pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray"])
+def test_fluid_loads_are_the_same_bits_on_any_number_of_threads(model, dual, both, monkeypatch):
+    # 96 destination groups: several blocks; flows and the uniform all-to-all, healthy and with
+    # failures; 1, 2 and 3 threads give identical bytes, and the twin agrees to rounding (threads
+    # for any work, however small)
+    from topo.routing import kernels as _ext
+    monkeypatch.setattr(_ext, "PARALLEL_WORK", 0.0)
+    f = random_regular_fabric(96, 4, 2, seed=5, dual=dual)
+    assert compiled().fluid_blocks(np.arange(97, dtype=np.int64)).shape[0] - 1 > 1
+    rng = np.random.default_rng(7)
+    n = 1200
+    src, dst = rng.integers(0, f.n_endpoints, n), rng.integers(0, f.n_endpoints, n)
+    rate = rng.random(n) * 10
+    d = Demands(src, dst, rate * 1e8 * rng.choice([1.0, 3.0], n), np.full(n, -1, np.int32), rate)
+    fail = rng.choice(f.n_links, 6, replace=False)
+    for fl in (None, fail):
+        out = []
+        for t in ("1", "2", "3"):
+            monkeypatch.setenv("TOPO_THREADS", t)
+            _swap(False)
+            r = routing.route(f, d, model, failed_links=fl)
+            u = routing.uniform_loads(f, model, 1.0, failed_links=fl, symmetry=False)
+            out.append((r.link_gbps_load.tobytes(), r.link_bytes.tobytes(), r.flow_unreachable.tobytes(),
+                        u.link_gbps_load.tobytes()))
+        assert out[0] == out[1] == out[2]
+        _swap(True)
+        r2 = routing.route(f, d, model, failed_links=fl)
+        u2 = routing.uniform_loads(f, model, 1.0, failed_links=fl, symmetry=False)
+        assert _close(np.frombuffer(out[0][0]), r2.link_gbps_load)
+        assert _close(np.frombuffer(out[0][1]), r2.link_bytes)
+        assert _close(np.frombuffer(out[0][3]), u2.link_gbps_load)
+
+
+def test_fluid_blocks_report_a_destination_outside_its_group(both, monkeypatch):
+    # the check that every destination shares its group's homes, in the parallel path: the
+    # first bad block's flow is named whatever the threads
+    f = random_regular_fabric(96, 4, 2, seed=5, dual=True)
+    E = f.n_endpoints
+    d = Demands(np.arange(E), (np.arange(E) + 7) % E, np.full(E, 1e9), np.full(E, -1, np.int32), np.ones(E))
+    from topo.routing import kernels as _ext
+    calls = []
+    real = _ext.Checked.__getattr__
+
+    def spy(self, attr):
+        fn = real(self, attr)
+        if attr != "route_fluid":
+            return fn
+        return lambda *a: (calls.append(list(a)), fn(*a))[1]
+    monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
+    _swap(False)
+    routing.route(f, d, "fluid")
+    args = calls[0]
+    params = list(__import__("inspect").signature(compiled().route_fluid).parameters)
+    g_ptr = args[params.index("g_ptr")]
+    assert compiled().fluid_blocks(g_ptr).shape[0] - 1 > 1
+    f_dst = args[params.index("f_dst")].copy()
+    busy = np.flatnonzero(np.diff(g_ptr) > 0)
+    f_dst[g_ptr[busy[-1]]] = f_dst[g_ptr[busy[0]]]     # a flow of the last block towards the first's group
+    args[params.index("f_dst")] = f_dst
+    msgs = set()
+    for t in (1, 2):
+        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+        a[-1] = t
+        with pytest.raises(ValueError, match="not grouped by destination") as e:
+            compiled().route_fluid(*a)
+        msgs.add(str(e.value))
+    assert len(msgs) == 1
+
+
+def test_thread_count_knob(monkeypatch):
+    from topo.core.errors import SpecError
+    from topo.routing.kernels import MAX_THREADS, threads
+    monkeypatch.delenv("TOPO_THREADS", raising=False)
+    assert 1 <= threads() <= MAX_THREADS
+    monkeypatch.setenv("TOPO_THREADS", "3")
+    assert threads() == 3
+    from topo.routing.kernels import PARALLEL_WORK, fluid_threads
+    assert fluid_threads(2, 100) == 1 and fluid_threads(int(PARALLEL_WORK), 1) == 3
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv("TOPO_THREADS", bad)
+        with pytest.raises(SpecError, match="TOPO_THREADS"):
+            threads()

@@ -129,7 +129,7 @@ def restore():
     from topo.routing import kernels as _ext
     _ext._cache.clear()
     _ext.PURE = old[1]
-    routing._cache.clear()
+    routing._prepared.clear()
     routing._plans.clear()
 
 
@@ -185,7 +185,7 @@ def test_route_clos_twin_on_random_regular_fabrics(model, restore):
         for pure in (False, True):
             _ext._cache.clear()
             _ext.PURE = pure
-            routing._cache.clear()
+            routing._prepared.clear()
             routing._plans.clear()
             out.append(routing.route(f, d, model, seed=seed, qps=1 + seed % 3, record_paths=model == "roce-hash",
                                      failed_links=fl, failed_nodes=fn))

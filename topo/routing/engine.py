@@ -54,13 +54,14 @@ each protocol's own efficiency at the cluster's MTU.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
 
 from topo.core import limits
-from topo.routing.kernels import KernelArgumentError, kernel
+from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands
@@ -90,8 +91,15 @@ class Prepared:
     KH: int                 # most distinct home switches of one endpoint
 
 
-_cache: dict = {}
-_plans: dict = {}
+# Prepared arrays per fabric and failure mask, and the regular-Clos tables per prepared set.
+# Both are keyed by the object itself through weak references, so an entry lives exactly as long
+# as its fabric (or prepared set): no id() that a later object could reuse, nothing to clear by
+# hand, and the callers (route, uniform_loads, the LP, every study) keep their plain signatures.
+# The failure mask is keyed by its packed bits (exact, not a hash that could collide); at most
+# _MASKS masks are kept per fabric (a failure study sees many: the oldest goes first).
+_prepared: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_plans: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MASKS = 8
 # route roce-hash and uec-spray structurally on regular Clos fabrics (tests switch it off to
 # compare with the general kernels)
 STRUCTURAL = True
@@ -125,10 +133,13 @@ def failure_mask(fabric, failed_links=None, failed_nodes=None) -> np.ndarray:
 def prepare(fabric, failed=None) -> Prepared:
     """Alive mask, switch CSR, endpoint uplinks and destination groups (cached per mask)."""
     dead = np.zeros(fabric.n_links, bool) if failed is None else np.asarray(failed, bool)
-    key = (id(fabric), hash(dead.tobytes()) if dead.any() else 0)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] is fabric:
-        return hit[1]
+    key = np.packbits(dead).tobytes() if dead.any() else b""
+    masks = _prepared.get(fabric)
+    if masks is None:
+        masks = _prepared[fabric] = {}
+    hit = masks.get(key)
+    if hit is not None:
+        return hit
     E = fabric.n_endpoints
     alive = (~dead).astype(np.uint8)
     src, dst = fabric.link_src, fabric.link_dst
@@ -180,9 +191,9 @@ def prepare(fabric, failed=None) -> Prepared:
     ep_home1 = np.where(one, dst[np.maximum(ep_up1, 0)], -1).astype(np.int64)
     p = Prepared(ep_up1=ep_up1, ep_home1=ep_home1, alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
                  g_rep=g_rep, g_size=g_size, KU=max(KU, 1), KH=max(KH, 1))
-    if len(_cache) > 8:
-        _cache.clear()
-    _cache[key] = (fabric, p)
+    if len(masks) >= _MASKS:
+        del masks[next(iter(masks))]
+    masks[key] = p
     return p
 
 
@@ -330,15 +341,17 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
     nb = K.bucket_flows(np.ascontiguousarray(new_src, np.int64), np.ascontiguousarray(dst, np.int64), rate, nbytes,
                         1.0 / efficiency, fabric.ep_domain, P.ep_group, g_ptr, np.zeros(ng, np.int64),
                         fi, fs, fd, fm, unreach, st)
-    if st[5] > 0:
-        raise SpecError([("traffic", f"{int(st[5])} demands have negative bytes or rates")])
-    if st[1] > 0 and fabric.family != "rail_only":
+    st = FlowStats.of_bucket_flows(st)
+    if st.negative_flows > 0:
+        raise SpecError([("traffic", f"{st.negative_flows} demands have negative bytes or rates")])
+    if st.same_domain_flows > 0 and fabric.family != "rail_only":
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     fi, fs, fd, fm = fi[:nb], fs[:nb], fd[:nb], fm[:nb]
     if nb == 0:
         ratio = 0.0
-    elif st[4] == 0 and st[3] - st[2] <= 1e-12 * max(abs(st[3]), 1e-300):
-        ratio = float(st[2])
+    elif st.nonpositive_flows == 0 and (st.max_bytes_per_mass - st.min_bytes_per_mass
+                                        <= 1e-12 * max(abs(st.max_bytes_per_mass), 1e-300)):
+        ratio = st.min_bytes_per_mass
     else:
         ratio = None
     fb = None if ratio is not None else np.ascontiguousarray(nbytes[fi] * 8.0 / 1e9)  # bytes follow the same split
@@ -373,7 +386,8 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
             K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
                           P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
                           dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u,
-                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY)
+                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY,
+                          fluid_threads(ng, P.sw_adj.shape[0]))
             if w is fm:
                 un = u
     else:
@@ -413,23 +427,20 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
     cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
-    un_b = float((unreach > 0) @ nbytes) if unreach.size and (st[6] > 0 or un.any()) else 0.0
+    un_b = float((unreach > 0) @ nbytes) if unreach.size and (st.unreachable_gbps > 0 or un.any()) else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
-                       unreachable_gbps=float(st[6] + un.sum()), unreachable_bytes=un_b,
-                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       unreachable_gbps=float(st.unreachable_gbps + un.sum()), unreachable_bytes=un_b,
+                       offered_gbps=st.offered_gbps, flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 
 
 def _plan(fabric, P):
     """The regular-Clos tables of this fabric and mask (cached beside the prepared arrays), or None."""
-    hit = _plans.get(id(P))
-    if hit is not None and hit[0] is P:
-        return hit[1]
+    if P in _plans:
+        return _plans[P]
     plan = clos_plan(fabric, P)
-    if len(_plans) > 8:
-        _plans.clear()
-    _plans[id(P)] = (P, plan)
+    _plans[P] = plan
     return plan
 
 
@@ -491,9 +502,10 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     if two:
         load2[plan.ep_up] += epw[:, 1]
         load2[plan.ep_up ^ 1] += epw[:, 3]
-    if st[3] > 0:
-        raise SpecError([("traffic", f"{int(st[3])} demands have negative bytes or rates")])
-    if st[1] > 0 and fabric.family != "rail_only":
+    stats = FlowStats.of_route_clos(st)
+    if stats.negative_flows > 0:
+        raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
+    if stats.same_domain_flows > 0 and fabric.family != "rail_only":
         up_s, up_r = _scaleup_loads(fabric, src, dst, rate / efficiency)
     if spray:
         spread_spray(fabric, plan, agg[0::2], load)
@@ -503,7 +515,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
             spread_pairs(fabric, plan, pair_ptr, pair_cnt, pool, [pmass[0::2], pmass[1::2]][:1 + two], alive, LP,
                          [load, load2][:1 + two])
     bload = (load2 if two else load * r0) * (1e9 / 8.0)
-    unreachable = float(st[4])
+    unreachable = stats.unreachable_gbps
     qp_flow = qp_gbps = qp_path = None
     if rec:
         fi = f_idx[:nb]
@@ -538,7 +550,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     un_b = float((unreach > 0) @ nbytes) if unreachable > 0 else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
                        unreachable_gbps=unreachable, unreachable_bytes=un_b,
-                       offered_gbps=float(st[0]), flow_unreachable=unreach,
+                       offered_gbps=stats.offered_gbps, flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 
@@ -631,7 +643,8 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
                       P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
                       np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
                       np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
-                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY)
+                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY,
+                      fluid_threads(ng, P.sw_adj.shape[0]))
         return float(un.sum())
 
     load = np.zeros(L)

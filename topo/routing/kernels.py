@@ -1,8 +1,8 @@
 """The switch between compiled kernels and their pure-Python twins, and the checks made
 before every kernel call.
 
-``kernel("_cuts")`` returns the compiled ``topo._cuts`` unless the environment
-sets TOPO_PURE_PYTHON=1, in which case it returns ``topo.routing.pure._cuts``. If the
+``kernel("_routing")`` returns the compiled ``topo._routing`` unless the environment
+sets TOPO_PURE_PYTHON=1, in which case it returns ``topo.routing.pure._routing``. If the
 compiled module is missing the twin is used and a warning says so once; the
 test suite imports the compiled modules directly so a broken build fails there.
 
@@ -18,12 +18,20 @@ TOPO_BOUNDSCHECK=1 to add those, see setup.py). The composite structure of the
 regular-Clos tables (down-table rows long enough for every leaf rank, one row
 of pod slots per super-spine) is checked once per table set, where the tables
 are built (``topo.routing.clos.check_plan``).
+
+Threads: :func:`threads` is the number of threads a parallel kernel may use
+(``route_fluid``'s blocks of destination groups): TOPO_THREADS if set (a whole
+number >= 1), else the cores this process may run on, capped at MAX_THREADS. The
+kernels' results do not depend on it.
 """
 from __future__ import annotations
 
 import importlib
 import os
 import warnings
+from typing import NamedTuple
+
+from topo.core.errors import SpecError
 
 import numpy as np
 
@@ -34,6 +42,56 @@ I64 = np.dtype(np.int64)
 I32 = np.dtype(np.int32)
 F64 = np.dtype(np.float64)
 U8 = np.dtype(np.uint8)
+
+
+MAX_THREADS = 8
+
+
+def threads() -> int:
+    """Threads for the parallel kernels: TOPO_THREADS, else the usable cores (at most MAX_THREADS)."""
+    raw = os.environ.get("TOPO_THREADS", "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise SpecError([("TOPO_THREADS", f"must be a whole number >= 1 (found {raw!r})")])
+        return n
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))
+
+
+# destination groups x switch links below which route_fluid gets one thread: the threads' start
+# and barriers cost more than they save (a 1,024-host Jellyfish graph: 0.5M; 8,192 hosts: 34M)
+PARALLEL_WORK = 4e6
+
+
+def fluid_threads(n_groups: int, n_switch_links: int) -> int:
+    """Threads for one route_fluid call: :func:`threads` where the work pays for them, else 1."""
+    return threads() if float(n_groups) * float(n_switch_links + 1) >= PARALLEL_WORK else 1
+
+
+class FlowStats(NamedTuple):
+    """The statistics bucket_flows and route_clos leave in their ``stats`` array, by name."""
+    offered_gbps: float           # mass of the flows with src != dst
+    same_domain_flows: int        # flows inside one scale-up domain (not routed here)
+    nonpositive_flows: int        # routed flows with mass <= 0
+    negative_flows: int           # flows with a negative rate or bytes
+    unreachable_gbps: float       # mass of routed flows with no alive uplink at an end
+    min_bytes_per_mass: float     # bucket_flows only (nan for route_clos): over routed flows with mass > 0
+    max_bytes_per_mass: float
+
+    @classmethod
+    def of_bucket_flows(cls, st) -> "FlowStats":
+        return cls(float(st[0]), int(st[1]), int(st[4]), int(st[5]), float(st[6]), float(st[2]), float(st[3]))
+
+    @classmethod
+    def of_route_clos(cls, st) -> "FlowStats":
+        return cls(float(st[0]), int(st[1]), int(st[2]), int(st[3]), float(st[4]), float("nan"), float("nan"))
 
 
 class KernelArgumentError(ValueError):
@@ -47,6 +105,10 @@ def kernel(name: str):
     if PURE:
         raw = importlib.import_module(f"topo.routing.pure.{name}")
     else:
+        # OpenMP threads that wait sleep instead of spinning (the machine is often shared, and a
+        # spinning waiter steals the core its partner needs); read by the OpenMP runtime when it
+        # loads with the kernels, and left alone if the user set it
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             raw = importlib.import_module(f"topo.{name}")
         except ImportError:
@@ -246,8 +308,9 @@ def _check_bucket_flows(c, src, dst, rate, nbytes, inv_eff, ep_domain, ep_group,
 
 def _check_route_fluid(c, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                        ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass, order,
-                       tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2):
+                       tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2, threads):
     c.scalar("mode", mode, 0, 3)
+    c.scalar("threads", threads, 1)
     KU = c.scalar("KU", KU, 1)
     KH = c.scalar("KH", KH, 1)
     for name, a in (("sw_ptr", sw_ptr), ("up_ptr", up_ptr), ("g_ptr", g_ptr)):
@@ -524,18 +587,6 @@ def _check_spray_cross(c, g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, po
     c.arr("rval", rval, U8, at_least=N, out=True)
 
 
-def _check_cut_capacity(c, link_src, link_dst, link_gbps, alive, side, out):
-    Lk = c.arr("link_src", link_src, I64)
-    c.arr("link_dst", link_dst, I64, n=Lk)
-    c.arr("link_gbps", link_gbps, F64, n=Lk)
-    c.arr("alive", alive, U8, n=Lk)
-    N = c.arr("side", side, I64)
-    c.ints("link_src", link_src, 0, N)
-    c.ints("link_dst", link_dst, 0, N)
-    m = c.arr("out", out, F64, out=True)
-    c.ints("side", side, -1 << 62, m)
-
-
 _CHECKS = {
     ("_routing", "bucket_flows"): _check_bucket_flows,
     ("_routing", "route_fluid"): _check_route_fluid,
@@ -544,5 +595,4 @@ _CHECKS = {
     ("_routing", "waterfill"): _check_waterfill,
     ("_routing", "route_clos"): _check_route_clos,
     ("_routing", "spray_cross"): _check_spray_cross,
-    ("_cuts", "cut_capacity"): _check_cut_capacity,
 }

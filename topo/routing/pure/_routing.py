@@ -135,7 +135,9 @@ def _wts(mode, G, sel, sigma, link_gbps):
 def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
                 g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
                 dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, tlist_w, A_w, lh_w,
-                load, grp_up, grp_down, unreach, f_mass2, load2, mass2_w):
+                load, grp_up, grp_down, unreach, f_mass2, load2, mass2_w, threads=1):
+    """Twin of route_fluid: one group after another (``threads`` is accepted and unused; the
+    compiled kernel's blocks only change the order of additions, not the loads beyond rounding)."""
     n_nodes = dist_w.shape[0]
     two = f_mass2.shape[0] > 0
     link_dst = np.asarray(link_dst)
