@@ -449,9 +449,11 @@ def uniform(fabric, nbytes: float = 1e9, endpoints=None, efficiency: float = 1.0
     eps = _endpoints(fabric, endpoints)
     n = eps.size
     if n * (n - 1) > MAX_UNIFORM_FLOWS:
-        raise SpecError([("traffic", f"uniform all-to-all over {n} endpoints is {n * (n - 1):,} flows; "
-                          f"at most {MAX_UNIFORM_FLOWS:,} are expanded (fluid routing of the uniform pattern "
-                          "is aggregated instead: use topo.routing.uniform_loads or --routing fluid)")])
+        raise SpecError([("traffic", f"uniform all-to-all over {n:,} endpoints is {n * (n - 1):,} flows; "
+                          f"at most {MAX_UNIFORM_FLOWS:,} are expanded one by one, as roce-hash (which hashes "
+                          "every flow), a subset of the endpoints (endpoints:) and rail-only fabrics need; "
+                          "over all endpoints the fluid, wcmp and uec-spray models route it aggregated at "
+                          "any scale (transport.protocol ideal or uec, or --routing)")])
     s, d, b = _direct(eps[None, :], float(nbytes) * n)
     return _at_line_rate(fabric, s, d, b, efficiency)
 
@@ -564,13 +566,70 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
     return _at_line_rate(fabric, s[keep], d[keep], np.array(nb, np.float64)[keep], efficiency)
 
 
-def pattern_demands(cluster, fabric, seed: Optional[int] = None) -> Demands:
-    """The ``traffic:`` patterns of a cluster file, concatenated."""
+def uniform_aggregable(fabric, endpoints=None) -> bool:
+    """Whether a uniform pattern over ``endpoints`` can be routed aggregated
+    (:func:`topo.routing.engine.uniform_loads` under a fluid-type model) with loads equal to
+    routing its flows one by one: it spans every endpoint (aggregation is per destination
+    group, the endpoints behind one home switch) and the fabric is not rail-only (whose
+    proxy rewrite moves each flow's source into the sender's domain)."""
+    n = _endpoints(fabric, endpoints).size
+    return n == fabric.n_endpoints and fabric.family != "rail_only"
+
+
+def uniform_pair_gbps(fabric, nbytes: float, efficiency: float = 1.0) -> float:
+    """Goodput Gb/s of every pair of a uniform pattern over all endpoints at line rate, as
+    :func:`uniform` offers it (the same ideal time, :func:`_ideal_time_s`), without
+    expanding the n(n-1) flows: every endpoint sends and receives ``nbytes`` to each of the
+    other members of its scale-up domain over the domain and to every other endpoint over
+    its NICs."""
+    n = fabric.n_endpoints
+    if n < 2:
+        return 0.0
+    dom = np.asarray(fabric.ep_domain, np.int64)
+    k = np.ones(n, np.int64)
+    ind = dom >= 0
+    if ind.any():
+        k[ind] = np.bincount(dom[ind])[dom[ind]]
+    inj = fabric.injection_gbps() * efficiency * 1e9 / 8.0
+    so = float(nbytes) * (n - k)
+    t = 0.0
+    ok = so > 0
+    if ok.any():
+        with np.errstate(divide="ignore"):
+            t = max(t, float(np.where(inj[ok] > 0, so[ok] / np.where(inj[ok] > 0, inj[ok], 1.0), np.inf).max()))
+    su = float(nbytes) * (k - 1)
+    ok = su > 0
+    if ok.any():
+        dg = fabric.domain_gbps[dom[ok]] * 1e9 / 8.0
+        t = max(t, float(np.where(dg > 0, su[ok] / np.where(dg > 0, dg, 1.0), np.inf).max()))
+    return float(nbytes) * 8 / t / 1e9 if t > 0 else 0.0
+
+
+def aggregated_uniform_gbps(cluster, fabric, efficiency: Optional[float] = None) -> list[float]:
+    """Per-pair goodput Gb/s of each ``traffic:`` uniform pattern that
+    ``pattern_demands(..., aggregate_uniform=True)`` leaves out (see :func:`uniform_aggregable`),
+    in file order, at ``efficiency`` (default the cluster's wire efficiency)."""
     from topo.model.spec import wire_efficiency
-    eff = wire_efficiency(cluster)
+    eff = wire_efficiency(cluster) if efficiency is None else efficiency
+    return [uniform_pair_gbps(fabric, tp.bytes, eff) for tp in cluster.file.traffic
+            if tp.pattern == "uniform" and uniform_aggregable(fabric, tp.endpoints)]
+
+
+def pattern_demands(cluster, fabric, seed: Optional[int] = None, aggregate_uniform: bool = False,
+                    efficiency: Optional[float] = None) -> Demands:
+    """The ``traffic:`` patterns of a cluster file, concatenated.
+
+    With ``aggregate_uniform`` the uniform patterns that can be routed aggregated
+    (:func:`uniform_aggregable`) are left out, for the caller to add their loads
+    (:func:`aggregated_uniform_gbps` gives their per-pair rates); the others are expanded
+    flow by flow (and refused above MAX_UNIFORM_FLOWS)."""
+    from topo.model.spec import wire_efficiency
+    eff = wire_efficiency(cluster) if efficiency is None else efficiency
     parts = []
     for i, tp in enumerate(cluster.file.traffic):
         s = tp.seed if tp.seed is not None else (seed if seed is not None else cluster.file.goals.seed)
+        if tp.pattern == "uniform" and aggregate_uniform and uniform_aggregable(fabric, tp.endpoints):
+            continue
         if tp.pattern == "uniform":
             parts.append(uniform(fabric, tp.bytes, tp.endpoints, eff))
         elif tp.pattern == "permutation":
