@@ -61,7 +61,7 @@ from topo.core import limits
 from topo.routing.kernels import KernelArgumentError, kernel
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
-from topo.traffic.demand import Demands
+from topo.traffic.demand import Demands, scaleup_times_s
 
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
 _EMPTY = np.zeros(0)
@@ -975,14 +975,6 @@ def _job_collective_bytes(cluster, names) -> dict:
     return out
 
 
-def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
-    from topo.traffic.demand import _ideal_time_s
-    m = d.job == job
-    dom = fabric.ep_domain
-    same = m & (dom[d.src] == dom[d.dst]) & (dom[d.src] >= 0)
-    return _ideal_time_s(fabric, d.src[same], d.dst[same], d.bytes[same], eff) if same.any() else 0.0
-
-
 def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1, background=()):
     """Route demands (jobs one at a time for fluid-type models); loads and per-job times.
 
@@ -1014,16 +1006,17 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         unreach = r.unreachable_gbps
         flow_unreach = r.flow_unreachable
         up = (r.scaleup_sent_gbps, r.scaleup_recv_gbps)
-        for k in range(nj):
-            times[k] = max(times[k], _scaleup_time(fabric, d, k, eff))
+        times = np.maximum(times, scaleup_times_s(fabric, d))
     else:
         unreach = 0.0
         flow_unreach = np.zeros(d.n)
         sent = np.zeros(fabric.n_endpoints)
         recv = np.zeros(fabric.n_endpoints)
         used = []
+        by_job = np.argsort(d.job, kind="stable")   # background (-1) first, then job 0, 1, ...
+        cut = np.searchsorted(d.job[by_job], np.arange(-1, nj + 1))
         for k in list(range(nj)) + [-1]:
-            idx = np.flatnonzero(d.job == k)
+            idx = by_job[cut[k + 1]:cut[k + 2]]
             if idx.size == 0:
                 used.append(None)
                 continue
@@ -1046,9 +1039,8 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         for k in range(nj):
             u = float(util[used[k]].max()) if used[k] is not None and used[k].any() else 0.0
             times[k] = d.job_time_s[k] * max(1.0, u)
-    for k in range(nj):
-        if (flow_unreach[d.job == k] > 0).any():
-            times[k] = math.inf
+    lost = d.job[(flow_unreach > 0) & (d.job >= 0)]
+    times[np.unique(lost)] = math.inf
     return total, times, unreach, up
 
 

@@ -357,33 +357,86 @@ def _hierarchical(G, S, ep_domain):
             np.concatenate([p[2] for p in parts]))
 
 
-def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float) -> float:
-    """Largest per-endpoint communication time when every NIC runs at goodput line rate."""
+def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float, inj=None, eps=None) -> float:
+    """Largest per-endpoint communication time when every NIC runs at goodput line rate.
+
+    ``inj``: ``fabric.injection_gbps()`` when the caller has it (it is the same for every job);
+    ``eps``: distinct endpoint ids that include every source and destination (a job's own), so
+    the per-endpoint sums are over them only. Neither changes the result: the sums add the same
+    flows in the same order."""
     if src.size == 0:
         return 0.0
-    n = fabric.n_endpoints
     dom = fabric.ep_domain
+    if inj is None:
+        inj = fabric.injection_gbps()
+    if eps is not None:
+        eps = np.asarray(eps, np.int64)
+        pos = np.full(fabric.n_endpoints, -1, np.int64)
+        pos[eps] = np.arange(eps.size)
+        ls, ld, n = pos[src], pos[dst], eps.size
+    else:
+        eps = None
+        ls, ld, n = src, dst, fabric.n_endpoints
     same = (dom[src] == dom[dst]) & (dom[src] >= 0)
-    inj = fabric.injection_gbps() * efficiency * 1e9 / 8.0  # bytes/s
     t = 0.0
     so = ~same
     if so.any():
-        sent = np.bincount(src[so], weights=nbytes[so], minlength=n)
-        recv = np.bincount(dst[so], weights=nbytes[so], minlength=n)
+        sent = np.bincount(ls[so], weights=nbytes[so], minlength=n)
+        recv = np.bincount(ld[so], weights=nbytes[so], minlength=n)
         busy = np.maximum(sent, recv)
         ok = busy > 0
+        cap = inj[ok] if eps is None else inj[eps[ok]]
+        cap = cap * efficiency * 1e9 / 8.0  # bytes/s
         with np.errstate(divide="ignore"):
-            per = np.where(inj[ok] > 0, busy[ok] / np.where(inj[ok] > 0, inj[ok], 1.0), np.inf)
+            per = np.where(cap > 0, busy[ok] / np.where(cap > 0, cap, 1.0), np.inf)
         t = max(t, float(per.max(initial=0.0)))
     if same.any():
-        sent = np.bincount(src[same], weights=nbytes[same], minlength=n)
-        recv = np.bincount(dst[same], weights=nbytes[same], minlength=n)
+        sent = np.bincount(ls[same], weights=nbytes[same], minlength=n)
+        recv = np.bincount(ld[same], weights=nbytes[same], minlength=n)
         busy = np.maximum(sent, recv)
         ok = busy > 0
-        dg = fabric.domain_gbps[dom[np.flatnonzero(ok)]] * 1e9 / 8.0
+        ids = np.flatnonzero(ok) if eps is None else eps[ok]
+        dg = fabric.domain_gbps[dom[ids]] * 1e9 / 8.0
         per = np.where(dg > 0, busy[ok] / np.where(dg > 0, dg, 1.0), np.inf)
         t = max(t, float(per.max(initial=0.0)))
     return t
+
+
+def scaleup_times_s(fabric, d: "Demands") -> np.ndarray:
+    """Per job of ``d``, the ideal time of its scale-up flows alone (flows inside one scale-up
+    domain, at the domain's bandwidth): what :func:`_ideal_time_s` gives for each job's
+    same-domain flows, for every job in one pass."""
+    nj = len(d.job_names)
+    out = np.zeros(nj)
+    dom = fabric.ep_domain
+    same = (d.job >= 0) & (dom[d.src] == dom[d.dst]) & (dom[d.src] >= 0)
+    if not same.any():
+        return out
+    job = d.job[same].astype(np.int64)
+    b = d.bytes[same]
+    n = fabric.n_endpoints
+    busy = None
+    for ep in (d.src[same], d.dst[same]):
+        keys, inv = np.unique(job * n + ep, return_inverse=True)
+        tot = np.bincount(inv.ravel(), weights=b, minlength=keys.size)
+        if busy is None:
+            busy = (keys, tot)
+        else:
+            k0, t0 = busy
+            allk = np.union1d(k0, keys)
+            v = np.zeros(allk.size)
+            v[np.searchsorted(allk, k0)] = t0
+            w = np.zeros(allk.size)
+            w[np.searchsorted(allk, keys)] = tot
+            busy = (allk, np.maximum(v, w))
+    keys, v = busy
+    ok = v > 0
+    keys, v = keys[ok], v[ok]
+    ep = keys % n
+    dg = fabric.domain_gbps[dom[ep]] * 1e9 / 8.0
+    per = np.where(dg > 0, v / np.where(dg > 0, dg, 1.0), np.inf)
+    np.maximum.at(out, keys // n, per)
+    return out
 
 
 def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: Optional[float] = None) -> Demands:
@@ -399,6 +452,7 @@ def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: O
     parts = []
     names = []
     times = []
+    inj = fabric.injection_gbps()
     for i, j in enumerate(cluster.file.jobs):
         if j.name not in placement:
             continue
@@ -413,7 +467,7 @@ def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: O
         src = np.concatenate(ss) if ss else np.zeros(0, np.int64)
         dst = np.concatenate(dd) if dd else np.zeros(0, np.int64)
         nb = np.concatenate(bb) if bb else np.zeros(0)
-        t = _ideal_time_s(fabric, src, dst, nb, eff)
+        t = _ideal_time_s(fabric, src, dst, nb, eff, inj, eps)
         rate = nb * 8 / t / 1e9 if t > 0 else np.zeros_like(nb)
         k = len(names)
         names.append(j.name)
