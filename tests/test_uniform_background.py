@@ -87,3 +87,12 @@ def test_subset_and_rail_only_are_expanded():
     assert T.aggregated_uniform_gbps(c, f, wire_efficiency(c))
     with pytest.raises(SpecError, match="rail-only"):
         uniform_background(build(_cluster("rail_only")), 1.0)
+
+
+def test_budget_refuses_a_uniform_background_it_cannot_expand(monkeypatch):
+    from topo.solve.linkbudget import budget
+    c = _cluster()
+    monkeypatch.setattr(T, "MAX_UNIFORM_FLOWS", 100)
+    with pytest.raises(SpecError) as e:
+        budget(c, time_limit=5, seed=1, workers=1)
+    assert "traffic[0]" in str(e.value) and "requirements.scenarios" in str(e.value)

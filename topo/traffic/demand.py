@@ -498,12 +498,13 @@ def _at_line_rate(fabric, src, dst, nbytes, efficiency) -> Demands:
 MAX_UNIFORM_FLOWS = 20_000_000
 
 
-def uniform(fabric, nbytes: float = 1e9, endpoints=None, efficiency: float = 1.0) -> Demands:
-    """Every endpoint sends ``nbytes`` to every other one (n(n-1) flows)."""
+def uniform(fabric, nbytes: float = 1e9, endpoints=None, efficiency: float = 1.0, where: str = "traffic") -> Demands:
+    """Every endpoint sends ``nbytes`` to every other one (n(n-1) flows); ``where`` names the
+    pattern in errors."""
     eps = _endpoints(fabric, endpoints)
     n = eps.size
     if n * (n - 1) > MAX_UNIFORM_FLOWS:
-        raise SpecError([("traffic", f"uniform all-to-all over {n:,} endpoints is {n * (n - 1):,} flows; "
+        raise SpecError([(where, f"uniform all-to-all over {n:,} endpoints is {n * (n - 1):,} flows; "
                           f"at most {MAX_UNIFORM_FLOWS:,} are expanded one by one, as roce-hash (which hashes "
                           "every flow), a subset of the endpoints (endpoints:) and rail-only fabrics need; "
                           "over all endpoints the fluid, wcmp and uec-spray models route it aggregated at "
@@ -685,7 +686,7 @@ def pattern_demands(cluster, fabric, seed: Optional[int] = None, aggregate_unifo
         if tp.pattern == "uniform" and aggregate_uniform and uniform_aggregable(fabric, tp.endpoints):
             continue
         if tp.pattern == "uniform":
-            parts.append(uniform(fabric, tp.bytes, tp.endpoints, eff))
+            parts.append(uniform(fabric, tp.bytes, tp.endpoints, eff, where=f"traffic[{i}]"))
         elif tp.pattern == "permutation":
             parts.append(permutation(fabric, tp.bytes, tp.endpoints, s, eff))
         elif tp.pattern == "incast":
