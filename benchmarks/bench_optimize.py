@@ -7,7 +7,7 @@ the 10,000-job MIX_1M below, same generator). The run is one `topo optimize`
 process (so its peak RSS is its own), timed as a whole; the per-stage times come
 from its JSON summary. Then, in this process, the kernels alone route the same
 flows the route stage routes (the in-order and the optimised placement, each
-under roce-hash and uec-spray, one route() call each) and the stage's time is
+under roce-hash with its water-filling and under uec-spray, one route() call each) and the stage's time is
 printed over theirs. Prints a table and, as the last line, one JSON object.
 
     python benchmarks/bench_optimize.py [--size 131k|1M] [--time-limit 60] [--workers 2] [--seed 1] [--jobs N]
@@ -43,7 +43,7 @@ def kernel_floor(cluster_file: Path, plan: dict, seed: int) -> dict:
     import numpy as np
     from topo.model.fabric import build
     from topo.model.spec import load, wire_efficiency
-    from topo.routing.engine import protocol_efficiency, route
+    from topo.routing.engine import protocol_efficiency, route, waterfill
     from topo.traffic.demand import fit_in_order, job_demands
     c = load(cluster_file)
     f = build(c)
@@ -58,8 +58,11 @@ def kernel_floor(cluster_file: Path, plan: dict, seed: int) -> dict:
             d = job_demands(c, f, pl, efficiency=eff)
             out["demands_s"] += time.perf_counter() - t
             t = time.perf_counter()
-            route(f, d, m, seed=seed, qps=tr.qps, channels=tr.n_channels, efficiency=eff,
-                  record_paths=m == "roce-hash")
+            r = route(f, d, m, seed=seed, qps=tr.qps, channels=tr.n_channels, efficiency=eff,
+                      record_paths=m == "roce-hash")
+            if m == "roce-hash" and r.qp_flow is not None and r.qp_flow.size:
+                # the per-queue-pair rates, as the stage computes them for job times
+                waterfill(r.qp_path, f.link_gbps.astype(float), d.bytes[r.qp_flow] / (tr.n_channels * tr.qps))
             out[f"{m}_s"] += time.perf_counter() - t
             out["flows"] += d.n
     out["wire_efficiency"] = wire_efficiency(c)
