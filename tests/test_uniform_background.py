@@ -96,3 +96,4 @@ def test_budget_refuses_a_uniform_background_it_cannot_expand(monkeypatch):
     with pytest.raises(SpecError) as e:
         budget(c, time_limit=5, seed=1, workers=1)
     assert "traffic[0]" in str(e.value) and "requirements.scenarios" in str(e.value)
+
