@@ -27,6 +27,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))   # this checkout's topo, as the `python -m topo` run below (cwd: the checkout)
 
 
 # (accelerators, how many jobs): 10,000 jobs asking 658,360 accelerators, about 90% of the
@@ -93,7 +94,7 @@ def main(argv=None):
         cmd = [sys.executable, "-m", "topo", "optimize", str(cf), "-o", str(out), "--json",
                "--time-limit", str(a.time_limit), "--workers", str(a.workers), "--seed", str(a.seed)]
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
         wall = time.perf_counter() - t0
         if r.returncode:
             print(r.stderr, file=sys.stderr)
