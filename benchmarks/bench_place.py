@@ -35,10 +35,11 @@ MIX = [(16384, 1), (8192, 1), (4096, 2), (2048, 3), (1024, 6), (512, 12), (256, 
        (64, 96), (32, 200), (16, 300), (8, 307)]
 
 
-def make_cluster(seed: int, busy_share: float = 0.3, rank_order: str = "tp-cp-pp-dp"):
+def make_cluster(seed: int, busy_share: float = 0.3, rank_order: str = "tp-cp-pp-dp",
+                 example: str = "reference-131k.yaml", mix=MIX):
     from topo.model.spec import from_dict
     from topo.model.fabric import build
-    data = yaml.safe_load((ROOT / "examples" / "reference-131k.yaml").read_text())
+    data = yaml.safe_load((ROOT / "examples" / example).read_text())
     data["jobs"] = []
     c0 = from_dict(data)
     f0 = build(c0)
@@ -47,7 +48,7 @@ def make_cluster(seed: int, busy_share: float = 0.3, rank_order: str = "tp-cp-pp
     busy = np.sort(rng.choice(n_srv, size=int(round(busy_share * n_srv)), replace=False))
     jobs = []
     k = 0
-    for size, count in MIX:
+    for size, count in mix:
         for _ in range(count):
             pp = 4 if size >= 1024 else (2 if size >= 128 else 1)
             ep = 8 if (size >= 256 and rng.random() < 0.3) else 1

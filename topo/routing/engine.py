@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -64,7 +64,7 @@ from topo.core import limits
 from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
-from topo.traffic.demand import Demands
+from topo.traffic.demand import Demands, scaleup_times_s
 
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
 _EMPTY = np.zeros(0)
@@ -684,6 +684,59 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
                        scaleup_sent_gbps=z, scaleup_recv_gbps=z.copy())
 
 
+class _NoDomains:
+    """A fabric seen without scale-up domains (every pair crosses the scale-out fabric)."""
+
+    def __init__(self, fabric):
+        self._f = fabric
+        self.ep_domain = np.full(fabric.n_endpoints, -1, np.int64)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def uniform_background(fabric, pair_gbps: float, model: str = "fluid", *, failed_links=None) -> RouteResult:
+    """A uniform pattern over every endpoint (each ordered pair ``pair_gbps`` of wire load) routed
+    aggregated, with its scale-up domains as :func:`route` treats them: :func:`uniform_loads`
+    less the pairs inside each domain (routed flow by flow as if they crossed the fabric, and
+    subtracted), which go to the domains' scale-up loads instead. Equal to routing the n(n-1)
+    flows one by one under the fluid-type models, at O(groups x switch links + domain pairs).
+    Rail-only fabrics (proxied sources) are not handled: expand the flows there."""
+    if fabric.family == "rail_only":
+        raise SpecError([("fabric.family", "a uniform pattern on a rail-only fabric is routed flow by flow "
+                                           "(its proxy rewrite depends on each pair)")])
+    dead = failure_mask(fabric, failed_links)
+    r = uniform_loads(fabric, model, pair_gbps, failed_links=dead)
+    E = fabric.n_endpoints
+    dom = np.asarray(fabric.ep_domain, np.int64)
+    ind = np.flatnonzero(dom >= 0)
+    up = np.zeros(E)
+    if ind.size and pair_gbps > 0:
+        order = ind[np.argsort(dom[ind], kind="stable")]
+        k = np.bincount(dom[ind])
+        start = np.concatenate([[0], np.cumsum(k)[:-1]])
+        kk = k[dom[order]]
+        src = np.repeat(order, kk)
+        off = np.arange(src.size) - np.repeat(np.cumsum(kk) - kk, kk)
+        dst = order[start[dom[src]] + off]
+        keep = src != dst
+        src, dst = src[keep], dst[keep]
+        if src.size:
+            P = prepare(fabric, dead)
+            rate = np.full(src.size, float(pair_gbps))
+            ri = _route_general(_NoDomains(fabric), P, model, src, dst, rate, rate * 1e9 / 8.0, 1.0, 0, 1, False,
+                                src, np.zeros(E), np.zeros(E))
+            load = np.maximum(r.link_gbps_load - ri.link_gbps_load, 0.0)   # the maximum: rounding only
+            unreach = max(r.unreachable_gbps - ri.unreachable_gbps, 0.0)
+            up = np.bincount(src, minlength=E)[:E] * float(pair_gbps)
+            cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+            r = replace(r, link_gbps_load=load, link_bytes=load * 1e9 / 8.0, utilization=util,
+                        unreachable_gbps=unreach, unreachable_bytes=unreach * 1e9 / 8.0)
+    return replace(r, scaleup_sent_gbps=up, scaleup_recv_gbps=up.copy())
+
+
 def _twin_classes(fabric, P) -> list[np.ndarray]:
     """Classes (>= 2 groups) of destination groups whose single home switches are twins."""
     ng = P.g_rep.shape[0]
@@ -937,14 +990,6 @@ def _job_collective_bytes(cluster, names) -> dict:
     return out
 
 
-def _scaleup_time(fabric, d: Demands, job: int, eff: float) -> float:
-    from topo.traffic.demand import _ideal_time_s
-    m = d.job == job
-    dom = fabric.ep_domain
-    same = m & (dom[d.src] == dom[d.dst]) & (dom[d.src] >= 0)
-    return _ideal_time_s(fabric, d.src[same], d.dst[same], d.bytes[same], eff) if same.any() else 0.0
-
-
 # How flows share a bottleneck, per routing model (the job times of the load analysis):
 # * "max-min": per-QP max-min fairness, equal weights, what per-QP rate control of the DCQCN kind
 #   converges to: every queue pair crossing a bottleneck gets the same rate whatever its bytes, so a
@@ -1021,13 +1066,18 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
     return done
 
 
-def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1, sharing: Optional[str] = None):
+def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 1, sharing: Optional[str] = None,
+               background=()):
     """Route demands (jobs one at a time for fluid-type models); loads and per-job times.
 
     ``qps`` is queue pairs per channel, ``channels`` channels per collective (roce-hash only):
     each (channel, QP) of a flow carries bytes / (channels x qps). ``sharing`` overrides the
-    model's sharing of bottlenecks (``SHARING``; roce-hash only).
+    model's sharing of bottlenecks (``SHARING``; roce-hash only). ``background``: RouteResults
+    of aggregated uniform patterns (:func:`uniform_background`, fluid-type models only), added
+    to the loads the jobs see.
     """
+    if background and model not in _FLUID_MODE:
+        raise SpecError([("routing", f"aggregated uniform loads are for fluid-type models (found {model!r})")])
     L = fabric.n_links
     nj = len(d.job_names)
     times = np.zeros(nj)
@@ -1047,17 +1097,30 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         unreach = r.unreachable_gbps
         flow_unreach = r.flow_unreachable
         up = (r.scaleup_sent_gbps, r.scaleup_recv_gbps)
-        for k in range(nj):
-            times[k] = max(times[k], _scaleup_time(fabric, d, k, eff))
+        times = np.maximum(times, scaleup_times_s(fabric, d))
     else:
         unreach = 0.0
         flow_unreach = np.zeros(d.n)
         sent = np.zeros(fabric.n_endpoints)
         recv = np.zeros(fabric.n_endpoints)
         used = []
+        by_job = np.argsort(d.job, kind="stable")   # background (-1) first, then job 0, 1, ...
+        cut = np.searchsorted(d.job[by_job], np.arange(-1, nj + 1))
+        dom = fabric.ep_domain
+        sj, dj = d.src[by_job], d.dst[by_job]
+        inside = ((dom[sj] == dom[dj]) & (dom[sj] >= 0)) | (sj == dj)
+        if fabric.family == "rail_only":   # the proxy rewrite: route every job
+            inside[:] = False
         for k in list(range(nj)) + [-1]:
-            idx = np.flatnonzero(d.job == k)
+            idx = by_job[cut[k + 1]:cut[k + 2]]
             if idx.size == 0:
+                used.append(None)
+                continue
+            if k >= 0 and inside[cut[k + 1]:cut[k + 2]].all():
+                # every flow inside one scale-up domain: nothing reaches the fabric
+                s_, r_ = _scaleup_loads(fabric, d.src[idx], d.dst[idx], d.rate_gbps[idx] / eff)
+                sent += s_
+                recv += r_
                 used.append(None)
                 continue
             r = route(fabric, d.select(idx), model, failed_links=dead, seed=seed, efficiency=eff)
@@ -1067,6 +1130,11 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
             sent += r.scaleup_sent_gbps
             recv += r.scaleup_recv_gbps
             used.append(r.link_gbps_load > 0)
+        for r in background:
+            total += r.link_gbps_load
+            unreach += r.unreachable_gbps
+            sent += r.scaleup_sent_gbps
+            recv += r.scaleup_recv_gbps
         up = (sent, recv)
         cap = np.where(dead, 0.0, fabric.link_gbps)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1074,9 +1142,8 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         for k in range(nj):
             u = float(util[used[k]].max()) if used[k] is not None and used[k].any() else 0.0
             times[k] = d.job_time_s[k] * max(1.0, u)
-    for k in range(nj):
-        if (flow_unreach[d.job == k] > 0).any():
-            times[k] = math.inf
+    lost = d.job[(flow_unreach > 0) & (d.job >= 0)]
+    times[np.unique(lost)] = math.inf
     return total, times, unreach, up
 
 
@@ -1122,11 +1189,13 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     alive = ~dead
     eff_c = wire_efficiency(cluster)
 
-    def demands_for(eff):
+    def demands_for(eff, aggregate=False):
         if traffic == "jobs":
             d = T.job_demands(cluster, fabric, placement, efficiency=eff)
             if cluster.file.traffic:
-                d = Demands.concat([d, T.pattern_demands(cluster, fabric, seed)])
+                # uniform patterns over every endpoint: aggregated under fluid-type models (background_for)
+                d = Demands.concat([d, T.pattern_demands(cluster, fabric, seed, aggregate_uniform=aggregate,
+                                                         efficiency=eff)])
             return d
         if traffic == "uniform":
             return T.uniform(fabric, 1e9, None, eff)
@@ -1147,6 +1216,10 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     lp_model = model == "optimal"
     run_model = "fluid" if lp_model else model
     E = fabric.n_endpoints
+    def background_for(eff, m):
+        return [uniform_background(fabric, g / eff, m, failed_links=dead)
+                for g in T.aggregated_uniform_gbps(cluster, fabric, eff)] if traffic == "jobs" else []
+
     big_uniform = traffic == "uniform" and (run_model in _FLUID_MODE or E * (E - 1) > T.MAX_UNIFORM_FLOWS)
     if big_uniform:
         # too many pairs to expand: aggregated uniform loads (fluid-type models only), at line rate
@@ -1162,17 +1235,27 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
         offered = r.offered_gbps
         summary["aggregated_uniform"] = True
     else:
-        d = demands_for(eff_c)
-        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels, sharing)
-        offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum())
+        agg = traffic == "jobs" and run_model in _FLUID_MODE
+        d = demands_for(eff_c, agg)
+        bg = background_for(eff_c, run_model) if agg else []
+        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels,
+                                                         sharing, bg)
+        offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum()) + sum(r.offered_gbps for r in bg)
+        if bg:
+            summary["aggregated_uniform_patterns"] = len(bg)
     if compare and traffic == "uniform" and E * (E - 1) > 1_000_000:
         compare = False
         summary["roce_vs_uec"] = None  # hashing the uniform pattern needs every pair: skipped above 1M pairs
+    n_agg = len(T.aggregated_uniform_gbps(cluster, fabric)) if traffic == "jobs" and cluster.file.traffic else 0
+    if compare and n_agg and E * (E - 1) > T.MAX_UNIFORM_FLOWS:
+        compare = False
+        summary["roce_vs_uec"] = None  # the same: a uniform background too large to hash pair by pair
     cap = np.where(alive, fabric.link_gbps, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), 0.0)
     summary.update({
-        "flows": (E * (E - 1) if big_uniform else d.n), "offered_gbps": offered, "unreachable_gbps": unreach,
+        "flows": (E * (E - 1) if big_uniform else d.n + n_agg * E * (E - 1) * (run_model in _FLUID_MODE)),
+        "offered_gbps": offered, "unreachable_gbps": unreach,
         "unreachable_fraction": unreach / offered if offered > 0 else 0.0,
         "max_util": float(util.max()) if util.size else 0.0,
         "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive),
@@ -1209,8 +1292,10 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
             if m == model and abs(eff - eff_c) < 1e-15:
                 tot_m, times_m = total, times
             else:
-                dm = demands_for(eff)
-                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels, sharing)
+                fl = m in _FLUID_MODE
+                dm = demands_for(eff, fl)
+                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels, sharing,
+                                                  background_for(eff, m) if fl else [])
             with np.errstate(divide="ignore", invalid="ignore"):
                 um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
             side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,

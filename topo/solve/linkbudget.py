@@ -357,7 +357,16 @@ def _placement(cluster, fabric, placement) -> tuple[Optional[dict], dict]:
 
 
 def _demands(cluster, fabric, placement):
-    from topo.traffic.demand import Demands, job_demands, pattern_demands
+    from topo.traffic.demand import MAX_UNIFORM_FLOWS, Demands, _endpoints, job_demands, pattern_demands
+    for i, tp in enumerate(cluster.file.traffic):
+        n = _endpoints(fabric, tp.endpoints).size if tp.pattern == "uniform" else 0
+        if n * (n - 1) > MAX_UNIFORM_FLOWS:
+            # analysis routes it aggregated (fluid-type models); the budget's loads are per flow
+            raise SpecError([(f"traffic[{i}]", f"the link budget carries traffic patterns flow by flow, and a uniform "
+                                               f"pattern over {n:,} endpoints is {n * (n - 1):,} flows (at most "
+                                               f"{MAX_UNIFORM_FLOWS:,}); size the budget for it as "
+                                               "requirements.scenarios {kind: uniform} (which must fit on its own), "
+                                               "and analyse it with the jobs by `topo analyze` under a fluid-type model")])
     parts = []
     if cluster.file.jobs:
         parts.append(job_demands(cluster, fabric, placement))

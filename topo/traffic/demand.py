@@ -357,33 +357,86 @@ def _hierarchical(G, S, ep_domain):
             np.concatenate([p[2] for p in parts]))
 
 
-def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float) -> float:
-    """Largest per-endpoint communication time when every NIC runs at goodput line rate."""
+def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float, inj=None, eps=None) -> float:
+    """Largest per-endpoint communication time when every NIC runs at goodput line rate.
+
+    ``inj``: ``fabric.injection_gbps()`` when the caller has it (it is the same for every job);
+    ``eps``: distinct endpoint ids that include every source and destination (a job's own), so
+    the per-endpoint sums are over them only. Neither changes the result: the sums add the same
+    flows in the same order."""
     if src.size == 0:
         return 0.0
-    n = fabric.n_endpoints
     dom = fabric.ep_domain
+    if inj is None:
+        inj = fabric.injection_gbps()
+    if eps is not None:
+        eps = np.asarray(eps, np.int64)
+        pos = np.full(fabric.n_endpoints, -1, np.int64)
+        pos[eps] = np.arange(eps.size)
+        ls, ld, n = pos[src], pos[dst], eps.size
+    else:
+        eps = None
+        ls, ld, n = src, dst, fabric.n_endpoints
     same = (dom[src] == dom[dst]) & (dom[src] >= 0)
-    inj = fabric.injection_gbps() * efficiency * 1e9 / 8.0  # bytes/s
     t = 0.0
     so = ~same
     if so.any():
-        sent = np.bincount(src[so], weights=nbytes[so], minlength=n)
-        recv = np.bincount(dst[so], weights=nbytes[so], minlength=n)
+        sent = np.bincount(ls[so], weights=nbytes[so], minlength=n)
+        recv = np.bincount(ld[so], weights=nbytes[so], minlength=n)
         busy = np.maximum(sent, recv)
         ok = busy > 0
+        cap = inj[ok] if eps is None else inj[eps[ok]]
+        cap = cap * efficiency * 1e9 / 8.0  # bytes/s
         with np.errstate(divide="ignore"):
-            per = np.where(inj[ok] > 0, busy[ok] / np.where(inj[ok] > 0, inj[ok], 1.0), np.inf)
+            per = np.where(cap > 0, busy[ok] / np.where(cap > 0, cap, 1.0), np.inf)
         t = max(t, float(per.max(initial=0.0)))
     if same.any():
-        sent = np.bincount(src[same], weights=nbytes[same], minlength=n)
-        recv = np.bincount(dst[same], weights=nbytes[same], minlength=n)
+        sent = np.bincount(ls[same], weights=nbytes[same], minlength=n)
+        recv = np.bincount(ld[same], weights=nbytes[same], minlength=n)
         busy = np.maximum(sent, recv)
         ok = busy > 0
-        dg = fabric.domain_gbps[dom[np.flatnonzero(ok)]] * 1e9 / 8.0
+        ids = np.flatnonzero(ok) if eps is None else eps[ok]
+        dg = fabric.domain_gbps[dom[ids]] * 1e9 / 8.0
         per = np.where(dg > 0, busy[ok] / np.where(dg > 0, dg, 1.0), np.inf)
         t = max(t, float(per.max(initial=0.0)))
     return t
+
+
+def scaleup_times_s(fabric, d: "Demands") -> np.ndarray:
+    """Per job of ``d``, the ideal time of its scale-up flows alone (flows inside one scale-up
+    domain, at the domain's bandwidth): what :func:`_ideal_time_s` gives for each job's
+    same-domain flows, for every job in one pass."""
+    nj = len(d.job_names)
+    out = np.zeros(nj)
+    dom = fabric.ep_domain
+    same = (d.job >= 0) & (dom[d.src] == dom[d.dst]) & (dom[d.src] >= 0)
+    if not same.any():
+        return out
+    job = d.job[same].astype(np.int64)
+    b = d.bytes[same]
+    n = fabric.n_endpoints
+    busy = None
+    for ep in (d.src[same], d.dst[same]):
+        keys, inv = np.unique(job * n + ep, return_inverse=True)
+        tot = np.bincount(inv.ravel(), weights=b, minlength=keys.size)
+        if busy is None:
+            busy = (keys, tot)
+        else:
+            k0, t0 = busy
+            allk = np.union1d(k0, keys)
+            v = np.zeros(allk.size)
+            v[np.searchsorted(allk, k0)] = t0
+            w = np.zeros(allk.size)
+            w[np.searchsorted(allk, keys)] = tot
+            busy = (allk, np.maximum(v, w))
+    keys, v = busy
+    ok = v > 0
+    keys, v = keys[ok], v[ok]
+    ep = keys % n
+    dg = fabric.domain_gbps[dom[ep]] * 1e9 / 8.0
+    per = np.where(dg > 0, v / np.where(dg > 0, dg, 1.0), np.inf)
+    np.maximum.at(out, keys // n, per)
+    return out
 
 
 def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: Optional[float] = None) -> Demands:
@@ -399,6 +452,7 @@ def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: O
     parts = []
     names = []
     times = []
+    inj = fabric.injection_gbps()
     for i, j in enumerate(cluster.file.jobs):
         if j.name not in placement:
             continue
@@ -413,7 +467,7 @@ def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: O
         src = np.concatenate(ss) if ss else np.zeros(0, np.int64)
         dst = np.concatenate(dd) if dd else np.zeros(0, np.int64)
         nb = np.concatenate(bb) if bb else np.zeros(0)
-        t = _ideal_time_s(fabric, src, dst, nb, eff)
+        t = _ideal_time_s(fabric, src, dst, nb, eff, inj, eps)
         rate = nb * 8 / t / 1e9 if t > 0 else np.zeros_like(nb)
         k = len(names)
         names.append(j.name)
@@ -444,14 +498,17 @@ def _at_line_rate(fabric, src, dst, nbytes, efficiency) -> Demands:
 MAX_UNIFORM_FLOWS = 20_000_000
 
 
-def uniform(fabric, nbytes: float = 1e9, endpoints=None, efficiency: float = 1.0) -> Demands:
-    """Every endpoint sends ``nbytes`` to every other one (n(n-1) flows)."""
+def uniform(fabric, nbytes: float = 1e9, endpoints=None, efficiency: float = 1.0, where: str = "traffic") -> Demands:
+    """Every endpoint sends ``nbytes`` to every other one (n(n-1) flows); ``where`` names the
+    pattern in errors."""
     eps = _endpoints(fabric, endpoints)
     n = eps.size
     if n * (n - 1) > MAX_UNIFORM_FLOWS:
-        raise SpecError([("traffic", f"uniform all-to-all over {n} endpoints is {n * (n - 1):,} flows; "
-                          f"at most {MAX_UNIFORM_FLOWS:,} are expanded (fluid routing of the uniform pattern "
-                          "is aggregated instead: use topo.routing.uniform_loads or --routing fluid)")])
+        raise SpecError([(where, f"uniform all-to-all over {n:,} endpoints is {n * (n - 1):,} flows; "
+                          f"at most {MAX_UNIFORM_FLOWS:,} are expanded one by one, as roce-hash (which hashes "
+                          "every flow), a subset of the endpoints (endpoints:) and rail-only fabrics need; "
+                          "over all endpoints the fluid, wcmp and uec-spray models route it aggregated at "
+                          "any scale (transport.protocol ideal or uec, or --routing)")])
     s, d, b = _direct(eps[None, :], float(nbytes) * n)
     return _at_line_rate(fabric, s, d, b, efficiency)
 
@@ -564,15 +621,72 @@ def matrix(fabric, path, efficiency: float = 1.0, where: str = "traffic") -> Dem
     return _at_line_rate(fabric, s[keep], d[keep], np.array(nb, np.float64)[keep], efficiency)
 
 
-def pattern_demands(cluster, fabric, seed: Optional[int] = None) -> Demands:
-    """The ``traffic:`` patterns of a cluster file, concatenated."""
+def uniform_aggregable(fabric, endpoints=None) -> bool:
+    """Whether a uniform pattern over ``endpoints`` can be routed aggregated
+    (:func:`topo.routing.engine.uniform_loads` under a fluid-type model) with loads equal to
+    routing its flows one by one: it spans every endpoint (aggregation is per destination
+    group, the endpoints behind one home switch) and the fabric is not rail-only (whose
+    proxy rewrite moves each flow's source into the sender's domain)."""
+    n = _endpoints(fabric, endpoints).size
+    return n == fabric.n_endpoints and fabric.family != "rail_only"
+
+
+def uniform_pair_gbps(fabric, nbytes: float, efficiency: float = 1.0) -> float:
+    """Goodput Gb/s of every pair of a uniform pattern over all endpoints at line rate, as
+    :func:`uniform` offers it (the same ideal time, :func:`_ideal_time_s`), without
+    expanding the n(n-1) flows: every endpoint sends and receives ``nbytes`` to each of the
+    other members of its scale-up domain over the domain and to every other endpoint over
+    its NICs."""
+    n = fabric.n_endpoints
+    if n < 2:
+        return 0.0
+    dom = np.asarray(fabric.ep_domain, np.int64)
+    k = np.ones(n, np.int64)
+    ind = dom >= 0
+    if ind.any():
+        k[ind] = np.bincount(dom[ind])[dom[ind]]
+    inj = fabric.injection_gbps() * efficiency * 1e9 / 8.0
+    so = float(nbytes) * (n - k)
+    t = 0.0
+    ok = so > 0
+    if ok.any():
+        with np.errstate(divide="ignore"):
+            t = max(t, float(np.where(inj[ok] > 0, so[ok] / np.where(inj[ok] > 0, inj[ok], 1.0), np.inf).max()))
+    su = float(nbytes) * (k - 1)
+    ok = su > 0
+    if ok.any():
+        dg = fabric.domain_gbps[dom[ok]] * 1e9 / 8.0
+        t = max(t, float(np.where(dg > 0, su[ok] / np.where(dg > 0, dg, 1.0), np.inf).max()))
+    return float(nbytes) * 8 / t / 1e9 if t > 0 else 0.0
+
+
+def aggregated_uniform_gbps(cluster, fabric, efficiency: Optional[float] = None) -> list[float]:
+    """Per-pair goodput Gb/s of each ``traffic:`` uniform pattern that
+    ``pattern_demands(..., aggregate_uniform=True)`` leaves out (see :func:`uniform_aggregable`),
+    in file order, at ``efficiency`` (default the cluster's wire efficiency)."""
     from topo.model.spec import wire_efficiency
-    eff = wire_efficiency(cluster)
+    eff = wire_efficiency(cluster) if efficiency is None else efficiency
+    return [uniform_pair_gbps(fabric, tp.bytes, eff) for tp in cluster.file.traffic
+            if tp.pattern == "uniform" and uniform_aggregable(fabric, tp.endpoints)]
+
+
+def pattern_demands(cluster, fabric, seed: Optional[int] = None, aggregate_uniform: bool = False,
+                    efficiency: Optional[float] = None) -> Demands:
+    """The ``traffic:`` patterns of a cluster file, concatenated.
+
+    With ``aggregate_uniform`` the uniform patterns that can be routed aggregated
+    (:func:`uniform_aggregable`) are left out, for the caller to add their loads
+    (:func:`aggregated_uniform_gbps` gives their per-pair rates); the others are expanded
+    flow by flow (and refused above MAX_UNIFORM_FLOWS)."""
+    from topo.model.spec import wire_efficiency
+    eff = wire_efficiency(cluster) if efficiency is None else efficiency
     parts = []
     for i, tp in enumerate(cluster.file.traffic):
         s = tp.seed if tp.seed is not None else (seed if seed is not None else cluster.file.goals.seed)
+        if tp.pattern == "uniform" and aggregate_uniform and uniform_aggregable(fabric, tp.endpoints):
+            continue
         if tp.pattern == "uniform":
-            parts.append(uniform(fabric, tp.bytes, tp.endpoints, eff))
+            parts.append(uniform(fabric, tp.bytes, tp.endpoints, eff, where=f"traffic[{i}]"))
         elif tp.pattern == "permutation":
             parts.append(permutation(fabric, tp.bytes, tp.endpoints, s, eff))
         elif tp.pattern == "incast":
