@@ -6,6 +6,6 @@ command group to it. Library code below this package raises errors about paramet
 its flags.
 """
 from topo.cli.app import main
-from topo.cli import analyze, budget, export, failures, place  # noqa: F401 (each registers its commands on main)
+from topo.cli import analyze, budget, design, export, failures, place  # noqa: F401 (each registers its commands on main)
 
 __all__ = ["main"]
