@@ -39,12 +39,13 @@ the objectives it loses on.
 
 Pruning (proofs only)
 ---------------------
-A candidate is set aside before sizing only when a port count proves no budget can attach its
-endpoints: a leaf switch whose port is slower than the NIC port; or a 2-tier candidate whose
-endpoint ports per plane exceed radix x (radix - 1) x breakout, or a 1-tier candidate whose exceed
-radix x breakout (at most ``radix`` leaves reach a
-spine plane and each leaf keeps at least one uplink). Nothing is pruned by sampling or by a
-heuristic; a candidate the budget cannot size is reported infeasible with the budget's reason.
+A candidate is set aside before sizing only when a port count proves no design of it can attach
+its endpoints: a switch whose port is slower than the NIC port; one tier when a plane's (a
+rail's, on rail-only) endpoint ports exceed radix x breakout; two tiers when they exceed radix x
+(radix - 1) x breakout (at most ``radix`` leaves reach a spine plane and each leaf keeps at least
+one uplink). Nothing is pruned by sampling or by a heuristic, and not by dominance (that would
+need bounds on job time and headroom before routing, which are not computed); a candidate the
+budget cannot size is reported infeasible with its reason.
 """
 from __future__ import annotations
 
@@ -169,7 +170,11 @@ def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
         if cand["family"] == "rail_only":
             acc = [nt.accelerators for nt in cluster.node_types.values()]
             rails = max(max(acc), 1)
-            rail = np.asarray(fabric.ep_local, np.int64)[fabric.link_src[up0]] % rails
+            # accelerator ports only (their rail is their local index): a lower bound on the
+            # busiest rail's ports whatever rails the hosts without accelerators take
+            src = fabric.link_src[up0]
+            acc_port = np.asarray(fabric.ep_is_accel, bool)[src]
+            rail = np.asarray(fabric.ep_local, np.int64)[src[acc_port]] % rails
             per_plane = int(np.bincount(rail, minlength=rails).max(initial=0))
         else:
             per_plane = -(-n_ports // cand["planes"])
