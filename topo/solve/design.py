@@ -211,7 +211,11 @@ def size_candidate(task: dict) -> dict:
         fab = build(c)
         r = B.budget(c, fab, placement=task["placement"], objective=task["objective"], survive=task["survive"],
                      seed=task["seed"], workers=1, time_limit=task["time_limit"])
-    except (SpecError, SolverError) as e:
+    except SpecError as e:
+        return _not_sized(cand, e, t0)
+    except SolverError as e:
+        if "raise --time-limit" not in str(e):
+            raise   # the budget's own answer rejected (by its evaluation or the checker): never hidden
         return _not_sized(cand, e, t0)
     if not r.check.get("ok"):  # budget() raises on a failed check; never return one unchecked
         raise SolverError(f"design candidate {cand['id']}: the independent check failed: {r.check.get('problems')}")
