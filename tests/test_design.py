@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from topo.cli.app import main
-from topo.core.errors import SpecError
+from topo.core.errors import SolverError, SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict, wire_efficiency
 from topo.routing.describe import bill_of_materials
@@ -196,3 +196,20 @@ def test_cli(tmp_path):
                        (["--switches", "nope"], "--switches")):
         res = CliRunner().invoke(main, ["design", str(p), *args])
         assert res.exit_code == 2 and flag in res.output and no_crash(res), res.output
+
+
+def test_time_limit_is_its_own_status_and_a_rejected_answer_raises(monkeypatch):
+    c = from_dict(_cluster(racks=2, nodes=2))
+    kw = dict(switches="th4-64x400", tiers=(2,), families="clos")
+
+    def slow(*a, **k):
+        raise SolverError("the link-budget solver found no budget within 1 s (statuses: ['UNKNOWN']); raise --time-limit")
+    monkeypatch.setattr(B, "budget", slow)
+    r = D.design(c, **kw)
+    assert [x["status"] for x in r.candidates] == ["time_limit"] and r.counts["time_limit"] == 1 and not r.front
+
+    def wrong(*a, **k):
+        raise SolverError("the independent check rejected the budget")
+    monkeypatch.setattr(B, "budget", wrong)
+    with pytest.raises(SolverError):
+        D.design(c, **kw)
