@@ -25,16 +25,16 @@ from topo.model.spec import from_dict
 from conftest import cluster_dict, sw
 
 
-def _instance(tiers, racks, nodes, survive="none", planes=1, target=0.8):
-    d = cluster_dict(n_racks=racks, nodes_per_rack=nodes, accel=1,
+def _instance(tiers, racks, nodes, survive="none", planes=1, target=0.8, family="clos", accel=1):
+    d = cluster_dict(n_racks=racks, nodes_per_rack=nodes, accel=accel, family=family,
                      tiers=[{"switch": copy.deepcopy(t)} for t in tiers], planes=planes)
-    d["node_types"][0]["scaleup"] = {"size": 1}
+    d["node_types"][0]["scaleup"] = {"size": accel}
     if planes > 1:
         d["node_types"][0]["nic_ports"] = planes
         d["node_types"][0]["nic_gbps"] = 400 * planes
     d["transport"] = {"protocol": "ideal"}
     d["goals"] = {"time_limit_s": 30, "target_utilization": target, "survive": survive, "workers": 1, "seed": 1}
-    n = racks * nodes
+    n = racks * nodes * accel
     d["jobs"] = [{"name": "j", "accelerators": n, "ep": n, "collectives": [
         {"op": "alltoall", "group": "ep", "bytes": "64MiB"}, {"op": "allreduce", "group": "dp", "bytes": "4GiB"}]}]
     return d
@@ -178,6 +178,64 @@ def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, m
         # only the most loaded link or switch)
         ca = from_dict(r0.cluster_after)
         assert _every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
+
+
+FAMILY_CASES = [
+    # (id, family, switch radix per tier, racks, nodes per rack, accelerators per node, planes, survive modes):
+    # two-GPU nodes (a scale-up domain of 2, two rails) so the rails and the scale-up hop matter
+    ("rail-optimized-2planes", "rail_optimized", (8, 8), 4, 2, 2, 2, ("none", "link", "switch", "plane")),
+    ("rail-optimized-3tier-2planes", "rail_optimized", (6, 6, 6), 4, 2, 2, 2, ("none", "plane")),
+    ("rail-only", "rail_only", (8, 8), 4, 2, 2, 1, ("none", "link", "switch")),
+    ("rail-only-3tier", "rail_only", (6, 6, 6), 5, 2, 2, 1, ("none", "switch")),
+]
+
+
+@pytest.mark.parametrize("family,radix,racks,nodes,accel,planes,modes", [c[1:] for c in FAMILY_CASES],
+                         ids=[c[0] for c in FAMILY_CASES])
+def test_budget_of_rail_families_equals_the_cheapest_stated_design(family, radix, racks, nodes, accel, planes, modes):
+    """Rail-optimized fabrics of several planes (rails kept in every plane) and rail-only fabrics
+    (one plane per rail; traffic between rails crosses the source's scale-up domain first): the
+    budget's cost and power optima equal the cheapest designs of the brute force the independent
+    checker accepts, and the chosen design survives every single failure of the kind."""
+    from topo.model.spec import wire_efficiency
+    d = _instance([sw(r) for r in radix], racks, nodes, planes=planes, family=family, accel=accel)
+    c = from_dict(d)
+    f = build(c)
+    placement, _ = B._placement(c, f, None)
+    demands = B._demands(c, f, placement)
+    eff = wire_efficiency(c)
+    e_per_w = B._energy_usd_per_w(c)
+    n_solved = 0
+    for survive in modes:
+        try:
+            res = {o: B.budget(c, f, placement=placement, demands=demands, survive=survive, objective=o,
+                               workers=1, seed=1) for o in ("cost", "power")}
+        except SpecError as e:
+            # refused as infeasible: then no design the file expresses passes the checker at the
+            # targets a non-blocking fabric reaches (the effective targets: 0.8 or the NIC-bound load)
+            assert "goals.survive" in dict(e.errors) or "goals.target_utilization" in dict(e.errors), e.errors
+            r_none = B.budget(c, f, placement=placement, demands=demands, survive="none", workers=1, seed=1)
+            caps = {k: v["effective_target"] for k, v in r_none.utilization.items()}
+            assert not [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
+            continue
+        n_solved += 1
+        r0 = res["cost"]
+        assert r0.solver["status"] == "optimal" and r0.check["ok"]
+        assert ("cross_rail" in r0.solver) == (family == "rail_only")
+        if family == "rail_only":
+            # every flow of the all-to-all between rails takes the scale-up hop: half the pairs
+            assert 0 < r0.solver["cross_rail"]["share_of_offered"] < 1
+        caps = {k: v["effective_target"] for k, v in r0.utilization.items()}
+        feasible = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
+        assert feasible, survive
+        for o, r in res.items():
+            got = r.cost["chosen"]["total_usd"] if o == "cost" else r.cost["chosen"]["network_kw"] * 1e3
+            best = min(x["cost"] if o == "cost" else x["watts"] for x in feasible)
+            assert got == pytest.approx(best, rel=1e-9), (survive, o, got, best)
+        ca = from_dict(r0.cluster_after)
+        assert ca.file.fabric.family == family and ca.file.fabric.planes == planes
+        assert _every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
+    assert n_solved
 
 
 def test_issue_reproducer_gets_the_cheaper_spine_split():

@@ -212,7 +212,7 @@ def test_under_subscribed_leaf_as_given():
 # --- refused before solving, with the field and the reason -----------------------------------------
 @pytest.mark.parametrize("d,path", [
     (cluster_dict(n_racks=2, nodes_per_rack=1, accel=8, family="rail_only",
-                  tiers=[{"switch": sw(16)}]), "fabric.family"),
+                  tiers=[{"switch": sw(16)}]), "fabric.tiers"),
     (cluster_dict(n_racks=1, nodes_per_rack=1, accel=8, tiers=[{"switch": sw(16)}]), "fabric.tiers"),
 ])
 def test_refused_with_the_field(d, path, tmp_path):

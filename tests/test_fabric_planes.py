@@ -212,7 +212,7 @@ def test_refused_by_validate(d, path, why, tmp_path):
 
 # --- the link budget: modelled, or refused with the reason ------------------------------------
 @pytest.mark.parametrize("d,path", [
-    (rail_planes(planes=2, nic_ports=2), "fabric.planes"),
+    ({**rail_planes(planes=1, nic_ports=1, family="rail_only"), "goals": {"survive": "plane"}}, "goals.survive"),
     (rail_planes(planes=2, nic_ports=2, dual=True, family="clos"), "fabric.dual_homed_across"),
 ])
 def test_budget_refuses_what_its_model_does_not_reproduce(d, path, tmp_path, monkeypatch):

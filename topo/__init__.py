@@ -7,6 +7,7 @@ Stable public API (documented in README.md):
 * ``analyze(cluster, ...)`` -> routed congestion metrics (``topo.routing.engine``)
 * ``place(cluster, ...)`` -> job placement (``topo.solve.placement``)
 * ``budget(cluster, ...)`` -> link budget and bill of materials (``topo.solve.linkbudget``)
+* ``design(cluster, ...)`` -> design search: candidates, Pareto front, chosen design (``topo.solve.design``)
 * ``optimize(cluster, ...)`` -> plan dict; ``load_plan(path)``; ``write_report(plan, dir)``
 * ``export(fmt, fabric, plan, dir)``; ``write_graphml(fabric, path)``
 * ``analyze_failures(cluster, ...)``; ``goodput(cluster, ...)`` (interruptions, checkpoints, goodput per job);
@@ -37,6 +38,7 @@ _LAZY = {
     "job_demands": ("topo.traffic.demand", "job_demands"),
     "place": ("topo.solve.placement", "place"),
     "budget": ("topo.solve.linkbudget", "budget"),
+    "design": ("topo.solve.design", "design"),
     "optimize": ("topo.pipeline", "optimize"),
     "save": ("topo.pipeline", "save"),
     "load_plan": ("topo.io.plan", "load_plan"),
@@ -61,6 +63,6 @@ def __getattr__(name: str):
 
 __all__ = ["Cluster", "Fabric", "SolverError", "SpecError", "TopoError", "build", "describe", "from_dict",
            "json_schema", "load", "__version__",
-           "analyze", "route", "job_demands", "place", "budget", "optimize", "save", "load_plan", "write_report",
-           "export", "write_graphml", "analyze_failures", "goodput", "run_sweep", "serving"]
+           "analyze", "route", "job_demands", "place", "budget", "design", "optimize", "save", "load_plan",
+           "write_report", "export", "write_graphml", "analyze_failures", "goodput", "run_sweep", "serving"]
 assert set(__all__) >= set(_LAZY), "every lazy name is public"

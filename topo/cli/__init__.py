@@ -6,6 +6,6 @@ command group to it. Library code below this package raises errors about paramet
 its flags.
 """
 from topo.cli.app import main
-from topo.cli import analyze, budget, export, failures, goodput, place, serve  # noqa: F401 (each registers its commands on main)
+from topo.cli import analyze, budget, design, export, failures, goodput, place, serve  # noqa: F401 (each registers its commands)
 
 __all__ = ["main"]

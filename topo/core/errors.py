@@ -43,3 +43,7 @@ class SpecError(TopoError):
 class SolverError(TopoError):
     """A solver found nothing usable within its limits (exit code 1)."""
     exit_code = 1
+
+
+class TimeLimitError(SolverError):
+    """A solver ran out of time before it had an answer: says nothing about whether one exists."""

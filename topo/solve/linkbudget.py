@@ -1,7 +1,7 @@
 """Link budgets: uplinks, spine counts, oversubscription, port speeds and optics, chosen by CP-SAT.
 
 Owns the link-budget model of a layered Clos (2 or 3 tiers; ``clos``,
-``rail_optimized`` and ``fat_tree`` families, any number of planes): the
+``rail_optimized``, ``rail_only`` and ``fat_tree`` families, any number of planes): the
 decisions per tier, the loads they must carry, their cost and power, and the
 CP-SAT model that chooses them. It never routes through the kernels and never
 re-checks its own answer: :mod:`topo.solve.budget_check` (which shares no code with
@@ -26,7 +26,12 @@ Decisions (per tier; one switch model per tier, planes identical)
 
 Loads (exact for fluid ECMP on a healthy Clos)
 ----------------------------------------------
-Flows between different scale-up domains are split evenly over the planes;
+Flows between different scale-up domains are split evenly over the planes (a
+rail-optimized fabric keeps its rails in every plane). On a rail-only fabric (one
+plane per rail) a flow between rails first crosses its source's scale-up domain
+to the domain's lowest-numbered member on the destination's rail (the routing
+engine's proxy), which sends it on that rail; traffic with no such member has no
+path and is refused;
 the traffic leaving (entering) a leaf spreads evenly over its ``u0`` uplinks,
 and the traffic leaving (entering) a pod of a plane over its
 ``spines_per_pod x u1`` spine uplinks. So the peak per-link load of tier 1 is
@@ -85,7 +90,7 @@ from typing import Optional
 
 import numpy as np
 
-from topo.core.errors import SolverError, SpecError
+from topo.core.errors import SolverError, SpecError, TimeLimitError
 from topo.model.fabric import _rank_within
 from topo.core.jsonable import to_jsonable
 from topo.model.catalog import REACH_CLASSES as _REACH
@@ -314,8 +319,9 @@ def _scaled(demands, factor: float):
 def _family_check(cluster, fabric, survive):
     f = cluster.file.fabric
     errs = []
-    if f.family not in ("clos", "rail_optimized", "fat_tree"):
-        errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized and fat_tree fabrics, not {f.family!r}"))
+    if f.family not in ("clos", "rail_optimized", "rail_only", "fat_tree"):
+        errs.append(("fabric.family", f"link budgets are computed for clos, rail_optimized, rail_only and fat_tree "
+                                      f"fabrics, not {f.family!r}"))
     elif fabric.n_tiers < 2:
         errs.append(("fabric.tiers", "a one-tier fabric has no uplinks to budget"))
     elif any(t.line_cards is not None or t.ports_populated is not None for t in f.tiers):
@@ -328,17 +334,15 @@ def _family_check(cluster, fabric, survive):
         errs.append((f"fabric.tiers[{i}].ports", "the link budget chooses each tier's port split itself, every port "
                                                  "at the switch's port speed; port groups with their own speeds are "
                                                  "not in its model (budget the file without them)"))
-    elif f.family == "rail_optimized" and f.planes > 1:
-        errs.append(("fabric.planes", f"the link budget's model groups the ports of a multi-plane fabric into "
-                                      f"leaves without rails; a rail-optimized fabric of {f.planes} planes keeps its "
-                                      f"rails in every plane, which the model does not reproduce (budget it with "
-                                      f"planes: 1, or as a clos)"))
     elif f.dual_homed and f.planes > 1 and (f.dual_homed_across or "planes") == "planes":
         errs.append(("fabric.dual_homed_across", "the link budget's model puts a dual-homed NIC's two ports on "
                                                  "two leaves of one plane; across planes it does not reproduce the "
                                                  "built fabric (budget it without dual_homed: the ports go to the "
                                                  "same planes)"))
-    if not errs and survive == "plane" and fabric.planes < 2:
+    if not errs and survive == "plane" and f.family == "rail_only":
+        errs.append(("goals.survive", "no budget survives the loss of a plane on a rail-only fabric: each rail is "
+                     "its own plane, and the endpoints of a lost rail are cut off (choose --survive none|link|switch)"))
+    elif not errs and survive == "plane" and fabric.planes < 2:
         errs.append(("goals.survive", "no budget survives the loss of a plane: the fabric has one plane "
                      "(set fabric.planes >= 2 or choose --survive none|link|switch)"))
     if errs:
@@ -418,7 +422,10 @@ class _Data:
             rail = ep_local[self.port_ep] % n_rails
             host = ~np.asarray(fabric.ep_is_accel, bool)[self.port_ep]
             if host.any():
-                rail[host] = (port_k[host] // (2 if dual else 1)) % n_rails
+                # the builder's rail slot of a host port: 2 ports when dual-homed on one plane, times
+                # the planes on a rail-optimized fabric of several planes (its rails in every plane)
+                per = (2 if dual else 1) * (self.planes if (self.family == "rail_optimized" and self.planes > 1) else 1)
+                rail[host] = (port_k[host] // per) % n_rails
                 type_names = list(cluster.node_types)
                 file_index = {nt.name: i for i, nt in enumerate(f.node_types)}
                 ptype = np.asarray(fabric.server_type, np.int64)[fabric.ep_server[self.port_ep]]
@@ -430,7 +437,8 @@ class _Data:
         else:
             rail = np.zeros(n_ports, np.int64)
         side = (port_k & 1) if dual else np.zeros(n_ports, np.int64)
-        lane = rail if (self.family == "rail_optimized" and self.planes == 1) else np.zeros(n_ports, np.int64)
+        # a rail-optimized fabric keeps its rails in every plane; a rail-only fabric is one plane per rail
+        lane = rail if self.family == "rail_optimized" else np.zeros(n_ports, np.int64)
         self.rail = rail if self.family == "rail_optimized" else None
         self.nsub = 2 * n_rails
         self.sub = lane * 2 + side
@@ -454,6 +462,38 @@ class _Data:
         dom = fabric.ep_domain
         keep = (src != dst) & ~((dom[src] == dom[dst]) & (dom[src] >= 0)) & (rate > 0)
         src, dst, rate = src[keep], dst[keep], rate[keep]
+        # rail-only: a flow between rails first crosses its source's scale-up domain to the member
+        # on the destination's rail (the lowest-numbered one), which sends it on that rail
+        self.cross_rail_gbps = 0.0
+        self.cross_rail_flows = 0
+        self.no_rail_path_gbps = 0.0
+        if self.family == "rail_only" and src.size:
+            rail_ep = ep_local.astype(np.int64)
+            cross = rail_ep[src] != rail_ep[dst]
+            if cross.any():
+                R = int(rail_ep.max()) + 1
+                members = np.flatnonzero(dom >= 0)
+                key = dom[members].astype(np.int64) * R + rail_ep[members]
+                table = np.full(int(key.max(initial=0)) + 1, -1, np.int64)
+                table[key[::-1]] = members[::-1]      # the lowest endpoint of each (domain, rail)
+                ci = np.flatnonzero(cross)
+                ok = dom[src[ci]] >= 0
+                proxy = np.full(ci.size, -1, np.int64)
+                k2 = dom[src[ci[ok]]].astype(np.int64) * R + rail_ep[dst[ci[ok]]]
+                inside = k2 < table.size
+                pk = np.full(k2.size, -1, np.int64)
+                pk[inside] = table[k2[inside]]
+                proxy[ok] = pk
+                has = proxy >= 0
+                self.cross_rail_gbps = float(rate[ci[has]].sum())
+                self.cross_rail_flows = int(has.sum())
+                self.no_rail_path_gbps = float(rate[ci[~has]].sum())
+                src = src.copy()
+                src[ci[has]] = proxy[has]
+                drop = np.ones(src.size, bool)
+                drop[ci[~has]] = False
+                drop &= src != dst                       # the proxy is the destination: scale-up only
+                src, dst, rate = src[drop], dst[drop], rate[drop]
         if src.size:
             key = src * n_ep + dst
             uk, inv = np.unique(key, return_inverse=True)
@@ -952,7 +992,7 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
                     d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
         for iE, eo in enumerate(T.E_opts):
             if time.monotonic() > time_budget_end:
-                raise SolverError("the link-budget tables were not complete within the time limit; raise --time-limit")
+                raise TimeLimitError("the link-budget tables were not complete within the time limit; raise the time limit")
             b1 = eo["b1"] or 1
             eo["b1"] = b1
             spp = eo["U0"] // b1
@@ -1480,6 +1520,11 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     analytic = [sc for sc in (req["scenarios"] or []) if sc["kind"] != "jobs"]
     eff = wire_efficiency(cluster)
     data = _Data(cluster, fabric, demands, eff, analytic)
+    if data.no_rail_path_gbps > 0:
+        raise SpecError([("jobs" if cluster.file.jobs else "traffic",
+                          f"{data.no_rail_path_gbps:.3g} Gb/s (wire) of traffic crosses rails from an endpoint "
+                          f"whose scale-up domain has no member on the destination's rail; a rail-only fabric has "
+                          f"no path for it (choose rail_optimized or clos, or place the jobs on one rail)")])
     n_acc = max(int(np.asarray(fabric.ep_is_accel).sum()), 1)
     bis_floor = req["floor"][1] * n_acc if req["floor"] else 0.0
     data.verify(fabric)  # the model's leaves and pods are the built fabric's, or no budget
@@ -1540,8 +1585,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     if best is None:
         if all(s == "INFEASIBLE" for s in statuses):
             raise _infeasible(data, tables, survive, tau, target_util is not None, tier_caps, req)
-        raise SolverError(f"the link-budget solver found no budget within {time_limit:g} s "
-                          f"(statuses: {sorted(set(statuses))}); raise --time-limit")
+        raise TimeLimitError(f"the link-budget solver found no budget within {time_limit:g} s "
+                             f"(statuses: {sorted(set(statuses))}); raise the time limit")
     all_opt = all(s in ("OPTIMAL", "INFEASIBLE") for s in statuses)
     status = "optimal" if all_opt else "feasible"
     gap = 0.0 if all_opt else max(0.0, (best["value"] - bound) / max(abs(best["value"]), 1e-12))
@@ -1669,6 +1714,11 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
               "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
               "model_choices": len(tables), "feasible_candidates": n_cand,
               "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    if data.family == "rail_only":
+        # the traffic that takes the extra scale-up hop to its destination's rail (wire Gb/s)
+        solver["cross_rail"] = {"flows": data.cross_rail_flows, "scaleup_gbps": data.cross_rail_gbps,
+                                "share_of_offered": (data.cross_rail_gbps / data.offered_gbps
+                                                     if data.offered_gbps > 0 else 0.0)}
     if req["floor"] or req["scenarios"] is not None:
         solver["space"].append(_requirements_rule(req))
     if os_caps is not None:

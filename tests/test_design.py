@@ -1,0 +1,215 @@
+"""The design search (topo.solve.design): the front against brute force over every candidate.
+
+The brute force shares nothing with the search but the candidate's cluster file: every candidate
+is sized here by topo.solve.linkbudget.budget (or, with one tier, built and checked by
+topo.solve.budget_check), its jobs routed with topo.routing.engine.analyze, and the front
+computed by the definition of dominance written below.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from topo.cli.app import main
+from topo.core.errors import SolverError, SpecError, TimeLimitError
+from topo.model.fabric import build
+from topo.model.spec import from_dict, wire_efficiency
+from topo.routing.describe import bill_of_materials
+from topo.solve import budget_check
+from topo.solve import design as D
+from topo.solve import linkbudget as B
+from topo.traffic.demand import fit_in_order
+
+from conftest import cluster_dict, no_crash
+
+KEYS = ("total_usd", "network_kw", "job_time_s", "p95_penalty", "headroom")
+
+
+def _cluster(racks=4, nodes=2, accel=4):
+    d = cluster_dict(n_racks=racks, nodes_per_rack=nodes, accel=accel,
+                     tiers=[{"switch": "th4-64x400"}, {"switch": "th4-64x400"}])
+    d["transport"] = {"protocol": "ideal"}
+    d["goals"] = {"time_limit_s": 20, "survive": "none", "seed": 3, "workers": 1}
+    n = racks * nodes * accel
+    d["jobs"] = [{"name": "moe", "accelerators": n // 2, "ep": n // 2, "collectives": [
+                    {"op": "alltoall", "group": "ep", "bytes": "64MiB"}]},
+                 {"name": "dense", "accelerators": n // 2, "tp": accel, "collectives": [
+                    {"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}]
+    return d
+
+
+def _brute_row(c, cand, placement):
+    """One candidate sized without topo.solve.design: (objectives) or None when no design exists."""
+    d = D.candidate_dict(c.file.model_dump(mode="json"), cand)
+    try:
+        cc = from_dict(d)
+        f = build(cc)
+        if cand["tiers"] == 1:
+            dem = B._demands(cc, f, placement)
+            chk = budget_check.check(cc, dem, survive="none", target_util=0.8, efficiency=wire_efficiency(cc))
+            if not chk["ok"]:
+                return None
+            bom = bill_of_materials(f, cc)["totals"]
+            kw = bom["network_kw"]
+            total = bom["network_cost_usd"] + kw * 1e3 * B._energy_usd_per_w(cc)
+            ca, fa, head = cc, f, 1.0
+        else:
+            r = B.budget(cc, f, placement=placement, survive="none", seed=3, workers=1)
+            assert r.check["ok"]
+            total, kw = r.cost["chosen"]["total_usd"], r.cost["chosen"]["network_kw"]
+            ca = from_dict(r.cluster_after)
+            fa = build(ca)
+            head = 1.0 - max(u["routed_after"] for u in r.utilization.values())
+    except SpecError:
+        return None
+    a = B._job_times(ca, fa, placement, 3, None)["jobs"]
+    pen = sorted(t / i for t, i in a.values())
+    return {"id": cand["id"], "total_usd": total, "network_kw": kw, "job_time_s": sum(t for t, _ in a.values()),
+            "p95_penalty": pen[-1], "headroom": head}
+
+
+def _dominates(a, b):
+    sign = {"headroom": -1}
+    ge = all(sign.get(k, 1) * a[k] <= sign.get(k, 1) * b[k] + 1e-9 * max(abs(a[k]), abs(b[k]), 1) for k in KEYS)
+    gt = any(sign.get(k, 1) * a[k] < sign.get(k, 1) * b[k] - 1e-9 * max(abs(a[k]), abs(b[k]), 1) for k in KEYS)
+    return ge and gt
+
+
+@pytest.fixture(scope="module")
+def searched():
+    """160 GPUs under RoCE with one queue pair: no single switch holds a plane's ports, the
+    oversubscribed Clos hashes into collisions, a rail-only fabric of one switch per rail is
+    fastest: a front of two with every family sized."""
+    d = _cluster(racks=5, nodes=4, accel=8)
+    d["transport"] = {"protocol": "roce", "qps_per_connection": 1}
+    c = from_dict(d)
+    r = D.design(c, switches="th4-64x400,th5-128x400", tiers=(1, 2))
+    return c, r
+
+
+def test_front_equals_brute_force_over_every_candidate(searched):
+    c, r = searched
+    placement, _ = fit_in_order(c, build(c))
+    cands = D.candidates(c, None, "th4-64x400,th5-128x400", (1, 2))
+    assert [x["id"] for x in r.candidates] == [x["id"] for x in cands]
+    rows = {}
+    for cand in cands:
+        b = _brute_row(c, cand, placement)
+        got = next(x for x in r.candidates if x["id"] == cand["id"])
+        if b is None:
+            assert got["status"] in ("infeasible", "pruned"), got
+            continue
+        assert got["status"] == "sized", got
+        for k in KEYS:
+            assert got[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9), (cand["id"], k)
+        rows[cand["id"]] = b
+    front = [i for i, a in rows.items() if not any(_dominates(b, a) for j, b in rows.items() if j != i)]
+    assert list(r.front) == front and len(front) >= 2
+    assert r.counts["pruned_by_bound"] and r.counts["dominated"]
+    # the search saw every family: rail-only's jobs cross rails through the scale-up domain
+    assert {x["family"] for x in r.candidates if x["status"] == "sized"} == set(D.FAMILIES)
+
+
+def test_no_dominated_candidate_on_the_front_and_each_loser_named(searched):
+    c, r = searched
+    sized = {x["id"]: x for x in r.candidates if x["status"] == "sized"}
+    for i in r.front:
+        assert not any(_dominates(b, sized[i]) for j, b in sized.items() if j != i)
+    lost = {x["id"]: x for x in r.dominated}
+    assert set(lost) | set(r.front) == set(sized) and not set(lost) & set(r.front)
+    for i, x in lost.items():
+        assert x["by"] in r.front and _dominates(sized[x["by"]], sized[i]) and x["worse_on"]
+    assert r.chosen in r.front
+    assert r.chosen == min((sized[i] for i in r.front), key=lambda x: x["total_usd"])["id"]
+
+
+def test_every_returned_design_is_rebuilt_and_checked(searched):
+    c, r = searched
+    placement, _ = fit_in_order(c, build(c))
+    for x in r.candidates:
+        if x["status"] != "sized":
+            continue
+        ca = from_dict(x["cluster_after"])
+        f = build(ca)
+        assert [int(n) for n in f.tier_switch_counts] == x["switches_per_tier"]
+        chk = budget_check.check(ca, B._demands(ca, f, placement), survive="none", target_util=1.0,
+                                 efficiency=wire_efficiency(ca))
+        assert chk["ok"], (x["id"], chk["problems"])
+
+
+def test_pruned_candidates_have_no_design():
+    """A candidate set aside by its port count: neither the builder nor the budget finds a design."""
+    c = from_dict(_cluster(racks=8, nodes=4, accel=4))
+    r = D.design(c, switches="th4-64x400", tiers=(1,), families="clos")
+    assert r.counts["pruned_by_bound"] == 1 and r.counts["sized"] == 0 and not r.front
+    cand = r.candidates[0]
+    with pytest.raises(SpecError):
+        build(from_dict(D.candidate_dict(c.file.model_dump(mode="json"), cand)))
+
+
+def test_same_result_on_a_process_pool():
+    c = from_dict(_cluster(racks=2, nodes=2))
+    kw = dict(switches="th4-64x400", tiers=(1, 2), families="clos,rail_only")
+    a = D.design(c, **kw).to_dict()
+    with cf.ProcessPoolExecutor(max_workers=2) as ex:
+        b = D.design(c, executor=ex, **kw).to_dict()
+    for d in (a, b):
+        d.pop("seconds")
+        for x in d["candidates"]:
+            x.pop("seconds", None)
+    assert a == b
+
+
+def test_max_slowdown_sets_the_slow_aside():
+    c = from_dict(_cluster())
+    r = D.design(c, switches="th4-64x400,th5-128x400", tiers=(1, 2), max_slowdown=1.0)
+    fastest = min(x["job_time_s"] for x in r.candidates if x["status"] in ("sized", "too_slow"))
+    for x in r.candidates:
+        if x["status"] == "too_slow":
+            assert x["job_time_s"] > fastest and not x["on_front"]
+        elif x["status"] == "sized":
+            assert x["job_time_s"] == pytest.approx(fastest, rel=1e-9)
+
+
+@pytest.mark.parametrize("kw,path", [
+    (dict(families="clos,torus"), "families"), (dict(switches="nope"), "switches"),
+    (dict(tiers=(4,)), "tiers"), (dict(objective="speed"), "objective"), (dict(max_slowdown=0.5), "max_slowdown"),
+])
+def test_bad_parameters_are_named(kw, path):
+    with pytest.raises(SpecError) as e:
+        D.design(from_dict(_cluster()), **kw)
+    assert path in dict(e.value.errors)
+
+
+def test_cli(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_cluster(racks=2, nodes=2)))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["design", str(p), "--switches", "th4-64x400", "--tiers", "1,2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads((out / "design.json").read_text())
+    assert d["chosen"] in d["front"] and "pruned by bound" in res.output
+    for args, flag in ((["--families", "x"], "--families"), (["--tiers", "2,x"], "--tiers"),
+                       (["--switches", "nope"], "--switches")):
+        res = CliRunner().invoke(main, ["design", str(p), *args])
+        assert res.exit_code == 2 and flag in res.output and no_crash(res), res.output
+
+
+def test_time_limit_is_its_own_status_and_a_rejected_answer_raises(monkeypatch):
+    c = from_dict(_cluster(racks=2, nodes=2))
+    kw = dict(switches="th4-64x400", tiers=(2,), families="clos")
+
+    def slow(*a, **k):
+        raise TimeLimitError("the link-budget solver found no budget within 1 s (statuses: ['UNKNOWN'])")
+    monkeypatch.setattr(B, "budget", slow)
+    r = D.design(c, **kw)
+    assert [x["status"] for x in r.candidates] == ["time_limit"] and r.counts["time_limit"] == 1 and not r.front
+
+    def wrong(*a, **k):
+        raise SolverError("the independent check rejected the budget")
+    monkeypatch.setattr(B, "budget", wrong)
+    with pytest.raises(SolverError):
+        D.design(c, **kw)

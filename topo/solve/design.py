@@ -1,0 +1,425 @@
+"""Topology design search: family x tiers x planes x switch model, each sized by the link budget.
+
+Owns the candidate space, the task that sizes and routes one candidate, and the Pareto front.
+
+Candidates
+----------
+Every combination of a fabric family (``clos``, ``rail_optimized``, ``rail_only``), a tier count
+(1, 2 or 3), a plane count (1 and every other count that divides the NICs' ports; rail-only fabrics
+have one plane per rail, so only 1) and a switch model (the same model on every tier: the file's
+own models, the whole catalog, or the names given). A candidate is the cluster file with its
+``fabric`` section replaced by ``{family, planes, tiers: [{switch}] x tiers}`` (``dual_homed``
+and ``dual_homed_across`` kept; the tiers' oversubscription, bundles and the pod structure are
+the budget's decisions, so the file's are not carried).
+
+Each candidate is one task (:func:`size_candidate`): validated, built, sized by
+:func:`topo.solve.linkbudget.budget` (CP-SAT, the file's survive goal, rack and network-rack power,
+optics by length; the budget rebuilds its answer and the independent checker
+:mod:`topo.solve.budget_check` confirms it, or the budget raises), then the placed jobs are routed
+on the rebuilt fabric under the cluster's transport (:func:`topo.routing.engine.analyze`, the
+transport's routing model and the run seed). Tasks share nothing, so they run on any executor
+(the process pool or Dask cluster of :mod:`topo.study.executor`, passed in by the caller) and
+their results are gathered in candidate order: the same seed gives the same answer however the
+tasks are scheduled (a candidate the budget cannot finish within the time limit is reported as
+``time_limit``, not infeasible; only that status depends on the machine's speed).
+
+One-tier candidates (one switch per plane; per rail on a rail-only fabric, the usual home of a
+rail-only design) have nothing to budget: they are built as stated and confirmed by the same
+independent checker (routed at the target utilisation, ports, rack power, bill of materials).
+
+Objectives (all minimised; headroom maximised)
+----------------------------------------------
+``total_usd`` (capex + energy over the horizon), ``network_kw``, ``job_time_s`` (the placed jobs'
+summed collective time), ``p95_penalty`` (the 95th percentile of the jobs' time over ideal time;
+with 20 jobs or fewer, the worst) and ``headroom`` (1 - the worst routed switch-link utilisation
+after the file's stated failure, healthy when it states none). A candidate is dominated when
+another is at least as good on every objective and better on one; the front is the candidates
+no other dominates, and each dominated candidate names one front member that dominates it and
+the objectives it loses on.
+
+Pruning (proofs only)
+---------------------
+A candidate is set aside before sizing only when a port count proves no design of it can attach
+its endpoints: a switch whose port is slower than the NIC port; one tier when a plane's (a
+rail's, on rail-only) endpoint ports exceed radix x breakout; two tiers when they exceed radix x
+(radix - 1) x breakout (at most ``radix`` leaves reach a spine plane and each leaf keeps at least
+one uplink). Nothing is pruned by sampling or by a heuristic, and not by dominance (that would
+need bounds on job time and headroom before routing, which are not computed); a candidate the
+budget cannot size is reported infeasible with its reason.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+
+from topo.core.errors import SolverError, SpecError, TimeLimitError
+from topo.core.jsonable import to_jsonable
+
+FAMILIES = ("clos", "rail_optimized", "rail_only")
+TIERS = (1, 2, 3)
+OBJECTIVES = ("total_usd", "network_kw", "job_time_s", "p95_penalty", "headroom")
+_MAXIMISE = {"headroom"}
+_REL = 1e-9
+
+
+@dataclass(frozen=True)
+class DesignResult:
+    """The design search: every candidate with its status, the front and the chosen point."""
+    cluster: str
+    objective: str
+    survive: str
+    max_slowdown: Optional[float]
+    candidates: tuple        # one dict per candidate, in candidate order
+    front: tuple             # candidate ids on the Pareto front, in candidate order
+    dominated: tuple         # {"id", "by", "worse_on"} per dominated candidate
+    chosen: Optional[str]    # the front member best by ``objective``
+    counts: dict             # candidates, sized, pruned by bound, infeasible, too slow, front
+    seconds: float
+    version: int = 1
+
+    def to_dict(self) -> dict:
+        return to_jsonable(asdict(self))
+
+
+# --- the candidate space -------------------------------------------------------------------
+def _switch_models(cluster, switches) -> list:
+    """The switch models searched: the file's own (``None``), the whole catalog, or the names given."""
+    if switches is None:
+        names = []
+        for t in cluster.file.fabric.tiers:
+            if isinstance(t.switch, str) and t.switch not in names:
+                names.append(t.switch)
+        if not names:
+            raise SpecError([("switches", "the file's tiers name no catalog switch (inline or chassis switches are "
+                                          "not searched); give catalog switch names or 'catalog'")])
+        return sorted(names)
+    if isinstance(switches, str):
+        switches = [s.strip() for s in switches.split(",") if s.strip()]
+    if list(switches) == ["catalog"]:
+        return sorted(cluster.switches)
+    unknown = [s for s in switches if s not in cluster.switches]
+    if unknown:
+        raise SpecError([("switches", f"not in the switch catalog: {', '.join(map(repr, unknown))} "
+                                      f"(known: {', '.join(sorted(cluster.switches))})")])
+    if not switches:
+        raise SpecError([("switches", "name at least one switch model, or 'catalog'")])
+    return sorted(set(switches))
+
+
+def _families(families) -> list:
+    if families is None:
+        return list(FAMILIES)
+    if isinstance(families, str):
+        families = [s.strip() for s in families.split(",") if s.strip()]
+    bad = [f for f in families if f not in FAMILIES]
+    if bad or not families:
+        raise SpecError([("families", f"expected a list of {', '.join(FAMILIES)}; found "
+                                      f"{', '.join(map(repr, bad)) if bad else 'none'}")])
+    return [f for f in FAMILIES if f in families]
+
+
+def _plane_counts(cluster, family: str) -> list:
+    """1, and every plane count above 1 that divides every node type's NIC ports."""
+    if family == "rail_only":
+        return [1]
+    ports = [nt.nic_ports for nt in cluster.node_types.values()]
+    top = min(ports) if ports else 1
+    return [1] + [p for p in range(2, top + 1) if all(n % p == 0 for n in ports)]
+
+
+def candidates(cluster, families=None, switches=None, tiers=TIERS) -> list:
+    """Every candidate of the space, in a fixed order (family, tiers, planes, switch)."""
+    out = []
+    for fam in _families(families):
+        for n in tiers:
+            for p in _plane_counts(cluster, fam):
+                for sw in _switch_models(cluster, switches):
+                    out.append({"id": f"{fam}/{n}-tier/{p}-plane/{sw}", "family": fam, "tiers": n,
+                                "planes": p, "switch": sw})
+    return out
+
+
+def candidate_dict(file_dict: dict, cand: dict) -> dict:
+    """The cluster file of a candidate: its fabric section replaced (dual homing kept)."""
+    d = copy.deepcopy(file_dict)
+    old = d.get("fabric") or {}
+    fab = {"family": cand["family"], "planes": cand["planes"],
+           "tiers": [{"switch": cand["switch"]} for _ in range(cand["tiers"])]}
+    if old.get("dual_homed"):
+        fab["dual_homed"] = True
+        if old.get("dual_homed_across") is not None:
+            fab["dual_homed_across"] = old["dual_homed_across"]
+    d["fabric"] = fab
+    return d
+
+
+def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
+    """Why no budget can attach the endpoints of this candidate (a proof by port count), or None."""
+    sw = cluster.switches[cand["switch"]]
+    up0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+    nic = float(fabric.link_gbps[up0].max(initial=0.0))
+    if sw.port_gbps < nic:
+        return f"its {sw.port_gbps:g}G ports are slower than the {nic:g}G NIC port"
+    if cand["tiers"] in (1, 2):
+        n_ports = int(up0.sum())
+        if cand["family"] == "rail_only":
+            acc = [nt.accelerators for nt in cluster.node_types.values()]
+            rails = max(max(acc), 1)
+            # accelerator ports only (their rail is their local index): a lower bound on the
+            # busiest rail's ports whatever rails the hosts without accelerators take
+            src = fabric.link_src[up0]
+            acc_port = np.asarray(fabric.ep_is_accel, bool)[src]
+            rail = np.asarray(fabric.ep_local, np.int64)[src[acc_port]] % rails
+            per_plane = int(np.bincount(rail, minlength=rails).max(initial=0))
+        else:
+            per_plane = -(-n_ports // cand["planes"])
+        breakout = max(int(sw.port_gbps // nic), 1)
+        if cand["tiers"] == 1:
+            cap = sw.radix * breakout
+            if per_plane > cap:
+                return (f"{per_plane:,} endpoint ports on a plane exceed one {sw.radix}-port switch's "
+                        f"{sw.radix} ports x breakout {breakout} = {cap:,}")
+            return None
+        cap = sw.radix * (sw.radix - 1) * breakout
+        if per_plane > cap:
+            return (f"{per_plane:,} endpoint ports on a plane exceed what two tiers of {sw.radix}-port switches "
+                    f"attach: {sw.radix} leaves x {sw.radix - 1} ports x breakout {breakout} = {cap:,}")
+    return None
+
+
+# --- one candidate ---------------------------------------------------------------------------
+def size_candidate(task: dict) -> dict:
+    """Size one candidate with the link budget and route its jobs (a self-contained task).
+
+    ``task``: {"file": the cluster file dict, "base_dir", "cand", "placement", "objective",
+    "survive", "seed", "time_limit"}. Returns the candidate dict with ``status`` ("sized" or
+    "infeasible"), the reason or the objectives, and the budget's cluster file after."""
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.solve import linkbudget as B
+    cand = dict(task["cand"])
+    t0 = time.perf_counter()
+    if cand["tiers"] == 1:
+        return _one_tier(task, cand, t0)
+    try:
+        c = from_dict(candidate_dict(task["file"], cand), source=f"(design {cand['id']})", base_dir=task["base_dir"])
+        fab = build(c)
+        r = B.budget(c, fab, placement=task["placement"], objective=task["objective"], survive=task["survive"],
+                     seed=task["seed"], workers=1, time_limit=task["time_limit"])
+    except SpecError as e:
+        return _not_sized(cand, e, t0)
+    except TimeLimitError as e:   # any other SolverError is the budget's answer rejected: never hidden
+        return _not_sized(cand, e, t0)
+    if not r.check.get("ok"):  # budget() raises on a failed check; never return one unchecked
+        raise SolverError(f"design candidate {cand['id']}: the independent check failed: {r.check.get('problems')}")
+    ca = from_dict(r.cluster_after, source="(design)", base_dir=task["base_dir"])
+    fa = build(ca)
+    jobs = {}
+    if task["placement"]:
+        jobs = B._job_times(ca, fa, task["placement"], task["seed"], None)["jobs"]
+    times = [t for t, _ in jobs.values()]
+    pen = [t / i if i else 1.0 for t, i in jobs.values()]
+    worst = [v for v in (r.headroom.get(k, {}).get("worst_util_after_failure") for k in ("leaf-spine", "spine-super"))
+             if v is not None]
+    if not worst:
+        worst = [u.get("routed_after") or 0.0 for u in r.utilization.values()]
+    out = {**cand, "status": "sized",
+           "total_usd": float(r.cost["chosen"]["total_usd"]), "capex_usd": float(r.cost["chosen"]["capex_usd"]),
+           "network_kw": float(r.cost["chosen"]["network_kw"]),
+           "job_time_s": float(sum(times)) if times else 0.0,
+           "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
+           "headroom": float(1.0 - max(worst, default=0.0)) + 0.0,
+           "switches_per_tier": [t["switches"] for t in r.tiers],
+           "oversubscription": [t["oversubscription"] for t in r.tiers[:-1]],
+           "check": {"ok": bool(r.check["ok"]), "scenarios": list(r.check.get("scenarios", [])),
+                     "switch_counts": list(r.check.get("switch_counts", []))},
+           "budget_status": r.solver["status"],
+           "cluster_after": r.cluster_after, "seconds": time.perf_counter() - t0}
+    if "cross_rail" in r.solver:
+        out["cross_rail"] = r.solver["cross_rail"]
+    return out
+
+
+def _not_sized(cand: dict, e: Exception, t0: float) -> dict:
+    """A candidate the budget did not size: infeasible (a proof from the budget or the builder),
+    or not sized within the time limit (status ``time_limit``: says nothing about the candidate)."""
+    errs = getattr(e, "errors", None)
+    why = "; ".join(f"{p}: {m}" for p, m in errs[:2]) if errs else str(e).strip().splitlines()[-1]
+    status = "time_limit" if isinstance(e, TimeLimitError) else "infeasible"
+    return {**cand, "status": status, "reason": why, "seconds": time.perf_counter() - t0}
+
+
+def _one_tier(task: dict, cand: dict, t0: float) -> dict:
+    """A one-tier candidate (one switch per plane, or per rail on a rail-only fabric): nothing to
+    budget, so it is built as stated and confirmed by the independent checker (routed at the
+    target, ports, rack power, the bill of materials)."""
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict, wire_efficiency
+    from topo.routing.describe import bill_of_materials
+    from topo.solve import budget_check
+    from topo.solve import linkbudget as B
+    survive = task["survive"]
+    try:
+        d = candidate_dict(task["file"], cand)
+        c = from_dict(d, source=f"(design {cand['id']})", base_dir=task["base_dir"])
+        if survive == "plane" and (cand["family"] == "rail_only" or cand["planes"] < 2):
+            raise SpecError([("goals.survive", "no design of one plane (or one plane per rail) survives the loss "
+                                               "of a plane")])
+        fab = build(c)
+        demands = B._demands(c, fab, task["placement"])
+        chk = budget_check.check(c, demands, survive=survive, target_util=c.file.goals.target_utilization,
+                                 efficiency=wire_efficiency(c))
+        if not chk["ok"]:
+            raise SpecError([("fabric", "the independent check rejects it: " + "; ".join(chk["problems"][:2]))])
+    except SpecError as e:
+        return _not_sized(cand, e, t0)
+    money = B._bom_money(c, bill_of_materials(fab, c))
+    jobs = B._job_times(c, fab, task["placement"], task["seed"], None)["jobs"] if task["placement"] else {}
+    times = [t for t, _ in jobs.values()]
+    pen = [t / i if i else 1.0 for t, i in jobs.values()]
+    return {**cand, "status": "sized", "total_usd": float(money["total_usd"]), "capex_usd": float(money["capex_usd"]),
+            "network_kw": float(money["network_kw"]), "job_time_s": float(sum(times)) if times else 0.0,
+            "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
+            "headroom": 1.0,   # no switch-to-switch link: no failure the checker can survive loads one
+            "switches_per_tier": [int(x) for x in fab.tier_switch_counts], "oversubscription": [],
+            "check": {"ok": True, "scenarios": list(chk.get("scenarios", [])),
+                      "switch_counts": list(chk.get("switch_counts", []))},
+            "budget_status": "one tier: built as stated", "cluster_after": d, "seconds": time.perf_counter() - t0}
+
+
+# --- the front ---------------------------------------------------------------------------------
+def _key(c: dict, k: str) -> float:
+    v = c[k]
+    return -v if k in _MAXIMISE else v
+
+
+def _better(a: float, b: float) -> bool:
+    return a < b - _REL * max(abs(a), abs(b), 1.0)
+
+
+def dominates(a: dict, b: dict) -> bool:
+    """a at least as good as b on every objective and better on one (relative tolerance 1e-9)."""
+    return (all(not _better(_key(b, k), _key(a, k)) for k in OBJECTIVES)
+            and any(_better(_key(a, k), _key(b, k)) for k in OBJECTIVES))
+
+
+def pareto(rows: list) -> tuple[list, list]:
+    """(front ids, dominated rows) of sized candidates, each dominated row naming the first front
+    member (in candidate order) that dominates it and the objectives it loses on."""
+    front = [a for a in rows if not any(dominates(b, a) for b in rows if b is not a)]
+    lost = []
+    for a in rows:
+        if any(a is f for f in front):
+            continue
+        by = next(f for f in front if dominates(f, a))
+        lost.append({"id": a["id"], "by": by["id"],
+                     "worse_on": [k for k in OBJECTIVES if _better(_key(by, k), _key(a, k))]})
+    return [f["id"] for f in front], lost
+
+
+def _choose(front_rows: list, objective: str) -> Optional[str]:
+    if not front_rows:
+        return None
+    if objective == "cost":
+        score = [r["total_usd"] for r in front_rows]
+    elif objective == "power":
+        score = [r["network_kw"] for r in front_rows]
+    else:
+        c0 = min(r["total_usd"] for r in front_rows) or 1.0
+        p0 = min(r["network_kw"] for r in front_rows) or 1.0
+        score = [(r["total_usd"] / c0 + r["network_kw"] / p0) / 2 for r in front_rows]
+    i = min(range(len(front_rows)), key=lambda j: (score[j], j))   # ties: candidate order
+    return front_rows[i]["id"]
+
+
+# --- the search -------------------------------------------------------------------------------
+def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Optional[str] = None,
+           max_slowdown: Optional[float] = None, survive: Optional[str] = None, seed: Optional[int] = None,
+           time_limit: Optional[float] = None, placement=None, executor=None) -> DesignResult:
+    """Search fabric families x tiers x planes x switch models for the cluster's jobs.
+
+    Parameters
+    ----------
+    cluster : Cluster (topo.load)
+    families : list (or comma-separated string) of ``clos``, ``rail_optimized``, ``rail_only``
+        (default: all three)
+    switches : None (the file's own switch models), ``"catalog"`` (every catalog switch) or names
+    tiers : tier counts searched (default 1, 2 and 3)
+    objective : the budget's objective per candidate and the front point chosen: ``cost``,
+        ``power`` or ``balanced`` (default goals.objective)
+    max_slowdown : candidates whose summed job time exceeds this multiple of the fastest sized
+        candidate's are set aside as too slow (default: none set aside)
+    survive : the failure every candidate must survive (default goals.survive)
+    placement : job -> endpoint ids (default: the in-order placement of the jobs that fit on the
+        fabric as given; endpoints are numbered by node, so the same on every candidate)
+    executor : a ``concurrent.futures.Executor`` to run the candidates on (default: this
+        process, one after another); results are gathered in candidate order
+
+    Raises SpecError for bad parameters (paths name them: ``families``, ``switches``,
+    ``objective``, ``max_slowdown``, ``tiers``).
+    """
+    from topo.model.fabric import build
+    from topo.model.spec import run_settings
+    from topo.traffic.demand import fit_in_order
+    t0 = time.perf_counter()
+    g = cluster.file.goals
+    objective = objective or g.objective
+    if objective not in ("cost", "power", "balanced"):
+        raise SpecError([("objective", f"expected cost, power or balanced (found {objective!r})")])
+    if max_slowdown is not None and not (isinstance(max_slowdown, (int, float)) and math.isfinite(max_slowdown)
+                                         and max_slowdown >= 1.0):
+        raise SpecError([("max_slowdown", f"must be a finite number >= 1 (found {max_slowdown!r})")])
+    tiers = tuple(tiers)
+    if not tiers or any(t not in TIERS for t in tiers):
+        raise SpecError([("tiers", f"expected tier counts among {list(TIERS)} (found {list(tiers)})")])
+    survive = survive or g.survive
+    rs = run_settings(cluster, seed=seed, time_limit=time_limit)
+    fabric = build(cluster)
+    if placement is None and cluster.file.jobs:
+        placement, _ = fit_in_order(cluster, fabric)
+    file_dict = cluster.file.model_dump(mode="json")
+    cands = candidates(cluster, families, switches, tiers)
+    results: list = [None] * len(cands)
+    tasks = []
+    for i, cand in enumerate(cands):
+        why = port_bound(cluster, fabric, cand)
+        if why is not None:
+            results[i] = {**cand, "status": "pruned", "reason": f"by port count: {why}"}
+            continue
+        tasks.append((i, {"file": file_dict, "base_dir": cluster.base_dir, "cand": cand, "placement": placement,
+                          "objective": objective, "survive": survive, "seed": rs.seed, "time_limit": rs.time_limit}))
+    if executor is None:
+        for i, t in tasks:
+            results[i] = size_candidate(t)
+    else:
+        futs = {executor.submit(size_candidate, t): i for i, t in tasks}
+        for fu, i in futs.items():
+            results[i] = fu.result()
+    sized = [r for r in results if r["status"] == "sized"]
+    if max_slowdown is not None and sized and cluster.file.jobs:
+        fastest = min(r["job_time_s"] for r in sized)
+        for r in sized:
+            if fastest > 0 and r["job_time_s"] > max_slowdown * fastest * (1 + _REL):
+                r["status"] = "too_slow"
+                r["reason"] = (f"summed job time {r['job_time_s']:.4g} s is {r['job_time_s'] / fastest:.3f}x the "
+                               f"fastest candidate's, above max_slowdown {max_slowdown:g}")
+        sized = [r for r in sized if r["status"] == "sized"]
+    front, lost = pareto(sized)
+    on = set(front)
+    for r in results:
+        r["on_front"] = r["id"] in on
+    chosen = _choose([r for r in sized if r["id"] in on], objective)
+    counts = {"candidates": len(cands), "sized": sum(r["status"] in ("sized", "too_slow") for r in results),
+              "pruned_by_bound": sum(r["status"] == "pruned" for r in results),
+              "infeasible": sum(r["status"] == "infeasible" for r in results),
+              "time_limit": sum(r["status"] == "time_limit" for r in results),
+              "too_slow": sum(r["status"] == "too_slow" for r in results), "front": len(front),
+              "dominated": len(lost)}
+    return DesignResult(cluster=cluster.name, objective=objective, survive=survive, max_slowdown=max_slowdown,
+                        candidates=tuple(results), front=tuple(front), dominated=tuple(lost), chosen=chosen,
+                        counts=counts, seconds=time.perf_counter() - t0)
