@@ -43,15 +43,17 @@ def handle_errors(fn):
 def _flag_names() -> dict[str, str]:
     """Library parameter names -> this command's flags (``time_limit`` -> ``--time-limit``): by the
     option's destination and by its long flag's own name (``format`` -> ``--format`` for ``fmt``)."""
+    from topo.model.spec import ClusterFile
     ctx = click.get_current_context(silent=True)
     names: dict[str, str] = {}
+    file_keys = set(ClusterFile.model_fields)   # a cluster-file path (traffic[0], jobs[1]) is never a flag
     for p in (ctx.command.params if ctx else []):
         longs = [o for o in getattr(p, "opts", []) if o.startswith("--")]
         if isinstance(p, click.Option) and longs:
             names.setdefault(p.name, longs[0])
             for o in longs:
                 names.setdefault(o[2:].replace("-", "_"), o)
-    return names
+    return {k: v for k, v in names.items() if k not in file_keys}
 
 
 def emit_json(obj) -> None:
