@@ -147,13 +147,125 @@ class Section:
     missing: str = ""     # non-empty: "not computed" note
 
 
+# --- columns: what a reader sees for each field the plan stores ---------------------------------
+# raw field -> (header with its unit, how values are shown). Kinds: pct (a fraction shown as a
+# percentage), usd, kw, w, gbps, tbps (a Gb/s figure shown in Tb/s), s, ratio (n:1), x (times),
+# bytes (shown in GB), int, text. The order of this table is the order of the columns: names
+# first, then the design, then load, then money. A field not listed gets a header made from
+# its name (words, with the unit its suffix names) and is placed after the listed ones.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "design": ("Design", "text"), "metrics": ("Run", "text"), "objective": ("Objective", "text"),
+    "kind": ("Kind", "text"), "name": ("Name", "text"), "job": ("Job", "text"), "tier": ("Tier", "text"),
+    "link": ("Link", "text"), "rack": ("Rack", "text"), "racks": ("Racks", "text"), "id": ("Link id", "int"),
+    "requirement": ("Requirement", "text"), "source": ("Source", "text"), "status": ("Solver status", "text"),
+    "model": ("Switch model", "text"), "model_as_given": ("Model as given", "text"), "models": ("Switch models", "text"),
+    "part": ("Part", "text"), "reach": ("Reach class", "text"),
+    "switches_as_given": ("Switches as given", "int"), "switches": ("Switches", "int"),
+    "switch_counts": ("Switches per tier", "text"), "count": ("Count", "int"), "units": ("Units", "int"),
+    "links": ("Links", "int"), "radix": ("Radix (ports)", "int"), "port_gbps": ("Port speed (Gb/s)", "gbps"),
+    "gbps": ("Speed (Gb/s)", "gbps"), "breakout": ("Breakout", "int"),
+    "down_ports": ("Ports down per switch", "int"), "up_ports": ("Ports up per switch", "int"),
+    "endpoint_ports": ("Endpoint ports per leaf", "int"), "uplinks_per_switch": ("Uplinks per switch", "int"),
+    "uplinks": ("Uplinks (total)", "int"), "bundle": ("Links to each switch above", "int"),
+    "partial_pod_bundle": ("Links to each switch above, last pod", "int"),
+    "partial_pod_leaves": ("Leaves in the last pod", "int"), "leaves_per_pod": ("Leaves per pod", "int"),
+    "pods_per_plane": ("Pods per plane", "int"),
+    "oversubscription_as_given": ("Oversubscription as given", "ratio"), "oversubscription": ("Oversubscription", "ratio"),
+    "links_by_optic.dac": ("DAC links", "int"), "links_by_optic.aec": ("AEC links", "int"),
+    "links_by_optic.aoc": ("AOC links", "int"), "links_by_optic.lpo": ("LPO links", "int"),
+    "links_by_optic.sr": ("SR optic links", "int"), "links_by_optic.dr": ("DR optic links", "int"),
+    "links_by_optic.fr": ("FR optic links", "int"),
+    "accelerators": ("Accelerators", "int"), "nodes": ("Nodes", "int"), "leaves": ("Leaves", "int"),
+    "pods": ("Pods", "int"), "priority": ("Priority", "int"),
+    "target": ("Target", "pct"), "effective_target": ("Effective target", "pct"),
+    "model_before": ("Model, as given", "pct"), "model_after": ("Model, chosen", "pct"),
+    "nonblocking_model": ("Model, non-blocking", "pct"), "routed_before": ("Routed, as given", "pct"),
+    "routed_after": ("Routed, chosen", "pct"), "headroom": ("Headroom", "pct"),
+    "worst_util_after_failure": ("Worst utilisation after the failure", "pct"),
+    "util": ("Utilisation", "pct"), "util_mean": ("Mean utilisation", "pct"), "util_p99": ("p99 utilisation", "pct"),
+    "util_max": ("Peak utilisation", "pct"), "max_util": ("Peak utilisation", "pct"),
+    "uplink_imbalance": ("Uplink imbalance", "x"), "worst_node": ("Worst node", "text"),
+    "target_utilization": ("Target utilisation", "pct"), "share": ("Share of limit", "pct"),
+    "load_gbps": ("Load (Gb/s)", "gbps"), "busbw_gbps": ("Bus bandwidth (Gb/s)", "gbps"),
+    "time_s": ("Time per iteration (s)", "s"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
+    "total": ("Summed time vs as given", "x"), "tail": ("p95 penalty vs as given", "x"),
+    "worst_job": ("Worst job", "text"), "worst_job_slowdown": ("Worst job slowdown", "x"),
+    "kw": ("Power (kW)", "kw"), "limit_kw": ("Limit (kW)", "kw"), "network_kw": ("Network power (kW)", "kw"),
+    "watts_each": ("Power each (W)", "w"), "cost_each_usd": ("Cost each", "usd"), "cost_usd": ("Cost", "usd"),
+    "capex_usd": ("Capex", "usd"), "energy_usd": ("Energy over the horizon", "usd"),
+    "total_usd": ("Capex + energy", "usd"), "saved_vs_as_given": ("Saved vs as given", "usd"),
+    "total_fraction": ("Share of capex + energy vs as given", "pct"),
+    "traffic_bytes": ("Traffic per iteration (GB)", "bytes"), "weight_bytes": ("Weighted traffic (GB)", "bytes"),
+    "required": ("Required", "num"), "achieved": ("Achieved", "num"), "margin": ("Margin", "num"),
+    "unit": ("Unit", "text"), "met": ("Met", "text"), "error": ("Error", "text"),
+    "model after": ("Switch model, chosen", "text"), "switches after": ("Switches, chosen", "int"),
+    "oversubscription after": ("Oversubscription, chosen", "ratio"), "roce-hash": ("RoCE hashing", "num"),
+    "uec-spray": ("UEC spraying", "num"), "roce-hash time_s": ("RoCE hashing time (s)", "s"),
+    "uec-spray time_s": ("UEC spraying time (s)", "s"), "penalty": ("Hashing penalty", "x"),
+    "unreachable gbps": ("Unreachable (Gb/s)", "gbps"), "endpoints down": ("Endpoints down", "int"),
+    "endpoints isolated": ("Endpoints isolated", "int"), "jobs affected": ("Jobs affected", "int"),
+    "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
+    "quantity": ("Quantity", "text"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
+}
+_KEY_COLUMNS = ("quantity", "field", "item", "total", "metric")   # a table of (name, value) pairs
+_RANK = {k: i for i, k in enumerate(COLUMNS)}
+_SUFFIX_UNITS = (("_usd", " ($)", "usd"), ("_kw", " (kW)", "kw"), ("_gbps", " (Gb/s)", "gbps"), ("_bytes", " (GB)", "bytes"),
+                 ("_s", " (s)", "s"), ("_frac", "", "pct"), ("_fraction", "", "pct"))
+
+
+def column(raw: str) -> tuple[str, str]:
+    """(header, kind) of a plan field shown as a table column."""
+    if raw in COLUMNS:
+        return COLUMNS[raw]
+    if raw.startswith(("share.", "links_by_optic.")):
+        head, _, rest = raw.partition(".")
+        return (("Traffic share, " if head == "share" else "Links, ") + rest.replace("_", "-"),
+                "pct" if head == "share" else "int")
+    kind, unit, base = "num", "", raw
+    for suf, u, k in _SUFFIX_UNITS:
+        if raw.endswith(suf):
+            kind, unit, base = k, u, raw[: -len(suf)]
+            break
+    if base.startswith("util") or "util " in base:
+        kind = "pct"
+    words = re.sub(r"[_.]+", " ", base).strip()
+    return (words[:1].upper() + words[1:] + unit) if words else raw, kind
+
+
+def show(x, kind: str = "num") -> str:
+    """A value in the form its column's kind calls for."""
+    v = _num(x)
+    if v is None or kind in ("text", "int"):
+        return fmt(x)
+    if kind == "pct":
+        p = 100.0 * v
+        if abs(p) < 0.05:
+            return "0%"
+        return f"{p:.1f}%" if abs(p) < 1000 else f"{p:,.0f}%"
+    if kind == "usd":
+        return usd(v)
+    if kind == "ratio":
+        return f"{v:.2f}:1"
+    if kind == "x":
+        return f"{v:.2f}x"
+    if kind == "bytes":
+        return fmt(round(v / 1e9, 3))
+    if kind in ("kw", "gbps", "s", "w"):
+        return fmt(round(v, 3 if abs(v) < 10 else 1))
+    return fmt(x)
+
+
 def make_table(records, columns: Optional[list] = None, *, name_key: str = "name", limit: int = TABLE_ROWS,
-               caption: str = "", sort_key=None, first: tuple = ("metrics", "kind", "name", "job", "tier", "link",
-                                                                    "rack")) -> Table:
+               caption: str = "", sort_key=None, first: tuple = (), group: bool = False,
+               transpose_over: int = 9) -> Table:
     """A table from a list of flat dicts, or a dict of dicts (its keys become ``name_key``).
 
-    Nested dicts are flattened to dotted columns; columns are the keys in
-    first-seen order unless given. Rows beyond ``limit`` are counted, not shown.
+    Nested dicts are flattened to dotted columns. Columns are ``columns`` when given, else
+    in the order of :data:`COLUMNS` (``first`` ahead of them); headers and value formats come
+    from :func:`column`. ``group``: rows equal in every column but the first are shown once,
+    the first cell naming how many ("56 racks: rack000 ... rack055"). A table wider than
+    ``transpose_over`` columns is transposed (one row per field) so it fits the page. Rows
+    beyond ``limit`` are counted, not shown.
     """
     if isinstance(records, dict):
         recs = []
@@ -166,14 +278,37 @@ def make_table(records, columns: Optional[list] = None, *, name_key: str = "name
     if sort_key is not None:
         recs = sorted(recs, key=sort_key)
     if columns is None:
-        columns = []
+        seen = []
         for r in recs:
             for k in r:
-                if k not in columns:
-                    columns.append(k)
-        columns = [c for c in first if c in columns] + [c for c in columns if c not in first]
-    rows = [[fmt(r.get(c)) if c in r else "" for c in columns] for r in recs[:limit]]
-    return Table(columns=list(columns), rows=rows, total=len(recs), caption=caption)
+                if k not in seen:
+                    seen.append(k)
+        columns = sorted(seen, key=lambda c: (0 if c in first else 1, first.index(c) if c in first else 0,
+                                              -1 if c in _KEY_COLUMNS else _RANK.get(c, len(_RANK)), seen.index(c)))
+    cols = [column(c) if c not in first or c in COLUMNS else (c, "text") for c in columns]
+    if columns and columns[0] in _KEY_COLUMNS:
+        # one quantity per row: its name made readable, its values shown in its own unit
+        cols[0] = column(columns[0])
+        rows = []
+        for r in recs:
+            raw = str(r.get(columns[0]))
+            head, kind = column(raw) if "(" not in raw else (raw[:1].upper() + raw[1:], "num")
+            rows.append([head] + [show(r.get(c), kind) if c in r else "" for c in columns[1:]])
+    else:
+        rows = [[show(r.get(c), kind) if c in r else "" for c, (_, kind) in zip(columns, cols)] for r in recs]
+    if group and rows:
+        groups: dict = {}
+        for r in rows:
+            groups.setdefault(tuple(r[1:]), []).append(r[0])
+        rows = [[(f"{len(names)}: {names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names))] + list(rest)
+                for rest, names in groups.items()]
+    total = len(rows)
+    headers = [h for h, _ in cols]
+    if len(headers) > transpose_over and 0 < len(rows) <= 8:
+        headers, rows = [headers[0]] + [r[0] for r in rows], [[h] + [r[i] for r in rows] for i, h in
+                                                               enumerate(headers) if i > 0]
+        return Table(columns=headers, rows=rows, total=len(rows), caption=caption)
+    return Table(columns=headers, rows=rows[:limit], total=total, caption=caption)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -407,8 +542,8 @@ def _summary(plan: dict) -> Section:
             if b.get("switches") != t.get("switches") or b.get("oversubscription") != t.get("oversubscription") \
                     or b.get("model") != t.get("model"):
                 changed.append(f"{t.get('tier')}: {fmt(b.get('switches'))} x {b.get('model', 'n/a')} "
-                               f"(oversubscription {fmt(b.get('oversubscription'))}) -> {fmt(t.get('switches'))} x "
-                               f"{t.get('model', 'n/a')} (oversubscription {fmt(t.get('oversubscription'))})")
+                               f"(oversubscription {show(b.get('oversubscription'), 'ratio')}) -> {fmt(t.get('switches'))} x "
+                               f"{t.get('model', 'n/a')} (oversubscription {show(t.get('oversubscription'), 'ratio')})")
         if not changed:
             changed.append("the link budget keeps the fabric as given")
     p = plan.get("placement") or {}
@@ -858,8 +993,91 @@ def _power_section(plan: dict) -> Section:
     s.figures.append(Figure("fig-power", "Rack power against limits",
                             "Power per rack with the placed jobs busy (red: over the limit).", draw))
     top = sorted(racks, key=lambda r: (-(float(r["kw"]) - (_num(r.get("limit_kw")) or 0.0)), str(r.get("rack"))))
-    s.tables.append(make_table(top, limit=20, caption="Racks closest to (or over) their limit"))
+    s.tables.append(make_table([{k: r.get(k) for k in ("rack", "kw", "limit_kw", "share")} for r in top], limit=20,
+                               group=True, caption="Racks closest to (or over) their limit; racks alike are grouped"))
     return s
+
+
+def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
+    """Floor plan of the design as chosen: racks in their rows (positions from the fabric rebuilt
+    from the plan), each coloured by its power against its limit with the placed jobs busy, the
+    end-of-row network racks where leaves sit there, and the links by reach class beside it."""
+    f = fabrics.get("after")
+    if f is None or not f.n_racks:
+        return None
+    row, col = np.asarray(f.rack_row, dtype=np.int64), np.asarray(f.rack_col, dtype=np.int64)
+    kw = {str(r.get("rack")): _num(r.get("kw")) for r in (_get(plan, "placement.racks") or []) if isinstance(r, dict)}
+    lim = np.asarray(f.rack_limit_kw, dtype=float)
+    share = np.array([(kw.get(f.rack_name(i)) or 0.0) / lim[i] if lim[i] > 0 else np.nan for i in range(f.n_racks)])
+    eor = _get(plan, "cluster_file_after.floor.leaf_placement") or _get(plan, "cluster_file.floor.leaf_placement") or "eor"
+    R, C = int(row.max()) + 1, int(col.max()) + 1
+    grid = np.full((R, C + (1 if eor == "eor" else 0)), np.nan)
+    grid[row, col] = share
+    tiers = _tiers_of(plan.get("describe_after") or plan.get("describe_before"))
+    optics = [o for o in (_get(plan, "budget.bill_of_materials.optics") or
+                          _get(plan, "describe_after.bill_of_materials.optics") or
+                          _get(plan, "describe_before.bill_of_materials.optics") or []) if isinstance(o, dict)]
+
+    def draw(fig):
+        from matplotlib.colors import ListedColormap
+        ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
+        ax.grid(False)
+        im = ax.imshow(grid, cmap="YlOrRd", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+        if eor == "eor":
+            net = np.full(grid.shape, np.nan)
+            net[:, -1] = 1.0
+            ax.imshow(net, cmap=ListedColormap([_COLORS["after"]]), interpolation="nearest", aspect="auto")
+        ax.set_xlabel("position in row" + ("  (last column: end-of-row network rack with the leaves)" if eor == "eor" else ""))
+        ax.set_ylabel("row")
+        if R <= 40:
+            ax.set_yticks(np.arange(R))
+        fig.colorbar(im, ax=ax, label="rack power / limit", fraction=0.04)
+        ax.set_title("racks by row", fontsize=9)
+        names = [str(o.get("reach") or o.get("part")) for o in optics]
+        links = [_num(o.get("links")) or 0.0 for o in optics]
+        y = np.arange(len(names))
+        bx.barh(y, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
+        bx.set_yticks(y, [mpl_text(f"{n} {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
+        bx.invert_yaxis()
+        bx.set_xlabel("links by reach class")
+    return Figure("fig-floor", "Floor plan",
+                  f"{fmt(f.n_racks)} racks in {R} row(s) of up to {C}, coloured by power against the rack's limit "
+                  "with the placed jobs busy (grey: no figure)"
+                  + ("; blue: the end-of-row network rack of each row, where its leaves sit" if eor == "eor" else "")
+                  + "; " + ("leaves at the end of each row" if eor == "eor" else "leaves in their racks (top of rack)")
+                  + "".join(f", {fmt(t.get('switches'))} {t.get('tier')} switches" for t in tiers[1:] if isinstance(t, dict))
+                  + " in network racks. Right: links by reach class (copper and optics) in the chosen design.", draw,
+                  size=(7.5, min(6.0, 1.6 + 0.18 * R)))
+
+
+_REACH_COLORS = {"dac": "#4c956c", "aec": "#2e933c", "acc": "#2e933c", "lpo": "#e59500", "mmf": "#e59500",
+                 "sr": "#e59500", "aoc": "#d17a22", "smf": "#d1495b", "dr": "#d1495b", "fr": "#9b2335", "lr": "#6a040f"}
+
+
+_DECISIONS = (("d0", "leaf ports down {}"), ("u0", "up {}"), ("b1", "links from each leaf to each spine {}"),
+              ("d1", "spine ports down {}"), ("u1", "up {}"), ("b2", "links from each spine to each super-spine {}"),
+              ("partial_pod_bundle", "last pod {}"), ("leaves_per_pod", "{} leaves per pod"),
+              ("spines_per_pod", "{} spines per pod"), ("pods_per_plane", "{} pods per plane"),
+              ("spines_per_plane", "{} spines per plane"), ("supers_per_plane", "{} super-spines per plane"))
+
+
+_DECISIONS_ROWS = (("d0", "leaf ports down"), ("u0", "leaf ports up"), ("b1", "links from each leaf to each spine"),
+                   ("d1", "spine ports down"), ("u1", "spine ports up"),
+                   ("b2", "links from each spine to each super-spine"),
+                   ("partial_pod_bundle", "links from each spine to each super-spine, last pod"),
+                   ("leaves_per_pod", "leaves per pod"), ("spines_per_pod", "spines per pod"),
+                   ("pods_per_plane", "pods per plane"), ("spines_per_plane", "spines per plane"),
+                   ("supers_per_plane", "super-spines per plane"))
+
+
+def design_words(dec) -> str:
+    """The link budget's decision variables as a sentence a reader understands."""
+    if not isinstance(dec, dict):
+        return "n/a"
+    parts = [text.format(fmt(dec[k])) for k, text in _DECISIONS if k in dec]
+    known = {k for k, _ in _DECISIONS} | {"leaf_uplinks", "spine_uplinks"}
+    parts += [f"{k.replace('_', ' ')} {fmt(v)}" for k, v in sorted(dec.items()) if k not in known]
+    return "; ".join(parts)
 
 
 def _budget_section(plan: dict) -> Section:
@@ -881,10 +1099,23 @@ def _budget_section(plan: dict) -> Section:
             rows = [{"design": k.replace("_", " "), **{kk: vv for kk, vv in designs[k].items() if not isinstance(vv, (dict, list))}}
                     for k in order]
             s.tables.append(make_table(rows, caption="Cost of the chosen design, the design as given and a non-blocking one"))
+    alts = b.get("alternatives")
+    alts = {k: v for k, v in sorted(alts.items()) if isinstance(v, dict)} if isinstance(alts, dict) else {}
+    if alts:
+        # one column per objective, one row per decision in words, then what the design costs
+        names = list(alts)
+        rows = [{"quantity": text.replace("{}", "").strip(), **{n: _get(alts[n], f"decisions.{k}") for n in names}}
+                for k, text in _DECISIONS_ROWS if any(_get(alts[n], f"decisions.{k}") is not None for n in names)]
+        rows.append({"quantity": "switches per tier, leaf first",
+                     **{n: " / ".join(fmt(x) for x in alts[n].get("switch_counts") or []) for n in names}})
+        rows += [{"quantity": c, **{n: alts[n].get(c) for n in names}}
+                 for c in ("capex_usd", "energy_usd", "total_usd", "network_kw")]
+        s.tables.append(make_table(rows, columns=["quantity"] + names,
+                                   caption="Optimum of each objective, as a design"))
     for key, caption in (("tiers", "Per switch tier: decisions and counts"),
                          ("utilization", "Utilisation per tier before and after the budget (model and routed)"),
                          ("headroom", "Headroom per tier under the stated failure"),
-                         ("alternatives", "Optimum of each objective")):
+                         ):
         v = b.get(key)
         if isinstance(v, dict):
             v = {k: x for k, x in v.items() if isinstance(x, dict)}
@@ -1028,7 +1259,11 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
         from topo.core.errors import SpecError
         raise SpecError([("(root)", "a plan is a JSON object")])
     fabrics = _Fabrics(plan, fabric_before, fabric_after)
-    return [_summary(plan), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
+    fabric = _fabric_section(plan)
+    floor = _floor_figure(plan, fabrics)
+    if floor is not None:
+        fabric.figures.append(floor)
+    return [_summary(plan), fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
             _transport_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
             _failure_section(plan), _solver_section(plan)]
 
