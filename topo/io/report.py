@@ -185,16 +185,18 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "util": ("Utilisation", "pct"), "util_mean": ("Mean utilisation", "pct"), "util_p99": ("p99 utilisation", "pct"),
     "util_max": ("Peak utilisation", "pct"), "max_util": ("Peak utilisation", "pct"),
     "uplink_imbalance": ("Uplink imbalance", "x"), "worst_node": ("Worst node", "text"),
-    "target_utilization": ("Target utilisation", "pct"), "share": ("Share of limit", "pct"),
+    "target_utilization": ("Target utilisation", "pct"),
     "load_gbps": ("Load (Gb/s)", "gbps"), "busbw_gbps": ("Bus bandwidth (Gb/s)", "gbps"),
     "time_s": ("Time per iteration (s)", "s"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
     "total": ("Summed time vs as given", "x"), "tail": ("p95 penalty vs as given", "x"),
     "worst_job": ("Worst job", "text"), "worst_job_slowdown": ("Worst job slowdown", "x"),
-    "kw": ("Power (kW)", "kw"), "limit_kw": ("Limit (kW)", "kw"), "network_kw": ("Network power (kW)", "kw"),
+    "kw": ("Power (kW)", "kw"), "limit_kw": ("Limit (kW)", "kw"), "share": ("Share of limit", "pct"),
+    "network_kw": ("Network power (kW)", "kw"),
     "watts_each": ("Power each (W)", "w"), "cost_each_usd": ("Cost each", "usd"), "cost_usd": ("Cost", "usd"),
     "capex_usd": ("Capex", "usd"), "energy_usd": ("Energy over the horizon", "usd"),
     "total_usd": ("Capex + energy", "usd"), "saved_vs_as_given": ("Saved vs as given", "usd"),
     "total_fraction": ("Share of capex + energy vs as given", "pct"),
+    "saved_share": ("Saved vs as given (share of capex + energy)", "pct"),
     "traffic_bytes": ("Traffic per iteration (GB)", "bytes"), "weight_bytes": ("Weighted traffic (GB)", "bytes"),
     "required": ("Required", "num"), "achieved": ("Achieved", "num"), "margin": ("Margin", "num"),
     "unit": ("Unit", "text"), "met": ("Met", "text"), "error": ("Error", "text"),
@@ -207,9 +209,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
     "quantity": ("Quantity", "text"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
 }
-_KEY_COLUMNS = ("quantity", "field", "item", "total", "metric")   # a table of (name, value) pairs
+_KEY_COLUMNS = ("quantity", "field", "item", "metric")   # a table of (name, value) pairs
 _RANK = {k: i for i, k in enumerate(COLUMNS)}
-_SUFFIX_UNITS = (("_usd", " ($)", "usd"), ("_kw", " (kW)", "kw"), ("_gbps", " (Gb/s)", "gbps"), ("_bytes", " (GB)", "bytes"),
+_SUFFIX_UNITS = (("_usd", "", "usd"), ("_kw", " (kW)", "kw"), ("_gbps", " (Gb/s)", "gbps"), ("_bytes", " (GB)", "bytes"),
                  ("_s", " (s)", "s"), ("_frac", "", "pct"), ("_fraction", "", "pct"))
 
 
@@ -676,7 +678,8 @@ def _count(x) -> int:
 
 def _failure_row(r: dict) -> dict:
     """One single-failure scenario as a flat table row."""
-    row = {"kind": r.get("kind"), "name": r.get("name")}
+    kind = r.get("kind")
+    row = {"kind": kind.replace("_", " ") if isinstance(kind, str) else kind, "name": r.get("name")}
     if "count" in r:
         row["alike"] = r.get("count")
     lost = r.get("bandwidth_lost_frac")
@@ -1149,10 +1152,12 @@ def _budget_section(plan: dict) -> Section:
                 f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
                 f"under {model}; the least-slowing budget was kept: {what}. More channels or queue pairs per channel "
                 f"(more source-port entropy) or packet spraying would let the budget save more without slowing jobs.")
-        rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total",
-                                                     "tail", "worst_job", "worst_job_slowdown", "max_util", "error")}
+        rows = [{("saved_share" if k == "saved_vs_as_given" else k): v for k, v in t.items()
+                 if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total", "tail", "worst_job",
+                          "worst_job_slowdown", "max_util", "error")}
                 for t in tc["tried"] if isinstance(t, dict)]
-        s.tables.append(make_table(rows, caption=f"Targets tried by the transport check ({model} routing)"))
+        s.tables.append(make_table(rows, first=("target_utilization",),
+                                   caption=f"Targets tried by the transport check ({model} routing)"))
     return s
 
 
@@ -1170,7 +1175,7 @@ def _bom_section(plan: dict) -> Section:
     if bom.get("optics"):
         s.tables.append(make_table(bom["optics"], caption="Optics and cables by reach class and speed"))
     if isinstance(bom.get("totals"), dict):
-        s.tables.append(make_table([{"total": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
+        s.tables.append(make_table([{"quantity": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
     return s
 
 
