@@ -899,7 +899,8 @@ def _transport_section(plan: dict) -> Section:
     s.paragraphs.append(f"The same traffic ({which} the link budget) routed with RoCEv2 ECMP hashing and with "
                         "Ultra Ethernet packet spraying.")
     rh = tc.get("roce-hash") if isinstance(tc.get("roce-hash"), dict) else {}
-    ch, qp = rh.get("channels"), rh.get("qps_per_channel")
+    # the counts the comparison ran with: stored with the RoCE model, or once for the whole run
+    ch, qp = rh.get("channels", m.get("channels")), rh.get("qps_per_channel", m.get("qps_per_channel"))
     if isinstance(ch, int) and isinstance(qp, int):
         s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
                             f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
