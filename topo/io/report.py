@@ -811,6 +811,35 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                             + "; after: with the chosen link budget.")
     if ma is None:
         s.paragraphs.append("Metrics after the link budget: not computed.")
+    peaks = {w: _tier_rows(plan.get(f"metrics_{w}")) for w in ("before", "placed", "after")}
+    peaks = {w: {t: _tier_max(r) for t, r in rows_.items() if _tier_max(r) is not None} for w, rows_ in peaks.items()}
+    peaks = {w: v for w, v in peaks.items() if v}
+    if peaks:
+        ptiers = [t for t in ("endpoint-leaf", "leaf-spine", "spine-super") if any(t in v for v in peaks.values())]
+        ptiers += sorted({t for v in peaks.values() for t in v} - set(ptiers))
+        target = _get(plan, "cluster_file.goals.target_utilization")
+
+        def draw_peaks(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(ptiers))
+            h = 0.8 / len(peaks)
+            for i, (w, v) in enumerate(peaks.items()):
+                vals = [100 * v.get(t, np.nan) for t in ptiers]
+                ax.barh(y + i * h, vals, height=h, color=_COLORS[w], label=w)
+                for yy, x in zip(y + i * h, vals):
+                    if np.isfinite(x):
+                        ax.text(x, yy, f" {x:.0f}%", va="center", fontsize=7)
+            if _num(target) is not None:
+                ax.axvline(100 * target, color=_COLORS["limit"], linestyle="--", label="target")
+            ax.set_yticks(y + h * (len(peaks) - 1) / 2, [mpl_text(t) for t in ptiers])
+            ax.invert_yaxis()
+            ax.set_xlabel("peak link utilisation (%)")
+            ax.legend(fontsize=7, loc="lower right")
+        s.figures.append(Figure("fig-peaks", "Peak utilisation per tier, before and after",
+                                "Peak directed-link utilisation per link tier: in-order placement on the fabric as "
+                                "given (before), optimised placement (placed), with the chosen link budget (after); "
+                                "dashed: the utilisation target.", draw_peaks,
+                                size=(7.5, 0.8 + 0.16 * len(ptiers) * len(peaks))))
     hists = {w: _hists(plan, w, fabrics) for w in ("before", "placed", "after")}
     hists = {w: h for w, h in hists.items() if h}
     if hists:
@@ -1058,6 +1087,52 @@ _REACH_COLORS = {"dac": "#4c956c", "aec": "#2e933c", "acc": "#2e933c", "lpo": "#
                  "sr": "#e59500", "aoc": "#d17a22", "smf": "#d1495b", "dr": "#d1495b", "fr": "#9b2335", "lr": "#6a040f"}
 
 
+def _cost_parts(bom, energy) -> dict:
+    """Cost of one design by part: switches, optics and cables per reach class, energy."""
+    out = {}
+    if isinstance(bom, dict):
+        sw = [_num(r.get("cost_usd")) for r in bom.get("switches") or [] if isinstance(r, dict)]
+        out["switches"] = sum(x for x in sw if x is not None)
+        for o in bom.get("optics") or []:
+            if isinstance(o, dict) and _num(o.get("cost_usd")) is not None:
+                k = f"{o.get('part') or o.get('reach')}"
+                out[k] = out.get(k, 0.0) + float(o["cost_usd"])
+    if _num(energy) is not None:
+        out["energy"] = float(energy)
+    return out
+
+
+def _cost_figure(plan: dict) -> Optional[Figure]:
+    """Stacked bars: the design as given and the chosen one, by switches, optics per class and energy."""
+    given = _cost_parts(_get(plan, "describe_before.bill_of_materials"), _get(plan, "budget.cost.as_given.energy_usd"))
+    chosen = _cost_parts(_get(plan, "budget.bill_of_materials") or _get(plan, "describe_after.bill_of_materials"),
+                         _get(plan, "budget.cost.chosen.energy_usd"))
+    if not given or not chosen:
+        return None
+    parts = ["switches"] + sorted((set(given) | set(chosen)) - {"switches", "energy"}) + ["energy"]
+    parts = [k for k in parts if k in given or k in chosen]
+
+    def draw(fig):
+        ax = fig.add_subplot(111)
+        left = np.zeros(2)
+        palette = ["#1f6feb", "#2e933c", "#e59500", "#d17a22", "#d1495b", "#6f42c1", "#57606a", "#9aa5b1"]
+        for i, k in enumerate(parts):
+            v = np.array([given.get(k, 0.0), chosen.get(k, 0.0)]) / 1e6
+            ax.barh([0, 1], v, left=left, color=_REACH_COLORS.get(k, palette[i % len(palette)]) if k not in
+                    ("switches", "energy") else ("#1f6feb" if k == "switches" else "#9aa5b1"), label=mpl_text(k),
+                    edgecolor="white")
+            left += v
+        for y, tot in enumerate(left):
+            ax.text(tot, y, f"  ${tot:,.1f}M", va="center", fontsize=8)
+        ax.set_yticks([0, 1], ["as given", "chosen"])
+        ax.invert_yaxis()
+        ax.set_xlabel("million USD (network capex by part, and energy over the horizon)")
+        ax.set_xlim(0, max(left) * 1.18 if max(left) > 0 else 1)
+        ax.legend(fontsize=7, ncols=min(len(parts), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return Figure("fig-cost", "Cost breakdown", "Network capex of the design as given and of the chosen design, "
+                  "by switches and by optic or cable class, plus energy over the horizon (USD).", draw, size=(7.5, 2.2))
+
+
 _DECISIONS = (("d0", "leaf ports down {}"), ("u0", "up {}"), ("b1", "links from each leaf to each spine {}"),
               ("d1", "spine ports down {}"), ("u1", "up {}"), ("b2", "links from each spine to each super-spine {}"),
               ("partial_pod_bundle", "last pod {}"), ("leaves_per_pod", "{} leaves per pod"),
@@ -1103,6 +1178,9 @@ def _budget_section(plan: dict) -> Section:
             rows = [{"design": k.replace("_", " "), **{kk: vv for kk, vv in designs[k].items() if not isinstance(vv, (dict, list))}}
                     for k in order]
             s.tables.append(make_table(rows, caption="Cost of the chosen design, the design as given and a non-blocking one"))
+    cost_fig = _cost_figure(plan)
+    if cost_fig is not None:
+        s.figures.append(cost_fig)
     alts = b.get("alternatives")
     alts = {k: v for k, v in sorted(alts.items()) if isinstance(v, dict)} if isinstance(alts, dict) else {}
     if alts:
@@ -1233,6 +1311,27 @@ def _failure_section(plan: dict) -> Section:
                                 size=(7.5, 1.0 + 0.28 * len(top))))
     else:
         s.paragraphs.append("No single-failure scenarios in the plan.")
+    by_kind: dict = {}
+    for r in single:
+        kind = str(r.get("kind", "")).replace("_", " ")
+        by_kind[kind] = max(by_kind.get(kind, 0.0), _failure_impact(r))
+    if by_kind:
+        kinds = sorted(by_kind, key=lambda x: (-by_kind[x], x))
+
+        def draw_kinds(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(kinds))
+            lost = [100 * by_kind[x] for x in kinds]
+            ax.barh(y, [100 - v for v in lost], color=_COLORS["ok"], label="bandwidth left")
+            ax.barh(y, lost, left=[100 - v for v in lost], color=_COLORS["over"], label="lost")
+            ax.set_yticks(y, [mpl_text(x) for x in kinds])
+            ax.invert_yaxis()
+            ax.set_xlim(0, 100)
+            ax.set_xlabel("share of the worst-hit tier's bandwidth after the worst failure of the class (%)")
+            ax.legend(fontsize=7, loc="lower right")
+        s.figures.append(Figure("fig-failure-classes", "Headroom per failure class",
+                                "For each class of single failure, the worst one: the share of the worst-hit tier's "
+                                "bandwidth left (blue) and lost (red).", draw_kinds, size=(7.5, 0.9 + 0.3 * len(kinds))))
     k = fr.get("k")
     if isinstance(k, dict) and k:
         s.tables.append(make_table([{"quantity": kk, "value": vv} for kk, vv in flatten(k).items()
