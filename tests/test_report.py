@@ -410,3 +410,28 @@ def test_nothing_wider_than_1280_px(plan, tmp_path):
     body = re.search(r"<body[^>]*>", r.stdout).group(0)
     assert int(re.search(r'data-doc="(\d+)"', body).group(1)) <= 1280
     assert 'data-bad=""' in body, body
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_report_pdf(plan, tmp_path):
+    f = tmp_path / "plan.json"
+    from topo.io.plan import dumps
+    f.write_text(dumps(plan))
+    r = CliRunner().invoke(main, ["report", str(f), "-o", str(tmp_path / "r"), "--pdf"])
+    assert r.exit_code == 0, r.output
+    pdf = (tmp_path / "r" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2            # the print stylesheet makes pages
+    assert re.search(rb"/MediaBox\s*\[0 0 59[45]\.\d+ 84[12]\.\d+\]", pdf)  # A4
+
+
+def test_report_pdf_without_chromium_says_so_and_writes_nothing(plan, tmp_path, monkeypatch):
+    import shutil as sh
+    monkeypatch.setattr(sh, "which", lambda name, *a, **k: None)
+    f = tmp_path / "plan.json"
+    from topo.io.plan import dumps
+    f.write_text(dumps(plan))
+    r = CliRunner().invoke(main, ["report", str(f), "-o", str(tmp_path / "r"), "--pdf"])
+    assert r.exit_code == 1
+    assert "needs headless Chromium" in r.output and "print it to PDF" in r.output
+    assert not (tmp_path / "r" / "report.html").exists()

@@ -1429,20 +1429,57 @@ def render_markdown(plan: dict, image_dir: str = IMAGE_DIR, *, fabric_before=Non
     return text, images
 
 
+PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def html_to_pdf(html: str, *, browser: Optional[str] = None, timeout: float = 300.0) -> bytes:
+    """PDF bytes of a report page printed by headless Chromium (pages set by the print stylesheet).
+
+    TopoError with what to do when no Chromium is found or it fails; nothing is written.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+    from topo.core.errors import TopoError
+    exe = browser or next((w for w in (shutil.which(b) for b in PDF_BROWSERS) if w), None)
+    if exe is None:
+        raise TopoError("report.pdf needs headless Chromium (" + ", ".join(PDF_BROWSERS) + ") on the PATH and none "
+                        "was found; install chromium, or open report.html in a browser and print it to PDF "
+                        "(the print stylesheet lays out the pages)")
+    with tempfile.TemporaryDirectory(prefix="topo-pdf-") as tmp:
+        page, out = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
+        page.write_text(html, encoding="utf-8")
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", f"--user-data-dir={Path(tmp) / 'profile'}",
+               "--no-pdf-header-footer", f"--print-to-pdf={out}", page.as_uri()]
+        try:
+            r = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            raise TopoError(f"{exe} did not print the report within {timeout:g} s") from None
+        if r.returncode != 0 or not out.exists() or out.stat().st_size == 0:
+            tail = (r.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            raise TopoError(f"{exe} could not print the report to PDF (exit {r.returncode}: {visible(tail[0])[:200]})")
+        return out.read_bytes()
+
+
 def write_report(plan: dict, out_dir, force: bool = False, *, image_dir: str = IMAGE_DIR,
-                 fabric_before=None, fabric_after=None) -> list[Path]:
-    """Write ``report.html``, ``report.md`` and ``<image_dir>/*.png`` into ``out_dir`` atomically.
+                 fabric_before=None, fabric_after=None, pdf: bool = False) -> list[Path]:
+    """Write ``report.html``, ``report.md`` and ``<image_dir>/*.png`` (and ``report.pdf`` with
+    ``pdf``, printed by headless Chromium: :func:`html_to_pdf`) into ``out_dir`` atomically.
 
     Existing report files are replaced only with ``force`` (SpecError naming
     ``-o``/``--force`` otherwise, before anything is rendered or written).
     """
     from topo.core.atomic import StagedFiles
     st = StagedFiles(out_dir, force=force)
-    st.check(["report.html", "report.md", image_dir])
+    st.check(["report.html", "report.md", image_dir] + (["report.pdf"] if pdf else []))
     html = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
     md, images = render_markdown(plan, image_dir, fabric_before=fabric_before, fabric_after=fabric_after)
+    pdf_bytes = html_to_pdf(html) if pdf else None
     with st:
         out = [st.write_text("report.html", html), st.write_text("report.md", md)]
+        if pdf_bytes is not None:
+            out.append(st.write_bytes("report.pdf", pdf_bytes))
         for rel in sorted(images):
             st.write_bytes(rel, images[rel])
     return out + [Path(out_dir) / image_dir]
