@@ -207,7 +207,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "unreachable gbps": ("Unreachable (Gb/s)", "gbps"), "endpoints down": ("Endpoints down", "int"),
     "endpoints isolated": ("Endpoints isolated", "int"), "jobs affected": ("Jobs affected", "int"),
     "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
-    "quantity": ("Quantity", "text"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
+    "quantity": ("Quantity", "text"),
+    "worst slowdown vs healthy, RoCE hashing": ("Worst slowdown vs healthy, RoCE hashing", "x"),
+    "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
 }
 _KEY_COLUMNS = ("quantity", "field", "item", "metric")   # a table of (name, value) pairs
 _RANK = {k: i for i, k in enumerate(COLUMNS)}
@@ -676,6 +678,9 @@ def _count(x) -> int:
     return int(v) if v is not None else 0
 
 
+_MODEL_NAMES = {"roce-hash": "RoCE hashing", "uec-spray": "UEC spraying", "ideal": "ideal ECMP"}
+
+
 def _failure_row(r: dict) -> dict:
     """One single-failure scenario as a flat table row."""
     kind = r.get("kind")
@@ -701,7 +706,7 @@ def _failure_row(r: dict) -> dict:
             v = sd[model]
             vals = [_num(x) for x in v.values()] if isinstance(v, dict) else [_num(v)]
             vals = [x for x in vals if x is not None]
-            row[f"worst slowdown {model}"] = max(vals) if vals else None
+            row[f"worst slowdown vs healthy, {_MODEL_NAMES.get(model, model)}"] = max(vals) if vals else None
     return row
 
 
@@ -1133,6 +1138,104 @@ def _cost_figure(plan: dict) -> Optional[Figure]:
                   "by switches and by optic or cable class, plus energy over the horizon (USD).", draw, size=(7.5, 2.2))
 
 
+def _plane_groups(f, plane: int):
+    """Nodes of one plane grouped by (tier, pod) and the up-links between groups: ``(groups, edges)``,
+    groups {(tier, pod): node count}, edges {((tier, pod), (tier, pod)): (links, Gb/s)}."""
+    tier = np.asarray(f.node_tier, dtype=np.int64)
+    pod = np.asarray(f.node_pod, dtype=np.int64).copy()
+    ne = int(f.n_endpoints)
+    pod[:ne] = np.asarray(f.ep_pod(), dtype=np.int64)[:ne]
+    src, dst = np.asarray(f.link_src, dtype=np.int64), np.asarray(f.link_dst, dtype=np.int64)
+    up = (tier[src] < tier[dst]) & (np.asarray(f.link_plane) == plane)
+    src, dst, gbps = src[up], dst[up], np.asarray(f.link_gbps, dtype=float)[up]
+    inplane = np.asarray(f.node_plane) == plane
+    inplane[:ne] = np.isin(np.arange(ne), src[tier[src] == 0])   # endpoints with a port in this plane
+    P = int(pod.max()) + 2 if pod.size else 1
+    key = tier * P + (pod + 1)                                   # pod -1 (super-spines) -> 0
+    ks, counts = np.unique(key[inplane], return_counts=True)
+    groups = {(int(k // P), int(k % P) - 1): int(c) for k, c in zip(ks.tolist(), counts.tolist())}
+    ek = key[src] * (4 * P) + key[dst]
+    uk, inv = np.unique(ek, return_inverse=True)
+    n = np.bincount(inv, minlength=uk.size)
+    g = np.bincount(inv, weights=gbps, minlength=uk.size)
+    edges = {}
+    for k, c, cap in zip(uk.tolist(), n.tolist(), g.tolist()):
+        a, b = divmod(int(k), 4 * P)
+        edges[((a // P, a % P - 1), (b // P, b % P - 1))] = (int(c), float(cap))
+    return groups, edges
+
+
+PLANE_PODS_DRAWN = 6
+
+
+def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
+    """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
+    (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
+    Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named."""
+    from topo.model.fabric import TIER_NAMES
+    f = fabrics.get("after")
+    if f is None or f.n_links == 0:
+        return []
+    seen: dict = {}
+    for p in range(max(int(f.planes), 1)):
+        groups, edges = _plane_groups(f, p)
+        sig = (tuple(sorted(groups.items())), tuple(sorted(edges.items())))
+        seen.setdefault(sig, []).append(p)
+    out = []
+    for (gi, ei), planes in list(seen.items())[:4]:
+        groups, edges = dict(gi), dict(ei)
+        pods = sorted({pd for (_, pd) in groups if pd >= 0})
+        shown = pods[:PLANE_PODS_DRAWN]
+        hidden = pods[PLANE_PODS_DRAWN:]
+        tiers = sorted({t for t, _ in groups})
+        ncol = max(len(shown), 1)
+
+        def xy(g, tiers=tiers, shown=shown, ncol=ncol):
+            t, pd = g
+            x = (shown.index(pd) + 0.5) / ncol if pd in shown else 0.5
+            return x, tiers.index(t)
+
+        def draw(fig, groups=groups, edges=edges, shown=shown, hidden=hidden, tiers=tiers, xy=xy):
+            from matplotlib.patches import FancyBboxPatch
+            ax = fig.add_subplot(111)
+            ax.set_axis_off()
+            ax.grid(False)
+            for (a, b), (c, cap) in sorted(edges.items()):
+                if (a[1] >= 0 and a[1] not in shown) or (b[1] >= 0 and b[1] not in shown):
+                    continue
+                (x0, y0), (x1, y1) = xy(a), xy(b)
+                ax.plot([x0, x1], [y0 + 0.22, y1 - 0.22], color="#8a94a0", linewidth=0.8, zorder=1)
+                t = 0.5 if a[1] == b[1] else 0.35
+                ax.text(x0 + t * (x1 - x0), y0 + 0.22 + t * (y1 - y0 - 0.44), f"{c:,} x {cap / c:g}G\n{cap / 1e3:,.1f} Tb/s",
+                        fontsize=6, ha="center", va="center", color="#333",
+                        bbox=dict(facecolor="white", edgecolor="none", pad=0.5), zorder=3)
+            w = min(0.8 / max(len(shown), 1), 0.3)
+            for g, cnt in sorted(groups.items()):
+                if g[1] >= 0 and g[1] not in shown:
+                    continue
+                x, y = xy(g)
+                name = TIER_NAMES[g[0]] if g[0] < len(TIER_NAMES) else f"tier {g[0]}"
+                plural = {"endpoint": "endpoints", "leaf": "leaves"}.get(name, name + "s")
+                label = (f"pod {g[1]}: " if g[1] >= 0 else "") + f"{cnt:,} {plural}"
+                ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
+                                            facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
+                                            zorder=2))
+                ax.text(x, y, mpl_text(label), ha="center", va="center", fontsize=7, zorder=4,
+                        color="#111" if g[0] == 0 else "white")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(-0.5, len(tiers) - 0.5)
+            if hidden:
+                ax.text(1.0, -0.45, f"+ {len(hidden)} more pod(s) not drawn", ha="right", fontsize=7, color="#555")
+        names = ", ".join(str(p) for p in planes[:8]) + (" ..." if len(planes) > 8 else "")
+        alike = f"plane {names}" if len(planes) == 1 else f"planes {names} ({len(planes)} alike)"
+        out.append(Figure(f"fig-plane-{planes[0]}", f"Fabric of {alike}",
+                          f"The chosen fabric, {alike}, by pod and tier: each box a group of switches or endpoints "
+                          "with its count, each edge the links between two groups (count x speed, and the capacity "
+                          "in one direction)" + (f"; {len(shown)} of {len(pods)} pods drawn" if hidden else "") + ".",
+                          draw, size=(7.5, 0.9 + 1.0 * len(tiers))))
+    return out
+
+
 _DECISIONS = (("d0", "leaf ports down {}"), ("u0", "up {}"), ("b1", "links from each leaf to each spine {}"),
               ("d1", "spine ports down {}"), ("u1", "up {}"), ("b2", "links from each spine to each super-spine {}"),
               ("partial_pod_bundle", "last pod {}"), ("leaves_per_pod", "{} leaves per pod"),
@@ -1368,6 +1471,7 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
     floor = _floor_figure(plan, fabrics)
     if floor is not None:
         fabric.figures.append(floor)
+    fabric.figures += _plane_figures(plan, fabrics)
     return [_summary(plan), fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
             _transport_section(plan), _power_section(plan), _bom_section(plan), _placement_section(plan),
             _failure_section(plan), _solver_section(plan)]
