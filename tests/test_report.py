@@ -127,7 +127,8 @@ def test_sections_and_figures_present(html):
     for sid in ("summary", "fabric", "budget", "utilisation", "traffic", "transport", "power", "bom", "placement",
                 "failures", "solver"):
         assert sid in t.ids, sid
-    for fid in ("fig-tiers", "fig-util", "fig-pods", "fig-transport", "fig-power", "fig-failures"):
+    for fid in ("fig-tiers", "fig-floor", "fig-plane-0", "fig-cost", "fig-peaks", "fig-util", "fig-pods", "fig-transport", "fig-power",
+                "fig-failures", "fig-failure-classes"):
         assert fid in t.ids, fid
     assert t.tags.count("svg") >= 6
     text = " ".join(t.text)
@@ -292,3 +293,145 @@ def test_transport_check_in_summary_and_budget(plan):
     risk = text.split("What is at risk")[1]
     assert "slows the jobs under" in risk and "summed collective time is 1.4x" in risk
     assert "NOT met" in text
+
+
+# --- written for a reader ----------------------------------------------------------------------------
+class Headers(HTMLParser):
+    """Column headers (``th scope=col``), row headers and figures of a report."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.cols, self.rows, self.ths, self.figures, self.labels, self.h = [], [], [], [], [], []
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "th":
+            self.ths.append(a.get("scope"))
+            self._in = a.get("scope")
+            (self.cols if a.get("scope") == "col" else self.rows).append("")
+        elif tag == "figure":
+            self.figures.append(a.get("id"))
+        elif tag == "div" and a.get("role") == "img":
+            self.labels.append(a.get("aria-label", ""))
+        elif tag in ("h1", "h2", "h3"):
+            self.h.append(int(tag[1]))
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in = None
+
+    def handle_data(self, data):
+        if self._in == "col":
+            self.cols[-1] += data
+        elif self._in == "row":
+            self.rows[-1] += data
+
+
+def _raw_name(text: str) -> bool:
+    """A header that is a field name: `_` or `.` outside a unit in parentheses (a decimal point aside)."""
+    return bool(re.search(r"_|[A-Za-z]\.[A-Za-z]", re.sub(r"\([^)]*\)", "", text)))
+
+
+def test_no_table_header_is_a_raw_field_name(plan, html):
+    h = Headers()
+    h.feed(html)
+    assert len(h.cols) > 50
+    raw = sorted({c for c in h.cols if _raw_name(c)})
+    assert not raw, raw
+    # the name column of a (quantity, value) table is written for a reader too
+    keyed = [r for r in h.rows if _raw_name(r) and not re.search(r"\d", r)]
+    names = {str(x) for x in plan["placement"]["assignment"]} | {"n/a"}
+    assert not [r for r in keyed if r not in names and "->" not in r and "plane" not in r], keyed
+    # and the test itself can fail
+    assert _raw_name("cost_each_usd") and _raw_name("links_by_optic.aec") and not _raw_name("Bisection (Tb/s)")
+
+
+def test_accessible_structure(html):
+    h = Headers()
+    h.feed(html)
+    assert all(s in ("col", "row") for s in h.ths)
+    assert h.h[0] == 1 and all(b - a <= 1 for a, b in zip(h.h, h.h[1:]))   # headings in order
+    assert len(h.labels) == len(h.figures) and all(len(x) > 20 for x in h.labels)
+    assert "fig-floor" in h.figures
+    assert "@media print" in html and "@page" in html
+
+
+def test_values_shown_with_units():
+    assert rp.show(1.11e-16, "pct") == "0%" and rp.show(0.0969, "pct") == "9.7%"
+    assert rp.show(6.111111, "ratio") == "6.11:1" and rp.show(1234567.8, "usd") == "$1,234,568"
+    assert rp.column("cost_each_usd") == ("Cost each", "usd")
+    assert rp.column("worst_util_after_failure")[1] == "pct"
+    assert rp.column("some_new_kw") == ("Some new (kW)", "kw")     # an unlisted field gets words and its unit
+
+
+def test_columns_in_a_deliberate_order():
+    t = rp.make_table([{"watts_each": 10, "model": "m", "kw": 1.0, "count": 3, "cost_usd": 5.0, "cost_each_usd": 2.0,
+                        "tier": "leaf"}])
+    assert t.columns == ["Tier", "Switch model", "Count", "Power (kW)", "Power each (W)", "Cost each", "Cost"]
+
+
+def test_identical_racks_are_grouped():
+    racks = [{"rack": f"rack{i:03d}", "kw": 171.0, "limit_kw": 180.0, "share": 0.95} for i in range(56)]
+    racks += [{"rack": "rack056", "kw": 90.0, "limit_kw": 180.0, "share": 0.5}]
+    t = rp.make_table(racks, group=True)
+    assert t.rows == [["56: rack000 ... rack055", "171", "180", "95.0%"], ["rack056", "90", "180", "50.0%"]]
+    assert t.total == 2 and t.note == ""
+
+
+def test_budget_optimum_is_a_design_in_words(plan):
+    p = copy.deepcopy(plan)
+    p["budget"]["alternatives"]["cost"]["decisions"].update(b2=10, partial_pod_bundle=1)
+    sec = next(s for s in rp.build_sections(p) if s.id == "budget")
+    t = next(t for t in sec.tables if t.caption.startswith("Optimum of each objective"))
+    first = [r[0] for r in t.rows]
+    assert "Links from each spine to each super-spine, last pod" in first
+    assert "Links from each leaf to each spine" in first
+    assert not any(re.fullmatch(r"[dub]\d", x) for x in first)
+    row = t.rows[first.index("Links from each spine to each super-spine")]
+    assert row[t.columns.index("Cost")] == "10"
+    assert rp.design_words({"b1": 2, "b2": 10, "partial_pod_bundle": 1}) == \
+        "links from each leaf to each spine 2; links from each spine to each super-spine 10; last pod 1"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_nothing_wider_than_1280_px(plan, tmp_path):
+    """Layout measured in the browser: a copy of the report with a probe script (the report itself
+    has none) records every element that scrolls sideways at a 1280 px window."""
+    probe = ("<script>var bad=[];document.querySelectorAll('main, section, figure, div.table, table, svg')"
+             ".forEach(function(e){if(e.scrollWidth>e.clientWidth+1||e.getBoundingClientRect().right>1280)"
+             "bad.push(e.tagName+':'+e.scrollWidth)});document.body.setAttribute('data-doc',"
+             "document.documentElement.scrollWidth);document.body.setAttribute('data-bad',bad.join(' '));</script></body>")
+    f = tmp_path / "probe.html"
+    f.write_text(rp.render_html(plan).replace("</body>", probe))
+    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000", "--dump-dom",
+                        f.resolve().as_uri()], check=True, timeout=120, capture_output=True, text=True)
+    body = re.search(r"<body[^>]*>", r.stdout).group(0)
+    assert int(re.search(r'data-doc="(\d+)"', body).group(1)) <= 1280
+    assert 'data-bad=""' in body, body
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_report_pdf(plan, tmp_path):
+    f = tmp_path / "plan.json"
+    from topo.io.plan import dumps
+    f.write_text(dumps(plan))
+    r = CliRunner().invoke(main, ["report", str(f), "-o", str(tmp_path / "r"), "--pdf"])
+    assert r.exit_code == 0, r.output
+    pdf = (tmp_path / "r" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2            # the print stylesheet makes pages
+    assert re.search(rb"/MediaBox\s*\[0 0 59[45]\.\d+ 84[12]\.\d+\]", pdf)  # A4
+
+
+def test_report_pdf_without_chromium_says_so_and_writes_nothing(plan, tmp_path, monkeypatch):
+    import shutil as sh
+    monkeypatch.setattr(sh, "which", lambda name, *a, **k: None)
+    f = tmp_path / "plan.json"
+    from topo.io.plan import dumps
+    f.write_text(dumps(plan))
+    r = CliRunner().invoke(main, ["report", str(f), "-o", str(tmp_path / "r"), "--pdf"])
+    assert r.exit_code == 1
+    assert "needs headless Chromium" in r.output and "print it to PDF" in r.output
+    assert not (tmp_path / "r" / "report.html").exists()

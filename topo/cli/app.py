@@ -91,8 +91,13 @@ def validate(cluster):
 
 
 @main.command()
-def schema():
-    """Print the JSON Schema of the cluster file."""
+@click.option("--plan", "plan", is_flag=True, help="the schema of plan.json (written by topo optimize) instead")
+def schema(plan):
+    """Print the JSON Schema of the cluster file (or, with --plan, of plan.json)."""
+    if plan:
+        from topo.io.plan import plan_json_schema
+        emit_json(plan_json_schema())
+        return
     from topo.model.spec import json_schema
     emit_json(json_schema())
 

@@ -120,8 +120,9 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, api_version, n
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
               help="directory to write report.html, report.md and report-images/ into (default: the plan's directory)")
 @force_option("overwrite an existing report")
+@click.option("--pdf", is_flag=True, help="also write report.pdf, printed by headless Chromium (which must be installed)")
 @handle_errors
-def report_cmd(plan, out, force):
+def report_cmd(plan, out, force, pdf):
     """Render report.html and report.md from a plan (no solving)."""
     from topo.io.report import write_report
     # the checks export runs: both cluster files valid, every assignment id an endpoint
@@ -129,6 +130,6 @@ def report_cmd(plan, out, force):
     p, _, _ = load_plan_and_fabric(plan, after=True)
     out_dir = Path(out) if out else Path(plan).parent
     with _rendering(plan):
-        written = write_report(p, out_dir, force=force)
+        written = write_report(p, out_dir, force=force, pdf=pdf)
     for w in written:
         echo(str(w))

@@ -973,8 +973,12 @@ def htsim_structure(fabric: Fabric) -> dict:
         u1 = int(u1s[0]) if u1s.size else 0
         ratio = d1 * s1 / (u1 * s2) if u1 and s2 else float("inf")
         if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
-            problems.append(f"spine oversubscription {ratio:.4g} (pod-full {d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up) "
-                            "is not a whole number of at least 1 (Oversubscribed is read as an integer)")
+            given = [float(x) for x in getattr(fabric, "tier_oversubscription", ())]
+            problems.append(f"spine oversubscription as htsim's topology file states it, for a full pod, is {ratio:.4g} "
+                            f"({d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up), not a whole number of at least 1 "
+                            "(Oversubscribed is read as an integer)"
+                            + (f"; the fabric's own figure, over the ports in use, is {given[1]:.4g}"
+                               if len(given) > 1 and math.isfinite(given[1]) else ""))
         pair12 = np.unique(src[l12] * n + dst[l12], return_counts=True)
         b2s = np.unique(pair12[1])
         if b2s.size != 1:

@@ -65,113 +65,350 @@ def load_plan(path) -> dict:
         raise SpecError([(k, "missing: not a topo plan") for k in missing], str(p))
     if data["plan_version"] != PLAN_VERSION:
         raise SpecError([("plan_version", f"this topo reads plan version {PLAN_VERSION}, found {data['plan_version']!r}")], str(p))
-    errs = plan_shape_errors(data)
-    if errs:
-        raise SpecError(errs, str(p))
+    typed(data, str(p))
     return data
 
 
-_DICT_KEYS = ("cluster_file", "placement")
-_OPT_DICT_KEYS = ("cluster_file_after", "budget", "failures", "goodput", "describe_before", "describe_after", "solver",
-                  "timings_s", "versions", "metrics_before", "metrics_placed", "metrics_after")
+# --- the typed plan --------------------------------------------------------------------------------
+# Pydantic models of what reports, exports and the CLI read. Each model is strict (a number
+# is a number, not the string "3"; true is not 1) and open (fields topo writes but no reader
+# types are kept as they are), so a plan topo wrote validates unchanged and dumps back to the
+# same JSON. A missing optional field is allowed: the report says "not computed".
+from typing import Annotated, Any, Optional, Union  # noqa: E402
 
-# What reports and exports read, by the kind topo writes it: "number", "numbers" (a flat list
-# of numbers), "matrix" (square, of numbers), "records" (a list of objects whose rows are then
-# checked field by field), or Python types. Dotted keys reach into nested objects.
-_BOM = {"bill_of_materials": dict, "bill_of_materials.switches": "records", "bill_of_materials.optics": "records"}
-_DESCRIBE = {"tiers": "records", "links": dict, "rack_power": dict, "scaleup_domains": dict, **_BOM,
-             "accelerators": "number", "nodes": "number", "racks": "number", "bisection_gbps": "number",
-             "network_cost_usd": "number", "network_kw": "number", "planes": "number", "pods": "number",
-             "name": str, "family": str}
-_METRICS = {"tiers": "records", "jobs": "records", "hottest": "records", "roce_vs_uec": dict, "scaleup": dict,
-            "link_util": "numbers", "pod_matrix_gbps": "matrix"}
-_SECTION_FIELDS = {
-    "describe_before": _DESCRIBE, "describe_after": _DESCRIBE,
-    "metrics_before": _METRICS, "metrics_placed": _METRICS, "metrics_after": _METRICS,
-    "budget": {"tiers": "records", "cost": dict, "utilization": dict, "headroom": dict, "network_power": dict,
-               "solver": dict, "alternatives": dict, "check": dict, "transport_check": dict, **_BOM,
-               "requirements": dict,
-               "target_utilization": "number", "objective": str, "survive": str},
-    "failures": {"single": "records", "k": dict, "expected_loss": dict, "traffic": dict},
-    "goodput": {"jobs": "records", "totals": dict, "blast_radius": dict, "scaling": "records", "checkpoint": dict,
-                "rates_per_hour": dict, "run_days": "number"},
-    "placement": {"assignment": dict, "jobs": (dict, list), "racks": "records", "totals": dict, "baseline": dict,
-                  "solver": dict, "stranded": dict, "unplaced": dict, "note": str, "status": str},
-    "solver": {"budget": dict, "placement": dict},
-}
-# fields of records: names are strings, figures numbers (by name)
-_TEXT_FIELDS = {"tier", "model", "model_as_given", "part", "reach", "kind", "name", "rack", "link"}
-_NUMBER_SUFFIXES = ("_usd", "kw", "gbps", "count", "switches", "switches_as_given", "uplinks", "oversubscription",
-                    "oversubscription_as_given", "units", "links", "radix", "breakout", "bundle", "_ports", "_each",
-                    "_per_switch", "endpoints_down", "endpoints_isolated", "time_s", "ideal_s", "imbalance")
-_KIND_NAMES = {"number": "a number", "numbers": "a list of numbers", "matrix": "a square matrix of numbers",
-               "records": "a list of objects", "dict": "an object", "list": "a list", "str": "a string"}
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt,  # noqa: E402
+                      ValidationError)
+
+Number = Union[StrictInt, StrictFloat]
+"""A JSON number (booleans and numeric strings refused)."""
 
 
-def _num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+def _square(m):
+    if any(len(r) != len(m) for r in m):
+        raise ValueError("expected a square matrix of numbers")
+    return m
 
 
-def _numbers(x) -> bool:
-    """A flat list of numbers (nulls allowed), checked in numpy (link lists are long)."""
+Matrix = Annotated[list[list[Number]], AfterValidator(_square)]
+
+
+class _Part(BaseModel):
+    """An open, strict part of a plan."""
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+
+
+class TierRow(_Part):
+    """One switch tier, or one tier's traffic figures (describe, metrics, budget)."""
+    tier: Optional[str] = None
+    """Tier name (leaf, spine, super-spine)."""
+    model: Optional[str] = None
+    """Switch model from the catalog."""
+    switches: Optional[Number] = None
+    """Switches in the tier."""
+    uplinks: Optional[Number] = None
+    """Uplinks per switch."""
+    oversubscription: Optional[Number] = None
+    """Downlink to uplink bandwidth ratio."""
+    max_util: Optional[Number] = None
+    """Peak directed-link utilisation in the tier (1 = full)."""
+    links: Optional[Number] = None
+    """Links in the tier."""
+
+
+class Item(_Part):
+    """A bill-of-materials row (a switch model or an optic class)."""
+    model: Optional[str] = None
+    """Switch model."""
+    part: Optional[str] = None
+    """Optic or cable part."""
+    reach: Optional[str] = None
+    """Reach class (dac, aec, aoc, lpo, sr, dr, fr)."""
+    count: Optional[Number] = None
+    """How many."""
+    cost_usd: Optional[Number] = None
+    """Cost of all of them (USD)."""
+    kw: Optional[Number] = None
+    """Power of all of them (kW)."""
+
+
+class BillOfMaterials(_Part):
+    """Switches and optics of a design."""
+    switches: Optional[list[Item]] = None
+    """One row per switch model."""
+    optics: Optional[list[Item]] = None
+    """One row per reach class and speed."""
+
+
+class Describe(_Part):
+    """What a fabric is (topo describe), before or after the link budget."""
+    name: Optional[str] = None
+    """Cluster name."""
+    family: Optional[str] = None
+    """Fabric family."""
+    accelerators: Optional[Number] = None
+    """Accelerators in the cluster."""
+    nodes: Optional[Number] = None
+    """Nodes (servers)."""
+    racks: Optional[Number] = None
+    """Racks."""
+    planes: Optional[Number] = None
+    """Network planes."""
+    pods: Optional[Number] = None
+    """Pods."""
+    bisection_gbps: Optional[Number] = None
+    """Bisection bandwidth, one direction (Gb/s)."""
+    network_cost_usd: Optional[Number] = None
+    """Network capex (USD)."""
+    network_kw: Optional[Number] = None
+    """Network power (kW)."""
+    tiers: Optional[list[TierRow]] = None
+    """Switch tiers, leaf first."""
+    links: Optional[dict[str, Number]] = None
+    """Links per link tier (endpoint-leaf, leaf-spine, spine-super)."""
+    rack_power: Optional[dict[str, Any]] = None
+    """Rack power summary."""
+    scaleup_domains: Optional[dict[str, Any]] = None
+    """Scale-up domains by size."""
+    bill_of_materials: Optional[BillOfMaterials] = None
+    """Switches and optics."""
+
+
+class JobRow(_Part):
+    """One job's communication figures."""
+    name: Optional[str] = None
+    """Job name."""
+    time_s: Optional[Number] = None
+    """Communication time per iteration (s)."""
+    ideal_s: Optional[Number] = None
+    """The same on an ideal non-blocking fabric (s)."""
+
+
+class Metrics(_Part):
+    """Routed traffic on a fabric (before placement, placed, after the link budget)."""
+    tiers: Optional[list[TierRow]] = None
+    """Per link tier utilisation."""
+    jobs: Optional[list[JobRow]] = None
+    """Per job communication time."""
+    hottest: Optional[list[dict[str, Any]]] = None
+    """The most loaded links."""
+    roce_vs_uec: Optional[dict[str, Any]] = None
+    """Hash-based against sprayed routing."""
+    scaleup: Optional[dict[str, Any]] = None
+    """Scale-up link figures."""
+    link_util: Optional[list[Optional[Number]]] = None
+    """Utilisation per directed link, in fabric link order."""
+    pod_matrix_gbps: Optional[Matrix] = None
+    """Offered scale-out Gb/s from each pod to each pod."""
+
+
+class RackRow(_Part):
+    """One rack's power with the placed jobs busy."""
+    rack: Optional[str] = None
+    """Rack name."""
+    kw: Optional[Number] = None
+    """Power (kW)."""
+    limit_kw: Optional[Number] = None
+    """The rack's power limit (kW)."""
+
+
+class Placement(_Part):
+    """Where the jobs run (topo place)."""
+    assignment: dict[str, list[StrictInt]] = Field(default_factory=dict)
+    """Job name -> endpoint ids in rank order."""
+    jobs: Optional[Union[dict[str, Any], list[Any]]] = None
+    """Per job spread and traffic share."""
+    racks: Optional[list[RackRow]] = None
+    """Per rack power."""
+    totals: Optional[dict[str, Any]] = None
+    """Traffic per tier and counts."""
+    baseline: Optional[dict[str, Any]] = None
+    """The greedy in-order baseline."""
+    solver: Optional[dict[str, Any]] = None
+    """CP-SAT statistics."""
+    stranded: Optional[dict[str, Any]] = None
+    """Capacity left unusable."""
+    unplaced: Optional[dict[str, Any]] = None
+    """Jobs not placed, with the reason."""
+    note: Optional[str] = None
+    """A note on how the placement was made."""
+    status: Optional[str] = None
+    """Solver status."""
+
+
+class Budget(_Part):
+    """The chosen link budget (topo budget)."""
+    tiers: Optional[list[TierRow]] = None
+    """Per tier decisions and counts."""
+    cost: Optional[dict[str, Any]] = None
+    """Cost of the chosen, as-given and non-blocking designs."""
+    utilization: Optional[dict[str, Any]] = None
+    """Utilisation per tier before and after."""
+    headroom: Optional[dict[str, Any]] = None
+    """Headroom per tier under the stated failure."""
+    network_power: Optional[dict[str, Any]] = None
+    """Network power."""
+    solver: Optional[dict[str, Any]] = None
+    """Solver statistics."""
+    alternatives: Optional[dict[str, Any]] = None
+    """The optimum of each objective."""
+    check: Optional[dict[str, Any]] = None
+    """The independent check of the chosen design."""
+    transport_check: Optional[dict[str, Any]] = None
+    """Slowdown of the jobs under the cluster's transport."""
+    bill_of_materials: Optional[BillOfMaterials] = None
+    """Switches and optics of the chosen design."""
+    requirements: Optional[dict[str, Any]] = None
+    """Design requirements, required against achieved."""
+    target_utilization: Optional[Number] = None
+    """Utilisation the budget was sized for."""
+    objective: Optional[str] = None
+    """What the budget minimised."""
+    survive: Optional[str] = None
+    """The failure the budget must survive."""
+
+
+class FailureRow(_Part):
+    """One single-failure scenario."""
+    kind: Optional[str] = None
+    """What failed (link, switch, rack, ...)."""
+    name: Optional[str] = None
+    """Which one."""
+    count: Optional[Number] = None
+    """How many equivalent elements it stands for."""
+
+
+class Failures(_Part):
+    """Failure headroom (topo failures)."""
+    single: Optional[list[FailureRow]] = None
+    """Single failures."""
+    k: Optional[dict[str, Any]] = None
+    """Several simultaneous failures."""
+    expected_loss: Optional[dict[str, Any]] = None
+    """Expected loss from failure rates."""
+    traffic: Optional[dict[str, Any]] = None
+    """How the failures were routed."""
+
+
+class Solvers(_Part):
+    """Solver statistics of the placement and the budget."""
+    budget: Optional[dict[str, Any]] = None
+    """Link budget solver."""
+    placement: Optional[dict[str, Any]] = None
+    """Placement solver."""
+
+
+class Plan(_Part):
+    """A plan written by ``topo optimize`` (plan.json), version 1.
+
+    Provenance: ``plan_version``, ``topo_version``, ``versions``, ``created``, ``seed``,
+    ``workers``, ``time_limit_s``, ``timings_s``, ``solver``.
+    """
+    plan_version: StrictInt
+    """Plan format version (this topo reads 1)."""
+    cluster_file: dict[str, Any]
+    """The cluster file the plan was made from."""
+    cluster_file_after: Optional[dict[str, Any]] = None
+    """The cluster file with the chosen link budget applied."""
+    placement: Placement
+    """Where the jobs run."""
+    metrics_before: Optional[Metrics]
+    """Traffic with the jobs placed in order, on the fabric as given."""
+    metrics_placed: Optional[Metrics] = None
+    """Traffic with the optimised placement, on the fabric as given."""
+    metrics_after: Optional[Metrics] = None
+    """Traffic with the optimised placement and the chosen link budget."""
+    describe_before: Optional[Describe] = None
+    """The fabric as given."""
+    describe_after: Optional[Describe] = None
+    """The fabric with the chosen link budget."""
+    budget: Optional[Budget] = None
+    """The chosen link budget."""
+    failures: Optional[Failures] = None
+    """Failure headroom."""
+    solver: Optional[Solvers] = None
+    """Solver statistics."""
+    timings_s: Optional[dict[str, Any]] = None
+    """Seconds per stage."""
+    versions: Optional[dict[str, Any]] = None
+    """Versions of topo and the libraries used."""
+    topo_version: Optional[str] = None
+    """topo version that wrote the plan."""
+    created: Optional[str] = None
+    """When the plan was written (UTC, ISO 8601)."""
+    seed: Optional[StrictInt] = None
+    """Random seed of the run."""
+    workers: Optional[StrictInt] = None
+    """Solver workers."""
+    time_limit_s: Optional[Number] = None
+    """Time limit per solver (s)."""
+
+
+_MESSAGES = {"int_type": "expected an integer", "float_type": "expected a number", "string_type": "expected a string",
+             "dict_type": "expected an object", "list_type": "expected a list", "missing": "missing: not a topo plan",
+             "model_type": "expected an object", "int_from_float": "expected an integer",
+             "union_tag_invalid": "unexpected kind"}
+
+
+def _kind(x) -> str:
+    if x is None:
+        return "null"
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
+        type(x), type(x).__name__)
+
+
+_UNION_TAGS = ("int", "float", "str", "list[...]", "dict[str,...]")
+
+
+def validation_errors(e: ValidationError) -> list[tuple[str, str]]:
+    """(JSON path, message) per problem path, sorted by path (a union reports each member: one line)."""
+    out: dict[str, str] = {}
+    for err in e.errors(include_url=False):
+        path, tagged = "", False
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part in _UNION_TAGS or part.startswith("function-"):
+                tagged = True    # a union member's or validator's tag, not a place in the plan
+            else:
+                path += ("." if path else "") + part
+        path = path or "(root)"
+        if path in out:
+            continue
+        t = err["type"]
+        if t == "value_error":
+            out[path] = err["msg"].replace("Value error, ", "")
+            continue
+        msg = "expected a number" if tagged and t in ("int_type", "float_type") else _MESSAGES.get(t, err["msg"])
+        out[path] = msg if t == "missing" else f"{msg}, found {_kind(err.get('input'))}"
+    return sorted(out.items())
+
+
+def typed(data: dict, source: str = "") -> Plan:
+    """The typed :class:`Plan` of a plan dict; SpecError with the JSON path of every problem."""
+    if not isinstance(data, dict):
+        raise SpecError([("(root)", "a plan is a JSON object")], source)
     try:
-        return isinstance(x, list) and np.asarray(x, dtype=np.float64).ndim == 1
-    except (TypeError, ValueError):
-        return False
-
-
-def _is(v, want) -> bool:
-    if want == "number":
-        return _num(v)
-    if want == "numbers":
-        return _numbers(v)
-    if want == "matrix":
-        return isinstance(v, list) and all(isinstance(r, list) and len(r) == len(v) and all(_num(x) for x in r)
-                                           for r in v)
-    if want == "records":
-        return isinstance(v, list) and all(isinstance(x, dict) for x in v)
-    return isinstance(v, want)
+        return Plan.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(validation_errors(e), source) from None
 
 
 def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
-    """(JSON path, message) for every part of a plan that reports and exports read and that
-    does not have the kind `topo optimize` writes (a hand-edited or truncated plan). A
-    missing field is allowed (the report says "not computed")."""
-    def kind(x):
-        return "null" if x is None else type(x).__name__
+    """(JSON path, message) for every part of a plan that does not have the kind `topo optimize`
+    writes (a hand-edited or truncated plan), from the :class:`Plan` model."""
+    try:
+        Plan.model_validate(data)
+    except ValidationError as e:
+        return validation_errors(e)
+    return []
 
-    errs = [(k, f"expected an object, found {kind(data.get(k))}") for k in _DICT_KEYS
-            if not isinstance(data.get(k), dict)]
-    errs += [(k, f"expected an object or null, found {kind(data[k])}") for k in _OPT_DICT_KEYS
-             if data.get(k) is not None and not isinstance(data[k], dict)]
-    for sec, fields in _SECTION_FIELDS.items():
-        for key, want in fields.items() if isinstance(data.get(sec), dict) else ():
-            v = data[sec]
-            for part in key.split("."):
-                v = v.get(part) if isinstance(v, dict) else None
-            if v is None:
-                continue
-            if not _is(v, want):
-                names = [want] if isinstance(want, str) else [w.__name__ for w in (want if isinstance(want, tuple) else (want,))]
-                errs.append((f"{sec}.{key}", f"expected {' or '.join(_KIND_NAMES[n] for n in names)}, found {kind(v)}"))
-            elif want == "records":
-                for i, row in enumerate(v):
-                    for f, x in row.items():
-                        if x is None:
-                            continue
-                        if f in _TEXT_FIELDS and not isinstance(x, str):
-                            errs.append((f"{sec}.{key}[{i}].{f}", f"expected a string, found {kind(x)}"))
-                        elif (f.endswith(_NUMBER_SUFFIXES) or f.startswith("util")) and not _num(x):
-                            errs.append((f"{sec}.{key}[{i}].{f}", f"expected a number, found {kind(x)}"))
-    a = data["placement"].get("assignment") if isinstance(data.get("placement"), dict) else None
-    for job, eps in a.items() if isinstance(a, dict) else ():
-        try:
-            arr = np.asarray(eps) if isinstance(eps, list) else None
-        except (TypeError, ValueError):  # ragged lists
-            arr = None
-        if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-            errs.append((f"placement.assignment.{job}", "expected a list of endpoint ids (integers)"))
-    return errs
+
+def plan_json_schema() -> dict:
+    """JSON Schema of plan.json (version 1), from the :class:`Plan` model."""
+    schema = Plan.model_json_schema()
+    schema["$id"] = f"https://topo/plan-v{PLAN_VERSION}.json"
+    schema["title"] = f"topo plan, version {PLAN_VERSION}"
+    return schema
 
 
 def plan_cluster(plan: dict, after: bool = True, base_dir: str = "."):
@@ -193,4 +430,6 @@ def new_plan(**sections) -> dict:
             "topo_version": versions()["topo"],
             "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
     plan.update(sections)
-    return to_jsonable(plan)
+    plan = to_jsonable(plan)
+    typed(plan, "plan")   # what the pipeline assembles is a valid plan, or a path-precise error
+    return plan

@@ -147,13 +147,129 @@ class Section:
     missing: str = ""     # non-empty: "not computed" note
 
 
+# --- columns: what a reader sees for each field the plan stores ---------------------------------
+# raw field -> (header with its unit, how values are shown). Kinds: pct (a fraction shown as a
+# percentage), usd, kw, w, gbps, tbps (a Gb/s figure shown in Tb/s), s, ratio (n:1), x (times),
+# bytes (shown in GB), int, text. The order of this table is the order of the columns: names
+# first, then the design, then load, then money. A field not listed gets a header made from
+# its name (words, with the unit its suffix names) and is placed after the listed ones.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "design": ("Design", "text"), "metrics": ("Run", "text"), "objective": ("Objective", "text"),
+    "kind": ("Kind", "text"), "name": ("Name", "text"), "job": ("Job", "text"), "tier": ("Tier", "text"),
+    "link": ("Link", "text"), "rack": ("Rack", "text"), "racks": ("Racks", "text"), "id": ("Link id", "int"),
+    "requirement": ("Requirement", "text"), "source": ("Source", "text"), "status": ("Solver status", "text"),
+    "model": ("Switch model", "text"), "model_as_given": ("Model as given", "text"), "models": ("Switch models", "text"),
+    "part": ("Part", "text"), "reach": ("Reach class", "text"),
+    "switches_as_given": ("Switches as given", "int"), "switches": ("Switches", "int"),
+    "switch_counts": ("Switches per tier", "text"), "count": ("Count", "int"), "units": ("Units", "int"),
+    "links": ("Links", "int"), "radix": ("Radix (ports)", "int"), "port_gbps": ("Port speed (Gb/s)", "gbps"),
+    "gbps": ("Speed (Gb/s)", "gbps"), "breakout": ("Breakout", "int"),
+    "down_ports": ("Ports down per switch", "int"), "up_ports": ("Ports up per switch", "int"),
+    "endpoint_ports": ("Endpoint ports per leaf", "int"), "uplinks_per_switch": ("Uplinks per switch", "int"),
+    "uplinks": ("Uplinks (total)", "int"), "bundle": ("Links to each switch above", "int"),
+    "partial_pod_bundle": ("Links to each switch above, last pod", "int"),
+    "partial_pod_leaves": ("Leaves in the last pod", "int"), "leaves_per_pod": ("Leaves per pod", "int"),
+    "pods_per_plane": ("Pods per plane", "int"),
+    "oversubscription_as_given": ("Oversubscription as given", "ratio"), "oversubscription": ("Oversubscription", "ratio"),
+    "links_by_optic.dac": ("DAC links", "int"), "links_by_optic.aec": ("AEC links", "int"),
+    "links_by_optic.aoc": ("AOC links", "int"), "links_by_optic.lpo": ("LPO links", "int"),
+    "links_by_optic.sr": ("SR optic links", "int"), "links_by_optic.dr": ("DR optic links", "int"),
+    "links_by_optic.fr": ("FR optic links", "int"),
+    "accelerators": ("Accelerators", "int"), "nodes": ("Nodes", "int"), "leaves": ("Leaves", "int"),
+    "pods": ("Pods", "int"), "priority": ("Priority", "int"),
+    "target": ("Target", "pct"), "effective_target": ("Effective target", "pct"),
+    "model_before": ("Model, as given", "pct"), "model_after": ("Model, chosen", "pct"),
+    "nonblocking_model": ("Model, non-blocking", "pct"), "routed_before": ("Routed, as given", "pct"),
+    "routed_after": ("Routed, chosen", "pct"), "headroom": ("Headroom", "pct"),
+    "worst_util_after_failure": ("Worst utilisation after the failure", "pct"),
+    "util": ("Utilisation", "pct"), "util_mean": ("Mean utilisation", "pct"), "util_p99": ("p99 utilisation", "pct"),
+    "util_max": ("Peak utilisation", "pct"), "max_util": ("Peak utilisation", "pct"),
+    "uplink_imbalance": ("Uplink imbalance", "x"), "worst_node": ("Worst node", "text"),
+    "target_utilization": ("Target utilisation", "pct"),
+    "load_gbps": ("Load (Gb/s)", "gbps"), "busbw_gbps": ("Bus bandwidth (Gb/s)", "gbps"),
+    "time_s": ("Time per iteration (s)", "s"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
+    "total": ("Summed time vs as given", "x"), "tail": ("p95 penalty vs as given", "x"),
+    "worst_job": ("Worst job", "text"), "worst_job_slowdown": ("Worst job slowdown", "x"),
+    "kw": ("Power (kW)", "kw"), "limit_kw": ("Limit (kW)", "kw"), "share": ("Share of limit", "pct"),
+    "network_kw": ("Network power (kW)", "kw"),
+    "watts_each": ("Power each (W)", "w"), "cost_each_usd": ("Cost each", "usd"), "cost_usd": ("Cost", "usd"),
+    "capex_usd": ("Capex", "usd"), "energy_usd": ("Energy over the horizon", "usd"),
+    "total_usd": ("Capex + energy", "usd"), "saved_vs_as_given": ("Saved vs as given", "usd"),
+    "total_fraction": ("Share of capex + energy vs as given", "pct"),
+    "saved_share": ("Saved vs as given (share of capex + energy)", "pct"),
+    "traffic_bytes": ("Traffic per iteration (GB)", "bytes"), "weight_bytes": ("Weighted traffic (GB)", "bytes"),
+    "required": ("Required", "num"), "achieved": ("Achieved", "num"), "margin": ("Margin", "num"),
+    "unit": ("Unit", "text"), "met": ("Met", "text"), "error": ("Error", "text"),
+    "model after": ("Switch model, chosen", "text"), "switches after": ("Switches, chosen", "int"),
+    "oversubscription after": ("Oversubscription, chosen", "ratio"), "roce-hash": ("RoCE hashing", "num"),
+    "uec-spray": ("UEC spraying", "num"), "roce-hash time_s": ("RoCE hashing time (s)", "s"),
+    "uec-spray time_s": ("UEC spraying time (s)", "s"), "penalty": ("Hashing penalty", "x"),
+    "unreachable gbps": ("Unreachable (Gb/s)", "gbps"), "endpoints down": ("Endpoints down", "int"),
+    "endpoints isolated": ("Endpoints isolated", "int"), "jobs affected": ("Jobs affected", "int"),
+    "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
+    "quantity": ("Quantity", "text"),
+    "worst slowdown vs healthy, RoCE hashing": ("Worst slowdown vs healthy, RoCE hashing", "x"),
+    "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
+}
+_KEY_COLUMNS = ("quantity", "field", "item", "metric")   # a table of (name, value) pairs
+_RANK = {k: i for i, k in enumerate(COLUMNS)}
+_SUFFIX_UNITS = (("_usd", "", "usd"), ("_kw", " (kW)", "kw"), ("_gbps", " (Gb/s)", "gbps"), ("_bytes", " (GB)", "bytes"),
+                 ("_s", " (s)", "s"), ("_frac", "", "pct"), ("_fraction", "", "pct"))
+
+
+def column(raw: str) -> tuple[str, str]:
+    """(header, kind) of a plan field shown as a table column."""
+    if raw in COLUMNS:
+        return COLUMNS[raw]
+    if raw.startswith(("share.", "links_by_optic.")):
+        head, _, rest = raw.partition(".")
+        return (("Traffic share, " if head == "share" else "Links, ") + rest.replace("_", "-"),
+                "pct" if head == "share" else "int")
+    kind, unit, base = "num", "", raw
+    for suf, u, k in _SUFFIX_UNITS:
+        if raw.endswith(suf):
+            kind, unit, base = k, u, raw[: -len(suf)]
+            break
+    if base.startswith("util") or "util " in base:
+        kind = "pct"
+    words = re.sub(r"[_.]+", " ", base).strip()
+    return (words[:1].upper() + words[1:] + unit) if words else raw, kind
+
+
+def show(x, kind: str = "num") -> str:
+    """A value in the form its column's kind calls for."""
+    v = _num(x)
+    if v is None or kind in ("text", "int"):
+        return fmt(x)
+    if kind == "pct":
+        p = 100.0 * v
+        if abs(p) < 0.05:
+            return "0%"
+        return f"{p:.1f}%" if abs(p) < 1000 else f"{p:,.0f}%"
+    if kind == "usd":
+        return usd(v)
+    if kind == "ratio":
+        return f"{v:.2f}:1"
+    if kind == "x":
+        return f"{v:.2f}x"
+    if kind == "bytes":
+        return fmt(round(v / 1e9, 3))
+    if kind in ("kw", "gbps", "s", "w"):
+        return fmt(round(v, 3 if abs(v) < 10 else 1))
+    return fmt(x)
+
+
 def make_table(records, columns: Optional[list] = None, *, name_key: str = "name", limit: int = TABLE_ROWS,
-               caption: str = "", sort_key=None, first: tuple = ("metrics", "kind", "name", "job", "tier", "link",
-                                                                    "rack")) -> Table:
+               caption: str = "", sort_key=None, first: tuple = (), group: bool = False,
+               transpose_over: int = 9) -> Table:
     """A table from a list of flat dicts, or a dict of dicts (its keys become ``name_key``).
 
-    Nested dicts are flattened to dotted columns; columns are the keys in
-    first-seen order unless given. Rows beyond ``limit`` are counted, not shown.
+    Nested dicts are flattened to dotted columns. Columns are ``columns`` when given, else
+    in the order of :data:`COLUMNS` (``first`` ahead of them); headers and value formats come
+    from :func:`column`. ``group``: rows equal in every column but the first are shown once,
+    the first cell naming how many ("56 racks: rack000 ... rack055"). A table wider than
+    ``transpose_over`` columns is transposed (one row per field) so it fits the page. Rows
+    beyond ``limit`` are counted, not shown.
     """
     if isinstance(records, dict):
         recs = []
@@ -166,14 +282,37 @@ def make_table(records, columns: Optional[list] = None, *, name_key: str = "name
     if sort_key is not None:
         recs = sorted(recs, key=sort_key)
     if columns is None:
-        columns = []
+        seen = []
         for r in recs:
             for k in r:
-                if k not in columns:
-                    columns.append(k)
-        columns = [c for c in first if c in columns] + [c for c in columns if c not in first]
-    rows = [[fmt(r.get(c)) if c in r else "" for c in columns] for r in recs[:limit]]
-    return Table(columns=list(columns), rows=rows, total=len(recs), caption=caption)
+                if k not in seen:
+                    seen.append(k)
+        columns = sorted(seen, key=lambda c: (0 if c in first else 1, first.index(c) if c in first else 0,
+                                              -1 if c in _KEY_COLUMNS else _RANK.get(c, len(_RANK)), seen.index(c)))
+    cols = [column(c) if c not in first or c in COLUMNS else (c, "text") for c in columns]
+    if columns and columns[0] in _KEY_COLUMNS:
+        # one quantity per row: its name made readable, its values shown in its own unit
+        cols[0] = column(columns[0])
+        rows = []
+        for r in recs:
+            raw = str(r.get(columns[0]))
+            head, kind = column(raw) if "(" not in raw else (raw[:1].upper() + raw[1:], "num")
+            rows.append([head] + [show(r.get(c), kind) if c in r else "" for c in columns[1:]])
+    else:
+        rows = [[show(r.get(c), kind) if c in r else "" for c, (_, kind) in zip(columns, cols)] for r in recs]
+    if group and rows:
+        groups: dict = {}
+        for r in rows:
+            groups.setdefault(tuple(r[1:]), []).append(r[0])
+        rows = [[(f"{len(names)}: {names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names))] + list(rest)
+                for rest, names in groups.items()]
+    total = len(rows)
+    headers = [h for h, _ in cols]
+    if len(headers) > transpose_over and 0 < len(rows) <= 8:
+        headers, rows = [headers[0]] + [r[0] for r in rows], [[h] + [r[i] for r in rows] for i, h in
+                                                               enumerate(headers) if i > 0]
+        return Table(columns=headers, rows=rows, total=len(rows), caption=caption)
+    return Table(columns=headers, rows=rows[:limit], total=total, caption=caption)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -407,8 +546,8 @@ def _summary(plan: dict) -> Section:
             if b.get("switches") != t.get("switches") or b.get("oversubscription") != t.get("oversubscription") \
                     or b.get("model") != t.get("model"):
                 changed.append(f"{t.get('tier')}: {fmt(b.get('switches'))} x {b.get('model', 'n/a')} "
-                               f"(oversubscription {fmt(b.get('oversubscription'))}) -> {fmt(t.get('switches'))} x "
-                               f"{t.get('model', 'n/a')} (oversubscription {fmt(t.get('oversubscription'))})")
+                               f"(oversubscription {show(b.get('oversubscription'), 'ratio')}) -> {fmt(t.get('switches'))} x "
+                               f"{t.get('model', 'n/a')} (oversubscription {show(t.get('oversubscription'), 'ratio')})")
         if not changed:
             changed.append("the link budget keeps the fabric as given")
     p = plan.get("placement") or {}
@@ -539,9 +678,13 @@ def _count(x) -> int:
     return int(v) if v is not None else 0
 
 
+_MODEL_NAMES = {"roce-hash": "RoCE hashing", "uec-spray": "UEC spraying", "ideal": "ideal ECMP"}
+
+
 def _failure_row(r: dict) -> dict:
     """One single-failure scenario as a flat table row."""
-    row = {"kind": r.get("kind"), "name": r.get("name")}
+    kind = r.get("kind")
+    row = {"kind": kind.replace("_", " ") if isinstance(kind, str) else kind, "name": r.get("name")}
     if "count" in r:
         row["alike"] = r.get("count")
     lost = r.get("bandwidth_lost_frac")
@@ -563,7 +706,7 @@ def _failure_row(r: dict) -> dict:
             v = sd[model]
             vals = [_num(x) for x in v.values()] if isinstance(v, dict) else [_num(v)]
             vals = [x for x in vals if x is not None]
-            row[f"worst slowdown {model}"] = max(vals) if vals else None
+            row[f"worst slowdown vs healthy, {_MODEL_NAMES.get(model, model)}"] = max(vals) if vals else None
     return row
 
 
@@ -684,6 +827,35 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                             + "; after: with the chosen link budget.")
     if ma is None:
         s.paragraphs.append("Metrics after the link budget: not computed.")
+    peaks = {w: _tier_rows(plan.get(f"metrics_{w}")) for w in ("before", "placed", "after")}
+    peaks = {w: {t: _tier_max(r) for t, r in rows_.items() if _tier_max(r) is not None} for w, rows_ in peaks.items()}
+    peaks = {w: v for w, v in peaks.items() if v}
+    if peaks:
+        ptiers = [t for t in ("endpoint-leaf", "leaf-spine", "spine-super") if any(t in v for v in peaks.values())]
+        ptiers += sorted({t for v in peaks.values() for t in v} - set(ptiers))
+        target = _get(plan, "cluster_file.goals.target_utilization")
+
+        def draw_peaks(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(ptiers))
+            h = 0.8 / len(peaks)
+            for i, (w, v) in enumerate(peaks.items()):
+                vals = [100 * v.get(t, np.nan) for t in ptiers]
+                ax.barh(y + i * h, vals, height=h, color=_COLORS[w], label=w)
+                for yy, x in zip(y + i * h, vals):
+                    if np.isfinite(x):
+                        ax.text(x, yy, f" {x:.0f}%", va="center", fontsize=7)
+            if _num(target) is not None:
+                ax.axvline(100 * target, color=_COLORS["limit"], linestyle="--", label="target")
+            ax.set_yticks(y + h * (len(peaks) - 1) / 2, [mpl_text(t) for t in ptiers])
+            ax.invert_yaxis()
+            ax.set_xlabel("peak link utilisation (%)")
+            ax.legend(fontsize=7, loc="lower right")
+        s.figures.append(Figure("fig-peaks", "Peak utilisation per tier, before and after",
+                                "Peak directed-link utilisation per link tier: in-order placement on the fabric as "
+                                "given (before), optimised placement (placed), with the chosen link budget (after); "
+                                "dashed: the utilisation target.", draw_peaks,
+                                size=(7.5, 0.8 + 0.16 * len(ptiers) * len(peaks))))
     hists = {w: _hists(plan, w, fabrics) for w in ("before", "placed", "after")}
     hists = {w: h for w, h in hists.items() if h}
     if hists:
@@ -772,7 +944,8 @@ def _transport_section(plan: dict) -> Section:
     s.paragraphs.append(f"The same traffic ({which} the link budget) routed with RoCEv2 ECMP hashing and with "
                         "Ultra Ethernet packet spraying.")
     rh = tc.get("roce-hash") if isinstance(tc.get("roce-hash"), dict) else {}
-    ch, qp = rh.get("channels"), rh.get("qps_per_channel")
+    # the counts the comparison ran with: stored with the RoCE model, or once for the whole run
+    ch, qp = rh.get("channels", m.get("channels")), rh.get("qps_per_channel", m.get("qps_per_channel"))
     if isinstance(ch, int) and isinstance(qp, int):
         s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
                             f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
@@ -869,8 +1042,235 @@ def _power_section(plan: dict) -> Section:
     s.figures.append(Figure("fig-power", "Rack power against limits",
                             "Power per rack with the placed jobs busy (red: over the limit).", draw))
     top = sorted(racks, key=lambda r: (-(float(r["kw"]) - (_num(r.get("limit_kw")) or 0.0)), str(r.get("rack"))))
-    s.tables.append(make_table(top, limit=20, caption="Racks closest to (or over) their limit"))
+    s.tables.append(make_table([{k: r.get(k) for k in ("rack", "kw", "limit_kw", "share")} for r in top], limit=20,
+                               group=True, caption="Racks closest to (or over) their limit; racks alike are grouped"))
     return s
+
+
+def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
+    """Floor plan of the design as chosen: racks in their rows (positions from the fabric rebuilt
+    from the plan), each coloured by its power against its limit with the placed jobs busy, the
+    end-of-row network racks where leaves sit there, and the links by reach class beside it."""
+    f = fabrics.get("after")
+    if f is None or not f.n_racks:
+        return None
+    row, col = np.asarray(f.rack_row, dtype=np.int64), np.asarray(f.rack_col, dtype=np.int64)
+    kw = {str(r.get("rack")): _num(r.get("kw")) for r in (_get(plan, "placement.racks") or []) if isinstance(r, dict)}
+    lim = np.asarray(f.rack_limit_kw, dtype=float)
+    share = np.array([(kw.get(f.rack_name(i)) or 0.0) / lim[i] if lim[i] > 0 else np.nan for i in range(f.n_racks)])
+    eor = _get(plan, "cluster_file_after.floor.leaf_placement") or _get(plan, "cluster_file.floor.leaf_placement") or "eor"
+    R, C = int(row.max()) + 1, int(col.max()) + 1
+    grid = np.full((R, C + (1 if eor == "eor" else 0)), np.nan)
+    grid[row, col] = share
+    tiers = _tiers_of(plan.get("describe_after") or plan.get("describe_before"))
+    optics = [o for o in (_get(plan, "budget.bill_of_materials.optics") or
+                          _get(plan, "describe_after.bill_of_materials.optics") or
+                          _get(plan, "describe_before.bill_of_materials.optics") or []) if isinstance(o, dict)]
+
+    def draw(fig):
+        from matplotlib.colors import ListedColormap
+        ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
+        ax.grid(False)
+        im = ax.imshow(grid, cmap="YlOrRd", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+        if eor == "eor":
+            net = np.full(grid.shape, np.nan)
+            net[:, -1] = 1.0
+            ax.imshow(net, cmap=ListedColormap([_COLORS["after"]]), interpolation="nearest", aspect="auto")
+        ax.set_xlabel("position in row" + ("  (last column: end-of-row network rack with the leaves)" if eor == "eor" else ""))
+        ax.set_ylabel("row")
+        if R <= 40:
+            ax.set_yticks(np.arange(R))
+        fig.colorbar(im, ax=ax, label="rack power / limit", fraction=0.04)
+        ax.set_title("racks by row", fontsize=9)
+        names = [str(o.get("reach") or o.get("part")) for o in optics]
+        links = [_num(o.get("links")) or 0.0 for o in optics]
+        y = np.arange(len(names))
+        bx.barh(y, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
+        bx.set_yticks(y, [mpl_text(f"{n} {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
+        bx.invert_yaxis()
+        bx.set_xlabel("links by reach class")
+    return Figure("fig-floor", "Floor plan",
+                  f"{fmt(f.n_racks)} racks in {R} row(s) of up to {C}, coloured by power against the rack's limit "
+                  "with the placed jobs busy (grey: no figure)"
+                  + ("; blue: the end-of-row network rack of each row, where its leaves sit" if eor == "eor" else "")
+                  + "; " + ("leaves at the end of each row" if eor == "eor" else "leaves in their racks (top of rack)")
+                  + "".join(f", {fmt(t.get('switches'))} {t.get('tier')} switches" for t in tiers[1:] if isinstance(t, dict))
+                  + " in network racks. Right: links by reach class (copper and optics) in the chosen design.", draw,
+                  size=(7.5, min(6.0, 1.6 + 0.18 * R)))
+
+
+_REACH_COLORS = {"dac": "#4c956c", "aec": "#2e933c", "acc": "#2e933c", "lpo": "#e59500", "mmf": "#e59500",
+                 "sr": "#e59500", "aoc": "#d17a22", "smf": "#d1495b", "dr": "#d1495b", "fr": "#9b2335", "lr": "#6a040f"}
+
+
+def _cost_parts(bom, energy) -> dict:
+    """Cost of one design by part: switches, optics and cables per reach class, energy."""
+    out = {}
+    if isinstance(bom, dict):
+        sw = [_num(r.get("cost_usd")) for r in bom.get("switches") or [] if isinstance(r, dict)]
+        out["switches"] = sum(x for x in sw if x is not None)
+        for o in bom.get("optics") or []:
+            if isinstance(o, dict) and _num(o.get("cost_usd")) is not None:
+                k = f"{o.get('part') or o.get('reach')}"
+                out[k] = out.get(k, 0.0) + float(o["cost_usd"])
+    if _num(energy) is not None:
+        out["energy"] = float(energy)
+    return out
+
+
+def _cost_figure(plan: dict) -> Optional[Figure]:
+    """Stacked bars: the design as given and the chosen one, by switches, optics per class and energy."""
+    given = _cost_parts(_get(plan, "describe_before.bill_of_materials"), _get(plan, "budget.cost.as_given.energy_usd"))
+    chosen = _cost_parts(_get(plan, "budget.bill_of_materials") or _get(plan, "describe_after.bill_of_materials"),
+                         _get(plan, "budget.cost.chosen.energy_usd"))
+    if not given or not chosen:
+        return None
+    parts = ["switches"] + sorted((set(given) | set(chosen)) - {"switches", "energy"}) + ["energy"]
+    parts = [k for k in parts if k in given or k in chosen]
+
+    def draw(fig):
+        ax = fig.add_subplot(111)
+        left = np.zeros(2)
+        palette = ["#1f6feb", "#2e933c", "#e59500", "#d17a22", "#d1495b", "#6f42c1", "#57606a", "#9aa5b1"]
+        for i, k in enumerate(parts):
+            v = np.array([given.get(k, 0.0), chosen.get(k, 0.0)]) / 1e6
+            ax.barh([0, 1], v, left=left, color=_REACH_COLORS.get(k, palette[i % len(palette)]) if k not in
+                    ("switches", "energy") else ("#1f6feb" if k == "switches" else "#9aa5b1"), label=mpl_text(k),
+                    edgecolor="white")
+            left += v
+        for y, tot in enumerate(left):
+            ax.text(tot, y, f"  ${tot:,.1f}M", va="center", fontsize=8)
+        ax.set_yticks([0, 1], ["as given", "chosen"])
+        ax.invert_yaxis()
+        ax.set_xlabel("million USD (network capex by part, and energy over the horizon)")
+        ax.set_xlim(0, max(left) * 1.18 if max(left) > 0 else 1)
+        ax.legend(fontsize=7, ncols=min(len(parts), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return Figure("fig-cost", "Cost breakdown", "Network capex of the design as given and of the chosen design, "
+                  "by switches and by optic or cable class, plus energy over the horizon (USD).", draw, size=(7.5, 2.2))
+
+
+def _plane_groups(f, plane: int):
+    """Nodes of one plane grouped by (tier, pod) and the up-links between groups: ``(groups, edges)``,
+    groups {(tier, pod): node count}, edges {((tier, pod), (tier, pod)): (links, Gb/s)}."""
+    tier = np.asarray(f.node_tier, dtype=np.int64)
+    pod = np.asarray(f.node_pod, dtype=np.int64).copy()
+    ne = int(f.n_endpoints)
+    pod[:ne] = np.asarray(f.ep_pod(), dtype=np.int64)[:ne]
+    src, dst = np.asarray(f.link_src, dtype=np.int64), np.asarray(f.link_dst, dtype=np.int64)
+    up = (tier[src] < tier[dst]) & (np.asarray(f.link_plane) == plane)
+    src, dst, gbps = src[up], dst[up], np.asarray(f.link_gbps, dtype=float)[up]
+    inplane = np.asarray(f.node_plane) == plane
+    inplane[:ne] = np.isin(np.arange(ne), src[tier[src] == 0])   # endpoints with a port in this plane
+    P = int(pod.max()) + 2 if pod.size else 1
+    key = tier * P + (pod + 1)                                   # pod -1 (super-spines) -> 0
+    ks, counts = np.unique(key[inplane], return_counts=True)
+    groups = {(int(k // P), int(k % P) - 1): int(c) for k, c in zip(ks.tolist(), counts.tolist())}
+    ek = key[src] * (4 * P) + key[dst]
+    uk, inv = np.unique(ek, return_inverse=True)
+    n = np.bincount(inv, minlength=uk.size)
+    g = np.bincount(inv, weights=gbps, minlength=uk.size)
+    edges = {}
+    for k, c, cap in zip(uk.tolist(), n.tolist(), g.tolist()):
+        a, b = divmod(int(k), 4 * P)
+        edges[((a // P, a % P - 1), (b // P, b % P - 1))] = (int(c), float(cap))
+    return groups, edges
+
+
+PLANE_PODS_DRAWN = 6
+
+
+def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
+    """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
+    (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
+    Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named."""
+    from topo.model.fabric import TIER_NAMES
+    f = fabrics.get("after")
+    if f is None or f.n_links == 0:
+        return []
+    seen: dict = {}
+    for p in range(max(int(f.planes), 1)):
+        groups, edges = _plane_groups(f, p)
+        sig = (tuple(sorted(groups.items())), tuple(sorted(edges.items())))
+        seen.setdefault(sig, []).append(p)
+    out = []
+    for (gi, ei), planes in list(seen.items())[:4]:
+        groups, edges = dict(gi), dict(ei)
+        pods = sorted({pd for (_, pd) in groups if pd >= 0})
+        shown = pods[:PLANE_PODS_DRAWN]
+        hidden = pods[PLANE_PODS_DRAWN:]
+        tiers = sorted({t for t, _ in groups})
+        ncol = max(len(shown), 1)
+
+        def xy(g, tiers=tiers, shown=shown, ncol=ncol):
+            t, pd = g
+            x = (shown.index(pd) + 0.5) / ncol if pd in shown else 0.5
+            return x, tiers.index(t)
+
+        def draw(fig, groups=groups, edges=edges, shown=shown, hidden=hidden, tiers=tiers, xy=xy):
+            from matplotlib.patches import FancyBboxPatch
+            ax = fig.add_subplot(111)
+            ax.set_axis_off()
+            ax.grid(False)
+            for (a, b), (c, cap) in sorted(edges.items()):
+                if (a[1] >= 0 and a[1] not in shown) or (b[1] >= 0 and b[1] not in shown):
+                    continue
+                (x0, y0), (x1, y1) = xy(a), xy(b)
+                ax.plot([x0, x1], [y0 + 0.22, y1 - 0.22], color="#8a94a0", linewidth=0.8, zorder=1)
+                t = 0.5 if a[1] == b[1] else 0.35
+                ax.text(x0 + t * (x1 - x0), y0 + 0.22 + t * (y1 - y0 - 0.44), f"{c:,} x {cap / c:g}G\n{cap / 1e3:,.1f} Tb/s",
+                        fontsize=6, ha="center", va="center", color="#333",
+                        bbox=dict(facecolor="white", edgecolor="none", pad=0.5), zorder=3)
+            w = min(0.8 / max(len(shown), 1), 0.3)
+            for g, cnt in sorted(groups.items()):
+                if g[1] >= 0 and g[1] not in shown:
+                    continue
+                x, y = xy(g)
+                name = TIER_NAMES[g[0]] if g[0] < len(TIER_NAMES) else f"tier {g[0]}"
+                plural = {"endpoint": "endpoints", "leaf": "leaves"}.get(name, name + "s")
+                label = (f"pod {g[1]}: " if g[1] >= 0 else "") + f"{cnt:,} {plural}"
+                ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
+                                            facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
+                                            zorder=2))
+                ax.text(x, y, mpl_text(label), ha="center", va="center", fontsize=7, zorder=4,
+                        color="#111" if g[0] == 0 else "white")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(-0.5, len(tiers) - 0.5)
+            if hidden:
+                ax.text(1.0, -0.45, f"+ {len(hidden)} more pod(s) not drawn", ha="right", fontsize=7, color="#555")
+        names = ", ".join(str(p) for p in planes[:8]) + (" ..." if len(planes) > 8 else "")
+        alike = f"plane {names}" if len(planes) == 1 else f"planes {names} ({len(planes)} alike)"
+        out.append(Figure(f"fig-plane-{planes[0]}", f"Fabric of {alike}",
+                          f"The chosen fabric, {alike}, by pod and tier: each box a group of switches or endpoints "
+                          "with its count, each edge the links between two groups (count x speed, and the capacity "
+                          "in one direction)" + (f"; {len(shown)} of {len(pods)} pods drawn" if hidden else "") + ".",
+                          draw, size=(7.5, 0.9 + 1.0 * len(tiers))))
+    return out
+
+
+_DECISIONS = (("d0", "leaf ports down {}"), ("u0", "up {}"), ("b1", "links from each leaf to each spine {}"),
+              ("d1", "spine ports down {}"), ("u1", "up {}"), ("b2", "links from each spine to each super-spine {}"),
+              ("partial_pod_bundle", "last pod {}"), ("leaves_per_pod", "{} leaves per pod"),
+              ("spines_per_pod", "{} spines per pod"), ("pods_per_plane", "{} pods per plane"),
+              ("spines_per_plane", "{} spines per plane"), ("supers_per_plane", "{} super-spines per plane"))
+
+
+_DECISIONS_ROWS = (("d0", "leaf ports down"), ("u0", "leaf ports up"), ("b1", "links from each leaf to each spine"),
+                   ("d1", "spine ports down"), ("u1", "spine ports up"),
+                   ("b2", "links from each spine to each super-spine"),
+                   ("partial_pod_bundle", "links from each spine to each super-spine, last pod"),
+                   ("leaves_per_pod", "leaves per pod"), ("spines_per_pod", "spines per pod"),
+                   ("pods_per_plane", "pods per plane"), ("spines_per_plane", "spines per plane"),
+                   ("supers_per_plane", "super-spines per plane"))
+
+
+def design_words(dec) -> str:
+    """The link budget's decision variables as a sentence a reader understands."""
+    if not isinstance(dec, dict):
+        return "n/a"
+    parts = [text.format(fmt(dec[k])) for k, text in _DECISIONS if k in dec]
+    known = {k for k, _ in _DECISIONS} | {"leaf_uplinks", "spine_uplinks"}
+    parts += [f"{k.replace('_', ' ')} {fmt(v)}" for k, v in sorted(dec.items()) if k not in known]
+    return "; ".join(parts)
 
 
 def _budget_section(plan: dict) -> Section:
@@ -892,10 +1292,26 @@ def _budget_section(plan: dict) -> Section:
             rows = [{"design": k.replace("_", " "), **{kk: vv for kk, vv in designs[k].items() if not isinstance(vv, (dict, list))}}
                     for k in order]
             s.tables.append(make_table(rows, caption="Cost of the chosen design, the design as given and a non-blocking one"))
+    cost_fig = _cost_figure(plan)
+    if cost_fig is not None:
+        s.figures.append(cost_fig)
+    alts = b.get("alternatives")
+    alts = {k: v for k, v in sorted(alts.items()) if isinstance(v, dict)} if isinstance(alts, dict) else {}
+    if alts:
+        # one column per objective, one row per decision in words, then what the design costs
+        names = list(alts)
+        rows = [{"quantity": text.replace("{}", "").strip(), **{n: _get(alts[n], f"decisions.{k}") for n in names}}
+                for k, text in _DECISIONS_ROWS if any(_get(alts[n], f"decisions.{k}") is not None for n in names)]
+        rows.append({"quantity": "switches per tier, leaf first",
+                     **{n: " / ".join(fmt(x) for x in alts[n].get("switch_counts") or []) for n in names}})
+        rows += [{"quantity": c, **{n: alts[n].get(c) for n in names}}
+                 for c in ("capex_usd", "energy_usd", "total_usd", "network_kw")]
+        s.tables.append(make_table(rows, columns=["quantity"] + names,
+                                   caption="Optimum of each objective, as a design"))
     for key, caption in (("tiers", "Per switch tier: decisions and counts"),
                          ("utilization", "Utilisation per tier before and after the budget (model and routed)"),
                          ("headroom", "Headroom per tier under the stated failure"),
-                         ("alternatives", "Optimum of each objective")):
+                         ):
         v = b.get(key)
         if isinstance(v, dict):
             v = {k: x for k, x in v.items() if isinstance(x, dict)}
@@ -929,10 +1345,12 @@ def _budget_section(plan: dict) -> Section:
                 f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
                 f"under {model}; the least-slowing budget was kept: {what}. More channels or queue pairs per channel "
                 f"(more source-port entropy) or packet spraying would let the budget save more without slowing jobs.")
-        rows = [{k: v for k, v in t.items() if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total",
-                                                     "tail", "worst_job", "worst_job_slowdown", "max_util", "error")}
+        rows = [{("saved_share" if k == "saved_vs_as_given" else k): v for k, v in t.items()
+                 if k in ("target_utilization", "total_usd", "saved_vs_as_given", "total", "tail", "worst_job",
+                          "worst_job_slowdown", "max_util", "error")}
                 for t in tc["tried"] if isinstance(t, dict)]
-        s.tables.append(make_table(rows, caption=f"Targets tried by the transport check ({model} routing)"))
+        s.tables.append(make_table(rows, first=("target_utilization",),
+                                   caption=f"Targets tried by the transport check ({model} routing)"))
     return s
 
 
@@ -950,7 +1368,7 @@ def _bom_section(plan: dict) -> Section:
     if bom.get("optics"):
         s.tables.append(make_table(bom["optics"], caption="Optics and cables by reach class and speed"))
     if isinstance(bom.get("totals"), dict):
-        s.tables.append(make_table([{"total": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
+        s.tables.append(make_table([{"quantity": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
     return s
 
 
@@ -1008,6 +1426,27 @@ def _failure_section(plan: dict) -> Section:
                                 size=(7.5, 1.0 + 0.28 * len(top))))
     else:
         s.paragraphs.append("No single-failure scenarios in the plan.")
+    by_kind: dict = {}
+    for r in single:
+        kind = str(r.get("kind", "")).replace("_", " ")
+        by_kind[kind] = max(by_kind.get(kind, 0.0), _failure_impact(r))
+    if by_kind:
+        kinds = sorted(by_kind, key=lambda x: (-by_kind[x], x))
+
+        def draw_kinds(fig):
+            ax = fig.add_subplot(111)
+            y = np.arange(len(kinds))
+            lost = [100 * by_kind[x] for x in kinds]
+            ax.barh(y, [100 - v for v in lost], color=_COLORS["ok"], label="bandwidth left")
+            ax.barh(y, lost, left=[100 - v for v in lost], color=_COLORS["over"], label="lost")
+            ax.set_yticks(y, [mpl_text(x) for x in kinds])
+            ax.invert_yaxis()
+            ax.set_xlim(0, 100)
+            ax.set_xlabel("share of the worst-hit tier's bandwidth after the worst failure of the class (%)")
+            ax.legend(fontsize=7, loc="lower right")
+        s.figures.append(Figure("fig-failure-classes", "Headroom per failure class",
+                                "For each class of single failure, the worst one: the share of the worst-hit tier's "
+                                "bandwidth left (blue) and lost (red).", draw_kinds, size=(7.5, 0.9 + 0.3 * len(kinds))))
     k = fr.get("k")
     if isinstance(k, dict) and k:
         s.tables.append(make_table([{"quantity": kk, "value": vv} for kk, vv in flatten(k).items()
@@ -1135,7 +1574,12 @@ def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Se
         from topo.core.errors import SpecError
         raise SpecError([("(root)", "a plan is a JSON object")])
     fabrics = _Fabrics(plan, fabric_before, fabric_after)
-    return [_summary(plan), _fabric_section(plan), _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
+    fabric = _fabric_section(plan)
+    floor = _floor_figure(plan, fabrics)
+    if floor is not None:
+        fabric.figures.append(floor)
+    fabric.figures += _plane_figures(plan, fabrics)
+    return [_summary(plan), fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
             _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan),
             _placement_section(plan), _failure_section(plan), _goodput_section(plan), _solver_section(plan)]
 
@@ -1196,20 +1640,57 @@ def render_markdown(plan: dict, image_dir: str = IMAGE_DIR, *, fabric_before=Non
     return text, images
 
 
+PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def html_to_pdf(html: str, *, browser: Optional[str] = None, timeout: float = 300.0) -> bytes:
+    """PDF bytes of a report page printed by headless Chromium (pages set by the print stylesheet).
+
+    TopoError with what to do when no Chromium is found or it fails; nothing is written.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+    from topo.core.errors import TopoError
+    exe = browser or next((w for w in (shutil.which(b) for b in PDF_BROWSERS) if w), None)
+    if exe is None:
+        raise TopoError("report.pdf needs headless Chromium (" + ", ".join(PDF_BROWSERS) + ") on the PATH and none "
+                        "was found; install chromium, or open report.html in a browser and print it to PDF "
+                        "(the print stylesheet lays out the pages)")
+    with tempfile.TemporaryDirectory(prefix="topo-pdf-") as tmp:
+        page, out = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
+        page.write_text(html, encoding="utf-8")
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", f"--user-data-dir={Path(tmp) / 'profile'}",
+               "--no-pdf-header-footer", f"--print-to-pdf={out}", page.as_uri()]
+        try:
+            r = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            raise TopoError(f"{exe} did not print the report within {timeout:g} s") from None
+        if r.returncode != 0 or not out.exists() or out.stat().st_size == 0:
+            tail = (r.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            raise TopoError(f"{exe} could not print the report to PDF (exit {r.returncode}: {visible(tail[0])[:200]})")
+        return out.read_bytes()
+
+
 def write_report(plan: dict, out_dir, force: bool = False, *, image_dir: str = IMAGE_DIR,
-                 fabric_before=None, fabric_after=None) -> list[Path]:
-    """Write ``report.html``, ``report.md`` and ``<image_dir>/*.png`` into ``out_dir`` atomically.
+                 fabric_before=None, fabric_after=None, pdf: bool = False) -> list[Path]:
+    """Write ``report.html``, ``report.md`` and ``<image_dir>/*.png`` (and ``report.pdf`` with
+    ``pdf``, printed by headless Chromium: :func:`html_to_pdf`) into ``out_dir`` atomically.
 
     Existing report files are replaced only with ``force`` (SpecError naming
     ``-o``/``--force`` otherwise, before anything is rendered or written).
     """
     from topo.core.atomic import StagedFiles
     st = StagedFiles(out_dir, force=force)
-    st.check(["report.html", "report.md", image_dir])
+    st.check(["report.html", "report.md", image_dir] + (["report.pdf"] if pdf else []))
     html = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
     md, images = render_markdown(plan, image_dir, fabric_before=fabric_before, fabric_after=fabric_after)
+    pdf_bytes = html_to_pdf(html) if pdf else None
     with st:
         out = [st.write_text("report.html", html), st.write_text("report.md", md)]
+        if pdf_bytes is not None:
+            out.append(st.write_bytes("report.pdf", pdf_bytes))
         for rel in sorted(images):
             st.write_bytes(rel, images[rel])
     return out + [Path(out_dir) / image_dir]
