@@ -145,3 +145,9 @@ def test_summary_after_budget_matches_the_routed_plan(small_out):
     assert tc["accepted"] == (max(total, tail) <= tc["max_slowdown"])
     text = run("optimize", EXAMPLES / "small.yaml", "-o", out.parent / "again", "--seed", 7, "--workers", 1).output
     assert "transport check (roce-hash)" in text and "collective time per iteration" in text
+    # the alpha-beta collective time of the budgeted fabric, its parts adding up to the plan's per-job time
+    plan = json.loads((out.parent / "again" / "plan.json").read_text())
+    assert "alpha-beta model" in text
+    for j in plan["collectives"]["jobs"]:
+        s = summary["collectives"]["jobs"][j["name"]]
+        assert s["alpha_s"] + s["beta_s"] == pytest.approx(j["comm_s"], rel=1e-6)

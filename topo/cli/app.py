@@ -10,6 +10,7 @@ import json
 import sys
 
 import click
+from typing import Optional
 
 from topo.cli.options import echo, force_option, json_option, solver_options
 from topo.core.errors import SpecError, TopoError
@@ -193,5 +194,24 @@ def optimize_summary(plan: dict, out_dir, written) -> dict:
         "jobs": {name: {"before_s": times(mb).get(name), "placed_s": times(mp).get(name),
                         "after_s": times(ma).get(name), "after_uec_s": uec(ma).get(name)}
                  for name in times(ma) or times(mp)},
+        "collectives": _collective_summary(plan.get("collectives")),
         "timings_s": plan.get("timings_s"),
     }
+
+
+def _collective_summary(cs) -> Optional[dict]:
+    """Per job: the alpha-beta collective time per iteration on the chosen fabric, its alpha (latency)
+    and beta (bandwidth) parts summed over the job's collectives and their counts, and the algorithms."""
+    if not isinstance(cs, dict) or not isinstance(cs.get("jobs"), list):
+        return None
+    jobs = {}
+    for j in cs["jobs"]:
+        colls = [c for c in j.get("collectives") or [] if isinstance(c, dict)]
+        n = [int(c.get("count") or 1) for c in colls]
+        jobs[j.get("name")] = {
+            "comm_s": j.get("comm_s"),
+            "alpha_s": sum(k * float(c.get("alpha_s") or 0.0) for k, c in zip(n, colls)),
+            "beta_s": sum(k * float(c.get("beta_s") or 0.0) for k, c in zip(n, colls)),
+            "algorithms": sorted({str(c.get("algorithm")) for c in colls}),
+            "iteration_s": j.get("iteration_s"), "network_share": j.get("network_share")}
+    return {"routing": cs.get("routing"), "sharing": cs.get("sharing"), "jobs": jobs}

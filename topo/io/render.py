@@ -151,7 +151,8 @@ def _optimize_text(s: dict) -> str:
         jrows = [[j, _fmt(v.get("before_s")), _fmt(v.get("placed_s")), _fmt(v.get("after_s")), _fmt(v.get("after_uec_s"))]
                  for j, v in jobs.items()]
         out.append("")
-        out.append(f"collective time per iteration, s ({model}; last column: the same fabric with Ultra Ethernet spraying)")
+        out.append(f"routed collective time per iteration, s (bytes over the slowest flow's rate, {model}; last "
+                   f"column: the same fabric with Ultra Ethernet spraying)")
         out.append(table(jrows[:20], ["job", "before", "placed", "after", "after, uec-spray"]))
         if len(jrows) > 20:
             out.append(f"  ... and {len(jrows) - 20} more jobs (all in plan.json and the report)")
@@ -171,4 +172,16 @@ def _optimize_text(s: dict) -> str:
                            f"The budget sizes links for ideal ECMP; hash collisions add the rest. More channels or queue "
                            f"pairs per channel (transport.channels, transport.qps_per_channel) or packet spraying reduce it; keeping the "
                            f"fabric as given avoids it.")
+    cs = s.get("collectives") or {}
+    if cs.get("jobs"):
+        crow = [[j, _fmt(v.get("comm_s")), _fmt(v.get("alpha_s")), _fmt(v.get("beta_s")),
+                 ", ".join(a.replace("_", " ") for a in v.get("algorithms") or [])]
+                for j, v in cs["jobs"].items()]
+        out.append("")
+        out.append(f"collective time per iteration on the budgeted fabric, s (alpha-beta model, {cs.get('routing')}, "
+                   f"{cs.get('sharing')} sharing; alpha: latency, beta: bytes over bandwidth; topo analyze --explain "
+                   f"shows every algorithm)")
+        out.append(table(crow[:20], ["job", "time", "alpha", "beta", "algorithms"]))
+        if len(crow) > 20:
+            out.append(f"  ... and {len(crow) - 20} more jobs (all in plan.json and the report)")
     return "\n".join(out)
