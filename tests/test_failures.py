@@ -296,14 +296,15 @@ def test_cli_failures_json_and_bad_input(tmp_path):
     r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--single", "--k", "2", "--samples", "20"])
     assert r.exit_code == 0 and "single failures" in r.output and "k=2" in r.output
     for args, where in ((["--k", "3..2"], "--k"), (["--k", "x"], "--k"), (["--samples", "0"], "--samples"),
-                        (["--workers", "0"], "--workers"), (["--plan", str(tmp_path / "none.json")], "(file)")):
+                        (["--workers", "0"], "--workers"), (["--plan", str(tmp_path / "none.json")], "cannot read placement file")):
         r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), *args])
         assert r.exit_code == 2, (args, r.output)
         assert where in r.output and no_crash(r)
     bad = tmp_path / "placement.json"
     for content, where in (({"assignment": {"llm-a": [10 ** 6]}}, "assignment.llm-a"),
                            ({"assignment": {"llm-a": "n0000"}}, "assignment.llm-a"),
-                           ({"other": 1}, "placement.assignment")):
+                           ({"other": 1}, "neither 'assignment' nor 'nodes'"),
+                           ({"placement": {"x": 1}}, "placement.assignment")):
         bad.write_text(json.dumps(content))
         r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--plan", str(bad)])
         assert r.exit_code == 2 and where in r.output and no_crash(r)

@@ -212,7 +212,8 @@ def _kind(x) -> str:
 
 
 def read_placement(path, cluster, fabric) -> dict:
-    """The placement in a file written by ``topo place -o``, checked against the cluster:
+    """The placement in a file written by ``topo place -o`` or in a plan written by ``topo optimize``
+    (its ``placement``, the plan validated first), checked against the cluster:
     job name -> endpoint ids in rank order, in file order of the cluster's jobs.
 
     Uses ``assignment`` (job -> endpoint ids in rank order) when the file has it, else
@@ -235,7 +236,7 @@ def read_placement(path, cluster, fabric) -> dict:
     src = str(p)
     # size, UTF-8 and NUL checks as for every input; parsed here so that a job given twice
     # is named by its path, and NaN/Infinity are refused like any other non-integer id
-    text = read_text(p, "--placement", limit=MAX_PLAN_BYTES, what="placement file")
+    text = read_text(p, "placement", limit=MAX_PLAN_BYTES, what="placement file")
 
     def constant(name):
         raise ValueError(f"{name} is not a number JSON allows")
@@ -249,6 +250,16 @@ def read_placement(path, cluster, fabric) -> dict:
         raise SpecError([("(file)", f"malformed JSON: {e}")], src)
     if not isinstance(data, dict):
         raise SpecError([("(root)", f"expected an object, as `topo place -o` writes, found {_kind(data)}")], src)
+    if "plan_version" in data:   # a plan: its placement, once the plan itself is valid
+        from topo.io.plan import load_plan
+        pl = load_plan(p).get("placement")
+        if not isinstance(pl, dict) or not isinstance(pl.get("assignment"), dict):
+            raise SpecError([("placement.assignment", "missing: the plan holds no placement")], src)
+        data = _obj([("assignment", pl["assignment"])])
+    elif "assignment" not in data and "nodes" not in data and isinstance(data.get("placement"), dict):
+        if not isinstance(data["placement"].get("assignment"), dict):  # a plan's placement section alone
+            raise SpecError([("placement.assignment", "missing: the file's placement holds no assignment")], src)
+        data = _obj([("assignment", data["placement"]["assignment"])])
     errs: list[tuple[str, str]] = [(_key("", k), "key given twice") for k in data.dups]
     if "assignment" not in data and "nodes" not in data:
         raise SpecError(errs + [("(root)", "neither 'assignment' nor 'nodes': not a placement written by `topo place -o`")], src)

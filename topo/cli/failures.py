@@ -1,7 +1,6 @@
 """`topo failures` and `topo sweep`: thin commands over topo.study.failures and topo.study.sweep."""
 from __future__ import annotations
 
-import math
 import re
 
 import click
@@ -9,6 +8,7 @@ import click
 from topo.cli.app import cluster_arg, emit_json, handle_errors, main
 from topo.cli.options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS, echo, force_option, json_option
 from topo.core.errors import SpecError
+from topo.core.jsonable import to_jsonable
 
 
 def _parse_k(text):
@@ -105,63 +105,18 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     if workers < 1:
         raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
     c = load(cluster)
-    placement = None
-    if plan_path:
-        placement = _read_assignment(plan_path)
     from topo.model.fabric import build
+    from topo.pipeline import read_placement
     fab = build(c)
-    if placement is not None:
-        for name, ids in placement.items():
-            if ids.size and (ids.min() < 0 or ids.max() >= fab.n_endpoints):
-                raise SpecError([(f"placement.assignment.{name}",
-                                  f"endpoint ids must be in [0, {fab.n_endpoints}) for this cluster")], plan_path)
+    placement = read_placement(plan_path, c, fab) if plan_path else None
     res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
                            group=not exhaustive, workers=workers, traffic=traffic,
                            hash_exact=hash_exact)
     d = res.to_dict()
     if as_json:
-        emit_json(_clean(d))
+        emit_json(to_jsonable(d))
     else:
         echo(_text(d))
-
-
-def _read_assignment(path) -> dict:
-    """Job -> endpoint ids from a plan (``placement.assignment``) or a ``topo place -o`` file (``assignment``)."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from topo.core.inputs import parse_json, read_text
-    from topo.core.limits import MAX_PLAN_BYTES
-    p = Path(path)
-    data = parse_json(read_text(p, "(file)", limit=MAX_PLAN_BYTES, what="placement file"), str(p), walk=False)
-    if isinstance(data, dict) and "plan_version" in data:
-        from topo.io.plan import load_plan
-        data = load_plan(p)  # checks the plan version
-    where, a = "placement.assignment", None
-    if isinstance(data, dict) and isinstance(data.get("placement"), dict):
-        a = data["placement"].get("assignment")
-    elif isinstance(data, dict) and "assignment" in data:
-        where, a = "assignment", data["assignment"]
-    if not isinstance(a, dict):
-        raise SpecError([(where, "missing: the file holds no placement (a plan or a `topo place -o` file)")], str(p))
-    out = {}
-    for job, ids in a.items():
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise SpecError([(f"{where}.{job}", "expected a list of endpoint ids")], str(p))
-        out[str(job)] = np.asarray(ids, np.int64)
-    return out
-
-
-def _clean(o):
-    """JSON-safe: non-finite floats become None."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
 
 
 @main.command()

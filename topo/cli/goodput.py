@@ -5,7 +5,6 @@ import click
 
 from topo.cli.app import cluster_arg, emit_json, handle_errors, main
 from topo.cli.options import SEED, _Finite, echo
-from topo.core.errors import SpecError
 
 DAYS = _Finite(0.0, 36500.0, open_lo=True, unit=" days")
 SECONDS = _Finite(0.0, 86400.0, unit=" seconds")
@@ -64,22 +63,6 @@ def render(d: dict, top: int = 30) -> str:
     return "\n".join(out)
 
 
-def _plan_assignment(path) -> dict:
-    """Job -> endpoint ids from a plan written by `topo optimize` (``placement.assignment``)."""
-    import numpy as np
-
-    from topo.io.plan import load_plan
-    a = (load_plan(path).get("placement") or {}).get("assignment")
-    if not isinstance(a, dict):
-        raise SpecError([("placement.assignment", "missing: the plan holds no placement")], str(path))
-    out = {}
-    for job, ids in a.items():
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise SpecError([(f"placement.assignment.{job}", "expected a list of endpoint ids")], str(path))
-        out[str(job)] = np.asarray(ids, np.int64)
-    return out
-
-
 @main.command()
 @cluster_arg
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False), help="use this plan's placement")
@@ -110,12 +93,8 @@ def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb
     from topo.study.goodput import goodput as run
     c = load(cluster)
     fab = build(c)
-    placement = _plan_assignment(plan_path) if plan_path else None
-    if placement is not None:
-        for name, ids in placement.items():
-            if ids.size and (ids.min() < 0 or ids.max() >= fab.n_endpoints):
-                raise SpecError([(f"placement.assignment.{name}",
-                                  f"endpoint ids must be in [0, {fab.n_endpoints}) for this cluster")], plan_path)
+    from topo.pipeline import read_placement
+    placement = read_placement(plan_path, c, fab) if plan_path else None
     fail = None
     if with_failures:
         from topo.study.failures import analyze_failures
