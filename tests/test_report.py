@@ -283,7 +283,7 @@ def test_transport_check_in_summary_and_budget(plan):
     assert tc["routing"] == plan["metrics_after"]["routing"]
     text = " ".join(parse(rp.render_html(plan)).text)
     assert "Transport check (" in text and "Targets tried by the transport check" in text
-    what = f"summed collective time is {rp.fmt(tc['total'])}x"
+    what = f"summed collective time is {rp.show(tc['total'], 'x')}"
     if tc["accepted"]:
         assert what in text.split("What it saves")[1].split("What is at risk")[0]
     # a check that failed is a risk in the summary
@@ -291,7 +291,7 @@ def test_transport_check_in_summary_and_budget(plan):
     p["budget"]["transport_check"].update(accepted=False, total=1.4, tail=2.0)
     text = " ".join(parse(rp.render_html(p)).text)
     risk = text.split("What is at risk")[1]
-    assert "slows the jobs under" in risk and "summed collective time is 1.4x" in risk
+    assert "slows the jobs under" in risk and "summed collective time is 1.40x" in risk
     assert "NOT met" in text
 
 

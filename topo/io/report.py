@@ -602,10 +602,10 @@ def _summary(plan: dict) -> Section:
             break
     tc = _get(plan, "budget.transport_check")
     if isinstance(tc, dict) and tc.get("routing"):
-        what = (f"under {tc['routing']} the jobs' summed collective time is {fmt(tc.get('total'))}x and their "
-                f"95th-percentile penalty {fmt(tc.get('tail'))}x those on the fabric as given")
+        what = (f"under {tc['routing']} the jobs' summed collective time is {show(tc.get('total'), 'x')} and their "
+                f"95th-percentile penalty {show(tc.get('tail'), 'x')} those on the fabric as given")
         if tc.get("accepted"):
-            saves.append(f"{what} (limit {fmt(tc.get('max_slowdown'))}x, met at target utilisation "
+            saves.append(f"{what} (limit {show(tc.get('max_slowdown'), 'x')}, met at target utilisation "
                          f"{pct(tc.get('chosen_target_utilization'))})")
     s.bullets.append(("What it saves", ("; ".join(saves) or "nothing to compare: the plan has no before/after figures") + "."))
     # what is at risk
@@ -630,7 +630,7 @@ def _summary(plan: dict) -> Section:
         if st is not None and str(st).upper() != "OPTIMAL":
             risk.append(f"{label} solver status {st}")
     if isinstance(tc, dict) and tc.get("routing") and not tc.get("accepted"):
-        risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {fmt(tc.get('max_slowdown'))}x "
+        risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {show(tc.get('max_slowdown'), 'x')} "
                     f"limit at every target tried: {what}")
     risk += _requirement_risks(plan)
     worst = _worst_failure(plan.get("failures"))
@@ -736,7 +736,7 @@ def _worst_failure(failures) -> str:
     if sev[1]:
         bits.append(f"cuts off {fmt(sev[1])} endpoint(s)")
     if sev[2] > 1.0 + 1e-9:
-        bits.append(f"slows a job {fmt(sev[2])}x")
+        bits.append(f"slows a job {show(sev[2], 'x')}")
     bits.append(f"loses up to {pct(_failure_impact(w))} of a tier's bandwidth")
     if w.get("jobs_affected") is not None:
         bits.append(f"affects {fmt(_count(w['jobs_affected']))} job(s)")
@@ -952,7 +952,7 @@ def _transport_section(plan: dict) -> Section:
                             f"each carrying 1/{ch * qp} of its bytes.")
     pen = _num(tc.get("collision_penalty_max_util"))
     if pen is not None:
-        s.paragraphs.append(f"Hash collisions raise the peak link utilisation {fmt(pen)}x over spraying.")
+        s.paragraphs.append(f"Hash collisions raise the peak link utilisation {show(pen, 'x')} over spraying.")
     # scalar metrics side by side
     flat = {mod: {k: v for k, v in flatten(tc[mod]).items() if _num(v) is not None and not k.startswith("jobs.")}
             for mod in models}
@@ -1333,16 +1333,16 @@ def _budget_section(plan: dict) -> Section:
     tc = b.get("transport_check")
     if isinstance(tc, dict) and tc.get("tried"):
         slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
-        what = (f"the summed collective time of the jobs is {fmt(tc.get('total'))}x, and the 95th percentile of the jobs' "
-                f"time over ideal time (the worst job with 20 jobs or fewer) {fmt(tc.get('tail'))}x, what they are on the fabric as given")
+        what = (f"the summed collective time of the jobs is {show(tc.get('total'), 'x')}, and the 95th percentile of the jobs' "
+                f"time over ideal time (the worst job with 20 jobs or fewer) {show(tc.get('tail'), 'x')}, what they are on the fabric as given")
         if tc.get("accepted"):
             s.paragraphs.append(
                 f"Transport check ({model}): the budget was sized for ideal ECMP, then the placed jobs were routed on "
                 f"each candidate under {model} with the same seed; at the chosen target utilisation "
-                f"{pct(tc.get('chosen_target_utilization'))} {what} (limit {fmt(slow)}x).")
+                f"{pct(tc.get('chosen_target_utilization'))} {what} (limit {show(slow, 'x')}).")
         else:
             s.paragraphs.append(
-                f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {fmt(slow)}x "
+                f"Transport check ({model}): NOT met. Every target tried slows the jobs by more than {show(slow, 'x')} "
                 f"under {model}; the least-slowing budget was kept: {what}. More channels or queue pairs per channel "
                 f"(more source-port entropy) or packet spraying would let the budget save more without slowing jobs.")
         rows = [{("saved_share" if k == "saved_vs_as_given" else k): v for k, v in t.items()
