@@ -36,7 +36,12 @@ def to_networkx(fabric, max_nodes: int = 200_000):
 
 
 def write_graphml(fabric, path) -> None:
-    """Write the fabric as GraphML (node ids are names; scalar attributes only)."""
+    """Write the fabric as GraphML through networkx (node ids are names; scalar attributes only).
+
+    The reference the streamed writer (:func:`topo.io.exports.write_graphml`, which ``topo.write_graphml``
+    and the exports use) is tested and benchmarked against. Its edge ids restart for each group of
+    parallel edges, as networkx numbers them, so GraphML's unique-id rule does not hold: write files
+    for other programs with the streamed writer."""
     import networkx as nx
     g = to_networkx(fabric, max_nodes=10**9)
     g = nx.relabel_nodes(g, {i: d["name"] for i, d in g.nodes(data=True)})
