@@ -57,20 +57,61 @@ def _weights(cluster, ds: int) -> list[int]:
     return [0 if w <= 0 else max(1, int((200 * w / top + 1) // 2)) for w in raw]
 
 
+class _Facts:
+    """What the checks read, recomputed from the raw fabric arrays (never from the placement model)."""
+
+    def __init__(self, cluster, f):
+        self.f = f
+        self.jobs = list(cluster.file.jobs)
+        self.names = [j.name for j in self.jobs]
+        self.n_ep = n_ep = int(f.n_endpoints)
+        self.ep_server = ep_server = np.asarray(f.ep_server)
+        self.ep_acc = ep_acc = np.asarray(f.ep_is_accel)
+        self.ep_dom = ep_dom = np.asarray(f.ep_domain)
+        self.srv_rack = np.asarray(f.server_rack)
+        self.n_srv = n_srv = int(self.srv_rack.shape[0])
+        self.busy = np.zeros(n_srv, bool)
+        for expr in cluster.file.busy_nodes:
+            for sid in f.server_ids([expr]):
+                self.busy[int(sid)] = True
+        first_link = np.asarray(f.adj)[np.asarray(f.indptr)[:n_ep]]
+        leaf_of_ep = np.asarray(f.link_dst)[first_link]
+        n_dom = int(np.asarray(f.domain_size).shape[0])
+        self.acc_idx = acc_idx = np.flatnonzero(ep_acc)
+        dom_first_ep = np.full(n_dom, n_ep, np.int64)
+        np.minimum.at(dom_first_ep, ep_dom[acc_idx], acc_idx)
+        self.dom_leaf = dom_leaf = leaf_of_ep[np.minimum(dom_first_ep, n_ep - 1)]
+        self.dom_pod = dom_pod = np.maximum(np.asarray(f.node_pod)[dom_leaf], 0)
+        self.unit_leaf = dom_leaf[np.maximum(ep_dom, 0)]
+        self.unit_pod = dom_pod[np.maximum(ep_dom, 0)]
+        acc_per_srv = np.bincount(ep_server[acc_idx], minlength=n_srv)
+        self.aps = int(acc_per_srv[acc_per_srv > 0].max()) if acc_idx.size else 1
+        self.ds = int(np.asarray(f.domain_size)[ep_dom[acc_idx[0]]]) if acc_idx.size else 1
+        self.spd = max(1, self.ds // self.aps)
+        self.rack_index = {f.rack_name(i): i for i in range(f.n_racks)}
+        # filled by _capacity: who holds each endpoint and node, and the placements that can be checked further
+        self.owner_ep = np.full(n_ep, -1, np.int64)
+        self.owner_srv = np.full(n_srv, -1, np.int64)
+        self.used_srv = np.zeros(n_srv, bool)
+        self.valid: dict = {}
+
+
 def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> list[str]:
     """Violations of a placement, as "kind: message" strings (empty when valid)."""
-    v: list[str] = []
-    f = fabric
-    jobs = list(cluster.file.jobs)
-    names = [j.name for j in jobs]
-    n_ep = int(f.n_endpoints)
-    ep_server = np.asarray(f.ep_server)
-    ep_acc = np.asarray(f.ep_is_accel)
-    ep_dom = np.asarray(f.ep_domain)
-    srv_rack = np.asarray(f.server_rack)
-    n_srv = int(srv_rack.shape[0])
+    x = _Facts(cluster, fabric)
+    v = _bookkeeping(x.names, assignment, unplaced)
+    v += _capacity(x, assignment)
+    v += _domains(x)
+    v += _rack_power(x, cluster)
+    v += _pins(x)
+    if objective is not None and not v:
+        v += _objective(x, cluster, unplaced, objective)
+    return v
 
-    # --- bookkeeping: every job placed or reported ----------------------------------
+
+def _bookkeeping(names: list, assignment: dict, unplaced: dict) -> list[str]:
+    """Every job placed or reported unplaced (for a known reason), none both, none unknown."""
+    v = []
     for name in assignment:
         if name not in names:
             v.append(f"unknown job: {name!r} is placed but not in the file")
@@ -84,34 +125,14 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> 
     for name in names:
         if name not in assignment and name not in unplaced:
             v.append(f"dropped: job {name!r} is neither placed nor reported unplaced")
+    return v
 
-    # --- per endpoint facts from raw arrays ---------------------------------------------
-    busy = np.zeros(n_srv, bool)
-    for expr in cluster.file.busy_nodes:
-        for sid in f.server_ids([expr]):
-            busy[int(sid)] = True
-    first_link = np.asarray(f.adj)[np.asarray(f.indptr)[:n_ep]]
-    leaf_of_ep = np.asarray(f.link_dst)[first_link]
-    n_dom = int(np.asarray(f.domain_size).shape[0])
-    acc_idx = np.flatnonzero(ep_acc)
-    dom_first_ep = np.full(n_dom, n_ep, np.int64)
-    np.minimum.at(dom_first_ep, ep_dom[acc_idx], acc_idx)
-    dom_leaf = leaf_of_ep[np.minimum(dom_first_ep, n_ep - 1)]
-    pods_arr = np.asarray(f.node_pod)
-    dom_pod = np.maximum(pods_arr[dom_leaf], 0)
-    unit_leaf = dom_leaf[np.maximum(ep_dom, 0)]
-    unit_pod = dom_pod[np.maximum(ep_dom, 0)]
-    acc_per_srv = np.bincount(ep_server[acc_idx], minlength=n_srv)
-    aps = int(acc_per_srv[acc_per_srv > 0].max()) if acc_idx.size else 1
-    ds = int(np.asarray(f.domain_size)[ep_dom[acc_idx[0]]]) if acc_idx.size else 1
-    spd = max(1, ds // aps)
-    rack_index = {f.rack_name(i): i for i in range(f.n_racks)}
 
-    owner_ep = np.full(n_ep, -1, np.int64)
-    owner_srv = np.full(n_srv, -1, np.int64)
-    used_srv = np.zeros(n_srv, bool)
-    valid = {}
-    for ji, j in enumerate(jobs):
+def _capacity(x: _Facts, assignment: dict) -> list[str]:
+    """Each placed job: as many distinct accelerators as it needs, on free nodes no other job holds.
+    Records the owners and the placements that can be checked further in ``x``."""
+    v, f, names = [], x.f, x.names
+    for ji, j in enumerate(x.jobs):
         if j.name not in assignment:
             continue
         e = np.asarray(assignment[j.name])
@@ -120,119 +141,135 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> 
             continue
         if e.size != j.accelerators:
             v.append(f"capacity: {j.name!r} holds {e.size} accelerators, needs {j.accelerators}")
-        if e.size and (e.min() < 0 or e.max() >= n_ep):
-            v.append(f"capacity: {j.name!r} names endpoints outside 0..{n_ep - 1}")
+        if e.size and (e.min() < 0 or e.max() >= x.n_ep):
+            v.append(f"capacity: {j.name!r} names endpoints outside 0..{x.n_ep - 1}")
             continue
         if np.unique(e).size != e.size:
             v.append(f"capacity: {j.name!r} holds an accelerator twice")
-        if not ep_acc[e].all():
+        if not x.ep_acc[e].all():
             v.append(f"capacity: {j.name!r} is placed on an endpoint without an accelerator")
-        clash = owner_ep[e] >= 0
+        clash = x.owner_ep[e] >= 0
         if clash.any():
-            other = names[int(owner_ep[e][clash][0])]
+            other = names[int(x.owner_ep[e][clash][0])]
             v.append(f"capacity: {j.name!r} and {other!r} share accelerator {int(e[clash][0])}")
-        owner_ep[e] = ji
-        srv = np.unique(ep_server[e])
-        if busy[srv].any():
-            v.append(f"capacity: {j.name!r} uses busy node {f.server_name(int(srv[busy[srv]][0]))}")
-        sclash = (owner_srv[srv] >= 0) & (owner_srv[srv] != ji)
+        x.owner_ep[e] = ji
+        srv = np.unique(x.ep_server[e])
+        if x.busy[srv].any():
+            v.append(f"capacity: {j.name!r} uses busy node {f.server_name(int(srv[x.busy[srv]][0]))}")
+        sclash = (x.owner_srv[srv] >= 0) & (x.owner_srv[srv] != ji)
         if sclash.any():
-            v.append(f"capacity: {j.name!r} and {names[int(owner_srv[srv][sclash][0])]!r} share node "
+            v.append(f"capacity: {j.name!r} and {names[int(x.owner_srv[srv][sclash][0])]!r} share node "
                      f"{f.server_name(int(srv[sclash][0]))}")
-        owner_srv[srv] = ji
-        used_srv[srv] = True
-        valid[ji] = e
+        x.owner_srv[srv] = ji
+        x.used_srv[srv] = True
+        x.valid[ji] = e
+    return v
 
-    # --- scale-up domains ----------------------------------------------------------------
-    for ji, e in valid.items():
-        j = jobs[ji]
+
+def _domains(x: _Facts) -> list[str]:
+    """TP groups inside one scale-up domain; jobs whose TP spans domains own them whole."""
+    v, ds = [], x.ds
+    for ji, e in x.valid.items():
+        j = x.jobs[ji]
         if j.tp <= ds and e.size % j.tp == 0 and j.tp > 1:
-            groups = ep_dom[e].reshape(-1, j.tp)
+            groups = x.ep_dom[e].reshape(-1, j.tp)
             bad = (groups != groups[:, :1]).any(axis=1)
             if bad.any():
                 v.append(f"domain: {j.name!r} TP group {int(np.flatnonzero(bad)[0])} spans scale-up domains")
         if j.tp >= ds and ds > 1:
-            doms = np.unique(ep_dom[e])
-            dmask = np.isin(ep_dom, doms)
-            others = owner_ep[dmask]
+            doms = np.unique(x.ep_dom[e])
+            dmask = np.isin(x.ep_dom, doms)
+            others = x.owner_ep[dmask]
             if ((others >= 0) & (others != ji)).any():
                 v.append(f"domain: {j.name!r} shares a scale-up domain with another job")
-            if busy[ep_server[dmask]].any():
+            if x.busy[x.ep_server[dmask]].any():
                 v.append(f"domain: {j.name!r} shares a scale-up domain with a busy node")
+    return v
 
-    # --- rack power -----------------------------------------------------------------------
-    on = busy | used_srv
-    kw = np.bincount(srv_rack, weights=np.where(on, f.server_busy_kw, f.server_idle_kw), minlength=f.n_racks)
+
+def _rack_power(x: _Facts, cluster) -> list[str]:
+    """No rack over its limit with a placed job in it (busy and used nodes at busy power, top-of-rack
+    leaves counted in their rack)."""
+    v, f = [], x.f
+    on = x.busy | x.used_srv
+    kw = np.bincount(x.srv_rack, weights=np.where(on, f.server_busy_kw, f.server_idle_kw), minlength=f.n_racks)
     if cluster.file.floor.leaf_placement == "tor" and f.family != "custom" and cluster.tiers:
         tier = np.asarray(f.node_tier)
         leaves = np.flatnonzero(tier == 1)
         down_ep = np.asarray(f.link_dst)[np.asarray(f.adj)[np.asarray(f.indptr)[leaves]]]
-        down_ep = down_ep[down_ep < n_ep]
+        down_ep = down_ep[down_ep < x.n_ep]
         watts = cluster.tiers[0].switch.power_w
         for ep in down_ep:
-            kw[srv_rack[ep_server[ep]]] += watts / 1000.0
+            kw[x.srv_rack[x.ep_server[ep]]] += watts / 1000.0
     lim = np.asarray(f.rack_limit_kw)
     over = kw > lim + 1e-6
     for r in np.flatnonzero(over):
-        holders = np.unique(owner_srv[(srv_rack == r) & used_srv])
+        holders = np.unique(x.owner_srv[(x.srv_rack == r) & x.used_srv])
         if holders.size:
             v.append(f"power: {f.rack_name(int(r))} draws {kw[r]:.2f} kW over its {lim[r]:g} kW limit "
-                     f"with {names[int(holders[0])]!r} placed in it")
+                     f"with {x.names[int(holders[0])]!r} placed in it")
+    return v
 
-    # --- pins and forbids --------------------------------------------------------------------
-    for ji, e in valid.items():
-        j = jobs[ji]
-        racks = set(int(r) for r in np.unique(srv_rack[ep_server[e]]))
-        pods = set(int(p) for p in np.unique(unit_pod[e]))
+
+def _pins(x: _Facts) -> list[str]:
+    """Pinned and forbidden racks and pods."""
+    v, f = [], x.f
+    for ji, e in x.valid.items():
+        j = x.jobs[ji]
+        racks = set(int(r) for r in np.unique(x.srv_rack[x.ep_server[e]]))
+        pods = set(int(p) for p in np.unique(x.unit_pod[e]))
         if j.pin_racks:
-            allowed = {rack_index.get(n, -1) for n in j.pin_racks}
+            allowed = {x.rack_index.get(n, -1) for n in j.pin_racks}
             if racks - allowed:
                 v.append(f"pin: {j.name!r} placed outside its pinned racks ({f.rack_name(min(racks - allowed))})")
         if j.forbid_racks:
-            bad = racks & {rack_index.get(n, -1) for n in j.forbid_racks}
+            bad = racks & {x.rack_index.get(n, -1) for n in j.forbid_racks}
             if bad:
                 v.append(f"pin: {j.name!r} placed in forbidden rack {f.rack_name(min(bad))}")
         if j.pin_pods and pods - set(j.pin_pods):
             v.append(f"pin: {j.name!r} placed outside its pinned pods (pod {min(pods - set(j.pin_pods))})")
         if j.forbid_pods and pods & set(j.forbid_pods):
             v.append(f"pin: {j.name!r} placed in forbidden pod {min(pods & set(j.forbid_pods))}")
-
-    # --- objective ------------------------------------------------------------------------------
-    if objective is not None and not v:
-        acc_doms = np.unique(ep_dom[acc_idx])
-        L = int(np.unique(dom_leaf[acc_doms]).size)
-        P = max(int(f.pods), int(dom_pod[acc_doms].max()) + 1)
-        R = int(np.unique(srv_rack[ep_server[acc_idx]]).size)
-        W = _weights(cluster, ds)
-        big = 1 + sum(W[i] * ((L - 1) + 3 * (P - 1)) + R for i in range(len(jobs)))
-        prios = sorted({j.priority for j in jobs})
-
-        def units_of(j):
-            if j.tp >= ds and ds > 1:
-                return -(-j.accelerators // ds)
-            chunk = min(max(1, -(-j.tp // aps)), spd)
-            return -(-j.accelerators // (chunk * aps))
-        per_rank = [0] * len(prios)
-        for j in jobs:
-            per_rank[prios.index(j.priority)] += units_of(j)
-        lvl = [big]
-        for r in range(1, len(prios)):
-            lvl.append(lvl[-1] * (sum(per_rank[:r]) + 1))
-        if sum(a * b for a, b in zip(lvl, per_rank)) > 2 ** 50:
-            lvl = [big * 2 ** min(r, 10) for r in range(len(prios))]
-        total = 0
-        for ji, j in enumerate(jobs):
-            if ji in valid:
-                e = valid[ji]
-                nl = int(np.unique(unit_leaf[e]).size)
-                npd = int(np.unique(unit_pod[e]).size)
-                nr = int(np.unique(srv_rack[ep_server[e]]).size)
-                total += W[ji] * ((nl - 1) + 3 * (npd - 1)) + nr
-            elif j.name in unplaced:
-                total += lvl[prios.index(j.priority)] * units_of(j)
-        if int(objective) != total:
-            v.append(f"objective: reported {int(objective)}, recomputed {total}")
     return v
+
+
+def _objective(x: _Facts, cluster, unplaced: dict, objective) -> list[str]:
+    """The reported objective recomputed from the placement as README states it."""
+    f, jobs, ds, aps, spd = x.f, x.jobs, x.ds, x.aps, x.spd
+    acc_doms = np.unique(x.ep_dom[x.acc_idx])
+    L = int(np.unique(x.dom_leaf[acc_doms]).size)
+    P = max(int(f.pods), int(x.dom_pod[acc_doms].max()) + 1)
+    R = int(np.unique(x.srv_rack[x.ep_server[x.acc_idx]]).size)
+    W = _weights(cluster, ds)
+    big = 1 + sum(W[i] * ((L - 1) + 3 * (P - 1)) + R for i in range(len(jobs)))
+    prios = sorted({j.priority for j in jobs})
+
+    def units_of(j):
+        if j.tp >= ds and ds > 1:
+            return -(-j.accelerators // ds)
+        chunk = min(max(1, -(-j.tp // aps)), spd)
+        return -(-j.accelerators // (chunk * aps))
+    per_rank = [0] * len(prios)
+    for j in jobs:
+        per_rank[prios.index(j.priority)] += units_of(j)
+    lvl = [big]
+    for r in range(1, len(prios)):
+        lvl.append(lvl[-1] * (sum(per_rank[:r]) + 1))
+    if sum(a * b for a, b in zip(lvl, per_rank)) > 2 ** 50:
+        lvl = [big * 2 ** min(r, 10) for r in range(len(prios))]
+    total = 0
+    for ji, j in enumerate(jobs):
+        if ji in x.valid:
+            e = x.valid[ji]
+            nl = int(np.unique(x.unit_leaf[e]).size)
+            npd = int(np.unique(x.unit_pod[e]).size)
+            nr = int(np.unique(x.srv_rack[x.ep_server[e]]).size)
+            total += W[ji] * ((nl - 1) + 3 * (npd - 1)) + nr
+        elif j.name in unplaced:
+            total += lvl[prios.index(j.priority)] * units_of(j)
+    if int(objective) != total:
+        return [f"objective: reported {int(objective)}, recomputed {total}"]
+    return []
 
 
 def assert_valid(cluster, fabric, assignment, unplaced, objective=None) -> None:
