@@ -11,11 +11,10 @@ from click.testing import CliRunner
 from topo.solve import linkbudget as B
 from topo.cli.app import main
 from topo.core.errors import SpecError
-from topo.model.fabric import build
-from topo.model.spec import from_dict, load
+from topo.model.spec import load
 
-from conftest import EXAMPLES, sw
-from test_budget_exhaustive import _brute, _instance, _splits
+from conftest import EXAMPLES
+from test_budget_exhaustive import _brute, _splits, setup
 
 SMALL = EXAMPLES / "small.yaml"
 
@@ -51,15 +50,8 @@ def test_leaf_cap_on_two_tiers_makes_leaves_non_blocking():
 def test_three_tier_caps_equal_the_cheapest_capped_design():
     """Brute force (test_budget_exhaustive's enumeration): the budget with leaf=1, spine=3 costs
     what the cheapest feasible design with leaf ratio <= 1 and spine ratio <= 3 does."""
-    from topo.model.spec import wire_efficiency
     radix = (8, 8, 8)
-    d = _instance([sw(r) for r in radix], racks=9, nodes=4)
-    c = from_dict(d)
-    f = build(c)
-    placement, _ = B._placement(c, f, None)
-    demands = B._demands(c, f, placement)
-    eff = wire_efficiency(c)
-    e_per_w = B._energy_usd_per_w(c)
+    d, c, f, placement, demands, eff, e_per_w = setup(radix, 9, 4)
     free = B.budget(c, f, placement=placement, demands=demands, survive="none", workers=1, seed=1)
     r = B.budget(c, f, placement=placement, demands=demands, survive="none", workers=1, seed=1,
                  max_oversubscription={"leaf": 1, "spine": 3})

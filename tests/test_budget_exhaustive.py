@@ -151,16 +151,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("radix,racks,nodes,planes,modes", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, modes):
+def setup(radix, racks, nodes, planes=1):
+    """An instance of switches of these radixes, and what the brute force compares the budget with:
+    (cluster dict, cluster, fabric, in-order placement, its demands, wire efficiency, energy $/W)."""
     from topo.model.spec import wire_efficiency
     d = _instance([sw(r) for r in radix], racks, nodes, planes=planes)
     c = from_dict(d)
     f = build(c)
     placement, _ = B._placement(c, f, None)
     demands = B._demands(c, f, placement)
-    eff = wire_efficiency(c)
-    e_per_w = B._energy_usd_per_w(c)
+    return d, c, f, placement, demands, wire_efficiency(c), B._energy_usd_per_w(c)
+
+
+@pytest.mark.parametrize("radix,racks,nodes,planes,modes", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, modes):
+    d, c, f, placement, demands, eff, e_per_w = setup(radix, racks, nodes, planes)
     for survive in modes:
         res = {o: B.budget(c, f, placement=placement, demands=demands, survive=survive, objective=o,
                            workers=1, seed=1) for o in ("cost", "power")}
@@ -299,14 +304,7 @@ def test_budget_with_requirements_equals_the_cheapest_stated_design(radix, racks
     again with a uniform all-to-all scenario besides the floor, the budget's objective equals the
     cheapest design of the brute force that the checker accepts (routed, healthy and under the
     failure, uniform loads aggregated) and whose bisection (topo.describe) reaches the floor."""
-    from topo.model.spec import wire_efficiency
-    d = _instance([sw(r) for r in radix], racks, nodes, planes=planes)
-    c = from_dict(d)
-    f = build(c)
-    placement, _ = B._placement(c, f, None)
-    demands = B._demands(c, f, placement)
-    eff = wire_efficiency(c)
-    e_per_w = B._energy_usd_per_w(c)
+    d, c, f, placement, demands, eff, e_per_w = setup(radix, racks, nodes, planes)
     for survive in modes:
         r0 = B.budget(c, f, placement=placement, demands=demands, survive=survive, workers=1, seed=1)
         caps = {k: v["effective_target"] for k, v in r0.utilization.items()}

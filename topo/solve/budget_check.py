@@ -38,15 +38,7 @@ def routed_peaks(fabric, demands, efficiency: float, failed_links=None, failed_n
     """Route with the engine; the largest utilisation of each switch link tier and the unreachable load."""
     from topo.routing.engine import route
     r = route(fabric, demands, "fluid", efficiency=efficiency, failed_links=failed_links, failed_nodes=failed_nodes)
-    util = np.asarray(r.utilization)
-    out = {}
-    for t, name in _LINK_TIERS.items():
-        m = fabric.link_tier == t
-        if m.any():
-            u = util[m]
-            u = u[np.isfinite(u)]
-            out[name] = float(u.max(initial=0.0))
-    return {"tier_max": out, "unreachable_gbps": float(r.unreachable_gbps), "load": np.asarray(r.link_gbps_load)}
+    return {"tier_max": _peaks(fabric, np.asarray(r.utilization)), "unreachable_gbps": float(r.unreachable_gbps), "load": np.asarray(r.link_gbps_load)}
 
 
 def _ports_ok(fabric, cluster) -> list[str]:

@@ -199,8 +199,7 @@ def _rack_power(x: _Facts, cluster) -> list[str]:
         down_ep = np.asarray(f.link_dst)[np.asarray(f.adj)[np.asarray(f.indptr)[leaves]]]
         down_ep = down_ep[down_ep < x.n_ep]
         watts = cluster.tiers[0].switch.power_w
-        for ep in down_ep:
-            kw[x.srv_rack[x.ep_server[ep]]] += watts / 1000.0
+        np.add.at(kw, x.srv_rack[x.ep_server[down_ep]], watts / 1000.0)
     lim = np.asarray(f.rack_limit_kw)
     over = kw > lim + 1e-6
     for r in np.flatnonzero(over):
