@@ -6,7 +6,7 @@ comes with a ``method`` saying how it was obtained. Where a figure cannot be
 determined the answer says so and why; it is never a default.
 
 Definitions (tiers are hop distances from the endpoints, as
-:func:`topo.model.graphio.build_custom` assigns them: leaf = 1):
+:func:`topo.model.graphio.read_custom` assigns them: leaf = 1):
 
 * plane: a connected component of the switch graph (endpoints removed). An
   endpoint with ports into several components makes them planes of one fabric.
