@@ -5,6 +5,11 @@ builders for every fabric family. Builders are vectorised numpy: a 1M-endpoint
 fabric is never a Python object per link, and never a networkx graph on this
 path (networkx is used only by :mod:`topo.model.graphio` for interchange and tests).
 
+:func:`build` is a sequence of named steps over one :class:`_Build` context: the hosts
+every family shares, then a custom graph (read by :func:`topo.model.graphio.read_custom`)
+or the tiered families (their differences are in ``_attach_ports`` and the tier steps).
+This module imports :mod:`topo.model.graphio`, never the reverse.
+
 Conventions
 -----------
 * Node ids ``0 .. n_endpoints-1`` are endpoints (one per accelerator, or one per
