@@ -47,3 +47,56 @@ def test_ruff_finds_nothing():
     r = subprocess.run([_tool("ruff"), "check", "--no-cache", "topo", "tests", "benchmarks"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:]
+
+
+# --- function length ------------------------------------------------------------------------
+MAX_FUNCTION_LINES = 120
+
+
+def _long_functions(root: Path) -> list[str]:
+    """Functions (and methods, nested ones too) under `root` over MAX_FUNCTION_LINES lines, from the
+    `def` line to the last line of the body, unless a line of the docstring starts with "Long because"."""
+    import ast
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        tree = ast.parse(p.read_text(encoding="utf-8"), filename=str(p))
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            lines = node.end_lineno - node.lineno + 1
+            if lines <= MAX_FUNCTION_LINES:
+                continue
+            doc = ast.get_docstring(node) or ""
+            if any(line.strip().startswith("Long because") for line in doc.splitlines()):
+                continue
+            out.append(f"{p.relative_to(root.parent).as_posix()}:{node.lineno} {node.name} ({lines} lines)")
+    return out
+
+
+def test_long_functions_are_found(tmp_path):
+    """The length check finds a long function (a method, nested or not) and lets one whose docstring
+    says why it is long pass."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (pkg / "a.py").write_text("def short():\n    return 1\n\n\n"
+                              "class C:\n    def long_method(self):\n" + body.replace("    ", "        ")
+                              + "\n\ndef long_but_said():\n    \"\"\"Twin of a kernel.\n\n    Long because it mirrors the"
+                              " kernel line by line.\"\"\"\n" + body)
+    found = _long_functions(pkg)
+    assert found == [f"pkg/a.py:6 long_method ({MAX_FUNCTION_LINES + 1} lines)"], found
+
+
+def test_model_functions_are_short():
+    """The model layer (cluster file, fabric builders, graph interchange and inference) has no
+    function over the limit."""
+    long = _long_functions(ROOT / "topo" / "model")
+    assert not long, "functions over %d lines:\n%s" % (MAX_FUNCTION_LINES, "\n".join(long))
+
+
+@pytest.mark.xfail(reason="other splits land separately", strict=False)
+def test_no_function_over_120_lines():
+    """No function in the package is over 120 lines unless its docstring has a line starting
+    "Long because" saying why. No allow-list."""
+    long = _long_functions(ROOT / "topo")
+    assert not long, "functions over %d lines:\n%s" % (MAX_FUNCTION_LINES, "\n".join(long))

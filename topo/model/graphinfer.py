@@ -6,7 +6,7 @@ comes with a ``method`` saying how it was obtained. Where a figure cannot be
 determined the answer says so and why; it is never a default.
 
 Definitions (tiers are hop distances from the endpoints, as
-:func:`topo.model.graphio.build_custom` assigns them: leaf = 1):
+:func:`topo.model.graphio.read_custom` assigns them: leaf = 1):
 
 * plane: a connected component of the switch graph (endpoints removed). An
   endpoint with ports into several components makes them planes of one fabric.
@@ -76,6 +76,22 @@ def _span(x: np.ndarray) -> list:
     return [int(x.min()), int(x.max())] if x.size else []
 
 
+class _Graph:
+    """The fabric's arrays as the inference reads them: one row per physical link (a, b, capacity),
+    node tiers, and what the steps below add (planes, capacities up and down, pods, home leaves)."""
+
+    def __init__(self, fabric):
+        self.E = int(fabric.n_endpoints)
+        self.n = int(fabric.n_nodes)
+        self.tier = np.asarray(fabric.node_tier, np.int64)
+        self.a = np.asarray(fabric.link_src[0::2], np.int64)
+        self.b = np.asarray(fabric.link_dst[0::2], np.int64)
+        self.cap = np.asarray(fabric.link_gbps[0::2], np.float64)
+        self.loop = self.a == self.b
+        self.is_sw = np.arange(self.n) >= self.E
+        self.T = int(self.tier[self.E:].max()) if self.n > self.E else 0
+
+
 def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
     """Planes, tiers, pods, oversubscription, bisection and the all-to-all bound of a graph.
 
@@ -83,21 +99,32 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
     JSON-able; every figure comes with a ``method`` (and a ``reason`` when it
     is not determined).
     """
-    E = int(fabric.n_endpoints)
-    n = int(fabric.n_nodes)
-    tier = np.asarray(fabric.node_tier, np.int64)
-    a = np.asarray(fabric.link_src[0::2], np.int64)
-    b = np.asarray(fabric.link_dst[0::2], np.int64)
-    cap = np.asarray(fabric.link_gbps[0::2], np.float64)
-    loop = a == b
-    is_sw = np.arange(n) >= E
-    T = int(tier[E:].max()) if n > E else 0
+    g = _Graph(fabric)
+    planes = _planes(g)
+    tier_info = _tiers(g)
+    _capacities(g)
+    osub = _oversubscription(g)
+    pods = _pods(g)
+    _home_leaves(g)
+    levels, a2a_vals = _levels(g)
+    # uniform: every block below each tier has the same endpoints and the same capacity up
+    uniform = g.layered and g.E > 0 and all(lv["uniform"] for lv in levels)
+    a2a = _all_to_all(g, levels, a2a_vals)
+    bis = _bisection(g, levels, uniform, max_flow_links)
+    return {"planes": planes, "tiers": tier_info, "pods": pods, "oversubscription": osub,
+            "layered": g.layered, "same_tier_links": g.same_tier_links, "uniform": bool(uniform),
+            "bisection": bis, "all_to_all": a2a}
 
-    # --- planes ------------------------------------------------------------------
+
+def _planes(g: _Graph) -> dict:
+    """Planes: connected components of the switch graph; sets ``g.n_planes``, ``g.plane`` and the
+    endpoint-switch link ends ``g.ep_end``, ``g.sw_end``."""
+    E, n, a, b, is_sw = g.E, g.n, g.a, g.b, g.is_sw
     n_planes, plane = _components(n, a, b, is_sw)
     ep_sw = (~is_sw[a] & is_sw[b]) | (is_sw[a] & ~is_sw[b])
     ep_end = np.where(is_sw[a], b, a)[ep_sw]
     sw_end = np.where(is_sw[a], a, b)[ep_sw]
+    g.n_planes, g.plane, g.ep_end, g.sw_end = n_planes, plane, ep_end, sw_end
     pairs = np.unique(ep_end * max(n_planes, 1) + plane[sw_end])   # (endpoint, plane) with a port
     planes_per_ep = np.bincount(pairs // max(n_planes, 1), minlength=E)
     multi = int((planes_per_ep > 1).sum())
@@ -111,30 +138,40 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
                           "separate fabrics, not planes of one")
     elif n_planes > 1 and int((planes_per_ep == n_planes).sum()) < E:
         planes["note"] = (f"{int((planes_per_ep < n_planes).sum())} of {E} endpoints have no port in some plane")
+    return planes
 
-    # --- tiers per plane ----------------------------------------------------------
+
+def _tiers(g: _Graph) -> dict:
+    """Tiers per plane: switches counted per tier and plane."""
     tiers = []
-    for t in range(1, T + 1):
-        sel = tier == t
+    for t in range(1, g.T + 1):
+        sel = g.tier == t
         tiers.append({"tier": _tier_name(t), "switches": int(sel.sum()),
-                      "switches_per_plane": np.bincount(plane[sel], minlength=n_planes).tolist()})
-    tier_info = {"count": T, "per_tier": tiers,
-                 "method": "hop distance from the nearest endpoint (leaf = 1); switches counted per plane"}
+                      "switches_per_plane": np.bincount(g.plane[sel], minlength=g.n_planes).tolist()})
+    return {"count": g.T, "per_tier": tiers,
+            "method": "hop distance from the nearest endpoint (leaf = 1); switches counted per plane"}
 
-    # --- capacities up / down / within a tier, per node ----------------------------
-    ta, tb = tier[a], tier[b]
-    down = (np.bincount(a, weights=np.where(ta > tb, cap, 0.0), minlength=n)
-            + np.bincount(b, weights=np.where(tb > ta, cap, 0.0), minlength=n))
-    up = (np.bincount(a, weights=np.where(ta < tb, cap, 0.0), minlength=n)
-          + np.bincount(b, weights=np.where(tb < ta, cap, 0.0), minlength=n))
-    same = (ta == tb) & ~loop
-    same_tier_links = int(same.sum())
-    layered = same_tier_links == 0
 
-    # --- oversubscription per tier ----------------------------------------------
+def _capacities(g: _Graph) -> None:
+    """Capacities up / down / within a tier, per node: sets ``g.up``, ``g.down``, ``g.same_tier_links``
+    and ``g.layered`` (no link inside a tier)."""
+    a, b, cap, n = g.a, g.b, g.cap, g.n
+    ta, tb = g.tier[a], g.tier[b]
+    g.down = (np.bincount(a, weights=np.where(ta > tb, cap, 0.0), minlength=n)
+              + np.bincount(b, weights=np.where(tb > ta, cap, 0.0), minlength=n))
+    g.up = (np.bincount(a, weights=np.where(ta < tb, cap, 0.0), minlength=n)
+            + np.bincount(b, weights=np.where(tb < ta, cap, 0.0), minlength=n))
+    same = (ta == tb) & ~g.loop
+    g.same_tier_links = int(same.sum())
+    g.layered = g.same_tier_links == 0
+
+
+def _oversubscription(g: _Graph) -> list:
+    """Oversubscription per tier: capacity down over capacity up, per switch with uplinks."""
+    down, up, T = g.down, g.up, g.T
     osub = []
     for t in range(1, T + 1):
-        sel = np.flatnonzero(tier == t)
+        sel = np.flatnonzero(g.tier == t)
         has_up = up[sel] > 0
         rec = {"tier": _tier_name(t), "method": "capacity: Gb/s of links down / Gb/s of links up, per switch",
                "down_gbps": float(down[sel].sum()), "up_gbps": float(up[sel].sum())}
@@ -153,14 +190,18 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
             if not has_up.all():
                 rec["switches_without_uplinks"] = int((~has_up).sum())
         osub.append(rec)
+    return osub
 
-    # --- pods ---------------------------------------------------------------------
+
+def _pods(g: _Graph) -> dict:
+    """Pods: components of each plane's switches below its top tier; sets ``g.pod`` (-1 for endpoints)."""
+    E, n, tier, plane, is_sw, n_planes = g.E, g.n, g.tier, g.plane, g.is_sw, g.n_planes
     top_of_plane = np.zeros(max(n_planes, 1), np.int64)
     if n > E:
         np.maximum.at(top_of_plane, plane[E:], tier[E:])
     node_top = np.where(is_sw, top_of_plane[np.maximum(plane, 0)], 0)
     below_top = is_sw & (tier < node_top) & (node_top >= 3)
-    _, sub = _components(n, a, b, below_top)
+    _, sub = _components(n, g.a, g.b, below_top)
     # planes of one or two tiers: the plane is one pod (label after the sub-plane pods)
     pod = sub.copy()
     nsub = int(sub.max()) + 1 if (sub >= 0).any() else 0
@@ -168,6 +209,7 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
     pod[shallow] = nsub + plane[shallow]
     _, pod_rank = np.unique(np.where(pod >= 0, pod, np.iinfo(np.int64).max), return_inverse=True)
     pod = np.where(pod >= 0, pod_rank, -1)
+    g.pod = pod
     n_pods = int(pod.max()) + 1 if (pod >= 0).any() else 0
     pods_per_plane = np.zeros(max(n_planes, 1), np.int64)
     if n_pods:
@@ -175,29 +217,37 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
         first_plane[pod[pod >= 0]] = plane[pod >= 0]
         pods_per_plane = np.bincount(first_plane, minlength=n_planes)
     leaves_per_pod = np.bincount(pod[(tier == 1) & (pod >= 0)], minlength=n_pods)
-    pods = {"count": n_pods, "per_plane": pods_per_plane[:n_planes].tolist(),
+    return {"count": n_pods, "per_plane": pods_per_plane[:n_planes].tolist(),
             "leaves_per_pod": _span(leaves_per_pod), "switches_per_pod": _span(np.bincount(pod[pod >= 0], minlength=n_pods)),
             "method": ("components of each plane's switches below its top tier (leaves with their spines); "
                        "a plane of one or two tiers is one pod")}
 
-    # --- endpoints: injection, home leaf, order by pod and leaf ---------------------
-    inj = (np.bincount(a, weights=np.where(loop, 0.0, cap), minlength=n)
-           + np.bincount(b, weights=np.where(loop, 0.0, cap), minlength=n))[:E]
+
+def _home_leaves(g: _Graph) -> None:
+    """Endpoints: injection (``g.inj``), home leaf (``g.home``, n where none), its pod (``g.home_pod``)
+    and the order by pod, leaf and endpoint id (``g.order``)."""
+    E, n, a, b, cap, loop = g.E, g.n, g.a, g.b, g.cap, g.loop
+    g.inj = (np.bincount(a, weights=np.where(loop, 0.0, cap), minlength=n)
+             + np.bincount(b, weights=np.where(loop, 0.0, cap), minlength=n))[:E]
     home = np.full(E, n, np.int64)
-    if ep_end.size:
-        key = plane[sw_end] * n + sw_end          # lowest plane first, then lowest switch id
+    if g.ep_end.size:
+        key = g.plane[g.sw_end] * n + g.sw_end          # lowest plane first, then lowest switch id
         best = np.full(E, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(best, ep_end, key)
+        np.minimum.at(best, g.ep_end, key)
         ok = best < np.iinfo(np.int64).max
         home[ok] = best[ok] % n
-    home_pod = np.where(home < n, pod[np.minimum(home, n - 1)], n)
-    order = np.lexsort((np.arange(E), home, home_pod))
+    g.home = home
+    g.home_pod = np.where(home < n, g.pod[np.minimum(home, n - 1)], n)
+    g.order = np.lexsort((np.arange(E), home, g.home_pod))
 
-    # --- blocks below each tier: cut bounds ------------------------------------------
+
+def _levels(g: _Graph) -> tuple[list, list]:
+    """The blocks below each tier and the all-to-all bound each gives: (levels, bounds)."""
+    E, n, a, b, cap = g.E, g.n, g.a, g.b, g.cap
     levels = []
     a2a_vals = []
-    for t in range(0, T):
-        keep = tier <= t
+    for t in range(0, g.T):
+        keep = g.tier <= t
         k, blk = _components(n, a, b, keep)
         if k == 0:
             continue
@@ -215,32 +265,40 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
             rec["bound_gbps_per_endpoint"] = float(bound.min())
             a2a_vals.append(float(bound.min()))
         levels.append(rec)
-    # uniform: every block below each tier has the same endpoints and the same capacity up
-    uniform = layered and E > 0 and all(lv["uniform"] for lv in levels)
+    return levels, a2a_vals
+
+
+def _all_to_all(g: _Graph, levels: list, a2a_vals: list) -> dict:
+    """The all-to-all bound per endpoint from the cuts below each tier, or why it is not determined."""
     a2a_method = ("upper bound from the cuts below each tier (each endpoint, each block of leaves with their "
                   "endpoints, each pod): min over blocks of capacity up x (N-1) / (n x (N-n)), n endpoints "
                   "in the block of N")
-    if E < 2:
+    if g.E < 2:
         a2a = {"gbps_per_endpoint": None, "status": "not determined", "reason": "fewer than two endpoints",
                "method": a2a_method}
     elif not a2a_vals:
         a2a = {"gbps_per_endpoint": None, "status": "not determined",
                "reason": "no cut below a tier separates the endpoints", "method": a2a_method}
-    elif not layered:
+    elif not g.layered:
         a2a = {"gbps_per_endpoint": None, "status": "not determined",
-               "reason": (f"{same_tier_links} link(s) join nodes of the same tier, so the blocks below each tier "
+               "reason": (f"{g.same_tier_links} link(s) join nodes of the same tier, so the blocks below each tier "
                           "need not be the bottleneck"),
                "cut_upper_bound_gbps": min(a2a_vals), "method": a2a_method}
     else:
         a2a = {"gbps_per_endpoint": min(a2a_vals), "status": "bound", "method": a2a_method}
     a2a["levels"] = levels
+    return a2a
 
-    # --- bisection ---------------------------------------------------------------------
-    n_phys = int(a.size)
+
+def _bisection(g: _Graph, levels: list, uniform: bool, max_flow_links: int) -> dict:
+    """Bisection: exact max flow between the halves in pod-and-leaf order, or the Clos formula for a
+    uniform layered graph too large for max flow, or why it is not determined."""
+    E, n = g.E, g.n
+    n_phys = int(g.a.size)
     bis = {"gbps": None}
     formula = None
-    if layered and uniform:
-        cands = [float(inj.sum()) / 2]
+    if g.layered and uniform:
+        cands = [float(g.inj.sum()) / 2]
         for lv in levels[1:]:  # blocks of leaves, pods, ...: half of the capacity up when there are several
             if lv["blocks"] > 1:
                 cands.append(lv["up_gbps"] / 2)
@@ -260,11 +318,12 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
                                f"{max_flow_links:,}) and not a uniform layered graph"))
     else:
         half = E // 2
-        A, B = order[:half], order[half:]
-        val, how = _max_flow(n, a, b, cap, loop, inj, A, B)
+        A, B = g.order[:half], g.order[half:]
+        val, how = _max_flow(n, g.a, g.b, g.cap, g.loop, g.inj, A, B)
         if val is None:
             bis.update(status="not determined", method=None, reason=how)
         else:
+            home, home_pod = g.home, g.home_pod
             hA, hB = home[A], home[B]
             bis.update(gbps=val, status="exact for this split",
                        method=(f"max flow ({how}) between the first and second half of the endpoints ordered by "
@@ -273,9 +332,7 @@ def infer(fabric, max_flow_links: int = MAX_FLOW_LINKS) -> dict:
                        split={"first": int(A.size), "second": int(B.size),
                               "splits_a_leaf": bool(np.intersect1d(hA[hA < n], hB[hB < n]).size),
                               "splits_a_pod": bool(np.intersect1d(home_pod[A], home_pod[B]).size)})
-    return {"planes": planes, "tiers": tier_info, "pods": pods, "oversubscription": osub,
-            "layered": layered, "same_tier_links": same_tier_links, "uniform": bool(uniform),
-            "bisection": bis, "all_to_all": a2a}
+    return bis
 
 
 def _max_flow(n, a, b, cap, loop, inj, A, B):

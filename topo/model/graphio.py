@@ -2,6 +2,9 @@
 
 Owns every use of networkx outside tests. Builders never call into here for
 Clos families; a custom fabric is read here once and turned into arrays.
+Must not import :mod:`topo.model.fabric` (the fabric imports this module;
+pyproject.toml's import-linter contract holds that): it reads a Fabric's
+arrays and returns plain arrays.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from topo.model.catalog import REACH_CLASSES
 from topo.model.spec import Cluster, SpecError
 
 
@@ -21,7 +25,6 @@ def to_networkx(fabric, max_nodes: int = 200_000):
     than ``max_nodes`` (networkx is for small fabrics and interchange).
     """
     import networkx as nx
-    from topo.model.fabric import REACH_NAMES
     if fabric.n_nodes > max_nodes:
         raise ValueError(f"fabric has {fabric.n_nodes} nodes; to_networkx is limited to {max_nodes} (pass max_nodes= to override)")
     g = nx.MultiGraph()
@@ -31,7 +34,7 @@ def to_networkx(fabric, max_nodes: int = 200_000):
     for l in range(0, fabric.n_links, 2):
         g.add_edge(int(fabric.link_src[l]), int(fabric.link_dst[l]), link=l, gbps=float(fabric.link_gbps[l]),
                    tier=int(fabric.link_tier[l]), length_m=float(fabric.link_length_m[l]),
-                   reach=REACH_NAMES[int(fabric.link_reach[l])])
+                   reach=REACH_CLASSES[int(fabric.link_reach[l])])
     return g
 
 
@@ -125,15 +128,16 @@ def _clip(n) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def build_custom(cluster: Cluster, parts: dict):
-    """Fabric from a custom graph; endpoints matched to the cluster's in order."""
-    from topo.model.fabric import fabric_from_arrays
+def read_custom(cluster: Cluster, n_ep: int):
+    """A custom graph (``fabric.custom``) as arrays, its endpoints matched to the cluster's `n_ep`
+    endpoints in order: (node names in id order, lower end and upper end of every physical link,
+    their Gb/s, node tiers, link tiers, switches per tier). :func:`topo.model.fabric.build` makes
+    the fabric of them."""
     c = cluster.file.fabric.custom
     field = "fabric.custom.graphml" if c.graphml else "fabric.custom.edge_list"
     path = Path(cluster.base_dir) / (c.graphml or c.edge_list)
     names, tiers, edges = read_graph(path, field)
     ep_names = [n for n, t in zip(names, tiers) if t == 0]
-    n_ep = parts["ep_server"].shape[0]
     if len(ep_names) != n_ep:
         raise SpecError([(field, f"graph has {len(ep_names)} endpoint nodes (tier 0); the racks declare {n_ep}")])
     order = ep_names + [n for n, t in zip(names, tiers) if t != 0]
@@ -174,13 +178,4 @@ def build_custom(cluster: Cluster, parts: dict):
         raise SpecError([(field, f"{far} switches are more than 3 hops from the nearest endpoint; topo models "
                                  "fabrics of at most 3 switch tiers (leaf, spine, super-spine)")])
     counts = tuple(int((tier == t).sum()) for t in range(1, int(tier.max()) + 1))
-    return fabric_from_arrays(
-        n_ep, lo2, hi2, gb, tier.astype(np.int8), link_tier=ltier,
-        ep_server=parts["ep_server"], ep_local=parts["ep_local"], ep_domain=parts["ep_domain"],
-        ep_is_accel=parts["ep_is_accel"], server_type=parts["server_type"], server_rack=parts["server_rack"],
-        server_busy_kw=parts["busy"], server_idle_kw=parts["idle"], rack_type=parts["rack_type"],
-        rack_limit_kw=parts["limits"], rack_hard=parts["hard"], rack_row=parts["rack_row"], rack_col=parts["rack_col"],
-        domain_size=parts["domain_size"], domain_gbps=parts["domain_gbps"],
-        server_type_names=tuple(parts["type_names"]), rack_type_names=tuple(parts["rack_type_names"]),
-        tier_switch_counts=counts, tier_oversubscription=tuple(1.0 for _ in counts),
-        meta={"custom_names": order, "cluster_name": cluster.name})
+    return order, lo2, hi2, gb, tier, ltier, counts

@@ -1040,7 +1040,32 @@ def from_dict(data: Any, source: str = "", base_dir: str = ".") -> Cluster:
 
 
 def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
+    """The cluster a validated file describes, with catalog values filled in: named steps (catalogs,
+    node types, racks, fabric tiers, the fabric family's rules, NIC ports against the fabric, jobs,
+    node lists, traffic, transport, serving), every problem collected with its JSON path, then one
+    :class:`SpecError` listing them all (the racks step raises at once on a file over a size limit)."""
     errs: list[tuple[str, str]] = []
+    accels, switches, optics = _catalogs(f)
+    node_types = _resolve_node_types(f, accels, errs)
+    racks, total_endpoints = _resolve_racks(f, node_types, errs, source)
+    tiers = _resolve_tiers(f.fabric, switches, errs)
+    _family_errors(f.fabric, tiers, total_endpoints, errs)
+    _nic_port_errors(f, node_types, errs)
+    _job_errors(f, node_types, racks, errs)
+    _node_list_errors(f, racks, errs)
+    _traffic_errors(f, errs)
+    _transport_errors(f, errs)
+    errs.extend(serving_errors(f, node_types))
+    if errs:
+        raise SpecError(errs, source)
+    tr = catalog.TRANSPORTS[f.transport.protocol]
+    header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
+    return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
+                   header_bytes=int(header), base_dir=base_dir)
+
+
+def _catalogs(f: ClusterFile) -> tuple[dict, dict, dict]:
+    """The accelerator, switch and optic catalogs: the built-in presets, then the file's own entries."""
     accels = {k: AcceleratorSpec(**{kk: vv for kk, vv in v.items() if kk != "unverified"})
               for k, v in catalog.ACCELERATORS.items()}
     accels.update(f.catalog.accelerators)
@@ -1051,68 +1076,83 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
               for k, v in catalog.OPTICS.items()}
     optics["lpo"] = OpticSpec(**{kk: vv for kk, vv in catalog.LPO.items() if kk != "unverified"})
     optics.update(f.catalog.optics)
+    return accels, switches, optics
 
-    # node types
+
+def _resolve_node_types(f: ClusterFile, accels: dict, errs: list) -> dict[str, ResolvedNodeType]:
+    """Node types with their platform preset and accelerator filled in; a type with a problem is left out."""
     node_types: dict[str, ResolvedNodeType] = {}
     for i, nt in enumerate(f.node_types):
         path = f"node_types[{i}]"
         if nt.name in node_types:
             errs.append((f"{path}.name", f"duplicate node type name {nt.name!r}"))
             continue
-        base: dict = {}
-        if nt.platform is not None:
-            if nt.platform not in catalog.PLATFORMS:
-                errs.append((f"{path}.platform", f"unknown preset {nt.platform!r}; expected one of {sorted(catalog.PLATFORMS)}"))
-                continue
-            base = dict(catalog.PLATFORMS[nt.platform])
-        given = {k: v for k, v in nt.model_dump().items() if v is not None}
-        merged = {**base, **{k: v for k, v in given.items() if k not in ("name", "platform", "scaleup")}}
-        accel_name = merged.get("accelerator")
-        n_acc = merged.get("accelerators", 0 if accel_name is None else None)
-        if n_acc is None:
-            errs.append((f"{path}.accelerators", "missing: give accelerators per node or a platform preset"))
-            continue
-        aspec = None
-        if n_acc > 0:
-            if accel_name is None:
-                errs.append((f"{path}.accelerator", "missing: a node with accelerators needs an accelerator model"))
-                continue
-            if accel_name not in accels:
-                errs.append((f"{path}.accelerator", f"unknown preset {accel_name!r}; expected one of {sorted(accels)}"))
-                continue
-            aspec = accels[accel_name]
-        missing = [k for k in ("nic_gbps", "power_busy_kw") if k not in merged]
-        for k in missing:
-            errs.append((f"{path}.{k}", "missing: give it or choose a platform preset"))
-        if missing:
-            continue
-        nics = merged.get("nics", max(n_acc, 1))
-        busy = merged["power_busy_kw"]
-        idle = merged.get("power_idle_kw", busy * 0.25)
-        if idle > busy:
-            errs.append((f"{path}.power_idle_kw", f"idle power {idle} kW exceeds busy power {busy} kW"))
-        if n_acc > 0 and nics % n_acc != 0 and n_acc % nics != 0:
-            errs.append((f"{path}.nics", f"{nics} NICs cannot be shared evenly by {n_acc} accelerators"))
-        su_size = 1
-        su_gbps = 0.0
-        if n_acc > 0:
-            su_size = nt.scaleup.size if nt.scaleup else aspec.scaleup_domain
-            su_gbps = (nt.scaleup.gbps_per_accelerator if nt.scaleup and nt.scaleup.gbps_per_accelerator
-                       else aspec.scaleup_gbps)
-            if su_size % n_acc != 0 and n_acc % su_size != 0:
-                errs.append((f"{path}.scaleup.size", f"scale-up domain of {su_size} does not align with {n_acc} accelerators per node"))
-        elif nt.scaleup is not None:
-            errs.append((f"{path}.scaleup", "a node type without accelerators has no scale-up domain"))
-        srcs = {"platform": base.get("source", "")} if base else {}
-        if aspec is not None:
-            srcs["accelerator"] = aspec.source
-        node_types[nt.name] = ResolvedNodeType(
-            name=nt.name, accelerator=accel_name if n_acc else None, accelerators=n_acc, nics=nics,
-            nic_gbps=float(merged["nic_gbps"]), nic_ports=merged.get("nic_ports", 1),
-            power_busy_kw=float(busy), power_idle_kw=float(idle), scaleup_size=su_size,
-            scaleup_gbps=float(su_gbps), accel_power_w=float(aspec.power_w) if aspec else 0.0, sources=srcs)
+        resolved = _resolve_node_type(nt, path, accels, errs)
+        if resolved is not None:
+            node_types[nt.name] = resolved
+    return node_types
 
-    # racks
+
+def _resolve_node_type(nt, path: str, accels: dict, errs: list) -> Optional[ResolvedNodeType]:
+    """One node type: the stated fields over its platform preset; None when a field it cannot do
+    without is missing or unknown (the error is in `errs`)."""
+    base: dict = {}
+    if nt.platform is not None:
+        if nt.platform not in catalog.PLATFORMS:
+            errs.append((f"{path}.platform", f"unknown preset {nt.platform!r}; expected one of {sorted(catalog.PLATFORMS)}"))
+            return None
+        base = dict(catalog.PLATFORMS[nt.platform])
+    given = {k: v for k, v in nt.model_dump().items() if v is not None}
+    merged = {**base, **{k: v for k, v in given.items() if k not in ("name", "platform", "scaleup")}}
+    accel_name = merged.get("accelerator")
+    n_acc = merged.get("accelerators", 0 if accel_name is None else None)
+    if n_acc is None:
+        errs.append((f"{path}.accelerators", "missing: give accelerators per node or a platform preset"))
+        return None
+    aspec = None
+    if n_acc > 0:
+        if accel_name is None:
+            errs.append((f"{path}.accelerator", "missing: a node with accelerators needs an accelerator model"))
+            return None
+        if accel_name not in accels:
+            errs.append((f"{path}.accelerator", f"unknown preset {accel_name!r}; expected one of {sorted(accels)}"))
+            return None
+        aspec = accels[accel_name]
+    missing = [k for k in ("nic_gbps", "power_busy_kw") if k not in merged]
+    for k in missing:
+        errs.append((f"{path}.{k}", "missing: give it or choose a platform preset"))
+    if missing:
+        return None
+    nics = merged.get("nics", max(n_acc, 1))
+    busy = merged["power_busy_kw"]
+    idle = merged.get("power_idle_kw", busy * 0.25)
+    if idle > busy:
+        errs.append((f"{path}.power_idle_kw", f"idle power {idle} kW exceeds busy power {busy} kW"))
+    if n_acc > 0 and nics % n_acc != 0 and n_acc % nics != 0:
+        errs.append((f"{path}.nics", f"{nics} NICs cannot be shared evenly by {n_acc} accelerators"))
+    su_size = 1
+    su_gbps = 0.0
+    if n_acc > 0:
+        su_size = nt.scaleup.size if nt.scaleup else aspec.scaleup_domain
+        su_gbps = (nt.scaleup.gbps_per_accelerator if nt.scaleup and nt.scaleup.gbps_per_accelerator
+                   else aspec.scaleup_gbps)
+        if su_size % n_acc != 0 and n_acc % su_size != 0:
+            errs.append((f"{path}.scaleup.size", f"scale-up domain of {su_size} does not align with {n_acc} accelerators per node"))
+    elif nt.scaleup is not None:
+        errs.append((f"{path}.scaleup", "a node type without accelerators has no scale-up domain"))
+    srcs = {"platform": base.get("source", "")} if base else {}
+    if aspec is not None:
+        srcs["accelerator"] = aspec.source
+    return ResolvedNodeType(
+        name=nt.name, accelerator=accel_name if n_acc else None, accelerators=n_acc, nics=nics,
+        nic_gbps=float(merged["nic_gbps"]), nic_ports=merged.get("nic_ports", 1),
+        power_busy_kw=float(busy), power_idle_kw=float(idle), scaleup_size=su_size,
+        scaleup_gbps=float(su_gbps), accel_power_w=float(aspec.power_w) if aspec else 0.0, sources=srcs)
+
+
+def _resolve_racks(f: ClusterFile, node_types: dict, errs: list, source: str) -> tuple[list[ResolvedRack], int]:
+    """Rack types with their power limits, and the endpoints they declare; raises at once (with the
+    errors so far) when the endpoints or NIC ports are over topo's limits."""
     racks: list[ResolvedRack] = []
     names = set()
     total_endpoints = total_ports = 0
@@ -1152,10 +1192,13 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         raise SpecError(errs, source)
     if total_endpoints == 0 and not errs:
         errs.append(("racks", "the file declares no endpoints"))
+    return racks, total_endpoints
 
-    # fabric tiers
+
+def _resolve_tiers(fab, switches: dict, errs: list) -> list[ResolvedTier]:
+    """The fabric's tiers with their switch (a preset, a stated switch, a chassis populated in part)
+    and oversubscription (from port groups where stated); a tier with an unknown switch is left out."""
     tiers: list[ResolvedTier] = []
-    fab = f.fabric
     for i, t in enumerate(fab.tiers):
         path = f"fabric.tiers[{i}]"
         if isinstance(t.switch, str):
@@ -1176,31 +1219,17 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
             os_ = _port_group_errors(fab, i, t, sw, path, errs)
         tiers.append(ResolvedTier(switch_name=swname, switch=sw, oversubscription=os_, bundle=t.bundle,
                                   partial_pod_bundle=t.partial_pod_bundle))
+    return tiers
+
+
+def _family_errors(fab, tiers: list, total_endpoints: int, errs: list) -> None:
+    """What each fabric family allows (fat tree: k, 1:1, one switch model; custom: a graph and no
+    stated structure; the tiered families: 1 to 3 tiers, rail-only's planes) and dual homing's
+    ``dual_homed_across``."""
     if fab.k is not None and fab.family != "fat_tree":
         errs.append(("fabric.k", f"applies to family fat_tree only (this fabric is {fab.family}; its tiers give the switches)"))
     if fab.family == "fat_tree":
-        if fab.k is None:
-            errs.append(("fabric.k", "missing: a fat tree needs its switch radix k"))
-        elif fab.k % 2:
-            errs.append(("fabric.k", f"k must be even (found {fab.k})"))
-        elif fab.k ** 3 // 4 > MAX_ENDPOINTS:
-            errs.append(("fabric.k", f"a k={fab.k} fat tree has {fab.k ** 3 // 4:,} host ports; topo builds at most "
-                                     f"{MAX_ENDPOINTS:,} (k <= {int((4 * MAX_ENDPOINTS) ** (1 / 3))})"))
-        elif fab.k ** 3 // 4 < total_endpoints:
-            errs.append(("fabric.k", f"a k={fab.k} fat tree holds {fab.k ** 3 // 4} hosts; the racks declare {total_endpoints}"))
-        # a k-ary fat tree is one switch model, 1:1 at every tier, one edge port per host: say
-        # anything else with family clos (which builds it exactly) instead of having it ignored
-        for i, t in enumerate(fab.tiers):
-            if t.oversubscription != 1.0:
-                errs.append((f"fabric.tiers[{i}].oversubscription", f"a k-ary fat tree is 1:1 at every tier by "
-                             f"construction (found {t.oversubscription:g}); use family clos for an oversubscribed tree"))
-        if tiers and any(t.switch.port_gbps != tiers[0].switch.port_gbps for t in tiers[1:]):
-            errs.append(("fabric.tiers", "a k-ary fat tree is built of one switch model at one port speed "
-                         f"({tiers[0].switch.port_gbps:g}G from tiers[0]); tiers with other port speeds would be "
-                         "ignored: use family clos"))
-        if fab.dual_homed:
-            errs.append(("fabric.dual_homed", "a k-ary fat tree has one edge port per host; use family clos "
-                                              "(or rail_optimized) with dual_homed"))
+        _fat_tree_errors(fab, tiers, total_endpoints, errs)
     elif fab.family == "custom":
         if fab.custom is None:
             errs.append(("fabric.custom", "missing: a custom fabric needs graphml or edge_list"))
@@ -1223,6 +1252,39 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     elif fab.dual_homed and across == "planes" and fab.planes < 2 and fab.family != "rail_only":
         errs.append(("fabric.dual_homed_across", f"a NIC's two ports on two planes needs planes >= 2 "
                                                  f"(found planes: {fab.planes})"))
+
+
+def _fat_tree_errors(fab, tiers: list, total_endpoints: int, errs: list) -> None:
+    """A k-ary fat tree: k even and large enough for the endpoints, 1:1, one switch model, one port per host."""
+    if fab.k is None:
+        errs.append(("fabric.k", "missing: a fat tree needs its switch radix k"))
+    elif fab.k % 2:
+        errs.append(("fabric.k", f"k must be even (found {fab.k})"))
+    elif fab.k ** 3 // 4 > MAX_ENDPOINTS:
+        errs.append(("fabric.k", f"a k={fab.k} fat tree has {fab.k ** 3 // 4:,} host ports; topo builds at most "
+                                 f"{MAX_ENDPOINTS:,} (k <= {int((4 * MAX_ENDPOINTS) ** (1 / 3))})"))
+    elif fab.k ** 3 // 4 < total_endpoints:
+        errs.append(("fabric.k", f"a k={fab.k} fat tree holds {fab.k ** 3 // 4} hosts; the racks declare {total_endpoints}"))
+    # a k-ary fat tree is one switch model, 1:1 at every tier, one edge port per host: say
+    # anything else with family clos (which builds it exactly) instead of having it ignored
+    for i, t in enumerate(fab.tiers):
+        if t.oversubscription != 1.0:
+            errs.append((f"fabric.tiers[{i}].oversubscription", f"a k-ary fat tree is 1:1 at every tier by "
+                         f"construction (found {t.oversubscription:g}); use family clos for an oversubscribed tree"))
+    if tiers and any(t.switch.port_gbps != tiers[0].switch.port_gbps for t in tiers[1:]):
+        errs.append(("fabric.tiers", "a k-ary fat tree is built of one switch model at one port speed "
+                     f"({tiers[0].switch.port_gbps:g}G from tiers[0]); tiers with other port speeds would be "
+                     "ignored: use family clos"))
+    if fab.dual_homed:
+        errs.append(("fabric.dual_homed", "a k-ary fat tree has one edge port per host; use family clos "
+                                          "(or rail_optimized) with dual_homed"))
+
+
+def _nic_port_errors(f: ClusterFile, node_types: dict, errs: list) -> None:
+    """Each node type's NIC ports against the fabric: spread over the planes, in pairs when
+    dual-homed, and stated rails (hosts without accelerators on rail fabrics) that exist."""
+    fab = f.fabric
+    across = fab.dual_homed_across or ("planes" if fab.planes > 1 else "leaves")
     n_rails = max([nt.accelerators for nt in node_types.values()] + [1])
     for tname, nt in node_types.items():
         ports = nt.nic_ports
@@ -1258,7 +1320,10 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
                     errs.append((f"node_types[{ti}].rails", f"rail {bad[0]} does not exist: the fabric has "
                                                              f"{n_rails} rail(s), 0 to {n_rails - 1}"))
 
-    # jobs
+
+def _job_errors(f: ClusterFile, node_types: dict, racks: list, errs: list) -> None:
+    """Jobs: unique names, sizes that fit the cluster and factor into tp*pp*cp*dp (ep dividing dp),
+    a rank order that parses, overlap with a compute time, pinned algorithms their collective runs as."""
     counts_acc = sum(r.count * n * node_types[t].accelerators for r in racks for t, n in r.nodes.items() if t in node_types)
     jnames = set()
     for i, j in enumerate(f.jobs):
@@ -1295,16 +1360,29 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
                 errs.append((f"{path}.collectives[{ci}].pinned_algorithm",
                              f"pins {pin!r} for the time model while algorithm routes the loads as {c.algorithm!r}: "
                              f"state one of them, or the same algorithm in both"))
+
+
+def _node_list_errors(f: ClusterFile, racks: list, errs: list) -> None:
+    """Node lists (busy_nodes, each job's nodes): hostlist expressions naming nodes the racks hold."""
     n_nodes = sum(r.count * n for r in racks for n in r.nodes.values())
     for where, lst in [("busy_nodes", f.busy_nodes)] + [(f"jobs[{i}].nodes", j.nodes) for i, j in enumerate(f.jobs)]:
         err = _hostlist_error(lst, n_nodes)
         if err:
             errs.append((where + err[0], err[1]))
+
+
+def _traffic_errors(f: ClusterFile, errs: list) -> None:
+    """Traffic patterns: a file for the matrix pattern, and only for it."""
     for i, tp in enumerate(f.traffic):
         if tp.pattern == "matrix" and not tp.file:
             errs.append((f"traffic[{i}].file", "missing: a matrix pattern needs a CSV file of src,dst,bytes"))
         elif tp.pattern != "matrix" and tp.file:
             errs.append((f"traffic[{i}].file", f"applies to the matrix pattern only (this pattern is {tp.pattern!r})"))
+
+
+def _transport_errors(f: ClusterFile, errs: list) -> None:
+    """Transport: adaptive routing refused (not modelled); channels and queue pairs stated one way
+    and within the limit of hashed flows per connection."""
     if f.transport.adaptive:
         errs.append(("transport.adaptive", "adaptive routing is not modelled: topo routes by ideal ECMP (fluid), "
                      "per-flow hashing (roce-hash) or per-packet spraying (uec-spray, the closest to adaptive "
@@ -1320,13 +1398,6 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
         errs.append(("transport.qps_per_channel",
                      f"{t.n_channels} channels x {t.qps} queue pairs per channel = {t.n_channels * t.qps:,} hashed "
                      f"flows per connection; at most {limits.MAX_QPS_PER_CONNECTION:,}"))
-    errs.extend(serving_errors(f, node_types))
-    if errs:
-        raise SpecError(errs, source)
-    tr = catalog.TRANSPORTS[f.transport.protocol]
-    header = f.transport.header_bytes if f.transport.header_bytes is not None else tr["header_bytes"] + tr["wire_bytes"]
-    return Cluster(file=f, node_types=node_types, racks=racks, tiers=tiers, switches=switches, optics=optics,
-                   header_bytes=int(header), base_dir=base_dir)
 
 
 def _populated(fab, i: int, t, sw: SwitchSpec, swname: str, path: str, errs: list) -> tuple:
