@@ -17,6 +17,10 @@ def _g(x) -> str:
     return "-" if x is None else f"{x:,.4g}"
 
 
+def _us(x) -> str:
+    return "saturated" if x is None else f"{x * 1e6:,.2f}"
+
+
 def _render(s: dict) -> str:
     from topo.traffic.serving import KINDS
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, {s['flows']:,} serving flows, "
@@ -39,6 +43,15 @@ def _render(s: dict) -> str:
         for name, k in (d.get("kv_transfer") or {}).items():
             lines.append(f"  KV transfer at {name} ({k['tokens']:,} tokens, {k['bytes'] / 1e6:,.1f} MB): "
                          f"{k['idle_s'] * 1e3:,.3f} ms idle, {k['loaded_s'] * 1e3:,.3f} ms loaded")
+        tt = d.get("time_per_token")
+        if tt:
+            lines.append(f"  network time per output token ({tt['pool']} step, {tt['tokens_per_step']}):")
+            for m, e in tt["models"].items():
+                lines.append(f"    {m:<10} idle {e['idle_s'] * 1e6:,.2f} us, at {d['requests_per_s']:,.4g}/s {_us(e['at_rate_s'])}{'' if e['at_rate_s'] is None else ' us'}; "
+                             f"saturates at {_g(e['saturating_requests_per_s'])} requests/s "
+                             f"({e['saturating_link'] or '-'})")
+                lines.append("      curve (requests/s: us): " + ", ".join(
+                    f"{p['requests_per_s']:,.4g}: {_us(p['time_s'])}" for p in e["curve"]))
         for h in d["busiest_links"][:3]:
             lines.append(f"    {h['link']:<40} util {h['util']:.4f} ({h['load_gbps']:,.2f} / {h['gbps']:g} Gb/s)")
     a = s["all"]
@@ -59,6 +72,24 @@ def _render(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _rates(text):
+    """'1,5,20.5' -> [1.0, 5.0, 20.5]; a value that is not a positive number is refused as --rates."""
+    if text is None:
+        return None
+    from topo.core.errors import SpecError
+    from topo.core.textsafe import visible
+    out = []
+    for part in text.split(","):
+        try:
+            v = float(part.strip())
+        except ValueError:
+            v = float("nan")
+        if not (v > 0 and v < float("inf")):
+            raise SpecError([("rates", f"expected positive request rates separated by commas (found {visible(part)!r})")])
+        out.append(v)
+    return out
+
+
 @main.command()
 @cluster_arg
 @click.option("--routing", type=routing_choice(), default=None,
@@ -70,14 +101,17 @@ def _render(s: dict) -> str:
               help="channels per connection (default the file's transport)")
 @click.option("--target-util", "target_utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="target utilisation (default goals.target_utilization)")
+@click.option("--rates", default=None, metavar="R1,R2,...",
+              help="request rates per second of the network-time-per-token curve (default: fractions of the "
+                   "saturating rate and the stated rate)")
 @json_option()
 @handle_errors
-def serve(cluster, routing, seed, qps, channels, target_utilization, as_json):
+def serve(cluster, routing, seed, qps, channels, target_utilization, rates, as_json):
     """Route the serving deployments' traffic: load per deployment, busiest links, KV-transfer time."""
     from topo.model.spec import load
     from topo.routing.serving import serving
     s = serving(load(cluster), routing=routing, seed=seed, qps=qps, channels=channels,
-                target_utilization=target_utilization)
+                target_utilization=target_utilization, rates=_rates(rates))
     if as_json:
         emit_json(s)
     else:

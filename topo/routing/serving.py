@@ -20,13 +20,14 @@ the peak utilisation while a training job communicates, and the links both kinds
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
 
 from topo.core.errors import SpecError
 from topo.routing.engine import MODELS, _hottest, protocol_efficiency, route
-from topo.traffic.serving import KINDS, kv_bytes_per_token, kv_transfer_time_s, moe_dispatch_bytes_per_token, \
+from topo.traffic.serving import KINDS, dtype_bytes, kv_bytes_per_token, kv_transfer_time_s, moe_dispatch_bytes_per_token, \
     serving_traffic
 
 _DEFAULT_MODEL = {"roce": "roce-hash", "uec": "uec-spray", "ideal": "fluid"}
@@ -62,12 +63,14 @@ def _rate_at(rate: float, target: float, util: float):
 
 def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Optional[dict] = None,
             seed: Optional[int] = None, qps: Optional[int] = None, channels: Optional[int] = None,
-            target_utilization: Optional[float] = None) -> dict:
+            target_utilization: Optional[float] = None, rates=None) -> dict:
     """Route the serving deployments' traffic; a JSON-ready dict (see the module docstring).
 
     ``routing``: the transport's model to report beside ideal ECMP (default from
     transport.protocol). ``placement``: the training jobs' placement (default in order).
-    ``target_utilization``: default goals.target_utilization.
+    ``target_utilization``: default goals.target_utilization. ``rates``: request rates (per second) of
+    the network-time-per-token curve of every deployment (default: fractions of each model's saturating
+    rate, see :data:`CURVE_FRACTIONS`, and the stated rate).
     """
     from topo.model.fabric import build
     from topo.model.spec import wire_efficiency
@@ -101,6 +104,21 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
         hot_m = _hottest(fabric, rm.link_gbps_load, fabric.link_gbps > 0, 10)
     alive = fabric.link_gbps > 0
     su_all = _scaleup_util(fabric, both)
+    if rates is not None:
+        rates = [float(x) for x in rates]
+        bad = [x for x in rates if not (math.isfinite(x) and x > 0)]
+        if not rates or bad:
+            raise SpecError([("rates", f"expected positive request rates per second (found {bad or rates!r})")])
+    # ideal ECMP, RoCE hashing and UEC spraying side by side (and the chosen model if another)
+    tmodels = {"fluid": eff, "roce-hash": protocol_efficiency(cluster, "roce"),
+               "uec-spray": protocol_efficiency(cluster, "uec")}
+    if model not in tmodels:
+        tmodels[model] = eff_model
+    all_loads = {"fluid": (both.link_gbps_load, np.maximum(both.scaleup_sent_gbps, both.scaleup_recv_gbps))}
+    for name, e in tmodels.items():
+        if name != "fluid":
+            ra = route(fabric, d, name, efficiency=e, seed=seed, qps=qps, channels=channels)
+            all_loads[name] = (ra.link_gbps_load, np.maximum(ra.scaleup_sent_gbps, ra.scaleup_recv_gbps))
     deps = []
     for k, dep in enumerate(f.serving.deployments):
         sel = d.select(d.job == k)
@@ -147,6 +165,8 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
                         for p in range(P.shape[0]) for q in range(D.shape[0]))
                 times[name] = {"tokens": n, "bytes": kv_bytes_per_token(m) * n, "idle_s": t, "loaded_s": t * slow}
             out["kv_transfer"] = times
+        out["time_per_token"] = token_times(cluster, fabric, st, k, tmodels, seed=seed, qps=qps, channels=channels,
+                                            rates=rates, all_loads=all_loads)
         deps.append(out)
     mu_all = float(util.max(initial=0.0))
     worst_all = max(mu_all, su_all)
@@ -191,3 +211,207 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
         },
         "with_training": with_training,
     }
+
+
+# --- network time per output token -------------------------------------------------------------
+CURVE_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+"""Default curve points: these fractions of each routing model's saturating rate (and the stated rate)."""
+
+
+class _TokenPattern:
+    """One communication pattern of a decode step (src, dst arrays) routed once under one model; its
+    latency (alpha) and, for any residual capacity, the goodput of its slowest flow."""
+
+    def __init__(self, fabric, src, dst, model, seed, qps, channels, node_lat):
+        from topo.model.catalog import STEP_OVERHEAD_US
+        from topo.routing.collectives import min_maxmin_rate, path_latency_s
+        from topo.traffic.demand import Demands
+        self._minmax = min_maxmin_rate
+        keep = src != dst
+        src, dst = np.asarray(src, np.int64)[keep], np.asarray(dst, np.int64)[keep]
+        self.empty = src.size == 0
+        self.alpha_s = 0.0
+        self.hashed = model == "roce-hash"
+        self.mult = channels * qps if self.hashed else 1
+        self.qp_path = None
+        self.load = None
+        self.su_busy = None
+        if self.empty:
+            return
+        n = src.size
+        dom = fabric.ep_domain
+        same = (dom[src] == dom[dst]) & (dom[src] >= 0)
+        d = Demands(src, dst, np.ones(n), np.zeros(n, np.int32), np.ones(n))
+        rh = route(fabric, d, "roce-hash", seed=seed, record_paths=True,
+                   qps=qps if self.hashed else 1, channels=channels if self.hashed else 1)
+        lat = path_latency_s(fabric, rh.qp_path, node_lat) if rh.qp_path is not None else np.zeros(0)
+        self.alpha_s = STEP_OVERHEAD_US * 1e-6 + (float(lat.max()) if lat.size else 0.0)
+        if (~same).any():
+            if self.hashed:
+                self.qp_path = rh.qp_path
+            else:
+                self.load = route(fabric, d.select(~same), model, efficiency=1.0).link_gbps_load
+        if same.any():
+            E = fabric.n_endpoints
+            busy = np.maximum(np.bincount(src[same], minlength=E), np.bincount(dst[same], minlength=E))
+            ids = np.flatnonzero(busy > 0)
+            self.su_busy = (ids, busy[ids])
+
+    def rate_gbps(self, resid_link: np.ndarray, resid_su: np.ndarray) -> float:
+        """Wire Gb/s of the slowest flow with ``resid_link`` Gb/s left per link and ``resid_su`` per
+        endpoint inside its scale-up domain (0 where nothing is left)."""
+        rate = math.inf
+        if self.qp_path is not None:
+            rate = self._minmax(self.qp_path, np.maximum(resid_link, 0.0)) * self.mult
+        elif self.load is not None:
+            used = self.load > 0
+            r = resid_link[used]
+            rate = 0.0 if (r <= 0).any() else 1.0 / float((self.load[used] / r).max())
+        if self.su_busy is not None:
+            ids, busy = self.su_busy
+            rate = min(rate, float((np.maximum(resid_su[ids], 0.0) / busy).min()))
+        return rate
+
+
+def _decode_steps(pool, R: np.ndarray):
+    """Per pipeline stage of a decode (or colocated) pool's replicas ``R`` [replicas, ranks]: the TP
+    groups [m, tp], the expert-parallel groups [m, stage_ranks], and the ranks the stage sends to the next
+    (src, dst) or None for the last stage."""
+    sr, groups = pool.stage_ranks, pool.stage_ranks // pool.tp
+    V = R.reshape(R.shape[0], pool.pp, groups, pool.tp)
+    W = R.reshape(R.shape[0], pool.pp, sr)
+    out = []
+    for s in range(pool.pp):
+        nxt = (W[:, s, :].ravel(), W[:, s + 1, :].ravel()) if s + 1 < pool.pp else None
+        out.append((V[:, s].reshape(-1, pool.tp), W[:, s, :], nxt))
+    return out
+
+
+def token_parts(model, pool) -> dict:
+    """Bytes and steps of one decode step's collectives, per stage (one token per attention group):
+    TP ring all-reduce of ``h x b`` (2(tp-1) steps, 2(tp-1)/tp of it per rank) ``per_layer`` times per
+    layer; MoE dispatch and combine, each one direct all-to-all step in which every stage rank sends
+    ``k x h x b / tp / stage_ranks`` to every rank; the pipeline send of ``h x b / stage_ranks`` per
+    rank to the next stage."""
+    h, ab = float(model.hidden_size), dtype_bytes(model.activation_dtype)
+    moe_ep = model.experts is not None and pool.ep > 1
+    tp, sr = pool.tp, pool.stage_ranks
+    return {
+        "layers_per_stage": model.layers // pool.pp,
+        "tp_allreduce": {"per_layer": (0 if tp == 1 else 1 if moe_ep else 2), "steps": 2 * (tp - 1),
+                         "bytes_per_rank": 2 * (tp - 1) / tp * h * ab},
+        "moe_a2a": {"per_layer": 1 if moe_ep else 0, "steps": 1,
+                    "bytes_per_pair": (model.experts_per_token or 0) * h * ab / tp / sr},
+        "pp_send": {"steps": 1, "bytes_per_rank": h * ab / sr},
+    }
+
+
+def _ring(G):
+    return G.ravel(), np.roll(G, -1, axis=1).ravel()
+
+
+def _a2a(G):
+    n = G.shape[1]
+    i, j = np.nonzero(~np.eye(n, dtype=bool))
+    return G[:, i].ravel(), G[:, j].ravel()
+
+
+class _TokenTimer:
+    """The decode step of one pool on one fabric under one routing model, its patterns routed once;
+    ``time(resid_link, resid_su, eff)`` -> (seconds per output token or inf, parts)."""
+
+    def __init__(self, fabric, dep, pool, R, model, seed, qps, channels, node_lat):
+        self.parts = token_parts(dep.model, pool)
+        self.stages = []
+        mk = lambda s, d: _TokenPattern(fabric, s, d, model, seed, qps, channels, node_lat)
+        for tpg, epg, nxt in _decode_steps(pool, R):
+            self.stages.append({
+                "tp": mk(*_ring(tpg)) if self.parts["tp_allreduce"]["per_layer"] else None,
+                "a2a": mk(*_a2a(epg)) if self.parts["moe_a2a"]["per_layer"] else None,
+                "send": mk(*nxt) if nxt is not None else None})
+
+    def time(self, resid_link, resid_su, eff) -> tuple[float, dict]:
+        P = self.parts
+        Ls = P["layers_per_stage"]
+        acc = {k: {"alpha_s": 0.0, "beta_s": 0.0} for k in ("tp_allreduce", "moe_dispatch", "moe_combine", "pp_send")}
+
+        def add(kind, pat, n, steps, nbytes):
+            if pat is None or pat.empty or n == 0:
+                return
+            r = pat.rate_gbps(resid_link, resid_su) * eff * 1e9 / 8.0
+            acc[kind]["alpha_s"] += n * steps * pat.alpha_s
+            acc[kind]["beta_s"] += n * (nbytes / r if r > 0 else math.inf)
+
+        for st in self.stages:
+            tp, a2a = P["tp_allreduce"], P["moe_a2a"]
+            add("tp_allreduce", st["tp"], Ls * tp["per_layer"], tp["steps"], tp["bytes_per_rank"])
+            add("moe_dispatch", st["a2a"], Ls * a2a["per_layer"], 1, a2a["bytes_per_pair"])
+            add("moe_combine", st["a2a"], Ls * a2a["per_layer"], 1, a2a["bytes_per_pair"])
+            add("pp_send", st["send"], 1, 1, P["pp_send"]["bytes_per_rank"])
+        total = sum(v["alpha_s"] + v["beta_s"] for v in acc.values())
+        return total, acc
+
+
+def _finite(x):
+    return x if math.isfinite(x) else None
+
+
+def token_times(cluster, fabric, st, k: int, models, *, seed: int, qps: int, channels: int,
+                rates=None, all_loads: Optional[dict] = None) -> dict:
+    """Network time per output token of deployment ``k`` (its decode or colocated pool, every replica
+    taking one decode step at once, one token per attention group) under each routing model: idle, at
+    the stated rate and along a curve of request rates, the deployment's own traffic (``st``, at its
+    stated rate) scaled to each rate taking its share of every link and scale-up port first.
+
+    ``models``: {name: wire efficiency}. ``all_loads``: {name: (link Gb/s, scale-up Gb/s per endpoint)}
+    of all deployments at their stated rates, for the time with every deployment loaded.
+    """
+    from topo.routing.collectives import _switch_latency_ns
+    dep = cluster.file.serving.deployments[k]
+    role = "colocated" if dep.colocated is not None else "decode"
+    pool = dep.colocated if dep.colocated is not None else dep.decode
+    R = np.asarray(st.replicas[(dep.name, role)], np.int64)
+    d = st.demands
+    sel = d.select(d.job == k)
+    R0 = float(dep.load.requests_per_s)
+    node_lat, unknown = _switch_latency_ns(cluster, fabric)
+    cap = fabric.link_gbps.astype(np.float64)
+    dom = np.asarray(fabric.ep_domain)
+    su_cap = np.where(dom >= 0, np.asarray(fabric.domain_gbps, np.float64)[np.maximum(dom, 0)], 0.0)
+    per_model = {}
+    for name, eff in models.items():
+        timer = _TokenTimer(fabric, dep, pool, R, name, seed, qps, channels, node_lat)
+        bg = route(fabric, sel, name, efficiency=eff, seed=seed, qps=qps, channels=channels)
+        bg_su = np.maximum(bg.scaleup_sent_gbps, bg.scaleup_recv_gbps)
+        u_link = float(_util(fabric, bg.link_gbps_load).max(initial=0.0))
+        u_su = float(np.where(su_cap > 0, bg_su / np.where(su_cap > 0, su_cap, 1.0), 0.0).max(initial=0.0))
+        worst = max(u_link, u_su)
+        sat = R0 / worst if worst > 0 else None
+        if worst <= 0:
+            sat_link = None
+        elif u_su >= u_link:
+            sat_link = "scale-up"
+        else:
+            sat_link = _hottest(fabric, bg.link_gbps_load, cap > 0, 1)[0]["link"]
+
+        def at(rate, bg_link=bg.link_gbps_load, bg_s=bg_su):
+            x = rate / R0
+            return timer.time(cap - x * bg_link, su_cap - x * bg_s, eff)
+
+        idle, idle_parts = timer.time(cap, su_cap, eff)
+        t0, parts0 = at(R0)
+        pts = set(rates) if rates else ({f * sat for f in CURVE_FRACTIONS} if sat else set()) | {R0}
+        curve = []
+        for r in sorted(pts):
+            t, _ = at(r)
+            curve.append({"requests_per_s": r, "time_s": _finite(t)})
+        entry = {"wire_efficiency": eff, "idle_s": idle, "at_rate_s": _finite(t0),
+                 "parts_at_rate": {kk: {"alpha_s": v["alpha_s"], "beta_s": _finite(v["beta_s"])}
+                                   for kk, v in parts0.items()},
+                 "saturating_requests_per_s": sat, "saturating_link": sat_link, "curve": curve}
+        if all_loads is not None and name in all_loads:
+            ld, su = all_loads[name]
+            entry["with_all_deployments_s"] = _finite(timer.time(cap - ld, su_cap - su, eff)[0])
+        per_model[name] = entry
+    return {"pool": role, "tokens_per_step": "one per attention group (tp ranks) of every replica",
+            "switch_latency_unknown": unknown, "parts": token_parts(dep.model, pool), "models": per_model}
