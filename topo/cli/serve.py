@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from topo.cli.app import cluster_arg, emit_json, handle_errors, main
-from topo.cli.options import SEED, echo, json_option, routing_choice
+from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo, json_option, routing_choice
 from topo.core import limits
 
 
@@ -25,7 +25,25 @@ def _render(s: dict) -> str:
     from topo.traffic.serving import KINDS
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, {s['flows']:,} serving flows, "
              f"routing fluid and {s['routing']}, target utilisation {s['target_utilization']:g}",
-             f"placement: {s['placement']}", ""]
+             f"placement: {s['placement']}"]
+    sp = s.get("serving_placement")
+    if sp:
+        if sp["method"] == "cpsat":
+            lines.append(f"serving placement: CP-SAT {sp['status']}, objective {sp['objective']:,} (bound "
+                         f"{sp['bound']:,}; KV pairs across leaves x 1 + across pods x 3, weighted by KV bytes), "
+                         f"re-checked independently")
+        else:
+            lines.append("serving placement: in order")
+        before = sp.get("kv_crossing_in_order") or {}
+        for name, k in sp["kv_crossing"].items():
+            b = before.get(name)
+            was = ("in order: does not fit" if b is None else
+                   f"in order {b['kv_bytes_per_s_crossing_leaves'] / 1e9:,.4g} GB/s across leaves, "
+                   f"{b['kv_bytes_per_s_crossing_pods'] / 1e9:,.4g} GB/s across pods"
+                   + ("" if sp.get("in_order_spread_ok", True) else ", breaking the spread limit"))
+            lines.append(f"  {name}: KV {k['kv_bytes_per_s_crossing_leaves'] / 1e9:,.4g} GB/s across leaves, "
+                         f"{k['kv_bytes_per_s_crossing_pods'] / 1e9:,.4g} GB/s across pods ({was})")
+    lines.append("")
     for d in s["deployments"]:
         lines.append(f"deployment {d['name']} ({d['mode']}, {d['accelerators']:,} accelerators, "
                      f"{d['requests_per_s']:,.4g} requests/s)")
@@ -104,14 +122,22 @@ def _rates(text):
 @click.option("--rates", default=None, metavar="R1,R2,...",
               help="request rates per second of the network-time-per-token curve (default: fractions of the "
                    "saturating rate and the stated rate)")
+@click.option("--placement", "serving_placement", type=click.Choice(["cpsat", "in-order"]), default="cpsat",
+              show_default=True, help="place the serving replicas with CP-SAT (KV pairs under one leaf, spread "
+                                      "limits) or in order after the training jobs")
+@click.option("--time-limit", type=TIME_LIMIT, default=None, help="seconds for the CP-SAT placement "
+                                                                  "(default goals.time_limit_s)")
+@click.option("--workers", type=WORKERS, default=None, help="CP-SAT workers (default goals.workers)")
 @json_option()
 @handle_errors
-def serve(cluster, routing, seed, qps, channels, target_utilization, rates, as_json):
+def serve(cluster, routing, seed, qps, channels, target_utilization, rates, serving_placement, time_limit, workers,
+          as_json):
     """Route the serving deployments' traffic: load per deployment, busiest links, KV-transfer time."""
     from topo.model.spec import load
-    from topo.routing.serving import serving
-    s = serving(load(cluster), routing=routing, seed=seed, qps=qps, channels=channels,
-                target_utilization=target_utilization, rates=_rates(rates))
+    from topo.solve.serving_place import serving
+    s = serving(load(cluster), serving_placement=serving_placement, time_limit=time_limit, workers=workers,
+                routing=routing, seed=seed, qps=qps, channels=channels, target_utilization=target_utilization,
+                rates=_rates(rates))
     if as_json:
         emit_json(s)
     else:

@@ -63,14 +63,16 @@ def _rate_at(rate: float, target: float, util: float):
 
 def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Optional[dict] = None,
             seed: Optional[int] = None, qps: Optional[int] = None, channels: Optional[int] = None,
-            target_utilization: Optional[float] = None, rates=None) -> dict:
+            target_utilization: Optional[float] = None, rates=None, replicas: Optional[dict] = None) -> dict:
     """Route the serving deployments' traffic; a JSON-ready dict (see the module docstring).
 
     ``routing``: the transport's model to report beside ideal ECMP (default from
     transport.protocol). ``placement``: the training jobs' placement (default in order).
     ``target_utilization``: default goals.target_utilization. ``rates``: request rates (per second) of
     the network-time-per-token curve of every deployment (default: fractions of each model's saturating
-    rate, see :data:`CURVE_FRACTIONS`, and the stated rate).
+    rate, see :data:`CURVE_FRACTIONS`, and the stated rate). ``replicas``: where the serving replicas go
+    (``{(deployment, role): [replicas, ranks]}``, e.g. from :func:`topo.solve.serving_place.place_serving`);
+    default in order after the training jobs.
     """
     from topo.model.fabric import build
     from topo.model.spec import wire_efficiency
@@ -89,7 +91,7 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
     seed = f.goals.seed if seed is None else int(seed)
     qps = tr.qps if qps is None else int(qps)
     channels = tr.n_channels if channels is None else int(channels)
-    st = serving_traffic(cluster, fabric, placement)
+    st = serving_traffic(cluster, fabric, placement, replicas=replicas)
     d = st.demands
     eff = wire_efficiency(cluster)
     eff_model = protocol_efficiency(cluster, _PROTOCOL[model]) if model in _PROTOCOL else eff
@@ -192,7 +194,8 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
     return {
         "cluster": f.name, "family": fabric.family, "endpoints": fabric.n_endpoints, "flows": d.n,
         "placement": "training jobs " + ("as given" if placement is not None else "in order")
-                     + ", then deployments in order (prefill, decode or colocated; replica by replica)",
+                     + (", then deployments in order (prefill, decode or colocated; replica by replica)"
+                        if replicas is None else ", then deployments as given"),
         "target_utilization": target,
         "routing": model,
         "deployments": deps,
