@@ -135,3 +135,27 @@ def test_serving_routes_equal_under_the_pure_python_twins(tmp_path):
         assert r.returncode == 0, r.stderr
         out[pure] = json.loads(r.stdout)
     assert out["0"] == out["1"]
+
+
+def test_interference_by_hand():
+    """A 2-rank training ring across two leaves (one 400G uplink each) at line rate and a KV stream of
+    26.2 Gb/s on the same uplink: proportional sharing slows the job by the link's utilisation,
+    (400 + 26.2144) / 400; per-QP max-min over what the KV stream leaves by 400 / (400 - 26.2144 / eff)."""
+    from topo.routing.engine import protocol_efficiency
+    from topo.routing.serving import serving
+    d = copy.deepcopy(TINY)
+    d["racks"] = [{"name": "r", "count": 4, "nodes": {"g1": 2}}, {"name": "c", "count": 1, "nodes": {"cpu": 2}}]
+    d["fabric"]["tiers"][0]["ports"] = {"down": {"ports": 2, "gbps": 400}, "up": {"ports": 1, "gbps": 400}}
+    d["jobs"] = [{"name": "t", "accelerators": 2, "nodes": ["n0000", "n0002"],
+                  "collectives": [{"op": "allreduce", "bytes": 1e9}]}]
+    c = _cluster(d)
+    s = serving(c)
+    assert s["deployments"][0]["replicas"] == {"prefill": [["n0001-g0", "n0001-g0"]],
+                                               "decode": [["n0003-g0", "n0003-g0"]]}
+    kv = 10 * 1000 * 327_680 * 8 / 1e9          # Gb/s
+    inf = s["with_training"]["interference"]["models"]
+    assert inf["fluid"]["jobs"]["t"]["slowdown"] == pytest.approx((400 + kv) / 400)
+    assert inf["fluid"]["max_util_with_serving"] == pytest.approx((400 + kv) / 400)
+    eff = protocol_efficiency(c, "roce")
+    assert inf["roce-hash"]["jobs"]["t"]["slowdown"] == pytest.approx(400 / (400 - kv / eff))
+    assert inf["uec-spray"]["jobs"]["t"]["slowdown"] > 1

@@ -190,6 +190,7 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
                 "shared_max_serving_share": (float((both.link_gbps_load[shared] / tot[shared]).max())
                                              if shared.any() else None),
                 "busiest_links": _hottest(fabric, tot, alive, 5),
+                "interference": interference(cluster, fabric, jp, d, seed=seed, qps=qps, channels=channels),
             }
     return {
         "cluster": f.name, "family": fabric.family, "endpoints": fabric.n_endpoints, "flows": d.n,
@@ -418,3 +419,59 @@ def token_times(cluster, fabric, st, k: int, models, *, seed: int, qps: int, cha
         per_model[name] = entry
     return {"pool": role, "tokens_per_step": "one per attention group (tp ranks) of every replica",
             "switch_latency_unknown": unknown, "parts": token_parts(dep.model, pool), "models": per_model}
+
+
+# --- interference with the training jobs ---------------------------------------------------------
+def interference(cluster, fabric, placement: dict, serving_demands, *, seed: int, qps: int, channels: int) -> Optional[dict]:
+    """The training jobs' communication time without and with the serving traffic on the same links,
+    under ideal ECMP (fluid), RoCE hashing and UEC spraying; None without placed training traffic.
+
+    The serving flows run at their stated rates and take their share of every link first. Under fluid
+    and uec-spray a job is slowed by the highest utilisation, serving included, of a link it uses (the
+    engine's proportional sharing, :func:`topo.routing.engine._run_model` with the serving loads as
+    background); under roce-hash its queue pairs share what the serving traffic leaves of each link
+    max-min fairly (:func:`topo.routing.engine.completion_times`). Scale-up ports are not shared:
+    serving traffic inside a scale-up domain does not slow a training job here.
+    """
+    from topo.model.spec import wire_efficiency
+    from topo.routing.engine import SHARING, _run_model, completion_times
+    from topo.traffic.demand import job_demands, scaleup_times_s
+    models = {"fluid": wire_efficiency(cluster), "roce-hash": protocol_efficiency(cluster, "roce"),
+              "uec-spray": protocol_efficiency(cluster, "uec")}
+    dead = np.zeros(fabric.n_links, bool)
+    cap = fabric.link_gbps.astype(np.float64)
+    out = {}
+    for m, eff in models.items():
+        jd = job_demands(cluster, fabric, placement, efficiency=eff)
+        if jd.n == 0 or not len(jd.job_names):
+            return None
+        sv = route(fabric, serving_demands, m, efficiency=eff, seed=seed, qps=qps, channels=channels)
+        tot0, t0, _, _ = _run_model(fabric, jd, m, dead, seed, qps, eff, channels)
+        if m == "roce-hash":
+            r = route(fabric, jd, m, seed=seed, qps=qps, channels=channels, efficiency=eff, record_paths=True)
+            t1 = np.zeros(len(jd.job_names))
+            if r.qp_flow is not None and r.qp_flow.size:
+                left = np.maximum(cap - sv.link_gbps_load, 0.0)
+                t = completion_times(r.qp_path, left, jd.bytes[r.qp_flow] / (channels * qps), eff, SHARING[m])
+                jq = jd.job[r.qp_flow]
+                ok = jq >= 0
+                np.maximum.at(t1, jq[ok], t[ok])
+            t1 = np.maximum(t1, scaleup_times_s(fabric, jd))
+            lost = jd.job[(r.flow_unreachable > 0) & (jd.job >= 0)]
+            t1[np.unique(lost)] = math.inf
+            tot1 = tot0 + sv.link_gbps_load
+        else:
+            tot1, t1, _, _ = _run_model(fabric, jd, m, dead, seed, qps, eff, channels, None, [sv])
+        shared = (tot0 > 0) & (sv.link_gbps_load > 0)
+        out[m] = {
+            "wire_efficiency": eff,
+            "max_util_training": float(_util(fabric, tot0).max(initial=0.0)),
+            "max_util_with_serving": float(_util(fabric, tot1).max(initial=0.0)),
+            "shared_links": int(shared.sum()),
+            "jobs": {n: {"time_s": _finite(float(t0[k])), "with_serving_s": _finite(float(t1[k])),
+                         "slowdown": (float(t1[k] / t0[k]) if t0[k] > 0 and math.isfinite(t1[k]) else None)}
+                     for k, n in enumerate(jd.job_names)},
+        }
+    return {"sharing": {"fluid": "proportional", "uec-spray": "proportional",
+                        "roce-hash": "per-QP max-min over what the serving traffic leaves"},
+            "models": out}
