@@ -127,6 +127,12 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             # collective time (alpha + beta) of the placed jobs on the chosen fabric, with its size curve
             colls = to_jsonable(collective_times(cluster_after, fabric_after, placement=placement.assignment,
                                                  seed=seed, sizes=size_range("1KiB..16GiB")))
+        serving = None
+        if cluster.file.serving.deployments:   # serving replicas beside the placed jobs, on the chosen fabric
+            from topo.solve.serving_place import summary as serving_summary
+            with pr.stage("serving deployments"), timed("serving"):
+                serving = serving_summary(cluster_after, fabric_after, placement.assignment, seed=seed,
+                                          time_limit=time_limit, workers=workers)
         fail = gp = None
         if failures:
             from topo.study.failures import analyze_failures
@@ -150,6 +156,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         solver={"placement": {k: getattr(placement, k, None) for k in ("status", "objective", "bound", "gap", "wall_s")},
                 "budget": bud.to_dict().get("solver", {})},
         timings_s=timings,
+        **({"serving": serving} if serving is not None else {}),
     )
 
 

@@ -466,9 +466,43 @@ def serving(cluster, fabric=None, *, serving_placement: str = "cpsat", placement
     info["in_order_fits"] = before is not None
     info["in_order_spread_ok"] = before is not None and not spread_problems(cluster, fabric, before)
     info["kv_crossing"] = kv_crossing(cluster, fabric, reps)
+    # endpoint ids of every replica in rank order, per "deployment.role"
+    info["assignment"] = {f"{n}.{role}": np.asarray(R, np.int64).tolist() for (n, role), R in reps.items()}
     out = route_serving(cluster, fabric, placement=placement, seed=seed, replicas=reps, **kw)
     out["placement"] = ("training jobs " + ("as given" if placement is not None else "in order") + ", then the serving "
                         + ("replicas by CP-SAT" if serving_placement == "cpsat" else
                            "deployments in order (prefill, decode or colocated; replica by replica)"))
     out["serving_placement"] = info
     return out
+
+
+def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, workers=None, routing=None) -> dict:
+    """The serving section of ``topo analyze`` and of the plan: :func:`serving` with the replicas placed
+    by CP-SAT beside the training jobs' ``placement``, reduced to what those outputs show (per deployment
+    bytes/s by kind, network and scale-up Gb/s, network time per token with its curve, saturating rate
+    and link per routing model, replicas; the placement; the loads and interference with training).
+    ``routing``: the transport's model reported beside fluid (default from transport.protocol)."""
+    s = serving(cluster, fabric, placement=placement, seed=seed, time_limit=time_limit, workers=workers,
+                routing=routing)
+    deps = []
+    for d in s["deployments"]:
+        tt = d["time_per_token"]
+        deps.append({
+            "name": d["name"], "mode": d["mode"], "requests_per_s": d["requests_per_s"],
+            "accelerators": d["accelerators"], "replicas": d["replicas"],
+            "bytes_per_s": d["bytes_per_s"], "network_gbps": d["network_gbps"], "scaleup_gbps": d["scaleup_gbps"],
+            "kv_bytes_per_token": d["kv_bytes_per_token"],
+            "max_requests_per_s_at_target": d["max_requests_per_s_at_target"], "limited_by": d["limited_by"],
+            "kv_transfer": d.get("kv_transfer"),
+            "time_per_token": {
+                "pool": tt["pool"], "tokens_per_step": tt["tokens_per_step"],
+                "models": {m: {"idle_s": e["idle_s"], "at_rate_s": e["at_rate_s"],
+                               "saturating_requests_per_s": e["saturating_requests_per_s"],
+                               "saturating_link": e["saturating_link"],
+                               # (request rate, network time per output token in s, or null when saturated)
+                               "curve": [[p["requests_per_s"], p["time_s"]] for p in e["curve"]]}
+                           for m, e in tt["models"].items()}},
+        })
+    return {"target_utilization": s["target_utilization"], "routing": s["routing"], "placement": s["placement"],
+            "serving_placement": s["serving_placement"], "deployments": deps, "all": s["all"],
+            "with_training": s["with_training"]}
