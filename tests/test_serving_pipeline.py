@@ -58,3 +58,27 @@ def test_optimize_plan_has_a_serving_section():
     assert rates[-1] < m["fluid"]["saturating_requests_per_s"]
     assert dep["bytes_per_s"]["kv_transfer"] == pytest.approx(10 * 1000 * 327_680)
     assert "interference" in s["with_training"]
+
+
+def test_budget_carries_the_serving_traffic_at_its_stated_rate():
+    """The budget's demands: the jobs' flows and every deployment's flows at load.requests_per_s as
+    background (job -1); the budget routes them, so its loads on the chosen fabric include them."""
+    import topo
+    from topo.model.fabric import build
+    from topo.solve.linkbudget import budget_for_transport
+    from topo.solve.serving_place import budget_demands, place_serving
+    from topo.traffic.demand import fit_in_order, job_demands
+    from topo.traffic.serving import serving_traffic
+    c = topo.load("examples/serving-disagg.yaml")
+    f = build(c)
+    pl = fit_in_order(c, f)[0]
+    reps = place_serving(c, f, pl)["assignment"]
+    d = budget_demands(c, f, pl, reps)
+    jd = job_demands(c, f, pl)
+    sd = serving_traffic(c, f, pl, replicas=reps).demands
+    assert d.n == jd.n + sd.n and d.job_names == jd.job_names
+    assert (d.job[jd.n:] == -1).all()
+    assert d.rate_gbps[jd.n:].sum() == pytest.approx(sd.rate_gbps.sum())
+    u0 = budget_for_transport(c, f, placement=pl).to_dict()["utilization"]["leaf-spine"]
+    u1 = budget_for_transport(c, f, placement=pl, demands=d).to_dict()["utilization"]["leaf-spine"]
+    assert u1["routed_before"] > u0["routed_before"] and u1["routed_after"] > u0["routed_after"]

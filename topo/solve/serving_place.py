@@ -428,11 +428,13 @@ PLACEMENTS = ("cpsat", "in-order")
 
 
 def serving(cluster, fabric=None, *, serving_placement: str = "cpsat", placement: Optional[dict] = None,
-            time_limit=None, seed=None, workers=None, **kw) -> dict:
+            time_limit=None, seed=None, workers=None, placed: Optional[dict] = None, **kw) -> dict:
     """:func:`topo.routing.serving.serving` with the replicas placed by ``serving_placement``: ``cpsat``
     (:func:`place_serving`) or ``in-order``; adds ``serving_placement``: the method, the solver's status,
     objective and bound, and the KV bytes crossing leaves and pods in order (before) and as placed (after).
-    Other keywords go to :func:`topo.routing.serving.serving` (``seed`` is also the solver's)."""
+    ``placed``: a :func:`place_serving` result to use instead of solving again (e.g. made on the fabric
+    as given and reported on a rebuilt one with the same endpoints). Other keywords go to
+    :func:`topo.routing.serving.serving` (``seed`` is also the solver's)."""
     from topo.model.fabric import build
     from topo.routing.serving import serving as route_serving
     from topo.traffic.serving import serving_placement as in_order
@@ -458,7 +460,8 @@ def serving(cluster, fabric=None, *, serving_placement: str = "cpsat", placement
         reps = before
         info.update(status=None, objective=None, bound=None)
     else:
-        res = place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed, workers=workers)
+        res = placed if placed is not None else place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed,
+                                                              workers=workers)
         reps = res["assignment"]
         info.update(status=res["status"], objective=res["objective"], bound=res["bound"],
                     time_limit_s=res["time_limit_s"], checked=True)
@@ -476,14 +479,16 @@ def serving(cluster, fabric=None, *, serving_placement: str = "cpsat", placement
     return out
 
 
-def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, workers=None, routing=None) -> dict:
+def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, workers=None, routing=None,
+            placed: Optional[dict] = None) -> dict:
     """The serving section of ``topo analyze`` and of the plan: :func:`serving` with the replicas placed
     by CP-SAT beside the training jobs' ``placement``, reduced to what those outputs show (per deployment
     bytes/s by kind, network and scale-up Gb/s, network time per token with its curve, saturating rate
     and link per routing model, replicas; the placement; the loads and interference with training).
-    ``routing``: the transport's model reported beside fluid (default from transport.protocol)."""
+    ``routing``: the transport's model reported beside fluid (default from transport.protocol).
+    ``placed``: the :func:`place_serving` result to report (default: solved here)."""
     s = serving(cluster, fabric, placement=placement, seed=seed, time_limit=time_limit, workers=workers,
-                routing=routing)
+                routing=routing, placed=placed)
     deps = []
     for d in s["deployments"]:
         tt = d["time_per_token"]
@@ -506,3 +511,26 @@ def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, wor
     return {"target_utilization": s["target_utilization"], "routing": s["routing"], "placement": s["placement"],
             "serving_placement": s["serving_placement"], "deployments": deps, "all": s["all"],
             "with_training": s["with_training"]}
+
+
+def budget_demands(cluster, fabric, placement: dict, replicas: dict):
+    """The demands a link budget carries with serving: the placed jobs' flows at line rate and the
+    traffic patterns (as the budget's own default), plus every deployment's flows at its stated
+    ``load.requests_per_s`` (its ``replicas``, e.g. :func:`place_serving`'s assignment) as background
+    flows (job -1). For :func:`topo.solve.linkbudget.budget`'s ``demands``."""
+    from topo.traffic.demand import MAX_UNIFORM_FLOWS, Demands, _endpoints, job_demands, pattern_demands
+    from topo.traffic.serving import serving_traffic
+    for i, tp in enumerate(cluster.file.traffic):
+        n = _endpoints(fabric, tp.endpoints).size if tp.pattern == "uniform" else 0
+        if n * (n - 1) > MAX_UNIFORM_FLOWS:
+            raise SpecError([(f"traffic[{i}]", f"the link budget carries traffic patterns flow by flow, and a uniform "
+                                               f"pattern over {n:,} endpoints is {n * (n - 1):,} flows (at most "
+                                               f"{MAX_UNIFORM_FLOWS:,})")])
+    parts = []
+    if cluster.file.jobs:
+        parts.append(job_demands(cluster, fabric, placement))
+    if cluster.file.traffic:
+        parts.append(pattern_demands(cluster, fabric))
+    sd = serving_traffic(cluster, fabric, placement, replicas=replicas).demands
+    parts.append(Demands(sd.src, sd.dst, sd.bytes, np.full(sd.n, -1, np.int32), sd.rate_gbps, (), ()))
+    return Demands.concat(parts)
