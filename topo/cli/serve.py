@@ -21,6 +21,10 @@ def _us(x) -> str:
     return "saturated" if x is None else f"{x * 1e6:,.2f}"
 
 
+def _ms(x) -> str:
+    return "never (no path)" if x is None else f"{x * 1e3:,.3f} ms"
+
+
 def _render(s: dict) -> str:
     from topo.traffic.serving import KINDS
     lines = [f"{s['cluster']}: {s['family']}, {s['endpoints']:,} endpoints, {s['flows']:,} serving flows, "
@@ -87,6 +91,10 @@ def _render(s: dict) -> str:
                       f"(training alone {w['training_max_util']:.4f}); {w['shared_links']:,} links carry both"
                       + (f", serving at most {100 * w['shared_max_serving_share']:.1f}% of one"
                          if w["shared_max_serving_share"] is not None else "")]
+        for m, e in ((w.get("interference") or {}).get("models") or {}).items():
+            lines.append(f"  {m:<10} job communication time without -> with the serving traffic: " + ", ".join(
+                f"{n} {_ms(j['time_s'])} -> {_ms(j['with_serving_s'])}"
+                + ("" if j["slowdown"] is None else f" ({j['slowdown']:.4f}x)") for n, j in e["jobs"].items()))
     return "\n".join(lines)
 
 
