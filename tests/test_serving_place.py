@@ -149,6 +149,13 @@ def test_tp_group_in_one_domain_and_refusals():
     d2 = copy.deepcopy(LEAVES)
     d2["serving"]["deployments"][0]["spread"] = {"level": "pod", "max_share": 0.5}
     refused(d2, "serving.deployments[0].spread.max_share")
+    # two replicas per pool, at most one per pod, on a fabric of one pod: refused before solving
+    from topo.core.errors import SpecError
+    d2["serving"]["deployments"][0]["prefill"]["replicas"] = d2["serving"]["deployments"][0]["decode"]["replicas"] = 2
+    c2 = _cluster(d2)
+    with pytest.raises(SpecError) as e:
+        place_serving(c2, build(c2))
+    assert e.value.errors[0][0] == "serving.deployments[0].spread" and "behind 1" in e.value.errors[0][1]
 
 
 def test_example_places_by_cpsat_with_the_spread():

@@ -13,8 +13,9 @@ The model
   made of whole domains (tp > size), else refused.
   A domain that a large replica uses holds no small replica. Endpoints without a scale-up domain are
   domains of one accelerator.
-* A replica is *behind* the leaf (plane 0), pod and rack of its first accelerator, as the training
-  placement counts a unit's leaf.
+* A replica is *behind* the leaf (plane 0), pod and rack of the first accelerator of its first
+  scale-up domain, as the training placement counts a unit's leaf (on a rail-optimized fabric the
+  accelerators of one domain sit on different leaves).
 * Spread (``serving.deployments[i].spread``): each pool has at most ``floor(max_share x replicas)``
   replicas behind one leaf, pod or rack (the rack's power feed).
 * Objective (integer, minimised): ``sum over disaggregated deployments d of W_d x (A_LEAF x
@@ -70,6 +71,22 @@ def _free(cluster, fabric, placement) -> np.ndarray:
         e = np.asarray(eps, np.int64)
         free[e[(e >= 0) & (e < free.shape[0])]] = False
     return free
+
+
+def _home(fabric) -> dict:
+    """Per endpoint: the leaf, pod and rack of the first accelerator of its scale-up domain (itself
+    without one), the place a replica starting there is counted behind."""
+    ep = np.arange(fabric.n_endpoints)
+    dom = np.asarray(fabric.ep_domain)
+    first = ep.copy()
+    acc = np.flatnonzero(np.asarray(fabric.ep_is_accel, bool) & (dom >= 0))
+    if acc.size:
+        lead = np.full(int(dom[acc].max()) + 1, fabric.n_endpoints, np.int64)
+        np.minimum.at(lead, dom[acc], acc)        # lowest accelerator id of every domain
+        first[acc] = lead[dom[acc]]
+    leaf = fabric.ep_leaf()[first]
+    return {"leaf": leaf, "pod": np.maximum(np.asarray(fabric.node_pod)[leaf], 0),
+            "rack": np.asarray(fabric.server_rack)[np.asarray(fabric.ep_server)[first]]}
 
 
 def _weights(cluster) -> tuple[dict, dict]:
@@ -217,6 +234,11 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
             continue
         cap = math.floor(sp.max_share * pool.replicas + 1e-9)
         kc = keys[sp.level][cell_first]
+        have = np.unique(kc).size
+        if have * cap < pool.replicas:
+            raise SpecError([(f"serving.deployments[{i}].spread", f"{pool.replicas} {role} replicas at most {cap} "
+                              f"behind one {sp.level} need {-(-pool.replicas // cap)} of them; the cluster's "
+                              f"accelerators are behind {have}")])
         for key in np.unique(kc):
             ex = [xcell[p, c] for c in np.flatnonzero(kc == key) if not isinstance(xcell[p, c], int)]
             if ex:
@@ -310,9 +332,15 @@ def check(cluster, fabric, training: dict, assignment: dict, objective: Optional
             owner[e] = f"training job {job}"
     dom = np.asarray(fabric.ep_domain)
     dsize = np.bincount(dom[dom >= 0]) if (dom >= 0).any() else np.zeros(0, np.int64)
-    leaf = fabric.ep_leaf()
+    # a replica counts behind the leaf, pod and rack of the lowest accelerator of its first one's domain
+    lowest: dict = {}
+    for e in np.flatnonzero(is_acc).tolist():
+        if dom[e] >= 0 and dom[e] not in lowest:
+            lowest[int(dom[e])] = e
+    home = np.array([lowest.get(int(dom[e]), e) if dom[e] >= 0 else e for e in range(E)], np.int64)
+    leaf = fabric.ep_leaf()[home]
     pod = np.asarray(fabric.node_pod)[leaf]
-    rack = np.asarray(fabric.server_rack)[ep_server]
+    rack = np.asarray(fabric.server_rack)[ep_server[home]]
     expected = set()
     for d in sv.deployments:
         for role, pool in ((("colocated", d.colocated),) if d.colocated is not None
@@ -389,8 +417,8 @@ def kv_crossing(cluster, fabric, assignment: dict) -> dict:
     """Per disaggregated deployment: KV bytes per second between (prefill, decode) replica pairs whose first
     accelerators are under different leaves, and under different pods (requests spread evenly over the pairs)."""
     _, per_pair = _weights(cluster)
-    leaf = fabric.ep_leaf()
-    pod = np.maximum(np.asarray(fabric.node_pod)[leaf], 0)
+    h = _home(fabric)
+    leaf, pod = h["leaf"], h["pod"]
     out = {}
     for d in cluster.file.serving.deployments:
         if d.colocated is None:
@@ -406,9 +434,7 @@ def kv_crossing(cluster, fabric, assignment: dict) -> dict:
 
 def spread_problems(cluster, fabric, assignment: dict) -> list[tuple[str, str]]:
     """(path, message) for every pool of ``assignment`` whose replicas break their deployment's spread."""
-    leaf = fabric.ep_leaf()
-    arr = {"leaf": leaf, "pod": np.asarray(fabric.node_pod)[leaf],
-           "rack": np.asarray(fabric.server_rack)[np.asarray(fabric.ep_server)]}
+    arr = _home(fabric)
     out = []
     for i, d in enumerate(cluster.file.serving.deployments):
         if d.spread is None:
