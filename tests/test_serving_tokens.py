@@ -25,8 +25,9 @@ def _link(f, name):
 
 def test_time_per_token_by_hand():
     """Decode tp=2 on two single-accelerator nodes under one leaf (ideal transport, no headers): per
-    token 80 layers x 2 ring all-reduces of 8192 x 2 B, each 2 steps of alpha plus 2(n-1)/n x S over the
-    400 Gb/s left by the deployment's own traffic on the ring's busiest link."""
+    token 80 layers x 2 all-reduces of S = 8192 x 2 B. Of the tuner's algorithms, recursive doubling is
+    the cheapest for 2 ranks (1 step of alpha + S, against 2 steps + S for ring and halving-doubling and
+    2 steps + 2S for tree), S over the 400 Gb/s left by the deployment's own traffic on its link."""
     from topo.model.catalog import PROPAGATION_NS_PER_M, STEP_OVERHEAD_US
     from topo.model.fabric import build
     from topo.routing.serving import serving
@@ -49,14 +50,14 @@ def test_time_per_token_by_hand():
 
     def by_hand(rate, eff):
         left = (400e9 - bg(rate) * 8 / eff) * eff / 8   # goodput B/s left on the wire
-        return 80 * 2 * (2 * alpha + S / left)
+        return 80 * 2 * (alpha + S / left)
 
     from topo.routing.engine import protocol_efficiency
     assert tt["models"]["fluid"]["wire_efficiency"] == 1.0          # transport ideal: no headers
     assert tt["models"]["roce-hash"]["wire_efficiency"] == protocol_efficiency(c, "roce") < 1
     for m, e in tt["models"].items():          # one path under one leaf: only the headers differ
         eff = e["wire_efficiency"]
-        assert e["idle_s"] == pytest.approx(80 * 2 * (2 * alpha + S / (50e9 * eff))), m
+        assert e["idle_s"] == pytest.approx(80 * 2 * (alpha + S / (50e9 * eff))), m
         assert e["at_rate_s"] == pytest.approx(by_hand(10, eff)), m
         assert [p["requests_per_s"] for p in e["curve"]] == [10, 40, 100, 120]
         assert [p["time_s"] for p in e["curve"][:3]] == pytest.approx([by_hand(r, eff) for r in (10, 40, 100)]), m
@@ -67,8 +68,9 @@ def test_time_per_token_by_hand():
         assert e["saturating_link"] in (f"{leaf}->n0001-g0", f"{leaf}->n0002-g0")
         assert e["curve"][3]["time_s"] is None
         parts = e["parts_at_rate"]
-        assert parts["tp_allreduce"]["alpha_s"] == pytest.approx(80 * 2 * 2 * alpha)
-        assert parts["moe_dispatch"] == {"alpha_s": 0.0, "beta_s": 0.0}
+        assert parts["tp_allreduce"]["alpha_s"] == pytest.approx(80 * 2 * alpha)
+        assert parts["tp_allreduce"]["algorithms"] == ["recursive_doubling"]
+        assert parts["moe_dispatch"] == {"alpha_s": 0.0, "beta_s": 0.0, "algorithms": []}
 
 
 def test_default_curve_rises_to_the_saturating_rate():
@@ -84,7 +86,7 @@ def test_default_curve_rises_to_the_saturating_rate():
 
 def test_moe_step_alpha_terms_and_saturation():
     """Colocated MoE, tp=1, ep=2 on two single-accelerator nodes: per layer one dispatch and one
-    combine (1 step each, k x h x b / tp / ep per pair); no TP all-reduce. A rate whose traffic fills
+    combine (direct all-to-all, 1 step each, S = k x h x b / tp per rank, S / ep to each); no TP all-reduce. A rate whose traffic fills
     the ring's link leaves no bandwidth: the time is reported as saturated (None)."""
     from topo.routing.serving import serving
     d = copy.deepcopy(TINY)
@@ -95,7 +97,7 @@ def test_moe_step_alpha_terms_and_saturation():
     dep["colocated"] = {"replicas": 1, "tp": 1, "ep": 2}
     s = serving(_cluster(d), rates=[1, 1e9])
     tt = s["deployments"][0]["time_per_token"]
-    assert tt["parts"]["moe_a2a"] == {"per_layer": 1, "steps": 1, "bytes_per_pair": 2 * 1024 * 2 / 1 / 2}
+    assert tt["parts"]["moe_a2a"] == {"per_layer": 1, "bytes_per_rank": 2 * 1024 * 2 / 1}
     assert tt["parts"]["tp_allreduce"]["per_layer"] == 0
     e = tt["models"]["fluid"]
     p = e["parts_at_rate"]
@@ -104,7 +106,8 @@ def test_moe_step_alpha_terms_and_saturation():
     # 10 x 1100 tokens/s / ep x k / ep x h x b x 4 layers each way
     own = 2 * (10 * 1100 / 2 * 2 / 2 * 1024 * 2 * 4)
     assert p["moe_dispatch"]["beta_s"] == pytest.approx(4 * 2048 * 8 / (400e9 - own * 8))
-    assert p["tp_allreduce"] == {"alpha_s": 0.0, "beta_s": 0.0}
+    assert p["tp_allreduce"] == {"alpha_s": 0.0, "beta_s": 0.0, "algorithms": []}
+    assert p["moe_dispatch"]["algorithms"] == ["direct"]     # ties pairwise for 2 ranks: the first in order
     assert e["curve"][1]["time_s"] is None and e["curve"][0]["time_s"] > 0
 
 

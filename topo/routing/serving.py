@@ -16,7 +16,16 @@ the largest utilisation (at least 1) of a link the deployment's KV flows use, th
 for proportional sharing of overloaded links. Compute time, batching and queueing are not
 modelled. The verdict is for the serving traffic alone; ``with_training`` adds the training jobs'
 flows at their communication-phase line rate (the engine's offered rate, fluid) on the same links:
-the peak utilisation while a training job communicates, and the links both kinds share.
+the peak utilisation while a training job communicates, and the links both kinds share, and
+(:func:`interference`) each job's communication time without and with the serving traffic.
+
+Network time per output token (:func:`token_times`): one decode step of the decode (or colocated)
+pool, every replica at once, one token per attention group: per layer the TP all-reduce(s) and the
+MoE dispatch and combine, per stage boundary the pipeline send, each collective timed by the
+cheapest of its algorithms as :mod:`topo.routing.collectives` times them (alpha: step overhead and
+the slowest path's latency; beta: bytes over the slowest flow's rate), on what the deployment's own
+traffic at the given request rate leaves of every link and scale-up port; under fluid, roce-hash
+and uec-spray side by side, idle, at the stated rate and along a curve of rates up to saturation.
 """
 from __future__ import annotations
 
@@ -292,32 +301,60 @@ def _decode_steps(pool, R: np.ndarray):
 
 
 def token_parts(model, pool) -> dict:
-    """Bytes and steps of one decode step's collectives, per stage (one token per attention group):
-    TP ring all-reduce of ``h x b`` (2(tp-1) steps, 2(tp-1)/tp of it per rank) ``per_layer`` times per
-    layer; MoE dispatch and combine, each one direct all-to-all step in which every stage rank sends
-    ``k x h x b / tp / stage_ranks`` to every rank; the pipeline send of ``h x b / stage_ranks`` per
-    rank to the next stage."""
+    """The collectives of one decode step, per stage (one token per attention group): a TP all-reduce
+    of ``S = h x b`` (``per_layer`` times per layer); MoE dispatch and combine, each an all-to-all in
+    which every stage rank sends ``S = k x h x b / tp`` in all (its 1/tp of its group's token to k
+    experts spread over the stage's ranks); the pipeline send of ``h x b / stage_ranks`` per rank to
+    the next stage."""
     h, ab = float(model.hidden_size), dtype_bytes(model.activation_dtype)
     moe_ep = model.experts is not None and pool.ep > 1
     tp, sr = pool.tp, pool.stage_ranks
     return {
         "layers_per_stage": model.layers // pool.pp,
-        "tp_allreduce": {"per_layer": (0 if tp == 1 else 1 if moe_ep else 2), "steps": 2 * (tp - 1),
-                         "bytes_per_rank": 2 * (tp - 1) / tp * h * ab},
-        "moe_a2a": {"per_layer": 1 if moe_ep else 0, "steps": 1,
-                    "bytes_per_pair": (model.experts_per_token or 0) * h * ab / tp / sr},
+        "tp_allreduce": {"per_layer": (0 if tp == 1 else 1 if moe_ep else 2), "bytes": h * ab},
+        "moe_a2a": {"per_layer": 1 if moe_ep else 0, "bytes_per_rank": (model.experts_per_token or 0) * h * ab / tp},
         "pp_send": {"steps": 1, "bytes_per_rank": h * ab / sr},
     }
 
 
-def _ring(G):
-    return G.ravel(), np.roll(G, -1, axis=1).ravel()
+class _Choice:
+    """One collective over groups ``G`` [m, p]: every applicable algorithm of ``op`` (the phases of
+    :func:`topo.routing.collectives.phases`, in-network reduction left out) with its patterns routed
+    once; :meth:`best` is the tuner's choice at the given residual capacity (cheapest, ties by the
+    algorithm order of :data:`topo.model.spec.COLLECTIVE_ALGORITHMS`)."""
 
+    def __init__(self, op, G, fabric, mk):
+        from topo.model.spec import COLLECTIVE_ALGORITHMS
+        from topo.routing.collectives import phases
+        self.algos = []
+        cache: dict = {}
+        for a in COLLECTIVE_ALGORITHMS[op]:
+            if a == "in_network":
+                continue
+            ph = phases(op, a, G, fabric.ep_domain)
+            if ph is None:
+                continue
+            steps = []
+            for n, frac, key, make in ph:
+                if key not in cache:
+                    cache[key] = mk(*make())
+                steps.append((n, frac, cache[key]))
+            self.algos.append((a, steps))
 
-def _a2a(G):
-    n = G.shape[1]
-    i, j = np.nonzero(~np.eye(n, dtype=bool))
-    return G[:, i].ravel(), G[:, j].ravel()
+    def best(self, S, resid_link, resid_su, eff) -> tuple[str, float, float]:
+        """(algorithm, alpha s, beta s) of the cheapest algorithm for S bytes."""
+        out = None
+        for a, steps in self.algos:
+            al = be = 0.0
+            for n, frac, pat in steps:
+                if pat.empty:
+                    continue
+                r = pat.rate_gbps(resid_link, resid_su) * eff * 1e9 / 8.0
+                al += n * pat.alpha_s
+                be += frac * S / r if r > 0 else math.inf
+            if out is None or al + be < out[1] + out[2]:
+                out = (a, al, be)
+        return out
 
 
 class _TokenTimer:
@@ -330,28 +367,35 @@ class _TokenTimer:
         mk = lambda s, d: _TokenPattern(fabric, s, d, model, seed, qps, channels, node_lat)
         for tpg, epg, nxt in _decode_steps(pool, R):
             self.stages.append({
-                "tp": mk(*_ring(tpg)) if self.parts["tp_allreduce"]["per_layer"] else None,
-                "a2a": mk(*_a2a(epg)) if self.parts["moe_a2a"]["per_layer"] else None,
+                "tp": _Choice("allreduce", tpg, fabric, mk) if self.parts["tp_allreduce"]["per_layer"] else None,
+                "a2a": _Choice("alltoall", epg, fabric, mk) if self.parts["moe_a2a"]["per_layer"] else None,
                 "send": mk(*nxt) if nxt is not None else None})
 
     def time(self, resid_link, resid_su, eff) -> tuple[float, dict]:
         P = self.parts
         Ls = P["layers_per_stage"]
-        acc = {k: {"alpha_s": 0.0, "beta_s": 0.0} for k in ("tp_allreduce", "moe_dispatch", "moe_combine", "pp_send")}
+        acc = {k: {"alpha_s": 0.0, "beta_s": 0.0, "algorithms": []}
+               for k in ("tp_allreduce", "moe_dispatch", "moe_combine", "pp_send")}
 
-        def add(kind, pat, n, steps, nbytes):
-            if pat is None or pat.empty or n == 0:
-                return
-            r = pat.rate_gbps(resid_link, resid_su) * eff * 1e9 / 8.0
-            acc[kind]["alpha_s"] += n * steps * pat.alpha_s
-            acc[kind]["beta_s"] += n * (nbytes / r if r > 0 else math.inf)
+        def add(kind, algo, alpha, beta, n):
+            acc[kind]["alpha_s"] += n * alpha
+            acc[kind]["beta_s"] += n * beta
+            if algo not in acc[kind]["algorithms"]:
+                acc[kind]["algorithms"].append(algo)
 
         for st in self.stages:
             tp, a2a = P["tp_allreduce"], P["moe_a2a"]
-            add("tp_allreduce", st["tp"], Ls * tp["per_layer"], tp["steps"], tp["bytes_per_rank"])
-            add("moe_dispatch", st["a2a"], Ls * a2a["per_layer"], 1, a2a["bytes_per_pair"])
-            add("moe_combine", st["a2a"], Ls * a2a["per_layer"], 1, a2a["bytes_per_pair"])
-            add("pp_send", st["send"], 1, 1, P["pp_send"]["bytes_per_rank"])
+            if st["tp"] is not None:
+                a, al, be = st["tp"].best(tp["bytes"], resid_link, resid_su, eff)
+                add("tp_allreduce", a, al, be, Ls * tp["per_layer"])
+            if st["a2a"] is not None:
+                a, al, be = st["a2a"].best(a2a["bytes_per_rank"], resid_link, resid_su, eff)
+                add("moe_dispatch", a, al, be, Ls)
+                add("moe_combine", a, al, be, Ls)
+            pat = st["send"]
+            if pat is not None and not pat.empty:
+                r = pat.rate_gbps(resid_link, resid_su) * eff * 1e9 / 8.0
+                add("pp_send", "direct", pat.alpha_s, P["pp_send"]["bytes_per_rank"] / r if r > 0 else math.inf, 1)
         total = sum(v["alpha_s"] + v["beta_s"] for v in acc.values())
         return total, acc
 
@@ -410,8 +454,8 @@ def token_times(cluster, fabric, st, k: int, models, *, seed: int, qps: int, cha
             t, _ = at(r)
             curve.append({"requests_per_s": r, "time_s": _finite(t)})
         entry = {"wire_efficiency": eff, "idle_s": idle, "at_rate_s": _finite(t0),
-                 "parts_at_rate": {kk: {"alpha_s": v["alpha_s"], "beta_s": _finite(v["beta_s"])}
-                                   for kk, v in parts0.items()},
+                 "parts_at_rate": {kk: {"alpha_s": v["alpha_s"], "beta_s": _finite(v["beta_s"]),
+                                        "algorithms": v["algorithms"]} for kk, v in parts0.items()},
                  "saturating_requests_per_s": sat, "saturating_link": sat_link, "curve": curve}
         if all_loads is not None and name in all_loads:
             ld, su = all_loads[name]
