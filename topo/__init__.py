@@ -12,7 +12,8 @@ Stable public API (documented in README.md):
 * ``export(fmt, fabric, plan, dir)``; ``write_graphml(fabric, path)``
 * ``analyze_failures(cluster, ...)``; ``goodput(cluster, ...)`` (interruptions, checkpoints, goodput per job);
   ``run_sweep(sweep_file, out_dir, ...)``
-* ``serving(cluster, ...)`` -> the serving deployments' traffic routed (``topo.routing.serving``)
+* ``serving(cluster, ...)`` -> the serving replicas placed (CP-SAT or in order) and their traffic routed
+  (``topo.solve.serving_place``, ``topo.routing.serving``)
 * errors: ``TopoError``, ``SpecError`` (bad input, exit 2), ``SolverError`` (exit 1)
 
 Heavy modules (OR-Tools, matplotlib) are imported on first use.
@@ -48,7 +49,7 @@ _LAZY = {
     "analyze_failures": ("topo.study.failures", "analyze_failures"),
     "goodput": ("topo.study.goodput", "goodput"),
     "run_sweep": ("topo.study.sweep", "run_sweep"),
-    "serving": ("topo.routing.serving", "serving"),
+    "serving": ("topo.solve.serving_place", "serving"),
 }
 
 

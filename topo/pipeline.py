@@ -101,6 +101,11 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             desc_before = describe(fabric, cluster)
         with pr.stage("placing jobs (CP-SAT)"), timed("place"):
             placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
+            served = None   # serving replicas by CP-SAT in what the placed jobs leave free, on the fabric as given
+            if cluster.file.serving.deployments:
+                from topo.solve import serving_place
+                served = serving_place.place_serving(cluster, fabric, placement.assignment, time_limit=time_limit,
+                                                     seed=seed, workers=workers)
         with pr.stage("routing traffic"), timed("route"):
             # a queue larger than the free capacity is normal: each placement routes the jobs it
             # placed, and the metrics name the jobs it left out
@@ -113,7 +118,10 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             bud = size_budget(cluster, fabric, placement=placement.assignment, time_limit=time_limit,
                               seed=seed, workers=workers, baseline_times=base_times,
                               objective=objective or cluster.file.goals.objective,
-                              max_oversubscription=cluster.file.goals.max_oversubscription)
+                              max_oversubscription=cluster.file.goals.max_oversubscription,
+                              # the serving traffic at its stated request rates beside the jobs
+                              **({"demands": serving_place.budget_demands(cluster, fabric, placement.assignment,
+                                                                          served["assignment"])} if served else {}))
         cluster_after = bud.cluster_after
         if isinstance(cluster_after, dict):
             from topo.model.spec import from_dict
@@ -127,6 +135,11 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             # collective time (alpha + beta) of the placed jobs on the chosen fabric, with its size curve
             colls = to_jsonable(collective_times(cluster_after, fabric_after, placement=placement.assignment,
                                                  seed=seed, sizes=size_range("1KiB..16GiB")))
+        serving = None
+        if served:   # the serving deployments on the chosen fabric
+            with pr.stage("serving deployments"), timed("serving"):
+                serving = serving_place.summary(cluster_after, fabric_after, placement.assignment, seed=seed,
+                                                placed=served)
         fail = gp = None
         if failures:
             from topo.study.failures import analyze_failures
@@ -150,6 +163,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         solver={"placement": {k: getattr(placement, k, None) for k in ("status", "objective", "bound", "gap", "wall_s")},
                 "budget": bud.to_dict().get("solver", {})},
         timings_s=timings,
+        **({"serving": serving} if serving is not None else {}),
     )
 
 

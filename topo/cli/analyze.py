@@ -215,6 +215,10 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes
     if source is not None:
         d["placement"] = source
         d["unplaced"] = unplaced
+    if traffic == "jobs" and c.file.serving.deployments:   # serving replicas beside the jobs, their traffic
+        from topo.solve.serving_place import summary as serving_summary
+        d["serving"] = serving_summary(c, f, placement or {}, seed=seed,
+                                       routing=None if routing == "optimal" else routing)
     if as_json:
         for n, u in unplaced.items():
             echo(unplaced_line(n, u), err=True)
@@ -227,6 +231,41 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes
         if "size_sweep" in d:
             echo("")
             echo(render_sweep(d["size_sweep"]))
+        if "serving" in d:
+            echo("")
+            echo(render_serving(d["serving"]))
+
+
+def render_serving(s: dict) -> str:
+    """The serving deployments beside the jobs: placement, load, network time per token, interference."""
+    from topo.core.textsafe import terminal_safe as _safe
+    sp = s["serving_placement"]
+    lines = [f"serving (routed on the healthy fabric; {s['placement']}"
+             + (f", objective {sp['objective']:,} bound {sp['bound']:,}" if sp.get("objective") is not None else "") + ")"]
+    for d in s["deployments"]:
+        kv = sp["kv_crossing"].get(d["name"])
+        lines.append(f"  {_safe(d['name'])}: {d['mode']}, {d['requests_per_s']:,.4g} requests/s, network "
+                     f"{d['network_gbps']:,.1f} Gb/s, scale-up {d['scaleup_gbps']:,.1f} Gb/s"
+                     + (f", KV across leaves {kv['kv_bytes_per_s_crossing_leaves'] / 1e9:,.4g} GB/s" if kv else ""))
+        for m, e in d["time_per_token"]["models"].items():
+            sat = e["saturating_requests_per_s"]
+            lines.append(f"    {m:<10} network time per token {_t(e['at_rate_s'])} (idle {_t(e['idle_s'])}); "
+                         f"saturates at {'-' if sat is None else f'{sat:,.4g}'} requests/s "
+                         f"({_safe(e['saturating_link'] or '-')})")
+    a = s["all"]
+    lines.append(f"  all deployments: max link util {a['max_util']:.4f} (fluid), scale-up {a['scaleup_max_util']:.4f}")
+    w = s.get("with_training")
+    if w:
+        lines.append(f"  with the jobs at line rate (fluid): max link util {w['max_util']:.4f} (jobs alone "
+                     f"{w['training_max_util']:.4f}), {w['shared_links']:,} links carry both")
+        inf = w.get("interference")
+        if inf:
+            for m, e in inf["models"].items():
+                per = ", ".join(f"{_safe(n)} {_t(j['time_s'])} -> {_t(j['with_serving_s'])}"
+                                + ("" if j["slowdown"] is None else f" ({j['slowdown']:.4f}x)")
+                                for n, j in e["jobs"].items())
+                lines.append(f"    {m:<10} job time without -> with serving: {per}")
+    return "\n".join(lines)
 
 
 def _collectives(c, f, placement, routing, seed, qps, channels, fail):

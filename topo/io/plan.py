@@ -297,6 +297,21 @@ class Solvers(_Part):
     """Placement solver."""
 
 
+class Serving(_Part):
+    """The serving deployments beside the placed jobs (topo.solve.serving_place.summary): per deployment
+    bytes/s by kind, network time per output token with its curve against the request rate, the saturating
+    rate and its link per routing model, the replicas; the CP-SAT serving placement; the loads and the
+    training jobs' interference."""
+    deployments: Optional[list[dict[str, Any]]] = None
+    """Per deployment: name, mode, requests_per_s, replicas, bytes_per_s by kind, network_gbps, scaleup_gbps, kv_transfer, time_per_token.models.<routing>.{idle_s, at_rate_s, saturating_requests_per_s, saturating_link, curve: [[requests_per_s, seconds or null], ...]}."""
+    serving_placement: Optional[dict[str, Any]] = None
+    """How the replicas were placed: method, status, objective, bound, KV bytes/s across leaves and pods in order and as placed, assignment (endpoint ids per replica)."""
+    all: Optional[dict[str, Any]] = None
+    """All deployments together: network and scale-up Gb/s, peak utilisation, busiest links."""
+    with_training: Optional[dict[str, Any]] = None
+    """With the training jobs: peak utilisation, links both use, interference (job times without and with the serving traffic)."""
+
+
 class Plan(_Part):
     """A plan written by ``topo optimize`` (plan.json), version 1.
 
@@ -341,6 +356,8 @@ class Plan(_Part):
     """Solver workers."""
     time_limit_s: Optional[Number] = None
     """Time limit per solver (s)."""
+    serving: Optional[Serving] = None
+    """The serving deployments (present when the cluster file states any)."""
 
 
 _MESSAGES = {"int_type": "expected an integer", "float_type": "expected a number", "string_type": "expected a string",

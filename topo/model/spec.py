@@ -764,6 +764,14 @@ class ServingLoad(_M):
     """Output (generated) length: a number of tokens (fixed), or {mean, percentiles}. Sets the decode token rate."""
 
 
+class ServingSpread(_M):
+    """Failure-domain spread of a deployment's replicas, honoured by the CP-SAT serving placement."""
+    level: Literal["leaf", "pod", "rack"]
+    """The failure domain: leaf (the replicas' first leaf switch), pod, or rack (its power feed: every host of the rack stops together)."""
+    max_share: Annotated[float, Field(gt=0, le=1)]
+    """At most this share of each pool's replicas (prefill, decode or colocated, each on its own) behind one failure domain: floor(max_share x replicas), which must be at least 1."""
+
+
 class Deployment(_M):
     name: Name
     """Name of the deployment, unique among deployments and jobs."""
@@ -777,6 +785,8 @@ class Deployment(_M):
     """Disaggregated serving: the decode pool; every request's KV cache moves from a prefill replica to a decode replica. Give it with prefill."""
     colocated: Optional[ServingPool] = None
     """Colocated serving: one pool doing prefill and decode (no KV transfer over the network). Give it instead of prefill and decode."""
+    spread: Optional[ServingSpread] = None
+    """Spread across failure domains, e.g. {level: leaf, max_share: 0.5}: honoured by the CP-SAT serving placement (refused when the in-order placement breaks it). Default none."""
 
 
 class AgentTier(_M):
@@ -844,6 +854,9 @@ def serving_errors(f: "ClusterFile", node_types: dict) -> list:
                 if pool.ep % pool.tp:
                     errs.append((f"{q}.ep", f"ep {pool.ep} is not a multiple of tp {pool.tp} (each stage is ep "
                                             f"ranks: ep / tp attention groups of tp)"))
+            if d.spread is not None and math.floor(d.spread.max_share * pool.replicas + 1e-9) < 1:
+                errs.append((f"{p}.spread.max_share", f"{d.spread.max_share:g} x {pool.replicas} {role} replicas "
+                                                      f"allows no replica behind a {d.spread.level}"))
             if pool.replicas * pool.accelerators > MAX_ENDPOINTS:
                 errs.append((f"{q}.replicas", f"{pool.replicas} replicas x {pool.accelerators} accelerators exceed "
                                               f"{MAX_ENDPOINTS:,}"))

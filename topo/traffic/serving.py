@@ -210,10 +210,13 @@ def agent_hosts(cluster, fabric, tier) -> np.ndarray:
     return eps if tier.hosts is None else eps[:tier.hosts]
 
 
-def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: float = 1.0) -> ServingTraffic:
-    """The flows of every deployment and agent tier at ``scale`` x the stated request rates."""
+def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: float = 1.0,
+                    replicas: Optional[dict] = None) -> ServingTraffic:
+    """The flows of every deployment and agent tier at ``scale`` x the stated request rates; the
+    replicas where ``replicas`` puts them (``{(deployment, role): [replicas, ranks]}``), else in order
+    after the training jobs (``placement``)."""
     sv = cluster.file.serving
-    reps = serving_placement(cluster, fabric, placement)
+    reps = serving_placement(cluster, fabric, placement) if replicas is None else replicas
     acc: list = []
     by_kind = {}
     kv = {}

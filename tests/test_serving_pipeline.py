@@ -1,0 +1,84 @@
+"""Serving deployments in `topo analyze` and `topo optimize`: placed beside the jobs, their traffic with
+the jobs' loads, the plan's serving section."""
+import copy
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.test_serving import TINY
+
+
+def _with_job():
+    d = copy.deepcopy(TINY)
+    d["jobs"] = [{"name": "t", "accelerators": 2, "collectives": [{"op": "allreduce", "bytes": 1e9}]}]
+    return d
+
+
+def test_analyze_shows_serving_beside_the_jobs(tmp_path):
+    from topo.cli import main
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_with_job()))
+    res = CliRunner().invoke(main, ["analyze", str(p), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    s = out["serving"]
+    dep = s["deployments"][0]
+    assert dep["bytes_per_s"]["kv_transfer"] == pytest.approx(10 * 1000 * 327_680)
+    # the job runs on n0000, n0001 (in order); the replicas elsewhere
+    used = {n for reps in dep["replicas"].values() for r in reps for n in r}
+    assert not used & {"n0000-g0", "n0001-g0"}
+    w = s["with_training"]
+    assert w["training_max_util"] == pytest.approx(out["max_util"])      # the jobs' own peak, as analyze routes it
+    assert set(w["interference"]["models"]) == {"fluid", "roce-hash", "uec-spray"}
+    res = CliRunner().invoke(main, ["analyze", str(p)])
+    assert res.exit_code == 0 and "network time per token" in res.output and "job time without -> with" in res.output
+
+
+def test_optimize_plan_has_a_serving_section():
+    from topo.io.plan import typed
+    from topo.model.spec import from_dict
+    from topo.pipeline import optimize
+    d = _with_job()
+    d["goals"] = {"time_limit_s": 2, "workers": 1}
+    plan = optimize(from_dict(d), failures=False)
+    typed(plan)
+    s = plan["serving"]
+    dep = s["deployments"][0]
+    assert s["serving_placement"]["method"] == "cpsat" and s["serving_placement"]["status"] == "OPTIMAL"
+    train = set(np.asarray(plan["placement"]["assignment"]["t"]).tolist())
+    eps = {e for reps in s["serving_placement"]["assignment"].values() for r in reps for e in r}
+    assert eps and not eps & train
+    m = dep["time_per_token"]["models"]
+    assert set(m) == {"fluid", "roce-hash", "uec-spray"}
+    curve = m["fluid"]["curve"]
+    rates = [r for r, _ in curve]
+    assert rates == sorted(rates) and 10 in rates
+    assert rates[-1] < m["fluid"]["saturating_requests_per_s"]
+    assert dep["bytes_per_s"]["kv_transfer"] == pytest.approx(10 * 1000 * 327_680)
+    assert "interference" in s["with_training"]
+
+
+def test_budget_carries_the_serving_traffic_at_its_stated_rate():
+    """The budget's demands: the jobs' flows and every deployment's flows at load.requests_per_s as
+    background (job -1); the budget routes them, so its loads on the chosen fabric include them."""
+    import topo
+    from topo.model.fabric import build
+    from topo.solve.linkbudget import budget_for_transport
+    from topo.solve.serving_place import budget_demands, place_serving
+    from topo.traffic.demand import fit_in_order, job_demands
+    from topo.traffic.serving import serving_traffic
+    c = topo.load("examples/serving-disagg.yaml")
+    f = build(c)
+    pl = fit_in_order(c, f)[0]
+    reps = place_serving(c, f, pl)["assignment"]
+    d = budget_demands(c, f, pl, reps)
+    jd = job_demands(c, f, pl)
+    sd = serving_traffic(c, f, pl, replicas=reps).demands
+    assert d.n == jd.n + sd.n and d.job_names == jd.job_names
+    assert (d.job[jd.n:] == -1).all()
+    assert d.rate_gbps[jd.n:].sum() == pytest.approx(sd.rate_gbps.sum())
+    u0 = budget_for_transport(c, f, placement=pl).to_dict()["utilization"]["leaf-spine"]
+    u1 = budget_for_transport(c, f, placement=pl, demands=d).to_dict()["utilization"]["leaf-spine"]
+    assert u1["routed_before"] > u0["routed_before"] and u1["routed_after"] > u0["routed_after"]

@@ -1,0 +1,562 @@
+"""Placement of serving replicas with CP-SAT, beside the training jobs, and its independent checker.
+
+Owns where the replicas of every serving pool (prefill, decode, colocated) go once the training jobs
+are placed (their placement is given, else the in-order one): the free accelerators that are left.
+:func:`check` re-checks every placement with code of its own before one is returned.
+
+The model
+---------
+* Units. A replica of ``n = pp x max(tp, ep)`` accelerators that fits in one scale-up domain takes
+  ``n`` free accelerators of one domain (its TP groups then never leave the domain); a larger one
+  takes ``ceil(n / domain size)`` wholly free domains of one cell (a (leaf, rack) pair), and tp and
+  the domain size must divide one another so that a TP group is inside one domain (tp <= size) or
+  made of whole domains (tp > size), else refused.
+  A domain that a large replica uses holds no small replica. Endpoints without a scale-up domain are
+  domains of one accelerator.
+* A replica is *behind* the leaf (plane 0), pod and rack of the first accelerator of its first
+  scale-up domain, as the training placement counts a unit's leaf (on a rail-optimized fabric the
+  accelerators of one domain sit on different leaves).
+* Spread (``serving.deployments[i].spread``): each pool has at most ``floor(max_share x replicas)``
+  replicas behind one leaf, pod or rack (the rack's power feed).
+* Objective (integer, minimised): ``sum over disaggregated deployments d of W_d x (A_LEAF x
+  (pairs in different leaves) + A_POD x (pairs in different pods))`` over the (prefill, decode)
+  replica pairs, between which the traffic model spreads the requests evenly. ``W_d`` is the KV bytes
+  per second of one pair (requests/s / pairs x mean prompt tokens x KV bytes per token x decode
+  copies of each block), scaled so that the heaviest deployment has 100 (at least 1), rounded half
+  up in exact rational arithmetic. Same-leaf pairs are products of two integer counts
+  (``AddMultiplicationEquality``).
+* Realisation. Domains in endpoint order; in each, the pools in file order take their replicas from
+  the domain's free accelerators in endpoint order; whole domains go to large replicas cell by cell.
+* Status. OPTIMAL when the solver proves it, FEASIBLE with its bound otherwise; nothing found in the
+  time limit raises :class:`~topo.core.errors.TimeLimitError`, a model without a solution (capacity,
+  spread, one-cell rule) a :class:`~topo.core.errors.SpecError` naming the deployments.
+
+Not modelled: rack power drawn by serving replicas (the training placement's power limits are not
+re-checked with them), the request router pairing prefill and decode replicas by locality (the
+traffic model spreads every request evenly over all pairs, so the objective counts pairs).
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Optional
+
+import numpy as np
+
+from topo.core.errors import SolverError, SpecError, TimeLimitError
+
+A_LEAF = 1      # a (prefill, decode) pair in different leaves
+A_POD = 3       # additionally, in different pods
+W_SCALE = 100   # heaviest deployment's weight
+LEVELS = ("leaf", "pod", "rack")
+
+
+def _pools(dep):
+    if dep.colocated is not None:
+        return [("colocated", dep.colocated)]
+    return [("prefill", dep.prefill), ("decode", dep.decode)]
+
+
+def _training(cluster, fabric, placement):
+    from topo.traffic.demand import fit_in_order
+    if placement is None:
+        placement = fit_in_order(cluster, fabric)[0] if cluster.file.jobs else {}
+    return placement
+
+
+def _free(cluster, fabric, placement) -> np.ndarray:
+    from topo.traffic.demand import free_accelerators
+    free = free_accelerators(cluster, fabric)
+    for eps in placement.values():
+        e = np.asarray(eps, np.int64)
+        free[e[(e >= 0) & (e < free.shape[0])]] = False
+    return free
+
+
+def _home(fabric) -> dict:
+    """Per endpoint: the leaf, pod and rack of the first accelerator of its scale-up domain (itself
+    without one), the place a replica starting there is counted behind."""
+    ep = np.arange(fabric.n_endpoints)
+    dom = np.asarray(fabric.ep_domain)
+    first = ep.copy()
+    acc = np.flatnonzero(np.asarray(fabric.ep_is_accel, bool) & (dom >= 0))
+    if acc.size:
+        lead = np.full(int(dom[acc].max()) + 1, fabric.n_endpoints, np.int64)
+        np.minimum.at(lead, dom[acc], acc)        # lowest accelerator id of every domain
+        first[acc] = lead[dom[acc]]
+    leaf = fabric.ep_leaf()[first]
+    return {"leaf": leaf, "pod": np.maximum(np.asarray(fabric.node_pod)[leaf], 0),
+            "rack": np.asarray(fabric.server_rack)[np.asarray(fabric.ep_server)[first]]}
+
+
+def _weights(cluster) -> tuple[dict, dict]:
+    """({deployment: W_d}, {deployment: KV bytes/s of one (prefill, decode) pair}) of the disaggregated ones."""
+    from topo.traffic.serving import _kv_matrix
+    raw = {}
+    for d in cluster.file.serving.deployments:
+        if d.colocated is not None:
+            continue
+        M = _kv_matrix(d.model, d.prefill, d.decode)
+        pairs = d.prefill.replicas * d.decode.replicas
+        raw[d.name] = (Fraction(d.load.requests_per_s) / pairs * Fraction(d.load.prompt_tokens.mean)
+                       * Fraction(float(M.sum())))
+    wmax = max(raw.values(), default=0)
+    w = {k: (0 if v <= 0 else max(1, math.floor(W_SCALE * v / wmax + Fraction(1, 2)))) for k, v in raw.items()}
+    return w, {k: float(v) for k, v in raw.items()}
+
+
+class _Domains:
+    """Scale-up domains of the accelerators (endpoint order) with their free members and cell."""
+
+    def __init__(self, fabric, free: np.ndarray):
+        acc = np.flatnonzero(np.asarray(fabric.ep_is_accel, bool))
+        dom = np.asarray(fabric.ep_domain)[acc]
+        key = np.where(dom >= 0, dom, -(acc + 1))         # no domain: a domain of one
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")          # domains by first endpoint
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        inv = rank[inv.ravel()]
+        self.members = [acc[inv == i] for i in range(order.size)]
+        self.free = [m[free[m]] for m in self.members]
+        self.size = np.array([m.size for m in self.members], np.int64)
+        self.n_free = np.array([f.size for f in self.free], np.int64)
+        self.whole = self.n_free == self.size
+        first_ep = np.array([m[0] for m in self.members], np.int64)
+        leaf = fabric.ep_leaf()[first_ep]
+        self.leaf = leaf
+        self.pod = np.maximum(np.asarray(fabric.node_pod)[leaf], 0)
+        self.rack = np.asarray(fabric.server_rack)[np.asarray(fabric.ep_server)[first_ep]]
+        cell_key = leaf.astype(np.int64) * (int(fabric.n_racks) + 1) + self.rack
+        _, self.cell = np.unique(cell_key, return_inverse=True)
+        self.cell = self.cell.ravel()
+        self.n_cells = int(self.cell.max(initial=-1)) + 1
+
+
+def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, time_limit=None, seed=None,
+                  workers=None) -> dict:
+    """CP-SAT placement of every serving pool in the accelerators the training jobs leave free.
+
+    Returns ``{"assignment": {(deployment, role): [replicas, ranks] endpoint ids}, "status", "objective",
+    "bound", "time_limit_s", "training": the training placement used}``, checked by :func:`check`.
+    """
+    from ortools.sat.python import cp_model
+    from topo.model.fabric import build
+    from topo.model.spec import run_settings
+    from topo.solve.cpsat import configure
+    from topo.core.signals import solve as solve_interruptible
+    if fabric is None:
+        fabric = build(cluster)
+    rs = run_settings(cluster, seed=seed, workers=workers, time_limit=time_limit)
+    sv = cluster.file.serving
+    train = _training(cluster, fabric, placement)
+    free = _free(cluster, fabric, train)
+    D = _Domains(fabric, free)
+    ds = int(D.size.max(initial=1))
+    uniform = bool((D.size == ds).all())
+    m = cp_model.CpModel()
+    pools = []          # (deployment index, role, pool, n, k or 0)
+    errs = []
+    for i, d in enumerate(sv.deployments):
+        for role, pool in _pools(d):
+            n = pool.accelerators
+            k = 0
+            if n > ds:
+                k = -(-n // ds)
+                if not uniform:
+                    errs.append((f"serving.deployments[{i}].{role}", f"a replica of {n} accelerators spans "
+                                 "scale-up domains, and the cluster's domains differ in size"))
+                elif (ds % pool.tp if pool.tp <= ds else pool.tp % ds):
+                    errs.append((f"serving.deployments[{i}].{role}.tp", f"tp {pool.tp} and the scale-up domain size "
+                                 f"{ds}: one must divide the other, else a replica of {n} accelerators splits a TP "
+                                 f"group over domains"))
+            pools.append((i, role, pool, n, k))
+    if errs:
+        raise SpecError(errs)
+    total, have = 0, int(D.n_free.sum())
+    for i, role, pool, n, _ in pools:
+        total += pool.replicas * n
+        if total > have:
+            raise SpecError([(f"serving.deployments[{i}].{role}.replicas",
+                              f"{pool.replicas} replicas x {n} accelerators; {have:,} accelerators are free after "
+                              f"the training jobs and {total - pool.replicas * n:,} go to the pools before it")])
+    cells = range(D.n_cells)
+    doms_of_cell = [np.flatnonzero(D.cell == c) for c in cells]
+    y = {}      # (pool, domain) -> replicas of a small pool in that domain
+    w = {}      # (pool, cell) -> replicas of a large pool in that cell
+    xcell = {}  # (pool, cell) -> linear expression: replicas behind the cell
+    any_large = any(k for *_, k in pools)
+    whole = {}
+    if any_large:
+        for t in np.flatnonzero(D.whole):
+            whole[int(t)] = m.NewBoolVar(f"whole_{t}")
+    for p, (i, role, pool, n, k) in enumerate(pools):
+        terms_all = []
+        for c in cells:
+            terms = []
+            if k == 0:
+                for t in doms_of_cell[c]:
+                    cap = int(D.n_free[t]) // n
+                    if cap > 0:
+                        y[p, int(t)] = v = m.NewIntVar(0, min(cap, pool.replicas), f"y_{p}_{t}")
+                        terms.append(v)
+            else:
+                cap = int(D.whole[doms_of_cell[c]].sum()) // k
+                if cap > 0:
+                    w[p, c] = v = m.NewIntVar(0, min(cap, pool.replicas), f"w_{p}_{c}")
+                    terms.append(v)
+            xcell[p, c] = sum(terms) if terms else 0
+            terms_all.extend(terms)
+        if not terms_all:
+            raise SpecError([(f"serving.deployments[{i}].{role}.replicas",
+                              f"no free scale-up domain (or cell of wholly free domains) holds a replica of {n} "
+                              f"accelerators after the training jobs")])
+        m.Add(sum(terms_all) == pool.replicas)
+    # capacity of every domain; whole domains go to large replicas, k per replica, in one cell
+    for t in range(len(D.members)):
+        small = [n * y[p, t] for p, (_, _, _, n, k) in enumerate(pools) if k == 0 and (p, t) in y]
+        if t in whole:
+            m.Add(sum(small) + int(D.n_free[t]) * whole[t] <= int(D.n_free[t]) if small else whole[t] <= 1)
+        elif small:
+            m.Add(sum(small) <= int(D.n_free[t]))
+    if any_large:
+        for c in cells:
+            used = [whole[int(t)] for t in doms_of_cell[c] if int(t) in whole]
+            need = [k * w[p, c] for p, (_, _, _, _, k) in enumerate(pools) if k and (p, c) in w]
+            if used or need:
+                m.Add(sum(used) == sum(need) if need else sum(used) == 0)
+    # spread
+    keys = {"leaf": D.leaf, "pod": D.pod, "rack": D.rack}
+    cell_first = np.array([doms_of_cell[c][0] for c in cells], np.int64)
+    for p, (i, role, pool, n, k) in enumerate(pools):
+        sp = sv.deployments[i].spread
+        if sp is None:
+            continue
+        cap = math.floor(sp.max_share * pool.replicas + 1e-9)
+        kc = keys[sp.level][cell_first]
+        have = np.unique(kc).size
+        if have * cap < pool.replicas:
+            raise SpecError([(f"serving.deployments[{i}].spread", f"{pool.replicas} {role} replicas at most {cap} "
+                              f"behind one {sp.level} need {-(-pool.replicas // cap)} of them; the cluster's "
+                              f"accelerators are behind {have}")])
+        for key in np.unique(kc):
+            ex = [xcell[p, c] for c in np.flatnonzero(kc == key) if not isinstance(xcell[p, c], int)]
+            if ex:
+                m.Add(sum(ex) <= cap)
+    # objective: KV pairs across leaves and pods
+    W, _ = _weights(cluster)
+    obj = []
+    for i, d in enumerate(sv.deployments):
+        if d.colocated is not None or W.get(d.name, 0) == 0:
+            continue
+        pp_ = [p for p, x in enumerate(pools) if x[0] == i]
+        a, b = pp_[0], pp_[1]
+        Rp, Rd = d.prefill.replicas, d.decode.replicas
+        for level, weight, key in (("leaf", A_LEAF, D.leaf), ("pod", A_POD, D.pod)):
+            kc = key[cell_first]
+            same = []
+            for kk in np.unique(kc):
+                cs = np.flatnonzero(kc == kk)
+                ea = [xcell[a, c] for c in cs if not isinstance(xcell[a, c], int)]
+                eb = [xcell[b, c] for c in cs if not isinstance(xcell[b, c], int)]
+                if not ea or not eb:
+                    continue
+                va = m.NewIntVar(0, Rp, f"n_{a}_{level}_{kk}")
+                vb = m.NewIntVar(0, Rd, f"n_{b}_{level}_{kk}")
+                m.Add(va == sum(ea))
+                m.Add(vb == sum(eb))
+                pr = m.NewIntVar(0, Rp * Rd, f"same_{i}_{level}_{kk}")
+                m.AddMultiplicationEquality(pr, [va, vb])
+                same.append(pr)
+            obj.append(W[d.name] * weight * (Rp * Rd - sum(same)))
+    m.Minimize(sum(obj) if obj else 0)
+    solver = cp_model.CpSolver()
+    configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
+    status = solve_interruptible(solver, m)
+    name = solver.StatusName(status)
+    if name == "INFEASIBLE" or name == "MODEL_INVALID":
+        raise SpecError([("serving.deployments", "the CP-SAT serving placement has no solution: the free "
+                          "accelerators after the training jobs cannot hold every pool with its spread limits "
+                          "and each large replica in one (leaf, rack) cell (try placement in-order)")])
+    if name not in ("OPTIMAL", "FEASIBLE"):
+        raise TimeLimitError(f"the CP-SAT serving placement found no placement in {rs.time_limit:g} s")
+    # realise
+    assign: dict = {}
+    taken = {t: 0 for t in range(len(D.members))}
+    reps: dict = {p: [] for p in range(len(pools))}
+    big = {p: [] for p in range(len(pools))}
+    for c in cells:
+        wd = [int(t) for t in doms_of_cell[c] if int(t) in whole and solver.Value(whole[int(t)])]
+        for p, (_, _, _, n, k) in enumerate(pools):
+            if k and (p, c) in w:
+                for _ in range(solver.Value(w[p, c])):
+                    ds_ = wd[:k]
+                    wd = wd[k:]
+                    big[p].append(np.concatenate([D.members[t] for t in ds_])[:n])
+    for t in range(len(D.members)):
+        for p, (_, _, _, n, k) in enumerate(pools):
+            if k == 0 and (p, t) in y:
+                for _ in range(solver.Value(y[p, t])):
+                    reps[p].append(D.free[t][taken[t]:taken[t] + n])
+                    taken[t] += n
+    for p, (i, role, pool, n, k) in enumerate(pools):
+        R = big[p] if k else reps[p]
+        R = sorted(R, key=lambda r: int(r[0]))
+        assign[(sv.deployments[i].name, role)] = np.asarray(R, np.int64).reshape(pool.replicas, n)
+    objective = int(round(solver.ObjectiveValue())) if obj else 0
+    bound = int(math.ceil(solver.BestObjectiveBound() - 1e-6)) if obj else 0
+    problems = check(cluster, fabric, train, assign, objective)
+    if problems:
+        raise SolverError("the serving placement failed its independent check: " + "; ".join(problems[:5]))
+    return {"assignment": assign, "status": name, "objective": objective, "bound": min(bound, objective),
+            "time_limit_s": rs.time_limit, "training": train}
+
+
+# --- the independent checker -------------------------------------------------------------------
+def check(cluster, fabric, training: dict, assignment: dict, objective: Optional[int] = None) -> list[str]:
+    """Problems of a serving placement (empty when it is valid), recomputed from the endpoints alone:
+    every pool present with its replicas x accelerators; accelerators only, free (not busy, not a
+    training job's), none used twice; every TP group inside one scale-up domain; the spread limits;
+    and, when ``objective`` is given, the objective recomputed from the replicas' first accelerators."""
+    out = []
+    sv = cluster.file.serving
+    E = fabric.n_endpoints
+    is_acc = np.asarray(fabric.ep_is_accel, bool)
+    busy = set()
+    if cluster.file.busy_nodes:
+        busy = {int(s) for s in fabric.server_ids(cluster.file.busy_nodes)}
+    ep_server = np.asarray(fabric.ep_server)
+    owner = {}
+    for job, eps in training.items():
+        for e in np.asarray(eps, np.int64).ravel().tolist():
+            owner[e] = f"training job {job}"
+    dom = np.asarray(fabric.ep_domain)
+    dsize = np.bincount(dom[dom >= 0]) if (dom >= 0).any() else np.zeros(0, np.int64)
+    # a replica counts behind the leaf, pod and rack of the lowest accelerator of its first one's domain
+    lowest: dict = {}
+    for e in np.flatnonzero(is_acc).tolist():
+        if dom[e] >= 0 and dom[e] not in lowest:
+            lowest[int(dom[e])] = e
+    home = np.array([lowest.get(int(dom[e]), e) if dom[e] >= 0 else e for e in range(E)], np.int64)
+    leaf = fabric.ep_leaf()[home]
+    pod = np.asarray(fabric.node_pod)[leaf]
+    rack = np.asarray(fabric.server_rack)[ep_server[home]]
+    expected = set()
+    for d in sv.deployments:
+        for role, pool in ((("colocated", d.colocated),) if d.colocated is not None
+                           else (("prefill", d.prefill), ("decode", d.decode))):
+            expected.add((d.name, role))
+            R = assignment.get((d.name, role))
+            if R is None:
+                out.append(f"{d.name} {role}: not placed")
+                continue
+            R = np.asarray(R)
+            if R.shape != (pool.replicas, pool.pp * max(pool.tp, pool.ep)):
+                out.append(f"{d.name} {role}: shape {R.shape}, expected ({pool.replicas}, {pool.accelerators})")
+                continue
+            for r, row in enumerate(R.tolist()):
+                for e in row:
+                    if not 0 <= e < E or not is_acc[e]:
+                        out.append(f"{d.name} {role} replica {r}: endpoint {e} is not an accelerator")
+                    elif int(ep_server[e]) in busy:
+                        out.append(f"{d.name} {role} replica {r}: {fabric.node_name(e)} is on a busy node")
+                    elif e in owner:
+                        out.append(f"{d.name} {role} replica {r}: {fabric.node_name(e)} is also used by {owner[e]}")
+                    else:
+                        owner[e] = f"{d.name} {role}"
+                for g in range(0, len(row), pool.tp):
+                    grp = [e for e in row[g:g + pool.tp] if 0 <= e < E]
+                    ds = {int(dom[e]) for e in grp}
+                    size = max((int(dsize[x]) if x >= 0 else 1) for x in ds) if ds else 1
+                    if pool.tp <= size and len(grp) > 1 and len(ds) != 1:
+                        out.append(f"{d.name} {role} replica {r}: TP group at rank {g} leaves its scale-up domain")
+                    elif pool.tp > size and any(x >= 0 and sum(dom[e] == x for e in grp) != dsize[x] for x in ds):
+                        out.append(f"{d.name} {role} replica {r}: TP group at rank {g} takes part of a scale-up "
+                                   f"domain")
+            if d.spread is not None:
+                keyarr = {"leaf": leaf, "pod": pod, "rack": rack}[d.spread.level]
+                counts: dict = {}
+                for row in R.tolist():
+                    kk = int(keyarr[row[0]])
+                    counts[kk] = counts.get(kk, 0) + 1
+                lim = int(d.spread.max_share * pool.replicas + 1e-9)
+                worst = max(counts.values(), default=0)
+                if worst > lim:
+                    out.append(f"{d.name} {role}: {worst} replicas behind one {d.spread.level}, the spread allows {lim}")
+    extra = set(assignment) - expected
+    if extra:
+        out.append(f"unknown pools {sorted(extra)}")
+    if objective is not None and not out:
+        raw = {}
+        for d in sv.deployments:
+            if d.colocated is not None:
+                continue
+            # KV bytes of one pair: every (layer, KV head) block of a prompt token to each decode rank holding it
+            copies = max(1, d.decode.tp // d.model.kv_heads)
+            bpt = 2 * d.model.layers * d.model.kv_heads * d.model.head_dim * copies
+            from topo.model.spec import DTYPE_BYTES
+            raw[d.name] = (Fraction(d.load.requests_per_s) / (d.prefill.replicas * d.decode.replicas)
+                           * Fraction(d.load.prompt_tokens.mean) * Fraction(bpt) * Fraction(DTYPE_BYTES[d.model.kv_dtype]))
+        top = max(raw.values(), default=0)
+        total = 0
+        for d in sv.deployments:
+            if d.colocated is not None or raw[d.name] <= 0:
+                continue
+            wd = max(1, math.floor(Fraction(W_SCALE) * raw[d.name] / top + Fraction(1, 2)))
+            P = np.asarray(assignment[(d.name, "prefill")])[:, 0]
+            Q = np.asarray(assignment[(d.name, "decode")])[:, 0]
+            for a in P.tolist():
+                for b in Q.tolist():
+                    total += wd * (A_LEAF * (leaf[a] != leaf[b]) + A_POD * (max(pod[a], 0) != max(pod[b], 0)))
+        if int(total) != int(objective):
+            out.append(f"objective {objective} but the replicas give {int(total)}")
+    return out
+
+
+def kv_crossing(cluster, fabric, assignment: dict) -> dict:
+    """Per disaggregated deployment: KV bytes per second between (prefill, decode) replica pairs whose first
+    accelerators are under different leaves, and under different pods (requests spread evenly over the pairs)."""
+    _, per_pair = _weights(cluster)
+    h = _home(fabric)
+    leaf, pod = h["leaf"], h["pod"]
+    out = {}
+    for d in cluster.file.serving.deployments:
+        if d.colocated is None:
+            P = np.asarray(assignment[(d.name, "prefill")])[:, 0]
+            Q = np.asarray(assignment[(d.name, "decode")])[:, 0]
+            dl = (leaf[P][:, None] != leaf[Q][None, :]).sum()
+            dp = (pod[P][:, None] != pod[Q][None, :]).sum()
+            out[d.name] = {"kv_bytes_per_s_crossing_leaves": float(per_pair[d.name] * dl),
+                           "kv_bytes_per_s_crossing_pods": float(per_pair[d.name] * dp),
+                           "pairs": int(P.size * Q.size)}
+    return out
+
+
+def spread_problems(cluster, fabric, assignment: dict) -> list[tuple[str, str]]:
+    """(path, message) for every pool of ``assignment`` whose replicas break their deployment's spread."""
+    arr = _home(fabric)
+    out = []
+    for i, d in enumerate(cluster.file.serving.deployments):
+        if d.spread is None:
+            continue
+        for role, pool in _pools(d):
+            R = np.asarray(assignment[(d.name, role)])
+            cnt = np.unique(arr[d.spread.level][R[:, 0]], return_counts=True)[1]
+            lim = math.floor(d.spread.max_share * pool.replicas + 1e-9)
+            if cnt.max(initial=0) > lim:
+                out.append((f"serving.deployments[{i}].spread", f"the in-order placement puts {int(cnt.max())} "
+                            f"{role} replicas behind one {d.spread.level}; at most {lim} allowed (use the cpsat "
+                            f"placement)"))
+    return out
+
+
+PLACEMENTS = ("cpsat", "in-order")
+
+
+def serving(cluster, fabric=None, *, serving_placement: str = "cpsat", placement: Optional[dict] = None,
+            time_limit=None, seed=None, workers=None, placed: Optional[dict] = None, **kw) -> dict:
+    """:func:`topo.routing.serving.serving` with the replicas placed by ``serving_placement``: ``cpsat``
+    (:func:`place_serving`) or ``in-order``; adds ``serving_placement``: the method, the solver's status,
+    objective and bound, and the KV bytes crossing leaves and pods in order (before) and as placed (after).
+    ``placed``: a :func:`place_serving` result to use instead of solving again (e.g. made on the fabric
+    as given and reported on a rebuilt one with the same endpoints). Other keywords go to
+    :func:`topo.routing.serving.serving` (``seed`` is also the solver's)."""
+    from topo.model.fabric import build
+    from topo.routing.serving import serving as route_serving
+    from topo.traffic.serving import serving_placement as in_order
+    if serving_placement not in PLACEMENTS:
+        raise SpecError([("serving_placement", f"expected one of {list(PLACEMENTS)} (found {serving_placement!r})")])
+    f = cluster.file
+    if not f.serving.deployments:
+        raise SpecError([("serving.deployments", "missing: the cluster file states no deployments to serve")])
+    if fabric is None:
+        fabric = build(cluster)
+    train = _training(cluster, fabric, placement)
+    before = None
+    try:
+        before = in_order(cluster, fabric, train)
+    except SpecError:
+        if serving_placement == "in-order":
+            raise
+    info: dict = {"method": serving_placement}
+    if serving_placement == "in-order":
+        errs = spread_problems(cluster, fabric, before)
+        if errs:
+            raise SpecError(errs)
+        reps = before
+        info.update(status=None, objective=None, bound=None)
+    else:
+        res = placed if placed is not None else place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed,
+                                                              workers=workers)
+        reps = res["assignment"]
+        info.update(status=res["status"], objective=res["objective"], bound=res["bound"],
+                    time_limit_s=res["time_limit_s"], checked=True)
+    info["kv_crossing_in_order"] = kv_crossing(cluster, fabric, before) if before is not None else None
+    info["in_order_fits"] = before is not None
+    info["in_order_spread_ok"] = before is not None and not spread_problems(cluster, fabric, before)
+    info["kv_crossing"] = kv_crossing(cluster, fabric, reps)
+    # endpoint ids of every replica in rank order, per "deployment.role"
+    info["assignment"] = {f"{n}.{role}": np.asarray(R, np.int64).tolist() for (n, role), R in reps.items()}
+    out = route_serving(cluster, fabric, placement=placement, seed=seed, replicas=reps, **kw)
+    out["placement"] = ("training jobs " + ("as given" if placement is not None else "in order") + ", then the serving "
+                        + ("replicas by CP-SAT" if serving_placement == "cpsat" else
+                           "deployments in order (prefill, decode or colocated; replica by replica)"))
+    out["serving_placement"] = info
+    return out
+
+
+def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, workers=None, routing=None,
+            placed: Optional[dict] = None) -> dict:
+    """The serving section of ``topo analyze`` and of the plan: :func:`serving` with the replicas placed
+    by CP-SAT beside the training jobs' ``placement``, reduced to what those outputs show (per deployment
+    bytes/s by kind, network and scale-up Gb/s, network time per token with its curve, saturating rate
+    and link per routing model, replicas; the placement; the loads and interference with training).
+    ``routing``: the transport's model reported beside fluid (default from transport.protocol).
+    ``placed``: the :func:`place_serving` result to report (default: solved here)."""
+    s = serving(cluster, fabric, placement=placement, seed=seed, time_limit=time_limit, workers=workers,
+                routing=routing, placed=placed)
+    deps = []
+    for d in s["deployments"]:
+        tt = d["time_per_token"]
+        deps.append({
+            "name": d["name"], "mode": d["mode"], "requests_per_s": d["requests_per_s"],
+            "accelerators": d["accelerators"], "replicas": d["replicas"],
+            "bytes_per_s": d["bytes_per_s"], "network_gbps": d["network_gbps"], "scaleup_gbps": d["scaleup_gbps"],
+            "kv_bytes_per_token": d["kv_bytes_per_token"],
+            "max_requests_per_s_at_target": d["max_requests_per_s_at_target"], "limited_by": d["limited_by"],
+            "kv_transfer": d.get("kv_transfer"),
+            "time_per_token": {
+                "pool": tt["pool"], "tokens_per_step": tt["tokens_per_step"],
+                "models": {m: {"idle_s": e["idle_s"], "at_rate_s": e["at_rate_s"],
+                               "saturating_requests_per_s": e["saturating_requests_per_s"],
+                               "saturating_link": e["saturating_link"],
+                               # (request rate, network time per output token in s, or null when saturated)
+                               "curve": [[p["requests_per_s"], p["time_s"]] for p in e["curve"]]}
+                           for m, e in tt["models"].items()}},
+        })
+    return {"target_utilization": s["target_utilization"], "routing": s["routing"], "placement": s["placement"],
+            "serving_placement": s["serving_placement"], "deployments": deps, "all": s["all"],
+            "with_training": s["with_training"]}
+
+
+def budget_demands(cluster, fabric, placement: dict, replicas: dict):
+    """The demands a link budget carries with serving: the placed jobs' flows at line rate and the
+    traffic patterns (as the budget's own default), plus every deployment's flows at its stated
+    ``load.requests_per_s`` (its ``replicas``, e.g. :func:`place_serving`'s assignment) as background
+    flows (job -1). For :func:`topo.solve.linkbudget.budget`'s ``demands``."""
+    from topo.traffic.demand import MAX_UNIFORM_FLOWS, Demands, _endpoints, job_demands, pattern_demands
+    from topo.traffic.serving import serving_traffic
+    for i, tp in enumerate(cluster.file.traffic):
+        n = _endpoints(fabric, tp.endpoints).size if tp.pattern == "uniform" else 0
+        if n * (n - 1) > MAX_UNIFORM_FLOWS:
+            raise SpecError([(f"traffic[{i}]", f"the link budget carries traffic patterns flow by flow, and a uniform "
+                                               f"pattern over {n:,} endpoints is {n * (n - 1):,} flows (at most "
+                                               f"{MAX_UNIFORM_FLOWS:,})")])
+    parts = []
+    if cluster.file.jobs:
+        parts.append(job_demands(cluster, fabric, placement))
+    if cluster.file.traffic:
+        parts.append(pattern_demands(cluster, fabric))
+    sd = serving_traffic(cluster, fabric, placement, replicas=replicas).demands
+    parts.append(Demands(sd.src, sd.dst, sd.bytes, np.full(sd.n, -1, np.int32), sd.rate_gbps, (), ()))
+    return Demands.concat(parts)
