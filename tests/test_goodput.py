@@ -12,10 +12,13 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, cluster_dict, sw
 from topo.cli import main
 from topo.core.errors import SpecError
+from topo.model.fabric import REACH_NAMES
 from topo.model.spec import LLAMA3_JOB_LINKS, from_dict, load
 from topo.study import goodput as G
 
-ZERO = {f: 0.0 for f in G._RATE_FIELD.values()}
+# every rate 0; the reach classes left unset, so they take cable_per_hour / optic_per_hour
+ZERO = {**{f: 0.0 for c, f in G._RATE_FIELD.items() if c not in REACH_NAMES}, "cable_per_hour": 0.0,
+        "optic_per_hour": 0.0}
 
 
 def _cluster(n_racks=4, nodes_per_rack=2, jobs=(), rates=None, **kw):
@@ -125,10 +128,11 @@ def test_links_above_the_leaves_degrade_and_single_links_stop():
     j = G.goodput(c, checkpoint_s=1, restart_s=1).jobs[0]
     st, dg = j["components_stopping"], j["components_degrading"]
     # one port per endpoint: its link stops the job; the leaves' uplinks and the spines degrade it
-    assert st.get("cable", 0) + st.get("optic", 0) == 64
+    links = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
+    assert sum(st.get(r, 0) for r in links) == 64
     assert "spine" not in st and dg.get("spine", 0) > 0
-    assert dg.get("cable", 0) + dg.get("optic", 0) > 0
-    assert j["degrading_per_hour"] == pytest.approx(1e-6 * (dg.get("cable", 0) + dg.get("optic", 0) + dg["spine"]))
+    assert sum(dg.get(r, 0) for r in links) > 0
+    assert j["degrading_per_hour"] == pytest.approx(1e-6 * (sum(dg.get(r, 0) for r in links) + dg["spine"]))
 
 
 def test_a_job_under_one_leaf_needs_nothing_above_it():
@@ -168,7 +172,7 @@ def test_llama3_run_reproduced():
     res = G.goodput(c, run_days=54, checkpoint_s=30, restart_s=300)
     j = res.jobs[0]
     assert j["accelerators"] == 16384 and j["hosts"] == 2048
-    links = sum(j["components_stopping"].get(k, 0) + j["components_degrading"].get(k, 0) for k in ("cable", "optic"))
+    links = sum(j["components_stopping"].get(k, 0) + j["components_degrading"].get(k, 0) for k in ("dac", "aec", "mmf", "smf_dr", "smf_fr"))
     assert links == LLAMA3_JOB_LINKS
     assert j["interruptions"] + j["degraded_events"] == pytest.approx(419, abs=1e-6)
     assert abs(j["interruptions"] - 419) <= 2 * math.sqrt(419)
