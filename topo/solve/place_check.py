@@ -30,6 +30,7 @@ from __future__ import annotations
 
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -119,6 +120,8 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None, *, 
     v += _rack_power(x, cluster)
     v += _pins(x)
     rule = cluster.file.goals.failure_domains if failure_domains is None else (failure_domains or None)
+    if isinstance(rule, dict):
+        rule = SimpleNamespace(**{"max_share": None, "max_domains": None, **rule})
     if rule is not None:
         v += _failure_domains(x, rule)
     if objective is not None and not v:

@@ -134,6 +134,8 @@ class PlacementResult:
     server_names: dict = field(default_factory=dict, repr=False, compare=False)
     failure_domains: Optional[dict] = None  # spread/pack rule: traffic and blast radius with and without it
     reserved: tuple = ()                    # nodes held back (spares), by name
+    spares: Optional[dict] = None           # hot spares held back (topo.solve.spares), when asked for
+    compared: Optional["PlacementResult"] = field(default=None, repr=False, compare=False)  # the same without the rule
 
     def to_dict(self) -> dict:
         return {
@@ -149,6 +151,7 @@ class PlacementResult:
             "totals": self.totals, "baseline": self.baseline, "solver": self.solver,
             **({"failure_domains": self.failure_domains} if self.failure_domains is not None else {}),
             **({"reserved": list(self.reserved)} if self.reserved else {}),
+            **({"spares": self.spares} if self.spares is not None else {}),
         }
 
 
@@ -1602,6 +1605,7 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         bound=bound, gap=gap, wall_s=time.perf_counter() - t0, policy=policy, source=source, note=note,
         jobs=res["jobs"], racks=res["racks"], stranded=res["stranded"], baseline=baseline,
         solver=solver_info, totals=res["totals"], server_names=names, failure_domains=fd_out,
+        compared=other if pb.fd is not None else None,
         reserved=tuple(fabric.server_name(int(s)) for s in (res_ids if res_ids is not None else [])))
 
 
@@ -1740,7 +1744,8 @@ def failure_domain_rules(cluster: Cluster, failure_domains=None):
     try:
         return FailureDomains(**failure_domains), "failure_domains"
     except ValidationError as e:
-        raise SpecError([(".".join(["failure_domains", *[str(p) for p in err["loc"]]]), err["msg"])
+        raise SpecError([(".".join(["failure_domains", *[str(p) for p in err["loc"]]]),
+                          err["msg"].removeprefix("Value error, "))
                          for err in e.errors()]) from None
 
 
@@ -1880,3 +1885,59 @@ def _reserved_ids(fabric: Fabric, reserved) -> Optional[np.ndarray]:
     else:
         raise SpecError([("reserved", "expected server ids or node names, not a mix")])
     return np.unique(ids)
+
+
+def failure_domains_from_text(spread: Optional[str] = None, pack: Optional[str] = None) -> Optional[dict]:
+    """The rule from ``spread="LEVEL:SHARE"`` (e.g. ``leaf:0.5``) or ``pack="LEVEL:MAX_DOMAINS"``
+    (e.g. ``pod:2``); None when neither is given. Errors name ``spread`` or ``pack``."""
+    if spread is not None and pack is not None:
+        raise SpecError([("pack", "give spread or pack, not both")])
+    if spread is None and pack is None:
+        return None
+    key, text = ("spread", spread) if spread is not None else ("pack", pack)
+    level, sep, num = str(text).partition(":")
+    level = level.strip()
+    if level not in ("rack", "leaf", "pod", "plane") or not sep:
+        raise SpecError([(key, f"expected LEVEL:{'SHARE' if key == 'spread' else 'MAX_DOMAINS'} with LEVEL rack, "
+                               f"leaf or pod (found {text!r})")])
+    try:
+        value = float(num) if key == "spread" else int(num)
+    except ValueError:
+        raise SpecError([(key, f"{'a share in (0, 1]' if key == 'spread' else 'a whole number of domains'} "
+                               f"after the colon (found {num!r})")]) from None
+    rule = {"level": level, "mode": key, ("max_share" if key == "spread" else "max_domains"): value}
+    from pydantic import ValidationError
+
+    from topo.model.spec import FailureDomains
+    try:
+        FailureDomains(**rule)
+    except ValidationError as e:
+        raise SpecError([(key, err["msg"].removeprefix("Value error, ")) for err in e.errors()]) from None
+    return rule
+
+
+def hold_spares(result: PlacementResult, cluster: Cluster, fabric: Fabric, spares: dict) -> PlacementResult:
+    """The placement with the spares :func:`topo.solve.spares.choose_spares` chose around it held
+    back: re-checked with them reserved (no job on one, every rack within its limit with them busy;
+    :class:`SolverError` otherwise), its rack power recomputed with them busy, ``spares`` and
+    ``reserved`` filled in."""
+    import dataclasses
+
+    from topo.routing.describe import rack_power
+    from topo.solve import place_check
+    ids = np.asarray(spares.get("spare_ids", []), np.int64)
+    viol = place_check.check(cluster, fabric, result.assignment, result.unplaced, result.objective,
+                             reserved=ids)
+    if viol:
+        raise SolverError("the placement with its spares held back failed its check: " + "; ".join(viol[:5]))
+    pb = _Problem(cluster, fabric, ids)
+    busy = pb.busy_mask_glob.copy()
+    for eps in result.assignment.values():
+        busy[np.asarray(fabric.ep_server)[np.asarray(eps, np.int64)]] = True
+    rp = rack_power(fabric, cluster, busy_servers=busy)
+    kw, lim = np.asarray(rp["kw"]), np.asarray(rp["limit_kw"])
+    racks = [{"rack": fabric.rack_name(r), "kw": round(float(kw[r]), 3), "limit_kw": float(lim[r]),
+              "share": round(float(kw[r] / lim[r]), 4) if lim[r] > 0 else None} for r in range(fabric.n_racks)]
+    sp = {k: v for k, v in spares.items() if k != "spare_ids"}
+    return dataclasses.replace(result, racks=racks, spares=sp,
+                               reserved=tuple(fabric.server_name(int(s)) for s in ids.tolist()))

@@ -538,7 +538,7 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
             checkpoint_s=None, restart_s=None, checkpoint_gb=None, storage_gbps=None, restart_overhead_s=None,
             failures=None, repair_hours: Optional[float] = None, monte_carlo_trials: int = 0,
             seed: Optional[int] = None, scaling_points: int = 8, spares_scope: Optional[str] = None,
-            spares_per_domain: int = 1, time_limit=None, workers=None) -> GoodputResult:
+            spares_per_domain: int = 1, time_limit=None, workers=None, failure_domains=None) -> GoodputResult:
     """Goodput under failures of every placed job (see the module docstring).
 
     Parameters
@@ -560,6 +560,10 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
     scaling_points : job sizes in the goodput-against-size curve
     spares_scope, spares_per_domain : choose hot spares (:func:`choose_spares`) per rack, leaf or pod;
         ``time_limit`` and ``workers`` are CP-SAT's (default: the cluster's goals)
+    failure_domains : a spread/pack rule ({level, mode, max_share | max_domains}, see
+        :func:`topo.solve.placement.place`): the jobs are placed with it (CP-SAT) and, for
+        comparison, without it; ``failure_domains`` in the result holds both placements' traffic
+        and both goodputs and blast radii at the rule's level. Refused with ``placement``.
     """
     import time
     from topo.study.failures import resolve_placement
@@ -591,7 +595,20 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
     if seed is None:
         seed = cluster.file.goals.seed
     rates = rates_of(cluster)
+    fd_pair = None
+    if failure_domains is not None:
+        if placement is not None:
+            raise SpecError([("failure_domains", "places the jobs itself; give it or a placement, not both")])
+        from topo.solve.placement import place
+        pr = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers,
+                   failure_domains=failure_domains)
+        if pr.failure_domains is None:
+            raise SpecError([("failure_domains", "no rule given (False or empty)")])
+        fd_pair = pr
+        placement = pr.assignment
     pl, note = resolve_placement(cluster, fabric, placement)
+    if fd_pair is not None:
+        note = f"placed with {fd_pair.failure_domains['mode']} by {fd_pair.failure_domains['level']} (CP-SAT {fd_pair.status})"
     names = list(pl)
     ep_job = np.full(fabric.n_endpoints, -1, np.int64)
     for j, nm in enumerate(names):
@@ -634,7 +651,24 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
     if spares_scope is not None:
         sp = choose_spares(cluster, fabric, pl, scope=spares_scope, per_domain=spares_per_domain,
                            time_limit=time_limit, seed=seed, workers=workers)
-    return GoodputResult(cluster=cluster.name, placement_note=note, run_days=float(run_days), spares=sp,
+    fd_out = None
+    if fd_pair is not None:
+        kw = dict(run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
+                  storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s, repair_hours=repair_hours,
+                  seed=seed, scaling_points=0)
+        other = goodput(cluster, fabric, fd_pair.compared.assignment, **kw)
+        level = fd_pair.failure_domains["level"]
+
+        def brief(tot, b):
+            b = b.get(level, {})
+            return {"goodput_weighted": tot.get("goodput_weighted"), "interruptions": tot.get("interruptions"),
+                    "max_jobs_stopped": b.get("max_jobs_stopped"), "mean_jobs_stopped": b.get("mean_jobs_stopped"),
+                    "max_accelerators_stopped": b.get("max_accelerators_stopped"),
+                    "domains_stopping_a_job": b.get("domains_stopping_a_job")}
+        fd_out = {**{k: fd_pair.failure_domains[k] for k in ("level", "mode", "max_share", "max_domains")},
+                  "placement": {"with": fd_pair.failure_domains["with"], "without": fd_pair.failure_domains["without"]},
+                  "goodput": {"with": brief(totals, br), "without": brief(other.totals, other.blast_radius)}}
+    return GoodputResult(cluster=cluster.name, placement_note=note, failure_domains=fd_out, run_days=float(run_days), spares=sp,
                          checkpoint=({"write_s": ck.write_s, "restart_s": ck.restart_s, "source": ck.source}
                                      if ck is not None else {"write_s": None, "restart_s": None,
                                                              "source": "not stated: goodput not computed"}),
