@@ -105,12 +105,14 @@ def render(d: dict, top: int = 30) -> str:
                    "goodput and blast radius with the placement without it")
 @click.option("--pack", "pack", metavar="LEVEL:N",
               help="place the jobs with each in at most N racks, leaves or pods, and compare as --spread does")
+@click.option("--time-limit", "time_limit", type=POSITIVE,
+              help="seconds for each CP-SAT run (spares, --spread/--pack placement); default goals.time_limit_s")
 @click.option("--seed", type=SEED, help="Monte Carlo and CP-SAT seed (default: goals.seed)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @handle_errors
 def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb, storage_gbps, restart_overhead_s,
-            repair_hours, with_failures, monte_carlo_trials, spares_scope, spares_per_domain, spread, pack, seed,
-            as_json):
+            repair_hours, with_failures, monte_carlo_trials, spares_scope, spares_per_domain, spread, pack, time_limit,
+            seed, as_json):
     """Interruptions, checkpoint interval and goodput of every placed job, and the blast radius of each failure domain."""
     from topo.model.fabric import build
     from topo.model.spec import load
@@ -131,7 +133,8 @@ def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb
     res = run(c, fab, placement, run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s,
               checkpoint_gb=checkpoint_gb, storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s,
               failures=fail, repair_hours=repair_hours, monte_carlo_trials=monte_carlo_trials, seed=seed,
-              spares_scope=spares_scope, spares_per_domain=spares_per_domain, failure_domains=rule)
+              spares_scope=spares_scope, spares_per_domain=spares_per_domain, failure_domains=rule,
+              time_limit=time_limit)
     d = res.to_dict()
     if as_json:
         emit_json(d)  # json escapes every control character

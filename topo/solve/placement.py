@@ -1535,6 +1535,10 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
                 r_ = _assemble(pb, pl, big)
                 starts[order] = (pl, r_, not check(r_["assignment"], r_["unplaced"],
                                                                 r_["objective"]))
+        if pb.fd is not None:  # a start that keeps the failure-domain rule
+            pl = _fd_greedy(pb)
+            r_ = _assemble(pb, pl, big)
+            starts["failure domains"] = (pl, r_, not check(r_["assignment"], r_["unplaced"], r_["objective"]))
         ok_starts = [k for k in starts if starts[k][2]]
         best_start = min(ok_starts or ["priority"], key=lambda k: (starts[k][1]["objective"], _tier_cost(starts[k][1])))
         h_placed, h_res, h_ok = starts[best_start]
@@ -1563,6 +1567,9 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
             cands.append((h_res["objective"], _tier_cost(h_res), 1, "start", h_res))
         if g_ok:
             cands.append((g_res["objective"], _tier_cost(g_res), 2, "baseline", g_res))
+        if not cands and pb.fd is not None:
+            raise SolverError(f"no placement keeping {fd_path} passed the check within {float(time_limit):g} s "
+                              f"(the solver: {sname}); raise the time limit")
         if not cands:
             raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
         cands.sort(key=lambda c: c[:3])
@@ -1941,3 +1948,42 @@ def hold_spares(result: PlacementResult, cluster: Cluster, fabric: Fabric, spare
     sp = {k: v for k, v in spares.items() if k != "spare_ids"}
     return dataclasses.replace(result, racks=racks, spares=sp,
                                reserved=tuple(fabric.server_name(int(s)) for s in ids.tolist()))
+
+
+def _fd_greedy(pb: _Problem) -> dict:
+    """A start that keeps the failure-domain rule (the other starts pack, so break spread): jobs in
+    priority order; spread takes at most its cap in each domain, domains in id order (neighbours
+    first, so the job stays in few pods); pack takes the max_domains domains with the most room.
+    A job that does not fit is left out."""
+    fd = pb.fd
+    st = _State(pb)
+    placed = _place_fixed(pb, st)
+    c_dom = fd["c_dom"]
+    n_dom = int(c_dom.max()) + 1
+    for j in _order([j for j in pb.jobs if j.fixed is None]):
+        cu = st.cell_units(j)
+        room = np.bincount(c_dom, weights=cu, minlength=n_dom).astype(np.int64)
+        if fd["rule"].mode == "spread":
+            take = np.minimum(room, fd["cap"][j.idx])
+            chosen = np.flatnonzero(take > 0)
+        else:
+            take = room
+            chosen = np.lexsort((np.arange(n_dom), -room))[: fd["cap"][j.idx]]
+        if take[chosen].sum() < j.units:
+            continue
+        got, need = [], j.units
+        for d in chosen.tolist():
+            if need <= 0:
+                break
+            k = int(min(take[d], need))
+            cells = np.flatnonzero((c_dom == d) & (cu > 0))
+            for ci, kc in _pick(cu[cells], k):
+                s = st.fill_cell(j, int(cells[ci]), kc)
+                got.append(s)
+                need -= s.size // j.chunk
+        s = np.concatenate(got) if got else np.zeros(0, np.int64)
+        if s.size // j.chunk < j.units or not _fd_ok_one(fd["rule"], fd["s_dom"], fd["cap"][j.idx], j, s):
+            st.release(s)
+            continue
+        placed[j.idx] = s
+    return placed
