@@ -212,3 +212,13 @@ def test_cli_spread_and_pack():
     assert r.exit_code == 0, r.output
     g = json.loads(r.output)["failure_domains"]
     assert set(g["goodput"]) == {"with", "without"} and g["goodput"]["with"]["max_jobs_stopped"] >= 1
+
+
+def test_validate_refuses_a_rule_no_placement_can_keep(tmp_path):
+    import yaml
+    d = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
+    d["goals"]["failure_domains"] = {"level": "leaf", "mode": "spread", "max_share": 0.1}
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(d))
+    r = CliRunner().invoke(main, ["validate", str(p)])
+    assert r.exit_code == 2 and "goals.failure_domains.max_share" in r.output and "Traceback" not in r.output
