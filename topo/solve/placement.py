@@ -71,6 +71,14 @@ The model
   The returned placement is the best checked one of the solver's, the best
   start and the baseline (ties: less estimated traffic above the leaves), and
   ``source``/``note`` say which.
+* Failure domains (optional, :func:`failure_domain_rules`). Spread: per job and
+  rack, leaf (unit's leaf) or pod, at most floor(max_share x N) of its N
+  accelerators, i.e. ``cap`` units; pack: at most max_domains domains per job.
+  Both are constraints of the job x cell model (:func:`_fd_constrain`), which is
+  then used whatever the size (refused above FD_MAX_PAIRS); a completion that
+  breaks the rule is dropped (:func:`_fd_drop`); :func:`_fd_greedy` is a start
+  that keeps it. The same problem without the rule is solved beside it for the
+  comparison the result carries. Reserved nodes (spares) count as busy nodes.
 * Status. OPTIMAL when the objective equals the bound, else FEASIBLE with the
   gap; UNKNOWN when the solver found nothing in its time (the checked start or
   baseline is returned). Jobs are optional, so the model is never infeasible;
