@@ -558,7 +558,8 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         the analytic figure
     seed : Monte Carlo seed (defaults to the cluster's goals.seed)
     scaling_points : job sizes in the goodput-against-size curve
-    spares_scope, spares_per_domain : choose hot spares (:func:`choose_spares`) per rack, leaf or pod;
+    spares_scope, spares_per_domain : choose hot spares (:func:`choose_spares`) per rack, leaf or pod
+        (default: the file's ``goals.spares``, else none);
         ``time_limit`` and ``workers`` are CP-SAT's (default: the cluster's goals)
     failure_domains : a spread/pack rule ({level, mode, max_share | max_domains}, see
         :func:`topo.solve.placement.place`): the jobs are placed with it (CP-SAT) and, for
@@ -648,6 +649,8 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         mc = dict(monte_carlo(mt, ck.write_s, ck.restart_s, tau, run_h * 3600.0, monte_carlo_trials, seed),
                   job=big["name"], analytic_goodput=big["goodput"], analytic_interruptions=big["interruptions"])
     sp = None
+    if spares_scope is None and cluster.file.goals.spares is not None:  # the cluster file's goals.spares
+        spares_scope, spares_per_domain = cluster.file.goals.spares.per, cluster.file.goals.spares.per_domain
     if spares_scope is not None:
         sp = choose_spares(cluster, fabric, pl, scope=spares_scope, per_domain=spares_per_domain,
                            time_limit=time_limit, seed=seed, workers=workers)
