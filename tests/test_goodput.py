@@ -12,10 +12,13 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, cluster_dict, sw
 from topo.cli import main
 from topo.core.errors import SpecError
+from topo.model.fabric import REACH_NAMES
 from topo.model.spec import LLAMA3_JOB_LINKS, from_dict, load
 from topo.study import goodput as G
 
-ZERO = {f: 0.0 for f in G._RATE_FIELD.values()}
+# every rate 0; the reach classes left unset, so they take cable_per_hour / optic_per_hour
+ZERO = {**{f: 0.0 for c, f in G._RATE_FIELD.items() if c not in REACH_NAMES}, "cable_per_hour": 0.0,
+        "optic_per_hour": 0.0}
 
 
 def _cluster(n_racks=4, nodes_per_rack=2, jobs=(), rates=None, **kw):
@@ -125,10 +128,11 @@ def test_links_above_the_leaves_degrade_and_single_links_stop():
     j = G.goodput(c, checkpoint_s=1, restart_s=1).jobs[0]
     st, dg = j["components_stopping"], j["components_degrading"]
     # one port per endpoint: its link stops the job; the leaves' uplinks and the spines degrade it
-    assert st.get("cable", 0) + st.get("optic", 0) == 64
+    links = ("dac", "aec", "mmf", "smf_dr", "smf_fr")
+    assert sum(st.get(r, 0) for r in links) == 64
     assert "spine" not in st and dg.get("spine", 0) > 0
-    assert dg.get("cable", 0) + dg.get("optic", 0) > 0
-    assert j["degrading_per_hour"] == pytest.approx(1e-6 * (dg.get("cable", 0) + dg.get("optic", 0) + dg["spine"]))
+    assert sum(dg.get(r, 0) for r in links) > 0
+    assert j["degrading_per_hour"] == pytest.approx(1e-6 * (sum(dg.get(r, 0) for r in links) + dg["spine"]))
 
 
 def test_a_job_under_one_leaf_needs_nothing_above_it():
@@ -168,7 +172,7 @@ def test_llama3_run_reproduced():
     res = G.goodput(c, run_days=54, checkpoint_s=30, restart_s=300)
     j = res.jobs[0]
     assert j["accelerators"] == 16384 and j["hosts"] == 2048
-    links = sum(j["components_stopping"].get(k, 0) + j["components_degrading"].get(k, 0) for k in ("cable", "optic"))
+    links = sum(j["components_stopping"].get(k, 0) + j["components_degrading"].get(k, 0) for k in ("dac", "aec", "mmf", "smf_dr", "smf_fr"))
     assert links == LLAMA3_JOB_LINKS
     assert j["interruptions"] + j["degraded_events"] == pytest.approx(419, abs=1e-6)
     assert abs(j["interruptions"] - 419) <= 2 * math.sqrt(419)
@@ -296,3 +300,43 @@ def test_report_section_from_a_plan():
     assert not s.missing and len(s.tables) == 2 and [f.id for f in s.figures] == ["fig-goodput"]
     assert "Checkpoint write 30 s" in s.paragraphs[0]
     assert _goodput_section({}).missing == "goodput not computed"
+
+
+# --- one rate per reach class ------------------------------------------------------------------
+def test_rates_per_reach_class_add_up():
+    """Every reach class has its own rate; a class without one takes its family's (copper: cable_per_hour,
+    optics: optic_per_hour); a job's link rate is the sum over classes of its links x the class rate."""
+    c = _cluster(jobs=[("a", 64)], rates={"dac_per_hour": 1e-6, "cable_per_hour": 3e-6, "optic_per_hour": 5e-6,
+                                          "smf_fr_per_hour": 7e-6})
+    rates = G.rates_of(c)
+    assert rates["dac"] == 1e-6 and rates["aec"] == 3e-6
+    assert rates["mmf"] == rates["smf_dr"] == 5e-6 and rates["smf_fr"] == 7e-6
+    src = G.rate_sources(c)
+    assert src["dac"] == "dac_per_hour" and src["aec"].startswith("cable_per_hour (derived")
+    j = G.goodput(c, checkpoint_s=1, restart_s=1).jobs[0]
+    st, dg = j["components_stopping"], j["components_degrading"]
+    assert j["stopping_per_hour"] == pytest.approx(sum(st.get(r, 0) * rates[r] for r in REACH_NAMES))
+    assert j["degrading_per_hour"] == pytest.approx(sum(dg.get(r, 0) * rates[r] for r in REACH_NAMES))
+    # one class's rate moves only that class's share
+    c2 = _cluster(jobs=[("a", 64)], rates={"dac_per_hour": 2e-6, "cable_per_hour": 3e-6, "optic_per_hour": 5e-6,
+                                           "smf_fr_per_hour": 7e-6})
+    j2 = G.goodput(c2, checkpoint_s=1, restart_s=1).jobs[0]
+    assert j2["stopping_per_hour"] - j["stopping_per_hour"] == pytest.approx(1e-6 * st.get("dac", 0))
+    # files that state only the family rates keep working, with the same figures as before
+    fr = from_dict(cluster_dict(n_racks=1, nodes_per_rack=1)).file.failure_rates
+    assert fr.dac_per_hour is None and fr.cable_per_hour == fr.optic_per_hour == pytest.approx(
+        35 / (LLAMA3_JOB_LINKS * 1_296))
+
+
+def test_optimize_holds_the_spares_back():
+    from topo.pipeline import optimize
+    d = load(EXAMPLES / "small.yaml").file.model_dump(mode="json")
+    d["goals"]["spares"] = {"per": "pod", "per_domain": 1}
+    c = from_dict(d, base_dir=str(EXAMPLES))
+    plan = optimize(c, failures=False)
+    pl = plan["placement"] if isinstance(plan, dict) else plan.to_dict()["placement"]
+    sp = pl["spares"]
+    assert sp["check"]["ok"] and pl["reserved"] == sp["spares"] and sp["spare_nodes"] >= 1
+    f = __import__("topo.model.fabric", fromlist=["build"]).build(c)
+    used = {f.server_name(int(s)) for e in pl["assignment"].values() for s in np.unique(f.ep_server[np.asarray(e)])}
+    assert not used & set(sp["spares"])

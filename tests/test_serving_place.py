@@ -165,3 +165,21 @@ def test_example_places_by_cpsat_with_the_spread():
     assert sp["method"] == "cpsat" and sp["status"] == "OPTIMAL" and sp["in_order_spread_ok"] is False
     # each leaf holds one prefill and one decode replica: 2 of the 4 pairs cross, 20 x 2000 x 327,680 / 2 B/s
     assert sp["kv_crossing"]["llama70b"]["kv_bytes_per_s_crossing_leaves"] == pytest.approx(20 * 2000 * 327_680 / 2)
+
+
+def test_held_back_spares_are_never_used_by_serving_replicas():
+    """Nodes held back as hot spares are busy to the serving placement and to its checker."""
+    import numpy as np
+
+    import topo
+    from topo.solve import serving_place as S
+    c = topo.load("examples/serving-disagg.yaml")
+    f = topo.build(c)
+    first = S.place_serving(c, f, None, time_limit=10, seed=0, workers=1)
+    used = sorted({int(f.ep_server[e]) for a in first["assignment"].values() for e in np.asarray(a).ravel()})
+    held = [f.server_name(s) for s in used[:2]]
+    again = S.place_serving(c, f, None, time_limit=10, seed=0, workers=1, reserved=held)
+    used2 = {int(f.ep_server[e]) for a in again["assignment"].values() for e in np.asarray(a).ravel()}
+    assert not used2 & set(used[:2])
+    problems = S.check(c, f, first["training"], first["assignment"], reserved=held)
+    assert any("busy node" in p for p in problems)

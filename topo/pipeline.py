@@ -101,10 +101,18 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             desc_before = describe(fabric, cluster)
         with pr.stage("placing jobs (CP-SAT)"), timed("place"):
             placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
+            if cluster.file.goals.spares is not None:  # hot spares around it, held back and counted busy
+                from topo.solve.placement import hold_spares
+                from topo.solve.spares import choose_spares
+                sp = cluster.file.goals.spares
+                placement = hold_spares(placement, cluster, fabric, choose_spares(
+                    cluster, fabric, placement.assignment, scope=sp.per, per_domain=sp.per_domain,
+                    time_limit=time_limit, seed=seed, workers=workers))
             served = None   # serving replicas by CP-SAT in what the placed jobs leave free, on the fabric as given
             if cluster.file.serving.deployments:
                 from topo.solve import serving_place
                 served = serving_place.place_serving(cluster, fabric, placement.assignment, time_limit=time_limit,
+                                                     reserved=placement.reserved,
                                                      seed=seed, workers=workers)
         with pr.stage("routing traffic"), timed("route"):
             # a queue larger than the free capacity is normal: each placement routes the jobs it

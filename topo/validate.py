@@ -17,12 +17,14 @@ def validate(cluster: Cluster, fabric=None) -> dict:
     """Run every solver-free check on ``cluster``; raise SpecError naming each
     problem's JSON path. Returns the counts `topo validate` prints."""
     from topo.model.fabric import build
-    from topo.solve.placement import _Problem
+    from topo.solve.placement import _Problem, _fd_setup
     from topo.traffic.demand import pattern_demands
     if fabric is None:
         fabric = build(cluster)
     if cluster.file.jobs:
-        _Problem(cluster, fabric)
+        pb = _Problem(cluster, fabric)
+        # a failure-domain rule no placement can keep (a share below one unit, too few domains)
+        _fd_setup(pb, cluster.file.goals.failure_domains, "goals.failure_domains")
     if cluster.file.traffic:
         pattern_demands(cluster, fabric)
     return {**cluster.counts(), "fabric_nodes": int(fabric.n_nodes), "links": int(fabric.n_links)}

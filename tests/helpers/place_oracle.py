@@ -11,8 +11,9 @@ from fractions import Fraction
 import numpy as np
 
 
-def oracle(c, f):
-    """Minimum objective over every placement, by enumeration (README's objective and rules)."""
+def oracle(c, f, rule=None):
+    """Minimum objective over every placement, by enumeration (README's objective and rules).
+    ``rule``: a failure-domain rule {level, mode, max_share | max_domains} every placed job keeps."""
     jobs = c.file.jobs
     n_srv = f.n_servers
     aps, ds = 2, int(f.domain_size[0])
@@ -102,6 +103,14 @@ def oracle(c, f):
             np.add.at(k2, rack[combo], delta[combo])
             if (k2 > f.rack_limit_kw + 1e-9)[np.unique(rack[combo])].any():
                 continue
+            if rule is not None:
+                _, cnt = np.unique({"rack": rack, "leaf": leaf, "pod": pod}[rule["level"]][combo],
+                                   return_counts=True)
+                if rule["mode"] == "spread":
+                    if cnt.max() * aps > math.floor(Fraction(str(rule["max_share"])) * jobs[i].accelerators):
+                        continue
+                elif cnt.size > rule["max_domains"]:
+                    continue
             cost = W[i] * ((len(set(leaf[combo])) - 1) + 3 * (len(set(pod[combo])) - 1)) + len(set(rack[combo]))
             fr = free.copy()
             fr[combo] = False

@@ -51,6 +51,24 @@ def render(d: dict, top: int = 30) -> str:
                    f"(95% CI {mc['goodput_ci95'][0]:.4f} .. {mc['goodput_ci95'][1]:.4f}; analytic "
                    f"{mc['analytic_goodput']:.4f}), interruptions {mc['interruptions']:.1f} "
                    f"(analytic {mc['analytic_interruptions']:.1f})")
+    fd = d.get("failure_domains")
+    if fd:
+        rule = (f"at most {fd['max_share']:g} of a job per {fd['level']}" if fd["mode"] == "spread"
+                else f"each job in at most {fd['max_domains']} {fd['level']}(s)")
+        out.append(f"failure domains: {fd['mode']} by {fd['level']} ({rule}); with / without the rule:")
+        pw, po = fd["placement"]["with"], fd["placement"]["without"]
+        gw, go = fd["goodput"]["with"], fd["goodput"]["without"]
+        rows = [("placement cost", f"{pw['placement_cost']:,}", f"{po['placement_cost']:,}"),
+                ("traffic leaving a leaf, GB", f"{pw['cross_leaf_bytes'] / 1e9:,.1f}", f"{po['cross_leaf_bytes'] / 1e9:,.1f}"),
+                ("traffic leaving a pod, GB", f"{pw['super_spine_bytes'] / 1e9:,.1f}", f"{po['super_spine_bytes'] / 1e9:,.1f}"),
+                (f"most jobs stopped by one {fd['level']}", str(gw["max_jobs_stopped"]), str(go["max_jobs_stopped"])),
+                (f"mean jobs stopped per {fd['level']}", _f(gw["mean_jobs_stopped"]), _f(go["mean_jobs_stopped"])),
+                (f"most accelerators stopped by one {fd['level']}", str(gw["max_accelerators_stopped"]),
+                 str(go["max_accelerators_stopped"])),
+                ("interruptions expected (all jobs)", _f(gw["interruptions"], 1), _f(go["interruptions"], 1)),
+                ("accelerator-weighted goodput", _f(gw["goodput_weighted"], 4), _f(go["goodput_weighted"], 4))]
+        for label, a, b in rows:
+            out.append(f"  {label:<40} {a:>14} {b:>14}")
     sp = d.get("spares")
     if sp:
         out.append(f"hot spares per {sp['scope']} ({sp['per_domain']} per domain and node type, CP-SAT {sp['status']}, "
@@ -82,11 +100,19 @@ def render(d: dict, top: int = 30) -> str:
               help="choose hot-spare nodes with CP-SAT so that node failures are restored within each rack, leaf or pod")
 @click.option("--spares-per-domain", "spares_per_domain", type=click.IntRange(1, 64), default=1, show_default=True,
               help="node failures each domain must restore")
+@click.option("--spread", "spread", metavar="LEVEL:SHARE",
+              help="place the jobs (CP-SAT) with at most SHARE of each behind one rack, leaf or pod, and compare "
+                   "goodput and blast radius with the placement without it")
+@click.option("--pack", "pack", metavar="LEVEL:N",
+              help="place the jobs with each in at most N racks, leaves or pods, and compare as --spread does")
+@click.option("--time-limit", "time_limit", type=POSITIVE,
+              help="seconds for each CP-SAT run (spares, --spread/--pack placement); default goals.time_limit_s")
 @click.option("--seed", type=SEED, help="Monte Carlo and CP-SAT seed (default: goals.seed)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @handle_errors
 def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb, storage_gbps, restart_overhead_s,
-            repair_hours, with_failures, monte_carlo_trials, spares_scope, spares_per_domain, seed, as_json):
+            repair_hours, with_failures, monte_carlo_trials, spares_scope, spares_per_domain, spread, pack, time_limit,
+            seed, as_json):
     """Interruptions, checkpoint interval and goodput of every placed job, and the blast radius of each failure domain."""
     from topo.model.fabric import build
     from topo.model.spec import load
@@ -94,6 +120,11 @@ def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb
     c = load(cluster)
     fab = build(c)
     from topo.pipeline import read_placement
+    from topo.core.errors import SpecError
+    from topo.solve.placement import failure_domains_from_text
+    rule = failure_domains_from_text(spread, pack)
+    if rule is not None and plan_path:
+        raise SpecError([("--plan", f"--{rule['mode']} places the jobs itself; give it or --plan, not both")])
     placement = read_placement(plan_path, c, fab) if plan_path else None
     fail = None
     if with_failures:
@@ -102,7 +133,8 @@ def goodput(cluster, plan_path, run_days, checkpoint_s, restart_s, checkpoint_gb
     res = run(c, fab, placement, run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s,
               checkpoint_gb=checkpoint_gb, storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s,
               failures=fail, repair_hours=repair_hours, monte_carlo_trials=monte_carlo_trials, seed=seed,
-              spares_scope=spares_scope, spares_per_domain=spares_per_domain)
+              spares_scope=spares_scope, spares_per_domain=spares_per_domain, failure_domains=rule,
+              time_limit=time_limit)
     d = res.to_dict()
     if as_json:
         emit_json(d)  # json escapes every control character

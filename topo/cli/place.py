@@ -94,11 +94,37 @@ def render(d: dict) -> str:
     for r in (over + near)[:10]:
         flag = "OVER" if r in over else "near"
         out.append(f"  {r['rack']:<10} {r['kw']:8.2f} kW of {r['limit_kw']:g} kW  {flag}")
+    out.extend(render_failure_domains(d.get("failure_domains")))
+    if d.get("reserved"):
+        out.append(f"reserved (held back, counted busy): {len(d['reserved'])} node(s): "
+                   f"{', '.join(d['reserved'][:12])}{' ...' if len(d['reserved']) > 12 else ''}")
     s = d["stranded"]
     out.append(f"free accelerators {s['free_accelerators']:,}; stranded: power {s['power']:,}, "
                f"fragmentation {s['fragmentation']:,}, broken domains {s['domain']:,}, "
                f"unused in allocated nodes {s['partial_nodes']:,} ({s['pending_jobs']} pending jobs)")
     return "\n".join(out)
+
+
+def render_failure_domains(fd) -> list[str]:
+    """Lines comparing the placement with and without its failure-domain rule."""
+    if not fd:
+        return []
+    rule = (f"at most {fd['max_share']:g} of a job per {fd['level']}" if fd["mode"] == "spread"
+            else f"each job in at most {fd['max_domains']} {fd['level']}(s)")
+    out = [f"failure domains: {fd['mode']} by {fd['level']} ({rule}); with / without the rule:"]
+    w, wo = fd["with"], fd["without"]
+    rows = (("placement cost", "placement_cost", "{:,}"), ("leaving a leaf, GB", "cross_leaf_bytes", "{:,.1f}"),
+            ("leaving a pod, GB", "super_spine_bytes", "{:,.1f}"), ("placed jobs", "placed_jobs", "{}"),
+            (f"most jobs stopped by one {fd['level']}", "max_jobs_stopped", "{}"),
+            (f"mean jobs stopped per {fd['level']}", "mean_jobs_stopped", "{:.3f}"),
+            (f"most accelerators stopped by one {fd['level']}", "max_accelerators_stopped", "{:,}"),
+            (f"largest share of a job behind one {fd['level']}", "largest_job_share_in_one_domain", "{:.3f}"))
+    for label, k, fmt in rows:
+        a, b = w[k], wo[k]
+        if k.endswith("_bytes"):
+            a, b = a / 1e9, b / 1e9
+        out.append(f"  {label:<44} {fmt.format(a):>14} {fmt.format(b):>14}")
+    return out
 
 
 def _routed(c, f, assignment: dict, seed) -> dict:
@@ -131,12 +157,21 @@ def _routed(c, f, assignment: dict, seed) -> dict:
 @force_option("replace an existing -o file")
 @click.option("--route", "do_route", is_flag=True,
               help="route the placed jobs (and the in-order placement) through topo.routing: completion times")
+@click.option("--spread", "spread", metavar="LEVEL:SHARE",
+              help="at most SHARE of each job's accelerators behind one rack, leaf or pod (e.g. leaf:0.5); "
+                   "overrides goals.failure_domains")
+@click.option("--pack", "pack", metavar="LEVEL:N",
+              help="each job in at most N racks, leaves or pods (e.g. pod:1); overrides goals.failure_domains")
+@click.option("--no-failure-domains", "no_fd", is_flag=True, help="ignore goals.failure_domains")
+@click.option("--reserve", "reserve", multiple=True, metavar="NODES",
+              help="hold these nodes back (hostlist, repeatable), e.g. hot spares: no job uses them, rack power "
+                   "counts them busy")
 @handle_errors
-def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do_route):
+def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do_route, spread, pack, no_fd, reserve):
     """Place the jobs of CLUSTER onto domains, nodes and accelerators (topology- and power-aware)."""
     from topo.model.spec import load
     from topo.model.fabric import build
-    from topo.solve.placement import place as _place
+    from topo.solve.placement import failure_domains_from_text, place as _place
     if time_limit is not None and not time_limit > 0:
         raise SpecError([("--time-limit", f"must be a positive number of seconds (found {time_limit:g})")])
     if workers is not None and workers < 1:
@@ -145,7 +180,16 @@ def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do
         raise SpecError([("-o", f"{output} already exists; choose another file or pass --force to replace it")])
     c = load(cluster)
     f = build(c)
-    r = _place(c, f, time_limit=time_limit, seed=seed, workers=workers, policy=policy)
+    rule = failure_domains_from_text(spread, pack)
+    if no_fd and rule is not None:
+        raise SpecError([("--no-failure-domains", "give --spread/--pack or --no-failure-domains, not both")])
+    try:
+        r = _place(c, f, time_limit=time_limit, seed=seed, workers=workers, policy=policy,
+                   failure_domains=False if no_fd else rule, reserved=list(reserve) or None)
+    except SpecError as e:
+        flag = "--spread" if spread else "--pack"
+        raise SpecError([(flag if p.startswith("failure_domains") and rule is not None else p, m)
+                         for p, m in e.renamed({"reserved": "--reserve"}).errors], e.source) from None
     d = r.to_dict()
     if do_route:
         d["routed"] = _routed(c, f, r.assignment, seed)

@@ -1391,6 +1391,18 @@ def _placement_section(plan: dict) -> Section:
         s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p["assignment"].items()}, caption="Jobs"))
     if p.get("unplaced"):
         s.tables.append(make_table({k: {"reason": v} for k, v in p["unplaced"].items()}, caption="Jobs not placed"))
+    sp = p.get("spares")
+    if isinstance(sp, dict):  # goals.spares: held back from placement, counted busy in rack power
+        s.paragraphs.append(f"Hot spares per {sp.get('scope')} ({fmt(sp.get('per_domain'))} per domain and node type, "
+                            f"held back from placement and counted busy in rack power): {fmt(sp.get('spare_nodes'))} "
+                            f"node(s), {fmt(sp.get('accelerators_held'))} accelerators"
+                            + (f"; {len(sp['short'])} domain(s) short of idle nodes" if sp.get("short") else "") + ".")
+    fd = p.get("failure_domains")
+    if isinstance(fd, dict) and isinstance(fd.get("with"), dict):  # goals.failure_domains against none
+        s.tables.append(make_table({k: {"with the rule": fd["with"].get(k), "without": fd["without"].get(k)}
+                                    for k in fd["with"]},
+                                   caption=f"Failure domains: {fd.get('mode')} by {fd.get('level')}, against the "
+                                           "placement without the rule (traffic, jobs stopped per domain)"))
     for which in ("after", "before"):
         jm = _get(plan, f"metrics_{which}.jobs")
         if jm:

@@ -550,6 +550,37 @@ def oversubscription_caps(v: Any) -> Union[None, float, dict]:
     return num(v, "")
 
 
+class FailureDomains(_M):
+    """How placement spreads or packs every job over one kind of failure domain (topo place, topo optimize)."""
+    level: Literal["rack", "leaf", "pod", "plane"]
+    """The failure domain: rack (its power feed), leaf (a leaf switch; the rail group in rail-optimized fabrics, where a node reaches one leaf per rail) or pod. plane is refused: every node has a port on every plane, so no placement can spread or pack over planes."""
+    mode: Literal["spread", "pack"]
+    """spread: at most max_share of each job's accelerators behind one domain, so one domain's failure stops a smaller share of it; pack: each job in at most max_domains domains, so fewer domains' failures stop it."""
+    max_share: Optional[Annotated[float, Field(gt=0, le=1)]] = None
+    """For spread (required): the largest share, in (0, 1], of a job's accelerators in one domain; a job of N accelerators holds at most floor(max_share x N) in each. Refused for pack."""
+    max_domains: Optional[Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]] = None
+    """For pack (required): the most domains of the level one job may span. Refused for spread."""
+
+    @model_validator(mode="after")
+    def _fields_of_mode(self):
+        if self.level == "plane":
+            raise ValueError("level plane cannot be honoured: every node has a port on every plane, so every job "
+                             "spans every plane (use rack, leaf or pod)")
+        if self.mode == "spread" and (self.max_share is None or self.max_domains is not None):
+            raise ValueError("spread takes max_share (the largest share of a job in one domain), not max_domains")
+        if self.mode == "pack" and (self.max_domains is None or self.max_share is not None):
+            raise ValueError("pack takes max_domains (the most domains one job may span), not max_share")
+        return self
+
+
+class SparesGoal(_M):
+    """Hot-spare nodes held back per failure domain (topo optimize; topo goodput --spares)."""
+    per: Literal["rack", "leaf", "pod"]
+    """The domain each set of spares serves: rack, leaf (leaf set of a node) or pod."""
+    per_domain: Annotated[int, Field(ge=1, le=64)] = 1
+    """Spare nodes of each node type the jobs use, per domain holding a job (1 to 64): restores that many node failures inside the domain. Default 1."""
+
+
 class Goals(_M):
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.8
     """Peak utilisation, in (0, 1], the link budget allows on switch links under ideal-ECMP loads of the placed jobs; --target-util overrides. Default 0.8."""
@@ -583,6 +614,10 @@ class Goals(_M):
                                                   "spine": {"type": "number", "minimum": 1,
                                                             "description": "cap on each spine's down:up capacity"}}}]})] = None
     """Cap on each tier's down:up ratio in the link budget: one number >= 1 for every tier with uplinks, or {leaf: x, spine: y} (spine: 3 tiers only); unnamed tiers uncapped. Default null."""
+    failure_domains: Optional[FailureDomains] = None
+    """Spread or pack every job over racks, leaves or pods in placement: {level, mode: spread, max_share} or {level, mode: pack, max_domains}; topo place --spread/--pack override it. Default null (neither)."""
+    spares: Optional[SparesGoal] = None
+    """Hot spares held back from placement: {per: rack|leaf|pod, per_domain: 1}; topo optimize chooses them with CP-SAT around its placement, keeps jobs off them and counts them busy in rack power. Default null (none)."""
 
 
 class Scenario(_M):
@@ -630,12 +665,15 @@ LLAMA3_LINK_RATE = 35 / (LLAMA3_JOB_LINKS * 1_296)
 
 
 class FailureRates(_M):
+    """Two kinds of figure: the ``*_per_year`` fields are probabilities (0 to 1) of failing within a year,
+    used by topo failures; every ``*_per_hour`` field (and software_per_accelerator_hour) is a rate, the
+    expected failures per component per hour, used by topo goodput."""
     link_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
-    """Probability (0 to 1) that a link fails within a year, failures independent, no repair. Used for expected capacity lost and to weight sampled failure sets. Default 0."""
+    """A probability, not a rate: the chance (0 to 1) that a link fails within a year, failures independent, no repair. Used by topo failures for expected capacity lost and to weight sampled failure sets; goodput uses the *_per_hour rates instead. Default 0."""
     switch_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
-    """Probability (0 to 1) that a switch fails within a year; its links are lost with it. Default 0 (all rates 0: failure sets sample switches and links evenly)."""
+    """A probability, not a rate: the chance (0 to 1) that a switch fails within a year; its links are lost with it (topo failures). Default 0 (all three 0: failure sets sample switches and links evenly)."""
     nic_per_year: Annotated[float, Field(ge=0, le=1)] = 0.0
-    """Probability (0 to 1) that an endpoint's NIC fails within a year, cutting the endpoint's fabric links. Default 0."""
+    """A probability, not a rate: the chance (0 to 1) that an endpoint's NIC fails within a year, cutting the endpoint's fabric links (topo failures). Default 0."""
     # Interruption rates per component per hour, for goodput (topo.study.goodput). Defaults from the
     # 54-day, 16,384-GPU Llama 3 405B pre-training run (Llama Team, AI @ Meta, "The Llama 3 Herd of
     # Models", arXiv:2407.21783, 2024, Table 5: 419 unexpected interruptions by root cause), read
@@ -654,9 +692,20 @@ class FailureRates(_M):
     nic_per_hour: Annotated[float, Field(ge=0, le=1)] = 7 / 21_233_664
     """Failures per endpoint NIC per hour (the endpoint loses every scale-out port). Default 7 / 21,233,664 = 3.30e-7 (Llama 3 run: NIC 7, one 400G NIC per GPU assumed; secondary source, unverified)."""
     cable_per_hour: Annotated[float, Field(ge=0, le=1)] = LLAMA3_LINK_RATE
-    """Failures per copper link (reach class dac or aec) per hour. Default: the Llama 3 run's 35 network switch and cable interruptions charged to links only, per link of the 16,384-GPU job placed on examples/meta-llama3-24k-roce.yaml (derived; the paper does not split switches from cables or copper from optics: unverified)."""
+    """Rate (expected failures per link per hour) of every copper link whose class rate (dac_per_hour, aec_per_hour) is not stated. Default: the Llama 3 run's 35 network switch and cable interruptions charged to links only, per link of the 16,384-GPU job placed on examples/meta-llama3-24k-roce.yaml (derived; the paper does not split switches from cables or copper from optics: unverified)."""
     optic_per_hour: Annotated[float, Field(ge=0, le=1)] = LLAMA3_LINK_RATE
-    """Failures per optical link (reach class mmf, smf_dr or smf_fr) per hour. Default: as cable_per_hour (derived, unverified)."""
+    """Rate (expected failures per link per hour) of every optical link whose class rate (mmf_per_hour, smf_dr_per_hour, smf_fr_per_hour) is not stated. Default: as cable_per_hour (derived, unverified)."""
+    # one rate per reach class of topo.model.catalog.REACH_CLASSES; unset: the family's rate above
+    dac_per_hour: Optional[Annotated[float, Field(ge=0, le=1)]] = None
+    """Rate (expected failures per link per hour) of passive copper (dac) links. Default null: cable_per_hour (so the Llama 3 figure, derived, unverified)."""
+    aec_per_hour: Optional[Annotated[float, Field(ge=0, le=1)]] = None
+    """Rate (expected failures per link per hour) of active electrical cable (aec) links. Default null: cable_per_hour."""
+    mmf_per_hour: Optional[Annotated[float, Field(ge=0, le=1)]] = None
+    """Rate (expected failures per link per hour) of multimode optical (mmf) links. Default null: optic_per_hour."""
+    smf_dr_per_hour: Optional[Annotated[float, Field(ge=0, le=1)]] = None
+    """Rate (expected failures per link per hour) of single-mode DR optical (smf_dr) links. Default null: optic_per_hour."""
+    smf_fr_per_hour: Optional[Annotated[float, Field(ge=0, le=1)]] = None
+    """Rate (expected failures per link per hour) of single-mode FR optical (smf_fr) links. Default null: optic_per_hour."""
     leaf_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Failures per leaf switch per hour. Default 0: the published switch and cable interruptions are charged to links (cable_per_hour, optic_per_hour) since no public source splits them."""
     spine_per_hour: Annotated[float, Field(ge=0, le=1)] = 0.0

@@ -19,16 +19,22 @@ What it checks
   no rack holding a placed job is over its limit;
 * pins and forbids of racks and pods (a unit's pod is the pod of the first
   leaf of the first accelerator of its scale-up domain);
+* failure domains (``goals.failure_domains`` or the rule placement was given): spread, no rack,
+  leaf or pod holds more than floor(max_share x N) of a job's N accelerators (the share taken
+  exactly as written in decimal); pack, no job spans more than max_domains of them (a leaf is the
+  first leaf of the first accelerator of a unit's scale-up domain, as for the objective);
+* reserved nodes (held-back spares): no job on one, and each counted busy in rack power;
 * the objective, recomputed from its definition (see :mod:`topo.solve.placement`).
 """
 from __future__ import annotations
 
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 
-KNOWN_REASONS = {"too large", "pinned racks full", "power", "capacity", "fragmentation"}
+KNOWN_REASONS = {"too large", "pinned racks full", "power", "capacity", "fragmentation", "failure domains"}
 
 
 def _weights(cluster, ds: int) -> list[int]:
@@ -96,14 +102,28 @@ class _Facts:
         self.valid: dict = {}
 
 
-def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None) -> list[str]:
-    """Violations of a placement, as "kind: message" strings (empty when valid)."""
+def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None, *, failure_domains=None,
+          reserved=None) -> list[str]:
+    """Violations of a placement, as "kind: message" strings (empty when valid).
+
+    ``failure_domains``: the spread/pack rule placement was given (None: the file's
+    ``goals.failure_domains``; False: none). ``reserved``: server ids held back (spares)."""
     x = _Facts(cluster, fabric)
+    x.reserved = np.zeros(x.n_srv, bool)
+    if reserved is not None and len(reserved):
+        x.reserved[np.asarray(reserved, np.int64)] = True
+    x.busy_file = x.busy.copy()
+    x.busy |= x.reserved
     v = _bookkeeping(x.names, assignment, unplaced)
     v += _capacity(x, assignment)
     v += _domains(x)
     v += _rack_power(x, cluster)
     v += _pins(x)
+    rule = cluster.file.goals.failure_domains if failure_domains is None else (failure_domains or None)
+    if isinstance(rule, dict):
+        rule = SimpleNamespace(**{"max_share": None, "max_domains": None, **rule})
+    if rule is not None:
+        v += _failure_domains(x, rule)
     if objective is not None and not v:
         v += _objective(x, cluster, unplaced, objective)
     return v
@@ -154,7 +174,9 @@ def _capacity(x: _Facts, assignment: dict) -> list[str]:
             v.append(f"capacity: {j.name!r} and {other!r} share accelerator {int(e[clash][0])}")
         x.owner_ep[e] = ji
         srv = np.unique(x.ep_server[e])
-        if x.busy[srv].any():
+        if x.reserved[srv].any():
+            v.append(f"reserved: {j.name!r} uses reserved spare node {f.server_name(int(srv[x.reserved[srv]][0]))}")
+        elif x.busy[srv].any():
             v.append(f"capacity: {j.name!r} uses busy node {f.server_name(int(srv[x.busy[srv]][0]))}")
         sclash = (x.owner_srv[srv] >= 0) & (x.owner_srv[srv] != ji)
         if sclash.any():
@@ -229,6 +251,31 @@ def _pins(x: _Facts) -> list[str]:
             v.append(f"pin: {j.name!r} placed outside its pinned pods (pod {min(pods - set(j.pin_pods))})")
         if j.forbid_pods and pods & set(j.forbid_pods):
             v.append(f"pin: {j.name!r} placed in forbidden pod {min(pods & set(j.forbid_pods))}")
+    return v
+
+
+def _failure_domains(x: _Facts, rule) -> list[str]:
+    """Spread: at most floor(max_share x N) of a job's N accelerators behind one domain; pack: at
+    most max_domains domains per job. Domains recomputed per endpoint from the fabric arrays."""
+    v = []
+    for ji, e in x.valid.items():
+        j = x.jobs[ji]
+        if rule.level == "rack":
+            d = x.srv_rack[x.ep_server[e]]
+        elif rule.level == "leaf":
+            d = x.unit_leaf[e]
+        else:
+            d = x.unit_pod[e]
+        ids, cnt = np.unique(d, return_counts=True)
+        if rule.mode == "spread":
+            most = (Fraction(str(rule.max_share)) * j.accelerators).numerator // \
+                (Fraction(str(rule.max_share)) * j.accelerators).denominator
+            if cnt.size and int(cnt.max()) > most:
+                v.append(f"failure domain: {j.name!r} has {int(cnt.max())} accelerators behind one {rule.level} "
+                         f"(id {int(ids[int(np.argmax(cnt))])}), more than {most} (max_share {rule.max_share:g})")
+        elif ids.size > rule.max_domains:
+            v.append(f"failure domain: {j.name!r} spans {ids.size} {rule.level}s, more than max_domains "
+                     f"{rule.max_domains}")
     return v
 
 

@@ -71,6 +71,14 @@ The model
   The returned placement is the best checked one of the solver's, the best
   start and the baseline (ties: less estimated traffic above the leaves), and
   ``source``/``note`` say which.
+* Failure domains (optional, :func:`failure_domain_rules`). Spread: per job and
+  rack, leaf (unit's leaf) or pod, at most floor(max_share x N) of its N
+  accelerators, i.e. ``cap`` units; pack: at most max_domains domains per job.
+  Both are constraints of the job x cell model (:func:`_fd_constrain`), which is
+  then used whatever the size (refused above FD_MAX_PAIRS); a completion that
+  breaks the rule is dropped (:func:`_fd_drop`); :func:`_fd_greedy` is a start
+  that keeps it. The same problem without the rule is solved beside it for the
+  comparison the result carries. Reserved nodes (spares) count as busy nodes.
 * Status. OPTIMAL when the objective equals the bound, else FEASIBLE with the
   gap; UNKNOWN when the solver found nothing in its time (the checked start or
   baseline is returned). Jobs are optional, so the model is never infeasible;
@@ -78,6 +86,7 @@ The model
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -105,7 +114,7 @@ _FACTOR_EXACT = {"allreduce": lambda g: Fraction(2 * (g - 1), g), "allgather": l
                  "reducescatter": lambda g: Fraction(g - 1, g), "alltoall": lambda g: Fraction(g - 1, g),
                  "sendrecv": lambda g: Fraction(1), "broadcast": lambda g: Fraction(1)}
 STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN")
-REASONS = ("too large", "pinned racks full", "power", "capacity", "fragmentation")
+REASONS = ("too large", "pinned racks full", "power", "capacity", "fragmentation", "failure domains")
 
 
 # --- result -------------------------------------------------------------------------
@@ -131,6 +140,10 @@ class PlacementResult:
     solver: dict
     totals: dict
     server_names: dict = field(default_factory=dict, repr=False, compare=False)
+    failure_domains: Optional[dict] = None  # spread/pack rule: traffic and blast radius with and without it
+    reserved: tuple = ()                    # nodes held back (spares), by name
+    spares: Optional[dict] = None           # hot spares held back (topo.solve.spares), when asked for
+    compared: Optional["PlacementResult"] = field(default=None, repr=False, compare=False)  # the same without the rule
 
     def to_dict(self) -> dict:
         return {
@@ -144,6 +157,9 @@ class PlacementResult:
             "unplaced": dict(self.unplaced),
             "jobs": self.jobs, "racks": self.racks, "stranded": self.stranded,
             "totals": self.totals, "baseline": self.baseline, "solver": self.solver,
+            **({"failure_domains": self.failure_domains} if self.failure_domains is not None else {}),
+            **({"reserved": list(self.reserved)} if self.reserved else {}),
+            **({"spares": self.spares} if self.spares is not None else {}),
         }
 
 
@@ -176,7 +192,7 @@ class _Job:
 class _Problem:
     """Aggregates of the fabric and the jobs (built once, read-only afterwards)."""
 
-    def __init__(self, cluster: Cluster, fabric: Fabric):
+    def __init__(self, cluster: Cluster, fabric: Fabric, reserved: Optional[np.ndarray] = None):
         self.cluster, self.fabric = cluster, fabric
         f = fabric
         n_srv = f.n_servers
@@ -248,6 +264,8 @@ class _Problem:
             raise SpecError([("busy_nodes", f"unknown node or bad hostlist: {e}")])
         self.busy_mask_glob = np.zeros(n_srv, bool)
         self.busy_mask_glob[busy_glob] = True
+        if reserved is not None:  # held-back spares: unusable, and counted busy in rack power
+            self.busy_mask_glob[reserved] = True
         from topo.routing.describe import rack_power
         rp = rack_power(f, cluster, busy_servers=self.busy_mask_glob)
         self.rack_kw0 = np.asarray(rp["kw"], np.float64)
@@ -629,6 +647,7 @@ def _cell_model(pb: _Problem, st: _State, jobs: list[_Job], cells: np.ndarray, t
             m.Add(sum(terms) == need)
             obj.append(j.weight * A_LEAF * sum(v for k, v in ug.items() if k[0] == j.idx))
         obj.append(F_RACK * sum(v for k, v in vr.items() if k[0] == j.idx))
+    _fd_constrain(m, pb, z)
     jmap = {j.idx: j for j in jobs}
     # cell capacity: servers, and whole domains for domain jobs
     by_cell: dict = {}
@@ -1179,7 +1198,7 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
                   for j, s in greedy_placed.items()}
     base_cells = st.cell_servers()
     n_pairs = len(jobs) * int((base_cells > 0).sum())
-    if n_pairs <= MONOLITHIC_MAX_VARS:
+    if n_pairs <= MONOLITHIC_MAX_VARS or getattr(pb, "fd", None) is not None:
         info["mode"] = "monolithic"
         name, counts, obj, bound = _cell_model(pb, st, jobs, np.arange(pb.C), None, big, hint_cells,
                                                time_s, seed, workers)
@@ -1189,6 +1208,7 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
             return None, st, info, simple, name
         bound = max(bound + fixed_cost, simple)
         _realise(pb, st, jobs, counts, placed)
+        _fd_drop(pb, st, placed)
         return placed, st, info, bound, name
     info["mode"] = "decomposed"
     # hint: the greedy placement's units per pod and leaves per pod
@@ -1460,8 +1480,16 @@ def _grid_tier_bytes(fabric: Fabric, job, E: np.ndarray) -> np.ndarray:
 
 # --- public entry point ----------------------------------------------------------------
 def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Optional[float] = None,
-          seed: Optional[int] = None, workers: Optional[int] = None, policy: str = "optimize") -> PlacementResult:
+          seed: Optional[int] = None, workers: Optional[int] = None, policy: str = "optimize",
+          failure_domains=None, reserved=None) -> PlacementResult:
     """Place every job of the cluster file. See the module docstring for the model.
+
+    ``failure_domains``: spread or pack every job over racks, leaves or pods (a dict or
+    :class:`~topo.model.spec.FailureDomains`; None: the file's ``goals.failure_domains``; False:
+    neither). With one, the result's ``failure_domains`` holds the same figures for the placement
+    without it (traffic above the leaves, jobs stopped per domain). ``reserved``: nodes held back
+    (server ids, or node names / hostlist expressions), e.g. hot spares
+    (:func:`topo.solve.spares.choose_spares`): no job uses them and rack power counts them busy.
 
     Returns a :class:`PlacementResult` that :func:`topo.solve.place_check.check` has
     accepted. Raises :class:`SpecError` for bad input (unknown or contradictory
@@ -1477,12 +1505,19 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
     if fabric is None:
         from topo.model.fabric import build
         fabric = build(cluster)
-    pb = _Problem(cluster, fabric)
+    fd_rule, fd_path = failure_domain_rules(cluster, failure_domains)
+    res_ids = _reserved_ids(fabric, reserved)
+    check = functools.partial(place_check.check, cluster, fabric, failure_domains=fd_rule or False,
+                              reserved=res_ids)
+    if fd_rule is not None and policy == "greedy":
+        raise SpecError([("policy", f"the greedy baseline does not honour {fd_path}; use optimize")])
+    pb = _Problem(cluster, fabric, res_ids)
+    pb.fd = _fd_setup(pb, fd_rule, fd_path)
     big = pb.big()
     g_placed, _ = _greedy(pb)
     # the baseline as Slurm or Kueue would run it: ranks in the job's own order
     b_res = _assemble(pb, g_placed, big, remap=False)
-    b_viol = place_check.check(cluster, fabric, b_res["assignment"], b_res["unplaced"], b_res["objective"])
+    b_viol = check(b_res["assignment"], b_res["unplaced"], b_res["objective"])
     solver_info: dict = {"time_limit_s": float(time_limit), "seed": seed, "workers": workers}
     baseline = {"objective": b_res["objective"], "totals": b_res["totals"],
                 "placed": len(b_res["assignment"]), "unplaced": len(b_res["unplaced"]),
@@ -1497,7 +1532,7 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
     else:
         # the baseline's servers with ranks mapped like every other candidate
         g_res = _assemble(pb, g_placed, big)
-        g_viol = place_check.check(cluster, fabric, g_res["assignment"], g_res["unplaced"], g_res["objective"])
+        g_viol = check(g_res["assignment"], g_res["unplaced"], g_res["objective"])
         g_ok = not g_viol
         baseline["totals_rank_mapped"] = g_res["totals"]
         # solver start: the best of a few greedy orders (the baseline's among them)
@@ -1506,8 +1541,12 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
             for order in ("size", "traffic", "file"):
                 pl = _greedy(pb, order)[0] if order != "file" else _first_fit(pb)
                 r_ = _assemble(pb, pl, big)
-                starts[order] = (pl, r_, not place_check.check(cluster, fabric, r_["assignment"], r_["unplaced"],
+                starts[order] = (pl, r_, not check(r_["assignment"], r_["unplaced"],
                                                                 r_["objective"]))
+        if pb.fd is not None:  # a start that keeps the failure-domain rule
+            pl = _fd_greedy(pb)
+            r_ = _assemble(pb, pl, big)
+            starts["failure domains"] = (pl, r_, not check(r_["assignment"], r_["unplaced"], r_["objective"]))
         ok_starts = [k for k in starts if starts[k][2]]
         best_start = min(ok_starts or ["priority"], key=lambda k: (starts[k][1]["objective"], _tier_cost(starts[k][1])))
         h_placed, h_res, h_ok = starts[best_start]
@@ -1523,7 +1562,7 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         cands = []
         if o_placed is not None:
             o_res = _assemble(pb, o_placed, big)
-            viol = place_check.check(cluster, fabric, o_res["assignment"], o_res["unplaced"], o_res["objective"])
+            viol = check(o_res["assignment"], o_res["unplaced"], o_res["objective"])
             if viol:
                 note = f"the solver's placement failed its check ({viol[0]}); "
             else:
@@ -1536,6 +1575,9 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
             cands.append((h_res["objective"], _tier_cost(h_res), 1, "start", h_res))
         if g_ok:
             cands.append((g_res["objective"], _tier_cost(g_res), 2, "baseline", g_res))
+        if not cands and pb.fd is not None:
+            raise SolverError(f"no placement keeping {fd_path} passed the check within {float(time_limit):g} s "
+                              f"(the solver: {sname}); raise the time limit")
         if not cands:
             raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
         cands.sort(key=lambda c: c[:3])
@@ -1559,6 +1601,17 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
             status = "OPTIMAL"
         else:
             status = "FEASIBLE"
+    fd_out = None
+    if pb.fd is not None:
+        if "fragmentation" in res["unplaced"].values():
+            res = {**res, "unplaced": {k: ("failure domains" if v == "fragmentation" else v)
+                                       for k, v in res["unplaced"].items()}}
+        other = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers, policy=policy,
+                      failure_domains=False, reserved=reserved)
+        fd_out = {"level": fd_rule.level, "mode": fd_rule.mode, "max_share": fd_rule.max_share,
+                  "max_domains": fd_rule.max_domains, "with": _fd_summary(pb, res, pb.fd["s_dom"]),
+                  "without": _fd_summary(pb, {"assignment": other.assignment, "totals": other.totals,
+                                              "objective": other.objective}, pb.fd["s_dom"])}
     obj = res["objective"]
     gap = None if bound is None else (0.0 if obj == 0 else round((obj - bound) / abs(obj), 6))
     names = {j: [fabric.server_name(s) for s in np.unique(fabric.ep_server[e])] for j, e in res["assignment"].items()}
@@ -1566,7 +1619,9 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         assignment=res["assignment"], unplaced=res["unplaced"], status=status, objective=obj,
         bound=bound, gap=gap, wall_s=time.perf_counter() - t0, policy=policy, source=source, note=note,
         jobs=res["jobs"], racks=res["racks"], stranded=res["stranded"], baseline=baseline,
-        solver=solver_info, totals=res["totals"], server_names=names)
+        solver=solver_info, totals=res["totals"], server_names=names, failure_domains=fd_out,
+        compared=other if pb.fd is not None else None,
+        reserved=tuple(fabric.server_name(int(s)) for s in (res_ids if res_ids is not None else [])))
 
 
 def _tier_cost(res: dict) -> float:
@@ -1680,3 +1735,263 @@ def _reason(pb: _Problem, st: _State, j: _Job) -> str:
     if powered < j.units * j.chunk:
         return "power"
     return "fragmentation"
+
+
+# --- failure domains: spread or pack every job over racks, leaves or pods ---------------------
+FD_MAX_PAIRS = 200_000  # job x cell pairs of the one model that honours failure domains
+
+
+def failure_domain_rules(cluster: Cluster, failure_domains=None):
+    """The failure-domain rule in force: ``None`` takes the cluster file's ``goals.failure_domains``,
+    ``False`` none, a dict or :class:`~topo.model.spec.FailureDomains` that one. Returns
+    (FailureDomains or None, the JSON path its errors name)."""
+    from topo.model.spec import FailureDomains
+    if failure_domains is None:
+        return cluster.file.goals.failure_domains, "goals.failure_domains"
+    if failure_domains is False:
+        return None, "failure_domains"
+    if isinstance(failure_domains, FailureDomains):
+        return failure_domains, "failure_domains"
+    if not isinstance(failure_domains, dict):
+        raise SpecError([("failure_domains", "expected a mapping {level, mode, max_share | max_domains}, "
+                                             f"False or None (found {type(failure_domains).__name__})")])
+    from pydantic import ValidationError
+    try:
+        return FailureDomains(**failure_domains), "failure_domains"
+    except ValidationError as e:
+        raise SpecError([(".".join(["failure_domains", *[str(p) for p in err["loc"]]]),
+                          err["msg"].removeprefix("Value error, "))
+                         for err in e.errors()]) from None
+
+
+def _fd_setup(pb: _Problem, fd, path: str) -> Optional[dict]:
+    """Per job the units it may hold in one domain (spread) or the domains it may span (pack);
+    refuses, naming ``path``, what no placement can honour exactly."""
+    if fd is None:
+        return None
+    errs = []
+    c_dom = {"rack": pb.c_rack, "leaf": pb.c_group, "pod": pb.c_pod}[fd.level]
+    s_dom = {"rack": pb.s_rack, "leaf": pb.s_group, "pod": pb.s_pod}[fd.level]
+    acc_dom = np.bincount(s_dom, minlength=int(s_dom.max()) + 1) * pb.aps  # accelerators per domain
+    n_doms = int(np.count_nonzero(acc_dom))
+    cap: dict = {}
+    for j in pb.jobs:
+        unit_acc = j.chunk * pb.aps
+        if fd.mode == "spread":
+            if j.n % unit_acc:
+                errs.append((f"{path}.max_share", f"job {j.name!r}: {j.n} accelerators are not a whole number of "
+                             f"its allocation units ({unit_acc} accelerators), so its share per {fd.level} "
+                             "cannot be held exactly; size it in whole units"))
+                continue
+            most = math.floor(Fraction(repr(fd.max_share)) * j.n)  # the share as written, exactly
+            k = most // unit_acc
+            if k == 0:
+                errs.append((f"{path}.max_share", f"job {j.name!r}: {fd.max_share:g} of {j.n} accelerators is "
+                             f"{most}, less than one allocation unit ({unit_acc}); raise max_share to at least "
+                             f"{unit_acc / j.n:.4g}"))
+            elif -(-j.units // k) > n_doms:
+                errs.append((f"{path}.max_share", f"job {j.name!r}: at most {k * unit_acc} accelerators per "
+                             f"{fd.level} needs {-(-j.units // k)} {fd.level}s; the cluster has {n_doms}"))
+            cap[j.idx] = k
+        else:
+            if fd.max_domains * int(acc_dom.max()) < j.n:
+                errs.append((f"{path}.max_domains", f"job {j.name!r}: {j.n} accelerators do not fit in "
+                             f"{fd.max_domains} {fd.level}(s) of at most {int(acc_dom.max())}"))
+            cap[j.idx] = int(fd.max_domains)
+    for j in pb.jobs:
+        if j.fixed is not None and j.idx in cap and not _fd_ok_one(fd, s_dom, cap[j.idx], j, j.fixed):
+            errs.append((f"jobs[{j.idx}].nodes", f"the job's explicit nodes break {path} ({fd.mode} by {fd.level})"))
+    if errs:
+        raise SpecError(errs)
+    if len(pb.jobs) * pb.C > FD_MAX_PAIRS:
+        raise SpecError([(path, f"failure domains are honoured in one job x cell model of at most "
+                                f"{FD_MAX_PAIRS:,} pairs; this cluster has {len(pb.jobs):,} jobs x {pb.C:,} cells")])
+    return {"rule": fd, "path": path, "c_dom": c_dom.astype(np.int64), "s_dom": s_dom.astype(np.int64), "cap": cap}
+
+
+def _fd_ok_one(fd, s_dom: np.ndarray, cap: int, j: _Job, servers: np.ndarray) -> bool:
+    """Does one job's set of servers keep the rule (in allocation units)?"""
+    d = s_dom[servers]
+    if fd.mode == "spread":
+        return bool(np.bincount(d).max() <= cap * j.chunk) if d.size else True
+    return int(np.unique(d).size) <= cap
+
+
+def _fd_constrain(m, pb: _Problem, z: dict) -> None:
+    """Add the failure-domain rule to the job x cell model: per job and domain, its units there at
+    most its cap (spread), or a domain indicator per (job, domain) and at most max_domains of them (pack)."""
+    fd = getattr(pb, "fd", None)
+    if fd is None:
+        return
+    c_dom, cap = fd["c_dom"], fd["cap"]
+    by: dict = {}
+    for (ji, c), x in z.items():
+        by.setdefault((ji, int(c_dom[c])), []).append(x)
+    if fd["rule"].mode == "spread":
+        for (ji, d), xs in sorted(by.items(), key=lambda kv: kv[0]):
+            # spread: the job's units behind domain d
+            m.Add(sum(xs) <= cap[ji])
+    else:
+        used: dict = {}
+        for (ji, d), xs in sorted(by.items(), key=lambda kv: kv[0]):
+            b = m.NewBoolVar(f"dom[{ji},{d}]")
+            # pack: units behind domain d mean the job spans it
+            m.Add(sum(xs) <= pb.jobs[ji].units * b)
+            used.setdefault(ji, []).append(b)
+        for ji, bs in used.items():
+            m.Add(sum(bs) <= cap[ji])
+
+
+def _fd_drop(pb: _Problem, st: _State, placed: dict) -> None:
+    """Release every job whose servers break the rule (a completion outside its model cells)."""
+    fd = getattr(pb, "fd", None)
+    if fd is None:
+        return
+    for ji in sorted(placed):
+        j = pb.jobs[ji]
+        if j.fixed is None and not _fd_ok_one(fd["rule"], fd["s_dom"], fd["cap"][ji], j, placed[ji]):
+            st.release(placed.pop(ji))
+
+
+def _fd_summary(pb: _Problem, res: dict, s_dom: np.ndarray) -> dict:
+    """Traffic and blast radius of one placement by failure domain: per domain the jobs and
+    accelerators its failure stops (every job with a node behind it), and the largest share of
+    a job one domain holds."""
+    f = pb.fabric
+    t = res["totals"]
+    n_dom = int(s_dom.max()) + 1
+    jobs_in = np.zeros(n_dom, np.int64)
+    acc_in = np.zeros(n_dom, np.int64)
+    worst_share = 0.0
+    for name, eps in res["assignment"].items():
+        d = s_dom[pb.local_of[np.asarray(f.ep_server)[np.asarray(eps, np.int64)]]]
+        cnt = np.bincount(d, minlength=n_dom)
+        jobs_in += cnt > 0
+        acc_in += np.where(cnt > 0, eps.size, 0)
+        worst_share = max(worst_share, float(cnt.max() / eps.size)) if eps.size else worst_share
+    held = np.bincount(s_dom, minlength=n_dom) > 0
+    js, ac = jobs_in[held], acc_in[held]
+    return {"placement_cost": t["placement_cost"], "objective": res["objective"],
+            "cross_leaf_bytes": t["cross_leaf_bytes"], "super_spine_bytes": t["super_spine_bytes"],
+            "placed_jobs": t["placed_jobs"], "unplaced_jobs": t["unplaced_jobs"],
+            "domains": int(held.sum()),
+            "max_jobs_stopped": int(js.max()) if js.size else 0,
+            "mean_jobs_stopped": float(js.mean()) if js.size else 0.0,
+            "max_accelerators_stopped": int(ac.max()) if ac.size else 0,
+            "largest_job_share_in_one_domain": round(worst_share, 6)}
+
+
+def _reserved_ids(fabric: Fabric, reserved) -> Optional[np.ndarray]:
+    """Server ids of the reserved nodes (ids, or names and hostlist expressions); None for none."""
+    if reserved is None:
+        return None
+    items = list(reserved)
+    if not items:
+        return None
+    if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in items):
+        ids = np.asarray(items, np.int64)
+        if ids.min() < 0 or ids.max() >= fabric.n_servers:
+            raise SpecError([("reserved", f"server ids must be in [0, {fabric.n_servers})")])
+    elif all(isinstance(x, str) for x in items):
+        try:
+            ids = np.asarray(fabric.server_ids(items), np.int64)
+        except (KeyError, ValueError) as e:
+            raise SpecError([("reserved", f"unknown node or bad hostlist: {e}")]) from None
+    else:
+        raise SpecError([("reserved", "expected server ids or node names, not a mix")])
+    return np.unique(ids)
+
+
+def failure_domains_from_text(spread: Optional[str] = None, pack: Optional[str] = None) -> Optional[dict]:
+    """The rule from ``spread="LEVEL:SHARE"`` (e.g. ``leaf:0.5``) or ``pack="LEVEL:MAX_DOMAINS"``
+    (e.g. ``pod:2``); None when neither is given. Errors name ``spread`` or ``pack``."""
+    if spread is not None and pack is not None:
+        raise SpecError([("pack", "give spread or pack, not both")])
+    if spread is None and pack is None:
+        return None
+    key, text = ("spread", spread) if spread is not None else ("pack", pack)
+    level, sep, num = str(text).partition(":")
+    level = level.strip()
+    if level not in ("rack", "leaf", "pod", "plane") or not sep:
+        raise SpecError([(key, f"expected LEVEL:{'SHARE' if key == 'spread' else 'MAX_DOMAINS'} with LEVEL rack, "
+                               f"leaf or pod (found {text!r})")])
+    try:
+        value = float(num) if key == "spread" else int(num)
+    except ValueError:
+        raise SpecError([(key, f"{'a share in (0, 1]' if key == 'spread' else 'a whole number of domains'} "
+                               f"after the colon (found {num!r})")]) from None
+    rule = {"level": level, "mode": key, ("max_share" if key == "spread" else "max_domains"): value}
+    from pydantic import ValidationError
+
+    from topo.model.spec import FailureDomains
+    try:
+        FailureDomains(**rule)
+    except ValidationError as e:
+        raise SpecError([(key, err["msg"].removeprefix("Value error, ")) for err in e.errors()]) from None
+    return rule
+
+
+def hold_spares(result: PlacementResult, cluster: Cluster, fabric: Fabric, spares: dict) -> PlacementResult:
+    """The placement with the spares :func:`topo.solve.spares.choose_spares` chose around it held
+    back: re-checked with them reserved (no job on one, every rack within its limit with them busy;
+    :class:`SolverError` otherwise), its rack power recomputed with them busy, ``spares`` and
+    ``reserved`` filled in."""
+    import dataclasses
+
+    from topo.routing.describe import rack_power
+    from topo.solve import place_check
+    ids = np.asarray(spares.get("spare_ids", []), np.int64)
+    viol = place_check.check(cluster, fabric, result.assignment, result.unplaced, result.objective,
+                             reserved=ids)
+    if viol:
+        raise SolverError("the placement with its spares held back failed its check: " + "; ".join(viol[:5]))
+    pb = _Problem(cluster, fabric, ids)
+    busy = pb.busy_mask_glob.copy()
+    for eps in result.assignment.values():
+        busy[np.asarray(fabric.ep_server)[np.asarray(eps, np.int64)]] = True
+    rp = rack_power(fabric, cluster, busy_servers=busy)
+    kw, lim = np.asarray(rp["kw"]), np.asarray(rp["limit_kw"])
+    racks = [{"rack": fabric.rack_name(r), "kw": round(float(kw[r]), 3), "limit_kw": float(lim[r]),
+              "share": round(float(kw[r] / lim[r]), 4) if lim[r] > 0 else None} for r in range(fabric.n_racks)]
+    sp = {k: v for k, v in spares.items() if k != "spare_ids"}
+    return dataclasses.replace(result, racks=racks, spares=sp,
+                               reserved=tuple(fabric.server_name(int(s)) for s in ids.tolist()))
+
+
+def _fd_greedy(pb: _Problem) -> dict:
+    """A start that keeps the failure-domain rule (the other starts pack, so break spread): jobs in
+    priority order; spread takes at most its cap in each domain, domains in id order (neighbours
+    first, so the job stays in few pods); pack takes the max_domains domains with the most room.
+    A job that does not fit is left out."""
+    fd = pb.fd
+    st = _State(pb)
+    placed = _place_fixed(pb, st)
+    c_dom = fd["c_dom"]
+    n_dom = int(c_dom.max()) + 1
+    for j in _order([j for j in pb.jobs if j.fixed is None]):
+        cu = st.cell_units(j)
+        room = np.bincount(c_dom, weights=cu, minlength=n_dom).astype(np.int64)
+        if fd["rule"].mode == "spread":
+            take = np.minimum(room, fd["cap"][j.idx])
+            chosen = np.flatnonzero(take > 0)
+        else:
+            take = room
+            chosen = np.lexsort((np.arange(n_dom), -room))[: fd["cap"][j.idx]]
+        if take[chosen].sum() < j.units:
+            continue
+        got, need = [], j.units
+        for d in chosen.tolist():
+            if need <= 0:
+                break
+            k = int(min(take[d], need))
+            cells = np.flatnonzero((c_dom == d) & (cu > 0))
+            for ci, kc in _pick(cu[cells], k):
+                s = st.fill_cell(j, int(cells[ci]), kc)
+                got.append(s)
+                need -= s.size // j.chunk
+        s = np.concatenate(got) if got else np.zeros(0, np.int64)
+        if s.size // j.chunk < j.units or not _fd_ok_one(fd["rule"], fd["s_dom"], fd["cap"][j.idx], j, s):
+            st.release(s)
+            continue
+        placed[j.idx] = s
+    return placed

@@ -73,6 +73,11 @@ def _free(cluster, fabric, placement) -> np.ndarray:
     return free
 
 
+def _held(fabric, reserved) -> np.ndarray:
+    """Server ids of the held-back nodes, named as the placement names them."""
+    return np.asarray(sorted(int(s) for s in fabric.server_ids(list(reserved))) if reserved else [], np.int64)
+
+
 def _home(fabric) -> dict:
     """Per endpoint: the leaf, pod and rack of the first accelerator of its scale-up domain (itself
     without one), the place a replica starting there is counted behind."""
@@ -134,8 +139,10 @@ class _Domains:
 
 
 def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, time_limit=None, seed=None,
-                  workers=None) -> dict:
+                  workers=None, reserved=()) -> dict:
     """CP-SAT placement of every serving pool in the accelerators the training jobs leave free.
+
+    ``reserved``: names of nodes held back (hot spares): no replica goes on them.
 
     Returns ``{"assignment": {(deployment, role): [replicas, ranks] endpoint ids}, "status", "objective",
     "bound", "time_limit_s", "training": the training placement used}``, checked by :func:`check`.
@@ -151,6 +158,8 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
     sv = cluster.file.serving
     train = _training(cluster, fabric, placement)
     free = _free(cluster, fabric, train)
+    held = _held(fabric, reserved)
+    free[np.isin(np.asarray(fabric.ep_server), held)] = False
     D = _Domains(fabric, free)
     ds = int(D.size.max(initial=1))
     uniform = bool((D.size == ds).all())
@@ -305,7 +314,7 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
         assign[(sv.deployments[i].name, role)] = np.asarray(R, np.int64).reshape(pool.replicas, n)
     objective = int(round(solver.ObjectiveValue())) if obj else 0
     bound = int(math.ceil(solver.BestObjectiveBound() - 1e-6)) if obj else 0
-    problems = check(cluster, fabric, train, assign, objective)
+    problems = check(cluster, fabric, train, assign, objective, reserved=reserved)
     if problems:
         raise SolverError("the serving placement failed its independent check: " + "; ".join(problems[:5]))
     return {"assignment": assign, "status": name, "objective": objective, "bound": min(bound, objective),
@@ -313,7 +322,8 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
 
 
 # --- the independent checker -------------------------------------------------------------------
-def check(cluster, fabric, training: dict, assignment: dict, objective: Optional[int] = None) -> list[str]:
+def check(cluster, fabric, training: dict, assignment: dict, objective: Optional[int] = None,
+          reserved=()) -> list[str]:
     """Problems of a serving placement (empty when it is valid), recomputed from the endpoints alone:
     every pool present with its replicas x accelerators; accelerators only, free (not busy, not a
     training job's), none used twice; every TP group inside one scale-up domain; the spread limits;
@@ -325,6 +335,8 @@ def check(cluster, fabric, training: dict, assignment: dict, objective: Optional
     busy = set()
     if cluster.file.busy_nodes:
         busy = {int(s) for s in fabric.server_ids(cluster.file.busy_nodes)}
+    if reserved:   # held-back spares count as busy
+        busy |= {int(s) for s in fabric.server_ids(list(reserved))}
     ep_server = np.asarray(fabric.ep_server)
     owner = {}
     for job, eps in training.items():

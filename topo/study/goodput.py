@@ -14,8 +14,9 @@ What a job depends on
 Stopping (a rank is lost, the job restarts from its last checkpoint):
 its accelerators (``accelerator_per_hour`` + ``hbm_per_hour`` +
 ``software_per_accelerator_hour`` each), its hosts, its endpoints' NICs, an
-endpoint's only scale-out link (``cable_per_hour`` or ``optic_per_hour`` by the
-link's reach class), a leaf that holds every port of one of its endpoints, the
+endpoint's only scale-out link (the rate of the link's reach class,
+``dac_per_hour`` .. ``smf_fr_per_hour``, else ``cable_per_hour`` for copper or
+``optic_per_hour`` for optics), a leaf that holds every port of one of its endpoints, the
 power feed of each rack it has a host in, and the cooling loop of each such
 rack that is liquid-cooled.
 
@@ -63,16 +64,17 @@ import numpy as np
 
 from topo.core.errors import SpecError
 from topo.model.fabric import REACH_NAMES, Fabric
+from topo.solve.spares import SPARE_SCOPES, check_spares  # noqa: F401  (re-exported)
 
 HOURS_PER_DAY = 24.0
-CABLE_REACH = ("dac", "aec")  # copper; every other reach class is an optic
+CABLE_REACH = ("dac", "aec")  # copper: their rates default to cable_per_hour; every other reach class's to optic_per_hour
 DOMAIN_KINDS = ("rack", "leaf", "pod", "plane")
 # per-component classes, in the order they are reported
-CLASSES = ("accelerator", "hbm", "software", "host", "nic", "cable", "optic", "leaf", "spine", "super_spine",
-           "power_feed", "cooling_loop")
+CLASSES = ("accelerator", "hbm", "software", "host", "nic") + tuple(REACH_NAMES) + (
+    "leaf", "spine", "super_spine", "power_feed", "cooling_loop")
 _RATE_FIELD = {"accelerator": "accelerator_per_hour", "hbm": "hbm_per_hour",
                "software": "software_per_accelerator_hour", "host": "host_per_hour", "nic": "nic_per_hour",
-               "cable": "cable_per_hour", "optic": "optic_per_hour", "leaf": "leaf_per_hour",
+               **{r: f"{r}_per_hour" for r in REACH_NAMES}, "leaf": "leaf_per_hour",
                "spine": "spine_per_hour", "super_spine": "super_spine_per_hour",
                "power_feed": "power_feed_per_hour", "cooling_loop": "cooling_loop_per_hour"}
 _SWITCH_CLASS = {1: "leaf", 2: "spine", 3: "super_spine"}
@@ -213,14 +215,33 @@ def checkpoint_times(*, checkpoint_s=None, restart_s=None, checkpoint_gb=None, s
 
 
 def rates_of(cluster) -> dict:
-    """Per-class failure rates (per component per hour) from the cluster file, checked."""
+    """Per-class failure rates (expected failures per component per hour) from the cluster file, checked.
+    A reach class without its own rate takes its family's: cable_per_hour for dac and aec,
+    optic_per_hour for the optical classes (:func:`rate_sources` says which)."""
     fr = cluster.file.failure_rates
     out = {}
     for c in CLASSES:
-        v = float(getattr(fr, _RATE_FIELD[c]))
+        field, v = _RATE_FIELD[c], getattr(fr, _RATE_FIELD[c])
+        if v is None:  # a reach class without its own rate
+            field = "cable_per_hour" if c in CABLE_REACH else "optic_per_hour"
+            v = getattr(fr, field)
+        v = float(v)
         if not math.isfinite(v) or v < 0:
-            raise SpecError([(f"failure_rates.{_RATE_FIELD[c]}", f"must be a finite rate >= 0 (found {v})")])
+            raise SpecError([(f"failure_rates.{field}", f"must be a finite rate >= 0 (found {v})")])
         out[c] = v
+    return out
+
+
+def rate_sources(cluster) -> dict:
+    """Per class, the failure_rates field its rate was read from: its own, or for a reach class
+    without one, its family's (derived)."""
+    fr = cluster.file.failure_rates
+    out = {}
+    for c in CLASSES:
+        if getattr(fr, _RATE_FIELD[c]) is None:
+            out[c] = ("cable_per_hour" if c in CABLE_REACH else "optic_per_hour") + " (derived: no class rate)"
+        else:
+            out[c] = _RATE_FIELD[c]
     return out
 
 
@@ -235,8 +256,7 @@ class _View:
         self.lo, self.hi = lo, hi
         self.tier = f.link_tier[0::2].astype(np.int64)
         reach = f.link_reach[0::2].astype(np.int64)
-        cable_ids = [REACH_NAMES.index(r) for r in CABLE_REACH]
-        self.is_cable = np.isin(reach, cable_ids)
+        self.reach = reach  # index into REACH_NAMES per link
         # endpoint links: (endpoint, leaf) per link
         ep = np.flatnonzero(self.tier == 0)
         e_end = np.where(lo[ep] < f.n_endpoints, lo[ep], hi[ep])
@@ -333,11 +353,11 @@ def _components(view: _View, eps: np.ndarray) -> dict:
     # endpoint links: stopping when the endpoint's only port
     lk = view.gather(view.ep_ptr, view.ep_link, eps)
     only = np.repeat(view.ports[eps] == 1, view.ports[eps])
-    cab = view.is_cable[lk]
-    stop["cable"] = int(np.count_nonzero(cab & only))
-    stop["optic"] = int(np.count_nonzero(~cab & only))
-    deg["cable"] = int(np.count_nonzero(cab & ~only))
-    deg["optic"] = int(np.count_nonzero(~cab & ~only))
+    n_r = len(REACH_NAMES)
+    rs = np.bincount(view.reach[lk[only]], minlength=n_r)
+    rd = np.bincount(view.reach[lk[~only]], minlength=n_r)
+    for i, r in enumerate(REACH_NAMES):
+        stop[r], deg[r] = int(rs[i]), int(rd[i])
     leaves = np.unique(view.gather(view.ep_ptr, view.ep_leaf, eps))
     sole = np.unique(view.sole_leaf[eps])
     sole = sole[sole >= 0]
@@ -345,9 +365,9 @@ def _components(view: _View, eps: np.ndarray) -> dict:
     deg["leaf"] = int(leaves.size - sole.size)
     up_links, up_nodes = view.above(leaves)
     if up_links.size:
-        cab = view.is_cable[up_links]
-        deg["cable"] += int(np.count_nonzero(cab))
-        deg["optic"] += int(np.count_nonzero(~cab))
+        ru = np.bincount(view.reach[up_links], minlength=len(REACH_NAMES))
+        for i, r in enumerate(REACH_NAMES):
+            deg[r] += int(ru[i])
     if up_nodes.size:
         t = f.node_tier[up_nodes].astype(np.int64)
         for tier, c in _SWITCH_CLASS.items():
@@ -454,6 +474,8 @@ class GoodputResult:
     monte_carlo: Optional[dict] = None
     spares: Optional[dict] = None
     seconds: float = 0.0
+    rate_sources: dict = field(default_factory=dict)  # per class: the failure_rates field its rate came from
+    failure_domains: Optional[dict] = None  # placement spread/pack over failure domains against none
 
     def to_dict(self) -> dict:
         from topo.core.jsonable import to_jsonable
@@ -468,9 +490,11 @@ class GoodputResult:
             return o
         return fin(to_jsonable({
             "version": 1, "cluster": self.cluster, "placement": self.placement_note, "run_days": self.run_days,
-            "checkpoint": self.checkpoint, "rates_per_hour": self.rates_per_hour, "jobs": list(self.jobs),
+            "checkpoint": self.checkpoint, "rates_per_hour": self.rates_per_hour,
+            "rate_sources": self.rate_sources, "jobs": list(self.jobs),
             "totals": self.totals, "blast_radius": self.blast_radius, "scaling": list(self.scaling),
-            "monte_carlo": self.monte_carlo, "spares": self.spares, "seconds": round(self.seconds, 3)}))
+            "monte_carlo": self.monte_carlo, "spares": self.spares, "failure_domains": self.failure_domains,
+            "seconds": round(self.seconds, 3)}))
 
 
 def _goodput_at(mtbi_s: float, ck: Checkpoint) -> tuple[float, float]:
@@ -514,7 +538,7 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
             checkpoint_s=None, restart_s=None, checkpoint_gb=None, storage_gbps=None, restart_overhead_s=None,
             failures=None, repair_hours: Optional[float] = None, monte_carlo_trials: int = 0,
             seed: Optional[int] = None, scaling_points: int = 8, spares_scope: Optional[str] = None,
-            spares_per_domain: int = 1, time_limit=None, workers=None) -> GoodputResult:
+            spares_per_domain: int = 1, time_limit=None, workers=None, failure_domains=None) -> GoodputResult:
     """Goodput under failures of every placed job (see the module docstring).
 
     Parameters
@@ -534,8 +558,13 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         the analytic figure
     seed : Monte Carlo seed (defaults to the cluster's goals.seed)
     scaling_points : job sizes in the goodput-against-size curve
-    spares_scope, spares_per_domain : choose hot spares (:func:`choose_spares`) per rack, leaf or pod;
+    spares_scope, spares_per_domain : choose hot spares (:func:`choose_spares`) per rack, leaf or pod
+        (default: the file's ``goals.spares``, else none);
         ``time_limit`` and ``workers`` are CP-SAT's (default: the cluster's goals)
+    failure_domains : a spread/pack rule ({level, mode, max_share | max_domains}, see
+        :func:`topo.solve.placement.place`): the jobs are placed with it (CP-SAT) and, for
+        comparison, without it; ``failure_domains`` in the result holds both placements' traffic
+        and both goodputs and blast radii at the rule's level. Refused with ``placement``.
     """
     import time
     from topo.study.failures import resolve_placement
@@ -567,7 +596,20 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
     if seed is None:
         seed = cluster.file.goals.seed
     rates = rates_of(cluster)
+    fd_pair = None
+    if failure_domains is not None:
+        if placement is not None:
+            raise SpecError([("failure_domains", "places the jobs itself; give it or a placement, not both")])
+        from topo.solve.placement import place
+        pr = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers,
+                   failure_domains=failure_domains)
+        if pr.failure_domains is None:
+            raise SpecError([("failure_domains", "no rule given (False or empty)")])
+        fd_pair = pr
+        placement = pr.assignment
     pl, note = resolve_placement(cluster, fabric, placement)
+    if fd_pair is not None:
+        note = f"placed with {fd_pair.failure_domains['mode']} by {fd_pair.failure_domains['level']} (CP-SAT {fd_pair.status})"
     names = list(pl)
     ep_job = np.full(fabric.n_endpoints, -1, np.int64)
     for j, nm in enumerate(names):
@@ -607,14 +649,33 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         mc = dict(monte_carlo(mt, ck.write_s, ck.restart_s, tau, run_h * 3600.0, monte_carlo_trials, seed),
                   job=big["name"], analytic_goodput=big["goodput"], analytic_interruptions=big["interruptions"])
     sp = None
+    if spares_scope is None and cluster.file.goals.spares is not None:  # the cluster file's goals.spares
+        spares_scope, spares_per_domain = cluster.file.goals.spares.per, cluster.file.goals.spares.per_domain
     if spares_scope is not None:
         sp = choose_spares(cluster, fabric, pl, scope=spares_scope, per_domain=spares_per_domain,
                            time_limit=time_limit, seed=seed, workers=workers)
-    return GoodputResult(cluster=cluster.name, placement_note=note, run_days=float(run_days), spares=sp,
+    fd_out = None
+    if fd_pair is not None:
+        kw = dict(run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
+                  storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s, repair_hours=repair_hours,
+                  seed=seed, scaling_points=0)
+        other = goodput(cluster, fabric, fd_pair.compared.assignment, **kw)
+        level = fd_pair.failure_domains["level"]
+
+        def brief(tot, b):
+            b = b.get(level, {})
+            return {"goodput_weighted": tot.get("goodput_weighted"), "interruptions": tot.get("interruptions"),
+                    "max_jobs_stopped": b.get("max_jobs_stopped"), "mean_jobs_stopped": b.get("mean_jobs_stopped"),
+                    "max_accelerators_stopped": b.get("max_accelerators_stopped"),
+                    "domains_stopping_a_job": b.get("domains_stopping_a_job")}
+        fd_out = {**{k: fd_pair.failure_domains[k] for k in ("level", "mode", "max_share", "max_domains")},
+                  "placement": {"with": fd_pair.failure_domains["with"], "without": fd_pair.failure_domains["without"]},
+                  "goodput": {"with": brief(totals, br), "without": brief(other.totals, other.blast_radius)}}
+    return GoodputResult(cluster=cluster.name, placement_note=note, failure_domains=fd_out, run_days=float(run_days), spares=sp,
                          checkpoint=({"write_s": ck.write_s, "restart_s": ck.restart_s, "source": ck.source}
                                      if ck is not None else {"write_s": None, "restart_s": None,
                                                              "source": "not stated: goodput not computed"}),
-                         rates_per_hour=rates, jobs=tuple(rows), totals=totals, blast_radius=br,
+                         rates_per_hour=rates, rate_sources=rate_sources(cluster), jobs=tuple(rows), totals=totals, blast_radius=br,
                          scaling=tuple(scaling), monte_carlo=mc, seconds=time.perf_counter() - t0)
 
 
@@ -640,153 +701,22 @@ def _scaling(rows, comps, rates, ck: Optional[Checkpoint], fabric: Fabric, point
 
 
 # --- hot spares ----------------------------------------------------------------------------------
-SPARE_SCOPES = ("rack", "leaf", "pod")
-
-
-def _server_domains(fabric: Fabric, view: _View, scope: str) -> np.ndarray:
-    """Domain code per server: its rack; the set of leaves its endpoints reach; or the pod of those leaves."""
-    f = fabric
-    if scope == "rack":
-        return f.server_rack.astype(np.int64)
-    # per server, the multiset of leaves of its endpoints, hashed order-free (sum of 64-bit mixes)
-    from topo.study.failures import _dense, _mix
-    leaf_or_pod = view.ep_leaf if scope == "leaf" else f.node_pod[view.ep_leaf].astype(np.int64)
-    srv = f.ep_server[view.ep_end]
-    if scope == "pod":
-        pairs = np.unique(np.stack([srv, leaf_or_pod], 1), axis=0)
-        srv, leaf_or_pod = pairs[:, 0], pairs[:, 1]
-    h = np.zeros(f.n_servers, np.uint64)
-    with np.errstate(over="ignore"):
-        np.add.at(h, srv, _mix(leaf_or_pod.astype(np.uint64) + np.uint64(1)))
-    return _dense(h)
+# chosen in topo.solve.spares (placement holds them back too); goodput reports them
 
 
 def choose_spares(cluster, fabric: Optional[Fabric] = None, placement=None, *, scope: str = "leaf",
                   per_domain: int = 1, time_limit=None, seed=None, workers=None) -> dict:
-    """Hot-spare nodes chosen with CP-SAT: in every ``scope`` domain (rack, leaf set, pod) holding a
-    job, ``per_domain`` idle nodes of each node type the jobs there use, so that any ``per_domain``
-    node failures there are restored within the domain; fewest accelerators held back; every rack
-    within its power limit with all its spares busy (the running jobs busy, other nodes idle).
-
-    A domain without enough idle nodes that fit its racks' power is short (``short``), never
-    silently met. The answer is re-checked independently (:func:`check_spares`) before it is
-    returned; the lower bound is each domain's own minimum without the power coupling.
-    """
-    from ortools.sat.python import cp_model
-
-    from topo.model.spec import run_settings
-    from topo.solve.cpsat import configure
+    """:func:`topo.solve.spares.choose_spares` around ``placement`` (None: the placement
+    :func:`topo.study.failures.resolve_placement` gives, with its note)."""
+    from topo.solve.spares import choose_spares as _choose
     from topo.study.failures import resolve_placement
-    from topo.traffic.demand import free_accelerators
     if scope not in SPARE_SCOPES:
         raise SpecError([("scope", f"must be one of {', '.join(SPARE_SCOPES)} (found {scope!r})")])
-    if isinstance(per_domain, bool) or not isinstance(per_domain, int) or not 1 <= per_domain <= 64:
-        raise SpecError([("per_domain", f"must be an integer from 1 to 64 (found {per_domain!r})")])
-    rs = run_settings(cluster, seed, workers, time_limit)
     if fabric is None:
         from topo.model.fabric import build
         fabric = build(cluster)
-    f = fabric
-    view = _View(cluster, f)
-    pl, note = resolve_placement(cluster, f, placement)
-    used = np.zeros(f.n_servers, bool)
-    for ids in pl.values():
-        used[f.ep_server[np.asarray(ids, np.int64)]] = True
-    free_ep = free_accelerators(cluster, f)
-    has_acc = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers) > 0
-    n_free = np.bincount(f.ep_server, weights=free_ep, minlength=f.n_servers)
-    n_acc = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers).astype(np.int64)
-    candidate = has_acc & ~used & (n_free == n_acc)
-    dom = _server_domains(f, view, scope)
-    stype = f.server_type.astype(np.int64)
-    need = sorted({(int(d), int(t)) for d, t in zip(dom[used].tolist(), stype[used].tolist())})
-    busy_now = used | (has_acc & (n_free < n_acc))
-    rack_kw = np.bincount(f.server_rack, weights=np.where(busy_now, f.server_busy_kw, f.server_idle_kw),
-                          minlength=f.n_racks)
-    extra = f.server_busy_kw - f.server_idle_kw
-    m = cp_model.CpModel()
-    cand = np.flatnonzero(candidate)
-    by_need = {k: [] for k in need}
-    x = {}
-    for s in cand.tolist():
-        k = (int(dom[s]), int(stype[s]))
-        if k in by_need:
-            x[s] = m.NewBoolVar(f"x[{s}]")
-            by_need[k].append(s)
-    short = {}
-    for k in need:
-        short[k] = m.NewIntVar(0, per_domain, f"short[{k[0]},{k[1]}]")
-        # each domain and node type: per_domain spares, or a shortfall
-        m.Add(sum(x[s] for s in by_need[k]) + short[k] >= per_domain)
-    # each rack: its spares busy at once stay within its limit
-    scale = 1000
-    for r in sorted({int(f.server_rack[s]) for s in x}):
-        members = [s for s in x if int(f.server_rack[s]) == r]
-        room = int(math.floor((f.rack_limit_kw[r] - rack_kw[r]) * scale + 1e-6))
-        m.Add(sum(int(round(extra[s] * scale)) * x[s] for s in members) <= max(room, 0))
-    big = int(n_acc.max() if n_acc.size else 1) * (len(x) + 1)
-    m.Minimize(sum(big * v for v in short.values()) + sum(int(n_acc[s]) * v for s, v in x.items()))
-    solver = cp_model.CpSolver()
-    configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
-    status = solver.Solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        from topo.core.errors import SolverError
-        raise SolverError(f"spares: CP-SAT returned {solver.StatusName(status)} within {rs.time_limit:g} s")
-    chosen = sorted(s for s, v in x.items() if solver.Value(v))
-    out = {"scope": scope, "per_domain": per_domain, "placement": note, "status": solver.StatusName(status),
-           "domains": len({k[0] for k in need}), "spares": [f.server_name(s) for s in chosen],
-           "spare_nodes": len(chosen), "accelerators_held": int(n_acc[chosen].sum()) if chosen else 0,
-           "short": [{"domain": _domain_name(f, view, scope, dom, k[0]), "node_type": f.server_type_names[k[1]],
-                      "missing": int(solver.Value(v))} for k, v in short.items() if solver.Value(v)]}
-    chk = check_spares(f, np.asarray(chosen, np.int64), used, candidate, dom, stype, rack_kw, per_domain,
-                       [(k, int(solver.Value(v))) for k, v in short.items()])
-    if not chk["ok"]:
-        from topo.core.errors import SolverError
-        raise SolverError("spares: the independent check refused CP-SAT's answer: " + "; ".join(chk["problems"]))
-    out["check"] = chk
+    pl, note = resolve_placement(cluster, fabric, placement)
+    out = _choose(cluster, fabric, pl, scope=scope, per_domain=per_domain, time_limit=time_limit, seed=seed,
+                  workers=workers)
+    out["placement"] = note
     return out
-
-
-def _domain_name(f: Fabric, view: _View, scope: str, dom: np.ndarray, code: int) -> str:
-    """A domain's name: its rack, or the leaves (pods) of its first server's endpoints."""
-    srv = int(np.flatnonzero(dom == code)[0])
-    if scope == "rack":
-        return f.rack_name(int(f.server_rack[srv]))
-    leaves = np.unique(view.ep_leaf[f.ep_server[view.ep_end] == srv])
-    if scope == "pod":
-        return "+".join(f"pod{p}" for p in np.unique(f.node_pod[leaves]).tolist())
-    return "+".join(f.node_name(int(x)) for x in leaves.tolist())
-
-
-def check_spares(fabric: Fabric, chosen: np.ndarray, used: np.ndarray, candidate: np.ndarray, dom: np.ndarray,
-                 stype: np.ndarray, rack_kw: np.ndarray, per_domain: int, short: list) -> dict:
-    """Independent check of a spare choice, from the fabric arrays alone: every spare is an idle node
-    with accelerators; every (domain, node type) with a job has ``per_domain`` spares of that type
-    in it or reports its shortfall exactly; every rack stays within its limit with its spares busy.
-    Also a lower bound on the accelerators held when no domain is short: per (domain, type),
-    min(per_domain, idle candidates there) nodes at the fewest accelerators, racks' power ignored."""
-    f = fabric
-    problems = []
-    if chosen.size and not candidate[chosen].all():
-        problems.append("a spare is not an idle node")
-    got: dict = {}
-    for s in chosen.tolist():
-        k = (int(dom[s]), int(stype[s]))
-        got[k] = got.get(k, 0) + 1
-    for k, miss in short:
-        if got.get(k, 0) + miss < per_domain or (miss and got.get(k, 0) + miss > per_domain):
-            problems.append(f"domain {k[0]} type {k[1]}: {got.get(k, 0)} spares, {miss} reported missing")
-    kw = rack_kw + np.bincount(f.server_rack[chosen], weights=(f.server_busy_kw - f.server_idle_kw)[chosen],
-                               minlength=f.n_racks) if chosen.size else rack_kw
-    racks = np.unique(f.server_rack[chosen]) if chosen.size else np.zeros(0, np.int64)
-    over = [int(r) for r in racks.tolist() if kw[r] > f.rack_limit_kw[r] + 1e-6]
-    if over:
-        problems.append(f"racks over their limit with spares busy: {over[:5]}")
-    n_acc = np.bincount(f.ep_server, weights=f.ep_is_accel, minlength=f.n_servers).astype(np.int64)
-    bound = 0
-    for k, _ in short:
-        cands = np.flatnonzero(candidate & (dom == k[0]) & (stype == k[1]))
-        bound += int(np.sort(n_acc[cands])[:per_domain].sum())
-    held = int(n_acc[chosen].sum()) if chosen.size else 0
-    return {"ok": not problems, "problems": problems, "accelerators_held": held,
-            "lower_bound_accelerators": bound}
