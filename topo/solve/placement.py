@@ -81,6 +81,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import weakref
 from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Optional
@@ -1412,20 +1413,26 @@ def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
     return _grid_tier_bytes(fabric, job, np.asarray(eps)[rank_layout(order, dp, pp, cp, tp)])
 
 
+# per fabric: the first leaf and its pod of every endpoint (O(endpoints) to derive, read per job)
+_ep_leaf_pod: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _grid_tier_bytes(fabric: Fabric, job, E: np.ndarray) -> np.ndarray:
     """:func:`tier_bytes` of the endpoints laid out as a (dp, pp, cp, tp) grid."""
     dp, pp, cp, tp = E.shape
-    leaf = fabric.ep_leaf()
-    pod = np.asarray(fabric.node_pod)
+    hit = _ep_leaf_pod.get(fabric)
+    if hit is None:
+        leaf = fabric.ep_leaf()
+        hit = _ep_leaf_pod[fabric] = (leaf, np.asarray(fabric.node_pod)[leaf])
+    leaf, ep_pod = hit
     dom = np.asarray(fabric.ep_domain)
     out = np.zeros(4)
     ep = max(job.ep, 1)
 
     def cls(a, b):
         c = np.full(a.shape, 3, np.int64)
-        la, lb = leaf[a], leaf[b]
-        c[pod[la] == pod[lb]] = 2
-        c[la == lb] = 1
+        c[ep_pod[a] == ep_pod[b]] = 2
+        c[leaf[a] == leaf[b]] = 1
         c[dom[a] == dom[b]] = 0
         return c
 
