@@ -1,10 +1,12 @@
 """Routing and congestion: demands onto links, per routing model.
 
-Owns the Python layer over the routing kernels (ext/_routing.pyx): the alive
-mask of links after failures, destination groups, dtype coercion, output
-allocation, scale-up accounting, and the analysis built on top (per-tier
-statistics, per-job completion times and bus bandwidth, RoCE hashing against
-Ultra Ethernet spraying). It never parses files and never prints.
+Owns the Python layer over the routing kernels (ext/_routing.pyx): dtype
+coercion, output allocation, scale-up accounting, and the analysis built on top
+(per-tier statistics, per-job completion times and bus bandwidth, RoCE hashing
+against Ultra Ethernet spraying). The alive mask of links after failures, the
+prepared arrays and destination groups, and the PXN rewrite live in
+:mod:`topo.routing.prepared` (shared with the LP); their names are the engine's too.
+It never parses files and never prints.
 
 Models
 ------
