@@ -436,7 +436,11 @@ def _metrics(cluster, fabric, assignment, seed, unplaced=None) -> dict:
     a = analyze(cluster, fabric, placement=assignment, seed=seed)
     d = dict(a.to_dict())
     util = np.asarray(a.utilization, dtype=np.float64)
-    d["link_util"] = [float(f"{x:.6g}") for x in np.nan_to_num(util).tolist()]
+    # 6 significant digits, each distinct value (by bit pattern, so -0.0 stays -0.0) formatted once:
+    # most links share a handful of values
+    bits, inv = np.unique(np.ascontiguousarray(np.nan_to_num(util), np.float64).view(np.int64), return_inverse=True)
+    d["link_util"] = np.asarray([float(f"{x:.6g}") for x in bits.view(np.float64).tolist()],
+                                np.float64)[inv.ravel()].tolist()
     unit, m = pod_matrix_gbps(fabric, job_demands(cluster, fabric, assignment))
     d["pod_matrix_unit"] = unit
     d["pod_matrix_gbps"] = m

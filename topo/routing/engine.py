@@ -1,10 +1,12 @@
 """Routing and congestion: demands onto links, per routing model.
 
-Owns the Python layer over the routing kernels (ext/_routing.pyx): the alive
-mask of links after failures, destination groups, dtype coercion, output
-allocation, scale-up accounting, and the analysis built on top (per-tier
-statistics, per-job completion times and bus bandwidth, RoCE hashing against
-Ultra Ethernet spraying). It never parses files and never prints.
+Owns the Python layer over the routing kernels (ext/_routing.pyx): dtype
+coercion, output allocation, scale-up accounting, and the analysis built on top
+(per-tier statistics, per-job completion times and bus bandwidth, RoCE hashing
+against Ultra Ethernet spraying). The alive mask of links after failures, the
+prepared arrays and destination groups, and the PXN rewrite live in
+:mod:`topo.routing.prepared` (shared with the LP); their names are the engine's too.
+It never parses files and never prints.
 
 Models
 ------
@@ -65,6 +67,8 @@ from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, 
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands, scaleup_times_s
+from topo.routing.prepared import (  # noqa: F401  (the engine's public names)
+    _MASKS, Prepared, _prepared, _pxn, _scaleup_loads, failure_mask, prepare)
 
 MODELS = ("fluid", "wcmp", "roce-hash", "uec-spray", "optimal")
 _EMPTY = np.zeros(0)
@@ -72,129 +76,13 @@ _FLUID_MODE = {"fluid": 0, "wcmp": 1, "uec-spray": 2}
 _QP_MODELS = ("roce-hash",)  # the models whose loads depend on channels and queue pairs per channel
 
 
-# --- fabric preparation ------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """Arrays the kernels need for one fabric and one failure mask."""
-    alive: np.ndarray       # uint8 per directed link
-    sw_ptr: np.ndarray      # CSR over all nodes of the alive switch-to-switch links
-    sw_adj: np.ndarray
-    sw_head: np.ndarray
-    up_ptr: np.ndarray
-    up_link: np.ndarray     # sorted by (endpoint, home switch, capacity, link id)
-    ep_group: np.ndarray    # int64 destination group (same alive home switches and link capacities), -1 if none
-    g_rep: np.ndarray       # a member of each group
-    g_size: np.ndarray
-    ep_up1: np.ndarray      # the only alive uplink of an endpoint, -1 if it has none or several
-    ep_home1: np.ndarray    # its switch
-    KU: int                 # most uplinks of one endpoint
-    KH: int                 # most distinct home switches of one endpoint
-
-
-# Prepared arrays per fabric and failure mask, and the regular-Clos tables per prepared set.
-# Both are keyed by the object itself through weak references, so an entry lives exactly as long
-# as its fabric (or prepared set): no id() that a later object could reuse, nothing to clear by
-# hand, and the callers (route, uniform_loads, the LP, every study) keep their plain signatures.
-# The failure mask is keyed by its packed bits (exact, not a hash that could collide); at most
-# _MASKS masks are kept per fabric (a failure study sees many: the oldest goes first).
-_prepared: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# --- fabric preparation (topo.routing.prepared; its names are the engine's too) -------------
+# The regular-Clos tables per prepared set, keyed by the prepared set through a weak reference
+# (an entry lives exactly as long as its prepared arrays).
 _plans: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_MASKS = 8
 # route roce-hash and uec-spray structurally on regular Clos fabrics (tests switch it off to
 # compare with the general kernels)
 STRUCTURAL = True
-
-
-def failure_mask(fabric, failed_links=None, failed_nodes=None) -> np.ndarray:
-    """Boolean mask of failed directed links: both directions of each failed link, all links of failed nodes."""
-    dead = np.zeros(fabric.n_links, bool)
-    if failed_links is not None:
-        fl = np.asarray(failed_links)
-        if fl.dtype == bool:
-            if fl.shape[0] != fabric.n_links:
-                raise ValueError("failed_links mask must have one entry per directed link")
-            dead |= fl
-        elif fl.size:
-            fl = fl.astype(np.int64)
-            if fl.min() < 0 or fl.max() >= fabric.n_links:  # -1 would fail the last link
-                raise ValueError(f"failed link ids must be 0..{fabric.n_links - 1}")
-            dead[fl] = True
-    dead |= dead[np.arange(fabric.n_links) ^ 1]
-    if failed_nodes is not None and len(failed_nodes):
-        fn = np.zeros(fabric.n_nodes, bool)
-        ids = np.asarray(failed_nodes, np.int64)
-        if ids.min() < 0 or ids.max() >= fabric.n_nodes:
-            raise ValueError(f"failed node ids must be 0..{fabric.n_nodes - 1}")
-        fn[ids] = True
-        dead |= fn[fabric.link_src] | fn[fabric.link_dst]
-    return dead
-
-
-def prepare(fabric, failed=None) -> Prepared:
-    """Alive mask, switch CSR, endpoint uplinks and destination groups (cached per mask)."""
-    dead = np.zeros(fabric.n_links, bool) if failed is None else np.asarray(failed, bool)
-    key = np.packbits(dead).tobytes() if dead.any() else b""
-    masks = _prepared.get(fabric)
-    if masks is None:
-        masks = _prepared[fabric] = {}
-    hit = masks.get(key)
-    if hit is not None:
-        return hit
-    E = fabric.n_endpoints
-    alive = (~dead).astype(np.uint8)
-    src, dst = fabric.link_src, fabric.link_dst
-    is_sw = fabric.node_tier > 0
-    sw = is_sw[src] & is_sw[dst] & ~dead
-    sw_links = np.flatnonzero(sw)  # sorted, so a stable sort by source keeps link order
-    order = np.argsort(src[sw_links], kind="stable")
-    sw_adj = sw_links[order].astype(np.int64)
-    cnt = np.bincount(src[sw_adj], minlength=fabric.n_nodes)
-    sw_ptr = np.zeros(fabric.n_nodes + 1, np.int64)
-    np.cumsum(cnt, out=sw_ptr[1:])
-    up = np.flatnonzero((src < E) & is_sw[dst] & ~dead)
-    gb = fabric.link_gbps
-    order = np.lexsort((up, gb[up], dst[up], src[up]))
-    up_link = up[order].astype(np.int64)
-    ucnt = np.bincount(src[up_link], minlength=E)[:E]
-    up_ptr = np.zeros(E + 1, np.int64)
-    np.cumsum(ucnt, out=up_ptr[1:])
-    KU = int(ucnt.max()) if E else 0
-    homes = np.full((E, max(KU, 1)), -1, np.int64)
-    pos = np.arange(up_link.shape[0]) - up_ptr[src[up_link]]
-    homes[src[up_link], pos] = dst[up_link]
-    # members of a group share home switches and link capacities, so they are interchangeable
-    caps = np.zeros_like(homes)
-    caps[src[up_link], pos] = np.round(gb[up_link] * 1000).astype(np.int64)
-    if KU <= 1 and np.unique(caps[:, 0]).size <= 1:
-        keys, inv = np.unique(homes[:, 0], return_inverse=True)
-        keys = keys[:, None]
-    else:
-        keys, inv = np.unique(np.concatenate([homes, caps], axis=1), axis=0, return_inverse=True)
-    inv = inv.ravel().astype(np.int64)
-    # the all -1 key (no alive uplink) is not a group
-    valid = keys[:, 0] >= 0
-    remap = np.full(keys.shape[0], -1, np.int64)
-    remap[valid] = np.arange(int(valid.sum()))
-    ep_group = remap[inv]
-    ng = int(valid.sum())
-    g_size = np.bincount(ep_group[ep_group >= 0], minlength=ng).astype(np.int64)
-    g_rep = np.full(ng, -1, np.int64)
-    idx = np.flatnonzero(ep_group >= 0)
-    g_rep[ep_group[idx[::-1]]] = idx[::-1]  # first member of each group
-    distinct = np.ones(up_link.shape[0], bool)
-    if up_link.size:
-        distinct[1:] = (src[up_link][1:] != src[up_link][:-1]) | (dst[up_link][1:] != dst[up_link][:-1])
-    KH = int(np.bincount(src[up_link][distinct], minlength=E).max()) if E and up_link.size else 1
-    one = ucnt == 1
-    ep_up1 = np.full(E, -1, np.int64)
-    ep_up1[one] = up_link[up_ptr[:E][one]]
-    ep_home1 = np.where(one, dst[np.maximum(ep_up1, 0)], -1).astype(np.int64)
-    p = Prepared(ep_up1=ep_up1, ep_home1=ep_home1, alive=alive, sw_ptr=sw_ptr, sw_adj=sw_adj, sw_head=np.ascontiguousarray(dst[sw_adj]), up_ptr=up_ptr, up_link=up_link, ep_group=ep_group,
-                 g_rep=g_rep, g_size=g_size, KU=max(KU, 1), KH=max(KH, 1))
-    if len(masks) >= _MASKS:
-        del masks[next(iter(masks))]
-    masks[key] = p
-    return p
 
 
 # --- results --------------------------------------------------------------------------------
@@ -228,46 +116,6 @@ class RouteResult:
         return self.unreachable_gbps / self.offered_gbps if self.offered_gbps > 0 else 0.0
 
 
-def _scaleup_loads(fabric, src, dst, mass):
-    """Per endpoint, Gb/s sent and received inside its scale-up domain."""
-    E = fabric.n_endpoints
-    dom = fabric.ep_domain
-    same = (dom[src] == dom[dst]) & (dom[src] >= 0) & (src != dst)
-    up_s = np.bincount(src[same], weights=mass[same], minlength=E)[:E].astype(float)
-    up_r = np.bincount(dst[same], weights=mass[same], minlength=E)[:E].astype(float)
-    return up_s, up_r
-
-
-def _pxn(fabric, src, dst, mass):
-    """Rail-only fabrics: a flow between rails of two domains first crosses the source domain
-    to the member on the destination rail (the proxy), which then sends it on that rail.
-
-    Returns (sources after the proxy rewrite, scale-up sent, scale-up received).
-    """
-    E = fabric.n_endpoints
-    dom = fabric.ep_domain
-    up_s, up_r = _scaleup_loads(fabric, src, dst, mass)
-    same = (dom[src] == dom[dst]) & (dom[src] >= 0)
-    new_src = src
-    rail = fabric.ep_local.astype(np.int64)
-    R = int(rail.max()) + 1 if E else 1
-    cross = ~same & (rail[src] != rail[dst]) & (dom[src] >= 0)
-    if cross.any():
-        key = dom * R + rail
-        ok_ep = dom >= 0
-        table = np.full(int(key[ok_ep].max()) + 1, -1, np.int64)
-        eps = np.flatnonzero(ok_ep)[::-1]
-        table[key[eps]] = eps  # first endpoint of each (domain, rail)
-        proxy = table[dom[src[cross]] * R + rail[dst[cross]]]
-        has = proxy >= 0
-        idx = np.flatnonzero(cross)[has]
-        up_s += np.bincount(src[idx], weights=mass[idx], minlength=E)[:E]
-        up_r += np.bincount(proxy[has], weights=mass[idx], minlength=E)[:E]
-        new_src = src.copy()
-        new_src[idx] = proxy[has]
-    return new_src, up_s, up_r
-
-
 def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, failed_nodes=None,
           seed: int = 0, qps: int = 1, efficiency: float = 1.0, record_paths: bool = False,
           channels: int = 1) -> RouteResult:
@@ -299,7 +147,13 @@ def route(fabric, demands: Demands, model: str = "fluid", *, failed_links=None, 
                           f"or queue pairs, or --routing uec-spray / fluid, which do not depend on them)")])
     qps = channels * qps   # the kernels hash k = channel x qps_per_channel + queue pair, k < channels x qps
     dead = failure_mask(fabric, failed_links, failed_nodes)
-    P = prepare(fabric, dead)
+    return _route_on(fabric, prepare(fabric, dead), dead, demands, model, seed, qps, efficiency, record_paths)
+
+
+def _route_on(fabric, P, dead, demands: Demands, model: str, seed: int, qps: int, efficiency: float,
+              record_paths: bool) -> RouteResult:
+    """route() on prepared arrays ``P`` of the failure mask ``dead`` (both made once by the caller,
+    which has checked the model and ``qps`` = channels x queue pairs per channel)."""
     src = np.asarray(demands.src, np.int64)
     dst = np.asarray(demands.dst, np.int64)
     nbytes = np.ascontiguousarray(demands.bytes, np.float64)
@@ -424,15 +278,30 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
     if ratio is not None:
         bload = load * (ratio * 8.0 / 1e9)
     bload *= 1e9 / 8.0
-    cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+    util = _utilization(fabric, P, load)
     un_b = float((unreach > 0) @ nbytes) if unreach.size and (st.unreachable_gbps > 0 or un.any()) else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
                        unreachable_gbps=float(st.unreachable_gbps + un.sum()), unreachable_bytes=un_b,
                        offered_gbps=st.offered_gbps, flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
+
+
+_caps: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _utilization(fabric, P, load: np.ndarray) -> np.ndarray:
+    """load / capacity per directed link: 0 on idle links without capacity (failed, or 0 Gb/s),
+    inf on loaded ones. The divisors (1 where there is no capacity) and the links without
+    capacity are kept per prepared set: one pass over the links per call."""
+    hit = _caps.get(P)
+    if hit is None:
+        cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
+        hit = _caps[P] = (np.where(cap > 0, cap, 1.0), np.flatnonzero(~(cap > 0)))
+    div, none = hit
+    util = load / div
+    util[none] = np.where(load[none] > 0, np.inf, 0.0)
+    return util
 
 
 def _plan(fabric, P):
@@ -497,11 +366,14 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
     load, load2 = (lw[0::2].copy(), lw[1::2].copy()) if not spray else (np.zeros(L), np.zeros(L) if two else None)
     del lw
     epw = epw.reshape(-1, 4)
+    ep_down = plan.cache.get("ep_down")
+    if ep_down is None:
+        ep_down = plan.cache["ep_down"] = plan.ep_up ^ 1
     load[plan.ep_up] += epw[:, 0]
-    load[plan.ep_up ^ 1] += epw[:, 2]
+    load[ep_down] += epw[:, 2]
     if two:
         load2[plan.ep_up] += epw[:, 1]
-        load2[plan.ep_up ^ 1] += epw[:, 3]
+        load2[ep_down] += epw[:, 3]
     stats = FlowStats.of_route_clos(st)
     if stats.negative_flows > 0:
         raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
@@ -544,9 +416,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
             qp_flow = np.concatenate([qp_flow, d[sub.qp_flow]])
             qp_gbps = np.concatenate([qp_gbps, sub.qp_gbps])
             qp_path = np.concatenate([pad(qp_path), pad(sub.qp_path)])
-    cap = np.where(P.alive.astype(bool), fabric.link_gbps, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(cap > 0, load / np.where(cap > 0, cap, 1.0), np.where(load > 0, np.inf, 0.0))
+    util = _utilization(fabric, P, load)
     un_b = float((unreach > 0) @ nbytes) if unreachable > 0 else 0.0
     return RouteResult(model=model, link_gbps_load=load, link_bytes=bload, utilization=util,
                        unreachable_gbps=unreachable, unreachable_bytes=un_b,
@@ -1007,47 +877,72 @@ MAXMIN_ROUNDS = 100_000          # refill events at most
 MAXMIN_WORK = 200_000_000        # queue pairs water-filled over all refill rounds at most (bounds the cost at scale)
 
 
+def _runs(qp_path: np.ndarray, qbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of consecutive queue pairs with the same links and the same bytes (the queue pairs of
+    one flow inside a leaf, or hashed onto the same spine): (first row of each run, run length).
+
+    Max-min treats the members of a run alike (same links, same weight, same bytes), so a run is
+    water-filled as one path of weight = its length and every member gets the run's rate / length."""
+    n = qbytes.shape[0]
+    new = np.ones(n, bool)
+    if n > 1:
+        new[1:] = (qp_path[1:] != qp_path[:-1]).any(axis=1) | (qbytes[1:] != qbytes[:-1])
+    first = np.flatnonzero(new)
+    return first, np.diff(np.append(first, n))
+
+
 def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarray, efficiency: float,
                      sharing: str = "max-min", rounds: Optional[int] = None) -> np.ndarray:
     """Completion time in seconds of each queue pair (rows of link ids, -1 padded) carrying ``qbytes``
     over links of ``capacity`` Gb/s (wire) at goodput ``efficiency``, under ``sharing`` (see SHARING).
 
     A queue pair with no rate (a failed path) never completes (inf); one with no bytes takes 0.
+    Runs of identical consecutive queue pairs (:func:`_runs`) are water-filled as one weighted path.
     """
     if sharing not in SHARING_MODELS:
         raise SpecError([("sharing", f"unknown sharing model {sharing!r}; expected one of {list(SHARING_MODELS)}")])
     qbytes = np.asarray(qbytes, np.float64)
     n = qbytes.shape[0]
-    done = np.zeros(n)
     if n == 0:
-        return done
+        return np.zeros(0)
     bps = efficiency * 1e9 / 8.0   # goodput bytes/s per Gb/s of wire rate
-    if sharing == "bytes":
-        rate = waterfill(qp_path, capacity, qbytes)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(rate > 0, qbytes / (rate * bps), np.where(qbytes > 0, np.inf, 0.0))
-    rounds = MAXMIN_ROUNDS if rounds is None else rounds
     qp_path = np.asarray(qp_path, np.int64)
+    first, mult = _runs(qp_path, qbytes)
+    path, qb, m = qp_path[first], qbytes[first], mult.astype(np.float64)
+    if sharing == "bytes":
+        rate = waterfill(path, capacity, qb * m) / m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            done = np.where(rate > 0, qb / (rate * bps), np.where(qb > 0, np.inf, 0.0))
+        return np.repeat(done, mult)
+    done = _maxmin_times(path, capacity, qb, mult, bps, MAXMIN_ROUNDS if rounds is None else rounds)
+    return np.repeat(done, mult)
+
+
+def _maxmin_times(path, capacity, qbytes, mult, bps, rounds) -> np.ndarray:
+    """Per-QP max-min completion times of runs of ``mult`` identical queue pairs (see completion_times)."""
+    m = mult.astype(np.float64)
+    n = qbytes.shape[0]
+    done = np.zeros(n)
     rem = qbytes.copy()
     active = rem > 0
     now = 0.0
     work = 0
-    for k in range(max(int(rounds), 1)):
+    rounds = max(int(rounds), 1)
+    for k in range(rounds):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        work += idx.size
-        if k == max(int(rounds), 1) - 1 or work > MAXMIN_WORK:
+        work += int(mult[idx].sum())   # queue pairs, as if every member were water-filled on its own
+        if k == rounds - 1 or work > MAXMIN_WORK:
             # out of rounds: the remaining bytes share by weight = remaining bytes, so the queue pairs of
             # a bottleneck end together when it drains (max-min's last completion there, exactly, when
             # one link is the bottleneck of them all; the earlier ones among them end later than max-min's)
-            rb = waterfill(qp_path[idx], capacity, rem[idx]) * bps
+            rb = waterfill(path[idx], capacity, rem[idx] * m[idx]) / m[idx] * bps
             with np.errstate(divide="ignore", invalid="ignore"):
                 done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
             active[idx] = False
             break
-        rate = waterfill(qp_path[idx], capacity)
-        g = rate * bps
+        g = waterfill(path[idx], capacity, m[idx]) / m[idx] * bps
         stuck = g <= 0
         if stuck.any():
             done[idx[stuck]] = np.inf
@@ -1111,6 +1006,8 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         inside = ((dom[sj] == dom[dj]) & (dom[sj] >= 0)) | (sj == dj)
         if fabric.family == "rail_only":   # the proxy rewrite: route every job
             inside[:] = False
+        mask = failure_mask(fabric, dead)   # as route() takes it, once for every job's call
+        P = prepare(fabric, mask)
         for k in list(range(nj)) + [-1]:
             idx = by_job[cut[k + 1]:cut[k + 2]]
             if idx.size == 0:
@@ -1123,13 +1020,13 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
                 recv += r_
                 used.append(None)
                 continue
-            r = route(fabric, d.select(idx), model, failed_links=dead, seed=seed, efficiency=eff)
+            r = _route_on(fabric, P, mask, d.select(idx), model, seed, 1, eff, False)
             total += r.link_gbps_load
             unreach += r.unreachable_gbps
             flow_unreach[idx] = r.flow_unreachable
             sent += r.scaleup_sent_gbps
             recv += r.scaleup_recv_gbps
-            used.append(r.link_gbps_load > 0)
+            used.append(np.flatnonzero(r.link_gbps_load > 0))   # the links the job loads
         for r in background:
             total += r.link_gbps_load
             unreach += r.unreachable_gbps
@@ -1140,7 +1037,7 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         with np.errstate(divide="ignore", invalid="ignore"):
             util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), np.where(total > 0, np.inf, 0.0))
         for k in range(nj):
-            u = float(util[used[k]].max()) if used[k] is not None and used[k].any() else 0.0
+            u = float(util[used[k]].max()) if used[k] is not None and used[k].size else 0.0
             times[k] = d.job_time_s[k] * max(1.0, u)
     lost = d.job[(flow_unreach > 0) & (d.job >= 0)]
     times[np.unique(lost)] = math.inf
@@ -1160,18 +1057,100 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     and ``channels`` (per collective) override transport.qps_per_channel and
     transport.channels each (``--qps`` / ``--channels``); unset, the file's values.
     ``sharing``: how roce-hash queue pairs share a bottleneck, "max-min" (default) or "bytes" (SHARING).
+
+    The steps: the settings (:func:`_settings`), the traffic routed under the chosen model
+    (:func:`_route_traffic`), the load statistics (:func:`_load_summary`), the job rows
+    (:func:`_job_rows`), the all-to-all figure, the LP bound, and the RoCE-vs-UEC comparison
+    (:func:`_roce_vs_uec`).
     """
-    from topo.traffic import demand as T
     from topo.routing.describe import bisection_gbps
     from topo.model.fabric import build
-    from topo.model.spec import wire_efficiency
     if fabric is None:
         fabric = build(cluster)
+    run = _settings(cluster, fabric, routing, traffic, placement, fail, seed, qps, channels, sharing)
+    summary: dict = {"cluster": cluster.name, "family": fabric.family, "endpoints": fabric.n_endpoints,
+                     "links": fabric.n_links, "routing": run.model, "traffic": str(traffic), "seed": run.seed,
+                     # channels and queue pairs matter only to hashing (roce-hash); null for the others
+                     "channels": run.channels if run.model in _QP_MODELS else None,
+                     "qps_per_channel": run.qps if run.model in _QP_MODELS else None,
+                     "sharing": (sharing or SHARING[run.model]) if run.model in SHARING else "proportional",
+                     "wire_efficiency": run.eff,
+                     "failed": {"links": int(run.dead.sum() // 2), "nodes": [fabric.node_name(i) for i in run.nodes]}}
+    routed = _route_traffic(run, summary)
+    d, total = routed.demands, routed.total
+    compare = _compare_wanted(run, compare, summary)
+    util = _load_summary(run, routed, summary)
+    summary["jobs"] = _job_rows(cluster, d, routed.times)
+    summary["bisection_gbps"] = bisection_gbps(fabric)
+    if all_to_all:
+        by_class, unreach_frac = _all_to_all_by_class(fabric, run.dead)
+        summary["all_to_all"] = by_class
+        acc = by_class.get("accelerators")
+        summary["all_to_all_gbps_per_accelerator"] = (acc or {}).get("gbps_per_endpoint") or 0.0
+        summary["all_to_all_unreachable_fraction"] = unreach_frac
+    if run.model == "optimal" and not routed.big_uniform:
+        from topo.routing.lp import max_concurrent_flow
+        summary["optimal"] = max_concurrent_flow(fabric, d, failed_links=run.dead, efficiency=run.eff)
+    if compare:
+        summary["roce_vs_uec"] = _roce_vs_uec(run, routed)
+    return Analysis(summary=_jsonable(summary), loads=total, utilization=util)
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """The settings of one analysis (:func:`analyze`), checked."""
+    cluster: object
+    fabric: object
+    model: str          # the model asked for ("optimal" included)
+    run_model: str      # the model routed ("fluid" for "optimal")
+    traffic: object
+    placement: object
+    seed: int
+    qps: int
+    channels: int
+    sharing: Optional[str]
+    dead: np.ndarray
+    nodes: object
+    eff: float          # the cluster's wire efficiency
+
+    def demands(self, eff: float, aggregate: bool = False) -> Demands:
+        """The traffic at wire efficiency ``eff``; with ``aggregate``, the file's uniform patterns
+        over every endpoint are left to :meth:`background` (fluid-type models)."""
+        from topo.traffic import demand as T
+        c, f, traffic = self.cluster, self.fabric, self.traffic
+        if traffic == "jobs":
+            d = T.job_demands(c, f, self.placement, efficiency=eff)
+            if c.file.traffic:
+                d = Demands.concat([d, T.pattern_demands(c, f, self.seed, aggregate_uniform=aggregate,
+                                                         efficiency=eff)])
+            return d
+        if traffic == "uniform":
+            return T.uniform(f, 1e9, None, eff)
+        if traffic == "permutation":
+            return T.permutation(f, 1e9, None, self.seed, eff)
+        if traffic == "incast":
+            return T.incast(f, 1e9, None, 16, self.seed, eff)
+        return T.matrix(f, traffic, eff, where="--traffic")
+
+    def background(self, eff: float, model: str) -> list:
+        """The aggregated uniform patterns of the file, routed under ``model`` at efficiency ``eff``."""
+        from topo.traffic import demand as T
+        if self.traffic != "jobs":
+            return []
+        return [uniform_background(self.fabric, g / eff, model, failed_links=self.dead)
+                for g in T.aggregated_uniform_gbps(self.cluster, self.fabric, eff)]
+
+    def cap(self) -> np.ndarray:
+        return np.where(~self.dead, self.fabric.link_gbps, 0.0)
+
+
+def _settings(cluster, fabric, routing, traffic, placement, fail, seed, qps, channels, sharing) -> _Run:
+    """analyze's settings from its arguments and the cluster file, each refused by name when wrong."""
+    from topo.model.spec import run_settings, wire_efficiency
     tr = cluster.file.transport
     model = routing or {"roce": "roce-hash", "uec": "uec-spray", "ideal": "fluid"}[tr.protocol]
     if model not in MODELS:
         raise SpecError([("routing", f"unknown routing model {model!r}; expected one of {list(MODELS)}")])
-    from topo.model.spec import run_settings
     seed = run_settings(cluster, seed=seed).seed
     qps = tr.qps if qps is None else int(qps)
     channels = tr.n_channels if channels is None else int(channels)
@@ -1185,87 +1164,103 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
     if sharing is not None and sharing not in SHARING_MODELS:
         raise SpecError([("sharing", f"unknown sharing model {sharing!r}; expected one of {list(SHARING_MODELS)}")])
     links, nodes = parse_failures(fabric, list(fail))
-    dead = failure_mask(fabric, links, nodes)
-    alive = ~dead
-    eff_c = wire_efficiency(cluster)
+    return _Run(cluster=cluster, fabric=fabric, model=model, run_model="fluid" if model == "optimal" else model,
+                traffic=traffic, placement=placement, seed=seed, qps=qps, channels=channels, sharing=sharing,
+                dead=failure_mask(fabric, links, nodes), nodes=nodes, eff=wire_efficiency(cluster))
 
-    def demands_for(eff, aggregate=False):
-        if traffic == "jobs":
-            d = T.job_demands(cluster, fabric, placement, efficiency=eff)
-            if cluster.file.traffic:
-                # uniform patterns over every endpoint: aggregated under fluid-type models (background_for)
-                d = Demands.concat([d, T.pattern_demands(cluster, fabric, seed, aggregate_uniform=aggregate,
-                                                         efficiency=eff)])
-            return d
-        if traffic == "uniform":
-            return T.uniform(fabric, 1e9, None, eff)
-        if traffic == "permutation":
-            return T.permutation(fabric, 1e9, None, seed, eff)
-        if traffic == "incast":
-            return T.incast(fabric, 1e9, None, 16, seed, eff)
-        return T.matrix(fabric, traffic, eff, where="--traffic")
 
-    summary: dict = {"cluster": cluster.name, "family": fabric.family, "endpoints": fabric.n_endpoints,
-                     "links": fabric.n_links, "routing": model, "traffic": str(traffic), "seed": seed,
-                     # channels and queue pairs matter only to hashing (roce-hash); null for the others
-                     "channels": channels if model in _QP_MODELS else None,
-                     "qps_per_channel": qps if model in _QP_MODELS else None,
-                     "sharing": (sharing or SHARING[model]) if model in SHARING else "proportional",
-                     "wire_efficiency": eff_c,
-                     "failed": {"links": int(dead.sum() // 2), "nodes": [fabric.node_name(i) for i in nodes]}}
-    lp_model = model == "optimal"
-    run_model = "fluid" if lp_model else model
-    E = fabric.n_endpoints
-    def background_for(eff, m):
-        return [uniform_background(fabric, g / eff, m, failed_links=dead)
-                for g in T.aggregated_uniform_gbps(cluster, fabric, eff)] if traffic == "jobs" else []
+@dataclass(frozen=True, eq=False)
+class _Routed:
+    """The traffic routed under the analysis's model."""
+    demands: Demands
+    total: np.ndarray        # wire load per directed link
+    times: np.ndarray        # per job of the demands
+    unreach: float
+    scaleup: tuple           # (sent, received) Gb/s per endpoint
+    offered: float
+    big_uniform: bool        # uniform all-to-all aggregated (too many pairs to expand)
 
-    big_uniform = traffic == "uniform" and (run_model in _FLUID_MODE or E * (E - 1) > T.MAX_UNIFORM_FLOWS)
+
+def _route_traffic(run: _Run, summary: dict) -> _Routed:
+    """Route the analysis's traffic under its model; notes aggregation in ``summary``."""
+    from topo.traffic import demand as T
+    fabric, E = run.fabric, run.fabric.n_endpoints
+    big_uniform = run.traffic == "uniform" and (run.run_model in _FLUID_MODE or E * (E - 1) > T.MAX_UNIFORM_FLOWS)
     if big_uniform:
         # too many pairs to expand: aggregated uniform loads (fluid-type models only), at line rate
-        if run_model not in _FLUID_MODE:
+        if run.run_model not in _FLUID_MODE:
             raise SpecError([("traffic", f"uniform all-to-all over {E:,} endpoints is {E * (E - 1):,} flows, too many "
                               f"to hash one by one; use --routing fluid, wcmp or uec-spray (aggregated exactly)")])
         inj = fabric.injection_gbps()
         per_pair = float(inj[inj > 0].min()) / (E - 1) if (inj > 0).any() and E > 1 else 0.0
-        r = uniform_loads(fabric, run_model, per_pair, failed_links=dead)
-        d = Demands.concat([])
-        total, times, unreach = r.link_gbps_load, np.zeros(0), r.unreachable_gbps
-        su_s = su_r = np.zeros(E)
-        offered = r.offered_gbps
+        r = uniform_loads(fabric, run.run_model, per_pair, failed_links=run.dead)
         summary["aggregated_uniform"] = True
-    else:
-        agg = traffic == "jobs" and run_model in _FLUID_MODE
-        d = demands_for(eff_c, agg)
-        bg = background_for(eff_c, run_model) if agg else []
-        total, times, unreach, (su_s, su_r) = _run_model(fabric, d, run_model, dead, seed, qps, eff_c, channels,
-                                                         sharing, bg)
-        offered = float((d.rate_gbps[d.src != d.dst] / eff_c).sum()) + sum(r.offered_gbps for r in bg)
-        if bg:
-            summary["aggregated_uniform_patterns"] = len(bg)
-    if compare and traffic == "uniform" and E * (E - 1) > 1_000_000:
-        compare = False
+        return _Routed(demands=Demands.concat([]), total=r.link_gbps_load, times=np.zeros(0),
+                       unreach=r.unreachable_gbps, scaleup=(np.zeros(E), np.zeros(E)), offered=r.offered_gbps,
+                       big_uniform=True)
+    agg = run.traffic == "jobs" and run.run_model in _FLUID_MODE
+    d = run.demands(run.eff, agg)
+    bg = run.background(run.eff, run.run_model) if agg else []
+    total, times, unreach, up = _run_model(fabric, d, run.run_model, run.dead, run.seed, run.qps, run.eff,
+                                           run.channels, run.sharing, bg)
+    offered = float((d.rate_gbps[d.src != d.dst] / run.eff).sum()) + sum(r.offered_gbps for r in bg)
+    if bg:
+        summary["aggregated_uniform_patterns"] = len(bg)
+    return _Routed(demands=d, total=total, times=times, unreach=unreach, scaleup=up, offered=offered,
+                   big_uniform=False)
+
+
+def _n_aggregated(run: _Run) -> int:
+    """How many of the file's uniform patterns are aggregated (traffic "jobs" only)."""
+    from topo.traffic import demand as T
+    if run.traffic != "jobs" or not run.cluster.file.traffic:
+        return 0
+    return len(T.aggregated_uniform_gbps(run.cluster, run.fabric))
+
+
+def _compare_wanted(run: _Run, compare: bool, summary: dict) -> bool:
+    """Whether the RoCE-vs-UEC comparison runs; a null ``roce_vs_uec`` says why not where the
+    traffic is too large to hash pair by pair."""
+    from topo.traffic import demand as T
+    E = run.fabric.n_endpoints
+    if compare and run.traffic == "uniform" and E * (E - 1) > 1_000_000:
         summary["roce_vs_uec"] = None  # hashing the uniform pattern needs every pair: skipped above 1M pairs
-    n_agg = len(T.aggregated_uniform_gbps(cluster, fabric)) if traffic == "jobs" and cluster.file.traffic else 0
-    if compare and n_agg and E * (E - 1) > T.MAX_UNIFORM_FLOWS:
-        compare = False
+        return False
+    if compare and _n_aggregated(run) and E * (E - 1) > T.MAX_UNIFORM_FLOWS:
         summary["roce_vs_uec"] = None  # the same: a uniform background too large to hash pair by pair
-    cap = np.where(alive, fabric.link_gbps, 0.0)
+        return False
+    return compare
+
+
+def _load_summary(run: _Run, routed: _Routed, summary: dict) -> np.ndarray:
+    """Flows, offered and unreachable load, utilisation per tier, hottest links and scale-up use
+    into ``summary``; returns the utilisation per directed link."""
+    fabric, E = run.fabric, run.fabric.n_endpoints
+    d, total, offered, unreach = routed.demands, routed.total, routed.offered, routed.unreach
+    n_agg = _n_aggregated(run)
+    alive = ~run.dead
+    cap = run.cap()
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, total / np.where(cap > 0, cap, 1.0), 0.0)
     summary.update({
-        "flows": (E * (E - 1) if big_uniform else d.n + n_agg * E * (E - 1) * (run_model in _FLUID_MODE)),
+        "flows": (E * (E - 1) if routed.big_uniform else d.n + n_agg * E * (E - 1) * (run.run_model in _FLUID_MODE)),
         "offered_gbps": offered, "unreachable_gbps": unreach,
         "unreachable_fraction": unreach / offered if offered > 0 else 0.0,
         "max_util": float(util.max()) if util.size else 0.0,
         "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive),
     })
+    su_s, su_r = routed.scaleup
     dg = fabric.domain_gbps[np.maximum(fabric.ep_domain, 0)] if fabric.n_domains else np.zeros(fabric.n_endpoints)
     su = np.maximum(su_s, su_r)
     with np.errstate(divide="ignore", invalid="ignore"):
         su_util = np.where(dg > 0, su / np.where(dg > 0, dg, 1.0), np.where(su > 0, np.inf, 0.0))
     summary["scaleup"] = {"max_gbps_per_accelerator": float(su.max()) if su.size else 0.0,
                           "max_util": float(su_util.max()) if su_util.size else 0.0}
+    return util
+
+
+def _job_rows(cluster, d: Demands, times: np.ndarray) -> list:
+    """Per job: ideal and routed time, slowdown and bus bandwidth."""
     busb = _job_collective_bytes(cluster, set(d.job_names))
     jobs = []
     for k, name in enumerate(d.job_names):
@@ -1274,39 +1269,34 @@ def analyze(cluster, fabric=None, routing: Optional[str] = None, traffic="jobs",
         jobs.append({"name": name, "ideal_s": float(d.job_time_s[k]), "time_s": t,
                      "slowdown": t / d.job_time_s[k] if d.job_time_s[k] > 0 and math.isfinite(t) else None,
                      "busbw_gbps": bb * 8 / t / 1e9 if t > 0 and math.isfinite(t) else 0.0})
-    summary["jobs"] = jobs
-    summary["bisection_gbps"] = bisection_gbps(fabric)
-    if all_to_all:
-        by_class, unreach_frac = _all_to_all_by_class(fabric, dead)
-        summary["all_to_all"] = by_class
-        acc = by_class.get("accelerators")
-        summary["all_to_all_gbps_per_accelerator"] = (acc or {}).get("gbps_per_endpoint") or 0.0
-        summary["all_to_all_unreachable_fraction"] = unreach_frac
-    if lp_model and not big_uniform:
-        from topo.routing.lp import max_concurrent_flow
-        summary["optimal"] = max_concurrent_flow(fabric, d, failed_links=dead, efficiency=eff_c)
-    if compare:
-        side = {}
-        for m, proto in (("roce-hash", "roce"), ("uec-spray", "uec")):
-            eff = protocol_efficiency(cluster, proto)
-            if m == model and abs(eff - eff_c) < 1e-15:
-                tot_m, times_m = total, times
-            else:
-                fl = m in _FLUID_MODE
-                dm = demands_for(eff, fl)
-                tot_m, times_m, _, _ = _run_model(fabric, dm, m, dead, seed, qps, eff, channels, sharing,
-                                                  background_for(eff, m) if fl else [])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
-            side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
-                       **({"channels": channels, "qps_per_channel": qps} if m in _QP_MODELS else {}),
-                       "jobs": {n: float(times_m[k]) for k, n in enumerate(d.job_names)}}
-        a, b = side["roce-hash"], side["uec-spray"]
-        side["collision_penalty_max_util"] = a["max_util"] / b["max_util"] if b["max_util"] > 0 else None
-        side["collision_penalty_time"] = {n: (a["jobs"][n] / b["jobs"][n] if b["jobs"][n] > 0 and math.isfinite(a["jobs"][n]) else None)
-                                          for n in d.job_names}
-        summary["roce_vs_uec"] = side
-    return Analysis(summary=_jsonable(summary), loads=total, utilization=util)
+    return jobs
+
+
+def _roce_vs_uec(run: _Run, routed: _Routed) -> dict:
+    """The same traffic under roce-hash and under uec-spray, each at its protocol's wire efficiency
+    (the routed result reused for the model already routed at that efficiency): max utilisation,
+    per-job times and the collision penalty of hashing."""
+    d, cap = routed.demands, run.cap()
+    side = {}
+    for m, proto in (("roce-hash", "roce"), ("uec-spray", "uec")):
+        eff = protocol_efficiency(run.cluster, proto)
+        if m == run.model and abs(eff - run.eff) < 1e-15:
+            tot_m, times_m = routed.total, routed.times
+        else:
+            fl = m in _FLUID_MODE
+            dm = run.demands(eff, fl)
+            tot_m, times_m, _, _ = _run_model(run.fabric, dm, m, run.dead, run.seed, run.qps, eff, run.channels,
+                                              run.sharing, run.background(eff, m) if fl else [])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            um = np.where(cap > 0, tot_m / np.where(cap > 0, cap, 1.0), 0.0)
+        side[m] = {"wire_efficiency": eff, "max_util": float(um.max()) if um.size else 0.0,
+                   **({"channels": run.channels, "qps_per_channel": run.qps} if m in _QP_MODELS else {}),
+                   "jobs": {n: float(times_m[k]) for k, n in enumerate(d.job_names)}}
+    a, b = side["roce-hash"], side["uec-spray"]
+    side["collision_penalty_max_util"] = a["max_util"] / b["max_util"] if b["max_util"] > 0 else None
+    side["collision_penalty_time"] = {n: (a["jobs"][n] / b["jobs"][n] if b["jobs"][n] > 0 and math.isfinite(a["jobs"][n]) else None)
+                                      for n in d.job_names}
+    return side
 
 
 def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:

@@ -34,7 +34,7 @@ def max_concurrent_flow(fabric, demands, *, failed_links=None, efficiency: float
     """
     from ortools.linear_solver import pywraplp
     from topo.routing import lpcheck as routing_lpcheck
-    from topo.routing.engine import _pxn, failure_mask, prepare
+    from topo.routing.prepared import _pxn, failure_mask, prepare
 
     dead = failure_mask(fabric, failed_links)
     if fabric.n_links > MAX_LINKS:

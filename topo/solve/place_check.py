@@ -188,6 +188,20 @@ def _capacity(x: _Facts, assignment: dict) -> list[str]:
     return v
 
 
+def _domain_members(x: _Facts, doms: np.ndarray) -> np.ndarray:
+    """Endpoint ids of the scale-up domains ``doms`` (domain -> endpoints built once per check)."""
+    by = getattr(x, "_by_domain", None)
+    if by is None:
+        order = np.argsort(x.ep_dom, kind="stable")
+        keys = x.ep_dom[order]
+        by = x._by_domain = (order, keys)
+    order, keys = by
+    lo, hi = np.searchsorted(keys, doms, "left"), np.searchsorted(keys, doms, "right")
+    if lo.size == 0:
+        return np.zeros(0, np.int64)
+    return np.concatenate([order[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+
+
 def _domains(x: _Facts) -> list[str]:
     """TP groups inside one scale-up domain; jobs whose TP spans domains own them whole."""
     v, ds = [], x.ds
@@ -200,7 +214,7 @@ def _domains(x: _Facts) -> list[str]:
                 v.append(f"domain: {j.name!r} TP group {int(np.flatnonzero(bad)[0])} spans scale-up domains")
         if j.tp >= ds and ds > 1:
             doms = np.unique(x.ep_dom[e])
-            dmask = np.isin(x.ep_dom, doms)
+            dmask = _domain_members(x, doms)   # the endpoints of those domains
             others = x.owner_ep[dmask]
             if ((others >= 0) & (others != ji)).any():
                 v.append(f"domain: {j.name!r} shares a scale-up domain with another job")

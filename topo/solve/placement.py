@@ -90,6 +90,7 @@ import functools
 import itertools
 import math
 import time
+import weakref
 from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Optional
@@ -434,6 +435,28 @@ class _Problem:
 
 
 # --- mutable state: free servers and rack power ---------------------------------------
+# per problem: the domains sorted by cell (stable) and where each non-empty cell's run starts
+_cell_runs: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _per_cell(pb: _Problem, per_dom: np.ndarray) -> np.ndarray:
+    """Sum per cell of an integer value per domain (a bincount over d_cell, in integers: one
+    reduceat over the domains in cell order, as every job's candidate cells are counted)."""
+    runs = _cell_runs.get(pb)
+    if runs is None:
+        d_cell = np.asarray(pb.d_cell, np.int64)
+        order = np.argsort(d_cell, kind="stable")
+        srt = d_cell[order]
+        start = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]]) if srt.size else np.zeros(0, np.int64)
+        identity = bool(srt.size == 0 or (order == np.arange(order.size)).all())
+        runs = _cell_runs[pb] = (None if identity else order, start, srt[start] if srt.size else start)
+    order, start, cells = runs
+    out = np.zeros(pb.C, np.int64)
+    if start.size:
+        out[cells] = np.add.reduceat(per_dom if order is None else per_dom[order], start)
+    return out
+
+
 class _State:
     def __init__(self, pb: _Problem):
         self.pb = pb
@@ -469,7 +492,7 @@ class _State:
             per_dom = (self.dom_free == pb.d_len).astype(np.int64)
         else:
             per_dom = self.dom_free // j.chunk
-        cu = np.bincount(pb.d_cell, weights=per_dom, minlength=pb.C).astype(np.int64)
+        cu = _per_cell(pb, per_dom)
         cu = np.minimum(cu, self.pcap[pb.c_rack] // j.chunk)
         ok = j.allowed_rack[pb.c_rack] & j.allowed_pod[pb.c_pod]
         return np.where(ok, cu, 0)
@@ -480,7 +503,7 @@ class _State:
 
     def cell_full_domains(self) -> np.ndarray:
         pb = self.pb
-        return np.bincount(pb.d_cell, weights=(self.dom_free == pb.d_len).astype(np.int64), minlength=pb.C).astype(np.int64)
+        return _per_cell(pb, (self.dom_free == pb.d_len).astype(np.int64))
 
     def fill_cell(self, j: _Job, cell: int, units: int) -> np.ndarray:
         """Take up to `units` units of job j in one cell: whole free domains for a
@@ -1144,6 +1167,10 @@ def _first_fit(pb: _Problem) -> dict:
         if j.fixed is not None:
             continue
         ok_dom = (j.allowed_rack[pb.s_rack[pb.d_first]] & j.allowed_pod[pb.g_pod[pb.d_group]])
+        # only domains that can take a unit now (taking units only lowers dom_free and pcap, so the
+        # domains left out would all be passed over below)
+        ok_dom &= st.pcap[pb.s_rack[pb.d_first]] >= j.chunk
+        ok_dom &= (st.dom_free == pb.d_len) if j.domain_job else (st.dom_free >= j.chunk)
         need, got = j.units, []
         for d in np.flatnonzero(ok_dom):
             if need == 0:
@@ -1432,20 +1459,26 @@ def tier_bytes(fabric: Fabric, job, eps: np.ndarray) -> np.ndarray:
     return _grid_tier_bytes(fabric, job, np.asarray(eps)[rank_layout(order, dp, pp, cp, tp)])
 
 
+# per fabric: the first leaf and its pod of every endpoint (O(endpoints) to derive, read per job)
+_ep_leaf_pod: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _grid_tier_bytes(fabric: Fabric, job, E: np.ndarray) -> np.ndarray:
     """:func:`tier_bytes` of the endpoints laid out as a (dp, pp, cp, tp) grid."""
     dp, pp, cp, tp = E.shape
-    leaf = fabric.ep_leaf()
-    pod = np.asarray(fabric.node_pod)
+    hit = _ep_leaf_pod.get(fabric)
+    if hit is None:
+        leaf = fabric.ep_leaf()
+        hit = _ep_leaf_pod[fabric] = (leaf, np.asarray(fabric.node_pod)[leaf])
+    leaf, ep_pod = hit
     dom = np.asarray(fabric.ep_domain)
     out = np.zeros(4)
     ep = max(job.ep, 1)
 
     def cls(a, b):
         c = np.full(a.shape, 3, np.int64)
-        la, lb = leaf[a], leaf[b]
-        c[pod[la] == pod[lb]] = 2
-        c[la == lb] = 1
+        c[ep_pod[a] == ep_pod[b]] = 2
+        c[leaf[a] == leaf[b]] = 1
         c[dom[a] == dom[b]] = 0
         return c
 

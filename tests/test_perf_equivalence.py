@@ -1,0 +1,85 @@
+"""The shortcuts of the routing and placement hot paths give what the plain computations give:
+max-min runs of identical queue pairs, the per-domain endpoint lists of the placement checker,
+and the module boundaries of the routing layer (no routing.lp <-> engine cycle)."""
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _paths(rng, n_flows, qps, n_links, hops):
+    """Queue pairs in flow order: qps rows per flow, some flows with all rows alike (inside a leaf)."""
+    rows, qb = [], []
+    for f in range(n_flows):
+        b = float(rng.integers(1, 9)) * 1e6
+        if rng.random() < 0.5:
+            p = rng.choice(n_links, hops, replace=False)
+            rows += [p] * qps
+        else:
+            rows += [rng.choice(n_links, hops, replace=False) for _ in range(qps)]
+        qb += [b] * qps
+    return np.asarray(rows, np.int64), np.asarray(qb)
+
+
+@pytest.mark.parametrize("sharing", ["max-min", "bytes"])
+def test_runs_of_identical_queue_pairs_share_as_the_queue_pairs_one_by_one(sharing):
+    from topo.routing.engine import _runs, completion_times
+    rng = np.random.default_rng(3)
+    path, qb = _paths(rng, 60, 4, 12, 3)
+    cap = rng.integers(1, 5, 12).astype(float) * 100.0
+    first, mult = _runs(path, qb)
+    assert mult.sum() == path.shape[0] and (mult > 1).any() and first.size < path.shape[0]
+    t = completion_times(path, cap, qb, 0.9, sharing)
+    # the same queue pairs with no two alike next to each other: every run has length 1
+    order = np.lexsort((np.arange(path.shape[0]) // 4, np.arange(path.shape[0]) % 4))
+    assert _runs(path[order], qb[order])[1].max() == 1
+    t_one = completion_times(path[order], cap, qb[order], 0.9, sharing)
+    back = np.empty_like(t_one)
+    back[order] = t_one
+    assert np.all(np.isfinite(t)) and t.max() > 0
+    np.testing.assert_allclose(t, back, rtol=1e-12, atol=0)
+
+
+def test_runs_keep_an_unreachable_queue_pair_unfinished():
+    from topo.routing.engine import completion_times
+    path = np.array([[0, 1], [0, 1], [2, -1], [2, -1]], np.int64)
+    cap = np.array([100.0, 100.0, 0.0])
+    t = completion_times(path, cap, np.full(4, 1e6), 1.0, "max-min")
+    assert np.isinf(t[2:]).all() and np.isfinite(t[:2]).all()
+    assert t[0] == t[1] == pytest.approx(1e6 * 8 / (50e9))
+
+
+def test_domain_members_are_the_endpoints_of_those_domains():
+    from topo.model.fabric import build
+    from topo.model.spec import load
+    from topo.solve.place_check import _domain_members, _Facts
+    c = load(ROOT / "examples" / "small.yaml")
+    x = _Facts(c, build(c))
+    doms = np.unique(x.ep_dom[x.ep_dom >= 0])[[0, -1]]
+    got = np.sort(_domain_members(x, doms))
+    np.testing.assert_array_equal(got, np.flatnonzero(np.isin(x.ep_dom, doms)))
+    assert _domain_members(x, doms[:0]).size == 0
+
+
+def test_the_lp_builds_on_the_prepared_arrays_not_on_the_engine():
+    tree = ast.parse((ROOT / "topo" / "routing" / "lp.py").read_text())
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "topo.routing.engine" not in names and "topo.routing.prepared" in names
+    tree = ast.parse((ROOT / "topo" / "routing" / "prepared.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module.startswith("topo.routing")]
+    from topo.routing import engine, prepared
+    for name in ("prepare", "failure_mask", "_pxn", "Prepared"):   # the engine's names are the same objects
+        assert getattr(engine, name) is getattr(prepared, name)
+
+
+def test_analyze_is_split_into_steps_of_at_most_120_lines():
+    from topo.routing import engine
+    for fn in (engine.analyze, engine._settings, engine._route_traffic, engine._load_summary, engine._roce_vs_uec,
+               engine._run_model):
+        assert len(inspect.getsource(fn).splitlines()) <= 120, fn.__name__
