@@ -252,7 +252,7 @@ def family_cluster(family, rng):
 
 def custom_fabric(rng):
     """An irregular graph: tiers with random parallel links, dual-homed endpoints and extra links."""
-    from test_kernels_twin import random_fabric
+    from helpers.kernel_cases import random_fabric
     return random_fabric(rng)
 
 

@@ -11,6 +11,7 @@ from topo.model.fabric import fabric_from_arrays
 from topo.traffic.demand import Demands
 
 import topo.routing.pure._routing as twin
+from helpers.kernel_cases import close as _close, random_case
 
 N_FABRICS = 100
 
@@ -25,50 +26,6 @@ def test_compiled_module_is_built():
     assert mod.__file__.endswith((".so", ".pyd"))
     for seed, fid, q, node in [(0, 0, 0, 0), (7, 123456789, 3, 99), (2**63, 5, 1, 2**40)]:
         assert mod.hash_hop(seed, fid, q, node) == twin.hash_hop(seed, fid, q, node)
-
-
-def random_fabric(rng):
-    """A small random fabric: Clos-like tiers, dual-homed endpoints, parallel and extra links."""
-    leaves = int(rng.integers(2, 6))
-    spines = int(rng.integers(1, 5))
-    supers = int(rng.integers(0, 3))
-    per_leaf = int(rng.integers(1, 4))
-    E = leaves * per_leaf
-    L0, S0, T0 = E, E + leaves, E + leaves + spines
-    lo, hi = [], []
-    for e in range(E):
-        lo.append(e), hi.append(L0 + e // per_leaf)
-        if rng.random() < 0.3:  # dual-homed endpoint
-            lo.append(e), hi.append(L0 + int(rng.integers(leaves)))
-    for l in range(leaves):
-        for s in range(spines):
-            for _ in range(int(rng.integers(1, 3))):  # parallel links
-                lo.append(L0 + l), hi.append(S0 + s)
-    for s in range(spines):
-        for t in range(supers):
-            if rng.random() < 0.8:
-                lo.append(S0 + s), hi.append(T0 + t)
-    for _ in range(int(rng.integers(0, 3))):  # custom extra links between random switches
-        a, b = rng.choice(np.arange(E, T0 + supers), 2, replace=False)
-        lo.append(int(a)), hi.append(int(b))
-    tier = np.concatenate([np.zeros(E), np.ones(leaves), np.full(spines, 2), np.full(supers, 3)]).astype(np.int8)
-    lo, hi = np.array(lo), np.array(hi)
-    swap = tier[lo] > tier[hi]
-    lo, hi = np.where(swap, hi, lo), np.where(swap, lo, hi)
-    gbps = rng.choice([100.0, 200.0, 400.0], size=lo.shape[0])
-    return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom")
-
-
-def random_case(seed):
-    rng = np.random.default_rng(seed)
-    f = random_fabric(rng)
-    n = int(rng.integers(1, 25))
-    src = rng.integers(0, f.n_endpoints, n)
-    dst = rng.integers(0, f.n_endpoints, n)
-    rate = rng.random(n) * 100
-    d = Demands(src, dst, rate * 1e7 * rng.choice([1.0, 2.0], n), np.full(n, -1, np.int32), rate)
-    fail = rng.choice(f.n_links, int(rng.integers(0, 4)), replace=False)
-    return f, d, fail
 
 
 def _swap(pure: bool):
@@ -87,11 +44,6 @@ def both():
     yield
     routing.STRUCTURAL = True
     _swap(old)
-
-
-def _close(a, b):
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
-    return np.abs(a - b).max(initial=0.0) <= 1e-9 * scale
 
 
 @pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray", "roce-hash"])
