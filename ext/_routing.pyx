@@ -41,7 +41,12 @@ waterfill: weighted max-min fair rates of paths over link capacities
 """
 import numpy as np
 from cython.parallel cimport prange, threadid
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.ref cimport PyObject
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
+
+_EMPTY_I = np.zeros(0, np.int64)
+_EMPTY_F = np.zeros(0)
 
 # whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
 BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
@@ -163,13 +168,8 @@ def hash_hop(uint64_t seed, uint64_t fid, uint64_t q, uint64_t node):
     return _hop(_qp_key(seed, fid, q), node)
 
 
-cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
-                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
-                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
-                      const id_t[::1] up_ptr, const id_t[::1] up_link, int64_t[::1] tstamp,
-                      const int64_t[::1] tlist,
-                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
-                      int64_t[::1] order, id_t* n_homes) except -1 nogil:
+cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget, FabricView fb, WorkView w,
+                      id_t* n_homes) except -1 nogil:
     """Level-synchronous BFS from the homes of endpoint t; returns the number of visited switches.
 
     Stops once every target (the ntarget switches in tlist, stamped g in
@@ -181,36 +181,36 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
     cdef id_t nq = 0, nh = 0, k, u, h, n, j, s, i, x, lo, hi, d = 0
     cdef id_t remaining = ntarget
     cdef bint ok, found
-    for k in range(up_ptr[t], up_ptr[t + 1]):
-        u = up_link[k]
-        h = link_dst[u]
-        if dist[h] < 0:
-            dist[h] = 0
-            sigma[h] = 0.0
-            den[h] = 0.0
-            hidx[h] = nh
+    for k in range(fb.up_ptr[t], fb.up_ptr[t + 1]):
+        u = fb.up_link[k]
+        h = fb.link_dst[u]
+        if w.dist[h] < 0:
+            w.dist[h] = 0
+            w.sigma[h] = 0.0
+            w.den[h] = 0.0
+            w.hidx[h] = nh
             nh += 1
-            order[nq] = h
+            w.order[nq] = h
             nq += 1
-            if tstamp[h] == g:
+            if w.tstamp[h] == g:
                 remaining -= 1
-        sigma[h] += 1.0
+        w.sigma[h] += 1.0
         if mode == 1:
-            den[h] += link_gbps[u ^ 1]
+            w.den[h] += fb.link_gbps[u ^ 1]
         else:
-            den[h] += 1.0
+            w.den[h] += 1.0
     lo = 0
     hi = nq
     while lo < hi and remaining > 0:
         if remaining <= 512:
             ok = True
             for i in range(ntarget):
-                x = tlist[i]
-                if dist[x] >= 0:
+                x = w.tlist[i]
+                if w.dist[x] >= 0:
                     continue
                 found = False
-                for j in range(sw_ptr[x], sw_ptr[x + 1]):
-                    if dist[sw_head[j]] == d:
+                for j in range(fb.sw_ptr[x], fb.sw_ptr[x + 1]):
+                    if w.dist[fb.sw_head[j]] == d:
                         found = True
                         break
                 if not found:
@@ -218,46 +218,46 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
                     break
             if ok:
                 for i in range(ntarget):
-                    x = tlist[i]
-                    if dist[x] >= 0:
+                    x = w.tlist[i]
+                    if w.dist[x] >= 0:
                         continue
-                    dist[x] = d + 1
-                    sigma[x] = 0.0
-                    den[x] = 0.0
-                    for j in range(sw_ptr[x], sw_ptr[x + 1]):
-                        n = sw_head[j]
-                        if dist[n] == d:
-                            sigma[x] += sigma[n]
+                    w.dist[x] = d + 1
+                    w.sigma[x] = 0.0
+                    w.den[x] = 0.0
+                    for j in range(fb.sw_ptr[x], fb.sw_ptr[x + 1]):
+                        n = fb.sw_head[j]
+                        if w.dist[n] == d:
+                            w.sigma[x] += w.sigma[n]
                             if mode == 0:
-                                den[x] += sigma[n]
+                                w.den[x] += w.sigma[n]
                             elif mode == 1:
-                                den[x] += link_gbps[sw_adj[j]]
+                                w.den[x] += fb.link_gbps[fb.sw_adj[j]]
                             else:
-                                den[x] += 1.0
-                    order[nq] = x
+                                w.den[x] += 1.0
+                    w.order[nq] = x
                     nq += 1
                 remaining = 0
                 break
         for i in range(lo, hi):
-            n = order[i]
-            for j in range(sw_ptr[n], sw_ptr[n + 1]):
-                s = sw_head[j]
-                if dist[s] < 0:
-                    dist[s] = d + 1
-                    sigma[s] = 0.0
-                    den[s] = 0.0
-                    order[nq] = s
+            n = w.order[i]
+            for j in range(fb.sw_ptr[n], fb.sw_ptr[n + 1]):
+                s = fb.sw_head[j]
+                if w.dist[s] < 0:
+                    w.dist[s] = d + 1
+                    w.sigma[s] = 0.0
+                    w.den[s] = 0.0
+                    w.order[nq] = s
                     nq += 1
-                    if tstamp[s] == g:
+                    if w.tstamp[s] == g:
                         remaining -= 1
-                if dist[s] == d + 1:
-                    sigma[s] += sigma[n]
+                if w.dist[s] == d + 1:
+                    w.sigma[s] += w.sigma[n]
                     if mode == 0:
-                        den[s] += sigma[n]
+                        w.den[s] += w.sigma[n]
                     elif mode == 1:
-                        den[s] += link_gbps[sw_adj[j] ^ 1]
+                        w.den[s] += fb.link_gbps[fb.sw_adj[j] ^ 1]
                     else:
-                        den[s] += 1.0
+                        w.den[s] += 1.0
         lo = hi
         hi = nq
         d += 1
@@ -265,242 +265,334 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
     return nq
 
 
-cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const id_t[::1] up_ptr,
-                        const id_t[::1] up_link, const id_t[::1] link_dst, int64_t[::1] tstamp,
-                        int64_t[::1] tlist) except -1 nogil:
+cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, FabricView fb, FlowsView fl, WorkView w) except -1 nogil:
     """Stamp the first-hop switches of flows lo..hi-1 with g and list them; returns how many."""
     cdef id_t f, k, h, e, c = 0, last = -1
     for f in range(lo, hi):
-        e = f_src[f]
+        e = fl.f_src[f]
         if e == last:
             continue
         last = e
-        for k in range(up_ptr[e], up_ptr[e + 1]):
-            h = link_dst[up_link[k]]
-            if tstamp[h] != g:
-                tstamp[h] = g
-                tlist[c] = h
+        for k in range(fb.up_ptr[e], fb.up_ptr[e + 1]):
+            h = fb.link_dst[fb.up_link[k]]
+            if w.tstamp[h] != g:
+                w.tstamp[h] = g
+                w.tlist[c] = h
                 c += 1
     return c
 
 
-cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, real_t[::1] sigma) except? -1.0 nogil:
+cdef inline real_t _w(int mode, id_t r, id_t n, FabricView fb, WorkView w) except? -1.0 nogil:
     if mode == 0:
-        return sigma[n]
+        return w.sigma[n]
     if mode == 1:
-        return link_gbps[r]
+        return fb.link_gbps[r]
     return 1.0
 
 
-cdef int _fluid_group(id_t g, int mode, int KU, int KH,
-                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
-                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
-                      const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
-                      const id_t[::1] ep_home1, const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
-                      const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
-                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                      int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
-                      real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
-                      const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, bint two,
-                      id_t* bad) except -1 nogil:
+cdef int _fluid_group(id_t g, int mode, int KU, int KH, FabricView fb, FlowsView fl, WorkView w, LoadsView o,
+                      bint two, id_t* bad) except -1 nogil:
     """The flows of destination group g (route_fluid's work for one group); returns 1, with the
     destination in bad[0], if a destination does not share its group's home switches."""
     cdef id_t f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
     cdef real_t m, tot, x, share, wv, rr = 0.0
-    if g_ptr[g] == g_ptr[g + 1]:
+    if fl.g_ptr[g] == fl.g_ptr[g + 1]:
         return 0
-    nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
-    nq = _bfs(g_rep[g], mode, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-              tstamp, tlist, dist, hidx, sigma, den, order, &nh)
+    nt = _stamp(g, fl.g_ptr[g], fl.g_ptr[g + 1], fb, fl, w)
+    nq = _bfs(fl.g_rep[g], mode, g, nt, fb, w, &nh)
     if nq == 0:
-        for f in range(g_ptr[g], g_ptr[g + 1]):
-            unreach[f] += f_mass[f]
+        for f in range(fl.g_ptr[g], fl.g_ptr[g + 1]):
+            o.unreach[f] += fl.f_mass[f]
         return 0
     if nh > 1:
-        # A[s, j]: fraction of mass at s that reaches home j
+        # w.A[s, j]: fraction of mass at s that reaches home j
         for idx in range(nq):
-            s = order[idx]
+            s = w.order[idx]
             for jj in range(nh):
-                A[s * KH + jj] = 0.0
-            if dist[s] == 0:
-                A[s * KH + hidx[s]] = 1.0
+                w.A[s * KH + jj] = 0.0
+            if w.dist[s] == 0:
+                w.A[s * KH + w.hidx[s]] = 1.0
                 continue
-            for j in range(sw_ptr[s], sw_ptr[s + 1]):
-                r = sw_adj[j]
-                n = sw_head[j]
-                if dist[n] != dist[s] - 1:
+            for j in range(fb.sw_ptr[s], fb.sw_ptr[s + 1]):
+                r = fb.sw_adj[j]
+                n = fb.sw_head[j]
+                if w.dist[n] != w.dist[s] - 1:
                     continue
-                wv = _w(mode, r, n, link_gbps, sigma) / den[s]
+                wv = _w(mode, r, n, fb, w) / w.den[s]
                 for jj in range(nh):
-                    A[s * KH + jj] += wv * A[n * KH + jj]
-    for f in range(g_ptr[g], g_ptr[g + 1]):
-        e = f_src[f]
-        m = f_mass[f]
+                    w.A[s * KH + jj] += wv * w.A[n * KH + jj]
+    for f in range(fl.g_ptr[g], fl.g_ptr[g + 1]):
+        e = fl.f_src[f]
+        m = fl.f_mass[f]
         if two:
-            rr = f_mass2[f] / m if m > 0.0 else 0.0
-        u = ep_up1[e]
-        if u >= 0 and nh == 1 and f_dst[f] >= 0 and ep_up1[f_dst[f]] >= 0:
+            rr = fl.f_mass2[f] / m if m > 0.0 else 0.0
+        u = fb.ep_up1[e]
+        if u >= 0 and nh == 1 and fl.f_dst[f] >= 0 and fb.ep_up1[fl.f_dst[f]] >= 0:
             # single-homed at both ends (the common case): no split at either end
-            h = ep_home1[e]
-            if dist[h] < 0:
-                unreach[f] += m
+            h = fb.ep_home1[e]
+            if w.dist[h] < 0:
+                o.unreach[f] += m
                 continue
-            if f_sg[f] >= 0:
-                grp_up[f_sg[f] * KU] += m
+            if fl.f_sg[f] >= 0:
+                o.grp_up[fl.f_sg[f] * KU] += m
             else:
-                load[u] += m
-            mass[h] += m
-            load[ep_up1[f_dst[f]] ^ 1] += m
+                o.load[u] += m
+            w.mass[h] += m
+            o.load[fb.ep_up1[fl.f_dst[f]] ^ 1] += m
             if two:
-                load2[u] += m * rr
-                mass2[h] += m * rr
-                load2[ep_up1[f_dst[f]] ^ 1] += m * rr
+                o.load2[u] += m * rr
+                w.mass2[h] += m * rr
+                o.load2[fb.ep_up1[fl.f_dst[f]] ^ 1] += m * rr
             continue
         best = -1
         tot = 0.0
-        for k in range(up_ptr[e], up_ptr[e + 1]):
-            u = up_link[k]
-            h = link_dst[u]
-            if dist[h] < 0:
+        for k in range(fb.up_ptr[e], fb.up_ptr[e + 1]):
+            u = fb.up_link[k]
+            h = fb.link_dst[u]
+            if w.dist[h] < 0:
                 continue
-            if best < 0 or dist[h] < best:
-                best = dist[h]
+            if best < 0 or w.dist[h] < best:
+                best = w.dist[h]
                 tot = 0.0
-            if dist[h] == best:
+            if w.dist[h] == best:
                 if mode == 0:
-                    tot += sigma[h]
+                    tot += w.sigma[h]
                 elif mode == 1:
-                    tot += link_gbps[u]
+                    tot += fb.link_gbps[u]
                 else:
                     tot += 1.0
         if best < 0 or m == 0.0:
             if best < 0:
-                unreach[f] += m
+                o.unreach[f] += m
             continue
         for jj in range(nh):
-            lh[jj] = 0.0
-        k0 = up_ptr[e]
-        for k in range(up_ptr[e], up_ptr[e + 1]):
-            u = up_link[k]
-            h = link_dst[u]
-            if dist[h] != best:
+            w.lh[jj] = 0.0
+        k0 = fb.up_ptr[e]
+        for k in range(fb.up_ptr[e], fb.up_ptr[e + 1]):
+            u = fb.up_link[k]
+            h = fb.link_dst[u]
+            if w.dist[h] != best:
                 continue
             if mode == 0:
-                share = m * sigma[h] / tot
+                share = m * w.sigma[h] / tot
             elif mode == 1:
-                share = m * link_gbps[u] / tot
+                share = m * fb.link_gbps[u] / tot
             else:
                 share = m / tot
-            if f_sg[f] >= 0:
-                grp_up[f_sg[f] * KU + (k - k0)] += share
+            if fl.f_sg[f] >= 0:
+                o.grp_up[fl.f_sg[f] * KU + (k - k0)] += share
             else:
-                load[u] += share
-            mass[h] += share
+                o.load[u] += share
+            w.mass[h] += share
             if two:
-                load2[u] += share * rr
-                mass2[h] += share * rr
+                o.load2[u] += share * rr
+                w.mass2[h] += share * rr
             if nh == 1:
-                lh[0] += share
+                w.lh[0] += share
             else:
                 for jj in range(nh):
-                    lh[jj] += share * A[h * KH + jj]
-        td = f_dst[f]
+                    w.lh[jj] += share * w.A[h * KH + jj]
+        td = fl.f_dst[f]
         if td < 0:
-            td = g_rep[g]
-        k0 = up_ptr[td]
-        for k in range(up_ptr[td], up_ptr[td + 1]):
-            if hidx[link_dst[up_link[k]]] < 0:
+            td = fl.g_rep[g]
+        k0 = fb.up_ptr[td]
+        for k in range(fb.up_ptr[td], fb.up_ptr[td + 1]):
+            if w.hidx[fb.link_dst[fb.up_link[k]]] < 0:
                 bad[0] = td      # reported by route_fluid (the first such block, for a fixed message)
                 return 1
         if mode == 1:
             # capacities of td's own links from each home (members may differ)
             for jj in range(nh):
-                lh[KH + jj] = 0.0
-            for k in range(up_ptr[td], up_ptr[td + 1]):
-                u = up_link[k]
-                lh[KH + hidx[link_dst[u]]] += link_gbps[u ^ 1]
-        for k in range(up_ptr[td], up_ptr[td + 1]):
-            u = up_link[k]
-            h = link_dst[u]
+                w.lh[KH + jj] = 0.0
+            for k in range(fb.up_ptr[td], fb.up_ptr[td + 1]):
+                u = fb.up_link[k]
+                w.lh[KH + w.hidx[fb.link_dst[u]]] += fb.link_gbps[u ^ 1]
+        for k in range(fb.up_ptr[td], fb.up_ptr[td + 1]):
+            u = fb.up_link[k]
+            h = fb.link_dst[u]
             if mode == 1:
-                x = lh[hidx[h]] * link_gbps[u ^ 1] / lh[KH + hidx[h]]
+                x = w.lh[w.hidx[h]] * fb.link_gbps[u ^ 1] / w.lh[KH + w.hidx[h]]
             else:
-                x = lh[hidx[h]] / den[h]
-            if f_dst[f] < 0:
-                grp_down[g_id[g] * KU + (k - k0)] += x
+                x = w.lh[w.hidx[h]] / w.den[h]
+            if fl.f_dst[f] < 0:
+                o.grp_down[fl.g_id[g] * KU + (k - k0)] += x
             else:
-                load[u ^ 1] += x
+                o.load[u ^ 1] += x
                 if two:
-                    load2[u ^ 1] += x * rr
+                    o.load2[u ^ 1] += x * rr
     # propagate aggregated mass towards the homes, farthest switches first
     for idx in range(nq - 1, -1, -1):
-        s = order[idx]
-        if dist[s] == 0:
+        s = w.order[idx]
+        if w.dist[s] == 0:
             break
-        m = mass[s]
+        m = w.mass[s]
         if m == 0.0:
             continue
-        for j in range(sw_ptr[s], sw_ptr[s + 1]):
-            r = sw_adj[j]
-            n = sw_head[j]
-            if dist[n] != dist[s] - 1:
+        for j in range(fb.sw_ptr[s], fb.sw_ptr[s + 1]):
+            r = fb.sw_adj[j]
+            n = fb.sw_head[j]
+            if w.dist[n] != w.dist[s] - 1:
                 continue
-            wv = _w(mode, r, n, link_gbps, sigma) / den[s]
+            wv = _w(mode, r, n, fb, w) / w.den[s]
             x = m * wv
-            load[r] += x
-            mass[n] += x
+            o.load[r] += x
+            w.mass[n] += x
             if two:
-                load2[r] += mass2[s] * wv
-                mass2[n] += mass2[s] * wv
+                o.load2[r] += w.mass2[s] * wv
+                w.mass2[n] += w.mass2[s] * wv
     for idx in range(nq):
-        s = order[idx]
-        dist[s] = -1
-        hidx[s] = -1
-        mass[s] = 0.0
+        s = w.order[idx]
+        w.dist[s] = -1
+        w.hidx[s] = -1
+        w.mass[s] = 0.0
         if two:
-            mass2[s] = 0.0
+            w.mass2[s] = 0.0
     return 0
 
 
-cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH,
-                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
-                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
-                      const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
-                      const id_t[::1] ep_home1, const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
-                      const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
-                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                      int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
-                      real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
-                      const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, bint two,
-                      int64_t[::1] bad, id_t b) except -1 nogil:
+cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH, FabricView fb, FlowsView fl, WorkView w,
+                      LoadsView o, bint two, int64_t[::1] bad, id_t b) except -1 nogil:
     """Groups glo .. ghi-1 in order into one block's outputs; stops at the first bad destination."""
     cdef id_t g, td = -1
     for g in range(glo, ghi):
-        if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
-                        ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass,
-                        order, tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2, two,
-                        &td):
+        if _fluid_group(g, mode, KU, KH, fb, fl, w, o, two, &td):
             bad[2 * b] = td
             bad[2 * b + 1] = g
             return 1
     return 0
 
 
-def route_fluid(int mode, int KU, int KH,
-                const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
-                const real_t[::1] link_gbps,
-                const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
-                const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
-                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
-                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
-                real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
-                const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, int threads):
+cdef class FabricView:
+    pass
+
+
+cdef class FlowsView:
+    pass
+
+
+cdef class WorkView:
+    pass
+
+
+cdef class LoadsView:
+    pass
+
+
+cdef class ClosView:
+    pass
+
+
+cdef class CrossView:
+    pass
+
+
+cdef class ClosDemandsView:
+    pass
+
+
+cdef class ClosWorkView:
+    pass
+
+
+cdef FabricView _fabric_view(fabric):
+    cdef FabricView v = FabricView.__new__(FabricView)
+    v.sw_ptr = fabric.sw_ptr
+    v.sw_adj = fabric.sw_adj
+    v.sw_head = fabric.sw_head
+    v.link_dst = fabric.link_dst
+    v.link_gbps = fabric.link_gbps
+    v.up_ptr = fabric.up_ptr
+    v.up_link = fabric.up_link
+    v.ep_up1 = fabric.ep_up1
+    v.ep_home1 = fabric.ep_home1
+    return v
+
+
+cdef FlowsView _flows_view(flows):
+    cdef FlowsView v = FlowsView.__new__(FlowsView)
+    v.g_ptr = flows.g_ptr
+    v.g_rep = flows.g_rep
+    v.g_id = flows.g_id
+    v.f_src = flows.f_src
+    v.f_dst = flows.f_dst
+    v.f_sg = flows.f_sg
+    v.f_id = flows.f_id
+    v.f_mass = flows.f_mass
+    v.f_mass2 = flows.f_mass2
+    return v
+
+
+cdef WorkView _work_view(dist, hidx, sigma, den, mass, mass2, order, tstamp, tlist, A, lh, nh_start, nh_cnt,
+                         nh_list, nh_head):
+    cdef WorkView v = WorkView.__new__(WorkView)
+    v.dist = dist
+    v.hidx = hidx
+    v.sigma = sigma
+    v.den = den
+    v.mass = mass
+    v.mass2 = mass2
+    v.order = order
+    v.tstamp = tstamp
+    v.tlist = tlist
+    v.A = A
+    v.lh = lh
+    v.nh_start = nh_start
+    v.nh_cnt = nh_cnt
+    v.nh_list = nh_list
+    v.nh_head = nh_head
+    return v
+
+
+cdef WorkView _work_of(work):
+    return _work_view(work.dist, work.hidx, work.sigma, work.den, work.mass, work.mass2, work.order, work.tstamp,
+                      work.tlist, work.A, work.lh, work.nh_start, work.nh_cnt, work.nh_list, work.nh_head)
+
+
+cdef LoadsView _loads_view(load, load2, grp_up, grp_down, unreach, path):
+    cdef LoadsView v = LoadsView.__new__(LoadsView)
+    v.load = load
+    v.load2 = load2
+    v.grp_up = grp_up
+    v.grp_down = grp_down
+    v.unreach = unreach
+    v.path = path
+    return v
+
+
+cdef LoadsView _loads_of(loads):
+    return _loads_view(loads.load, loads.load2, loads.grp_up, loads.grp_down, loads.unreach, loads.path)
+
+
+cdef ClosView _clos_view(tables):
+    cdef ClosView v = ClosView.__new__(ClosView)
+    v.ept = tables.ept
+    v.pod_b1 = tables.pod_b1
+    v.up_ptr = tables.up_ptr
+    v.uph = tables.uph
+    v.sd_base = tables.sd_base
+    v.sd_lnk = tables.sd_lnk
+    v.xd_base = tables.xd_base
+    v.xd_start = tables.xd_start
+    v.xd_cnt = tables.xd_cnt
+    v.xd_lnk = tables.xd_lnk
+    v.xd_head = tables.xd_head
+    v.link_dst = tables.link_dst
+    v.pod = tables.pod
+    v.rank = tables.rank
+    v.pod_slot = tables.pod_slot
+    v.up_lnk = tables.up_lnk
+    v.up_head = tables.up_head
+    return v
+
+
+def route_fluid(fabric, flows, work, loads, options):
     """Fluid-type loads of the flows, aggregated per destination group.
 
-    ``f_mass2``/``load2``/``mass2`` (all empty, or per flow/link/node): a second weight
-    carried along the same splits in the same pass. It needs f_sg < 0, f_dst >= 0, and
-    f_mass > 0 wherever f_mass2 > 0 (each flow's second weight is a multiple of its first).
+    fabric, flows, work, loads: topo.routing.kstate.FabricArrays, GroupedFlows, Work, Loads;
+    options: kstate.FluidOptions (mode, KU, KH, threads). ``flows.f_mass2``/``loads.load2``/
+    ``work.mass2`` (all empty, or per flow/link/node): a second weight carried along the same
+    splits in the same pass. It needs f_sg < 0, f_dst >= 0, and f_mass > 0 wherever
+    f_mass2 > 0 (each flow's second weight is a multiple of its first).
 
     The groups are cut into blocks (fluid_blocks: a function of the groups' flows only, never
     of ``threads``). Block 0 adds into the outputs, every other block into zeroed buffers of
@@ -509,86 +601,72 @@ def route_fluid(int mode, int KU, int KH,
     on up to ``threads`` OpenMP threads, each with its own work arrays (the caller's serve
     the single-block case); with ``threads`` 1, on this thread without OpenMP.
     """
-    cdef id_t ng = g_ptr.shape[0] - 1
+    cdef int mode = options.mode, KU = options.KU, KH = options.KH, threads = options.threads
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef FlowsView fl = _flows_view(flows)
+    cdef WorkView w0 = _work_of(work)
+    cdef LoadsView o0 = _loads_of(loads)
+    cdef id_t ng = fl.g_ptr.shape[0] - 1
     cdef id_t g, b, l, i, t
-    cdef bint two = f_mass2.shape[0] > 0
-    cdef id_t N = dist.shape[0]
+    cdef bint two = fl.f_mass2.shape[0] > 0
+    cdef id_t N = w0.dist.shape[0]
     cdef int64_t[::1] bad
-    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(g_ptr))
+    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(flows.g_ptr))
     cdef id_t NB = bounds.shape[0] - 1
     cdef id_t td = -1
     if NB <= 1:
         with nogil:
             for g in range(ng):
-                if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                                ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma,
-                                den, mass, order, tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2,
-                                load2, mass2, two, &td):
+                if _fluid_group(g, mode, KU, KH, fb, fl, w0, o0, two, &td):
                     with gil:
-                        _bad_group(td, g_rep[g])
+                        _bad_group(td, fl.g_rep[g])
         return
     cdef id_t T = max(1, min(threads, NB))
-    # per-thread work arrays, in their entry state
-    cdef int64_t[:, ::1] w_dist = np.full((T, N), -1, np.int64)
-    cdef int64_t[:, ::1] w_hidx = np.full((T, N), -1, np.int64)
-    cdef int64_t[:, ::1] w_tstamp = np.full((T, N), -1, np.int64)
-    cdef int64_t[:, ::1] w_order = np.zeros((T, N), np.int64)
-    cdef int64_t[:, ::1] w_tlist = np.zeros((T, N), np.int64)
-    cdef real_t[:, ::1] w_sigma = np.zeros((T, N))
-    cdef real_t[:, ::1] w_den = np.zeros((T, N))
-    cdef real_t[:, ::1] w_mass = np.zeros((T, N))
-    cdef real_t[:, ::1] w_mass2 = np.zeros((T, N if two else 0))
-    cdef real_t[:, ::1] w_A = np.zeros((T, A.shape[0]))
-    cdef real_t[:, ::1] w_lh = np.zeros((T, lh.shape[0]))
-    # per-block outputs of blocks 1 .. NB-1
-    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, load.shape[0]))
-    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, load2.shape[0]))
-    cdef real_t[:, ::1] o_up = np.zeros((NB - 1, grp_up.shape[0]))
-    cdef real_t[:, ::1] o_down = np.zeros((NB - 1, grp_down.shape[0]))
+    # per-thread work arrays, in their entry state; per-block outputs of blocks 1 .. NB-1
+    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, o0.load.shape[0]))
+    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, o0.load2.shape[0]))
+    cdef real_t[:, ::1] o_up = np.zeros((NB - 1, o0.grp_up.shape[0]))
+    cdef real_t[:, ::1] o_down = np.zeros((NB - 1, o0.grp_down.shape[0]))
+    keep = [_work_view(np.full(N, -1, np.int64), np.full(N, -1, np.int64), np.zeros(N), np.zeros(N), np.zeros(N),
+                       np.zeros(N if two else 0), np.zeros(N, np.int64), np.full(N, -1, np.int64),
+                       np.zeros(N, np.int64), np.zeros(w0.A.shape[0]), np.zeros(w0.lh.shape[0]), _EMPTY_I, _EMPTY_I,
+                       _EMPTY_I, _EMPTY_I) for t in range(T)]
+    keep += [o0] + [_loads_view(o_load[b], o_load2[b], o_up[b], o_down[b], loads.unreach, _EMPTY_I)
+                    for b in range(NB - 1)]
+    cdef PyObject** ws = <PyObject**>PyMem_Malloc((T + NB) * sizeof(PyObject*))
+    if ws == NULL:
+        raise MemoryError()
+    cdef PyObject** bs = ws + T
+    for i in range(T + NB):
+        ws[i] = <PyObject*>keep[i]
     bad = np.full(2 * NB, -1, np.int64)
-    if T == 1:
-        with nogil:
-            for b in range(NB):
-                if b == 0:
-                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
-                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
-                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
-                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], load, grp_up, grp_down, unreach, f_mass2,
-                                 load2, w_mass2[0], two, bad, b)
-                else:
-                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
-                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
-                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
-                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], o_load[b - 1], o_up[b - 1], o_down[b - 1],
-                                 unreach, f_mass2, o_load2[b - 1], w_mass2[0], two, bad, b)
-    for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
-        t = threadid()
-        if b == 0:
-            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
-                         up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                         w_dist[t], w_hidx[t], w_sigma[t], w_den[t], w_mass[t], w_order[t], w_tstamp[t], w_tlist[t],
-                         w_A[t], w_lh[t], load, grp_up, grp_down, unreach, f_mass2, load2, w_mass2[t], two, bad, b)
-        else:
-            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
-                         up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                         w_dist[t], w_hidx[t], w_sigma[t], w_den[t], w_mass[t], w_order[t], w_tstamp[t], w_tlist[t],
-                         w_A[t], w_lh[t], o_load[b - 1], o_up[b - 1], o_down[b - 1], unreach, f_mass2, o_load2[b - 1],
-                         w_mass2[t], two, bad, b)
+    try:
+        if T == 1:
+            with nogil:
+                for b in range(NB):
+                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, fb, fl, <WorkView>ws[0],
+                                 <LoadsView>bs[b], two, bad, b)
+        for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            t = threadid()
+            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, fb, fl, <WorkView>ws[t], <LoadsView>bs[b], two,
+                         bad, b)
+    finally:
+        PyMem_Free(ws)
     for b in range(NB):
         if bad[2 * b] >= 0:
-            _bad_group(bad[2 * b], g_rep[bad[2 * b + 1]])
+            _bad_group(bad[2 * b], fl.g_rep[bad[2 * b + 1]])
     # add the blocks' outputs in block order (each entry independently: any thread count, same sums)
     with nogil:
         for i in range(NB - 1):
-            for l in range(load.shape[0]):
-                load[l] += o_load[i, l]
+            for l in range(o0.load.shape[0]):
+                o0.load[l] += o_load[i, l]
         for i in range(NB - 1):
-            for l in range(load2.shape[0]):
-                load2[l] += o_load2[i, l]
-            for l in range(grp_up.shape[0]):
-                grp_up[l] += o_up[i, l]
-            for l in range(grp_down.shape[0]):
-                grp_down[l] += o_down[i, l]
+            for l in range(o0.load2.shape[0]):
+                o0.load2[l] += o_load2[i, l]
+            for l in range(o0.grp_up.shape[0]):
+                o0.grp_up[l] += o_up[i, l]
+            for l in range(o0.grp_down.shape[0]):
+                o0.grp_down[l] += o_down[i, l]
 
 
 def _bad_group(td, rep):
@@ -615,22 +693,26 @@ def fluid_blocks(g_ptr):
     return np.concatenate([[0], cut, [ng]]).astype(np.int64)
 
 
-def route_hash(uint64_t seed, int qps, int H,
-               const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
-               const real_t[::1] link_gbps,
-               const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
-               const id_t[::1] g_ptr, const id_t[::1] g_rep,
-               const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
-               int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
-               int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
-               int64_t[::1] nh_head, real_t[::1] load, real_t[::1] unreach, int64_t[::1] path,
-               const real_t[::1] f_mass2, real_t[::1] load2):
+def route_hash(fabric, flows, work, loads, options):
     """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
 
-    ``f_mass2``/``load2`` (both empty, or one entry per flow/link): a second weight carried
+    ``flows.f_mass2``/``loads.load2`` (both empty, or one entry per flow/link): a second weight carried
     along the same queue-pair paths (bytes beside rates) in the same pass.
     Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
     """
+    cdef uint64_t seed = options.seed
+    cdef int qps = options.qps, H = options.H
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef FlowsView fl = _flows_view(flows)
+    cdef WorkView w = _work_of(work)
+    cdef LoadsView o = _loads_of(loads)
+    cdef const id_t[::1] sw_ptr = fb.sw_ptr, sw_adj = fb.sw_adj, sw_head = fb.sw_head, link_dst = fb.link_dst
+    cdef const id_t[::1] up_ptr = fb.up_ptr, up_link = fb.up_link, ep_up1 = fb.ep_up1, ep_home1 = fb.ep_home1
+    cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, f_src = fl.f_src, f_dst = fl.f_dst, f_id = fl.f_id
+    cdef const real_t[::1] f_mass = fl.f_mass, f_mass2 = fl.f_mass2
+    cdef int64_t[::1] dist = w.dist, nh_start = w.nh_start, nh_cnt = w.nh_cnt, nh_list = w.nh_list
+    cdef int64_t[::1] nh_head = w.nh_head, path = o.path, order = w.order, hidx = w.hidx
+    cdef real_t[::1] load = o.load, unreach = o.unreach, load2 = o.load2
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
     cdef id_t longest = 0
@@ -642,9 +724,8 @@ def route_hash(uint64_t seed, int qps, int H,
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
                 continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
-            nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
+            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], fb, fl, w)
+            nq = _bfs(g_rep[g], 2, g, nt, fb, w, &nh)
             pos = 0
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 e = f_src[f]
@@ -903,19 +984,22 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     return levels
 
 
-cdef inline int _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int qps, int H,
-               const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
-               real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] uph,
-               const id_t[::1] sd_base, const id_t[::1] sd_lnk,
-               const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
-               const id_t[::1] xd_lnk, const id_t[::1] xd_head,
-               const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
-               int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
-               real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
-               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
-               real_t[::1] stats, int64_t[::1] counts, real_t[::1] ret) except -1 nogil:
+cdef inline int _clos_loop(const int spray, ClosView tb, ClosDemandsView dm, ClosWorkView cw, id_t NL, int K,
+                           uint64_t seed, int qps, int H, real_t[::1] ret) except -1 nogil:
     """route_clos's pass; spray is a constant at each call, so the compiler specialises the loop."""
+    cdef const id_t[::1] src = dm.src, dst = dm.dst
+    cdef const real_t[::1] rate = dm.rate, nbytes = dm.nbytes
+    cdef real_t inv_eff = dm.inv_eff
+    cdef const int32_t[::1] ept = tb.ept
+    cdef const id_t[::1] pod_b1 = tb.pod_b1, up_ptr = tb.up_ptr, uph = tb.uph, sd_base = tb.sd_base
+    cdef const id_t[::1] sd_lnk = tb.sd_lnk, xd_base = tb.xd_base, xd_start = tb.xd_start, xd_cnt = tb.xd_cnt
+    cdef const id_t[::1] xd_lnk = tb.xd_lnk, xd_head = tb.xd_head, link_dst = tb.link_dst
+    cdef const uint8_t[::1] alive = cw.alive, lclean = cw.lclean
+    cdef id_t LP = cw.LP
+    cdef int64_t[::1] pair_ptr = cw.pair_ptr, pair_cnt = cw.pair_cnt, pool = cw.pool, f_idx = cw.f_idx
+    cdef int64_t[::1] path = cw.path, defer = cw.defer, counts = cw.counts
+    cdef real_t[::1] pmass = cw.pmass, lw = cw.lw, epw = cw.epw, agg = cw.agg, unreach = cw.unreach
+    cdef real_t[::1] stats = cw.stats
 
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
     cdef id_t nb = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
@@ -1171,19 +1255,12 @@ cdef inline int _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int q
     return 0
 
 
-def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
-               const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
-               real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] uph,
-               const id_t[::1] sd_base, const id_t[::1] sd_lnk,
-               const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
-               const id_t[::1] xd_lnk, const id_t[::1] xd_head,
-               const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
-               int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
-               real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
-               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
-               real_t[::1] stats, int64_t[::1] counts):
-    """Classify the demands and route them on a regular Clos in one pass (see topo.routing_clos).
+def route_clos(tables, demands, work, options):
+    """Classify the demands and route them on a regular Clos in one pass (see topo.routing.clos).
+
+    tables, demands, work: topo.routing.kstate.ClosTables (ept, pod_b1, up_ptr, uph, sd_*,
+    xd_*, link_dst), ClosDemands, ClosWork; options: kstate.ClosOptions (spray, NL, K, seed,
+    qps, H). The arrays below are attributes of those objects.
 
     ept: per (endpoint, plane) 8 int32 entries (half a cache line), K planes per endpoint: scale-up domain, leaf, uplink, plane,
     pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of them), slot
@@ -1219,60 +1296,78 @@ def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
     rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
     (routed flows, carried both weights, ratio of the first flow).
     """
+    cdef int spray = options.spray, K = options.K, qps = options.qps, H = options.H
+    cdef id_t NL = options.NL
+    cdef uint64_t seed = options.seed
+    cdef ClosView tb = _clos_view(tables)
+    cdef ClosDemandsView dm = ClosDemandsView.__new__(ClosDemandsView)
+    cdef ClosWorkView cw = ClosWorkView.__new__(ClosWorkView)
+    dm.src = demands.src
+    dm.dst = demands.dst
+    dm.rate = demands.rate
+    dm.nbytes = demands.nbytes
+    dm.inv_eff = demands.inv_eff
+    cw.alive = work.alive
+    cw.lclean = work.lclean
+    cw.LP = work.LP
+    cw.pair_ptr = work.pair_ptr
+    cw.pair_cnt = work.pair_cnt
+    cw.pool = work.pool
+    cw.pmass = work.pmass
+    cw.lw = work.lw
+    cw.epw = work.epw
+    cw.agg = work.agg
+    cw.unreach = work.unreach
+    cw.f_idx = work.f_idx
+    cw.path = work.path
+    cw.defer = work.defer
+    cw.stats = work.stats
+    cw.counts = work.counts
     cdef real_t[::1] ret = np.zeros(3)
     with nogil:
         if spray:
-            _clos_loop(1, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(1, tb, dm, cw, NL, K, seed, qps, H, ret)
         else:
-            _clos_loop(0, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(0, tb, dm, cw, NL, K, seed, qps, H, ret)
     return int(ret[0]), bool(ret[1]), float(ret[2])
 
 
 
-cdef inline int _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1,
-                        const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
-                        const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
-                        const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
-                        const id_t[::1] xd_head, const uint8_t[::1] alive,
-                        int64_t[::1] rstamp, uint8_t[::1] rval) except -1 nogil:
+cdef inline int _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1, ClosView tb,
+                       CrossView cv) except -1 nogil:
     """Whether u still reaches leaf D on a shortest up-down path (memo per destination g):
     v = 1, a spine of D's pod (slot q) with an alive link to D; v = 2, a super-spine with an
     alive link to such a spine; v = 3, a spine with an alive uplink to such a super-spine."""
     cdef id_t k, t
     cdef bint ok = False
-    if rstamp[u] == g:
-        return rval[u]
+    if cv.rstamp[u] == g:
+        return cv.rval[u]
     if v == 1:
         for t in range(b1):
-            if alive[sd_lnk[sd_base[u] + rk + t]]:
+            if cv.alive[tb.sd_lnk[tb.sd_base[u] + rk + t]]:
                 ok = True
                 break
     elif v == 2:
-        k = xd_base[u] + q
-        for t in range(xd_start[k], xd_start[k] + xd_cnt[k]):
-            if alive[xd_lnk[t]] and _reach(xd_head[t], 1, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base,
-                                           sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
+        k = tb.xd_base[u] + q
+        for t in range(tb.xd_start[k], tb.xd_start[k] + tb.xd_cnt[k]):
+            if cv.alive[tb.xd_lnk[t]] and _reach(tb.xd_head[t], 1, g, D, q, rk, b1, tb, cv):
                 ok = True
                 break
     else:
-        for k in range(up_ptr[u], up_ptr[u + 1]):
-            if alive[up_lnk[k]] and _reach(up_head[k], 2, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base,
-                                           sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
+        for k in range(tb.up_ptr[u], tb.up_ptr[u + 1]):
+            if cv.alive[tb.up_lnk[k]] and _reach(tb.up_head[k], 2, g, D, q, rk, b1, tb, cv):
                 ok = True
                 break
-    rstamp[u] = g
-    rval[u] = ok
+    cv.rstamp[u] = g
+    cv.rval[u] = ok
     return ok
 
 
-def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_leaf, const real_t[::1] f_m,
-                const real_t[::1] f_m2, const id_t[::1] pod, const id_t[::1] rank, const id_t[::1] pod_b1,
-                const id_t[::1] pod_slot, const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
-                const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base, const id_t[::1] xd_start,
-                const id_t[::1] xd_cnt, const id_t[::1] xd_lnk, const id_t[::1] xd_head, const uint8_t[::1] alive,
-                int64_t[::1] rstamp, uint8_t[::1] rval, int64_t[::1] tstamp, real_t[::1] mass, real_t[::1] mass2,
-                int64_t[::1] touched, real_t[::1] load, real_t[::1] load2, uint8_t[::1] f_ok):
+def spray_cross(tables, cross, work):
     """uec-spray of flows between pods of a regular Clos with failed links, per destination leaf.
+
+    tables, cross, work: topo.routing.kstate.ClosTables (pod, rank, pod_b1, pod_slot, up_ptr,
+    up_lnk, up_head, sd_*, xd_*), CrossFlows, CrossWork; the arrays below are their attributes.
 
     The shortest paths between pods go up to a super-spine and down; the equal-cost next
     hops of a switch are its alive links to switches that still reach the destination (see
@@ -1284,6 +1379,21 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
     route them). Work arrays per node: rstamp and tstamp (all -1 on entry), rval, mass and
     mass2 (all 0 on entry and exit), touched.
     """
+    cdef ClosView tb = _clos_view(tables)
+    cdef CrossView cv = CrossView.__new__(CrossView)
+    cv.alive = work.alive
+    cv.rstamp = work.rstamp
+    cv.rval = work.rval
+    cdef const id_t[::1] g_ptr = cross.g_ptr, g_dst = cross.g_dst, f_leaf = cross.f_leaf
+    cdef const real_t[::1] f_m = cross.f_m, f_m2 = cross.f_m2
+    cdef const id_t[::1] pod = tb.pod, rank = tb.rank, pod_b1 = tb.pod_b1, pod_slot = tb.pod_slot
+    cdef const id_t[::1] up_ptr = tb.up_ptr, up_lnk = tb.up_lnk, up_head = tb.up_head, sd_base = tb.sd_base
+    cdef const id_t[::1] sd_lnk = tb.sd_lnk, xd_base = tb.xd_base, xd_start = tb.xd_start, xd_cnt = tb.xd_cnt
+    cdef const id_t[::1] xd_lnk = tb.xd_lnk, xd_head = tb.xd_head
+    cdef const uint8_t[::1] alive = cv.alive
+    cdef int64_t[::1] tstamp = work.tstamp, touched = work.touched
+    cdef real_t[::1] mass = work.mass, mass2 = work.mass2, load = work.load, load2 = work.load2
+    cdef uint8_t[::1] f_ok = work.f_ok
     cdef id_t ng = g_ptr.shape[0] - 1, g, f, D, Q, q, b1, rk, A, s, k, r, t, c, nt, lo, hi, v, e, u
     cdef real_t x, x2
     with nogil:
@@ -1310,9 +1420,7 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
                     c = 0
                     if v < 2:
                         for k in range(up_ptr[u], up_ptr[u + 1]):
-                            if alive[up_lnk[k]] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, up_ptr, up_lnk,
-                                                           up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt,
-                                                           xd_lnk, xd_head, alive, rstamp, rval):
+                            if alive[up_lnk[k]] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, tb, cv):
                                 c += 1
                     else:
                         k = xd_base[u] + q
@@ -1325,9 +1433,7 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
                     if v < 2:
                         for k in range(up_ptr[u], up_ptr[u + 1]):
                             r = up_lnk[k]
-                            if alive[r] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, up_ptr, up_lnk, up_head,
-                                                   sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
-                                                   alive, rstamp, rval):
+                            if alive[r] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, tb, cv):
                                 load[r] += x
                                 load2[r] += x2
                                 s = up_head[k]
@@ -1367,24 +1473,18 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
             # flows from a leaf with no way up are not routed here
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 A = f_leaf[f]
-                f_ok[f] = _reach_leaf(A, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base,
-                                      xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval)
+                f_ok[f] = _reach_leaf(A, g, D, q, rk, b1, tb, cv)
             for e in range(nt):
                 u = touched[e]
                 mass[u] = 0.0
                 mass2[u] = 0.0
 
 
-cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,
-                             const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
-                             const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
-                             const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
-                             const id_t[::1] xd_head, const uint8_t[::1] alive,
-                             int64_t[::1] rstamp, uint8_t[::1] rval) except -1 nogil:
+cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1, ClosView tb,
+                            CrossView cv) except -1 nogil:
     """Whether source leaf A has an alive uplink to a spine that still reaches D."""
     cdef id_t k
-    for k in range(up_ptr[A], up_ptr[A + 1]):
-        if alive[up_lnk[k]] and _reach(up_head[k], 3, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk,
-                                       xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
+    for k in range(tb.up_ptr[A], tb.up_ptr[A + 1]):
+        if cv.alive[tb.up_lnk[k]] and _reach(tb.up_head[k], 3, g, D, q, rk, b1, tb, cv):
             return True
     return False

@@ -217,20 +217,18 @@ def test_fluid_blocks_report_a_destination_outside_its_group(both, monkeypatch):
     monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
     _swap(False)
     routing.route(f, d, "fluid")
-    args = calls[0]
-    params = list(__import__("inspect").signature(compiled().route_fluid).parameters)
-    g_ptr = args[params.index("g_ptr")]
+    fabric, flows, work, loads, options = _ext._LAYOUTS[("_routing", "route_fluid")].objects(calls[0])
+    g_ptr = flows.g_ptr
     assert compiled().fluid_blocks(g_ptr).shape[0] - 1 > 1
-    f_dst = args[params.index("f_dst")].copy()
+    f_dst = flows.f_dst.copy()
     busy = np.flatnonzero(np.diff(g_ptr) > 0)
     f_dst[g_ptr[busy[-1]]] = f_dst[g_ptr[busy[0]]]     # a flow of the last block towards the first's group
-    args[params.index("f_dst")] = f_dst
+    flows.f_dst = f_dst
     msgs = set()
     for t in (1, 2):
-        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
-        a[-1] = t
+        fresh = [type(o)(**{n: a.copy() for n, a in o.items()}) for o in (work, loads)]
         with pytest.raises(ValueError, match="not grouped by destination") as e:
-            compiled().route_fluid(*a)
+            compiled().route_fluid(fabric, flows, *fresh, options._replace(threads=t))
         msgs.add(str(e.value))
     assert len(msgs) == 1
 
