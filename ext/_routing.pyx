@@ -7,7 +7,11 @@ switches over the reversed alive switch-to-switch links gives ``dist`` (hops to
 the group) and ``sigma`` (number of shortest paths; at a home switch, the
 number of parallel links to an endpoint). Endpoints are never transit nodes.
 
-Shared inputs (coerced and allocated by topo.routing; topo._ext checks them before every call):
+State: the general kernels take topo.routing.kstate objects (fabric, flows, work, loads,
+options), the Clos kernels theirs (tables, demands or cross flows, work, options); each entry
+point reads them once into the typed views of ext/topo/_routing.pxd or into typed locals, and
+the loops index typed memoryviews. topo.routing.kernels checks every array before the call.
+Their arrays (attribute names):
   sw_ptr, sw_adj   CSR over all nodes of the ALIVE links from a switch to a switch
   sw_head          link_dst[sw_adj] (the switch each CSR entry leads to)
   link_dst, link_gbps
@@ -168,8 +172,13 @@ def hash_hop(uint64_t seed, uint64_t fid, uint64_t q, uint64_t node):
     return _hop(_qp_key(seed, fid, q), node)
 
 
-cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget, FabricView fb, WorkView w,
-                      id_t* n_homes) except -1 nogil:
+cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget,
+                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
+                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                      const id_t[::1] up_ptr, const id_t[::1] up_link, int64_t[::1] tstamp,
+                      const int64_t[::1] tlist,
+                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
+                      int64_t[::1] order, id_t* n_homes) except -1 nogil:
     """Level-synchronous BFS from the homes of endpoint t; returns the number of visited switches.
 
     Stops once every target (the ntarget switches in tlist, stamped g in
@@ -181,36 +190,36 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget, FabricView fb, Wor
     cdef id_t nq = 0, nh = 0, k, u, h, n, j, s, i, x, lo, hi, d = 0
     cdef id_t remaining = ntarget
     cdef bint ok, found
-    for k in range(fb.up_ptr[t], fb.up_ptr[t + 1]):
-        u = fb.up_link[k]
-        h = fb.link_dst[u]
-        if w.dist[h] < 0:
-            w.dist[h] = 0
-            w.sigma[h] = 0.0
-            w.den[h] = 0.0
-            w.hidx[h] = nh
+    for k in range(up_ptr[t], up_ptr[t + 1]):
+        u = up_link[k]
+        h = link_dst[u]
+        if dist[h] < 0:
+            dist[h] = 0
+            sigma[h] = 0.0
+            den[h] = 0.0
+            hidx[h] = nh
             nh += 1
-            w.order[nq] = h
+            order[nq] = h
             nq += 1
-            if w.tstamp[h] == g:
+            if tstamp[h] == g:
                 remaining -= 1
-        w.sigma[h] += 1.0
+        sigma[h] += 1.0
         if mode == 1:
-            w.den[h] += fb.link_gbps[u ^ 1]
+            den[h] += link_gbps[u ^ 1]
         else:
-            w.den[h] += 1.0
+            den[h] += 1.0
     lo = 0
     hi = nq
     while lo < hi and remaining > 0:
         if remaining <= 512:
             ok = True
             for i in range(ntarget):
-                x = w.tlist[i]
-                if w.dist[x] >= 0:
+                x = tlist[i]
+                if dist[x] >= 0:
                     continue
                 found = False
-                for j in range(fb.sw_ptr[x], fb.sw_ptr[x + 1]):
-                    if w.dist[fb.sw_head[j]] == d:
+                for j in range(sw_ptr[x], sw_ptr[x + 1]):
+                    if dist[sw_head[j]] == d:
                         found = True
                         break
                 if not found:
@@ -218,46 +227,46 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget, FabricView fb, Wor
                     break
             if ok:
                 for i in range(ntarget):
-                    x = w.tlist[i]
-                    if w.dist[x] >= 0:
+                    x = tlist[i]
+                    if dist[x] >= 0:
                         continue
-                    w.dist[x] = d + 1
-                    w.sigma[x] = 0.0
-                    w.den[x] = 0.0
-                    for j in range(fb.sw_ptr[x], fb.sw_ptr[x + 1]):
-                        n = fb.sw_head[j]
-                        if w.dist[n] == d:
-                            w.sigma[x] += w.sigma[n]
+                    dist[x] = d + 1
+                    sigma[x] = 0.0
+                    den[x] = 0.0
+                    for j in range(sw_ptr[x], sw_ptr[x + 1]):
+                        n = sw_head[j]
+                        if dist[n] == d:
+                            sigma[x] += sigma[n]
                             if mode == 0:
-                                w.den[x] += w.sigma[n]
+                                den[x] += sigma[n]
                             elif mode == 1:
-                                w.den[x] += fb.link_gbps[fb.sw_adj[j]]
+                                den[x] += link_gbps[sw_adj[j]]
                             else:
-                                w.den[x] += 1.0
-                    w.order[nq] = x
+                                den[x] += 1.0
+                    order[nq] = x
                     nq += 1
                 remaining = 0
                 break
         for i in range(lo, hi):
-            n = w.order[i]
-            for j in range(fb.sw_ptr[n], fb.sw_ptr[n + 1]):
-                s = fb.sw_head[j]
-                if w.dist[s] < 0:
-                    w.dist[s] = d + 1
-                    w.sigma[s] = 0.0
-                    w.den[s] = 0.0
-                    w.order[nq] = s
+            n = order[i]
+            for j in range(sw_ptr[n], sw_ptr[n + 1]):
+                s = sw_head[j]
+                if dist[s] < 0:
+                    dist[s] = d + 1
+                    sigma[s] = 0.0
+                    den[s] = 0.0
+                    order[nq] = s
                     nq += 1
-                    if w.tstamp[s] == g:
+                    if tstamp[s] == g:
                         remaining -= 1
-                if w.dist[s] == d + 1:
-                    w.sigma[s] += w.sigma[n]
+                if dist[s] == d + 1:
+                    sigma[s] += sigma[n]
                     if mode == 0:
-                        w.den[s] += w.sigma[n]
+                        den[s] += sigma[n]
                     elif mode == 1:
-                        w.den[s] += fb.link_gbps[fb.sw_adj[j] ^ 1]
+                        den[s] += link_gbps[sw_adj[j] ^ 1]
                     else:
-                        w.den[s] += 1.0
+                        den[s] += 1.0
         lo = hi
         hi = nq
         d += 1
@@ -265,197 +274,224 @@ cdef inline id_t _bfs(id_t t, int mode, id_t g, id_t ntarget, FabricView fb, Wor
     return nq
 
 
-cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, FabricView fb, FlowsView fl, WorkView w) except -1 nogil:
+cdef inline id_t _stamp(id_t g, id_t lo, id_t hi, const id_t[::1] f_src, const id_t[::1] up_ptr,
+                        const id_t[::1] up_link, const id_t[::1] link_dst, int64_t[::1] tstamp,
+                        int64_t[::1] tlist) except -1 nogil:
     """Stamp the first-hop switches of flows lo..hi-1 with g and list them; returns how many."""
     cdef id_t f, k, h, e, c = 0, last = -1
     for f in range(lo, hi):
-        e = fl.f_src[f]
+        e = f_src[f]
         if e == last:
             continue
         last = e
-        for k in range(fb.up_ptr[e], fb.up_ptr[e + 1]):
-            h = fb.link_dst[fb.up_link[k]]
-            if w.tstamp[h] != g:
-                w.tstamp[h] = g
-                w.tlist[c] = h
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            h = link_dst[up_link[k]]
+            if tstamp[h] != g:
+                tstamp[h] = g
+                tlist[c] = h
                 c += 1
     return c
 
 
-cdef inline real_t _w(int mode, id_t r, id_t n, FabricView fb, WorkView w) except? -1.0 nogil:
+cdef inline real_t _w(int mode, id_t r, id_t n, const real_t[::1] link_gbps, real_t[::1] sigma) except? -1.0 nogil:
     if mode == 0:
-        return w.sigma[n]
+        return sigma[n]
     if mode == 1:
-        return fb.link_gbps[r]
+        return link_gbps[r]
     return 1.0
 
 
-cdef int _fluid_group(id_t g, int mode, int KU, int KH, FabricView fb, FlowsView fl, WorkView w, LoadsView o,
-                      bint two, id_t* bad) except -1 nogil:
+cdef int _fluid_group(id_t g, int mode, int KU, int KH,
+                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
+                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                      const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
+                      const id_t[::1] ep_home1, const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
+                      const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
+                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
+                      int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
+                      real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
+                      const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, bint two,
+                      id_t* bad) except -1 nogil:
     """The flows of destination group g (route_fluid's work for one group); returns 1, with the
     destination in bad[0], if a destination does not share its group's home switches."""
     cdef id_t f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, jj, best, k0
     cdef real_t m, tot, x, share, wv, rr = 0.0
-    if fl.g_ptr[g] == fl.g_ptr[g + 1]:
+    if g_ptr[g] == g_ptr[g + 1]:
         return 0
-    nt = _stamp(g, fl.g_ptr[g], fl.g_ptr[g + 1], fb, fl, w)
-    nq = _bfs(fl.g_rep[g], mode, g, nt, fb, w, &nh)
+    nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
+    nq = _bfs(g_rep[g], mode, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+              tstamp, tlist, dist, hidx, sigma, den, order, &nh)
     if nq == 0:
-        for f in range(fl.g_ptr[g], fl.g_ptr[g + 1]):
-            o.unreach[f] += fl.f_mass[f]
+        for f in range(g_ptr[g], g_ptr[g + 1]):
+            unreach[f] += f_mass[f]
         return 0
     if nh > 1:
-        # w.A[s, j]: fraction of mass at s that reaches home j
+        # A[s, j]: fraction of mass at s that reaches home j
         for idx in range(nq):
-            s = w.order[idx]
+            s = order[idx]
             for jj in range(nh):
-                w.A[s * KH + jj] = 0.0
-            if w.dist[s] == 0:
-                w.A[s * KH + w.hidx[s]] = 1.0
+                A[s * KH + jj] = 0.0
+            if dist[s] == 0:
+                A[s * KH + hidx[s]] = 1.0
                 continue
-            for j in range(fb.sw_ptr[s], fb.sw_ptr[s + 1]):
-                r = fb.sw_adj[j]
-                n = fb.sw_head[j]
-                if w.dist[n] != w.dist[s] - 1:
+            for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                r = sw_adj[j]
+                n = sw_head[j]
+                if dist[n] != dist[s] - 1:
                     continue
-                wv = _w(mode, r, n, fb, w) / w.den[s]
+                wv = _w(mode, r, n, link_gbps, sigma) / den[s]
                 for jj in range(nh):
-                    w.A[s * KH + jj] += wv * w.A[n * KH + jj]
-    for f in range(fl.g_ptr[g], fl.g_ptr[g + 1]):
-        e = fl.f_src[f]
-        m = fl.f_mass[f]
+                    A[s * KH + jj] += wv * A[n * KH + jj]
+    for f in range(g_ptr[g], g_ptr[g + 1]):
+        e = f_src[f]
+        m = f_mass[f]
         if two:
-            rr = fl.f_mass2[f] / m if m > 0.0 else 0.0
-        u = fb.ep_up1[e]
-        if u >= 0 and nh == 1 and fl.f_dst[f] >= 0 and fb.ep_up1[fl.f_dst[f]] >= 0:
+            rr = f_mass2[f] / m if m > 0.0 else 0.0
+        u = ep_up1[e]
+        if u >= 0 and nh == 1 and f_dst[f] >= 0 and ep_up1[f_dst[f]] >= 0:
             # single-homed at both ends (the common case): no split at either end
-            h = fb.ep_home1[e]
-            if w.dist[h] < 0:
-                o.unreach[f] += m
+            h = ep_home1[e]
+            if dist[h] < 0:
+                unreach[f] += m
                 continue
-            if fl.f_sg[f] >= 0:
-                o.grp_up[fl.f_sg[f] * KU] += m
+            if f_sg[f] >= 0:
+                grp_up[f_sg[f] * KU] += m
             else:
-                o.load[u] += m
-            w.mass[h] += m
-            o.load[fb.ep_up1[fl.f_dst[f]] ^ 1] += m
+                load[u] += m
+            mass[h] += m
+            load[ep_up1[f_dst[f]] ^ 1] += m
             if two:
-                o.load2[u] += m * rr
-                w.mass2[h] += m * rr
-                o.load2[fb.ep_up1[fl.f_dst[f]] ^ 1] += m * rr
+                load2[u] += m * rr
+                mass2[h] += m * rr
+                load2[ep_up1[f_dst[f]] ^ 1] += m * rr
             continue
         best = -1
         tot = 0.0
-        for k in range(fb.up_ptr[e], fb.up_ptr[e + 1]):
-            u = fb.up_link[k]
-            h = fb.link_dst[u]
-            if w.dist[h] < 0:
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if dist[h] < 0:
                 continue
-            if best < 0 or w.dist[h] < best:
-                best = w.dist[h]
+            if best < 0 or dist[h] < best:
+                best = dist[h]
                 tot = 0.0
-            if w.dist[h] == best:
+            if dist[h] == best:
                 if mode == 0:
-                    tot += w.sigma[h]
+                    tot += sigma[h]
                 elif mode == 1:
-                    tot += fb.link_gbps[u]
+                    tot += link_gbps[u]
                 else:
                     tot += 1.0
         if best < 0 or m == 0.0:
             if best < 0:
-                o.unreach[f] += m
+                unreach[f] += m
             continue
         for jj in range(nh):
-            w.lh[jj] = 0.0
-        k0 = fb.up_ptr[e]
-        for k in range(fb.up_ptr[e], fb.up_ptr[e + 1]):
-            u = fb.up_link[k]
-            h = fb.link_dst[u]
-            if w.dist[h] != best:
+            lh[jj] = 0.0
+        k0 = up_ptr[e]
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if dist[h] != best:
                 continue
             if mode == 0:
-                share = m * w.sigma[h] / tot
+                share = m * sigma[h] / tot
             elif mode == 1:
-                share = m * fb.link_gbps[u] / tot
+                share = m * link_gbps[u] / tot
             else:
                 share = m / tot
-            if fl.f_sg[f] >= 0:
-                o.grp_up[fl.f_sg[f] * KU + (k - k0)] += share
+            if f_sg[f] >= 0:
+                grp_up[f_sg[f] * KU + (k - k0)] += share
             else:
-                o.load[u] += share
-            w.mass[h] += share
+                load[u] += share
+            mass[h] += share
             if two:
-                o.load2[u] += share * rr
-                w.mass2[h] += share * rr
+                load2[u] += share * rr
+                mass2[h] += share * rr
             if nh == 1:
-                w.lh[0] += share
+                lh[0] += share
             else:
                 for jj in range(nh):
-                    w.lh[jj] += share * w.A[h * KH + jj]
-        td = fl.f_dst[f]
+                    lh[jj] += share * A[h * KH + jj]
+        td = f_dst[f]
         if td < 0:
-            td = fl.g_rep[g]
-        k0 = fb.up_ptr[td]
-        for k in range(fb.up_ptr[td], fb.up_ptr[td + 1]):
-            if w.hidx[fb.link_dst[fb.up_link[k]]] < 0:
+            td = g_rep[g]
+        k0 = up_ptr[td]
+        for k in range(up_ptr[td], up_ptr[td + 1]):
+            if hidx[link_dst[up_link[k]]] < 0:
                 bad[0] = td      # reported by route_fluid (the first such block, for a fixed message)
                 return 1
         if mode == 1:
             # capacities of td's own links from each home (members may differ)
             for jj in range(nh):
-                w.lh[KH + jj] = 0.0
-            for k in range(fb.up_ptr[td], fb.up_ptr[td + 1]):
-                u = fb.up_link[k]
-                w.lh[KH + w.hidx[fb.link_dst[u]]] += fb.link_gbps[u ^ 1]
-        for k in range(fb.up_ptr[td], fb.up_ptr[td + 1]):
-            u = fb.up_link[k]
-            h = fb.link_dst[u]
+                lh[KH + jj] = 0.0
+            for k in range(up_ptr[td], up_ptr[td + 1]):
+                u = up_link[k]
+                lh[KH + hidx[link_dst[u]]] += link_gbps[u ^ 1]
+        for k in range(up_ptr[td], up_ptr[td + 1]):
+            u = up_link[k]
+            h = link_dst[u]
             if mode == 1:
-                x = w.lh[w.hidx[h]] * fb.link_gbps[u ^ 1] / w.lh[KH + w.hidx[h]]
+                x = lh[hidx[h]] * link_gbps[u ^ 1] / lh[KH + hidx[h]]
             else:
-                x = w.lh[w.hidx[h]] / w.den[h]
-            if fl.f_dst[f] < 0:
-                o.grp_down[fl.g_id[g] * KU + (k - k0)] += x
+                x = lh[hidx[h]] / den[h]
+            if f_dst[f] < 0:
+                grp_down[g_id[g] * KU + (k - k0)] += x
             else:
-                o.load[u ^ 1] += x
+                load[u ^ 1] += x
                 if two:
-                    o.load2[u ^ 1] += x * rr
+                    load2[u ^ 1] += x * rr
     # propagate aggregated mass towards the homes, farthest switches first
     for idx in range(nq - 1, -1, -1):
-        s = w.order[idx]
-        if w.dist[s] == 0:
+        s = order[idx]
+        if dist[s] == 0:
             break
-        m = w.mass[s]
+        m = mass[s]
         if m == 0.0:
             continue
-        for j in range(fb.sw_ptr[s], fb.sw_ptr[s + 1]):
-            r = fb.sw_adj[j]
-            n = fb.sw_head[j]
-            if w.dist[n] != w.dist[s] - 1:
+        for j in range(sw_ptr[s], sw_ptr[s + 1]):
+            r = sw_adj[j]
+            n = sw_head[j]
+            if dist[n] != dist[s] - 1:
                 continue
-            wv = _w(mode, r, n, fb, w) / w.den[s]
+            wv = _w(mode, r, n, link_gbps, sigma) / den[s]
             x = m * wv
-            o.load[r] += x
-            w.mass[n] += x
+            load[r] += x
+            mass[n] += x
             if two:
-                o.load2[r] += w.mass2[s] * wv
-                w.mass2[n] += w.mass2[s] * wv
+                load2[r] += mass2[s] * wv
+                mass2[n] += mass2[s] * wv
     for idx in range(nq):
-        s = w.order[idx]
-        w.dist[s] = -1
-        w.hidx[s] = -1
-        w.mass[s] = 0.0
+        s = order[idx]
+        dist[s] = -1
+        hidx[s] = -1
+        mass[s] = 0.0
         if two:
-            w.mass2[s] = 0.0
+            mass2[s] = 0.0
     return 0
 
 
 cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH, FabricView fb, FlowsView fl, WorkView w,
                       LoadsView o, bint two, int64_t[::1] bad, id_t b) except -1 nogil:
-    """Groups glo .. ghi-1 in order into one block's outputs; stops at the first bad destination."""
+    """Groups glo .. ghi-1 in order into one block's outputs (o; w its thread's work arrays);
+    stops at the first bad destination. The views' arrays are taken into typed locals once per
+    block and handed to _fluid_group as arguments, which keeps its loops as fast as plain
+    memoryview arguments (attribute access in the loops measured 10-15% slower)."""
     cdef id_t g, td = -1
+    cdef const id_t[::1] sw_ptr = fb.sw_ptr, sw_adj = fb.sw_adj, sw_head = fb.sw_head, link_dst = fb.link_dst
+    cdef const id_t[::1] up_ptr = fb.up_ptr, up_link = fb.up_link, ep_up1 = fb.ep_up1, ep_home1 = fb.ep_home1
+    cdef const real_t[::1] link_gbps = fb.link_gbps
+    cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, g_id = fl.g_id, f_src = fl.f_src, f_dst = fl.f_dst
+    cdef const id_t[::1] f_sg = fl.f_sg
+    cdef const real_t[::1] f_mass = fl.f_mass, f_mass2 = fl.f_mass2
+    cdef int64_t[::1] dist = w.dist, hidx = w.hidx, order = w.order, tstamp = w.tstamp, tlist = w.tlist
+    cdef real_t[::1] sigma = w.sigma, den = w.den, mass = w.mass, A = w.A, lh = w.lh, mass2 = w.mass2
+    cdef real_t[::1] load = o.load, grp_up = o.grp_up, grp_down = o.grp_down, unreach = o.unreach, load2 = o.load2
     for g in range(glo, ghi):
-        if _fluid_group(g, mode, KU, KH, fb, fl, w, o, two, &td):
+        if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
+                        ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass,
+                        order, tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2, two,
+                        &td):
             bad[2 * b] = td
             bad[2 * b + 1] = g
             return 1
@@ -479,10 +515,6 @@ cdef class LoadsView:
 
 
 cdef class ClosView:
-    pass
-
-
-cdef class CrossView:
     pass
 
 
@@ -615,11 +647,11 @@ def route_fluid(fabric, flows, work, loads, options):
     cdef id_t NB = bounds.shape[0] - 1
     cdef id_t td = -1
     if NB <= 1:
+        bad = np.full(2, -1, np.int64)
         with nogil:
-            for g in range(ng):
-                if _fluid_group(g, mode, KU, KH, fb, fl, w0, o0, two, &td):
-                    with gil:
-                        _bad_group(td, fl.g_rep[g])
+            _fluid_block(0, ng, mode, KU, KH, fb, fl, w0, o0, two, bad, 0)
+        if bad[0] >= 0:
+            _bad_group(bad[0], fl.g_rep[bad[1]])
         return
     cdef id_t T = max(1, min(threads, NB))
     # per-thread work arrays, in their entry state; per-block outputs of blocks 1 .. NB-1
@@ -711,7 +743,10 @@ def route_hash(fabric, flows, work, loads, options):
     cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, f_src = fl.f_src, f_dst = fl.f_dst, f_id = fl.f_id
     cdef const real_t[::1] f_mass = fl.f_mass, f_mass2 = fl.f_mass2
     cdef int64_t[::1] dist = w.dist, nh_start = w.nh_start, nh_cnt = w.nh_cnt, nh_list = w.nh_list
-    cdef int64_t[::1] nh_head = w.nh_head, path = o.path, order = w.order, hidx = w.hidx
+    cdef int64_t[::1] nh_head = w.nh_head, path = o.path, order = w.order, hidx = w.hidx, tstamp = w.tstamp
+    cdef int64_t[::1] tlist = w.tlist
+    cdef const real_t[::1] link_gbps = fb.link_gbps
+    cdef real_t[::1] sigma = w.sigma, den = w.den
     cdef real_t[::1] load = o.load, unreach = o.unreach, load2 = o.load2
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
@@ -724,8 +759,9 @@ def route_hash(fabric, flows, work, loads, options):
         for g in range(ng):
             if g_ptr[g] == g_ptr[g + 1]:
                 continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], fb, fl, w)
-            nq = _bfs(g_rep[g], 2, g, nt, fb, w, &nh)
+            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
+            nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
             pos = 0
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 e = f_src[f]
@@ -984,9 +1020,19 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     return levels
 
 
-cdef inline int _clos_loop(const int spray, ClosView tb, ClosDemandsView dm, ClosWorkView cw, id_t NL, int K,
-                           uint64_t seed, int qps, int H, real_t[::1] ret) except -1 nogil:
-    """route_clos's pass; spray is a constant at each call, so the compiler specialises the loop."""
+# route_clos's two passes as two C functions (a fused type with one member per routing model):
+# spray is a constant in each, so the compiler specialises the loop
+ctypedef signed char hash_pass
+ctypedef short spray_pass
+ctypedef fused clos_pass:
+    hash_pass
+    spray_pass
+
+
+cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView cw, id_t NL, int K,
+                    uint64_t seed, int qps, int H, real_t[::1] ret) except -1 nogil:
+    """route_clos's pass (roce-hash or uec-spray by the type of tag)."""
+    cdef bint spray = clos_pass is spray_pass
     cdef const id_t[::1] src = dm.src, dst = dm.dst
     cdef const real_t[::1] rate = dm.rate, nbytes = dm.nbytes
     cdef real_t inv_eff = dm.inv_eff
@@ -1326,40 +1372,46 @@ def route_clos(tables, demands, work, options):
     cdef real_t[::1] ret = np.zeros(3)
     with nogil:
         if spray:
-            _clos_loop(1, tb, dm, cw, NL, K, seed, qps, H, ret)
+            _clos_loop(<spray_pass>1, tb, dm, cw, NL, K, seed, qps, H, ret)
         else:
-            _clos_loop(0, tb, dm, cw, NL, K, seed, qps, H, ret)
+            _clos_loop(<hash_pass>0, tb, dm, cw, NL, K, seed, qps, H, ret)
     return int(ret[0]), bool(ret[1]), float(ret[2])
 
 
 
-cdef inline int _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1, ClosView tb,
-                       CrossView cv) except -1 nogil:
+cdef inline int _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1,
+                        const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                        const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
+                        const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
+                        const id_t[::1] xd_head, const uint8_t[::1] alive,
+                        int64_t[::1] rstamp, uint8_t[::1] rval) except -1 nogil:
     """Whether u still reaches leaf D on a shortest up-down path (memo per destination g):
     v = 1, a spine of D's pod (slot q) with an alive link to D; v = 2, a super-spine with an
     alive link to such a spine; v = 3, a spine with an alive uplink to such a super-spine."""
     cdef id_t k, t
     cdef bint ok = False
-    if cv.rstamp[u] == g:
-        return cv.rval[u]
+    if rstamp[u] == g:
+        return rval[u]
     if v == 1:
         for t in range(b1):
-            if cv.alive[tb.sd_lnk[tb.sd_base[u] + rk + t]]:
+            if alive[sd_lnk[sd_base[u] + rk + t]]:
                 ok = True
                 break
     elif v == 2:
-        k = tb.xd_base[u] + q
-        for t in range(tb.xd_start[k], tb.xd_start[k] + tb.xd_cnt[k]):
-            if cv.alive[tb.xd_lnk[t]] and _reach(tb.xd_head[t], 1, g, D, q, rk, b1, tb, cv):
+        k = xd_base[u] + q
+        for t in range(xd_start[k], xd_start[k] + xd_cnt[k]):
+            if alive[xd_lnk[t]] and _reach(xd_head[t], 1, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base,
+                                           sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
                 ok = True
                 break
     else:
-        for k in range(tb.up_ptr[u], tb.up_ptr[u + 1]):
-            if cv.alive[tb.up_lnk[k]] and _reach(tb.up_head[k], 2, g, D, q, rk, b1, tb, cv):
+        for k in range(up_ptr[u], up_ptr[u + 1]):
+            if alive[up_lnk[k]] and _reach(up_head[k], 2, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base,
+                                           sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
                 ok = True
                 break
-    cv.rstamp[u] = g
-    cv.rval[u] = ok
+    rstamp[u] = g
+    rval[u] = ok
     return ok
 
 
@@ -1380,20 +1432,20 @@ def spray_cross(tables, cross, work):
     mass2 (all 0 on entry and exit), touched.
     """
     cdef ClosView tb = _clos_view(tables)
-    cdef CrossView cv = CrossView.__new__(CrossView)
-    cv.alive = work.alive
-    cv.rstamp = work.rstamp
-    cv.rval = work.rval
-    cdef const id_t[::1] g_ptr = cross.g_ptr, g_dst = cross.g_dst, f_leaf = cross.f_leaf
-    cdef const real_t[::1] f_m = cross.f_m, f_m2 = cross.f_m2
-    cdef const id_t[::1] pod = tb.pod, rank = tb.rank, pod_b1 = tb.pod_b1, pod_slot = tb.pod_slot
-    cdef const id_t[::1] up_ptr = tb.up_ptr, up_lnk = tb.up_lnk, up_head = tb.up_head, sd_base = tb.sd_base
-    cdef const id_t[::1] sd_lnk = tb.sd_lnk, xd_base = tb.xd_base, xd_start = tb.xd_start, xd_cnt = tb.xd_cnt
-    cdef const id_t[::1] xd_lnk = tb.xd_lnk, xd_head = tb.xd_head
-    cdef const uint8_t[::1] alive = cv.alive
-    cdef int64_t[::1] tstamp = work.tstamp, touched = work.touched
-    cdef real_t[::1] mass = work.mass, mass2 = work.mass2, load = work.load, load2 = work.load2
-    cdef uint8_t[::1] f_ok = work.f_ok
+    _spray_cross(cross.g_ptr, cross.g_dst, cross.f_leaf, cross.f_m, cross.f_m2, tb.pod, tb.rank, tb.pod_b1,
+                 tb.pod_slot, tb.up_ptr, tb.up_lnk, tb.up_head, tb.sd_base, tb.sd_lnk, tb.xd_base, tb.xd_start,
+                 tb.xd_cnt, tb.xd_lnk, tb.xd_head, work.alive, work.rstamp, work.rval, work.tstamp, work.mass,
+                 work.mass2, work.touched, work.load, work.load2, work.f_ok)
+
+
+cdef int _spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_leaf, const real_t[::1] f_m,
+                const real_t[::1] f_m2, const id_t[::1] pod, const id_t[::1] rank, const id_t[::1] pod_b1,
+                const id_t[::1] pod_slot, const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base, const id_t[::1] xd_start,
+                const id_t[::1] xd_cnt, const id_t[::1] xd_lnk, const id_t[::1] xd_head, const uint8_t[::1] alive,
+                int64_t[::1] rstamp, uint8_t[::1] rval, int64_t[::1] tstamp, real_t[::1] mass, real_t[::1] mass2,
+                int64_t[::1] touched, real_t[::1] load, real_t[::1] load2, uint8_t[::1] f_ok) except -1:
+    """spray_cross's pass over the arrays of its three objects."""
     cdef id_t ng = g_ptr.shape[0] - 1, g, f, D, Q, q, b1, rk, A, s, k, r, t, c, nt, lo, hi, v, e, u
     cdef real_t x, x2
     with nogil:
@@ -1420,7 +1472,9 @@ def spray_cross(tables, cross, work):
                     c = 0
                     if v < 2:
                         for k in range(up_ptr[u], up_ptr[u + 1]):
-                            if alive[up_lnk[k]] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, tb, cv):
+                            if alive[up_lnk[k]] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, up_ptr, up_lnk,
+                                                           up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt,
+                                                           xd_lnk, xd_head, alive, rstamp, rval):
                                 c += 1
                     else:
                         k = xd_base[u] + q
@@ -1433,7 +1487,9 @@ def spray_cross(tables, cross, work):
                     if v < 2:
                         for k in range(up_ptr[u], up_ptr[u + 1]):
                             r = up_lnk[k]
-                            if alive[r] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, tb, cv):
+                            if alive[r] and _reach(up_head[k], 3 - v, g, D, q, rk, b1, up_ptr, up_lnk, up_head,
+                                                   sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
+                                                   alive, rstamp, rval):
                                 load[r] += x
                                 load2[r] += x2
                                 s = up_head[k]
@@ -1473,18 +1529,25 @@ def spray_cross(tables, cross, work):
             # flows from a leaf with no way up are not routed here
             for f in range(g_ptr[g], g_ptr[g + 1]):
                 A = f_leaf[f]
-                f_ok[f] = _reach_leaf(A, g, D, q, rk, b1, tb, cv)
+                f_ok[f] = _reach_leaf(A, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base,
+                                      xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval)
             for e in range(nt):
                 u = touched[e]
                 mass[u] = 0.0
                 mass2[u] = 0.0
+    return 0
 
 
-cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1, ClosView tb,
-                            CrossView cv) except -1 nogil:
+cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,
+                             const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                             const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base,
+                             const id_t[::1] xd_start, const id_t[::1] xd_cnt, const id_t[::1] xd_lnk,
+                             const id_t[::1] xd_head, const uint8_t[::1] alive,
+                             int64_t[::1] rstamp, uint8_t[::1] rval) except -1 nogil:
     """Whether source leaf A has an alive uplink to a spine that still reaches D."""
     cdef id_t k
-    for k in range(tb.up_ptr[A], tb.up_ptr[A + 1]):
-        if cv.alive[tb.up_lnk[k]] and _reach(tb.up_head[k], 3, g, D, q, rk, b1, tb, cv):
+    for k in range(up_ptr[A], up_ptr[A + 1]):
+        if alive[up_lnk[k]] and _reach(up_head[k], 3, g, D, q, rk, b1, up_ptr, up_lnk, up_head, sd_base, sd_lnk,
+                                       xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
             return True
     return False

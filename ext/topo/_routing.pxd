@@ -34,13 +34,6 @@ cdef class ClosView:
     cdef const id_t[::1] link_dst, pod, rank, pod_slot, up_lnk, up_head
 
 
-cdef class CrossView:
-    """kstate.CrossWork's failure mask and reachability memo, as spray_cross's _reach reads them."""
-    cdef const uint8_t[::1] alive
-    cdef int64_t[::1] rstamp
-    cdef uint8_t[::1] rval
-
-
 cdef class ClosDemandsView:
     """kstate.ClosDemands: the demands as given."""
     cdef const id_t[::1] src, dst
