@@ -50,7 +50,6 @@ from cpython.ref cimport PyObject
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
 
 _EMPTY_I = np.zeros(0, np.int64)
-_EMPTY_F = np.zeros(0)
 
 # whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
 BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
@@ -639,13 +638,12 @@ def route_fluid(fabric, flows, work, loads, options):
     cdef WorkView w0 = _work_of(work)
     cdef LoadsView o0 = _loads_of(loads)
     cdef id_t ng = fl.g_ptr.shape[0] - 1
-    cdef id_t g, b, l, i, t
+    cdef id_t b, l, i, t
     cdef bint two = fl.f_mass2.shape[0] > 0
     cdef id_t N = w0.dist.shape[0]
     cdef int64_t[::1] bad
     cdef int64_t[::1] bounds = fluid_blocks(np.asarray(flows.g_ptr))
     cdef id_t NB = bounds.shape[0] - 1
-    cdef id_t td = -1
     if NB <= 1:
         bad = np.full(2, -1, np.int64)
         with nogil:

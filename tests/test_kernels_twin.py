@@ -233,6 +233,48 @@ def test_fluid_blocks_report_a_destination_outside_its_group(both, monkeypatch):
     assert len(msgs) == 1
 
 
+@pytest.mark.parametrize("pure", [False, True])
+def test_state_objects_and_flat_arguments_route_alike(pure, both, monkeypatch):
+    # the general kernels, called with their state objects and with the same arrays as one flat
+    # list: the same bits out; a call of neither form is refused before the kernel runs
+    from topo.routing import kernels as _ext
+    from topo.routing.kernels import KernelArgumentError
+    calls = {}
+    real = _ext.Checked.__getattr__
+
+    def spy(self, attr):
+        fn = real(self, attr)
+        if (self.name, attr) not in _ext._LAYOUTS:
+            return fn
+        return lambda *a: (calls.setdefault(attr, []).append(
+            [x.copy() if isinstance(x, np.ndarray) else x for x in a]), fn(*a))[1]
+    monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
+    _swap(pure)
+    routing.STRUCTURAL = True
+    f = random_regular_fabric(24, 4, 2, seed=3)
+    E = f.n_endpoints
+    d = Demands(np.arange(E), (np.arange(E) + 5) % E, np.full(E, 1e9), np.full(E, -1, np.int32), np.ones(E))
+    for model in ("fluid", "roce-hash", "uec-spray"):
+        routing.route(f, d, model, record_paths=model == "roce-hash")
+    assert {"route_fluid", "route_hash"} <= set(calls)
+    K = _ext.kernel("_routing")
+    for name, seq in calls.items():
+        layout = _ext._LAYOUTS[("_routing", name)]
+        flat = seq[0]
+        copy = lambda: [x.copy() if isinstance(x, np.ndarray) else x for x in flat]
+        a, b = copy(), copy()
+        objs = layout.objects(b)
+        assert all(isinstance(o, cls) for o, (cls, _) in zip(objs, layout.parts))
+        getattr(K, name)(*a)
+        getattr(K, name)(*objs)
+        got = layout.flat(objs)
+        for n, x in zip(layout.names, a):
+            if isinstance(x, np.ndarray):
+                assert x.tobytes() == got[n].tobytes(), (name, n)
+        with pytest.raises(KernelArgumentError, match="state objects"):
+            getattr(K, name)(*objs[:-1])
+
+
 def test_thread_count_knob(monkeypatch):
     from topo.core.errors import SpecError
     from topo.routing.kernels import MAX_THREADS, threads

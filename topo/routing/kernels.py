@@ -11,7 +11,14 @@ its arguments checked (dtype, one dimension, C order, writable outputs, lengths
 that fit together, every value used as an index inside the array it indexes,
 work arrays in the state the kernel expects), and a call that does not fit
 raises :class:`KernelArgumentError` naming the kernel and the argument instead
-of reading or writing out of bounds. The checks are vectorised numpy passes over
+of reading or writing out of bounds.
+
+The general and Clos kernels take their state as objects (:mod:`topo.routing.kstate`:
+``route_fluid(fabric, flows, work, loads, options)``, ``route_hash`` alike,
+``route_clos(tables, demands, work, options)``, ``spray_cross(tables, cross, work)``); each
+such kernel's ``_Layout`` says which attribute lives in which object. The wrapper also
+accepts the same values as one flat list in the order of the kernel's check function and
+packs them into the objects, so both call forms are checked alike, attribute by attribute. The checks are vectorised numpy passes over
 the arguments, O(size of the arguments), far below the kernels' own cost; the
 compiled kernels themselves run without bounds checks (build them with
 TOPO_BOUNDSCHECK=1 to add those, see setup.py). The composite structure of the

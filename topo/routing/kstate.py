@@ -3,9 +3,10 @@
 A general kernel call is ``route_fluid(fabric, flows, work, loads, options)`` (and
 ``route_hash`` the same with :class:`HashOptions`); the regular-Clos kernel is
 ``route_clos(tables, demands, work, options)``, its failure path
-``spray_cross(tables, cross, work, loads)``. The compiled kernels (ext/_routing.pyx)
-read these objects once at entry into typed views (the cdef classes of ext/_routing.pxd,
-same attribute names) and their loops index typed memoryviews; the pure-Python twins
+``spray_cross(tables, cross, work)``. The compiled kernels (ext/_routing.pyx) read these
+objects once per call (route_fluid: per block of groups) into typed views (the cdef
+classes of ext/topo/_routing.pxd, same attribute names) or typed locals, and their loops
+index typed memoryviews; the pure-Python twins
 (topo.routing.pure._routing) read the same attributes. The objects hold numpy arrays
 and do no checking of their own: :mod:`topo.routing.kernels` checks every array
 (dtype, length, index ranges, entry state of the work arrays) before the kernel runs.
@@ -98,20 +99,6 @@ class Work(_Arrays):
 
     def _default(self, name):
         return _EMPTY_F if name in ("sigma", "den", "mass", "mass2", "A", "lh") else _EMPTY_I
-
-    @classmethod
-    def for_nodes(cls, n: int, KH: int = 1, switch_entries: int = 0, two: bool = False) -> "Work":
-        """Fresh work arrays for n nodes in their entry state (the hash's next-hop lists when
-        switch_entries > 0, mass2 when two)."""
-        s = max(switch_entries, 1)
-        return cls(dist=np.full(n, -1, np.int64), hidx=np.full(n, -1, np.int64), sigma=np.zeros(n), den=np.zeros(n),
-                   mass=np.zeros(n), mass2=np.zeros(n) if two else _EMPTY_F, order=np.zeros(n, np.int64),
-                   tstamp=np.full(n, -1, np.int64), tlist=np.zeros(n, np.int64), A=np.zeros(n * KH),
-                   lh=np.zeros(2 * KH),
-                   nh_start=np.zeros(n, np.int64) if switch_entries else _EMPTY_I,
-                   nh_cnt=np.full(n, -1, np.int64) if switch_entries else _EMPTY_I,
-                   nh_list=np.zeros(s, np.int64) if switch_entries else _EMPTY_I,
-                   nh_head=np.zeros(s, np.int64) if switch_entries else _EMPTY_I)
 
 
 class Loads(_Arrays):
