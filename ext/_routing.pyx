@@ -7,7 +7,11 @@ switches over the reversed alive switch-to-switch links gives ``dist`` (hops to
 the group) and ``sigma`` (number of shortest paths; at a home switch, the
 number of parallel links to an endpoint). Endpoints are never transit nodes.
 
-Shared inputs (coerced and allocated by topo.routing; topo._ext checks them before every call):
+State: the general kernels take topo.routing.kstate objects (fabric, flows, work, loads,
+options), the Clos kernels theirs (tables, demands or cross flows, work, options); each entry
+point reads them once into the typed views of ext/topo/_routing.pxd or into typed locals, and
+the loops index typed memoryviews. topo.routing.kernels checks every array before the call.
+Their arrays (attribute names):
   sw_ptr, sw_adj   CSR over all nodes of the ALIVE links from a switch to a switch
   sw_head          link_dst[sw_adj] (the switch each CSR entry leads to)
   link_dst, link_gbps
@@ -41,7 +45,11 @@ waterfill: weighted max-min fair rates of paths over link capacities
 """
 import numpy as np
 from cython.parallel cimport prange, threadid
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.ref cimport PyObject
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
+
+_EMPTY_I = np.zeros(0, np.int64)
 
 # whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
 BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
@@ -462,19 +470,22 @@ cdef int _fluid_group(id_t g, int mode, int KU, int KH,
     return 0
 
 
-cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH,
-                      const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head,
-                      const id_t[::1] link_dst, const real_t[::1] link_gbps,
-                      const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
-                      const id_t[::1] ep_home1, const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
-                      const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
-                      int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                      int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
-                      real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
-                      const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, bint two,
-                      int64_t[::1] bad, id_t b) except -1 nogil:
-    """Groups glo .. ghi-1 in order into one block's outputs; stops at the first bad destination."""
+cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH, FabricView fb, FlowsView fl, WorkView w,
+                      LoadsView o, bint two, int64_t[::1] bad, id_t b) except -1 nogil:
+    """Groups glo .. ghi-1 in order into one block's outputs (o; w its thread's work arrays);
+    stops at the first bad destination. The views' arrays are taken into typed locals once per
+    block and handed to _fluid_group as arguments, which keeps its loops as fast as plain
+    memoryview arguments (attribute access in the loops measured 10-15% slower)."""
     cdef id_t g, td = -1
+    cdef const id_t[::1] sw_ptr = fb.sw_ptr, sw_adj = fb.sw_adj, sw_head = fb.sw_head, link_dst = fb.link_dst
+    cdef const id_t[::1] up_ptr = fb.up_ptr, up_link = fb.up_link, ep_up1 = fb.ep_up1, ep_home1 = fb.ep_home1
+    cdef const real_t[::1] link_gbps = fb.link_gbps
+    cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, g_id = fl.g_id, f_src = fl.f_src, f_dst = fl.f_dst
+    cdef const id_t[::1] f_sg = fl.f_sg
+    cdef const real_t[::1] f_mass = fl.f_mass, f_mass2 = fl.f_mass2
+    cdef int64_t[::1] dist = w.dist, hidx = w.hidx, order = w.order, tstamp = w.tstamp, tlist = w.tlist
+    cdef real_t[::1] sigma = w.sigma, den = w.den, mass = w.mass, A = w.A, lh = w.lh, mass2 = w.mass2
+    cdef real_t[::1] load = o.load, grp_up = o.grp_up, grp_down = o.grp_down, unreach = o.unreach, load2 = o.load2
     for g in range(glo, ghi):
         if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                         ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass,
@@ -486,21 +497,133 @@ cdef int _fluid_block(id_t glo, id_t ghi, int mode, int KU, int KH,
     return 0
 
 
-def route_fluid(int mode, int KU, int KH,
-                const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
-                const real_t[::1] link_gbps,
-                const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
-                const id_t[::1] g_ptr, const id_t[::1] g_rep, const id_t[::1] g_id,
-                const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_sg, const real_t[::1] f_mass,
-                int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass,
-                int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, real_t[::1] A, real_t[::1] lh,
-                real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down, real_t[::1] unreach,
-                const real_t[::1] f_mass2, real_t[::1] load2, real_t[::1] mass2, int threads):
+cdef class FabricView:
+    pass
+
+
+cdef class FlowsView:
+    pass
+
+
+cdef class WorkView:
+    pass
+
+
+cdef class LoadsView:
+    pass
+
+
+cdef class ClosView:
+    pass
+
+
+cdef class ClosDemandsView:
+    pass
+
+
+cdef class ClosWorkView:
+    pass
+
+
+cdef FabricView _fabric_view(fabric):
+    cdef FabricView v = FabricView.__new__(FabricView)
+    v.sw_ptr = fabric.sw_ptr
+    v.sw_adj = fabric.sw_adj
+    v.sw_head = fabric.sw_head
+    v.link_dst = fabric.link_dst
+    v.link_gbps = fabric.link_gbps
+    v.up_ptr = fabric.up_ptr
+    v.up_link = fabric.up_link
+    v.ep_up1 = fabric.ep_up1
+    v.ep_home1 = fabric.ep_home1
+    return v
+
+
+cdef FlowsView _flows_view(flows):
+    cdef FlowsView v = FlowsView.__new__(FlowsView)
+    v.g_ptr = flows.g_ptr
+    v.g_rep = flows.g_rep
+    v.g_id = flows.g_id
+    v.f_src = flows.f_src
+    v.f_dst = flows.f_dst
+    v.f_sg = flows.f_sg
+    v.f_id = flows.f_id
+    v.f_mass = flows.f_mass
+    v.f_mass2 = flows.f_mass2
+    return v
+
+
+cdef WorkView _work_view(dist, hidx, sigma, den, mass, mass2, order, tstamp, tlist, A, lh, nh_start, nh_cnt,
+                         nh_list, nh_head):
+    cdef WorkView v = WorkView.__new__(WorkView)
+    v.dist = dist
+    v.hidx = hidx
+    v.sigma = sigma
+    v.den = den
+    v.mass = mass
+    v.mass2 = mass2
+    v.order = order
+    v.tstamp = tstamp
+    v.tlist = tlist
+    v.A = A
+    v.lh = lh
+    v.nh_start = nh_start
+    v.nh_cnt = nh_cnt
+    v.nh_list = nh_list
+    v.nh_head = nh_head
+    return v
+
+
+cdef WorkView _work_of(work):
+    return _work_view(work.dist, work.hidx, work.sigma, work.den, work.mass, work.mass2, work.order, work.tstamp,
+                      work.tlist, work.A, work.lh, work.nh_start, work.nh_cnt, work.nh_list, work.nh_head)
+
+
+cdef LoadsView _loads_view(load, load2, grp_up, grp_down, unreach, path):
+    cdef LoadsView v = LoadsView.__new__(LoadsView)
+    v.load = load
+    v.load2 = load2
+    v.grp_up = grp_up
+    v.grp_down = grp_down
+    v.unreach = unreach
+    v.path = path
+    return v
+
+
+cdef LoadsView _loads_of(loads):
+    return _loads_view(loads.load, loads.load2, loads.grp_up, loads.grp_down, loads.unreach, loads.path)
+
+
+cdef ClosView _clos_view(tables):
+    cdef ClosView v = ClosView.__new__(ClosView)
+    v.ept = tables.ept
+    v.pod_b1 = tables.pod_b1
+    v.up_ptr = tables.up_ptr
+    v.uph = tables.uph
+    v.sd_base = tables.sd_base
+    v.sd_lnk = tables.sd_lnk
+    v.xd_base = tables.xd_base
+    v.xd_start = tables.xd_start
+    v.xd_cnt = tables.xd_cnt
+    v.xd_lnk = tables.xd_lnk
+    v.xd_head = tables.xd_head
+    v.link_dst = tables.link_dst
+    v.pod = tables.pod
+    v.rank = tables.rank
+    v.pod_slot = tables.pod_slot
+    v.up_lnk = tables.up_lnk
+    v.up_head = tables.up_head
+    return v
+
+
+def route_fluid(fabric, flows, work, loads, options):
     """Fluid-type loads of the flows, aggregated per destination group.
 
-    ``f_mass2``/``load2``/``mass2`` (all empty, or per flow/link/node): a second weight
-    carried along the same splits in the same pass. It needs f_sg < 0, f_dst >= 0, and
-    f_mass > 0 wherever f_mass2 > 0 (each flow's second weight is a multiple of its first).
+    fabric, flows, work, loads: topo.routing.kstate.FabricArrays, GroupedFlows, Work, Loads;
+    options: kstate.FluidOptions (mode, KU, KH, threads). ``flows.f_mass2``/``loads.load2``/
+    ``work.mass2`` (all empty, or per flow/link/node): a second weight carried along the same
+    splits in the same pass. It needs f_sg < 0, f_dst >= 0, and f_mass > 0 wherever
+    f_mass2 > 0 (each flow's second weight is a multiple of its first).
 
     The groups are cut into blocks (fluid_blocks: a function of the groups' flows only, never
     of ``threads``). Block 0 adds into the outputs, every other block into zeroed buffers of
@@ -509,86 +632,71 @@ def route_fluid(int mode, int KU, int KH,
     on up to ``threads`` OpenMP threads, each with its own work arrays (the caller's serve
     the single-block case); with ``threads`` 1, on this thread without OpenMP.
     """
-    cdef id_t ng = g_ptr.shape[0] - 1
-    cdef id_t g, b, l, i, t
-    cdef bint two = f_mass2.shape[0] > 0
-    cdef id_t N = dist.shape[0]
+    cdef int mode = options.mode, KU = options.KU, KH = options.KH, threads = options.threads
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef FlowsView fl = _flows_view(flows)
+    cdef WorkView w0 = _work_of(work)
+    cdef LoadsView o0 = _loads_of(loads)
+    cdef id_t ng = fl.g_ptr.shape[0] - 1
+    cdef id_t b, l, i, t
+    cdef bint two = fl.f_mass2.shape[0] > 0
+    cdef id_t N = w0.dist.shape[0]
     cdef int64_t[::1] bad
-    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(g_ptr))
+    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(flows.g_ptr))
     cdef id_t NB = bounds.shape[0] - 1
-    cdef id_t td = -1
     if NB <= 1:
+        bad = np.full(2, -1, np.int64)
         with nogil:
-            for g in range(ng):
-                if _fluid_group(g, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                                ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma,
-                                den, mass, order, tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2,
-                                load2, mass2, two, &td):
-                    with gil:
-                        _bad_group(td, g_rep[g])
+            _fluid_block(0, ng, mode, KU, KH, fb, fl, w0, o0, two, bad, 0)
+        if bad[0] >= 0:
+            _bad_group(bad[0], fl.g_rep[bad[1]])
         return
     cdef id_t T = max(1, min(threads, NB))
-    # per-thread work arrays, in their entry state
-    cdef int64_t[:, ::1] w_dist = np.full((T, N), -1, np.int64)
-    cdef int64_t[:, ::1] w_hidx = np.full((T, N), -1, np.int64)
-    cdef int64_t[:, ::1] w_tstamp = np.full((T, N), -1, np.int64)
-    cdef int64_t[:, ::1] w_order = np.zeros((T, N), np.int64)
-    cdef int64_t[:, ::1] w_tlist = np.zeros((T, N), np.int64)
-    cdef real_t[:, ::1] w_sigma = np.zeros((T, N))
-    cdef real_t[:, ::1] w_den = np.zeros((T, N))
-    cdef real_t[:, ::1] w_mass = np.zeros((T, N))
-    cdef real_t[:, ::1] w_mass2 = np.zeros((T, N if two else 0))
-    cdef real_t[:, ::1] w_A = np.zeros((T, A.shape[0]))
-    cdef real_t[:, ::1] w_lh = np.zeros((T, lh.shape[0]))
-    # per-block outputs of blocks 1 .. NB-1
-    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, load.shape[0]))
-    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, load2.shape[0]))
-    cdef real_t[:, ::1] o_up = np.zeros((NB - 1, grp_up.shape[0]))
-    cdef real_t[:, ::1] o_down = np.zeros((NB - 1, grp_down.shape[0]))
+    # per-thread work arrays, in their entry state; per-block outputs of blocks 1 .. NB-1
+    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, o0.load.shape[0]))
+    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, o0.load2.shape[0]))
+    cdef real_t[:, ::1] o_up = np.zeros((NB - 1, o0.grp_up.shape[0]))
+    cdef real_t[:, ::1] o_down = np.zeros((NB - 1, o0.grp_down.shape[0]))
+    keep = [_work_view(np.full(N, -1, np.int64), np.full(N, -1, np.int64), np.zeros(N), np.zeros(N), np.zeros(N),
+                       np.zeros(N if two else 0), np.zeros(N, np.int64), np.full(N, -1, np.int64),
+                       np.zeros(N, np.int64), np.zeros(w0.A.shape[0]), np.zeros(w0.lh.shape[0]), _EMPTY_I, _EMPTY_I,
+                       _EMPTY_I, _EMPTY_I) for t in range(T)]
+    keep += [o0] + [_loads_view(o_load[b], o_load2[b], o_up[b], o_down[b], loads.unreach, _EMPTY_I)
+                    for b in range(NB - 1)]
+    cdef PyObject** ws = <PyObject**>PyMem_Malloc((T + NB) * sizeof(PyObject*))
+    if ws == NULL:
+        raise MemoryError()
+    cdef PyObject** bs = ws + T
+    for i in range(T + NB):
+        ws[i] = <PyObject*>keep[i]
     bad = np.full(2 * NB, -1, np.int64)
-    if T == 1:
-        with nogil:
-            for b in range(NB):
-                if b == 0:
-                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
-                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
-                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
-                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], load, grp_up, grp_down, unreach, f_mass2,
-                                 load2, w_mass2[0], two, bad, b)
-                else:
-                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst,
-                                 link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg,
-                                 f_mass, w_dist[0], w_hidx[0], w_sigma[0], w_den[0], w_mass[0], w_order[0],
-                                 w_tstamp[0], w_tlist[0], w_A[0], w_lh[0], o_load[b - 1], o_up[b - 1], o_down[b - 1],
-                                 unreach, f_mass2, o_load2[b - 1], w_mass2[0], two, bad, b)
-    for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
-        t = threadid()
-        if b == 0:
-            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
-                         up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                         w_dist[t], w_hidx[t], w_sigma[t], w_den[t], w_mass[t], w_order[t], w_tstamp[t], w_tlist[t],
-                         w_A[t], w_lh[t], load, grp_up, grp_down, unreach, f_mass2, load2, w_mass2[t], two, bad, b)
-        else:
-            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps,
-                         up_ptr, up_link, ep_up1, ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                         w_dist[t], w_hidx[t], w_sigma[t], w_den[t], w_mass[t], w_order[t], w_tstamp[t], w_tlist[t],
-                         w_A[t], w_lh[t], o_load[b - 1], o_up[b - 1], o_down[b - 1], unreach, f_mass2, o_load2[b - 1],
-                         w_mass2[t], two, bad, b)
+    try:
+        if T == 1:
+            with nogil:
+                for b in range(NB):
+                    _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, fb, fl, <WorkView>ws[0],
+                                 <LoadsView>bs[b], two, bad, b)
+        for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            t = threadid()
+            _fluid_block(bounds[b], bounds[b + 1], mode, KU, KH, fb, fl, <WorkView>ws[t], <LoadsView>bs[b], two,
+                         bad, b)
+    finally:
+        PyMem_Free(ws)
     for b in range(NB):
         if bad[2 * b] >= 0:
-            _bad_group(bad[2 * b], g_rep[bad[2 * b + 1]])
+            _bad_group(bad[2 * b], fl.g_rep[bad[2 * b + 1]])
     # add the blocks' outputs in block order (each entry independently: any thread count, same sums)
     with nogil:
         for i in range(NB - 1):
-            for l in range(load.shape[0]):
-                load[l] += o_load[i, l]
+            for l in range(o0.load.shape[0]):
+                o0.load[l] += o_load[i, l]
         for i in range(NB - 1):
-            for l in range(load2.shape[0]):
-                load2[l] += o_load2[i, l]
-            for l in range(grp_up.shape[0]):
-                grp_up[l] += o_up[i, l]
-            for l in range(grp_down.shape[0]):
-                grp_down[l] += o_down[i, l]
+            for l in range(o0.load2.shape[0]):
+                o0.load2[l] += o_load2[i, l]
+            for l in range(o0.grp_up.shape[0]):
+                o0.grp_up[l] += o_up[i, l]
+            for l in range(o0.grp_down.shape[0]):
+                o0.grp_down[l] += o_down[i, l]
 
 
 def _bad_group(td, rep):
@@ -615,22 +723,29 @@ def fluid_blocks(g_ptr):
     return np.concatenate([[0], cut, [ng]]).astype(np.int64)
 
 
-def route_hash(uint64_t seed, int qps, int H,
-               const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const id_t[::1] sw_head, const id_t[::1] link_dst,
-               const real_t[::1] link_gbps,
-               const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
-               const id_t[::1] g_ptr, const id_t[::1] g_rep,
-               const id_t[::1] f_src, const id_t[::1] f_dst, const id_t[::1] f_id, const real_t[::1] f_mass,
-               int64_t[::1] dist, int64_t[::1] hidx, real_t[::1] sigma, real_t[::1] den,
-               int64_t[::1] order, int64_t[::1] tstamp, int64_t[::1] tlist, int64_t[::1] nh_start, int64_t[::1] nh_cnt, int64_t[::1] nh_list,
-               int64_t[::1] nh_head, real_t[::1] load, real_t[::1] unreach, int64_t[::1] path,
-               const real_t[::1] f_mass2, real_t[::1] load2):
+def route_hash(fabric, flows, work, loads, options):
     """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
 
-    ``f_mass2``/``load2`` (both empty, or one entry per flow/link): a second weight carried
+    ``flows.f_mass2``/``loads.load2`` (both empty, or one entry per flow/link): a second weight carried
     along the same queue-pair paths (bytes beside rates) in the same pass.
     Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
     """
+    cdef uint64_t seed = options.seed
+    cdef int qps = options.qps, H = options.H
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef FlowsView fl = _flows_view(flows)
+    cdef WorkView w = _work_of(work)
+    cdef LoadsView o = _loads_of(loads)
+    cdef const id_t[::1] sw_ptr = fb.sw_ptr, sw_adj = fb.sw_adj, sw_head = fb.sw_head, link_dst = fb.link_dst
+    cdef const id_t[::1] up_ptr = fb.up_ptr, up_link = fb.up_link, ep_up1 = fb.ep_up1, ep_home1 = fb.ep_home1
+    cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, f_src = fl.f_src, f_dst = fl.f_dst, f_id = fl.f_id
+    cdef const real_t[::1] f_mass = fl.f_mass, f_mass2 = fl.f_mass2
+    cdef int64_t[::1] dist = w.dist, nh_start = w.nh_start, nh_cnt = w.nh_cnt, nh_list = w.nh_list
+    cdef int64_t[::1] nh_head = w.nh_head, path = o.path, order = w.order, hidx = w.hidx, tstamp = w.tstamp
+    cdef int64_t[::1] tlist = w.tlist
+    cdef const real_t[::1] link_gbps = fb.link_gbps
+    cdef real_t[::1] sigma = w.sigma, den = w.den
+    cdef real_t[::1] load = o.load, unreach = o.unreach, load2 = o.load2
     cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
     cdef id_t longest = 0
@@ -903,19 +1018,32 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
     return levels
 
 
-cdef inline int _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int qps, int H,
-               const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
-               real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] uph,
-               const id_t[::1] sd_base, const id_t[::1] sd_lnk,
-               const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
-               const id_t[::1] xd_lnk, const id_t[::1] xd_head,
-               const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
-               int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
-               real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
-               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
-               real_t[::1] stats, int64_t[::1] counts, real_t[::1] ret) except -1 nogil:
-    """route_clos's pass; spray is a constant at each call, so the compiler specialises the loop."""
+# route_clos's two passes as two C functions (a fused type with one member per routing model):
+# spray is a constant in each, so the compiler specialises the loop
+ctypedef signed char hash_pass
+ctypedef short spray_pass
+ctypedef fused clos_pass:
+    hash_pass
+    spray_pass
+
+
+cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView cw, id_t NL, int K,
+                    uint64_t seed, int qps, int H, real_t[::1] ret) except -1 nogil:
+    """route_clos's pass (roce-hash or uec-spray by the type of tag)."""
+    cdef bint spray = clos_pass is spray_pass
+    cdef const id_t[::1] src = dm.src, dst = dm.dst
+    cdef const real_t[::1] rate = dm.rate, nbytes = dm.nbytes
+    cdef real_t inv_eff = dm.inv_eff
+    cdef const int32_t[::1] ept = tb.ept
+    cdef const id_t[::1] pod_b1 = tb.pod_b1, up_ptr = tb.up_ptr, uph = tb.uph, sd_base = tb.sd_base
+    cdef const id_t[::1] sd_lnk = tb.sd_lnk, xd_base = tb.xd_base, xd_start = tb.xd_start, xd_cnt = tb.xd_cnt
+    cdef const id_t[::1] xd_lnk = tb.xd_lnk, xd_head = tb.xd_head, link_dst = tb.link_dst
+    cdef const uint8_t[::1] alive = cw.alive, lclean = cw.lclean
+    cdef id_t LP = cw.LP
+    cdef int64_t[::1] pair_ptr = cw.pair_ptr, pair_cnt = cw.pair_cnt, pool = cw.pool, f_idx = cw.f_idx
+    cdef int64_t[::1] path = cw.path, defer = cw.defer, counts = cw.counts
+    cdef real_t[::1] pmass = cw.pmass, lw = cw.lw, epw = cw.epw, agg = cw.agg, unreach = cw.unreach
+    cdef real_t[::1] stats = cw.stats
 
     cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
     cdef id_t nb = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
@@ -1171,19 +1299,12 @@ cdef inline int _clos_loop(const int spray, id_t NL, int K, uint64_t seed, int q
     return 0
 
 
-def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
-               const id_t[::1] src, const id_t[::1] dst, const real_t[::1] rate, const real_t[::1] nbytes,
-               real_t inv_eff, const int32_t[::1] ept, const id_t[::1] pod_b1,
-               const id_t[::1] up_ptr, const id_t[::1] uph,
-               const id_t[::1] sd_base, const id_t[::1] sd_lnk,
-               const id_t[::1] xd_base, const id_t[::1] xd_start, const id_t[::1] xd_cnt,
-               const id_t[::1] xd_lnk, const id_t[::1] xd_head,
-               const uint8_t[::1] alive, const uint8_t[::1] lclean, const id_t[::1] link_dst, id_t LP,
-               int64_t[::1] pair_ptr, int64_t[::1] pair_cnt, int64_t[::1] pool, real_t[::1] pmass,
-               real_t[::1] lw, real_t[::1] epw, real_t[::1] agg,
-               real_t[::1] unreach, int64_t[::1] f_idx, int64_t[::1] path, int64_t[::1] defer,
-               real_t[::1] stats, int64_t[::1] counts):
-    """Classify the demands and route them on a regular Clos in one pass (see topo.routing_clos).
+def route_clos(tables, demands, work, options):
+    """Classify the demands and route them on a regular Clos in one pass (see topo.routing.clos).
+
+    tables, demands, work: topo.routing.kstate.ClosTables (ept, pod_b1, up_ptr, uph, sd_*,
+    xd_*, link_dst), ClosDemands, ClosWork; options: kstate.ClosOptions (spray, NL, K, seed,
+    qps, H). The arrays below are attributes of those objects.
 
     ept: per (endpoint, plane) 8 int32 entries (half a cache line), K planes per endpoint: scale-up domain, leaf, uplink, plane,
     pod, rank of the leaf in its pod, index of the leaf among all leaves (NL of them), slot
@@ -1219,12 +1340,39 @@ def route_clos(int spray, id_t NL, int K, uint64_t seed, int qps, int H,
     rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
     (routed flows, carried both weights, ratio of the first flow).
     """
+    cdef int spray = options.spray, K = options.K, qps = options.qps, H = options.H
+    cdef id_t NL = options.NL
+    cdef uint64_t seed = options.seed
+    cdef ClosView tb = _clos_view(tables)
+    cdef ClosDemandsView dm = ClosDemandsView.__new__(ClosDemandsView)
+    cdef ClosWorkView cw = ClosWorkView.__new__(ClosWorkView)
+    dm.src = demands.src
+    dm.dst = demands.dst
+    dm.rate = demands.rate
+    dm.nbytes = demands.nbytes
+    dm.inv_eff = demands.inv_eff
+    cw.alive = work.alive
+    cw.lclean = work.lclean
+    cw.LP = work.LP
+    cw.pair_ptr = work.pair_ptr
+    cw.pair_cnt = work.pair_cnt
+    cw.pool = work.pool
+    cw.pmass = work.pmass
+    cw.lw = work.lw
+    cw.epw = work.epw
+    cw.agg = work.agg
+    cw.unreach = work.unreach
+    cw.f_idx = work.f_idx
+    cw.path = work.path
+    cw.defer = work.defer
+    cw.stats = work.stats
+    cw.counts = work.counts
     cdef real_t[::1] ret = np.zeros(3)
     with nogil:
         if spray:
-            _clos_loop(1, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(<spray_pass>1, tb, dm, cw, NL, K, seed, qps, H, ret)
         else:
-            _clos_loop(0, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts, ret)
+            _clos_loop(<hash_pass>0, tb, dm, cw, NL, K, seed, qps, H, ret)
     return int(ret[0]), bool(ret[1]), float(ret[2])
 
 
@@ -1265,14 +1413,11 @@ cdef inline int _reach(id_t u, int v, id_t g, id_t D, id_t q, id_t rk, id_t b1,
     return ok
 
 
-def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_leaf, const real_t[::1] f_m,
-                const real_t[::1] f_m2, const id_t[::1] pod, const id_t[::1] rank, const id_t[::1] pod_b1,
-                const id_t[::1] pod_slot, const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
-                const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base, const id_t[::1] xd_start,
-                const id_t[::1] xd_cnt, const id_t[::1] xd_lnk, const id_t[::1] xd_head, const uint8_t[::1] alive,
-                int64_t[::1] rstamp, uint8_t[::1] rval, int64_t[::1] tstamp, real_t[::1] mass, real_t[::1] mass2,
-                int64_t[::1] touched, real_t[::1] load, real_t[::1] load2, uint8_t[::1] f_ok):
+def spray_cross(tables, cross, work):
     """uec-spray of flows between pods of a regular Clos with failed links, per destination leaf.
+
+    tables, cross, work: topo.routing.kstate.ClosTables (pod, rank, pod_b1, pod_slot, up_ptr,
+    up_lnk, up_head, sd_*, xd_*), CrossFlows, CrossWork; the arrays below are their attributes.
 
     The shortest paths between pods go up to a super-spine and down; the equal-cost next
     hops of a switch are its alive links to switches that still reach the destination (see
@@ -1284,6 +1429,21 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
     route them). Work arrays per node: rstamp and tstamp (all -1 on entry), rval, mass and
     mass2 (all 0 on entry and exit), touched.
     """
+    cdef ClosView tb = _clos_view(tables)
+    _spray_cross(cross.g_ptr, cross.g_dst, cross.f_leaf, cross.f_m, cross.f_m2, tb.pod, tb.rank, tb.pod_b1,
+                 tb.pod_slot, tb.up_ptr, tb.up_lnk, tb.up_head, tb.sd_base, tb.sd_lnk, tb.xd_base, tb.xd_start,
+                 tb.xd_cnt, tb.xd_lnk, tb.xd_head, work.alive, work.rstamp, work.rval, work.tstamp, work.mass,
+                 work.mass2, work.touched, work.load, work.load2, work.f_ok)
+
+
+cdef int _spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_leaf, const real_t[::1] f_m,
+                const real_t[::1] f_m2, const id_t[::1] pod, const id_t[::1] rank, const id_t[::1] pod_b1,
+                const id_t[::1] pod_slot, const id_t[::1] up_ptr, const id_t[::1] up_lnk, const id_t[::1] up_head,
+                const id_t[::1] sd_base, const id_t[::1] sd_lnk, const id_t[::1] xd_base, const id_t[::1] xd_start,
+                const id_t[::1] xd_cnt, const id_t[::1] xd_lnk, const id_t[::1] xd_head, const uint8_t[::1] alive,
+                int64_t[::1] rstamp, uint8_t[::1] rval, int64_t[::1] tstamp, real_t[::1] mass, real_t[::1] mass2,
+                int64_t[::1] touched, real_t[::1] load, real_t[::1] load2, uint8_t[::1] f_ok) except -1:
+    """spray_cross's pass over the arrays of its three objects."""
     cdef id_t ng = g_ptr.shape[0] - 1, g, f, D, Q, q, b1, rk, A, s, k, r, t, c, nt, lo, hi, v, e, u
     cdef real_t x, x2
     with nogil:
@@ -1373,6 +1533,7 @@ def spray_cross(const id_t[::1] g_ptr, const id_t[::1] g_dst, const id_t[::1] f_
                 u = touched[e]
                 mass[u] = 0.0
                 mass2[u] = 0.0
+    return 0
 
 
 cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,

@@ -252,7 +252,7 @@ def family_cluster(family, rng):
 
 def custom_fabric(rng):
     """An irregular graph: tiers with random parallel links, dual-homed endpoints and extra links."""
-    from test_kernels_twin import random_fabric
+    from helpers.kernel_cases import random_fabric
     return random_fabric(rng)
 
 
@@ -370,6 +370,29 @@ def test_failure_sets_compiled_equal_twins_on_every_family(family, restore_kerne
 
 
 # --- bad calls ----------------------------------------------------------------------------------------
+def _params(name):
+    """The names of a kernel's arguments as one flat list: its check function's parameters for a
+    kernel that takes state objects (topo.routing.kstate), else its own."""
+    import inspect
+    lay = _ext._LAYOUTS.get(("_routing", name))
+    return list(lay.names) if lay else list(inspect.signature(getattr(compiled(), name)).parameters)
+
+
+def _flat(name, args):
+    """A call's arguments as the flat list of _params(name) (state objects unpacked)."""
+    lay = _ext._LAYOUTS.get(("_routing", name))
+    if lay is None:
+        return list(args)
+    kw = lay.flat(lay.objects(args))
+    return [kw[n] for n in lay.names]
+
+
+def _direct(mod, name, args):
+    """mod.name called past the checks with the flat argument list args (packed into its state objects)."""
+    lay = _ext._LAYOUTS.get(("_routing", name))
+    return getattr(mod, name)(*(lay.objects(args) if lay else args))
+
+
 def _recorded_calls(monkeypatch, run):
     """{kernel function: [argument list of each call]} of the checked kernel calls made by run()."""
     calls = {}
@@ -381,7 +404,7 @@ def _recorded_calls(monkeypatch, run):
             return fn
 
         def wrapped(*args):
-            calls.setdefault(attr, []).append([a.copy() if isinstance(a, np.ndarray) else a for a in args])
+            calls.setdefault(attr, []).append([a.copy() if isinstance(a, np.ndarray) else a for a in _flat(attr, args)])
             return fn(*args)
         return wrapped
     monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
@@ -460,7 +483,6 @@ def _spoiled(a):
 
 @pytest.mark.parametrize("pure", [False, True])
 def test_bad_kernel_calls_raise_before_the_kernel_runs(pure, monkeypatch, restore_kernels):
-    import inspect
     _use(pure)
     f, d = _regular_case()
     calls = _recorded_calls(monkeypatch, lambda: _exercise_every_kernel(f, d))
@@ -471,7 +493,7 @@ def test_bad_kernel_calls_raise_before_the_kernel_runs(pure, monkeypatch, restor
     # loads over groups, route_clos hashing and spraying
     sites = [(name, args) for name, seq in sorted(calls.items()) for args in {0: seq[0], 1: seq[-1]}.values()]
     for name, args in sites:
-        params = list(inspect.signature(getattr(compiled(), name)).parameters)
+        params = _params(name)
         assert len(params) == len(args)
         getattr(K, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])   # as recorded: accepted
         data = _data_here(name, params, args)
@@ -507,7 +529,7 @@ def test_flows_not_grouped_by_destination_raise(pure, monkeypatch, restore_kerne
     K = _ext.kernel("_routing")
     P = routing.prepare(f, None)
     for name, args in ((n, a) for n, seq in calls.items() for a in seq if n in ("route_fluid", "route_hash")):
-        params = list(__import__("inspect").signature(getattr(compiled(), name)).parameters)
+        params = _params(name)
         a = dict(zip(params, args))
         g_ptr, f_dst = a["g_ptr"], a["f_dst"]
         first = int(np.flatnonzero(np.diff(g_ptr) > 0)[0])
@@ -556,8 +578,8 @@ def test_bounds_checked_build_raises_on_an_index_out_of_bounds(monkeypatch, rest
     calls = _recorded_calls(monkeypatch, lambda: _exercise_every_kernel(f, d))
     for name, arg in (("route_fluid", "sw_head"), ("route_hash", "sw_head"), ("spray_cross", "sd_lnk")):
         args = calls[name][0]
-        params = list(__import__("inspect").signature(getattr(mod, name)).parameters)
+        params = _params(name)
         i = params.index(arg)
         args[i] = args[i] + f.n_links * 10
         with pytest.raises(IndexError):
-            getattr(mod, name)(*args)
+            _direct(mod, name, args)

@@ -11,6 +11,7 @@ from topo.model.fabric import fabric_from_arrays
 from topo.traffic.demand import Demands
 
 import topo.routing.pure._routing as twin
+from helpers.kernel_cases import close as _close, random_case
 
 N_FABRICS = 100
 
@@ -25,50 +26,6 @@ def test_compiled_module_is_built():
     assert mod.__file__.endswith((".so", ".pyd"))
     for seed, fid, q, node in [(0, 0, 0, 0), (7, 123456789, 3, 99), (2**63, 5, 1, 2**40)]:
         assert mod.hash_hop(seed, fid, q, node) == twin.hash_hop(seed, fid, q, node)
-
-
-def random_fabric(rng):
-    """A small random fabric: Clos-like tiers, dual-homed endpoints, parallel and extra links."""
-    leaves = int(rng.integers(2, 6))
-    spines = int(rng.integers(1, 5))
-    supers = int(rng.integers(0, 3))
-    per_leaf = int(rng.integers(1, 4))
-    E = leaves * per_leaf
-    L0, S0, T0 = E, E + leaves, E + leaves + spines
-    lo, hi = [], []
-    for e in range(E):
-        lo.append(e), hi.append(L0 + e // per_leaf)
-        if rng.random() < 0.3:  # dual-homed endpoint
-            lo.append(e), hi.append(L0 + int(rng.integers(leaves)))
-    for l in range(leaves):
-        for s in range(spines):
-            for _ in range(int(rng.integers(1, 3))):  # parallel links
-                lo.append(L0 + l), hi.append(S0 + s)
-    for s in range(spines):
-        for t in range(supers):
-            if rng.random() < 0.8:
-                lo.append(S0 + s), hi.append(T0 + t)
-    for _ in range(int(rng.integers(0, 3))):  # custom extra links between random switches
-        a, b = rng.choice(np.arange(E, T0 + supers), 2, replace=False)
-        lo.append(int(a)), hi.append(int(b))
-    tier = np.concatenate([np.zeros(E), np.ones(leaves), np.full(spines, 2), np.full(supers, 3)]).astype(np.int8)
-    lo, hi = np.array(lo), np.array(hi)
-    swap = tier[lo] > tier[hi]
-    lo, hi = np.where(swap, hi, lo), np.where(swap, lo, hi)
-    gbps = rng.choice([100.0, 200.0, 400.0], size=lo.shape[0])
-    return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom")
-
-
-def random_case(seed):
-    rng = np.random.default_rng(seed)
-    f = random_fabric(rng)
-    n = int(rng.integers(1, 25))
-    src = rng.integers(0, f.n_endpoints, n)
-    dst = rng.integers(0, f.n_endpoints, n)
-    rate = rng.random(n) * 100
-    d = Demands(src, dst, rate * 1e7 * rng.choice([1.0, 2.0], n), np.full(n, -1, np.int32), rate)
-    fail = rng.choice(f.n_links, int(rng.integers(0, 4)), replace=False)
-    return f, d, fail
 
 
 def _swap(pure: bool):
@@ -87,11 +44,6 @@ def both():
     yield
     routing.STRUCTURAL = True
     _swap(old)
-
-
-def _close(a, b):
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
-    return np.abs(a - b).max(initial=0.0) <= 1e-9 * scale
 
 
 @pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray", "roce-hash"])
@@ -265,22 +217,62 @@ def test_fluid_blocks_report_a_destination_outside_its_group(both, monkeypatch):
     monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
     _swap(False)
     routing.route(f, d, "fluid")
-    args = calls[0]
-    params = list(__import__("inspect").signature(compiled().route_fluid).parameters)
-    g_ptr = args[params.index("g_ptr")]
+    fabric, flows, work, loads, options = _ext._LAYOUTS[("_routing", "route_fluid")].objects(calls[0])
+    g_ptr = flows.g_ptr
     assert compiled().fluid_blocks(g_ptr).shape[0] - 1 > 1
-    f_dst = args[params.index("f_dst")].copy()
+    f_dst = flows.f_dst.copy()
     busy = np.flatnonzero(np.diff(g_ptr) > 0)
     f_dst[g_ptr[busy[-1]]] = f_dst[g_ptr[busy[0]]]     # a flow of the last block towards the first's group
-    args[params.index("f_dst")] = f_dst
+    flows.f_dst = f_dst
     msgs = set()
     for t in (1, 2):
-        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
-        a[-1] = t
+        fresh = [type(o)(**{n: a.copy() for n, a in o.items()}) for o in (work, loads)]
         with pytest.raises(ValueError, match="not grouped by destination") as e:
-            compiled().route_fluid(*a)
+            compiled().route_fluid(fabric, flows, *fresh, options._replace(threads=t))
         msgs.add(str(e.value))
     assert len(msgs) == 1
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_state_objects_and_flat_arguments_route_alike(pure, both, monkeypatch):
+    # the general kernels, called with their state objects and with the same arrays as one flat
+    # list: the same bits out; a call of neither form is refused before the kernel runs
+    from topo.routing import kernels as _ext
+    from topo.routing.kernels import KernelArgumentError
+    calls = {}
+    real = _ext.Checked.__getattr__
+
+    def spy(self, attr):
+        fn = real(self, attr)
+        if (self.name, attr) not in _ext._LAYOUTS:
+            return fn
+        return lambda *a: (calls.setdefault(attr, []).append(
+            [x.copy() if isinstance(x, np.ndarray) else x for x in a]), fn(*a))[1]
+    monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
+    _swap(pure)
+    routing.STRUCTURAL = True
+    f = random_regular_fabric(24, 4, 2, seed=3)
+    E = f.n_endpoints
+    d = Demands(np.arange(E), (np.arange(E) + 5) % E, np.full(E, 1e9), np.full(E, -1, np.int32), np.ones(E))
+    for model in ("fluid", "roce-hash", "uec-spray"):
+        routing.route(f, d, model, record_paths=model == "roce-hash")
+    assert {"route_fluid", "route_hash"} <= set(calls)
+    K = _ext.kernel("_routing")
+    for name, seq in calls.items():
+        layout = _ext._LAYOUTS[("_routing", name)]
+        flat = seq[0]
+        copy = lambda: [x.copy() if isinstance(x, np.ndarray) else x for x in flat]
+        a, b = copy(), copy()
+        objs = layout.objects(b)
+        assert all(isinstance(o, cls) for o, (cls, _) in zip(objs, layout.parts))
+        getattr(K, name)(*a)
+        getattr(K, name)(*objs)
+        got = layout.flat(objs)
+        for n, x in zip(layout.names, a):
+            if isinstance(x, np.ndarray):
+                assert x.tobytes() == got[n].tobytes(), (name, n)
+        with pytest.raises(KernelArgumentError, match="state objects"):
+            getattr(K, name)(*objs[:-1])
 
 
 def test_thread_count_knob(monkeypatch):

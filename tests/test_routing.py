@@ -315,7 +315,7 @@ def test_cli_optimal(small_cluster):
 
 @pytest.mark.parametrize("model", ["fluid", "wcmp", "uec-spray"])
 def test_uniform_symmetry_shortcut_is_exact(model):
-    from test_kernels_twin import random_case
+    from helpers.kernel_cases import random_case
     cases = [fat_tree(6), clos(6, 4, 3)] + [random_case(s)[0] for s in range(30)]
     for i, f in enumerate(cases):
         for fail in ([], [switch_link(f, 2 + i)]):
@@ -326,7 +326,7 @@ def test_uniform_symmetry_shortcut_is_exact(model):
 
 
 def test_uniform_aggregation_equals_explicit_with_mixed_capacities():
-    from test_kernels_twin import random_case
+    from helpers.kernel_cases import random_case
     for seed in range(20):
         f, _, fail = random_case(seed)
         d = unit(uniform(f))

@@ -15,7 +15,7 @@ from topo.traffic.demand import Demands
 
 
 from conftest import EXAMPLES
-from test_kernels_twin import _close, random_fabric
+from helpers.kernel_cases import close as _close, random_fabric
 
 N_FABRICS = 100
 

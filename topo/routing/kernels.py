@@ -11,7 +11,14 @@ its arguments checked (dtype, one dimension, C order, writable outputs, lengths
 that fit together, every value used as an index inside the array it indexes,
 work arrays in the state the kernel expects), and a call that does not fit
 raises :class:`KernelArgumentError` naming the kernel and the argument instead
-of reading or writing out of bounds. The checks are vectorised numpy passes over
+of reading or writing out of bounds.
+
+The general and Clos kernels take their state as objects (:mod:`topo.routing.kstate`:
+``route_fluid(fabric, flows, work, loads, options)``, ``route_hash`` alike,
+``route_clos(tables, demands, work, options)``, ``spray_cross(tables, cross, work)``); each
+such kernel's ``_Layout`` says which attribute lives in which object. The wrapper also
+accepts the same values as one flat list in the order of the kernel's check function and
+packs them into the objects, so both call forms are checked alike, attribute by attribute. The checks are vectorised numpy passes over
 the arguments, O(size of the arguments), far below the kernels' own cost; the
 compiled kernels themselves run without bounds checks (build them with
 TOPO_BOUNDSCHECK=1 to add those, see setup.py). The composite structure of the
@@ -32,6 +39,7 @@ import warnings
 from typing import NamedTuple
 
 from topo.core.errors import SpecError
+from topo.routing import kstate as ks
 
 import numpy as np
 
@@ -140,10 +148,16 @@ class Checked:
             fn = raw
         else:
             label = f"{self.name}.{attr}"
-
-            def fn(*args, _raw=raw, _check=check, _label=label):
-                _check(_Args(_label), *args)
-                return _raw(*args)
+            layout = _LAYOUTS.get((self.name, attr))
+            if layout is None:
+                def fn(*args, _raw=raw, _check=check, _label=label):
+                    _check(_Args(_label), *args)
+                    return _raw(*args)
+            else:
+                def fn(*args, _raw=raw, _check=check, _label=label, _layout=layout):
+                    objs = _layout.objects(args)
+                    _check(_Args(_label), **_layout.flat(objs))
+                    return _layout.result(_raw(*objs))
             fn.__name__ = attr
             fn.__doc__ = getattr(raw, "__doc__", None)
         self._fns[attr] = fn
@@ -151,6 +165,35 @@ class Checked:
 
     def __repr__(self) -> str:
         return f"<checked kernels {self.module.__name__}>"
+
+
+class _Layout:
+    """Which named arrays and scalars of a kernel call live in which state object (topo.routing.kstate).
+
+    A kernel with a layout takes its state objects (``route_fluid(fabric, flows, work, loads,
+    options)``); ``objects`` also accepts the same values as one flat argument list in the order
+    of the kernel's check function, and packs them (callers written before the objects existed
+    keep working); ``flat`` unpacks objects into the names the check reads."""
+
+    def __init__(self, check, parts, result=None):
+        import inspect
+        self.names = [p for p in inspect.signature(check).parameters][1:]
+        self.parts = parts          # [(class, names)]
+        self.result = result or (lambda r: r)
+        assert sorted(n for _, ns in parts for n in ns) == sorted(self.names), self.names
+
+    def objects(self, args) -> tuple:
+        if len(args) == len(self.parts) and all(isinstance(a, cls) for a, (cls, _) in zip(args, self.parts)):
+            return tuple(args)
+        if len(args) != len(self.names):
+            raise KernelArgumentError(f"expected {len(self.parts)} state objects "
+                                      f"({', '.join(c.__name__ for c, _ in self.parts)}) or {len(self.names)} "
+                                      f"arguments (found {len(args)})")
+        kw = dict(zip(self.names, args))
+        return tuple(cls(**{n: kw[n] for n in ns}) for cls, ns in self.parts)
+
+    def flat(self, objs) -> dict:
+        return {n: getattr(o, n) for o, (_, ns) in zip(objs, self.parts) for n in ns}
 
 
 class _Args:
@@ -595,4 +638,33 @@ _CHECKS = {
     ("_routing", "waterfill"): _check_waterfill,
     ("_routing", "route_clos"): _check_route_clos,
     ("_routing", "spray_cross"): _check_spray_cross,
+}
+
+
+_FABRIC = (ks.FabricArrays, ks.FabricArrays.__slots__)
+_LAYOUTS = {
+    ("_routing", "route_fluid"): _Layout(_check_route_fluid, [
+        _FABRIC,
+        (ks.GroupedFlows, ("g_ptr", "g_rep", "g_id", "f_src", "f_dst", "f_sg", "f_mass", "f_mass2")),
+        (ks.Work, ("dist", "hidx", "sigma", "den", "mass", "mass2", "order", "tstamp", "tlist", "A", "lh")),
+        (ks.Loads, ("load", "load2", "grp_up", "grp_down", "unreach")),
+        (ks.FluidOptions, ks.FluidOptions._fields)]),
+    ("_routing", "route_hash"): _Layout(_check_route_hash, [
+        _FABRIC,
+        (ks.GroupedFlows, ("g_ptr", "g_rep", "f_src", "f_dst", "f_id", "f_mass", "f_mass2")),
+        (ks.Work, ("dist", "hidx", "sigma", "den", "order", "tstamp", "tlist", "nh_start", "nh_cnt", "nh_list",
+                   "nh_head")),
+        (ks.Loads, ("load", "load2", "unreach", "path")),
+        (ks.HashOptions, ks.HashOptions._fields)]),
+    ("_routing", "route_clos"): _Layout(_check_route_clos, [
+        (ks.ClosTables, ("ept", "pod_b1", "up_ptr", "uph", "sd_base", "sd_lnk", "xd_base", "xd_start", "xd_cnt",
+                         "xd_lnk", "xd_head", "link_dst")),
+        (ks.ClosDemands, ks.ClosDemands.__slots__),
+        (ks.ClosWork, ks.ClosWork.__slots__),
+        (ks.ClosOptions, ks.ClosOptions._fields)], result=lambda r: ks.ClosResult(*r)),
+    ("_routing", "spray_cross"): _Layout(_check_spray_cross, [
+        (ks.ClosTables, ("pod", "rank", "pod_b1", "pod_slot", "up_ptr", "up_lnk", "up_head", "sd_base", "sd_lnk",
+                         "xd_base", "xd_start", "xd_cnt", "xd_lnk", "xd_head")),
+        (ks.CrossFlows, ks.CrossFlows.__slots__),
+        (ks.CrossWork, ks.CrossWork.__slots__)]),
 }

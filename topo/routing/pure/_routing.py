@@ -1,4 +1,5 @@
-"""Twin of ext/_routing.pyx (same signatures, numpy level-synchronous BFS)."""
+"""Twin of ext/_routing.pyx (same signatures: the general and Clos kernels take the state objects of
+topo.routing.kstate; numpy level-synchronous BFS)."""
 import heapq
 
 import numpy as np
@@ -27,6 +28,13 @@ def pick(h, c):
 
 def hash_hop(seed, fid, q, node):
     return _hop(_qp_key(int(seed), int(fid), int(q)), int(node))
+
+
+def _fabric(fabric):
+    """The arrays of a kstate.FabricArrays the twins read (ep_up1/ep_home1 are the compiled
+    kernels' shortcut, the twins derive the same from up_ptr)."""
+    return (fabric.sw_ptr, fabric.sw_adj, fabric.sw_head, fabric.link_dst, fabric.link_gbps, fabric.up_ptr,
+            fabric.up_link)
 
 
 def bucket_flows(src, dst, rate, nbytes, inv_eff, ep_domain, ep_group, g_ptr, cursor,
@@ -132,12 +140,16 @@ def _wts(mode, G, sel, sigma, link_gbps):
     return np.ones(int(sel.sum()))
 
 
-def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
-                g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass,
-                dist_w, hidx_w, sigma_w, den_w, mass_w, order_w, tstamp_w, tlist_w, A_w, lh_w,
-                load, grp_up, grp_down, unreach, f_mass2, load2, mass2_w, threads=1):
+def route_fluid(fabric, flows, work, loads, options):
     """Twin of route_fluid: one group after another (``threads`` is accepted and unused; the
-    compiled kernel's blocks only change the order of additions, not the loads beyond rounding)."""
+    compiled kernel's blocks only change the order of additions, not the loads beyond rounding).
+    The arguments are topo.routing.kstate objects, as for the compiled kernel."""
+    mode, KU = options.mode, options.KU
+    sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link = _fabric(fabric)
+    g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, f_mass2 = (
+        flows.g_ptr, flows.g_rep, flows.g_id, flows.f_src, flows.f_dst, flows.f_sg, flows.f_mass, flows.f_mass2)
+    dist_w = work.dist
+    load, grp_up, grp_down, unreach, load2 = loads.load, loads.grp_up, loads.grp_down, loads.unreach, loads.load2
     n_nodes = dist_w.shape[0]
     two = f_mass2.shape[0] > 0
     link_dst = np.asarray(link_dst)
@@ -233,10 +245,14 @@ def route_fluid(mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_p
                 np.add.at(mass2, G.head[sel], x2)
 
 
-def route_hash(seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1,
-               g_ptr, g_rep, f_src, f_dst, f_id, f_mass,
-               dist_w, hidx_w, sigma_w, den_w, order_w, tstamp_w, tlist_w, nh_start, nh_cnt, nh_list,
-               nh_head, load, unreach, path, f_mass2, load2):
+def route_hash(fabric, flows, work, loads, options):
+    """Twin of route_hash (topo.routing.kstate objects, as for the compiled kernel)."""
+    seed, qps, H = options.seed, options.qps, options.H
+    sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link = _fabric(fabric)
+    g_ptr, g_rep, f_src, f_dst, f_id, f_mass, f_mass2 = (
+        flows.g_ptr, flows.g_rep, flows.f_src, flows.f_dst, flows.f_id, flows.f_mass, flows.f_mass2)
+    dist_w = work.dist
+    load, unreach, path, load2 = loads.load, loads.unreach, loads.path, loads.load2
     n_nodes = dist_w.shape[0]
     two = f_mass2.shape[0] > 0
     link_dst = np.asarray(link_dst)
@@ -363,10 +379,15 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
     return levels
 
 
-def route_clos(spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1,
-               up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head,
-               alive, lclean, link_dst, LP, pair_ptr, pair_cnt, pool, pmass,
-               lw, epw, aggw, unreach, f_idx, path, defer, stats, counts):
+def route_clos(tables, demands, work, options):
+    """Twin of route_clos (topo.routing.kstate objects, as for the compiled kernel)."""
+    spray, NL, K, seed, qps, H = options
+    src, dst, rate, nbytes, inv_eff = (getattr(demands, n) for n in demands.__slots__)
+    ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, link_dst = (
+        getattr(tables, n) for n in ("ept", "pod_b1", "up_ptr", "uph", "sd_base", "sd_lnk", "xd_base", "xd_start",
+                                     "xd_cnt", "xd_lnk", "xd_head", "link_dst"))
+    alive, lclean, LP, pair_ptr, pair_cnt, pool, pmass, lw, epw, aggw, unreach, f_idx, path, defer, stats, counts = (
+        getattr(work, n) for n in work.__slots__)
     load, load2 = lw[0::2], lw[1::2]  # views: writes land in lw
     pm, pm2 = pmass[0::2], pmass[1::2]
     agg, agg2 = aggw[0::2], aggw[1::2]
@@ -538,9 +559,13 @@ def route_clos(spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept,
     return nb, two, (r0 if r0 >= 0 else 0.0)
 
 
-def spray_cross(g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head,
-                sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive,
-                rstamp, rval, tstamp, mass, mass2, touched, load, load2, f_ok):
+def spray_cross(tables, cross, work):
+    """Twin of spray_cross (topo.routing.kstate objects, as for the compiled kernel)."""
+    g_ptr, g_dst, f_leaf, f_m, f_m2 = (getattr(cross, n) for n in cross.__slots__)
+    pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head = (
+        getattr(tables, n) for n in ("pod", "rank", "pod_b1", "pod_slot", "up_ptr", "up_lnk", "up_head", "sd_base",
+                                     "sd_lnk", "xd_base", "xd_start", "xd_cnt", "xd_lnk", "xd_head"))
+    alive, rstamp, rval, tstamp, mass, mass2, touched, load, load2, f_ok = (getattr(work, n) for n in work.__slots__)
     for g in range(len(g_ptr) - 1):
         D = int(g_dst[g])
         Q = pod[D]
