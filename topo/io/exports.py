@@ -858,6 +858,57 @@ def htsim_structure(fabric: Fabric) -> dict:
     flow uses one); one latency per tier, the mean propagation delay of its
     links. Host ids are ``leaf index * Radix_Down + position on the leaf``.
     """
+    v = _htsim_plane0(fabric)
+    T = v.T
+    out: dict[Any, Any] = {"tiers": T, "planes": v.planes}
+    _htsim_leaf_tier(fabric, v)
+    _htsim_pods(fabric, v)
+    problems = v.problems
+    if v.b1 and v.u0 != v.agg_pp * v.b1:
+        problems.append(f"a leaf's {v.u0} uplinks are not {v.b1} to each of the {v.agg_pp} spines of its pod")
+    d0, u0, lp = v.d0, v.u0, v.lp
+    d1 = lp * v.b1
+    out[0] = {"radix_down": d0, "radix_up": u0, "downlink_gbps": int(v.s0), "oversubscribed": d0 // u0 if u0 else 0,
+              "latency_ns": v.lat0, "latency_from": v.why0, "switches": int(v.leaves.size), "ports": d0 + u0}
+    out[1] = {"radix_down": d1, "downlink_gbps": int(v.s1), "bundle": v.b1, "latency_ns": v.lat1,
+              "latency_from": v.why1, "switches": int(v.spines.size)}
+    agg_ports = d1
+    if T == 3:
+        u1, out[2] = _htsim_core_tier(fabric, v, d1, out[1])
+        agg_ports = d1 + u1
+    out[1]["ports"] = agg_ports
+    if agg_ports > HTSIM_SWITCH_MAX_PORTS:
+        problems.append(f"a spine has {agg_ports} ports ({d1} down" + (f" + {out[1]['radix_up']} up" if T == 3 else "")
+                        + f"); csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per aggregation switch "
+                          f"(fat_tree_topology.cpp: assert(addPort(...) < {HTSIM_SWITCH_MAX_PORTS}))")
+    if problems:
+        _htsim_refuse(problems)
+    out["podsize"] = lp * d0
+    out["nodes"] = v.pods * lp * d0
+    out["pods"] = v.pods
+    out["padded_leaves"] = v.padded
+    out["slow_endpoints"] = v.slow
+    out["approximations"] = v.approx
+    # csg-htsim's own derivation (FatTreeTopology::set_custom_params) must give back the fabric's switch counts
+    counts = htsim_switch_counts(out)
+    want = (v.leaves.size + v.padded, int(v.spines.size)) + ((int(out[2]["switches"]),) if T == 3 else ())
+    if counts != want:
+        _htsim_refuse([f"csg-htsim would build {counts} switches per tier from these parameters, the fabric has {want}"])
+    return out
+
+
+class _HtsimView:
+    """What :func:`htsim_structure` reads and finds, filled in step by step: plane 0's upward links
+    (``src``, ``dst``, ``tier``, ``gbps``, ``length``), node arrays, the parameters found so far,
+    and the ``problems`` and ``approximations`` met on the way."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _htsim_plane0(fabric: Fabric) -> _HtsimView:
+    """Refuse a fabric that is not a 2- or 3-tier tree or whose planes differ; the upward links
+    of plane 0 (the only plane written), with the approximation that stands for the others."""
     problems: list[str] = []
     approx: list[str] = []
     T = fabric.n_tiers
@@ -869,12 +920,10 @@ def htsim_structure(fabric: Fabric) -> dict:
         problems.append(f"{T} tier(s) (htsim builds 2 or 3)")
     if problems:
         _htsim_refuse(problems)
-    n = fabric.n_nodes
     up = (np.arange(fabric.n_links) & 1) == 0
     src, dst, tier = fabric.link_src[up], fabric.link_dst[up], fabric.link_tier[up]
     gbps, length = fabric.link_gbps[up], fabric.link_length_m[up]
     node_tier, node_plane = np.asarray(fabric.node_tier), np.asarray(fabric.node_plane)
-    E = fabric.n_endpoints
     # per plane: the links whose upper end is a switch of that plane
     plane_of = node_plane[dst]
     planes = int(fabric.planes)
@@ -889,14 +938,20 @@ def htsim_structure(fabric: Fabric) -> dict:
         approx.append(f"the fabric has {planes} identical, disjoint planes: the files model plane 0, carrying "
                       f"1/{planes} of every flow's bytes (an even split over the planes)")
     m0 = plane_of == 0
-    src, dst, tier, gbps, length = src[m0], dst[m0], tier[m0], gbps[m0], length[m0]
-    out: dict[Any, Any] = {"tiers": T, "planes": planes}
-    # --- tier 0: endpoints -> leaves
+    return _HtsimView(T=T, n=fabric.n_nodes, E=fabric.n_endpoints, planes=planes, problems=problems, approx=approx,
+                      src=src[m0], dst=dst[m0], tier=tier[m0], gbps=gbps[m0], length=length[m0],
+                      node_tier=node_tier, node_plane=node_plane, node_pod=np.asarray(fabric.node_pod))
+
+
+def _htsim_leaf_tier(fabric: Fabric, v: _HtsimView) -> None:
+    """The ToR tier: endpoint ports ``d0`` and uplinks ``u0`` per leaf, the tier-0 and tier-1 speeds
+    ``s0``/``s1``, the leaf-spine bundle ``b1``, the slow endpoints, both tiers' latencies."""
+    src, dst, tier, gbps, n, problems, approx = v.src, v.dst, v.tier, v.gbps, v.n, v.problems, v.approx
     ep_links = np.flatnonzero(tier == 0)
-    per_ep = np.bincount(src[ep_links], minlength=E)[:E]
+    per_ep = np.bincount(src[ep_links], minlength=v.E)[:v.E]
     if per_ep.max(initial=0) > 1:
         problems.append(f"endpoints have {int(per_ep.max())} ports on one plane (htsim hosts have one)")
-    leaves = np.flatnonzero((node_tier == 1) & (node_plane == 0))
+    leaves = np.flatnonzero((v.node_tier == 1) & (v.node_plane == 0))
     lidx = np.asarray(fabric.node_index)[leaves]
     if not np.array_equal(np.sort(lidx), np.arange(leaves.size)):
         problems.append("leaf indices of plane 0 are not 0..n-1")
@@ -940,100 +995,83 @@ def htsim_structure(fabric: Fabric) -> dict:
     b1s = np.unique(pair01[1])
     if b1s.size != 1:
         problems.append("leaf-spine bundles differ (" + ", ".join(str(int(x)) for x in b1s) + " links per pair)")
-    b1 = int(b1s[0]) if b1s.size else 1
-    spines = np.flatnonzero((node_tier == 2) & (node_plane == 0))
-    node_pod = np.asarray(fabric.node_pod)
-    lat0, why0 = _tier_latency_ns(length[ep_links])
-    lat1, why1 = _tier_latency_ns(length[l01])
-    if T == 3:
-        lp = int(fabric.meta.get("leaves_per_pod", 0)) or leaves.size
-        pods = -(-leaves.size // lp)
-        if not np.array_equal(node_pod[leaves], lidx // lp):
-            problems.append(f"leaves are not numbered pod by pod ({lp} per pod)")
-        padded = pods * lp - leaves.size
-        if padded:
-            approx.append(f"the last pod has {lp - padded} of {lp} leaves: htsim needs full pods, so {padded} unused "
-                          f"leaves (host ids {leaves.size * d0}-{pods * lp * d0 - 1}, no flow) complete it")
-        sp_pod = node_pod[spines]
-        app = np.bincount(sp_pod, minlength=pods)
-        if app.size != pods or np.unique(app).size != 1:
-            problems.append("pods have different numbers of spines")
-        agg_pp = int(app[0]) if app.size else 0
-    else:
-        lp, pods, padded, agg_pp = leaves.size, 1, 0, int(spines.size)
-    if b1 and u0 != agg_pp * b1:
-        problems.append(f"a leaf's {u0} uplinks are not {b1} to each of the {agg_pp} spines of its pod")
-    d1 = lp * b1
-    out[0] = {"radix_down": d0, "radix_up": u0, "downlink_gbps": int(s0), "oversubscribed": d0 // u0 if u0 else 0,
-              "latency_ns": lat0, "latency_from": why0, "switches": int(leaves.size), "ports": d0 + u0}
-    out[1] = {"radix_down": d1, "downlink_gbps": int(s1), "bundle": b1, "latency_ns": lat1, "latency_from": why1,
-              "switches": int(spines.size)}
-    agg_ports = d1
-    if T == 3:
-        l12 = np.flatnonzero(tier == 2)
-        s2s = np.unique(gbps[l12])
-        if s2s.size > 1:
-            problems.append("spine-super-spine links of several speeds (" + ", ".join(f"{x:g}" for x in s2s) + " Gb/s)")
-        s2 = float(s2s[0]) if s2s.size else 0.0
-        if not float(s2).is_integer():
-            problems.append(f"link speed {s2:g} Gb/s is not a whole number")
-        u1s = np.unique(np.bincount(src[l12], minlength=n)[spines])
-        if u1s.size != 1:
-            problems.append("spines have different numbers of uplinks")
-        u1 = int(u1s[0]) if u1s.size else 0
-        ratio = d1 * s1 / (u1 * s2) if u1 and s2 else float("inf")
-        if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
-            given = [float(x) for x in getattr(fabric, "tier_oversubscription", ())]
-            problems.append(f"spine oversubscription as htsim's topology file states it, for a full pod, is {ratio:.4g} "
-                            f"({d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up), not a whole number of at least 1 "
-                            "(Oversubscribed is read as an integer)"
-                            + (f"; the fabric's own figure, over the ports in use, is {given[1]:.4g}"
-                               if len(given) > 1 and math.isfinite(given[1]) else ""))
-        pair12 = np.unique(src[l12] * n + dst[l12], return_counts=True)
-        b2s = np.unique(pair12[1])
-        if b2s.size != 1:
-            problems.append("spine-super-spine bundles differ")
-        b2 = int(b2s[0]) if b2s.size else 1
-        cores = np.flatnonzero((node_tier == 3) & (node_plane == 0))
-        # htsim: spine at position p of every pod connects to cores p, p + agg_pp, ...; each core to one spine per pod
-        pos = np.zeros(n, np.int64)
-        for pod in range(pods):
-            s = spines[node_pod[spines] == pod]
-            pos[s] = np.arange(s.size)
-        c_of = dst[l12]
-        s_of = src[l12]
-        for c in cores.tolist():
-            mine = s_of[c_of == c]
-            if np.unique(pos[mine]).size != 1 or np.unique(node_pod[mine]).size != pods:
-                problems.append("a super-spine does not connect to the same spine position in every pod")
-                break
-        d2 = pods * b2
-        out[1].update(radix_up=u1, oversubscribed=int(round(ratio)) if math.isfinite(ratio) else 0)
-        lat2, why2 = _tier_latency_ns(length[l12])
-        out[2] = {"radix_down": d2, "downlink_gbps": int(s2), "bundle": b2, "latency_ns": lat2, "latency_from": why2,
-                  "switches": int(cores.size), "ports": d2}
-        agg_ports = d1 + u1
-        if d2 > HTSIM_SWITCH_MAX_PORTS:
-            problems.append(f"a super-spine has {d2} ports; csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per core switch")
-    out[1]["ports"] = agg_ports
-    if agg_ports > HTSIM_SWITCH_MAX_PORTS:
-        problems.append(f"a spine has {agg_ports} ports ({d1} down" + (f" + {out[1]['radix_up']} up" if T == 3 else "")
-                        + f"); csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per aggregation switch "
-                          f"(fat_tree_topology.cpp: assert(addPort(...) < {HTSIM_SWITCH_MAX_PORTS}))")
-    if problems:
-        _htsim_refuse(problems)
-    out["podsize"] = lp * d0
-    out["nodes"] = pods * lp * d0
-    out["pods"] = pods
-    out["padded_leaves"] = padded
-    out["slow_endpoints"] = slow
-    out["approximations"] = approx
-    # csg-htsim's own derivation (FatTreeTopology::set_custom_params) must give back the fabric's switch counts
-    counts = htsim_switch_counts(out)
-    want = (leaves.size + padded, int(spines.size)) + ((int(out[2]["switches"]),) if T == 3 else ())
-    if counts != want:
-        _htsim_refuse([f"csg-htsim would build {counts} switches per tier from these parameters, the fabric has {want}"])
-    return out
+    v.b1 = int(b1s[0]) if b1s.size else 1
+    v.leaves, v.lidx, v.d0, v.u0, v.s0, v.s1, v.slow = leaves, lidx, d0, u0, s0, s1, slow
+    v.spines = np.flatnonzero((v.node_tier == 2) & (v.node_plane == 0))
+    v.lat0, v.why0 = _tier_latency_ns(v.length[ep_links])
+    v.lat1, v.why1 = _tier_latency_ns(v.length[l01])
+
+
+def _htsim_pods(fabric: Fabric, v: _HtsimView) -> None:
+    """Leaves per pod ``lp``, pods, the leaves padding the last pod, spines per pod ``agg_pp``."""
+    leaves, spines, node_pod = v.leaves, v.spines, v.node_pod
+    if v.T != 3:
+        v.lp, v.pods, v.padded, v.agg_pp = leaves.size, 1, 0, int(spines.size)
+        return
+    lp = int(fabric.meta.get("leaves_per_pod", 0)) or leaves.size
+    pods = -(-leaves.size // lp)
+    if not np.array_equal(node_pod[leaves], v.lidx // lp):
+        v.problems.append(f"leaves are not numbered pod by pod ({lp} per pod)")
+    padded = pods * lp - leaves.size
+    if padded:
+        v.approx.append(f"the last pod has {lp - padded} of {lp} leaves: htsim needs full pods, so {padded} unused "
+                        f"leaves (host ids {leaves.size * v.d0}-{pods * lp * v.d0 - 1}, no flow) complete it")
+    app = np.bincount(node_pod[spines], minlength=pods)
+    if app.size != pods or np.unique(app).size != 1:
+        v.problems.append("pods have different numbers of spines")
+    v.lp, v.pods, v.padded, v.agg_pp = lp, pods, padded, int(app[0]) if app.size else 0
+
+
+def _htsim_core_tier(fabric: Fabric, v: _HtsimView, d1: int, agg: dict) -> tuple[int, dict]:
+    """A 3-tier fabric's spine uplinks and core tier: (spine uplinks ``u1``, the core tier's
+    parameters); the spine tier's ``radix_up`` and ``oversubscribed`` are set in ``agg``."""
+    src, dst, tier, gbps, n, problems = v.src, v.dst, v.tier, v.gbps, v.n, v.problems
+    spines, node_pod, pods, s1 = v.spines, v.node_pod, v.pods, v.s1
+    l12 = np.flatnonzero(tier == 2)
+    s2s = np.unique(gbps[l12])
+    if s2s.size > 1:
+        problems.append("spine-super-spine links of several speeds (" + ", ".join(f"{x:g}" for x in s2s) + " Gb/s)")
+    s2 = float(s2s[0]) if s2s.size else 0.0
+    if not float(s2).is_integer():
+        problems.append(f"link speed {s2:g} Gb/s is not a whole number")
+    u1s = np.unique(np.bincount(src[l12], minlength=n)[spines])
+    if u1s.size != 1:
+        problems.append("spines have different numbers of uplinks")
+    u1 = int(u1s[0]) if u1s.size else 0
+    ratio = d1 * s1 / (u1 * s2) if u1 and s2 else float("inf")
+    if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
+        given = [float(x) for x in getattr(fabric, "tier_oversubscription", ())]
+        problems.append(f"spine oversubscription as htsim's topology file states it, for a full pod, is {ratio:.4g} "
+                        f"({d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up), not a whole number of at least 1 "
+                        "(Oversubscribed is read as an integer)"
+                        + (f"; the fabric's own figure, over the ports in use, is {given[1]:.4g}"
+                           if len(given) > 1 and math.isfinite(given[1]) else ""))
+    pair12 = np.unique(src[l12] * n + dst[l12], return_counts=True)
+    b2s = np.unique(pair12[1])
+    if b2s.size != 1:
+        problems.append("spine-super-spine bundles differ")
+    b2 = int(b2s[0]) if b2s.size else 1
+    cores = np.flatnonzero((v.node_tier == 3) & (v.node_plane == 0))
+    # htsim: spine at position p of every pod connects to cores p, p + agg_pp, ...; each core to one spine per pod
+    pos = np.zeros(n, np.int64)
+    for pod in range(pods):
+        s = spines[node_pod[spines] == pod]
+        pos[s] = np.arange(s.size)
+    c_of = dst[l12]
+    s_of = src[l12]
+    for c in cores.tolist():
+        mine = s_of[c_of == c]
+        if np.unique(pos[mine]).size != 1 or np.unique(node_pod[mine]).size != pods:
+            problems.append("a super-spine does not connect to the same spine position in every pod")
+            break
+    d2 = pods * b2
+    agg.update(radix_up=u1, oversubscribed=int(round(ratio)) if math.isfinite(ratio) else 0)
+    lat2, why2 = _tier_latency_ns(v.length[l12])
+    core = {"radix_down": d2, "downlink_gbps": int(s2), "bundle": b2, "latency_ns": lat2, "latency_from": why2,
+            "switches": int(cores.size), "ports": d2}
+    if d2 > HTSIM_SWITCH_MAX_PORTS:
+        problems.append(f"a super-spine has {d2} ports; csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per core switch")
+    return u1, core
 
 
 def htsim_switch_counts(st: dict) -> tuple:
