@@ -1493,9 +1493,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     O(flows) each (64 leaf and 64 x 64 pod groupings for radix-128 switches); the CP-SAT model
     has three decision variables.
     """
-    from topo.routing.describe import bill_of_materials, rack_power
+    from topo.routing.describe import bill_of_materials
     from topo.model.fabric import build
-    from topo.model.spec import wire_efficiency
     from topo.solve import budget_check
     t_start = time.perf_counter()
     if objective is None:
@@ -1507,45 +1506,14 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         fabric = build(cluster)
     _family_check(cluster, fabric, survive)
     tier_caps = _tier_caps(os_caps, fabric)
-    if demands is None or placement is not None:
-        placement, unplaced = _placement(cluster, fabric, placement)
-    else:
-        unplaced = {}  # demands given without a placement: nothing to say about the jobs
-    if demands is None:
-        demands = _demands(cluster, fabric, placement)
-    if req["scenarios"] is not None:
-        growth = [sc["growth"] for sc in req["scenarios"] if sc["kind"] == "jobs"]
-        # the job mix is one scenario: carried (times its growth) only when listed
-        demands = _scaled(demands, max(growth)) if growth else demands.select(np.zeros(demands.n, bool))
-    analytic = [sc for sc in (req["scenarios"] or []) if sc["kind"] != "jobs"]
-    eff = wire_efficiency(cluster)
-    data = _Data(cluster, fabric, demands, eff, analytic)
-    if data.no_rail_path_gbps > 0:
-        raise SpecError([("jobs" if cluster.file.jobs else "traffic",
-                          f"{data.no_rail_path_gbps:.3g} Gb/s (wire) of traffic crosses rails from an endpoint "
-                          f"whose scale-up domain has no member on the destination's rail; a rail-only fabric has "
-                          f"no path for it (choose rail_optimized or clos, or place the jobs on one rail)")])
+    placement, unplaced, demands, analytic, eff, data = _budget_traffic(cluster, fabric, placement, demands, req)
     n_acc = max(int(np.asarray(fabric.ep_is_accel).sum()), 1)
     bis_floor = req["floor"][1] * n_acc if req["floor"] else 0.0
     data.verify(fabric)  # the model's leaves and pods are the built fabric's, or no budget
     three = fabric.n_tiers == 3
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
-    if switch_choice == "catalog" and not extra:
-        # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
-        cat = sorted(cluster.switches)
-        choices = [ch for ch in itertools.product(*([cat] * fabric.n_tiers))
-                   if cluster.switches[ch[0]].port_gbps >= data.nic_port
-                   and all(_lanes(cluster.switches[a].port_gbps, cluster.switches[b].port_gbps) is not None
-                           for a, b in zip(ch, ch[1:]))]
-    else:
-        choices = [tuple(names)]
-    choices, too_hot = _network_rack_fit(cluster, choices, names, specs)
-    if not choices:
-        limit = cluster.file.floor.network_rack_power_limit_kw
-        raise SpecError([("floor.network_rack_power_limit_kw",
-                          f"{too_hot} draws more than a network rack may ({limit:g} kW), so no budget can house it; "
-                          f"raise the limit or choose another switch")])
+    choices = _switch_choices(cluster, fabric, data, switch_choice, names, specs, extra)
     deadline = time.monotonic() + time_limit
     tables = []
     t_tab = time.perf_counter()
@@ -1558,30 +1526,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
 
     bom_given = bill_of_materials(fabric, cluster)
     ref = {"capex": float(bom_given["totals"]["network_cost_usd"]), "watts": float(bom_given["totals"]["network_kw"]) * 1e3}
-
-    def optimise(obj_name, until):
-        wc, ww = _objective_weights(cluster, obj_name, ref)
-        best, statuses, secs, bound_sum = None, [], 0.0, None
-        for T in tables:
-            remaining = max(until - time.monotonic(), 0.05)
-            r = solve_cp(T, survive, tau, wc, ww, time_limit=remaining, seed=seed, workers=workers)
-            statuses.append(r["status"])
-            secs += r.get("seconds", 0.0)
-            if r["choice"] is None:
-                continue
-            iE, iD, b = r["choice"]
-            ev = evaluate(T, survive, tau, iE, iD, b)
-            if ev is None:
-                raise SolverError("the link-budget solver returned a candidate its own evaluation rejects "
-                                  f"(leaf option {iE}, spine option {iD}, bundle {b})")
-            val = wc * ev["capex"] + ww * ev["watts"]
-            lb = r["bound"] / r["scale"]
-            if best is None or val < best["value"]:
-                best = dict(value=val, T=T, iE=iE, iD=iD, b=b, ev=ev, status=r["status"])
-            bound_sum = lb if bound_sum is None else min(bound_sum, lb)
-        return best, statuses, secs, bound_sum, (wc, ww)
-
-    best, statuses, solve_s, bound, weights = optimise(objective, deadline)
+    run = dict(tables=tables, cluster=cluster, ref=ref, survive=survive, tau=tau, seed=seed, workers=workers)
+    best, statuses, solve_s, bound, weights = _optimise(objective, deadline, **run)
     if best is None:
         if all(s == "INFEASIBLE" for s in statuses):
             raise _infeasible(data, tables, survive, tau, target_util is not None, tier_caps, req)
@@ -1606,9 +1552,113 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
     before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
 
-    # the design as given and a non-blocking design, both carrying the same traffic
-    nb = _nonblocking_dict(cluster)
+    money, nb_fab = _budget_money(cluster, fabric, after, bom_after, bom_given)
+    alternatives = _alternatives(objective, best, statuses, time_limit, run)
+    tiers_out, util_out = _tier_rows(cluster, fabric, after_fab, data, T, ev, names, specs, three, tau,
+                                     before_routed, chk if check else None)
+    headroom = {key: {"worst_util_after_failure": v, "headroom": (1.0 - v) if v is not None else None}
+                for key, v in (chk.get("util_failure", {}) if check else {}).items()}
+    headroom["failure"] = survive
+    network_power = _network_power(after_fab, after, bom_after)
+    n_cand = sum(1 for T_ in tables for _ in enumerate_all(T_, survive, tau)) if sum(
+        len(T_.E_opts) * max(len(T_.D_opts), 1) for T_ in tables) <= 20000 else None
+    solver = {"engine": "CP-SAT", "status": status, "statuses": statuses, "objective": best["value"],
+              "bound": bound, "gap": gap, "solve_seconds": solve_s, "tables_seconds": tables_s,
+              "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
+              "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
+              "model_choices": len(tables), "feasible_candidates": n_cand,
+              "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    _solver_notes(solver, data, req, os_caps, tier_caps, fabric, three)
+    requirements = _requirement_rows(req, chk if check else None, caps, tau, ev, fabric, after_fab, nb_fab)
+    return BudgetResult(
+        requirements=requirements,
+        cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
+        target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
+        bill_of_materials={**bom_after, "endpoint_links_by_optic": _endpoint_optics(after_fab)},
+        network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
+        alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
+
+
+def _budget_traffic(cluster, fabric, placement, demands, req):
+    """(placement, unplaced jobs, demands to carry, analytic scenarios, wire efficiency, model data):
+    the job mix scaled to its ``jobs`` scenario's growth (or left out when the requirements list
+    scenarios without one); SpecError when a rail-only fabric has no path for some traffic."""
+    from topo.model.spec import wire_efficiency
+    if demands is None or placement is not None:
+        placement, unplaced = _placement(cluster, fabric, placement)
+    else:
+        unplaced = {}  # demands given without a placement: nothing to say about the jobs
+    if demands is None:
+        demands = _demands(cluster, fabric, placement)
+    if req["scenarios"] is not None:
+        growth = [sc["growth"] for sc in req["scenarios"] if sc["kind"] == "jobs"]
+        # the job mix is one scenario: carried (times its growth) only when listed
+        demands = _scaled(demands, max(growth)) if growth else demands.select(np.zeros(demands.n, bool))
+    analytic = [sc for sc in (req["scenarios"] or []) if sc["kind"] != "jobs"]
+    eff = wire_efficiency(cluster)
+    data = _Data(cluster, fabric, demands, eff, analytic)
+    if data.no_rail_path_gbps > 0:
+        raise SpecError([("jobs" if cluster.file.jobs else "traffic",
+                          f"{data.no_rail_path_gbps:.3g} Gb/s (wire) of traffic crosses rails from an endpoint "
+                          f"whose scale-up domain has no member on the destination's rail; a rail-only fabric has "
+                          f"no path for it (choose rail_optimized or clos, or place the jobs on one rail)")])
+    return placement, unplaced, demands, analytic, eff, data
+
+
+def _switch_choices(cluster, fabric, data, switch_choice, names, specs, extra) -> list:
+    """The switch model per tier to size: the file's, or with ``catalog`` every catalog combination
+    whose leaf port serves the NIC and whose adjacent tiers' ports can be joined; each housed
+    within the network rack power limit (SpecError when none is)."""
+    if switch_choice == "catalog" and not extra:
+        # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
+        cat = sorted(cluster.switches)
+        choices = [ch for ch in itertools.product(*([cat] * fabric.n_tiers))
+                   if cluster.switches[ch[0]].port_gbps >= data.nic_port
+                   and all(_lanes(cluster.switches[a].port_gbps, cluster.switches[b].port_gbps) is not None
+                           for a, b in zip(ch, ch[1:]))]
+    else:
+        choices = [tuple(names)]
+    choices, too_hot = _network_rack_fit(cluster, choices, names, specs)
+    if not choices:
+        limit = cluster.file.floor.network_rack_power_limit_kw
+        raise SpecError([("floor.network_rack_power_limit_kw",
+                          f"{too_hot} draws more than a network rack may ({limit:g} kW), so no budget can house it; "
+                          f"raise the limit or choose another switch")])
+    return choices
+
+
+def _optimise(obj_name, until, *, tables, cluster, ref, survive, tau, seed, workers):
+    """The best design over every model choice's tables for one objective, solved by CP-SAT
+    within ``until`` (time.monotonic): (best or None, statuses, solve seconds, bound, weights)."""
+    wc, ww = _objective_weights(cluster, obj_name, ref)
+    best, statuses, secs, bound_sum = None, [], 0.0, None
+    for T in tables:
+        remaining = max(until - time.monotonic(), 0.05)
+        r = solve_cp(T, survive, tau, wc, ww, time_limit=remaining, seed=seed, workers=workers)
+        statuses.append(r["status"])
+        secs += r.get("seconds", 0.0)
+        if r["choice"] is None:
+            continue
+        iE, iD, b = r["choice"]
+        ev = evaluate(T, survive, tau, iE, iD, b)
+        if ev is None:
+            raise SolverError("the link-budget solver returned a candidate its own evaluation rejects "
+                              f"(leaf option {iE}, spine option {iD}, bundle {b})")
+        val = wc * ev["capex"] + ww * ev["watts"]
+        lb = r["bound"] / r["scale"]
+        if best is None or val < best["value"]:
+            best = dict(value=val, T=T, iE=iE, iD=iD, b=b, ev=ev, status=r["status"])
+        bound_sum = lb if bound_sum is None else min(bound_sum, lb)
+    return best, statuses, secs, bound_sum, (wc, ww)
+
+
+def _budget_money(cluster, fabric, after, bom_after, bom_given):
+    """(cost of the chosen design, the design as given and a non-blocking design carrying the same
+    traffic, with what the chosen one saves; the non-blocking fabric)."""
+    from topo.model.fabric import build
     from topo.model.spec import from_dict
+    from topo.routing.describe import bill_of_materials
+    nb = _nonblocking_dict(cluster)
     try:
         nb_cluster = from_dict(nb, source="(non-blocking)", base_dir=cluster.base_dir)
         nb_fab = build(nb_cluster)
@@ -1631,14 +1681,18 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     money["horizon_years"] = cluster.file.costs.horizon_years
     money["electricity_usd_per_kwh"] = cluster.file.costs.electricity_usd_per_kwh
     money["pue"] = cluster.file.costs.pue
+    return money, nb_fab
 
-    # alternatives: the optimum of every other objective
+
+def _alternatives(objective, best, statuses, time_limit, run: dict) -> dict:
+    """The optimum of every objective (the chosen one's as found), each solved within ``time_limit``."""
+    cluster = run["cluster"]
     alternatives = {}
     for o in OBJECTIVES:
         if o == objective:
             b_o, st_o = best, statuses
         else:
-            b_o, st_o = optimise(o, time.monotonic() + time_limit)[:2]
+            b_o, st_o = _optimise(o, time.monotonic() + time_limit, **run)[:2]
         if b_o is None:
             alternatives[o] = {"status": "infeasible" if all(x == "INFEASIBLE" for x in st_o) else "not solved within the time limit"}
             continue
@@ -1647,8 +1701,13 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         alternatives[o] = {"status": b_o["status"].lower(), "capex_usd": e_o["capex"], "network_kw": e_o["watts"] / 1e3, "energy_usd": energy,
                            "total_usd": e_o["capex"] + energy, "switch_counts": e_o["counts"],
                            "models": list(b_o["T"].models), "decisions": e_o["dec"]}
+    return alternatives
 
-    # per tier: decisions, counts and utilisation
+
+def _tier_rows(cluster, fabric, after_fab, data, T, ev, names, specs, three, tau, before_routed, chk):
+    """(one row per switch tier: decisions, counts and links by optic; per link tier: utilisation
+    modelled and routed, before and after, against the target). ``chk`` is None without the check."""
+    from topo.model.catalog import optic_part
     tier_names = ("leaf", "spine", "super-spine")
     up_links = (np.arange(after_fab.n_links) & 1) == 0
     tiers_out = []
@@ -1680,40 +1739,43 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
             lt = t + 1
             m = (after_fab.link_tier == lt) & up_links
             rc, rn = np.unique(after_fab.link_reach[m], return_counts=True)
-            from topo.model.catalog import optic_part
             part = lambda r: optic_part(cluster.optics, _REACH[r], cluster.file.costs.allow_lpo)
             row["links_by_optic"] = {part(int(r)): int(n) for r, n in zip(rc, rn)}
             key = ("leaf-spine", "spine-super")[t]
             util_out[key] = {
                 "model_before": before_model[t], "model_after": ev["util"][t],
                 "routed_before": (before_routed["tier_max"].get(key) if before_routed else None),
-                "routed_after": (chk.get("util_after", {}).get(key) if check else None),
+                "routed_after": (chk.get("util_after", {}).get(key) if chk is not None else None),
                 "target": tau, "effective_target": T.cap[t],
                 "nonblocking_model": T.nonblocking_util[t]}
         tiers_out.append(row)
-    m0 = (after_fab.link_tier == 0) & up_links
-    rc, rn = np.unique(after_fab.link_reach[m0], return_counts=True)
-    endpoint_optics = {_REACH[int(r)]: int(n) for r, n in zip(rc, rn)}
-    headroom = {}
-    for key, v in (chk.get("util_failure", {}) if check else {}).items():
-        headroom[key] = {"worst_util_after_failure": v, "headroom": (1.0 - v) if v is not None else None}
-    headroom["failure"] = survive
+    return tiers_out, util_out
+
+
+def _endpoint_optics(fabric) -> dict:
+    """Endpoint links per reach class (one direction)."""
+    m0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+    rc, rn = np.unique(fabric.link_reach[m0], return_counts=True)
+    return {_REACH[int(r)]: int(n) for r, n in zip(rc, rn)}
+
+
+def _network_power(after_fab, after, bom_after) -> dict:
+    """Rack power of the chosen design (racks over their limit named, at most 50), where the network
+    racks stand, and the network's power."""
+    from topo.routing.describe import rack_power
     rp = rack_power(after_fab, after)
     over = np.flatnonzero(rp["over"])
-    network_power = {"racks": {"max_kw": float(rp["kw"].max(initial=0.0)), "total_kw": float(rp["kw"].sum()),
-                               "over_limit": [{"rack": after_fab.rack_name(i), "kw": float(rp["kw"][i]),
-                                               "limit_kw": float(rp["limit_kw"][i])} for i in over[:50]],
-                               "racks_over_limit": int(over.size)},
-                     "network": _network_positions(after_fab, after),
-                     "network_kw": float(bom_after["totals"]["network_kw"])}
-    n_cand = sum(1 for T_ in tables for _ in enumerate_all(T_, survive, tau)) if sum(
-        len(T_.E_opts) * max(len(T_.D_opts), 1) for T_ in tables) <= 20000 else None
-    solver = {"engine": "CP-SAT", "status": status, "statuses": statuses, "objective": best["value"],
-              "bound": bound, "gap": gap, "solve_seconds": solve_s, "tables_seconds": tables_s,
-              "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
-              "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
-              "model_choices": len(tables), "feasible_candidates": n_cand,
-              "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    return {"racks": {"max_kw": float(rp["kw"].max(initial=0.0)), "total_kw": float(rp["kw"].sum()),
+                      "over_limit": [{"rack": after_fab.rack_name(i), "kw": float(rp["kw"][i]),
+                                      "limit_kw": float(rp["limit_kw"][i])} for i in over[:50]],
+                      "racks_over_limit": int(over.size)},
+            "network": _network_positions(after_fab, after),
+            "network_kw": float(bom_after["totals"]["network_kw"])}
+
+
+def _solver_notes(solver: dict, data, req, os_caps, tier_caps, fabric, three) -> None:
+    """Add to the solver section: a rail-only fabric's cross-rail traffic, and the rules the
+    requirements and oversubscription caps add to the searched space."""
     if data.family == "rail_only":
         # the traffic that takes the extra scale-up hop to its destination's rail (wire Gb/s)
         solver["cross_rail"] = {"flows": data.cross_rail_flows, "scaleup_gbps": data.cross_rail_gbps,
@@ -1725,14 +1787,6 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         solver["space"].append(_caps_rule(os_caps, fabric))
         solver["max_oversubscription"] = {"source": os_caps[0], "leaf": tier_caps[0],
                                           **({"spine": tier_caps[1]} if three else {})}
-    requirements = _requirement_rows(req, chk if check else None, caps, tau, ev, fabric, after_fab, nb_fab)
-    return BudgetResult(
-        requirements=requirements,
-        cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
-        target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
-        bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
-        network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
-        alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
 
 
 def _requirements_rule(req) -> str:
