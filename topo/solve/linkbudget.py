@@ -874,18 +874,21 @@ def _stated(cluster) -> dict:
 
 def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end,
             bis_floor: float = 0.0) -> _Tables:
+    """The candidate tables of one switch model per tier: the leaf options (:func:`_leaf_options`),
+    with 3 tiers the spine options and each (leaf, spine) pair's pods and prices
+    (:func:`_spine_options`), with 2 tiers each leaf option's spine-tier price; each candidate
+    pruned for a reason counted in ``pruned``. The utilisation caps are the target, or the
+    non-blocking grouping's utilisation where that is higher (:func:`_nonblocking_caps`)."""
     # max_os: (leaf cap, spine cap), each None when uncapped (a bare number caps both, as before)
     if not isinstance(max_os, tuple):
         max_os = (max_os, max_os)
     os0, os1 = max_os
-    P = data.planes
     s0, s1 = specs[0], specs[1]
-    R0, R1 = s0.radix, s1.radix
     brk = max(int(s0.port_gbps // data.nic_port), 1) if s0.port_gbps >= data.nic_port else 1
     st = _stated(data.cluster)
     l1 = _lanes(s0.port_gbps, s1.port_gbps)
     l2 = _lanes(s1.port_gbps, specs[2].port_gbps) if three else (0.0, 1, 1)
-    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P,
+    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=data.planes,
                 g1=l1[0] if l1 else 0.0, g2=l2[0] if l2 else 0.0, b1_fixed=b1_fixed,
                 bis_floor=float(bis_floor), injection_gbps=float(data.port_gbps.sum()),
                 n_acc=max(int(np.asarray(data.fabric.ep_is_accel).sum()), 1))
@@ -896,169 +899,195 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     if s0.port_gbps < data.nic_port * (1 - 1e-12):
         pr["leaf port slower than the NIC port"] = 1  # the builder refuses it (node_types[].nic_gbps)
         return T
-    g1, k0, kS1 = l1
-    g2, k1, kS2 = l2
-    T.lanes = (k0, kS1, k1, kS2)
-    spl, ssp = st["spines_per_pod"], st["super_spines"]
+    T.lanes = (l1[1], l1[2], l2[1], l2[2])
+    _nonblocking_caps(T, data, st, brk, tau)
+    _leaf_options(T, data, st, brk, survive, os0)
+    if three:
+        _spine_options(T, data, st, os1, time_budget_end)
+    else:
+        for eo in T.E_opts:
+            pd = data.pods(eo["E"], 0, False)
+            eo["ok1"] = pd["ok"]
+            eo["c1"], eo["w1"] = data.tier_price(pd["r1"], T.g1)
+    return T
 
-    def leaf_bundle(U0):
-        """Leaf-spine bundle of U0 leaf uplinks (links): the file's, or U0 / spines_per_pod."""
-        if spl is not None:
-            # spines per pod stated: the bundle follows (the file's bundle, if stated, must agree)
-            if U0 % spl or (st["bundle0"] is not None and st["bundle0"] * spl != U0):
-                return None
-            return U0 // spl
-        return b1_fixed
 
-    # A tier the traffic loads beyond the target even when non-blocking cannot be helped by any
-    # budget (oversubscription >= 1): it may run as loaded as its non-blocking grouping does.
+def _bump(T: _Tables, reason: str) -> None:
+    """Count one candidate pruned for ``reason``."""
+    T.pruned[reason] = T.pruned.get(reason, 0) + 1
+
+
+def _leaf_bundle(st: dict, b1_fixed, U0: int):
+    """Leaf-spine bundle of U0 leaf uplinks (links): the file's, or U0 / spines_per_pod (None when
+    the stated spines per pod do not divide them or disagree with the stated bundle)."""
+    spl = st["spines_per_pod"]
+    if spl is not None:
+        # spines per pod stated: the bundle follows (the file's bundle, if stated, must agree)
+        if U0 % spl or (st["bundle0"] is not None and st["bundle0"] * spl != U0):
+            return None
+        return U0 // spl
+    return b1_fixed
+
+
+def _nonblocking_caps(T: _Tables, data: _Data, st: dict, brk: int, tau: float) -> None:
+    """``T.nonblocking_util`` and ``T.cap``: a tier the traffic loads beyond the target even when
+    non-blocking cannot be helped by any budget (oversubscription >= 1): it may run as loaded as
+    its non-blocking grouping does."""
+    R0, R1 = T.specs[0].radix, T.specs[1].radix
+    k0, kS1, k1, _ = T.lanes
+    b1_fixed = T.b1_fixed
     d0n = -(-R0 // 2)
     u0n = R0 - d0n
     U0n = u0n * k0
-    b1n = leaf_bundle(U0n) or b1_fixed or 1
+    b1n = _leaf_bundle(st, b1_fixed, U0n) or b1_fixed or 1
     lvn = data.leaves(d0n * brk)
-    nb1 = lvn["t1"] / (g1 * U0n)
+    nb1 = lvn["t1"] / (T.g1 * U0n)
     nb2 = None
-    if three:
+    if T.three:
         d1n = -(-R1 // 2)
         Lpn = st["leaves_per_pod"] or (-(-lvn["L"] // st["pods"]) if st["pods"] else max(d1n * kS1 // b1n, 1))
         pdn = data.pods(d0n * brk, Lpn, True)
         sun = max(U0n // b1n, 1) * max(Lpn * b1n // kS1, 1) * k1
-        nb2 = pdn["t2"] / (g2 * sun)
+        nb2 = pdn["t2"] / (T.g2 * sun)
     T.nonblocking_util = (nb1, nb2)
     slack = 1 + 1e-4  # above the CP rows' 1e-6 quantisation of utilisation caps
-    T.cap = (max(tau, min(nb1 * slack, 1.0)), max(tau, min(nb2 * slack, 1.0)) if three else tau)
-    cap1, cap2 = T.cap
+    T.cap = (max(tau, min(nb1 * slack, 1.0)), max(tau, min(nb2 * slack, 1.0)) if T.three else tau)
 
-    def bump(k):
-        pr[k] = pr.get(k, 0) + 1
 
+def _leaf_options(T: _Tables, data: _Data, st: dict, brk: int, survive: str, os0) -> None:
+    """``T.E_opts``: every leaf split (down ports ``d0`` at least half the radix) and bundle that
+    meets the caps, reach, rack power, stated leaves, target, failure and bisection floor."""
+    s0 = T.specs[0]
+    R0, k0, g1, cap1, three, P = s0.radix, T.lanes[0], T.g1, T.cap[0], T.three, T.planes
+    spl = st["spines_per_pod"]
     for d0 in range(-(-R0 // 2), R0):
         u0 = R0 - d0
         U0 = u0 * k0
         if os0 is not None and d0 / u0 > os0 + 1e-9:
-            bump("oversubscription above the limit")
+            _bump(T, "oversubscription above the limit")
             continue
-        b1 = leaf_bundle(U0)
+        b1 = _leaf_bundle(st, T.b1_fixed, U0)
         if spl is not None and b1 is None:
-            bump("leaf uplinks not a whole number of links per spine (fabric.spines_per_pod)")
+            _bump(T, "leaf uplinks not a whole number of links per spine (fabric.spines_per_pod)")
             continue
         if b1 is not None and U0 % b1:
-            bump("bundle does not divide the uplinks")
+            _bump(T, "bundle does not divide the uplinks")
             continue
         # 3 tiers: every leaf-spine bundle when the file fixes none (SPACE_RULES)
         b1s = [b1] if (b1 is not None or not three) else _divisors(U0)
         E = d0 * brk
         lv = data.leaves(E)
         if not lv["ok"]:
-            bump("endpoint link longer than any reach class")
+            _bump(T, "endpoint link longer than any reach class")
             continue
         if not data.tor_power_ok(lv, s0.power_w):
-            bump("top-of-rack leaf over a hard rack power limit")
+            _bump(T, "top-of-rack leaf over a hard rack power limit")
             continue
         if not three and st["leaves_per_pod"] is not None and lv["L"] != st["leaves_per_pod"]:
-            bump("leaves per plane other than fabric.leaves_per_pod")
+            _bump(T, "leaves per plane other than fabric.leaves_per_pod")
             continue
         t1 = lv["t1"]
         # tier-1 conditions that depend on the leaf option alone
         if t1 > cap1 * g1 * U0 * (1 + 1e-12):
-            bump("leaf uplinks over the target utilisation")
+            _bump(T, "leaf uplinks over the target utilisation")
             continue
         if survive == "link" and (U0 < 2 or t1 > g1 * (U0 - 1) * (1 + 1e-12)):
-            bump("leaf uplinks overloaded after a link failure")
+            _bump(T, "leaf uplinks overloaded after a link failure")
             continue
         if T.bis_floor > 0 and (T.injection_gbps < T.bis_floor * (1 - 1e-12)
                                 or (lv["nl"] > P and lv["nl"] * U0 * g1 < T.bis_floor * (1 - 1e-12))):
-            bump("bisection below the floor (requirements.min_bisection_gbps_per_accelerator)")
+            _bump(T, "bisection below the floor (requirements.min_bisection_gbps_per_accelerator)")
             continue
         for b1_ in b1s:
             T.E_opts.append(dict(d0=d0, u0=u0, U0=U0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"],
                                  b1=b1_))
-    if three:
-        R2 = specs[2].radix
-        d_index: dict = {}
 
-        def d_opt(d1, u1, Lp):
-            k = (d1, u1, Lp)
-            if k not in d_index:
-                d_index[k] = len(T.D_opts)
-                T.D_opts.append(dict(d1=d1, u1=u1, U1=u1 * k1, Lp=Lp))
-            return d_index[k]
 
-        if st["leaves_per_pod"] is None and st["pods"] is None and spl is None:
-            # the spine options of a derived pod size do not depend on the leaf option: list them all
+def _spine_options(T: _Tables, data: _Data, st: dict, os1, time_budget_end: float) -> None:
+    """3 tiers: ``T.D_opts`` (spine splits with their pod size) and ``T.pair`` (for each leaf and
+    spine option that fit together: pods, loads, super-spine bundles and prices). TimeLimitError
+    when ``time_budget_end`` (time.monotonic) passes before the tables are complete."""
+    _, kS1, k1, kS2 = T.lanes
+    R1, R2 = T.specs[1].radix, T.specs[2].radix
+    g1, g2, cap2, b1_fixed = T.g1, T.g2, T.cap[1], T.b1_fixed
+    spl, ssp = st["spines_per_pod"], st["super_spines"]
+    d_index: dict = {}
+
+    def d_opt(d1, u1, Lp):
+        k = (d1, u1, Lp)
+        if k not in d_index:
+            d_index[k] = len(T.D_opts)
+            T.D_opts.append(dict(d1=d1, u1=u1, U1=u1 * k1, Lp=Lp))
+        return d_index[k]
+
+    if st["leaves_per_pod"] is None and st["pods"] is None and spl is None:
+        # the spine options of a derived pod size do not depend on the leaf option: list them all
+        for d1 in range(-(-R1 // 2), R1):
+            if d1 * kS1 // (b1_fixed or 1) >= 1 and not (os1 is not None and d1 / (R1 - d1) > os1 + 1e-9):
+                d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
+    for iE, eo in enumerate(T.E_opts):
+        if time.monotonic() > time_budget_end:
+            raise TimeLimitError("the link-budget tables were not complete within the time limit; raise the time limit")
+        b1 = eo["b1"] or 1
+        eo["b1"] = b1
+        spp = eo["U0"] // b1
+        # spine options: the split of the radix (pod size derived), or the stated pod size with
+        # any number of up ports (the builder's spine up ports = down / oversubscription)
+        Lp_st = st["leaves_per_pod"]
+        if Lp_st is None and st["pods"] is not None:
+            Lp_st = -(-eo["L"] // st["pods"])
+            lv = data.leaves(eo["E"])
+            if (-(-lv["Ls"] // Lp_st) != st["pods"]).any():
+                _bump(T, "a plane's leaves do not make fabric.pods pods")
+                continue
+        opts = []
+        if Lp_st is None:
             for d1 in range(-(-R1 // 2), R1):
-                if d1 * kS1 // (b1_fixed or 1) >= 1 and not (os1 is not None and d1 / (R1 - d1) > os1 + 1e-9):
-                    d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
-        for iE, eo in enumerate(T.E_opts):
-            if time.monotonic() > time_budget_end:
-                raise TimeLimitError("the link-budget tables were not complete within the time limit; raise the time limit")
-            b1 = eo["b1"] or 1
-            eo["b1"] = b1
-            spp = eo["U0"] // b1
-            # spine options: the split of the radix (pod size derived), or the stated pod size with
-            # any number of up ports (the builder's spine up ports = down / oversubscription)
-            Lp_st = st["leaves_per_pod"]
-            if Lp_st is None and st["pods"] is not None:
-                Lp_st = -(-eo["L"] // st["pods"])
-                lv = data.leaves(eo["E"])
-                if (-(-lv["Ls"] // Lp_st) != st["pods"]).any():
-                    bump("a plane's leaves do not make fabric.pods pods")
+                Lp = d1 * kS1 // b1
+                if Lp >= 1:
+                    opts.append((d1, R1 - d1, Lp))
+        else:
+            D1 = Lp_st * b1
+            if D1 % kS1:
+                _bump(T, "stated pod size does not fill whole spine ports")
+                continue
+            d1 = D1 // kS1
+            opts = [(d1, u1, Lp_st) for u1 in range(1, R1 - d1 + 1)]
+        for d1, u1, Lp in opts:
+            if os1 is not None and d1 / u1 > os1 + 1e-9:
+                _bump(T, "oversubscription above the limit")
+                continue
+            U1 = u1 * k1
+            iD = d_opt(d1, u1, Lp)
+            pd = data.pods(eo["E"], Lp, True)
+            if not pd["ok"]:
+                _bump(T, "switch link longer than any reach class")
+                continue
+            if pd["straddle"]:
+                _bump(T, "an endpoint's ports in two pods")
+                continue
+            ppp = pd["ppp"]
+            su = spp * U1
+            if pd["t2"] > cap2 * g2 * su * (1 + 1e-12):
+                _bump(T, "spine uplinks over the target utilisation")
+                continue
+            if ssp is not None:
+                if ssp % spp or U1 % (ssp // spp) or ssp < spp:
+                    _bump(T, "spine uplinks that fabric.super_spines cannot take evenly")
                     continue
-            opts = []
-            if Lp_st is None:
-                for d1 in range(-(-R1 // 2), R1):
-                    Lp = d1 * kS1 // b1
-                    if Lp >= 1:
-                        opts.append((d1, R1 - d1, Lp))
+                b2s = [U1 // (ssp // spp)]
             else:
-                D1 = Lp_st * b1
-                if D1 % kS1:
-                    bump("stated pod size does not fill whole spine ports")
-                    continue
-                d1 = D1 // kS1
-                opts = [(d1, u1, Lp_st) for u1 in range(1, R1 - d1 + 1)]
-            for d1, u1, Lp in opts:
-                if os1 is not None and d1 / u1 > os1 + 1e-9:
-                    bump("oversubscription above the limit")
-                    continue
-                U1 = u1 * k1
-                iD = d_opt(d1, u1, Lp)
-                pd = data.pods(eo["E"], Lp, True)
-                if not pd["ok"]:
-                    bump("switch link longer than any reach class")
-                    continue
-                if pd["straddle"]:
-                    bump("an endpoint's ports in two pods")
-                    continue
-                ppp = pd["ppp"]
-                su = spp * U1
-                if pd["t2"] > cap2 * g2 * su * (1 + 1e-12):
-                    bump("spine uplinks over the target utilisation")
-                    continue
-                if ssp is not None:
-                    if ssp % spp or U1 % (ssp // spp) or ssp < spp:
-                        bump("spine uplinks that fabric.super_spines cannot take evenly")
-                        continue
-                    b2s = [U1 // (ssp // spp)]
-                else:
-                    b2s = _divisors(U1)
-                b2s = [b for b in b2s if -(-ppp * b // kS2) <= R2]
-                if not b2s:
-                    bump("super-spine radix too small for the pods")
-                    continue
-                c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
-                c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
-                c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
-                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], n_partial=pd["n_partial"], t2=pd["t2_full"],
-                                        t2_last=pd["t2_last"], partial=pd["partial"], su=su, spp=spp, b1=b1,
-                                        b2s=b2s, c1=c1, w1=w1, c2=c2, w2=w2, c2l=c2l, w2l=w2l)
-    else:
-        for eo in T.E_opts:
-            pd = data.pods(eo["E"], 0, False)
-            eo["ok1"] = pd["ok"]
-            eo["c1"], eo["w1"] = data.tier_price(pd["r1"], g1)
-    return T
+                b2s = _divisors(U1)
+            b2s = [b for b in b2s if -(-ppp * b // kS2) <= R2]
+            if not b2s:
+                _bump(T, "super-spine radix too small for the pods")
+                continue
+            c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
+            c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
+            c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
+            T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], n_partial=pd["n_partial"], t2=pd["t2_full"],
+                                    t2_last=pd["t2_last"], partial=pd["partial"], su=su, spp=spp, b1=b1,
+                                    b2s=b2s, c1=c1, w1=w1, c2=c2, w2=w2, c2l=c2l, w2l=w2l)
 
 
 def _b1_choices(T: _Tables, eo: dict) -> list:
