@@ -393,10 +393,40 @@ class _Data:
 
     def __init__(self, cluster, fabric, demands, efficiency, analytic=()):
         self.cluster = cluster
-        f = cluster.file
-        self.family = f.fabric.family
+        self.family = cluster.file.fabric.family
         self.planes = fabric.planes
         self.fabric = fabric
+        n_ep = fabric.n_endpoints
+        cnt_k, first_k = self._group_ports(cluster, fabric)
+        self.ep_x = np.asarray(fabric.node_x_m[:n_ep], np.float32)
+        self.ep_y = np.asarray(fabric.node_y_m[:n_ep], np.float32)
+        self.rack_row_max = int(fabric.rack_row.max()) if fabric.n_racks else 0
+        # rack power (top-of-rack leaves count in their rack)
+        self.rack_kw = np.bincount(fabric.server_rack, weights=fabric.server_busy_kw, minlength=fabric.n_racks)
+        self.rack_limit = np.asarray(fabric.rack_limit_kw, np.float64)
+        self.rack_hard = np.asarray(fabric.rack_hard, bool)
+        self.ep_rack = fabric.server_rack[fabric.ep_server]
+        # endpoints with several ports: their ports are contiguous (reduceat boundaries)
+        self.multi_port = bool(self.port_ep.shape[0] and cnt_k.max() > 1)
+        self.ep_first_port = first_k[cnt_k > 0]
+        src, dst, rate = self._wire_flows(fabric, demands, efficiency)
+        self.offered_gbps = float(rate.sum())
+        self.n_flows = int(src.size)
+        self._port_pairs(n_ep, cnt_k, src, dst, rate)
+        self._leaf_cache: dict = {}
+        self._pod_cache: dict = {}
+        # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
+        # alone (the module's Requirements)
+        self.analytic = list(analytic)
+        if self.analytic:
+            self._analytic_ok(n_ep)
+        self.n_ep = n_ep
+
+    def _group_ports(self, cluster, fabric):
+        """Every endpoint port (its upward endpoint link): endpoint, plane, speed, index within its
+        endpoint (``port_k``), rail, side, and sequence within its (plane, lane, side) group, as
+        the builder groups ports into leaves. Returns (ports per endpoint, each one's first port)."""
+        f = cluster.file
         n_ep = fabric.n_endpoints
         even = (np.arange(fabric.n_links) & 1) == 0
         up0 = np.flatnonzero(even & (fabric.link_tier == 0))
@@ -443,19 +473,15 @@ class _Data:
         self.nsub = 2 * n_rails
         self.sub = lane * 2 + side
         self.seq = _rank_within(self.port_plane * self.nsub + self.sub, self.planes * self.nsub)
-        self.ep_x = np.asarray(fabric.node_x_m[:n_ep], np.float32)
-        self.ep_y = np.asarray(fabric.node_y_m[:n_ep], np.float32)
-        self.rack_row_max = int(fabric.rack_row.max()) if fabric.n_racks else 0
-        # rack power (top-of-rack leaves count in their rack)
-        self.rack_kw = np.bincount(fabric.server_rack, weights=fabric.server_busy_kw, minlength=fabric.n_racks)
-        self.rack_limit = np.asarray(fabric.rack_limit_kw, np.float64)
-        self.rack_hard = np.asarray(fabric.rack_hard, bool)
-        self.ep_rack = fabric.server_rack[fabric.ep_server]
-        # endpoints with several ports: their ports are contiguous (reduceat boundaries)
-        self.multi_port = bool(n_ports and cnt_k.max() > 1)
-        self.ep_first_port = first_k[cnt_k > 0]
+        return cnt_k, first_k
 
-        # flows -> port pairs (same plane), wire load in Gb/s
+    def _wire_flows(self, fabric, demands, efficiency):
+        """(src, dst, wire Gb/s) of the flows that reach the fabric, one per endpoint pair: flows
+        inside a scale-up domain left out; on a rail-only fabric a flow between rails sent from its
+        source domain's member on the destination's rail (``cross_rail_*``; ``no_rail_path_gbps``
+        when the domain has none)."""
+        n_ep = fabric.n_endpoints
+        ep_local = fabric.ep_local.astype(np.int64)
         src = np.asarray(demands.src, np.int64)
         dst = np.asarray(demands.dst, np.int64)
         rate = np.asarray(demands.rate_gbps, np.float64) / efficiency
@@ -499,9 +525,13 @@ class _Data:
             uk, inv = np.unique(key, return_inverse=True)
             rate = np.bincount(inv.ravel(), weights=rate)
             src, dst = uk // n_ep, uk % n_ep
-        self.offered_gbps = float(rate.sum())
-        self.n_flows = int(src.size)
-        cnt = cnt_k
+        return src, dst, rate
+
+    def _port_pairs(self, n_ep: int, cnt, src, dst, rate) -> None:
+        """Flows -> port pairs on a shared plane (``ps``, ``pd``, flow ``pf``), with the wire load
+        ``pr`` each carries: a flow split over its source's ports by speed, over the destination's
+        ports on that plane by speed, and wholly over the planes the two ends share."""
+        n_ports = self.port_ep.shape[0]
         mp = int(cnt.max()) if n_ports else 1
         first = np.zeros(n_ep + 1, np.int64)
         np.cumsum(cnt, out=first[1:])
@@ -535,14 +565,6 @@ class _Data:
         # on a multi-plane fabric) goes wholly over the planes they share
         wsum = np.bincount(self.pf, weights=w, minlength=src.size)
         self.pr = rate[self.pf] * w / np.where(wsum > 0, wsum, 1.0)[self.pf] if w.size else w
-        self._leaf_cache: dict = {}
-        self._pod_cache: dict = {}
-        # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
-        # alone (the module's Requirements)
-        self.analytic = list(analytic)
-        if self.analytic:
-            self._analytic_ok(n_ep)
-        self.n_ep = n_ep
 
     def _analytic_ok(self, n_ep: int) -> None:
         """The uniform and permutation loads are computed from port counts; they are exact when
