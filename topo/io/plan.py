@@ -199,7 +199,8 @@ class RoutingRun(_Part):
 
 class RoutingComparison(_Part):
     """The same placement routed by hashing (RoCE) and by spraying (UEC)."""
-    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
+    # read and written by the plan's own keys only: a key spelt otherwise ("uec_spray") is kept as written
+    model_config = ConfigDict(serialize_by_alias=True)
     roce_hash: Optional[RoutingRun] = Field(None, alias="roce-hash")
     """Hash-based ECMP over queue pairs."""
     uec_spray: Optional[RoutingRun] = Field(None, alias="uec-spray")
