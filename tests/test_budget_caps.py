@@ -14,7 +14,7 @@ from topo.core.errors import SpecError
 from topo.model.spec import load
 
 from conftest import EXAMPLES
-from test_budget_exhaustive import _brute, _splits, setup
+from helpers.budget_brute import brute, setup, splits
 
 SMALL = EXAMPLES / "small.yaml"
 
@@ -62,10 +62,10 @@ def test_three_tier_caps_equal_the_cheapest_capped_design():
     # the caps bind: without them the budget picks something cheaper
     assert free.cost["chosen"]["total_usd"] < got * (1 - 1e-9)
     caps = {k: v["effective_target"] for k, v in r.utilization.items()}
-    rows = _brute(d, "none", "cost", caps, demands, eff, e_per_w, space=radix)
+    rows = brute(d, "none", "cost", caps, demands, eff, e_per_w, space=radix)
 
     def ratio(t):
-        dd, u = next((a, b) for a, b in _splits(8) if abs(a / b - t["oversubscription"]) < 1e-12)
+        dd, u = next((a, b) for a, b in splits(8) if abs(a / b - t["oversubscription"]) < 1e-12)
         return dd / u
 
     capped = [x for x in rows if x["ok"] and ratio(x["tiers"][0]) <= 1 + 1e-9 and ratio(x["tiers"][1]) <= 3 + 1e-9]

@@ -7,137 +7,23 @@ filled pod's bundle; the file's pod structure as stated) is built with topo.mode
 checked by the independent checker (topo.solve.budget_check: routed fluid ECMP, healthy and under
 the stated failure) and priced by topo.describe. The budget's objective must equal the
 cheapest feasible design inside the space the budget states (``solver["space"]``).
+The brute force is tests/helpers/budget_brute.py (shared with the caps and requirements tests).
 """
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 
 from topo.solve import budget_check
 from topo.solve import linkbudget as B
-from topo.routing.describe import bill_of_materials, bisection_gbps
+from topo.routing.describe import bill_of_materials
 from topo.core.errors import SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict
 
-from conftest import cluster_dict, sw
-
-
-def _instance(tiers, racks, nodes, survive="none", planes=1, target=0.8, family="clos", accel=1):
-    d = cluster_dict(n_racks=racks, nodes_per_rack=nodes, accel=accel, family=family,
-                     tiers=[{"switch": copy.deepcopy(t)} for t in tiers], planes=planes)
-    d["node_types"][0]["scaleup"] = {"size": accel}
-    if planes > 1:
-        d["node_types"][0]["nic_ports"] = planes
-        d["node_types"][0]["nic_gbps"] = 400 * planes
-    d["transport"] = {"protocol": "ideal"}
-    d["goals"] = {"time_limit_s": 30, "target_utilization": target, "survive": survive, "workers": 1, "seed": 1}
-    n = racks * nodes * accel
-    d["jobs"] = [{"name": "j", "accelerators": n, "ep": n, "collectives": [
-        {"op": "alltoall", "group": "ep", "bytes": "64MiB"}, {"op": "allreduce", "group": "dp", "bytes": "4GiB"}]}]
-    return d
-
-
-def _splits(radix):
-    """Every (down, up) split the builder makes from some oversubscription: the largest exact
-    split of each reduced ratio p/q (topo.model.fabric._exact_split)."""
-    out = set()
-    for p in range(1, radix):
-        for q in range(1, radix - p + 1):
-            if math.gcd(p, q) == 1:
-                m = radix // (p + q)
-                out.add((m * p, m * q))
-    return sorted(out)
-
-
-def _divisors(n):
-    return [b for b in range(1, n + 1) if n % b == 0]
-
-
-def _designs(d):
-    """Every cluster dict the file can express by its tiers' oversubscription and bundles."""
-    tiers = d["fabric"]["tiers"]
-    R = [t["switch"]["radix"] for t in tiers]
-    three = len(tiers) == 3
-    for d0, u0 in _splits(R[0]):
-        for b1 in _divisors(u0):
-            if not three:
-                e = copy.deepcopy(d)
-                e["fabric"]["tiers"][0].update(oversubscription=d0 / u0, bundle=b1)
-                yield e
-                continue
-            for d1, u1 in _splits(R[1]):
-                for b2 in _divisors(u1):
-                    for bp in [None] + list(range(1, b2)):
-                        e = copy.deepcopy(d)
-                        e["fabric"]["tiers"][0].update(oversubscription=d0 / u0, bundle=b1)
-                        e["fabric"]["tiers"][1].update(oversubscription=d1 / u1, bundle=b2)
-                        if bp is not None:
-                            e["fabric"]["tiers"][1]["partial_pod_bundle"] = bp
-                        yield e
-
-
-def _brute(d, survive, objective, caps, demands, eff, e_per_w, space=None, requirements=None):
-    """Every distinct design the file expresses (within the budget's stated space when ``space``,
-    the radix per tier, is given), built, checked and priced."""
-    rows, seen = [], set()
-    for e in _designs(d):
-        if space is not None and not _in_space(e["fabric"]["tiers"], space):
-            continue
-        try:
-            c = from_dict(e)
-            f = build(c)
-        except SpecError:
-            continue
-        key = (tuple(f.tier_switch_counts), f.n_links, tuple(f.meta["bundles"]), f.meta.get("leaves_per_pod"),
-               f.meta.get("partial_pod_bundle"), int(f.meta["leaf_up_ports"]), int(f.meta.get("spine_up_ports") or 0),
-               int(f.meta["endpoint_ports_per_leaf"]))
-        if key in seen:
-            continue
-        seen.add(key)
-        chk = budget_check.check(c, demands, survive=survive, target_util=caps, efficiency=eff,
-                                 requirements=requirements)
-        bom = bill_of_materials(f, c)
-        capex = float(bom["totals"]["network_cost_usd"])
-        watts = float(bom["totals"]["network_kw"]) * 1e3
-        val = capex + e_per_w * watts if objective == "cost" else watts
-        bis = bisection_gbps(f)
-        rows.append(dict(value=val, cost=capex + e_per_w * watts, watts=watts, ok=chk["ok"], fabric=f,
-                         bisection_per_acc=bis * 2 / int(f.ep_is_accel.sum()),
-                         tiers=e["fabric"]["tiers"], problems=chk["problems"]))
-    return rows
-
-
-def _in_space(tiers, radix):
-    """The budget's stated space (linkbudget.SPACE_RULES): every port used, down >= up (every
-    leaf-spine and spine-super bundle is searched)."""
-    for t, R in zip(tiers[:-1], radix):
-        d, u = next((d, u) for d, u in _splits(R) if abs(d / u - t["oversubscription"]) < 1e-12)
-        if d + u != R or d < u:
-            return False
-    return True
-
-
-def _every_single_failure(fab, demands, eff, survive):
-    """Worst routed switch-link utilisation over every single failure of the kind (not only the
-    most loaded one the checker fails)."""
-    import numpy as np
-    if survive == "link":
-        ids = np.flatnonzero((fab.link_tier >= 1) & ((np.arange(fab.n_links) & 1) == 0))
-        cases = [dict(failed_links=[int(i)]) for i in ids]
-    elif survive == "switch":
-        cases = [dict(failed_nodes=[int(n)]) for n in np.flatnonzero(fab.node_tier >= 2)]
-    else:
-        return 0.0
-    worst = 0.0
-    for kw in cases:
-        r = budget_check.routed_peaks(fab, demands, eff, **kw)
-        assert r["unreachable_gbps"] <= 1e-9, kw
-        worst = max([worst] + list(r["tier_max"].values()))
-    return worst
-
+from conftest import sw
+from helpers.budget_brute import brute, divisors, every_single_failure, in_space, instance, setup, splits
 
 CASES = [
     # (id, switch radix per tier, racks, nodes per rack, planes, survive modes)
@@ -151,18 +37,6 @@ CASES = [
 ]
 
 
-def setup(radix, racks, nodes, planes=1):
-    """An instance of switches of these radixes, and what the brute force compares the budget with:
-    (cluster dict, cluster, fabric, in-order placement, its demands, wire efficiency, energy $/W)."""
-    from topo.model.spec import wire_efficiency
-    d = _instance([sw(r) for r in radix], racks, nodes, planes=planes)
-    c = from_dict(d)
-    f = build(c)
-    placement, _ = B._placement(c, f, None)
-    demands = B._demands(c, f, placement)
-    return d, c, f, placement, demands, wire_efficiency(c), B._energy_usd_per_w(c)
-
-
 @pytest.mark.parametrize("radix,racks,nodes,planes,modes", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, modes):
     d, c, f, placement, demands, eff, e_per_w = setup(radix, racks, nodes, planes)
@@ -172,7 +46,7 @@ def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, m
         r0 = res["cost"]
         assert r0.solver["status"] == "optimal" and r0.solver["space"] == list(B.SPACE_RULES)
         caps = {k: v["effective_target"] for k, v in r0.utilization.items()}
-        rows = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix)]
+        rows = [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix)]
         feasible = [x for x in rows if x["ok"]]
         assert feasible, survive
         for o, r in res.items():
@@ -182,7 +56,7 @@ def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, m
         # the chosen design survives every single failure of the kind, routed (the checker fails
         # only the most loaded link or switch)
         ca = from_dict(r0.cluster_after)
-        assert _every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
+        assert every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
 
 
 FAMILY_CASES = [
@@ -203,7 +77,7 @@ def test_budget_of_rail_families_equals_the_cheapest_stated_design(family, radix
     budget's cost and power optima equal the cheapest designs of the brute force the independent
     checker accepts, and the chosen design survives every single failure of the kind."""
     from topo.model.spec import wire_efficiency
-    d = _instance([sw(r) for r in radix], racks, nodes, planes=planes, family=family, accel=accel)
+    d = instance([sw(r) for r in radix], racks, nodes, planes=planes, family=family, accel=accel)
     c = from_dict(d)
     f = build(c)
     placement, _ = B._placement(c, f, None)
@@ -221,7 +95,7 @@ def test_budget_of_rail_families_equals_the_cheapest_stated_design(family, radix
             assert "goals.survive" in dict(e.errors) or "goals.target_utilization" in dict(e.errors), e.errors
             r_none = B.budget(c, f, placement=placement, demands=demands, survive="none", workers=1, seed=1)
             caps = {k: v["effective_target"] for k, v in r_none.utilization.items()}
-            assert not [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
+            assert not [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
             continue
         n_solved += 1
         r0 = res["cost"]
@@ -231,7 +105,7 @@ def test_budget_of_rail_families_equals_the_cheapest_stated_design(family, radix
             # every flow of the all-to-all between rails takes the scale-up hop: half the pairs
             assert 0 < r0.solver["cross_rail"]["share_of_offered"] < 1
         caps = {k: v["effective_target"] for k, v in r0.utilization.items()}
-        feasible = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
+        feasible = [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
         assert feasible, survive
         for o, r in res.items():
             got = r.cost["chosen"]["total_usd"] if o == "cost" else r.cost["chosen"]["network_kw"] * 1e3
@@ -239,7 +113,7 @@ def test_budget_of_rail_families_equals_the_cheapest_stated_design(family, radix
             assert got == pytest.approx(best, rel=1e-9), (survive, o, got, best)
         ca = from_dict(r0.cluster_after)
         assert ca.file.fabric.family == family and ca.file.fabric.planes == planes
-        assert _every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
+        assert every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
     assert n_solved
 
 
@@ -249,7 +123,7 @@ def test_issue_reproducer_gets_the_cheaper_spine_split():
     its super-spine fails) and cheaper than the budget's former choice; the budget finds a design
     at least as cheap as every such one."""
     from topo.model.spec import wire_efficiency
-    d = _instance([sw(10)] * 3, racks=12, nodes=8, survive="switch")
+    d = instance([sw(10)] * 3, racks=12, nodes=8, survive="switch")
     c = from_dict(d)
     f = build(c)
     r = B.budget(c, f, workers=1, seed=1)
@@ -260,10 +134,10 @@ def test_issue_reproducer_gets_the_cheaper_spine_split():
     caps = {k: v["effective_target"] for k, v in r.utilization.items()}
     got = r.cost["chosen"]["total_usd"]
     n_ok = 0
-    for d0, u0 in _splits(10):
+    for d0, u0 in splits(10):
         if d0 + u0 != 10 or d0 < u0:
             continue
-        for b1 in _divisors(u0):
+        for b1 in divisors(u0):
             e = copy.deepcopy(d)
             e["fabric"]["tiers"][0].update(oversubscription=d0 / u0, bundle=b1)
             e["fabric"]["tiers"][1].update(oversubscription=9.0, bundle=1)
@@ -283,17 +157,17 @@ def test_issue_reproducer_gets_the_cheaper_spine_split():
 
 def test_three_tier_leaf_bundles_outside_the_stated_space():
     from topo.model.spec import wire_efficiency
-    d = _instance([sw(6)] * 3, racks=6, nodes=4)
+    d = instance([sw(6)] * 3, racks=6, nodes=4)
     c = from_dict(d)
     f = build(c)
     placement, _ = B._placement(c, f, None)
     demands = B._demands(c, f, placement)
     r = B.budget(c, f, placement=placement, demands=demands, survive="none", workers=1, seed=1)
     caps = {k: v["effective_target"] for k, v in r.utilization.items()}
-    rows = _brute(d, "none", "cost", caps, demands, wire_efficiency(c), B._energy_usd_per_w(c))
+    rows = brute(d, "none", "cost", caps, demands, wire_efficiency(c), B._energy_usd_per_w(c))
     # every port used, down >= up, any leaf-spine bundle: bundle 2 (pods of fewer leaves) is 17%
     # cheaper here than one link per leaf-spine pair, which the budget searched alone before
-    rows = [x for x in rows if _in_space(x["tiers"], (6, 6, 6))]
+    rows = [x for x in rows if in_space(x["tiers"], (6, 6, 6))]
     best = min(x["cost"] for x in rows if x["ok"])
     assert r.cost["chosen"]["total_usd"] == pytest.approx(best, rel=1e-9)
 
@@ -308,7 +182,7 @@ def test_budget_with_requirements_equals_the_cheapest_stated_design(radix, racks
     for survive in modes:
         r0 = B.budget(c, f, placement=placement, demands=demands, survive=survive, workers=1, seed=1)
         caps = {k: v["effective_target"] for k, v in r0.utilization.items()}
-        rows = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
+        rows = [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
         cheapest = min(rows, key=lambda x: x["cost"])
         above = sorted({x["bisection_per_acc"] for x in rows if x["bisection_per_acc"] > cheapest["bisection_per_acc"] + 1e-9})
         if not above:
@@ -317,7 +191,7 @@ def test_budget_with_requirements_equals_the_cheapest_stated_design(radix, racks
         for scen in (None, ["uniform=150", "jobs"]):
             analytic = [{"kind": "uniform", "gbps": 150.0, "label": "u"}] if scen else []
             req = {"min_bisection_gbps_per_accelerator": floor, "scenarios": analytic}
-            ok = [x for x in _brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix, requirements=req)
+            ok = [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix, requirements=req)
                   if x["ok"]]
             assert all(x["bisection_per_acc"] >= floor * (1 - 1e-9) for x in ok)
             for o in ("cost", "power"):

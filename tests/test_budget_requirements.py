@@ -20,7 +20,7 @@ from topo.model.fabric import build
 from topo.model.spec import from_dict, wire_efficiency
 
 from conftest import EXAMPLES, cluster_dict, sw
-from test_budget_exhaustive import _instance
+from helpers.budget_brute import instance
 
 SMALL = EXAMPLES / "small.yaml"
 
@@ -30,7 +30,7 @@ def run(*args):
 
 
 def _tiny(radix=(8, 8), racks=6, nodes=4, **kw):
-    d = _instance([sw(r) for r in radix], racks, nodes, **kw)
+    d = instance([sw(r) for r in radix], racks, nodes, **kw)
     c = from_dict(d)
     return d, c, build(c)
 
@@ -50,7 +50,7 @@ def _tiny(radix=(8, 8), racks=6, nodes=4, **kw):
     ({"bisection": 100}, "requirements.bisection"),
 ])
 def test_bad_requirements_name_their_json_path(req, path):
-    d = copy.deepcopy(_instance([sw(8), sw(8)], 2, 4))
+    d = copy.deepcopy(instance([sw(8), sw(8)], 2, 4))
     d["requirements"] = req
     with pytest.raises(SpecError) as e:
         from_dict(d)

@@ -249,7 +249,32 @@ def read_placement(path, cluster, fabric) -> dict:
     cluster file absent from the file are unplaced (see :func:`unplaced_jobs`).
     Raises SpecError naming the JSON path of every problem (exit code 2).
     """
-    import numpy as np
+    from topo.core.errors import SpecError
+    data, src = _placement_data(path)
+    errs: list[tuple[str, str]] = [(_key("", k), "key given twice") for k in data.dups]
+    if "assignment" not in data and "nodes" not in data:
+        raise SpecError(errs + [("(root)", "neither 'assignment' nor 'nodes': not a placement written by `topo place -o`")], src)
+    jobs = {j.name: j for j in cluster.file.jobs}
+    sv = _Servers(cluster, fabric)
+    sec = _placement_sections(data, jobs, errs)
+    owner_srv: dict[int, str] = {}
+    by_nodes = _servers_by_nodes(sec.get("nodes", {}), sv, owner_srv, errs)
+    owner_ep: dict[int, str] = {}
+    out = _endpoints_by_assignment(sec, by_nodes, jobs, sv, owner_ep, errs)
+    _fill_listed_nodes(sec, by_nodes, jobs, sv, owner_ep, out, errs)
+    for name in sec.get("unplaced", {}):
+        if name in sec.get("nodes", {}) or name in sec.get("assignment", {}):
+            errs.append((_key("unplaced", name), "the job is also placed in this file"))
+    if errs:
+        if len(errs) > MAX_PLACEMENT_ERRORS:
+            errs = errs[:MAX_PLACEMENT_ERRORS] + [("(file)", f"... and {len(errs) - MAX_PLACEMENT_ERRORS} more")]
+        raise SpecError(errs, src)
+    return {j.name: out[j.name] for j in cluster.file.jobs if j.name in out}
+
+
+def _placement_data(path) -> tuple[_Obj, str]:
+    """(the placement object to check, the file's name): the file itself, the placement of a plan
+    (read as the typed plan), or a plan's placement section alone."""
     from pathlib import Path
     from topo.core.errors import SpecError
     from topo.core.inputs import read_text
@@ -273,35 +298,46 @@ def read_placement(path, cluster, fabric) -> dict:
     if not isinstance(data, dict):
         raise SpecError([("(root)", f"expected an object, as `topo place -o` writes, found {_kind(data)}")], src)
     if "plan_version" in data:   # a plan: its placement, once the plan itself is valid
-        from topo.io.plan import load_plan
-        pl = load_plan(p).get("placement")
-        if not isinstance(pl, dict) or not isinstance(pl.get("assignment"), dict):
+        from topo.io.plan import read_plan
+        pl = read_plan(p)[1].placement
+        if "assignment" not in pl.model_fields_set:
             raise SpecError([("placement.assignment", "missing: the plan holds no placement")], src)
-        data = _obj([("assignment", pl["assignment"])])
-    elif "assignment" not in data and "nodes" not in data and isinstance(data.get("placement"), dict):
+        # the plan's JSON has no key twice (read_plan refuses one), so its assignment is an _Obj without dups
+        return _obj([("assignment", _obj(pl.assignment.items()))]), src
+    if "assignment" not in data and "nodes" not in data and isinstance(data.get("placement"), dict):
         if not isinstance(data["placement"].get("assignment"), dict):  # a plan's placement section alone
             raise SpecError([("placement.assignment", "missing: the file's placement holds no assignment")], src)
-        data = _obj([("assignment", data["placement"]["assignment"])])
-    errs: list[tuple[str, str]] = [(_key("", k), "key given twice") for k in data.dups]
-    if "assignment" not in data and "nodes" not in data:
-        raise SpecError(errs + [("(root)", "neither 'assignment' nor 'nodes': not a placement written by `topo place -o`")], src)
+        return _obj([("assignment", data["placement"]["assignment"])]), src
+    return data, src
 
-    jobs = {j.name: j for j in cluster.file.jobs}
+
+class _Servers:
+    """The cluster's servers as a placement file is checked against them: accelerators of every
+    server in local order (``acc_eps[lo[s]:lo[s + 1]]``), which are busy, and server names."""
+
+    def __init__(self, cluster, fabric):
+        import numpy as np
+        self.fabric = fabric
+        n_srv = int(fabric.n_servers)
+        self.ep_server = ep_server = np.asarray(fabric.ep_server, np.int64)
+        self.ep_acc = np.asarray(fabric.ep_is_accel, bool)
+        acc_eps = np.flatnonzero(self.ep_acc)
+        self.acc_eps = acc_eps = acc_eps[np.lexsort((np.asarray(fabric.ep_local)[acc_eps], ep_server[acc_eps]))]
+        self.lo = np.searchsorted(ep_server[acc_eps], np.arange(n_srv + 1))
+        self.acc_per = np.diff(self.lo)
+        busy = ~free_accelerators(cluster, fabric)[acc_eps]  # per accelerator, in acc_eps order
+        self.busy_srv = np.zeros(n_srv, bool)
+        self.busy_srv[ep_server[acc_eps[busy]]] = True
+        self.is_busy_ep = np.zeros(fabric.n_endpoints, bool)
+        self.is_busy_ep[acc_eps[busy]] = True
+        self.server_of = {fabric.server_name(i): i for i in range(n_srv)}
+        self.naming = f" (nodes are named {fabric.server_name(0)}..{fabric.server_name(n_srv - 1)})" if n_srv else ""
+
+
+def _placement_sections(data, jobs: dict, errs: list) -> dict[str, dict]:
+    """``assignment``, ``nodes`` and ``unplaced`` of the file, each job -> value for the cluster's
+    known jobs; a section of the wrong kind, a job given twice or an unknown job goes to ``errs``."""
     known = ", ".join(sorted(jobs)[:8]) + (" ..." if len(jobs) > 8 else "") if jobs else "none"
-    n_srv = int(fabric.n_servers)
-    ep_server = np.asarray(fabric.ep_server, np.int64)
-    ep_acc = np.asarray(fabric.ep_is_accel, bool)
-    # accelerators of every server, in local order: acc_eps[lo[s]:lo[s + 1]]
-    acc_eps = np.flatnonzero(ep_acc)
-    acc_eps = acc_eps[np.lexsort((np.asarray(fabric.ep_local)[acc_eps], ep_server[acc_eps]))]
-    lo = np.searchsorted(ep_server[acc_eps], np.arange(n_srv + 1))
-    acc_per = np.diff(lo)
-    busy = ~free_accelerators(cluster, fabric)[acc_eps]  # per accelerator, in acc_eps order
-    busy_srv = np.zeros(n_srv, bool)
-    busy_srv[ep_server[acc_eps[busy]]] = True
-    server_of = {fabric.server_name(i): i for i in range(n_srv)}
-    naming = f" (nodes are named {fabric.server_name(0)}..{fabric.server_name(n_srv - 1)})" if n_srv else ""
-
     sec: dict[str, dict] = {}
     for key in ("assignment", "nodes", "unplaced"):
         v = data.get(key)
@@ -314,11 +350,15 @@ def read_placement(path, cluster, fabric) -> dict:
         errs += [(_key(key, k), "job given twice") for k in v.dups]
         errs += [(_key(key, k), f"unknown job {k!r}; the cluster file's jobs are {known}") for k in v if k not in jobs]
         sec[key] = {k: x for k, x in v.items() if k in jobs}
+    return sec
 
-    # nodes: job -> server ids
-    owner_srv: dict[int, str] = {}
+
+def _servers_by_nodes(nodes: dict, sv: _Servers, owner_srv: dict, errs: list) -> dict:
+    """``nodes``: job -> server ids, for the jobs whose every listed node is a free server holding
+    accelerators and listed once (``owner_srv``: server -> where it was first listed)."""
+    import numpy as np
     by_nodes: dict[str, np.ndarray] = {}
-    for name, lst in sec.get("nodes", {}).items():
+    for name, lst in nodes.items():
         base = _key("nodes", name)
         if not isinstance(lst, list):
             errs.append((base, f"expected a list of node names, found {_kind(lst)}"))
@@ -326,16 +366,16 @@ def read_placement(path, cluster, fabric) -> dict:
         ids, ok = [], True
         for k, n in enumerate(lst):
             here = f"{base}[{k}]"
-            s = server_of.get(n) if isinstance(n, str) else None
+            s = sv.server_of.get(n) if isinstance(n, str) else None
             if not isinstance(n, str):
                 errs.append((here, f"expected a node name, found {_kind(n)}"))
             elif s is None:
-                errs.append((here, f"unknown node {n!r}{naming}"))
+                errs.append((here, f"unknown node {n!r}{sv.naming}"))
             elif s in owner_srv:
                 errs.append((here, f"node {n!r} is listed twice (also at {owner_srv[s]})"))
-            elif acc_per[s] == 0:
+            elif sv.acc_per[s] == 0:
                 errs.append((here, f"node {n!r} has no accelerators"))
-            elif busy_srv[s]:
+            elif sv.busy_srv[s]:
                 errs.append((here, f"node {n!r} is busy (listed in the cluster file's busy_nodes)"))
             else:
                 owner_srv[s] = here
@@ -346,12 +386,16 @@ def read_placement(path, cluster, fabric) -> dict:
             ok = False
         if ok:
             by_nodes[name] = np.asarray(ids, np.int64)
+    return by_nodes
 
-    # assignment: job -> endpoint ids in rank order
-    owner_ep: dict[int, str] = {}
+
+def _endpoints_by_assignment(sec: dict, by_nodes: dict, jobs: dict, sv: _Servers, owner_ep: dict, errs: list) -> dict:
+    """``assignment``: job -> endpoint ids in rank order, for the jobs whose every id is a free
+    accelerator listed once, as many as the job has, on the nodes the job's ``nodes`` list (when
+    given). ``owner_ep``: endpoint -> where it was first listed."""
+    import numpy as np
+    fabric = sv.fabric
     out: dict[str, np.ndarray] = {}
-    is_busy_ep = np.zeros(fabric.n_endpoints, bool)
-    is_busy_ep[acc_eps[busy]] = True
     for name, lst in sec.get("assignment", {}).items():
         base = _key("assignment", name)
         need = jobs[name].accelerators
@@ -363,13 +407,13 @@ def read_placement(path, cluster, fabric) -> dict:
             here = f"{base}[{k}]"
             if not isinstance(e, int) or isinstance(e, bool):
                 errs.append((here, f"expected an endpoint id (an integer), found {_kind(e)}"))
-            elif not (0 <= e < fabric.n_endpoints and ep_acc[e]):
+            elif not (0 <= e < fabric.n_endpoints and sv.ep_acc[e]):
                 errs.append((here, f"{e} is not an accelerator of this cluster"))
             elif e in owner_ep:
                 errs.append((here, f"accelerator {e} ({fabric.node_name(e)}) is listed twice (also at {owner_ep[e]})"))
-            elif is_busy_ep[e]:
+            elif sv.is_busy_ep[e]:
                 owner_ep[e] = here
-                errs.append((here, f"accelerator {e} is on node {fabric.server_name(ep_server[e])!r}, which is busy "
+                errs.append((here, f"accelerator {e} is on node {fabric.server_name(sv.ep_server[e])!r}, which is busy "
                                    "(listed in the cluster file's busy_nodes)"))
             else:
                 owner_ep[e] = here
@@ -384,7 +428,7 @@ def read_placement(path, cluster, fabric) -> dict:
         if name in sec.get("nodes", {}):
             if name not in by_nodes:
                 continue  # its node list is wrong, reported above
-            have = np.unique(ep_server[eps])
+            have = np.unique(sv.ep_server[eps])
             listed = by_nodes[name]
             extra, miss = np.setdiff1d(listed, have), np.setdiff1d(have, listed)
             if extra.size or miss.size:
@@ -395,14 +439,20 @@ def read_placement(path, cluster, fabric) -> dict:
                              f"in {base}"))
                 continue
         out[name] = eps
+    return out
 
-    # nodes alone: ranks fill the listed nodes' accelerators in order
-    per = np.unique(acc_per[acc_per > 0])
+
+def _fill_listed_nodes(sec: dict, by_nodes: dict, jobs: dict, sv: _Servers, owner_ep: dict, out: dict,
+                       errs: list) -> None:
+    """``nodes`` alone: ranks fill the listed nodes' accelerators in order, into ``out``; the
+    nodes must hold the job's accelerators with none to spare and none listed elsewhere."""
+    import numpy as np
+    per = np.unique(sv.acc_per[sv.acc_per > 0])
     for name, srv in by_nodes.items():
         if name in sec.get("assignment", {}):
             continue
         need = jobs[name].accelerators
-        cum = np.cumsum(acc_per[srv])
+        cum = np.cumsum(sv.acc_per[srv])
         total = int(cum[-1]) if cum.size else 0
         take = int(np.searchsorted(cum, need)) + 1 if total >= need else None
         if take != srv.size:
@@ -411,20 +461,12 @@ def read_placement(path, cluster, fabric) -> dict:
                          f"lists {srv.size} node(s) holding {total} accelerators; the job needs {need}" if take is None
                          else f"lists {srv.size} node(s); the job's {need} accelerators{at} take {take}"))
             continue
-        eps = np.concatenate([acc_eps[lo[s]:lo[s + 1]] for s in srv])[:need]
+        eps = np.concatenate([sv.acc_eps[sv.lo[s]:sv.lo[s + 1]] for s in srv])[:need]
         clash = [e for e in eps.tolist() if e in owner_ep]
         if clash:
             errs.append((_key("nodes", name), f"accelerator {clash[0]} is also at {owner_ep[clash[0]]}"))
             continue
         out[name] = eps
-    for name in sec.get("unplaced", {}):
-        if name in sec.get("nodes", {}) or name in sec.get("assignment", {}):
-            errs.append((_key("unplaced", name), "the job is also placed in this file"))
-    if errs:
-        if len(errs) > MAX_PLACEMENT_ERRORS:
-            errs = errs[:MAX_PLACEMENT_ERRORS] + [("(file)", f"... and {len(errs) - MAX_PLACEMENT_ERRORS} more")]
-        raise SpecError(errs, src)
-    return {j.name: out[j.name] for j in cluster.file.jobs if j.name in out}
 
 
 def _metrics(cluster, fabric, assignment, seed, unplaced=None) -> dict:

@@ -161,57 +161,61 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
         echo(optimize_text(summary))
 
 
-def optimize_summary(plan: dict, out_dir, written) -> dict:
-    """The short JSON summary `topo optimize --json` prints."""
-    pl, bu = plan.get("placement") or {}, plan.get("budget") or {}
-    mb, ma = plan.get("metrics_before") or {}, plan.get("metrics_after") or {}
-
-    mp = plan.get("metrics_placed") or {}
+def optimize_summary(plan, out_dir, written) -> dict:
+    """The short JSON summary `topo optimize --json` prints, from the plan (a dict as the pipeline
+    returns it, or a typed :class:`topo.io.plan.Plan`) read as the typed plan."""
+    from topo.io.plan import Budget, BudgetCost, CostRow, Metrics, Placement, Plan, SolverRun, typed
+    p = plan if isinstance(plan, Plan) else typed(plan)
+    pl, bu = p.placement or Placement(), p.budget or Budget()
+    mb, mp, ma = p.metrics_before or Metrics(), p.metrics_placed or Metrics(), p.metrics_after or Metrics()
 
     def tiers(m):
-        return {t.get("tier"): t.get("util_max") for t in m.get("tiers", [])}
+        return {t.tier: t.util_max for t in m.tiers or []}
 
     def times(m):
-        return {j.get("name"): j.get("time_s") for j in m.get("jobs", []) if isinstance(j, dict)}
+        return {j.name: j.time_s for j in m.jobs or []}
 
     def uec(m):
-        return ((m.get("roce_vs_uec") or {}).get("uec-spray") or {}).get("jobs") or {}
-    bsol, bcost = bu.get("solver", {}), (bu.get("cost") or {}).get("chosen", {})
+        spray = m.roce_vs_uec.uec_spray if m.roce_vs_uec is not None else None
+        return (spray.jobs if spray is not None else None) or {}
+    bsol, cost = bu.solver or SolverRun(), bu.cost or BudgetCost()
+    bcost = cost.chosen or CostRow()
     return {
-        "cluster": plan.get("cluster_name"), "out_dir": str(out_dir), "files": len(written),
-        "placement": {"status": pl.get("status"), "objective": pl.get("objective"), "bound": pl.get("bound"),
-                      "gap": pl.get("gap"), "placed": len(pl.get("assignment", {})), "unplaced": pl.get("unplaced", {})},
-        "budget": {"status": bsol.get("status"), "objective": bsol.get("objective"), "gap": bsol.get("gap"),
-                   "capex_usd": bcost.get("capex_usd"), "energy_usd": bcost.get("energy_usd"),
-                   "network_kw": bcost.get("network_kw"),
-                   "saved_vs_as_given": (bu.get("cost") or {}).get("saved_vs_as_given"),
-                   "target_utilization": bu.get("target_utilization"),
-                   "transport_check": {k: v for k, v in (bu.get("transport_check") or {}).items() if k != "tried"}},
-        "routing": ma.get("routing") or mb.get("routing"),
+        "cluster": p.cluster_name, "out_dir": str(out_dir), "files": len(written),
+        "placement": {"status": pl.status, "objective": pl.objective, "bound": pl.bound,
+                      "gap": pl.gap, "placed": len(pl.assignment),
+                      "unplaced": pl.unplaced if "unplaced" in pl.model_fields_set else {}},
+        "budget": {"status": bsol.status, "objective": bsol.objective, "gap": bsol.gap,
+                   "capex_usd": bcost.capex_usd, "energy_usd": bcost.energy_usd,
+                   "network_kw": bcost.network_kw,
+                   "saved_vs_as_given": cost.saved_vs_as_given,
+                   "target_utilization": bu.target_utilization,
+                   "transport_check": {k: v for k, v in (bu.transport_check or {}).items() if k != "tried"}},
+        "routing": ma.routing or mb.routing,
         "max_util_before": tiers(mb), "max_util_placed": tiers(mp), "max_util_after": tiers(ma),
-        "ideal_ecmp_util": {t: {"target": u.get("target"), "placed": u.get("routed_before"), "after": u.get("routed_after")}
-                            for t, u in (bu.get("utilization") or {}).items()},
+        "ideal_ecmp_util": {t: {"target": u.target, "placed": u.routed_before, "after": u.routed_after}
+                            for t, u in (bu.utilization or {}).items()},
         "jobs": {name: {"before_s": times(mb).get(name), "placed_s": times(mp).get(name),
                         "after_s": times(ma).get(name), "after_uec_s": uec(ma).get(name)}
                  for name in times(ma) or times(mp)},
-        "collectives": _collective_summary(plan.get("collectives")),
-        "timings_s": plan.get("timings_s"),
+        "collectives": _collective_summary(p.collectives),
+        "timings_s": p.timings_s,
     }
 
 
 def _collective_summary(cs) -> Optional[dict]:
     """Per job: the alpha-beta collective time per iteration on the chosen fabric, its alpha (latency)
     and beta (bandwidth) parts summed over the job's collectives and their counts, and the algorithms."""
-    if not isinstance(cs, dict) or not isinstance(cs.get("jobs"), list):
+    if cs is None or cs.jobs is None:
         return None
     jobs = {}
-    for j in cs["jobs"]:
-        colls = [c for c in j.get("collectives") or [] if isinstance(c, dict)]
-        n = [int(c.get("count") or 1) for c in colls]
-        jobs[j.get("name")] = {
-            "comm_s": j.get("comm_s"),
-            "alpha_s": sum(k * float(c.get("alpha_s") or 0.0) for k, c in zip(n, colls)),
-            "beta_s": sum(k * float(c.get("beta_s") or 0.0) for k, c in zip(n, colls)),
-            "algorithms": sorted({str(c.get("algorithm")) for c in colls}),
-            "iteration_s": j.get("iteration_s"), "network_share": j.get("network_share")}
-    return {"routing": cs.get("routing"), "sharing": cs.get("sharing"), "jobs": jobs}
+    for j in cs.jobs:
+        colls = j.collectives or []
+        n = [int(c.count or 1) for c in colls]
+        jobs[j.name] = {
+            "comm_s": j.comm_s,
+            "alpha_s": sum(k * float(c.alpha_s or 0.0) for k, c in zip(n, colls)),
+            "beta_s": sum(k * float(c.beta_s or 0.0) for k, c in zip(n, colls)),
+            "algorithms": sorted({str(c.algorithm) for c in colls}),
+            "iteration_s": j.iteration_s, "network_share": j.network_share}
+    return {"routing": cs.routing, "sharing": cs.sharing, "jobs": jobs}

@@ -29,23 +29,31 @@ def _rendering(path):
 
 
 def load_plan_and_fabric(path, after: bool = True):
-    """(plan dict, cluster, fabric) of a plan file; SpecError naming the bad key."""
+    """(typed plan, cluster, fabric) of a plan file; SpecError naming the bad key."""
+    from topo.io.plan import read_plan
+    _, plan = read_plan(path)  # its shape is checked there: cluster_file, placement, assignment lists
+    cluster, fabric = plan_fabric(path, plan, after)
+    return plan, cluster, fabric
+
+
+def plan_fabric(path, plan, after: bool = True):
+    """(cluster, fabric) of a typed plan read from ``path``, before or after its link budget; SpecError
+    naming the bad key of the plan's cluster file or an endpoint id outside the fabric."""
     import numpy as np
 
     from topo.model.fabric import build
-    from topo.io.plan import load_plan, plan_cluster
-    plan = load_plan(path)  # its shape is checked there: cluster_file, placement, assignment lists
+    from topo.io.plan import plan_cluster, plan_cluster_key
     try:
         cluster = plan_cluster(plan, after=after, base_dir=str(Path(path).parent))
     except SpecError as e:
-        key = "cluster_file_after" if after and plan.get("cluster_file_after") else "cluster_file"
+        key = plan_cluster_key(plan, after)
         raise SpecError([(f"{key}.{p}" if not p.startswith("(") else key, m) for p, m in e.errors], str(path))
     fabric = build(cluster)
-    for job, eps in plan["placement"].get("assignment", {}).items():
+    for job, eps in plan.placement.assignment.items():
         arr = np.asarray(eps, dtype=np.int64)
         if arr.size and (arr.min() < 0 or arr.max() >= fabric.n_endpoints):
             raise SpecError([(f"placement.assignment.{job}", f"endpoint ids must be 0..{fabric.n_endpoints - 1}")], str(path))
-    return plan, cluster, fabric
+    return cluster, fabric
 
 
 def _floats(opt: str, text):
@@ -124,12 +132,14 @@ def export_cmd(plan, fmt, out, force, label_prefix, domain_label, api_version, n
 @handle_errors
 def report_cmd(plan, out, force, pdf):
     """Render report.html and report.md from a plan (no solving)."""
+    from topo.io.plan import read_plan
     from topo.io.report import write_report
+    raw, typed_plan = read_plan(plan)
     # the checks export runs: both cluster files valid, every assignment id an endpoint
-    load_plan_and_fabric(plan, after=False)
-    p, _, _ = load_plan_and_fabric(plan, after=True)
+    plan_fabric(plan, typed_plan, after=False)
+    plan_fabric(plan, typed_plan, after=True)
     out_dir = Path(out) if out else Path(plan).parent
     with _rendering(plan):
-        written = write_report(p, out_dir, force=force, pdf=pdf)
+        written = write_report(raw, out_dir, force=force, pdf=pdf)   # the report reads the plan's dict
     for w in written:
         echo(str(w))

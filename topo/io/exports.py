@@ -10,6 +10,11 @@ itself (``tests/test_consumers.py``). It computes no metrics: loads come from
 the plan; only the htsim connection matrix expands the placed jobs'
 collectives into flows (:func:`topo.traffic.demand.job_demands`).
 
+The plan is read as a typed :class:`topo.io.plan.Plan`: a renderer takes a Plan, a whole
+plan dict or a dict of the sections a format reads (``{"placement": {"assignment": ...}}``),
+typed once by :func:`topo.io.plan.as_plan` (a section of the wrong kind is a SpecError naming
+its JSON path); :func:`render` types it once for every format.
+
 Every format has a pure renderer ``render_<fmt>(fabric, plan, cluster=None,
 **options) -> {filename: text | bytes | writer(path)}`` and a writer
 ``export_<fmt>(fabric, plan, out_dir, *, cluster=None, force=False,
@@ -61,13 +66,14 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
 from topo.core.errors import SpecError
 from topo.model.fabric import Fabric, LINK_TIER_NAMES, TIER_NAMES
 from topo.model.hostlist import collect
+from topo.io.plan import Metrics, Plan, TierRow, as_plan
 from topo.core.textsafe import (CsvWriter, csv_cell, dns_subdomain_ok, k8s_label_key_ok, sh_quote, visible,
                        xml_text_ok)
 
@@ -333,14 +339,18 @@ def _hl(fabric: Fabric, servers) -> str:
     return collect([fabric.server_name(int(s)) for s in servers])
 
 
-def _assignment(plan: Optional[dict]) -> dict:
-    if not plan:
+PlanLike = Union[Plan, dict, None]
+"""What a renderer takes as its plan: a typed Plan, a plan dict, a dict of some sections, or None."""
+
+
+def _assignment(plan: Optional[Plan]) -> dict:
+    """Job name -> endpoint ids of a typed plan's placement ({} without a plan or a placement)."""
+    if plan is None or plan.placement is None:
         return {}
-    a = (plan.get("placement") or {}).get("assignment") or {}
-    return {str(k): np.asarray(v, np.int64) for k, v in a.items()}
+    return {str(k): np.asarray(v, np.int64) for k, v in plan.placement.assignment.items()}
 
 
-def _select_servers(fabric: Fabric, plan: Optional[dict], nodes: str) -> Optional[np.ndarray]:
+def _select_servers(fabric: Fabric, plan: Optional[Plan], nodes: str) -> Optional[np.ndarray]:
     if nodes == "all":
         return None
     if nodes == "placed":
@@ -374,14 +384,14 @@ def _header(fabric: Fabric, what: str, comment: str = "#") -> str:
 
 
 # --- Slurm -----------------------------------------------------------------------------------
-def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all",
+def render_slurm_yaml(fabric: Fabric, plan: PlanLike = None, cluster=None, *, nodes: str = "all",
                       block_sizes: Optional[list[int]] = None, tree_name: str = "fabric",
                       block_name: str = "nvl", **_) -> dict:
     """Slurm ``topology.yaml``: a ``tree`` topology (default) and a ``block`` one.
 
     The block topology is omitted when no server has accelerators.
     """
-    servers = _select_servers(fabric, plan, nodes)
+    servers = _select_servers(fabric, as_plan(plan), nodes)
     tv = tree_view(fabric, servers)
     _check_names(tv, "Slurm topology.yaml")
     out = [f"- topology: {_ys(tree_name)}", "  cluster_default: true", "  tree:", "    switches:"]
@@ -406,9 +416,9 @@ def render_slurm_yaml(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     return {"topology.yaml": head + "\n".join(out) + "\n"}
 
 
-def render_slurm_conf_tree(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all", **_) -> dict:
+def render_slurm_conf_tree(fabric: Fabric, plan: PlanLike = None, cluster=None, *, nodes: str = "all", **_) -> dict:
     """Slurm ``topology.conf`` for ``TopologyPlugin=topology/tree``."""
-    servers = _select_servers(fabric, plan, nodes)
+    servers = _select_servers(fabric, as_plan(plan), nodes)
     tv = tree_view(fabric, servers)
     _check_names(tv, "Slurm topology.conf")
     lines = [_header(fabric, "Slurm topology.conf, topology/tree").rstrip("\n"),
@@ -425,10 +435,10 @@ def render_slurm_conf_tree(fabric: Fabric, plan: Optional[dict] = None, cluster=
     return {"topology-tree.conf": "\n".join(lines) + "\n"}
 
 
-def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all",
+def render_slurm_conf_block(fabric: Fabric, plan: PlanLike = None, cluster=None, *, nodes: str = "all",
                             block_sizes: Optional[list[int]] = None, **_) -> dict:
     """Slurm ``topology.conf`` for ``TopologyPlugin=topology/block`` (scale-up domains)."""
-    servers = _select_servers(fabric, plan, nodes)
+    servers = _select_servers(fabric, as_plan(plan), nodes)
     bl = scaleup_blocks(fabric, servers, block_sizes)
     if not bl.blocks:
         raise SpecError([("format", "slurm-conf-block needs scale-up domains; this cluster has no accelerator nodes")])
@@ -446,13 +456,13 @@ def render_slurm_conf_block(fabric: Fabric, plan: Optional[dict] = None, cluster
 _SLURM_JOB_BAD = re.compile(r"[^\w.\-]")
 
 
-def render_slurm_jobs(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+def render_slurm_jobs(fabric: Fabric, plan: PlanLike = None, cluster=None, **_) -> dict:
     """The placement for Slurm: one ``JobName=<job> Nodes=<hostlist>`` line per placed job.
 
     The node list is what ``sbatch --nodelist`` takes to pin the job where the
     plan put it; ``Accelerators`` is the number of the job's endpoints.
     """
-    a = _assignment(plan)
+    a = _assignment(as_plan(plan))
     if not a:
         raise SpecError([("placement.assignment", "the plan places no job")])
     safe = {job: _SLURM_JOB_BAD.sub("_", job) or "_" for job in a}
@@ -475,7 +485,7 @@ def render_slurm_jobs(fabric: Fabric, plan: Optional[dict] = None, cluster=None,
     return {"slurm-jobs.conf": "\n".join(lines) + "\n"}
 
 
-def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+def render_rank_map(fabric: Fabric, plan: PlanLike = None, cluster=None, **_) -> dict:
     """Where every rank of every placed job runs: ``job,rank,node,accelerator`` rows (CSV).
 
     ``accelerator`` is the index of the accelerator among the node's
@@ -488,7 +498,7 @@ def render_rank_map(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *
     quote or line break is quoted, and one starting with ``= + - @``, tab or
     CR gets a leading ``'`` so that no spreadsheet runs it as a formula.
     """
-    a = _assignment(plan)
+    a = _assignment(as_plan(plan))
     if not a:
         raise SpecError([("placement.assignment", "the plan places no job")])
     ep_server = np.asarray(fabric.ep_server)
@@ -555,7 +565,7 @@ def kueue_labels(fabric: Fabric, servers: Optional[np.ndarray] = None, *, label_
     return levels, labels, why_not
 
 
-def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all",
+def render_kueue(fabric: Fabric, plan: PlanLike = None, cluster=None, *, nodes: str = "all",
                  api_version: str = DEFAULT_KUEUE_API, label_prefix: str = DEFAULT_LABEL_PREFIX,
                  domain_label: Optional[str] = DEFAULT_DOMAIN_LABEL, topology_name: Optional[str] = None, **_) -> dict:
     """Kueue ``Topology`` plus node labels as Node patches and a ``kubectl label`` script."""
@@ -564,7 +574,7 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
     validate_options(api_version=api_version, label_prefix=label_prefix, domain_label=domain_label)
     if topology_name is not None and not dns_subdomain_ok(topology_name):
         raise SpecError([("topology_name", f"{topology_name!r} is not a Kubernetes object name (DNS-1123 subdomain)")])
-    servers = _select_servers(fabric, plan, nodes)
+    servers = _select_servers(fabric, as_plan(plan), nodes)
     levels, labels, why_not = kueue_labels(fabric, servers, label_prefix=label_prefix, domain_label=domain_label)
     name = topology_name or _dns_name(fabric.meta.get("cluster_name", "topo"))
     topo_doc = {"apiVersion": api_version, "kind": "Topology", "metadata": {"name": name},
@@ -590,7 +600,7 @@ def render_kueue(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, n
     return files
 
 
-def render_volcano(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, nodes: str = "all", **_) -> dict:
+def render_volcano(fabric: Fabric, plan: PlanLike = None, cluster=None, *, nodes: str = "all", **_) -> dict:
     """Volcano ``HyperNode`` objects (topology.volcano.sh/v1alpha1), one per switch of the tree view.
 
     Tier 1 are the leaves, whose members are their Nodes (``exactMatch`` by
@@ -598,7 +608,7 @@ def render_volcano(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
     the switch names of the Slurm tree (DNS-1123 object names: refused
     otherwise, naming the switch); ``tierName`` is the fabric tier.
     """
-    servers = _select_servers(fabric, plan, nodes)
+    servers = _select_servers(fabric, as_plan(plan), nodes)
     tv = tree_view(fabric, servers)
     bad = [n for level in tv.levels for n, _ in level if not dns_subdomain_ok(n)]
     if bad:
@@ -679,7 +689,7 @@ def write_graphml(fabric: Fabric, path, chunk: int = 65536) -> None:
         fh.write("  </graph>\n</graphml>\n")
 
 
-def render_graphml(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+def render_graphml(fabric: Fabric, plan: PlanLike = None, cluster=None, **_) -> dict:
     """The fabric as GraphML (node ids are names; see :func:`write_graphml`).
 
     Names are XML-escaped; a name holding a character XML 1.0 cannot carry (a
@@ -757,7 +767,7 @@ def astra_dims(fabric: Fabric) -> list[dict]:
     return dims
 
 
-def render_astra_sim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *,
+def render_astra_sim(fabric: Fabric, plan: PlanLike = None, cluster=None, *,
                      astra_latency_ns: Optional[list[float]] = None, **_) -> dict:
     """ASTRA-sim analytical network YAML (``topology``/``npus_count``/``bandwidth``/``latency``)."""
     dims = astra_dims(fabric)
@@ -848,6 +858,57 @@ def htsim_structure(fabric: Fabric) -> dict:
     flow uses one); one latency per tier, the mean propagation delay of its
     links. Host ids are ``leaf index * Radix_Down + position on the leaf``.
     """
+    v = _htsim_plane0(fabric)
+    T = v.T
+    out: dict[Any, Any] = {"tiers": T, "planes": v.planes}
+    _htsim_leaf_tier(fabric, v)
+    _htsim_pods(fabric, v)
+    problems = v.problems
+    if v.b1 and v.u0 != v.agg_pp * v.b1:
+        problems.append(f"a leaf's {v.u0} uplinks are not {v.b1} to each of the {v.agg_pp} spines of its pod")
+    d0, u0, lp = v.d0, v.u0, v.lp
+    d1 = lp * v.b1
+    out[0] = {"radix_down": d0, "radix_up": u0, "downlink_gbps": int(v.s0), "oversubscribed": d0 // u0 if u0 else 0,
+              "latency_ns": v.lat0, "latency_from": v.why0, "switches": int(v.leaves.size), "ports": d0 + u0}
+    out[1] = {"radix_down": d1, "downlink_gbps": int(v.s1), "bundle": v.b1, "latency_ns": v.lat1,
+              "latency_from": v.why1, "switches": int(v.spines.size)}
+    agg_ports = d1
+    if T == 3:
+        u1, out[2] = _htsim_core_tier(fabric, v, d1, out[1])
+        agg_ports = d1 + u1
+    out[1]["ports"] = agg_ports
+    if agg_ports > HTSIM_SWITCH_MAX_PORTS:
+        problems.append(f"a spine has {agg_ports} ports ({d1} down" + (f" + {out[1]['radix_up']} up" if T == 3 else "")
+                        + f"); csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per aggregation switch "
+                          f"(fat_tree_topology.cpp: assert(addPort(...) < {HTSIM_SWITCH_MAX_PORTS}))")
+    if problems:
+        _htsim_refuse(problems)
+    out["podsize"] = lp * d0
+    out["nodes"] = v.pods * lp * d0
+    out["pods"] = v.pods
+    out["padded_leaves"] = v.padded
+    out["slow_endpoints"] = v.slow
+    out["approximations"] = v.approx
+    # csg-htsim's own derivation (FatTreeTopology::set_custom_params) must give back the fabric's switch counts
+    counts = htsim_switch_counts(out)
+    want = (v.leaves.size + v.padded, int(v.spines.size)) + ((int(out[2]["switches"]),) if T == 3 else ())
+    if counts != want:
+        _htsim_refuse([f"csg-htsim would build {counts} switches per tier from these parameters, the fabric has {want}"])
+    return out
+
+
+class _HtsimView:
+    """What :func:`htsim_structure` reads and finds, filled in step by step: plane 0's upward links
+    (``src``, ``dst``, ``tier``, ``gbps``, ``length``), node arrays, the parameters found so far,
+    and the ``problems`` and ``approximations`` met on the way."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _htsim_plane0(fabric: Fabric) -> _HtsimView:
+    """Refuse a fabric that is not a 2- or 3-tier tree or whose planes differ; the upward links
+    of plane 0 (the only plane written), with the approximation that stands for the others."""
     problems: list[str] = []
     approx: list[str] = []
     T = fabric.n_tiers
@@ -859,12 +920,10 @@ def htsim_structure(fabric: Fabric) -> dict:
         problems.append(f"{T} tier(s) (htsim builds 2 or 3)")
     if problems:
         _htsim_refuse(problems)
-    n = fabric.n_nodes
     up = (np.arange(fabric.n_links) & 1) == 0
     src, dst, tier = fabric.link_src[up], fabric.link_dst[up], fabric.link_tier[up]
     gbps, length = fabric.link_gbps[up], fabric.link_length_m[up]
     node_tier, node_plane = np.asarray(fabric.node_tier), np.asarray(fabric.node_plane)
-    E = fabric.n_endpoints
     # per plane: the links whose upper end is a switch of that plane
     plane_of = node_plane[dst]
     planes = int(fabric.planes)
@@ -879,14 +938,20 @@ def htsim_structure(fabric: Fabric) -> dict:
         approx.append(f"the fabric has {planes} identical, disjoint planes: the files model plane 0, carrying "
                       f"1/{planes} of every flow's bytes (an even split over the planes)")
     m0 = plane_of == 0
-    src, dst, tier, gbps, length = src[m0], dst[m0], tier[m0], gbps[m0], length[m0]
-    out: dict[Any, Any] = {"tiers": T, "planes": planes}
-    # --- tier 0: endpoints -> leaves
+    return _HtsimView(T=T, n=fabric.n_nodes, E=fabric.n_endpoints, planes=planes, problems=problems, approx=approx,
+                      src=src[m0], dst=dst[m0], tier=tier[m0], gbps=gbps[m0], length=length[m0],
+                      node_tier=node_tier, node_plane=node_plane, node_pod=np.asarray(fabric.node_pod))
+
+
+def _htsim_leaf_tier(fabric: Fabric, v: _HtsimView) -> None:
+    """The ToR tier: endpoint ports ``d0`` and uplinks ``u0`` per leaf, the tier-0 and tier-1 speeds
+    ``s0``/``s1``, the leaf-spine bundle ``b1``, the slow endpoints, both tiers' latencies."""
+    src, dst, tier, gbps, n, problems, approx = v.src, v.dst, v.tier, v.gbps, v.n, v.problems, v.approx
     ep_links = np.flatnonzero(tier == 0)
-    per_ep = np.bincount(src[ep_links], minlength=E)[:E]
+    per_ep = np.bincount(src[ep_links], minlength=v.E)[:v.E]
     if per_ep.max(initial=0) > 1:
         problems.append(f"endpoints have {int(per_ep.max())} ports on one plane (htsim hosts have one)")
-    leaves = np.flatnonzero((node_tier == 1) & (node_plane == 0))
+    leaves = np.flatnonzero((v.node_tier == 1) & (v.node_plane == 0))
     lidx = np.asarray(fabric.node_index)[leaves]
     if not np.array_equal(np.sort(lidx), np.arange(leaves.size)):
         problems.append("leaf indices of plane 0 are not 0..n-1")
@@ -930,100 +995,83 @@ def htsim_structure(fabric: Fabric) -> dict:
     b1s = np.unique(pair01[1])
     if b1s.size != 1:
         problems.append("leaf-spine bundles differ (" + ", ".join(str(int(x)) for x in b1s) + " links per pair)")
-    b1 = int(b1s[0]) if b1s.size else 1
-    spines = np.flatnonzero((node_tier == 2) & (node_plane == 0))
-    node_pod = np.asarray(fabric.node_pod)
-    lat0, why0 = _tier_latency_ns(length[ep_links])
-    lat1, why1 = _tier_latency_ns(length[l01])
-    if T == 3:
-        lp = int(fabric.meta.get("leaves_per_pod", 0)) or leaves.size
-        pods = -(-leaves.size // lp)
-        if not np.array_equal(node_pod[leaves], lidx // lp):
-            problems.append(f"leaves are not numbered pod by pod ({lp} per pod)")
-        padded = pods * lp - leaves.size
-        if padded:
-            approx.append(f"the last pod has {lp - padded} of {lp} leaves: htsim needs full pods, so {padded} unused "
-                          f"leaves (host ids {leaves.size * d0}-{pods * lp * d0 - 1}, no flow) complete it")
-        sp_pod = node_pod[spines]
-        app = np.bincount(sp_pod, minlength=pods)
-        if app.size != pods or np.unique(app).size != 1:
-            problems.append("pods have different numbers of spines")
-        agg_pp = int(app[0]) if app.size else 0
-    else:
-        lp, pods, padded, agg_pp = leaves.size, 1, 0, int(spines.size)
-    if b1 and u0 != agg_pp * b1:
-        problems.append(f"a leaf's {u0} uplinks are not {b1} to each of the {agg_pp} spines of its pod")
-    d1 = lp * b1
-    out[0] = {"radix_down": d0, "radix_up": u0, "downlink_gbps": int(s0), "oversubscribed": d0 // u0 if u0 else 0,
-              "latency_ns": lat0, "latency_from": why0, "switches": int(leaves.size), "ports": d0 + u0}
-    out[1] = {"radix_down": d1, "downlink_gbps": int(s1), "bundle": b1, "latency_ns": lat1, "latency_from": why1,
-              "switches": int(spines.size)}
-    agg_ports = d1
-    if T == 3:
-        l12 = np.flatnonzero(tier == 2)
-        s2s = np.unique(gbps[l12])
-        if s2s.size > 1:
-            problems.append("spine-super-spine links of several speeds (" + ", ".join(f"{x:g}" for x in s2s) + " Gb/s)")
-        s2 = float(s2s[0]) if s2s.size else 0.0
-        if not float(s2).is_integer():
-            problems.append(f"link speed {s2:g} Gb/s is not a whole number")
-        u1s = np.unique(np.bincount(src[l12], minlength=n)[spines])
-        if u1s.size != 1:
-            problems.append("spines have different numbers of uplinks")
-        u1 = int(u1s[0]) if u1s.size else 0
-        ratio = d1 * s1 / (u1 * s2) if u1 and s2 else float("inf")
-        if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
-            given = [float(x) for x in getattr(fabric, "tier_oversubscription", ())]
-            problems.append(f"spine oversubscription as htsim's topology file states it, for a full pod, is {ratio:.4g} "
-                            f"({d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up), not a whole number of at least 1 "
-                            "(Oversubscribed is read as an integer)"
-                            + (f"; the fabric's own figure, over the ports in use, is {given[1]:.4g}"
-                               if len(given) > 1 and math.isfinite(given[1]) else ""))
-        pair12 = np.unique(src[l12] * n + dst[l12], return_counts=True)
-        b2s = np.unique(pair12[1])
-        if b2s.size != 1:
-            problems.append("spine-super-spine bundles differ")
-        b2 = int(b2s[0]) if b2s.size else 1
-        cores = np.flatnonzero((node_tier == 3) & (node_plane == 0))
-        # htsim: spine at position p of every pod connects to cores p, p + agg_pp, ...; each core to one spine per pod
-        pos = np.zeros(n, np.int64)
-        for pod in range(pods):
-            s = spines[node_pod[spines] == pod]
-            pos[s] = np.arange(s.size)
-        c_of = dst[l12]
-        s_of = src[l12]
-        for c in cores.tolist():
-            mine = s_of[c_of == c]
-            if np.unique(pos[mine]).size != 1 or np.unique(node_pod[mine]).size != pods:
-                problems.append("a super-spine does not connect to the same spine position in every pod")
-                break
-        d2 = pods * b2
-        out[1].update(radix_up=u1, oversubscribed=int(round(ratio)) if math.isfinite(ratio) else 0)
-        lat2, why2 = _tier_latency_ns(length[l12])
-        out[2] = {"radix_down": d2, "downlink_gbps": int(s2), "bundle": b2, "latency_ns": lat2, "latency_from": why2,
-                  "switches": int(cores.size), "ports": d2}
-        agg_ports = d1 + u1
-        if d2 > HTSIM_SWITCH_MAX_PORTS:
-            problems.append(f"a super-spine has {d2} ports; csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per core switch")
-    out[1]["ports"] = agg_ports
-    if agg_ports > HTSIM_SWITCH_MAX_PORTS:
-        problems.append(f"a spine has {agg_ports} ports ({d1} down" + (f" + {out[1]['radix_up']} up" if T == 3 else "")
-                        + f"); csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per aggregation switch "
-                          f"(fat_tree_topology.cpp: assert(addPort(...) < {HTSIM_SWITCH_MAX_PORTS}))")
-    if problems:
-        _htsim_refuse(problems)
-    out["podsize"] = lp * d0
-    out["nodes"] = pods * lp * d0
-    out["pods"] = pods
-    out["padded_leaves"] = padded
-    out["slow_endpoints"] = slow
-    out["approximations"] = approx
-    # csg-htsim's own derivation (FatTreeTopology::set_custom_params) must give back the fabric's switch counts
-    counts = htsim_switch_counts(out)
-    want = (leaves.size + padded, int(spines.size)) + ((int(out[2]["switches"]),) if T == 3 else ())
-    if counts != want:
-        _htsim_refuse([f"csg-htsim would build {counts} switches per tier from these parameters, the fabric has {want}"])
-    return out
+    v.b1 = int(b1s[0]) if b1s.size else 1
+    v.leaves, v.lidx, v.d0, v.u0, v.s0, v.s1, v.slow = leaves, lidx, d0, u0, s0, s1, slow
+    v.spines = np.flatnonzero((v.node_tier == 2) & (v.node_plane == 0))
+    v.lat0, v.why0 = _tier_latency_ns(v.length[ep_links])
+    v.lat1, v.why1 = _tier_latency_ns(v.length[l01])
+
+
+def _htsim_pods(fabric: Fabric, v: _HtsimView) -> None:
+    """Leaves per pod ``lp``, pods, the leaves padding the last pod, spines per pod ``agg_pp``."""
+    leaves, spines, node_pod = v.leaves, v.spines, v.node_pod
+    if v.T != 3:
+        v.lp, v.pods, v.padded, v.agg_pp = leaves.size, 1, 0, int(spines.size)
+        return
+    lp = int(fabric.meta.get("leaves_per_pod", 0)) or leaves.size
+    pods = -(-leaves.size // lp)
+    if not np.array_equal(node_pod[leaves], v.lidx // lp):
+        v.problems.append(f"leaves are not numbered pod by pod ({lp} per pod)")
+    padded = pods * lp - leaves.size
+    if padded:
+        v.approx.append(f"the last pod has {lp - padded} of {lp} leaves: htsim needs full pods, so {padded} unused "
+                        f"leaves (host ids {leaves.size * v.d0}-{pods * lp * v.d0 - 1}, no flow) complete it")
+    app = np.bincount(node_pod[spines], minlength=pods)
+    if app.size != pods or np.unique(app).size != 1:
+        v.problems.append("pods have different numbers of spines")
+    v.lp, v.pods, v.padded, v.agg_pp = lp, pods, padded, int(app[0]) if app.size else 0
+
+
+def _htsim_core_tier(fabric: Fabric, v: _HtsimView, d1: int, agg: dict) -> tuple[int, dict]:
+    """A 3-tier fabric's spine uplinks and core tier: (spine uplinks ``u1``, the core tier's
+    parameters); the spine tier's ``radix_up`` and ``oversubscribed`` are set in ``agg``."""
+    src, dst, tier, gbps, n, problems = v.src, v.dst, v.tier, v.gbps, v.n, v.problems
+    spines, node_pod, pods, s1 = v.spines, v.node_pod, v.pods, v.s1
+    l12 = np.flatnonzero(tier == 2)
+    s2s = np.unique(gbps[l12])
+    if s2s.size > 1:
+        problems.append("spine-super-spine links of several speeds (" + ", ".join(f"{x:g}" for x in s2s) + " Gb/s)")
+    s2 = float(s2s[0]) if s2s.size else 0.0
+    if not float(s2).is_integer():
+        problems.append(f"link speed {s2:g} Gb/s is not a whole number")
+    u1s = np.unique(np.bincount(src[l12], minlength=n)[spines])
+    if u1s.size != 1:
+        problems.append("spines have different numbers of uplinks")
+    u1 = int(u1s[0]) if u1s.size else 0
+    ratio = d1 * s1 / (u1 * s2) if u1 and s2 else float("inf")
+    if not (math.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1):
+        given = [float(x) for x in getattr(fabric, "tier_oversubscription", ())]
+        problems.append(f"spine oversubscription as htsim's topology file states it, for a full pod, is {ratio:.4g} "
+                        f"({d1} x {s1:g} Gb/s down, {u1} x {s2:g} Gb/s up), not a whole number of at least 1 "
+                        "(Oversubscribed is read as an integer)"
+                        + (f"; the fabric's own figure, over the ports in use, is {given[1]:.4g}"
+                           if len(given) > 1 and math.isfinite(given[1]) else ""))
+    pair12 = np.unique(src[l12] * n + dst[l12], return_counts=True)
+    b2s = np.unique(pair12[1])
+    if b2s.size != 1:
+        problems.append("spine-super-spine bundles differ")
+    b2 = int(b2s[0]) if b2s.size else 1
+    cores = np.flatnonzero((v.node_tier == 3) & (v.node_plane == 0))
+    # htsim: spine at position p of every pod connects to cores p, p + agg_pp, ...; each core to one spine per pod
+    pos = np.zeros(n, np.int64)
+    for pod in range(pods):
+        s = spines[node_pod[spines] == pod]
+        pos[s] = np.arange(s.size)
+    c_of = dst[l12]
+    s_of = src[l12]
+    for c in cores.tolist():
+        mine = s_of[c_of == c]
+        if np.unique(pos[mine]).size != 1 or np.unique(node_pod[mine]).size != pods:
+            problems.append("a super-spine does not connect to the same spine position in every pod")
+            break
+    d2 = pods * b2
+    agg.update(radix_up=u1, oversubscribed=int(round(ratio)) if math.isfinite(ratio) else 0)
+    lat2, why2 = _tier_latency_ns(v.length[l12])
+    core = {"radix_down": d2, "downlink_gbps": int(s2), "bundle": b2, "latency_ns": lat2, "latency_from": why2,
+            "switches": int(cores.size), "ports": d2}
+    if d2 > HTSIM_SWITCH_MAX_PORTS:
+        problems.append(f"a super-spine has {d2} ports; csg-htsim asserts at most {HTSIM_SWITCH_MAX_PORTS} per core switch")
+    return u1, core
 
 
 def htsim_switch_counts(st: dict) -> tuple:
@@ -1069,7 +1117,7 @@ def htsim_host_ids(fabric: Fabric, radix_down: int) -> np.ndarray:
     return fabric.node_index[leaf].astype(np.int64) * radix_down + pos
 
 
-def _flows(cluster, fabric: Fabric, plan: Optional[dict]):
+def _flows(cluster, fabric: Fabric, plan: Optional[Plan]):
     """Scale-out flows of the placed jobs: (src, dst, bytes), same-domain flows removed."""
     assignment = _assignment(plan)
     if cluster is None or not assignment:
@@ -1110,7 +1158,7 @@ def _htsim_run_sh(fabric: Fabric, nodes: int, mbps: int) -> str:
         f'-linkspeed {mbps} -end "$end" "$@"', ""])
 
 
-def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_) -> dict:
+def render_htsim(fabric: Fabric, plan: PlanLike = None, cluster=None, **_) -> dict:
     """csg-htsim fat-tree ``htsim.topo``, the placed jobs' connection matrix ``htsim.cm``, the host map
     ``htsim-hosts.csv`` and ``htsim-run.sh`` (see :func:`htsim_structure` for what is modelled).
 
@@ -1122,7 +1170,7 @@ def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_)
     approx = list(st["approximations"])
     T = st["tiers"]
     hid = htsim_host_ids(fabric, st[0]["radix_down"])
-    src, dst, nb = _flows(cluster, fabric, plan)
+    src, dst, nb = _flows(cluster, fabric, as_plan(plan))
     if st["slow_endpoints"].size and src.size:
         slow = np.zeros(fabric.n_endpoints, bool)
         slow[st["slow_endpoints"]] = True
@@ -1173,44 +1221,39 @@ def render_htsim(fabric: Fabric, plan: Optional[dict] = None, cluster=None, **_)
 
 
 # --- link loads ---------------------------------------------------------------------------
-def link_loads(fabric: Fabric, plan: dict, which: str = "after") -> tuple[np.ndarray, str]:
+def link_loads(fabric: Fabric, plan: PlanLike, which: str = "after") -> tuple[np.ndarray, str]:
     """Offered load (Gb/s) per directed link from the plan's metrics, and the key used.
 
-    Reads ``metrics_<which>.link_util`` (falling back to ``metrics_before`` when
-    the plan has no metrics after the budget). Accepted shapes: a list of
-    utilisations per directed link; a dict with ``util`` or ``load_gbps`` lists;
-    a list of ``{"link": id, "util"|"load_gbps": x}`` records.
+    Reads ``metrics_<which>.link_util``, the utilisation of every directed link in fabric
+    link order (falling back to ``metrics_before`` when the plan has no metrics after the
+    budget).
     """
+    plan = as_plan(plan)
     key = f"metrics_{which}"
-    m = plan.get(key)
+    m = _metrics_of(plan, key)
     if m is None and which == "after":
-        key, m = "metrics_before", plan.get("metrics_before")
+        key, m = "metrics_before", _metrics_of(plan, "metrics_before")
     if m is None:
         raise SpecError([(key, "not in the plan: no link loads to export")])
-    lu = m.get("link_util")
-    if lu is None:
+    if m.link_util is None:
         raise SpecError([(f"{key}.link_util", "not in the plan (the per-link utilisation was not recorded)")])
     L = fabric.n_links
-    if isinstance(lu, dict):
-        if "load_gbps" in lu:
-            arr, kind = np.asarray(lu["load_gbps"], float), "load"
-        elif "util" in lu:
-            arr, kind = np.asarray(lu["util"], float), "util"
-        else:
-            raise SpecError([(f"{key}.link_util", "expected 'util' or 'load_gbps' lists")])
-    elif isinstance(lu, list) and lu and isinstance(lu[0], dict):
-        arr, kind = np.zeros(L), "load"
-        for i, r in enumerate(lu):
-            l = int(r.get("link", i))
-            if not 0 <= l < L:
-                raise SpecError([(f"{key}.link_util[{i}].link", f"link id {l} is not in the fabric (0..{L - 1})")])
-            arr[l] = r["load_gbps"] if "load_gbps" in r else float(r.get("util", 0.0)) * fabric.link_gbps[l]
-    else:
-        arr, kind = np.asarray(lu, float), "util"
+    arr = np.asarray(m.link_util, float)
     if arr.shape != (L,):
         raise SpecError([(f"{key}.link_util", f"has {arr.shape[0] if arr.ndim else 0} entries; the fabric has {L} directed links")])
-    load = arr * fabric.link_gbps if kind == "util" else arr
-    return np.nan_to_num(load), key
+    return np.nan_to_num(arr * fabric.link_gbps), key
+
+
+def _metrics_of(plan: Optional[Plan], key: str) -> Optional[Metrics]:
+    """``plan.<key>`` for one of the ``metrics_*`` sections; None without a plan, the section or such a key."""
+    if plan is None or key not in ("metrics_before", "metrics_placed", "metrics_after"):
+        return None
+    return getattr(plan, key)
+
+
+def _peak(t: TierRow):
+    """A metrics tier row's peak utilisation: ``util_max`` when the row has it, else ``max_util``."""
+    return t.util_max if "util_max" in t.model_fields_set else t.max_util
 
 
 def _same(a, b, rel: float = 1e-6) -> bool:
@@ -1219,8 +1262,8 @@ def _same(a, b, rel: float = 1e-6) -> bool:
     return abs(float(a) - float(b)) <= rel * max(abs(float(a)), abs(float(b)), 1e-12)
 
 
-def reproduce_loads(cluster, fabric: Fabric, plan: dict, key: str) -> np.ndarray:
-    """Per-link load of ``plan[key]`` by routing the plan's placement again, checked against the plan.
+def reproduce_loads(cluster, fabric: Fabric, plan: PlanLike, key: str) -> np.ndarray:
+    """Per-link load of ``plan.<key>`` by routing the plan's placement again, checked against the plan.
 
     Used when a plan keeps only the routing summary. The run repeats the
     plan's routing model, seed and queue pairs; its peak utilisation per tier
@@ -1230,20 +1273,22 @@ def reproduce_loads(cluster, fabric: Fabric, plan: dict, key: str) -> np.ndarray
     """
     from topo.routing.engine import analyze
     from topo.traffic.demand import in_order_placement
-    m = plan.get(key) or {}
+    plan = as_plan(plan)
+    m = _metrics_of(plan, key) or Metrics()
     cands = [("the plan's placement", _assignment(plan))]
-    if key == "metrics_before" and "metrics_placed" in plan:
+    if key == "metrics_before" and plan is not None and "metrics_placed" in plan.model_fields_set:
         cands.insert(0, ("the in-order placement", in_order_placement(cluster, fabric)))
-    want = {t.get("tier"): t.get("util_max", t.get("max_util")) for t in m.get("tiers") or [] if isinstance(t, dict)}
+    want = {t.tier: _peak(t) for t in m.tiers or []}
+    qps = m.qps_per_channel if "qps_per_channel" in m.model_fields_set else m.qps
     got_desc = []
     for label, pl in cands:
-        an = analyze(cluster, fabric, routing=m.get("routing"), placement=pl, seed=m.get("seed"),
-                     qps=m.get("qps_per_channel", m.get("qps")), channels=m.get("channels"),
-                     compare=False, all_to_all=False)
+        an = analyze(cluster, fabric, routing=m.routing, placement=pl, seed=m.seed,
+                     qps=qps, channels=m.channels, compare=False, all_to_all=False)
+        # the fresh routing's own summary (a dict of this run, not the plan)
         tiers = {t.get("tier"): t.get("util_max", t.get("max_util")) for t in an.to_dict().get("tiers") or []}
         ok = bool(want) and all(_same(want[t], tiers.get(t)) for t in want)
-        if "max_util" in m:
-            ok = ok and _same(m["max_util"], an.to_dict().get("max_util"))
+        if "max_util" in m.model_fields_set:
+            ok = ok and _same(m.max_util, an.to_dict().get("max_util"))
         if ok:
             return np.asarray(an.loads, dtype=float)
         got_desc.append(f"{label}: peak {', '.join(f'{t} {tiers.get(t)}' for t in want)}")
@@ -1251,7 +1296,7 @@ def reproduce_loads(cluster, fabric: Fabric, plan: dict, key: str) -> np.ndarray
                       f"its metrics (plan: {', '.join(f'{t} {v}' for t, v in want.items())}; " + "; ".join(got_desc) + ")")])
 
 
-def render_linkloads_csv(fabric: Fabric, plan: Optional[dict] = None, cluster=None, *, which: str = "after", **_) -> dict:
+def render_linkloads_csv(fabric: Fabric, plan: PlanLike = None, cluster=None, *, which: str = "after", **_) -> dict:
     """CSV ``link,src,dst,tier,gbps,load_gbps,util``, one row per directed link.
 
     Loads come from ``metrics_<which>.link_util`` when the plan stores them;
@@ -1260,21 +1305,23 @@ def render_linkloads_csv(fabric: Fabric, plan: Optional[dict] = None, cluster=No
     ``which`` is ``after`` (default; falls back to ``before`` when the plan has
     no metrics after the budget), ``placed`` or ``before``.
     """
-    if not plan:
+    plan = as_plan(plan)
+    if plan is None or not plan.model_fields_set:
         raise SpecError([("metrics_after", "link loads need a plan with metrics")])
     if which not in ("after", "placed", "before"):
         raise SpecError([("metrics", f"expected after, placed or before, found {which!r}")])
     key = f"metrics_{which}"
-    if plan.get(key) is None and which == "after":
+    if _metrics_of(plan, key) is None and which == "after":
         which, key = "before", "metrics_before"
-    if plan.get(key) is None:
+    m = _metrics_of(plan, key)
+    if m is None:
         raise SpecError([(key, "not in the plan: no link loads to export")])
-    if which != "after" and plan.get("cluster_file_after") and isinstance(plan.get("cluster_file"), dict):
+    if which != "after" and plan.cluster_file_after and plan.cluster_file is not None:
         from topo.model.fabric import build
         from topo.model.spec import from_dict
-        cluster = from_dict(plan["cluster_file"], source="plan:cluster_file")
+        cluster = from_dict(plan.cluster_file, source="plan:cluster_file")
         fabric = build(cluster)
-    if plan[key].get("link_util") is None and cluster is not None:
+    if m.link_util is None and cluster is not None:
         load = reproduce_loads(cluster, fabric, plan, key)
         return {"link-loads.csv": _loads_csv(fabric, load)}
     load, _key = link_loads(fabric, plan, which)
@@ -1342,7 +1389,7 @@ def _stage(files: dict, out) -> list[Path]:
     return written
 
 
-def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, **options) -> dict:
+def render(fmt: str, fabric: Fabric, plan: PlanLike = None, cluster=None, **options) -> dict:
     """Files of one format (``fmt`` a key of FORMATS), or of every format for ``all``.
 
     With ``all``, a format that does not apply to this fabric (htsim on an
@@ -1350,6 +1397,7 @@ def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
     recorded in ``SKIPPED.txt`` (which says so when nothing was skipped).
     """
     validate_options(**options)
+    plan = as_plan(plan)   # typed once for every format
     if fmt == "all":
         files, skipped, approx = {}, [], []
         for f in FORMATS.values():
@@ -1374,7 +1422,7 @@ def render(fmt: str, fabric: Fabric, plan: Optional[dict] = None, cluster=None, 
     return files
 
 
-def export(fmt: str, fabric: Fabric, plan: Optional[dict], out_dir, *, cluster=None, force: bool = False,
+def export(fmt: str, fabric: Fabric, plan: PlanLike, out_dir, *, cluster=None, force: bool = False,
            **options) -> list[Path]:
     """Render ``fmt`` and write its files into ``out_dir`` atomically.
 
@@ -1390,7 +1438,7 @@ def export(fmt: str, fabric: Fabric, plan: Optional[dict], out_dir, *, cluster=N
 
 
 def _make_exporter(name: str):
-    def exporter(fabric: Fabric, plan: Optional[dict], out_dir, *, cluster=None, force: bool = False, **options):
+    def exporter(fabric: Fabric, plan: PlanLike, out_dir, *, cluster=None, force: bool = False, **options):
         return export(name, fabric, plan, out_dir, cluster=cluster, force=force, **options)
     exporter.__name__ = "export_" + name.replace("-", "_")
     exporter.__doc__ = f"Write {FORMATS[name].description} into ``out_dir`` (see :func:`export`)."

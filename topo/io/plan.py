@@ -54,6 +54,11 @@ def dumps(plan: dict) -> str:
 
 def load_plan(path) -> dict:
     """Read a plan written by `topo optimize`; SpecError naming what is wrong."""
+    return read_plan(path)[0]
+
+
+def read_plan(path) -> tuple[dict, "Plan"]:
+    """A plan file as its dict and its typed :class:`Plan` (validated once); SpecError naming what is wrong."""
     from topo.core.inputs import parse_json, read_text
     from topo.core.limits import MAX_PLAN_BYTES
     p = Path(path)
@@ -65,8 +70,7 @@ def load_plan(path) -> dict:
         raise SpecError([(k, "missing: not a topo plan") for k in missing], str(p))
     if data["plan_version"] != PLAN_VERSION:
         raise SpecError([("plan_version", f"this topo reads plan version {PLAN_VERSION}, found {data['plan_version']!r}")], str(p))
-    typed(data, str(p))
-    return data
+    return data, typed(data, str(p))
 
 
 # --- the typed plan --------------------------------------------------------------------------------
@@ -113,6 +117,8 @@ class TierRow(_Part):
     """Peak directed-link utilisation in the tier (1 = full)."""
     links: Optional[Number] = None
     """Links in the tier."""
+    util_max: Optional[Number] = None
+    """Peak directed-link utilisation in the tier, as routed metrics name it (1 = full)."""
 
 
 class Item(_Part):
@@ -183,15 +189,46 @@ class JobRow(_Part):
     """The same on an ideal non-blocking fabric (s)."""
 
 
+class RoutingRun(_Part):
+    """One routing model's figures in a hash-against-spray comparison."""
+    jobs: Optional[dict[str, Optional[Number]]] = None
+    """Job name -> communication time per iteration (s)."""
+    max_util: Optional[Number] = None
+    """Peak directed-link utilisation (1 = full)."""
+
+
+class RoutingComparison(_Part):
+    """The same placement routed by hashing (RoCE) and by spraying (UEC)."""
+    # read and written by the plan's own keys only: a key spelt otherwise ("uec_spray") is kept as written
+    model_config = ConfigDict(serialize_by_alias=True)
+    roce_hash: Optional[RoutingRun] = Field(None, alias="roce-hash")
+    """Hash-based ECMP over queue pairs."""
+    uec_spray: Optional[RoutingRun] = Field(None, alias="uec-spray")
+    """Per-packet spraying."""
+
+
 class Metrics(_Part):
     """Routed traffic on a fabric (before placement, placed, after the link budget)."""
+    routing: Optional[str] = None
+    """Routing model the traffic was routed with."""
+    seed: Optional[StrictInt] = None
+    """Seed of the hashed routing."""
+    channels: Optional[StrictInt] = None
+    """Channels per collective (hashed models only)."""
+    qps_per_channel: Optional[StrictInt] = None
+    """Queue pairs per channel (hashed models only)."""
+    qps: Optional[StrictInt] = None
+    """Queue pairs per flow, as plans written before channels were modelled name it (read when
+    ``qps_per_channel`` is absent)."""
+    max_util: Optional[Number] = None
+    """Peak directed-link utilisation over every tier (1 = full)."""
     tiers: Optional[list[TierRow]] = None
     """Per link tier utilisation."""
     jobs: Optional[list[JobRow]] = None
     """Per job communication time."""
     hottest: Optional[list[dict[str, Any]]] = None
     """The most loaded links."""
-    roce_vs_uec: Optional[dict[str, Any]] = None
+    roce_vs_uec: Optional[RoutingComparison] = None
     """Hash-based against sprayed routing."""
     scaleup: Optional[dict[str, Any]] = None
     """Scale-up link figures."""
@@ -233,21 +270,73 @@ class Placement(_Part):
     """A note on how the placement was made."""
     status: Optional[str] = None
     """Solver status."""
+    objective: Optional[Number] = None
+    """Placement objective of the chosen placement."""
+    bound: Optional[Number] = None
+    """Lower bound on the placement objective."""
+    gap: Optional[Number] = None
+    """Relative gap between objective and bound."""
+
+
+class SolverRun(_Part):
+    """One solver run's outcome."""
+    status: Optional[str] = None
+    """Solver status."""
+    objective: Optional[Number] = None
+    """Objective value found."""
+    bound: Optional[Number] = None
+    """Best bound proved."""
+    gap: Optional[Number] = None
+    """Relative gap between objective and bound."""
+
+
+class CostRow(_Part):
+    """Cost and power of one design."""
+    capex_usd: Optional[Number] = None
+    """Network capital cost (USD)."""
+    energy_usd: Optional[Number] = None
+    """Network energy cost over the horizon (USD)."""
+    network_kw: Optional[Number] = None
+    """Network power (kW)."""
+    total_usd: Optional[Number] = None
+    """Capital plus energy cost (USD)."""
+
+
+class BudgetCost(_Part):
+    """Cost of the chosen, as-given and non-blocking designs."""
+    chosen: Optional[CostRow] = None
+    """The chosen link budget."""
+    as_given: Optional[CostRow] = None
+    """The fabric as the cluster file gives it."""
+    non_blocking: Optional[CostRow] = None
+    """A non-blocking design carrying the same traffic."""
+    saved_vs_as_given: Optional[dict[str, Any]] = None
+    """What the chosen design saves against the fabric as given."""
+
+
+class TierTarget(_Part):
+    """One link tier's utilisation: the target and the routed peak before and after the budget."""
+    target: Optional[Number] = None
+    """Utilisation the tier was sized for."""
+    routed_before: Optional[Number] = None
+    """Routed peak utilisation on the fabric as given."""
+    routed_after: Optional[Number] = None
+    """Routed peak utilisation on the chosen fabric."""
 
 
 class Budget(_Part):
     """The chosen link budget (topo budget)."""
     tiers: Optional[list[TierRow]] = None
     """Per tier decisions and counts."""
-    cost: Optional[dict[str, Any]] = None
+    cost: Optional[BudgetCost] = None
     """Cost of the chosen, as-given and non-blocking designs."""
-    utilization: Optional[dict[str, Any]] = None
-    """Utilisation per tier before and after."""
+    utilization: Optional[dict[str, TierTarget]] = None
+    """Utilisation per link tier before and after."""
     headroom: Optional[dict[str, Any]] = None
     """Headroom per tier under the stated failure."""
     network_power: Optional[dict[str, Any]] = None
     """Network power."""
-    solver: Optional[dict[str, Any]] = None
+    solver: Optional[SolverRun] = None
     """Solver statistics."""
     alternatives: Optional[dict[str, Any]] = None
     """The optimum of each objective."""
@@ -287,6 +376,42 @@ class Failures(_Part):
     """Expected loss from failure rates."""
     traffic: Optional[dict[str, Any]] = None
     """How the failures were routed."""
+
+
+class CollectiveRow(_Part):
+    """One collective of a job, timed by the alpha-beta model."""
+    algorithm: Optional[str] = None
+    """Algorithm chosen (null when the collective moves nothing)."""
+    count: Optional[Number] = None
+    """Times per iteration."""
+    alpha_s: Optional[Number] = None
+    """Latency part of one run (s)."""
+    beta_s: Optional[Number] = None
+    """Bandwidth part of one run (s)."""
+
+
+class CollectiveJob(_Part):
+    """One job's collectives on the chosen fabric."""
+    name: Optional[str] = None
+    """Job name."""
+    collectives: Optional[list[CollectiveRow]] = None
+    """Its collectives, in the order the cluster file lists them."""
+    comm_s: Optional[Number] = None
+    """Collective time per iteration (s)."""
+    iteration_s: Optional[Number] = None
+    """Iteration time with compute (s)."""
+    network_share: Optional[Number] = None
+    """Share of the iteration spent communicating."""
+
+
+class Collectives(_Part):
+    """Collective times of the placed jobs on the chosen fabric (alpha-beta model)."""
+    routing: Optional[str] = None
+    """Routing model the collectives were timed with."""
+    sharing: Optional[str] = None
+    """How concurrent flows share a link."""
+    jobs: Optional[list[CollectiveJob]] = None
+    """One row per placed job."""
 
 
 class Solvers(_Part):
@@ -342,6 +467,10 @@ class Plan(_Part):
     """Failure headroom."""
     solver: Optional[Solvers] = None
     """Solver statistics."""
+    cluster_name: Optional[str] = None
+    """Name of the cluster."""
+    collectives: Optional[Collectives] = None
+    """Collective times of the placed jobs on the chosen fabric."""
     timings_s: Optional[dict[str, Any]] = None
     """Seconds per stage."""
     versions: Optional[dict[str, Any]] = None
@@ -358,6 +487,19 @@ class Plan(_Part):
     """Time limit per solver (s)."""
     serving: Optional[Serving] = None
     """The serving deployments (present when the cluster file states any)."""
+
+
+class Sections(Plan):
+    """Some sections of a plan: what an export reads, such as ``{"placement": {"assignment": ...}}``
+    for the job formats. Every section given is checked as in a whole plan; none is required."""
+    plan_version: Optional[StrictInt] = None
+    """Plan format version (this topo reads 1)."""
+    cluster_file: Optional[dict[str, Any]] = None
+    """The cluster file the plan was made from."""
+    placement: Optional[Placement] = None
+    """Where the jobs run."""
+    metrics_before: Optional[Metrics] = None
+    """Traffic with the jobs placed in order, on the fabric as given."""
 
 
 _MESSAGES = {"int_type": "expected an integer", "float_type": "expected a number", "string_type": "expected a string",
@@ -410,6 +552,23 @@ def typed(data: dict, source: str = "") -> Plan:
         raise SpecError(validation_errors(e), source) from None
 
 
+def as_plan(plan) -> Optional[Plan]:
+    """The typed plan of what a reader was given: a :class:`Plan` as it is; a dict, made JSON-able
+    first as a plan file holds it (numpy arrays as lists), as a whole plan when it has
+    ``plan_version``, else as some :class:`Sections` of one; None as None. SpecError with the
+    JSON path of every problem."""
+    if plan is None or isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, dict):
+        plan = to_jsonable(plan)
+    if isinstance(plan, dict) and "plan_version" not in plan:
+        try:
+            return Sections.model_validate(plan)
+        except ValidationError as e:
+            raise SpecError(validation_errors(e)) from None
+    return typed(plan)
+
+
 def plan_shape_errors(data: dict) -> list[tuple[str, str]]:
     """(JSON path, message) for every part of a plan that does not have the kind `topo optimize`
     writes (a hand-edited or truncated plan), from the :class:`Plan` model."""
@@ -428,16 +587,26 @@ def plan_json_schema() -> dict:
     return schema
 
 
-def plan_cluster(plan: dict, after: bool = True, base_dir: str = "."):
-    """The Cluster of a plan (with its link budget applied when `after`)."""
+def plan_cluster_key(plan: Union[Plan, dict], after: bool = True) -> str:
+    """``cluster_file_after`` when `after` and the plan has one (a link budget was applied), else ``cluster_file``."""
+    has_after = plan.cluster_file_after if isinstance(plan, Plan) else plan.get("cluster_file_after")
+    return "cluster_file_after" if after and has_after else "cluster_file"
+
+
+def plan_cluster(plan: Union[Plan, dict], after: bool = True, base_dir: str = "."):
+    """The Cluster of a plan, typed or as its dict (with its link budget applied when `after`)."""
     from topo.model.spec import from_dict
-    key = "cluster_file_after" if after and plan.get("cluster_file_after") else "cluster_file"
-    return from_dict(plan[key], source=f"plan:{key}", base_dir=base_dir)
+    key = plan_cluster_key(plan, after)
+    data = getattr(plan, key) if isinstance(plan, Plan) else plan[key]
+    return from_dict(data, source=f"plan:{key}", base_dir=base_dir)
 
 
-def plan_assignment(plan: dict) -> dict[str, np.ndarray]:
-    """Job name -> endpoint ids (rank order) from a plan's placement."""
-    a = plan["placement"].get("assignment", {})
+def plan_assignment(plan: Union[Plan, dict]) -> dict[str, np.ndarray]:
+    """Job name -> endpoint ids (rank order) from a plan's placement (typed, or as its dict)."""
+    if isinstance(plan, Plan):
+        a = plan.placement.assignment if plan.placement is not None else {}
+    else:
+        a = plan["placement"].get("assignment", {})
     return {k: np.asarray(v, dtype=np.int64) for k, v in a.items()}
 
 

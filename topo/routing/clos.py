@@ -75,78 +75,154 @@ class ClosPlan:
 
 
 def clos_plan(fabric, P) -> ClosPlan | None:
-    """The structural tables of the alive fabric, or None when it is not a regular Clos."""
+    """The structural tables of the alive fabric, or None when it is not a regular Clos.
+
+    In steps, each None when the fabric is not one: the endpoints' uplinks
+    (:func:`_clos_endpoints`), pods of leaves and spines (:func:`_clos_pods`), planes of pods
+    joined by super-spines (:func:`_clos_planes`), then the tables the kernels index by (pod
+    slots, leaf ranks, the uplink CSR, the spine and super-spine down tables) and, with several
+    uplinks per endpoint, that every plane has one shape (:func:`_planes_alike`)."""
     E = fabric.n_endpoints
     n = fabric.n_nodes
     tier = fabric.node_tier.astype(np.int64)
-    src, dst = fabric.link_src, fabric.link_dst
-    alive = P.alive.astype(bool)
     if E == 0 or fabric.n_links >= 2**31 or n >= 2**31 or tier.max(initial=0) > 3:
         return None                             # (the endpoint table holds int32 ids)
-    # every endpoint: K alive uplinks to leaves, the k-th of each in plane k (checked below)
+    g = _ClosGraph(fabric, P, tier)
+    eps = _clos_endpoints(fabric, P, g)
+    if eps is None:
+        return None
+    K, ep_up, ep_leaf = eps
+    pods = _clos_pods(g)
+    if pods is None:
+        return None
+    pod, npods, nlf, nsp, b1 = pods
+    planes = _clos_planes(g, pod, npods)
+    if planes is None:
+        return None
+    pod_comp, comp, comp_sizes, first = planes
+    slot = _pod_slots(pod_comp, npods)
+    # --- leaf ranks within pods ---
+    leaves, src, dst = g.leaves, g.src, g.dst
+    rank = np.full(n, -1, np.int64)
+    lo = np.lexsort((leaves, pod[leaves]))
+    lv = leaves[lo]
+    first_of_pod = np.concatenate([[0], np.cumsum(nlf)[:-1]]).astype(np.int64)
+    rank[lv] = np.arange(lv.size) - first_of_pod[pod[lv]]
+    leaf_idx = np.full(n, -1, np.int64)
+    leaf_idx[leaves] = np.arange(leaves.size)
+    # --- uplink CSR (CSR order kept) ---
+    ul = g.sw[g.th > g.ts]
+    cnt = np.bincount(src[ul], minlength=n)
+    up_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(cnt, out=up_ptr[1:])
+    sd_base, sd_lnk = _spine_down(g, rank)
+    xd = _super_down(g, pod, slot, pod_comp, comp_sizes, first)
+    if K > 1 and not _planes_alike(g, ep_leaf, comp, pod, slot, rank, K):
+        return None
+    lf = ep_leaf.ravel()                        # rows (endpoint, plane)
+    dom = np.repeat(fabric.ep_domain.astype(np.int64), K)
+    ept = np.stack([dom, lf, ep_up.ravel(), comp[lf], pod[lf], rank[lf], leaf_idx[lf],
+                    slot[pod[lf]]], axis=1).astype(np.int32).ravel()
+    plan = ClosPlan(ept=ept, K=K, ep_up=ep_up.ravel(), leaf_of=lf, pod=pod, comp=comp, rank=rank,
+                    pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
+                    up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),
+                    uph=np.stack([ul, dst[ul], sd_base[dst[ul]]], axis=1).astype(np.int64).ravel(),
+                    sd_base=sd_base, sd_lnk=sd_lnk, **xd, pod_slot=slot, leaf_idx=leaf_idx, n_pods=int(npods),
+                    n_slots=int(comp_sizes.max(initial=1)), n_leaves=int(leaves.size))
+    check_plan(fabric, plan)
+    return plan
+
+
+class _ClosGraph:
+    """The alive switch graph :func:`clos_plan` reads: link ends, the alive switch->switch links in
+    CSR order (``sw``) with their tail and head tiers (``ts``, ``th``), the switches by tier."""
+
+    def __init__(self, fabric, P, tier):
+        self.n = fabric.n_nodes
+        self.tier = tier
+        self.src, self.dst = fabric.link_src, fabric.link_dst
+        self.sw = P.sw_adj
+        self.ts, self.th = tier[self.src[self.sw]], tier[P.sw_head]
+        self.leaves = np.flatnonzero(tier == 1)
+        self.spines = np.flatnonzero(tier == 2)
+        self.supers = np.flatnonzero(tier == 3)
+        sel = (self.ts == 3) & (self.th == 2)
+        self.xs = self.sw[sel]                   # super -> spine
+        self.x_of, self.s_of = self.src[self.xs], P.sw_head[sel]
+
+
+def _clos_endpoints(fabric, P, g: _ClosGraph):
+    """(K, each endpoint's K uplinks, their leaves): every endpoint has K alive uplinks to distinct
+    leaves, the only alive endpoint links, and every alive switch link joins adjacent tiers; else None."""
+    E = fabric.n_endpoints
+    # every endpoint: K alive uplinks to leaves, the k-th of each in plane k (checked in _planes_alike)
     cnt = np.diff(P.up_ptr)
     K = int(cnt[0]) if E else 0
     if K < 1 or (cnt != K).any():
         return None
     ep_up = P.up_link.reshape(E, K)             # sorted by home switch per endpoint
-    ep_leaf = dst[ep_up]
-    if (tier[ep_leaf] != 1).any() or (K > 1 and (ep_leaf[:, 1:] == ep_leaf[:, :-1]).any()):
+    ep_leaf = g.dst[ep_up]
+    if (g.tier[ep_leaf] != 1).any() or (K > 1 and (ep_leaf[:, 1:] == ep_leaf[:, :-1]).any()):
         return None
     # endpoint links: exactly the endpoints' uplinks and their reverses are alive
-    ep_side = (src < E) | (dst < E)
-    if int((alive & ep_side).sum()) != 2 * E * K:
+    ep_side = (g.src < E) | (g.dst < E)
+    if int((P.alive.astype(bool) & ep_side).sum()) != 2 * E * K:
         return None
-    sw = P.sw_adj                      # alive switch->switch links, CSR order
-    ts, th = tier[src[sw]], tier[P.sw_head]
-    if not (np.abs(ts - th) == 1).all():
+    if not (np.abs(g.ts - g.th) == 1).all():
         return None
+    return K, ep_up, ep_leaf
+
+
+def _clos_pods(g: _ClosGraph):
+    """(pod of every node, pods, leaves and spines per pod, leaf-spine bundle per pod): leaves with
+    their spines, complete bipartite, one bundle size per pod; every leaf alone when there is one
+    switch tier; None when the leaf-spine links do not form such pods."""
+    n, leaves, spines, src, dst = g.n, g.leaves, g.spines, g.src, g.dst
     pod = np.full(n, -1, np.int64)
-    comp = np.full(n, -1, np.int64)
-    leaves = np.flatnonzero(tier == 1)
-    spines = np.flatnonzero(tier == 2)
-    supers = np.flatnonzero(tier == 3)
-    # --- pods: leaves with their spines, complete bipartite, one bundle size ---
-    ls = sw[(ts == 1) & (th == 2)]
-    a, b = src[ls], dst[ls]
-    if spines.size:
-        deg_l = np.bincount(a, minlength=n)
-        if (deg_l[leaves] == 0).any() or (np.bincount(b, minlength=n)[spines] == 0).any():
-            return None
-        label = np.full(n, n, np.int64)
-        np.minimum.at(label, a, b)             # a leaf's pod label: its lowest spine
-        sp_lab = np.full(n, n, np.int64)
-        np.minimum.at(sp_lab, b, label[a])
-        sp_max = np.full(n, -1, np.int64)
-        np.maximum.at(sp_max, b, label[a])
-        if (sp_lab[spines] != sp_max[spines]).any():
-            return None                         # a spine with leaves of two pods
-        labs, pod_leaf = np.unique(label[leaves], return_inverse=True)
-        pod[leaves] = pod_leaf
-        pod[spines] = np.searchsorted(labs, sp_lab[spines])
-        if (labs[pod[spines]] != sp_lab[spines]).any():
-            return None
-        npods = labs.size
-        nlf = np.bincount(pod[leaves], minlength=npods)
-        nsp = np.bincount(pod[spines], minlength=npods)
-        pair = a * n + b
-        up_pairs, mult = np.unique(pair, return_counts=True)
-        pa = up_pairs // n
-        pp = pod[pa]
-        if (np.bincount(pp, minlength=npods) != nlf * nsp).any():
-            return None                         # not complete bipartite
-        b1 = np.zeros(npods, np.int64)
-        b1[pp] = mult
-        if (mult != b1[pp]).any():
-            return None                         # bundle sizes differ within a pod
-    else:
+    if not spines.size:
         npods = leaves.size                     # one switch tier: every leaf alone
         pod[leaves] = np.arange(npods)
-        nlf = np.ones(npods, np.int64)
-        nsp = np.zeros(npods, np.int64)
-        b1 = np.zeros(npods, np.int64)
-    # --- planes: pods joined by super-spines ---
-    xs = sw[(ts == 3) & (th == 2)]            # super -> spine
-    x_of, s_of = src[xs], P.sw_head[(ts == 3) & (th == 2)]
+        return pod, npods, np.ones(npods, np.int64), np.zeros(npods, np.int64), np.zeros(npods, np.int64)
+    ls = g.sw[(g.ts == 1) & (g.th == 2)]
+    a, b = src[ls], dst[ls]
+    deg_l = np.bincount(a, minlength=n)
+    if (deg_l[leaves] == 0).any() or (np.bincount(b, minlength=n)[spines] == 0).any():
+        return None
+    label = np.full(n, n, np.int64)
+    np.minimum.at(label, a, b)             # a leaf's pod label: its lowest spine
+    sp_lab = np.full(n, n, np.int64)
+    np.minimum.at(sp_lab, b, label[a])
+    sp_max = np.full(n, -1, np.int64)
+    np.maximum.at(sp_max, b, label[a])
+    if (sp_lab[spines] != sp_max[spines]).any():
+        return None                         # a spine with leaves of two pods
+    labs, pod_leaf = np.unique(label[leaves], return_inverse=True)
+    pod[leaves] = pod_leaf
+    pod[spines] = np.searchsorted(labs, sp_lab[spines])
+    if (labs[pod[spines]] != sp_lab[spines]).any():
+        return None
+    npods = labs.size
+    nlf = np.bincount(pod[leaves], minlength=npods)
+    nsp = np.bincount(pod[spines], minlength=npods)
+    pair = a * n + b
+    up_pairs, mult = np.unique(pair, return_counts=True)
+    pa = up_pairs // n
+    pp = pod[pa]
+    if (np.bincount(pp, minlength=npods) != nlf * nsp).any():
+        return None                         # not complete bipartite
+    b1 = np.zeros(npods, np.int64)
+    b1[pp] = mult
+    if (mult != b1[pp]).any():
+        return None                         # bundle sizes differ within a pod
+    return pod, npods, nlf, nsp, b1
+
+
+def _clos_planes(g: _ClosGraph, pod, npods: int):
+    """(plane of every pod, plane of every switch, pods per plane, each super-spine's first spine):
+    pods joined by super-spines, each super with one spine in every pod of its plane; None when
+    the super-spines do not form such planes or a spine of a multi-pod plane has no uplink."""
+    n, spines, supers, x_of, s_of = g.n, g.spines, g.supers, g.x_of, g.s_of
+    comp = np.full(n, -1, np.int64)
     pod_comp = np.arange(npods, dtype=np.int64)
     if supers.size:
         if (np.bincount(x_of, minlength=n)[supers] == 0).any():
@@ -174,17 +250,21 @@ def clos_plan(fabric, P) -> ClosPlan | None:
     comp_sizes = np.bincount(pod_comp, minlength=npods)
     multi = comp_sizes[pod_comp] > 1
     if spines.size:
-        sup_deg = np.bincount(src[sw[(ts == 2) & (th == 3)]], minlength=n)
+        sup_deg = np.bincount(g.src[g.sw[(g.ts == 2) & (g.th == 3)]], minlength=n)
         if (multi[pod[spines]] & (sup_deg[spines] == 0)).any():
             return None                         # a spine that cannot reach the other pods
-    comp[leaves] = pod_comp[pod[leaves]]
+    comp[g.leaves] = pod_comp[pod[g.leaves]]
     if spines.size:
         comp[spines] = pod_comp[pod[spines]]
+    first = np.full(n, -1, np.int64)
     if supers.size:
-        first = np.full(n, -1, np.int64)
         first[x_of[::-1]] = s_of[::-1]
         comp[supers] = pod_comp[pod[first[supers]]]
-    # pod slot within its plane
+    return pod_comp, comp, comp_sizes, first
+
+
+def _pod_slots(pod_comp, npods: int):
+    """Each pod's slot within its plane (pods of a plane numbered in pod order)."""
     order = np.lexsort((np.arange(npods), pod_comp))
     slot = np.zeros(npods, np.int64)
     starts = np.concatenate([[0], np.flatnonzero(np.diff(pod_comp[order]) != 0) + 1]) if npods else np.zeros(0, np.int64)
@@ -193,22 +273,13 @@ def clos_plan(fabric, P) -> ClosPlan | None:
         run[starts] = starts
         run = np.maximum.accumulate(run)
         slot[order] = np.arange(npods) - run
-    # --- leaf ranks within pods ---
-    rank = np.full(n, -1, np.int64)
-    lo = np.lexsort((leaves, pod[leaves]))
-    lv = leaves[lo]
-    first_of_pod = np.concatenate([[0], np.cumsum(nlf)[:-1]]).astype(np.int64)
-    rank[lv] = np.arange(lv.size) - first_of_pod[pod[lv]]
-    leaf_idx = np.full(n, -1, np.int64)
-    leaf_idx[leaves] = np.arange(leaves.size)
-    # --- uplink CSR (CSR order kept) ---
-    up_sel = th > ts
-    ul = sw[up_sel]
-    cnt = np.bincount(src[ul], minlength=n)
-    up_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(cnt, out=up_ptr[1:])
-    # --- spine down tables: rank-major, b1 links per leaf, by link id ---
-    dn = sw[(ts == 2) & (th == 1)]
+    return slot
+
+
+def _spine_down(g: _ClosGraph, rank):
+    """Spine down tables: (first row of every spine, its down links rank-major, b1 per leaf, by link id)."""
+    n, src, dst = g.n, g.src, g.dst
+    dn = g.sw[(g.ts == 2) & (g.th == 1)]
     sd_base = np.full(n, -1, np.int64)
     sd_lnk = np.zeros(0, np.int64)
     if dn.size:
@@ -217,52 +288,48 @@ def clos_plan(fabric, P) -> ClosPlan | None:
         c = np.bincount(src[sd_lnk], minlength=n)
         base = np.zeros(n + 1, np.int64)
         np.cumsum(c, out=base[1:])
-        sd_base[spines] = base[spines]
-    # --- super down tables: per (super, pod slot) the links to that pod's spine ---
-    xd_base = np.full(n, -1, np.int64)
-    xd_start = np.zeros(0, np.int64)
-    xd_cnt = np.zeros(0, np.int64)
-    xd_lnk = np.zeros(0, np.int64)
-    xd_head = np.zeros(0, np.int64)
+        sd_base[g.spines] = base[g.spines]
+    return sd_base, sd_lnk
+
+
+def _super_down(g: _ClosGraph, pod, slot, pod_comp, comp_sizes, first) -> dict:
+    """Super-spine down tables: per (super, pod slot) the links to that pod's spine, as the
+    ClosPlan fields ``xd_base``, ``xd_start``, ``xd_cnt``, ``xd_lnk``, ``xd_head``."""
+    n, supers, xs, x_of, s_of = g.n, g.supers, g.xs, g.x_of, g.s_of
+    xd = {"xd_base": np.full(n, -1, np.int64), "xd_start": np.zeros(0, np.int64), "xd_cnt": np.zeros(0, np.int64),
+          "xd_lnk": np.zeros(0, np.int64), "xd_head": np.zeros(0, np.int64)}
     if supers.size:
         o = np.lexsort((xs, slot[pod[s_of]], x_of))
         xd_lnk = xs[o].astype(np.int64)
-        xd_head = dst[xd_lnk].astype(np.int64)
+        xd_head = g.dst[xd_lnk].astype(np.int64)
         rows = comp_sizes[pod_comp[pod[first[supers]]]]
         xb = np.zeros(supers.size + 1, np.int64)
         np.cumsum(rows, out=xb[1:])
-        xd_base[supers] = xb[:-1]
-        key = xd_base[src[xd_lnk]] + slot[pod[xd_head]]
+        xd["xd_base"][supers] = xb[:-1]
+        key = xd["xd_base"][g.src[xd_lnk]] + slot[pod[xd_head]]
         xd_cnt = np.bincount(key, minlength=int(xb[-1])).astype(np.int64)
-        xd_start = np.concatenate([[0], np.cumsum(xd_cnt)[:-1]]).astype(np.int64)
-    if K > 1:
-        # planes of one shape, every endpoint at the same place in each: the k-th uplinks all
-        # in one plane, and the same leaf position, pod slot and rank in every plane
-        pc = comp[ep_leaf]
-        if (pc != pc[:1]).any() or np.unique(pc[0]).size != K:
-            return None
-        lpos = np.zeros(n, np.int64)
-        o = np.lexsort((leaves, comp[leaves]))
-        lc = comp[leaves][o]
-        first = np.searchsorted(lc, lc)
-        lpos[leaves[o]] = np.arange(leaves.size) - first
-        for key in (lpos, slot[np.maximum(pod, 0)], rank):
-            v = key[ep_leaf]
-            if (v != v[:, :1]).any():
-                return None
-    lf = ep_leaf.ravel()                        # rows (endpoint, plane)
-    dom = np.repeat(fabric.ep_domain.astype(np.int64), K)
-    ept = np.stack([dom, lf, ep_up.ravel(), comp[lf], pod[lf], rank[lf], leaf_idx[lf],
-                    slot[pod[lf]]], axis=1).astype(np.int32).ravel()
-    plan = ClosPlan(ept=ept, K=K, ep_up=ep_up.ravel(), leaf_of=lf, pod=pod, comp=comp, rank=rank,
-                    pod_b1=b1, pod_nsp=nsp.astype(np.int64), pod_nlf=nlf.astype(np.int64),
-                    up_ptr=up_ptr, up_lnk=ul.astype(np.int64), up_head=dst[ul].astype(np.int64),
-                    uph=np.stack([ul, dst[ul], sd_base[dst[ul]]], axis=1).astype(np.int64).ravel(),
-                    sd_base=sd_base, sd_lnk=sd_lnk, xd_base=xd_base, xd_start=xd_start, xd_cnt=xd_cnt,
-                    xd_lnk=xd_lnk, xd_head=xd_head, pod_slot=slot, leaf_idx=leaf_idx, n_pods=int(npods),
-                    n_slots=int(comp_sizes.max(initial=1)), n_leaves=int(leaves.size))
-    check_plan(fabric, plan)
-    return plan
+        xd.update(xd_lnk=xd_lnk, xd_head=xd_head, xd_cnt=xd_cnt,
+                  xd_start=np.concatenate([[0], np.cumsum(xd_cnt)[:-1]]).astype(np.int64))
+    return xd
+
+
+def _planes_alike(g: _ClosGraph, ep_leaf, comp, pod, slot, rank, K: int) -> bool:
+    """Planes of one shape, every endpoint at the same place in each: the k-th uplinks all in one
+    plane, and the same leaf position, pod slot and rank in every plane."""
+    leaves = g.leaves
+    pc = comp[ep_leaf]
+    if (pc != pc[:1]).any() or np.unique(pc[0]).size != K:
+        return False
+    lpos = np.zeros(g.n, np.int64)
+    o = np.lexsort((leaves, comp[leaves]))
+    lc = comp[leaves][o]
+    first = np.searchsorted(lc, lc)
+    lpos[leaves[o]] = np.arange(leaves.size) - first
+    for key in (lpos, slot[np.maximum(pod, 0)], rank):
+        v = key[ep_leaf]
+        if (v != v[:, :1]).any():
+            return False
+    return True
 
 
 def check_plan(fabric, plan: ClosPlan) -> None:

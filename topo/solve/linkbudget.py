@@ -393,10 +393,40 @@ class _Data:
 
     def __init__(self, cluster, fabric, demands, efficiency, analytic=()):
         self.cluster = cluster
-        f = cluster.file
-        self.family = f.fabric.family
+        self.family = cluster.file.fabric.family
         self.planes = fabric.planes
         self.fabric = fabric
+        n_ep = fabric.n_endpoints
+        cnt_k, first_k = self._group_ports(cluster, fabric)
+        self.ep_x = np.asarray(fabric.node_x_m[:n_ep], np.float32)
+        self.ep_y = np.asarray(fabric.node_y_m[:n_ep], np.float32)
+        self.rack_row_max = int(fabric.rack_row.max()) if fabric.n_racks else 0
+        # rack power (top-of-rack leaves count in their rack)
+        self.rack_kw = np.bincount(fabric.server_rack, weights=fabric.server_busy_kw, minlength=fabric.n_racks)
+        self.rack_limit = np.asarray(fabric.rack_limit_kw, np.float64)
+        self.rack_hard = np.asarray(fabric.rack_hard, bool)
+        self.ep_rack = fabric.server_rack[fabric.ep_server]
+        # endpoints with several ports: their ports are contiguous (reduceat boundaries)
+        self.multi_port = bool(self.port_ep.shape[0] and cnt_k.max() > 1)
+        self.ep_first_port = first_k[cnt_k > 0]
+        src, dst, rate = self._wire_flows(fabric, demands, efficiency)
+        self.offered_gbps = float(rate.sum())
+        self.n_flows = int(src.size)
+        self._port_pairs(n_ep, cnt_k, src, dst, rate)
+        self._leaf_cache: dict = {}
+        self._pod_cache: dict = {}
+        # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
+        # alone (the module's Requirements)
+        self.analytic = list(analytic)
+        if self.analytic:
+            self._analytic_ok(n_ep)
+        self.n_ep = n_ep
+
+    def _group_ports(self, cluster, fabric):
+        """Every endpoint port (its upward endpoint link): endpoint, plane, speed, index within its
+        endpoint (``port_k``), rail, side, and sequence within its (plane, lane, side) group, as
+        the builder groups ports into leaves. Returns (ports per endpoint, each one's first port)."""
+        f = cluster.file
         n_ep = fabric.n_endpoints
         even = (np.arange(fabric.n_links) & 1) == 0
         up0 = np.flatnonzero(even & (fabric.link_tier == 0))
@@ -443,19 +473,15 @@ class _Data:
         self.nsub = 2 * n_rails
         self.sub = lane * 2 + side
         self.seq = _rank_within(self.port_plane * self.nsub + self.sub, self.planes * self.nsub)
-        self.ep_x = np.asarray(fabric.node_x_m[:n_ep], np.float32)
-        self.ep_y = np.asarray(fabric.node_y_m[:n_ep], np.float32)
-        self.rack_row_max = int(fabric.rack_row.max()) if fabric.n_racks else 0
-        # rack power (top-of-rack leaves count in their rack)
-        self.rack_kw = np.bincount(fabric.server_rack, weights=fabric.server_busy_kw, minlength=fabric.n_racks)
-        self.rack_limit = np.asarray(fabric.rack_limit_kw, np.float64)
-        self.rack_hard = np.asarray(fabric.rack_hard, bool)
-        self.ep_rack = fabric.server_rack[fabric.ep_server]
-        # endpoints with several ports: their ports are contiguous (reduceat boundaries)
-        self.multi_port = bool(n_ports and cnt_k.max() > 1)
-        self.ep_first_port = first_k[cnt_k > 0]
+        return cnt_k, first_k
 
-        # flows -> port pairs (same plane), wire load in Gb/s
+    def _wire_flows(self, fabric, demands, efficiency):
+        """(src, dst, wire Gb/s) of the flows that reach the fabric, one per endpoint pair: flows
+        inside a scale-up domain left out; on a rail-only fabric a flow between rails sent from its
+        source domain's member on the destination's rail (``cross_rail_*``; ``no_rail_path_gbps``
+        when the domain has none)."""
+        n_ep = fabric.n_endpoints
+        ep_local = fabric.ep_local.astype(np.int64)
         src = np.asarray(demands.src, np.int64)
         dst = np.asarray(demands.dst, np.int64)
         rate = np.asarray(demands.rate_gbps, np.float64) / efficiency
@@ -499,9 +525,13 @@ class _Data:
             uk, inv = np.unique(key, return_inverse=True)
             rate = np.bincount(inv.ravel(), weights=rate)
             src, dst = uk // n_ep, uk % n_ep
-        self.offered_gbps = float(rate.sum())
-        self.n_flows = int(src.size)
-        cnt = cnt_k
+        return src, dst, rate
+
+    def _port_pairs(self, n_ep: int, cnt, src, dst, rate) -> None:
+        """Flows -> port pairs on a shared plane (``ps``, ``pd``, flow ``pf``), with the wire load
+        ``pr`` each carries: a flow split over its source's ports by speed, over the destination's
+        ports on that plane by speed, and wholly over the planes the two ends share."""
+        n_ports = self.port_ep.shape[0]
         mp = int(cnt.max()) if n_ports else 1
         first = np.zeros(n_ep + 1, np.int64)
         np.cumsum(cnt, out=first[1:])
@@ -535,14 +565,6 @@ class _Data:
         # on a multi-plane fabric) goes wholly over the planes they share
         wsum = np.bincount(self.pf, weights=w, minlength=src.size)
         self.pr = rate[self.pf] * w / np.where(wsum > 0, wsum, 1.0)[self.pf] if w.size else w
-        self._leaf_cache: dict = {}
-        self._pod_cache: dict = {}
-        # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
-        # alone (the module's Requirements)
-        self.analytic = list(analytic)
-        if self.analytic:
-            self._analytic_ok(n_ep)
-        self.n_ep = n_ep
 
     def _analytic_ok(self, n_ep: int) -> None:
         """The uniform and permutation loads are computed from port counts; they are exact when
@@ -874,18 +896,21 @@ def _stated(cluster) -> dict:
 
 def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, time_budget_end,
             bis_floor: float = 0.0) -> _Tables:
+    """The candidate tables of one switch model per tier: the leaf options (:func:`_leaf_options`),
+    with 3 tiers the spine options and each (leaf, spine) pair's pods and prices
+    (:func:`_spine_options`), with 2 tiers each leaf option's spine-tier price; each candidate
+    pruned for a reason counted in ``pruned``. The utilisation caps are the target, or the
+    non-blocking grouping's utilisation where that is higher (:func:`_nonblocking_caps`)."""
     # max_os: (leaf cap, spine cap), each None when uncapped (a bare number caps both, as before)
     if not isinstance(max_os, tuple):
         max_os = (max_os, max_os)
     os0, os1 = max_os
-    P = data.planes
     s0, s1 = specs[0], specs[1]
-    R0, R1 = s0.radix, s1.radix
     brk = max(int(s0.port_gbps // data.nic_port), 1) if s0.port_gbps >= data.nic_port else 1
     st = _stated(data.cluster)
     l1 = _lanes(s0.port_gbps, s1.port_gbps)
     l2 = _lanes(s1.port_gbps, specs[2].port_gbps) if three else (0.0, 1, 1)
-    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=P,
+    T = _Tables(models=tuple(models), specs=tuple(specs), three=three, planes=data.planes,
                 g1=l1[0] if l1 else 0.0, g2=l2[0] if l2 else 0.0, b1_fixed=b1_fixed,
                 bis_floor=float(bis_floor), injection_gbps=float(data.port_gbps.sum()),
                 n_acc=max(int(np.asarray(data.fabric.ep_is_accel).sum()), 1))
@@ -896,169 +921,195 @@ def _tables(data: _Data, models, specs, three, survive, tau, max_os, b1_fixed, t
     if s0.port_gbps < data.nic_port * (1 - 1e-12):
         pr["leaf port slower than the NIC port"] = 1  # the builder refuses it (node_types[].nic_gbps)
         return T
-    g1, k0, kS1 = l1
-    g2, k1, kS2 = l2
-    T.lanes = (k0, kS1, k1, kS2)
-    spl, ssp = st["spines_per_pod"], st["super_spines"]
+    T.lanes = (l1[1], l1[2], l2[1], l2[2])
+    _nonblocking_caps(T, data, st, brk, tau)
+    _leaf_options(T, data, st, brk, survive, os0)
+    if three:
+        _spine_options(T, data, st, os1, time_budget_end)
+    else:
+        for eo in T.E_opts:
+            pd = data.pods(eo["E"], 0, False)
+            eo["ok1"] = pd["ok"]
+            eo["c1"], eo["w1"] = data.tier_price(pd["r1"], T.g1)
+    return T
 
-    def leaf_bundle(U0):
-        """Leaf-spine bundle of U0 leaf uplinks (links): the file's, or U0 / spines_per_pod."""
-        if spl is not None:
-            # spines per pod stated: the bundle follows (the file's bundle, if stated, must agree)
-            if U0 % spl or (st["bundle0"] is not None and st["bundle0"] * spl != U0):
-                return None
-            return U0 // spl
-        return b1_fixed
 
-    # A tier the traffic loads beyond the target even when non-blocking cannot be helped by any
-    # budget (oversubscription >= 1): it may run as loaded as its non-blocking grouping does.
+def _bump(T: _Tables, reason: str) -> None:
+    """Count one candidate pruned for ``reason``."""
+    T.pruned[reason] = T.pruned.get(reason, 0) + 1
+
+
+def _leaf_bundle(st: dict, b1_fixed, U0: int):
+    """Leaf-spine bundle of U0 leaf uplinks (links): the file's, or U0 / spines_per_pod (None when
+    the stated spines per pod do not divide them or disagree with the stated bundle)."""
+    spl = st["spines_per_pod"]
+    if spl is not None:
+        # spines per pod stated: the bundle follows (the file's bundle, if stated, must agree)
+        if U0 % spl or (st["bundle0"] is not None and st["bundle0"] * spl != U0):
+            return None
+        return U0 // spl
+    return b1_fixed
+
+
+def _nonblocking_caps(T: _Tables, data: _Data, st: dict, brk: int, tau: float) -> None:
+    """``T.nonblocking_util`` and ``T.cap``: a tier the traffic loads beyond the target even when
+    non-blocking cannot be helped by any budget (oversubscription >= 1): it may run as loaded as
+    its non-blocking grouping does."""
+    R0, R1 = T.specs[0].radix, T.specs[1].radix
+    k0, kS1, k1, _ = T.lanes
+    b1_fixed = T.b1_fixed
     d0n = -(-R0 // 2)
     u0n = R0 - d0n
     U0n = u0n * k0
-    b1n = leaf_bundle(U0n) or b1_fixed or 1
+    b1n = _leaf_bundle(st, b1_fixed, U0n) or b1_fixed or 1
     lvn = data.leaves(d0n * brk)
-    nb1 = lvn["t1"] / (g1 * U0n)
+    nb1 = lvn["t1"] / (T.g1 * U0n)
     nb2 = None
-    if three:
+    if T.three:
         d1n = -(-R1 // 2)
         Lpn = st["leaves_per_pod"] or (-(-lvn["L"] // st["pods"]) if st["pods"] else max(d1n * kS1 // b1n, 1))
         pdn = data.pods(d0n * brk, Lpn, True)
         sun = max(U0n // b1n, 1) * max(Lpn * b1n // kS1, 1) * k1
-        nb2 = pdn["t2"] / (g2 * sun)
+        nb2 = pdn["t2"] / (T.g2 * sun)
     T.nonblocking_util = (nb1, nb2)
     slack = 1 + 1e-4  # above the CP rows' 1e-6 quantisation of utilisation caps
-    T.cap = (max(tau, min(nb1 * slack, 1.0)), max(tau, min(nb2 * slack, 1.0)) if three else tau)
-    cap1, cap2 = T.cap
+    T.cap = (max(tau, min(nb1 * slack, 1.0)), max(tau, min(nb2 * slack, 1.0)) if T.three else tau)
 
-    def bump(k):
-        pr[k] = pr.get(k, 0) + 1
 
+def _leaf_options(T: _Tables, data: _Data, st: dict, brk: int, survive: str, os0) -> None:
+    """``T.E_opts``: every leaf split (down ports ``d0`` at least half the radix) and bundle that
+    meets the caps, reach, rack power, stated leaves, target, failure and bisection floor."""
+    s0 = T.specs[0]
+    R0, k0, g1, cap1, three, P = s0.radix, T.lanes[0], T.g1, T.cap[0], T.three, T.planes
+    spl = st["spines_per_pod"]
     for d0 in range(-(-R0 // 2), R0):
         u0 = R0 - d0
         U0 = u0 * k0
         if os0 is not None and d0 / u0 > os0 + 1e-9:
-            bump("oversubscription above the limit")
+            _bump(T, "oversubscription above the limit")
             continue
-        b1 = leaf_bundle(U0)
+        b1 = _leaf_bundle(st, T.b1_fixed, U0)
         if spl is not None and b1 is None:
-            bump("leaf uplinks not a whole number of links per spine (fabric.spines_per_pod)")
+            _bump(T, "leaf uplinks not a whole number of links per spine (fabric.spines_per_pod)")
             continue
         if b1 is not None and U0 % b1:
-            bump("bundle does not divide the uplinks")
+            _bump(T, "bundle does not divide the uplinks")
             continue
         # 3 tiers: every leaf-spine bundle when the file fixes none (SPACE_RULES)
         b1s = [b1] if (b1 is not None or not three) else _divisors(U0)
         E = d0 * brk
         lv = data.leaves(E)
         if not lv["ok"]:
-            bump("endpoint link longer than any reach class")
+            _bump(T, "endpoint link longer than any reach class")
             continue
         if not data.tor_power_ok(lv, s0.power_w):
-            bump("top-of-rack leaf over a hard rack power limit")
+            _bump(T, "top-of-rack leaf over a hard rack power limit")
             continue
         if not three and st["leaves_per_pod"] is not None and lv["L"] != st["leaves_per_pod"]:
-            bump("leaves per plane other than fabric.leaves_per_pod")
+            _bump(T, "leaves per plane other than fabric.leaves_per_pod")
             continue
         t1 = lv["t1"]
         # tier-1 conditions that depend on the leaf option alone
         if t1 > cap1 * g1 * U0 * (1 + 1e-12):
-            bump("leaf uplinks over the target utilisation")
+            _bump(T, "leaf uplinks over the target utilisation")
             continue
         if survive == "link" and (U0 < 2 or t1 > g1 * (U0 - 1) * (1 + 1e-12)):
-            bump("leaf uplinks overloaded after a link failure")
+            _bump(T, "leaf uplinks overloaded after a link failure")
             continue
         if T.bis_floor > 0 and (T.injection_gbps < T.bis_floor * (1 - 1e-12)
                                 or (lv["nl"] > P and lv["nl"] * U0 * g1 < T.bis_floor * (1 - 1e-12))):
-            bump("bisection below the floor (requirements.min_bisection_gbps_per_accelerator)")
+            _bump(T, "bisection below the floor (requirements.min_bisection_gbps_per_accelerator)")
             continue
         for b1_ in b1s:
             T.E_opts.append(dict(d0=d0, u0=u0, U0=U0, E=E, L=lv["L"], nl=lv["nl"], t1=t1, c0=lv["c0"], w0=lv["w0"],
                                  b1=b1_))
-    if three:
-        R2 = specs[2].radix
-        d_index: dict = {}
 
-        def d_opt(d1, u1, Lp):
-            k = (d1, u1, Lp)
-            if k not in d_index:
-                d_index[k] = len(T.D_opts)
-                T.D_opts.append(dict(d1=d1, u1=u1, U1=u1 * k1, Lp=Lp))
-            return d_index[k]
 
-        if st["leaves_per_pod"] is None and st["pods"] is None and spl is None:
-            # the spine options of a derived pod size do not depend on the leaf option: list them all
+def _spine_options(T: _Tables, data: _Data, st: dict, os1, time_budget_end: float) -> None:
+    """3 tiers: ``T.D_opts`` (spine splits with their pod size) and ``T.pair`` (for each leaf and
+    spine option that fit together: pods, loads, super-spine bundles and prices). TimeLimitError
+    when ``time_budget_end`` (time.monotonic) passes before the tables are complete."""
+    _, kS1, k1, kS2 = T.lanes
+    R1, R2 = T.specs[1].radix, T.specs[2].radix
+    g1, g2, cap2, b1_fixed = T.g1, T.g2, T.cap[1], T.b1_fixed
+    spl, ssp = st["spines_per_pod"], st["super_spines"]
+    d_index: dict = {}
+
+    def d_opt(d1, u1, Lp):
+        k = (d1, u1, Lp)
+        if k not in d_index:
+            d_index[k] = len(T.D_opts)
+            T.D_opts.append(dict(d1=d1, u1=u1, U1=u1 * k1, Lp=Lp))
+        return d_index[k]
+
+    if st["leaves_per_pod"] is None and st["pods"] is None and spl is None:
+        # the spine options of a derived pod size do not depend on the leaf option: list them all
+        for d1 in range(-(-R1 // 2), R1):
+            if d1 * kS1 // (b1_fixed or 1) >= 1 and not (os1 is not None and d1 / (R1 - d1) > os1 + 1e-9):
+                d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
+    for iE, eo in enumerate(T.E_opts):
+        if time.monotonic() > time_budget_end:
+            raise TimeLimitError("the link-budget tables were not complete within the time limit; raise the time limit")
+        b1 = eo["b1"] or 1
+        eo["b1"] = b1
+        spp = eo["U0"] // b1
+        # spine options: the split of the radix (pod size derived), or the stated pod size with
+        # any number of up ports (the builder's spine up ports = down / oversubscription)
+        Lp_st = st["leaves_per_pod"]
+        if Lp_st is None and st["pods"] is not None:
+            Lp_st = -(-eo["L"] // st["pods"])
+            lv = data.leaves(eo["E"])
+            if (-(-lv["Ls"] // Lp_st) != st["pods"]).any():
+                _bump(T, "a plane's leaves do not make fabric.pods pods")
+                continue
+        opts = []
+        if Lp_st is None:
             for d1 in range(-(-R1 // 2), R1):
-                if d1 * kS1 // (b1_fixed or 1) >= 1 and not (os1 is not None and d1 / (R1 - d1) > os1 + 1e-9):
-                    d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
-        for iE, eo in enumerate(T.E_opts):
-            if time.monotonic() > time_budget_end:
-                raise TimeLimitError("the link-budget tables were not complete within the time limit; raise the time limit")
-            b1 = eo["b1"] or 1
-            eo["b1"] = b1
-            spp = eo["U0"] // b1
-            # spine options: the split of the radix (pod size derived), or the stated pod size with
-            # any number of up ports (the builder's spine up ports = down / oversubscription)
-            Lp_st = st["leaves_per_pod"]
-            if Lp_st is None and st["pods"] is not None:
-                Lp_st = -(-eo["L"] // st["pods"])
-                lv = data.leaves(eo["E"])
-                if (-(-lv["Ls"] // Lp_st) != st["pods"]).any():
-                    bump("a plane's leaves do not make fabric.pods pods")
+                Lp = d1 * kS1 // b1
+                if Lp >= 1:
+                    opts.append((d1, R1 - d1, Lp))
+        else:
+            D1 = Lp_st * b1
+            if D1 % kS1:
+                _bump(T, "stated pod size does not fill whole spine ports")
+                continue
+            d1 = D1 // kS1
+            opts = [(d1, u1, Lp_st) for u1 in range(1, R1 - d1 + 1)]
+        for d1, u1, Lp in opts:
+            if os1 is not None and d1 / u1 > os1 + 1e-9:
+                _bump(T, "oversubscription above the limit")
+                continue
+            U1 = u1 * k1
+            iD = d_opt(d1, u1, Lp)
+            pd = data.pods(eo["E"], Lp, True)
+            if not pd["ok"]:
+                _bump(T, "switch link longer than any reach class")
+                continue
+            if pd["straddle"]:
+                _bump(T, "an endpoint's ports in two pods")
+                continue
+            ppp = pd["ppp"]
+            su = spp * U1
+            if pd["t2"] > cap2 * g2 * su * (1 + 1e-12):
+                _bump(T, "spine uplinks over the target utilisation")
+                continue
+            if ssp is not None:
+                if ssp % spp or U1 % (ssp // spp) or ssp < spp:
+                    _bump(T, "spine uplinks that fabric.super_spines cannot take evenly")
                     continue
-            opts = []
-            if Lp_st is None:
-                for d1 in range(-(-R1 // 2), R1):
-                    Lp = d1 * kS1 // b1
-                    if Lp >= 1:
-                        opts.append((d1, R1 - d1, Lp))
+                b2s = [U1 // (ssp // spp)]
             else:
-                D1 = Lp_st * b1
-                if D1 % kS1:
-                    bump("stated pod size does not fill whole spine ports")
-                    continue
-                d1 = D1 // kS1
-                opts = [(d1, u1, Lp_st) for u1 in range(1, R1 - d1 + 1)]
-            for d1, u1, Lp in opts:
-                if os1 is not None and d1 / u1 > os1 + 1e-9:
-                    bump("oversubscription above the limit")
-                    continue
-                U1 = u1 * k1
-                iD = d_opt(d1, u1, Lp)
-                pd = data.pods(eo["E"], Lp, True)
-                if not pd["ok"]:
-                    bump("switch link longer than any reach class")
-                    continue
-                if pd["straddle"]:
-                    bump("an endpoint's ports in two pods")
-                    continue
-                ppp = pd["ppp"]
-                su = spp * U1
-                if pd["t2"] > cap2 * g2 * su * (1 + 1e-12):
-                    bump("spine uplinks over the target utilisation")
-                    continue
-                if ssp is not None:
-                    if ssp % spp or U1 % (ssp // spp) or ssp < spp:
-                        bump("spine uplinks that fabric.super_spines cannot take evenly")
-                        continue
-                    b2s = [U1 // (ssp // spp)]
-                else:
-                    b2s = _divisors(U1)
-                b2s = [b for b in b2s if -(-ppp * b // kS2) <= R2]
-                if not b2s:
-                    bump("super-spine radix too small for the pods")
-                    continue
-                c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
-                c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
-                c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
-                T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], n_partial=pd["n_partial"], t2=pd["t2_full"],
-                                        t2_last=pd["t2_last"], partial=pd["partial"], su=su, spp=spp, b1=b1,
-                                        b2s=b2s, c1=c1, w1=w1, c2=c2, w2=w2, c2l=c2l, w2l=w2l)
-    else:
-        for eo in T.E_opts:
-            pd = data.pods(eo["E"], 0, False)
-            eo["ok1"] = pd["ok"]
-            eo["c1"], eo["w1"] = data.tier_price(pd["r1"], g1)
-    return T
+                b2s = _divisors(U1)
+            b2s = [b for b in b2s if -(-ppp * b // kS2) <= R2]
+            if not b2s:
+                _bump(T, "super-spine radix too small for the pods")
+                continue
+            c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
+            c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
+            c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
+            T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], n_partial=pd["n_partial"], t2=pd["t2_full"],
+                                    t2_last=pd["t2_last"], partial=pd["partial"], su=su, spp=spp, b1=b1,
+                                    b2s=b2s, c1=c1, w1=w1, c2=c2, w2=w2, c2l=c2l, w2l=w2l)
 
 
 def _b1_choices(T: _Tables, eo: dict) -> list:
@@ -1493,9 +1544,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     O(flows) each (64 leaf and 64 x 64 pod groupings for radix-128 switches); the CP-SAT model
     has three decision variables.
     """
-    from topo.routing.describe import bill_of_materials, rack_power
+    from topo.routing.describe import bill_of_materials
     from topo.model.fabric import build
-    from topo.model.spec import wire_efficiency
     from topo.solve import budget_check
     t_start = time.perf_counter()
     if objective is None:
@@ -1507,45 +1557,14 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         fabric = build(cluster)
     _family_check(cluster, fabric, survive)
     tier_caps = _tier_caps(os_caps, fabric)
-    if demands is None or placement is not None:
-        placement, unplaced = _placement(cluster, fabric, placement)
-    else:
-        unplaced = {}  # demands given without a placement: nothing to say about the jobs
-    if demands is None:
-        demands = _demands(cluster, fabric, placement)
-    if req["scenarios"] is not None:
-        growth = [sc["growth"] for sc in req["scenarios"] if sc["kind"] == "jobs"]
-        # the job mix is one scenario: carried (times its growth) only when listed
-        demands = _scaled(demands, max(growth)) if growth else demands.select(np.zeros(demands.n, bool))
-    analytic = [sc for sc in (req["scenarios"] or []) if sc["kind"] != "jobs"]
-    eff = wire_efficiency(cluster)
-    data = _Data(cluster, fabric, demands, eff, analytic)
-    if data.no_rail_path_gbps > 0:
-        raise SpecError([("jobs" if cluster.file.jobs else "traffic",
-                          f"{data.no_rail_path_gbps:.3g} Gb/s (wire) of traffic crosses rails from an endpoint "
-                          f"whose scale-up domain has no member on the destination's rail; a rail-only fabric has "
-                          f"no path for it (choose rail_optimized or clos, or place the jobs on one rail)")])
+    placement, unplaced, demands, analytic, eff, data = _budget_traffic(cluster, fabric, placement, demands, req)
     n_acc = max(int(np.asarray(fabric.ep_is_accel).sum()), 1)
     bis_floor = req["floor"][1] * n_acc if req["floor"] else 0.0
     data.verify(fabric)  # the model's leaves and pods are the built fabric's, or no budget
     three = fabric.n_tiers == 3
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
-    if switch_choice == "catalog" and not extra:
-        # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
-        cat = sorted(cluster.switches)
-        choices = [ch for ch in itertools.product(*([cat] * fabric.n_tiers))
-                   if cluster.switches[ch[0]].port_gbps >= data.nic_port
-                   and all(_lanes(cluster.switches[a].port_gbps, cluster.switches[b].port_gbps) is not None
-                           for a, b in zip(ch, ch[1:]))]
-    else:
-        choices = [tuple(names)]
-    choices, too_hot = _network_rack_fit(cluster, choices, names, specs)
-    if not choices:
-        limit = cluster.file.floor.network_rack_power_limit_kw
-        raise SpecError([("floor.network_rack_power_limit_kw",
-                          f"{too_hot} draws more than a network rack may ({limit:g} kW), so no budget can house it; "
-                          f"raise the limit or choose another switch")])
+    choices = _switch_choices(cluster, fabric, data, switch_choice, names, specs, extra)
     deadline = time.monotonic() + time_limit
     tables = []
     t_tab = time.perf_counter()
@@ -1558,30 +1577,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
 
     bom_given = bill_of_materials(fabric, cluster)
     ref = {"capex": float(bom_given["totals"]["network_cost_usd"]), "watts": float(bom_given["totals"]["network_kw"]) * 1e3}
-
-    def optimise(obj_name, until):
-        wc, ww = _objective_weights(cluster, obj_name, ref)
-        best, statuses, secs, bound_sum = None, [], 0.0, None
-        for T in tables:
-            remaining = max(until - time.monotonic(), 0.05)
-            r = solve_cp(T, survive, tau, wc, ww, time_limit=remaining, seed=seed, workers=workers)
-            statuses.append(r["status"])
-            secs += r.get("seconds", 0.0)
-            if r["choice"] is None:
-                continue
-            iE, iD, b = r["choice"]
-            ev = evaluate(T, survive, tau, iE, iD, b)
-            if ev is None:
-                raise SolverError("the link-budget solver returned a candidate its own evaluation rejects "
-                                  f"(leaf option {iE}, spine option {iD}, bundle {b})")
-            val = wc * ev["capex"] + ww * ev["watts"]
-            lb = r["bound"] / r["scale"]
-            if best is None or val < best["value"]:
-                best = dict(value=val, T=T, iE=iE, iD=iD, b=b, ev=ev, status=r["status"])
-            bound_sum = lb if bound_sum is None else min(bound_sum, lb)
-        return best, statuses, secs, bound_sum, (wc, ww)
-
-    best, statuses, solve_s, bound, weights = optimise(objective, deadline)
+    run = dict(tables=tables, cluster=cluster, ref=ref, survive=survive, tau=tau, seed=seed, workers=workers)
+    best, statuses, solve_s, bound, weights = _optimise(objective, deadline, **run)
     if best is None:
         if all(s == "INFEASIBLE" for s in statuses):
             raise _infeasible(data, tables, survive, tau, target_util is not None, tier_caps, req)
@@ -1606,9 +1603,113 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
     before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
 
-    # the design as given and a non-blocking design, both carrying the same traffic
-    nb = _nonblocking_dict(cluster)
+    money, nb_fab = _budget_money(cluster, fabric, after, bom_after, bom_given)
+    alternatives = _alternatives(objective, best, statuses, time_limit, run)
+    tiers_out, util_out = _tier_rows(cluster, fabric, after_fab, data, T, ev, names, specs, three, tau,
+                                     before_routed, chk if check else None)
+    headroom = {key: {"worst_util_after_failure": v, "headroom": (1.0 - v) if v is not None else None}
+                for key, v in (chk.get("util_failure", {}) if check else {}).items()}
+    headroom["failure"] = survive
+    network_power = _network_power(after_fab, after, bom_after)
+    n_cand = sum(1 for T_ in tables for _ in enumerate_all(T_, survive, tau)) if sum(
+        len(T_.E_opts) * max(len(T_.D_opts), 1) for T_ in tables) <= 20000 else None
+    solver = {"engine": "CP-SAT", "status": status, "statuses": statuses, "objective": best["value"],
+              "bound": bound, "gap": gap, "solve_seconds": solve_s, "tables_seconds": tables_s,
+              "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
+              "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
+              "model_choices": len(tables), "feasible_candidates": n_cand,
+              "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    _solver_notes(solver, data, req, os_caps, tier_caps, fabric, three)
+    requirements = _requirement_rows(req, chk if check else None, caps, tau, ev, fabric, after_fab, nb_fab)
+    return BudgetResult(
+        requirements=requirements,
+        cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
+        target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
+        bill_of_materials={**bom_after, "endpoint_links_by_optic": _endpoint_optics(after_fab)},
+        network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
+        alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
+
+
+def _budget_traffic(cluster, fabric, placement, demands, req):
+    """(placement, unplaced jobs, demands to carry, analytic scenarios, wire efficiency, model data):
+    the job mix scaled to its ``jobs`` scenario's growth (or left out when the requirements list
+    scenarios without one); SpecError when a rail-only fabric has no path for some traffic."""
+    from topo.model.spec import wire_efficiency
+    if demands is None or placement is not None:
+        placement, unplaced = _placement(cluster, fabric, placement)
+    else:
+        unplaced = {}  # demands given without a placement: nothing to say about the jobs
+    if demands is None:
+        demands = _demands(cluster, fabric, placement)
+    if req["scenarios"] is not None:
+        growth = [sc["growth"] for sc in req["scenarios"] if sc["kind"] == "jobs"]
+        # the job mix is one scenario: carried (times its growth) only when listed
+        demands = _scaled(demands, max(growth)) if growth else demands.select(np.zeros(demands.n, bool))
+    analytic = [sc for sc in (req["scenarios"] or []) if sc["kind"] != "jobs"]
+    eff = wire_efficiency(cluster)
+    data = _Data(cluster, fabric, demands, eff, analytic)
+    if data.no_rail_path_gbps > 0:
+        raise SpecError([("jobs" if cluster.file.jobs else "traffic",
+                          f"{data.no_rail_path_gbps:.3g} Gb/s (wire) of traffic crosses rails from an endpoint "
+                          f"whose scale-up domain has no member on the destination's rail; a rail-only fabric has "
+                          f"no path for it (choose rail_optimized or clos, or place the jobs on one rail)")])
+    return placement, unplaced, demands, analytic, eff, data
+
+
+def _switch_choices(cluster, fabric, data, switch_choice, names, specs, extra) -> list:
+    """The switch model per tier to size: the file's, or with ``catalog`` every catalog combination
+    whose leaf port serves the NIC and whose adjacent tiers' ports can be joined; each housed
+    within the network rack power limit (SpecError when none is)."""
+    if switch_choice == "catalog" and not extra:
+        # any catalog switch per tier; a leaf port slower than the NIC port cannot serve it
+        cat = sorted(cluster.switches)
+        choices = [ch for ch in itertools.product(*([cat] * fabric.n_tiers))
+                   if cluster.switches[ch[0]].port_gbps >= data.nic_port
+                   and all(_lanes(cluster.switches[a].port_gbps, cluster.switches[b].port_gbps) is not None
+                           for a, b in zip(ch, ch[1:]))]
+    else:
+        choices = [tuple(names)]
+    choices, too_hot = _network_rack_fit(cluster, choices, names, specs)
+    if not choices:
+        limit = cluster.file.floor.network_rack_power_limit_kw
+        raise SpecError([("floor.network_rack_power_limit_kw",
+                          f"{too_hot} draws more than a network rack may ({limit:g} kW), so no budget can house it; "
+                          f"raise the limit or choose another switch")])
+    return choices
+
+
+def _optimise(obj_name, until, *, tables, cluster, ref, survive, tau, seed, workers):
+    """The best design over every model choice's tables for one objective, solved by CP-SAT
+    within ``until`` (time.monotonic): (best or None, statuses, solve seconds, bound, weights)."""
+    wc, ww = _objective_weights(cluster, obj_name, ref)
+    best, statuses, secs, bound_sum = None, [], 0.0, None
+    for T in tables:
+        remaining = max(until - time.monotonic(), 0.05)
+        r = solve_cp(T, survive, tau, wc, ww, time_limit=remaining, seed=seed, workers=workers)
+        statuses.append(r["status"])
+        secs += r.get("seconds", 0.0)
+        if r["choice"] is None:
+            continue
+        iE, iD, b = r["choice"]
+        ev = evaluate(T, survive, tau, iE, iD, b)
+        if ev is None:
+            raise SolverError("the link-budget solver returned a candidate its own evaluation rejects "
+                              f"(leaf option {iE}, spine option {iD}, bundle {b})")
+        val = wc * ev["capex"] + ww * ev["watts"]
+        lb = r["bound"] / r["scale"]
+        if best is None or val < best["value"]:
+            best = dict(value=val, T=T, iE=iE, iD=iD, b=b, ev=ev, status=r["status"])
+        bound_sum = lb if bound_sum is None else min(bound_sum, lb)
+    return best, statuses, secs, bound_sum, (wc, ww)
+
+
+def _budget_money(cluster, fabric, after, bom_after, bom_given):
+    """(cost of the chosen design, the design as given and a non-blocking design carrying the same
+    traffic, with what the chosen one saves; the non-blocking fabric)."""
+    from topo.model.fabric import build
     from topo.model.spec import from_dict
+    from topo.routing.describe import bill_of_materials
+    nb = _nonblocking_dict(cluster)
     try:
         nb_cluster = from_dict(nb, source="(non-blocking)", base_dir=cluster.base_dir)
         nb_fab = build(nb_cluster)
@@ -1631,14 +1732,18 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     money["horizon_years"] = cluster.file.costs.horizon_years
     money["electricity_usd_per_kwh"] = cluster.file.costs.electricity_usd_per_kwh
     money["pue"] = cluster.file.costs.pue
+    return money, nb_fab
 
-    # alternatives: the optimum of every other objective
+
+def _alternatives(objective, best, statuses, time_limit, run: dict) -> dict:
+    """The optimum of every objective (the chosen one's as found), each solved within ``time_limit``."""
+    cluster = run["cluster"]
     alternatives = {}
     for o in OBJECTIVES:
         if o == objective:
             b_o, st_o = best, statuses
         else:
-            b_o, st_o = optimise(o, time.monotonic() + time_limit)[:2]
+            b_o, st_o = _optimise(o, time.monotonic() + time_limit, **run)[:2]
         if b_o is None:
             alternatives[o] = {"status": "infeasible" if all(x == "INFEASIBLE" for x in st_o) else "not solved within the time limit"}
             continue
@@ -1647,8 +1752,13 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         alternatives[o] = {"status": b_o["status"].lower(), "capex_usd": e_o["capex"], "network_kw": e_o["watts"] / 1e3, "energy_usd": energy,
                            "total_usd": e_o["capex"] + energy, "switch_counts": e_o["counts"],
                            "models": list(b_o["T"].models), "decisions": e_o["dec"]}
+    return alternatives
 
-    # per tier: decisions, counts and utilisation
+
+def _tier_rows(cluster, fabric, after_fab, data, T, ev, names, specs, three, tau, before_routed, chk):
+    """(one row per switch tier: decisions, counts and links by optic; per link tier: utilisation
+    modelled and routed, before and after, against the target). ``chk`` is None without the check."""
+    from topo.model.catalog import optic_part
     tier_names = ("leaf", "spine", "super-spine")
     up_links = (np.arange(after_fab.n_links) & 1) == 0
     tiers_out = []
@@ -1680,40 +1790,43 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
             lt = t + 1
             m = (after_fab.link_tier == lt) & up_links
             rc, rn = np.unique(after_fab.link_reach[m], return_counts=True)
-            from topo.model.catalog import optic_part
             part = lambda r: optic_part(cluster.optics, _REACH[r], cluster.file.costs.allow_lpo)
             row["links_by_optic"] = {part(int(r)): int(n) for r, n in zip(rc, rn)}
             key = ("leaf-spine", "spine-super")[t]
             util_out[key] = {
                 "model_before": before_model[t], "model_after": ev["util"][t],
                 "routed_before": (before_routed["tier_max"].get(key) if before_routed else None),
-                "routed_after": (chk.get("util_after", {}).get(key) if check else None),
+                "routed_after": (chk.get("util_after", {}).get(key) if chk is not None else None),
                 "target": tau, "effective_target": T.cap[t],
                 "nonblocking_model": T.nonblocking_util[t]}
         tiers_out.append(row)
-    m0 = (after_fab.link_tier == 0) & up_links
-    rc, rn = np.unique(after_fab.link_reach[m0], return_counts=True)
-    endpoint_optics = {_REACH[int(r)]: int(n) for r, n in zip(rc, rn)}
-    headroom = {}
-    for key, v in (chk.get("util_failure", {}) if check else {}).items():
-        headroom[key] = {"worst_util_after_failure": v, "headroom": (1.0 - v) if v is not None else None}
-    headroom["failure"] = survive
+    return tiers_out, util_out
+
+
+def _endpoint_optics(fabric) -> dict:
+    """Endpoint links per reach class (one direction)."""
+    m0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+    rc, rn = np.unique(fabric.link_reach[m0], return_counts=True)
+    return {_REACH[int(r)]: int(n) for r, n in zip(rc, rn)}
+
+
+def _network_power(after_fab, after, bom_after) -> dict:
+    """Rack power of the chosen design (racks over their limit named, at most 50), where the network
+    racks stand, and the network's power."""
+    from topo.routing.describe import rack_power
     rp = rack_power(after_fab, after)
     over = np.flatnonzero(rp["over"])
-    network_power = {"racks": {"max_kw": float(rp["kw"].max(initial=0.0)), "total_kw": float(rp["kw"].sum()),
-                               "over_limit": [{"rack": after_fab.rack_name(i), "kw": float(rp["kw"][i]),
-                                               "limit_kw": float(rp["limit_kw"][i])} for i in over[:50]],
-                               "racks_over_limit": int(over.size)},
-                     "network": _network_positions(after_fab, after),
-                     "network_kw": float(bom_after["totals"]["network_kw"])}
-    n_cand = sum(1 for T_ in tables for _ in enumerate_all(T_, survive, tau)) if sum(
-        len(T_.E_opts) * max(len(T_.D_opts), 1) for T_ in tables) <= 20000 else None
-    solver = {"engine": "CP-SAT", "status": status, "statuses": statuses, "objective": best["value"],
-              "bound": bound, "gap": gap, "solve_seconds": solve_s, "tables_seconds": tables_s,
-              "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
-              "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},
-              "model_choices": len(tables), "feasible_candidates": n_cand,
-              "pruned": _merge_pruned(tables), "space": list(SPACE_RULES)}
+    return {"racks": {"max_kw": float(rp["kw"].max(initial=0.0)), "total_kw": float(rp["kw"].sum()),
+                      "over_limit": [{"rack": after_fab.rack_name(i), "kw": float(rp["kw"][i]),
+                                      "limit_kw": float(rp["limit_kw"][i])} for i in over[:50]],
+                      "racks_over_limit": int(over.size)},
+            "network": _network_positions(after_fab, after),
+            "network_kw": float(bom_after["totals"]["network_kw"])}
+
+
+def _solver_notes(solver: dict, data, req, os_caps, tier_caps, fabric, three) -> None:
+    """Add to the solver section: a rail-only fabric's cross-rail traffic, and the rules the
+    requirements and oversubscription caps add to the searched space."""
     if data.family == "rail_only":
         # the traffic that takes the extra scale-up hop to its destination's rail (wire Gb/s)
         solver["cross_rail"] = {"flows": data.cross_rail_flows, "scaleup_gbps": data.cross_rail_gbps,
@@ -1725,14 +1838,6 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         solver["space"].append(_caps_rule(os_caps, fabric))
         solver["max_oversubscription"] = {"source": os_caps[0], "leaf": tier_caps[0],
                                           **({"spine": tier_caps[1]} if three else {})}
-    requirements = _requirement_rows(req, chk if check else None, caps, tau, ev, fabric, after_fab, nb_fab)
-    return BudgetResult(
-        requirements=requirements,
-        cluster=cluster.name, family=cluster.file.fabric.family, objective=objective, survive=survive,
-        target_utilization=tau, switch_choice=switch_choice, tiers=tuple(tiers_out),
-        bill_of_materials={**bom_after, "endpoint_links_by_optic": endpoint_optics},
-        network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
-        alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
 
 
 def _requirements_rule(req) -> str:
