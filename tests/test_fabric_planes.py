@@ -232,7 +232,7 @@ def test_budget_refuses_what_its_model_does_not_reproduce(d, path, tmp_path, mon
 
 
 def test_budget_models_clos_dual_homed_across_leaves_with_planes():
-    from test_budget_fidelity import _budget_matches_rebuilt, _ideal
+    from helpers.budget_fidelity import _budget_matches_rebuilt, _ideal
     d = _ideal(cluster_dict(n_racks=4, nodes_per_rack=2, accel=4, tiers=[{"switch": sw(16)}, {"switch": sw(16)}],
                             planes=2, dual_homed=True, dual_homed_across="leaves"))
     d["node_types"][0].update(nic_ports=4, nic_gbps=1600)

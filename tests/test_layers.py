@@ -100,3 +100,27 @@ def test_no_function_over_120_lines():
     "Long because" saying why. No allow-list."""
     long = _long_functions(ROOT / "topo")
     assert not long, "functions over %d lines:\n%s" % (MAX_FUNCTION_LINES, "\n".join(long))
+
+
+def _test_file_imports(text: str) -> list:
+    """Modules named test_* that a test file imports (top level or inside a function)."""
+    import ast
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        out += [n for n in names if n.split(".")[-1].startswith("test_")]
+    return out
+
+
+def test_no_test_file_imports_another():
+    """Shared test helpers live in conftest.py or tests/helpers/, never in another test file."""
+    tests = Path(__file__).resolve().parent
+    offenders = {p.name: _test_file_imports(p.read_text()) for p in sorted(tests.glob("test_*.py"))}
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, offenders
+    assert _test_file_imports("def f():\n    from test_routing import clos\n") == ["test_routing"]

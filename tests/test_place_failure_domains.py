@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from conftest import EXAMPLES
 from helpers.place_oracle import oracle
-from test_place_exhaustive import generate
+from helpers.place_cases import generate
 from topo.cli import main
 from topo.core.errors import SpecError
 from topo.model.fabric import build

@@ -222,7 +222,7 @@ def test_plan_holds_for_built_clos_families_and_not_for_irregular_graphs():
 
 
 def test_fat_tree_is_regular_and_uniform_spray_equals_fluid(restore):
-    from test_routing import fat_tree
+    from helpers.fabrics import fat_tree
     f = fat_tree(4)
     P = routing.prepare(f, np.zeros(f.n_links, bool))
     assert clos_plan(f, P) is not None

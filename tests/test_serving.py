@@ -7,29 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import no_crash, refused, validate_refuses
+from helpers.serving_cases import LLAMA70B, TINY, _cluster
 
-LLAMA70B = {"layers": 80, "hidden_size": 8192, "attention_heads": 64, "kv_heads": 8, "head_dim": 128}
 
 # 8 single-accelerator nodes (no scale-up peers) and 2 CPU hosts on one 2-tier Clos of 400G ports
-TINY = {
-    "name": "tiny-serve",
-    "node_types": [{"name": "g1", "accelerator": "H100", "accelerators": 1, "nics": 1, "nic_gbps": 400,
-                    "power_busy_kw": 1.5, "scaleup": {"size": 1}},
-                   {"name": "cpu", "platform": "cpu-host"}],
-    "racks": [{"name": "r", "count": 2, "nodes": {"g1": 4, "cpu": 1}}],
-    "fabric": {"tiers": [{"switch": "th4-64x400"}, {"switch": "th4-64x400"}]},
-    "transport": {"protocol": "ideal"},
-    "serving": {"deployments": [{
-        "name": "d", "model": dict(LLAMA70B),
-        "load": {"requests_per_s": 10, "prompt_tokens": 1000, "output_tokens": 100},
-        "prefill": {"replicas": 1}, "decode": {"replicas": 1}}]},
-}
-
-
-def _cluster(d):
-    from topo.model.spec import from_dict
-    return from_dict(d)
-
 
 def test_kv_bytes_per_token_llama3_70b():
     from topo.model.spec import ServingModel

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.test_serving import TINY
+from helpers.serving_cases import TINY
 
 
 def _with_job():

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import no_crash, refused
-from tests.test_serving import TINY, _cluster
+from helpers.serving_cases import TINY, _cluster
 
 # 8 single-accelerator nodes, two per leaf (one rack per leaf), and a rack of 2 CPU hosts
 LEAVES = copy.deepcopy(TINY)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import no_crash
-from tests.test_serving import TINY, _cluster
+from helpers.serving_cases import TINY, _cluster
 
 
 def _tp2():

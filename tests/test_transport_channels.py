@@ -15,7 +15,7 @@ from topo.core.errors import SpecError
 from topo.model.fabric import build
 from topo.model.spec import from_dict, parse_text
 from topo.traffic.demand import Demands, permutation
-from test_routing import clos, fat_tree
+from helpers.fabrics import clos, fat_tree
 
 
 def _errors(d) -> dict:
