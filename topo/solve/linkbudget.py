@@ -1539,10 +1539,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         its rates times the scenario's growth
 
     Raises SpecError for bad input and when no budget meets the target or survives the
-    failure; SolverError when the solver finds nothing within the time limit or the
-    independent check rejects its answer. Cost: the loads of every candidate grouping are
-    O(flows) each (64 leaf and 64 x 64 pod groupings for radix-128 switches); the CP-SAT model
-    has three decision variables.
+    failure; SolverError when the solver finds nothing within the time limit or the independent
+    check rejects its answer. Cost: the loads of every candidate grouping are O(flows) each (64 leaf
+    and 64 x 64 pod groupings for radix-128 switches); the CP-SAT model has three decisions.
     """
     from topo.routing.describe import bill_of_materials
     from topo.model.fabric import build

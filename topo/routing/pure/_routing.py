@@ -380,7 +380,10 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
 
 
 def route_clos(tables, demands, work, options):
-    """Twin of route_clos (topo.routing.kstate objects, as for the compiled kernel)."""
+    """Twin of route_clos (topo.routing.kstate objects, as for the compiled kernel).
+
+    Long because it mirrors the compiled kernel's Clos loop statement by statement, so the two can be
+    read and compared side by side; split differently, the twin would stop being a twin."""
     spray, NL, K, seed, qps, H = options
     src, dst, rate, nbytes, inv_eff = (getattr(demands, n) for n in demands.__slots__)
     ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, link_dst = (
