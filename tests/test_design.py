@@ -276,3 +276,47 @@ def test_pruning_does_not_depend_on_scheduling(small_both):
         b = D.design(c, switches="th4-64x400,th5-128x400", tiers=(1, 2), executor=ex, lookahead=5)
     strip = [{k: v for k, v in x.items() if k != "seconds"} for x in pruned.to_dict()["candidates"]]
     assert strip == [{k: v for k, v in x.items() if k != "seconds"} for x in b.to_dict()["candidates"]]
+
+
+def test_optimize_design_end_to_end(tmp_path):
+    """topo optimize --design: the search first, the chosen candidate's fabric through the pipeline,
+    the search in the plan (validated by load_plan), the choice on the terminal."""
+    from topo.io.plan import load_plan
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_cluster(racks=2, nodes=2)))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["optimize", str(p), "--design", "--switches", "th4-64x400,th5-128x400",
+                                    "--tiers", "2", "--no-failures", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    plan = load_plan(out / "plan.json")
+    ds = plan["design"]
+    chosen = next(x for x in ds["candidates"] if x["id"] == ds["chosen"])
+    assert ds["chosen"] in ds["front"] and chosen["status"] == "sized"
+    assert all("cluster_after" not in x for x in ds["candidates"])
+    assert {"objective", "survive", "max_slowdown", "candidates", "front", "dominated", "chosen", "counts",
+            "seconds"} <= set(ds)
+    # the plan carries the chosen candidate's fabric, and the file's own in the design section
+    fab = plan["cluster_file"]["fabric"]
+    assert (fab["family"], len(fab["tiers"]), fab["planes"], fab["tiers"][0]["switch"]) == (
+        chosen["family"], chosen["tiers"], chosen["planes"], chosen["switch"])
+    assert ds["fabric_given"]["tiers"][0]["switch"] == "th4-64x400"
+    c = ds["counts"]
+    assert f"design: chosen {ds['chosen']}" in res.output and f"{c['sized']} sized" in res.output
+    assert c["sized"] + c["pruned_by_bound"] + c["pruned_by_port_count"] + c["infeasible"] == c["candidates"]
+
+
+def test_optimize_design_refusals(tmp_path):
+    d = _cluster(racks=2, nodes=2)
+    d["fabric"] = {"tiers": [{"switch": "th4-64x400", "bundle": 2}, {"switch": "th4-64x400"}]}
+    p, q = tmp_path / "c.json", tmp_path / "q.json"
+    p.write_text(json.dumps(d))
+    q.write_text(json.dumps(_cluster(racks=2, nodes=2)))
+    for f, args, what in ((p, ["--design"], "fabric.tiers[0].bundle"), (q, ["--families", "clos"], "--families"),
+                          (q, ["--design", "--tiers", "1,2"], "--tiers"),
+                          (q, ["--design", "--switches", "nope"], "--switches")):
+        res = CliRunner().invoke(main, ["optimize", str(f), *args, "-o", str(tmp_path / "o")])
+        assert res.exit_code == 2 and what in res.output and no_crash(res), (args, res.output)
+    from topo.pipeline import optimize
+    with pytest.raises(SpecError) as e:
+        optimize(from_dict(_cluster(racks=2, nodes=2)), design={"colour": "blue"})
+    assert "design.colour" in dict(e.value.errors)
