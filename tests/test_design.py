@@ -320,3 +320,21 @@ def test_optimize_design_refusals(tmp_path):
     with pytest.raises(SpecError) as e:
         optimize(from_dict(_cluster(racks=2, nodes=2)), design={"colour": "blue"})
     assert "design.colour" in dict(e.value.errors)
+
+
+def test_rail_only_example_is_cheaper_than_rail_optimized():
+    """examples/rail-only-vs-optimized.yaml (after arXiv:2307.12169): the search runs on it and the
+    cheapest rail-only design costs less and draws less network power than the cheapest
+    rail-optimized one, at no higher summed job time."""
+    from pathlib import Path
+
+    from topo.model.spec import load
+    c = load(Path(__file__).resolve().parent.parent / "examples" / "rail-only-vs-optimized.yaml")
+    r = D.design(c, families="rail_optimized,rail_only", tiers=(1, 2))
+    sized = [x for x in r.candidates if x["status"] == "sized"]
+    best = {f: min((x for x in sized if x["family"] == f), key=lambda x: x["total_usd"])
+            for f in ("rail_optimized", "rail_only")}
+    ro, opt = best["rail_only"], best["rail_optimized"]
+    assert ro["capex_usd"] < opt["capex_usd"] and ro["network_kw"] < opt["network_kw"]
+    assert ro["job_time_s"] <= opt["job_time_s"] * (1 + 1e-9)
+    assert r.chosen == ro["id"] and set(ro["job_times_s"]) == {"dense-512", "moe-512"}

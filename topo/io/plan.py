@@ -377,6 +377,8 @@ class DesignCandidate(_Part):
     """Why it was not sized or set aside (pruned, infeasible, time limit, too slow)."""
     bound: Optional[dict[str, Number]] = None
     """The bounds no design of it can beat, computed before sizing."""
+    job_times_s: Optional[dict[str, Number]] = None
+    """Each placed job's collective time on it, s (sized candidates)."""
 
 
 class DesignLost(_Part):

@@ -351,6 +351,7 @@ def size_candidate(task: dict) -> dict:
            "job_time_s": float(sum(times)) if times else 0.0,
            "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
            "headroom": float(1.0 - max(worst, default=0.0)) + 0.0,
+           "job_times_s": {k: float(t) for k, (t, _) in sorted(jobs.items())},
            "switches_per_tier": [t["switches"] for t in r.tiers],
            "oversubscription": [t["oversubscription"] for t in r.tiers[:-1]],
            "check": {"ok": bool(r.check["ok"]), "scenarios": list(r.check.get("scenarios", [])),
@@ -403,6 +404,7 @@ def _one_tier(task: dict, cand: dict, t0: float) -> dict:
             "network_kw": float(money["network_kw"]), "job_time_s": float(sum(times)) if times else 0.0,
             "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
             "headroom": 1.0,   # no switch-to-switch link: no failure the checker can survive loads one
+            "job_times_s": {k: float(t) for k, (t, _) in sorted(jobs.items())},
             "switches_per_tier": [int(x) for x in fab.tier_switch_counts], "oversubscription": [],
             "check": {"ok": True, "scenarios": list(chk.get("scenarios", [])),
                       "switch_counts": list(chk.get("switch_counts", []))},
