@@ -196,18 +196,9 @@ def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
     if sw.port_gbps < nic:
         return f"its {sw.port_gbps:g}G ports are slower than the {nic:g}G NIC port"
     if cand["tiers"] in (1, 2):
-        n_ports = int(up0.sum())
-        if cand["family"] == "rail_only":
-            acc = [nt.accelerators for nt in cluster.node_types.values()]
-            rails = max(max(acc), 1)
-            # accelerator ports only (their rail is their local index): a lower bound on the
-            # busiest rail's ports whatever rails the hosts without accelerators take
-            src = fabric.link_src[up0]
-            acc_port = np.asarray(fabric.ep_is_accel, bool)[src]
-            rail = np.asarray(fabric.ep_local, np.int64)[src[acc_port]] % rails
-            per_plane = int(np.bincount(rail, minlength=rails).max(initial=0))
-        else:
-            per_plane = -(-n_ports // cand["planes"])
+        g = _group_ports(cluster, fabric, cand)
+        # the busiest plane holds at least its share (rounded up) of the endpoint ports
+        per_plane = int(g.max(initial=0)) if cand["family"] == "rail_only" else -(-int(up0.sum()) // cand["planes"])
         breakout = max(int(sw.port_gbps // nic), 1)
         if cand["tiers"] == 1:
             cap = sw.radix * breakout
