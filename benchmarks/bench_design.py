@@ -4,11 +4,12 @@ Runs topo.solve.design over the families, tier counts and planes the file allows
 models named (default: the file's own), every candidate sized by the link budget and its jobs
 routed under the file's transport, on a local process pool of ``--workers`` processes. Measures
 in one run: wall time, peak memory (this process and its workers), the candidates sized, pruned
-by bound, infeasible and not finished within the time limit, and the front. Exits 1 unless the
+by port count, pruned by bound, infeasible and not finished within the time limit, and the front
+(``--no-prune``: every candidate the port counts allow is sized, for the same front). Exits 1 unless the
 whole search takes under 10 minutes and 8 GB (the targets; measured, never asserted in tests).
 Prints a table, then one JSON line with the figures.
 
-    python benchmarks/bench_design.py [--workers 2] [--switches catalog] [--tiers 1,2,3]
+    python benchmarks/bench_design.py [--workers 2] [--switches catalog] [--tiers 1,2,3] [--no-prune]
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tiers", default="1,2,3")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-prune", action="store_true")
     a = ap.parse_args(argv)
 
     from topo.model.spec import load
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     c = load(a.cluster)
     with cf.ProcessPoolExecutor(max_workers=a.workers) as ex:
         r = design(c, families=a.families, switches=a.switches, tiers=tuple(int(x) for x in a.tiers.split(",")),
-                   seed=a.seed, time_limit=a.time_limit, executor=ex)
+                   seed=a.seed, time_limit=a.time_limit, executor=ex, prune=not a.no_prune)
     wall = time.perf_counter() - t0
     self_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 ** 2
     child_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0 ** 2

@@ -100,15 +100,20 @@ def test_front_equals_brute_force_over_every_candidate(searched):
         b = _brute_row(c, cand, placement)
         got = next(x for x in r.candidates if x["id"] == cand["id"])
         if b is None:
-            assert got["status"] in ("infeasible", "pruned"), got
+            assert got["status"] in ("infeasible", "pruned_by_port_count", "pruned_by_bound"), got
+            continue
+        rows[cand["id"]] = b
+        if got["status"] == "pruned_by_bound":
             continue
         assert got["status"] == "sized", got
         for k in KEYS:
             assert got[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9), (cand["id"], k)
-        rows[cand["id"]] = b
     front = [i for i, a in rows.items() if not any(_dominates(b, a) for j, b in rows.items() if j != i)]
     assert list(r.front) == front and len(front) >= 2
-    assert r.counts["pruned_by_bound"] and r.counts["dominated"]
+    assert r.counts["pruned_by_port_count"] and r.counts["dominated"]
+    for x in r.candidates:   # a candidate pruned by bound is dominated in the brute force by the one named
+        if x["status"] == "pruned_by_bound":
+            assert _dominates(rows[x["by"]], rows[x["id"]]), x
     # the search saw every family: rail-only's jobs cross rails through the scale-up domain
     assert {x["family"] for x in r.candidates if x["status"] == "sized"} == set(D.FAMILIES)
 
@@ -144,7 +149,7 @@ def test_pruned_candidates_have_no_design():
     """A candidate set aside by its port count: neither the builder nor the budget finds a design."""
     c = from_dict(_cluster(racks=8, nodes=4, accel=4))
     r = D.design(c, switches="th4-64x400", tiers=(1,), families="clos")
-    assert r.counts["pruned_by_bound"] == 1 and r.counts["sized"] == 0 and not r.front
+    assert r.counts["pruned_by_port_count"] == 1 and r.counts["sized"] == 0 and not r.front
     cand = r.candidates[0]
     with pytest.raises(SpecError):
         build(from_dict(D.candidate_dict(c.file.model_dump(mode="json"), cand)))
@@ -191,7 +196,7 @@ def test_cli(tmp_path):
     res = CliRunner().invoke(main, ["design", str(p), "--switches", "th4-64x400", "--tiers", "1,2", "-o", str(out)])
     assert res.exit_code == 0, res.output
     d = json.loads((out / "design.json").read_text())
-    assert d["chosen"] in d["front"] and "pruned by bound" in res.output
+    assert d["chosen"] in d["front"] and "pruned by bound" in res.output and "pruned by port count" in res.output
     for args, flag in ((["--families", "x"], "--families"), (["--tiers", "2,x"], "--tiers"),
                        (["--switches", "nope"], "--switches")):
         res = CliRunner().invoke(main, ["design", str(p), *args])
@@ -213,3 +218,123 @@ def test_time_limit_is_its_own_status_and_a_rejected_answer_raises(monkeypatch):
     monkeypatch.setattr(B, "budget", wrong)
     with pytest.raises(SolverError):
         D.design(c, **kw)
+
+
+def _bounds_hold(r):
+    """Every sized candidate's bounds: at or below its sized value (headroom: at or above)."""
+    n = 0
+    for x in r.candidates:
+        if x["status"] not in ("sized", "too_slow"):
+            continue
+        b = x["bound"]
+        for k in ("total_usd", "capex_usd", "network_kw", "job_time_s", "p95_penalty"):
+            assert b[k] <= x[k] * (1 + 1e-9) + 1e-12, (x["id"], k, b[k], x[k])
+        assert b["headroom"] >= x["headroom"] - 1e-12, x["id"]
+        assert b["total_usd"] > 0 and b["network_kw"] > 0
+        n += 1
+    return n
+
+
+@pytest.fixture(scope="module")
+def small_both():
+    """16 GPUs under the ideal transport: one 64-port switch holds every port and runs every job
+    at its ideal time, so its bounds prune the rest; searched with and without pruning."""
+    c = from_dict(_cluster(racks=2, nodes=2, accel=4))
+    kw = dict(switches="th4-64x400,th5-128x400", tiers=(1, 2))
+    return c, D.design(c, **kw), D.design(c, prune=False, **kw)
+
+
+def test_bounds_never_above_the_sized_values(searched, small_both):
+    c, _, full = small_both
+    assert _bounds_hold(full) >= 8
+    # the 160-GPU RoCE instance: every sized candidate there too (2-tier Clos, rail-optimized, rail-only)
+    assert _bounds_hold(searched[1]) >= 4
+
+
+def test_pruning_by_bound_keeps_the_front(small_both):
+    c, pruned, full = small_both
+    assert pruned.counts["pruned_by_bound"] >= 1 and full.counts["pruned_by_bound"] == 0
+    assert pruned.front == full.front and pruned.chosen == full.chosen
+    rows = {x["id"]: x for x in full.candidates}
+    order = [x for x in pruned.candidates if x["status"] != "pruned_by_port_count"]
+    for x in pruned.candidates:
+        if x["status"] != "pruned_by_bound":
+            assert x["status"] == rows[x["id"]]["status"]
+            continue
+        by = rows[x["by"]]
+        # the one named was sized, dominates this candidate's bounds and its sized value alike
+        assert by["status"] == "sized" and D.dominates(by, x["bound"])
+        assert rows[x["id"]]["status"] == "infeasible" or D.dominates(by, rows[x["id"]])
+        assert "by bound: " + x["by"] in x["reason"]
+        assert (by["bound"]["total_usd"], by["id"]) <= (x["bound"]["total_usd"], x["id"])   # sized before it
+    assert len(order) == len(full.candidates) - full.counts["pruned_by_port_count"]
+
+
+def test_pruning_does_not_depend_on_scheduling(small_both):
+    c, pruned, _ = small_both
+    with cf.ThreadPoolExecutor(max_workers=3) as ex:
+        b = D.design(c, switches="th4-64x400,th5-128x400", tiers=(1, 2), executor=ex, lookahead=5)
+    strip = [{k: v for k, v in x.items() if k != "seconds"} for x in pruned.to_dict()["candidates"]]
+    assert strip == [{k: v for k, v in x.items() if k != "seconds"} for x in b.to_dict()["candidates"]]
+
+
+def test_optimize_design_end_to_end(tmp_path):
+    """topo optimize --design: the search first, the chosen candidate's fabric through the pipeline,
+    the search in the plan (validated by load_plan), the choice on the terminal."""
+    from topo.io.plan import load_plan
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_cluster(racks=2, nodes=2)))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["optimize", str(p), "--design", "--switches", "th4-64x400,th5-128x400",
+                                    "--tiers", "2", "--no-failures", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    plan = load_plan(out / "plan.json")
+    ds = plan["design"]
+    chosen = next(x for x in ds["candidates"] if x["id"] == ds["chosen"])
+    assert ds["chosen"] in ds["front"] and chosen["status"] == "sized"
+    assert all("cluster_after" not in x for x in ds["candidates"])
+    assert {"objective", "survive", "max_slowdown", "candidates", "front", "dominated", "chosen", "counts",
+            "seconds"} <= set(ds)
+    # the plan carries the chosen candidate's fabric, and the file's own in the design section
+    fab = plan["cluster_file"]["fabric"]
+    assert (fab["family"], len(fab["tiers"]), fab["planes"], fab["tiers"][0]["switch"]) == (
+        chosen["family"], chosen["tiers"], chosen["planes"], chosen["switch"])
+    assert ds["fabric_given"]["tiers"][0]["switch"] == "th4-64x400"
+    c = ds["counts"]
+    assert f"design: chosen {ds['chosen']}" in res.output and f"{c['sized']} sized" in res.output
+    assert c["sized"] + c["pruned_by_bound"] + c["pruned_by_port_count"] + c["infeasible"] == c["candidates"]
+
+
+def test_optimize_design_refusals(tmp_path):
+    d = _cluster(racks=2, nodes=2)
+    d["fabric"] = {"tiers": [{"switch": "th4-64x400", "bundle": 2}, {"switch": "th4-64x400"}]}
+    p, q = tmp_path / "c.json", tmp_path / "q.json"
+    p.write_text(json.dumps(d))
+    q.write_text(json.dumps(_cluster(racks=2, nodes=2)))
+    for f, args, what in ((p, ["--design"], "fabric.tiers[0].bundle"), (q, ["--families", "clos"], "--families"),
+                          (q, ["--design", "--tiers", "1,2"], "--tiers"),
+                          (q, ["--design", "--switches", "nope"], "--switches")):
+        res = CliRunner().invoke(main, ["optimize", str(f), *args, "-o", str(tmp_path / "o")])
+        assert res.exit_code == 2 and what in res.output and no_crash(res), (args, res.output)
+    from topo.pipeline import optimize
+    with pytest.raises(SpecError) as e:
+        optimize(from_dict(_cluster(racks=2, nodes=2)), design={"colour": "blue"})
+    assert "design.colour" in dict(e.value.errors)
+
+
+def test_rail_only_example_is_cheaper_than_rail_optimized():
+    """examples/rail-only-vs-optimized.yaml (after arXiv:2307.12169): the search runs on it and the
+    cheapest rail-only design costs less and draws less network power than the cheapest
+    rail-optimized one, at no higher summed job time."""
+    from pathlib import Path
+
+    from topo.model.spec import load
+    c = load(Path(__file__).resolve().parent.parent / "examples" / "rail-only-vs-optimized.yaml")
+    r = D.design(c, families="rail_optimized,rail_only", tiers=(1, 2))
+    sized = [x for x in r.candidates if x["status"] == "sized"]
+    best = {f: min((x for x in sized if x["family"] == f), key=lambda x: x["total_usd"])
+            for f in ("rail_optimized", "rail_only")}
+    ro, opt = best["rail_only"], best["rail_optimized"]
+    assert ro["capex_usd"] < opt["capex_usd"] and ro["network_kw"] < opt["network_kw"]
+    assert ro["job_time_s"] <= opt["job_time_s"] * (1 + 1e-9)
+    assert r.chosen == ro["id"] and set(ro["job_times_s"]) == {"dense-512", "moe-512"}

@@ -63,7 +63,8 @@ class _Progress:
 
 def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Optional[int] = None,
              workers: Optional[int] = None, failures: bool = True, progress: bool = False,
-             on_stage: Optional[Callable[[str, float], None]] = None, objective: Optional[str] = None) -> dict:
+             on_stage: Optional[Callable[[str, float], None]] = None, objective: Optional[str] = None,
+             design=None) -> dict:
     """Run the pipeline and return the plan (a JSON-able dict, see topo.io.plan).
 
     ``objective`` is what the link budget minimises (cost, power or balanced;
@@ -74,6 +75,13 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     processes; its results do not depend on them). With one worker and a fixed
     seed the result is repeatable on one machine and OR-Tools version. Jobs the
     placement cannot place are left out of every later stage and named in the plan.
+
+    ``design`` (True, or a dict of :func:`topo.solve.design.design` options: ``families``,
+    ``switches``, ``tiers`` (default 2 and 3: one tier has no link budget, so it is refused
+    here), ``max_slowdown``, ``survive``, ``prune``) runs the design search first (:func:`design_step`) and carries the chosen candidate's cluster file (its fabric, before
+    its budget) through every later stage; the plan's ``cluster_file`` is then that file, and its
+    ``design`` section the search (:meth:`DesignResult.to_dict` without each candidate's
+    ``cluster_after``) with ``fabric_given``, the file's own fabric section.
     """
     from topo.solve.linkbudget import budget_for_transport as size_budget
     from topo.routing.describe import describe
@@ -95,7 +103,12 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                     on_stage(name, timings[name])
         return _T()
 
+    design_section = None
     with _Progress(progress) as pr:
+        if design:
+            with pr.stage("design search (CP-SAT per candidate)"), timed("design"):
+                cluster, design_section = design_step(cluster, design, seed=seed, workers=workers,
+                                                      time_limit=time_limit, objective=objective)
         with pr.stage("building the fabric"), timed("build"):
             fabric = build(cluster)
             desc_before = describe(fabric, cluster)
@@ -172,7 +185,78 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                 "budget": bud.to_dict().get("solver", {})},
         timings_s=timings,
         **({"serving": serving} if serving is not None else {}),
+        **({"design": design_section} if design_section is not None else {}),
     )
+
+
+DESIGN_OPTIONS = ("families", "switches", "tiers", "max_slowdown", "survive", "prune")
+# fabric fields a file may state that the design search would replace (a candidate's fabric is
+# {family, planes, tiers: [{switch}]}, dual homing kept): stated, ``design`` is refused
+_PINNED_FABRIC = ("k", "custom", "leaves_per_pod", "spines_per_pod", "pods", "super_spines")
+_PINNED_TIER = ("ports", "line_cards", "ports_populated", "bundle", "partial_pod_bundle")
+
+
+def design_pins(cluster) -> list[tuple[str, str]]:
+    """The fabric fields of ``cluster``'s file that the design search would replace (path, why)."""
+    f = cluster.file.fabric
+    errs = []
+    if f.family in ("fat_tree", "custom"):
+        errs.append(("fabric.family", f"a {f.family} fabric is not a family the design search builds (clos, "
+                                      "rail_optimized, rail_only); state one of those to search from it"))
+    for k in _PINNED_FABRIC:
+        if k in f.model_fields_set and getattr(f, k) is not None:
+            errs.append((f"fabric.{k}", "stated, but the design search replaces the fabric's structure "
+                                        "(the budget decides it per candidate); remove it to search"))
+    for i, t in enumerate(f.tiers):
+        for k in _PINNED_TIER:
+            if k in t.model_fields_set and getattr(t, k) is not None:
+                errs.append((f"fabric.tiers[{i}].{k}", "stated, but every candidate's tiers are only a catalog "
+                                                       "switch model (the budget decides the rest); remove it to search"))
+    return errs
+
+
+def design_step(cluster, options, *, seed=None, workers=None, time_limit=None, objective=None):
+    """Run the design search and return (the chosen candidate's cluster, the plan's design section).
+
+    Refuses (SpecError naming the field) a file whose fabric states what the search replaces,
+    unknown options (paths ``design.<name>``), and a search with no sized candidate."""
+    from topo.core.errors import SpecError
+    from topo.model.spec import from_dict
+    from topo.solve.design import candidate_dict, design as search
+    opts = {} if options is True else dict(options)
+    bad = sorted(k for k in opts if k not in DESIGN_OPTIONS)
+    if bad:
+        raise SpecError([(f"design.{k}", f"not a design option (known: {', '.join(DESIGN_OPTIONS)})") for k in bad])
+    opts["tiers"] = tuple(opts.get("tiers") or (2, 3))
+    if 1 in opts["tiers"]:
+        raise SpecError([("tiers", "one-tier candidates cannot go through optimize: its next stage sizes the "
+                                   "chosen fabric's link budget, and one tier has no uplinks to budget (search "
+                                   "them with topo design)")])
+    pins = design_pins(cluster)
+    if pins:
+        raise SpecError(pins)
+    if workers is not None and workers > 1:
+        from topo.study.executor import open_executor
+        ctx = open_executor(workers=workers)
+    else:
+        ctx = nullcontext(None)
+    with ctx as ex:
+        r = search(cluster, seed=seed, time_limit=time_limit, objective=objective, executor=ex, **opts)
+    d = r.to_dict()
+    if d["chosen"] is None:
+        c = d["counts"]
+        raise SpecError([("fabric", f"the design search sized no candidate to choose from ({c['candidates']} "
+                                    f"candidates: {c['pruned_by_port_count']} pruned by port count, "
+                                    f"{c['infeasible']} infeasible, {c['time_limit']} not sized within the time "
+                                    f"limit, {c['too_slow']} too slow); see `topo design`")])
+    cand = next(x for x in d["candidates"] if x["id"] == d["chosen"])
+    file_dict = cluster.file.model_dump(mode="json")
+    chosen = from_dict(candidate_dict(file_dict, cand), source=f"(design {cand['id']})",
+                       base_dir=cluster.base_dir)
+    for x in d["candidates"]:
+        x.pop("cluster_after", None)
+    d["fabric_given"] = file_dict.get("fabric")
+    return chosen, d
 
 
 def pod_matrix_gbps(fabric, demands) -> tuple[str, list]:

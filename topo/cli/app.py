@@ -130,9 +130,19 @@ def describe(cluster, as_json):
               help="what the link budget minimises (default goals.objective)")
 @force_option("replace an existing output directory")
 @click.option("--no-failures", is_flag=True, help="skip the failure-headroom stage")
+@click.option("--design", "design", is_flag=True,
+              help="first search fabric families x tiers x planes x switch models (as topo design) and carry the "
+                   "chosen design through placement, budget, routing and failures")
+@click.option("--families", default=None, metavar="clos,rail_optimized,rail_only",
+              help="with --design: fabric families searched (default: all three)")
+@click.option("--switches", default=None, metavar="catalog|NAME,...",
+              help="with --design: switch models searched (default: the file's own)")
+@click.option("--tiers", "tiers", default=None, metavar="2,3",
+              help="with --design: tier counts searched (default 2,3; one tier has no link budget to size)")
 @json_option("print one JSON summary on stdout")
 @handle_errors
-def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_failures, as_json):
+def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_failures, design, families, switches,
+             tiers, as_json):
     """Place jobs, size the link budget, and write plan, report and exports."""
     from topo.core.atomic import check_output_dir, output_lock
     from topo.core.errors import SpecError
@@ -143,6 +153,15 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
         raise SpecError([("--time-limit", f"must be positive (found {time_limit:g})")])
     if workers is not None and workers < 1:
         raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
+    given = {k: v for k, v in (("families", families), ("switches", switches), ("tiers", tiers)) if v is not None}
+    if not design and given:
+        raise SpecError([(f"--{next(iter(given))}", "only with --design")])
+    if "tiers" in given:
+        try:
+            given["tiers"] = tuple(int(x) for x in tiers.split(",") if x.strip())
+        except ValueError:
+            raise SpecError([("--tiers", f"expected tier counts like 2,3 (found {tiers!r})")]) from None
+    search = (given or True) if design else None
     # fail before the long work, not after it: refuses -o . / .. / a parent of the cluster file too
     check_output_dir(out_dir, force, protect=(cluster,))
     # one run per output directory: a second one fails here (exit 2); leftovers of killed runs are cleaned
@@ -150,15 +169,30 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
         check_output_dir(out_dir, force, protect=(cluster,))
         c = load(cluster)
         plan = run(c, time_limit=time_limit, seed=seed, workers=workers, failures=not no_failures, objective=objective,
-                   progress=sys.stderr.isatty() and not as_json, on_stage=lambda *_: resync())
+                   progress=sys.stderr.isatty() and not as_json, on_stage=lambda *_: resync(), design=search)
         files = render_outputs(plan)
         written = write_outputs(files, out_dir, force=force)
     summary = optimize_summary(plan, out_dir, written)
+    ds = plan.get("design")
+    if ds:
+        summary["design"] = {"chosen": ds["chosen"], "front": ds["front"], "counts": ds["counts"]}
     if as_json:
         emit_json(summary)
     else:
         from topo.io.render import optimize_text
         echo(optimize_text(summary))
+        if ds:
+            echo(design_line(ds))
+
+
+def design_line(ds: dict) -> str:
+    """The line `topo optimize --design` prints: the design chosen and what the search did."""
+    from topo.core.textsafe import terminal_safe
+    c = ds["counts"]
+    return (f"design: chosen {terminal_safe(ds['chosen'])} by {ds['objective']} from a front of {c['front']}; "
+            f"{c['candidates']} candidates: {c['sized']} sized, {c['pruned_by_port_count']} pruned by port count, "
+            f"{c['pruned_by_bound']} pruned by bound, {c['infeasible']} infeasible, {c['time_limit']} not sized "
+            f"within the time limit, {c['too_slow']} too slow")
 
 
 def optimize_summary(plan, out_dir, written) -> dict:

@@ -25,7 +25,8 @@ def render(d: dict) -> str:
     c = d["counts"]
     out = [f"{d['cluster']}: design search, objective {d['objective']}, survive {d['survive']}"
            + (f", max slowdown {d['max_slowdown']:g}" if d.get("max_slowdown") is not None else ""),
-           f"{c['candidates']} candidates: {c['sized']} sized, {c['pruned_by_bound']} pruned by bound, "
+           f"{c['candidates']} candidates: {c['sized']} sized, {c['pruned_by_port_count']} pruned by port count, "
+           f"{c['pruned_by_bound']} pruned by bound, "
            f"{c['infeasible']} infeasible, {c['time_limit']} not sized within the time limit, "
            f"{c['too_slow']} too slow; front {c['front']}, dominated {c['dominated']}", ""]
     rows = []
@@ -76,13 +77,15 @@ def render(d: dict) -> str:
 @click.option("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
 @click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True,
               help="seconds to reach --scheduler")
+@click.option("--no-prune", "no_prune", is_flag=True,
+              help="size every candidate the port count allows (no pruning by bound; the same front, slower)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
 @click.option("-o", "output", type=click.Path(file_okay=False), default=None,
               help="write design.json (every candidate, the front, each winner's cluster file) to this directory")
 @click.option("--force", is_flag=True, help="replace an existing -o directory")
 @handle_errors
 def design(cluster, families, switches, tier_counts, objective, max_slowdown, survive, time_limit, seed, workers,
-           scheduler, connect_timeout, as_json, output, force):
+           scheduler, connect_timeout, no_prune, as_json, output, force):
     """Search fabric families x tiers x planes x switch models for CLUSTER's jobs; print the Pareto front."""
     import contextlib
 
@@ -104,7 +107,8 @@ def design(cluster, families, switches, tier_counts, objective, max_slowdown, su
         ctx = open_executor(workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout)
     with ctx as ex:
         r = _design(c, families=families, switches=switches, tiers=tiers, objective=objective,
-                    max_slowdown=max_slowdown, survive=survive, seed=seed, time_limit=time_limit, executor=ex)
+                    max_slowdown=max_slowdown, survive=survive, seed=seed, time_limit=time_limit, executor=ex,
+                    prune=not no_prune)
     d = r.to_dict()
     if output is not None:
         from topo.core.atomic import OutputDir

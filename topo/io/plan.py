@@ -487,6 +487,8 @@ class Plan(_Part):
     """Time limit per solver (s)."""
     serving: Optional[Serving] = None
     """The serving deployments (present when the cluster file states any)."""
+    design: Optional["DesignSection"] = None
+    """The design search that chose the fabric (topo optimize --design); absent without it."""
 
 
 class Sections(Plan):
@@ -501,6 +503,78 @@ class Sections(Plan):
     metrics_before: Optional[Metrics] = None
     """Traffic with the jobs placed in order, on the fabric as given."""
 
+
+# --- the design search (topo optimize --design) ---------------------------------------------
+class DesignCandidate(_Part):
+    """One candidate of the design search: a fabric family x tiers x planes x switch model."""
+    id: str
+    """family/tiers/planes/switch, e.g. rail_only/2-tier/1-plane/th5-128x400."""
+    family: str
+    """Fabric family (clos, rail_optimized, rail_only)."""
+    tiers: StrictInt
+    """Tier count."""
+    planes: StrictInt
+    """Plane count."""
+    switch: str
+    """Switch model on every tier."""
+    status: str
+    """sized, too_slow, infeasible, time_limit, pruned_by_port_count or pruned_by_bound."""
+    total_usd: Optional[Number] = None
+    """Capex + energy over the horizon (sized candidates)."""
+    capex_usd: Optional[Number] = None
+    """Network capex (sized candidates)."""
+    network_kw: Optional[Number] = None
+    """Network power, kW (sized candidates)."""
+    job_time_s: Optional[Number] = None
+    """The placed jobs' summed collective time, s (sized candidates)."""
+    p95_penalty: Optional[Number] = None
+    """95th percentile of the jobs' time over ideal time (sized candidates)."""
+    headroom: Optional[Number] = None
+    """1 - the worst routed switch-link utilisation after the stated failure (sized candidates)."""
+    reason: Optional[str] = None
+    """Why it was not sized or set aside (pruned, infeasible, time limit, too slow)."""
+    bound: Optional[dict[str, Number]] = None
+    """The bounds no design of it can beat, computed before sizing."""
+    job_times_s: Optional[dict[str, Number]] = None
+    """Each placed job's collective time on it, s (sized candidates)."""
+
+
+class DesignLost(_Part):
+    """A sized candidate not on the front, and the front member that dominates it."""
+    id: str
+    """The dominated candidate."""
+    by: str
+    """A front member that dominates it."""
+    worse_on: list[str]
+    """The objectives it is worse on."""
+
+
+class DesignSection(_Part):
+    """The design search: every candidate, the Pareto front and the chosen point."""
+    objective: str
+    """cost, power or balanced: each candidate's budget objective and how the front point is chosen."""
+    survive: str
+    """The failure every candidate must survive."""
+    max_slowdown: Optional[Number] = None
+    """Candidates slower than this multiple of the fastest were set aside."""
+    candidates: list[DesignCandidate]
+    """Every candidate, in candidate order."""
+    front: list[str]
+    """Candidate ids on the Pareto front."""
+    dominated: list[DesignLost]
+    """Each dominated sized candidate."""
+    chosen: Optional[str] = None
+    """The front member chosen by the objective: the fabric the plan carries."""
+    counts: dict[str, StrictInt]
+    """Candidates, sized, pruned by port count / by bound, infeasible, time limit, too slow, front, dominated."""
+    seconds: Number
+    """Seconds the search took."""
+    fabric_given: Optional[dict[str, Any]] = None
+    """The cluster file's own fabric section (the plan's cluster_file carries the chosen one)."""
+
+
+Plan.model_rebuild()
+Sections.model_rebuild()
 
 _MESSAGES = {"int_type": "expected an integer", "float_type": "expected a number", "string_type": "expected a string",
              "dict_type": "expected an object", "list_type": "expected a list", "missing": "missing: not a topo plan",

@@ -39,13 +39,43 @@ the objectives it loses on.
 
 Pruning (proofs only)
 ---------------------
-A candidate is set aside before sizing only when a port count proves no design of it can attach
-its endpoints: a switch whose port is slower than the NIC port; one tier when a plane's (a
-rail's, on rail-only) endpoint ports exceed radix x breakout; two tiers when they exceed radix x
-(radix - 1) x breakout (at most ``radix`` leaves reach a spine plane and each leaf keeps at least
-one uplink). Nothing is pruned by sampling or by a heuristic, and not by dominance (that would
-need bounds on job time and headroom before routing, which are not computed); a candidate the
-budget cannot size is reported infeasible with its reason.
+Two proofs set a candidate aside before sizing; nothing is pruned by sampling or by a heuristic,
+and a candidate the budget cannot size is reported infeasible with its reason.
+
+*By port count* (status ``pruned_by_port_count``): no design of it can attach its endpoints: a
+switch whose port is slower than the NIC port; one tier when a plane's (a rail's, on rail-only)
+endpoint ports exceed radix x breakout; two tiers when they exceed radix x (radix - 1) x breakout
+(at most ``radix`` leaves reach a spine plane and each leaf keeps at least one uplink).
+
+*By bound* (status ``pruned_by_bound``): :func:`objective_bounds` gives, before sizing, a bound
+on each objective that no design of the candidate can beat:
+
+- ``total_usd``, ``capex_usd``, ``network_kw``: the endpoint links, each at the cheapest (and,
+  separately, the least power-hungry) part of any reach class at its NIC port speed (the
+  builder gives an endpoint link its NIC port's speed, whatever the switch); the leaves it must
+  have at any budget, per plane (per rail on rail-only) ``ceil(ports / (radix x breakout))`` and
+  at least one; with two or three tiers at least one switch per plane (rail) on each upper
+  tier, and one uplink per leaf (per spine with three tiers) at the cheapest part at the
+  switch's port speed (the builder splits every leaf's ports down / up by a finite
+  oversubscription, so every leaf has an uplink); energy is network power x the file's energy
+  price, as the budget counts it.
+- ``job_time_s``: the placed jobs' summed ideal time (every endpoint at NIC goodput line rate,
+  scale-up flows at the domain's bandwidth): it depends only on the node types, the placement
+  and the transport's wire efficiency, which every candidate shares, and no fabric beats it.
+- ``p95_penalty``: 1 (a job's time over its ideal time); ``headroom``: 1 (at most).
+
+Candidates are sized in order of their cost bound (ties broken by candidate id). A candidate
+is pruned when a candidate sized before it is at least as good on every objective as the
+candidate's bounds and better on one: the sized one is then at least as good as any design of
+the pruned one and strictly better on that objective, so the pruned one could never be on the
+front (or be the fastest, for ``max_slowdown``). Its reason names the sized candidate and the
+objectives it is better on. The bounds are weak on job time, p95 penalty and headroom (the
+ideal time, 1 and 1), so a candidate is pruned by bound only when a sized one reaches them:
+typically a one-tier design running every job at its ideal time and cheaper than the others'
+switches and links alone. On an executor, candidates further in that order are started while
+earlier ones run, and a started candidate that the finished ones prune is discarded: which
+candidates are pruned is decided in the order alone, so the result does not depend on how the
+tasks are scheduled.
 """
 from __future__ import annotations
 
@@ -78,7 +108,7 @@ class DesignResult:
     front: tuple             # candidate ids on the Pareto front, in candidate order
     dominated: tuple         # {"id", "by", "worse_on"} per dominated candidate
     chosen: Optional[str]    # the front member best by ``objective``
-    counts: dict             # candidates, sized, pruned by bound, infeasible, too slow, front
+    counts: dict             # candidates, sized, pruned by port count / bound, infeasible, too slow, front
     seconds: float
     version: int = 1
 
@@ -166,18 +196,9 @@ def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
     if sw.port_gbps < nic:
         return f"its {sw.port_gbps:g}G ports are slower than the {nic:g}G NIC port"
     if cand["tiers"] in (1, 2):
-        n_ports = int(up0.sum())
-        if cand["family"] == "rail_only":
-            acc = [nt.accelerators for nt in cluster.node_types.values()]
-            rails = max(max(acc), 1)
-            # accelerator ports only (their rail is their local index): a lower bound on the
-            # busiest rail's ports whatever rails the hosts without accelerators take
-            src = fabric.link_src[up0]
-            acc_port = np.asarray(fabric.ep_is_accel, bool)[src]
-            rail = np.asarray(fabric.ep_local, np.int64)[src[acc_port]] % rails
-            per_plane = int(np.bincount(rail, minlength=rails).max(initial=0))
-        else:
-            per_plane = -(-n_ports // cand["planes"])
+        g = _group_ports(cluster, fabric, cand)
+        # the busiest plane holds at least its share (rounded up) of the endpoint ports
+        per_plane = int(g.max(initial=0)) if cand["family"] == "rail_only" else -(-int(up0.sum()) // cand["planes"])
         breakout = max(int(sw.port_gbps // nic), 1)
         if cand["tiers"] == 1:
             cap = sw.radix * breakout
@@ -190,6 +211,93 @@ def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
             return (f"{per_plane:,} endpoint ports on a plane exceed what two tiers of {sw.radix}-port switches "
                     f"attach: {sw.radix} leaves x {sw.radix - 1} ports x breakout {breakout} = {cap:,}")
     return None
+
+
+def _group_ports(cluster, fabric, cand: dict) -> np.ndarray:
+    """Endpoint ports per plane (per rail on rail-only: accelerator ports only, each on the rail of
+    its local index, a lower bound on every rail's ports whatever rails hosts without accelerators
+    take). NIC port k goes to plane k mod planes, and the plane counts divide every NIC's ports,
+    so every plane has an equal share."""
+    up0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+    if cand["family"] == "rail_only":
+        acc = [nt.accelerators for nt in cluster.node_types.values()]
+        rails = max(max(acc), 1)
+        src = fabric.link_src[up0]
+        acc_port = np.asarray(fabric.ep_is_accel, bool)[src]
+        rail = np.asarray(fabric.ep_local, np.int64)[src[acc_port]] % rails
+        return np.bincount(rail, minlength=rails).astype(np.int64)
+    n_ports = int(up0.sum())
+    return np.full(cand["planes"], n_ports // cand["planes"], np.int64)
+
+
+def _cheapest_link(cluster, gbps: float) -> tuple[float, float]:
+    """(USD, W) of the cheapest and of the least power-hungry part of any reach class for one link
+    at ``gbps``, priced as the bill of materials prices it (part x ends x speed scale)."""
+    from topo.model.catalog import REACH_CLASSES, optic_part, optic_scale
+    lpo = cluster.file.costs.allow_lpo
+    parts = [cluster.optics[optic_part(cluster.optics, r, lpo)] for r in REACH_CLASSES]
+    k = optic_scale(gbps)
+    return (min(p.ends * p.cost_usd * k for p in parts), min(p.ends * p.watts * k for p in parts))
+
+
+def ideal_job_times(cluster, fabric, placement) -> float:
+    """The placed jobs' summed ideal time (:func:`topo.traffic.demand.job_demands`): every endpoint
+    at NIC goodput line rate, scale-up flows at their domain's bandwidth. Depends only on the node
+    types, the placement and the wire efficiency, which every candidate shares."""
+    if not placement or not cluster.file.jobs:
+        return 0.0
+    from topo.traffic.demand import job_demands
+    return float(sum(job_demands(cluster, fabric, placement).job_time_s))
+
+
+def objective_bounds(cluster, fabric, cand: dict, ideal_s: float) -> dict:
+    """Bounds no design of ``cand`` can beat: lower bounds on ``total_usd``, ``capex_usd``,
+    ``network_kw``, ``job_time_s`` and ``p95_penalty``, an upper bound on ``headroom`` (see the
+    module docstring for the proof of each). ``fabric``: the cluster's fabric as given (its
+    endpoint links are the candidate's: same ports at the same NIC speeds); ``ideal_s``:
+    :func:`ideal_job_times`."""
+    from topo.solve.linkbudget import _energy_usd_per_w
+    sw = cluster.switches[cand["switch"]]
+    up0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
+    usd = watts = 0.0
+    speeds, counts = np.unique(np.asarray(fabric.link_gbps)[up0], return_counts=True)
+    for g, n in zip(speeds.tolist(), counts.tolist()):
+        cu, cw = _cheapest_link(cluster, g)
+        usd += n * cu
+        watts += n * cw
+    nic = float(speeds.max(initial=0.0))
+    breakout = max(int(sw.port_gbps // nic), 1) if nic > 0 else 1
+    ports = _group_ports(cluster, fabric, cand)
+    per_leaf = sw.radix * breakout
+    leaves = int(np.maximum(-(-ports // per_leaf), 1).sum())
+    groups = int(ports.size)
+    upper = (cand["tiers"] - 1) * groups          # at least one switch per plane (rail) per upper tier
+    uplinks = 0
+    if cand["tiers"] >= 2:
+        uplinks = leaves + (groups if cand["tiers"] == 3 else 0)   # every leaf (spine) has an uplink
+    lu, lw = _cheapest_link(cluster, sw.port_gbps)
+    capex = usd + (leaves + upper) * sw.cost_usd + uplinks * lu
+    kw = (watts + (leaves + upper) * sw.power_w + uplinks * lw) / 1e3
+    return {"total_usd": capex + kw * 1e3 * _energy_usd_per_w(cluster), "capex_usd": capex, "network_kw": kw,
+            "job_time_s": ideal_s, "p95_penalty": 1.0, "headroom": 1.0,
+            "switches": leaves + upper, "links": int(up0.sum()) + uplinks}
+
+
+def bound_dominated(sized: list, bound: dict) -> Optional[tuple[dict, list]]:
+    """The first sized candidate (in the order given) at least as good as ``bound`` on every
+    objective and better on one, with the objectives it is better on; None when there is none."""
+    for s in sized:
+        if dominates(s, bound):
+            return s, [k for k in OBJECTIVES if _better(_key(s, k), _key(bound, k))]
+    return None
+
+
+def _bound_reason(by: dict, better: list, bound: dict) -> str:
+    fig = {"total_usd": lambda v: f"${v:,.0f}", "network_kw": lambda v: f"{v:,.2f} kW",
+           "job_time_s": lambda v: f"{v:.4g} s", "p95_penalty": lambda v: f"{v:.3f}",
+           "headroom": lambda v: f"{v:.3f}"}
+    on = ", ".join(f"{k} {fig[k](by[k])} vs bound {fig[k](bound[k])}" for k in better)
+    return f"by bound: {by['id']} (sized) is at least as good on every objective as this candidate's bounds; better on {on}"
 
 
 # --- one candidate ---------------------------------------------------------------------------
@@ -234,6 +342,7 @@ def size_candidate(task: dict) -> dict:
            "job_time_s": float(sum(times)) if times else 0.0,
            "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
            "headroom": float(1.0 - max(worst, default=0.0)) + 0.0,
+           "job_times_s": {k: float(t) for k, (t, _) in sorted(jobs.items())},
            "switches_per_tier": [t["switches"] for t in r.tiers],
            "oversubscription": [t["oversubscription"] for t in r.tiers[:-1]],
            "check": {"ok": bool(r.check["ok"]), "scenarios": list(r.check.get("scenarios", [])),
@@ -286,6 +395,7 @@ def _one_tier(task: dict, cand: dict, t0: float) -> dict:
             "network_kw": float(money["network_kw"]), "job_time_s": float(sum(times)) if times else 0.0,
             "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
             "headroom": 1.0,   # no switch-to-switch link: no failure the checker can survive loads one
+            "job_times_s": {k: float(t) for k, (t, _) in sorted(jobs.items())},
             "switches_per_tier": [int(x) for x in fab.tier_switch_counts], "oversubscription": [],
             "check": {"ok": True, "scenarios": list(chk.get("scenarios", [])),
                       "switch_counts": list(chk.get("switch_counts", []))},
@@ -337,10 +447,42 @@ def _choose(front_rows: list, objective: str) -> Optional[str]:
     return front_rows[i]["id"]
 
 
+def _run_in_order(order: list, tasks: dict, bounds: dict, results: list, executor, lookahead: int) -> None:
+    """Size the candidates in ``order``, each pruned (when ``bounds`` has it) if a candidate sized
+    before it in that order dominates its bounds. The decision for each candidate depends only on
+    the candidates before it, so the outcome is the same on any executor: with one, up to
+    ``lookahead`` later candidates not yet pruned are started while the earliest runs, and a
+    started candidate pruned once the earlier ones finish is discarded (its result unused)."""
+    sized: list = []
+    futs: dict = {}
+    for p, i in enumerate(order):
+        hit = bound_dominated(sized, bounds[i]) if i in bounds else None
+        if hit is not None:
+            fu = futs.pop(i, None)
+            if fu is not None:
+                fu.cancel()
+            results[i] = {**tasks[i]["cand"], "status": "pruned_by_bound", "by": hit[0]["id"],
+                          "reason": _bound_reason(hit[0], hit[1], bounds[i])}
+            continue
+        if executor is None:
+            r = size_candidate(tasks[i])
+        else:
+            for j in order[p:]:
+                if len(futs) >= max(lookahead, 1) and j != i:
+                    break
+                if j not in futs and (j not in bounds or bound_dominated(sized, bounds[j]) is None):
+                    futs[j] = executor.submit(size_candidate, tasks[j])
+            r = futs.pop(i).result()
+        results[i] = r
+        if r["status"] == "sized":
+            sized.append(r)
+
+
 # --- the search -------------------------------------------------------------------------------
 def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Optional[str] = None,
            max_slowdown: Optional[float] = None, survive: Optional[str] = None, seed: Optional[int] = None,
-           time_limit: Optional[float] = None, placement=None, executor=None) -> DesignResult:
+           time_limit: Optional[float] = None, placement=None, executor=None, prune: bool = True,
+           lookahead: Optional[int] = None) -> DesignResult:
     """Search fabric families x tiers x planes x switch models for the cluster's jobs.
 
     Parameters
@@ -359,6 +501,10 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
         fabric as given; endpoints are numbered by node, so the same on every candidate)
     executor : a ``concurrent.futures.Executor`` to run the candidates on (default: this
         process, one after another); results are gathered in candidate order
+    prune : set aside candidates whose bounds a sized candidate dominates (default True; the
+        front is the same either way, see the module docstring)
+    lookahead : on an executor, candidates in flight at once (default: the executor's worker
+        count, else 4); never changes the result
 
     Raises SpecError for bad parameters (paths name them: ``families``, ``switches``,
     ``objective``, ``max_slowdown``, ``tiers``).
@@ -379,27 +525,31 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
         raise SpecError([("tiers", f"expected tier counts among {list(TIERS)} (found {list(tiers)})")])
     survive = survive or g.survive
     rs = run_settings(cluster, seed=seed, time_limit=time_limit)
+    if lookahead is None:
+        lookahead = int(getattr(executor, "_max_workers", 0) or 4)
     fabric = build(cluster)
     if placement is None and cluster.file.jobs:
         placement, _ = fit_in_order(cluster, fabric)
     file_dict = cluster.file.model_dump(mode="json")
     cands = candidates(cluster, families, switches, tiers)
     results: list = [None] * len(cands)
-    tasks = []
+    tasks = {}
+    ideal_s = ideal_job_times(cluster, fabric, placement)
+    bounds = {}
     for i, cand in enumerate(cands):
         why = port_bound(cluster, fabric, cand)
         if why is not None:
-            results[i] = {**cand, "status": "pruned", "reason": f"by port count: {why}"}
+            results[i] = {**cand, "status": "pruned_by_port_count", "reason": f"by port count: {why}"}
             continue
-        tasks.append((i, {"file": file_dict, "base_dir": cluster.base_dir, "cand": cand, "placement": placement,
-                          "objective": objective, "survive": survive, "seed": rs.seed, "time_limit": rs.time_limit}))
-    if executor is None:
-        for i, t in tasks:
-            results[i] = size_candidate(t)
-    else:
-        futs = {executor.submit(size_candidate, t): i for i, t in tasks}
-        for fu, i in futs.items():
-            results[i] = fu.result()
+        bounds[i] = objective_bounds(cluster, fabric, cand, ideal_s)
+        tasks[i] = {"file": file_dict, "base_dir": cluster.base_dir, "cand": cand, "placement": placement,
+                    "objective": objective, "survive": survive, "seed": rs.seed, "time_limit": rs.time_limit}
+    # cheap bounds first (ties: candidate id); without pruning, candidate order
+    order = sorted(tasks, key=lambda i: (bounds[i]["total_usd"], cands[i]["id"])) if prune else sorted(tasks)
+    _run_in_order(order, tasks, bounds if prune else {}, results, executor, lookahead)
+    for i, b in bounds.items():
+        results[i]["bound"] = {k: b[k] for k in ("total_usd", "capex_usd", "network_kw", "job_time_s",
+                                                 "p95_penalty", "headroom")}
     sized = [r for r in results if r["status"] == "sized"]
     if max_slowdown is not None and sized and cluster.file.jobs:
         fastest = min(r["job_time_s"] for r in sized)
@@ -415,7 +565,8 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
         r["on_front"] = r["id"] in on
     chosen = _choose([r for r in sized if r["id"] in on], objective)
     counts = {"candidates": len(cands), "sized": sum(r["status"] in ("sized", "too_slow") for r in results),
-              "pruned_by_bound": sum(r["status"] == "pruned" for r in results),
+              "pruned_by_port_count": sum(r["status"] == "pruned_by_port_count" for r in results),
+              "pruned_by_bound": sum(r["status"] == "pruned_by_bound" for r in results),
               "infeasible": sum(r["status"] == "infeasible" for r in results),
               "time_limit": sum(r["status"] == "time_limit" for r in results),
               "too_slow": sum(r["status"] == "too_slow" for r in results), "front": len(front),
