@@ -318,7 +318,7 @@ def size_candidate(task: dict) -> dict:
         c = from_dict(candidate_dict(task["file"], cand), source=f"(design {cand['id']})", base_dir=task["base_dir"])
         fab = build(c)
         r = B.budget(c, fab, placement=task["placement"], objective=task["objective"], survive=task["survive"],
-                     seed=task["seed"], workers=1, time_limit=task["time_limit"])
+                     seed=task["seed"], workers=1, time_limit=task["time_limit"], alternatives=False)
     except SpecError as e:
         return _not_sized(cand, e, t0)
     except TimeLimitError as e:   # any other SolverError is the budget's answer rejected: never hidden

@@ -1512,8 +1512,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
            time_limit: Optional[float] = None, seed: Optional[int] = None, workers: Optional[int] = None,
            switch_choice: str = "fixed", max_oversubscription: Optional[float] = None,
            min_bisection: Optional[float] = None, scenarios: Optional[list] = None,
-           check: bool = True) -> BudgetResult:
-    """Choose the fabric's link budget with CP-SAT and check it independently.
+           check: bool = True, alternatives: bool = True) -> BudgetResult:
+    """Choose the fabric's link budget with CP-SAT and check it independently (``alternatives``:
+    also solve the other objectives for comparison; the design search, which compares designs, skips it).
 
     Parameters
     ----------
@@ -1538,10 +1539,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         ``demands`` (or the placed jobs') is the job mix: carried only by a ``jobs`` scenario,
         its rates times the scenario's growth
 
-    Raises SpecError for bad input and when no budget meets the target or survives the
-    failure; SolverError when the solver finds nothing within the time limit or the independent
-    check rejects its answer. Cost: the loads of every candidate grouping are O(flows) each (64 leaf
-    and 64 x 64 pod groupings for radix-128 switches); the CP-SAT model has three decisions.
+    Raises SpecError for bad input and when no budget meets the target or survives the failure;
+    SolverError when the solver finds nothing in time or the independent check rejects its answer.
+    Cost: O(flows) per candidate grouping (64 leaf and 64 x 64 pod ones at radix 128), 3 decisions.
     """
     from topo.routing.describe import bill_of_materials
     from topo.model.fabric import build
@@ -1603,7 +1603,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
 
     money, nb_fab = _budget_money(cluster, fabric, after, bom_after, bom_given)
-    alternatives = _alternatives(objective, best, statuses, time_limit, run)
+    alternatives = _alternatives(objective if alternatives else None, best, statuses, time_limit, run, objective)
     tiers_out, util_out = _tier_rows(cluster, fabric, after_fab, data, T, ev, names, specs, three, tau,
                                      before_routed, chk if check else None)
     headroom = {key: {"worst_util_after_failure": v, "headroom": (1.0 - v) if v is not None else None}
@@ -1734,11 +1734,17 @@ def _budget_money(cluster, fabric, after, bom_after, bom_given):
     return money, nb_fab
 
 
-def _alternatives(objective, best, statuses, time_limit, run: dict) -> dict:
-    """The optimum of every objective (the chosen one's as found), each solved within ``time_limit``."""
+def _alternatives(objective, best, statuses, time_limit, run: dict, chosen=None) -> dict:
+    """The optimum of every objective (the chosen one's as found), each solved within ``time_limit``;
+    with ``objective`` None, only the ``chosen`` one's (nothing solved again)."""
     cluster = run["cluster"]
     alternatives = {}
-    for o in OBJECTIVES:
+    if objective is None:
+        objective = chosen
+        wanted = [chosen]
+    else:
+        wanted = list(OBJECTIVES)
+    for o in wanted:
         if o == objective:
             b_o, st_o = best, statuses
         else:
