@@ -78,14 +78,14 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
 
     ``design`` (True, or a dict of :func:`topo.solve.design.design` options: ``families``,
     ``switches``, ``tiers`` (default 2 and 3: one tier has no link budget, so it is refused
-    here), ``max_slowdown``, ``survive``, ``prune``) runs the design search first (:func:`design_step`) and carries the chosen candidate's cluster file (its fabric, before
+    here), ``max_slowdown``, ``survive``, ``prune``) runs the design search first
+    (:func:`design_step`) and carries the chosen candidate's cluster file (its fabric, before
     its budget) through every later stage; the plan's ``cluster_file`` is then that file, and its
     ``design`` section the search (:meth:`DesignResult.to_dict` without each candidate's
     ``cluster_after``) with ``fabric_given``, the file's own fabric section.
     """
     from topo.solve.linkbudget import budget_for_transport as size_budget
     from topo.routing.describe import describe
-    from topo.solve.placement import place
     from topo.io.plan import new_plan
 
     from topo.model.spec import run_settings
@@ -113,20 +113,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             fabric = build(cluster)
             desc_before = describe(fabric, cluster)
         with pr.stage("placing jobs (CP-SAT)"), timed("place"):
-            placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
-            if cluster.file.goals.spares is not None:  # hot spares around it, held back and counted busy
-                from topo.solve.placement import hold_spares
-                from topo.solve.spares import choose_spares
-                sp = cluster.file.goals.spares
-                placement = hold_spares(placement, cluster, fabric, choose_spares(
-                    cluster, fabric, placement.assignment, scope=sp.per, per_domain=sp.per_domain,
-                    time_limit=time_limit, seed=seed, workers=workers))
-            served = None   # serving replicas by CP-SAT in what the placed jobs leave free, on the fabric as given
-            if cluster.file.serving.deployments:
-                from topo.solve import serving_place
-                served = serving_place.place_serving(cluster, fabric, placement.assignment, time_limit=time_limit,
-                                                     reserved=placement.reserved,
-                                                     seed=seed, workers=workers)
+            placement, served = _place_all(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
         with pr.stage("routing traffic"), timed("route"):
             # a queue larger than the free capacity is normal: each placement routes the jobs it
             # placed, and the metrics name the jobs it left out
@@ -141,7 +128,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                               objective=objective or cluster.file.goals.objective,
                               max_oversubscription=cluster.file.goals.max_oversubscription,
                               # the serving traffic at its stated request rates beside the jobs
-                              **({"demands": serving_place.budget_demands(cluster, fabric, placement.assignment,
+                              **({"demands": _serving_place().budget_demands(cluster, fabric, placement.assignment,
                                                                           served["assignment"])} if served else {}))
         cluster_after = bud.cluster_after
         if isinstance(cluster_after, dict):
@@ -159,7 +146,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         serving = None
         if served:   # the serving deployments on the chosen fabric
             with pr.stage("serving deployments"), timed("serving"):
-                serving = serving_place.summary(cluster_after, fabric_after, placement.assignment, seed=seed,
+                serving = _serving_place().summary(cluster_after, fabric_after, placement.assignment, seed=seed,
                                                 placed=served)
         fail = gp = None
         if failures:
@@ -187,6 +174,31 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         **({"serving": serving} if serving is not None else {}),
         **({"design": design_section} if design_section is not None else {}),
     )
+
+
+def _serving_place():
+    from topo.solve import serving_place
+    return serving_place
+
+
+def _place_all(cluster, fabric, *, time_limit, seed, workers):
+    """The jobs placed by CP-SAT; the hot spares ``goals.spares`` asks for chosen around them, held
+    back and counted busy; then the serving replicas by CP-SAT in what is left (on the fabric as
+    given). Returns (the placement, the serving placement or None)."""
+    from topo.solve.placement import place
+    placement = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers)
+    if cluster.file.goals.spares is not None:
+        from topo.solve.placement import hold_spares
+        from topo.solve.spares import choose_spares
+        sp = cluster.file.goals.spares
+        placement = hold_spares(placement, cluster, fabric, choose_spares(
+            cluster, fabric, placement.assignment, scope=sp.per, per_domain=sp.per_domain,
+            time_limit=time_limit, seed=seed, workers=workers))
+    served = None
+    if cluster.file.serving.deployments:
+        served = _serving_place().place_serving(cluster, fabric, placement.assignment, time_limit=time_limit,
+                                                reserved=placement.reserved, seed=seed, workers=workers)
+    return placement, served
 
 
 DESIGN_OPTIONS = ("families", "switches", "tiers", "max_slowdown", "survive", "prune")
