@@ -90,16 +90,7 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
         raise SpecError([("serving.deployments", "missing: the cluster file states no deployments to serve")])
     if fabric is None:
         fabric = build(cluster)
-    tr = f.transport
-    model = routing or _DEFAULT_MODEL[tr.protocol]
-    if model not in MODELS or model == "optimal":
-        raise SpecError([("routing", f"expected one of {[m for m in MODELS if m != 'optimal']} (found {model!r})")])
-    target = f.goals.target_utilization if target_utilization is None else float(target_utilization)
-    if not 0 < target <= 1:
-        raise SpecError([("target_utilization", f"must be in (0, 1] (found {target!r})")])
-    seed = f.goals.seed if seed is None else int(seed)
-    qps = tr.qps if qps is None else int(qps)
-    channels = tr.n_channels if channels is None else int(channels)
+    model, target, seed, qps, channels = _settings(f, routing, target_utilization, seed, qps, channels)
     st = serving_traffic(cluster, fabric, placement, replicas=replicas)
     d = st.demands
     eff = wire_efficiency(cluster)
@@ -113,14 +104,51 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
         rm = route(fabric, d, model, efficiency=eff_model, seed=seed, qps=qps, channels=channels)
         util_m = _util(fabric, rm.link_gbps_load)
         hot_m = _hottest(fabric, rm.link_gbps_load, fabric.link_gbps > 0, 10)
-    alive = fabric.link_gbps > 0
     su_all = _scaleup_util(fabric, both)
-    if rates is not None:
-        rates = [float(x) for x in rates]
-        bad = [x for x in rates if not (math.isfinite(x) and x > 0)]
-        if not rates or bad:
-            raise SpecError([("rates", f"expected positive request rates per second (found {bad or rates!r})")])
-    # ideal ECMP, RoCE hashing and UEC spraying side by side (and the chosen model if another)
+    rates = _checked_rates(rates)
+    tmodels, all_loads = _model_loads(cluster, fabric, d, model, eff, eff_model, both,
+                                      seed=seed, qps=qps, channels=channels)
+    deps = []
+    for k, dep in enumerate(f.serving.deployments):
+        out = _deployment(fabric, st, k, dep, target, eff, util)
+        out["time_per_token"] = token_times(cluster, fabric, st, k, tmodels, seed=seed, qps=qps, channels=channels,
+                                            rates=rates, all_loads=all_loads)
+        deps.append(out)
+    with_training = _with_training(cluster, fabric, placement, d, both, eff, seed=seed, qps=qps, channels=channels)
+    return _summary(f, fabric, d, both, util, util_m, hot_m, su_all, deps, with_training, placement=placement,
+                    replicas=replicas, target=target, model=model)
+
+
+def _settings(f, routing, target_utilization, seed, qps, channels) -> tuple:
+    """The routing model, target utilisation, seed, queue pairs and channels: each as given or from the
+    cluster file, checked."""
+    tr = f.transport
+    model = routing or _DEFAULT_MODEL[tr.protocol]
+    if model not in MODELS or model == "optimal":
+        raise SpecError([("routing", f"expected one of {[m for m in MODELS if m != 'optimal']} (found {model!r})")])
+    target = f.goals.target_utilization if target_utilization is None else float(target_utilization)
+    if not 0 < target <= 1:
+        raise SpecError([("target_utilization", f"must be in (0, 1] (found {target!r})")])
+    seed = f.goals.seed if seed is None else int(seed)
+    qps = tr.qps if qps is None else int(qps)
+    channels = tr.n_channels if channels is None else int(channels)
+    return model, target, seed, qps, channels
+
+
+def _checked_rates(rates):
+    """The curve's request rates as floats, or None for the default; refused unless all positive."""
+    if rates is None:
+        return None
+    rates = [float(x) for x in rates]
+    bad = [x for x in rates if not (math.isfinite(x) and x > 0)]
+    if not rates or bad:
+        raise SpecError([("rates", f"expected positive request rates per second (found {bad or rates!r})")])
+    return rates
+
+
+def _model_loads(cluster, fabric, d, model, eff, eff_model, both, *, seed, qps, channels) -> tuple[dict, dict]:
+    """Ideal ECMP, RoCE hashing and UEC spraying side by side (and the chosen model if another): the
+    efficiency of each model, and its link loads and scale-up loads of all the serving traffic."""
     tmodels = {"fluid": eff, "roce-hash": protocol_efficiency(cluster, "roce"),
                "uec-spray": protocol_efficiency(cluster, "uec")}
     if model not in tmodels:
@@ -130,77 +158,100 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
         if name != "fluid":
             ra = route(fabric, d, name, efficiency=e, seed=seed, qps=qps, channels=channels)
             all_loads[name] = (ra.link_gbps_load, np.maximum(ra.scaleup_sent_gbps, ra.scaleup_recv_gbps))
-    deps = []
-    for k, dep in enumerate(f.serving.deployments):
-        sel = d.select(d.job == k)
-        kind = st.kind[d.job == k]
-        r = route(fabric, sel, "fluid", efficiency=eff)
-        u = _util(fabric, r.link_gbps_load)
-        mu = float(u.max(initial=0.0))
-        su = _scaleup_util(fabric, r)
-        worst = max(mu, su)
-        m = dep.model
-        out = {
-            "name": dep.name,
-            "mode": "colocated" if dep.colocated is not None else "disaggregated",
-            "requests_per_s": dep.load.requests_per_s,
-            "accelerators": int(sum(v.size for (n, _), v in st.replicas.items() if n == dep.name)),
-            # derived: the endpoints of every replica, first and last in rank order
-            "replicas": {role: [[fabric.node_name(int(r[0])), fabric.node_name(int(r[-1]))] for r in R]
-                         for (n, role), R in st.replicas.items() if n == dep.name},
-            "kv_bytes_per_token": kv_bytes_per_token(m),
-            "moe_dispatch_bytes_per_token_per_layer": moe_dispatch_bytes_per_token(m),
-            "bytes_per_s": {kk: st.bytes_per_s[dep.name][kk] for kk in KINDS},
-            "network_gbps": _split_gbps(fabric, sel)[0],
-            "scaleup_gbps": _split_gbps(fabric, sel)[1],
-            "max_util": mu,
-            "scaleup_max_util": su,
-            "busiest_links": _hottest(fabric, r.link_gbps_load, alive, 5),
-            "max_requests_per_s_at_target": _rate_at(dep.load.requests_per_s, target, worst),
-            "limited_by": (None if worst <= 0 else "scale-up" if su >= mu
-                           else (_hottest(fabric, r.link_gbps_load, alive, 1) or [{"link": None}])[0]["link"]),
-        }
-        if dep.colocated is None:
-            P = st.replicas[(dep.name, "prefill")]
-            D = st.replicas[(dep.name, "decode")]
-            M = st.kv[dep.name]["per_token"]
-            lens = {"mean": dep.load.prompt_tokens.mean, **dep.load.prompt_tokens.percentiles}
-            kvmask = kind == KINDS.index("kv_transfer")
-            rk = route(fabric, sel.select(kvmask), "fluid", efficiency=eff) if kvmask.any() else None
-            used = rk.link_gbps_load > 0 if rk is not None else np.zeros(fabric.n_links, bool)
-            slow = max(1.0, float(util[used].max(initial=0.0)))
-            times = {}
-            inj = fabric.injection_gbps()
-            for name, n in lens.items():
-                t = max(kv_transfer_time_s(fabric, P[p], D[q], M, n, eff, inj)
-                        for p in range(P.shape[0]) for q in range(D.shape[0]))
-                times[name] = {"tokens": n, "bytes": kv_bytes_per_token(m) * n, "idle_s": t, "loaded_s": t * slow}
-            out["kv_transfer"] = times
-        out["time_per_token"] = token_times(cluster, fabric, st, k, tmodels, seed=seed, qps=qps, channels=channels,
-                                            rates=rates, all_loads=all_loads)
-        deps.append(out)
+    return tmodels, all_loads
+
+
+def _deployment(fabric, st, k: int, dep, target: float, eff, util) -> dict:
+    """One deployment's row without its time per token: its replicas, traffic, utilisation alone, the
+    rate it carries at the target and, disaggregated, its KV-cache transfer times."""
+    d = st.demands
+    alive = fabric.link_gbps > 0
+    sel = d.select(d.job == k)
+    kind = st.kind[d.job == k]
+    r = route(fabric, sel, "fluid", efficiency=eff)
+    u = _util(fabric, r.link_gbps_load)
+    mu = float(u.max(initial=0.0))
+    su = _scaleup_util(fabric, r)
+    worst = max(mu, su)
+    m = dep.model
+    out = {
+        "name": dep.name,
+        "mode": "colocated" if dep.colocated is not None else "disaggregated",
+        "requests_per_s": dep.load.requests_per_s,
+        "accelerators": int(sum(v.size for (n, _), v in st.replicas.items() if n == dep.name)),
+        # derived: the endpoints of every replica, first and last in rank order
+        "replicas": {role: [[fabric.node_name(int(r[0])), fabric.node_name(int(r[-1]))] for r in R]
+                     for (n, role), R in st.replicas.items() if n == dep.name},
+        "kv_bytes_per_token": kv_bytes_per_token(m),
+        "moe_dispatch_bytes_per_token_per_layer": moe_dispatch_bytes_per_token(m),
+        "bytes_per_s": {kk: st.bytes_per_s[dep.name][kk] for kk in KINDS},
+        "network_gbps": _split_gbps(fabric, sel)[0],
+        "scaleup_gbps": _split_gbps(fabric, sel)[1],
+        "max_util": mu,
+        "scaleup_max_util": su,
+        "busiest_links": _hottest(fabric, r.link_gbps_load, alive, 5),
+        "max_requests_per_s_at_target": _rate_at(dep.load.requests_per_s, target, worst),
+        "limited_by": (None if worst <= 0 else "scale-up" if su >= mu
+                       else (_hottest(fabric, r.link_gbps_load, alive, 1) or [{"link": None}])[0]["link"]),
+    }
+    if dep.colocated is None:
+        out["kv_transfer"] = _kv_transfer(fabric, st, dep, sel, kind, eff, util)
+    return out
+
+
+def _kv_transfer(fabric, st, dep, sel, kind, eff, util) -> dict:
+    """A disaggregated deployment's KV-cache transfer time at the mean and percentile prompt lengths,
+    idle and slowed by the busiest link its transfers use."""
+    m = dep.model
+    P = st.replicas[(dep.name, "prefill")]
+    D = st.replicas[(dep.name, "decode")]
+    M = st.kv[dep.name]["per_token"]
+    lens = {"mean": dep.load.prompt_tokens.mean, **dep.load.prompt_tokens.percentiles}
+    kvmask = kind == KINDS.index("kv_transfer")
+    rk = route(fabric, sel.select(kvmask), "fluid", efficiency=eff) if kvmask.any() else None
+    used = rk.link_gbps_load > 0 if rk is not None else np.zeros(fabric.n_links, bool)
+    slow = max(1.0, float(util[used].max(initial=0.0)))
+    times = {}
+    inj = fabric.injection_gbps()
+    for name, n in lens.items():
+        t = max(kv_transfer_time_s(fabric, P[p], D[q], M, n, eff, inj)
+                for p in range(P.shape[0]) for q in range(D.shape[0]))
+        times[name] = {"tokens": n, "bytes": kv_bytes_per_token(m) * n, "idle_s": t, "loaded_s": t * slow}
+    return times
+
+
+def _with_training(cluster, fabric, placement, d, both, eff, *, seed, qps, channels) -> Optional[dict]:
+    """The serving traffic beside the training jobs' (placed as given or in order): shared links, the
+    utilisation together and the interference; None without training jobs or traffic."""
+    if not cluster.file.jobs:
+        return None
+    from topo.traffic.demand import fit_in_order, job_demands
+    jp = placement if placement is not None else fit_in_order(cluster, fabric)[0]
+    jd = job_demands(cluster, fabric, jp)
+    if not jd.n:
+        return None
+    alive = fabric.link_gbps > 0
+    rj = route(fabric, jd, "fluid", efficiency=eff)
+    tot = rj.link_gbps_load + both.link_gbps_load
+    ut = _util(fabric, tot)
+    shared = (rj.link_gbps_load > 0) & (both.link_gbps_load > 0)
+    return {
+        "training_max_util": float(_util(fabric, rj.link_gbps_load).max(initial=0.0)),
+        "max_util": float(ut.max(initial=0.0)),
+        "shared_links": int(shared.sum()),
+        "shared_max_serving_share": (float((both.link_gbps_load[shared] / tot[shared]).max())
+                                     if shared.any() else None),
+        "busiest_links": _hottest(fabric, tot, alive, 5),
+        "interference": interference(cluster, fabric, jp, d, seed=seed, qps=qps, channels=channels),
+    }
+
+
+def _summary(f, fabric, d, both, util, util_m, hot_m, su_all, deps, with_training, *, placement, replicas,
+             target, model) -> dict:
+    """The result dict: the deployments, all the serving traffic together and beside training."""
     mu_all = float(util.max(initial=0.0))
     worst_all = max(mu_all, su_all)
-    hot = _hottest(fabric, both.link_gbps_load, alive, 10)
-    with_training = None
-    if f.jobs:
-        from topo.traffic.demand import fit_in_order, job_demands
-        jp = placement if placement is not None else fit_in_order(cluster, fabric)[0]
-        jd = job_demands(cluster, fabric, jp)
-        if jd.n:
-            rj = route(fabric, jd, "fluid", efficiency=eff)
-            tot = rj.link_gbps_load + both.link_gbps_load
-            ut = _util(fabric, tot)
-            shared = (rj.link_gbps_load > 0) & (both.link_gbps_load > 0)
-            with_training = {
-                "training_max_util": float(_util(fabric, rj.link_gbps_load).max(initial=0.0)),
-                "max_util": float(ut.max(initial=0.0)),
-                "shared_links": int(shared.sum()),
-                "shared_max_serving_share": (float((both.link_gbps_load[shared] / tot[shared]).max())
-                                             if shared.any() else None),
-                "busiest_links": _hottest(fabric, tot, alive, 5),
-                "interference": interference(cluster, fabric, jp, d, seed=seed, qps=qps, channels=channels),
-            }
+    hot = _hottest(fabric, both.link_gbps_load, fabric.link_gbps > 0, 10)
     return {
         "cluster": f.name, "family": fabric.family, "endpoints": fabric.n_endpoints, "flows": d.n,
         "placement": "training jobs " + ("as given" if placement is not None else "in order")

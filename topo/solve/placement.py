@@ -1555,7 +1555,6 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
     baseline = {"objective": b_res["objective"], "totals": b_res["totals"],
                 "placed": len(b_res["assignment"]), "unplaced": len(b_res["unplaced"]),
                 "check": "passed" if not b_viol else f"failed: {b_viol[0]}"}
-    note = ""
     if policy == "greedy":
         if b_viol:
             raise SolverError(f"the greedy placement failed its check: {'; '.join(map(str, b_viol[:5]))}")
@@ -1563,88 +1562,13 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         note = "greedy best-fit placement (no solver)"
         baseline = None
     else:
-        # the baseline's servers with ranks mapped like every other candidate
-        g_res = _assemble(pb, g_placed, big)
-        g_viol = check(g_res["assignment"], g_res["unplaced"], g_res["objective"])
-        g_ok = not g_viol
-        baseline["totals_rank_mapped"] = g_res["totals"]
-        # solver start: the best of a few greedy orders (the baseline's among them)
-        starts = {"priority": (g_placed, g_res, g_ok)}
-        if len(pb.jobs) > 1:
-            for order in ("size", "traffic", "file"):
-                pl = _greedy(pb, order)[0] if order != "file" else _first_fit(pb)
-                r_ = _assemble(pb, pl, big)
-                starts[order] = (pl, r_, not check(r_["assignment"], r_["unplaced"],
-                                                                r_["objective"]))
-        if pb.fd is not None:  # a start that keeps the failure-domain rule
-            pl = _fd_greedy(pb)
-            r_ = _assemble(pb, pl, big)
-            starts["failure domains"] = (pl, r_, not check(r_["assignment"], r_["unplaced"], r_["objective"]))
-        ok_starts = [k for k in starts if starts[k][2]]
-        best_start = min(ok_starts or ["priority"], key=lambda k: (starts[k][1]["objective"], _tier_cost(starts[k][1])))
-        h_placed, h_res, h_ok = starts[best_start]
-        solver_info["start"] = {k: v[1]["objective"] for k, v in starts.items()}
-        t_left = max(float(time_limit) - (time.perf_counter() - t0), 0.1 * float(time_limit))
-        # a checked start that places every job proves the optimum places every job
-        all_placeable = any(v[2] and not v[1]["unplaced"] for v in starts.values())
-        o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers, all_placeable,
-                                                    start_objective=h_res["objective"] if h_ok else None)
-        solver_info.update(info)
-        solver_info["status"] = sname
-        # candidates, each checked: the solver's placement, the solver's start, the baseline
-        cands = []
-        if o_placed is not None:
-            o_res = _assemble(pb, o_placed, big)
-            viol = check(o_res["assignment"], o_res["unplaced"], o_res["objective"])
-            if viol:
-                note = f"the solver's placement failed its check ({viol[0]}); "
-            else:
-                cands.append((o_res["objective"], _tier_cost(o_res), 0, "optimized", o_res))
-        elif sname == BOUND_MET:
-            note = f"the {best_start}-order start meets the lower bound, so it is optimal without a solver run; "
-        else:
-            note = f"the solver found no placement ({sname}); "
-        if h_ok and best_start != "priority":  # the priority-order start is the baseline itself
-            cands.append((h_res["objective"], _tier_cost(h_res), 1, "start", h_res))
-        if g_ok:
-            cands.append((g_res["objective"], _tier_cost(g_res), 2, "baseline", g_res))
-        if not cands and pb.fd is not None:
-            raise SolverError(f"no placement keeping {fd_path} passed the check within {float(time_limit):g} s "
-                              f"(the solver: {sname}); raise the time limit")
-        if not cands:
-            raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
-        cands.sort(key=lambda c: c[:3])
-        source, res = cands[0][3], cands[0][4]
-        tied = o_placed is not None and any(c[3] == "optimized" and c[0] == cands[0][0] for c in cands)
-        if source == "start" and sname == BOUND_MET:
-            note += "returned the start"
-        elif source == "start":
-            note += (f"the solver's start ({best_start} order) " +
-                     ("ties the solver's placement and sends less traffic up the tree" if tied
-                      else "was not improved on") + "; returned the start")
-        elif source == "baseline" and sname == BOUND_MET:
-            note += "returned the baseline"
-        elif source == "baseline":
-            note += ("the greedy baseline ties the solver's placement and sends less traffic up the tree"
-                     if tied else "nothing better passed the check") + "; returned the baseline"
-        obj = res["objective"]
-        if o_placed is None and sname != BOUND_MET:
-            status = "UNKNOWN"
-        elif bound is not None and obj == bound:
-            status = "OPTIMAL"
-        else:
-            status = "FEASIBLE"
-    fd_out = None
+        res, source, status, bound, note = _optimized(pb, big, check, g_placed, baseline, solver_info, t0=t0,
+                                                      time_limit=time_limit, seed=seed, workers=workers,
+                                                      fd_path=fd_path)
+    fd_out = other = None
     if pb.fd is not None:
-        if "fragmentation" in res["unplaced"].values():
-            res = {**res, "unplaced": {k: ("failure domains" if v == "fragmentation" else v)
-                                       for k, v in res["unplaced"].items()}}
-        other = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers, policy=policy,
-                      failure_domains=False, reserved=reserved)
-        fd_out = {"level": fd_rule.level, "mode": fd_rule.mode, "max_share": fd_rule.max_share,
-                  "max_domains": fd_rule.max_domains, "with": _fd_summary(pb, res, pb.fd["s_dom"]),
-                  "without": _fd_summary(pb, {"assignment": other.assignment, "totals": other.totals,
-                                              "objective": other.objective}, pb.fd["s_dom"])}
+        res, fd_out, other = _fd_compare(cluster, fabric, pb, res, fd_rule, time_limit=time_limit, seed=seed,
+                                         workers=workers, policy=policy, reserved=reserved)
     obj = res["objective"]
     gap = None if bound is None else (0.0 if obj == 0 else round((obj - bound) / abs(obj), 6))
     names = {j: [fabric.server_name(s) for s in np.unique(fabric.ep_server[e])] for j, e in res["assignment"].items()}
@@ -1653,8 +1577,116 @@ def place(cluster: Cluster, fabric: Optional[Fabric] = None, *, time_limit: Opti
         bound=bound, gap=gap, wall_s=time.perf_counter() - t0, policy=policy, source=source, note=note,
         jobs=res["jobs"], racks=res["racks"], stranded=res["stranded"], baseline=baseline,
         solver=solver_info, totals=res["totals"], server_names=names, failure_domains=fd_out,
-        compared=other if pb.fd is not None else None,
+        compared=other,
         reserved=tuple(fabric.server_name(int(s)) for s in (res_ids if res_ids is not None else [])))
+
+
+def _optimized(pb: _Problem, big: int, check, g_placed: dict, baseline: dict, solver_info: dict, *, t0: float,
+               time_limit: float, seed: int, workers: int, fd_path: str) -> tuple:
+    """The optimize policy: the best checked start, the solver from it, then the best checked candidate
+    (the solver's placement, its start, the baseline). Fills ``baseline["totals_rank_mapped"]`` and
+    ``solver_info``; returns (result, source, status, bound, note)."""
+    # the baseline's servers with ranks mapped like every other candidate
+    g_res = _assemble(pb, g_placed, big)
+    g_viol = check(g_res["assignment"], g_res["unplaced"], g_res["objective"])
+    g_ok = not g_viol
+    baseline["totals_rank_mapped"] = g_res["totals"]
+    starts = _starts(pb, big, check, g_placed, g_res, g_ok)
+    ok_starts = [k for k in starts if starts[k][2]]
+    best_start = min(ok_starts or ["priority"], key=lambda k: (starts[k][1]["objective"], _tier_cost(starts[k][1])))
+    h_placed, h_res, h_ok = starts[best_start]
+    solver_info["start"] = {k: v[1]["objective"] for k, v in starts.items()}
+    t_left = max(float(time_limit) - (time.perf_counter() - t0), 0.1 * float(time_limit))
+    # a checked start that places every job proves the optimum places every job
+    all_placeable = any(v[2] and not v[1]["unplaced"] for v in starts.values())
+    o_placed, _, info, bound, sname = _optimize(pb, h_placed, t_left, seed, workers, all_placeable,
+                                                start_objective=h_res["objective"] if h_ok else None)
+    solver_info.update(info)
+    solver_info["status"] = sname
+    # candidates, each checked: the solver's placement, the solver's start, the baseline
+    note = ""
+    cands = []
+    if o_placed is not None:
+        o_res = _assemble(pb, o_placed, big)
+        viol = check(o_res["assignment"], o_res["unplaced"], o_res["objective"])
+        if viol:
+            note = f"the solver's placement failed its check ({viol[0]}); "
+        else:
+            cands.append((o_res["objective"], _tier_cost(o_res), 0, "optimized", o_res))
+    elif sname == BOUND_MET:
+        note = f"the {best_start}-order start meets the lower bound, so it is optimal without a solver run; "
+    else:
+        note = f"the solver found no placement ({sname}); "
+    if h_ok and best_start != "priority":  # the priority-order start is the baseline itself
+        cands.append((h_res["objective"], _tier_cost(h_res), 1, "start", h_res))
+    if g_ok:
+        cands.append((g_res["objective"], _tier_cost(g_res), 2, "baseline", g_res))
+    if not cands and pb.fd is not None:
+        raise SolverError(f"no placement keeping {fd_path} passed the check within {float(time_limit):g} s "
+                          f"(the solver: {sname}); raise the time limit")
+    if not cands:
+        raise SolverError("no placement passed the check: " + "; ".join(map(str, g_viol[:5])))
+    return _chosen(cands, note, o_placed is not None, sname, bound, best_start)
+
+
+def _starts(pb: _Problem, big: int, check, g_placed: dict, g_res: dict, g_ok: bool) -> dict:
+    """The solver's possible starts, ``{order: (placed, result, passed its check)}``: the best of a few
+    greedy orders (the baseline's among them) and, with a failure-domain rule, one that keeps it."""
+    starts = {"priority": (g_placed, g_res, g_ok)}
+    if len(pb.jobs) > 1:
+        for order in ("size", "traffic", "file"):
+            pl = _greedy(pb, order)[0] if order != "file" else _first_fit(pb)
+            r_ = _assemble(pb, pl, big)
+            starts[order] = (pl, r_, not check(r_["assignment"], r_["unplaced"],
+                                               r_["objective"]))
+    if pb.fd is not None:  # a start that keeps the failure-domain rule
+        pl = _fd_greedy(pb)
+        r_ = _assemble(pb, pl, big)
+        starts["failure domains"] = (pl, r_, not check(r_["assignment"], r_["unplaced"], r_["objective"]))
+    return starts
+
+
+def _chosen(cands: list, note: str, solved: bool, sname: str, bound: Optional[int], best_start: str) -> tuple:
+    """The best candidate (objective, then traffic up the tree, then solver, start, baseline), the note
+    saying why, and the status; returns (result, source, status, bound, note)."""
+    cands.sort(key=lambda c: c[:3])
+    source, res = cands[0][3], cands[0][4]
+    tied = solved and any(c[3] == "optimized" and c[0] == cands[0][0] for c in cands)
+    if source == "start" and sname == BOUND_MET:
+        note += "returned the start"
+    elif source == "start":
+        note += (f"the solver's start ({best_start} order) " +
+                 ("ties the solver's placement and sends less traffic up the tree" if tied
+                  else "was not improved on") + "; returned the start")
+    elif source == "baseline" and sname == BOUND_MET:
+        note += "returned the baseline"
+    elif source == "baseline":
+        note += ("the greedy baseline ties the solver's placement and sends less traffic up the tree"
+                 if tied else "nothing better passed the check") + "; returned the baseline"
+    obj = res["objective"]
+    if not solved and sname != BOUND_MET:
+        status = "UNKNOWN"
+    elif bound is not None and obj == bound:
+        status = "OPTIMAL"
+    else:
+        status = "FEASIBLE"
+    return res, source, status, bound, note
+
+
+def _fd_compare(cluster: Cluster, fabric: Fabric, pb: _Problem, res: dict, fd_rule, *, time_limit, seed, workers,
+                policy: str, reserved) -> tuple[dict, dict, "PlacementResult"]:
+    """With a failure-domain rule: the result with fragmentation reported as the rule, the rule's
+    figures with and without it, and the placement without it (placed the same way)."""
+    if "fragmentation" in res["unplaced"].values():
+        res = {**res, "unplaced": {k: ("failure domains" if v == "fragmentation" else v)
+                                   for k, v in res["unplaced"].items()}}
+    other = place(cluster, fabric, time_limit=time_limit, seed=seed, workers=workers, policy=policy,
+                  failure_domains=False, reserved=reserved)
+    fd_out = {"level": fd_rule.level, "mode": fd_rule.mode, "max_share": fd_rule.max_share,
+              "max_domains": fd_rule.max_domains, "with": _fd_summary(pb, res, pb.fd["s_dom"]),
+              "without": _fd_summary(pb, {"assignment": other.assignment, "totals": other.totals,
+                                          "objective": other.objective}, pb.fd["s_dom"])}
+    return res, fd_out, other
 
 
 def _tier_cost(res: dict) -> float:

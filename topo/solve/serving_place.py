@@ -161,9 +161,43 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
     held = _held(fabric, reserved)
     free[np.isin(np.asarray(fabric.ep_server), held)] = False
     D = _Domains(fabric, free)
+    pools = _pool_list(sv, D)
+    _check_room(pools, D)
+    m = cp_model.CpModel()
+    cells = range(D.n_cells)
+    doms_of_cell = [np.flatnonzero(D.cell == c) for c in cells]
+    y, w, xcell, whole = _variables(m, D, pools, doms_of_cell)
+    _add_capacity(m, D, pools, doms_of_cell, y, w, whole)
+    cell_first = np.array([doms_of_cell[c][0] for c in cells], np.int64)
+    _add_spread(m, sv, D, pools, xcell, cell_first)
+    obj = _objective(m, cluster, sv, D, pools, xcell, cell_first)
+    m.Minimize(sum(obj) if obj else 0)
+    solver = cp_model.CpSolver()
+    configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
+    status = solve_interruptible(solver, m)
+    name = solver.StatusName(status)
+    if name == "INFEASIBLE" or name == "MODEL_INVALID":
+        raise SpecError([("serving.deployments", "the CP-SAT serving placement has no solution: the free "
+                          "accelerators after the training jobs cannot hold every pool with its spread limits "
+                          "and each large replica in one (leaf, rack) cell (try placement in-order)")])
+    if name not in ("OPTIMAL", "FEASIBLE"):
+        raise TimeLimitError(f"the CP-SAT serving placement found no placement in {rs.time_limit:g} s")
+    assign = _realise(solver, sv, D, pools, doms_of_cell, y, w, whole)
+    objective = int(round(solver.ObjectiveValue())) if obj else 0
+    bound = int(math.ceil(solver.BestObjectiveBound() - 1e-6)) if obj else 0
+    problems = check(cluster, fabric, train, assign, objective, reserved=reserved)
+    if problems:
+        raise SolverError("the serving placement failed its independent check: " + "; ".join(problems[:5]))
+    return {"assignment": assign, "status": name, "objective": objective, "bound": min(bound, objective),
+            "time_limit_s": rs.time_limit, "training": train}
+
+
+def _pool_list(sv, D: _Domains) -> list:
+    """Every pool as (deployment index, role, pool, accelerators per replica, scale-up domains per replica
+    or 0 for a replica within one domain); refuses a replica spanning domains that are not all the same
+    size, or whose TP group would split over domains."""
     ds = int(D.size.max(initial=1))
     uniform = bool((D.size == ds).all())
-    m = cp_model.CpModel()
     pools = []          # (deployment index, role, pool, n, k or 0)
     errs = []
     for i, d in enumerate(sv.deployments):
@@ -182,6 +216,11 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
             pools.append((i, role, pool, n, k))
     if errs:
         raise SpecError(errs)
+    return pools
+
+
+def _check_room(pools: list, D: _Domains) -> None:
+    """Refuses the first pool whose replicas, with the pools before it, exceed the free accelerators."""
     total, have = 0, int(D.n_free.sum())
     for i, role, pool, n, _ in pools:
         total += pool.replicas * n
@@ -189,14 +228,19 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
             raise SpecError([(f"serving.deployments[{i}].{role}.replicas",
                               f"{pool.replicas} replicas x {n} accelerators; {have:,} accelerators are free after "
                               f"the training jobs and {total - pool.replicas * n:,} go to the pools before it")])
+
+
+def _variables(m, D: _Domains, pools: list, doms_of_cell: list) -> tuple[dict, dict, dict, dict]:
+    """The model's variables and the replica count of every pool: ``y`` (pool, domain) replicas of a
+    small pool in that domain, ``w`` (pool, cell) replicas of a large pool in that cell, ``xcell`` (pool,
+    cell) replicas behind the cell (a linear expression), ``whole`` domain -> taken whole by large
+    replicas. Refuses a pool no free domain (or cell of wholly free domains) holds a replica of."""
     cells = range(D.n_cells)
-    doms_of_cell = [np.flatnonzero(D.cell == c) for c in cells]
     y = {}      # (pool, domain) -> replicas of a small pool in that domain
     w = {}      # (pool, cell) -> replicas of a large pool in that cell
     xcell = {}  # (pool, cell) -> linear expression: replicas behind the cell
-    any_large = any(k for *_, k in pools)
     whole = {}
-    if any_large:
+    if any(k for *_, k in pools):
         for t in np.flatnonzero(D.whole):
             whole[int(t)] = m.NewBoolVar(f"whole_{t}")
     for p, (i, role, pool, n, k) in enumerate(pools):
@@ -221,22 +265,29 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
                               f"no free scale-up domain (or cell of wholly free domains) holds a replica of {n} "
                               f"accelerators after the training jobs")])
         m.Add(sum(terms_all) == pool.replicas)
-    # capacity of every domain; whole domains go to large replicas, k per replica, in one cell
+    return y, w, xcell, whole
+
+
+def _add_capacity(m, D: _Domains, pools: list, doms_of_cell: list, y: dict, w: dict, whole: dict) -> None:
+    """Capacity of every domain; whole domains go to large replicas, k per replica, in one cell."""
     for t in range(len(D.members)):
         small = [n * y[p, t] for p, (_, _, _, n, k) in enumerate(pools) if k == 0 and (p, t) in y]
         if t in whole:
             m.Add(sum(small) + int(D.n_free[t]) * whole[t] <= int(D.n_free[t]) if small else whole[t] <= 1)
         elif small:
             m.Add(sum(small) <= int(D.n_free[t]))
-    if any_large:
-        for c in cells:
+    if any(k for *_, k in pools):
+        for c in range(D.n_cells):
             used = [whole[int(t)] for t in doms_of_cell[c] if int(t) in whole]
             need = [k * w[p, c] for p, (_, _, _, _, k) in enumerate(pools) if k and (p, c) in w]
             if used or need:
                 m.Add(sum(used) == sum(need) if need else sum(used) == 0)
-    # spread
+
+
+def _add_spread(m, sv, D: _Domains, pools: list, xcell: dict, cell_first: np.ndarray) -> None:
+    """Every deployment's spread limit: at most max_share of a pool's replicas behind one leaf, pod or
+    rack; refused when the cluster has too few of them."""
     keys = {"leaf": D.leaf, "pod": D.pod, "rack": D.rack}
-    cell_first = np.array([doms_of_cell[c][0] for c in cells], np.int64)
     for p, (i, role, pool, n, k) in enumerate(pools):
         sp = sv.deployments[i].spread
         if sp is None:
@@ -252,7 +303,10 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
             ex = [xcell[p, c] for c in np.flatnonzero(kc == key) if not isinstance(xcell[p, c], int)]
             if ex:
                 m.Add(sum(ex) <= cap)
-    # objective: KV pairs across leaves and pods
+
+
+def _objective(m, cluster, sv, D: _Domains, pools: list, xcell: dict, cell_first: np.ndarray) -> list:
+    """The objective's terms: KV pairs (prefill replica, decode replica) across leaves and pods, weighted."""
     W, _ = _weights(cluster)
     obj = []
     for i, d in enumerate(sv.deployments):
@@ -278,23 +332,17 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
                 m.AddMultiplicationEquality(pr, [va, vb])
                 same.append(pr)
             obj.append(W[d.name] * weight * (Rp * Rd - sum(same)))
-    m.Minimize(sum(obj) if obj else 0)
-    solver = cp_model.CpSolver()
-    configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
-    status = solve_interruptible(solver, m)
-    name = solver.StatusName(status)
-    if name == "INFEASIBLE" or name == "MODEL_INVALID":
-        raise SpecError([("serving.deployments", "the CP-SAT serving placement has no solution: the free "
-                          "accelerators after the training jobs cannot hold every pool with its spread limits "
-                          "and each large replica in one (leaf, rack) cell (try placement in-order)")])
-    if name not in ("OPTIMAL", "FEASIBLE"):
-        raise TimeLimitError(f"the CP-SAT serving placement found no placement in {rs.time_limit:g} s")
-    # realise
+    return obj
+
+
+def _realise(solver, sv, D: _Domains, pools: list, doms_of_cell: list, y: dict, w: dict, whole: dict) -> dict:
+    """The solved counts as endpoints: ``{(deployment, role): [replicas, ranks]}``, replicas in order of
+    their first endpoint."""
     assign: dict = {}
     taken = {t: 0 for t in range(len(D.members))}
     reps: dict = {p: [] for p in range(len(pools))}
     big = {p: [] for p in range(len(pools))}
-    for c in cells:
+    for c in range(D.n_cells):
         wd = [int(t) for t in doms_of_cell[c] if int(t) in whole and solver.Value(whole[int(t)])]
         for p, (_, _, _, n, k) in enumerate(pools):
             if k and (p, c) in w:
@@ -312,13 +360,7 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
         R = big[p] if k else reps[p]
         R = sorted(R, key=lambda r: int(r[0]))
         assign[(sv.deployments[i].name, role)] = np.asarray(R, np.int64).reshape(pool.replicas, n)
-    objective = int(round(solver.ObjectiveValue())) if obj else 0
-    bound = int(math.ceil(solver.BestObjectiveBound() - 1e-6)) if obj else 0
-    problems = check(cluster, fabric, train, assign, objective, reserved=reserved)
-    if problems:
-        raise SolverError("the serving placement failed its independent check: " + "; ".join(problems[:5]))
-    return {"assignment": assign, "status": name, "objective": objective, "bound": min(bound, objective),
-            "time_limit_s": rs.time_limit, "training": train}
+    return assign
 
 
 # --- the independent checker -------------------------------------------------------------------

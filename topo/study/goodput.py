@@ -567,8 +567,57 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         and both goodputs and blast radii at the rule's level. Refused with ``placement``.
     """
     import time
-    from topo.study.failures import resolve_placement
     t0 = time.perf_counter()
+    _check_goodput_args(run_days, repair_hours, monte_carlo_trials)
+    ck = _checkpoint(cluster, checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
+                     storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s)
+    if fabric is None:
+        from topo.model.fabric import build
+        fabric = build(cluster)
+    if seed is None:
+        seed = cluster.file.goals.seed
+    rates = rates_of(cluster)
+    pl, note, fd_pair = _placed(cluster, fabric, placement, failure_domains, time_limit=time_limit, seed=seed,
+                                workers=workers)
+    names = list(pl)
+    ep_job = _ep_jobs(fabric, pl, names)
+    view = _View(cluster, fabric)
+    slows = _worst_slowdowns(failures)
+    run_h = float(run_days) * HOURS_PER_DAY
+    rows = []
+    comps = []
+    for nm in names:
+        comp = _components(view, np.unique(np.asarray(pl[nm], np.int64)))
+        comps.append(comp)
+        rows.append(_job_row(nm, comp, rates, ck, run_h, slows.get(nm), repair_hours))
+    size = np.array([c["accelerators"] for c in comps], np.float64)
+    br = blast_radius(view, ep_job, size, names)
+    totals = _totals(rows, size, ck)
+    scaling = _scaling(rows, comps, rates, ck, fabric, scaling_points)
+    mc = _monte_carlo_of_largest(rows, ck, run_h, monte_carlo_trials, seed)
+    sp = None
+    if spares_scope is None and cluster.file.goals.spares is not None:  # the cluster file's goals.spares
+        spares_scope, spares_per_domain = cluster.file.goals.spares.per, cluster.file.goals.spares.per_domain
+    if spares_scope is not None:
+        sp = choose_spares(cluster, fabric, pl, scope=spares_scope, per_domain=spares_per_domain,
+                           time_limit=time_limit, seed=seed, workers=workers)
+    fd_out = None
+    if fd_pair is not None:
+        kw = dict(run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
+                  storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s, repair_hours=repair_hours,
+                  seed=seed, scaling_points=0)
+        other = goodput(cluster, fabric, fd_pair.compared.assignment, **kw)
+        fd_out = _fd_goodput(fd_pair, totals, br, other)
+    return GoodputResult(cluster=cluster.name, placement_note=note, failure_domains=fd_out, run_days=float(run_days), spares=sp,
+                         checkpoint=({"write_s": ck.write_s, "restart_s": ck.restart_s, "source": ck.source}
+                                     if ck is not None else {"write_s": None, "restart_s": None,
+                                                             "source": "not stated: goodput not computed"}),
+                         rates_per_hour=rates, rate_sources=rate_sources(cluster), jobs=tuple(rows), totals=totals, blast_radius=br,
+                         scaling=tuple(scaling), monte_carlo=mc, seconds=time.perf_counter() - t0)
+
+
+def _check_goodput_args(run_days, repair_hours, monte_carlo_trials) -> None:
+    """Refuses a run length, repair time or Monte Carlo trial count out of range."""
     if isinstance(run_days, bool) or not isinstance(run_days, (int, float)) or not math.isfinite(run_days) or run_days <= 0:
         raise SpecError([("run_days", f"must be a finite number of days > 0 (found {run_days!r})")])
     if repair_hours is not None and (not isinstance(repair_hours, (int, float)) or not math.isfinite(repair_hours)
@@ -577,25 +626,29 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
     if isinstance(monte_carlo_trials, bool) or not isinstance(monte_carlo_trials, int) or monte_carlo_trials < 0 \
             or monte_carlo_trials == 1 or monte_carlo_trials > 100_000:
         raise SpecError([("monte_carlo_trials", f"must be 0 or 2..100000 (found {monte_carlo_trials!r})")])
+
+
+def _checkpoint(cluster, *, checkpoint_s, restart_s, checkpoint_gb, storage_gbps,
+                restart_overhead_s) -> Optional[Checkpoint]:
+    """The checkpoint write and restart times: from the arguments when any is given, else those stated
+    in failure_rates (errors named there), else None."""
     fr = cluster.file.failure_rates
     if all(v is None for v in (checkpoint_s, restart_s, checkpoint_gb, storage_gbps, restart_overhead_s)):
         if fr.checkpoint_s is None and fr.restart_s is None:
-            ck = None
-        else:
-            try:
-                ck = checkpoint_times(checkpoint_s=fr.checkpoint_s, restart_s=fr.restart_s)
-            except SpecError as e:
-                raise SpecError([(f"failure_rates.{p}", m) for p, m in e.errors]) from None
-            ck = Checkpoint(ck.write_s, ck.restart_s, "stated in failure_rates")
-    else:
-        ck = checkpoint_times(checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
-                              storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s)
-    if fabric is None:
-        from topo.model.fabric import build
-        fabric = build(cluster)
-    if seed is None:
-        seed = cluster.file.goals.seed
-    rates = rates_of(cluster)
+            return None
+        try:
+            ck = checkpoint_times(checkpoint_s=fr.checkpoint_s, restart_s=fr.restart_s)
+        except SpecError as e:
+            raise SpecError([(f"failure_rates.{p}", m) for p, m in e.errors]) from None
+        return Checkpoint(ck.write_s, ck.restart_s, "stated in failure_rates")
+    return checkpoint_times(checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
+                            storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s)
+
+
+def _placed(cluster, fabric: Fabric, placement, failure_domains, *, time_limit, seed, workers) -> tuple:
+    """The placement goodput is computed for, its note and, with a failure-domain rule, the
+    :class:`~topo.solve.placement.PlacementResult` placed with it (else None)."""
+    from topo.study.failures import resolve_placement
     fd_pair = None
     if failure_domains is not None:
         if placement is not None:
@@ -610,24 +663,23 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
     pl, note = resolve_placement(cluster, fabric, placement)
     if fd_pair is not None:
         note = f"placed with {fd_pair.failure_domains['mode']} by {fd_pair.failure_domains['level']} (CP-SAT {fd_pair.status})"
-    names = list(pl)
+    return pl, note, fd_pair
+
+
+def _ep_jobs(fabric: Fabric, pl: dict, names: list) -> np.ndarray:
+    """The job index of every endpoint (-1: none); refuses endpoint ids outside the fabric."""
     ep_job = np.full(fabric.n_endpoints, -1, np.int64)
     for j, nm in enumerate(names):
         ids = np.asarray(pl[nm], np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= fabric.n_endpoints):
             raise SpecError([(f"placement.{nm}", f"endpoint ids must be in [0, {fabric.n_endpoints})")])
         ep_job[ids] = j
-    view = _View(cluster, fabric)
-    slows = _worst_slowdowns(failures)
-    run_h = float(run_days) * HOURS_PER_DAY
-    rows = []
-    comps = []
-    for nm in names:
-        comp = _components(view, np.unique(np.asarray(pl[nm], np.int64)))
-        comps.append(comp)
-        rows.append(_job_row(nm, comp, rates, ck, run_h, slows.get(nm), repair_hours))
-    size = np.array([c["accelerators"] for c in comps], np.float64)
-    br = blast_radius(view, ep_job, size, names)
+    return ep_job
+
+
+def _totals(rows: list, size: np.ndarray, ck: Optional[Checkpoint]) -> dict:
+    """All jobs together: interruptions, the job stopped most often and, with checkpoint times, the
+    size-weighted goodput and the job with the lowest (ties by name)."""
     totals = {}
     if rows:
         w = size / size.sum() if size.sum() > 0 else np.full(len(rows), 1.0 / len(rows))
@@ -637,46 +689,38 @@ def goodput(cluster, fabric: Optional[Fabric] = None, placement=None, *, run_day
         if ck is not None:
             totals["goodput_weighted"] = float(sum(wi * r["goodput"] for wi, r in zip(w.tolist(), rows)))
             totals["lowest_goodput_job"] = min(rows, key=lambda r: (r["goodput"], r["name"]))["name"]
-    scaling = _scaling(rows, comps, rates, ck, fabric, scaling_points)
-    mc = None
-    if monte_carlo_trials and ck is None:
-        raise SpecError([("monte_carlo_trials", "needs the checkpoint and restart times (checkpoint_s and restart_s)")])
-    if monte_carlo_trials and rows:
-        big = max(rows, key=lambda r: (r["accelerators"], r["name"]))
-        lam = big["stopping_per_hour"]
-        mt = 3600.0 / lam if lam > 0 else math.inf
-        tau = big["checkpoint_interval_s"] if big["checkpoint_interval_s"] else run_h * 3600.0
-        mc = dict(monte_carlo(mt, ck.write_s, ck.restart_s, tau, run_h * 3600.0, monte_carlo_trials, seed),
-                  job=big["name"], analytic_goodput=big["goodput"], analytic_interruptions=big["interruptions"])
-    sp = None
-    if spares_scope is None and cluster.file.goals.spares is not None:  # the cluster file's goals.spares
-        spares_scope, spares_per_domain = cluster.file.goals.spares.per, cluster.file.goals.spares.per_domain
-    if spares_scope is not None:
-        sp = choose_spares(cluster, fabric, pl, scope=spares_scope, per_domain=spares_per_domain,
-                           time_limit=time_limit, seed=seed, workers=workers)
-    fd_out = None
-    if fd_pair is not None:
-        kw = dict(run_days=run_days, checkpoint_s=checkpoint_s, restart_s=restart_s, checkpoint_gb=checkpoint_gb,
-                  storage_gbps=storage_gbps, restart_overhead_s=restart_overhead_s, repair_hours=repair_hours,
-                  seed=seed, scaling_points=0)
-        other = goodput(cluster, fabric, fd_pair.compared.assignment, **kw)
-        level = fd_pair.failure_domains["level"]
+    return totals
 
-        def brief(tot, b):
-            b = b.get(level, {})
-            return {"goodput_weighted": tot.get("goodput_weighted"), "interruptions": tot.get("interruptions"),
-                    "max_jobs_stopped": b.get("max_jobs_stopped"), "mean_jobs_stopped": b.get("mean_jobs_stopped"),
-                    "max_accelerators_stopped": b.get("max_accelerators_stopped"),
-                    "domains_stopping_a_job": b.get("domains_stopping_a_job")}
-        fd_out = {**{k: fd_pair.failure_domains[k] for k in ("level", "mode", "max_share", "max_domains")},
-                  "placement": {"with": fd_pair.failure_domains["with"], "without": fd_pair.failure_domains["without"]},
-                  "goodput": {"with": brief(totals, br), "without": brief(other.totals, other.blast_radius)}}
-    return GoodputResult(cluster=cluster.name, placement_note=note, failure_domains=fd_out, run_days=float(run_days), spares=sp,
-                         checkpoint=({"write_s": ck.write_s, "restart_s": ck.restart_s, "source": ck.source}
-                                     if ck is not None else {"write_s": None, "restart_s": None,
-                                                             "source": "not stated: goodput not computed"}),
-                         rates_per_hour=rates, rate_sources=rate_sources(cluster), jobs=tuple(rows), totals=totals, blast_radius=br,
-                         scaling=tuple(scaling), monte_carlo=mc, seconds=time.perf_counter() - t0)
+
+def _monte_carlo_of_largest(rows: list, ck: Optional[Checkpoint], run_h: float, trials: int, seed) -> Optional[dict]:
+    """With trials: the largest job's run simulated (seeded) beside its analytic figures; refused without
+    checkpoint times."""
+    if trials and ck is None:
+        raise SpecError([("monte_carlo_trials", "needs the checkpoint and restart times (checkpoint_s and restart_s)")])
+    if not (trials and rows):
+        return None
+    big = max(rows, key=lambda r: (r["accelerators"], r["name"]))
+    lam = big["stopping_per_hour"]
+    mt = 3600.0 / lam if lam > 0 else math.inf
+    tau = big["checkpoint_interval_s"] if big["checkpoint_interval_s"] else run_h * 3600.0
+    return dict(monte_carlo(mt, ck.write_s, ck.restart_s, tau, run_h * 3600.0, trials, seed),
+                job=big["name"], analytic_goodput=big["goodput"], analytic_interruptions=big["interruptions"])
+
+
+def _fd_goodput(fd_pair, totals: dict, br: dict, other: GoodputResult) -> dict:
+    """The failure-domain rule, both placements' traffic, and both goodputs and blast radii at the
+    rule's level (with it: this result; without it: ``other``)."""
+    level = fd_pair.failure_domains["level"]
+
+    def brief(tot, b):
+        b = b.get(level, {})
+        return {"goodput_weighted": tot.get("goodput_weighted"), "interruptions": tot.get("interruptions"),
+                "max_jobs_stopped": b.get("max_jobs_stopped"), "mean_jobs_stopped": b.get("mean_jobs_stopped"),
+                "max_accelerators_stopped": b.get("max_accelerators_stopped"),
+                "domains_stopping_a_job": b.get("domains_stopping_a_job")}
+    return {**{k: fd_pair.failure_domains[k] for k in ("level", "mode", "max_share", "max_domains")},
+            "placement": {"with": fd_pair.failure_domains["with"], "without": fd_pair.failure_domains["without"]},
+            "goodput": {"with": brief(totals, br), "without": brief(other.totals, other.blast_radius)}}
 
 
 def _scaling(rows, comps, rates, ck: Optional[Checkpoint], fabric: Fabric, points: int) -> list:
