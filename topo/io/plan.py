@@ -343,6 +343,120 @@ class Plan(_Part):
     """Time limit per solver (s)."""
 
 
+
+# --- sections the report reads that the models above do not cover (report additions) ---------------
+class DesignCandidate(_Part):
+    """One candidate of the design search (topo.solve.design)."""
+    id: Optional[str] = None
+    """Candidate id: family/tiers/planes/switch."""
+    family: Optional[str] = None
+    """Fabric family (clos, rail_optimized, rail_only)."""
+    tiers: Optional[StrictInt] = None
+    """Switch tiers."""
+    planes: Optional[StrictInt] = None
+    """Planes."""
+    switch: Optional[str] = None
+    """Switch model."""
+    status: Optional[str] = None
+    """sized, infeasible, pruned, time_limit, ..."""
+    total_usd: Optional[Number] = None
+    """Capex plus energy over the horizon ($)."""
+    capex_usd: Optional[Number] = None
+    """Network capex ($)."""
+    network_kw: Optional[Number] = None
+    """Network power (kW)."""
+    job_time_s: Optional[Number] = None
+    """The jobs' summed collective time per iteration (s)."""
+    p95_penalty: Optional[Number] = None
+    """95th percentile of the jobs' time over their ideal time."""
+    headroom: Optional[Number] = None
+    """Failure headroom (fraction)."""
+    reason: Optional[str] = None
+    """Why the candidate has no design (infeasible, pruned)."""
+
+
+class DesignSection(_Part):
+    """The design search of ``topo optimize --design`` (DesignResult.to_dict() without each
+    candidate's ``cluster_after``)."""
+    objective: Optional[str] = None
+    """Objective the chosen point is best by."""
+    survive: Optional[str] = None
+    """Failure each candidate is sized to survive."""
+    max_slowdown: Optional[Number] = None
+    """Largest job slowdown a candidate may cause."""
+    candidates: list[DesignCandidate] = Field(default_factory=list)
+    """Every candidate, in candidate order."""
+    front: list[str] = Field(default_factory=list)
+    """Ids of the candidates on the Pareto front."""
+    dominated: list[dict[str, Any]] = Field(default_factory=list)
+    """{id, by, worse_on} per dominated candidate."""
+    chosen: Optional[str] = None
+    """Id of the chosen candidate (null when none is feasible)."""
+    counts: Optional[dict[str, Any]] = None
+    """Candidates per outcome."""
+    seconds: Optional[Number] = None
+    """Wall time of the search (s)."""
+
+
+class GoodputJob(_Part):
+    """One job's interruptions and goodput (topo.study.goodput)."""
+    name: Optional[str] = None
+    """Job name."""
+    accelerators: Optional[Number] = None
+    """Accelerators of the job."""
+    goodput: Optional[Number] = None
+    """Share of the run doing useful work (null without checkpoint and restart times)."""
+    mtbi_h: Optional[Number] = None
+    """Mean time between interruptions (h)."""
+
+
+class Goodput(_Part):
+    """Goodput under failures."""
+    jobs: Optional[list[GoodputJob]] = None
+    """Per job."""
+    run_days: Optional[Number] = None
+    """Length of the run (days)."""
+
+
+class WorstSingle(_Part):
+    """The worst single failure."""
+    kind: Optional[str] = None
+    """Kind of element."""
+    name: Optional[str] = None
+    """Its name."""
+    jobs_stopped: Optional[list[str]] = None
+    """Jobs it stops."""
+    endpoints_cut_off: Optional[Number] = None
+    """Endpoints it cuts off."""
+
+
+class ReportFailures(Failures):
+    """Failure headroom with its worst single failure."""
+    worst_single: Optional[WorstSingle] = None
+    """The worst single failure (by jobs stopped, then endpoints cut off)."""
+
+
+class ReportPlan(Plan):
+    """A plan with the sections the report reads beyond :class:`Plan`."""
+    failures: Optional[ReportFailures] = None
+    """Failure headroom."""
+    design: Optional[DesignSection] = None
+    """The design search, when run."""
+    goodput: Optional[Goodput] = None
+    """Goodput under failures."""
+    collectives: Optional[dict[str, Any]] = None
+    """Collective times (alpha-beta model)."""
+
+
+def typed_report(data: dict, source: str = "") -> ReportPlan:
+    """The typed :class:`ReportPlan` of a plan dict; SpecError with the JSON path of every problem."""
+    if not isinstance(data, dict):
+        raise SpecError([("(root)", "a plan is a JSON object")], source)
+    try:
+        return ReportPlan.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(validation_errors(e), source) from None
+
 _MESSAGES = {"int_type": "expected an integer", "float_type": "expected a number", "string_type": "expected a string",
              "dict_type": "expected an object", "list_type": "expected a list", "missing": "missing: not a topo plan",
              "model_type": "expected an object", "int_from_float": "expected an integer",
