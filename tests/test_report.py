@@ -550,7 +550,8 @@ def test_sweep_report_says_what_slowdown_is_against():
 def test_times_figures_two_decimals(plan):
     from topo.io.render import optimize_text
     text = " ".join(" ".join(s.paragraphs + [v for _, v in s.bullets]) for s in rp.build_sections(plan))
-    assert not re.search(r"\b\d+(\.\d{1}|\.\d{3,})?x\b", text), re.findall(r"\b\d+(?:\.\d+)?x\b", text)
+    times = re.findall(r"(?<![\d.,])\d[\d,]*(?:\.\d+)?x\b", text)
+    assert times and all(re.fullmatch(r"[\d,]+\.\d\dx", t) for t in times), times
     s = {"cluster": "c", "files": 1, "out_dir": "o", "placement": {"status": "OPTIMAL", "objective": 1, "bound": 1,
          "gap": 0.0, "placed": 1, "unplaced": {}},
          "budget": {"status": "optimal", "gap": 0.0, "capex_usd": 1.0, "energy_usd": 1.0, "network_kw": 1.0,

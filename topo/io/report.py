@@ -710,7 +710,7 @@ def _glance(plan: dict) -> Section:
         d = float(saved["total_usd"])
         s.kpis.append(("Saves" if d >= 0 else "Costs more", usd(abs(d)),
                        f"{pct(abs(saved.get('total_fraction') or 0.0))} of capex + energy against the fabric as given"
-                       + (f" ({usd(given.get('total_usd'))})" if _num(given.get("total_usd")) is not None else "")))
+                       + (f", {usd(given.get('total_usd'))}" if _num(given.get("total_usd")) is not None else "")))
     fr = tp.failures
     w = fr.worst_single if fr is not None else None
     if w is not None:
