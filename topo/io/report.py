@@ -1144,13 +1144,13 @@ def _transport_section(plan: dict) -> Section:
 
 def _power_section(plan: dict) -> Section:
     s = Section("power", "Rack power")
-    racks = [r for r in (_get(plan, "placement.racks") or []) if isinstance(r, dict)]
-    racks = [r for r in racks if _num(r.get("kw")) is not None]
+    typed_racks = [r for r in (_typed(plan).placement.racks or []) if _num(r.kw) is not None]
+    racks = [r.model_dump(exclude_unset=True) for r in typed_racks]
     if not racks:
         s.missing = "placement.racks (power per rack) not in the plan"
         return s
-    kw = np.array([float(r["kw"]) for r in racks])
-    lim = np.array([_num(r.get("limit_kw")) if _num(r.get("limit_kw")) is not None else np.nan for r in racks])
+    kw = np.array([float(r.kw) for r in typed_racks])
+    lim = np.array([float(r.limit_kw) if _num(r.limit_kw) is not None else np.nan for r in typed_racks])
     over = kw > lim + 1e-9
     s.paragraphs.append(f"{fmt(len(racks))} racks: {fmt(float(kw.sum()))} kW in total, the fullest at "
                         f"{fmt(float(kw.max()))} kW; {fmt(int(over.sum()))} over their limit.")
@@ -1629,27 +1629,29 @@ def _bom_section(plan: dict) -> Section:
 
 def _placement_section(plan: dict) -> Section:
     s = Section("placement", "Placement per job")
-    p = plan.get("placement")
-    if not p:
+    tp = _typed(plan)
+    p = tp.placement
+    if not plan.get("placement"):
         s.missing = "no placement in the plan"
         return s
-    s.paragraphs.append(f"Status {p.get('status', 'n/a')}, objective {fmt(p.get('objective'))}, bound {fmt(p.get('bound'))}, "
-                        f"gap {fmt(p.get('gap'))}." + (f" {p['note']}" if p.get("note") else ""))
-    jobs = p.get("jobs")
+    s.paragraphs.append(f"Status {p.status or 'n/a'}, objective {fmt(_x(p, 'objective'))}, bound {fmt(_x(p, 'bound'))}, "
+                        f"gap {fmt(_x(p, 'gap'))}." + (f" {p.note}" if p.note else ""))
+    jobs = p.jobs
     if jobs:
         recs = jobs
         if isinstance(jobs, dict):
             recs = {k: {kk: vv for kk, vv in v.items() if kk != "rack_names"} if isinstance(v, dict) else v
                     for k, v in jobs.items()}
         s.tables.append(make_table(recs, caption="Jobs: size, spread over pods/leaves/racks and share of traffic per tier"))
-    elif p.get("assignment"):
-        s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p["assignment"].items()}, caption="Jobs"))
-    if p.get("unplaced"):
-        s.tables.append(make_table({k: {"reason": v} for k, v in p["unplaced"].items()}, caption="Jobs not placed"))
-    for which in ("after", "before"):
-        jm = _get(plan, f"metrics_{which}.jobs")
-        if jm:
-            s.tables.append(make_table(jm, caption=f"Job communication ({which} the link budget)"))
+    elif p.assignment:
+        s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p.assignment.items()}, caption="Jobs"))
+    if p.unplaced:
+        s.tables.append(make_table({k: {"reason": v} for k, v in p.unplaced.items()}, caption="Jobs not placed"))
+    for m, which in ((tp.metrics_after, "after"), (tp.metrics_before, "before")):
+        if m is not None and m.jobs:
+            # the rows as the plan stores them (their own fields, in their own order)
+            s.tables.append(make_table([j.model_dump(exclude_unset=True) for j in m.jobs],
+                                       caption=f"Job communication ({which} the link budget)"))
             break
     return s
 
