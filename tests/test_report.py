@@ -446,7 +446,7 @@ def test_summary_first_with_key_figures_and_jobs(plan):
     assert "Headroom" in labels
     cost = plan["budget"]["cost"]
     assert dict((k, v) for k, v, _ in sec.kpis)["Cost"] == rp.usd(cost["chosen"]["total_usd"])
-    assert sec.paragraphs[0].startswith("Chosen design: a 2-tier Clos")
+    assert sec.paragraphs[0].startswith("Chosen design: a 2-tier Clos fabric")
     t = sec.tables[0]
     assert t.columns[2:] == ["Collective time, chosen fabric (s)", "Slowdown vs ideal", "Goodput"]
     after = {j["name"]: j for j in plan["metrics_after"]["jobs"]}

@@ -661,7 +661,7 @@ def _summary(plan: dict) -> Section:
 
 
 GLANCE_JOBS = 6    # jobs in the summary's table (all are in "Placement per job")
-_FAMILY_WORDS = {"clos": "Clos (leaf-spine)", "rail_optimized": "rail-optimized Clos", "rail_only": "rail-only",
+_FAMILY_WORDS = {"clos": "Clos", "rail_optimized": "rail-optimized Clos", "rail_only": "rail-only",
                  "torus": "torus", "dragonfly": "dragonfly", "custom": "custom graph"}
 
 
@@ -718,13 +718,21 @@ def _glance(plan: dict) -> Section:
         s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
                        f"{w.kind} {w.name}" + (f", {fmt(w.endpoints_cut_off)} endpoints cut off"
                                                if _num(w.endpoints_cut_off) else "")))
+    elif fr is not None and fr.single:
+        # a plan without the stored worst failure: ranked here as the failure stage ranks it
+        from topo.study.failures import jobs_stopped, rank_single, severity
+        top = rank_single([r for r in (plan.get("failures") or {}).get("single") or [] if isinstance(r, dict)])[0]
+        stopped, cut = jobs_stopped(top), severity(top)[1]
+        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
+                       f"{top.get('kind', '')} {top.get('name', '')}".replace("_", " ")
+                       + (f", {fmt(cut)} endpoints cut off" if cut else "")))
     elif fr is None:
         s.kpis.append(("Worst single failure", "n/a", "failure analysis not computed"))
     head = {t: _num(v.get("headroom")) for t, v in sorted(((b.headroom or {}) if b is not None else {}).items())
             if isinstance(v, dict) and _num(v.get("headroom")) is not None}
     if head:
         t = min(head, key=lambda k: (head[k], k))
-        s.kpis.append(("Headroom", pct(head[t]), f"least, on {t} links, after the worst "
+        s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
                        f"{(b.headroom or {}).get('failure', 'stated')} failure"))
     g = tp.goodput
     gp = {str(j.name): float(j.goodput) for j in ((g.jobs or []) if g is not None else []) if _num(j.goodput) is not None}
@@ -1412,7 +1420,7 @@ def _plane_layout(groups: dict, edges: dict):
     return shown, hidden, tiers, xy
 
 
-def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None):
+def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fontsize: float = 7.0):
     """One plane aggregated by pod and tier into ``ax``: a box per (tier, pod) with its node count,
     an edge per connected pair with its link count, speed and capacity."""
     from matplotlib.patches import FancyBboxPatch
@@ -1440,7 +1448,7 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None):
         ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
                                     facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
                                     zorder=2))
-        ax.text(x, y, mpl_text(label), ha="center", va="center", fontsize=7, zorder=4,
+        ax.text(x, y, mpl_text(label), ha="center", va="center", fontsize=fontsize, zorder=4,
                 color="#111" if g[0] == 0 else "white")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.5, max(n_tiers or 0, len(tiers)) - 0.5)
@@ -1490,8 +1498,9 @@ def _before_after_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
 
     def draw(fig):
         a1, a2 = fig.subplots(1, 2)
-        _draw_plane(a1, gb, eb, nt)
-        _draw_plane(a2, ga, ea, nt)
+        wide = max(len({pd for _, pd in gb if pd >= 0}), len({pd for _, pd in ga if pd >= 0})) > 3
+        _draw_plane(a1, gb, eb, nt, fontsize=5.0 if wide else 7.0)
+        _draw_plane(a2, ga, ea, nt, fontsize=5.0 if wide else 7.0)
         a1.set_title(f"as given: {cap['given'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
         a2.set_title(f"chosen: {cap['chosen'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
     planes = max(int(fa.planes), 1)
