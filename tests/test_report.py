@@ -123,7 +123,7 @@ HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "
 def test_sections_and_figures_present(html):
     t = parse(html)
     first_section = re.search(r'<section id="([^"]+)"', html).group(1)
-    assert first_section == "summary"
+    assert first_section == "overview"
     for sid in ("summary", "fabric", "budget", "utilisation", "traffic", "transport", "power", "bom", "placement",
                 "failures", "solver"):
         assert sid in t.ids, sid
@@ -440,7 +440,7 @@ def test_report_pdf_without_chromium_says_so_and_writes_nothing(plan, tmp_path, 
 # --- the summary a director reads, the design search, cable runs, failure columns -------------
 def test_summary_first_with_key_figures_and_jobs(plan):
     sec = rp.build_sections(plan)[0]
-    assert sec.id == "summary"
+    assert sec.id == "overview"
     labels = [k for k, _, _ in sec.kpis]
     assert labels[:3] == ["Cost", "Network power", "Saves"] and "Worst single failure" in labels
     assert "Headroom" in labels

@@ -39,7 +39,7 @@ var figs=document.querySelectorAll('figure');
 figs.forEach(function(f){var a=f.querySelector('[role=img]'),c=f.querySelector('figcaption');
   if(!a||(a.getAttribute('aria-label')||'').length<20||!c||c.textContent.trim().length<20||!f.querySelector('svg'))
     nofig.push(f.id);});
-var s=document.getElementById('summary'), t=s?s.querySelector('table'):null;
+var s=document.getElementById('overview'), t=s?s.querySelector('table'):null;
 var b=document.body;
 b.setAttribute('data-doc',document.documentElement.scrollWidth);
 b.setAttribute('data-bad',bad.slice(0,12).join(' '));
@@ -88,7 +88,7 @@ def test_probe_catches_a_wide_element_and_a_figure_without_caption(tmp_path):
     """The measurement can fail: a table wider than the window and a bare figure are reported."""
     if CHROMIUM is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
-    page = ("<!DOCTYPE html><html><body><section id='summary'><div class='kpis'></div></section>"
+    page = ("<!DOCTYPE html><html><body><section id='overview'><div class='kpis'></div></section>"
             "<div style='width:2000px'>wide</div><figure id='fig-x'><svg></svg></figure></body></html>")
     m = _measure(page, tmp_path)
     assert int(m["doc"]) > WIDTH and "DIV" in m["bad"] and m["nofig"] == "fig-x"

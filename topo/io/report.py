@@ -109,8 +109,10 @@ def _typed(plan: dict):
     cur = _TYPED.get()
     if cur is not None and cur[0] is plan:
         return cur[1]
-    from topo.io.plan import typed_report
-    return typed_report(plan, "plan")
+    from topo.io.plan import PLAN_VERSION, typed_report
+    # a partial plan (the report renders what it has): the keys a plan must hold default to empty
+    base = {"plan_version": PLAN_VERSION, "cluster_file": {}, "placement": {}, "metrics_before": None}
+    return typed_report({**base, **{k: v for k, v in plan.items() if not (k in base and v is None)}}, "plan")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -542,7 +544,7 @@ def _tier_rows(metrics) -> dict:
 
 
 def _summary(plan: dict) -> Section:
-    s = Section("summary-detail", "What changed, what it costs, saves and risks")
+    s = Section("summary", "What changed, what it costs, saves and risks")
     cf = plan.get("cluster_file") or {}
     db = plan.get("describe_before") or {}
     da = plan.get("describe_after")
@@ -688,7 +690,7 @@ def _glance(plan: dict) -> Section:
     """The one-page summary a director reads first: the design in words, its key figures, and the
     three numbers per job (collective time placed -> chosen, slowdown against ideal, goodput)."""
     tp = _typed(plan)
-    s = Section("summary", "Summary")
+    s = Section("overview", "Summary")
     s.paragraphs.append(_design_sentence(tp))
     b = tp.budget
     cost = (b.cost or {}) if b is not None else {}
