@@ -116,14 +116,14 @@ SVG_TAGS = {"svg", "g", "path", "defs", "clippath", "use", "text", "rect", "imag
             "stop", "polyline", "line", "circle", "tspan", "pattern", "mask", "polygon", "symbol", "title"}
 HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "nav", "a", "main", "section", "h2",
              "p", "dl", "dt", "dd", "figure", "figcaption", "strong", "div", "table", "caption", "thead", "tr",
-             "th", "tbody", "td", "footer"}
+             "th", "tbody", "td", "footer", "span"}
 
 
 # --- structure -------------------------------------------------------------------------------
 def test_sections_and_figures_present(html):
     t = parse(html)
     first_section = re.search(r'<section id="([^"]+)"', html).group(1)
-    assert first_section == "summary"
+    assert first_section == "overview"
     for sid in ("summary", "fabric", "budget", "utilisation", "traffic", "transport", "power", "bom", "placement",
                 "failures", "solver"):
         assert sid in t.ids, sid
@@ -435,3 +435,129 @@ def test_report_pdf_without_chromium_says_so_and_writes_nothing(plan, tmp_path, 
     assert r.exit_code == 1
     assert "needs headless Chromium" in r.output and "print it to PDF" in r.output
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+# --- the summary a director reads, the design search, cable runs, failure columns -------------
+def test_summary_first_with_key_figures_and_jobs(plan):
+    sec = rp.build_sections(plan)[0]
+    assert sec.id == "overview"
+    labels = [k for k, _, _ in sec.kpis]
+    assert labels[:3] == ["Cost", "Network power", "Saves"] and "Worst single failure" in labels
+    assert "Headroom" in labels
+    cost = plan["budget"]["cost"]
+    assert dict((k, v) for k, v, _ in sec.kpis)["Cost"] == rp.usd(cost["chosen"]["total_usd"])
+    assert sec.paragraphs[0].startswith("Chosen design: a 2-tier Clos fabric")
+    t = sec.tables[0]
+    assert t.columns[2:] == ["Collective time, chosen fabric (s)", "Slowdown vs ideal", "Goodput"]
+    after = {j["name"]: j for j in plan["metrics_after"]["jobs"]}
+    for r in t.rows:
+        j = after[r[0]]
+        assert r[2] == rp.show(j["time_s"], "s") and r[3] == rp.show(j["time_s"] / j["ideal_s"], "x")
+    sl = [float(r[3].rstrip("x")) for r in t.rows]
+    assert sl == sorted(sl, reverse=True)          # slowest against ideal first
+    # goodput shown where the plan has it
+    p = copy.deepcopy(plan)
+    p["goodput"]["jobs"][0]["goodput"] = 0.9123
+    sec = rp.build_sections(p)[0]
+    assert ("Goodput", "91.2%") in [(k, v) for k, v, _ in sec.kpis]
+    assert "91.2%" in [r[4] for r in sec.tables[0].rows]
+
+
+@pytest.fixture(scope="module")
+def design_plan(plan):
+    """The plan with a design section from the real design search on a small cluster."""
+    from conftest import cluster_dict
+    d = cluster_dict(n_racks=4, nodes_per_rack=2, accel=4, tiers=[{"switch": "th4-64x400"}, {"switch": "th4-64x400"}])
+    d["transport"] = {"protocol": "ideal"}
+    d["goals"] = {"time_limit_s": 10, "survive": "none", "seed": 3, "workers": 1}
+    d["jobs"] = [{"name": "moe", "accelerators": 16, "ep": 16, "collectives": [
+                     {"op": "alltoall", "group": "ep", "bytes": "64MiB"}]},
+                 {"name": "dense", "accelerators": 16, "tp": 4, "collectives": [
+                     {"op": "allreduce", "group": "dp", "bytes": "1GiB"}]}]
+    # every candidate sized (no pruning by bound), so the figure has several families and a front line
+    r = topo.design(topo.from_dict(d), families=["clos", "rail_optimized", "rail_only"], tiers=(1, 2), seed=3,
+                    time_limit=10, prune=False).to_dict()
+    for c in r["candidates"]:
+        c.pop("cluster_after", None)
+    p = copy.deepcopy(plan)
+    p["design"] = json.loads(json.dumps(r))
+    return p
+
+
+def test_design_front_figure_and_table(design_plan, plan):
+    ds = design_plan["design"]
+    secs = rp.build_sections(design_plan)
+    sec = next(s for s in secs if s.id == "design")
+    assert [s.id for s in secs].index("design") == 2         # right after the summaries
+    assert [f.id for f in sec.figures] == ["fig-design-front"]
+    t = sec.tables[0]
+    assert [r[0] for r in t.rows] == sorted(ds["front"], key=lambda i: next(
+        c["total_usd"] for c in ds["candidates"] if c["id"] == i))
+    assert t.columns[:2] == ["Name", "Capex + energy"] and "Summed collective time (s)" in t.columns
+    assert sum(1 for r in t.rows if r[-1] == "yes") == (1 if ds["chosen"] else 0)
+    text = " ".join(sec.paragraphs)
+    assert f"{len(ds['candidates'])} candidate designs" in text and (ds["chosen"] or "No candidate") in text
+    svg = rp.figure_svg(sec.figures[0])
+    assert "Pareto front" in svg and "chosen" in svg and "rail only" in svg
+    # a design search with no sized candidate still has its counts and no figure
+    p = copy.deepcopy(design_plan)
+    for c in p["design"]["candidates"]:
+        c.update(status="infeasible", total_usd=None, job_time_s=None)
+    p["design"].update(front=[], chosen=None)
+    sec = next(s for s in rp.build_sections(p) if s.id == "design")
+    assert not sec.figures and not sec.tables and "No candidate was chosen" in sec.paragraphs[0]
+    # without the section, no design search in the report
+    assert "design" not in [s.id for s in rp.build_sections(plan)]
+    # and a malformed section is refused by its JSON path
+    p["design"]["candidates"][0]["tiers"] = "two"
+    with pytest.raises(topo.SpecError, match=r"design\.candidates\[0\]\.tiers"):
+        rp.build_sections(p)
+
+
+def test_cable_runs_aggregate_every_link(plan):
+    from topo.io.plan import plan_cluster
+    f = topo.build(plan_cluster(plan))
+    runs = rp.cable_runs(f, eor=True)
+    assert sum(k for *_, k in runs) == f.n_links // 2          # every physical link once
+    assert runs == sorted(runs) and len(runs) < f.n_links // 2
+    from topo.model.fabric import REACH_NAMES
+    reach = np.asarray(f.link_reach)[np.asarray(f.node_tier)[f.link_src] < np.asarray(f.node_tier)[f.link_dst]]
+    for r in set(REACH_NAMES):
+        assert sum(k for *_, rr, k in runs if rr == r) == int((reach == REACH_NAMES.index(r)).sum())
+    # leaves at the end of their row: every endpoint run ends in the network column
+    C = int(np.asarray(f.rack_col).max()) + 1
+    assert {c for _, _, c, _, _, _ in runs if c < C + 1} == {C}
+    # a tight cap merges runs onto a coarser grid and keeps the link count
+    few = rp.cable_runs(f, eor=True, max_runs=4)
+    assert len(few) < len(runs) and sum(k for *_, k in few) == f.n_links // 2
+
+
+def test_single_failures_columns_in_order(plan):
+    sec = next(s for s in rp.build_sections(plan) if s.id == "failures")
+    t = next(t for t in sec.tables if t.caption.startswith("Single failures"))
+    cols = t.columns
+    assert cols[:3] == ["Kind", "Name", "Alike"]
+    first_lost = min(i for i, c in enumerate(cols) if c.startswith("Lost"))
+    assert all(i < first_lost for i, c in enumerate(cols) if c.startswith(("Jobs", "Endpoints", "Worst slowdown")))
+
+
+def test_sweep_report_says_what_slowdown_is_against():
+    from topo.study import sweep
+    rows = [{"variant": "v", "scenario": "leaf", "status": "ok", "slowdown_max": 1.5}]
+    for text in (sweep.report_md(rows, [], "s"), sweep.report_html(rows, [], "s")):
+        assert "slowdown_max (worst job, vs the same variant healthy; not vs ideal)" in text
+
+
+def test_times_figures_two_decimals(plan):
+    from topo.io.render import optimize_text
+    text = " ".join(" ".join(s.paragraphs + [v for _, v in s.bullets]) for s in rp.build_sections(plan))
+    times = re.findall(r"(?<![\d.,])\d[\d,]*(?:\.\d+)?x\b", text)
+    assert times and all(re.fullmatch(r"[\d,]+\.\d\dx", t) for t in times), times
+    s = {"cluster": "c", "files": 1, "out_dir": "o", "placement": {"status": "OPTIMAL", "objective": 1, "bound": 1,
+         "gap": 0.0, "placed": 1, "unplaced": {}},
+         "budget": {"status": "optimal", "gap": 0.0, "capex_usd": 1.0, "energy_usd": 1.0, "network_kw": 1.0,
+                    "transport_check": {"total": 1.0, "tail": 1.04106, "accepted": True, "routing": "roce-hash",
+                                        "max_slowdown": 1.05, "chosen_target_utilization": 0.56}},
+         "max_util_before": {}, "max_util_after": {}}
+    out = optimize_text(s)
+    assert "summed job time 1.00x, 95th-percentile job penalty 1.04x" in out and "within 1.05x" in out

@@ -573,8 +573,68 @@ class DesignSection(_Part):
     """The cluster file's own fabric section (the plan's cluster_file carries the chosen one)."""
 
 
+# --- sections the report reads that the models above do not cover ----------------------------
+class GoodputJob(_Part):
+    """One job's interruptions and goodput (topo.study.goodput)."""
+    name: Optional[str] = None
+    """Job name."""
+    accelerators: Optional[Number] = None
+    """Accelerators of the job."""
+    goodput: Optional[Number] = None
+    """Share of the run doing useful work (null without checkpoint and restart times)."""
+    mtbi_h: Optional[Number] = None
+    """Mean time between interruptions (h)."""
+
+
+class Goodput(_Part):
+    """Goodput under failures."""
+    jobs: Optional[list[GoodputJob]] = None
+    """Per job."""
+    run_days: Optional[Number] = None
+    """Length of the run (days)."""
+
+
+class WorstSingle(_Part):
+    """The worst single failure."""
+    kind: Optional[str] = None
+    """Kind of element."""
+    name: Optional[str] = None
+    """Its name."""
+    jobs_stopped: Optional[list[str]] = None
+    """Jobs it stops."""
+    endpoints_cut_off: Optional[Number] = None
+    """Endpoints it cuts off."""
+
+
+class ReportFailures(Failures):
+    """Failure headroom with its worst single failure."""
+    worst_single: Optional[WorstSingle] = None
+    """The worst single failure (by jobs stopped, then endpoints cut off)."""
+
+
+class ReportPlan(Plan):
+    """A plan with the sections the report reads beyond :class:`Plan`."""
+    failures: Optional[ReportFailures] = None
+    """Failure headroom."""
+    goodput: Optional[Goodput] = None
+    """Goodput under failures."""
+    collectives: Optional[dict[str, Any]] = None
+    """Collective times (alpha-beta model)."""
+
+
+def typed_report(data: dict, source: str = "") -> ReportPlan:
+    """The typed :class:`ReportPlan` of a plan dict; SpecError with the JSON path of every problem."""
+    if not isinstance(data, dict):
+        raise SpecError([("(root)", "a plan is a JSON object")], source)
+    try:
+        return ReportPlan.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(validation_errors(e), source) from None
+
+
 Plan.model_rebuild()
 Sections.model_rebuild()
+ReportPlan.model_rebuild()
 
 _MESSAGES = {"int_type": "expected an integer", "float_type": "expected a number", "string_type": "expected a string",
              "dict_type": "expected an object", "list_type": "expected a list", "missing": "missing: not a topo plan",

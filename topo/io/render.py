@@ -128,13 +128,13 @@ def _optimize_text(s: dict) -> str:
     model = s.get("routing") or "routed"
     tc = b.get("transport_check") or {}
     if tc:
-        what = (f"summed job time x{tc['total']:.3f}, 95th-percentile job penalty x{tc['tail']:.3f} against the fabric as given")
+        what = (f"summed job time {tc['total']:.2f}x, 95th-percentile job penalty {tc['tail']:.2f}x against the fabric as given")
         if tc.get("accepted"):
-            out.append(f"  transport check ({tc.get('routing')}): {what}, within {tc['max_slowdown']:g}x at target "
+            out.append(f"  transport check ({tc.get('routing')}): {what}, within {tc['max_slowdown']:.2f}x at target "
                        f"utilisation {tc['chosen_target_utilization']:.3g}")
         else:
             out.append(f"  transport check ({tc.get('routing')}): NOT met; every target tried slows the jobs by more "
-                       f"than {tc['max_slowdown']:g}x; kept the least-slowing budget ({what})")
+                       f"than {tc['max_slowdown']:.2f}x; kept the least-slowing budget ({what})")
     ideal = s.get("ideal_ecmp_util") or {}
     before, placed, after = s["max_util_before"], s.get("max_util_placed") or {}, s["max_util_after"]
     rows = [[t, _fmt(ideal.get(t, {}).get("target")), _fmt(ideal.get(t, {}).get("placed")),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -99,6 +100,21 @@ def _get(d, path: str, default=None):
     return cur
 
 
+_TYPED: ContextVar = ContextVar("topo_report_typed", default=None)
+
+
+def _typed(plan: dict):
+    """The typed plan (:func:`topo.io.plan.typed_report`) of ``plan``: validated once per
+    :func:`build_sections`, SpecError with the JSON path of a malformed part."""
+    cur = _TYPED.get()
+    if cur is not None and cur[0] is plan:
+        return cur[1]
+    from topo.io.plan import PLAN_VERSION, typed_report
+    # a partial plan (the report renders what it has): the keys a plan must hold default to empty
+    base = {"plan_version": PLAN_VERSION, "cluster_file": {}, "placement": {}, "metrics_before": None}
+    return typed_report({**base, **{k: v for k, v in plan.items() if not (k in base and v is None)}}, "plan")
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     """Nested dicts to dotted keys (lists kept as values)."""
     out = {}
@@ -145,6 +161,7 @@ class Section:
     tables: list = field(default_factory=list)
     figures: list = field(default_factory=list)
     missing: str = ""     # non-empty: "not computed" note
+    kpis: list = field(default_factory=list)      # (label, value, note): the key figures of the summary
 
 
 # --- columns: what a reader sees for each field the plan stores ---------------------------------
@@ -204,6 +221,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "oversubscription after": ("Oversubscription, chosen", "ratio"), "roce-hash": ("RoCE hashing", "num"),
     "uec-spray": ("UEC spraying", "num"), "roce-hash time_s": ("RoCE hashing time (s)", "s"),
     "uec-spray time_s": ("UEC spraying time (s)", "s"), "penalty": ("Hashing penalty", "x"),
+    "job time_s": ("Summed collective time (s)", "s"), "p95 penalty": ("p95 time over ideal", "x"),
+    "chosen": ("Chosen", "text"),
     "unreachable gbps": ("Unreachable (Gb/s)", "gbps"), "endpoints down": ("Endpoints down", "int"),
     "endpoints isolated": ("Endpoints isolated", "int"), "jobs affected": ("Jobs affected", "int"),
     "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
@@ -525,7 +544,7 @@ def _tier_rows(metrics) -> dict:
 
 
 def _summary(plan: dict) -> Section:
-    s = Section("summary", "Summary")
+    s = Section("summary", "What changed, what it costs, saves and risks")
     cf = plan.get("cluster_file") or {}
     db = plan.get("describe_before") or {}
     da = plan.get("describe_after")
@@ -643,6 +662,108 @@ def _summary(plan: dict) -> Section:
     return s
 
 
+GLANCE_JOBS = 6    # jobs in the summary's table (all are in "Placement per job")
+_FAMILY_WORDS = {"clos": "Clos", "rail_optimized": "rail-optimized Clos", "rail_only": "rail-only",
+                 "torus": "torus", "dragonfly": "dragonfly", "custom": "custom graph"}
+
+
+def _design_sentence(tp) -> str:
+    """The chosen design in words, from the typed plan: family, planes, pods, switches per tier."""
+    d = tp.describe_after or tp.describe_before
+    if d is None:
+        return "No fabric description in the plan."
+    which = "Chosen design" if tp.describe_after is not None else "Fabric as given (no link budget computed)"
+    fam = _FAMILY_WORDS.get(str(d.family), str(d.family or "n/a").replace("_", " "))
+    tiers = [t for t in d.tiers or []]
+    parts = []
+    for t in tiers:
+        os_ = f", {show(t.oversubscription, 'ratio')} oversubscribed" if _num(t.oversubscription) is not None \
+            and t.oversubscription > 1 + 1e-9 else (", non-blocking" if _num(t.oversubscription) is not None else "")
+        parts.append(f"{fmt(t.switches)} {t.tier} switches ({t.model}{os_})")
+    n_tiers = len(tiers)
+    return (f"{which}: a {n_tiers}-tier {fam} fabric in {fmt(d.planes)} plane(s) and {fmt(d.pods)} pod(s) for "
+            f"{fmt(d.accelerators)} accelerators in {fmt(d.racks)} racks: " + ("; ".join(parts) or "no switch tiers")
+            + ".")
+
+
+def _glance(plan: dict) -> Section:
+    """The one-page summary a director reads first: the design in words, its key figures, and the
+    three numbers per job (collective time placed -> chosen, slowdown against ideal, goodput)."""
+    tp = _typed(plan)
+    s = Section("overview", "Summary")
+    s.paragraphs.append(_design_sentence(tp))
+    b = tp.budget
+    cost = b.cost.model_dump() if b is not None and b.cost is not None else {}
+    chosen, given, saved = (cost.get(k) if isinstance(cost.get(k), dict) else {}
+                            for k in ("chosen", "as_given", "saved_vs_as_given"))
+    db, da = tp.describe_before, tp.describe_after
+    if _num(chosen.get("total_usd")) is not None:
+        s.kpis.append(("Cost", usd(chosen["total_usd"]), f"capex {usd(chosen.get('capex_usd'))} + energy "
+                       f"{usd(chosen.get('energy_usd'))} over {fmt(cost.get('horizon_years'))} years"))
+    elif (da or db) is not None and _num((da or db).network_cost_usd) is not None:
+        s.kpis.append(("Cost", usd((da or db).network_cost_usd), "network capex (energy not computed)"))
+    kw = chosen.get("network_kw") if _num(chosen.get("network_kw")) is not None else (
+        (da or db).network_kw if (da or db) is not None else None)
+    if _num(kw) is not None:
+        s.kpis.append(("Network power", f"{fmt(float(kw))} kW", "switches and optics"
+                       + (f"; {fmt(float(given['network_kw']))} kW as given" if _num(given.get("network_kw")) is not None
+                          else "")))
+    if _num(saved.get("total_usd")) is not None:
+        d = float(saved["total_usd"])
+        s.kpis.append(("Saves" if d >= 0 else "Costs more", usd(abs(d)),
+                       f"{pct(abs(saved.get('total_fraction') or 0.0))} of capex + energy against the fabric as given"
+                       + (f", {usd(given.get('total_usd'))}" if _num(given.get("total_usd")) is not None else "")))
+    fr = tp.failures
+    w = fr.worst_single if fr is not None else None
+    if w is not None:
+        stopped = list(w.jobs_stopped or [])
+        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
+                       f"{w.kind} {w.name}" + (f", {fmt(w.endpoints_cut_off)} endpoints cut off"
+                                               if _num(w.endpoints_cut_off) else "")))
+    elif fr is not None and fr.single:
+        # a plan without the stored worst failure: ranked here as the failure stage ranks it
+        from topo.study.failures import jobs_stopped, rank_single, severity
+        top = rank_single([r for r in (plan.get("failures") or {}).get("single") or [] if isinstance(r, dict)])[0]
+        stopped, cut = jobs_stopped(top), severity(top)[1]
+        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
+                       f"{top.get('kind', '')} {top.get('name', '')}".replace("_", " ")
+                       + (f", {fmt(cut)} endpoints cut off" if cut else "")))
+    elif fr is None:
+        s.kpis.append(("Worst single failure", "n/a", "failure analysis not computed"))
+    head = {t: _num(v.get("headroom")) for t, v in sorted(((b.headroom or {}) if b is not None else {}).items())
+            if isinstance(v, dict) and _num(v.get("headroom")) is not None}
+    if head:
+        t = min(head, key=lambda k: (head[k], k))
+        s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
+                       f"{(b.headroom or {}).get('failure', 'stated')} failure"))
+    g = tp.goodput
+    gp = {str(j.name): float(j.goodput) for j in ((g.jobs or []) if g is not None else []) if _num(j.goodput) is not None}
+    if gp:
+        j = min(gp, key=lambda k: (gp[k], k))
+        s.kpis.append(("Goodput", pct(gp[j]), f"lowest job ({j}) over a {fmt(g.run_days)}-day run"))
+    # the three numbers per job
+    placed = {str(j.name): j for j in ((tp.metrics_placed or tp.metrics_before).jobs or [])} \
+        if (tp.metrics_placed or tp.metrics_before) is not None else {}
+    after = {str(j.name): j for j in (tp.metrics_after.jobs or [])} if tp.metrics_after is not None else {}
+    names = sorted(set(placed) | set(after))
+    if names:
+        def slow(n):
+            j = after.get(n) or placed.get(n)
+            t, i = _num(j.time_s), _num(j.ideal_s)
+            return t / i if t is not None and i else None
+        names.sort(key=lambda n: (-(slow(n) or 0.0), n))
+        rows = []
+        for n in names:
+            tp_, ta = (_num(placed[n].time_s) if n in placed else None), (_num(after[n].time_s) if n in after else None)
+            rows.append([n, show(tp_, "s"), show(ta, "s") if after else "n/a", show(slow(n), "x"),
+                         pct(gp[n]) if n in gp else "n/a"])
+        s.tables.append(Table(columns=["Job", "Collective time, placed on the fabric as given (s)",
+                                       "Collective time, chosen fabric (s)", "Slowdown vs ideal", "Goodput"],
+                              rows=rows[:GLANCE_JOBS], total=len(rows),
+                              caption="Per job, slowest against its ideal time first"))
+    return s
+
+
 def _requirement_risks(plan: dict) -> list:
     """A bisection the link budget cuts (with the figures, and the floor if one is stated) and
     every design requirement the chosen design does not meet."""
@@ -710,6 +831,20 @@ def _failure_row(r: dict) -> dict:
     return row
 
 
+def _failure_columns(rows: list) -> list:
+    """The single-failures table's columns in a deliberate order: what failed and how many alike,
+    then what it stops (jobs, endpoints), then what it slows, then the bandwidth it takes."""
+    keys = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    order = ["kind", "name", "alike", "jobs losing ranks", "jobs affected", "endpoints down", "endpoints isolated",
+             "unreachable gbps"]
+    slow = sorted(k for k in keys if k.startswith("worst slowdown"))
+    lost = sorted(k for k in keys if k == "lost" or k.startswith("lost "))
+    cols = [k for k in order if k in keys] + slow + lost
+    return cols + [k for k in keys if k not in cols]
+
+
 def _failure_impact(r: dict) -> float:
     lost = r.get("bandwidth_lost_frac")
     if isinstance(lost, dict):
@@ -745,29 +880,37 @@ def _worst_failure(failures) -> str:
     return ", ".join(bits)
 
 
+def _x(obj, name: str):
+    """A field of a typed plan part, or one it carries beyond its model (extra), or None."""
+    return None if obj is None else getattr(obj, name, None)
+
+
 def _fabric_section(plan: dict) -> Section:
     s = Section("fabric", "Fabric: tiers and switch counts")
-    db, da = plan.get("describe_before"), plan.get("describe_after")
-    if not db:
+    tp = _typed(plan)
+    tdb, tda = tp.describe_before, tp.describe_after
+    if tdb is None:
         s.missing = "describe_before not in the plan"
         return s
-    tb, ta = _tiers_of(db), _tiers_of(da)
     rows = []
-    for i, t in enumerate(tb):
-        a = ta[i] if i < len(ta) else {}
-        rows.append({"tier": t.get("tier"), "model": t.get("model"), "switches": t.get("switches"),
-                     "uplinks": t.get("uplinks"), "oversubscription": t.get("oversubscription"),
-                     "model after": a.get("model") if da else None, "switches after": a.get("switches") if da else None,
-                     "oversubscription after": a.get("oversubscription") if da else None})
+    tta = tda.tiers or [] if tda is not None else []
+    for i, t in enumerate(tdb.tiers or []):
+        a = tta[i] if i < len(tta) else None
+        rows.append({"tier": t.tier, "model": t.model, "switches": t.switches, "uplinks": t.uplinks,
+                     "oversubscription": t.oversubscription, "model after": _x(a, "model") if tda else None,
+                     "switches after": _x(a, "switches") if tda else None,
+                     "oversubscription after": _x(a, "oversubscription") if tda else None})
     s.tables.append(make_table(rows, caption="Switch tiers as given and with the chosen link budget"
-                               + ("" if da else " (budget not computed)")))
-    facts = [("accelerators", db.get("accelerators")), ("nodes", db.get("nodes")), ("racks", db.get("racks")),
-             ("bisection (Tb/s, one direction)", (db["bisection_gbps"] / 1e3) if _num(db.get("bisection_gbps")) else None),
-             ("bisection per accelerator (Gb/s)", db.get("bisection_per_accelerator_gbps")),
-             ("injection per accelerator (Gb/s)", db.get("injection_gbps_per_accelerator"))]
-    if da:
-        facts.append(("bisection after (Tb/s)", (da["bisection_gbps"] / 1e3) if _num(da.get("bisection_gbps")) else None))
+                               + ("" if tda else " (budget not computed)")))
+    facts = [("accelerators", tdb.accelerators), ("nodes", tdb.nodes), ("racks", tdb.racks),
+             ("bisection (Tb/s, one direction)", tdb.bisection_gbps / 1e3 if _num(tdb.bisection_gbps) else None),
+             ("bisection per accelerator (Gb/s)", _x(tdb, "bisection_per_accelerator_gbps")),
+             ("injection per accelerator (Gb/s)", _x(tdb, "injection_gbps_per_accelerator"))]
+    if tda is not None:
+        facts.append(("bisection after (Tb/s)", tda.bisection_gbps / 1e3 if _num(tda.bisection_gbps) else None))
     s.tables.append(make_table([{"quantity": k, "value": v} for k, v in facts], caption="Cluster"))
+    db, da = plan.get("describe_before"), plan.get("describe_after")
+    tb, ta = _tiers_of(db), _tiers_of(da)
 
     def draw(fig):
         from matplotlib.patches import FancyBboxPatch
@@ -1011,13 +1154,13 @@ def _transport_section(plan: dict) -> Section:
 
 def _power_section(plan: dict) -> Section:
     s = Section("power", "Rack power")
-    racks = [r for r in (_get(plan, "placement.racks") or []) if isinstance(r, dict)]
-    racks = [r for r in racks if _num(r.get("kw")) is not None]
+    typed_racks = [r for r in (_typed(plan).placement.racks or []) if _num(r.kw) is not None]
+    racks = [r.model_dump(exclude_unset=True) for r in typed_racks]
     if not racks:
         s.missing = "placement.racks (power per rack) not in the plan"
         return s
-    kw = np.array([float(r["kw"]) for r in racks])
-    lim = np.array([_num(r.get("limit_kw")) if _num(r.get("limit_kw")) is not None else np.nan for r in racks])
+    kw = np.array([float(r.kw) for r in typed_racks])
+    lim = np.array([float(r.limit_kw) if _num(r.limit_kw) is not None else np.nan for r in typed_racks])
     over = kw > lim + 1e-9
     s.paragraphs.append(f"{fmt(len(racks))} racks: {fmt(float(kw.sum()))} kW in total, the fullest at "
                         f"{fmt(float(kw.max()))} kW; {fmt(int(over.sum()))} over their limit.")
@@ -1047,10 +1190,67 @@ def _power_section(plan: dict) -> Section:
     return s
 
 
+MAX_CABLE_RUNS = 1500   # drawn line segments on the floor plan (runs merge onto a coarser grid past it)
+
+
+def cable_runs(f, eor: bool, max_runs: int = MAX_CABLE_RUNS) -> list:
+    """Cable runs of a fabric on its floor, aggregated: ``[(x0, y0, x1, y1, reach, links)]`` in
+    rack units (x: position in the row, y: row), one per (from, to, reach class), physical links
+    counted once, sorted. Positions follow the builder's floor layout: an endpoint in its rack, a
+    leaf in the rack of its first endpoint (top of rack) or at its row's end (end of row), a spine
+    beside the middle row of its pod's leaves, a super-spine beside the middle row of the floor.
+    Past ``max_runs`` distinct runs, positions are merged onto a coarser grid (2, 4, ... racks)."""
+    from topo.model.fabric import REACH_NAMES
+    ne = int(f.n_endpoints)
+    tier = np.asarray(f.node_tier, dtype=np.int64)
+    src, dst = np.asarray(f.link_src, dtype=np.int64), np.asarray(f.link_dst, dtype=np.int64)
+    up = tier[src] < tier[dst]
+    src, dst, reach = src[up], dst[up], np.asarray(f.link_reach, dtype=np.int64)[up]
+    rack_of_ep = np.asarray(f.server_rack, dtype=np.int64)[np.asarray(f.ep_server, dtype=np.int64)[:ne]]
+    rrow, rcol = np.asarray(f.rack_row, dtype=float), np.asarray(f.rack_col, dtype=float)
+    C = float(rcol.max()) + 1 if rcol.size else 1.0
+    R = float(rrow.max()) + 1 if rrow.size else 1.0
+    x = np.full(tier.size, np.nan)
+    y = np.full(tier.size, np.nan)
+    x[:ne], y[:ne] = rcol[rack_of_ep], rrow[rack_of_ep]
+    e2l = (tier[src] == 0) & (src < ne)
+    first = np.full(tier.size, np.iinfo(np.int64).max)
+    np.minimum.at(first, dst[e2l], src[e2l])
+    leaf = (tier == 1) & (first < np.iinfo(np.int64).max)
+    fe = first[leaf]
+    x[leaf] = C if eor else x[fe]
+    y[leaf] = y[fe]
+    pod = np.asarray(f.node_pod, dtype=np.int64)
+    if (tier == 2).any():
+        P = int(pod.max()) + 1 if pod.size else 1
+        lp = np.maximum(pod[leaf], 0)
+        cnt = np.bincount(lp, minlength=P)
+        pod_y = np.bincount(lp, weights=y[leaf], minlength=P) / np.maximum(cnt, 1)
+        sp = tier == 2
+        x[sp] = C + 1
+        y[sp] = pod_y[np.clip(pod[sp], 0, P - 1)]
+    su = tier == 3
+    x[su], y[su] = C + 2, (R - 1) / 2.0
+    ok = np.isfinite(x[src]) & np.isfinite(x[dst])
+    pts = np.stack([x[src], y[src], x[dst], y[dst]], axis=1)[ok]
+    reach = reach[ok]
+    q = 1.0
+    while True:
+        key = np.column_stack([np.round(pts / q) * q, reach])
+        uk, n = np.unique(key, axis=0, return_counts=True)
+        if len(uk) <= max_runs or q >= max(C, R):
+            break
+        q *= 2
+    return [(float(a), float(b), float(c), float(d), REACH_NAMES[int(r)], int(k))
+            for (a, b, c, d, r), k in zip(uk.tolist(), n.tolist())]
+
+
 def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
     """Floor plan of the design as chosen: racks in their rows (positions from the fabric rebuilt
     from the plan), each coloured by its power against its limit with the placed jobs busy, the
-    end-of-row network racks where leaves sit there, and the links by reach class beside it."""
+    end-of-row network racks where leaves sit there, the spine and super-spine racks, the cable
+    runs coloured by reach class (aggregated: :func:`cable_runs`), and the links by reach class
+    beside it."""
     f = fabrics.get("after")
     if f is None or not f.n_racks:
         return None
@@ -1066,9 +1266,18 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
     optics = [o for o in (_get(plan, "budget.bill_of_materials.optics") or
                           _get(plan, "describe_after.bill_of_materials.optics") or
                           _get(plan, "describe_before.bill_of_materials.optics") or []) if isinstance(o, dict)]
+    runs = cable_runs(f, eor == "eor")
+    by_reach: dict = {}
+    for *_, r, k in runs:
+        by_reach[r] = by_reach.get(r, 0) + k
+    kmax = max((k for *_, k in runs), default=1)
+    n_tiers = int(np.asarray(f.node_tier).max()) if f.n_nodes else 0
 
     def draw(fig):
+        from matplotlib.collections import LineCollection
         from matplotlib.colors import ListedColormap
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Rectangle
         ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
         ax.grid(False)
         im = ax.imshow(grid, cmap="YlOrRd", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
@@ -1076,31 +1285,51 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
             net = np.full(grid.shape, np.nan)
             net[:, -1] = 1.0
             ax.imshow(net, cmap=ListedColormap([_COLORS["after"]]), interpolation="nearest", aspect="auto")
-        ax.set_xlabel("position in row" + ("  (last column: end-of-row network rack with the leaves)" if eor == "eor" else ""))
+        for t, xx in ((2, C + 1), (3, C + 2)):
+            if n_tiers >= t:
+                ax.add_patch(Rectangle((xx - 0.5, -0.5), 1.0, R, facecolor="#dfe6f1", edgecolor="#334", linewidth=0.6, zorder=0.5))
+                ax.text(xx, -0.5, "spines" if t == 2 else "supers", ha="center", va="bottom", fontsize=7)
+        segs = [((a, b), (c, d)) for a, b, c, d, _, _ in runs]
+        if segs:
+            lw = [0.4 + 2.2 * math.log1p(k) / math.log1p(kmax) for *_, k in runs]
+            ax.add_collection(LineCollection(segs, colors=[_REACH_COLORS.get(r, "#888") for *_, r, _ in runs],
+                                             linewidths=lw, alpha=0.75, zorder=3))
+            fig.legend(handles=[Line2D([], [], color=_REACH_COLORS.get(r, "#888"), lw=2,
+                                       label=mpl_text(f"{r} ({by_reach[r]:,} links)")) for r in sorted(by_reach)],
+                       fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 6), frameon=False,
+                       title="cable runs by reach class (line width: links, log scale)", title_fontsize=7)
+        ax.set_xlim(-0.5, (C if eor == "eor" or n_tiers >= 2 else C - 1) + max(n_tiers - 1, 0) + 0.5)
+        ax.set_ylim(R - 0.5, -0.5 - (0.6 if n_tiers >= 2 else 0))
+        ax.set_xlabel("position in row" + ("  (then: end-of-row network rack with the leaves" if eor == "eor" else
+                                           "  (then: network racks") + ", spine and super-spine racks)", fontsize=7)
         ax.set_ylabel("row")
         if R <= 40:
             ax.set_yticks(np.arange(R))
         fig.colorbar(im, ax=ax, label="rack power / limit", fraction=0.04)
-        ax.set_title("racks by row", fontsize=9)
+        ax.set_title("racks by row, with the cable runs", fontsize=9)
         names = [str(o.get("reach") or o.get("part")) for o in optics]
         links = [_num(o.get("links")) or 0.0 for o in optics]
-        y = np.arange(len(names))
-        bx.barh(y, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
-        bx.set_yticks(y, [mpl_text(f"{n} {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
+        yy = np.arange(len(names))
+        bx.barh(yy, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
+        bx.set_yticks(yy, [mpl_text(f"{n} {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
         bx.invert_yaxis()
         bx.set_xlabel("links by reach class")
-    return Figure("fig-floor", "Floor plan",
+    return Figure("fig-floor", "Floor plan with cable runs",
                   f"{fmt(f.n_racks)} racks in {R} row(s) of up to {C}, coloured by power against the rack's limit "
                   "with the placed jobs busy (grey: no figure)"
                   + ("; blue: the end-of-row network rack of each row, where its leaves sit" if eor == "eor" else "")
                   + "; " + ("leaves at the end of each row" if eor == "eor" else "leaves in their racks (top of rack)")
                   + "".join(f", {fmt(t.get('switches'))} {t.get('tier')} switches" for t in tiers[1:] if isinstance(t, dict))
-                  + " in network racks. Right: links by reach class (copper and optics) in the chosen design.", draw,
-                  size=(7.5, min(6.0, 1.6 + 0.18 * R)))
+                  + " in network racks (the columns to the right). Lines: cable runs coloured by reach class, "
+                  f"{len(runs):,} runs drawn for {sum(by_reach.values()):,} physical links (links with the same ends "
+                  "and reach class are one line, its width growing with their count). Right: links by reach class "
+                  "(copper and optics) in the chosen design.", draw,
+                  size=(9.0, min(7.5, 2.4 + 0.22 * R)))
 
 
-_REACH_COLORS = {"dac": "#4c956c", "aec": "#2e933c", "acc": "#2e933c", "lpo": "#e59500", "mmf": "#e59500",
-                 "sr": "#e59500", "aoc": "#d17a22", "smf": "#d1495b", "dr": "#d1495b", "fr": "#9b2335", "lr": "#6a040f"}
+_REACH_COLORS = {"dac": "#1b7837", "aec": "#5aae61", "acc": "#5aae61", "lpo": "#e59500", "mmf": "#e59500",
+                 "sr": "#e59500", "aoc": "#d17a22", "smf": "#d1495b", "dr": "#d1495b", "smf_dr": "#d1495b",
+                 "fr": "#762a83", "smf_fr": "#762a83", "lr": "#6a040f"}
 
 
 def _cost_parts(bom, energy) -> dict:
@@ -1179,11 +1408,60 @@ def _plane_groups(f, plane: int):
 PLANE_PODS_DRAWN = 6
 
 
+def _plane_layout(groups: dict, edges: dict):
+    """What one plane diagram draws: (pods shown, pods hidden, tiers, xy of a group)."""
+    pods = sorted({pd for (_, pd) in groups if pd >= 0})
+    shown, hidden = pods[:PLANE_PODS_DRAWN], pods[PLANE_PODS_DRAWN:]
+    tiers = sorted({t for t, _ in groups})
+    ncol = max(len(shown), 1)
+
+    def xy(g):
+        t, pd = g
+        x = (shown.index(pd) + 0.5) / ncol if pd in shown else 0.5
+        return x, tiers.index(t)
+    return shown, hidden, tiers, xy
+
+
+def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fontsize: float = 7.0):
+    """One plane aggregated by pod and tier into ``ax``: a box per (tier, pod) with its node count,
+    an edge per connected pair with its link count, speed and capacity."""
+    from matplotlib.patches import FancyBboxPatch
+    from topo.model.fabric import TIER_NAMES
+    shown, hidden, tiers, xy = _plane_layout(groups, edges)
+    ax.set_axis_off()
+    ax.grid(False)
+    for (a, b), (c, cap) in sorted(edges.items()):
+        if (a[1] >= 0 and a[1] not in shown) or (b[1] >= 0 and b[1] not in shown):
+            continue
+        (x0, y0), (x1, y1) = xy(a), xy(b)
+        ax.plot([x0, x1], [y0 + 0.22, y1 - 0.22], color="#8a94a0", linewidth=0.8, zorder=1)
+        t = 0.5 if a[1] == b[1] else 0.35
+        ax.text(x0 + t * (x1 - x0), y0 + 0.22 + t * (y1 - y0 - 0.44), f"{c:,} x {cap / c:g}G\n{cap / 1e3:,.1f} Tb/s",
+                fontsize=6, ha="center", va="center", color="#333",
+                bbox=dict(facecolor="white", edgecolor="none", pad=0.5), zorder=3)
+    w = min(0.8 / max(len(shown), 1), 0.3)
+    for g, cnt in sorted(groups.items()):
+        if g[1] >= 0 and g[1] not in shown:
+            continue
+        x, y = xy(g)
+        name = TIER_NAMES[g[0]] if g[0] < len(TIER_NAMES) else f"tier {g[0]}"
+        plural = {"endpoint": "endpoints", "leaf": "leaves"}.get(name, name + "s")
+        label = (f"pod {g[1]}: " if g[1] >= 0 else "") + f"{cnt:,} {plural}"
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
+                                    facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
+                                    zorder=2))
+        ax.text(x, y, mpl_text(label), ha="center", va="center", fontsize=fontsize, zorder=4,
+                color="#111" if g[0] == 0 else "white")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.5, max(n_tiers or 0, len(tiers)) - 0.5)
+    if hidden:
+        ax.text(1.0, -0.45, f"+ {len(hidden)} more pod(s) not drawn", ha="right", fontsize=7, color="#555")
+
+
 def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
     """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
     (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
     Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named."""
-    from topo.model.fabric import TIER_NAMES
     f = fabrics.get("after")
     if f is None or f.n_links == 0:
         return []
@@ -1195,56 +1473,44 @@ def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
     out = []
     for (gi, ei), planes in list(seen.items())[:4]:
         groups, edges = dict(gi), dict(ei)
-        pods = sorted({pd for (_, pd) in groups if pd >= 0})
-        shown = pods[:PLANE_PODS_DRAWN]
-        hidden = pods[PLANE_PODS_DRAWN:]
-        tiers = sorted({t for t, _ in groups})
-        ncol = max(len(shown), 1)
+        shown, hidden, tiers, _ = _plane_layout(groups, edges)
+        n_pods = len(shown) + len(hidden)
 
-        def xy(g, tiers=tiers, shown=shown, ncol=ncol):
-            t, pd = g
-            x = (shown.index(pd) + 0.5) / ncol if pd in shown else 0.5
-            return x, tiers.index(t)
-
-        def draw(fig, groups=groups, edges=edges, shown=shown, hidden=hidden, tiers=tiers, xy=xy):
-            from matplotlib.patches import FancyBboxPatch
-            ax = fig.add_subplot(111)
-            ax.set_axis_off()
-            ax.grid(False)
-            for (a, b), (c, cap) in sorted(edges.items()):
-                if (a[1] >= 0 and a[1] not in shown) or (b[1] >= 0 and b[1] not in shown):
-                    continue
-                (x0, y0), (x1, y1) = xy(a), xy(b)
-                ax.plot([x0, x1], [y0 + 0.22, y1 - 0.22], color="#8a94a0", linewidth=0.8, zorder=1)
-                t = 0.5 if a[1] == b[1] else 0.35
-                ax.text(x0 + t * (x1 - x0), y0 + 0.22 + t * (y1 - y0 - 0.44), f"{c:,} x {cap / c:g}G\n{cap / 1e3:,.1f} Tb/s",
-                        fontsize=6, ha="center", va="center", color="#333",
-                        bbox=dict(facecolor="white", edgecolor="none", pad=0.5), zorder=3)
-            w = min(0.8 / max(len(shown), 1), 0.3)
-            for g, cnt in sorted(groups.items()):
-                if g[1] >= 0 and g[1] not in shown:
-                    continue
-                x, y = xy(g)
-                name = TIER_NAMES[g[0]] if g[0] < len(TIER_NAMES) else f"tier {g[0]}"
-                plural = {"endpoint": "endpoints", "leaf": "leaves"}.get(name, name + "s")
-                label = (f"pod {g[1]}: " if g[1] >= 0 else "") + f"{cnt:,} {plural}"
-                ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
-                                            facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
-                                            zorder=2))
-                ax.text(x, y, mpl_text(label), ha="center", va="center", fontsize=7, zorder=4,
-                        color="#111" if g[0] == 0 else "white")
-            ax.set_xlim(0, 1)
-            ax.set_ylim(-0.5, len(tiers) - 0.5)
-            if hidden:
-                ax.text(1.0, -0.45, f"+ {len(hidden)} more pod(s) not drawn", ha="right", fontsize=7, color="#555")
+        def draw(fig, groups=groups, edges=edges):
+            _draw_plane(fig.add_subplot(111), groups, edges)
         names = ", ".join(str(p) for p in planes[:8]) + (" ..." if len(planes) > 8 else "")
         alike = f"plane {names}" if len(planes) == 1 else f"planes {names} ({len(planes)} alike)"
         out.append(Figure(f"fig-plane-{planes[0]}", f"Fabric of {alike}",
                           f"The chosen fabric, {alike}, by pod and tier: each box a group of switches or endpoints "
                           "with its count, each edge the links between two groups (count x speed, and the capacity "
-                          "in one direction)" + (f"; {len(shown)} of {len(pods)} pods drawn" if hidden else "") + ".",
+                          "in one direction)" + (f"; {len(shown)} of {n_pods} pods drawn" if hidden else "") + ".",
                           draw, size=(7.5, 0.9 + 1.0 * len(tiers))))
     return out
+
+
+def _before_after_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
+    """Plane 0 of the fabric as given and of the chosen fabric, side by side, drawn alike."""
+    fb, fa = fabrics.get("before"), fabrics.get("after")
+    if fb is None or fa is None or fb.n_links == 0 or fa.n_links == 0 or not plan.get("cluster_file_after"):
+        return None
+    gb, eb = _plane_groups(fb, 0)
+    ga, ea = _plane_groups(fa, 0)
+    nt = max(len({t for t, _ in gb}), len({t for t, _ in ga}))
+    cap = {k: sum(c for _, c in e.values()) for k, e in (("given", eb), ("chosen", ea))}
+
+    def draw(fig):
+        a1, a2 = fig.subplots(1, 2)
+        wide = max(len({pd for _, pd in gb if pd >= 0}), len({pd for _, pd in ga if pd >= 0})) > 3
+        _draw_plane(a1, gb, eb, nt, fontsize=5.0 if wide else 7.0)
+        _draw_plane(a2, ga, ea, nt, fontsize=5.0 if wide else 7.0)
+        a1.set_title(f"as given: {cap['given'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
+        a2.set_title(f"chosen: {cap['chosen'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
+    planes = max(int(fa.planes), 1)
+    return Figure("fig-before-after", "Fabric as given and as chosen, side by side",
+                  "Plane 0" + (f" of {planes}" if planes > 1 else "") + " of the fabric as given (left) and with the "
+                  "chosen link budget (right), by pod and tier: each box a group of switches or endpoints with its "
+                  "count, each edge the links between two groups (count x speed, capacity in one direction); the "
+                  "title gives the plane's capacity between tiers.", draw, size=(11.0, 0.9 + 1.0 * nt))
 
 
 _DECISIONS = (("d0", "leaf ports down {}"), ("u0", "up {}"), ("b1", "links from each leaf to each spine {}"),
@@ -1374,39 +1640,42 @@ def _bom_section(plan: dict) -> Section:
 
 def _placement_section(plan: dict) -> Section:
     s = Section("placement", "Placement per job")
-    p = plan.get("placement")
-    if not p:
+    tp = _typed(plan)
+    p = tp.placement
+    if not plan.get("placement"):
         s.missing = "no placement in the plan"
         return s
-    s.paragraphs.append(f"Status {p.get('status', 'n/a')}, objective {fmt(p.get('objective'))}, bound {fmt(p.get('bound'))}, "
-                        f"gap {fmt(p.get('gap'))}." + (f" {p['note']}" if p.get("note") else ""))
-    jobs = p.get("jobs")
+    s.paragraphs.append(f"Status {p.status or 'n/a'}, objective {fmt(_x(p, 'objective'))}, bound {fmt(_x(p, 'bound'))}, "
+                        f"gap {fmt(_x(p, 'gap'))}." + (f" {p.note}" if p.note else ""))
+    jobs = p.jobs
     if jobs:
         recs = jobs
         if isinstance(jobs, dict):
             recs = {k: {kk: vv for kk, vv in v.items() if kk != "rack_names"} if isinstance(v, dict) else v
                     for k, v in jobs.items()}
         s.tables.append(make_table(recs, caption="Jobs: size, spread over pods/leaves/racks and share of traffic per tier"))
-    elif p.get("assignment"):
-        s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p["assignment"].items()}, caption="Jobs"))
-    if p.get("unplaced"):
-        s.tables.append(make_table({k: {"reason": v} for k, v in p["unplaced"].items()}, caption="Jobs not placed"))
-    sp = p.get("spares")
+    elif p.assignment:
+        s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p.assignment.items()}, caption="Jobs"))
+    if p.unplaced:
+        s.tables.append(make_table({k: {"reason": v} for k, v in p.unplaced.items()}, caption="Jobs not placed"))
+    raw = plan.get("placement") or {}   # the goodput fields (spares, failure domains) as the plan stores them
+    sp = raw.get("spares")
     if isinstance(sp, dict):  # goals.spares: held back from placement, counted busy in rack power
         s.paragraphs.append(f"Hot spares per {sp.get('scope')} ({fmt(sp.get('per_domain'))} per domain and node type, "
                             f"held back from placement and counted busy in rack power): {fmt(sp.get('spare_nodes'))} "
                             f"node(s), {fmt(sp.get('accelerators_held'))} accelerators"
                             + (f"; {len(sp['short'])} domain(s) short of idle nodes" if sp.get("short") else "") + ".")
-    fd = p.get("failure_domains")
+    fd = raw.get("failure_domains")
     if isinstance(fd, dict) and isinstance(fd.get("with"), dict):  # goals.failure_domains against none
         s.tables.append(make_table({k: {"with the rule": fd["with"].get(k), "without": fd["without"].get(k)}
                                     for k in fd["with"]},
                                    caption=f"Failure domains: {fd.get('mode')} by {fd.get('level')}, against the "
                                            "placement without the rule (traffic, jobs stopped per domain)"))
-    for which in ("after", "before"):
-        jm = _get(plan, f"metrics_{which}.jobs")
-        if jm:
-            s.tables.append(make_table(jm, caption=f"Job communication ({which} the link budget)"))
+    for m, which in ((tp.metrics_after, "after"), (tp.metrics_before, "before")):
+        if m is not None and m.jobs:
+            # the rows as the plan stores them (their own fields, in their own order)
+            s.tables.append(make_table([j.model_dump(exclude_unset=True) for j in m.jobs],
+                                       caption=f"Job communication ({which} the link budget)"))
             break
     return s
 
@@ -1421,7 +1690,8 @@ def _failure_section(plan: dict) -> Section:
     if single:
         from topo.study.failures import rank_single
         ranked = rank_single(single)
-        s.tables.append(make_table([_failure_row(r) for r in ranked], limit=30,
+        frows = [_failure_row(r) for r in ranked]
+        s.tables.append(make_table(frows, columns=_failure_columns(frows), limit=30,
                                    caption="Single failures, worst first: jobs stopped, then endpoints cut off, "
                                            "then slowdown, then bandwidth (alike = how many equivalent elements)"))
         top = ranked[:15]
@@ -1468,15 +1738,16 @@ def _failure_section(plan: dict) -> Section:
 
 def _solver_section(plan: dict) -> Section:
     s = Section("solver", "Solvers and provenance")
-    rows = [{"item": "topo", "value": plan.get("topo_version")}, {"item": "plan version", "value": plan.get("plan_version")},
-            {"item": "created", "value": plan.get("created")}, {"item": "seed", "value": plan.get("seed")},
-            {"item": "workers", "value": plan.get("workers")}, {"item": "time limit (s)", "value": plan.get("time_limit_s")}]
-    for k, v in sorted((plan.get("versions") or {}).items()):
+    tp = _typed(plan)
+    rows = [{"item": "topo", "value": tp.topo_version}, {"item": "plan version", "value": tp.plan_version},
+            {"item": "created", "value": tp.created}, {"item": "seed", "value": tp.seed},
+            {"item": "workers", "value": tp.workers}, {"item": "time limit (s)", "value": tp.time_limit_s}]
+    for k, v in sorted((tp.versions or {}).items()):
         rows.append({"item": k, "value": v})
     s.tables.append(make_table(rows, caption="Run"))
-    solver = plan.get("solver") or {}
     for part in ("placement", "budget"):
-        d = solver.get(part) or _get(plan, f"{part}.solver")
+        section = tp.placement if part == "placement" else tp.budget
+        d = _x(tp.solver, part) or _x(section, "solver")
         if isinstance(d, dict) and d:
             s.tables.append(make_table([{"field": k, "value": v} for k, v in flatten(d).items()],
                                        caption=f"{part.capitalize()} solver"))
@@ -1580,19 +1851,100 @@ def _goodput_section(plan: dict) -> Section:
     return s
 
 
+_FAMILY_MARKERS = (("clos", "o", "#1f6feb"), ("rail_optimized", "s", "#2e933c"), ("rail_only", "^", "#e59500"))
+
+
+def _design_section(plan: dict) -> Optional[Section]:
+    """The design search (plan key ``design``): every sized candidate as a point of total cost
+    against the jobs' summed collective time, one marker per family, the Pareto front as a step
+    line, the chosen point marked; the front as a table; the other outcomes counted. None when the
+    plan has no design section."""
+    ds = _typed(plan).design
+    if ds is None:
+        return None
+    s = Section("design", "Design search: the Pareto front")
+    cands = ds.candidates
+    sized = [c for c in cands if _num(c.total_usd) is not None and _num(c.job_time_s) is not None]
+    front_ids = set(ds.front)
+    front = sorted((c for c in sized if c.id in front_ids), key=lambda c: (float(c.total_usd), float(c.job_time_s),
+                                                                          str(c.id)))
+    chosen = next((c for c in cands if ds.chosen is not None and c.id == ds.chosen), None)
+    counts: dict = {}
+    for c in cands:
+        counts[str(c.status)] = counts.get(str(c.status), 0) + 1
+    s.paragraphs.append(
+        f"{fmt(len(cands))} candidate designs (fabric family x tiers x planes x switch model) searched for the "
+        f"objective {ds.objective or 'n/a'}, each sized to survive {ds.survive or 'n/a'}"
+        + (f" and to slow no job more than {show(ds.max_slowdown, 'x')}" if _num(ds.max_slowdown) is not None else "")
+        + ": " + ", ".join(f"{n} {st.replace('_', ' ')}" for st, n in sorted(counts.items())) + "; "
+        f"{fmt(len(front))} on the Pareto front. "
+        + (f"Chosen: {chosen.id}, {usd(chosen.total_usd)} capex + energy, {show(chosen.job_time_s, 's')} s summed "
+           f"collective time." if chosen is not None else "No candidate was chosen (none is feasible)."))
+    if sized:
+        fams = [f for f, _, _ in _FAMILY_MARKERS] + sorted({str(c.family) for c in sized}
+                                                           - {f for f, _, _ in _FAMILY_MARKERS})
+        style = {f: (m, col) for f, m, col in _FAMILY_MARKERS}
+
+        def draw(fig):
+            ax = fig.add_subplot(111)
+            for fam in fams:
+                pts = [c for c in sized if str(c.family) == fam]
+                if not pts:
+                    continue
+                m, col = style.get(fam, ("D", "#6f42c1"))
+                ax.scatter([float(c.job_time_s) for c in pts], [float(c.total_usd) / 1e6 for c in pts], marker=m,
+                           color=col, s=30, alpha=0.8, label=mpl_text(fam.replace("_", " ")), zorder=3)
+            if front:
+                xs = [float(c.job_time_s) for c in sorted(front, key=lambda c: (float(c.job_time_s), str(c.id)))]
+                ys = [float(c.total_usd) / 1e6 for c in sorted(front, key=lambda c: (float(c.job_time_s), str(c.id)))]
+                ax.step(xs, ys, where="post", color="#1b1f24", linewidth=1.2, label="Pareto front", zorder=2)
+            if chosen is not None and chosen in sized:
+                ax.scatter([float(chosen.job_time_s)], [float(chosen.total_usd) / 1e6], marker="*", s=220,
+                           facecolor="none", edgecolor=_COLORS["limit"], linewidth=1.5, label="chosen", zorder=4)
+            ax.set_xlabel("jobs' summed collective time per iteration (s)")
+            ax.set_ylabel("total cost: capex + energy (million USD)")
+            ax.legend(fontsize=7, loc="upper right")
+        s.figures.append(Figure("fig-design-front", "Design search: cost against collective time",
+                                "Each sized candidate as a point: total cost (network capex plus energy over the "
+                                "horizon) against the jobs' summed collective time per iteration; marker and colour by "
+                                "fabric family; the black step line is the Pareto front (no other candidate is cheaper "
+                                "and faster); the red star the chosen design. Candidates that were infeasible, pruned "
+                                "or out of time have no point and are counted above.", draw, size=(7.5, 3.8)))
+    if front:
+        s.tables.append(make_table(
+            [{"name": c.id, "total_usd": c.total_usd, "capex_usd": c.capex_usd, "network_kw": c.network_kw,
+              "job time_s": c.job_time_s, "p95 penalty": c.p95_penalty, "headroom": c.headroom,
+              "chosen": "yes" if chosen is not None and c.id == chosen.id else ""} for c in front],
+            columns=["name", "total_usd", "capex_usd", "network_kw", "job time_s", "p95 penalty", "headroom", "chosen"],
+            caption="The Pareto front, cheapest first"))
+    return s
+
+
 def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
     """Every section of the report, in order, from the plan alone."""
     if not isinstance(plan, dict):
         from topo.core.errors import SpecError
         raise SpecError([("(root)", "a plan is a JSON object")])
+    token = _TYPED.set((plan, _typed(plan)))
+    try:
+        return _build_sections(plan, fabric_before, fabric_after)
+    finally:
+        _TYPED.reset(token)
+
+
+def _build_sections(plan: dict, fabric_before, fabric_after) -> list[Section]:
     fabrics = _Fabrics(plan, fabric_before, fabric_after)
     fabric = _fabric_section(plan)
     floor = _floor_figure(plan, fabrics)
     if floor is not None:
         fabric.figures.append(floor)
+    ba = _before_after_figure(plan, fabrics)
+    if ba is not None:
+        fabric.figures.append(ba)
     fabric.figures += _plane_figures(plan, fabrics)
-    return [_summary(plan), fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
-            _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan),
+    design = _design_section(plan)
+    return [_glance(plan), _summary(plan)] + ([design] if design is not None else []) + [
+            fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan), _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan),
             _placement_section(plan), _failure_section(plan), _goodput_section(plan), _solver_section(plan)]
 
 
@@ -1622,7 +1974,8 @@ def _env(kind: str):
 
 
 def _title(plan: dict) -> str:
-    name = _get(plan, "describe_before.name") or _get(plan, "cluster_file.name") or "cluster"
+    tp = _typed(plan)
+    name = _x(tp.describe_before, "name") or tp.cluster_file.get("name") or "cluster"
     return f"topo plan: {name}"
 
 

@@ -606,6 +606,8 @@ def write_outputs(rows: list[dict], out: Path, name: str) -> list[Path]:
 
 _REPORT_COLS = ["variant", "scenario", "status", "network_cost_usd", "total_kw", "completion_time_s",
                 "slowdown_max", "capacity_lost_frac", "placement_note", "unplaced"]
+# report headers that say what a figure is against (the column names in results.* stay as they are)
+_REPORT_HEADS = {"slowdown_max": "slowdown_max (worst job, vs the same variant healthy; not vs ideal)"}
 
 
 def _fmt(v) -> str:
@@ -630,7 +632,7 @@ def report_md(rows, front, name) -> str:
 
 
 def _md_table(rows) -> list[str]:
-    head = "| " + " | ".join(_REPORT_COLS) + " |"
+    head = "| " + " | ".join(_REPORT_HEADS.get(c, c) for c in _REPORT_COLS) + " |"
     sep = "|" + "---|" * len(_REPORT_COLS)
     body = ["| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in _REPORT_COLS) + " |" for r in rows]
     return [head, sep, *body]
@@ -639,7 +641,7 @@ def _md_table(rows) -> list[str]:
 def report_html(rows, front, name) -> str:
     e = html.escape
     def table(rs):
-        h = "".join(f"<th>{e(c)}</th>" for c in _REPORT_COLS)
+        h = "".join(f"<th>{e(_REPORT_HEADS.get(c, c))}</th>" for c in _REPORT_COLS)
         b = "".join("<tr>" + "".join(f"<td>{e(_fmt(r.get(c)))}</td>" for c in _REPORT_COLS) + "</tr>" for r in rs)
         return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
     ok = sum(1 for r in rows if r.get("status") == "ok")
