@@ -583,3 +583,42 @@ def test_bounds_checked_build_raises_on_an_index_out_of_bounds(monkeypatch, rest
         args[i] = args[i] + f.n_links * 10
         with pytest.raises(IndexError):
             _direct(mod, name, args)
+
+
+# --- sealed state objects -----------------------------------------------------------------------------
+@pytest.mark.parametrize("pure", [False, True])
+def test_sealed_tables_are_checked_once_and_again_when_an_array_is_replaced(pure, monkeypatch, restore_kernels):
+    # the engine seals the fabric arrays and the Clos tables it caches: their arrays are checked at
+    # the first call only, are read-only, and a sealed object given a bad array is checked again
+    _use(pure)
+    routing.STRUCTURAL = True
+    f, d = _regular_case()
+    counts = {}
+    for name in ("route_fluid", "route_clos"):
+        lay = _ext._LAYOUTS[("_routing", name)]
+
+        def counting(c, obj, _real=lay.table_facts, _name=name):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _real(c, obj)
+        monkeypatch.setattr(lay, "table_facts", counting)
+    first = [routing.route(f, d, m, seed=1, qps=2).link_gbps_load for m in ("fluid", "roce-hash")]
+    for _ in range(3):
+        again = [routing.route(f, d, m, seed=1, qps=2).link_gbps_load for m in ("fluid", "roce-hash")]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again))
+    routing.STRUCTURAL = False
+    routing.route(f, d, "fluid")
+    routing.route(f, d, "fluid")
+    assert counts == {"route_clos": 1, "route_fluid": 1}, counts
+    P = routing.prepare(f, None)
+    fa = routing._fabric_arrays(f, P)
+    tb = routing._clos_tables(f, routing._plan(f, P))
+    assert not fa.sw_adj.flags.writeable and not tb.ept.flags.writeable
+    with pytest.raises(ValueError):
+        tb.sd_lnk[0] = 0
+    routing.STRUCTURAL = True
+    good = tb.sd_lnk
+    tb.sd_lnk = good + 10 ** 6          # replaced after sealing: every array is checked again
+    with pytest.raises(KernelArgumentError, match="sd_lnk"):
+        routing.route(f, d, "roce-hash", seed=1)
+    tb.sd_lnk = good
+    assert routing.route(f, d, "roce-hash", seed=1, qps=2).link_gbps_load.tobytes() == first[1].tobytes()

@@ -246,8 +246,12 @@ def test_state_objects_and_flat_arguments_route_alike(pure, both, monkeypatch):
         fn = real(self, attr)
         if (self.name, attr) not in _ext._LAYOUTS:
             return fn
-        return lambda *a: (calls.setdefault(attr, []).append(
-            [x.copy() if isinstance(x, np.ndarray) else x for x in a]), fn(*a))[1]
+        lay = _ext._LAYOUTS[(self.name, attr)]
+
+        def flat(a):
+            kw = lay.flat(lay.objects(a))
+            return [kw[n].copy() if isinstance(kw[n], np.ndarray) else kw[n] for n in lay.names]
+        return lambda *a: (calls.setdefault(attr, []).append(flat(a)), fn(*a))[1]
     monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
     _swap(pure)
     routing.STRUCTURAL = True
