@@ -35,6 +35,7 @@ from topo.routing.kernels import KernelArgumentError
 from topo.traffic.demand import Demands, uniform
 
 import topo.routing.pure._routing as twin
+from helpers.kernel_cases import pack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -390,7 +391,7 @@ def _flat(name, args):
 def _direct(mod, name, args):
     """mod.name called past the checks with the flat argument list args (packed into its state objects)."""
     lay = _ext._LAYOUTS.get(("_routing", name))
-    return getattr(mod, name)(*(lay.objects(args) if lay else args))
+    return getattr(mod, name)(*(pack(name, args) if lay else args))
 
 
 def _recorded_calls(monkeypatch, run):
@@ -495,7 +496,7 @@ def test_bad_kernel_calls_raise_before_the_kernel_runs(pure, monkeypatch, restor
     for name, args in sites:
         params = _params(name)
         assert len(params) == len(args)
-        getattr(K, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])   # as recorded: accepted
+        getattr(K, name)(*pack(name, [a.copy() if isinstance(a, np.ndarray) else a for a in args]))   # as recorded: accepted
         data = _data_here(name, params, args)
         for i, a in enumerate(args):
             if not isinstance(a, np.ndarray) or a.size == 0:
@@ -506,7 +507,7 @@ def test_bad_kernel_calls_raise_before_the_kernel_runs(pure, monkeypatch, restor
                 may_pass = ((kind in ("up", "down") and params[i] in data)
                             or (kind == "short" and params[i] in SLACK.get(name, ())))
                 try:
-                    getattr(K, name)(*spoiled)
+                    getattr(K, name)(*pack(name, spoiled))
                 except KernelArgumentError:
                     refused += 1
                     continue
@@ -541,7 +542,7 @@ def test_flows_not_grouped_by_destination_raise(pure, monkeypatch, restore_kerne
         args = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
         args[params.index("f_dst")] = f_dst
         with pytest.raises(ValueError, match="not grouped by destination"):
-            getattr(K, name)(*args)
+            getattr(K, name)(*pack(name, args))
 
 
 def test_waterfill_refuses_paths_that_do_not_fit():

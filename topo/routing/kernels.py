@@ -16,9 +16,12 @@ of reading or writing out of bounds.
 The general and Clos kernels take their state as objects (:mod:`topo.routing.kstate`:
 ``route_fluid(fabric, flows, work, loads, options)``, ``route_hash`` alike,
 ``route_clos(tables, demands, work, options)``, ``spray_cross(tables, cross, work)``); each
-such kernel's ``_Layout`` says which attribute lives in which object. The wrapper also
-accepts the same values as one flat list in the order of the kernel's check function and
-packs them into the objects, so both call forms are checked alike, attribute by attribute. The checks are vectorised numpy passes over
+such kernel's ``_Layout`` says which attribute lives in which object, and a call given
+anything else is refused. The first object (FabricArrays, ClosTables) describes the fabric
+and does not change between calls: one passed through :func:`seal` (as the engine does with
+the ones it caches per prepared set and Clos plan) has its arrays checked once, at its first
+call, and later calls check only the flows, the work arrays and the options, O(flows +
+nodes) with no pass over the fabric's tables. The checks are vectorised numpy passes over
 the arguments, O(size of the arguments), far below the kernels' own cost; the
 compiled kernels themselves run without bounds checks (build them with
 TOPO_BOUNDSCHECK=1 to add those, see setup.py). The composite structure of the
@@ -173,9 +176,8 @@ class _Layout:
     """Which named arrays and scalars of a kernel call live in which state object (topo.routing.kstate).
 
     A kernel with a layout takes its state objects (``route_fluid(fabric, flows, work, loads,
-    options)``); ``objects`` also accepts the same values as one flat argument list in the order
-    of the kernel's check function, and packs them (callers written before the objects existed
-    keep working); ``flat`` unpacks objects into the names the check reads."""
+    options)``); ``names`` are the attributes in the order of the kernel's check function, ``flat``
+    unpacks objects into the names the check reads."""
 
     def __init__(self, check, facts, parts, result=None):
         import inspect
@@ -200,12 +202,9 @@ class _Layout:
     def objects(self, args) -> tuple:
         if len(args) == len(self.parts) and all(isinstance(a, cls) for a, (cls, _) in zip(args, self.parts)):
             return tuple(args)
-        if len(args) != len(self.names):
-            raise KernelArgumentError(f"expected {len(self.parts)} state objects "
-                                      f"({', '.join(c.__name__ for c, _ in self.parts)}) or {len(self.names)} "
-                                      f"arguments (found {len(args)})")
-        kw = dict(zip(self.names, args))
-        return tuple(cls(**{n: kw[n] for n in ns}) for cls, ns in self.parts)
+        raise KernelArgumentError(f"expected {len(self.parts)} state objects "
+                                  f"({', '.join(c.__name__ for c, _ in self.parts)}; found "
+                                  f"{', '.join(type(a).__name__ for a in args) or 'none'})")
 
     def flat(self, objs) -> dict:
         return {n: getattr(o, n) for o, (_, ns) in zip(objs, self.parts) for n in ns}
