@@ -35,6 +35,7 @@ from topo.routing.kernels import KernelArgumentError
 from topo.traffic.demand import Demands, uniform
 
 import topo.routing.pure._routing as twin
+from helpers.kernel_cases import pack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -390,7 +391,7 @@ def _flat(name, args):
 def _direct(mod, name, args):
     """mod.name called past the checks with the flat argument list args (packed into its state objects)."""
     lay = _ext._LAYOUTS.get(("_routing", name))
-    return getattr(mod, name)(*(lay.objects(args) if lay else args))
+    return getattr(mod, name)(*(pack(name, args) if lay else args))
 
 
 def _recorded_calls(monkeypatch, run):
@@ -495,7 +496,7 @@ def test_bad_kernel_calls_raise_before_the_kernel_runs(pure, monkeypatch, restor
     for name, args in sites:
         params = _params(name)
         assert len(params) == len(args)
-        getattr(K, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])   # as recorded: accepted
+        getattr(K, name)(*pack(name, [a.copy() if isinstance(a, np.ndarray) else a for a in args]))   # as recorded: accepted
         data = _data_here(name, params, args)
         for i, a in enumerate(args):
             if not isinstance(a, np.ndarray) or a.size == 0:
@@ -506,7 +507,7 @@ def test_bad_kernel_calls_raise_before_the_kernel_runs(pure, monkeypatch, restor
                 may_pass = ((kind in ("up", "down") and params[i] in data)
                             or (kind == "short" and params[i] in SLACK.get(name, ())))
                 try:
-                    getattr(K, name)(*spoiled)
+                    getattr(K, name)(*pack(name, spoiled))
                 except KernelArgumentError:
                     refused += 1
                     continue
@@ -541,7 +542,7 @@ def test_flows_not_grouped_by_destination_raise(pure, monkeypatch, restore_kerne
         args = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
         args[params.index("f_dst")] = f_dst
         with pytest.raises(ValueError, match="not grouped by destination"):
-            getattr(K, name)(*args)
+            getattr(K, name)(*pack(name, args))
 
 
 def test_waterfill_refuses_paths_that_do_not_fit():
@@ -583,3 +584,42 @@ def test_bounds_checked_build_raises_on_an_index_out_of_bounds(monkeypatch, rest
         args[i] = args[i] + f.n_links * 10
         with pytest.raises(IndexError):
             _direct(mod, name, args)
+
+
+# --- sealed state objects -----------------------------------------------------------------------------
+@pytest.mark.parametrize("pure", [False, True])
+def test_sealed_tables_are_checked_once_and_again_when_an_array_is_replaced(pure, monkeypatch, restore_kernels):
+    # the engine seals the fabric arrays and the Clos tables it caches: their arrays are checked at
+    # the first call only, are read-only, and a sealed object given a bad array is checked again
+    _use(pure)
+    routing.STRUCTURAL = True
+    f, d = _regular_case()
+    counts = {}
+    for name in ("route_fluid", "route_clos"):
+        lay = _ext._LAYOUTS[("_routing", name)]
+
+        def counting(c, obj, _real=lay.table_facts, _name=name):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _real(c, obj)
+        monkeypatch.setattr(lay, "table_facts", counting)
+    first = [routing.route(f, d, m, seed=1, qps=2).link_gbps_load for m in ("fluid", "roce-hash")]
+    for _ in range(3):
+        again = [routing.route(f, d, m, seed=1, qps=2).link_gbps_load for m in ("fluid", "roce-hash")]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again))
+    routing.STRUCTURAL = False
+    routing.route(f, d, "fluid")
+    routing.route(f, d, "fluid")
+    assert counts == {"route_clos": 1, "route_fluid": 1}, counts
+    P = routing.prepare(f, None)
+    fa = routing._fabric_arrays(f, P)
+    tb = routing._clos_tables(f, routing._plan(f, P))
+    assert not fa.sw_adj.flags.writeable and not tb.ept.flags.writeable
+    with pytest.raises(ValueError):
+        tb.sd_lnk[0] = 0
+    routing.STRUCTURAL = True
+    good = tb.sd_lnk
+    tb.sd_lnk = good + 10 ** 6          # replaced after sealing: every array is checked again
+    with pytest.raises(KernelArgumentError, match="sd_lnk"):
+        routing.route(f, d, "roce-hash", seed=1)
+    tb.sd_lnk = good
+    assert routing.route(f, d, "roce-hash", seed=1, qps=2).link_gbps_load.tobytes() == first[1].tobytes()

@@ -11,7 +11,7 @@ from topo.model.fabric import fabric_from_arrays
 from topo.traffic.demand import Demands
 
 import topo.routing.pure._routing as twin
-from helpers.kernel_cases import close as _close, random_case
+from helpers.kernel_cases import close as _close, pack, random_case
 
 N_FABRICS = 100
 
@@ -234,9 +234,10 @@ def test_fluid_blocks_report_a_destination_outside_its_group(both, monkeypatch):
 
 
 @pytest.mark.parametrize("pure", [False, True])
-def test_state_objects_and_flat_arguments_route_alike(pure, both, monkeypatch):
-    # the general kernels, called with their state objects and with the same arrays as one flat
-    # list: the same bits out; a call of neither form is refused before the kernel runs
+def test_state_objects_route_alike_and_flat_arguments_are_refused(pure, both, monkeypatch):
+    # the general kernels, called again with the state objects the engine gave them (packed afresh
+    # from copies of their arrays): the same bits out; a flat argument list, or objects missing
+    # one, is refused before the kernel runs
     from topo.routing import kernels as _ext
     from topo.routing.kernels import KernelArgumentError
     calls = {}
@@ -246,8 +247,18 @@ def test_state_objects_and_flat_arguments_route_alike(pure, both, monkeypatch):
         fn = real(self, attr)
         if (self.name, attr) not in _ext._LAYOUTS:
             return fn
-        return lambda *a: (calls.setdefault(attr, []).append(
-            [x.copy() if isinstance(x, np.ndarray) else x for x in a]), fn(*a))[1]
+        lay = _ext._LAYOUTS[(self.name, attr)]
+
+        def flat(a):
+            kw = lay.flat(lay.objects(a))
+            return [kw[n].copy() if isinstance(kw[n], np.ndarray) else kw[n] for n in lay.names]
+
+        def run(*a):
+            before = flat(a)
+            out = fn(*a)
+            calls.setdefault(attr, []).append((before, flat(a)))
+            return out
+        return run
     monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
     _swap(pure)
     routing.STRUCTURAL = True
@@ -260,17 +271,15 @@ def test_state_objects_and_flat_arguments_route_alike(pure, both, monkeypatch):
     K = _ext.kernel("_routing")
     for name, seq in calls.items():
         layout = _ext._LAYOUTS[("_routing", name)]
-        flat = seq[0]
-        copy = lambda: [x.copy() if isinstance(x, np.ndarray) else x for x in flat]
-        a, b = copy(), copy()
-        objs = layout.objects(b)
-        assert all(isinstance(o, cls) for o, (cls, _) in zip(objs, layout.parts))
-        getattr(K, name)(*a)
+        entry, after = seq[0]
+        objs = pack(name, [x.copy() if isinstance(x, np.ndarray) else x for x in entry])
         getattr(K, name)(*objs)
         got = layout.flat(objs)
-        for n, x in zip(layout.names, a):
+        for n, x in zip(layout.names, after):
             if isinstance(x, np.ndarray):
                 assert x.tobytes() == got[n].tobytes(), (name, n)
+        with pytest.raises(KernelArgumentError, match="state objects"):
+            getattr(K, name)(*[x.copy() if isinstance(x, np.ndarray) else x for x in entry])
         with pytest.raises(KernelArgumentError, match="state objects"):
             getattr(K, name)(*objs[:-1])
 

@@ -8,6 +8,17 @@ from topo.model.fabric import fabric_from_arrays
 from topo.traffic.demand import Demands
 
 
+def pack(name, args):
+    """A kernel's arguments given as one flat list in the order of its check function
+    (topo.routing.kernels._LAYOUTS[...].names), packed into its state objects (topo.routing.kstate)."""
+    from topo.routing import kernels
+    lay = kernels._LAYOUTS.get(("_routing", name))
+    if lay is None:
+        return list(args)
+    kw = dict(zip(lay.names, args))
+    return [cls(**{n: kw[n] for n in ns}) for cls, ns in lay.parts]
+
+
 def random_fabric(rng):
     """A small random fabric: Clos-like tiers, dual-homed endpoints, parallel and extra links."""
     leaves = int(rng.integers(2, 6))

@@ -63,7 +63,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from topo.core import limits
-from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel
+from topo.routing import kstate as ks
+from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands, scaleup_times_s
@@ -237,11 +238,15 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
             runs = ((fm, load, _EMPTY, _EMPTY), (fb, bload, _EMPTY, _EMPTY))
         for w, out, w2, out2 in runs:
             u = np.zeros(fi.shape[0])
-            K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
-                          P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, g_id, fs, fd, fsg, w,
-                          dist, hidx, sigma, den, massw, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), A, lh, out, gu, gu, u,
-                          w2, out2, np.zeros(n) if w2.shape[0] else _EMPTY,
-                          fluid_threads(ng, P.sw_adj.shape[0]))
+            K.route_fluid(
+                _fabric_arrays(fabric, P),
+                ks.GroupedFlows(g_ptr=g_ptr, g_rep=P.g_rep, g_id=g_id, f_src=fs, f_dst=fd, f_sg=fsg, f_mass=w,
+                                f_mass2=w2),
+                ks.Work(dist=dist, hidx=hidx, sigma=sigma, den=den, mass=massw,
+                        mass2=np.zeros(n) if w2.shape[0] else _EMPTY, order=order_w,
+                        tstamp=np.full(n, -1, np.int64), tlist=np.zeros(n, np.int64), A=A, lh=lh),
+                ks.Loads(load=out, load2=out2, grp_up=gu, grp_down=gu, unreach=u),
+                ks.FluidOptions(mode, P.KU, P.KH, fluid_threads(ng, P.sw_adj.shape[0])))
             if w is fm:
                 un = u
     else:
@@ -259,10 +264,14 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
             load[:] = 0.0
             bload[:] = 0.0
             un = np.zeros(fi.shape[0])
-            longest = K.route_hash(np.uint64(seed & (2**64 - 1)), qps, H, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst,
-                                   fabric.link_gbps, P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, fs, fd, fid, fm,
-                                   dist, hidx, sigma, den, order_w, np.full(n, -1, np.int64), np.zeros(n, np.int64), nh_start, nh_cnt, nh_list, nh_head, load, un, path,
-                                   w2, out2)
+            longest = K.route_hash(
+                _fabric_arrays(fabric, P),
+                ks.GroupedFlows(g_ptr=g_ptr, g_rep=P.g_rep, f_src=fs, f_dst=fd, f_id=fid, f_mass=fm, f_mass2=w2),
+                ks.Work(dist=dist, hidx=hidx, sigma=sigma, den=den, order=order_w, tstamp=np.full(n, -1, np.int64),
+                        tlist=np.zeros(n, np.int64), nh_start=nh_start, nh_cnt=nh_cnt, nh_list=nh_list,
+                        nh_head=nh_head),
+                ks.Loads(load=load, load2=out2, unreach=un, path=path),
+                ks.HashOptions(np.uint64(seed & (2**64 - 1)), qps, H))
             if not record_paths or longest <= H:
                 break
             H = int(longest)
@@ -288,6 +297,32 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
 
 
 _caps: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_fabric_views: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _fabric_arrays(fabric, P) -> ks.FabricArrays:
+    """The general kernels' FabricArrays of a prepared set, built and sealed once per prepared
+    set (its arrays are checked at the first kernel call, not at every call)."""
+    fa = _fabric_views.get(P)
+    if fa is None:
+        fa = _fabric_views[P] = seal(ks.FabricArrays(
+            sw_ptr=P.sw_ptr, sw_adj=P.sw_adj, sw_head=P.sw_head, link_dst=fabric.link_dst,
+            link_gbps=fabric.link_gbps, up_ptr=P.up_ptr, up_link=P.up_link, ep_up1=P.ep_up1,
+            ep_home1=P.ep_home1))
+    return fa
+
+
+def _clos_tables(fabric, plan) -> ks.ClosTables:
+    """The ClosTables of a regular-Clos plan (route_clos and spray_cross), built and sealed once
+    per plan and kept in its cache."""
+    tb = plan.cache.get("tables")
+    if tb is None:
+        tb = plan.cache["tables"] = seal(ks.ClosTables(
+            ept=plan.ept, pod_b1=plan.pod_b1, up_ptr=plan.up_ptr, uph=plan.uph, sd_base=plan.sd_base,
+            sd_lnk=plan.sd_lnk, xd_base=plan.xd_base, xd_start=plan.xd_start, xd_cnt=plan.xd_cnt,
+            xd_lnk=plan.xd_lnk, xd_head=plan.xd_head, link_dst=fabric.link_dst, pod=plan.pod, rank=plan.rank,
+            pod_slot=plan.pod_slot, up_lnk=plan.up_lnk, up_head=plan.up_head))
+    return tb
 
 
 def _utilization(fabric, P, load: np.ndarray) -> np.ndarray:
@@ -358,11 +393,13 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         pair_ptr = pair_cnt = pool = defer = np.zeros(0, np.int64)
         pmass = np.zeros(0)
     nb, two, r0 = K.route_clos(
-        int(spray), NL, plan.K, np.uint64(seed & (2**64 - 1)), q, max(H, 1), np.ascontiguousarray(new_src, np.int64),
-        np.ascontiguousarray(dst, np.int64), rate, nbytes, 1.0 / efficiency, plan.ept, plan.pod_b1,
-        plan.up_ptr, plan.uph, plan.sd_base, plan.sd_lnk, plan.xd_base, plan.xd_start,
-        plan.xd_cnt, plan.xd_lnk, plan.xd_head, alive, lclean, fabric.link_dst, LP, pair_ptr, pair_cnt,
-        pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, st, counts)
+        _clos_tables(fabric, plan),
+        ks.ClosDemands(src=np.ascontiguousarray(new_src, np.int64), dst=np.ascontiguousarray(dst, np.int64),
+                       rate=rate, nbytes=nbytes, inv_eff=1.0 / efficiency),
+        ks.ClosWork(alive=alive, lclean=lclean, LP=LP, pair_ptr=pair_ptr, pair_cnt=pair_cnt, pool=pool, pmass=pmass,
+                    lw=lw, epw=epw, agg=agg, unreach=unreach, f_idx=f_idx, path=path, defer=defer, stats=st,
+                    counts=counts),
+        ks.ClosOptions(int(spray), NL, plan.K, np.uint64(seed & (2**64 - 1)), q, max(H, 1)))
     load, load2 = (lw[0::2].copy(), lw[1::2].copy()) if not spray else (np.zeros(L), np.zeros(L) if two else None)
     del lw
     epw = epw.reshape(-1, 4)
@@ -454,10 +491,11 @@ def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, loa
     mass[:] = 0.0        # the kernel leaves them at 0; reset in case a call before raised midway
     mass2[:] = 0.0
     f_ok = np.zeros(idx.size, np.uint8)
-    K.spray_cross(g_ptr, Dg.astype(np.int64), np.ascontiguousarray(A[idx]), m, b, plan.pod, plan.rank, plan.pod_b1,
-                  plan.pod_slot, plan.up_ptr, plan.up_lnk, plan.up_head, plan.sd_base, plan.sd_lnk, plan.xd_base,
-                  plan.xd_start, plan.xd_cnt, plan.xd_lnk, plan.xd_head, P.alive, rstamp, rval, tstamp, mass, mass2,
-                  touched, load, bload, f_ok)
+    K.spray_cross(_clos_tables(fabric, plan),
+                  ks.CrossFlows(g_ptr=g_ptr, g_dst=Dg.astype(np.int64), f_leaf=np.ascontiguousarray(A[idx]), f_m=m,
+                                f_m2=b),
+                  ks.CrossWork(alive=P.alive, rstamp=rstamp, rval=rval, tstamp=tstamp, mass=mass, mass2=mass2,
+                               touched=touched, load=load, load2=bload, f_ok=f_ok))
     good = f_ok.astype(bool)
     f, m, b = f[good], m[good], b[good]
     for w, out in ((m, load), (b, bload)):
@@ -509,12 +547,17 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
         g_ptr = np.zeros(ng + 1, np.int64)
         np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
         un = np.zeros(a.shape[0])
-        K.route_fluid(mode, P.KU, P.KH, P.sw_ptr, P.sw_adj, P.sw_head, fabric.link_dst, fabric.link_gbps,
-                      P.up_ptr, P.up_link, P.ep_up1, P.ep_home1, g_ptr, P.g_rep, np.arange(ng, dtype=np.int64),
-                      np.ascontiguousarray(P.g_rep[a]), np.full(a.shape[0], -1, np.int64), np.ascontiguousarray(a),
-                      np.ascontiguousarray(m), *work, np.full(n, -1, np.int64), np.zeros(n, np.int64),
-                      np.zeros(n * P.KH), np.zeros(2 * P.KH), load, gu, gd, un, _EMPTY, _EMPTY, _EMPTY,
-                      fluid_threads(ng, P.sw_adj.shape[0]))
+        dist, hidx, sigma, den, mass, order = work
+        K.route_fluid(
+            _fabric_arrays(fabric, P),
+            ks.GroupedFlows(g_ptr=g_ptr, g_rep=P.g_rep, g_id=np.arange(ng, dtype=np.int64),
+                            f_src=np.ascontiguousarray(P.g_rep[a]), f_dst=np.full(a.shape[0], -1, np.int64),
+                            f_sg=np.ascontiguousarray(a), f_mass=np.ascontiguousarray(m)),
+            ks.Work(dist=dist, hidx=hidx, sigma=sigma, den=den, mass=mass, order=order,
+                    tstamp=np.full(n, -1, np.int64), tlist=np.zeros(n, np.int64), A=np.zeros(n * P.KH),
+                    lh=np.zeros(2 * P.KH)),
+            ks.Loads(load=load, grp_up=gu, grp_down=gd, unreach=un),
+            ks.FluidOptions(mode, P.KU, P.KH, fluid_threads(ng, P.sw_adj.shape[0])))
         return float(un.sum())
 
     load = np.zeros(L)

@@ -16,9 +16,12 @@ of reading or writing out of bounds.
 The general and Clos kernels take their state as objects (:mod:`topo.routing.kstate`:
 ``route_fluid(fabric, flows, work, loads, options)``, ``route_hash`` alike,
 ``route_clos(tables, demands, work, options)``, ``spray_cross(tables, cross, work)``); each
-such kernel's ``_Layout`` says which attribute lives in which object. The wrapper also
-accepts the same values as one flat list in the order of the kernel's check function and
-packs them into the objects, so both call forms are checked alike, attribute by attribute. The checks are vectorised numpy passes over
+such kernel's ``_Layout`` says which attribute lives in which object, and a call given
+anything else is refused. The first object (FabricArrays, ClosTables) describes the fabric
+and does not change between calls: one passed through :func:`seal` (as the engine does with
+the ones it caches per prepared set and Clos plan) has its arrays checked once, at its first
+call, and later calls check only the flows, the work arrays and the options, O(flows +
+nodes) with no pass over the fabric's tables. The checks are vectorised numpy passes over
 the arguments, O(size of the arguments), far below the kernels' own cost; the
 compiled kernels themselves run without bounds checks (build them with
 TOPO_BOUNDSCHECK=1 to add those, see setup.py). The composite structure of the
@@ -36,6 +39,7 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
+import weakref
 from typing import NamedTuple
 
 from topo.core.errors import SpecError
@@ -156,7 +160,8 @@ class Checked:
             else:
                 def fn(*args, _raw=raw, _check=check, _label=label, _layout=layout):
                     objs = _layout.objects(args)
-                    _check(_Args(_label), **_layout.flat(objs))
+                    c = _Args(_label)
+                    _check(c, _layout.facts(c, objs[0]), **_layout.flat(objs))
                     return _layout.result(_raw(*objs))
             fn.__name__ = attr
             fn.__doc__ = getattr(raw, "__doc__", None)
@@ -171,29 +176,64 @@ class _Layout:
     """Which named arrays and scalars of a kernel call live in which state object (topo.routing.kstate).
 
     A kernel with a layout takes its state objects (``route_fluid(fabric, flows, work, loads,
-    options)``); ``objects`` also accepts the same values as one flat argument list in the order
-    of the kernel's check function, and packs them (callers written before the objects existed
-    keep working); ``flat`` unpacks objects into the names the check reads."""
+    options)``); ``names`` are the attributes in the order of the kernel's check function, ``flat``
+    unpacks objects into the names the check reads."""
 
-    def __init__(self, check, parts, result=None):
+    def __init__(self, check, facts, parts, result=None):
         import inspect
-        self.names = [p for p in inspect.signature(check).parameters][1:]
+        self.names = [p for p in inspect.signature(check).parameters][2:]
         self.parts = parts          # [(class, names)]
         self.result = result or (lambda r: r)
+        self.table_facts = facts    # (c, first state object) -> what the call checks need of it
         assert sorted(n for _, ns in parts for n in ns) == sorted(self.names), self.names
+
+    def facts(self, c, obj) -> dict:
+        """What the per-call checks need to know of the first state object (the fabric arrays or the
+        Clos tables): computed once per sealed object (:func:`seal`; its arrays are read-only and
+        still the ones it was sealed with), else now, checking every array of it."""
+        rec = _sealed.get(obj)
+        if rec is None or not all(getattr(obj, n) is a for n, a in rec.arrays):
+            return self.table_facts(c, obj)
+        f = rec.facts.get(self.table_facts)
+        if f is None:
+            f = rec.facts[self.table_facts] = self.table_facts(c, obj)
+        return f
 
     def objects(self, args) -> tuple:
         if len(args) == len(self.parts) and all(isinstance(a, cls) for a, (cls, _) in zip(args, self.parts)):
             return tuple(args)
-        if len(args) != len(self.names):
-            raise KernelArgumentError(f"expected {len(self.parts)} state objects "
-                                      f"({', '.join(c.__name__ for c, _ in self.parts)}) or {len(self.names)} "
-                                      f"arguments (found {len(args)})")
-        kw = dict(zip(self.names, args))
-        return tuple(cls(**{n: kw[n] for n in ns}) for cls, ns in self.parts)
+        raise KernelArgumentError(f"expected {len(self.parts)} state objects "
+                                  f"({', '.join(c.__name__ for c, _ in self.parts)}; found "
+                                  f"{', '.join(type(a).__name__ for a in args) or 'none'})")
 
     def flat(self, objs) -> dict:
         return {n: getattr(o, n) for o, (_, ns) in zip(objs, self.parts) for n in ns}
+
+
+class _Seal:
+    __slots__ = ("arrays", "facts")
+
+    def __init__(self, arrays):
+        self.arrays = arrays    # ((name, array), ...) as sealed
+        self.facts = {}         # table-facts function -> its result
+
+
+_sealed: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def seal(obj):
+    """Mark a state object whose arrays do not change (the fabric arrays of a prepared set, the
+    regular-Clos tables) so that its arrays are checked once, at the first kernel call that reads
+    them, instead of at every call. Each array is replaced by a read-only view of it (the object
+    cannot be written through; the arrays' owner must not change them afterwards) and the object
+    remembers those views (a call with any attribute replaced checks everything again). Returns obj."""
+    for n, a in obj.items():
+        if isinstance(a, np.ndarray):
+            v = a.view()
+            v.setflags(write=False)
+            setattr(obj, n, v)
+    _sealed[obj] = _Seal(tuple(obj.items()))
+    return obj
 
 
 class _Args:
@@ -289,6 +329,14 @@ def _fabric(c, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep
     return N, Lk, E
 
 
+def _fabric_facts(c, fa) -> dict:
+    """The checks of a FabricArrays alone (once per sealed object): nodes, links, endpoints, alive switch links."""
+    for name in ("sw_ptr", "up_ptr"):
+        c.arr(name, getattr(fa, name), I64)
+    N, Lk, E = _fabric(c, *(getattr(fa, n) for n in ks.FabricArrays.__slots__))
+    return {"N": N, "Lk": Lk, "E": E, "S": fa.sw_adj.shape[0]}
+
+
 def _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok):
     """Destination groups (flows g_ptr[g] .. g_ptr[g+1]-1) and their flows; returns (groups, flows)."""
     if g_ptr.shape[0] < 1:
@@ -349,16 +397,15 @@ def _check_bucket_flows(c, src, dst, rate, nbytes, inv_eff, ep_domain, ep_group,
     c.arr("stats", stats, F64, at_least=7, out=True)
 
 
-def _check_route_fluid(c, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
+def _check_route_fluid(c, F, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                        ep_home1, g_ptr, g_rep, g_id, f_src, f_dst, f_sg, f_mass, dist, hidx, sigma, den, mass, order,
                        tstamp, tlist, A, lh, load, grp_up, grp_down, unreach, f_mass2, load2, mass2, threads):
     c.scalar("mode", mode, 0, 3)
     c.scalar("threads", threads, 1)
     KU = c.scalar("KU", KU, 1)
     KH = c.scalar("KH", KH, 1)
-    for name, a in (("sw_ptr", sw_ptr), ("up_ptr", up_ptr), ("g_ptr", g_ptr)):
-        c.arr(name, a, I64)
-    N, Lk, E = _fabric(c, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1)
+    c.arr("g_ptr", g_ptr, I64)
+    N, Lk, E = F["N"], F["Lk"], F["E"]
     if E and int(np.diff(up_ptr).max()) > KU:
         c.fail("KU", f"must be at least the most uplinks of an endpoint ({int(np.diff(up_ptr).max())}; found {KU})")
     ng, nf = _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok=True)
@@ -391,21 +438,20 @@ def _check_route_fluid(c, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, link_
         c.arr("mass2", mass2, F64)
 
 
-def _check_route_hash(c, seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
+def _check_route_hash(c, F, seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                       ep_home1, g_ptr, g_rep, f_src, f_dst, f_id, f_mass, dist, hidx, sigma, den, order, tstamp, tlist,
                       nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2):
     qps = c.scalar("qps", qps, 1)
     H = c.scalar("H", H, 1)
-    for name, a in (("sw_ptr", sw_ptr), ("up_ptr", up_ptr), ("g_ptr", g_ptr)):
-        c.arr(name, a, I64)
-    N, Lk, E = _fabric(c, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1)
+    c.arr("g_ptr", g_ptr, I64)
+    N, Lk, E = F["N"], F["Lk"], F["E"]
     ng, nf = _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok=False)
     c.arr("f_id", f_id, I64, at_least=nf)
     c.arr("f_mass", f_mass, F64, at_least=nf)
     _work(c, N, dist=(dist, I64, -1), hidx=(hidx, I64, -1), sigma=(sigma, F64, None), den=(den, F64, None),
           order=(order, I64, None), tstamp=(tstamp, I64, -1), tlist=(tlist, I64, None),
           nh_start=(nh_start, I64, None), nh_cnt=(nh_cnt, I64, -1))
-    S = sw_adj.shape[0]
+    S = F["S"]
     c.arr("nh_list", nh_list, I64, at_least=S, out=True)
     c.arr("nh_head", nh_head, I64, at_least=S, out=True)
     c.arr("load", load, F64, at_least=Lk, out=True)
@@ -480,14 +526,20 @@ def _tables(c, N, Lk, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_star
     c.ints("xd_head", xd_head, 0, N)
 
 
-def _down_rows_fit(c, what, leaves, ranks, b1, up_ptr, heads_base, S):
-    """For leaves with spines above them: the deepest entry of a spine's down table read for the
-    leaf, the largest base among its uplink heads + (rank + 1) x b1, lies inside sd_lnk."""
-    if leaves.shape[0] == 0 or heads_base.shape[0] == 0:
-        return
+def _tops(up_ptr, heads_base):
+    """Per node, the largest down-table base among its uplinks' heads (-2 for a node without uplinks)."""
     N = up_ptr.shape[0] - 1
     top = np.full(N, -2, np.int64)
-    np.maximum.at(top, np.repeat(np.arange(N, dtype=np.int64), np.diff(up_ptr)), heads_base)
+    if heads_base.shape[0]:
+        np.maximum.at(top, np.repeat(np.arange(N, dtype=np.int64), np.diff(up_ptr)), heads_base)
+    return top
+
+
+def _down_rows_fit(c, what, leaves, ranks, b1, top, S):
+    """For leaves with spines above them: the deepest entry of a spine's down table read for the
+    leaf, the largest base among its uplink heads (top, from _tops) + (rank + 1) x b1, lies inside sd_lnk."""
+    if leaves.shape[0] == 0:
+        return
     t = top[leaves]
     up = t > -2                                  # the leaf has an uplink
     if ((t >= 0) & (t + (ranks + 1) * b1 > S)).any() or (up & (t < 0) & (b1 > 0)).any():
@@ -502,9 +554,51 @@ def _super_rows(xd_base, X):
     return int(np.diff(np.append(b, X)).max())
 
 
-def _check_route_clos(c, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph,
+def _clos_facts(c, tb) -> dict:
+    """The checks of a ClosTables as route_clos reads it (once per sealed object)."""
+    ept, pod_b1, up_ptr, uph, sd_lnk = tb.ept, tb.pod_b1, tb.up_ptr, tb.uph, tb.sd_lnk
+    Lk = c.arr("link_dst", tb.link_dst, I64)
+    if Lk % 2:
+        c.fail("link_dst", f"must list links in pairs (l, l ^ 1) (found {Lk} links)")
+    c.arr("up_ptr", up_ptr, I64)
+    N = up_ptr.shape[0] - 1
+    if N < 0:
+        c.fail("up_ptr", "must have one entry per node plus one")
+    c.ints("link_dst", tb.link_dst, 0, N)
+    ne = c.arr("ept", ept, I32)
+    if ne % 8:
+        c.fail("ept", f"must hold 8 entries per endpoint and plane (found {ne})")
+    T = ept.reshape(-1, 8)
+    npods = c.arr("pod_b1", pod_b1, I64)
+    c.ints("pod_b1", pod_b1, 0, 1 << 40)
+    c.ints("ept leaf column", T[:, 1], 0, N)
+    c.ints("ept uplink column", T[:, 2], 0, Lk)
+    c.ints("ept pod column", T[:, 4], 0, npods)
+    c.ints("ept rank column", T[:, 5], 0, 1 << 31)
+    c.ints("ept leaf-index column", T[:, 6], 0, 1 << 31)
+    c.ints("ept pod-slot column", T[:, 7], 0, 1 << 31)
+    _tables(c, N, Lk, up_ptr, None, None, tb.sd_base, sd_lnk, tb.xd_base, tb.xd_start, tb.xd_cnt, tb.xd_lnk,
+            tb.xd_head)
+    U = int(up_ptr[-1])
+    c.csr("up_ptr", up_ptr, N, U)
+    c.arr("uph", uph, I64, n=3 * U)
+    W = uph.reshape(-1, 3)
+    c.ints("uph link column", W[:, 0], 0, Lk)
+    c.ints("uph head column", W[:, 1], 0, N)
+    c.ints("uph down-table column", W[:, 2], -1, max(sd_lnk.shape[0], 1))
+    _down_rows_fit(c, "pod_b1 and the ept rank column", T[:, 1].astype(np.int64), T[:, 5].astype(np.int64),
+                   pod_b1[T[:, 4]], _tops(up_ptr, W[:, 2]), sd_lnk.shape[0])
+    rows = _super_rows(tb.xd_base, tb.xd_start.shape[0])
+    if T.shape[0] and rows:
+        c.ints("ept pod-slot column", T[:, 7], 0, rows)
+    top = lambda col: int(T[:, col].max()) if T.shape[0] else -1
+    return {"N": N, "Lk": Lk, "ne": ne, "leaf_idx_max": top(6), "rank_max": top(5), "slot_max": top(7)}
+
+
+def _check_route_clos(c, F, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph,
                       sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP,
                       pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts):
+    """One route_clos call given the facts of its tables (_clos_facts): O(flows + nodes + leaf pairs)."""
     spray = c.scalar("spray", spray, 0, 2)
     NL = c.scalar("NL", NL, 0)
     K = c.scalar("K", K, 1)
@@ -515,41 +609,14 @@ def _check_route_clos(c, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv
     c.arr("dst", dst, I64, n=n)
     c.arr("rate", rate, F64, n=n)
     c.arr("nbytes", nbytes, F64, n=n)
-    Lk = c.arr("link_dst", link_dst, I64)
-    if Lk % 2:
-        c.fail("link_dst", f"must list links in pairs (l, l ^ 1) (found {Lk} links)")
-    c.arr("up_ptr", up_ptr, I64)
-    N = up_ptr.shape[0] - 1
-    if N < 0:
-        c.fail("up_ptr", "must have one entry per node plus one")
-    c.ints("link_dst", link_dst, 0, N)
-    ne = c.arr("ept", ept, I32)
+    N, Lk, ne = F["N"], F["Lk"], F["ne"]
     if ne % (8 * K):
         c.fail("ept", f"must hold 8 entries per endpoint and plane (K = {K}; found {ne})")
     E = ne // (8 * K)
     c.ints("src", src, 0, E)
     c.ints("dst", dst, 0, E)
-    T = ept.reshape(-1, 8)
-    npods = c.arr("pod_b1", pod_b1, I64)
-    c.ints("pod_b1", pod_b1, 0, 1 << 40)
-    c.ints("ept leaf column", T[:, 1], 0, N)
-    c.ints("ept uplink column", T[:, 2], 0, Lk)
-    c.ints("ept pod column", T[:, 4], 0, npods)
-    c.ints("ept rank column", T[:, 5], 0, 1 << 31)
-    c.ints("ept leaf-index column", T[:, 6], 0, NL)
-    c.ints("ept pod-slot column", T[:, 7], 0, 1 << 31)
-    _tables(c, N, Lk, up_ptr, None, None, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head)
-    U = int(up_ptr[-1])
-    c.csr("up_ptr", up_ptr, N, U)
-    c.arr("uph", uph, I64, n=3 * U)
-    W = uph.reshape(-1, 3)
-    c.ints("uph link column", W[:, 0], 0, Lk)
-    c.ints("uph head column", W[:, 1], 0, N)
-    c.ints("uph down-table column", W[:, 2], -1, max(sd_lnk.shape[0], 1))
-    _down_rows_fit(c, "pod_b1 and the ept rank column", T[:, 1].astype(np.int64), T[:, 5].astype(np.int64),
-                   pod_b1[T[:, 4]], up_ptr, W[:, 2], sd_lnk.shape[0])
-    if T.shape[0] and _super_rows(xd_base, xd_start.shape[0]):
-        c.ints("ept pod-slot column", T[:, 7], 0, _super_rows(xd_base, xd_start.shape[0]))
+    if F["leaf_idx_max"] >= NL:
+        c.fail("ept leaf-index column", f"values must be in [0, {NL}) (found up to {F['leaf_idx_max']})")
     fm = c.arr("alive", alive, U8) > 0
     c.arr("unreach", unreach, F64, at_least=n, out=True)
     c.arr("epw", epw, F64, at_least=4 * E * K, out=True)
@@ -558,12 +625,12 @@ def _check_route_clos(c, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv
         c.arr("lw", lw, F64, at_least=2 * Lk, out=True)
     else:
         c.arr("lw", lw, F64, out=True)
-        slots = int(T[:, 7].max()) + 1 if T.shape[0] else 0
-        c.arr("agg", agg, F64, at_least=2 * (2 + slots) * NL)
+        c.arr("agg", agg, F64, at_least=2 * (2 + F["slot_max"] + 1) * NL)
     if fm:
         c.arr("alive", alive, U8, n=Lk)
         c.arr("lclean", lclean, U8, at_least=N)
-        c.ints("ept rank column", T[:, 5], 0, max(LP, 1))
+        if F["rank_max"] >= max(LP, 1):
+            c.fail("ept rank column", f"values must be in [0, {max(LP, 1)}) (found up to {F['rank_max']})")
         c.arr("pair_ptr", pair_ptr, I64, at_least=NL * LP, out=True)
         c.arr("pair_cnt", pair_cnt, I64, at_least=NL * LP, out=True)
         c.arr("counts", counts, I64, at_least=2, out=True)
@@ -590,9 +657,32 @@ def _check_route_clos(c, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv
     c.arr("stats", stats, F64, at_least=5, out=True)
 
 
-def _check_spray_cross(c, g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head,
+def _cross_facts(c, tb) -> dict:
+    """The checks of a ClosTables as spray_cross reads it (once per sealed object). Its link ids
+    are checked against the links of each call (the length of alive): their largest is kept."""
+    up_ptr = tb.up_ptr
+    N = up_ptr.shape[0] - 1 if isinstance(up_ptr, np.ndarray) and up_ptr.ndim == 1 else -1
+    if N < 0:
+        c.fail("up_ptr", "must have one entry per node plus one")
+    _tables(c, N, 1 << 62, up_ptr, tb.up_lnk, tb.up_head, tb.sd_base, tb.sd_lnk, tb.xd_base, tb.xd_start,
+            tb.xd_cnt, tb.xd_lnk, tb.xd_head)
+    c.arr("pod", tb.pod, I64, n=N)
+    c.arr("rank", tb.rank, I64, n=N)
+    npods = c.arr("pod_b1", tb.pod_b1, I64)
+    c.arr("pod_slot", tb.pod_slot, I64, n=npods)
+    c.ints("pod", tb.pod, -1, npods)
+    c.ints("pod_b1", tb.pod_b1, 0, max(tb.sd_lnk.shape[0], 1))
+    rows = _super_rows(tb.xd_base, tb.xd_start.shape[0])
+    if rows:
+        c.ints("pod_slot", tb.pod_slot, 0, rows)
+    lmax = max([int(a.max()) for a in (tb.up_lnk, tb.sd_lnk, tb.xd_lnk) if a.shape[0]], default=-1)
+    return {"N": N, "lmax": lmax, "top": _tops(up_ptr, tb.sd_base[tb.up_head])}
+
+
+def _check_spray_cross(c, F, g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, pod_slot, up_ptr, up_lnk, up_head,
                        sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval, tstamp,
                        mass, mass2, touched, load, load2, f_ok):
+    """One spray_cross call given the facts of its tables (_cross_facts): O(flows + nodes + links)."""
     nf = c.arr("f_leaf", f_leaf, I64)
     c.arr("g_ptr", g_ptr, I64)
     ng = g_ptr.shape[0] - 1
@@ -606,25 +696,15 @@ def _check_spray_cross(c, g_ptr, g_dst, f_leaf, f_m, f_m2, pod, rank, pod_b1, po
     Lk = c.arr("alive", alive, U8)
     c.arr("load", load, F64, n=Lk, out=True)
     c.arr("load2", load2, F64, n=Lk, out=True)
-    N = up_ptr.shape[0] - 1 if isinstance(up_ptr, np.ndarray) and up_ptr.ndim == 1 else -1
-    if N < 0:
-        c.fail("up_ptr", "must have one entry per node plus one")
-    _tables(c, N, Lk, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head)
-    c.arr("pod", pod, I64, n=N)
-    c.arr("rank", rank, I64, n=N)
-    npods = c.arr("pod_b1", pod_b1, I64)
-    c.arr("pod_slot", pod_slot, I64, n=npods)
-    c.ints("pod", pod, -1, npods)
+    N = F["N"]
+    if F["lmax"] >= Lk:
+        c.fail("up_lnk", f"and the down tables must name links in [0, {Lk}) (found up to {F['lmax']})")
     c.ints("f_leaf", f_leaf, 0, N)
     c.ints("g_dst", g_dst[:ng], 0, N)
     if ng and ((pod[g_dst[:ng]] < 0).any() or (rank[g_dst[:ng]] < 0).any()):
         c.fail("g_dst", "must name leaves (a pod and a rank)")
-    c.ints("pod_b1", pod_b1, 0, max(sd_lnk.shape[0], 1))
     D = g_dst[:ng]
-    _down_rows_fit(c, "pod_b1 and rank", D, rank[D], pod_b1[pod[D]], up_ptr, sd_base[up_head], sd_lnk.shape[0])
-    rows = _super_rows(xd_base, xd_start.shape[0])
-    if rows:
-        c.ints("pod_slot", pod_slot, 0, rows)
+    _down_rows_fit(c, "pod_b1 and rank", D, rank[D], pod_b1[pod[D]], F["top"], sd_lnk.shape[0])
     _work(c, N, rstamp=(rstamp, I64, -1), tstamp=(tstamp, I64, -1), mass=(mass, F64, 0.0), mass2=(mass2, F64, 0.0),
           touched=(touched, I64, None))
     c.arr("rval", rval, U8, at_least=N, out=True)
@@ -643,26 +723,26 @@ _CHECKS = {
 
 _FABRIC = (ks.FabricArrays, ks.FabricArrays.__slots__)
 _LAYOUTS = {
-    ("_routing", "route_fluid"): _Layout(_check_route_fluid, [
+    ("_routing", "route_fluid"): _Layout(_check_route_fluid, _fabric_facts, [
         _FABRIC,
         (ks.GroupedFlows, ("g_ptr", "g_rep", "g_id", "f_src", "f_dst", "f_sg", "f_mass", "f_mass2")),
         (ks.Work, ("dist", "hidx", "sigma", "den", "mass", "mass2", "order", "tstamp", "tlist", "A", "lh")),
         (ks.Loads, ("load", "load2", "grp_up", "grp_down", "unreach")),
         (ks.FluidOptions, ks.FluidOptions._fields)]),
-    ("_routing", "route_hash"): _Layout(_check_route_hash, [
+    ("_routing", "route_hash"): _Layout(_check_route_hash, _fabric_facts, [
         _FABRIC,
         (ks.GroupedFlows, ("g_ptr", "g_rep", "f_src", "f_dst", "f_id", "f_mass", "f_mass2")),
         (ks.Work, ("dist", "hidx", "sigma", "den", "order", "tstamp", "tlist", "nh_start", "nh_cnt", "nh_list",
                    "nh_head")),
         (ks.Loads, ("load", "load2", "unreach", "path")),
         (ks.HashOptions, ks.HashOptions._fields)]),
-    ("_routing", "route_clos"): _Layout(_check_route_clos, [
+    ("_routing", "route_clos"): _Layout(_check_route_clos, _clos_facts, [
         (ks.ClosTables, ("ept", "pod_b1", "up_ptr", "uph", "sd_base", "sd_lnk", "xd_base", "xd_start", "xd_cnt",
                          "xd_lnk", "xd_head", "link_dst")),
         (ks.ClosDemands, ks.ClosDemands.__slots__),
         (ks.ClosWork, ks.ClosWork.__slots__),
         (ks.ClosOptions, ks.ClosOptions._fields)], result=lambda r: ks.ClosResult(*r)),
-    ("_routing", "spray_cross"): _Layout(_check_spray_cross, [
+    ("_routing", "spray_cross"): _Layout(_check_spray_cross, _cross_facts, [
         (ks.ClosTables, ("pod", "rank", "pod_b1", "pod_slot", "up_ptr", "up_lnk", "up_head", "sd_base", "sd_lnk",
                          "xd_base", "xd_start", "xd_cnt", "xd_lnk", "xd_head")),
         (ks.CrossFlows, ks.CrossFlows.__slots__),

@@ -9,7 +9,9 @@ classes of ext/topo/_routing.pxd, same attribute names) or typed locals, and the
 index typed memoryviews; the pure-Python twins
 (topo.routing.pure._routing) read the same attributes. The objects hold numpy arrays
 and do no checking of their own: :mod:`topo.routing.kernels` checks every array
-(dtype, length, index ranges, entry state of the work arrays) before the kernel runs.
+(dtype, length, index ranges, entry state of the work arrays) before the kernel runs; a
+FabricArrays or ClosTables passed through ``kernels.seal`` (the engine seals the ones it caches
+per prepared set and Clos plan) has its arrays checked once, at the first call.
 
 Arrays (one-dimensional, C-ordered; int64 ids, float64 loads, uint8 flags):
 
@@ -44,9 +46,10 @@ _EMPTY_I = np.zeros(0, np.int64)
 
 
 class _Arrays:
-    """Named arrays; positional or keyword construction over ``__slots__``, a readable repr."""
+    """Named arrays; positional or keyword construction over ``__slots__``, a readable repr
+    (weakly referable: topo.routing.kernels.seal records checked objects by weak reference)."""
 
-    __slots__ = ()
+    __slots__ = ("__weakref__",)
 
     def __init__(self, *args, **kw):
         names = self.__slots__
