@@ -176,9 +176,7 @@ def _route_on(fabric, P, dead, demands: Demands, model: str, seed: int, qps: int
 def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
                    src, up_s, up_r, flow_ids=None) -> RouteResult:
     """route() with the general kernels: flows bucketed by destination group, a BFS per group.
-
-    ``flow_ids`` (optional): the flows' ids for the hash (default: their index).
-    """
+    ``flow_ids`` (optional): the flows' ids for the hash (default: their index)."""
     L = fabric.n_links
     load = np.zeros(L)
     bload = np.zeros(L)
