@@ -80,7 +80,7 @@ def read_plan(path) -> tuple[dict, "Plan"]:
 # same JSON. A missing optional field is allowed: the report says "not computed".
 from typing import Annotated, Any, Optional, Union  # noqa: E402
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt,  # noqa: E402
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_serializer,  # noqa: E402
                       ValidationError)
 
 Number = Union[StrictInt, StrictFloat]
@@ -200,11 +200,18 @@ class RoutingRun(_Part):
 class RoutingComparison(_Part):
     """The same placement routed by hashing (RoCE) and by spraying (UEC)."""
     # read and written by the plan's own keys only: a key spelt otherwise ("uec_spray") is kept as written
-    model_config = ConfigDict(serialize_by_alias=True)
     roce_hash: Optional[RoutingRun] = Field(None, alias="roce-hash")
     """Hash-based ECMP over queue pairs."""
     uec_spray: Optional[RoutingRun] = Field(None, alias="uec-spray")
     """Per-packet spraying."""
+
+    @model_serializer(mode="wrap")
+    def _plan_keys(self, handler):
+        """Dumped under the plan's keys, in place, on every pydantic the pins allow (a config option
+        for this exists only from pydantic 2.11)."""
+        out = handler(self)
+        keys = {n: f.alias for n, f in type(self).model_fields.items() if n in self.model_fields_set}
+        return {keys.get(k, k): v for k, v in out.items()} if isinstance(out, dict) else out
 
 
 class Metrics(_Part):
