@@ -21,21 +21,10 @@ from typing import Optional
 import numpy as np
 
 from topo.core.errors import SolverError, SpecError
+from topo.core.mix import mix64
 from topo.model.fabric import Fabric
 
 SPARE_SCOPES = ("rack", "leaf", "pod")
-# splitmix64 constants: an order-free hash of a server's set of leaves (sum of mixes)
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + _M1
-        z = (z ^ (z >> np.uint64(30))) * _M2
-        z = (z ^ (z >> np.uint64(27))) * _M3
-        return z ^ (z >> np.uint64(31))
 
 
 def _dense(x: np.ndarray) -> np.ndarray:
@@ -69,7 +58,7 @@ def server_domains(fabric: Fabric, scope: str) -> np.ndarray:
         srv, leaf_or_pod = pairs[:, 0], pairs[:, 1]
     h = np.zeros(f.n_servers, np.uint64)
     with np.errstate(over="ignore"):
-        np.add.at(h, srv, _mix(leaf_or_pod.astype(np.uint64) + np.uint64(1)))
+        np.add.at(h, srv, mix64(leaf_or_pod.astype(np.uint64) + np.uint64(1)))
     return _dense(h)
 
 

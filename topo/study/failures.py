@@ -84,6 +84,7 @@ from typing import Optional
 import numpy as np
 
 from topo.core.errors import SpecError
+from topo.core.mix import mix64
 from topo.model.fabric import LINK_TIER_NAMES, Fabric
 
 KINDS = ("switch", "link", "plane", "nic", "scaleup_switch", "rack_power")
@@ -105,19 +106,6 @@ DEFAULT_SCALEUP_SWITCHES = 4
 # traffic=None routes the jobs only up to this many directed links (about 25k
 # accelerators): above it every routed failure class costs seconds to minutes.
 AUTO_TRAFFIC_MAX_LINKS = 200_000
-
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + _M1
-        z = (z ^ (z >> np.uint64(30))) * _M2
-        z = (z ^ (z >> np.uint64(27))) * _M3
-        return z ^ (z >> np.uint64(31))
 
 
 def _codes(*cols) -> np.ndarray:
@@ -150,12 +138,12 @@ def refine(n_nodes: int, u: np.ndarray, v: np.ndarray, edge_color: np.ndarray,
     n_cls = int(color.max()) + 1 if n_nodes else 0
     for _ in range(max_rounds):
         with np.errstate(over="ignore"):
-            contrib = _mix(color[dst].astype(np.uint64) * np.uint64(1_000_003) + ec)
+            contrib = mix64(color[dst].astype(np.uint64) * np.uint64(1_000_003) + ec)
         s = np.zeros(n_nodes, np.uint64)
         if src.size:
             s[has] = np.add.reduceat(contrib, starts[has])
         with np.errstate(over="ignore"):
-            key = _mix(color.astype(np.uint64) ^ _mix(s))
+            key = mix64(color.astype(np.uint64) ^ mix64(s))
         new = _dense(key)
         n_new = int(new.max()) + 1 if n_nodes else 0
         color = new
@@ -439,7 +427,7 @@ def group_candidates(ctx: _Ctx, cands: dict, group: bool, link_color=None) -> di
             # a plane's class: the multiset of its switch classes
             sw_pl = f.node_plane[f.n_endpoints:].astype(np.int64)
             h = np.zeros(int(max(ids.max(), sw_pl.max())) + 1, np.uint64)
-            np.add.at(h, sw_pl, _mix(cls[f.n_endpoints:N].astype(np.uint64)))
+            np.add.at(h, sw_pl, mix64(cls[f.n_endpoints:N].astype(np.uint64)))
             return _dense(h[ids])
         if kind == "nic":
             return cls[ids]
