@@ -37,6 +37,14 @@ CASES = [
 ]
 
 
+def _optima_equal_brute_force(res: dict, feasible: list, survive: str) -> None:
+    """The budget's cost and power optima equal the cheapest feasible design of the brute force."""
+    for o, r in res.items():
+        got = r.cost["chosen"]["total_usd"] if o == "cost" else r.cost["chosen"]["network_kw"] * 1e3
+        best = min(x["cost"] if o == "cost" else x["watts"] for x in feasible)
+        assert got == pytest.approx(best, rel=1e-9), (survive, o, got, best)
+
+
 @pytest.mark.parametrize("radix,racks,nodes,planes,modes", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, modes):
     d, c, f, placement, demands, eff, e_per_w = setup(radix, racks, nodes, planes)
@@ -49,10 +57,7 @@ def test_budget_equals_the_cheapest_stated_design(radix, racks, nodes, planes, m
         rows = [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix)]
         feasible = [x for x in rows if x["ok"]]
         assert feasible, survive
-        for o, r in res.items():
-            got = r.cost["chosen"]["total_usd"] if o == "cost" else r.cost["chosen"]["network_kw"] * 1e3
-            best = min(x["cost"] if o == "cost" else x["watts"] for x in feasible)
-            assert got == pytest.approx(best, rel=1e-9), (survive, o, got, best)
+        _optima_equal_brute_force(res, feasible, survive)
         # the chosen design survives every single failure of the kind, routed (the checker fails
         # only the most loaded link or switch)
         ca = from_dict(r0.cluster_after)
@@ -107,10 +112,7 @@ def test_budget_of_rail_families_equals_the_cheapest_stated_design(family, radix
         caps = {k: v["effective_target"] for k, v in r0.utilization.items()}
         feasible = [x for x in brute(d, survive, "cost", caps, demands, eff, e_per_w, space=radix) if x["ok"]]
         assert feasible, survive
-        for o, r in res.items():
-            got = r.cost["chosen"]["total_usd"] if o == "cost" else r.cost["chosen"]["network_kw"] * 1e3
-            best = min(x["cost"] if o == "cost" else x["watts"] for x in feasible)
-            assert got == pytest.approx(best, rel=1e-9), (survive, o, got, best)
+        _optima_equal_brute_force(res, feasible, survive)
         ca = from_dict(r0.cluster_after)
         assert ca.file.fabric.family == family and ca.file.fabric.planes == planes
         assert every_single_failure(build(ca), demands, eff, survive) <= 1.0 + 1e-6
