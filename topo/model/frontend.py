@@ -3,7 +3,8 @@
 Owns the cluster file's ``front_end`` section after the schema: its cross-field rules (every
 problem with its JSON path), the back-end racks it leaves (node types with ``back_end: false``
 are left out of the back-end fabric) and the front-end fabric itself. The front-end fabric is
-built by the same builder (:func:`topo.model.fabric.build`) from a derived cluster: the same
+built by the same builder (:func:`topo.model.fabric.build`, called by
+:mod:`topo.model.frontend_build`, which the spec cannot import) from a derived cluster: the same
 racks, floor, catalog and transport, the fabric ``front_end.fabric``, and every node type turned
 into a node without accelerators whose NICs are its front-end NICs, so each node is exactly one
 endpoint. Describe, routing, failures and exports then work on it unchanged.
@@ -177,24 +178,6 @@ def front_end_cluster(cluster):
     if f.front_end is None:
         raise SpecError([("front_end", "missing: the cluster file states no front-end fabric")])
     return _resolve(derived_file(f, cluster.node_types), "", cluster.base_dir)
-
-
-def build(cluster):
-    """The front-end fabric as arrays (:class:`topo.model.fabric.Fabric`), endpoint i = host i."""
-    from topo.model.fabric import build as build_fabric
-    return build_fabric(front_end_cluster(cluster))
-
-
-def for_fabric(cluster, which: str):
-    """(cluster, fabric) a per-fabric command works on: the cluster itself and its back-end fabric, or the
-    derived front-end cluster and the front-end fabric; SpecError (path ``fabric``) for another name."""
-    from topo.model.fabric import build as build_fabric
-    if which == BACK_END:
-        return cluster, build_fabric(cluster)
-    if which != FRONT_END:
-        raise SpecError([("fabric", f"expected one of {list(FABRICS)} (found {which!r})")])
-    fc = front_end_cluster(cluster)
-    return fc, build_fabric(fc)
 
 
 def host_endpoints(fabric, front) -> np.ndarray:

@@ -1,0 +1,27 @@
+"""Building the front-end fabric and choosing the fabric a per-fabric command acts on.
+
+Kept apart from :mod:`topo.model.frontend` (which the cluster file's validation imports) because it
+imports the fabric builder, which the spec may not reach.
+"""
+from __future__ import annotations
+
+from topo.core.errors import SpecError
+from topo.model.frontend import BACK_END, FABRICS, FRONT_END, front_end_cluster
+
+
+def build(cluster):
+    """The front-end fabric as arrays (:class:`topo.model.fabric.Fabric`), endpoint i = host i."""
+    from topo.model.fabric import build as build_fabric
+    return build_fabric(front_end_cluster(cluster))
+
+
+def for_fabric(cluster, which: str):
+    """(cluster, fabric) a per-fabric command works on: the cluster itself and its back-end fabric, or the
+    derived front-end cluster and the front-end fabric; SpecError (path ``fabric``) for another name."""
+    from topo.model.fabric import build as build_fabric
+    if which == BACK_END:
+        return cluster, build_fabric(cluster)
+    if which != FRONT_END:
+        raise SpecError([("fabric", f"expected one of {list(FABRICS)} (found {which!r})")])
+    fc = front_end_cluster(cluster)
+    return fc, build_fabric(fc)
