@@ -133,12 +133,15 @@ def _edit(d, path, value):
      "front_end.node_types.gpu.nic_ports"),
     (lambda d: _edit(d, "racks/1", {"name": "c", "count": 10, "nodes": {"cpu": 1000}}),
      "front_end.node_types.cpu.back_end"),
+    (lambda d: _edit(d, "front_end/fabric/tiers", [{"switch": sw(4)}, {"switch": sw(4)}]),
+     "front_end.fabric.tiers[1].radix"),
 ])
 def test_refusals_name_the_field(edit, path, tmp_path):
     """Every front_end combination that cannot be honoured exactly is refused by `topo validate` (exit 2)
     with its JSON path. 2 front-end planes: a NIC's 3 ports cannot spread over them (the back-end's rule,
     checked on the derived cluster); 10,000 front-end-only hosts: host names would have 5 digits on the
-    front-end and 4 on the back-end."""
+    front-end and 4 on the back-end; radix-4 front-end switches: 6 leaves do not fit a radix-4 spine (the
+    builder's refusal, found by `topo validate`)."""
     d = _tiny()
     edit(d)
     validate_refuses(d, path, tmp_path)

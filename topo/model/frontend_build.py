@@ -6,13 +6,21 @@ imports the fabric builder, which the spec may not reach.
 from __future__ import annotations
 
 from topo.core.errors import SpecError
-from topo.model.frontend import BACK_END, FABRICS, FRONT_END, front_end_cluster
+from topo.model.frontend import BACK_END, FABRICS, FRONT_END, _rename, front_end_cluster
 
 
 def build(cluster):
-    """The front-end fabric as arrays (:class:`topo.model.fabric.Fabric`), endpoint i = host i."""
+    """The front-end fabric as arrays (:class:`topo.model.fabric.Fabric`), endpoint i = host i; the
+    builder's refusals (a spine radix too small, ...) named by their path under ``front_end``."""
+    return _built(cluster, front_end_cluster(cluster))
+
+
+def _built(cluster, fc):
     from topo.model.fabric import build as build_fabric
-    return build_fabric(front_end_cluster(cluster))
+    try:
+        return build_fabric(fc)
+    except SpecError as e:
+        raise SpecError([(_rename(p, cluster.file), m) for p, m in e.errors], e.source) from None
 
 
 def for_fabric(cluster, which: str):
@@ -24,4 +32,4 @@ def for_fabric(cluster, which: str):
     if which != FRONT_END:
         raise SpecError([("fabric", f"expected one of {list(FABRICS)} (found {which!r})")])
     fc = front_end_cluster(cluster)
-    return fc, build_fabric(fc)
+    return fc, _built(cluster, fc)

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_serializer, \
+    model_validator
 
 from topo.model import catalog
 from topo.core import limits
@@ -985,6 +986,14 @@ class ClusterFile(_M):
     """Inference deployments (model shape, prefill/decode or colocated pools, load) and the CPU agent tiers that drive them; `topo serve` routes their traffic. Default none."""
     front_end: Optional[FrontEnd] = None
     """A front-end fabric beside the back-end `fabric`: each node type's front-end NICs and the fabric joining them. With it, agent tiers' request and response flows use the front-end fabric; training and serving collectives stay on the back-end. Default none (every NIC on `fabric`)."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_front_end(self, handler):
+        # a file without front_end dumps as it did before the section existed (plans, goldens)
+        d = handler(self)
+        if self.front_end is None and isinstance(d, dict):
+            d.pop("front_end", None)
+        return d
 
 
 # --- resolved (normalised) cluster -------------------------------------------------
