@@ -118,8 +118,8 @@ PLATFORMS.update({
 # module TDP of 500 W (CPU and memory together). NVIDIA's own product page was not readable here; the
 # figures agree across the secondary reports cited, hence unverified. power_busy_kw is the superchip's
 # 500 W alone: the node's fans, drives and NIC are not counted (no node-level figure was found). The NIC
-# is one 400G ConnectX-7 / BlueField-3 class port, HARDWARE.md's "1 x 400G (CX-7 / BF-3) typical" for a
-# host NIC: a configuration choice, not a property of the CPU.
+# is one 400G BlueField-3 class port (NVIDIA lists a single-port 400GbE BlueField-3, B3140L; HARDWARE.md has
+# "1 x 400G (CX-7 / BF-3) typical" for a host NIC): a configuration choice, not a property of the CPU.
 PLATFORMS.update({
     "grace-cpu-superchip": {
         "accelerator": None, "accelerators": 0, "nics": 1, "nic_gbps": 400, "nic_ports": 1,
@@ -130,7 +130,10 @@ PLATFORMS.update({
                   "https://hardwaretimes.com/nvidia-announces-grace-cpu-up-2x-faster-than-amd-epyc-and-intel-xeon-parts-with-better-power-efficiency/ ; "
                   "https://meterpreter.org/nvidia-introduces-grace-cpu-superchip-design (both secondary, reporting "
                   "NVIDIA's Hot Chips 2022 figures); 144 cores also in MLCommons inference v6.1 system "
-                  "descriptions (host_processor_core_count of Grace nodes); 400G NIC: HARDWARE.md host NIC; "
+                  "descriptions (host_processor_core_count of Grace nodes); 400G NIC: a BlueField-3 B3140L class host "
+                  "NIC, \"400GbE / NDR IB, Single-port QSFP112, PCIe Gen5.0 x16\": "
+                  "https://docs.nvidia.com/networking/display/BlueFieldDPUBSPv422/Supported+Platforms+and+Interoperability "
+                  "(the NIC exists at 400G; one per Grace node is a configuration choice); "
                   "node power = the superchip's 500 W only; idle a quarter of busy (estimate)",
         "unverified": ["cpu_cores", "memory_gb", "tdp_w", "power_busy_kw", "power_idle_kw", "nic_gbps"],
     },

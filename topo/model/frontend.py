@@ -14,13 +14,12 @@ n0003's front-end NIC(s)); racks keep their names. Host ``i`` of the back-end fa
 here too: the rules below make the nodes left out of the back-end the last ones, and refuse a
 file where the names' widths would differ.
 
-This module must not import traffic, routing or anything above the model layer.
+This module must not import the fabric builder (the spec imports it), traffic, routing or anything above
+the model layer.
 """
 from __future__ import annotations
 
 from typing import Optional
-
-import numpy as np
 
 from topo.core.errors import SpecError
 
@@ -74,8 +73,8 @@ def front_end_errors(f, node_types: dict, source: str = "", base_dir: str = ".")
             errs.append(("front_end.node_types", f"missing node type {t!r}: every node type in the racks needs its "
                                                  f"front-end NICs (a node without one is not supported)"))
     errs.extend(_order_errors(f, node_types))
-    if errs:
-        return errs
+    if errs or any(t not in node_types for t in fe.node_types):
+        return errs     # (a node type the file itself gets wrong is reported there)
     return _derived_errors(f, node_types, source, base_dir)
 
 
@@ -178,11 +177,6 @@ def front_end_cluster(cluster):
     if f.front_end is None:
         raise SpecError([("front_end", "missing: the cluster file states no front-end fabric")])
     return _resolve(derived_file(f, cluster.node_types), "", cluster.base_dir)
-
-
-def host_endpoints(fabric, front) -> np.ndarray:
-    """For every back-end endpoint, the front-end endpoint of its host (front-end endpoint = host index)."""
-    return np.asarray(fabric.ep_server, dtype=np.int64).copy()
 
 
 def derived_values(cluster) -> list[dict]:
