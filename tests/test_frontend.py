@@ -208,13 +208,13 @@ def test_arm_cpu_preset():
     assert "cpu-host" in catalog.PLATFORMS
 
 
-def test_example_serve_and_optimize_plan_section():
+def test_example_serve_and_optimize_plan_section(tmp_path):
     """The shipped example: agent traffic 200 requests/s x 256 KiB and x 16 KiB on the front-end (24 hosts,
     one 3:1 leaf of 48 ports down and 16 up, bundled to one spine: 24 + 16 links); KV, MoE and TP on the
-    back-end; the plan of `topo optimize` has a typed front_end section."""
+    back-end; `topo optimize` prints the front-end line and writes a typed front_end section in the plan."""
     import topo
+    from topo.cli import main
     from topo.io.plan import typed
-    from topo.pipeline import optimize
     from topo.routing.serving import serving
     c = topo.load(EXAMPLE)
     s = serving(c)
@@ -226,13 +226,27 @@ def test_example_serve_and_optimize_plan_section():
     back = s["deployments"][0]["bytes_per_s"]
     assert back["kv_transfer"] == pytest.approx(200 * 2000 * 2 * 32 * 8 * 128 * 2)
     assert back["moe_dispatch"] > 0 and back["agent_request"] == 0
-    d = c.file.model_dump(mode="json")
-    d["goals"] = {"time_limit_s": 2, "workers": 1}
-    plan = optimize(topo.from_dict(d), failures=False)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["optimize", str(EXAMPLE), "-o", str(out), "--no-failures", "--time-limit", "2"])
+    assert r.exit_code == 0, r.output
+    assert "front-end fabric (2 switches, 40 links): agent traffic moe 0.05571 GB/s" in r.output
+    plan = json.loads((out / "plan.json").read_text())
     p = typed(plan)
     assert p.front_end is not None and p.front_end.endpoints == 24
     assert "front_end" not in plan["serving"]
     assert p.front_end.deployments[0].bytes_per_s["agent_request"] == pytest.approx(200 * 256 * 1024)
+
+
+def test_analyze_serving_section_has_the_front_end(tmp_path):
+    from topo.cli import main
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_tiny()))
+    r = CliRunner().invoke(main, ["analyze", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    fe = json.loads(r.output)["serving"]["front_end"]
+    assert fe["deployments"][0]["bytes_per_s"]["agent_request"] == pytest.approx(1e9)
+    r = CliRunner().invoke(main, ["analyze", str(p)])
+    assert r.exit_code == 0 and "front-end fabric: clos, 8 endpoints" in r.output
 
 
 def test_front_end_equal_under_the_pure_python_twins(tmp_path):
