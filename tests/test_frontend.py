@@ -85,6 +85,9 @@ def test_agent_bytes_on_the_front_end_by_hand():
     assert dep["max_requests_per_s_at_target"] == pytest.approx(1000 * 0.8 / (4 / eff / 400))
     out_of_cpu = [h for n, h in links.items() if n.startswith("n0004-g0->")]
     assert out_of_cpu and all(h["load_gbps"] == pytest.approx(1 / eff) for h in out_of_cpu)
+    # without front_end the same flows are on the (single) back-end fabric and there is no front_end part
+    s0 = serving(from_dict(_tiny(front=False)))
+    assert "front_end" not in s0 and s0["deployments"][0]["bytes_per_s"]["agent_request"] == pytest.approx(1e9)
 
 
 def test_back_end_loads_unchanged_by_a_front_end():
