@@ -26,6 +26,11 @@ cheapest of its algorithms as :mod:`topo.routing.collectives` times them (alpha:
 the slowest path's latency; beta: bytes over the slowest flow's rate), on what the deployment's own
 traffic at the given request rate leaves of every link and scale-up port; under fluid, roce-hash
 and uec-spray side by side, idle, at the stated rate and along a curve of rates up to saturation.
+
+Front-end fabric (:func:`front_end_loads`, cluster file ``front_end``): the agent tiers' request and
+response flows routed on the front-end fabric instead, reported as the result's ``front_end`` part
+(per link tier peak utilisation under fluid and the transport's model, per deployment its agent
+traffic and the rate at which it alone brings a front-end link to the target).
 """
 from __future__ import annotations
 

@@ -42,7 +42,9 @@ colocated)
 * Agent tiers: a deployment's requests are split evenly over the hosts of the tiers naming it and
   over its prefill (or colocated) replicas; ``request_bytes`` go from the host to the replica's
   first rank, ``response_bytes`` from the first rank of the last stage of a decode (or colocated)
-  replica back to the host.
+  replica back to the host. With a front-end fabric (cluster file ``front_end``) these flows are not
+  on the back-end: :func:`agent_traffic` puts them on the front-end fabric, between the agent hosts'
+  front-end NICs and those of the hosts holding the entry and exit ranks.
 
 Not modelled: batching and scheduling dynamics, compute time, the sampled token returning from
 the last stage to the first, KV cache reuse, uneven expert routing and shared experts (every
@@ -325,18 +327,7 @@ def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: fl
         for s, dd, b, kind, _ in acc[start:]:
             for ki in np.unique(kind):
                 by_kind[d.name][KINDS[int(ki)]] += float(b[kind == ki].sum())
-    if acc:
-        src = np.concatenate([a[0] for a in acc])
-        dst = np.concatenate([a[1] for a in acc])
-        nb = np.concatenate([a[2] for a in acc])
-        kind = np.concatenate([a[3] for a in acc])
-        job = np.concatenate([a[4] for a in acc])
-    else:
-        src = dst = np.zeros(0, np.int64)
-        nb, kind, job = np.zeros(0), np.zeros(0, np.int16), np.zeros(0, np.int32)
-    names = tuple(d.name for d in sv.deployments)
-    dem = Demands(src, dst, nb, job, nb * 8 / 1e9, names, tuple(0.0 for _ in names))
-    return ServingTraffic(dem, kind, reps, by_kind, kv)
+    return _serving_result(acc, sv, reps, by_kind, kv)
 
 
 def kv_transfer_time_s(fabric, pre_eps, dec_eps, per_token: np.ndarray, tokens: float,
