@@ -113,7 +113,7 @@ PLATFORMS.update({
     },
 })
 
-# Arm server CPU node (issue 20: CPU agent tiers). One NVIDIA Grace CPU Superchip per node: two Grace
+# Arm server CPU node (for CPU agent tiers). One NVIDIA Grace CPU Superchip per node: two Grace
 # dies of 72 Arm Neoverse V2 cores (144 cores), up to 960 GB LPDDR5X with ECC at up to 1 TB/s, a
 # module TDP of 500 W (CPU and memory together). NVIDIA's own product page was not readable here; the
 # figures agree across the secondary reports cited, hence unverified. power_busy_kw is the superchip's
