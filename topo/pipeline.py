@@ -173,6 +173,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         timings_s=timings,
         **({"serving": serving} if serving is not None else {}),
         **({"design": design_section} if design_section is not None else {}),
+        # the agent tiers' flows on the front-end fabric: a section of its own
+        **({"front_end": serving.pop("front_end")} if serving is not None and "front_end" in serving else {}),
     )
 
 

@@ -27,4 +27,7 @@ def validate(cluster: Cluster, fabric=None) -> dict:
         _fd_setup(pb, cluster.file.goals.failure_domains, "goals.failure_domains")
     if cluster.file.traffic:
         pattern_demands(cluster, fabric)
+    if cluster.file.front_end is not None:   # the front-end fabric's builder refusals, under front_end
+        from topo.model.frontend_build import build as build_front_end
+        build_front_end(cluster)
     return {**cluster.counts(), "fabric_nodes": int(fabric.n_nodes), "links": int(fabric.n_links)}

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from topo.cli.options import FAIL, SEED, echo, json_option, routing_choice
-from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.cli.app import cluster_arg, emit_json, fabric_option, handle_errors, main
 from topo.core import limits
 from topo.core.errors import SpecError
 
@@ -174,8 +174,10 @@ def _render(s: dict) -> str:
 @click.option("--placement", "placement_path", default=None, metavar="FILE",
               help="route the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")
+@fabric_option
 @handle_errors
-def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes, explain, as_json, loads_path, placement_path):
+def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes, explain, as_json, loads_path, placement_path,
+            which_fabric):
     """Route traffic on the fabric: utilisation per tier, hot links, job times, RoCE vs UEC."""
     from topo.model.fabric import build
     from topo.pipeline import read_placement
@@ -183,6 +185,9 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes
     from topo.routing.engine import analyze as _analyze
     from topo.model.spec import load
     c = load(cluster)
+    if which_fabric == "front-end":
+        return _front_end(c, routing, traffic, fail, seed, qps, channels, sharing, sizes, explain, as_json,
+                          loads_path, placement_path)
     if traffic not in ("jobs", "uniform", "permutation", "incast") and not Path(traffic).is_file():
         raise SpecError([("--traffic", f"expected jobs, uniform, permutation, incast or a CSV file; {traffic!r} is none of these")])
     if placement_path is not None and traffic != "jobs":
@@ -236,6 +241,34 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes
             echo(render_serving(d["serving"]))
 
 
+def _front_end(c, routing, traffic, fail, seed, qps, channels, sharing, sizes, explain, as_json, loads_path,
+               placement_path) -> None:
+    """`topo analyze --fabric front-end`: a synthetic pattern or a CSV matrix on the front-end fabric (its
+    endpoints are hosts, n0000-g0, ...). It carries no jobs: --traffic jobs, --placement, --sizes and --explain
+    are refused (the agent tiers' flows on it are in topo serve and in analyze's serving section)."""
+    from topo.model.frontend_build import for_fabric
+    from topo.routing.engine import analyze as _analyze
+    given = [n for n, v in (("--placement", placement_path), ("--sizes", sizes), ("--explain", explain)) if v]
+    if traffic == "jobs" or given:
+        raise SpecError([(given[0] if given else "--traffic",
+                          "the front-end fabric carries no jobs: give --traffic uniform, permutation, incast or a CSV "
+                          "of host endpoints (n0000-g0, ...); the agent tiers' flows on it are reported by topo serve "
+                          "and by topo analyze's serving section")])
+    if traffic not in ("uniform", "permutation", "incast") and not Path(traffic).is_file():
+        raise SpecError([("--traffic", f"expected uniform, permutation, incast or a CSV file; {traffic!r} is none of these")])
+    fc, front = for_fabric(c, "front-end")
+    a = _analyze(fc, front, routing=routing, traffic=traffic, fail=fail, seed=seed, qps=qps, channels=channels,
+                 sharing=sharing)
+    if loads_path:
+        _write_loads(loads_path, a.loads_table(front))
+    d = {"fabric": "front-end", **a.to_dict()}
+    if as_json:
+        emit_json(d)
+    else:
+        echo("front-end fabric")
+        echo(_render(d))
+
+
 def render_serving(s: dict) -> str:
     """The serving deployments beside the jobs: placement, load, network time per token, interference."""
     from topo.core.textsafe import terminal_safe as _safe
@@ -265,6 +298,9 @@ def render_serving(s: dict) -> str:
                                 + ("" if j["slowdown"] is None else f" ({j['slowdown']:.4f}x)")
                                 for n, j in e["jobs"].items())
                 lines.append(f"    {m:<10} job time without -> with serving: {per}")
+    if s.get("front_end"):
+        from topo.cli.app import front_end_lines
+        lines += front_end_lines(s["front_end"], s["routing"])
     return "\n".join(lines)
 
 

@@ -103,21 +103,45 @@ def schema(plan):
     emit_json(json_schema())
 
 
+fabric_option = click.option(
+    "--fabric", "which_fabric", type=click.Choice(["back-end", "front-end"]), default="back-end", show_default=True,
+    help="the fabric to act on: the back-end `fabric`, or the front-end fabric of the file's front_end section")
+
+
 @main.command()
 @cluster_arg
+@fabric_option
 @json_option()
 @handle_errors
-def describe(cluster, as_json):
+def describe(cluster, which_fabric, as_json):
     """Show the fabric a cluster file implies, at full size."""
     from topo.model.spec import load
-    from topo.model.fabric import build
+    from topo.model.frontend import derived_values
+    from topo.model.frontend_build import for_fabric
     from topo.routing.describe import describe as _describe
     from topo.io.render import describe_text
-    c = load(cluster)
-    d = _describe(build(c), c)
+    c0 = load(cluster)
+    c, fab = for_fabric(c0, which_fabric)
+    d = _describe(fab, c)
+    if c0.file.front_end is not None:
+        # which fabric this is, and the front_end section's values derived rather than read
+        d["fabric"] = which_fabric
+        if which_fabric == "front-end":
+            # its endpoints are hosts (one per node), not accelerators
+            bis = d.get("bisection_gbps")
+            d["bisection_per_accelerator_gbps"] = d["injection_gbps_per_accelerator"] = None
+            d["bisection_per_host_gbps"] = None if bis is None else bis * 2 / max(fab.n_endpoints, 1)
+        if d.get("structure") is not None:
+            d["structure"]["derived"] = list(d["structure"]["derived"]) + derived_values(c0)
+        else:
+            d["front_end_derived"] = derived_values(c0)
     if as_json:
         emit_json(d)
     else:
+        if "fabric" in d:
+            echo(f"{which_fabric} fabric" + ("" if which_fabric != "front-end" else
+                 f": one endpoint per host ({fab.n_endpoints:,}, named <host>-g0), bisection per host "
+                 f"{'n/a' if d['bisection_per_host_gbps'] is None else format(d['bisection_per_host_gbps'], ',.1f')} Gb/s"))
         echo(describe_text(d))
 
 
@@ -176,6 +200,9 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
     ds = plan.get("design")
     if ds:
         summary["design"] = {"chosen": ds["chosen"], "front": ds["front"], "counts": ds["counts"]}
+    fe = plan.get("front_end")
+    if fe:
+        summary["front_end"] = front_end_summary(fe)
     if as_json:
         emit_json(summary)
     else:
@@ -183,6 +210,30 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
         echo(optimize_text(summary))
         if ds:
             echo(design_line(ds))
+        if fe:
+            echo(front_end_line(summary["front_end"]))
+
+
+def front_end_summary(fe: dict) -> dict:
+    """The front-end part of `topo optimize --json`: peak utilisation per link tier (fluid and the
+    transport's model) and each deployment's agent traffic."""
+    return {"switches": fe["switches"], "links": fe["links"], "routing": fe.get("routing"),
+            "max_util": fe["max_util"], "max_util_transport": fe["max_util_transport"],
+            "tiers": {t["tier"]: t["util_max"] for t in fe["tiers"]},
+            "tiers_transport": {t["tier"]: t["util_max"] for t in fe["tiers_transport"]},
+            "deployments": {d["name"]: {"agent_bytes_per_s": sum(d["bytes_per_s"].values()),
+                                        "max_requests_per_s_at_target": d["max_requests_per_s_at_target"]}
+                            for d in fe["deployments"]}}
+
+
+def front_end_line(fe: dict) -> str:
+    """The line `topo optimize` prints for the front-end fabric."""
+    from topo.core.textsafe import terminal_safe
+    tiers = ", ".join(f"{t} {u:.4f}" for t, u in fe["tiers"].items())
+    tt = ", ".join(f"{t} {u:.4f}" for t, u in fe["tiers_transport"].items())
+    deps = "; ".join(f"{terminal_safe(n)} {d['agent_bytes_per_s'] / 1e9:,.4g} GB/s" for n, d in fe["deployments"].items())
+    return (f"front-end fabric ({fe['switches']:,} switches, {fe['links']:,} links): agent traffic {deps}; peak util "
+            f"per tier {tiers} (fluid), {tt} ({terminal_safe(str(fe['routing']))})")
 
 
 def design_line(ds: dict) -> str:
@@ -253,3 +304,31 @@ def _collective_summary(cs) -> Optional[dict]:
             "algorithms": sorted({str(c.algorithm) for c in colls}),
             "iteration_s": j.iteration_s, "network_share": j.network_share}
     return {"routing": cs.routing, "sharing": cs.sharing, "jobs": jobs}
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:,.4g}"
+
+
+def front_end_lines(fe, routing: str) -> list:
+    """The front-end fabric's part: its size, the agent traffic per deployment and the peak per link tier."""
+    if not fe:
+        return []
+    lines = ["", f"front-end fabric: {fe['family']}, {fe['endpoints']:,} endpoints (one per host), "
+                 f"{fe['switches']:,} switches ({' + '.join(str(x) for x in fe['tier_switch_counts'])}), "
+                 f"{fe['links']:,} links, {fe['flows']:,} agent flows ({fe['not_modelled']})"]
+    for d in fe["deployments"]:
+        b = d["bytes_per_s"]
+        lines.append(f"  {d['name']}: agent requests {b['agent_request'] / 1e9:,.4g} GB/s, responses "
+                     f"{b['agent_response'] / 1e9:,.4g} GB/s; max link util alone {d['max_util']:.4f}; highest rate "
+                     f"at the target {_num(d['max_requests_per_s_at_target'])} requests/s "
+                     f"(limited by {d['limited_by'] or '-'})")
+    by_m = {t["tier"]: t for t in fe["tiers_transport"]}
+    for t in fe["tiers"]:
+        lines.append(f"  {t['tier']:<14} peak util {t['util_max']:.4f} (fluid), "
+                     f"{by_m[t['tier']]['util_max']:.4f} ({routing}); mean {t['util_mean']:.4f}")
+    lines.append(f"  carries the agent traffic at the target: {'yes' if fe['carries_at_target'] else 'NO'} (fluid), "
+                 f"{'yes' if fe['carries_at_target_transport'] else 'NO'} ({routing})")
+    for h in fe["busiest_links"][:3]:
+        lines.append(f"    {h['link']:<40} util {h['util']:.4f} ({h['load_gbps']:,.2f} / {h['gbps']:g} Gb/s)")
+    return lines

@@ -96,11 +96,16 @@ def _ints(opt: str, text):
 @click.option("--metrics", type=click.Choice(["after", "placed", "before"]), default="after",
               help="link loads: after the budget (default), placed (optimised placement, fabric as given) or before")
 @json_option("print the written files as JSON")
+@click.option("--fabric", "which_fabric", type=click.Choice(["back-end", "front-end"]), default="back-end",
+              show_default=True, help="front-end: the plan's front-end fabric, as GraphML only (--format graphml), "
+                                      "into exports/front-end/ by default")
 @handle_errors
 def export_cmd(plan, fmt, out, force, label_prefix, domain_label, api_version, nodes, block_sizes,
-               astra_latency_ns, metrics, as_json):
+               astra_latency_ns, metrics, as_json, which_fabric):
     """Write scheduler and simulator files from a plan (no solving)."""
     from topo.io import exports as ex
+    if which_fabric == "front-end":
+        return _front_end_export(plan, fmt, out, force, as_json)
     opts = {"nodes": nodes, "which": metrics}
     if label_prefix is not None:
         opts["label_prefix"] = label_prefix
@@ -143,3 +148,23 @@ def report_cmd(plan, out, force, pdf):
         written = write_report(raw, out_dir, force=force, pdf=pdf)   # the report reads the plan's dict
     for w in written:
         echo(str(w))
+
+
+def _front_end_export(plan, fmt, out, force, as_json) -> None:
+    """The plan's front-end fabric as GraphML. The other formats describe jobs, placements, scale-up domains
+    or link loads of the back-end fabric and are refused for the front-end."""
+    from topo.io import exports as ex
+    from topo.model.frontend_build import for_fabric
+    if fmt != "graphml":
+        raise SpecError([("--format", f"the front-end fabric is exported as graphml only (found {fmt!r}): the other "
+                                      f"formats describe jobs, placements or link loads of the back-end fabric")])
+    p, cluster, _ = load_plan_and_fabric(plan)
+    fc, front = for_fabric(cluster, "front-end")
+    out_dir = Path(out) if out else Path(plan).parent / "exports" / "front-end"
+    with _rendering(plan):
+        written = ex.export(fmt, front, p, out_dir, cluster=fc, force=force)
+    if as_json:
+        emit_json({"format": fmt, "fabric": "front-end", "directory": str(out_dir), "files": [str(w) for w in written]})
+    else:
+        for w in written:
+            echo(str(w))

@@ -5,7 +5,7 @@ import re
 
 import click
 
-from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.cli.app import cluster_arg, emit_json, fabric_option, handle_errors, main
 from topo.cli.options import POSITIVE_SECONDS, SAMPLES, SEED, WORKERS, echo, force_option, json_option
 from topo.core.errors import SpecError
 from topo.core.jsonable import to_jsonable
@@ -94,8 +94,10 @@ def _text(d, top=30):
                    "--no-traffic: capacity, isolation and jobs hit only, fast at any size")
 @click.option("--hash-exact", is_flag=True, help="let healthy roce-hash loads refine the symmetry classes too")
 @json_option()
+@fabric_option
 @handle_errors
-def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact, as_json):
+def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact, as_json,
+             which_fabric):
     """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
     from topo.study.failures import analyze_failures
     from topo.model.spec import load
@@ -105,17 +107,24 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     if workers < 1:
         raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
     c = load(cluster)
-    from topo.model.fabric import build
+    from topo.model.frontend_build import for_fabric
     from topo.pipeline import read_placement
-    fab = build(c)
+    if which_fabric == "front-end" and plan_path:
+        raise SpecError([("--plan", "a plan places jobs on the back-end fabric; the front-end fabric carries no jobs")])
+    # the front-end: capacity lost and hosts cut off per failure (it carries no jobs to route)
+    c, fab = for_fabric(c, which_fabric)
     placement = read_placement(plan_path, c, fab) if plan_path else None
     res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
                            group=not exhaustive, workers=workers, traffic=traffic,
                            hash_exact=hash_exact)
     d = res.to_dict()
+    if which_fabric == "front-end":
+        d = {"fabric": "front-end", **d}
     if as_json:
         emit_json(to_jsonable(d))
     else:
+        if which_fabric == "front-end":
+            echo("front-end fabric")
         echo(_text(d))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from topo.cli.app import cluster_arg, emit_json, handle_errors, main
+from topo.cli.app import cluster_arg, emit_json, front_end_lines, handle_errors, main
 from topo.cli.options import SEED, TIME_LIMIT, WORKERS, echo, json_option, routing_choice
 from topo.core import limits
 
@@ -95,6 +95,7 @@ def _render(s: dict) -> str:
             lines.append(f"  {m:<10} job communication time without -> with the serving traffic: " + ", ".join(
                 f"{n} {_ms(j['time_s'])} -> {_ms(j['with_serving_s'])}"
                 + ("" if j["slowdown"] is None else f" ({j['slowdown']:.4f}x)") for n, j in e["jobs"].items()))
+    lines += front_end_lines(s.get("front_end"), s["routing"])
     return "\n".join(lines)
 
 

@@ -496,6 +496,8 @@ class Plan(_Part):
     """The serving deployments (present when the cluster file states any)."""
     design: Optional["DesignSection"] = None
     """The design search that chose the fabric (topo optimize --design); absent without it."""
+    front_end: Optional["FrontEndLoads"] = None
+    """The agent tiers' traffic on the front-end fabric (present when the cluster file has front_end and serving)."""
 
 
 class Sections(Plan):
@@ -637,6 +639,40 @@ def typed_report(data: dict, source: str = "") -> ReportPlan:
         return ReportPlan.model_validate(data)
     except ValidationError as e:
         raise SpecError(validation_errors(e), source) from None
+
+
+class FrontEndDeployment(_Part):
+    """One deployment's agent traffic on the front-end fabric."""
+    name: str
+    """Deployment name."""
+    bytes_per_s: dict[str, Number]
+    """Bytes per second by kind (agent_request, agent_response)."""
+    max_util: Number
+    """Peak link utilisation of its agent traffic alone (fluid)."""
+    max_requests_per_s_at_target: Optional[Number] = None
+    """Request rate at which its agent traffic alone brings a front-end link to the target utilisation."""
+
+
+class FrontEndLoads(_Part):
+    """The front-end fabric and the agent tiers' request/response flows on it (routing.serving.front_end_loads)."""
+    endpoints: StrictInt
+    """Front-end endpoints (one per host)."""
+    switches: StrictInt
+    """Front-end switches."""
+    tier_switch_counts: list[StrictInt]
+    """Switches per tier, leaf first."""
+    links: StrictInt
+    """Physical links."""
+    deployments: list[FrontEndDeployment]
+    """Per deployment: its agent traffic."""
+    tiers: list[TierRow]
+    """Per link tier: utilisation (max, p99, mean) under ideal ECMP."""
+    tiers_transport: list[TierRow]
+    """Per link tier under the transport's own model."""
+    max_util: Number
+    """Peak front-end link utilisation (fluid)."""
+    max_util_transport: Number
+    """Peak front-end link utilisation under the transport's model."""
 
 
 Plan.model_rebuild()

@@ -113,6 +113,32 @@ PLATFORMS.update({
     },
 })
 
+# Arm server CPU node (for CPU agent tiers). One NVIDIA Grace CPU Superchip per node: two Grace
+# dies of 72 Arm Neoverse V2 cores (144 cores), up to 960 GB LPDDR5X with ECC at up to 1 TB/s, a
+# module TDP of 500 W (CPU and memory together). NVIDIA's own product page was not readable here; the
+# figures agree across the secondary reports cited, hence unverified. power_busy_kw is the superchip's
+# 500 W alone: the node's fans, drives and NIC are not counted (no node-level figure was found). The NIC
+# is one 400G BlueField-3 class port (NVIDIA lists a single-port 400GbE BlueField-3, B3140L; HARDWARE.md has
+# "1 x 400G (CX-7 / BF-3) typical" for a host NIC): a configuration choice, not a property of the CPU.
+PLATFORMS.update({
+    "grace-cpu-superchip": {
+        "accelerator": None, "accelerators": 0, "nics": 1, "nic_gbps": 400, "nic_ports": 1,
+        "power_busy_kw": 0.5, "power_idle_kw": 0.125,
+        "cpu": "NVIDIA Grace CPU Superchip (Arm Neoverse V2)", "cpu_cores": 144, "memory_gb": 960,
+        "tdp_w": 500,
+        "source": "Grace CPU Superchip: 144 Neoverse V2 cores, up to 960 GB LPDDR5X, 1 TB/s, TDP 500 W: "
+                  "https://hardwaretimes.com/nvidia-announces-grace-cpu-up-2x-faster-than-amd-epyc-and-intel-xeon-parts-with-better-power-efficiency/ ; "
+                  "https://meterpreter.org/nvidia-introduces-grace-cpu-superchip-design (both secondary, reporting "
+                  "NVIDIA's Hot Chips 2022 figures); 144 cores also in MLCommons inference v6.1 system "
+                  "descriptions (host_processor_core_count of Grace nodes); 400G NIC: a BlueField-3 B3140L class host "
+                  "NIC, \"400GbE / NDR IB, Single-port QSFP112, PCIe Gen5.0 x16\": "
+                  "https://docs.nvidia.com/networking/display/BlueFieldDPUBSPv422/Supported+Platforms+and+Interoperability "
+                  "(the NIC exists at 400G; one per Grace node is a configuration choice); "
+                  "node power = the superchip's 500 W only; idle a quarter of busy (estimate)",
+        "unverified": ["cpu_cores", "memory_gb", "tdp_w", "power_busy_kw", "power_idle_kw", "nic_gbps"],
+    },
+})
+
 # --- switches -------------------------------------------------------------------
 # latency_ns: port-to-port forwarding latency of one switch hop (cut-through, unloaded), used by the
 # collective-time model's alpha term. No primary (vendor datasheet) figure was found for any preset, so

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_serializer, \
+    model_validator
 
 from topo.model import catalog
 from topo.core import limits
@@ -927,6 +928,26 @@ def serving_errors(f: "ClusterFile", node_types: dict) -> list:
     return errs
 
 
+class FrontEndNics(_M):
+    """The front-end NICs of one node type."""
+    nics: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NICS_PER_NODE)]] = None
+    """Front-end NICs per node. Required for a node type with accelerators (its own nics are its back-end rails); a node type without accelerators defaults to its own nics (shown as derived by describe)."""
+    nic_gbps: Optional[Gbps] = None
+    """Speed of one front-end NIC, e.g. 400 or '400G'. Required for a node type with accelerators; a node type without accelerators defaults to its own nic_gbps."""
+    nic_ports: Annotated[int, Field(ge=1, le=limits.MAX_NIC_PORTS)] = 1
+    """Ports per front-end NIC, each at nic_gbps / nic_ports, each on its own front-end leaf port. Default 1."""
+    back_end: bool = True
+    """False: the node has front-end NICs only and is left out of the back-end fabric (only for a node type without accelerators; its racks must hold no other nodes and come after every rack type with back-end nodes, so that host names are the same on both fabrics). Default true."""
+
+
+class FrontEnd(_M):
+    """A second fabric: the front-end network of CPU hosts, storage and ingress."""
+    fabric: Fabric = Fabric()
+    """The front-end fabric, described as the back-end fabric is (family, tiers, planes, dual homing); built by the same builder over the same racks and floor, with one endpoint per node. Default: 2-tier clos of th5-128x400."""
+    node_types: dict[Name, FrontEndNics] = Field(min_length=1, max_length=10_000)
+    """Per node type (by name) its front-end NICs. Every node type in the racks must be listed: a node without a front-end NIC is not supported."""
+
+
 class ClusterFile(_M):
     """The cluster file as written (before catalog merge)."""
     version: Literal[1] = 1
@@ -963,6 +984,16 @@ class ClusterFile(_M):
     """Nodes already in use, by name (n0000, ...; Slurm hostlist ranges such as n[0000-0031] allowed). Placement leaves them out and counts them at busy power."""
     serving: Serving = Serving()
     """Inference deployments (model shape, prefill/decode or colocated pools, load) and the CPU agent tiers that drive them; `topo serve` routes their traffic. Default none."""
+    front_end: Optional[FrontEnd] = None
+    """A front-end fabric beside the back-end `fabric`: each node type's front-end NICs and the fabric joining them. With it, agent tiers' request and response flows use the front-end fabric; training and serving collectives stay on the back-end. Default none (every NIC on `fabric`)."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_front_end(self, handler):
+        # a file without front_end dumps as it did before the section existed (plans, goldens)
+        d = handler(self)
+        if self.front_end is None and isinstance(d, dict):
+            d.pop("front_end", None)
+        return d
 
 
 # --- resolved (normalised) cluster -------------------------------------------------
@@ -1110,6 +1141,10 @@ def _resolve(f: ClusterFile, source: str, base_dir: str) -> Cluster:
     accels, switches, optics = _catalogs(f)
     node_types = _resolve_node_types(f, accels, errs)
     racks, total_endpoints = _resolve_racks(f, node_types, errs, source)
+    if f.front_end is not None:
+        from topo.model.frontend import back_end_racks, front_end_errors
+        errs.extend(front_end_errors(f, node_types, source, base_dir))
+        racks, total_endpoints = back_end_racks(f, node_types, racks)
     tiers = _resolve_tiers(f.fabric, switches, errs)
     _family_errors(f.fabric, tiers, total_endpoints, errs)
     _nic_port_errors(f, node_types, errs)

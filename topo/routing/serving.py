@@ -26,6 +26,11 @@ cheapest of its algorithms as :mod:`topo.routing.collectives` times them (alpha:
 the slowest path's latency; beta: bytes over the slowest flow's rate), on what the deployment's own
 traffic at the given request rate leaves of every link and scale-up port; under fluid, roce-hash
 and uec-spray side by side, idle, at the stated rate and along a curve of rates up to saturation.
+
+Front-end fabric (:func:`front_end_loads`, cluster file ``front_end``): the agent tiers' request and
+response flows routed on the front-end fabric instead, reported as the result's ``front_end`` part
+(per link tier peak utilisation under fluid and the transport's model, per deployment its agent
+traffic and the rate at which it alone brings a front-end link to the target).
 """
 from __future__ import annotations
 
@@ -115,8 +120,63 @@ def serving(cluster, fabric=None, routing: Optional[str] = None, placement: Opti
                                             rates=rates, all_loads=all_loads)
         deps.append(out)
     with_training = _with_training(cluster, fabric, placement, d, both, eff, seed=seed, qps=qps, channels=channels)
-    return _summary(f, fabric, d, both, util, util_m, hot_m, su_all, deps, with_training, placement=placement,
-                    replicas=replicas, target=target, model=model)
+    out = _summary(f, fabric, d, both, util, util_m, hot_m, su_all, deps, with_training, placement=placement,
+                   replicas=replicas, target=target, model=model)
+    if f.front_end is not None:
+        out["front_end"] = front_end_loads(cluster, fabric, st.replicas, model=model, target=target, seed=seed,
+                                           qps=qps, channels=channels)
+    return out
+
+
+def front_end_loads(cluster, fabric, replicas: dict, *, model: str, target: float, seed: int, qps: int,
+                    channels: int, scale: float = 1.0) -> dict:
+    """The agent tiers' request and response flows on the front-end fabric
+    (:func:`topo.traffic.serving.agent_traffic`), routed under ideal ECMP and ``model``: the fabric's size,
+    per link tier the peak, p99 and mean utilisation, per deployment its agent bytes per second and the
+    request rate at which the front-end reaches ``target`` with it alone, and all deployments together."""
+    from topo.model.frontend import front_end_cluster
+    from topo.model.fabric import build
+    from topo.model.spec import wire_efficiency
+    from topo.routing.engine import tier_stats
+    from topo.traffic.serving import agent_traffic
+    fc = front_end_cluster(cluster)
+    front = build(fc)
+    at = agent_traffic(cluster, fabric, fc, front, replicas, scale=scale)
+    d = at.demands
+    eff = wire_efficiency(fc)
+    eff_model = protocol_efficiency(fc, _PROTOCOL[model]) if model in _PROTOCOL else eff
+    alive = front.link_gbps > 0
+    rf = route(front, d, "fluid", efficiency=eff)
+    rm = rf if model == "fluid" else route(front, d, model, efficiency=eff_model, seed=seed, qps=qps,
+                                           channels=channels)
+    uf = float(_util(front, rf.link_gbps_load).max(initial=0.0))
+    um = float(_util(front, rm.link_gbps_load).max(initial=0.0))
+    deps = []
+    for k, dep in enumerate(cluster.file.serving.deployments):
+        sel = d.select(d.job == k)
+        r = route(front, sel, "fluid", efficiency=eff)
+        u = float(_util(front, r.link_gbps_load).max(initial=0.0))
+        hot = _hottest(front, r.link_gbps_load, alive, 1)
+        deps.append({"name": dep.name, "bytes_per_s": at.bytes_per_s[dep.name],
+                     "gbps": float(sel.rate_gbps.sum()), "max_util": u,
+                     "max_requests_per_s_at_target": _rate_at(dep.load.requests_per_s * scale, target, u),
+                     "limited_by": hot[0]["link"] if hot else None})
+    return {
+        "family": front.family, "endpoints": front.n_endpoints, "switches": front.n_switches,
+        "tier_switch_counts": [int(x) for x in front.tier_switch_counts], "links": front.n_links // 2,
+        "flows": d.n, "routing": model, "target_utilization": target,
+        "not_modelled": "the hop between a host's front-end NIC and its accelerators (PCIe) is not modelled",
+        "deployments": deps,
+        "tiers": tier_stats(front, rf.link_gbps_load, alive),
+        "tiers_transport": tier_stats(front, rm.link_gbps_load, alive),
+        "max_util": uf, "max_util_transport": um,
+        "busiest_links": _hottest(front, rf.link_gbps_load, alive, 10),
+        "busiest_links_transport": _hottest(front, rm.link_gbps_load, alive, 10),
+        "load_scale_at_target": None if uf <= 0 else target / uf,
+        "carries_at_target": bool(uf <= target),
+        "carries_at_target_transport": bool(um <= target),
+        "unreachable_gbps": float(rf.unreachable_gbps),
+    }
 
 
 def _settings(f, routing, target_utilization, seed, qps, channels) -> tuple:

@@ -590,7 +590,8 @@ def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, wor
         })
     return {"target_utilization": s["target_utilization"], "routing": s["routing"], "placement": s["placement"],
             "serving_placement": s["serving_placement"], "deployments": deps, "all": s["all"],
-            "with_training": s["with_training"]}
+            "with_training": s["with_training"],
+            **({"front_end": s["front_end"]} if "front_end" in s else {})}   # agent flows on the front-end fabric
 
 
 def budget_demands(cluster, fabric, placement: dict, replicas: dict):

@@ -42,7 +42,9 @@ colocated)
 * Agent tiers: a deployment's requests are split evenly over the hosts of the tiers naming it and
   over its prefill (or colocated) replicas; ``request_bytes`` go from the host to the replica's
   first rank, ``response_bytes`` from the first rank of the last stage of a decode (or colocated)
-  replica back to the host.
+  replica back to the host. With a front-end fabric (cluster file ``front_end``) these flows are not
+  on the back-end: :func:`agent_traffic` puts them on the front-end fabric, between the agent hosts'
+  front-end NICs and those of the hosts holding the entry and exit ranks.
 
 Not modelled: batching and scheduling dynamics, compute time, the sampled token returning from
 the last stage to the first, KV cache reuse, uneven expert routing and shared experts (every
@@ -210,6 +212,83 @@ def agent_hosts(cluster, fabric, tier) -> np.ndarray:
     return eps if tier.hosts is None else eps[:tier.hosts]
 
 
+def _tier_hosts(cluster, fabric, agent_tiers) -> dict:
+    """Every agent tier's host endpoints on ``fabric``; refused with the tier's path when too few."""
+    hosts = {}
+    for i, t in enumerate(agent_tiers):
+        e = agent_hosts(cluster, fabric, t)
+        if e.size == 0 or (t.hosts is not None and e.size < t.hosts):
+            n = 0 if e.size == 0 else e.size
+            raise SpecError([(f"serving.agent_tiers[{i}].hosts" if t.hosts is not None else
+                              f"serving.agent_tiers[{i}].node_type",
+                              f"the cluster has {n} node(s) of type {t.node_type!r}"
+                              + (f"; the tier asks for {t.hosts}" if t.hosts is not None else ""))])
+        hosts[t.name] = e
+    return hosts
+
+
+def _agent_flows(acc, sv, d, k: int, hosts: dict, entry, exit_, R: float) -> None:
+    """Deployment ``d``'s request and response flows between the hosts of every tier naming it and its
+    replicas' entry and exit endpoints (``R`` requests per second, split evenly over hosts and entries)."""
+    tiers = [t for t in sv.agent_tiers if d.name in t.deployments and t.name in hosts]
+    H = np.concatenate([hosts[t.name] for t in tiers]) if tiers else np.zeros(0, np.int64)
+    if H.size:
+        req = np.concatenate([np.full(hosts[t.name].size, t.request_bytes) for t in tiers])
+        resp = np.concatenate([np.full(hosts[t.name].size, t.response_bytes) for t in tiers])
+        share = R / H.size
+        _flows(acc, np.repeat(H, entry.size), np.tile(entry, H.size),
+               np.repeat(req * share / entry.size, entry.size), "agent_request", k)
+        _flows(acc, np.tile(exit_, H.size), np.repeat(H, exit_.size),
+               np.repeat(resp * share / exit_.size, exit_.size), "agent_response", k)
+
+
+def _entry_exit(d, reps) -> tuple[np.ndarray, np.ndarray]:
+    """A deployment's request entry (first rank of every prefill or colocated replica) and response exit
+    (first rank of the last stage of every decode or colocated replica) endpoints."""
+    if d.colocated is not None:
+        P = reps[(d.name, "colocated")]
+        return P[:, 0], P[:, -d.colocated.stage_ranks]
+    return reps[(d.name, "prefill")][:, 0], reps[(d.name, "decode")][:, -d.decode.stage_ranks]
+
+
+def agent_traffic(cluster, fabric, front_cluster, front, replicas: dict, scale: float = 1.0) -> ServingTraffic:
+    """The agent tiers' request and response flows on the front-end fabric ``front`` (of the derived
+    cluster ``front_cluster``, :func:`topo.model.frontend.front_end_cluster`): from each agent host's
+    front-end NIC(s) to the front-end NIC(s) of the host holding each replica's entry rank, and back from
+    the host of its exit rank, split as on the back-end (module docstring). Front-end endpoint = host
+    index, so a back-end endpoint's host is ``fabric.ep_server``. The PCIe hop between a host's front-end
+    NIC and its accelerators is not modelled. ``replicas`` as :func:`serving_traffic` placed them."""
+    sv = cluster.file.serving
+    hosts = _tier_hosts(front_cluster, front, sv.agent_tiers)
+    host = np.asarray(fabric.ep_server, np.int64)
+    acc: list = []
+    by_kind = {}
+    for k, d in enumerate(sv.deployments):
+        start = len(acc)
+        entry, exit_ = _entry_exit(d, replicas)
+        _agent_flows(acc, sv, d, k, hosts, host[entry], host[exit_], d.load.requests_per_s * scale)
+        by_kind[d.name] = {kk: 0.0 for kk in ("agent_request", "agent_response")}
+        for _, _, b, kind, _ in acc[start:]:
+            if b.size:
+                by_kind[d.name][KINDS[int(kind[0])]] += float(b.sum())
+    return _serving_result(acc, sv, replicas, by_kind, {})
+
+
+def _serving_result(acc, sv, reps, by_kind, kv) -> ServingTraffic:
+    if acc:
+        src = np.concatenate([a[0] for a in acc])
+        dst = np.concatenate([a[1] for a in acc])
+        nb = np.concatenate([a[2] for a in acc])
+        kind = np.concatenate([a[3] for a in acc])
+        job = np.concatenate([a[4] for a in acc])
+    else:
+        src = dst = np.zeros(0, np.int64)
+        nb, kind, job = np.zeros(0), np.zeros(0, np.int16), np.zeros(0, np.int32)
+    names = tuple(d.name for d in sv.deployments)
+    dem = Demands(src, dst, nb, job, nb * 8 / 1e9, names, tuple(0.0 for _ in names))
+    return ServingTraffic(dem, kind, reps, by_kind, kv)
+
+
 def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: float = 1.0,
                     replicas: Optional[dict] = None) -> ServingTraffic:
     """The flows of every deployment and agent tier at ``scale`` x the stated request rates; the
@@ -220,16 +299,8 @@ def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: fl
     acc: list = []
     by_kind = {}
     kv = {}
-    hosts = {}
-    for i, t in enumerate(sv.agent_tiers):
-        e = agent_hosts(cluster, fabric, t)
-        if e.size == 0 or (t.hosts is not None and e.size < t.hosts):
-            n = 0 if e.size == 0 else e.size
-            raise SpecError([(f"serving.agent_tiers[{i}].hosts" if t.hosts is not None else
-                              f"serving.agent_tiers[{i}].node_type",
-                              f"the cluster has {n} node(s) of type {t.node_type!r}"
-                              + (f"; the tier asks for {t.hosts}" if t.hosts is not None else ""))])
-        hosts[t.name] = e
+    # with a front-end fabric the agent flows are there (agent_traffic), not on this fabric
+    hosts = _tier_hosts(cluster, fabric, sv.agent_tiers) if cluster.file.front_end is None else {}
     for k, d in enumerate(sv.deployments):
         m, ld = d.model, d.load
         R = ld.requests_per_s * scale
@@ -251,32 +322,12 @@ def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: fl
             _flows(acc, src, dst, np.broadcast_to(M[rows, cols] * per_pair, src.shape), "kv_transfer", k)
             kv[d.name] = {"per_token": _kv_matrix(m, d.prefill, d.decode, 0, 0)}
             entry, exit_ = P[:, 0], D[:, -d.decode.stage_ranks]
-        tiers = [t for t in sv.agent_tiers if d.name in t.deployments]
-        H = np.concatenate([hosts[t.name] for t in tiers]) if tiers else np.zeros(0, np.int64)
-        if H.size:
-            req = np.concatenate([np.full(hosts[t.name].size, t.request_bytes) for t in tiers])
-            resp = np.concatenate([np.full(hosts[t.name].size, t.response_bytes) for t in tiers])
-            share = R / H.size
-            _flows(acc, np.repeat(H, entry.size), np.tile(entry, H.size),
-                   np.repeat(req * share / entry.size, entry.size), "agent_request", k)
-            _flows(acc, np.tile(exit_, H.size), np.repeat(H, exit_.size),
-                   np.repeat(resp * share / exit_.size, exit_.size), "agent_response", k)
+        _agent_flows(acc, sv, d, k, hosts, entry, exit_, R)
         by_kind[d.name] = {kk: 0.0 for kk in KINDS}
         for s, dd, b, kind, _ in acc[start:]:
             for ki in np.unique(kind):
                 by_kind[d.name][KINDS[int(ki)]] += float(b[kind == ki].sum())
-    if acc:
-        src = np.concatenate([a[0] for a in acc])
-        dst = np.concatenate([a[1] for a in acc])
-        nb = np.concatenate([a[2] for a in acc])
-        kind = np.concatenate([a[3] for a in acc])
-        job = np.concatenate([a[4] for a in acc])
-    else:
-        src = dst = np.zeros(0, np.int64)
-        nb, kind, job = np.zeros(0), np.zeros(0, np.int16), np.zeros(0, np.int32)
-    names = tuple(d.name for d in sv.deployments)
-    dem = Demands(src, dst, nb, job, nb * 8 / 1e9, names, tuple(0.0 for _ in names))
-    return ServingTraffic(dem, kind, reps, by_kind, kv)
+    return _serving_result(acc, sv, reps, by_kind, kv)
 
 
 def kv_transfer_time_s(fabric, pre_eps, dec_eps, per_token: np.ndarray, tokens: float,

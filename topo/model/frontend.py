@@ -1,0 +1,195 @@
+"""The front-end fabric: a second network over the same racks, one endpoint per node.
+
+Owns the cluster file's ``front_end`` section after the schema: its cross-field rules (every
+problem with its JSON path), the back-end racks it leaves (node types with ``back_end: false``
+are left out of the back-end fabric) and the front-end fabric itself. The front-end fabric is
+built by the same builder (:func:`topo.model.fabric.build`, called by
+:mod:`topo.model.frontend_build`, which the spec cannot import) from a derived cluster: the same
+racks, floor, catalog and transport, the fabric ``front_end.fabric``, and every node type turned
+into a node without accelerators whose NICs are its front-end NICs, so each node is exactly one
+endpoint. Describe, routing, failures and exports then work on it unchanged.
+
+Names: front-end endpoint ``i`` is node (host) ``i``, named ``<host>-g0`` (``n0003-g0`` is host
+n0003's front-end NIC(s)); racks keep their names. Host ``i`` of the back-end fabric is host ``i``
+here too: the rules below make the nodes left out of the back-end the last ones, and refuse a
+file where the names' widths would differ.
+
+This module must not import the fabric builder (the spec imports it), traffic, routing or anything above
+the model layer.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from topo.core.errors import SpecError
+
+FRONT_END = "front-end"
+BACK_END = "back-end"
+FABRICS = (BACK_END, FRONT_END)
+
+
+def _fe_only(f) -> set:
+    fe = f.front_end
+    return {n for n, x in fe.node_types.items() if not x.back_end} if fe is not None else set()
+
+
+def _nics(x, nt) -> tuple[Optional[int], Optional[float], bool]:
+    """(nics, nic_gbps, derived) of a front-end entry over its resolved node type: a node without
+    accelerators takes its own NICs where the entry leaves them out."""
+    derived = False
+    nics, gbps = x.nics, x.nic_gbps
+    if not nt.accelerators:
+        if nics is None:
+            nics, derived = nt.nics, True
+        if gbps is None:
+            gbps, derived = nt.nic_gbps, True
+    return nics, gbps, derived
+
+
+def front_end_errors(f, node_types: dict, source: str = "", base_dir: str = ".") -> list:
+    """(path, message) for every front_end entry that cannot be honoured exactly; then the front-end
+    fabric's own rules, checked as the back-end's are, on the derived cluster (paths under front_end)."""
+    fe = f.front_end
+    errs: list = []
+    used = [t for r in f.racks for t in r.nodes]
+    for name, x in fe.node_types.items():
+        p = f"front_end.node_types.{name}"
+        nt = node_types.get(name)
+        if nt is None:
+            if name not in {t.name for t in f.node_types}:
+                errs.append((p, f"unknown node type {name!r}; expected one of {sorted(t.name for t in f.node_types)}"))
+            continue
+        nics, gbps, _ = _nics(x, nt)
+        if nics is None:
+            errs.append((f"{p}.nics", "missing: a node with accelerators needs its front-end NICs stated "
+                                      "(its own nics are its back-end rails)"))
+        if gbps is None:
+            errs.append((f"{p}.nic_gbps", "missing: a node with accelerators needs its front-end NIC speed stated"))
+        if not x.back_end and nt.accelerators:
+            errs.append((f"{p}.back_end", f"{name!r} has {nt.accelerators} accelerators; only a node without "
+                                          f"accelerators can be left out of the back-end fabric"))
+    for t in dict.fromkeys(used):
+        if t in node_types and t not in fe.node_types:
+            errs.append(("front_end.node_types", f"missing node type {t!r}: every node type in the racks needs its "
+                                                 f"front-end NICs (a node without one is not supported)"))
+    errs.extend(_order_errors(f, node_types))
+    if errs or any(t not in node_types for t in fe.node_types):
+        return errs     # (a node type the file itself gets wrong is reported there)
+    return _derived_errors(f, node_types, source, base_dir)
+
+
+def _order_errors(f, node_types: dict) -> list:
+    """Nodes left out of the back-end fill whole rack types listed after every other rack type, and the
+    host and rack names keep their width, so that names are the same on both fabrics."""
+    only = _fe_only(f)
+    if not only:
+        return []
+    errs = []
+    seen_fe_rack = None
+    n_all = n_be = r_all = r_be = 0
+    for i, r in enumerate(f.racks):
+        kinds = {t in only for t in r.nodes}
+        if True in kinds and False in kinds:
+            t = next(t for t in r.nodes if t in only)
+            errs.append((f"racks[{i}].nodes.{t}", f"{t!r} is left out of the back-end fabric (back_end: false) and "
+                                                  f"shares its rack type with back-end nodes; give it rack types of "
+                                                  f"its own, listed after the others"))
+        elif kinds == {True}:
+            seen_fe_rack = i if seen_fe_rack is None else seen_fe_rack
+        elif seen_fe_rack is not None:
+            errs.append((f"racks[{seen_fe_rack}]", f"holds only front-end nodes but comes before racks[{i}], which "
+                                                   f"holds back-end nodes: list it after them so host names are the "
+                                                   f"same on both fabrics"))
+            seen_fe_rack = None
+        n = r.count * sum(r.nodes.values())
+        n_all, r_all = n_all + n, r_all + r.count
+        if kinds != {True}:
+            n_be, r_be = n_be + n, r_be + r.count
+
+    def width(n, w):
+        return max(w, len(str(max(n - 1, 0))))
+    if not errs and (width(n_all, 4) != width(n_be, 4) or width(r_all, 3) != width(r_be, 3)):
+        t = sorted(only)[0]
+        errs.append((f"front_end.node_types.{t}.back_end",
+                     f"the back-end fabric would have {n_be:,} nodes in {r_be:,} racks and the front-end {n_all:,} "
+                     f"in {r_all:,}: host or rack names would have a different number of digits on the two fabrics; "
+                     f"not supported"))
+    return errs
+
+
+def derived_file(f, node_types: dict):
+    """The cluster file of the front-end fabric: the same racks, floor, catalog, transport, goals and
+    costs; ``front_end.fabric`` as its fabric; every node type a node without accelerators whose NICs are
+    its front-end NICs (power as the node's); no jobs, traffic, deployments or busy nodes."""
+    from topo.model.spec import NodeType, Requirements, Serving
+    fe = f.front_end
+    nts = []
+    for t in f.node_types:
+        x = fe.node_types.get(t.name)
+        nt = node_types[t.name]
+        if x is None:
+            continue
+        nics, gbps, _ = _nics(x, nt)
+        nts.append(NodeType(name=t.name, accelerators=0, nics=nics, nic_gbps=gbps, nic_ports=x.nic_ports,
+                            power_busy_kw=nt.power_busy_kw, power_idle_kw=nt.power_idle_kw))
+    return f.model_copy(update={
+        "name": f.name, "node_types": nts, "fabric": fe.fabric, "jobs": [], "traffic": [], "busy_nodes": [],
+        "serving": Serving(), "requirements": Requirements(), "front_end": None})
+
+
+def _rename(path: str, f) -> str:
+    """A derived cluster's error path as a path in the cluster file."""
+    import re
+    m = re.match(r"node_types\[(\d+)\](.*)", path)
+    if m:
+        names = [t.name for t in f.node_types if t.name in f.front_end.node_types]
+        return f"front_end.node_types.{names[int(m.group(1))]}{m.group(2)}"
+    return "front_end." + path if path.startswith("fabric") else f"front_end ({path})"
+
+
+def _derived_errors(f, node_types: dict, source: str, base_dir: str) -> list:
+    from topo.model.spec import _resolve
+    try:
+        _resolve(derived_file(f, node_types), source, base_dir)
+    except SpecError as e:
+        return [(_rename(p, f), m) for p, m in e.errors]
+    return []
+
+
+def back_end_racks(f, node_types: dict, racks: list) -> tuple[list, int]:
+    """The resolved racks without the node types left out of the back-end (a rack type left empty is
+    dropped), and the endpoints they hold."""
+    only = _fe_only(f)
+    out = []
+    for r in racks:
+        nodes = {t: n for t, n in r.nodes.items() if t not in only}
+        if nodes:
+            out.append(r.model_copy(update={"nodes": nodes}) if len(nodes) != len(r.nodes) else r)
+    total = sum(r.count * n * max(node_types[t].accelerators, 1) for r in out for t, n in r.nodes.items()
+                if t in node_types)
+    return out, total
+
+
+def front_end_cluster(cluster):
+    """The derived cluster of the front-end fabric (see the module docstring); SpecError without front_end."""
+    from topo.model.spec import _resolve
+    f = cluster.file
+    if f.front_end is None:
+        raise SpecError([("front_end", "missing: the cluster file states no front-end fabric")])
+    return _resolve(derived_file(f, cluster.node_types), "", cluster.base_dir)
+
+
+def derived_values(cluster) -> list[dict]:
+    """The front-end values derived rather than read, as describe lists them."""
+    f = cluster.file
+    out = []
+    for name, x in f.front_end.node_types.items():
+        nt = cluster.node_types[name]
+        nics, gbps, derived = _nics(x, nt)
+        if derived:
+            out.append({"what": f"front_end.node_types.{name}", "value": f"{nics} x {gbps:g}G",
+                        "rule": "a node without accelerators takes its own nics and nic_gbps", "stated": False})
+        if not x.back_end:
+            out.append({"what": f"node type {name}", "value": "front-end only",
+                        "rule": "back_end: false leaves it out of the back-end fabric", "stated": True})
+    return out
