@@ -7,7 +7,11 @@ Candidates
 Every combination of a fabric family (``clos``, ``rail_optimized``, ``rail_only``), a tier count
 (1, 2 or 3), a plane count (1 and every other count that divides the NICs' ports; rail-only fabrics
 have one plane per rail, so only 1) and a switch model (the same model on every tier: the file's
-own models, the whole catalog, or the names given). A candidate is the cluster file with its
+own models, the whole catalog, or the names given; with ``mixed_tiers`` each tier's model on its
+own, every combination leaf first, id ``.../leaf+spine[+super]``). With ``tapers`` every leaf
+oversubscription cap (and on three tiers every spine cap) is a candidate of its own (id
+``.../taper-leaf=R[,spine=R]``), carried as the candidate file's ``goals.max_oversubscription``,
+so its budget is the cheapest design within the caps. A candidate is the cluster file with its
 ``fabric`` section replaced by ``{family, planes, tiers: [{switch}] x tiers}`` (``dual_homed``
 and ``dual_homed_across`` kept; the tiers' oversubscription, bundles and the pod structure are
 the budget's decisions, so the file's are not carried).
@@ -43,9 +47,14 @@ Two proofs set a candidate aside before sizing; nothing is pruned by sampling or
 and a candidate the budget cannot size is reported infeasible with its reason.
 
 *By port count* (status ``pruned_by_port_count``): no design of it can attach its endpoints: a
-switch whose port is slower than the NIC port; one tier when a plane's (a rail's, on rail-only)
-endpoint ports exceed radix x breakout; two tiers when they exceed radix x (radix - 1) x breakout
-(at most ``radix`` leaves reach a spine plane and each leaf keeps at least one uplink).
+leaf whose port is slower than the NIC port; adjacent tiers whose port speeds are not whole
+multiples of each other (the builder has no link between them, the budget no table); one tier
+when a plane's (a rail's, on rail-only) endpoint ports exceed radix x breakout; two tiers when
+they exceed ``R1 x k1 x (R0 - u) x breakout``: a leaf links to every spine of its plane, so a
+plane has at most the spine's ``R1`` ports x ``k1`` links per spine port leaves, and a leaf of
+radix ``R0`` keeps at least ``u`` up ports (:func:`_min_up_ports`: one, or under a taper cap
+``r`` the fewest ``u`` with ``(R0 - u) / u <= r``, the budget's own test; the budget uses every
+port, down + up = radix), so at most ``R0 - u`` down ports.
 
 *By bound* (status ``pruned_by_bound``): :func:`objective_bounds` gives, before sizing, a bound
 on each objective that no design of the candidate can beat:
@@ -53,12 +62,15 @@ on each objective that no design of the candidate can beat:
 - ``total_usd``, ``capex_usd``, ``network_kw``: the endpoint links, each at the cheapest (and,
   separately, the least power-hungry) part of any reach class at its NIC port speed (the
   builder gives an endpoint link its NIC port's speed, whatever the switch); the leaves it must
-  have at any budget, per plane (per rail on rail-only) ``ceil(ports / (radix x breakout))`` and
-  at least one; with two or three tiers at least one switch per plane (rail) on each upper
-  tier, and one uplink per leaf (per spine with three tiers) at the cheapest part at the
-  switch's port speed (the builder splits every leaf's ports down / up by a finite
-  oversubscription, so every leaf has an uplink); energy is network power x the file's energy
-  price, as the budget counts it.
+  have at any budget, per plane (per rail on rail-only) ``ceil(ports / (down x breakout))`` and
+  at least one, ``down`` the leaf's radix (one tier) or its radix less its fewest up ports ``u``
+  (as for the port count: each leaf holds at most that many endpoint ports); with two or three
+  tiers at least one switch per plane (rail) on each upper tier at that tier's model, and ``u``
+  up ports per leaf, each of ``k0`` links (links per leaf port at the leaf-spine link speed),
+  each link at the cheapest part at that speed; with three tiers one spine per plane with its
+  fewest up ports likewise. Every count is at most the sized design's and every price at most
+  the one the bill of materials charges, so the sum is at most its capex (and power); energy is
+  network power x the file's energy price, as the budget counts it.
 - ``job_time_s``: the placed jobs' summed ideal time (every endpoint at NIC goodput line rate,
   scale-up flows at the domain's bandwidth): it depends only on the node types, the placement
   and the transport's wire efficiency, which every candidate shares, and no fabric beats it.

@@ -1,9 +1,10 @@
-"""Link budgets: uplinks, spine counts, oversubscription, port speeds and optics, chosen by CP-SAT.
+"""Link budgets: uplinks, spine counts, oversubscription, port speeds and optics, chosen exactly.
 
 Owns the link-budget model of a layered Clos (2 or 3 tiers; ``clos``,
 ``rail_optimized``, ``rail_only`` and ``fat_tree`` families, any number of planes): the
 decisions per tier, the loads they must carry, their cost and power, and the
-CP-SAT model that chooses them. It never routes through the kernels and never
+model that chooses them (:func:`solve_cp`: every shape evaluated, or CP-SAT on tables of more
+than ``EXHAUSTIVE_MAX_SHAPES`` shapes). It never routes through the kernels and never
 re-checks its own answer: :mod:`topo.solve.budget_check` (which shares no code with
 this module) rebuilds the chosen fabric, routes the traffic through
 :mod:`topo.routing.engine` and confirms it before a :class:`BudgetResult` is returned.
