@@ -416,3 +416,20 @@ def test_cli_mixed_tiers_and_tapers(tmp_path):
         x["id"] for x in d["candidates"]]
     res = CliRunner().invoke(main, ["design", str(p), "--tapers", "0.5"])
     assert res.exit_code == 2 and "--tapers" in res.output and no_crash(res), res.output
+
+
+def test_optimize_design_carries_the_chosen_models_and_taper():
+    """topo.optimize(design={mixed_tiers, tapers}): the chosen candidate's tier models and caps are
+    the plan's cluster file, so the pipeline's own budget stays within the chosen taper."""
+    from topo.pipeline import optimize
+    c = from_dict(_cluster(racks=2, nodes=2))
+    plan = optimize(c, failures=False, design={"switches": MODELS2, "tiers": [2], "families": ["clos"],
+                                               "mixed_tiers": True, "tapers": [1, 3]})
+    ds = plan["design"]
+    chosen = next(x for x in ds["candidates"] if x["id"] == ds["chosen"])
+    assert len(ds["candidates"]) == 8 and "/taper-leaf=" in ds["chosen"]
+    cf_ = plan["cluster_file"]
+    assert [t["switch"] for t in cf_["fabric"]["tiers"]] == chosen["switches"]
+    assert cf_["goals"]["max_oversubscription"] == chosen["max_oversubscription"]
+    from topo.io.plan import typed
+    typed(json.loads(json.dumps(plan)))   # the plan's typed model accepts the candidates' new fields
