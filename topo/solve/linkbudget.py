@@ -1328,6 +1328,133 @@ def _kbps(x) -> np.ndarray:
     return np.round(np.asarray(x, dtype=np.float64) * 1e6).astype(np.int64)
 
 
+def _shapes_two(T: _Tables, survive: str, row) -> tuple:
+    """2 tiers: the shapes of :func:`_shape_table`, their rows (through ``row``), capex, watts and
+    twice their bisection."""
+    s = T.specs
+    P = T.planes
+    g1 = int(round(T.g1 * 1e6))    # kb/s
+    ppm = 1_000_000
+    cap1 = int(math.floor(T.cap[0] * ppm + 1e-6))
+    E = T.E_opts
+    capex = watts = bis2 = None
+    R1, kS1 = s[1].radix, T.lanes[1]
+    iE_l, b_l = [], []
+    for iE, eo in enumerate(E):
+        if not eo["ok1"]:
+            continue
+        for b in _b1_choices(T, eo):
+            if eo["U0"] % b == 0 and -(-eo["L"] * b // kS1) <= R1:
+                iE_l.append(iE)
+                b_l.append(b)
+    iE_a = np.array(iE_l, dtype=np.int64)
+    n = iE_a.size
+    out = dict(n=n, iE=iE_a, iD=None, b=np.array(b_l, dtype=np.int64))
+    if n:
+        u0 = _gather(E, "U0", np.int64)[iE_a]
+        t1 = _kbps(_gather(E, "t1", np.float64))[iE_a]
+        nl = _gather(E, "nl", np.int64)[iE_a]
+        b1 = out["b"]
+        row("leaf uplinks at or under the target", _le([t1, ppm], [cap1, g1, u0], n))
+        if survive == "link":
+            row("leaf uplinks after a link failure", _le([t1], [g1, u0 - 1], n))
+        elif survive == "switch":
+            row("leaf uplinks after a spine failure", _le([t1], [g1, u0 - b1], n))
+            row("a spare spine", u0 - b1 >= 1)
+        spp = u0 // b1
+        capex = (nl * s[0].cost_usd + (P * spp) * s[1].cost_usd + _gather(E, "c0", np.float64)[iE_a]
+                 + u0 * _gather(E, "c1", np.float64)[iE_a])
+        watts = (nl * s[0].power_w + (P * spp) * s[1].power_w + _gather(E, "w0", np.float64)[iE_a]
+                 + u0 * _gather(E, "w1", np.float64)[iE_a])
+        inj = T.injection_gbps
+        leaf_c = (nl * u0) * T.g1
+        bis2 = np.where(nl > P, np.minimum(inj, leaf_c), inj)
+    return out, capex, watts, bis2
+
+
+def _shapes_three(T: _Tables, survive: str, row) -> tuple:
+    """3 tiers: the shapes of :func:`_shape_table`, their rows (through ``row``), capex, watts and
+    twice their bisection."""
+    s = T.specs
+    P = T.planes
+    g1 = int(round(T.g1 * 1e6))    # kb/s
+    g2 = int(round(T.g2 * 1e6))
+    ppm = 1_000_000
+    cap1 = int(math.floor(T.cap[0] * ppm + 1e-6))
+    cap2 = int(math.floor(T.cap[1] * ppm + 1e-6))
+    E = T.E_opts
+    capex = watts = bis2 = None
+    keys = sorted(T.pair)
+    prs = [T.pair[k] for k in keys]
+    bundle_cache: dict = {}
+    pid_l, b2_l, bp_l = [], [], []
+    for j, pr in enumerate(prs):
+        ck = (tuple(pr["b2s"]), bool(pr["partial"]))
+        if ck not in bundle_cache:
+            bb = list(_bundles(pr))
+            bundle_cache[ck] = ([x[0] for x in bb], [x[1] for x in bb])
+        b2s_, bps_ = bundle_cache[ck]
+        pid_l.append(np.full(len(b2s_), j, dtype=np.int64))
+        b2_l.append(b2s_)
+        bp_l.append(bps_)
+    pid = np.concatenate(pid_l) if pid_l else np.zeros(0, np.int64)
+    b2 = np.array([v for x in b2_l for v in x], dtype=np.int64)
+    bp = np.array([v for x in bp_l for v in x], dtype=np.int64)
+    n = pid.size
+    kE = np.array([k[0] for k in keys], dtype=np.int64)
+    kD = np.array([k[1] for k in keys], dtype=np.int64)
+    iE_a, iD_a = kE[pid] if n else kE[:0], kD[pid] if n else kD[:0]
+    out = dict(n=n, iE=iE_a, iD=iD_a, b2=b2, bp=bp)
+    if n:
+        def pg(key, dtype):
+            return _gather(prs, key, dtype)[pid]
+        u0 = _gather(E, "U0", np.int64)[iE_a]
+        t1 = _kbps(_gather(E, "t1", np.float64))[iE_a]
+        nl = _gather(E, "nl", np.int64)[iE_a]
+        u1 = _gather(T.D_opts, "U1", np.int64)[iD_a]
+        spp, su, b1 = pg("spp", np.int64), pg("su", np.int64), pg("b1", np.int64)
+        t2 = _kbps(_gather(prs, "t2", np.float64))[pid]
+        t2l = _kbps(_gather(prs, "t2_last", np.float64))[pid]
+        partial = pg("partial", bool)
+        k2 = u1 // b2
+        sl = spp * k2 * bp
+        row("leaf uplinks at or under the target", _le([t1, ppm], [cap1, g1, u0], n))
+        if survive == "link":
+            row("leaf uplinks after a link failure", _le([t1, su], [g1, u0, su - 1], n))
+        elif survive == "switch":
+            row("leaf uplinks after a spine failure", _le([t1], [g1, u0 - b1], n))
+            row("leaf uplinks after a super-spine failure", _le([t1, su], [g1, u0, su - b2], n))
+        for tag, tt, s_, bb, applies in (("", t2, su, b2, None), (" (partly filled pod)", t2l, sl, bp, partial)):
+            row("spine uplinks at or under the target" + tag, _le([tt, ppm], [cap2, g2, s_], n), applies)
+            if survive == "link":
+                row("spine uplinks after a spine-super link failure" + tag, _le([tt], [g2, s_ - 1], n), applies)
+                row("spine uplinks after a leaf-spine link failure" + tag,
+                    _le([tt, u0], [g2, s_, u0 - 1], n), applies)
+                row("two spine uplinks per pod" + tag, s_ >= 2, applies)
+            elif survive == "switch":
+                row("spine uplinks after a spine failure" + tag, _le([tt, spp], [g2, s_, spp - 1], n), applies)
+                row("spine uplinks after a super-spine failure" + tag, _le([tt], [g2, s_ - bb], n), applies)
+                row("a spare spine and super-spine" + tag,
+                    np.minimum(np.minimum(u0 - b1, s_ - bb), spp - 1) >= 1, applies)
+        npods, ppp = pg("npods", np.int64), pg("ppp", np.int64)
+        n_last = np.where(partial, pg("n_partial", np.int64), 0)
+        nsw = [nl, npods * spp, P * spp * k2]
+        capex = np.zeros(n)
+        watts = np.zeros(n)
+        for m_, sp in zip(nsw, s):   # the order of sum() in evaluate: same floating-point result
+            capex = capex + m_ * sp.cost_usd
+            watts = watts + m_ * sp.power_w
+        capex = (capex + _gather(E, "c0", np.float64)[iE_a] + u0 * pg("c1", np.float64) + su * pg("c2", np.float64)
+                 + sl * pg("c2l", np.float64))
+        watts = (watts + _gather(E, "w0", np.float64)[iE_a] + u0 * pg("w1", np.float64) + su * pg("w2", np.float64)
+                 + sl * pg("w2l", np.float64))
+        inj = T.injection_gbps
+        bis2 = np.full(n, inj)
+        bis2 = np.where(nl > P, np.minimum(bis2, (nl * u0) * T.g1), bis2)
+        bis2 = np.where(ppp > 1, np.minimum(bis2, ((npods - n_last) * su + n_last * sl) * T.g2), bis2)
+    return out, capex, watts, bis2
+
+
 def _shape_table(T: _Tables, survive: str, tau: float) -> dict:
     """Every structurally valid shape of ``T`` (the order of :func:`_shapes`) with, per shape,
     whether it meets every constraint row of the model, its capex and its watts.
@@ -1341,15 +1468,7 @@ def _shape_table(T: _Tables, survive: str, tau: float) -> dict:
     cache = T.__dict__.setdefault("_shape_cache", {})
     if key in cache:
         return cache[key]
-    s = T.specs
-    P = T.planes
-    g1 = int(round(T.g1 * 1e6))    # kb/s
-    g2 = int(round(T.g2 * 1e6))
-    ppm = 1_000_000
-    cap1 = int(math.floor(T.cap[0] * ppm + 1e-6))
-    cap2 = int(math.floor(T.cap[1] * ppm + 1e-6))
-    E = T.E_opts
-    rows: list = []                # (name, feasible mask or None when the family does not apply)
+    rows: list = []                # (name, feasible mask), one per constraint family that applies
 
     def row(name, ok, applies=None):
         if applies is not None:
@@ -1358,107 +1477,8 @@ def _shape_table(T: _Tables, survive: str, tau: float) -> dict:
                 return
         rows.append((name, ok))
 
-    if not T.three:
-        R1, kS1 = s[1].radix, T.lanes[1]
-        iE_l, b_l = [], []
-        for iE, eo in enumerate(E):
-            if not eo["ok1"]:
-                continue
-            for b in _b1_choices(T, eo):
-                if eo["U0"] % b == 0 and -(-eo["L"] * b // kS1) <= R1:
-                    iE_l.append(iE)
-                    b_l.append(b)
-        iE_a = np.array(iE_l, dtype=np.int64)
-        n = iE_a.size
-        out = dict(n=n, iE=iE_a, iD=None, b=np.array(b_l, dtype=np.int64))
-        if n:
-            u0 = _gather(E, "U0", np.int64)[iE_a]
-            t1 = _kbps(_gather(E, "t1", np.float64))[iE_a]
-            nl = _gather(E, "nl", np.int64)[iE_a]
-            b1 = out["b"]
-            row("leaf uplinks at or under the target", _le([t1, ppm], [cap1, g1, u0], n))
-            if survive == "link":
-                row("leaf uplinks after a link failure", _le([t1], [g1, u0 - 1], n))
-            elif survive == "switch":
-                row("leaf uplinks after a spine failure", _le([t1], [g1, u0 - b1], n))
-                row("a spare spine", u0 - b1 >= 1)
-            spp = u0 // b1
-            capex = (nl * s[0].cost_usd + (P * spp) * s[1].cost_usd + _gather(E, "c0", np.float64)[iE_a]
-                     + u0 * _gather(E, "c1", np.float64)[iE_a])
-            watts = (nl * s[0].power_w + (P * spp) * s[1].power_w + _gather(E, "w0", np.float64)[iE_a]
-                     + u0 * _gather(E, "w1", np.float64)[iE_a])
-            inj = T.injection_gbps
-            leaf_c = (nl * u0) * T.g1
-            bis2 = np.where(nl > P, np.minimum(inj, leaf_c), inj)
-    else:
-        keys = sorted(T.pair)
-        prs = [T.pair[k] for k in keys]
-        bundle_cache: dict = {}
-        pid_l, b2_l, bp_l = [], [], []
-        for j, pr in enumerate(prs):
-            ck = (tuple(pr["b2s"]), bool(pr["partial"]))
-            if ck not in bundle_cache:
-                bb = list(_bundles(pr))
-                bundle_cache[ck] = ([x[0] for x in bb], [x[1] for x in bb])
-            b2s_, bps_ = bundle_cache[ck]
-            pid_l.append(np.full(len(b2s_), j, dtype=np.int64))
-            b2_l.append(b2s_)
-            bp_l.append(bps_)
-        pid = np.concatenate(pid_l) if pid_l else np.zeros(0, np.int64)
-        b2 = np.array([v for x in b2_l for v in x], dtype=np.int64)
-        bp = np.array([v for x in bp_l for v in x], dtype=np.int64)
-        n = pid.size
-        kE = np.array([k[0] for k in keys], dtype=np.int64)
-        kD = np.array([k[1] for k in keys], dtype=np.int64)
-        iE_a, iD_a = kE[pid] if n else kE[:0], kD[pid] if n else kD[:0]
-        out = dict(n=n, iE=iE_a, iD=iD_a, b2=b2, bp=bp)
-        if n:
-            def pg(key, dtype):
-                return _gather(prs, key, dtype)[pid]
-            u0 = _gather(E, "U0", np.int64)[iE_a]
-            t1 = _kbps(_gather(E, "t1", np.float64))[iE_a]
-            nl = _gather(E, "nl", np.int64)[iE_a]
-            u1 = _gather(T.D_opts, "U1", np.int64)[iD_a]
-            spp, su, b1 = pg("spp", np.int64), pg("su", np.int64), pg("b1", np.int64)
-            t2 = _kbps(_gather(prs, "t2", np.float64))[pid]
-            t2l = _kbps(_gather(prs, "t2_last", np.float64))[pid]
-            partial = pg("partial", bool)
-            k2 = u1 // b2
-            sl = spp * k2 * bp
-            row("leaf uplinks at or under the target", _le([t1, ppm], [cap1, g1, u0], n))
-            if survive == "link":
-                row("leaf uplinks after a link failure", _le([t1, su], [g1, u0, su - 1], n))
-            elif survive == "switch":
-                row("leaf uplinks after a spine failure", _le([t1], [g1, u0 - b1], n))
-                row("leaf uplinks after a super-spine failure", _le([t1, su], [g1, u0, su - b2], n))
-            for tag, tt, s_, bb, applies in (("", t2, su, b2, None), (" (partly filled pod)", t2l, sl, bp, partial)):
-                row("spine uplinks at or under the target" + tag, _le([tt, ppm], [cap2, g2, s_], n), applies)
-                if survive == "link":
-                    row("spine uplinks after a spine-super link failure" + tag, _le([tt], [g2, s_ - 1], n), applies)
-                    row("spine uplinks after a leaf-spine link failure" + tag,
-                        _le([tt, u0], [g2, s_, u0 - 1], n), applies)
-                    row("two spine uplinks per pod" + tag, s_ >= 2, applies)
-                elif survive == "switch":
-                    row("spine uplinks after a spine failure" + tag, _le([tt, spp], [g2, s_, spp - 1], n), applies)
-                    row("spine uplinks after a super-spine failure" + tag, _le([tt], [g2, s_ - bb], n), applies)
-                    row("a spare spine and super-spine" + tag,
-                        np.minimum(np.minimum(u0 - b1, s_ - bb), spp - 1) >= 1, applies)
-            npods, ppp = pg("npods", np.int64), pg("ppp", np.int64)
-            n_last = np.where(partial, pg("n_partial", np.int64), 0)
-            nsw = [nl, npods * spp, P * spp * k2]
-            capex = np.zeros(n)
-            watts = np.zeros(n)
-            for m_, sp in zip(nsw, s):   # the order of sum() in evaluate: same floating-point result
-                capex = capex + m_ * sp.cost_usd
-                watts = watts + m_ * sp.power_w
-            capex = (capex + _gather(E, "c0", np.float64)[iE_a] + u0 * pg("c1", np.float64) + su * pg("c2", np.float64)
-                     + sl * pg("c2l", np.float64))
-            watts = (watts + _gather(E, "w0", np.float64)[iE_a] + u0 * pg("w1", np.float64) + su * pg("w2", np.float64)
-                     + sl * pg("w2l", np.float64))
-            inj = T.injection_gbps
-            bis2 = np.full(n, inj)
-            bis2 = np.where(nl > P, np.minimum(bis2, (nl * u0) * T.g1), bis2)
-            bis2 = np.where(ppp > 1, np.minimum(bis2, ((npods - n_last) * su + n_last * sl) * T.g2), bis2)
+    out, capex, watts, bis2 = (_shapes_three if T.three else _shapes_two)(T, survive, row)
+    n = out["n"]
     if n:
         if T.bis_floor > 0:
             # requirements.min_bisection_gbps_per_accelerator (Mb/s; the floor rounded down, the
