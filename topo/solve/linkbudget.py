@@ -816,7 +816,22 @@ class _Data:
         return c, w
 
     def tier_price(self, reach: np.ndarray, gbps: float) -> tuple[float, float]:
-        return self._price(reach, gbps)
+        """:meth:`_price` at one speed: the links counted per reach class and summed in class order,
+        as :meth:`_price` sums them (the same floating-point result), each class priced once."""
+        reach = np.asarray(reach)
+        if reach.size == 0:
+            return 0.0, 0.0
+        g = int(np.round(np.float64(gbps)))
+        cache = self.__dict__.setdefault("_tier_price_cache", {})
+        c = w = 0.0
+        for r, cnt in enumerate(np.bincount(reach.ravel().astype(np.int64)).tolist()):
+            if cnt:
+                if (r, g) not in cache:
+                    cache[(r, g)] = self.link_price(r, g)
+                pc, pw = cache[(r, g)]
+                c += cnt * pc
+                w += cnt * pw
+        return c, w
 
 
 def _divisors(n: int) -> list[int]:
