@@ -107,6 +107,38 @@ def test_cp_sat_agrees_with_enumeration(tiers, seed, flows, gbps, survive, tau, 
     assert got >= brute[0] - 1e-9 * abs(brute[0])
 
 
+@pytest.mark.parametrize("tiers,seed,flows,gbps,survive,tau,objective", INSTANCES[::3])
+def test_cp_sat_path_agrees_with_the_exhaustive_path(tiers, seed, flows, gbps, survive, tau, objective):
+    """The two ways solve_cp solves the same rows: CP-SAT (tables above EXHAUSTIVE_MAX_SHAPES)
+    and the evaluation of every shape (below it) reach the same optimum."""
+    c = _two_tier() if tiers == 2 else _three_tier()
+    dem = _random_demands(128, flows, gbps, seed)
+    f, T, _ = _tables(c, dem, survive, tau)
+    ref = bill_of_materials(f, c)["totals"]
+    wc, ww = B._objective_weights(c, objective, {"capex": ref["network_cost_usd"], "watts": ref["network_kw"] * 1e3})
+    ex = B.solve_cp(T, survive, tau, wc, ww, time_limit=20, seed=1, workers=1, method="exhaustive")
+    cp = B.solve_cp(T, survive, tau, wc, ww, time_limit=20, seed=1, workers=1, method="cp")
+    assert (ex["method"], cp["method"]) == ("exhaustive", "cp")
+    assert ex["status"] == cp["status"]
+    if ex["choice"] is None:
+        return
+    assert cp["status"] == "OPTIMAL"
+    v = [wc * e["capex"] + ww * e["watts"] for e in (B.evaluate(T, survive, tau, *r["choice"]) for r in (ex, cp))]
+    # CP-SAT's integer objective rounds the costs; the exhaustive one compares them exactly
+    assert v[0] <= v[1] + 1e-9 * abs(v[1]) and v[1] <= v[0] * (1 + 1e-6) + 1e-6
+    assert ex["objective"] == ex["bound"] == pytest.approx(v[0], rel=1e-12)
+
+
+def test_exhaustive_rows_are_exact_beyond_int64():
+    """The rows' products can leave int64 on large pods: those shapes are compared in Python integers."""
+    n = 3
+    big = np.array([2 ** 40, 3, 2 ** 40], dtype=np.int64)
+    ok = B._le([big, 2 ** 30], [2 ** 40, 2 ** 30], n)   # 2^70 <= 2^70, 3*2^30 <= 2^70
+    assert ok.tolist() == [True, True, True]
+    ok = B._le([big + 1, 2 ** 30], [2 ** 40, 2 ** 30], n)
+    assert ok.tolist() == [False, True, False]
+
+
 def test_enumeration_instances_are_not_trivial():
     """The agreement test covers infeasible candidates, several feasible ones, and distinct optima."""
     optima, sizes = set(), []

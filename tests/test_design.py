@@ -182,6 +182,7 @@ def test_max_slowdown_sets_the_slow_aside():
 @pytest.mark.parametrize("kw,path", [
     (dict(families="clos,torus"), "families"), (dict(switches="nope"), "switches"),
     (dict(tiers=(4,)), "tiers"), (dict(objective="speed"), "objective"), (dict(max_slowdown=0.5), "max_slowdown"),
+    (dict(tapers=(0.5,)), "tapers"), (dict(tapers="1,x"), "tapers"), (dict(tapers=()), "tapers"),
 ])
 def test_bad_parameters_are_named(kw, path):
     with pytest.raises(SpecError) as e:
@@ -338,3 +339,97 @@ def test_rail_only_example_is_cheaper_than_rail_optimized():
     assert ro["capex_usd"] < opt["capex_usd"] and ro["network_kw"] < opt["network_kw"]
     assert ro["job_time_s"] <= opt["job_time_s"] * (1 + 1e-9)
     assert r.chosen == ro["id"] and set(ro["job_times_s"]) == {"dense-512", "moe-512"}
+
+
+# --- switch model per tier and taper caps as decisions ----------------------------------------------
+MODELS2 = "th4-64x400,th5-128x400"
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """The 160-GPU RoCE instance, two tiers, each tier's model on its own and leaf caps 1 and 3,
+    searched with and without pruning."""
+    d = _cluster(racks=5, nodes=4, accel=8)
+    d["transport"] = {"protocol": "roce", "qps_per_connection": 1}
+    c = from_dict(d)
+    kw = dict(switches=MODELS2, tiers=(2,), mixed_tiers=True, tapers=(1, 3))
+    return c, D.design(c, **kw), D.design(c, prune=False, **kw)
+
+
+def test_mixed_models_and_tapers_front_equals_brute_force(mixed):
+    c, r, full = mixed
+    cands = D.candidates(c, None, MODELS2, (2,), mixed_tiers=True, tapers=(1, 3))
+    assert [x["id"] for x in r.candidates] == [x["id"] for x in cands]
+    per_family = {(x["switch"], x["max_oversubscription"]["leaf"]) for x in cands if x["family"] == "clos"
+                  and x["planes"] == 1}
+    assert len(per_family) == 4 * 2   # 2 models ^ 2 tiers, 2 caps
+    assert {tuple(x["switches"]) for x in cands} == {("th4-64x400", "th4-64x400"), ("th4-64x400", "th5-128x400"),
+                                                     ("th5-128x400", "th4-64x400"), ("th5-128x400", "th5-128x400")}
+    placement, _ = fit_in_order(c, build(c))
+    rows = {}
+    for cand in cands:
+        b = _brute_row(c, cand, placement)
+        got = next(x for x in full.candidates if x["id"] == cand["id"])
+        if b is None:
+            assert got["status"] in ("infeasible", "pruned_by_port_count"), got
+            continue
+        rows[cand["id"]] = b
+        assert got["status"] == "sized", got
+        for k in KEYS:
+            assert got[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9), (cand["id"], k)
+        # the tiers are the candidate's models, the leaf taper within the candidate's cap
+        tiers = got["cluster_after"]["fabric"]["tiers"]
+        assert [t["switch"] for t in tiers] == cand["switches"]
+        assert got["oversubscription"][0] <= cand["max_oversubscription"]["leaf"] + 1e-9
+    front = [i for i, a in rows.items() if not any(_dominates(b, a) for j, b in rows.items() if j != i)]
+    assert list(full.front) == front and list(r.front) == front and r.chosen == full.chosen
+    # a mixed-model candidate and a tapered one are among the sized; the caps change the design
+    sized = [x for x in full.candidates if x["status"] == "sized"]
+    assert any(len(set(x["switches"])) == 2 for x in sized)
+    assert len({x["total_usd"] for x in sized}) > len({(x["family"], x["planes"], x["switch"]) for x in sized}) / 2
+    assert _bounds_hold(full) == len(sized)
+    for x in r.candidates:
+        if x["status"] == "pruned_by_bound":
+            assert _dominates(rows[x["by"]], rows[x["id"]]), x
+
+
+def test_tapers_refused_when_the_file_fixes_the_taper():
+    d = _cluster()
+    d["goals"]["max_oversubscription"] = 2
+    with pytest.raises(SpecError) as e:
+        D.design(from_dict(d), tapers=(1, 2))
+    assert "tapers" in dict(e.value.errors) and "goals.max_oversubscription" in dict(e.value.errors)["tapers"]
+    p_ok = D.candidates(from_dict(_cluster()), "clos", MODELS2, (1, 2), mixed_tiers=True, tapers="1,2")
+    # one tier has no uplinks: neither a taper nor a second model
+    assert [x["id"] for x in p_ok if x["tiers"] == 1] == ["clos/1-tier/1-plane/th4-64x400",
+                                                          "clos/1-tier/1-plane/th5-128x400"]
+
+
+def test_cli_mixed_tiers_and_tapers(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_cluster(racks=2, nodes=2)))
+    res = CliRunner().invoke(main, ["design", str(p), "--switches", MODELS2, "--tiers", "2", "--families", "clos",
+                                    "--mixed-tiers", "--tapers", "1,3", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert len(d["candidates"]) == 8 and "clos/2-tier/1-plane/th4-64x400+th5-128x400/taper-leaf=3" in [
+        x["id"] for x in d["candidates"]]
+    res = CliRunner().invoke(main, ["design", str(p), "--tapers", "0.5"])
+    assert res.exit_code == 2 and "--tapers" in res.output and no_crash(res), res.output
+
+
+def test_optimize_design_carries_the_chosen_models_and_taper():
+    """topo.optimize(design={mixed_tiers, tapers}): the chosen candidate's tier models and caps are
+    the plan's cluster file, so the pipeline's own budget stays within the chosen taper."""
+    from topo.pipeline import optimize
+    c = from_dict(_cluster(racks=2, nodes=2))
+    plan = optimize(c, failures=False, design={"switches": MODELS2, "tiers": [2], "families": ["clos"],
+                                               "mixed_tiers": True, "tapers": [1, 3]})
+    ds = plan["design"]
+    chosen = next(x for x in ds["candidates"] if x["id"] == ds["chosen"])
+    assert len(ds["candidates"]) == 8 and "/taper-leaf=" in ds["chosen"]
+    cf_ = plan["cluster_file"]
+    assert [t["switch"] for t in cf_["fabric"]["tiers"]] == chosen["switches"]
+    assert cf_["goals"]["max_oversubscription"] == chosen["max_oversubscription"]
+    from topo.io.plan import typed
+    typed(json.loads(json.dumps(plan)))   # the plan's typed model accepts the candidates' new fields

@@ -77,6 +77,12 @@ def render(d: dict) -> str:
 @click.option("--scheduler", default=None, help="address of a running Dask scheduler, e.g. tcp://host:8786")
 @click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True,
               help="seconds to reach --scheduler")
+@click.option("--mixed-tiers", "mixed_tiers", is_flag=True,
+              help="choose each tier's switch model on its own among --switches (every combination, leaf first); "
+                   "default: one model on every tier")
+@click.option("--tapers", default=None, metavar="R,...",
+              help="oversubscription caps searched per tier (e.g. 1,2,4): each leaf cap (and spine cap on 3 tiers) "
+                   "is a candidate, sized as the cheapest budget within it (default: the budget's cheapest taper)")
 @click.option("--no-prune", "no_prune", is_flag=True,
               help="size every candidate the port count allows (no pruning by bound; the same front, slower)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
@@ -85,7 +91,7 @@ def render(d: dict) -> str:
 @click.option("--force", is_flag=True, help="replace an existing -o directory")
 @handle_errors
 def design(cluster, families, switches, tier_counts, objective, max_slowdown, survive, time_limit, seed, workers,
-           scheduler, connect_timeout, no_prune, as_json, output, force):
+           scheduler, connect_timeout, mixed_tiers, tapers, no_prune, as_json, output, force):
     """Search fabric families x tiers x planes x switch models for CLUSTER's jobs; print the Pareto front."""
     import contextlib
 
@@ -106,9 +112,12 @@ def design(cluster, families, switches, tier_counts, objective, max_slowdown, su
         from topo.study.executor import open_executor
         ctx = open_executor(workers=workers, scheduler=scheduler, connect_timeout_s=connect_timeout)
     with ctx as ex:
-        r = _design(c, families=families, switches=switches, tiers=tiers, objective=objective,
-                    max_slowdown=max_slowdown, survive=survive, seed=seed, time_limit=time_limit, executor=ex,
-                    prune=not no_prune)
+        try:
+            r = _design(c, families=families, switches=switches, tiers=tiers, objective=objective,
+                        max_slowdown=max_slowdown, survive=survive, seed=seed, time_limit=time_limit, executor=ex,
+                        prune=not no_prune, mixed_tiers=mixed_tiers, tapers=tapers)
+        except SpecError as e:
+            raise e.renamed({"tapers": "--tapers", "switches": "--switches", "families": "--families"})
     d = r.to_dict()
     if output is not None:
         from topo.core.atomic import OutputDir

@@ -1,6 +1,7 @@
 """`topo failures` and `topo sweep`: thin commands over topo.study.failures and topo.study.sweep."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import click
@@ -93,11 +94,16 @@ def _text(d, top=30):
               help="route the jobs for every failure (default: when the fabric has at most 200,000 links); "
                    "--no-traffic: capacity, isolation and jobs hit only, fast at any size")
 @click.option("--hash-exact", is_flag=True, help="let healthy roce-hash loads refine the symmetry classes too")
+@click.option("--scheduler", default=None,
+              help="address of a running Dask scheduler, e.g. tcp://host:8786: the routed single-failure classes "
+                   "run there (same results as locally for the same seed)")
+@click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True,
+              help="seconds to reach --scheduler")
 @json_option()
 @fabric_option
 @handle_errors
-def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact, as_json,
-             which_fabric):
+def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact,
+             scheduler, connect_timeout, as_json, which_fabric):
     """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
     from topo.study.failures import analyze_failures
     from topo.model.spec import load
@@ -114,9 +120,15 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     # the front-end: capacity lost and hosts cut off per failure (it carries no jobs to route)
     c, fab = for_fabric(c, which_fabric)
     placement = read_placement(plan_path, c, fab) if plan_path else None
-    res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
-                           group=not exhaustive, workers=workers, traffic=traffic,
-                           hash_exact=hash_exact)
+    if scheduler is None:
+        ex_ctx = contextlib.nullcontext(None)
+    else:
+        from topo.study.executor import open_executor
+        ex_ctx = open_executor(scheduler=scheduler, connect_timeout_s=connect_timeout)
+    with ex_ctx as ex:
+        res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
+                               group=not exhaustive, workers=workers, traffic=traffic,
+                               hash_exact=hash_exact, executor=ex)
     d = res.to_dict()
     if which_fabric == "front-end":
         d = {"fabric": "front-end", **d}

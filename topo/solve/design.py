@@ -7,7 +7,11 @@ Candidates
 Every combination of a fabric family (``clos``, ``rail_optimized``, ``rail_only``), a tier count
 (1, 2 or 3), a plane count (1 and every other count that divides the NICs' ports; rail-only fabrics
 have one plane per rail, so only 1) and a switch model (the same model on every tier: the file's
-own models, the whole catalog, or the names given). A candidate is the cluster file with its
+own models, the whole catalog, or the names given; with ``mixed_tiers`` each tier's model on its
+own, every combination leaf first, id ``.../leaf+spine[+super]``). With ``tapers`` every leaf
+oversubscription cap (and on three tiers every spine cap) is a candidate of its own (id
+``.../taper-leaf=R[,spine=R]``), carried as the candidate file's ``goals.max_oversubscription``,
+so its budget is the cheapest design within the caps. A candidate is the cluster file with its
 ``fabric`` section replaced by ``{family, planes, tiers: [{switch}] x tiers}`` (``dual_homed``
 and ``dual_homed_across`` kept; the tiers' oversubscription, bundles and the pod structure are
 the budget's decisions, so the file's are not carried).
@@ -43,9 +47,14 @@ Two proofs set a candidate aside before sizing; nothing is pruned by sampling or
 and a candidate the budget cannot size is reported infeasible with its reason.
 
 *By port count* (status ``pruned_by_port_count``): no design of it can attach its endpoints: a
-switch whose port is slower than the NIC port; one tier when a plane's (a rail's, on rail-only)
-endpoint ports exceed radix x breakout; two tiers when they exceed radix x (radix - 1) x breakout
-(at most ``radix`` leaves reach a spine plane and each leaf keeps at least one uplink).
+leaf whose port is slower than the NIC port; adjacent tiers whose port speeds are not whole
+multiples of each other (the builder has no link between them, the budget no table); one tier
+when a plane's (a rail's, on rail-only) endpoint ports exceed radix x breakout; two tiers when
+they exceed ``R1 x k1 x (R0 - u) x breakout``: a leaf links to every spine of its plane, so a
+plane has at most the spine's ``R1`` ports x ``k1`` links per spine port leaves, and a leaf of
+radix ``R0`` keeps at least ``u`` up ports (:func:`_min_up_ports`: one, or under a taper cap
+``r`` the fewest ``u`` with ``(R0 - u) / u <= r``, the budget's own test; the budget uses every
+port, down + up = radix), so at most ``R0 - u`` down ports.
 
 *By bound* (status ``pruned_by_bound``): :func:`objective_bounds` gives, before sizing, a bound
 on each objective that no design of the candidate can beat:
@@ -53,12 +62,15 @@ on each objective that no design of the candidate can beat:
 - ``total_usd``, ``capex_usd``, ``network_kw``: the endpoint links, each at the cheapest (and,
   separately, the least power-hungry) part of any reach class at its NIC port speed (the
   builder gives an endpoint link its NIC port's speed, whatever the switch); the leaves it must
-  have at any budget, per plane (per rail on rail-only) ``ceil(ports / (radix x breakout))`` and
-  at least one; with two or three tiers at least one switch per plane (rail) on each upper
-  tier, and one uplink per leaf (per spine with three tiers) at the cheapest part at the
-  switch's port speed (the builder splits every leaf's ports down / up by a finite
-  oversubscription, so every leaf has an uplink); energy is network power x the file's energy
-  price, as the budget counts it.
+  have at any budget, per plane (per rail on rail-only) ``ceil(ports / (down x breakout))`` and
+  at least one, ``down`` the leaf's radix (one tier) or its radix less its fewest up ports ``u``
+  (as for the port count: each leaf holds at most that many endpoint ports); with two or three
+  tiers at least one switch per plane (rail) on each upper tier at that tier's model, and ``u``
+  up ports per leaf, each of ``k0`` links (links per leaf port at the leaf-spine link speed),
+  each link at the cheapest part at that speed; with three tiers one spine per plane with its
+  fewest up ports likewise. Every count is at most the sized design's and every price at most
+  the one the bill of materials charges, so the sum is at most its capex (and power); energy is
+  network power x the file's energy price, as the budget counts it.
 - ``job_time_s``: the placed jobs' summed ideal time (every endpoint at NIC goodput line rate,
   scale-up flows at the domain's bandwidth): it depends only on the node types, the placement
   and the transport's wire efficiency, which every candidate shares, and no fabric beats it.
@@ -80,6 +92,7 @@ tasks are scheduled.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -162,39 +175,117 @@ def _plane_counts(cluster, family: str) -> list:
     return [1] + [p for p in range(2, top + 1) if all(n % p == 0 for n in ports)]
 
 
-def candidates(cluster, families=None, switches=None, tiers=TIERS) -> list:
-    """Every candidate of the space, in a fixed order (family, tiers, planes, switch)."""
+def _tapers(cluster, tapers) -> list:
+    """The oversubscription caps searched per tier (sorted, distinct), or [None] (the file's goal)."""
+    if tapers is None:
+        return [None]
+    if isinstance(tapers, str):
+        try:
+            tapers = [float(x) for x in tapers.split(",") if x.strip()]
+        except ValueError:
+            raise SpecError([("tapers", f"expected numbers >= 1 like 1,2,4 (found {tapers!r})")])
+    vals = list(tapers)
+    if not vals or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 1
+                       for v in vals):
+        raise SpecError([("tapers", f"expected finite numbers >= 1, at least one (found {vals!r})")])
+    if cluster.file.goals.max_oversubscription is not None:
+        raise SpecError([("tapers", "the file states goals.max_oversubscription, which fixes the taper the search "
+                                    "would choose; remove it to search tapers")])
+    return sorted(set(float(v) for v in vals))
+
+
+def _fmt_cap(v: float) -> str:
+    return f"{v:g}"
+
+
+def candidates(cluster, families=None, switches=None, tiers=TIERS, mixed_tiers: bool = False,
+               tapers=None) -> list:
+    """Every candidate of the space, in a fixed order (family, tiers, planes, switch models, taper).
+
+    ``mixed_tiers``: each tier's model chosen on its own among the searched models (leaf first;
+    the models' product, so the same-model candidates are among them); else one model on every
+    tier. ``tapers``: oversubscription caps; with two or more tiers every leaf cap (and, with
+    three, every spine cap) is a candidate of its own, sized as the cheapest budget under it."""
     out = []
+    models = _switch_models(cluster, switches)
+    caps = _tapers(cluster, tapers)
     for fam in _families(families):
         for n in tiers:
+            combos = (list(itertools.product(models, repeat=n)) if mixed_tiers and n > 1
+                      else [(sw,) * n for sw in models])
+            taper = [None]
+            if caps != [None] and n > 1:
+                taper = [{"leaf": a} if n == 2 else {"leaf": a, "spine": b}
+                         for a in caps for b in (caps if n == 3 else [None])]
             for p in _plane_counts(cluster, fam):
-                for sw in _switch_models(cluster, switches):
-                    out.append({"id": f"{fam}/{n}-tier/{p}-plane/{sw}", "family": fam, "tiers": n,
-                                "planes": p, "switch": sw})
+                for combo in combos:
+                    sw = combo[0] if len(set(combo)) == 1 else "+".join(combo)
+                    for t in taper:
+                        cid = f"{fam}/{n}-tier/{p}-plane/{sw}"
+                        cand = {"id": cid, "family": fam, "tiers": n, "planes": p, "switch": sw,
+                                "switches": list(combo)}
+                        if t is not None:
+                            cand["id"] = cid + "/taper-" + ",".join(f"{k}={_fmt_cap(v)}" for k, v in t.items())
+                            cand["max_oversubscription"] = t
+                        out.append(cand)
     return out
 
 
+def _tier_models(cand: dict) -> list:
+    """The switch model of each tier of a candidate (leaf first)."""
+    return list(cand.get("switches") or [cand["switch"]] * cand["tiers"])
+
+
 def candidate_dict(file_dict: dict, cand: dict) -> dict:
-    """The cluster file of a candidate: its fabric section replaced (dual homing kept)."""
+    """The cluster file of a candidate: its fabric section replaced (dual homing kept); a taper
+    candidate's caps as goals.max_oversubscription (so the budget, and optimize after it, keep them)."""
     d = copy.deepcopy(file_dict)
     old = d.get("fabric") or {}
     fab = {"family": cand["family"], "planes": cand["planes"],
-           "tiers": [{"switch": cand["switch"]} for _ in range(cand["tiers"])]}
+           "tiers": [{"switch": m} for m in _tier_models(cand)]}
     if old.get("dual_homed"):
         fab["dual_homed"] = True
         if old.get("dual_homed_across") is not None:
             fab["dual_homed_across"] = old["dual_homed_across"]
     d["fabric"] = fab
+    if cand.get("max_oversubscription"):
+        d.setdefault("goals", {})
+        d["goals"] = {**(d["goals"] or {}), "max_oversubscription": dict(cand["max_oversubscription"])}
     return d
+
+
+def _min_up_ports(cand: dict, tier: int, radix: int) -> int:
+    """The fewest up ports a switch of ``tier`` (0 leaf, 1 spine) has in any design of the candidate
+    with uplinks: one, or under a taper cap the fewest ``u`` with ``(radix - u) / u <= cap`` (the
+    budget splits every port, down + up = radix, and keeps down / up within the cap by this test)."""
+    cap = (cand.get("max_oversubscription") or {}).get("leaf" if tier == 0 else "spine")
+    if cap is None:
+        return 1
+    return next(u for u in range(1, radix + 1) if (radix - u) / u <= cap + 1e-9)
+
+
+def _tier_lanes(cluster, cand: dict) -> list:
+    """Per switch-to-switch tier: (link Gb/s, links per lower-tier port, links per upper-tier port), or
+    None where the two port speeds do not divide (the builder cannot join them)."""
+    from topo.solve.linkbudget import _lanes
+    sp = [cluster.switches[m] for m in _tier_models(cand)]
+    return [_lanes(sp[t].port_gbps, sp[t + 1].port_gbps) for t in range(len(sp) - 1)]
 
 
 def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
     """Why no budget can attach the endpoints of this candidate (a proof by port count), or None."""
-    sw = cluster.switches[cand["switch"]]
+    models = _tier_models(cand)
+    sw = cluster.switches[models[0]]
     up0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
     nic = float(fabric.link_gbps[up0].max(initial=0.0))
     if sw.port_gbps < nic:
         return f"its {sw.port_gbps:g}G ports are slower than the {nic:g}G NIC port"
+    lanes = _tier_lanes(cluster, cand)
+    for t, ln in enumerate(lanes):
+        if ln is None:
+            a, b = cluster.switches[models[t]], cluster.switches[models[t + 1]]
+            return (f"tier {t + 1}'s {a.port_gbps:g}G and tier {t + 2}'s {b.port_gbps:g}G ports: neither speed is a whole "
+                    f"multiple of the other, so no link joins them")
     if cand["tiers"] in (1, 2):
         g = _group_ports(cluster, fabric, cand)
         # the busiest plane holds at least its share (rounded up) of the endpoint ports
@@ -206,10 +297,13 @@ def port_bound(cluster, fabric, cand: dict) -> Optional[str]:
                 return (f"{per_plane:,} endpoint ports on a plane exceed one {sw.radix}-port switch's "
                         f"{sw.radix} ports x breakout {breakout} = {cap:,}")
             return None
-        cap = sw.radix * (sw.radix - 1) * breakout
+        sp = cluster.switches[models[1]]
+        leaves = sp.radix * lanes[0][2]     # every leaf has a link to every spine of its plane
+        down = sw.radix - _min_up_ports(cand, 0, sw.radix)
+        cap = leaves * down * breakout
         if per_plane > cap:
-            return (f"{per_plane:,} endpoint ports on a plane exceed what two tiers of {sw.radix}-port switches "
-                    f"attach: {sw.radix} leaves x {sw.radix - 1} ports x breakout {breakout} = {cap:,}")
+            return (f"{per_plane:,} endpoint ports on a plane exceed what two tiers attach: {leaves:,} leaves (one link "
+                    f"to each spine) x {down} down ports x breakout {breakout} = {cap:,}")
     return None
 
 
@@ -257,7 +351,8 @@ def objective_bounds(cluster, fabric, cand: dict, ideal_s: float) -> dict:
     endpoint links are the candidate's: same ports at the same NIC speeds); ``ideal_s``:
     :func:`ideal_job_times`."""
     from topo.solve.linkbudget import _energy_usd_per_w
-    sw = cluster.switches[cand["switch"]]
+    models = _tier_models(cand)
+    sw = cluster.switches[models[0]]
     up0 = (fabric.link_tier == 0) & ((np.arange(fabric.n_links) & 1) == 0)
     usd = watts = 0.0
     speeds, counts = np.unique(np.asarray(fabric.link_gbps)[up0], return_counts=True)
@@ -268,19 +363,35 @@ def objective_bounds(cluster, fabric, cand: dict, ideal_s: float) -> dict:
     nic = float(speeds.max(initial=0.0))
     breakout = max(int(sw.port_gbps // nic), 1) if nic > 0 else 1
     ports = _group_ports(cluster, fabric, cand)
-    per_leaf = sw.radix * breakout
+    u0 = _min_up_ports(cand, 0, sw.radix) if cand["tiers"] >= 2 else 0
+    per_leaf = (sw.radix - u0) * breakout
     leaves = int(np.maximum(-(-ports // per_leaf), 1).sum())
     groups = int(ports.size)
-    upper = (cand["tiers"] - 1) * groups          # at least one switch per plane (rail) per upper tier
+    uppers = [cluster.switches[m] for m in models[1:]]   # at least one switch per plane (rail) per upper tier
+    capex = usd + leaves * sw.cost_usd + groups * sum(u.cost_usd for u in uppers)
+    w = watts + leaves * sw.power_w + groups * sum(u.power_w for u in uppers)
     uplinks = 0
+    lanes = _tier_lanes(cluster, cand)
     if cand["tiers"] >= 2:
-        uplinks = leaves + (groups if cand["tiers"] == 3 else 0)   # every leaf (spine) has an uplink
-    lu, lw = _cheapest_link(cluster, sw.port_gbps)
-    capex = usd + (leaves + upper) * sw.cost_usd + uplinks * lu
-    kw = (watts + (leaves + upper) * sw.power_w + uplinks * lw) / 1e3
+        # every leaf has u0 up ports of k links each (and, with three tiers, every spine plane has a
+        # spine with its own up ports), each link at least the cheapest part at the link's speed
+        g1, k0, _ = lanes[0]
+        n1 = leaves * u0 * k0
+        lu, lw = _cheapest_link(cluster, g1)
+        capex += n1 * lu
+        w += n1 * lw
+        uplinks += n1
+        if cand["tiers"] == 3:
+            g2, k1, _ = lanes[1]
+            n2 = groups * _min_up_ports(cand, 1, uppers[0].radix) * k1
+            lu, lw = _cheapest_link(cluster, g2)
+            capex += n2 * lu
+            w += n2 * lw
+            uplinks += n2
+    kw = w / 1e3
     return {"total_usd": capex + kw * 1e3 * _energy_usd_per_w(cluster), "capex_usd": capex, "network_kw": kw,
             "job_time_s": ideal_s, "p95_penalty": 1.0, "headroom": 1.0,
-            "switches": leaves + upper, "links": int(up0.sum()) + uplinks}
+            "switches": leaves + groups * len(uppers), "links": int(up0.sum()) + uplinks}
 
 
 def bound_dominated(sized: list, bound: dict) -> Optional[tuple[dict, list]]:
@@ -482,7 +593,7 @@ def _run_in_order(order: list, tasks: dict, bounds: dict, results: list, executo
 def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Optional[str] = None,
            max_slowdown: Optional[float] = None, survive: Optional[str] = None, seed: Optional[int] = None,
            time_limit: Optional[float] = None, placement=None, executor=None, prune: bool = True,
-           lookahead: Optional[int] = None) -> DesignResult:
+           lookahead: Optional[int] = None, mixed_tiers: bool = False, tapers=None) -> DesignResult:
     """Search fabric families x tiers x planes x switch models for the cluster's jobs.
 
     Parameters
@@ -492,6 +603,12 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
         (default: all three)
     switches : None (the file's own switch models), ``"catalog"`` (every catalog switch) or names
     tiers : tier counts searched (default 1, 2 and 3)
+    mixed_tiers : choose each tier's switch model on its own among ``switches`` (every
+        combination, leaf first); default one model on every tier
+    tapers : oversubscription caps (numbers >= 1, or a comma-separated string): with two or three
+        tiers, each leaf cap (and spine cap) is a candidate of its own, sized as the cheapest budget
+        within it; refused when the file states goals.max_oversubscription (default: none, the
+        budget's cheapest taper)
     objective : the budget's objective per candidate and the front point chosen: ``cost``,
         ``power`` or ``balanced`` (default goals.objective)
     max_slowdown : candidates whose summed job time exceeds this multiple of the fastest sized
@@ -507,7 +624,7 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
         count, else 4); never changes the result
 
     Raises SpecError for bad parameters (paths name them: ``families``, ``switches``,
-    ``objective``, ``max_slowdown``, ``tiers``).
+    ``objective``, ``max_slowdown``, ``tiers``, ``tapers``).
     """
     from topo.model.fabric import build
     from topo.model.spec import run_settings
@@ -531,7 +648,7 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
     if placement is None and cluster.file.jobs:
         placement, _ = fit_in_order(cluster, fabric)
     file_dict = cluster.file.model_dump(mode="json")
-    cands = candidates(cluster, families, switches, tiers)
+    cands = candidates(cluster, families, switches, tiers, mixed_tiers=bool(mixed_tiers), tapers=tapers)
     results: list = [None] * len(cands)
     tasks = {}
     ideal_s = ideal_job_times(cluster, fabric, placement)

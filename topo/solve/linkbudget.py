@@ -1,9 +1,10 @@
-"""Link budgets: uplinks, spine counts, oversubscription, port speeds and optics, chosen by CP-SAT.
+"""Link budgets: uplinks, spine counts, oversubscription, port speeds and optics, chosen exactly.
 
 Owns the link-budget model of a layered Clos (2 or 3 tiers; ``clos``,
 ``rail_optimized``, ``rail_only`` and ``fat_tree`` families, any number of planes): the
 decisions per tier, the loads they must carry, their cost and power, and the
-CP-SAT model that chooses them. It never routes through the kernels and never
+model that chooses them (:func:`solve_cp`: every shape evaluated, or CP-SAT on tables of more
+than ``EXHAUSTIVE_MAX_SHAPES`` shapes). It never routes through the kernels and never
 re-checks its own answer: :mod:`topo.solve.budget_check` (which shares no code with
 this module) rebuilds the chosen fabric, routes the traffic through
 :mod:`topo.routing.engine` and confirms it before a :class:`BudgetResult` is returned.
@@ -815,7 +816,22 @@ class _Data:
         return c, w
 
     def tier_price(self, reach: np.ndarray, gbps: float) -> tuple[float, float]:
-        return self._price(reach, gbps)
+        """:meth:`_price` at one speed: the links counted per reach class and summed in class order,
+        as :meth:`_price` sums them (the same floating-point result), each class priced once."""
+        reach = np.asarray(reach)
+        if reach.size == 0:
+            return 0.0, 0.0
+        g = int(np.round(np.float64(gbps)))
+        cache = self.__dict__.setdefault("_tier_price_cache", {})
+        c = w = 0.0
+        for r, cnt in enumerate(np.bincount(reach.ravel().astype(np.int64)).tolist()):
+            if cnt:
+                if (r, g) not in cache:
+                    cache[(r, g)] = self.link_price(r, g)
+                pc, pw = cache[(r, g)]
+                c += cnt * pc
+                w += cnt * pw
+        return c, w
 
 
 def _divisors(n: int) -> list[int]:
@@ -1279,20 +1295,101 @@ def _shapes(T: _Tables):
                     yield iE, None, b
 
 
-def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time_limit: float, seed: int,
-             workers: int, hint: Optional[tuple] = None) -> dict:
-    """Choose one candidate with CP-SAT. Returns status, choice (iE, iD, b), objective, bound.
+# --- the shape table and the solver ------------------------------------------------------------
+# Tables with at most this many shapes are solved by evaluating every shape (numpy, exact integer
+# rows); larger ones by CP-SAT over the same rows (the per-shape arrays of a larger table would
+# take more memory than the model).
+EXHAUSTIVE_MAX_SHAPES = 1_000_000
+_SAFE = float(2 ** 62)
 
-    Extended formulation: one boolean per structurally valid shape (leaf option, spine
-    option, bundle), exactly one of them true; every constraint family is one linear row
-    ``sum_c x_c * (load_c * a_c - capacity_c * (a_c - k_c)) <= 0`` in integers (loads rounded
-    up to Mb/s, capacities down), and the objective is linear in the booleans. With one shape
-    chosen the rows are exact, and the assignment structure gives CP-SAT a tight relaxation.
-    """
-    from ortools.sat.python import cp_model
-    shapes = list(_shapes(T))
-    if not shapes:
-        return dict(status="INFEASIBLE", choice=None, seconds=0.0, scale=1.0, n_shapes=0)
+
+def _prod(terms) -> tuple:
+    """(int64 product, float64 product) of integer arrays/scalars (the int64 one is exact where the
+    float magnitude is under 2^62)."""
+    a = np.ones(1, dtype=np.int64)
+    f = np.ones(1, dtype=np.float64)
+    for t in terms:
+        a = a * np.asarray(t, dtype=np.int64)
+        f = f * np.asarray(t, dtype=np.float64)
+    return a, f
+
+
+def _le(lhs, rhs, n: int) -> np.ndarray:
+    """Exactly ``prod(lhs) <= prod(rhs)`` per shape, for integer factors (arrays of length n or
+    scalars). int64 where both products are provably inside it, Python integers elsewhere."""
+    a, fa = _prod(lhs)
+    b, fb = _prod(rhs)
+    a, fa, b, fb = (np.broadcast_to(v, (n,)) for v in (a, fa, b, fb))
+    out = a <= b
+    big = np.flatnonzero((np.abs(fa) >= _SAFE) | (np.abs(fb) >= _SAFE))
+    if big.size:
+        out = out.copy()
+        pa = np.ones(big.size, dtype=object)
+        pb = np.ones(big.size, dtype=object)
+        for t in lhs:
+            pa = pa * np.broadcast_to(np.asarray(t, dtype=np.int64), (n,))[big].astype(object)
+        for t in rhs:
+            pb = pb * np.broadcast_to(np.asarray(t, dtype=np.int64), (n,))[big].astype(object)
+        out[big] = pa <= pb
+    return out
+
+
+def _gather(dicts: list, key: str, dtype) -> np.ndarray:
+    return np.array([d[key] for d in dicts], dtype=dtype)
+
+
+def _kbps(x) -> np.ndarray:
+    """kb/s, rounded half to even as Python's round (the rows' integer loads)."""
+    return np.round(np.asarray(x, dtype=np.float64) * 1e6).astype(np.int64)
+
+
+def _shapes_two(T: _Tables, survive: str, row) -> tuple:
+    """2 tiers: the shapes of :func:`_shape_table`, their rows (through ``row``), capex, watts and
+    twice their bisection."""
+    s = T.specs
+    P = T.planes
+    g1 = int(round(T.g1 * 1e6))    # kb/s
+    ppm = 1_000_000
+    cap1 = int(math.floor(T.cap[0] * ppm + 1e-6))
+    E = T.E_opts
+    capex = watts = bis2 = None
+    R1, kS1 = s[1].radix, T.lanes[1]
+    iE_l, b_l = [], []
+    for iE, eo in enumerate(E):
+        if not eo["ok1"]:
+            continue
+        for b in _b1_choices(T, eo):
+            if eo["U0"] % b == 0 and -(-eo["L"] * b // kS1) <= R1:
+                iE_l.append(iE)
+                b_l.append(b)
+    iE_a = np.array(iE_l, dtype=np.int64)
+    n = iE_a.size
+    out = dict(n=n, iE=iE_a, iD=None, b=np.array(b_l, dtype=np.int64))
+    if n:
+        u0 = _gather(E, "U0", np.int64)[iE_a]
+        t1 = _kbps(_gather(E, "t1", np.float64))[iE_a]
+        nl = _gather(E, "nl", np.int64)[iE_a]
+        b1 = out["b"]
+        row("leaf uplinks at or under the target", _le([t1, ppm], [cap1, g1, u0], n))
+        if survive == "link":
+            row("leaf uplinks after a link failure", _le([t1], [g1, u0 - 1], n))
+        elif survive == "switch":
+            row("leaf uplinks after a spine failure", _le([t1], [g1, u0 - b1], n))
+            row("a spare spine", u0 - b1 >= 1)
+        spp = u0 // b1
+        capex = (nl * s[0].cost_usd + (P * spp) * s[1].cost_usd + _gather(E, "c0", np.float64)[iE_a]
+                 + u0 * _gather(E, "c1", np.float64)[iE_a])
+        watts = (nl * s[0].power_w + (P * spp) * s[1].power_w + _gather(E, "w0", np.float64)[iE_a]
+                 + u0 * _gather(E, "w1", np.float64)[iE_a])
+        inj = T.injection_gbps
+        leaf_c = (nl * u0) * T.g1
+        bis2 = np.where(nl > P, np.minimum(inj, leaf_c), inj)
+    return out, capex, watts, bis2
+
+
+def _shapes_three(T: _Tables, survive: str, row) -> tuple:
+    """3 tiers: the shapes of :func:`_shape_table`, their rows (through ``row``), capex, watts and
+    twice their bisection."""
     s = T.specs
     P = T.planes
     g1 = int(round(T.g1 * 1e6))    # kb/s
@@ -1300,99 +1397,205 @@ def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time
     ppm = 1_000_000
     cap1 = int(math.floor(T.cap[0] * ppm + 1e-6))
     cap2 = int(math.floor(T.cap[1] * ppm + 1e-6))
-
-    def mbps(x):                   # kb/s, rounded
-        return int(round(x * 1e6))
-
-    rows: dict[str, dict[int, int]] = {}   # constraint family -> {shape index: coefficient}
-
-    def row(name, lhs, rhs):
-        rows.setdefault(name, {})[len(costs)] = int(lhs) - int(rhs)
-
-    costs = []
-    for iE, iD, b in shapes:
-        eo = T.E_opts[iE]
-        u0, t1 = eo["U0"], mbps(eo["t1"])  # leaf uplinks in links
-        row("leaf uplinks at or under the target", t1 * ppm, cap1 * g1 * u0)
-        if not T.three:
-            b1, spp = b, u0 // b
+    E = T.E_opts
+    capex = watts = bis2 = None
+    keys = sorted(T.pair)
+    prs = [T.pair[k] for k in keys]
+    bundle_cache: dict = {}
+    pid_l, b2_l, bp_l = [], [], []
+    for j, pr in enumerate(prs):
+        ck = (tuple(pr["b2s"]), bool(pr["partial"]))
+        if ck not in bundle_cache:
+            bb = list(_bundles(pr))
+            bundle_cache[ck] = ([x[0] for x in bb], [x[1] for x in bb])
+        b2s_, bps_ = bundle_cache[ck]
+        pid_l.append(np.full(len(b2s_), j, dtype=np.int64))
+        b2_l.append(b2s_)
+        bp_l.append(bps_)
+    pid = np.concatenate(pid_l) if pid_l else np.zeros(0, np.int64)
+    b2 = np.array([v for x in b2_l for v in x], dtype=np.int64)
+    bp = np.array([v for x in bp_l for v in x], dtype=np.int64)
+    n = pid.size
+    kE = np.array([k[0] for k in keys], dtype=np.int64)
+    kD = np.array([k[1] for k in keys], dtype=np.int64)
+    iE_a, iD_a = kE[pid] if n else kE[:0], kD[pid] if n else kD[:0]
+    out = dict(n=n, iE=iE_a, iD=iD_a, b2=b2, bp=bp)
+    if n:
+        def pg(key, dtype):
+            return _gather(prs, key, dtype)[pid]
+        u0 = _gather(E, "U0", np.int64)[iE_a]
+        t1 = _kbps(_gather(E, "t1", np.float64))[iE_a]
+        nl = _gather(E, "nl", np.int64)[iE_a]
+        u1 = _gather(T.D_opts, "U1", np.int64)[iD_a]
+        spp, su, b1 = pg("spp", np.int64), pg("su", np.int64), pg("b1", np.int64)
+        t2 = _kbps(_gather(prs, "t2", np.float64))[pid]
+        t2l = _kbps(_gather(prs, "t2_last", np.float64))[pid]
+        partial = pg("partial", bool)
+        k2 = u1 // b2
+        sl = spp * k2 * bp
+        row("leaf uplinks at or under the target", _le([t1, ppm], [cap1, g1, u0], n))
+        if survive == "link":
+            row("leaf uplinks after a link failure", _le([t1, su], [g1, u0, su - 1], n))
+        elif survive == "switch":
+            row("leaf uplinks after a spine failure", _le([t1], [g1, u0 - b1], n))
+            row("leaf uplinks after a super-spine failure", _le([t1, su], [g1, u0, su - b2], n))
+        for tag, tt, s_, bb, applies in (("", t2, su, b2, None), (" (partly filled pod)", t2l, sl, bp, partial)):
+            row("spine uplinks at or under the target" + tag, _le([tt, ppm], [cap2, g2, s_], n), applies)
             if survive == "link":
-                row("leaf uplinks after a link failure", t1, g1 * (u0 - 1))
+                row("spine uplinks after a spine-super link failure" + tag, _le([tt], [g2, s_ - 1], n), applies)
+                row("spine uplinks after a leaf-spine link failure" + tag,
+                    _le([tt, u0], [g2, s_, u0 - 1], n), applies)
+                row("two spine uplinks per pod" + tag, s_ >= 2, applies)
             elif survive == "switch":
-                row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
-                row("a spare spine", 1, u0 - b1)
-            bis2 = _bisection2(T, eo["nl"], eo["nl"] * u0, 1, 0)
-            nsw = [eo["nl"], P * spp]
-            capex = nsw[0] * s[0].cost_usd + nsw[1] * s[1].cost_usd + eo["c0"] + u0 * eo["c1"]
-            watts = nsw[0] * s[0].power_w + nsw[1] * s[1].power_w + eo["w0"] + u0 * eo["w1"]
-        else:
-            do, pr = T.D_opts[iD], T.pair[(iE, iD)]
-            (b2, bp), u1, spp, su, t2 = b, do["U1"], pr["spp"], pr["su"], mbps(pr["t2"])  # spine uplinks in links
-            b1 = pr["b1"]
-            k2 = u1 // b2
-            # full pods, and the partly filled last pod of each plane (bp links per spine and super)
-            pods_ = [("", t2, su, u1, b2)]
-            if pr["partial"]:
-                pods_.append((" (partly filled pod)", mbps(pr["t2_last"]), spp * k2 * bp, k2 * bp, bp))
-            if survive == "link":
-                row("leaf uplinks after a link failure", t1 * su, g1 * u0 * (su - 1))
-            elif survive == "switch":
-                row("leaf uplinks after a spine failure", t1, g1 * (u0 - b1))
-                row("leaf uplinks after a super-spine failure", t1 * su, g1 * u0 * (su - b2))
-            for tag, tt, s_, u_, bb in pods_:
-                row("spine uplinks at or under the target" + tag, tt * ppm, cap2 * g2 * s_)
-                if survive == "link":
-                    row("spine uplinks after a spine-super link failure" + tag, tt, g2 * (s_ - 1))
-                    row("spine uplinks after a leaf-spine link failure" + tag, tt * u0, g2 * s_ * (u0 - 1))
-                    row("two spine uplinks per pod" + tag, 2, s_)
-                elif survive == "switch":
-                    row("spine uplinks after a spine failure" + tag, tt * spp, g2 * s_ * (spp - 1))
-                    row("spine uplinks after a super-spine failure" + tag, tt, g2 * (s_ - bb))
-                    row("a spare spine and super-spine" + tag, 1, min(u0 - b1, s_ - bb, spp - 1))
-            sl = spp * k2 * bp
-            n_last = pr["n_partial"] if pr["partial"] else 0
-            bis2 = _bisection2(T, eo["nl"], eo["nl"] * u0, pr["ppp"], (pr["npods"] - n_last) * su + n_last * sl)
-            nsw = [eo["nl"], pr["npods"] * spp, P * spp * k2]
-            capex = (sum(n * sp.cost_usd for n, sp in zip(nsw, s)) + eo["c0"] + u0 * pr["c1"] + su * pr["c2"]
-                     + sl * pr["c2l"])
-            watts = (sum(n * sp.power_w for n, sp in zip(nsw, s)) + eo["w0"] + u0 * pr["w1"] + su * pr["w2"]
-                     + sl * pr["w2l"])
+                row("spine uplinks after a spine failure" + tag, _le([tt, spp], [g2, s_, spp - 1], n), applies)
+                row("spine uplinks after a super-spine failure" + tag, _le([tt], [g2, s_ - bb], n), applies)
+                row("a spare spine and super-spine" + tag,
+                    np.minimum(np.minimum(u0 - b1, s_ - bb), spp - 1) >= 1, applies)
+        npods, ppp = pg("npods", np.int64), pg("ppp", np.int64)
+        n_last = np.where(partial, pg("n_partial", np.int64), 0)
+        nsw = [nl, npods * spp, P * spp * k2]
+        capex = np.zeros(n)
+        watts = np.zeros(n)
+        for m_, sp in zip(nsw, s):   # the order of sum() in evaluate: same floating-point result
+            capex = capex + m_ * sp.cost_usd
+            watts = watts + m_ * sp.power_w
+        capex = (capex + _gather(E, "c0", np.float64)[iE_a] + u0 * pg("c1", np.float64) + su * pg("c2", np.float64)
+                 + sl * pg("c2l", np.float64))
+        watts = (watts + _gather(E, "w0", np.float64)[iE_a] + u0 * pg("w1", np.float64) + su * pg("w2", np.float64)
+                 + sl * pg("w2l", np.float64))
+        inj = T.injection_gbps
+        bis2 = np.full(n, inj)
+        bis2 = np.where(nl > P, np.minimum(bis2, (nl * u0) * T.g1), bis2)
+        bis2 = np.where(ppp > 1, np.minimum(bis2, ((npods - n_last) * su + n_last * sl) * T.g2), bis2)
+    return out, capex, watts, bis2
+
+
+def _shape_table(T: _Tables, survive: str, tau: float) -> dict:
+    """Every structurally valid shape of ``T`` (the order of :func:`_shapes`) with, per shape,
+    whether it meets every constraint row of the model, its capex and its watts.
+
+    A row is ``load x a <= capacity x (a - k)`` in integers (loads rounded to kb/s, capacities
+    down), compared exactly (int64, or Python integers where a product could leave int64): the
+    same rows, with the same rounding, as the CP-SAT model, so the feasible shapes are the model's.
+    Cached on ``T`` per (survive, tau): the objectives and alternatives reuse it.
+    """
+    key = (survive, float(tau))
+    cache = T.__dict__.setdefault("_shape_cache", {})
+    if key in cache:
+        return cache[key]
+    rows: list = []                # (name, feasible mask), one per constraint family that applies
+
+    def row(name, ok, applies=None):
+        if applies is not None:
+            ok = ok | ~applies
+            if not applies.any():
+                return
+        rows.append((name, ok))
+
+    out, capex, watts, bis2 = (_shapes_three if T.three else _shapes_two)(T, survive, row)
+    n = out["n"]
+    if n:
         if T.bis_floor > 0:
             # requirements.min_bisection_gbps_per_accelerator (Mb/s; the floor rounded down, the
             # candidate's bisection rounded down: a shape exactly at the floor stays)
-            row("bisection at or above the floor", _floor_mbps(T), int(math.floor(bis2 * 1e3)))
-        costs.append(wc * capex + ww * watts)
-    # integer objective: scaled so that its sum over all shapes stays far inside int64
-    top = max(max(abs(v) for v in costs), 1e-300)
-    scale = 1e12 / top / max(1, len(costs) // 1000)
-    icost = [int(round(v * scale)) for v in costs]
-    m = cp_model.CpModel()
-    x = [m.NewBoolVar(f"x[{iE},{iD},{b}]") for iE, iD, b in shapes]
-    # exactly one shape
-    m.AddExactlyOne(x)
-    # each constraint family: one row over the shapes. With exactly one shape true only the
-    # sign of a coefficient matters, so rows are rescaled (signs kept) to stay inside int64.
-    for name, entries in rows.items():
-        big = max(abs(c) for c in entries.values())
-        if big > 10**6:
-            k = big / 10**6
-            entries = {i: 0 if c == 0 else (1 if c > 0 else -1) * max(1, int(abs(c) / k)) for i, c in entries.items()}
-        m.Add(sum(c * x[i] for i, c in entries.items() if c) <= 0)
-    m.Minimize(sum(c * v for c, v in zip(icost, x)))
-    if hint is not None and hint in shapes:
-        m.AddHint(x[shapes.index(hint)], 1)
+            row("bisection at or above the floor", _floor_mbps(T) <= np.floor(bis2 * 1e3))
+        ok = np.ones(n, dtype=bool)
+        for _, r in rows:
+            ok &= r
+        out.update(ok=ok, capex=np.asarray(capex, dtype=np.float64), watts=np.asarray(watts, dtype=np.float64))
+    else:
+        out.update(ok=np.zeros(0, bool), capex=np.zeros(0), watts=np.zeros(0))
+    out["rows"] = rows
+    cache[key] = out
+    return out
+
+
+def _shape_of(tab: dict, k: int, three: bool) -> tuple:
+    """Shape ``k`` of a table as :func:`_shapes` yields it: (iE, iD, b)."""
+    if three:
+        return int(tab["iE"][k]), int(tab["iD"][k]), (int(tab["b2"][k]), int(tab["bp"][k]))
+    return int(tab["iE"][k]), None, int(tab["b"][k])
+
+
+def solve_cp(T: _Tables, survive: str, tau: float, wc: float, ww: float, *, time_limit: float, seed: int,
+             workers: int, hint: Optional[tuple] = None, method: str = "auto") -> dict:
+    """Choose one candidate: the cheapest shape that meets every row. Returns status, choice
+    (iE, iD, b), objective, bound, and the method used.
+
+    Extended formulation: one boolean per structurally valid shape (leaf option, spine
+    option, bundle), exactly one of them true; every constraint family is one linear row
+    ``sum_c x_c * (load_c * a_c - capacity_c * (a_c - k_c)) <= 0`` in integers (loads rounded
+    up to Mb/s, capacities down), and the objective is linear in the booleans. With exactly one
+    shape true a row reduces to that shape's own coefficient, so a shape can be chosen exactly
+    when each of its coefficients is <= 0 (:func:`_shape_table`, compared exactly in integers).
+    ``method``: ``"exhaustive"`` takes the cheapest such shape (ties: the first in shape order),
+    the optimum of the model, proven by evaluating every shape; ``"cp"`` solves the model with
+    CP-SAT (rows rescaled to stay inside int64 with their signs, which is all they test);
+    ``"auto"`` is exhaustive up to ``EXHAUSTIVE_MAX_SHAPES`` shapes and CP-SAT above.
+    """
+    t0 = time.perf_counter()
+    tab = _shape_table(T, survive, tau)
+    n = tab["n"]
+    if not n:
+        return dict(status="INFEASIBLE", choice=None, seconds=time.perf_counter() - t0, scale=1.0, n_shapes=0,
+                    method="exhaustive")
+    if method not in ("auto", "exhaustive", "cp"):
+        raise ValueError(f"method must be auto, exhaustive or cp, not {method!r}")
+    costs = wc * tab["capex"] + ww * tab["watts"]
+    n_rows = len(tab["rows"])
+    if method == "exhaustive" or (method == "auto" and n <= EXHAUSTIVE_MAX_SHAPES):
+        out = dict(status="INFEASIBLE", choice=None, scale=1.0, n_shapes=n, n_rows=n_rows, method="exhaustive")
+        ok = np.flatnonzero(tab["ok"])
+        if ok.size:
+            k = int(ok[np.argmin(costs[ok])])   # argmin: the first of equal costs, in shape order
+            out.update(status="OPTIMAL", choice=_shape_of(tab, k, T.three), objective=float(costs[k]),
+                       bound=float(costs[k]))
+        out["seconds"] = time.perf_counter() - t0
+        return out
+    return _solve_cp_sat(T, tab, costs, time_limit=time_limit, seed=seed, workers=workers, hint=hint, t0=t0)
+
+
+def _engine(tables, survive: str, tau: float) -> str:
+    """How the budget's tables were solved (see :func:`solve_cp`, method ``auto``)."""
+    big = [_shape_table(T, survive, tau)["n"] > EXHAUSTIVE_MAX_SHAPES for T in tables]
+    if not any(big):
+        return "exhaustive enumeration"
+    return "CP-SAT" if all(big) else "CP-SAT and exhaustive"
+
+
+def _solve_cp_sat(T: _Tables, tab: dict, costs: np.ndarray, *, time_limit, seed, workers, hint, t0) -> dict:
+    """The CP-SAT model of :func:`solve_cp` over a shape table: one boolean per shape, exactly one
+    true, one row per constraint family with coefficients of the shape's sign (+1 where the shape
+    breaks the family's row, -1 where it meets it), the objective scaled to integers."""
+    from ortools.sat.python import cp_model
     from topo.solve.cpsat import configure
+    from topo.core.signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.core.signals
+    n = tab["n"]
+    # integer objective: scaled so that its sum over all shapes stays far inside int64
+    top = max(float(np.abs(costs).max()), 1e-300)
+    scale = 1e12 / top / max(1, n // 1000)
+    icost = np.round(costs * scale).astype(np.int64)
+    m = cp_model.CpModel()
+    x = [m.NewBoolVar(f"x{i}") for i in range(n)]
+    m.AddExactlyOne(x)
+    for _, ok in tab["rows"]:
+        coef = np.where(ok, -1, 1).astype(np.int64)
+        m.Add(cp_model.LinearExpr.WeightedSum(x, coef.tolist()) <= 0)
+    m.Minimize(cp_model.LinearExpr.WeightedSum(x, icost.tolist()))
+    if hint is not None:
+        for k in range(n):
+            if _shape_of(tab, k, T.three) == hint:
+                m.AddHint(x[k], 1)
+                break
     solver = cp_model.CpSolver()
     configure(solver, time_limit=time_limit, seed=seed, workers=workers)
-    t0 = time.perf_counter()
-    from topo.core.signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.core.signals
     st = solve_interruptible(solver, m)
-    secs = time.perf_counter() - t0
-    out = dict(status=solver.StatusName(st), seconds=secs, choice=None, scale=scale, n_shapes=len(shapes),
-               n_rows=len(rows))
+    out = dict(status=solver.StatusName(st), seconds=time.perf_counter() - t0, choice=None, scale=scale, n_shapes=n,
+               n_rows=len(tab["rows"]), method="cp")
     if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         k = next(i for i, v in enumerate(x) if solver.BooleanValue(v))
-        out.update(choice=shapes[k], objective=solver.ObjectiveValue(), bound=solver.BestObjectiveBound())
+        out.update(choice=_shape_of(tab, k, T.three), objective=solver.ObjectiveValue(),
+                   bound=solver.BestObjectiveBound())
     return out
 
 
@@ -1612,7 +1815,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     network_power = _network_power(after_fab, after, bom_after)
     n_cand = sum(1 for T_ in tables for _ in enumerate_all(T_, survive, tau)) if sum(
         len(T_.E_opts) * max(len(T_.D_opts), 1) for T_ in tables) <= 20000 else None
-    solver = {"engine": "CP-SAT", "status": status, "statuses": statuses, "objective": best["value"],
+    solver = {"engine": _engine(tables, survive, tau), "status": status, "statuses": statuses, "objective": best["value"],
               "bound": bound, "gap": gap, "solve_seconds": solve_s, "tables_seconds": tables_s,
               "total_seconds": time.perf_counter() - t_start, "seed": seed, "workers": workers,
               "time_limit_s": time_limit, "objective_weights": {"per_usd_capex": weights[0], "per_watt": weights[1]},

@@ -77,7 +77,10 @@ switches or its endpoint's NIC fails).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -565,14 +568,18 @@ def _evaluate(ctx: _Ctx, kind: str, i: int) -> dict:
     return row
 
 
-def single_failures(ctx: _Ctx, group: bool = True, kinds=KINDS, link_color=None, workers: int = 1) -> tuple[list, list]:
-    """Rows (one per class) and their member ids."""
+def single_failures(ctx: _Ctx, group: bool = True, kinds=KINDS, link_color=None, workers: int = 1,
+                    executor=None) -> tuple[list, list]:
+    """Rows (one per class) and their member ids. With ``executor`` (and traffic routed) the
+    classes are evaluated as tasks on it (:func:`_evaluate_on_executor`)."""
     cands = _candidates(ctx)
     cands = {k: v for k, v in cands.items() if k in kinds}
     classes = group_candidates(ctx, cands, group, link_color)
     members = [g for kind in KINDS for g in classes.get(kind, [])]
     work = [(kind, int(g[0])) for kind in KINDS for g in classes.get(kind, [])]
-    if workers and workers > 1 and len(work) > 1:
+    if executor is not None and ctx.traffic is not None and work:
+        rows = _evaluate_on_executor(ctx, work, executor)
+    elif workers and workers > 1 and len(work) > 1:
         rows = _evaluate_parallel(ctx, work, workers)
     else:
         rows = [_evaluate(ctx, kind, i) for kind, i in work]
@@ -617,6 +624,76 @@ def _evaluate_parallel(ctx: _Ctx, work: list, workers: int) -> list:
         if ctx.traffic is not None:  # the same counts as a serial run
             ctx.traffic.routes += routes
             ctx.traffic.skipped += skipped
+    return out
+
+
+# Routed classes on an executor (a Dask cluster, through topo.study.executor): each task rebuilds
+# the context from the cluster file (cached per worker thread, keyed by the task's inputs), checks
+# the rebuilt fabric is the one analysed, and returns its rows and routing counters.
+_REMOTE = threading.local()
+
+
+def _fabric_digest(fabric: Fabric) -> str:
+    h = hashlib.sha256()
+    for a in (fabric.link_src, fabric.link_dst, fabric.link_gbps, fabric.link_tier, fabric.ep_server,
+              fabric.ep_domain):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(str((fabric.n_nodes, fabric.n_links, fabric.n_endpoints)).encode())
+    return h.hexdigest()
+
+
+def _remote_ctx(task: dict) -> _Ctx:
+    """The context of a task, rebuilt in this worker thread once per distinct task inputs."""
+    hit = getattr(_REMOTE, "entry", None)
+    if hit is not None and hit[0] == task["key"]:
+        return hit[1]
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    _REMOTE.entry = None  # drop the previous context before building the next
+    cluster = from_dict(task["file"], base_dir=task["base_dir"])
+    fabric = build(cluster)
+    if _fabric_digest(fabric) != task["fabric_digest"]:
+        raise SpecError([("executor", "the worker rebuilt a different fabric from the cluster file; failures "
+                                      "run on an executor only for the fabric the cluster file builds")])
+    placement = {k: np.asarray(v, np.int64) for k, v in task["placement"].items()}
+    ctx = _context(cluster, fabric, placement)
+    ctx.su_switches = np.asarray(task["su_switches"], np.int64)  # as the caller's context has them
+    ctx.traffic = Traffic(ctx, seed=task["seed"])
+    _REMOTE.entry = (task["key"], ctx)
+    return ctx
+
+
+def _eval_remote(task: dict):
+    """Rows of one chunk of failure classes, and the routing counters it added (run on a worker)."""
+    ctx = _remote_ctx(task)
+    tr = ctx.traffic
+    before = (tr.routes, tr.skipped)
+    rows = [_evaluate(ctx, kind, i) for kind, i in task["work"]]
+    return rows, (tr.routes - before[0], tr.skipped - before[1])
+
+
+def _evaluate_on_executor(ctx: _Ctx, work: list, executor) -> list:
+    """Evaluate routed failure classes as tasks on ``executor``: chunks of the class list (every
+    chunk-th class, as the forked workers split it), gathered by position, so the rows and the
+    routing counters are a serial run's whatever the order the tasks finish in."""
+    from topo.study.executor import n_workers
+    cl = ctx.cluster
+    if cl is None:
+        raise SpecError([("executor", "failures run on an executor need the cluster (its file is rebuilt on "
+                                      "each worker)")])
+    base = {"file": cl.file.model_dump(mode="json"), "base_dir": cl.base_dir, "placement": {k: [int(x) for x in v] for k, v in ctx.placement.items()},
+            "su_switches": [int(x) for x in ctx.su_switches], "seed": ctx.traffic.seed,
+            "fabric_digest": _fabric_digest(ctx.fabric)}
+    base["key"] = hashlib.sha256(json.dumps(base, sort_keys=True, default=str).encode()).hexdigest()
+    n = max(1, min(len(work), 4 * n_workers(executor)))
+    futs = [executor.submit(_eval_remote, {**base, "work": work[i::n]}) for i in range(n)]
+    out = [None] * len(work)
+    for c, fu in enumerate(futs):
+        part, (routes, skipped) = fu.result()
+        for j, row in enumerate(part):
+            out[c + j * n] = row
+        ctx.traffic.routes += routes  # the same counts as a serial run
+        ctx.traffic.skipped += skipped
     return out
 
 
@@ -895,7 +972,7 @@ class Traffic:
 def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *, single: bool = True,
                      k=None, samples: int = 200, seed: Optional[int] = None, group: bool = True,
                      traffic: Optional[bool] = None, kinds=KINDS, scaleup_switches=None,
-                     workers: int = 1, hash_exact: bool = False) -> FailureResult:
+                     workers: int = 1, hash_exact: bool = False, executor=None) -> FailureResult:
     """Failure analysis of a cluster.
 
     Parameters
@@ -913,6 +990,11 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     hash_exact : let healthy roce-hash loads refine the classes too (exact for
         roce-hash, but at scale nearly every link becomes its own class)
     workers : processes for the single-failure sweep (forked; results identical)
+    executor : a ``concurrent.futures.Executor`` from :func:`topo.study.executor.open_executor`
+        (e.g. a running Dask cluster's, ``open_executor(scheduler="tcp://host:8786")``): the routed
+        single-failure classes run on it as tasks, each worker rebuilding the fabric from the
+        cluster file (a fabric the file does not build is refused); results identical to a
+        local run for the same seed. Ignored when no traffic is routed.
     """
     import time
     t0 = time.perf_counter()
@@ -935,7 +1017,8 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
         link_color = ctx.traffic.link_color(hash_exact)
     rows, members = ([], [])
     if single:
-        rows, members = single_failures(ctx, group=group, kinds=kinds, link_color=link_color, workers=workers)
+        rows, members = single_failures(ctx, group=group, kinds=kinds, link_color=link_color, workers=workers,
+                                        executor=executor)
     kres = {}
     if k is not None:
         ks = [k] if isinstance(k, int) else list(k)
