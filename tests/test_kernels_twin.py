@@ -297,3 +297,85 @@ def test_thread_count_knob(monkeypatch):
         monkeypatch.setenv("TOPO_THREADS", bad)
         with pytest.raises(SpecError, match="TOPO_THREADS"):
             threads()
+
+
+# --- route_uniform: the uniform all-to-all with the sources aggregated in the kernel ------------------
+def _two_islands(seed):
+    """Two random regular switch graphs side by side (no link between them): every pair across
+    is unreachable; dual-homed hosts on the first, single-homed on the second."""
+    a = random_regular_fabric(24, 3, 2, seed=seed, dual=True)
+    b = random_regular_fabric(30, 4, 1, seed=seed + 1)
+    Ea, Eb, Na = a.n_endpoints, b.n_endpoints, a.n_nodes
+    E = Ea + Eb
+
+    def renum(x, f, ep0, sw0):
+        return np.where(x < f.n_endpoints, x + ep0, x - f.n_endpoints + sw0)
+    lo = np.concatenate([renum(a.link_src[0::2], a, 0, E), renum(b.link_src[0::2], b, Ea, E + Na - Ea)])
+    hi = np.concatenate([renum(a.link_dst[0::2], a, 0, E), renum(b.link_dst[0::2], b, Ea, E + Na - Ea)])
+    gbps = np.concatenate([a.link_gbps[0::2], b.link_gbps[0::2]])
+    tier = np.concatenate([np.zeros(E), np.ones(a.n_nodes + b.n_nodes - E)]).astype(np.int8)
+    return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom")
+
+
+def _uniform_both_ways(f, mode, dests, mult, fail=None, threads=1):
+    """(route_uniform's loads, grp_up, grp_down, unreachable) and the same from route_fluid given
+    the expanded flows (one per source group and destination group, as the engine routed them
+    before the sources were aggregated), both compiled."""
+    from topo.routing import kstate as ks
+    mod = compiled()
+    P = routing.prepare(f, routing.failure_mask(f, fail))
+    fa = routing._fabric_arrays(f, P)
+    ng, L = P.g_rep.shape[0], f.n_links
+    g = ks.UniformGroups(g_rep=P.g_rep, g_size=P.g_size.astype(np.float64), dests=dests, d_mult=mult)
+    opt = ks.UniformOptions(mode, P.KU, P.KH, threads, 0.75)
+    mine = (np.zeros(L), np.zeros(ng * P.KU), np.zeros(ng * P.KU))
+    un = mod.route_uniform(fa, g, ks.Loads(load=mine[0], grp_up=mine[1], grp_down=mine[2]), opt)
+    ref = (np.zeros(L), np.zeros(ng * P.KU), np.zeros(ng * P.KU))
+    un_ref = twin.route_uniform(fa, g, ks.Loads(load=ref[0], grp_up=ref[1], grp_down=ref[2]), opt)
+    return (*mine, un), (*ref, un_ref)
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_route_uniform_equals_the_expanded_flows(mode, both):
+    # random regular graphs (single- and dual-homed, large enough for the BFS to turn bottom-up),
+    # with failed links, and two islands (every pair across unreachable); random destinations
+    # (some twice) with multipliers; the twin routes the expanded flows with the twin of route_fluid
+    rng = np.random.default_rng(mode)
+    cases = [(random_regular_fabric(160, 6, 2, seed=s, dual=s % 2 == 1), s) for s in range(3)]
+    cases.append((_two_islands(4), 4))
+    for f, seed in cases:
+        fail = rng.choice(f.n_links, 8, replace=False) if seed == 2 else None
+        ng = routing.prepare(f, routing.failure_mask(f, fail)).g_rep.shape[0]
+        dests = np.sort(rng.choice(ng, min(ng, 40), replace=True)).astype(np.int64)
+        mult = rng.choice([1.0, 2.0, 3.0], dests.shape[0])
+        (a, au, ad, aun), (b, bu, bd, bun) = _uniform_both_ways(f, mode, dests, mult, fail)
+        assert _close(a, b) and _close(au, bu) and _close(ad, bd), seed
+        assert aun == pytest.approx(bun, rel=1e-12), seed
+        if seed == 4:
+            assert aun > 0          # the islands: the pairs across are unreachable
+        else:
+            assert aun == 0 or fail is not None
+
+
+def test_route_uniform_is_the_same_bits_on_any_number_of_threads(both):
+    # several chunks (40 destinations: 10 chunks), dual-homed hosts, wcmp; 1, 2 and 3 threads
+    f = random_regular_fabric(160, 6, 2, seed=9, dual=True)
+    P = routing.prepare(f, None)
+    dests = np.arange(P.g_rep.shape[0], dtype=np.int64)[:40]
+    assert compiled().uniform_chunks(40, 1000).shape[0] - 1 == 10
+    out = [_uniform_both_ways(f, 1, dests, np.ones(40), threads=t)[0] for t in (1, 2, 3)]
+    for x in out[1:]:
+        assert all(p.tobytes() == q.tobytes() for p, q in zip(out[0][:3], x[:3]))
+        assert x[3] == out[0][3]
+
+
+def test_uniform_chunks_depend_on_the_destinations_only():
+    mod = compiled()
+    for nd, per in ((0, 10), (3, 10), (7, 10), (64, 10), (1000, 10), (1000, 1 << 22), (5, 1 << 30)):
+        b = mod.uniform_chunks(nd, per)
+        assert (b == twin.uniform_chunks(nd, per)).all()
+        assert b[0] == 0 and b[-1] == nd and (np.diff(b) >= 0).all()
+        assert (np.diff(b) >= mod.UNIFORM_DESTS_PER_CHUNK).all() or b.shape[0] == 2
+        assert (b.shape[0] - 2) * per <= mod.UNIFORM_BUFFER
+    assert (mod.UNIFORM_CHUNKS, mod.UNIFORM_DESTS_PER_CHUNK, mod.UNIFORM_BUFFER) == (
+        twin.UNIFORM_CHUNKS, twin.UNIFORM_DESTS_PER_CHUNK, twin.UNIFORM_BUFFER)

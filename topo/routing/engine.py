@@ -528,35 +528,19 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     dead = failure_mask(fabric, failed_links, failed_nodes)
     P = prepare(fabric, dead)
     ng = P.g_rep.shape[0]
-    n = fabric.n_nodes
     L = fabric.n_links
     K = kernel("_routing")
     mode = _FLUID_MODE[model]
-    work = (np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n),
-            np.zeros(n, np.int64))
 
     def run(dsts, mult, load, gu, gd):
-        """Loads of the uniform demand (x mult per destination) from every group to ``dsts``."""
-        a = np.tile(np.arange(ng), dsts.size)
-        b = np.repeat(dsts, ng)
-        m = per_pair_gbps * P.g_size[a] * (P.g_size[b] - (a == b)) * np.repeat(mult, ng)
-        sel = m > 0
-        a, b, m = a[sel], b[sel], m[sel]
-        g_ptr = np.zeros(ng + 1, np.int64)
-        np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
-        un = np.zeros(a.shape[0])
-        dist, hidx, sigma, den, mass, order = work
-        K.route_fluid(
+        """Loads of the uniform demand (x mult per destination) from every group to ``dsts``
+        (the kernel aggregates the sources: one injection per group and destination)."""
+        return float(K.route_uniform(
             _fabric_arrays(fabric, P),
-            ks.GroupedFlows(g_ptr=g_ptr, g_rep=P.g_rep, g_id=np.arange(ng, dtype=np.int64),
-                            f_src=np.ascontiguousarray(P.g_rep[a]), f_dst=np.full(a.shape[0], -1, np.int64),
-                            f_sg=np.ascontiguousarray(a), f_mass=np.ascontiguousarray(m)),
-            ks.Work(dist=dist, hidx=hidx, sigma=sigma, den=den, mass=mass, order=order,
-                    tstamp=np.full(n, -1, np.int64), tlist=np.zeros(n, np.int64), A=np.zeros(n * P.KH),
-                    lh=np.zeros(2 * P.KH)),
-            ks.Loads(load=load, grp_up=gu, grp_down=gd, unreach=un),
-            ks.FluidOptions(mode, P.KU, P.KH, fluid_threads(ng, P.sw_adj.shape[0])))
-        return float(un.sum())
+            ks.UniformGroups(g_rep=P.g_rep, g_size=P.g_size.astype(np.float64),
+                             dests=np.ascontiguousarray(dsts, np.int64), d_mult=np.ascontiguousarray(mult, np.float64)),
+            ks.Loads(load=load, grp_up=gu, grp_down=gd, unreach=np.zeros(0)),
+            ks.UniformOptions(mode, P.KU, P.KH, fluid_threads(dsts.size, P.sw_adj.shape[0]), float(per_pair_gbps))))
 
     load = np.zeros(L)
     gu = np.zeros(ng * P.KU)
@@ -665,12 +649,15 @@ def _twin_classes(fabric, P) -> list[np.ndarray]:
     is_home[fabric.link_dst[P.up_link]] = True
     keys: dict = {}
     ul_gbps = fabric.link_gbps[P.up_link]
+    # only homes whose neighbours are pure transit switches (one vectorised pass: on a graph where
+    # every switch is a home, such as a Jellyfish graph, no group is looked at one by one)
+    row = np.repeat(np.arange(fabric.n_nodes), np.diff(P.sw_ptr))
+    home_nbrs = np.bincount(row, weights=is_home[P.sw_head], minlength=fabric.n_nodes)
+    sole &= home_nbrs[h_first] == 0
     for g in np.flatnonzero(sole).tolist():
         h = int(h_first[g])
         a, b = P.sw_ptr[h], P.sw_ptr[h + 1]
         nb = P.sw_head[a:b]
-        if is_home[nb].any():  # only homes whose neighbours are pure transit switches
-            continue
         gb = fabric.link_gbps[P.sw_adj[a:b]]
         o = np.lexsort((gb, nb))
         key = (nb[o].tobytes(), gb[o].tobytes(), int(P.g_size[g]), int(nup[g]),

@@ -438,6 +438,31 @@ def _check_route_fluid(c, F, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, li
         c.arr("mass2", mass2, F64)
 
 
+def _check_route_uniform(c, F, mode, KU, KH, threads, per_pair, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr,
+                         up_link, ep_up1, ep_home1, g_rep, g_size, dests, d_mult, load, grp_up, grp_down):
+    c.scalar("mode", mode, 0, 3)
+    c.scalar("threads", threads, 1)
+    KU = c.scalar("KU", KU, 1)
+    KH = c.scalar("KH", KH, 1)
+    if not np.isfinite(float(per_pair)):
+        c.fail("per_pair", f"must be a finite number (found {per_pair!r})")
+    N, Lk, E = F["N"], F["Lk"], F["E"]
+    if max(N, Lk, F["S"]) >= 2 ** 31 - 1:
+        c.fail("sw_head", "route_uniform indexes nodes and links with 32 bits: fewer than 2**31 - 1 of each")
+    if E and int(np.diff(up_ptr).max()) > KU:
+        c.fail("KU", f"must be at least the most uplinks of an endpoint ({int(np.diff(up_ptr).max())}; found {KU})")
+    ng = c.arr("g_rep", g_rep, I64)
+    c.ints("g_rep", g_rep, 0, E)
+    c.arr("g_size", g_size, F64, n=ng)
+    nd = c.arr("dests", dests, I64)
+    c.ints("dests", dests, 0, ng)
+    c.arr("d_mult", d_mult, F64, n=nd)
+    _homes_fit(c, g_rep, ng, up_ptr, up_link, link_dst, N, KH)
+    c.arr("load", load, F64, at_least=Lk, out=True)
+    c.arr("grp_up", grp_up, F64, at_least=ng * KU, out=True)
+    c.arr("grp_down", grp_down, F64, at_least=ng * KU, out=True)
+
+
 def _check_route_hash(c, F, seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                       ep_home1, g_ptr, g_rep, f_src, f_dst, f_id, f_mass, dist, hidx, sigma, den, order, tstamp, tlist,
                       nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2):
@@ -714,6 +739,7 @@ _CHECKS = {
     ("_routing", "bucket_flows"): _check_bucket_flows,
     ("_routing", "route_fluid"): _check_route_fluid,
     ("_routing", "route_hash"): _check_route_hash,
+    ("_routing", "route_uniform"): _check_route_uniform,
     ("_routing", "bucket_links"): _check_bucket_links,
     ("_routing", "waterfill"): _check_waterfill,
     ("_routing", "route_clos"): _check_route_clos,
@@ -729,6 +755,11 @@ _LAYOUTS = {
         (ks.Work, ("dist", "hidx", "sigma", "den", "mass", "mass2", "order", "tstamp", "tlist", "A", "lh")),
         (ks.Loads, ("load", "load2", "grp_up", "grp_down", "unreach")),
         (ks.FluidOptions, ks.FluidOptions._fields)]),
+    ("_routing", "route_uniform"): _Layout(_check_route_uniform, _fabric_facts, [
+        _FABRIC,
+        (ks.UniformGroups, ks.UniformGroups.__slots__),
+        (ks.Loads, ("load", "grp_up", "grp_down")),
+        (ks.UniformOptions, ks.UniformOptions._fields)]),
     ("_routing", "route_hash"): _Layout(_check_route_hash, _fabric_facts, [
         _FABRIC,
         (ks.GroupedFlows, ("g_ptr", "g_rep", "f_src", "f_dst", "f_id", "f_mass", "f_mass2")),
