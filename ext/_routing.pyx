@@ -34,6 +34,11 @@ shortest path equally), 1 = wcmp (split ~ link capacity), 2 = spray (equal
 split over the next-hop links at each hop). Cost O(groups * switch links +
 flows * uplinks * KH).
 
+route_uniform: the uniform all-to-all towards a list of destination groups, the sources
+aggregated in the kernel (one injection per source group and destination); one recorded
+shortest-path DAG per destination (branch-free, direction-optimising BFS) and one push along
+it, chunks of destinations on OpenMP threads. Cost O(destinations * (switch links + groups)).
+
 route_hash: every (flow, queue pair) takes ONE link at each hop, chosen by a
 splitmix64 hash of (seed, flow id, qp, node) mapped onto the equal-cost
 next-hop links (multiply-shift of the high 32 bits). Next-hop lists are built

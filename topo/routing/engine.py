@@ -64,7 +64,7 @@ import numpy as np
 
 from topo.core import limits
 from topo.routing import kstate as ks
-from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal
+from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal, symmetry_pays
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands, scaleup_times_s
@@ -504,7 +504,7 @@ def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, loa
 
 
 def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, failed_links=None,
-                  failed_nodes=None, symmetry: bool = True) -> RouteResult:
+                  failed_nodes=None, symmetry: bool | None = None) -> RouteResult:
     """Uniform all-to-all among all endpoints (each ordered pair ``per_pair_gbps``), aggregated.
 
     Exact for fluid-type models: flows are aggregated per (source group,
@@ -513,7 +513,8 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     O(groups x switch links + groups^2). Scale-up domains are ignored (every
     pair crosses the scale-out fabric).
 
-    With ``symmetry`` (default), destination groups whose home switches are
+    With ``symmetry`` (None, the default: where it pays, see
+    topo.routing.kernels.symmetry_pays; True: always), destination groups whose home switches are
     twins (same alive switch neighbours and capacities, same number and kind of
     endpoints, no other endpoints) are routed once per twin class: swapping two
     twins is an automorphism that leaves uniform demand unchanged, so the loads
@@ -545,6 +546,8 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     load = np.zeros(L)
     gu = np.zeros(ng * P.KU)
     gd = np.zeros(ng * P.KU)
+    if symmetry is None:
+        symmetry = symmetry_pays(ng, P.sw_adj.shape[0])
     classes = _twin_classes(fabric, P) if symmetry else []
     mult = np.ones(ng)
     routed = np.ones(ng, bool)

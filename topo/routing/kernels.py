@@ -30,7 +30,7 @@ of pod slots per super-spine) is checked once per table set, where the tables
 are built (``topo.routing.clos.check_plan``).
 
 Threads: :func:`threads` is the number of threads a parallel kernel may use
-(``route_fluid``'s blocks of destination groups): TOPO_THREADS if set (a whole
+(``route_fluid``'s blocks of destination groups, ``route_uniform``'s chunks of destinations): TOPO_THREADS if set (a whole
 number >= 1), else the cores this process may run on, capped at MAX_THREADS. The
 kernels' results do not depend on it.
 """
@@ -85,6 +85,17 @@ PARALLEL_WORK = 4e6
 def fluid_threads(n_groups: int, n_switch_links: int) -> int:
     """Threads for one route_fluid call: :func:`threads` where the work pays for them, else 1."""
     return threads() if float(n_groups) * float(n_switch_links + 1) >= PARALLEL_WORK else 1
+
+
+# destination groups x switch links from which uniform_loads looks for twin classes: below it the
+# plain path (one BFS per group) costs less than finding the classes (a k=16 fat tree, 0.5M: 1.8 ms
+# plain, 2.0 ms with classes; k=32, 17M: 63 ms plain, 11 ms with classes; one thread)
+SYMMETRY_WORK = 2e6
+
+
+def symmetry_pays(n_groups: int, n_switch_links: int) -> bool:
+    """Whether uniform_loads should route one group per twin class (see its docstring)."""
+    return float(n_groups) * float(n_switch_links + 1) >= SYMMETRY_WORK
 
 
 class FlowStats(NamedTuple):
