@@ -56,6 +56,7 @@ from cpython.ref cimport PyObject
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
 
 _EMPTY_I = np.zeros(0, np.int64)
+_EMPTY_F = np.zeros(0)
 
 # whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
 BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
@@ -729,19 +730,11 @@ def fluid_blocks(g_ptr):
     return np.concatenate([[0], cut, [ng]]).astype(np.int64)
 
 
-def route_hash(fabric, flows, work, loads, options):
-    """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
-
-    ``flows.f_mass2``/``loads.load2`` (both empty, or one entry per flow/link): a second weight carried
-    along the same queue-pair paths (bytes beside rates) in the same pass.
-    Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
-    """
-    cdef uint64_t seed = options.seed
-    cdef int qps = options.qps, H = options.H
-    cdef FabricView fb = _fabric_view(fabric)
-    cdef FlowsView fl = _flows_view(flows)
-    cdef WorkView w = _work_of(work)
-    cdef LoadsView o = _loads_of(loads)
+cdef int _hash_block(id_t glo, id_t ghi, uint64_t ks, int qps, int H, FabricView fb, FlowsView fl, WorkView w,
+                     LoadsView o, int64_t[::1] res, id_t b) except -1 nogil:
+    """Groups glo .. ghi-1 of route_hash in order into one block's loads (o; w its thread's work
+    arrays); res[4b] gets the block's longest path; at a destination with no link from the home
+    switch reached, res[4b + 1 .. 4b + 3] get it, the switch and the group, and it stops."""
     cdef const id_t[::1] sw_ptr = fb.sw_ptr, sw_adj = fb.sw_adj, sw_head = fb.sw_head, link_dst = fb.link_dst
     cdef const id_t[::1] up_ptr = fb.up_ptr, up_link = fb.up_link, ep_up1 = fb.ep_up1, ep_home1 = fb.ep_home1
     cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, f_src = fl.f_src, f_dst = fl.f_dst, f_id = fl.f_id
@@ -752,138 +745,211 @@ def route_hash(fabric, flows, work, loads, options):
     cdef const real_t[::1] link_gbps = fb.link_gbps
     cdef real_t[::1] sigma = w.sigma, den = w.den
     cdef real_t[::1] load = o.load, unreach = o.unreach, load2 = o.load2
-    cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
     cdef bint two = f_mass2.shape[0] > 0
-    cdef uint64_t key, kf, ks = _mix(seed)
+    cdef uint64_t key, kf
     cdef real_t mq, mq2 = 0.0
-    with nogil:
-        for g in range(ng):
-            if g_ptr[g] == g_ptr[g + 1]:
-                continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
-            nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
-            pos = 0
-            for f in range(g_ptr[g], g_ptr[g + 1]):
-                e = f_src[f]
-                td = f_dst[f]
-                best = -1
-                c = 0
-                if ep_up1[e] >= 0:
-                    if dist[ep_home1[e]] >= 0:
-                        best = dist[ep_home1[e]]
-                        c = 1
-                else:
-                    for k in range(up_ptr[e], up_ptr[e + 1]):
-                        h = link_dst[up_link[k]]
-                        if dist[h] < 0:
-                            continue
-                        if best < 0 or dist[h] < best:
-                            best = dist[h]
-                            c = 0
-                        if dist[h] == best:
-                            c += 1
-                if best < 0:
-                    unreach[f] += f_mass[f]
-                    continue
-                c1 = c
-                mq = f_mass[f] / qps
-                if two:
-                    mq2 = f_mass2[f] / qps
-                kf = _mix(ks ^ <uint64_t>f_id[f])
-                # the only uplink, and the only link down to td, need no hashing
-                u1 = ep_up1[e]
-                if u1 < 0 and c1 == 1:
-                    for k in range(up_ptr[e], up_ptr[e + 1]):
-                        if dist[link_dst[up_link[k]]] == best:
-                            u1 = up_link[k]
-                            break
-                d1 = -1
-                if up_ptr[td + 1] - up_ptr[td] == 1:
-                    d1 = up_link[up_ptr[td]] ^ 1
-                for q in range(qps):
-                    key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
-                    base = (f * qps + q) * H
-                    hop = 0
-                    # first hop: one of the uplinks at minimal distance
-                    if u1 >= 0:
-                        u = u1
-                    else:
-                        j = _pick(_hop(key, <uint64_t>e), c1)
-                        for k in range(up_ptr[e], up_ptr[e + 1]):
-                            u = up_link[k]
-                            if dist[link_dst[u]] == best:
-                                if j == 0:
-                                    break
-                                j -= 1
-                    load[u] += mq
-                    if two:
-                        load2[u] += mq2
-                    if rec and hop < H:
-                        path[base + hop] = u
-                    hop += 1
-                    s = link_dst[u]
-                    while dist[s] > 0:
-                        c = nh_cnt[s]
-                        if c < 0:
-                            # next-hop list of s in this group's DAG, built on first visit
-                            nh_start[s] = pos
-                            for j in range(sw_ptr[s], sw_ptr[s + 1]):
-                                if dist[sw_head[j]] == dist[s] - 1:
-                                    nh_list[pos] = sw_adj[j]
-                                    nh_head[pos] = sw_head[j]
-                                    pos += 1
-                            c = pos - nh_start[s]
-                            nh_cnt[s] = c
-                        j = nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
-                        r = nh_list[j]
-                        load[r] += mq
-                        if two:
-                            load2[r] += mq2
-                        if rec and hop < H:
-                            path[base + hop] = r
-                        hop += 1
-                        s = nh_head[j]
-                    # last hop: one of the parallel links from home s to td
-                    if d1 >= 0:
-                        u = d1
-                        if link_dst[u ^ 1] != s:
-                            with gil:
-                                raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of "
-                                                 f"its group (representative {g_rep[g]}): flows are not grouped by destination")
-                    else:
+    for g in range(glo, ghi):
+        if g_ptr[g] == g_ptr[g + 1]:
+            continue
+        nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
+        nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+                  tstamp, tlist, dist, hidx, sigma, den, order, &nh)
+        pos = 0
+        for f in range(g_ptr[g], g_ptr[g + 1]):
+            e = f_src[f]
+            td = f_dst[f]
+            best = -1
+            c = 0
+            if ep_up1[e] >= 0:
+                if dist[ep_home1[e]] >= 0:
+                    best = dist[ep_home1[e]]
+                    c = 1
+            else:
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    h = link_dst[up_link[k]]
+                    if dist[h] < 0:
+                        continue
+                    if best < 0 or dist[h] < best:
+                        best = dist[h]
                         c = 0
-                        for k in range(up_ptr[td], up_ptr[td + 1]):
-                            if link_dst[up_link[k]] == s:
-                                c += 1
-                        if c == 0:
-                            with gil:
-                                raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of "
-                                                 f"its group (representative {g_rep[g]}): flows are not grouped by destination")
-                        j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
-                        for k in range(up_ptr[td], up_ptr[td + 1]):
-                            u = up_link[k]
-                            if link_dst[u] == s:
-                                if j == 0:
-                                    break
-                                j -= 1
-                        u = u ^ 1
-                    load[u] += mq
+                    if dist[h] == best:
+                        c += 1
+            if best < 0:
+                unreach[f] += f_mass[f]
+                continue
+            c1 = c
+            mq = f_mass[f] / qps
+            if two:
+                mq2 = f_mass2[f] / qps
+            kf = _mix(ks ^ <uint64_t>f_id[f])
+            # the only uplink, and the only link down to td, need no hashing
+            u1 = ep_up1[e]
+            if u1 < 0 and c1 == 1:
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    if dist[link_dst[up_link[k]]] == best:
+                        u1 = up_link[k]
+                        break
+            d1 = -1
+            if up_ptr[td + 1] - up_ptr[td] == 1:
+                d1 = up_link[up_ptr[td]] ^ 1
+            for q in range(qps):
+                key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
+                base = (f * qps + q) * H
+                hop = 0
+                # first hop: one of the uplinks at minimal distance
+                if u1 >= 0:
+                    u = u1
+                else:
+                    j = _pick(_hop(key, <uint64_t>e), c1)
+                    for k in range(up_ptr[e], up_ptr[e + 1]):
+                        u = up_link[k]
+                        if dist[link_dst[u]] == best:
+                            if j == 0:
+                                break
+                            j -= 1
+                load[u] += mq
+                if two:
+                    load2[u] += mq2
+                if rec and hop < H:
+                    path[base + hop] = u
+                hop += 1
+                s = link_dst[u]
+                while dist[s] > 0:
+                    c = nh_cnt[s]
+                    if c < 0:
+                        # next-hop list of s in this group's DAG, built on first visit
+                        nh_start[s] = pos
+                        for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                            if dist[sw_head[j]] == dist[s] - 1:
+                                nh_list[pos] = sw_adj[j]
+                                nh_head[pos] = sw_head[j]
+                                pos += 1
+                        c = pos - nh_start[s]
+                        nh_cnt[s] = c
+                    j = nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
+                    r = nh_list[j]
+                    load[r] += mq
                     if two:
-                        load2[u] += mq2
+                        load2[r] += mq2
                     if rec and hop < H:
-                        path[base + hop] = u
+                        path[base + hop] = r
                     hop += 1
-                    if hop > longest:
-                        longest = hop
-            for idx in range(nq):
-                s = order[idx]
-                dist[s] = -1
-                hidx[s] = -1
-                nh_cnt[s] = -1
+                    s = nh_head[j]
+                # last hop: one of the parallel links from home s to td
+                if d1 >= 0:
+                    u = d1
+                    if link_dst[u ^ 1] != s:
+                        res[4 * b + 1] = td
+                        res[4 * b + 2] = s
+                        res[4 * b + 3] = g
+                        return 1
+                else:
+                    c = 0
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        if link_dst[up_link[k]] == s:
+                            c += 1
+                    if c == 0:
+                        res[4 * b + 1] = td
+                        res[4 * b + 2] = s
+                        res[4 * b + 3] = g
+                        return 1
+                    j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        u = up_link[k]
+                        if link_dst[u] == s:
+                            if j == 0:
+                                break
+                            j -= 1
+                    u = u ^ 1
+                load[u] += mq
+                if two:
+                    load2[u] += mq2
+                if rec and hop < H:
+                    path[base + hop] = u
+                hop += 1
+                if hop > longest:
+                    longest = hop
+        for idx in range(nq):
+            s = order[idx]
+            dist[s] = -1
+            hidx[s] = -1
+            nh_cnt[s] = -1
+    res[4 * b] = longest
+    return 0
+
+
+def route_hash(fabric, flows, work, loads, options):
+    """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
+
+    ``flows.f_mass2``/``loads.load2`` (both empty, or one entry per flow/link): a second weight carried
+    along the same queue-pair paths (bytes beside rates) in the same pass.
+    Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
+
+    Threads (options.threads): the groups are cut into route_fluid's blocks (fluid_blocks: a
+    function of the groups' flows only). Block 0 adds into the loads, every other block into
+    zeroed buffers of its own, added in block order afterwards (paths and unreach are per flow):
+    the same bits for any ``threads``, and with one block the same as a plain loop over the
+    groups. Blocks run on up to ``threads`` OpenMP threads, each with its own work arrays (the
+    caller's serve the first thread).
+    """
+    cdef uint64_t seed = options.seed
+    cdef int qps = options.qps, H = options.H, threads = options.threads
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef FlowsView fl = _flows_view(flows)
+    cdef WorkView w0 = _work_of(work)
+    cdef LoadsView o0 = _loads_of(loads)
+    cdef id_t ng = fl.g_ptr.shape[0] - 1, b, i, l, t
+    cdef id_t N = w0.dist.shape[0], S = w0.nh_list.shape[0]
+    cdef uint64_t ks = _mix(seed)
+    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(flows.g_ptr))
+    cdef id_t NB = bounds.shape[0] - 1
+    cdef id_t T = max(1, min(threads, NB))
+    cdef int64_t[::1] res = np.full(4 * NB, -1, np.int64)
+    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, o0.load.shape[0]))
+    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, o0.load2.shape[0]))
+    keep = [w0] + [_work_view(np.full(N, -1, np.int64), np.full(N, -1, np.int64), np.zeros(N), np.zeros(N), _EMPTY_F,
+                              _EMPTY_F, np.zeros(N, np.int64), np.full(N, -1, np.int64), np.zeros(N, np.int64),
+                              _EMPTY_F, _EMPTY_F, np.zeros(N, np.int64), np.full(N, -1, np.int64),
+                              np.zeros(S, np.int64), np.zeros(S, np.int64)) for t in range(T - 1)]
+    keep += [o0] + [_loads_view(o_load[b], o_load2[b], _EMPTY_F, _EMPTY_F, o0.unreach, o0.path)
+                    for b in range(NB - 1)]
+    cdef PyObject** ws = <PyObject**>PyMem_Malloc((T + NB) * sizeof(PyObject*))
+    if ws == NULL:
+        raise MemoryError()
+    cdef PyObject** bs = ws + T
+    for i in range(T + NB):
+        ws[i] = <PyObject*>keep[i]
+    try:
+        if T == 1:
+            with nogil:
+                for b in range(NB):
+                    if _hash_block(bounds[b], bounds[b + 1], ks, qps, H, fb, fl, <WorkView>ws[0], <LoadsView>bs[b],
+                                   res, b):
+                        break
+        for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            t = threadid()
+            _hash_block(bounds[b], bounds[b + 1], ks, qps, H, fb, fl, <WorkView>ws[t], <LoadsView>bs[b], res, b)
+    finally:
+        PyMem_Free(ws)
+    for b in range(NB):
+        if res[4 * b + 1] >= 0:
+            raise ValueError(f"route_hash: endpoint {res[4 * b + 1]} has no link from switch {res[4 * b + 2]}, a home "
+                             f"of its group (representative {fl.g_rep[res[4 * b + 3]]}): flows are not grouped by "
+                             f"destination")
+    # the blocks' loads added in block order (each entry on its own: any thread count, same sums)
+    with nogil:
+        for i in range(NB - 1):
+            for l in range(o0.load.shape[0]):
+                o0.load[l] += o_load[i, l]
+        for i in range(NB - 1):
+            for l in range(o0.load2.shape[0]):
+                o0.load2[l] += o_load2[i, l]
+    cdef id_t longest = 0
+    for b in range(NB):
+        longest = max(longest, res[4 * b])
     return longest
 
 

@@ -379,3 +379,69 @@ def test_uniform_chunks_depend_on_the_destinations_only():
         assert (b.shape[0] - 2) * per <= mod.UNIFORM_BUFFER
     assert (mod.UNIFORM_CHUNKS, mod.UNIFORM_DESTS_PER_CHUNK, mod.UNIFORM_BUFFER) == (
         twin.UNIFORM_CHUNKS, twin.UNIFORM_DESTS_PER_CHUNK, twin.UNIFORM_BUFFER)
+
+
+@pytest.mark.parametrize("dual", [False, True])
+def test_hash_loads_and_paths_are_the_same_bits_on_any_number_of_threads(dual, both, monkeypatch):
+    # route_hash over route_fluid's blocks: 96 destination groups (several blocks), healthy and
+    # with failures, bytes carried as a second weight; 1, 2 and 3 threads give identical loads,
+    # bytes, paths and unreachable flows, and the twin the same paths and loads to rounding
+    from topo.routing import kernels as _ext
+    monkeypatch.setattr(_ext, "PARALLEL_WORK", 0.0)
+    f = random_regular_fabric(96, 4, 2, seed=6, dual=dual)
+    rng = np.random.default_rng(8)
+    n = 1500
+    src, dst = rng.integers(0, f.n_endpoints, n), rng.integers(0, f.n_endpoints, n)
+    rate = rng.random(n) * 10
+    d = Demands(src, dst, rate * 1e8 * rng.choice([1.0, 3.0], n), np.full(n, -1, np.int32), rate)
+    fail = rng.choice(f.n_links, 6, replace=False)
+    for fl in (None, fail):
+        out = []
+        for t in ("1", "2", "3"):
+            monkeypatch.setenv("TOPO_THREADS", t)
+            _swap(False)
+            r = routing.route(f, d, "roce-hash", failed_links=fl, seed=3, qps=2, record_paths=True)
+            out.append((r.link_gbps_load.tobytes(), r.link_bytes.tobytes(), r.flow_unreachable.tobytes(),
+                        r.qp_path.tobytes()))
+        assert out[0] == out[1] == out[2]
+        _swap(True)
+        r2 = routing.route(f, d, "roce-hash", failed_links=fl, seed=3, qps=2, record_paths=True)
+        assert _close(np.frombuffer(out[0][0]), r2.link_gbps_load)
+        assert np.frombuffer(out[0][3], np.int64).tobytes() == r2.qp_path.tobytes()
+
+
+def test_hash_blocks_report_a_destination_outside_its_group(both, monkeypatch):
+    # the check that a destination has a link from the home its path reached, in the parallel
+    # path: the first bad block's flow is named whatever the threads
+    f = random_regular_fabric(96, 4, 2, seed=5, dual=True)
+    E = f.n_endpoints
+    d = Demands(np.arange(E), (np.arange(E) + 7) % E, np.full(E, 1e9), np.full(E, -1, np.int32), np.ones(E))
+    from topo.routing import kernels as _ext
+    calls = []
+    real = _ext.Checked.__getattr__
+
+    def spy(self, attr):
+        fn = real(self, attr)
+        if attr != "route_hash":
+            return fn
+        return lambda *a: (calls.append(list(a)), fn(*a))[1]
+    monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
+    _swap(False)
+    routing.route(f, d, "roce-hash")
+    fabric, flows, work, loads, options = _ext._LAYOUTS[("_routing", "route_hash")].objects(calls[0])
+    g_ptr = flows.g_ptr
+    assert compiled().fluid_blocks(g_ptr).shape[0] - 1 > 1
+    P = routing.prepare(f, None)
+    homes = lambda e: set(f.link_dst[P.up_link[P.up_ptr[e]:P.up_ptr[e + 1]]].tolist())
+    busy = np.flatnonzero(np.diff(g_ptr) > 0)
+    f_dst = flows.f_dst.copy()
+    last = g_ptr[busy[-1]]
+    f_dst[last] = next(int(e) for e in range(E) if not homes(e) & homes(int(f_dst[last])))
+    flows.f_dst = f_dst
+    msgs = set()
+    for t in (1, 2):
+        fresh = [type(o)(**{n: a.copy() for n, a in o.items()}) for o in (work, loads)]
+        with pytest.raises(ValueError, match="not grouped by destination") as e:
+            compiled().route_hash(fabric, flows, *fresh, options._replace(threads=t))
+        msgs.add(str(e.value))
+    assert len(msgs) == 1

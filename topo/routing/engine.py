@@ -269,7 +269,7 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
                         tlist=np.zeros(n, np.int64), nh_start=nh_start, nh_cnt=nh_cnt, nh_list=nh_list,
                         nh_head=nh_head),
                 ks.Loads(load=load, load2=out2, unreach=un, path=path),
-                ks.HashOptions(np.uint64(seed & (2**64 - 1)), qps, H))
+                ks.HashOptions(np.uint64(seed & (2**64 - 1)), qps, H, fluid_threads(ng, P.sw_adj.shape[0])))
             if not record_paths or longest <= H:
                 break
             H = int(longest)

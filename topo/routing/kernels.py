@@ -30,7 +30,8 @@ of pod slots per super-spine) is checked once per table set, where the tables
 are built (``topo.routing.clos.check_plan``).
 
 Threads: :func:`threads` is the number of threads a parallel kernel may use
-(``route_fluid``'s blocks of destination groups, ``route_uniform``'s chunks of destinations): TOPO_THREADS if set (a whole
+(``route_fluid``'s and ``route_hash``'s blocks of destination groups, ``route_uniform``'s chunks
+of destinations): TOPO_THREADS if set (a whole
 number >= 1), else the cores this process may run on, capped at MAX_THREADS. The
 kernels' results do not depend on it.
 """
@@ -476,7 +477,8 @@ def _check_route_uniform(c, F, mode, KU, KH, threads, per_pair, sw_ptr, sw_adj, 
 
 def _check_route_hash(c, F, seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                       ep_home1, g_ptr, g_rep, f_src, f_dst, f_id, f_mass, dist, hidx, sigma, den, order, tstamp, tlist,
-                      nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2):
+                      nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2, threads):
+    c.scalar("threads", threads, 1)
     qps = c.scalar("qps", qps, 1)
     H = c.scalar("H", H, 1)
     c.arr("g_ptr", g_ptr, I64)

@@ -149,10 +149,12 @@ class UniformOptions(NamedTuple):
 
 
 class HashOptions(NamedTuple):
-    """route_hash's scalars: the seed, queue pairs per flow, path row width H."""
+    """route_hash's scalars: the seed, queue pairs per flow, path row width H, threads (blocks of
+    groups as route_fluid's; the results do not depend on it)."""
     seed: int
     qps: int
     H: int
+    threads: int = 1
 
 
 class ClosTables(_Arrays):
