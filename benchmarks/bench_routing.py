@@ -16,8 +16,9 @@
    4 hosts per switch; no symmetry to exploit) against python-igraph's subset edge betweenness
    (loads compared).
 5. Two-core scaling of the parallel kernels: route_uniform (chunks of destination groups: the
-   uniform all-to-all of 3. and 4.) and route_fluid (blocks of destination groups: 16 random
-   flows from every host of the largest Jellyfish graph, fluid) on 1 and 2 threads
+   uniform all-to-all of 3. and 4.), route_fluid and route_hash (blocks of destination groups:
+   16 random flows from every host of the largest Jellyfish graph, fluid, and roce-hash with 4
+   queue pairs) on 1 and 2 threads
    (TOPO_THREADS), timed alternately (a case below topo.routing.kernels.PARALLEL_WORK runs on
    one thread either way, and says so); speedup = wall(1) / wall(2), efficiency = speedup / 2,
    CPU seconds beside; the loads of both runs compared byte for byte. The 1-minute load
@@ -142,8 +143,11 @@ def general_and_scaling(out, rows, reps, hosts_list, k16=None):
         d = Demands(np.repeat(np.arange(f.n_endpoints), 16), rng.integers(0, f.n_endpoints, n), np.full(n, 1e9),
                     np.full(n, -1, np.int32), np.ones(n))
         P = routing.prepare(f, None)
-        runs.append((f"route_fluid: {n:,} random flows, fluid, Jellyfish {f.n_endpoints:,} hosts",
-                     float(P.g_rep.shape[0]) * (P.sw_adj.shape[0] + 1), lambda f=f, d=d: routing.route(f, d, "fluid")))
+        work = float(P.g_rep.shape[0]) * (P.sw_adj.shape[0] + 1)
+        runs.append((f"route_fluid: {n:,} random flows, fluid, Jellyfish {f.n_endpoints:,} hosts", work,
+                     lambda f=f, d=d: routing.route(f, d, "fluid")))
+        runs.append((f"route_hash: {n:,} random flows x 4 QPs, roce-hash, Jellyfish {f.n_endpoints:,} hosts", work,
+                     lambda f=f, d=d: routing.route(f, d, "roce-hash", qps=4, seed=1)))
     for label, work, fn in runs:
         if work < PARALLEL_WORK:
             label += " [below PARALLEL_WORK: one thread in both runs]"
