@@ -1897,7 +1897,8 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
             mass[n] += x
     if nq > 64 and 2 * nq > sw_hi - sw_lo:
         # most switches were visited: clear their whole id range, then the homes outside it
-        # (every visited switch but a home has switch links, so lies in [sw_lo, sw_hi))
+        # (every visited switch but a home has switch links, so lies in [sw_lo, sw_hi): the
+        # alive switch links come in pairs, which topo.routing.kernels checks)
         memset(&dist[sw_lo], 0xFF, (sw_hi - sw_lo) * sizeof(int32_t))
         memset(&hidx[sw_lo], 0xFF, (sw_hi - sw_lo) * sizeof(int32_t))
         memset(&mass[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))

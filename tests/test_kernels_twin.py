@@ -445,3 +445,27 @@ def test_hash_blocks_report_a_destination_outside_its_group(both, monkeypatch):
             compiled().route_hash(fabric, flows, *fresh, options._replace(threads=t))
         msgs.add(str(e.value))
     assert len(msgs) == 1
+
+
+def test_route_uniform_refuses_a_switch_link_without_its_reverse(both):
+    # the bottom-up BFS levels find parents through a switch's own links: a CSR listing a link
+    # but not its reverse is refused before the kernel runs
+    from topo.routing import kstate as ks
+    from topo.routing.kernels import KernelArgumentError, kernel
+    f = random_regular_fabric(12, 3, 1, seed=1)
+    P = routing.prepare(f, None)
+    keep = np.ones(P.sw_adj.shape[0], bool)
+    keep[0] = False                                     # one direction of one link dropped
+    row = np.repeat(np.arange(f.n_nodes), np.diff(P.sw_ptr))[keep]
+    sw_ptr = np.zeros(f.n_nodes + 1, np.int64)
+    np.cumsum(np.bincount(row, minlength=f.n_nodes), out=sw_ptr[1:])
+    fa = ks.FabricArrays(sw_ptr=sw_ptr, sw_adj=P.sw_adj[keep], sw_head=P.sw_head[keep], link_dst=f.link_dst,
+                         link_gbps=f.link_gbps, up_ptr=P.up_ptr, up_link=P.up_link, ep_up1=P.ep_up1,
+                         ep_home1=P.ep_home1)
+    ng = P.g_rep.shape[0]
+    args = (fa, ks.UniformGroups(g_rep=P.g_rep, g_size=P.g_size.astype(float), dests=np.arange(ng),
+                                 d_mult=np.ones(ng)),
+            ks.Loads(load=np.zeros(f.n_links), grp_up=np.zeros(ng * P.KU), grp_down=np.zeros(ng * P.KU)),
+            ks.UniformOptions(0, P.KU, P.KH, 1, 1.0))
+    with pytest.raises(KernelArgumentError, match="sw_adj"):
+        kernel("_routing").route_uniform(*args)

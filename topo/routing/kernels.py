@@ -346,7 +346,11 @@ def _fabric_facts(c, fa) -> dict:
     for name in ("sw_ptr", "up_ptr"):
         c.arr(name, getattr(fa, name), I64)
     N, Lk, E = _fabric(c, *(getattr(fa, n) for n in ks.FabricArrays.__slots__))
-    return {"N": N, "Lk": Lk, "E": E, "S": fa.sw_adj.shape[0]}
+    listed = np.zeros(Lk, bool)
+    listed[fa.sw_adj] = True
+    # every alive switch link's reverse is alive too (failure_mask fails both directions):
+    # route_uniform's bottom-up BFS levels find a switch's parents through its own links
+    return {"N": N, "Lk": Lk, "E": E, "S": fa.sw_adj.shape[0], "sym": bool(listed[fa.sw_adj ^ 1].all())}
 
 
 def _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok):
@@ -459,6 +463,8 @@ def _check_route_uniform(c, F, mode, KU, KH, threads, per_pair, sw_ptr, sw_adj, 
     if not np.isfinite(float(per_pair)):
         c.fail("per_pair", f"must be a finite number (found {per_pair!r})")
     N, Lk, E = F["N"], F["Lk"], F["E"]
+    if not F["sym"]:
+        c.fail("sw_adj", "must list the reverse of every alive switch link (both directions alive or both failed)")
     if max(N, Lk, F["S"]) >= 2 ** 31 - 1:
         c.fail("sw_head", "route_uniform indexes nodes and links with 32 bits: fewer than 2**31 - 1 of each")
     if E and int(np.diff(up_ptr).max()) > KU:
