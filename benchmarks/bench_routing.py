@@ -15,15 +15,18 @@
 4. General graphs: uniform all-to-all, fluid, on Jellyfish-style random regular graphs (degree 8,
    4 hosts per switch; no symmetry to exploit) against python-igraph's subset edge betweenness
    (loads compared).
-5. Two-core scaling of the parallel kernel (route_fluid's blocks of destination groups): the
-   uniform all-to-all of 3. and 4. on 1 and 2 threads (TOPO_THREADS), timed alternately (a case
-   below topo.routing.kernels.PARALLEL_WORK runs on one thread either way, and says so);
-   speedup = wall(1) / wall(2), efficiency = speedup / 2; the loads of both runs compared
-   byte for byte.
+5. Two-core scaling of the parallel kernels: route_uniform (chunks of destination groups: the
+   uniform all-to-all of 3. and 4.), route_fluid and route_hash (blocks of destination groups:
+   16 random flows from every host of the largest Jellyfish graph, fluid, and roce-hash with 4
+   queue pairs) on 1 and 2 threads
+   (TOPO_THREADS), timed alternately (a case below topo.routing.kernels.PARALLEL_WORK runs on
+   one thread either way, and says so); speedup = wall(1) / wall(2), efficiency = speedup / 2,
+   CPU seconds beside; the loads of both runs compared byte for byte. The 1-minute load
+   average is printed beside the figures (the machine may be shared).
 
 Prints a table, then (last line) one JSON object with every figure.
 Run: python benchmarks/bench_routing.py [--reps 3] [--skip-nx] [--jellyfish-hosts 1024,8192]
-     [--only-general] (sections 4 and 5 alone)
+     [--only-general] (sections 4 and 5 alone) [--skip-reference] (sections 3 to 5)
 """
 from __future__ import annotations
 
@@ -89,6 +92,9 @@ def scaling(fn, reps):
     old = os.environ.get("TOPO_THREADS")
     res, got = {1: [], 2: []}, {}
     try:
+        for t in (1, 2):            # warm: prepared arrays, twin classes, the thread pool
+            os.environ["TOPO_THREADS"] = str(t)
+            fn()
         for _ in range(reps):
             for t in (1, 2):
                 os.environ["TOPO_THREADS"] = str(t)
@@ -122,20 +128,43 @@ def general_and_scaling(out, rows, reps, hosts_list, k16=None):
                      f"{ig_w / w:,.0f}x wall, {ig_c / c:,.0f}x cpu, loads equal to {err:.1e}"))
         cases.append((f"Jellyfish {hosts:,} hosts", f))
     if k16 is not None:
-        cases.append(("k=16 fat tree (twin classes)", k16))
-    from topo.routing.kernels import PARALLEL_WORK
+        cases.append(("k=16 fat tree", k16))
+    from topo.routing.kernels import PARALLEL_WORK, symmetry_pays
+    runs = []
     for label, f in cases:
         P = routing.prepare(f, None)
-        if float(P.g_rep.shape[0]) * (P.sw_adj.shape[0] + 1) < PARALLEL_WORK:
+        ng, S = P.g_rep.shape[0], P.sw_adj.shape[0]
+        classes = routing._twin_classes(f, P) if symmetry_pays(ng, S) else []
+        nd = ng - sum(c.size - 1 for c in classes)
+        runs.append((f"route_uniform: uniform fluid, {label}", float(nd) * (S + 1),
+                     lambda f=f: routing.uniform_loads(f, "fluid", 1.0)))
+    if hosts_list:
+        f = cases[len(hosts_list) - 1][1]
+        rng = np.random.default_rng(0)
+        n = 16 * f.n_endpoints
+        from topo.traffic.demand import Demands
+        d = Demands(np.repeat(np.arange(f.n_endpoints), 16), rng.integers(0, f.n_endpoints, n), np.full(n, 1e9),
+                    np.full(n, -1, np.int32), np.ones(n))
+        P = routing.prepare(f, None)
+        work = float(P.g_rep.shape[0]) * (P.sw_adj.shape[0] + 1)
+        runs.append((f"route_fluid: {n:,} random flows, fluid, Jellyfish {f.n_endpoints:,} hosts", work,
+                     lambda f=f, d=d: routing.route(f, d, "fluid")))
+        runs.append((f"route_hash: {n:,} random flows x 4 QPs, roce-hash, Jellyfish {f.n_endpoints:,} hosts", work,
+                     lambda f=f, d=d: routing.route(f, d, "roce-hash", qps=4, seed=1)))
+    for label, work, fn in runs:
+        if work < PARALLEL_WORK:
             label += " [below PARALLEL_WORK: one thread in both runs]"
-        med, same = scaling(lambda f=f: routing.uniform_loads(f, "fluid", 1.0), max(reps, 3))
+        load0 = os.getloadavg()[0]
+        med, same = scaling(fn, max(reps, 3))
         sp = med[1][0] / med[2][0]
-        out[f"scaling uniform fluid {label}"] = {"wall_1": med[1][0], "cpu_1": med[1][1], "wall_2": med[2][0],
-                                                 "cpu_2": med[2][1], "speedup": sp, "efficiency": sp / 2,
-                                                 "identical": same}
-        rows.append((f"route_fluid 1 vs 2 threads: uniform fluid {label}",
-                     f"1 thread {med[1][0] * 1e3:.1f} ms, 2 threads {med[2][0] * 1e3:.1f} ms",
-                     f"speedup {sp:.2f}, efficiency {sp / 2:.2f}", "same bytes" if same else "RESULTS DIFFER"))
+        out[f"scaling {label}"] = {"wall_1": med[1][0], "cpu_1": med[1][1], "wall_2": med[2][0],
+                                   "cpu_2": med[2][1], "speedup": sp, "efficiency": sp / 2,
+                                   "identical": same, "load_average_1min": [load0, os.getloadavg()[0]]}
+        rows.append((f"1 vs 2 threads, {label}",
+                     f"1 thread {med[1][0] * 1e3:.1f} ms (cpu {med[1][1] * 1e3:.1f}), "
+                     f"2 threads {med[2][0] * 1e3:.1f} ms (cpu {med[2][1] * 1e3:.1f})",
+                     f"speedup {sp:.2f}, efficiency {sp / 2:.2f}", "same bytes" if same else "RESULTS DIFFER",
+                     f"load {load0:.1f}-{os.getloadavg()[0]:.1f}"))
     out["load_average_1min"] = os.getloadavg()[0]
 
 
@@ -183,23 +212,8 @@ def interleaved(fn, floor, reps):
     return (med(a, 0), med(a, 1)), (med(b, 0), med(b, 1)), out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--skip-nx", action="store_true", help="skip the networkx comparison (tens of seconds)")
-    ap.add_argument("--jellyfish-hosts", default="1024,8192",
-                    help="hosts of the Jellyfish graphs of sections 4 and 5, comma-separated")
-    ap.add_argument("--only-general", action="store_true", help="run sections 4 and 5 only")
-    args = ap.parse_args()
-    reps = max(args.reps, 1)
-    out: dict = {"machine_cpus": os.cpu_count()}
-    rows = []
-    hosts_list = [int(x) for x in args.jellyfish_hosts.split(",") if x.strip()]
-    if args.only_general:
-        general_and_scaling(out, rows, reps, hosts_list, fat_tree(16))
-        _print(rows, reps, out)
-        return
-
+def reference(out, rows, reps):
+    """Sections 1 and 2 (the 131k reference)."""
     # 1. whole analyze of the reference, in a fresh process
     ref = ROOT / "examples" / "reference-131k.yaml"
     t = time.perf_counter()
@@ -259,7 +273,31 @@ def main():
                          f"ratio cpu {cpu / bc_cpu:.2f}, wall {secs / bc:.2f}"))
             del r
     out["peak_rss_gb_in_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-    del unit
+
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--skip-nx", action="store_true", help="skip the networkx comparison (tens of seconds)")
+    ap.add_argument("--jellyfish-hosts", default="1024,8192",
+                    help="hosts of the Jellyfish graphs of sections 4 and 5, comma-separated")
+    ap.add_argument("--only-general", action="store_true", help="run sections 4 and 5 only")
+    ap.add_argument("--skip-reference", action="store_true",
+                    help="skip sections 1 and 2 (the 131k reference: analyze and the >= 10M-flow job mix)")
+    args = ap.parse_args()
+    reps = max(args.reps, 1)
+    out: dict = {"machine_cpus": os.cpu_count()}
+    rows = []
+    hosts_list = [int(x) for x in args.jellyfish_hosts.split(",") if x.strip()]
+    if args.only_general:
+        general_and_scaling(out, rows, reps, hosts_list, fat_tree(16))
+        _print(rows, reps, out)
+        return
+
+    from topo.routing import engine as routing
+    if not args.skip_reference:
+        reference(out, rows, reps)
 
     # 3. uniform all-to-all, fluid, on fat trees
     f16 = fat_tree(16)

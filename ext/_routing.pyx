@@ -34,6 +34,11 @@ shortest path equally), 1 = wcmp (split ~ link capacity), 2 = spray (equal
 split over the next-hop links at each hop). Cost O(groups * switch links +
 flows * uplinks * KH).
 
+route_uniform: the uniform all-to-all towards a list of destination groups, the sources
+aggregated in the kernel (one injection per source group and destination); one recorded
+shortest-path DAG per destination (branch-free, direction-optimising BFS) and one push along
+it, chunks of destinations on OpenMP threads. Cost O(destinations * (switch links + groups)).
+
 route_hash: every (flow, queue pair) takes ONE link at each hop, chosen by a
 splitmix64 hash of (seed, flow id, qp, node) mapped onto the equal-cost
 next-hop links (multiply-shift of the high 32 bits). Next-hop lists are built
@@ -46,10 +51,12 @@ waterfill: weighted max-min fair rates of paths over link capacities
 import numpy as np
 from cython.parallel cimport prange, threadid
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memset
 from cpython.ref cimport PyObject
 from _typedefs cimport id_t, real_t, uint8_t, int32_t, int64_t, uint64_t, TOPO_BOUNDSCHECK
 
 _EMPTY_I = np.zeros(0, np.int64)
+_EMPTY_F = np.zeros(0)
 
 # whether this build checks every index (built with TOPO_BOUNDSCHECK=1, see setup.py)
 BOUNDSCHECK = bool(TOPO_BOUNDSCHECK)
@@ -723,19 +730,11 @@ def fluid_blocks(g_ptr):
     return np.concatenate([[0], cut, [ng]]).astype(np.int64)
 
 
-def route_hash(fabric, flows, work, loads, options):
-    """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
-
-    ``flows.f_mass2``/``loads.load2`` (both empty, or one entry per flow/link): a second weight carried
-    along the same queue-pair paths (bytes beside rates) in the same pass.
-    Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
-    """
-    cdef uint64_t seed = options.seed
-    cdef int qps = options.qps, H = options.H
-    cdef FabricView fb = _fabric_view(fabric)
-    cdef FlowsView fl = _flows_view(flows)
-    cdef WorkView w = _work_of(work)
-    cdef LoadsView o = _loads_of(loads)
+cdef int _hash_block(id_t glo, id_t ghi, uint64_t ks, int qps, int H, FabricView fb, FlowsView fl, WorkView w,
+                     LoadsView o, int64_t[::1] res, id_t b) except -1 nogil:
+    """Groups glo .. ghi-1 of route_hash in order into one block's loads (o; w its thread's work
+    arrays); res[4b] gets the block's longest path; at a destination with no link from the home
+    switch reached, res[4b + 1 .. 4b + 3] get it, the switch and the group, and it stops."""
     cdef const id_t[::1] sw_ptr = fb.sw_ptr, sw_adj = fb.sw_adj, sw_head = fb.sw_head, link_dst = fb.link_dst
     cdef const id_t[::1] up_ptr = fb.up_ptr, up_link = fb.up_link, ep_up1 = fb.ep_up1, ep_home1 = fb.ep_home1
     cdef const id_t[::1] g_ptr = fl.g_ptr, g_rep = fl.g_rep, f_src = fl.f_src, f_dst = fl.f_dst, f_id = fl.f_id
@@ -746,138 +745,211 @@ def route_hash(fabric, flows, work, loads, options):
     cdef const real_t[::1] link_gbps = fb.link_gbps
     cdef real_t[::1] sigma = w.sigma, den = w.den
     cdef real_t[::1] load = o.load, unreach = o.unreach, load2 = o.load2
-    cdef id_t ng = g_ptr.shape[0] - 1
     cdef id_t g, f, nq, nh, nt, idx, s, n, r, j, k, u, h, e, td, best, c, c1, pos, q, hop, base, u1, d1
     cdef id_t longest = 0
     cdef bint rec = path.shape[0] > 0
     cdef bint two = f_mass2.shape[0] > 0
-    cdef uint64_t key, kf, ks = _mix(seed)
+    cdef uint64_t key, kf
     cdef real_t mq, mq2 = 0.0
-    with nogil:
-        for g in range(ng):
-            if g_ptr[g] == g_ptr[g + 1]:
-                continue
-            nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
-            nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
-                      tstamp, tlist, dist, hidx, sigma, den, order, &nh)
-            pos = 0
-            for f in range(g_ptr[g], g_ptr[g + 1]):
-                e = f_src[f]
-                td = f_dst[f]
-                best = -1
-                c = 0
-                if ep_up1[e] >= 0:
-                    if dist[ep_home1[e]] >= 0:
-                        best = dist[ep_home1[e]]
-                        c = 1
-                else:
-                    for k in range(up_ptr[e], up_ptr[e + 1]):
-                        h = link_dst[up_link[k]]
-                        if dist[h] < 0:
-                            continue
-                        if best < 0 or dist[h] < best:
-                            best = dist[h]
-                            c = 0
-                        if dist[h] == best:
-                            c += 1
-                if best < 0:
-                    unreach[f] += f_mass[f]
-                    continue
-                c1 = c
-                mq = f_mass[f] / qps
-                if two:
-                    mq2 = f_mass2[f] / qps
-                kf = _mix(ks ^ <uint64_t>f_id[f])
-                # the only uplink, and the only link down to td, need no hashing
-                u1 = ep_up1[e]
-                if u1 < 0 and c1 == 1:
-                    for k in range(up_ptr[e], up_ptr[e + 1]):
-                        if dist[link_dst[up_link[k]]] == best:
-                            u1 = up_link[k]
-                            break
-                d1 = -1
-                if up_ptr[td + 1] - up_ptr[td] == 1:
-                    d1 = up_link[up_ptr[td]] ^ 1
-                for q in range(qps):
-                    key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
-                    base = (f * qps + q) * H
-                    hop = 0
-                    # first hop: one of the uplinks at minimal distance
-                    if u1 >= 0:
-                        u = u1
-                    else:
-                        j = _pick(_hop(key, <uint64_t>e), c1)
-                        for k in range(up_ptr[e], up_ptr[e + 1]):
-                            u = up_link[k]
-                            if dist[link_dst[u]] == best:
-                                if j == 0:
-                                    break
-                                j -= 1
-                    load[u] += mq
-                    if two:
-                        load2[u] += mq2
-                    if rec and hop < H:
-                        path[base + hop] = u
-                    hop += 1
-                    s = link_dst[u]
-                    while dist[s] > 0:
-                        c = nh_cnt[s]
-                        if c < 0:
-                            # next-hop list of s in this group's DAG, built on first visit
-                            nh_start[s] = pos
-                            for j in range(sw_ptr[s], sw_ptr[s + 1]):
-                                if dist[sw_head[j]] == dist[s] - 1:
-                                    nh_list[pos] = sw_adj[j]
-                                    nh_head[pos] = sw_head[j]
-                                    pos += 1
-                            c = pos - nh_start[s]
-                            nh_cnt[s] = c
-                        j = nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
-                        r = nh_list[j]
-                        load[r] += mq
-                        if two:
-                            load2[r] += mq2
-                        if rec and hop < H:
-                            path[base + hop] = r
-                        hop += 1
-                        s = nh_head[j]
-                    # last hop: one of the parallel links from home s to td
-                    if d1 >= 0:
-                        u = d1
-                        if link_dst[u ^ 1] != s:
-                            with gil:
-                                raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of "
-                                                 f"its group (representative {g_rep[g]}): flows are not grouped by destination")
-                    else:
+    for g in range(glo, ghi):
+        if g_ptr[g] == g_ptr[g + 1]:
+            continue
+        nt = _stamp(g, g_ptr[g], g_ptr[g + 1], f_src, up_ptr, up_link, link_dst, tstamp, tlist)
+        nq = _bfs(g_rep[g], 2, g, nt, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link,
+                  tstamp, tlist, dist, hidx, sigma, den, order, &nh)
+        pos = 0
+        for f in range(g_ptr[g], g_ptr[g + 1]):
+            e = f_src[f]
+            td = f_dst[f]
+            best = -1
+            c = 0
+            if ep_up1[e] >= 0:
+                if dist[ep_home1[e]] >= 0:
+                    best = dist[ep_home1[e]]
+                    c = 1
+            else:
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    h = link_dst[up_link[k]]
+                    if dist[h] < 0:
+                        continue
+                    if best < 0 or dist[h] < best:
+                        best = dist[h]
                         c = 0
-                        for k in range(up_ptr[td], up_ptr[td + 1]):
-                            if link_dst[up_link[k]] == s:
-                                c += 1
-                        if c == 0:
-                            with gil:
-                                raise ValueError(f"route_hash: endpoint {td} has no link from switch {s}, a home of "
-                                                 f"its group (representative {g_rep[g]}): flows are not grouped by destination")
-                        j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
-                        for k in range(up_ptr[td], up_ptr[td + 1]):
-                            u = up_link[k]
-                            if link_dst[u] == s:
-                                if j == 0:
-                                    break
-                                j -= 1
-                        u = u ^ 1
-                    load[u] += mq
+                    if dist[h] == best:
+                        c += 1
+            if best < 0:
+                unreach[f] += f_mass[f]
+                continue
+            c1 = c
+            mq = f_mass[f] / qps
+            if two:
+                mq2 = f_mass2[f] / qps
+            kf = _mix(ks ^ <uint64_t>f_id[f])
+            # the only uplink, and the only link down to td, need no hashing
+            u1 = ep_up1[e]
+            if u1 < 0 and c1 == 1:
+                for k in range(up_ptr[e], up_ptr[e + 1]):
+                    if dist[link_dst[up_link[k]]] == best:
+                        u1 = up_link[k]
+                        break
+            d1 = -1
+            if up_ptr[td + 1] - up_ptr[td] == 1:
+                d1 = up_link[up_ptr[td]] ^ 1
+            for q in range(qps):
+                key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
+                base = (f * qps + q) * H
+                hop = 0
+                # first hop: one of the uplinks at minimal distance
+                if u1 >= 0:
+                    u = u1
+                else:
+                    j = _pick(_hop(key, <uint64_t>e), c1)
+                    for k in range(up_ptr[e], up_ptr[e + 1]):
+                        u = up_link[k]
+                        if dist[link_dst[u]] == best:
+                            if j == 0:
+                                break
+                            j -= 1
+                load[u] += mq
+                if two:
+                    load2[u] += mq2
+                if rec and hop < H:
+                    path[base + hop] = u
+                hop += 1
+                s = link_dst[u]
+                while dist[s] > 0:
+                    c = nh_cnt[s]
+                    if c < 0:
+                        # next-hop list of s in this group's DAG, built on first visit
+                        nh_start[s] = pos
+                        for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                            if dist[sw_head[j]] == dist[s] - 1:
+                                nh_list[pos] = sw_adj[j]
+                                nh_head[pos] = sw_head[j]
+                                pos += 1
+                        c = pos - nh_start[s]
+                        nh_cnt[s] = c
+                    j = nh_start[s] + (_pick(_hop(key, <uint64_t>s), c) if c > 1 else 0)
+                    r = nh_list[j]
+                    load[r] += mq
                     if two:
-                        load2[u] += mq2
+                        load2[r] += mq2
                     if rec and hop < H:
-                        path[base + hop] = u
+                        path[base + hop] = r
                     hop += 1
-                    if hop > longest:
-                        longest = hop
-            for idx in range(nq):
-                s = order[idx]
-                dist[s] = -1
-                hidx[s] = -1
-                nh_cnt[s] = -1
+                    s = nh_head[j]
+                # last hop: one of the parallel links from home s to td
+                if d1 >= 0:
+                    u = d1
+                    if link_dst[u ^ 1] != s:
+                        res[4 * b + 1] = td
+                        res[4 * b + 2] = s
+                        res[4 * b + 3] = g
+                        return 1
+                else:
+                    c = 0
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        if link_dst[up_link[k]] == s:
+                            c += 1
+                    if c == 0:
+                        res[4 * b + 1] = td
+                        res[4 * b + 2] = s
+                        res[4 * b + 3] = g
+                        return 1
+                    j = _pick(_hop(key, <uint64_t>s), c) if c > 1 else 0
+                    for k in range(up_ptr[td], up_ptr[td + 1]):
+                        u = up_link[k]
+                        if link_dst[u] == s:
+                            if j == 0:
+                                break
+                            j -= 1
+                    u = u ^ 1
+                load[u] += mq
+                if two:
+                    load2[u] += mq2
+                if rec and hop < H:
+                    path[base + hop] = u
+                hop += 1
+                if hop > longest:
+                    longest = hop
+        for idx in range(nq):
+            s = order[idx]
+            dist[s] = -1
+            hidx[s] = -1
+            nh_cnt[s] = -1
+    res[4 * b] = longest
+    return 0
+
+
+def route_hash(fabric, flows, work, loads, options):
+    """Hash each queue pair onto one path; path (len 0, or n_flows*qps*H) gets link ids, -1 padded.
+
+    ``flows.f_mass2``/``loads.load2`` (both empty, or one entry per flow/link): a second weight carried
+    along the same queue-pair paths (bytes beside rates) in the same pass.
+    Returns the longest path (links) seen; paths longer than H are truncated in ``path``.
+
+    Threads (options.threads): the groups are cut into route_fluid's blocks (fluid_blocks: a
+    function of the groups' flows only). Block 0 adds into the loads, every other block into
+    zeroed buffers of its own, added in block order afterwards (paths and unreach are per flow):
+    the same bits for any ``threads``, and with one block the same as a plain loop over the
+    groups. Blocks run on up to ``threads`` OpenMP threads, each with its own work arrays (the
+    caller's serve the first thread).
+    """
+    cdef uint64_t seed = options.seed
+    cdef int qps = options.qps, H = options.H, threads = options.threads
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef FlowsView fl = _flows_view(flows)
+    cdef WorkView w0 = _work_of(work)
+    cdef LoadsView o0 = _loads_of(loads)
+    cdef id_t ng = fl.g_ptr.shape[0] - 1, b, i, l, t
+    cdef id_t N = w0.dist.shape[0], S = w0.nh_list.shape[0]
+    cdef uint64_t ks = _mix(seed)
+    cdef int64_t[::1] bounds = fluid_blocks(np.asarray(flows.g_ptr))
+    cdef id_t NB = bounds.shape[0] - 1
+    cdef id_t T = max(1, min(threads, NB))
+    cdef int64_t[::1] res = np.full(4 * NB, -1, np.int64)
+    cdef real_t[:, ::1] o_load = np.zeros((NB - 1, o0.load.shape[0]))
+    cdef real_t[:, ::1] o_load2 = np.zeros((NB - 1, o0.load2.shape[0]))
+    keep = [w0] + [_work_view(np.full(N, -1, np.int64), np.full(N, -1, np.int64), np.zeros(N), np.zeros(N), _EMPTY_F,
+                              _EMPTY_F, np.zeros(N, np.int64), np.full(N, -1, np.int64), np.zeros(N, np.int64),
+                              _EMPTY_F, _EMPTY_F, np.zeros(N, np.int64), np.full(N, -1, np.int64),
+                              np.zeros(S, np.int64), np.zeros(S, np.int64)) for t in range(T - 1)]
+    keep += [o0] + [_loads_view(o_load[b], o_load2[b], _EMPTY_F, _EMPTY_F, o0.unreach, o0.path)
+                    for b in range(NB - 1)]
+    cdef PyObject** ws = <PyObject**>PyMem_Malloc((T + NB) * sizeof(PyObject*))
+    if ws == NULL:
+        raise MemoryError()
+    cdef PyObject** bs = ws + T
+    for i in range(T + NB):
+        ws[i] = <PyObject*>keep[i]
+    try:
+        if T == 1:
+            with nogil:
+                for b in range(NB):
+                    if _hash_block(bounds[b], bounds[b + 1], ks, qps, H, fb, fl, <WorkView>ws[0], <LoadsView>bs[b],
+                                   res, b):
+                        break
+        for b in prange(NB if T > 1 else 0, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            t = threadid()
+            _hash_block(bounds[b], bounds[b + 1], ks, qps, H, fb, fl, <WorkView>ws[t], <LoadsView>bs[b], res, b)
+    finally:
+        PyMem_Free(ws)
+    for b in range(NB):
+        if res[4 * b + 1] >= 0:
+            raise ValueError(f"route_hash: endpoint {res[4 * b + 1]} has no link from switch {res[4 * b + 2]}, a home "
+                             f"of its group (representative {fl.g_rep[res[4 * b + 3]]}): flows are not grouped by "
+                             f"destination")
+    # the blocks' loads added in block order (each entry on its own: any thread count, same sums)
+    with nogil:
+        for i in range(NB - 1):
+            for l in range(o0.load.shape[0]):
+                o0.load[l] += o_load[i, l]
+        for i in range(NB - 1):
+            for l in range(o0.load2.shape[0]):
+                o0.load2[l] += o_load2[i, l]
+    cdef id_t longest = 0
+    for b in range(NB):
+        longest = max(longest, res[4 * b])
     return longest
 
 
@@ -1549,3 +1621,401 @@ cdef inline int _reach_leaf(id_t A, id_t g, id_t D, id_t q, id_t rk, id_t b1,
                                        xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, rstamp, rval):
             return True
     return False
+
+
+# --- uniform all-to-all, sources aggregated in the kernel ------------------------------------------
+# destination chunks of route_uniform: at most UNIFORM_CHUNKS, at least UNIFORM_DESTS_PER_CHUNK
+# destinations each, and their load buffers together at most UNIFORM_BUFFER doubles
+UNIFORM_CHUNKS = 16
+UNIFORM_DESTS_PER_CHUNK = 4
+UNIFORM_BUFFER = 1 << 24
+
+
+def uniform_chunks(id_t n_dests, id_t per_chunk):
+    """Chunk boundaries over route_uniform's destinations (int64, chunks + 1 entries, from 0 to
+    n_dests): equal numbers of destinations per chunk. A function of the number of destinations
+    and of the size of one chunk's buffers (per_chunk doubles) only, never of the threads."""
+    cdef id_t nc = min(UNIFORM_CHUNKS, max(1, n_dests // UNIFORM_DESTS_PER_CHUNK),
+                       max(1, UNIFORM_BUFFER // max(per_chunk, 1)))
+    return (np.arange(nc + 1, dtype=np.int64) * max(n_dests, 0)) // nc
+
+
+cdef inline real_t _wt(int mode, id_t r, real_t sn, const real_t[::1] link_gbps) noexcept nogil:
+    """The split weight of a DAG edge over link r towards a node with sigma sn (see _w)."""
+    if mode == 0:
+        return sn
+    if mode == 1:
+        return link_gbps[r]
+    return 1.0
+
+
+cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
+                       const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
+                       const int32_t[::1] sw_list, id_t sw_edges,
+                       const id_t[::1] link_dst, const real_t[::1] link_gbps, const id_t[::1] up_ptr,
+                       const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
+                       const id_t[::1] g_rep, const real_t[::1] g_size, const real_t[::1] g_base,
+                       const int32_t[::1] g_home1, int32_t[::1] dist, int32_t[::1] hidx, int32_t[::1] order,
+                       int32_t[::1] unv, int32_t[::1] lvl_o, int32_t[::1] lvl_r,
+                       int32_t[::1] rec_r, int32_t[::1] rec_s, int32_t[::1] rec_n,
+                       real_t[::1] sigma, real_t[::1] den, real_t[::1] mass, real_t[::1] A,
+                       real_t[::1] lh, real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down,
+                       real_t* unreach) except -1 nogil:
+    """The uniform demand towards destination group b (x mult): from every group a, pp x
+    |a| x (|b| - [a == b]) x mult, routed as route_fluid routes a flow with source group a and
+    destination spread over b.
+
+    One BFS from b's homes records the shortest-path DAG: per edge s -> n (n one hop nearer)
+    the link r, s and n, level by level. A level is expanded top-down (every edge of the
+    frontier) or, once the unvisited switches have fewer edges than the frontier, bottom-up
+    (every edge of each unvisited switch); both are branch-free over the edges. sigma and
+    den are 0, dist and hidx -1 on entry and on exit (den is unused in mode 0, where it
+    would equal sigma). Each source group's mass is injected at its home switches (one
+    injection per group, whatever its size), the last hop into b is taken once for all the
+    sources (it is linear in the mass reaching each home), then the mass is pushed along the
+    DAG, farthest edges first."""
+    cdef id_t td = g_rep[b], ng = g_rep.shape[0], k, k0, u, h, e, a, j, i, idx, lo, hi
+    cdef id_t nq = 0, nh = 0, nr = 0, nu = -1, fe = 0, seen = 0, q, nu2
+    cdef int32_t s, n, d = 0, d1, ds, best, jj, isnew, on, par
+    cdef real_t m, sb = g_size[b], tot, share, x, wv, sn, lh0 = 0.0, unr = 0.0
+    cdef id_t lv
+    cdef bint bottom = False
+    cdef id_t sw_lo = sw_list[0] if sw_list.shape[0] else 0
+    cdef id_t sw_hi = sw_list[sw_list.shape[0] - 1] + 1 if sw_list.shape[0] else 0
+    for k in range(up_ptr[td], up_ptr[td + 1]):
+        u = up_link[k]
+        h = link_dst[u]
+        if dist[h] < 0:
+            dist[h] = 0
+            hidx[h] = <int32_t>nh
+            nh += 1
+            order[nq] = <int32_t>h
+            nq += 1
+            fe += sw_ptr[h + 1] - sw_ptr[h]
+        sigma[h] += 1.0
+        if mode == 1:
+            den[h] += link_gbps[u ^ 1]
+        elif mode == 2:
+            den[h] += 1.0
+    seen = fe
+    lo = 0
+    hi = nq
+    while lo < hi:
+        d1 = d + 1
+        lvl_o[d] = <int32_t>lo
+        lvl_r[d] = <int32_t>nr
+        if not bottom and sw_list.shape[0] + (sw_edges - seen) < fe:
+            bottom = True
+            nu = 0
+            for q in range(sw_list.shape[0]):
+                s = sw_list[q]
+                unv[nu] = s
+                nu += dist[s] < 0
+        fe = 0
+        if bottom:
+            # every unvisited switch looks for parents at level d
+            nu2 = 0
+            for q in range(nu):
+                s = unv[q]
+                par = 0
+                for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                    n = head[j]
+                    on = dist[n] == d
+                    sn = sigma[n]
+                    sigma[s] += sn * on
+                    if mode != 0:
+                        den[s] += _wt(mode, sw_adj[j], sn, link_gbps) * on
+                    rec_r[nr] = <int32_t>sw_adj[j]
+                    rec_s[nr] = s
+                    rec_n[nr] = n
+                    nr += on
+                    par += on
+                if par:
+                    dist[s] = d1
+                    order[nq] = s
+                    nq += 1
+                else:
+                    unv[nu2] = s
+                    nu2 += 1
+            nu = nu2
+        elif mode == 0:
+            for i in range(lo, hi):
+                n = order[i]
+                sn = sigma[n]
+                for j in range(sw_ptr[n], sw_ptr[n + 1]):
+                    s = head[j]
+                    ds = dist[s]
+                    isnew = ds < 0
+                    order[nq] = s
+                    nq += isnew
+                    ds += isnew * (d1 + 1)       # -1 -> d1, branch-free
+                    dist[s] = ds
+                    on = ds == d1
+                    sigma[s] += sn * on
+                    rec_r[nr] = <int32_t>(sw_adj[j] ^ 1)
+                    rec_s[nr] = s
+                    rec_n[nr] = n
+                    nr += on
+        else:
+            for i in range(lo, hi):
+                n = order[i]
+                sn = sigma[n]
+                for j in range(sw_ptr[n], sw_ptr[n + 1]):
+                    s = head[j]
+                    ds = dist[s]
+                    isnew = ds < 0
+                    order[nq] = s
+                    nq += isnew
+                    ds += isnew * (d1 + 1)       # -1 -> d1, branch-free
+                    dist[s] = ds
+                    on = ds == d1
+                    sigma[s] += sn * on
+                    u = sw_adj[j] ^ 1
+                    den[s] += _wt(mode, u, sn, link_gbps) * on
+                    rec_r[nr] = <int32_t>u
+                    rec_s[nr] = s
+                    rec_n[nr] = n
+                    nr += on
+        if not bottom:
+            for i in range(hi, nq):
+                s = order[i]
+                fe += sw_ptr[s + 1] - sw_ptr[s]
+            seen += fe
+        lo = hi
+        hi = nq
+        d = d1
+    lvl_o[d] = <int32_t>nq
+    lvl_r[d] = <int32_t>nr
+    if mode == 0:
+        for idx in range(nq):
+            s = order[idx]
+            den[s] = sigma[s]
+    if nh > 1:
+        # A[s, jj]: fraction of the mass at s that reaches home jj (DAG edges in BFS order)
+        for idx in range(nq):
+            s = order[idx]
+            for jj in range(nh):
+                A[s * KH + jj] = 0.0
+            if dist[s] == 0:
+                A[s * KH + hidx[s]] = 1.0
+        for i in range(nr):
+            s = rec_s[i]
+            n = rec_n[i]
+            wv = _wt(mode, rec_r[i], sigma[n], link_gbps) / den[s]
+            for jj in range(nh):
+                A[s * KH + jj] += wv * A[n * KH + jj]
+    for jj in range(nh):
+        lh[jj] = 0.0
+    # inject every source group's mass at its home switches
+    for a in range(ng):
+        m = g_base[a] * (sb - (1.0 if a == b else 0.0)) * mult
+        if not m > 0.0:
+            continue
+        h = g_home1[a]
+        if h >= 0:
+            if dist[h] < 0:
+                unr += m
+                continue
+            grp_up[a * KU] += m
+            mass[h] += m
+            if nh == 1:
+                lh0 += m
+            else:
+                for jj in range(nh):
+                    lh[jj] += m * A[h * KH + jj]
+            continue
+        e = g_rep[a]
+        best = -1
+        tot = 0.0
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if dist[h] < 0:
+                continue
+            if best < 0 or dist[h] < best:
+                best = dist[h]
+                tot = 0.0
+            if dist[h] == best:
+                if mode == 0:
+                    tot += sigma[h]
+                elif mode == 1:
+                    tot += link_gbps[u]
+                else:
+                    tot += 1.0
+        if best < 0:
+            unr += m
+            continue
+        k0 = up_ptr[e]
+        for k in range(up_ptr[e], up_ptr[e + 1]):
+            u = up_link[k]
+            h = link_dst[u]
+            if dist[h] != best:
+                continue
+            if mode == 0:
+                share = m * sigma[h] / tot
+            elif mode == 1:
+                share = m * link_gbps[u] / tot
+            else:
+                share = m / tot
+            grp_up[a * KU + (k - k0)] += share
+            mass[h] += share
+            if nh == 1:
+                lh0 += share
+            else:
+                for jj in range(nh):
+                    lh[jj] += share * A[h * KH + jj]
+    unreach[0] += unr
+    if nh == 1:
+        lh[0] = lh0
+    # the last hop, home -> b's members (once for all sources: it is linear in lh)
+    k0 = up_ptr[td]
+    if mode == 1:
+        for jj in range(nh):
+            lh[KH + jj] = 0.0
+        for k in range(up_ptr[td], up_ptr[td + 1]):
+            u = up_link[k]
+            lh[KH + hidx[link_dst[u]]] += link_gbps[u ^ 1]
+    for k in range(up_ptr[td], up_ptr[td + 1]):
+        u = up_link[k]
+        h = link_dst[u]
+        if mode == 1:
+            x = lh[hidx[h]] * link_gbps[u ^ 1] / lh[KH + hidx[h]]
+        else:
+            x = lh[hidx[h]] / den[h]
+        grp_down[b * KU + (k - k0)] += x
+    # push the mass along the DAG, farthest level first: the mass of each switch of level
+    # lv + 1 is complete once the level below it is done; it becomes mass / den there, and each
+    # DAG edge s -> n of level lv carries that times its weight
+    for lv in range(d - 2, -1, -1):
+        for idx in range(lvl_o[lv + 1], lvl_o[lv + 2]):
+            s = order[idx]
+            mass[s] = mass[s] / den[s]
+        for i in range(lvl_r[lv], lvl_r[lv + 1]):
+            n = rec_n[i]
+            x = mass[rec_s[i]] * _wt(mode, rec_r[i], sigma[n], link_gbps)
+            load[rec_r[i]] += x
+            mass[n] += x
+    if nq > 64 and 2 * nq > sw_hi - sw_lo:
+        # most switches were visited: clear their whole id range, then the homes outside it
+        # (every visited switch but a home has switch links, so lies in [sw_lo, sw_hi): the
+        # alive switch links come in pairs, which topo.routing.kernels checks)
+        memset(&dist[sw_lo], 0xFF, (sw_hi - sw_lo) * sizeof(int32_t))
+        memset(&hidx[sw_lo], 0xFF, (sw_hi - sw_lo) * sizeof(int32_t))
+        memset(&mass[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
+        memset(&sigma[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
+        memset(&den[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
+        nq = nh
+    for idx in range(nq):
+        s = order[idx]
+        dist[s] = -1
+        hidx[s] = -1
+        mass[s] = 0.0
+        sigma[s] = 0.0
+        den[s] = 0.0
+    return 0
+
+
+cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH, real_t pp,
+                        const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
+                        const int32_t[::1] sw_list, id_t sw_edges,
+                        const id_t[::1] link_dst, const real_t[::1] link_gbps, const id_t[::1] up_ptr,
+                        const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
+                        const id_t[::1] g_rep, const real_t[::1] g_size, const real_t[::1] g_base,
+                        const int32_t[::1] g_home1, const id_t[::1] dests,
+                        const real_t[::1] d_mult, int32_t[:, ::1] w_i, int32_t[:, ::1] w_rec,
+                        real_t[:, ::1] w_f, real_t[:, ::1] w_A, real_t[:, ::1] o_load, real_t[:, ::1] o_up,
+                        real_t[:, ::1] o_down, real_t[::1] o_unr) except -1 nogil:
+    """Destinations lo .. hi-1 (chunk c) on thread t's work rows into chunk c's buffers."""
+    cdef id_t N = sw_ptr.shape[0] - 1, S = head.shape[0], i
+    cdef int32_t[::1] dist = w_i[t, 0:N], hidx = w_i[t, N:2 * N], order = w_i[t, 2 * N:3 * N + 1]
+    cdef int32_t[::1] unv = w_i[t, 3 * N + 1:4 * N + 1], lvl_o = w_i[t, 4 * N + 1:5 * N + 3]
+    cdef int32_t[::1] lvl_r = w_i[t, 5 * N + 3:6 * N + 5]
+    cdef int32_t[::1] rec_r = w_rec[t, 0:S], rec_s = w_rec[t, S:2 * S], rec_n = w_rec[t, 2 * S:3 * S]
+    cdef real_t[::1] sigma = w_f[t, 0:N], den = w_f[t, N:2 * N], mass = w_f[t, 2 * N:3 * N]
+    cdef real_t[::1] lh = w_f[t, 3 * N:3 * N + 2 * KH], A = w_A[t]
+    cdef real_t[::1] load = o_load[c], grp_up = o_up[c], grp_down = o_down[c]
+    cdef real_t unr = 0.0
+    for i in range(lo, hi):
+        _uniform_dest(dests[i], d_mult[i], mode, KU, KH, pp, sw_ptr, sw_adj, head, sw_list, sw_edges, link_dst,
+                      link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_rep, g_size, g_base, g_home1, dist, hidx, order,
+                      unv, lvl_o, lvl_r, rec_r,
+                      rec_s, rec_n, sigma, den, mass, A, lh, load, grp_up, grp_down, &unr)
+    o_unr[c] = unr
+    return 0
+
+
+def route_uniform(fabric, groups, loads, options):
+    """Fluid-type loads of the uniform all-to-all towards the destination groups ``dests``.
+
+    fabric: topo.routing.kstate.FabricArrays; groups: kstate.UniformGroups (g_rep, g_size per
+    group; dests, d_mult per destination); loads: kstate.Loads (load per link, grp_up and
+    grp_down per group and uplink, added to); options: kstate.UniformOptions (mode, KU, KH,
+    threads, per_pair). Destination dests[i] receives from every group a the demand per_pair x
+    |a| x (|dests[i]| - [a == dests[i]]) x d_mult[i], split as route_fluid splits a flow from
+    source group a to a destination spread over dests[i] (equal to such flows routed by
+    route_fluid, to rounding). Returns the unreachable mass.
+
+    Sources are aggregated here: one BFS per destination (recording its shortest-path DAG),
+    one injection per source group at its home switches, one push along the DAG: O(dests x
+    (switch links + groups)), with no per-flow arrays.
+
+    The destinations are cut into chunks (uniform_chunks: a function of their number and of
+    the buffers' size only, never of ``threads``); each chunk adds into zeroed buffers of its
+    own, added into the outputs in chunk order afterwards, so the loads are the same bits for
+    any ``threads``. Chunks run on up to ``threads`` OpenMP threads, each with its own work
+    arrays; with ``threads`` 1, on this thread without OpenMP.
+    """
+    cdef int mode = options.mode, KU = options.KU, KH = options.KH, threads = options.threads
+    cdef real_t pp = options.per_pair
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef const id_t[::1] g_rep = groups.g_rep, dests = groups.dests
+    cdef const real_t[::1] g_size = groups.g_size, d_mult = groups.d_mult
+    cdef real_t[::1] load = loads.load, grp_up = loads.grp_up, grp_down = loads.grp_down
+    cdef id_t N = fb.sw_ptr.shape[0] - 1, S = fb.sw_adj.shape[0], Lk = fb.link_dst.shape[0]
+    cdef id_t nd = dests.shape[0], nU = grp_up.shape[0], nD = grp_down.shape[0], c, l, T, i
+    if N >= (1 << 31) - 1 or S >= (1 << 31) - 1 or Lk >= (1 << 31) - 1:
+        raise ValueError("route_uniform: nodes, switch links and links must each be fewer than 2**31 - 1")
+    cdef const int32_t[::1] head = np.asarray(fb.sw_head, np.int32)
+    deg = np.diff(np.asarray(fb.sw_ptr))
+    cdef const int32_t[::1] sw_list = np.flatnonzero(deg > 0).astype(np.int32)
+    cdef id_t sw_edges = S
+    rep = np.asarray(g_rep)
+    cdef const real_t[::1] g_base = pp * np.asarray(g_size)
+    cdef const int32_t[::1] g_home1 = np.where(np.asarray(fb.ep_up1)[rep] >= 0, np.asarray(fb.ep_home1)[rep],
+                                               -1).astype(np.int32)
+    cdef int64_t[::1] bounds = uniform_chunks(nd, Lk + nU + nD)
+    cdef id_t NC = bounds.shape[0] - 1
+    T = max(1, min(threads, NC))
+    cdef real_t[:, ::1] o_load = np.zeros((NC, Lk))
+    cdef real_t[:, ::1] o_up = np.zeros((NC, nU))
+    cdef real_t[:, ::1] o_down = np.zeros((NC, nD))
+    cdef real_t[::1] o_unr = np.zeros(NC)
+    w = np.full((T, 6 * N + 5), -1, np.int32)
+    cdef int32_t[:, ::1] w_i = w
+    cdef int32_t[:, ::1] w_rec = np.zeros((T, 3 * S + 1), np.int32)
+    cdef real_t[:, ::1] w_f = np.zeros((T, 3 * N + 2 * KH))
+    cdef real_t[:, ::1] w_A = np.zeros((T, N * KH if KH > 1 else 1))
+    if T == 1:
+        with nogil:
+            for c in range(NC):
+                _uniform_chunk(bounds[c], bounds[c + 1], 0, c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head, sw_list,
+                               sw_edges, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base,
+                               g_home1, dests,
+                               d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr)
+    else:
+        for c in prange(NC, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            _uniform_chunk(bounds[c], bounds[c + 1], threadid(), c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
+                           sw_list, sw_edges, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size,
+                           g_base, g_home1, dests, d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr)
+    # the chunks' buffers added in chunk order (each entry on its own: any thread count, same sums)
+    cdef real_t unr = 0.0
+    with nogil:
+        for c in range(NC):
+            for l in range(Lk):
+                load[l] += o_load[c, l]
+            for l in range(nU):
+                grp_up[l] += o_up[c, l]
+            for l in range(nD):
+                grp_down[l] += o_down[c, l]
+            unr += o_unr[c]
+    return unr

@@ -451,6 +451,7 @@ DATA = {
                     "grp_down", "unreach", "f_mass2", "load2"},
     "route_hash": {"link_gbps", "f_id", "f_mass", "sigma", "den", "order", "tlist", "nh_start", "nh_list",
                    "nh_head", "load", "unreach", "path", "f_mass2", "load2"},
+    "route_uniform": {"link_gbps", "g_size", "d_mult", "load", "grp_up", "grp_down"},
     "bucket_links": {"lk_qp"},
     "waterfill": {"weight", "cap", "rem", "wsum", "n_act", "ver", "frozen", "hk", "hl", "hv", "rate"},
     "route_clos": {"rate", "nbytes", "pool", "pmass", "lw", "epw", "agg", "unreach", "f_idx", "path", "defer",

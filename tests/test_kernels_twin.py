@@ -297,3 +297,175 @@ def test_thread_count_knob(monkeypatch):
         monkeypatch.setenv("TOPO_THREADS", bad)
         with pytest.raises(SpecError, match="TOPO_THREADS"):
             threads()
+
+
+# --- route_uniform: the uniform all-to-all with the sources aggregated in the kernel ------------------
+def _two_islands(seed):
+    """Two random regular switch graphs side by side (no link between them): every pair across
+    is unreachable; dual-homed hosts on the first, single-homed on the second."""
+    a = random_regular_fabric(24, 3, 2, seed=seed, dual=True)
+    b = random_regular_fabric(30, 4, 1, seed=seed + 1)
+    Ea, Eb, Na = a.n_endpoints, b.n_endpoints, a.n_nodes
+    E = Ea + Eb
+
+    def renum(x, f, ep0, sw0):
+        return np.where(x < f.n_endpoints, x + ep0, x - f.n_endpoints + sw0)
+    lo = np.concatenate([renum(a.link_src[0::2], a, 0, E), renum(b.link_src[0::2], b, Ea, E + Na - Ea)])
+    hi = np.concatenate([renum(a.link_dst[0::2], a, 0, E), renum(b.link_dst[0::2], b, Ea, E + Na - Ea)])
+    gbps = np.concatenate([a.link_gbps[0::2], b.link_gbps[0::2]])
+    tier = np.concatenate([np.zeros(E), np.ones(a.n_nodes + b.n_nodes - E)]).astype(np.int8)
+    return fabric_from_arrays(E, lo, hi, gbps, tier, family="custom")
+
+
+def _uniform_both_ways(f, mode, dests, mult, fail=None, threads=1):
+    """(route_uniform's loads, grp_up, grp_down, unreachable) and the same from route_fluid given
+    the expanded flows (one per source group and destination group, as the engine routed them
+    before the sources were aggregated), both compiled."""
+    from topo.routing import kstate as ks
+    mod = compiled()
+    P = routing.prepare(f, routing.failure_mask(f, fail))
+    fa = routing._fabric_arrays(f, P)
+    ng, L = P.g_rep.shape[0], f.n_links
+    g = ks.UniformGroups(g_rep=P.g_rep, g_size=P.g_size.astype(np.float64), dests=dests, d_mult=mult)
+    opt = ks.UniformOptions(mode, P.KU, P.KH, threads, 0.75)
+    mine = (np.zeros(L), np.zeros(ng * P.KU), np.zeros(ng * P.KU))
+    un = mod.route_uniform(fa, g, ks.Loads(load=mine[0], grp_up=mine[1], grp_down=mine[2]), opt)
+    ref = (np.zeros(L), np.zeros(ng * P.KU), np.zeros(ng * P.KU))
+    un_ref = twin.route_uniform(fa, g, ks.Loads(load=ref[0], grp_up=ref[1], grp_down=ref[2]), opt)
+    return (*mine, un), (*ref, un_ref)
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_route_uniform_equals_the_expanded_flows(mode, both):
+    # random regular graphs (single- and dual-homed, large enough for the BFS to turn bottom-up),
+    # with failed links, and two islands (every pair across unreachable); random destinations
+    # (some twice) with multipliers; the twin routes the expanded flows with the twin of route_fluid
+    rng = np.random.default_rng(mode)
+    cases = [(random_regular_fabric(160, 6, 2, seed=s, dual=s % 2 == 1), s) for s in range(3)]
+    cases.append((_two_islands(4), 4))
+    for f, seed in cases:
+        fail = rng.choice(f.n_links, 8, replace=False) if seed == 2 else None
+        ng = routing.prepare(f, routing.failure_mask(f, fail)).g_rep.shape[0]
+        dests = np.sort(rng.choice(ng, min(ng, 40), replace=True)).astype(np.int64)
+        mult = rng.choice([1.0, 2.0, 3.0], dests.shape[0])
+        (a, au, ad, aun), (b, bu, bd, bun) = _uniform_both_ways(f, mode, dests, mult, fail)
+        assert _close(a, b) and _close(au, bu) and _close(ad, bd), seed
+        assert aun == pytest.approx(bun, rel=1e-12), seed
+        if seed == 4:
+            assert aun > 0          # the islands: the pairs across are unreachable
+        else:
+            assert aun == 0 or fail is not None
+
+
+def test_route_uniform_is_the_same_bits_on_any_number_of_threads(both):
+    # several chunks (40 destinations: 10 chunks), dual-homed hosts, wcmp; 1, 2 and 3 threads
+    f = random_regular_fabric(160, 6, 2, seed=9, dual=True)
+    P = routing.prepare(f, None)
+    dests = np.arange(P.g_rep.shape[0], dtype=np.int64)[:40]
+    assert compiled().uniform_chunks(40, 1000).shape[0] - 1 == 10
+    out = [_uniform_both_ways(f, 1, dests, np.ones(40), threads=t)[0] for t in (1, 2, 3)]
+    for x in out[1:]:
+        assert all(p.tobytes() == q.tobytes() for p, q in zip(out[0][:3], x[:3]))
+        assert x[3] == out[0][3]
+
+
+def test_uniform_chunks_depend_on_the_destinations_only():
+    mod = compiled()
+    for nd, per in ((0, 10), (3, 10), (7, 10), (64, 10), (1000, 10), (1000, 1 << 22), (5, 1 << 30)):
+        b = mod.uniform_chunks(nd, per)
+        assert (b == twin.uniform_chunks(nd, per)).all()
+        assert b[0] == 0 and b[-1] == nd and (np.diff(b) >= 0).all()
+        assert (np.diff(b) >= mod.UNIFORM_DESTS_PER_CHUNK).all() or b.shape[0] == 2
+        assert (b.shape[0] - 2) * per <= mod.UNIFORM_BUFFER
+    assert (mod.UNIFORM_CHUNKS, mod.UNIFORM_DESTS_PER_CHUNK, mod.UNIFORM_BUFFER) == (
+        twin.UNIFORM_CHUNKS, twin.UNIFORM_DESTS_PER_CHUNK, twin.UNIFORM_BUFFER)
+
+
+@pytest.mark.parametrize("dual", [False, True])
+def test_hash_loads_and_paths_are_the_same_bits_on_any_number_of_threads(dual, both, monkeypatch):
+    # route_hash over route_fluid's blocks: 96 destination groups (several blocks), healthy and
+    # with failures, bytes carried as a second weight; 1, 2 and 3 threads give identical loads,
+    # bytes, paths and unreachable flows, and the twin the same paths and loads to rounding
+    from topo.routing import kernels as _ext
+    monkeypatch.setattr(_ext, "PARALLEL_WORK", 0.0)
+    f = random_regular_fabric(96, 4, 2, seed=6, dual=dual)
+    rng = np.random.default_rng(8)
+    n = 1500
+    src, dst = rng.integers(0, f.n_endpoints, n), rng.integers(0, f.n_endpoints, n)
+    rate = rng.random(n) * 10
+    d = Demands(src, dst, rate * 1e8 * rng.choice([1.0, 3.0], n), np.full(n, -1, np.int32), rate)
+    fail = rng.choice(f.n_links, 6, replace=False)
+    for fl in (None, fail):
+        out = []
+        for t in ("1", "2", "3"):
+            monkeypatch.setenv("TOPO_THREADS", t)
+            _swap(False)
+            r = routing.route(f, d, "roce-hash", failed_links=fl, seed=3, qps=2, record_paths=True)
+            out.append((r.link_gbps_load.tobytes(), r.link_bytes.tobytes(), r.flow_unreachable.tobytes(),
+                        r.qp_path.tobytes()))
+        assert out[0] == out[1] == out[2]
+        _swap(True)
+        r2 = routing.route(f, d, "roce-hash", failed_links=fl, seed=3, qps=2, record_paths=True)
+        assert _close(np.frombuffer(out[0][0]), r2.link_gbps_load)
+        assert np.frombuffer(out[0][3], np.int64).tobytes() == r2.qp_path.tobytes()
+
+
+def test_hash_blocks_report_a_destination_outside_its_group(both, monkeypatch):
+    # the check that a destination has a link from the home its path reached, in the parallel
+    # path: the first bad block's flow is named whatever the threads
+    f = random_regular_fabric(96, 4, 2, seed=5, dual=True)
+    E = f.n_endpoints
+    d = Demands(np.arange(E), (np.arange(E) + 7) % E, np.full(E, 1e9), np.full(E, -1, np.int32), np.ones(E))
+    from topo.routing import kernels as _ext
+    calls = []
+    real = _ext.Checked.__getattr__
+
+    def spy(self, attr):
+        fn = real(self, attr)
+        if attr != "route_hash":
+            return fn
+        return lambda *a: (calls.append(list(a)), fn(*a))[1]
+    monkeypatch.setattr(_ext.Checked, "__getattr__", spy)
+    _swap(False)
+    routing.route(f, d, "roce-hash")
+    fabric, flows, work, loads, options = _ext._LAYOUTS[("_routing", "route_hash")].objects(calls[0])
+    g_ptr = flows.g_ptr
+    assert compiled().fluid_blocks(g_ptr).shape[0] - 1 > 1
+    P = routing.prepare(f, None)
+    homes = lambda e: set(f.link_dst[P.up_link[P.up_ptr[e]:P.up_ptr[e + 1]]].tolist())
+    busy = np.flatnonzero(np.diff(g_ptr) > 0)
+    f_dst = flows.f_dst.copy()
+    last = g_ptr[busy[-1]]
+    f_dst[last] = next(int(e) for e in range(E) if not homes(e) & homes(int(f_dst[last])))
+    flows.f_dst = f_dst
+    msgs = set()
+    for t in (1, 2):
+        fresh = [type(o)(**{n: a.copy() for n, a in o.items()}) for o in (work, loads)]
+        with pytest.raises(ValueError, match="not grouped by destination") as e:
+            compiled().route_hash(fabric, flows, *fresh, options._replace(threads=t))
+        msgs.add(str(e.value))
+    assert len(msgs) == 1
+
+
+def test_route_uniform_refuses_a_switch_link_without_its_reverse(both):
+    # the bottom-up BFS levels find parents through a switch's own links: a CSR listing a link
+    # but not its reverse is refused before the kernel runs
+    from topo.routing import kstate as ks
+    from topo.routing.kernels import KernelArgumentError, kernel
+    f = random_regular_fabric(12, 3, 1, seed=1)
+    P = routing.prepare(f, None)
+    keep = np.ones(P.sw_adj.shape[0], bool)
+    keep[0] = False                                     # one direction of one link dropped
+    row = np.repeat(np.arange(f.n_nodes), np.diff(P.sw_ptr))[keep]
+    sw_ptr = np.zeros(f.n_nodes + 1, np.int64)
+    np.cumsum(np.bincount(row, minlength=f.n_nodes), out=sw_ptr[1:])
+    fa = ks.FabricArrays(sw_ptr=sw_ptr, sw_adj=P.sw_adj[keep], sw_head=P.sw_head[keep], link_dst=f.link_dst,
+                         link_gbps=f.link_gbps, up_ptr=P.up_ptr, up_link=P.up_link, ep_up1=P.ep_up1,
+                         ep_home1=P.ep_home1)
+    ng = P.g_rep.shape[0]
+    args = (fa, ks.UniformGroups(g_rep=P.g_rep, g_size=P.g_size.astype(float), dests=np.arange(ng),
+                                 d_mult=np.ones(ng)),
+            ks.Loads(load=np.zeros(f.n_links), grp_up=np.zeros(ng * P.KU), grp_down=np.zeros(ng * P.KU)),
+            ks.UniformOptions(0, P.KU, P.KH, 1, 1.0))
+    with pytest.raises(KernelArgumentError, match="sw_adj"):
+        kernel("_routing").route_uniform(*args)

@@ -296,10 +296,28 @@ def test_uniform_symmetry_shortcut_is_exact(model):
     cases = [fat_tree(6), clos(6, 4, 3)] + [random_case(s)[0] for s in range(30)]
     for i, f in enumerate(cases):
         for fail in ([], [switch_link(f, 2 + i)]):
-            a = routing.uniform_loads(f, model, 1.0, failed_links=fail)
+            a = routing.uniform_loads(f, model, 1.0, failed_links=fail, symmetry=True)
             b = routing.uniform_loads(f, model, 1.0, failed_links=fail, symmetry=False)
             np.testing.assert_allclose(a.link_gbps_load, b.link_gbps_load, rtol=1e-9, atol=1e-9)
             assert a.unreachable_gbps == pytest.approx(b.unreachable_gbps)
+
+
+def test_uniform_symmetry_is_used_where_it_pays(monkeypatch):
+    # by default the twin classes are looked for only above SYMMETRY_WORK (groups x switch links)
+    from topo.routing import kernels
+    seen = []
+    real = routing._twin_classes
+    monkeypatch.setattr(routing, "_twin_classes", lambda f, P: seen.append(P.g_rep.shape[0]) or real(f, P))
+    f = fat_tree(6)
+    P = routing.prepare(f, None)
+    work = P.g_rep.shape[0] * (P.sw_adj.shape[0] + 1)
+    for threshold, used in ((work + 1, False), (work, True)):
+        seen.clear()
+        monkeypatch.setattr(kernels, "SYMMETRY_WORK", float(threshold))
+        r = routing.uniform_loads(f, "fluid", 1.0)
+        assert bool(seen) == used
+        assert np.allclose(r.link_gbps_load, routing.uniform_loads(f, "fluid", 1.0, symmetry=False).link_gbps_load,
+                           rtol=1e-12)
 
 
 def test_uniform_aggregation_equals_explicit_with_mixed_capacities():

@@ -64,7 +64,7 @@ import numpy as np
 
 from topo.core import limits
 from topo.routing import kstate as ks
-from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal
+from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal, symmetry_pays
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands, scaleup_times_s
@@ -269,7 +269,7 @@ def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, see
                         tlist=np.zeros(n, np.int64), nh_start=nh_start, nh_cnt=nh_cnt, nh_list=nh_list,
                         nh_head=nh_head),
                 ks.Loads(load=load, load2=out2, unreach=un, path=path),
-                ks.HashOptions(np.uint64(seed & (2**64 - 1)), qps, H))
+                ks.HashOptions(np.uint64(seed & (2**64 - 1)), qps, H, fluid_threads(ng, P.sw_adj.shape[0])))
             if not record_paths or longest <= H:
                 break
             H = int(longest)
@@ -504,7 +504,7 @@ def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, loa
 
 
 def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, failed_links=None,
-                  failed_nodes=None, symmetry: bool = True) -> RouteResult:
+                  failed_nodes=None, symmetry: bool | None = None) -> RouteResult:
     """Uniform all-to-all among all endpoints (each ordered pair ``per_pair_gbps``), aggregated.
 
     Exact for fluid-type models: flows are aggregated per (source group,
@@ -513,7 +513,8 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     O(groups x switch links + groups^2). Scale-up domains are ignored (every
     pair crosses the scale-out fabric).
 
-    With ``symmetry`` (default), destination groups whose home switches are
+    With ``symmetry`` (None, the default: where it pays, see
+    topo.routing.kernels.symmetry_pays; True: always), destination groups whose home switches are
     twins (same alive switch neighbours and capacities, same number and kind of
     endpoints, no other endpoints) are routed once per twin class: swapping two
     twins is an automorphism that leaves uniform demand unchanged, so the loads
@@ -528,39 +529,25 @@ def uniform_loads(fabric, model: str = "fluid", per_pair_gbps: float = 1.0, *, f
     dead = failure_mask(fabric, failed_links, failed_nodes)
     P = prepare(fabric, dead)
     ng = P.g_rep.shape[0]
-    n = fabric.n_nodes
     L = fabric.n_links
     K = kernel("_routing")
     mode = _FLUID_MODE[model]
-    work = (np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n), np.zeros(n), np.zeros(n),
-            np.zeros(n, np.int64))
 
     def run(dsts, mult, load, gu, gd):
-        """Loads of the uniform demand (x mult per destination) from every group to ``dsts``."""
-        a = np.tile(np.arange(ng), dsts.size)
-        b = np.repeat(dsts, ng)
-        m = per_pair_gbps * P.g_size[a] * (P.g_size[b] - (a == b)) * np.repeat(mult, ng)
-        sel = m > 0
-        a, b, m = a[sel], b[sel], m[sel]
-        g_ptr = np.zeros(ng + 1, np.int64)
-        np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
-        un = np.zeros(a.shape[0])
-        dist, hidx, sigma, den, mass, order = work
-        K.route_fluid(
+        """Loads of the uniform demand (x mult per destination) from every group to ``dsts``
+        (the kernel aggregates the sources: one injection per group and destination)."""
+        return float(K.route_uniform(
             _fabric_arrays(fabric, P),
-            ks.GroupedFlows(g_ptr=g_ptr, g_rep=P.g_rep, g_id=np.arange(ng, dtype=np.int64),
-                            f_src=np.ascontiguousarray(P.g_rep[a]), f_dst=np.full(a.shape[0], -1, np.int64),
-                            f_sg=np.ascontiguousarray(a), f_mass=np.ascontiguousarray(m)),
-            ks.Work(dist=dist, hidx=hidx, sigma=sigma, den=den, mass=mass, order=order,
-                    tstamp=np.full(n, -1, np.int64), tlist=np.zeros(n, np.int64), A=np.zeros(n * P.KH),
-                    lh=np.zeros(2 * P.KH)),
-            ks.Loads(load=load, grp_up=gu, grp_down=gd, unreach=un),
-            ks.FluidOptions(mode, P.KU, P.KH, fluid_threads(ng, P.sw_adj.shape[0])))
-        return float(un.sum())
+            ks.UniformGroups(g_rep=P.g_rep, g_size=P.g_size.astype(np.float64),
+                             dests=np.ascontiguousarray(dsts, np.int64), d_mult=np.ascontiguousarray(mult, np.float64)),
+            ks.Loads(load=load, grp_up=gu, grp_down=gd, unreach=np.zeros(0)),
+            ks.UniformOptions(mode, P.KU, P.KH, fluid_threads(dsts.size, P.sw_adj.shape[0]), float(per_pair_gbps))))
 
     load = np.zeros(L)
     gu = np.zeros(ng * P.KU)
     gd = np.zeros(ng * P.KU)
+    if symmetry is None:
+        symmetry = symmetry_pays(ng, P.sw_adj.shape[0])
     classes = _twin_classes(fabric, P) if symmetry else []
     mult = np.ones(ng)
     routed = np.ones(ng, bool)
@@ -665,12 +652,15 @@ def _twin_classes(fabric, P) -> list[np.ndarray]:
     is_home[fabric.link_dst[P.up_link]] = True
     keys: dict = {}
     ul_gbps = fabric.link_gbps[P.up_link]
+    # only homes whose neighbours are pure transit switches (one vectorised pass: on a graph where
+    # every switch is a home, such as a Jellyfish graph, no group is looked at one by one)
+    row = np.repeat(np.arange(fabric.n_nodes), np.diff(P.sw_ptr))
+    home_nbrs = np.bincount(row, weights=is_home[P.sw_head], minlength=fabric.n_nodes)
+    sole &= home_nbrs[h_first] == 0
     for g in np.flatnonzero(sole).tolist():
         h = int(h_first[g])
         a, b = P.sw_ptr[h], P.sw_ptr[h + 1]
         nb = P.sw_head[a:b]
-        if is_home[nb].any():  # only homes whose neighbours are pure transit switches
-            continue
         gb = fabric.link_gbps[P.sw_adj[a:b]]
         o = np.lexsort((gb, nb))
         key = (nb[o].tobytes(), gb[o].tobytes(), int(P.g_size[g]), int(nup[g]),

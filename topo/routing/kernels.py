@@ -30,7 +30,8 @@ of pod slots per super-spine) is checked once per table set, where the tables
 are built (``topo.routing.clos.check_plan``).
 
 Threads: :func:`threads` is the number of threads a parallel kernel may use
-(``route_fluid``'s blocks of destination groups): TOPO_THREADS if set (a whole
+(``route_fluid``'s and ``route_hash``'s blocks of destination groups, ``route_uniform``'s chunks
+of destinations): TOPO_THREADS if set (a whole
 number >= 1), else the cores this process may run on, capped at MAX_THREADS. The
 kernels' results do not depend on it.
 """
@@ -85,6 +86,17 @@ PARALLEL_WORK = 4e6
 def fluid_threads(n_groups: int, n_switch_links: int) -> int:
     """Threads for one route_fluid call: :func:`threads` where the work pays for them, else 1."""
     return threads() if float(n_groups) * float(n_switch_links + 1) >= PARALLEL_WORK else 1
+
+
+# destination groups x switch links from which uniform_loads looks for twin classes: below it the
+# plain path (one BFS per group) costs less than finding the classes (a k=16 fat tree, 0.5M: 1.8 ms
+# plain, 2.0 ms with classes; k=32, 17M: 63 ms plain, 11 ms with classes; one thread)
+SYMMETRY_WORK = 2e6
+
+
+def symmetry_pays(n_groups: int, n_switch_links: int) -> bool:
+    """Whether uniform_loads should route one group per twin class (see its docstring)."""
+    return float(n_groups) * float(n_switch_links + 1) >= SYMMETRY_WORK
 
 
 class FlowStats(NamedTuple):
@@ -334,7 +346,11 @@ def _fabric_facts(c, fa) -> dict:
     for name in ("sw_ptr", "up_ptr"):
         c.arr(name, getattr(fa, name), I64)
     N, Lk, E = _fabric(c, *(getattr(fa, n) for n in ks.FabricArrays.__slots__))
-    return {"N": N, "Lk": Lk, "E": E, "S": fa.sw_adj.shape[0]}
+    listed = np.zeros(Lk, bool)
+    listed[fa.sw_adj] = True
+    # every alive switch link's reverse is alive too (failure_mask fails both directions):
+    # route_uniform's bottom-up BFS levels find a switch's parents through its own links
+    return {"N": N, "Lk": Lk, "E": E, "S": fa.sw_adj.shape[0], "sym": bool(listed[fa.sw_adj ^ 1].all())}
 
 
 def _groups(c, g_ptr, g_rep, f_src, f_dst, E, spread_ok):
@@ -438,9 +454,37 @@ def _check_route_fluid(c, F, mode, KU, KH, sw_ptr, sw_adj, sw_head, link_dst, li
         c.arr("mass2", mass2, F64)
 
 
+def _check_route_uniform(c, F, mode, KU, KH, threads, per_pair, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr,
+                         up_link, ep_up1, ep_home1, g_rep, g_size, dests, d_mult, load, grp_up, grp_down):
+    c.scalar("mode", mode, 0, 3)
+    c.scalar("threads", threads, 1)
+    KU = c.scalar("KU", KU, 1)
+    KH = c.scalar("KH", KH, 1)
+    if not np.isfinite(float(per_pair)):
+        c.fail("per_pair", f"must be a finite number (found {per_pair!r})")
+    N, Lk, E = F["N"], F["Lk"], F["E"]
+    if not F["sym"]:
+        c.fail("sw_adj", "must list the reverse of every alive switch link (both directions alive or both failed)")
+    if max(N, Lk, F["S"]) >= 2 ** 31 - 1:
+        c.fail("sw_head", "route_uniform indexes nodes and links with 32 bits: fewer than 2**31 - 1 of each")
+    if E and int(np.diff(up_ptr).max()) > KU:
+        c.fail("KU", f"must be at least the most uplinks of an endpoint ({int(np.diff(up_ptr).max())}; found {KU})")
+    ng = c.arr("g_rep", g_rep, I64)
+    c.ints("g_rep", g_rep, 0, E)
+    c.arr("g_size", g_size, F64, n=ng)
+    nd = c.arr("dests", dests, I64)
+    c.ints("dests", dests, 0, ng)
+    c.arr("d_mult", d_mult, F64, n=nd)
+    _homes_fit(c, g_rep, ng, up_ptr, up_link, link_dst, N, KH)
+    c.arr("load", load, F64, at_least=Lk, out=True)
+    c.arr("grp_up", grp_up, F64, at_least=ng * KU, out=True)
+    c.arr("grp_down", grp_down, F64, at_least=ng * KU, out=True)
+
+
 def _check_route_hash(c, F, seed, qps, H, sw_ptr, sw_adj, sw_head, link_dst, link_gbps, up_ptr, up_link, ep_up1,
                       ep_home1, g_ptr, g_rep, f_src, f_dst, f_id, f_mass, dist, hidx, sigma, den, order, tstamp, tlist,
-                      nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2):
+                      nh_start, nh_cnt, nh_list, nh_head, load, unreach, path, f_mass2, load2, threads):
+    c.scalar("threads", threads, 1)
     qps = c.scalar("qps", qps, 1)
     H = c.scalar("H", H, 1)
     c.arr("g_ptr", g_ptr, I64)
@@ -714,6 +758,7 @@ _CHECKS = {
     ("_routing", "bucket_flows"): _check_bucket_flows,
     ("_routing", "route_fluid"): _check_route_fluid,
     ("_routing", "route_hash"): _check_route_hash,
+    ("_routing", "route_uniform"): _check_route_uniform,
     ("_routing", "bucket_links"): _check_bucket_links,
     ("_routing", "waterfill"): _check_waterfill,
     ("_routing", "route_clos"): _check_route_clos,
@@ -729,6 +774,11 @@ _LAYOUTS = {
         (ks.Work, ("dist", "hidx", "sigma", "den", "mass", "mass2", "order", "tstamp", "tlist", "A", "lh")),
         (ks.Loads, ("load", "load2", "grp_up", "grp_down", "unreach")),
         (ks.FluidOptions, ks.FluidOptions._fields)]),
+    ("_routing", "route_uniform"): _Layout(_check_route_uniform, _fabric_facts, [
+        _FABRIC,
+        (ks.UniformGroups, ks.UniformGroups.__slots__),
+        (ks.Loads, ("load", "grp_up", "grp_down")),
+        (ks.UniformOptions, ks.UniformOptions._fields)]),
     ("_routing", "route_hash"): _Layout(_check_route_hash, _fabric_facts, [
         _FABRIC,
         (ks.GroupedFlows, ("g_ptr", "g_rep", "f_src", "f_dst", "f_id", "f_mass", "f_mass2")),

@@ -30,6 +30,8 @@ Arrays (one-dimensional, C-ordered; int64 ids, float64 loads, uint8 flags):
   (2 KH) and the hash's next-hop lists (``nh_start``, ``nh_cnt``, ``nh_list``, ``nh_head``).
 - :class:`Loads` the outputs: per link ``load`` and ``load2``, per flow ``unreach``,
   per group and uplink ``grp_up`` and ``grp_down``, the queue pairs' links ``path``.
+- :class:`UniformGroups` the groups and destinations of a uniform all-to-all (route_uniform,
+  which aggregates the sources itself and keeps its scratch arrays to itself).
 - :class:`ClosTables` the regular-Clos tables (topo.routing.clos), :class:`ClosDemands`
   the demands as given, :class:`ClosWork` that kernel's state and outputs,
   :class:`CrossFlows` the deferred flows between pods, :class:`CrossWork` spray_cross's
@@ -107,13 +109,15 @@ class Work(_Arrays):
 class Loads(_Arrays):
     """Outputs of the general kernels (added to, never cleared). load2 is empty unless the
     flows carry f_mass2; grp_up/grp_down only for flows with source groups or spread
-    destinations (route_fluid); path (len 0, or flows x qps x H) only for route_hash."""
+    destinations (route_fluid) and for route_uniform; path (len 0, or flows x qps x H) only for
+    route_hash; unreach (per flow: route_fluid and route_hash check its length) is not read by
+    route_uniform, which returns the unreachable mass."""
     __slots__ = ("load", "load2", "grp_up", "grp_down", "unreach", "path")
 
     def _default(self, name):
         if name == "path":
             return _EMPTY_I
-        if name in ("load2", "grp_up", "grp_down"):
+        if name in ("load2", "grp_up", "grp_down", "unreach"):
             return _EMPTY_F
         return super()._default(name)
 
@@ -127,11 +131,30 @@ class FluidOptions(NamedTuple):
     threads: int = 1
 
 
+class UniformGroups(_Arrays):
+    """route_uniform's groups: per group a member ``g_rep`` and its size ``g_size`` (float64); the
+    destination groups to route ``dests`` and each one's multiplier ``d_mult`` (a twin class routed
+    once for all its members)."""
+    __slots__ = ("g_rep", "g_size", "dests", "d_mult")
+
+
+class UniformOptions(NamedTuple):
+    """route_uniform's scalars: mode (0 fluid, 1 wcmp, 2 spray), KU, KH and threads as for
+    route_fluid, and the load of one ordered pair of endpoints (Gb/s)."""
+    mode: int
+    KU: int
+    KH: int
+    threads: int
+    per_pair: float
+
+
 class HashOptions(NamedTuple):
-    """route_hash's scalars: the seed, queue pairs per flow, path row width H."""
+    """route_hash's scalars: the seed, queue pairs per flow, path row width H, threads (blocks of
+    groups as route_fluid's; the results do not depend on it)."""
     seed: int
     qps: int
     H: int
+    threads: int = 1
 
 
 class ClosTables(_Arrays):

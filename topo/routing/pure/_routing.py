@@ -618,3 +618,45 @@ def spray_cross(tables, cross, work):
         for f in range(g_ptr[g], g_ptr[g + 1]):
             A = int(f_leaf[f])
             f_ok[f] = any(alive[r] and reach(s, 3) for r, s in ups(A))
+
+
+def uniform_chunks(n_dests, per_chunk):
+    """Twin of uniform_chunks (the compiled kernel's constants)."""
+    nc = min(UNIFORM_CHUNKS, max(1, n_dests // UNIFORM_DESTS_PER_CHUNK), max(1, UNIFORM_BUFFER // max(per_chunk, 1)))
+    return (np.arange(nc + 1, dtype=np.int64) * max(n_dests, 0)) // nc
+
+
+UNIFORM_CHUNKS = 16
+UNIFORM_DESTS_PER_CHUNK = 4
+UNIFORM_BUFFER = 1 << 24
+
+
+def route_uniform(fabric, groups, loads, options):
+    """Twin of route_uniform: the uniform demand expanded into one flow per (source group,
+    destination group), spread at both ends, and routed by the twin of route_fluid (the way
+    the engine routed it before the compiled kernel aggregated the sources); returns the
+    unreachable mass. ``threads`` is accepted and unused."""
+    from topo.routing import kstate as ks
+    g_rep = np.asarray(groups.g_rep, np.int64)
+    g_size = np.asarray(groups.g_size, np.float64)
+    dests = np.asarray(groups.dests, np.int64)
+    mult = np.asarray(groups.d_mult, np.float64)
+    ng = g_rep.shape[0]
+    a = np.tile(np.arange(ng, dtype=np.int64), dests.shape[0])
+    b = np.repeat(dests, ng)
+    m = options.per_pair * g_size[a] * (g_size[b] - (a == b)) * np.repeat(mult, ng)
+    sel = m > 0
+    a, b, m = a[sel], b[sel], m[sel]
+    o = np.argsort(b, kind="stable")
+    a, b, m = a[o], b[o], m[o]
+    g_ptr = np.zeros(ng + 1, np.int64)
+    np.cumsum(np.bincount(b, minlength=ng), out=g_ptr[1:])
+    un = np.zeros(a.shape[0])
+    n = fabric.sw_ptr.shape[0] - 1
+    route_fluid(fabric,
+                ks.GroupedFlows(g_ptr=g_ptr, g_rep=g_rep, g_id=np.arange(ng, dtype=np.int64), f_src=g_rep[a],
+                                f_dst=np.full(a.shape[0], -1, np.int64), f_sg=a, f_mass=m),
+                ks.Work(dist=np.full(n, -1, np.int64)),
+                ks.Loads(load=loads.load, grp_up=loads.grp_up, grp_down=loads.grp_down, unreach=un),
+                ks.FluidOptions(options.mode, options.KU, options.KH, 1))
+    return float(un.sum())
