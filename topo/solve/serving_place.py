@@ -625,6 +625,41 @@ def _check_power(cluster, fabric, training: dict, assignment: dict, busy: set) -
             f"replicas switched on in it" for r in switched.tolist() if kw[r] > lim[r] + 1e-6]
 
 
+def placed_section(cluster, fabric, placement: dict, *, reserved=(), time_limit=None, seed=None, workers=None,
+                   placed: Optional[dict] = None) -> dict:
+    """The serving replicas placed by CP-SAT beside the jobs' ``placement`` (never on the ``reserved``
+    nodes), as ``topo place`` shows them (JSON-able): the solver's status, objective and bound; per pool
+    (``deployment.role``) its replicas' first and last accelerator and the endpoint ids; the KV bytes
+    crossing leaves and pods; every rack a replica switched a node on in, with its power draw then
+    (busy nodes, spares and the jobs' and replicas' nodes at busy power) and limit.
+    ``placed``: a :func:`place_serving` result to show instead of solving."""
+    from topo.routing.describe import rack_power
+    res = placed if placed is not None else place_serving(cluster, fabric, placement, time_limit=time_limit,
+                                                          seed=seed, workers=workers, reserved=reserved)
+    assign = res["assignment"]
+    on = _servers_on(cluster, fabric, res["training"], reserved)
+    after = on.copy()
+    ep_server = np.asarray(fabric.ep_server)
+    for R in assign.values():
+        after[ep_server[np.asarray(R, np.int64).ravel()]] = True
+    rp = rack_power(fabric, cluster, busy_servers=after)
+    srack = np.asarray(fabric.server_rack)
+    racks = [{"rack": fabric.rack_name(int(r)), "kw": float(rp["kw"][r]), "limit_kw": float(rp["limit_kw"][r])}
+             for r in np.unique(srack[after & ~on]).tolist()]
+    pools = {}
+    for d in cluster.file.serving.deployments:
+        for role, pool in _pools(d):
+            R = np.asarray(assign[(d.name, role)], np.int64)
+            pools[f"{d.name}.{role}"] = {
+                "replicas": int(R.shape[0]), "accelerators_per_replica": int(pool.accelerators),
+                # derived: the first and last accelerator of every replica, in rank order
+                "nodes": [[fabric.node_name(int(r[0])), fabric.node_name(int(r[-1]))] for r in R],
+                "assignment": R.tolist()}
+    return {"method": "cpsat", "status": res["status"], "objective": res["objective"], "bound": res["bound"],
+            "time_limit_s": res["time_limit_s"], "checked": True, "pools": pools,
+            "kv_crossing": kv_crossing(cluster, fabric, assign), "racks_switched_on": racks}
+
+
 def kv_crossing(cluster, fabric, assignment: dict) -> dict:
     """Per disaggregated deployment: KV bytes per second between (prefill, decode) replicas whose first
     accelerators are under different leaves, and under different pods, with the requests shared over the
@@ -756,6 +791,31 @@ def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, wor
     return {"target_utilization": s["target_utilization"], "routing": s["routing"], "placement": s["placement"],
             "serving_placement": s["serving_placement"], "deployments": deps, "all": s["all"],
             "with_training": s["with_training"]}
+
+
+def budget_inputs(cluster, fabric, placement: Optional[dict], *, reserved=(), time_limit=None, seed=None,
+                  workers=None, placed: Optional[dict] = None) -> tuple:
+    """What a link budget needs to carry the serving deployments beside the jobs: ``(demands, section)``,
+    the demands of :func:`budget_demands` with the replicas placed by CP-SAT beside ``placement`` (or
+    ``placed``, a :func:`place_serving` result) for :func:`topo.solve.linkbudget.budget`'s ``demands``,
+    and a JSON-able section naming the deployments, their stated rates and serving bytes per second
+    and the serving placement's status."""
+    from topo.traffic.serving import serving_traffic
+    train = _training(cluster, fabric, placement)
+    res = placed if placed is not None else place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed,
+                                                          workers=workers, reserved=reserved)
+    dem = budget_demands(cluster, fabric, res["training"], res["assignment"])
+    st = serving_traffic(cluster, fabric, res["training"], replicas=res["assignment"])
+    sd = st.demands
+    dom = np.asarray(fabric.ep_domain)
+    net = (dom[sd.src] != dom[sd.dst]) | (dom[sd.src] < 0)       # flows that leave their scale-up domain
+    deps = [{"name": d.name, "requests_per_s": float(d.load.requests_per_s), "kv_routing": d.kv_routing,
+             "bytes_per_s": float(sum(st.bytes_per_s[d.name].values())),
+             "network_gbps": float(sd.rate_gbps[net & (sd.job == k)].sum()),
+             "replicas": {role: int(np.asarray(res["assignment"][(d.name, role)]).shape[0]) for role, _ in _pools(d)}}
+            for k, d in enumerate(cluster.file.serving.deployments)]
+    return dem, {"deployments": deps, "placement": {"method": "cpsat", "status": res["status"],
+                                                    "objective": res["objective"], "bound": res["bound"]}}
 
 
 def budget_demands(cluster, fabric, placement: dict, replicas: dict):
