@@ -127,3 +127,25 @@ def test_budget_cli_sizes_for_jobs_and_serving():
     assert u1["routed_before"] > u0["routed_before"]
     res = CliRunner().invoke(main, ["budget", "examples/serving-disagg.yaml"])
     assert res.exit_code == 0 and "serving: sized with 2 deployment(s)" in res.output
+
+
+def test_analyze_tables_side_by_side_with_serving(tmp_path):
+    """The tier table with the serving traffic added, under analyze's own routing: the one (prefill, decode)
+    pair's KV, 10 x 1000 x 327,680 B/s = 26.2144 Gb/s, loads the prefill NIC's uplink and the decode NIC's
+    downlink (0.065536 of 400 Gb/s each), so the endpoint-leaf mean over its 20 links rises by
+    2 x 0.065536 / 20 and the serving traffic alone peaks at 0.065536."""
+    from topo.cli import main
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_with_job()))
+    res = CliRunner().invoke(main, ["analyze", str(p), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    ws = out["with_serving"]
+    jobs = {t["tier"]: t for t in out["tiers"]}
+    both = {t["tier"]: t for t in ws["tiers"]}
+    assert jobs["endpoint-leaf"]["links"] == 20 == both["endpoint-leaf"]["links"]
+    assert both["endpoint-leaf"]["util_mean"] - jobs["endpoint-leaf"]["util_mean"] == pytest.approx(2 * 0.065536 / 20)
+    assert ws["serving_max_util"] == pytest.approx(0.065536)
+    assert ws["max_util"] == pytest.approx(max(out["max_util"], 0.065536))
+    res = CliRunner().invoke(main, ["analyze", str(p)])
+    assert res.exit_code == 0 and "+serving max" in res.output and "with serving" in res.output

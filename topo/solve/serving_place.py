@@ -793,6 +793,35 @@ def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, wor
             "with_training": s["with_training"]}
 
 
+def with_jobs(cluster, fabric, job_loads: np.ndarray, placed: dict, *, routing: str, efficiency: float, seed: int,
+              qps: int, channels: int, fail=()) -> dict:
+    """``topo analyze``'s peak-utilisation figures with the serving traffic added: the deployments' flows at
+    their stated rates (replicas of ``placed``, a :func:`place_serving` result) routed under the same
+    ``routing`` model, wire ``efficiency``, seed, queue pairs and channels and the same failed links and
+    switches ``fail`` as the jobs, their per-link load added to ``job_loads`` (the jobs' load per directed
+    link, :attr:`topo.routing.engine.Analysis.loads`). Returns the max utilisation, the per-tier table
+    (:func:`topo.routing.engine.tier_stats`) and the hottest links of the sum. ``optimal`` (an LP bound,
+    not a routing) is refused."""
+    from topo.routing.engine import _hottest, failure_mask, parse_failures, route, tier_stats
+    from topo.traffic.serving import serving_traffic
+    if routing == "optimal":
+        raise SpecError([("routing", "the serving traffic is routed, not bounded: give fluid, roce-hash, uec-spray "
+                                     "or wcmp")])
+    links, nodes = parse_failures(fabric, list(fail))
+    dead = failure_mask(fabric, links, nodes)
+    st = serving_traffic(cluster, fabric, placed["training"], replicas=placed["assignment"])
+    r = route(fabric, st.demands, routing, failed_links=dead, seed=seed, qps=qps, channels=channels,
+              efficiency=efficiency)
+    total = np.asarray(job_loads, np.float64) + r.link_gbps_load
+    alive = ~dead & (fabric.link_gbps > 0)
+    cap = fabric.link_gbps
+    util = np.where(alive, total / np.where(cap > 0, cap, 1.0), 0.0)
+    return {"routing": routing, "max_util": float(util.max(initial=0.0)),
+            "serving_max_util": float(np.where(alive, r.link_gbps_load / np.where(cap > 0, cap, 1.0), 0.0).max(initial=0.0)),
+            "unreachable_gbps": float(r.unreachable_gbps),
+            "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive, 10)}
+
+
 def budget_inputs(cluster, fabric, placement: Optional[dict], *, reserved=(), time_limit=None, seed=None,
                   workers=None, placed: Optional[dict] = None) -> tuple:
     """What a link budget needs to carry the serving deployments beside the jobs: ``(demands, section)``,
