@@ -404,11 +404,12 @@ def _add_spread(m, sv, D: _Domains, pools: list, xcell: dict, cell_first: np.nda
             continue
         cap = math.floor(sp.max_share * pool.replicas + 1e-9)
         kc = keys[sp.level][cell_first]
-        have = np.unique(kc).size
+        room = [not isinstance(xcell[p, c], int) for c in range(len(kc))]     # cells that can hold one
+        have = np.unique(kc[np.asarray(room, bool)]).size if any(room) else 0
         if have * cap < pool.replicas:
             raise SpecError([(f"serving.deployments[{i}].spread", f"{pool.replicas} {role} replicas at most {cap} "
-                              f"behind one {sp.level} need {-(-pool.replicas // cap)} of them; the cluster's "
-                              f"accelerators are behind {have}")])
+                              f"behind one {sp.level} need {-(-pool.replicas // cap)} of them; the accelerators "
+                              f"free for them after the training jobs are behind {have}")])
         for key in np.unique(kc):
             ex = [xcell[p, c] for c in np.flatnonzero(kc == key) if not isinstance(xcell[p, c], int)]
             if ex:
