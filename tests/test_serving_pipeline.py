@@ -42,8 +42,12 @@ def test_optimize_plan_has_a_serving_section():
     from topo.pipeline import optimize
     d = _with_job()
     d["goals"] = {"time_limit_s": 2, "workers": 1}
-    plan = optimize(from_dict(d), failures=False)
+    plan = optimize(from_dict(d))
     typed(plan)
+    # the failure sweep counts the plan's own replicas
+    fs = plan["failures"]["serving"]
+    assert fs["placement"] == {"method": "given"} and fs["deployments"]["d"]["replicas"] == {"prefill": 1, "decode": 1}
+    assert all("serving" in r for r in plan["failures"]["single"])
     s = plan["serving"]
     dep = s["deployments"][0]
     assert s["serving_placement"]["method"] == "cpsat" and s["serving_placement"]["status"] == "OPTIMAL"
