@@ -106,8 +106,19 @@ def test_place_shows_the_replicas_beside_the_jobs_and_spares(tmp_path):
     assert s["kv_crossing"]["d"]["kv_routing"] == "even"
     res = CliRunner().invoke(main, ["place", str(p), "-o", str(tmp_path / "pl.json")])
     assert res.exit_code == 0 and "serving replicas (CP-SAT after the jobs)" in res.output, res.output
+    # budget and failures take the replicas the file holds, re-checked
     res = CliRunner().invoke(main, ["budget", str(p), "--placement", str(tmp_path / "pl.json"), "--json"])
-    assert res.exit_code == 0 and json.loads(res.output)["serving"]["deployments"][0]["name"] == "d", res.output
+    assert res.exit_code == 0, res.output
+    b = json.loads(res.output)["serving"]
+    assert b["deployments"][0]["name"] == "d" and b["placement"]["method"] == "given"
+    res = CliRunner().invoke(main, ["failures", str(p), "--plan", str(tmp_path / "pl.json"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["serving"]["placement"] == {"method": "given"}, res.output
+    bad = json.loads((tmp_path / "pl.json").read_text())
+    bad["serving"]["pools"]["d.decode"]["assignment"] = [[0]]       # the training job's accelerator
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    for cmd in (["budget", str(p), "--placement"], ["failures", str(p), "--plan"]):
+        res = CliRunner().invoke(main, cmd + [str(tmp_path / "bad.json")])
+        assert res.exit_code == 2 and "serving.pools" in res.output and "training job t" in res.output, res.output
     res = CliRunner().invoke(main, ["place", str(p), "--json", "--no-serving"])
     assert res.exit_code == 0 and "serving" not in json.loads(res.output)
 

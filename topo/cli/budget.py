@@ -88,7 +88,8 @@ def render(d: dict) -> str:
     sv = d.get("serving")
     if sv:
         out.append(f"serving: sized with {len(sv['deployments'])} deployment(s) at their stated rates beside the jobs "
-                   f"(replicas by CP-SAT, {sv['placement']['status']}): "
+                   + (f"(replicas by CP-SAT, {sv['placement']['status']}): " if sv["placement"]["method"] == "cpsat"
+                      else "(replicas as the placement file puts them): ")
                    + ", ".join(f"{x['name']} {x['requests_per_s']:g} req/s ({x['network_gbps']:,.1f} Gb/s on the network)"
                                for x in sv["deployments"]))
     out += [unplaced_line(n, u) for n, u in (d.get("unplaced") or {}).items()]
@@ -296,9 +297,12 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
     serving_section = None
     if serving and c.file.serving.deployments:
         # the jobs plus every deployment at its stated request rate, replicas placed by CP-SAT beside the jobs
-        from topo.solve.serving_place import budget_inputs
+        from topo.solve.serving_place import budget_inputs, read_replicas
+        reps = read_replicas(placement_path, c, f, placement) if placement_path is not None else None
+        given = None if reps is None else {"method": "given", "assignment": reps, "training": placement,
+                                           "status": None, "objective": None, "bound": None}
         opts["demands"], serving_section = budget_inputs(c, f, placement or {}, time_limit=time_limit, seed=seed,
-                                                         workers=workers)
+                                                         workers=workers, placed=given)
     if for_transport:
         from topo.solve.linkbudget import budget_for_transport
         slow = max_slowdown if max_slowdown is not None else (c.file.goals.max_job_slowdown or 1.05)

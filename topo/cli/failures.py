@@ -118,7 +118,8 @@ def _serving_text(d, top=30) -> list:
 
 @main.command()
 @cluster_arg
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), help="use this plan's placement")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False),
+              help="use this plan's placement (a `topo place -o` file too), and its serving replicas when it has them")
 @click.option("--single", is_flag=True, help="single-failure sweep (default unless --k is given)")
 @click.option("--k", "k_text", help="k simultaneous failures: N or A..B (e.g. 2..4)")
 @click.option("--samples", type=SAMPLES, default=200, show_default=True, help="k-sets sampled per k")
@@ -149,9 +150,13 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     from topo.pipeline import read_placement
     fab = build(c)
     placement = read_placement(plan_path, c, fab) if plan_path else None
+    reps = None
+    if plan_path and serving is not False and c.file.serving.deployments:   # the plan's own serving replicas
+        from topo.solve.serving_place import read_replicas
+        reps = read_replicas(plan_path, c, fab, placement)
     res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
                            group=not exhaustive, workers=workers, traffic=traffic,
-                           hash_exact=hash_exact, serving=serving)
+                           hash_exact=hash_exact, serving=serving, serving_replicas=reps)
     d = res.to_dict()
     if as_json:
         emit_json(to_jsonable(d))

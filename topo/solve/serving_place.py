@@ -661,6 +661,56 @@ def placed_section(cluster, fabric, placement: dict, *, reserved=(), time_limit=
             "kv_crossing": kv_crossing(cluster, fabric, assign), "racks_switched_on": racks}
 
 
+def read_replicas(path, cluster, fabric, training: dict, reserved=()) -> Optional[dict]:
+    """The serving replicas a ``topo place -o`` file (``serving.pools.<deployment.role>.assignment``) or a
+    plan (``serving.serving_placement.assignment``) holds, as ``{(deployment, role): [replicas, ranks]}``,
+    checked by :func:`check` against the cluster, the jobs' ``training`` placement and ``reserved`` nodes;
+    None when the file holds no serving placement. Raises SpecError naming the JSON path of a pool the
+    cluster file does not state, a malformed one or a missing one, or the checker's problems."""
+    import json
+    from topo.core.inputs import read_text
+    from topo.core.limits import MAX_PLAN_BYTES
+    src = str(path)
+    try:
+        data = json.loads(read_text(path, "placement", limit=MAX_PLAN_BYTES, what="placement file"))
+    except (ValueError, RecursionError) as e:
+        raise SpecError([("(file)", f"malformed JSON: {e}")], src)
+    sv = data.get("serving") if isinstance(data, dict) else None
+    if not isinstance(sv, dict):
+        return None
+    if isinstance(sv.get("pools"), dict):
+        base = "serving.pools"
+        raw = {k: (v.get("assignment") if isinstance(v, dict) else None) for k, v in sv["pools"].items()}
+        at = {k: f"{base}.{k}.assignment" for k in raw}
+    elif isinstance(sv.get("serving_placement"), dict) and isinstance(sv["serving_placement"].get("assignment"), dict):
+        base = "serving.serving_placement.assignment"
+        raw = sv["serving_placement"]["assignment"]
+        at = {k: f"{base}.{k}" for k in raw}
+    else:
+        return None
+    want = {f"{d.name}.{role}": (d.name, role, pool) for d in cluster.file.serving.deployments for role, pool in _pools(d)}
+    errs, reps = [], {}
+    for k, v in raw.items():
+        if k not in want:
+            errs.append((at[k], "not a pool of the cluster file's serving deployments"))
+            continue
+        name, role, pool = want[k]
+        arr = np.asarray(v if isinstance(v, list) else [], dtype=object)
+        ok = arr.ndim == 2 and arr.shape == (pool.replicas, pool.accelerators) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in arr.ravel().tolist())
+        if not ok:
+            errs.append((at[k], f"expected {pool.replicas} lists of {pool.accelerators} endpoint ids (integers)"))
+            continue
+        reps[(name, role)] = arr.astype(np.int64)
+    errs += [(f"{base}.{k}", "missing: the cluster file states this pool") for k in want if k not in raw]
+    if errs:
+        raise SpecError(errs, src)
+    problems = check(cluster, fabric, training, reps, reserved=reserved)
+    if problems:
+        raise SpecError([(base, p) for p in problems[:20]], src)
+    return reps
+
+
 def kv_crossing(cluster, fabric, assignment: dict) -> dict:
     """Per disaggregated deployment: KV bytes per second between (prefill, decode) replicas whose first
     accelerators are under different leaves, and under different pods, with the requests shared over the
@@ -844,7 +894,7 @@ def budget_inputs(cluster, fabric, placement: Optional[dict], *, reserved=(), ti
              "network_gbps": float(sd.rate_gbps[net & (sd.job == k)].sum()),
              "replicas": {role: int(np.asarray(res["assignment"][(d.name, role)]).shape[0]) for role, _ in _pools(d)}}
             for k, d in enumerate(cluster.file.serving.deployments)]
-    return dem, {"deployments": deps, "placement": {"method": "cpsat", "status": res["status"],
+    return dem, {"deployments": deps, "placement": {"method": res.get("method", "cpsat"), "status": res["status"],
                                                     "objective": res["objective"], "bound": res["bound"]}}
 
 
