@@ -280,6 +280,7 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
     _add_spread(m, sv, D, pools, xcell, cell_first)
     obj = _objective(m, cluster, sv, D, pools, xcell, cell_first)
     m.Minimize(sum(obj) if obj else 0)
+    _add_hint(m, sv, D, pools, y, w, whole, doms_of_cell, cell_first)
     solver = cp_model.CpSolver()
     configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
     status = solve_interruptible(solver, m)
@@ -449,6 +450,53 @@ def _objective(m, cluster, sv, D: _Domains, pools: list, xcell: dict, cell_first
                 same.append(pr)
             obj.append(W[d.name] * weight * (Rp * Rd - sum(same)))
     return obj
+
+
+def _add_hint(m, sv, D: _Domains, pools: list, y: dict, w: dict, whole: dict, doms_of_cell: list,
+              cell_first: np.ndarray) -> None:
+    """A first guess for the solver (a hint: it may break a power limit, and the solver repairs or drops
+    it): the pools in file order, each filling the free domains (whole domains of a cell, for a large
+    replica) in endpoint order up to its spread limit per leaf, pod or rack. A deployment's prefill and
+    decode pools thus fill the same first leaves, which is what the objective rewards."""
+    keys = {"leaf": D.leaf, "pod": D.pod, "rack": D.rack}
+    left = D.n_free.copy()
+    free_whole = D.whole.copy()
+    hy: dict = {}
+    hw: dict = {}
+    for p, (i, role, pool, n, k) in enumerate(pools):
+        sp = sv.deployments[i].spread
+        cap = math.floor(sp.max_share * pool.replicas + 1e-9) if sp is not None else pool.replicas
+        key = keys[sp.level] if sp is not None else np.zeros(len(D.members), np.int64)
+        per_key: dict = {}
+        need = pool.replicas
+        if k == 0:
+            for t in range(len(D.members)):
+                while need and (p, t) in y and left[t] >= n and per_key.get(int(key[t]), 0) < cap:
+                    hy[p, t] = hy.get((p, t), 0) + 1
+                    left[t] -= n
+                    free_whole[t] = False
+                    per_key[int(key[t])] = per_key.get(int(key[t]), 0) + 1
+                    need -= 1
+        else:
+            for c in range(D.n_cells):
+                kc = int(key[cell_first[c]])
+                while need and (p, c) in w and per_key.get(kc, 0) < cap:
+                    wd = [int(t) for t in doms_of_cell[c] if free_whole[t]]
+                    if len(wd) < k:
+                        break
+                    for t in wd[:k]:
+                        free_whole[t] = False
+                        left[t] = 0
+                        hy[-1, t] = 1          # taken whole
+                    hw[p, c] = hw.get((p, c), 0) + 1
+                    per_key[kc] = per_key.get(kc, 0) + 1
+                    need -= 1
+    for kk, v in y.items():
+        m.AddHint(v, hy.get(kk, 0))
+    for kk, v in w.items():
+        m.AddHint(v, hw.get(kk, 0))
+    for t, v in whole.items():
+        m.AddHint(v, hy.get((-1, t), 0))
 
 
 def _realise(solver, sv, D: _Domains, pools: list, doms_of_cell: list, y: dict, w: dict, whole: dict) -> dict:
