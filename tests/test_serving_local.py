@@ -106,6 +106,10 @@ def test_kv_routing_refused_with_colocated():
 
 
 # --- rack power --------------------------------------------------------------------------------------
+def _rack_of(f, e):
+    return int(np.asarray(f.server_rack)[np.asarray(f.ep_server)[e]])
+
+
 def _powered(prefill, decode, limit_kw=2.5):
     """Racks of 2 nodes idle at 0.375 kW each (0.75 kW), busy 1.5 kW: under 2.5 kW a rack powers one busy
     node (1.875 kW), not two (3.0 kW), though both its accelerators are free."""
@@ -133,13 +137,10 @@ def test_power_not_free_accelerators_binds():
     # the checker counts power with its own code: two replicas in one rack are refused
     a = {k: v.copy() for k, v in r["assignment"].items()}
     first = int(a[("d", "prefill")][0, 0])
-    mate = [e for e in range(8) if e != first and racks_of(f, e) == racks_of(f, first)][0]
+    mate = [e for e in range(8) if e != first and _rack_of(f, e) == _rack_of(f, first)][0]
     a[("d", "decode")][0, 0] = mate
     assert any(p.startswith("power: rack") for p in check(c, f, r["training"], a))
 
-
-def racks_of(f, e):
-    return int(np.asarray(f.server_rack)[np.asarray(f.ep_server)[e]])
 
 
 def test_replicas_beyond_the_power_limit_are_refused():
