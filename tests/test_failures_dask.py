@@ -56,3 +56,15 @@ def test_bad_scheduler_address_is_refused_naming_the_flag():
     from topo.cli.app import main
     r = CliRunner().invoke(main, ["failures", str(EXAMPLES / "small.yaml"), "--scheduler", "nonsense"])
     assert r.exit_code == 2 and "--scheduler" in r.output and no_crash(r)
+
+
+def test_serving_deployments_on_an_executor_are_refused_not_dropped():
+    """The workers rebuild the fabric and jobs, not the serving replicas: a run that would count the
+    deployments is refused on an executor (naming it) rather than returning rows without them."""
+    from concurrent.futures import ThreadPoolExecutor
+    from topo.core.errors import SpecError
+    c = load(EXAMPLES / "serving-disagg.yaml")
+    with ThreadPoolExecutor(1) as ex:
+        with pytest.raises(SpecError) as e:
+            F.analyze_failures(c, seed=3, executor=ex)
+    assert e.value.errors[0][0] == "executor"

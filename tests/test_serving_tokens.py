@@ -162,3 +162,24 @@ def test_interference_by_hand():
     eff = protocol_efficiency(c, "roce")
     assert inf["roce-hash"]["jobs"]["t"]["slowdown"] == pytest.approx(400 / (400 - kv / eff))
     assert inf["uec-spray"]["jobs"]["t"]["slowdown"] > 1
+
+
+def test_example_roce_vs_uec_on_the_expert_exchange():
+    """examples/serving-moe-ep.yaml: one decode replica of ep 32 over four 8-GPU nodes. Each rank sends each
+    other rank T / ep x k / ep x h x b x layers = 100,000 / 32 x 8 / 32 x 7168 x 1 B x 61 = 341.6 MB/s to
+    dispatch and the same to combine (5.4656 Gb/s), from 24 ranks over the network (7 share its NVLink
+    domain), plus its 1/32 of the KV (124,928 B x 100,000 tokens/s / 32 = 3.1232 Gb/s): 134.29 Gb/s of
+    goodput on a 400 Gb/s NIC downlink at RoCE's wire efficiency, so fluid saturates at 100 x 400 / that.
+    Spraying spreads the cross-rail traffic like fluid and also stops at a NIC; hashing piles it on one of
+    the few leaf uplinks first."""
+    import topo
+    from topo.model.spec import wire_efficiency
+    c = topo.load("examples/serving-moe-ep.yaml")
+    s = topo.serving(c)
+    m = s["deployments"][0]["time_per_token"]["models"]
+    nic = (24 * 100_000 / 32 * 8 / 32 * 7168 * 61 * 2 * 8 / 1e9 + 124_928 * 100_000 / 32 * 8 / 1e9) / wire_efficiency(c)
+    assert m["fluid"]["saturating_requests_per_s"] == pytest.approx(100 * 400 / nic, rel=1e-6)
+    assert "spine" not in m["uec-spray"]["saturating_link"]
+    assert "spine" in m["roce-hash"]["saturating_link"]
+    assert m["roce-hash"]["saturating_requests_per_s"] < 0.95 * m["uec-spray"]["saturating_requests_per_s"]
+    assert m["roce-hash"]["idle_s"] > m["uec-spray"]["idle_s"]

@@ -154,7 +154,9 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
             with pr.stage("failure headroom"), timed("failures"):
                 # worker processes for the failure sweep too (its results do not depend on them)
                 fail = analyze_failures(cluster_after, fabric_after, placement=placement.assignment,
-                                        single=True, seed=seed, workers=workers)
+                                        single=True, seed=seed, workers=workers,
+                                        # the plan's serving replicas (the fabrics share their endpoints)
+                                        serving_replicas=served["assignment"] if served else None)
             from topo.study.goodput import goodput
             with pr.stage("goodput under failures"), timed("goodput"):
                 gp = goodput(cluster_after, fabric_after, placement=placement.assignment, failures=fail, seed=seed)

@@ -89,13 +89,23 @@ def _render(s: dict) -> str:
     lines += [unplaced_line(n, u) for n, u in (s.get("unplaced") or {}).items()]
     if s["failed"]["links"] or s["failed"]["nodes"]:
         lines.append(f"failed: {s['failed']['links']} links, nodes {', '.join(s['failed']['nodes']) or '-'}")
+    ws = s.get("with_serving")
     lines.append(f"offered {s['offered_gbps']:,.0f} Gb/s, unreachable {s['unreachable_gbps']:,.1f} Gb/s "
-                 f"({100 * s['unreachable_fraction']:.2f}%), max utilisation {_fmt(s['max_util'])}")
+                 f"({100 * s['unreachable_fraction']:.2f}%), max utilisation {_fmt(s['max_util'])}"
+                 + (f" (with serving {_fmt(ws['max_util'])})" if ws else ""))
     lines.append("")
-    lines.append(f"{'tier':<15}{'links':>9}{'util max':>10}{'p99':>8}{'mean':>8}{'imbalance':>11}  worst node")
+    wt = {t["tier"]: t for t in ws["tiers"]} if ws else {}
+    lines.append(f"{'tier':<15}{'links':>9}{'util max':>10}{'p99':>8}{'mean':>8}{'imbalance':>11}"
+                 + (f"  |{'+serving max':>13}{'p99':>8}{'mean':>8}" if ws else "") + "  worst node")
     for t in s["tiers"]:
+        w = wt.get(t["tier"])
         lines.append(f"{t['tier']:<15}{t['links']:>9,}{_fmt(t['util_max']):>10}{_fmt(t['util_p99']):>8}"
-                     f"{_fmt(t['util_mean']):>8}{_fmt(t['uplink_imbalance'], 2):>11}  {t['worst_node'] or '-'}")
+                     f"{_fmt(t['util_mean']):>8}{_fmt(t['uplink_imbalance'], 2):>11}"
+                     + (f"  |{_fmt(w['util_max']):>13}{_fmt(w['util_p99']):>8}{_fmt(w['util_mean']):>8}" if w else
+                        ("  |" + " " * 29 if ws else "")) + f"  {t['worst_node'] or '-'}")
+    if ws:
+        lines.append(f"(+serving: the jobs and every serving deployment at its stated rate, routed {ws['routing']}; "
+                     f"serving alone peaks at {_fmt(ws['serving_max_util'])})")
     if s["hottest"]:
         lines.append("")
         lines.append("hottest links:")
@@ -221,9 +231,15 @@ def analyze(cluster, routing, traffic, fail, seed, qps, channels, sharing, sizes
         d["placement"] = source
         d["unplaced"] = unplaced
     if traffic == "jobs" and c.file.serving.deployments:   # serving replicas beside the jobs, their traffic
-        from topo.solve.serving_place import summary as serving_summary
+        from topo.solve.serving_place import place_serving, summary as serving_summary, with_jobs
+        placed = place_serving(c, f, placement or {}, seed=seed)
         d["serving"] = serving_summary(c, f, placement or {}, seed=seed,
-                                       routing=None if routing == "optimal" else routing)
+                                       routing=None if routing == "optimal" else routing, placed=placed)
+        if d["routing"] != "optimal":   # the main tables again with the serving traffic added, same routing
+            d["with_serving"] = with_jobs(c, f, a.loads, placed, routing=d["routing"], efficiency=d["wire_efficiency"],
+                                          seed=d["seed"], qps=qps if qps is not None else c.file.transport.qps,
+                                          channels=channels if channels is not None else c.file.transport.n_channels,
+                                          fail=fail)
     if as_json:
         for n, u in unplaced.items():
             echo(unplaced_line(n, u), err=True)

@@ -1,7 +1,9 @@
 """`topo budget`: choose a fabric's link budget (parse, call topo.solve.linkbudget, render, write).
 
 The budget carries the traffic of the placed jobs: where ``--placement`` (a `topo place -o`
-file) puts them, else in order; jobs that do not fit are named, not an error.
+file) puts them, else in order; jobs that do not fit are named, not an error. With ``serving:`` in
+the file it also carries every deployment at its stated request rate (replicas placed by CP-SAT
+beside the jobs; ``--no-serving`` leaves them out).
 """
 from __future__ import annotations
 
@@ -83,6 +85,13 @@ def render(d: dict) -> str:
                f"target utilisation {d['target_utilization']:g}, switches {d['switch_choice']}")
     if d.get("placement"):
         out.append(f"placement: {d['placement']}")
+    sv = d.get("serving")
+    if sv:
+        out.append(f"serving: sized with {len(sv['deployments'])} deployment(s) at their stated rates beside the jobs "
+                   + (f"(replicas by CP-SAT, {sv['placement']['status']}): " if sv["placement"]["method"] == "cpsat"
+                      else "(replicas as the placement file puts them): ")
+                   + ", ".join(f"{x['name']} {x['requests_per_s']:g} req/s ({x['network_gbps']:,.1f} Gb/s on the network)"
+                               for x in sv["deployments"]))
     out += [unplaced_line(n, u) for n, u in (d.get("unplaced") or {}).items()]
     out.append(f"solver {s['engine']}: {s['status']}  objective {s['objective']:,.2f}  bound {s['bound']:,.2f}{gap}  "
                f"solve {s['solve_seconds']:.2f} s, tables {s['tables_seconds']:.2f} s, total {s['total_seconds']:.2f} s")
@@ -229,9 +238,12 @@ def _write_atomic(path: str, text: str) -> None:
 @click.option("--placement", "placement_path", default=None, metavar="FILE",
               help="carry the jobs where this placement puts them (the JSON `topo place -o` writes); "
                    "default: in order, the jobs that fit")
+@click.option("--serving/--no-serving", "serving", default=True, show_default=True,
+              help="carry the cluster file's serving deployments too, each at its load.requests_per_s, replicas "
+                   "placed by CP-SAT beside the jobs (when it states any)")
 @handle_errors
 def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, min_bisection, scenarios,
-           time_limit, seed, workers, for_transport, max_slowdown, as_json, output, force, placement_path):
+           time_limit, seed, workers, for_transport, max_slowdown, as_json, output, force, placement_path, serving):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
     from topo.model.fabric import build
     from topo.pipeline import read_placement
@@ -282,6 +294,15 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
     opts = dict(objective=objective or c.file.goals.objective, survive=survive, target_util=target_util, time_limit=time_limit,
                 seed=seed, workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription,
                 min_bisection=min_bisection, scenarios=list(scenarios) or None)
+    serving_section = None
+    if serving and c.file.serving.deployments:
+        # the jobs plus every deployment at its stated request rate, replicas placed by CP-SAT beside the jobs
+        from topo.solve.serving_place import budget_inputs, read_replicas
+        reps = read_replicas(placement_path, c, f, placement) if placement_path is not None else None
+        given = None if reps is None else {"method": "given", "assignment": reps, "training": placement,
+                                           "status": None, "objective": None, "bound": None}
+        opts["demands"], serving_section = budget_inputs(c, f, placement or {}, time_limit=time_limit, seed=seed,
+                                                         workers=workers, placed=given)
     if for_transport:
         from topo.solve.linkbudget import budget_for_transport
         slow = max_slowdown if max_slowdown is not None else (c.file.goals.max_job_slowdown or 1.05)
@@ -292,6 +313,8 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
     if source is not None:
         d["placement"] = source
         d["unplaced"] = unplaced
+    if serving_section is not None:
+        d["serving"] = serving_section
     if output is not None:
         _write_atomic(output, json.dumps(d, default=_json_default) + "\n")
     if as_json:

@@ -75,15 +75,52 @@ def _text(d, top=30):
         out.append("expected capacity lost per year (failure rates "
                    + ", ".join(f"{k}={v:g}" for k, v in e["rates"].items()) + "): "
                    + ", ".join(f"{t} {_pct(v)}" for t, v in e["bandwidth_lost_frac"].items()))
+    out += _serving_text(d, top)
     if not d["traffic"].get("routed"):
         out.append("no traffic routed (no jobs, --no-traffic, or a large fabric without --traffic): "
                    "slowdown and unreachable demand not computed")
     return "\n".join(out)
 
 
+def _serving_text(d, top=30) -> list:
+    """The serving deployments: healthy saturating rates, then the failures that cost replicas or the
+    stated rate (most severe first, as ranked above)."""
+    sv = d.get("serving")
+    if not sv:
+        return []
+    from topo.core.textsafe import terminal_safe as safe
+    from topo.study.failures import rank_single
+
+    def rate(x):
+        return "no limit" if x is None else f"{x:,.2f} req/s"
+    pl = sv["placement"]
+    out = [f"serving deployments (replicas {'placed by CP-SAT, ' + pl['status'] if pl['method'] == 'cpsat' else 'as given'}; "
+           f"saturating rate under ideal ECMP, each deployment alone):"]
+    for name, h in sv["deployments"].items():
+        out.append(f"  {safe(name)}: {h['requests_per_s']:g} req/s stated, healthy saturating rate "
+                   f"{rate(h['saturating_requests_per_s'])} ({safe(str(h['limited_by']))}); replicas "
+                   + ", ".join(f"{r} {n}" for r, n in h["replicas"].items()))
+    hit = [r for r in rank_single(d["single"]) if any(
+        sum(v["replicas_lost"].values()) or not v["serves_stated_rate"] for v in (r.get("serving") or {}).values())]
+    if not hit:
+        out.append("  no single failure costs a deployment a replica or its stated rate")
+        return out
+    out.append(f"  failures that cost a replica or the stated rate: {sum(r['count'] for r in hit):,} in {len(hit):,} "
+               f"classes; the {min(top, len(hit))} most severe:")
+    for r in hit[:top]:
+        parts = []
+        for name, v in r["serving"].items():
+            lost = ", ".join(f"-{n} {role}" for role, n in v["replicas_lost"].items() if n)
+            parts.append(f"{safe(name)} {lost or 'no replica lost'}, {rate(v['saturating_requests_per_s'])}"
+                         + ("" if v["serves_stated_rate"] else " NOT SERVED"))
+        out.append(f"    {r['kind']:<15}{safe(r['name'])[:27]:<28}{r['count']:>7}  " + "; ".join(parts))
+    return out
+
+
 @main.command()
 @cluster_arg
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), help="use this plan's placement")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False),
+              help="use this plan's placement (a `topo place -o` file too), and its serving replicas when it has them")
 @click.option("--single", is_flag=True, help="single-failure sweep (default unless --k is given)")
 @click.option("--k", "k_text", help="k simultaneous failures: N or A..B (e.g. 2..4)")
 @click.option("--samples", type=SAMPLES, default=200, show_default=True, help="k-sets sampled per k")
@@ -99,11 +136,14 @@ def _text(d, top=30):
                    "run there (same results as locally for the same seed)")
 @click.option("--connect-timeout", type=POSITIVE_SECONDS, default=10.0, show_default=True,
               help="seconds to reach --scheduler")
+@click.option("--serving/--no-serving", "serving", default=None,
+              help="count the serving deployments in every single failure: replicas lost, saturating rate after "
+                   "it (default: when the cluster file states deployments)")
 @json_option()
 @fabric_option
 @handle_errors
 def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaustive, traffic, hash_exact,
-             scheduler, connect_timeout, as_json, which_fabric):
+             scheduler, connect_timeout, serving, as_json, which_fabric):
     """What the cluster loses when links, switches, planes, NICs, scale-up switches or rack power feeds fail."""
     from topo.study.failures import analyze_failures
     from topo.model.spec import load
@@ -120,6 +160,14 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     # the front-end: capacity lost and hosts cut off per failure (it carries no jobs to route)
     c, fab = for_fabric(c, which_fabric)
     placement = read_placement(plan_path, c, fab) if plan_path else None
+    reps = None
+    if which_fabric == "front-end":     # the front-end carries no accelerators, so no serving replicas
+        if serving:
+            raise SpecError([("--serving", "serving replicas sit on the back-end fabric; use it with --fabric back-end")])
+        serving = False
+    if plan_path and serving is not False and c.file.serving.deployments:   # the plan's own serving replicas
+        from topo.solve.serving_place import read_replicas
+        reps = read_replicas(plan_path, c, fab, placement)
     if scheduler is None:
         ex_ctx = contextlib.nullcontext(None)
     else:
@@ -128,7 +176,7 @@ def failures(cluster, plan_path, single, k_text, samples, seed, workers, exhaust
     with ex_ctx as ex:
         res = analyze_failures(c, fab, placement, single=single or ks is None, k=ks, samples=samples, seed=seed,
                                group=not exhaustive, workers=workers, traffic=traffic,
-                               hash_exact=hash_exact, executor=ex)
+                               hash_exact=hash_exact, executor=ex, serving=serving, serving_replicas=reps)
     d = res.to_dict()
     if which_fabric == "front-end":
         d = {"fabric": "front-end", **d}

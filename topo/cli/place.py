@@ -102,7 +102,29 @@ def render(d: dict) -> str:
     out.append(f"free accelerators {s['free_accelerators']:,}; stranded: power {s['power']:,}, "
                f"fragmentation {s['fragmentation']:,}, broken domains {s['domain']:,}, "
                f"unused in allocated nodes {s['partial_nodes']:,} ({s['pending_jobs']} pending jobs)")
+    out.extend(render_serving(d.get("serving")))
     return "\n".join(out)
+
+
+def render_serving(sv) -> list[str]:
+    """Lines of the serving replicas placed beside the jobs."""
+    if not sv:
+        return []
+    out = ["", f"serving replicas (CP-SAT after the jobs{' and held-back nodes' if sv.get('reserved') else ''}): "
+               f"{sv['status']}, objective {sv['objective']:,} (bound {sv['bound']:,}; KV pairs across leaves x 1 + "
+               f"across pods x 3, weighted by KV bytes), re-checked independently"]
+    for name, p in sv["pools"].items():
+        nodes = ", ".join(f"{a}..{b}" if a != b else a for a, b in p["nodes"][:8])
+        more = f" ... (+{len(p['nodes']) - 8})" if len(p["nodes"]) > 8 else ""
+        out.append(f"  {name[:32]:<32} {p['replicas']:>4} x {p['accelerators_per_replica']:>3} accel  {nodes}{more}")
+    for name, k in sv["kv_crossing"].items():
+        out.append(f"  {name}: KV {k['kv_bytes_per_s_crossing_leaves'] / 1e9:,.3f} GB/s across leaves, "
+                   f"{k['kv_bytes_per_s_crossing_pods'] / 1e9:,.3f} GB/s across pods (kv_routing {k['kv_routing']})")
+    if sv["racks_switched_on"]:
+        worst = max(sv["racks_switched_on"], key=lambda r: (r["kw"] / r["limit_kw"] if r["limit_kw"] else 0, r["rack"]))
+        out.append(f"  racks the replicas switch nodes on in: {len(sv['racks_switched_on'])}, the fullest "
+                   f"{worst['rack']} at {worst['kw']:.2f} kW of {worst['limit_kw']:g} kW")
+    return out
 
 
 def render_failure_domains(fd) -> list[str]:
@@ -166,8 +188,11 @@ def _routed(c, f, assignment: dict, seed) -> dict:
 @click.option("--reserve", "reserve", multiple=True, metavar="NODES",
               help="hold these nodes back (hostlist, repeatable), e.g. hot spares: no job uses them, rack power "
                    "counts them busy")
+@click.option("--serving/--no-serving", "serving", default=True, show_default=True,
+              help="place the cluster file's serving replicas by CP-SAT beside the placed jobs (when it states any)")
 @handle_errors
-def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do_route, spread, pack, no_fd, reserve):
+def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do_route, spread, pack, no_fd, reserve,
+          serving):
     """Place the jobs of CLUSTER onto domains, nodes and accelerators (topology- and power-aware)."""
     from topo.model.spec import load
     from topo.model.fabric import build
@@ -191,6 +216,11 @@ def place(cluster, time_limit, seed, workers, policy, as_json, output, force, do
         raise SpecError([(flag if p.startswith("failure_domains") and rule is not None else p, m)
                          for p, m in e.renamed({"reserved": "--reserve"}).errors], e.source) from None
     d = r.to_dict()
+    if serving and c.file.serving.deployments:
+        from topo.solve.serving_place import placed_section
+        d["serving"] = placed_section(c, f, r.assignment, reserved=tuple(r.reserved), time_limit=time_limit,
+                                      seed=seed, workers=workers)
+        d["serving"]["reserved"] = bool(r.reserved)
     if do_route:
         d["routed"] = _routed(c, f, r.assignment, seed)
     if output is not None:

@@ -383,6 +383,8 @@ class Failures(_Part):
     """Expected loss from failure rates."""
     traffic: Optional[dict[str, Any]] = None
     """How the failures were routed."""
+    serving: Optional[dict[str, Any]] = None
+    """The serving deployments on the healthy fabric (replicas, saturating rate); each single failure's row then has its own `serving` (replicas lost, saturating rate after it, whether the stated rate is still served)."""
 
 
 class CollectiveRow(_Part):

@@ -837,6 +837,8 @@ class Deployment(_M):
     """Colocated serving: one pool doing prefill and decode (no KV transfer over the network). Give it instead of prefill and decode."""
     spread: Optional[ServingSpread] = None
     """Spread across failure domains, e.g. {level: leaf, max_share: 0.5}: honoured by the CP-SAT serving placement (refused when the in-order placement breaks it). Default none."""
+    kv_routing: Literal["even", "local"] = "even"
+    """How requests pair prefill and decode replicas (disaggregated only): even, every (prefill, decode) pair carries the same share; local, each prefill replica sends its KV caches to the decode replicas under its own leaf first, then its pod, then anywhere, in proportion to the decode capacity still free there. Default even (the most KV across the fabric, whatever the router)."""
 
 
 class AgentTier(_M):
@@ -904,6 +906,9 @@ def serving_errors(f: "ClusterFile", node_types: dict) -> list:
                 if pool.ep % pool.tp:
                     errs.append((f"{q}.ep", f"ep {pool.ep} is not a multiple of tp {pool.tp} (each stage is ep "
                                             f"ranks: ep / tp attention groups of tp)"))
+            if role == "colocated" and d.kv_routing != "even":
+                errs.append((f"{p}.kv_routing", f"{d.kv_routing!r} pairs prefill and decode replicas; a colocated "
+                                                f"deployment moves no KV cache (use prefill and decode)"))
             if d.spread is not None and math.floor(d.spread.max_share * pool.replicas + 1e-9) < 1:
                 errs.append((f"{p}.spread.max_share", f"{d.spread.max_share:g} x {pool.replicas} {role} replicas "
                                                       f"allows no replica behind a {d.spread.level}"))

@@ -18,9 +18,20 @@ The model
   accelerators of one domain sit on different leaves).
 * Spread (``serving.deployments[i].spread``): each pool has at most ``floor(max_share x replicas)``
   replicas behind one leaf, pod or rack (the rack's power feed).
+* Rack power: a server that takes a replica's accelerator moves from idle to busy power; per rack
+  at most ``floor((limit - draw before) / largest busy - idle step of its servers)`` servers switch on,
+  the figures the training placement uses (the draw before counts busy nodes, held-back spares and
+  the training jobs' nodes at busy power). A domain's replicas take its free accelerators in endpoint
+  order, so the servers switched on follow from the accelerators used (``AddElement`` on a table per
+  domain and rack); only racks that cannot switch on all their idle servers get the constraint. A
+  whole domain given to a large replica counts all its servers. Refused before solving when even the
+  best choice of servers per rack cannot power the accelerators the pools need.
 * Objective (integer, minimised): ``sum over disaggregated deployments d of W_d x (A_LEAF x
   (pairs in different leaves) + A_POD x (pairs in different pods))`` over the (prefill, decode)
-  replica pairs, between which the traffic model spreads the requests evenly. ``W_d`` is the KV bytes
+  replica pairs. With ``kv_routing: even`` the requests spread evenly over the pairs, and the pairs
+  behind one leaf (pod) are ``p x d``; with ``local`` the requests kept behind a leaf (pod) are
+  ``min(p / P, d / D)`` of them (:func:`topo.traffic.serving.kv_shares`), so ``min(p x D, d x P)``
+  pair-equivalents, a linear term. ``W_d`` is the KV bytes
   per second of one pair (requests/s / pairs x mean prompt tokens x KV bytes per token x decode
   copies of each block), scaled so that the heaviest deployment has 100 (at least 1), rounded half
   up in exact rational arithmetic. Same-leaf pairs are products of two integer counts
@@ -31,9 +42,10 @@ The model
   time limit raises :class:`~topo.core.errors.TimeLimitError`, a model without a solution (capacity,
   spread, one-cell rule) a :class:`~topo.core.errors.SpecError` naming the deployments.
 
-Not modelled: rack power drawn by serving replicas (the training placement's power limits are not
-re-checked with them), the request router pairing prefill and decode replicas by locality (the
-traffic model spreads every request evenly over all pairs, so the objective counts pairs).
+The checker also recomputes every rack's power with the serving replicas' nodes busy.
+
+Not modelled: a whole domain's servers that a large replica leaves unused are counted switched on
+(conservative); power of anything but the nodes and top-of-rack leaves.
 """
 from __future__ import annotations
 
@@ -79,19 +91,9 @@ def _held(fabric, reserved) -> np.ndarray:
 
 
 def _home(fabric) -> dict:
-    """Per endpoint: the leaf, pod and rack of the first accelerator of its scale-up domain (itself
-    without one), the place a replica starting there is counted behind."""
-    ep = np.arange(fabric.n_endpoints)
-    dom = np.asarray(fabric.ep_domain)
-    first = ep.copy()
-    acc = np.flatnonzero(np.asarray(fabric.ep_is_accel, bool) & (dom >= 0))
-    if acc.size:
-        lead = np.full(int(dom[acc].max()) + 1, fabric.n_endpoints, np.int64)
-        np.minimum.at(lead, dom[acc], acc)        # lowest accelerator id of every domain
-        first[acc] = lead[dom[acc]]
-    leaf = fabric.ep_leaf()[first]
-    return {"leaf": leaf, "pod": np.maximum(np.asarray(fabric.node_pod)[leaf], 0),
-            "rack": np.asarray(fabric.server_rack)[np.asarray(fabric.ep_server)[first]]}
+    """Per endpoint: the leaf, pod and rack a replica starting there is counted behind."""
+    from topo.traffic.serving import replica_homes
+    return replica_homes(fabric)
 
 
 def _weights(cluster) -> tuple[dict, dict]:
@@ -108,6 +110,108 @@ def _weights(cluster) -> tuple[dict, dict]:
     wmax = max(raw.values(), default=0)
     w = {k: (0 if v <= 0 else max(1, math.floor(W_SCALE * v / wmax + Fraction(1, 2)))) for k, v in raw.items()}
     return w, {k: float(v) for k, v in raw.items()}
+
+
+def _servers_on(cluster, fabric, training: dict, reserved=()) -> np.ndarray:
+    """Per server: drawing busy power before the serving replicas (busy nodes, held-back spares, a
+    training job's nodes)."""
+    ep_server = np.asarray(fabric.ep_server)
+    on = np.zeros(fabric.n_servers, bool)
+    if cluster.file.busy_nodes:
+        on[np.asarray(fabric.server_ids(cluster.file.busy_nodes), np.int64)] = True
+    if reserved:
+        on[np.asarray(fabric.server_ids(list(reserved)), np.int64)] = True
+    for eps in training.values():
+        e = np.asarray(eps, np.int64).ravel()
+        on[ep_server[e[(e >= 0) & (e < fabric.n_endpoints)]]] = True
+    return on
+
+
+def _power_cap(cluster, fabric, on: np.ndarray) -> np.ndarray:
+    """Per rack: the servers it can still switch from idle to busy power, as the training placement
+    counts them (:mod:`topo.solve.placement`): ``floor((limit - draw now) / the largest busy - idle step
+    of its accelerator servers)``, the draw now from :func:`topo.routing.describe.rack_power` with the
+    servers ``on`` busy (top-of-rack leaves in their rack); unlimited where no server adds power."""
+    from topo.routing.describe import rack_power
+    kw0 = np.asarray(rack_power(fabric, cluster, busy_servers=on)["kw"], np.float64)
+    head = np.asarray(fabric.rack_limit_kw, np.float64) - kw0
+    acc_srv = np.unique(np.asarray(fabric.ep_server)[np.asarray(fabric.ep_is_accel, bool)])
+    srack = np.asarray(fabric.server_rack)
+    delta = (np.asarray(fabric.server_busy_kw) - np.asarray(fabric.server_idle_kw))[acc_srv]
+    rack_delta = np.zeros(fabric.n_racks)
+    np.maximum.at(rack_delta, srack[acc_srv], delta)
+    big = 10 ** 9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pc = np.where(rack_delta > 0, np.floor((head + 1e-9) / np.where(rack_delta > 0, rack_delta, 1.0)),
+                      np.where(head >= -1e-9, big, 0))
+    return np.clip(pc, 0, big).astype(np.int64)
+
+
+def _add_power(m, fabric, D, pools: list, y: dict, whole: dict, on: np.ndarray, pcap: np.ndarray) -> list:
+    """Rack power: per rack, the idle servers the replicas switch on (a domain's replicas take its free
+    accelerators in endpoint order, so the servers switched on follow from the accelerators used) at most
+    the rack's ``pcap``. Only racks with more idle servers holding free accelerators than ``pcap`` get a
+    constraint. Returns those racks."""
+    ep_server = np.asarray(fabric.ep_server)
+    srack = np.asarray(fabric.server_rack)
+    idle_srv = np.unique(ep_server[np.concatenate(D.free)]) if D.free else np.zeros(0, np.int64)
+    idle_srv = idle_srv[~on[idle_srv]]
+    cnt = np.bincount(srack[idle_srv], minlength=fabric.n_racks)
+    bind = np.flatnonzero(cnt > pcap)
+    if not bind.size:
+        return []
+    bset = set(bind.tolist())
+    per_rack: dict = {int(r): [] for r in bind}
+    for t in range(len(D.members)):
+        fr = D.free[t]
+        if not fr.size:
+            continue
+        srv = ep_server[fr]
+        racks = set(srack[srv[~on[srv]]].tolist()) & bset
+        if not racks:
+            continue
+        n_free = int(fr.size)
+        used = m.NewIntVar(0, n_free, f"used_{t}")
+        small = [n * y[p, t] for p, (_, _, _, n, k) in enumerate(pools) if k == 0 and (p, t) in y]
+        m.Add(used == sum(small) + (n_free * whole[t] if t in whole else 0))
+        for r in sorted(racks):
+            # servers of rack r switched on by the first u free accelerators, u = 0 .. n_free
+            table, seen = [0], set()
+            for e_srv in srv.tolist():
+                if not on[e_srv] and srack[e_srv] == r:
+                    seen.add(e_srv)
+                table.append(len(seen))
+            v = m.NewIntVar(0, table[-1], f"on_{t}_{r}")
+            m.AddElement(used, table, v)
+            per_rack[r].append(v)
+    for r in bind.tolist():
+        if per_rack[r]:
+            m.Add(sum(per_rack[r]) <= int(pcap[r]))
+    return bind.tolist()
+
+
+def _check_power_room(fabric, D, pools: list, on: np.ndarray, pcap: np.ndarray) -> None:
+    """Refuses, before solving, serving pools needing more accelerators than the racks can power: per rack
+    the free accelerators on servers already drawing busy power, plus those of its ``pcap`` idle servers
+    with the most free accelerators."""
+    ep_server = np.asarray(fabric.ep_server)
+    srack = np.asarray(fabric.server_rack)
+    fr = np.concatenate(D.free) if D.free else np.zeros(0, np.int64)
+    if not fr.size:
+        return
+    per_srv = np.bincount(ep_server[fr], minlength=fabric.n_servers)
+    srv = np.flatnonzero(per_srv)
+    usable = int(per_srv[srv[on[srv]]].sum())
+    idle = srv[~on[srv]]
+    for r in np.unique(srack[idle]).tolist():
+        c = np.sort(per_srv[idle[srack[idle] == r]])[::-1]
+        usable += int(c[:int(min(pcap[r], c.size))].sum())
+    need = sum(pool.replicas * n for _, _, pool, n, _ in pools)
+    if need > usable:
+        raise SpecError([("serving.deployments", f"the serving replicas need {need:,} accelerators; the racks' "
+                          f"power limits (racks[].power_limit_kw) let them use at most {usable:,} of the "
+                          f"{int(fr.size):,} free after the training jobs (a server switched on draws its busy "
+                          f"power)")])
 
 
 class _Domains:
@@ -168,10 +272,15 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
     doms_of_cell = [np.flatnonzero(D.cell == c) for c in cells]
     y, w, xcell, whole = _variables(m, D, pools, doms_of_cell)
     _add_capacity(m, D, pools, doms_of_cell, y, w, whole)
+    on = _servers_on(cluster, fabric, train, reserved)
+    pcap = _power_cap(cluster, fabric, on)
+    _check_power_room(fabric, D, pools, on, pcap)
+    power_racks = _add_power(m, fabric, D, pools, y, whole, on, pcap)
     cell_first = np.array([doms_of_cell[c][0] for c in cells], np.int64)
     _add_spread(m, sv, D, pools, xcell, cell_first)
     obj = _objective(m, cluster, sv, D, pools, xcell, cell_first)
     m.Minimize(sum(obj) if obj else 0)
+    _add_hint(m, sv, D, pools, y, w, whole, doms_of_cell, cell_first)
     solver = cp_model.CpSolver()
     configure(solver, time_limit=rs.time_limit, seed=rs.seed, workers=rs.workers)
     status = solve_interruptible(solver, m)
@@ -179,7 +288,9 @@ def place_serving(cluster, fabric=None, placement: Optional[dict] = None, *, tim
     if name == "INFEASIBLE" or name == "MODEL_INVALID":
         raise SpecError([("serving.deployments", "the CP-SAT serving placement has no solution: the free "
                           "accelerators after the training jobs cannot hold every pool with its spread limits "
-                          "and each large replica in one (leaf, rack) cell (try placement in-order)")])
+                          "and each large replica in one (leaf, rack) cell"
+                          + (f", within the power limits of {len(power_racks)} rack(s) that cannot switch on all "
+                             f"their idle servers" if power_racks else "") + " (try placement in-order)")])
     if name not in ("OPTIMAL", "FEASIBLE"):
         raise TimeLimitError(f"the CP-SAT serving placement found no placement in {rs.time_limit:g} s")
     assign = _realise(solver, sv, D, pools, doms_of_cell, y, w, whole)
@@ -294,11 +405,12 @@ def _add_spread(m, sv, D: _Domains, pools: list, xcell: dict, cell_first: np.nda
             continue
         cap = math.floor(sp.max_share * pool.replicas + 1e-9)
         kc = keys[sp.level][cell_first]
-        have = np.unique(kc).size
+        room = [not isinstance(xcell[p, c], int) for c in range(len(kc))]     # cells that can hold one
+        have = np.unique(kc[np.asarray(room, bool)]).size if any(room) else 0
         if have * cap < pool.replicas:
             raise SpecError([(f"serving.deployments[{i}].spread", f"{pool.replicas} {role} replicas at most {cap} "
-                              f"behind one {sp.level} need {-(-pool.replicas // cap)} of them; the cluster's "
-                              f"accelerators are behind {have}")])
+                              f"behind one {sp.level} need {-(-pool.replicas // cap)} of them; the accelerators "
+                              f"free for them after the training jobs are behind {have}")])
         for key in np.unique(kc):
             ex = [xcell[p, c] for c in np.flatnonzero(kc == key) if not isinstance(xcell[p, c], int)]
             if ex:
@@ -324,15 +436,67 @@ def _objective(m, cluster, sv, D: _Domains, pools: list, xcell: dict, cell_first
                 eb = [xcell[b, c] for c in cs if not isinstance(xcell[b, c], int)]
                 if not ea or not eb:
                     continue
-                va = m.NewIntVar(0, Rp, f"n_{a}_{level}_{kk}")
-                vb = m.NewIntVar(0, Rd, f"n_{b}_{level}_{kk}")
-                m.Add(va == sum(ea))
-                m.Add(vb == sum(eb))
                 pr = m.NewIntVar(0, Rp * Rd, f"same_{i}_{level}_{kk}")
-                m.AddMultiplicationEquality(pr, [va, vb])
+                if d.kv_routing == "local":
+                    # the pairs' share kept behind it, x Rp x Rd: min(p x Rd, d x Rp), maximised
+                    m.Add(pr <= Rd * sum(ea))
+                    m.Add(pr <= Rp * sum(eb))
+                else:
+                    va = m.NewIntVar(0, Rp, f"n_{a}_{level}_{kk}")
+                    vb = m.NewIntVar(0, Rd, f"n_{b}_{level}_{kk}")
+                    m.Add(va == sum(ea))
+                    m.Add(vb == sum(eb))
+                    m.AddMultiplicationEquality(pr, [va, vb])
                 same.append(pr)
             obj.append(W[d.name] * weight * (Rp * Rd - sum(same)))
     return obj
+
+
+def _add_hint(m, sv, D: _Domains, pools: list, y: dict, w: dict, whole: dict, doms_of_cell: list,
+              cell_first: np.ndarray) -> None:
+    """A first guess for the solver (a hint: it may break a power limit, and the solver repairs or drops
+    it): the pools in file order, each filling the free domains (whole domains of a cell, for a large
+    replica) in endpoint order up to its spread limit per leaf, pod or rack. A deployment's prefill and
+    decode pools thus fill the same first leaves, which is what the objective rewards."""
+    keys = {"leaf": D.leaf, "pod": D.pod, "rack": D.rack}
+    left = D.n_free.copy()
+    free_whole = D.whole.copy()
+    hy: dict = {}
+    hw: dict = {}
+    for p, (i, role, pool, n, k) in enumerate(pools):
+        sp = sv.deployments[i].spread
+        cap = math.floor(sp.max_share * pool.replicas + 1e-9) if sp is not None else pool.replicas
+        key = keys[sp.level] if sp is not None else np.zeros(len(D.members), np.int64)
+        per_key: dict = {}
+        need = pool.replicas
+        if k == 0:
+            for t in range(len(D.members)):
+                while need and (p, t) in y and left[t] >= n and per_key.get(int(key[t]), 0) < cap:
+                    hy[p, t] = hy.get((p, t), 0) + 1
+                    left[t] -= n
+                    free_whole[t] = False
+                    per_key[int(key[t])] = per_key.get(int(key[t]), 0) + 1
+                    need -= 1
+        else:
+            for c in range(D.n_cells):
+                kc = int(key[cell_first[c]])
+                while need and (p, c) in w and per_key.get(kc, 0) < cap:
+                    wd = [int(t) for t in doms_of_cell[c] if free_whole[t]]
+                    if len(wd) < k:
+                        break
+                    for t in wd[:k]:
+                        free_whole[t] = False
+                        left[t] = 0
+                        hy[-1, t] = 1          # taken whole
+                    hw[p, c] = hw.get((p, c), 0) + 1
+                    per_key[kc] = per_key.get(kc, 0) + 1
+                    need -= 1
+    for kk, v in y.items():
+        m.AddHint(v, hy.get(kk, 0))
+    for kk, v in w.items():
+        m.AddHint(v, hw.get(kk, 0))
+    for t, v in whole.items():
+        m.AddHint(v, hy.get((-1, t), 0))
 
 
 def _realise(solver, sv, D: _Domains, pools: list, doms_of_cell: list, y: dict, w: dict, whole: dict) -> dict:
@@ -369,7 +533,8 @@ def check(cluster, fabric, training: dict, assignment: dict, objective: Optional
     """Problems of a serving placement (empty when it is valid), recomputed from the endpoints alone:
     every pool present with its replicas x accelerators; accelerators only, free (not busy, not a
     training job's), none used twice; every TP group inside one scale-up domain; the spread limits;
-    and, when ``objective`` is given, the objective recomputed from the replicas' first accelerators."""
+    no rack over its power limit with a server the replicas switched on; and, when ``objective`` is given,
+    the objective recomputed from the replicas' first accelerators."""
     out = []
     sv = cluster.file.serving
     E = fabric.n_endpoints
@@ -440,6 +605,7 @@ def check(cluster, fabric, training: dict, assignment: dict, objective: Optional
     extra = set(assignment) - expected
     if extra:
         out.append(f"unknown pools {sorted(extra)}")
+    out += _check_power(cluster, fabric, training, assignment, busy)
     if objective is not None and not out:
         raw = {}
         for d in sv.deployments:
@@ -459,6 +625,19 @@ def check(cluster, fabric, training: dict, assignment: dict, objective: Optional
             wd = max(1, math.floor(Fraction(W_SCALE) * raw[d.name] / top + Fraction(1, 2)))
             P = np.asarray(assignment[(d.name, "prefill")])[:, 0]
             Q = np.asarray(assignment[(d.name, "decode")])[:, 0]
+            if d.kv_routing == "local":
+                # requests kept behind a leaf (pod): min(prefill share, decode share) of it, x pairs
+                nP, nQ = len(P), len(Q)
+                for weight, key in ((A_LEAF, leaf), (A_POD, np.maximum(pod, 0))):
+                    cp: dict = {}
+                    cq: dict = {}
+                    for a in P.tolist():
+                        cp[int(key[a])] = cp.get(int(key[a]), 0) + 1
+                    for b in Q.tolist():
+                        cq[int(key[b])] = cq.get(int(key[b]), 0) + 1
+                    kept = sum(min(cp[x] * nQ, cq[x] * nP) for x in cp if x in cq)
+                    total += wd * weight * (nP * nQ - kept)
+                continue
             for a in P.tolist():
                 for b in Q.tolist():
                     total += wd * (A_LEAF * (leaf[a] != leaf[b]) + A_POD * (max(pod[a], 0) != max(pod[b], 0)))
@@ -467,9 +646,124 @@ def check(cluster, fabric, training: dict, assignment: dict, objective: Optional
     return out
 
 
+def _check_power(cluster, fabric, training: dict, assignment: dict, busy: set) -> list[str]:
+    """No rack over its power limit that a serving replica switched a server on in: busy nodes, held-back
+    spares and every node holding a training or serving rank at busy power, the others idle, each
+    top-of-rack leaf in the rack of its first endpoint."""
+    ep_server = np.asarray(fabric.ep_server)
+    srack = np.asarray(fabric.server_rack)
+    before = np.zeros(fabric.n_servers, bool)
+    before[sorted(busy)] = True
+    for eps in training.values():
+        e = np.asarray(eps, np.int64).ravel()
+        before[ep_server[e[(e >= 0) & (e < fabric.n_endpoints)]]] = True
+    after = before.copy()
+    for R in assignment.values():
+        e = np.asarray(R, np.int64).ravel()
+        after[ep_server[e[(e >= 0) & (e < fabric.n_endpoints)]]] = True
+    kw = np.bincount(srack, weights=np.where(after, fabric.server_busy_kw, fabric.server_idle_kw),
+                     minlength=fabric.n_racks)
+    if cluster.file.floor.leaf_placement == "tor" and fabric.family != "custom" and cluster.tiers:
+        leaves = np.flatnonzero(np.asarray(fabric.node_tier) == 1)
+        down = np.asarray(fabric.link_dst)[np.asarray(fabric.adj)[np.asarray(fabric.indptr)[leaves]]]
+        down = down[down < fabric.n_endpoints]
+        np.add.at(kw, srack[ep_server[down]], cluster.tiers[0].switch.power_w / 1000.0)
+    lim = np.asarray(fabric.rack_limit_kw, np.float64)
+    switched = np.unique(srack[after & ~before])
+    return [f"power: {fabric.rack_name(int(r))} draws {kw[r]:.2f} kW over its {lim[r]:g} kW limit with serving "
+            f"replicas switched on in it" for r in switched.tolist() if kw[r] > lim[r] + 1e-6]
+
+
+def placed_section(cluster, fabric, placement: dict, *, reserved=(), time_limit=None, seed=None, workers=None,
+                   placed: Optional[dict] = None) -> dict:
+    """The serving replicas placed by CP-SAT beside the jobs' ``placement`` (never on the ``reserved``
+    nodes), as ``topo place`` shows them (JSON-able): the solver's status, objective and bound; per pool
+    (``deployment.role``) its replicas' first and last accelerator and the endpoint ids; the KV bytes
+    crossing leaves and pods; every rack a replica switched a node on in, with its power draw then
+    (busy nodes, spares and the jobs' and replicas' nodes at busy power) and limit.
+    ``placed``: a :func:`place_serving` result to show instead of solving."""
+    from topo.routing.describe import rack_power
+    res = placed if placed is not None else place_serving(cluster, fabric, placement, time_limit=time_limit,
+                                                          seed=seed, workers=workers, reserved=reserved)
+    assign = res["assignment"]
+    on = _servers_on(cluster, fabric, res["training"], reserved)
+    after = on.copy()
+    ep_server = np.asarray(fabric.ep_server)
+    for R in assign.values():
+        after[ep_server[np.asarray(R, np.int64).ravel()]] = True
+    rp = rack_power(fabric, cluster, busy_servers=after)
+    srack = np.asarray(fabric.server_rack)
+    racks = [{"rack": fabric.rack_name(int(r)), "kw": float(rp["kw"][r]), "limit_kw": float(rp["limit_kw"][r])}
+             for r in np.unique(srack[after & ~on]).tolist()]
+    pools = {}
+    for d in cluster.file.serving.deployments:
+        for role, pool in _pools(d):
+            R = np.asarray(assign[(d.name, role)], np.int64)
+            pools[f"{d.name}.{role}"] = {
+                "replicas": int(R.shape[0]), "accelerators_per_replica": int(pool.accelerators),
+                # derived: the first and last accelerator of every replica, in rank order
+                "nodes": [[fabric.node_name(int(r[0])), fabric.node_name(int(r[-1]))] for r in R],
+                "assignment": R.tolist()}
+    return {"method": "cpsat", "status": res["status"], "objective": res["objective"], "bound": res["bound"],
+            "time_limit_s": res["time_limit_s"], "checked": True, "pools": pools,
+            "kv_crossing": kv_crossing(cluster, fabric, assign), "racks_switched_on": racks}
+
+
+def read_replicas(path, cluster, fabric, training: dict, reserved=()) -> Optional[dict]:
+    """The serving replicas a ``topo place -o`` file (``serving.pools.<deployment.role>.assignment``) or a
+    plan (``serving.serving_placement.assignment``) holds, as ``{(deployment, role): [replicas, ranks]}``,
+    checked by :func:`check` against the cluster, the jobs' ``training`` placement and ``reserved`` nodes;
+    None when the file holds no serving placement. Raises SpecError naming the JSON path of a pool the
+    cluster file does not state, a malformed one or a missing one, or the checker's problems."""
+    import json
+    from topo.core.inputs import read_text
+    from topo.core.limits import MAX_PLAN_BYTES
+    src = str(path)
+    try:
+        data = json.loads(read_text(path, "placement", limit=MAX_PLAN_BYTES, what="placement file"))
+    except (ValueError, RecursionError) as e:
+        raise SpecError([("(file)", f"malformed JSON: {e}")], src)
+    sv = data.get("serving") if isinstance(data, dict) else None
+    if not isinstance(sv, dict):
+        return None
+    if isinstance(sv.get("pools"), dict):
+        base = "serving.pools"
+        raw = {k: (v.get("assignment") if isinstance(v, dict) else None) for k, v in sv["pools"].items()}
+        at = {k: f"{base}.{k}.assignment" for k in raw}
+    elif isinstance(sv.get("serving_placement"), dict) and isinstance(sv["serving_placement"].get("assignment"), dict):
+        base = "serving.serving_placement.assignment"
+        raw = sv["serving_placement"]["assignment"]
+        at = {k: f"{base}.{k}" for k in raw}
+    else:
+        return None
+    want = {f"{d.name}.{role}": (d.name, role, pool) for d in cluster.file.serving.deployments for role, pool in _pools(d)}
+    errs, reps = [], {}
+    for k, v in raw.items():
+        if k not in want:
+            errs.append((at[k], "not a pool of the cluster file's serving deployments"))
+            continue
+        name, role, pool = want[k]
+        arr = np.asarray(v if isinstance(v, list) else [], dtype=object)
+        ok = arr.ndim == 2 and arr.shape == (pool.replicas, pool.accelerators) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in arr.ravel().tolist())
+        if not ok:
+            errs.append((at[k], f"expected {pool.replicas} lists of {pool.accelerators} endpoint ids (integers)"))
+            continue
+        reps[(name, role)] = arr.astype(np.int64)
+    errs += [(f"{base}.{k}", "missing: the cluster file states this pool") for k in want if k not in raw]
+    if errs:
+        raise SpecError(errs, src)
+    problems = check(cluster, fabric, training, reps, reserved=reserved)
+    if problems:
+        raise SpecError([(base, p) for p in problems[:20]], src)
+    return reps
+
+
 def kv_crossing(cluster, fabric, assignment: dict) -> dict:
-    """Per disaggregated deployment: KV bytes per second between (prefill, decode) replica pairs whose first
-    accelerators are under different leaves, and under different pods (requests spread evenly over the pairs)."""
+    """Per disaggregated deployment: KV bytes per second between (prefill, decode) replicas whose first
+    accelerators are under different leaves, and under different pods, with the requests shared over the
+    pairs by the deployment's ``kv_routing`` (:func:`topo.traffic.serving.kv_shares`)."""
+    from topo.traffic.serving import kv_shares
     _, per_pair = _weights(cluster)
     h = _home(fabric)
     leaf, pod = h["leaf"], h["pod"]
@@ -478,11 +772,13 @@ def kv_crossing(cluster, fabric, assignment: dict) -> dict:
         if d.colocated is None:
             P = np.asarray(assignment[(d.name, "prefill")])[:, 0]
             Q = np.asarray(assignment[(d.name, "decode")])[:, 0]
-            dl = (leaf[P][:, None] != leaf[Q][None, :]).sum()
-            dp = (pod[P][:, None] != pod[Q][None, :]).sum()
-            out[d.name] = {"kv_bytes_per_s_crossing_leaves": float(per_pair[d.name] * dl),
-                           "kv_bytes_per_s_crossing_pods": float(per_pair[d.name] * dp),
-                           "pairs": int(P.size * Q.size)}
+            total = per_pair[d.name] * d.prefill.replicas * d.decode.replicas     # KV bytes/s of the deployment
+            S = kv_shares(d.kv_routing, leaf[P], pod[P], leaf[Q], pod[Q])
+            dl = float((S * (leaf[P][:, None] != leaf[Q][None, :])).sum())
+            dp = float((S * (pod[P][:, None] != pod[Q][None, :])).sum())
+            out[d.name] = {"kv_bytes_per_s_crossing_leaves": float(total * dl),
+                           "kv_bytes_per_s_crossing_pods": float(total * dp),
+                           "pairs": int(P.size * Q.size), "kv_routing": d.kv_routing}
     return out
 
 
@@ -535,6 +831,9 @@ def serving(cluster, fabric=None, *, serving_placement: str = "cpsat", placement
     info: dict = {"method": serving_placement}
     if serving_placement == "in-order":
         errs = spread_problems(cluster, fabric, before)
+        busy = {int(x) for x in fabric.server_ids(f.busy_nodes)} if f.busy_nodes else set()
+        errs += [("serving.deployments", f"the in-order placement breaks a rack's power limit: {p} (use the "
+                                         f"cpsat placement)") for p in _check_power(cluster, fabric, train, before, busy)]
         if errs:
             raise SpecError(errs)
         reps = before
@@ -592,6 +891,60 @@ def summary(cluster, fabric, placement: dict, *, seed=None, time_limit=None, wor
             "serving_placement": s["serving_placement"], "deployments": deps, "all": s["all"],
             "with_training": s["with_training"],
             **({"front_end": s["front_end"]} if "front_end" in s else {})}   # agent flows on the front-end fabric
+
+
+def with_jobs(cluster, fabric, job_loads: np.ndarray, placed: dict, *, routing: str, efficiency: float, seed: int,
+              qps: int, channels: int, fail=()) -> dict:
+    """``topo analyze``'s peak-utilisation figures with the serving traffic added: the deployments' flows at
+    their stated rates (replicas of ``placed``, a :func:`place_serving` result) routed under the same
+    ``routing`` model, wire ``efficiency``, seed, queue pairs and channels and the same failed links and
+    switches ``fail`` as the jobs, their per-link load added to ``job_loads`` (the jobs' load per directed
+    link, :attr:`topo.routing.engine.Analysis.loads`). Returns the max utilisation, the per-tier table
+    (:func:`topo.routing.engine.tier_stats`) and the hottest links of the sum. ``optimal`` (an LP bound,
+    not a routing) is refused."""
+    from topo.routing.engine import _hottest, failure_mask, parse_failures, route, tier_stats
+    from topo.traffic.serving import serving_traffic
+    if routing == "optimal":
+        raise SpecError([("routing", "the serving traffic is routed, not bounded: give fluid, roce-hash, uec-spray "
+                                     "or wcmp")])
+    links, nodes = parse_failures(fabric, list(fail))
+    dead = failure_mask(fabric, links, nodes)
+    st = serving_traffic(cluster, fabric, placed["training"], replicas=placed["assignment"])
+    r = route(fabric, st.demands, routing, failed_links=dead, seed=seed, qps=qps, channels=channels,
+              efficiency=efficiency)
+    total = np.asarray(job_loads, np.float64) + r.link_gbps_load
+    alive = ~dead & (fabric.link_gbps > 0)
+    cap = fabric.link_gbps
+    util = np.where(alive, total / np.where(cap > 0, cap, 1.0), 0.0)
+    return {"routing": routing, "max_util": float(util.max(initial=0.0)),
+            "serving_max_util": float(np.where(alive, r.link_gbps_load / np.where(cap > 0, cap, 1.0), 0.0).max(initial=0.0)),
+            "unreachable_gbps": float(r.unreachable_gbps),
+            "tiers": tier_stats(fabric, total, alive), "hottest": _hottest(fabric, total, alive, 10)}
+
+
+def budget_inputs(cluster, fabric, placement: Optional[dict], *, reserved=(), time_limit=None, seed=None,
+                  workers=None, placed: Optional[dict] = None) -> tuple:
+    """What a link budget needs to carry the serving deployments beside the jobs: ``(demands, section)``,
+    the demands of :func:`budget_demands` with the replicas placed by CP-SAT beside ``placement`` (or
+    ``placed``, a :func:`place_serving` result) for :func:`topo.solve.linkbudget.budget`'s ``demands``,
+    and a JSON-able section naming the deployments, their stated rates and serving bytes per second
+    and the serving placement's status."""
+    from topo.traffic.serving import serving_traffic
+    train = _training(cluster, fabric, placement)
+    res = placed if placed is not None else place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed,
+                                                          workers=workers, reserved=reserved)
+    dem = budget_demands(cluster, fabric, res["training"], res["assignment"])
+    st = serving_traffic(cluster, fabric, res["training"], replicas=res["assignment"])
+    sd = st.demands
+    dom = np.asarray(fabric.ep_domain)
+    net = (dom[sd.src] != dom[sd.dst]) | (dom[sd.src] < 0)       # flows that leave their scale-up domain
+    deps = [{"name": d.name, "requests_per_s": float(d.load.requests_per_s), "kv_routing": d.kv_routing,
+             "bytes_per_s": float(sum(st.bytes_per_s[d.name].values())),
+             "network_gbps": float(sd.rate_gbps[net & (sd.job == k)].sum()),
+             "replicas": {role: int(np.asarray(res["assignment"][(d.name, role)]).shape[0]) for role, _ in _pools(d)}}
+            for k, d in enumerate(cluster.file.serving.deployments)]
+    return dem, {"deployments": deps, "placement": {"method": res.get("method", "cpsat"), "status": res["status"],
+                                                    "objective": res["objective"], "bound": res["bound"]}}
 
 
 def budget_demands(cluster, fabric, placement: dict, replicas: dict):

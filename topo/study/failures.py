@@ -401,7 +401,8 @@ def _node_classes(ctx: _Ctx, link_color: Optional[np.ndarray] = None) -> np.ndar
                         f.rack_type.astype(np.float64), f.domain_size.astype(np.float64)])
     b = np.concatenate([np.concatenate([f.ep_is_accel.astype(np.float64), np.zeros(N - f.n_endpoints)]),
                         f.server_busy_kw, f.rack_limit_kw, f.domain_gbps])
-    c = np.concatenate([np.concatenate([ctx.ep_job.astype(np.float64), np.full(N - f.n_endpoints, -2.0)]),
+    ep_col = ctx.aux.get("ep_colour", ctx.ep_job)   # the job, and the serving pool when deployments are on
+    c = np.concatenate([np.concatenate([ep_col.astype(np.float64), np.full(N - f.n_endpoints, -2.0)]),
                         f.server_idle_kw, f.rack_hard.astype(np.float64), np.zeros(D)])
     d = np.zeros(N + S + R + D)
     if D:
@@ -499,6 +500,7 @@ class FailureResult:
     expected_loss: dict = field(default_factory=dict)
     traffic: dict = field(default_factory=dict)
     seconds: float = 0.0
+    serving: Optional[dict] = None    # the deployments on the healthy fabric (ServingImpact.summary)
 
     def to_dict(self) -> dict:
         ranked = rank_single(self.single)
@@ -512,6 +514,7 @@ class FailureResult:
                 "grouped": self.grouped, "single": [dict(r) for r in self.single], "worst_single": worst,
                 "k": dict(self.k),
                 "expected_loss": dict(self.expected_loss), "traffic": dict(self.traffic),
+                **({"serving": dict(self.serving)} if self.serving is not None else {}),
                 "seconds": round(self.seconds, 3)})
 
 
@@ -565,6 +568,8 @@ def _evaluate(ctx: _Ctx, kind: str, i: int) -> dict:
         row["scaleup_slowdown"] = {ctx.job_names[j]: s / (s - 1.0) if s > 1 else None for j in sorted(_domain_jobs(ctx, dom))}
     row["jobs_affected"] = [ctx.job_names[j] for j in sorted(jobs)]
     row["jobs_lost_ranks"] = [ctx.job_names[j] for j in sorted(lost_rank_jobs)]
+    if "serving" in ctx.aux:
+        row["serving"] = ctx.aux["serving"].impact(links, down_all, dom)
     return row
 
 
@@ -968,11 +973,157 @@ class Traffic:
                 "healthy_completion_s": {m: self.healthy_completion(m) for m in self.models}}
 
 
+# --- serving deployments under failures --------------------------------------------------------
+class ServingImpact:
+    """What a failure does to the serving deployments: replicas lost per pool, and the request rate each
+    deployment carries before a link or scale-up port saturates after it.
+
+    A replica is lost when any of its accelerators is down or cut off (a NIC, leaf or rack power feed);
+    an agent host cut off sends nothing (its flows are left out; ``agent_hosts_down`` counts them).
+    The requests then spread over the replicas left (:func:`topo.traffic.serving.serving_traffic` with
+    those rows); a deployment whose prefill, decode or colocated pool has none left serves nothing.
+    The saturating rate is the stated rate / the highest utilisation of the deployment's own flows
+    (alone, as ``topo serve`` rates a deployment), routed under ideal ECMP (fluid, the transport's wire
+    efficiency) on the links left, a scale-up port at its domain's bandwidth, (S - 1) / S of it in a
+    domain that lost one of its S scale-up switches. Demand left without a path counts as not served
+    (rate 0). ``serves_stated_rate``: the saturating rate is at least ``load.requests_per_s``. A
+    failure that removes no link the serving traffic loads and no serving accelerator, and hits no
+    domain holding one, is answered with the healthy figures without routing.
+    """
+
+    def __init__(self, ctx: "_Ctx", replicas: dict, placement_info: dict):
+        from topo.model.spec import wire_efficiency
+        from topo.routing.engine import route
+        from topo.traffic.serving import serving_traffic
+        self.ctx = ctx
+        f = ctx.fabric
+        self.deps = list(ctx.cluster.file.serving.deployments)
+        self.reps = {k: np.asarray(v, np.int64) for k, v in replicas.items()}
+        self.info = placement_info
+        self.eff = wire_efficiency(ctx.cluster)
+        from topo.traffic.serving import agent_hosts
+        sv = ctx.cluster.file.serving
+        self.hosts = {d.name: np.concatenate([agent_hosts(ctx.cluster, f, t) for t in sv.agent_tiers
+                                              if d.name in t.deployments] or [np.zeros(0, np.int64)])
+                      for d in self.deps}
+        # per endpoint: the serving pool it belongs to (-1 none), for the symmetry classes
+        self.pool_names = sorted(self.reps)
+        self.ep_pool = np.full(f.n_endpoints, -1, np.int64)
+        for i, key in enumerate(self.pool_names):
+            self.ep_pool[self.reps[key].ravel()] = i
+        st = serving_traffic(ctx.cluster, f, ctx.placement, replicas=self.reps)
+        self.load = route(f, st.demands, "fluid", efficiency=self.eff).link_gbps_load
+        self.healthy = {d.name: self._deployment(k, d, self.reps, np.zeros(f.n_links, bool), -1)
+                        for k, d in enumerate(self.deps)}
+
+    def _deployment(self, k: int, dep, reps: dict, dead: np.ndarray, dom: int, downm=None) -> dict:
+        """Saturating rate (fluid) of deployment ``k`` with the replicas ``reps`` on the links not ``dead``;
+        flows of an endpoint in ``downm`` (an agent host cut off) are left out."""
+        from topo.routing.engine import route
+        from topo.traffic.serving import serving_traffic
+        f = self.ctx.fabric
+        st = serving_traffic(self.ctx.cluster, f, self.ctx.placement, replicas=reps)
+        d = st.demands
+        keep = d.job == k
+        if downm is not None:
+            keep &= ~downm[d.src] & ~downm[d.dst]
+        sel = d.select(keep)
+        r = route(f, sel, "fluid", efficiency=self.eff, failed_links=dead)
+        cap = np.where(dead, 0.0, f.link_gbps)
+        u = np.where(cap > 0, r.link_gbps_load / np.where(cap > 0, cap, 1.0), 0.0)
+        mu = float(u.max(initial=0.0))
+        ed = np.asarray(f.ep_domain)
+        ok = ed >= 0
+        su = 0.0
+        if ok.any():
+            dcap = np.asarray(f.domain_gbps, np.float64).copy()
+            if dom >= 0:
+                sw = float(self.ctx.su_switches[dom])
+                dcap[dom] *= (sw - 1.0) / sw if sw > 0 else 1.0
+            per = np.maximum(r.scaleup_sent_gbps, r.scaleup_recv_gbps)[ok]
+            c = dcap[ed[ok]]
+            su = float(np.where(c > 0, per / np.where(c > 0, c, 1.0), np.where(per > 0, np.inf, 0.0)).max(initial=0.0))
+        worst = max(mu, su)
+        rate = float(dep.load.requests_per_s)
+        if r.unreachable_gbps > 0:
+            sat, by = 0.0, "unreachable"
+        elif worst <= 0:
+            sat, by = None, None      # nothing loaded: no limit from the network
+        else:
+            sat = rate / worst
+            by = "scale-up" if su >= mu else f.link_label(int(np.argmax(u)))
+        return {"saturating_requests_per_s": sat, "limited_by": by,
+                "unreachable_gbps": float(r.unreachable_gbps)}
+
+    def impact(self, links: np.ndarray, down: np.ndarray, dom: int) -> dict:
+        """Per deployment: replicas lost per pool, the saturating rate after the failure and whether it
+        still carries its stated rate."""
+        f = self.ctx.fabric
+        dead = np.zeros(f.n_links, bool)
+        dead[2 * links] = True
+        dead[2 * links + 1] = True
+        downm = np.zeros(f.n_endpoints, bool)
+        downm[down[down < f.n_endpoints]] = True
+        ed = np.asarray(f.ep_domain)
+        out = {}
+        for k, d in enumerate(self.deps):
+            keys = [key for key in self.pool_names if key[0] == d.name]
+            lost = {key[1]: int(downm[self.reps[key]].any(axis=1).sum()) for key in keys}
+            mine = np.concatenate([self.reps[key].ravel() for key in keys])
+            touched = bool(downm[mine].any()) or (dom >= 0 and bool((ed[mine] == dom).any()))
+            rate = float(d.load.requests_per_s)
+            row = {"replicas_lost": lost, "replicas": {key[1]: int(self.reps[key].shape[0]) for key in keys},
+                   "agent_hosts_down": int(downm[self.hosts[d.name]].sum()) if self.hosts[d.name].size else 0}
+            if any(lost[key[1]] == self.reps[key].shape[0] for key in keys):
+                res = {"saturating_requests_per_s": 0.0, "limited_by": "no replica left", "unreachable_gbps": 0.0}
+            elif not touched and not bool((self.load[dead] > 0).any()):
+                res = self.healthy[d.name]
+            else:
+                reps = dict(self.reps)
+                for key in keys:
+                    reps[key] = self.reps[key][~downm[self.reps[key]].any(axis=1)]
+                res = self._deployment(k, d, reps, dead, dom, downm)
+            sat = res["saturating_requests_per_s"]
+            row.update(res, serves_stated_rate=bool(sat is None or sat >= rate * (1 - 1e-9)))
+            out[d.name] = row
+        return out
+
+    def summary(self) -> dict:
+        """The deployments on the healthy fabric and where their replicas came from."""
+        return {"placement": self.info, "models": ["fluid"], "wire_efficiency": self.eff,
+                "deployments": {d.name: {"requests_per_s": float(d.load.requests_per_s),
+                                         "replicas": {key[1]: int(self.reps[key].shape[0])
+                                                      for key in self.pool_names if key[0] == d.name},
+                                         **self.healthy[d.name]} for d in self.deps}}
+
+
+def _serving_context(ctx: "_Ctx", replicas: Optional[dict], link_color, *, seed: int, time_limit=None):
+    """Puts a :class:`ServingImpact` in ``ctx.aux``, the serving pools in the endpoint colours and the
+    serving traffic's healthy loads in the link colours (so that a symmetry class holds only failures
+    that do the same to the deployments); returns the link colours."""
+    cl = ctx.cluster
+    if cl is None or not cl.file.serving.deployments:
+        raise SpecError([("serving", "the cluster file states no serving deployments")])
+    if replicas is None:
+        from topo.solve.serving_place import place_serving
+        res = place_serving(cl, ctx.fabric, ctx.placement, seed=seed, time_limit=time_limit, workers=1)
+        replicas = res["assignment"]
+        info = {"method": "cpsat", "status": res["status"], "objective": res["objective"], "bound": res["bound"]}
+    else:
+        info = {"method": "given"}
+    imp = ServingImpact(ctx, replicas, info)
+    ctx.aux["serving"] = imp
+    ctx.aux["ep_colour"] = (ctx.ep_job + 1) * (len(imp.pool_names) + 1) + (imp.ep_pool + 1)
+    base = _codes(ctx.phys_tier, ctx.phys_gbps) if link_color is None else link_color
+    return _codes(base, np.round(imp.load[0::2], 6), np.round(imp.load[1::2], 6))
+
+
 # --- entry point ------------------------------------------------------------------------------
 def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *, single: bool = True,
                      k=None, samples: int = 200, seed: Optional[int] = None, group: bool = True,
                      traffic: Optional[bool] = None, kinds=KINDS, scaleup_switches=None,
-                     workers: int = 1, hash_exact: bool = False, executor=None) -> FailureResult:
+                     workers: int = 1, hash_exact: bool = False, executor=None, serving: Optional[bool] = None,
+                     serving_replicas: Optional[dict] = None, time_limit: Optional[float] = None) -> FailureResult:
     """Failure analysis of a cluster.
 
     Parameters
@@ -995,6 +1146,11 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
         single-failure classes run on it as tasks, each worker rebuilding the fabric from the
         cluster file (a fabric the file does not build is refused); results identical to a
         local run for the same seed. Ignored when no traffic is routed.
+    serving : count the serving deployments (``serving:`` in the cluster file) in every single failure:
+        replicas lost and the saturating request rate after it (:class:`ServingImpact`); None -> when
+        the file states deployments. Their replicas: ``serving_replicas`` (``{(deployment, role):
+        [replicas, ranks]}``), else placed by CP-SAT beside the jobs
+        (:func:`topo.solve.serving_place.place_serving`, ``time_limit`` and ``seed`` its own).
     """
     import time
     t0 = time.perf_counter()
@@ -1015,6 +1171,16 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     if traffic:
         ctx.traffic = Traffic(ctx, seed=seed)
         link_color = ctx.traffic.link_color(hash_exact)
+    sv_summary = None
+    if serving is None:
+        serving = cluster is not None and bool(cluster.file.serving.deployments)
+    if serving and executor is not None and traffic and single:
+        raise SpecError([("executor", "serving deployments are counted in a local run only (the executor's "
+                                      "workers rebuild the fabric and jobs, not the serving replicas); run "
+                                      "locally or without serving (serving=False, --no-serving)")])
+    if serving:
+        link_color = _serving_context(ctx, serving_replicas, link_color, seed=seed, time_limit=time_limit)
+        sv_summary = ctx.aux["serving"].summary()
     rows, members = ([], [])
     if single:
         rows, members = single_failures(ctx, group=group, kinds=kinds, link_color=link_color, workers=workers,
@@ -1031,7 +1197,7 @@ def analyze_failures(cluster, fabric: Optional[Fabric] = None, placement=None, *
     return FailureResult(cluster=cluster.name if cluster is not None else fabric.meta.get("cluster_name", ""),
                          placement_note=ctx.placement_note, grouped=bool(group and fabric.family != "custom"),
                          single=tuple(rows), members=tuple(members), k=kres, expected_loss=exp, traffic=tr,
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, serving=sv_summary)
 
 
 def _routing_available() -> bool:

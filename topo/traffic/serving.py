@@ -27,9 +27,11 @@ colocated)
 -------------------------------------------------------------------------------------------------
 * KV transfer (disaggregated only): every request's KV cache, ``2 x layers x kv_heads x head_dim
   x b_kv`` bytes per prompt token, goes from the prefill replica to a decode replica, requests
-  spread evenly over the (prefill, decode) replica pairs and over the attention groups of each.
-  Each (layer, KV head) block goes from the prefill rank holding it to every decode rank that
-  holds it (more than one when the decode TP replicates KV heads).
+  shared over the (prefill, decode) replica pairs by the deployment's ``kv_routing``
+  (:func:`kv_shares`: ``even``, every pair alike; ``local``, under the same leaf first, then pod,
+  then anywhere) and evenly over the attention groups of each. Each (layer, KV head) block goes
+  from the prefill rank holding it to every decode rank that holds it (more than one when the
+  decode TP replicates KV heads).
 * TP all-reduce: per layer one ring all-reduce of ``tokens x h x b`` after attention, and one
   after the MLP for a dense model or a MoE model without expert parallelism (ep = 1);
   each attention group carries its share of the tokens.
@@ -45,6 +47,9 @@ colocated)
   replica back to the host. With a front-end fabric (cluster file ``front_end``) these flows are not
   on the back-end: :func:`agent_traffic` puts them on the front-end fabric, between the agent hosts'
   front-end NICs and those of the hosts holding the entry and exit ranks.
+
+Replica counts are the rows of the placement given (a pool that lost replicas to a failure
+spreads its requests over those left).
 
 Not modelled: batching and scheduling dynamics, compute time, the sampled token returning from
 the last stage to the first, KV cache reuse, uneven expert routing and shared experts (every
@@ -114,6 +119,62 @@ def serving_placement(cluster, fabric, placement: Optional[dict] = None) -> dict
             out[(d.name, role)] = order[at:at + need].reshape(pool.replicas, pool.accelerators)
             at += need
     return out
+
+
+def replica_homes(fabric) -> dict:
+    """Per endpoint: the leaf (plane 0), pod and rack of the first accelerator of its scale-up domain
+    (itself without one), the place a replica starting there is counted behind (as the training
+    placement counts a unit's leaf)."""
+    ep = np.arange(fabric.n_endpoints)
+    dom = np.asarray(fabric.ep_domain)
+    first = ep.copy()
+    acc = np.flatnonzero(np.asarray(fabric.ep_is_accel, bool) & (dom >= 0))
+    if acc.size:
+        lead = np.full(int(dom[acc].max()) + 1, fabric.n_endpoints, np.int64)
+        np.minimum.at(lead, dom[acc], acc)        # lowest accelerator id of every domain
+        first[acc] = lead[dom[acc]]
+    leaf = fabric.ep_leaf()[first]
+    return {"leaf": leaf, "pod": np.maximum(np.asarray(fabric.node_pod)[leaf], 0),
+            "rack": np.asarray(fabric.server_rack)[np.asarray(fabric.ep_server)[first]]}
+
+
+KV_ROUTINGS = ("even", "local")
+
+
+def kv_shares(mode: str, leaf_p, pod_p, leaf_d, pod_d) -> np.ndarray:
+    """``[prefill replicas, decode replicas]``: the share of a deployment's requests whose KV cache goes
+    from prefill replica i to decode replica j (the matrix sums to 1; row i to 1 / prefill replicas and
+    column j to 1 / decode replicas: every replica carries its even share of the requests).
+
+    ``even``: every pair ``1 / (P x D)``. ``local``: each prefill replica's requests go first to the
+    decode replicas behind its own leaf, then its own pod, then anywhere. At each level, within every
+    leaf (pod; the whole cluster) on its own, the matched share is ``min(prefill share left, decode
+    capacity left)`` there, split over the prefill replicas in proportion to what each still sends and
+    over the decode replicas in proportion to the capacity each still has. Leaves and pods are disjoint,
+    so the order they are visited in changes nothing, and the proportional split treats equal replicas
+    alike: no tie to break. KV bytes crossing leaves are then ``1 - sum over leaves min(p/P, d/D)`` of
+    the total, crossing pods ``1 - sum over pods min(p/P, d/D)`` (p, d: the replicas behind it)."""
+    lp, pp_, ld, pd = (np.asarray(x, np.int64) for x in (leaf_p, pod_p, leaf_d, pod_d))
+    P, D = lp.size, ld.size
+    if mode == "even":
+        return np.full((P, D), 1.0 / (P * D))
+    if mode != "local":
+        raise SpecError([("kv_routing", f"expected one of {list(KV_ROUTINGS)} (found {mode!r})")])
+    a = np.full(P, 1.0 / P)          # what each prefill replica still sends
+    b = np.full(D, 1.0 / D)          # what each decode replica can still take
+    S = np.zeros((P, D))
+    for kp, kd in ((lp, ld), (pp_, pd), (np.zeros(P, np.int64), np.zeros(D, np.int64))):
+        for key in np.intersect1d(kp, kd):
+            ip, jd = np.flatnonzero(kp == key), np.flatnonzero(kd == key)
+            A, B = float(a[ip].sum()), float(b[jd].sum())
+            F = min(A, B)
+            if F <= 0:
+                continue
+            fa, fb = a[ip] / A, b[jd] / B
+            S[np.ix_(ip, jd)] += F * fa[:, None] * fb[None, :]
+            a[ip] -= F * fa
+            b[jd] -= F * fb
+    return S
 
 
 def _kv_matrix(model, pre, dec, g_pre: Optional[int] = None, g_dec: Optional[int] = None) -> np.ndarray:
@@ -290,12 +351,16 @@ def _serving_result(acc, sv, reps, by_kind, kv) -> ServingTraffic:
 
 
 def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: float = 1.0,
-                    replicas: Optional[dict] = None) -> ServingTraffic:
+                    replicas: Optional[dict] = None, kv_routing: Optional[str] = None) -> ServingTraffic:
     """The flows of every deployment and agent tier at ``scale`` x the stated request rates; the
-    replicas where ``replicas`` puts them (``{(deployment, role): [replicas, ranks]}``), else in order
-    after the training jobs (``placement``)."""
+    replicas where ``replicas`` puts them (``{(deployment, role): [replicas, ranks]}``; a pool's
+    replica count is its rows), else in order after the training jobs (``placement``).
+    ``kv_routing``: ``even`` or ``local`` for every deployment (default: each deployment's own)."""
     sv = cluster.file.serving
     reps = serving_placement(cluster, fabric, placement) if replicas is None else replicas
+    if kv_routing is not None and kv_routing not in KV_ROUTINGS:
+        raise SpecError([("kv_routing", f"expected one of {list(KV_ROUTINGS)} (found {kv_routing!r})")])
+    home = None
     acc: list = []
     by_kind = {}
     kv = {}
@@ -307,19 +372,24 @@ def serving_traffic(cluster, fabric, placement: Optional[dict] = None, scale: fl
         start = len(acc)
         if d.colocated is not None:
             P = reps[(d.name, "colocated")]
-            tok = R / d.colocated.replicas * (ld.prompt_tokens.mean + ld.output_tokens.mean)
+            tok = R / max(P.shape[0], 1) * (ld.prompt_tokens.mean + ld.output_tokens.mean)
             _pool_flows(acc, m, d.colocated, P, tok, k)
             entry, exit_ = P[:, 0], P[:, -d.colocated.stage_ranks]
         else:
             P, D = reps[(d.name, "prefill")], reps[(d.name, "decode")]
-            _pool_flows(acc, m, d.prefill, P, R / d.prefill.replicas * ld.prompt_tokens.mean, k)
-            _pool_flows(acc, m, d.decode, D, R / d.decode.replicas * ld.output_tokens.mean, k)
+            _pool_flows(acc, m, d.prefill, P, R / max(P.shape[0], 1) * ld.prompt_tokens.mean, k)
+            _pool_flows(acc, m, d.decode, D, R / max(D.shape[0], 1) * ld.output_tokens.mean, k)
             M = _kv_matrix(m, d.prefill, d.decode)
             rows, cols = np.nonzero(M)
-            per_pair = R / (d.prefill.replicas * d.decode.replicas) * ld.prompt_tokens.mean
-            src = P[:, rows][:, None, :].repeat(D.shape[0], axis=1)
-            dst = D[:, cols][None, :, :].repeat(P.shape[0], axis=0)
-            _flows(acc, src, dst, np.broadcast_to(M[rows, cols] * per_pair, src.shape), "kv_transfer", k)
+            if P.shape[0] and D.shape[0]:
+                if home is None:
+                    home = replica_homes(fabric)
+                S = kv_shares(kv_routing or d.kv_routing, home["leaf"][P[:, 0]], home["pod"][P[:, 0]],
+                              home["leaf"][D[:, 0]], home["pod"][D[:, 0]])
+                per_pair = R * ld.prompt_tokens.mean * S          # prompt tokens/s of each (prefill, decode) pair
+                src = P[:, rows][:, None, :].repeat(D.shape[0], axis=1)
+                dst = D[:, cols][None, :, :].repeat(P.shape[0], axis=0)
+                _flows(acc, src, dst, M[rows, cols][None, None, :] * per_pair[:, :, None], "kv_transfer", k)
             kv[d.name] = {"per_token": _kv_matrix(m, d.prefill, d.decode, 0, 0)}
             entry, exit_ = P[:, 0], D[:, -d.decode.stage_ranks]
         _agent_flows(acc, sv, d, k, hosts, entry, exit_, R)
