@@ -149,9 +149,9 @@ def derived_file(f, node_types: dict):
     nts = []
     for t in f.node_types:
         x = fe.node_types.get(t.name)
-        nt = node_types[t.name]
-        if x is None:
+        if x is None or t.name not in node_types:     # in no rack, or refused in the file itself
             continue
+        nt = node_types[t.name]
         nics, gbps, ports, _ = _nics(x, nt)
         nts.append(NodeType(name=t.name, accelerators=0, nics=nics, nic_gbps=gbps, nic_ports=ports,
                             power_busy_kw=nt.power_busy_kw, power_idle_kw=nt.power_idle_kw))
