@@ -223,18 +223,22 @@ def test_arm_cpu_preset():
 
 
 def test_example_serve_and_optimize_plan_section(tmp_path):
-    """The shipped example: agent traffic 200 requests/s x 256 KiB and x 16 KiB on the front-end (24 hosts,
-    one 3:1 leaf of 48 ports down and 16 up, bundled to one spine: 24 + 16 links); KV, MoE and TP on the
-    back-end; `topo optimize` prints the front-end line and writes a typed front_end section in the plan."""
+    """The shipped example: agent traffic 200 requests/s x 256 KiB and x 16 KiB on the front-end (24 hosts
+    on one tier, a single 64-port switch: 24 host links and no switch-to-switch link); KV, MoE and TP on the back-end; `topo optimize` prints the
+    front-end line and writes a typed front_end section in the plan. By hand: each of the 2 prefill entry
+    hosts receives 200 x 256 KiB / 2 = 26.2 MB/s = 0.2097 Gb/s of goodput, / eff on the wire of 400G."""
     import topo
     from topo.cli import main
     from topo.io.plan import typed
+    from topo.model.spec import wire_efficiency
     from topo.routing.serving import serving
     c = topo.load(EXAMPLE)
     s = serving(c)
     fe = s["front_end"]
-    assert (fe["endpoints"], fe["tier_switch_counts"], fe["links"]) == (24, [1, 1], 40)
+    assert (fe["endpoints"], fe["tier_switch_counts"], fe["links"]) == (24, [1], 24)
+    assert [t["tier"] for t in fe["tiers"]] == ["endpoint-leaf"]
     dep = fe["deployments"][0]
+    assert dep["max_util"] == pytest.approx(200 * 256 * 1024 / 2 * 8 / 1e9 / wire_efficiency(c) / 400)
     assert dep["bytes_per_s"]["agent_request"] == pytest.approx(200 * 256 * 1024)
     assert dep["bytes_per_s"]["agent_response"] == pytest.approx(200 * 16 * 1024)
     back = s["deployments"][0]["bytes_per_s"]
@@ -243,7 +247,7 @@ def test_example_serve_and_optimize_plan_section(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["optimize", str(EXAMPLE), "-o", str(out), "--no-failures", "--time-limit", "2"])
     assert r.exit_code == 0, r.output
-    assert "front-end fabric (2 switches, 40 links): agent traffic moe 0.05571 GB/s" in r.output
+    assert "front-end fabric (1 switches, 24 links): agent traffic moe 0.05571 GB/s" in r.output
     plan = json.loads((out / "plan.json").read_text())
     p = typed(plan)
     assert p.front_end is not None and p.front_end.endpoints == 24
