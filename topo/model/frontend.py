@@ -7,7 +7,11 @@ built by the same builder (:func:`topo.model.fabric.build`, called by
 :mod:`topo.model.frontend_build`, which the spec cannot import) from a derived cluster: the same
 racks, floor, catalog and transport, the fabric ``front_end.fabric``, and every node type turned
 into a node without accelerators whose NICs are its front-end NICs, so each node is exactly one
-endpoint. Describe, routing, failures and exports then work on it unchanged.
+endpoint. Describe, routing, failures and exports then work on it unchanged. A node takes its own NICs
+there only when it has no accelerators and is left out of the back-end (``back_end: false``); any
+other node's front-end NICs are stated. The derived cluster's errors are reported under ``front_end``
+only where the front end owns them (its fabric, its node types): a problem in a shared section (racks,
+transport, ...) is the file's own and reported once, at its own path.
 
 Names: front-end endpoint ``i`` is node (host) ``i``, named ``<host>-g0`` (``n0003-g0`` is host
 n0003's front-end NIC(s)); racks keep their names. Host ``i`` of the back-end fabric is host ``i``
