@@ -18,7 +18,7 @@ EXAMPLE = EXAMPLES / "serving-frontend.yaml"
 
 def _tiny(front=True, cpu_back_end=False, agents=True):
     """2 racks x 2 nodes of 8 GPUs (one 400G NIC each on the front-end) and a rack of 4 CPU hosts with two
-    200G NICs (front-end only unless ``cpu_back_end``); radix-16 switches on the back-end, radix-8 on the
+    200G NICs (front-end only unless ``cpu_back_end``, then with two 200G front-end NICs of its own); radix-16 switches on the back-end, radix-8 on the
     front-end; one colocated deployment of 2
     replicas at tp 8 (in order: n0000 and n0001) at 1,000 requests/s; an agent tier on the 4 CPU hosts
     sending 1 MB and receiving 100 kB per request."""
@@ -28,7 +28,8 @@ def _tiny(front=True, cpu_back_end=False, agents=True):
     if front:
         d["front_end"] = {"fabric": {"tiers": [{"switch": sw(8)}, {"switch": sw(8)}]},
                           "node_types": {"gpu": {"nics": 1, "nic_gbps": 400},
-                                         "cpu": {"back_end": cpu_back_end}}}
+                                         "cpu": ({"back_end": True, "nics": 2, "nic_gbps": 200} if cpu_back_end
+                                                 else {"back_end": False})}}
     d["serving"] = {"deployments": [{
         "name": "m", "model": {"layers": 2, "hidden_size": 1024, "attention_heads": 8, "kv_heads": 8, "head_dim": 128},
         "load": {"requests_per_s": 1000, "prompt_tokens": 100, "output_tokens": 10},
@@ -138,13 +139,23 @@ def _edit(d, path, value):
      "front_end.node_types.cpu.back_end"),
     (lambda d: _edit(d, "front_end/fabric/tiers", [{"switch": sw(4)}, {"switch": sw(4)}]),
      "front_end.fabric.tiers[1].radix"),
+    (lambda d: d["racks"].pop(0), "front_end.node_types.cpu.back_end"),
+    (lambda d: _edit(d, "front_end/node_types/cpu", {}), "front_end.node_types.cpu.nics"),
+    (lambda d: _edit(d, "front_end/node_types/cpu", {"nics": 2}), "front_end.node_types.cpu.nic_gbps"),
+    (lambda d: _edit(d, "front_end/fabric/family", "rail_optimized"), "front_end.fabric.family"),
+    (lambda d: _edit(d, "front_end/fabric/family", "rail_only"), "front_end.fabric.family"),
+    (lambda d: d["node_types"].append({"name": "x", "accelerators": 0, "nics": 1, "nic_gbps": 100}),
+     "node_types[2].power_busy_kw"),
 ])
 def test_refusals_name_the_field(edit, path, tmp_path):
     """Every front_end combination that cannot be honoured exactly is refused by `topo validate` (exit 2)
     with its JSON path. 2 front-end planes: a NIC's 3 ports cannot spread over them (the back-end's rule,
     checked on the derived cluster); 10,000 front-end-only hosts: host names would have 5 digits on the
     front-end and 4 on the back-end; radix-4 front-end switches: 6 leaves do not fit a radix-4 spine (the
-    builder's refusal, found by `topo validate`)."""
+    builder's refusal, found by `topo validate`). Every node front-end only: the back-end would be empty.
+    A CPU node on the back-end (back_end: true, the default) without stated front-end NICs: its own NIC is
+    cabled to the back-end. A rail family: the front-end has no accelerators to give rails. A node type in no rack with an error of
+    its own: refused at its own path."""
     d = _tiny()
     edit(d)
     validate_refuses(d, path, tmp_path)
@@ -160,7 +171,7 @@ def test_describe_per_fabric_and_derived_values(tmp_path):
     assert d["fabric"] == "front-end" and d["cpu_hosts"] == 8 and d["accelerators"] == 0
     assert [t["switches"] for t in d["tiers"]] == [3, 2]
     derived = {x["what"]: x for x in d["structure"]["derived"]}
-    assert derived["front_end.node_types.cpu"]["value"] == "2 x 200G"
+    assert derived["front_end.node_types.cpu"]["value"] == "2 x 200G, 1 port(s) per NIC"
     r = CliRunner().invoke(main, ["describe", str(p), "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["fabric"] == "back-end"
     q = tmp_path / "n.json"
@@ -212,18 +223,22 @@ def test_arm_cpu_preset():
 
 
 def test_example_serve_and_optimize_plan_section(tmp_path):
-    """The shipped example: agent traffic 200 requests/s x 256 KiB and x 16 KiB on the front-end (24 hosts,
-    one 3:1 leaf of 48 ports down and 16 up, bundled to one spine: 24 + 16 links); KV, MoE and TP on the
-    back-end; `topo optimize` prints the front-end line and writes a typed front_end section in the plan."""
+    """The shipped example: agent traffic 200 requests/s x 256 KiB and x 16 KiB on the front-end (24 hosts
+    on one tier, a single 64-port switch: 24 host links and no switch-to-switch link); KV, MoE and TP on the back-end; `topo optimize` prints the
+    front-end line and writes a typed front_end section in the plan. By hand: each of the 2 prefill entry
+    hosts receives 200 x 256 KiB / 2 = 26.2 MB/s = 0.2097 Gb/s of goodput, / eff on the wire of 400G."""
     import topo
     from topo.cli import main
     from topo.io.plan import typed
+    from topo.model.spec import wire_efficiency
     from topo.routing.serving import serving
     c = topo.load(EXAMPLE)
     s = serving(c)
     fe = s["front_end"]
-    assert (fe["endpoints"], fe["tier_switch_counts"], fe["links"]) == (24, [1, 1], 40)
+    assert (fe["endpoints"], fe["tier_switch_counts"], fe["links"]) == (24, [1], 24)
+    assert [t["tier"] for t in fe["tiers"]] == ["endpoint-leaf"]
     dep = fe["deployments"][0]
+    assert dep["max_util"] == pytest.approx(200 * 256 * 1024 / 2 * 8 / 1e9 / wire_efficiency(c) / 400)
     assert dep["bytes_per_s"]["agent_request"] == pytest.approx(200 * 256 * 1024)
     assert dep["bytes_per_s"]["agent_response"] == pytest.approx(200 * 16 * 1024)
     back = s["deployments"][0]["bytes_per_s"]
@@ -232,7 +247,7 @@ def test_example_serve_and_optimize_plan_section(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["optimize", str(EXAMPLE), "-o", str(out), "--no-failures", "--time-limit", "2"])
     assert r.exit_code == 0, r.output
-    assert "front-end fabric (2 switches, 40 links): agent traffic moe 0.05571 GB/s" in r.output
+    assert "front-end fabric (1 switches, 24 links): agent traffic moe 0.05571 GB/s" in r.output
     plan = json.loads((out / "plan.json").read_text())
     p = typed(plan)
     assert p.front_end is not None and p.front_end.endpoints == 24
@@ -288,3 +303,96 @@ def test_export_front_end_graphml_only(tmp_path):
     assert g.number_of_edges() == 24 and "n0007-g0" in g
     r = CliRunner().invoke(main, ["export", str(pp), "--format", "kueue", "--fabric", "front-end"])
     assert r.exit_code == 2 and "--format" in r.output and no_crash(r)
+
+
+def test_shared_section_errors_reported_once(tmp_path):
+    """An error in a section the front-end shares with the file (transport.adaptive) is reported once, at
+    its own path, not again under front_end."""
+    from topo.cli import main
+    d = _tiny()
+    d["transport"] = {"adaptive": True}
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(d))
+    r = CliRunner().invoke(main, ["validate", str(p)])
+    assert r.exit_code == 2 and no_crash(r), r.output
+    assert r.output.count("transport.adaptive") == 1 and "front_end (" not in r.output, r.output
+
+
+@pytest.mark.parametrize("command", ["serve", "analyze", "optimize"])
+def test_agent_tier_of_a_type_in_no_rack(command, tmp_path):
+    """An agent tier naming a node type that no rack holds gets the same exit-2 error with a front_end as
+    without one."""
+    from topo.cli import main
+    out = []
+    for front in (True, False):
+        d = _tiny(front=front)
+        d["node_types"].append({"name": "cpu2", "accelerators": 0, "nics": 1, "nic_gbps": 100, "power_busy_kw": 0.5})
+        d["serving"]["agent_tiers"].append({"name": "b", "node_type": "cpu2", "deployments": ["m"],
+                                            "request_bytes": 1000, "response_bytes": 1000})
+        p = tmp_path / f"c{front}.json"
+        p.write_text(json.dumps(d))
+        args = [command, str(p)] + (["-o", str(tmp_path / "out"), "--no-failures"] if command == "optimize" else [])
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and no_crash(r), r.output
+        out.append(r.output.replace(str(p), "FILE"))
+    assert "serving.agent_tiers[1].node_type" in out[0] and out[0] == out[1]
+
+
+def test_front_end_builder_errors_named_under_front_end(tmp_path):
+    """The front-end builder's refusal (radix-4 spines for 6 leaves) is named under front_end by serve and
+    analyze and by topo.serving, as by validate; never as the back-end's fabric path."""
+    from topo.cli import main
+    from topo.core.errors import SpecError
+    from topo.model.spec import from_dict
+    from topo.routing.serving import serving
+    d = _tiny()
+    _edit(d, "front_end/fabric/tiers", [{"switch": sw(4)}, {"switch": sw(4)}])
+    with pytest.raises(SpecError) as e:
+        serving(from_dict(d))
+    assert [p for p, _ in e.value.errors] == ["front_end.fabric.tiers[1].radix"]
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(d))
+    for command in ("serve", "analyze"):
+        r = CliRunner().invoke(main, [command, str(p)])
+        assert r.exit_code == 2 and no_crash(r), r.output
+        assert "front_end.fabric.tiers[1].radix" in r.output and "\n  fabric." not in r.output, r.output
+
+
+def test_own_nic_ports_carried_and_shown():
+    """A CPU node taking its own NICs on the front-end takes its nic_ports too (2 ports per NIC: 4 hosts x
+    2 NICs x 2 ports of 100G = 16 ports, + 4 GPU ports = 20 leaf ports), shown in the derived value."""
+    from topo.model.frontend import derived_values
+    from topo.model.frontend_build import build as build_front
+    from topo.model.spec import from_dict
+    d = _tiny()
+    d["node_types"][1]["nic_ports"] = 2
+    c = from_dict(d)
+    fe = build_front(c)
+    up = fe.link_tier[::2]
+    assert int((up == 0).sum()) == 20
+    assert fe.injection_gbps().tolist() == [400.0] * 8
+    v = {x["what"]: x for x in derived_values(c)}["front_end.node_types.cpu"]
+    assert v["value"] == "2 x 200G, 2 port(s) per NIC" and v["stated"] is False
+    d["front_end"]["node_types"]["cpu"]["nic_ports"] = 1      # stated: not derived from the node
+    assert int((build_front(from_dict(d)).link_tier[::2] == 0).sum()) == 12
+
+
+def test_describe_front_end_keeps_platform_unverified_marks(tmp_path):
+    """With the Grace preset on the front-end only, describe --fabric front-end marks the preset's
+    unverified figures as the back-end's describe does; a front_end entry stating nic_gbps drops that
+    figure (it is the file's own)."""
+    from topo.cli import main
+    d = _tiny()
+    d["node_types"][1] = {"name": "cpu", "platform": "grace-cpu-superchip"}
+
+    def marks(which):
+        p = tmp_path / "c.json"
+        p.write_text(json.dumps(d))
+        r = CliRunner().invoke(main, ["describe", str(p), "--fabric", which, "--json"])
+        assert r.exit_code == 0, r.output
+        return {x["name"]: x["fields"] for x in json.loads(r.output)["unverified_figures"] if x["kind"] == "platform"}
+    back, front = marks("back-end"), marks("front-end")
+    assert "nic_gbps" in front["grace-cpu-superchip"] and front == back
+    d["front_end"]["node_types"]["cpu"]["nic_gbps"] = 200
+    front = marks("front-end")
+    assert "nic_gbps" not in front["grace-cpu-superchip"] and "power_busy_kw" in front["grace-cpu-superchip"]

@@ -116,7 +116,7 @@ fabric_option = click.option(
 def describe(cluster, which_fabric, as_json):
     """Show the fabric a cluster file implies, at full size."""
     from topo.model.spec import load
-    from topo.model.frontend import derived_values
+    from topo.model.frontend import derived_values, platform_unverified
     from topo.model.frontend_build import for_fabric
     from topo.routing.describe import describe as _describe
     from topo.io.render import describe_text
@@ -131,6 +131,10 @@ def describe(cluster, which_fabric, as_json):
             bis = d.get("bisection_gbps")
             d["bisection_per_accelerator_gbps"] = d["injection_gbps_per_accelerator"] = None
             d["bisection_per_host_gbps"] = None if bis is None else bis * 2 / max(fab.n_endpoints, 1)
+            # the derived node types state every figure; their platforms' unverified ones stay marked
+            uv = {(x["kind"], x["name"], tuple(x["fields"]), x["source"]): x
+                  for x in list(d.get("unverified_figures") or []) + platform_unverified(c0)}
+            d["unverified_figures"] = [uv[k] for k in sorted(uv)]
         if d.get("structure") is not None:
             d["structure"]["derived"] = list(d["structure"]["derived"]) + derived_values(c0)
         else:

@@ -7,7 +7,11 @@ built by the same builder (:func:`topo.model.fabric.build`, called by
 :mod:`topo.model.frontend_build`, which the spec cannot import) from a derived cluster: the same
 racks, floor, catalog and transport, the fabric ``front_end.fabric``, and every node type turned
 into a node without accelerators whose NICs are its front-end NICs, so each node is exactly one
-endpoint. Describe, routing, failures and exports then work on it unchanged.
+endpoint. Describe, routing, failures and exports then work on it unchanged. A node takes its own NICs
+there only when it has no accelerators and is left out of the back-end (``back_end: false``); any
+other node's front-end NICs are stated. The derived cluster's errors are reported under ``front_end``
+only where the front end owns them (its fabric, its node types): a problem in a shared section (racks,
+transport, ...) is the file's own and reported once, at its own path.
 
 Names: front-end endpoint ``i`` is node (host) ``i``, named ``<host>-g0`` (``n0003-g0`` is host
 n0003's front-end NIC(s)); racks keep their names. Host ``i`` of the back-end fabric is host ``i``
@@ -33,17 +37,27 @@ def _fe_only(f) -> set:
     return {n for n, x in fe.node_types.items() if not x.back_end} if fe is not None else set()
 
 
-def _nics(x, nt) -> tuple[Optional[int], Optional[float], bool]:
-    """(nics, nic_gbps, derived) of a front-end entry over its resolved node type: a node without
-    accelerators takes its own NICs where the entry leaves them out."""
+def _own_nics(x, nt) -> bool:
+    """Whether a front-end entry may take its node's own NICs: only a node without accelerators that is
+    left out of the back-end (``back_end: false``); any other node's own NICs are cabled to the back-end."""
+    return not nt.accelerators and not x.back_end
+
+
+def _nics(x, nt) -> tuple[Optional[int], Optional[float], int, bool]:
+    """(nics, nic_gbps, nic_ports, derived) of a front-end entry over its resolved node type: a node
+    without accelerators and left out of the back-end takes its own NICs (count, speed and ports per NIC)
+    where the entry leaves them out."""
     derived = False
     nics, gbps = x.nics, x.nic_gbps
-    if not nt.accelerators:
+    ports = x.nic_ports if x.nic_ports is not None else 1
+    if _own_nics(x, nt):
         if nics is None:
             nics, derived = nt.nics, True
         if gbps is None:
             gbps, derived = nt.nic_gbps, True
-    return nics, gbps, derived
+        if x.nic_ports is None:
+            ports, derived = nt.nic_ports, True
+    return nics, gbps, ports, derived
 
 
 def front_end_errors(f, node_types: dict, source: str = "", base_dir: str = ".") -> list:
@@ -59,12 +73,15 @@ def front_end_errors(f, node_types: dict, source: str = "", base_dir: str = ".")
             if name not in {t.name for t in f.node_types}:
                 errs.append((p, f"unknown node type {name!r}; expected one of {sorted(t.name for t in f.node_types)}"))
             continue
-        nics, gbps, _ = _nics(x, nt)
+        nics, gbps, _, _ = _nics(x, nt)
+        why = ("a node with accelerators needs its front-end NICs stated (its own nics are its back-end rails)"
+               if nt.accelerators else
+               f"{name!r} is on the back-end fabric (back_end: true, the default), where its own NICs are cabled: "
+               f"state its front-end NICs, or set back_end: false to put its own NICs on the front-end only")
         if nics is None:
-            errs.append((f"{p}.nics", "missing: a node with accelerators needs its front-end NICs stated "
-                                      "(its own nics are its back-end rails)"))
+            errs.append((f"{p}.nics", f"missing: {why}"))
         if gbps is None:
-            errs.append((f"{p}.nic_gbps", "missing: a node with accelerators needs its front-end NIC speed stated"))
+            errs.append((f"{p}.nic_gbps", f"missing: {why}"))
         if not x.back_end and nt.accelerators:
             errs.append((f"{p}.back_end", f"{name!r} has {nt.accelerators} accelerators; only a node without "
                                           f"accelerators can be left out of the back-end fabric"))
@@ -72,6 +89,16 @@ def front_end_errors(f, node_types: dict, source: str = "", base_dir: str = ".")
         if t in node_types and t not in fe.node_types:
             errs.append(("front_end.node_types", f"missing node type {t!r}: every node type in the racks needs its "
                                                  f"front-end NICs (a node without one is not supported)"))
+    only = _fe_only(f)
+    if used and all(t in only for t in used):
+        t = sorted(set(used) & only)[0]
+        errs.append((f"front_end.node_types.{t}.back_end",
+                     "every node in the racks is left out of the back-end fabric (back_end: false), which would "
+                     "have no endpoints; keep at least one node type on it"))
+    if fe.fabric.family in ("rail_optimized", "rail_only"):
+        errs.append(("front_end.fabric.family",
+                     f"{fe.fabric.family} gives each accelerator's NIC its rail; the front-end fabric has one "
+                     f"endpoint per host and no accelerators: use clos, fat_tree or custom"))
     errs.extend(_order_errors(f, node_types))
     if errs or any(t not in node_types for t in fe.node_types):
         return errs     # (a node type the file itself gets wrong is reported there)
@@ -126,25 +153,38 @@ def derived_file(f, node_types: dict):
     nts = []
     for t in f.node_types:
         x = fe.node_types.get(t.name)
-        nt = node_types[t.name]
-        if x is None:
+        if x is None or t.name not in node_types:     # in no rack, or refused in the file itself
             continue
-        nics, gbps, _ = _nics(x, nt)
-        nts.append(NodeType(name=t.name, accelerators=0, nics=nics, nic_gbps=gbps, nic_ports=x.nic_ports,
+        nt = node_types[t.name]
+        nics, gbps, ports, _ = _nics(x, nt)
+        nts.append(NodeType(name=t.name, accelerators=0, nics=nics, nic_gbps=gbps, nic_ports=ports,
                             power_busy_kw=nt.power_busy_kw, power_idle_kw=nt.power_idle_kw))
     return f.model_copy(update={
         "name": f.name, "node_types": nts, "fabric": fe.fabric, "jobs": [], "traffic": [], "busy_nodes": [],
         "serving": Serving(), "requirements": Requirements(), "front_end": None})
 
 
-def _rename(path: str, f) -> str:
-    """A derived cluster's error path as a path in the cluster file."""
+def _rename(path: str, f) -> Optional[str]:
+    """A derived cluster's error path as a path in the cluster file; None for a path in a section the
+    derived cluster shares with the file (racks, floor, catalog, transport, ...), which the file's own
+    checks report under its own path."""
     import re
     m = re.match(r"node_types\[(\d+)\](.*)", path)
     if m:
         names = [t.name for t in f.node_types if t.name in f.front_end.node_types]
         return f"front_end.node_types.{names[int(m.group(1))]}{m.group(2)}"
-    return "front_end." + path if path.startswith("fabric") else f"front_end ({path})"
+    return "front_end." + path if path == "fabric" or path.startswith(("fabric.", "fabric[")) else None
+
+
+def renamed(errors, f) -> list:
+    """The derived cluster's errors the front end owns (its node types and its fabric), under front_end."""
+    return [(q, m) for q, m in ((_rename(p, f), m) for p, m in errors) if q is not None]
+
+
+def all_renamed(errors, f) -> list:
+    """Every error of the derived cluster, under front_end (a shared section's path in parentheses): for
+    the builder and for the derived cluster resolved after validation, where no file check reports it."""
+    return [(_rename(p, f) or f"front_end ({p})", m) for p, m in errors]
 
 
 def _derived_errors(f, node_types: dict, source: str, base_dir: str) -> list:
@@ -152,7 +192,7 @@ def _derived_errors(f, node_types: dict, source: str, base_dir: str) -> list:
     try:
         _resolve(derived_file(f, node_types), source, base_dir)
     except SpecError as e:
-        return [(_rename(p, f), m) for p, m in e.errors]
+        return renamed(e.errors, f)
     return []
 
 
@@ -176,7 +216,10 @@ def front_end_cluster(cluster):
     f = cluster.file
     if f.front_end is None:
         raise SpecError([("front_end", "missing: the cluster file states no front-end fabric")])
-    return _resolve(derived_file(f, cluster.node_types), "", cluster.base_dir)
+    try:
+        return _resolve(derived_file(f, cluster.node_types), "", cluster.base_dir)
+    except SpecError as e:
+        raise SpecError(all_renamed(e.errors, f), e.source) from None
 
 
 def derived_values(cluster) -> list[dict]:
@@ -185,11 +228,35 @@ def derived_values(cluster) -> list[dict]:
     out = []
     for name, x in f.front_end.node_types.items():
         nt = cluster.node_types[name]
-        nics, gbps, derived = _nics(x, nt)
+        nics, gbps, ports, derived = _nics(x, nt)
         if derived:
-            out.append({"what": f"front_end.node_types.{name}", "value": f"{nics} x {gbps:g}G",
-                        "rule": "a node without accelerators takes its own nics and nic_gbps", "stated": False})
+            out.append({"what": f"front_end.node_types.{name}",
+                        "value": f"{nics} x {gbps:g}G, {ports} port(s) per NIC",
+                        "rule": "a node without accelerators, left out of the back-end, takes its own nics, "
+                                "nic_gbps and nic_ports", "stated": False})
         if not x.back_end:
             out.append({"what": f"node type {name}", "value": "front-end only",
                         "rule": "back_end: false leaves it out of the back-end fabric", "stated": True})
+    return out
+
+
+def platform_unverified(cluster) -> list[dict]:
+    """The unverified figures (the catalog's ``unverified`` lists) of the platforms behind the front-end
+    fabric's node types, which the derived cluster states outright and so no longer marks: every figure
+    the file's node type does not state itself, less the NIC figures the front_end entry states or does not
+    take from the node. Listed as :func:`topo.routing.describe.unverified_figures` lists them."""
+    from topo.model import catalog
+    f = cluster.file
+    out = []
+    for nt in f.node_types:
+        x = f.front_end.node_types.get(nt.name)
+        entry = catalog.PLATFORMS.get(nt.platform) if nt.platform else None
+        if x is None or entry is None or nt.name not in cluster.node_types:
+            continue
+        own = _own_nics(x, cluster.node_types[nt.name])
+        given = set(nt.model_dump(exclude_unset=True))
+        given |= {k for k in ("nics", "nic_gbps", "nic_ports") if not own or getattr(x, k) is not None}
+        fields = sorted(k for k in entry.get("unverified", []) if k not in given)
+        if fields:
+            out.append({"kind": "platform", "name": nt.platform, "fields": fields, "source": entry.get("source", "")})
     return out

@@ -6,7 +6,7 @@ imports the fabric builder, which the spec may not reach.
 from __future__ import annotations
 
 from topo.core.errors import SpecError
-from topo.model.frontend import BACK_END, FABRICS, FRONT_END, _rename, front_end_cluster
+from topo.model.frontend import BACK_END, FABRICS, FRONT_END, all_renamed, front_end_cluster
 
 
 def build(cluster):
@@ -20,7 +20,7 @@ def _built(cluster, fc):
     try:
         return build_fabric(fc)
     except SpecError as e:
-        raise SpecError([(_rename(p, cluster.file), m) for p, m in e.errors], e.source) from None
+        raise SpecError(all_renamed(e.errors, cluster.file), e.source) from None
 
 
 def for_fabric(cluster, which: str):

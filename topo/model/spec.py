@@ -936,11 +936,11 @@ def serving_errors(f: "ClusterFile", node_types: dict) -> list:
 class FrontEndNics(_M):
     """The front-end NICs of one node type."""
     nics: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NICS_PER_NODE)]] = None
-    """Front-end NICs per node. Required for a node type with accelerators (its own nics are its back-end rails); a node type without accelerators defaults to its own nics (shown as derived by describe)."""
+    """Front-end NICs per node. Required unless the node type has no accelerators and back_end is false: then it defaults to its own nics (shown as derived by describe). A node on the back-end fabric needs it stated (its own nics are cabled to the back-end)."""
     nic_gbps: Optional[Gbps] = None
-    """Speed of one front-end NIC, e.g. 400 or '400G'. Required for a node type with accelerators; a node type without accelerators defaults to its own nic_gbps."""
-    nic_ports: Annotated[int, Field(ge=1, le=limits.MAX_NIC_PORTS)] = 1
-    """Ports per front-end NIC, each at nic_gbps / nic_ports, each on its own front-end leaf port. Default 1."""
+    """Speed of one front-end NIC, e.g. 400 or '400G'. Required unless the node type has no accelerators and back_end is false: then it defaults to its own nic_gbps."""
+    nic_ports: Optional[Annotated[int, Field(ge=1, le=limits.MAX_NIC_PORTS)]] = None
+    """Ports per front-end NIC, each at nic_gbps / nic_ports, each on its own front-end leaf port. Default 1; a node type without accelerators and with back_end false defaults to its own nic_ports."""
     back_end: bool = True
     """False: the node has front-end NICs only and is left out of the back-end fabric (only for a node type without accelerators; its racks must hold no other nodes and come after every rack type with back-end nodes, so that host names are the same on both fabrics). Default true."""
 

@@ -134,13 +134,12 @@ def front_end_loads(cluster, fabric, replicas: dict, *, model: str, target: floa
     (:func:`topo.traffic.serving.agent_traffic`), routed under ideal ECMP and ``model``: the fabric's size,
     per link tier the peak, p99 and mean utilisation, per deployment its agent bytes per second and the
     request rate at which the front-end reaches ``target`` with it alone, and all deployments together."""
-    from topo.model.frontend import front_end_cluster
-    from topo.model.fabric import build
+    from topo.model.frontend import FRONT_END
+    from topo.model.frontend_build import for_fabric
     from topo.model.spec import wire_efficiency
     from topo.routing.engine import tier_stats
     from topo.traffic.serving import agent_traffic
-    fc = front_end_cluster(cluster)
-    front = build(fc)
+    fc, front = for_fabric(cluster, FRONT_END)     # the builder's refusals named under front_end
     at = agent_traffic(cluster, fabric, fc, front, replicas, scale=scale)
     d = at.demands
     eff = wire_efficiency(fc)

@@ -266,7 +266,10 @@ def _pool_flows(acc, model, pool, R: np.ndarray, tokens_per_s: float, dep: int) 
 
 
 def agent_hosts(cluster, fabric, tier) -> np.ndarray:
-    """Endpoint ids of an agent tier's hosts, in node order."""
+    """Endpoint ids of an agent tier's hosts, in node order (none for a node type ``cluster`` does not
+    have, e.g. one in no rack, which the front-end's derived cluster leaves out)."""
+    if tier.node_type not in cluster.node_types:
+        return np.zeros(0, np.int64)
     t = list(cluster.node_types).index(tier.node_type)
     ep_type = np.asarray(fabric.server_type)[np.asarray(fabric.ep_server)]
     eps = np.flatnonzero(ep_type == t)
