@@ -41,7 +41,7 @@ def _cluster(seed):
         "version": 1, "name": "scale",
         "node_types": [{"name": "g", "accelerator": "H100", "accelerators": 2, "nics": 2, "nic_gbps": 400,
                         "power_busy_kw": 2.0, "power_idle_kw": 0.5, "scaleup": {"size": scaleup}}],
-        "racks": [{"name": "r", "count": 16, "nodes": {"g": 2}, "power_limit_kw": float(rng.choice([100.0, 4.6]))}],
+        "racks": [{"name": "r", "count": 16, "nodes": {"g": 2}, "power_limit_kw": float(rng.choice([100.0, 3.2]))}],
         "fabric": {"family": "clos", "tiers": [{"switch": _sw(8)}, {"switch": _sw(8)}, {"switch": _sw(8)}]},
         "jobs": jobs, "busy_nodes": busy, "goals": {"time_limit_s": 2, "seed": 0, "workers": 1},
     })
@@ -79,6 +79,49 @@ def test_units_per_cell_follow_every_take_and_release(seed):
             held.append(np.sort(s))
         if step == 20:   # a copy starts its own counts
             st = st.copy()
+
+
+def _fill_cell_unit_by_unit(st, j, cell, units):
+    """Units taken one at a time, each while the rack can power it (the plain computation)."""
+    pb = st.pb
+    rack = int(pb.c_rack[cell])
+    got = []
+    if j.domain_job:
+        for d in pb.cell_doms[cell]:
+            if units == 0 or st.pcap[rack] < j.chunk:
+                break
+            if st.dom_free[d] == pb.d_len[d]:
+                s = np.arange(pb.d_first[d], pb.d_first[d] + pb.d_len[d])
+                st.take(s, j.idx)
+                got.append(s)
+                units -= 1
+    else:
+        cand = sorted((d for d in pb.cell_doms[cell] if st.dom_free[d] >= j.chunk), key=lambda d: (st.dom_free[d], d))
+        for d in cand:
+            while units > 0 and st.dom_free[d] >= j.chunk and st.pcap[rack] >= j.chunk:
+                lo = pb.d_first[d]
+                fr = lo + np.flatnonzero(st.free[lo:lo + pb.d_len[d]])[: j.chunk]
+                st.take(fr, j.idx)
+                got.append(fr)
+                units -= 1
+            if units == 0 or st.pcap[rack] < j.chunk:
+                break
+    return np.concatenate(got) if got else np.zeros(0, np.int64)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_filling_a_cell_at_once_equals_unit_by_unit(seed):
+    c = _cluster(400 + seed)
+    pb = P._Problem(c, build(c))
+    a, b = P._State(pb), P._State(pb)
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        j = pb.jobs[int(rng.integers(len(pb.jobs)))]
+        cell, units = int(rng.integers(pb.C)), int(rng.integers(1, 5))
+        got, want = a.fill_cell(j, cell, units), _fill_cell_unit_by_unit(b, j, cell, units)
+        assert np.array_equal(got, want)
+        assert np.array_equal(a.free, b.free) and np.array_equal(a.pcap, b.pcap)
+        assert np.array_equal(a.dom_free, b.dom_free) and np.array_equal(a.owner, b.owner)
 
 
 def _first_fit_full_scan(pb):

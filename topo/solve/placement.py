@@ -508,13 +508,10 @@ class _State:
         return s
 
     def _changed(self, servers: np.ndarray) -> None:
-        """Mark the cells whose units may change when ``servers`` are taken or given back: the
-        cells of their domains and every cell of their racks (rack power caps a cell)."""
-        if self._units:
-            pb = self.pb
-            cells = np.concatenate([pb.d_cell[pb.s_dom[servers]], _rack_cells(pb, pb.s_rack[servers])])
-            for entry in self._units.values():
-                entry[1].append(cells)
+        """Note servers taken or given back: the units of their cells, and of every cell of their
+        racks (rack power caps a cell), are recounted when next asked for."""
+        for entry in self._units.values():
+            entry[1].append(servers)
 
     def take(self, servers: np.ndarray, job: int):
         pb = self.pb
@@ -556,8 +553,9 @@ class _State:
         if entry is None:
             entry = self._units[key] = [self._cell_units_of(j.domain_job, j.chunk, None), []]
         elif entry[1]:
-            cells = np.unique(np.concatenate(entry[1]))
+            srv = np.concatenate(entry[1])
             entry[1] = []
+            cells = np.unique(np.concatenate([pb.d_cell[pb.s_dom[srv]], _rack_cells(pb, pb.s_rack[srv])]))
             if 4 * cells.size > pb.C:   # most cells changed: recount them all
                 entry[0] = self._cell_units_of(j.domain_job, j.chunk, None)
             else:
@@ -592,33 +590,58 @@ class _State:
 
     def fill_cell(self, j: _Job, cell: int, units: int) -> np.ndarray:
         """Take up to `units` units of job j in one cell: whole free domains for a
-        domain job, else chunks in the fullest domains first (best fit)."""
+        domain job, else chunks in the fullest domains first (best fit). Each unit is
+        taken while the cell's rack can still power one: the units are counted first
+        and taken together."""
         pb = self.pb
         rack = int(pb.c_rack[cell])
         doms = pb.cell_doms[cell]
+        pc = int(self.pcap[rack])
+        in_rack = _servers_in_own_rack(pb)
         got = []
         if j.domain_job:
-            for d in doms:
-                if units == 0 or self.pcap[rack] < j.chunk:
-                    break
-                if self.dom_free[d] == pb.d_len[d]:
-                    s = np.arange(pb.d_first[d], pb.d_first[d] + pb.d_len[d])
-                    self.take(s, j.idx)
-                    got.append(s)
-                    units -= 1
+            cand = doms[self.dom_free[doms] == pb.d_len[doms]]
+            # the rack's power left before each candidate domain, taken in order
+            before = pc - np.concatenate([[0], np.cumsum(in_rack[cand])[:-1]]) if cand.size else cand
+            n = min(units, int(np.argmin(before >= j.chunk)) if (before < j.chunk).any() else int(cand.size))
+            got = [np.arange(pb.d_first[d], pb.d_first[d] + pb.d_len[d]) for d in cand[:n].tolist()]
         else:
-            cand = [d for d in doms if self.dom_free[d] >= j.chunk]
+            cand = [d for d in doms.tolist() if self.dom_free[d] >= j.chunk]
             cand.sort(key=lambda d: (self.dom_free[d], d))
             for d in cand:
-                while units > 0 and self.dom_free[d] >= j.chunk and self.pcap[rack] >= j.chunk:
-                    lo = pb.d_first[d]
-                    fr = lo + np.flatnonzero(self.free[lo:lo + pb.d_len[d]])[: j.chunk]
-                    self.take(fr, j.idx)
-                    got.append(fr)
-                    units -= 1
-                if units == 0 or self.pcap[rack] < j.chunk:
+                if units == 0 or pc < j.chunk:
                     break
-        return np.concatenate(got) if got else np.zeros(0, np.int64)
+                lo, n_s = int(pb.d_first[d]), int(pb.d_len[d])
+                if in_rack[d] == n_s:   # the domain's servers all in the cell's rack
+                    k = min(units, int(self.dom_free[d]) // j.chunk, pc // j.chunk)
+                    fr = lo + np.flatnonzero(self.free[lo:lo + n_s])[: k * j.chunk]
+                    pc -= k * j.chunk
+                else:   # chunk by chunk, counting the servers that draw on the cell's rack
+                    left, k, fr = int(self.dom_free[d]), 0, np.zeros(0, np.int64)
+                    free_d = lo + np.flatnonzero(self.free[lo:lo + n_s])
+                    while units - k > 0 and left >= j.chunk and pc >= j.chunk:
+                        c_ = free_d[k * j.chunk:(k + 1) * j.chunk]
+                        pc -= int((pb.s_rack[c_] == rack).sum())
+                        left -= j.chunk
+                        k += 1
+                    fr = free_d[: k * j.chunk]
+                got.append(fr)
+                units -= k
+        if not got:
+            return np.zeros(0, np.int64)
+        out = np.concatenate(got)
+        if out.size:
+            self.take(out, j.idx)
+        return out
+
+
+def _servers_in_own_rack(pb: _Problem) -> np.ndarray:
+    """Per domain, how many of its servers are in the rack of its first server (its cell's rack)."""
+    hit = pb.__dict__.get("_in_rack")
+    if hit is None:
+        same = pb.s_rack == pb.s_rack[pb.d_first][pb.s_dom]
+        hit = pb._in_rack = np.bincount(pb.s_dom, weights=same, minlength=pb.D).astype(np.int64)
+    return hit
 
 
 def _pick(avail: np.ndarray, need: int) -> list[tuple[int, int]]:
