@@ -1927,14 +1927,20 @@ def _assemble(pb: _Problem, placed: dict, big: int, remap: bool = True) -> dict:
     slots, as a block distribution over the node list would run them."""
     f = pb.fabric
     ranked = {}
+    # candidates share many jobs' servers: the ranks (and their tier bytes, below) of a job on
+    # given servers are kept on the problem for the next candidate
+    memo = pb.__dict__.setdefault("_ranked", {})
     for ji, s in placed.items():
         j = pb.jobs[ji]
-        if j.fixed is not None:
-            eps = _listed(pb, j, s)  # explicit nodes: ranks in the order the file lists them
-        else:
-            eps = (_rank_order if remap else _slots)(pb, j, s)
-        # servers that hold none of the job's ranks go back to the pool
-        ranked[ji] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])])
+        key = (ji, remap, np.asarray(s, np.int64).tobytes())
+        if key not in memo:
+            if j.fixed is not None:
+                eps = _listed(pb, j, s)  # explicit nodes: ranks in the order the file lists them
+            else:
+                eps = (_rank_order if remap else _slots)(pb, j, s)
+            # servers that hold none of the job's ranks go back to the pool
+            memo[key] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])], tier_bytes(f, j, eps))
+        ranked[ji] = memo[key]
     placed = {ji: v[1] for ji, v in ranked.items()}
     st = _State(pb)
     for ji, s in placed.items():
@@ -1945,10 +1951,9 @@ def _assemble(pb: _Problem, placed: dict, big: int, remap: bool = True) -> dict:
     for j in pb.jobs:
         if j.idx in placed:
             s = placed[j.idx]
-            eps = ranked[j.idx][0]
-            assignment[j.name] = eps
+            eps, _, tb = ranked[j.idx]
+            assignment[j.name] = eps.copy()   # the kept one stays as computed
             objective += pb.cost_of(j, s)
-            tb = tier_bytes(f, j, eps)
             tot += tb
             tb_sum = tb.sum()
             doms = pb.s_dom[s]
