@@ -274,7 +274,7 @@ def optimize_summary(plan, out_dir, written) -> dict:
         "placement": {"status": pl.status, "objective": pl.objective, "bound": pl.bound,
                       "gap": pl.gap, "placed": len(pl.assignment),
                       "unplaced": pl.unplaced if "unplaced" in pl.model_fields_set else {}},
-        "budget": {"status": bsol.status, "objective": bsol.objective, "gap": bsol.gap,
+        "budget": {"status": bsol.status, "objective": bsol.objective, "bound": bsol.bound, "gap": bsol.gap,
                    "capex_usd": bcost.capex_usd, "energy_usd": bcost.energy_usd,
                    "network_kw": bcost.network_kw,
                    "saved_vs_as_given": cost.saved_vs_as_given,

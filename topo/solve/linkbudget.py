@@ -416,6 +416,7 @@ class _Data:
         self._port_pairs(n_ep, cnt_k, src, dst, rate)
         self._leaf_cache: dict = {}
         self._pod_cache: dict = {}
+        self._link_prices: dict = {}   # (reach class, Gb/s) key of _price -> (cost, watts) of one link
         # analytic scenarios (uniform, permutation): loads per leaf and pod from port counts
         # alone (the module's Requirements)
         self.analytic = list(analytic)
@@ -794,7 +795,9 @@ class _Data:
 
     # -- optics -------------------------------------------------------------------------------
     def _reach(self, length) -> np.ndarray:
-        reach_max = np.array([self.cluster.optics[r].max_m for r in _REACH])
+        reach_max = self.__dict__.get("_reach_max")
+        if reach_max is None:   # the optics' reaches, read once
+            reach_max = self._reach_max = np.array([self.cluster.optics[r].max_m for r in _REACH])
         return np.searchsorted(reach_max, length, side="left").astype(np.int64)
 
     def link_price(self, reach: int, gbps: float) -> tuple[float, float]:
@@ -805,12 +808,23 @@ class _Data:
         return p.ends * p.cost_usd * scale, p.ends * p.watts * scale
 
     def _price(self, reach: np.ndarray, gbps) -> tuple[float, float]:
-        gbps = np.broadcast_to(np.asarray(gbps, np.float64), reach.shape)
-        key = reach * 1_000_000 + np.round(gbps).astype(np.int64)
-        keys, n = np.unique(key, return_counts=True)
+        if np.ndim(gbps) == 0:
+            # one speed: links per reach class by a bincount, classes in increasing order (the
+            # order, hence the sums, of the general case below)
+            g = int(np.round(np.float64(gbps)))
+            n = np.bincount(np.asarray(reach, np.int64).ravel()) if np.size(reach) else np.zeros(0, np.int64)
+            pairs = [(int(r) * 1_000_000 + g, int(n[r])) for r in np.flatnonzero(n)]
+        else:
+            gbps = np.broadcast_to(np.asarray(gbps, np.float64), reach.shape)
+            key = reach * 1_000_000 + np.round(gbps).astype(np.int64)
+            keys, n = np.unique(key, return_counts=True)
+            pairs = list(zip(keys.tolist(), n.tolist()))
         c = w = 0.0
-        for k, cnt in zip(keys.tolist(), n.tolist()):
-            pc, pw = self.link_price(k // 1_000_000, k % 1_000_000)
+        for k, cnt in pairs:
+            hit = self._link_prices.get(k)
+            if hit is None:
+                hit = self._link_prices[k] = self.link_price(k // 1_000_000, k % 1_000_000)
+            pc, pw = hit
             c += cnt * pc
             w += cnt * pw
         return c, w
@@ -1120,9 +1134,15 @@ def _spine_options(T: _Tables, data: _Data, st: dict, os1, time_budget_end: floa
             if not b2s:
                 _bump(T, "super-spine radix too small for the pods")
                 continue
-            c1, w1 = data.tier_price(pd["r1"], g1)        # one uplink of every leaf
-            c2, w2 = data.tier_price(pd["r2_full"], g2)   # one uplink of every full pod's spine
-            c2l, w2l = data.tier_price(pd["r2_last"], g2) # of every partly filled pod's spine
+            # the prices depend only on the pods (E, Lp) and the link speeds: kept with the pods for
+            # the other leaf options
+            memo = pd.setdefault("_prices", {})
+            prices = memo.get((g1, g2))
+            if prices is None:
+                prices = memo[g1, g2] = (data.tier_price(pd["r1"], g1),        # one uplink of every leaf
+                                          data.tier_price(pd["r2_full"], g2),   # of every full pod's spine
+                                          data.tier_price(pd["r2_last"], g2))   # of every partly filled pod's spine
+            (c1, w1), (c2, w2), (c2l, w2l) = prices
             T.pair[(iE, iD)] = dict(ppp=ppp, npods=pd["npods"], n_partial=pd["n_partial"], t2=pd["t2_full"],
                                     t2_last=pd["t2_last"], partial=pd["partial"], su=su, spp=spp, b1=b1,
                                     b2s=b2s, c1=c1, w1=w1, c2=c2, w2=w2, c2l=c2l, w2l=w2l)

@@ -77,9 +77,8 @@ class _Facts:
         self.srv_rack = np.asarray(f.server_rack)
         self.n_srv = n_srv = int(self.srv_rack.shape[0])
         self.busy = np.zeros(n_srv, bool)
-        for expr in cluster.file.busy_nodes:
-            for sid in f.server_ids([expr]):
-                self.busy[int(sid)] = True
+        if cluster.file.busy_nodes:   # every expression expanded, in one pass
+            self.busy[f.server_ids(list(cluster.file.busy_nodes))] = True
         first_link = np.asarray(f.adj)[np.asarray(f.indptr)[:n_ep]]
         leaf_of_ep = np.asarray(f.link_dst)[first_link]
         n_dom = int(np.asarray(f.domain_size).shape[0])
@@ -132,11 +131,12 @@ def check(cluster, fabric, assignment: dict, unplaced: dict, objective=None, *, 
 def _bookkeeping(names: list, assignment: dict, unplaced: dict) -> list[str]:
     """Every job placed or reported unplaced (for a known reason), none both, none unknown."""
     v = []
+    known = set(names)
     for name in assignment:
-        if name not in names:
+        if name not in known:
             v.append(f"unknown job: {name!r} is placed but not in the file")
     for name, why in unplaced.items():
-        if name not in names:
+        if name not in known:
             v.append(f"unknown job: {name!r} is reported unplaced but not in the file")
         if name in assignment:
             v.append(f"dropped: {name!r} is both placed and unplaced")

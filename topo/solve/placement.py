@@ -457,19 +457,61 @@ def _per_cell(pb: _Problem, per_dom: np.ndarray) -> np.ndarray:
     return out
 
 
+def _cells_domains(pb: _Problem, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The domains of ``cells`` (every cell holds at least one), cell by cell, and where each
+    cell's run starts (for a reduceat)."""
+    csr = pb.__dict__.get("_cell_csr")
+    if csr is None:
+        order = np.argsort(pb.d_cell, kind="stable")
+        csr = pb._cell_csr = (order, np.searchsorted(pb.d_cell[order], np.arange(pb.C + 1)))
+    order, bounds = csr
+    lo = bounds[cells]
+    lens = bounds[cells + 1] - lo
+    starts = np.cumsum(lens) - lens
+    idx = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(starts - lo, lens)
+    return order[idx], starts
+
+
+def _rack_cells(pb: _Problem, racks: np.ndarray) -> np.ndarray:
+    """Every cell of the given racks (with repeats)."""
+    csr = pb.__dict__.get("_rack_csr")
+    if csr is None:
+        order = np.argsort(pb.c_rack, kind="stable")
+        csr = pb._rack_csr = (order, np.searchsorted(pb.c_rack[order], np.arange(pb.n_racks + 1)))
+    order, bounds = csr
+    racks = np.unique(racks)
+    lo = bounds[racks]
+    lens = bounds[racks + 1] - lo
+    starts = np.cumsum(lens) - lens
+    idx = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(starts - lo, lens)
+    return order[idx]
+
+
 class _State:
+    """Free servers, free servers per domain and powered servers per rack, as jobs take and give back
+    servers. :meth:`cell_units` keeps, per allocation unit asked for, the units of every cell and
+    recounts only the cells whose domains or racks changed since it was last asked."""
+
     def __init__(self, pb: _Problem):
         self.pb = pb
         self.free = ~pb.s_busy0.copy()
         self.dom_free = np.bincount(pb.s_dom, weights=self.free.astype(np.int64), minlength=pb.D).astype(np.int64)
         self.pcap = pb.rack_pcap0.copy()
         self.owner = np.full(pb.S, -1, np.int64)
+        self._units: dict = {}   # (domain job, chunk) -> [units per cell, cells changed since]
 
     def copy(self) -> "_State":
         s = object.__new__(_State)
         s.pb, s.free, s.dom_free = self.pb, self.free.copy(), self.dom_free.copy()
         s.pcap, s.owner = self.pcap.copy(), self.owner.copy()
+        s._units = {}
         return s
+
+    def _changed(self, servers: np.ndarray) -> None:
+        """Note servers taken or given back: the units of their cells, and of every cell of their
+        racks (rack power caps a cell), are recounted when next asked for."""
+        for entry in self._units.values():
+            entry[1].append(servers)
 
     def take(self, servers: np.ndarray, job: int):
         pb = self.pb
@@ -477,6 +519,7 @@ class _State:
         self.owner[servers] = job
         np.subtract.at(self.dom_free, pb.s_dom[servers], 1)
         np.subtract.at(self.pcap, pb.s_rack[servers], 1)
+        self._changed(servers)
 
     def release(self, servers: np.ndarray):
         pb = self.pb
@@ -484,18 +527,58 @@ class _State:
         self.owner[servers] = -1
         np.add.at(self.dom_free, pb.s_dom[servers], 1)
         np.add.at(self.pcap, pb.s_rack[servers], 1)
+        self._changed(servers)
+
+    def _cell_units_of(self, domain_job: bool, chunk: int, cells: Optional[np.ndarray]) -> np.ndarray:
+        """Units of an allocation unit per cell (all cells, or ``cells``), before pins."""
+        pb = self.pb
+        if cells is None:
+            if domain_job:
+                per_dom = (self.dom_free == pb.d_len).astype(np.int64)
+            else:
+                per_dom = self.dom_free // chunk
+            return np.minimum(_per_cell(pb, per_dom), self.pcap[pb.c_rack] // chunk)
+        doms, starts = _cells_domains(pb, cells)
+        if domain_job:
+            per_dom = (self.dom_free[doms] == pb.d_len[doms]).astype(np.int64)
+        else:
+            per_dom = self.dom_free[doms] // chunk
+        return np.minimum(np.add.reduceat(per_dom, starts), self.pcap[pb.c_rack[cells]] // chunk)
 
     def cell_units(self, j: _Job) -> np.ndarray:
         """Units of job j each cell could take now (an upper bound when racks span cells)."""
         pb = self.pb
-        if j.domain_job:
-            per_dom = (self.dom_free == pb.d_len).astype(np.int64)
-        else:
-            per_dom = self.dom_free // j.chunk
-        cu = _per_cell(pb, per_dom)
-        cu = np.minimum(cu, self.pcap[pb.c_rack] // j.chunk)
+        key = (j.domain_job, j.chunk)
+        entry = self._units.get(key)
+        if entry is None:
+            entry = self._units[key] = [self._cell_units_of(j.domain_job, j.chunk, None), []]
+        elif entry[1]:
+            srv = np.concatenate(entry[1])
+            entry[1] = []
+            cells = np.unique(np.concatenate([pb.d_cell[pb.s_dom[srv]], _rack_cells(pb, pb.s_rack[srv])]))
+            if 4 * cells.size > pb.C:   # most cells changed: recount them all
+                entry[0] = self._cell_units_of(j.domain_job, j.chunk, None)
+            else:
+                entry[0][cells] = self._cell_units_of(j.domain_job, j.chunk, cells)
+        cu = entry[0]
+        if not j.pinned:   # every cell is in a rack with accelerators, every pod allowed
+            return cu.copy()
         ok = j.allowed_rack[pb.c_rack] & j.allowed_pod[pb.c_pod]
         return np.where(ok, cu, 0)
+
+    def cell_units_pod(self, j: _Job, p: int) -> np.ndarray:
+        """:meth:`cell_units` on the cells of pod ``p``, 0 on every other cell (the same values
+        there, counted from that pod's domains only)."""
+        pb = self.pb
+        cells = pb.__dict__.setdefault("_pod_cells", {}).get(p)
+        if cells is None:
+            cells = pb._pod_cells[p] = np.flatnonzero(pb.c_pod == p)
+        out = np.zeros(pb.C, np.int64)
+        if cells.size:
+            cu = self._cell_units_of(j.domain_job, j.chunk, cells)
+            ok = j.allowed_rack[pb.c_rack[cells]] & j.allowed_pod[pb.c_pod[cells]]
+            out[cells] = np.where(ok, cu, 0)
+        return out
 
     def cell_servers(self) -> np.ndarray:
         pb = self.pb
@@ -507,33 +590,58 @@ class _State:
 
     def fill_cell(self, j: _Job, cell: int, units: int) -> np.ndarray:
         """Take up to `units` units of job j in one cell: whole free domains for a
-        domain job, else chunks in the fullest domains first (best fit)."""
+        domain job, else chunks in the fullest domains first (best fit). Each unit is
+        taken while the cell's rack can still power one: the units are counted first
+        and taken together."""
         pb = self.pb
         rack = int(pb.c_rack[cell])
         doms = pb.cell_doms[cell]
+        pc = int(self.pcap[rack])
+        in_rack = _servers_in_own_rack(pb)
         got = []
         if j.domain_job:
-            for d in doms:
-                if units == 0 or self.pcap[rack] < j.chunk:
-                    break
-                if self.dom_free[d] == pb.d_len[d]:
-                    s = np.arange(pb.d_first[d], pb.d_first[d] + pb.d_len[d])
-                    self.take(s, j.idx)
-                    got.append(s)
-                    units -= 1
+            cand = doms[self.dom_free[doms] == pb.d_len[doms]]
+            # the rack's power left before each candidate domain, taken in order
+            before = pc - np.concatenate([[0], np.cumsum(in_rack[cand])[:-1]]) if cand.size else cand
+            n = min(units, int(np.argmin(before >= j.chunk)) if (before < j.chunk).any() else int(cand.size))
+            got = [np.arange(pb.d_first[d], pb.d_first[d] + pb.d_len[d]) for d in cand[:n].tolist()]
         else:
-            cand = [d for d in doms if self.dom_free[d] >= j.chunk]
+            cand = [d for d in doms.tolist() if self.dom_free[d] >= j.chunk]
             cand.sort(key=lambda d: (self.dom_free[d], d))
             for d in cand:
-                while units > 0 and self.dom_free[d] >= j.chunk and self.pcap[rack] >= j.chunk:
-                    lo = pb.d_first[d]
-                    fr = lo + np.flatnonzero(self.free[lo:lo + pb.d_len[d]])[: j.chunk]
-                    self.take(fr, j.idx)
-                    got.append(fr)
-                    units -= 1
-                if units == 0 or self.pcap[rack] < j.chunk:
+                if units == 0 or pc < j.chunk:
                     break
-        return np.concatenate(got) if got else np.zeros(0, np.int64)
+                lo, n_s = int(pb.d_first[d]), int(pb.d_len[d])
+                if in_rack[d] == n_s:   # the domain's servers all in the cell's rack
+                    k = min(units, int(self.dom_free[d]) // j.chunk, pc // j.chunk)
+                    fr = lo + np.flatnonzero(self.free[lo:lo + n_s])[: k * j.chunk]
+                    pc -= k * j.chunk
+                else:   # chunk by chunk, counting the servers that draw on the cell's rack
+                    left, k, fr = int(self.dom_free[d]), 0, np.zeros(0, np.int64)
+                    free_d = lo + np.flatnonzero(self.free[lo:lo + n_s])
+                    while units - k > 0 and left >= j.chunk and pc >= j.chunk:
+                        c_ = free_d[k * j.chunk:(k + 1) * j.chunk]
+                        pc -= int((pb.s_rack[c_] == rack).sum())
+                        left -= j.chunk
+                        k += 1
+                    fr = free_d[: k * j.chunk]
+                got.append(fr)
+                units -= k
+        if not got:
+            return np.zeros(0, np.int64)
+        out = np.concatenate(got)
+        if out.size:
+            self.take(out, j.idx)
+        return out
+
+
+def _servers_in_own_rack(pb: _Problem) -> np.ndarray:
+    """Per domain, how many of its servers are in the rack of its first server (its cell's rack)."""
+    hit = pb.__dict__.get("_in_rack")
+    if hit is None:
+        same = pb.s_rack == pb.s_rack[pb.d_first][pb.s_dom]
+        hit = pb._in_rack = np.bincount(pb.s_dom, weights=same, minlength=pb.D).astype(np.int64)
+    return hit
 
 
 def _pick(avail: np.ndarray, need: int) -> list[tuple[int, int]]:
@@ -717,11 +825,16 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
     S_g = np.bincount(pb.c_group, weights=cap_c, minlength=pb.G).astype(np.int64)
     D_g = np.bincount(pb.c_group, weights=fdom_c, minlength=pb.G).astype(np.int64)
     z: dict = {}
+    by_group: dict = {int(g): [] for g in groups}   # (job, z) per leaf, in the order the variables are made
     obj = []
     jmap = {j.idx: j for j in jobs}
     pin_groups: dict = {}
+    kinds: dict = {}   # the state does not change here: units per leaf per allocation unit and area
     for j in jobs:
-        gu = np.bincount(pb.c_group, weights=st.cell_units(j), minlength=pb.G).astype(np.int64)
+        kind = _unit_kind(j)
+        if kind not in kinds:
+            kinds[kind] = np.bincount(pb.c_group, weights=st.cell_units(j), minlength=pb.G).astype(np.int64)
+        gu = kinds[kind]
         terms = []
         for g in groups:
             ub = int(min(gu[g], totals[j.idx]))
@@ -732,6 +845,7 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
             # units under leaf g mean the job spans it
             m.Add(x <= ub * u)
             z[j.idx, int(g)] = (x, u)
+            by_group[int(g)].append((j.idx, x))
             terms.append(x)
             obj.append((j.weight * A_LEAF + F_RACK) * u)
         if not terms:
@@ -742,7 +856,7 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
             pin_groups.setdefault(key, (j.allowed_rack, j.allowed_pod, []))[2].append(j)
     # leaf capacity: servers (power-capped), whole domains for domain jobs
     for g in groups:
-        _add_capacity(m, jmap, [(ji, xu[0]) for (ji, gg), xu in z.items() if gg == g], S_g[g], D_g[g])
+        _add_capacity(m, jmap, by_group[int(g)], S_g[g], D_g[g])
     # jobs sharing a pinned area share its capacity
     for ar, ap, js in pin_groups.values():
         okc = ar[pb.c_rack] & ap[pb.c_pod]
@@ -753,10 +867,12 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
                 m.Add(sum(lst) <= int(capg[g]))
     m.Minimize(sum(obj))
     if hint:
+        hv, hx = [], []
         for (ji, g), (x, u) in z.items():
             v = int(hint.get(ji, {}).get(g, 0))
-            m.AddHint(x, v)
-            m.AddHint(u, 1 if v else 0)
+            hv += [x.Index(), u.Index()]
+            hx += [v, 1 if v else 0]
+        _add_hints(m, hv, hx)
     solver, status, name = _solve(m, time_s, seed, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}
@@ -784,44 +900,57 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
     y: dict = {}
     uvar: dict = {}
     lvar: dict = {}
+    by_pod: list = [[] for _ in range(P)]   # (job, y) per pod, in the order the variables are made
     obj = []
     placed = {}
     pin_groups: dict = {}
+    # the state does not change while the model is built: jobs of one allocation unit and allowed
+    # area see the same units per pod, largest leaf per pod, and leaves per pod largest first
+    kinds: dict = {}
     for j in jobs:
-        cu = st.cell_units(j)
-        A_p = np.bincount(pb.c_pod, weights=cu, minlength=P).astype(np.int64)
-        gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
-        Gmax = np.zeros(P, np.int64)
-        np.maximum.at(Gmax, pb.g_pod, gu)
+        kind = _unit_kind(j)
+        if kind not in kinds:
+            cu = st.cell_units(j)
+            A_p = np.bincount(pb.c_pod, weights=cu, minlength=P).astype(np.int64)
+            gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
+            Gmax = np.zeros(P, np.int64)
+            np.maximum.at(Gmax, pb.g_pod, gu)
+            caps_p = [np.zeros(0, np.int64)] * P
+            for q, _, caps in _pod_group_caps(pb, gu):
+                caps_p[q] = caps
+            kinds[kind] = (A_p.tolist(), Gmax.tolist(), caps_p)
+        A_p, Gmax, caps_p = kinds[kind]
         pl = m.NewBoolVar(f"placed[{j.idx}]")
         placed[j.idx] = pl
         terms, us, ls = [], [], []
         for p in range(P):
-            ub = int(min(A_p[p], j.units))
+            ub = min(A_p[p], j.units)
             if ub <= 0:
                 continue
             if j.units == 1:
                 x = m.NewBoolVar(f"y[{j.idx},{p}]")
                 y[j.idx, p] = x
+                by_pod[p].append((j.idx, x))
                 terms.append(x)
                 continue
+            caps = caps_p[p]
             x = m.NewIntVar(0, ub, f"y[{j.idx},{p}]")
             u = m.NewBoolVar(f"u[{j.idx},{p}]")
-            l = m.NewIntVar(0, int(np.count_nonzero(gu[pb.g_pod == p])), f"l[{j.idx},{p}]")
+            l = m.NewIntVar(0, int(caps.size), f"l[{j.idx},{p}]")
             y[j.idx, p] = x
+            by_pod[p].append((j.idx, x))
             uvar[j.idx, p], lvar[j.idx, p] = u, l
             # the job spans pod p iff it has units there; it needs at least ceil(y / largest leaf) leaves there
             m.Add(x <= ub * u)
             m.Add(x >= u)
             m.Add(l >= u)
-            m.Add(int(Gmax[p]) * l >= x)
+            m.Add(Gmax[p] * l >= x)
             # sharper: with the pod's leaves sorted by capacity c_1 >= c_2 >= ..., holding x
             # units needs l >= k - 1 + (x - C_{k-1}) / c_k for every k (C = cumulative sum)
-            caps = np.sort(gu[(pb.g_pod == p) & (gu > 0)])[::-1]
             cum = 0
             for k, ck in enumerate(caps.tolist(), start=1):
                 if k >= 2 and cum < ub:
-                    m.Add(int(ck) * l >= int(ck) * (k - 1) + x - int(cum))
+                    m.Add(ck * l >= ck * (k - 1) + x - cum)
                 cum += ck
                 if cum >= ub:
                     break
@@ -842,7 +971,7 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             pin_groups.setdefault(key, (j.allowed_rack, j.allowed_pod, []))[2].append(j)
     jmap = {j.idx: j for j in jobs}
     for p in range(P):
-        _add_capacity(m, jmap, [(ji, x) for (ji, pp), x in y.items() if pp == p], S_p[p], D_p[p])
+        _add_capacity(m, jmap, by_pod[p], S_p[p], D_p[p])
     # jobs sharing the same pinned area share its capacity
     for ar, ap, js in pin_groups.values():
         okc = ar[pb.c_rack] & ap[pb.c_pod]
@@ -854,13 +983,17 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
     m.Minimize(sum(obj))
     if hint:
         counts_h, leaves_h = hint
+        hv, hx = [], []   # hints as two arrays (one AddHint call per variable is slow at scale)
         for (ji, p), x in y.items():
-            m.AddHint(x, int(counts_h.get(ji, {}).get(p, 0)))
+            hv.append(x.Index())
+            hx.append(int(counts_h.get(ji, {}).get(p, 0)))
         for (ji, p), u in uvar.items():
-            m.AddHint(u, 1 if counts_h.get(ji, {}).get(p, 0) else 0)
-            m.AddHint(lvar[ji, p], int(leaves_h.get(ji, {}).get(p, 0)))
+            hv += [u.Index(), lvar[ji, p].Index()]
+            hx += [1 if counts_h.get(ji, {}).get(p, 0) else 0, int(leaves_h.get(ji, {}).get(p, 0))]
         for ji, pl in placed.items():
-            m.AddHint(pl, 1 if counts_h.get(ji) else 0)
+            hv.append(pl.Index())
+            hx.append(1 if counts_h.get(ji) else 0)
+        _add_hints(m, hv, hx)
     solver, status, name = _solve(m, time_s, seed, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}, None, None, len(m.Proto().variables)
@@ -871,6 +1004,14 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             counts.setdefault(ji, {})[p] = int(v)
     return (name, counts, int(round(solver.ObjectiveValue())),
             int(math.ceil(solver.BestObjectiveBound() - 1e-6)), len(m.Proto().variables))
+
+
+def _add_hints(m, var_index: list, values: list) -> None:
+    """Hints ``var == value`` for variables given by index (none negated), in the order given:
+    what one ``AddHint`` per variable adds, written to the model's proto in two extends."""
+    h = m.Proto().solution_hint
+    h.vars.extend(var_index)
+    h.values.extend(values)
 
 
 # --- driver --------------------------------------------------------------------------
@@ -889,12 +1030,29 @@ def _add_capacity(m, jmap: dict, units: list, servers, domains) -> None:
         m.Add(sum(dl) <= int(domains))
 
 
+def _unit_kind(j: _Job) -> tuple:
+    """What :meth:`_State.cell_units` reads of a job: its allocation unit and allowed area."""
+    if not j.pinned:   # unpinned jobs all have the racks with accelerators and every pod
+        return (j.domain_job, j.chunk)
+    return (j.domain_job, j.chunk, j.allowed_rack.tobytes(), j.allowed_pod.tobytes())
+
+
 def _kmin(avail: np.ndarray, need: int) -> Optional[int]:
     """Fewest children (largest first) that together hold `need` units; None if they cannot."""
     if need <= 0:
         return 0
-    a = np.sort(avail[avail > 0])[::-1]
-    c = np.cumsum(a)
+    return _kmin_cum(_desc_cumsum(avail), need)
+
+
+def _desc_cumsum(avail: np.ndarray) -> np.ndarray:
+    """Running sums of the positive entries of ``avail``, largest first (what :func:`_kmin` reads)."""
+    return np.cumsum(np.sort(avail[avail > 0])[::-1])
+
+
+def _kmin_cum(c: np.ndarray, need: int) -> Optional[int]:
+    """:func:`_kmin` from :func:`_desc_cumsum` of the children."""
+    if need <= 0:
+        return 0
     if c.size == 0 or c[-1] < need:
         return None
     return int(np.searchsorted(c, need) + 1)
@@ -903,20 +1061,47 @@ def _kmin(avail: np.ndarray, need: int) -> Optional[int]:
 def _leaf_pod_min(pb: _Problem, gu: np.ndarray, units: int, weight: int) -> Optional[int]:
     """min over (pods k, leaves l) of weight * (A_LEAF (l - 1) + A_POD (k - 1)) such that
     some l leaves lying in at most k pods hold `units` (a job alone on the cluster).
-    Dynamic programme over pods of the best capacity of (k pods, l leaves)."""
-    P, G = pb.n_pods, pb.G
+    Dynamic programme over pods of the best capacity of (k pods, l leaves), over
+    k, l <= units only (every leaf with capacity holds a unit, so the cheapest
+    combination never takes more leaves, or pods, than units). The minimum of
+    A_LEAF (l - 1) + A_POD (k - 1) is kept per (capacities, units) on ``pb``: jobs
+    of one allocation unit and size see the same capacities while the bound is taken."""
+    if weight == 0:
+        return 0 if _kmin(gu, units) is not None else None
+    cache = pb.__dict__.setdefault("_leaf_pod_cache", {})
+    key = (gu.tobytes(), int(units))
+    if key not in cache:
+        cache[key] = _leaf_pod_table_min(pb, gu, units)
+    m = cache[key]
+    return None if m is None else weight * m
+
+
+def _pod_group_caps(pb: _Problem, gu: np.ndarray) -> list:
+    """Per pod (in pod order) the positive capacities of its leaves, largest first, as
+    (leaf ids in that order, ties by id; their capacities)."""
+    ok = gu > 0
+    gidx = np.flatnonzero(ok)
+    # by pod, then capacity descending, then leaf id
+    gidx = gidx[np.lexsort((gidx, -gu[gidx], pb.g_pod[gidx]))]
+    pods = pb.g_pod[gidx]
+    cut = np.flatnonzero(np.r_[True, pods[1:] != pods[:-1]]) if gidx.size else np.zeros(0, np.int64)
+    out = []
+    for a, b in zip(cut.tolist(), cut[1:].tolist() + [gidx.size]):
+        out.append((int(pods[a]), gidx[a:b], gu[gidx[a:b]]))
+    return out
+
+
+def _leaf_pod_table_min(pb: _Problem, gu: np.ndarray, units: int) -> Optional[int]:
+    """:func:`_leaf_pod_min` for weight 1, computed."""
+    K, L = min(pb.n_pods, units), min(pb.G, units)
     NEG = -1
-    best = np.full((P + 1, G + 1), NEG, np.int64)
+    best = np.full((K + 1, L + 1), NEG, np.int64)
     best[0, 0] = 0
-    for p in range(P):
-        caps = np.sort(gu[pb.g_pod == p])[::-1]
-        caps = caps[caps > 0]
-        if caps.size == 0:
-            continue
+    for _, _, caps in _pod_group_caps(pb, gu):
         pref = np.cumsum(caps)
         new = best.copy()
-        for l in range(1, caps.size + 1):
-            src = best[:-1, : G + 1 - l]
+        for l in range(1, min(caps.size, L) + 1):
+            src = best[:-1, : L + 1 - l]
             cand = np.where(src >= 0, src + pref[l - 1], NEG)
             np.maximum(new[1:, l:], cand, out=new[1:, l:])
         best = new
@@ -924,7 +1109,7 @@ def _leaf_pod_min(pb: _Problem, gu: np.ndarray, units: int, weight: int) -> Opti
     k, l = np.nonzero(best >= units)
     if k.size == 0:
         return None
-    return int((weight * (A_LEAF * (l - 1) + A_POD * (k - 1))).min())
+    return int((A_LEAF * (l - 1) + A_POD * (k - 1)).min())
 
 
 def _best_single(pb: _Problem, st: _State, j: _Job) -> Optional[np.ndarray]:
@@ -932,17 +1117,16 @@ def _best_single(pb: _Problem, st: _State, j: _Job) -> Optional[np.ndarray]:
     combination (dynamic programme with backtracking), racks best fit inside."""
     cu = st.cell_units(j)
     gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
-    P, G = pb.n_pods, pb.G
+    # k pods, l leaves: exactly k pods each holding >= 1 leaf of >= 1 unit, so the cheapest
+    # combination that holds the job has k <= l <= units (the table stops there)
+    P, G = min(pb.n_pods, j.units), min(pb.G, j.units)
     layers, prefs = [], []
     best = np.full((P + 1, G + 1), -1, np.int64)
     best[0, 0] = 0
     pods = []
-    for p in range(P):
-        gidx = np.flatnonzero((pb.g_pod == p) & (gu > 0))
-        if gidx.size == 0:
-            continue
-        gidx = gidx[np.lexsort((gidx, -gu[gidx]))]
-        pref = np.cumsum(gu[gidx])
+    for p, gidx, caps in _pod_group_caps(pb, gu):
+        gidx = gidx[:G]
+        pref = np.cumsum(caps[:G])
         new = best.copy()
         for l in range(1, gidx.size + 1):
             src = best[:-1, : G + 1 - l]
@@ -1050,16 +1234,23 @@ def _simple_bound(pb: _Problem, st: _State, jobs: list[_Job], big: int, all_plac
     lb = 0
     racks_sum = 0
     per_rack = []
+    # jobs of one allocation unit and one allowed area see the same capacities (the state does
+    # not change here): per such kind, the units per leaf and per rack, and the servers per rack
+    kinds: dict = {}
     for j in jobs:
-        cu = st.cell_units(j)
-        gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
-        kl = _kmin(gu, j.units)
+        kind = _unit_kind(j)
+        if kind not in kinds:
+            cu = st.cell_units(j)
+            gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
+            ru = np.bincount(pb.c_rack, weights=cu, minlength=pb.n_racks).astype(np.int64)
+            kinds[kind] = (gu, _desc_cumsum(gu), _desc_cumsum(ru), ru * j.chunk)
+        gu, g_cum, r_cum, srv_r = kinds[kind]
+        kl = _kmin_cum(g_cum, j.units)
         if kl is None:
             lb += pb.penalty(j, big)
             continue
-        ru = np.bincount(pb.c_rack, weights=cu, minlength=pb.n_racks).astype(np.int64)
-        per_rack.append(ru * j.chunk)
-        kr = _kmin(ru, j.units)
+        per_rack.append(srv_r)   # shared between the jobs of a kind, read only
+        kr = _kmin_cum(r_cum, j.units)
         if kl == 1:
             traffic = 0
         else:
@@ -1094,21 +1285,35 @@ def _racks_shared_bound(cap: np.ndarray, jobs: list[_Job], per_rack: list, time_
     from ortools.sat.python import cp_model
     if not jobs or time_s <= 0:
         return 0
-    classes = [int(k) for k in np.unique(cap[cap > 0])]
+    cls_arr = np.unique(cap[cap > 0])
+    classes = [int(k) for k in cls_arr]
     n_class = {k: int((cap == k).sum()) for k in classes}
+    pos = cap > 0
+    cls_idx = np.searchsorted(cls_arr, cap[pos])
     m = cp_model.CpModel()
     spans, load = [], {k: [] for k in classes}
+    # per distinct rack-capacity array (jobs of one kind share one, see _simple_bound): per class
+    # the racks it can use, the servers it could put there and its largest share of one rack
+    stats: dict = {}
     for j, pr in zip(jobs, per_rack):
-        pr = np.minimum(pr, cap)
+        per_class = stats.get(id(pr))
+        if per_class is None:
+            v = np.minimum(pr, cap)[pos]
+            use = v > 0
+            ci, v = cls_idx[use], v[use].astype(np.int64)
+            cnt = np.bincount(ci, minlength=len(classes))
+            tot = np.zeros(len(classes), np.int64)
+            np.add.at(tot, ci, v)
+            top = np.zeros(len(classes), np.int64)
+            np.maximum.at(top, ci, v)
+            per_class = stats[id(pr)] = [(classes[c], int(cnt[c]), int(tot[c]), int(top[c]))
+                                         for c in range(len(classes)) if cnt[c]]
         ws = []
-        for k in classes:
-            sel = (cap == k) & (pr > 0)
-            if not sel.any():
-                continue
+        for k, n_sel, servers, largest in per_class:
             need = j.units * j.chunk
-            z = m.NewIntVar(0, int(sel.sum()), "")
-            w = m.NewIntVar(0, min(int(pr[sel].sum()), need), "")
-            m.Add(w <= int(pr[sel].max()) * z)
+            z = m.NewIntVar(0, n_sel, "")
+            w = m.NewIntVar(0, min(servers, need), "")
+            m.Add(w <= largest * z)
             ws.append(w)
             spans.append(z)
             load[k].append(w)
@@ -1160,35 +1365,54 @@ def _greedy(pb: _Problem, order: str = "priority") -> tuple[dict, _State]:
 
 def _first_fit(pb: _Problem) -> dict:
     """Jobs in file order, each on the next free units in server order (contiguous,
-    like an in-order placement), within power limits and pins."""
+    like an in-order placement), within power limits and pins.
+
+    Taking units only lowers the free servers of domains and the powered servers of racks (a
+    job that does not fit gives back exactly what it took), so a domain that cannot take a unit
+    of some size when a job starts never can again: per allocation unit, the scan starts at the
+    first domain that could when the last unpinned job of that unit started, and looks at the
+    domains after it window by window (the same domains, in the same order, as a full scan)."""
     st = _State(pb)
     placed = _place_fixed(pb, st)
+    d_rack = pb.s_rack[pb.d_first]
+    d_pod = pb.g_pod[pb.d_group]
+    start_of: dict = {}
     for j in pb.jobs:
         if j.fixed is not None:
             continue
-        ok_dom = (j.allowed_rack[pb.s_rack[pb.d_first]] & j.allowed_pod[pb.g_pod[pb.d_group]])
-        # only domains that can take a unit now (taking units only lowers dom_free and pcap, so the
-        # domains left out would all be passed over below)
-        ok_dom &= st.pcap[pb.s_rack[pb.d_first]] >= j.chunk
-        ok_dom &= (st.dom_free == pb.d_len) if j.domain_job else (st.dom_free >= j.chunk)
+        kind = (j.domain_job, j.chunk)
         need, got = j.units, []
-        for d in np.flatnonzero(ok_dom):
-            if need == 0:
-                break
-            rack = int(pb.s_rack[pb.d_first[d]])
-            lo = int(pb.d_first[d])
-            if j.domain_job:
-                if st.dom_free[d] == pb.d_len[d] and st.pcap[rack] >= j.chunk:
-                    s = np.arange(lo, lo + pb.d_len[d])
+        lo, win, first_ok = start_of.get(kind, 0), 1024, None
+        while need and lo < pb.D:
+            hi = min(lo + win, pb.D)
+            win = min(2 * win, 1 << 16)
+            r = d_rack[lo:hi]
+            # the domains of this window that can take a unit now
+            ok = j.allowed_rack[r] & j.allowed_pod[d_pod[lo:hi]] & (st.pcap[r] >= j.chunk)
+            ok &= (st.dom_free[lo:hi] == pb.d_len[lo:hi]) if j.domain_job else (st.dom_free[lo:hi] >= j.chunk)
+            cand = lo + np.flatnonzero(ok)
+            if first_ok is None and cand.size:
+                first_ok = int(cand[0])
+            for d in cand.tolist():
+                if need == 0:
+                    break
+                rack = int(d_rack[d])
+                lo_s = int(pb.d_first[d])
+                if j.domain_job:
+                    if st.dom_free[d] == pb.d_len[d] and st.pcap[rack] >= j.chunk:
+                        s = np.arange(lo_s, lo_s + pb.d_len[d])
+                        st.take(s, j.idx)
+                        got.append(s)
+                        need -= 1
+                    continue
+                while need and st.dom_free[d] >= j.chunk and st.pcap[rack] >= j.chunk:
+                    s = lo_s + np.flatnonzero(st.free[lo_s:lo_s + pb.d_len[d]])[: j.chunk]
                     st.take(s, j.idx)
                     got.append(s)
                     need -= 1
-                continue
-            while need and st.dom_free[d] >= j.chunk and st.pcap[rack] >= j.chunk:
-                s = lo + np.flatnonzero(st.free[lo:lo + pb.d_len[d]])[: j.chunk]
-                st.take(s, j.idx)
-                got.append(s)
-                need -= 1
+            lo = hi
+        if not j.pinned:   # nothing before first_ok could take this unit when the job started
+            start_of[kind] = first_ok if first_ok is not None else lo
         if need == 0:
             placed[j.idx] = np.concatenate(got)
         elif got:
@@ -1283,12 +1507,12 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
             pod_stats["fallback"] += 1
             counts = {}
             for j in _order(pj):
-                cu = np.where(pb.c_pod == p, st.cell_units(j), 0)
+                cu = st.cell_units_pod(j, p)
                 gu = np.bincount(pb.c_group, weights=cu, minlength=pb.G).astype(np.int64)
                 counts[j.idx] = dict(_pick(gu, tot[j.idx]))
         # inside each leaf: racks best fit, domains and nodes contiguous
         for j in sorted(pj, key=lambda x: (not x.domain_job, -tot[x.idx], x.idx)):
-            cu = st.cell_units(j)
+            cu = st.cell_units_pod(j, p)   # the leaves chosen for it are in pod p
             for g, k in sorted(counts.get(j.idx, {}).items()):
                 cidx = pb.group_cells[g]
                 for ci, kc in _pick(cu[cidx], k):
@@ -1703,14 +1927,20 @@ def _assemble(pb: _Problem, placed: dict, big: int, remap: bool = True) -> dict:
     slots, as a block distribution over the node list would run them."""
     f = pb.fabric
     ranked = {}
+    # candidates share many jobs' servers: the ranks (and their tier bytes, below) of a job on
+    # given servers are kept on the problem for the next candidate
+    memo = pb.__dict__.setdefault("_ranked", {})
     for ji, s in placed.items():
         j = pb.jobs[ji]
-        if j.fixed is not None:
-            eps = _listed(pb, j, s)  # explicit nodes: ranks in the order the file lists them
-        else:
-            eps = (_rank_order if remap else _slots)(pb, j, s)
-        # servers that hold none of the job's ranks go back to the pool
-        ranked[ji] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])])
+        key = (ji, remap, np.asarray(s, np.int64).tobytes())
+        if key not in memo:
+            if j.fixed is not None:
+                eps = _listed(pb, j, s)  # explicit nodes: ranks in the order the file lists them
+            else:
+                eps = (_rank_order if remap else _slots)(pb, j, s)
+            # servers that hold none of the job's ranks go back to the pool
+            memo[key] = (eps, pb.local_of[np.unique(np.asarray(f.ep_server)[eps])], tier_bytes(f, j, eps))
+        ranked[ji] = memo[key]
     placed = {ji: v[1] for ji, v in ranked.items()}
     st = _State(pb)
     for ji, s in placed.items():
@@ -1721,10 +1951,9 @@ def _assemble(pb: _Problem, placed: dict, big: int, remap: bool = True) -> dict:
     for j in pb.jobs:
         if j.idx in placed:
             s = placed[j.idx]
-            eps = ranked[j.idx][0]
-            assignment[j.name] = eps
+            eps, _, tb = ranked[j.idx]
+            assignment[j.name] = eps.copy()   # the kept one stays as computed
             objective += pb.cost_of(j, s)
-            tb = tier_bytes(f, j, eps)
             tot += tb
             tb_sum = tb.sum()
             doms = pb.s_dom[s]
