@@ -641,3 +641,93 @@ def save(plan: dict, out_dir, force: bool = False) -> list:
     its figures, exports/) into ``out_dir``, atomically: all or nothing, an existing directory
     replaced only with ``force``. Returns the written paths, relative to ``out_dir``."""
     return write_outputs(render_outputs(plan), out_dir, force=force)
+
+
+# --- the front-end fabric's link budget ------------------------------------------------------------
+def _front_end_path(path: str) -> str:
+    """A path the link budget names on the derived front-end cluster, as a path in the cluster file:
+    its ``fabric`` is ``front_end.fabric``; goals, costs, the catalog and the options are the file's own."""
+    return "front_end." + path if path == "fabric" or path.startswith(("fabric.", "fabric[")) else path
+
+
+def front_end_budget(cluster, fabric=None, *, placement: Optional[dict] = None, replicas: Optional[dict] = None,
+                     objective: Optional[str] = None, survive: Optional[str] = None,
+                     target_util: Optional[float] = None, time_limit: Optional[float] = None,
+                     seed: Optional[int] = None, workers: Optional[int] = None, switch_choice: str = "fixed",
+                     max_oversubscription=None, reserved=()) -> tuple:
+    """The link budget of the front-end fabric (``front_end`` in the cluster file): the same model,
+    solve and independent check as the back-end's (:func:`topo.solve.linkbudget.budget`), on the
+    derived front-end cluster (:func:`topo.model.frontend_build.for_fabric`) with its goals (the
+    file's), carrying the agent tiers' request and response flows
+    (:func:`topo.traffic.serving.agent_traffic`) of every deployment at its stated
+    ``load.requests_per_s`` as background flows. The deployments' replicas are ``replicas``
+    (``{(deployment, role): [replicas, ranks]}`` back-end endpoint ids), else placed by CP-SAT beside
+    the training jobs (``placement``, default the jobs that fit in order; ``reserved`` node names held
+    back), as ``topo budget`` places them on the back-end.
+
+    Returns ``(result, section)``: the :class:`~topo.solve.linkbudget.BudgetResult` (its ``cluster_after``
+    is the derived front-end cluster with the chosen tiers) and a JSON-able section: per deployment its
+    stated rate and agent traffic on the front-end, and the serving placement used.
+
+    Refused (SpecError, paths as in the cluster file): a file without ``front_end``, without deployments,
+    or whose agent tiers send nothing to any deployment (there is no traffic to size for); what the
+    link budget refuses on the front-end fabric (``front_end.fabric.tiers`` for a one-tier front-end, ...).
+    """
+    import numpy as np
+    from topo.core.errors import SpecError
+    from topo.model.frontend_build import for_fabric
+    from topo.solve.linkbudget import budget
+    from topo.traffic.demand import Demands
+    from topo.traffic.serving import agent_traffic
+    f = cluster.file
+    if f.front_end is None:
+        raise SpecError([("front_end", "missing: the cluster file states no front-end fabric to budget")])
+    sv = f.serving
+    if not sv.deployments:
+        raise SpecError([("serving.deployments", "the front-end link budget sizes for the agent tiers' request and "
+                                                 "response traffic to the deployments; the file states none")])
+    named = {n for t in sv.agent_tiers for n in t.deployments}
+    if not any(d.name in named for d in sv.deployments):
+        raise SpecError([("serving.agent_tiers", "no agent tier sends to a deployment, so the front-end carries no "
+                                                 "modelled traffic and there is nothing to size its budget for")])
+    fc, front = for_fabric(cluster, "front-end")
+    if front.n_tiers < 2:
+        raise SpecError([("front_end.fabric.tiers", "a one-tier fabric has no uplinks to budget")])
+    if fabric is None:
+        fabric = build(cluster)
+    if replicas is None:
+        train = placement
+        if train is None:
+            train = fit_in_order(cluster, fabric)[0] if f.jobs else {}
+        res = _serving_place().place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed,
+                                             workers=workers, reserved=reserved)
+        replicas, status = res["assignment"], {"method": "cpsat", "status": res["status"],
+                                               "objective": res["objective"], "bound": res["bound"]}
+    else:
+        status = {"method": "given", "status": None, "objective": None, "bound": None}
+    at = agent_traffic(cluster, fabric, fc, front, replicas)
+    d = at.demands
+    demands = Demands(d.src, d.dst, d.bytes, np.full(d.n, -1, np.int32), d.rate_gbps, (), ())   # background flows
+    try:
+        r = budget(fc, front, demands=demands, objective=objective or f.goals.objective, survive=survive,
+                   target_util=target_util, time_limit=time_limit, seed=seed, workers=workers,
+                   switch_choice=switch_choice, max_oversubscription=max_oversubscription)
+    except SpecError as e:
+        raise SpecError([(_front_end_path(p), m) for p, m in e.errors], e.source) from None
+    deps = [{"name": dep.name, "requests_per_s": float(dep.load.requests_per_s),
+             "bytes_per_s": {k: float(v) for k, v in at.bytes_per_s[dep.name].items()},
+             "gbps": float(d.rate_gbps[d.job == k].sum())}
+            for k, dep in enumerate(sv.deployments)]
+    return r, {"fabric": "front-end", "endpoints": int(front.n_endpoints), "flows": int(d.n),
+               "deployments": deps, "placement": status}
+
+
+def front_end_file_after(cluster, result) -> dict:
+    """The cluster file (as a dict) with the front-end budget's chosen tiers as ``front_end.fabric``
+    (and any catalog switch the budget added): what a front-end budget's ``cluster_after`` means for the
+    file itself (the budget's own ``cluster_after`` is the derived front-end cluster)."""
+    after = result.cluster_after
+    d = cluster.file.model_dump(mode="json")
+    d["front_end"]["fabric"] = after["fabric"]
+    d["catalog"] = after.get("catalog", d.get("catalog"))   # the file's own, plus any switch the budget added
+    return d
