@@ -131,6 +131,11 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                               **({"demands": _serving_place().budget_demands(cluster, fabric, placement.assignment,
                                                                           served["assignment"])} if served else {}))
         cluster_after = bud.cluster_after
+        fe_budget = None
+        if served and cluster.file.front_end is not None:
+            with pr.stage("sizing the front-end link budget"), timed("front_end_budget"):
+                fe_budget, cluster_after = _front_end_step(cluster, fabric, served, cluster_after, objective=objective,
+                                                           time_limit=time_limit, seed=seed, workers=workers)
         if isinstance(cluster_after, dict):
             from topo.model.spec import from_dict
             cluster_after = from_dict(cluster_after, source="link budget", base_dir=cluster.base_dir)
@@ -176,8 +181,36 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         **({"serving": serving} if serving is not None else {}),
         **({"design": design_section} if design_section is not None else {}),
         # the agent tiers' flows on the front-end fabric: a section of its own
-        **({"front_end": serving.pop("front_end")} if serving is not None and "front_end" in serving else {}),
+        **({"front_end": {**serving.pop("front_end"), **(fe_budget or {})}}
+           if serving is not None and "front_end" in serving else {}),
     )
+
+
+def _front_end_step(cluster, fabric, served, cluster_after: dict, *, objective, time_limit, seed, workers) -> tuple:
+    """The front-end fabric's link budget for the agent traffic of the placed replicas (``served``), and
+    the cluster file after both budgets (the back-end's ``cluster_after`` with the chosen front-end tiers).
+    A one-tier front-end, or agent tiers that send nothing, has no budget to size: the plan says why."""
+    from topo.core.errors import SpecError
+    sv = cluster.file.serving
+    named = {n for t in sv.agent_tiers for n in t.deployments}
+    if not any(d.name in named for d in sv.deployments):
+        return {"budget": None, "budget_not_sized": "no agent tier sends to a deployment: no front-end traffic"}, \
+            cluster_after
+    try:
+        r, section = front_end_budget(cluster, fabric, replicas=served["assignment"], objective=objective,
+                                      time_limit=time_limit, seed=seed, workers=workers,
+                                      max_oversubscription=cluster.file.goals.max_oversubscription)
+    except SpecError as e:
+        if [p for p, _ in e.errors] == ["front_end.fabric.tiers"]:
+            return {"budget": None, "budget_not_sized": f"front_end.fabric.tiers: {e.errors[0][1]}"}, cluster_after
+        raise
+    d = r.to_dict()
+    fe_after = d.pop("cluster_after")
+    after = cluster_after if isinstance(cluster_after, dict) else cluster_after.file.model_dump(mode="json")
+    after = {**after, "front_end": {**after["front_end"], "fabric": fe_after["fabric"]},
+             "catalog": fe_after.get("catalog", after.get("catalog"))}
+    d["front_end"] = section
+    return {"budget": d}, after
 
 
 def _serving_place():

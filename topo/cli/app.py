@@ -207,6 +207,9 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
     fe = plan.get("front_end")
     if fe:
         summary["front_end"] = front_end_summary(fe)
+        if "budget" in fe:   # the front-end's own link budget (topo.pipeline.front_end_budget)
+            from topo.cli.budget import front_end_budget_summary
+            summary["front_end"]["budget"] = front_end_budget_summary(fe)
     if as_json:
         emit_json(summary)
     else:
@@ -216,6 +219,9 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
             echo(design_line(ds))
         if fe:
             echo(front_end_line(summary["front_end"]))
+            if "budget" in summary["front_end"]:
+                from topo.cli.budget import front_end_budget_line
+                echo(front_end_budget_line(summary["front_end"]["budget"]))
 
 
 def front_end_summary(fe: dict) -> dict:
