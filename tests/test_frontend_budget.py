@@ -185,6 +185,7 @@ def test_optimize_sizes_the_front_end():
     """`topo optimize` (library) on the heavy tiny cluster: the plan's front_end.budget is the budget
     above, its chosen tiers are cluster_file_after's front_end.fabric, and the front-end loads are routed on
     them (4 leaves and 1 spine: 4 x 2 leaf-spine links + 24 host links)."""
+    from topo.cli.app import front_end_budget_line, front_end_budget_summary
     from topo.io.plan import typed
     from topo.pipeline import optimize
     plan = optimize(_load(_tiny(rate=40000.0, request_bytes=1_000_000)), failures=False, seed=1, workers=1,
@@ -197,6 +198,9 @@ def test_optimize_sizes_the_front_end():
     assert tiers[0]["oversubscription"] == 3.0 and tiers[0]["bundle"] == 2
     assert plan["cluster_file"]["front_end"]["fabric"]["tiers"][0]["oversubscription"] == 1
     assert typed(plan).front_end.budget.objective == "cost"
+    line = front_end_budget_line(front_end_budget_summary(fe))
+    assert line.startswith("front-end budget (optimal, cost, target 0.5): leaf 4 x tier0-switch at 3:1 (was 6 at 1:1), "
+                           "spine 1 x tier1-switch at 1:1 (was 4 at 1:1); routed peak leaf-spine 31.9%"), line
 
 
 def _example_two_tier(tmp_path):

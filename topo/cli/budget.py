@@ -396,31 +396,3 @@ def _front_end(c, f, placement_path, as_json, output, opts) -> None:
     if output is not None:
         echo(f"wrote {output}")
 
-
-def front_end_budget_summary(fe: dict) -> dict:
-    """The front-end budget part of `topo optimize --json` (from the plan's ``front_end`` section)."""
-    b = fe.get("budget")
-    if not b:
-        return {"sized": False, "why": fe.get("budget_not_sized")}
-    c = b["cost"]
-    return {"sized": True, "status": b["solver"]["status"], "objective": b["objective"],
-            "target_utilization": b["target_utilization"], "check_ok": b["check"].get("ok"),
-            "tiers": {t["tier"]: {"model": t["model"], "switches": t["switches"], "switches_as_given": t["switches_as_given"],
-                                  "oversubscription": t["oversubscription"],
-                                  "oversubscription_as_given": t["oversubscription_as_given"]} for t in b["tiers"]},
-            "utilization_after": {k: u["routed_after"] for k, u in b["utilization"].items()},
-            "total_usd": c["chosen"]["total_usd"], "total_usd_as_given": c["as_given"]["total_usd"]}
-
-
-def front_end_budget_line(s: dict) -> str:
-    """The line `topo optimize` prints for the front-end budget."""
-    from topo.core.textsafe import terminal_safe
-    if not s["sized"]:
-        return f"front-end budget: not sized ({terminal_safe(str(s['why']))})"
-    tiers = ", ".join(f"{k} {t['switches']:,} x {terminal_safe(t['model'])} at {_os(t['oversubscription'])} "
-                      f"(was {t['switches_as_given']:,} at {_os(t['oversubscription_as_given'])})"
-                      for k, t in s["tiers"].items())
-    util = ", ".join(f"{k} {_u(u)}" for k, u in s["utilization_after"].items())
-    return (f"front-end budget ({s['status']}, {s['objective']}, target {s['target_utilization']:g}): {tiers}; "
-            f"routed peak {util}; total {_money(s['total_usd'])} (as given {_money(s['total_usd_as_given'])}); "
-            f"independent check {'passed' if s['check_ok'] else 'FAILED'}")
