@@ -130,12 +130,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                               # the serving traffic at its stated request rates beside the jobs
                               **({"demands": _serving_place().budget_demands(cluster, fabric, placement.assignment,
                                                                           served["assignment"])} if served else {}))
-        cluster_after = bud.cluster_after
-        fe_budget = None
-        if served and cluster.file.front_end is not None:
-            with pr.stage("sizing the front-end link budget"), timed("front_end_budget"):
-                fe_budget, cluster_after = _front_end_step(cluster, fabric, served, cluster_after, objective=objective,
-                                                           time_limit=time_limit, seed=seed, workers=workers)
+        fe_budget, cluster_after = _front_end_step(cluster, fabric, served, bud.cluster_after, pr, timed, objective=objective,
+                                                   time_limit=time_limit, seed=seed, workers=workers)
         if isinstance(cluster_after, dict):
             from topo.model.spec import from_dict
             cluster_after = from_dict(cluster_after, source="link budget", base_dir=cluster.base_dir)
@@ -186,10 +182,18 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     )
 
 
-def _front_end_step(cluster, fabric, served, cluster_after: dict, *, objective, time_limit, seed, workers) -> tuple:
-    """The front-end fabric's link budget for the agent traffic of the placed replicas (``served``), and
-    the cluster file after both budgets (the back-end's ``cluster_after`` with the chosen front-end tiers).
-    A one-tier front-end, or agent tiers that send nothing, has no budget to size: the plan says why."""
+def _front_end_step(cluster, fabric, served, cluster_after, pr, timed, **opts) -> tuple:
+    """With ``front_end`` and deployments: the front-end fabric's link budget for the agent traffic of the
+    placed replicas (``served``) as a plan section, and the cluster file after both budgets (the back-end's
+    ``cluster_after`` with the chosen front-end tiers); else (None, ``cluster_after``). A one-tier front-end,
+    or agent tiers that send nothing, has no budget to size: the section says why."""
+    if not served or cluster.file.front_end is None:
+        return None, cluster_after
+    with pr.stage("sizing the front-end link budget"), timed("front_end_budget"):
+        return _front_end_budget_section(cluster, fabric, served, cluster_after, **opts)
+
+
+def _front_end_budget_section(cluster, fabric, served, cluster_after, *, objective, time_limit, seed, workers) -> tuple:
     from topo.core.errors import SpecError
     sv = cluster.file.serving
     named = {n for t in sv.agent_tiers for n in t.deployments}
