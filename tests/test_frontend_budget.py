@@ -234,3 +234,18 @@ def test_example_through_budget_and_optimize(tmp_path):
     assert _shape(d) == (63, 1, 1, 1, 1)
     assert d["front_end"]["deployments"][0]["gbps"] == pytest.approx(200 * (256 + 16) * 1024 * 8 / 1e9)
     assert d["utilization"]["leaf-spine"]["routed_after"] == 0.0 and d["check"]["ok"] is True
+
+
+def test_cli_takes_the_replicas_from_a_placement_file(tmp_path):
+    """`--placement` (a `topo place -o` file): the replicas where it puts them, the same budget."""
+    from topo.cli import main
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_tiny(rate=40000.0, request_bytes=1_000_000)))
+    pl = tmp_path / "place.json"
+    r = CliRunner().invoke(main, ["place", str(p), "-o", str(pl), "--seed", "1", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["budget", str(p), "--fabric", "front-end", "--placement", str(pl), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["front_end"]["placement"]["method"] == "given" and d["placement"] == str(pl)
+    assert _shape(d) == (6, 2, 4, 2, 1)
