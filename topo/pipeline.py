@@ -130,7 +130,8 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
                               # the serving traffic at its stated request rates beside the jobs
                               **({"demands": _serving_place().budget_demands(cluster, fabric, placement.assignment,
                                                                           served["assignment"])} if served else {}))
-        cluster_after = bud.cluster_after
+        fe_budget, cluster_after = _front_end_step(cluster, fabric, served, bud.cluster_after, pr, timed, objective=objective,
+                                                   time_limit=time_limit, seed=seed, workers=workers)
         if isinstance(cluster_after, dict):
             from topo.model.spec import from_dict
             cluster_after = from_dict(cluster_after, source="link budget", base_dir=cluster.base_dir)
@@ -176,8 +177,44 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         **({"serving": serving} if serving is not None else {}),
         **({"design": design_section} if design_section is not None else {}),
         # the agent tiers' flows on the front-end fabric: a section of its own
-        **({"front_end": serving.pop("front_end")} if serving is not None and "front_end" in serving else {}),
+        **({"front_end": {**serving.pop("front_end"), **(fe_budget or {})}}
+           if serving is not None and "front_end" in serving else {}),
     )
+
+
+def _front_end_step(cluster, fabric, served, cluster_after, pr, timed, **opts) -> tuple:
+    """With ``front_end`` and deployments: the front-end fabric's link budget for the agent traffic of the
+    placed replicas (``served``) as a plan section, and the cluster file after both budgets (the back-end's
+    ``cluster_after`` with the chosen front-end tiers); else (None, ``cluster_after``). A one-tier front-end,
+    or agent tiers that send nothing, has no budget to size: the section says why."""
+    if not served or cluster.file.front_end is None:
+        return None, cluster_after
+    with pr.stage("sizing the front-end link budget"), timed("front_end_budget"):
+        return _front_end_budget_section(cluster, fabric, served, cluster_after, **opts)
+
+
+def _front_end_budget_section(cluster, fabric, served, cluster_after, *, objective, time_limit, seed, workers) -> tuple:
+    from topo.core.errors import SpecError
+    sv = cluster.file.serving
+    named = {n for t in sv.agent_tiers for n in t.deployments}
+    if not any(d.name in named for d in sv.deployments):
+        return {"budget": None, "budget_not_sized": "no agent tier sends to a deployment: no front-end traffic"}, \
+            cluster_after
+    try:
+        r, section = front_end_budget(cluster, fabric, replicas=served["assignment"], objective=objective,
+                                      time_limit=time_limit, seed=seed, workers=workers,
+                                      max_oversubscription=cluster.file.goals.max_oversubscription)
+    except SpecError as e:
+        if [p for p, _ in e.errors] == ["front_end.fabric.tiers"]:
+            return {"budget": None, "budget_not_sized": f"front_end.fabric.tiers: {e.errors[0][1]}"}, cluster_after
+        raise
+    d = r.to_dict()
+    fe_after = d.pop("cluster_after")
+    after = cluster_after if isinstance(cluster_after, dict) else cluster_after.file.model_dump(mode="json")
+    after = {**after, "front_end": {**after["front_end"], "fabric": fe_after["fabric"]},
+             "catalog": fe_after.get("catalog", after.get("catalog"))}
+    d["front_end"] = section
+    return {"budget": d}, after
 
 
 def _serving_place():
@@ -641,3 +678,93 @@ def save(plan: dict, out_dir, force: bool = False) -> list:
     its figures, exports/) into ``out_dir``, atomically: all or nothing, an existing directory
     replaced only with ``force``. Returns the written paths, relative to ``out_dir``."""
     return write_outputs(render_outputs(plan), out_dir, force=force)
+
+
+# --- the front-end fabric's link budget ------------------------------------------------------------
+def _front_end_path(path: str) -> str:
+    """A path the link budget names on the derived front-end cluster, as a path in the cluster file:
+    its ``fabric`` is ``front_end.fabric``; goals, costs, the catalog and the options are the file's own."""
+    return "front_end." + path if path == "fabric" or path.startswith(("fabric.", "fabric[")) else path
+
+
+def front_end_budget(cluster, fabric=None, *, placement: Optional[dict] = None, replicas: Optional[dict] = None,
+                     objective: Optional[str] = None, survive: Optional[str] = None,
+                     target_util: Optional[float] = None, time_limit: Optional[float] = None,
+                     seed: Optional[int] = None, workers: Optional[int] = None, switch_choice: str = "fixed",
+                     max_oversubscription=None, reserved=()) -> tuple:
+    """The link budget of the front-end fabric (``front_end`` in the cluster file): the same model,
+    solve and independent check as the back-end's (:func:`topo.solve.linkbudget.budget`), on the
+    derived front-end cluster (:func:`topo.model.frontend_build.for_fabric`) with its goals (the
+    file's), carrying the agent tiers' request and response flows
+    (:func:`topo.traffic.serving.agent_traffic`) of every deployment at its stated
+    ``load.requests_per_s`` as background flows. The deployments' replicas are ``replicas``
+    (``{(deployment, role): [replicas, ranks]}`` back-end endpoint ids), else placed by CP-SAT beside
+    the training jobs (``placement``, default the jobs that fit in order; ``reserved`` node names held
+    back), as ``topo budget`` places them on the back-end.
+
+    Returns ``(result, section)``: the :class:`~topo.solve.linkbudget.BudgetResult` (its ``cluster_after``
+    is the derived front-end cluster with the chosen tiers) and a JSON-able section: per deployment its
+    stated rate and agent traffic on the front-end, and the serving placement used.
+
+    Refused (SpecError, paths as in the cluster file): a file without ``front_end``, without deployments,
+    or whose agent tiers send nothing to any deployment (there is no traffic to size for); what the
+    link budget refuses on the front-end fabric (``front_end.fabric.tiers`` for a one-tier front-end, ...).
+    """
+    import numpy as np
+    from topo.core.errors import SpecError
+    from topo.model.frontend_build import for_fabric
+    from topo.solve.linkbudget import budget
+    from topo.traffic.demand import Demands
+    from topo.traffic.serving import agent_traffic
+    f = cluster.file
+    if f.front_end is None:
+        raise SpecError([("front_end", "missing: the cluster file states no front-end fabric to budget")])
+    sv = f.serving
+    if not sv.deployments:
+        raise SpecError([("serving.deployments", "the front-end link budget sizes for the agent tiers' request and "
+                                                 "response traffic to the deployments; the file states none")])
+    named = {n for t in sv.agent_tiers for n in t.deployments}
+    if not any(d.name in named for d in sv.deployments):
+        raise SpecError([("serving.agent_tiers", "no agent tier sends to a deployment, so the front-end carries no "
+                                                 "modelled traffic and there is nothing to size its budget for")])
+    fc, front = for_fabric(cluster, "front-end")
+    if front.n_tiers < 2:
+        raise SpecError([("front_end.fabric.tiers", "a one-tier fabric has no uplinks to budget")])
+    if fabric is None:
+        fabric = build(cluster)
+    if replicas is None:
+        train = placement
+        if train is None:
+            train = fit_in_order(cluster, fabric)[0] if f.jobs else {}
+        res = _serving_place().place_serving(cluster, fabric, train, time_limit=time_limit, seed=seed,
+                                             workers=workers, reserved=reserved)
+        replicas, status = res["assignment"], {"method": "cpsat", "status": res["status"],
+                                               "objective": res["objective"], "bound": res["bound"]}
+    else:
+        status = {"method": "given", "status": None, "objective": None, "bound": None}
+    at = agent_traffic(cluster, fabric, fc, front, replicas)
+    d = at.demands
+    demands = Demands(d.src, d.dst, d.bytes, np.full(d.n, -1, np.int32), d.rate_gbps, (), ())   # background flows
+    try:
+        r = budget(fc, front, demands=demands, objective=objective or f.goals.objective, survive=survive,
+                   target_util=target_util, time_limit=time_limit, seed=seed, workers=workers,
+                   switch_choice=switch_choice, max_oversubscription=max_oversubscription)
+    except SpecError as e:
+        raise SpecError([(_front_end_path(p), m) for p, m in e.errors], e.source) from None
+    deps = [{"name": dep.name, "requests_per_s": float(dep.load.requests_per_s),
+             "bytes_per_s": {k: float(v) for k, v in at.bytes_per_s[dep.name].items()},
+             "gbps": float(d.rate_gbps[d.job == k].sum())}
+            for k, dep in enumerate(sv.deployments)]
+    return r, {"fabric": "front-end", "endpoints": int(front.n_endpoints), "flows": int(d.n),
+               "deployments": deps, "placement": status}
+
+
+def front_end_file_after(cluster, result) -> dict:
+    """The cluster file (as a dict) with the front-end budget's chosen tiers as ``front_end.fabric``
+    (and any catalog switch the budget added): what a front-end budget's ``cluster_after`` means for the
+    file itself (the budget's own ``cluster_after`` is the derived front-end cluster)."""
+    after = result.cluster_after
+    d = cluster.file.model_dump(mode="json")
+    d["front_end"]["fabric"] = after["fabric"]
+    d["catalog"] = after.get("catalog", d.get("catalog"))   # the file's own, plus any switch the budget added
+    return d

@@ -207,6 +207,8 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
     fe = plan.get("front_end")
     if fe:
         summary["front_end"] = front_end_summary(fe)
+        if "budget" in fe:   # the front-end's own link budget (topo.pipeline.front_end_budget)
+            summary["front_end"]["budget"] = front_end_budget_summary(fe)
     if as_json:
         emit_json(summary)
     else:
@@ -216,6 +218,8 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
             echo(design_line(ds))
         if fe:
             echo(front_end_line(summary["front_end"]))
+            if "budget" in summary["front_end"]:
+                echo(front_end_budget_line(summary["front_end"]["budget"]))
 
 
 def front_end_summary(fe: dict) -> dict:
@@ -239,6 +243,42 @@ def front_end_line(fe: dict) -> str:
     return (f"front-end fabric ({fe['switches']:,} switches, {fe['links']:,} links): agent traffic {deps}; peak util "
             f"per tier {tiers} (fluid), {tt} ({terminal_safe(str(fe['routing']))})")
 
+
+def front_end_budget_summary(fe: dict) -> dict:
+    """The front-end budget part of `topo optimize --json` (from the plan's ``front_end`` section)."""
+    b = fe.get("budget")
+    if not b:
+        return {"sized": False, "why": fe.get("budget_not_sized")}
+    c = b["cost"]
+    return {"sized": True, "status": b["solver"]["status"], "objective": b["objective"],
+            "target_utilization": b["target_utilization"], "check_ok": b["check"].get("ok"),
+            "tiers": {t["tier"]: {"model": t["model"], "switches": t["switches"], "switches_as_given": t["switches_as_given"],
+                                  "oversubscription": t["oversubscription"],
+                                  "oversubscription_as_given": t["oversubscription_as_given"]} for t in b["tiers"]},
+            "utilization_after": {k: u["routed_after"] for k, u in b["utilization"].items()},
+            "total_usd": c["chosen"]["total_usd"], "total_usd_as_given": c["as_given"]["total_usd"]}
+
+
+def front_end_budget_line(s: dict) -> str:
+    """The line `topo optimize` prints for the front-end budget."""
+    from topo.core.textsafe import terminal_safe
+    if not s["sized"]:
+        return f"front-end budget: not sized ({terminal_safe(str(s['why']))})"
+    tiers = ", ".join(f"{k} {t['switches']:,} x {terminal_safe(t['model'])} at {_ratio(t['oversubscription'])} "
+                      f"(was {t['switches_as_given']:,} at {_ratio(t['oversubscription_as_given'])})"
+                      for k, t in s["tiers"].items())
+    util = ", ".join(f"{k} {'n/a' if u is None else f'{100 * u:.1f}%'}" for k, u in s["utilization_after"].items())
+    return (f"front-end budget ({s['status']}, {s['objective']}, target {s['target_utilization']:g}): {tiers}; "
+            f"routed peak {util}; total {_usd(s['total_usd'])} (as given {_usd(s['total_usd_as_given'])}); "
+            f"independent check {'passed' if s['check_ok'] else 'FAILED'}")
+
+
+def _ratio(x) -> str:
+    return "n/a" if x is None else f"{x:.3g}:1"
+
+
+def _usd(x) -> str:
+    return "n/a" if x is None else f"${x:,.0f}"
 
 def design_line(ds: dict) -> str:
     """The line `topo optimize --design` prints: the design chosen and what the search did."""

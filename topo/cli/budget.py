@@ -3,7 +3,9 @@
 The budget carries the traffic of the placed jobs: where ``--placement`` (a `topo place -o`
 file) puts them, else in order; jobs that do not fit are named, not an error. With ``serving:`` in
 the file it also carries every deployment at its stated request rate (replicas placed by CP-SAT
-beside the jobs; ``--no-serving`` leaves them out).
+beside the jobs; ``--no-serving`` leaves them out). ``--fabric front-end`` sizes the front-end fabric
+instead (:func:`topo.pipeline.front_end_budget`): the agent tiers' request and response flows of every
+deployment at its stated rate, with the file's goals; the options that concern jobs are refused there.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import click
 
 from topo.cli.options import echo, finite, force_option, json_option, solver_options
-from topo.cli.app import _json_default, cluster_arg, emit_json, handle_errors, main
+from topo.cli.app import _json_default, cluster_arg, emit_json, fabric_option, handle_errors, main
 from topo.core.errors import SpecError
 
 
@@ -85,6 +87,15 @@ def render(d: dict) -> str:
                f"target utilisation {d['target_utilization']:g}, switches {d['switch_choice']}")
     if d.get("placement"):
         out.append(f"placement: {d['placement']}")
+    fe = d.get("front_end")
+    if fe:
+        from topo.core.textsafe import terminal_safe
+        out.append(f"front-end fabric ({fe['endpoints']:,} host endpoints): sized for the agent tiers' request and "
+                   f"response traffic of {len(fe['deployments'])} deployment(s) at their stated rates "
+                   + (f"(replicas by CP-SAT, {fe['placement']['status']}): " if fe["placement"]["method"] == "cpsat"
+                      else "(replicas as the placement file puts them): ")
+                   + ", ".join(f"{terminal_safe(x['name'])} {x['requests_per_s']:g} req/s ({x['gbps']:,.4g} Gb/s)"
+                               for x in fe["deployments"]))
     sv = d.get("serving")
     if sv:
         out.append(f"serving: sized with {len(sv['deployments'])} deployment(s) at their stated rates beside the jobs "
@@ -241,9 +252,11 @@ def _write_atomic(path: str, text: str) -> None:
 @click.option("--serving/--no-serving", "serving", default=True, show_default=True,
               help="carry the cluster file's serving deployments too, each at its load.requests_per_s, replicas "
                    "placed by CP-SAT beside the jobs (when it states any)")
+@fabric_option
 @handle_errors
 def budget(cluster, objective, survive, target_util, switch_choice, max_oversubscription, min_bisection, scenarios,
-           time_limit, seed, workers, for_transport, max_slowdown, as_json, output, force, placement_path, serving):
+           time_limit, seed, workers, for_transport, max_slowdown, as_json, output, force, placement_path, serving,
+           which_fabric):
     """Choose the link budget of CLUSTER: uplinks, spines, oversubscription, optics, bill of materials."""
     from topo.model.fabric import build
     from topo.pipeline import read_placement
@@ -282,8 +295,14 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
                 errs.append((f"--scenario[{i}]", str(e)))
         if errs:
             raise SpecError(errs)
+    if which_fabric == "front-end":
+        _front_end_refusals(for_transport, scenarios, min_bisection, serving)
     c = load(cluster)
     f = build(c)
+    if which_fabric == "front-end":
+        return _front_end(c, f, placement_path, as_json, output, dict(
+            objective=objective, survive=survive, target_util=target_util, time_limit=time_limit, seed=seed,
+            workers=workers, switch_choice=switch_choice, max_oversubscription=max_oversubscription))
     placement, unplaced, source = None, {}, None
     if placement_path is not None:
         placement = read_placement(placement_path, c, f)
@@ -328,3 +347,52 @@ def budget(cluster, objective, survive, target_util, switch_choice, max_oversubs
                        "checks the jobs under roce-hash and lowers the target until they are not slowed.")
         if output is not None:
             echo(f"wrote {output}")
+
+
+def _front_end_refusals(for_transport, scenarios, min_bisection, serving) -> None:
+    """The options `topo budget --fabric front-end` cannot honour: they concern jobs or accelerators."""
+    errs = []
+    if for_transport:
+        errs.append(("--for-transport", "routes the jobs under the transport's model; the front-end fabric carries "
+                                        "no jobs (only --fabric back-end)"))
+    if scenarios:
+        errs.append(("--scenario", "the scenarios (job mix, uniform, permutation) are the back-end's requirements; "
+                                   "the front-end budget carries the agent tiers' traffic (only --fabric back-end)"))
+    if min_bisection is not None:
+        errs.append(("--min-bisection", "a floor per accelerator; the front-end fabric's endpoints are hosts "
+                                        "(only --fabric back-end)"))
+    if not serving:
+        errs.append(("--no-serving", "the front-end budget sizes for the deployments' agent traffic; without it "
+                                     "there is nothing to carry"))
+    if errs:
+        raise SpecError(errs)
+
+
+def _front_end(c, f, placement_path, as_json, output, opts) -> None:
+    """`topo budget --fabric front-end`: the front-end fabric's budget for the agent traffic, rendered or JSON."""
+    from topo.pipeline import front_end_budget, front_end_file_after, read_placement
+    from topo.solve.serving_place import read_replicas
+    placement = replicas = None
+    if placement_path is not None:
+        placement = read_placement(placement_path, c, f)
+        replicas = read_replicas(placement_path, c, f, placement)
+    r, section = front_end_budget(c, f, placement=placement, replicas=replicas, **opts)
+    d = r.to_dict()
+    d["fabric"] = "front-end"
+    d["front_end"] = section
+    if placement_path is not None:
+        d["placement"] = str(placement_path)
+    # the cluster file itself with the chosen front-end tiers (the budget's own is the derived front-end cluster)
+    d["cluster_after"] = front_end_file_after(c, r)
+    if output is not None:
+        _write_atomic(output, json.dumps(d, default=_json_default) + "\n")
+    if as_json:
+        emit_json(d)
+        return
+    echo(render(d))
+    if c.file.transport.protocol == "roce":
+        echo("note: sized for ideal ECMP; RoCEv2 hashing may load some front-end links past that (not checked "
+             "for the front-end: --for-transport routes jobs, which the front-end does not carry)")
+    if output is not None:
+        echo(f"wrote {output}")
+

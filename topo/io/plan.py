@@ -675,6 +675,10 @@ class FrontEndLoads(_Part):
     """Peak front-end link utilisation (fluid)."""
     max_util_transport: Number
     """Peak front-end link utilisation under the transport's model."""
+    budget: Optional[Budget] = None
+    """`topo optimize`: the front-end fabric's link budget for the agent traffic (its chosen tiers are the plan's cluster_file_after front_end.fabric, on which the loads above are routed); null when not sized."""
+    budget_not_sized: Optional[str] = None
+    """Why the front-end budget was not sized (a one-tier front-end has no uplinks; no agent traffic)."""
 
 
 Plan.model_rebuild()
