@@ -16,6 +16,19 @@ so its budget is the cheapest design within the caps. A candidate is the cluster
 and ``dual_homed_across`` kept; the tiers' oversubscription, bundles and the pod structure are
 the budget's decisions, so the file's are not carried).
 
+With ``scaleup`` (domain sizes) every candidate is also taken at each size (id
+``.../scaleup-N``): its node types with accelerators get ``scaleup.size = N``, and the scale-up
+fabric's cost and power are the file's own figures, ``node_types[i].scaleup.options`` (size,
+``cost_usd_per_accelerator``, ``watts_per_accelerator``): topo has no public figures for a
+scale-up fabric, so a size a node type with accelerators does not state is refused, naming that
+field. The candidate's ``capex_usd``, ``network_kw`` and ``total_usd`` (its energy at the file's
+price and horizon) include them, exactly accelerators x the stated figures (:func:`scaleup_cost`);
+the scale-out fabric's own figures are kept as ``fabric_*``. The jobs' times are computed as for
+every candidate, on the fabric built at that size: flows inside a larger domain run at scale-up
+bandwidth. The figures are not added to rack power (a node's ``power_busy_kw`` is as the file
+states it). A size at which the file is refused (racks that do not fill whole domains) makes its
+candidates ``infeasible`` with the reason.
+
 Each candidate is one task (:func:`size_candidate`): validated, built, sized by
 :func:`topo.solve.linkbudget.budget` (CP-SAT, the file's survive goal, rack and network-rack power,
 optics by length; the budget rebuilds its answer and the independent checker
@@ -60,7 +73,8 @@ port, down + up = radix), so at most ``R0 - u`` down ports.
 on each objective that no design of the candidate can beat:
 
 - ``total_usd``, ``capex_usd``, ``network_kw``: the endpoint links, each at the cheapest (and,
-  separately, the least power-hungry) part of any reach class at its NIC port speed (the
+  separately, the least power-hungry) part of any reach class at its NIC port speed, plus the
+  candidate's scale-up cost and power (exact: the same for every design of it) (the
   builder gives an endpoint link its NIC port's speed, whatever the switch); the leaves it must
   have at any budget, per plane (per rail on rail-only) ``ceil(ports / (down x breakout))`` and
   at least one, ``down`` the leaf's radix (one tier) or its radix less its fewest up ports ``u``
@@ -72,8 +86,9 @@ on each objective that no design of the candidate can beat:
   the one the bill of materials charges, so the sum is at most its capex (and power); energy is
   network power x the file's energy price, as the budget counts it.
 - ``job_time_s``: the placed jobs' summed ideal time (every endpoint at NIC goodput line rate,
-  scale-up flows at the domain's bandwidth): it depends only on the node types, the placement
-  and the transport's wire efficiency, which every candidate shares, and no fabric beats it.
+  scale-up flows at the domain's bandwidth): it depends only on the node types (at the
+  candidate's scale-up size), the placement and the transport's wire efficiency, which every
+  candidate of that size shares, and no fabric beats it.
 - ``p95_penalty``: 1 (a job's time over its ideal time); ``headroom``: 1 (at most).
 
 Candidates are sized in order of their cost bound (ties broken by candidate id). A candidate
