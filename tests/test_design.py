@@ -545,7 +545,7 @@ def test_scaleup_cli_design_optimize_and_describe(tmp_path):
                                     "--switches", "th4-64x400"])
     assert res.exit_code == 0, res.output
     assert "node_types[0].scaleup.options[1]" in res.output and "32 x $3,000, 50 W" in res.output
-    assert "as the file states" not in res.output and "at the figures the file states" in res.output
+    assert "at the figures the file states (node_types[].scaleup.options)" in res.output
     res = CliRunner().invoke(main, ["optimize", str(p), "--design", "--scaleup", "8,16", "--tapers", "1,3",
                                     "--mixed-tiers", "--tiers", "2", "--families", "clos", "--switches",
                                     "th4-64x400", "--no-failures", "--json", "-o", str(tmp_path / "o")])
