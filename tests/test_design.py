@@ -8,6 +8,7 @@ computed by the definition of dominance written below.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import json
 
 import pytest
@@ -433,3 +434,130 @@ def test_optimize_design_carries_the_chosen_models_and_taper():
     assert cf_["goals"]["max_oversubscription"] == chosen["max_oversubscription"]
     from topo.io.plan import typed
     typed(json.loads(json.dumps(plan)))   # the plan's typed model accepts the candidates' new fields
+
+
+SU_OPTIONS = [{"size": 4, "cost_usd_per_accelerator": 1000, "watts_per_accelerator": 20},
+              {"size": 8, "cost_usd_per_accelerator": 3000, "watts_per_accelerator": 50},
+              {"size": 16, "cost_usd_per_accelerator": 6000, "watts_per_accelerator": 90},
+              {"size": 32, "cost_usd_per_accelerator": 9000, "watts_per_accelerator": 120}]
+
+
+def _scaleup_cluster():
+    """32 GPUs in nodes of 4 (a rack holds 16), a tensor-parallel job of 8 and an all-to-all of 16
+    under RoCE with one queue pair; scale-up sizes 4, 8, 16 and 32 stated with made-up figures
+    (32 cannot be built: a rack holds 16 accelerators)."""
+    d = _cluster(racks=2, nodes=4, accel=4)
+    d["transport"] = {"protocol": "roce", "qps_per_connection": 1}
+    d["node_types"][0]["scaleup"]["options"] = copy.deepcopy(SU_OPTIONS)
+    d["jobs"] = [{"name": "dense", "accelerators": 16, "tp": 8, "collectives": [
+                     {"op": "allreduce", "group": "tp", "bytes": "1GiB"}, {"op": "allreduce", "group": "dp",
+                                                                            "bytes": "256MiB"}]},
+                 {"name": "moe", "accelerators": 16, "ep": 16, "collectives": [
+                     {"op": "alltoall", "group": "ep", "bytes": "64MiB"}]}]
+    return d
+
+
+@pytest.fixture(scope="module")
+def scaleup_search():
+    c = from_dict(_scaleup_cluster())
+    kw = dict(switches="th4-64x400", tiers=(1, 2), families="clos,rail_only", scaleup="4,8,16,32")
+    return c, D.design(c, **kw), D.design(c, prune=False, **kw)
+
+
+def test_scaleup_front_equals_brute_force(scaleup_search):
+    """Each scale-up size a candidate: sized values equal a brute force that adds the stated figures
+    by hand (accelerators x per-accelerator cost and watts); the front is the brute force's, with
+    pruning on and off; a size the racks cannot hold is infeasible, not dropped."""
+    c, r, full = scaleup_search
+    cands = D.candidates(c, "clos,rail_only", "th4-64x400", (1, 2), scaleup="4,8,16,32")
+    assert [x["id"] for x in full.candidates] == [x["id"] for x in cands] == [x["id"] for x in r.candidates]
+    assert {x["scaleup"] for x in cands} == {4, 8, 16, 32}
+    placement, _ = fit_in_order(c, build(c))
+    per_w = B._energy_usd_per_w(c)
+    rows = {}
+    for cand in cands:
+        got = next(x for x in full.candidates if x["id"] == cand["id"])
+        if cand["scaleup"] == 32:
+            assert got["status"] == "infeasible" and "scale-up" in got["reason"], got
+            continue
+        b = _brute_row(c, cand, placement)
+        if b is None:
+            assert got["status"] in ("infeasible", "pruned_by_port_count"), got
+            continue
+        o = next(o for o in SU_OPTIONS if o["size"] == cand["scaleup"])
+        b["total_usd"] += 32 * o["cost_usd_per_accelerator"] + 32 * o["watts_per_accelerator"] * per_w
+        b["network_kw"] += 32 * o["watts_per_accelerator"] / 1e3
+        rows[cand["id"]] = b
+        assert got["status"] == "sized", got
+        for k in KEYS:
+            assert got[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9), (cand["id"], k)
+        assert got["capex_usd"] == pytest.approx(got["fabric_capex_usd"] + 32 * o["cost_usd_per_accelerator"])
+        assert got["scaleup_cost"]["node_types"][0]["stated_by"] == f"node_types[0].scaleup.options[{SU_OPTIONS.index(o)}]"
+        n = got["cluster_after"]["node_types"][0]["scaleup"]["size"]
+        assert n == cand["scaleup"]
+    front = [i for i, a in rows.items() if not any(_dominates(b, a) for j, b in rows.items() if j != i)]
+    assert list(full.front) == front and list(r.front) == front and r.chosen == full.chosen
+    assert len({i.rsplit("-", 1)[1] for i in front}) >= 2   # sizes trade cost for time
+    for x in r.candidates:
+        if x["status"] == "pruned_by_bound":
+            assert _dominates(rows[x["by"]], rows[x["id"]]), x
+    assert _bounds_hold(full) == len(rows)
+
+
+def test_scaleup_tensor_parallel_time_falls_as_the_domain_grows(scaleup_search):
+    _, _, full = scaleup_search
+    t = {x["scaleup"]: x["job_times_s"]["dense"] for x in full.candidates
+         if x["status"] == "sized" and x["id"].startswith("clos/1-tier/")}
+    assert t[4] > t[8] >= t[16] and t[4] > 2 * t[8]   # TP of 8 leaves the fabric once the domain holds it
+
+
+def test_scaleup_without_stated_figures_is_refused(tmp_path):
+    d = _scaleup_cluster()
+    c = from_dict(d)
+    with pytest.raises(SpecError) as e:
+        D.design(c, scaleup=[8, 72])
+    errs = dict(e.value.errors)
+    assert "node_types[0].scaleup.options" in errs and "72" in errs["node_types[0].scaleup.options"]
+    d["node_types"][0]["scaleup"].pop("options")
+    with pytest.raises(SpecError) as e:
+        D.design(from_dict(d), scaleup="8")
+    assert "node_types[0].scaleup.options" in dict(e.value.errors)
+    d = _scaleup_cluster()
+    d["node_types"][0]["scaleup"]["options"][1]["size"] = 6
+    with pytest.raises(SpecError) as e:
+        from_dict(d)
+    assert "node_types[0].scaleup.options[1].size" in dict(e.value.errors)
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_scaleup_cluster()))
+    res = CliRunner().invoke(main, ["design", str(p), "--scaleup", "8,72", "--tiers", "1"])
+    assert res.exit_code == 2 and "node_types[0].scaleup.options" in res.output and no_crash(res), res.output
+    res = CliRunner().invoke(main, ["design", str(p), "--scaleup", "x"])
+    assert res.exit_code == 2 and "--scaleup" in res.output and no_crash(res), res.output
+
+
+def test_scaleup_cli_design_optimize_and_describe(tmp_path):
+    """`topo design --scaleup` prints the stated figures and the cost split; `topo optimize --design
+    --scaleup` (with --tapers and --mixed-tiers) carries the chosen size into the plan's file;
+    `topo describe` shows the options as stated."""
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(_scaleup_cluster()))
+    res = CliRunner().invoke(main, ["design", str(p), "--scaleup", "4,8", "--tiers", "1", "--families", "clos",
+                                    "--switches", "th4-64x400"])
+    assert res.exit_code == 0, res.output
+    assert "node_types[0].scaleup.options[1]" in res.output and "32 x $3,000, 50 W" in res.output
+    assert "at the figures the file states (node_types[].scaleup.options)" in res.output
+    res = CliRunner().invoke(main, ["optimize", str(p), "--design", "--scaleup", "8,16", "--tapers", "1,3",
+                                    "--mixed-tiers", "--tiers", "2", "--families", "clos", "--switches",
+                                    "th4-64x400", "--no-failures", "--json", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    plan = json.loads((tmp_path / "o" / "plan.json").read_text())
+    ds = plan["design"]
+    chosen = next(x for x in ds["candidates"] if x["id"] == ds["chosen"])
+    assert len(ds["candidates"]) == 4 and "/scaleup-" in ds["chosen"] and "/taper-leaf=" in ds["chosen"]
+    assert plan["cluster_file"]["node_types"][0]["scaleup"]["size"] == chosen["scaleup"]
+    from topo.io.plan import typed
+    typed(plan)
+    res = CliRunner().invoke(main, ["optimize", str(p), "--scaleup", "8", "-o", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "--scaleup" in res.output and no_crash(res), res.output
+    res = CliRunner().invoke(main, ["describe", str(p)])
+    assert res.exit_code == 0 and "domain of 16: $6,000.00 and 90 W per accelerator" in res.output, res.output

@@ -242,7 +242,8 @@ def _place_all(cluster, fabric, *, time_limit, seed, workers):
     return placement, served
 
 
-DESIGN_OPTIONS = ("families", "switches", "tiers", "max_slowdown", "survive", "prune", "mixed_tiers", "tapers")
+DESIGN_OPTIONS = ("families", "switches", "tiers", "max_slowdown", "survive", "prune", "mixed_tiers", "tapers",
+                  "scaleup")
 # fabric fields a file may state that the design search would replace (a candidate's fabric is
 # {family, planes, tiers: [{switch}]}, dual homing kept): stated, ``design`` is refused
 _PINNED_FABRIC = ("k", "custom", "leaves_per_pod", "spines_per_pod", "pods", "super_spines")

@@ -123,6 +123,14 @@ def describe(cluster, which_fabric, as_json):
     c0 = load(cluster)
     c, fab = for_fabric(c0, which_fabric)
     d = _describe(fab, c)
+    # the design search's scale-up options: the file's own figures, shown as stated (topo has none of its own)
+    su = [{"stated_by": f"node_types[{i}].scaleup.options[{j}]", "node_type": nt.name, "size": o.size,
+           "cost_usd_per_accelerator": o.cost_usd_per_accelerator, "watts_per_accelerator": o.watts_per_accelerator,
+           "source": "stated by the file"}
+          for i, nt in enumerate(c0.file.node_types) if nt.scaleup and nt.scaleup.options
+          for j, o in enumerate(nt.scaleup.options)]
+    if su:
+        d["scaleup_options"] = su
     if c0.file.front_end is not None:
         # which fabric this is, and the front_end section's values derived rather than read
         d["fabric"] = which_fabric
@@ -147,6 +155,12 @@ def describe(cluster, which_fabric, as_json):
                  f": one endpoint per host ({fab.n_endpoints:,}, named <host>-g0), bisection per host "
                  f"{'n/a' if d['bisection_per_host_gbps'] is None else format(d['bisection_per_host_gbps'], ',.1f')} Gb/s"))
         echo(describe_text(d))
+        if su:
+            from topo.core.textsafe import terminal_safe
+            echo("scale-up options for topo design --scaleup (as stated by the file, not topo's figures):")
+            for x in su:
+                echo(f"  {terminal_safe(x['node_type'])}: domain of {x['size']:,}: ${x['cost_usd_per_accelerator']:,.2f} "
+                     f"and {x['watts_per_accelerator']:g} W per accelerator ({x['stated_by']})")
 
 
 @main.command()
@@ -167,10 +181,17 @@ def describe(cluster, which_fabric, as_json):
               help="with --design: switch models searched (default: the file's own)")
 @click.option("--tiers", "tiers", default=None, metavar="2,3",
               help="with --design: tier counts searched (default 2,3; one tier has no link budget to size)")
+@click.option("--tapers", default=None, metavar="R,...",
+              help="with --design: oversubscription caps searched per tier, each a candidate (as topo design)")
+@click.option("--mixed-tiers", "mixed_tiers", is_flag=True,
+              help="with --design: each tier's switch model chosen on its own (as topo design)")
+@click.option("--scaleup", default=None, metavar="N,...",
+              help="with --design: scale-up domain sizes searched, at the cost and power node_types[].scaleup.options "
+                   "states (as topo design)")
 @json_option("print one JSON summary on stdout")
 @handle_errors
 def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_failures, design, families, switches,
-             tiers, as_json):
+             tiers, tapers, mixed_tiers, scaleup, as_json):
     """Place jobs, size the link budget, and write plan, report and exports."""
     from topo.core.atomic import check_output_dir, output_lock
     from topo.core.errors import SpecError
@@ -181,9 +202,10 @@ def optimize(cluster, out_dir, time_limit, seed, workers, objective, force, no_f
         raise SpecError([("--time-limit", f"must be positive (found {time_limit:g})")])
     if workers is not None and workers < 1:
         raise SpecError([("--workers", f"must be at least 1 (found {workers})")])
-    given = {k: v for k, v in (("families", families), ("switches", switches), ("tiers", tiers)) if v is not None}
+    given = {k: v for k, v in (("families", families), ("switches", switches), ("tiers", tiers), ("tapers", tapers),
+                               ("mixed_tiers", mixed_tiers or None), ("scaleup", scaleup)) if v is not None}
     if not design and given:
-        raise SpecError([(f"--{next(iter(given))}", "only with --design")])
+        raise SpecError([(f"--{next(iter(given)).replace('_', '-')}", "only with --design")])
     if "tiers" in given:
         try:
             given["tiers"] = tuple(int(x) for x in tiers.split(",") if x.strip())

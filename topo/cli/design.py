@@ -40,6 +40,19 @@ def render(d: dict) -> str:
     if rows:
         out.append(table(rows, ["candidate", "", "capex + energy", "network kW", "job time (s)", "p95 penalty",
                                 "headroom", "switches per tier"]))
+    su = [r for r in d["candidates"] if r["status"] == "sized" and r.get("scaleup_cost")]
+    if su:
+        from topo.core.textsafe import terminal_safe
+        out.append("capex + energy and network kW include each candidate's scale-up fabric at the figures the file "
+                   "states (node_types[].scaleup.options), not topo's:")
+        out.append(table([[r["id"], f"{r['scaleup']:,}", _money(r["scaleup_cost"]["capex_usd"]),
+                           _money(r["scaleup_cost"]["energy_usd"]), f"{r['scaleup_cost']['network_kw']:,.1f}",
+                           _money(r["fabric_total_usd"]),
+                           "; ".join(f"{terminal_safe(p['node_type'])}: {p['accelerators']:,} x ${p['cost_usd_per_accelerator']:,.0f}, "
+                                     f"{p['watts_per_accelerator']:g} W ({p['stated_by']})"
+                                     for p in r["scaleup_cost"]["node_types"])] for r in su],
+                         ["candidate", "scale-up size", "scale-up capex", "scale-up energy", "scale-up kW",
+                          "scale-out capex + energy", "stated figures"]))
     if d.get("chosen"):
         out.append(f"* chosen by {d['objective']}: {d['chosen']}")
     lost = d.get("dominated") or []
@@ -83,6 +96,10 @@ def render(d: dict) -> str:
 @click.option("--tapers", default=None, metavar="R,...",
               help="oversubscription caps searched per tier (e.g. 1,2,4): each leaf cap (and spine cap on 3 tiers) "
                    "is a candidate, sized as the cheapest budget within it (default: the budget's cheapest taper)")
+@click.option("--scaleup", default=None, metavar="N,...",
+              help="scale-up domain sizes searched (e.g. 8,72): each a candidate, its scale-up fabric's cost and power "
+                   "taken from node_types[].scaleup.options and added to capex, energy and network kW "
+                   "(default: each node type's own size, no scale-up cost)")
 @click.option("--no-prune", "no_prune", is_flag=True,
               help="size every candidate the port count allows (no pruning by bound; the same front, slower)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout")
@@ -91,7 +108,7 @@ def render(d: dict) -> str:
 @click.option("--force", is_flag=True, help="replace an existing -o directory")
 @handle_errors
 def design(cluster, families, switches, tier_counts, objective, max_slowdown, survive, time_limit, seed, workers,
-           scheduler, connect_timeout, mixed_tiers, tapers, no_prune, as_json, output, force):
+           scheduler, connect_timeout, mixed_tiers, tapers, scaleup, no_prune, as_json, output, force):
     """Search fabric families x tiers x planes x switch models for CLUSTER's jobs; print the Pareto front."""
     import contextlib
 
@@ -115,9 +132,10 @@ def design(cluster, families, switches, tier_counts, objective, max_slowdown, su
         try:
             r = _design(c, families=families, switches=switches, tiers=tiers, objective=objective,
                         max_slowdown=max_slowdown, survive=survive, seed=seed, time_limit=time_limit, executor=ex,
-                        prune=not no_prune, mixed_tiers=mixed_tiers, tapers=tapers)
+                        prune=not no_prune, mixed_tiers=mixed_tiers, tapers=tapers, scaleup=scaleup)
         except SpecError as e:
-            raise e.renamed({"tapers": "--tapers", "switches": "--switches", "families": "--families"})
+            raise e.renamed({"tapers": "--tapers", "switches": "--switches", "families": "--families",
+                             "scaleup": "--scaleup"})
     d = r.to_dict()
     if output is not None:
         from topo.core.atomic import OutputDir

@@ -206,6 +206,16 @@ class CatalogOverrides(_M):
 
 
 # --- nodes, racks, floor ---------------------------------------------------------
+class ScaleUpOption(_M):
+    """One scale-up domain size the design search may choose, with the scale-up fabric's cost and power as the file states them."""
+    size: Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]
+    """Accelerators per scale-up domain for this option. Must divide, or be a multiple of, the node's accelerators; distinct within the list."""
+    cost_usd_per_accelerator: Money
+    """Capital cost in USD of the scale-up fabric (switches, cables, trays) per accelerator at this size: the file's own figure, used as stated (topo has no public figure to check it against)."""
+    watts_per_accelerator: Annotated[float, Field(ge=0, le=limits.MAX_KW * 1e3)]
+    """Power in watts of the scale-up fabric per accelerator at this size, added to the design search's network power and energy: the file's own figure, used as stated."""
+
+
 class ScaleUp(_M):
     """A scale-up domain (NVLink, UALink, Infinity Fabric): `size` accelerators."""
     size: Annotated[int, Field(ge=1, le=limits.MAX_ENDPOINTS)]
@@ -214,6 +224,8 @@ class ScaleUp(_M):
     """Scale-up bandwidth per accelerator in Gb/s, one direction (number or unit string; Gb/s is bits, GB/s bytes). Default: the accelerator's scaleup_gbps."""
     technology: Name = "nvlink"
     """Label of the scale-up interconnect (e.g. nvlink, ualink). Informational: not used in any calculation. Default nvlink."""
+    options: Optional[list[ScaleUpOption]] = Field(default=None, min_length=1, max_length=64)
+    """Domain sizes the design search (topo design --scaleup) may choose, each with the scale-up fabric's cost and power per accelerator as stated here. Not used outside the design search; size stays the domain built. Default: none (the size is not a decision)."""
 
 
 class NodeType(_M):
@@ -1240,6 +1252,14 @@ def _resolve_node_type(nt, path: str, accels: dict, errs: list) -> Optional[Reso
                    else aspec.scaleup_gbps)
         if su_size % n_acc != 0 and n_acc % su_size != 0:
             errs.append((f"{path}.scaleup.size", f"scale-up domain of {su_size} does not align with {n_acc} accelerators per node"))
+        seen = set()
+        for j, o in enumerate((nt.scaleup.options or []) if nt.scaleup else []):
+            if o.size in seen:
+                errs.append((f"{path}.scaleup.options[{j}].size", f"scale-up size {o.size} is stated twice"))
+            seen.add(o.size)
+            if o.size % n_acc != 0 and n_acc % o.size != 0:
+                errs.append((f"{path}.scaleup.options[{j}].size",
+                             f"scale-up domain of {o.size} does not align with {n_acc} accelerators per node"))
     elif nt.scaleup is not None:
         errs.append((f"{path}.scaleup", "a node type without accelerators has no scale-up domain"))
     srcs = {"platform": base.get("source", "")} if base else {}

@@ -16,6 +16,19 @@ so its budget is the cheapest design within the caps. A candidate is the cluster
 and ``dual_homed_across`` kept; the tiers' oversubscription, bundles and the pod structure are
 the budget's decisions, so the file's are not carried).
 
+With ``scaleup`` (domain sizes) every candidate is also taken at each size (id
+``.../scaleup-N``): its node types with accelerators get ``scaleup.size = N``, and the scale-up
+fabric's cost and power are the file's own figures, ``node_types[i].scaleup.options`` (size,
+``cost_usd_per_accelerator``, ``watts_per_accelerator``): topo has no public figures for a
+scale-up fabric, so a size a node type with accelerators does not state is refused, naming that
+field. The candidate's ``capex_usd``, ``network_kw`` and ``total_usd`` (its energy at the file's
+price and horizon) include them, exactly accelerators x the stated figures (:func:`scaleup_cost`);
+the scale-out fabric's own figures are kept as ``fabric_*``. The jobs' times are computed as for
+every candidate, on the fabric built at that size: flows inside a larger domain run at scale-up
+bandwidth. The figures are not added to rack power (a node's ``power_busy_kw`` is as the file
+states it). A size at which the file is refused (racks that do not fill whole domains) makes its
+candidates ``infeasible`` with the reason.
+
 Each candidate is one task (:func:`size_candidate`): validated, built, sized by
 :func:`topo.solve.linkbudget.budget` (CP-SAT, the file's survive goal, rack and network-rack power,
 optics by length; the budget rebuilds its answer and the independent checker
@@ -60,7 +73,8 @@ port, down + up = radix), so at most ``R0 - u`` down ports.
 on each objective that no design of the candidate can beat:
 
 - ``total_usd``, ``capex_usd``, ``network_kw``: the endpoint links, each at the cheapest (and,
-  separately, the least power-hungry) part of any reach class at its NIC port speed (the
+  separately, the least power-hungry) part of any reach class at its NIC port speed, plus the
+  candidate's scale-up cost and power (exact: the same for every design of it) (the
   builder gives an endpoint link its NIC port's speed, whatever the switch); the leaves it must
   have at any budget, per plane (per rail on rail-only) ``ceil(ports / (down x breakout))`` and
   at least one, ``down`` the leaf's radix (one tier) or its radix less its fewest up ports ``u``
@@ -72,8 +86,9 @@ on each objective that no design of the candidate can beat:
   the one the bill of materials charges, so the sum is at most its capex (and power); energy is
   network power x the file's energy price, as the budget counts it.
 - ``job_time_s``: the placed jobs' summed ideal time (every endpoint at NIC goodput line rate,
-  scale-up flows at the domain's bandwidth): it depends only on the node types, the placement
-  and the transport's wire efficiency, which every candidate shares, and no fabric beats it.
+  scale-up flows at the domain's bandwidth): it depends only on the node types (at the
+  candidate's scale-up size), the placement and the transport's wire efficiency, which every
+  candidate of that size shares, and no fabric beats it.
 - ``p95_penalty``: 1 (a job's time over its ideal time); ``headroom``: 1 (at most).
 
 Candidates are sized in order of their cost bound (ties broken by candidate id). A candidate
@@ -194,13 +209,69 @@ def _tapers(cluster, tapers) -> list:
     return sorted(set(float(v) for v in vals))
 
 
+def _scaleups(cluster, scaleup) -> list:
+    """The scale-up domain sizes searched (sorted, distinct), or [None] (the file's own sizes).
+
+    Every node type with accelerators must state each size's cost and power in
+    ``node_types[i].scaleup.options``: a size without them is refused, naming that field (topo
+    has no figures of its own for a scale-up fabric)."""
+    if scaleup is None:
+        return [None]
+    if isinstance(scaleup, str):
+        try:
+            scaleup = [int(x) for x in scaleup.split(",") if x.strip()]
+        except ValueError:
+            raise SpecError([("scaleup", f"expected scale-up domain sizes like 8,72 (found {scaleup!r})")]) from None
+    sizes = list(scaleup) if isinstance(scaleup, (list, tuple)) else [scaleup]
+    if not sizes or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sizes):
+        raise SpecError([("scaleup", f"expected whole numbers >= 1, at least one (found {sizes!r})")])
+    sizes = sorted(set(sizes))
+    errs = []
+    for i, nt in enumerate(cluster.file.node_types):
+        if not cluster.node_types[nt.name].accelerators:
+            continue
+        stated = {o.size for o in ((nt.scaleup.options or []) if nt.scaleup else [])}
+        missing = [v for v in sizes if v not in stated]
+        if missing:
+            errs.append((f"node_types[{i}].scaleup.options",
+                         f"no stated cost and power for a scale-up domain of {', '.join(map(str, missing))} "
+                         f"(stated: {', '.join(map(str, sorted(stated))) or 'none'}); the design search takes a "
+                         f"scale-up fabric's cost_usd_per_accelerator and watts_per_accelerator from the file only"))
+    if errs:
+        raise SpecError(errs)
+    return sizes
+
+
+def scaleup_cost(cluster, size: int) -> dict:
+    """The scale-up fabric's capex (USD) and power (kW) at domain ``size``, exactly as the file states
+    them: per node type with accelerators, its accelerators in the cluster x the option's figures."""
+    usd = watts = 0.0
+    parts = []
+    for i, nt in enumerate(cluster.file.node_types):
+        rn = cluster.node_types[nt.name]
+        if not rn.accelerators:
+            continue
+        j, o = next((j, o) for j, o in enumerate(nt.scaleup.options) if o.size == size)
+        n = sum(r.count * r.nodes.get(nt.name, 0) for r in cluster.racks) * rn.accelerators
+        usd += n * o.cost_usd_per_accelerator
+        watts += n * o.watts_per_accelerator
+        parts.append({"node_type": nt.name, "accelerators": n, "stated_by": f"node_types[{i}].scaleup.options[{j}]",
+                      "cost_usd_per_accelerator": o.cost_usd_per_accelerator,
+                      "watts_per_accelerator": o.watts_per_accelerator})
+    return {"size": size, "capex_usd": usd, "network_kw": watts / 1e3, "node_types": parts}
+
+
 def _fmt_cap(v: float) -> str:
     return f"{v:g}"
 
 
 def candidates(cluster, families=None, switches=None, tiers=TIERS, mixed_tiers: bool = False,
-               tapers=None) -> list:
-    """Every candidate of the space, in a fixed order (family, tiers, planes, switch models, taper).
+               tapers=None, scaleup=None) -> list:
+    """Every candidate of the space, in a fixed order (family, tiers, planes, switch models, taper,
+    scale-up size).
+
+    ``scaleup``: domain sizes, each a candidate of its own (id ``.../scaleup-N``) whose node types
+    with accelerators get that size, with its scale-up cost from the file (:func:`scaleup_cost`).
 
     ``mixed_tiers``: each tier's model chosen on its own among the searched models (leaf first;
     the models' product, so the same-model candidates are among them); else one model on every
@@ -209,6 +280,8 @@ def candidates(cluster, families=None, switches=None, tiers=TIERS, mixed_tiers: 
     out = []
     models = _switch_models(cluster, switches)
     caps = _tapers(cluster, tapers)
+    sizes = _scaleups(cluster, scaleup)
+    costs = {v: scaleup_cost(cluster, v) for v in sizes if v is not None}
     for fam in _families(families):
         for n in tiers:
             combos = (list(itertools.product(models, repeat=n)) if mixed_tiers and n > 1
@@ -227,7 +300,12 @@ def candidates(cluster, families=None, switches=None, tiers=TIERS, mixed_tiers: 
                         if t is not None:
                             cand["id"] = cid + "/taper-" + ",".join(f"{k}={_fmt_cap(v)}" for k, v in t.items())
                             cand["max_oversubscription"] = t
-                        out.append(cand)
+                        for v in sizes:
+                            if v is None:
+                                out.append(cand)
+                            else:
+                                out.append({**cand, "id": f"{cand['id']}/scaleup-{v}", "scaleup": v,
+                                            "scaleup_cost": copy.deepcopy(costs[v])})
     return out
 
 
@@ -248,6 +326,11 @@ def candidate_dict(file_dict: dict, cand: dict) -> dict:
         if old.get("dual_homed_across") is not None:
             fab["dual_homed_across"] = old["dual_homed_across"]
     d["fabric"] = fab
+    if cand.get("scaleup") is not None:
+        # every node type with accelerators states options (candidates() refuses otherwise); hosts have no scaleup
+        for nt in d.get("node_types") or []:
+            if (nt.get("scaleup") or {}).get("options"):
+                nt["scaleup"]["size"] = int(cand["scaleup"])
     if cand.get("max_oversubscription"):
         d.setdefault("goals", {})
         d["goals"] = {**(d["goals"] or {}), "max_oversubscription": dict(cand["max_oversubscription"])}
@@ -344,6 +427,28 @@ def ideal_job_times(cluster, fabric, placement) -> float:
     return float(sum(job_demands(cluster, fabric, placement).job_time_s))
 
 
+def _ideal_per_scaleup(cluster, fabric, placement, file_dict: dict, sizes: set) -> dict:
+    """:func:`ideal_job_times` per scale-up size searched (``None``: the file's own): a larger domain
+    carries more of a job's flows at scale-up bandwidth, so each size has its own ideal time. A
+    size at which the file is refused (e.g. its racks do not fill whole domains) maps to that
+    SpecError. Endpoints are numbered by node, so the placement holds at every size."""
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    out = {}
+    for v in sorted(sizes, key=lambda x: -1 if x is None else x):
+        if v is None:
+            out[v] = ideal_job_times(cluster, fabric, placement)
+            continue
+        d = candidate_dict(file_dict, {"family": "clos", "planes": 1, "tiers": 1, "switch": "", "scaleup": v})
+        d["fabric"] = file_dict.get("fabric")   # only the scale-up size changes
+        try:
+            cv = from_dict(d, source=f"(design scaleup-{v})", base_dir=cluster.base_dir)
+            out[v] = ideal_job_times(cv, build(cv), placement)
+        except SpecError as e:
+            out[v] = e
+    return out
+
+
 def objective_bounds(cluster, fabric, cand: dict, ideal_s: float) -> dict:
     """Bounds no design of ``cand`` can beat: lower bounds on ``total_usd``, ``capex_usd``,
     ``network_kw``, ``job_time_s`` and ``p95_penalty``, an upper bound on ``headroom`` (see the
@@ -388,6 +493,10 @@ def objective_bounds(cluster, fabric, cand: dict, ideal_s: float) -> dict:
             capex += n2 * lu
             w += n2 * lw
             uplinks += n2
+    su = cand.get("scaleup_cost")
+    if su:   # exact: the file's stated figures x the accelerators, the same for every design of the candidate
+        capex += su["capex_usd"]
+        w += su["network_kw"] * 1e3
     kw = w / 1e3
     return {"total_usd": capex + kw * 1e3 * _energy_usd_per_w(cluster), "capex_usd": capex, "network_kw": kw,
             "job_time_s": ideal_s, "p95_penalty": 1.0, "headroom": 1.0,
@@ -412,6 +521,21 @@ def _bound_reason(by: dict, better: list, bound: dict) -> str:
 
 
 # --- one candidate ---------------------------------------------------------------------------
+def _add_scaleup(out: dict, cluster) -> dict:
+    """A sized candidate with its scale-up fabric's stated cost and power added to ``capex_usd``,
+    ``network_kw`` and ``total_usd`` (energy at the file's price and horizon, as the budget counts
+    the network's); the fabric's own figures kept as ``fabric_*``. Unchanged without a scale-up size."""
+    su = out.get("scaleup_cost")
+    if not su or out.get("status") != "sized":
+        return out
+    from topo.solve.linkbudget import _energy_usd_per_w
+    energy = su["network_kw"] * 1e3 * _energy_usd_per_w(cluster)
+    su = {**su, "energy_usd": energy, "total_usd": su["capex_usd"] + energy}
+    return {**out, "scaleup_cost": su, "fabric_total_usd": out["total_usd"], "fabric_capex_usd": out["capex_usd"],
+            "fabric_network_kw": out["network_kw"], "total_usd": out["total_usd"] + su["total_usd"],
+            "capex_usd": out["capex_usd"] + su["capex_usd"], "network_kw": out["network_kw"] + su["network_kw"]}
+
+
 def size_candidate(task: dict) -> dict:
     """Size one candidate with the link budget and route its jobs (a self-contained task).
 
@@ -462,7 +586,7 @@ def size_candidate(task: dict) -> dict:
            "cluster_after": r.cluster_after, "seconds": time.perf_counter() - t0}
     if "cross_rail" in r.solver:
         out["cross_rail"] = r.solver["cross_rail"]
-    return out
+    return _add_scaleup(out, c)
 
 
 def _not_sized(cand: dict, e: Exception, t0: float) -> dict:
@@ -502,7 +626,7 @@ def _one_tier(task: dict, cand: dict, t0: float) -> dict:
     jobs = B._job_times(c, fab, task["placement"], task["seed"], None)["jobs"] if task["placement"] else {}
     times = [t for t, _ in jobs.values()]
     pen = [t / i if i else 1.0 for t, i in jobs.values()]
-    return {**cand, "status": "sized", "total_usd": float(money["total_usd"]), "capex_usd": float(money["capex_usd"]),
+    return _add_scaleup({**cand, "status": "sized", "total_usd": float(money["total_usd"]), "capex_usd": float(money["capex_usd"]),
             "network_kw": float(money["network_kw"]), "job_time_s": float(sum(times)) if times else 0.0,
             "p95_penalty": float(np.quantile(np.asarray(pen), 0.95, method="higher")) if pen else 1.0,
             "headroom": 1.0,   # no switch-to-switch link: no failure the checker can survive loads one
@@ -510,7 +634,7 @@ def _one_tier(task: dict, cand: dict, t0: float) -> dict:
             "switches_per_tier": [int(x) for x in fab.tier_switch_counts], "oversubscription": [],
             "check": {"ok": True, "scenarios": list(chk.get("scenarios", [])),
                       "switch_counts": list(chk.get("switch_counts", []))},
-            "budget_status": "one tier: built as stated", "cluster_after": d, "seconds": time.perf_counter() - t0}
+            "budget_status": "one tier: built as stated", "cluster_after": d, "seconds": time.perf_counter() - t0}, c)
 
 
 # --- the front ---------------------------------------------------------------------------------
@@ -593,7 +717,7 @@ def _run_in_order(order: list, tasks: dict, bounds: dict, results: list, executo
 def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Optional[str] = None,
            max_slowdown: Optional[float] = None, survive: Optional[str] = None, seed: Optional[int] = None,
            time_limit: Optional[float] = None, placement=None, executor=None, prune: bool = True,
-           lookahead: Optional[int] = None, mixed_tiers: bool = False, tapers=None) -> DesignResult:
+           lookahead: Optional[int] = None, mixed_tiers: bool = False, tapers=None, scaleup=None) -> DesignResult:
     """Search fabric families x tiers x planes x switch models for the cluster's jobs.
 
     Parameters
@@ -622,9 +746,14 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
         front is the same either way, see the module docstring)
     lookahead : on an executor, candidates in flight at once (default: the executor's worker
         count, else 4); never changes the result
+    scaleup : scale-up domain sizes (ints, or a comma-separated string): each a candidate of its
+        own, its node types with accelerators at that size and its scale-up fabric's cost and
+        power, as ``node_types[i].scaleup.options`` states them, added to ``capex_usd``,
+        ``total_usd`` and ``network_kw``; a size without stated figures is refused naming that
+        field (default: none, each node type's own size and no scale-up cost)
 
     Raises SpecError for bad parameters (paths name them: ``families``, ``switches``,
-    ``objective``, ``max_slowdown``, ``tiers``, ``tapers``).
+    ``objective``, ``max_slowdown``, ``tiers``, ``tapers``, ``scaleup``, ``node_types[i].scaleup.options``).
     """
     from topo.model.fabric import build
     from topo.model.spec import run_settings
@@ -648,12 +777,17 @@ def design(cluster, *, families=None, switches=None, tiers=TIERS, objective: Opt
     if placement is None and cluster.file.jobs:
         placement, _ = fit_in_order(cluster, fabric)
     file_dict = cluster.file.model_dump(mode="json")
-    cands = candidates(cluster, families, switches, tiers, mixed_tiers=bool(mixed_tiers), tapers=tapers)
+    cands = candidates(cluster, families, switches, tiers, mixed_tiers=bool(mixed_tiers), tapers=tapers,
+                       scaleup=scaleup)
     results: list = [None] * len(cands)
     tasks = {}
-    ideal_s = ideal_job_times(cluster, fabric, placement)
+    ideal = _ideal_per_scaleup(cluster, fabric, placement, file_dict, {c.get("scaleup") for c in cands})
     bounds = {}
     for i, cand in enumerate(cands):
+        ideal_s = ideal[cand.get("scaleup")]
+        if isinstance(ideal_s, SpecError):   # the file at this scale-up size is refused: no design of it exists
+            results[i] = _not_sized(cand, ideal_s, time.perf_counter())
+            continue
         why = port_bound(cluster, fabric, cand)
         if why is not None:
             results[i] = {**cand, "status": "pruned_by_port_count", "reason": f"by port count: {why}"}
