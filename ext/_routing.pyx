@@ -1476,7 +1476,7 @@ def route_clos(tables, demands, work, options):
 # CLOS_CHUNK_WORK queue pairs and at least as many as the entries of a chunk's own loads (so that
 # adding a chunk's loads costs less than routing it); fewer than two: one chunk, the plain loop
 CLOS_CHUNKS = 8
-CLOS_CHUNK_WORK = 1 << 18
+CLOS_CHUNK_WORK = 1 << 16
 
 
 def clos_chunks(n, qps, buffer):
