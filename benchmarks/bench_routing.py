@@ -179,7 +179,7 @@ def clos_runs(k=32, per_host=64):
     infinite (route_clos chunks by clos_chunks, whose count the label gives)."""
     from topo.routing import engine as routing
     from topo.traffic.demand import Demands
-    from topo._routing import clos_chunks
+    from topo._routing import CLOS_SPRAY_QP, clos_chunks
     f = fat_tree(k)
     rng = np.random.default_rng(0)
     n = per_host * f.n_endpoints
@@ -190,7 +190,7 @@ def clos_runs(k=32, per_host=64):
     runs = []
     for model, q in (("roce-hash", 4), ("uec-spray", 1)):
         buf = (2 * f.n_links if q > 1 else 2 * (2 + plan.n_slots) * plan.n_leaves) + 4 * f.n_endpoints * plan.K
-        nb = clos_chunks(n, q, buf).shape[0] - 1
+        nb = clos_chunks(n, q if q > 1 else CLOS_SPRAY_QP, buf).shape[0] - 1
         runs.append((f"route_clos: {n:,} random flows{f' x {q} QPs' if q > 1 else ''}, {model}, k={k} fat tree "
                      f"({nb} chunks)", float("inf"),
                      lambda m=model, q=q: routing.route(f, d, m, qps=q, seed=1, record_paths=m == "roce-hash")))

@@ -1459,7 +1459,7 @@ def route_clos(tables, demands, work, options):
     if cw.alive.shape[0] > 0:
         bounds = np.array([0, n], np.int64)
     else:
-        bounds = clos_chunks(n, qps, cw.lw.shape[0] + cw.epw.shape[0] + cw.agg.shape[0])
+        bounds = clos_chunks(n, CLOS_SPRAY_QP if spray else qps, cw.lw.shape[0] + cw.epw.shape[0] + cw.agg.shape[0])
     cdef id_t NB = bounds.shape[0] - 1
     cdef real_t[::1] ret = np.zeros(3 * NB)
     if NB == 1:
@@ -1473,18 +1473,24 @@ def route_clos(tables, demands, work, options):
 
 
 # chunks of demands for route_clos on a healthy fabric: at most CLOS_CHUNKS, each with at least
-# CLOS_CHUNK_WORK queue pairs and at least as many as the entries of a chunk's own loads (so that
-# adding a chunk's loads costs less than routing it); fewer than two: one chunk, the plain loop
+# CLOS_CHUNK_WORK queue pairs and at least 1 / CLOS_BUFFER_PER_QP as many as the entries of a
+# chunk's own loads (zeroing and adding an entry costs a few ns, routing a queue pair a few hundred:
+# the buffers stay a small part of the work); a sprayed demand counts as CLOS_SPRAY_QP of a
+# hashed queue pair (on the 131k reference, 552,320 random demands: ~70 ns CPU per sprayed
+# demand, ~400 ns per hashed queue pair); fewer than two: one chunk, the plain loop
 CLOS_CHUNKS = 8
 CLOS_CHUNK_WORK = 1 << 16
+CLOS_BUFFER_PER_QP = 8
+CLOS_SPRAY_QP = 0.25
 
 
 def clos_chunks(n, qps, buffer):
     """Chunk boundaries over route_clos's demands (int64, chunks + 1 entries from 0 to n): equal
-    numbers of demands. A function of the number of demands n, queue pairs per demand and a
-    chunk's load entries (buffer) only."""
+    numbers of demands. A function of the number of demands n, queue pairs per demand (a number;
+    route_clos gives CLOS_SPRAY_QP when spraying) and a chunk's load entries (buffer) only."""
     n = int(n)
-    nb = int(min(CLOS_CHUNKS, (n * int(qps)) // max(int(CLOS_CHUNK_WORK), int(buffer), 1)))
+    per = max(int(CLOS_CHUNK_WORK), int(buffer) // int(CLOS_BUFFER_PER_QP), 1)
+    nb = int(min(CLOS_CHUNKS, int(n * float(qps)) // per))
     if nb <= 1:
         return np.array([0, n], np.int64)
     return (np.arange(nb + 1, dtype=np.int64) * n) // nb
@@ -1559,16 +1565,15 @@ cdef _clos_chunked(ClosView tb, ClosDemandsView dm, ClosWorkView cw, int64_t[::1
                     _second_weights(lw, epw, agg, rc)
                 else:
                     _second_weights(b_lw[c - 1], b_epw[c - 1], b_agg[c - 1], rc)
-        # the chunks' loads and statistics added in chunk order
+        # the chunks' loads and statistics added in chunk order (each entry on its own: the loads
+        # in spans of entries on the threads, the same sums for any thread count)
         for c in range(NB - 1):
-            for k in range(lw.shape[0]):
-                lw[k] += b_lw[c, k]
-            for k in range(epw.shape[0]):
-                epw[k] += b_epw[c, k]
-            for k in range(agg.shape[0]):
-                agg[k] += b_agg[c, k]
             for k in range(stats.shape[0]):
                 stats[k] += b_st[c, k]
+    _add_rows(lw, b_lw, T)
+    _add_rows(epw, b_epw, T)
+    _add_rows(agg, b_agg, T)
+    with nogil:
         # the chunks' rows moved together in chunk order (each lands at or before where it was)
         off = <id_t>ret[0]
         for c in range(1, NB):
@@ -1589,6 +1594,17 @@ cdef _clos_chunked(ClosView tb, ClosDemandsView dm, ClosWorkView cw, int64_t[::1
                 for k in range(max(lo, off) * qH, rows * qH):
                     path[k] = -1
     return int(off), bool(two), float(r0) if r0 >= 0.0 else 0.0
+
+
+cdef int _add_rows(real_t[::1] out, real_t[:, ::1] rows, id_t T) except -1:
+    """out[k] += rows[0, k] + ... in row order for every k; spans of 65,536 entries on T threads."""
+    cdef id_t m = out.shape[0], ns = (m + 65535) // 65536, sp, k, c, hi
+    for sp in prange(ns, nogil=True, num_threads=T, schedule="static"):
+        hi = min(m, (sp + 1) * 65536)
+        for c in range(rows.shape[0]):
+            for k in range(sp * 65536, hi):
+                out[k] += rows[c, k]
+    return 0
 
 
 cdef int _second_weights(real_t[::1] lw, real_t[::1] epw, real_t[::1] agg, real_t r0) except -1 nogil:

@@ -479,7 +479,7 @@ def test_clos_chunks_depend_on_the_demands_only():
     n = 3 * mod.CLOS_CHUNK_WORK
     b = mod.clos_chunks(n, 4, 1)
     assert b[0] == 0 and b[-1] == n and (np.diff(b) > 0).all() and b.shape[0] - 1 == mod.CLOS_CHUNKS
-    assert mod.clos_chunks(n, 4, n).shape[0] - 1 == 4                   # a chunk's loads bound the chunks
+    assert mod.clos_chunks(n, 4, mod.CLOS_BUFFER_PER_QP * n).shape[0] - 1 == 4   # its loads bound the chunks
 
 
 @pytest.mark.parametrize("model", ["roce-hash", "uec-spray"])
