@@ -19,9 +19,11 @@
    uniform all-to-all of 3. and 4.), route_fluid and route_hash (blocks of destination groups:
    16 random flows from every host of the largest Jellyfish graph, fluid, and roce-hash with 4
    queue pairs) on 1 and 2 threads
-   (TOPO_THREADS), timed alternately (a case below topo.routing.kernels.PARALLEL_WORK runs on
+   (TOPO_THREADS), and route_clos (chunks of demands: 64 random flows from every host of a k=32
+   fat tree, roce-hash with 4 queue pairs and paths, and uec-spray), timed alternately (a case below topo.routing.kernels.PARALLEL_WORK runs on
    one thread either way, and says so); speedup = wall(1) / wall(2), efficiency = speedup / 2,
-   CPU seconds beside; the loads of both runs compared byte for byte. The 1-minute load
+   CPU seconds beside; the loads, bytes, unreachable flows and paths of both runs compared
+   byte for byte. The 1-minute load
    average is printed beside the figures (the machine may be shared).
 
 Prints a table, then (last line) one JSON object with every figure.
@@ -100,7 +102,8 @@ def scaling(fn, reps):
                 os.environ["TOPO_THREADS"] = str(t)
                 w, c, r = timed(fn, 1)
                 res[t].append((w, c))
-                got[t] = r.link_gbps_load.tobytes()
+                got[t] = (r.link_gbps_load.tobytes(), r.link_bytes.tobytes(), r.flow_unreachable.tobytes(),
+                          None if r.qp_path is None else r.qp_path.tobytes())
     finally:
         if old is None:
             os.environ.pop("TOPO_THREADS", None)
@@ -151,6 +154,7 @@ def general_and_scaling(out, rows, reps, hosts_list, k16=None):
                      lambda f=f, d=d: routing.route(f, d, "fluid")))
         runs.append((f"route_hash: {n:,} random flows x 4 QPs, roce-hash, Jellyfish {f.n_endpoints:,} hosts", work,
                      lambda f=f, d=d: routing.route(f, d, "roce-hash", qps=4, seed=1)))
+    runs += clos_runs()
     for label, work, fn in runs:
         if work < PARALLEL_WORK:
             label += " [below PARALLEL_WORK: one thread in both runs]"
@@ -166,6 +170,31 @@ def general_and_scaling(out, rows, reps, hosts_list, k16=None):
                      f"speedup {sp:.2f}, efficiency {sp / 2:.2f}", "same bytes" if same else "RESULTS DIFFER",
                      f"load {load0:.1f}-{os.getloadavg()[0]:.1f}"))
     out["load_average_1min"] = os.getloadavg()[0]
+
+
+def clos_runs(k=32, per_host=64):
+    """Section 5's route_clos cases: per_host random flows from every host of a k-ary fat tree
+    (the structural path), bytes at two ratios to the rates (the second weight carried),
+    roce-hash with 4 queue pairs (paths recorded) and uec-spray; (label, work, fn) with work
+    infinite (route_clos chunks by clos_chunks, whose count the label gives)."""
+    from topo.routing import engine as routing
+    from topo.traffic.demand import Demands
+    from topo._routing import CLOS_SPRAY_QP, clos_chunks
+    f = fat_tree(k)
+    rng = np.random.default_rng(0)
+    n = per_host * f.n_endpoints
+    rate = rng.random(n) + 0.5
+    d = Demands(np.repeat(np.arange(f.n_endpoints), per_host), rng.integers(0, f.n_endpoints, n),
+                rate * np.where(np.arange(n) % 3 == 0, 2e9, 1e9), np.full(n, -1, np.int32), rate)
+    plan = routing._plan(f, routing.prepare(f, None))
+    runs = []
+    for model, q in (("roce-hash", 4), ("uec-spray", 1)):
+        buf = (2 * f.n_links if q > 1 else 2 * (2 + plan.n_slots) * plan.n_leaves) + 4 * f.n_endpoints * plan.K
+        nb = clos_chunks(n, q if q > 1 else CLOS_SPRAY_QP, buf).shape[0] - 1
+        runs.append((f"route_clos: {n:,} random flows{f' x {q} QPs' if q > 1 else ''}, {model}, k={k} fat tree "
+                     f"({nb} chunks)", float("inf"),
+                     lambda m=model, q=q: routing.route(f, d, m, qps=q, seed=1, record_paths=m == "roce-hash")))
+    return runs
 
 
 def timed(fn, reps):

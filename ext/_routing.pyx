@@ -1100,8 +1100,12 @@ ctypedef fused clos_pass:
 
 
 cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView cw, id_t NL, int K,
-                    uint64_t seed, int qps, int H, real_t[::1] ret) except -1 nogil:
-    """route_clos's pass (roce-hash or uec-spray by the type of tag)."""
+                    uint64_t seed, int qps, int H, id_t lo, id_t hi, id_t row0, real_t[::1] ret,
+                    id_t rb) except -1 nogil:
+    """route_clos's pass (roce-hash or uec-spray by the type of tag) over demands lo .. hi-1 into
+    cw's loads and stats; routed flows go to rows row0, row0 + 1, ... of f_idx and path. ret[rb ..
+    rb + 2] get the routed flows, whether both weights were carried and the bytes/mass ratio of
+    the first routed flow with mass (-1 if none)."""
     cdef bint spray = clos_pass is spray_pass
     cdef const id_t[::1] src = dm.src, dst = dm.dst
     cdef const real_t[::1] rate = dm.rate, nbytes = dm.nbytes
@@ -1117,7 +1121,7 @@ cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView
     cdef real_t[::1] pmass = cw.pmass, lw = cw.lw, epw = cw.epw, agg = cw.agg, unreach = cw.unreach
     cdef real_t[::1] stats = cw.stats
 
-    cdef id_t n = src.shape[0], i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
+    cdef id_t i, a, b, A, D, P, Q, s, X, j, c, r, k, q, hop, base, eu, ed, b1, rk
     cdef id_t nb = 0, same = 0, nonpos = 0, neg = 0, L = lw.shape[0] // 2, nagg = agg.shape[0] // 2
     cdef id_t nd = 0, used = counts[1], cap = pool.shape[0], pair = -1, pb = 0, pc = 0, t, ca, sb = 0
     cdef real_t m, w2, r0 = -1.0, mq, mq2 = 0.0, offered = 0.0, unr = 0.0, dev, mk, wk
@@ -1126,7 +1130,7 @@ cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView
     cdef uint64_t key, kf, ks = _mix(seed)
     cdef const int32_t* ea
     cdef const int32_t* eb
-    for i in range(n):
+    for i in range(lo, hi):
         if rate[i] < 0.0 or nbytes[i] < 0.0:
             neg += 1
         a = src[i]
@@ -1192,7 +1196,7 @@ cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView
                     nd += 1
                     continue
         if keep:
-            f_idx[nb] = i
+            f_idx[row0 + nb] = i
         nb += 1
         if not two:
             if m > 0.0:
@@ -1270,7 +1274,7 @@ cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView
             mq2 = w2 / qps
         kf = _mix(ks ^ <uint64_t>i)
         for q in range(qps):
-            base = ((nb - 1) * qps + q) * H
+            base = ((row0 + nb - 1) * qps + q) * H
             hop = 1
             key = kf ^ (<uint64_t>q * <uint64_t>0x9E3779B97F4A7C15ULL)
             if K > 1:
@@ -1365,9 +1369,9 @@ cdef int _clos_loop(clos_pass tag, ClosView tb, ClosDemandsView dm, ClosWorkView
     stats[4] = unr
     counts[0] = nd
     counts[1] = used
-    ret[0] = nb
-    ret[1] = two
-    ret[2] = r0 if r0 >= 0.0 else 0.0
+    ret[rb] = nb
+    ret[rb + 1] = two
+    ret[rb + 2] = r0
     return 0
 
 
@@ -1411,8 +1415,19 @@ def route_clos(tables, demands, work, options):
     flow. stats: offered mass, same-domain flows, routed flows with mass <= 0, negative
     rates or bytes, unreachable mass. counts: deferred flows, pool entries used. Returns
     (routed flows, carried both weights, ratio of the first flow).
+
+    Threads (options.threads): on a healthy fabric (alive empty) the demands are cut into
+    clos_chunks (a function of the number of demands, qps and the size of the loads only, never
+    of the thread count). Chunk 0 routes into the loads, every other chunk into zeroed loads of
+    its own (lw, epw, agg, stats) added in chunk order afterwards; each chunk tracks the second
+    weight lazily as above with its own ratio, and where any chunk carried both weights (or two
+    chunks' ratios differ by more than 1e-12 relative) every chunk that did not sets its second
+    weights to its own ratio x the first before the sums. A chunk writes its routed flows' rows
+    from its first demand on; the rows are then moved together in chunk order. The same bits
+    for any ``threads``; with one chunk (small calls, and any call with failures) the plain loop.
     """
     cdef int spray = options.spray, K = options.K, qps = options.qps, H = options.H
+    cdef int threads = options.threads
     cdef id_t NL = options.NL
     cdef uint64_t seed = options.seed
     cdef ClosView tb = _clos_view(tables)
@@ -1439,13 +1454,169 @@ def route_clos(tables, demands, work, options):
     cw.defer = work.defer
     cw.stats = work.stats
     cw.counts = work.counts
-    cdef real_t[::1] ret = np.zeros(3)
+    cdef id_t n = dm.src.shape[0]
+    cdef int64_t[::1] bounds
+    if cw.alive.shape[0] > 0:
+        bounds = np.array([0, n], np.int64)
+    else:
+        bounds = clos_chunks(n, CLOS_SPRAY_QP if spray else qps, cw.lw.shape[0] + cw.epw.shape[0] + cw.agg.shape[0])
+    cdef id_t NB = bounds.shape[0] - 1
+    cdef real_t[::1] ret = np.zeros(3 * NB)
+    if NB == 1:
+        with nogil:
+            if spray:
+                _clos_loop(<spray_pass>1, tb, dm, cw, NL, K, seed, qps, H, 0, n, 0, ret, 0)
+            else:
+                _clos_loop(<hash_pass>0, tb, dm, cw, NL, K, seed, qps, H, 0, n, 0, ret, 0)
+        return int(ret[0]), bool(ret[1]), float(ret[2]) if ret[2] >= 0.0 else 0.0
+    return _clos_chunked(tb, dm, cw, bounds, NL, K, seed, qps, H, spray, threads, ret)
+
+
+# chunks of demands for route_clos on a healthy fabric: at most CLOS_CHUNKS, each with at least
+# CLOS_CHUNK_WORK queue pairs and at least 1 / CLOS_BUFFER_PER_QP as many as the entries of a
+# chunk's own loads (zeroing and adding an entry costs a few ns, routing a queue pair a few hundred:
+# the buffers stay a small part of the work); a sprayed demand counts as CLOS_SPRAY_QP of a
+# hashed queue pair (on the 131k reference, 552,320 random demands: ~70 ns CPU per sprayed
+# demand, ~400 ns per hashed queue pair); fewer than two: one chunk, the plain loop
+CLOS_CHUNKS = 8
+CLOS_CHUNK_WORK = 1 << 16
+CLOS_BUFFER_PER_QP = 8
+CLOS_SPRAY_QP = 0.25
+
+
+def clos_chunks(n, qps, buffer):
+    """Chunk boundaries over route_clos's demands (int64, chunks + 1 entries from 0 to n): equal
+    numbers of demands. A function of the number of demands n, queue pairs per demand (a number;
+    route_clos gives CLOS_SPRAY_QP when spraying) and a chunk's load entries (buffer) only."""
+    n = int(n)
+    per = max(int(CLOS_CHUNK_WORK), int(buffer) // int(CLOS_BUFFER_PER_QP), 1)
+    nb = int(min(CLOS_CHUNKS, int(n * float(qps)) // per))
+    if nb <= 1:
+        return np.array([0, n], np.int64)
+    return (np.arange(nb + 1, dtype=np.int64) * n) // nb
+
+
+cdef _clos_chunked(ClosView tb, ClosDemandsView dm, ClosWorkView cw, int64_t[::1] bounds, id_t NL, int K,
+                   uint64_t seed, int qps, int H, int spray, int threads, real_t[::1] ret):
+    """route_clos over chunks of demands (see route_clos: healthy fabric, NB >= 2 chunks)."""
+    cdef id_t NB = bounds.shape[0] - 1, c, k, off, nbc, lo, rows, qH = qps * H, T = max(1, min(threads, NB))
+    cdef real_t r0 = -1.0, rc
+    cdef bint two = False
+    cdef real_t[::1] lw = cw.lw, epw = cw.epw, agg = cw.agg, stats = cw.stats
+    cdef int64_t[::1] f_idx = cw.f_idx, path = cw.path
+    cdef real_t[:, ::1] b_lw = np.zeros((NB - 1, lw.shape[0]))
+    cdef real_t[:, ::1] b_epw = np.zeros((NB - 1, epw.shape[0]))
+    cdef real_t[:, ::1] b_agg = np.zeros((NB - 1, agg.shape[0]))
+    cdef real_t[:, ::1] b_st = np.zeros((NB - 1, stats.shape[0]))
+    cdef ClosWorkView v
+    keep = [cw]
+    for c in range(NB - 1):
+        v = ClosWorkView.__new__(ClosWorkView)
+        v.alive = cw.alive
+        v.lclean = cw.lclean
+        v.LP = cw.LP
+        v.pair_ptr = cw.pair_ptr
+        v.pair_cnt = cw.pair_cnt
+        v.pool = cw.pool
+        v.pmass = cw.pmass
+        v.lw = b_lw[c]
+        v.epw = b_epw[c]
+        v.agg = b_agg[c]
+        v.unreach = cw.unreach
+        v.f_idx = cw.f_idx
+        v.path = cw.path
+        v.defer = cw.defer
+        v.stats = b_st[c]
+        v.counts = np.zeros(2, np.int64)
+        keep.append(v)
+    cdef PyObject** ws = <PyObject**>PyMem_Malloc(NB * sizeof(PyObject*))
+    if ws == NULL:
+        raise MemoryError()
+    for c in range(NB):
+        ws[c] = <PyObject*>keep[c]
+    try:
+        for c in prange(NB, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            if spray:
+                _clos_loop(<spray_pass>1, tb, dm, <ClosWorkView>ws[c], NL, K, seed, qps, H, bounds[c], bounds[c + 1],
+                           bounds[c], ret, 3 * c)
+            else:
+                _clos_loop(<hash_pass>0, tb, dm, <ClosWorkView>ws[c], NL, K, seed, qps, H, bounds[c], bounds[c + 1],
+                           bounds[c], ret, 3 * c)
+    finally:
+        PyMem_Free(ws)
+    # the ratio of the first chunk with a routed flow with mass; both weights where a chunk
+    # carried them or ratios differ
+    for c in range(NB):
+        rc = ret[3 * c + 2]
+        if ret[3 * c + 1] != 0.0:
+            two = True
+        if rc >= 0.0:
+            if r0 < 0.0:
+                r0 = rc
+            elif rc - r0 > 1e-12 * r0 or r0 - rc > 1e-12 * r0:
+                two = True
     with nogil:
-        if spray:
-            _clos_loop(<spray_pass>1, tb, dm, cw, NL, K, seed, qps, H, ret)
-        else:
-            _clos_loop(<hash_pass>0, tb, dm, cw, NL, K, seed, qps, H, ret)
-    return int(ret[0]), bool(ret[1]), float(ret[2])
+        if two:
+            for c in range(NB):
+                if ret[3 * c + 1] != 0.0:
+                    continue
+                rc = ret[3 * c + 2] if ret[3 * c + 2] >= 0.0 else 0.0
+                if c == 0:
+                    _second_weights(lw, epw, agg, rc)
+                else:
+                    _second_weights(b_lw[c - 1], b_epw[c - 1], b_agg[c - 1], rc)
+        # the chunks' loads and statistics added in chunk order (each entry on its own: the loads
+        # in spans of entries on the threads, the same sums for any thread count)
+        for c in range(NB - 1):
+            for k in range(stats.shape[0]):
+                stats[k] += b_st[c, k]
+    _add_rows(lw, b_lw, T)
+    _add_rows(epw, b_epw, T)
+    _add_rows(agg, b_agg, T)
+    with nogil:
+        # the chunks' rows moved together in chunk order (each lands at or before where it was)
+        off = <id_t>ret[0]
+        for c in range(1, NB):
+            nbc = <id_t>ret[3 * c]
+            lo = bounds[c]
+            if f_idx.shape[0] > 0:
+                for k in range(nbc):
+                    f_idx[off + k] = f_idx[lo + k]
+            if path.shape[0] > 0:
+                for k in range(nbc * qH):
+                    path[off * qH + k] = path[lo * qH + k]
+            off += nbc
+        # rows left behind by the moves back to -1 (as the plain loop leaves rows it did not route)
+        if path.shape[0] > 0:
+            for c in range(1, NB):
+                lo = bounds[c]
+                rows = lo + <id_t>ret[3 * c]
+                for k in range(max(lo, off) * qH, rows * qH):
+                    path[k] = -1
+    return int(off), bool(two), float(r0) if r0 >= 0.0 else 0.0
+
+
+cdef int _add_rows(real_t[::1] out, real_t[:, ::1] rows, id_t T) except -1:
+    """out[k] += rows[0, k] + ... in row order for every k; spans of 65,536 entries on T threads."""
+    cdef id_t m = out.shape[0], ns = (m + 65535) // 65536, sp, k, c, hi
+    for sp in prange(ns, nogil=True, num_threads=T, schedule="static"):
+        hi = min(m, (sp + 1) * 65536)
+        for c in range(rows.shape[0]):
+            for k in range(sp * 65536, hi):
+                out[k] += rows[c, k]
+    return 0
+
+
+cdef int _second_weights(real_t[::1] lw, real_t[::1] epw, real_t[::1] agg, real_t r0) except -1 nogil:
+    """A chunk's second weights as its ratio r0 x the first (route_clos's lazy second weight)."""
+    cdef id_t k
+    for k in range(lw.shape[0] // 2):
+        lw[2 * k + 1] = lw[2 * k] * r0
+    for k in range(epw.shape[0] // 2):
+        epw[2 * k + 1] = epw[2 * k] * r0
+    for k in range(agg.shape[0] // 2):
+        agg[2 * k + 1] = agg[2 * k] * r0
+    return 0
 
 
 

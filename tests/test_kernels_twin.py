@@ -469,3 +469,56 @@ def test_route_uniform_refuses_a_switch_link_without_its_reverse(both):
             ks.UniformOptions(0, P.KU, P.KH, 1, 1.0))
     with pytest.raises(KernelArgumentError, match="sw_adj"):
         kernel("_routing").route_uniform(*args)
+
+
+# --- route_clos's chunks of demands on several threads -------------------------------------------
+
+def test_clos_chunks_depend_on_the_demands_only():
+    mod = compiled()
+    assert compiled().clos_chunks(1000, 4, 10).tolist() == [0, 1000]     # below CLOS_CHUNK_WORK: one chunk
+    n = 3 * mod.CLOS_CHUNK_WORK
+    b = mod.clos_chunks(n, 4, 1)
+    assert b[0] == 0 and b[-1] == n and (np.diff(b) > 0).all() and b.shape[0] - 1 == mod.CLOS_CHUNKS
+    assert mod.clos_chunks(n, 4, mod.CLOS_BUFFER_PER_QP * n).shape[0] - 1 == 4   # its loads bound the chunks
+
+
+@pytest.mark.parametrize("model", ["roce-hash", "uec-spray"])
+@pytest.mark.parametrize("one_ratio", [False, True])
+def test_clos_loads_and_paths_are_the_same_bits_on_any_number_of_threads(model, one_ratio, monkeypatch):
+    # route_clos on a k=8 fat tree cut into several chunks of demands (CLOS_CHUNK_WORK lowered):
+    # 1, 2 and 3 threads give identical loads, bytes, paths and unreachable flows; the paths equal
+    # the one-chunk loop's and the loads its and the twin's to rounding. Bytes either one ratio to
+    # the rates (the second weight reconstructed) or two ratios (carried by some chunks only)
+    from helpers.fabrics import fat_tree
+    mod = compiled()
+    f = fat_tree(8)
+    rng = np.random.default_rng(11)
+    n = 6000
+    src, dst = rng.integers(0, f.n_endpoints, n), rng.integers(0, f.n_endpoints, n)
+    rate = rng.random(n) * 10
+    ratio = np.full(n, 1e8) if one_ratio else np.where(np.arange(n) < 4000, 1e8, 3e8)
+    d = Demands(src, dst, rate * ratio, np.full(n, -1, np.int32), rate)
+    monkeypatch.setattr(mod, "CLOS_CHUNK_WORK", 1)
+    cuts, chunks = [], mod.clos_chunks
+    monkeypatch.setattr(mod, "clos_chunks", lambda *a: cuts.append(chunks(*a).shape[0] - 1) or chunks(*a))
+
+    def run(t, pure=False):
+        monkeypatch.setenv("TOPO_THREADS", t)
+        _swap(pure)
+        r = routing.route(f, d, model, seed=5, qps=3, record_paths=True)
+        return (r.link_gbps_load.tobytes(), r.link_bytes.tobytes(), r.flow_unreachable.tobytes(),
+                None if r.qp_path is None else r.qp_path.tobytes(), None if r.qp_flow is None else r.qp_flow.tobytes())
+    try:
+        assert routing._plan(f, routing.prepare(f, None)) is not None       # the structural path
+        out = [run(t) for t in ("1", "2", "3")]
+        assert out[0] == out[1] == out[2]
+        assert len(cuts) == 3 and min(cuts) >= 3, cuts                     # several chunks each time
+        monkeypatch.setattr(mod, "CLOS_CHUNKS", 1)
+        plain = run("2")
+        twin_out = run("1", pure=True)
+    finally:
+        _swap(False)
+    for other in (plain, twin_out):
+        for k in (0, 1):
+            assert _close(np.frombuffer(out[0][k]), np.frombuffer(other[k]))
+        assert out[0][2:] == other[2:]

@@ -64,7 +64,7 @@ import numpy as np
 
 from topo.core import limits
 from topo.routing import kstate as ks
-from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal, symmetry_pays
+from topo.routing.kernels import FlowStats, KernelArgumentError, fluid_threads, kernel, seal, symmetry_pays, threads
 from topo.core.errors import SpecError
 from topo.routing.clos import clos_plan, spread_pairs, spread_spray
 from topo.traffic.demand import Demands, scaleup_times_s
@@ -397,7 +397,7 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
         ks.ClosWork(alive=alive, lclean=lclean, LP=LP, pair_ptr=pair_ptr, pair_cnt=pair_cnt, pool=pool, pmass=pmass,
                     lw=lw, epw=epw, agg=agg, unreach=unreach, f_idx=f_idx, path=path, defer=defer, stats=st,
                     counts=counts),
-        ks.ClosOptions(int(spray), NL, plan.K, np.uint64(seed & (2**64 - 1)), q, max(H, 1)))
+        ks.ClosOptions(int(spray), NL, plan.K, np.uint64(seed & (2**64 - 1)), q, max(H, 1), threads()))
     load, load2 = (lw[0::2].copy(), lw[1::2].copy()) if not spray else (np.zeros(L), np.zeros(L) if two else None)
     del lw
     epw = epw.reshape(-1, 4)

@@ -639,7 +639,7 @@ def _clos_facts(c, tb) -> dict:
     return {"N": N, "Lk": Lk, "ne": ne, "leaf_idx_max": top(6), "rank_max": top(5), "slot_max": top(7)}
 
 
-def _check_route_clos(c, F, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph,
+def _check_route_clos(c, F, spray, NL, K, seed, qps, H, threads, src, dst, rate, nbytes, inv_eff, ept, pod_b1, up_ptr, uph,
                       sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, alive, lclean, link_dst, LP,
                       pair_ptr, pair_cnt, pool, pmass, lw, epw, agg, unreach, f_idx, path, defer, stats, counts):
     """One route_clos call given the facts of its tables (_clos_facts): O(flows + nodes + leaf pairs)."""
@@ -648,6 +648,7 @@ def _check_route_clos(c, F, spray, NL, K, seed, qps, H, src, dst, rate, nbytes, 
     K = c.scalar("K", K, 1)
     qps = c.scalar("qps", qps, 1)
     H = c.scalar("H", H, 1)
+    c.scalar("threads", threads, 1)
     LP = c.scalar("LP", LP, 0)
     n = c.arr("src", src, I64)
     c.arr("dst", dst, I64, n=n)

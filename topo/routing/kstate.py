@@ -184,13 +184,15 @@ class ClosWork(_Arrays):
 
 class ClosOptions(NamedTuple):
     """route_clos's scalars: spray (0 roce-hash, 1 uec-spray), NL leaves, K planes, the seed,
-    queue pairs per flow, path row width H."""
+    queue pairs per flow, path row width H, threads (chunks of demands on a healthy fabric; the
+    results do not depend on it)."""
     spray: int
     NL: int
     K: int
     seed: int
     qps: int
     H: int
+    threads: int = 1
 
 
 class ClosResult(NamedTuple):

@@ -384,7 +384,7 @@ def route_clos(tables, demands, work, options):
 
     Long because it mirrors the compiled kernel's Clos loop statement by statement, so the two can be
     read and compared side by side; split differently, the twin would stop being a twin."""
-    spray, NL, K, seed, qps, H = options
+    spray, NL, K, seed, qps, H = options[:6]  # threads: the compiled kernel's chunks (same loads to rounding)
     src, dst, rate, nbytes, inv_eff = (getattr(demands, n) for n in demands.__slots__)
     ept, pod_b1, up_ptr, uph, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head, link_dst = (
         getattr(tables, n) for n in ("ept", "pod_b1", "up_ptr", "uph", "sd_base", "sd_lnk", "xd_base", "xd_start",
