@@ -561,3 +561,105 @@ def test_times_figures_two_decimals(plan):
          "max_util_before": {}, "max_util_after": {}}
     out = optimize_text(s)
     assert "summed job time 1.00x, 95th-percentile job penalty 1.04x" in out and "within 1.05x" in out
+
+
+# --- serving deployments (examples/serving-disagg.yaml) ----------------------------------------
+@pytest.fixture(scope="module")
+def serving_plan():
+    from topo.pipeline import optimize
+    from topo.io.plan import to_jsonable
+    c = topo.from_dict(yaml.safe_load((EXAMPLES / "serving-disagg.yaml").read_text()), base_dir=str(EXAMPLES))
+    return json.loads(json.dumps(to_jsonable(optimize(c, time_limit=2, seed=1, workers=1, failures=False))))
+
+
+def _serving(plan):
+    return next(s for s in rp.build_sections(plan) if s.id == "serving")
+
+
+def _col(t, name):
+    """{row header: value} of one column of a table."""
+    i = t.columns.index(name)
+    return {r[0]: r[i] for r in t.rows}
+
+
+def test_serving_section_from_the_plan(serving_plan):
+    sv = serving_plan["serving"]
+    sec = _serving(serving_plan)
+    assert [f.id for f in sec.figures] == ["fig-serving"]
+    assert "llama70b, moe" in sec.figures[0].caption and "RoCE hashing" in sec.figures[0].caption
+    dep = {d["name"]: d for d in sv["deployments"]}
+    t = sec.tables[0]
+    llama, moe = _col(t, "llama70b"), _col(t, "moe")
+    # closed forms: KV 2 x 80 layers x 8 KV heads x 128 x 2 B; MoE dispatch 4,096 hidden x 4 experts x 2 B
+    assert llama["KV cache per prompt token (B)"] == "327,680" and moe["MoE dispatch per token per layer (B), each way"] == "32,768"
+    assert llama["MoE dispatch per token per layer (B), each way"] == "0 (dense)"
+    assert llama["TP all-reduce per token per layer (B)"] == "16,384"          # 8,192 hidden x 2 B
+    e = dep["moe"]["time_per_token"]["models"]["roce-hash"]
+    assert moe["First link saturates at (requests/s)"] == rp.fmt(round(e["saturating_requests_per_s"], 2))
+    assert moe["Link that saturates first"] == e["saturating_link"] != "n/a"
+    assert moe["Network time per output token at the stated load (us)"] == f"{e['at_rate_s'] * 1e6:,.1f}"
+    # traffic by kind: a request's KV cache is 2,000 prompt tokens x 327,680 B = 655.36 MB
+    kinds = {(r[0], r[1]): r for r in sec.tables[1].rows}
+    assert kinds[("llama70b", "KV-cache transfer, prefill to decode")][3] == "655.4"
+    assert ("moe", "KV-cache transfer, prefill to decode") not in kinds and ("moe", "MoE dispatch") in kinds
+    # every routing model's saturating rate; the CPU tier: (20 + 50) requests/s x (64 + 8) KiB = 5.161 MB/s
+    assert len(sec.tables[2].rows) == 2 * 3 and {r[1] for r in sec.tables[2].rows} >= {"RoCE hashing", "UEC spraying"}
+    tier = sec.tables[3]
+    assert tier.rows == [["agents", "cpu", "every host of the type", "llama70b, moe", "64", "8", "5.161"]]
+    assert sec.tables[4].columns[0] == "Training job" and sec.tables[4].rows[0][0] == "train"
+    html = rp.render_html(serving_plan)
+    assert 'id="fig-serving"' in html and "Network time per output token against request rate" in html
+    md, images = rp.render_markdown(serving_plan)
+    assert "## Serving deployments" in md and "report-images/fig-serving.png" in images
+
+
+def test_serving_chart_shows_saturated_points(serving_plan):
+    p = copy.deepcopy(serving_plan)
+    e = p["serving"]["deployments"][0]["time_per_token"]["models"]["roce-hash"]
+    e["curve"].append([2.0 * e["saturating_requests_per_s"], None])
+    e["at_rate_s"] = None
+    sec = _serving(p)
+    svg = rp.figure_svg(sec.figures[0])
+    assert "x along the top: saturated" in svg and "saturates at" in svg
+    assert "x along the top" not in rp.figure_svg(_serving(serving_plan).figures[0])
+    row = next(r for r in sec.tables[2].rows if r[:2] == ["llama70b", "RoCE hashing"])
+    assert row[3] == "saturated"
+
+
+def test_serving_section_refuses_a_malformed_curve_and_is_absent_without_deployments(serving_plan, plan, tmp_path):
+    assert "serving" not in [s.id for s in rp.build_sections(plan)]
+    p = copy.deepcopy(serving_plan)
+    p["serving"]["deployments"][1]["time_per_token"]["models"]["roce-hash"]["curve"][0] = [0, 1e-4]
+    with pytest.raises(topo.SpecError, match=r"serving\.deployments\[1\]\.time_per_token\.models\.roce-hash\.curve\[0\]"):
+        rp.build_sections(p)
+    from topo.io.plan import dumps
+    f = tmp_path / "plan.json"
+    f.write_text(dumps(p))
+    r = CliRunner().invoke(main, ["report", str(f), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "curve[0]" in r.output and "Traceback" not in r.output
+    # the file states deployments but the plan has no serving section: said, not dropped
+    p = copy.deepcopy(serving_plan)
+    del p["serving"]
+    assert "not in the plan" in _serving(p).missing
+
+
+def test_floor_legend_names_the_part_bought_for_a_reach_class(plan):
+    p = copy.deepcopy(plan)
+    optics = p["budget"]["bill_of_materials"]["optics"]
+    o = next(o for o in optics if o["reach"] not in ("dac", "aec"))
+    o["part"] = "lpo"
+    fig = next(f for s in rp.build_sections(p) for f in s.figures if f.id == "fig-floor")
+    assert f"buys lpo parts for the {o['reach']} reach" in fig.caption
+    assert f"{o['reach']} reach, lpo part" in rp.figure_svg(fig)
+    same = next(f for s in rp.build_sections(plan) for f in s.figures if f.id == "fig-floor")
+    assert "buys" not in same.caption
+
+
+def test_opening_line_says_which_pod_count_is_chosen(plan):
+    first = next(s for s in rp.build_sections(plan) if s.id == "summary").paragraphs[0]
+    assert "1 pod(s)" in first and "as given" not in first        # the same shape: said once
+    p = copy.deepcopy(plan)
+    p["describe_before"]["pods"] = 5
+    p["describe_after"]["pods"] = 6
+    first = next(s for s in rp.build_sections(p) if s.id == "summary").paragraphs[0]
+    assert "fabric as given: clos, 1 plane(s), 5 pod(s); chosen design: clos, 1 plane(s), 6 pod(s)" in first
