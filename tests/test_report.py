@@ -662,4 +662,4 @@ def test_opening_line_says_which_pod_count_is_chosen(plan):
     p["describe_before"]["pods"] = 5
     p["describe_after"]["pods"] = 6
     first = next(s for s in rp.build_sections(p) if s.id == "summary").paragraphs[0]
-    assert "fabric as given: clos, 1 plane(s), 5 pod(s); chosen design: clos, 1 plane(s), 6 pod(s)" in first
+    assert "fabric as given: Clos, 1 plane(s), 5 pod(s); chosen design: Clos, 1 plane(s), 6 pod(s)" in first

@@ -551,11 +551,14 @@ def _summary(plan: dict) -> Section:
     name = db.get("name") or cf.get("name") or "cluster"
     desc = cf.get("description") or ""
     shape = [(k, db.get(k), (da or {}).get(k, db.get(k))) for k in ("family", "planes", "pods")]
+
+    def family(d):
+        return _FAMILY_WORDS.get(str(d.get("family")), str(d.get("family", "n/a")))
     if all(b == a for _, b, a in shape):
-        fabric_words = f"{db.get('family', 'n/a')} fabric, {fmt(db.get('planes'))} plane(s), {fmt(db.get('pods'))} pod(s)"
+        fabric_words = f"{family(db)} fabric, {fmt(db.get('planes'))} plane(s), {fmt(db.get('pods'))} pod(s)"
     else:       # the chosen design's shape differs from the fabric as given: say which is which
-        fabric_words = (f"fabric as given: {db.get('family', 'n/a')}, {fmt(db.get('planes'))} plane(s), "
-                        f"{fmt(db.get('pods'))} pod(s); chosen design: {da.get('family', 'n/a')}, "
+        fabric_words = (f"fabric as given: {family(db)}, {fmt(db.get('planes'))} plane(s), "
+                        f"{fmt(db.get('pods'))} pod(s); chosen design: {family(da)}, "
                         f"{fmt(da.get('planes'))} plane(s), {fmt(da.get('pods'))} pod(s)")
     s.paragraphs.append(
         f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
