@@ -607,6 +607,11 @@ def test_serving_section_from_the_plan(serving_plan):
     tier = sec.tables[3]
     assert tier.rows == [["agents", "cpu", "every host of the type", "llama70b, moe", "64", "8", "5.161"]]
     assert sec.tables[4].columns[0] == "Training job" and sec.tables[4].rows[0][0] == "train"
+    # the summary's card: the deployment closest to saturation (llama70b: ~96 of 20 requests/s)
+    sat = {n: d["time_per_token"]["models"]["roce-hash"]["saturating_requests_per_s"] / d["requests_per_s"]
+           for n, d in dep.items()}
+    card = next(k for k in rp.build_sections(serving_plan)[0].kpis if k[0] == "Serving headroom")
+    assert card[1] == f"{min(sat.values()):.2f}x" and card[2].startswith(f"least, {min(sat, key=sat.get)}: saturates")
     html = rp.render_html(serving_plan)
     assert 'id="fig-serving"' in html and "Network time per output token against request rate" in html
     md, images = rp.render_markdown(serving_plan)

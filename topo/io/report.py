@@ -745,6 +745,11 @@ def _glance(plan: dict) -> Section:
         t = min(head, key=lambda k: (head[k], k))
         s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
                        f"{(b.headroom or {}).get('failure', 'stated')} failure"))
+    serve = _serving_margin(plan)
+    if serve is not None:
+        ratio, name, sat, stated, link = serve
+        s.kpis.append(("Serving headroom", show(ratio, "x"), f"least, {name}: saturates at {fmt(round(sat, 2))} "
+                       f"requests/s against {fmt(stated)} stated ({link})"))
     g = tp.goodput
     gp = {str(j.name): float(j.goodput) for j in ((g.jobs or []) if g is not None else []) if _num(j.goodput) is not None}
     if gp:
@@ -1956,6 +1961,25 @@ def _serving_figure(curves: list, model: str, deps: list) -> Optional[Figure]:
                   "own traffic at that rate leaves of each link. Open circle: the stated request rate; dotted line: "
                   "the rate at which the first link (named) saturates; an x at the top: a rate past saturation, where "
                   "the time has no finite value. Both axes logarithmic.", draw, size=(7.5, 3.8))
+
+
+def _serving_margin(plan: dict):
+    """(saturating / stated request rate, deployment, saturating rate, stated rate, link) of the
+    deployment closest to saturation under the transport's model (ties by name); None without one."""
+    sv = plan.get("serving")
+    if not isinstance(sv, dict):
+        return None
+    model, best = str(sv.get("routing") or "fluid"), None
+    for d in sv.get("deployments") or []:
+        if not isinstance(d, dict):
+            continue
+        sat, stated = _num(_get(d, f"time_per_token.models.{model}.saturating_requests_per_s")), _num(d.get("requests_per_s"))
+        if sat is None or not stated:
+            continue
+        cand = (sat / stated, str(d.get("name")), sat, stated,
+                str(_get(d, f"time_per_token.models.{model}.saturating_link") or "n/a"))
+        best = cand if best is None or cand[:2] < best[:2] else best
+    return best
 
 
 def _serving_section(plan: dict) -> Optional[Section]:
