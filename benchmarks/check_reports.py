@@ -115,7 +115,7 @@ def check(ex: Path, a) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "out" / "check-reports"))
-    ap.add_argument("--only", default="", help="comma-separated example names (file stems)")
+    ap.add_argument("--only", default="", help="comma-separated example names (file stems), checked in this order")
     ap.add_argument("--skip", default="", help="comma-separated example names to leave out")
     ap.add_argument("--reuse", action="store_true", help="reuse OUT/<example>/plan.json from an earlier run")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT_S, help="seconds per solver")
@@ -124,7 +124,8 @@ def main(argv=None) -> int:
     only = [x for x in a.only.split(",") if x]
     skip = set(x for x in a.skip.split(",") if x) | (set() if only else set(BIG))
     a.no_failures = set(x for x in a.no_failures.split(",") if x)
-    exs = sorted(p for p in (ROOT / "examples").glob("*.yaml") if (not only or p.stem in only) and p.stem not in skip)
+    exs = sorted((p for p in (ROOT / "examples").glob("*.yaml") if (not only or p.stem in only) and p.stem not in skip),
+                 key=lambda p: (only.index(p.stem) if only else 0, p.stem))     # --only's order, else by name
     rows = []
     cols = ("example", "optimize_s", "report_s", "html_bytes", "doc_px", "wide", "figures", "missing", "no_caption",
             "raw_headers", "kpis", "summary_bottom_px", "ok")
