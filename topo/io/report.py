@@ -543,8 +543,9 @@ def _tier_rows(metrics) -> dict:
     return {str(t.get("tier")): t for t in ((metrics or {}).get("tiers") or []) if isinstance(t, dict)}
 
 
-def _summary(plan: dict) -> Section:
-    s = Section("summary", "What changed, what it costs, saves and risks")
+def _opening_line(plan: dict) -> str:
+    """The detailed summary's first line: the cluster, and its fabric's family, planes and pods, as
+    given and as chosen where they differ."""
     cf = plan.get("cluster_file") or {}
     db = plan.get("describe_before") or {}
     da = plan.get("describe_after")
@@ -560,9 +561,16 @@ def _summary(plan: dict) -> Section:
         fabric_words = (f"fabric as given: {family(db)}, {fmt(db.get('planes'))} plane(s), "
                         f"{fmt(db.get('pods'))} pod(s); chosen design: {family(da)}, "
                         f"{fmt(da.get('planes'))} plane(s), {fmt(da.get('pods'))} pod(s)")
-    s.paragraphs.append(
-        f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
-        f"{fmt(db.get('racks'))} racks; {fabric_words}." + (f" {desc}" if desc else ""))
+    return (f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
+            f"{fmt(db.get('racks'))} racks; {fabric_words}." + (f" {desc}" if desc else ""))
+
+
+def _summary(plan: dict) -> Section:
+    s = Section("summary", "What changed, what it costs, saves and risks")
+    cf = plan.get("cluster_file") or {}
+    db = plan.get("describe_before") or {}
+    da = plan.get("describe_after")
+    s.paragraphs.append(_opening_line(plan))
     # what changed
     changed = []
     tb, ta = _tiers_of(db), _tiers_of(da)
