@@ -543,17 +543,34 @@ def _tier_rows(metrics) -> dict:
     return {str(t.get("tier")): t for t in ((metrics or {}).get("tiers") or []) if isinstance(t, dict)}
 
 
-def _summary(plan: dict) -> Section:
-    s = Section("summary", "What changed, what it costs, saves and risks")
+def _opening_line(plan: dict) -> str:
+    """The detailed summary's first line: the cluster, and its fabric's family, planes and pods, as
+    given and as chosen where they differ."""
     cf = plan.get("cluster_file") or {}
     db = plan.get("describe_before") or {}
     da = plan.get("describe_after")
     name = db.get("name") or cf.get("name") or "cluster"
     desc = cf.get("description") or ""
-    s.paragraphs.append(
-        f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
-        f"{fmt(db.get('racks'))} racks; {db.get('family', 'n/a')} fabric, {fmt(db.get('planes'))} plane(s), "
-        f"{fmt(db.get('pods'))} pod(s)." + (f" {desc}" if desc else ""))
+    shape = [(k, db.get(k), (da or {}).get(k, db.get(k))) for k in ("family", "planes", "pods")]
+
+    def family(d):
+        return _FAMILY_WORDS.get(str(d.get("family")), str(d.get("family", "n/a")))
+    if all(b == a for _, b, a in shape):
+        fabric_words = f"{family(db)} fabric, {fmt(db.get('planes'))} plane(s), {fmt(db.get('pods'))} pod(s)"
+    else:       # the chosen design's shape differs from the fabric as given: say which is which
+        fabric_words = (f"fabric as given: {family(db)}, {fmt(db.get('planes'))} plane(s), "
+                        f"{fmt(db.get('pods'))} pod(s); chosen design: {family(da)}, "
+                        f"{fmt(da.get('planes'))} plane(s), {fmt(da.get('pods'))} pod(s)")
+    return (f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
+            f"{fmt(db.get('racks'))} racks; {fabric_words}." + (f" {desc}" if desc else ""))
+
+
+def _summary(plan: dict) -> Section:
+    s = Section("summary", "What changed, what it costs, saves and risks")
+    cf = plan.get("cluster_file") or {}
+    db = plan.get("describe_before") or {}
+    da = plan.get("describe_after")
+    s.paragraphs.append(_opening_line(plan))
     # what changed
     changed = []
     tb, ta = _tiers_of(db), _tiers_of(da)
@@ -736,6 +753,11 @@ def _glance(plan: dict) -> Section:
         t = min(head, key=lambda k: (head[k], k))
         s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
                        f"{(b.headroom or {}).get('failure', 'stated')} failure"))
+    serve = _serving_margin(plan)
+    if serve is not None:
+        ratio, name, sat, stated, link = serve
+        s.kpis.append(("Serving headroom", show(ratio, "x"), f"least, {name}: saturates at {fmt(round(sat, 2))} "
+                       f"requests/s against {fmt(stated)} stated ({link})"))
     g = tp.goodput
     gp = {str(j.name): float(j.goodput) for j in ((g.jobs or []) if g is not None else []) if _num(j.goodput) is not None}
     if gp:
@@ -1152,6 +1174,9 @@ def _transport_section(plan: dict) -> Section:
     return s
 
 
+POWER_PROFILE_POINTS = 600   # ranks drawn in the sorted rack-power profile of a large cluster
+
+
 def _power_section(plan: dict) -> Section:
     s = Section("power", "Rack power")
     typed_racks = [r for r in (_typed(plan).placement.racks or []) if _num(r.kw) is not None]
@@ -1176,10 +1201,13 @@ def _power_section(plan: dict) -> Section:
             ax.set_xticks(x, [mpl_text(n[:40]) for n in names], rotation=90, fontsize=7)
         else:
             order = np.argsort(-kw, kind="stable")
-            x = np.arange(len(racks))
-            ax.fill_between(x, kw[order], step="mid", color=_COLORS["ok"], alpha=0.7, label="rack power (sorted)")
-            ax.plot(x, lim[order], color=_COLORS["limit"], linestyle="--", label="limit of that rack")
-            ax.set_xlabel("racks, fullest first")
+            # the sorted profile at most POWER_PROFILE_POINTS ranks apart (fullest and emptiest kept): one
+            # vertex per rack made this figure 0.4 MB of the 131k report; the over-limit count is in the text
+            x = np.unique(np.round(np.linspace(0, len(racks) - 1, min(len(racks), POWER_PROFILE_POINTS))).astype(np.int64))
+            ax.fill_between(x, kw[order][x], step="mid", color=_COLORS["ok"], alpha=0.7, label="rack power (sorted)")
+            ax.plot(x, lim[order][x], color=_COLORS["limit"], linestyle="--", label="limit of that rack")
+            ax.set_xlabel("racks, fullest first" + (f" (every {len(racks) / len(x):.3g}th rank drawn)"
+                                                     if len(x) < len(racks) else ""))
         ax.set_ylabel("kW")
         ax.legend(fontsize=8)
     s.figures.append(Figure("fig-power", "Rack power against limits",
@@ -1272,6 +1300,13 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         by_reach[r] = by_reach.get(r, 0) + k
     kmax = max((k for *_, k in runs), default=1)
     n_tiers = int(np.asarray(f.node_tier).max()) if f.n_nodes else 0
+    parts: dict = {}      # reach class -> the parts the bill of materials buys for it (lpo over an mmf reach)
+    for o in optics:
+        parts.setdefault(str(o.get("reach") or o.get("part")), set()).add(str(o.get("part") or o.get("reach")))
+
+    def reach_label(r: str) -> str:
+        ps = sorted(parts.get(r, {r}))
+        return r if ps == [r] else f"{r} reach, {'/'.join(ps)} part"
 
     def draw(fig):
         from matplotlib.collections import LineCollection
@@ -1295,7 +1330,7 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
             ax.add_collection(LineCollection(segs, colors=[_REACH_COLORS.get(r, "#888") for *_, r, _ in runs],
                                              linewidths=lw, alpha=0.75, zorder=3))
             fig.legend(handles=[Line2D([], [], color=_REACH_COLORS.get(r, "#888"), lw=2,
-                                       label=mpl_text(f"{r} ({by_reach[r]:,} links)")) for r in sorted(by_reach)],
+                                       label=mpl_text(f"{reach_label(r)} ({by_reach[r]:,} links)")) for r in sorted(by_reach)],
                        fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 6), frameon=False,
                        title="cable runs by reach class (line width: links, log scale)", title_fontsize=7)
         ax.set_xlim(-0.5, (C if eor == "eor" or n_tiers >= 2 else C - 1) + max(n_tiers - 1, 0) + 0.5)
@@ -1311,7 +1346,8 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         links = [_num(o.get("links")) or 0.0 for o in optics]
         yy = np.arange(len(names))
         bx.barh(yy, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
-        bx.set_yticks(yy, [mpl_text(f"{n} {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
+        bx.set_yticks(yy, [mpl_text(f"{n}" + ("" if str(o.get("part") or n) == n else f" ({o.get('part')})")
+                                    + f" {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
         bx.invert_yaxis()
         bx.set_xlabel("links by reach class")
     return Figure("fig-floor", "Floor plan with cable runs",
@@ -1323,7 +1359,9 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
                   + " in network racks (the columns to the right). Lines: cable runs coloured by reach class, "
                   f"{len(runs):,} runs drawn for {sum(by_reach.values()):,} physical links (links with the same ends "
                   "and reach class are one line, its width growing with their count). Right: links by reach class "
-                  "(copper and optics) in the chosen design.", draw,
+                  "(copper and optics) in the chosen design"
+                  + "".join(f"; the bill of materials buys {'/'.join(sorted(ps))} parts for the {r} reach"
+                            for r, ps in sorted(parts.items()) if ps != {r}) + ".", draw,
                   size=(9.0, min(7.5, 2.4 + 0.22 * R)))
 
 
@@ -1794,7 +1832,7 @@ def _collectives_section(plan: dict) -> Section:
             for ax, yl in ((a1, "time (s)"), (a2, "bus bandwidth (Gb/s)")):
                 ax.set_xlabel("message size (bytes)")
                 ax.set_ylabel(yl)
-                ax.grid(True, which="both", alpha=0.3)
+                ax.grid(True, which="major", alpha=0.3)     # decades only: minor lines were 28% of its bytes (small)
             a1.legend(fontsize=6)
         s.figures.append(Figure("fig-collectives", "Collective time and bus bandwidth against message size",
                                 "Flat time at small sizes is the latency (alpha) region; bus bandwidth reaching its "
@@ -1849,6 +1887,283 @@ def _goodput_section(plan: dict) -> Section:
         s.figures.append(Figure("fig-goodput", "Goodput against job size",
                                 "Goodput of a job with the largest job's failure rate per accelerator, by size.", draw))
     return s
+
+
+# --- serving deployments ------------------------------------------------------------------------
+_SERVING_KINDS = (("kv_transfer", "KV-cache transfer, prefill to decode"), ("tp_allreduce", "Tensor-parallel all-reduce"),
+                  ("pp_send", "Pipeline send"), ("moe_dispatch", "MoE dispatch"), ("moe_combine", "MoE combine"),
+                  ("agent_request", "CPU agent requests"), ("agent_response", "CPU agent responses"))
+_SERVING_COLORS = ("#1f6feb", "#d1495b", "#2e933c", "#e59500", "#6f42c1", "#1b7837", "#8c564b", "#17becf")
+SERVING_LINES = 8      # deployments drawn in the chart (all are in the tables)
+_SERVING_MODELS = {**_MODEL_NAMES, "fluid": "ideal ECMP (fluid)"}
+
+
+def _serving_curves(serving: dict, model: str) -> list:
+    """Per deployment (in plan order): (name, the model's entry, [(rate, seconds or None), ...]).
+
+    SpecError naming the JSON path of a curve that is not a list of [requests_per_s, seconds or
+    null] pairs, or of a deployment without a name."""
+    from topo.core.errors import SpecError
+    out = []
+    for i, d in enumerate(serving.get("deployments") or []):
+        at = f"serving.deployments[{i}]"
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+            raise SpecError([(f"{at}.name", "expected a deployment with a name")], "plan")
+        e = _get(d, f"time_per_token.models.{model}")
+        if not isinstance(e, dict):
+            out.append((d["name"], None, []))
+            continue
+        pts = []
+        for k, p in enumerate(e.get("curve") or []):
+            if (not isinstance(p, (list, tuple)) or len(p) != 2 or _num(p[0]) is None or p[0] <= 0
+                    or (p[1] is not None and _num(p[1]) is None)):
+                raise SpecError([(f"{at}.time_per_token.models.{model}.curve[{k}]",
+                                  "expected [requests_per_s > 0, seconds or null]")], "plan")
+            pts.append((float(p[0]), None if p[1] is None else float(p[1])))
+        out.append((d["name"], e, sorted(pts, key=lambda p: p[0])))
+    return out
+
+
+def _us(x) -> str:
+    v = _num(x)
+    return "saturated" if v is None else f"{v * 1e6:,.1f}"
+
+
+def _serving_figure(curves: list, model: str, deps: list) -> Optional[Figure]:
+    drawn = [(n, e, p) for n, e, p in curves if p][:SERVING_LINES]
+    if not drawn:
+        return None
+    rate = {d["name"]: _num(d.get("requests_per_s")) for d in deps}
+
+    def draw(fig):
+        ax = fig.add_subplot(111)
+        top = ax.get_xaxis_transform()      # x in data, y in axes fraction: marks along the top edge
+        for i, (name, e, pts) in enumerate(drawn):
+            col = _SERVING_COLORS[i % len(_SERVING_COLORS)]
+            ok = [(r, t) for r, t in pts if t is not None and t > 0]
+            ax.plot([r for r, _ in ok], [t * 1e6 for _, t in ok], marker=".", color=col, label=mpl_text(name[:40]))
+            sat = [r for r, t in pts if t is None]
+            if sat:
+                ax.scatter(sat, [0.97] * len(sat), marker="x", color=col, zorder=3, transform=top, clip_on=False)
+            r_sat = _num(e.get("saturating_requests_per_s"))
+            if r_sat is not None:
+                ax.axvline(r_sat, color=col, linestyle=":", linewidth=1.2)
+                ax.annotate(mpl_text(f"saturates at {r_sat:,.4g}/s ({e.get('saturating_link') or 'n/a'})"[:60]),
+                            (r_sat, 0.97 - 0.07 * i), xycoords=top, xytext=(-4, 0), textcoords="offset points",
+                            ha="right", va="top", fontsize=6.5, color=col)
+            r0, t0 = rate.get(name), _num(e.get("at_rate_s"))
+            if r0 is not None and t0 is not None and r0 > 0 and t0 > 0:
+                ax.scatter([r0], [t0 * 1e6], s=45, facecolor="white", edgecolor=col, linewidth=1.5, zorder=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ys = [t * 1e6 for _, _, p in drawn for _, t in p if t is not None and t > 0]
+        if ys:      # room above the lines for the saturation labels
+            ax.set_ylim(min(ys) / 1.5, max(ys) * 4.0 ** max(1, len(drawn) * 0.5))
+        if any(t is None for _, _, p in drawn for _, t in p):
+            ax.text(0.01, 0.03, "x along the top: saturated (no finite time)", transform=ax.transAxes, fontsize=6.5,
+                    va="bottom", color="#444")
+        ax.set_xlabel("request rate (requests/s)")
+        ax.set_ylabel("network time per output token (us)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="center left")
+    names = ", ".join(n for n, _, _ in drawn)
+    more = len([c for c in curves if c[2]]) - len(drawn)
+    return Figure("fig-serving", "Network time per output token against request rate",
+                  f"One line per deployment ({names}" + (f"; {more} more in the table" if more > 0 else "")
+                  + f") under {_SERVING_MODELS.get(model, model)}, the transport's model: the network's share of one "
+                  "decode step (tensor-parallel all-reduce, MoE all-to-all, pipeline send) on what the deployment's "
+                  "own traffic at that rate leaves of each link. Open circle: the stated request rate; dotted line: "
+                  "the rate at which the first link (named) saturates; an x at the top: a rate past saturation, where "
+                  "the time has no finite value. Both axes logarithmic.", draw, size=(7.5, 3.8))
+
+
+def _serving_margin(plan: dict):
+    """(saturating / stated request rate, deployment, saturating rate, stated rate, link) of the
+    deployment closest to saturation under the transport's model (ties by name); None without one."""
+    sv = plan.get("serving")
+    if not isinstance(sv, dict):
+        return None
+    model, best = str(sv.get("routing") or "fluid"), None
+    for d in sv.get("deployments") or []:
+        if not isinstance(d, dict):
+            continue
+        sat, stated = _num(_get(d, f"time_per_token.models.{model}.saturating_requests_per_s")), _num(d.get("requests_per_s"))
+        if sat is None or not stated:
+            continue
+        cand = (sat / stated, str(d.get("name")), sat, stated,
+                str(_get(d, f"time_per_token.models.{model}.saturating_link") or "n/a"))
+        best = cand if best is None or cand[:2] < best[:2] else best
+    return best
+
+
+def _serving_section(plan: dict) -> Optional[Section]:
+    """The serving deployments (plan key ``serving``): network time per output token against the
+    request rate per deployment (the transport's model), a table per deployment written for a reader
+    (traffic by kind at the stated rate and per request, bytes per token, network time per token, the
+    saturating rate and its link per routing model), the CPU agent tiers and the interference with
+    training. None when the cluster file states no deployments and the plan has no serving section."""
+    sv = plan.get("serving")
+    stated = _get(plan, "cluster_file.serving.deployments") or []
+    if sv is None and not stated:
+        return None
+    s = Section("serving", "Serving deployments")
+    if not isinstance(sv, dict) or not isinstance(sv.get("deployments"), list):
+        s.missing = "the serving deployments (serving) are not in the plan"
+        return s
+    model = str(sv.get("routing") or "fluid")
+    deps = [d for d in sv["deployments"] if isinstance(d, dict)]
+    curves = _serving_curves(sv, model)
+    a = sv.get("all") or {}
+    mname = _SERVING_MODELS.get(model, model)
+    s.paragraphs.append(
+        f"{fmt(len(deps))} deployment(s) on the chosen fabric, at their stated request rates, routed under ideal ECMP "
+        f"and under {mname} (the transport's model); target utilisation {pct(sv.get('target_utilization'))}. "
+        f"Together they put {show(a.get('network_gbps'), 'gbps')} Gb/s on the network and "
+        f"{show(a.get('scaleup_gbps'), 'gbps')} Gb/s inside scale-up domains; the busiest link runs at "
+        f"{pct(a.get('max_util_transport'))} under {mname} ({pct(a.get('max_util'))} ideal), scale-up at "
+        f"{pct(a.get('scaleup_max_util'))}; the fabric "
+        + ("carries" if a.get("carries_at_target_transport") else "does NOT carry")
+        + f" them at the target, and the load could grow {show(a.get('load_scale_at_target'), 'x')} before it "
+        "reaches it. Network share only: no batching, scheduling or compute time.")
+    sp = sv.get("serving_placement") or {}
+    if sp:
+        kv = sp.get("kv_crossing") or {}
+        s.paragraphs.append(
+            f"Replicas placed {'by CP-SAT' if sp.get('method') == 'cpsat' else 'in order'}"
+            + (f" ({sp.get('status')}, objective {fmt(sp.get('objective'))}, bound {fmt(sp.get('bound'))}, "
+               f"{'re-checked independently' if sp.get('checked') else 'not re-checked'})" if sp.get('method') == 'cpsat' else "")
+            + "; KV-cache bytes between replicas in different leaves / pods: "
+            + ("; ".join(f"{n} {show((_num(k.get('kv_bytes_per_s_crossing_leaves')) or 0) / 1e9, 'gbps')} / "
+                         f"{show((_num(k.get('kv_bytes_per_s_crossing_pods')) or 0) / 1e9, 'gbps')} GB/s"
+                         for n, k in sorted(kv.items()) if isinstance(k, dict)) or "none (no disaggregated deployment)")
+            + ".")
+    fig = _serving_figure(curves, model, deps)
+    if fig is not None:
+        s.figures.append(fig)
+    s.tables.append(_serving_deployments_table(plan, deps, dict((n, e) for n, e, _ in curves), mname))
+    s.tables.append(_serving_kinds_table(deps))
+    s.tables.append(_serving_models_table(deps))
+    tiers = _get(plan, "cluster_file.serving.agent_tiers") or []
+    if tiers:
+        s.tables.append(_agent_tiers_table(tiers, deps))
+    inter = _get(sv, f"with_training.interference.models.{model}.jobs") or {}
+    if inter:
+        s.tables.append(Table(
+            ["Training job", f"Communication time alone (s), {mname}", "With the serving traffic (s)", "Slowdown"],
+            [[str(j), show(r.get("time_s"), "s"), show(r.get("with_serving_s"), "s"), show(r.get("slowdown"), "x")]
+             for j, r in sorted(inter.items()) if isinstance(r, dict)], total=len(inter),
+            caption="Interference: each training job's communication per iteration without and with the serving "
+                    "traffic on the same links"))
+    return s
+
+
+def _serving_deployments_table(plan: dict, deps: list, entries: dict, mname: str) -> Table:
+    """One column per deployment: what it is, its load, bytes per token, network time per token under
+    the transport's model and where it saturates."""
+    from topo.model.spec import DTYPE_BYTES
+    shapes = {d.get("name"): d.get("model") or {} for d in (_get(plan, "cluster_file.serving.deployments") or [])
+              if isinstance(d, dict)}
+    rows = {k: [] for k in ("mode", "acc", "rep", "rate", "kv", "moe", "tp", "net", "su", "idle", "at", "sat", "link",
+                            "cap", "lim", "ttft")}
+    for d in deps:
+        e = entries.get(d.get("name")) or {}
+        m = shapes.get(d.get("name")) or {}
+        ab = DTYPE_BYTES.get(m.get("activation_dtype"))
+        h, k = _num(m.get("hidden_size")), _num(m.get("experts_per_token"))
+        kvt = _get(d, "kv_transfer.mean") or {}
+        rows["mode"].append(str(d.get("mode")))
+        rows["acc"].append(fmt(d.get("accelerators")))
+        rows["rep"].append(", ".join(f"{n} {len(r)}" for n, r in (d.get("replicas") or {}).items()))
+        rows["rate"].append(fmt(d.get("requests_per_s")))
+        rows["kv"].append(fmt(d.get("kv_bytes_per_token")))
+        rows["moe"].append(fmt(h * k * ab) if None not in (h, k, ab) and m.get("experts") else "0 (dense)")
+        rows["tp"].append(fmt(h * ab) if None not in (h, ab) else "n/a")
+        rows["net"].append(show(d.get("network_gbps"), "gbps"))
+        rows["su"].append(show(d.get("scaleup_gbps"), "gbps"))
+        rows["idle"].append(_us(e.get("idle_s")) if e else "n/a")
+        rows["at"].append(_us(e.get("at_rate_s")) if e else "n/a")
+        rows["sat"].append(fmt(round(_num(e.get("saturating_requests_per_s")) or 0, 2)) if e and
+                           _num(e.get("saturating_requests_per_s")) is not None else "n/a")
+        rows["link"].append(str(e.get("saturating_link") or "n/a") if e else "n/a")
+        cap = _num(d.get("max_requests_per_s_at_target"))
+        rows["cap"].append("n/a" if cap is None else fmt(round(cap, 2)))
+        rows["lim"].append(str(d.get("limited_by") or "n/a"))
+        rows["ttft"].append(f"{(_num(kvt.get('idle_s')) or 0) * 1e3:,.3f} idle, {(_num(kvt.get('loaded_s')) or 0) * 1e3:,.3f} "
+                            f"loaded ({fmt(kvt.get('tokens'))} tokens)" if kvt else "n/a (not disaggregated)")
+    names = {"mode": "Mode", "acc": "Accelerators", "rep": "Replicas", "rate": "Stated load (requests/s)",
+             "kv": "KV cache per prompt token (B)", "moe": "MoE dispatch per token per layer (B), each way",
+             "tp": "TP all-reduce per token per layer (B)", "net": "Network load (Gb/s)", "su": "Scale-up load (Gb/s)",
+             "idle": f"Network time per output token, idle (us), {mname}",
+             "at": "Network time per output token at the stated load (us)",
+             "sat": "First link saturates at (requests/s)", "link": "Link that saturates first",
+             "cap": "Highest load at the target utilisation (requests/s)", "lim": "Limited by",
+             "ttft": "KV transfer per request at the mean prompt (ms): network part of time to first token"}
+    return Table(["Deployment"] + [str(d.get("name")) for d in deps], [[names[k]] + v for k, v in rows.items()],
+                 total=len(rows), caption="Per deployment: load, bytes per token (from the model's shape: KV = 2 x "
+                 "layers x KV heads x head dim x bytes; MoE = hidden x experts per token x bytes; TP = hidden x bytes), "
+                 f"network time per output token and the saturating load under {mname}")
+
+
+def _serving_kinds_table(deps: list) -> Table:
+    """Traffic by kind per deployment: GB/s at the stated load, MB per request (bytes/s / the load:
+    every flow is a fixed number of bytes per request) and the share of the deployment's bytes."""
+    rows = []
+    for d in deps:
+        b = d.get("bytes_per_s") or {}
+        r = _num(d.get("requests_per_s"))
+        tot = sum(_num(v) or 0.0 for v in b.values())
+        for k, words in _SERVING_KINDS:
+            v = _num(b.get(k))
+            if not v:
+                continue
+            rows.append([str(d.get("name")), words, fmt(round(v / 1e9, 4)),
+                         fmt(round(v / r / 1e6, 4)) if r else "n/a", pct(v / tot) if tot else "n/a"])
+    return Table(["Deployment", "Traffic kind", "At the stated load (GB/s)", "Per request (MB)",
+                  "Share of the deployment's bytes"], rows, total=len(rows),
+                 caption="Traffic by kind (network and scale-up together); per request = bytes per second at the "
+                         "stated load divided by the load, exact because every flow is a fixed number of bytes per request")
+
+
+def _agent_tiers_table(tiers: list, deps: list) -> Table:
+    """The CPU agent tiers: what each sends, to whom, and its traffic (the agent requests and responses
+    of the deployments it drives, when no other tier drives them: the plan stores them per deployment)."""
+    tiers = [t for t in tiers if isinstance(t, dict)]
+    by_dep = {str(d.get("name")): d.get("bytes_per_s") or {} for d in deps}
+    drivers: dict = {}
+    for t in tiers:
+        for n in t.get("deployments") or []:
+            drivers.setdefault(str(n), []).append(str(t.get("name")))
+    rows = []
+    for t in tiers:
+        names = [str(n) for n in t.get("deployments") or []]
+        shared = sorted({o for n in names for o in drivers.get(n, []) if o != str(t.get("name"))})
+        if shared:
+            traffic = "shared with " + ", ".join(shared)
+        else:
+            tot = sum((_num(by_dep.get(n, {}).get(k)) or 0.0) for n in names for k in ("agent_request", "agent_response"))
+            traffic = fmt(round(tot / 1e6, 4))
+        rows.append([str(t.get("name")), str(t.get("node_type")),
+                     "every host of the type" if t.get("hosts") is None else fmt(t.get("hosts")), ", ".join(names),
+                     fmt(round((_num(t.get("request_bytes")) or 0) / 1024, 2)),
+                     fmt(round((_num(t.get("response_bytes")) or 0) / 1024, 2)), traffic])
+    return Table(["CPU agent tier", "Node type", "Hosts", "Drives", "Request each (KiB)", "Response each (KiB)",
+                  "Traffic both ways (MB/s)"], rows, total=len(rows),
+                 caption="CPU agent tiers: who sends requests to which deployment, and the bytes per second of those "
+                         "requests and responses at the stated loads")
+
+
+def _serving_models_table(deps: list) -> Table:
+    rows = []
+    for d in deps:
+        for m, e in sorted((_get(d, "time_per_token.models") or {}).items()):
+            if not isinstance(e, dict):
+                continue
+            sat = _num(e.get("saturating_requests_per_s"))
+            rows.append([str(d.get("name")), _SERVING_MODELS.get(m, m), _us(e.get("idle_s")), _us(e.get("at_rate_s")),
+                         "n/a" if sat is None else fmt(round(sat, 2)), str(e.get("saturating_link") or "n/a")])
+    return Table(["Deployment", "Routing model", "Idle (us)", "At the stated load (us)", "Saturates at (requests/s)",
+                  "First link to saturate"], rows, total=len(rows),
+                 caption="Network time per output token and the saturating load under each routing model")
 
 
 _FAMILY_MARKERS = (("clos", "o", "#1f6feb"), ("rail_optimized", "s", "#2e933c"), ("rail_only", "^", "#e59500"))
@@ -1943,9 +2258,13 @@ def _build_sections(plan: dict, fabric_before, fabric_after) -> list[Section]:
         fabric.figures.append(ba)
     fabric.figures += _plane_figures(plan, fabrics)
     design = _design_section(plan)
-    return [_glance(plan), _summary(plan)] + ([design] if design is not None else []) + [
-            fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan), _transport_section(plan), _collectives_section(plan), _power_section(plan), _bom_section(plan),
-            _placement_section(plan), _failure_section(plan), _goodput_section(plan), _solver_section(plan)]
+    serving = _serving_section(plan)
+    return ([_glance(plan), _summary(plan)] + ([design] if design is not None else [])
+            + [fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
+               _transport_section(plan), _collectives_section(plan)]
+            + ([serving] if serving is not None else [])
+            + [_power_section(plan), _bom_section(plan), _placement_section(plan), _failure_section(plan),
+               _goodput_section(plan), _solver_section(plan)])
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -2036,6 +2355,94 @@ def html_to_pdf(html: str, *, browser: Optional[str] = None, timeout: float = 30
             tail = (r.stderr or "").strip().splitlines()[-1:] or ["no output"]
             raise TopoError(f"{exe} could not print the report to PDF (exit {r.returncode}: {visible(tail[0])[:200]})")
         return out.read_bytes()
+
+
+LAYOUT_WIDTH, LAYOUT_SCREEN = 1280, 800     # the window a report is checked in: no sideways scroll, summary first
+FULL_PAGE_MAX = 16000                       # px: a taller page is screenshot to this height
+
+# measured in the page after layout, written onto <body> as attributes and read back from --dump-dom
+_LAYOUT_PROBE = """<script>
+var bad=[], nofig=[], heads=[];
+document.querySelectorAll('body *').forEach(function(e){
+  var r=e.getBoundingClientRect();
+  if(r.right>%(w)d+0.5||e.scrollWidth>e.clientWidth+1&&getComputedStyle(e).overflowX!=='visible')
+    bad.push(e.tagName+(e.id?'#'+e.id:'')+':'+Math.round(r.right));});
+var figs=document.querySelectorAll('figure');
+figs.forEach(function(f){var a=f.querySelector('[role=img]'),c=f.querySelector('figcaption');
+  if(!a||(a.getAttribute('aria-label')||'').length<20||!c||c.textContent.trim().length<20||!f.querySelector('svg'))
+    nofig.push(f.id);});
+document.querySelectorAll('th[scope=col]').forEach(function(h){heads.push(h.textContent.trim().replace(/\\s+/g,' '))});
+var s=document.getElementById('overview'), t=s?s.querySelector('table'):null, k=s?s.querySelector('div.kpis'):null;
+var b=document.body;
+b.setAttribute('data-doc',document.documentElement.scrollWidth);
+b.setAttribute('data-height',document.documentElement.scrollHeight);
+b.setAttribute('data-bad',bad.slice(0,12).join(' '));
+b.setAttribute('data-nbad',bad.length);
+b.setAttribute('data-figs',Array.prototype.map.call(figs,function(f){return f.id}).join(' '));
+b.setAttribute('data-nofig',nofig.join(' '));
+b.setAttribute('data-heads',heads.join('\\u001f'));
+b.setAttribute('data-kpis',s?s.querySelectorAll('div.kpi').length:0);
+b.setAttribute('data-summary-bottom',Math.round(Math.max(k?k.getBoundingClientRect().bottom:1e9,
+  t?t.getBoundingClientRect().bottom:0)+window.scrollY));
+</script></body>""" % {"w": LAYOUT_WIDTH}
+
+
+def raw_field_name(text: str) -> bool:
+    """A header that is a field name: `_` or `.` outside a unit in parentheses (a decimal point aside)."""
+    return bool(re.search(r"_|[A-Za-z]\.[A-Za-z]", re.sub(r"\([^)]*\)", "", text)))
+
+
+def _chromium(browser: Optional[str]) -> str:
+    import shutil
+    from topo.core.errors import TopoError
+    exe = browser or next((w for w in (shutil.which(b) for b in PDF_BROWSERS) if w), None)
+    if exe is None:
+        raise TopoError("measuring a report's layout needs headless Chromium (" + ", ".join(PDF_BROWSERS) +
+                        ") on the PATH and none was found")
+    return exe
+
+
+def measure_layout(html: str, *, browser: Optional[str] = None, screenshot=None, full_page=None,
+                   timeout: float = 300.0) -> dict:
+    """The report's layout in headless Chromium at ``LAYOUT_WIDTH`` px, measured from the DOM.
+
+    A copy of the page with a probe script (the report itself has none) is laid out; returns
+    ``doc`` (document width, px), ``height``, ``bad`` (up to 12 elements past the window's right
+    edge or scrolling sideways, as ``TAG#id:right``; ``nbad`` counts all), ``figs`` (figure ids),
+    ``nofig`` (figures without an SVG, an aria-label or a caption of 20+ characters), ``heads``
+    (column headers), ``raw_heads`` (those that are field names), ``kpis`` (summary cards) and
+    ``summary_bottom`` (px from the top to the bottom of the summary's cards and job table).
+    With ``screenshot`` (a path) also writes a PNG of the first screen (``LAYOUT_WIDTH`` x
+    ``LAYOUT_SCREEN``), with ``full_page`` one of the whole page (up to ``FULL_PAGE_MAX`` px tall).
+    TopoError without Chromium.
+    """
+    import subprocess
+    import tempfile
+    exe = _chromium(browser)
+    base = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+    with tempfile.TemporaryDirectory(prefix="topo-layout-") as tmp:
+        page = Path(tmp) / "probe.html"
+        page.write_text(html.replace("</body>", _LAYOUT_PROBE), encoding="utf-8")
+        r = subprocess.run([exe, *base, f"--window-size={LAYOUT_WIDTH},{LAYOUT_SCREEN}", f"--user-data-dir={Path(tmp) / 'profile'}",
+                            "--dump-dom", page.as_uri()],
+                           check=True, timeout=timeout, capture_output=True, text=True)
+        body = re.search(r"<body[^>]*>", r.stdout).group(0)
+        height = int(re.search(r'data-height="(\d+)"', body).group(1))
+        plain = Path(tmp) / "report.html"
+        plain.write_text(html, encoding="utf-8")
+        for path, h in ((screenshot, LAYOUT_SCREEN), (full_page, min(height, FULL_PAGE_MAX))):
+            if path is not None:
+                subprocess.run([exe, *base, f"--window-size={LAYOUT_WIDTH},{h}", f"--user-data-dir={Path(tmp) / 'shot'}",
+                                f"--screenshot={Path(path).resolve()}", plain.as_uri()],
+                               check=True, timeout=timeout, capture_output=True, text=True)
+    import html as _h
+    m = {k: _h.unescape(v) for k, v in re.findall(r'data-([a-z-]+)="([^"]*)"', body)}
+    heads = [h for h in m.get("heads", "").split("\x1f") if h]
+    return {"doc": int(m["doc"]), "height": int(m["height"]), "bad": m["bad"].split(), "nbad": int(m["nbad"]),
+            "figs": m["figs"].split(), "nofig": m["nofig"].split(), "heads": heads,
+            "raw_heads": sorted({h for h in heads if raw_field_name(h)}), "kpis": int(m["kpis"]),
+            "summary_bottom": int(m["summary-bottom"])}
 
 
 def write_report(plan: dict, out_dir, force: bool = False, *, image_dir: str = IMAGE_DIR,
