@@ -460,6 +460,79 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
 
 
+class _SprayJobs:
+    """uec-spray of one job at a time on a healthy regular Clos, for the per-job loop of
+    :func:`_run_model`: the same kernel call and the same spreading as :func:`_route_clos`, into
+    buffers kept across the jobs (the endpoint and aggregate masses, the link loads), of which
+    only what a job touched is read and reset. Per job it returns the links its load is non-zero
+    on with those loads (each equal to what route() gives there, so adding them job by job gives
+    the same total), instead of dense per-link arrays: a job touches a few links of hundreds of
+    thousands. None (the caller routes the job with :func:`_route_on`) when some flow is deferred."""
+
+    @staticmethod
+    def of(fabric, P, dead, model):
+        """The per-job router of this fabric and mask under ``model``, or None where the structural
+        path with no failures does not apply (then every job goes through :func:`_route_on`)."""
+        if model != "uec-spray" or not STRUCTURAL or dead.any() or fabric.family == "rail_only":
+            return None
+        plan = _plan(fabric, P)
+        if plan is None:
+            return None
+        return _SprayJobs(fabric, P, plan)
+
+    def __init__(self, fabric, P, plan):
+        self.fabric, self.P, self.plan = fabric, P, plan
+        E, K = fabric.n_endpoints, plan.K
+        self.epw = np.zeros(4 * E * K)
+        self.agg = np.zeros(2 * (2 + plan.n_slots) * plan.n_leaves)
+        self.load = np.zeros(fabric.n_links)
+        ep_down = plan.cache.get("ep_down")
+        if ep_down is None:
+            ep_down = plan.cache["ep_down"] = plan.ep_up ^ 1
+        self.ep_down = ep_down
+        self.planes = np.arange(K, dtype=np.int64)
+
+    def job(self, src, dst, rate, nbytes, efficiency, seed):
+        """(links with a non-zero load, their loads, unreachable Gb/s, per-flow unreachable,
+        scale-up (sent, received) or None) of these flows, or None when one was deferred."""
+        fabric, plan = self.fabric, self.plan
+        src = np.ascontiguousarray(src, np.int64)
+        dst = np.ascontiguousarray(dst, np.int64)
+        rate = np.ascontiguousarray(rate, np.float64)
+        nbytes = np.ascontiguousarray(nbytes, np.float64)
+        n_fl = dst.shape[0]
+        z8, zi = np.zeros(0, np.uint8), np.zeros(0, np.int64)
+        unreach = np.zeros(n_fl)
+        st = np.zeros(5)
+        counts = np.zeros(2, np.int64)
+        kernel("_routing").route_clos(
+            _clos_tables(fabric, plan),
+            ks.ClosDemands(src=src, dst=dst, rate=rate, nbytes=nbytes, inv_eff=1.0 / efficiency),
+            ks.ClosWork(alive=z8, lclean=z8, LP=0, pair_ptr=zi, pair_cnt=zi, pool=zi, pmass=np.zeros(0),
+                        lw=np.zeros(0), epw=self.epw, agg=self.agg, unreach=unreach, f_idx=np.empty(0, np.int64),
+                        path=np.full(0, -1, np.int64), defer=zi, stats=st, counts=counts),
+            ks.ClosOptions(1, plan.n_leaves, plan.K, np.uint64(seed & (2**64 - 1)), 1, 1))
+        rows = (np.unique(np.concatenate([src, dst]))[:, None] * plan.K + self.planes[None, :]).ravel()
+        epw = self.epw.reshape(-1, 4)
+        load = self.load
+        up, down = plan.ep_up[rows], self.ep_down[rows]
+        load[up] += epw[rows, 0]
+        load[down] += epw[rows, 2]
+        epw[rows] = 0.0
+        spread_spray(fabric, plan, self.agg[0::2], load)
+        self.agg[:] = 0.0
+        nz = np.flatnonzero(load != 0)   # one contiguous pass over a boolean array (nonzero of floats is ~8x slower)
+        vals = load[nz]
+        load[nz] = 0.0
+        stats = FlowStats.of_route_clos(st)
+        if stats.negative_flows > 0:
+            raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
+        if int(counts[0]):
+            return None
+        scaleup = _scaleup_loads(fabric, src, dst, rate / efficiency) if stats.same_domain_flows > 0 else None
+        return nz, vals, stats.unreachable_gbps, unreach, scaleup
+
+
 def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload) -> np.ndarray:
     """uec-spray of the deferred flows ``d`` that cross pods (kernel spray_cross), added to
     load (Gb/s) and bload (bytes); returns which of ``d`` were routed (the others need the
@@ -1049,6 +1122,7 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
             inside[:] = False
         mask = failure_mask(fabric, dead)   # as route() takes it, once for every job's call
         P = prepare(fabric, mask)
+        lean = _SprayJobs.of(fabric, P, mask, model)
         for k in list(range(nj)) + [-1]:
             idx = by_job[cut[k + 1]:cut[k + 2]]
             if idx.size == 0:
@@ -1060,6 +1134,17 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
                 sent += s_
                 recv += r_
                 used.append(None)
+                continue
+            res = None if lean is None else lean.job(d.src[idx], d.dst[idx], d.rate_gbps[idx], d.bytes[idx], eff, seed)
+            if res is not None:
+                nz, vals, un_g, un_f, scaleup = res
+                total[nz] += vals   # adding 0.0 elsewhere, as the dense sum does, changes nothing
+                unreach += un_g
+                flow_unreach[idx] = un_f
+                if scaleup is not None:
+                    sent += scaleup[0]
+                    recv += scaleup[1]
+                used.append(nz[vals > 0])
                 continue
             r = _route_on(fabric, P, mask, d.select(idx), model, seed, 1, eff, False)
             total += r.link_gbps_load

@@ -370,10 +370,11 @@ def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float, inj=None, eps=Non
     if inj is None:
         inj = fabric.injection_gbps()
     if eps is not None:
-        eps = np.asarray(eps, np.int64)
-        pos = np.full(fabric.n_endpoints, -1, np.int64)
-        pos[eps] = np.arange(eps.size)
-        ls, ld, n = pos[src], pos[dst], eps.size
+        # positions in the sorted endpoint ids (O(job), not O(fabric) per job): each endpoint's
+        # sums add the same flows in the same order whatever its position, and the maxima below
+        # do not depend on the order of the endpoints
+        eps = np.sort(np.asarray(eps, np.int64))   # distinct ids (the docstring above)
+        ls, ld, n = np.searchsorted(eps, src), np.searchsorted(eps, dst), eps.size
     else:
         eps = None
         ls, ld, n = src, dst, fabric.n_endpoints
