@@ -461,13 +461,17 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
 
 
 class _SprayJobs:
-    """uec-spray of one job at a time on a healthy regular Clos, for the per-job loop of
+    """uec-spray of the jobs one at a time on a healthy regular Clos, for the per-job loop of
     :func:`_run_model`: the same kernel call and the same spreading as :func:`_route_clos`, into
     buffers kept across the jobs (the endpoint and aggregate masses, the link loads), of which
-    only what a job touched is read and reset. Per job it returns the links its load is non-zero
-    on with those loads (each equal to what route() gives there, so adding them job by job gives
-    the same total), instead of dense per-link arrays: a job touches a few links of hundreds of
-    thousands. None (the caller routes the job with :func:`_route_on`) when some flow is deferred."""
+    only what was touched is read and reset. A job's result is the links its load is non-zero on
+    with those loads (each equal to what route() gives there, so adding them job by job gives the
+    same total), not dense per-link arrays: a job touches a few links of hundreds of thousands.
+
+    Jobs whose endpoints all sit in one pod (single-homed fabrics) load links of that pod only, and
+    every mass the kernel aggregates belongs to one leaf or endpoint of it; so jobs of different pods
+    are routed together, one job per pod in a call (:meth:`batched`), and each link's load, read
+    back by its pod, is the one job's alone, bit for bit."""
 
     @staticmethod
     def of(fabric, P, dead, model):
@@ -492,9 +496,8 @@ class _SprayJobs:
         self.ep_down = ep_down
         self.planes = np.arange(K, dtype=np.int64)
 
-    def job(self, src, dst, rate, nbytes, efficiency, seed):
-        """(links with a non-zero load, their loads, unreachable Gb/s, per-flow unreachable,
-        scale-up (sent, received) or None) of these flows, or None when one was deferred."""
+    def _route(self, src, dst, rate, nbytes, efficiency, seed):
+        """(links with a non-zero load, their loads, stats, per-flow unreachable, deferred flows)."""
         fabric, plan = self.fabric, self.plan
         src = np.ascontiguousarray(src, np.int64)
         dst = np.ascontiguousarray(dst, np.int64)
@@ -515,9 +518,8 @@ class _SprayJobs:
         rows = (np.unique(np.concatenate([src, dst]))[:, None] * plan.K + self.planes[None, :]).ravel()
         epw = self.epw.reshape(-1, 4)
         load = self.load
-        up, down = plan.ep_up[rows], self.ep_down[rows]
-        load[up] += epw[rows, 0]
-        load[down] += epw[rows, 2]
+        load[plan.ep_up[rows]] += epw[rows, 0]
+        load[self.ep_down[rows]] += epw[rows, 2]
         epw[rows] = 0.0
         spread_spray(fabric, plan, self.agg[0::2], load)
         self.agg[:] = 0.0
@@ -527,10 +529,65 @@ class _SprayJobs:
         stats = FlowStats.of_route_clos(st)
         if stats.negative_flows > 0:
             raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
-        if int(counts[0]):
+        return nz, vals, stats, unreach, int(counts[0])
+
+    def job(self, src, dst, rate, nbytes, efficiency, seed):
+        """(links with a non-zero load, their loads, unreachable Gb/s, per-flow unreachable,
+        scale-up (sent, received) or None) of these flows, or None when one was deferred."""
+        nz, vals, stats, unreach, deferred = self._route(src, dst, rate, nbytes, efficiency, seed)
+        if deferred:
             return None
-        scaleup = _scaleup_loads(fabric, src, dst, rate / efficiency) if stats.same_domain_flows > 0 else None
+        scaleup = (_scaleup_loads(self.fabric, np.asarray(src, np.int64), np.asarray(dst, np.int64),
+                                  rate / efficiency) if stats.same_domain_flows > 0 else None)
         return nz, vals, stats.unreachable_gbps, unreach, scaleup
+
+    def batched(self, d, jobs, efficiency, seed) -> dict:
+        """Results as :meth:`job` gives them, {job: result}, of the jobs of ``jobs`` ([(job, flow
+        indices)], in job order) that sit in one pod each, routed one job per pod per call. Empty
+        where that does not apply (several planes, endpoints shared between jobs); a call whose
+        flows are not all routed cleanly (deferred, unreachable) leaves its jobs out."""
+        plan, fabric = self.plan, self.fabric
+        if plan.K != 1 or len(jobs) < 2:
+            return {}
+        ep_pod = plan.pod[plan.leaf_of]
+        eps = [np.unique(np.concatenate([d.src[idx], d.dst[idx]])) for _, idx in jobs]
+        n_eps = sum(e.size for e in eps)
+        if n_eps != np.unique(np.concatenate(eps)).size:   # a shared endpoint: its sums would mix jobs
+            return {}
+        by_pod: dict = {}
+        for (k, idx), e in zip(jobs, eps):
+            pp = ep_pod[e]
+            if pp.size and pp[0] >= 0 and (pp == pp[0]).all():
+                by_pod.setdefault(int(pp[0]), []).append((k, idx))
+        link_pod = plan.cache.get("link_pod")
+        if link_pod is None:   # the pod of a link's leaf or spine end (-1: neither has one)
+            link_pod = plan.cache["link_pod"] = np.maximum(plan.pod[fabric.link_src], plan.pod[fabric.link_dst])
+        out = {}
+        rounds = max((len(v) for v in by_pod.values()), default=0)
+        for r in range(rounds):
+            batch = sorted((v[r][0], p, v[r][1]) for p, v in by_pod.items() if len(v) > r)
+            if len(batch) < 2:
+                continue
+            idx = np.concatenate([x[2] for x in batch])
+            src, dst, rate = d.src[idx], d.dst[idx], d.rate_gbps[idx]
+            nz, vals, stats, unreach, deferred = self._route(src, dst, rate, d.bytes[idx], efficiency, seed)
+            if deferred or stats.unreachable_gbps > 0 or unreach.any():
+                continue
+            lp = link_pod[nz]
+            order = np.argsort(lp, kind="stable")
+            pods = np.asarray([x[1] for x in batch], np.int64)
+            lo = np.searchsorted(lp[order], pods, "left")
+            hi = np.searchsorted(lp[order], pods, "right")
+            if int((hi - lo).sum()) != nz.size:   # a loaded link outside the batch's pods: route them singly
+                continue
+            # scale-up loads of the whole call at its first job: an endpoint's sums are its own job's
+            scaleup = _scaleup_loads(fabric, src, dst, rate / efficiency) if stats.same_domain_flows > 0 else None
+            at = 0
+            for j, (k, _, fl) in enumerate(batch):
+                sel = order[lo[j]:hi[j]]
+                out[k] = (nz[sel], vals[sel], 0.0, unreach[at:at + fl.size], scaleup if j == 0 else None)
+                at += fl.size
+        return out
 
 
 def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload) -> np.ndarray:
@@ -1123,6 +1180,10 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
         mask = failure_mask(fabric, dead)   # as route() takes it, once for every job's call
         P = prepare(fabric, mask)
         lean = _SprayJobs.of(fabric, P, mask, model)
+        pre = {}
+        if lean is not None:   # the jobs of one pod each, routed several pods at a time
+            pre = lean.batched(d, [(k, by_job[cut[k + 1]:cut[k + 2]]) for k in range(nj)
+                                   if cut[k + 2] > cut[k + 1] and not inside[cut[k + 1]:cut[k + 2]].all()], eff, seed)
         for k in list(range(nj)) + [-1]:
             idx = by_job[cut[k + 1]:cut[k + 2]]
             if idx.size == 0:
@@ -1135,7 +1196,8 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
                 recv += r_
                 used.append(None)
                 continue
-            res = None if lean is None else lean.job(d.src[idx], d.dst[idx], d.rate_gbps[idx], d.bytes[idx], eff, seed)
+            res = pre.get(k) if k in pre else (
+                None if lean is None else lean.job(d.src[idx], d.dst[idx], d.rate_gbps[idx], d.bytes[idx], eff, seed))
             if res is not None:
                 nz, vals, un_g, un_f, scaleup = res
                 total[nz] += vals   # adding 0.0 elsewhere, as the dense sum does, changes nothing
