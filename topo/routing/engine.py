@@ -55,6 +55,7 @@ each protocol's own efficiency at the cluster's MTU.
 """
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from dataclasses import dataclass, field, replace
@@ -550,15 +551,22 @@ class _SprayJobs:
         if plan.K != 1 or len(jobs) < 2:
             return {}
         ep_pod = plan.pod[plan.leaf_of]
-        eps = [np.unique(np.concatenate([d.src[idx], d.dst[idx]])) for _, idx in jobs]
-        n_eps = sum(e.size for e in eps)
-        if n_eps != np.unique(np.concatenate(eps)).size:   # a shared endpoint: its sums would mix jobs
+        idx = np.concatenate([i for _, i in jobs])
+        size = np.asarray([i.size for _, i in jobs], np.int64)
+        ends = np.concatenate([d.src[idx], d.dst[idx]])
+        owner = np.tile(np.repeat(np.arange(len(jobs)), size), 2)
+        o = np.argsort(ends, kind="stable")
+        same = ends[o][1:] == ends[o][:-1]
+        if (owner[o][1:][same] != owner[o][:-1][same]).any():   # a shared endpoint: its sums would mix jobs
             return {}
+        first = np.concatenate([[0], np.cumsum(size)[:-1]])
+        sp, dp = ep_pod[d.src[idx]], ep_pod[d.dst[idx]]
+        lo_p = np.minimum(np.minimum.reduceat(sp, first), np.minimum.reduceat(dp, first))
+        hi_p = np.maximum(np.maximum.reduceat(sp, first), np.maximum.reduceat(dp, first))
         by_pod: dict = {}
-        for (k, idx), e in zip(jobs, eps):
-            pp = ep_pod[e]
-            if pp.size and pp[0] >= 0 and (pp == pp[0]).all():
-                by_pod.setdefault(int(pp[0]), []).append((k, idx))
+        for (k, i), a, b in zip(jobs, lo_p.tolist(), hi_p.tolist()):
+            if a == b >= 0:
+                by_pod.setdefault(a, []).append((k, i))
         link_pod = plan.cache.get("link_pod")
         if link_pod is None:   # the pod of a link's leaf or spine end (-1: neither has one)
             link_pod = plan.cache["link_pod"] = np.maximum(plan.pod[fabric.link_src], plan.pod[fabric.link_dst])
@@ -1492,6 +1500,20 @@ def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
     class: accelerators and hosts without accelerators, as ``topo describe`` reports it. Each class
     is limited by its own NIC links and by the shared switch links, so slower CPU hosts do not cap
     the accelerators' figure. Returns (per class, unreachable fraction of the pattern)."""
+    key = bytes(np.packbits(np.asarray(dead, bool))) if dead is not None else b""
+    kept = _a2a_kept.setdefault(fabric, {})
+    if key not in kept:
+        kept.clear()   # one failure set per fabric kept: the analyses of one fabric share it
+        kept[key] = _all_to_all_by_class_of(fabric, dead)
+    return copy.deepcopy(kept[key])
+
+
+# the all-to-all figures per fabric (by failure mask): several analyses of one fabric (the route
+# stage's two placements, the transport check's candidates) route the same uniform pattern
+_a2a_kept: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _all_to_all_by_class_of(fabric, dead) -> tuple[dict, float]:
     r = uniform_loads(fabric, "fluid", 1.0, failed_links=dead)
     util = np.asarray(r.utilization, np.float64)
     n = fabric.n_endpoints
