@@ -174,6 +174,51 @@ def _route_on(fabric, P, dead, demands: Demands, model: str, seed: int, qps: int
                           src, up_s, up_r)
 
 
+def hashed_paths(fabric, demands: Demands, *, failed_links=None, seed: int = 0, qps: int = 1, channels: int = 1,
+                 efficiency: float = 1.0):
+    """(qp_flow, qp_path, flow_unreachable) of ``route(fabric, demands, "roce-hash", record_paths=True,
+    ...)``, without its loads: for many small flow sets on one fabric (the collective-time patterns).
+    On a healthy regular Clos straight from the structural kernel, with no per-link or per-endpoint
+    arrays built afterwards (the same kernel call as route(), so the same paths); elsewhere, and when
+    a flow is deferred to the general kernels, from route()."""
+    def full():
+        r = route(fabric, demands, "roce-hash", failed_links=failed_links, seed=seed, qps=qps, channels=channels,
+                  efficiency=efficiency, record_paths=True)
+        return r.qp_flow, r.qp_path, r.flow_unreachable
+    q = channels * qps
+    if (not STRUCTURAL or fabric.family == "rail_only" or qps < 1 or channels < 1 or demands.n * q > limits.MAX_HASHED_QPS
+            or (failed_links is not None and np.any(failed_links))):
+        return full()
+    plan = _plan(fabric, prepare(fabric, None))
+    if plan is None:
+        return full()
+    src = np.ascontiguousarray(demands.src, np.int64)
+    dst = np.ascontiguousarray(demands.dst, np.int64)
+    n_fl, H = dst.shape[0], 6
+    unreach = np.zeros(n_fl)
+    f_idx = np.empty(n_fl, np.int64)
+    path = np.full(n_fl * q * H, -1, np.int64)
+    st = np.zeros(5)
+    counts = np.zeros(2, np.int64)
+    z8, zi = np.zeros(0, np.uint8), np.zeros(0, np.int64)
+    nb, _, _ = kernel("_routing").route_clos(
+        _clos_tables(fabric, plan),
+        ks.ClosDemands(src=src, dst=dst, rate=np.ascontiguousarray(demands.rate_gbps, np.float64),
+                       nbytes=np.ascontiguousarray(demands.bytes, np.float64), inv_eff=1.0 / efficiency),
+        # lw and epw are zero pages until written: allocating them is cheap, reading them back is what
+        # route() does and this does not
+        ks.ClosWork(alive=z8, lclean=z8, LP=0, pair_ptr=zi, pair_cnt=zi, pool=zi, pmass=np.zeros(0),
+                    lw=np.zeros(2 * fabric.n_links), epw=np.zeros(4 * fabric.n_endpoints * plan.K), agg=np.zeros(0),
+                    unreach=unreach, f_idx=f_idx, path=path, defer=zi, stats=st, counts=counts),
+        ks.ClosOptions(0, plan.n_leaves, plan.K, np.uint64(seed & (2**64 - 1)), q, H))
+    stats = FlowStats.of_route_clos(st)
+    if stats.negative_flows > 0:
+        raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
+    if int(counts[0]):
+        return full()
+    return np.repeat(f_idx[:nb], q), path[:nb * q * H].reshape(-1, H), unreach
+
+
 def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
                    src, up_s, up_r, flow_ids=None) -> RouteResult:
     """route() with the general kernels: flows bucketed by destination group, a BFS per group.
