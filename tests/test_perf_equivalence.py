@@ -144,3 +144,27 @@ def test_job_flows_are_shared_and_equal_the_flows_built_afresh():
     first = c.file.jobs[0].name
     moved[first] = place[first][::-1].copy()   # another rank order: other flows
     assert T.job_demands(c, f, moved, efficiency=0.9) is not a
+
+
+@pytest.mark.parametrize("qps,channels", [(1, 1), (2, 3)])
+def test_hashed_paths_are_route_s_recorded_paths(qps, channels):
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.routing.engine import hashed_paths, route
+    from topo.traffic.demand import Demands
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    rng = np.random.default_rng(5)
+    src = rng.integers(0, f.n_endpoints, 300)
+    dst = rng.integers(0, f.n_endpoints, 300)
+    d = Demands(src, dst, np.ones(300), np.zeros(300, np.int32), np.ones(300))
+    dead = np.zeros(f.n_links, bool)
+    dead[np.flatnonzero(f.link_tier == 2)[:3]] = True   # under failures hashed_paths is route() itself
+    for failed in (None, dead):
+        r = route(f, d, "roce-hash", failed_links=failed, seed=7, qps=qps, channels=channels, record_paths=True)
+        qf, qp, un = hashed_paths(f, d, failed_links=failed, seed=7, qps=qps, channels=channels)
+        np.testing.assert_array_equal(qf, r.qp_flow)
+        np.testing.assert_array_equal(qp, r.qp_path)
+        np.testing.assert_array_equal(un, r.flow_unreachable)
+        assert (qp >= 0).sum() > 300
+
