@@ -165,6 +165,7 @@ class _Patterns:
         self.overhead_s = STEP_OVERHEAD_US * 1e-6
         self.node_lat, self.unknown_latency = _switch_latency_ns(cluster, fabric)
         self.cache: dict = {}
+        self.kept: dict = {}   # sparse_loads' buffers, across the patterns
         # per fabric, not per pattern: the link costs of the latency and the capacities
         self.link_cost = _link_cost_ns(fabric, self.node_lat)
         self.cap = np.where(dead, 0.0, fabric.link_gbps) if dead is not None else fabric.link_gbps.astype(float)
@@ -177,7 +178,7 @@ class _Patterns:
         return hit
 
     def _compute(self, src, dst):
-        from topo.routing.engine import hashed_paths, route
+        from topo.routing.engine import hashed_paths, sparse_loads
         from topo.traffic.demand import Demands
         f = self.fabric
         keep = src != dst
@@ -206,11 +207,13 @@ class _Patterns:
                 # as fast as its slowest queue pair times channels x qps
                 rate = min_maxmin_rate(qp_path, cap) * self.channels * self.qps
             else:
-                r = route(f, d, self.model, failed_links=self.dead, efficiency=1.0)
-                if (r.flow_unreachable[~same] > 0).any():
+                ids, load, unreach = sparse_loads(f, d, self.model, failed_links=self.dead, efficiency=1.0,
+                                                  kept=self.kept)
+                if (unreach[~same] > 0).any():
                     return math.inf, 0.0
-                used = r.link_gbps_load > 0
-                u = float((r.link_gbps_load[used] / np.where(cap[used] > 0, cap[used], 1e-300)).max()) if used.any() else 0.0
+                used = load > 0
+                ids, load = ids[used], load[used]
+                u = float((load / np.where(cap[ids] > 0, cap[ids], 1e-300)).max()) if used.any() else 0.0
                 rate = 1.0 / u if u > 0 else math.inf   # every flow offered 1 Gb/s, scaled by the worst link
         if same.any():
             E = f.n_endpoints

@@ -219,6 +219,29 @@ def hashed_paths(fabric, demands: Demands, *, failed_links=None, seed: int = 0, 
     return np.repeat(f_idx[:nb], q), path[:nb * q * H].reshape(-1, H), unreach
 
 
+def sparse_loads(fabric, demands: Demands, model: str, *, failed_links=None, efficiency: float = 1.0,
+                 kept: Optional[dict] = None):
+    """(links with a non-zero load, their loads, flow_unreachable) of ``route(fabric, demands, model,
+    failed_links=..., efficiency=...)`` (a fluid-type model), for many small flow sets on one fabric.
+    uec-spray on a healthy regular Clos goes through the per-job router of :func:`_run_model`, whose
+    buffers live in ``kept`` (a dict the caller keeps across its calls); the rest through route().
+    The loads are route()'s, bit for bit."""
+    if model == "uec-spray" and (failed_links is None or not np.any(failed_links)):
+        if kept is None:
+            kept = {}
+        if "spray" not in kept:
+            healthy = np.zeros(fabric.n_links, bool)
+            kept["spray"] = _SprayJobs.of(fabric, prepare(fabric, None), healthy, model)
+        lean = kept["spray"]
+        if lean is not None:
+            res = lean.job(demands.src, demands.dst, demands.rate_gbps, demands.bytes, efficiency, 0)
+            if res is not None:
+                return res[0], res[1], res[3]
+    r = route(fabric, demands, model, failed_links=failed_links, efficiency=efficiency)
+    nz = np.flatnonzero(r.link_gbps_load != 0)
+    return nz, r.link_gbps_load[nz], r.flow_unreachable
+
+
 def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
                    src, up_s, up_r, flow_ids=None) -> RouteResult:
     """route() with the general kernels: flows bucketed by destination group, a BFS per group.
