@@ -168,3 +168,26 @@ def test_hashed_paths_are_route_s_recorded_paths(qps, channels):
         np.testing.assert_array_equal(un, r.flow_unreachable)
         assert (qp >= 0).sum() > 300
 
+
+
+@pytest.mark.parametrize("model", ["uec-spray", "fluid"])
+def test_sparse_loads_are_route_s_loads(model):
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.routing.engine import route, sparse_loads
+    from topo.traffic.demand import Demands
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    rng = np.random.default_rng(9)
+    kept: dict = {}
+    for n in (40, 300):   # twice through the same kept buffers
+        src, dst = rng.integers(0, f.n_endpoints, n), rng.integers(0, f.n_endpoints, n)
+        d = Demands(src, dst, rng.random(n) * 1e6, np.zeros(n, np.int32), rng.random(n) * 100)
+        r = route(f, d, model, efficiency=0.9)
+        ids, load, un = sparse_loads(f, d, model, efficiency=0.9, kept=kept)
+        dense = np.zeros(f.n_links)
+        dense[ids] = load
+        np.testing.assert_array_equal(dense, r.link_gbps_load)
+        np.testing.assert_array_equal(un, r.flow_unreachable)
+        assert ids.size and (load != 0).all()
+    assert (kept.get("spray") is not None) == (model == "uec-spray")
