@@ -92,19 +92,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
-
-    def timed(name):
-        class _T:
-            def __enter__(s):
-                s.t = time.perf_counter()
-                s.c = _cpu_now()
-
-            def __exit__(s, *exc):
-                timings[name] = round(time.perf_counter() - s.t, 3)
-                cpu[name] = round(_cpu_now() - s.c, 3)
-                if on_stage is not None and not exc[0]:
-                    on_stage(name, timings[name])
-        return _T()
+    timed = _stage_timer(timings, cpu, on_stage)
 
     design_section = None
     with _Progress(progress) as pr:
@@ -218,6 +206,24 @@ def _front_end_budget_section(cluster, fabric, served, cluster_after, *, objecti
              "catalog": fe_after.get("catalog", after.get("catalog"))}
     d["front_end"] = section
     return {"budget": d}, after
+
+
+def _stage_timer(timings: dict, cpu: dict, on_stage) -> Callable:
+    """``timed(name)``: a context manager that records a stage's wall seconds in ``timings`` and its
+    CPU seconds in ``cpu`` under ``name`` and reports a stage that ended without error to ``on_stage``."""
+    def timed(name):
+        class _T:
+            def __enter__(s):
+                s.t = time.perf_counter()
+                s.c = _cpu_now()
+
+            def __exit__(s, *exc):
+                timings[name] = round(time.perf_counter() - s.t, 3)
+                cpu[name] = round(_cpu_now() - s.c, 3)
+                if on_stage is not None and not exc[0]:
+                    on_stage(name, timings[name])
+        return _T()
+    return timed
 
 
 def _cpu_now() -> float:
