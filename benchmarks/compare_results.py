@@ -1,5 +1,6 @@
 """Results of `topo analyze` of one checkout against those of another: the summary JSON, the
-per-link loads and the per-job times, on small, dgx-superpod-h100, helios-mi450-uec and (with
+per-link loads and the per-job times, and the collective times (topo.routing.collectives, as the
+reroute stage computes them), on small, dgx-superpod-h100, helios-mi450-uec and (with
 ``--bench-jobs N``) the 131,072-accelerator bench cluster of bench_optimize.py with its first N jobs.
 
 Each cluster is analysed as `topo analyze` does it (the file's transport model, with the
@@ -40,6 +41,8 @@ def results(root: Path, bench_jobs: int | None) -> dict:
         data = c.file.model_dump(mode="json")
         data["jobs"] = data["jobs"][:bench_jobs]
         clusters.append((f"bench-131k-{bench_jobs}-jobs", from_dict(data)))
+    from topo.core.jsonable import to_jsonable
+    from topo.routing.collectives import collective_times, size_range
     out = {}
     for name, c in clusters:
         f = build(c)
@@ -47,6 +50,10 @@ def results(root: Path, bench_jobs: int | None) -> dict:
             a = analyze(c, f, routing=model, all_to_all=model is None)
             out[(name, model or "file")] = (a.to_dict(), np.asarray(a.loads, np.float64).copy())
             print(f"{name} {model or 'file'}: {a.to_dict()['routing']}", file=sys.stderr)
+        # the collective times (alpha-beta per algorithm, with the size curve) as the reroute stage computes them
+        ct = to_jsonable(collective_times(c, f, seed=1, sizes=size_range("1KiB..16GiB")))
+        out[(name, "colls")] = (ct, np.zeros(0))
+        print(f"{name} collective times: {ct['routing']}", file=sys.stderr)
     return out
 
 

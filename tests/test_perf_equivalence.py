@@ -83,3 +83,111 @@ def test_analyze_is_split_into_steps_of_at_most_120_lines():
     for fn in (engine.analyze, engine._settings, engine._route_traffic, engine._load_summary, engine._roce_vs_uec,
                engine._run_model):
         assert len(inspect.getsource(fn).splitlines()) <= 120, fn.__name__
+
+
+def _pods_cluster():
+    """A 3-tier Clos of radix-16 switches (several pods) with jobs inside one leaf, inside one
+    pod and across pods, under RoCE (so analyze compares with uec-spray job by job)."""
+    from conftest import cluster_dict, sw
+    d = cluster_dict(n_racks=32, nodes_per_rack=2, accel=8, tiers=[{"switch": sw(16)}] * 3)
+    d["transport"] = {"protocol": "roce", "qps_per_connection": 2}
+    sizes = [8, 16, 16, 16, 32, 16, 8, 64, 16, 128, 16, 16]
+    d["jobs"] = [{"name": f"j{k}", "accelerators": n, "tp": 8,
+                  "collectives": [{"op": "allreduce", "group": "dp", "bytes": f"{k + 1}MiB"},
+                                  {"op": "alltoall", "group": "tp", "bytes": "1MiB"}]}
+                 for k, n in enumerate(sizes)]
+    return d
+
+
+def test_spray_jobs_routed_per_pod_batch_give_the_per_job_loads_and_times(monkeypatch):
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.routing import engine
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    got = {}
+    orig = engine._SprayJobs.batched
+
+    def counted(self, *a, **k):
+        out = orig(self, *a, **k)
+        got["batched"] = got.get("batched", 0) + len(out)
+        return out
+    monkeypatch.setattr(engine._SprayJobs, "batched", counted)
+    fast = {m: engine.analyze(c, f, routing=m, all_to_all=False) for m in (None, "uec-spray")}
+    assert got["batched"] >= 4   # several jobs went through the per-pod batches
+    monkeypatch.setattr(engine._SprayJobs, "of", staticmethod(lambda *a: None))   # every job on its own, dense
+    for m, a in fast.items():
+        b = engine.analyze(c, f, routing=m, all_to_all=False)
+        assert a.to_dict() == b.to_dict()
+        np.testing.assert_array_equal(a.loads, b.loads)
+    assert fast[None].to_dict()["roce_vs_uec"]["uec-spray"]["jobs"]
+
+
+def test_job_flows_are_shared_and_equal_the_flows_built_afresh():
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.traffic import demand as T
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    place = T.fit_in_order(c, f)[0]
+    a = T.job_demands(c, f, place, efficiency=0.9)
+    assert T.job_demands(c, build(c), {k: v.copy() for k, v in place.items()}, efficiency=0.9) is a  # same content
+    assert T.job_demands(c, f, place, efficiency=0.8) is not a
+    T._flows_kept.clear()
+    b = T.job_demands(c, f, place, efficiency=0.9)
+    assert b is not a and a.job_names == b.job_names and a.job_time_s == b.job_time_s
+    for x in ("src", "dst", "bytes", "job", "rate_gbps"):
+        np.testing.assert_array_equal(getattr(a, x), getattr(b, x))
+    with pytest.raises(ValueError):
+        a.rate_gbps[0] = 1.0   # shared: read-only
+    moved = dict(place)
+    first = c.file.jobs[0].name
+    moved[first] = place[first][::-1].copy()   # another rank order: other flows
+    assert T.job_demands(c, f, moved, efficiency=0.9) is not a
+
+
+@pytest.mark.parametrize("qps,channels", [(1, 1), (2, 3)])
+def test_hashed_paths_are_route_s_recorded_paths(qps, channels):
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.routing.engine import hashed_paths, route
+    from topo.traffic.demand import Demands
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    rng = np.random.default_rng(5)
+    src = rng.integers(0, f.n_endpoints, 300)
+    dst = rng.integers(0, f.n_endpoints, 300)
+    d = Demands(src, dst, np.ones(300), np.zeros(300, np.int32), np.ones(300))
+    dead = np.zeros(f.n_links, bool)
+    dead[np.flatnonzero(f.link_tier == 2)[:3]] = True   # under failures hashed_paths is route() itself
+    for failed in (None, dead):
+        r = route(f, d, "roce-hash", failed_links=failed, seed=7, qps=qps, channels=channels, record_paths=True)
+        qf, qp, un = hashed_paths(f, d, failed_links=failed, seed=7, qps=qps, channels=channels)
+        np.testing.assert_array_equal(qf, r.qp_flow)
+        np.testing.assert_array_equal(qp, r.qp_path)
+        np.testing.assert_array_equal(un, r.flow_unreachable)
+        assert (qp >= 0).sum() > 300
+
+
+
+@pytest.mark.parametrize("model", ["uec-spray", "fluid"])
+def test_sparse_loads_are_route_s_loads(model):
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.routing.engine import route, sparse_loads
+    from topo.traffic.demand import Demands
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    rng = np.random.default_rng(9)
+    kept: dict = {}
+    for n in (40, 300):   # twice through the same kept buffers
+        src, dst = rng.integers(0, f.n_endpoints, n), rng.integers(0, f.n_endpoints, n)
+        d = Demands(src, dst, rng.random(n) * 1e6, np.zeros(n, np.int32), rng.random(n) * 100)
+        r = route(f, d, model, efficiency=0.9)
+        ids, load, un = sparse_loads(f, d, model, efficiency=0.9, kept=kept)
+        dense = np.zeros(f.n_links)
+        dense[ids] = load
+        np.testing.assert_array_equal(dense, r.link_gbps_load)
+        np.testing.assert_array_equal(un, r.flow_unreachable)
+        assert ids.size and (load != 0).all()
+    assert (kept.get("spray") is not None) == (model == "uec-spray")

@@ -91,14 +91,17 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     from topo.model.spec import run_settings
     seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
 
     def timed(name):
         class _T:
             def __enter__(s):
                 s.t = time.perf_counter()
+                s.c = _cpu_now()
 
             def __exit__(s, *exc):
                 timings[name] = round(time.perf_counter() - s.t, 3)
+                cpu[name] = round(_cpu_now() - s.c, 3)
                 if on_stage is not None and not exc[0]:
                     on_stage(name, timings[name])
         return _T()
@@ -173,7 +176,7 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
         failures=fail, collectives=colls, goodput=gp,
         solver={"placement": {k: getattr(placement, k, None) for k in ("status", "objective", "bound", "gap", "wall_s")},
                 "budget": bud.to_dict().get("solver", {})},
-        timings_s=timings,
+        timings_s=timings, cpu_seconds=cpu,
         **({"serving": serving} if serving is not None else {}),
         **({"design": design_section} if design_section is not None else {}),
         # the agent tiers' flows on the front-end fabric: a section of its own
@@ -215,6 +218,14 @@ def _front_end_budget_section(cluster, fabric, served, cluster_after, *, objecti
              "catalog": fe_after.get("catalog", after.get("catalog"))}
     d["front_end"] = section
     return {"budget": d}, after
+
+
+def _cpu_now() -> float:
+    """CPU seconds so far of this process (all its threads) and of the worker processes it has
+    waited for (the failure sweep's): what a stage's CPU time is the difference of."""
+    import resource
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
 
 
 def _serving_place():

@@ -329,6 +329,7 @@ def optimize_summary(plan, out_dir, written) -> dict:
                  for name in times(ma) or times(mp)},
         "collectives": _collective_summary(p.collectives),
         "timings_s": p.timings_s,
+        "cpu_seconds": p.cpu_seconds,
     }
 
 

@@ -450,7 +450,7 @@ class Plan(_Part):
     """A plan written by ``topo optimize`` (plan.json), version 1.
 
     Provenance: ``plan_version``, ``topo_version``, ``versions``, ``created``, ``seed``,
-    ``workers``, ``time_limit_s``, ``timings_s``, ``solver``.
+    ``workers``, ``time_limit_s``, ``timings_s``, ``cpu_seconds``, ``solver``.
     """
     plan_version: StrictInt
     """Plan format version (this topo reads 1)."""
@@ -482,6 +482,8 @@ class Plan(_Part):
     """Collective times of the placed jobs on the chosen fabric."""
     timings_s: Optional[dict[str, Any]] = None
     """Seconds per stage."""
+    cpu_seconds: Optional[dict[str, Any]] = None
+    """CPU seconds per stage (the process's threads and the worker processes it waited for)."""
     versions: Optional[dict[str, Any]] = None
     """Versions of topo and the libraries used."""
     topo_version: Optional[str] = None

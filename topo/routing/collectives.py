@@ -121,18 +121,25 @@ def _switch_latency_ns(cluster, fabric) -> tuple[np.ndarray, list[str]]:
     return lat, sorted(set(unknown))
 
 
-def path_latency_s(fabric, paths: np.ndarray, node_latency_ns: np.ndarray) -> np.ndarray:
+def path_latency_s(fabric, paths: np.ndarray, node_latency_ns: np.ndarray, cost: Optional[np.ndarray] = None) -> np.ndarray:
     """Latency of each path (rows of directed link ids, -1 padded): the latency of every node a link
-    enters except the last (the destination) plus the links' lengths at the propagation speed."""
-    from topo.model.catalog import PROPAGATION_NS_PER_M
+    enters except the last (the destination) plus the links' lengths at the propagation speed.
+    ``cost``: :func:`_link_cost_ns` of the same arguments, when the caller keeps it."""
     paths = np.asarray(paths, np.int64)
     if paths.size == 0:
         return np.zeros(paths.shape[0] if paths.ndim == 2 else 0)
-    # per link: its cable delay plus the latency of the node it enters (0 for the destination endpoint);
-    # the extra last entry (index -1) is the padding's 0
+    if cost is None:
+        cost = _link_cost_ns(fabric, node_latency_ns)
+    return cost[paths].sum(axis=1) * 1e-9
+
+
+def _link_cost_ns(fabric, node_latency_ns: np.ndarray) -> np.ndarray:
+    """Per link: its cable delay plus the latency of the node it enters (0 for the destination
+    endpoint), ns; the extra last entry (index -1) is the padding's 0."""
+    from topo.model.catalog import PROPAGATION_NS_PER_M
     cost = np.zeros(fabric.n_links + 1)
     cost[:-1] = fabric.link_length_m.astype(np.float64) * PROPAGATION_NS_PER_M + node_latency_ns[fabric.link_dst]
-    return cost[paths].sum(axis=1) * 1e-9
+    return cost
 
 
 def min_maxmin_rate(paths: np.ndarray, capacity: np.ndarray) -> float:
@@ -143,9 +150,8 @@ def min_maxmin_rate(paths: np.ndarray, capacity: np.ndarray) -> float:
     flat = paths[paths >= 0]
     if flat.size == 0:
         return math.inf
-    cnt = np.bincount(flat, minlength=capacity.shape[0])
-    used = cnt > 0
-    return float((np.asarray(capacity, np.float64)[used] / cnt[used]).min())
+    used, cnt = np.unique(flat, return_counts=True)   # O(path length), not O(links)
+    return float((np.asarray(capacity, np.float64)[used] / cnt).min())
 
 
 # --- one pattern: alpha and the slowest flow's rate --------------------------------------------
@@ -159,6 +165,10 @@ class _Patterns:
         self.overhead_s = STEP_OVERHEAD_US * 1e-6
         self.node_lat, self.unknown_latency = _switch_latency_ns(cluster, fabric)
         self.cache: dict = {}
+        self.kept: dict = {}   # sparse_loads' buffers, across the patterns
+        # per fabric, not per pattern: the link costs of the latency and the capacities
+        self.link_cost = _link_cost_ns(fabric, self.node_lat)
+        self.cap = np.where(dead, 0.0, fabric.link_gbps) if dead is not None else fabric.link_gbps.astype(float)
 
     def get(self, key, src: np.ndarray, dst: np.ndarray) -> tuple[float, float]:
         """(alpha seconds, goodput bytes/s of the slowest flow) of the pattern."""
@@ -168,7 +178,7 @@ class _Patterns:
         return hit
 
     def _compute(self, src, dst):
-        from topo.routing.engine import route
+        from topo.routing.engine import hashed_paths, sparse_loads
         from topo.traffic.demand import Demands
         f = self.fabric
         keep = src != dst
@@ -179,14 +189,14 @@ class _Patterns:
         d = Demands(src, dst, np.ones(n), np.zeros(n, np.int32), np.ones(n))
         dom = f.ep_domain
         same = (dom[src] == dom[dst]) & (dom[src] >= 0)
-        cap = np.where(self.dead, 0.0, f.link_gbps) if self.dead is not None else f.link_gbps.astype(float)
+        cap = self.cap
         # latency: hashed paths (all channels x queue pairs under roce-hash, one per flow otherwise)
         hashed = self.model == "roce-hash"
-        rh = route(f, d, "roce-hash", failed_links=self.dead, seed=self.seed, record_paths=True,
-                   qps=self.qps if hashed else 1, channels=self.channels if hashed else 1)
-        if (rh.flow_unreachable[~same] > 0).any():
+        _, qp_path, unreach = hashed_paths(f, d, failed_links=self.dead, seed=self.seed,
+                                           qps=self.qps if hashed else 1, channels=self.channels if hashed else 1)
+        if (unreach[~same] > 0).any():
             return math.inf, 0.0
-        lat = path_latency_s(f, rh.qp_path, self.node_lat) if rh.qp_path is not None else np.zeros(0)
+        lat = path_latency_s(f, qp_path, self.node_lat, self.link_cost) if qp_path is not None else np.zeros(0)
         alpha = self.overhead_s + (float(lat.max()) if lat.size else 0.0)
         # rate of the slowest scale-out flow, Gb/s on the wire
         rate = math.inf
@@ -195,13 +205,15 @@ class _Patterns:
                 # per-QP max-min fair (equal weights): the slowest queue pair gets the first level of
                 # progressive filling, min over links of capacity / queue pairs crossing it; a flow is
                 # as fast as its slowest queue pair times channels x qps
-                rate = min_maxmin_rate(rh.qp_path, cap) * self.channels * self.qps
+                rate = min_maxmin_rate(qp_path, cap) * self.channels * self.qps
             else:
-                r = route(f, d, self.model, failed_links=self.dead, efficiency=1.0)
-                if (r.flow_unreachable[~same] > 0).any():
+                ids, load, unreach = sparse_loads(f, d, self.model, failed_links=self.dead, efficiency=1.0,
+                                                  kept=self.kept)
+                if (unreach[~same] > 0).any():
                     return math.inf, 0.0
-                used = r.link_gbps_load > 0
-                u = float((r.link_gbps_load[used] / np.where(cap[used] > 0, cap[used], 1e-300)).max()) if used.any() else 0.0
+                used = load > 0
+                ids, load = ids[used], load[used]
+                u = float((load / np.where(cap[ids] > 0, cap[ids], 1e-300)).max()) if used.any() else 0.0
                 rate = 1.0 / u if u > 0 else math.inf   # every flow offered 1 Gb/s, scaled by the worst link
         if same.any():
             E = f.n_endpoints

@@ -55,6 +55,7 @@ each protocol's own efficiency at the cluster's MTU.
 """
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from dataclasses import dataclass, field, replace
@@ -171,6 +172,74 @@ def _route_on(fabric, P, dead, demands: Demands, model: str, seed: int, qps: int
                                record_paths, src, up_s, up_r, dead)
     return _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
                           src, up_s, up_r)
+
+
+def hashed_paths(fabric, demands: Demands, *, failed_links=None, seed: int = 0, qps: int = 1, channels: int = 1,
+                 efficiency: float = 1.0):
+    """(qp_flow, qp_path, flow_unreachable) of ``route(fabric, demands, "roce-hash", record_paths=True,
+    ...)``, without its loads: for many small flow sets on one fabric (the collective-time patterns).
+    On a healthy regular Clos straight from the structural kernel, with no per-link or per-endpoint
+    arrays built afterwards (the same kernel call as route(), so the same paths); elsewhere, and when
+    a flow is deferred to the general kernels, from route()."""
+    def full():
+        r = route(fabric, demands, "roce-hash", failed_links=failed_links, seed=seed, qps=qps, channels=channels,
+                  efficiency=efficiency, record_paths=True)
+        return r.qp_flow, r.qp_path, r.flow_unreachable
+    q = channels * qps
+    if (not STRUCTURAL or fabric.family == "rail_only" or qps < 1 or channels < 1 or demands.n * q > limits.MAX_HASHED_QPS
+            or (failed_links is not None and np.any(failed_links))):
+        return full()
+    plan = _plan(fabric, prepare(fabric, None))
+    if plan is None:
+        return full()
+    src = np.ascontiguousarray(demands.src, np.int64)
+    dst = np.ascontiguousarray(demands.dst, np.int64)
+    n_fl, H = dst.shape[0], 6
+    unreach = np.zeros(n_fl)
+    f_idx = np.empty(n_fl, np.int64)
+    path = np.full(n_fl * q * H, -1, np.int64)
+    st = np.zeros(5)
+    counts = np.zeros(2, np.int64)
+    z8, zi = np.zeros(0, np.uint8), np.zeros(0, np.int64)
+    nb, _, _ = kernel("_routing").route_clos(
+        _clos_tables(fabric, plan),
+        ks.ClosDemands(src=src, dst=dst, rate=np.ascontiguousarray(demands.rate_gbps, np.float64),
+                       nbytes=np.ascontiguousarray(demands.bytes, np.float64), inv_eff=1.0 / efficiency),
+        # lw and epw are zero pages until written: allocating them is cheap, reading them back is what
+        # route() does and this does not
+        ks.ClosWork(alive=z8, lclean=z8, LP=0, pair_ptr=zi, pair_cnt=zi, pool=zi, pmass=np.zeros(0),
+                    lw=np.zeros(2 * fabric.n_links), epw=np.zeros(4 * fabric.n_endpoints * plan.K), agg=np.zeros(0),
+                    unreach=unreach, f_idx=f_idx, path=path, defer=zi, stats=st, counts=counts),
+        ks.ClosOptions(0, plan.n_leaves, plan.K, np.uint64(seed & (2**64 - 1)), q, H))
+    stats = FlowStats.of_route_clos(st)
+    if stats.negative_flows > 0:
+        raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
+    if int(counts[0]):
+        return full()
+    return np.repeat(f_idx[:nb], q), path[:nb * q * H].reshape(-1, H), unreach
+
+
+def sparse_loads(fabric, demands: Demands, model: str, *, failed_links=None, efficiency: float = 1.0,
+                 kept: Optional[dict] = None):
+    """(links with a non-zero load, their loads, flow_unreachable) of ``route(fabric, demands, model,
+    failed_links=..., efficiency=...)`` (a fluid-type model), for many small flow sets on one fabric.
+    uec-spray on a healthy regular Clos goes through the per-job router of :func:`_run_model`, whose
+    buffers live in ``kept`` (a dict the caller keeps across its calls); the rest through route().
+    The loads are route()'s, bit for bit."""
+    if model == "uec-spray" and (failed_links is None or not np.any(failed_links)):
+        if kept is None:
+            kept = {}
+        if "spray" not in kept:
+            healthy = np.zeros(fabric.n_links, bool)
+            kept["spray"] = _SprayJobs.of(fabric, prepare(fabric, None), healthy, model)
+        lean = kept["spray"]
+        if lean is not None:
+            res = lean.job(demands.src, demands.dst, demands.rate_gbps, demands.bytes, efficiency, 0)
+            if res is not None:
+                return res[0], res[1], res[3]
+    r = route(fabric, demands, model, failed_links=failed_links, efficiency=efficiency)
+    nz = np.flatnonzero(r.link_gbps_load != 0)
+    return nz, r.link_gbps_load[nz], r.flow_unreachable
 
 
 def _route_general(fabric, P, model, new_src, dst, rate, nbytes, efficiency, seed, qps, record_paths,
@@ -458,6 +527,143 @@ def _route_clos(fabric, P, plan, model, new_src, dst, rate, nbytes, efficiency, 
                        offered_gbps=stats.offered_gbps, flow_unreachable=unreach,
                        scaleup_sent_gbps=up_s, scaleup_recv_gbps=up_r,
                        qp_flow=qp_flow, qp_gbps=qp_gbps, qp_path=qp_path)
+
+
+class _SprayJobs:
+    """uec-spray of the jobs one at a time on a healthy regular Clos, for the per-job loop of
+    :func:`_run_model`: the same kernel call and the same spreading as :func:`_route_clos`, into
+    buffers kept across the jobs (the endpoint and aggregate masses, the link loads), of which
+    only what was touched is read and reset. A job's result is the links its load is non-zero on
+    with those loads (each equal to what route() gives there, so adding them job by job gives the
+    same total), not dense per-link arrays: a job touches a few links of hundreds of thousands.
+
+    Jobs whose endpoints all sit in one pod (single-homed fabrics) load links of that pod only, and
+    every mass the kernel aggregates belongs to one leaf or endpoint of it; so jobs of different pods
+    are routed together, one job per pod in a call (:meth:`batched`), and each link's load, read
+    back by its pod, is the one job's alone, bit for bit."""
+
+    @staticmethod
+    def of(fabric, P, dead, model):
+        """The per-job router of this fabric and mask under ``model``, or None where the structural
+        path with no failures does not apply (then every job goes through :func:`_route_on`)."""
+        if model != "uec-spray" or not STRUCTURAL or dead.any() or fabric.family == "rail_only":
+            return None
+        plan = _plan(fabric, P)
+        if plan is None:
+            return None
+        return _SprayJobs(fabric, P, plan)
+
+    def __init__(self, fabric, P, plan):
+        self.fabric, self.P, self.plan = fabric, P, plan
+        E, K = fabric.n_endpoints, plan.K
+        self.epw = np.zeros(4 * E * K)
+        self.agg = np.zeros(2 * (2 + plan.n_slots) * plan.n_leaves)
+        self.load = np.zeros(fabric.n_links)
+        ep_down = plan.cache.get("ep_down")
+        if ep_down is None:
+            ep_down = plan.cache["ep_down"] = plan.ep_up ^ 1
+        self.ep_down = ep_down
+        self.planes = np.arange(K, dtype=np.int64)
+
+    def _route(self, src, dst, rate, nbytes, efficiency, seed):
+        """(links with a non-zero load, their loads, stats, per-flow unreachable, deferred flows)."""
+        fabric, plan = self.fabric, self.plan
+        src = np.ascontiguousarray(src, np.int64)
+        dst = np.ascontiguousarray(dst, np.int64)
+        rate = np.ascontiguousarray(rate, np.float64)
+        nbytes = np.ascontiguousarray(nbytes, np.float64)
+        n_fl = dst.shape[0]
+        z8, zi = np.zeros(0, np.uint8), np.zeros(0, np.int64)
+        unreach = np.zeros(n_fl)
+        st = np.zeros(5)
+        counts = np.zeros(2, np.int64)
+        kernel("_routing").route_clos(
+            _clos_tables(fabric, plan),
+            ks.ClosDemands(src=src, dst=dst, rate=rate, nbytes=nbytes, inv_eff=1.0 / efficiency),
+            ks.ClosWork(alive=z8, lclean=z8, LP=0, pair_ptr=zi, pair_cnt=zi, pool=zi, pmass=np.zeros(0),
+                        lw=np.zeros(0), epw=self.epw, agg=self.agg, unreach=unreach, f_idx=np.empty(0, np.int64),
+                        path=np.full(0, -1, np.int64), defer=zi, stats=st, counts=counts),
+            ks.ClosOptions(1, plan.n_leaves, plan.K, np.uint64(seed & (2**64 - 1)), 1, 1))
+        rows = (np.unique(np.concatenate([src, dst]))[:, None] * plan.K + self.planes[None, :]).ravel()
+        epw = self.epw.reshape(-1, 4)
+        load = self.load
+        load[plan.ep_up[rows]] += epw[rows, 0]
+        load[self.ep_down[rows]] += epw[rows, 2]
+        epw[rows] = 0.0
+        spread_spray(fabric, plan, self.agg[0::2], load)
+        self.agg[:] = 0.0
+        nz = np.flatnonzero(load != 0)   # one contiguous pass over a boolean array (nonzero of floats is ~8x slower)
+        vals = load[nz]
+        load[nz] = 0.0
+        stats = FlowStats.of_route_clos(st)
+        if stats.negative_flows > 0:
+            raise SpecError([("traffic", f"{stats.negative_flows} demands have negative bytes or rates")])
+        return nz, vals, stats, unreach, int(counts[0])
+
+    def job(self, src, dst, rate, nbytes, efficiency, seed):
+        """(links with a non-zero load, their loads, unreachable Gb/s, per-flow unreachable,
+        scale-up (sent, received) or None) of these flows, or None when one was deferred."""
+        nz, vals, stats, unreach, deferred = self._route(src, dst, rate, nbytes, efficiency, seed)
+        if deferred:
+            return None
+        scaleup = (_scaleup_loads(self.fabric, np.asarray(src, np.int64), np.asarray(dst, np.int64),
+                                  rate / efficiency) if stats.same_domain_flows > 0 else None)
+        return nz, vals, stats.unreachable_gbps, unreach, scaleup
+
+    def batched(self, d, jobs, efficiency, seed) -> dict:
+        """Results as :meth:`job` gives them, {job: result}, of the jobs of ``jobs`` ([(job, flow
+        indices)], in job order) that sit in one pod each, routed one job per pod per call. Empty
+        where that does not apply (several planes, endpoints shared between jobs); a call whose
+        flows are not all routed cleanly (deferred, unreachable) leaves its jobs out."""
+        plan, fabric = self.plan, self.fabric
+        if plan.K != 1 or len(jobs) < 2:
+            return {}
+        ep_pod = plan.pod[plan.leaf_of]
+        idx = np.concatenate([i for _, i in jobs])
+        size = np.asarray([i.size for _, i in jobs], np.int64)
+        ends = np.concatenate([d.src[idx], d.dst[idx]])
+        owner = np.tile(np.repeat(np.arange(len(jobs)), size), 2)
+        o = np.argsort(ends, kind="stable")
+        same = ends[o][1:] == ends[o][:-1]
+        if (owner[o][1:][same] != owner[o][:-1][same]).any():   # a shared endpoint: its sums would mix jobs
+            return {}
+        first = np.concatenate([[0], np.cumsum(size)[:-1]])
+        sp, dp = ep_pod[d.src[idx]], ep_pod[d.dst[idx]]
+        lo_p = np.minimum(np.minimum.reduceat(sp, first), np.minimum.reduceat(dp, first))
+        hi_p = np.maximum(np.maximum.reduceat(sp, first), np.maximum.reduceat(dp, first))
+        by_pod: dict = {}
+        for (k, i), a, b in zip(jobs, lo_p.tolist(), hi_p.tolist()):
+            if a == b >= 0:
+                by_pod.setdefault(a, []).append((k, i))
+        link_pod = plan.cache.get("link_pod")
+        if link_pod is None:   # the pod of a link's leaf or spine end (-1: neither has one)
+            link_pod = plan.cache["link_pod"] = np.maximum(plan.pod[fabric.link_src], plan.pod[fabric.link_dst])
+        out = {}
+        rounds = max((len(v) for v in by_pod.values()), default=0)
+        for r in range(rounds):
+            batch = sorted((v[r][0], p, v[r][1]) for p, v in by_pod.items() if len(v) > r)
+            if len(batch) < 2:
+                continue
+            idx = np.concatenate([x[2] for x in batch])
+            src, dst, rate = d.src[idx], d.dst[idx], d.rate_gbps[idx]
+            nz, vals, stats, unreach, deferred = self._route(src, dst, rate, d.bytes[idx], efficiency, seed)
+            if deferred or stats.unreachable_gbps > 0 or unreach.any():
+                continue
+            lp = link_pod[nz]
+            order = np.argsort(lp, kind="stable")
+            pods = np.asarray([x[1] for x in batch], np.int64)
+            lo = np.searchsorted(lp[order], pods, "left")
+            hi = np.searchsorted(lp[order], pods, "right")
+            if int((hi - lo).sum()) != nz.size:   # a loaded link outside the batch's pods: route them singly
+                continue
+            # scale-up loads of the whole call at its first job: an endpoint's sums are its own job's
+            scaleup = _scaleup_loads(fabric, src, dst, rate / efficiency) if stats.same_domain_flows > 0 else None
+            at = 0
+            for j, (k, _, fl) in enumerate(batch):
+                sel = order[lo[j]:hi[j]]
+                out[k] = (nz[sel], vals[sel], 0.0, unreach[at:at + fl.size], scaleup if j == 0 else None)
+                at += fl.size
+        return out
 
 
 def _spray_cross(fabric, plan, P, d, new_src, dst, rate, nbytes, efficiency, load, bload) -> np.ndarray:
@@ -1039,6 +1245,11 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
             inside[:] = False
         mask = failure_mask(fabric, dead)   # as route() takes it, once for every job's call
         P = prepare(fabric, mask)
+        lean = _SprayJobs.of(fabric, P, mask, model)
+        pre = {}
+        if lean is not None:   # the jobs of one pod each, routed several pods at a time
+            pre = lean.batched(d, [(k, by_job[cut[k + 1]:cut[k + 2]]) for k in range(nj)
+                                   if cut[k + 2] > cut[k + 1] and not inside[cut[k + 1]:cut[k + 2]].all()], eff, seed)
         for k in list(range(nj)) + [-1]:
             idx = by_job[cut[k + 1]:cut[k + 2]]
             if idx.size == 0:
@@ -1050,6 +1261,18 @@ def _run_model(fabric, d: Demands, model, dead, seed, qps, eff, channels: int = 
                 sent += s_
                 recv += r_
                 used.append(None)
+                continue
+            res = pre.get(k) if k in pre else (
+                None if lean is None else lean.job(d.src[idx], d.dst[idx], d.rate_gbps[idx], d.bytes[idx], eff, seed))
+            if res is not None:
+                nz, vals, un_g, un_f, scaleup = res
+                total[nz] += vals   # adding 0.0 elsewhere, as the dense sum does, changes nothing
+                unreach += un_g
+                flow_unreach[idx] = un_f
+                if scaleup is not None:
+                    sent += scaleup[0]
+                    recv += scaleup[1]
+                used.append(nz[vals > 0])
                 continue
             r = _route_on(fabric, P, mask, d.select(idx), model, seed, 1, eff, False)
             total += r.link_gbps_load
@@ -1335,6 +1558,20 @@ def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
     class: accelerators and hosts without accelerators, as ``topo describe`` reports it. Each class
     is limited by its own NIC links and by the shared switch links, so slower CPU hosts do not cap
     the accelerators' figure. Returns (per class, unreachable fraction of the pattern)."""
+    key = bytes(np.packbits(np.asarray(dead, bool))) if dead is not None else b""
+    kept = _a2a_kept.setdefault(fabric, {})
+    if key not in kept:
+        kept.clear()   # one failure set per fabric kept: the analyses of one fabric share it
+        kept[key] = _all_to_all_by_class_of(fabric, dead)
+    return copy.deepcopy(kept[key])
+
+
+# the all-to-all figures per fabric (by failure mask): several analyses of one fabric (the route
+# stage's two placements, the transport check's candidates) route the same uniform pattern
+_a2a_kept: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _all_to_all_by_class_of(fabric, dead) -> tuple[dict, float]:
     r = uniform_loads(fabric, "fluid", 1.0, failed_links=dead)
     util = np.asarray(r.utilization, np.float64)
     n = fabric.n_endpoints

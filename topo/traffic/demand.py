@@ -51,7 +51,7 @@ patterns are offered at line rate of the busiest sender/receiver likewise.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -370,10 +370,11 @@ def _ideal_time_s(fabric, src, dst, nbytes, efficiency: float, inj=None, eps=Non
     if inj is None:
         inj = fabric.injection_gbps()
     if eps is not None:
-        eps = np.asarray(eps, np.int64)
-        pos = np.full(fabric.n_endpoints, -1, np.int64)
-        pos[eps] = np.arange(eps.size)
-        ls, ld, n = pos[src], pos[dst], eps.size
+        # positions in the sorted endpoint ids (O(job), not O(fabric) per job): each endpoint's
+        # sums add the same flows in the same order whatever its position, and the maxima below
+        # do not depend on the order of the endpoints
+        eps = np.sort(np.asarray(eps, np.int64))   # distinct ids (the docstring above)
+        ls, ld, n = np.searchsorted(eps, src), np.searchsorted(eps, dst), eps.size
     else:
         eps = None
         ls, ld, n = src, dst, fabric.n_endpoints
@@ -444,39 +445,120 @@ def job_demands(cluster, fabric, placement: Optional[dict] = None, efficiency: O
 
     ``placement`` maps job name to endpoint ids in rank order (default: the in-order
     placement of the jobs that fit, :func:`fit_in_order`); jobs absent from it are skipped.
+    The flows are built once per (jobs, endpoints' domains, placement) and shared
+    (:func:`job_flows`); the rates once per efficiency and NIC capacities. The arrays of the
+    result are read-only (they may be shared with other callers).
     """
     from topo.model.spec import wire_efficiency
     if placement is None:
         placement = fit_in_order(cluster, fabric)[0]
     eff = wire_efficiency(cluster) if efficiency is None else efficiency
-    parts = []
-    names = []
-    times = []
-    inj = fabric.injection_gbps()
+    return job_flows(cluster, fabric, placement).demands(fabric, eff)
+
+
+# How many job-flow sets are kept (the route, budget and reroute stages of one run ask for the
+# in-order and the optimised placement; a few more let a caller alternate without rebuilding).
+JOB_FLOWS_KEPT = 3
+
+
+@dataclass(frozen=True, eq=False)
+class JobFlows:
+    """Every placed job's flows before rates: what :func:`job_demands` builds once per (the jobs,
+    the endpoints' scale-up domains, the placement) and shares between the callers that route the
+    same jobs on the same endpoints (the route stage's analyses, the link budget and its transport
+    check, the reroute on the chosen fabric). Arrays read-only; per job ``start[k]:start[k + 1]``."""
+    src: np.ndarray
+    dst: np.ndarray
+    bytes: np.ndarray
+    job: np.ndarray          # int32 job index per flow
+    start: np.ndarray        # int64 offsets, one more than jobs
+    names: tuple
+    eps: tuple               # each job's endpoint ids
+    _rates: dict = field(default_factory=dict, repr=False)   # (efficiency, NIC digest) -> Demands
+
+    def demands(self, fabric, efficiency: float) -> Demands:
+        """The flows with offered rates at ``efficiency`` on ``fabric``'s NICs and scale-up
+        domains (each job's ideal time, :func:`_ideal_time_s`), built once per pair."""
+        if not self.names:
+            return empty()
+        inj = fabric.injection_gbps()
+        key = (float(efficiency), _digest(inj, fabric.domain_gbps, fabric.ep_domain))
+        d = self._rates.get(key)
+        if d is not None:
+            return d
+        times = []
+        rate = np.zeros(self.bytes.shape[0])
+        for k in range(len(self.names)):
+            a, b = int(self.start[k]), int(self.start[k + 1])
+            nb = self.bytes[a:b]
+            t = _ideal_time_s(fabric, self.src[a:b], self.dst[a:b], nb, efficiency, inj, self.eps[k])
+            if t > 0:
+                rate[a:b] = nb * 8 / t / 1e9
+            times.append(t)
+        rate.flags.writeable = False
+        d = self._rates[key] = Demands(self.src, self.dst, self.bytes, self.job, rate, self.names, tuple(times))
+        return d
+
+
+def _digest(*arrays) -> bytes:
+    import hashlib
+    h = hashlib.blake2b(digest_size=20)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+_flows_kept: dict = {}   # key -> JobFlows, oldest first
+
+
+def job_flows(cluster, fabric, placement: dict) -> JobFlows:
+    """The flows of every job of ``cluster`` that ``placement`` places (see :func:`job_demands`),
+    built once per (the jobs as the file states them, the endpoints' scale-up domains, the
+    placement's endpoint ids) and kept for the next caller (the last JOB_FLOWS_KEPT of them).
+    The key is the content, not the objects: a rebuilt fabric with the same endpoints (the link
+    budget's candidates, the chosen fabric) shares the flows."""
+    import hashlib
+    h = hashlib.blake2b(digest_size=20)
+    h.update(_digest(fabric.ep_domain))
+    for j in cluster.file.jobs:
+        h.update(j.model_dump_json().encode())
+        eps = placement.get(j.name)
+        h.update(b"\0" if eps is None else _digest(np.asarray(eps, np.int64)))
+    key = h.digest()
+    hit = _flows_kept.pop(key, None)
+    if hit is None:
+        hit = _build_job_flows(cluster, fabric, placement)
+    _flows_kept[key] = hit   # the newest last
+    while len(_flows_kept) > JOB_FLOWS_KEPT:
+        del _flows_kept[next(iter(_flows_kept))]
+    return hit
+
+
+def _build_job_flows(cluster, fabric, placement: dict) -> JobFlows:
+    ss, dd, bb, jj, names, eps_all, start = [], [], [], [], [], [], [0]
     for i, j in enumerate(cluster.file.jobs):
         if j.name not in placement:
             continue
         eps = np.asarray(placement[j.name], np.int64)
         if eps.shape[0] != j.accelerators:
             raise SpecError([(f"jobs[{i}]", f"placement gives {eps.shape[0]} endpoints; the job needs {j.accelerators}")])
-        ss, dd, bb = [], [], []
+        n0 = len(ss)
         for c in j.collectives:
             G = eps[rank_groups(j, c.group)]
             s, d, b = expand_collective(G, c.op, c.algorithm, float(c.bytes), fabric.ep_domain)
             ss.append(s), dd.append(d), bb.append(b)
-        src = np.concatenate(ss) if ss else np.zeros(0, np.int64)
-        dst = np.concatenate(dd) if dd else np.zeros(0, np.int64)
-        nb = np.concatenate(bb) if bb else np.zeros(0)
-        t = _ideal_time_s(fabric, src, dst, nb, eff, inj, eps)
-        rate = nb * 8 / t / 1e9 if t > 0 else np.zeros_like(nb)
-        k = len(names)
+        size = sum(x.size for x in ss[n0:])
+        jj.append(np.full(size, len(names), np.int32))
         names.append(j.name)
-        times.append(t)
-        parts.append(Demands(src, dst, nb, np.full(src.size, k, np.int32), rate))
-    if not parts:
-        return empty()
-    d = Demands.concat(parts)
-    return Demands(d.src, d.dst, d.bytes, d.job, d.rate_gbps, tuple(names), tuple(times))
+        eps_all.append(eps)
+        start.append(start[-1] + size)
+    cat = (lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt))
+    arrays = (cat(ss, np.int64), cat(dd, np.int64), cat(bb, np.float64), cat(jj, np.int32))
+    for a in arrays + tuple(eps_all):
+        a.flags.writeable = False
+    return JobFlows(*arrays, start=np.asarray(start, np.int64), names=tuple(names), eps=tuple(eps_all))
 
 
 # --- background patterns ---------------------------------------------------------------
