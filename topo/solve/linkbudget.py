@@ -613,8 +613,7 @@ class _Data:
         endpoint ports, numbered per plane in (group, lane, side) order as the builder does."""
         lk = (self.seq // E) * self.nsub + self.sub
         span = int(lk.max()) + 1 if lk.size else 1
-        uk, gl = np.unique(self.port_plane * span + lk, return_inverse=True)
-        gl = gl.ravel().astype(np.int64)
+        uk, gl = _unique_inverse(self.port_plane * span + lk, self.planes * span)
         plane_of = (uk // span).astype(np.int64)
         Ls = np.bincount(plane_of, minlength=self.planes).astype(np.int64)
         return gl, int(uk.size), plane_of, Ls
@@ -846,6 +845,20 @@ class _Data:
                 c += cnt * pc
                 w += cnt * pw
         return c, w
+
+
+def _unique_inverse(key: np.ndarray, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` (sorted distinct keys, each key's index among them,
+    as int64) of non-negative integer keys below ``hi``: by marking the keys present when ``hi`` is
+    at most a few times the number of keys (no sort; the same arrays), else by ``np.unique``."""
+    key = np.asarray(key, np.int64)
+    if hi > 4 * key.size + 4096:
+        uk, inv = np.unique(key, return_inverse=True)
+        return uk, inv.ravel().astype(np.int64)
+    present = np.zeros(hi, bool)
+    present[key] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present).astype(np.int64), rank[key]
 
 
 def _divisors(n: int) -> list[int]:
