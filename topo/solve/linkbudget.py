@@ -651,12 +651,10 @@ class _Data:
         pair_rate = np.bincount(inv.ravel(), weights=self.pr[cross]) if uk.size else np.zeros(0)
         # geometry: a leaf sits at the rack of its first port (tor) or at the row's end (eor)
         fl = self.cluster.file.floor
-        order = np.argsort(gl, kind="stable")
-        g_sorted = gl[order]
-        firsts = np.concatenate([[True], g_sorted[1:] != g_sorted[:-1]]) if g_sorted.size else np.zeros(0, bool)
-        first_port = np.full(nl, -1, np.int64)
-        first_port[g_sorted[firsts]] = order[firsts]
-        has = first_port >= 0
+        # each leaf's first port: the smallest port index grouped into it (no sort)
+        first_port = np.full(nl, gl.size, np.int64)
+        np.minimum.at(first_port, gl, np.arange(gl.size, dtype=np.int64))
+        has = first_port < gl.size
         lx = np.zeros(nl, np.float32)
         ly = np.zeros(nl, np.float32)
         fe = self.port_ep[first_port[has]]
