@@ -1779,10 +1779,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     SolverError when the solver finds nothing in time or the independent check rejects its answer.
     Cost: O(flows) per candidate grouping (64 leaf and 64 x 64 pod ones at radix 128), 3 decisions.
 
-    ``_shared`` (private; :func:`budget_for_transport` passes one dict to each of its steps): the
-    traffic and the model data (leaf and pod groupings, their loads and link prices) of the first
-    call are reused by a later call with the same fabric, placement, demands and requirements
-    objects, which only the target utilisation tells apart.
+    ``_shared`` (private; :func:`budget_for_transport`'s steps share one): the traffic and model data
+    of a call kept for later calls with the same inputs (see :func:`_shared_traffic`).
     """
     from topo.routing.describe import bill_of_materials
     from topo.model.fabric import build
@@ -1806,20 +1804,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
     choices = _switch_choices(cluster, fabric, data, switch_choice, names, specs, extra)
-    # the time limit bounds the tables and the solver each: the tables (exact enumeration, no
-    # search) in CPU seconds of this process, which other processes' load does not stretch; the
-    # solver in wall seconds from the end of the tables (a fabric 8x larger takes ~8x the tables'
-    # work, which never eats into the solver's time)
-    tables_end = time.process_time() + time_limit
-    tables = []
-    t_tab = time.perf_counter()
-    for ch in choices:
-        sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
-        if extra:
-            sp = list(specs)
-        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, tables_end, bis_floor))
-    tables_s = time.perf_counter() - t_tab
-    deadline = time.monotonic() + time_limit
+    tables, tables_s = _all_tables(cluster, data, choices, specs, extra, three, survive, tau, tier_caps, b1_fixed,
+                                   time_limit, bis_floor)
+    deadline = time.monotonic() + time_limit   # the solver's limit, in wall seconds after the tables
 
     bom_given = bill_of_materials(fabric, cluster)
     ref = {"capex": float(bom_given["totals"]["network_cost_usd"]), "watts": float(bom_given["totals"]["network_kw"]) * 1e3}
@@ -1874,6 +1861,23 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         bill_of_materials={**bom_after, "endpoint_links_by_optic": _endpoint_optics(after_fab)},
         network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
         alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
+
+
+def _all_tables(cluster, data, choices, specs, extra, three, survive, tau, tier_caps, b1_fixed, time_limit,
+                bis_floor) -> tuple[list, float]:
+    """(:func:`_tables` of every switch-model choice, wall seconds they took). The time limit bounds
+    the tables and the solver each: the tables (exact enumeration, no search; their work grows with
+    the fabric) in CPU seconds of this process, which other processes' load does not stretch, the
+    solver in wall seconds from the end of the tables. TimeLimitError when the tables take longer."""
+    tables_end = time.process_time() + time_limit
+    tables = []
+    t_tab = time.perf_counter()
+    for ch in choices:
+        sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
+        if extra:
+            sp = list(specs)
+        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, tables_end, bis_floor))
+    return tables, time.perf_counter() - t_tab
 
 
 def _shared_traffic(shared: Optional[dict], cluster, fabric, placement, demands, req):
