@@ -685,3 +685,45 @@ def test_budget_on_a_partial_pod_reports_and_rebuilds_the_decision():
     assert set(per_spine[spines[last]]) == {k2 * t["partial_pod_bundle"]}
     assert set(per_spine[spines[~last]]) == {t["up_ports"]}
     assert r.cost["saved_vs_as_given"]["total_usd"] > 0
+
+
+def _without_timings(x):
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items() if "seconds" not in k}
+    if isinstance(x, list):
+        return [_without_timings(v) for v in x]
+    return x
+
+
+def test_transport_search_builds_the_model_data_once_with_the_same_result(monkeypatch):
+    # the steps differ only in the target: the traffic and the leaf/pod model data of the first
+    # step serve every later one, and the result is the one each step building its own gives
+    from topo.traffic.demand import in_order_placement
+    c = _small_roce(qps=2)
+    f = build(c)
+    pl = in_order_placement(c, f)
+    calls = []
+    real = B._budget_traffic
+    monkeypatch.setattr(B, "_budget_traffic", lambda *a: calls.append(1) or real(*a))
+    shared = B.budget_for_transport(c, f, placement=pl, max_slowdown=1.05, seed=7)
+    assert len(shared.transport_check["tried"]) >= 2 and len(calls) == 1
+    calls.clear()
+    real_shared = B._shared_traffic
+    monkeypatch.setattr(B, "_shared_traffic", lambda _s, *a: real_shared(None, *a))   # each step its own
+    own = B.budget_for_transport(c, f, placement=pl, max_slowdown=1.05, seed=7)
+    assert len(calls) == len(own.transport_check["tried"]) >= 2   # one budget() per step
+    assert _without_timings(shared.to_dict()) == _without_timings(own.to_dict())
+
+
+def test_tables_time_limit_counts_cpu_seconds_apart_from_the_solver(monkeypatch):
+    # the tables stop (with the time limit named) when this process has spent the limit in CPU
+    # seconds on them; the solver's wall-clock limit starts after them
+    from topo.core.errors import TimeLimitError
+    c = _three_tier()
+    f = build(c)
+    dem = _random_demands(f.n_endpoints, 200, 50.0, 3)
+    assert B.budget(c, f, demands=dem, time_limit=5, seed=1, alternatives=False).solver["status"] == "optimal"
+    clock = iter(range(0, 10 ** 9, 1000))   # 1,000 CPU seconds per reading
+    monkeypatch.setattr(B.time, "process_time", lambda: float(next(clock)))
+    with pytest.raises(TimeLimitError, match="tables were not complete.*CPU seconds"):
+        B.budget(c, f, demands=dem, time_limit=5, seed=1, alternatives=False)

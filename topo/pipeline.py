@@ -87,7 +87,6 @@ def optimize(cluster: Cluster, *, time_limit: Optional[float] = None, seed: Opti
     from topo.solve.linkbudget import budget_for_transport as size_budget
     from topo.routing.describe import describe
     from topo.io.plan import new_plan
-
     from topo.model.spec import run_settings
     seed, workers, time_limit = run_settings(cluster, seed, workers, time_limit)
     timings: dict[str, float] = {}

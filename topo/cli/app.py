@@ -331,6 +331,7 @@ def optimize_summary(plan, out_dir, written) -> dict:
         return (spray.jobs if spray is not None else None) or {}
     bsol, cost = bu.solver or SolverRun(), bu.cost or BudgetCost()
     bcost = cost.chosen or CostRow()
+    t_mb, t_mp, t_ma, u_ma = times(mb), times(mp), times(ma), uec(ma)   # once each: O(jobs), not O(jobs^2)
     return {
         "cluster": p.cluster_name, "out_dir": str(out_dir), "files": len(written),
         "placement": {"status": pl.status, "objective": pl.objective, "bound": pl.bound,
@@ -346,9 +347,9 @@ def optimize_summary(plan, out_dir, written) -> dict:
         "max_util_before": tiers(mb), "max_util_placed": tiers(mp), "max_util_after": tiers(ma),
         "ideal_ecmp_util": {t: {"target": u.target, "placed": u.routed_before, "after": u.routed_after}
                             for t, u in (bu.utilization or {}).items()},
-        "jobs": {name: {"before_s": times(mb).get(name), "placed_s": times(mp).get(name),
-                        "after_s": times(ma).get(name), "after_uec_s": uec(ma).get(name)}
-                 for name in times(ma) or times(mp)},
+        "jobs": {name: {"before_s": t_mb.get(name), "placed_s": t_mp.get(name),
+                        "after_s": t_ma.get(name), "after_uec_s": u_ma.get(name)}
+                 for name in t_ma or t_mp},
         "collectives": _collective_summary(p.collectives),
         "timings_s": p.timings_s,
         "cpu_seconds": p.cpu_seconds,

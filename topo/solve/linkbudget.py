@@ -613,8 +613,7 @@ class _Data:
         endpoint ports, numbered per plane in (group, lane, side) order as the builder does."""
         lk = (self.seq // E) * self.nsub + self.sub
         span = int(lk.max()) + 1 if lk.size else 1
-        uk, gl = np.unique(self.port_plane * span + lk, return_inverse=True)
-        gl = gl.ravel().astype(np.int64)
+        uk, gl = _unique_inverse(self.port_plane * span + lk, self.planes * span)
         plane_of = (uk // span).astype(np.int64)
         Ls = np.bincount(plane_of, minlength=self.planes).astype(np.int64)
         return gl, int(uk.size), plane_of, Ls
@@ -652,12 +651,10 @@ class _Data:
         pair_rate = np.bincount(inv.ravel(), weights=self.pr[cross]) if uk.size else np.zeros(0)
         # geometry: a leaf sits at the rack of its first port (tor) or at the row's end (eor)
         fl = self.cluster.file.floor
-        order = np.argsort(gl, kind="stable")
-        g_sorted = gl[order]
-        firsts = np.concatenate([[True], g_sorted[1:] != g_sorted[:-1]]) if g_sorted.size else np.zeros(0, bool)
-        first_port = np.full(nl, -1, np.int64)
-        first_port[g_sorted[firsts]] = order[firsts]
-        has = first_port >= 0
+        # each leaf's first port: the smallest port index grouped into it (no sort)
+        first_port = np.full(nl, gl.size, np.int64)
+        np.minimum.at(first_port, gl, np.arange(gl.size, dtype=np.int64))
+        has = first_port < gl.size
         lx = np.zeros(nl, np.float32)
         ly = np.zeros(nl, np.float32)
         fe = self.port_ep[first_port[has]]
@@ -846,6 +843,20 @@ class _Data:
                 c += cnt * pc
                 w += cnt * pw
         return c, w
+
+
+def _unique_inverse(key: np.ndarray, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` (sorted distinct keys, each key's index among them,
+    as int64) of non-negative integer keys below ``hi``: by marking the keys present when ``hi`` is
+    at most a few times the number of keys (no sort; the same arrays), else by ``np.unique``."""
+    key = np.asarray(key, np.int64)
+    if hi > 4 * key.size + 4096:
+        uk, inv = np.unique(key, return_inverse=True)
+        return uk, inv.ravel().astype(np.int64)
+    present = np.zeros(hi, bool)
+    present[key] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present).astype(np.int64), rank[key]
 
 
 def _divisors(n: int) -> list[int]:
@@ -1058,7 +1069,8 @@ def _leaf_options(T: _Tables, data: _Data, st: dict, brk: int, survive: str, os0
 def _spine_options(T: _Tables, data: _Data, st: dict, os1, time_budget_end: float) -> None:
     """3 tiers: ``T.D_opts`` (spine splits with their pod size) and ``T.pair`` (for each leaf and
     spine option that fit together: pods, loads, super-spine bundles and prices). TimeLimitError
-    when ``time_budget_end`` (time.monotonic) passes before the tables are complete."""
+    when ``time_budget_end`` (time.process_time: CPU seconds of this process) passes before the
+    tables are complete."""
     _, kS1, k1, kS2 = T.lanes
     R1, R2 = T.specs[1].radix, T.specs[2].radix
     g1, g2, cap2, b1_fixed = T.g1, T.g2, T.cap[1], T.b1_fixed
@@ -1078,8 +1090,9 @@ def _spine_options(T: _Tables, data: _Data, st: dict, os1, time_budget_end: floa
             if d1 * kS1 // (b1_fixed or 1) >= 1 and not (os1 is not None and d1 / (R1 - d1) > os1 + 1e-9):
                 d_opt(d1, R1 - d1, d1 * kS1 // (b1_fixed or 1))
     for iE, eo in enumerate(T.E_opts):
-        if time.monotonic() > time_budget_end:
-            raise TimeLimitError("the link-budget tables were not complete within the time limit; raise the time limit")
+        if time.process_time() > time_budget_end:
+            raise TimeLimitError("the link-budget tables were not complete within the time limit (CPU seconds of "
+                                 "this process, counted apart from the solver's); raise the time limit")
         b1 = eo["b1"] or 1
         eo["b1"] = b1
         spp = eo["U0"] // b1
@@ -1735,7 +1748,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
            time_limit: Optional[float] = None, seed: Optional[int] = None, workers: Optional[int] = None,
            switch_choice: str = "fixed", max_oversubscription: Optional[float] = None,
            min_bisection: Optional[float] = None, scenarios: Optional[list] = None,
-           check: bool = True, alternatives: bool = True) -> BudgetResult:
+           check: bool = True, alternatives: bool = True, _shared: Optional[dict] = None) -> BudgetResult:
     """Choose the fabric's link budget with CP-SAT and check it independently (``alternatives``:
     also solve the other objectives for comparison; the design search, which compares designs, skips it).
 
@@ -1765,6 +1778,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     Raises SpecError for bad input and when no budget meets the target or survives the failure;
     SolverError when the solver finds nothing in time or the independent check rejects its answer.
     Cost: O(flows) per candidate grouping (64 leaf and 64 x 64 pod ones at radix 128), 3 decisions.
+
+    ``_shared`` (private; :func:`budget_for_transport`'s steps share one): the traffic and model data
+    of a call kept for later calls with the same inputs (see :func:`_shared_traffic`).
     """
     from topo.routing.describe import bill_of_materials
     from topo.model.fabric import build
@@ -1779,7 +1795,8 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         fabric = build(cluster)
     _family_check(cluster, fabric, survive)
     tier_caps = _tier_caps(os_caps, fabric)
-    placement, unplaced, demands, analytic, eff, data = _budget_traffic(cluster, fabric, placement, demands, req)
+    placement, unplaced, demands, analytic, eff, data = _shared_traffic(_shared, cluster, fabric, placement,
+                                                                        demands, req)
     n_acc = max(int(np.asarray(fabric.ep_is_accel).sum()), 1)
     bis_floor = req["floor"][1] * n_acc if req["floor"] else 0.0
     data.verify(fabric)  # the model's leaves and pods are the built fabric's, or no budget
@@ -1787,15 +1804,9 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
     names, specs, extra = _tier_specs(cluster, fabric)
     b1_fixed = cluster.file.fabric.tiers[0].bundle if (cluster.file.fabric.family != "fat_tree") else 1
     choices = _switch_choices(cluster, fabric, data, switch_choice, names, specs, extra)
-    deadline = time.monotonic() + time_limit
-    tables = []
-    t_tab = time.perf_counter()
-    for ch in choices:
-        sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
-        if extra:
-            sp = list(specs)
-        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, deadline, bis_floor))
-    tables_s = time.perf_counter() - t_tab
+    tables, tables_s = _all_tables(cluster, data, choices, specs, extra, three, survive, tau, tier_caps, b1_fixed,
+                                   time_limit, bis_floor)
+    deadline = time.monotonic() + time_limit   # the solver's limit, in wall seconds after the tables
 
     bom_given = bill_of_materials(fabric, cluster)
     ref = {"capex": float(bom_given["totals"]["network_cost_usd"]), "watts": float(bom_given["totals"]["network_kw"]) * 1e3}
@@ -1850,6 +1861,36 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         bill_of_materials={**bom_after, "endpoint_links_by_optic": _endpoint_optics(after_fab)},
         network_power=network_power, cost=money, utilization=util_out, headroom=headroom, solver=solver,
         alternatives=alternatives, check=chk, cluster_after=after_dict, unplaced=unplaced)
+
+
+def _all_tables(cluster, data, choices, specs, extra, three, survive, tau, tier_caps, b1_fixed, time_limit,
+                bis_floor) -> tuple[list, float]:
+    """(:func:`_tables` of every switch-model choice, wall seconds they took). The time limit bounds
+    the tables and the solver each: the tables (exact enumeration, no search; their work grows with
+    the fabric) in CPU seconds of this process, which other processes' load does not stretch, the
+    solver in wall seconds from the end of the tables. TimeLimitError when the tables take longer."""
+    tables_end = time.process_time() + time_limit
+    tables = []
+    t_tab = time.perf_counter()
+    for ch in choices:
+        sp = [cluster.switches[n] if n in cluster.switches else specs[i] for i, n in enumerate(ch)]
+        if extra:
+            sp = list(specs)
+        tables.append(_tables(data, ch, sp, three, survive, tau, tier_caps, b1_fixed, tables_end, bis_floor))
+    return tables, time.perf_counter() - t_tab
+
+
+def _shared_traffic(shared: Optional[dict], cluster, fabric, placement, demands, req):
+    """:func:`_budget_traffic`, kept in ``shared`` (when given) and reused for the same inputs: the
+    same cluster, fabric, placement and demands objects and equal requirements."""
+    inputs = (cluster, fabric, placement, demands)
+    hit = shared.get("traffic") if shared is not None else None
+    if hit is not None and all(a is b for a, b in zip(hit[0], inputs)) and hit[1] == req:
+        return hit[2]
+    out = _budget_traffic(cluster, fabric, placement, demands, req)
+    if shared is not None:
+        shared["traffic"] = (inputs, req, out)
+    return out
 
 
 def _budget_traffic(cluster, fabric, placement, demands, req):
@@ -2202,6 +2243,7 @@ def budget_for_transport(cluster, fabric=None, *, placement=None, max_slowdown: 
     if placement is None and cluster.file.jobs:
         placement, _ = _placement(cluster, fabric, None)  # the jobs that fit, in order
     kw.setdefault("demands", _demands(cluster, fabric, placement))  # the same traffic at every step
+    kw["_shared"] = {}   # and the same model data: only the target differs between the steps
     first = budget(cluster, fabric, placement=placement, target_util=target_util, seed=seed, **kw)
     if max_slowdown is None or not cluster.file.jobs:
         return first
