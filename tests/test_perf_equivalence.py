@@ -55,6 +55,84 @@ def test_runs_keep_an_unreachable_queue_pair_unfinished():
     assert t[0] == t[1] == pytest.approx(1e6 * 8 / (50e9))
 
 
+def _maxmin_refilling_everything(path, cap, qb, eff, rounds):
+    """Max-min job times as they were computed before the refills were limited to the components that
+    lost a queue pair: every round water-fills every active run on the fabric's own link numbering."""
+    from topo.routing.engine import MAXMIN_WORK, _runs, waterfill
+    first, mult = _runs(path, qb)
+    path, qbytes, m = path[first], qb[first], mult.astype(float)
+    bps = eff * 1e9 / 8.0
+    done, rem = np.zeros(first.size), qbytes.copy()
+    active, now, work = rem > 0, 0.0, 0
+    for k in range(rounds):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        work += int(mult[idx].sum())
+        if k == rounds - 1 or work > MAXMIN_WORK:
+            rb = waterfill(path[idx], cap, rem[idx] * m[idx]) / m[idx] * bps
+            with np.errstate(divide="ignore", invalid="ignore"):
+                done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
+            break
+        g = waterfill(path[idx], cap, m[idx]) / m[idx] * bps
+        stuck = g <= 0
+        done[idx[stuck]] = np.inf
+        active[idx[stuck]] = False
+        idx, g = idx[~stuck], g[~stuck]
+        if idx.size == 0:
+            break
+        dt_i = rem[idx] / g
+        dt = float(dt_i.min())
+        fin = dt_i <= dt * (1 + 1e-12)
+        done[idx[fin]] = now + dt_i[fin]
+        active[idx[fin]] = False
+        rem[idx] -= g * dt
+        rem[idx[fin]] = 0.0
+        now += dt
+    return np.repeat(done, mult)
+
+
+@pytest.mark.parametrize("rounds", [None, 4])
+def test_maxmin_refilling_only_changed_components_gives_the_same_bits(rounds):
+    from topo.routing.engine import MAXMIN_ROUNDS, completion_times
+    rng = np.random.default_rng(11)
+    parts, qbs = [], []
+    for c in range(5):   # five groups of flows on disjoint links (ids 20c .. 20c+19; 100.. unused)
+        p, q = _paths(rng, 12, 3, 20, 3)
+        parts.append(p + 20 * c)
+        qbs.append(q)
+    path = np.concatenate(parts + [np.array([[3, 100, -1], [-1, -1, -1]])])   # a dead link; no link at all
+    qb = np.concatenate(qbs + [np.array([1e6, 2e6])])
+    qb[[5, 40]] = 0.0
+    cap = rng.integers(1, 5, 120).astype(float) * 100.0
+    cap[100] = 0.0
+    t = completion_times(path, cap, qb, 0.9, "max-min", rounds=rounds)
+    ref = _maxmin_refilling_everything(path, cap, qb, 0.9, MAXMIN_ROUNDS if rounds is None else rounds)
+    assert np.isinf(t[-2:]).all() and (t[[5, 40]] == 0).all() and np.isfinite(t[:-2]).all()
+    assert t.tobytes() == ref.tobytes()
+
+
+def test_maxmin_refills_only_the_component_that_lost_a_queue_pair(monkeypatch):
+    """Regression guard (counts, not seconds): C groups of q queue pairs, each group alone on its own
+    link, with bytes and capacities such that no two queue pairs end together, take C x q rounds; the
+    first water-fills all C x q rows, every later one only the rows left in the group that lost one
+    (at most q - 1; none once a group has ended, so 1 + C (q - 1) calls). Refilling every active row
+    each round, as before, takes C x q calls and fills C x q (C x q + 1) / 2 rows."""
+    from topo.routing import engine
+    C, q = 6, 5
+    path = np.repeat(np.arange(C), q)[:, None].astype(np.int64)
+    qb = np.tile(np.arange(1, q + 1) * 1e6, C)
+    cap = 100.0 + 7.0 * np.arange(C) ** 2
+    calls = []
+    real = engine.waterfill
+    monkeypatch.setattr(engine, "waterfill", lambda p, c, w=None: calls.append(p.shape[0]) or real(p, c, w))
+    t = engine.completion_times(path, cap, qb, 1.0, "max-min")
+    assert np.unique(t).size == C * q   # no two end together: one round per queue pair
+    assert len(calls) == 1 + C * (q - 1) and calls[0] == C * q
+    assert max(calls[1:]) <= q - 1 and sum(calls) <= C * q + (C * q - 1) * (q - 1) < C * q * (C * q + 1) // 2
+    assert t.tobytes() == _maxmin_refilling_everything(path, cap, qb, 1.0, engine.MAXMIN_ROUNDS).tobytes()
+
+
 def test_domain_members_are_the_endpoints_of_those_domains():
     from topo.model.fabric import build
     from topo.model.spec import load

@@ -1128,6 +1128,26 @@ def _runs(qp_path: np.ndarray, qbytes: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return first, np.diff(np.append(first, n))
 
 
+def _used_links(path: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``path`` over the links it uses only, renumbered 0.. in increasing link id, and their capacities.
+
+    waterfill's cost per call has a term in the links it is given (their start state and heap), which
+    the refill rounds would pay each round for the whole fabric. The renumbering keeps the links'
+    order, and waterfill breaks equal levels by link id and visits the paths of a link in path order,
+    so the rates are the same bits as on the whole fabric's numbering."""
+    capacity = np.asarray(capacity, np.float64)
+    if path.ndim != 2 or capacity.ndim != 1:
+        return path, capacity      # waterfill refuses it, naming the shapes
+    flat = path.ravel()
+    valid = flat >= 0
+    links, inv = np.unique(flat[valid], return_inverse=True)
+    if flat.size and (int(flat.min()) < -1 or (links.size and links[-1] >= capacity.shape[0])):
+        return path, capacity      # waterfill refuses it, naming the link ids
+    out = np.full(flat.shape, -1, np.int64)
+    out[valid] = inv
+    return out.reshape(path.shape), capacity[links]
+
+
 def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarray, efficiency: float,
                      sharing: str = "max-min", rounds: Optional[int] = None) -> np.ndarray:
     """Completion time in seconds of each queue pair (rows of link ids, -1 padded) carrying ``qbytes``
@@ -1145,7 +1165,8 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
     bps = efficiency * 1e9 / 8.0   # goodput bytes/s per Gb/s of wire rate
     qp_path = np.asarray(qp_path, np.int64)
     first, mult = _runs(qp_path, qbytes)
-    path, qb, m = qp_path[first], qbytes[first], mult.astype(np.float64)
+    path, capacity = _used_links(qp_path[first], capacity)
+    qb, m = qbytes[first], mult.astype(np.float64)
     if sharing == "bytes":
         rate = waterfill(path, capacity, qb * m) / m
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1155,8 +1176,31 @@ def completion_times(qp_path: np.ndarray, capacity: np.ndarray, qbytes: np.ndarr
     return np.repeat(done, mult)
 
 
+def _components(path: np.ndarray, n_links: int) -> np.ndarray:
+    """Label per row of ``path``: its connected component in the graph of rows joined by shared links."""
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import connected_components
+    n, H = path.shape
+    flat = path.ravel()
+    ok = (flat >= 0) & (flat < n_links)   # ids out of range: waterfill refuses them, naming them
+    rows = np.repeat(np.arange(n, dtype=np.int64), H)[ok]
+    g = coo_array((np.ones(rows.size, np.int8), (rows, n + flat[ok])), shape=(n + n_links, n + n_links))
+    return connected_components(g, directed=False)[1][:n]
+
+
 def _maxmin_times(path, capacity, qbytes, mult, bps, rounds) -> np.ndarray:
-    """Per-QP max-min completion times of runs of ``mult`` identical queue pairs (see completion_times)."""
+    """Per-QP max-min completion times of runs of ``mult`` identical queue pairs (see completion_times).
+
+    Each refill round water-fills again only the connected components (rows joined by shared links)
+    that lost a queue pair in the round before; the others keep their rates. That is exact, not an
+    approximation: water-filling never carries anything from one component to another (a link's
+    level, and the order of the levels of one component's links, depend only on that component's
+    rows, links and weights, and the rows keep their order), and a round that ends none of a
+    component's queue pairs leaves them as they were. The components are those of all the rows at
+    the start: one that comes apart as its queue pairs end is still refilled whole (exact as well:
+    water-filling its pieces together is water-filling each; labelling the pieces anew each round
+    cost more than it saved on the helios example). ``MAXMIN_WORK`` still counts every active queue
+    pair of every round, so where it stops is unchanged."""
     m = mult.astype(np.float64)
     n = qbytes.shape[0]
     done = np.zeros(n)
@@ -1165,6 +1209,9 @@ def _maxmin_times(path, capacity, qbytes, mult, bps, rounds) -> np.ndarray:
     now = 0.0
     work = 0
     rounds = max(int(rounds), 1)
+    comp = _components(path, capacity.shape[0]) if n else np.zeros(0, np.int64)
+    rate = np.zeros(n)          # bytes/s of each active run, kept from the round its component was last filled
+    stale = active.copy()       # runs whose component lost a queue pair since their rate was computed
     for k in range(rounds):
         idx = np.flatnonzero(active)
         if idx.size == 0:
@@ -1179,22 +1226,30 @@ def _maxmin_times(path, capacity, qbytes, mult, bps, rounds) -> np.ndarray:
                 done[idx] = np.where(rb > 0, now + rem[idx] / rb, np.inf)
             active[idx] = False
             break
-        g = waterfill(path[idx], capacity, m[idx]) / m[idx] * bps
+        fill = np.flatnonzero(stale & active)
+        if fill.size:
+            rate[fill] = waterfill(path[fill], capacity, m[fill]) / m[fill] * bps
+        g = rate[idx]
         stuck = g <= 0
+        ended = [idx[stuck]]
         if stuck.any():
             done[idx[stuck]] = np.inf
             active[idx[stuck]] = False
             idx, g = idx[~stuck], g[~stuck]
-            if idx.size == 0:
-                break
-        dt_i = rem[idx] / g
-        dt = float(dt_i.min())
-        fin = dt_i <= dt * (1 + 1e-12)
-        done[idx[fin]] = now + dt_i[fin]
-        active[idx[fin]] = False
-        rem[idx] -= g * dt
-        rem[idx[fin]] = 0.0
-        now += dt
+        if idx.size:
+            dt_i = rem[idx] / g
+            dt = float(dt_i.min())
+            fin = dt_i <= dt * (1 + 1e-12)
+            done[idx[fin]] = now + dt_i[fin]
+            active[idx[fin]] = False
+            rem[idx] -= g * dt
+            rem[idx[fin]] = 0.0
+            now += dt
+            ended.append(idx[fin])
+        gone = np.concatenate(ended)
+        stale = np.isin(comp, comp[gone])
+        if idx.size == 0:
+            break
     return done
 
 
