@@ -3,15 +3,13 @@ hand, the back-end unchanged by it, refusals by JSON path, the per-fabric comman
 the shipped example and the compiled kernels against their pure-Python twins."""
 import copy
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, cluster_dict, no_crash, sw, validate_refuses
+from helpers.serving_cases import serve_json_compiled_and_pure
 
 EXAMPLE = EXAMPLES / "serving-frontend.yaml"
 
@@ -270,19 +268,11 @@ def test_analyze_serving_section_has_the_front_end(tmp_path):
 def test_front_end_equal_under_the_pure_python_twins(tmp_path):
     """`topo serve --json` on the tiny cluster (the front-end part routed under fluid and RoCE hashing)
     gives the same document with the compiled kernels and with TOPO_PURE_PYTHON=1."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = tmp_path / "c.json"
     p.write_text(json.dumps(_tiny()))
-    env = dict(os.environ, PYTHONPATH=root)
-    cmd = [sys.executable, "-m", "topo", "serve", str(p), "--json", "--placement", "in-order"]
-    out = {}
-    for pure in ("0", "1"):
-        env["TOPO_PURE_PYTHON"] = pure
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=600)
-        assert r.returncode == 0, r.stderr
-        out[pure] = json.loads(r.stdout)
-    assert out["0"]["front_end"]["max_util"] > 0
-    assert out["0"] == out["1"]
+    compiled, pure = serve_json_compiled_and_pure(p, "--placement", "in-order")
+    assert compiled["front_end"]["max_util"] > 0
+    assert compiled == pure
 
 
 def test_export_front_end_graphml_only(tmp_path):

@@ -3,14 +3,12 @@ against the request rate, the three routing models side by side, kernels against
 import copy
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import no_crash
-from helpers.serving_cases import TINY, _cluster
+from helpers.serving_cases import TINY, _cluster, serve_json_compiled_and_pure
 
 
 def _tp2():
@@ -129,15 +127,8 @@ def test_serving_routes_equal_under_the_pure_python_twins(tmp_path):
     """`topo serve --json` on the example (RoCE hashing, UEC spraying, fluid; TP, MoE, KV, agent flows)
     gives the same document with the compiled kernels and with TOPO_PURE_PYTHON=1."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root)
-    cmd = [sys.executable, "-m", "topo", "serve", os.path.join(root, "examples", "serving-disagg.yaml"), "--json"]
-    out = {}
-    for pure in ("0", "1"):
-        env["TOPO_PURE_PYTHON"] = pure
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=600)
-        assert r.returncode == 0, r.stderr
-        out[pure] = json.loads(r.stdout)
-    assert out["0"] == out["1"]
+    compiled, pure = serve_json_compiled_and_pure(os.path.join(root, "examples", "serving-disagg.yaml"))
+    assert compiled == pure
 
 
 def test_interference_by_hand():

@@ -23,3 +23,22 @@ TINY = {
 def _cluster(d):
     from topo.model.spec import from_dict
     return from_dict(d)
+
+
+def serve_json_compiled_and_pure(cluster_path, *args) -> tuple[dict, dict]:
+    """`topo serve CLUSTER --json ARGS` run in a fresh process with the compiled kernels and again with
+    TOPO_PURE_PYTHON=1: the two JSON documents (compiled, pure), each run required to exit 0."""
+    import json
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    cmd = [sys.executable, "-m", "topo", "serve", str(cluster_path), "--json", *args]
+    out = []
+    for pure in ("0", "1"):
+        env["TOPO_PURE_PYTHON"] = pure
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=600)
+        assert r.returncode == 0, r.stderr
+        out.append(json.loads(r.stdout))
+    return out[0], out[1]
