@@ -1204,6 +1204,8 @@ def _maxmin_times_counted(path, capacity, qbytes, mult, bps, rounds) -> tuple[np
     K = kernel("_routing")
     n = qbytes.shape[0]
     path = np.ascontiguousarray(path, np.int64)
+    if path.ndim == 2 and path.shape[1] == 0:
+        path = np.full((n, 1), -1, np.int64)     # no queue pair has a link
     H = path.shape[1] if path.ndim == 2 else 1
     done, rem = np.zeros(n), np.zeros(n)
     active = np.zeros(n, np.uint8)
