@@ -47,6 +47,12 @@ length).
 
 waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
+
+maxmin_times: per-QP max-min completion times (engine.completion_times, sharing "max-min"):
+waterfill's progressive filling kept as a log of events per component of paths, and when
+paths finish, undone back to the first event that froze one of them and resumed from there
+(the same bits as water-filling the rest again). Cost per refill round O(active paths) plus
+the events replayed.
 """
 import numpy as np
 from cython.parallel cimport prange, threadid
@@ -1105,10 +1111,10 @@ cdef class _MaxMinWork:
     cdef real_t bps
     cdef const int64_t[::1] path, mult
     cdef int64_t[::1] lk_ptr, lk_qp, n_act, ver, comp, c_ptr, e_ptr, cl_ptr, c_links
-    cdef int64_t[::1] frz_ev, ev_n, fr_n, ud_n, ev_fr, fr_row, hl, hv
+    cdef int64_t[::1] frz_ev, ev_n, fr_n, ud_n, ev_fr, fr_row, hl, hv, thaw_lo, thaw_hi, seen
     cdef real_t[::1] rem_l, wsum, rate, ud_rem, hk
     cdef uint8_t[::1] st
-    cdef int64_t events, undone
+    cdef int64_t events, undone, stamp
 
 
 cdef inline id_t _uf_find(int64_t[::1] parent, id_t a) noexcept nogil:
@@ -1192,6 +1198,9 @@ cdef id_t _mm_setup(_MaxMinWork w, const real_t[::1] qbytes, const real_t[::1] c
         w.ev_n[c] = 0
         w.fr_n[c] = 0
         w.ud_n[c] = 0
+        w.thaw_lo[c] = -1
+    for l in range(L):
+        w.seen[l] = -1
     for c in range(C):
         parent[c] = w.cl_ptr[c]
     for l in range(L):
@@ -1201,23 +1210,45 @@ cdef id_t _mm_setup(_MaxMinWork w, const real_t[::1] qbytes, const real_t[::1] c
     return C
 
 
+cdef inline int _mm_key(_MaxMinWork w, id_t l, id_t* size) except -1 nogil:
+    """Push link l with the key a fresh waterfill's valid entry would carry (an untouched link
+    rem / wsum, a touched one max(rem, 0) / wsum), if it has active runs."""
+    cdef real_t key
+    if w.n_act[l] > 0 and w.wsum[l] > 0.0:
+        if w.ver[l] == 0:
+            key = w.rem_l[l] / w.wsum[l]
+        else:
+            key = (w.rem_l[l] if w.rem_l[l] > 0.0 else 0.0) / w.wsum[l]
+        _push(w.hk, w.hl, w.hv, size, key, l, w.ver[l])
+    return 0
+
+
 cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
     """Progressive filling of component c from its state, as waterfill does it, each event logged:
-    the heap rebuilt from the links' state (an untouched link keyed rem / wsum, a touched one
-    max(rem, 0) / wsum, the keys a fresh waterfill's valid entries would carry), then popped until
-    empty. A frozen run gets rate (x * m) / m * bps; the rem it takes from each link is logged first."""
+    the heap rebuilt from the links' state (_mm_key), then popped until empty. The links with active
+    runs are, at the first fill, among the component's links, later among those of the runs the last
+    undo thawed (every other run of the component is frozen or gone), each taken once. A frozen run
+    gets rate (x * m) / m * bps; the rem it takes from each link is logged first."""
     cdef const int64_t[::1] path = w.path
     cdef int H = w.H
     cdef id_t size = 0, i, k, l, l2, p, j, e, base = w.c_ptr[c], ubase = w.e_ptr[c]
     cdef real_t key, x, m
-    for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
-        l = w.c_links[k]
-        if w.n_act[l] > 0 and w.wsum[l] > 0.0:
-            if w.ver[l] == 0:
-                key = w.rem_l[l] / w.wsum[l]
-            else:
-                key = (w.rem_l[l] if w.rem_l[l] > 0.0 else 0.0) / w.wsum[l]
-            _push(w.hk, w.hl, w.hv, &size, key, l, w.ver[l])
+    if w.thaw_lo[c] < 0:
+        for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
+            _mm_key(w, w.c_links[k], &size)
+    else:
+        w.stamp += 1
+        for i in range(w.thaw_lo[c], w.thaw_hi[c]):
+            p = w.fr_row[i]
+            if w.st[p] != 0:
+                continue
+            for j in range(H):
+                l = path[p * H + j]
+                if l < 0:
+                    break
+                if w.seen[l] != w.stamp:
+                    w.seen[l] = w.stamp
+                    _mm_key(w, l, &size)
     while size > 0:
         key = w.hk[0]
         l = w.hl[0]
@@ -1276,6 +1307,8 @@ cdef int _mm_undo(_MaxMinWork w, id_t c, id_t cut) except -1 nogil:
     cdef id_t base = w.c_ptr[c], ubase = w.e_ptr[c], start = w.ev_fr[cut], i, j, p, l2, len_p
     cdef real_t m
     w.undone += base + w.ev_n[c] - cut
+    w.thaw_lo[c] = start
+    w.thaw_hi[c] = base + w.fr_n[c]
     for i in range(base + w.fr_n[c] - 1, start - 1, -1):
         p = w.fr_row[i]
         m = <real_t>w.mult[p]
@@ -1314,9 +1347,10 @@ cdef int _mm_remove(_MaxMinWork w, id_t p) except -1 nogil:
 
 cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int64_t[::1] act,
                     int64_t[::1] ended, int64_t[::1] slist, int64_t[::1] cut, uint8_t[::1] stale,
-                    real_t[::1] done, real_t[::1] rem, real_t[::1] info) except -1 nogil:
+                    real_t[::1] dta, real_t[::1] done, real_t[::1] rem, real_t[::1] info) except -1 nogil:
     """The refill rounds of engine._maxmin_times_loop, with the same arithmetic in the same order,
-    refilling only the components that lost a run, each from its cut (see maxmin_times)."""
+    refilling only the components that lost a run, each from its cut (see maxmin_times). dta: each
+    active run's time to finish at its rate, computed once per round."""
     cdef id_t n = rem.shape[0], na = 0, nn, ne, ns, i, p, c, k
     cdef int64_t work = 0, status = 0, nr = 0
     cdef real_t now = 0.0, dt = 0.0, g, dti, thr
@@ -1351,6 +1385,7 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
             if g <= 0.0:
                 continue
             dti = rem[p] / g
+            dta[i] = dti
             if not have or dti < dt:
                 dt = dti
             have = True
@@ -1365,7 +1400,7 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
                 ended[ne] = p
                 ne += 1
                 continue
-            dti = rem[p] / g
+            dti = dta[i]
             if dti <= thr:
                 done[p] = now + dti
                 rem[p] = 0.0
@@ -1457,17 +1492,22 @@ def maxmin_times(int H, const int64_t[::1] path, const int64_t[::1] mult, const 
     w.hk = np.zeros(L + nH + 1)
     w.hl = np.zeros(L + nH + 1, np.int64)
     w.hv = np.zeros(L + nH + 1, np.int64)
+    w.thaw_lo = np.zeros(L, np.int64)
+    w.thaw_hi = np.zeros(L, np.int64)
+    w.seen = np.zeros(L, np.int64)
     w.events = 0
     w.undone = 0
+    w.stamp = 0
     cdef int64_t[::1] parent = np.zeros(L, np.int64), lcomp = np.zeros(L, np.int64)
     cdef int64_t[::1] act = np.zeros(n, np.int64), ended = np.zeros(n, np.int64)
     cdef int64_t[::1] slist = np.zeros(L, np.int64), cut = np.zeros(L, np.int64)
     cdef uint8_t[::1] stale = np.zeros(L, np.uint8)
+    cdef real_t[::1] dta = np.zeros(n)
     with nogil:
         for p in range(n):
             rem[p] = qbytes[p]
         C = _mm_setup(w, qbytes, cap, parent, lcomp)
-        na = _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, done, rem, info)
+        na = _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done, rem, info)
         for p in range(n):
             active[p] = 0
         for p in range(na):

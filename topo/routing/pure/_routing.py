@@ -410,9 +410,13 @@ class _MaxMinWork:
         self.rate = np.zeros(n)
         self.ud_rem = np.zeros(nH)
         self.st = np.zeros(n, np.uint8)
+        self.thaw_lo = np.zeros(L, np.int64)
+        self.thaw_hi = np.zeros(L, np.int64)
+        self.seen = np.zeros(L, np.int64)
         self.heap_cap = L + nH + 1
         self.events = 0
         self.undone = 0
+        self.stamp = 0
 
     def links(self, p):
         """The links of row p (up to its first -1)."""
@@ -494,6 +498,9 @@ def _mm_setup(w, qbytes, cap, parent, lcomp):
         w.ev_n[c] = 0
         w.fr_n[c] = 0
         w.ud_n[c] = 0
+        w.thaw_lo[c] = -1
+    for l in range(L):
+        w.seen[l] = -1
     for c in range(C):
         parent[c] = w.cl_ptr[c]
     for l in range(L):
@@ -509,19 +516,34 @@ def _mm_push(w, heap, key, l, v):
     heapq.heappush(heap, (key, l, v))
 
 
+def _mm_key(w, l, heap):
+    if w.n_act[l] > 0 and w.wsum[l] > 0.0:
+        if w.ver[l] == 0:
+            key = float(w.rem_l[l]) / float(w.wsum[l])
+        else:
+            key = (float(w.rem_l[l]) if w.rem_l[l] > 0.0 else 0.0) / float(w.wsum[l])
+        _mm_push(w, heap, key, l, int(w.ver[l]))
+    return 0
+
+
 def _mm_fill(w, c):
     """Long because it mirrors the compiled _mm_fill statement by statement (progressive filling of
     one component from its state, each event logged), so the two can be read side by side."""
     heap = []
     base, ubase = int(w.c_ptr[c]), int(w.e_ptr[c])
-    for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
-        l = int(w.c_links[k])
-        if w.n_act[l] > 0 and w.wsum[l] > 0.0:
-            if w.ver[l] == 0:
-                key = float(w.rem_l[l]) / float(w.wsum[l])
-            else:
-                key = (float(w.rem_l[l]) if w.rem_l[l] > 0.0 else 0.0) / float(w.wsum[l])
-            _mm_push(w, heap, key, l, int(w.ver[l]))
+    if w.thaw_lo[c] < 0:
+        for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
+            _mm_key(w, int(w.c_links[k]), heap)
+    else:
+        w.stamp += 1
+        for i in range(w.thaw_lo[c], w.thaw_hi[c]):
+            p = int(w.fr_row[i])
+            if w.st[p] != 0:
+                continue
+            for l in w.links(p):
+                if w.seen[l] != w.stamp:
+                    w.seen[l] = w.stamp
+                    _mm_key(w, l, heap)
     while heap:
         key, l, j = heapq.heappop(heap)
         if j != w.ver[l] or w.n_act[l] == 0:
@@ -565,6 +587,8 @@ def _mm_fill(w, c):
 def _mm_undo(w, c, cut):
     base, ubase, start = int(w.c_ptr[c]), int(w.e_ptr[c]), int(w.ev_fr[cut])
     w.undone += base + int(w.ev_n[c]) - cut
+    w.thaw_lo[c] = start
+    w.thaw_hi[c] = base + w.fr_n[c]
     for i in range(base + int(w.fr_n[c]) - 1, start - 1, -1):
         p = int(w.fr_row[i])
         m = float(w.mult[p])
@@ -590,7 +614,7 @@ def _mm_remove(w, p):
     return 0
 
 
-def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, done, rem, info):
+def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done, rem, info):
     """Long because it mirrors the compiled _mm_rounds statement by statement (the refill rounds of
     engine._maxmin_times_loop), so the two can be read side by side."""
     n = rem.shape[0]
@@ -630,6 +654,7 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, done, rem,
             if g <= 0.0:
                 continue
             dti = float(rem[p]) / g
+            dta[i] = dti
             if not have or dti < dt:
                 dt = dti
             have = True
@@ -644,7 +669,7 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, done, rem,
                 ended[ne] = p
                 ne += 1
                 continue
-            dti = float(rem[p]) / g
+            dti = float(dta[i])
             if dti <= thr:
                 done[p] = now + dti
                 rem[p] = 0.0
@@ -692,10 +717,11 @@ def maxmin_times(H, path, mult, qbytes, cap, bps, rounds, max_work, done, rem, a
     act, ended = np.zeros(n, np.int64), np.zeros(n, np.int64)
     slist, cut = np.zeros(L, np.int64), np.zeros(L, np.int64)
     stale = np.zeros(L, np.uint8)
+    dta = np.zeros(n)
     for p in range(n):
         rem[p] = qbytes[p]
     C = _mm_setup(w, qbytes, cap, parent, lcomp)
-    na = _mm_rounds(w, C, int(rounds), int(max_work), act, ended, slist, cut, stale, done, rem, info)
+    na = _mm_rounds(w, C, int(rounds), int(max_work), act, ended, slist, cut, stale, dta, done, rem, info)
     for p in range(n):
         active[p] = 0
     for p in range(na):
