@@ -9,7 +9,8 @@ refill rounds it replaced (topo.routing.engine._maxmin_times_loop), CPU seconds 
 2. The roce-hash job times of the 131,072-accelerator bench cluster (benchmarks/bench_place.py's
    1,000 jobs, 30% busy) in the in-order placement: route once with recorded paths, then
    _maxmin_times_loop and _maxmin_times alternately on the same runs (``--reps`` each, CPU medians),
-   their outputs compared byte for byte, and the kernel's counts (rounds, events popped and undone).
+   their outputs compared byte for byte, the kernel's counts (rounds, events popped and undone), and
+   one water-filling of the runs (the first round's) for scale.
 
     python benchmarks/bench_maxmin.py [--cluster FILE] [--skip-old] [--skip-optimize] [--skip-131k] [--reps 3]
 
@@ -105,7 +106,7 @@ def bench_131k(args) -> dict:
     t0 = time.process_time()
     call, n_qp = maxmin_args_131k(args.seed)
     setup = time.process_time() - t0
-    loop_s, kern_s = [], []
+    loop_s, kern_s, fill_s = [], [], []
     same = True
     info = None
     for _ in range(args.reps):      # alternately, so both see the same load
@@ -115,11 +116,14 @@ def bench_131k(args) -> dict:
         t = time.process_time()
         b, info = engine._maxmin_times_counted(*call)
         kern_s.append(time.process_time() - t)
+        t = time.process_time()
+        engine.waterfill(call[0], call[1], call[3].astype(float))   # the first round's water-filling alone
+        fill_s.append(time.process_time() - t)
         same = same and a.tobytes() == b.tobytes()
     lo, ke = statistics.median(loop_s), statistics.median(kern_s)
     return {"queue_pairs": n_qp, "runs": int(call[0].shape[0]), "links": int(call[1].shape[0]),
             "setup_cpu_s": setup, "loop_cpu_s": loop_s, "kernel_cpu_s": kern_s, "loop_median_s": lo,
-            "kernel_median_s": ke, "speedup": lo / ke if ke > 0 else None, "identical": same,
+            "kernel_median_s": ke, "one_waterfill_median_s": statistics.median(fill_s), "speedup": lo / ke if ke > 0 else None, "identical": same,
             "rounds": int(info[2]), "events": int(info[3]), "events_undone": int(info[4]),
             "components": int(info[7])}
 
@@ -153,7 +157,8 @@ def main(argv=None):
         rows.append(("131k in-order roce-hash", f"{b['queue_pairs']:,} queue pairs in {b['runs']:,} runs over "
                                                 f"{b['links']:,} links, {b['components']:,} components"))
         rows.append(("131k job times, CPU", f"loop {b['loop_median_s']:.3f} s, kernel {b['kernel_median_s']:.3f} s "
-                                            f"(medians of {a.reps}): {b['speedup']:.1f}x; identical {b['identical']}"))
+                                            f"(medians of {a.reps}): {b['speedup']:.1f}x; identical {b['identical']}; "
+                                            f"one water-filling of the runs {b['one_waterfill_median_s']:.3f} s"))
         rows.append(("131k kernel counts", f"{b['rounds']:,} rounds, {b['events']:,} events popped, "
                                            f"{b['events_undone']:,} undone"))
     w = max((len(k) for k, _ in rows), default=0)
