@@ -168,3 +168,48 @@ def test_graphml_names_that_need_escaping_are_escaped(tmp_path):
     _old_write_graphml(f, tmp_path / "old.graphml")
     assert (tmp_path / "new.graphml").read_bytes() == (tmp_path / "old.graphml").read_bytes()
     assert "&amp;" in (tmp_path / "new.graphml").read_text()
+
+
+def _old_rank_map(fabric, a):
+    import io
+
+    from topo.core.textsafe import CsvWriter
+    ep_server = np.asarray(fabric.ep_server)
+    acc = np.asarray(fabric.ep_is_accel, bool)
+    first = np.searchsorted(ep_server, np.arange(fabric.n_servers))
+    acc_before = np.concatenate([[0], np.cumsum(acc)])
+    buf = io.StringIO()
+    w = CsvWriter(buf)
+    w.writerow(["job", "rank", "node", "accelerator"])
+    for job in sorted(a):
+        eps = np.asarray(a[job], np.int64)
+        srv = ep_server[eps]
+        local = acc_before[eps] - acc_before[first[srv]]
+        for r, (s, k) in enumerate(zip(srv.tolist(), local.tolist())):
+            w.writerow([job, r, fabric.server_name(s), k])
+    return buf.getvalue()
+
+
+def test_rank_map_rows_are_the_csv_writers():
+    """Rows joined directly where no cell needs quoting or a guard; a job name that does goes
+    through the csv writer."""
+    from topo.io.exports import render_rank_map
+    from topo.traffic.demand import in_order_placement
+    c = load(EXAMPLES / "small.yaml")
+    f = build(c)
+    a = {k: v.tolist() for k, v in in_order_placement(c, f).items()}
+    names = iter(['odd,"job"', "=sum", "plain"])
+    a = {next(names): v for v in a.values()}
+    new = render_rank_map(f, {"placement": {"assignment": a}})["rank-map.csv"]
+    assert new == _old_rank_map(f, a)
+    assert '"odd,""job""",0,' in new and "'=sum,0," in new and "plain,0," in new
+
+
+def test_kueue_labels_formatted_once_are_the_labels_formatted_each_time(monkeypatch):
+    import topo.io.exports as X
+    for f in _fabrics():
+        new = X.render_kueue(f)
+        monkeypatch.setattr(X, "_memo", lambda fn: fn)
+        old = X.render_kueue(f)
+        monkeypatch.undo()
+        assert new == old

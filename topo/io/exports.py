@@ -377,6 +377,18 @@ def _ys(x) -> str:
     return json.dumps(x)
 
 
+def _memo(fn: Callable[[str], str]) -> Callable[[str], str]:
+    """``fn`` of a string, computed once per distinct string."""
+    seen: dict = {}
+
+    def f(x: str) -> str:
+        out = seen.get(x)
+        if out is None:
+            out = seen[x] = fn(x)
+        return out
+    return f
+
+
 def _header(fabric: Fabric, what: str, comment: str = "#") -> str:
     from topo import __version__
     name = fabric.meta.get("cluster_name", "cluster")
@@ -518,8 +530,13 @@ def render_rank_map(fabric: Fabric, plan: PlanLike = None, cluster=None, **_) ->
         local = acc_before[eps] - acc_before[first[srv]]
         u, inv = np.unique(srv, return_inverse=True)
         uname = [fabric.server_name(int(x)) for x in u]
-        for r, (i, k) in enumerate(zip(inv.tolist(), local.tolist())):
-            w.writerow([job, r, uname[i], k])
+        cells = [csv_cell(job)] + [csv_cell(n) for n in uname]
+        if any(c in x for x in cells for c in ',"\r\n'):
+            for r, (i, k) in enumerate(zip(inv.tolist(), local.tolist())):
+                w.writerow([job, r, uname[i], k])
+        else:   # no cell the csv writer would quote: its rows, joined directly
+            jc, nc = cells[0], cells[1:]
+            buf.write("".join([f"{jc},{r},{nc[i]},{k}\n" for r, (i, k) in enumerate(zip(inv.tolist(), local.tolist()))]))
     return {"rank-map.csv": buf.getvalue()}
 
 
@@ -584,16 +601,18 @@ def render_kueue(fabric: Fabric, plan: PlanLike = None, cluster=None, *, nodes: 
         head += f"# the {domain_label} label is on the nodes but not a level: {why_not}\n"
     files = {"kueue-topology.yaml": head + yaml.safe_dump(topo_doc, sort_keys=False)}
     docs = []
+    ys = _memo(_ys)   # label keys and values repeat across nodes: each distinct one formatted once
     for n, l in labels.items():
-        docs += ["---", "apiVersion: v1", "kind: Node", "metadata:", f"  name: {_ys(n)}", "  labels:"]
-        docs += [f"    {_ys(k)}: {_ys(v)}" for k, v in sorted(l.items())]
+        docs += ["---", "apiVersion: v1", "kind: Node", "metadata:", f"  name: {ys(n)}", "  labels:"]
+        docs += [f"    {ys(k)}: {ys(v)}" for k, v in sorted(l.items())]
     files["node-labels.yaml"] = (_header(fabric, "Node label patches (kubectl patch / apply --server-side)")
                                  + "# kubernetes.io/hostname is set by the kubelet and not repeated here\n"
                                  + "\n".join(docs) + "\n")
     sh = ["#!/bin/sh", _header(fabric, "Node labels as kubectl commands").rstrip("\n"), "set -e"]
+    q = _memo(sh_quote)
     for n, l in labels.items():
-        kv = " ".join(sh_quote(f"{k}={v}") for k, v in sorted(l.items()))
-        sh.append(f"kubectl label node {sh_quote(n)} --overwrite {kv}")
+        kv = " ".join(q(f"{k}={v}") for k, v in sorted(l.items()))
+        sh.append(f"kubectl label node {q(n)} --overwrite {kv}")
     files["node-labels.sh"] = "\n".join(sh) + "\n"
     if domain_label and why_not and why_not != "no scale-up domains":
         files[APPROXIMATIONS] = [f"kueue: the {domain_label} label is on the nodes but not a Topology level: {why_not}"]
