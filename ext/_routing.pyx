@@ -51,8 +51,9 @@ waterfill: weighted max-min fair rates of paths over link capacities
 maxmin_times: per-QP max-min completion times (engine.completion_times, sharing "max-min"):
 waterfill's progressive filling kept as a log of events per component of paths, and when
 paths finish, undone back to the first event that froze one of them and resumed from there
-(the same bits as water-filling the rest again). Cost per refill round O(active paths) plus
-the events replayed.
+(the same bits as water-filling the rest again). Its heap is indexed by link (one entry per link
+with active paths, updated in place), the active paths' rates and bytes left are contiguous
+arrays compacted as paths finish. Cost per refill round O(active paths) plus the events replayed.
 """
 import numpy as np
 from cython.parallel cimport prange, threadid
@@ -1426,7 +1427,8 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
                     real_t[::1] dta, real_t[::1] done, real_t[::1] rem, real_t[::1] info) except -1 nogil:
     """The refill rounds of engine._maxmin_times_loop, with the same arithmetic in the same order,
     refilling only the components that lost a run, each from its cut (see maxmin_times). dta: each
-    active run's time to finish at its rate, computed once per round. The active runs are kept in
+    active run's time to finish at its rate (bytes left / rate; read only where the rate is > 0),
+    computed once per round. The active runs are kept in
     act, their rates and bytes left in w.a_rate / w.a_rem (the same slots, compacted as runs end;
     rem gets the bytes left back at the end), their queue pairs' sum in amult."""
     cdef id_t n = rem.shape[0], na = 0, nn, ne, ns, i, p, c, k
