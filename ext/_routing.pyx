@@ -51,8 +51,9 @@ waterfill: weighted max-min fair rates of paths over link capacities
 maxmin_times: per-QP max-min completion times (engine.completion_times, sharing "max-min"):
 waterfill's progressive filling kept as a log of events per component of paths, and when
 paths finish, undone back to the first event that froze one of them and resumed from there
-(the same bits as water-filling the rest again). Cost per refill round O(active paths) plus
-the events replayed.
+(the same bits as water-filling the rest again). Its heap is indexed by link (one entry per link
+with active paths, updated in place), the active paths' rates and bytes left are contiguous
+arrays compacted as paths finish. Cost per refill round O(active paths) plus the events replayed.
 """
 import numpy as np
 from cython.parallel cimport prange, threadid
@@ -1106,13 +1107,15 @@ MAXMIN_INFO = 8   # entries of maxmin_times's info array (see maxmin_times)
 @cython.final
 cdef class _MaxMinWork:
     """maxmin_times's state: the runs' links (CSR by link), their components, the links' fill state,
-    and per component an event log, a log of the rows frozen and an undo log of the links' rem."""
+    per component an event log, a log of the rows frozen and an undo log of the links' rem, the
+    fill's indexed heap (hk/hl: key and link, hpos: each link's slot or -1) and the active runs'
+    rates and bytes left as contiguous arrays (a_rate/a_rem, slot of run p: aidx[p])."""
     cdef int H
     cdef real_t bps
     cdef const int64_t[::1] path, mult
     cdef int64_t[::1] lk_ptr, lk_qp, n_act, ver, comp, c_ptr, e_ptr, cl_ptr, c_links
-    cdef int64_t[::1] frz_ev, ev_n, fr_n, ud_n, ev_fr, fr_row, hl, hv, thaw_lo, thaw_hi, seen
-    cdef real_t[::1] rem_l, wsum, rate, ud_rem, hk
+    cdef int64_t[::1] frz_ev, ev_n, fr_n, ud_n, ev_fr, fr_row, hl, hpos, thaw_lo, thaw_hi, seen, aidx
+    cdef real_t[::1] rem_l, wsum, rate, ud_rem, hk, a_rate, a_rem
     cdef uint8_t[::1] st
     cdef int64_t events, undone, stamp
 
@@ -1210,29 +1213,91 @@ cdef id_t _mm_setup(_MaxMinWork w, const real_t[::1] qbytes, const real_t[::1] c
     return C
 
 
+cdef inline bint _ih_lt(real_t ka, id_t la, real_t kb, id_t lb) noexcept nogil:
+    """(ka, la) < (kb, lb): the fill's pop order, smallest key first, ties by the lower link id."""
+    return ka < kb or (ka == kb and la < lb)
+
+
+cdef inline void _ih_place(_MaxMinWork w, id_t i, real_t key, id_t l, id_t n, bint up) noexcept nogil:
+    """Entry (key, l) into slot i of the indexed heap of n entries, sifted up (if up) or down to its
+    place."""
+    cdef id_t q, c
+    while up and i > 0:
+        q = (i - 1) >> 1
+        if not _ih_lt(key, l, w.hk[q], w.hl[q]):
+            break
+        w.hk[i] = w.hk[q]
+        w.hl[i] = w.hl[q]
+        w.hpos[w.hl[i]] = i
+        i = q
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _ih_lt(w.hk[c + 1], w.hl[c + 1], w.hk[c], w.hl[c]):
+            c += 1
+        if not _ih_lt(w.hk[c], w.hl[c], key, l):
+            break
+        w.hk[i] = w.hk[c]
+        w.hl[i] = w.hl[c]
+        w.hpos[w.hl[i]] = i
+        i = c
+    w.hk[i] = key
+    w.hl[i] = l
+    w.hpos[l] = i
+
+
+cdef inline void _ih_del(_MaxMinWork w, id_t l, id_t* size) noexcept nogil:
+    """Link l (in the heap) out of it; the last entry fills its slot."""
+    cdef id_t i = w.hpos[l]
+    w.hpos[l] = -1
+    size[0] -= 1
+    if i < size[0]:
+        _ih_place(w, i, w.hk[size[0]], w.hl[size[0]], size[0], True)
+
+
+cdef inline void _ih_set(_MaxMinWork w, id_t l, real_t key, id_t* size) noexcept nogil:
+    """Link l's entry gets key (in place if l is in the heap, else added)."""
+    cdef id_t i = w.hpos[l]
+    if i < 0:
+        size[0] += 1
+        _ih_place(w, size[0] - 1, key, l, size[0], True)
+    elif key != w.hk[i]:
+        _ih_place(w, i, key, l, size[0], True)
+
+
 cdef inline int _mm_key(_MaxMinWork w, id_t l, id_t* size) except -1 nogil:
-    """Push link l with the key a fresh waterfill's valid entry would carry (an untouched link
-    rem / wsum, a touched one max(rem, 0) / wsum), if it has active runs."""
+    """Append link l, if it has active runs, with the key a fresh waterfill's entry would carry (an
+    untouched link rem / wsum, a touched one max(rem, 0) / wsum); _mm_fill then heapifies."""
     cdef real_t key
     if w.n_act[l] > 0 and w.wsum[l] > 0.0:
         if w.ver[l] == 0:
             key = w.rem_l[l] / w.wsum[l]
         else:
             key = (w.rem_l[l] if w.rem_l[l] > 0.0 else 0.0) / w.wsum[l]
-        _push(w.hk, w.hl, w.hv, size, key, l, w.ver[l])
+        if size[0] >= w.hk.shape[0]:
+            with gil:
+                raise IndexError(f"maxmin_times: the heap arrays hold {w.hk.shape[0]} entries and a push needs one more")
+        w.hk[size[0]] = key
+        w.hl[size[0]] = l
+        w.hpos[l] = size[0]
+        size[0] += 1
     return 0
 
 
 cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
     """Progressive filling of component c from its state, as waterfill does it, each event logged:
-    the heap rebuilt from the links' state (_mm_key), then popped until empty. The links with active
+    the heap rebuilt from the links' state (_mm_key, then heapified), then popped until empty, each
+    link's entry updated in place when its level changes and removed when it has no active run
+    left (so the heap holds one entry per link with active runs, popped in (key, link) order, the
+    order of waterfill's valid entries). The links with active
     runs are, at the first fill, among the component's links, later among those of the runs the last
     undo thawed (every other run of the component is frozen or gone), each taken once. A frozen run
     gets rate (x * m) / m * bps; the rem it takes from each link is logged first."""
     cdef const int64_t[::1] path = w.path
     cdef int H = w.H
     cdef id_t size = 0, i, k, l, l2, p, j, e, base = w.c_ptr[c], ubase = w.e_ptr[c]
-    cdef real_t key, x, m
+    cdef real_t key, x, m, g
     if w.thaw_lo[c] < 0:
         for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
             _mm_key(w, w.c_links[k], &size)
@@ -1249,13 +1314,12 @@ cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
                 if w.seen[l] != w.stamp:
                     w.seen[l] = w.stamp
                     _mm_key(w, l, &size)
+    for i in range(size // 2 - 1, -1, -1):
+        _ih_place(w, i, w.hk[i], w.hl[i], size, False)
     while size > 0:
         key = w.hk[0]
         l = w.hl[0]
-        j = w.hv[0]
-        _pop(w.hk, w.hl, w.hv, &size)
-        if j != w.ver[l] or w.n_act[l] == 0:
-            continue
+        _ih_del(w, l, &size)
         x = key
         if x < 0.0:
             x = 0.0
@@ -1269,7 +1333,9 @@ cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
                 continue
             w.st[p] = 2
             m = <real_t>w.mult[p]
-            w.rate[p] = x * m / m * w.bps
+            g = x * m / m * w.bps
+            w.rate[p] = g
+            w.a_rate[w.aidx[p]] = g
             w.frz_ev[p] = e
             w.fr_row[base + w.fr_n[c]] = p
             w.fr_n[c] += 1
@@ -1292,9 +1358,12 @@ cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
                 l2 = path[p * H + j]
                 if l2 < 0:
                     break
-                if w.n_act[l2] > 0 and l2 != l and w.wsum[l2] > 0.0:
-                    _push(w.hk, w.hl, w.hv, &size, (w.rem_l[l2] if w.rem_l[l2] > 0.0 else 0.0) / w.wsum[l2], l2,
-                          w.ver[l2])
+                if l2 == l:
+                    continue
+                if w.n_act[l2] > 0 and w.wsum[l2] > 0.0:
+                    _ih_set(w, l2, (w.rem_l[l2] if w.rem_l[l2] > 0.0 else 0.0) / w.wsum[l2], &size)
+                elif w.hpos[l2] >= 0:
+                    _ih_del(w, l2, &size)
     return 0
 
 
@@ -1345,14 +1414,26 @@ cdef int _mm_remove(_MaxMinWork w, id_t p) except -1 nogil:
     return 0
 
 
+cdef void _mm_div(const real_t* a, const real_t* b, real_t* q, id_t n) noexcept nogil:
+    """q[i] = a[i] / b[i] for i < n: a loop on its own, so that the compiler can divide several at
+    once (each quotient is still the one correctly rounded division of the scalar loop)."""
+    cdef id_t i
+    for i in range(n):
+        q[i] = a[i] / b[i]
+
+
 cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int64_t[::1] act,
                     int64_t[::1] ended, int64_t[::1] slist, int64_t[::1] cut, uint8_t[::1] stale,
                     real_t[::1] dta, real_t[::1] done, real_t[::1] rem, real_t[::1] info) except -1 nogil:
     """The refill rounds of engine._maxmin_times_loop, with the same arithmetic in the same order,
     refilling only the components that lost a run, each from its cut (see maxmin_times). dta: each
-    active run's time to finish at its rate, computed once per round."""
+    active run's time to finish at its rate (bytes left / rate; read only where the rate is > 0),
+    computed once per round. The active runs are kept in
+    act, their rates and bytes left in w.a_rate / w.a_rem (the same slots, compacted as runs end;
+    rem gets the bytes left back at the end), their queue pairs' sum in amult."""
     cdef id_t n = rem.shape[0], na = 0, nn, ne, ns, i, p, c, k
-    cdef int64_t work = 0, status = 0, nr = 0
+    cdef int64_t work = 0, status = 0, nr = 0, amult = 0
+    cdef real_t[::1] a_rate = w.a_rate, a_rem = w.a_rem
     cdef real_t now = 0.0, dt = 0.0, g, dti, thr
     cdef real_t slack = 1 + 1e-12
     cdef bint have
@@ -1360,6 +1441,10 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
         done[p] = 0.0
         if w.st[p] == 0:
             act[na] = p
+            w.aidx[p] = na
+            a_rate[na] = w.rate[p]
+            a_rem[na] = rem[p]
+            amult += w.mult[p]
             na += 1
     for c in range(C):
         slist[c] = c
@@ -1369,8 +1454,7 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
         if na == 0:
             break
         nr += 1
-        for i in range(na):
-            work += w.mult[act[i]]
+        work += amult
         if k == rounds - 1 or work > max_work:
             status = 1
             break
@@ -1378,14 +1462,12 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
             _mm_fill(w, slist[i])
             stale[slist[i]] = 0
         ns = 0
+        _mm_div(&a_rem[0], &a_rate[0], &dta[0], na)
         have = False
         for i in range(na):
-            p = act[i]
-            g = w.rate[p]
-            if g <= 0.0:
+            if a_rate[i] <= 0.0:
                 continue
-            dti = rem[p] / g
-            dta[i] = dti
+            dti = dta[i]
             if not have or dti < dt:
                 dt = dti
             have = True
@@ -1394,11 +1476,12 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
         ne = 0
         for i in range(na):
             p = act[i]
-            g = w.rate[p]
+            g = a_rate[i]
             if g <= 0.0:
                 done[p] = INFINITY
                 ended[ne] = p
                 ne += 1
+                amult -= w.mult[p]
                 continue
             dti = dta[i]
             if dti <= thr:
@@ -1406,9 +1489,12 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
                 rem[p] = 0.0
                 ended[ne] = p
                 ne += 1
+                amult -= w.mult[p]
             else:
-                rem[p] -= g * dt
+                a_rem[nn] = a_rem[i] - g * dt
+                a_rate[nn] = g
                 act[nn] = p
+                w.aidx[p] = nn
                 nn += 1
         if have:
             now += dt
@@ -1430,6 +1516,8 @@ cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int
             _mm_remove(w, ended[i])
         if not have:
             break
+    for i in range(na):
+        rem[act[i]] = a_rem[i]
     info[0] = now
     info[1] = status
     info[2] = nr
@@ -1489,9 +1577,12 @@ def maxmin_times(int H, const int64_t[::1] path, const int64_t[::1] mult, const 
     w.rate = np.zeros(n)
     w.ud_rem = np.zeros(nH)
     w.st = np.zeros(n, np.uint8)
-    w.hk = np.zeros(L + nH + 1)
-    w.hl = np.zeros(L + nH + 1, np.int64)
-    w.hv = np.zeros(L + nH + 1, np.int64)
+    w.hk = np.zeros(L)
+    w.hl = np.zeros(L, np.int64)
+    w.hpos = np.full(L, -1, np.int64)
+    w.aidx = np.zeros(n, np.int64)
+    w.a_rate = np.zeros(n)
+    w.a_rem = np.zeros(n)
     w.thaw_lo = np.zeros(L, np.int64)
     w.thaw_hi = np.zeros(L, np.int64)
     w.seen = np.zeros(L, np.int64)

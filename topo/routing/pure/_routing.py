@@ -385,7 +385,7 @@ MAXMIN_INFO = 8
 
 
 class _MaxMinWork:
-    """maxmin_times's state (see ext/_routing.pyx), the same arrays; the heap is a list."""
+    """maxmin_times's state (see ext/_routing.pyx), the same arrays (the indexed heap's size in hsize)."""
 
     def __init__(self, H, path, mult, bps, n, L):
         nH = n * H
@@ -413,7 +413,13 @@ class _MaxMinWork:
         self.thaw_lo = np.zeros(L, np.int64)
         self.thaw_hi = np.zeros(L, np.int64)
         self.seen = np.zeros(L, np.int64)
-        self.heap_cap = L + nH + 1
+        self.hk = np.zeros(L)
+        self.hl = np.zeros(L, np.int64)
+        self.hpos = np.full(L, -1, np.int64)
+        self.hsize = 0
+        self.aidx = np.zeros(n, np.int64)
+        self.a_rate = np.zeros(n)
+        self.a_rem = np.zeros(n)
         self.events = 0
         self.undone = 0
         self.stamp = 0
@@ -510,30 +516,76 @@ def _mm_setup(w, qbytes, cap, parent, lcomp):
     return C
 
 
-def _mm_push(w, heap, key, l, v):
-    if len(heap) >= w.heap_cap:
-        raise IndexError(f"waterfill: the heap arrays hold {w.heap_cap} entries and a push needs one more")
-    heapq.heappush(heap, (key, l, v))
+def _ih_lt(ka, la, kb, lb):
+    return ka < kb or (ka == kb and la < lb)
 
 
-def _mm_key(w, l, heap):
+def _ih_place(w, i, key, l, n, up):
+    while up and i > 0:
+        q = (i - 1) >> 1
+        if not _ih_lt(key, l, float(w.hk[q]), int(w.hl[q])):
+            break
+        w.hk[i] = w.hk[q]
+        w.hl[i] = w.hl[q]
+        w.hpos[w.hl[i]] = i
+        i = q
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _ih_lt(float(w.hk[c + 1]), int(w.hl[c + 1]), float(w.hk[c]), int(w.hl[c])):
+            c += 1
+        if not _ih_lt(float(w.hk[c]), int(w.hl[c]), key, l):
+            break
+        w.hk[i] = w.hk[c]
+        w.hl[i] = w.hl[c]
+        w.hpos[w.hl[i]] = i
+        i = c
+    w.hk[i] = key
+    w.hl[i] = l
+    w.hpos[l] = i
+
+
+def _ih_del(w, l):
+    i = int(w.hpos[l])
+    w.hpos[l] = -1
+    w.hsize -= 1
+    if i < w.hsize:
+        _ih_place(w, i, float(w.hk[w.hsize]), int(w.hl[w.hsize]), w.hsize, True)
+
+
+def _ih_set(w, l, key):
+    i = int(w.hpos[l])
+    if i < 0:
+        w.hsize += 1
+        _ih_place(w, w.hsize - 1, key, l, w.hsize, True)
+    elif key != w.hk[i]:
+        _ih_place(w, i, key, l, w.hsize, True)
+
+
+def _mm_key(w, l):
     if w.n_act[l] > 0 and w.wsum[l] > 0.0:
         if w.ver[l] == 0:
             key = float(w.rem_l[l]) / float(w.wsum[l])
         else:
             key = (float(w.rem_l[l]) if w.rem_l[l] > 0.0 else 0.0) / float(w.wsum[l])
-        _mm_push(w, heap, key, l, int(w.ver[l]))
+        if w.hsize >= w.hk.shape[0]:
+            raise IndexError(f"maxmin_times: the heap arrays hold {w.hk.shape[0]} entries and a push needs one more")
+        w.hk[w.hsize] = key
+        w.hl[w.hsize] = l
+        w.hpos[l] = w.hsize
+        w.hsize += 1
     return 0
 
 
 def _mm_fill(w, c):
     """Long because it mirrors the compiled _mm_fill statement by statement (progressive filling of
     one component from its state, each event logged), so the two can be read side by side."""
-    heap = []
+    w.hsize = 0
     base, ubase = int(w.c_ptr[c]), int(w.e_ptr[c])
     if w.thaw_lo[c] < 0:
         for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
-            _mm_key(w, int(w.c_links[k]), heap)
+            _mm_key(w, int(w.c_links[k]))
     else:
         w.stamp += 1
         for i in range(w.thaw_lo[c], w.thaw_hi[c]):
@@ -543,11 +595,13 @@ def _mm_fill(w, c):
             for l in w.links(p):
                 if w.seen[l] != w.stamp:
                     w.seen[l] = w.stamp
-                    _mm_key(w, l, heap)
-    while heap:
-        key, l, j = heapq.heappop(heap)
-        if j != w.ver[l] or w.n_act[l] == 0:
-            continue
+                    _mm_key(w, l)
+    for i in range(w.hsize // 2 - 1, -1, -1):
+        _ih_place(w, i, float(w.hk[i]), int(w.hl[i]), w.hsize, False)
+    while w.hsize > 0:
+        key = float(w.hk[0])
+        l = int(w.hl[0])
+        _ih_del(w, l)
         x = key
         if x < 0.0:
             x = 0.0
@@ -561,7 +615,9 @@ def _mm_fill(w, c):
                 continue
             w.st[p] = 2
             m = float(w.mult[p])
-            w.rate[p] = x * m / m * w.bps
+            g = x * m / m * w.bps
+            w.rate[p] = g
+            w.a_rate[w.aidx[p]] = g
             w.frz_ev[p] = e
             w.fr_row[base + w.fr_n[c]] = p
             w.fr_n[c] += 1
@@ -578,9 +634,12 @@ def _mm_fill(w, c):
                 continue
             w.st[p] = 1
             for l2 in w.links(p):
-                if w.n_act[l2] > 0 and l2 != l and w.wsum[l2] > 0.0:
-                    _mm_push(w, heap, (float(w.rem_l[l2]) if w.rem_l[l2] > 0.0 else 0.0) / float(w.wsum[l2]), l2,
-                             int(w.ver[l2]))
+                if l2 == l:
+                    continue
+                if w.n_act[l2] > 0 and w.wsum[l2] > 0.0:
+                    _ih_set(w, l2, (float(w.rem_l[l2]) if w.rem_l[l2] > 0.0 else 0.0) / float(w.wsum[l2]))
+                elif w.hpos[l2] >= 0:
+                    _ih_del(w, l2)
     return 0
 
 
@@ -620,6 +679,8 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
     n = rem.shape[0]
     na = 0
     work = 0
+    amult = 0
+    a_rate, a_rem = w.a_rate, w.a_rem
     status = 0
     nr = 0
     now = 0.0
@@ -629,6 +690,10 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
         done[p] = 0.0
         if w.st[p] == 0:
             act[na] = p
+            w.aidx[p] = na
+            a_rate[na] = w.rate[p]
+            a_rem[na] = rem[p]
+            amult += int(w.mult[p])
             na += 1
     for c in range(C):
         slist[c] = c
@@ -638,8 +703,7 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
         if na == 0:
             break
         nr += 1
-        for i in range(na):
-            work += int(w.mult[act[i]])
+        work += amult
         if k == rounds - 1 or work > max_work:
             status = 1
             break
@@ -647,14 +711,13 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
             _mm_fill(w, int(slist[i]))
             stale[slist[i]] = 0
         ns = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dta[:na] = a_rem[:na] / a_rate[:na]        # _mm_div
         have = False
         for i in range(na):
-            p = int(act[i])
-            g = float(w.rate[p])
-            if g <= 0.0:
+            if a_rate[i] <= 0.0:
                 continue
-            dti = float(rem[p]) / g
-            dta[i] = dti
+            dti = float(dta[i])
             if not have or dti < dt:
                 dt = dti
             have = True
@@ -663,11 +726,12 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
         ne = 0
         for i in range(na):
             p = int(act[i])
-            g = float(w.rate[p])
+            g = float(a_rate[i])
             if g <= 0.0:
                 done[p] = np.inf
                 ended[ne] = p
                 ne += 1
+                amult -= int(w.mult[p])
                 continue
             dti = float(dta[i])
             if dti <= thr:
@@ -675,9 +739,12 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
                 rem[p] = 0.0
                 ended[ne] = p
                 ne += 1
+                amult -= int(w.mult[p])
             else:
-                rem[p] = float(rem[p]) - g * dt
+                a_rem[nn] = float(a_rem[i]) - g * dt
+                a_rate[nn] = g
                 act[nn] = p
+                w.aidx[p] = nn
                 nn += 1
         if have:
             now += dt
@@ -699,6 +766,8 @@ def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done,
             _mm_remove(w, int(ended[i]))
         if not have:
             break
+    for i in range(na):
+        rem[act[i]] = a_rem[i]
     info[0] = now
     info[1] = status
     info[2] = nr
