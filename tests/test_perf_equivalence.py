@@ -251,6 +251,35 @@ def test_hashed_paths_are_route_s_recorded_paths(qps, channels):
 
 
 
+def test_hashed_paths_repeated_calls_share_buffers_not_results():
+    """hashed_paths keeps one pair of load buffers per fabric across calls (never read back): many
+    calls in a row, with bytes/rate ratios that differ within a call (route_clos then carries a
+    second weight over every link of those buffers), each still give route()'s paths."""
+    from topo.model.fabric import build
+    from topo.model.spec import from_dict
+    from topo.routing import engine
+    from topo.routing.engine import hashed_paths, route
+    from topo.traffic.demand import Demands
+    c = from_dict(_pods_cluster())
+    f = build(c)
+    rng = np.random.default_rng(11)
+    for k in range(6):
+        n = int(rng.integers(1, 200))
+        src = rng.integers(0, f.n_endpoints, n)
+        dst = rng.integers(0, f.n_endpoints, n)
+        rate = rng.random(n) + 0.1
+        nbytes = rate * (1e9 if k % 2 else rng.random(n) * 1e9)
+        d = Demands(src, dst, nbytes, np.zeros(n, np.int32), rate)
+        r = route(f, d, "roce-hash", seed=k, qps=2, record_paths=True)
+        qf, qp, un = hashed_paths(f, d, seed=k, qps=2)
+        np.testing.assert_array_equal(qf, r.qp_flow)
+        np.testing.assert_array_equal(qp, r.qp_path)
+        np.testing.assert_array_equal(un, r.flow_unreachable)
+    lw, epw = engine._sinks[f]
+    assert engine._sink(f, engine._plan(f, engine.prepare(f, None)))[0] is lw   # kept, not re-allocated
+    assert lw.any()   # written by the calls above (and never read by hashed_paths)
+
+
 @pytest.mark.parametrize("model", ["uec-spray", "fluid"])
 def test_sparse_loads_are_route_s_loads(model):
     from topo.model.fabric import build

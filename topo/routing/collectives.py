@@ -169,6 +169,8 @@ class _Patterns:
         # per fabric, not per pattern: the link costs of the latency and the capacities
         self.link_cost = _link_cost_ns(fabric, self.node_lat)
         self.cap = np.where(dead, 0.0, fabric.link_gbps) if dead is not None else fabric.link_gbps.astype(float)
+        if dead is not None and not np.any(dead):
+            self.dead = None   # a healthy fabric: not scanned again for every pattern
 
     def get(self, key, src: np.ndarray, dst: np.ndarray) -> tuple[float, float]:
         """(alpha seconds, goodput bytes/s of the slowest flow) of the pattern."""

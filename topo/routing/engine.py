@@ -174,6 +174,22 @@ def _route_on(fabric, P, dead, demands: Demands, model: str, seed: int, qps: int
                           src, up_s, up_r)
 
 
+# per fabric: the link and endpoint load buffers hashed_paths hands route_clos, kept across calls.
+# route_clos adds the loads of the flows it routes into them, and hashed_paths never reads them: the
+# paths do not depend on them. A fresh zeroed pair per call (100 MB of link loads at 1M accelerators)
+# cost ~5 ms a call in page faults, which the collective-time patterns (thousands of small flow sets)
+# paid each time. Never read, so calls that share them cannot change a result.
+_sinks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _sink(fabric, plan) -> tuple[np.ndarray, np.ndarray]:
+    hit = _sinks.get(fabric)
+    n_epw = 4 * fabric.n_endpoints * plan.K
+    if hit is None or hit[1].shape[0] != n_epw:
+        hit = _sinks[fabric] = (np.zeros(2 * fabric.n_links), np.zeros(n_epw))
+    return hit
+
+
 def hashed_paths(fabric, demands: Demands, *, failed_links=None, seed: int = 0, qps: int = 1, channels: int = 1,
                  efficiency: float = 1.0):
     """(qp_flow, qp_path, flow_unreachable) of ``route(fabric, demands, "roce-hash", record_paths=True,
@@ -201,14 +217,13 @@ def hashed_paths(fabric, demands: Demands, *, failed_links=None, seed: int = 0, 
     st = np.zeros(5)
     counts = np.zeros(2, np.int64)
     z8, zi = np.zeros(0, np.uint8), np.zeros(0, np.int64)
+    lw, epw = _sink(fabric, plan)
     nb, _, _ = kernel("_routing").route_clos(
         _clos_tables(fabric, plan),
         ks.ClosDemands(src=src, dst=dst, rate=np.ascontiguousarray(demands.rate_gbps, np.float64),
                        nbytes=np.ascontiguousarray(demands.bytes, np.float64), inv_eff=1.0 / efficiency),
-        # lw and epw are zero pages until written: allocating them is cheap, reading them back is what
-        # route() does and this does not
         ks.ClosWork(alive=z8, lclean=z8, LP=0, pair_ptr=zi, pair_cnt=zi, pool=zi, pmass=np.zeros(0),
-                    lw=np.zeros(2 * fabric.n_links), epw=np.zeros(4 * fabric.n_endpoints * plan.K), agg=np.zeros(0),
+                    lw=lw, epw=epw, agg=np.zeros(0),
                     unreach=unreach, f_idx=f_idx, path=path, defer=zi, stats=st, counts=counts),
         ks.ClosOptions(0, plan.n_leaves, plan.K, np.uint64(seed & (2**64 - 1)), q, H))
     stats = FlowStats.of_route_clos(st)
