@@ -81,6 +81,33 @@ def pct(x) -> str:
     return "n/a" if x is None else f"{100.0 * float(x):.1f}%"
 
 
+_PLURALS = {"leaf": "leaves", "switch": "switches", "super": "supers", "index": "indices", "box": "boxes",
+            "class": "classes", "bus": "buses", "pass": "passes", "is": "are", "was": "were", "has": "have"}
+
+
+def plural(noun: str) -> str:
+    """The plural of a noun or of a phrase's last word ("spine switch" -> "spine switches")."""
+    head, sep, last = noun.rpartition(" ")
+    low = last.lower()
+    if low in _PLURALS:
+        many = _PLURALS[low]
+    elif re.search(r"(s|x|z|ch|sh)$", low):
+        many = last + "es"
+    elif re.search(r"[^aeiou]y$", low):
+        many = last[:-1] + "ies"
+    else:
+        many = last + "s"
+    return head + sep + many
+
+
+def count_of(n, noun: str, many: Optional[str] = None) -> str:
+    """A count with its noun in the right number: ``count_of(1, "spine switch")`` is "1 spine switch",
+    ``count_of(3, "leaf")`` "3 leaves" (``many``: an irregular plural)."""
+    v = _num(n)
+    one = v is not None and v == 1
+    return f"{fmt(n)} {noun if one else (many or plural(noun))}"
+
+
 def _num(x) -> Optional[float]:
     if isinstance(x, bool) or x is None:
         return None
@@ -270,7 +297,7 @@ def show(x, kind: str = "num") -> str:
     if kind == "ratio":
         return f"{v:.2f}:1"
     if kind == "x":
-        return f"{v:.2f}x"
+        return f"{v:.2f}x" if abs(v) < 100 else f"{v:,.0f}x"
     if kind == "bytes":
         return fmt(round(v / 1e9, 3))
     if kind in ("kw", "gbps", "s", "w"):
@@ -397,6 +424,19 @@ class _Fabrics:
             except Exception:  # a plan whose cluster file no longer builds: figures say so
                 self.cache[which] = False
         return self.cache[which] or None
+
+    def front_end(self):
+        """The front-end fabric of the plan's cluster file after both budgets (None without one)."""
+        if "front_end" not in self.cache:
+            from topo.model.frontend_build import build as build_front
+            from topo.model.spec import from_dict
+            key = "cluster_file_after" if self.plan.get("cluster_file_after") else "cluster_file"
+            try:
+                c = from_dict(self.plan[key], source=f"plan:{key}")
+                self.cache["front_end"] = build_front(c) if c.file.front_end is not None else None
+            except Exception:  # a plan whose cluster file no longer builds: the figure is left out
+                self.cache["front_end"] = None
+        return self.cache["front_end"]
 
 
 def _link_util(plan: dict, which: str, fabrics: _Fabrics):
@@ -556,13 +596,13 @@ def _opening_line(plan: dict) -> str:
     def family(d):
         return _FAMILY_WORDS.get(str(d.get("family")), str(d.get("family", "n/a")))
     if all(b == a for _, b, a in shape):
-        fabric_words = f"{family(db)} fabric, {fmt(db.get('planes'))} plane(s), {fmt(db.get('pods'))} pod(s)"
+        fabric_words = f"{family(db)} fabric, {count_of(db.get('planes'), 'plane')}, {count_of(db.get('pods'), 'pod')}"
     else:       # the chosen design's shape differs from the fabric as given: say which is which
-        fabric_words = (f"fabric as given: {family(db)}, {fmt(db.get('planes'))} plane(s), "
-                        f"{fmt(db.get('pods'))} pod(s); chosen design: {family(da)}, "
-                        f"{fmt(da.get('planes'))} plane(s), {fmt(da.get('pods'))} pod(s)")
-    return (f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
-            f"{fmt(db.get('racks'))} racks; {fabric_words}." + (f" {desc}" if desc else ""))
+        fabric_words = (f"fabric as given: {family(db)}, {count_of(db.get('planes'), 'plane')}, "
+                        f"{count_of(db.get('pods'), 'pod')}; chosen design: {family(da)}, "
+                        f"{count_of(da.get('planes'), 'plane')}, {count_of(da.get('pods'), 'pod')}")
+    return (f"{name}: {count_of(db.get('accelerators'), 'accelerator')} in {count_of(db.get('nodes'), 'node')} and "
+            f"{count_of(db.get('racks'), 'rack')}; {fabric_words}." + (f" {desc}" if desc else ""))
 
 
 def _summary(plan: dict) -> Section:
@@ -589,7 +629,7 @@ def _summary(plan: dict) -> Section:
     p = plan.get("placement") or {}
     n_placed = len(p.get("assignment") or {})
     unplaced = p.get("unplaced") or {}
-    changed.append(f"{fmt(n_placed)} job(s) placed" + (f", {fmt(len(unplaced))} not placed" if unplaced else "")
+    changed.append(f"{count_of(n_placed, 'job')} placed" + (f", {fmt(len(unplaced))} not placed" if unplaced else "")
                    + f" (placement status {p.get('status', 'n/a')})")
     mb, ma = _tier_rows(plan.get("metrics_before")), _tier_rows(plan.get("metrics_after"))
     peaks = [f"{t} {pct(_tier_max(mb[t]))} -> {pct(_tier_max(ma[t]))}" for t in ma
@@ -601,7 +641,7 @@ def _summary(plan: dict) -> Section:
     if common:
         tb_, ta_ = sum(jb[j] for j in common), sum(ja[j] for j in common)
         worst = max(common, key=lambda j: (ja[j], j))
-        changed.append(f"communication time per iteration, summed over {len(common)} job(s): {fmt(tb_)} s -> "
+        changed.append(f"communication time per iteration, summed over {count_of(len(common), 'job')}: {fmt(tb_)} s -> "
                        f"{fmt(ta_)} s (slowest job {worst}: {fmt(jb[worst])} s -> {fmt(ja[worst])} s)")
     s.bullets.append(("What changed", "; ".join(changed) + "."))
     # what it costs
@@ -618,6 +658,14 @@ def _summary(plan: dict) -> Section:
     kw = c.get("network_kw", c.get("after_network_kw", c.get("before_network_kw")))
     if kw is not None:
         cost_bits.append(f"network power {fmt(float(kw))} kW")
+    fe = _front_end(plan)
+    if fe is not None and cost_bits:
+        fch = _front_end_cost(fe).get("chosen") or {}
+        cost_bits[-1] += " (back-end fabric)"
+        cost_bits.append(f"front-end fabric capex {usd(fch.get('capex_usd'))}, energy {usd(fch.get('energy_usd'))}, "
+                         f"{fmt(float(fch.get('network_kw') or 0.0))} kW (its own link budget)"
+                         if _num(fch.get("total_usd")) is not None else
+                         "front-end fabric: no cost or power in the plan (its link budget was not sized)")
     s.bullets.append(("What it costs", ("; ".join(cost_bits) or "no cost figures in the plan") + "."))
     # what it saves
     saves = []
@@ -649,7 +697,7 @@ def _summary(plan: dict) -> Section:
     over = [r for r in (p.get("racks") or []) if isinstance(r, dict) and _num(r.get("kw")) is not None
             and _num(r.get("limit_kw")) is not None and r["kw"] > r["limit_kw"] + 1e-9]
     if over:
-        risk.append(f"{len(over)} rack(s) over their power limit (" + ", ".join(str(r.get("rack")) for r in over[:5])
+        risk.append(f"{count_of(len(over), 'rack')} over {'its' if len(over) == 1 else 'their'} power limit (" + ", ".join(str(r.get("rack")) for r in over[:5])
                     + (" ..." if len(over) > 5 else "") + ")")
     if unplaced:
         risk.append("not placed: " + ", ".join(f"{k} ({v})" for k, v in sorted(unplaced.items())[:5])
@@ -696,10 +744,10 @@ def _design_sentence(tp) -> str:
     for t in tiers:
         os_ = f", {show(t.oversubscription, 'ratio')} oversubscribed" if _num(t.oversubscription) is not None \
             and t.oversubscription > 1 + 1e-9 else (", non-blocking" if _num(t.oversubscription) is not None else "")
-        parts.append(f"{fmt(t.switches)} {t.tier} switches ({t.model}{os_})")
+        parts.append(f"{count_of(t.switches, f'{t.tier} switch')} ({t.model}{os_})")
     n_tiers = len(tiers)
-    return (f"{which}: a {n_tiers}-tier {fam} fabric in {fmt(d.planes)} plane(s) and {fmt(d.pods)} pod(s) for "
-            f"{fmt(d.accelerators)} accelerators in {fmt(d.racks)} racks: " + ("; ".join(parts) or "no switch tiers")
+    return (f"{which}: a {n_tiers}-tier {fam} fabric in {count_of(d.planes, 'plane')} and {count_of(d.pods, 'pod')} for "
+            f"{count_of(d.accelerators, 'accelerator')} in {count_of(d.racks, 'rack')}: " + ("; ".join(parts) or "no switch tiers")
             + ".")
 
 
@@ -709,20 +757,23 @@ def _glance(plan: dict) -> Section:
     tp = _typed(plan)
     s = Section("overview", "Summary")
     s.paragraphs.append(_design_sentence(tp))
+    if _front_end(plan) is not None:
+        s.paragraphs.append(_front_end_words(_front_end(plan)))
     b = tp.budget
     cost = b.cost.model_dump() if b is not None and b.cost is not None else {}
     chosen, given, saved = (cost.get(k) if isinstance(cost.get(k), dict) else {}
                             for k in ("chosen", "as_given", "saved_vs_as_given"))
     db, da = tp.describe_before, tp.describe_after
+    back = "; back-end fabric" if _front_end(plan) is not None else ""   # the front-end has its own card
     if _num(chosen.get("total_usd")) is not None:
         s.kpis.append(("Cost", usd(chosen["total_usd"]), f"capex {usd(chosen.get('capex_usd'))} + energy "
-                       f"{usd(chosen.get('energy_usd'))} over {fmt(cost.get('horizon_years'))} years"))
+                       f"{usd(chosen.get('energy_usd'))} over {count_of(cost.get('horizon_years'), 'year')}{back}"))
     elif (da or db) is not None and _num((da or db).network_cost_usd) is not None:
-        s.kpis.append(("Cost", usd((da or db).network_cost_usd), "network capex (energy not computed)"))
+        s.kpis.append(("Cost", usd((da or db).network_cost_usd), f"network capex (energy not computed){back}"))
     kw = chosen.get("network_kw") if _num(chosen.get("network_kw")) is not None else (
         (da or db).network_kw if (da or db) is not None else None)
     if _num(kw) is not None:
-        s.kpis.append(("Network power", f"{fmt(float(kw))} kW", "switches and optics"
+        s.kpis.append(("Network power", f"{fmt(float(kw))} kW", f"switches and optics{back}"
                        + (f"; {fmt(float(given['network_kw']))} kW as given" if _num(given.get("network_kw")) is not None
                           else "")))
     if _num(saved.get("total_usd")) is not None:
@@ -730,21 +781,35 @@ def _glance(plan: dict) -> Section:
         s.kpis.append(("Saves" if d >= 0 else "Costs more", usd(abs(d)),
                        f"{pct(abs(saved.get('total_fraction') or 0.0))} of capex + energy against the fabric as given"
                        + (f", {usd(given.get('total_usd'))}" if _num(given.get("total_usd")) is not None else "")))
+    fe = _front_end(plan)
+    if fe is not None:
+        fc = _front_end_cost(fe)
+        fch = fc.get("chosen") or {}
+        if _num(fch.get("total_usd")) is not None:
+            fgiven = fc.get("as_given") or {}
+            s.kpis.append(("Front-end fabric", usd(fch["total_usd"]),
+                           f"capex + energy, {fmt(float(fch.get('network_kw') or 0.0))} kW, "
+                           f"{count_of(fe.get('switches'), 'switch')}"
+                           + (f" ({usd(fgiven['total_usd'])} as given)" if _num(fgiven.get("total_usd")) is not None else "")
+                           + "; not included in Cost"))
+        else:
+            s.kpis.append(("Front-end fabric", count_of(fe.get("switches"), "switch"),
+                           f"for {count_of(fe.get('endpoints'), 'host')}; cost not in the plan (budget not sized)"))
     fr = tp.failures
     w = fr.worst_single if fr is not None else None
     if w is not None:
         stopped = list(w.jobs_stopped or [])
-        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
-                       f"{w.kind} {w.name}" + (f", {fmt(w.endpoints_cut_off)} endpoints cut off"
+        s.kpis.append(("Worst single failure", count_of(len(stopped), "job") + " stopped",
+                       f"{w.kind} {w.name}" + (f", {count_of(w.endpoints_cut_off, 'endpoint')} cut off"
                                                if _num(w.endpoints_cut_off) else "")))
     elif fr is not None and fr.single:
         # a plan without the stored worst failure: ranked here as the failure stage ranks it
         from topo.study.failures import jobs_stopped, rank_single, severity
         top = rank_single([r for r in (plan.get("failures") or {}).get("single") or [] if isinstance(r, dict)])[0]
         stopped, cut = jobs_stopped(top), severity(top)[1]
-        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
+        s.kpis.append(("Worst single failure", count_of(len(stopped), "job") + " stopped",
                        f"{top.get('kind', '')} {top.get('name', '')}".replace("_", " ")
-                       + (f", {fmt(cut)} endpoints cut off" if cut else "")))
+                       + (f", {count_of(cut, 'endpoint')} cut off" if cut else "")))
     elif fr is None:
         s.kpis.append(("Worst single failure", "n/a", "failure analysis not computed"))
     head = {t: _num(v.get("headroom")) for t, v in sorted(((b.headroom or {}) if b is not None else {}).items())
@@ -888,15 +953,15 @@ def _worst_failure(failures) -> str:
     sev = severity(w)
     bits = [f"worst single failure: {w.get('kind', '')} {w.get('name', '')}".rstrip()]
     stopped = jobs_stopped(w)
-    bits.append(f"stops {len(stopped)} job(s)" + (f" ({', '.join(stopped[:5])}{' ...' if len(stopped) > 5 else ''})"
+    bits.append(f"stops {count_of(len(stopped), 'job')}" + (f" ({', '.join(stopped[:5])}{' ...' if len(stopped) > 5 else ''})"
                                                   if stopped else ""))
     if sev[1]:
-        bits.append(f"cuts off {fmt(sev[1])} endpoint(s)")
+        bits.append(f"cuts off {count_of(sev[1], 'endpoint')}")
     if sev[2] > 1.0 + 1e-9:
         bits.append(f"slows a job {show(sev[2], 'x')}")
     bits.append(f"loses up to {pct(_failure_impact(w))} of a tier's bandwidth")
     if w.get("jobs_affected") is not None:
-        bits.append(f"affects {fmt(_count(w['jobs_affected']))} job(s)")
+        bits.append(f"affects {count_of(_count(w['jobs_affected']), 'job')}")
     if _num(w.get("unreachable_gbps")):
         bits.append(f"leaves {fmt(w['unreachable_gbps'])} Gb/s unreachable")
     return ", ".join(bits)
@@ -965,7 +1030,7 @@ def _fabric_section(plan: dict) -> Section:
                 ax.plot([0.5, 0.5], [i - 1 + 0.3, i - 0.3], color="#556", linewidth=1)
                 key = link_keys[i - 1] if i - 1 < len(link_keys) else None
                 if key in links:
-                    ax.text(0.52, i - 0.5, f"{fmt(links[key])} links", fontsize=8, color="#445", va="center")
+                    ax.text(0.52, i - 0.5, count_of(links[key], "link"), fontsize=8, color="#445", va="center")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.45, len(levels) - 0.55)
     s.figures.append(Figure("fig-tiers", "Tier diagram",
@@ -1036,7 +1101,7 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                         continue
                     edges, counts = np.asarray(h[t]["edges"], float), np.asarray(h[t]["counts"], float)
                     ax.stairs(counts, edges, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
-                              color=_COLORS[w], label=mpl_text(f"{w} ({fmt(int(counts.sum()))} links)"))
+                              color=_COLORS[w], label=mpl_text(f"{w} ({count_of(int(counts.sum()), 'link')})"))
                 ax.set_title(mpl_text(t))
                 ax.set_xlabel("utilisation")
                 ax.set_yscale("symlog", linthresh=1)
@@ -1112,8 +1177,9 @@ def _transport_section(plan: dict) -> Section:
     # the counts the comparison ran with: stored with the RoCE model, or once for the whole run
     ch, qp = rh.get("channels", m.get("channels")), rh.get("qps_per_channel", m.get("qps_per_channel"))
     if isinstance(ch, int) and isinstance(qp, int):
-        s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
-                            f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
+        s.paragraphs.append(f"RoCE hashing: {count_of(ch, 'channel')} per collective x {count_of(qp, 'queue pair')} per "
+                            f"channel, each (channel, queue pair) hashed on its own: {count_of(ch * qp, 'hashed flow')} "
+                            "per connection, "
                             f"each carrying 1/{ch * qp} of its bytes.")
     pen = _num(tc.get("collision_penalty_max_util"))
     if pen is not None:
@@ -1320,17 +1386,22 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
             net = np.full(grid.shape, np.nan)
             net[:, -1] = 1.0
             ax.imshow(net, cmap=ListedColormap([_COLORS["after"]]), interpolation="nearest", aspect="auto")
+        # the network columns are one rack wide: their names stand upright above them (side by side they
+        # overlap once a row holds more than a few racks)
+        heads = [(C, "leaves")] if eor == "eor" else []
         for t, xx in ((2, C + 1), (3, C + 2)):
             if n_tiers >= t:
                 ax.add_patch(Rectangle((xx - 0.5, -0.5), 1.0, R, facecolor="#dfe6f1", edgecolor="#334", linewidth=0.6, zorder=0.5))
-                ax.text(xx, -0.5, "spines" if t == 2 else "supers", ha="center", va="bottom", fontsize=7)
+                heads.append((xx, "spines" if t == 2 else "super-spines"))
+        for xx, word in heads:
+            ax.text(xx, -0.5, word, ha="center", va="bottom", fontsize=7, rotation=90)
         segs = [((a, b), (c, d)) for a, b, c, d, _, _ in runs]
         if segs:
             lw = [0.4 + 2.2 * math.log1p(k) / math.log1p(kmax) for *_, k in runs]
             ax.add_collection(LineCollection(segs, colors=[_REACH_COLORS.get(r, "#888") for *_, r, _ in runs],
                                              linewidths=lw, alpha=0.75, zorder=3))
             fig.legend(handles=[Line2D([], [], color=_REACH_COLORS.get(r, "#888"), lw=2,
-                                       label=mpl_text(f"{reach_label(r)} ({by_reach[r]:,} links)")) for r in sorted(by_reach)],
+                                       label=mpl_text(f"{reach_label(r)} ({count_of(by_reach[r], 'link')})")) for r in sorted(by_reach)],
                        fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 6), frameon=False,
                        title="cable runs by reach class (line width: links, log scale)", title_fontsize=7)
         ax.set_xlim(-0.5, (C if eor == "eor" or n_tiers >= 2 else C - 1) + max(n_tiers - 1, 0) + 0.5)
@@ -1341,7 +1412,8 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         if R <= 40:
             ax.set_yticks(np.arange(R))
         fig.colorbar(im, ax=ax, label="rack power / limit", fraction=0.04)
-        ax.set_title("racks by row, with the cable runs", fontsize=9)
+        ax.set_title("racks by row, with the cable runs", fontsize=9,
+                     pad=4 + 3.5 * max((len(w) for _, w in heads), default=0))
         names = [str(o.get("reach") or o.get("part")) for o in optics]
         links = [_num(o.get("links")) or 0.0 for o in optics]
         yy = np.arange(len(names))
@@ -1351,13 +1423,13 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         bx.invert_yaxis()
         bx.set_xlabel("links by reach class")
     return Figure("fig-floor", "Floor plan with cable runs",
-                  f"{fmt(f.n_racks)} racks in {R} row(s) of up to {C}, coloured by power against the rack's limit "
+                  f"{count_of(f.n_racks, 'rack')} in {count_of(R, 'row')} of up to {C}, coloured by power against the rack's limit "
                   "with the placed jobs busy (grey: no figure)"
                   + ("; blue: the end-of-row network rack of each row, where its leaves sit" if eor == "eor" else "")
                   + "; " + ("leaves at the end of each row" if eor == "eor" else "leaves in their racks (top of rack)")
-                  + "".join(f", {fmt(t.get('switches'))} {t.get('tier')} switches" for t in tiers[1:] if isinstance(t, dict))
+                  + "".join(", " + count_of(t.get("switches"), f"{t.get('tier')} switch") for t in tiers[1:] if isinstance(t, dict))
                   + " in network racks (the columns to the right). Lines: cable runs coloured by reach class, "
-                  f"{len(runs):,} runs drawn for {sum(by_reach.values()):,} physical links (links with the same ends "
+                  f"{count_of(len(runs), 'run')} drawn for {count_of(sum(by_reach.values()), 'physical link')} (links with the same ends "
                   "and reach class are one line, its width growing with their count). Right: links by reach class "
                   "(copper and optics) in the chosen design"
                   + "".join(f"; the bill of materials buys {'/'.join(sorted(ps))} parts for the {r} reach"
@@ -1483,8 +1555,7 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
             continue
         x, y = xy(g)
         name = TIER_NAMES[g[0]] if g[0] < len(TIER_NAMES) else f"tier {g[0]}"
-        plural = {"endpoint": "endpoints", "leaf": "leaves"}.get(name, name + "s")
-        label = (f"pod {g[1]}: " if g[1] >= 0 else "") + f"{cnt:,} {plural}"
+        label = (f"pod {g[1]}: " if g[1] >= 0 else "") + count_of(cnt, name)
         ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
                                     facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
                                     zorder=2))
@@ -1493,7 +1564,7 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.5, max(n_tiers or 0, len(tiers)) - 0.5)
     if hidden:
-        ax.text(1.0, -0.45, f"+ {len(hidden)} more pod(s) not drawn", ha="right", fontsize=7, color="#555")
+        ax.text(1.0, -0.45, f"+ {count_of(len(hidden), 'more pod')} not drawn", ha="right", fontsize=7, color="#555")
 
 
 def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
@@ -1700,9 +1771,9 @@ def _placement_section(plan: dict) -> Section:
     sp = raw.get("spares")
     if isinstance(sp, dict):  # goals.spares: held back from placement, counted busy in rack power
         s.paragraphs.append(f"Hot spares per {sp.get('scope')} ({fmt(sp.get('per_domain'))} per domain and node type, "
-                            f"held back from placement and counted busy in rack power): {fmt(sp.get('spare_nodes'))} "
-                            f"node(s), {fmt(sp.get('accelerators_held'))} accelerators"
-                            + (f"; {len(sp['short'])} domain(s) short of idle nodes" if sp.get("short") else "") + ".")
+                            f"held back from placement and counted busy in rack power): "
+                            f"{count_of(sp.get('spare_nodes'), 'node')}, {count_of(sp.get('accelerators_held'), 'accelerator')}"
+                            + (f"; {count_of(len(sp['short']), 'domain')} short of idle nodes" if sp.get("short") else "") + ".")
     fd = raw.get("failure_domains")
     if isinstance(fd, dict) and isinstance(fd.get("with"), dict):  # goals.failure_domains against none
         s.tables.append(make_table({k: {"with the rule": fd["with"].get(k), "without": fd["without"].get(k)}
@@ -2016,7 +2087,7 @@ def _serving_section(plan: dict) -> Optional[Section]:
     a = sv.get("all") or {}
     mname = _SERVING_MODELS.get(model, model)
     s.paragraphs.append(
-        f"{fmt(len(deps))} deployment(s) on the chosen fabric, at their stated request rates, routed under ideal ECMP "
+        f"{count_of(len(deps), 'deployment')} on the chosen fabric, at their stated request rates, routed under ideal ECMP "
         f"and under {mname} (the transport's model); target utilisation {pct(sv.get('target_utilization'))}. "
         f"Together they put {show(a.get('network_gbps'), 'gbps')} Gb/s on the network and "
         f"{show(a.get('scaleup_gbps'), 'gbps')} Gb/s inside scale-up domains; the busiest link runs at "
@@ -2235,6 +2306,150 @@ def _design_section(plan: dict) -> Optional[Section]:
     return s
 
 
+# --- the front-end fabric -------------------------------------------------------------------------
+def _front_end(plan: dict) -> Optional[dict]:
+    fe = plan.get("front_end")
+    return fe if isinstance(fe, dict) else None
+
+
+def _front_end_cost(fe: dict) -> dict:
+    """The front-end budget's cost of the chosen design, of the design as given and what it saves ({} when
+    the front-end budget was not sized: the plan then holds no front-end cost)."""
+    cost = _get(fe, "budget.cost")
+    if not isinstance(cost, dict):
+        return {}
+    return {k: cost[k] for k in ("chosen", "as_given", "saved_vs_as_given", "horizon_years") if k in cost}
+
+
+def _front_end_words(fe: dict) -> str:
+    """The front-end fabric in one sentence: hosts, switches per tier, links; its cost where sized."""
+    counts = [c for c in fe.get("tier_switch_counts") or []]
+    names = ("leaf", "spine", "super-spine")
+    per_tier = ", ".join(count_of(c, f"{names[i] if i < len(names) else f'tier {i}'} switch")
+                         for i, c in enumerate(counts))
+    txt = (f"Front-end fabric (a separate {_FAMILY_WORDS.get(str(fe.get('family')), str(fe.get('family')))} network for "
+           f"the hosts' front-end NICs): {count_of(fe.get('endpoints'), 'host')}, "
+           f"{count_of(len(counts), 'tier')} ({per_tier or count_of(fe.get('switches'), 'switch')}), "
+           f"{count_of(fe.get('links'), 'link')}")
+    c = _front_end_cost(fe)
+    ch = c.get("chosen") or {}
+    if _num(ch.get("total_usd")) is not None:
+        txt += (f"; {usd(ch['total_usd'])} capex + energy, {fmt(float(ch.get('network_kw') or 0.0))} kW, "
+                "from its own link budget, not in the back-end's figures")
+    else:
+        txt += f"; its link budget was not sized ({fe.get('budget_not_sized') or 'no reason given'}), so its cost and power are not in the plan"
+    return txt + "."
+
+
+def _front_end_section(plan: dict, fabrics: "_Fabrics") -> Optional[Section]:
+    """The front-end fabric (plan key ``front_end``): its size and switches, where it sits beside the
+    back-end, its link budget (cost and power as given and chosen) or why it was not sized, the agent
+    traffic per deployment and the utilisation per tier. None when the plan has no front-end."""
+    fe = _front_end(plan)
+    if fe is None:
+        return None
+    s = Section("front-end", "Front-end fabric")
+    s.paragraphs.append(_front_end_words(fe) + " Every host sits on it by one or more front-end NICs (CPU agent hosts, "
+                        "and accelerator nodes beside their back-end rails); host and rack names are the same on both "
+                        "fabrics. It carries the CPU agent tiers' requests to each replica's entry host and the "
+                        f"responses back ({count_of(fe.get('flows'), 'flow')}); the back-end carries everything else "
+                        "(training, KV transfers, tensor-parallel and MoE traffic) and no agent traffic. Storage and "
+                        "ingress traffic are not modelled" + (f"; {fe['not_modelled']}" if fe.get("not_modelled") else "")
+                        + ".")
+    routing = _MODEL_NAMES.get(str(fe.get("routing")), str(fe.get("routing") or "the transport's model"))
+    s.paragraphs.append(
+        f"Peak front-end link utilisation {show(fe.get('max_util'), 'pct')} under ideal ECMP and "
+        f"{show(fe.get('max_util_transport'), 'pct')} under {routing}, against a target of "
+        f"{show(fe.get('target_utilization'), 'pct')}: the front-end "
+        + ("carries" if fe.get("carries_at_target_transport", fe.get("carries_at_target")) else "does NOT carry")
+        + " the agent traffic at the target"
+        + (f", and the agent load could grow {show(fe.get('load_scale_at_target'), 'x')} before it reaches it"
+           if _num(fe.get("load_scale_at_target")) is not None else "") + ".")
+    b = fe.get("budget")
+    if isinstance(b, dict):
+        st = b.get("status") or _get(b, "solver.status")
+        chk = b.get("check") if isinstance(b.get("check"), dict) else {}
+        s.paragraphs.append(
+            f"Front-end link budget: objective {b.get('objective', 'n/a')}, survive {b.get('survive', 'n/a')}, target "
+            f"utilisation {show(b.get('target_utilization'), 'pct')}, sized for ideal ECMP and the agent traffic only "
+            f"(solver status {st or 'n/a'}; independent check "
+            + ("passed" if chk.get("ok") else "FAILED" if chk else "not recorded") + ").")
+        c = _front_end_cost(fe)
+        rows = [{"design": k.replace("_", " "), **{kk: vv for kk, vv in c[k].items() if not isinstance(vv, (dict, list))}}
+                for k in ("chosen", "as_given") if isinstance(c.get(k), dict)]
+        if rows:
+            s.tables.append(make_table(rows, caption="Front-end cost: the chosen design and the design as given "
+                                                     f"(energy over {count_of(c.get('horizon_years'), 'year')})"))
+        tiers = [t for t in b.get("tiers") or [] if isinstance(t, dict)]
+        if tiers:
+            s.tables.append(make_table([{k: t.get(k) for k in ("tier", "model", "switches_as_given", "switches",
+                                                                "oversubscription_as_given", "oversubscription",
+                                                                "down_ports", "up_ports", "bundle") if k in t}
+                                        for t in tiers], caption="Front-end switch tiers, as given and chosen"))
+    else:
+        s.paragraphs.append("Front-end link budget: not sized (" + str(fe.get("budget_not_sized") or "no reason given")
+                            + "). The plan holds no cost or power for the front-end, and the back-end's figures in "
+                            "this report do not include it.")
+    fig = _front_end_figure(plan, fabrics, fe)
+    if fig is not None:
+        s.figures.append(fig)
+    deps = [d for d in fe.get("deployments") or [] if isinstance(d, dict)]
+    if deps:
+        rows = []
+        for d in deps:
+            by = d.get("bytes_per_s") if isinstance(d.get("bytes_per_s"), dict) else {}
+            cap = _num(d.get("max_requests_per_s_at_target"))
+            rows.append([str(d.get("name")), show((_num(by.get("agent_request")) or 0.0) / 1e9 * 8, "gbps"),
+                         show((_num(by.get("agent_response")) or 0.0) / 1e9 * 8, "gbps"), show(d.get("max_util"), "pct"),
+                         "n/a" if cap is None else fmt(round(cap, 2)), str(d.get("limited_by") or "n/a")])
+        s.tables.append(Table(["Deployment", "Agent requests (Gb/s)", "Agent responses (Gb/s)",
+                               "Peak link utilisation, its agent traffic alone", "Highest load at the target (requests/s)",
+                               "Limited by"], rows, total=len(rows),
+                              caption="Agent traffic per deployment on the front-end (ideal ECMP)"))
+    trows = []
+    for which, key in (("ideal ECMP", "tiers"), (routing, "tiers_transport")):
+        for t in fe.get(key) or []:
+            if isinstance(t, dict):
+                trows.append({"metrics": which, **{k: t.get(k) for k in ("tier", "links", "util_max", "util_p99",
+                                                                            "util_mean") if k in t}})
+    if trows:
+        s.tables.append(make_table(trows, caption="Front-end utilisation per link tier, agent traffic"))
+    hot = [h for h in fe.get("busiest_links_transport") or fe.get("busiest_links") or [] if isinstance(h, dict)]
+    if hot:
+        s.tables.append(make_table([{k: h.get(k) for k in ("link", "gbps", "load_gbps", "util") if k in h} for h in hot],
+                                   limit=10, caption=f"Busiest front-end links ({routing})"))
+    return s
+
+
+def _front_end_figure(plan: dict, fabrics: "_Fabrics", fe: dict) -> Optional[Figure]:
+    """The back-end (plane 0 of the chosen design) and the front-end fabric side by side, by pod and
+    tier, drawn alike (the front-end rebuilt from the plan's cluster file after both budgets)."""
+    fa = fabrics.get("after")
+    ff = fabrics.front_end()
+    if fa is None or ff is None or fa.n_links == 0 or ff.n_links == 0:
+        return None
+    ga, ea = _plane_groups(fa, 0)
+    gf, ef = _plane_groups(ff, 0)
+    nt = max(len({t for t, _ in ga}), len({t for t, _ in gf}))
+    planes = max(int(fa.planes), 1)
+
+    def draw(fig):
+        a1, a2 = fig.subplots(1, 2)
+        wide = max(len({pd for _, pd in ga if pd >= 0}), len({pd for _, pd in gf if pd >= 0})) > 3
+        _draw_plane(a1, ga, ea, nt, fontsize=5.0 if wide else 7.0)
+        _draw_plane(a2, gf, ef, nt, fontsize=5.0 if wide else 7.0)
+        a1.set_title("back-end (accelerator NICs)" + (f", plane 0 of {planes}" if planes > 1 else ""), fontsize=9)
+        a2.set_title("front-end (hosts' front-end NICs)", fontsize=9)
+    return Figure("fig-front-end", "Back-end and front-end fabrics side by side",
+                  "Left: the chosen back-end fabric" + (f" (plane 0 of {planes})" if planes > 1 else "")
+                  + ", whose endpoints are the accelerators' NICs; right: the front-end fabric"
+                  + (" as chosen by its link budget" if isinstance(fe.get("budget"), dict) else " as given")
+                  + f", whose endpoints are the {count_of(fe.get('endpoints'), 'host')} (one endpoint per host, "
+                  "whatever its front-end NICs). Both by pod and tier: each box a group of switches or endpoints with "
+                  "its count, each edge the links between two groups (count x speed, capacity in one direction). The "
+                  "two share racks and hosts, not switches or links.", draw, size=(11.0, 0.9 + 1.0 * nt))
+
+
 def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
     """Every section of the report, in order, from the plan alone."""
     if not isinstance(plan, dict):
@@ -2259,10 +2474,11 @@ def _build_sections(plan: dict, fabric_before, fabric_after) -> list[Section]:
     fabric.figures += _plane_figures(plan, fabrics)
     design = _design_section(plan)
     serving = _serving_section(plan)
+    front = _front_end_section(plan, fabrics)
     return ([_glance(plan), _summary(plan)] + ([design] if design is not None else [])
             + [fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
                _transport_section(plan), _collectives_section(plan)]
-            + ([serving] if serving is not None else [])
+            + ([serving] if serving is not None else []) + ([front] if front is not None else [])
             + [_power_section(plan), _bom_section(plan), _placement_section(plan), _failure_section(plan),
                _goodput_section(plan), _solver_section(plan)])
 
@@ -2285,11 +2501,30 @@ def _env(kind: str):
                            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize_html)
 
     def finalize(x):
-        return x if isinstance(x, Markup) else md_escape(str(x))
+        return x if isinstance(x, Markup) else md_inline(x)
     env = Environment(loader=PackageLoader("topo.io", "templates"), autoescape=False, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize)
-    env.filters["md_block"] = lambda x: x if isinstance(x, Markup) else Markup(md_block(x))
+    env.filters["md_block"] = lambda x: x if isinstance(x, Markup) else Markup(md_paragraph(x))
     return env
+
+
+_MD_LEAD = re.compile(r"^(?:&#32;)*(?:&gt;)?")
+
+
+def md_inline(text) -> str:
+    """Report text for Markdown inside a line (a table cell, a caption, a list item):
+    :func:`~topo.core.textsafe.md_escape`, with ``>`` kept as written (``leaf0->n0000-g0``,
+    ``0.5 -> 0.4``). A ``>`` starts a quote only at the start of a block, and ``<`` stays an
+    entity, so no ``>`` can close a tag or an autolink."""
+    return md_escape(str(text)).replace("&gt;", ">")
+
+
+def md_paragraph(text) -> str:
+    """:func:`~topo.core.textsafe.md_block` with ``>`` kept as written, except one that starts
+    the paragraph (which would make it a quote)."""
+    t = md_block(text)
+    lead = _MD_LEAD.match(t).group(0)
+    return lead + t[len(lead):].replace("&gt;", ">")
 
 
 def _title(plan: dict) -> str:
