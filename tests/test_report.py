@@ -127,7 +127,8 @@ def test_sections_and_figures_present(html):
     for sid in ("summary", "fabric", "budget", "utilisation", "traffic", "transport", "power", "bom", "placement",
                 "failures", "solver"):
         assert sid in t.ids, sid
-    for fid in ("fig-tiers", "fig-floor", "fig-plane-0", "fig-cost", "fig-peaks", "fig-util", "fig-pods", "fig-transport", "fig-power",
+    assert "fig-plane-0" not in t.ids       # one plane: the before/after figure's right half, not drawn twice
+    for fid in ("fig-tiers", "fig-floor", "fig-before-after", "fig-cost", "fig-peaks", "fig-util", "fig-pods", "fig-transport", "fig-power",
                 "fig-failures", "fig-failure-classes"):
         assert fid in t.ids, fid
     assert t.tags.count("svg") >= 6

@@ -231,7 +231,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "uplink_imbalance": ("Uplink imbalance", "x"), "worst_node": ("Worst node", "text"),
     "target_utilization": ("Target utilisation", "pct"),
     "load_gbps": ("Load (Gb/s)", "gbps"), "busbw_gbps": ("Bus bandwidth (Gb/s)", "gbps"),
-    "time_s": ("Time per iteration (s)", "s"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
+    "time_s": ("Time per iteration (s)", "s"), "alpha_s": ("Alpha: latency part (us)", "us"),
+    "beta_s": ("Beta: bandwidth part (s)", "s"), "wire_efficiency": ("Wire efficiency", "pct"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
     "total": ("Summed time vs as given", "x"), "tail": ("p95 penalty vs as given", "x"),
     "worst_job": ("Worst job", "text"), "worst_job_slowdown": ("Worst job slowdown", "x"),
     "kw": ("Power (kW)", "kw"), "limit_kw": ("Limit (kW)", "kw"), "share": ("Share of limit", "pct"),
@@ -289,8 +290,10 @@ def show(x, kind: str = "num") -> str:
         return fmt(x)
     if kind == "pct":
         p = 100.0 * v
-        if abs(p) < 0.05:
+        if abs(p) < 1e-7:       # rounding noise (1.11e-16 of headroom) is none
             return "0%"
+        if abs(p) < 0.05:       # a link that carries something is not idle
+            return "<0.1%" if p > 0 else ">-0.1%"
         return f"{p:.1f}%" if abs(p) < 1000 else f"{p:,.0f}%"
     if kind == "usd":
         return usd(v)
@@ -300,7 +303,11 @@ def show(x, kind: str = "num") -> str:
         return f"{v:.2f}x" if abs(v) < 100 else f"{v:,.0f}x"
     if kind == "bytes":
         return fmt(round(v / 1e9, 3))
-    if kind in ("kw", "gbps", "s", "w"):
+    if kind == "s":     # three significant digits: 0.0383 and 0.0395 s, not 0.038 and 0.04
+        return fmt(float(f"{v:.3g}")) if abs(v) < 10 else fmt(round(v, 1))
+    if kind == "us":    # a time in seconds shown in microseconds
+        return fmt(float(f"{v * 1e6:.3g}"))
+    if kind in ("kw", "gbps", "w"):
         return fmt(round(v, 3 if abs(v) < 10 else 1))
     return fmt(x)
 
@@ -1080,7 +1087,8 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
             ax.set_yticks(y + h * (len(peaks) - 1) / 2, [mpl_text(t) for t in ptiers])
             ax.invert_yaxis()
             ax.set_xlabel("peak link utilisation (%)")
-            ax.legend(fontsize=7, loc="lower right")
+            # above the bars: inside, it covered the labels of bars near 100%
+            ax.legend(fontsize=7, ncols=len(peaks) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         s.figures.append(Figure("fig-peaks", "Peak utilisation per tier, before and after",
                                 "Peak directed-link utilisation per link tier: in-order placement on the fabric as "
                                 "given (before), optimised placement (placed), with the chosen link budget (after); "
@@ -1210,11 +1218,11 @@ def _transport_section(plan: dict) -> Section:
             h = 0.8 / len(tmods)
             for i, mod in enumerate(tmods):
                 ax.barh(y + i * h, [(_num(r.get(f"{mod} time_s")) or 0.0) * 1e3 for r in top], height=h,
-                        color=_COLORS.get(mod), label=mpl_text(mod))
+                        color=_COLORS.get(mod), label=mpl_text(_MODEL_NAMES.get(mod, mod)))
             ax.set_yticks(y + h * (len(tmods) - 1) / 2, [mpl_text(str(r["job"])[:40]) for r in top], fontsize=7)
             ax.invert_yaxis()
             ax.set_xlabel("communication time per iteration (ms)")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, ncols=len(tmods), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
                                 "Communication time of each job under ECMP hashing and under packet spraying "
                                 "(jobs with the largest hashing penalty first).", draw,
@@ -1228,11 +1236,11 @@ def _transport_section(plan: dict) -> Section:
             h = 0.8 / len(models)
             for i, mod in enumerate(models):
                 ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h, color=_COLORS.get(mod),
-                        label=mpl_text(mod))
-            ax.set_yticks(y + h * (len(models) - 1) / 2, [mpl_text(k) for k in util_keys])
+                        label=mpl_text(_MODEL_NAMES.get(mod, mod)))
+            ax.set_yticks(y + h * (len(models) - 1) / 2, [mpl_text(column(k)[0]) for k in util_keys])
             ax.invert_yaxis()
             ax.set_xlabel("utilisation")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, ncols=len(models), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         if util_keys:
             s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
                                     "Utilisation of the two transports side by side.", draw,
@@ -1372,7 +1380,7 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
 
     def reach_label(r: str) -> str:
         ps = sorted(parts.get(r, {r}))
-        return r if ps == [r] else f"{r} reach, {'/'.join(ps)} part"
+        return reach_words(r) if ps == [r] else f"{r} reach, {'/'.join(ps)} part"
 
     def draw(fig):
         from matplotlib.collections import LineCollection
@@ -1418,8 +1426,8 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         links = [_num(o.get("links")) or 0.0 for o in optics]
         yy = np.arange(len(names))
         bx.barh(yy, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
-        bx.set_yticks(yy, [mpl_text(f"{n}" + ("" if str(o.get("part") or n) == n else f" ({o.get('part')})")
-                                    + f" {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
+        bx.set_yticks(yy, [mpl_text(f"{n}" + ("" if str(o.get("part") or n) == n else f" ({o.get('part')} part)")
+                                    + f", {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
         bx.invert_yaxis()
         bx.set_xlabel("links by reach class")
     return Figure("fig-floor", "Floor plan with cable runs",
@@ -1435,6 +1443,17 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
                   + "".join(f"; the bill of materials buys {'/'.join(sorted(ps))} parts for the {r} reach"
                             for r, ps in sorted(parts.items()) if ps != {r}) + ".", draw,
                   size=(9.0, min(7.5, 2.4 + 0.22 * R)))
+
+
+_REACH_WORDS = {"dac": "DAC copper", "aec": "AEC active copper", "acc": "active copper", "mmf": "multimode optics",
+                "smf_dr": "single-mode DR optics", "smf_fr": "single-mode FR optics", "lpo": "LPO optics",
+                "aoc": "active optical cables"}
+
+
+def reach_words(code: str) -> str:
+    """A reach class or optic part in words, with its code: "single-mode DR optics (smf_dr)"."""
+    w = _REACH_WORDS.get(str(code))
+    return f"{w} ({code})" if w else str(code)
 
 
 _REACH_COLORS = {"dac": "#1b7837", "aec": "#5aae61", "acc": "#5aae61", "lpo": "#e59500", "mmf": "#e59500",
@@ -1467,21 +1486,26 @@ def _cost_figure(plan: dict) -> Optional[Figure]:
     parts = ["switches"] + sorted((set(given) | set(chosen)) - {"switches", "energy"}) + ["energy"]
     parts = [k for k in parts if k in given or k in chosen]
 
+    top = max(sum(given.values()), sum(chosen.values()))
+    # millions from $10M, else thousands: "$0.3M" for both a $339k and a $263k design said nothing
+    scale, unit, words = (1e6, "M", "million") if top >= 1e7 else (1e3, "k", "thousand")
+
     def draw(fig):
         ax = fig.add_subplot(111)
         left = np.zeros(2)
         palette = ["#1f6feb", "#2e933c", "#e59500", "#d17a22", "#d1495b", "#6f42c1", "#57606a", "#9aa5b1"]
         for i, k in enumerate(parts):
-            v = np.array([given.get(k, 0.0), chosen.get(k, 0.0)]) / 1e6
+            v = np.array([given.get(k, 0.0), chosen.get(k, 0.0)]) / scale
             ax.barh([0, 1], v, left=left, color=_REACH_COLORS.get(k, palette[i % len(palette)]) if k not in
-                    ("switches", "energy") else ("#1f6feb" if k == "switches" else "#9aa5b1"), label=mpl_text(k),
+                    ("switches", "energy") else ("#1f6feb" if k == "switches" else "#9aa5b1"),
+                    label=mpl_text(k if k in ("switches", "energy") else reach_words(k)),
                     edgecolor="white")
             left += v
         for y, tot in enumerate(left):
-            ax.text(tot, y, f"  ${tot:,.1f}M", va="center", fontsize=8)
+            ax.text(tot, y, f"  ${tot:,.1f}{unit}", va="center", fontsize=8)
         ax.set_yticks([0, 1], ["as given", "chosen"])
         ax.invert_yaxis()
-        ax.set_xlabel("million USD (network capex by part, and energy over the horizon)")
+        ax.set_xlabel(f"{words} USD (network capex by part, and energy over the horizon)")
         ax.set_xlim(0, max(left) * 1.18 if max(left) > 0 else 1)
         ax.legend(fontsize=7, ncols=min(len(parts), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return Figure("fig-cost", "Cost breakdown", "Network capex of the design as given and of the chosen design, "
@@ -1567,20 +1591,28 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
         ax.text(1.0, -0.45, f"+ {count_of(len(hidden), 'more pod')} not drawn", ha="right", fontsize=7, color="#555")
 
 
-def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
-    """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
-    (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
-    Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named."""
-    f = fabrics.get("after")
-    if f is None or f.n_links == 0:
-        return []
+def _distinct_planes(f) -> dict:
+    """The chosen fabric's planes grouped by their aggregate: {(groups, edges) signature: [planes]},
+    in the order of each group's first plane."""
     seen: dict = {}
     for p in range(max(int(f.planes), 1)):
         groups, edges = _plane_groups(f, p)
         sig = (tuple(sorted(groups.items())), tuple(sorted(edges.items())))
         seen.setdefault(sig, []).append(p)
+    return seen
+
+
+def _plane_figures(plan: dict, fabrics: "_Fabrics", skip_plane0: bool = False) -> list:
+    """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
+    (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
+    Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named.
+    ``skip_plane0``: plane 0 (and the planes alike) is drawn elsewhere (the before/after figure)."""
+    f = fabrics.get("after")
+    if f is None or f.n_links == 0:
+        return []
+    seen = _distinct_planes(f)
     out = []
-    for (gi, ei), planes in list(seen.items())[:4]:
+    for (gi, ei), planes in [(k, v) for k, v in seen.items() if not (skip_plane0 and 0 in v)][:4]:
         groups, edges = dict(gi), dict(ei)
         shown, hidden, tiers, _ = _plane_layout(groups, edges)
         n_pods = len(shown) + len(hidden)
@@ -1615,8 +1647,15 @@ def _before_after_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         a1.set_title(f"as given: {cap['given'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
         a2.set_title(f"chosen: {cap['chosen'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
     planes = max(int(fa.planes), 1)
+    alike = next((v for v in _distinct_planes(fa).values() if 0 in v), [0])
+    alike_words = ""
+    if planes > 1:
+        alike_words = (" (every plane of the chosen fabric alike)" if len(alike) == planes else
+                       f" (alike in the chosen fabric: planes {', '.join(str(p) for p in alike[:8])}"
+                       + (" ..." if len(alike) > 8 else "") + "; the other planes are drawn below)"
+                       if len(alike) > 1 else " (the other planes are drawn below)")
     return Figure("fig-before-after", "Fabric as given and as chosen, side by side",
-                  "Plane 0" + (f" of {planes}" if planes > 1 else "") + " of the fabric as given (left) and with the "
+                  "Plane 0" + (f" of {planes}" if planes > 1 else "") + alike_words + " of the fabric as given (left) and with the "
                   "chosen link budget (right), by pod and tier: each box a group of switches or endpoints with its "
                   "count, each edge the links between two groups (count x speed, capacity in one direction); the "
                   "title gives the plane's capacity between tiers.", draw, size=(11.0, 0.9 + 1.0 * nt))
@@ -1681,8 +1720,16 @@ def _budget_section(plan: dict) -> Section:
                      **{n: " / ".join(fmt(x) for x in alts[n].get("switch_counts") or []) for n in names}})
         rows += [{"quantity": c, **{n: alts[n].get(c) for n in names}}
                  for c in ("capex_usd", "energy_usd", "total_usd", "network_kw")]
-        s.tables.append(make_table(rows, columns=["quantity"] + names,
-                                   caption="Optimum of each objective, as a design"))
+        # objectives whose optimum is the same design share one column ("cost, power and balanced")
+        cols: dict = {}
+        for n in names:
+            cols.setdefault(tuple(repr(r.get(n)) for r in rows), []).append(n)
+        heads = {ns[0]: (" and ".join(ns) if len(ns) <= 2 else ", ".join(ns[:-1]) + " and " + ns[-1])
+                 + (" (the same design)" if len(ns) > 1 else "") for ns in cols.values()}
+        rows = [{"quantity": r["quantity"], **{heads[n]: r.get(n) for n in heads}} for r in rows]
+        s.tables.append(make_table(rows, columns=["quantity"] + list(heads.values()),
+                                   caption="Optimum of each objective, as a design"
+                                   + (f" (the budget chose the {b.get('objective')} objective)" if b.get("objective") else "")))
     for key, caption in (("tiers", "Per switch tier: decisions and counts"),
                          ("utilization", "Utilisation per tier before and after the budget (model and routed)"),
                          ("headroom", "Headroom per tier under the stated failure"),
@@ -1809,7 +1856,8 @@ def _failure_section(plan: dict) -> Section:
             ax = fig.add_subplot(111)
             y = np.arange(len(top))
             ax.barh(y, [100 * _failure_impact(r) for r in top], color=_COLORS["over"])
-            ax.set_yticks(y, [mpl_text(f"{r.get('kind', '')} {r.get('name', '')}".strip()[:40]) for r in top], fontsize=7)
+            ax.set_yticks(y, [mpl_text(f"{str(r.get('kind', '')).replace('_', ' ')} {r.get('name', '')}".strip()[:40])
+                              for r in top], fontsize=7)
             ax.invert_yaxis()
             ax.set_xlabel("largest share of a tier's bandwidth lost (%)")
         s.figures.append(Figure("fig-failures", "Failure headroom",
@@ -1834,7 +1882,7 @@ def _failure_section(plan: dict) -> Section:
             ax.invert_yaxis()
             ax.set_xlim(0, 100)
             ax.set_xlabel("share of the worst-hit tier's bandwidth after the worst failure of the class (%)")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, ncols=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         s.figures.append(Figure("fig-failure-classes", "Headroom per failure class",
                                 "For each class of single failure, the worst one: the share of the worst-hit tier's "
                                 "bandwidth left (blue) and lost (red).", draw_kinds, size=(7.5, 0.9 + 0.3 * len(kinds))))
@@ -2116,7 +2164,8 @@ def _serving_section(plan: dict) -> Optional[Section]:
     s.tables.append(_serving_models_table(deps))
     tiers = _get(plan, "cluster_file.serving.agent_tiers") or []
     if tiers:
-        s.tables.append(_agent_tiers_table(tiers, deps))
+        fe = _front_end(plan)
+        s.tables.append(_agent_tiers_table(tiers, deps, fe.get("deployments") if fe is not None else None))
     inter = _get(sv, f"with_training.interference.models.{model}.jobs") or {}
     if inter:
         s.tables.append(Table(
@@ -2195,11 +2244,14 @@ def _serving_kinds_table(deps: list) -> Table:
                          "stated load divided by the load, exact because every flow is a fixed number of bytes per request")
 
 
-def _agent_tiers_table(tiers: list, deps: list) -> Table:
+def _agent_tiers_table(tiers: list, deps: list, front_deps: Optional[list] = None) -> Table:
     """The CPU agent tiers: what each sends, to whom, and its traffic (the agent requests and responses
-    of the deployments it drives, when no other tier drives them: the plan stores them per deployment)."""
+    of the deployments it drives, when no other tier drives them: the plan stores them per deployment).
+    ``front_deps``: with a front-end fabric the agent traffic is on it (the plan's ``front_end``), not on
+    the back-end, whose agent bytes are 0."""
     tiers = [t for t in tiers if isinstance(t, dict)]
-    by_dep = {str(d.get("name")): d.get("bytes_per_s") or {} for d in deps}
+    by_dep = {str(d.get("name")): d.get("bytes_per_s") or {}
+              for d in (front_deps if front_deps is not None else deps) if isinstance(d, dict)}
     drivers: dict = {}
     for t in tiers:
         for n in t.get("deployments") or []:
@@ -2220,7 +2272,8 @@ def _agent_tiers_table(tiers: list, deps: list) -> Table:
     return Table(["CPU agent tier", "Node type", "Hosts", "Drives", "Request each (KiB)", "Response each (KiB)",
                   "Traffic both ways (MB/s)"], rows, total=len(rows),
                  caption="CPU agent tiers: who sends requests to which deployment, and the bytes per second of those "
-                         "requests and responses at the stated loads")
+                         "requests and responses at the stated loads"
+                         + (", carried by the front-end fabric (see Front-end fabric)" if front_deps is not None else ""))
 
 
 def _serving_models_table(deps: list) -> Table:
@@ -2471,7 +2524,8 @@ def _build_sections(plan: dict, fabric_before, fabric_after) -> list[Section]:
     ba = _before_after_figure(plan, fabrics)
     if ba is not None:
         fabric.figures.append(ba)
-    fabric.figures += _plane_figures(plan, fabrics)
+    # the chosen plane 0 is the right half of the before/after figure: not drawn twice
+    fabric.figures += _plane_figures(plan, fabrics, skip_plane0=ba is not None)
     design = _design_section(plan)
     serving = _serving_section(plan)
     front = _front_end_section(plan, fabrics)
