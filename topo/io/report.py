@@ -231,6 +231,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "uplink_imbalance": ("Uplink imbalance", "x"), "worst_node": ("Worst node", "text"),
     "target_utilization": ("Target utilisation", "pct"),
     "load_gbps": ("Load (Gb/s)", "gbps"), "busbw_gbps": ("Bus bandwidth (Gb/s)", "gbps"),
+    "op": ("Collective", "text"), "group": ("Parallel group", "text"), "ranks": ("Ranks", "int"),
+    "algorithm": ("Algorithm", "text"),
     "time_s": ("Time per iteration (s)", "s"), "alpha_s": ("Alpha: latency part (us)", "us"),
     "beta_s": ("Beta: bandwidth part (s)", "s"), "wire_efficiency": ("Wire efficiency", "pct"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
     "total": ("Summed time vs as given", "x"), "tail": ("p95 penalty vs as given", "x"),
@@ -254,7 +256,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "unreachable gbps": ("Unreachable (Gb/s)", "gbps"), "endpoints down": ("Endpoints down", "int"),
     "endpoints isolated": ("Endpoints isolated", "int"), "jobs affected": ("Jobs affected", "int"),
     "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
-    "quantity": ("Quantity", "text"),
+    "quantity": ("Quantity", "text"), "placement objective": ("Placement objective (its terms)", "num"),
+    "placed in units of": ("Placed in units of", "text"), "traffic weight": ("Traffic weight", "num"),
     "worst slowdown vs healthy, RoCE hashing": ("Worst slowdown vs healthy, RoCE hashing", "x"),
     "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
 }
@@ -1001,7 +1004,7 @@ def _fabric_section(plan: dict) -> Section:
              ("bisection per accelerator (Gb/s)", _x(tdb, "bisection_per_accelerator_gbps")),
              ("injection per accelerator (Gb/s)", _x(tdb, "injection_gbps_per_accelerator"))]
     if tda is not None:
-        facts.append(("bisection after (Tb/s)", tda.bisection_gbps / 1e3 if _num(tda.bisection_gbps) else None))
+        facts.append(("bisection, chosen design (Tb/s, one direction)", tda.bisection_gbps / 1e3 if _num(tda.bisection_gbps) else None))
     s.tables.append(make_table([{"quantity": k, "value": v} for k, v in facts], caption="Cluster"))
     db, da = plan.get("describe_before"), plan.get("describe_after")
     tb, ta = _tiers_of(db), _tiers_of(da)
@@ -1014,6 +1017,7 @@ def _fabric_section(plan: dict) -> Section:
             (t.get("tier"), t.get("switches"), (ta[i].get("switches") if da and i < len(ta) else None))
             for i, t in enumerate(tb)]
         links = db.get("links") or {}
+        links_after = (da or {}).get("links") or {}
         link_keys = ["endpoint-leaf", "leaf-spine", "spine-super"]
         for i, (name, before, after) in enumerate(levels):
             changed = after is not None and after != before
@@ -1027,7 +1031,7 @@ def _fabric_section(plan: dict) -> Section:
                 label += f"   ({model}"
                 os_b, os_a = t.get("oversubscription"), a.get("oversubscription")
                 if os_b is not None or os_a is not None:
-                    label += f", {fmt(os_b)}:1" + (f" -> {fmt(os_a)}:1" if os_a != os_b else "")
+                    label += f", {show(os_b, 'ratio')}" + (f" -> {show(os_a, 'ratio')}" if os_a != os_b else "")
                 label += ")"
             face = _COLORS["after"] if changed else "#e8eef7"
             ax.add_patch(FancyBboxPatch((0.15, i - 0.28), 0.7, 0.56, boxstyle="round,pad=0.02",
@@ -1037,12 +1041,14 @@ def _fabric_section(plan: dict) -> Section:
                 ax.plot([0.5, 0.5], [i - 1 + 0.3, i - 0.3], color="#556", linewidth=1)
                 key = link_keys[i - 1] if i - 1 < len(link_keys) else None
                 if key in links:
-                    ax.text(0.52, i - 0.5, count_of(links[key], "link"), fontsize=8, color="#445", va="center")
+                    after_n = links_after.get(key, links[key])
+                    ax.text(0.52, i - 0.5, count_of(links[key], "link") if after_n == links[key] else
+                            f"{fmt(links[key])} -> {count_of(after_n, 'link')}", fontsize=8, color="#445", va="center")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.45, len(levels) - 0.55)
     s.figures.append(Figure("fig-tiers", "Tier diagram",
                             "Switch count per tier (as given -> with the chosen budget), switch model and "
-                            "oversubscription; physical links between tiers.", draw, size=(7.5, 0.8 + 0.75 * (len(tb) + 1))))
+                            "oversubscription; physical links between tiers (as given -> chosen where they differ).", draw, size=(7.5, 0.8 + 0.75 * (len(tb) + 1))))
     return s
 
 
@@ -1113,7 +1119,7 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                 ax.set_title(mpl_text(t))
                 ax.set_xlabel("utilisation")
                 ax.set_yscale("symlog", linthresh=1)
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=6.5, loc="upper center", frameon=False)   # link counts per run of this tier
             axes[0].set_ylabel("directed links")
         s.figures.append(Figure("fig-util", "Link utilisation per tier",
                                 "Histogram of the utilisation of every directed link, per tier (log count scale); "
@@ -1150,17 +1156,21 @@ def _traffic_section(plan: dict) -> Section:
                         f"{fmt(float(np.trace(M)))} Gb/s of it inside one {unit}."
                         + (" The fabric has one pod, so the matrix is per leaf." if unit == "leaf" else ""))
 
+    tb = float(M.max()) >= 1e4          # Tb/s past 10,000 Gb/s: no "1e6" offset over the colour bar
+    Mshow = M / 1e3 if tb else M
+
     def draw(fig):
         ax = fig.add_subplot(111)
-        im = ax.imshow(M, cmap="viridis", interpolation="nearest", aspect="equal")
+        im = ax.imshow(Mshow, cmap="viridis", interpolation="nearest", aspect="equal")
         ax.set_xlabel(mpl_text(f"destination {unit}"))
         ax.set_ylabel(mpl_text(f"source {unit}"))
         ax.grid(False)
         if M.shape[0] <= 16:
             ax.set_xticks(np.arange(M.shape[1]))
             ax.set_yticks(np.arange(M.shape[0]))
-        fig.colorbar(im, ax=ax, label="Gb/s")
-    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap", f"Offered Gb/s from each {unit} to each {unit}.",
+        fig.colorbar(im, ax=ax, label="Tb/s" if tb else "Gb/s")
+    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap",
+                            f"Offered {'Tb/s' if tb else 'Gb/s'} from each {unit} to each {unit}.",
                             draw, size=(5.0, 4.2)))
     return s
 
@@ -1185,10 +1195,11 @@ def _transport_section(plan: dict) -> Section:
     # the counts the comparison ran with: stored with the RoCE model, or once for the whole run
     ch, qp = rh.get("channels", m.get("channels")), rh.get("qps_per_channel", m.get("qps_per_channel"))
     if isinstance(ch, int) and isinstance(qp, int):
-        s.paragraphs.append(f"RoCE hashing: {count_of(ch, 'channel')} per collective x {count_of(qp, 'queue pair')} per "
-                            f"channel, each (channel, queue pair) hashed on its own: {count_of(ch * qp, 'hashed flow')} "
-                            "per connection, "
-                            f"each carrying 1/{ch * qp} of its bytes.")
+        s.paragraphs.append(
+            f"RoCE hashing: {count_of(ch, 'channel')} per collective x {count_of(qp, 'queue pair')} per channel, "
+            + (f"each (channel, queue pair) hashed on its own: {count_of(ch * qp, 'hashed flow')} per connection, "
+               f"each carrying 1/{ch * qp} of its bytes." if ch * qp > 1 else
+               "so each connection is hashed once: one path per connection, carrying all of its bytes."))
     pen = _num(tc.get("collision_penalty_max_util"))
     if pen is not None:
         s.paragraphs.append(f"Hash collisions raise the peak link utilisation {show(pen, 'x')} over spraying.")
@@ -1283,7 +1294,7 @@ def _power_section(plan: dict) -> Section:
             ax.set_xlabel("racks, fullest first" + (f" (every {len(racks) / len(x):.3g}th rank drawn)"
                                                      if len(x) < len(racks) else ""))
         ax.set_ylabel("kW")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncols=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     s.figures.append(Figure("fig-power", "Rack power against limits",
                             "Power per rack with the placed jobs busy (red: over the limit).", draw))
     top = sorted(racks, key=lambda r: (-(float(r["kw"]) - (_num(r.get("limit_kw")) or 0.0)), str(r.get("rack"))))
@@ -1569,7 +1580,7 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
             continue
         (x0, y0), (x1, y1) = xy(a), xy(b)
         ax.plot([x0, x1], [y0 + 0.22, y1 - 0.22], color="#8a94a0", linewidth=0.8, zorder=1)
-        t = 0.5 if a[1] == b[1] else 0.35
+        t = 0.5 if a[1] == b[1] else 0.2    # edges to a shared group: labelled near their own pod, apart
         ax.text(x0 + t * (x1 - x0), y0 + 0.22 + t * (y1 - y0 - 0.44), f"{c:,} x {cap / c:g}G\n{cap / 1e3:,.1f} Tb/s",
                 fontsize=6, ha="center", va="center", color="#333",
                 bbox=dict(facecolor="white", edgecolor="none", pad=0.5), zorder=3)
@@ -1722,7 +1733,7 @@ def _budget_section(plan: dict) -> Section:
                  for c in ("capex_usd", "energy_usd", "total_usd", "network_kw")]
         # objectives whose optimum is the same design share one column ("cost, power and balanced")
         cols: dict = {}
-        for n in names:
+        for n in sorted(names, key=lambda n: (n != b.get("objective"), n)):     # the chosen objective first
             cols.setdefault(tuple(repr(r.get(n)) for r in rows), []).append(n)
         heads = {ns[0]: (" and ".join(ns) if len(ns) <= 2 else ", ".join(ns[:-1]) + " and " + ns[-1])
                  + (" (the same design)" if len(ns) > 1 else "") for ns in cols.values()}
@@ -1794,6 +1805,9 @@ def _bom_section(plan: dict) -> Section:
     return s
 
 
+_PLACEMENT_KEYS = {"cost": "placement objective", "unit": "placed in units of", "weight": "traffic weight"}
+
+
 def _placement_section(plan: dict) -> Section:
     s = Section("placement", "Placement per job")
     tp = _typed(plan)
@@ -1802,13 +1816,14 @@ def _placement_section(plan: dict) -> Section:
         s.missing = "no placement in the plan"
         return s
     s.paragraphs.append(f"Status {p.status or 'n/a'}, objective {fmt(_x(p, 'objective'))}, bound {fmt(_x(p, 'bound'))}, "
-                        f"gap {fmt(_x(p, 'gap'))}." + (f" {p.note}" if p.note else ""))
+                        f"gap {fmt(_x(p, 'gap'))}." + (f" {p.note[:1].upper()}{p.note[1:].rstrip('.')}." if p.note else ""))
     jobs = p.jobs
     if jobs:
         recs = jobs
         if isinstance(jobs, dict):
-            recs = {k: {kk: vv for kk, vv in v.items() if kk != "rack_names"} if isinstance(v, dict) else v
-                    for k, v in jobs.items()}
+            # "cost" and "unit" are the placement model's: its objective terms and the unit it places in
+            recs = {k: {_PLACEMENT_KEYS.get(kk, kk): vv for kk, vv in v.items() if kk != "rack_names"}
+                    if isinstance(v, dict) else v for k, v in jobs.items()}
         s.tables.append(make_table(recs, caption="Jobs: size, spread over pods/leaves/racks and share of traffic per tier"))
     elif p.assignment:
         s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p.assignment.items()}, caption="Jobs"))
@@ -1900,7 +1915,8 @@ def _solver_section(plan: dict) -> Section:
             {"item": "created", "value": tp.created}, {"item": "seed", "value": tp.seed},
             {"item": "workers", "value": tp.workers}, {"item": "time limit (s)", "value": tp.time_limit_s}]
     for k, v in sorted((tp.versions or {}).items()):
-        rows.append({"item": k, "value": v})
+        if k != "topo" or v != tp.topo_version:      # topo's own version is the first row
+            rows.append({"item": f"{k} version", "value": v})
     s.tables.append(make_table(rows, caption="Run"))
     for part in ("placement", "budget"):
         section = tp.placement if part == "placement" else tp.budget
@@ -1931,7 +1947,8 @@ def _collectives_section(plan: dict) -> Section:
     for j in cs["jobs"]:
         for e in j.get("collectives") or []:
             rows.append({"job": j.get("name"), "op": e.get("op"), "group": e.get("group"), "ranks": e.get("ranks"),
-                         "count": e.get("count"), "algorithm": e.get("algorithm"), "time_s": e.get("time_s"),
+                         "count": e.get("count"),
+                         "algorithm": str(e.get("algorithm")).replace("_", " ") if e.get("algorithm") else None, "time_s": e.get("time_s"),
                          "alpha_s": e.get("alpha_s"), "beta_s": e.get("beta_s"), "busbw_gbps": e.get("busbw_gbps")})
             if e.get("sweep"):
                 curves.append((f"{j.get('name')} {e.get('op')}/{e.get('group')}", e["sweep"]))
@@ -1939,7 +1956,9 @@ def _collectives_section(plan: dict) -> Section:
             s.paragraphs.append(f"{j.get('name')}: iteration {fmt(j['iteration_s'])} s with {fmt(j['compute_s'])} s "
                                 f"compute; the network's share is {fmt(100 * (_num(j.get('network_share')) or 0))}%.")
     if rows:
-        s.tables.append(make_table(rows, limit=60, caption="Per collective: time = alpha + beta, bus bandwidth"))
+        s.tables.append(make_table(rows, columns=["job", "op", "group", "ranks", "algorithm", "count", "time_s", "alpha_s",
+                                                  "beta_s", "busbw_gbps"], limit=60,
+                                   caption="Per collective: time = alpha + beta, bus bandwidth"))
     curves = curves[:8]
     if curves:
         def draw(fig):
