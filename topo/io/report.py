@@ -218,7 +218,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "links_by_optic.dac": ("DAC links", "int"), "links_by_optic.aec": ("AEC links", "int"),
     "links_by_optic.aoc": ("AOC links", "int"), "links_by_optic.lpo": ("LPO links", "int"),
     "links_by_optic.sr": ("SR optic links", "int"), "links_by_optic.dr": ("DR optic links", "int"),
-    "links_by_optic.fr": ("FR optic links", "int"),
+    "links_by_optic.fr": ("FR optic links", "int"), "links_by_optic.mmf": ("Multimode optic links", "int"),
+    "links_by_optic.smf_dr": ("Single-mode DR optic links", "int"),
+    "links_by_optic.smf_fr": ("Single-mode FR optic links", "int"),
     "accelerators": ("Accelerators", "int"), "nodes": ("Nodes", "int"), "leaves": ("Leaves", "int"),
     "pods": ("Pods", "int"), "priority": ("Priority", "int"),
     "target": ("Target", "pct"), "effective_target": ("Effective target", "pct"),
@@ -360,7 +362,7 @@ def make_table(records, columns: Optional[list] = None, *, name_key: str = "name
         groups: dict = {}
         for r in rows:
             groups.setdefault(tuple(r[1:]), []).append(r[0])
-        rows = [[(f"{len(names)}: {names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names))] + list(rest)
+        rows = [[(f"{fmt(len(names))}: {names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names))] + list(rest)
                 for rest, names in groups.items()]
     total = len(rows)
     headers = [h for h, _ in cols]
@@ -645,7 +647,10 @@ def _summary(plan: dict) -> Section:
     peaks = [f"{t} {pct(_tier_max(mb[t]))} -> {pct(_tier_max(ma[t]))}" for t in ma
              if t in mb and _tier_max(mb[t]) is not None and _tier_max(ma[t]) is not None]
     if peaks:
-        changed.append("peak link utilisation before -> after: " + ", ".join(peaks))
+        routing = str(_get(plan, "metrics_after.routing") or "")
+        changed.append("peak link utilisation before -> after"
+                       + (f" (routed under {_MODEL_NAMES.get(routing, routing)})" if routing else "") + ": "
+                       + ", ".join(peaks))
     jb, ja = _job_times(plan.get("metrics_before")), _job_times(plan.get("metrics_after"))
     common = sorted(set(jb) & set(ja))
     if common:
@@ -826,8 +831,14 @@ def _glance(plan: dict) -> Section:
             if isinstance(v, dict) and _num(v.get("headroom")) is not None}
     if head:
         t = min(head, key=lambda k: (head[k], k))
+        # the budget's headroom is under its own model, ideal ECMP; the routed peak under the transport's
+        # model can be far higher (RoCE hashing), so the card says which
+        routing = str(_get(plan, "metrics_after.routing") or "")
+        peak = _tier_max(_tier_rows(plan.get("metrics_after")).get(t, {}))
         s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
-                       f"{(b.headroom or {}).get('failure', 'stated')} failure"))
+                       f"{(b.headroom or {}).get('failure', 'stated')} failure, under ideal ECMP"
+                       + (f"; routed under {_MODEL_NAMES.get(routing, routing)} they peak at {pct(peak)} with no failure"
+                          if routing not in ("", "fluid", "ideal") and peak is not None else "")))
     serve = _serving_margin(plan)
     if serve is not None:
         ratio, name, sat, stated, link = serve
@@ -896,7 +907,7 @@ def _count(x) -> int:
     return int(v) if v is not None else 0
 
 
-_MODEL_NAMES = {"roce-hash": "RoCE hashing", "uec-spray": "UEC spraying", "ideal": "ideal ECMP"}
+_MODEL_NAMES = {"roce-hash": "RoCE hashing", "uec-spray": "UEC spraying", "ideal": "ideal ECMP", "fluid": "ideal ECMP"}
 
 
 def _failure_row(r: dict) -> dict:
@@ -1095,8 +1106,11 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
             ax.set_xlabel("peak link utilisation (%)")
             # above the bars: inside, it covered the labels of bars near 100%
             ax.legend(fontsize=7, ncols=len(peaks) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+        routing = str(_get(plan, "metrics_after.routing") or _get(plan, "metrics_before.routing") or "")
         s.figures.append(Figure("fig-peaks", "Peak utilisation per tier, before and after",
-                                "Peak directed-link utilisation per link tier: in-order placement on the fabric as "
+                                "Peak directed-link utilisation per link tier"
+                                + (f", routed under {_MODEL_NAMES.get(routing, routing)}" if routing else "")
+                                + ": in-order placement on the fabric as "
                                 "given (before), optimised placement (placed), with the chosen link budget (after); "
                                 "dashed: the utilisation target.", draw_peaks,
                                 size=(7.5, 0.8 + 0.16 * len(ptiers) * len(peaks))))
@@ -1152,8 +1166,11 @@ def _traffic_section(plan: dict) -> Section:
     when = {"after": "after the link budget", "placed": "optimised placement, fabric as given",
             "before": "before optimisation"}[which]
     plural = {"leaf": "leaves", "pod": "pods"}.get(unit, unit + "s")
-    s.paragraphs.append(f"Offered scale-out traffic between {plural} ({when}): {fmt(float(M.sum()))} Gb/s in total, "
-                        f"{fmt(float(np.trace(M)))} Gb/s of it inside one {unit}."
+    def rate(g):
+        return f"{fmt(g / 1e3)} Tb/s" if g >= 1e4 else f"{fmt(g)} Gb/s"
+    s.paragraphs.append(f"Offered scale-out traffic between {plural} ({when}): {rate(float(M.sum()))} in total, "
+                        f"{rate(float(np.trace(M)))} of it inside one {unit}"
+                        + (f" ({pct(float(np.trace(M)) / float(M.sum()))})" if M.sum() > 0 else "") + "."
                         + (" The fabric has one pod, so the matrix is per leaf." if unit == "leaf" else ""))
 
     tb = float(M.max()) >= 1e4          # Tb/s past 10,000 Gb/s: no "1e6" offset over the colour bar
@@ -1421,7 +1438,7 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
                                              linewidths=lw, alpha=0.75, zorder=3))
             fig.legend(handles=[Line2D([], [], color=_REACH_COLORS.get(r, "#888"), lw=2,
                                        label=mpl_text(f"{reach_label(r)} ({count_of(by_reach[r], 'link')})")) for r in sorted(by_reach)],
-                       fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 6), frameon=False,
+                       fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 3), frameon=False,
                        title="cable runs by reach class (line width: links, log scale)", title_fontsize=7)
         ax.set_xlim(-0.5, (C if eor == "eor" or n_tiers >= 2 else C - 1) + max(n_tiers - 1, 0) + 0.5)
         ax.set_ylim(R - 0.5, -0.5 - (0.6 if n_tiers >= 2 else 0))
@@ -1518,9 +1535,11 @@ def _cost_figure(plan: dict) -> Optional[Figure]:
         ax.invert_yaxis()
         ax.set_xlabel(f"{words} USD (network capex by part, and energy over the horizon)")
         ax.set_xlim(0, max(left) * 1.18 if max(left) > 0 else 1)
-        ax.legend(fontsize=7, ncols=min(len(parts), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+        # a figure legend in the layout (an axes legend above the bars was clipped once names were words)
+        fig.legend(fontsize=7, ncols=min(len(parts), 3), loc="outside upper center", frameon=False)
     return Figure("fig-cost", "Cost breakdown", "Network capex of the design as given and of the chosen design, "
-                  "by switches and by optic or cable class, plus energy over the horizon (USD).", draw, size=(7.5, 2.2))
+                  "by switches and by optic or cable class, plus energy over the horizon (USD).", draw,
+                  size=(7.5, 2.2 + 0.18 * ((len(parts) + 2) // 3)))
 
 
 def _plane_groups(f, plane: int):
@@ -1705,9 +1724,14 @@ def _budget_section(plan: dict) -> Section:
         s.missing = "the link budget was not computed"
         return s
     st = b.get("status") or _get(b, "solver.status")
+    goal = _num(_get(plan, "cluster_file.goals.target_utilization"))
+    tgt = _num(b.get("target_utilization"))
+    lowered = _get(b, "transport_check.tried") and goal is not None and tgt is not None and tgt < goal - 1e-9
     s.paragraphs.append(f"Objective {b.get('objective', 'n/a')}, survive {b.get('survive', 'n/a')}, "
-                        f"target utilisation {pct(b.get('target_utilization')) if _num(b.get('target_utilization')) is not None else 'n/a'}; "
-                        f"solver status {st if st is not None else 'n/a'}.")
+                        f"target utilisation {pct(tgt) if tgt is not None else 'n/a'}"
+                        + (f" (lowered from the file's {pct(goal)} by the transport check below, so the jobs are not "
+                           "slowed under the transport's own routing)" if lowered else "")
+                        + f"; solver status {st if st is not None else 'n/a'}.")
     cost = b.get("cost")
     if isinstance(cost, dict):
         designs = {k: v for k, v in cost.items() if isinstance(v, dict) and any(_num(x) is not None for x in v.values())}
@@ -1743,7 +1767,7 @@ def _budget_section(plan: dict) -> Section:
                                    + (f" (the budget chose the {b.get('objective')} objective)" if b.get("objective") else "")))
     for key, caption in (("tiers", "Per switch tier: decisions and counts"),
                          ("utilization", "Utilisation per tier before and after the budget (model and routed)"),
-                         ("headroom", "Headroom per tier under the stated failure"),
+                         ("headroom", "Headroom per tier under the stated failure (ideal ECMP, the budget's model)"),
                          ):
         v = b.get(key)
         if isinstance(v, dict):
@@ -1765,7 +1789,7 @@ def _budget_section(plan: dict) -> Section:
         s.paragraphs.append("Independent check: " + ("passed." if chk["ok"] else "FAILED: " + "; ".join(str(p) for p in probs[:5])))
     tc = b.get("transport_check")
     if isinstance(tc, dict) and tc.get("tried"):
-        slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
+        slow, model = _num(tc.get("max_slowdown")), _MODEL_NAMES.get(str(tc.get("routing")), tc.get("routing", "n/a"))
         what = (f"the summed collective time of the jobs is {show(tc.get('total'), 'x')}, and the 95th percentile of the jobs' "
                 f"time over ideal time (the worst job with 20 jobs or fewer) {show(tc.get('tail'), 'x')}, what they are on the fabric as given")
         if tc.get("accepted"):
@@ -1799,7 +1823,8 @@ def _bom_section(plan: dict) -> Section:
     if bom.get("switches"):
         s.tables.append(make_table(bom["switches"], caption="Switches"))
     if bom.get("optics"):
-        s.tables.append(make_table(bom["optics"], caption="Optics and cables by reach class and speed"))
+        s.tables.append(make_table([{**o, "reach": reach_words(o["reach"])} if isinstance(o, dict) and o.get("reach")
+                                    else o for o in bom["optics"]], caption="Optics and cables by reach class and speed"))
     if isinstance(bom.get("totals"), dict):
         s.tables.append(make_table([{"quantity": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
     return s
@@ -1936,7 +1961,8 @@ def _collectives_section(plan: dict) -> Section:
     if not isinstance(cs, dict) or not isinstance(cs.get("jobs"), list):
         s.missing = "collective times (collectives) are not in the plan"
         return s
-    s.paragraphs.append(f"Alpha-beta model on the chosen fabric under {cs.get('routing')} ({cs.get('sharing')}): "
+    s.paragraphs.append(f"Alpha-beta model on the chosen fabric under {_MODEL_NAMES.get(str(cs.get('routing')), cs.get('routing'))} "
+                        f"({cs.get('sharing')}): "
                         f"time = alpha (steps x (step overhead {fmt((_num(cs.get('step_overhead_s')) or 0) * 1e6)} us "
                         "+ switch latency + cable propagation of the slowest path)) + beta (bytes / goodput of the "
                         "step's slowest flow). The algorithm is the cheapest allowed at the size unless pinned.")
