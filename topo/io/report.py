@@ -261,7 +261,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "quantity": ("Quantity", "text"), "placement objective": ("Placement objective (its terms)", "num"),
     "placed in units of": ("Placed in units of", "text"), "traffic weight": ("Traffic weight", "num"),
     "worst slowdown vs healthy, RoCE hashing": ("Worst slowdown vs healthy, RoCE hashing", "x"),
-    "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
+    "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"),
+    "goodput": ("Goodput", "pct"), "dominant": ("Interruptions by cause", "text"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
 }
 _KEY_COLUMNS = ("quantity", "field", "item", "metric")   # a table of (name, value) pairs
 _RANK = {k: i for i, k in enumerate(COLUMNS)}
@@ -701,7 +702,7 @@ def _summary(plan: dict) -> Section:
             break
     tc = _get(plan, "budget.transport_check")
     if isinstance(tc, dict) and tc.get("routing"):
-        what = (f"under {tc['routing']} the jobs' summed collective time is {show(tc.get('total'), 'x')} and their "
+        what = (f"under {_MODEL_NAMES.get(str(tc['routing']), tc['routing'])} the jobs' summed collective time is {show(tc.get('total'), 'x')} and their "
                 f"95th-percentile penalty {show(tc.get('tail'), 'x')} those on the fabric as given")
         if tc.get("accepted"):
             saves.append(f"{what} (limit {show(tc.get('max_slowdown'), 'x')}, met at target utilisation "
@@ -729,12 +730,13 @@ def _summary(plan: dict) -> Section:
         if st is not None and str(st).upper() != "OPTIMAL":
             risk.append(f"{label} solver status {st}")
     if isinstance(tc, dict) and tc.get("routing") and not tc.get("accepted"):
-        risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {show(tc.get('max_slowdown'), 'x')} "
+        risk.append(f"the link budget slows the jobs under {_MODEL_NAMES.get(str(tc['routing']), tc['routing'])} beyond the {show(tc.get('max_slowdown'), 'x')} "
                     f"limit at every target tried: {what}")
     risk += _requirement_risks(plan)
     worst = _worst_failure(plan.get("failures"))
     if worst:
         risk.append(worst)
+        risk += _biggest_cut(plan.get("failures"))
     elif plan.get("failures") is None:
         risk.append("failure headroom not computed")
     s.bullets.append(("What is at risk", ("; ".join(risk) or "no rack over its limit, every job placed, "
@@ -796,6 +798,16 @@ def _glance(plan: dict) -> Section:
         s.kpis.append(("Saves" if d >= 0 else "Costs more", usd(abs(d)),
                        f"{pct(abs(saved.get('total_fraction') or 0.0))} of capex + energy against the fabric as given"
                        + (f", {usd(given.get('total_usd'))}" if _num(given.get("total_usd")) is not None else "")))
+    b0, b1 = (_num(x.bisection_gbps) if x is not None else None for x in (db, da))
+    if b0 and b1 is not None and b1 < b0 * (1 - 1e-9):
+        # a budget that cuts bisection is sized for the jobs it was given: the first thing a review asks about
+        per = _num(_x(da, "bisection_per_accelerator_gbps"))
+        floor = next((r for r in (_get(plan, "budget.requirements.rows") or []) if isinstance(r, dict)
+                      and r.get("unit") == "Gb/s"), None)
+        s.kpis.append(("Bisection", f"{fmt(b1 / 1e3)} Tb/s", f"{100 * (1 - b1 / b0):.0f}% less than the fabric as given "
+                       f"({fmt(b0 / 1e3)} Tb/s)" + (f"; {fmt(per)} Gb/s per accelerator" if per is not None else "")
+                       + ("; no floor stated" if floor is None else
+                          f"; floor {fmt(floor.get('required'))} Gb/s " + ("met" if floor.get("met") else "NOT met"))))
     fe = _front_end(plan)
     if fe is not None:
         fc = _front_end_cost(fe)
@@ -959,6 +971,24 @@ def _failure_impact(r: dict) -> float:
         vals = [v for v in (_num(x) for x in lost.values()) if v is not None]
         return max(vals) if vals else 0.0
     return _num(lost) or 0.0
+
+
+def _biggest_cut(failures) -> list:
+    """The single failure that takes the largest share of a tier's bandwidth, when it is not the worst one
+    ranked by jobs stopped (a sole spine that halves or cuts the fabric can rank below a leaf)."""
+    from topo.study.failures import rank_single
+    single = rank_single([r for r in (failures or {}).get("single") or [] if isinstance(r, dict)]) \
+        if isinstance(failures, dict) else []
+    if not single:
+        return []
+    top = max(single, key=_failure_impact)      # max keeps the first (best-ranked) of equals
+    if top is single[0] or _failure_impact(top) < 0.25:
+        return []
+    lost = top.get("bandwidth_lost_frac")
+    tier = max(lost, key=lambda t: (_num(lost[t]) or 0.0, t)) if isinstance(lost, dict) and lost else "a tier"
+    return [f"the largest bandwidth loss from one failure: {str(top.get('kind', '')).replace('_', ' ')} "
+            f"{top.get('name', '')} takes {pct(_failure_impact(top))} of the {tier} bandwidth"
+            + (f" ({fmt(top['count'])} alike)" if _num(top.get("count")) and top["count"] > 1 else "")]
 
 
 def _worst_failure(failures) -> str:
@@ -1515,8 +1545,9 @@ def _cost_figure(plan: dict) -> Optional[Figure]:
     parts = [k for k in parts if k in given or k in chosen]
 
     top = max(sum(given.values()), sum(chosen.values()))
-    # millions from $10M, else thousands: "$0.3M" for both a $339k and a $263k design said nothing
-    scale, unit, words = (1e6, "M", "million") if top >= 1e7 else (1e3, "k", "thousand")
+    # millions from $1M, else thousands: "$0.3M" for both a $339k and a $263k design said nothing
+    scale, unit, words = (1e6, "M", "million") if top >= 1e6 else (1e3, "k", "thousand")
+    digits = 2 if 1e6 <= top < 1e7 else 1
 
     def draw(fig):
         ax = fig.add_subplot(111)
@@ -1530,7 +1561,7 @@ def _cost_figure(plan: dict) -> Optional[Figure]:
                     edgecolor="white")
             left += v
         for y, tot in enumerate(left):
-            ax.text(tot, y, f"  ${tot:,.1f}{unit}", va="center", fontsize=8)
+            ax.text(tot, y, f"  ${tot:,.{digits}f}{unit}", va="center", fontsize=8)
         ax.set_yticks([0, 1], ["as given", "chosen"])
         ax.invert_yaxis()
         ax.set_xlabel(f"{words} USD (network capex by part, and energy over the horizon)")
@@ -2023,22 +2054,24 @@ def _goodput_section(plan: dict) -> Section:
     rows = []
     for r in [r for r in g.get("jobs") or [] if isinstance(r, dict)]:
         dom = r.get("dominant") or []
-        rows.append({"job": r.get("name"), "accelerators": r.get("accelerators"), "MTBI h": r.get("mtbi_h"),
-                     "interruptions": r.get("interruptions"), "checkpoint every s": r.get("checkpoint_interval_s"),
-                     "goodput": r.get("goodput"), "degraded events": r.get("degraded_events"),
+        rows.append({"job": r.get("name"), "accelerators": r.get("accelerators"), "mean time between interruptions (h)":
+                     r.get("mtbi_h"), "interruptions (expected over the run)": r.get("interruptions"),
+                     "checkpoint interval (s)": r.get("checkpoint_interval_s"),
+                     "goodput": r.get("goodput"), "degraded events (expected)": r.get("degraded_events"),
                      "dominant": ", ".join(f"{d.get('component')} {pct(d.get('share'))}" for d in dom
                                            if isinstance(d, dict))})
     if rows:
-        rows.sort(key=lambda r: (-(_num(r["interruptions"]) or 0.0), str(r["job"])))
-        s.tables.append(make_table(rows, limit=30, caption="Jobs, most interrupted first"))
+        rows.sort(key=lambda r: (-(_num(r["interruptions (expected over the run)"]) or 0.0), str(r["job"])))
+        s.tables.append(make_table(rows, columns=list(rows[0]), limit=30, caption="Jobs, most interrupted first"))
     br = g.get("blast_radius") or {}
     if isinstance(br, dict) and br:
         s.tables.append(make_table(
-            [{"domain": k, "count": v.get("domains"), "max jobs stopped": v.get("max_jobs_stopped"),
+            [{"failure domain": k, "domains of the kind": v.get("domains"), "max jobs stopped": v.get("max_jobs_stopped"),
               "max accelerators stopped": v.get("max_accelerators_stopped"),
               "mean accelerators stopped": v.get("mean_accelerators_stopped"),
               "worst": (v.get("worst") or [{}])[0].get("name")} for k, v in sorted(br.items()) if isinstance(v, dict)],
-            caption="Blast radius per failure domain"))
+            columns=["failure domain", "domains of the kind", "max jobs stopped", "max accelerators stopped",
+                     "mean accelerators stopped", "worst"], caption="Blast radius per failure domain"))
     sc = [p for p in g.get("scaling") or [] if isinstance(p, dict) and _num(p.get("goodput")) is not None]
     if len(sc) >= 2:
         def draw(fig):
