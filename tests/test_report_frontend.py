@@ -1,5 +1,6 @@
-"""The report's front-end fabric: its size, its own link budget's cost and power (or why it has none),
-where it sits beside the back-end, and the summary that keeps the two fabrics' money apart."""
+"""The report's front-end fabric (its size, its own link budget's cost and power or why it has none,
+where it sits beside the back-end, a summary that keeps the two fabrics' money apart), plus the plane
+diagrams drawn once and the plurals of report text."""
 from __future__ import annotations
 
 import copy
@@ -94,3 +95,18 @@ def test_plurals():
     assert rp.count_of(0, "job") == "0 jobs" and rp.count_of(1.0, "year") == "1 year"
     assert rp.count_of(2, "super-spine") == "2 super-spines" and rp.count_of(2, "policy") == "2 policies"
     assert rp.count_of(4096, "rack") == "4,096 racks"
+
+
+def test_plane_zero_drawn_once():
+    """With a before/after figure the chosen plane 0 is its right half: the per-plane figures leave out
+    plane 0 and the planes alike (the before/after caption names them), and draw it without one."""
+    d = yaml.safe_load((EXAMPLE.parent / "small.yaml").read_text())
+    d["fabric"]["planes"] = 2
+    for n in d["node_types"]:
+        n["nic_ports"] = 2
+    plan = {"cluster_file": d, "cluster_file_after": d}
+    fabrics = rp._Fabrics(plan)
+    ba = rp._before_after_figure(plan, fabrics)
+    assert ba.caption.startswith("Plane 0 of 2 (every plane of the chosen fabric alike)")
+    assert rp._plane_figures(plan, fabrics, skip_plane0=True) == []
+    assert [f.title for f in rp._plane_figures(plan, fabrics)] == ["Fabric of planes 0, 1 (2 alike)"]
