@@ -847,9 +847,9 @@ def _glance(plan: dict) -> Section:
         # model can be far higher (RoCE hashing), so the card says which
         routing = str(_get(plan, "metrics_after.routing") or "")
         peak = _tier_max(_tier_rows(plan.get("metrics_after")).get(t, {}))
-        s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
-                       f"{(b.headroom or {}).get('failure', 'stated')} failure, under ideal ECMP"
-                       + (f"; routed under {_MODEL_NAMES.get(routing, routing)} they peak at {pct(peak)} with no failure"
+        s.kpis.append(("Headroom", show(head[t], "pct"), f"least, {t} links, after the worst "
+                       f"{(b.headroom or {}).get('failure', 'stated')} failure (ideal ECMP)"
+                       + (f"; {_MODEL_NAMES.get(routing, routing)} peak {pct(peak)}, no failure"
                           if routing not in ("", "fluid", "ideal") and peak is not None else "")))
     serve = _serving_margin(plan)
     if serve is not None:
