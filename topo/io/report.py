@@ -618,6 +618,32 @@ def _opening_line(plan: dict) -> str:
             f"{count_of(db.get('racks'), 'rack')}; {fabric_words}." + (f" {desc}" if desc else ""))
 
 
+def _cost_words(plan: dict, c: dict) -> list:
+    """The summary's "what it costs": network capex, energy and power of the chosen design (the file's
+    design without a budget), and the front-end fabric's from its own budget where the plan has one."""
+    cost_bits = []
+    if "capex_usd" in c:
+        cost_bits.append(f"network capex {usd(c['capex_usd'])}")
+    elif "after_network_cost_usd" in c:
+        cost_bits.append(f"network capex {usd(c['after_network_cost_usd'])}")
+    elif "before_network_cost_usd" in c:
+        cost_bits.append(f"network capex {usd(c['before_network_cost_usd'])} (fabric as given)")
+    if "energy_usd" in c:
+        cost_bits.append(f"energy over the horizon {usd(c['energy_usd'])}")
+    kw = c.get("network_kw", c.get("after_network_kw", c.get("before_network_kw")))
+    if kw is not None:
+        cost_bits.append(f"network power {fmt(float(kw))} kW")
+    fe = _front_end(plan)
+    if fe is not None and cost_bits:
+        fch = _front_end_cost(fe).get("chosen") or {}
+        cost_bits[-1] += " (back-end fabric)"
+        cost_bits.append(f"front-end fabric capex {usd(fch.get('capex_usd'))}, energy {usd(fch.get('energy_usd'))}, "
+                         f"{fmt(float(fch.get('network_kw') or 0.0))} kW (its own link budget)"
+                         if _num(fch.get("total_usd")) is not None else
+                         "front-end fabric: no cost or power in the plan (its link budget was not sized)")
+    return cost_bits
+
+
 def _summary(plan: dict) -> Section:
     s = Section("summary", "What changed, what it costs, saves and risks")
     cf = plan.get("cluster_file") or {}
@@ -662,26 +688,7 @@ def _summary(plan: dict) -> Section:
     s.bullets.append(("What changed", "; ".join(changed) + "."))
     # what it costs
     c = _costs(plan)
-    cost_bits = []
-    if "capex_usd" in c:
-        cost_bits.append(f"network capex {usd(c['capex_usd'])}")
-    elif "after_network_cost_usd" in c:
-        cost_bits.append(f"network capex {usd(c['after_network_cost_usd'])}")
-    elif "before_network_cost_usd" in c:
-        cost_bits.append(f"network capex {usd(c['before_network_cost_usd'])} (fabric as given)")
-    if "energy_usd" in c:
-        cost_bits.append(f"energy over the horizon {usd(c['energy_usd'])}")
-    kw = c.get("network_kw", c.get("after_network_kw", c.get("before_network_kw")))
-    if kw is not None:
-        cost_bits.append(f"network power {fmt(float(kw))} kW")
-    fe = _front_end(plan)
-    if fe is not None and cost_bits:
-        fch = _front_end_cost(fe).get("chosen") or {}
-        cost_bits[-1] += " (back-end fabric)"
-        cost_bits.append(f"front-end fabric capex {usd(fch.get('capex_usd'))}, energy {usd(fch.get('energy_usd'))}, "
-                         f"{fmt(float(fch.get('network_kw') or 0.0))} kW (its own link budget)"
-                         if _num(fch.get("total_usd")) is not None else
-                         "front-end fabric: no cost or power in the plan (its link budget was not sized)")
+    cost_bits = _cost_words(plan, c)
     s.bullets.append(("What it costs", ("; ".join(cost_bits) or "no cost figures in the plan") + "."))
     # what it saves
     saves = []
