@@ -704,8 +704,10 @@ def _summary(plan: dict) -> Section:
     tot, base = p.get("totals") or {}, _get(p, "baseline.totals") or {}
     for key, label in (("super_spine_bytes", "super-spine"), ("spine_bytes", "spine")):
         if _num(tot.get(key)) is not None and _num(base.get(key)) is not None and (tot[key] or base[key]):
-            saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration against {fmt(base[key] / 1e9)} GB "
-                         f"for the greedy baseline (ranks in the job's own order)")
+            saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration, "
+                         + ("the same as the greedy baseline's" if fmt(tot[key] / 1e9) == fmt(base[key] / 1e9) else
+                            f"against {fmt(base[key] / 1e9)} GB for the greedy baseline")
+                         + " (ranks in the job's own order)")
             break
     tc = _get(plan, "budget.transport_check")
     if isinstance(tc, dict) and tc.get("routing"):
