@@ -45,12 +45,13 @@ def kernel_floor(cluster_file: Path, plan: dict, seed: int) -> dict:
     """Seconds (wall and CPU) the routing kernels take for the flows the route and the reroute
     stages route: route, the in-order and the optimised placement on the cluster as given;
     reroute, the optimised placement on the fabric the link budget chose. Each under roce-hash
-    (with the file's channels and queue pairs, and the water-filling of its queue pairs) and
+    (with the file's channels and queue pairs, and the per-QP max-min completion times of its queue
+    pairs, the kernel the stage's job times call) and
     uec-spray, one route() call each over all their flows."""
     import numpy as np
     from topo.model.fabric import build
     from topo.model.spec import from_dict, load, wire_efficiency
-    from topo.routing.engine import protocol_efficiency, route, waterfill
+    from topo.routing.engine import SHARING, completion_times, protocol_efficiency, route
     from topo.traffic.demand import fit_in_order, job_demands
     c = load(cluster_file)
     f = build(c)
@@ -73,8 +74,10 @@ def kernel_floor(cluster_file: Path, plan: dict, seed: int) -> dict:
                 r = route(fb, d, m, seed=seed, qps=tr.qps, channels=tr.n_channels, efficiency=eff,
                           record_paths=m == "roce-hash")
                 if m == "roce-hash" and r.qp_flow is not None and r.qp_flow.size:
-                    # the per-queue-pair rates, as the stage computes them for job times
-                    waterfill(r.qp_path, fb.link_gbps.astype(float), d.bytes[r.qp_flow] / (tr.n_channels * tr.qps))
+                    # the queue pairs' per-QP max-min completion times (the maxmin_times kernel), as the
+                    # stage computes them for job times
+                    completion_times(r.qp_path, fb.link_gbps.astype(float),
+                                     d.bytes[r.qp_flow] / (tr.n_channels * tr.qps), eff, SHARING[m])
                 row[f"{m}_s"] += time.perf_counter() - t
                 row[f"{m}_cpu_s"] += time.process_time() - cpu
                 row["flows"] += d.n

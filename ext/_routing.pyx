@@ -47,6 +47,12 @@ length).
 
 waterfill: weighted max-min fair rates of paths over link capacities
 (bottleneck order with a lazy binary heap). Cost O(total path length * log).
+
+maxmin_times: per-QP max-min completion times (engine.completion_times, sharing "max-min"):
+waterfill's progressive filling kept as a log of events per component of paths, and when
+paths finish, undone back to the first event that froze one of them and resumed from there
+(the same bits as water-filling the rest again). Cost per refill round O(active paths) plus
+the events replayed.
 """
 import numpy as np
 from cython.parallel cimport prange, threadid
@@ -1088,6 +1094,425 @@ def waterfill(int H, const int64_t[::1] path, const real_t[::1] weight, const re
                     if n_act[l2] > 0 and l2 != l and wsum[l2] > 0.0:
                         _push(hk, hl, hv, &size, (rem[l2] if rem[l2] > 0.0 else 0.0) / wsum[l2], l2, ver[l2])
     return levels
+
+
+# --- per-QP max-min completion times with incremental refill ------------------------------------------
+cimport cython
+from libc.math cimport INFINITY
+
+MAXMIN_INFO = 8   # entries of maxmin_times's info array (see maxmin_times)
+
+
+@cython.final
+cdef class _MaxMinWork:
+    """maxmin_times's state: the runs' links (CSR by link), their components, the links' fill state,
+    and per component an event log, a log of the rows frozen and an undo log of the links' rem."""
+    cdef int H
+    cdef real_t bps
+    cdef const int64_t[::1] path, mult
+    cdef int64_t[::1] lk_ptr, lk_qp, n_act, ver, comp, c_ptr, e_ptr, cl_ptr, c_links
+    cdef int64_t[::1] frz_ev, ev_n, fr_n, ud_n, ev_fr, fr_row, hl, hv, thaw_lo, thaw_hi, seen
+    cdef real_t[::1] rem_l, wsum, rate, ud_rem, hk
+    cdef uint8_t[::1] st
+    cdef int64_t events, undone, stamp
+
+
+cdef inline id_t _uf_find(int64_t[::1] parent, id_t a) noexcept nogil:
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+cdef id_t _mm_setup(_MaxMinWork w, const real_t[::1] qbytes, const real_t[::1] cap, int64_t[::1] parent,
+                    int64_t[::1] lcomp) except -1 nogil:
+    """The live runs (qbytes > 0) by link (lk_ptr/lk_qp in row order), the links' start state
+    (rem = cap, wsum = the live runs' multiplicities, n_act, ver = 0), components of links joined by
+    live runs (union-find; numbered by their lowest link), and the components' segments: rows
+    (c_ptr: events and rows frozen), path entries (e_ptr: undo log), links (cl_ptr/c_links).
+    Returns the number of components."""
+    cdef const int64_t[::1] path = w.path
+    cdef int H = w.H
+    cdef id_t n = qbytes.shape[0], L = cap.shape[0], p, j, l, a, b, C = 0, c
+    w.lk_ptr[0] = 0
+    for l in range(L):
+        w.lk_ptr[l + 1] = 0
+        parent[l] = l
+        lcomp[l] = -1
+    for p in range(n):
+        w.st[p] = 0 if qbytes[p] > 0.0 else 3
+        w.comp[p] = -1
+        w.frz_ev[p] = -1
+        w.rate[p] = 0.0
+        if w.st[p] != 0:
+            continue
+        for j in range(H):
+            l = path[p * H + j]
+            if l < 0:
+                break
+            w.lk_ptr[l + 1] += 1
+            a = _uf_find(parent, path[p * H])
+            b = _uf_find(parent, l)
+            if a < b:
+                parent[b] = a
+            elif b < a:
+                parent[a] = b
+    for l in range(L):
+        w.n_act[l] = w.lk_ptr[l + 1]
+        w.lk_ptr[l + 1] += w.lk_ptr[l]
+        w.rem_l[l] = cap[l]
+        w.wsum[l] = 0.0
+        w.ver[l] = 0
+        if w.n_act[l] > 0:
+            a = _uf_find(parent, l)
+            if lcomp[a] < 0:
+                lcomp[a] = C
+                C += 1
+            lcomp[l] = lcomp[a]
+    for c in range(C + 1):
+        w.c_ptr[c] = 0
+        w.e_ptr[c] = 0
+        w.cl_ptr[c] = 0
+    for l in range(L):
+        parent[l] = w.lk_ptr[l]      # from here on: the next free slot of l in lk_qp
+        if lcomp[l] >= 0:
+            w.cl_ptr[lcomp[l] + 1] += 1
+    for p in range(n):
+        if w.st[p] != 0 or path[p * H] < 0:
+            continue
+        c = lcomp[path[p * H]]
+        w.comp[p] = c
+        w.c_ptr[c + 1] += 1
+        for j in range(H):
+            l = path[p * H + j]
+            if l < 0:
+                break
+            w.e_ptr[c + 1] += 1
+            w.lk_qp[parent[l]] = p
+            parent[l] += 1
+            w.wsum[l] += <real_t>w.mult[p]
+    for c in range(C):
+        w.c_ptr[c + 1] += w.c_ptr[c]
+        w.e_ptr[c + 1] += w.e_ptr[c]
+        w.cl_ptr[c + 1] += w.cl_ptr[c]
+        w.ev_n[c] = 0
+        w.fr_n[c] = 0
+        w.ud_n[c] = 0
+        w.thaw_lo[c] = -1
+    for l in range(L):
+        w.seen[l] = -1
+    for c in range(C):
+        parent[c] = w.cl_ptr[c]
+    for l in range(L):
+        if lcomp[l] >= 0:
+            w.c_links[parent[lcomp[l]]] = l
+            parent[lcomp[l]] += 1
+    return C
+
+
+cdef inline int _mm_key(_MaxMinWork w, id_t l, id_t* size) except -1 nogil:
+    """Push link l with the key a fresh waterfill's valid entry would carry (an untouched link
+    rem / wsum, a touched one max(rem, 0) / wsum), if it has active runs."""
+    cdef real_t key
+    if w.n_act[l] > 0 and w.wsum[l] > 0.0:
+        if w.ver[l] == 0:
+            key = w.rem_l[l] / w.wsum[l]
+        else:
+            key = (w.rem_l[l] if w.rem_l[l] > 0.0 else 0.0) / w.wsum[l]
+        _push(w.hk, w.hl, w.hv, size, key, l, w.ver[l])
+    return 0
+
+
+cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
+    """Progressive filling of component c from its state, as waterfill does it, each event logged:
+    the heap rebuilt from the links' state (_mm_key), then popped until empty. The links with active
+    runs are, at the first fill, among the component's links, later among those of the runs the last
+    undo thawed (every other run of the component is frozen or gone), each taken once. A frozen run
+    gets rate (x * m) / m * bps; the rem it takes from each link is logged first."""
+    cdef const int64_t[::1] path = w.path
+    cdef int H = w.H
+    cdef id_t size = 0, i, k, l, l2, p, j, e, base = w.c_ptr[c], ubase = w.e_ptr[c]
+    cdef real_t key, x, m
+    if w.thaw_lo[c] < 0:
+        for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
+            _mm_key(w, w.c_links[k], &size)
+    else:
+        w.stamp += 1
+        for i in range(w.thaw_lo[c], w.thaw_hi[c]):
+            p = w.fr_row[i]
+            if w.st[p] != 0:
+                continue
+            for j in range(H):
+                l = path[p * H + j]
+                if l < 0:
+                    break
+                if w.seen[l] != w.stamp:
+                    w.seen[l] = w.stamp
+                    _mm_key(w, l, &size)
+    while size > 0:
+        key = w.hk[0]
+        l = w.hl[0]
+        j = w.hv[0]
+        _pop(w.hk, w.hl, w.hv, &size)
+        if j != w.ver[l] or w.n_act[l] == 0:
+            continue
+        x = key
+        if x < 0.0:
+            x = 0.0
+        e = base + w.ev_n[c]
+        w.ev_n[c] += 1
+        w.ev_fr[e] = base + w.fr_n[c]
+        w.events += 1
+        for i in range(w.lk_ptr[l], w.lk_ptr[l + 1]):
+            p = w.lk_qp[i]
+            if w.st[p] != 0:
+                continue
+            w.st[p] = 2
+            m = <real_t>w.mult[p]
+            w.rate[p] = x * m / m * w.bps
+            w.frz_ev[p] = e
+            w.fr_row[base + w.fr_n[c]] = p
+            w.fr_n[c] += 1
+            for j in range(H):
+                l2 = path[p * H + j]
+                if l2 < 0:
+                    break
+                w.ud_rem[ubase + w.ud_n[c]] = w.rem_l[l2]
+                w.ud_n[c] += 1
+                w.rem_l[l2] -= x * m
+                w.wsum[l2] -= m
+                w.n_act[l2] -= 1
+                w.ver[l2] += 1
+        for i in range(w.lk_ptr[l], w.lk_ptr[l + 1]):
+            p = w.lk_qp[i]
+            if w.st[p] != 2:
+                continue
+            w.st[p] = 1
+            for j in range(H):
+                l2 = path[p * H + j]
+                if l2 < 0:
+                    break
+                if w.n_act[l2] > 0 and l2 != l and w.wsum[l2] > 0.0:
+                    _push(w.hk, w.hl, w.hv, &size, (w.rem_l[l2] if w.rem_l[l2] > 0.0 else 0.0) / w.wsum[l2], l2,
+                          w.ver[l2])
+    return 0
+
+
+cdef int _mm_undo(_MaxMinWork w, id_t c, id_t cut) except -1 nogil:
+    """Component c back to its state before event ``cut`` (an absolute event index): the rows frozen
+    from that event on thawed, last first, each link's rem assigned back from the undo log (never
+    recomputed), wsum, n_act and ver counted back (sums of whole numbers: exact)."""
+    cdef const int64_t[::1] path = w.path
+    cdef int H = w.H
+    cdef id_t base = w.c_ptr[c], ubase = w.e_ptr[c], start = w.ev_fr[cut], i, j, p, l2, len_p
+    cdef real_t m
+    w.undone += base + w.ev_n[c] - cut
+    w.thaw_lo[c] = start
+    w.thaw_hi[c] = base + w.fr_n[c]
+    for i in range(base + w.fr_n[c] - 1, start - 1, -1):
+        p = w.fr_row[i]
+        m = <real_t>w.mult[p]
+        len_p = 0
+        while len_p < H and path[p * H + len_p] >= 0:
+            len_p += 1
+        for j in range(len_p - 1, -1, -1):
+            l2 = path[p * H + j]
+            w.ud_n[c] -= 1
+            w.rem_l[l2] = w.ud_rem[ubase + w.ud_n[c]]
+            w.wsum[l2] += m
+            w.n_act[l2] += 1
+            w.ver[l2] -= 1
+        w.st[p] = 0
+        w.frz_ev[p] = -1
+    w.fr_n[c] = start - base
+    w.ev_n[c] = cut - base
+    return 0
+
+
+cdef int _mm_remove(_MaxMinWork w, id_t p) except -1 nogil:
+    """Run p (not frozen) leaves the fill: its links lose its weight and its count."""
+    cdef const int64_t[::1] path = w.path
+    cdef int H = w.H
+    cdef id_t j, l2
+    cdef real_t m = <real_t>w.mult[p]
+    w.st[p] = 3
+    for j in range(H):
+        l2 = path[p * H + j]
+        if l2 < 0:
+            break
+        w.wsum[l2] -= m
+        w.n_act[l2] -= 1
+    return 0
+
+
+cdef int _mm_rounds(_MaxMinWork w, id_t C, int64_t rounds, int64_t max_work, int64_t[::1] act,
+                    int64_t[::1] ended, int64_t[::1] slist, int64_t[::1] cut, uint8_t[::1] stale,
+                    real_t[::1] dta, real_t[::1] done, real_t[::1] rem, real_t[::1] info) except -1 nogil:
+    """The refill rounds of engine._maxmin_times_loop, with the same arithmetic in the same order,
+    refilling only the components that lost a run, each from its cut (see maxmin_times). dta: each
+    active run's time to finish at its rate, computed once per round."""
+    cdef id_t n = rem.shape[0], na = 0, nn, ne, ns, i, p, c, k
+    cdef int64_t work = 0, status = 0, nr = 0
+    cdef real_t now = 0.0, dt = 0.0, g, dti, thr
+    cdef real_t slack = 1 + 1e-12
+    cdef bint have
+    for p in range(n):
+        done[p] = 0.0
+        if w.st[p] == 0:
+            act[na] = p
+            na += 1
+    for c in range(C):
+        slist[c] = c
+        stale[c] = 1
+    ns = C
+    for k in range(rounds):
+        if na == 0:
+            break
+        nr += 1
+        for i in range(na):
+            work += w.mult[act[i]]
+        if k == rounds - 1 or work > max_work:
+            status = 1
+            break
+        for i in range(ns):
+            _mm_fill(w, slist[i])
+            stale[slist[i]] = 0
+        ns = 0
+        have = False
+        for i in range(na):
+            p = act[i]
+            g = w.rate[p]
+            if g <= 0.0:
+                continue
+            dti = rem[p] / g
+            dta[i] = dti
+            if not have or dti < dt:
+                dt = dti
+            have = True
+        thr = dt * slack
+        nn = 0
+        ne = 0
+        for i in range(na):
+            p = act[i]
+            g = w.rate[p]
+            if g <= 0.0:
+                done[p] = INFINITY
+                ended[ne] = p
+                ne += 1
+                continue
+            dti = dta[i]
+            if dti <= thr:
+                done[p] = now + dti
+                rem[p] = 0.0
+                ended[ne] = p
+                ne += 1
+            else:
+                rem[p] -= g * dt
+                act[nn] = p
+                nn += 1
+        if have:
+            now += dt
+        na = nn
+        for i in range(ne):
+            c = w.comp[ended[i]]
+            if c < 0:
+                continue
+            if not stale[c]:
+                stale[c] = 1
+                slist[ns] = c
+                ns += 1
+                cut[c] = w.frz_ev[ended[i]]
+            elif w.frz_ev[ended[i]] < cut[c]:
+                cut[c] = w.frz_ev[ended[i]]
+        for i in range(ns):
+            _mm_undo(w, slist[i], cut[slist[i]])
+        for i in range(ne):
+            _mm_remove(w, ended[i])
+        if not have:
+            break
+    info[0] = now
+    info[1] = status
+    info[2] = nr
+    info[3] = w.events
+    info[4] = w.undone
+    info[5] = work
+    info[6] = na
+    info[7] = C
+    return na
+
+
+def maxmin_times(int H, const int64_t[::1] path, const int64_t[::1] mult, const real_t[::1] qbytes,
+                 const real_t[::1] cap, real_t bps, int64_t rounds, int64_t max_work,
+                 real_t[::1] done, real_t[::1] rem, uint8_t[::1] active, real_t[::1] info):
+    """Per-QP max-min completion times of runs (rows of ``path``, -1 padded; run p = ``mult[p]``
+    identical queue pairs with ``qbytes[p]`` bytes each) over links of capacity ``cap``, ``bps``
+    bytes/s per unit of capacity: engine._maxmin_times_loop's refill rounds, the same bits.
+
+    Rates depend only on the set of active runs. Each component (runs joined by shared links) keeps
+    the events of its last water-filling (link, rows frozen, each link's rem before each freeze).
+    When runs end, their component goes back to the first event that froze one of them (the
+    events before it are those a fresh water-filling of the other runs makes first: removing a
+    run only raises the levels of its links, and none of them was popped before its event),
+    drops them (wsum and n_act: sums of whole numbers, exact) and resumes popping from a heap
+    rebuilt from the links' state; the other components keep their rates.
+
+    Writes done (seconds; inf: no rate; 0: no bytes), rem (bytes left) and active (1: still
+    running when the rounds ran out or the work passed ``max_work`` queue pairs: the caller
+    finishes those by weight = bytes, as engine._maxmin_times_loop does). info[0 .. 7]: now (the
+    time reached), 1 if the caller must finish, rounds run, events popped, events undone, work,
+    active runs, components. Returns the number of active runs. Cost per round O(active runs)
+    plus, per component that lost a run, O(its links + the events replayed x path length x log).
+    """
+    cdef id_t n = qbytes.shape[0], L = cap.shape[0], nH = n * H, C, p, na
+    cdef _MaxMinWork w = _MaxMinWork()
+    w.H = H
+    w.bps = bps
+    w.path = path
+    w.mult = mult
+    w.lk_ptr = np.zeros(L + 1, np.int64)
+    w.lk_qp = np.zeros(nH, np.int64)
+    w.n_act = np.zeros(L, np.int64)
+    w.ver = np.zeros(L, np.int64)
+    w.comp = np.zeros(n, np.int64)
+    w.c_ptr = np.zeros(L + 1, np.int64)
+    w.e_ptr = np.zeros(L + 1, np.int64)
+    w.cl_ptr = np.zeros(L + 1, np.int64)
+    w.c_links = np.zeros(L, np.int64)
+    w.frz_ev = np.zeros(n, np.int64)
+    w.ev_n = np.zeros(L, np.int64)
+    w.fr_n = np.zeros(L, np.int64)
+    w.ud_n = np.zeros(L, np.int64)
+    w.ev_fr = np.zeros(n, np.int64)
+    w.fr_row = np.zeros(n, np.int64)
+    w.rem_l = np.zeros(L)
+    w.wsum = np.zeros(L)
+    w.rate = np.zeros(n)
+    w.ud_rem = np.zeros(nH)
+    w.st = np.zeros(n, np.uint8)
+    w.hk = np.zeros(L + nH + 1)
+    w.hl = np.zeros(L + nH + 1, np.int64)
+    w.hv = np.zeros(L + nH + 1, np.int64)
+    w.thaw_lo = np.zeros(L, np.int64)
+    w.thaw_hi = np.zeros(L, np.int64)
+    w.seen = np.zeros(L, np.int64)
+    w.events = 0
+    w.undone = 0
+    w.stamp = 0
+    cdef int64_t[::1] parent = np.zeros(L, np.int64), lcomp = np.zeros(L, np.int64)
+    cdef int64_t[::1] act = np.zeros(n, np.int64), ended = np.zeros(n, np.int64)
+    cdef int64_t[::1] slist = np.zeros(L, np.int64), cut = np.zeros(L, np.int64)
+    cdef uint8_t[::1] stale = np.zeros(L, np.uint8)
+    cdef real_t[::1] dta = np.zeros(n)
+    with nogil:
+        for p in range(n):
+            rem[p] = qbytes[p]
+        C = _mm_setup(w, qbytes, cap, parent, lcomp)
+        na = _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done, rem, info)
+        for p in range(n):
+            active[p] = 0
+        for p in range(na):
+            active[act[p]] = 1
+    return na
 
 
 # route_clos's two passes as two C functions (a fused type with one member per routing model):

@@ -438,6 +438,8 @@ def _exercise_every_kernel(f, d):
             r = routing.route(f, d, model, failed_links=fail, seed=1, qps=2, record_paths=model == "roce-hash")
             if model == "roce-hash":
                 routing.waterfill(r.qp_path, np.where(routing.failure_mask(f, fail), 0.0, f.link_gbps))
+                routing.completion_times(r.qp_path, np.where(routing.failure_mask(f, fail), 0.0, f.link_gbps),
+                                         d.bytes[r.qp_flow] / 2, 0.9)
         routing.route(f, across, "uec-spray", failed_links=fail)        # between pods: spray_cross
     routing.uniform_loads(f, "fluid", 1.0, failed_links=fail)
 
@@ -454,6 +456,7 @@ DATA = {
     "route_uniform": {"link_gbps", "g_size", "d_mult", "load", "grp_up", "grp_down"},
     "bucket_links": {"lk_qp"},
     "waterfill": {"weight", "cap", "rem", "wsum", "n_act", "ver", "frozen", "hk", "hl", "hv", "rate"},
+    "maxmin_times": {"mult", "qbytes", "cap", "done", "rem", "active", "info"},
     "route_clos": {"rate", "nbytes", "pool", "pmass", "lw", "epw", "agg", "unreach", "f_idx", "path", "defer",
                    "stats"},
     "spray_cross": {"f_m", "f_m2", "rval", "touched", "load", "load2", "f_ok"},

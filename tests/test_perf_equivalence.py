@@ -112,24 +112,27 @@ def test_maxmin_refilling_only_changed_components_gives_the_same_bits(rounds):
     assert t.tobytes() == ref.tobytes()
 
 
-def test_maxmin_refills_only_the_component_that_lost_a_queue_pair(monkeypatch):
+def test_maxmin_refills_only_the_component_that_lost_a_queue_pair():
     """Regression guard (counts, not seconds): C groups of q queue pairs, each group alone on its own
     link, with bytes and capacities such that no two queue pairs end together, take C x q rounds; the
-    first water-fills all C x q rows, every later one only the rows left in the group that lost one
-    (at most q - 1; none once a group has ended, so 1 + C (q - 1) calls). Refilling every active row
-    each round, as before, takes C x q calls and fills C x q (C x q + 1) / 2 rows."""
+    first water-filling is one event per group (the link freezes all its queue pairs), and each later
+    round goes back and replays one event in the one group that lost a queue pair (none once a group
+    has ended): C x q events in all. Refilling every active row each round, as before, pops one event
+    per group still running in every round."""
     from topo.routing import engine
     C, q = 6, 5
     path = np.repeat(np.arange(C), q)[:, None].astype(np.int64)
     qb = np.tile(np.arange(1, q + 1) * 1e6, C)
     cap = 100.0 + 7.0 * np.arange(C) ** 2
-    calls = []
-    real = engine.waterfill
-    monkeypatch.setattr(engine, "waterfill", lambda p, c, w=None: calls.append(p.shape[0]) or real(p, c, w))
     t = engine.completion_times(path, cap, qb, 1.0, "max-min")
     assert np.unique(t).size == C * q   # no two end together: one round per queue pair
-    assert len(calls) == 1 + C * (q - 1) and calls[0] == C * q
-    assert max(calls[1:]) <= q - 1 and sum(calls) <= C * q + (C * q - 1) * (q - 1) < C * q * (C * q + 1) // 2
+    first, mult = engine._runs(path, qb)
+    done, info = engine._maxmin_times_counted(path[first], cap, qb[first], mult, 1e9 / 8, engine.MAXMIN_ROUNDS)
+    assert done.tobytes() == t.tobytes()
+    rounds, events, undone = int(info[2]), int(info[3]), int(info[4])
+    assert rounds == C * q and events == C * q and undone == C * q
+    everything = sum(len(set(np.flatnonzero(t > s) // q)) for s in [0.0] + sorted(t)[:-1])
+    assert events < everything
     assert t.tobytes() == _maxmin_refilling_everything(path, cap, qb, 1.0, engine.MAXMIN_ROUNDS).tobytes()
 
 

@@ -42,14 +42,86 @@ _ORDERED_KEYS = ("cluster_file", "cluster_file_after")
 
 
 def dumps(plan: dict) -> str:
-    """Deterministic JSON text of a plan (sorted keys except inside the cluster files, fixed indentation)."""
+    """Deterministic JSON text of a plan (sorted keys except inside the cluster files, fixed indentation).
+
+    The text of ``json.dumps(plan, indent=1, sort_keys=True)`` with the cluster files' keys in
+    their own order, written by :func:`_dump`: lists of numbers (per-link utilisations, the
+    placement: tens of millions of values at 1M accelerators) go through the C encoder in one
+    call each instead of the pure-Python indenting encoder, value by value."""
     data = to_jsonable(plan)
+    out: list[str] = []
+    try:
+        _dump(data, 0, out, top=True)
+    except _Unusual:
+        return _dumps_json(data)
+    return "".join(out) + "\n"
+
+
+def _dumps_json(data: dict) -> str:
+    """:func:`dumps` through the json module (any value it accepts)."""
     marks = {k: f"\x00{k}\x00" for k in _ORDERED_KEYS if isinstance(data.get(k), dict)}
     text = json.dumps({k: marks.get(k, v) for k, v in data.items()}, indent=1, sort_keys=True, allow_nan=False)
     for k, mark in marks.items():
         ordered = json.dumps(data[k], indent=1, allow_nan=False).replace("\n", "\n ")
         text = text.replace(json.dumps(mark), ordered, 1)
     return text + "\n"
+
+
+class _Unusual(Exception):
+    """A value :func:`_dump` leaves to the json module (a key that is not a string, a type it does not know)."""
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode   # the C encoder (no indent)
+_string = json.encoder.encode_basestring_ascii
+_SCALARS = frozenset((int, float, bool, type(None)))
+
+
+def _dump(o, level: int, out: list, sort: bool = True, top: bool = False) -> None:
+    """Append the JSON text of ``o`` at nesting ``level`` to ``out`` as ``json.dumps(indent=1,
+    sort_keys=sort)`` writes it; at the top, the cluster files' values unsorted."""
+    t = type(o)
+    if t is dict:
+        if not o:
+            out.append("{}")
+            return
+        ind = "\n" + " " * (level + 1)
+        sep = "{" + ind
+        for k, v in (sorted(o.items()) if sort else o.items()):
+            if type(k) is not str:
+                raise _Unusual(k)
+            out.append(sep)
+            out.append(_string(k))
+            out.append(": ")
+            _dump(v, level + 1, out, sort and not (top and k in _ORDERED_KEYS and type(v) is dict))
+            sep = "," + ind
+        out.append("\n" + " " * level + "}")
+    elif t is list:
+        if not o:
+            out.append("[]")
+            return
+        ind = "\n" + " " * (level + 1)
+        kinds = set(map(type, o))
+        if kinds <= _SCALARS:      # numbers, booleans, nulls: no comma inside a value
+            out.append("[" + ind + _compact(o)[1:-1].replace(",", "," + ind) + "\n" + " " * level + "]")
+        elif kinds == {str}:
+            out.append("[" + ind + ("," + ind).join(map(_string, o)) + "\n" + " " * level + "]")
+        else:
+            sep = "[" + ind
+            for v in o:
+                out.append(sep)
+                _dump(v, level + 1, out, sort)
+                sep = "," + ind
+            out.append("\n" + " " * level + "]")
+    elif t is str:
+        out.append(_string(o))
+    elif t is float and o - o == 0.0:   # finite (json writes float.__repr__)
+        out.append(float.__repr__(o))
+    elif t is int:
+        out.append(int.__repr__(o))
+    elif t is bool or o is None:
+        out.append("true" if o is True else "false" if o is False else "null")
+    else:
+        raise _Unusual(o)
 
 
 def load_plan(path) -> dict:

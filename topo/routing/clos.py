@@ -446,11 +446,13 @@ def _spray_tables(fabric, plan: ClosPlan) -> dict:
             x_of = link_src[xl]
             q_of = slot[pod[plan.xd_head]]
             T["x"] = (W, groups, xl, xrow[x_of], q_of, plan.xd_cnt[plan.xd_base[x_of] + q_of].astype(np.float64))
+            T["x_by_pod"] = _by_row(pod[plan.xd_head], npods)   # super -> spine links by the spine's pod
             # F[s, p]: share of source slot p's mass for a leaf of s's pod that passes spine s
             pairs = np.unique(s_own * n + plan.up_head[sp])
             np.add.at(F, srow[pairs // n], W[xrow[pairs % n]])
         # spine -> leaf links, pod by pod: rows of F, the pod's leaves, and the table entries
         per_pod = []
+        pod_entry = np.full(npods, -1, np.int64)
         for Q in range(npods):
             Sq = spines[pod[spines] == Q]
             Dq = leaves[leaf_pod == Q]
@@ -459,9 +461,54 @@ def _spray_tables(fabric, plan: ClosPlan) -> dict:
             bq = int(plan.pod_b1[Q])
             idx = plan.sd_lnk[plan.sd_base[Sq][:, None] + np.arange(Dq.size * bq)[None, :]]
             per_pod.append((F[srow[Sq]], plan.leaf_idx[Dq], nsp[Q], bq, idx))
+            pod_entry[Q] = len(per_pod) - 1
         T["down"] = per_pod
+        T["pod_entry"] = pod_entry
+        T["leaf_pod"] = leaf_pod
+        T["pod_leaves"] = np.bincount(leaf_pod, minlength=npods)
+        T["cross2"] = (src_pod, ok, cidx)
+        T["su_by_pod"] = _by_row(T["su"][1], npods)
+        T["down_by_leaf"] = _down_by_leaf(per_pod, plan.n_leaves)
+    T["lu_by_leaf"] = _by_row(T["lu"][1], plan.n_leaves)
     plan.cache["spray"] = T
     return T
+
+
+def _by_row(row: np.ndarray, n: int) -> tuple:
+    """(ptr, entries): the positions of ``row``'s entries grouped by their value (0..n-1),
+    each group in position order; group r is entries[ptr[r]:ptr[r + 1]]."""
+    order = np.argsort(row, kind="stable")
+    return np.searchsorted(row[order], np.arange(n + 1)), order
+
+
+def _take_rows(by_row: tuple, rows: np.ndarray) -> np.ndarray:
+    """The entries of the groups ``rows`` of :func:`_by_row`, group by group."""
+    ptr, entries = by_row
+    return entries[_positions(ptr, rows)]
+
+
+def _positions(ptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions ptr[r] .. ptr[r + 1] - 1 of every row r of ``rows``, row by row."""
+    lo = ptr[rows]
+    cnt = ptr[rows + 1] - lo
+    first = np.repeat(lo - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
+    return first + np.arange(int(cnt.sum()), dtype=np.int64)
+
+
+def _down_by_leaf(per_pod: list, n_leaves: int) -> tuple:
+    """Per leaf index: the spine -> leaf links of its pod's down table (every spine, its b1
+    links each) as (ptr, links), and per leaf its pod's spine count and bundle size."""
+    parts, leaf_of, nq_of, bq_of = [], [], np.zeros(n_leaves), np.ones(n_leaves, np.int64)
+    for _, lq, nq, bq, idx in per_pod:
+        S = idx.shape[0]
+        parts.append(idx.reshape(S, lq.size, bq).transpose(1, 0, 2).reshape(-1))
+        leaf_of.append(np.repeat(lq, S * bq))
+        nq_of[lq] = nq
+        bq_of[lq] = bq
+    links = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    leaf = np.concatenate(leaf_of) if leaf_of else np.zeros(0, np.int64)
+    ptr, order = _by_row(leaf, n_leaves)
+    return ptr, links[order], nq_of, bq_of
 
 
 def spread_spray(fabric, plan: ClosPlan, agg: np.ndarray, load: np.ndarray) -> None:
@@ -475,35 +522,70 @@ def spread_spray(fabric, plan: ClosPlan, agg: np.ndarray, load: np.ndarray) -> N
     source pod, hence the (source pod slot, destination leaf) matrix. The products are
     small; einsum keeps them off the BLAS thread pool, whose idle threads would spin on
     the other core.
+
+    Only the masses that are not zero are spread (a call often carries the jobs of a few
+    leaves on a fabric of thousands), and each link gets the same value, by the same
+    operations, as from the whole matrices: a leaf's uplinks and a pod's leaf -> spine ->
+    leaf links from that leaf's or pod's own masses; the cross-pod part (the (slot, pod)
+    sums, the super-spines' products, the down links of a pod that receives cross-pod mass)
+    as whole rows and pods, computed as before, for the pods that receive it and the planes
+    they are in. A link whose share is zero is left as it is (adding +0.0 changes no load).
     """
     NL, NS = plan.n_leaves, plan.n_slots
-    if NL == 0 or not agg.any():
+    if NL == 0:
+        return
+    nz = np.flatnonzero(agg != 0)   # nonzero of a boolean array is several times faster than of floats
+    if nz.size == 0:
         return
     T = _spray_tables(fabric, plan)
     upm, inpod = agg[:NL], agg[NL:2 * NL]
     pd = agg[2 * NL:].reshape(NS, NL)
     idx, li, div = T["lu"]
-    load[idx] += upm[li] / div
+    e = _take_rows(T["lu_by_leaf"], nz[nz < NL])
+    load[idx[e]] += upm[li[e]] / div[e]
     if "pods" not in T:
         return
-    perm, bounds, has = T["pods"]
-    M = np.add.reduceat(pd[:, perm], bounds, axis=1) * has     # [slot p, pod Q]
-    src_pod, ok = T["cross"]
-    crossout = np.bincount(src_pod, weights=M.T[ok], minlength=plan.n_pods)
-    idx, sp_pod, div = T["su"]
-    load[idx] += crossout[sp_pod] / div
-    if "x" in T:
-        W, groups, xl, xr, q_of, div = T["x"]
-        held = np.zeros((W.shape[0], NS))
-        for xs, pods_c in groups:
-            have = pods_c >= 0
-            Mc = np.zeros((NS, NS))
-            Mc[:, have] = M[:, pods_c[have]]
-            held[xs] = np.einsum("ij,jk->ik", W[xs], Mc)
-        load[xl] += held[xr, q_of] / div
-    for Fq, lq, nq, bq, idx in T["down"]:
-        down = inpod[lq][None, :] / nq + np.einsum("ij,jk->ik", Fq, pd[:, lq])
-        load[idx] += np.repeat(down / bq, bq, axis=1)
+    leaf_pod, pod_entry = T["leaf_pod"], T["pod_entry"]
+    recv = np.unique(leaf_pod[nz[nz >= 2 * NL] % NL])       # pods that receive cross-pod mass
+    if recv.size:
+        perm, bounds, _ = T["pods"]
+        cnt = T["pod_leaves"][recv]
+        cols = perm[_positions(np.append(bounds, perm.size), recv)]
+        M = np.zeros((NS, plan.n_pods))                          # [slot p, pod Q]
+        M[:, recv] = np.add.reduceat(pd[:, cols], np.concatenate(([0], np.cumsum(cnt)[:-1])), axis=1)
+        src_pod, ok, pod_group = T["cross2"]
+        crossout = np.bincount(src_pod[recv][ok[recv]], weights=M.T[recv][ok[recv]], minlength=plan.n_pods)
+        sidx, sp_pod, sdiv = T["su"]
+        e = _take_rows(T["su_by_pod"], np.flatnonzero(crossout))
+        load[sidx[e]] += crossout[sp_pod[e]] / sdiv[e]
+        if "x" in T:
+            W, groups, xl, xr, q_of, xdiv = T["x"]
+            held = np.zeros((W.shape[0], NS))
+            for ci in np.unique(pod_group[recv]).tolist():
+                xs, pods_c = groups[ci]
+                have = pods_c >= 0
+                Mc = np.zeros((NS, NS))
+                Mc[:, have] = M[:, pods_c[have]]
+                held[xs] = np.einsum("ij,jk->ik", W[xs], Mc)
+            # only the links down to the receiving pods carry any: the other pods' columns are zero
+            e = _take_rows(T["x_by_pod"], recv)
+            v = held[xr[e], q_of[e]]
+            e, v = e[v != 0], v[v != 0]
+            load[xl[e]] += v / xdiv[e]
+        for k in pod_entry[recv].tolist():
+            if k < 0:
+                continue
+            Fq, lq, nq, bq, idx = T["down"][k]
+            down = inpod[lq][None, :] / nq + np.einsum("ij,jk->ik", Fq, pd[:, lq])
+            load[idx] += np.repeat(down / bq, bq, axis=1)
+    # the down links of the pods that receive no cross-pod mass: each leaf's own in-pod mass
+    d = nz[(nz >= NL) & (nz < 2 * NL)] - NL
+    if recv.size:
+        d = d[~np.isin(leaf_pod[d], recv)]
+    ptr, links, nq_of, bq_of = T["down_by_leaf"]
+    d = d[ptr[d + 1] > ptr[d]]
+    if d.size:
+        load[links[_positions(ptr, d)]] += np.repeat(inpod[d] / nq_of[d] / bq_of[d], ptr[d + 1] - ptr[d])
 
 
 def spread_pairs(fabric, plan: ClosPlan, pair_ptr, pair_cnt, pool, pms, alive, LP: int, loads) -> None:

@@ -1189,7 +1189,43 @@ def _components(path: np.ndarray, n_links: int) -> np.ndarray:
 
 
 def _maxmin_times(path, capacity, qbytes, mult, bps, rounds) -> np.ndarray:
-    """Per-QP max-min completion times of runs of ``mult`` identical queue pairs (see completion_times).
+    """Per-QP max-min completion times of runs of ``mult`` identical queue pairs (see completion_times):
+    the kernel ``maxmin_times``, the same bits as :func:`_maxmin_times_loop` (the tests compare them).
+
+    The kernel keeps each component's last water-filling as a log of events and, when queue pairs
+    end, goes back only to the first event that froze one of them and resumes from there, instead
+    of water-filling the component again from the start. What is left when the rounds run out or
+    the work passes MAXMIN_WORK is finished here by weight = remaining bytes, as in the loop."""
+    return _maxmin_times_counted(path, capacity, qbytes, mult, bps, rounds)[0]
+
+
+def _maxmin_times_counted(path, capacity, qbytes, mult, bps, rounds) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_maxmin_times` and the kernel's info array (rounds, events popped and undone, ...)."""
+    K = kernel("_routing")
+    n = qbytes.shape[0]
+    path = np.ascontiguousarray(path, np.int64)
+    if path.ndim == 2 and path.shape[1] == 0:
+        path = np.full((n, 1), -1, np.int64)     # no queue pair has a link
+    H = path.shape[1] if path.ndim == 2 else 1
+    done, rem = np.zeros(n), np.zeros(n)
+    active = np.zeros(n, np.uint8)
+    info = np.zeros(K.MAXMIN_INFO)
+    K.maxmin_times(H, path.ravel(), np.ascontiguousarray(mult, np.int64), np.ascontiguousarray(qbytes, np.float64),
+                   np.ascontiguousarray(capacity, np.float64), float(bps), max(int(rounds), 1), int(MAXMIN_WORK),
+                   done, rem, active, info)
+    if info[1]:
+        # out of rounds or work: the remaining bytes share by weight = remaining bytes (see _maxmin_times_loop)
+        idx = np.flatnonzero(active)
+        m = mult.astype(np.float64)
+        rb = waterfill(path[idx], capacity, rem[idx] * m[idx]) / m[idx] * bps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            done[idx] = np.where(rb > 0, info[0] + rem[idx] / rb, np.inf)
+    return done, info
+
+
+def _maxmin_times_loop(path, capacity, qbytes, mult, bps, rounds) -> np.ndarray:
+    """Per-QP max-min completion times of runs of ``mult`` identical queue pairs (see completion_times),
+    as a Python loop of refill rounds: the reference :func:`_maxmin_times` is tested against.
 
     Each refill round water-fills again only the connected components (rows joined by shared links)
     that lost a queue pair in the round before; the others keep their rates. That is exact, not an

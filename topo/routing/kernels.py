@@ -38,6 +38,7 @@ kernels' results do not depend on it.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import warnings
 import weakref
@@ -543,6 +544,34 @@ def _check_waterfill(c, H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, v
         c.arr(name, a, dt, at_least=heap, out=True)
 
 
+
+def _check_maxmin_times(c, H, path, mult, qbytes, cap, bps, rounds, max_work, done, rem, active, info):
+    H = c.scalar("H", H, 1)
+    n = c.arr("qbytes", qbytes, F64)
+    c.arr("path", path, I64, n=n * H)
+    c.arr("mult", mult, I64, n=n)
+    L = c.arr("cap", cap, F64)
+    c.ints("path", path, -1, L)
+    if n and H > 1:
+        P = path.reshape(n, H)
+        if ((P[:, :-1] < 0) & (P[:, 1:] >= 0)).any():
+            c.fail("path", "rows must be link ids followed by -1 padding (a link id after a -1)")
+    # whole multiplicities >= 1 whose sum a double holds exactly: the links' weight sums are exact
+    if n and (int(mult.min()) < 1 or int(mult.sum(dtype=np.float64)) >= 2 ** 53):
+        c.fail("mult", f"values must be >= 1 with a sum below 2**53 (found {int(mult.min())}..{int(mult.max())})")
+    if n and not (np.isfinite(qbytes).all()):
+        c.fail("qbytes", "must be finite")
+    if L and not (np.isfinite(cap).all() and (cap >= 0).all()):
+        c.fail("cap", "must be finite and >= 0")
+    if not (isinstance(bps, float) and math.isfinite(bps) and bps > 0):
+        c.fail("bps", f"must be a finite float > 0 (found {bps!r})")
+    c.scalar("rounds", rounds, 1)
+    c.scalar("max_work", max_work, 0)
+    c.arr("done", done, F64, n=n, out=True)
+    c.arr("rem", rem, F64, n=n, out=True)
+    c.arr("active", active, U8, n=n, out=True)
+    c.arr("info", info, F64, at_least=8, out=True)
+
 def _tables(c, N, Lk, up_ptr, up_lnk, up_head, sd_base, sd_lnk, xd_base, xd_start, xd_cnt, xd_lnk, xd_head):
     """Index ranges of the regular-Clos tables (their composite structure: routing_clos.check_plan)."""
     U = c.arr("up_lnk", up_lnk, I64) if up_lnk is not None else None
@@ -762,6 +791,7 @@ _CHECKS = {
     ("_routing", "route_uniform"): _check_route_uniform,
     ("_routing", "bucket_links"): _check_bucket_links,
     ("_routing", "waterfill"): _check_waterfill,
+    ("_routing", "maxmin_times"): _check_maxmin_times,
     ("_routing", "route_clos"): _check_route_clos,
     ("_routing", "spray_cross"): _check_spray_cross,
 }

@@ -1834,7 +1834,7 @@ def budget(cluster, fabric=None, *, placement=None, demands=None, objective: Opt
         if check else {"ok": None, "skipped": True}
     if check and not chk["ok"]:
         raise SolverError("the independent check rejected the link budget: " + "; ".join(chk["problems"]))
-    before_routed = budget_check.routed_peaks(fabric, demands, eff) if check else None
+    before_routed = _shared_before(_shared, fabric, demands, eff) if check else None
 
     money, nb_fab = _budget_money(cluster, fabric, after, bom_after, bom_given)
     alternatives = _alternatives(objective if alternatives else None, best, statuses, time_limit, run, objective)
@@ -1890,6 +1890,20 @@ def _shared_traffic(shared: Optional[dict], cluster, fabric, placement, demands,
     out = _budget_traffic(cluster, fabric, placement, demands, req)
     if shared is not None:
         shared["traffic"] = (inputs, req, out)
+    return out
+
+
+def _shared_before(shared: Optional[dict], fabric, demands, eff: float) -> dict:
+    """The routed peaks of the fabric as given (:func:`topo.solve.budget_check.routed_peaks`), kept in
+    ``shared`` (when given) for later calls with the same fabric and demands objects and efficiency:
+    every target of the transport search routes the same traffic on the same fabric."""
+    from topo.solve import budget_check
+    hit = shared.get("before_routed") if shared is not None else None
+    if hit is not None and hit[0] is fabric and hit[1] is demands and hit[2] == eff:
+        return hit[3]
+    out = budget_check.routed_peaks(fabric, demands, eff)
+    if shared is not None:
+        shared["before_routed"] = (fabric, demands, eff, out)
     return out
 
 

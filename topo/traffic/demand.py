@@ -112,12 +112,43 @@ def in_order_placement(cluster, fabric) -> dict[str, np.ndarray]:
     Jobs that name their ``nodes`` get the accelerators of those nodes first
     (in node order); the others fill the remaining free accelerators, skipping
     servers listed in ``busy_nodes``. Raises SpecError when a job does not fit.
+
+    O(endpoints + jobs + the named jobs' nodes): the free endpoints are listed once and
+    each job without ``nodes`` takes the next slice of them.
     """
-    free = free_accelerators(cluster, fabric)
+    placed, errs = _in_order(list(enumerate(cluster.file.jobs)), fabric, free_accelerators(cluster, fabric))
+    if errs:
+        raise SpecError(errs)
+    return placed
+
+
+class _ServerEndpoints:
+    """Endpoints grouped by server, each server's in (ep_local, endpoint id) order."""
+
+    def __init__(self, fabric):
+        srv = np.asarray(fabric.ep_server, np.int64)
+        self.order = np.lexsort((np.asarray(fabric.ep_local), srv))
+        self.start = np.searchsorted(srv[self.order], np.arange(int(fabric.n_servers) + 1, dtype=np.int64))
+
+    def of(self, servers: np.ndarray) -> np.ndarray:
+        """The endpoints of ``servers``, server by server in the order given."""
+        lo, hi = self.start[servers], self.start[servers + 1]
+        n = hi - lo
+        if not n.sum():
+            return np.zeros(0, np.int64)
+        # positions lo[k] .. hi[k]-1 of every server, concatenated
+        first = np.repeat(lo - np.concatenate(([0], np.cumsum(n)[:-1])), n)
+        return self.order[first + np.arange(int(n.sum()), dtype=np.int64)]
+
+
+def _place_named(items, fabric, free: np.ndarray, eps: "_ServerEndpoints") -> tuple[dict, list, int]:
+    """The jobs of ``items`` (``(file index, job)`` pairs in file order) that name ``nodes``,
+    placed on their nodes' free accelerators; ``free`` is updated. (placement, errors,
+    accelerators taken)."""
     out: dict[str, np.ndarray] = {}
     errs = []
-    jobs = cluster.file.jobs
-    for i, j in enumerate(jobs):
+    n_taken = 0
+    for i, j in items:
         if not j.nodes:
             continue
         try:
@@ -128,32 +159,37 @@ def in_order_placement(cluster, fabric) -> dict[str, np.ndarray]:
         if np.unique(srv).size != srv.size:
             errs.append((f"jobs[{i}].nodes", "lists a node more than once"))
             continue
-        order = np.argsort(srv, kind="stable")
-        cand = np.flatnonzero(np.isin(fabric.ep_server, srv) & free)
-        # rank order follows the order the nodes are listed in: a candidate's key is the
-        # listed position of its server (order[k] for the k-th server in sorted order)
-        listed = order[np.searchsorted(srv[order], fabric.ep_server[cand])]
-        rank_key = listed.astype(np.int64) * 65536 + fabric.ep_local[cand]
-        cand = cand[np.argsort(rank_key, kind="stable")]
+        # rank order follows the order the nodes are listed in, then the accelerator's index
+        cand = eps.of(srv)
+        cand = cand[free[cand]]
         if cand.size < j.accelerators:
             errs.append((f"jobs[{i}].nodes", f"the listed nodes have {cand.size} free accelerators; the job needs {j.accelerators}"))
             continue
         take = cand[: j.accelerators]
         free[take] = False
+        n_taken += take.size
         out[j.name] = take.astype(np.int64)
-    for i, j in enumerate(jobs):
+    return out, errs, n_taken
+
+
+def _in_order(items, fabric, free: np.ndarray) -> tuple[dict, list]:
+    """The in-order placement of ``items`` (``(file index, job)`` pairs in file order) on the
+    mask ``free`` (not modified): (placement in the items' order, errors)."""
+    free = free.copy()
+    out, errs, _ = (_place_named(items, fabric, free, _ServerEndpoints(fabric))
+                    if any(j.nodes for _, j in items) else ({}, [], 0))
+    # the jobs without nodes take the free endpoints left, in endpoint order, one slice each
+    cand = np.flatnonzero(free)
+    off = 0
+    for i, j in items:
         if j.nodes:
             continue
-        cand = np.flatnonzero(free)
-        if cand.size < j.accelerators:
-            errs.append((f"jobs[{i}].accelerators", f"needs {j.accelerators} accelerators; only {cand.size} are free after the jobs before it"))
+        if cand.size - off < j.accelerators:
+            errs.append((f"jobs[{i}].accelerators", f"needs {j.accelerators} accelerators; only {cand.size - off} are free after the jobs before it"))
             continue
-        take = cand[: j.accelerators]
-        free[take] = False
-        out[j.name] = take.astype(np.int64)
-    if errs:
-        raise SpecError(errs)
-    return {j.name: out[j.name] for j in jobs if j.name in out}
+        out[j.name] = cand[off: off + j.accelerators].astype(np.int64)
+        off += j.accelerators
+    return {j.name: out[j.name] for _, j in items if j.name in out}, errs
 
 
 # --- rank map and collectives --------------------------------------------------------------
@@ -223,25 +259,39 @@ def fit_in_order(cluster, fabric) -> tuple[dict, dict]:
     except SpecError as e:
         first = e
     # an unknown name is an error of the file, not a full cluster: report it as it is
-    free_accelerators(cluster, fabric)
+    free0 = free_accelerators(cluster, fabric)
     for j in jobs:
         if j.nodes:
             try:
                 fabric.server_ids(j.nodes)
             except (KeyError, ValueError):
                 raise first from None
+    # A trial set fits when its named jobs (placed first, in file order) all fit and the
+    # others ask no more than the free accelerators the named ones leave: in file order,
+    # each job without nodes takes the next slice, so none fails unless their sum is too
+    # large. Only a named job changes the named placement, so only it is placed again.
+    n_free0 = int(np.count_nonzero(free0))
+    eps = _ServerEndpoints(fabric) if any(j.nodes for j in jobs) else None
     keep: list[int] = []
-    placed: dict = {}
+    named_taken = unnamed = 0
     for i in sorted(range(len(jobs)), key=lambda k: (-jobs[k].priority, k)):
-        trial = sorted(keep + [i])
-        sub = cluster.model_copy(update={"file": cluster.file.model_copy(update={"jobs": [jobs[k] for k in trial]})})
-        try:
-            placed = in_order_placement(sub, fabric)
-        except SpecError:
+        j = jobs[i]
+        if not j.nodes:
+            if unnamed + j.accelerators <= n_free0 - named_taken:
+                keep.append(i)
+                unnamed += j.accelerators
             continue
-        keep = trial
+        trial = sorted(keep + [i])
+        _, errs, taken = _place_named([(k, jobs[k]) for k in trial], fabric, free0.copy(), eps)
+        if errs or unnamed > n_free0 - taken:
+            continue
+        keep, named_taken = trial, taken
+    keep = sorted(keep)
+    placed, errs = _in_order([(k, jobs[k]) for k in keep], fabric, free0)
+    assert not errs, errs   # the admitted jobs fit by construction
+    kept = set(keep)
     reasons = {j.name: f"its nodes (jobs[{i}].nodes) have too few free accelerators"
-               for i, j in enumerate(jobs) if j.nodes and i not in keep}
+               for i, j in enumerate(jobs) if j.nodes and i not in kept}
     return placed, unplaced_jobs(cluster, fabric, placed, reasons)
 
 

@@ -379,6 +379,355 @@ def waterfill(H, path, weight, cap, lk_ptr, lk_qp, rem, wsum, n_act, ver, frozen
     return levels
 
 
+
+# --- per-QP max-min completion times with incremental refill (twin of maxmin_times) ----------------
+MAXMIN_INFO = 8
+
+
+class _MaxMinWork:
+    """maxmin_times's state (see ext/_routing.pyx), the same arrays; the heap is a list."""
+
+    def __init__(self, H, path, mult, bps, n, L):
+        nH = n * H
+        self.H, self.path, self.mult, self.bps = H, path, mult, bps
+        self.lk_ptr = np.zeros(L + 1, np.int64)
+        self.lk_qp = np.zeros(nH, np.int64)
+        self.n_act = np.zeros(L, np.int64)
+        self.ver = np.zeros(L, np.int64)
+        self.comp = np.zeros(n, np.int64)
+        self.c_ptr = np.zeros(L + 1, np.int64)
+        self.e_ptr = np.zeros(L + 1, np.int64)
+        self.cl_ptr = np.zeros(L + 1, np.int64)
+        self.c_links = np.zeros(L, np.int64)
+        self.frz_ev = np.zeros(n, np.int64)
+        self.ev_n = np.zeros(L, np.int64)
+        self.fr_n = np.zeros(L, np.int64)
+        self.ud_n = np.zeros(L, np.int64)
+        self.ev_fr = np.zeros(n, np.int64)
+        self.fr_row = np.zeros(n, np.int64)
+        self.rem_l = np.zeros(L)
+        self.wsum = np.zeros(L)
+        self.rate = np.zeros(n)
+        self.ud_rem = np.zeros(nH)
+        self.st = np.zeros(n, np.uint8)
+        self.thaw_lo = np.zeros(L, np.int64)
+        self.thaw_hi = np.zeros(L, np.int64)
+        self.seen = np.zeros(L, np.int64)
+        self.heap_cap = L + nH + 1
+        self.events = 0
+        self.undone = 0
+        self.stamp = 0
+
+    def links(self, p):
+        """The links of row p (up to its first -1)."""
+        H, path = self.H, self.path
+        out = []
+        for j in range(H):
+            l = int(path[p * H + j])
+            if l < 0:
+                break
+            out.append(l)
+        return out
+
+
+def _uf_find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = int(parent[a])
+    return a
+
+
+def _mm_setup(w, qbytes, cap, parent, lcomp):
+    n, L = qbytes.shape[0], cap.shape[0]
+    C = 0
+    w.lk_ptr[0] = 0
+    for l in range(L):
+        w.lk_ptr[l + 1] = 0
+        parent[l] = l
+        lcomp[l] = -1
+    for p in range(n):
+        w.st[p] = 0 if qbytes[p] > 0.0 else 3
+        w.comp[p] = -1
+        w.frz_ev[p] = -1
+        w.rate[p] = 0.0
+        if w.st[p] != 0:
+            continue
+        for l in w.links(p):
+            w.lk_ptr[l + 1] += 1
+            a = _uf_find(parent, int(w.path[p * w.H]))
+            b = _uf_find(parent, l)
+            if a < b:
+                parent[b] = a
+            elif b < a:
+                parent[a] = b
+    for l in range(L):
+        w.n_act[l] = w.lk_ptr[l + 1]
+        w.lk_ptr[l + 1] += w.lk_ptr[l]
+        w.rem_l[l] = cap[l]
+        w.wsum[l] = 0.0
+        w.ver[l] = 0
+        if w.n_act[l] > 0:
+            a = _uf_find(parent, l)
+            if lcomp[a] < 0:
+                lcomp[a] = C
+                C += 1
+            lcomp[l] = lcomp[a]
+    for c in range(C + 1):
+        w.c_ptr[c] = 0
+        w.e_ptr[c] = 0
+        w.cl_ptr[c] = 0
+    for l in range(L):
+        parent[l] = w.lk_ptr[l]
+        if lcomp[l] >= 0:
+            w.cl_ptr[lcomp[l] + 1] += 1
+    for p in range(n):
+        if w.st[p] != 0 or w.path[p * w.H] < 0:
+            continue
+        c = int(lcomp[w.path[p * w.H]])
+        w.comp[p] = c
+        w.c_ptr[c + 1] += 1
+        for l in w.links(p):
+            w.e_ptr[c + 1] += 1
+            w.lk_qp[parent[l]] = p
+            parent[l] += 1
+            w.wsum[l] += float(w.mult[p])
+    for c in range(C):
+        w.c_ptr[c + 1] += w.c_ptr[c]
+        w.e_ptr[c + 1] += w.e_ptr[c]
+        w.cl_ptr[c + 1] += w.cl_ptr[c]
+        w.ev_n[c] = 0
+        w.fr_n[c] = 0
+        w.ud_n[c] = 0
+        w.thaw_lo[c] = -1
+    for l in range(L):
+        w.seen[l] = -1
+    for c in range(C):
+        parent[c] = w.cl_ptr[c]
+    for l in range(L):
+        if lcomp[l] >= 0:
+            w.c_links[parent[lcomp[l]]] = l
+            parent[lcomp[l]] += 1
+    return C
+
+
+def _mm_push(w, heap, key, l, v):
+    if len(heap) >= w.heap_cap:
+        raise IndexError(f"waterfill: the heap arrays hold {w.heap_cap} entries and a push needs one more")
+    heapq.heappush(heap, (key, l, v))
+
+
+def _mm_key(w, l, heap):
+    if w.n_act[l] > 0 and w.wsum[l] > 0.0:
+        if w.ver[l] == 0:
+            key = float(w.rem_l[l]) / float(w.wsum[l])
+        else:
+            key = (float(w.rem_l[l]) if w.rem_l[l] > 0.0 else 0.0) / float(w.wsum[l])
+        _mm_push(w, heap, key, l, int(w.ver[l]))
+    return 0
+
+
+def _mm_fill(w, c):
+    """Long because it mirrors the compiled _mm_fill statement by statement (progressive filling of
+    one component from its state, each event logged), so the two can be read side by side."""
+    heap = []
+    base, ubase = int(w.c_ptr[c]), int(w.e_ptr[c])
+    if w.thaw_lo[c] < 0:
+        for k in range(w.cl_ptr[c], w.cl_ptr[c + 1]):
+            _mm_key(w, int(w.c_links[k]), heap)
+    else:
+        w.stamp += 1
+        for i in range(w.thaw_lo[c], w.thaw_hi[c]):
+            p = int(w.fr_row[i])
+            if w.st[p] != 0:
+                continue
+            for l in w.links(p):
+                if w.seen[l] != w.stamp:
+                    w.seen[l] = w.stamp
+                    _mm_key(w, l, heap)
+    while heap:
+        key, l, j = heapq.heappop(heap)
+        if j != w.ver[l] or w.n_act[l] == 0:
+            continue
+        x = key
+        if x < 0.0:
+            x = 0.0
+        e = base + int(w.ev_n[c])
+        w.ev_n[c] += 1
+        w.ev_fr[e] = base + w.fr_n[c]
+        w.events += 1
+        for i in range(w.lk_ptr[l], w.lk_ptr[l + 1]):
+            p = int(w.lk_qp[i])
+            if w.st[p] != 0:
+                continue
+            w.st[p] = 2
+            m = float(w.mult[p])
+            w.rate[p] = x * m / m * w.bps
+            w.frz_ev[p] = e
+            w.fr_row[base + w.fr_n[c]] = p
+            w.fr_n[c] += 1
+            for l2 in w.links(p):
+                w.ud_rem[ubase + w.ud_n[c]] = w.rem_l[l2]
+                w.ud_n[c] += 1
+                w.rem_l[l2] = float(w.rem_l[l2]) - x * m
+                w.wsum[l2] = float(w.wsum[l2]) - m
+                w.n_act[l2] -= 1
+                w.ver[l2] += 1
+        for i in range(w.lk_ptr[l], w.lk_ptr[l + 1]):
+            p = int(w.lk_qp[i])
+            if w.st[p] != 2:
+                continue
+            w.st[p] = 1
+            for l2 in w.links(p):
+                if w.n_act[l2] > 0 and l2 != l and w.wsum[l2] > 0.0:
+                    _mm_push(w, heap, (float(w.rem_l[l2]) if w.rem_l[l2] > 0.0 else 0.0) / float(w.wsum[l2]), l2,
+                             int(w.ver[l2]))
+    return 0
+
+
+def _mm_undo(w, c, cut):
+    base, ubase, start = int(w.c_ptr[c]), int(w.e_ptr[c]), int(w.ev_fr[cut])
+    w.undone += base + int(w.ev_n[c]) - cut
+    w.thaw_lo[c] = start
+    w.thaw_hi[c] = base + w.fr_n[c]
+    for i in range(base + int(w.fr_n[c]) - 1, start - 1, -1):
+        p = int(w.fr_row[i])
+        m = float(w.mult[p])
+        for l2 in reversed(w.links(p)):
+            w.ud_n[c] -= 1
+            w.rem_l[l2] = w.ud_rem[ubase + w.ud_n[c]]
+            w.wsum[l2] = float(w.wsum[l2]) + m
+            w.n_act[l2] += 1
+            w.ver[l2] -= 1
+        w.st[p] = 0
+        w.frz_ev[p] = -1
+    w.fr_n[c] = start - base
+    w.ev_n[c] = cut - base
+    return 0
+
+
+def _mm_remove(w, p):
+    m = float(w.mult[p])
+    w.st[p] = 3
+    for l2 in w.links(p):
+        w.wsum[l2] = float(w.wsum[l2]) - m
+        w.n_act[l2] -= 1
+    return 0
+
+
+def _mm_rounds(w, C, rounds, max_work, act, ended, slist, cut, stale, dta, done, rem, info):
+    """Long because it mirrors the compiled _mm_rounds statement by statement (the refill rounds of
+    engine._maxmin_times_loop), so the two can be read side by side."""
+    n = rem.shape[0]
+    na = 0
+    work = 0
+    status = 0
+    nr = 0
+    now = 0.0
+    dt = 0.0
+    slack = 1 + 1e-12
+    for p in range(n):
+        done[p] = 0.0
+        if w.st[p] == 0:
+            act[na] = p
+            na += 1
+    for c in range(C):
+        slist[c] = c
+        stale[c] = 1
+    ns = C
+    for k in range(rounds):
+        if na == 0:
+            break
+        nr += 1
+        for i in range(na):
+            work += int(w.mult[act[i]])
+        if k == rounds - 1 or work > max_work:
+            status = 1
+            break
+        for i in range(ns):
+            _mm_fill(w, int(slist[i]))
+            stale[slist[i]] = 0
+        ns = 0
+        have = False
+        for i in range(na):
+            p = int(act[i])
+            g = float(w.rate[p])
+            if g <= 0.0:
+                continue
+            dti = float(rem[p]) / g
+            dta[i] = dti
+            if not have or dti < dt:
+                dt = dti
+            have = True
+        thr = dt * slack
+        nn = 0
+        ne = 0
+        for i in range(na):
+            p = int(act[i])
+            g = float(w.rate[p])
+            if g <= 0.0:
+                done[p] = np.inf
+                ended[ne] = p
+                ne += 1
+                continue
+            dti = float(dta[i])
+            if dti <= thr:
+                done[p] = now + dti
+                rem[p] = 0.0
+                ended[ne] = p
+                ne += 1
+            else:
+                rem[p] = float(rem[p]) - g * dt
+                act[nn] = p
+                nn += 1
+        if have:
+            now += dt
+        na = nn
+        for i in range(ne):
+            c = int(w.comp[ended[i]])
+            if c < 0:
+                continue
+            if not stale[c]:
+                stale[c] = 1
+                slist[ns] = c
+                ns += 1
+                cut[c] = w.frz_ev[ended[i]]
+            elif w.frz_ev[ended[i]] < cut[c]:
+                cut[c] = w.frz_ev[ended[i]]
+        for i in range(ns):
+            _mm_undo(w, int(slist[i]), int(cut[slist[i]]))
+        for i in range(ne):
+            _mm_remove(w, int(ended[i]))
+        if not have:
+            break
+    info[0] = now
+    info[1] = status
+    info[2] = nr
+    info[3] = w.events
+    info[4] = w.undone
+    info[5] = work
+    info[6] = na
+    info[7] = C
+    return na
+
+
+def maxmin_times(H, path, mult, qbytes, cap, bps, rounds, max_work, done, rem, active, info):
+    n, L = qbytes.shape[0], cap.shape[0]
+    w = _MaxMinWork(H, path, mult, float(bps), n, L)
+    parent, lcomp = np.zeros(L, np.int64), np.zeros(L, np.int64)
+    act, ended = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    slist, cut = np.zeros(L, np.int64), np.zeros(L, np.int64)
+    stale = np.zeros(L, np.uint8)
+    dta = np.zeros(n)
+    for p in range(n):
+        rem[p] = qbytes[p]
+    C = _mm_setup(w, qbytes, cap, parent, lcomp)
+    na = _mm_rounds(w, C, int(rounds), int(max_work), act, ended, slist, cut, stale, dta, done, rem, info)
+    for p in range(n):
+        active[p] = 0
+    for p in range(na):
+        active[act[p]] = 1
+    return na
+
 def route_clos(tables, demands, work, options):
     """Twin of route_clos (topo.routing.kstate objects, as for the compiled kernel).
 
