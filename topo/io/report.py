@@ -836,7 +836,7 @@ def _glance(plan: dict) -> Section:
     if w is not None:
         stopped = list(w.jobs_stopped or [])
         s.kpis.append(("Worst single failure", count_of(len(stopped), "job") + " stopped",
-                       f"{w.kind} {w.name}" + (f", {count_of(w.endpoints_cut_off, 'endpoint')} cut off"
+                       f"{str(w.kind).replace('_', ' ')} {w.name}" + (f", {count_of(w.endpoints_cut_off, 'endpoint')} cut off"
                                                if _num(w.endpoints_cut_off) else "")))
     elif fr is not None and fr.single:
         # a plan without the stored worst failure: ranked here as the failure stage ranks it
@@ -960,6 +960,35 @@ def _failure_row(r: dict) -> dict:
     return row
 
 
+def _group_failures(rows: list) -> list:
+    """Failure rows of one kind that differ only in name, count and unreachable Gb/s (three or more) as
+    one row at the rank of the first: "30: rack019-power ... rack048-power", the counts summed, the Gb/s
+    as a range (30 rack feeds that each stop the same job read as one line, not 30). Other rows keep
+    their rank."""
+    loose = ("name", "alike", "unreachable gbps")
+    # compared as shown (3 significant digits), not bit for bit: 1.000001x and 1.0x read the same
+    key = [tuple(sorted((k, f"{v:.3g}" if _num(v) is not None else repr(v)) for k, v in r.items() if k not in loose))
+           for r in rows]
+    groups: dict = {}
+    for i, k in enumerate(key):
+        groups.setdefault(k, []).append(i)
+    out = []
+    for i, r in enumerate(rows):
+        members = groups[key[i]]
+        if len(members) < 3:
+            out.append(r)
+        elif members[0] == i:
+            ms = [rows[j] for j in members]
+            first = dict(r, name=f"{fmt(len(ms))}: {ms[0].get('name')} ... {ms[-1].get('name')}")
+            if all(_num(m.get("alike")) is not None for m in ms):
+                first["alike"] = sum(int(m["alike"]) for m in ms)
+            gb = [_num(m.get("unreachable gbps")) for m in ms]
+            if all(g is not None for g in gb) and min(gb) != max(gb):
+                first["unreachable gbps"] = f"{show(min(gb), 'gbps')} to {show(max(gb), 'gbps')}"
+            out.append(first)
+    return out
+
+
 def _failure_columns(rows: list) -> list:
     """The single-failures table's columns in a deliberate order: what failed and how many alike,
     then what it stops (jobs, endpoints), then what it slows, then the bandwidth it takes."""
@@ -1011,7 +1040,7 @@ def _worst_failure(failures) -> str:
         return ""
     w = single[0]
     sev = severity(w)
-    bits = [f"worst single failure: {w.get('kind', '')} {w.get('name', '')}".rstrip()]
+    bits = [f"worst single failure: {str(w.get('kind', '')).replace('_', ' ')} {w.get('name', '')}".rstrip()]
     stopped = jobs_stopped(w)
     bits.append(f"stops {count_of(len(stopped), 'job')}" + (f" ({', '.join(stopped[:5])}{' ...' if len(stopped) > 5 else ''})"
                                                   if stopped else ""))
@@ -1926,10 +1955,18 @@ def _failure_section(plan: dict) -> Section:
     if single:
         from topo.study.failures import rank_single
         ranked = rank_single(single)
-        frows = [_failure_row(r) for r in ranked]
-        s.tables.append(make_table(frows, columns=_failure_columns(frows), limit=30,
+        frows = _group_failures([_failure_row(r) for r in ranked])
+        cols = _failure_columns(frows)
+        # a column that is zero for every failure says one thing, in the caption (the table stays in the page)
+        zero = [c for c in cols if c not in ("kind", "name", "alike")
+                and all(r.get(c) in (0, 0.0, "0.0%", "0%") for r in frows)]
+        s.tables.append(make_table(frows, columns=[c for c in cols if c not in zero], limit=30,
                                    caption="Single failures, worst first: jobs stopped, then endpoints cut off, "
-                                           "then slowdown, then bandwidth (alike = how many equivalent elements)"))
+                                           "then slowdown, then bandwidth (alike = how many equivalent elements; "
+                                           "failures of one kind with the same effect but the Gb/s they leave "
+                                           "unreachable are one row, with that range)"
+                                   + (f"; zero for every failure, so not shown: {', '.join(column(c)[0] for c in zero)}"
+                                      if zero else "")))
         top = ranked[:15]
 
         def draw(fig):
