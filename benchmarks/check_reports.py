@@ -89,11 +89,13 @@ def check(ex: Path, a) -> dict:
     plan = json.loads((d / "plan.json").read_text())
     res["html_bytes"] = len(html.encode())
     m = rp.measure_layout(html, screenshot=rdir / "screen-1280.png", full_page=rdir / "page-1280.png")
-    expected = {"fig-tiers", "fig-floor", "fig-plane-0", "fig-peaks"}
-    if plan.get("budget"):
-        expected |= {"fig-cost", "fig-before-after"}
+    expected = {"fig-tiers", "fig-floor", "fig-peaks"}
+    # with a budget the chosen plane 0 is the right half of the before/after figure, else its own figure
+    expected |= {"fig-cost", "fig-before-after"} if plan.get("budget") else {"fig-plane-0"}
     if plan.get("serving"):
         expected |= {"fig-serving"}
+    if plan.get("front_end"):
+        expected |= {"fig-front-end"}
     missing = sorted(expected - set(m["figs"]))
     res.update(doc_px=m["doc"], height_px=m["height"], wide=m["nbad"], wide_first=m["bad"][:3],
                figures=len(m["figs"]), missing=missing, no_caption=m["nofig"], headers=len(m["heads"]),

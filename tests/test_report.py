@@ -127,7 +127,8 @@ def test_sections_and_figures_present(html):
     for sid in ("summary", "fabric", "budget", "utilisation", "traffic", "transport", "power", "bom", "placement",
                 "failures", "solver"):
         assert sid in t.ids, sid
-    for fid in ("fig-tiers", "fig-floor", "fig-plane-0", "fig-cost", "fig-peaks", "fig-util", "fig-pods", "fig-transport", "fig-power",
+    assert "fig-plane-0" not in t.ids       # one plane: the before/after figure's right half, not drawn twice
+    for fid in ("fig-tiers", "fig-floor", "fig-before-after", "fig-cost", "fig-peaks", "fig-util", "fig-pods", "fig-transport", "fig-power",
                 "fig-failures", "fig-failure-classes"):
         assert fid in t.ids, fid
     assert t.tags.count("svg") >= 6
@@ -184,7 +185,17 @@ def test_escaping_of_every_user_name():
     assert EVIL in "".join(t.text)  # shown as text, not markup
     md, images = rp.render_markdown(p)
     assert "<script" not in md and "<img" not in md
-    assert "&lt;script&gt;" in md
+    assert "&lt;script>" in md   # `<` an entity, so the `>` after it closes nothing and reads as written
+
+
+def test_markdown_arrows_as_written():
+    """report.md reads as in a terminal: `->` and `>` as written in text, tables and captions; a `>` that
+    starts a paragraph (a quote) and every `<` stay escaped."""
+    assert rp.md_inline("leaf0->n0000-g0 | 1.0 -> 0.5") == "leaf0->n0000-g0 \\| 1.0 -> 0.5"
+    assert rp.md_inline("<b>x</b>") == "&lt;b>x&lt;/b>"
+    assert rp.md_paragraph("> not a quote -> x") == "&gt; not a quote -> x"
+    assert rp.md_paragraph("  > x") == "&#32;&#32;&gt; x"
+    assert rp.md_paragraph("a -> b") == "a -> b"
 
 
 # --- determinism, Markdown, files ---------------------------------------------------------------
@@ -650,12 +661,12 @@ def test_floor_legend_names_the_part_bought_for_a_reach_class(plan):
 
 def test_opening_line_says_which_pod_count_is_chosen(plan):
     first = next(s for s in rp.build_sections(plan) if s.id == "summary").paragraphs[0]
-    assert "1 pod(s)" in first and "as given" not in first        # the same shape: said once
+    assert "1 plane, 1 pod." in first and "as given" not in first        # the same shape: said once
     p = copy.deepcopy(plan)
     p["describe_before"]["pods"] = 5
     p["describe_after"]["pods"] = 6
     first = next(s for s in rp.build_sections(p) if s.id == "summary").paragraphs[0]
-    assert "fabric as given: Clos, 1 plane(s), 5 pod(s); chosen design: Clos, 1 plane(s), 6 pod(s)" in first
+    assert "fabric as given: Clos, 1 plane, 5 pods; chosen design: Clos, 1 plane, 6 pods" in first
 
 
 def test_rack_power_figure_stays_small_with_many_racks(plan):

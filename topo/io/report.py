@@ -81,6 +81,33 @@ def pct(x) -> str:
     return "n/a" if x is None else f"{100.0 * float(x):.1f}%"
 
 
+_PLURALS = {"leaf": "leaves", "switch": "switches", "super": "supers", "index": "indices", "box": "boxes",
+            "class": "classes", "bus": "buses", "pass": "passes", "is": "are", "was": "were", "has": "have"}
+
+
+def plural(noun: str) -> str:
+    """The plural of a noun or of a phrase's last word ("spine switch" -> "spine switches")."""
+    head, sep, last = noun.rpartition(" ")
+    low = last.lower()
+    if low in _PLURALS:
+        many = _PLURALS[low]
+    elif re.search(r"(s|x|z|ch|sh)$", low):
+        many = last + "es"
+    elif re.search(r"[^aeiou]y$", low):
+        many = last[:-1] + "ies"
+    else:
+        many = last + "s"
+    return head + sep + many
+
+
+def count_of(n, noun: str, many: Optional[str] = None) -> str:
+    """A count with its noun in the right number: ``count_of(1, "spine switch")`` is "1 spine switch",
+    ``count_of(3, "leaf")`` "3 leaves" (``many``: an irregular plural)."""
+    v = _num(n)
+    one = v is not None and v == 1
+    return f"{fmt(n)} {noun if one else (many or plural(noun))}"
+
+
 def _num(x) -> Optional[float]:
     if isinstance(x, bool) or x is None:
         return None
@@ -191,7 +218,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "links_by_optic.dac": ("DAC links", "int"), "links_by_optic.aec": ("AEC links", "int"),
     "links_by_optic.aoc": ("AOC links", "int"), "links_by_optic.lpo": ("LPO links", "int"),
     "links_by_optic.sr": ("SR optic links", "int"), "links_by_optic.dr": ("DR optic links", "int"),
-    "links_by_optic.fr": ("FR optic links", "int"),
+    "links_by_optic.fr": ("FR optic links", "int"), "links_by_optic.mmf": ("Multimode optic links", "int"),
+    "links_by_optic.smf_dr": ("Single-mode DR optic links", "int"),
+    "links_by_optic.smf_fr": ("Single-mode FR optic links", "int"),
     "accelerators": ("Accelerators", "int"), "nodes": ("Nodes", "int"), "leaves": ("Leaves", "int"),
     "pods": ("Pods", "int"), "priority": ("Priority", "int"),
     "target": ("Target", "pct"), "effective_target": ("Effective target", "pct"),
@@ -204,7 +233,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "uplink_imbalance": ("Uplink imbalance", "x"), "worst_node": ("Worst node", "text"),
     "target_utilization": ("Target utilisation", "pct"),
     "load_gbps": ("Load (Gb/s)", "gbps"), "busbw_gbps": ("Bus bandwidth (Gb/s)", "gbps"),
-    "time_s": ("Time per iteration (s)", "s"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
+    "op": ("Collective", "text"), "group": ("Parallel group", "text"), "ranks": ("Ranks", "int"),
+    "algorithm": ("Algorithm", "text"),
+    "time_s": ("Time per iteration (s)", "s"), "alpha_s": ("Alpha: latency part (us)", "us"),
+    "beta_s": ("Beta: bandwidth part (s)", "s"), "wire_efficiency": ("Wire efficiency", "pct"), "ideal_s": ("Ideal time (s)", "s"), "slowdown": ("Slowdown", "x"),
     "total": ("Summed time vs as given", "x"), "tail": ("p95 penalty vs as given", "x"),
     "worst_job": ("Worst job", "text"), "worst_job_slowdown": ("Worst job slowdown", "x"),
     "kw": ("Power (kW)", "kw"), "limit_kw": ("Limit (kW)", "kw"), "share": ("Share of limit", "pct"),
@@ -226,9 +258,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "unreachable gbps": ("Unreachable (Gb/s)", "gbps"), "endpoints down": ("Endpoints down", "int"),
     "endpoints isolated": ("Endpoints isolated", "int"), "jobs affected": ("Jobs affected", "int"),
     "jobs losing ranks": ("Jobs losing ranks", "int"), "alike": ("Alike", "int"), "value": ("Value", "num"),
-    "quantity": ("Quantity", "text"),
+    "quantity": ("Quantity", "text"), "placement objective": ("Placement objective (its terms)", "num"),
+    "placed in units of": ("Placed in units of", "text"), "traffic weight": ("Traffic weight", "num"),
     "worst slowdown vs healthy, RoCE hashing": ("Worst slowdown vs healthy, RoCE hashing", "x"),
-    "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
+    "worst slowdown vs healthy, UEC spraying": ("Worst slowdown vs healthy, UEC spraying", "x"),
+    "goodput": ("Goodput", "pct"), "dominant": ("Interruptions by cause", "text"), "field": ("Field", "text"), "item": ("Item", "text"), "metric": ("Metric", "text"),
 }
 _KEY_COLUMNS = ("quantity", "field", "item", "metric")   # a table of (name, value) pairs
 _RANK = {k: i for i, k in enumerate(COLUMNS)}
@@ -262,18 +296,24 @@ def show(x, kind: str = "num") -> str:
         return fmt(x)
     if kind == "pct":
         p = 100.0 * v
-        if abs(p) < 0.05:
+        if abs(p) < 1e-7:       # rounding noise (1.11e-16 of headroom) is none
             return "0%"
+        if abs(p) < 0.05:       # a link that carries something is not idle
+            return "<0.1%" if p > 0 else ">-0.1%"
         return f"{p:.1f}%" if abs(p) < 1000 else f"{p:,.0f}%"
     if kind == "usd":
         return usd(v)
     if kind == "ratio":
         return f"{v:.2f}:1"
     if kind == "x":
-        return f"{v:.2f}x"
+        return f"{v:.2f}x" if abs(v) < 100 else f"{v:,.0f}x"
     if kind == "bytes":
         return fmt(round(v / 1e9, 3))
-    if kind in ("kw", "gbps", "s", "w"):
+    if kind == "s":     # three significant digits: 0.0383 and 0.0395 s, not 0.038 and 0.04
+        return fmt(float(f"{v:.3g}")) if abs(v) < 10 else fmt(round(v, 1))
+    if kind == "us":    # a time in seconds shown in microseconds
+        return fmt(float(f"{v * 1e6:.3g}"))
+    if kind in ("kw", "gbps", "w"):
         return fmt(round(v, 3 if abs(v) < 10 else 1))
     return fmt(x)
 
@@ -323,7 +363,7 @@ def make_table(records, columns: Optional[list] = None, *, name_key: str = "name
         groups: dict = {}
         for r in rows:
             groups.setdefault(tuple(r[1:]), []).append(r[0])
-        rows = [[(f"{len(names)}: {names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names))] + list(rest)
+        rows = [[(f"{fmt(len(names))}: {names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names))] + list(rest)
                 for rest, names in groups.items()]
     total = len(rows)
     headers = [h for h, _ in cols]
@@ -397,6 +437,19 @@ class _Fabrics:
             except Exception:  # a plan whose cluster file no longer builds: figures say so
                 self.cache[which] = False
         return self.cache[which] or None
+
+    def front_end(self):
+        """The front-end fabric of the plan's cluster file after both budgets (None without one)."""
+        if "front_end" not in self.cache:
+            from topo.model.frontend_build import build as build_front
+            from topo.model.spec import from_dict
+            key = "cluster_file_after" if self.plan.get("cluster_file_after") else "cluster_file"
+            try:
+                c = from_dict(self.plan[key], source=f"plan:{key}")
+                self.cache["front_end"] = build_front(c) if c.file.front_end is not None else None
+            except Exception:  # a plan whose cluster file no longer builds: the figure is left out
+                self.cache["front_end"] = None
+        return self.cache["front_end"]
 
 
 def _link_util(plan: dict, which: str, fabrics: _Fabrics):
@@ -556,13 +609,39 @@ def _opening_line(plan: dict) -> str:
     def family(d):
         return _FAMILY_WORDS.get(str(d.get("family")), str(d.get("family", "n/a")))
     if all(b == a for _, b, a in shape):
-        fabric_words = f"{family(db)} fabric, {fmt(db.get('planes'))} plane(s), {fmt(db.get('pods'))} pod(s)"
+        fabric_words = f"{family(db)} fabric, {count_of(db.get('planes'), 'plane')}, {count_of(db.get('pods'), 'pod')}"
     else:       # the chosen design's shape differs from the fabric as given: say which is which
-        fabric_words = (f"fabric as given: {family(db)}, {fmt(db.get('planes'))} plane(s), "
-                        f"{fmt(db.get('pods'))} pod(s); chosen design: {family(da)}, "
-                        f"{fmt(da.get('planes'))} plane(s), {fmt(da.get('pods'))} pod(s)")
-    return (f"{name}: {fmt(db.get('accelerators'))} accelerators in {fmt(db.get('nodes'))} nodes and "
-            f"{fmt(db.get('racks'))} racks; {fabric_words}." + (f" {desc}" if desc else ""))
+        fabric_words = (f"fabric as given: {family(db)}, {count_of(db.get('planes'), 'plane')}, "
+                        f"{count_of(db.get('pods'), 'pod')}; chosen design: {family(da)}, "
+                        f"{count_of(da.get('planes'), 'plane')}, {count_of(da.get('pods'), 'pod')}")
+    return (f"{name}: {count_of(db.get('accelerators'), 'accelerator')} in {count_of(db.get('nodes'), 'node')} and "
+            f"{count_of(db.get('racks'), 'rack')}; {fabric_words}." + (f" {desc}" if desc else ""))
+
+
+def _cost_words(plan: dict, c: dict) -> list:
+    """The summary's "what it costs": network capex, energy and power of the chosen design (the file's
+    design without a budget), and the front-end fabric's from its own budget where the plan has one."""
+    cost_bits = []
+    if "capex_usd" in c:
+        cost_bits.append(f"network capex {usd(c['capex_usd'])}")
+    elif "after_network_cost_usd" in c:
+        cost_bits.append(f"network capex {usd(c['after_network_cost_usd'])}")
+    elif "before_network_cost_usd" in c:
+        cost_bits.append(f"network capex {usd(c['before_network_cost_usd'])} (fabric as given)")
+    if "energy_usd" in c:
+        cost_bits.append(f"energy over the horizon {usd(c['energy_usd'])}")
+    kw = c.get("network_kw", c.get("after_network_kw", c.get("before_network_kw")))
+    if kw is not None:
+        cost_bits.append(f"network power {fmt(float(kw))} kW")
+    fe = _front_end(plan)
+    if fe is not None and cost_bits:
+        fch = _front_end_cost(fe).get("chosen") or {}
+        cost_bits[-1] += " (back-end fabric)"
+        cost_bits.append(f"front-end fabric capex {usd(fch.get('capex_usd'))}, energy {usd(fch.get('energy_usd'))}, "
+                         f"{fmt(float(fch.get('network_kw') or 0.0))} kW (its own link budget)"
+                         if _num(fch.get("total_usd")) is not None else
+                         "front-end fabric: no cost or power in the plan (its link budget was not sized)")
+    return cost_bits
 
 
 def _summary(plan: dict) -> Section:
@@ -589,35 +668,27 @@ def _summary(plan: dict) -> Section:
     p = plan.get("placement") or {}
     n_placed = len(p.get("assignment") or {})
     unplaced = p.get("unplaced") or {}
-    changed.append(f"{fmt(n_placed)} job(s) placed" + (f", {fmt(len(unplaced))} not placed" if unplaced else "")
+    changed.append(f"{count_of(n_placed, 'job')} placed" + (f", {fmt(len(unplaced))} not placed" if unplaced else "")
                    + f" (placement status {p.get('status', 'n/a')})")
     mb, ma = _tier_rows(plan.get("metrics_before")), _tier_rows(plan.get("metrics_after"))
     peaks = [f"{t} {pct(_tier_max(mb[t]))} -> {pct(_tier_max(ma[t]))}" for t in ma
              if t in mb and _tier_max(mb[t]) is not None and _tier_max(ma[t]) is not None]
     if peaks:
-        changed.append("peak link utilisation before -> after: " + ", ".join(peaks))
+        routing = str(_get(plan, "metrics_after.routing") or "")
+        changed.append("peak link utilisation before -> after"
+                       + (f" (routed under {_MODEL_NAMES.get(routing, routing)})" if routing else "") + ": "
+                       + ", ".join(peaks))
     jb, ja = _job_times(plan.get("metrics_before")), _job_times(plan.get("metrics_after"))
     common = sorted(set(jb) & set(ja))
     if common:
         tb_, ta_ = sum(jb[j] for j in common), sum(ja[j] for j in common)
         worst = max(common, key=lambda j: (ja[j], j))
-        changed.append(f"communication time per iteration, summed over {len(common)} job(s): {fmt(tb_)} s -> "
+        changed.append(f"communication time per iteration, summed over {count_of(len(common), 'job')}: {fmt(tb_)} s -> "
                        f"{fmt(ta_)} s (slowest job {worst}: {fmt(jb[worst])} s -> {fmt(ja[worst])} s)")
     s.bullets.append(("What changed", "; ".join(changed) + "."))
     # what it costs
     c = _costs(plan)
-    cost_bits = []
-    if "capex_usd" in c:
-        cost_bits.append(f"network capex {usd(c['capex_usd'])}")
-    elif "after_network_cost_usd" in c:
-        cost_bits.append(f"network capex {usd(c['after_network_cost_usd'])}")
-    elif "before_network_cost_usd" in c:
-        cost_bits.append(f"network capex {usd(c['before_network_cost_usd'])} (fabric as given)")
-    if "energy_usd" in c:
-        cost_bits.append(f"energy over the horizon {usd(c['energy_usd'])}")
-    kw = c.get("network_kw", c.get("after_network_kw", c.get("before_network_kw")))
-    if kw is not None:
-        cost_bits.append(f"network power {fmt(float(kw))} kW")
+    cost_bits = _cost_words(plan, c)
     s.bullets.append(("What it costs", ("; ".join(cost_bits) or "no cost figures in the plan") + "."))
     # what it saves
     saves = []
@@ -633,12 +704,14 @@ def _summary(plan: dict) -> Section:
     tot, base = p.get("totals") or {}, _get(p, "baseline.totals") or {}
     for key, label in (("super_spine_bytes", "super-spine"), ("spine_bytes", "spine")):
         if _num(tot.get(key)) is not None and _num(base.get(key)) is not None and (tot[key] or base[key]):
-            saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration against {fmt(base[key] / 1e9)} GB "
-                         f"for the greedy baseline (ranks in the job's own order)")
+            saves.append(f"{label} traffic {fmt(tot[key] / 1e9)} GB per iteration, "
+                         + ("the same as the greedy baseline's" if fmt(tot[key] / 1e9) == fmt(base[key] / 1e9) else
+                            f"against {fmt(base[key] / 1e9)} GB for the greedy baseline")
+                         + " (ranks in the job's own order)")
             break
     tc = _get(plan, "budget.transport_check")
     if isinstance(tc, dict) and tc.get("routing"):
-        what = (f"under {tc['routing']} the jobs' summed collective time is {show(tc.get('total'), 'x')} and their "
+        what = (f"under {_MODEL_NAMES.get(str(tc['routing']), tc['routing'])} the jobs' summed collective time is {show(tc.get('total'), 'x')} and their "
                 f"95th-percentile penalty {show(tc.get('tail'), 'x')} those on the fabric as given")
         if tc.get("accepted"):
             saves.append(f"{what} (limit {show(tc.get('max_slowdown'), 'x')}, met at target utilisation "
@@ -649,7 +722,7 @@ def _summary(plan: dict) -> Section:
     over = [r for r in (p.get("racks") or []) if isinstance(r, dict) and _num(r.get("kw")) is not None
             and _num(r.get("limit_kw")) is not None and r["kw"] > r["limit_kw"] + 1e-9]
     if over:
-        risk.append(f"{len(over)} rack(s) over their power limit (" + ", ".join(str(r.get("rack")) for r in over[:5])
+        risk.append(f"{count_of(len(over), 'rack')} over {'its' if len(over) == 1 else 'their'} power limit (" + ", ".join(str(r.get("rack")) for r in over[:5])
                     + (" ..." if len(over) > 5 else "") + ")")
     if unplaced:
         risk.append("not placed: " + ", ".join(f"{k} ({v})" for k, v in sorted(unplaced.items())[:5])
@@ -666,12 +739,13 @@ def _summary(plan: dict) -> Section:
         if st is not None and str(st).upper() != "OPTIMAL":
             risk.append(f"{label} solver status {st}")
     if isinstance(tc, dict) and tc.get("routing") and not tc.get("accepted"):
-        risk.append(f"the link budget slows the jobs under {tc['routing']} beyond the {show(tc.get('max_slowdown'), 'x')} "
+        risk.append(f"the link budget slows the jobs under {_MODEL_NAMES.get(str(tc['routing']), tc['routing'])} beyond the {show(tc.get('max_slowdown'), 'x')} "
                     f"limit at every target tried: {what}")
     risk += _requirement_risks(plan)
     worst = _worst_failure(plan.get("failures"))
     if worst:
         risk.append(worst)
+        risk += _biggest_cut(plan.get("failures"))
     elif plan.get("failures") is None:
         risk.append("failure headroom not computed")
     s.bullets.append(("What is at risk", ("; ".join(risk) or "no rack over its limit, every job placed, "
@@ -696,10 +770,10 @@ def _design_sentence(tp) -> str:
     for t in tiers:
         os_ = f", {show(t.oversubscription, 'ratio')} oversubscribed" if _num(t.oversubscription) is not None \
             and t.oversubscription > 1 + 1e-9 else (", non-blocking" if _num(t.oversubscription) is not None else "")
-        parts.append(f"{fmt(t.switches)} {t.tier} switches ({t.model}{os_})")
+        parts.append(f"{count_of(t.switches, f'{t.tier} switch')} ({t.model}{os_})")
     n_tiers = len(tiers)
-    return (f"{which}: a {n_tiers}-tier {fam} fabric in {fmt(d.planes)} plane(s) and {fmt(d.pods)} pod(s) for "
-            f"{fmt(d.accelerators)} accelerators in {fmt(d.racks)} racks: " + ("; ".join(parts) or "no switch tiers")
+    return (f"{which}: a {n_tiers}-tier {fam} fabric in {count_of(d.planes, 'plane')} and {count_of(d.pods, 'pod')} for "
+            f"{count_of(d.accelerators, 'accelerator')} in {count_of(d.racks, 'rack')}: " + ("; ".join(parts) or "no switch tiers")
             + ".")
 
 
@@ -709,20 +783,23 @@ def _glance(plan: dict) -> Section:
     tp = _typed(plan)
     s = Section("overview", "Summary")
     s.paragraphs.append(_design_sentence(tp))
+    if _front_end(plan) is not None:
+        s.paragraphs.append(_front_end_words(_front_end(plan)))
     b = tp.budget
     cost = b.cost.model_dump() if b is not None and b.cost is not None else {}
     chosen, given, saved = (cost.get(k) if isinstance(cost.get(k), dict) else {}
                             for k in ("chosen", "as_given", "saved_vs_as_given"))
     db, da = tp.describe_before, tp.describe_after
+    back = "; back-end fabric" if _front_end(plan) is not None else ""   # the front-end has its own card
     if _num(chosen.get("total_usd")) is not None:
         s.kpis.append(("Cost", usd(chosen["total_usd"]), f"capex {usd(chosen.get('capex_usd'))} + energy "
-                       f"{usd(chosen.get('energy_usd'))} over {fmt(cost.get('horizon_years'))} years"))
+                       f"{usd(chosen.get('energy_usd'))} over {count_of(cost.get('horizon_years'), 'year')}{back}"))
     elif (da or db) is not None and _num((da or db).network_cost_usd) is not None:
-        s.kpis.append(("Cost", usd((da or db).network_cost_usd), "network capex (energy not computed)"))
+        s.kpis.append(("Cost", usd((da or db).network_cost_usd), f"network capex (energy not computed){back}"))
     kw = chosen.get("network_kw") if _num(chosen.get("network_kw")) is not None else (
         (da or db).network_kw if (da or db) is not None else None)
     if _num(kw) is not None:
-        s.kpis.append(("Network power", f"{fmt(float(kw))} kW", "switches and optics"
+        s.kpis.append(("Network power", f"{fmt(float(kw))} kW", f"switches and optics{back}"
                        + (f"; {fmt(float(given['network_kw']))} kW as given" if _num(given.get("network_kw")) is not None
                           else "")))
     if _num(saved.get("total_usd")) is not None:
@@ -730,29 +807,59 @@ def _glance(plan: dict) -> Section:
         s.kpis.append(("Saves" if d >= 0 else "Costs more", usd(abs(d)),
                        f"{pct(abs(saved.get('total_fraction') or 0.0))} of capex + energy against the fabric as given"
                        + (f", {usd(given.get('total_usd'))}" if _num(given.get("total_usd")) is not None else "")))
+    b0, b1 = (_num(x.bisection_gbps) if x is not None else None for x in (db, da))
+    if b0 and b1 is not None and b1 < b0 * (1 - 1e-9):
+        # a budget that cuts bisection is sized for the jobs it was given: the first thing a review asks about
+        per = _num(_x(da, "bisection_per_accelerator_gbps"))
+        floor = next((r for r in (_get(plan, "budget.requirements.rows") or []) if isinstance(r, dict)
+                      and r.get("unit") == "Gb/s"), None)
+        s.kpis.append(("Bisection", f"{fmt(b1 / 1e3)} Tb/s", f"{100 * (1 - b1 / b0):.0f}% less than the fabric as given "
+                       f"({fmt(b0 / 1e3)} Tb/s)" + (f"; {fmt(per)} Gb/s per accelerator" if per is not None else "")
+                       + ("; no floor stated" if floor is None else
+                          f"; floor {fmt(floor.get('required'))} Gb/s " + ("met" if floor.get("met") else "NOT met"))))
+    fe = _front_end(plan)
+    if fe is not None:
+        fc = _front_end_cost(fe)
+        fch = fc.get("chosen") or {}
+        if _num(fch.get("total_usd")) is not None:
+            fgiven = fc.get("as_given") or {}
+            s.kpis.append(("Front-end fabric", usd(fch["total_usd"]),
+                           f"capex + energy, {fmt(float(fch.get('network_kw') or 0.0))} kW, "
+                           f"{count_of(fe.get('switches'), 'switch')}"
+                           + (f" ({usd(fgiven['total_usd'])} as given)" if _num(fgiven.get("total_usd")) is not None else "")
+                           + "; not included in Cost"))
+        else:
+            s.kpis.append(("Front-end fabric", count_of(fe.get("switches"), "switch"),
+                           f"for {count_of(fe.get('endpoints'), 'host')}; cost not in the plan (budget not sized)"))
     fr = tp.failures
     w = fr.worst_single if fr is not None else None
     if w is not None:
         stopped = list(w.jobs_stopped or [])
-        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
-                       f"{w.kind} {w.name}" + (f", {fmt(w.endpoints_cut_off)} endpoints cut off"
+        s.kpis.append(("Worst single failure", count_of(len(stopped), "job") + " stopped",
+                       f"{str(w.kind).replace('_', ' ')} {w.name}" + (f", {count_of(w.endpoints_cut_off, 'endpoint')} cut off"
                                                if _num(w.endpoints_cut_off) else "")))
     elif fr is not None and fr.single:
         # a plan without the stored worst failure: ranked here as the failure stage ranks it
         from topo.study.failures import jobs_stopped, rank_single, severity
         top = rank_single([r for r in (plan.get("failures") or {}).get("single") or [] if isinstance(r, dict)])[0]
         stopped, cut = jobs_stopped(top), severity(top)[1]
-        s.kpis.append(("Worst single failure", f"{len(stopped)} job(s) stopped",
+        s.kpis.append(("Worst single failure", count_of(len(stopped), "job") + " stopped",
                        f"{top.get('kind', '')} {top.get('name', '')}".replace("_", " ")
-                       + (f", {fmt(cut)} endpoints cut off" if cut else "")))
+                       + (f", {count_of(cut, 'endpoint')} cut off" if cut else "")))
     elif fr is None:
         s.kpis.append(("Worst single failure", "n/a", "failure analysis not computed"))
     head = {t: _num(v.get("headroom")) for t, v in sorted(((b.headroom or {}) if b is not None else {}).items())
             if isinstance(v, dict) and _num(v.get("headroom")) is not None}
     if head:
         t = min(head, key=lambda k: (head[k], k))
-        s.kpis.append(("Headroom", show(head[t], "pct"), f"least, on {t} links, after the worst "
-                       f"{(b.headroom or {}).get('failure', 'stated')} failure"))
+        # the budget's headroom is under its own model, ideal ECMP; the routed peak under the transport's
+        # model can be far higher (RoCE hashing), so the card says which
+        routing = str(_get(plan, "metrics_after.routing") or "")
+        peak = _tier_max(_tier_rows(plan.get("metrics_after")).get(t, {}))
+        s.kpis.append(("Headroom", show(head[t], "pct"), f"least, {t} links, after the worst "
+                       f"{(b.headroom or {}).get('failure', 'stated')} failure (ideal ECMP)"
+                       + (f"; {_MODEL_NAMES.get(routing, routing)} peak {pct(peak)}, no failure"
+                          if routing not in ("", "fluid", "ideal") and peak is not None else "")))
     serve = _serving_margin(plan)
     if serve is not None:
         ratio, name, sat, stated, link = serve
@@ -821,7 +928,7 @@ def _count(x) -> int:
     return int(v) if v is not None else 0
 
 
-_MODEL_NAMES = {"roce-hash": "RoCE hashing", "uec-spray": "UEC spraying", "ideal": "ideal ECMP"}
+_MODEL_NAMES = {"roce-hash": "RoCE hashing", "uec-spray": "UEC spraying", "ideal": "ideal ECMP", "fluid": "ideal ECMP"}
 
 
 def _failure_row(r: dict) -> dict:
@@ -853,6 +960,35 @@ def _failure_row(r: dict) -> dict:
     return row
 
 
+def _group_failures(rows: list) -> list:
+    """Failure rows of one kind that differ only in name, count and unreachable Gb/s (three or more) as
+    one row at the rank of the first: "30: rack019-power ... rack048-power", the counts summed, the Gb/s
+    as a range (30 rack feeds that each stop the same job read as one line, not 30). Other rows keep
+    their rank."""
+    loose = ("name", "alike", "unreachable gbps")
+    # compared as shown (3 significant digits), not bit for bit: 1.000001x and 1.0x read the same
+    key = [tuple(sorted((k, f"{v:.3g}" if _num(v) is not None else repr(v)) for k, v in r.items() if k not in loose))
+           for r in rows]
+    groups: dict = {}
+    for i, k in enumerate(key):
+        groups.setdefault(k, []).append(i)
+    out = []
+    for i, r in enumerate(rows):
+        members = groups[key[i]]
+        if len(members) < 3:
+            out.append(r)
+        elif members[0] == i:
+            ms = [rows[j] for j in members]
+            first = dict(r, name=f"{fmt(len(ms))}: {ms[0].get('name')} ... {ms[-1].get('name')}")
+            if all(_num(m.get("alike")) is not None for m in ms):
+                first["alike"] = sum(int(m["alike"]) for m in ms)
+            gb = [_num(m.get("unreachable gbps")) for m in ms]
+            if all(g is not None for g in gb) and min(gb) != max(gb):
+                first["unreachable gbps"] = f"{show(min(gb), 'gbps')} to {show(max(gb), 'gbps')}"
+            out.append(first)
+    return out
+
+
 def _failure_columns(rows: list) -> list:
     """The single-failures table's columns in a deliberate order: what failed and how many alike,
     then what it stops (jobs, endpoints), then what it slows, then the bandwidth it takes."""
@@ -875,6 +1011,24 @@ def _failure_impact(r: dict) -> float:
     return _num(lost) or 0.0
 
 
+def _biggest_cut(failures) -> list:
+    """The single failure that takes the largest share of a tier's bandwidth, when it is not the worst one
+    ranked by jobs stopped (a sole spine that halves or cuts the fabric can rank below a leaf)."""
+    from topo.study.failures import rank_single
+    single = rank_single([r for r in (failures or {}).get("single") or [] if isinstance(r, dict)]) \
+        if isinstance(failures, dict) else []
+    if not single:
+        return []
+    top = max(single, key=_failure_impact)      # max keeps the first (best-ranked) of equals
+    if top is single[0] or _failure_impact(top) < 0.25:
+        return []
+    lost = top.get("bandwidth_lost_frac")
+    tier = max(lost, key=lambda t: (_num(lost[t]) or 0.0, t)) if isinstance(lost, dict) and lost else "a tier"
+    return [f"the largest bandwidth loss from one failure: {str(top.get('kind', '')).replace('_', ' ')} "
+            f"{top.get('name', '')} takes {pct(_failure_impact(top))} of the {tier} bandwidth"
+            + (f" ({fmt(top['count'])} alike)" if _num(top.get("count")) and top["count"] > 1 else "")]
+
+
 def _worst_failure(failures) -> str:
     """The worst single failure, ranked by jobs stopped, then accelerators cut off, then slowdown,
     then bandwidth (topo.study.failures.severity)."""
@@ -886,17 +1040,17 @@ def _worst_failure(failures) -> str:
         return ""
     w = single[0]
     sev = severity(w)
-    bits = [f"worst single failure: {w.get('kind', '')} {w.get('name', '')}".rstrip()]
+    bits = [f"worst single failure: {str(w.get('kind', '')).replace('_', ' ')} {w.get('name', '')}".rstrip()]
     stopped = jobs_stopped(w)
-    bits.append(f"stops {len(stopped)} job(s)" + (f" ({', '.join(stopped[:5])}{' ...' if len(stopped) > 5 else ''})"
+    bits.append(f"stops {count_of(len(stopped), 'job')}" + (f" ({', '.join(stopped[:5])}{' ...' if len(stopped) > 5 else ''})"
                                                   if stopped else ""))
     if sev[1]:
-        bits.append(f"cuts off {fmt(sev[1])} endpoint(s)")
+        bits.append(f"cuts off {count_of(sev[1], 'endpoint')}")
     if sev[2] > 1.0 + 1e-9:
         bits.append(f"slows a job {show(sev[2], 'x')}")
     bits.append(f"loses up to {pct(_failure_impact(w))} of a tier's bandwidth")
     if w.get("jobs_affected") is not None:
-        bits.append(f"affects {fmt(_count(w['jobs_affected']))} job(s)")
+        bits.append(f"affects {count_of(_count(w['jobs_affected']), 'job')}")
     if _num(w.get("unreachable_gbps")):
         bits.append(f"leaves {fmt(w['unreachable_gbps'])} Gb/s unreachable")
     return ", ".join(bits)
@@ -929,7 +1083,7 @@ def _fabric_section(plan: dict) -> Section:
              ("bisection per accelerator (Gb/s)", _x(tdb, "bisection_per_accelerator_gbps")),
              ("injection per accelerator (Gb/s)", _x(tdb, "injection_gbps_per_accelerator"))]
     if tda is not None:
-        facts.append(("bisection after (Tb/s)", tda.bisection_gbps / 1e3 if _num(tda.bisection_gbps) else None))
+        facts.append(("bisection, chosen design (Tb/s, one direction)", tda.bisection_gbps / 1e3 if _num(tda.bisection_gbps) else None))
     s.tables.append(make_table([{"quantity": k, "value": v} for k, v in facts], caption="Cluster"))
     db, da = plan.get("describe_before"), plan.get("describe_after")
     tb, ta = _tiers_of(db), _tiers_of(da)
@@ -942,6 +1096,7 @@ def _fabric_section(plan: dict) -> Section:
             (t.get("tier"), t.get("switches"), (ta[i].get("switches") if da and i < len(ta) else None))
             for i, t in enumerate(tb)]
         links = db.get("links") or {}
+        links_after = (da or {}).get("links") or {}
         link_keys = ["endpoint-leaf", "leaf-spine", "spine-super"]
         for i, (name, before, after) in enumerate(levels):
             changed = after is not None and after != before
@@ -955,7 +1110,7 @@ def _fabric_section(plan: dict) -> Section:
                 label += f"   ({model}"
                 os_b, os_a = t.get("oversubscription"), a.get("oversubscription")
                 if os_b is not None or os_a is not None:
-                    label += f", {fmt(os_b)}:1" + (f" -> {fmt(os_a)}:1" if os_a != os_b else "")
+                    label += f", {show(os_b, 'ratio')}" + (f" -> {show(os_a, 'ratio')}" if os_a != os_b else "")
                 label += ")"
             face = _COLORS["after"] if changed else "#e8eef7"
             ax.add_patch(FancyBboxPatch((0.15, i - 0.28), 0.7, 0.56, boxstyle="round,pad=0.02",
@@ -965,12 +1120,14 @@ def _fabric_section(plan: dict) -> Section:
                 ax.plot([0.5, 0.5], [i - 1 + 0.3, i - 0.3], color="#556", linewidth=1)
                 key = link_keys[i - 1] if i - 1 < len(link_keys) else None
                 if key in links:
-                    ax.text(0.52, i - 0.5, f"{fmt(links[key])} links", fontsize=8, color="#445", va="center")
+                    after_n = links_after.get(key, links[key])
+                    ax.text(0.52, i - 0.5, count_of(links[key], "link") if after_n == links[key] else
+                            f"{fmt(links[key])} -> {count_of(after_n, 'link')}", fontsize=8, color="#445", va="center")
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.45, len(levels) - 0.55)
     s.figures.append(Figure("fig-tiers", "Tier diagram",
                             "Switch count per tier (as given -> with the chosen budget), switch model and "
-                            "oversubscription; physical links between tiers.", draw, size=(7.5, 0.8 + 0.75 * (len(tb) + 1))))
+                            "oversubscription; physical links between tiers (as given -> chosen where they differ).", draw, size=(7.5, 0.8 + 0.75 * (len(tb) + 1))))
     return s
 
 
@@ -1015,9 +1172,13 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
             ax.set_yticks(y + h * (len(peaks) - 1) / 2, [mpl_text(t) for t in ptiers])
             ax.invert_yaxis()
             ax.set_xlabel("peak link utilisation (%)")
-            ax.legend(fontsize=7, loc="lower right")
+            # above the bars: inside, it covered the labels of bars near 100%
+            ax.legend(fontsize=7, ncols=len(peaks) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+        routing = str(_get(plan, "metrics_after.routing") or _get(plan, "metrics_before.routing") or "")
         s.figures.append(Figure("fig-peaks", "Peak utilisation per tier, before and after",
-                                "Peak directed-link utilisation per link tier: in-order placement on the fabric as "
+                                "Peak directed-link utilisation per link tier"
+                                + (f", routed under {_MODEL_NAMES.get(routing, routing)}" if routing else "")
+                                + ": in-order placement on the fabric as "
                                 "given (before), optimised placement (placed), with the chosen link budget (after); "
                                 "dashed: the utilisation target.", draw_peaks,
                                 size=(7.5, 0.8 + 0.16 * len(ptiers) * len(peaks))))
@@ -1036,11 +1197,11 @@ def _util_section(plan: dict, fabrics: _Fabrics) -> Section:
                         continue
                     edges, counts = np.asarray(h[t]["edges"], float), np.asarray(h[t]["counts"], float)
                     ax.stairs(counts, edges, fill=(w == "after"), alpha=0.6 if w == "after" else 1.0,
-                              color=_COLORS[w], label=mpl_text(f"{w} ({fmt(int(counts.sum()))} links)"))
+                              color=_COLORS[w], label=mpl_text(f"{w} ({count_of(int(counts.sum()), 'link')})"))
                 ax.set_title(mpl_text(t))
                 ax.set_xlabel("utilisation")
                 ax.set_yscale("symlog", linthresh=1)
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=6.5, loc="upper center", frameon=False)   # link counts per run of this tier
             axes[0].set_ylabel("directed links")
         s.figures.append(Figure("fig-util", "Link utilisation per tier",
                                 "Histogram of the utilisation of every directed link, per tier (log count scale); "
@@ -1073,21 +1234,28 @@ def _traffic_section(plan: dict) -> Section:
     when = {"after": "after the link budget", "placed": "optimised placement, fabric as given",
             "before": "before optimisation"}[which]
     plural = {"leaf": "leaves", "pod": "pods"}.get(unit, unit + "s")
-    s.paragraphs.append(f"Offered scale-out traffic between {plural} ({when}): {fmt(float(M.sum()))} Gb/s in total, "
-                        f"{fmt(float(np.trace(M)))} Gb/s of it inside one {unit}."
+    def rate(g):
+        return f"{fmt(g / 1e3)} Tb/s" if g >= 1e4 else f"{fmt(g)} Gb/s"
+    s.paragraphs.append(f"Offered scale-out traffic between {plural} ({when}): {rate(float(M.sum()))} in total, "
+                        f"{rate(float(np.trace(M)))} of it inside one {unit}"
+                        + (f" ({pct(float(np.trace(M)) / float(M.sum()))})" if M.sum() > 0 else "") + "."
                         + (" The fabric has one pod, so the matrix is per leaf." if unit == "leaf" else ""))
+
+    tb = float(M.max()) >= 1e4          # Tb/s past 10,000 Gb/s: no "1e6" offset over the colour bar
+    Mshow = M / 1e3 if tb else M
 
     def draw(fig):
         ax = fig.add_subplot(111)
-        im = ax.imshow(M, cmap="viridis", interpolation="nearest", aspect="equal")
+        im = ax.imshow(Mshow, cmap="viridis", interpolation="nearest", aspect="equal")
         ax.set_xlabel(mpl_text(f"destination {unit}"))
         ax.set_ylabel(mpl_text(f"source {unit}"))
         ax.grid(False)
         if M.shape[0] <= 16:
             ax.set_xticks(np.arange(M.shape[1]))
             ax.set_yticks(np.arange(M.shape[0]))
-        fig.colorbar(im, ax=ax, label="Gb/s")
-    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap", f"Offered Gb/s from each {unit} to each {unit}.",
+        fig.colorbar(im, ax=ax, label="Tb/s" if tb else "Gb/s")
+    s.figures.append(Figure("fig-pods", "Pod-to-pod traffic heatmap",
+                            f"Offered {'Tb/s' if tb else 'Gb/s'} from each {unit} to each {unit}.",
                             draw, size=(5.0, 4.2)))
     return s
 
@@ -1112,9 +1280,11 @@ def _transport_section(plan: dict) -> Section:
     # the counts the comparison ran with: stored with the RoCE model, or once for the whole run
     ch, qp = rh.get("channels", m.get("channels")), rh.get("qps_per_channel", m.get("qps_per_channel"))
     if isinstance(ch, int) and isinstance(qp, int):
-        s.paragraphs.append(f"RoCE hashing: {ch} channel(s) per collective x {qp} queue pair(s) per channel, "
-                            f"each (channel, queue pair) hashed on its own: {ch * qp} hashed flow(s) per connection, "
-                            f"each carrying 1/{ch * qp} of its bytes.")
+        s.paragraphs.append(
+            f"RoCE hashing: {count_of(ch, 'channel')} per collective x {count_of(qp, 'queue pair')} per channel, "
+            + (f"each (channel, queue pair) hashed on its own: {count_of(ch * qp, 'hashed flow')} per connection, "
+               f"each carrying 1/{ch * qp} of its bytes." if ch * qp > 1 else
+               "so each connection is hashed once: one path per connection, carrying all of its bytes."))
     pen = _num(tc.get("collision_penalty_max_util"))
     if pen is not None:
         s.paragraphs.append(f"Hash collisions raise the peak link utilisation {show(pen, 'x')} over spraying.")
@@ -1144,11 +1314,11 @@ def _transport_section(plan: dict) -> Section:
             h = 0.8 / len(tmods)
             for i, mod in enumerate(tmods):
                 ax.barh(y + i * h, [(_num(r.get(f"{mod} time_s")) or 0.0) * 1e3 for r in top], height=h,
-                        color=_COLORS.get(mod), label=mpl_text(mod))
+                        color=_COLORS.get(mod), label=mpl_text(_MODEL_NAMES.get(mod, mod)))
             ax.set_yticks(y + h * (len(tmods) - 1) / 2, [mpl_text(str(r["job"])[:40]) for r in top], fontsize=7)
             ax.invert_yaxis()
             ax.set_xlabel("communication time per iteration (ms)")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, ncols=len(tmods), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
                                 "Communication time of each job under ECMP hashing and under packet spraying "
                                 "(jobs with the largest hashing penalty first).", draw,
@@ -1162,11 +1332,11 @@ def _transport_section(plan: dict) -> Section:
             h = 0.8 / len(models)
             for i, mod in enumerate(models):
                 ax.barh(y + i * h, [float(flat[mod][k]) for k in util_keys], height=h, color=_COLORS.get(mod),
-                        label=mpl_text(mod))
-            ax.set_yticks(y + h * (len(models) - 1) / 2, [mpl_text(k) for k in util_keys])
+                        label=mpl_text(_MODEL_NAMES.get(mod, mod)))
+            ax.set_yticks(y + h * (len(models) - 1) / 2, [mpl_text(column(k)[0]) for k in util_keys])
             ax.invert_yaxis()
             ax.set_xlabel("utilisation")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, ncols=len(models), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         if util_keys:
             s.figures.append(Figure("fig-transport", "RoCE hashing vs UEC spraying",
                                     "Utilisation of the two transports side by side.", draw,
@@ -1209,7 +1379,7 @@ def _power_section(plan: dict) -> Section:
             ax.set_xlabel("racks, fullest first" + (f" (every {len(racks) / len(x):.3g}th rank drawn)"
                                                      if len(x) < len(racks) else ""))
         ax.set_ylabel("kW")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncols=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     s.figures.append(Figure("fig-power", "Rack power against limits",
                             "Power per rack with the placed jobs busy (red: over the limit).", draw))
     top = sorted(racks, key=lambda r: (-(float(r["kw"]) - (_num(r.get("limit_kw")) or 0.0)), str(r.get("rack"))))
@@ -1306,7 +1476,7 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
 
     def reach_label(r: str) -> str:
         ps = sorted(parts.get(r, {r}))
-        return r if ps == [r] else f"{r} reach, {'/'.join(ps)} part"
+        return reach_words(r) if ps == [r] else f"{r} reach, {'/'.join(ps)} part"
 
     def draw(fig):
         from matplotlib.collections import LineCollection
@@ -1320,18 +1490,23 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
             net = np.full(grid.shape, np.nan)
             net[:, -1] = 1.0
             ax.imshow(net, cmap=ListedColormap([_COLORS["after"]]), interpolation="nearest", aspect="auto")
+        # the network columns are one rack wide: their names stand upright above them (side by side they
+        # overlap once a row holds more than a few racks)
+        heads = [(C, "leaves")] if eor == "eor" else []
         for t, xx in ((2, C + 1), (3, C + 2)):
             if n_tiers >= t:
                 ax.add_patch(Rectangle((xx - 0.5, -0.5), 1.0, R, facecolor="#dfe6f1", edgecolor="#334", linewidth=0.6, zorder=0.5))
-                ax.text(xx, -0.5, "spines" if t == 2 else "supers", ha="center", va="bottom", fontsize=7)
+                heads.append((xx, "spines" if t == 2 else "super-spines"))
+        for xx, word in heads:
+            ax.text(xx, -0.5, word, ha="center", va="bottom", fontsize=7, rotation=90)
         segs = [((a, b), (c, d)) for a, b, c, d, _, _ in runs]
         if segs:
             lw = [0.4 + 2.2 * math.log1p(k) / math.log1p(kmax) for *_, k in runs]
             ax.add_collection(LineCollection(segs, colors=[_REACH_COLORS.get(r, "#888") for *_, r, _ in runs],
                                              linewidths=lw, alpha=0.75, zorder=3))
             fig.legend(handles=[Line2D([], [], color=_REACH_COLORS.get(r, "#888"), lw=2,
-                                       label=mpl_text(f"{reach_label(r)} ({by_reach[r]:,} links)")) for r in sorted(by_reach)],
-                       fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 6), frameon=False,
+                                       label=mpl_text(f"{reach_label(r)} ({count_of(by_reach[r], 'link')})")) for r in sorted(by_reach)],
+                       fontsize=7, loc="outside lower center", ncols=min(len(by_reach), 3), frameon=False,
                        title="cable runs by reach class (line width: links, log scale)", title_fontsize=7)
         ax.set_xlim(-0.5, (C if eor == "eor" or n_tiers >= 2 else C - 1) + max(n_tiers - 1, 0) + 0.5)
         ax.set_ylim(R - 0.5, -0.5 - (0.6 if n_tiers >= 2 else 0))
@@ -1341,28 +1516,40 @@ def _floor_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         if R <= 40:
             ax.set_yticks(np.arange(R))
         fig.colorbar(im, ax=ax, label="rack power / limit", fraction=0.04)
-        ax.set_title("racks by row, with the cable runs", fontsize=9)
+        ax.set_title("racks by row, with the cable runs", fontsize=9,
+                     pad=4 + 3.5 * max((len(w) for _, w in heads), default=0))
         names = [str(o.get("reach") or o.get("part")) for o in optics]
         links = [_num(o.get("links")) or 0.0 for o in optics]
         yy = np.arange(len(names))
         bx.barh(yy, links, color=[_REACH_COLORS.get(n, "#888") for n in names])
-        bx.set_yticks(yy, [mpl_text(f"{n}" + ("" if str(o.get("part") or n) == n else f" ({o.get('part')})")
-                                    + f" {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
+        bx.set_yticks(yy, [mpl_text(f"{n}" + ("" if str(o.get("part") or n) == n else f" ({o.get('part')} part)")
+                                    + f", {fmt(o.get('gbps'))}G") for n, o in zip(names, optics)], fontsize=7)
         bx.invert_yaxis()
         bx.set_xlabel("links by reach class")
     return Figure("fig-floor", "Floor plan with cable runs",
-                  f"{fmt(f.n_racks)} racks in {R} row(s) of up to {C}, coloured by power against the rack's limit "
+                  f"{count_of(f.n_racks, 'rack')} in {count_of(R, 'row')} of up to {C}, coloured by power against the rack's limit "
                   "with the placed jobs busy (grey: no figure)"
                   + ("; blue: the end-of-row network rack of each row, where its leaves sit" if eor == "eor" else "")
                   + "; " + ("leaves at the end of each row" if eor == "eor" else "leaves in their racks (top of rack)")
-                  + "".join(f", {fmt(t.get('switches'))} {t.get('tier')} switches" for t in tiers[1:] if isinstance(t, dict))
+                  + "".join(", " + count_of(t.get("switches"), f"{t.get('tier')} switch") for t in tiers[1:] if isinstance(t, dict))
                   + " in network racks (the columns to the right). Lines: cable runs coloured by reach class, "
-                  f"{len(runs):,} runs drawn for {sum(by_reach.values()):,} physical links (links with the same ends "
+                  f"{count_of(len(runs), 'run')} drawn for {count_of(sum(by_reach.values()), 'physical link')} (links with the same ends "
                   "and reach class are one line, its width growing with their count). Right: links by reach class "
                   "(copper and optics) in the chosen design"
                   + "".join(f"; the bill of materials buys {'/'.join(sorted(ps))} parts for the {r} reach"
                             for r, ps in sorted(parts.items()) if ps != {r}) + ".", draw,
                   size=(9.0, min(7.5, 2.4 + 0.22 * R)))
+
+
+_REACH_WORDS = {"dac": "DAC copper", "aec": "AEC active copper", "acc": "active copper", "mmf": "multimode optics",
+                "smf_dr": "single-mode DR optics", "smf_fr": "single-mode FR optics", "lpo": "LPO optics",
+                "aoc": "active optical cables"}
+
+
+def reach_words(code: str) -> str:
+    """A reach class or optic part in words, with its code: "single-mode DR optics (smf_dr)"."""
+    w = _REACH_WORDS.get(str(code))
+    return f"{w} ({code})" if w else str(code)
 
 
 _REACH_COLORS = {"dac": "#1b7837", "aec": "#5aae61", "acc": "#5aae61", "lpo": "#e59500", "mmf": "#e59500",
@@ -1395,25 +1582,33 @@ def _cost_figure(plan: dict) -> Optional[Figure]:
     parts = ["switches"] + sorted((set(given) | set(chosen)) - {"switches", "energy"}) + ["energy"]
     parts = [k for k in parts if k in given or k in chosen]
 
+    top = max(sum(given.values()), sum(chosen.values()))
+    # millions from $1M, else thousands: "$0.3M" for both a $339k and a $263k design said nothing
+    scale, unit, words = (1e6, "M", "million") if top >= 1e6 else (1e3, "k", "thousand")
+    digits = 2 if 1e6 <= top < 1e7 else 1
+
     def draw(fig):
         ax = fig.add_subplot(111)
         left = np.zeros(2)
         palette = ["#1f6feb", "#2e933c", "#e59500", "#d17a22", "#d1495b", "#6f42c1", "#57606a", "#9aa5b1"]
         for i, k in enumerate(parts):
-            v = np.array([given.get(k, 0.0), chosen.get(k, 0.0)]) / 1e6
+            v = np.array([given.get(k, 0.0), chosen.get(k, 0.0)]) / scale
             ax.barh([0, 1], v, left=left, color=_REACH_COLORS.get(k, palette[i % len(palette)]) if k not in
-                    ("switches", "energy") else ("#1f6feb" if k == "switches" else "#9aa5b1"), label=mpl_text(k),
+                    ("switches", "energy") else ("#1f6feb" if k == "switches" else "#9aa5b1"),
+                    label=mpl_text(k if k in ("switches", "energy") else reach_words(k)),
                     edgecolor="white")
             left += v
         for y, tot in enumerate(left):
-            ax.text(tot, y, f"  ${tot:,.1f}M", va="center", fontsize=8)
+            ax.text(tot, y, f"  ${tot:,.{digits}f}{unit}", va="center", fontsize=8)
         ax.set_yticks([0, 1], ["as given", "chosen"])
         ax.invert_yaxis()
-        ax.set_xlabel("million USD (network capex by part, and energy over the horizon)")
+        ax.set_xlabel(f"{words} USD (network capex by part, and energy over the horizon)")
         ax.set_xlim(0, max(left) * 1.18 if max(left) > 0 else 1)
-        ax.legend(fontsize=7, ncols=min(len(parts), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+        # a figure legend in the layout (an axes legend above the bars was clipped once names were words)
+        fig.legend(fontsize=7, ncols=min(len(parts), 3), loc="outside upper center", frameon=False)
     return Figure("fig-cost", "Cost breakdown", "Network capex of the design as given and of the chosen design, "
-                  "by switches and by optic or cable class, plus energy over the horizon (USD).", draw, size=(7.5, 2.2))
+                  "by switches and by optic or cable class, plus energy over the horizon (USD).", draw,
+                  size=(7.5, 2.2 + 0.18 * ((len(parts) + 2) // 3)))
 
 
 def _plane_groups(f, plane: int):
@@ -1473,7 +1668,7 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
             continue
         (x0, y0), (x1, y1) = xy(a), xy(b)
         ax.plot([x0, x1], [y0 + 0.22, y1 - 0.22], color="#8a94a0", linewidth=0.8, zorder=1)
-        t = 0.5 if a[1] == b[1] else 0.35
+        t = 0.5 if a[1] == b[1] else 0.2    # edges to a shared group: labelled near their own pod, apart
         ax.text(x0 + t * (x1 - x0), y0 + 0.22 + t * (y1 - y0 - 0.44), f"{c:,} x {cap / c:g}G\n{cap / 1e3:,.1f} Tb/s",
                 fontsize=6, ha="center", va="center", color="#333",
                 bbox=dict(facecolor="white", edgecolor="none", pad=0.5), zorder=3)
@@ -1483,8 +1678,7 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
             continue
         x, y = xy(g)
         name = TIER_NAMES[g[0]] if g[0] < len(TIER_NAMES) else f"tier {g[0]}"
-        plural = {"endpoint": "endpoints", "leaf": "leaves"}.get(name, name + "s")
-        label = (f"pod {g[1]}: " if g[1] >= 0 else "") + f"{cnt:,} {plural}"
+        label = (f"pod {g[1]}: " if g[1] >= 0 else "") + count_of(cnt, name)
         ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.2), w, 0.4, boxstyle="round,pad=0.01",
                                     facecolor="#e8eef7" if g[0] == 0 else _COLORS["after"], edgecolor="#334",
                                     zorder=2))
@@ -1493,23 +1687,31 @@ def _draw_plane(ax, groups: dict, edges: dict, n_tiers: Optional[int] = None, fo
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.5, max(n_tiers or 0, len(tiers)) - 0.5)
     if hidden:
-        ax.text(1.0, -0.45, f"+ {len(hidden)} more pod(s) not drawn", ha="right", fontsize=7, color="#555")
+        ax.text(1.0, -0.45, f"+ {count_of(len(hidden), 'more pod')} not drawn", ha="right", fontsize=7, color="#555")
 
 
-def _plane_figures(plan: dict, fabrics: "_Fabrics") -> list:
-    """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
-    (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
-    Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named."""
-    f = fabrics.get("after")
-    if f is None or f.n_links == 0:
-        return []
+def _distinct_planes(f) -> dict:
+    """The chosen fabric's planes grouped by their aggregate: {(groups, edges) signature: [planes]},
+    in the order of each group's first plane."""
     seen: dict = {}
     for p in range(max(int(f.planes), 1)):
         groups, edges = _plane_groups(f, p)
         sig = (tuple(sorted(groups.items())), tuple(sorted(edges.items())))
         seen.setdefault(sig, []).append(p)
+    return seen
+
+
+def _plane_figures(plan: dict, fabrics: "_Fabrics", skip_plane0: bool = False) -> list:
+    """One diagram per distinct plane of the chosen fabric, aggregated by pod and tier: a box per
+    (tier, pod) with its node count, an edge per connected pair with its link count and capacity.
+    Planes with the same aggregate are drawn once; past PLANE_PODS_DRAWN pods the rest are named.
+    ``skip_plane0``: plane 0 (and the planes alike) is drawn elsewhere (the before/after figure)."""
+    f = fabrics.get("after")
+    if f is None or f.n_links == 0:
+        return []
+    seen = _distinct_planes(f)
     out = []
-    for (gi, ei), planes in list(seen.items())[:4]:
+    for (gi, ei), planes in [(k, v) for k, v in seen.items() if not (skip_plane0 and 0 in v)][:4]:
         groups, edges = dict(gi), dict(ei)
         shown, hidden, tiers, _ = _plane_layout(groups, edges)
         n_pods = len(shown) + len(hidden)
@@ -1544,8 +1746,15 @@ def _before_after_figure(plan: dict, fabrics: "_Fabrics") -> Optional[Figure]:
         a1.set_title(f"as given: {cap['given'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
         a2.set_title(f"chosen: {cap['chosen'] / 1e3:,.1f} Tb/s between tiers", fontsize=9)
     planes = max(int(fa.planes), 1)
+    alike = next((v for v in _distinct_planes(fa).values() if 0 in v), [0])
+    alike_words = ""
+    if planes > 1:
+        alike_words = (" (every plane of the chosen fabric alike)" if len(alike) == planes else
+                       f" (alike in the chosen fabric: planes {', '.join(str(p) for p in alike[:8])}"
+                       + (" ..." if len(alike) > 8 else "") + "; the other planes are drawn below)"
+                       if len(alike) > 1 else " (the other planes are drawn below)")
     return Figure("fig-before-after", "Fabric as given and as chosen, side by side",
-                  "Plane 0" + (f" of {planes}" if planes > 1 else "") + " of the fabric as given (left) and with the "
+                  "Plane 0" + (f" of {planes}" if planes > 1 else "") + alike_words + " of the fabric as given (left) and with the "
                   "chosen link budget (right), by pod and tier: each box a group of switches or endpoints with its "
                   "count, each edge the links between two groups (count x speed, capacity in one direction); the "
                   "title gives the plane's capacity between tiers.", draw, size=(11.0, 0.9 + 1.0 * nt))
@@ -1584,9 +1793,14 @@ def _budget_section(plan: dict) -> Section:
         s.missing = "the link budget was not computed"
         return s
     st = b.get("status") or _get(b, "solver.status")
+    goal = _num(_get(plan, "cluster_file.goals.target_utilization"))
+    tgt = _num(b.get("target_utilization"))
+    lowered = _get(b, "transport_check.tried") and goal is not None and tgt is not None and tgt < goal - 1e-9
     s.paragraphs.append(f"Objective {b.get('objective', 'n/a')}, survive {b.get('survive', 'n/a')}, "
-                        f"target utilisation {pct(b.get('target_utilization')) if _num(b.get('target_utilization')) is not None else 'n/a'}; "
-                        f"solver status {st if st is not None else 'n/a'}.")
+                        f"target utilisation {pct(tgt) if tgt is not None else 'n/a'}"
+                        + (f" (lowered from the file's {pct(goal)} by the transport check below, so the jobs are not "
+                           "slowed under the transport's own routing)" if lowered else "")
+                        + f"; solver status {st if st is not None else 'n/a'}.")
     cost = b.get("cost")
     if isinstance(cost, dict):
         designs = {k: v for k, v in cost.items() if isinstance(v, dict) and any(_num(x) is not None for x in v.values())}
@@ -1610,11 +1824,19 @@ def _budget_section(plan: dict) -> Section:
                      **{n: " / ".join(fmt(x) for x in alts[n].get("switch_counts") or []) for n in names}})
         rows += [{"quantity": c, **{n: alts[n].get(c) for n in names}}
                  for c in ("capex_usd", "energy_usd", "total_usd", "network_kw")]
-        s.tables.append(make_table(rows, columns=["quantity"] + names,
-                                   caption="Optimum of each objective, as a design"))
+        # objectives whose optimum is the same design share one column ("cost, power and balanced")
+        cols: dict = {}
+        for n in sorted(names, key=lambda n: (n != b.get("objective"), n)):     # the chosen objective first
+            cols.setdefault(tuple(repr(r.get(n)) for r in rows), []).append(n)
+        heads = {ns[0]: (" and ".join(ns) if len(ns) <= 2 else ", ".join(ns[:-1]) + " and " + ns[-1])
+                 + (" (the same design)" if len(ns) > 1 else "") for ns in cols.values()}
+        rows = [{"quantity": r["quantity"], **{heads[n]: r.get(n) for n in heads}} for r in rows]
+        s.tables.append(make_table(rows, columns=["quantity"] + list(heads.values()),
+                                   caption="Optimum of each objective, as a design"
+                                   + (f" (the budget chose the {b.get('objective')} objective)" if b.get("objective") else "")))
     for key, caption in (("tiers", "Per switch tier: decisions and counts"),
                          ("utilization", "Utilisation per tier before and after the budget (model and routed)"),
-                         ("headroom", "Headroom per tier under the stated failure"),
+                         ("headroom", "Headroom per tier under the stated failure (ideal ECMP, the budget's model)"),
                          ):
         v = b.get(key)
         if isinstance(v, dict):
@@ -1636,7 +1858,7 @@ def _budget_section(plan: dict) -> Section:
         s.paragraphs.append("Independent check: " + ("passed." if chk["ok"] else "FAILED: " + "; ".join(str(p) for p in probs[:5])))
     tc = b.get("transport_check")
     if isinstance(tc, dict) and tc.get("tried"):
-        slow, model = _num(tc.get("max_slowdown")), tc.get("routing", "n/a")
+        slow, model = _num(tc.get("max_slowdown")), _MODEL_NAMES.get(str(tc.get("routing")), tc.get("routing", "n/a"))
         what = (f"the summed collective time of the jobs is {show(tc.get('total'), 'x')}, and the 95th percentile of the jobs' "
                 f"time over ideal time (the worst job with 20 jobs or fewer) {show(tc.get('tail'), 'x')}, what they are on the fabric as given")
         if tc.get("accepted"):
@@ -1670,10 +1892,14 @@ def _bom_section(plan: dict) -> Section:
     if bom.get("switches"):
         s.tables.append(make_table(bom["switches"], caption="Switches"))
     if bom.get("optics"):
-        s.tables.append(make_table(bom["optics"], caption="Optics and cables by reach class and speed"))
+        s.tables.append(make_table([{**o, "reach": reach_words(o["reach"])} if isinstance(o, dict) and o.get("reach")
+                                    else o for o in bom["optics"]], caption="Optics and cables by reach class and speed"))
     if isinstance(bom.get("totals"), dict):
         s.tables.append(make_table([{"quantity": k, "value": v} for k, v in bom["totals"].items()], caption="Totals"))
     return s
+
+
+_PLACEMENT_KEYS = {"cost": "placement objective", "unit": "placed in units of", "weight": "traffic weight"}
 
 
 def _placement_section(plan: dict) -> Section:
@@ -1684,13 +1910,14 @@ def _placement_section(plan: dict) -> Section:
         s.missing = "no placement in the plan"
         return s
     s.paragraphs.append(f"Status {p.status or 'n/a'}, objective {fmt(_x(p, 'objective'))}, bound {fmt(_x(p, 'bound'))}, "
-                        f"gap {fmt(_x(p, 'gap'))}." + (f" {p.note}" if p.note else ""))
+                        f"gap {fmt(_x(p, 'gap'))}." + (f" {p.note[:1].upper()}{p.note[1:].rstrip('.')}." if p.note else ""))
     jobs = p.jobs
     if jobs:
         recs = jobs
         if isinstance(jobs, dict):
-            recs = {k: {kk: vv for kk, vv in v.items() if kk != "rack_names"} if isinstance(v, dict) else v
-                    for k, v in jobs.items()}
+            # "cost" and "unit" are the placement model's: its objective terms and the unit it places in
+            recs = {k: {_PLACEMENT_KEYS.get(kk, kk): vv for kk, vv in v.items() if kk != "rack_names"}
+                    if isinstance(v, dict) else v for k, v in jobs.items()}
         s.tables.append(make_table(recs, caption="Jobs: size, spread over pods/leaves/racks and share of traffic per tier"))
     elif p.assignment:
         s.tables.append(make_table({k: {"endpoints": len(v)} for k, v in p.assignment.items()}, caption="Jobs"))
@@ -1700,9 +1927,9 @@ def _placement_section(plan: dict) -> Section:
     sp = raw.get("spares")
     if isinstance(sp, dict):  # goals.spares: held back from placement, counted busy in rack power
         s.paragraphs.append(f"Hot spares per {sp.get('scope')} ({fmt(sp.get('per_domain'))} per domain and node type, "
-                            f"held back from placement and counted busy in rack power): {fmt(sp.get('spare_nodes'))} "
-                            f"node(s), {fmt(sp.get('accelerators_held'))} accelerators"
-                            + (f"; {len(sp['short'])} domain(s) short of idle nodes" if sp.get("short") else "") + ".")
+                            f"held back from placement and counted busy in rack power): "
+                            f"{count_of(sp.get('spare_nodes'), 'node')}, {count_of(sp.get('accelerators_held'), 'accelerator')}"
+                            + (f"; {count_of(len(sp['short']), 'domain')} short of idle nodes" if sp.get("short") else "") + ".")
     fd = raw.get("failure_domains")
     if isinstance(fd, dict) and isinstance(fd.get("with"), dict):  # goals.failure_domains against none
         s.tables.append(make_table({k: {"with the rule": fd["with"].get(k), "without": fd["without"].get(k)}
@@ -1728,17 +1955,26 @@ def _failure_section(plan: dict) -> Section:
     if single:
         from topo.study.failures import rank_single
         ranked = rank_single(single)
-        frows = [_failure_row(r) for r in ranked]
-        s.tables.append(make_table(frows, columns=_failure_columns(frows), limit=30,
+        frows = _group_failures([_failure_row(r) for r in ranked])
+        cols = _failure_columns(frows)
+        # a column that is zero for every failure says one thing, in the caption (the table stays in the page)
+        zero = [c for c in cols if c not in ("kind", "name", "alike")
+                and all(r.get(c) in (0, 0.0, "0.0%", "0%") for r in frows)]
+        s.tables.append(make_table(frows, columns=[c for c in cols if c not in zero], limit=30,
                                    caption="Single failures, worst first: jobs stopped, then endpoints cut off, "
-                                           "then slowdown, then bandwidth (alike = how many equivalent elements)"))
+                                           "then slowdown, then bandwidth (alike = how many equivalent elements; "
+                                           "failures of one kind with the same effect but the Gb/s they leave "
+                                           "unreachable are one row, with that range)"
+                                   + (f"; zero for every failure, so not shown: {', '.join(column(c)[0] for c in zero)}"
+                                      if zero else "")))
         top = ranked[:15]
 
         def draw(fig):
             ax = fig.add_subplot(111)
             y = np.arange(len(top))
             ax.barh(y, [100 * _failure_impact(r) for r in top], color=_COLORS["over"])
-            ax.set_yticks(y, [mpl_text(f"{r.get('kind', '')} {r.get('name', '')}".strip()[:40]) for r in top], fontsize=7)
+            ax.set_yticks(y, [mpl_text(f"{str(r.get('kind', '')).replace('_', ' ')} {r.get('name', '')}".strip()[:40])
+                              for r in top], fontsize=7)
             ax.invert_yaxis()
             ax.set_xlabel("largest share of a tier's bandwidth lost (%)")
         s.figures.append(Figure("fig-failures", "Failure headroom",
@@ -1763,7 +1999,7 @@ def _failure_section(plan: dict) -> Section:
             ax.invert_yaxis()
             ax.set_xlim(0, 100)
             ax.set_xlabel("share of the worst-hit tier's bandwidth after the worst failure of the class (%)")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, ncols=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
         s.figures.append(Figure("fig-failure-classes", "Headroom per failure class",
                                 "For each class of single failure, the worst one: the share of the worst-hit tier's "
                                 "bandwidth left (blue) and lost (red).", draw_kinds, size=(7.5, 0.9 + 0.3 * len(kinds))))
@@ -1781,7 +2017,8 @@ def _solver_section(plan: dict) -> Section:
             {"item": "created", "value": tp.created}, {"item": "seed", "value": tp.seed},
             {"item": "workers", "value": tp.workers}, {"item": "time limit (s)", "value": tp.time_limit_s}]
     for k, v in sorted((tp.versions or {}).items()):
-        rows.append({"item": k, "value": v})
+        if k != "topo" or v != tp.topo_version:      # topo's own version is the first row
+            rows.append({"item": f"{k} version", "value": v})
     s.tables.append(make_table(rows, caption="Run"))
     for part in ("placement", "budget"):
         section = tp.placement if part == "placement" else tp.budget
@@ -1801,7 +2038,8 @@ def _collectives_section(plan: dict) -> Section:
     if not isinstance(cs, dict) or not isinstance(cs.get("jobs"), list):
         s.missing = "collective times (collectives) are not in the plan"
         return s
-    s.paragraphs.append(f"Alpha-beta model on the chosen fabric under {cs.get('routing')} ({cs.get('sharing')}): "
+    s.paragraphs.append(f"Alpha-beta model on the chosen fabric under {_MODEL_NAMES.get(str(cs.get('routing')), cs.get('routing'))} "
+                        f"({cs.get('sharing')}): "
                         f"time = alpha (steps x (step overhead {fmt((_num(cs.get('step_overhead_s')) or 0) * 1e6)} us "
                         "+ switch latency + cable propagation of the slowest path)) + beta (bytes / goodput of the "
                         "step's slowest flow). The algorithm is the cheapest allowed at the size unless pinned.")
@@ -1812,7 +2050,8 @@ def _collectives_section(plan: dict) -> Section:
     for j in cs["jobs"]:
         for e in j.get("collectives") or []:
             rows.append({"job": j.get("name"), "op": e.get("op"), "group": e.get("group"), "ranks": e.get("ranks"),
-                         "count": e.get("count"), "algorithm": e.get("algorithm"), "time_s": e.get("time_s"),
+                         "count": e.get("count"),
+                         "algorithm": str(e.get("algorithm")).replace("_", " ") if e.get("algorithm") else None, "time_s": e.get("time_s"),
                          "alpha_s": e.get("alpha_s"), "beta_s": e.get("beta_s"), "busbw_gbps": e.get("busbw_gbps")})
             if e.get("sweep"):
                 curves.append((f"{j.get('name')} {e.get('op')}/{e.get('group')}", e["sweep"]))
@@ -1820,7 +2059,9 @@ def _collectives_section(plan: dict) -> Section:
             s.paragraphs.append(f"{j.get('name')}: iteration {fmt(j['iteration_s'])} s with {fmt(j['compute_s'])} s "
                                 f"compute; the network's share is {fmt(100 * (_num(j.get('network_share')) or 0))}%.")
     if rows:
-        s.tables.append(make_table(rows, limit=60, caption="Per collective: time = alpha + beta, bus bandwidth"))
+        s.tables.append(make_table(rows, columns=["job", "op", "group", "ranks", "algorithm", "count", "time_s", "alpha_s",
+                                                  "beta_s", "busbw_gbps"], limit=60,
+                                   caption="Per collective: time = alpha + beta, bus bandwidth"))
     curves = curves[:8]
     if curves:
         def draw(fig):
@@ -1859,22 +2100,24 @@ def _goodput_section(plan: dict) -> Section:
     rows = []
     for r in [r for r in g.get("jobs") or [] if isinstance(r, dict)]:
         dom = r.get("dominant") or []
-        rows.append({"job": r.get("name"), "accelerators": r.get("accelerators"), "MTBI h": r.get("mtbi_h"),
-                     "interruptions": r.get("interruptions"), "checkpoint every s": r.get("checkpoint_interval_s"),
-                     "goodput": r.get("goodput"), "degraded events": r.get("degraded_events"),
+        rows.append({"job": r.get("name"), "accelerators": r.get("accelerators"), "mean time between interruptions (h)":
+                     r.get("mtbi_h"), "interruptions (expected over the run)": r.get("interruptions"),
+                     "checkpoint interval (s)": r.get("checkpoint_interval_s"),
+                     "goodput": r.get("goodput"), "degraded events (expected)": r.get("degraded_events"),
                      "dominant": ", ".join(f"{d.get('component')} {pct(d.get('share'))}" for d in dom
                                            if isinstance(d, dict))})
     if rows:
-        rows.sort(key=lambda r: (-(_num(r["interruptions"]) or 0.0), str(r["job"])))
-        s.tables.append(make_table(rows, limit=30, caption="Jobs, most interrupted first"))
+        rows.sort(key=lambda r: (-(_num(r["interruptions (expected over the run)"]) or 0.0), str(r["job"])))
+        s.tables.append(make_table(rows, columns=list(rows[0]), limit=30, caption="Jobs, most interrupted first"))
     br = g.get("blast_radius") or {}
     if isinstance(br, dict) and br:
         s.tables.append(make_table(
-            [{"domain": k, "count": v.get("domains"), "max jobs stopped": v.get("max_jobs_stopped"),
+            [{"failure domain": k, "domains of the kind": v.get("domains"), "max jobs stopped": v.get("max_jobs_stopped"),
               "max accelerators stopped": v.get("max_accelerators_stopped"),
               "mean accelerators stopped": v.get("mean_accelerators_stopped"),
               "worst": (v.get("worst") or [{}])[0].get("name")} for k, v in sorted(br.items()) if isinstance(v, dict)],
-            caption="Blast radius per failure domain"))
+            columns=["failure domain", "domains of the kind", "max jobs stopped", "max accelerators stopped",
+                     "mean accelerators stopped", "worst"], caption="Blast radius per failure domain"))
     sc = [p for p in g.get("scaling") or [] if isinstance(p, dict) and _num(p.get("goodput")) is not None]
     if len(sc) >= 2:
         def draw(fig):
@@ -2016,7 +2259,7 @@ def _serving_section(plan: dict) -> Optional[Section]:
     a = sv.get("all") or {}
     mname = _SERVING_MODELS.get(model, model)
     s.paragraphs.append(
-        f"{fmt(len(deps))} deployment(s) on the chosen fabric, at their stated request rates, routed under ideal ECMP "
+        f"{count_of(len(deps), 'deployment')} on the chosen fabric, at their stated request rates, routed under ideal ECMP "
         f"and under {mname} (the transport's model); target utilisation {pct(sv.get('target_utilization'))}. "
         f"Together they put {show(a.get('network_gbps'), 'gbps')} Gb/s on the network and "
         f"{show(a.get('scaleup_gbps'), 'gbps')} Gb/s inside scale-up domains; the busiest link runs at "
@@ -2045,7 +2288,8 @@ def _serving_section(plan: dict) -> Optional[Section]:
     s.tables.append(_serving_models_table(deps))
     tiers = _get(plan, "cluster_file.serving.agent_tiers") or []
     if tiers:
-        s.tables.append(_agent_tiers_table(tiers, deps))
+        fe = _front_end(plan)
+        s.tables.append(_agent_tiers_table(tiers, deps, fe.get("deployments") if fe is not None else None))
     inter = _get(sv, f"with_training.interference.models.{model}.jobs") or {}
     if inter:
         s.tables.append(Table(
@@ -2124,11 +2368,14 @@ def _serving_kinds_table(deps: list) -> Table:
                          "stated load divided by the load, exact because every flow is a fixed number of bytes per request")
 
 
-def _agent_tiers_table(tiers: list, deps: list) -> Table:
+def _agent_tiers_table(tiers: list, deps: list, front_deps: Optional[list] = None) -> Table:
     """The CPU agent tiers: what each sends, to whom, and its traffic (the agent requests and responses
-    of the deployments it drives, when no other tier drives them: the plan stores them per deployment)."""
+    of the deployments it drives, when no other tier drives them: the plan stores them per deployment).
+    ``front_deps``: with a front-end fabric the agent traffic is on it (the plan's ``front_end``), not on
+    the back-end, whose agent bytes are 0."""
     tiers = [t for t in tiers if isinstance(t, dict)]
-    by_dep = {str(d.get("name")): d.get("bytes_per_s") or {} for d in deps}
+    by_dep = {str(d.get("name")): d.get("bytes_per_s") or {}
+              for d in (front_deps if front_deps is not None else deps) if isinstance(d, dict)}
     drivers: dict = {}
     for t in tiers:
         for n in t.get("deployments") or []:
@@ -2149,7 +2396,8 @@ def _agent_tiers_table(tiers: list, deps: list) -> Table:
     return Table(["CPU agent tier", "Node type", "Hosts", "Drives", "Request each (KiB)", "Response each (KiB)",
                   "Traffic both ways (MB/s)"], rows, total=len(rows),
                  caption="CPU agent tiers: who sends requests to which deployment, and the bytes per second of those "
-                         "requests and responses at the stated loads")
+                         "requests and responses at the stated loads"
+                         + (", carried by the front-end fabric (see Front-end fabric)" if front_deps is not None else ""))
 
 
 def _serving_models_table(deps: list) -> Table:
@@ -2235,6 +2483,150 @@ def _design_section(plan: dict) -> Optional[Section]:
     return s
 
 
+# --- the front-end fabric -------------------------------------------------------------------------
+def _front_end(plan: dict) -> Optional[dict]:
+    fe = plan.get("front_end")
+    return fe if isinstance(fe, dict) else None
+
+
+def _front_end_cost(fe: dict) -> dict:
+    """The front-end budget's cost of the chosen design, of the design as given and what it saves ({} when
+    the front-end budget was not sized: the plan then holds no front-end cost)."""
+    cost = _get(fe, "budget.cost")
+    if not isinstance(cost, dict):
+        return {}
+    return {k: cost[k] for k in ("chosen", "as_given", "saved_vs_as_given", "horizon_years") if k in cost}
+
+
+def _front_end_words(fe: dict) -> str:
+    """The front-end fabric in one sentence: hosts, switches per tier, links; its cost where sized."""
+    counts = [c for c in fe.get("tier_switch_counts") or []]
+    names = ("leaf", "spine", "super-spine")
+    per_tier = ", ".join(count_of(c, f"{names[i] if i < len(names) else f'tier {i}'} switch")
+                         for i, c in enumerate(counts))
+    txt = (f"Front-end fabric (a separate {_FAMILY_WORDS.get(str(fe.get('family')), str(fe.get('family')))} network for "
+           f"the hosts' front-end NICs): {count_of(fe.get('endpoints'), 'host')}, "
+           f"{count_of(len(counts), 'tier')} ({per_tier or count_of(fe.get('switches'), 'switch')}), "
+           f"{count_of(fe.get('links'), 'link')}")
+    c = _front_end_cost(fe)
+    ch = c.get("chosen") or {}
+    if _num(ch.get("total_usd")) is not None:
+        txt += (f"; {usd(ch['total_usd'])} capex + energy, {fmt(float(ch.get('network_kw') or 0.0))} kW, "
+                "from its own link budget, not in the back-end's figures")
+    else:
+        txt += f"; its link budget was not sized ({fe.get('budget_not_sized') or 'no reason given'}), so its cost and power are not in the plan"
+    return txt + "."
+
+
+def _front_end_section(plan: dict, fabrics: "_Fabrics") -> Optional[Section]:
+    """The front-end fabric (plan key ``front_end``): its size and switches, where it sits beside the
+    back-end, its link budget (cost and power as given and chosen) or why it was not sized, the agent
+    traffic per deployment and the utilisation per tier. None when the plan has no front-end."""
+    fe = _front_end(plan)
+    if fe is None:
+        return None
+    s = Section("front-end", "Front-end fabric")
+    s.paragraphs.append(_front_end_words(fe) + " Every host sits on it by one or more front-end NICs (CPU agent hosts, "
+                        "and accelerator nodes beside their back-end rails); host and rack names are the same on both "
+                        "fabrics. It carries the CPU agent tiers' requests to each replica's entry host and the "
+                        f"responses back ({count_of(fe.get('flows'), 'flow')}); the back-end carries everything else "
+                        "(training, KV transfers, tensor-parallel and MoE traffic) and no agent traffic. Storage and "
+                        "ingress traffic are not modelled" + (f"; {fe['not_modelled']}" if fe.get("not_modelled") else "")
+                        + ".")
+    routing = _MODEL_NAMES.get(str(fe.get("routing")), str(fe.get("routing") or "the transport's model"))
+    s.paragraphs.append(
+        f"Peak front-end link utilisation {show(fe.get('max_util'), 'pct')} under ideal ECMP and "
+        f"{show(fe.get('max_util_transport'), 'pct')} under {routing}, against a target of "
+        f"{show(fe.get('target_utilization'), 'pct')}: the front-end "
+        + ("carries" if fe.get("carries_at_target_transport", fe.get("carries_at_target")) else "does NOT carry")
+        + " the agent traffic at the target"
+        + (f", and the agent load could grow {show(fe.get('load_scale_at_target'), 'x')} before it reaches it"
+           if _num(fe.get("load_scale_at_target")) is not None else "") + ".")
+    b = fe.get("budget")
+    if isinstance(b, dict):
+        st = b.get("status") or _get(b, "solver.status")
+        chk = b.get("check") if isinstance(b.get("check"), dict) else {}
+        s.paragraphs.append(
+            f"Front-end link budget: objective {b.get('objective', 'n/a')}, survive {b.get('survive', 'n/a')}, target "
+            f"utilisation {show(b.get('target_utilization'), 'pct')}, sized for ideal ECMP and the agent traffic only "
+            f"(solver status {st or 'n/a'}; independent check "
+            + ("passed" if chk.get("ok") else "FAILED" if chk else "not recorded") + ").")
+        c = _front_end_cost(fe)
+        rows = [{"design": k.replace("_", " "), **{kk: vv for kk, vv in c[k].items() if not isinstance(vv, (dict, list))}}
+                for k in ("chosen", "as_given") if isinstance(c.get(k), dict)]
+        if rows:
+            s.tables.append(make_table(rows, caption="Front-end cost: the chosen design and the design as given "
+                                                     f"(energy over {count_of(c.get('horizon_years'), 'year')})"))
+        tiers = [t for t in b.get("tiers") or [] if isinstance(t, dict)]
+        if tiers:
+            s.tables.append(make_table([{k: t.get(k) for k in ("tier", "model", "switches_as_given", "switches",
+                                                                "oversubscription_as_given", "oversubscription",
+                                                                "down_ports", "up_ports", "bundle") if k in t}
+                                        for t in tiers], caption="Front-end switch tiers, as given and chosen"))
+    else:
+        s.paragraphs.append("Front-end link budget: not sized (" + str(fe.get("budget_not_sized") or "no reason given")
+                            + "). The plan holds no cost or power for the front-end, and the back-end's figures in "
+                            "this report do not include it.")
+    fig = _front_end_figure(plan, fabrics, fe)
+    if fig is not None:
+        s.figures.append(fig)
+    deps = [d for d in fe.get("deployments") or [] if isinstance(d, dict)]
+    if deps:
+        rows = []
+        for d in deps:
+            by = d.get("bytes_per_s") if isinstance(d.get("bytes_per_s"), dict) else {}
+            cap = _num(d.get("max_requests_per_s_at_target"))
+            rows.append([str(d.get("name")), show((_num(by.get("agent_request")) or 0.0) / 1e9 * 8, "gbps"),
+                         show((_num(by.get("agent_response")) or 0.0) / 1e9 * 8, "gbps"), show(d.get("max_util"), "pct"),
+                         "n/a" if cap is None else fmt(round(cap, 2)), str(d.get("limited_by") or "n/a")])
+        s.tables.append(Table(["Deployment", "Agent requests (Gb/s)", "Agent responses (Gb/s)",
+                               "Peak link utilisation, its agent traffic alone", "Highest load at the target (requests/s)",
+                               "Limited by"], rows, total=len(rows),
+                              caption="Agent traffic per deployment on the front-end (ideal ECMP)"))
+    trows = []
+    for which, key in (("ideal ECMP", "tiers"), (routing, "tiers_transport")):
+        for t in fe.get(key) or []:
+            if isinstance(t, dict):
+                trows.append({"metrics": which, **{k: t.get(k) for k in ("tier", "links", "util_max", "util_p99",
+                                                                            "util_mean") if k in t}})
+    if trows:
+        s.tables.append(make_table(trows, caption="Front-end utilisation per link tier, agent traffic"))
+    hot = [h for h in fe.get("busiest_links_transport") or fe.get("busiest_links") or [] if isinstance(h, dict)]
+    if hot:
+        s.tables.append(make_table([{k: h.get(k) for k in ("link", "gbps", "load_gbps", "util") if k in h} for h in hot],
+                                   limit=10, caption=f"Busiest front-end links ({routing})"))
+    return s
+
+
+def _front_end_figure(plan: dict, fabrics: "_Fabrics", fe: dict) -> Optional[Figure]:
+    """The back-end (plane 0 of the chosen design) and the front-end fabric side by side, by pod and
+    tier, drawn alike (the front-end rebuilt from the plan's cluster file after both budgets)."""
+    fa = fabrics.get("after")
+    ff = fabrics.front_end()
+    if fa is None or ff is None or fa.n_links == 0 or ff.n_links == 0:
+        return None
+    ga, ea = _plane_groups(fa, 0)
+    gf, ef = _plane_groups(ff, 0)
+    nt = max(len({t for t, _ in ga}), len({t for t, _ in gf}))
+    planes = max(int(fa.planes), 1)
+
+    def draw(fig):
+        a1, a2 = fig.subplots(1, 2)
+        wide = max(len({pd for _, pd in ga if pd >= 0}), len({pd for _, pd in gf if pd >= 0})) > 3
+        _draw_plane(a1, ga, ea, nt, fontsize=5.0 if wide else 7.0)
+        _draw_plane(a2, gf, ef, nt, fontsize=5.0 if wide else 7.0)
+        a1.set_title("back-end (accelerator NICs)" + (f", plane 0 of {planes}" if planes > 1 else ""), fontsize=9)
+        a2.set_title("front-end (hosts' front-end NICs)", fontsize=9)
+    return Figure("fig-front-end", "Back-end and front-end fabrics side by side",
+                  "Left: the chosen back-end fabric" + (f" (plane 0 of {planes})" if planes > 1 else "")
+                  + ", whose endpoints are the accelerators' NICs; right: the front-end fabric"
+                  + (" as chosen by its link budget" if isinstance(fe.get("budget"), dict) else " as given")
+                  + f", whose endpoints are the {count_of(fe.get('endpoints'), 'host')} (one endpoint per host, "
+                  "whatever its front-end NICs). Both by pod and tier: each box a group of switches or endpoints with "
+                  "its count, each edge the links between two groups (count x speed, capacity in one direction). The "
+                  "two share racks and hosts, not switches or links.", draw, size=(11.0, 0.9 + 1.0 * nt))
+
+
 def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
     """Every section of the report, in order, from the plan alone."""
     if not isinstance(plan, dict):
@@ -2256,13 +2648,15 @@ def _build_sections(plan: dict, fabric_before, fabric_after) -> list[Section]:
     ba = _before_after_figure(plan, fabrics)
     if ba is not None:
         fabric.figures.append(ba)
-    fabric.figures += _plane_figures(plan, fabrics)
+    # the chosen plane 0 is the right half of the before/after figure: not drawn twice
+    fabric.figures += _plane_figures(plan, fabrics, skip_plane0=ba is not None)
     design = _design_section(plan)
     serving = _serving_section(plan)
+    front = _front_end_section(plan, fabrics)
     return ([_glance(plan), _summary(plan)] + ([design] if design is not None else [])
             + [fabric, _budget_section(plan), _util_section(plan, fabrics), _traffic_section(plan),
                _transport_section(plan), _collectives_section(plan)]
-            + ([serving] if serving is not None else [])
+            + ([serving] if serving is not None else []) + ([front] if front is not None else [])
             + [_power_section(plan), _bom_section(plan), _placement_section(plan), _failure_section(plan),
                _goodput_section(plan), _solver_section(plan)])
 
@@ -2285,11 +2679,30 @@ def _env(kind: str):
                            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize_html)
 
     def finalize(x):
-        return x if isinstance(x, Markup) else md_escape(str(x))
+        return x if isinstance(x, Markup) else md_inline(x)
     env = Environment(loader=PackageLoader("topo.io", "templates"), autoescape=False, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=finalize)
-    env.filters["md_block"] = lambda x: x if isinstance(x, Markup) else Markup(md_block(x))
+    env.filters["md_block"] = lambda x: x if isinstance(x, Markup) else Markup(md_paragraph(x))
     return env
+
+
+_MD_LEAD = re.compile(r"^(?:&#32;)*(?:&gt;)?")
+
+
+def md_inline(text) -> str:
+    """Report text for Markdown inside a line (a table cell, a caption, a list item):
+    :func:`~topo.core.textsafe.md_escape`, with ``>`` kept as written (``leaf0->n0000-g0``,
+    ``0.5 -> 0.4``). A ``>`` starts a quote only at the start of a block, and ``<`` stays an
+    entity, so no ``>`` can close a tag or an autolink."""
+    return md_escape(str(text)).replace("&gt;", ">")
+
+
+def md_paragraph(text) -> str:
+    """:func:`~topo.core.textsafe.md_block` with ``>`` kept as written, except one that starts
+    the paragraph (which would make it a quote)."""
+    t = md_block(text)
+    lead = _MD_LEAD.match(t).group(0)
+    return lead + t[len(lead):].replace("&gt;", ">")
 
 
 def _title(plan: dict) -> str:
