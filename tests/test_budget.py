@@ -16,6 +16,7 @@ from topo.model.spec import from_dict, load, wire_efficiency
 from topo.traffic.demand import Demands
 
 from conftest import EXAMPLES, cluster_dict, sw
+from helpers.budget_fidelity import without_timings
 
 
 def _demands(src, dst, rate):
@@ -687,14 +688,6 @@ def test_budget_on_a_partial_pod_reports_and_rebuilds_the_decision():
     assert r.cost["saved_vs_as_given"]["total_usd"] > 0
 
 
-def _without_timings(x):
-    if isinstance(x, dict):
-        return {k: _without_timings(v) for k, v in x.items() if "seconds" not in k}
-    if isinstance(x, list):
-        return [_without_timings(v) for v in x]
-    return x
-
-
 def test_transport_search_builds_the_model_data_once_with_the_same_result(monkeypatch):
     # the steps differ only in the target: the traffic and the leaf/pod model data of the first
     # step serve every later one, and the result is the one each step building its own gives
@@ -712,7 +705,7 @@ def test_transport_search_builds_the_model_data_once_with_the_same_result(monkey
     monkeypatch.setattr(B, "_shared_traffic", lambda _s, *a: real_shared(None, *a))   # each step its own
     own = B.budget_for_transport(c, f, placement=pl, max_slowdown=1.05, seed=7)
     assert len(calls) == len(own.transport_check["tried"]) >= 2   # one budget() per step
-    assert _without_timings(shared.to_dict()) == _without_timings(own.to_dict())
+    assert without_timings(shared.to_dict()) == without_timings(own.to_dict())
 
 
 def test_tables_time_limit_counts_cpu_seconds_apart_from_the_solver(monkeypatch):

@@ -5,19 +5,12 @@ from __future__ import annotations
 import yaml
 
 from conftest import EXAMPLES
+from helpers.budget_fidelity import without_timings
 from topo.model.fabric import build
 from topo.model.spec import from_dict
 from topo.solve import budget_check
 from topo.solve import linkbudget as B
 from topo.traffic.demand import in_order_placement
-
-
-def _without_timings(x):
-    if isinstance(x, dict):
-        return {k: _without_timings(v) for k, v in x.items() if "seconds" not in k}
-    if isinstance(x, list):
-        return [_without_timings(v) for v in x]
-    return x
 
 
 def test_the_fabric_as_given_is_routed_once_for_every_target(monkeypatch):
@@ -39,4 +32,4 @@ def test_the_fabric_as_given_is_routed_once_for_every_target(monkeypatch):
     monkeypatch.setattr(B, "_shared_before", lambda _s, *a: real_before(None, *a))   # each target its own
     own = B.budget_for_transport(c, f, placement=pl, max_slowdown=1.05, seed=7)
     assert len(given) == len(own.transport_check["tried"]) == steps
-    assert _without_timings(shared.to_dict()) == _without_timings(own.to_dict())
+    assert without_timings(shared.to_dict()) == without_timings(own.to_dict())

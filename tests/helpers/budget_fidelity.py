@@ -68,3 +68,12 @@ def _budget_matches_rebuilt(d, **kw):
         assert getattr(after.file.fabric, k) == getattr(c.file.fabric, k), k
     assert [nt.rails for nt in after.file.node_types] == [nt.rails for nt in c.file.node_types]
     return r, f, g
+
+
+def without_timings(x):
+    """A budget result's dict without its timing entries (keys naming seconds), to compare two runs."""
+    if isinstance(x, dict):
+        return {k: without_timings(v) for k, v in x.items() if "seconds" not in k}
+    if isinstance(x, list):
+        return [without_timings(v) for v in x]
+    return x
