@@ -734,7 +734,7 @@ def _combos(*cols: np.ndarray) -> tuple:
     for c in cols:
         c = np.ascontiguousarray(c)
         bits = c.view(f"i{c.itemsize}") if c.dtype.kind == "f" else c
-        u = np.sort(np.unique(bits, sorted=False))       # the hash-based unique, then its few values sorted
+        u = np.unique(bits)       # sorted (numpy >= 2.3's hash-based unique(sorted=False) is not in numpy 1.26)
         if size * u.size >= 1 << 62:   # renumber the combinations so far densely before they overflow
             key = np.unique(key, return_inverse=True)[1].ravel()
             size = int(key.max(initial=0)) + 1
