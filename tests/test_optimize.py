@@ -110,8 +110,8 @@ def _normalise(x, key=""):
 
 def _md_normalise(text: str) -> str:
     keep = [ln for ln in text.splitlines()
-            if not re.match(r"^\| (created|wall \(s\)|wall\\_s|[a-z\\_ ]*seconds|topo|python|numpy|ortools|networkx|"
-                            r"topo\\_version|topo version) \|", ln, re.I)]
+            if not re.match(r"^\| (created|wall \(s\)|wall\\_s|[a-z\\_ ]*seconds|"
+                            r"(topo|python|numpy|ortools|networkx|scipy|pydantic)(\\_version| version)?) \|", ln, re.I)]
     return "\n".join(keep) + "\n"
 
 
