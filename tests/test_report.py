@@ -681,3 +681,12 @@ def test_rack_power_figure_stays_small_with_many_racks(plan):
     small = rp.figure_svg(next(s for s in rp.build_sections(plan) if s.id == "power").figures[0])
     assert len(svg) < 6 * len(small) and "th rank drawn" in svg
     assert f"{sum(1 for i in range(n) if i % 97 > 90):,} over their limit" in sec.paragraphs[0]   # every rack counted
+
+
+def test_summary_cards_show_billions_short_and_smaller_sums_whole():
+    from topo.io.report import usd_card
+    assert usd_card(3_818_692_485) == "$3.819B"
+    assert usd_card(2_020_426_053) == "$2.020B"
+    assert usd_card(999_999_999) == "$999,999,999"
+    assert usd_card(124_591_512) == "$124,591,512"
+    assert usd_card(None) == "n/a"

@@ -77,6 +77,14 @@ def usd(x) -> str:
     return "n/a" if x is None else f"${float(x):,.0f}"
 
 
+def usd_card(x) -> str:
+    """Dollars for a summary card's large figure: whole dollars below $1 billion, else billions to
+    four significant digits ("$3.819B"; thirteen digits and their commas overflow a card)."""
+    if x is None or abs(float(x)) < 1e9:
+        return usd(x)
+    return f"${float(x) / 1e9:,.3f}B"
+
+
 def pct(x) -> str:
     return "n/a" if x is None else f"{100.0 * float(x):.1f}%"
 
@@ -792,10 +800,10 @@ def _glance(plan: dict) -> Section:
     db, da = tp.describe_before, tp.describe_after
     back = "; back-end fabric" if _front_end(plan) is not None else ""   # the front-end has its own card
     if _num(chosen.get("total_usd")) is not None:
-        s.kpis.append(("Cost", usd(chosen["total_usd"]), f"capex {usd(chosen.get('capex_usd'))} + energy "
+        s.kpis.append(("Cost", usd_card(chosen["total_usd"]), f"capex {usd(chosen.get('capex_usd'))} + energy "
                        f"{usd(chosen.get('energy_usd'))} over {count_of(cost.get('horizon_years'), 'year')}{back}"))
     elif (da or db) is not None and _num((da or db).network_cost_usd) is not None:
-        s.kpis.append(("Cost", usd((da or db).network_cost_usd), f"network capex (energy not computed){back}"))
+        s.kpis.append(("Cost", usd_card((da or db).network_cost_usd), f"network capex (energy not computed){back}"))
     kw = chosen.get("network_kw") if _num(chosen.get("network_kw")) is not None else (
         (da or db).network_kw if (da or db) is not None else None)
     if _num(kw) is not None:
@@ -804,7 +812,7 @@ def _glance(plan: dict) -> Section:
                           else "")))
     if _num(saved.get("total_usd")) is not None:
         d = float(saved["total_usd"])
-        s.kpis.append(("Saves" if d >= 0 else "Costs more", usd(abs(d)),
+        s.kpis.append(("Saves" if d >= 0 else "Costs more", usd_card(abs(d)),
                        f"{pct(abs(saved.get('total_fraction') or 0.0))} of capex + energy against the fabric as given"
                        + (f", {usd(given.get('total_usd'))}" if _num(given.get("total_usd")) is not None else "")))
     b0, b1 = (_num(x.bisection_gbps) if x is not None else None for x in (db, da))
@@ -823,7 +831,7 @@ def _glance(plan: dict) -> Section:
         fch = fc.get("chosen") or {}
         if _num(fch.get("total_usd")) is not None:
             fgiven = fc.get("as_given") or {}
-            s.kpis.append(("Front-end fabric", usd(fch["total_usd"]),
+            s.kpis.append(("Front-end fabric", usd_card(fch["total_usd"]),
                            f"capex + energy, {fmt(float(fch.get('network_kw') or 0.0))} kW, "
                            f"{count_of(fe.get('switches'), 'switch')}"
                            + (f" ({usd(fgiven['total_usd'])} as given)" if _num(fgiven.get("total_usd")) is not None else "")
