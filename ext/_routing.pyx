@@ -2407,16 +2407,22 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
             for q in range(nu):
                 s = unv[q]
                 par = 0
+                # s's sums in registers, added to in the same order (s is not its own parent)
+                acc = sigma[s]
+                wv = den[s]
                 for j in range(sw_ptr[s], sw_ptr[s + 1]):
                     n = head[j]
                     on = dist[n] == d
                     sn = sigma[n]
-                    sigma[s] += sn * on
+                    acc += sn * on
                     if mode != 0:
-                        den[s] += _wt(mode, sw_adj[j], sn, link_gbps) * on
+                        wv += _wt(mode, sw_adj[j], sn, link_gbps) * on
                     rec[nr] = <int32_t>j
                     nr += on
                     par += on
+                sigma[s] = acc
+                if mode != 0:
+                    den[s] = wv
                 if par:
                     dist[s] = d1
                     order[nq] = s
