@@ -2592,8 +2592,6 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                 j = rec[i]
                 n = tail[j]
                 sn = sigma[n]
-                k0 = sw_ptr[n]
-                k = sw_ptr[n + 1]
                 acc = mass[n]
                 while True:
                     r = adj[j] ^ 1
@@ -2604,7 +2602,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                     if i >= iend:
                         break
                     j = rec[i]
-                    if j < k0 or j >= k:
+                    if tail[j] != n:
                         break
                 mass[n] = acc
         else:
