@@ -2336,6 +2336,34 @@ cdef inline real_t _wt(int mode, id_t r, real_t sn, const real_t[::1] link_gbps)
     return 1.0
 
 
+cdef (id_t, id_t) _uniform_top_down(id_t lo, id_t hi, id_t nq, id_t nr, int32_t d1, const id_t[::1] sw_ptr,
+                                   const int32_t[::1] head, int32_t[::1] dist, int32_t[::1] order,
+                                   real_t[::1] sigma, int32_t[::1] rec) noexcept nogil:
+    """A top-down level of _uniform_dest's BFS in mode 0 (fluid): the frontier order[lo:hi]
+    finds its children (distance d1), adds its sigma to theirs and records the DAG edges;
+    returns the new nq, nr. A function of its own: inside _uniform_dest the loop's pointers
+    and counters did not all stay in registers."""
+    cdef id_t i, j
+    cdef int32_t s, n, ds, isnew, on
+    cdef real_t sn
+    for i in range(lo, hi):
+        n = order[i]
+        sn = sigma[n]
+        for j in range(sw_ptr[n], sw_ptr[n + 1]):
+            s = head[j]
+            ds = dist[s]
+            isnew = ds < 0
+            order[nq] = s
+            nq += isnew
+            ds += isnew * (d1 + 1)       # -1 -> d1, branch-free
+            dist[s] = ds
+            on = ds == d1
+            sigma[s] += sn * on
+            rec[nr] = <int32_t>j
+            nr += on
+    return nq, nr
+
+
 cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                        const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
                        const int32_t[::1] sw_list, id_t sw_edges, const int32_t[::1] tail,
@@ -2432,21 +2460,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                     nu2 += 1
             nu = nu2
         elif mode == 0:
-            for i in range(lo, hi):
-                n = order[i]
-                sn = sigma[n]
-                for j in range(sw_ptr[n], sw_ptr[n + 1]):
-                    s = head[j]
-                    ds = dist[s]
-                    isnew = ds < 0
-                    order[nq] = s
-                    nq += isnew
-                    ds += isnew * (d1 + 1)       # -1 -> d1, branch-free
-                    dist[s] = ds
-                    on = ds == d1
-                    sigma[s] += sn * on
-                    rec[nr] = <int32_t>j
-                    nr += on
+            nq, nr = _uniform_top_down(lo, hi, nq, nr, d1, sw_ptr, head, dist, order, sigma, rec)
         else:
             for i in range(lo, hi):
                 n = order[i]
