@@ -2336,74 +2336,6 @@ cdef inline real_t _wt(int mode, id_t r, real_t sn, const real_t[::1] link_gbps)
     return 1.0
 
 
-cdef (id_t, id_t) _uniform_top_down(id_t lo, id_t hi, id_t nq, id_t nr, int32_t d1, const id_t[::1] sw_ptr,
-                                   const int32_t[::1] head, int32_t[::1] dist, int32_t[::1] order,
-                                   real_t[::1] sigma, int32_t[::1] rec) noexcept nogil:
-    """A top-down level of _uniform_dest's BFS in mode 0 (fluid): the frontier order[lo:hi]
-    finds its children (distance d1), adds its sigma to theirs and records the DAG edges;
-    returns the new nq, nr. A function of its own: inside _uniform_dest the loop's pointers
-    and counters did not all stay in registers."""
-    cdef id_t i, j
-    cdef int32_t s, n, ds, isnew, on
-    cdef real_t sn
-    for i in range(lo, hi):
-        n = order[i]
-        sn = sigma[n]
-        for j in range(sw_ptr[n], sw_ptr[n + 1]):
-            s = head[j]
-            ds = dist[s]
-            isnew = ds < 0
-            order[nq] = s
-            nq += isnew
-            ds += isnew * (d1 + 1)       # -1 -> d1, branch-free
-            dist[s] = ds
-            on = ds == d1
-            sigma[s] += sn * on
-            rec[nr] = <int32_t>j
-            nr += on
-    return nq, nr
-
-
-cdef int _uniform_push(id_t lo, id_t iend, bint top_down, int mode, const int32_t[::1] head,
-                       const int32_t[::1] tail, const int32_t[::1] adj, const real_t[::1] link_gbps,
-                       const real_t[::1] sigma, const int32_t[::1] rec, real_t[::1] mass,
-                       real_t[::1] load) noexcept nogil:
-    """One level of _uniform_dest's push: the DAG edges rec[lo:iend] (from a top-down level:
-    runs of edges into one n; else runs of edges out of one s) carry mass[s] (already mass /
-    den) times their weight into load and mass[n]."""
-    cdef id_t i, j
-    cdef int32_t n, r
-    cdef real_t sn, acc, x
-    i = lo
-    if top_down:
-        while i < iend:
-            j = rec[i]
-            n = tail[j]
-            sn = sigma[n]
-            acc = mass[n]
-            while True:
-                r = adj[j] ^ 1
-                x = mass[head[j]] * _wt(mode, r, sn, link_gbps)
-                load[r] += x
-                acc += x
-                i += 1
-                if i >= iend:
-                    break
-                j = rec[i]
-                if tail[j] != n:
-                    break
-            mass[n] = acc
-    else:
-        for i in range(lo, iend):
-            j = rec[i]
-            n = head[j]
-            r = adj[j]
-            x = mass[tail[j]] * _wt(mode, r, sigma[n], link_gbps)
-            load[r] += x
-            mass[n] += x
-    return 0
-
-
 cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                        const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
                        const int32_t[::1] sw_list, id_t sw_edges, const int32_t[::1] tail,
@@ -2500,7 +2432,21 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                     nu2 += 1
             nu = nu2
         elif mode == 0:
-            nq, nr = _uniform_top_down(lo, hi, nq, nr, d1, sw_ptr, head, dist, order, sigma, rec)
+            for i in range(lo, hi):
+                n = order[i]
+                sn = sigma[n]
+                for j in range(sw_ptr[n], sw_ptr[n + 1]):
+                    s = head[j]
+                    ds = dist[s]
+                    isnew = ds < 0
+                    order[nq] = s
+                    nq += isnew
+                    ds += isnew * (d1 + 1)       # -1 -> d1, branch-free
+                    dist[s] = ds
+                    on = ds == d1
+                    sigma[s] += sn * on
+                    rec[nr] = <int32_t>j
+                    nr += on
         else:
             for i in range(lo, hi):
                 n = order[i]
@@ -2639,7 +2585,34 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         for idx in range(lvl_o[lv + 1], lvl_o[lv + 2]):
             s = order[idx]
             mass[s] = mass[s] / den[s]
-        _uniform_push(lvl_r[lv], lvl_r[lv + 1], lv < dbot, mode, head, tail, adj, link_gbps, sigma, rec, mass, load)
+        i = lvl_r[lv]
+        iend = lvl_r[lv + 1]
+        if lv < dbot:
+            while i < iend:
+                j = rec[i]
+                n = tail[j]
+                sn = sigma[n]
+                acc = mass[n]
+                while True:
+                    r = adj[j] ^ 1
+                    x = mass[head[j]] * _wt(mode, r, sn, link_gbps)
+                    load[r] += x
+                    acc += x
+                    i += 1
+                    if i >= iend:
+                        break
+                    j = rec[i]
+                    if tail[j] != n:
+                        break
+                mass[n] = acc
+        else:
+            for i in range(lvl_r[lv], iend):
+                j = rec[i]
+                n = head[j]
+                r = adj[j]
+                x = mass[tail[j]] * _wt(mode, r, sigma[n], link_gbps)
+                load[r] += x
+                mass[n] += x
     if nq > 64 and 2 * nq > sw_hi - sw_lo:
         # most switches were visited: clear their whole id range, then the homes outside it
         # (every visited switch but a home has switch links, so lies in [sw_lo, sw_hi): the
