@@ -2338,14 +2338,13 @@ cdef inline real_t _wt(int mode, id_t r, real_t sn, const real_t[::1] link_gbps)
 
 cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                        const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
-                       const int32_t[::1] sw_list, id_t sw_edges,
-                       const id_t[::1] link_dst, const real_t[::1] link_gbps, const id_t[::1] up_ptr,
-                       const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
-                       const id_t[::1] g_rep, const real_t[::1] g_size, const real_t[::1] g_base,
-                       const int32_t[::1] g_home1, int32_t[::1] dist, int32_t[::1] hidx, int32_t[::1] order,
-                       int32_t[::1] unv, int32_t[::1] lvl_o, int32_t[::1] lvl_r,
-                       int32_t[::1] rec_r, int32_t[::1] rec_s, int32_t[::1] rec_n,
-                       real_t[::1] sigma, real_t[::1] den, real_t[::1] mass, real_t[::1] A,
+                       const int32_t[::1] sw_list, id_t sw_edges, const int32_t[::1] tail,
+                       const int32_t[::1] adj, const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                       const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
+                       const id_t[::1] ep_home1, const id_t[::1] g_rep, const real_t[::1] g_size,
+                       const real_t[::1] g_base, const int32_t[::1] g_home1, int32_t[::1] dist, int32_t[::1] hidx,
+                       int32_t[::1] order, int32_t[::1] unv, int32_t[::1] lvl_o, int32_t[::1] lvl_r,
+                       int32_t[::1] rec, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass, real_t[::1] A,
                        real_t[::1] lh, real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down,
                        real_t* unreach) except -1 nogil:
     """The uniform demand towards destination group b (x mult): from every group a, pp x
@@ -2353,18 +2352,20 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
     destination spread over b.
 
     One BFS from b's homes records the shortest-path DAG: per edge s -> n (n one hop nearer)
-    the link r, s and n, level by level. A level is expanded top-down (every edge of the
-    frontier) or, once the unvisited switches have fewer edges than the frontier, bottom-up
-    (every edge of each unvisited switch); both are branch-free over the edges. sigma and
-    den are 0, dist and hidx -1 on entry and on exit (den is unused in mode 0, where it
-    would equal sigma). Each source group's mass is injected at its home switches (one
+    its slot j in the switch CSR, level by level. A level is expanded top-down (every edge of
+    the frontier: j is in n's list, s = head[j], n = tail[j], the link s -> n is adj[j] ^ 1)
+    or, from level dbot on, once the unvisited switches have fewer edges than the frontier,
+    bottom-up (every edge of each unvisited switch: j is in s's list, s = tail[j], n =
+    head[j], the link adj[j]); both are branch-free over the edges. sigma and den are 0,
+    dist and hidx -1 on entry and on exit; in mode 0 den is sigma itself (the same array:
+    the caller passes it twice). Each source group's mass is injected at its home switches (one
     injection per group, whatever its size), the last hop into b is taken once for all the
     sources (it is linear in the mass reaching each home), then the mass is pushed along the
     DAG, farthest edges first."""
     cdef id_t td = g_rep[b], ng = g_rep.shape[0], k, k0, u, h, e, a, j, i, idx, lo, hi
-    cdef id_t nq = 0, nh = 0, nr = 0, nu = -1, fe = 0, seen = 0, q, nu2
-    cdef int32_t s, n, d = 0, d1, ds, best, jj, isnew, on, par
-    cdef real_t m, sb = g_size[b], tot, share, x, wv, sn, lh0 = 0.0, unr = 0.0
+    cdef id_t nq = 0, nh = 0, nr = 0, nu = -1, fe = 0, seen = 0, q, nu2, iend
+    cdef int32_t s, n, d = 0, d1, ds, best, jj, isnew, on, par, r, dbot = 0x7FFFFFFF
+    cdef real_t m, sb = g_size[b], tot, share, x, wv, sn, acc, lh0 = 0.0, unr = 0.0
     cdef id_t lv
     cdef bint bottom = False
     cdef id_t sw_lo = sw_list[0] if sw_list.shape[0] else 0
@@ -2393,6 +2394,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         lvl_r[d] = <int32_t>nr
         if not bottom and sw_list.shape[0] + (sw_edges - seen) < fe:
             bottom = True
+            dbot = d
             nu = 0
             for q in range(sw_list.shape[0]):
                 s = sw_list[q]
@@ -2405,18 +2407,22 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
             for q in range(nu):
                 s = unv[q]
                 par = 0
+                # s's sums in registers, added to in the same order (s is not its own parent)
+                acc = sigma[s]
+                wv = den[s]
                 for j in range(sw_ptr[s], sw_ptr[s + 1]):
                     n = head[j]
                     on = dist[n] == d
                     sn = sigma[n]
-                    sigma[s] += sn * on
+                    acc += sn * on
                     if mode != 0:
-                        den[s] += _wt(mode, sw_adj[j], sn, link_gbps) * on
-                    rec_r[nr] = <int32_t>sw_adj[j]
-                    rec_s[nr] = s
-                    rec_n[nr] = n
+                        wv += _wt(mode, sw_adj[j], sn, link_gbps) * on
+                    rec[nr] = <int32_t>j
                     nr += on
                     par += on
+                sigma[s] = acc
+                if mode != 0:
+                    den[s] = wv
                 if par:
                     dist[s] = d1
                     order[nq] = s
@@ -2439,9 +2445,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                     dist[s] = ds
                     on = ds == d1
                     sigma[s] += sn * on
-                    rec_r[nr] = <int32_t>(sw_adj[j] ^ 1)
-                    rec_s[nr] = s
-                    rec_n[nr] = n
+                    rec[nr] = <int32_t>j
                     nr += on
         else:
             for i in range(lo, hi):
@@ -2459,9 +2463,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                     sigma[s] += sn * on
                     u = sw_adj[j] ^ 1
                     den[s] += _wt(mode, u, sn, link_gbps) * on
-                    rec_r[nr] = <int32_t>u
-                    rec_s[nr] = s
-                    rec_n[nr] = n
+                    rec[nr] = <int32_t>j
                     nr += on
         if not bottom:
             for i in range(hi, nq):
@@ -2473,10 +2475,6 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         d = d1
     lvl_o[d] = <int32_t>nq
     lvl_r[d] = <int32_t>nr
-    if mode == 0:
-        for idx in range(nq):
-            s = order[idx]
-            den[s] = sigma[s]
     if nh > 1:
         # A[s, jj]: fraction of the mass at s that reaches home jj (DAG edges in BFS order)
         for idx in range(nq):
@@ -2485,10 +2483,18 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                 A[s * KH + jj] = 0.0
             if dist[s] == 0:
                 A[s * KH + hidx[s]] = 1.0
+        iend = lvl_r[dbot] if dbot < d else nr
         for i in range(nr):
-            s = rec_s[i]
-            n = rec_n[i]
-            wv = _wt(mode, rec_r[i], sigma[n], link_gbps) / den[s]
+            j = rec[i]
+            if i < iend:
+                s = head[j]
+                n = tail[j]
+                r = adj[j] ^ 1
+            else:
+                s = tail[j]
+                n = head[j]
+                r = adj[j]
+            wv = _wt(mode, r, sigma[n], link_gbps) / den[s]
             for jj in range(nh):
                 A[s * KH + jj] += wv * A[n * KH + jj]
     for jj in range(nh):
@@ -2572,16 +2578,41 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         grp_down[b * KU + (k - k0)] += x
     # push the mass along the DAG, farthest level first: the mass of each switch of level
     # lv + 1 is complete once the level below it is done; it becomes mass / den there, and each
-    # DAG edge s -> n of level lv carries that times its weight
+    # DAG edge s -> n of level lv carries that times its weight. A top-down level lists the
+    # edges into each n together: their masses are summed into n in a register, in the same
+    # order as one at a time (n is not an s of its own level)
     for lv in range(d - 2, -1, -1):
         for idx in range(lvl_o[lv + 1], lvl_o[lv + 2]):
             s = order[idx]
             mass[s] = mass[s] / den[s]
-        for i in range(lvl_r[lv], lvl_r[lv + 1]):
-            n = rec_n[i]
-            x = mass[rec_s[i]] * _wt(mode, rec_r[i], sigma[n], link_gbps)
-            load[rec_r[i]] += x
-            mass[n] += x
+        i = lvl_r[lv]
+        iend = lvl_r[lv + 1]
+        if lv < dbot:
+            while i < iend:
+                j = rec[i]
+                n = tail[j]
+                sn = sigma[n]
+                acc = mass[n]
+                while True:
+                    r = adj[j] ^ 1
+                    x = mass[head[j]] * _wt(mode, r, sn, link_gbps)
+                    load[r] += x
+                    acc += x
+                    i += 1
+                    if i >= iend:
+                        break
+                    j = rec[i]
+                    if tail[j] != n:
+                        break
+                mass[n] = acc
+        else:
+            for i in range(lvl_r[lv], iend):
+                j = rec[i]
+                n = head[j]
+                r = adj[j]
+                x = mass[tail[j]] * _wt(mode, r, sigma[n], link_gbps)
+                load[r] += x
+                mass[n] += x
     if nq > 64 and 2 * nq > sw_hi - sw_lo:
         # most switches were visited: clear their whole id range, then the homes outside it
         # (every visited switch but a home has switch links, so lies in [sw_lo, sw_hi): the
@@ -2590,7 +2621,8 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         memset(&hidx[sw_lo], 0xFF, (sw_hi - sw_lo) * sizeof(int32_t))
         memset(&mass[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
         memset(&sigma[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
-        memset(&den[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
+        if mode != 0:
+            memset(&den[sw_lo], 0, (sw_hi - sw_lo) * sizeof(real_t))
         nq = nh
     for idx in range(nq):
         s = order[idx]
@@ -2604,11 +2636,11 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
 
 cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH, real_t pp,
                         const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
-                        const int32_t[::1] sw_list, id_t sw_edges,
-                        const id_t[::1] link_dst, const real_t[::1] link_gbps, const id_t[::1] up_ptr,
-                        const id_t[::1] up_link, const id_t[::1] ep_up1, const id_t[::1] ep_home1,
-                        const id_t[::1] g_rep, const real_t[::1] g_size, const real_t[::1] g_base,
-                        const int32_t[::1] g_home1, const id_t[::1] dests,
+                        const int32_t[::1] sw_list, id_t sw_edges, const int32_t[::1] tail,
+                        const int32_t[::1] adj, const id_t[::1] link_dst, const real_t[::1] link_gbps,
+                        const id_t[::1] up_ptr, const id_t[::1] up_link, const id_t[::1] ep_up1,
+                        const id_t[::1] ep_home1, const id_t[::1] g_rep, const real_t[::1] g_size,
+                        const real_t[::1] g_base, const int32_t[::1] g_home1, const id_t[::1] dests,
                         const real_t[::1] d_mult, int32_t[:, ::1] w_i, int32_t[:, ::1] w_rec,
                         real_t[:, ::1] w_f, real_t[:, ::1] w_A, real_t[:, ::1] o_load, real_t[:, ::1] o_up,
                         real_t[:, ::1] o_down, real_t[::1] o_unr) except -1 nogil:
@@ -2617,16 +2649,17 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
     cdef int32_t[::1] dist = w_i[t, 0:N], hidx = w_i[t, N:2 * N], order = w_i[t, 2 * N:3 * N + 1]
     cdef int32_t[::1] unv = w_i[t, 3 * N + 1:4 * N + 1], lvl_o = w_i[t, 4 * N + 1:5 * N + 3]
     cdef int32_t[::1] lvl_r = w_i[t, 5 * N + 3:6 * N + 5]
-    cdef int32_t[::1] rec_r = w_rec[t, 0:S], rec_s = w_rec[t, S:2 * S], rec_n = w_rec[t, 2 * S:3 * S]
+    cdef int32_t[::1] rec = w_rec[t, 0:S]
     cdef real_t[::1] sigma = w_f[t, 0:N], den = w_f[t, N:2 * N], mass = w_f[t, 2 * N:3 * N]
     cdef real_t[::1] lh = w_f[t, 3 * N:3 * N + 2 * KH], A = w_A[t]
     cdef real_t[::1] load = o_load[c], grp_up = o_up[c], grp_down = o_down[c]
     cdef real_t unr = 0.0
+    if mode == 0:
+        den = sigma             # fluid: the split weights' sum at a switch is its sigma
     for i in range(lo, hi):
-        _uniform_dest(dests[i], d_mult[i], mode, KU, KH, pp, sw_ptr, sw_adj, head, sw_list, sw_edges, link_dst,
-                      link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_rep, g_size, g_base, g_home1, dist, hidx, order,
-                      unv, lvl_o, lvl_r, rec_r,
-                      rec_s, rec_n, sigma, den, mass, A, lh, load, grp_up, grp_down, &unr)
+        _uniform_dest(dests[i], d_mult[i], mode, KU, KH, pp, sw_ptr, sw_adj, head, sw_list, sw_edges, tail, adj,
+                      link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_rep, g_size, g_base, g_home1, dist,
+                      hidx, order, unv, lvl_o, lvl_r, rec, sigma, den, mass, A, lh, load, grp_up, grp_down, &unr)
     o_unr[c] = unr
     return 0
 
@@ -2663,7 +2696,9 @@ def route_uniform(fabric, groups, loads, options):
     if N >= (1 << 31) - 1 or S >= (1 << 31) - 1 or Lk >= (1 << 31) - 1:
         raise ValueError("route_uniform: nodes, switch links and links must each be fewer than 2**31 - 1")
     cdef const int32_t[::1] head = np.asarray(fb.sw_head, np.int32)
+    cdef const int32_t[::1] adj = np.asarray(fb.sw_adj, np.int32)
     deg = np.diff(np.asarray(fb.sw_ptr))
+    cdef const int32_t[::1] tail = np.repeat(np.arange(N, dtype=np.int32), deg)
     cdef const int32_t[::1] sw_list = np.flatnonzero(deg > 0).astype(np.int32)
     cdef id_t sw_edges = S
     rep = np.asarray(g_rep)
@@ -2679,20 +2714,20 @@ def route_uniform(fabric, groups, loads, options):
     cdef real_t[::1] o_unr = np.zeros(NC)
     w = np.full((T, 6 * N + 5), -1, np.int32)
     cdef int32_t[:, ::1] w_i = w
-    cdef int32_t[:, ::1] w_rec = np.zeros((T, 3 * S + 1), np.int32)
+    cdef int32_t[:, ::1] w_rec = np.zeros((T, S + 1), np.int32)
     cdef real_t[:, ::1] w_f = np.zeros((T, 3 * N + 2 * KH))
     cdef real_t[:, ::1] w_A = np.zeros((T, N * KH if KH > 1 else 1))
     if T == 1:
         with nogil:
             for c in range(NC):
                 _uniform_chunk(bounds[c], bounds[c + 1], 0, c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head, sw_list,
-                               sw_edges, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base,
+                               sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base,
                                g_home1, dests,
                                d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr)
     else:
         for c in prange(NC, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
             _uniform_chunk(bounds[c], bounds[c + 1], threadid(), c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
-                           sw_list, sw_edges, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size,
+                           sw_list, sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size,
                            g_base, g_home1, dests, d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr)
     # the chunks' buffers added in chunk order (each entry on its own: any thread count, same sums)
     cdef real_t unr = 0.0

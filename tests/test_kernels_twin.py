@@ -357,13 +357,15 @@ def test_route_uniform_equals_the_expanded_flows(mode, both):
             assert aun == 0 or fail is not None
 
 
-def test_route_uniform_is_the_same_bits_on_any_number_of_threads(both):
-    # several chunks (40 destinations: 10 chunks), dual-homed hosts, wcmp; 1, 2 and 3 threads
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_route_uniform_is_the_same_bits_on_any_number_of_threads(mode, both):
+    # several chunks (40 destinations: 10 chunks), dual-homed hosts; fluid (whose split sums
+    # are sigma itself), wcmp and spray; 1, 2 and 3 threads
     f = random_regular_fabric(160, 6, 2, seed=9, dual=True)
     P = routing.prepare(f, None)
     dests = np.arange(P.g_rep.shape[0], dtype=np.int64)[:40]
     assert compiled().uniform_chunks(40, 1000).shape[0] - 1 == 10
-    out = [_uniform_both_ways(f, 1, dests, np.ones(40), threads=t)[0] for t in (1, 2, 3)]
+    out = [_uniform_both_ways(f, mode, dests, np.ones(40), threads=t)[0] for t in (1, 2, 3)]
     for x in out[1:]:
         assert all(p.tobytes() == q.tobytes() for p, q in zip(out[0][:3], x[:3]))
         assert x[3] == out[0][3]
