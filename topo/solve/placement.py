@@ -996,18 +996,7 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
                 m.Add(sum(lst) <= cap)
     m.Minimize(sum(obj))
     if hint:
-        counts_h, leaves_h = hint
-        hv, hx = [], []   # hints as two arrays (one AddHint call per variable is slow at scale)
-        for (ji, p), x in y.items():
-            hv.append(x.Index())
-            hx.append(int(counts_h.get(ji, {}).get(p, 0)))
-        for (ji, p), u in uvar.items():
-            hv += [u.Index(), lvar[ji, p].Index()]
-            hx += [1 if counts_h.get(ji, {}).get(p, 0) else 0, int(leaves_h.get(ji, {}).get(p, 0))]
-        for ji, pl in placed.items():
-            hv.append(pl.Index())
-            hx.append(1 if counts_h.get(ji) else 0)
-        _add_hints(m, hv, hx)
+        _pod_hints(m, hint, y, uvar, lvar, placed)
     solver, status, name = _solve(m, time_s, seed, workers, stall=stall)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}, None, None, len(m.Proto().variables)
@@ -1018,6 +1007,22 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             counts.setdefault(ji, {})[p] = int(v)
     return (name, counts, int(round(solver.ObjectiveValue())),
             int(math.ceil(solver.BestObjectiveBound() - 1e-6)), len(m.Proto().variables))
+
+
+def _pod_hints(m, hint: tuple, y: dict, uvar: dict, lvar: dict, placed: dict) -> None:
+    """The job x pod model's hint from the start's (units per pod, leaves per pod) per job."""
+    counts_h, leaves_h = hint
+    hv, hx = [], []   # hints as two arrays (one AddHint call per variable is slow at scale)
+    for (ji, p), x in y.items():
+        hv.append(x.Index())
+        hx.append(int(counts_h.get(ji, {}).get(p, 0)))
+    for (ji, p), u in uvar.items():
+        hv += [u.Index(), lvar[ji, p].Index()]
+        hx += [1 if counts_h.get(ji, {}).get(p, 0) else 0, int(leaves_h.get(ji, {}).get(p, 0))]
+    for ji, pl in placed.items():
+        hv.append(pl.Index())
+        hx.append(1 if counts_h.get(ji) else 0)
+    _add_hints(m, hv, hx)
 
 
 def _add_hints(m, var_index: list, values: list) -> None:
