@@ -654,7 +654,7 @@ def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict
     """
     from topo.io.exports import render
     from topo.io.plan import dumps, plan_cluster
-    from topo.io.report import render_html, render_markdown
+    from topo.io.report import render_report
     if fabric_after is None:
         fabric_after = build(plan_cluster(plan, after=True))
     if fabric_before is None:
@@ -663,8 +663,7 @@ def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict
     # the report is a function of the plan as written, so `topo report plan.json` gives the same bytes
     plan = json.loads(text)
     files: dict = {"plan.json": text}
-    files["report.html"] = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
-    md, images = render_markdown(plan, fabric_before=fabric_before, fabric_after=fabric_after)
+    files["report.html"], md, images = render_report(plan, fabric_before=fabric_before, fabric_after=fabric_after)
     files["report.md"] = md
     files.update(images)
     cluster_after = plan_cluster(plan, after=True)

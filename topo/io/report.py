@@ -2721,28 +2721,51 @@ def _title(plan: dict) -> str:
 
 def render_html(plan: dict, *, fabric_before=None, fabric_after=None) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG, no scripts, no links out)."""
-    from markupsafe import Markup
-    sections = build_sections(plan, fabric_before, fabric_after)
-    for s in sections:
-        for f in s.figures:
-            f.svg = Markup(figure_svg(f))
-    css = (Path(__file__).parent / "templates" / "report.css").read_text()
-    return _env("html").get_template("report.html").render(title=_title(plan), sections=sections, css=Markup(css))
+    return _render(plan, fabric_before, fabric_after, IMAGE_DIR, html=True, md=False)[0]
 
 
 def render_markdown(plan: dict, image_dir: str = IMAGE_DIR, *, fabric_before=None,
                     fabric_after=None) -> tuple[str, dict]:
     """The report as Markdown and its figures as PNG: ``(text, {relative path: png bytes})``."""
+    return _render(plan, fabric_before, fabric_after, image_dir, html=False, md=True)[1]
+
+
+def render_report(plan: dict, image_dir: str = IMAGE_DIR, *, fabric_before=None,
+                  fabric_after=None) -> tuple[str, str, dict]:
+    """Both reports, ``(html, markdown, {relative path: png bytes})``, from one build of the
+    sections: the same texts as :func:`render_html` and :func:`render_markdown`."""
+    html, (md, images) = _render(plan, fabric_before, fabric_after, image_dir, html=True, md=True)
+    return html, md, images
+
+
+def _render(plan: dict, fabric_before, fabric_after, image_dir: str, *, html: bool, md: bool) -> tuple:
+    """(html or None, (markdown, images) or None): the sections built once, the plan typed once."""
     from markupsafe import Markup
-    sections = build_sections(plan, fabric_before, fabric_after)
-    images = {}
-    for s in sections:
-        for f in s.figures:
-            rel = f"{image_dir}/{f.id}.png"
-            images[rel] = figure_png(f)
-            f.svg = Markup(f"![{md_escape(f.title)}]({rel})")
-    text = _env("md").get_template("report.md").render(title=_title(plan), sections=sections)
-    return text, images
+    if not isinstance(plan, dict):
+        build_sections(plan)   # the error a non-object plan gets
+    token = _TYPED.set((plan, _typed(plan)))
+    try:
+        sections = _build_sections(plan, fabric_before, fabric_after)
+        title = _title(plan)
+        page = None
+        if html:
+            for s in sections:
+                for f in s.figures:
+                    f.svg = Markup(figure_svg(f))
+            css = (Path(__file__).parent / "templates" / "report.css").read_text()
+            page = _env("html").get_template("report.html").render(title=title, sections=sections, css=Markup(css))
+        text = None
+        if md:
+            images = {}
+            for s in sections:
+                for f in s.figures:
+                    rel = f"{image_dir}/{f.id}.png"
+                    images[rel] = figure_png(f)
+                    f.svg = Markup(f"![{md_escape(f.title)}]({rel})")
+            text = (_env("md").get_template("report.md").render(title=title, sections=sections), images)
+        return page, text
+    finally:
+        _TYPED.reset(token)
 
 
 PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -2877,8 +2900,7 @@ def write_report(plan: dict, out_dir, force: bool = False, *, image_dir: str = I
     from topo.core.atomic import StagedFiles
     st = StagedFiles(out_dir, force=force)
     st.check(["report.html", "report.md", image_dir] + (["report.pdf"] if pdf else []))
-    html = render_html(plan, fabric_before=fabric_before, fabric_after=fabric_after)
-    md, images = render_markdown(plan, image_dir, fabric_before=fabric_before, fabric_after=fabric_after)
+    html, md, images = render_report(plan, image_dir, fabric_before=fabric_before, fabric_after=fabric_after)
     pdf_bytes = html_to_pdf(html) if pdf else None
     with st:
         out = [st.write_text("report.html", html), st.write_text("report.md", md)]

@@ -718,14 +718,26 @@ def _greedy_job(st: _State, j: _Job, prefer_pods: Optional[np.ndarray] = None) -
 
 
 # --- CP-SAT models -------------------------------------------------------------------
-def _solve(m, time_s: float, seed: int, workers: int):
-    """Solve CP-SAT model ``m`` with the placement's parameters: (solver, status, name)."""
+def _solve(m, time_s: float, seed: int, workers: int, stall: Optional[dict] = None):
+    """Solve CP-SAT model ``m`` with the placement's parameters: (solver, status, name).
+
+    ``stall`` (a dict, filled in): with several workers, the search also stops once its best
+    solution has not improved for :func:`topo.solve.cpsat.stall_seconds` of ``time_s``
+    (:class:`topo.solve.cpsat.StallStop`); ``stall`` then holds ``stall_s``, ``stopped`` and
+    ``best_at_s``. With one worker (deterministic limit) it is left empty."""
     from ortools.sat.python import cp_model
-    from topo.solve.cpsat import configure
+    from topo.solve.cpsat import StallStop, configure, stall_seconds
     solver = cp_model.CpSolver()
     configure(solver, time_limit=time_s, seed=seed, workers=workers)
     from topo.core.signals import solve as solve_interruptible  # Ctrl-C/SIGTERM stay Python's, see topo.core.signals
-    status = solve_interruptible(solver, m)
+    if stall is None or int(workers) == 1:
+        status = solve_interruptible(solver, m)
+    else:
+        stop = StallStop(solver, stall_seconds(time_s))
+        with stop:
+            status = solve_interruptible(solver, m, stop.callback)
+        stall.update(stall_s=stop.stall_s, stopped=stop.fired,
+                     best_at_s=None if stop.best_at_s is None else round(stop.best_at_s, 3))
     return solver, status, solver.StatusName(status)
 
 
@@ -885,9 +897,11 @@ def _group_model(pb: _Problem, st: _State, jobs: list[_Job], groups: np.ndarray,
 
 
 def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optional[dict],
-               time_s: float, seed: int, workers: int):
+               time_s: float, seed: int, workers: int, stall: Optional[dict] = None):
     """CP-SAT over job x pod unit counts; a relaxation of the whole problem.
-    Returns (status, {job: {pod: units}}, objective, bound)."""
+    Returns (status, {job: {pod: units}}, objective, bound). ``stall``: see :func:`_solve` (with
+    several workers the search stops once its best split has not improved for a while: at 100k+
+    accelerators its bound stays far below and the start's split is seldom improved on)."""
     from ortools.sat.python import cp_model
     m = cp_model.CpModel()
     P = pb.n_pods
@@ -982,19 +996,8 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
                 m.Add(sum(lst) <= cap)
     m.Minimize(sum(obj))
     if hint:
-        counts_h, leaves_h = hint
-        hv, hx = [], []   # hints as two arrays (one AddHint call per variable is slow at scale)
-        for (ji, p), x in y.items():
-            hv.append(x.Index())
-            hx.append(int(counts_h.get(ji, {}).get(p, 0)))
-        for (ji, p), u in uvar.items():
-            hv += [u.Index(), lvar[ji, p].Index()]
-            hx += [1 if counts_h.get(ji, {}).get(p, 0) else 0, int(leaves_h.get(ji, {}).get(p, 0))]
-        for ji, pl in placed.items():
-            hv.append(pl.Index())
-            hx.append(1 if counts_h.get(ji) else 0)
-        _add_hints(m, hv, hx)
-    solver, status, name = _solve(m, time_s, seed, workers)
+        _pod_hints(m, hint, y, uvar, lvar, placed)
+    solver, status, name = _solve(m, time_s, seed, workers, stall=stall)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, {}, None, None, len(m.Proto().variables)
     counts: dict = {}
@@ -1004,6 +1007,22 @@ def _pod_model(pb: _Problem, st: _State, jobs: list[_Job], big: int, hint: Optio
             counts.setdefault(ji, {})[p] = int(v)
     return (name, counts, int(round(solver.ObjectiveValue())),
             int(math.ceil(solver.BestObjectiveBound() - 1e-6)), len(m.Proto().variables))
+
+
+def _pod_hints(m, hint: tuple, y: dict, uvar: dict, lvar: dict, placed: dict) -> None:
+    """The job x pod model's hint from the start's (units per pod, leaves per pod) per job."""
+    counts_h, leaves_h = hint
+    hv, hx = [], []   # hints as two arrays (one AddHint call per variable is slow at scale)
+    for (ji, p), x in y.items():
+        hv.append(x.Index())
+        hx.append(int(counts_h.get(ji, {}).get(p, 0)))
+    for (ji, p), u in uvar.items():
+        hv += [u.Index(), lvar[ji, p].Index()]
+        hx += [1 if counts_h.get(ji, {}).get(p, 0) else 0, int(leaves_h.get(ji, {}).get(p, 0))]
+    for ji, pl in placed.items():
+        hv.append(pl.Index())
+        hx.append(1 if counts_h.get(ji) else 0)
+    _add_hints(m, hv, hx)
 
 
 def _add_hints(m, var_index: list, values: list) -> None:
@@ -1467,11 +1486,13 @@ def _optimize(pb: _Problem, greedy_placed: dict, time_s: float, seed: int, worke
                  for j, s in greedy_placed.items()}
     hint_leaves = {j: _counts(pb.g_pod[np.unique(pb.s_group[s])]) for j, s in greedy_placed.items()}
     t_pod = 0.4 * time_s
+    stall: dict = {}
     name, pod_counts, obj, bound, nvars = _pod_model(pb, st, jobs, big, (hint_pods, hint_leaves), t_pod,
-                                                     seed, workers)
+                                                     seed, workers, stall=stall)
     info["stages"].append({"model": "job x pod", "status": name, "objective": obj, "bound": bound,
                            "jobs": len(jobs), "pods": pb.n_pods, "variables": nvars,
-                           "seconds": round(time.perf_counter() - t0, 3)})
+                           "seconds": round(time.perf_counter() - t0, 3),
+                           **({"stall_stop": stall} if stall else {})})
     if obj is None:
         # no pod split within its time: keep the start's split, still solve inside the pods
         pod_counts = {ji: d for ji, d in hint_pods.items() if pb.jobs[ji].fixed is None}
