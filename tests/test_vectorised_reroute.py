@@ -118,3 +118,22 @@ def test_top_k_from_block_maxima_is_the_full_partition():
                 v[rng.integers(0, n)] = np.nan
             for k in (0, 1, 10, 10 * _TOP_BLOCK):
                 assert top_k(v, k).tolist() == ref.top_k(v, k).tolist(), (n, trial, k)
+
+
+def test_all_to_all_of_a_healthy_fabric_is_kept_once_for_none_and_for_a_mask_of_no_failures():
+    from topo.routing import engine as E
+    c = _cluster()
+    f = build(c)
+    healthy = np.zeros(f.n_links, bool)
+    E._a2a_kept.clear()
+    by_mask = E._all_to_all_by_class_of(f, healthy)
+    by_none = E._all_to_all_by_class_of(f, None)
+    assert json.dumps(by_mask) == json.dumps(by_none)   # computed apart: the same figures
+    assert json.dumps(E._all_to_all_by_class(f, None)) == json.dumps(by_none)
+    assert list(E._a2a_kept[f]) == [b""]
+    assert json.dumps(E._all_to_all_by_class(f, healthy)) == json.dumps(by_mask)
+    assert list(E._a2a_kept[f]) == [b""]   # the same entry: not routed again
+    dead = healthy.copy()
+    dead[[0, 1]] = True
+    E._all_to_all_by_class(f, dead)
+    assert list(E._a2a_kept[f]) == [bytes(np.packbits(dead))]

@@ -1689,7 +1689,9 @@ def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
     class: accelerators and hosts without accelerators, as ``topo describe`` reports it. Each class
     is limited by its own NIC links and by the shared switch links, so slower CPU hosts do not cap
     the accelerators' figure. Returns (per class, unreachable fraction of the pattern)."""
-    key = bytes(np.packbits(np.asarray(dead, bool))) if dead is not None else b""
+    # no failed link is the healthy fabric whichever way it is said (None, or a mask of no failures:
+    # ``topo describe`` says the first and analyze the second, and both give the same figures)
+    key = bytes(np.packbits(np.asarray(dead, bool))) if dead is not None and np.any(dead) else b""
     kept = _a2a_kept.setdefault(fabric, {})
     if key not in kept:
         kept.clear()   # one failure set per fabric kept: the analyses of one fabric share it
