@@ -137,3 +137,17 @@ def test_all_to_all_of_a_healthy_fabric_is_kept_once_for_none_and_for_a_mask_of_
     dead[[0, 1]] = True
     E._all_to_all_by_class(f, dead)
     assert list(E._a2a_kept[f]) == [bytes(np.packbits(dead))]
+
+
+def test_job_flows_key_tells_apart_placements_with_the_same_ids_in_all():
+    from topo.traffic import demand as T
+    c = _cluster()
+    f = build(c)
+    place = {k: np.asarray(v, np.int64) for k, v in fit_in_order(c, f)[0].items()}
+    key = T._flows_key(c, f, place)
+    assert T._flows_key(c, f, {k: v.tolist() for k, v in place.items()}) == key   # the content, not the objects
+    a, b = c.file.jobs[0].name, c.file.jobs[1].name
+    shifted = dict(place)
+    shifted[a], shifted[b] = place[a][:-1], np.concatenate([place[a][-1:], place[b]])   # same ids, other split
+    assert T._flows_key(c, f, shifted) != key
+    assert T._flows_key(c, f, {k: v for k, v in place.items() if k != a}) != key
