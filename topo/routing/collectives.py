@@ -202,9 +202,11 @@ class _Patterns:
         if src.size == 0:
             return 0.0, math.inf
         n = src.size
-        d = Demands(src, dst, np.ones(n), np.zeros(n, np.int32), np.ones(n))
+        one = np.ones(n)   # rate and bytes alike (read only)
+        d = Demands(src, dst, one, np.zeros(n, np.int32), one)
         dom = f.ep_domain
-        same = (dom[src] == dom[dst]) & (dom[src] >= 0)
+        ds = dom[src]
+        same = (ds == dom[dst]) & (ds >= 0)
         if same.all() and f.family != "rail_only":
             # every flow inside one scale-up domain: no model routes one through the fabric (no path,
             # never unreachable), so the alpha is the step overhead alone and the rate the domain's
@@ -214,13 +216,16 @@ class _Patterns:
         hashed = self.model == "roce-hash"
         _, qp_path, unreach = hashed_paths(f, d, failed_links=self.dead, seed=self.seed,
                                            qps=self.qps if hashed else 1, channels=self.channels if hashed else 1)
-        if (unreach[~same] > 0).any():
+        out = ~same
+        if (unreach[out] > 0).any():
             return math.inf, 0.0
-        lat = path_latency_s(f, qp_path, self.node_lat, self.link_cost) if qp_path is not None else np.zeros(0)
-        alpha = self.overhead_s + (float(lat.max()) if lat.size else 0.0)
+        # the slowest path's latency (path_latency_s's sums; x 1e-9 after the max, the same bits: a
+        # product by a positive constant keeps the order of its rounded values)
+        rows = qp_path.shape[0] if qp_path is not None else 0
+        alpha = self.overhead_s + (float(self.link_cost[qp_path].sum(axis=1).max()) * 1e-9 if rows else 0.0)
         # rate of the slowest scale-out flow, Gb/s on the wire
         rate = math.inf
-        if (~same).any():
+        if out.any():
             if hashed:
                 # per-QP max-min fair (equal weights): the slowest queue pair gets the first level of
                 # progressive filling, min over links of capacity / queue pairs crossing it; a flow is
@@ -229,7 +234,7 @@ class _Patterns:
             else:
                 ids, load, unreach = sparse_loads(f, d, self.model, failed_links=self.dead, efficiency=1.0,
                                                   kept=self.kept)
-                if (unreach[~same] > 0).any():
+                if (unreach[out] > 0).any():
                     return math.inf, 0.0
                 used = load > 0
                 ids, load = ids[used], load[used]
