@@ -11,7 +11,12 @@ process, the kernels alone route the same flows the route stage routes (the in-o
 optimised placement, each under roce-hash with its water-filling and under uec-spray, one route()
 call each) and the flows the reroute stage routes (the optimised placement on the chosen fabric),
 and each stage's time is printed over theirs (wall and CPU of the kernels both shown; the machine
-may be shared, so the ratio of two figures of one run is what holds). Prints a table and, as the
+may be shared, so the ratio of two figures of one run is what holds). The reroute stage also computes
+the placed jobs' collective times, whose step patterns it routes with one kernel call each: the
+reroute floor counts those calls too, recorded while ``collective_times`` runs and then replayed
+alone, timed, for exactly the same flows and arguments (:func:`collective_kernels`); the time
+``collective_times`` spends around them (building the patterns, the rates, the size sweep) is not
+in the floor. Prints a table and, as the
 last line, one JSON object.
 
     python benchmarks/bench_optimize.py [--size 131k|1M] [--time-limit 60] [--workers 2] [--seed 1] [--jobs N]
@@ -47,7 +52,8 @@ def kernel_floor(cluster_file: Path, plan: dict, seed: int) -> dict:
     reroute, the optimised placement on the fabric the link budget chose. Each under roce-hash
     (with the file's channels and queue pairs, and the per-QP max-min completion times of its queue
     pairs, the kernel the stage's job times call) and
-    uec-spray, one route() call each over all their flows."""
+    uec-spray, one route() call each over all their flows; reroute also the kernel calls of the
+    collective times' step patterns (:func:`collective_kernels`, under ``reroute.collectives``)."""
     import numpy as np
     from topo.model.fabric import build
     from topo.model.spec import from_dict, load, wire_efficiency
@@ -83,10 +89,48 @@ def kernel_floor(cluster_file: Path, plan: dict, seed: int) -> dict:
                 row["flows"] += d.n
         row["total_s"] = row["roce-hash_s"] + row["uec-spray_s"]
         row["total_cpu_s"] = row["roce-hash_cpu_s"] + row["uec-spray_cpu_s"]
+        if stage == "reroute":
+            coll = collective_kernels(after, fa, placed, seed)
+            row["collectives"] = coll
+            row["total_s"] += coll["seconds"]
+            row["total_cpu_s"] += coll["cpu_s"]
         out["flows"] += row["flows"]
     out["wire_efficiency"] = wire_efficiency(c)
     out["total_s"] = out["route"]["total_s"]
     return out
+
+
+def collective_kernels(cluster, fabric, placement, seed) -> dict:
+    """Seconds (wall and CPU) of the routing-kernel calls the reroute stage's collective times make
+    (``collective_times``, each collective's step patterns: one ``hashed_paths`` call per pattern
+    under roce-hash, one ``sparse_loads`` call per pattern under the fluid-type models), replayed
+    alone: the calls are recorded (their flows and arguments) while ``collective_times`` runs as the
+    stage runs it, then made again, timed, with nothing else around them. Each call is the engine's
+    entry to the kernel with its argument checks, as the route() calls above are."""
+    from topo.routing import engine
+    from topo.routing.collectives import collective_times, size_range
+    calls = []
+    real = {"hashed_paths": engine.hashed_paths, "sparse_loads": engine.sparse_loads}
+
+    def recorder(name):
+        def fn(*args, **kw):
+            calls.append((name, args, kw))
+            return real[name](*args, **kw)
+        return fn
+    try:
+        engine.hashed_paths, engine.sparse_loads = recorder("hashed_paths"), recorder("sparse_loads")
+        collective_times(cluster, fabric, placement=placement, seed=seed, sizes=size_range("1KiB..16GiB"))
+    finally:
+        engine.hashed_paths, engine.sparse_loads = real["hashed_paths"], real["sparse_loads"]
+    kept: dict = {}
+    flows = 0
+    t, cpu = time.perf_counter(), time.process_time()
+    for name, args, kw in calls:
+        if name == "sparse_loads":
+            kw = {**kw, "kept": kept}   # the buffers kept across the calls, as collective_times keeps them
+        real[name](*args, **kw)
+        flows += args[1].n
+    return {"calls": len(calls), "flows": flows, "seconds": time.perf_counter() - t, "cpu_s": time.process_time() - cpu}
 
 
 def main(argv=None):
@@ -149,9 +193,13 @@ def main(argv=None):
     if kern:
         for stage in ("route", "reroute"):
             k = kern[stage]
+            co = k.get("collectives")
             rows.append((f"{stage} kernels alone", f"{k['total_s']:.1f} s wall, {k['total_cpu_s']:.1f} s CPU for the same "
                                                    f"{k['flows']:,} flows (roce-hash {k['roce-hash_s']:.1f} s, "
-                                                   f"uec-spray {k['uec-spray_s']:.1f} s)"))
+                                                   f"uec-spray {k['uec-spray_s']:.1f} s" +
+                                                   (f", collective patterns {co['seconds']:.1f} s wall / {co['cpu_s']:.1f} s "
+                                                    f"CPU in {co['calls']:,} calls over {co['flows']:,} flows" if co else "")
+                                                   + ")"))
             if stages.get(stage) and k["total_s"] > 0:
                 ratios[stage] = stages[stage] / k["total_s"]
                 text = f"{ratios[stage]:.1f}x wall"

@@ -632,17 +632,27 @@ def _metrics(cluster, fabric, assignment, seed, unplaced=None) -> dict:
     a = analyze(cluster, fabric, placement=assignment, seed=seed)
     d = dict(a.to_dict())
     util = np.asarray(a.utilization, dtype=np.float64)
-    # 6 significant digits, each distinct value (by bit pattern, so -0.0 stays -0.0) formatted once:
-    # most links share a handful of values
-    bits, inv = np.unique(np.ascontiguousarray(np.nan_to_num(util), np.float64).view(np.int64), return_inverse=True)
-    d["link_util"] = np.asarray([float(f"{x:.6g}") for x in bits.view(np.float64).tolist()],
-                                np.float64)[inv.ravel()].tolist()
+    # 6 significant digits (each distinct value formatted once)
+    d["link_util"] = _six_digits(util).tolist()
     unit, m = pod_matrix_gbps(fabric, job_demands(cluster, fabric, assignment))
     d["pod_matrix_unit"] = unit
     d["pod_matrix_gbps"] = m
     if unplaced:  # only when there are any: plans of queues that fit keep their layout
         d["unplaced"] = dict(unplaced)
     return d
+
+
+def _six_digits(values):
+    """``values`` (NaN as 0) rounded to 6 significant digits as ``float(f"{x:.6g}")`` gives them, each
+    distinct value (by bit pattern, so -0.0 stays -0.0) formatted once: most links share a handful of
+    values. The idle links' +0.0 (usually most of them) is left out of the sort: it stays 0.0."""
+    import numpy as np
+    bits = np.ascontiguousarray(np.nan_to_num(np.asarray(values, np.float64)), np.float64).view(np.int64).ravel()
+    out = np.zeros(bits.shape[0], np.float64)
+    nz = np.flatnonzero(bits != 0)
+    u, inv = np.unique(bits[nz], return_inverse=True)
+    out[nz] = np.asarray([float(f"{x:.6g}") for x in u.view(np.float64).tolist()], np.float64)[inv.ravel()]
+    return out
 
 
 def render_outputs(plan: dict, *, fabric_before=None, fabric_after=None) -> dict:

@@ -142,16 +142,29 @@ def _link_cost_ns(fabric, node_latency_ns: np.ndarray) -> np.ndarray:
     return cost
 
 
-def min_maxmin_rate(paths: np.ndarray, capacity: np.ndarray) -> float:
+def min_maxmin_rate(paths: np.ndarray, capacity: np.ndarray, counts: Optional[np.ndarray] = None) -> float:
     """The smallest rate of equal-weight max-min fair sharing of ``paths`` (rows of link ids, -1 padded):
     the first level progressive filling freezes, min over used links of capacity / paths through it.
-    Equals ``topo.routing.engine.waterfill(paths, capacity).min()`` (tests compare them) in O(path length)."""
+    Equals ``topo.routing.engine.waterfill(paths, capacity).min()`` (tests compare them) in O(path length).
+
+    ``counts``: an all-zero int64 scratch array over the links (handed back all zero), kept by a
+    caller that asks for many patterns of one fabric: the paths per link are counted in it, with no
+    sort; without it they are counted by sorting. The same min over the same quotients either way."""
     paths = np.asarray(paths, np.int64)
     flat = paths[paths >= 0]
     if flat.size == 0:
         return math.inf
-    used, cnt = np.unique(flat, return_counts=True)   # O(path length), not O(links)
-    return float((np.asarray(capacity, np.float64)[used] / cnt).min())
+    cap = np.asarray(capacity, np.float64)
+    if counts is None:
+        used, cnt = np.unique(flat, return_counts=True)   # O(path length), not O(links)
+        return float((cap[used] / cnt).min())
+    np.add.at(counts, flat, 1)
+    try:
+        # every use of a link divides its capacity by the same count: the min over the uses is the
+        # min over the used links
+        return float((cap[flat] / counts[flat]).min())
+    finally:
+        counts[flat] = 0
 
 
 # --- one pattern: alpha and the slowest flow's rate --------------------------------------------
@@ -166,6 +179,7 @@ class _Patterns:
         self.node_lat, self.unknown_latency = _switch_latency_ns(cluster, fabric)
         self.cache: dict = {}
         self.kept: dict = {}   # sparse_loads' buffers, across the patterns
+        self.counts = np.zeros(fabric.n_links, np.int64)   # min_maxmin_rate's scratch, all zero between calls
         # per fabric, not per pattern: the link costs of the latency and the capacities
         self.link_cost = _link_cost_ns(fabric, self.node_lat)
         self.cap = np.where(dead, 0.0, fabric.link_gbps) if dead is not None else fabric.link_gbps.astype(float)
@@ -188,44 +202,61 @@ class _Patterns:
         if src.size == 0:
             return 0.0, math.inf
         n = src.size
-        d = Demands(src, dst, np.ones(n), np.zeros(n, np.int32), np.ones(n))
+        one = np.ones(n)   # rate and bytes alike (read only)
+        d = Demands(src, dst, one, np.zeros(n, np.int32), one)
         dom = f.ep_domain
-        same = (dom[src] == dom[dst]) & (dom[src] >= 0)
+        ds = dom[src]
+        same = (ds == dom[dst]) & (ds >= 0)
+        if same.all() and f.family != "rail_only":
+            # every flow inside one scale-up domain: no model routes one through the fabric (no path,
+            # never unreachable), so the alpha is the step overhead alone and the rate the domain's
+            return self.overhead_s + 0.0, self._scaleup_rate(src, dst, same, math.inf) * self.eff * 1e9 / 8.0
         cap = self.cap
         # latency: hashed paths (all channels x queue pairs under roce-hash, one per flow otherwise)
         hashed = self.model == "roce-hash"
         _, qp_path, unreach = hashed_paths(f, d, failed_links=self.dead, seed=self.seed,
                                            qps=self.qps if hashed else 1, channels=self.channels if hashed else 1)
-        if (unreach[~same] > 0).any():
+        out = ~same
+        if (unreach[out] > 0).any():
             return math.inf, 0.0
-        lat = path_latency_s(f, qp_path, self.node_lat, self.link_cost) if qp_path is not None else np.zeros(0)
-        alpha = self.overhead_s + (float(lat.max()) if lat.size else 0.0)
+        # the slowest path's latency (path_latency_s's sums; x 1e-9 after the max, the same bits: a
+        # product by a positive constant keeps the order of its rounded values)
+        rows = qp_path.shape[0] if qp_path is not None else 0
+        alpha = self.overhead_s + (float(self.link_cost[qp_path].sum(axis=1).max()) * 1e-9 if rows else 0.0)
         # rate of the slowest scale-out flow, Gb/s on the wire
         rate = math.inf
-        if (~same).any():
+        if out.any():
             if hashed:
                 # per-QP max-min fair (equal weights): the slowest queue pair gets the first level of
                 # progressive filling, min over links of capacity / queue pairs crossing it; a flow is
                 # as fast as its slowest queue pair times channels x qps
-                rate = min_maxmin_rate(qp_path, cap) * self.channels * self.qps
+                rate = min_maxmin_rate(qp_path, cap, self.counts) * self.channels * self.qps
             else:
                 ids, load, unreach = sparse_loads(f, d, self.model, failed_links=self.dead, efficiency=1.0,
                                                   kept=self.kept)
-                if (unreach[~same] > 0).any():
+                if (unreach[out] > 0).any():
                     return math.inf, 0.0
                 used = load > 0
                 ids, load = ids[used], load[used]
                 u = float((load / np.where(cap[ids] > 0, cap[ids], 1e-300)).max()) if used.any() else 0.0
                 rate = 1.0 / u if u > 0 else math.inf   # every flow offered 1 Gb/s, scaled by the worst link
         if same.any():
-            E = f.n_endpoints
-            s_cnt = np.bincount(src[same], minlength=E)
-            r_cnt = np.bincount(dst[same], minlength=E)
-            busy = np.maximum(s_cnt, r_cnt)
-            ids = np.flatnonzero(busy > 0)
-            dg = f.domain_gbps[dom[ids]]
-            rate = min(rate, float((dg / busy[ids]).min()))
+            rate = self._scaleup_rate(src, dst, same, rate)
         return alpha, rate * self.eff * 1e9 / 8.0
+
+    def _scaleup_rate(self, src, dst, same, rate: float) -> float:
+        """``rate`` capped by the scale-up flows' (``same``) share of their domain's bandwidth, Gb/s:
+        the domain's per-accelerator rate over the most flows an accelerator sends or receives there."""
+        f = self.fabric
+        s, r = src[same], dst[same]
+        # the busiest count per endpoint, over the endpoints the flows touch (O(flows), not O(endpoints))
+        ids, inv = np.unique(np.concatenate([s, r]), return_inverse=True)
+        inv = inv.ravel()
+        s_cnt = np.bincount(inv[:s.size], minlength=ids.size)
+        r_cnt = np.bincount(inv[s.size:], minlength=ids.size)
+        busy = np.maximum(s_cnt, r_cnt)
+        dg = f.domain_gbps[f.ep_domain[ids]]
+        return min(rate, float((dg / busy).min()))
 
 
 # --- algorithms as phases ----------------------------------------------------------------------
@@ -497,18 +528,25 @@ def _busbw(op, n, S, t) -> Optional[float]:
 
 
 def _sweep(op, n, sizes, scheds, allowed) -> list[dict]:
-    out = []
-    for S in sizes:
-        best = None
-        for a, s in scheds.items():
-            t, al, be = s.time(float(S))
-            key = (t, allowed.index(a))
-            if best is None or key < best[0]:
-                best = (key, a, t, al, be)
-        _, a, t, al, be = best
-        out.append({"bytes": float(S), "algorithm": a, "time_s": t, "alpha_s": al, "beta_s": be,
-                    "algbw_gbps": S / t * 8 / 1e9 if t > 0 else None, "busbw_gbps": _busbw(op, n, float(S), t)})
-    return out
+    """The chosen algorithm, its time and bandwidths at each size: per size the cheapest of
+    ``scheds``, ties by the op's algorithm order. All sizes at once (the same float operations, in
+    the same order, as :meth:`_Schedule.time` and :func:`_busbw` per size)."""
+    names = sorted(scheds, key=allowed.index)   # the first of equal times is the earliest in the op's order
+    S = np.asarray(sizes, np.float64)
+    alpha = np.asarray([scheds[a].alpha_s for a in names], np.float64)[:, None]
+    beta = S[None, :] * np.asarray([scheds[a].inv_rate for a in names], np.float64)[:, None]
+    total = alpha + beta
+    pick = np.argmin(total, axis=0)
+    cols = np.arange(S.size)
+    t, al, be = total[pick, cols], alpha[pick, 0], beta[pick, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        algbw = S / t * 8 / 1e9
+        busbw = S / t * NCCL_BUS_FACTOR[op](n) * 8 / 1e9
+    ok_alg, ok_bus = t > 0, (t > 0) & np.isfinite(t)
+    return [{"bytes": s_, "algorithm": names[k], "time_s": t_, "alpha_s": a_, "beta_s": b_,
+             "algbw_gbps": g if oa else None, "busbw_gbps": u if ob else None}
+            for s_, k, t_, a_, b_, g, u, oa, ob in zip(S.tolist(), pick.tolist(), t.tolist(), al.tolist(), be.tolist(),
+                                                       algbw.tolist(), busbw.tolist(), ok_alg.tolist(), ok_bus.tolist())]
 
 
 def _iteration(job, comm_s: float) -> dict:

@@ -1062,11 +1062,36 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     k = min(int(k), values.shape[0])
     if k <= 0:
         return np.zeros(0, np.int64)
-    kth = np.partition(values, values.shape[0] - k)[values.shape[0] - k]  # k-th largest value
-    above = np.flatnonzero(values > kth)
-    at = np.flatnonzero(values == kth)[: k - above.size]  # lowest ids among the ties
+    cand = _top_candidates(values, k)
+    sub = values[cand]
+    kth = np.partition(sub, sub.shape[0] - k)[sub.shape[0] - k]  # k-th largest value
+    above = cand[sub > kth]
+    at = cand[sub == kth][: k - above.size]  # lowest ids among the ties
     idx = np.concatenate([above, at])
     return idx[np.lexsort((idx, -values[idx]))].astype(np.int64)
+
+
+_TOP_BLOCK = 1024
+
+
+def _top_candidates(values: np.ndarray, k: int) -> np.ndarray:
+    """Ids (ascending) of a subset of ``values`` that holds every value at least the k-th largest:
+    those at least the k-th largest of the maxima of blocks of _TOP_BLOCK values (k blocks reach it,
+    so at least k values do), found in two passes instead of a partition of all of them. Every id
+    when there are NaN values (no order to rely on) or few values."""
+    n = values.shape[0]
+    every = np.arange(n, dtype=np.int64)
+    if n <= 4 * _TOP_BLOCK or values.dtype.kind != "f":
+        return every
+    full = n - n % _TOP_BLOCK
+    mx = values[:full].reshape(-1, _TOP_BLOCK).max(axis=1)
+    if full < n:
+        mx = np.append(mx, values[full:].max())
+    nb = mx.shape[0]
+    if k > nb or np.isnan(mx).any():   # max propagates NaN: a NaN anywhere shows in its block
+        return every
+    t = np.partition(mx, nb - k)[nb - k]   # k blocks have a value >= t
+    return np.flatnonzero(values >= t)
 
 
 def _hottest(fabric, load, alive, n=10) -> list[dict]:
@@ -1664,7 +1689,9 @@ def _all_to_all_by_class(fabric, dead) -> tuple[dict, float]:
     class: accelerators and hosts without accelerators, as ``topo describe`` reports it. Each class
     is limited by its own NIC links and by the shared switch links, so slower CPU hosts do not cap
     the accelerators' figure. Returns (per class, unreachable fraction of the pattern)."""
-    key = bytes(np.packbits(np.asarray(dead, bool))) if dead is not None else b""
+    # no failed link is the healthy fabric whichever way it is said (None, or a mask of no failures:
+    # ``topo describe`` says the first and analyze the second, and both give the same figures)
+    key = bytes(np.packbits(np.asarray(dead, bool))) if dead is not None and np.any(dead) else b""
     kept = _a2a_kept.setdefault(fabric, {})
     if key not in kept:
         kept.clear()   # one failure set per fabric kept: the analyses of one fabric share it

@@ -569,14 +569,7 @@ def job_flows(cluster, fabric, placement: dict) -> JobFlows:
     placement's endpoint ids) and kept for the next caller (the last JOB_FLOWS_KEPT of them).
     The key is the content, not the objects: a rebuilt fabric with the same endpoints (the link
     budget's candidates, the chosen fabric) shares the flows."""
-    import hashlib
-    h = hashlib.blake2b(digest_size=20)
-    h.update(_digest(fabric.ep_domain))
-    for j in cluster.file.jobs:
-        h.update(j.model_dump_json().encode())
-        eps = placement.get(j.name)
-        h.update(b"\0" if eps is None else _digest(np.asarray(eps, np.int64)))
-    key = h.digest()
+    key = _flows_key(cluster, fabric, placement)
     hit = _flows_kept.pop(key, None)
     if hit is None:
         hit = _build_job_flows(cluster, fabric, placement)
@@ -584,6 +577,28 @@ def job_flows(cluster, fabric, placement: dict) -> JobFlows:
     while len(_flows_kept) > JOB_FLOWS_KEPT:
         del _flows_kept[next(iter(_flows_kept))]
     return hit
+
+
+def _flows_key(cluster, fabric, placement: dict) -> bytes:
+    """job_flows' key: a digest of the endpoints' domains, every job as the file states it (its JSON,
+    length-prefixed) and each job's endpoint ids (their count first, -1 for a job not placed), each
+    part hashed once over all the jobs rather than once per job."""
+    import hashlib
+    texts, counts, arrs = [], [], []
+    for j in cluster.file.jobs:
+        texts.append(j.model_dump_json().encode())
+        eps = placement.get(j.name)
+        if eps is None:
+            counts.append(-1)
+        else:
+            arrs.append(np.asarray(eps, np.int64).ravel())
+            counts.append(arrs[-1].size)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(_digest(fabric.ep_domain))
+    h.update(_digest(np.asarray([len(t) for t in texts], np.int64)))
+    h.update(b"".join(texts))
+    h.update(_digest(np.asarray(counts, np.int64), np.concatenate(arrs) if arrs else np.zeros(0, np.int64)))
+    return h.digest()
 
 
 def _build_job_flows(cluster, fabric, placement: dict) -> JobFlows:
