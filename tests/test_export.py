@@ -901,7 +901,7 @@ def test_render_failure_past_the_shape_check_is_bad_input(tmp_path, full_plan, m
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(full_plan))
     from topo.io import report
-    monkeypatch.setattr(report, "render_html", lambda *a, **k: (_ for _ in ()).throw(TypeError("a bad field")))
+    monkeypatch.setattr(report, "render_report", lambda *a, **k: (_ for _ in ()).throw(TypeError("a bad field")))
     r = CliRunner().invoke(main, ["report", str(plan_path), "-o", str(tmp_path / "r")])
     assert r.exit_code == 2 and "(plan)" in r.output and "a bad field" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "r").exists()
