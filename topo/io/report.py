@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -2637,12 +2638,20 @@ def _front_end_figure(plan: dict, fabrics: "_Fabrics", fe: dict) -> Optional[Fig
 
 def build_sections(plan: dict, fabric_before=None, fabric_after=None) -> list[Section]:
     """Every section of the report, in order, from the plan alone."""
+    with _typed_once(plan):
+        return _build_sections(plan, fabric_before, fabric_after)
+
+
+@contextmanager
+def _typed_once(plan: dict):
+    """The typed plan kept for :func:`_typed` while the block runs (SpecError for a plan that is
+    not a JSON object)."""
     if not isinstance(plan, dict):
         from topo.core.errors import SpecError
         raise SpecError([("(root)", "a plan is a JSON object")])
     token = _TYPED.set((plan, _typed(plan)))
     try:
-        return _build_sections(plan, fabric_before, fabric_after)
+        yield
     finally:
         _TYPED.reset(token)
 
@@ -2741,10 +2750,7 @@ def render_report(plan: dict, image_dir: str = IMAGE_DIR, *, fabric_before=None,
 def _render(plan: dict, fabric_before, fabric_after, image_dir: str, *, html: bool, md: bool) -> tuple:
     """(html or None, (markdown, images) or None): the sections built once, the plan typed once."""
     from markupsafe import Markup
-    if not isinstance(plan, dict):
-        build_sections(plan)   # the error a non-object plan gets
-    token = _TYPED.set((plan, _typed(plan)))
-    try:
+    with _typed_once(plan):
         sections = _build_sections(plan, fabric_before, fabric_after)
         title = _title(plan)
         page = None
@@ -2764,8 +2770,6 @@ def _render(plan: dict, fabric_before, fabric_after, image_dir: str, *, html: bo
                     f.svg = Markup(f"![{md_escape(f.title)}]({rel})")
             text = (_env("md").get_template("report.md").render(title=title, sections=sections), images)
         return page, text
-    finally:
-        _TYPED.reset(token)
 
 
 PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -145,19 +145,19 @@ def _link_cost_ns(fabric, node_latency_ns: np.ndarray) -> np.ndarray:
 def min_maxmin_rate(paths: np.ndarray, capacity: np.ndarray, counts: Optional[np.ndarray] = None) -> float:
     """The smallest rate of equal-weight max-min fair sharing of ``paths`` (rows of link ids, -1 padded):
     the first level progressive filling freezes, min over used links of capacity / paths through it.
-    Equals ``topo.routing.engine.waterfill(paths, capacity).min()`` (tests compare them) in O(path length).
+    Equals ``topo.routing.engine.waterfill(paths, capacity).min()`` (tests compare them); O(path length)
+    with a kept ``counts``.
 
     ``counts``: an all-zero int64 scratch array over the links (handed back all zero), kept by a
-    caller that asks for many patterns of one fabric: the paths per link are counted in it, with no
-    sort; without it they are counted by sorting. The same min over the same quotients either way."""
+    caller that asks for many patterns of one fabric (without it, one is made for the call): the paths
+    per link are counted in it, with no sort."""
     paths = np.asarray(paths, np.int64)
     flat = paths[paths >= 0]
     if flat.size == 0:
         return math.inf
     cap = np.asarray(capacity, np.float64)
     if counts is None:
-        used, cnt = np.unique(flat, return_counts=True)   # O(path length), not O(links)
-        return float((cap[used] / cnt).min())
+        counts = np.zeros(cap.shape[0], np.int64)
     np.add.at(counts, flat, 1)
     try:
         # every use of a link divides its capacity by the same count: the min over the uses is the

@@ -9,6 +9,9 @@ thread timing; the limit is then wall-clock seconds and the result may differ be
 """
 from __future__ import annotations
 
+import threading
+import time
+
 WALL_BACKSTOP = 10.0  # wall-clock seconds per second of limit, one worker only
 # a search with several workers (wall-clock limit) given a stall limit also stops once its best
 # solution has not improved for this share of its time limit, and at least STALL_MIN_S seconds
@@ -36,7 +39,7 @@ def stall_seconds(time_limit: float) -> float:
 
 
 class StallStop:
-    """Stop a CP-SAT search once its best solution has not improved for ``stall_s`` seconds.
+    """Stop a CP-SAT search (a minimisation) once its best solution has not improved for ``stall_s`` seconds.
 
     For searches with several workers only, whose limit is already wall-clock seconds and whose
     result already depends on thread timing (see the module docstring); a one-worker search keeps
@@ -52,7 +55,6 @@ class StallStop:
     start) the best solution was found."""
 
     def __init__(self, solver, stall_s: float):
-        import threading
         from ortools.sat.python import cp_model
         self.solver, self.stall_s = solver, float(stall_s)
         self.fired = False
@@ -65,15 +67,11 @@ class StallStop:
         outer = self
 
         class _Callback(cp_model.CpSolverSolutionCallback):
-            def __init__(self):
-                super().__init__()
-
             def on_solution_callback(self):   # CP-SAT calls it on each better solution
                 outer._solution(self.ObjectiveValue())
         self.callback = _Callback()
 
     def _solution(self, objective: float) -> None:
-        import time
         now = time.monotonic()
         with self._lock:
             if self._best is None or objective < self._best:
@@ -81,7 +79,6 @@ class StallStop:
                 self.best_at_s = now - self._t0
 
     def _run(self) -> None:
-        import time
         while not self._done.wait(0.05):
             with self._lock:
                 last = self._last
@@ -91,7 +88,6 @@ class StallStop:
                 return
 
     def __enter__(self):
-        import time
         self._t0 = time.monotonic()
         self._watch.start()
         return self
