@@ -1220,10 +1220,13 @@ cdef inline bint _ih_lt(real_t ka, id_t la, real_t kb, id_t lb) noexcept nogil:
 
 cdef inline void _ih_place(_MaxMinWork w, id_t i, real_t key, id_t l, id_t n, bint up) noexcept nogil:
     """Entry (key, l) into slot i of the indexed heap of n entries, sifted up (if up) or down to its
-    place."""
-    cdef id_t q, c
+    place. The heap is 8-ary (slot i's children are 8i + 1 .. 8i + 8): a third of the levels of a
+    binary heap, a slot's children side by side in memory. A pop returns the smallest (key, link)
+    whatever the heap's shape, so the fill pops the same entries in the same order as with any
+    other heap."""
+    cdef id_t q, c, e, k
     while up and i > 0:
-        q = (i - 1) >> 1
+        q = (i - 1) >> 3
         if not _ih_lt(key, l, w.hk[q], w.hl[q]):
             break
         w.hk[i] = w.hk[q]
@@ -1231,11 +1234,13 @@ cdef inline void _ih_place(_MaxMinWork w, id_t i, real_t key, id_t l, id_t n, bi
         w.hpos[w.hl[i]] = i
         i = q
     while True:
-        c = 2 * i + 1
+        c = 8 * i + 1
         if c >= n:
             break
-        if c + 1 < n and _ih_lt(w.hk[c + 1], w.hl[c + 1], w.hk[c], w.hl[c]):
-            c += 1
+        e = c + 8 if c + 8 <= n else n
+        for k in range(c + 1, e):
+            if _ih_lt(w.hk[k], w.hl[k], w.hk[c], w.hl[c]):
+                c = k
         if not _ih_lt(w.hk[c], w.hl[c], key, l):
             break
         w.hk[i] = w.hk[c]
@@ -1314,8 +1319,9 @@ cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
                 if w.seen[l] != w.stamp:
                     w.seen[l] = w.stamp
                     _mm_key(w, l, &size)
-    for i in range(size // 2 - 1, -1, -1):
-        _ih_place(w, i, w.hk[i], w.hl[i], size, False)
+    if size > 1:
+        for i in range((size - 2) // 8, -1, -1):
+            _ih_place(w, i, w.hk[i], w.hl[i], size, False)
     while size > 0:
         key = w.hk[0]
         l = w.hl[0]

@@ -123,6 +123,24 @@ def test_routed_queue_pairs_same_bits_as_the_loop(restore_kernels, monkeypatch):
         assert times[0].tobytes() == ref.tobytes() == times[1].tobytes(), seed
 
 
+def test_heaps_several_levels_deep_same_bits_as_the_loop(restore_kernels):
+    """Instances whose fill starts with hundreds of links in its heap (several levels of the 8-ary
+    heap, deletions and key updates deep inside it): the kernel, its twin and the loop agree."""
+    for seed in range(4):
+        rng = np.random.default_rng(100 + seed)
+        L, n, H = 300, 700, 3
+        path = np.stack([rng.choice(L, H, replace=False) for _ in range(n)]).astype(np.int64)
+        path[rng.random(n) < 0.2, H - 1] = -1                   # some runs one hop shorter
+        cap = rng.choice([100.0, 200.0, 400.0], L)               # ties in levels
+        qb = rng.choice([1e6, 2e6, 3e6], n)                      # ties in finish times
+        mult = rng.integers(1, 3, n)
+        assert np.unique(path[path >= 0]).size > 1 + 8 + 64      # deeper than two levels below the root
+        a, b, ref, info, info_twin = _three(path, cap, qb, mult, engine.MAXMIN_ROUNDS)
+        assert a.tobytes() == ref.tobytes() == b.tobytes(), seed
+        assert info.tobytes() == info_twin.tobytes(), seed
+        assert info[3] > L                                       # refilled: more events than one fill
+
+
 def _staircase(n):
     """n runs, run i alone on link i (capacity 100 + i) and all on link n (plenty): they freeze in
     the order 0, 1, ..., n - 1 (one event each) and end in the order n - 1, ..., 0."""
