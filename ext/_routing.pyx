@@ -1319,7 +1319,7 @@ cdef int _mm_fill(_MaxMinWork w, id_t c) except -1 nogil:
                 if w.seen[l] != w.stamp:
                     w.seen[l] = w.stamp
                     _mm_key(w, l, &size)
-    if size > 1:
+    if size > 1:     # (size - 2) // 8 is the last slot with a child (C division: not below 0)
         for i in range((size - 2) // 8, -1, -1):
             _ih_place(w, i, w.hk[i], w.hl[i], size, False)
     while size > 0:
