@@ -2872,6 +2872,36 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
     return 0
 
 
+def _pairs_once_tables(fabric, hm, gb, g_size, mult, id_t N, int KU, int threads, grp_up):
+    """route_uniform's tables for the pairs-once path (hm: each group's home, gb: its g_base), and
+    the uplinks' loads added to grp_up: (ecc, comp, by_ecc, last_lo, last_hi, sw_base, c_base,
+    c_other) as _uniform_dest reads them."""
+    homes = np.unique(hm)
+    ecc, comp = uniform_pair_facts(fabric, homes, threads)
+    # the homes by (eccentricity, id): a home's last-level candidates are those before it in
+    # its eccentricity's run
+    he = ecc[homes]
+    o = np.lexsort((homes, he))
+    by_ecc = homes[o].astype(np.int32)
+    last_lo = np.zeros(N, np.int32)
+    last_hi = np.zeros(N, np.int32)
+    last_hi[homes[o]] = np.arange(o.shape[0], dtype=np.int32)
+    last_lo[homes[o]] = np.searchsorted(he[o], he[o], side="left").astype(np.int32)
+    sw_base = np.bincount(hm, weights=gb, minlength=N)
+    gc = comp[hm]
+    cb = np.bincount(gc, weights=gb)
+    # the other components' sums as prefix + suffix (exactly 0 with one component)
+    nc = cb.shape[0]
+    pre = np.zeros(nc)
+    pre[1:] = np.cumsum(cb)[:nc - 1]
+    suf = np.zeros(nc)
+    suf[:nc - 1] = np.flip(np.cumsum(np.flip(cb)))[1:]
+    # the uplinks: group a sends g_base[a] x mult x (its component's endpoints - 1)
+    cs = np.bincount(gc, weights=g_size)
+    grp_up[np.arange(hm.shape[0]) * KU] += gb * mult * (cs[gc] - 1.0)
+    return ecc, comp, by_ecc, last_lo, last_hi, sw_base, cb, pre + suf
+
+
 def route_uniform(fabric, groups, loads, options):
     """Fluid-type loads of the uniform all-to-all towards the destination groups ``dests``.
 
@@ -2928,33 +2958,9 @@ def route_uniform(fabric, groups, loads, options):
     cdef const int32_t[::1] ecc, comp, by_ecc, last_lo, last_hi
     cdef const real_t[::1] sw_base, c_base, c_other
     if sym:
-        hm = np.asarray(g_home1)
-        homes = np.unique(hm)
-        ecc, comp = uniform_pair_facts(fabric, homes, threads)
-        # the homes by (eccentricity, id): a home's last-level candidates are those before it
-        # in its eccentricity's run
-        he = np.asarray(ecc)[homes]
-        o = np.lexsort((homes, he))
-        by_ecc = homes[o].astype(np.int32)
-        lo_ = np.full(N, 0, np.int32)
-        hi_ = np.full(N, 0, np.int32)
-        hi_[homes[o]] = np.arange(o.shape[0], dtype=np.int32)
-        lo_[homes[o]] = np.searchsorted(he[o], he[o], side="left").astype(np.int32)
-        last_lo, last_hi = lo_, hi_
-        gb = np.asarray(g_base)
-        sw_base = np.bincount(hm, weights=gb, minlength=N)
-        gc = np.asarray(comp)[hm]
-        cb = np.bincount(gc, weights=gb)
-        # the other components' sums as prefix + suffix (exactly 0 with one component)
-        nc = cb.shape[0]
-        pre = np.zeros(nc)
-        pre[1:] = np.cumsum(cb)[:nc - 1]
-        suf = np.zeros(nc)
-        suf[:nc - 1] = np.flip(np.cumsum(np.flip(cb)))[1:]
-        c_base, c_other = cb, pre + suf
-        # the uplinks: group a sends g_base[a] x mult x (its component's endpoints - 1)
-        cs = np.bincount(gc, weights=np.asarray(g_size))
-        np.asarray(grp_up)[np.arange(hm.shape[0]) * KU] += gb * float(np.asarray(d_mult)[0]) * (cs[gc] - 1.0)
+        ecc, comp, by_ecc, last_lo, last_hi, sw_base, c_base, c_other = _pairs_once_tables(
+            fabric, np.asarray(g_home1), np.asarray(g_base), np.asarray(g_size), float(np.asarray(d_mult)[0]), N, KU,
+            threads, np.asarray(grp_up))
     else:
         ecc = comp = by_ecc = last_lo = last_hi = np.zeros(1, np.int32)
         sw_base = c_base = c_other = np.zeros(1)
