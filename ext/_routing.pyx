@@ -2402,7 +2402,9 @@ cdef int _ecc_block(id_t k0, id_t k1, const int32_t[::1] roots, const id_t[::1] 
 def uniform_pair_facts(fabric, const int32_t[::1] homes, int threads):
     """(ecc, comp), int32 per node: the eccentricity of each switch in ``homes`` (hops to the
     farthest switch it reaches over the alive switch links; -1 elsewhere) and the connected
-    component of every switch (-1 for the endpoints), for route_uniform's pairs-once path."""
+    component of every switch (-1 for the endpoints), for route_uniform's pairs-once path. ``homes``:
+    distinct node ids in increasing order (ValueError otherwise); ``fabric`` as route_uniform
+    takes it, checked there."""
     cdef FabricView fb = _fabric_view(fabric)
     cdef id_t N = fb.sw_ptr.shape[0] - 1, nh = homes.shape[0], nb, b, q, s, u, j, lo, hi, c
     cdef const int32_t[::1] head = np.asarray(fb.sw_head, np.int32)
@@ -2410,6 +2412,9 @@ def uniform_pair_facts(fabric, const int32_t[::1] homes, int threads):
     cdef const int32_t[::1] sw_list = np.flatnonzero(deg > 0).astype(np.int32)
     cdef id_t sw_lo = sw_list[0] if sw_list.shape[0] else 0
     cdef id_t R = (sw_list[sw_list.shape[0] - 1] + 1 - sw_lo) if sw_list.shape[0] else 1
+    hs = np.asarray(homes)
+    if nh and (int(hs.min()) < 0 or int(hs.max()) >= N or bool((np.diff(hs) <= 0).any())):
+        raise ValueError("uniform_pair_facts: homes must be distinct node ids in increasing order")
     e = np.full(N, -1, np.int32)
     cm = np.full(N, -1, np.int32)
     cdef int32_t[::1] ecc = e, comp = cm

@@ -147,3 +147,7 @@ def test_eccentricities_and_components_equal_networkx():
     for i, part in enumerate(nx.connected_components(G)):
         nx_comp[list(part)] = i
     assert (same == (nx_comp[:, None] == nx_comp[None, :])).all()
+    for bad in (homes[::-1].copy(), np.append(homes, homes[-1]).astype(np.int32), np.array([-1], np.int32),
+                np.array([f.n_nodes], np.int32)):
+        with pytest.raises(ValueError, match="distinct node ids"):
+            mod.uniform_pair_facts(fa, bad, 1)
