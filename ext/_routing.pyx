@@ -2333,6 +2333,145 @@ def uniform_chunks(id_t n_dests, id_t per_chunk):
     return (np.arange(nc + 1, dtype=np.int64) * max(n_dests, 0)) // nc
 
 
+# each unordered pair once (fluid, symmetric demand): see route_uniform. The eccentricities of the
+# home switches come from a bit-parallel BFS, _EW x 64 roots at a time
+cdef enum:
+    _EW = 4
+
+
+cdef int _ecc_block(id_t k0, id_t k1, const int32_t[::1] roots, const id_t[::1] sw_ptr, const int32_t[::1] head,
+                    const int32_t[::1] sw_list, id_t sw_lo, uint64_t* F, uint64_t* X, uint64_t* V,
+                    int32_t[::1] ecc) except -1 nogil:
+    """ecc[roots[k]] for k in k0 .. k1-1 (at most 64 x _EW roots): the largest hop count from the
+    root to a switch it reaches. Lane k - k0 of a switch's _EW words is that root's bit; F is the
+    frontier, V the visited switches, X the next frontier (rows of the switches sw_lo .. )."""
+    cdef id_t q, j, s, u, k, base, lane
+    cdef int w, level = 0, bit
+    cdef uint64_t acc[_EW]
+    cdef uint64_t lm[_EW]
+    cdef uint64_t nw, anyb
+    cdef uint64_t* tmp
+    for q in range(sw_list.shape[0]):
+        base = (sw_list[q] - sw_lo) * _EW
+        for w in range(_EW):
+            F[base + w] = 0
+            V[base + w] = 0
+    for k in range(k0, k1):
+        s = roots[k]
+        ecc[s] = 0
+        if sw_ptr[s + 1] > sw_ptr[s]:
+            lane = k - k0
+            F[(s - sw_lo) * _EW + (lane >> 6)] |= (<uint64_t>1) << (lane & 63)
+            V[(s - sw_lo) * _EW + (lane >> 6)] |= (<uint64_t>1) << (lane & 63)
+    while True:
+        anyb = 0
+        for w in range(_EW):
+            lm[w] = 0
+        for q in range(sw_list.shape[0]):
+            s = sw_list[q]
+            for w in range(_EW):
+                acc[w] = 0
+            for j in range(sw_ptr[s], sw_ptr[s + 1]):
+                u = (head[j] - sw_lo) * _EW
+                for w in range(_EW):
+                    acc[w] |= F[u + w]
+            base = (s - sw_lo) * _EW
+            for w in range(_EW):
+                nw = acc[w] & ~V[base + w]
+                X[base + w] = nw
+                lm[w] |= nw
+        for w in range(_EW):
+            anyb |= lm[w]
+        if anyb == 0:
+            return 0
+        level += 1
+        for q in range(sw_list.shape[0]):
+            base = (sw_list[q] - sw_lo) * _EW
+            for w in range(_EW):
+                V[base + w] |= X[base + w]
+        tmp = F
+        F = X
+        X = tmp
+        for w in range(_EW):
+            for bit in range(64):
+                if (lm[w] >> bit) & 1:
+                    ecc[roots[k0 + w * 64 + bit]] = level
+    return 0
+
+
+def uniform_pair_facts(fabric, const int32_t[::1] homes, int threads):
+    """(ecc, comp), int32 per node: the eccentricity of each switch in ``homes`` (hops to the
+    farthest switch it reaches over the alive switch links; -1 elsewhere) and the connected
+    component of every switch (-1 for the endpoints), for route_uniform's pairs-once path. ``homes``:
+    distinct node ids in increasing order (ValueError otherwise); ``fabric`` as route_uniform
+    takes it, checked there."""
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef id_t N = fb.sw_ptr.shape[0] - 1, nh = homes.shape[0], nb, b, q, s, u, j, lo, hi, c
+    cdef const int32_t[::1] head = np.asarray(fb.sw_head, np.int32)
+    deg = np.diff(np.asarray(fb.sw_ptr))
+    cdef const int32_t[::1] sw_list = np.flatnonzero(deg > 0).astype(np.int32)
+    cdef id_t sw_lo = sw_list[0] if sw_list.shape[0] else 0
+    cdef id_t R = (sw_list[sw_list.shape[0] - 1] + 1 - sw_lo) if sw_list.shape[0] else 1
+    hs = np.asarray(homes)
+    if nh and (int(hs.min()) < 0 or int(hs.max()) >= N or bool((np.diff(hs) <= 0).any())):
+        raise ValueError("uniform_pair_facts: homes must be distinct node ids in increasing order")
+    e = np.full(N, -1, np.int32)
+    cm = np.full(N, -1, np.int32)
+    cdef int32_t[::1] ecc = e, comp = cm
+    cdef int32_t[::1] queue = np.zeros(max(N, 1), np.int32)
+    nb = (nh + 64 * _EW - 1) // (64 * _EW)
+    cdef int T = max(1, min(threads, nb))
+    cdef uint64_t[:, ::1] work = np.zeros((T, 3 * R * _EW + 1), np.uint64)
+    with nogil:
+        # components: a BFS from each switch not yet labelled (homes without switch links alone)
+        c = 0
+        for q in range(sw_list.shape[0] + nh):
+            s = sw_list[q] if q < sw_list.shape[0] else homes[q - sw_list.shape[0]]
+            if comp[s] >= 0:
+                continue
+            comp[s] = <int32_t>c
+            queue[0] = <int32_t>s
+            lo = 0
+            hi = 1
+            while lo < hi:
+                u = queue[lo]
+                lo += 1
+                for j in range(fb.sw_ptr[u], fb.sw_ptr[u + 1]):
+                    if comp[head[j]] < 0:
+                        comp[head[j]] = <int32_t>c
+                        queue[hi] = head[j]
+                        hi += 1
+            c += 1
+    if T == 1:
+        with nogil:
+            for b in range(nb):
+                _ecc_block(b * 64 * _EW, min(nh, (b + 1) * 64 * _EW), homes, fb.sw_ptr, head, sw_list, sw_lo,
+                           &work[0, 0], &work[0, R * _EW], &work[0, 2 * R * _EW], ecc)
+    else:
+        for b in prange(nb, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+            _ecc_block(b * 64 * _EW, min(nh, (b + 1) * 64 * _EW), homes, fb.sw_ptr, head, sw_list, sw_lo,
+                       &work[threadid(), 0], &work[threadid(), R * _EW], &work[threadid(), 2 * R * _EW], ecc)
+    return e, cm
+
+
+def uniform_pairs_once(int mode, g_home1, dests, d_mult, id_t n_links):
+    """Whether route_uniform routes each unordered pair of groups once (1) or each ordered pair (0).
+
+    Once where a pair's flows one way are its flows the other way reversed: fluid (mode 0: a
+    flow splits over the shortest paths in proportion to their number, the same set both ways),
+    every group on one home switch (g_home1 >= 0), the demand symmetric (the destinations are
+    every group once, with one multiplier), and the links in pairs (l and l ^ 1 reverse)."""
+    h = np.asarray(g_home1)
+    dst = np.asarray(dests)
+    m = np.asarray(d_mult)
+    ng = h.shape[0]
+    if mode != 0 or ng == 0 or n_links % 2 or dst.shape[0] != ng or bool((h < 0).any()):
+        return 0
+    if not bool((np.sort(dst) == np.arange(ng)).all()) or not bool((m == m[0]).all()):
+        return 0
+    return 1
+
+
 cdef inline real_t _wt(int mode, id_t r, real_t sn, const real_t[::1] link_gbps) noexcept nogil:
     """The split weight of a DAG edge over link r towards a node with sigma sn (see _w)."""
     if mode == 0:
@@ -2340,6 +2479,29 @@ cdef inline real_t _wt(int mode, id_t r, real_t sn, const real_t[::1] link_gbps)
     if mode == 1:
         return link_gbps[r]
     return 1.0
+
+
+cdef inline bint _pair_is_b(int32_t d, int32_t L, int32_t ea, id_t a, id_t b) noexcept nogil:
+    """Whether the pair of home switches {a, b} (d > 0 hops apart; L and ea the eccentricities
+    of b and a) is routed by b's BFS rather than a's: exactly one of the two. A pair on the last
+    level of one switch's BFS alone goes to the other; otherwise to the higher switch id."""
+    cdef bint up = b > a, last = d == ea
+    return (d >= 0) & (((d < L) & (last | up)) | ((d == L) & last & up))
+
+
+cdef int _uniform_sym_inject(id_t b, real_t sbm, int32_t d, int32_t L, int32_t hb, const int32_t[::1] ecc,
+                             const real_t[::1] sw_base, const int32_t[::1] order, const int32_t[::1] lvl_o,
+                             real_t[::1] mass) except -1 nogil:
+    """_uniform_dest's injection on the pairs-once path (levels 0 .. d-1 visited): at each visited
+    switch s, the mass of its groups (sw_base[s] x |b| x mult) if their pairs with b are b's
+    (_pair_is_b, switch ids breaking ties), else none. Level 0 (b's home) pushes nothing."""
+    cdef id_t idx
+    cdef int32_t lv, s
+    for lv in range(1, d):
+        for idx in range(lvl_o[lv], lvl_o[lv + 1]):
+            s = order[idx]
+            mass[s] = sw_base[s] * sbm * _pair_is_b(lv, L, ecc[s], s, hb)      # branch-free: levels are random
+    return 0
 
 
 cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
@@ -2352,7 +2514,10 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                        int32_t[::1] order, int32_t[::1] unv, int32_t[::1] lvl_o, int32_t[::1] lvl_r,
                        int32_t[::1] rec, real_t[::1] sigma, real_t[::1] den, real_t[::1] mass, real_t[::1] A,
                        real_t[::1] lh, real_t[::1] load, real_t[::1] grp_up, real_t[::1] grp_down,
-                       real_t* unreach) except -1 nogil:
+                       real_t* unreach, int sym, const int32_t[::1] ecc, const int32_t[::1] comp,
+                       const real_t[::1] sw_base, const real_t[::1] c_base, const real_t[::1] c_other,
+                       const int32_t[::1] by_ecc, const int32_t[::1] last_lo,
+                       const int32_t[::1] last_hi) except -1 nogil:
     """The uniform demand towards destination group b (x mult): from every group a, pp x
     |a| x (|b| - [a == b]) x mult, routed as route_fluid routes a flow with source group a and
     destination spread over b.
@@ -2367,13 +2532,23 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
     the caller passes it twice). Each source group's mass is injected at its home switches (one
     injection per group, whatever its size), the last hop into b is taken once for all the
     sources (it is linear in the mass reaching each home), then the mass is pushed along the
-    DAG, farthest edges first."""
+    DAG, farthest edges first.
+
+    With sym (route_uniform's pairs-once path: fluid, every group single-homed, the demand
+    symmetric) only the sources whose home's pair with b's home hb is hb's are injected
+    (_pair_is_b), and the BFS stops at hb's eccentricity L: its last level looks, bottom-up,
+    only at the homes whose pairs there are hb's (ecc L, a lower id: by_ecc[last_lo[hb] ..
+    last_hi[hb] - 1], the homes sorted by eccentricity and id), since nothing lies beyond it.
+    The last hop and the unreachable mass count every source, by component (c_base: the
+    components' sums of g_base, c_other: the other components' sums); route_uniform adds the
+    uplinks."""
     cdef id_t td = g_rep[b], ng = g_rep.shape[0], k, k0, u, h, e, a, j, i, idx, lo, hi
     cdef id_t nq = 0, nh = 0, nr = 0, nu = -1, fe = 0, seen = 0, q, nu2, iend
     cdef int32_t s, n, d = 0, d1, ds, best, jj, isnew, on, par, r, dbot = 0x7FFFFFFF
     cdef real_t m, sb = g_size[b], tot, share, x, wv, sn, acc, lh0 = 0.0, unr = 0.0
     cdef id_t lv
     cdef bint bottom = False
+    cdef int32_t L = -1, hb = -1
     cdef id_t sw_lo = sw_list[0] if sw_list.shape[0] else 0
     cdef id_t sw_hi = sw_list[sw_list.shape[0] - 1] + 1 if sw_list.shape[0] else 0
     for k in range(up_ptr[td], up_ptr[td + 1]):
@@ -2392,13 +2567,36 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         elif mode == 2:
             den[h] += 1.0
     seen = fe
+    if sym:
+        hb = g_home1[b]
+        L = ecc[hb]
     lo = 0
     hi = nq
     while lo < hi:
         d1 = d + 1
         lvl_o[d] = <int32_t>lo
         lvl_r[d] = <int32_t>nr
-        if not bottom and sw_list.shape[0] + (sw_edges - seen) < fe:
+        if d == L:
+            d = d1          # nothing beyond b's eccentricity
+            break
+        if d1 == L:
+            # the last level, bottom-up over the switches that home a source of b's pairs alone
+            if not bottom:
+                bottom = True
+                dbot = d
+                nu = 0
+                for q in range(last_lo[hb], last_hi[hb]):
+                    s = by_ecc[q]
+                    unv[nu] = s
+                    nu += dist[s] < 0
+            else:
+                nu2 = 0
+                for q in range(nu):
+                    s = unv[q]
+                    unv[nu2] = s
+                    nu2 += (ecc[s] == L) & (s < hb)
+                nu = nu2
+        elif not bottom and sw_list.shape[0] + (sw_edges - seen) < fe:
             bottom = True
             dbot = d
             nu = 0
@@ -2505,8 +2703,13 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                 A[s * KH + jj] += wv * A[n * KH + jj]
     for jj in range(nh):
         lh[jj] = 0.0
+    if sym:
+        # every source in the last hop or the unreachable mass (the uplinks: route_uniform)
+        lh0 = mult * (sb * c_base[comp[hb]] - g_base[b])
+        unr = mult * sb * c_other[comp[hb]]
+        _uniform_sym_inject(b, sb * mult, d, L, hb, ecc, sw_base, order, lvl_o, mass)
     # inject every source group's mass at its home switches
-    for a in range(ng):
+    for a in range(ng if not sym else 0):
         m = g_base[a] * (sb - (1.0 if a == b else 0.0)) * mult
         if not m > 0.0:
             continue
@@ -2649,7 +2852,10 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
                         const real_t[::1] g_base, const int32_t[::1] g_home1, const id_t[::1] dests,
                         const real_t[::1] d_mult, int32_t[:, ::1] w_i, int32_t[:, ::1] w_rec,
                         real_t[:, ::1] w_f, real_t[:, ::1] w_A, real_t[:, ::1] o_load, real_t[:, ::1] o_up,
-                        real_t[:, ::1] o_down, real_t[::1] o_unr) except -1 nogil:
+                        real_t[:, ::1] o_down, real_t[::1] o_unr, int sym, const int32_t[::1] ecc,
+                        const int32_t[::1] comp, const real_t[::1] sw_base, const real_t[::1] c_base,
+                        const real_t[::1] c_other, const int32_t[::1] by_ecc, const int32_t[::1] last_lo,
+                        const int32_t[::1] last_hi) except -1 nogil:
     """Destinations lo .. hi-1 (chunk c) on thread t's work rows into chunk c's buffers."""
     cdef id_t N = sw_ptr.shape[0] - 1, S = head.shape[0], i
     cdef int32_t[::1] dist = w_i[t, 0:N], hidx = w_i[t, N:2 * N], order = w_i[t, 2 * N:3 * N + 1]
@@ -2665,9 +2871,40 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
     for i in range(lo, hi):
         _uniform_dest(dests[i], d_mult[i], mode, KU, KH, pp, sw_ptr, sw_adj, head, sw_list, sw_edges, tail, adj,
                       link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_rep, g_size, g_base, g_home1, dist,
-                      hidx, order, unv, lvl_o, lvl_r, rec, sigma, den, mass, A, lh, load, grp_up, grp_down, &unr)
+                      hidx, order, unv, lvl_o, lvl_r, rec, sigma, den, mass, A, lh, load, grp_up, grp_down, &unr,
+                      sym, ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi)
     o_unr[c] = unr
     return 0
+
+
+def _pairs_once_tables(fabric, hm, gb, g_size, mult, id_t N, int KU, int threads, grp_up):
+    """route_uniform's tables for the pairs-once path (hm: each group's home, gb: its g_base), and
+    the uplinks' loads added to grp_up: (ecc, comp, by_ecc, last_lo, last_hi, sw_base, c_base,
+    c_other) as _uniform_dest reads them."""
+    homes = np.unique(hm)
+    ecc, comp = uniform_pair_facts(fabric, homes, threads)
+    # the homes by (eccentricity, id): a home's last-level candidates are those before it in
+    # its eccentricity's run
+    he = ecc[homes]
+    o = np.lexsort((homes, he))
+    by_ecc = homes[o].astype(np.int32)
+    last_lo = np.zeros(N, np.int32)
+    last_hi = np.zeros(N, np.int32)
+    last_hi[homes[o]] = np.arange(o.shape[0], dtype=np.int32)
+    last_lo[homes[o]] = np.searchsorted(he[o], he[o], side="left").astype(np.int32)
+    sw_base = np.bincount(hm, weights=gb, minlength=N)
+    gc = comp[hm]
+    cb = np.bincount(gc, weights=gb)
+    # the other components' sums as prefix + suffix (exactly 0 with one component)
+    nc = cb.shape[0]
+    pre = np.zeros(nc)
+    pre[1:] = np.cumsum(cb)[:nc - 1]
+    suf = np.zeros(nc)
+    suf[:nc - 1] = np.flip(np.cumsum(np.flip(cb)))[1:]
+    # the uplinks: group a sends g_base[a] x mult x (its component's endpoints - 1)
+    cs = np.bincount(gc, weights=g_size)
+    grp_up[np.arange(hm.shape[0]) * KU] += gb * mult * (cs[gc] - 1.0)
+    return ecc, comp, by_ecc, last_lo, last_hi, sw_base, cb, pre + suf
 
 
 def route_uniform(fabric, groups, loads, options):
@@ -2684,6 +2921,16 @@ def route_uniform(fabric, groups, loads, options):
     Sources are aggregated here: one BFS per destination (recording its shortest-path DAG),
     one injection per source group at its home switches, one push along the DAG: O(dests x
     (switch links + groups)), with no per-flow arrays.
+
+    Each unordered pair once (uniform_pairs_once: fluid, every group single-homed, every group a
+    destination once with one multiplier): a fluid flow splits over the shortest paths in
+    proportion to their number, so a pair's flows one way are its flows the other way reversed,
+    and the demand is the same both ways. Each pair is then routed by the BFS of one of its two
+    home switches only (_pair_is_b) and its loads added to the reverse links as well; a BFS
+    stops at its root's eccentricity (uniform_pair_facts, a bit-parallel BFS beforehand), and its
+    last level, bottom-up, looks only at the switches whose pairs there are its own, about half
+    of that level's work. The uplinks, the last hops and the unreachable mass count every pair
+    (by component, in closed form). The loads equal the general path's to rounding.
 
     The destinations are cut into chunks (uniform_chunks: a function of their number and of
     the buffers' size only, never of ``threads``); each chunk adds into zeroed buffers of its
@@ -2711,6 +2958,17 @@ def route_uniform(fabric, groups, loads, options):
     cdef const real_t[::1] g_base = pp * np.asarray(g_size)
     cdef const int32_t[::1] g_home1 = np.where(np.asarray(fb.ep_up1)[rep] >= 0, np.asarray(fb.ep_home1)[rep],
                                                -1).astype(np.int32)
+    # each unordered pair once where the demand and the split are symmetric (see below)
+    cdef int sym = uniform_pairs_once(mode, np.asarray(g_home1), np.asarray(dests), np.asarray(d_mult), Lk)
+    cdef const int32_t[::1] ecc, comp, by_ecc, last_lo, last_hi
+    cdef const real_t[::1] sw_base, c_base, c_other
+    if sym:
+        ecc, comp, by_ecc, last_lo, last_hi, sw_base, c_base, c_other = _pairs_once_tables(
+            fabric, np.asarray(g_home1), np.asarray(g_base), np.asarray(g_size), float(np.asarray(d_mult)[0]), N, KU,
+            threads, np.asarray(grp_up))
+    else:
+        ecc = comp = by_ecc = last_lo = last_hi = np.zeros(1, np.int32)
+        sw_base = c_base = c_other = np.zeros(1)
     cdef int64_t[::1] bounds = uniform_chunks(nd, Lk + nU + nD)
     cdef id_t NC = bounds.shape[0] - 1
     T = max(1, min(threads, NC))
@@ -2729,18 +2987,26 @@ def route_uniform(fabric, groups, loads, options):
                 _uniform_chunk(bounds[c], bounds[c + 1], 0, c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head, sw_list,
                                sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base,
                                g_home1, dests,
-                               d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr)
+                               d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr, sym, ecc, comp,
+                               sw_base, c_base, c_other, by_ecc, last_lo, last_hi)
     else:
         for c in prange(NC, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
             _uniform_chunk(bounds[c], bounds[c + 1], threadid(), c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
                            sw_list, sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size,
-                           g_base, g_home1, dests, d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr)
-    # the chunks' buffers added in chunk order (each entry on its own: any thread count, same sums)
+                           g_base, g_home1, dests, d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr, sym,
+                           ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi)
+    # the chunks' buffers added in chunk order (each entry on its own: any thread count, same sums);
+    # pairs once: each pair's flows one way, in the buffers, and the other way, on the reverse links
     cdef real_t unr = 0.0
+    cdef real_t[::1] one = np.zeros(Lk) if sym else load
     with nogil:
         for c in range(NC):
             for l in range(Lk):
-                load[l] += o_load[c, l]
+                one[l] += o_load[c, l]
+        if sym:
+            for l in range(Lk):
+                load[l] += one[l] + one[l ^ 1]
+        for c in range(NC):
             for l in range(nU):
                 grp_up[l] += o_up[c, l]
             for l in range(nD):
