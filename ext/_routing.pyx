@@ -2517,7 +2517,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                        real_t* unreach, int sym, const int32_t[::1] ecc, const int32_t[::1] comp,
                        const real_t[::1] sw_base, const real_t[::1] c_base, const real_t[::1] c_other,
                        const int32_t[::1] by_ecc, const int32_t[::1] last_lo,
-                       const int32_t[::1] last_hi) except -1 nogil:
+                       const int32_t[::1] last_hi, id_t l_lo) except -1 nogil:
     """The uniform demand towards destination group b (x mult): from every group a, pp x
     |a| x (|b| - [a == b]) x mult, routed as route_fluid routes a flow with source group a and
     destination spread over b.
@@ -2805,7 +2805,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                 while True:
                     r = adj[j] ^ 1
                     x = mass[head[j]] * _wt(mode, r, sn, link_gbps)
-                    load[r] += x
+                    load[r - l_lo] += x
                     acc += x
                     i += 1
                     if i >= iend:
@@ -2820,7 +2820,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                 n = head[j]
                 r = adj[j]
                 x = mass[tail[j]] * _wt(mode, r, sigma[n], link_gbps)
-                load[r] += x
+                load[r - l_lo] += x
                 mass[n] += x
     if nq > 64 and 2 * nq > sw_hi - sw_lo:
         # most switches were visited: clear their whole id range, then the homes outside it
@@ -2855,7 +2855,7 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
                         real_t[:, ::1] o_down, real_t[::1] o_unr, int sym, const int32_t[::1] ecc,
                         const int32_t[::1] comp, const real_t[::1] sw_base, const real_t[::1] c_base,
                         const real_t[::1] c_other, const int32_t[::1] by_ecc, const int32_t[::1] last_lo,
-                        const int32_t[::1] last_hi) except -1 nogil:
+                        const int32_t[::1] last_hi, id_t l_lo) except -1 nogil:
     """Destinations lo .. hi-1 (chunk c) on thread t's work rows into chunk c's buffers."""
     cdef id_t N = sw_ptr.shape[0] - 1, S = head.shape[0], i
     cdef int32_t[::1] dist = w_i[t, 0:N], hidx = w_i[t, N:2 * N], order = w_i[t, 2 * N:3 * N + 1]
@@ -2872,7 +2872,7 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
         _uniform_dest(dests[i], d_mult[i], mode, KU, KH, pp, sw_ptr, sw_adj, head, sw_list, sw_edges, tail, adj,
                       link_dst, link_gbps, up_ptr, up_link, ep_up1, ep_home1, g_rep, g_size, g_base, g_home1, dist,
                       hidx, order, unv, lvl_o, lvl_r, rec, sigma, den, mass, A, lh, load, grp_up, grp_down, &unr,
-                      sym, ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi)
+                      sym, ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi, l_lo)
     o_unr[c] = unr
     return 0
 
@@ -2972,7 +2972,11 @@ def route_uniform(fabric, groups, loads, options):
     cdef int64_t[::1] bounds = uniform_chunks(nd, Lk + nU + nD)
     cdef id_t NC = bounds.shape[0] - 1
     T = max(1, min(threads, NC))
-    cdef real_t[:, ::1] o_load = np.zeros((NC, Lk))
+    # the chunks' load buffers span the switch links' ids alone (l_lo .. l_lo + LW - 1, whole
+    # pairs): the kernel loads no other link
+    cdef id_t l_lo = (int(np.asarray(adj).min()) & ~1) if S else 0
+    cdef id_t LW = ((int(np.asarray(adj).max()) | 1) + 1 - l_lo) if S else 0
+    cdef real_t[:, ::1] o_load = np.zeros((NC, LW))
     cdef real_t[:, ::1] o_up = np.zeros((NC, nU))
     cdef real_t[:, ::1] o_down = np.zeros((NC, nD))
     cdef real_t[::1] o_unr = np.zeros(NC)
@@ -2988,24 +2992,24 @@ def route_uniform(fabric, groups, loads, options):
                                sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base,
                                g_home1, dests,
                                d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr, sym, ecc, comp,
-                               sw_base, c_base, c_other, by_ecc, last_lo, last_hi)
+                               sw_base, c_base, c_other, by_ecc, last_lo, last_hi, l_lo)
     else:
         for c in prange(NC, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
             _uniform_chunk(bounds[c], bounds[c + 1], threadid(), c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
                            sw_list, sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size,
                            g_base, g_home1, dests, d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr, sym,
-                           ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi)
+                           ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi, l_lo)
     # the chunks' buffers added in chunk order (each entry on its own: any thread count, same sums);
     # pairs once: each pair's flows one way, in the buffers, and the other way, on the reverse links
     cdef real_t unr = 0.0
-    cdef real_t[::1] one = np.zeros(Lk) if sym else load
+    cdef real_t[::1] one = np.zeros(LW) if sym else load[l_lo:l_lo + LW]
     with nogil:
         for c in range(NC):
-            for l in range(Lk):
+            for l in range(LW):
                 one[l] += o_load[c, l]
         if sym:
-            for l in range(Lk):
-                load[l] += one[l] + one[l ^ 1]
+            for l in range(LW):
+                load[l_lo + l] += one[l] + one[l ^ 1]
         for c in range(NC):
             for l in range(nU):
                 grp_up[l] += o_up[c, l]
