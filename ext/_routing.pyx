@@ -55,6 +55,8 @@ paths finish, undone back to the first event that froze one of them and resumed 
 with active paths, updated in place), the active paths' rates and bytes left are contiguous
 arrays compacted as paths finish. Cost per refill round O(active paths) plus the events replayed.
 """
+import threading
+
 import numpy as np
 from cython.parallel cimport prange, threadid
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -2877,6 +2879,40 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
     return 0
 
 
+# route_uniform's work arrays and chunk buffers come from one kept buffer, reused from call to
+# call (fresh pages fault on first touch: on repeated calls that cost as much as a tenth of the
+# kernel's time); a call that finds it in use, or needs more than UNIFORM_KEEP bytes, gets fresh
+# memory that is not kept
+UNIFORM_KEEP = 1 << 28
+_KEPT_LOCK = threading.Lock()
+_KEPT = [np.zeros(0, np.uint8)]
+
+
+def _carve(specs):
+    """([arrays], held) for specs [(shape, dtype, fill value)]: views of the kept buffer if this
+    call holds it (held: the caller releases _KEPT_LOCK when done with them), else of fresh
+    memory; every array filled with its value, so nothing depends on an earlier call."""
+    offs, total = [], 0
+    for shape, dt, _ in specs:
+        offs.append(total)
+        total += (int(np.prod(shape)) * np.dtype(dt).itemsize + 63) // 64 * 64
+    total += 64
+    held = total <= UNIFORM_KEEP and _KEPT_LOCK.acquire(blocking=False)
+    if held:
+        if _KEPT[0].shape[0] < total:
+            _KEPT[0] = np.empty(total, np.uint8)
+        buf = _KEPT[0]
+    else:
+        buf = np.empty(total, np.uint8)
+    base = (64 - buf.ctypes.data % 64) % 64          # 64-byte aligned views
+    out = []
+    for (shape, dt, fill), o in zip(specs, offs):
+        a = np.ndarray(shape, dtype=dt, buffer=buf, offset=base + int(o))
+        a.fill(fill)
+        out.append(a)
+    return out, held
+
+
 def _pairs_once_tables(fabric, hm, gb, g_size, mult, id_t N, int KU, int threads, grp_up):
     """route_uniform's tables for the pairs-once path (hm: each group's home, gb: its g_base), and
     the uplinks' loads added to grp_up: (ecc, comp, by_ecc, last_lo, last_hi, sw_base, c_base,
@@ -2976,44 +3012,50 @@ def route_uniform(fabric, groups, loads, options):
     # pairs): the kernel loads no other link
     cdef id_t l_lo = (int(np.asarray(adj).min()) & ~1) if S else 0
     cdef id_t LW = ((int(np.asarray(adj).max()) | 1) + 1 - l_lo) if S else 0
-    cdef real_t[:, ::1] o_load = np.zeros((NC, LW))
-    cdef real_t[:, ::1] o_up = np.zeros((NC, nU))
-    cdef real_t[:, ::1] o_down = np.zeros((NC, nD))
-    cdef real_t[::1] o_unr = np.zeros(NC)
-    w = np.full((T, 6 * N + 5), -1, np.int32)
-    cdef int32_t[:, ::1] w_i = w
-    cdef int32_t[:, ::1] w_rec = np.zeros((T, S + 1), np.int32)
-    cdef real_t[:, ::1] w_f = np.zeros((T, 3 * N + 2 * KH))
-    cdef real_t[:, ::1] w_A = np.zeros((T, N * KH if KH > 1 else 1))
-    if T == 1:
+    cdef real_t[:, ::1] o_load, o_up, o_down, w_f, w_A
+    cdef real_t[::1] o_unr, one
+    cdef int32_t[:, ::1] w_i, w_rec
+    cdef real_t unr = 0.0
+    arrays, held = _carve([((NC, LW), np.float64, 0.0), ((NC, nU), np.float64, 0.0), ((NC, nD), np.float64, 0.0),
+                           ((NC,), np.float64, 0.0), ((T, 6 * N + 5), np.int32, -1), ((T, S + 1), np.int32, 0),
+                           ((T, 3 * N + 2 * KH), np.float64, 0.0), ((T, N * KH if KH > 1 else 1), np.float64, 0.0),
+                           ((LW if sym else 0,), np.float64, 0.0)])
+    try:
+        o_load, o_up, o_down, o_unr, w_i, w_rec, w_f, w_A, one = arrays
+        if not sym:
+            one = load[l_lo:l_lo + LW]
+        if T == 1:
+            with nogil:
+                for c in range(NC):
+                    _uniform_chunk(bounds[c], bounds[c + 1], 0, c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
+                                   sw_list, sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link,
+                                   fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base, g_home1, dests, d_mult, w_i, w_rec, w_f,
+                                   w_A, o_load, o_up, o_down, o_unr, sym, ecc, comp, sw_base, c_base, c_other, by_ecc,
+                                   last_lo, last_hi, l_lo)
+        else:
+            for c in prange(NC, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
+                _uniform_chunk(bounds[c], bounds[c + 1], threadid(), c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
+                               sw_list, sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link,
+                               fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base, g_home1, dests, d_mult, w_i, w_rec, w_f,
+                               w_A, o_load, o_up, o_down, o_unr, sym, ecc, comp, sw_base, c_base, c_other, by_ecc,
+                               last_lo, last_hi, l_lo)
+        # the chunks' buffers added in chunk order (each entry on its own: any thread count, same
+        # sums); pairs once: each pair's flows one way, in the buffers, and the other way, on the
+        # reverse links
         with nogil:
             for c in range(NC):
-                _uniform_chunk(bounds[c], bounds[c + 1], 0, c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head, sw_list,
-                               sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size, g_base,
-                               g_home1, dests,
-                               d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr, sym, ecc, comp,
-                               sw_base, c_base, c_other, by_ecc, last_lo, last_hi, l_lo)
-    else:
-        for c in prange(NC, nogil=True, num_threads=T, schedule="dynamic", chunksize=1):
-            _uniform_chunk(bounds[c], bounds[c + 1], threadid(), c, mode, KU, KH, pp, fb.sw_ptr, fb.sw_adj, head,
-                           sw_list, sw_edges, tail, adj, fb.link_dst, fb.link_gbps, fb.up_ptr, fb.up_link, fb.ep_up1, fb.ep_home1, g_rep, g_size,
-                           g_base, g_home1, dests, d_mult, w_i, w_rec, w_f, w_A, o_load, o_up, o_down, o_unr, sym,
-                           ecc, comp, sw_base, c_base, c_other, by_ecc, last_lo, last_hi, l_lo)
-    # the chunks' buffers added in chunk order (each entry on its own: any thread count, same sums);
-    # pairs once: each pair's flows one way, in the buffers, and the other way, on the reverse links
-    cdef real_t unr = 0.0
-    cdef real_t[::1] one = np.zeros(LW) if sym else load[l_lo:l_lo + LW]
-    with nogil:
-        for c in range(NC):
-            for l in range(LW):
-                one[l] += o_load[c, l]
-        if sym:
-            for l in range(LW):
-                load[l_lo + l] += one[l] + one[l ^ 1]
-        for c in range(NC):
-            for l in range(nU):
-                grp_up[l] += o_up[c, l]
-            for l in range(nD):
-                grp_down[l] += o_down[c, l]
-            unr += o_unr[c]
+                for l in range(LW):
+                    one[l] += o_load[c, l]
+            if sym:
+                for l in range(LW):
+                    load[l_lo + l] += one[l] + one[l ^ 1]
+            for c in range(NC):
+                for l in range(nU):
+                    grp_up[l] += o_up[c, l]
+                for l in range(nD):
+                    grp_down[l] += o_down[c, l]
+                unr += o_unr[c]
+    finally:
+        if held:
+            _KEPT_LOCK.release()
     return unr

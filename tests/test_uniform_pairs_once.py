@@ -151,3 +151,49 @@ def test_eccentricities_and_components_equal_networkx():
                 np.array([f.n_nodes], np.int32)):
         with pytest.raises(ValueError, match="distinct node ids"):
             mod.uniform_pair_facts(fa, bad, 1)
+
+
+# --- the kept work arrays --------------------------------------------------------------------
+def _bits(out):
+    return [x.tobytes() for x in out[:3]] + [out[3]]
+
+
+def test_kept_buffer_reused_across_fabrics_threads_and_paths_gives_the_same_bits(monkeypatch):
+    # a call after calls on other fabrics (other shapes, the general path, other thread counts)
+    # equals one on fresh memory: one made while another call holds the kept buffer, and one
+    # with the buffer kept for no call at all
+    mod = compiled()
+    name, f, fail = cases()[2]
+    ng = n_groups(f, fail)
+    dests = np.arange(ng, dtype=np.int64)
+    first = _bits(uniform(f, fail, dests, np.ones(ng), mod, threads=2))
+    for other_name, g, gfail in cases()[3:6]:
+        m = n_groups(g, gfail)
+        uniform(g, gfail, np.arange(m, dtype=np.int64), np.ones(m), mod, threads=1)
+        uniform(g, gfail, np.arange(m // 2, dtype=np.int64), np.full(m // 2, 3.0), mod, threads=3)
+    assert _bits(uniform(f, fail, dests, np.ones(ng), mod, threads=2)) == first
+    assert mod._KEPT_LOCK.acquire(blocking=False)
+    try:
+        assert _bits(uniform(f, fail, dests, np.ones(ng), mod, threads=2)) == first
+    finally:
+        mod._KEPT_LOCK.release()
+    monkeypatch.setattr(mod, "UNIFORM_KEEP", 0)
+    assert _bits(uniform(f, fail, dests, np.ones(ng), mod, threads=2)) == first
+
+
+def test_calls_from_two_python_threads_at_once():
+    import concurrent.futures as cf
+    mod = compiled()
+    work = [cases()[i] for i in (0, 1, 4, 6)]
+    want = []
+    for _, f, fail in work:
+        ng = n_groups(f, fail)
+        want.append(_bits(uniform(f, fail, np.arange(ng, dtype=np.int64), np.ones(ng), mod)))
+
+    def run(i):
+        _, f, fail = work[i % len(work)]
+        ng = n_groups(f, fail)
+        return _bits(uniform(f, fail, np.arange(ng, dtype=np.int64), np.ones(ng), mod, threads=1 + i % 2))
+    with cf.ThreadPoolExecutor(2) as ex:
+        got = list(ex.map(run, range(24)))
+    assert all(g == want[i % len(work)] for i, g in enumerate(got))
