@@ -2883,7 +2883,7 @@ cdef int _uniform_chunk(id_t lo, id_t hi, int t, int c, int mode, int KU, int KH
 # call (fresh pages fault on first touch: on repeated calls that cost as much as a tenth of the
 # kernel's time); a call that finds it in use, or needs more than UNIFORM_KEEP bytes, gets fresh
 # memory that is not kept
-UNIFORM_KEEP = 1 << 28
+UNIFORM_KEEP = 1 << 26
 _KEPT_LOCK = threading.Lock()
 _KEPT = [np.zeros(0, np.uint8)]
 
