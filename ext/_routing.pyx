@@ -2491,12 +2491,12 @@ cdef inline bint _pair_is_b(int32_t d, int32_t L, int32_t ea, id_t a, id_t b) no
     return (d >= 0) & (((d < L) & (last | up)) | ((d == L) & last & up))
 
 
-cdef int _uniform_sym_inject(id_t b, real_t sbm, int32_t d, int32_t L, int32_t hb, const int32_t[::1] ecc,
+cdef int _uniform_sym_inject(real_t sbm, int32_t d, int32_t L, int32_t hb, const int32_t[::1] ecc,
                              const real_t[::1] sw_base, const int32_t[::1] order, const int32_t[::1] lvl_o,
                              real_t[::1] mass) except -1 nogil:
     """_uniform_dest's injection on the pairs-once path (levels 0 .. d-1 visited): at each visited
-    switch s, the mass of its groups (sw_base[s] x |b| x mult) if their pairs with b are b's
-    (_pair_is_b, switch ids breaking ties), else none. Level 0 (b's home) pushes nothing."""
+    switch s, the mass of its groups towards b (sbm = |b| x mult per unit of sw_base[s]) if the
+    pair {s, hb} is hb's (_pair_is_b), else none. Level 0 (hb itself) pushes nothing."""
     cdef id_t idx
     cdef int32_t lv, s
     for lv in range(1, d):
@@ -2709,7 +2709,7 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         # every source in the last hop or the unreachable mass (the uplinks: route_uniform)
         lh0 = mult * (sb * c_base[comp[hb]] - g_base[b])
         unr = mult * sb * c_other[comp[hb]]
-        _uniform_sym_inject(b, sb * mult, d, L, hb, ecc, sw_base, order, lvl_o, mass)
+        _uniform_sym_inject(sb * mult, d, L, hb, ecc, sw_base, order, lvl_o, mass)
     # inject every source group's mass at its home switches
     for a in range(ng if not sym else 0):
         m = g_base[a] * (sb - (1.0 if a == b else 0.0)) * mult
