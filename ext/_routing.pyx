@@ -2456,6 +2456,57 @@ def uniform_pair_facts(fabric, const int32_t[::1] homes, int threads):
     return e, cm
 
 
+# the pairs-once path only on shallow switch graphs (uniform_pairs_pay): its bit-parallel pass costs
+# one sweep over the switch links per level and 256 homes, and it saves half of each BFS's last
+# level, a small share of a deep graph's BFS
+UNIFORM_PAIRS_MAX_ECC = 8
+
+
+def uniform_pairs_pay(fabric, g_home1):
+    """Whether route_uniform's pairs-once path pays on this fabric: the eccentricities of up to four
+    homes spread over the groups (g_home1, each group's home switch; one BFS each) all at most
+    UNIFORM_PAIRS_MAX_ECC. Fat trees, Clos, Dragonfly and random regular graphs pass; rings, large
+    tori and meshes do not (a ring of 2,048 switches took 2x as long on that path)."""
+    h = np.asarray(g_home1)
+    n = h.shape[0]
+    for i in sorted({0, n // 3, (2 * n) // 3, n - 1}) if n else []:
+        if uniform_hops_from(fabric, int(h[i]))[0] > UNIFORM_PAIRS_MAX_ECC:
+            return False
+    return n > 0
+
+
+def uniform_hops_from(fabric, id_t root):
+    """(eccentricity, switches at it, switches reached) of switch ``root`` over the alive switch
+    links (the hops to the farthest switch it reaches, 0 if it has no link; root included in the
+    counts): one BFS, O(switches + links)."""
+    cdef FabricView fb = _fabric_view(fabric)
+    cdef id_t N = fb.sw_ptr.shape[0] - 1, lo = 0, hi = 1, u, j, v
+    if not 0 <= root < N:
+        raise ValueError(f"uniform_hops_from: root must be a node id below {N} (found {root})")
+    cdef const int32_t[::1] head = np.asarray(fb.sw_head, np.int32)
+    cdef int32_t[::1] dist = np.full(N, -1, np.int32)
+    cdef int32_t[::1] queue = np.zeros(N, np.int32)
+    cdef int32_t far = 0
+    cdef id_t at_far = 0
+    with nogil:
+        dist[root] = 0
+        queue[0] = <int32_t>root
+        while lo < hi:
+            u = queue[lo]
+            lo += 1
+            if dist[u] > far:
+                far = dist[u]
+                at_far = 0
+            at_far += 1
+            for j in range(fb.sw_ptr[u], fb.sw_ptr[u + 1]):
+                v = head[j]
+                if dist[v] < 0:
+                    dist[v] = dist[u] + 1
+                    queue[hi] = <int32_t>v
+                    hi += 1
+    return int(far), int(at_far), int(hi)
+
+
 def uniform_pairs_once(int mode, g_home1, dests, d_mult, id_t n_links):
     """Whether route_uniform routes each unordered pair of groups once (1) or each ordered pair (0).
 
@@ -2996,6 +3047,8 @@ def route_uniform(fabric, groups, loads, options):
                                                -1).astype(np.int32)
     # each unordered pair once where the demand and the split are symmetric (see below)
     cdef int sym = uniform_pairs_once(mode, np.asarray(g_home1), np.asarray(dests), np.asarray(d_mult), Lk)
+    if sym and not uniform_pairs_pay(fabric, np.asarray(g_home1)):
+        sym = 0
     cdef const int32_t[::1] ecc, comp, by_ecc, last_lo, last_hi
     cdef const real_t[::1] sw_base, c_base, c_other
     if sym:

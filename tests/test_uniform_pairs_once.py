@@ -22,6 +22,16 @@ def compiled():
     return importlib.import_module("topo._routing")
 
 
+GATE = compiled().UNIFORM_PAIRS_MAX_ECC
+
+
+@pytest.fixture(autouse=True)
+def pairs_once_everywhere(monkeypatch):
+    """The pairs-once path on every eligible fabric here, whether or not it pays
+    (test_pairs_once_only_where_it_pays tests the gate itself)."""
+    monkeypatch.setattr(compiled(), "UNIFORM_PAIRS_MAX_ECC", 10 ** 9)
+
+
 def switch_fabric(G: nx.Graph, hosts: int, seed: int):
     """Hosts single-homed on the switches of G (host i on switch i // hosts), link speeds drawn
     from two values (so some switches home two groups)."""
@@ -197,3 +207,36 @@ def test_calls_from_two_python_threads_at_once():
     with cf.ThreadPoolExecutor(2) as ex:
         got = list(ex.map(run, range(24)))
     assert all(g == want[i % len(work)] for i, g in enumerate(got))
+
+
+def test_pairs_once_only_where_it_pays(monkeypatch):
+    # shallow graphs (random regular, a small torus, a complete bipartite one) take it; rings, large
+    # tori and paths do not (many levels); the loads equal the general path's either way
+    mod = compiled()
+    monkeypatch.setattr(mod, "UNIFORM_PAIRS_MAX_ECC", GATE)
+    graphs = {"random-regular": (nx.random_regular_graph(6, 120, seed=0), True),
+              "fat-tree-k8": (nx.complete_bipartite_graph(8, 8), True),
+              "ring": (nx.cycle_graph(64), False), "torus": (nx.grid_2d_graph(16, 16, periodic=True), False),
+              "torus-3d": (nx.grid_graph(dim=(5, 5, 5), periodic=True), True), "path": (nx.path_graph(15), False),
+              "torus-3d-6": (nx.grid_graph(dim=(6, 6, 6), periodic=True), False), "path-9": (nx.path_graph(9), True)}
+    for name, (G, pays) in graphs.items():
+        f = switch_fabric(G, 2, 3)
+        P = routing.prepare(f, None)
+        home = np.asarray(routing._fabric_arrays(f, P).ep_home1)[np.asarray(P.g_rep)]
+        assert mod.uniform_pairs_pay(routing._fabric_arrays(f, P), home) == pays, name
+        ng = P.g_rep.shape[0]
+        dests = np.arange(ng, dtype=np.int64)
+        got = uniform(f, None, dests, np.ones(ng), mod)
+        halves = [uniform(f, None, d, np.ones(d.shape[0]), mod) for d in (dests[: ng // 2], dests[ng // 2:])]
+        general = [a + b for a, b in zip(halves[0][:3], halves[1][:3])]
+        assert all(close(x, y) for x, y in zip(got[:3], general)), name
+    # (eccentricity, switches at it, switches reached) of every switch of the last graph (a path),
+    # against networkx
+    E, n = f.n_endpoints, G.number_of_nodes()
+    for v in range(n):
+        d = nx.single_source_shortest_path_length(G, v)
+        far = max(d.values())
+        want = (far, sum(1 for x in d.values() if x == far), n)
+        assert mod.uniform_hops_from(routing._fabric_arrays(f, P), E + v) == want, v
+    with pytest.raises(ValueError, match="root"):
+        mod.uniform_hops_from(routing._fabric_arrays(f, P), f.n_nodes)
