@@ -2557,6 +2557,27 @@ cdef int _uniform_sym_inject(real_t sbm, int32_t d, int32_t L, int32_t hb, const
     return 0
 
 
+cdef id_t _last_level(bint bottom, id_t nu, int32_t L, int32_t hb, const int32_t[::1] dist, const int32_t[::1] ecc,
+                      const int32_t[::1] by_ecc, const int32_t[::1] last_lo, const int32_t[::1] last_hi,
+                      int32_t[::1] unv) noexcept nogil:
+    """_uniform_dest's list of the switches its last level (L, pairs once) looks at, bottom-up: the
+    homes of eccentricity L below hb not yet visited (by_ecc[last_lo[hb] .. last_hi[hb] - 1]), or,
+    if the BFS is bottom-up already, those of its nu unvisited switches. Returns their number."""
+    cdef id_t q, n = 0
+    cdef int32_t s
+    if not bottom:
+        for q in range(last_lo[hb], last_hi[hb]):
+            s = by_ecc[q]
+            unv[n] = s
+            n += dist[s] < 0
+    else:
+        for q in range(nu):
+            s = unv[q]
+            unv[n] = s
+            n += (ecc[s] == L) & (s < hb)
+    return n
+
+
 cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
                        const id_t[::1] sw_ptr, const id_t[::1] sw_adj, const int32_t[::1] head,
                        const int32_t[::1] sw_list, id_t sw_edges, const int32_t[::1] tail,
@@ -2629,26 +2650,15 @@ cdef int _uniform_dest(id_t b, real_t mult, int mode, int KU, int KH, real_t pp,
         d1 = d + 1
         lvl_o[d] = <int32_t>lo
         lvl_r[d] = <int32_t>nr
-        if d == L:
-            d = d1          # nothing beyond b's eccentricity
-            break
-        if d1 == L:
+        if sym and d1 >= L:
+            if d == L:
+                d = d1          # nothing beyond b's eccentricity
+                break
             # the last level, bottom-up over the switches that home a source of b's pairs alone
+            nu = _last_level(bottom, nu, L, hb, dist, ecc, by_ecc, last_lo, last_hi, unv)
             if not bottom:
                 bottom = True
                 dbot = d
-                nu = 0
-                for q in range(last_lo[hb], last_hi[hb]):
-                    s = by_ecc[q]
-                    unv[nu] = s
-                    nu += dist[s] < 0
-            else:
-                nu2 = 0
-                for q in range(nu):
-                    s = unv[q]
-                    unv[nu2] = s
-                    nu2 += (ecc[s] == L) & (s < hb)
-                nu = nu2
         elif not bottom and sw_list.shape[0] + (sw_edges - seen) < fe:
             bottom = True
             dbot = d
