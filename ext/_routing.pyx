@@ -2539,7 +2539,7 @@ cdef inline bint _pair_is_b(int32_t d, int32_t L, int32_t ea, id_t a, id_t b) no
     of b and a) is routed by b's BFS rather than a's: exactly one of the two. A pair on the last
     level of one switch's BFS alone goes to the other; otherwise to the higher switch id."""
     cdef bint up = b > a, last = d == ea
-    return (d >= 0) & (((d < L) & (last | up)) | ((d == L) & last & up))
+    return ((d < L) & (last | up)) | ((d == L) & last & up)
 
 
 cdef int _uniform_sym_inject(real_t sbm, int32_t d, int32_t L, int32_t hb, const int32_t[::1] ecc,
